@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what building and testing M365 Migrator needs on Debian/Ubuntu, skipping what is
+# already there. Safe to run again. Other platforms: see README "Prerequisites".
+set -euo pipefail
+
+APT_PACKAGES=(
+  # Tauri 2 on Linux (https://v2.tauri.app/start/prerequisites/)
+  build-essential pkg-config curl file libssl-dev libwebkit2gtk-4.1-dev librsvg2-dev libxdo-dev
+  # tests: a real window under Xvfb, a real browser, screenshots, the keychain
+  xvfb xauth x11-utils imagemagick chromium dbus-x11 gnome-keyring libsecret-tools
+  # bundles
+  rpm
+  # real destination servers used by the tests
+  dovecot-imapd radicale
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  if [[ "$(uname -s)" != Linux ]] || ! command -v apt-get >/dev/null; then
+    echo "install-deps: please install: ${missing[*]} (see README, Prerequisites)" >&2
+    exit 1
+  fi
+  SUDO=""
+  [[ $EUID -ne 0 ]] && SUDO="sudo"
+  echo "install-deps: installing ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "install-deps: Rust is missing: install it from https://rustup.rs, then run make again" >&2
+  exit 1
+fi
+if command -v rustup >/dev/null; then
+  for c in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+  done
+fi
+command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+command -v node >/dev/null || { echo "install-deps: Node.js 20+ is missing (apt-get install nodejs npm)" >&2; exit 1; }

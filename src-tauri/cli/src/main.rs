@@ -1,0 +1,140 @@
+//! `m365-migrate`: the headless front end. Each subcommand is a few lines over
+//! `migrator-core`; progress is drawn on stderr by [`reporter::CliReporter`].
+
+mod reporter;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use migrator_core::config::{Cloud, SourceConfig};
+use migrator_core::engine::{run_to_folder, RunControl};
+use migrator_core::progress::RunSummary;
+use migrator_core::secrets::Secret;
+
+/// Exit codes: 0 success, 1 finished with failed items, 2 stopped by a fatal error.
+const EXIT_ITEMS_FAILED: u8 = 1;
+const EXIT_FATAL: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "m365-migrate",
+    version,
+    about = "Migrate a Microsoft 365 tenant's mail, calendars, contacts and tasks",
+    long_about = "Migrate a Microsoft 365 tenant's mail, calendars, contacts and tasks to IceWarp \
+                  or any IMAP + CalDAV/CardDAV server, or to a local folder.\n\n\
+                  Exit codes: 0 success, 1 finished but some items failed, 2 stopped by an error."
+)]
+struct Cli {
+    /// No progress output; errors are still printed.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides it.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Migrate a built-in simulated tenant into a local folder: the whole flow, no tenant needed.
+    ///
+    /// Starts a Microsoft Graph simulator on 127.0.0.1, signs in to it with the client
+    /// credentials flow, and writes one Maildir++ tree per user under --out. Running it again
+    /// into the same folder writes nothing twice.
+    Demo {
+        /// Folder to write the users' Maildir trees into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Number of simulated users.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        users: u32,
+        /// Messages per simulated user.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+        messages: u32,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FATAL);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(summary) if summary.totals.failed > 0 => ExitCode::from(EXIT_ITEMS_FAILED),
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_FATAL)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<RunSummary> {
+    match cli.command {
+        Command::Demo {
+            out,
+            users,
+            messages,
+        } => demo(out, users, messages, cli.quiet).await,
+    }
+}
+
+async fn demo(out: PathBuf, users: u32, messages: u32, quiet: bool) -> anyhow::Result<RunSummary> {
+    let mut config = migrator_sim::SimConfig::demo();
+    config.tenant.users = users as usize;
+    config.tenant.messages_per_user = messages as usize;
+    let sim = migrator_sim::SimServer::start(config).await?;
+    let source = SourceConfig {
+        tenant_id: sim.tenant_id().to_string(),
+        client_id: sim.client_id().to_string(),
+        cloud: Cloud::Global,
+        login_url: Some(sim.url()),
+        graph_url: Some(sim.url()),
+    };
+    let secret = Secret::new(sim.client_secret());
+    let reporter = Arc::new(reporter::CliReporter::new(quiet));
+    let control = RunControl::new();
+    stop_on_ctrl_c(control.clone());
+    let result = run_to_folder(&source, &secret, &out, reporter.clone(), control).await;
+    sim.shutdown().await;
+    let summary = result?;
+    reporter.finish(&summary, &out);
+    Ok(summary)
+}
+
+/// Ctrl-C stops at the next item boundary; a later run resumes.
+fn stop_on_ctrl_c(control: RunControl) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("stopping after the messages in flight; run again to resume");
+            control.cancel();
+        }
+    });
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,147 @@
+//! Progress on stderr: bars in a terminal, plain lines otherwise, nothing under `--quiet`.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Mutex;
+
+use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use migrator_core::progress::{ProgressEvent, Reporter, RunSummary};
+
+/// Draws the core's progress events.
+pub struct CliReporter {
+    mode: Mode,
+    state: Mutex<State>,
+}
+
+enum Mode {
+    Quiet,
+    Lines,
+    Bars {
+        multi: MultiProgress,
+        overall: ProgressBar,
+    },
+}
+
+#[derive(Default)]
+struct State {
+    users: HashMap<String, ProgressBar>,
+    bytes: u64,
+}
+
+impl CliReporter {
+    pub fn new(quiet: bool) -> Self {
+        let mode = if quiet {
+            Mode::Quiet
+        } else if std::io::stderr().is_terminal() {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            let overall = multi.add(ProgressBar::new(0));
+            overall.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:>8} [{bar:30}] {pos}/{len} messages  {msg}  {per_sec}  ETA {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            overall.set_prefix("overall");
+            Mode::Bars { multi, overall }
+        } else {
+            Mode::Lines
+        };
+        CliReporter {
+            mode,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Prints the closing summary (also under `--quiet`: it is the command's result).
+    pub fn finish(&self, summary: &RunSummary, out: &Path) {
+        if let Mode::Bars { overall, .. } = &self.mode {
+            overall.finish_and_clear();
+        }
+        let t = &summary.totals;
+        println!(
+            "{} {} users, {} folders, {} messages ({}) in {:.1} s; {} already present, {} failed. Output: {}",
+            if summary.cancelled { "Stopped after" } else { "Migrated" },
+            summary.users,
+            t.folders,
+            t.messages,
+            HumanBytes(t.bytes),
+            summary.seconds,
+            t.skipped,
+            t.failed,
+            out.display()
+        );
+    }
+}
+
+impl Reporter for CliReporter {
+    fn report(&self, event: ProgressEvent) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match (&self.mode, event) {
+            (Mode::Quiet, _) => {}
+            (Mode::Lines, ProgressEvent::RunStarted { users }) => {
+                eprintln!("signed in; migrating {users} mailboxes")
+            }
+            (Mode::Lines, ProgressEvent::UserFinished { user, stats }) => eprintln!(
+                "{user}: {} messages ({}), {} already present, {} failed",
+                stats.messages,
+                HumanBytes(stats.bytes),
+                stats.skipped,
+                stats.failed
+            ),
+            (
+                Mode::Lines | Mode::Bars { .. },
+                ProgressEvent::ItemFailed {
+                    user,
+                    folder,
+                    item,
+                    reason,
+                },
+            ) => {
+                let line = format!("failed: {user} {folder} {item}: {reason}");
+                match &self.mode {
+                    Mode::Bars { multi, .. } => multi.suspend(|| eprintln!("{line}")),
+                    _ => eprintln!("{line}"),
+                }
+            }
+            (Mode::Lines, ProgressEvent::Throttled { user, wait_ms }) => {
+                eprintln!("{user}: throttled by Microsoft, waiting {wait_ms} ms")
+            }
+            (Mode::Lines, _) => {}
+            (Mode::Bars { multi, overall }, event) => match event {
+                ProgressEvent::UserStarted { user, messages, .. } => {
+                    overall.inc_length(messages);
+                    let bar = multi.add(ProgressBar::new(messages));
+                    bar.set_style(
+                        ProgressStyle::with_template("{prefix:>30} [{bar:30}] {pos}/{len} {msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_bar())
+                            .progress_chars("=> "),
+                    );
+                    bar.set_prefix(user.clone());
+                    state.users.insert(user, bar);
+                }
+                ProgressEvent::ItemDone { user, bytes, .. } => {
+                    overall.inc(1);
+                    state.bytes += bytes;
+                    overall.set_message(HumanBytes(state.bytes).to_string());
+                    if let Some(bar) = state.users.get(&user) {
+                        bar.inc(1);
+                    }
+                }
+                ProgressEvent::Throttled { user, wait_ms } => {
+                    if let Some(bar) = state.users.get(&user) {
+                        bar.set_message(format!("throttled {wait_ms} ms"));
+                    }
+                }
+                ProgressEvent::UserFinished { user, .. } => {
+                    if let Some(bar) = state.users.remove(&user) {
+                        bar.finish_and_clear();
+                        multi.remove(&bar);
+                    }
+                }
+                _ => {}
+            },
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Folder names: modified UTF-7 (RFC 3501 §5.1.3) and the reversible escaping rule for names
+//! that contain a destination's hierarchy separator.
+//!
+//! **Escaping rule.** Before encoding, `%` becomes `%25`, a separator becomes `%XX` (its
+//! hexadecimal code, e.g. `.` -> `%2E`, `/` -> `%2F`), and control characters become `%XX`.
+//! Decoding reverses it. So `v1.2` is stored as `v1%2E2` in a `.`-separated tree and reads back
+//! as `v1.2`, and two different source names never map to the same destination name.
+
+use base64::Engine as _;
+
+/// Escapes `%`, the `separators` and control characters as `%XX` (see the module doc).
+pub fn escape(name: &str, separators: &[char]) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c == '%' || separators.contains(&c) || c.is_control() {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Reverses [`escape`]. Invalid `%` sequences are kept as they are.
+pub fn unescape(name: &str) -> String {
+    let bytes = name.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Some(b) = hex_byte(bytes[i + 1], bytes[i + 2]) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_byte(hi: u8, lo: u8) -> Option<u8> {
+    let digit = |c: u8| (c as char).to_digit(16);
+    Some((digit(hi)? * 16 + digit(lo)?) as u8)
+}
+
+const MUTF7: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &match base64::alphabet::Alphabet::new(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,",
+    ) {
+        Ok(a) => a,
+        Err(_) => panic!("the modified base64 alphabet is valid"),
+    },
+    base64::engine::general_purpose::NO_PAD,
+);
+
+/// Encodes a mailbox name in modified UTF-7 (RFC 3501 §5.1.3): printable ASCII stays, `&`
+/// becomes `&-`, everything else is UTF-16 in modified base64 between `&` and `-`.
+pub fn encode_mutf7(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut pending: Vec<u16> = Vec::new();
+    let flush = |pending: &mut Vec<u16>, out: &mut String| {
+        if !pending.is_empty() {
+            let bytes: Vec<u8> = pending.iter().flat_map(|u| u.to_be_bytes()).collect();
+            out.push('&');
+            out.push_str(&MUTF7.encode(bytes));
+            out.push('-');
+            pending.clear();
+        }
+    };
+    for c in name.chars() {
+        if (' '..='~').contains(&c) {
+            flush(&mut pending, &mut out);
+            if c == '&' {
+                out.push_str("&-");
+            } else {
+                out.push(c);
+            }
+        } else {
+            let mut buf = [0u16; 2];
+            pending.extend_from_slice(c.encode_utf16(&mut buf));
+        }
+    }
+    flush(&mut pending, &mut out);
+    out
+}
+
+/// Decodes modified UTF-7; `None` when the input is not valid modified UTF-7.
+pub fn decode_mutf7(encoded: &str) -> Option<String> {
+    let mut out = String::with_capacity(encoded.len());
+    let mut rest = encoded;
+    while let Some(start) = rest.find('&') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let end = after.find('-')?;
+        if end == 0 {
+            out.push('&');
+        } else {
+            let bytes = MUTF7.decode(&after[..end]).ok()?;
+            if bytes.len() % 2 != 0 {
+                return None;
+            }
+            let units: Vec<u16> = bytes
+                .chunks_exact(2)
+                .map(|p| u16::from_be_bytes([p[0], p[1]]))
+                .collect();
+            out.push_str(&String::from_utf16(&units).ok()?);
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mutf7_matches_rfc3501_examples() {
+        // RFC 3501 §5.1.3: "~peter/mail/台北/日本語"
+        assert_eq!(
+            encode_mutf7("~peter/mail/台北/日本語"),
+            "~peter/mail/&U,BTFw-/&ZeVnLIqe-"
+        );
+        assert_eq!(encode_mutf7("R&D"), "R&-D");
+        assert_eq!(encode_mutf7("Rechnungen äöü"), "Rechnungen &AOQA9gD8-");
+    }
+
+    #[test]
+    fn mutf7_round_trips_including_astral_characters() {
+        for name in [
+            "Inbox",
+            "R&D",
+            "日本語",
+            "Ideas 💡 2024",
+            "&&",
+            "Ünïcødé-&-x",
+        ] {
+            assert_eq!(decode_mutf7(&encode_mutf7(name)).as_deref(), Some(name));
+        }
+        assert_eq!(decode_mutf7("&U,BTFw"), None);
+    }
+
+    #[test]
+    fn escaping_is_reversible_and_never_merges_names() {
+        let names = ["v1.2", "v1%2E2", "a/b", "100%", "tab\there", "plain"];
+        let escaped: Vec<String> = names.iter().map(|n| escape(n, &['.'])).collect();
+        assert_eq!(escaped[0], "v1%2E2");
+        assert_eq!(escaped[1], "v1%252E2");
+        assert_eq!(escaped[4], "tab%09here");
+        for (n, e) in names.iter().zip(&escaped) {
+            assert!(!e.contains('.'));
+            assert_eq!(&unescape(e), n);
+        }
+        let unique: std::collections::HashSet<_> = escaped.iter().collect();
+        assert_eq!(unique.len(), names.len());
+    }
+}

@@ -1,0 +1,125 @@
+//! Maildir++ folder names for a mailbox's folder tree.
+//!
+//! - Well-known folders map to the names mail servers use for their special folders:
+//!   inbox -> INBOX (the Maildir root), sentitems -> Sent, drafts -> Drafts,
+//!   deleteditems -> Trash, junkemail -> Junk, archive -> Archive. Their subfolders follow them.
+//! - Other names are escaped for the `.` separator and `/` and encoded in modified UTF-7
+//!   ([`crate::convert::folder_name`]), as Dovecot stores Maildir++ names.
+//! - A folder whose name would land on a special folder's name (say a user folder called
+//!   "Sent") gets a suffix from its id, ` ~1a2b3c`, so two source folders never merge; the
+//!   suffix depends only on the folder, so every run picks the same name.
+
+use std::collections::HashSet;
+
+use sha2::{Digest, Sha256};
+
+use crate::convert::folder_name::{encode_mutf7, escape};
+use crate::graph::mail::FolderNode;
+
+fn special_name(well_known: &str) -> Option<&'static str> {
+    Some(match well_known {
+        "inbox" => "INBOX",
+        "sentitems" => "Sent",
+        "drafts" => "Drafts",
+        "deleteditems" => "Trash",
+        "junkemail" => "Junk",
+        "archive" => "Archive",
+        _ => return None,
+    })
+}
+
+fn component(name: &str) -> String {
+    // `/` too: a Maildir++ name is one directory name on disk.
+    encode_mutf7(&escape(name, &['.', '/']))
+}
+
+/// The Maildir++ directory name of each node (same order): `""` for the inbox itself,
+/// otherwise `.A.B`. `nodes` must list parents before children, as
+/// [`crate::graph::mail::folder_tree`] does.
+pub fn maildir_folder_names(nodes: &[FolderNode]) -> Vec<String> {
+    let reserved: HashSet<String> = ["INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"]
+        .iter()
+        .map(|s| format!(".{}", s.to_lowercase()))
+        .collect();
+    let mut by_id: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
+    let mut names = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        let parent = node
+            .folder
+            .parent_folder_id
+            .as_deref()
+            .and_then(|p| by_id.get(p))
+            .cloned();
+        let name = match (node.well_known.and_then(special_name), parent) {
+            (Some("INBOX"), None) => String::new(),
+            (Some(special), None) => format!(".{special}"),
+            (_, Some(parent)) => {
+                // Children of the inbox live under `.INBOX.` in Maildir++.
+                let parent = if parent.is_empty() {
+                    ".INBOX".to_string()
+                } else {
+                    parent
+                };
+                format!("{parent}.{}", component(&node.folder.display_name))
+            }
+            (None, None) => {
+                let plain = format!(".{}", component(&node.folder.display_name));
+                if reserved.contains(&plain.to_lowercase()) {
+                    let digest = Sha256::digest(node.folder.id.as_bytes());
+                    format!("{plain} ~{}", &hex::encode(digest)[..6])
+                } else {
+                    plain
+                }
+            }
+        };
+        by_id.insert(node.folder.id.as_str(), name.clone());
+        names.push(name);
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::types::MailFolder;
+
+    fn node(id: &str, parent: Option<&str>, name: &str, wk: Option<&'static str>) -> FolderNode {
+        FolderNode {
+            folder: MailFolder {
+                id: id.into(),
+                display_name: name.into(),
+                parent_folder_id: parent.map(Into::into),
+                child_folder_count: 0,
+                total_item_count: 0,
+                is_hidden: false,
+                odata_type: None,
+            },
+            path: vec![name.into()],
+            well_known: wk,
+            under_well_known: wk,
+        }
+    }
+
+    #[test]
+    fn specials_children_unicode_separators_and_collisions() {
+        let nodes = vec![
+            node("i", Some("root"), "Posteingang", Some("inbox")),
+            node("s", Some("root"), "Gesendete Elemente", Some("sentitems")),
+            node("u", Some("root"), "Sent", None),
+            node("r", Some("root"), "Rechnungen äöü", None),
+            node("c", Some("i"), "v1.2", None),
+            node("d", Some("c"), "a/b", None),
+            node("t", Some("s"), "2024", None),
+        ];
+        let names = maildir_folder_names(&nodes);
+        assert_eq!(names[0], "");
+        assert_eq!(names[1], ".Sent");
+        assert!(names[2].starts_with(".Sent ~") && names[2].len() == ".Sent ~".len() + 6);
+        assert_eq!(names[3], ".Rechnungen &AOQA9gD8-");
+        assert_eq!(names[4], ".INBOX.v1%2E2");
+        assert_eq!(names[5], ".INBOX.v1%2E2.a%2Fb");
+        assert_eq!(names[6], ".Sent.2024");
+        let unique: HashSet<_> = names.iter().collect();
+        assert_eq!(unique.len(), names.len());
+    }
+}

@@ -1,0 +1,301 @@
+//! The local-folder destination: one folder per user holding a Maildir++ tree
+//! (https://cr.yp.to/proto/maildir.html; Maildir++ subfolders as `.Parent.Child`, the layout
+//! Dovecot and Courier read).
+//!
+//! - A message is written to `tmp/`, synced, given the received date as its mtime, then renamed
+//!   into `cur/` with its flags in the name: a crash never leaves a partial message in `cur/`.
+//! - The file name carries a key derived from the Graph message id (`<time>.M<key>.m365:2,FS`).
+//!   A folder knows the keys it holds, so a rerun writes nothing twice, even without a journal.
+
+mod layout;
+
+pub use layout::maildir_folder_names;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use super::DestRef;
+use crate::convert::flags::MailFlags;
+use crate::graph::client::ByteSink;
+
+/// A local folder that receives one Maildir++ tree per user.
+#[derive(Debug, Clone)]
+pub struct FolderStore {
+    root: PathBuf,
+}
+
+impl FolderStore {
+    /// Creates `root` if needed (mode 0700 on Unix: it will hold everyone's mail) and checks
+    /// that it is writable, so a bad path is reported before any data moves.
+    pub fn open(root: &Path) -> std::io::Result<Self> {
+        create_private_dir(root)?;
+        let probe = root.join(".m365-migrator-write-test");
+        std::fs::write(&probe, b"ok")?;
+        std::fs::remove_file(&probe)?;
+        Ok(FolderStore {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// The Maildir++ root of one user, named after the mailbox address.
+    pub fn mailbox(&self, address: &str) -> std::io::Result<Mailbox> {
+        let name: String = address
+            .trim()
+            .to_lowercase()
+            .chars()
+            .map(|c| {
+                if c == '/' || c == '\\' || c.is_control() {
+                    '_'
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let name = if name.is_empty() || name.starts_with('.') {
+            format!("_{name}")
+        } else {
+            name
+        };
+        let root = self.root.join(name);
+        create_private_dir(&root)?;
+        Ok(Mailbox { root })
+    }
+}
+
+/// One user's Maildir++ tree.
+#[derive(Debug, Clone)]
+pub struct Mailbox {
+    root: PathBuf,
+}
+
+impl Mailbox {
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Opens (creating if needed) the folder whose Maildir++ name is `name`: empty for INBOX,
+    /// otherwise `.Parent.Child` as made by [`maildir_folder_names`].
+    pub fn folder(&self, name: &str) -> std::io::Result<Folder> {
+        let dir = if name.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(name)
+        };
+        for sub in ["cur", "new", "tmp"] {
+            create_private_dir(&dir.join(sub))?;
+        }
+        if !name.is_empty() {
+            // Maildir++: a subfolder is marked by an empty `maildirfolder` file.
+            let marker = dir.join("maildirfolder");
+            if !marker.exists() {
+                std::fs::write(marker, b"")?;
+            }
+        }
+        let mut keys = HashSet::new();
+        for sub in ["cur", "new"] {
+            for entry in std::fs::read_dir(dir.join(sub))? {
+                let file_name = entry?.file_name();
+                if let Some(key) = file_name.to_str().and_then(key_of_file_name) {
+                    keys.insert(key.to_string());
+                }
+            }
+        }
+        Ok(Folder { dir, keys })
+    }
+}
+
+/// One Maildir folder, with the keys of the messages it already holds.
+#[derive(Debug)]
+pub struct Folder {
+    dir: PathBuf,
+    keys: HashSet<String>,
+}
+
+impl Folder {
+    /// The key under which a Graph message is stored.
+    pub fn key_for(source_id: &str) -> String {
+        let digest = Sha256::digest(source_id.as_bytes());
+        hex::encode(&digest[..12])
+    }
+
+    /// True when the message with this key is already in the folder.
+    pub fn contains(&self, key: &str) -> bool {
+        self.keys.contains(key)
+    }
+
+    /// Starts writing one message; nothing is visible until [`Delivery::commit`].
+    pub async fn deliver(&self, key: &str) -> std::io::Result<Delivery> {
+        let tmp = self.dir.join("tmp").join(format!("M{key}.m365"));
+        let file = tokio::fs::File::create(&tmp).await?;
+        Ok(Delivery {
+            file: tokio::io::BufWriter::with_capacity(64 * 1024, file),
+            tmp,
+            key: key.to_string(),
+            cur: self.dir.join("cur"),
+        })
+    }
+
+    /// Records that `key` is now present (after a successful commit).
+    pub fn remember(&mut self, key: String) {
+        self.keys.insert(key);
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// A message being written into `tmp/`.
+pub struct Delivery {
+    file: tokio::io::BufWriter<tokio::fs::File>,
+    tmp: PathBuf,
+    key: String,
+    cur: PathBuf,
+}
+
+impl ByteSink for Delivery {
+    async fn reset(&mut self) -> std::io::Result<()> {
+        self.file.flush().await?;
+        let file = self.file.get_mut();
+        file.set_len(0).await?;
+        file.rewind().await?;
+        Ok(())
+    }
+
+    async fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(chunk).await
+    }
+}
+
+impl Delivery {
+    /// Makes the message visible in `cur/` with its flags, and the received date (Unix seconds)
+    /// as its modification time. The file is synced first, so a crash leaves it whole or absent.
+    pub async fn commit(mut self, flags: &MailFlags, received: i64) -> std::io::Result<DestRef> {
+        self.file.flush().await?;
+        let file = self.file.into_inner().into_std().await;
+        let name = format!(
+            "{}.M{}.m365:{}",
+            received.max(0),
+            self.key,
+            flags.maildir_info()
+        );
+        let target = self.cur.join(&name);
+        let tmp = self.tmp;
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let mtime =
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(received.max(0) as u64);
+            file.set_modified(mtime)?;
+            file.sync_all()?;
+            drop(file);
+            std::fs::rename(&tmp, &target)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok(DestRef(name))
+    }
+
+    /// Removes the partial file after a failed download.
+    pub async fn abandon(self) {
+        drop(self.file);
+        let _ = tokio::fs::remove_file(&self.tmp).await;
+    }
+}
+
+use tokio::io::AsyncSeekExt as _;
+
+/// The key inside a file name written by [`Delivery::commit`], if it is one of ours.
+fn key_of_file_name(name: &str) -> Option<&str> {
+    let base = name.split(':').next()?;
+    let mut parts = base.split('.');
+    let _time = parts.next()?;
+    let key = parts.next()?.strip_prefix('M')?;
+    (parts.next()? == "m365").then_some(key)
+}
+
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::client::ByteSink;
+
+    #[tokio::test]
+    async fn delivery_is_atomic_flagged_dated_and_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FolderStore::open(dir.path()).unwrap();
+        let mailbox = store.mailbox("Adele.Vance@Contoso.com").unwrap();
+        let folder = mailbox.folder(".Projects.2024").unwrap();
+        let key = Folder::key_for("AAMkAGI2=");
+        assert!(!folder.contains(&key));
+
+        let mut d = folder.deliver(&key).await.unwrap();
+        d.write(b"partial first attempt").await.unwrap();
+        d.reset().await.unwrap();
+        d.write(b"Subject: hi\r\n\r\nbody\r\n").await.unwrap();
+        let flags = MailFlags {
+            seen: true,
+            flagged: true,
+            ..Default::default()
+        };
+        let dest = d.commit(&flags, 1_700_000_000).await.unwrap();
+        assert!(dest.0.ends_with(":2,FS"), "{}", dest.0);
+
+        let path = dir
+            .path()
+            .join("adele.vance@contoso.com/.Projects.2024/cur")
+            .join(&dest.0);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"Subject: hi\r\n\r\nbody\r\n"
+        );
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        assert_eq!(
+            mtime
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+            1_700_000_000
+        );
+        assert!(dir
+            .path()
+            .join("adele.vance@contoso.com/.Projects.2024/maildirfolder")
+            .exists());
+        assert_eq!(
+            std::fs::read_dir(
+                dir.path()
+                    .join("adele.vance@contoso.com/.Projects.2024/tmp")
+            )
+            .unwrap()
+            .count(),
+            0
+        );
+
+        // Reopening finds the message by its key: a rerun will not write it again.
+        let reopened = mailbox.folder(".Projects.2024").unwrap();
+        assert!(reopened.contains(&key));
+        assert_eq!(reopened.len(), 1);
+    }
+
+    #[test]
+    fn only_our_file_names_yield_keys() {
+        assert_eq!(key_of_file_name("1700000000.Mabc.m365:2,S"), Some("abc"));
+        assert_eq!(key_of_file_name("1700000000.M1P2.host:2,S"), None);
+        assert_eq!(key_of_file_name("garbage"), None);
+    }
+}

@@ -1,0 +1,158 @@
+//! Mail folders and messages of one mailbox.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use super::client::{GraphClient, GraphError};
+use super::pacer::Pacer;
+use super::paging::Pages;
+use super::types::{MailFolder, MessageMeta, MESSAGE_SELECT};
+
+/// Well-known folders the destinations map to their own special folders. Graph accepts these
+/// names in place of a folder id, whatever the mailbox's language (resources/mailfolder.md).
+pub const MAPPED_WELL_KNOWN: [&str; 6] = [
+    "inbox",
+    "sentitems",
+    "drafts",
+    "deleteditems",
+    "junkemail",
+    "archive",
+];
+
+/// A folder in its tree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FolderNode {
+    pub folder: MailFolder,
+    /// Display names from the top of the mailbox down to this folder.
+    pub path: Vec<String>,
+    /// Set when this folder is one of [`MAPPED_WELL_KNOWN`].
+    pub well_known: Option<&'static str>,
+    /// The well-known folder this one sits under, if any (its top-level ancestor).
+    pub under_well_known: Option<&'static str>,
+}
+
+/// Percent-encodes one URL path segment (Graph ids are base64 and may hold `+`, `/`, `=`).
+pub fn segment(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for b in raw.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'=') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The whole folder tree of a mailbox, hidden folders included and search folders left out
+/// (they hold no items of their own), parents before children. Walks breadth-first without
+/// recursion, so a very deep tree cannot exhaust the stack. Bad entries are returned apart.
+pub async fn folder_tree(
+    client: &GraphClient,
+    pacer: &Pacer,
+    user_id: &str,
+    mut on_throttle: impl FnMut(Duration),
+) -> Result<(Vec<FolderNode>, Vec<(String, String)>), GraphError> {
+    let user = segment(user_id);
+    let mut well_known: HashMap<String, &'static str> = HashMap::new();
+    for name in MAPPED_WELL_KNOWN {
+        let url = client.url(&format!("/users/{user}/mailFolders/{name}?$select=id"));
+        match client
+            .get_json::<MailFolder>(pacer, &url, &mut on_throttle)
+            .await
+        {
+            Ok(f) => {
+                well_known.insert(f.id, name);
+            }
+            // A mailbox may lack a well-known folder (archive is created on first use).
+            Err(e) if e.status() == Some(404) => {}
+            Err(e) => return Err(e),
+        }
+    }
+
+    let mut nodes = Vec::new();
+    let mut bad = Vec::new();
+    let mut queue: VecDeque<(Option<usize>, String)> = VecDeque::new();
+    queue.push_back((
+        None,
+        client.url(&format!(
+            "/users/{user}/mailFolders?includeHiddenFolders=true&$top=250"
+        )),
+    ));
+    while let Some((parent, url)) = queue.pop_front() {
+        let page = Pages::<MailFolder>::new(client, pacer, url)
+            .collect(&mut on_throttle)
+            .await?;
+        bad.extend(page.bad);
+        for folder in page.items {
+            if folder.is_search_folder() {
+                continue;
+            }
+            let (mut path, under) = match parent {
+                Some(p) => {
+                    let parent: &FolderNode = &nodes[p];
+                    (parent.path.clone(), parent.under_well_known)
+                }
+                None => (Vec::new(), None),
+            };
+            path.push(folder.display_name.clone());
+            let wk = well_known.get(&folder.id).copied();
+            let has_children = folder.child_folder_count > 0;
+            let id = segment(&folder.id);
+            nodes.push(FolderNode {
+                under_well_known: under.or(if parent.is_none() { wk } else { None }),
+                well_known: wk,
+                path,
+                folder,
+            });
+            if has_children {
+                queue.push_back((
+                    Some(nodes.len() - 1),
+                    client.url(&format!(
+                        "/users/{user}/mailFolders/{id}/childFolders?includeHiddenFolders=true&$top=250"
+                    )),
+                ));
+            }
+        }
+    }
+    Ok((nodes, bad))
+}
+
+/// The first page URL of a folder's messages with the fields the migrator needs.
+pub fn messages_url(client: &GraphClient, user_id: &str, folder_id: &str) -> String {
+    client.url(&format!(
+        "/users/{}/mailFolders/{}/messages?$select={MESSAGE_SELECT}&$top=500",
+        segment(user_id),
+        segment(folder_id)
+    ))
+}
+
+/// Pages through a folder's messages.
+pub fn messages<'a>(
+    client: &'a GraphClient,
+    pacer: &'a Pacer,
+    user_id: &str,
+    folder_id: &str,
+) -> Pages<'a, MessageMeta> {
+    Pages::new(client, pacer, messages_url(client, user_id, folder_id))
+}
+
+/// The URL of a message's MIME (`$value`, Graph docs concepts/outlook-get-mime-message.md).
+pub fn mime_url(client: &GraphClient, user_id: &str, message_id: &str) -> String {
+    client.url(&format!(
+        "/users/{}/messages/{}/$value",
+        segment(user_id),
+        segment(message_id)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_encoded() {
+        assert_eq!(segment("AAMk+a/b=="), "AAMk%2Ba%2Fb==");
+        assert_eq!(segment("a b"), "a%20b");
+    }
+}

@@ -1,0 +1,379 @@
+//! The pacer: the only place in the migrator that waits or retries.
+//!
+//! Exchange Online limits each (app, mailbox) pair to 4 concurrent requests and 10,000 requests
+//! per 10 minutes, and mailboxes are throttled independently (Graph docs,
+//! concepts/throttling-limits.md, "Outlook service limits"). So every mailbox gets its own
+//! [`Pacer`], which
+//! - keeps at most `max_in_flight` requests in flight,
+//! - keeps the number of requests sent within any `window` under `budget`, counting
+//!   conservatively so a well-behaved run is never answered 429 for the budget,
+//! - after a 429/503 with `Retry-After`, holds back *every* request of the mailbox until exactly
+//!   that much time has passed (usage keeps accruing while throttled, so sending early only
+//!   prolongs the throttle: concepts/throttling.md),
+//! - otherwise retries transient failures with exponential backoff and jitter, a bounded number
+//!   of times, and then gives the last error back to the caller.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+/// Limits and retry policy for one mailbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PacerSettings {
+    /// Requests in flight at once (Exchange Online: 4).
+    pub max_in_flight: usize,
+    /// Requests allowed per `window` (Exchange Online: 10,000 per 10 minutes).
+    pub budget: u32,
+    pub window: Duration,
+    /// Attempts per request, the first included.
+    pub max_attempts: u32,
+    /// First backoff without `Retry-After`; doubles per attempt up to `max_backoff`.
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for PacerSettings {
+    fn default() -> Self {
+        PacerSettings {
+            max_in_flight: 4,
+            budget: 10_000,
+            window: Duration::from_secs(600),
+            max_attempts: 8,
+            min_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What one attempt of a request came to.
+#[derive(Debug)]
+pub enum Verdict<T, E> {
+    Done(T),
+    /// Transient. With `after` (a `Retry-After`), the whole mailbox waits exactly that long;
+    /// without it, this request backs off exponentially.
+    Retry {
+        after: Option<Duration>,
+        error: E,
+    },
+    /// Permanent for this request: return the error at once.
+    Fail(E),
+}
+
+/// Number of buckets the budget window is divided into.
+const BUCKETS: u32 = 600;
+
+/// Paces one mailbox. Share it (by reference or `Arc`) between all of that mailbox's requests.
+#[derive(Debug)]
+pub struct Pacer {
+    settings: PacerSettings,
+    slots: Semaphore,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    epoch: Instant,
+    /// Retry-After in force: nothing is sent before this instant.
+    blocked_until: Option<Instant>,
+    /// (bucket index, requests sent in it), oldest first, only buckets inside the window.
+    sent: VecDeque<(u64, u32)>,
+    sent_total: u32,
+}
+
+impl Pacer {
+    pub fn new(settings: PacerSettings) -> Self {
+        let slots = Semaphore::new(settings.max_in_flight.max(1));
+        Pacer {
+            settings,
+            slots,
+            state: Mutex::new(State {
+                epoch: Instant::now(),
+                blocked_until: None,
+                sent: VecDeque::new(),
+                sent_total: 0,
+            }),
+        }
+    }
+
+    pub fn settings(&self) -> &PacerSettings {
+        &self.settings
+    }
+
+    /// Runs `attempt` until it is done, fails, or runs out of attempts. `on_throttle` is told of
+    /// every wait the server asked for (`Retry-After`), so progress can show it as a status.
+    /// Each attempt receives its 1-based number.
+    pub async fn call<T, E, F, Fut>(
+        &self,
+        mut attempt: F,
+        mut on_throttle: impl FnMut(Duration),
+    ) -> Result<T, E>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Verdict<T, E>>,
+    {
+        let mut number = 0;
+        loop {
+            number += 1;
+            let verdict = {
+                // The semaphore is never closed, so acquire cannot fail; treat it as a free slot.
+                let _permit = self.slots.acquire().await.ok();
+                self.wait_for_turn().await;
+                attempt(number).await
+            };
+            match verdict {
+                Verdict::Done(value) => return Ok(value),
+                Verdict::Fail(error) => return Err(error),
+                Verdict::Retry { after, error } => {
+                    if number >= self.settings.max_attempts {
+                        return Err(error);
+                    }
+                    match after {
+                        Some(wait) => {
+                            self.block_for(wait);
+                            on_throttle(wait);
+                        }
+                        None => tokio::time::sleep(self.backoff(number)).await,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Holds every request of this mailbox back for `wait` from now (never shortens a block).
+    fn block_for(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut state = self.lock();
+        if state.blocked_until.is_none_or(|b| b < until) {
+            state.blocked_until = Some(until);
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .settings
+            .min_backoff
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let capped = exp.min(self.settings.max_backoff);
+        // Full jitter in [50%, 100%] keeps retries of many workers from synchronising.
+        capped.mul_f64(rand::rng().random_range(0.5..=1.0))
+    }
+
+    /// Waits until a `Retry-After` in force has passed and the budget has room, then counts
+    /// one request as sent.
+    async fn wait_for_turn(&self) {
+        loop {
+            let wait = {
+                let mut state = self.lock();
+                let now = Instant::now();
+                match state.blocked_until {
+                    Some(until) if until > now => until - now,
+                    _ => {
+                        state.blocked_until = None;
+                        match self.take_budget(&mut state, now) {
+                            None => return,
+                            Some(wait) => wait,
+                        }
+                    }
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Counts one request at `now` if the window has room; otherwise the time until the oldest
+    /// counted bucket leaves the window. A request counts for its whole bucket, so the count
+    /// over any real window is never below the true one.
+    fn take_budget(&self, state: &mut State, now: Instant) -> Option<Duration> {
+        let width = (self.settings.window / BUCKETS).max(Duration::from_millis(1));
+        let bucket_of =
+            |t: Instant| (t.duration_since(state.epoch).as_nanos() / width.as_nanos()) as u64;
+        let current = bucket_of(now);
+        let buckets = self.settings.window.as_nanos().div_ceil(width.as_nanos()) as u64;
+        while let Some(&(b, n)) = state.sent.front() {
+            if b + buckets <= current {
+                state.sent.pop_front();
+                state.sent_total -= n;
+            } else {
+                break;
+            }
+        }
+        if state.sent_total >= self.settings.budget.max(1) {
+            let oldest = state.sent.front().map_or(current, |&(b, _)| b);
+            let frees_at = state.epoch + width * (oldest + buckets) as u32;
+            return Some(
+                frees_at
+                    .saturating_duration_since(now)
+                    .max(Duration::from_millis(1)),
+            );
+        }
+        match state.sent.back_mut() {
+            Some((b, n)) if *b == current => *n += 1,
+            _ => state.sent.push_back((current, 1)),
+        }
+        state.sent_total += 1;
+        None
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A poisoned lock only means another worker panicked mid-update of plain counters.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    fn settings() -> PacerSettings {
+        PacerSettings {
+            max_in_flight: 4,
+            budget: 10,
+            window: Duration::from_secs(60),
+            max_attempts: 4,
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_holds_back_the_whole_mailbox_exactly() {
+        let pacer = Arc::new(Pacer::new(settings()));
+        let start = Instant::now();
+        let first = pacer
+            .call(
+                |n| async move {
+                    if n == 1 {
+                        Verdict::Retry {
+                            after: Some(Duration::from_millis(2128)),
+                            error: "429",
+                        }
+                    } else {
+                        Verdict::Done(Instant::now())
+                    }
+                },
+                |_| {},
+            )
+            .await
+            .unwrap();
+        assert_eq!(first - start, Duration::from_millis(2128));
+        // Another request of the same mailbox, started during the block, also waits for it.
+        let pacer2 = Pacer::new(settings());
+        pacer2.block_for(Duration::from_secs(3));
+        let t0 = Instant::now();
+        let sent = pacer2
+            .call(|_| async { Verdict::<_, ()>::Done(Instant::now()) }, |_| {})
+            .await
+            .unwrap();
+        assert!(sent - t0 >= Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_more_than_max_in_flight() {
+        let pacer = Arc::new(Pacer::new(PacerSettings {
+            budget: 1000,
+            ..settings()
+        }));
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let (pacer, in_flight, peak) = (pacer.clone(), in_flight.clone(), peak.clone());
+            tasks.push(tokio::spawn(async move {
+                pacer
+                    .call(
+                        |_| {
+                            let (in_flight, peak) = (in_flight.clone(), peak.clone());
+                            async move {
+                                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                                peak.fetch_max(now, Ordering::SeqCst);
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                                in_flight.fetch_sub(1, Ordering::SeqCst);
+                                Verdict::<(), ()>::Done(())
+                            }
+                        },
+                        |_| {},
+                    )
+                    .await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(peak.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn budget_spreads_requests_over_the_window() {
+        let pacer = Pacer::new(settings());
+        let start = Instant::now();
+        let mut times = Vec::new();
+        for _ in 0..25 {
+            let t = pacer
+                .call(|_| async { Verdict::<_, ()>::Done(Instant::now()) }, |_| {})
+                .await
+                .unwrap();
+            times.push(t - start);
+        }
+        // Any 60 s window holds at most 10 sends.
+        for (i, t) in times.iter().enumerate() {
+            let in_window = times[i..]
+                .iter()
+                .filter(|u| **u < *t + Duration::from_secs(60))
+                .count();
+            assert!(in_window <= 10, "{in_window} sends within 60 s of {t:?}");
+        }
+        assert!(times[24] >= Duration::from_secs(120));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gives_up_after_max_attempts_with_the_last_error() {
+        let pacer = Pacer::new(settings());
+        let calls = AtomicUsize::new(0);
+        let result: Result<(), String> = pacer
+            .call(
+                |n| {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        Verdict::Retry {
+                            after: None,
+                            error: format!("reset #{n}"),
+                        }
+                    }
+                },
+                |_| {},
+            )
+            .await;
+        assert_eq!(result, Err("reset #4".to_string()));
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fail_is_not_retried_and_throttle_is_reported() {
+        let pacer = Pacer::new(settings());
+        let mut waits = Vec::new();
+        let r: Result<(), &str> = pacer
+            .call(
+                |n| async move {
+                    if n == 1 {
+                        Verdict::Retry {
+                            after: Some(Duration::from_secs(5)),
+                            error: "throttled",
+                        }
+                    } else {
+                        Verdict::Fail("not found")
+                    }
+                },
+                |w| waits.push(w),
+            )
+            .await;
+        assert_eq!(r, Err("not found"));
+        assert_eq!(waits, vec![Duration::from_secs(5)]);
+    }
+}

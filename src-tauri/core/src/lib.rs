@@ -1,0 +1,34 @@
+//! # migrator-core
+//!
+//! The migration engine of M365 Migrator, shared by the desktop app and the `m365-migrate`
+//! CLI. It has no user interface and never prints: it reports through [`progress::Reporter`].
+//!
+//! ## The pipeline in one paragraph
+//! A run signs in to Microsoft Graph with the client-credentials flow ([`graph::auth`]), lists
+//! the tenant's users, and migrates many mailboxes in parallel. Each mailbox has its own
+//! [`graph::pacer::Pacer`], the only place that waits or retries, which keeps the mailbox under
+//! Exchange Online's limits (4 requests in flight, 10,000 per 10 minutes) and honours
+//! `Retry-After` exactly. For each folder of the tree ([`graph::mail`]) the engine pages
+//! through the messages, skips those the destination already holds, and streams each
+//! message's MIME (`$value`) straight into the destination, never holding it whole. Flags
+//! and folder names are converted by pure functions ([`convert`]). Every step is reported as
+//! one typed [`progress::ProgressEvent`] stream.
+//!
+//! ## Layout
+//! - [`config`]: source settings, clouds, input shape checks.
+//! - [`secrets`]: [`secrets::Secret`], a value that never prints.
+//! - [`error`]: the three error classes (retry, skip the item, stop the run).
+//! - [`graph`]: the source: auth, client, pacer, paging, wire types, users, mail.
+//! - [`convert`]: pure conversions: flags, folder names (modified UTF-7, escaping).
+//! - [`dest`]: destinations: [`dest::folder`] (local Maildir++ tree).
+//! - [`engine`]: runs a migration: [`engine::run_to_folder`], pause/resume/stop.
+//! - [`progress`]: the event stream, [`progress::Reporter`], counters.
+
+pub mod config;
+pub mod convert;
+pub mod dest;
+pub mod engine;
+pub mod error;
+pub mod graph;
+pub mod progress;
+pub mod secrets;

@@ -1,0 +1,110 @@
+//! The one typed progress stream shared by every front end.
+//!
+//! The core counts; front ends only display. The CLI draws bars from these events and the
+//! desktop app forwards them unchanged over a Tauri Channel, so the TypeScript types in
+//! `ui/src/bindings/` are generated from this file (`cargo test` exports them; CI fails on drift).
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+/// One thing that happened during a run. Serialized as `{"kind": "...", ...}` in camelCase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(
+    tag = "kind",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub enum ProgressEvent {
+    /// The run has signed in and knows which mailboxes it will process.
+    RunStarted { users: u32 },
+    /// A mailbox's folders are listed; `messages` and `bytes` are what it will process.
+    UserStarted {
+        user: String,
+        folders: u32,
+        #[ts(type = "number")]
+        messages: u64,
+    },
+    /// One message reached the destination (or was already there: `skipped`).
+    ItemDone {
+        user: String,
+        #[ts(type = "number")]
+        bytes: u64,
+        skipped: bool,
+    },
+    /// One item could not be migrated; the run goes on.
+    ItemFailed {
+        user: String,
+        folder: String,
+        item: String,
+        reason: String,
+    },
+    /// Microsoft Graph asked this mailbox to wait; this is a status, not an error.
+    Throttled {
+        user: String,
+        #[ts(type = "number")]
+        wait_ms: u64,
+    },
+    /// A mailbox is finished (possibly with failed items).
+    UserFinished { user: String, stats: Stats },
+    /// The whole run is finished.
+    RunFinished { summary: RunSummary },
+}
+
+/// Counters for one mailbox or a whole run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct Stats {
+    pub folders: u32,
+    #[ts(type = "number")]
+    pub messages: u64,
+    #[ts(type = "number")]
+    pub skipped: u64,
+    #[ts(type = "number")]
+    pub failed: u64,
+    #[ts(type = "number")]
+    pub bytes: u64,
+}
+
+impl Stats {
+    /// Adds another mailbox's counters to these.
+    pub fn add(&mut self, other: &Stats) {
+        self.folders += other.folders;
+        self.messages += other.messages;
+        self.skipped += other.skipped;
+        self.failed += other.failed;
+        self.bytes += other.bytes;
+    }
+}
+
+/// What a finished run did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../../../ui/src/bindings/")]
+pub struct RunSummary {
+    pub users: u32,
+    pub totals: Stats,
+    pub seconds: f64,
+    /// True when the run was stopped before every mailbox finished; the next run resumes.
+    pub cancelled: bool,
+}
+
+/// Receives progress events. Implementations must be cheap and must not block: the engine
+/// calls `report` from its workers.
+pub trait Reporter: Send + Sync {
+    fn report(&self, event: ProgressEvent);
+}
+
+/// A reporter that drops every event (for callers that only want the summary).
+pub struct NullReporter;
+
+impl Reporter for NullReporter {
+    fn report(&self, _event: ProgressEvent) {}
+}
+
+impl<F: Fn(ProgressEvent) + Send + Sync> Reporter for F {
+    fn report(&self, event: ProgressEvent) {
+        self(event)
+    }
+}
