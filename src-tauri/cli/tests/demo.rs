@@ -1,0 +1,109 @@
+//! `m365-migrate demo` end to end, as a user runs it.
+
+use std::path::Path;
+use std::process::Command;
+
+fn migrate() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_m365-migrate"))
+}
+
+fn message_files(dir: &Path) -> usize {
+    let mut count = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.parent().and_then(|p| p.file_name()) == Some("cur".as_ref()) {
+                count += 1;
+            }
+        }
+    }
+    count
+}
+
+#[test]
+fn demo_writes_maildirs_and_a_rerun_writes_nothing() {
+    let out = tempfile::tempdir().unwrap();
+    let run = || {
+        migrate()
+            .args(["demo", "--users", "2", "--messages", "25", "--out"])
+            .arg(out.path())
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "exit {:?}: {stdout} {}",
+        first.status,
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(stdout.contains("Migrated 2 users"), "{stdout}");
+    assert!(stdout.contains("50 messages"), "{stdout}");
+    assert!(stdout.contains("0 failed"), "{stdout}");
+    assert_eq!(message_files(out.path()), 50);
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        2,
+        "one folder per user"
+    );
+
+    let second = run();
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(second.status.success());
+    assert!(stdout.contains(" 0 messages"), "{stdout}");
+    assert!(stdout.contains("50 already present"), "{stdout}");
+    assert_eq!(message_files(out.path()), 50);
+}
+
+#[test]
+fn quiet_prints_only_the_summary_and_help_documents_exit_codes() {
+    let out = tempfile::tempdir().unwrap();
+    let run = migrate()
+        .args([
+            "--quiet",
+            "demo",
+            "--users",
+            "1",
+            "--messages",
+            "3",
+            "--out",
+        ])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    assert!(
+        run.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&run.stdout).lines().count(), 1);
+
+    let help = migrate().arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(help.status.success());
+    assert!(text.contains("Exit codes: 0 success, 1"), "{text}");
+    assert!(text.contains("demo"), "{text}");
+}
+
+#[test]
+fn an_unwritable_output_folder_is_a_clear_fatal_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let run = migrate()
+        .args(["demo", "--users", "1", "--messages", "1", "--out"])
+        .arg(file.join("sub"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("cannot write to the destination folder"),
+        "{stderr}"
+    );
+}
