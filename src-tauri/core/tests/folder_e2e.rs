@@ -266,28 +266,12 @@ async fn a_rerun_writes_nothing_and_a_stopped_run_resumes_without_duplicates() {
         "the stop came too late to test resuming"
     );
 
-    let second = run_to_folder(
-        &src,
-        &secret,
-        out.path(),
-        Arc::new(Recorder::default()),
-        RunControl::new(),
-    )
-    .await
-    .unwrap();
+    let second = rerun(&src, &secret, out.path()).await;
     assert!(!second.cancelled);
     assert_eq!(first.totals.messages + second.totals.messages, total);
     assert_eq!(second.totals.skipped, first.totals.messages);
 
-    let third = run_to_folder(
-        &src,
-        &secret,
-        out.path(),
-        Arc::new(Recorder::default()),
-        RunControl::new(),
-    )
-    .await
-    .unwrap();
+    let third = rerun(&src, &secret, out.path()).await;
     assert_eq!(third.totals.messages, 0, "a rerun must write nothing");
     assert_eq!(third.totals.skipped, total);
 
@@ -306,20 +290,47 @@ async fn a_rerun_writes_nothing_and_a_stopped_run_resumes_without_duplicates() {
     sim.shutdown().await;
 }
 
+/// One complete run with default options.
+async fn rerun(
+    src: &SourceConfig,
+    secret: &Secret,
+    out: &Path,
+) -> migrator_core::progress::RunSummary {
+    run_to_folder(
+        src,
+        secret,
+        out,
+        Arc::new(Recorder::default()),
+        RunControl::new(),
+    )
+    .await
+    .unwrap()
+}
+
+/// Runs against the simulator with `source` and `secret`, expecting a sign-in failure.
+async fn sign_in_error(source: &SourceConfig, secret: &str, target: &Path) -> EngineError {
+    run_to_folder(
+        source,
+        &Secret::new(secret),
+        target,
+        Arc::new(Recorder::default()),
+        RunControl::new(),
+    )
+    .await
+    .unwrap_err()
+}
+
 #[tokio::test]
 async fn a_wrong_secret_stops_before_anything_is_written() {
     let sim = SimServer::start(SimConfig::demo()).await.unwrap();
     let out = tempfile::tempdir().unwrap();
     let target = out.path().join("never-created");
-    let err = run_to_folder(
+    let err = sign_in_error(
         &source(&sim),
-        &Secret::new("wrong-secret-value~1234567890abcdefghij"),
+        "wrong-secret-value~1234567890abcdefghij",
         &target,
-        Arc::new(Recorder::default()),
-        RunControl::new(),
     )
-    .await
-    .unwrap_err();
+    .await;
     assert!(
         matches!(err, EngineError::Auth(AuthError::WrongSecret { .. })),
         "{err:?}"
@@ -331,28 +342,17 @@ async fn a_wrong_secret_stops_before_anything_is_written() {
     );
 
     // The secret's ID (a GUID) pasted instead of its value gets the specific advice.
-    let err = run_to_folder(
+    let err = sign_in_error(
         &source(&sim),
-        &Secret::new("6a3e4f0c-1b2d-4c5e-8f90-123456789abc"),
+        "6a3e4f0c-1b2d-4c5e-8f90-123456789abc",
         &target,
-        Arc::new(Recorder::default()),
-        RunControl::new(),
     )
-    .await
-    .unwrap_err();
+    .await;
     assert!(err.to_string().contains("secret's ID"), "{err}");
 
     let mut unknown_tenant = source(&sim);
     unknown_tenant.tenant_id = "fabrikam.example.com".into();
-    let err = run_to_folder(
-        &unknown_tenant,
-        &Secret::new(sim.client_secret()),
-        &target,
-        Arc::new(Recorder::default()),
-        RunControl::new(),
-    )
-    .await
-    .unwrap_err();
+    let err = sign_in_error(&unknown_tenant, sim.client_secret(), &target).await;
     assert!(
         matches!(err, EngineError::Auth(AuthError::TenantNotFound(_))),
         "{err:?}"
@@ -360,15 +360,7 @@ async fn a_wrong_secret_stops_before_anything_is_written() {
 
     let mut unknown_app = source(&sim);
     unknown_app.client_id = "11111111-2222-3333-4444-555555555555".into();
-    let err = run_to_folder(
-        &unknown_app,
-        &Secret::new(sim.client_secret()),
-        &target,
-        Arc::new(Recorder::default()),
-        RunControl::new(),
-    )
-    .await
-    .unwrap_err();
+    let err = sign_in_error(&unknown_app, sim.client_secret(), &target).await;
     assert!(
         matches!(err, EngineError::Auth(AuthError::AppNotInTenant(_))),
         "{err:?}"

@@ -163,13 +163,7 @@ impl GraphClient {
                                 source,
                             }),
                         },
-                        Err(source) => Verdict::Retry {
-                            after: None,
-                            error: GraphError::Network {
-                                url: url.to_string(),
-                                source,
-                            },
-                        },
+                        Err(source) => network_retry(url, source),
                     }
                 },
                 on_throttle,
@@ -221,15 +215,7 @@ impl GraphClient {
                                     }
                                     written += chunk.len() as u64;
                                 }
-                                Err(source) => {
-                                    return Verdict::Retry {
-                                        after: None,
-                                        error: GraphError::Network {
-                                            url: url.to_string(),
-                                            source,
-                                        },
-                                    }
-                                }
+                                Err(source) => return network_retry(url, source),
                             }
                         }
                         match expected {
@@ -271,15 +257,7 @@ impl GraphClient {
             .await;
         let response = match sent {
             Ok(r) => r,
-            Err(source) => {
-                return Verdict::Retry {
-                    after: None,
-                    error: GraphError::Network {
-                        url: url.to_string(),
-                        source,
-                    },
-                }
-            }
+            Err(source) => return network_retry(url, source),
         };
         let status = response.status().as_u16();
         if response.status().is_success() {
@@ -314,6 +292,17 @@ impl GraphClient {
             500 | 502 | 504 => Verdict::Retry { after: None, error },
             _ => Verdict::Fail(error),
         }
+    }
+}
+
+/// A broken connection or body: transient, retried with backoff.
+fn network_retry<T>(url: &str, source: reqwest::Error) -> Verdict<T, GraphError> {
+    Verdict::Retry {
+        after: None,
+        error: GraphError::Network {
+            url: url.to_string(),
+            source,
+        },
     }
 }
 
