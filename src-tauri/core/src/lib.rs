@@ -21,6 +21,7 @@
 //! - [`graph`]: the source: auth, client, pacer, paging, wire types, users, mail.
 //! - [`convert`]: pure conversions: flags, folder names (modified UTF-7, escaping).
 //! - [`dest`]: destinations: [`dest::folder`] (local Maildir++ tree).
+//! - [`journal`]: SQLite record of runs, folders (delta links) and items, for exactly-once.
 //! - [`engine`]: runs a migration: [`engine::run_to_folder`], pause/resume/stop.
 //! - [`progress`]: the event stream, [`progress::Reporter`], counters.
 
@@ -30,5 +31,6 @@ pub mod dest;
 pub mod engine;
 pub mod error;
 pub mod graph;
+pub mod journal;
 pub mod progress;
 pub mod secrets;

@@ -10,7 +10,7 @@ mod mail;
 
 pub use control::{Cancelled, RunControl};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,6 +20,7 @@ use crate::config::SourceConfig;
 use crate::dest::folder::FolderStore;
 use crate::graph::client::{http_client, GraphClient, GraphError};
 use crate::graph::{users, AuthError, Pacer, PacerSettings};
+use crate::journal::{Journal, JournalError};
 use crate::progress::{ProgressEvent, Reporter, RunSummary, Stats};
 use crate::secrets::Secret;
 
@@ -38,6 +39,8 @@ pub enum EngineError {
     },
     #[error("cannot set up the HTTP client")]
     Http(#[source] reqwest::Error),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
 }
 
 impl EngineError {
@@ -49,6 +52,7 @@ impl EngineError {
             EngineError::Source(_) => "source",
             EngineError::Destination { .. } => "destination",
             EngineError::Http(_) => "internal",
+            EngineError::Journal(_) => "state",
         }
     }
 }
@@ -60,6 +64,9 @@ pub struct RunOptions {
     pub parallel_mailboxes: usize,
     /// Per-mailbox Graph limits and retry policy.
     pub pacer: PacerSettings,
+    /// Folder for the journal (created 0700). `None` runs without one: the destination's own
+    /// check still prevents duplicates, but nothing is recorded for reports or resumption.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -67,6 +74,7 @@ impl Default for RunOptions {
         RunOptions {
             parallel_mailboxes: 8,
             pacer: PacerSettings::default(),
+            state_dir: None,
         }
     }
 }
@@ -101,6 +109,11 @@ pub async fn run_to_folder_with(
     options: RunOptions,
 ) -> Result<RunSummary, EngineError> {
     let started = Instant::now();
+    // The state folder first: a full or read-only disk stops the run before any data moves.
+    let journal = match &options.state_dir {
+        Some(dir) => Some(Journal::open(dir)?),
+        None => None,
+    };
     let client = GraphClient::new(source, secret, http_client().map_err(EngineError::Http)?)?;
     client.sign_in().await?;
     let store = FolderStore::open(out).map_err(|source| EngineError::Destination {
@@ -121,27 +134,33 @@ pub async fn run_to_folder_with(
         .into_iter()
         .filter(|u| u.mail.as_deref().is_some_and(|m| !m.trim().is_empty()))
         .collect();
+    let run_id = match &journal {
+        Some(j) => Some(j.begin_run()?),
+        None => None,
+    };
+    let journal = journal
+        .as_ref()
+        .zip(run_id)
+        .map(|(journal, run)| mail::RunJournal { journal, run });
     reporter.report(ProgressEvent::RunStarted {
         users: mailboxes.len() as u32,
     });
 
-    let results: Vec<Result<Stats, EngineError>> =
-        futures_util::stream::iter(mailboxes)
-            .map(|user| {
-                let (client, store, reporter, control, settings) = (
-                    &client,
-                    &store,
-                    reporter.clone(),
-                    control.clone(),
-                    options.pacer.clone(),
-                );
-                async move {
-                    mail::migrate_mailbox(client, store, &user, reporter, control, settings).await
-                }
-            })
-            .buffer_unordered(options.parallel_mailboxes.max(1))
-            .collect()
-            .await;
+    let results: Vec<Result<Stats, EngineError>> = futures_util::stream::iter(mailboxes)
+        .map(|user| {
+            let run = mail::MailboxRun {
+                client: &client,
+                store: &store,
+                journal,
+                reporter: reporter.clone(),
+                control: control.clone(),
+                settings: options.pacer.clone(),
+            };
+            async move { run.migrate(&user).await }
+        })
+        .buffer_unordered(options.parallel_mailboxes.max(1))
+        .collect()
+        .await;
 
     let mut totals = Stats::default();
     let mut users_done = 0;
@@ -156,6 +175,15 @@ pub async fn run_to_folder_with(
         seconds: started.elapsed().as_secs_f64(),
         cancelled: control.is_cancelled(),
     };
+    if let Some(j) = journal {
+        let status = if summary.cancelled {
+            "stopped"
+        } else {
+            "finished"
+        };
+        let json = serde_json::to_string(&summary).unwrap_or_default();
+        j.journal.finish_run(j.run, status, &json)?;
+    }
     reporter.report(ProgressEvent::RunFinished {
         summary: summary.clone(),
     });
