@@ -134,3 +134,318 @@ mod tests {
         assert_eq!(c.login_base(), "https://login.microsoftonline.us");
     }
 }
+
+/// The TOML configuration file of a headless run. Unknown keys and wrong types are errors that
+/// name the key and the line. Secrets are never in this file: the client secret comes from the
+/// OS keychain or the `M365_CLIENT_SECRET` environment variable.
+///
+/// ```toml
+/// [source]
+/// tenant_id = "contoso.onmicrosoft.com"   # or the Directory (tenant) ID GUID
+/// client_id = "00000000-0000-0000-0000-000000000000"
+/// cloud = "global"                         # global | usGovHigh | usGovDod | china
+///
+/// [destination]
+/// kind = "folder"                          # a local Maildir++ tree per user
+/// path = "/srv/m365-export"
+///
+/// [users]                                  # optional: all users by default
+/// include = ["adele@contoso.com"]          # only these (address or UPN)
+/// exclude = ["room-1@contoso.com"]
+///
+/// [run]                                    # optional
+/// parallel_mailboxes = 8
+/// state_dir = "/var/lib/m365-migrator"     # the journal; default: beside this file
+/// ```
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub source: FileSource,
+    pub destination: DestinationConfig,
+    #[serde(default)]
+    pub users: UserSelection,
+    #[serde(default)]
+    pub run: RunSettings,
+}
+
+/// `[source]`: the app registration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSource {
+    pub tenant_id: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub cloud: Cloud,
+    pub login_url: Option<String>,
+    pub graph_url: Option<String>,
+}
+
+/// `[destination]`, selected by `kind`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum DestinationConfig {
+    /// One Maildir++ tree per user under `path`.
+    Folder { path: std::path::PathBuf },
+}
+
+/// `[users]`: which mailboxes to migrate. Empty `include` means all.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSelection {
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+impl UserSelection {
+    /// True when a user with these addresses (mail, UPN) is selected. Case-insensitive.
+    pub fn selects(&self, addresses: &[&str]) -> bool {
+        let matches = |list: &[String]| {
+            list.iter().any(|want| {
+                addresses
+                    .iter()
+                    .any(|a| a.trim().eq_ignore_ascii_case(want.trim()))
+            })
+        };
+        (self.include.is_empty() || matches(&self.include)) && !matches(&self.exclude)
+    }
+}
+
+/// `[run]`: tuning. The defaults suit Exchange Online's documented limits.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSettings {
+    pub parallel_mailboxes: usize,
+    /// Requests in flight per mailbox (Exchange Online allows 4).
+    pub max_in_flight: usize,
+    /// Requests per mailbox per `window_seconds` (Exchange Online: 10,000 per 600 s).
+    pub requests_per_window: u32,
+    pub window_seconds: u64,
+    pub state_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings {
+            parallel_mailboxes: 8,
+            max_in_flight: 4,
+            requests_per_window: 10_000,
+            window_seconds: 600,
+            state_dir: None,
+        }
+    }
+}
+
+/// A configuration file that cannot be used, naming what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}")]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("configuration file {path}: {message}")]
+    Syntax {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error("configuration file {path}: {key}: {message}")]
+    Invalid {
+        path: std::path::PathBuf,
+        key: &'static str,
+        message: String,
+    },
+}
+
+impl FileConfig {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates `text`; `path` is only used in messages.
+    pub fn parse(text: &str, path: &std::path::Path) -> Result<Self, ConfigError> {
+        let config: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: toml_message(text, &e),
+        })?;
+        let invalid = |key, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            message,
+        };
+        if !tenant_id_shape_ok(config.source.tenant_id.trim()) {
+            return Err(invalid(
+                "source.tenant_id",
+                format!(
+                    "'{}' is neither a GUID nor a domain name",
+                    config.source.tenant_id
+                ),
+            ));
+        }
+        if !is_guid(config.source.client_id.trim()) {
+            return Err(invalid(
+                "source.client_id",
+                format!("'{}' is not a GUID", config.source.client_id),
+            ));
+        }
+        for (key, url) in [
+            ("source.login_url", &config.source.login_url),
+            ("source.graph_url", &config.source.graph_url),
+        ] {
+            if let Some(url) = url {
+                if !(url.starts_with("https://")
+                    || url.starts_with("http://127.0.0.1")
+                    || url.starts_with("http://localhost")
+                    || url.starts_with("http://[::1]"))
+                {
+                    return Err(invalid(
+                        key,
+                        format!("'{url}' must be an https:// URL (plain http only on loopback)"),
+                    ));
+                }
+            }
+        }
+        let run = &config.run;
+        if run.parallel_mailboxes == 0 {
+            return Err(invalid(
+                "run.parallel_mailboxes",
+                "must be at least 1".into(),
+            ));
+        }
+        if run.max_in_flight == 0 {
+            return Err(invalid("run.max_in_flight", "must be at least 1".into()));
+        }
+        if run.requests_per_window == 0 || run.window_seconds == 0 {
+            return Err(invalid(
+                "run.requests_per_window",
+                "the request budget and window must be at least 1".into(),
+            ));
+        }
+        Ok(config)
+    }
+
+    /// The source settings for the engine.
+    pub fn source_config(&self) -> SourceConfig {
+        SourceConfig {
+            tenant_id: self.source.tenant_id.trim().to_string(),
+            client_id: self.source.client_id.trim().to_string(),
+            cloud: self.source.cloud,
+            login_url: self.source.login_url.clone(),
+            graph_url: self.source.graph_url.clone(),
+        }
+    }
+}
+
+/// toml's message with the line number and the key made explicit (its spans are byte
+/// offsets). Only the key is quoted from the line, never its value: a secret pasted into the
+/// file must not end up in an error message.
+fn toml_message(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().to_string();
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let start = span.start.min(text.len());
+    let line_no = text[..start].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("");
+    match line.split_once('=') {
+        Some((key, _)) if !message.contains(key.trim()) => {
+            format!("line {line_no}: {}: {message}", key.trim())
+        }
+        _ => format!("line {line_no}: {message}"),
+    }
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+    use std::path::Path;
+
+    const GOOD: &str = r#"
+[source]
+tenant_id = "contoso.onmicrosoft.com"
+client_id = "00000000-0000-0000-0000-000000000001"
+cloud = "usGovHigh"
+
+[destination]
+kind = "folder"
+path = "/srv/out"
+
+[users]
+exclude = ["Room-1@contoso.com"]
+"#;
+
+    #[test]
+    fn a_good_file_parses_with_defaults() {
+        let c = FileConfig::parse(GOOD, Path::new("m.toml")).unwrap();
+        assert_eq!(c.source.cloud, Cloud::UsGovHigh);
+        assert_eq!(c.run, RunSettings::default());
+        assert_eq!(
+            c.destination,
+            DestinationConfig::Folder {
+                path: "/srv/out".into()
+            }
+        );
+        assert!(c.users.selects(&["adele@contoso.com"]));
+        assert!(!c.users.selects(&["room-1@CONTOSO.com", "x@y"]));
+        assert_eq!(
+            c.source_config().login_base(),
+            "https://login.microsoftonline.us"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_name_the_key_and_line() {
+        let typo = GOOD.replace("cloud =", "clowd =");
+        let e = FileConfig::parse(&typo, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 5") && e.contains("clowd"), "{e}");
+
+        let wrong = format!("{GOOD}\n[run]\nparallel_mailboxes = \"many\"\n");
+        let e = FileConfig::parse(&wrong, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 15: parallel_mailboxes: invalid type"),
+            "{e}"
+        );
+
+        let secret = GOOD.replace("[destination]", "client_secret = \"x\"\n[destination]");
+        let e = FileConfig::parse(&secret, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("client_secret"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = FileConfig::parse(
+            &GOOD.replace("contoso.onmicrosoft.com", "contoso"),
+            Path::new("m.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("source.tenant_id"), "{e}");
+        let e = FileConfig::parse(
+            &GOOD.replace(
+                "cloud = \"usGovHigh\"",
+                "graph_url = \"http://graph.example.com\"",
+            ),
+            Path::new("m.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("source.graph_url"), "{e}");
+        let e = FileConfig::parse(&GOOD.replace("\"folder\"", "\"ftp\""), Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ftp") && e.contains("folder"), "{e}");
+    }
+}

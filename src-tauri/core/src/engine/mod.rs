@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use futures_util::StreamExt;
 
-use crate::config::SourceConfig;
+use crate::config::{RunSettings, SourceConfig, UserSelection};
 use crate::dest::folder::FolderStore;
 use crate::graph::client::{http_client, GraphClient, GraphError};
 use crate::graph::{users, AuthError, Pacer, PacerSettings};
@@ -67,6 +67,25 @@ pub struct RunOptions {
     /// Folder for the journal (created 0700). `None` runs without one: the destination's own
     /// check still prevents duplicates, but nothing is recorded for reports or resumption.
     pub state_dir: Option<PathBuf>,
+    /// Which mailboxes to migrate (all by default).
+    pub users: UserSelection,
+}
+
+impl RunOptions {
+    /// Options from a configuration file's `[run]` and `[users]` sections.
+    pub fn from_settings(run: &RunSettings, users: &UserSelection) -> Self {
+        RunOptions {
+            parallel_mailboxes: run.parallel_mailboxes,
+            pacer: PacerSettings {
+                max_in_flight: run.max_in_flight,
+                budget: run.requests_per_window,
+                window: std::time::Duration::from_secs(run.window_seconds),
+                ..PacerSettings::default()
+            },
+            state_dir: run.state_dir.clone(),
+            users: users.clone(),
+        }
+    }
 }
 
 impl Default for RunOptions {
@@ -75,6 +94,7 @@ impl Default for RunOptions {
             parallel_mailboxes: 8,
             pacer: PacerSettings::default(),
             state_dir: None,
+            users: UserSelection::default(),
         }
     }
 }
@@ -133,6 +153,12 @@ pub async fn run_to_folder_with(
         .items
         .into_iter()
         .filter(|u| u.mail.as_deref().is_some_and(|m| !m.trim().is_empty()))
+        .filter(|u| {
+            let mail = u.mail.as_deref().unwrap_or_default();
+            options
+                .users
+                .selects(&[mail, u.user_principal_name.as_str()])
+        })
         .collect();
     let run_id = match &journal {
         Some(j) => Some(j.begin_run()?),
