@@ -3,13 +3,13 @@
 
 mod reporter;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use migrator_core::config::{Cloud, SourceConfig};
-use migrator_core::engine::{run_to_folder, RunControl};
+use migrator_core::config::{Cloud, DestinationConfig, FileConfig, SourceConfig};
+use migrator_core::engine::{run_to_folder_with, RunControl, RunOptions};
 use migrator_core::progress::RunSummary;
 use migrator_core::secrets::Secret;
 
@@ -42,8 +42,8 @@ enum Command {
     /// Migrate a built-in simulated tenant into a local folder: the whole flow, no tenant needed.
     ///
     /// Starts a Microsoft Graph simulator on 127.0.0.1, signs in to it with the client
-    /// credentials flow, and writes one Maildir++ tree per user under --out. Running it again
-    /// into the same folder writes nothing twice.
+    /// credentials flow, and writes one Maildir++ tree per user under --out (the journal goes
+    /// to --out/.m365-migrator). Running it again into the same folder writes nothing twice.
     Demo {
         /// Folder to write the users' Maildir trees into (created if missing).
         #[arg(long, value_name = "DIR")]
@@ -55,7 +55,20 @@ enum Command {
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
         messages: u32,
     },
+    /// Migrate the tenant described by a configuration file.
+    ///
+    /// The client secret is read from the M365_CLIENT_SECRET environment variable. The journal
+    /// lives in [run] state_dir (default: m365-migrator-state beside the configuration file);
+    /// running again resumes a stopped run and writes nothing twice.
+    Run {
+        /// The TOML configuration file (see the README's configuration reference).
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
 }
+
+/// Environment variable holding the client secret for headless runs.
+const SECRET_ENV: &str = "M365_CLIENT_SECRET";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -87,7 +100,41 @@ async fn dispatch(cli: Cli) -> anyhow::Result<RunSummary> {
             users,
             messages,
         } => demo(out, users, messages, cli.quiet).await,
+        Command::Run { config } => run(config, cli.quiet).await,
     }
+}
+
+async fn run(path: PathBuf, quiet: bool) -> anyhow::Result<RunSummary> {
+    let config = FileConfig::load(&path)?;
+    let secret = std::env::var(SECRET_ENV)
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .map(Secret::new)
+        .ok_or_else(|| anyhow::anyhow!("the client secret is not set: export {SECRET_ENV}"))?;
+    let mut options = RunOptions::from_settings(&config.run, &config.users);
+    if options.state_dir.is_none() {
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty());
+        options.state_dir = Some(base.unwrap_or(Path::new(".")).join("m365-migrator-state"));
+    }
+    let DestinationConfig::Folder { path: out } = &config.destination;
+    migrate(&config.source_config(), &secret, out, options, quiet).await
+}
+
+/// Runs the engine with the CLI's reporter and Ctrl-C handling, then prints the summary.
+async fn migrate(
+    source: &SourceConfig,
+    secret: &Secret,
+    out: &Path,
+    options: RunOptions,
+    quiet: bool,
+) -> anyhow::Result<RunSummary> {
+    let reporter = Arc::new(reporter::CliReporter::new(quiet));
+    let control = RunControl::new();
+    stop_on_ctrl_c(control.clone());
+    let summary =
+        run_to_folder_with(source, secret, out, reporter.clone(), control, options).await?;
+    reporter.finish(&summary, out);
+    Ok(summary)
 }
 
 async fn demo(out: PathBuf, users: u32, messages: u32, quiet: bool) -> anyhow::Result<RunSummary> {
@@ -103,14 +150,13 @@ async fn demo(out: PathBuf, users: u32, messages: u32, quiet: bool) -> anyhow::R
         graph_url: Some(sim.url()),
     };
     let secret = Secret::new(sim.client_secret());
-    let reporter = Arc::new(reporter::CliReporter::new(quiet));
-    let control = RunControl::new();
-    stop_on_ctrl_c(control.clone());
-    let result = run_to_folder(&source, &secret, &out, reporter.clone(), control).await;
+    let options = RunOptions {
+        state_dir: Some(out.join(".m365-migrator")),
+        ..RunOptions::default()
+    };
+    let result = migrate(&source, &secret, &out, options, quiet).await;
     sim.shutdown().await;
-    let summary = result?;
-    reporter.finish(&summary, &out);
-    Ok(summary)
+    result
 }
 
 /// Ctrl-C stops at the next item boundary; a later run resumes.

@@ -103,7 +103,48 @@ fn an_unwritable_output_folder_is_a_clear_fatal_error() {
     assert_eq!(run.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(
-        stderr.contains("cannot write to the destination folder"),
+        stderr.contains("cannot create the state folder") && stderr.contains("a-file/sub"),
         "{stderr}"
     );
+}
+
+#[test]
+fn run_reports_config_and_secret_problems_before_any_data_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("migrate.toml");
+    std::fs::write(
+        &config,
+        "[source]\ntenant_id = \"contoso.com\"\nclient_id = \"00000000-0000-0000-0000-000000000001\"\n\
+         [destination]\nkind = \"folder\"\npath = \"out\"\nparallel = 3\n",
+    )
+    .unwrap();
+    let run = migrate()
+        .args(["run", "--config"])
+        .arg(&config)
+        .env_remove("M365_CLIENT_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("line 6") && stderr.contains("parallel"),
+        "{stderr}"
+    );
+
+    std::fs::write(
+        &config,
+        "[source]\ntenant_id = \"contoso.com\"\nclient_id = \"00000000-0000-0000-0000-000000000001\"\n\
+         [destination]\nkind = \"folder\"\npath = \"out\"\n",
+    )
+    .unwrap();
+    let run = migrate()
+        .args(["run", "--config"])
+        .arg(&config)
+        .env_remove("M365_CLIENT_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("M365_CLIENT_SECRET"), "{stderr}");
+    assert!(!dir.path().join("out").exists());
 }
