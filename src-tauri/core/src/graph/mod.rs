@@ -9,6 +9,7 @@ pub mod client;
 pub mod mail;
 pub mod pacer;
 pub mod paging;
+pub mod permissions;
 pub mod types;
 pub mod users;
 
