@@ -65,7 +65,20 @@ enum Command {
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Check that a run could start: sign-in, permissions, destination and state folder.
+    ///
+    /// Signs in, lists each application permission as granted or missing (from the token and
+    /// one probe call per workload), and checks that the destination and the state folder are
+    /// writable. Exits 2 when anything would stop a run. Moves no data.
+    Check {
+        /// The TOML configuration file.
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
 }
+
+/// Exit code of `check` when something would stop a run.
+const EXIT_CHECK_FAILED: u8 = 2;
 
 /// Environment variable holding the client secret for headless runs.
 const SECRET_ENV: &str = "M365_CLIENT_SECRET";
@@ -73,6 +86,20 @@ const SECRET_ENV: &str = "M365_CLIENT_SECRET";
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    if let Command::Check { config } = &cli.command {
+        return match tokio::runtime::Runtime::new().map(|rt| rt.block_on(check(config))) {
+            Ok(Ok(true)) => ExitCode::SUCCESS,
+            Ok(Ok(false)) => ExitCode::from(EXIT_CHECK_FAILED),
+            Ok(Err(e)) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(EXIT_FATAL)
+            }
+            Err(e) => {
+                eprintln!("error: cannot start the async runtime: {e}");
+                ExitCode::from(EXIT_FATAL)
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -101,11 +128,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<RunSummary> {
             messages,
         } => demo(out, users, messages, cli.quiet).await,
         Command::Run { config } => run(config, cli.quiet).await,
+        Command::Check { .. } => unreachable!("check is dispatched in main"),
     }
 }
 
-async fn run(path: PathBuf, quiet: bool) -> anyhow::Result<RunSummary> {
-    let config = FileConfig::load(&path)?;
+/// Loads the configuration, the secret and the default state folder.
+fn load(path: &Path) -> anyhow::Result<(FileConfig, Secret, RunOptions)> {
+    let config = FileConfig::load(path)?;
     let secret = std::env::var(SECRET_ENV)
         .ok()
         .filter(|s| !s.trim().is_empty())
@@ -116,6 +145,51 @@ async fn run(path: PathBuf, quiet: bool) -> anyhow::Result<RunSummary> {
         let base = path.parent().filter(|p| !p.as_os_str().is_empty());
         options.state_dir = Some(base.unwrap_or(Path::new(".")).join("m365-migrator-state"));
     }
+    Ok((config, secret, options))
+}
+
+/// Prints what would stop a run; `Ok(false)` when something would.
+async fn check(path: &Path) -> anyhow::Result<bool> {
+    let (config, secret, options) = load(path)?;
+    let report = migrator_core::engine::preflight(
+        &config.source_config(),
+        &secret,
+        &config.destination,
+        &options,
+    )
+    .await?;
+    println!("signed in to tenant {}", config.source.tenant_id);
+    for p in &report.permissions {
+        let mark = if p.granted() {
+            "granted"
+        } else if p.required {
+            "MISSING"
+        } else {
+            "missing"
+        };
+        let need = if p.required { "required" } else { "optional" };
+        println!("  {mark:8} {:22} ({need})", p.name);
+        if let (false, Some(detail)) = (p.granted(), &p.detail) {
+            println!("           {detail}");
+        }
+    }
+    for problem in &report.problems {
+        println!("problem: {problem}");
+    }
+    let ok = report.problems.is_empty();
+    println!(
+        "{}",
+        if ok {
+            "ready to run"
+        } else {
+            "not ready: fix the problems above"
+        }
+    );
+    Ok(ok)
+}
+
+async fn run(path: PathBuf, quiet: bool) -> anyhow::Result<RunSummary> {
+    let (config, secret, options) = load(&path)?;
     let DestinationConfig::Folder { path: out } = &config.destination;
     migrate(&config.source_config(), &secret, out, options, quiet).await
 }

@@ -7,8 +7,10 @@
 
 mod control;
 mod mail;
+mod preflight;
 
 pub use control::{Cancelled, RunControl};
+pub use preflight::{preflight, Preflight};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,0 +1,81 @@
+//! The check before a run: everything that would stop it, found without moving data.
+
+use serde::Deserialize;
+
+use super::{EngineError, RunOptions};
+use crate::config::{DestinationConfig, SourceConfig};
+use crate::dest::folder::FolderStore;
+use crate::graph::client::{http_client, GraphClient};
+use crate::graph::permissions::{self, PermissionStatus};
+use crate::graph::Pacer;
+use crate::journal::Journal;
+use crate::secrets::Secret;
+
+/// What the check found.
+#[derive(Debug, Clone)]
+pub struct Preflight {
+    pub permissions: Vec<PermissionStatus>,
+    /// Each thing that would stop a run, as advice. Empty when ready.
+    pub problems: Vec<String>,
+}
+
+/// Signs in (a failure is the `Err`), checks permissions with probe calls against the first
+/// user that has a mailbox, and checks that the destination and the state folder are
+/// writable. Creates those folders if missing, but writes no mail.
+pub async fn preflight(
+    source: &SourceConfig,
+    secret: &Secret,
+    destination: &DestinationConfig,
+    options: &RunOptions,
+) -> Result<Preflight, EngineError> {
+    let client = GraphClient::new(source, secret, http_client().map_err(EngineError::Http)?)?;
+    let token = client.sign_in().await?;
+
+    #[derive(Deserialize)]
+    struct Users {
+        #[serde(default)]
+        value: Vec<Probe>,
+    }
+    #[derive(Deserialize)]
+    struct Probe {
+        id: String,
+        #[serde(default)]
+        mail: Option<String>,
+    }
+    let pacer = Pacer::new(options.pacer.clone());
+    let first = client
+        .get_json::<Users>(
+            &pacer,
+            &client.url("/users?$select=id,mail&$top=20"),
+            |_| {},
+        )
+        .await
+        .ok()
+        .and_then(|u| u.value.into_iter().find(|p| p.mail.is_some()))
+        .map(|p| p.id);
+    let permissions = permissions::check(&client, &token, first.as_deref()).await;
+
+    let mut problems = Vec::new();
+    for p in permissions.iter().filter(|p| p.required && !p.granted()) {
+        problems.push(format!(
+            "the application permission {} is missing: add it under API permissions > Microsoft Graph > Application permissions and grant admin consent",
+            p.name
+        ));
+    }
+    let DestinationConfig::Folder { path } = destination;
+    if let Err(e) = FolderStore::open(path) {
+        problems.push(format!(
+            "the destination folder {} is not writable: {e}",
+            path.display()
+        ));
+    }
+    if let Some(dir) = &options.state_dir {
+        if let Err(e) = Journal::open(dir) {
+            problems.push(e.to_string());
+        }
+    }
+    Ok(Preflight {
+        permissions,
+        problems,
+    })
+}
