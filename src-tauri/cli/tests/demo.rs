@@ -45,11 +45,13 @@ fn demo_writes_maildirs_and_a_rerun_writes_nothing() {
     assert!(stdout.contains("50 messages"), "{stdout}");
     assert!(stdout.contains("0 failed"), "{stdout}");
     assert_eq!(message_files(out.path()), 50);
-    assert_eq!(
-        std::fs::read_dir(out.path()).unwrap().count(),
-        2,
-        "one folder per user"
-    );
+    let users: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert_eq!(users.len(), 2, "one folder per user: {users:?}");
+    assert!(out.path().join(".m365-migrator/journal.sqlite").exists());
 
     let second = run();
     let stdout = String::from_utf8_lossy(&second.stdout);
@@ -127,7 +129,7 @@ fn run_reports_config_and_secret_problems_before_any_data_moves() {
     assert_eq!(run.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(
-        stderr.contains("line 6") && stderr.contains("parallel"),
+        stderr.contains("line 7") && stderr.contains("parallel"),
         "{stderr}"
     );
 

@@ -351,7 +351,22 @@ fn toml_message(text: &str, e: &toml::de::Error) -> String {
     let Some(span) = e.span() else {
         return message;
     };
-    let start = span.start.min(text.len());
+    let mut start = span.start.min(text.len());
+    // For an unknown key toml points at its table; point at the key itself.
+    if let Some(key) = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        let mut offset = start;
+        for line in text[start..].split_inclusive('\n') {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with(key) && trimmed[key.len()..].trim_start().starts_with('=') {
+                start = offset;
+                break;
+            }
+            offset += line.len();
+        }
+    }
     let line_no = text[..start].matches('\n').count() + 1;
     let line = text.lines().nth(line_no - 1).unwrap_or("");
     match line.split_once('=') {

@@ -1,0 +1,74 @@
+//! `m365-sim`: serves a generated tenant on 127.0.0.1 until Ctrl-C.
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use migrator_sim::{MailboxLimits, SimConfig, SimServer, TenantSpec};
+
+#[derive(Parser)]
+#[command(
+    name = "m365-sim",
+    version,
+    about = "A Microsoft Graph simulator for M365 Migrator's tests, demo and benchmarks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate a tenant and serve it on 127.0.0.1.
+    Serve {
+        #[arg(long, default_value_t = 3)]
+        users: usize,
+        #[arg(long, default_value_t = 100)]
+        messages: usize,
+        #[arg(long, default_value_t = 365)]
+        seed: u64,
+        /// Mean added latency per Graph request, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Apply Exchange Online's per-mailbox limits (4 in flight, 10,000 per 10 minutes).
+        #[arg(long)]
+        throttle: bool,
+        /// Also print the client secret (it is a simulator, but secrets are not printed by habit).
+        #[arg(long)]
+        print_secret: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Command::Serve {
+        users,
+        messages,
+        seed,
+        latency_ms,
+        throttle,
+        print_secret,
+    } = Cli::parse().command;
+    let config = SimConfig {
+        tenant: TenantSpec {
+            seed,
+            users,
+            messages_per_user: messages,
+            ..TenantSpec::default()
+        },
+        latency: Duration::from_millis(latency_ms),
+        jitter: Duration::from_millis(latency_ms / 4),
+        limits: throttle.then(MailboxLimits::default),
+        ..SimConfig::default()
+    };
+    let sim = SimServer::start(config).await?;
+    println!("url        {}", sim.url());
+    println!("tenant_id  {}", sim.tenant_id());
+    println!("client_id  {}", sim.client_id());
+    if print_secret {
+        println!("secret     {}", sim.client_secret());
+    }
+    println!("serving until Ctrl-C");
+    tokio::signal::ctrl_c().await?;
+    sim.shutdown().await;
+    Ok(())
+}
