@@ -1,0 +1,38 @@
+//! Errors cross the IPC boundary as `{code, message}` (DESIGN.md, contracts).
+
+use serde::Serialize;
+use ts_rs::TS;
+
+/// An error the UI can show: a stable `code` to branch on and a readable `message`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[ts(export, export_to = "../ui/src/bindings/")]
+pub struct IpcError {
+    pub code: String,
+    pub message: String,
+}
+
+impl IpcError {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        IpcError {
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<migrator_core::engine::EngineError> for IpcError {
+    fn from(e: migrator_core::engine::EngineError) -> Self {
+        // The message chain, outermost first: "cannot sign in: the client secret is wrong ..."
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            let text = s.to_string();
+            if !message.contains(&text) {
+                message.push_str(": ");
+                message.push_str(&text);
+            }
+            source = s.source();
+        }
+        IpcError::new(e.code(), message)
+    }
+}

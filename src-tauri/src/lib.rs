@@ -1,0 +1,57 @@
+//! The desktop app's shell: thin Tauri commands over `migrator-core`. No migration logic
+//! lives here; long work runs in the core's engine and its progress events are forwarded to
+//! the UI through a Tauri Channel.
+
+mod commands;
+mod ipc_error;
+mod reporter;
+mod state;
+
+pub use ipc_error::IpcError;
+pub use reporter::ChannelReporter;
+pub use state::AppState;
+
+use tauri::Manager;
+
+/// Registers the app's state and commands on a builder (the real runtime, or the mock
+/// runtime in tests).
+pub fn builder<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
+    builder
+        .manage(AppState::default())
+        .invoke_handler(tauri::generate_handler![
+            commands::app_info,
+            commands::validate_source,
+            commands::run_demo,
+            commands::control_run,
+        ])
+}
+
+/// Starts the desktop app.
+pub fn run() {
+    let app = builder(tauri::Builder::default())
+        .setup(|app| {
+            let log_dir = app.path().app_log_dir()?;
+            let guard = state::init_logging(&log_dir)?;
+            app.state::<AppState>().set_logging(log_dir, guard);
+            Ok(())
+        })
+        .run(tauri::generate_context!());
+    if let Err(error) = app {
+        eprintln!("M365 Migrator could not start: {error}");
+        std::process::exit(1);
+    }
+}
+
+/// The demo: starts the simulator with the demo tenant, migrates it into `out`, stops it.
+pub async fn demo(
+    out: &std::path::Path,
+    reporter: std::sync::Arc<dyn migrator_core::progress::Reporter>,
+    control: migrator_core::engine::RunControl,
+) -> Result<migrator_core::progress::RunSummary, IpcError> {
+    let sim = migrator_sim::SimServer::start(migrator_sim::SimConfig::demo())
+        .await
+        .map_err(|e| IpcError::new("internal", format!("cannot start the demo tenant: {e}")))?;
+    let result = commands::run_against(&sim, out, reporter, control).await;
+    sim.shutdown().await;
+    result
+}

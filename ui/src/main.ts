@@ -1,0 +1,287 @@
+import { Channel, invoke } from "@tauri-apps/api/core";
+import type { ProgressEvent } from "./bindings/ProgressEvent";
+import type { RunSummary } from "./bindings/RunSummary";
+import type { IpcError } from "./bindings/IpcError";
+import { checkSource } from "./validate";
+
+const PERMISSIONS: Array<[string, string]> = [
+  ["User.Read.All", "list users and their addresses (required)"],
+  ["Mail.Read", "read mail folders and messages (required)"],
+  ["Domain.Read.All", "list the tenant's domains"],
+  ["MailboxSettings.Read", "read each mailbox's time zone and language"],
+  ["Calendars.Read", "read calendars and events"],
+  ["Contacts.Read", "read contacts"],
+  ["Tasks.Read.All", "read Microsoft To Do tasks"],
+];
+
+function el<T extends HTMLElement>(id: string): T {
+  const found = document.getElementById(id);
+  if (!found) throw new Error(`missing element #${id}`);
+  return found as T;
+}
+
+function show(screen: "source" | "migrate" | "report"): void {
+  for (const name of ["source", "migrate", "report"]) {
+    el(`screen-${name}`).hidden = name !== screen;
+  }
+  document.querySelectorAll<HTMLLIElement>(".steps li").forEach((li) => {
+    const current = li.dataset.step === screen;
+    if (current) li.setAttribute("aria-current", "step");
+    else li.removeAttribute("aria-current");
+  });
+}
+
+function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u += 1;
+  }
+  return `${v.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
+}
+
+// --- Source screen -------------------------------------------------------------------
+
+function renderPermissions(): void {
+  const list = el<HTMLUListElement>("permissions");
+  for (const [name, purpose] of PERMISSIONS) {
+    const li = document.createElement("li");
+    const code = document.createElement("code");
+    code.textContent = name;
+    const text = document.createElement("span");
+    text.textContent = ` ${purpose}`;
+    const copy = document.createElement("button");
+    copy.type = "button";
+    copy.className = "copy";
+    copy.textContent = "Copy";
+    copy.setAttribute("aria-label", `Copy ${name}`);
+    copy.addEventListener("click", async () => {
+      try {
+        await navigator.clipboard.writeText(name);
+        copy.textContent = "Copied";
+      } catch {
+        copy.textContent = "Select and copy";
+      }
+      setTimeout(() => (copy.textContent = "Copy"), 1500);
+    });
+    li.append(code, text, copy);
+    list.append(li);
+  }
+}
+
+const FIELD_IDS: Record<string, string> = {
+  tenantId: "tenant-id",
+  clientId: "client-id",
+  clientSecret: "client-secret",
+};
+
+function showFieldErrors(errors: Record<string, string>): void {
+  for (const [field, id] of Object.entries(FIELD_IDS)) {
+    const message = errors[field] ?? "";
+    el(`${id}-error`).textContent = message;
+    el(id).setAttribute("aria-invalid", message ? "true" : "false");
+  }
+}
+
+function readSource() {
+  return {
+    tenantId: el<HTMLInputElement>("tenant-id").value,
+    clientId: el<HTMLInputElement>("client-id").value,
+    clientSecret: el<HTMLInputElement>("client-secret").value,
+  };
+}
+
+function wireSource(): void {
+  const form = el<HTMLFormElement>("source-form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const fields = readSource();
+    const errors = checkSource(fields);
+    showFieldErrors(errors);
+    const status = el("source-status");
+    if (Object.keys(errors).length > 0) {
+      status.textContent = "Please correct the highlighted fields.";
+      return;
+    }
+    const cloud = el<HTMLSelectElement>("cloud").value;
+    try {
+      const backend = await invoke<Array<{ field: string; message: string }>>("validate_source", {
+        source: { tenantId: fields.tenantId, clientId: fields.clientId, cloud },
+      });
+      const fromBackend: Record<string, string> = {};
+      for (const e of backend) fromBackend[e.field] = e.message;
+      showFieldErrors(fromBackend);
+      status.textContent =
+        backend.length === 0
+          ? "The fields look right. Connecting to the tenant and choosing a destination come next."
+          : "Please correct the highlighted fields.";
+    } catch (e) {
+      status.textContent = `Could not check the fields: ${(e as IpcError).message ?? String(e)}`;
+    }
+  });
+  for (const id of Object.values(FIELD_IDS)) {
+    el(id).addEventListener("blur", () => {
+      const errors = checkSource(readSource());
+      const field = Object.entries(FIELD_IDS).find(([, v]) => v === id)?.[0] ?? "";
+      const value = (el<HTMLInputElement>(id).value ?? "").trim();
+      if (value !== "") {
+        el(`${id}-error`).textContent = errors[field] ?? "";
+        el(id).setAttribute("aria-invalid", errors[field] ? "true" : "false");
+      }
+    });
+  }
+}
+
+// --- Migrate screen ------------------------------------------------------------------
+
+interface UserRow {
+  total: number;
+  done: number;
+  row: HTMLTableRowElement;
+}
+
+class RunView {
+  private users = new Map<string, UserRow>();
+  private total = 0;
+  private done = 0;
+  private bytes = 0;
+  private failed = 0;
+  private started = performance.now();
+
+  reset(): void {
+    this.users.clear();
+    this.total = this.done = this.bytes = this.failed = 0;
+    this.started = performance.now();
+    el("user-rows").replaceChildren();
+    el("failures").innerHTML = '<li class="none">None so far.</li>';
+    el("run-status").textContent = "";
+    el("counters").textContent = "Signing in…";
+    this.setBar(0);
+  }
+
+  private setBar(fraction: number): void {
+    const pct = Math.round(Math.min(1, Math.max(0, fraction)) * 100);
+    el("overall-bar").style.width = `${pct}%`;
+    el("overall").setAttribute("aria-valuenow", String(pct));
+  }
+
+  private row(user: string): UserRow {
+    let entry = this.users.get(user);
+    if (!entry) {
+      const row = document.createElement("tr");
+      row.dataset.user = user;
+      for (let i = 0; i < 3; i++) row.append(document.createElement("td"));
+      row.cells[0].textContent = user;
+      el("user-rows").append(row);
+      entry = { total: 0, done: 0, row };
+      this.users.set(user, entry);
+    }
+    return entry;
+  }
+
+  private paintRow(u: UserRow, state: string): void {
+    u.row.cells[1].textContent = `${u.done} / ${u.total}`;
+    u.row.cells[2].textContent = state;
+  }
+
+  private paintCounters(): void {
+    const seconds = (performance.now() - this.started) / 1000;
+    const rate = seconds > 0 ? this.done / seconds : 0;
+    const left = rate > 0 ? Math.max(0, this.total - this.done) / rate : 0;
+    el("counters").textContent =
+      `${this.done} of ${this.total} messages · ${formatBytes(this.bytes)} · ` +
+      `${rate.toFixed(1)} msg/s · ETA ${Math.ceil(left)} s · ${this.failed} failed`;
+    this.setBar(this.total > 0 ? this.done / this.total : 0);
+  }
+
+  handle(event: ProgressEvent): void {
+    switch (event.kind) {
+      case "runStarted":
+        el("run-status").textContent = `Signed in. Migrating ${event.users} mailboxes.`;
+        break;
+      case "userStarted": {
+        const u = this.row(event.user);
+        u.total = event.messages;
+        this.total += event.messages;
+        this.paintRow(u, "running");
+        break;
+      }
+      case "itemDone": {
+        const u = this.row(event.user);
+        u.done += 1;
+        this.done += 1;
+        this.bytes += event.bytes;
+        this.paintRow(u, "running");
+        break;
+      }
+      case "itemFailed": {
+        this.failed += 1;
+        const list = el("failures");
+        list.querySelector(".none")?.remove();
+        const li = document.createElement("li");
+        li.textContent = `${event.user} ${event.folder} ${event.item}: ${event.reason}`;
+        list.append(li);
+        break;
+      }
+      case "throttled":
+        this.paintRow(this.row(event.user), `waiting ${(event.waitMs / 1000).toFixed(1)} s (Microsoft throttling)`);
+        break;
+      case "userFinished":
+        this.paintRow(this.row(event.user), event.stats.failed > 0 ? `done, ${event.stats.failed} failed` : "done");
+        break;
+      case "runFinished":
+        this.setBar(1);
+        break;
+    }
+    this.paintCounters();
+  }
+}
+
+function renderSummary(summary: RunSummary): void {
+  const t = summary.totals;
+  el("summary").textContent =
+    `${summary.cancelled ? "Stopped after" : "Migrated"} ${summary.users} mailboxes: ${t.messages} messages ` +
+    `(${formatBytes(t.bytes)}) in ${t.folders} folders, in ${summary.seconds.toFixed(1)} s. ` +
+    `${t.skipped} were already there, ${t.failed} failed.` +
+    (summary.cancelled ? " Run it again to resume." : "");
+}
+
+function wireMigrate(view: RunView): void {
+  const control = async (action: "pause" | "resume" | "stop") => {
+    try {
+      await invoke("control_run", { action });
+      el("pause").hidden = action === "pause";
+      el("resume").hidden = action !== "pause";
+      el("run-status").textContent =
+        action === "pause" ? "Paused." : action === "stop" ? "Stopping after the messages in flight…" : "Running.";
+    } catch (e) {
+      el("run-status").textContent = (e as IpcError).message ?? String(e);
+    }
+  };
+  el("pause").addEventListener("click", () => control("pause"));
+  el("resume").addEventListener("click", () => control("resume"));
+  el("stop").addEventListener("click", () => control("stop"));
+
+  el("try-demo").addEventListener("click", async () => {
+    view.reset();
+    show("migrate");
+    el("migrate-title").textContent = "Migrating the demo tenant";
+    const channel = new Channel<ProgressEvent>();
+    channel.onmessage = (event) => view.handle(event);
+    try {
+      const summary = await invoke<RunSummary>("run_demo", { outDir: null, onEvent: channel });
+      renderSummary(summary);
+      show("report");
+    } catch (e) {
+      const err = e as IpcError;
+      el("run-status").textContent = `The demo stopped: ${err.message ?? String(e)}`;
+    }
+  });
+  el("back-to-start").addEventListener("click", () => show("source"));
+}
+
+renderPermissions();
+wireSource();
+wireMigrate(new RunView());
