@@ -36,7 +36,10 @@ impl AppState {
     }
 
     pub fn log_dir(&self) -> Option<PathBuf> {
-        self.log_dir.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.log_dir
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn set_logging(&self, dir: PathBuf, guard: WorkerGuard) {
