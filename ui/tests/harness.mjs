@@ -1,0 +1,120 @@
+// Test harness: serves ui/dist on 127.0.0.1, starts Debian's Chromium through playwright-core,
+// and replaces Tauri's IPC with a scripted backend (window.__TAURI_INTERNALS__), so the real
+// built UI runs in a real browser without the Rust side.
+import { createServer } from "node:http";
+import { readFile, mkdir, copyFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { extname, join, normalize } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = fileURLToPath(new URL(".", import.meta.url));
+const dist = join(here, "..", "dist");
+const repo = join(here, "..", "..");
+const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml" };
+
+export async function serveDist() {
+  if (!existsSync(join(dist, "index.html"))) {
+    throw new Error("ui/dist is missing: run `npm run build` in ui/ first");
+  }
+  const server = createServer(async (req, res) => {
+    const path = normalize(decodeURIComponent((req.url || "/").split("?")[0])).replace(/^(\.\.[/\\])+/, "");
+    const file = join(dist, path === "/" ? "index.html" : path);
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, { "content-type": TYPES[extname(file)] || "application/octet-stream" });
+      res.end(body);
+    } catch {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address();
+  return { url: `http://127.0.0.1:${port}/`, close: () => new Promise((r) => server.close(r)) };
+}
+
+export async function launch() {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`Chromium not found at ${CHROMIUM}: install it with apt-get install chromium (or set CHROMIUM_PATH)`);
+  }
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+  });
+}
+
+/** The scripted backend, installed before the app's scripts run. */
+export function mockBackend() {
+  const calls = [];
+  let finishDemo;
+  const internals = {
+    callbacks: new Map(),
+    transformCallback(cb) {
+      const id = Math.floor(Math.random() * 2 ** 31);
+      internals.callbacks.set(id, cb);
+      return id;
+    },
+    unregisterCallback(id) {
+      internals.callbacks.delete(id);
+    },
+    runCallback(id, data) {
+      const cb = internals.callbacks.get(id);
+      if (cb) cb(data);
+    },
+    async invoke(cmd, args) {
+      calls.push({ cmd, args: JSON.parse(JSON.stringify(args ?? {}, (k, v) => (k === "onEvent" ? "<channel>" : v))) });
+      switch (cmd) {
+        case "validate_source": {
+          const errors = [];
+          const guid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+          if (!guid.test(args.source.clientId)) errors.push({ field: "clientId", message: "backend: not a GUID" });
+          return errors;
+        }
+        case "control_run":
+          return null;
+        case "run_demo": {
+          const channel = args.onEvent;
+          let index = 0;
+          const send = (message) => internals.runCallback(channel.id, { index: index++, message });
+          send({ kind: "runStarted", users: 2 });
+          send({ kind: "userStarted", user: "adele.vance@contoso.com", folders: 18, messages: 3 });
+          send({ kind: "userStarted", user: "alex.wilber@contoso.com", folders: 18, messages: 1 });
+          send({ kind: "itemDone", user: "adele.vance@contoso.com", bytes: 150000, skipped: false });
+          send({ kind: "itemDone", user: "adele.vance@contoso.com", bytes: 50000, skipped: false });
+          send({ kind: "throttled", user: "alex.wilber@contoso.com", waitMs: 2128 });
+          send({ kind: "itemFailed", user: "adele.vance@contoso.com", folder: "Inbox", item: "AAMk1", reason: "Graph answered HTTP 404" });
+          send({ kind: "itemDone", user: "alex.wilber@contoso.com", bytes: 30000, skipped: false });
+          await new Promise((resolve) => (finishDemo = resolve));
+          const stats = { folders: 36, messages: 3, skipped: 0, failed: 1, bytes: 230000 };
+          send({ kind: "userFinished", user: "adele.vance@contoso.com", stats });
+          send({ kind: "runFinished", summary: { users: 2, totals: stats, seconds: 1.5, cancelled: false } });
+          return { users: 2, totals: stats, seconds: 1.5, cancelled: false };
+        }
+        default:
+          throw { code: "unknown", message: `unknown command ${cmd}` };
+      }
+    },
+  };
+  window.__TAURI_INTERNALS__ = internals;
+  window.__calls = calls;
+  window.__finishDemo = () => finishDemo && finishDemo();
+}
+
+/** Saves a screenshot as a test artifact, and for the README when asked. */
+export async function screenshot(page, name, { docs = false } = {}) {
+  const artifacts = join(repo, "artifacts", "screenshots");
+  await mkdir(artifacts, { recursive: true });
+  const file = join(artifacts, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  if (docs) {
+    await mkdir(join(repo, "docs", "screenshots"), { recursive: true });
+    await copyFile(file, join(repo, "docs", "screenshots", `${name}.png`));
+  }
+  return file;
+}
