@@ -17,8 +17,11 @@ help:
 deps:
 	@scripts/install-deps.sh
 
+# `npm install` honours package-lock.json. Not `npm ci`: the lock file cannot list the other
+# platforms' optional binaries (@tauri-apps/cli-*, @rollup/rollup-*) when the registry in use
+# serves only this platform's, and `npm ci` then refuses to run.
 ui-deps: deps
-	@cd ui && npm ci --no-audit --no-fund
+	@cd ui && npm install --no-audit --no-fund
 
 ui-build: ui-deps
 	@cd ui && npm run build
