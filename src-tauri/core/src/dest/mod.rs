@@ -3,8 +3,12 @@
 //!
 //! - [`folder`]: a local folder, one Maildir++ tree per user (a backup format, and the demo's
 //!   destination).
+//! - [`imap`]: any IMAP4rev1 server (IceWarp, Dovecot, ...): TLS, master-user login, folder
+//!   mapping to SPECIAL-USE folders, streaming APPEND with flags and dates, and the
+//!   destination check that keeps appends exactly-once.
 
 pub mod folder;
+pub mod imap;
 
 /// Where an item ended up at the destination (a file name, an IMAP UID, a DAV href).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,481 @@
+//! Where each source folder goes on an IMAP server. Pure: the server's folder list in, a plan
+//! out; [`super::ImapMailbox::ensure_folders`] carries it out.
+//!
+//! **Rules** (every run computes the same names from the same source tree and server):
+//! - `inbox` is `INBOX`. The other well-known folders (`sentitems`, `drafts`, `deleteditems`,
+//!   `junkemail`, `archive`) go to, in order of preference: the name configured in
+//!   [`super::ImapSettings::special_folders`]; the server's folder with the matching
+//!   SPECIAL-USE attribute (RFC 6154: `\Sent`, `\Drafts`, `\Trash`, `\Junk`, `\Archive`); an
+//!   existing folder with a usual name (`Sent Items`, `Deleted Items`, `Spam`, ...); and
+//!   otherwise a new folder with the default name (`Sent`, `Drafts`, `Trash`, `Junk`,
+//!   `Archive`). They are never duplicated beside the server's own.
+//! - Other folders keep their place in the tree, under the personal namespace prefix
+//!   (RFC 2342) at the top. Each name component is escaped with
+//!   [`crate::convert::folder_name::escape`] for the server's hierarchy separator, then
+//!   encoded in modified UTF-7 (RFC 3501 §5.1.3). If the server refuses that name (Dovecot's
+//!   Maildir++ storage refuses `.` inside a `/`-separated name, and a leading `~`), it is
+//!   escaped again from the original with `.`, `/` and `~` also escaped. Both forms decode back
+//!   to the original with `unescape`, and a later run finds whichever exists.
+//! - Two source folders never merge: siblings whose names are equal ignoring case (servers may
+//!   be case-insensitive), and top-level folders whose name equals `INBOX` or one of the
+//!   server's special or mapped folders, get a suffix ` ~` + 6 hex digits of the SHA-256 of the
+//!   folder id. The lowest folder id of a group keeps the plain name (so the choice does not
+//!   depend on listing order); a top-level folder that collides with a special one always
+//!   takes the suffix.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use sha2::{Digest, Sha256};
+
+use super::types::ListEntry;
+use crate::convert::folder_name::{decode_mutf7, encode_mutf7, escape, unescape};
+use crate::graph::mail::FolderNode;
+
+/// The SPECIAL-USE attribute and the usual names of a well-known source folder.
+fn role(well_known: &str) -> Option<(&'static str, &'static [&'static str])> {
+    Some(match well_known {
+        "sentitems" => (
+            "\\Sent",
+            &["Sent", "Sent Items", "Sent Messages", "Sent Mail"],
+        ),
+        "drafts" => ("\\Drafts", &["Drafts"]),
+        "deleteditems" => ("\\Trash", &["Trash", "Deleted Items", "Deleted Messages"]),
+        "junkemail" => ("\\Junk", &["Junk", "Spam", "Junk E-mail", "Junk Email"]),
+        "archive" => ("\\Archive", &["Archive", "Archives"]),
+        _ => return None,
+    })
+}
+
+/// RFC 6154 §2 attributes: a folder carrying one is the server's own, never a target for a
+/// user folder of the same name.
+const SPECIAL_USE: [&str; 7] = [
+    "\\All",
+    "\\Archive",
+    "\\Drafts",
+    "\\Flagged",
+    "\\Junk",
+    "\\Sent",
+    "\\Trash",
+];
+
+/// The server's folders and how it names them.
+#[derive(Debug, Clone)]
+pub struct ServerFolders {
+    /// The hierarchy separator (`/` when the server reports none).
+    pub separator: char,
+    /// The personal namespace prefix, e.g. `INBOX.` on Courier; usually empty.
+    pub prefix: String,
+    pub entries: Vec<ListEntry>,
+}
+
+impl ServerFolders {
+    pub fn new(entries: Vec<ListEntry>, namespace: Option<(String, Option<char>)>) -> Self {
+        let separator = namespace
+            .as_ref()
+            .and_then(|(_, s)| *s)
+            .or_else(|| entries.iter().find_map(|e| e.separator))
+            .unwrap_or('/');
+        let prefix = namespace.map(|(p, _)| p).unwrap_or_default();
+        ServerFolders {
+            separator,
+            prefix,
+            entries,
+        }
+    }
+
+    /// True when a folder with exactly this wire name exists (`INBOX` in any case, §5.1).
+    pub fn contains(&self, wire: &str) -> bool {
+        self.entries.iter().any(|e| {
+            e.name == wire
+                || (e.name.eq_ignore_ascii_case("INBOX") && wire.eq_ignore_ascii_case("INBOX"))
+        })
+    }
+
+    /// The path of a wire name: split at the separator, each part decoded and unescaped.
+    pub fn decode(&self, wire: &str) -> Vec<String> {
+        let wire = wire.strip_prefix(self.prefix.as_str()).unwrap_or(wire);
+        wire.split(self.separator).map(decode_component).collect()
+    }
+
+    fn top_level_name(&self, entry: &ListEntry) -> Option<String> {
+        let rest = entry.name.strip_prefix(self.prefix.as_str())?;
+        (!rest.contains(self.separator)).then(|| decode_component(rest))
+    }
+}
+
+/// One name component as a user reads it: modified UTF-7 decoded (as is when invalid), then
+/// unescaped.
+pub fn decode_component(part: &str) -> String {
+    unescape(&decode_mutf7(part).unwrap_or_else(|| part.to_string()))
+}
+
+/// Where one source folder goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// INBOX or one of the server's special folders; `exists` is false when it must be created.
+    Special { wire: String, exists: bool },
+    /// An ordinary folder: under the folder of node `parent` (by index), or at the top.
+    Nested {
+        parent: Option<usize>,
+        /// The source display name.
+        name: String,
+        /// ` ~1a2b3c` when the name would collide, else empty.
+        suffix: String,
+    },
+}
+
+/// The wire name of an ordinary folder's component. `strict` escapes `.`, `/` and `~` too
+/// (the second try, for servers that refuse them).
+pub fn component(name: &str, suffix: &str, separator: char, strict: bool) -> String {
+    let escaped = if strict {
+        escape(name, &[separator, '.', '/', '~'])
+    } else {
+        escape(name, &[separator])
+    };
+    encode_mutf7(&format!("{escaped}{suffix}"))
+}
+
+fn id_suffix(id: &str) -> String {
+    let digest = Sha256::digest(id.as_bytes());
+    format!(" ~{}", &hex::encode(digest)[..6])
+}
+
+/// Plans the destination of every node (same order). `nodes` lists parents before children,
+/// as [`crate::graph::mail::folder_tree`] does; `overrides` maps a well-known name
+/// (`sentitems`, ...) to a folder name below the personal namespace.
+pub fn plan(
+    nodes: &[FolderNode],
+    server: &ServerFolders,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<Placement> {
+    let index_of: HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.folder.id.as_str(), i))
+        .collect();
+    let parent_of = |i: usize| -> Option<usize> {
+        let p = nodes[i].folder.parent_folder_id.as_deref()?;
+        index_of.get(p).copied().filter(|&p| p < i)
+    };
+
+    // With a namespace prefix of `INBOX.` the top level *is* INBOX's children.
+    let inbox_is_top = server
+        .prefix
+        .strip_suffix(server.separator)
+        .is_some_and(|p| p.eq_ignore_ascii_case("INBOX"));
+
+    let mut placements: Vec<Option<Placement>> = vec![None; nodes.len()];
+    // Lower-cased top-level names that belong to the server or to mapped special folders.
+    let mut reserved: HashSet<String> = HashSet::from(["inbox".to_string()]);
+    for entry in &server.entries {
+        if SPECIAL_USE.iter().any(|a| entry.has_attribute(a)) {
+            if let Some(name) = server.top_level_name(entry) {
+                reserved.insert(name.to_lowercase());
+            }
+        }
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        let Some(wk) = node.well_known else { continue };
+        if parent_of(i).is_some() {
+            continue;
+        }
+        let placement = special(wk, server, overrides);
+        if let Some(Placement::Special { wire, .. }) = &placement {
+            reserved.insert(server.decode(wire).join("/").to_lowercase());
+        }
+        placements[i] = placement;
+    }
+
+    // Group the ordinary folders by parent (the top level is one group), so collisions are
+    // settled among siblings only.
+    #[derive(PartialEq, Eq, Hash, Clone, Copy)]
+    enum Group {
+        Top,
+        Under(usize),
+    }
+    let mut groups: Vec<(Group, Vec<usize>)> = Vec::new();
+    let mut group_index: HashMap<Group, usize> = HashMap::new();
+    for (i, placed) in placements.iter().enumerate() {
+        if placed.is_some() {
+            continue;
+        }
+        let group = match parent_of(i) {
+            Some(p) if inbox_is_top && nodes[p].well_known == Some("inbox") => Group::Top,
+            Some(p) => Group::Under(p),
+            None => Group::Top,
+        };
+        let g = *group_index.entry(group).or_insert_with(|| {
+            groups.push((group, Vec::new()));
+            groups.len() - 1
+        });
+        groups[g].1.push(i);
+    }
+    for (group, members) in &groups {
+        let mut by_name: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for &i in members {
+            by_name
+                .entry(nodes[i].folder.display_name.to_lowercase())
+                .or_default()
+                .push(i);
+        }
+        for (lower, mut same) in by_name {
+            same.sort_by(|&a, &b| nodes[a].folder.id.cmp(&nodes[b].folder.id));
+            let taken = *group == Group::Top && reserved.contains(&lower);
+            for (k, &i) in same.iter().enumerate() {
+                let suffix = if taken || k > 0 {
+                    id_suffix(&nodes[i].folder.id)
+                } else {
+                    String::new()
+                };
+                placements[i] = Some(Placement::Nested {
+                    parent: match group {
+                        Group::Top => None,
+                        Group::Under(p) => Some(*p),
+                    },
+                    name: nodes[i].folder.display_name.clone(),
+                    suffix,
+                });
+            }
+        }
+    }
+    placements
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            p.unwrap_or_else(|| Placement::Nested {
+                parent: None,
+                name: nodes[i].folder.display_name.clone(),
+                suffix: id_suffix(&nodes[i].folder.id),
+            })
+        })
+        .collect()
+}
+
+/// Where a top-level well-known folder goes (see the module doc for the order).
+fn special(
+    well_known: &str,
+    server: &ServerFolders,
+    overrides: &BTreeMap<String, String>,
+) -> Option<Placement> {
+    if well_known == "inbox" {
+        return Some(Placement::Special {
+            wire: "INBOX".into(),
+            exists: true,
+        });
+    }
+    let (attribute, usual) = role(well_known)?;
+    let named = |name: &str| -> Placement {
+        let wire = format!("{}{}", server.prefix, encode_mutf7(name));
+        // An existing folder whose name matches ignoring case is the one meant.
+        let existing = server
+            .entries
+            .iter()
+            .find(|e| e.name.eq_ignore_ascii_case(&wire) && !e.has_attribute("\\Noselect"));
+        match existing {
+            Some(e) => Placement::Special {
+                wire: e.name.clone(),
+                exists: true,
+            },
+            None => Placement::Special {
+                wire,
+                exists: false,
+            },
+        }
+    };
+    if let Some(name) = overrides.get(well_known).filter(|n| !n.trim().is_empty()) {
+        return Some(named(name));
+    }
+    let usable =
+        |e: &&ListEntry| !e.has_attribute("\\Noselect") && !e.has_attribute("\\NonExistent");
+    let mut by_attribute: Vec<&ListEntry> = server
+        .entries
+        .iter()
+        .filter(|e| e.has_attribute(attribute))
+        .filter(usable)
+        .collect();
+    // Prefer the personal namespace, then the shortest (least nested) name.
+    by_attribute.sort_by_key(|e| (!e.name.starts_with(server.prefix.as_str()), e.name.len()));
+    if let Some(e) = by_attribute.first() {
+        return Some(Placement::Special {
+            wire: e.name.clone(),
+            exists: true,
+        });
+    }
+    for name in usual {
+        if let Placement::Special { wire, exists: true } = named(name) {
+            return Some(Placement::Special { wire, exists: true });
+        }
+    }
+    Some(named(usual[0]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::types::MailFolder;
+
+    fn node(id: &str, parent: Option<&str>, name: &str, wk: Option<&'static str>) -> FolderNode {
+        FolderNode {
+            folder: MailFolder {
+                id: id.into(),
+                display_name: name.into(),
+                parent_folder_id: parent.map(Into::into),
+                child_folder_count: 0,
+                total_item_count: 0,
+                is_hidden: false,
+                odata_type: None,
+            },
+            path: vec![name.into()],
+            well_known: wk,
+            under_well_known: wk,
+        }
+    }
+
+    fn entry(name: &str, attrs: &[&str]) -> ListEntry {
+        ListEntry {
+            attributes: attrs.iter().map(|a| a.to_string()).collect(),
+            separator: Some('/'),
+            name: name.into(),
+        }
+    }
+
+    fn dovecot() -> ServerFolders {
+        ServerFolders::new(
+            vec![
+                entry("INBOX", &[]),
+                entry("Sent Messages", &["\\Sent"]),
+                entry("Trash", &["\\Trash"]),
+                entry("Spam", &[]),
+                entry("Virtual/Flagged", &["\\Flagged"]),
+                entry("Flagged", &["\\Flagged"]),
+            ],
+            None,
+        )
+    }
+
+    fn wire_of(placements: &[Placement], server: &ServerFolders, i: usize) -> String {
+        match &placements[i] {
+            Placement::Special { wire, .. } => wire.clone(),
+            Placement::Nested {
+                parent,
+                name,
+                suffix,
+            } => {
+                let base = match parent {
+                    Some(p) => format!("{}{}", wire_of(placements, server, *p), server.separator),
+                    None => server.prefix.clone(),
+                };
+                format!("{base}{}", component(name, suffix, server.separator, false))
+            }
+        }
+    }
+
+    #[test]
+    fn well_known_folders_use_special_use_names_and_defaults() {
+        let server = dovecot();
+        let nodes = vec![
+            node("i", None, "Posteingang", Some("inbox")),
+            node("s", None, "Gesendete Elemente", Some("sentitems")),
+            node("d", None, "Entwürfe", Some("drafts")),
+            node("t", None, "Gelöschte Elemente", Some("deleteditems")),
+            node("j", None, "Junk-E-Mail", Some("junkemail")),
+            node("a", None, "Archiv", Some("archive")),
+        ];
+        let p = plan(&nodes, &server, &BTreeMap::new());
+        let wires: Vec<_> = (0..nodes.len()).map(|i| wire_of(&p, &server, i)).collect();
+        assert_eq!(
+            wires,
+            [
+                "INBOX",
+                "Sent Messages",
+                "Drafts",
+                "Trash",
+                "Spam",
+                "Archive"
+            ]
+        );
+        assert!(matches!(&p[2], Placement::Special { exists: false, .. }));
+        assert!(matches!(&p[4], Placement::Special { exists: true, .. }));
+
+        let overrides = BTreeMap::from([("sentitems".to_string(), "Gesendet".to_string())]);
+        let p = plan(&nodes, &server, &overrides);
+        assert_eq!(
+            p[1],
+            Placement::Special {
+                wire: "Gesendet".into(),
+                exists: false
+            }
+        );
+    }
+
+    #[test]
+    fn collisions_get_stable_suffixes_whatever_the_order() {
+        let server = dovecot();
+        let nodes = vec![
+            node("i", None, "Inbox", Some("inbox")),
+            node("s", None, "Sent Items", Some("sentitems")),
+            node("x2", None, "Projects", None),
+            node("x1", None, "projects", None),
+            node("u", None, "Sent Messages", None),
+            node("f", None, "Flagged", None),
+            node("n", None, "INBOX", None),
+            node("c1", Some("x2"), "Same", None),
+            node("c2", Some("x1"), "Same", None),
+            node("ic", Some("i"), "Projects", None),
+        ];
+        let p = plan(&nodes, &server, &BTreeMap::new());
+        let wires: Vec<_> = (0..nodes.len()).map(|i| wire_of(&p, &server, i)).collect();
+        assert_eq!(wires[1], "Sent Messages");
+        assert_eq!(wires[2], format!("Projects{}", id_suffix("x2")));
+        assert_eq!(wires[3], "projects");
+        assert_eq!(wires[4], format!("Sent Messages{}", id_suffix("u")));
+        assert_eq!(wires[5], format!("Flagged{}", id_suffix("f")));
+        assert_eq!(wires[6], format!("INBOX{}", id_suffix("n")));
+        assert_eq!(wires[7], format!("Projects{}/Same", id_suffix("x2")));
+        assert_eq!(wires[8], "projects/Same");
+        assert_eq!(wires[9], "INBOX/Projects");
+        let unique: HashSet<_> = wires.iter().map(|w| w.to_lowercase()).collect();
+        assert_eq!(unique.len(), wires.len());
+
+        let mut reversed = nodes.clone();
+        reversed.swap(2, 3);
+        let q = plan(&reversed, &server, &BTreeMap::new());
+        assert_eq!(wire_of(&q, &server, 2), "projects");
+        assert_eq!(wire_of(&q, &server, 3), wires[2]);
+    }
+
+    #[test]
+    fn inbox_prefix_namespace_shares_one_level() {
+        let server = ServerFolders::new(
+            vec![entry("INBOX", &[]), entry("INBOX.Sent", &["\\Sent"])],
+            Some(("INBOX.".into(), Some('.'))),
+        );
+        let nodes = vec![
+            node("i", None, "Inbox", Some("inbox")),
+            node("a", Some("i"), "Reports", None),
+            node("b", None, "Reports", None),
+            node("c", None, "v1.2", None),
+        ];
+        let p = plan(&nodes, &server, &BTreeMap::new());
+        let wires: Vec<_> = (0..nodes.len()).map(|i| wire_of(&p, &server, i)).collect();
+        assert_eq!(wires[1], "INBOX.Reports");
+        assert_eq!(wires[2], format!("INBOX.Reports{}", id_suffix("b")));
+        assert_eq!(wires[3], "INBOX.v1%2E2");
+        assert_eq!(server.decode(&wires[3]), ["v1.2"]);
+    }
+
+    #[test]
+    fn components_escape_and_decode_back() {
+        for (name, sep) in [("a/b", '/'), ("v1.2", '.'), ("100% ä", '/'), ("~home", '/')] {
+            for strict in [false, true] {
+                let c = component(name, "", sep, strict);
+                assert!(!c.contains(sep), "{c}");
+                assert!(c.is_ascii());
+                assert_eq!(decode_component(&c), name);
+            }
+        }
+        assert_eq!(component("v1.2", "", '/', false), "v1.2");
+        assert_eq!(component("v1.2", "", '/', true), "v1%2E2");
+        assert_eq!(component("~x", "", '/', true), "%7Ex");
+    }
+}

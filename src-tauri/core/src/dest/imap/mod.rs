@@ -1,0 +1,999 @@
+//! The IMAP destination: one user's mailbox on any IMAP4rev1 server (RFC 3501), IceWarp and
+//! Dovecot included.
+//!
+//! ## Contract of [`ImapMailbox`]
+//! - **Transport:** implicit TLS or STARTTLS, certificates checked against the system's roots
+//!   plus an optional CA file. Plaintext only when [`ImapSettings::allow_plaintext_loopback`]
+//!   is set *and* every address of the host is a loopback address; otherwise
+//!   [`ImapError::Config`] before anything is sent.
+//! - **Login:** the user's password, or a master user acting for the user
+//!   ([`ImapLogin::Master`]): SASL PLAIN with the user as authorization identity (RFC 4616),
+//!   or Dovecot's `user*master` form. A refusal is [`ErrorClass::Fatal`]. Passwords are
+//!   [`Secret`]s and appear in no log line and no error.
+//! - **Folders:** [`ImapMailbox::ensure_folders`] maps the source tree onto the server by the
+//!   rules of [`folders`] (special folders by SPECIAL-USE, escaped modified UTF-7 names, no
+//!   two source folders merged), creates what is missing and subscribes it.
+//! - **Append:** [`ImapMailbox::append`] streams exactly `len` bytes from an `AsyncRead` (never
+//!   holding the message) with the flags of [`MailFlags`] and INTERNALDATE = the received
+//!   date, and returns a [`DestRef`] that names the folder and, when the server has UIDPLUS
+//!   (RFC 4315), the UIDVALIDITY and UID ([`ImapRef`]). A message the server refuses is
+//!   [`ErrorClass::SkipItem`] with the server's text; a lost connection is
+//!   [`ErrorClass::Retry`], and the next call reconnects.
+//! - **Exactly once:** `append` itself is not idempotent (IMAP has no such APPEND). Before
+//!   appending a message that may already be there — the journal holds an unfinished intent
+//!   for it, the previous `append` ended in a `Retry` error (the server may have stored it
+//!   before the connection dropped), or the account held mail before the migration — the
+//!   engine asks [`ImapMailbox::find_existing`] with the message's [`MessageFingerprint`].
+//!   Rule: with a Message-ID, `UID SEARCH HEADER Message-ID` and then a candidate matches
+//!   when its RFC822.SIZE equals the source size and its header (BODY.PEEK[HEADER]) has the
+//!   same SHA-256 as the source's (line endings normalised). Without a Message-ID, the
+//!   candidates are the messages of exactly that size (`UID SEARCH LARGER/SMALLER`), and one
+//!   matches when its INTERNALDATE equals the received date to the second and its header
+//!   hash matches. The migrator never changes a message's bytes, so a migrated copy always
+//!   matches, and two distinct messages sharing a Message-ID stay distinct.
+//! - **Reconnects** wait through a [`Pacer`] (the only place that waits); the policy is
+//!   [`ImapSettings::reconnect`].
+//!
+//! One `ImapMailbox` is one connection; commands on it run one at a time. Parallel writers
+//! open several mailboxes for the same user.
+
+pub mod connection;
+pub mod folders;
+pub mod types;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio_rustls::TlsConnector;
+
+use self::connection::{internal_date, parse_internal_date, Completion, Connection};
+use self::folders::{component, Placement, ServerFolders};
+use self::types::{Arg, Code, ListEntry, ParseError, Status, StatusResponse, Untagged};
+use super::DestRef;
+use crate::convert::flags::{keyword, MailFlags};
+use crate::error::{Classify, ErrorClass};
+use crate::graph::mail::FolderNode;
+use crate::graph::pacer::{Pacer, PacerSettings, Verdict};
+use crate::secrets::Secret;
+
+/// How the connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// TLS from the first byte (imaps, port 993).
+    Tls,
+    /// Plaintext greeting, then STARTTLS before anything else (port 143, RFC 3501 §6.2.1).
+    StartTls,
+    /// No TLS: only to a loopback address and only with `allow_plaintext_loopback`.
+    Plain,
+}
+
+/// Where the server is and how to talk to it.
+#[derive(Debug, Clone)]
+pub struct ImapSettings {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    /// Extra trusted CA certificates (PEM), e.g. for a server with a private CA.
+    pub ca_file: Option<PathBuf>,
+    /// Allows [`Security::Plain`], and then only to loopback addresses.
+    pub allow_plaintext_loopback: bool,
+    /// Folder names for well-known source folders (`sentitems`, `drafts`, `deleteditems`,
+    /// `junkemail`, `archive`) below the personal namespace; they win over SPECIAL-USE.
+    pub special_folders: BTreeMap<String, String>,
+    /// Longest wait for one server response.
+    pub timeout: Duration,
+    /// Attempts and backoff when (re)connecting after a lost connection.
+    pub reconnect: PacerSettings,
+}
+
+impl ImapSettings {
+    /// Settings with the defaults: no extra CA, no plaintext, SPECIAL-USE folders, a 2-minute
+    /// response timeout, 4 connection attempts 1 s to 30 s apart.
+    pub fn new(host: impl Into<String>, port: u16, security: Security) -> Self {
+        ImapSettings {
+            host: host.into(),
+            port,
+            security,
+            ca_file: None,
+            allow_plaintext_loopback: false,
+            special_folders: BTreeMap::new(),
+            timeout: Duration::from_secs(120),
+            reconnect: PacerSettings {
+                max_in_flight: 1,
+                budget: u32::MAX,
+                window: Duration::from_secs(600),
+                max_attempts: 4,
+                min_backoff: Duration::from_secs(1),
+                max_backoff: Duration::from_secs(30),
+            },
+        }
+    }
+}
+
+/// How a master user logs in for someone else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MasterStyle {
+    /// SASL PLAIN with authzid = the user, authcid = the master user (RFC 4616 §2).
+    SaslAuthzid,
+    /// Dovecot's `user*master` login name with the master password
+    /// (`auth_master_user_separator = *`).
+    DovecotStar,
+}
+
+/// Whose credentials open the mailbox.
+#[derive(Debug, Clone)]
+pub enum ImapLogin {
+    Password {
+        user: String,
+        password: Secret,
+    },
+    Master {
+        user: String,
+        master_user: String,
+        master_password: Secret,
+        style: MasterStyle,
+    },
+}
+
+impl ImapLogin {
+    /// The mailbox owner's login name.
+    pub fn user(&self) -> &str {
+        match self {
+            ImapLogin::Password { user, .. } | ImapLogin::Master { user, .. } => user,
+        }
+    }
+}
+
+/// Why an IMAP operation failed. Texts quote the server, never a password.
+#[derive(Debug, thiserror::Error)]
+pub enum ImapError {
+    #[error("IMAP settings: {0}")]
+    Config(String),
+    #[error("cannot connect to IMAP server {host}:{port}")]
+    Connect {
+        host: String,
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "TLS with IMAP server {host} failed (is its certificate trusted? see the CA file setting)"
+    )]
+    Tls {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("connection to IMAP server {host} lost")]
+    Connection {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("IMAP server {host} did not answer within {seconds} s")]
+    Timeout { host: String, seconds: u64 },
+    #[error("IMAP server {host} closed the session: {text}")]
+    Bye { host: String, text: String },
+    #[error(transparent)]
+    Protocol(#[from] ParseError),
+    #[error("IMAP login as {user} refused: {text}")]
+    Auth { user: String, text: String },
+    #[error("IMAP server {host} is temporarily unavailable: {text}")]
+    Unavailable { host: String, text: String },
+    #[error("cannot append message to folder {folder}: {text}")]
+    Rejected { folder: String, text: String },
+    #[error("message for folder {folder} ended after {got} of {expected} bytes")]
+    ShortBody {
+        folder: String,
+        expected: u64,
+        got: u64,
+    },
+    #[error("cannot {action} folder {folder}: {text}")]
+    Folder {
+        action: &'static str,
+        folder: String,
+        text: String,
+    },
+    #[error("IMAP {command} failed: {text}")]
+    Command { command: String, text: String },
+}
+
+impl Classify for ImapError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            ImapError::Connect { .. }
+            | ImapError::Connection { .. }
+            | ImapError::Timeout { .. }
+            | ImapError::Bye { .. }
+            | ImapError::Protocol(_)
+            | ImapError::Unavailable { .. } => ErrorClass::Retry,
+            // A certificate problem does not go away by itself; a reset during the handshake
+            // does.
+            ImapError::Tls { source, .. } => match source.kind() {
+                std::io::ErrorKind::InvalidData => ErrorClass::Fatal,
+                _ => ErrorClass::Retry,
+            },
+            ImapError::Rejected { .. } | ImapError::ShortBody { .. } | ImapError::Folder { .. } => {
+                ErrorClass::SkipItem
+            }
+            ImapError::Config(_) | ImapError::Auth { .. } | ImapError::Command { .. } => {
+                ErrorClass::Fatal
+            }
+        }
+    }
+}
+
+/// Where an appended message is: folder (wire name) and, with UIDPLUS, UIDVALIDITY and UID.
+/// As a [`DestRef`] it reads like an IMAP URL path (RFC 5092): `folder;UIDVALIDITY=v/;UID=u`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImapRef {
+    pub folder: String,
+    pub uid: Option<(u32, u32)>,
+}
+
+impl ImapRef {
+    pub fn to_dest_ref(&self) -> DestRef {
+        match self.uid {
+            Some((validity, uid)) => {
+                DestRef(format!("{};UIDVALIDITY={validity}/;UID={uid}", self.folder))
+            }
+            None => DestRef(self.folder.clone()),
+        }
+    }
+
+    pub fn from_dest_ref(r: &DestRef) -> Self {
+        let parsed = r.0.rsplit_once(";UIDVALIDITY=").and_then(|(folder, rest)| {
+            let (validity, uid) = rest.split_once("/;UID=")?;
+            Some(ImapRef {
+                folder: folder.to_string(),
+                uid: Some((validity.parse().ok()?, uid.parse().ok()?)),
+            })
+        });
+        parsed.unwrap_or_else(|| ImapRef {
+            folder: r.0.clone(),
+            uid: None,
+        })
+    }
+}
+
+/// What identifies a message at the destination (see the module doc, "Exactly once").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageFingerprint {
+    /// The Message-ID header value, `<...>` included, if the message has one.
+    pub message_id: Option<String>,
+    /// Size in bytes (RFC822.SIZE at the server).
+    pub size: u64,
+    /// SHA-256 of the header section, with CR removed and trailing newlines trimmed.
+    pub header_sha256: [u8; 32],
+    /// The received date (INTERNALDATE), to the second.
+    pub received: time::OffsetDateTime,
+}
+
+/// The header section is read up to this many bytes.
+const MAX_HEADER: usize = 1024 * 1024;
+
+impl MessageFingerprint {
+    /// Reads the header section of a message of `size` bytes from `reader` (the spooled
+    /// message; only the header is read).
+    pub async fn read<R: AsyncRead + Unpin>(
+        reader: R,
+        size: u64,
+        received: time::OffsetDateTime,
+    ) -> std::io::Result<Self> {
+        let mut limited =
+            reader.take(MAX_HEADER.min(usize::try_from(size).unwrap_or(MAX_HEADER)) as u64);
+        let mut head = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            let n = limited.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            let scan_from = head.len().saturating_sub(3);
+            head.extend_from_slice(&chunk[..n]);
+            if let Some(end) = header_end(&head, scan_from) {
+                head.truncate(end);
+                break;
+            }
+        }
+        Ok(Self::from_header(&head, size, received))
+    }
+
+    /// The fingerprint of a whole message in memory.
+    pub fn of_message(message: &[u8], received: time::OffsetDateTime) -> Self {
+        let end = header_end(message, 0).unwrap_or(message.len().min(MAX_HEADER));
+        Self::from_header(&message[..end], message.len() as u64, received)
+    }
+
+    fn from_header(header: &[u8], size: u64, received: time::OffsetDateTime) -> Self {
+        MessageFingerprint {
+            message_id: header_field(header, "message-id"),
+            size,
+            header_sha256: header_hash(header),
+            received,
+        }
+    }
+}
+
+/// The end of the header section (just after the empty line), searching from `from`.
+fn header_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i < buf.len() {
+        if buf[i..].starts_with(b"\r\n\r\n") {
+            return Some(i + 4);
+        }
+        if buf[i..].starts_with(b"\n\n") {
+            return Some(i + 2);
+        }
+        i += 1;
+    }
+    if buf.starts_with(b"\r\n") {
+        return Some(2);
+    }
+    None
+}
+
+fn header_hash(header: &[u8]) -> [u8; 32] {
+    let mut normal: Vec<u8> = header.iter().copied().filter(|&b| b != b'\r').collect();
+    while normal.last() == Some(&b'\n') {
+        normal.pop();
+    }
+    Sha256::digest(&normal).into()
+}
+
+/// The unfolded value of the first header field called `name` (case-insensitive).
+fn header_field(header: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(header);
+    let mut lines = text
+        .split('\n')
+        .map(|l| l.trim_end_matches('\r'))
+        .peekable();
+    while let Some(line) = lines.next() {
+        if line.is_empty() {
+            break;
+        }
+        let Some((field, value)) = line.split_once(':') else {
+            continue;
+        };
+        if !field.trim().eq_ignore_ascii_case(name) {
+            continue;
+        }
+        let mut value = value.trim().to_string();
+        while let Some(next) = lines.next_if(|l| l.starts_with([' ', '\t'])) {
+            value.push(' ');
+            value.push_str(next.trim());
+        }
+        let value = value.trim().to_string();
+        return (!value.is_empty()).then_some(value);
+    }
+    None
+}
+
+/// The flag list of an APPEND: system flags, `$Forwarded` and the categories as keywords.
+pub fn append_flags(flags: &MailFlags) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for (on, flag) in [
+        (flags.seen, "\\Seen"),
+        (flags.flagged, "\\Flagged"),
+        (flags.draft, "\\Draft"),
+        (flags.answered, "\\Answered"),
+        (flags.forwarded, "$Forwarded"),
+    ] {
+        if on {
+            out.push(flag.to_string());
+        }
+    }
+    for k in &flags.keywords {
+        // Already atoms; checked again so a hand-made MailFlags cannot inject syntax.
+        if let Some(k) = keyword(k) {
+            if !out.contains(&k) {
+                out.push(k);
+            }
+        }
+    }
+    out.join(" ")
+}
+
+/// A folder as listed by the server, with its name decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedFolder {
+    /// The name on the wire (modified UTF-7, escaped).
+    pub wire: String,
+    /// The path below the personal namespace, each part decoded and unescaped.
+    pub path: Vec<String>,
+    pub attributes: Vec<String>,
+}
+
+/// A message read back from the server (verification and tests; held in memory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedMessage {
+    pub uid: u32,
+    pub body: Vec<u8>,
+    pub flags: Vec<String>,
+    pub internal_date: Option<time::OffsetDateTime>,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Selected {
+    wire: String,
+    uid_validity: Option<u32>,
+    /// Something was appended since it was selected: NOOP before searching.
+    stale: bool,
+}
+
+/// One user's mailbox on an IMAP server, over one connection. See the module doc.
+pub struct ImapMailbox {
+    settings: ImapSettings,
+    login: ImapLogin,
+    tls: Option<TlsConnector>,
+    conn: Option<Connection>,
+    reconnect: Pacer,
+    server: Option<ServerFolders>,
+    /// Source folder id -> wire name, filled by `ensure_folders`.
+    mapped: HashMap<String, String>,
+    selected: Option<Selected>,
+}
+
+impl std::fmt::Debug for ImapMailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImapMailbox")
+            .field("host", &self.settings.host)
+            .field("user", &self.login.user())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ImapMailbox {
+    /// Connects and logs in (retrying connection failures by `settings.reconnect`).
+    pub async fn connect(settings: &ImapSettings, login: &ImapLogin) -> Result<Self, ImapError> {
+        let tls = match settings.security {
+            Security::Plain => None,
+            Security::Tls | Security::StartTls => Some(connection::tls_connector(settings)?),
+        };
+        let mut mailbox = ImapMailbox {
+            settings: settings.clone(),
+            login: login.clone(),
+            tls,
+            conn: None,
+            reconnect: Pacer::new(settings.reconnect.clone()),
+            server: None,
+            mapped: HashMap::new(),
+            selected: None,
+        };
+        mailbox.connection().await?;
+        Ok(mailbox)
+    }
+
+    /// The live connection, opening a new one (and logging in) if there is none or the last
+    /// one broke.
+    async fn connection(&mut self) -> Result<&mut Connection, ImapError> {
+        if !self.conn.as_ref().is_some_and(Connection::is_usable) {
+            self.conn = None;
+            self.conn = Some(self.open_session().await?);
+        }
+        self.conn
+            .as_mut()
+            .ok_or_else(|| ImapError::Config("no IMAP session".into()))
+    }
+
+    /// A new connection, logged in, with the reconnect policy's retries.
+    async fn open_session(&mut self) -> Result<Connection, ImapError> {
+        self.selected = None;
+        let (settings, login, tls) = (&self.settings, &self.login, self.tls.as_ref());
+        let conn = self
+            .reconnect
+            .call(
+                |attempt| async move {
+                    let result = async {
+                        let mut conn = Connection::open(settings, tls).await?;
+                        conn.login(login).await?;
+                        Ok::<_, ImapError>(conn)
+                    }
+                    .await;
+                    match result {
+                        Ok(conn) => Verdict::Done(conn),
+                        Err(error) if error.class() == ErrorClass::Retry => {
+                            tracing::debug!(attempt, %error, "IMAP connection attempt failed");
+                            Verdict::Retry { after: None, error }
+                        }
+                        Err(error) => Verdict::Fail(error),
+                    }
+                },
+                |_| {},
+            )
+            .await?;
+        Ok(conn)
+    }
+
+    /// The capabilities of the current session (after login).
+    pub async fn capabilities(&mut self) -> Result<types::Capabilities, ImapError> {
+        Ok(self.connection().await?.capabilities().clone())
+    }
+
+    /// Lists the server's folders and learns its separator and personal namespace.
+    async fn refresh_folders(&mut self) -> Result<&ServerFolders, ImapError> {
+        let conn = self.connection().await?;
+        let caps = conn.capabilities().clone();
+        let namespace = if caps.has("NAMESPACE") {
+            let done = conn.run(&[Arg::raw("NAMESPACE")]).await?;
+            done.untagged.into_iter().find_map(|u| match u {
+                Untagged::Namespace(personal) => personal.into_iter().next(),
+                _ => None,
+            })
+        } else {
+            None
+        };
+        let list = if caps.has("SPECIAL-USE") && caps.has("LIST-EXTENDED") {
+            Arg::raw("LIST \"\" \"*\" RETURN (SPECIAL-USE)")
+        } else {
+            Arg::raw("LIST \"\" \"*\"")
+        };
+        let done = conn.run(&[list]).await?;
+        let done = command_ok("LIST", done)?;
+        let entries: Vec<ListEntry> = done
+            .untagged
+            .into_iter()
+            .filter_map(|u| match u {
+                Untagged::List(e) => Some(e),
+                _ => None,
+            })
+            .collect();
+        Ok(self.server.insert(ServerFolders::new(entries, namespace)))
+    }
+
+    /// Every folder on the server, names decoded.
+    pub async fn list_folders(&mut self) -> Result<Vec<ListedFolder>, ImapError> {
+        let server = self.refresh_folders().await?;
+        Ok(server
+            .entries
+            .iter()
+            .map(|e| ListedFolder {
+                wire: e.name.clone(),
+                path: server.decode(&e.name),
+                attributes: e.attributes.clone(),
+            })
+            .collect())
+    }
+
+    /// The hierarchy separator (known after `ensure_folders` or `list_folders`).
+    pub fn separator(&self) -> Option<char> {
+        self.server.as_ref().map(|s| s.separator)
+    }
+
+    /// Maps the source tree onto the server (rules in [`folders`]), creates and subscribes
+    /// what is missing, and returns each node's wire name (same order). The outer error is
+    /// about the session (listing failed); an inner one is about that folder alone (its items
+    /// are to be skipped) and is also given to every folder below it.
+    pub async fn ensure_folders(
+        &mut self,
+        nodes: &[FolderNode],
+    ) -> Result<Vec<Result<String, ImapError>>, ImapError> {
+        let server = self.refresh_folders().await?.clone();
+        let placements = folders::plan(nodes, &server, &self.settings.special_folders);
+        let mut results: Vec<Result<String, ImapError>> = Vec::with_capacity(nodes.len());
+        for (i, placement) in placements.iter().enumerate() {
+            let result = match placement {
+                Placement::Special { wire, exists } => {
+                    if *exists {
+                        Ok(wire.clone())
+                    } else {
+                        self.create(wire).await?.map(|()| wire.clone())
+                    }
+                }
+                Placement::Nested {
+                    parent,
+                    name,
+                    suffix,
+                } => {
+                    let base = match parent {
+                        Some(p) => match &results[*p] {
+                            Ok(parent) => Ok(format!("{parent}{}", server.separator)),
+                            Err(e) => Err(ImapError::Folder {
+                                action: "create",
+                                folder: nodes[i].path.join("/"),
+                                text: format!("its parent folder failed: {e}"),
+                            }),
+                        },
+                        None => Ok(server.prefix.clone()),
+                    };
+                    match base {
+                        Ok(base) => self.place(&server, &base, name, suffix).await?,
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            if let Ok(wire) = &result {
+                self.mapped.insert(nodes[i].folder.id.clone(), wire.clone());
+            }
+            results.push(result);
+        }
+        Ok(results)
+    }
+
+    /// The wire name of an ordinary folder: the plain escaped form if it exists or can be
+    /// created, else the strict form (see [`folders`]).
+    async fn place(
+        &mut self,
+        server: &ServerFolders,
+        base: &str,
+        name: &str,
+        suffix: &str,
+    ) -> Result<Result<String, ImapError>, ImapError> {
+        let plain = format!("{base}{}", component(name, suffix, server.separator, false));
+        let strict = format!("{base}{}", component(name, suffix, server.separator, true));
+        if server.contains(&plain) {
+            return Ok(Ok(plain));
+        }
+        if strict != plain && server.contains(&strict) {
+            return Ok(Ok(strict));
+        }
+        match self.create(&plain).await? {
+            Ok(()) => Ok(Ok(plain)),
+            Err(first) if strict != plain => {
+                tracing::debug!(error = %first, "folder name refused; trying the strict escaping");
+                Ok(self.create(&strict).await?.map(|()| strict))
+            }
+            Err(first) => Ok(Err(first)),
+        }
+    }
+
+    /// CREATE + SUBSCRIBE. `ALREADYEXISTS` (RFC 5530) counts as success.
+    async fn create(&mut self, wire: &str) -> Result<Result<(), ImapError>, ImapError> {
+        let conn = self.connection().await?;
+        let done = conn.run(&[Arg::raw("CREATE"), Arg::string(wire)]).await?;
+        let exists = matches!(&done.status.code, Some(Code::Other(c)) if c == "ALREADYEXISTS");
+        if !done.is_ok() && !exists {
+            return Ok(Err(ImapError::Folder {
+                action: "create",
+                folder: folders::decode_component(wire),
+                text: done.status.describe(),
+            }));
+        }
+        let sub = conn
+            .run(&[Arg::raw("SUBSCRIBE"), Arg::string(wire)])
+            .await?;
+        if !sub.is_ok() {
+            tracing::warn!(text = %sub.status.describe(), "SUBSCRIBE refused");
+        }
+        Ok(Ok(()))
+    }
+
+    /// The wire name `ensure_folders` chose for a source folder.
+    pub fn folder_for(&self, node: &FolderNode) -> Option<&str> {
+        self.mapped.get(&node.folder.id).map(String::as_str)
+    }
+
+    /// Appends one message of exactly `len` bytes read from `body` to `folder` (a wire name
+    /// from [`ImapMailbox::ensure_folders`]). See the module doc for the contract.
+    pub async fn append<R: AsyncRead + Unpin + Send>(
+        &mut self,
+        folder: &str,
+        body: R,
+        len: u64,
+        flags: &MailFlags,
+        received: time::OffsetDateTime,
+    ) -> Result<DestRef, ImapError> {
+        let flag_list = append_flags(flags);
+        let date = internal_date(received);
+        let conn = self.connection().await?;
+        let done = conn.append(folder, &flag_list, &date, body, len).await?;
+        if let Some(s) = self.selected.as_mut().filter(|s| s.wire == folder) {
+            s.stale = true;
+        }
+        match done.status.status {
+            Status::Ok => {
+                let uid = match done.status.code {
+                    Some(Code::AppendUid { uid_validity, uid }) => Some((uid_validity, uid)),
+                    _ => None,
+                };
+                Ok(ImapRef {
+                    folder: folder.to_string(),
+                    uid,
+                }
+                .to_dest_ref())
+            }
+            _ if is_temporary(&done.status) => Err(ImapError::Unavailable {
+                host: self.settings.host.clone(),
+                text: done.status.describe(),
+            }),
+            _ => Err(ImapError::Rejected {
+                folder: folders::decode_component(folder),
+                text: done.status.describe(),
+            }),
+        }
+    }
+
+    /// Selects `folder` read-only (EXAMINE), or refreshes it with NOOP if it was appended to.
+    async fn examine(&mut self, folder: &str) -> Result<Option<u32>, ImapError> {
+        if let Some(s) = self.selected.clone().filter(|s| s.wire == folder) {
+            if s.stale {
+                let conn = self.connection().await?;
+                command_ok("NOOP", conn.run(&[Arg::raw("NOOP")]).await?)?;
+                if let Some(s) = self.selected.as_mut() {
+                    s.stale = false;
+                }
+            }
+            return Ok(s.uid_validity);
+        }
+        self.selected = None;
+        let conn = self.connection().await?;
+        let done = conn
+            .run(&[Arg::raw("EXAMINE"), Arg::string(folder)])
+            .await?;
+        if !done.is_ok() {
+            return Err(ImapError::Folder {
+                action: "open",
+                folder: folders::decode_component(folder),
+                text: done.status.describe(),
+            });
+        }
+        let uid_validity = done.untagged.iter().find_map(|u| match u {
+            Untagged::Status(StatusResponse {
+                code: Some(Code::UidValidity(v)),
+                ..
+            }) => Some(*v),
+            _ => None,
+        });
+        self.selected = Some(Selected {
+            wire: folder.to_string(),
+            uid_validity,
+            stale: false,
+        });
+        Ok(uid_validity)
+    }
+
+    /// The UIDVALIDITY of `folder` (from EXAMINE).
+    pub async fn uid_validity(&mut self, folder: &str) -> Result<Option<u32>, ImapError> {
+        self.examine(folder).await
+    }
+
+    /// The UID of a message in `folder` that is the one `fingerprint` describes, if any (rule
+    /// in the module doc). Never changes the folder (EXAMINE, BODY.PEEK).
+    pub async fn find_existing(
+        &mut self,
+        folder: &str,
+        fingerprint: &MessageFingerprint,
+    ) -> Result<Option<u32>, ImapError> {
+        self.examine(folder).await?;
+        let size = fingerprint.size;
+        let mut search = vec![Arg::raw("UID SEARCH")];
+        match &fingerprint.message_id {
+            Some(id) => {
+                if !id.is_ascii() {
+                    search.push(Arg::raw("CHARSET UTF-8"));
+                }
+                search.push(Arg::raw("HEADER Message-ID"));
+                search.push(Arg::string(id));
+            }
+            None => {
+                if size > 0 {
+                    search.push(Arg::raw(format!("LARGER {}", size - 1)));
+                }
+                search.push(Arg::raw(format!("SMALLER {}", size.saturating_add(1))));
+            }
+        }
+        let conn = self.connection().await?;
+        let done = command_ok("UID SEARCH", conn.run(&search).await?)?;
+        let mut uids: Vec<u32> = done
+            .untagged
+            .into_iter()
+            .filter_map(|u| match u {
+                Untagged::Search(n) => Some(n),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        uids.sort_unstable();
+        uids.dedup();
+        for chunk in uids.chunks(50) {
+            let set = chunk
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            let done = command_ok(
+                "UID FETCH",
+                conn.run(&[Arg::raw(format!(
+                    "UID FETCH {set} (UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER])"
+                ))])
+                .await?,
+            )?;
+            let mut found: Vec<u32> = done
+                .untagged
+                .into_iter()
+                .filter_map(|u| match u {
+                    Untagged::Fetch(f) => Some(f),
+                    _ => None,
+                })
+                .filter(|f| f.size == Some(size))
+                .filter(|f| f.header.as_deref().map(header_hash) == Some(fingerprint.header_sha256))
+                .filter(|f| {
+                    fingerprint.message_id.is_some()
+                        || f.internal_date
+                            .as_deref()
+                            .and_then(parse_internal_date)
+                            .map(|d| d.unix_timestamp())
+                            == Some(fingerprint.received.unix_timestamp())
+                })
+                .filter_map(|f| f.uid)
+                .collect();
+            found.sort_unstable();
+            if let Some(uid) = found.first() {
+                return Ok(Some(*uid));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reads one message back whole (for verification and tests; it is held in memory).
+    pub async fn fetch(
+        &mut self,
+        folder: &str,
+        uid: u32,
+    ) -> Result<Option<FetchedMessage>, ImapError> {
+        self.examine(folder).await?;
+        let conn = self.connection().await?;
+        let done = command_ok(
+            "UID FETCH",
+            conn.run(&[Arg::raw(format!(
+                "UID FETCH {uid} (UID RFC822.SIZE INTERNALDATE FLAGS BODY.PEEK[])"
+            ))])
+            .await?,
+        )?;
+        Ok(done.untagged.into_iter().find_map(|u| match u {
+            Untagged::Fetch(f) if f.uid == Some(uid) => Some(FetchedMessage {
+                uid,
+                body: f.body.unwrap_or_default(),
+                flags: f.flags.unwrap_or_default(),
+                internal_date: f.internal_date.as_deref().and_then(parse_internal_date),
+                size: f.size.unwrap_or_default(),
+            }),
+            _ => None,
+        }))
+    }
+
+    /// The UIDs of every message in `folder`.
+    pub async fn uids(&mut self, folder: &str) -> Result<Vec<u32>, ImapError> {
+        self.examine(folder).await?;
+        let conn = self.connection().await?;
+        let done = command_ok("UID SEARCH", conn.run(&[Arg::raw("UID SEARCH ALL")]).await?)?;
+        let mut uids: Vec<u32> = done
+            .untagged
+            .into_iter()
+            .filter_map(|u| match u {
+                Untagged::Search(n) => Some(n),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        uids.sort_unstable();
+        Ok(uids)
+    }
+
+    /// Logs out and closes the connection.
+    pub async fn logout(mut self) {
+        if let Some(conn) = self.conn.take() {
+            conn.logout().await;
+        }
+    }
+}
+
+/// RFC 5530 codes that say "try again later".
+fn is_temporary(status: &StatusResponse) -> bool {
+    matches!(&status.code, Some(Code::Other(c)) if matches!(c.as_str(), "UNAVAILABLE" | "INUSE" | "SERVERBUG"))
+}
+
+fn command_ok(command: &str, done: Completion) -> Result<Completion, ImapError> {
+    if done.is_ok() {
+        Ok(done)
+    } else {
+        Err(ImapError::Command {
+            command: command.to_string(),
+            text: done.status.describe(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn dest_refs_round_trip() {
+        let r = ImapRef {
+            folder: "INBOX/a;b".into(),
+            uid: Some((1795503603, 42)),
+        };
+        assert_eq!(
+            r.to_dest_ref().0,
+            "INBOX/a;b;UIDVALIDITY=1795503603/;UID=42"
+        );
+        assert_eq!(ImapRef::from_dest_ref(&r.to_dest_ref()), r);
+        let bare = ImapRef {
+            folder: "Sent".into(),
+            uid: None,
+        };
+        assert_eq!(ImapRef::from_dest_ref(&bare.to_dest_ref()), bare);
+    }
+
+    #[test]
+    fn append_flags_are_system_flags_then_keywords() {
+        let flags = MailFlags {
+            seen: true,
+            flagged: true,
+            draft: false,
+            answered: true,
+            forwarded: true,
+            keywords: vec!["Red_category".into(), "bad (x)".into()],
+        };
+        assert_eq!(
+            append_flags(&flags),
+            "\\Seen \\Flagged \\Answered $Forwarded Red_category bad__x_"
+        );
+        assert_eq!(append_flags(&MailFlags::default()), "");
+    }
+
+    #[tokio::test]
+    async fn fingerprints_read_only_the_header() {
+        let msg = b"Received: x\r\nMessage-ID:\r\n  <abc@example.com>\r\nSubject: hi\r\n\r\nbody\r\n\r\nmore";
+        let at = datetime!(2024-01-02 03:04:05 UTC);
+        let fp = MessageFingerprint::read(&msg[..], msg.len() as u64, at)
+            .await
+            .unwrap();
+        assert_eq!(fp.message_id.as_deref(), Some("<abc@example.com>"));
+        assert_eq!(fp.size, msg.len() as u64);
+        assert_eq!(fp, MessageFingerprint::of_message(msg, at));
+        // The server's header has CRLF or LF endings; both hash the same.
+        let lf = b"Received: x\nMessage-ID:\n  <abc@example.com>\nSubject: hi\n\n";
+        assert_eq!(header_hash(lf), fp.header_sha256);
+        let none = MessageFingerprint::of_message(b"Subject: x\r\n\r\nb", at);
+        assert_eq!(none.message_id, None);
+        assert_eq!(
+            header_field(b"message-id: <a>\r\nX: y\r\n", "Message-ID").as_deref(),
+            Some("<a>")
+        );
+    }
+
+    #[test]
+    fn error_classes() {
+        let io = || std::io::Error::other("x");
+        assert_eq!(
+            ImapError::Auth {
+                user: "u".into(),
+                text: "no".into()
+            }
+            .class(),
+            ErrorClass::Fatal
+        );
+        assert_eq!(
+            ImapError::Rejected {
+                folder: "f".into(),
+                text: "too big".into()
+            }
+            .class(),
+            ErrorClass::SkipItem
+        );
+        assert_eq!(
+            ImapError::Connection {
+                host: "h".into(),
+                source: io()
+            }
+            .class(),
+            ErrorClass::Retry
+        );
+        assert_eq!(
+            ImapError::Tls {
+                host: "h".into(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, "bad cert")
+            }
+            .class(),
+            ErrorClass::Fatal
+        );
+        assert_eq!(ImapError::Config("x".into()).class(), ErrorClass::Fatal);
+    }
+}
