@@ -152,7 +152,8 @@ impl Connection {
             port: settings.port,
             source,
         };
-        // A literal plaintext address is judged before any lookup or connection.
+        // Plaintext is judged before any lookup or connection: the host must be a loopback
+        // address or `localhost` (whose addresses are checked once resolved).
         if settings.security == Security::Plain {
             let literal: Vec<SocketAddr> = settings
                 .host
@@ -161,9 +162,16 @@ impl Connection {
                 .parse::<std::net::IpAddr>()
                 .map(|ip| vec![SocketAddr::new(ip, settings.port)])
                 .unwrap_or_default();
-            if !literal.is_empty() || !settings.allow_plaintext_loopback {
-                check_plaintext(settings, &literal)?;
+            if literal.is_empty() && !settings.host.eq_ignore_ascii_case("localhost") {
+                check_plaintext(settings, &[])?;
             }
+            check_plaintext(settings, &literal).or_else(|e| {
+                if literal.is_empty() {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })?;
         }
         let lookup = tokio::net::lookup_host((settings.host.as_str(), settings.port));
         let addrs: Vec<SocketAddr> = tokio::time::timeout(settings.timeout, lookup)
