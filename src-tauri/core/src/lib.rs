@@ -20,7 +20,8 @@
 //! - [`error`]: the three error classes (retry, skip the item, stop the run).
 //! - [`graph`]: the source: auth, client, pacer, paging, wire types, users, mail.
 //! - [`convert`]: pure conversions: flags, folder names (modified UTF-7, escaping).
-//! - [`dest`]: destinations: [`dest::folder`] (local Maildir++ tree).
+//! - [`dest`]: destinations: [`dest::folder`] (local Maildir++ tree), [`dest::imap`] (any IMAP
+//!   server, tested against a real Dovecot).
 //! - [`journal`]: SQLite record of runs, folders (delta links) and items, for exactly-once.
 //! - [`engine`]: runs a migration: [`engine::run_to_folder`], pause/resume/stop.
 //! - [`progress`]: the event stream, [`progress::Reporter`], counters.

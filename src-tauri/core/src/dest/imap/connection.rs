@@ -153,25 +153,19 @@ impl Connection {
             source,
         };
         // Plaintext is judged before any lookup or connection: the host must be a loopback
-        // address or `localhost` (whose addresses are checked once resolved).
+        // address, or `localhost`, whose addresses are checked once resolved below.
         if settings.security == Security::Plain {
-            let literal: Vec<SocketAddr> = settings
+            let literal = settings
                 .host
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .parse::<std::net::IpAddr>()
-                .map(|ip| vec![SocketAddr::new(ip, settings.port)])
-                .unwrap_or_default();
-            if literal.is_empty() && !settings.host.eq_ignore_ascii_case("localhost") {
-                check_plaintext(settings, &[])?;
+                .ok();
+            match literal {
+                Some(ip) => check_plaintext(settings, &[SocketAddr::new(ip, settings.port)])?,
+                None if settings.host.eq_ignore_ascii_case("localhost") => {}
+                None => check_plaintext(settings, &[])?,
             }
-            check_plaintext(settings, &literal).or_else(|e| {
-                if literal.is_empty() {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            })?;
         }
         let lookup = tokio::net::lookup_host((settings.host.as_str(), settings.port));
         let addrs: Vec<SocketAddr> = tokio::time::timeout(settings.timeout, lookup)
@@ -801,6 +795,155 @@ mod tests {
         );
         assert_eq!(parse_internal_date("5-Foo-2024 01:30:09 +0000"), None);
         assert_eq!(parse_internal_date("garbage"), None);
+    }
+
+    /// A connection to a scripted server over an in-memory pipe, with `caps` announced.
+    fn scripted(caps: &str) -> (Connection, tokio::io::DuplexStream) {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let mut conn = Connection::new(Box::new(client), "test", Duration::from_secs(5));
+        conn.caps = Capabilities(caps.split(' ').map(str::to_string).collect());
+        (conn, server)
+    }
+
+    async fn read_line(server: &mut BufReader<tokio::io::DuplexStream>) -> String {
+        let mut line = String::new();
+        server.read_line(&mut line).await.unwrap();
+        line
+    }
+
+    #[tokio::test]
+    async fn synchronizing_literal_waits_for_continuation_and_stops_on_refusal() {
+        let (mut conn, server) = scripted("IMAP4REV1");
+        let script = tokio::spawn(async move {
+            let mut server = BufReader::new(server);
+            let line = read_line(&mut server).await;
+            assert_eq!(
+                line,
+                "M0001 APPEND \"INBOX\" (\\Seen) \"01-Jan-2024 00:00:00 +0000\" {5}\r\n"
+            );
+            // Nothing may follow before the continuation.
+            let mut probe = [0u8; 1];
+            let early =
+                tokio::time::timeout(Duration::from_millis(100), server.read(&mut probe)).await;
+            assert!(early.is_err(), "literal sent before the continuation");
+            server.get_mut().write_all(b"+ go ahead\r\n").await.unwrap();
+            let mut body = [0u8; 7];
+            server.read_exact(&mut body).await.unwrap();
+            assert_eq!(&body, b"a\x00\xffz\n\r\n");
+            server
+                .get_mut()
+                .write_all(b"* 3 EXISTS\r\nM0001 OK [APPENDUID 9 3] done\r\n")
+                .await
+                .unwrap();
+            // Second APPEND: refused before the literal.
+            let line = read_line(&mut server).await;
+            assert!(
+                line.starts_with("M0002 APPEND ") && line.ends_with("{9999}\r\n"),
+                "{line}"
+            );
+            server
+                .get_mut()
+                .write_all(b"M0002 NO [LIMIT] Message too large\r\n")
+                .await
+                .unwrap();
+            let line = read_line(&mut server).await;
+            assert_eq!(line, "M0003 NOOP\r\n");
+            server.get_mut().write_all(b"M0003 OK\r\n").await.unwrap();
+        });
+        let at = time::macros::datetime!(2024-01-01 00:00:00 UTC);
+        let done = conn
+            .append(
+                "INBOX",
+                "\\Seen",
+                &internal_date(at),
+                &b"a\x00\xffz\n"[..],
+                5,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            done.status.code,
+            Some(Code::AppendUid {
+                uid_validity: 9,
+                uid: 3
+            })
+        );
+        assert_eq!(done.untagged, vec![Untagged::Exists(3)]);
+        let refused = conn
+            .append("INBOX", "", &internal_date(at), tokio::io::empty(), 9999)
+            .await
+            .unwrap();
+        assert_eq!(refused.status.status, Status::No);
+        assert_eq!(refused.status.describe(), "[LIMIT] Message too large");
+        assert!(conn.is_usable());
+        assert!(conn.run(&[Arg::raw("NOOP")]).await.unwrap().is_ok());
+        script.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn literal_plus_sends_at_once_and_strings_become_literals() {
+        let (mut conn, server) = scripted("IMAP4REV1 LITERAL+");
+        let script = tokio::spawn(async move {
+            let mut server = BufReader::new(server);
+            assert_eq!(
+                read_line(&mut server).await,
+                "M0001 UID SEARCH CHARSET UTF-8 HEADER Subject {6+}\r\n"
+            );
+            assert_eq!(read_line(&mut server).await, "Grüß\r\n");
+            server
+                .get_mut()
+                .write_all(b"* SEARCH 4 7\r\nM0001 OK done\r\n")
+                .await
+                .unwrap();
+        });
+        let done = conn
+            .run(&[
+                Arg::raw("UID SEARCH CHARSET UTF-8 HEADER Subject"),
+                Arg::string("Grüß"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(done.untagged, vec![Untagged::Search(vec![4, 7])]);
+        script.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn short_body_and_bye_break_the_connection() {
+        let (mut conn, server) = scripted("IMAP4REV1 LITERAL+");
+        let script = tokio::spawn(async move {
+            let mut server = BufReader::new(server);
+            let _ = read_line(&mut server).await;
+            let mut rest = Vec::new();
+            let _ = server.read_to_end(&mut rest).await;
+        });
+        let at = time::macros::datetime!(2024-01-01 00:00:00 UTC);
+        let err = conn
+            .append("INBOX", "", &internal_date(at), &b"abc"[..], 10)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ImapError::ShortBody {
+                    got: 3,
+                    expected: 10,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(!conn.is_usable());
+        drop(conn);
+        script.await.unwrap();
+
+        let (mut conn, mut server) = scripted("IMAP4REV1");
+        server
+            .write_all(b"* BYE Server shutting down\r\n")
+            .await
+            .unwrap();
+        let err = conn.run(&[Arg::raw("NOOP")]).await.unwrap_err();
+        assert!(matches!(err, ImapError::Bye { .. }), "{err:?}");
+        assert!(!conn.is_usable());
     }
 
     #[test]
