@@ -307,6 +307,15 @@ async fn folder_tree_round_trips(separator: char) {
         .collect();
     assert_eq!(sent.len(), 1);
 
+    // Everything mapped is subscribed (created folders by us, specials by the server).
+    let subscribed: HashSet<String> = mb.subscribed().await.unwrap().into_iter().collect();
+    for w in &wires {
+        assert!(
+            subscribed.contains(w) || w == "INBOX" || w == "Junk",
+            "{w} not subscribed: {subscribed:?}"
+        );
+    }
+
     // The mapping is stable and creates nothing the second time.
     let again: Vec<String> = mb
         .ensure_folders(&nodes)

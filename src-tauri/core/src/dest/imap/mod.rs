@@ -25,7 +25,7 @@
 //!   before the connection dropped), or the account held mail before the migration — the
 //!   engine asks [`ImapMailbox::find_existing`] with the message's [`MessageFingerprint`].
 //!   Rule: with a Message-ID, `UID SEARCH HEADER Message-ID` and then a candidate matches
-//!   when its RFC822.SIZE equals the source size and its header (BODY.PEEK[HEADER]) has the
+//!   when its RFC822.SIZE equals the source size and its header (`BODY.PEEK[HEADER]`) has the
 //!   same SHA-256 as the source's (line endings normalised). Without a Message-ID, the
 //!   candidates are the messages of exactly that size (`UID SEARCH LARGER/SMALLER`), and one
 //!   matches when its INTERNALDATE equals the received date to the second and its header
@@ -555,6 +555,20 @@ impl ImapMailbox {
                 wire: e.name.clone(),
                 path: server.decode(&e.name),
                 attributes: e.attributes.clone(),
+            })
+            .collect())
+    }
+
+    /// The wire names of the subscribed folders (`LSUB`).
+    pub async fn subscribed(&mut self) -> Result<Vec<String>, ImapError> {
+        let conn = self.connection().await?;
+        let done = command_ok("LSUB", conn.run(&[Arg::raw("LSUB \"\" \"*\"")]).await?)?;
+        Ok(done
+            .untagged
+            .into_iter()
+            .filter_map(|u| match u {
+                Untagged::List(e) => Some(e.name),
+                _ => None,
             })
             .collect())
     }
