@@ -1,22 +1,30 @@
 //! One mailbox's mail: folder tree, then every folder page by page, up to the pacer's
-//! in-flight limit of messages at a time, streamed from Graph straight into the destination.
+//! in-flight limit of messages at a time, streamed from Graph into the destination.
 //!
-//! Per message: skip it if the destination already holds it (or the journal says it was
-//! written there); otherwise record the intent, write, and record the destination reference.
+//! Per message: skip it if the journal or the destination says it is already there;
+//! otherwise record the intent, write, and record the destination reference.
+//! - Local folder: streamed straight into the Maildir (`tmp/` then `cur/`); the file name's key
+//!   tells whether it is there.
+//! - IMAP: spooled to a temporary file (APPEND needs the length first), then the server is
+//!   asked for the message's fingerprint before appending, so neither a lost journal, a crash
+//!   between APPEND and journal write, nor mail already in the account makes a duplicate.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use tokio::sync::Mutex;
 
-use super::{EngineError, RunControl};
+use super::spool::Spool;
+use super::{EngineError, RunControl, Store};
 use crate::convert::flags::MailFlags;
-use crate::dest::folder::{maildir_folder_names, Folder, FolderStore};
+use crate::dest::folder::{maildir_folder_names, Folder, Mailbox};
+use crate::dest::imap::{ImapError, ImapMailbox, ImapRef, MessageFingerprint};
 use crate::dest::DestRef;
 use crate::error::{Classify, ErrorClass};
 use crate::graph::client::{GraphClient, GraphError};
-use crate::graph::mail::{folder_tree, messages, mime_url};
+use crate::graph::mail::{folder_tree, messages, mime_url, FolderNode};
 use crate::graph::types::{MessageMeta, User};
 use crate::graph::{Pacer, PacerSettings};
 use crate::journal::{ItemState, ItemTarget, Journal};
@@ -32,7 +40,7 @@ pub(super) struct RunJournal<'a> {
 /// Everything one mailbox's migration needs.
 pub(super) struct MailboxRun<'a> {
     pub client: &'a GraphClient,
-    pub store: &'a FolderStore,
+    pub store: &'a Store,
     pub journal: Option<RunJournal<'a>>,
     pub reporter: Arc<dyn Reporter>,
     pub control: RunControl,
@@ -43,13 +51,47 @@ pub(super) struct MailboxRun<'a> {
 enum ItemError {
     Cancelled,
     Skip(String),
+    /// This mailbox cannot go on (e.g. its destination login was refused); others can.
+    Mailbox(String),
     Fatal(EngineError),
+}
+
+/// A message that reached the destination, or was found there.
+struct Copied {
+    bytes: u64,
+    dest: DestRef,
+    /// Found at the destination rather than written.
+    existed: bool,
+}
+
+/// The user's destination, opened.
+enum Target {
+    Maildir(Mailbox, Vec<String>),
+    Imap(Mutex<ImapMailbox>, Vec<Result<String, String>>),
+}
+
+/// One folder of the destination, opened.
+enum FolderTarget<'t> {
+    Maildir(Folder),
+    Imap(&'t Mutex<ImapMailbox>),
 }
 
 fn dest_error(path: &std::path::Path, source: std::io::Error) -> EngineError {
     EngineError::Destination {
         path: path.display().to_string(),
         source,
+    }
+}
+
+fn graph_failure(e: GraphError, skip: impl FnOnce(String) -> ItemError) -> ItemError {
+    match e.class() {
+        ErrorClass::Fatal => match e {
+            GraphError::Sink { url, source } => {
+                ItemError::Fatal(EngineError::Destination { path: url, source })
+            }
+            other => ItemError::Fatal(EngineError::Source(other)),
+        },
+        _ => skip(e.to_string()),
     }
 }
 
@@ -106,11 +148,14 @@ impl MailboxRun<'_> {
                 format!("malformed folder entry: {reason}"),
             );
         }
-        let names = maildir_folder_names(&nodes);
-        let mailbox = self
-            .store
-            .mailbox(&address)
-            .map_err(|e| dest_error(std::path::Path::new(&address), e))?;
+        let target = match self.open_target(&address, &nodes).await? {
+            Ok(target) => target,
+            Err(reason) => {
+                fail(&mut stats, "", "(mailbox)", reason);
+                finish(&stats, "failed")?;
+                return Ok(stats);
+            }
+        };
         if let Some(j) = self.journal {
             j.journal.set_user_state(&user.id, &address, "started")?;
         }
@@ -120,14 +165,28 @@ impl MailboxRun<'_> {
             messages: nodes.iter().map(|n| n.folder.total_item_count).sum(),
         });
 
-        'folders: for (node, name) in nodes.iter().zip(&names) {
+        let mut mailbox_failed = false;
+        'folders: for (index, node) in nodes.iter().enumerate() {
             if self.control.checkpoint().await.is_err() {
                 break;
             }
             let folder_label = node.path.join("/");
-            let mut folder = mailbox
-                .folder(name)
-                .map_err(|e| dest_error(&mailbox.path().join(name), e))?;
+            let (name, mut folder) = match &target {
+                Target::Maildir(mailbox, names) => {
+                    let name = &names[index];
+                    let folder = mailbox
+                        .folder(name)
+                        .map_err(|e| dest_error(&mailbox.path().join(name), e))?;
+                    (name.as_str(), FolderTarget::Maildir(folder))
+                }
+                Target::Imap(mailbox, names) => match &names[index] {
+                    Ok(name) => (name.as_str(), FolderTarget::Imap(mailbox)),
+                    Err(reason) => {
+                        fail(&mut stats, &folder_label, "(folder)", reason.clone());
+                        continue;
+                    }
+                },
+            };
             if let Some(j) = self.journal {
                 j.journal
                     .set_folder(&user.id, &node.folder.id, name, None)?;
@@ -144,12 +203,8 @@ impl MailboxRun<'_> {
                     }
                 };
                 for (id, reason) in page.bad {
-                    fail(
-                        &mut stats,
-                        &folder_label,
-                        &id,
-                        format!("malformed message entry: {reason}"),
-                    );
+                    let reason = format!("malformed message entry: {reason}");
+                    fail(&mut stats, &folder_label, &id, reason);
                 }
                 let mut seen_in_page = HashSet::new();
                 let mut todo = Vec::new();
@@ -188,21 +243,35 @@ impl MailboxRun<'_> {
                                     .record_intent(target, j.run)
                                     .map_err(|e| ItemError::Fatal(e.into()))?;
                             }
-                            let result = copy_message(
-                                self.client,
-                                pacer,
-                                folder_ref,
-                                target,
-                                &meta,
-                                &key,
-                                on_throttle,
-                            )
-                            .await;
+                            let result = match folder_ref {
+                                FolderTarget::Maildir(folder) => {
+                                    self.copy_to_maildir(
+                                        pacer,
+                                        folder,
+                                        &user.id,
+                                        &meta,
+                                        &key,
+                                        on_throttle,
+                                    )
+                                    .await
+                                }
+                                FolderTarget::Imap(mailbox) => {
+                                    self.copy_to_imap(
+                                        pacer,
+                                        mailbox,
+                                        name,
+                                        &user.id,
+                                        &meta,
+                                        on_throttle,
+                                    )
+                                    .await
+                                }
+                            };
                             if let Some(j) = self.journal {
                                 let recorded = match &result {
-                                    Ok((bytes, dest)) => j
+                                    Ok(c) => j
                                         .journal
-                                        .record_done(&user.id, &meta.id, &dest.0, *bytes, None),
+                                        .record_done(&user.id, &meta.id, &c.dest.0, c.bytes, None),
                                     Err(ItemError::Skip(reason)) => {
                                         j.journal.record_failed(&user.id, &meta.id, reason)
                                     }
@@ -210,36 +279,54 @@ impl MailboxRun<'_> {
                                 };
                                 recorded.map_err(|e| ItemError::Fatal(e.into()))?;
                             }
-                            result.map(|(bytes, _)| (key, bytes))
+                            result.map(|copied| (key, copied))
                         }
                     })
                     .buffer_unordered(pacer.settings().max_in_flight.max(1))
                     .collect()
                     .await;
-                let mut cancelled = false;
+                let mut stop = false;
                 for result in results {
                     match result {
-                        Ok((key, bytes)) => {
-                            folder.remember(key);
-                            stats.messages += 1;
-                            stats.bytes += bytes;
+                        Ok((key, copied)) => {
+                            if let FolderTarget::Maildir(folder) = &mut folder {
+                                folder.remember(key);
+                            }
+                            if copied.existed {
+                                stats.skipped += 1;
+                            } else {
+                                stats.messages += 1;
+                                stats.bytes += copied.bytes;
+                            }
                             reporter.report(ProgressEvent::ItemDone {
                                 user: address.clone(),
-                                bytes,
-                                skipped: false,
+                                bytes: if copied.existed { 0 } else { copied.bytes },
+                                skipped: copied.existed,
                             });
                         }
-                        Err(ItemError::Cancelled) => cancelled = true,
+                        Err(ItemError::Cancelled) => stop = true,
                         Err(ItemError::Skip(reason)) => fail(&mut stats, &folder_label, "", reason),
+                        Err(ItemError::Mailbox(reason)) => {
+                            if !mailbox_failed {
+                                fail(&mut stats, &folder_label, "(mailbox)", reason);
+                            }
+                            mailbox_failed = true;
+                            stop = true;
+                        }
                         Err(ItemError::Fatal(e)) => return Err(e),
                     }
                 }
-                if cancelled {
+                if stop {
                     break 'folders;
                 }
             }
         }
-        let state = if self.control.is_cancelled() {
+        if let Target::Imap(mailbox, _) = target {
+            mailbox.into_inner().logout().await;
+        }
+        let state = if mailbox_failed {
+            "failed"
+        } else if self.control.is_cancelled() {
             "stopped"
         } else {
             "finished"
@@ -248,79 +335,203 @@ impl MailboxRun<'_> {
         Ok(stats)
     }
 
-    /// True when the message is already at the destination. The destination is the authority
-    /// (so a lost journal causes no duplicates); a pending intent it confirms is closed here.
+    /// Opens the user's destination and maps the folder tree onto it. The inner `Err` is a
+    /// reason this mailbox alone cannot be migrated.
+    async fn open_target(
+        &self,
+        address: &str,
+        nodes: &[FolderNode],
+    ) -> Result<Result<Target, String>, EngineError> {
+        match self.store {
+            Store::Folder(store) => {
+                let mailbox = store
+                    .mailbox(address)
+                    .map_err(|e| dest_error(std::path::Path::new(address), e))?;
+                Ok(Ok(Target::Maildir(mailbox, maildir_folder_names(nodes))))
+            }
+            Store::Imap { settings, logins } => {
+                let Some(login) = logins.login_for(address) else {
+                    return Ok(Err(format!(
+                        "no destination password for {address} in the accounts file"
+                    )));
+                };
+                let mut mailbox = match ImapMailbox::connect(settings, &login).await {
+                    Ok(m) => m,
+                    Err(e) => return Ok(Err(format!("cannot open the destination mailbox: {e}"))),
+                };
+                let names = match mailbox.ensure_folders(nodes).await {
+                    Ok(names) => names,
+                    Err(e) => return Ok(Err(format!("cannot create the folders: {e}"))),
+                };
+                let names = names
+                    .into_iter()
+                    .map(|r| r.map_err(|e| e.to_string()))
+                    .collect();
+                Ok(Ok(Target::Imap(Mutex::new(mailbox), names)))
+            }
+        }
+    }
+
+    /// True when the message is already at the destination. For a Maildir the destination is
+    /// asked (so a lost journal causes no duplicates) and a pending intent it confirms is
+    /// closed; for IMAP a `done` journal record counts, and everything else is checked
+    /// against the server when it is copied.
     fn already_there(
         &self,
         user_id: &str,
         source_id: &str,
         dest_folder: &str,
-        folder: &Folder,
+        folder: &FolderTarget<'_>,
         key: &str,
     ) -> Result<bool, EngineError> {
-        let present = folder.contains(key);
-        if let Some(j) = self.journal {
-            if let Some(record) = j.journal.item(user_id, source_id)? {
-                if present && record.state != ItemState::Done && record.dest_folder == dest_folder {
-                    j.journal.record_done(
-                        user_id,
-                        source_id,
-                        key,
-                        record.size.unwrap_or(0),
-                        None,
-                    )?;
+        let record = match self.journal {
+            Some(j) => j.journal.item(user_id, source_id)?,
+            None => None,
+        };
+        let done_here = record
+            .as_ref()
+            .is_some_and(|r| r.state == ItemState::Done && r.dest_folder == dest_folder);
+        match folder {
+            FolderTarget::Maildir(folder) => {
+                let present = folder.contains(key);
+                if let (Some(j), Some(r), true) = (self.journal, &record, present) {
+                    if r.state != ItemState::Done && r.dest_folder == dest_folder {
+                        j.journal.record_done(
+                            user_id,
+                            source_id,
+                            key,
+                            r.size.unwrap_or(0),
+                            None,
+                        )?;
+                    }
                 }
+                Ok(present)
+            }
+            FolderTarget::Imap(_) => Ok(done_here),
+        }
+    }
+
+    /// Streams one message's MIME into the Maildir folder and commits it.
+    async fn copy_to_maildir(
+        &self,
+        pacer: &Pacer,
+        folder: &Folder,
+        user_id: &str,
+        meta: &MessageMeta,
+        key: &str,
+        on_throttle: &(impl Fn(Duration) + Sync),
+    ) -> Result<Copied, ItemError> {
+        let skip = |what: String| ItemError::Skip(format!("message {}: {what}", meta.id));
+        let mut delivery = folder
+            .deliver(key)
+            .await
+            .map_err(|e| ItemError::Fatal(dest_error(std::path::Path::new(key), e)))?;
+        let url = mime_url(self.client, user_id, &meta.id);
+        let bytes = match self
+            .client
+            .download(pacer, &url, &mut delivery, on_throttle)
+            .await
+        {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                delivery.abandon().await;
+                return Err(graph_failure(e, skip));
+            }
+        };
+        if bytes == 0 {
+            delivery.abandon().await;
+            return Err(skip("Graph returned an empty MIME body".into()));
+        }
+        let received = meta
+            .received()
+            .unwrap_or_else(time::OffsetDateTime::now_utc)
+            .unix_timestamp();
+        let dest = delivery
+            .commit(&MailFlags::from_graph(meta), received)
+            .await
+            .map_err(|e| ItemError::Fatal(dest_error(std::path::Path::new(key), e)))?;
+        Ok(Copied {
+            bytes,
+            dest,
+            existed: false,
+        })
+    }
+
+    /// Spools one message, then appends it over IMAP unless the server already has it.
+    async fn copy_to_imap(
+        &self,
+        pacer: &Pacer,
+        mailbox: &Mutex<ImapMailbox>,
+        folder: &str,
+        user_id: &str,
+        meta: &MessageMeta,
+        on_throttle: &(impl Fn(Duration) + Sync),
+    ) -> Result<Copied, ItemError> {
+        let skip = |what: String| ItemError::Skip(format!("message {}: {what}", meta.id));
+        let spool_error =
+            |e: std::io::Error| ItemError::Fatal(dest_error(&std::env::temp_dir(), e));
+        let mut spool = Spool::new(None).map_err(spool_error)?;
+        let url = mime_url(self.client, user_id, &meta.id);
+        if let Err(e) = self
+            .client
+            .download(pacer, &url, &mut spool, on_throttle)
+            .await
+        {
+            return Err(graph_failure(e, skip));
+        }
+        if spool.is_empty() {
+            return Err(skip("Graph returned an empty MIME body".into()));
+        }
+        let len = spool.len();
+        let received = meta
+            .received()
+            .unwrap_or_else(time::OffsetDateTime::now_utc);
+        let fingerprint =
+            MessageFingerprint::read(spool.reader().await.map_err(spool_error)?, len, received)
+                .await
+                .map_err(spool_error)?;
+        let flags = MailFlags::from_graph(meta);
+        let imap_failure = |e: ImapError| match e.class() {
+            ErrorClass::SkipItem => skip(e.to_string()),
+            _ => ItemError::Mailbox(format!("the destination mailbox failed: {e}")),
+        };
+        // A retried APPEND may have been stored before the connection dropped: every attempt
+        // asks the server first. Reconnecting waits in the mailbox's own pacer.
+        let mut attempts = 0;
+        let mut mailbox = mailbox.lock().await;
+        loop {
+            attempts += 1;
+            let retry = |e: &ImapError| e.class() == ErrorClass::Retry && attempts < 3;
+            match mailbox.find_existing(folder, &fingerprint).await {
+                Ok(Some(uid)) => {
+                    let validity = mailbox.uid_validity(folder).await.ok().flatten();
+                    let dest = ImapRef {
+                        folder: folder.to_string(),
+                        uid: validity.map(|v| (v, uid)),
+                    }
+                    .to_dest_ref();
+                    return Ok(Copied {
+                        bytes: len,
+                        dest,
+                        existed: true,
+                    });
+                }
+                Ok(None) => {}
+                Err(e) if retry(&e) => continue,
+                Err(e) => return Err(imap_failure(e)),
+            }
+            let body = spool.reader().await.map_err(spool_error)?;
+            match mailbox.append(folder, body, len, &flags, received).await {
+                Ok(dest) => {
+                    return Ok(Copied {
+                        bytes: len,
+                        dest,
+                        existed: false,
+                    })
+                }
+                Err(e) if retry(&e) => continue,
+                Err(e) => return Err(imap_failure(e)),
             }
         }
-        Ok(present)
     }
-}
-
-/// Streams one message's MIME into the folder and commits it with its flags and date.
-async fn copy_message(
-    client: &GraphClient,
-    pacer: &Pacer,
-    folder: &Folder,
-    target: ItemTarget<'_>,
-    meta: &MessageMeta,
-    key: &str,
-    on_throttle: &(impl Fn(Duration) + Sync),
-) -> Result<(u64, DestRef), ItemError> {
-    let skip = |what: String| ItemError::Skip(format!("message {}: {what}", meta.id));
-    let mut delivery = folder
-        .deliver(key)
-        .await
-        .map_err(|e| ItemError::Fatal(dest_error(std::path::Path::new(key), e)))?;
-    let url = mime_url(client, target.user_id, &meta.id);
-    let bytes = match client
-        .download(pacer, &url, &mut delivery, on_throttle)
-        .await
-    {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            delivery.abandon().await;
-            return Err(match e.class() {
-                ErrorClass::Fatal => match e {
-                    GraphError::Sink { url, source } => {
-                        ItemError::Fatal(EngineError::Destination { path: url, source })
-                    }
-                    other => ItemError::Fatal(EngineError::Source(other)),
-                },
-                _ => skip(e.to_string()),
-            });
-        }
-    };
-    if bytes == 0 {
-        delivery.abandon().await;
-        return Err(skip("Graph returned an empty MIME body".into()));
-    }
-    let received = meta
-        .received()
-        .unwrap_or_else(time::OffsetDateTime::now_utc)
-        .unix_timestamp();
-    let dest = delivery
-        .commit(&MailFlags::from_graph(meta), received)
-        .await
-        .map_err(|e| ItemError::Fatal(dest_error(std::path::Path::new(key), e)))?;
-    Ok((bytes, dest))
 }

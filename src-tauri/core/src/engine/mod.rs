@@ -8,10 +8,12 @@
 mod control;
 mod mail;
 mod preflight;
+mod spool;
 
 pub use control::{Cancelled, RunControl};
 pub use preflight::{preflight, Preflight};
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,6 +22,7 @@ use futures_util::StreamExt;
 
 use crate::config::{RunSettings, SourceConfig, UserSelection};
 use crate::dest::folder::FolderStore;
+use crate::dest::imap::{ImapLogin, ImapSettings, MasterStyle};
 use crate::graph::client::{http_client, GraphClient, GraphError};
 use crate::graph::{users, AuthError, Pacer, PacerSettings};
 use crate::journal::{Journal, JournalError};
@@ -57,6 +60,66 @@ impl EngineError {
             EngineError::Journal(_) => "state",
         }
     }
+}
+
+/// Where the mail goes.
+#[derive(Debug, Clone)]
+pub enum Destination {
+    /// One Maildir++ tree per user under this folder.
+    Folder(PathBuf),
+    /// An IMAP server, one login per user.
+    Imap {
+        settings: ImapSettings,
+        logins: ImapLogins,
+    },
+}
+
+/// How the migrator logs in to each user's IMAP mailbox.
+#[derive(Debug, Clone)]
+pub enum ImapLogins {
+    /// An administrator acting for every user.
+    Master {
+        master_user: String,
+        password: Secret,
+        style: MasterStyle,
+    },
+    /// Each user's own password, by lower-case address.
+    Accounts(HashMap<String, Secret>),
+}
+
+impl ImapLogins {
+    /// The login for one mailbox; `None` when no password is known for it.
+    pub fn login_for(&self, address: &str) -> Option<ImapLogin> {
+        match self {
+            ImapLogins::Master {
+                master_user,
+                password,
+                style,
+            } => Some(ImapLogin::Master {
+                user: address.to_string(),
+                master_user: master_user.clone(),
+                master_password: password.clone(),
+                style: *style,
+            }),
+            ImapLogins::Accounts(accounts) => {
+                accounts
+                    .get(&address.trim().to_lowercase())
+                    .map(|password| ImapLogin::Password {
+                        user: address.to_string(),
+                        password: password.clone(),
+                    })
+            }
+        }
+    }
+}
+
+/// The destination as the workers use it.
+pub(crate) enum Store {
+    Folder(FolderStore),
+    Imap {
+        settings: ImapSettings,
+        logins: ImapLogins,
+    },
 }
 
 /// Tuning for a run. The defaults suit Exchange Online.
@@ -130,6 +193,21 @@ pub async fn run_to_folder_with(
     control: RunControl,
     options: RunOptions,
 ) -> Result<RunSummary, EngineError> {
+    let destination = Destination::Folder(out.to_path_buf());
+    run(source, secret, &destination, reporter, control, options).await
+}
+
+/// Migrates every selected mailbox of the tenant into `destination`. Signs in and opens the
+/// journal and the destination before anything is written; rerunning it writes only what is
+/// missing.
+pub async fn run(
+    source: &SourceConfig,
+    secret: &Secret,
+    destination: &Destination,
+    reporter: Arc<dyn Reporter>,
+    control: RunControl,
+    options: RunOptions,
+) -> Result<RunSummary, EngineError> {
     let started = Instant::now();
     // The state folder first: a full or read-only disk stops the run before any data moves.
     let journal = match &options.state_dir {
@@ -138,10 +216,20 @@ pub async fn run_to_folder_with(
     };
     let client = GraphClient::new(source, secret, http_client().map_err(EngineError::Http)?)?;
     client.sign_in().await?;
-    let store = FolderStore::open(out).map_err(|source| EngineError::Destination {
-        path: out.display().to_string(),
-        source,
-    })?;
+    let store = match destination {
+        Destination::Folder(out) => {
+            Store::Folder(
+                FolderStore::open(out).map_err(|source| EngineError::Destination {
+                    path: out.display().to_string(),
+                    source,
+                })?,
+            )
+        }
+        Destination::Imap { settings, logins } => Store::Imap {
+            settings: settings.clone(),
+            logins: logins.clone(),
+        },
+    };
 
     // Directory calls are throttled per tenant, not per mailbox (throttling-limits.md).
     let tenant_pacer = Pacer::new(options.pacer.clone());
