@@ -67,7 +67,7 @@ struct Copied {
 /// The user's destination, opened.
 enum Target {
     Maildir(Mailbox, Vec<String>),
-    Imap(Mutex<ImapMailbox>, Vec<Result<String, String>>),
+    Imap(Box<Mutex<ImapMailbox>>, Vec<Result<String, String>>),
 }
 
 /// One folder of the destination, opened.
@@ -367,7 +367,7 @@ impl MailboxRun<'_> {
                     .into_iter()
                     .map(|r| r.map_err(|e| e.to_string()))
                     .collect();
-                Ok(Ok(Target::Imap(Mutex::new(mailbox), names)))
+                Ok(Ok(Target::Imap(Box::new(Mutex::new(mailbox)), names)))
             }
         }
     }
