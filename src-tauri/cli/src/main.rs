@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use migrator_core::config::{Cloud, DestinationConfig, FileConfig, SourceConfig};
-use migrator_core::engine::{run_to_folder_with, RunControl, RunOptions};
+use migrator_core::config::{Cloud, FileConfig, SourceConfig};
+use migrator_core::engine::{self, Destination, RunControl, RunOptions};
 use migrator_core::progress::RunSummary;
 use migrator_core::secrets::Secret;
 
@@ -57,7 +57,8 @@ enum Command {
     },
     /// Migrate the tenant described by a configuration file.
     ///
-    /// The client secret is read from the M365_CLIENT_SECRET environment variable. The journal
+    /// The client secret is read from the M365_CLIENT_SECRET environment variable, an IMAP
+    /// master user's password from DEST_ADMIN_PASSWORD. The journal
     /// lives in [run] state_dir (default: m365-migrator-state beside the configuration file);
     /// running again resumes a stopped run and writes nothing twice.
     Run {
@@ -82,6 +83,8 @@ const EXIT_CHECK_FAILED: u8 = 2;
 
 /// Environment variable holding the client secret for headless runs.
 const SECRET_ENV: &str = "M365_CLIENT_SECRET";
+/// Environment variable holding the destination administrator's password.
+const ADMIN_PASSWORD_ENV: &str = "DEST_ADMIN_PASSWORD";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -127,14 +130,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<RunSummary> {
             users,
             messages,
         } => demo(out, users, messages, cli.quiet).await,
-        Command::Run { config } => run(config, cli.quiet).await,
+        Command::Run { config } => run_config(config, cli.quiet).await,
         Command::Check { .. } => unreachable!("check is dispatched in main"),
     }
 }
 
-/// Loads the configuration, the secret and the default state folder.
-fn load(path: &Path) -> anyhow::Result<(FileConfig, Secret, RunOptions)> {
+/// Loads the configuration, the secrets, the destination and the default state folder.
+fn load(path: &Path) -> anyhow::Result<(FileConfig, Secret, Destination, RunOptions)> {
     let config = FileConfig::load(path)?;
+    let admin_password = std::env::var(ADMIN_PASSWORD_ENV).ok().map(Secret::new);
+    let destination = Destination::from_config(&config.destination, admin_password)?;
     let secret = std::env::var(SECRET_ENV)
         .ok()
         .filter(|s| !s.trim().is_empty())
@@ -145,19 +150,14 @@ fn load(path: &Path) -> anyhow::Result<(FileConfig, Secret, RunOptions)> {
         let base = path.parent().filter(|p| !p.as_os_str().is_empty());
         options.state_dir = Some(base.unwrap_or(Path::new(".")).join("m365-migrator-state"));
     }
-    Ok((config, secret, options))
+    Ok((config, secret, destination, options))
 }
 
 /// Prints what would stop a run; `Ok(false)` when something would.
 async fn check(path: &Path) -> anyhow::Result<bool> {
-    let (config, secret, options) = load(path)?;
-    let report = migrator_core::engine::preflight(
-        &config.source_config(),
-        &secret,
-        &config.destination,
-        &options,
-    )
-    .await?;
+    let (config, secret, destination, options) = load(path)?;
+    let report =
+        engine::preflight(&config.source_config(), &secret, &destination, &options).await?;
     println!("signed in to tenant {}", config.source.tenant_id);
     for p in &report.permissions {
         let mark = if p.granted() {
@@ -188,26 +188,43 @@ async fn check(path: &Path) -> anyhow::Result<bool> {
     Ok(ok)
 }
 
-async fn run(path: PathBuf, quiet: bool) -> anyhow::Result<RunSummary> {
-    let (config, secret, options) = load(&path)?;
-    let DestinationConfig::Folder { path: out } = &config.destination;
-    migrate(&config.source_config(), &secret, out, options, quiet).await
+async fn run_config(path: PathBuf, quiet: bool) -> anyhow::Result<RunSummary> {
+    let (config, secret, destination, options) = load(&path)?;
+    migrate(
+        &config.source_config(),
+        &secret,
+        &destination,
+        options,
+        quiet,
+    )
+    .await
 }
 
 /// Runs the engine with the CLI's reporter and Ctrl-C handling, then prints the summary.
 async fn migrate(
     source: &SourceConfig,
     secret: &Secret,
-    out: &Path,
+    destination: &Destination,
     options: RunOptions,
     quiet: bool,
 ) -> anyhow::Result<RunSummary> {
     let reporter = Arc::new(reporter::CliReporter::new(quiet));
     let control = RunControl::new();
     stop_on_ctrl_c(control.clone());
-    let summary =
-        run_to_folder_with(source, secret, out, reporter.clone(), control, options).await?;
-    reporter.finish(&summary, out);
+    let summary = engine::run(
+        source,
+        secret,
+        destination,
+        reporter.clone(),
+        control,
+        options,
+    )
+    .await?;
+    let target = match destination {
+        Destination::Folder(path) => path.display().to_string(),
+        Destination::Imap { settings, .. } => format!("imap://{}:{}", settings.host, settings.port),
+    };
+    reporter.finish(&summary, &target);
     Ok(summary)
 }
 
@@ -228,7 +245,8 @@ async fn demo(out: PathBuf, users: u32, messages: u32, quiet: bool) -> anyhow::R
         state_dir: Some(out.join(".m365-migrator")),
         ..RunOptions::default()
     };
-    let result = migrate(&source, &secret, &out, options, quiet).await;
+    let destination = Destination::Folder(out);
+    let result = migrate(&source, &secret, &destination, options, quiet).await;
     sim.shutdown().await;
     result
 }

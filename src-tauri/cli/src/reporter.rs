@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::path::Path;
 use std::sync::Mutex;
 
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -55,7 +54,7 @@ impl CliReporter {
     }
 
     /// Prints the closing summary (also under `--quiet`: it is the command's result).
-    pub fn finish(&self, summary: &RunSummary, out: &Path) {
+    pub fn finish(&self, summary: &RunSummary, target: &str) {
         if let Mode::Bars { overall, .. } = &self.mode {
             overall.finish_and_clear();
         }
@@ -70,7 +69,7 @@ impl CliReporter {
             summary.seconds,
             t.skipped,
             t.failed,
-            out.display()
+            target
         );
     }
 }

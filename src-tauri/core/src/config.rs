@@ -186,6 +186,53 @@ pub struct FileSource {
 pub enum DestinationConfig {
     /// One Maildir++ tree per user under `path`.
     Folder { path: std::path::PathBuf },
+    /// Any IMAP server. Logs in per user either as `master_user` (password from
+    /// `DEST_ADMIN_PASSWORD`) or with each user's password from `accounts_csv`
+    /// (`address,password` per line).
+    Imap {
+        host: String,
+        /// Default: 993 with `tls`, 143 otherwise.
+        port: Option<u16>,
+        #[serde(default)]
+        security: ImapSecurity,
+        /// Extra CA certificates (PEM) to trust, e.g. a private CA.
+        ca_file: Option<std::path::PathBuf>,
+        /// Needed for `security = "plain"`, which is only allowed to a loopback address.
+        #[serde(default)]
+        allow_plaintext_loopback: bool,
+        master_user: Option<String>,
+        #[serde(default)]
+        master_style: MasterLoginStyle,
+        accounts_csv: Option<std::path::PathBuf>,
+        /// Destination folder names for well-known folders (`sentitems`, `drafts`,
+        /// `deleteditems`, `junkemail`, `archive`), when SPECIAL-USE is not enough.
+        #[serde(default)]
+        special_folders: std::collections::BTreeMap<String, String>,
+    },
+}
+
+/// How the IMAP connection is secured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImapSecurity {
+    /// TLS from the first byte (port 993).
+    #[default]
+    Tls,
+    /// STARTTLS on the plain port (143).
+    Starttls,
+    /// No TLS: loopback only, with `allow_plaintext_loopback = true`.
+    Plain,
+}
+
+/// How a master user logs in for a user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MasterLoginStyle {
+    /// SASL PLAIN with the user as authorization identity (RFC 4616).
+    #[default]
+    Authzid,
+    /// Dovecot's `user*master` login name.
+    Dovecot,
 }
 
 /// `[users]`: which mailboxes to migrate. Empty `include` means all.
@@ -312,6 +359,31 @@ impl FileConfig {
                 }
             }
         }
+        if let DestinationConfig::Imap {
+            host,
+            security,
+            allow_plaintext_loopback,
+            master_user,
+            accounts_csv,
+            ..
+        } = &config.destination
+        {
+            if host.trim().is_empty() {
+                return Err(invalid("destination.host", "is empty".into()));
+            }
+            if *security == ImapSecurity::Plain && !allow_plaintext_loopback {
+                return Err(invalid(
+                    "destination.security",
+                    "\"plain\" sends passwords unencrypted: it needs allow_plaintext_loopback = true and a loopback host".into(),
+                ));
+            }
+            if master_user.is_some() == accounts_csv.is_some() {
+                return Err(invalid(
+                    "destination.master_user",
+                    "set exactly one of master_user (an administrator logs in for each user) or accounts_csv (each user's password)".into(),
+                ));
+            }
+        }
         let run = &config.run;
         if run.parallel_mailboxes == 0 {
             return Err(invalid(
@@ -341,6 +413,40 @@ impl FileConfig {
             graph_url: self.source.graph_url.clone(),
         }
     }
+}
+
+/// Reads an accounts file: one `address,password` per line; blank lines, `#` comments and a
+/// first line `address,password` are skipped. Errors name the line, never a password.
+pub fn read_accounts_csv(
+    path: &std::path::Path,
+) -> Result<std::collections::HashMap<String, crate::secrets::Secret>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut accounts = std::collections::HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        match line.split_once(',') {
+            Some((address, _)) if n == 0 && address.trim().eq_ignore_ascii_case("address") => {}
+            Some((address, password)) if address.contains('@') && !password.is_empty() => {
+                accounts.insert(
+                    address.trim().to_lowercase(),
+                    crate::secrets::Secret::new(password),
+                );
+            }
+            _ => {
+                return Err(ConfigError::Syntax {
+                    path: path.to_path_buf(),
+                    message: format!("line {}: expected address,password", n + 1),
+                })
+            }
+        }
+    }
+    Ok(accounts)
 }
 
 /// toml's message with the line number and the key made explicit (its spans are byte
@@ -437,6 +543,52 @@ exclude = ["Room-1@contoso.com"]
             .unwrap_err()
             .to_string();
         assert!(e.contains("client_secret"), "{e}");
+    }
+
+    #[test]
+    fn an_imap_destination_needs_one_login_route_and_tls_unless_loopback() {
+        let imap = GOOD.replace(
+            "kind = \"folder\"\npath = \"/srv/out\"",
+            "kind = \"imap\"\nhost = \"mail.example.com\"\nmaster_user = \"admin\"",
+        );
+        let c = FileConfig::parse(&imap, Path::new("m.toml")).unwrap();
+        assert!(matches!(
+            c.destination,
+            DestinationConfig::Imap {
+                security: ImapSecurity::Tls,
+                port: None,
+                ..
+            }
+        ));
+        let both = imap.replace(
+            "master_user = \"admin\"",
+            "master_user = \"a\"\naccounts_csv = \"x.csv\"",
+        );
+        let e = FileConfig::parse(&both, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("exactly one"), "{e}");
+        let plain = imap.replace("host =", "security = \"plain\"\nhost =");
+        let e = FileConfig::parse(&plain, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("destination.security"), "{e}");
+    }
+
+    #[test]
+    fn accounts_csv_lines_are_checked_without_quoting_passwords() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("accounts.csv");
+        std::fs::write(
+            &file,
+            "address,password\r\nAdele@Contoso.com,pa,ss\r\n\n# note\n",
+        )
+        .unwrap();
+        let accounts = read_accounts_csv(&file).unwrap();
+        assert_eq!(accounts["adele@contoso.com"].expose(), "pa,ss");
+        std::fs::write(&file, "adele@contoso.com,ok\nbroken-line-s3cret\n").unwrap();
+        let e = read_accounts_csv(&file).unwrap_err().to_string();
+        assert!(e.contains("line 2") && !e.contains("s3cret"), "{e}");
     }
 
     #[test]

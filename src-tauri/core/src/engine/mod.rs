@@ -20,9 +20,12 @@ use std::time::Instant;
 
 use futures_util::StreamExt;
 
-use crate::config::{RunSettings, SourceConfig, UserSelection};
+use crate::config::{
+    read_accounts_csv, ConfigError, DestinationConfig, ImapSecurity, MasterLoginStyle, RunSettings,
+    SourceConfig, UserSelection,
+};
 use crate::dest::folder::FolderStore;
-use crate::dest::imap::{ImapLogin, ImapSettings, MasterStyle};
+use crate::dest::imap::{ImapLogin, ImapSettings, MasterStyle, Security};
 use crate::graph::client::{http_client, GraphClient, GraphError};
 use crate::graph::{users, AuthError, Pacer, PacerSettings};
 use crate::journal::{Journal, JournalError};
@@ -72,6 +75,66 @@ pub enum Destination {
         settings: ImapSettings,
         logins: ImapLogins,
     },
+}
+
+impl Destination {
+    /// The destination a configuration file's `[destination]` describes. `admin_password` is
+    /// the IMAP master user's password (from the keychain or `DEST_ADMIN_PASSWORD`).
+    pub fn from_config(
+        config: &DestinationConfig,
+        admin_password: Option<Secret>,
+    ) -> Result<Self, ConfigError> {
+        match config {
+            DestinationConfig::Folder { path } => Ok(Destination::Folder(path.clone())),
+            DestinationConfig::Imap {
+                host,
+                port,
+                security,
+                ca_file,
+                allow_plaintext_loopback,
+                master_user,
+                master_style,
+                accounts_csv,
+                special_folders,
+            } => {
+                let (security, default_port) = match security {
+                    ImapSecurity::Tls => (Security::Tls, 993),
+                    ImapSecurity::Starttls => (Security::StartTls, 143),
+                    ImapSecurity::Plain => (Security::Plain, 143),
+                };
+                let mut settings =
+                    ImapSettings::new(host.trim(), port.unwrap_or(default_port), security);
+                settings.ca_file = ca_file.clone();
+                settings.allow_plaintext_loopback = *allow_plaintext_loopback;
+                settings.special_folders = special_folders.clone();
+                let logins = match (master_user, accounts_csv) {
+                    (Some(master_user), _) => ImapLogins::Master {
+                        master_user: master_user.clone(),
+                        password: admin_password.filter(|p| !p.is_empty()).ok_or_else(|| {
+                            ConfigError::Invalid {
+                                path: "DEST_ADMIN_PASSWORD".into(),
+                                key: "destination.master_user",
+                                message: "the master user's password is not set: export DEST_ADMIN_PASSWORD".into(),
+                            }
+                        })?,
+                        style: match master_style {
+                            MasterLoginStyle::Authzid => MasterStyle::SaslAuthzid,
+                            MasterLoginStyle::Dovecot => MasterStyle::DovecotStar,
+                        },
+                    },
+                    (None, Some(csv)) => ImapLogins::Accounts(read_accounts_csv(csv)?),
+                    (None, None) => {
+                        return Err(ConfigError::Invalid {
+                            path: "".into(),
+                            key: "destination.master_user",
+                            message: "set master_user or accounts_csv".into(),
+                        })
+                    }
+                };
+                Ok(Destination::Imap { settings, logins })
+            }
+        }
+    }
 }
 
 /// How the migrator logs in to each user's IMAP mailbox.

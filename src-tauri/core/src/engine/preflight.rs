@@ -2,9 +2,10 @@
 
 use serde::Deserialize;
 
-use super::{EngineError, RunOptions};
-use crate::config::{DestinationConfig, SourceConfig};
+use super::{Destination, EngineError, RunOptions};
+use crate::config::SourceConfig;
 use crate::dest::folder::FolderStore;
+use crate::dest::imap::ImapMailbox;
 use crate::graph::client::{http_client, GraphClient};
 use crate::graph::permissions::{self, PermissionStatus};
 use crate::graph::Pacer;
@@ -20,12 +21,13 @@ pub struct Preflight {
 }
 
 /// Signs in (a failure is the `Err`), checks permissions with probe calls against the first
-/// user that has a mailbox, and checks that the destination and the state folder are
-/// writable. Creates those folders if missing, but writes no mail.
+/// user that has a mailbox, and checks that the destination is usable (a folder is writable;
+/// an IMAP server accepts that user's login) and the state folder too. Creates folders if
+/// missing, but writes no mail.
 pub async fn preflight(
     source: &SourceConfig,
     secret: &Secret,
-    destination: &DestinationConfig,
+    destination: &Destination,
     options: &RunOptions,
 ) -> Result<Preflight, EngineError> {
     let client = GraphClient::new(source, secret, http_client().map_err(EngineError::Http)?)?;
@@ -51,9 +53,9 @@ pub async fn preflight(
         )
         .await
         .ok()
-        .and_then(|u| u.value.into_iter().find(|p| p.mail.is_some()))
-        .map(|p| p.id);
-    let permissions = permissions::check(&client, &token, first.as_deref()).await;
+        .and_then(|u| u.value.into_iter().find(|p| p.mail.is_some()));
+    let permissions =
+        permissions::check(&client, &token, first.as_ref().map(|p| p.id.as_str())).await;
 
     let mut problems = Vec::new();
     for p in permissions.iter().filter(|p| p.required && !p.granted()) {
@@ -62,12 +64,31 @@ pub async fn preflight(
             p.name
         ));
     }
-    let DestinationConfig::Folder { path } = destination;
-    if let Err(e) = FolderStore::open(path) {
-        problems.push(format!(
-            "the destination folder {} is not writable: {e}",
-            path.display()
-        ));
+    match destination {
+        Destination::Folder(path) => {
+            if let Err(e) = FolderStore::open(path) {
+                problems.push(format!(
+                    "the destination folder {} is not writable: {e}",
+                    path.display()
+                ));
+            }
+        }
+        Destination::Imap { settings, logins } => {
+            // One real login, for the first mailbox, proves the server, TLS and credentials.
+            match first.as_ref().and_then(|p| p.mail.as_deref()) {
+                None => problems.push("no user with a mailbox to test the IMAP login with".into()),
+                Some(address) => match logins.login_for(address) {
+                    None => problems.push(format!("no destination password for {address}")),
+                    Some(login) => match ImapMailbox::connect(settings, &login).await {
+                        Ok(mailbox) => mailbox.logout().await,
+                        Err(e) => problems.push(format!(
+                            "cannot log in to the IMAP server {}:{} as {address}: {e}",
+                            settings.host, settings.port
+                        )),
+                    },
+                },
+            }
+        }
     }
     if let Some(dir) = &options.state_dir {
         if let Err(e) = Journal::open(dir) {
