@@ -6,31 +6,11 @@ mod support;
 
 use std::process::Command;
 
-use migrator_sim::{SimConfig, SimServer, TenantSpec};
-use support::dovecot::{Dovecot, Options, MASTER_PASSWORD, MASTER_USER};
+use support::dovecot::{MASTER_PASSWORD, MASTER_USER};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn check_then_run_then_rerun_into_dovecot() {
-    let sim = SimServer::start(SimConfig {
-        tenant: TenantSpec {
-            users: 2,
-            messages_per_user: 15,
-            ..TenantSpec::default()
-        },
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    let users = sim
-        .tenant()
-        .users
-        .iter()
-        .map(|u| (u.mail.clone(), "pw".to_string()))
-        .collect();
-    let dovecot = Dovecot::start_with(Options {
-        users,
-        ..Options::default()
-    });
+    let (sim, dovecot) = support::tenant_with_dovecot(2, 15).await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("migrate.toml");
     std::fs::write(

@@ -10,8 +10,8 @@ use migrator_core::dest::imap::{ImapMailbox, MasterStyle};
 use migrator_core::engine::{run, Destination, ImapLogins, RunControl, RunOptions};
 use migrator_core::progress::{NullReporter, RunSummary};
 use migrator_core::secrets::Secret;
-use migrator_sim::{SimConfig, SimServer, TenantSpec};
-use support::dovecot::{Dovecot, Options, MASTER_PASSWORD, MASTER_USER};
+use migrator_sim::SimServer;
+use support::dovecot::{Dovecot, MASTER_PASSWORD, MASTER_USER};
 
 struct Setup {
     sim: SimServer,
@@ -20,26 +20,7 @@ struct Setup {
 }
 
 async fn setup(users: usize, messages: usize) -> Setup {
-    let sim = SimServer::start(SimConfig {
-        tenant: TenantSpec {
-            users,
-            messages_per_user: messages,
-            ..TenantSpec::default()
-        },
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    let accounts = sim
-        .tenant()
-        .users
-        .iter()
-        .map(|u| (u.mail.clone(), "pw".to_string()))
-        .collect();
-    let dovecot = Dovecot::start_with(Options {
-        users: accounts,
-        ..Options::default()
-    });
+    let (sim, dovecot) = support::tenant_with_dovecot(users, messages).await;
     Setup {
         sim,
         dovecot,

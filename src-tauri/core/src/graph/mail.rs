@@ -146,6 +146,30 @@ pub fn mime_url(client: &GraphClient, user_id: &str, message_id: &str) -> String
     ))
 }
 
+/// A folder node for unit tests: `name` under `parent`, optionally well-known.
+#[cfg(test)]
+pub(crate) fn test_node(
+    id: &str,
+    parent: Option<&str>,
+    name: &str,
+    wk: Option<&'static str>,
+) -> FolderNode {
+    FolderNode {
+        folder: MailFolder {
+            id: id.into(),
+            display_name: name.into(),
+            parent_folder_id: parent.map(Into::into),
+            child_folder_count: 0,
+            total_item_count: 0,
+            is_hidden: false,
+            odata_type: None,
+        },
+        path: vec![name.into()],
+        well_known: wk,
+        under_well_known: wk,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -81,24 +81,8 @@ pub fn maildir_folder_names(nodes: &[FolderNode]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::types::MailFolder;
 
-    fn node(id: &str, parent: Option<&str>, name: &str, wk: Option<&'static str>) -> FolderNode {
-        FolderNode {
-            folder: MailFolder {
-                id: id.into(),
-                display_name: name.into(),
-                parent_folder_id: parent.map(Into::into),
-                child_folder_count: 0,
-                total_item_count: 0,
-                is_hidden: false,
-                odata_type: None,
-            },
-            path: vec![name.into()],
-            well_known: wk,
-            under_well_known: wk,
-        }
-    }
+    use crate::graph::mail::test_node as node;
 
     #[test]
     fn specials_children_unicode_separators_and_collisions() {
