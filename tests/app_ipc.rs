@@ -88,6 +88,49 @@ fn a_command_that_does_not_exist_is_refused() {
     assert!(err.to_string().contains("not allowed"), "{err}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn test_connection_lists_permissions_or_gives_entra_advice() {
+    let sim = migrator_sim::SimServer::start(migrator_sim::SimConfig::demo())
+        .await
+        .unwrap();
+    let source = json!({"tenantId": sim.tenant_id(), "clientId": sim.client_id(), "cloud": "global",
+                        "loginUrl": sim.url(), "graphUrl": sim.url()});
+    let secret = sim.client_secret().to_string();
+    let ok = tokio::task::block_in_place(|| {
+        invoke(
+            "test_connection",
+            json!({"source": source, "clientSecret": secret}),
+        )
+    })
+    .unwrap();
+    let granted: Vec<&str> = ok
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["probeOk"] == json!(true))
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        granted.contains(&"Mail.Read") && granted.contains(&"User.Read.All"),
+        "{ok}"
+    );
+
+    let wrong = tokio::task::block_in_place(|| {
+        invoke(
+            "test_connection",
+            json!({"source": source, "clientSecret": "wrong-value~1"}),
+        )
+    })
+    .unwrap_err();
+    assert_eq!(wrong["code"], "auth.secret");
+    assert!(
+        wrong["message"].as_str().unwrap().contains("AADSTS7000215"),
+        "{wrong}"
+    );
+    assert!(!wrong.to_string().contains("wrong-value~1"));
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn the_demo_streams_every_event_through_a_channel() {
     let events = Arc::new(Mutex::new(Vec::<ProgressEvent>::new()));

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use migrator_core::config::{is_guid, tenant_id_shape_ok, Cloud, SourceConfig};
-use migrator_core::engine::{run_to_folder_with, RunOptions};
+use migrator_core::engine::{run_to_folder_with, test_source, RunOptions};
+use migrator_core::graph::permissions::PermissionStatus;
 use migrator_core::progress::{ProgressEvent, RunSummary};
 use migrator_core::secrets::Secret;
 use serde::{Deserialize, Serialize};
@@ -64,6 +65,18 @@ pub(crate) fn validate_source(source: SourceConfig) -> Vec<FieldError> {
         );
     }
     errors
+}
+
+/// Signs in with the Source screen's settings and reports each permission as granted or
+/// missing. The secret is used for this sign-in only and is not kept or logged.
+#[tauri::command]
+pub(crate) async fn test_connection(
+    source: SourceConfig,
+    client_secret: String,
+) -> Result<Vec<PermissionStatus>, IpcError> {
+    let secret = Secret::new(client_secret);
+    let (permissions, _) = test_source(&source, &secret, &RunOptions::default()).await?;
+    Ok(permissions)
 }
 
 /// Runs the built-in demo: a simulated tenant on 127.0.0.1 into `out_dir` (default: the app's

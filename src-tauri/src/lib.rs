@@ -21,6 +21,7 @@ pub fn builder<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<
         .invoke_handler(tauri::generate_handler![
             commands::app_info,
             commands::validate_source,
+            commands::test_connection,
             commands::run_demo,
             commands::control_run,
         ])

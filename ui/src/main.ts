@@ -2,6 +2,7 @@ import { Channel, invoke } from "@tauri-apps/api/core";
 import type { ProgressEvent } from "./bindings/ProgressEvent";
 import type { RunSummary } from "./bindings/RunSummary";
 import type { IpcError } from "./bindings/IpcError";
+import type { PermissionStatus } from "./bindings/PermissionStatus";
 import { checkSource } from "./validate";
 
 const PERMISSIONS: Array<[string, string]> = [
@@ -121,6 +122,7 @@ function wireSource(): void {
       status.textContent = `Could not check the fields: ${(e as IpcError).message ?? String(e)}`;
     }
   });
+  el("test-connection").addEventListener("click", () => testConnection());
   for (const id of Object.values(FIELD_IDS)) {
     el(id).addEventListener("blur", () => {
       const errors = checkSource(readSource());
@@ -131,6 +133,46 @@ function wireSource(): void {
         el(id).setAttribute("aria-invalid", errors[field] ? "true" : "false");
       }
     });
+  }
+}
+
+function renderPermissionResults(results: PermissionStatus[]): void {
+  const list = el<HTMLUListElement>("permission-results");
+  list.replaceChildren();
+  for (const p of results) {
+    const granted = p.probeOk ?? p.inToken ?? false;
+    const li = document.createElement("li");
+    li.className = granted ? "granted" : "missing";
+    li.dataset.permission = p.name;
+    li.textContent = `${granted ? "✓ granted" : "✗ missing"}  ${p.name}${p.required ? " (required)" : ""}`;
+    list.append(li);
+  }
+  list.hidden = false;
+}
+
+/** Signs in with the entered settings and shows each permission as granted or missing. */
+async function testConnection(): Promise<void> {
+  const fields = readSource();
+  const errors = checkSource(fields);
+  showFieldErrors(errors);
+  const status = el("source-status");
+  el("permission-results").hidden = true;
+  if (Object.keys(errors).length > 0) {
+    status.textContent = "Please correct the highlighted fields.";
+    return;
+  }
+  status.textContent = "Signing in…";
+  const source = { tenantId: fields.tenantId, clientId: fields.clientId, cloud: el<HTMLSelectElement>("cloud").value };
+  try {
+    const results = await invoke<PermissionStatus[]>("test_connection", { source, clientSecret: fields.clientSecret });
+    renderPermissionResults(results);
+    const missing = results.filter((p) => p.required && !(p.probeOk ?? p.inToken ?? false));
+    status.textContent =
+      missing.length === 0
+        ? "Signed in. The required permissions are granted."
+        : `Signed in, but ${missing.map((p) => p.name).join(", ")} must be granted (API permissions, then Grant admin consent).`;
+  } catch (e) {
+    status.textContent = `Sign-in failed: ${(e as IpcError).message ?? String(e)}`;
   }
 }
 

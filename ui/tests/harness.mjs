@@ -68,7 +68,7 @@ export function mockBackend() {
       if (cb) cb(data);
     },
     async invoke(cmd, args) {
-      calls.push({ cmd, args: JSON.parse(JSON.stringify(args ?? {}, (k, v) => (k === "onEvent" ? "<channel>" : v))) });
+      calls.push({ cmd, args: JSON.parse(JSON.stringify(args ?? {}, (k, v) => (k === "onEvent" ? "<channel>" : k === "clientSecret" ? "<secret>" : v))) });
       switch (cmd) {
         case "validate_source": {
           const errors = [];
@@ -78,6 +78,13 @@ export function mockBackend() {
         }
         case "control_run":
           return null;
+        case "test_connection": {
+          if (args.clientSecret === "wrong") {
+            throw { code: "auth.secret", message: "cannot sign in to Microsoft 365: the client secret is wrong (AADSTS7000215): enter the secret's Value" };
+          }
+          const p = (name, required, ok) => ({ name, workload: "mail", required, inToken: ok, probeOk: ok, detail: ok ? null : "403" });
+          return [p("User.Read.All", true, true), p("Mail.Read", true, false), p("Calendars.Read", false, true)];
+        }
         case "run_demo": {
           const channel = args.onEvent;
           let index = 0;

@@ -68,6 +68,25 @@ test("bad fields get clear messages; a secret ID is recognised", async () => {
   assert.equal(await page.evaluate(() => JSON.stringify(localStorage) + JSON.stringify(sessionStorage)).then((s) => s.includes("Qx8Q")), false);
 });
 
+test("test connection shows granted and missing permissions, or Entra's advice", async () => {
+  const { page } = await openApp();
+  await page.fill("#tenant-id", "contoso.onmicrosoft.com");
+  await page.fill("#client-id", "00000000-0000-0000-0000-000000000001");
+  await page.fill("#client-secret", "Qx8Q~realValue.123");
+  await page.click("#test-connection");
+  await page.waitForSelector("#permission-results:not([hidden])");
+  assert.match(await page.textContent('[data-permission="User.Read.All"]'), /granted/);
+  assert.match(await page.textContent('[data-permission="Mail.Read"]'), /missing.*\(required\)/);
+  assert.match(await page.textContent("#source-status"), /Mail.Read must be granted/);
+  await screenshot(page, "test-connection", { docs: true });
+
+  await page.fill("#client-secret", "wrong");
+  await page.click("#test-connection");
+  await page.waitForFunction(() => document.querySelector("#source-status").textContent.startsWith("Sign-in failed"));
+  assert.match(await page.textContent("#source-status"), /AADSTS7000215/);
+  assert.equal(await page.isVisible("#permission-results"), false);
+});
+
 test("the registration guide lists each permission with a copy button", async () => {
   const { page } = await openApp();
   await page.click("#guide summary");

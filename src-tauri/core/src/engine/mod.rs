@@ -11,7 +11,7 @@ mod preflight;
 mod spool;
 
 pub use control::{Cancelled, RunControl};
-pub use preflight::{preflight, Preflight};
+pub use preflight::{preflight, test_source, Preflight, ProbeUser};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

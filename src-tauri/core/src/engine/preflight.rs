@@ -12,6 +12,43 @@ use crate::graph::Pacer;
 use crate::journal::Journal;
 use crate::secrets::Secret;
 
+/// A user to probe with: the first one that has a mailbox.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProbeUser {
+    pub id: String,
+    #[serde(default)]
+    pub mail: Option<String>,
+}
+
+/// Signs in and checks every permission (token roles and one probe call per workload against
+/// the first user with a mailbox). A sign-in failure is the `Err`, with Entra's advice.
+pub async fn test_source(
+    source: &SourceConfig,
+    secret: &Secret,
+    options: &RunOptions,
+) -> Result<(Vec<PermissionStatus>, Option<ProbeUser>), EngineError> {
+    let client = GraphClient::new(source, secret, http_client().map_err(EngineError::Http)?)?;
+    let token = client.sign_in().await?;
+    #[derive(Deserialize)]
+    struct Users {
+        #[serde(default)]
+        value: Vec<ProbeUser>,
+    }
+    let pacer = Pacer::new(options.pacer.clone());
+    let first = client
+        .get_json::<Users>(
+            &pacer,
+            &client.url("/users?$select=id,mail&$top=20"),
+            |_| {},
+        )
+        .await
+        .ok()
+        .and_then(|u| u.value.into_iter().find(|p| p.mail.is_some()));
+    let permissions =
+        permissions::check(&client, &token, first.as_ref().map(|p| p.id.as_str())).await;
+    Ok((permissions, first))
+}
+
 /// What the check found.
 #[derive(Debug, Clone)]
 pub struct Preflight {
@@ -30,33 +67,7 @@ pub async fn preflight(
     destination: &Destination,
     options: &RunOptions,
 ) -> Result<Preflight, EngineError> {
-    let client = GraphClient::new(source, secret, http_client().map_err(EngineError::Http)?)?;
-    let token = client.sign_in().await?;
-
-    #[derive(Deserialize)]
-    struct Users {
-        #[serde(default)]
-        value: Vec<Probe>,
-    }
-    #[derive(Deserialize)]
-    struct Probe {
-        id: String,
-        #[serde(default)]
-        mail: Option<String>,
-    }
-    let pacer = Pacer::new(options.pacer.clone());
-    let first = client
-        .get_json::<Users>(
-            &pacer,
-            &client.url("/users?$select=id,mail&$top=20"),
-            |_| {},
-        )
-        .await
-        .ok()
-        .and_then(|u| u.value.into_iter().find(|p| p.mail.is_some()));
-    let permissions =
-        permissions::check(&client, &token, first.as_ref().map(|p| p.id.as_str())).await;
-
+    let (permissions, first) = test_source(source, secret, options).await?;
     let mut problems = Vec::new();
     for p in permissions.iter().filter(|p| p.required && !p.granted()) {
         problems.push(format!(
