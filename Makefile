@@ -58,4 +58,4 @@ package: ui-build
 	scripts/package.sh
 
 bench: deps
-	scripts/bench.sh
+	@if [ -x scripts/bench.sh ]; then scripts/bench.sh; else echo "make bench: the benchmark is not built yet (issue 9)" >&2; exit 1; fi
