@@ -17,7 +17,9 @@ pub mod tenant;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use tenant::{generate_tenant, Domain, MailFolder, Message, Tenant, TenantSpec, User};
+pub use tenant::{
+    generate_tenant, Domain, MailFolder, Message, SizeProfile, Tenant, TenantSpec, User,
+};
 
 /// Exchange Online's per-mailbox limits (Graph docs, concepts/throttling-limits.md):
 /// 4 concurrent requests and 10,000 requests per 10 minutes per app and mailbox.

@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use bytes::Bytes;
 use rand::rngs::StdRng;
-use rand::Rng;
+use rand::{Rng, RngCore};
 use time::OffsetDateTime;
 
 /// What one generated message contains.
@@ -113,7 +113,8 @@ pub fn build_message(rng: &mut StdRng, parts: &MessageParts<'_>) -> Bytes {
             m.push_str(&format!("--{boundary}--\r\n"));
         }
         Some(size) => {
-            let data: Vec<u8> = (0..size).map(|_| rng.random()).collect();
+            let mut data = vec![0u8; size];
+            rng.fill_bytes(&mut data);
             let encoded = base64::engine::general_purpose::STANDARD.encode(&data);
             m.push_str(&format!(
                 "Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n"

@@ -40,6 +40,9 @@ pub(crate) struct State {
     tokens: Mutex<HashMap<String, Instant>>,
     mailboxes: Mutex<HashMap<String, MailboxState>>,
     rng: Mutex<StdRng>,
+    /// Message id -> (user, folder, message) indexes, so `$value` is not a scan of the mailbox
+    /// (a linear scan made the simulator, not the client, the bottleneck in benchmarks).
+    messages: HashMap<String, (usize, usize, usize)>,
 }
 
 #[derive(Default)]
@@ -58,7 +61,16 @@ impl State {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret_bytes)
         )
         .replace(['-', '_'], ".");
+        let mut messages = HashMap::new();
+        for (u, user) in tenant.users.iter().enumerate() {
+            for (f, folder) in user.folders.iter().enumerate() {
+                for (m, message) in folder.messages.iter().enumerate() {
+                    messages.entry(message.id.clone()).or_insert((u, f, m));
+                }
+            }
+        }
         State {
+            messages,
             rng: Mutex::new(StdRng::seed_from_u64(config.faults.seed)),
             config,
             tenant,
@@ -533,7 +545,14 @@ fn route(
         },
         (["users", _, "messages", m, "$value"], Some(u))
         | (["users", _, "mailFolders", _, "messages", m, "$value"], Some(u)) => {
-            match u.folders.iter().flat_map(|f| &f.messages).find(|x| x.id == *m) {
+            let found = state
+                .messages
+                .get(*m)
+                .and_then(|&(ui, f, i)| {
+                    let owner = tenant.users.get(ui)?;
+                    (owner.id == u.id).then_some(owner.folders.get(f)?.messages.get(i)?)
+                });
+            match found {
                 Some(message) => mime_response(state, message, slot),
                 None => not_found(),
             }

@@ -20,6 +20,23 @@ pub struct TenantSpec {
     pub domains: Vec<String>,
     /// Largest attachment generated, in bytes.
     pub max_attachment: usize,
+    /// How message sizes are distributed.
+    pub sizes: SizeProfile,
+}
+
+/// How message sizes are distributed.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum SizeProfile {
+    /// Bodies up to ~60 KB, one message in ten with an attachment up to `max_attachment`
+    /// (heavily skewed to small). Small and quick to generate: tests and the demo.
+    #[default]
+    Compact,
+    /// Closer to real mailboxes, for benchmarks: log-normal bodies (median ~12 KB), one message
+    /// in ten with a log-normal attachment (median ~100 KB, capped at `max_attachment`), which
+    /// gives a median message of a few tens of KB and a tail of multi-MB messages. Every
+    /// `giant_every`-th message of a mailbox (if set) carries an attachment of exactly
+    /// `max_attachment`, so large mailboxes surely hold the largest size.
+    Realistic { giant_every: Option<usize> },
 }
 
 impl Default for TenantSpec {
@@ -30,6 +47,7 @@ impl Default for TenantSpec {
             messages_per_user: 100,
             domains: vec!["contoso.com".into()],
             max_attachment: 256 * 1024,
+            sizes: SizeProfile::Compact,
         }
     }
 }
@@ -275,14 +293,7 @@ pub fn generate_tenant(spec: &TenantSpec) -> Tenant {
                         ascii(FIRST[o]).to_lowercase()
                     )
                 };
-                let body_len = (rng.random::<f64>().powi(3) * 60_000.0) as usize + 200;
-                let attachment = if rng.random_range(0..10) == 0 {
-                    let size =
-                        (rng.random::<f64>().powi(4) * spec.max_attachment as f64) as usize + 1024;
-                    Some(size.min(spec.max_attachment.max(1024)))
-                } else {
-                    None
-                };
+                let (body_len, attachment) = message_size(&mut rng, spec, n);
                 let mime = build_message(
                     &mut rng,
                     &MessageParts {
@@ -341,6 +352,43 @@ pub fn generate_tenant(spec: &TenantSpec) -> Tenant {
     }
 }
 
+/// The body length and attachment size (if any) of message number `n` of a mailbox.
+fn message_size(rng: &mut StdRng, spec: &TenantSpec, n: usize) -> (usize, Option<usize>) {
+    match spec.sizes {
+        SizeProfile::Compact => {
+            let body_len = (rng.random::<f64>().powi(3) * 60_000.0) as usize + 200;
+            let attachment = if rng.random_range(0..10) == 0 {
+                let size =
+                    (rng.random::<f64>().powi(4) * spec.max_attachment as f64) as usize + 1024;
+                Some(size.min(spec.max_attachment.max(1024)))
+            } else {
+                None
+            };
+            (body_len, attachment)
+        }
+        SizeProfile::Realistic { giant_every } => {
+            let body_len = (log_normal(rng, 12_000.0, 0.8) as usize).clamp(200, 400_000);
+            let cap = spec.max_attachment.max(1024);
+            let attachment = if giant_every.is_some_and(|g| g > 0 && n % g == g - 1) {
+                Some(cap)
+            } else if rng.random_range(0..10) == 0 {
+                Some((log_normal(rng, 100_000.0, 1.5) as usize).clamp(1024, cap))
+            } else {
+                None
+            };
+            (body_len, attachment)
+        }
+    }
+}
+
+/// A log-normal sample with the given median and shape (Box-Muller).
+fn log_normal(rng: &mut StdRng, median: f64, sigma: f64) -> f64 {
+    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+    let u2: f64 = rng.random();
+    let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+    median * (sigma * z).exp()
+}
+
 fn ascii(name: &str) -> String {
     name.replace('ë', "e").replace('ü', "ue")
 }
@@ -383,5 +431,32 @@ mod tests {
             other.users[0].folders[0].messages,
             a.users[0].folders[0].messages
         );
+    }
+
+    #[test]
+    fn realistic_sizes_have_a_median_of_tens_of_kb_and_a_multi_mb_tail() {
+        let spec = TenantSpec {
+            users: 1,
+            messages_per_user: 600,
+            max_attachment: 4 * 1024 * 1024,
+            sizes: SizeProfile::Realistic {
+                giant_every: Some(300),
+            },
+            ..TenantSpec::default()
+        };
+        let tenant = generate_tenant(&spec);
+        assert_eq!(tenant, generate_tenant(&spec));
+        let mut sizes: Vec<usize> = tenant.users[0]
+            .folders
+            .iter()
+            .flat_map(|f| &f.messages)
+            .map(|m| m.mime.len())
+            .collect();
+        sizes.sort_unstable();
+        let median = sizes[sizes.len() / 2];
+        assert!((10_000..80_000).contains(&median), "median {median}");
+        // Two giants (messages 299 and 599); base64 makes them ~4/3 of the attachment.
+        let giants = sizes.iter().filter(|s| **s > 5_600_000).count();
+        assert!(giants >= 2, "largest {:?}", &sizes[sizes.len() - 3..]);
     }
 }
