@@ -1,0 +1,138 @@
+//! `m365-bench`: how close the migrator runs to Exchange Online's limits, how fast its
+//! destination leg is next to mbsync, and how much memory and CPU it needs (issue 9).
+//!
+//! Each scenario starts the Graph simulator in this process with a generated tenant, then
+//! runs the real engine (`migrator_core::engine::run`) in a child process of this same binary
+//! (`m365-bench worker`), so the peak RSS and CPU measured are the migrator's alone and no two
+//! scenarios share a high-water mark. The simulator's request log gives the per-mailbox
+//! request rates and the 429s. Nothing is timed against a threshold here: the smoke run
+//! (`--quick`, in `make test`) fails only on errors or lost messages.
+
+mod destleg;
+mod dovecot;
+mod proc_stats;
+mod report;
+mod scenario;
+mod worker;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "m365-bench",
+    about = "Benchmarks of M365 Migrator (see BENCHMARKS.md)"
+)]
+struct Cli {
+    /// Scenarios to run, comma-separated: small, medium, wide, ceiling, mailbox-50k, destleg
+    /// (default: all of them).
+    #[arg(long, value_delimiter = ',')]
+    scenario: Vec<String>,
+    /// The smoke run: a tiny tenant into a local folder and into Dovecot (seconds).
+    #[arg(long)]
+    quick: bool,
+    /// Folder for results.json and throughput.svg.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Markdown file whose generated section (between the bench markers) is rewritten.
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Internal: run one migration job from the environment and print its measurements.
+    #[command(hide = true)]
+    Worker,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Worker) = cli.command {
+        return match worker::main() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("m365-bench worker: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("m365-bench: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(bench(cli)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("m365-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the chosen scenarios; `Ok(false)` when any of them failed.
+async fn bench(cli: Cli) -> anyhow::Result<bool> {
+    let names: Vec<String> = if cli.quick {
+        vec!["quick".into(), "destleg-quick".into()]
+    } else if cli.scenario.is_empty() {
+        [
+            "small",
+            "medium",
+            "wide",
+            "ceiling",
+            "mailbox-50k",
+            "destleg",
+        ]
+        .map(String::from)
+        .to_vec()
+    } else {
+        cli.scenario.clone()
+    };
+    let mut results = report::Report::new();
+    let mut errors = Vec::new();
+    for name in &names {
+        eprintln!("m365-bench: scenario {name}");
+        let work = scenario::work_dir(name)?;
+        let outcome = match name.as_str() {
+            "destleg" | "destleg-quick" => destleg::run(name == "destleg-quick", work.path())
+                .await
+                .map(|d| results.destleg.push(d)),
+            other => match scenario::find(other) {
+                Some(s) => scenario::run(&s, work.path())
+                    .await
+                    .map(|o| results.scenarios.push(o)),
+                None => Err(anyhow::anyhow!("no scenario named {other}")),
+            },
+        };
+        if let Err(e) = outcome {
+            eprintln!("m365-bench: scenario {name} failed: {e:#}");
+            errors.push(format!("{name}: {e:#}"));
+        }
+        if let Some(line) = results.last_line() {
+            eprintln!("  {line}");
+        }
+    }
+    results.errors = errors.clone();
+    println!("{}", results.table());
+    if let Some(dir) = &cli.out {
+        results.write_files(dir)?;
+    }
+    if let Some(md) = &cli.markdown {
+        results.write_markdown(md)?;
+    }
+    for e in &errors {
+        eprintln!("m365-bench: FAILED {e}");
+    }
+    Ok(errors.is_empty())
+}

@@ -1,0 +1,424 @@
+//! The scenarios, and running one: the simulator in this process, the migrator in a child
+//! process (so its memory and CPU are its own), then the simulator's request log analysed.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use migrator_sim::{MailboxLimits, SimConfig, SimServer, SizeProfile, TenantSpec};
+use serde::Serialize;
+
+use crate::proc_stats::cpu_seconds;
+use crate::worker::{Job, JobDestination, Sample, WorkerResult, JOB_ENV};
+
+/// Exchange Online's per-mailbox ceiling: 10,000 requests per 600 s.
+pub const CEILING_RPS: f64 = 10_000.0 / 600.0;
+
+/// One benchmark scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario {
+    pub name: &'static str,
+    pub what: &'static str,
+    pub users: usize,
+    pub messages_per_user: usize,
+    /// Largest attachment (bytes); the realistic size profile caps at it.
+    pub max_attachment: usize,
+    /// Every n-th message of a mailbox carries an attachment of exactly `max_attachment`.
+    pub giant_every: Option<usize>,
+    pub latency_ms: u64,
+    pub jitter_ms: u64,
+    /// Simulator's and pacer's per-mailbox limits: (in flight, budget, window seconds).
+    pub limits: Option<(u32, u32, u64)>,
+    pub parallel_mailboxes: usize,
+}
+
+const MB: usize = 1024 * 1024;
+const EXCHANGE: Option<(u32, u32, u64)> = Some((4, 10_000, 600));
+
+/// Every scenario, in the order `make bench` runs them.
+pub fn all() -> Vec<Scenario> {
+    let exchange = |name, what, users, messages| Scenario {
+        name,
+        what,
+        users,
+        messages_per_user: messages,
+        max_attachment: 12 * MB,
+        giant_every: None,
+        latency_ms: 80,
+        jitter_ms: 20,
+        limits: EXCHANGE,
+        parallel_mailboxes: users,
+    };
+    vec![
+        Scenario {
+            name: "quick",
+            what: "smoke test: 2 mailboxes x 40 messages, Exchange limits, 5 ms latency",
+            latency_ms: 5,
+            jitter_ms: 2,
+            max_attachment: MB,
+            giant_every: Some(20),
+            ..exchange("quick", "", 2, 40)
+        },
+        exchange(
+            "small",
+            "10 mailboxes x 2,000 messages, Exchange limits, 80 +/- 20 ms latency",
+            10,
+            2_000,
+        ),
+        exchange(
+            "medium",
+            "50 mailboxes x 2,000 messages, Exchange limits, 80 +/- 20 ms latency",
+            50,
+            2_000,
+        ),
+        exchange(
+            "wide",
+            "500 mailboxes x 100 messages, Exchange limits, 80 +/- 20 ms latency",
+            500,
+            100,
+        ),
+        Scenario {
+            limits: Some((4, 1_000, 60)),
+            ..exchange(
+                "ceiling",
+                "1 mailbox x 3,000 messages with the window scaled 10x down (1,000 per 60 s: \
+                 the same 16.7 req/s), so the budget, not the 4 in flight, binds",
+                1,
+                3_000,
+            )
+        },
+        Scenario {
+            latency_ms: 0,
+            jitter_ms: 0,
+            limits: None,
+            giant_every: Some(10_000),
+            ..exchange(
+                "mailbox-50k",
+                "1 mailbox x 50,000 messages (five of 12 MB), latency 0 and limits off: \
+                 memory flatness and the pipeline's own speed (at the Graph ceiling it would \
+                 take ~50 minutes)",
+                1,
+                50_000,
+            )
+        },
+    ]
+}
+
+/// What one scenario measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub scenario: Scenario,
+    pub messages: u64,
+    pub bytes: u64,
+    pub failed: u64,
+    pub wall_seconds: f64,
+    pub messages_per_second: f64,
+    /// 10^6 bytes per second.
+    pub mb_per_second: f64,
+    pub first_message_seconds: Option<f64>,
+    pub peak_rss_mib: f64,
+    /// RSS when half the messages were written, and at the end (flatness).
+    pub rss_half_mib: f64,
+    pub rss_end_mib: f64,
+    pub cpu_seconds: f64,
+    pub cpu_seconds_per_1000: f64,
+    /// The simulator's CPU (this process) during the run, for the bottleneck analysis.
+    pub sim_cpu_seconds: f64,
+    pub requests: u64,
+    pub requests_429: u64,
+    pub requests_failed_other: u64,
+    /// Median over mailboxes of requests / (last response - first request).
+    pub mailbox_rps_median: f64,
+    pub mailbox_rps_min: f64,
+    pub mailbox_rps_max: f64,
+    /// Median over mailboxes of the best possible time under the limits (4 in flight at the
+    /// observed request latency, budget per window) divided by the actual time.
+    pub mailbox_efficiency_median: Option<f64>,
+    /// Median over mailboxes of the mean number of requests in flight.
+    pub mailbox_in_flight_median: f64,
+    /// Median duration of a Graph request as the simulator served it.
+    pub request_ms_median: f64,
+    pub largest_message_bytes: u64,
+    pub samples: Vec<Sample>,
+}
+
+impl Outcome {
+    pub fn rps_fraction(&self) -> f64 {
+        self.mailbox_rps_median / CEILING_RPS
+    }
+    pub fn fraction_429(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.requests_429 as f64 / self.requests as f64
+        }
+    }
+}
+
+pub fn tenant_spec(s: &Scenario) -> TenantSpec {
+    TenantSpec {
+        seed: 365,
+        users: s.users,
+        messages_per_user: s.messages_per_user,
+        max_attachment: s.max_attachment,
+        sizes: SizeProfile::Realistic {
+            giant_every: s.giant_every,
+        },
+        ..TenantSpec::default()
+    }
+}
+
+pub fn sim_config(s: &Scenario) -> SimConfig {
+    SimConfig {
+        tenant: tenant_spec(s),
+        latency: Duration::from_millis(s.latency_ms),
+        jitter: Duration::from_millis(s.jitter_ms),
+        limits: s.limits.map(|(in_flight, budget, window)| MailboxLimits {
+            max_in_flight: in_flight,
+            budget,
+            window: Duration::from_secs(window),
+        }),
+        ..SimConfig::default()
+    }
+}
+
+/// Messages the engine should migrate: all but search folders' (they hold none of their own).
+pub fn expected_messages(sim: &SimServer) -> (u64, u64) {
+    let tenant = sim.tenant();
+    let mut count = 0;
+    let mut largest = 0;
+    for f in tenant.users.iter().flat_map(|u| &u.folders) {
+        if f.is_search_folder {
+            continue;
+        }
+        count += f.messages.len() as u64;
+        for m in &f.messages {
+            largest = largest.max(m.mime.len() as u64);
+        }
+    }
+    (count, largest)
+}
+
+/// Runs the migrator in a child process against `sim` into `destination`.
+pub async fn run_child(
+    sim: &SimServer,
+    s: &Scenario,
+    destination: JobDestination,
+    work: &Path,
+) -> anyhow::Result<WorkerResult> {
+    let (in_flight, budget, window) = s.limits.unwrap_or((4, 10_000, 600));
+    let job = Job {
+        url: sim.url(),
+        tenant_id: sim.tenant_id().into(),
+        client_id: sim.client_id().into(),
+        client_secret: sim.client_secret().into(),
+        destination,
+        parallel_mailboxes: s.parallel_mailboxes,
+        max_in_flight: in_flight as usize,
+        // Without limits on the simulator the pacer's budget must not bind either.
+        budget: if s.limits.is_some() { budget } else { u32::MAX },
+        window_secs: window,
+        state_dir: work.join("state"),
+    };
+    let exe = std::env::current_exe().context("cannot find this program")?;
+    let json = serde_json::to_string(&job)?;
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(exe)
+            .arg("worker")
+            .env(JOB_ENV, json)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+    })
+    .await
+    .context("the worker task failed")?
+    .context("cannot start the worker process")?;
+    if !output.status.success() {
+        bail!("the worker process failed ({})", output.status);
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text.lines().last().unwrap_or_default();
+    serde_json::from_str(line).context("the worker's result is not valid JSON")
+}
+
+/// Files in every Maildir `cur`/`new` folder under `root`: the messages on disk.
+pub fn count_maildir_messages(root: &Path) -> u64 {
+    let mut count = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let here = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        for e in entries.flatten() {
+            let Ok(kind) = e.file_type() else { continue };
+            if kind.is_dir() {
+                stack.push(e.path());
+            } else if kind.is_file() && (here == "cur" || here == "new") {
+                count += 1;
+            }
+        }
+    }
+    count
+}
+
+/// Runs one scenario into a local folder under `work` and checks nothing was lost.
+pub async fn run(s: &Scenario, work: &Path) -> anyhow::Result<Outcome> {
+    let started = std::time::Instant::now();
+    let sim = SimServer::start(sim_config(s))
+        .await
+        .context("cannot start the simulator")?;
+    let (expected, largest) = expected_messages(&sim);
+    eprintln!(
+        "  {}: tenant generated in {:.1} s ({expected} messages)",
+        s.name,
+        started.elapsed().as_secs_f64()
+    );
+    let out = work.join("out");
+    let cpu_before = cpu_seconds()?;
+    let result = run_child(&sim, s, JobDestination::Folder(out.clone()), work).await?;
+    let sim_cpu_seconds = cpu_seconds()? - cpu_before;
+    let log = sim.requests();
+    sim.shutdown().await;
+
+    let totals = &result.summary.totals;
+    if totals.failed > 0 {
+        bail!("{}: {} messages failed", s.name, totals.failed);
+    }
+    if totals.messages != expected {
+        bail!(
+            "{}: {} of {expected} messages migrated ({} skipped)",
+            s.name,
+            totals.messages,
+            totals.skipped
+        );
+    }
+    let on_disk = count_maildir_messages(&out);
+    if on_disk != expected {
+        bail!("{}: {on_disk} of {expected} messages on disk", s.name);
+    }
+    Ok(outcome(s, result, &log, sim_cpu_seconds, largest))
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Turns the worker's measurements and the simulator's log into the scenario's numbers.
+pub fn outcome(
+    s: &Scenario,
+    r: WorkerResult,
+    log: &[migrator_sim::RequestRecord],
+    sim_cpu_seconds: f64,
+    largest: u64,
+) -> Outcome {
+    let mut per_mailbox: HashMap<&str, Vec<&migrator_sim::RequestRecord>> = HashMap::new();
+    for rec in log {
+        if let Some(m) = &rec.mailbox {
+            per_mailbox.entry(m.as_str()).or_default().push(rec);
+        }
+    }
+    let (mut rates, mut efficiencies, mut in_flight) = (Vec::new(), Vec::new(), Vec::new());
+    for recs in per_mailbox.values() {
+        let (Some(first), Some(last)) = (
+            recs.iter().map(|r| r.at).min(),
+            recs.iter().map(|r| r.finished).max(),
+        ) else {
+            continue;
+        };
+        let span = last.duration_since(first).as_secs_f64().max(1e-3);
+        let n = recs.len() as f64;
+        let busy: f64 = recs
+            .iter()
+            .map(|r| r.finished.duration_since(r.at).as_secs_f64())
+            .sum();
+        rates.push(n / span);
+        in_flight.push(busy / span);
+        if let Some((c, budget, window)) = s.limits {
+            // The best possible schedule: bursts of `budget` requests at `c` in flight with the
+            // observed mean latency, one burst per window.
+            let latency = busy / n;
+            let burst = |k: f64| k * latency / c as f64;
+            let full_windows = ((n - 1.0) / budget as f64).floor();
+            let rest = n - full_windows * budget as f64;
+            let ideal = burst(n).max(full_windows * window as f64 + burst(rest));
+            efficiencies.push(ideal / span);
+        }
+    }
+    let mut durations: Vec<f64> = log
+        .iter()
+        .filter(|r| r.mailbox.is_some())
+        .map(|r| r.finished.duration_since(r.at).as_secs_f64() * 1000.0)
+        .collect();
+    let messages = r.summary.totals.messages;
+    let bytes = r.summary.totals.bytes;
+    let half = r
+        .samples
+        .iter()
+        .find(|x| x.messages * 2 >= messages)
+        .map_or(0, |x| x.rss_kib);
+    let end = r.samples.last().map_or(0, |x| x.rss_kib);
+    let wall = r.wall_seconds.max(1e-9);
+    let rps_min = rates.iter().copied().fold(f64::INFINITY, f64::min);
+    let rps_max = rates.iter().copied().fold(0.0, f64::max);
+    Outcome {
+        scenario: s.clone(),
+        messages,
+        bytes,
+        failed: r.summary.totals.failed,
+        wall_seconds: r.wall_seconds,
+        messages_per_second: messages as f64 / wall,
+        mb_per_second: bytes as f64 / 1e6 / wall,
+        first_message_seconds: r.first_message_seconds,
+        peak_rss_mib: r.peak_rss_kib as f64 / 1024.0,
+        rss_half_mib: half as f64 / 1024.0,
+        rss_end_mib: end as f64 / 1024.0,
+        cpu_seconds: r.cpu_seconds,
+        cpu_seconds_per_1000: r.cpu_seconds * 1000.0 / (messages.max(1) as f64),
+        sim_cpu_seconds,
+        requests: log.len() as u64,
+        requests_429: log.iter().filter(|x| x.status == 429).count() as u64,
+        requests_failed_other: log
+            .iter()
+            .filter(|x| x.status >= 400 && x.status != 429 && x.status != 404)
+            .count() as u64,
+        mailbox_rps_median: median(&mut rates),
+        mailbox_rps_min: if rps_min.is_finite() { rps_min } else { 0.0 },
+        mailbox_rps_max: rps_max,
+        mailbox_efficiency_median: (!efficiencies.is_empty()).then(|| median(&mut efficiencies)),
+        mailbox_in_flight_median: median(&mut in_flight),
+        request_ms_median: median(&mut durations),
+        largest_message_bytes: largest,
+        samples: thin(r.samples, 400),
+    }
+}
+
+/// At most `max` samples, evenly spaced (the last one kept).
+fn thin(samples: Vec<Sample>, max: usize) -> Vec<Sample> {
+    if samples.len() <= max {
+        return samples;
+    }
+    let step = samples.len().div_ceil(max);
+    let last = samples.last().cloned();
+    let mut out: Vec<Sample> = samples.into_iter().step_by(step).collect();
+    if let Some(last) = last {
+        out.push(last);
+    }
+    out
+}
+
+/// A fresh work folder for one scenario (removed when dropped).
+pub fn work_dir(name: &str) -> anyhow::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(&format!("m365-bench-{name}-"))
+        .tempdir()
+        .context("cannot create a work folder")
+}
+
+pub fn find(name: &str) -> Option<Scenario> {
+    all().into_iter().find(|s| s.name == name)
+}

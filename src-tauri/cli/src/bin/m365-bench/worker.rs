@@ -1,0 +1,205 @@
+//! The measured side: a child process that runs the migration engine against the simulator
+//! the parent started, and measures only itself (the simulator's memory and CPU stay in the
+//! parent). It reads its [`Job`] from the environment and prints one [`WorkerResult`] as JSON.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use migrator_core::config::{Cloud, SourceConfig};
+use migrator_core::dest::imap::{ImapSettings, MasterStyle, Security};
+use migrator_core::engine::{self, Destination, ImapLogins, RunControl, RunOptions};
+use migrator_core::graph::PacerSettings;
+use migrator_core::progress::{ProgressEvent, RunSummary};
+use migrator_core::secrets::Secret;
+use serde::{Deserialize, Serialize};
+
+use crate::proc_stats::{cpu_seconds, rss_kib};
+
+/// Environment variable carrying the job (JSON) to the child.
+pub const JOB_ENV: &str = "M365_BENCH_JOB";
+
+/// What the child runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    pub url: String,
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub destination: JobDestination,
+    pub parallel_mailboxes: usize,
+    pub max_in_flight: usize,
+    pub budget: u32,
+    pub window_secs: u64,
+    /// The journal's folder (a real run always has one).
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum JobDestination {
+    Folder(PathBuf),
+    /// Plaintext IMAP on loopback with a master login.
+    Imap {
+        port: u16,
+        master_user: String,
+        master_password: String,
+    },
+}
+
+/// One sample of the run's progress.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sample {
+    pub t: f64,
+    pub messages: u64,
+    pub bytes: u64,
+    pub rss_kib: u64,
+}
+
+/// What the child measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerResult {
+    pub summary: RunSummary,
+    pub wall_seconds: f64,
+    /// From the start of the run to the first message written.
+    pub first_message_seconds: Option<f64>,
+    pub peak_rss_kib: u64,
+    pub cpu_seconds: f64,
+    /// Every 250 ms: messages and bytes written so far, resident memory.
+    pub samples: Vec<Sample>,
+    pub throttled_events: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    messages: AtomicU64,
+    bytes: AtomicU64,
+    throttled: AtomicU64,
+    first: OnceLock<Instant>,
+}
+
+/// Runs the job from the environment and prints the result on stdout.
+pub fn main() -> anyhow::Result<()> {
+    let job: Job = serde_json::from_str(
+        &std::env::var(JOB_ENV).with_context(|| format!("{JOB_ENV} is not set"))?,
+    )
+    .context("the job is not valid JSON")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(run(job))?;
+    println!("{}", serde_json::to_string(&result)?);
+    Ok(())
+}
+
+async fn run(job: Job) -> anyhow::Result<WorkerResult> {
+    let source = SourceConfig {
+        tenant_id: job.tenant_id.clone(),
+        client_id: job.client_id.clone(),
+        cloud: Cloud::Global,
+        login_url: Some(job.url.clone()),
+        graph_url: Some(job.url.clone()),
+    };
+    let destination = match &job.destination {
+        JobDestination::Folder(path) => Destination::Folder(path.clone()),
+        JobDestination::Imap {
+            port,
+            master_user,
+            master_password,
+        } => {
+            let mut settings = ImapSettings::new("127.0.0.1", *port, Security::Plain);
+            settings.allow_plaintext_loopback = true;
+            Destination::Imap {
+                settings,
+                logins: ImapLogins::Master {
+                    master_user: master_user.clone(),
+                    password: Secret::new(master_password.clone()),
+                    style: MasterStyle::SaslAuthzid,
+                },
+            }
+        }
+    };
+    let options = RunOptions {
+        parallel_mailboxes: job.parallel_mailboxes,
+        pacer: PacerSettings {
+            max_in_flight: job.max_in_flight,
+            budget: job.budget,
+            window: Duration::from_secs(job.window_secs),
+            ..PacerSettings::default()
+        },
+        state_dir: Some(job.state_dir.clone()),
+        ..RunOptions::default()
+    };
+    let counters = Arc::new(Counters::default());
+    let reporter = {
+        let counters = counters.clone();
+        move |event: ProgressEvent| match event {
+            ProgressEvent::ItemDone {
+                bytes,
+                skipped: false,
+                ..
+            } => {
+                let _ = counters.first.set(Instant::now());
+                counters.messages.fetch_add(1, Ordering::Relaxed);
+                counters.bytes.fetch_add(bytes, Ordering::Relaxed);
+            }
+            ProgressEvent::Throttled { .. } => {
+                counters.throttled.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    };
+    let started = Instant::now();
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let sample = {
+        let (counters, samples) = (counters.clone(), samples.clone());
+        move || {
+            if let Ok(mut samples) = samples.lock() {
+                samples.push(Sample {
+                    t: started.elapsed().as_secs_f64(),
+                    messages: counters.messages.load(Ordering::Relaxed),
+                    bytes: counters.bytes.load(Ordering::Relaxed),
+                    rss_kib: rss_kib("VmRSS").unwrap_or(0),
+                });
+            }
+        }
+    };
+    let sampler = {
+        let sample = sample.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                sample();
+            }
+        })
+    };
+    let summary = engine::run(
+        &source,
+        &Secret::new(job.client_secret.clone()),
+        &destination,
+        Arc::new(reporter),
+        RunControl::new(),
+        options,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("the run stopped: {e} ({})", e.code()))?;
+    let wall_seconds = started.elapsed().as_secs_f64();
+    sampler.abort();
+    sample();
+    let samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
+    Ok(WorkerResult {
+        summary,
+        wall_seconds,
+        first_message_seconds: counters
+            .first
+            .get()
+            .map(|t| t.duration_since(started).as_secs_f64()),
+        peak_rss_kib: rss_kib("VmHWM")?,
+        cpu_seconds: cpu_seconds()?,
+        samples,
+        throttled_events: counters.throttled.load(Ordering::Relaxed),
+    })
+}
