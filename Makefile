@@ -5,7 +5,7 @@ CARGO ?= cargo
 TAURI := ui/node_modules/.bin/tauri
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help deps ui-deps ui-build run demo test lint test-rust test-ui smoke package bindings-check bench
+.PHONY: help deps ui-deps ui-build run demo test lint test-rust test-ui smoke package bindings-check bench bench-smoke
 
 help:
 	@echo "make run    build and open the desktop app"
@@ -32,7 +32,7 @@ run: ui-build
 demo: deps
 	$(CARGO) run -p migrator-cli --release -- demo --out demo-out
 
-test: ui-build lint test-rust bindings-check test-ui smoke package
+test: ui-build lint test-rust bindings-check test-ui smoke package bench-smoke
 	@echo "make test: all checks passed"
 
 lint:
@@ -56,6 +56,10 @@ smoke:
 
 package: ui-build
 	scripts/package.sh
+
+## The benchmark's tiny tenant (debug build, seconds): fails on errors or lost messages, times nothing.
+bench-smoke: deps
+	$(CARGO) run -q -p migrator-cli --bin m365-bench -- --quick
 
 bench: deps
 	@if [ -x scripts/bench.sh ]; then scripts/bench.sh; else echo "make bench: the benchmark is not built yet (issue 9)" >&2; exit 1; fi

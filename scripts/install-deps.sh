@@ -12,6 +12,8 @@ APT_PACKAGES=(
   rpm
   # real destination servers used by the tests
   dovecot-imapd radicale
+  # the benchmark's destination-leg comparison (make bench, and its smoke in make test)
+  isync
 )
 
 missing=()

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# make bench: builds m365-bench in release and runs every scenario of issue 9, then writes
+# the generated section of BENCHMARKS.md, benchmarks/results.json and the throughput plot
+# (benchmarks/throughput.svg, and .png when ImageMagick is there). Extra arguments go to
+# m365-bench, e.g. `scripts/bench.sh --scenario small,destleg`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v mbsync >/dev/null || { echo "bench: mbsync is missing: apt-get install isync (scripts/install-deps.sh installs it)" >&2; exit 1; }
+[[ -x /usr/sbin/dovecot ]] || command -v dovecot >/dev/null || { echo "bench: dovecot is missing: apt-get install dovecot-imapd" >&2; exit 1; }
+
+started=$(date +%s)
+cargo build --release -p migrator-cli --bin m365-bench
+target_dir=${CARGO_TARGET_DIR:-target}
+
+status=0
+"$target_dir/release/m365-bench" --out benchmarks --markdown BENCHMARKS.md "$@" || status=$?
+
+if [[ -f benchmarks/throughput.svg ]]; then
+  if command -v convert >/dev/null && convert -density 96 benchmarks/throughput.svg benchmarks/throughput.png 2>/dev/null; then
+    echo "bench: plot in benchmarks/throughput.png"
+  else
+    echo "bench: ImageMagick could not render the plot; it is in benchmarks/throughput.svg" >&2
+  fi
+fi
+echo "bench: finished in $(( $(date +%s) - started )) s (build included), exit $status"
+exit $status
