@@ -1,31 +1,50 @@
 //! # migrator-sim
 //!
 //! A stand-in for Microsoft 365 in tests, the demo and benchmarks: the Entra token endpoint
-//! and the Microsoft Graph calls the migrator makes, served on 127.0.0.1, behaving as
-//! Microsoft's documentation says (shared reference graph.md) rather than as the client
-//! expects. It does not depend on the migrator's core.
+//! and the Microsoft Graph calls a migration makes, served in-process on 127.0.0.1 (only
+//! there), behaving as Microsoft's documentation says (the shared reference `graph.md`, whose
+//! sources are cited in the modules) rather than as any client expects. It does not depend
+//! on the migrator's core.
+//!
+//! One [`SimServer`] serves both hosts at one URL: `POST /{tenant}/oauth2/v2.0/token` and
+//! `GET /v1.0/...`. Tests read the generated [`Tenant`] to compare bytes, read the request
+//! log ([`SimServer::requests`]) to check a client's manners, and change mailboxes between two
+//! delta rounds ([`SimServer::mutate`] and friends).
 //!
 //! ## Layout
-//! - [`tenant`]: the seeded tenant generator ([`generate_tenant`]).
-//! - [`mime`]: the generated messages.
-//! - `server`: the HTTP endpoints, tokens, paging, throttling, faults and the request log.
+//! - [`tenant`]: the seeded tenant generator ([`generate_tenant`]) and the data model.
+//! - [`mime`]: generated RFC 5322 messages, produced on demand from small recipes.
+//! - `token`: the Entra client-credentials token endpoint, its AADSTS errors, token checks.
+//! - `graph`: the Graph routes (users, domains, mail folders, messages, `$value`), paging,
+//!   `$select`, `Prefer` headers, and Graph's error shapes.
+//! - `delta`: the per-folder message delta query and the change log that feeds it.
+//! - `throttle`: Exchange Online's per-mailbox limits, injected faults, simulated latency.
+//! - `server`: shared state, the router, the request log and request ids.
 
 pub mod mime;
-mod server;
 pub mod tenant;
 
-use std::sync::{Arc, Mutex};
+mod delta;
+mod graph;
+mod server;
+mod throttle;
+mod token;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use mime::Mime;
 pub use tenant::{
-    generate_tenant, Domain, MailFolder, Message, SizeProfile, Tenant, TenantSpec, User,
+    generate_tenant, sample_message, Domain, MailFolder, Message, Tenant, TenantSpec, User,
 };
 
-/// Exchange Online's per-mailbox limits (Graph docs, concepts/throttling-limits.md):
-/// 4 concurrent requests and 10,000 requests per 10 minutes per app and mailbox.
+/// Exchange Online's per-app, per-mailbox limits (Graph docs, concepts/throttling-limits.md
+/// §Outlook service limits): 4 concurrent requests and 10,000 requests per 10 minutes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MailboxLimits {
+    /// Requests in progress at once; one more gets 429 `MailboxConcurrency`.
     pub max_in_flight: u32,
+    /// Requests per sliding `window`; one more gets 429 until the oldest leaves the window.
     pub budget: u32,
     pub window: Duration,
 }
@@ -40,33 +59,55 @@ impl Default for MailboxLimits {
     }
 }
 
-/// Injected faults, each a probability per Graph request (seeded).
+/// Injected faults: each rate is a probability per Graph request, drawn from a generator
+/// seeded with `seed`. Default: none.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Faults {
+    /// 429 `ApplicationThrottled` with `Retry-After`.
     pub error_rate_429: f64,
+    /// 503 `ServiceUnavailable`, with `Retry-After` about half the time (the docs say "may").
     pub error_rate_503: f64,
+    /// 504 `GatewayTimeout`, no `Retry-After`.
     pub error_rate_504: f64,
-    /// A `$value` body cut off midway.
+    /// A `$value` body cut off midway (the connection is reset after part of the bytes).
     pub reset_rate: f64,
-    /// `$value` answers 504 (as Exchange does after ~30 s) for messages above this size.
+    /// `$value` answers 504 for messages larger than this (as Exchange does for large items).
     pub value_fails_above: Option<u64>,
     pub seed: u64,
 }
 
-/// How the simulator behaves.
+/// How the simulator behaves. Build it with `..SimConfig::default()` so new knobs do not
+/// break callers.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     pub tenant: TenantSpec,
-    /// Mean latency added to each Graph request.
+    /// Mean latency added to each Graph request before it is answered.
     pub latency: Duration,
-    /// Uniform jitter around `latency`.
+    /// Uniform jitter of ± this around `latency`.
     pub jitter: Duration,
     /// `None`: no throttling.
     pub limits: Option<MailboxLimits>,
-    /// `expires_in` of issued tokens; Graph answers 401 after it.
+    /// `expires_in` of issued tokens; Graph answers 401 once a token is older.
     pub token_lifetime: Duration,
     pub faults: Faults,
+    /// `Retry-After` for the request-budget 429 in fractional seconds (`2.128`, which the
+    /// Graph docs show) instead of whole seconds (what Exchange usually sends).
+    pub fractional_retry_after: bool,
+    /// The application permissions granted (the token's `roles`); Graph answers 403 to calls
+    /// a missing one would allow. Default: all the migrator needs ([`ROLES`]).
+    pub roles: Vec<String>,
 }
+
+/// Every application permission the simulated app is granted by default.
+pub const ROLES: [&str; 7] = [
+    "User.Read.All",
+    "Domain.Read.All",
+    "Mail.Read",
+    "Calendars.Read",
+    "Contacts.Read",
+    "Tasks.Read.All",
+    "MailboxSettings.Read",
+];
 
 impl Default for SimConfig {
     fn default() -> Self {
@@ -77,25 +118,37 @@ impl Default for SimConfig {
             limits: None,
             token_lifetime: Duration::from_secs(3599),
             faults: Faults::default(),
+            fractional_retry_after: false,
+            roles: ROLES.iter().map(|r| r.to_string()).collect(),
         }
     }
 }
 
 impl SimConfig {
-    /// The demo tenant: 3 users, nested folders, 100 messages each, no throttling.
+    /// The demo tenant: 3 users with nested folders and 100 messages each (a few MB in all),
+    /// no throttling, no latency.
     pub fn demo() -> Self {
-        SimConfig::default()
+        SimConfig {
+            tenant: TenantSpec {
+                max_attachment: 96 * 1024,
+                ..TenantSpec::default()
+            },
+            ..SimConfig::default()
+        }
     }
 }
 
 /// One request as the simulator saw it.
 #[derive(Debug, Clone)]
 pub struct RequestRecord {
+    /// When it arrived.
     pub at: Instant,
+    /// When its response body was sent completely (or abandoned).
     pub finished: Instant,
     pub method: String,
     pub path_and_query: String,
-    /// The user id of the mailbox addressed, if any.
+    /// The mailbox addressed: the user's id when the path names a known user (by id or
+    /// UPN), else the path segment as given.
     pub mailbox: Option<String>,
     pub status: u16,
     /// The `Retry-After` sent, in seconds.
@@ -113,8 +166,13 @@ pub struct SimServer {
 impl SimServer {
     /// Generates the tenant and starts serving on 127.0.0.1 at a free port.
     pub async fn start(config: SimConfig) -> std::io::Result<SimServer> {
-        let tenant = Arc::new(generate_tenant(&config.tenant));
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        SimServer::start_on(config, 0).await
+    }
+
+    /// Like [`SimServer::start`], on 127.0.0.1:`port` (0: any free port).
+    pub async fn start_on(config: SimConfig, port: u16) -> std::io::Result<SimServer> {
+        let tenant = generate_tenant(&config.tenant);
+        let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port)).await?;
         let url = format!("http://{}", listener.local_addr()?);
         let state = Arc::new(server::State::new(config, tenant, url.clone()));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -140,10 +198,12 @@ impl SimServer {
         self.url.clone()
     }
 
+    /// The tenant (directory) id, a GUID.
     pub fn tenant_id(&self) -> &str {
-        &self.state.tenant.id
+        &self.state.tenant_id
     }
 
+    /// The application (client) id, a GUID.
     pub fn client_id(&self) -> &str {
         &self.state.client_id
     }
@@ -153,13 +213,118 @@ impl SimServer {
         &self.state.client_secret
     }
 
+    /// The id of the client secret (what people paste by mistake; Entra rejects it with
+    /// AADSTS7000215).
+    pub fn client_secret_id(&self) -> &str {
+        &self.state.client_secret_id
+    }
+
+    /// The tenant as it is now (after any mutations).
     pub fn tenant(&self) -> Arc<Tenant> {
-        self.state.tenant.clone()
+        self.state.snapshot()
     }
 
     /// Every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<RequestRecord> {
-        self.state.log.lock().map(|l| l.clone()).unwrap_or_default()
+        self.state.requests()
+    }
+
+    /// Changes the tenant. Every message added, changed (any property) or removed in a folder
+    /// shows up in that folder's next delta round; see also the shortcuts below.
+    pub fn mutate<R>(&self, change: impl FnOnce(&mut Tenant) -> R) -> R {
+        self.state.mutate(change)
+    }
+
+    /// Adds `message` to a folder (`folder`: id or well-known name) of a user (id or UPN).
+    /// Returns false if the user or folder does not exist.
+    pub fn add_message(&self, user: &str, folder: &str, message: Message) -> bool {
+        self.mutate(|t| match folder_mut(t, user, folder) {
+            Some(f) => {
+                let at = f
+                    .messages
+                    .iter()
+                    .position(|m| m.received <= message.received)
+                    .unwrap_or(f.messages.len());
+                f.messages.insert(at, message);
+                true
+            }
+            None => false,
+        })
+    }
+
+    /// Moves a message (by immutable id) to another folder of the same mailbox.
+    pub fn move_message(&self, user: &str, message: &str, to_folder: &str) -> bool {
+        self.mutate(|t| {
+            let Some(u) = user_mut(t, user) else {
+                return false;
+            };
+            let Some(target) = find_folder(u, to_folder) else {
+                return false;
+            };
+            let Some(m) = take_message(u, message) else {
+                return false;
+            };
+            let f = &mut u.folders[target];
+            let at = f
+                .messages
+                .iter()
+                .position(|x| x.received <= m.received)
+                .unwrap_or(f.messages.len());
+            f.messages.insert(at, m);
+            true
+        })
+    }
+
+    /// Deletes a message (hard delete: it leaves the mailbox).
+    pub fn delete_message(&self, user: &str, message: &str) -> bool {
+        self.mutate(|t| {
+            user_mut(t, user)
+                .and_then(|u| take_message(u, message))
+                .is_some()
+        })
+    }
+
+    /// Sets a message's `flag.flagStatus` (notFlagged | flagged | complete).
+    pub fn set_flag(&self, user: &str, message: &str, flag_status: &str) -> bool {
+        self.update_message(user, message, |m| m.flag_status = flag_status.to_string())
+    }
+
+    /// Sets a message's `isRead`.
+    pub fn set_read(&self, user: &str, message: &str, is_read: bool) -> bool {
+        self.update_message(user, message, |m| m.is_read = is_read)
+    }
+
+    /// Applies `change` to one message in place.
+    pub fn update_message(
+        &self,
+        user: &str,
+        message: &str,
+        change: impl FnOnce(&mut Message),
+    ) -> bool {
+        self.mutate(|t| {
+            let m = user_mut(t, user).and_then(|u| {
+                u.folders
+                    .iter_mut()
+                    .flat_map(|f| f.messages.iter_mut())
+                    .find(|m| m.id == message)
+            });
+            match m {
+                Some(m) => {
+                    change(m);
+                    true
+                }
+                None => false,
+            }
+        })
+    }
+
+    /// Invalidates every delta link issued so far: following one answers `410 Gone` with a
+    /// `Location` to start a full round again (Graph docs concepts/delta-query-overview.md
+    /// §Synchronization reset).
+    pub fn expire_delta_tokens(&self) {
+        if let Ok(mut changes) = self.state.changes.lock() {
+            changes.expire_tokens();
+        }
     }
 
     /// Stops serving and waits for the server task.
@@ -181,5 +346,30 @@ impl Drop for SimServer {
     }
 }
 
-/// Shared log type.
-pub(crate) type Log = Mutex<Vec<RequestRecord>>;
+fn user_mut<'a>(t: &'a mut Tenant, key: &str) -> Option<&'a mut User> {
+    t.users
+        .iter_mut()
+        .find(|u| u.id.eq_ignore_ascii_case(key) || u.user_principal_name.eq_ignore_ascii_case(key))
+}
+
+fn find_folder(u: &User, key: &str) -> Option<usize> {
+    u.folders.iter().position(|f| {
+        f.id == key
+            || f.well_known_name
+                .as_deref()
+                .is_some_and(|w| w.eq_ignore_ascii_case(key))
+    })
+}
+
+fn folder_mut<'a>(t: &'a mut Tenant, user: &str, folder: &str) -> Option<&'a mut MailFolder> {
+    let u = user_mut(t, user)?;
+    let i = find_folder(u, folder)?;
+    u.folders.get_mut(i)
+}
+
+fn take_message(u: &mut User, id: &str) -> Option<Message> {
+    u.folders.iter_mut().find_map(|f| {
+        let i = f.messages.iter().position(|m| m.id == id)?;
+        Some(f.messages.remove(i))
+    })
+}

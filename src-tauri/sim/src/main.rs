@@ -26,6 +26,9 @@ enum Command {
         messages: usize,
         #[arg(long, default_value_t = 365)]
         seed: u64,
+        /// Port on 127.0.0.1 (0: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
         /// Mean added latency per Graph request, in milliseconds.
         #[arg(long, default_value_t = 0)]
         latency_ms: u64,
@@ -44,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
         users,
         messages,
         seed,
+        port,
         latency_ms,
         throttle,
         print_secret,
@@ -60,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
         limits: throttle.then(MailboxLimits::default),
         ..SimConfig::default()
     };
-    let sim = SimServer::start(config).await?;
+    let sim = SimServer::start_on(config, port).await?;
     println!("url        {}", sim.url());
     println!("tenant_id  {}", sim.tenant_id());
     println!("client_id  {}", sim.client_id());
