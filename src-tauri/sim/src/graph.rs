@@ -12,6 +12,7 @@ use axum::extract::{Extension, State as AxState};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use futures_util::StreamExt as _;
 use serde_json::{json, Map, Value};
 
 use crate::server::{Finish, MailboxKey, RequestIds, State};
@@ -1029,24 +1030,21 @@ fn mime_response(ctx: &Ctx<'_>, message: &Message) -> Response {
     let cut = ctx.state.chance(faults.reset_rate);
     let bytes = message.mime.bytes();
     const CHUNK: usize = 16 * 1024;
-    let chunks =
-        (0..len.div_ceil(CHUNK)).map(move |i| bytes.slice(i * CHUNK..((i + 1) * CHUNK).min(len)));
-    let body = if cut {
-        // Send about half, then fail: the connection is reset before Content-Length is met.
-        let keep = len.div_ceil(CHUNK) / 2;
-        let stream =
-            futures_util::stream::iter(chunks.take(keep).map(Ok::<_, std::io::Error>).chain(
-                std::iter::once(Err(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionReset,
-                    "simulated connection reset",
-                ))),
-            ));
-        Body::from_stream(stream)
-    } else {
-        Body::from_stream(futures_util::stream::iter(
-            chunks.map(Ok::<_, std::io::Error>),
+    // With a reset, about half the bytes are sent, then the connection is cut before
+    // Content-Length is met.
+    let sent = if cut { len / 2 } else { len };
+    let chunks = (0..sent.div_ceil(CHUNK))
+        .map(move |i| Ok(bytes.slice(i * CHUNK..((i + 1) * CHUNK).min(sent))));
+    // The failure comes after a yield, so the bytes before it are flushed to the socket
+    // first (hyper writes out what it has when the body is pending).
+    let failure = futures_util::stream::iter(cut.then_some(())).then(|()| async {
+        tokio::task::yield_now().await;
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "simulated connection reset",
         ))
-    };
+    });
+    let body = Body::from_stream(futures_util::stream::iter(chunks).chain(failure));
     let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));

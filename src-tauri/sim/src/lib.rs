@@ -130,7 +130,7 @@ impl SimConfig {
     pub fn demo() -> Self {
         SimConfig {
             tenant: TenantSpec {
-                max_attachment: 96 * 1024,
+                max_attachment: 24 * 1024,
                 ..TenantSpec::default()
             },
             ..SimConfig::default()
