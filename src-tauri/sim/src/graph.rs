@@ -351,19 +351,18 @@ pub(crate) async fn graph(
     headers: HeaderMap,
 ) -> Response {
     let path = segments(uri.path());
-    let snapshot = state.snapshot();
+    let view = state.view();
+    let snapshot = &view.tenant;
     let user = (path.first().map(String::as_str) == Some("users") && path.len() > 1)
-        .then(|| find_user(&snapshot, &path[1]))
+        .then(|| view.user(&path[1]))
         .flatten();
     let mailbox = match (user, path.get(1)) {
         (Some(u), _) => Some(u.id.clone()),
         (None, Some(raw)) if path[0] == "users" => Some(raw.clone()),
         _ => None,
     };
-    let (mut response, slot) = answer(
-        &state, &ids, &method, &uri, &headers, &path, &snapshot, user,
-    )
-    .await;
+    let (mut response, slot) =
+        answer(&state, &ids, &method, &uri, &headers, &path, snapshot, user).await;
     if let Some(m) = mailbox {
         response.extensions_mut().insert(MailboxKey(m));
     }
@@ -456,13 +455,6 @@ async fn answer(
         path: uri.path().to_string(),
     };
     (route(&ctx, path, tenant, user), slot)
-}
-
-fn find_user<'a>(tenant: &'a Tenant, key: &str) -> Option<&'a User> {
-    tenant
-        .users
-        .iter()
-        .find(|u| u.id.eq_ignore_ascii_case(key) || u.user_principal_name.eq_ignore_ascii_case(key))
 }
 
 /// A folder by id or well-known name (Graph docs resources/mailfolder.md: well-known names

@@ -20,10 +20,13 @@ struct Cli {
 enum Command {
     /// Generate a tenant and serve it on 127.0.0.1.
     Serve {
+        /// Number of mailboxes.
         #[arg(long, default_value_t = 3)]
         users: usize,
+        /// Messages per mailbox.
         #[arg(long, default_value_t = 100)]
         messages: usize,
+        /// Seed of the generated tenant (the same seed gives the same tenant).
         #[arg(long, default_value_t = 365)]
         seed: u64,
         /// Port on 127.0.0.1 (0: any free port).

@@ -28,7 +28,7 @@ pub(crate) struct State {
     pub client_id: String,
     pub client_secret: String,
     pub client_secret_id: String,
-    tenant: RwLock<Arc<Tenant>>,
+    tenant: RwLock<Arc<View>>,
     pub changes: Mutex<ChangeLog>,
     pub tokens: Mutex<HashMap<String, Instant>>,
     pub mailboxes: Mailboxes,
@@ -58,7 +58,7 @@ impl State {
             client_id,
             client_secret,
             client_secret_id,
-            tenant: RwLock::new(Arc::new(tenant)),
+            tenant: RwLock::new(Arc::new(View::new(Arc::new(tenant)))),
             changes: Mutex::new(ChangeLog::default()),
             tokens: Mutex::new(HashMap::new()),
             log: Mutex::new(Vec::new()),
@@ -67,6 +67,11 @@ impl State {
 
     /// The tenant as it is now.
     pub fn snapshot(&self) -> Arc<Tenant> {
+        self.view().tenant.clone()
+    }
+
+    /// The tenant as it is now, with its user index.
+    pub fn view(&self) -> Arc<View> {
         match self.tenant.read() {
             Ok(t) => t.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -79,13 +84,13 @@ impl State {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let before = guard.clone();
+        let before = guard.tenant.clone();
         let mut after = (*before).clone();
         let result = change(&mut after);
         if let Ok(mut changes) = self.changes.lock() {
             changes.record(&before, &after);
         }
-        *guard = Arc::new(after);
+        *guard = Arc::new(View::new(Arc::new(after)));
         result
     }
 
@@ -122,6 +127,31 @@ impl State {
                 update(r);
             }
         }
+    }
+}
+
+/// One version of the tenant and an index of its users by lower-cased id and UPN, so a
+/// request finds its mailbox without scanning thousands of users.
+pub(crate) struct View {
+    pub tenant: Arc<Tenant>,
+    users: HashMap<String, usize>,
+}
+
+impl View {
+    fn new(tenant: Arc<Tenant>) -> Self {
+        let mut users = HashMap::with_capacity(tenant.users.len() * 2);
+        for (i, u) in tenant.users.iter().enumerate() {
+            users.insert(u.id.to_ascii_lowercase(), i);
+            users.insert(u.user_principal_name.to_ascii_lowercase(), i);
+        }
+        View { tenant, users }
+    }
+
+    /// A user by id or UPN, case-insensitively (as Graph matches them).
+    pub fn user(&self, key: &str) -> Option<&crate::tenant::User> {
+        self.users
+            .get(&key.to_ascii_lowercase())
+            .and_then(|i| self.tenant.users.get(*i))
     }
 }
 

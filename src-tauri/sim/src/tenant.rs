@@ -209,9 +209,11 @@ pub(crate) fn mix(a: u64, b: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// A random GUID in its 8-4-4-4-12 form.
+/// A random (version 4, RFC 9562) GUID in its 8-4-4-4-12 form.
 pub fn guid(rng: &mut StdRng) -> String {
-    let b: [u8; 16] = rng.random();
+    let mut b: [u8; 16] = rng.random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
     let h = |r: std::ops::Range<usize>| b[r].iter().map(|x| format!("{x:02x}")).collect::<String>();
     format!(
         "{}-{}-{}-{}-{}",
