@@ -29,11 +29,13 @@ pub(crate) struct ChangeLog {
     /// Delta tokens issued before this version answer 410.
     floor: u64,
     folders: HashMap<(String, String), FolderChanges>,
+    /// Per user: folder id -> version of its last change / removal.
+    hierarchy: HashMap<String, FolderChanges>,
 }
 
 #[derive(Default)]
 struct FolderChanges {
-    /// Message id -> version of its last addition or change in this folder.
+    /// Item id -> version of its last addition or change in this folder.
     changed: HashMap<String, u64>,
     /// Message id -> version at which it left this folder.
     removed: HashMap<String, u64>,
@@ -56,6 +58,32 @@ impl ChangeLog {
         let mut any = false;
         for user in &after.users {
             let old_user = before.users.iter().find(|u| u.id == user.id);
+            let shape = |f: &MailFolder| {
+                (
+                    f.display_name.clone(),
+                    f.parent_id.clone(),
+                    f.is_hidden,
+                    f.messages.len(),
+                    f.messages.iter().filter(|m| !m.is_read).count(),
+                )
+            };
+            for folder in &user.folders {
+                let old = old_user.and_then(|u| u.folders.iter().find(|f| f.id == folder.id));
+                if old.map(shape) != Some(shape(folder)) {
+                    let log = self.hierarchy.entry(user.id.clone()).or_default();
+                    log.changed.insert(folder.id.clone(), v);
+                    log.removed.remove(&folder.id);
+                    any = true;
+                }
+            }
+            for old in old_user.iter().flat_map(|u| &u.folders) {
+                if !user.folders.iter().any(|f| f.id == old.id) {
+                    let log = self.hierarchy.entry(user.id.clone()).or_default();
+                    log.removed.insert(old.id.clone(), v);
+                    log.changed.remove(&old.id);
+                    any = true;
+                }
+            }
             for folder in &user.folders {
                 let old: HashMap<&str, _> = old_user
                     .and_then(|u| u.folders.iter().find(|f| f.id == folder.id))
@@ -137,20 +165,9 @@ pub(crate) fn empty(ctx: &Ctx<'_>) -> Response {
     .into_response()
 }
 
-/// `GET /users/{id}/mailFolders/{id}/messages/delta`.
-pub(crate) fn messages(ctx: &Ctx<'_>, user: &User, folder: &MailFolder) -> Response {
-    let (current, floor, changes) = match ctx.state.changes.lock() {
-        Ok(log) => {
-            let key = (user.id.clone(), folder.id.clone());
-            let changes = log
-                .folders
-                .get(&key)
-                .map(|c| (c.changed.clone(), c.removed.clone()))
-                .unwrap_or_default();
-            (log.version(), log.floor, changes)
-        }
-        Err(_) => (0, 0, Default::default()),
-    };
+/// The token a request carries (`$deltatoken` starts a round of changes, `$skiptoken`
+/// continues one, none starts the initial round), or the 410 for an expired one.
+fn read_token(ctx: &Ctx<'_>, current: u64, floor: u64) -> Result<Token, Box<Response>> {
     let restart = || {
         let mut r = ctx.error(
             StatusCode::GONE,
@@ -161,93 +178,50 @@ pub(crate) fn messages(ctx: &Ctx<'_>, user: &User, folder: &MailFolder) -> Respo
         if let Ok(v) = HeaderValue::from_str(&start) {
             r.headers_mut().insert(header::LOCATION, v);
         }
-        r
+        Box::new(r)
     };
-    let token = if let Some(t) = query_param(ctx, "$deltatoken") {
+    if let Some(t) = query_param(ctx, "$deltatoken") {
         match Token::decode(&percent_decode(&t)) {
-            Some(t) if t.to >= floor => Token {
+            Some(t) if t.to >= floor => Ok(Token {
                 from: Some(t.to),
                 to: current,
                 after: None,
                 select: t.select,
-            },
-            _ => return restart(),
+            }),
+            _ => Err(restart()),
         }
     } else if let Some(t) = query_param(ctx, "$skiptoken") {
         match Token::decode(&percent_decode(&t)) {
-            Some(t) if t.from.is_none_or(|f| f >= floor) => t,
-            _ => return restart(),
+            Some(t) if t.from.is_none_or(|f| f >= floor) => Ok(t),
+            _ => Err(restart()),
         }
     } else {
-        Token {
+        Ok(Token {
             from: None,
             to: current,
             after: None,
             select: query_param(ctx, "$select"),
-        }
-    };
-    let fields: Option<Vec<String>> = query_param(ctx, "$select")
-        .or_else(|| token.select.clone())
-        .map(|s| {
-            s.split(',')
-                .map(|f| f.trim().to_string())
-                .filter(|f| !f.is_empty())
-                .collect()
-        });
-    if let Some(bad) = fields
-        .iter()
-        .flatten()
-        .find(|f| !MESSAGE_PROPERTIES.iter().any(|k| k.eq_ignore_ascii_case(f)))
-    {
-        return ctx.error(
-            StatusCode::BAD_REQUEST,
-            "RequestBroker--ParseUri",
-            &format!("Could not find a property named '{bad}' on type 'microsoft.graph.message'."),
-        );
-    }
-    let (changed, removed) = changes;
-    // Items of this round, in a stable order (by id) so pages neither skip nor repeat when
-    // the folder changes between them.
-    enum Item<'a> {
-        Present(&'a crate::tenant::Message),
-        Removed,
-    }
-    let mut items: Vec<(String, Item<'_>)> = folder
-        .messages
-        .iter()
-        .filter(|m| match token.from {
-            None => true,
-            Some(v) => changed.get(&m.id).is_some_and(|at| *at > v),
         })
-        .map(|m| (m.id.clone(), Item::Present(m)))
-        .collect();
-    if let Some(v) = token.from {
-        items.extend(
-            removed
-                .iter()
-                .filter(|(_, at)| **at > v)
-                .filter(|(id, _)| !folder.messages.iter().any(|m| &&m.id == id))
-                .map(|(id, _)| (id.clone(), Item::Removed)),
-        );
     }
-    items.sort_by(|a, b| a.0.cmp(&b.0));
+}
+
+/// One page of a round over `ids` (sorted): the page's ids, and the body with the nextLink
+/// or, on the last page, the deltaLink. `render` makes each item.
+fn page(
+    ctx: &Ctx<'_>,
+    token: &Token,
+    ids: &[String],
+    fields: Option<&[String]>,
+    render: impl Fn(&str) -> Value,
+) -> Response {
     let start = match &token.after {
-        Some(after) => items.partition_point(|(id, _)| id <= after),
+        Some(after) => ids.partition_point(|id| id <= after),
         None => 0,
     };
     let (size, by_prefer) = ctx.page_size(10, 1000);
-    let page = &items[start..(start + size).min(items.len())];
-    let value: Vec<Value> = page
-        .iter()
-        .map(|(id, item)| match item {
-            Item::Present(m) => message_json(ctx, folder, m, fields.as_deref()),
-            Item::Removed => json!({
-                "@odata.type": "#microsoft.graph.message",
-                "id": wire_id(id, folder, ctx.prefer.immutable_ids),
-                "@removed": {"reason": "deleted"},
-            }),
-        })
-        .collect();
+    let end = (start + size).min(ids.len());
+    let value: Vec<Value> = ids[start..end].iter().map(|id| render(id)).collect();
+    let select = fields.map(|f| f.join(","));
     let mut body = Map::new();
     body.insert(
         "@odata.context".into(),
@@ -257,10 +231,10 @@ pub(crate) fn messages(ctx: &Ctx<'_>, user: &User, folder: &MailFolder) -> Respo
         )),
     );
     let base = format!("{}{}", ctx.state.url, ctx.path);
-    if start + size < items.len() {
+    if end < ids.len() {
         let next = Token {
-            after: page.last().map(|(id, _)| id.clone()),
-            select: fields.as_ref().map(|f| f.join(",")),
+            after: ids.get(end.wrapping_sub(1)).cloned(),
+            select,
             ..token.clone()
         };
         body.insert(
@@ -272,7 +246,7 @@ pub(crate) fn messages(ctx: &Ctx<'_>, user: &User, folder: &MailFolder) -> Respo
             from: None,
             to: token.to,
             after: None,
-            select: fields.as_ref().map(|f| f.join(",")),
+            select,
         };
         body.insert(
             "@odata.deltaLink".into(),
@@ -281,4 +255,129 @@ pub(crate) fn messages(ctx: &Ctx<'_>, user: &User, folder: &MailFolder) -> Respo
     }
     body.insert("value".into(), Value::Array(value));
     ctx.with_preference(axum::Json(Value::Object(body)).into_response(), by_prefer)
+}
+
+/// The ids in a round: everything present (initial round) or what changed after `from`,
+/// plus what was removed after `from` and is not present; sorted, so pages neither skip
+/// nor repeat when the collection changes between them.
+fn round_ids<'a>(
+    token: &Token,
+    present: impl Iterator<Item = &'a str>,
+    changed: &HashMap<String, u64>,
+    removed: &HashMap<String, u64>,
+) -> Vec<String> {
+    let present: std::collections::HashSet<String> = present.map(str::to_string).collect();
+    let mut ids: Vec<String> = present
+        .iter()
+        .filter(|id| match token.from {
+            None => true,
+            Some(v) => changed.get(*id).is_some_and(|at| *at > v),
+        })
+        .cloned()
+        .collect();
+    if let Some(v) = token.from {
+        ids.extend(
+            removed
+                .iter()
+                .filter(|(id, at)| **at > v && !present.contains(*id))
+                .map(|(id, _)| id.clone()),
+        );
+    }
+    ids.sort();
+    ids
+}
+
+fn parse_select(ctx: &Ctx<'_>, token: &Token) -> Option<Vec<String>> {
+    query_param(ctx, "$select")
+        .or_else(|| token.select.clone())
+        .map(|s| {
+            s.split(',')
+                .map(|f| f.trim().to_string())
+                .filter(|f| !f.is_empty())
+                .collect()
+        })
+}
+
+/// `GET /users/{id}/mailFolders/{id}/messages/delta`.
+pub(crate) fn messages(ctx: &Ctx<'_>, user: &User, folder: &MailFolder) -> Response {
+    let (current, floor, (changed, removed)) = match ctx.state.changes.lock() {
+        Ok(log) => {
+            let key = (user.id.clone(), folder.id.clone());
+            let changes = log
+                .folders
+                .get(&key)
+                .map(|c| (c.changed.clone(), c.removed.clone()))
+                .unwrap_or_default();
+            (log.version(), log.floor, changes)
+        }
+        Err(_) => (0, 0, Default::default()),
+    };
+    let token = match read_token(ctx, current, floor) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    let fields = parse_select(ctx, &token);
+    if let Some(bad) = fields
+        .iter()
+        .flatten()
+        .find(|f| !MESSAGE_PROPERTIES.iter().any(|k| k.eq_ignore_ascii_case(f)))
+    {
+        return ctx.error(
+            StatusCode::BAD_REQUEST,
+            "RequestBroker--ParseUri",
+            &format!("Could not find a property named '{bad}' on type 'microsoft.graph.message'."),
+        );
+    }
+    let ids = round_ids(
+        &token,
+        folder.messages.iter().map(|m| m.id.as_str()),
+        &changed,
+        &removed,
+    );
+    let by_id: HashMap<&str, &crate::tenant::Message> =
+        folder.messages.iter().map(|m| (m.id.as_str(), m)).collect();
+    page(ctx, &token, &ids, fields.as_deref(), |id| {
+        match by_id.get(id) {
+            Some(m) => message_json(ctx, folder, m, fields.as_deref()),
+            None => json!({
+                "@odata.type": "#microsoft.graph.message",
+                "id": wire_id(id, folder, ctx.prefer.immutable_ids),
+                "@removed": {"reason": "deleted"},
+            }),
+        }
+    })
+}
+
+/// `GET /users/{id}/mailFolders/delta`: the whole folder hierarchy, flat (Graph docs
+/// api/mailfolder-delta.md); later rounds bring folders added, renamed, moved or whose
+/// counts changed, and `@removed` for deleted ones.
+pub(crate) fn folders(ctx: &Ctx<'_>, user: &User) -> Response {
+    let (current, floor, (changed, removed)) = match ctx.state.changes.lock() {
+        Ok(log) => {
+            let changes = log
+                .hierarchy
+                .get(&user.id)
+                .map(|c| (c.changed.clone(), c.removed.clone()))
+                .unwrap_or_default();
+            (log.version(), log.floor, changes)
+        }
+        Err(_) => (0, 0, Default::default()),
+    };
+    let token = match read_token(ctx, current, floor) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    let fields = parse_select(ctx, &token);
+    let ids = round_ids(
+        &token,
+        user.folders.iter().map(|f| f.id.as_str()),
+        &changed,
+        &removed,
+    );
+    page(ctx, &token, &ids, fields.as_deref(), |id| {
+        match user.folders.iter().find(|f| f.id == id) {
+            Some(f) => crate::graph::select(fields.as_deref(), crate::graph::folder_json(user, f)),
+            None => json!({"id": id, "@removed": {"reason": "deleted"}}),
+        }
+    })
 }

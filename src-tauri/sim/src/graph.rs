@@ -589,11 +589,7 @@ fn route(ctx: &Ctx<'_>, path: &[String], tenant: &Tenant, user: Option<&User>) -
             None => ctx.error(StatusCode::NOT_FOUND, "Request_ResourceNotFound", &format!("Resource '{d}' does not exist or one of its queried reference-property objects are not present.")),
         },
         (["users", _, "mailFolders"], Some(u)) => folders(ctx, u, None, hidden),
-        (["users", _, "mailFolders", "delta"], Some(_)) => ctx.error(
-            StatusCode::NOT_IMPLEMENTED,
-            "NotImplemented",
-            "The simulator does not implement mailFolders/delta.",
-        ),
+        (["users", _, "mailFolders", "delta"], Some(u)) => crate::delta::folders(ctx, u),
         (["users", _, "mailFolders", f], Some(u)) => {
             if let Some(r) = unknown_property(ctx, FOLDER_PROPERTIES, "mailFolder") {
                 return r;
@@ -775,7 +771,7 @@ fn search_results(u: &User) -> Vec<(&MailFolder, &Message)> {
     out
 }
 
-fn folder_json(u: &User, f: &MailFolder) -> Value {
+pub(crate) fn folder_json(u: &User, f: &MailFolder) -> Value {
     let parent = f.parent_id.clone().unwrap_or_else(|| root_id(u));
     let children = u
         .folders

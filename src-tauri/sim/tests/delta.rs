@@ -241,3 +241,59 @@ async fn an_expired_delta_link_is_410_with_a_location_to_start_over() {
     let (again, _) = round(&s, &location).await;
     assert!(!again.is_empty());
 }
+
+#[tokio::test]
+async fn folder_delta_lists_the_whole_tree_then_its_changes() {
+    let s = common::start(SimConfig::demo()).await;
+    let user = s.sim.tenant().users[0].clone();
+    let start = format!("/v1.0/users/{}/mailFolders/delta", user.id);
+    let (first, link) = round(&s, &start).await;
+    assert_eq!(
+        ids(&first),
+        user.folders.iter().map(|f| f.id.clone()).collect()
+    );
+    let (nothing, link) = round(&s, &link).await;
+    assert!(nothing.is_empty());
+
+    let renamed = user
+        .folders
+        .iter()
+        .find(|f| f.display_name == "v1.2")
+        .unwrap()
+        .id
+        .clone();
+    let dropped = user
+        .folders
+        .iter()
+        .find(|f| f.display_name == "100%")
+        .unwrap()
+        .id
+        .clone();
+    let inbox = user
+        .folders
+        .iter()
+        .find(|f| f.display_name == "Inbox")
+        .unwrap()
+        .id
+        .clone();
+    s.sim.mutate(|t| {
+        let u = &mut t.users[0];
+        u.folders
+            .iter_mut()
+            .find(|f| f.id == renamed)
+            .unwrap()
+            .display_name = "v1.3".into();
+        u.folders.retain(|f| f.id != dropped);
+    });
+    let added = sample_message(&user, 2, time::OffsetDateTime::now_utc());
+    assert!(s.sim.add_message(&user.id, &inbox, added));
+
+    let (second, _) = round(&s, &link).await;
+    assert_eq!(ids(&second), [renamed.clone(), inbox].into_iter().collect());
+    assert_eq!(removed(&second), [dropped].into_iter().collect());
+    let by_id: HashMap<&str, &Value> = second
+        .iter()
+        .map(|i| (i["id"].as_str().unwrap(), i))
+        .collect();
+    assert_eq!(by_id[renamed.as_str()]["displayName"], "v1.3");
+}
