@@ -366,6 +366,19 @@ pub(crate) async fn graph(
     if let Some(m) = mailbox {
         response.extensions_mut().insert(MailboxKey(m));
     }
+    // Graph labels its JSON with the OData parameters; clients must accept them.
+    if response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v == "application/json")
+    {
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(
+                "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8",
+            ),
+        );
+    }
     match slot {
         // The in-flight slot is held until the body has been sent.
         Some(slot) => {
@@ -1010,13 +1023,14 @@ pub(crate) fn message_json(
 /// `text/plain` [observed by clients; the docs only say "MIME content"].
 fn mime_response(ctx: &Ctx<'_>, message: &Message) -> Response {
     let faults = &ctx.state.config.faults;
-    let len = message.mime.len();
+    // Generated once per request; the tenant keeps only the recipe.
+    let bytes = message.mime.bytes();
+    let len = bytes.len();
     if faults.value_fails_above.is_some_and(|max| len as u64 > max) {
         // Exchange gives up on large items after about 30 s (graph.md §MIME export).
         return ctx.error(StatusCode::GATEWAY_TIMEOUT, "UnknownError", "");
     }
     let cut = ctx.state.chance(faults.reset_rate);
-    let bytes = message.mime.bytes();
     const CHUNK: usize = 16 * 1024;
     // With a reset, about half the bytes are sent, then the connection is cut before
     // Content-Length is met.
