@@ -15,7 +15,7 @@ use base64::Engine as _;
 use futures_util::StreamExt as _;
 use serde_json::{json, Map, Value};
 
-use crate::server::{Finish, MailboxKey, RequestIds, State};
+use crate::server::{Finish, MailboxKey, RequestIds, State, View};
 use crate::tenant::{MailFolder, Message, Tenant, User};
 use crate::throttle::{self, Slot};
 use crate::token;
@@ -153,6 +153,8 @@ pub(crate) struct Ctx<'a> {
     pub prefer: Prefer,
     /// The path as the client wrote it, from the version segment on (`/v1.0/users/…`).
     pub path: String,
+    /// The tenant version this request is served from.
+    pub view: &'a View,
 }
 
 impl Ctx<'_> {
@@ -352,7 +354,6 @@ pub(crate) async fn graph(
 ) -> Response {
     let path = segments(uri.path());
     let view = state.view();
-    let snapshot = &view.tenant;
     let user = (path.first().map(String::as_str) == Some("users") && path.len() > 1)
         .then(|| view.user(&path[1]))
         .flatten();
@@ -362,7 +363,7 @@ pub(crate) async fn graph(
         _ => None,
     };
     let (mut response, slot) =
-        answer(&state, &ids, &method, &uri, &headers, &path, snapshot, user).await;
+        answer(&state, &ids, &method, &uri, &headers, &path, &view, user).await;
     if let Some(m) = mailbox {
         response.extensions_mut().insert(MailboxKey(m));
     }
@@ -398,7 +399,7 @@ async fn answer(
     uri: &Uri,
     headers: &HeaderMap,
     path: &[String],
-    tenant: &Tenant,
+    view: &View,
     user: Option<&User>,
 ) -> (Response, Option<Slot>) {
     if let Err(message) = token::check_bearer(state, headers) {
@@ -466,8 +467,9 @@ async fn answer(
         query: query(uri),
         prefer: Prefer::parse(headers),
         path: uri.path().to_string(),
+        view,
     };
-    (route(&ctx, path, tenant, user), slot)
+    (route(&ctx, path, &view.tenant, user), slot)
 }
 
 /// A folder by id or well-known name (Graph docs resources/mailfolder.md: well-known names
@@ -533,7 +535,11 @@ pub(crate) fn wire_id(id: &str, folder: &MailFolder, immutable: bool) -> String 
 
 /// Finds a message by either form of its id (immutable ids are accepted with or without the
 /// Prefer header). A REST id of a message that has since moved no longer resolves.
-pub(crate) fn find_message<'a>(u: &'a User, key: &str) -> Option<(&'a MailFolder, &'a Message)> {
+pub(crate) fn find_message<'a>(
+    view: &'a View,
+    u: &User,
+    key: &str,
+) -> Option<(&'a MailFolder, &'a Message)> {
     let (folder_hash, immutable) = match key
         .strip_prefix("AAMkAGI2")
         .and_then(|rest| {
@@ -553,16 +559,11 @@ pub(crate) fn find_message<'a>(u: &'a User, key: &str) -> Option<(&'a MailFolder
         }
         None => (None, key.to_string()),
     };
-    u.folders
-        .iter()
-        .filter(|f| !f.is_search_folder)
-        .find_map(|f| {
-            let m = f.messages.iter().find(|m| m.id == immutable)?;
-            match folder_hash {
-                Some(h) if h != fnv(&[f.id.as_bytes()]) => None,
-                _ => Some((f, m)),
-            }
-        })
+    let (f, m) = view.message(u, &immutable)?;
+    match folder_hash {
+        Some(h) if h != fnv(&[f.id.as_bytes()]) => None,
+        _ => Some((f, m)),
+    }
 }
 
 fn route(ctx: &Ctx<'_>, path: &[String], tenant: &Tenant, user: Option<&User>) -> Response {
@@ -633,7 +634,7 @@ fn route(ctx: &Ctx<'_>, path: &[String], tenant: &Tenant, user: Option<&User>) -
             if let Some(r) = unknown_property(ctx, MESSAGE_PROPERTIES, "message") {
                 return r;
             }
-            match find_message(u, m) {
+            match find_message(ctx.view, u, m) {
                 Some((f, m)) => {
                     let fields = ctx.select();
                     axum::Json(message_json(ctx, f, m, fields.as_deref())).into_response()
@@ -642,7 +643,7 @@ fn route(ctx: &Ctx<'_>, path: &[String], tenant: &Tenant, user: Option<&User>) -
             }
         }
         (["users", _, "messages", m, "$value"], Some(u))
-        | (["users", _, "mailFolders", _, "messages", m, "$value"], Some(u)) => match find_message(u, m) {
+        | (["users", _, "mailFolders", _, "messages", m, "$value"], Some(u)) => match find_message(ctx.view, u, m) {
             Some((_, message)) => mime_response(ctx, message),
             None => ctx.not_found(),
         },

@@ -35,7 +35,8 @@ use std::time::{Duration, Instant};
 
 pub use mime::Mime;
 pub use tenant::{
-    generate_tenant, sample_message, Domain, MailFolder, Message, Tenant, TenantSpec, User,
+    generate_tenant, sample_message, Domain, MailFolder, Message, SizeProfile, Tenant, TenantSpec,
+    User,
 };
 
 /// Exchange Online's per-app, per-mailbox limits (Graph docs, concepts/throttling-limits.md

@@ -17,7 +17,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::delta::ChangeLog;
-use crate::tenant::{guid, Tenant};
+use crate::tenant::{guid, Tenant, User};
 use crate::throttle::Mailboxes;
 use crate::{RequestRecord, SimConfig};
 
@@ -135,6 +135,8 @@ impl State {
 pub(crate) struct View {
     pub tenant: Arc<Tenant>,
     users: HashMap<String, usize>,
+    /// Per user, built on first use: hash of a message id -> (folder, message) positions.
+    messages: Vec<std::sync::OnceLock<HashMap<u64, (u32, u32)>>>,
 }
 
 impl View {
@@ -144,7 +146,53 @@ impl View {
             users.insert(u.id.to_ascii_lowercase(), i);
             users.insert(u.user_principal_name.to_ascii_lowercase(), i);
         }
-        View { tenant, users }
+        let messages = (0..tenant.users.len())
+            .map(|_| std::sync::OnceLock::new())
+            .collect();
+        View {
+            tenant,
+            users,
+            messages,
+        }
+    }
+
+    /// A message of `user` by immutable id, through the user's index (not a scan).
+    pub fn message<'a>(
+        &'a self,
+        user: &User,
+        id: &str,
+    ) -> Option<(&'a crate::tenant::MailFolder, &'a crate::tenant::Message)> {
+        let ui = *self.users.get(&user.id.to_ascii_lowercase())?;
+        let u = self.tenant.users.get(ui)?;
+        let index = self.messages.get(ui)?.get_or_init(|| {
+            let mut index = HashMap::new();
+            for (fi, f) in u.folders.iter().enumerate() {
+                if f.is_search_folder {
+                    continue;
+                }
+                for (mi, m) in f.messages.iter().enumerate() {
+                    index.insert(
+                        crate::graph::fnv(&[m.id.as_bytes()]),
+                        (fi as u32, mi as u32),
+                    );
+                }
+            }
+            index
+        });
+        let found = index
+            .get(&crate::graph::fnv(&[id.as_bytes()]))
+            .and_then(|(fi, mi)| {
+                let f = u.folders.get(*fi as usize)?;
+                Some((f, f.messages.get(*mi as usize)?))
+            })
+            .filter(|(_, m)| m.id == id);
+        // A hash collision (never seen in practice) falls back to a scan.
+        found.or_else(|| {
+            u.folders
+                .iter()
+                .filter(|f| !f.is_search_folder)
+                .find_map(|f| f.messages.iter().find(|m| m.id == id).map(|m| (f, m)))
+        })
     }
 
     /// A user by id or UPN, case-insensitively (as Graph matches them).

@@ -25,8 +25,26 @@ pub struct TenantSpec {
     /// Verified domains users get addresses in, the first is the default; the initial
     /// `<first label>.onmicrosoft.com` domain is added.
     pub domains: Vec<String>,
-    /// Largest attachment generated, in bytes (sizes follow a long-tailed distribution).
+    /// Largest attachment generated, in bytes.
     pub max_attachment: usize,
+    /// How message sizes are distributed.
+    pub sizes: SizeProfile,
+}
+
+/// How message sizes are distributed.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum SizeProfile {
+    /// Log-normal bodies (median ~6 KB), one message in five with one to three log-normal
+    /// attachments (median ~40 KB, capped at `max_attachment`): a median message of ~10 KB
+    /// and a long tail. Quick to generate and serve: tests and the demo.
+    #[default]
+    Compact,
+    /// Closer to real mailboxes, for benchmarks: log-normal bodies (median ~12 KB), one message
+    /// in ten with a log-normal attachment (median ~100 KB, capped at `max_attachment`), which
+    /// gives a median message of a few tens of KB and a tail of multi-MB messages. Every
+    /// `giant_every`-th message of a mailbox (if set) carries an attachment of exactly
+    /// `max_attachment`, so large mailboxes surely hold the largest size.
+    Realistic { giant_every: Option<usize> },
 }
 
 impl Default for TenantSpec {
@@ -36,7 +54,8 @@ impl Default for TenantSpec {
             users: 3,
             messages_per_user: 100,
             domains: vec!["contoso.com".into()],
-            max_attachment: 4 * 1024 * 1024,
+            max_attachment: 256 * 1024,
+            sizes: SizeProfile::Compact,
         }
     }
 }
@@ -438,25 +457,7 @@ fn generate_user(spec: &TenantSpec, u: usize, verified: &[String], initial: &str
         } else {
             (correspondent, me.clone())
         };
-        let shape = match rng.random_range(0..20) {
-            0..=6 => Shape::Plain,
-            7..=15 => Shape::Alternative,
-            _ => Shape::Mixed,
-        };
-        let body_len = log_normal(&mut rng, 6_000.0, 0.9).clamp(200.0, 200_000.0) as usize;
-        let attachments = if shape == Shape::Mixed {
-            (0..rng.random_range(1..=3))
-                .map(|_| {
-                    let size = log_normal(&mut rng, 40_000.0, 1.3) as usize;
-                    (
-                        ATTACHMENTS[rng.random_range(0..ATTACHMENTS.len())].to_string(),
-                        size.clamp(100, spec.max_attachment.max(100)),
-                    )
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let (shape, body_len, attachments) = message_size(&mut rng, spec, n);
         let importance = match rng.random_range(0..20) {
             0 | 1 => "high",
             2 => "low",
@@ -518,6 +519,57 @@ fn generate_user(spec: &TenantSpec, u: usize, verified: &[String], initial: &str
         proxy_addresses: vec![format!("SMTP:{mail}"), format!("smtp:{local}@{initial}")],
         mail,
         folders,
+    }
+}
+
+/// The shape, body length and attachments of message number `n` of a mailbox.
+fn message_size(
+    rng: &mut StdRng,
+    spec: &TenantSpec,
+    n: usize,
+) -> (Shape, usize, Vec<(String, usize)>) {
+    let cap = spec.max_attachment.max(100);
+    let attachment = |rng: &mut StdRng, size: usize| {
+        (
+            ATTACHMENTS[rng.random_range(0..ATTACHMENTS.len())].to_string(),
+            size,
+        )
+    };
+    let text_shape = |rng: &mut StdRng| {
+        if rng.random_range(0..9) < 4 {
+            Shape::Plain
+        } else {
+            Shape::Alternative
+        }
+    };
+    match spec.sizes {
+        SizeProfile::Compact => {
+            let body_len = log_normal(rng, 6_000.0, 0.9).clamp(200.0, 200_000.0) as usize;
+            if rng.random_range(0..5) == 0 {
+                let files = (0..rng.random_range(1..=3))
+                    .map(|_| {
+                        let size = (log_normal(rng, 40_000.0, 1.3) as usize).clamp(100, cap);
+                        attachment(rng, size)
+                    })
+                    .collect();
+                (Shape::Mixed, body_len, files)
+            } else {
+                (text_shape(rng), body_len, Vec::new())
+            }
+        }
+        SizeProfile::Realistic { giant_every } => {
+            let body_len = log_normal(rng, 12_000.0, 0.8).clamp(200.0, 400_000.0) as usize;
+            if giant_every.is_some_and(|g| g > 0 && n % g == g - 1) {
+                let file = attachment(rng, cap);
+                (Shape::Mixed, body_len, vec![file])
+            } else if rng.random_range(0..10) == 0 {
+                let size = (log_normal(rng, 100_000.0, 1.5) as usize).clamp(1024, cap);
+                let file = attachment(rng, size);
+                (Shape::Mixed, body_len, vec![file])
+            } else {
+                (text_shape(rng), body_len, Vec::new())
+            }
+        }
     }
 }
 
@@ -608,6 +660,7 @@ mod tests {
         let t = generate_tenant(&TenantSpec {
             users: 2,
             messages_per_user: 400,
+            max_attachment: 4 * 1024 * 1024,
             ..TenantSpec::default()
         });
         let mut sizes: Vec<usize> = t
@@ -622,6 +675,33 @@ mod tests {
         let max = sizes[sizes.len() - 1];
         assert!((8_000..80_000).contains(&median), "median {median}");
         assert!(max > 500_000, "max {max}");
+    }
+
+    #[test]
+    fn realistic_sizes_have_a_median_of_tens_of_kb_and_a_multi_mb_tail() {
+        let spec = TenantSpec {
+            users: 1,
+            messages_per_user: 600,
+            max_attachment: 4 * 1024 * 1024,
+            sizes: SizeProfile::Realistic {
+                giant_every: Some(300),
+            },
+            ..TenantSpec::default()
+        };
+        let tenant = generate_tenant(&spec);
+        assert_eq!(tenant, generate_tenant(&spec));
+        let mut sizes: Vec<usize> = tenant.users[0]
+            .folders
+            .iter()
+            .flat_map(|f| &f.messages)
+            .map(|m| m.mime.len())
+            .collect();
+        sizes.sort_unstable();
+        let median = sizes[sizes.len() / 2];
+        assert!((10_000..80_000).contains(&median), "median {median}");
+        // Two giants (messages 299 and 599); base64 makes them ~4/3 of the attachment.
+        let giants = sizes.iter().filter(|s| **s > 5_600_000).count();
+        assert!(giants >= 2, "largest {:?}", &sizes[sizes.len() - 3..]);
     }
 
     #[test]
