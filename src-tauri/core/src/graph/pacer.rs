@@ -186,8 +186,10 @@ impl Pacer {
     }
 
     /// Counts one request at `now` if the window has room; otherwise the time until the oldest
-    /// counted bucket leaves the window. A request counts for its whole bucket, so the count
-    /// over any real window is never below the true one.
+    /// counted bucket leaves the window. A request is taken as sent at the *end* of its bucket,
+    /// so it leaves the window no earlier than it really does and the count over any real
+    /// window is never below the true one. (Expiring it from the bucket's start let a request
+    /// through up to one bucket early; the benchmark's `ceiling` scenario got 429s for it.)
     fn take_budget(&self, state: &mut State, now: Instant) -> Option<Duration> {
         let width = (self.settings.window / BUCKETS).max(Duration::from_millis(1));
         let bucket_of =
@@ -195,7 +197,7 @@ impl Pacer {
         let current = bucket_of(now);
         let buckets = self.settings.window.as_nanos().div_ceil(width.as_nanos()) as u64;
         while let Some(&(b, n)) = state.sent.front() {
-            if b + buckets <= current {
+            if b + buckets < current {
                 state.sent.pop_front();
                 state.sent_total -= n;
             } else {
@@ -204,7 +206,7 @@ impl Pacer {
         }
         if state.sent_total >= self.settings.budget.max(1) {
             let oldest = state.sent.front().map_or(current, |&(b, _)| b);
-            let frees_at = state.epoch + width * (oldest + buckets) as u32;
+            let frees_at = state.epoch + width * (oldest + buckets + 1) as u32;
             return Some(
                 frees_at
                     .saturating_duration_since(now)
@@ -375,5 +377,30 @@ mod tests {
             .await;
         assert_eq!(r, Err("not found"));
         assert_eq!(waits, vec![Duration::from_secs(5)]);
+    }
+
+    /// The budget must not free a request's slot before a full window has passed since it was
+    /// really sent, wherever in its bucket it was sent (regression: the benchmark's ceiling
+    /// scenario was answered 429 at window boundaries).
+    #[tokio::test(start_paused = true)]
+    async fn budget_never_frees_a_slot_before_a_whole_window() {
+        let pacer = Pacer::new(settings());
+        let start = Instant::now();
+        // Send the first request late in its bucket (bucket width is 100 ms here).
+        tokio::time::sleep(Duration::from_millis(99)).await;
+        let mut times = Vec::new();
+        for _ in 0..11 {
+            let t = pacer
+                .call(|_| async { Verdict::<_, ()>::Done(Instant::now()) }, |_| {})
+                .await
+                .unwrap();
+            times.push(t - start);
+        }
+        assert!(
+            times[10] >= times[0] + Duration::from_secs(60),
+            "11th request at {:?}, first at {:?}",
+            times[10],
+            times[0]
+        );
     }
 }
