@@ -187,7 +187,7 @@ pub async fn run(quick: bool, work: &Path) -> anyhow::Result<DestLeg> {
                     .join(&name)
                     .join("cur")
                     .join(format!("{n}.bench{i}:2,{flags}"));
-                std::fs::write(file, &m.mime)?;
+                std::fs::write(file, m.mime.bytes())?;
             }
         }
         let state = work.join(format!("mbsync-state{i}"));

@@ -31,3 +31,26 @@ pub fn cpu_seconds() -> anyhow::Result<f64> {
     // `after` starts at field 3 (state), so field 14 is index 11.
     Ok((ticks(11)? + ticks(12)?) as f64 / 100.0)
 }
+
+/// CPU seconds all processes of the machine have used since boot (busy time in /proc/stat),
+/// to tell how much of a scenario's CPU went to other programs.
+pub fn machine_cpu_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").context("cannot read /proc/stat")?;
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .context("no cpu line in /proc/stat")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: all but idle and iowait are busy.
+    let busy: u64 = v
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !matches!(i, 3 | 4) && *i < 8)
+        .map(|(_, x)| x)
+        .sum();
+    Ok(busy as f64 / 100.0)
+}

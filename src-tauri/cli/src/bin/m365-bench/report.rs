@@ -90,7 +90,7 @@ impl Report {
         })
     }
 
-    fn scenario_rows(&self) -> Vec<[String; 13]> {
+    fn scenario_rows(&self) -> Vec<[String; 14]> {
         self.scenarios
             .iter()
             .map(|o| {
@@ -110,13 +110,14 @@ impl Report {
                         "{:.2}",
                         o.sim_cpu_seconds * 1000.0 / o.messages.max(1) as f64
                     ),
+                    opt(o.first_fetch_seconds, 2),
                     opt(o.first_message_seconds, 2),
                 ]
             })
             .collect()
     }
 
-    const HEADERS: [&'static str; 13] = [
+    const HEADERS: [&'static str; 14] = [
         "scenario",
         "mailboxes x msgs",
         "wall s",
@@ -129,7 +130,8 @@ impl Report {
         "peak RSS MiB",
         "CPU s/1k msgs",
         "sim CPU s/1k",
-        "first msg s",
+        "first fetch s",
+        "first ItemDone s",
     ];
 
     /// The plain-text table printed at the end of a run.
@@ -211,7 +213,7 @@ impl Report {
                 "- **{}**: {}. {} MB in {} messages (largest {:.1} MB); {} Graph requests, \
                  median request {:.0} ms, median {:.2} of 4 requests in flight per mailbox; \
                  per-mailbox rate min/median/max {:.1}/{:.1}/{:.1} req/s; RSS at half-way {:.0} MiB, \
-                 at the end {:.0} MiB; migrator CPU {:.1} s, simulator CPU {:.1} s.",
+                 at the end {:.0} MiB; migrator CPU {:.1} s, simulator CPU {:.1} s, other programs {:.1} CPU s.",
                 o.scenario.name,
                 o.scenario.what,
                 o.bytes / 1_000_000,
@@ -227,6 +229,7 @@ impl Report {
                 o.rss_end_mib,
                 o.cpu_seconds,
                 o.sim_cpu_seconds,
+                o.other_cpu_seconds,
             );
         }
         if !self.destleg.is_empty() {

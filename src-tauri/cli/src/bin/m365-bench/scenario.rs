@@ -9,7 +9,7 @@ use anyhow::{bail, Context as _};
 use migrator_sim::{MailboxLimits, SimConfig, SimServer, SizeProfile, TenantSpec};
 use serde::Serialize;
 
-use crate::proc_stats::cpu_seconds;
+use crate::proc_stats::{cpu_seconds, machine_cpu_seconds};
 use crate::worker::{Job, JobDestination, Sample, WorkerResult, JOB_ENV};
 
 /// Exchange Online's per-mailbox ceiling: 10,000 requests per 600 s.
@@ -117,6 +117,9 @@ pub struct Outcome {
     /// 10^6 bytes per second.
     pub mb_per_second: f64,
     pub first_message_seconds: Option<f64>,
+    /// From the run's first request (sign-in) to the first `$value` answered, in the
+    /// simulator's log: when the first message's bytes had arrived.
+    pub first_fetch_seconds: Option<f64>,
     pub peak_rss_mib: f64,
     /// RSS when half the messages were written, and at the end (flatness).
     pub rss_half_mib: f64,
@@ -125,8 +128,13 @@ pub struct Outcome {
     pub cpu_seconds_per_1000: f64,
     /// The simulator's CPU (this process) during the run, for the bottleneck analysis.
     pub sim_cpu_seconds: f64,
+    /// CPU seconds other programs on the machine used during the run (they compete for the
+    /// same CPUs; large values make the run's numbers pessimistic).
+    pub other_cpu_seconds: f64,
     pub requests: u64,
     pub requests_429: u64,
+    /// When each 429 was answered, in seconds from the run's first request.
+    pub throttled_at: Vec<f64>,
     pub requests_failed_other: u64,
     /// Median over mailboxes of requests / (last response - first request).
     pub mailbox_rps_median: f64,
@@ -276,8 +284,10 @@ pub async fn run(s: &Scenario, work: &Path) -> anyhow::Result<Outcome> {
     );
     let out = work.join("out");
     let cpu_before = cpu_seconds()?;
+    let machine_before = machine_cpu_seconds()?;
     let result = run_child(&sim, s, JobDestination::Folder(out.clone()), work).await?;
     let sim_cpu_seconds = cpu_seconds()? - cpu_before;
+    let machine = machine_cpu_seconds()? - machine_before;
     let log = sim.requests();
     sim.shutdown().await;
 
@@ -297,7 +307,9 @@ pub async fn run(s: &Scenario, work: &Path) -> anyhow::Result<Outcome> {
     if on_disk != expected {
         bail!("{}: {on_disk} of {expected} messages on disk", s.name);
     }
-    Ok(outcome(s, result, &log, sim_cpu_seconds, largest))
+    let mut o = outcome(s, result, &log, sim_cpu_seconds, largest);
+    o.other_cpu_seconds = (machine - o.cpu_seconds - sim_cpu_seconds).max(0.0);
+    Ok(o)
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -363,6 +375,15 @@ pub fn outcome(
         .map_or(0, |x| x.rss_kib);
     let end = r.samples.last().map_or(0, |x| x.rss_kib);
     let wall = r.wall_seconds.max(1e-9);
+    let first_request = log.iter().map(|x| x.at).min();
+    let first_fetch = log
+        .iter()
+        .filter(|x| x.status == 200 && x.path_and_query.ends_with("/$value"))
+        .map(|x| x.finished)
+        .min();
+    let first_fetch_seconds = first_request
+        .zip(first_fetch)
+        .map(|(a, b)| b.saturating_duration_since(a).as_secs_f64());
     let rps_min = rates.iter().copied().fold(f64::INFINITY, f64::min);
     let rps_max = rates.iter().copied().fold(0.0, f64::max);
     Outcome {
@@ -374,14 +395,21 @@ pub fn outcome(
         messages_per_second: messages as f64 / wall,
         mb_per_second: bytes as f64 / 1e6 / wall,
         first_message_seconds: r.first_message_seconds,
+        first_fetch_seconds,
         peak_rss_mib: r.peak_rss_kib as f64 / 1024.0,
         rss_half_mib: half as f64 / 1024.0,
         rss_end_mib: end as f64 / 1024.0,
         cpu_seconds: r.cpu_seconds,
         cpu_seconds_per_1000: r.cpu_seconds * 1000.0 / (messages.max(1) as f64),
         sim_cpu_seconds,
+        other_cpu_seconds: 0.0,
         requests: log.len() as u64,
         requests_429: log.iter().filter(|x| x.status == 429).count() as u64,
+        throttled_at: log
+            .iter()
+            .filter(|x| x.status == 429)
+            .filter_map(|x| Some(x.at.saturating_duration_since(first_request?).as_secs_f64()))
+            .collect(),
         requests_failed_other: log
             .iter()
             .filter(|x| x.status >= 400 && x.status != 429 && x.status != 404)
