@@ -15,9 +15,13 @@ rpm=$(ls -t target/release/bundle/rpm/*.rpm 2>/dev/null | head -1 || true)
 [[ -n "$rpm" ]] || { echo "package: no .rpm was produced" >&2; exit 1; }
 ls -l "$deb" "$rpm"
 dpkg-deb --info "$deb" | sed -n '1,20p'
-dpkg-deb --contents "$deb" | grep -q "usr/bin/m365-migrator" || { echo "package: the .deb has no /usr/bin/m365-migrator" >&2; exit 1; }
-rpm -qip "$rpm" 2>/dev/null | sed -n '1,12p'
-rpm -qlp "$rpm" 2>/dev/null | grep -q "/usr/bin/m365-migrator" || { echo "package: the .rpm has no /usr/bin/m365-migrator" >&2; exit 1; }
+# Lists are captured before searching: `producer | grep -q` fails under pipefail when grep
+# exits at the first match and the producer dies of SIGPIPE.
+deb_files=$(dpkg-deb --contents "$deb")
+grep -q "usr/bin/m365-migrator$" <<<"$deb_files" || { echo "package: the .deb has no /usr/bin/m365-migrator" >&2; exit 1; }
+rpm -qip "$rpm" 2>/dev/null | head -n 12 || true
+rpm_files=$(rpm -qlp "$rpm" 2>/dev/null)
+grep -qx "/usr/bin/m365-migrator" <<<"$rpm_files" || { echo "package: the .rpm has no /usr/bin/m365-migrator" >&2; exit 1; }
 
 if [[ "${CI:-}" == "true" && $EUID -eq 0 ]]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "./$deb"
