@@ -22,6 +22,7 @@
 //! - `server`: shared state, the router, the request log and request ids.
 
 pub mod calendar;
+pub mod groupware;
 pub mod mime;
 pub mod tenant;
 
