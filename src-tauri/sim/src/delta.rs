@@ -31,6 +31,9 @@ pub(crate) struct ChangeLog {
     folders: HashMap<(String, String), FolderChanges>,
     /// Per user: folder id -> version of its last change / removal.
     hierarchy: HashMap<String, FolderChanges>,
+    /// Groupware collections: (user id, [`crate::graph_groupware`] collection key) -> the
+    /// items (events, contacts, contact folders, task lists, tasks) added, changed, removed.
+    items: HashMap<(String, String), FolderChanges>,
 }
 
 #[derive(Default)]
@@ -109,10 +112,132 @@ impl ChangeLog {
                     }
                 }
             }
+            if let Some(old) = old_user {
+                any |= self.record_groupware(v, old, user);
+            }
         }
         if any {
             self.version = v;
         }
+    }
+
+    /// Records item changes of one collection from `(id, item)` pairs before and after.
+    fn record_items<'a, T: PartialEq + 'a>(
+        &mut self,
+        v: u64,
+        key: (String, String),
+        before: impl Iterator<Item = (&'a str, &'a T)>,
+        after: impl Iterator<Item = (&'a str, &'a T)>,
+    ) -> bool {
+        let old: HashMap<&str, &T> = before.collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut any = false;
+        for (id, item) in after {
+            seen.insert(id);
+            if old.get(id) != Some(&item) {
+                let log = self.items.entry(key.clone()).or_default();
+                log.changed.insert(id.to_string(), v);
+                log.removed.remove(id);
+                any = true;
+            }
+        }
+        for id in old.keys().filter(|id| !seen.contains(*id)) {
+            let log = self.items.entry(key.clone()).or_default();
+            log.removed.insert(id.to_string(), v);
+            log.changed.remove(*id);
+            any = true;
+        }
+        any
+    }
+
+    fn record_groupware(&mut self, v: u64, old: &User, user: &User) -> bool {
+        use crate::graph_groupware::{collection_key as key, Collection};
+        let mut any = false;
+        let uid = || user.id.clone();
+        if old.calendars != user.calendars {
+            for cal in &user.calendars {
+                let before = old.calendars.iter().find(|c| c.id == cal.id);
+                any |= self.record_items(
+                    v,
+                    (uid(), key(Collection::Events, &cal.id)),
+                    before
+                        .into_iter()
+                        .flat_map(|c| &c.events)
+                        .map(|e| (e.id.as_str(), e)),
+                    cal.events.iter().map(|e| (e.id.as_str(), e)),
+                );
+            }
+        }
+        if old.contact_folders != user.contact_folders {
+            let shape =
+                |f: &crate::groupware::ContactFolder| (f.display_name.clone(), f.parent_id.clone());
+            let old_shapes: Vec<(&str, _)> = old
+                .contact_folders
+                .iter()
+                .map(|f| (f.id.as_str(), shape(f)))
+                .collect();
+            let new_shapes: Vec<(&str, _)> = user
+                .contact_folders
+                .iter()
+                .map(|f| (f.id.as_str(), shape(f)))
+                .collect();
+            any |= self.record_items(
+                v,
+                (uid(), key(Collection::ContactFolders, "")),
+                old_shapes.iter().map(|(i, s)| (*i, s)),
+                new_shapes.iter().map(|(i, s)| (*i, s)),
+            );
+            for f in &user.contact_folders {
+                let before = old.contact_folders.iter().find(|c| c.id == f.id);
+                any |= self.record_items(
+                    v,
+                    (uid(), key(Collection::Contacts, &f.id)),
+                    before
+                        .into_iter()
+                        .flat_map(|c| &c.contacts)
+                        .map(|c| (c.id.as_str(), c)),
+                    f.contacts.iter().map(|c| (c.id.as_str(), c)),
+                );
+            }
+        }
+        if old.todo_lists != user.todo_lists {
+            let shape = |l: &crate::groupware::TodoList| {
+                (
+                    l.display_name.clone(),
+                    l.wellknown_list_name.clone(),
+                    l.is_shared,
+                )
+            };
+            let old_shapes: Vec<(&str, _)> = old
+                .todo_lists
+                .iter()
+                .map(|l| (l.id.as_str(), shape(l)))
+                .collect();
+            let new_shapes: Vec<(&str, _)> = user
+                .todo_lists
+                .iter()
+                .map(|l| (l.id.as_str(), shape(l)))
+                .collect();
+            any |= self.record_items(
+                v,
+                (uid(), key(Collection::TodoLists, "")),
+                old_shapes.iter().map(|(i, s)| (*i, s)),
+                new_shapes.iter().map(|(i, s)| (*i, s)),
+            );
+            for l in &user.todo_lists {
+                let before = old.todo_lists.iter().find(|c| c.id == l.id);
+                any |= self.record_items(
+                    v,
+                    (uid(), key(Collection::Tasks, &l.id)),
+                    before
+                        .into_iter()
+                        .flat_map(|c| &c.tasks)
+                        .map(|t| (t.id.as_str(), t)),
+                    l.tasks.iter().map(|t| (t.id.as_str(), t)),
+                );
+            }
+        }
+        any
     }
 }
 
@@ -209,6 +334,7 @@ fn read_token(ctx: &Ctx<'_>, current: u64, floor: u64) -> Result<Token, Box<Resp
 /// or, on the last page, the deltaLink. `render` makes each item.
 fn page(
     ctx: &Ctx<'_>,
+    context: &str,
     token: &Token,
     ids: &[String],
     fields: Option<&[String]>,
@@ -225,10 +351,7 @@ fn page(
     let mut body = Map::new();
     body.insert(
         "@odata.context".into(),
-        json!(format!(
-            "{}/v1.0/$metadata#Collection(message)",
-            ctx.state.url
-        )),
+        json!(format!("{}/v1.0/$metadata#{context}", ctx.state.url)),
     );
     let base = format!("{}{}", ctx.state.url, ctx.path);
     if end < ids.len() {
@@ -336,16 +459,21 @@ pub(crate) fn messages(ctx: &Ctx<'_>, user: &User, folder: &MailFolder) -> Respo
     );
     let by_id: HashMap<&str, &crate::tenant::Message> =
         folder.messages.iter().map(|m| (m.id.as_str(), m)).collect();
-    page(ctx, &token, &ids, fields.as_deref(), |id| {
-        match by_id.get(id) {
+    page(
+        ctx,
+        "Collection(message)",
+        &token,
+        &ids,
+        fields.as_deref(),
+        |id| match by_id.get(id) {
             Some(m) => message_json(ctx, folder, m, fields.as_deref()),
             None => json!({
                 "@odata.type": "#microsoft.graph.message",
                 "id": wire_id(id, folder, ctx.prefer.immutable_ids),
                 "@removed": {"reason": "deleted"},
             }),
-        }
-    })
+        },
+    )
 }
 
 /// `GET /users/{id}/mailFolders/delta`: the whole folder hierarchy, flat (Graph docs
@@ -374,10 +502,67 @@ pub(crate) fn folders(ctx: &Ctx<'_>, user: &User) -> Response {
         &changed,
         &removed,
     );
-    page(ctx, &token, &ids, fields.as_deref(), |id| {
-        match user.folders.iter().find(|f| f.id == id) {
+    page(
+        ctx,
+        "Collection(mailFolder)",
+        &token,
+        &ids,
+        fields.as_deref(),
+        |id| match user.folders.iter().find(|f| f.id == id) {
             Some(f) => crate::graph::select(fields.as_deref(), crate::graph::folder_json(user, f)),
             None => json!({"id": id, "@removed": {"reason": "deleted"}}),
+        },
+    )
+}
+
+/// A delta round over one groupware collection of `user` (Graph docs api/event-delta.md
+/// (beta), api/contact-delta.md, api/todotask-delta.md, api/todotasklist-delta.md): the same
+/// rounds, links and 410 as message delta. `present` are the ids in the collection now;
+/// `render` gives a present item's JSON (already `$select`ed). `$select` is checked against
+/// `known` (`None`: the collection takes no `$select`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn collection(
+    ctx: &Ctx<'_>,
+    user: &User,
+    key: &str,
+    context: &str,
+    odata_type: &str,
+    present: Vec<&str>,
+    known: &[&str],
+    kind: &str,
+    render: impl Fn(&str, Option<&[String]>) -> Option<Value>,
+) -> Response {
+    let (current, floor, (changed, removed)) = match ctx.state.changes.lock() {
+        Ok(log) => {
+            let changes = log
+                .items
+                .get(&(user.id.clone(), key.to_string()))
+                .map(|c| (c.changed.clone(), c.removed.clone()))
+                .unwrap_or_default();
+            (log.version(), log.floor, changes)
         }
+        Err(_) => (0, 0, Default::default()),
+    };
+    let token = match read_token(ctx, current, floor) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    let fields = parse_select(ctx, &token);
+    if let Some(bad) = fields
+        .iter()
+        .flatten()
+        .find(|f| !known.iter().any(|k| k.eq_ignore_ascii_case(f)))
+    {
+        return ctx.error(
+            StatusCode::BAD_REQUEST,
+            "RequestBroker--ParseUri",
+            &format!("Could not find a property named '{bad}' on type 'microsoft.graph.{kind}'."),
+        );
+    }
+    let ids = round_ids(&token, present.into_iter(), &changed, &removed);
+    page(ctx, context, &token, &ids, fields.as_deref(), |id| {
+        render(id, fields.as_deref()).unwrap_or_else(
+            || json!({"@odata.type": odata_type, "id": id, "@removed": {"reason": "deleted"}}),
+        )
     })
 }
