@@ -757,6 +757,11 @@ fn window(ctx: &Ctx<'_>) -> Result<(OffsetDateTime, OffsetDateTime), Box<Respons
             let ts = v.parse::<jiff::Timestamp>().ok().or_else(|| {
                 v.parse::<jiff::civil::DateTime>()
                     .ok()
+                    .or_else(|| {
+                        v.parse::<jiff::civil::Date>()
+                            .ok()
+                            .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
+                    })
                     .and_then(|dt| dt.to_zoned(jiff::tz::TimeZone::UTC).ok())
                     .map(|z| z.timestamp())
             })?;

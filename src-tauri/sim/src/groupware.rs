@@ -738,7 +738,7 @@ fn single_event(rng: &mut Gen, k: usize, owner: (&str, &str)) -> Event {
     let minutes = [30, 60, 90, 240][rng.random_range(0..4)];
     let e = base_event(rng, subject, zone, start, minutes, owner);
     let mut e = if k % 4 == 1 { all_day(e, 2) } else { e };
-    if k % 3 == 0 {
+    if k.is_multiple_of(3) {
         e.online_meeting_url = Some(teams_url(rng));
     }
     if k % 4 == 2 {
@@ -823,7 +823,7 @@ fn contacts(rng: &mut Gen, spec: &GroupwareSpec, seed: u64) -> Vec<ContactFolder
         });
     }
     for n in 0..spec.contacts {
-        let c = sample_contact(mix(seed, 0xc0c0 + n as u64));
+        let c = contact(mix(seed, 0xc0c0 + n as u64), n as u64);
         // Half in the default folder, the rest spread over the others.
         let f = if n % 2 == 0 {
             0
@@ -838,6 +838,11 @@ fn contacts(rng: &mut Gen, spec: &GroupwareSpec, seed: u64) -> Vec<ContactFolder
 /// A contact with every property set, generated from `seed` (the tenant's own contacts are
 /// made this way); every third has a photo, alternately JPEG and PNG.
 pub fn sample_contact(seed: u64) -> Contact {
+    contact(seed, seed)
+}
+
+/// A contact from `seed`; `variant % 3` picks its photo (JPEG, none, PNG).
+fn contact(seed: u64, variant: u64) -> Contact {
     let mut rng = Gen::new(mix(seed, 0xc0));
     let n = rng.random_range(0..1000usize);
     let given = GIVEN[n % GIVEN.len()];
@@ -853,7 +858,7 @@ pub fn sample_contact(seed: u64) -> Contact {
         ["fabrikam.com", "northwind.example", "gmail.com"][n % 3]
     )
     .to_lowercase();
-    let photo = match seed % 3 {
+    let photo = match variant % 3 {
         0 => Some(Photo {
             content_type: "image/jpeg".into(),
             width: 8,
@@ -983,7 +988,7 @@ fn todo(rng: &mut Gen, spec: &GroupwareSpec, seed: u64) -> Vec<TodoList> {
             spec.tasks_per_list
         };
         for k in 0..count {
-            let mut t = sample_task(mix(mix(seed, 0x7a5c + li as u64), k as u64));
+            let mut t = task(mix(mix(seed, 0x7a5c + li as u64), k as u64), k);
             if li == 1 {
                 t.title = format!("Re: {}", t.title);
                 t.linked_message = Some((
@@ -1001,8 +1006,13 @@ fn todo(rng: &mut Gen, spec: &GroupwareSpec, seed: u64) -> Vec<TodoList> {
 /// A task generated from `seed`: statuses, importance, dates, recurrence, categories and
 /// checklist items vary with the seed so a list of seven covers each status.
 pub fn sample_task(seed: u64) -> TodoTask {
+    task(seed, seed as usize)
+}
+
+/// A task from `seed`; `variant % 7` picks its title, status, dates and recurrence.
+fn task(seed: u64, variant: usize) -> TodoTask {
     let mut rng = Gen::new(mix(seed, 0x7a));
-    let k = (seed % 7) as usize;
+    let k = variant % 7;
     let titles = [
         "Renew passport",
         "Send Q3 report / numbers",
@@ -1047,7 +1057,7 @@ pub fn sample_task(seed: u64) -> TodoTask {
     TodoTask {
         id: outlook_id(&mut rng, b"TSK"),
         title: titles[k].into(),
-        body: if k % 2 == 0 {
+        body: if k.is_multiple_of(2) {
             format!("Details for “{}”.\nLine two.", titles[k])
         } else {
             String::new()
@@ -1057,7 +1067,9 @@ pub fn sample_task(seed: u64) -> TodoTask {
         zone: ZONES[k % ZONES.len()].into(),
         start: (k == 3).then(|| at(due_day - Duration::days(3), time!(0:00))),
         due,
-        reminder: (k % 3 == 0).then(|| at(due_day - Duration::days(1), time!(9:00))),
+        reminder: k
+            .is_multiple_of(3)
+            .then(|| at(due_day - Duration::days(1), time!(9:00))),
         completed: (status == "completed").then(|| at(due_day, time!(17:30))),
         recurrence,
         categories: if k % 2 == 1 {
@@ -1133,7 +1145,7 @@ fn jpeg_gray(shade: u8) -> Vec<u8> {
         bits.push((value >> i) & 1 == 1);
     }
     bits.push(false);
-    while bits.len() % 8 != 0 {
+    while !bits.len().is_multiple_of(8) {
         bits.push(true);
     }
     for chunk in bits.chunks(8) {
@@ -1171,13 +1183,12 @@ fn png_rgb(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
         out.extend(&body);
         out.extend(crc32(&body).to_be_bytes());
     }
-    let mut raw = Vec::new();
-    for _ in 0..height {
-        raw.push(0);
-        for _ in 0..width {
-            raw.extend(rgb);
-        }
+    // Each scanline: filter type 0, then the pixels.
+    let mut line = vec![0u8];
+    for _ in 0..width {
+        line.extend(rgb);
     }
+    let raw = line.repeat(height as usize);
     let (mut a, mut b) = (1u32, 0u32);
     for x in &raw {
         a = (a + u32::from(*x)) % 65_521;
