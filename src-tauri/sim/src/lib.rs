@@ -7,17 +7,29 @@
 //! on the migrator's core.
 //!
 //! One [`SimServer`] serves both hosts at one URL: `POST /{tenant}/oauth2/v2.0/token` and
-//! `GET /v1.0/...`. Tests read the generated [`Tenant`] to compare bytes, read the request
-//! log ([`SimServer::requests`]) to check a client's manners, and change mailboxes between two
-//! delta rounds ([`SimServer::mutate`] and friends).
+//! `GET /v1.0/...` (and `/beta/...`). Tests read the generated [`Tenant`] to compare bytes,
+//! read the request log ([`SimServer::requests`]) to check a client's manners, and change
+//! mailboxes between two delta rounds ([`SimServer::mutate`] and friends: messages, events
+//! and single occurrences, contacts, tasks).
+//!
+//! Each mailbox has mail and, unless [`TenantSpec::groupware`] says otherwise
+//! ([`GroupwareSpec::none`]), calendars, contacts and To Do lists. Calendar series are kept
+//! as Graph defines them (pattern, range, exceptions, cancellations) and expanded on request
+//! by [`expand`], the same function tests use to know which occurrences a window holds.
 //!
 //! ## Layout
 //! - [`tenant`]: the seeded tenant generator ([`generate_tenant`]) and the data model.
 //! - [`mime`]: generated RFC 5322 messages, produced on demand from small recipes.
+//! - [`calendar`]: calendars, events, Windows time zones, and series expansion ([`expand`]).
+//! - [`groupware`]: contacts (with photos) and To Do tasks, and the per-mailbox generator
+//!   of calendars, contacts and task lists ([`GroupwareSpec`]).
 //! - `token`: the Entra client-credentials token endpoint, its AADSTS errors, token checks.
 //! - `graph`: the Graph routes (users, domains, mail folders, messages, `$value`), paging,
 //!   `$select`, `Prefer` headers, and Graph's error shapes.
-//! - `delta`: the per-folder message delta query and the change log that feeds it.
+//! - `graph_groupware`: the calendar, event, contact and To Do routes (v1.0 and beta),
+//!   `Prefer: outlook.timezone`, calendarView and instances.
+//! - `delta`: the delta queries (messages, mail folders, beta calendar events, contacts,
+//!   contact folders, To Do lists and tasks) and the change log that feeds them.
 //! - `throttle`: Exchange Online's per-mailbox limits, injected faults, simulated latency.
 //! - `server`: shared state, the router, the request log and request ids.
 
