@@ -19,6 +19,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use crate::calendar::{Calendar, Event};
 use crate::graph::{message_json, percent_decode, wire_id, Ctx, MESSAGE_PROPERTIES};
 use crate::tenant::{MailFolder, Tenant, User};
 
@@ -34,7 +35,13 @@ pub(crate) struct ChangeLog {
     /// Groupware collections: (user id, [`crate::graph_groupware`] collection key) -> the
     /// items (events, contacts, contact folders, task lists, tasks) added, changed, removed.
     items: HashMap<(String, String), FolderChanges>,
+    /// (user id, event id) -> (version, the event as it was before that change): what a
+    /// calendarView delta round needs to know which occurrences left its window.
+    event_history: HashMap<(String, String), EventHistory>,
 }
+
+/// An event's past: (version of a change, the event before it; `None`: it did not exist).
+type EventHistory = Vec<(u64, Option<Event>)>;
 
 #[derive(Default)]
 struct FolderChanges {
@@ -155,6 +162,29 @@ impl ChangeLog {
         let mut any = false;
         let uid = || user.id.clone();
         if old.calendars != user.calendars {
+            let before: HashMap<&str, &Event> = old
+                .calendars
+                .iter()
+                .flat_map(|c| &c.events)
+                .map(|e| (e.id.as_str(), e))
+                .collect();
+            let mut now = std::collections::HashSet::new();
+            for e in user.calendars.iter().flat_map(|c| &c.events) {
+                now.insert(e.id.as_str());
+                let was = before.get(e.id.as_str()).copied();
+                if was != Some(e) {
+                    self.event_history
+                        .entry((uid(), e.id.clone()))
+                        .or_default()
+                        .push((v, was.cloned()));
+                }
+            }
+            for (id, e) in before.iter().filter(|(id, _)| !now.contains(*id)) {
+                self.event_history
+                    .entry((uid(), id.to_string()))
+                    .or_default()
+                    .push((v, Some((*e).clone())));
+            }
             for cal in &user.calendars {
                 let before = old.calendars.iter().find(|c| c.id == cal.id);
                 any |= self.record_items(
@@ -251,6 +281,10 @@ struct Token {
     /// Page position: items sort by id; continue after this one.
     after: Option<String>,
     select: Option<String>,
+    /// calendarView delta: the window `[start, end)` in Unix seconds, fixed by the first
+    /// request (api/event-delta.md: the window is encoded in the token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    window: Option<(i64, i64)>,
 }
 
 impl Token {
@@ -281,6 +315,7 @@ pub(crate) fn empty(ctx: &Ctx<'_>) -> Response {
         to: 0,
         after: None,
         select: None,
+        window: None,
     };
     axum::Json(json!({
         "@odata.context": format!("{}/v1.0/$metadata#Collection(message)", ctx.state.url),
@@ -312,6 +347,7 @@ fn read_token(ctx: &Ctx<'_>, current: u64, floor: u64) -> Result<Token, Box<Resp
                 to: current,
                 after: None,
                 select: t.select,
+                window: t.window,
             }),
             _ => Err(restart()),
         }
@@ -326,6 +362,7 @@ fn read_token(ctx: &Ctx<'_>, current: u64, floor: u64) -> Result<Token, Box<Resp
             to: current,
             after: None,
             select: query_param(ctx, "$select"),
+            window: None,
         })
     }
 }
@@ -370,6 +407,7 @@ fn page(
             to: token.to,
             after: None,
             select,
+            window: token.window,
         };
         body.insert(
             "@odata.deltaLink".into(),
@@ -565,4 +603,106 @@ pub(crate) fn collection(
             || json!({"@odata.type": odata_type, "id": id, "@removed": {"reason": "deleted"}}),
         )
     })
+}
+
+/// `GET /users/{id}/calendarView/delta?startDateTime=&endDateTime=` (v1.0, the default
+/// calendar; api/event-delta.md): the first round lists every single instance, occurrence and
+/// exception in the window (fixed in the token from then on); later rounds list the items of
+/// each event changed since, and `@removed` for items that left the window or the calendar.
+/// `$select` is not supported there and is ignored.
+pub(crate) fn calendar_view(
+    ctx: &Ctx<'_>,
+    user: &User,
+    cal: &Calendar,
+    window: Option<(time::OffsetDateTime, time::OffsetDateTime)>,
+) -> Response {
+    use crate::graph_groupware::{collection_key, items_in_window, render_item, Collection};
+    let key = (user.id.clone(), collection_key(Collection::Events, &cal.id));
+    let (current, floor, changed, removed, history) = match ctx.state.changes.lock() {
+        Ok(log) => {
+            let (changed, removed) = log
+                .items
+                .get(&key)
+                .map(|c| (c.changed.clone(), c.removed.clone()))
+                .unwrap_or_default();
+            let history: HashMap<String, EventHistory> = log
+                .event_history
+                .iter()
+                .filter(|((u, _), _)| *u == user.id)
+                .map(|((_, id), h)| (id.clone(), h.clone()))
+                .collect();
+            (log.version(), log.floor, changed, removed, history)
+        }
+        Err(_) => Default::default(),
+    };
+    let mut token = match read_token(ctx, current, floor) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    token.select = None;
+    if token.window.is_none() {
+        match window {
+            Some((s, e)) => token.window = Some((s.unix_timestamp(), e.unix_timestamp())),
+            None => {
+                return ctx.error(
+                    StatusCode::BAD_REQUEST,
+                    "ErrorInvalidParameter",
+                    "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.",
+                )
+            }
+        }
+    }
+    let (from, to) = token.window.unwrap_or_default();
+    let at = |s: i64| {
+        time::OffsetDateTime::from_unix_timestamp(s).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    };
+    let (from, to) = (at(from), at(to));
+    let present = items_in_window(cal.events.iter(), from, to);
+    let mut ids: Vec<String> = match token.from {
+        None => present.iter().map(|(id, _)| id.clone()).collect(),
+        Some(v) => {
+            let touched = changed
+                .iter()
+                .chain(removed.iter())
+                .filter(|(_, at)| **at > v)
+                .map(|(id, _)| id.as_str());
+            let mut out = std::collections::BTreeSet::new();
+            for master in touched {
+                // The event as it was at version `v`: the state before its first later change.
+                let old = history
+                    .get(master)
+                    .and_then(|h| h.iter().find(|(at, _)| *at > v))
+                    .and_then(|(_, e)| e.clone());
+                let now: Vec<&String> = present
+                    .iter()
+                    .filter(|(_, item)| item.master_id() == master)
+                    .map(|(id, _)| id)
+                    .collect();
+                out.extend(now.iter().map(|id| id.to_string()));
+                for (id, _) in items_in_window(old.iter(), from, to) {
+                    out.insert(id);
+                }
+            }
+            out.into_iter().collect()
+        }
+    };
+    ids.sort();
+    ids.dedup();
+    let by_id: HashMap<&str, _> = present
+        .iter()
+        .map(|(id, item)| (id.as_str(), *item))
+        .collect();
+    page(
+        ctx,
+        "Collection(event)",
+        &token,
+        &ids,
+        None,
+        |id| match by_id.get(id) {
+            Some(item) => render_item(ctx, *item),
+            None => {
+                json!({"@odata.type": "#microsoft.graph.event", "id": id, "@removed": {"reason": "deleted"}})
+            }
+        },
+    )
 }

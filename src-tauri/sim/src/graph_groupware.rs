@@ -233,6 +233,10 @@ pub(crate) fn route(ctx: &Ctx<'_>, rest: &[&str], u: &User) -> Option<Response> 
             events_delta(ctx, u, default, beta)
         }
         ["calendars", c, "calendarView"] => calendar_view(ctx, calendar(c)),
+        ["calendarView", "delta"] | ["calendar", "calendarView", "delta"] => match default {
+            Some(cal) => crate::delta::calendar_view(ctx, u, cal, window(ctx).ok()),
+            None => not_found(ctx),
+        },
         ["calendar", "calendarView"] | ["calendarView"] => calendar_view(ctx, default),
         ["calendars", _, "events", e, more @ ..]
         | ["calendar", "events", e, more @ ..]
@@ -366,7 +370,7 @@ fn one_calendar(ctx: &Ctx<'_>, u: &User, c: Option<&Calendar>) -> Response {
 
 /// An item of a calendar as Graph shows it.
 #[derive(Clone, Copy)]
-enum Item<'a> {
+pub(crate) enum Item<'a> {
     /// A single instance or a series master.
     Event(&'a Event),
     /// An unmodified occurrence of a series: its pattern date.
@@ -394,6 +398,42 @@ impl<'a> Item<'a> {
             Item::Event(e) | Item::Occurrence(e, _) | Item::Exception(e, _) => e,
         }
     }
+
+    /// The id of the single instance or series master it belongs to.
+    pub(crate) fn master_id(&self) -> &'a str {
+        &self.event().id
+    }
+
+    /// Its id as Graph shows it.
+    fn id(&self) -> String {
+        match self {
+            Item::Event(e) => e.id.clone(),
+            Item::Occurrence(m, d) => occurrence_id(m, *d),
+            Item::Exception(_, x) => x.id.clone(),
+        }
+    }
+}
+
+/// The items of `events` overlapping `[from, to)`, by start, with their ids.
+pub(crate) fn items_in_window<'a>(
+    events: impl Iterator<Item = &'a Event>,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> Vec<(String, Item<'a>)> {
+    let mut found: Vec<(OffsetDateTime, Item<'a>)> = events
+        .flat_map(|e| {
+            expand(e, from, to)
+                .into_iter()
+                .map(move |o| (o.start, Item::of(e, &o)))
+        })
+        .collect();
+    found.sort_by_key(|(start, _)| *start);
+    found.into_iter().map(|(_, i)| (i.id(), i)).collect()
+}
+
+/// An item as calendarView shows it (times in UTC or the Prefer zone).
+pub(crate) fn render_item(ctx: &Ctx<'_>, item: Item<'_>) -> Value {
+    event_json(ctx, &out_zone(ctx), item)
 }
 
 /// An occurrence's id: opaque, resolvable by `GET …/events/{id}`.
@@ -791,17 +831,10 @@ fn calendar_view(ctx: &Ctx<'_>, cal: Option<&Calendar>) -> Response {
     let Some(cal) = cal else {
         return not_found(ctx);
     };
-    let mut found: Vec<(OffsetDateTime, Item<'_>)> = cal
-        .events
-        .iter()
-        .flat_map(|e| {
-            expand(e, from, to)
-                .into_iter()
-                .map(move |o| (o.start, Item::of(e, &o)))
-        })
+    let items: Vec<Item<'_>> = items_in_window(cal.events.iter(), from, to)
+        .into_iter()
+        .map(|(_, i)| i)
         .collect();
-    found.sort_by_key(|(start, _)| *start);
-    let items: Vec<Item<'_>> = found.into_iter().map(|(_, i)| i).collect();
     render_items(ctx, "events", &items)
 }
 

@@ -1065,3 +1065,82 @@ async fn groupware_can_be_switched_off_without_changing_mail() {
     let body = s.json(&format!("/v1.0/users/{}/todo/lists", u.id)).await;
     assert_eq!(body["value"], serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn calendar_view_delta_keeps_its_window_and_reports_occurrences_that_left_it() {
+    let s = common::start(config(1)).await;
+    let u = user(&s);
+    let cal = &u.calendars[0];
+    let (from, to) = (
+        datetime!(2025-03-20 0:00 UTC),
+        datetime!(2025-04-10 0:00 UTC),
+    );
+    let start = format!(
+        "/v1.0/users/{}/calendarView/delta?startDateTime=2025-03-20T00:00:00Z&endDateTime=2025-04-10T00:00:00Z",
+        u.id
+    );
+    let (items, link) = round(&s, &start).await;
+    let expected: usize = cal.events.iter().map(|e| expand(e, from, to).len()).sum();
+    assert_eq!(items.len(), expected);
+    assert!(
+        !link.contains("startDateTime"),
+        "the window lives in the token"
+    );
+    let standup = cal
+        .events
+        .iter()
+        .find(|e| e.subject == "Daily stand-up")
+        .unwrap();
+    let body = s
+        .json(&format!(
+            "/v1.0/users/{}/events/{}/instances?startDateTime=2025-04-02T00:00:00Z&endDateTime=2025-04-04T00:00:00Z",
+            u.id, standup.id
+        ))
+        .await;
+    let (cancelled_id, edited_id) = (
+        body["value"][0]["id"].as_str().unwrap().to_string(),
+        body["value"][1]["id"].as_str().unwrap().to_string(),
+    );
+    assert!(s
+        .sim
+        .cancel_occurrence(&u.id, &standup.id, date!(2025 - 04 - 02)));
+    let exception = s
+        .sim
+        .edit_occurrence(
+            &u.id,
+            &standup.id,
+            date!(2025 - 04 - 03),
+            datetime!(2025-04-03 15:00),
+            datetime!(2025-04-03 15:15),
+            "Late stand-up",
+        )
+        .unwrap();
+    // An event outside the window changes nothing in this delta.
+    let later = sample_event(
+        7,
+        "Far away",
+        Zone::windows("UTC"),
+        datetime!(2025-09-01 10:00),
+    );
+    assert!(s.sim.add_event(&u.id, None, later));
+    let (items, _) = round(&s, &link).await;
+    let (changed, removed) = changes(&items);
+    assert!(
+        removed.contains(&cancelled_id) && removed.contains(&edited_id),
+        "{removed:?}"
+    );
+    assert_eq!(removed.len(), 2);
+    assert!(changed.contains(&exception));
+    // Every changed item is one of the stand-up's, in the window.
+    let now = s.sim.tenant().users[0].calendars[0]
+        .events
+        .iter()
+        .find(|e| e.id == standup.id)
+        .unwrap()
+        .clone();
+    assert_eq!(changed.len(), expand(&now, from, to).len());
+    assert!(items
+        .iter()
+        .filter(|i| i.get("@removed").is_none())
+        .all(|i| i["seriesMasterId"] == standup.id));
+}
