@@ -434,9 +434,15 @@ pub fn expand(event: &Event, from: OffsetDateTime, to: OffsetDateTime) -> Vec<Oc
         .iter()
         .map(|x| x.original_date)
         .fold(window_end, Date::max);
+    // Occurrences starting well before the window cannot reach into it (unless moved):
+    // skip them without zone arithmetic.
+    let span = (event.end - event.start).whole_days() + 2;
+    let too_early = from.date().saturating_sub(Duration::days(span));
     let mut out = Vec::new();
     pattern_dates(rec, limit, |date| {
-        if event.cancelled.contains(&date) {
+        if event.cancelled.contains(&date)
+            || (date < too_early && !event.exceptions.iter().any(|x| x.original_date == date))
+        {
             return true;
         }
         let original_start = event.at(event.wall_start_on(date));
@@ -985,6 +991,40 @@ mod tests {
         // Numbered counts the cancelled slot: five slots, the last on May 5th.
         assert!(e.is_pattern_date(date!(2025 - 05 - 05)));
         assert!(!e.is_pattern_date(date!(2025 - 05 - 06)));
+    }
+
+    #[test]
+    fn a_window_years_after_the_start_finds_its_day_and_an_exception_moved_into_it() {
+        let mut e = series(
+            Zone::windows("Eastern Standard Time"),
+            datetime!(2020-01-01 9:00),
+            60,
+            Pattern::new(PatternType::Daily, 1),
+            RangeEnd::NoEnd,
+        );
+        e.exceptions.push(EventException {
+            id: "far".into(),
+            original_date: date!(2020 - 01 - 02),
+            start: datetime!(2030-06-01 18:00),
+            end: datetime!(2030-06-01 19:00),
+            subject: "moved a decade".into(),
+            location: String::new(),
+            last_modified: OffsetDateTime::UNIX_EPOCH,
+        });
+        let w = expand(
+            &e,
+            datetime!(2030-06-01 0:00 UTC),
+            datetime!(2030-06-02 0:00 UTC),
+        );
+        let got: Vec<(Date, OffsetDateTime)> =
+            w.iter().map(|o| (o.original_date, o.start)).collect();
+        assert_eq!(
+            got,
+            [
+                (date!(2030 - 06 - 01), datetime!(2030-06-01 13:00 UTC)),
+                (date!(2020 - 01 - 02), datetime!(2030-06-01 22:00 UTC))
+            ]
+        );
     }
 
     #[test]

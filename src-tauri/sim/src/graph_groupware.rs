@@ -784,8 +784,48 @@ fn events(ctx: &Ctx<'_>, cal: Option<&Calendar>) -> Response {
     let Some(cal) = cal else {
         return not_found(ctx);
     };
-    let items: Vec<Item<'_>> = cal.events.iter().map(Item::Event).collect();
+    let since =
+        match param(&ctx.query, "$filter") {
+            None => None,
+            Some(f) => match modified_since(f) {
+                Some(since) => Some(since),
+                None => return ctx.error(
+                    StatusCode::NOT_IMPLEMENTED,
+                    "NotImplemented",
+                    "The simulator filters events by 'lastModifiedDateTime ge|gt <instant>' only.",
+                ),
+            },
+        };
+    let items: Vec<Item<'_>> = cal
+        .events
+        .iter()
+        .filter(|e| match since {
+            Some((at, inclusive)) => e.last_modified > at || (inclusive && e.last_modified == at),
+            None => true,
+        })
+        .map(Item::Event)
+        .collect();
     render_items(ctx, "events", &items)
+}
+
+/// `lastModifiedDateTime ge|gt <instant>`: the instant and whether it is inclusive (the
+/// documented fallback for calendars without delta in v1.0 filters on it).
+fn modified_since(filter: &str) -> Option<(OffsetDateTime, bool)> {
+    let mut words = filter.split_whitespace();
+    let (field, op, value) = (words.next()?, words.next()?, words.next()?);
+    if words.next().is_some() || !field.eq_ignore_ascii_case("lastModifiedDateTime") {
+        return None;
+    }
+    let inclusive = match op {
+        "ge" => true,
+        "gt" => false,
+        _ => return None,
+    };
+    let ts = value.parse::<jiff::Timestamp>().ok()?;
+    Some((
+        OffsetDateTime::from_unix_timestamp(ts.as_second()).ok()?,
+        inclusive,
+    ))
 }
 
 /// `startDateTime` and `endDateTime`: required; an offset is honoured, none means UTC.

@@ -1144,3 +1144,39 @@ async fn calendar_view_delta_keeps_its_window_and_reports_occurrences_that_left_
         .filter(|i| i.get("@removed").is_none())
         .all(|i| i["seriesMasterId"] == standup.id));
 }
+
+#[tokio::test]
+async fn events_filtered_by_last_modified_list_only_what_changed_since() {
+    let s = common::start(config(1)).await;
+    let u = user(&s);
+    let cal = &u.calendars[2];
+    let path = |f: &str| {
+        format!(
+            "/v1.0/users/{}/calendars/{}/events?$filter={f}&$top=100",
+            u.id, cal.id
+        )
+    };
+    let newest = cal.events.iter().map(|e| e.last_modified).max().unwrap() + Duration::from_secs(1);
+    let newest = newest
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let since = format!("lastModifiedDateTime%20ge%20{newest}");
+    let since = since.as_str();
+    let body = s.json(&path(since)).await;
+    assert_eq!(
+        body["value"],
+        serde_json::json!([]),
+        "generated events are older"
+    );
+    assert!(s
+        .sim
+        .update_event(&u.id, &cal.events[0].id, |e| e.subject = "Renamed".into()));
+    let body = s.json(&path(since)).await;
+    assert_eq!(
+        ids(body["value"].as_array().unwrap()),
+        [cal.events[0].id.clone()]
+    );
+    assert_eq!(body["value"][0]["subject"], "Renamed");
+    let (st, _) = status(&s, &path("subject%20eq%20'x'")).await;
+    assert_eq!(st, 501);
+}
