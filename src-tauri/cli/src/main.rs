@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use migrator_core::config::{Cloud, FileConfig, SourceConfig};
-use migrator_core::engine::{self, Destination, RunControl, RunOptions};
+use migrator_core::engine::{self, Destination, Report, ReportFiles, RunControl, RunOptions};
+use migrator_core::journal::Journal;
 use migrator_core::progress::RunSummary;
 use migrator_core::secrets::Secret;
 
@@ -76,6 +77,19 @@ enum Command {
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Write the run report from the journal: JSON, CSV and a self-contained HTML page.
+    ///
+    /// Reads only the journal in the state folder (no sign-in, no network), so it works at any
+    /// time, also while or after a run was stopped. Writes report.json, report.html, users.csv,
+    /// folders.csv and failures.csv. `run` writes the same report when it finishes.
+    Report {
+        /// The TOML configuration file (its [run] state_dir locates the journal).
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+        /// Folder to write the report into [default: <state folder>/report].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Exit code of `check` when something would stop a run.
@@ -132,6 +146,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<RunSummary> {
         } => demo(out, users, messages, cli.quiet).await,
         Command::Run { config } => run_config(config, cli.quiet).await,
         Command::Check { .. } => unreachable!("check is dispatched in main"),
+        Command::Report { config, out } => {
+            write_report(&config, out)?;
+            Ok(RunSummary::default())
+        }
     }
 }
 
@@ -146,11 +164,37 @@ fn load(path: &Path) -> anyhow::Result<(FileConfig, Secret, Destination, RunOpti
         .map(Secret::new)
         .ok_or_else(|| anyhow::anyhow!("the client secret is not set: export {SECRET_ENV}"))?;
     let mut options = RunOptions::from_settings(&config.run, &config.users);
-    if options.state_dir.is_none() {
-        let base = path.parent().filter(|p| !p.as_os_str().is_empty());
-        options.state_dir = Some(base.unwrap_or(Path::new(".")).join("m365-migrator-state"));
-    }
+    options.state_dir = Some(state_dir(path, &options));
     Ok((config, secret, destination, options))
+}
+
+/// The journal's folder: `[run] state_dir`, else `m365-migrator-state` beside the file.
+fn state_dir(config_path: &Path, options: &RunOptions) -> PathBuf {
+    options.state_dir.clone().unwrap_or_else(|| {
+        let base = config_path.parent().filter(|p| !p.as_os_str().is_empty());
+        base.unwrap_or(Path::new(".")).join("m365-migrator-state")
+    })
+}
+
+/// `report`: the journal's report into `out` (default `<state folder>/report`).
+fn write_report(config_path: &Path, out: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = FileConfig::load(config_path)?;
+    let options = RunOptions::from_settings(&config.run, &config.users);
+    let dir = state_dir(config_path, &options);
+    if !dir.join(Journal::FILE_NAME).is_file() {
+        anyhow::bail!(
+            "no journal in {}: nothing has been migrated with this configuration yet",
+            dir.display()
+        );
+    }
+    let journal = Journal::open(&dir)?;
+    let files = save_report(&journal, &out.unwrap_or_else(|| dir.join("report")))?;
+    println!("report written: {}", files.html.display());
+    Ok(())
+}
+
+fn save_report(journal: &Journal, dir: &Path) -> anyhow::Result<ReportFiles> {
+    Ok(Report::from_journal(journal)?.write(dir)?)
 }
 
 /// Prints what would stop a run; `Ok(false)` when something would.
@@ -211,6 +255,7 @@ async fn migrate(
     let reporter = Arc::new(reporter::CliReporter::new(quiet));
     let control = RunControl::new();
     stop_on_ctrl_c(control.clone());
+    let state_dir = options.state_dir.clone();
     let summary = engine::run(
         source,
         secret,
@@ -225,6 +270,16 @@ async fn migrate(
         Destination::Imap { settings, .. } => format!("imap://{}:{}", settings.host, settings.port),
     };
     reporter.finish(&summary, &target);
+    if let Some(dir) = state_dir {
+        let written = Journal::open(&dir)
+            .map_err(anyhow::Error::from)
+            .and_then(|journal| save_report(&journal, &dir.join("report")));
+        match written {
+            Ok(files) if !quiet => eprintln!("report: {}", files.html.display()),
+            Ok(_) => {}
+            Err(e) => eprintln!("warning: the run finished but its report was not written: {e:#}"),
+        }
+    }
     Ok(summary)
 }
 

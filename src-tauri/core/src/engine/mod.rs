@@ -8,10 +8,12 @@
 mod control;
 mod mail;
 mod preflight;
+pub mod report;
 mod spool;
 
 pub use control::{Cancelled, RunControl};
 pub use preflight::{preflight, test_source, Preflight, ProbeUser};
+pub use report::{Report, ReportError, ReportFiles};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
