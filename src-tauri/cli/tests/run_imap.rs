@@ -33,6 +33,8 @@ async fn check_then_run_then_rerun_into_dovecot() {
             .arg(&config)
             .env("M365_CLIENT_SECRET", &secret)
             .env("DEST_ADMIN_PASSWORD", MASTER_PASSWORD)
+            // Every log line of every crate, so a secret logged anywhere shows up below.
+            .env("RUST_LOG", "trace")
             .output()
             .unwrap()
     };
