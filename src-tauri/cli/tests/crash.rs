@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
-use support::dovecot::{MASTER_PASSWORD, MASTER_USER};
+use support::dovecot::MASTER_PASSWORD;
 
 /// Kills a `run` this many times before letting one finish.
 const KILLS: usize = 8;
@@ -86,16 +86,9 @@ async fn kill_9_at_random_moments_then_run_leaves_every_message_exactly_once() {
     let config = dir.path().join("migrate.toml");
     std::fs::write(
         &config,
-        format!(
-            "[source]\ntenant_id = \"{}\"\nclient_id = \"{}\"\nlogin_url = \"{url}\"\ngraph_url = \"{url}\"\n\n\
-             [destination]\nkind = \"imap\"\nhost = \"127.0.0.1\"\nport = {}\nca_file = \"{}\"\nmaster_user = \"{MASTER_USER}\"\n\n\
-             [run]\nparallel_mailboxes = 3\n",
-            sim.tenant_id(),
-            sim.client_id(),
-            dovecot.imaps_port,
-            dovecot.ca_file.display(),
-            url = sim.url(),
-        ),
+        support::source_toml(&sim)
+            + &support::dovecot_toml(&dovecot)
+            + "[run]\nparallel_mailboxes = 3\n",
     )
     .unwrap();
     let secret = sim.client_secret().to_string();
@@ -128,14 +121,11 @@ async fn kill_9_at_random_moments_then_run_leaves_every_maildir_message_exactly_
     let config = dir.path().join("migrate.toml");
     std::fs::write(
         &config,
-        format!(
-            "[source]\ntenant_id = \"{}\"\nclient_id = \"{}\"\nlogin_url = \"{url}\"\ngraph_url = \"{url}\"\n\n\
-             [destination]\nkind = \"folder\"\npath = {:?}\n\n[run]\nparallel_mailboxes = 3\n",
-            sim.tenant_id(),
-            sim.client_id(),
-            out.display().to_string(),
-            url = sim.url(),
-        ),
+        support::source_toml(&sim)
+            + &format!(
+                "[destination]\nkind = \"folder\"\npath = {:?}\n\n[run]\nparallel_mailboxes = 3\n",
+                out.display().to_string()
+            ),
     )
     .unwrap();
     let killed = kill_repeatedly_then_finish(&config, sim.client_secret()).await;

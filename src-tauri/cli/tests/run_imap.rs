@@ -6,7 +6,7 @@ mod support;
 
 use std::process::Command;
 
-use support::dovecot::{MASTER_PASSWORD, MASTER_USER};
+use support::dovecot::MASTER_PASSWORD;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn check_then_run_then_rerun_into_dovecot() {
@@ -15,15 +15,7 @@ async fn check_then_run_then_rerun_into_dovecot() {
     let config = dir.path().join("migrate.toml");
     std::fs::write(
         &config,
-        format!(
-            "[source]\ntenant_id = \"{}\"\nclient_id = \"{}\"\nlogin_url = \"{url}\"\ngraph_url = \"{url}\"\n\n\
-             [destination]\nkind = \"imap\"\nhost = \"127.0.0.1\"\nport = {}\nca_file = \"{}\"\nmaster_user = \"{MASTER_USER}\"\n",
-            sim.tenant_id(),
-            sim.client_id(),
-            dovecot.imaps_port,
-            dovecot.ca_file.display(),
-            url = sim.url(),
-        ),
+        support::source_toml(&sim) + &support::dovecot_toml(&dovecot),
     )
     .unwrap();
     let secret = sim.client_secret().to_string();

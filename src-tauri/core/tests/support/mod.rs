@@ -68,3 +68,23 @@ pub async fn account_bodies(dovecot: &dovecot::Dovecot, address: &str) -> HashMa
     }
     bodies
 }
+
+/// The `[source]` section of a configuration file that reads from `sim`.
+pub fn source_toml(sim: &migrator_sim::SimServer) -> String {
+    format!(
+        "[source]\ntenant_id = \"{}\"\nclient_id = \"{}\"\nlogin_url = \"{url}\"\ngraph_url = \"{url}\"\n\n",
+        sim.tenant_id(),
+        sim.client_id(),
+        url = sim.url(),
+    )
+}
+
+/// The `[destination]` section for `dovecot` over TLS with the master login.
+pub fn dovecot_toml(dovecot: &dovecot::Dovecot) -> String {
+    format!(
+        "[destination]\nkind = \"imap\"\nhost = \"127.0.0.1\"\nport = {}\nca_file = \"{}\"\nmaster_user = \"{}\"\n\n",
+        dovecot.imaps_port,
+        dovecot.ca_file.display(),
+        dovecot::MASTER_USER,
+    )
+}
