@@ -248,12 +248,22 @@ pub fn to_vcard(
         e.push(plain(VCardProperty::Note, s.trim_end().to_string()));
     }
     if let Some((media_type, bytes)) = photo.filter(|(_, b)| !b.is_empty()) {
-        e.push(
-            VCardEntry::new(VCardProperty::Photo).with_value(VCardValue::Binary(Data {
+        let value = if v4 {
+            // RFC 6350 §6.2.4: a data: URI (RFC 2397), written as URI text without escapes
+            // (calcard's binary form escapes the comma, which a URI value does not take).
+            use base64::Engine;
+            VCardValue::Text(format!(
+                "data:{media_type};base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(bytes)
+            ))
+        } else {
+            // RFC 2426 §3.1.4: PHOTO;ENCODING=b;TYPE=<format>.
+            VCardValue::Binary(Data {
                 content_type: Some(media_type.to_string()),
                 data: bytes.to_vec(),
-            })),
-        );
+            })
+        };
+        e.push(VCardEntry::new(VCardProperty::Photo).with_value(value));
     }
     e.push(plain(VCardProperty::Uid, uid.clone()));
     if let Some(t) = contact

@@ -192,29 +192,34 @@ pub fn instant_of(
     Ok(zone.instant(wall))
 }
 
-/// The first of `names` that resolves, else UTC with a note naming what was tried. This is the
-/// documented fallback for `tzone://Microsoft/Custom` and unknown zones: times are written in
-/// UTC, which keeps every instant right; only the series' local-date rules (weekdays, month
-/// days) are evaluated in UTC, which differs when the UTC date is not the local date.
+/// The first of `names` that resolves, else UTC. Names tried before it that did not resolve
+/// are reported in `notes`. This is the documented fallback for `tzone://Microsoft/Custom` and
+/// unknown zones: times are written in UTC, which keeps every instant right; only the series'
+/// local-date rules (weekdays, month days) are then evaluated in UTC, which differs when the
+/// UTC date is not the local date.
 pub fn first_known(names: &[Option<&str>], notes: &mut Vec<String>) -> Zone {
-    let mut tried = Vec::new();
+    let mut tried: Vec<&str> = Vec::new();
+    let mut found = None;
     for name in names.iter().flatten() {
         let name = name.trim();
-        if name.is_empty() {
+        if name.is_empty() || tried.contains(&name) {
             continue;
         }
         if let Some(zone) = resolve(name) {
-            return zone;
+            found = Some(zone);
+            break;
         }
         tried.push(name);
     }
+    let zone = found.unwrap_or(Zone::Utc);
     if !tried.is_empty() {
         notes.push(format!(
-            "time zone {} has no IANA equivalent; times written in UTC",
-            tried.join(" / ")
+            "time zone {} has no IANA equivalent; times written in {}",
+            tried.join(" / "),
+            zone.tzid().unwrap_or("UTC")
         ));
     }
-    Zone::Utc
+    zone
 }
 
 #[cfg(test)]
