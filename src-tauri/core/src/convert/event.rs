@@ -6,8 +6,10 @@
 //! (`originalStartTimeZone`, mapped to IANA, with a VTIMEZONE built from the tz rules); Graph's
 //! times are read as instants (UTC unless the reader sent `Prefer: outlook.timezone`) and
 //! converted to that zone's wall time. A zone with no IANA equivalent
-//! (`tzone://Microsoft/Custom`, unknown names) falls back to UTC times and a note. All-day
-//! events are DATE values and float, as in Outlook.
+//! (`tzone://Microsoft/Custom`, unknown names) falls back to UTC times and a note; when the
+//! series' first occurrence then falls on a UTC date the pattern does not allow (its local
+//! date is the day before or after), a whole-hour `Etc/GMT±n` zone that restores the local
+//! dates is used instead. All-day events are DATE values and float, as in Outlook.
 //!
 //! Organizer and attendees carry SCHEDULE-AGENT=CLIENT (RFC 6638 §7.1), so a CalDAV server
 //! that does scheduling sends no invitations when the migrator writes the event.
@@ -25,7 +27,7 @@ use calcard::icalendar::{
     ICalendarProperty, ICalendarScheduleAgentValue, ICalendarStatus, ICalendarTransparency,
     ICalendarUserTypes, ICalendarValue, ICalendarValueType, Uri,
 };
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
 
 use super::recurrence::{self, partial_date, partial_date_time, Anchor};
 use super::timezone::{self, Zone};
@@ -78,6 +80,16 @@ pub fn series_to_ics(
             ],
             &mut notes,
         )
+    };
+    let unresolved = master
+        .original_start_time_zone
+        .as_deref()
+        .is_some_and(|n| timezone::resolve(n).is_none());
+    let zone = match (zone, recurrence) {
+        (Zone::Utc, Some(rec)) if unresolved && !master.is_all_day => {
+            local_date_zone(master, rec, &mut notes)?.unwrap_or(Zone::Utc)
+        }
+        (zone, _) => zone,
     };
     let mut span = SeriesTimes::of(master, zone, &mut notes)?;
 
@@ -198,6 +210,58 @@ pub fn series_to_ics(
         text: cal.ical.to_string(),
         notes,
     })
+}
+
+/// For a series in a zone without an IANA equivalent (written in UTC), a fixed-offset zone
+/// that puts its first occurrence on the local date the pattern names, when that is not the
+/// UTC date: a Monday 09:00 meeting at UTC+10 starts on Sunday 23:00 UTC, and FREQ=WEEKLY;
+/// BYDAY=MO evaluated in UTC would move it a day. Any whole-hour offset that crosses the same
+/// midnight gives the same instants for a zone of fixed offset, so the smallest one is used.
+fn local_date_zone(
+    master: &Event,
+    rec: &crate::graph::types::PatternedRecurrence,
+    notes: &mut Vec<String>,
+) -> Result<Option<Zone>, ConvertError> {
+    let start = master
+        .start
+        .as_ref()
+        .ok_or(ConvertError::Missing("start"))?;
+    let at = timezone::instant_of("start", start, &mut Vec::new())?;
+    let date = at.date_naive();
+    if recurrence::allows(rec, date)? {
+        return Ok(None);
+    }
+    let secs = i64::from(at.time().num_seconds_from_midnight());
+    let hours = if date
+        .succ_opt()
+        .map(|d| recurrence::allows(rec, d))
+        .transpose()?
+        == Some(true)
+    {
+        // Local date is the next day: cross midnight forward.
+        (86_400 - secs + 3_599) / 3_600
+    } else if date
+        .pred_opt()
+        .map(|d| recurrence::allows(rec, d))
+        .transpose()?
+        == Some(true)
+    {
+        -(secs / 3_600) - 1
+    } else {
+        return Ok(None);
+    };
+    if !(-12..=14).contains(&hours) {
+        return Ok(None);
+    }
+    let name = format!("Etc/GMT{:+}", -hours);
+    let Ok(tz) = name.parse::<chrono_tz::Tz>() else {
+        return Ok(None);
+    };
+    notes.push(format!(
+        "the series' local dates are {} its UTC dates; written in {name} instead of UTC",
+        if hours > 0 { "ahead of" } else { "behind" }
+    ));
+    Ok(Some(Zone::Iana(tz)))
 }
 
 /// The series' UID (see the module doc).

@@ -288,6 +288,11 @@ pub fn first_occurrence(
     ))
 }
 
+/// Whether a series whose first occurrence is on `date` fits the pattern there.
+pub fn allows(rec: &PatternedRecurrence, date: NaiveDate) -> Result<bool, ConvertError> {
+    Ok(Pattern::parse(rec)?.has(date, date))
+}
+
 pub(crate) fn partial_date(d: NaiveDate) -> Result<PartialDateTime, ConvertError> {
     let year = u16::try_from(d.year())
         .ok()
