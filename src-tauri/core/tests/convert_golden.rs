@@ -347,3 +347,56 @@ fn minimal_contact_and_task_convert() {
     );
     assert_eq!(todo.uid, to_vtodo(&t).unwrap().uid);
 }
+
+#[test]
+fn a_broken_override_is_left_out_and_the_series_still_converts() {
+    let start = serde_json::json!({"dateTime": "2024-01-08T09:00:00", "timeZone": "UTC"});
+    let master = event(serde_json::json!({
+        "id": "m", "type": "seriesMaster", "iCalUId": "series-1", "start": start, "end": start,
+        "originalStartTimeZone": "UTC",
+        "recurrence": {"pattern": {"type": "daily"}, "range": {"type": "numbered", "numberOfOccurrences": 3}}
+    }));
+    let no_start = event(
+        serde_json::json!({"id": "x1", "type": "exception", "originalStart": "2024-01-09T09:00:00Z"}),
+    );
+    let no_original = event(serde_json::json!({"id": "x2", "type": "exception", "start": start}));
+    let res = series_to_ics(&master, &[no_start, no_original], &[]).unwrap();
+    assert_eq!(res.text.matches("BEGIN:VEVENT").count(), 1, "{}", res.text);
+    assert_eq!(
+        res.notes,
+        vec![
+            "modified occurrence x1 left out: missing start",
+            "modified occurrence x2 has no originalStart; left out",
+        ]
+    );
+    let window = (
+        "2024-01-01T00:00:00Z".parse().unwrap(),
+        "2024-02-01T00:00:00Z".parse().unwrap(),
+    );
+    assert_eq!(
+        occurrences::occurrences(&res.text, window.0, window.1).unwrap(),
+        [
+            "2024-01-08T09:00:00Z",
+            "2024-01-09T09:00:00Z",
+            "2024-01-10T09:00:00Z"
+        ]
+    );
+}
+
+#[test]
+fn prefer_outlook_timezone_input_gives_the_same_resource_as_utc_input() {
+    let path = golden_dir("events").join("weekly_enddate_newyork.json");
+    let f: EventFixture = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let utc = series_to_ics(&f.master, &[], &[]).unwrap();
+    // The same series as Graph renders it under `Prefer: outlook.timezone="Eastern Standard
+    // Time"`: wall times in that zone instead of UTC.
+    let mut local = f.master.clone();
+    for (dt, wall) in [
+        (local.start.as_mut().unwrap(), "2024-10-28T10:00:00.0000000"),
+        (local.end.as_mut().unwrap(), "2024-10-28T11:00:00.0000000"),
+    ] {
+        dt.date_time = wall.to_string();
+        dt.time_zone = Some("Eastern Standard Time".to_string());
+    }
+    assert_eq!(series_to_ics(&local, &[], &[]).unwrap(), utc);
+}

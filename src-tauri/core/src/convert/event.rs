@@ -160,7 +160,13 @@ pub fn series_to_ics(
                 continue;
             }
             bounds.push(original);
-            let mut ex_span = SeriesTimes::of(ex, zone, &mut notes)?;
+            let mut ex_span = match SeriesTimes::of(ex, zone, &mut notes) {
+                Ok(s) => s,
+                Err(e) => {
+                    notes.push(format!("modified occurrence {} left out: {e}", ex.id));
+                    continue;
+                }
+            };
             ex_span.all_day = span.all_day;
             let id = cal.add_event();
             ex_span.write(cal.component(id));

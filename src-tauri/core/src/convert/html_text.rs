@@ -23,9 +23,12 @@ pub fn to_text(html: &str) -> String {
             rest = rest.find("-->").map_or("", |e| &rest[e + 3..]);
             continue;
         }
-        let end = rest.find('>').map_or(rest.len(), |e| e + 1);
-        let tag = &rest[1..end.saturating_sub(1).max(1)];
-        rest = &rest[end..];
+        // `rest` starts with the one-byte '<'; the tag runs to the next '>' or the end.
+        let (tag, after) = match rest[1..].find('>') {
+            Some(i) => (&rest[1..1 + i], &rest[2 + i..]),
+            None => (&rest[1..], ""),
+        };
+        rest = after;
         let closing = tag.starts_with('/');
         let name: String = tag
             .trim_start_matches('/')
@@ -160,5 +163,11 @@ mod tests {
         );
         assert_eq!(to_text("plain & simple"), "plain & simple");
         assert_eq!(to_text("<p>unclosed <b"), "unclosed");
+        // Regression: a tag cut off inside a multi-byte character must not split it.
+        assert_eq!(to_text("x <é"), "x");
+        assert_eq!(
+            to_text("&é; &#xZZ; &#99999999; ü<br>ö"),
+            "&é; &#xZZ; &#99999999; ü\nö"
+        );
     }
 }

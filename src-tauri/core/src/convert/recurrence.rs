@@ -270,7 +270,7 @@ pub fn first_occurrence(
 ) -> Result<NaiveDate, ConvertError> {
     let pattern = Pattern::parse(rec)?;
     // Every pattern repeats within interval × 4 years (Feb 29 yearly); bounded search.
-    let limit = 1461 * i64::from(pattern.interval);
+    let limit = (1461 * i64::from(pattern.interval)).min(400 * 366);
     let mut d = start;
     for _ in 0..=limit {
         if pattern.has(start, d) {

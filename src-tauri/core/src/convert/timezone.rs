@@ -148,6 +148,11 @@ pub fn resolve(name: &str) -> Option<Zone> {
 /// Parses Graph's `dateTime` (`2024-03-01T08:15:00.0000000`, no offset) or a DateTimeOffset
 /// (`2024-03-01T08:15:00Z`, converted to UTC wall time).
 pub fn parse_wall(raw: &str) -> Option<NaiveDateTime> {
+    // Years iCalendar can write; also keeps date arithmetic far from chrono's limits.
+    parse_any_wall(raw).filter(|t| (1..=9999).contains(&chrono::Datelike::year(t)))
+}
+
+fn parse_any_wall(raw: &str) -> Option<NaiveDateTime> {
     let raw = raw.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
         return Some(t.naive_utc());
@@ -301,5 +306,6 @@ mod tests {
             parse_wall("2024-03-11T09:00:00")
         );
         assert_eq!(parse_wall("yesterday"), None);
+        assert_eq!(parse_wall("+262000-01-01T00:00:00"), None);
     }
 }
