@@ -93,7 +93,7 @@ pub fn series_to_ics(
     };
     let mut span = SeriesTimes::of(master, zone, &mut notes)?;
 
-    let mut cal = Calendar::new();
+    let mut cal = CalendarObject::new();
     let master_id = cal.add_event();
 
     if let Some(rec) = recurrence {
@@ -305,16 +305,16 @@ fn instant_of_partial(p: &PartialDateTime) -> Option<DateTime<Utc>> {
 }
 
 /// An iCalendar object under construction: VCALENDAR is component 0.
-pub(crate) struct Calendar {
+pub(crate) struct CalendarObject {
     pub(crate) ical: ICalendar,
 }
 
-impl Calendar {
-    pub(crate) fn new() -> Calendar {
+impl CalendarObject {
+    pub(crate) fn new() -> CalendarObject {
         let mut root = ICalendarComponent::new(ICalendarComponentType::VCalendar);
         root.add_property(ICalendarProperty::Version, "2.0");
         root.add_property(ICalendarProperty::Prodid, PRODID);
-        Calendar {
+        CalendarObject {
             ical: ICalendar {
                 components: vec![root],
             },
@@ -661,7 +661,7 @@ fn trigger_before(minutes: i64) -> ICalendarEntry {
 
 /// Everything but the times: text, people, status, alarm, UID and stamps.
 fn write_details(
-    cal: &mut Calendar,
+    cal: &mut CalendarObject,
     id: usize,
     event: &Event,
     uid: &str,

@@ -23,7 +23,7 @@ use calcard::icalendar::{
 use chrono::NaiveDate;
 
 use super::event::{
-    time_entry, write_categories, write_priority, write_stamps, write_text_body, Calendar,
+    time_entry, write_categories, write_priority, write_stamps, write_text_body, CalendarObject,
 };
 use super::recurrence::{self, partial_date_time, Anchor};
 use super::timezone::{self, Zone};
@@ -34,7 +34,7 @@ use crate::graph::types::{DateTimeTimeZone, TodoTask};
 pub fn to_vtodo(task: &TodoTask) -> Result<CalendarResource, ConvertError> {
     let mut notes = Vec::new();
     let uid = super::uid_from_graph_id("task", &task.id);
-    let mut cal = Calendar::new();
+    let mut cal = CalendarObject::new();
     let id = cal.add_todo();
 
     let start = task_date("startDateTime", task.start_date_time.as_ref(), &mut notes)?;
