@@ -270,6 +270,27 @@ pub struct RunSettings {
     pub requests_per_window: u32,
     pub window_seconds: u64,
     pub state_dir: Option<std::path::PathBuf>,
+    /// What to migrate; default: everything.
+    pub workloads: Vec<Workload>,
+}
+
+/// One kind of data a run migrates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    Mail,
+    Calendar,
+    Contacts,
+    Tasks,
+}
+
+impl Workload {
+    pub const ALL: [Workload; 4] = [
+        Workload::Mail,
+        Workload::Calendar,
+        Workload::Contacts,
+        Workload::Tasks,
+    ];
 }
 
 impl Default for RunSettings {
@@ -280,6 +301,7 @@ impl Default for RunSettings {
             requests_per_window: 10_000,
             window_seconds: 600,
             state_dir: None,
+            workloads: Workload::ALL.to_vec(),
         }
     }
 }

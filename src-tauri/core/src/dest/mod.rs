@@ -13,3 +13,14 @@ pub mod imap;
 /// Where an item ended up at the destination (a file name, an IMAP UID, a DAV href).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DestRef(pub String);
+
+/// The groupware collections a destination holds besides mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GroupwareKind {
+    /// Events (iCalendar VEVENT).
+    Calendar,
+    /// Contacts (vCard).
+    Contacts,
+    /// To Do tasks (iCalendar VTODO).
+    Tasks,
+}

@@ -6,6 +6,7 @@
 //! make every further item fail (sign-in, an unwritable destination) stop it.
 
 mod control;
+mod groupware;
 mod mail;
 mod plan;
 mod preflight;
@@ -26,7 +27,7 @@ use futures_util::StreamExt;
 
 use crate::config::{
     read_accounts_csv, ConfigError, DestinationConfig, ImapSecurity, MasterLoginStyle, RunSettings,
-    SourceConfig, UserSelection,
+    SourceConfig, UserSelection, Workload,
 };
 use crate::dest::folder::FolderStore;
 use crate::dest::imap::{ImapLogin, ImapSettings, MasterStyle, Security};
@@ -202,6 +203,8 @@ pub struct RunOptions {
     pub state_dir: Option<PathBuf>,
     /// Which mailboxes to migrate (all by default).
     pub users: UserSelection,
+    /// What to migrate of each mailbox (everything by default).
+    pub workloads: Vec<Workload>,
 }
 
 impl RunOptions {
@@ -217,6 +220,7 @@ impl RunOptions {
             },
             state_dir: run.state_dir.clone(),
             users: users.clone(),
+            workloads: run.workloads.clone(),
         }
     }
 }
@@ -228,6 +232,7 @@ impl Default for RunOptions {
             pacer: PacerSettings::default(),
             state_dir: None,
             users: UserSelection::default(),
+            workloads: Workload::ALL.to_vec(),
         }
     }
 }
@@ -334,15 +339,34 @@ pub async fn run(
 
     let results: Vec<Result<Stats, EngineError>> = futures_util::stream::iter(mailboxes)
         .map(|user| {
-            let run = mail::MailboxRun {
+            let mail = options
+                .workloads
+                .contains(&Workload::Mail)
+                .then(|| mail::MailboxRun {
+                    client: &client,
+                    store: &store,
+                    journal,
+                    reporter: reporter.clone(),
+                    control: control.clone(),
+                    settings: options.pacer.clone(),
+                });
+            let groupware = groupware::GroupwareRun {
                 client: &client,
                 store: &store,
                 journal,
                 reporter: reporter.clone(),
                 control: control.clone(),
                 settings: options.pacer.clone(),
+                workloads: &options.workloads,
             };
-            async move { run.migrate(&user).await }
+            async move {
+                let mut stats = match mail {
+                    Some(mail) => mail.migrate(&user).await?,
+                    None => Stats::default(),
+                };
+                stats.add(&groupware.migrate(&user).await?);
+                Ok(stats)
+            }
         })
         .buffer_unordered(options.parallel_mailboxes.max(1))
         .collect()

@@ -50,7 +50,12 @@ pub async fn contact_folders(
         bad.extend(page.bad);
         for folder in page.items {
             let mut path: Vec<String> = parent_path.clone();
-            path.push(folder.display_name.clone().unwrap_or_else(|| folder.id.clone()));
+            path.push(
+                folder
+                    .display_name
+                    .clone()
+                    .unwrap_or_else(|| folder.id.clone()),
+            );
             queue.push_back((
                 path.clone(),
                 client.url(&format!(
@@ -77,7 +82,10 @@ pub fn contacts<'a>(
     let user = segment(user_id);
     let path = match folder_id {
         None => format!("/users/{user}/contacts?$top=100"),
-        Some(id) => format!("/users/{user}/contactFolders/{}/contacts?$top=100", segment(id)),
+        Some(id) => format!(
+            "/users/{user}/contactFolders/{}/contacts?$top=100",
+            segment(id)
+        ),
     };
     Pages::new(client, pacer, client.url(&path))
 }
