@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod dovecot;
+pub mod radicale;
 
 /// A simulated tenant and a Dovecot whose accounts are the tenant's users (password "pw").
 pub async fn tenant_with_dovecot(

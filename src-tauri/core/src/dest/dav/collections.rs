@@ -88,7 +88,7 @@ pub fn same_path(a: &Url, b: &Url) -> bool {
 fn last_segment(url: &Url) -> String {
     let seg = url
         .path_segments()
-        .and_then(|s| s.filter(|s| !s.is_empty()).next_back())
+        .and_then(|mut s| s.rfind(|s| !s.is_empty()))
         .unwrap_or("");
     percent_encoding::percent_decode_str(seg)
         .decode_utf8_lossy()

@@ -344,7 +344,13 @@ fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
                     | tokio_rustls::rustls::Error::NoCertificatesPresented
             );
         }
-        next = err.source();
+        // `io::Error::source` skips the error it wraps; look at that one itself.
+        next = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
     }
     false
 }

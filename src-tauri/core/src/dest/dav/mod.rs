@@ -439,7 +439,7 @@ impl DavAccount {
         // A collection that existed before may hold this UID under another href.
         if !collection.created {
             if let Some(existing) = self.find_by_uid(collection, uid).await? {
-                return self.update(collection, uid, &existing, text).await;
+                return self.update_found(collection, uid, &existing, text).await;
             }
         }
         let [primary, fallback] = collections::item_names(uid, collection.kind.extension());
@@ -472,13 +472,13 @@ impl DavAccount {
                             href: existing.href,
                             etag: existing.etag,
                         };
-                        return self.update(collection, uid, &item, text).await;
+                        return self.update_found(collection, uid, &item, text).await;
                     }
                     continue;
                 }
                 403 | 409 if is_uid_conflict(&reply) => {
                     return match self.find_by_uid(collection, uid).await? {
-                        Some(existing) => self.update(collection, uid, &existing, text).await,
+                        Some(existing) => self.update_found(collection, uid, &existing, text).await,
                         None => Err(self.rejected(collection, uid, &reply)),
                     };
                 }
@@ -499,21 +499,11 @@ impl DavAccount {
         item: &ItemRef,
         text: &[u8],
     ) -> Result<PutOutcome, DavError> {
-        let url = self.url_of(&item.href)?;
-        let reply = self
-            .write(collection, &url, text, None, item.etag.as_deref())
-            .await?;
-        match reply.status.as_u16() {
-            200..=299 => Ok(PutOutcome {
-                href: self.dest_ref(&url),
-                etag: self.etag_after_write(&reply).await?,
-                created: false,
-            }),
-            412 => Err(DavError::ChangedAtDestination {
-                href: url.path().to_string(),
-            }),
-            _ => Err(self.rejected(collection, url.path(), &reply)),
-        }
+        let what = item.href.0.clone();
+        self.update(collection, &what, item, text, |href| {
+            DavError::ChangedAtDestination { href }
+        })
+        .await
     }
 
     /// The resource in `collection` whose UID is exactly `uid`, if any (lowest href first).
@@ -646,13 +636,15 @@ impl DavAccount {
         }
     }
 
-    /// Updates an existing resource in place, guarded by its ETag.
+    /// Updates an existing resource in place, guarded by its ETag; a 412 (it changed since
+    /// that ETag) is what `stale` makes of the href.
     async fn update(
         &self,
         collection: &Collection,
-        uid: &str,
+        what: &str,
         existing: &ItemRef,
         text: &[u8],
+        stale: impl FnOnce(String) -> DavError,
     ) -> Result<PutOutcome, DavError> {
         let url = self.url_of(&existing.href)?;
         let reply = self
@@ -664,12 +656,24 @@ impl DavAccount {
                 etag: self.etag_after_write(&reply).await?,
                 created: false,
             }),
-            // Changed between our lookup and our write: the caller tries again.
-            412 => Err(DavError::Conflict {
-                href: url.path().to_string(),
-            }),
-            _ => Err(self.rejected(collection, uid, &reply)),
+            412 => Err(stale(url.path().to_string())),
+            _ => Err(self.rejected(collection, what, &reply)),
         }
+    }
+
+    /// [`DavAccount::update`] during a `put`: a change between lookup and write is a
+    /// [`DavError::Conflict`], and the caller tries again.
+    async fn update_found(
+        &self,
+        collection: &Collection,
+        uid: &str,
+        existing: &ItemRef,
+        text: &[u8],
+    ) -> Result<PutOutcome, DavError> {
+        self.update(collection, uid, existing, text, |href| DavError::Conflict {
+            href,
+        })
+        .await
     }
 
     /// One conditional PUT.
