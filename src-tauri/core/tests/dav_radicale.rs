@@ -351,7 +351,7 @@ async fn recurring_event_with_override_reads_back_equivalently() {
     let text = recurring_event(uid, "Stand-up – Größe ✓");
     let out = account.put(&cal, uid, text.as_bytes()).await.unwrap();
     assert!(out.created);
-    assert_eq!(out.href.0, format!("{}{uid}.ics", cal.url.path()));
+    assert_eq!(out.href.0, format!("{}{uid}.ics", cal.href().0));
     let item = account.get(&out.href).await.unwrap().expect("stored");
     assert_eq!(item.etag, out.etag, "the journal's ETag is the server's");
     let stored = String::from_utf8(item.body).unwrap();
@@ -556,6 +556,10 @@ async fn templates_without_discovery_use_icewarp_like_urls() {
     assert!(cal.url.path().ends_with("/Calendar/"), "{}", cal.url);
     let out = put_event(&account, &cal, "t-1", "via template").await;
     assert!(out.created);
+    // The journal's href is the same whichever way the server spells it (`@` or `%40`).
+    let found = account.find_by_uid(&cal, "t-1").await.unwrap().unwrap();
+    assert_eq!(found.href, out.href);
+    assert_eq!(account.list(&cal).await.unwrap()[0].href, out.href);
     let tasks = account
         .default_collection(CollectionKind::Tasks)
         .await

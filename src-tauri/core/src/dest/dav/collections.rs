@@ -84,6 +84,23 @@ pub fn same_path(a: &Url, b: &Url) -> bool {
     norm(a) == norm(b)
 }
 
+/// The path of `url` with every segment decoded and encoded again the one way
+/// [`super::discovery::encode_segment`] does.
+pub fn canonical_path(url: &Url) -> String {
+    url.path()
+        .split('/')
+        .map(|seg| {
+            let raw = percent_encoding::percent_decode_str(seg).collect::<Vec<u8>>();
+            match std::str::from_utf8(&raw) {
+                Ok(text) => super::discovery::encode_segment(text),
+                // Not UTF-8 once decoded: keep the server's spelling.
+                Err(_) => seg.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// The last segment of a collection URL, decoded.
 fn last_segment(url: &Url) -> String {
     let seg = url
@@ -365,5 +382,13 @@ mod tests {
         assert!(!same_path(&u("https://x/a/"), &u("https://x/b/")));
         assert!(!same_path(&u("https://x/a/"), &u("https://y/a/")));
         assert_eq!(last_segment(&u("https://x/h/cal%20x/")), "cal x");
+        assert_eq!(
+            canonical_path(&u("https://x/alice%40example.com/a%2fb/c@d%20e.ics")),
+            canonical_path(&u("https://x/alice@example.com/a%2Fb/c%40d e.ics"))
+        );
+        assert_eq!(
+            canonical_path(&u("https://x/alice%40example.com/cal/")),
+            "/alice@example.com/cal/"
+        );
     }
 }

@@ -292,7 +292,7 @@ pub struct Collection {
 impl Collection {
     /// The collection's href, as recorded in the journal.
     pub fn href(&self) -> DestRef {
-        DestRef(self.url.path().to_string())
+        DestRef(collections::canonical_path(&self.url))
     }
 
     fn label(&self) -> String {
@@ -375,7 +375,18 @@ impl DavAccount {
             }
         }
         let mut homes = if settings.discover {
-            discovery::discover(&http, &base).await?
+            match discovery::discover(&http, &base).await {
+                Ok(homes) => homes,
+                // A server whose discovery is broken (IceWarp's, per TbSync #113) still has
+                // its template collections.
+                Err(e @ (DavError::Unavailable { .. } | DavError::Protocol { .. }))
+                    if !defaults.is_empty() =>
+                {
+                    tracing::warn!(error = %e, "DAV discovery failed; using the URL templates");
+                    Homes::default()
+                }
+                Err(e) => return Err(e),
+            }
         } else {
             Homes::default()
         };
@@ -726,11 +737,16 @@ impl DavAccount {
         })
     }
 
-    /// An href for the journal: the path when on the account's server, else the whole URL.
+    /// An href for the journal: the path when on the account's server, else the whole URL,
+    /// in one canonical percent-encoding (servers differ: `@` or `%40`), so the same
+    /// resource always has the same `DestRef`.
     fn dest_ref(&self, url: &Url) -> DestRef {
+        let path = collections::canonical_path(url);
         if url.origin() == self.base.origin() {
-            DestRef(url.path().to_string())
+            DestRef(path)
         } else {
+            let mut url = url.clone();
+            url.set_path(&path);
             DestRef(url.to_string())
         }
     }
