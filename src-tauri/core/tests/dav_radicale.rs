@@ -263,17 +263,21 @@ async fn body_of(account: &DavAccount, href: &DestRef) -> String {
 #[tokio::test]
 async fn discovery_finds_the_home_sets() {
     let server = Radicale::start();
-    let account = connect(&server.settings(), ALICE).await;
+    // Nothing answers at this path, so only the well-known URL (301 to `/`, followed with the
+    // same PROPFIND) can lead to the principal.
+    let mut settings = server.settings();
+    settings.base_url = format!("{}nothing-here/", server.base_url());
+    let account = connect(&settings, ALICE).await;
     let home = Url::parse(&format!("{}alice@example.com/", server.base_url())).unwrap();
     let cal = account.calendar_home().expect("calendar home");
     let book = account.addressbook_home().expect("address book home");
     assert!(same_path(cal, &home), "{cal}");
     assert!(same_path(book, &home), "{book}");
-    // Discovery went through the well-known URL (Radicale redirects it to /).
+    let log = server.log();
     assert!(
-        server.log().contains("/.well-known/caldav"),
-        "{}",
-        server.log()
+        log.contains("PROPFIND request for '/.well-known/caldav'")
+            && log.contains("PROPFIND request for '/'"),
+        "{log}"
     );
 }
 
@@ -775,4 +779,20 @@ async fn delete_removes_only_the_version_the_journal_knows() {
     account.delete(&current).await.unwrap();
     assert!(account.get(&b.href).await.unwrap().is_none());
     account.delete(&current).await.unwrap(); // already gone is fine
+}
+
+#[tokio::test]
+async fn an_unreachable_or_stopped_server_is_worth_retrying() {
+    let mut server = Radicale::start();
+    let settings = server.settings();
+    let account = connect(&settings, ALICE).await;
+    let cal = calendar(&account, "Calendar").await;
+    drop(std::mem::replace(&mut server, Radicale::start()));
+    // The old port is closed now: the write fails, and it is a transient failure.
+    let err = account
+        .put(&cal, "later-1", simple_event("later-1", "x").as_bytes())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DavError::Connect { .. }), "{err:?}");
+    assert_eq!(err.class(), ErrorClass::Retry);
 }
