@@ -796,3 +796,35 @@ async fn an_unreachable_or_stopped_server_is_worth_retrying() {
     assert!(matches!(err, DavError::Connect { .. }), "{err:?}");
     assert_eq!(err.class(), ErrorClass::Retry);
 }
+
+#[tokio::test]
+async fn another_resource_at_the_name_of_a_uid_is_left_alone() {
+    let server = Radicale::start();
+    let base = server.base_url();
+    raw_calendar(&base, "alice@example.com/work/", "Work").await;
+    // Someone else's event sits where the migrator would put UID "meeting-7".
+    raw_put(
+        &base,
+        "alice@example.com/work/meeting-7.ics",
+        &simple_event("other-uid", "someone else's"),
+    )
+    .await;
+    let account = connect(&server.settings(), ALICE).await;
+    let work = calendar(&account, "Work").await;
+    let squatter = DestRef("/alice@example.com/work/meeting-7.ics".into());
+    let before = account.get(&squatter).await.unwrap().unwrap();
+    // Believed fresh, so the first PUT goes straight to the UID's name and meets the 412.
+    let fresh = Collection {
+        created: true,
+        ..work.clone()
+    };
+    let out = put_event(&account, &fresh, "meeting-7", "ours").await;
+    assert!(out.created);
+    assert!(out.href.0.contains("/work/x-"), "{}", out.href.0);
+    assert_eq!(account.get(&squatter).await.unwrap().unwrap(), before);
+    // Again: found by UID (at the hashed name) and updated there.
+    let again = put_event(&account, &work, "meeting-7", "ours, updated").await;
+    assert!(!again.created);
+    assert_eq!(again.href, out.href);
+    assert_eq!(account.list(&work).await.unwrap().len(), 2);
+}

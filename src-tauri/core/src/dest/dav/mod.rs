@@ -454,7 +454,12 @@ impl DavAccount {
             }
         }
         let [primary, fallback] = collections::item_names(uid, collection.kind.extension());
-        for name in [primary, fallback] {
+        let names = if primary == fallback {
+            vec![primary]
+        } else {
+            vec![primary, fallback]
+        };
+        for name in names {
             let url = collection
                 .url
                 .join(&name)
@@ -498,7 +503,7 @@ impl DavAccount {
         }
         Err(DavError::Rejected {
             what: format!("{uid} in {}", collection.label()),
-            reason: "both resource names for this UID hold other resources".into(),
+            reason: "the resource names for this UID hold other resources".into(),
         })
     }
 
