@@ -21,6 +21,7 @@
 //! - `throttle`: Exchange Online's per-mailbox limits, injected faults, simulated latency.
 //! - `server`: shared state, the router, the request log and request ids.
 
+pub mod icewarp;
 pub mod mime;
 pub mod tenant;
 
