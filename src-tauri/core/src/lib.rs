@@ -25,7 +25,8 @@
 //!   permissions.
 //! - [`convert`]: pure conversions: flags, folder names (modified UTF-7, escaping).
 //! - [`dest`]: destinations: [`dest::folder`] (local Maildir++ tree), [`dest::imap`] (any IMAP
-//!   server, tested against a real Dovecot).
+//!   server, tested against a real Dovecot), [`dest::provision`] (creates domains and
+//!   accounts: the [`dest::provision::AccountProvisioner`] trait, IceWarp's admin API).
 //! - [`journal`]: SQLite record of runs, folders (delta links) and items, for exactly-once.
 //! - [`engine`]: runs a migration ([`engine::run`]) into a [`engine::Destination`], the
 //!   pre-run check ([`engine::preflight`]), pause/resume/stop ([`engine::RunControl`]).
