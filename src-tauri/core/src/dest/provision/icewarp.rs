@@ -615,6 +615,7 @@ fn valid_local_name(name: &str) -> bool {
 }
 
 /// Creates IceWarp domains and accounts (see the module doc).
+#[derive(Debug)]
 pub struct IceWarpProvisioner {
     client: IceWarpClient,
     report: CredentialsReport,
