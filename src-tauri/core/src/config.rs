@@ -315,6 +315,14 @@ pub struct IceWarpEndpoints {
     pub webdav_base: String,
 }
 
+impl IceWarpEndpoints {
+    /// The WebDAV home of an account, `<base><email>/`; its collections are `Calendar/`,
+    /// `Contacts/` and `Tasks/` (discovery is known not to work on IceWarp).
+    pub fn webdav_home(&self, email: &str) -> String {
+        format!("{}{}/", self.webdav_base, email.trim().to_lowercase())
+    }
+}
+
 impl DestinationConfig {
     /// The endpoints of an IceWarp destination (`None` for other kinds).
     pub fn icewarp_endpoints(&self) -> Option<IceWarpEndpoints> {
@@ -860,6 +868,10 @@ domain_map = { "contoso.onmicrosoft.com" = "contoso.com" }
         assert_eq!(e.api_url, "http://127.0.0.1:3200/icewarpapi/");
         assert_eq!(e.webdav_base, "http://127.0.0.1:5232/dav/");
         assert_eq!((e.imap_port, e.imap_security), (1143, ImapSecurity::Plain));
+        assert_eq!(
+            e.webdav_home("Adele@Contoso.com"),
+            "http://127.0.0.1:5232/dav/adele@contoso.com/"
+        );
         assert!(matches!(
             c.destination,
             DestinationConfig::IceWarp {

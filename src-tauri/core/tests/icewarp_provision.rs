@@ -445,3 +445,48 @@ async fn every_request_and_parsed_reply_follows_the_specification() {
         assert!(sent.contains(*command), "{command} was not exercised");
     }
 }
+
+#[tokio::test]
+async fn a_user_whose_address_is_an_alias_of_an_account_is_merged_into_it() {
+    let (users, domains) = tenant();
+    let mail = users[1].mail.clone().unwrap();
+    let (local, domain) = mail.split_once('@').unwrap();
+    let legacy = format!("legacy@{domain}");
+    let sim = IceWarpSim::start(IceWarpConfig {
+        admin_password: ADMIN_PASSWORD.into(),
+        accounts: vec![AccountSpec {
+            email: legacy.clone(),
+            name: "Legacy".into(),
+            password: "Legacy-pass-1".into(),
+            aliases: vec![local.to_string()],
+        }],
+        policy: policy(),
+        ..IceWarpConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r.csv");
+    let (_, outcome) = provision(&sim, &report, &users[..2], &domains).await;
+
+    let merged = &outcome.accounts[1];
+    assert_eq!(merged.action, AccountAction::Merged);
+    assert_eq!(merged.address.as_deref(), Some(legacy.as_str()));
+    assert_eq!(merged.login, LoginRoute::None);
+    assert!(
+        merged
+            .notes
+            .iter()
+            .any(|n| n.contains("no password is known")),
+        "{:?}",
+        merged.notes
+    );
+    let account = sim.account(&mail).unwrap();
+    assert_eq!(
+        (account.email(), account.password.as_str()),
+        (legacy.clone(), "Legacy-pass-1")
+    );
+    assert_eq!(sim.accounts().len(), 2);
+    assert_eq!(count(&sim, "createaccount"), 1);
+    assert_eq!(csv_rows(&report).len(), 1);
+}

@@ -714,7 +714,9 @@ impl IceWarpProvisioner {
         Ok(set)
     }
 
-    /// The existing account a plan names by its address or an alias.
+    /// The existing account a plan names: one whose primary address is the plan's address or
+    /// an alias of it (from the account lists), else one the plan's address is an alias of
+    /// (IceWarp resolves any alias in `getaccountproperties`).
     async fn existing(&self, plan: &AccountPlan) -> Result<Option<String>, IceWarpError> {
         for address in std::iter::once(&plan.address).chain(&plan.aliases) {
             let Some((_, domain)) = address.rsplit_once('@') else {
@@ -724,7 +726,21 @@ impl IceWarpProvisioner {
                 return Ok(Some(address.clone()));
             }
         }
-        Ok(None)
+        self.resolve_alias(&plan.address).await
+    }
+
+    /// The primary address of the account `address` is an alias of, if any. An error
+    /// envelope or an empty answer means there is none.
+    async fn resolve_alias(&self, address: &str) -> Result<Option<String>, IceWarpError> {
+        let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
+        let root = match self.client.call(&alias_query(address), address).await {
+            Ok(root) => root,
+            Err(IceWarpError::Api { .. } | IceWarpError::Refused { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(current_aliases(&root)
+            .first()
+            .map(|primary| format!("{}@{domain}", primary.to_lowercase())))
     }
 
     fn existing_login(&self, plan: &AccountPlan, email: &str) -> LoginRoute {
@@ -752,14 +768,7 @@ impl IceWarpProvisioner {
             ));
         }
         let domain = email.rsplit_once('@').map_or("", |(_, d)| d);
-        let request = Request::new(
-            "getaccountproperties",
-            vec![
-                Param::text("accountemail", email),
-                Param::Group("accountpropertylist", vec![Param::property_name("u_alias")]),
-            ],
-        );
-        let root = match self.client.call(&request, email).await {
+        let root = match self.client.call(&alias_query(email), email).await {
             Ok(root) => root,
             Err(e) if e.class() == ErrorClass::SkipItem => {
                 outcome.notes.push(format!("aliases not checked: {e}"));
@@ -767,17 +776,7 @@ impl IceWarpProvisioner {
             }
             Err(e) => return Err(e),
         };
-        let current: Vec<String> = property_values(&root)
-            .into_iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case("u_alias"))
-            .filter_map(|(_, v)| v)
-            .flat_map(|v| {
-                v.split(';')
-                    .map(|a| a.trim().to_string())
-                    .filter(|a| !a.is_empty())
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let current = current_aliases(&root);
         let (missing, notes) = alias_locals(
             std::iter::once(&plan.address).chain(&plan.aliases),
             domain,
@@ -932,6 +931,32 @@ impl IceWarpProvisioner {
             attempts: self.client.attempts,
         }))
     }
+}
+
+/// `getaccountproperties` of `u_alias` (`;`-separated local names, the primary first).
+fn alias_query(email: &str) -> Request {
+    Request::new(
+        "getaccountproperties",
+        vec![
+            Param::text("accountemail", email),
+            Param::Group("accountpropertylist", vec![Param::property_name("u_alias")]),
+        ],
+    )
+}
+
+/// The aliases in a `getaccountproperties` reply, in order.
+fn current_aliases(root: &Element) -> Vec<String> {
+    property_values(root)
+        .into_iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("u_alias"))
+        .filter_map(|(_, v)| v)
+        .flat_map(|v| {
+            v.split(';')
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// The local names among `addresses` that belong in `domain` and are not in `have`, and a
