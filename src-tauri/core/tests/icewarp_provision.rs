@@ -490,3 +490,44 @@ async fn a_user_whose_address_is_an_alias_of_an_account_is_merged_into_it() {
     assert_eq!(count(&sim, "createaccount"), 1);
     assert_eq!(csv_rows(&report).len(), 1);
 }
+
+#[tokio::test]
+async fn account_lists_are_read_page_by_page() {
+    let sim = IceWarpSim::start(IceWarpConfig {
+        admin_password: ADMIN_PASSWORD.into(),
+        accounts: (0..1201)
+            .map(|i| AccountSpec {
+                email: format!("user{i:04}@contoso.com"),
+                name: format!("User {i}"),
+                password: "x".into(),
+                aliases: vec![],
+            })
+            .collect(),
+        ..IceWarpConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = IceWarpProvisioner::connect(
+        &settings(&sim, &dir.path().join("r.csv"), &[]),
+        Secret::new(ADMIN_PASSWORD),
+    )
+    .await
+    .unwrap();
+    let accounts = p.client().accounts("contoso.com").await.unwrap();
+    assert_eq!(accounts.len(), 1201);
+    assert!(accounts.contains("user0000@contoso.com") && accounts.contains("user1200@contoso.com"));
+    let offsets: Vec<String> = sim
+        .requests()
+        .iter()
+        .filter(|r| r.command.as_deref() == Some("getaccountsinfolist"))
+        .map(|r| {
+            Node::parse(&r.body)
+                .unwrap()
+                .text_at("query/commandparams/offset")
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(offsets, ["0", "500", "1000"]);
+}

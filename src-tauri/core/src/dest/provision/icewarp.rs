@@ -1094,6 +1094,37 @@ mod tests {
     }
 
     #[test]
+    fn settings_come_from_the_configuration_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("known.csv");
+        std::fs::write(&csv, "address,password\nOld@Contoso.com,pw\n").unwrap();
+        let text = format!(
+            "[source]\ntenant_id = \"contoso.com\"\nclient_id = \"00000000-0000-0000-0000-000000000001\"\n\
+             [destination]\nkind = \"icewarp\"\nhost = \"mail.example.com\"\nadmin_email = \"admin@example.com\"\n\
+             credentials_report = \"new.csv\"\naccounts_csv = \"{}\"\nmaster_user = \"master\"\n\
+             shared_mailboxes = \"skip\"\ndomain_map = {{ \"Contoso.onmicrosoft.com\" = \"contoso.com\" }}\n",
+            csv.display()
+        );
+        let config =
+            crate::config::FileConfig::parse(&text, std::path::Path::new("m.toml")).unwrap();
+        let (settings, rules) = IceWarpSettings::from_config(&config.destination)
+            .unwrap()
+            .unwrap();
+        assert_eq!(settings.api_url, "https://mail.example.com/icewarpapi/");
+        assert_eq!(
+            settings.known_passwords,
+            ["old@contoso.com".to_string()].into()
+        );
+        assert!(settings.master_user);
+        assert_eq!(settings.attempts, DEFAULT_ATTEMPTS);
+        assert_eq!(rules.domain_map["contoso.onmicrosoft.com"], "contoso.com");
+        assert_eq!(rules.shared_mailboxes, crate::config::AccountRule::Skip);
+        assert_eq!(rules.disabled_users, crate::config::AccountRule::Skip);
+        let folder = crate::config::DestinationConfig::Folder { path: "x".into() };
+        assert!(IceWarpSettings::from_config(&folder).unwrap().is_none());
+    }
+
+    #[test]
     fn plain_http_only_to_loopback_when_allowed() {
         let settings = |url: &str, allow| IceWarpSettings {
             api_url: url.into(),
