@@ -288,9 +288,11 @@ pub trait AccountProvisioner {
     }
 }
 
-/// The SMTP addresses of a user, primary first, lower case, without duplicates.
+/// The SMTP addresses of a user, primary first, lower case, without duplicates. The UPN is
+/// a sign-in name, not necessarily an address: it is used only when the user has no
+/// address at all.
 fn smtp_addresses(user: &DirectoryUser) -> Vec<String> {
-    let mut primary = user.mail.clone();
+    let mut primary = user.mail.clone().filter(|m| m.contains('@'));
     let mut others = Vec::new();
     for p in &user.proxy_addresses {
         match p.split_once(':') {
@@ -299,8 +301,8 @@ fn smtp_addresses(user: &DirectoryUser) -> Vec<String> {
             _ => {}
         }
     }
-    if let Some(upn) = Some(&user.user_principal_name).filter(|u| u.contains('@')) {
-        others.push(upn.clone());
+    if primary.is_none() && others.is_empty() {
+        primary = Some(user.user_principal_name.clone());
     }
     let mut out: Vec<String> = Vec::new();
     for a in primary.into_iter().chain(others) {
@@ -333,8 +335,9 @@ fn map_domain(domain: &str, verified: &BTreeSet<String>, rules: &ProvisionRules)
 
 /// Decides the destination's domains and accounts. Pure: no I/O.
 ///
-/// - Addresses come from `mail`, `proxyAddresses` (`SMTP:`/`smtp:`) and the UPN; each is
-///   kept if its domain is verified and not left out, with the domain mapped.
+/// - Addresses come from `mail` and `proxyAddresses` (`SMTP:`/`smtp:`), or the UPN for a user
+///   with neither; each is kept if its domain is verified (or mapped) and not left out, with
+///   the domain mapped.
 /// - The account's address is the first kept one (the primary unless its domain is left
 ///   out); the others become aliases.
 /// - Shared mailboxes follow `rules.shared_mailboxes`, other users with a blocked sign-in
@@ -535,11 +538,26 @@ mod tests {
                 ],
             ),
             user("2", "bob@contoso.onmicrosoft.com", &[]),
+            DirectoryUser {
+                mail: None,
+                user_principal_name: "carol@fabrikam.com".into(),
+                ..user("3", "", &["smtp:c@contoso.com"])
+            },
+            DirectoryUser {
+                mail: None,
+                user_principal_name: "dave@fabrikam.com".into(),
+                ..user("4", "", &[])
+            },
         ];
         let p = plan(&users, &domains(), &ProvisionRules::default());
         assert_eq!(p.domains, ["contoso.com", "fabrikam.com"]);
-        assert_eq!(p.accounts.len(), 1);
-        assert_eq!(p.accounts[0].address, "adele@contoso.com");
+        let addresses: Vec<&str> = p.accounts.iter().map(|a| a.address.as_str()).collect();
+        // The UPN is an address only for a user without any other.
+        assert_eq!(
+            addresses,
+            ["adele@contoso.com", "c@contoso.com", "dave@fabrikam.com"]
+        );
+        assert!(p.accounts[1].aliases.is_empty());
         assert_eq!(p.accounts[0].aliases, ["av@fabrikam.com"]);
         assert!(
             matches!(&p.skipped[0].action, AccountAction::Skipped { reason } if reason.contains("no address"))
@@ -554,7 +572,7 @@ mod tests {
             ..ProvisionRules::default()
         };
         let p = plan(&users, &domains(), &rules);
-        assert_eq!(p.accounts.len(), 2);
+        assert_eq!(p.accounts.len(), 4);
         assert_eq!(p.accounts[1].address, "bob@contoso.com");
         // The onmicrosoft alias of Adele maps onto her own primary: no duplicate alias.
         assert_eq!(p.accounts[0].aliases, ["av@fabrikam.com"]);
