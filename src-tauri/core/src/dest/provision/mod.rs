@@ -225,9 +225,10 @@ impl ProvisionOutcome {
 /// Contracts: both methods are idempotent (a second run with the same input creates nothing
 /// and changes nothing). An account that exists is never recreated, and its password and
 /// name are never changed. A failure of one account is reported in its [`AccountOutcome`]
-/// and never stops the others; only errors that make the whole destination unusable (wrong
+/// and never stops the others. `Err` is for what stops provisioning as a whole: wrong
 /// administrator credentials, an unreadable CA file, a credentials report that cannot be
-/// written) are returned as `Err`.
+/// written ([`ErrorClass::Fatal`]), or a domain list the server would not give after the
+/// bounded retries (its class says whether trying later may help).
 pub trait AccountProvisioner {
     type Error: std::error::Error + Classify + Send + Sync + 'static;
 
