@@ -52,6 +52,16 @@ fn demo_writes_maildirs_and_a_rerun_writes_nothing() {
         .collect();
     assert_eq!(users.len(), 2, "one folder per user: {users:?}");
     assert!(out.path().join(".m365-migrator/journal.sqlite").exists());
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.path().join(".m365-migrator/report/report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["totals"]["done"], 50, "{report}");
+    assert_eq!(report["totals"]["failed"], 0);
+    assert_eq!(report["users"].as_array().map(Vec::len), Some(2));
+    let html =
+        std::fs::read_to_string(out.path().join(".m365-migrator/report/report.html")).unwrap();
+    assert!(html.contains("50 items migrated"), "{html}");
 
     let second = run();
     let stdout = String::from_utf8_lossy(&second.stdout);
@@ -149,4 +159,66 @@ fn run_reports_config_and_secret_problems_before_any_data_moves() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("M365_CLIENT_SECRET"), "{stderr}");
     assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn report_reads_the_journal_of_a_configuration_without_signing_in() {
+    let out = tempfile::tempdir().unwrap();
+    let demo = migrate()
+        .args(["-q", "demo", "--users", "1", "--messages", "4", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(demo.status.success());
+    let config = out.path().join("migrate.toml");
+    let write_config = |state: &Path| {
+        std::fs::write(
+            &config,
+            format!(
+                "[source]\ntenant_id = \"contoso.com\"\nclient_id = \"00000000-0000-0000-0000-000000000001\"\n\
+                 [destination]\nkind = \"folder\"\npath = \"out\"\n[run]\nstate_dir = {:?}\n",
+                state.display().to_string()
+            ),
+        )
+        .unwrap()
+    };
+
+    write_config(&out.path().join(".m365-migrator"));
+    let dest = out.path().join("the-report");
+    let report = migrate()
+        .args(["report", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&dest)
+        .env_remove("M365_CLIENT_SECRET")
+        .output()
+        .unwrap();
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let users = std::fs::read_to_string(dest.join("users.csv")).unwrap();
+    assert_eq!(users.lines().count(), 2, "{users}");
+    assert!(
+        users.lines().nth(1).unwrap().contains(",finished,4,0,0,"),
+        "{users}"
+    );
+    for file in ["report.json", "report.html", "folders.csv", "failures.csv"] {
+        assert!(dest.join(file).is_file(), "{file} missing");
+    }
+
+    write_config(&out.path().join("nothing-here"));
+    let missing = migrate()
+        .args(["report", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("no journal in"), "{stderr}");
+    assert!(
+        !out.path().join("nothing-here").exists(),
+        "report must not create state"
+    );
 }

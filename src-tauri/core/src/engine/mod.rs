@@ -7,11 +7,15 @@
 
 mod control;
 mod mail;
+mod plan;
 mod preflight;
+pub mod report;
 mod spool;
 
 pub use control::{Cancelled, RunControl};
+pub use plan::{plan, Plan, PlanUser};
 pub use preflight::{preflight, test_source, Preflight, ProbeUser};
+pub use report::{Report, ReportError, ReportFiles};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +31,7 @@ use crate::config::{
 use crate::dest::folder::FolderStore;
 use crate::dest::imap::{ImapLogin, ImapSettings, MasterStyle, Security};
 use crate::graph::client::{http_client, GraphClient, GraphError};
+use crate::graph::types::User;
 use crate::graph::{users, AuthError, Pacer, PacerSettings};
 use crate::journal::{Journal, JournalError};
 use crate::progress::{ProgressEvent, Reporter, RunSummary, Stats};
@@ -266,6 +271,18 @@ pub async fn run_to_folder_with(
     run(source, secret, &destination, reporter, control, options).await
 }
 
+/// The users that have a mailbox (a `mail` address) and that `selection` names.
+fn select_mailboxes(users: Vec<User>, selection: &UserSelection) -> Vec<User> {
+    users
+        .into_iter()
+        .filter(|u| u.mail.as_deref().is_some_and(|m| !m.trim().is_empty()))
+        .filter(|u| {
+            let mail = u.mail.as_deref().unwrap_or_default();
+            selection.selects(&[mail, u.user_principal_name.as_str()])
+        })
+        .collect()
+}
+
 /// Migrates every selected mailbox of the tenant into `destination`. Signs in and opens the
 /// journal and the destination before anything is written; rerunning it writes only what is
 /// missing.
@@ -308,17 +325,7 @@ pub async fn run(
     for (id, reason) in &listed.bad {
         tracing::warn!(user = %id, %reason, "skipping a user entry Graph returned malformed");
     }
-    let mailboxes: Vec<_> = listed
-        .items
-        .into_iter()
-        .filter(|u| u.mail.as_deref().is_some_and(|m| !m.trim().is_empty()))
-        .filter(|u| {
-            let mail = u.mail.as_deref().unwrap_or_default();
-            options
-                .users
-                .selects(&[mail, u.user_principal_name.as_str()])
-        })
-        .collect();
+    let mailboxes = select_mailboxes(listed.items, &options.users);
     let run_id = match &journal {
         Some(j) => Some(j.begin_run()?),
         None => None,
