@@ -890,49 +890,42 @@ domain_map = { "contoso.onmicrosoft.com" = "contoso.com" }
 
     #[test]
     fn icewarp_settings_are_checked() {
-        let bad = |text: String, key: &str| {
-            let e = FileConfig::parse(&text, Path::new("m.toml"))
+        // (text replaced, replacement, what the error must name)
+        let cases = [
+            (
+                "host =",
+                "api_url = \"http://127.0.0.1/icewarpapi/\"\nhost =",
+                "destination.api_url",
+            ),
+            (
+                "host =",
+                "api_url = \"http://mail.example.com/\"\nallow_plaintext_loopback = true\nhost =",
+                "destination.api_url",
+            ),
+            (
+                "host =",
+                "imap_security = \"plain\"\nhost =",
+                "destination.imap_security",
+            ),
+            ("admin@example.com", "admin", "destination.admin_email"),
+            (
+                "= \"contoso.com\" }",
+                "= \"not a domain\" }",
+                "destination.domain_map",
+            ),
+            ("host =", "admin_password = \"x\"\nhost =", "admin_password"),
+            (
+                "credentials_report = \"/root/new-accounts.csv\"\n",
+                "",
+                "credentials_report",
+            ),
+            ("host =", "disabled_users = \"delete\"\nhost =", "delete"),
+        ];
+        for (from, to, key) in cases {
+            let e = FileConfig::parse(&ICEWARP.replace(from, to), Path::new("m.toml"))
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(key), "{key}: {e}");
-        };
-        bad(
-            ICEWARP.replace(
-                "host =",
-                "api_url = \"http://127.0.0.1/icewarpapi/\"\nhost =",
-            ),
-            "destination.api_url",
-        );
-        bad(
-            ICEWARP.replace(
-                "host =",
-                "api_url = \"http://mail.example.com/\"\nallow_plaintext_loopback = true\nhost =",
-            ),
-            "destination.api_url",
-        );
-        bad(
-            ICEWARP.replace("host =", "imap_security = \"plain\"\nhost ="),
-            "destination.imap_security",
-        );
-        bad(
-            ICEWARP.replace("admin@example.com", "admin"),
-            "destination.admin_email",
-        );
-        bad(
-            ICEWARP.replace("= \"contoso.com\" }", "= \"not a domain\" }"),
-            "destination.domain_map",
-        );
-        bad(
-            ICEWARP.replace("host =", "admin_password = \"x\"\nhost ="),
-            "admin_password",
-        );
-        bad(
-            ICEWARP.replace("credentials_report = \"/root/new-accounts.csv\"\n", ""),
-            "credentials_report",
-        );
-        bad(
-            ICEWARP.replace("host =", "disabled_users = \"delete\"\nhost ="),
-            "delete",
-        );
+        }
     }
 }

@@ -753,6 +753,10 @@ mod tests {
         (status, Node::parse(&text).unwrap_or_default())
     }
 
+    fn error_uid(iq: &Node) -> Option<&str> {
+        iq.child("query")?.child("error")?.attr("uid")
+    }
+
     async fn login(sim: &IceWarpSim) -> String {
         let params = "<authtype>0</authtype><email>admin@icewarp.test</email>\
                       <password>Admin-Pa55!</password><persistentlogin>0</persistentlogin>";
@@ -800,23 +804,9 @@ mod tests {
         assert_eq!(iq.attr("sid"), None);
         let (_, iq) = post(&sim, request(Some("forged"), "getdomainsinfolist", "")).await;
         assert_eq!(iq.attr("type"), Some("error"));
-        assert_eq!(
-            iq.child("query")
-                .unwrap()
-                .child("error")
-                .unwrap()
-                .attr("uid"),
-            Some("session_invalid")
-        );
+        assert_eq!(error_uid(&iq), Some("session_invalid"));
         let (_, iq) = post(&sim, "<html/>".into()).await;
-        assert_eq!(
-            iq.child("query")
-                .unwrap()
-                .child("error")
-                .unwrap()
-                .attr("uid"),
-            Some("iq_root_tag_invalid")
-        );
+        assert_eq!(error_uid(&iq), Some("iq_root_tag_invalid"));
         let sid = login(&sim).await;
         let (_, iq) = post(&sim, request(Some(&sid), "getdomainsinfolist", "")).await;
         assert_eq!(iq.text_at("query/result/item/name"), Some("contoso.com"));
@@ -838,94 +828,37 @@ mod tests {
         .await
         .unwrap();
         let sid = login(&sim).await;
-        let zero = |iq: &Node| iq.text_at("query/result") == Some("0");
-        // Policy: no digit, then an alias inside the password.
-        let (_, iq) = post(
-            &sim,
-            request(
+        // (mailbox, aliases, password, result): policy (no digit; an alias inside the
+        // password), a conflict with the pre-existing account's alias, an invalid name, a
+        // success, the same mailbox again, one more, then the licence limit of 3.
+        let cases = [
+            ("adele", "adele;av", "Abcdefgh!", "0"),
+            ("adele", "adele;av", "Xav-12345", "0"),
+            ("adele", "adele;veteran", "Qq-123456", "0"),
+            ("a b", "a b", "Qq-123456", "0"),
+            ("adele", "adele;av", "Qq-123456", "1"),
+            ("adele", "adele", "Qq-123456", "0"),
+            ("bob", "bob", "Qq-123456", "1"),
+            ("carol", "carol", "Qq-123456", "0"),
+        ];
+        for (mailbox, aliases, password, want) in cases {
+            let body = request(
                 Some(&sid),
                 "createaccount",
-                &create("adele", "adele;av", "Abcdefgh!"),
-            ),
-        )
-        .await;
-        assert!(zero(&iq));
-        let (_, iq) = post(
-            &sim,
-            request(
-                Some(&sid),
-                "createaccount",
-                &create("adele", "adele;av", "Xav-12345"),
-            ),
-        )
-        .await;
-        assert!(zero(&iq));
-        // Conflict with the pre-existing account's alias, and an invalid name.
-        let (_, iq) = post(
-            &sim,
-            request(
-                Some(&sid),
-                "createaccount",
-                &create("adele", "adele;veteran", "Qq-123456"),
-            ),
-        )
-        .await;
-        assert!(zero(&iq));
-        let (_, iq) = post(
-            &sim,
-            request(
-                Some(&sid),
-                "createaccount",
-                &create("a b", "a b", "Qq-123456"),
-            ),
-        )
-        .await;
-        assert!(zero(&iq));
-        let (_, iq) = post(
-            &sim,
-            request(
-                Some(&sid),
-                "createaccount",
-                &create("adele", "adele;av", "Qq-123456"),
-            ),
-        )
-        .await;
-        assert_eq!(iq.text_at("query/result"), Some("1"));
+                &create(mailbox, aliases, password),
+            );
+            let (_, iq) = post(&sim, body).await;
+            assert_eq!(
+                iq.text_at("query/result"),
+                Some(want),
+                "{mailbox} {aliases} {password}"
+            );
+        }
         let a = sim.account("av@contoso.com").unwrap();
         assert_eq!(
             (a.email(), a.password.as_str()),
             ("adele@contoso.com".to_string(), "Qq-123456")
         );
-        let (_, iq) = post(
-            &sim,
-            request(
-                Some(&sid),
-                "createaccount",
-                &create("adele", "adele", "Qq-123456"),
-            ),
-        )
-        .await;
-        assert!(zero(&iq), "same mailbox twice");
-        let (_, iq) = post(
-            &sim,
-            request(
-                Some(&sid),
-                "createaccount",
-                &create("bob", "bob", "Qq-123456"),
-            ),
-        )
-        .await;
-        assert_eq!(iq.text_at("query/result"), Some("1"));
-        let (_, iq) = post(
-            &sim,
-            request(
-                Some(&sid),
-                "createaccount",
-                &create("carol", "carol", "Qq-123456"),
-            ),
-        )
-        .await;
-        assert!(zero(&iq), "licence allows 3 accounts");
         let reasons: Vec<String> = sim.requests().iter().map(|r| r.outcome.clone()).collect();
         for want in [
             "digits",

@@ -41,7 +41,9 @@ impl Default for PasswordPolicy {
 }
 
 impl PasswordPolicy {
-    /// Why `password` breaks the policy for an account with these names, if it does.
+    /// Why `password` breaks the policy for an account with these names, if it does. Written
+    /// apart from the migrator's own check on purpose: the emulator is the independent judge
+    /// of the passwords the client generates (the sim does not depend on the core).
     pub fn violation(&self, password: &str, names: &[String]) -> Option<String> {
         if !self.enabled {
             return None;

@@ -269,6 +269,11 @@ impl IceWarpClient {
 
     async fn post(&self, request: &Request, sid: Option<&str>) -> Result<Reply, IceWarpError> {
         let command = request.command.to_string();
+        let transport = |source| IceWarpError::Transport {
+            url: self.url.clone(),
+            command: command.clone(),
+            source,
+        };
         tracing::debug!(command = request.command, "IceWarp API request");
         let response = self
             .http
@@ -277,24 +282,19 @@ impl IceWarpClient {
             .body(request.to_xml(sid))
             .send()
             .await
-            .map_err(|source| IceWarpError::Transport {
-                url: self.url.clone(),
-                command: command.clone(),
-                source,
-            })?;
+            .map_err(transport)?;
         let status = response.status().as_u16();
         if status != 200 {
-            return Err(IceWarpError::Status { command, status });
-        }
-        let body = response
-            .text()
-            .await
-            .map_err(|source| IceWarpError::Transport {
-                url: self.url.clone(),
+            return Err(IceWarpError::Status {
                 command: command.clone(),
-                source,
-            })?;
-        Reply::parse(&body).map_err(|reason| IceWarpError::Malformed { command, reason })
+                status,
+            });
+        }
+        let body = response.text().await.map_err(transport)?;
+        Reply::parse(&body).map_err(|reason| IceWarpError::Malformed {
+            command: command.clone(),
+            reason,
+        })
     }
 
     /// `authenticate` (authtype 0: plain password over the TLS connection). Returns the sid.
