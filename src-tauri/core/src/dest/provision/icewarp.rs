@@ -11,8 +11,8 @@
 //!   no waiting here, the engine decides whether to come back later ([`ErrorClass::Retry`]).
 //!   A `0` every time is a definite refusal of that one account ([`ErrorClass::SkipItem`]).
 //! - **Domains:** `getdomainsinfolist`, then `createdomain` for each missing one.
-//! - **Accounts:** `getaccountsinfolist` per domain (paged by `offset`/`count` until a short
-//!   page) finds existing accounts. A user whose address or alias is an existing account is
+//! - **Accounts:** `getaccountsinfolist` per domain, without a filter (as IceWarp.Net's
+//!   NoFilter fixture), paged by `offset`/`count` until a short page, finds existing accounts. A user whose address or alias is an existing account is
 //!   merged into it: `getaccountproperties u_alias`, then `setaccountproperties u_alias` with
 //!   the missing aliases appended; nothing else changes. Other users get `createaccount` with
 //!   `u_type` 0, `u_mailbox`, `u_alias` (`;`-separated local names, primary first), `u_name`
@@ -431,7 +431,6 @@ impl IceWarpClient {
             if let Some(d) = domain {
                 params.push(Param::text("domainstr", d));
             }
-            params.push(Param::Group("filter", vec![Param::text("namemask", "*")]));
             params.push(Param::text("offset", offset.to_string()));
             params.push(Param::text("count", PAGE.to_string()));
             let root = self
