@@ -622,6 +622,8 @@ pub struct IceWarpProvisioner {
     master_user: bool,
     /// Existing accounts by domain, read once per domain.
     accounts: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    /// Domains that had no account when first listed.
+    empty_domains: Mutex<BTreeSet<String>>,
     policy: Mutex<Option<PasswordPolicy>>,
 }
 
@@ -642,6 +644,7 @@ impl IceWarpProvisioner {
             known_passwords: settings.known_passwords.clone(),
             master_user: settings.master_user,
             accounts: Mutex::new(BTreeMap::new()),
+            empty_domains: Mutex::new(BTreeSet::new()),
             policy: Mutex::new(None),
         })
     }
@@ -709,6 +712,9 @@ impl IceWarpProvisioner {
             return Ok(set.clone());
         }
         let set = self.client.accounts(domain).await?;
+        if set.is_empty() {
+            self.empty_domains.lock().await.insert(domain.to_string());
+        }
         cache.insert(domain.to_string(), set.clone());
         Ok(set)
     }
@@ -724,6 +730,11 @@ impl IceWarpProvisioner {
             if self.domain_accounts(domain).await?.contains(address) {
                 return Ok(Some(address.clone()));
             }
+        }
+        // A domain that had no accounts holds no alias either (this run's own accounts never
+        // share addresses: the plan gives each address to one user).
+        if self.empty_domains.lock().await.contains(plan.domain()) {
+            return Ok(None);
         }
         self.resolve_alias(&plan.address).await
     }
