@@ -12,13 +12,18 @@
 //!   A `0` every time is a definite refusal of that one account ([`ErrorClass::SkipItem`]).
 //! - **Domains:** `getdomainsinfolist`, then `createdomain` for each missing one.
 //! - **Accounts:** `getaccountsinfolist` per domain, without a filter (as IceWarp.Net's
-//!   NoFilter fixture), paged by `offset`/`count` until a short page, finds existing accounts. A user whose address or alias is an existing account is
-//!   merged into it: `getaccountproperties u_alias`, then `setaccountproperties u_alias` with
-//!   the missing aliases appended; nothing else changes. Other users get `createaccount` with
-//!   `u_type` 0, `u_mailbox`, `u_alias` (`;`-separated local names, primary first), `u_name`
-//!   and a generated `u_password` that satisfies the server's policy; the password goes to the
-//!   credentials report and nowhere else. IceWarp aliases are names within the account's
-//!   domain, so aliases in other domains are reported, not set.
+//!   NoFilter fixture), paged by `offset`/`count` until a short page, lists existing
+//!   accounts; `getaccountproperties` with the user's address finds an account it is an alias
+//!   of (IceWarp resolves aliases; skipped in domains that had no accounts). A user found
+//!   either way is merged into that account: `getaccountproperties u_alias`, then
+//!   `setaccountproperties u_alias` with the missing aliases appended; nothing else changes.
+//!   Other users get `createaccount` with `u_type` 0, `u_mailbox`, `u_alias` (`;`-separated
+//!   local names, primary first), `u_name` and a generated `u_password` that satisfies the
+//!   server's policy; the password goes to the credentials report and nowhere else. If
+//!   IceWarp keeps refusing, the account is tried once more without its extra aliases (a
+//!   taken alias must not cost the user the mailbox). IceWarp aliases are names within the
+//!   account's domain, so aliases in other domains are reported, not set. After a transport
+//!   error the account list is asked before trying `createaccount` again.
 //! - **Settings:** [`IceWarpProvisioner::settings_report`] reads the server properties that
 //!   slow or stop a migration and says what to change.
 //! - **Folders:** [`IceWarpProvisioner::default_folders`] reads an account's default folder
