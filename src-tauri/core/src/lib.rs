@@ -28,7 +28,9 @@
 //!   vCard 3.0/4.0, To Do tasks to VTODO, Windows zones to IANA (CLDR data).
 //! - [`dest`]: destinations: [`dest::folder`] (local Maildir++ tree), [`dest::imap`] (any IMAP
 //!   server, tested against a real Dovecot), [`dest::dav`] (CalDAV + CardDAV: calendars, task
-//!   lists, address books; tested against a real Radicale).
+//!   lists, address books; tested against a real Radicale), [`dest::provision`] (creates
+//!   domains and accounts: the [`dest::provision::AccountProvisioner`] trait, IceWarp's admin
+//!   API).
 //! - [`journal`]: SQLite record of runs, folders (delta links) and items, for exactly-once.
 //! - [`engine`]: runs a migration ([`engine::run`]) into a [`engine::Destination`], the
 //!   pre-run check ([`engine::preflight`]), pause/resume/stop ([`engine::RunControl`]).

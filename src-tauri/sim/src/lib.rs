@@ -35,6 +35,7 @@
 
 pub mod calendar;
 pub mod groupware;
+pub mod icewarp;
 pub mod mime;
 pub mod tenant;
 

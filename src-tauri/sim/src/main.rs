@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use migrator_sim::icewarp::{IceWarpConfig, IceWarpSim};
 use migrator_sim::{GroupwareSpec, MailboxLimits, SimConfig, SimServer, TenantSpec};
 
 #[derive(Parser)]
@@ -53,6 +54,9 @@ enum Command {
         /// Also print the client secret (it is a simulator, but secrets are not printed by habit).
         #[arg(long)]
         print_secret: bool,
+        /// Also serve the IceWarp admin API emulator, with no domains or accounts yet.
+        #[arg(long)]
+        icewarp: bool,
     },
 }
 
@@ -70,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
         contacts,
         tasks_per_list,
         print_secret,
+        icewarp,
     } = Cli::parse().command;
     let groupware = if no_groupware {
         GroupwareSpec::none()
@@ -101,8 +106,23 @@ async fn main() -> anyhow::Result<()> {
     if print_secret {
         println!("secret     {}", sim.client_secret());
     }
+    let icewarp_config = IceWarpConfig::default();
+    let icewarp = match icewarp {
+        true => Some(IceWarpSim::start(icewarp_config.clone()).await?),
+        false => None,
+    };
+    if let Some(iw) = &icewarp {
+        println!("icewarp    {}", iw.api_url());
+        println!("icewarp_admin {}", icewarp_config.admin_email);
+        if print_secret {
+            println!("icewarp_password {}", icewarp_config.admin_password);
+        }
+    }
     println!("serving until Ctrl-C");
     tokio::signal::ctrl_c().await?;
     sim.shutdown().await;
+    if let Some(iw) = icewarp {
+        iw.shutdown().await;
+    }
     Ok(())
 }

@@ -9,10 +9,13 @@
 //! - [`imap`]: any IMAP4rev1 server (IceWarp, Dovecot, ...): TLS, master-user login, folder
 //!   mapping to SPECIAL-USE folders, streaming APPEND with flags and dates, and the
 //!   destination check that keeps appends exactly-once.
+//! - [`provision`]: creating domains and accounts before writing ([`provision::icewarp`]:
+//!   IceWarp's admin API).
 
 pub mod dav;
 pub mod folder;
 pub mod imap;
+pub mod provision;
 
 /// Where an item ended up at the destination (a file name, an IMAP UID, a DAV href).
 #[derive(Debug, Clone, PartialEq, Eq)]

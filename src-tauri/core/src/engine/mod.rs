@@ -92,6 +92,12 @@ impl Destination {
     ) -> Result<Self, ConfigError> {
         match config {
             DestinationConfig::Folder { path } => Ok(Destination::Folder(path.clone())),
+            // Provisioning lives in dest::provision::icewarp; the engine does not run it yet.
+            DestinationConfig::IceWarp { .. } => Err(ConfigError::Invalid {
+                path: "destination".into(),
+                key: "destination.kind",
+                message: "the icewarp destination is not wired into the engine yet".into(),
+            }),
             DestinationConfig::Imap {
                 host,
                 port,
