@@ -208,6 +208,10 @@ pub enum DestinationConfig {
         /// `deleteditems`, `junkemail`, `archive`), when SPECIAL-USE is not enough.
         #[serde(default)]
         special_folders: std::collections::BTreeMap<String, String>,
+        /// The CalDAV/CardDAV server for calendars, contacts and tasks (discovery starts here,
+        /// RFC 6764). Needs each user's password (`accounts_csv`): a master user logs in to
+        /// IMAP only. Without it, only mail is migrated.
+        dav_url: Option<String>,
     },
     /// An IceWarp server. The migrator creates the domains and accounts through IceWarp's
     /// admin API (XML over `https://<host>/icewarpapi/`, logged in as `admin_email`, whose
@@ -534,6 +538,7 @@ impl FileConfig {
             allow_plaintext_loopback,
             master_user,
             accounts_csv,
+            dav_url,
             ..
         } = &config.destination
         {
@@ -551,6 +556,23 @@ impl FileConfig {
                     "destination.master_user",
                     "set exactly one of master_user (an administrator logs in for each user) or accounts_csv (each user's password)".into(),
                 ));
+            }
+            if let Some(url) = dav_url {
+                match url::Url::parse(url.trim()) {
+                    Ok(u) if matches!(u.scheme(), "https" | "http") => {}
+                    _ => {
+                        return Err(invalid(
+                            "destination.dav_url",
+                            format!("'{url}' is not an https:// URL"),
+                        ))
+                    }
+                }
+                if accounts_csv.is_none() {
+                    return Err(invalid(
+                        "destination.dav_url",
+                        "CalDAV/CardDAV logins need each user's password: set accounts_csv (a master user logs in to IMAP only)".into(),
+                    ));
+                }
             }
         }
         if let DestinationConfig::IceWarp {

@@ -44,6 +44,7 @@ impl Setup {
                 password: Secret::new(MASTER_PASSWORD),
                 style: MasterStyle::SaslAuthzid,
             },
+            dav: None,
         };
         let options = RunOptions {
             state_dir: Some(self.state.path().join("state")),

@@ -83,7 +83,7 @@ pub fn to_vcard(
     let mut n = VCardEntry::new(VCardProperty::N).with_values(n_values);
     if let Some(file_as) = text(&contact.file_as) {
         if v4 {
-            n = n.with_param(VCardParameter::sort_as(file_as));
+            n = n.with_param(VCardParameter::sort_as(super::parameter_text(&file_as)));
         } else {
             e.push(plain(other("SORT-STRING"), file_as));
         }

@@ -844,7 +844,7 @@ fn write_details(
 fn cn(name: Option<&str>) -> Vec<ICalendarParameter> {
     name.map(str::trim)
         .filter(|n| !n.is_empty())
-        .map(|n| vec![ICalendarParameter::cn(n.to_string())])
+        .map(|n| vec![ICalendarParameter::cn(super::parameter_text(n))])
         .unwrap_or_default()
 }
 

@@ -16,6 +16,21 @@ pub mod recurrence;
 pub mod task;
 pub mod timezone;
 
+/// Text made safe as a parameter value (a CN, a SORT-AS): parameter values cannot hold a
+/// double quote, even quoted (RFC 5545 §3.1 QSAFE-CHAR, RFC 6350 §3.3), and parsers such as
+/// Radicale's refuse the whole resource if one does, so `"` becomes `'`; control characters
+/// (line breaks included) become spaces.
+pub fn parameter_text(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| match c {
+            '"' => '\'',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect()
+}
+
 /// An iCalendar object ready to PUT: one series (master and overrides) or one task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CalendarResource {
@@ -71,4 +86,15 @@ pub(crate) fn uid_from_graph_id(kind: &str, id: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(id.as_bytes());
     format!("m365-{kind}-{}", hex::encode(&digest[..16]))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parameter_values_lose_double_quotes_and_line_breaks() {
+        assert_eq!(
+            super::parameter_text("Room 4.12 \"Alpen\"\r\nEast"),
+            "Room 4.12 'Alpen'  East"
+        );
+    }
 }

@@ -22,12 +22,4 @@ pub mod provision;
 pub struct DestRef(pub String);
 
 /// The groupware collections a destination holds besides mail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GroupwareKind {
-    /// Events (iCalendar VEVENT).
-    Calendar,
-    /// Contacts (vCard).
-    Contacts,
-    /// To Do tasks (iCalendar VTODO).
-    Tasks,
-}
+pub use dav::CollectionKind;

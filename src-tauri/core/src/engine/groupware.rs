@@ -18,10 +18,12 @@ use crate::convert::contact::{to_vcard, VCardVersion};
 use crate::convert::event::{series_to_ics, single_to_ics};
 use crate::convert::task::to_vtodo;
 use crate::convert::ConvertError;
-use crate::dest::folder::{CollectionDir, FolderStore};
-use crate::dest::{DestRef, GroupwareKind};
+use crate::dest::dav::{self, DavAccount, DavError, DavLogin, DavSettings};
+use crate::dest::folder::{CollectionDir, FolderStore, Mailbox};
+use crate::dest::{CollectionKind, DestRef};
 use crate::error::{Classify, ErrorClass};
 use crate::graph::client::{GraphClient, GraphError};
+use crate::graph::pacer::Verdict;
 use crate::graph::paging::Pages;
 use crate::graph::types::{Event, User};
 use crate::graph::{calendar, contacts, todo, Pacer, PacerSettings};
@@ -37,18 +39,38 @@ pub(super) struct GroupwareRun<'a> {
     pub control: RunControl,
     pub settings: PacerSettings,
     pub workloads: &'a [Workload],
+    /// The CalDAV/CardDAV server beside an IMAP destination; without it, an IMAP destination
+    /// receives mail only.
+    pub dav: Option<&'a DavSettings>,
+}
+
+/// A user's groupware destination, opened.
+enum Account {
+    Dir(Mailbox),
+    /// With the pacer that retries this account's transient DAV failures.
+    Dav(Box<DavAccount>, Pacer),
 }
 
 /// Where one collection's items go.
 enum Collection {
     Dir(CollectionDir),
+    Dav(dav::Collection),
 }
 
 /// How one item ended when it did not arrive.
 enum ItemError {
     /// Recorded and reported; the run goes on.
     Skip(String),
+    /// This user's groupware cannot go on (e.g. the DAV login was refused); other users can.
+    User(String),
     Fatal(EngineError),
+}
+
+fn dav_item_error(e: DavError) -> ItemError {
+    match e.class() {
+        ErrorClass::Fatal => ItemError::User(e.to_string()),
+        _ => ItemError::Skip(e.to_string()),
+    }
 }
 
 impl From<ConvertError> for ItemError {
@@ -85,13 +107,37 @@ impl GroupwareRun<'_> {
         let mut stats = Stats::default();
         let address = user.mail.clone().unwrap_or_default();
         let pacer = Pacer::new(self.settings.clone());
-        let mailbox = match self.store {
-            Store::Folder(store) => Some(self.open_folder(store, &address)?),
-            // Groupware over CalDAV/CardDAV needs a DAV destination; IMAP carries mail only.
-            Store::Imap { .. } => None,
-        };
-        let Some(mailbox) = mailbox else {
-            return Ok(stats);
+        let account = match (self.store, self.dav) {
+            (Store::Folder(store), _) => Account::Dir(self.open_folder(store, &address)?),
+            (Store::Imap { logins, .. }, Some(dav)) => {
+                let password = match logins {
+                    super::ImapLogins::Accounts(accounts) => {
+                        accounts.get(&address.trim().to_lowercase()).cloned()
+                    }
+                    // A master user logs in to IMAP only; CalDAV/CardDAV have no such login.
+                    super::ImapLogins::Master { .. } => None,
+                };
+                let Some(password) = password else {
+                    self.fail_user(
+                        &mut stats,
+                        &address,
+                        "calendars, contacts and tasks need this user's own password (accounts_csv)".into(),
+                    );
+                    return Ok(stats);
+                };
+                let login = DavLogin::new(address.clone(), password);
+                match DavAccount::connect(dav, &address, login).await {
+                    Ok(account) => {
+                        Account::Dav(Box::new(account), Pacer::new(self.settings.clone()))
+                    }
+                    Err(e) => {
+                        self.fail_user(&mut stats, &address, e.to_string());
+                        return Ok(stats);
+                    }
+                }
+            }
+            // No groupware destination configured: the run was told at its start.
+            (Store::Imap { .. }, None) => return Ok(stats),
         };
         let mut ctx = Ctx {
             run: self,
@@ -106,13 +152,17 @@ impl GroupwareRun<'_> {
             }
             let result = match workload {
                 Workload::Mail => continue,
-                Workload::Calendar => ctx.calendars(&mailbox).await,
-                Workload::Contacts => ctx.contacts(&mailbox).await,
-                Workload::Tasks => ctx.tasks(&mailbox).await,
+                Workload::Calendar => ctx.calendars(&account).await,
+                Workload::Contacts => ctx.contacts(&account).await,
+                Workload::Tasks => ctx.tasks(&account).await,
             };
             match result {
                 Ok(()) => {}
                 Err(ItemError::Fatal(e)) => return Err(e),
+                Err(ItemError::User(reason)) => {
+                    ctx.fail("(groupware)", "(account)", reason);
+                    break;
+                }
                 Err(ItemError::Skip(reason)) => {
                     // The workload could not be listed (e.g. a missing permission): this user's
                     // workload only; the others and the other users go on.
@@ -123,11 +173,17 @@ impl GroupwareRun<'_> {
         Ok(stats)
     }
 
-    fn open_folder(
-        &self,
-        store: &FolderStore,
-        address: &str,
-    ) -> Result<crate::dest::folder::Mailbox, EngineError> {
+    fn fail_user(&self, stats: &mut Stats, address: &str, reason: String) {
+        stats.failed += 1;
+        self.reporter.report(ProgressEvent::ItemFailed {
+            user: address.to_string(),
+            folder: "(groupware)".into(),
+            item: "(account)".into(),
+            reason,
+        });
+    }
+
+    fn open_folder(&self, store: &FolderStore, address: &str) -> Result<Mailbox, EngineError> {
         store
             .mailbox(address)
             .map_err(|source| EngineError::Destination {
@@ -166,25 +222,56 @@ impl Ctx<'_, '_> {
         });
     }
 
-    fn open(
+    /// Opens (creating if needed) the destination collection for a source collection.
+    /// `default`: the source's default calendar, contact folder or task list, which goes to the
+    /// destination's own default collection where the server names one (IceWarp's templates).
+    async fn open(
         &self,
-        mailbox: &crate::dest::folder::Mailbox,
-        kind: GroupwareKind,
+        account: &Account,
+        kind: CollectionKind,
         path: &[String],
         source_id: &str,
+        default: bool,
     ) -> Result<Collection, ItemError> {
-        mailbox
-            .collection(kind, path, source_id)
-            .map(Collection::Dir)
-            .map_err(|source| {
-                ItemError::Fatal(EngineError::Destination {
-                    path: mailbox.path().display().to_string(),
-                    source,
-                })
-            })
+        match account {
+            Account::Dir(mailbox) => mailbox
+                .collection(kind, path, source_id)
+                .map(Collection::Dir)
+                .map_err(|source| {
+                    ItemError::Fatal(EngineError::Destination {
+                        path: mailbox.path().display().to_string(),
+                        source,
+                    })
+                }),
+            Account::Dav(dav, pacer) => {
+                let name = if path.is_empty() {
+                    "Contacts".to_string()
+                } else {
+                    path.join(" / ")
+                };
+                let opened = pacer
+                    .call(
+                        |_| async {
+                            let found = match default {
+                                true => dav.default_collection(kind).await,
+                                false => Ok(None),
+                            };
+                            let result = match found {
+                                Ok(Some(c)) => Ok(c),
+                                Ok(None) => dav.ensure_collection(kind, &name, None).await,
+                                Err(e) => Err(e),
+                            };
+                            dav_verdict(result)
+                        },
+                        self.on_throttle(),
+                    )
+                    .await;
+                opened.map(Collection::Dav).map_err(dav_item_error)
+            }
+        }
     }
 
-    async fn calendars(&mut self, mailbox: &crate::dest::folder::Mailbox) -> Result<(), ItemError> {
+    async fn calendars(&mut self, account: &Account) -> Result<(), ItemError> {
         let client = self.run.client;
         let listed = calendar::calendars(client, self.pacer, &self.user.id, self.on_throttle())
             .await
@@ -195,7 +282,15 @@ impl Ctx<'_, '_> {
             let open = Open {
                 source_id: &cal.id,
                 label: format!("calendars/{name}"),
-                target: self.open(mailbox, GroupwareKind::Calendar, &[name], &cal.id)?,
+                target: self
+                    .open(
+                        account,
+                        CollectionKind::Events,
+                        &[name],
+                        &cal.id,
+                        cal.is_default_calendar == Some(true),
+                    )
+                    .await?,
             };
             self.stats.folders += 1;
             let mut pages = calendar::events(client, self.pacer, &self.user.id, &cal.id);
@@ -206,7 +301,7 @@ impl Ctx<'_, '_> {
                     }
                     let id = event.id.clone();
                     let converted = self.event_resource(event).await;
-                    if self.write(&open, &id, converted).await? {
+                    if self.write(account, &open, &id, converted).await? {
                         self.stats.events += 1;
                     }
                 }
@@ -250,7 +345,7 @@ impl Ctx<'_, '_> {
         }))
     }
 
-    async fn contacts(&mut self, mailbox: &crate::dest::folder::Mailbox) -> Result<(), ItemError> {
+    async fn contacts(&mut self, account: &Account) -> Result<(), ItemError> {
         let client = self.run.client;
         let (folders, bad) =
             contacts::contact_folders(client, self.pacer, &self.user.id, self.on_throttle())
@@ -267,7 +362,15 @@ impl Ctx<'_, '_> {
             let open = Open {
                 source_id,
                 label,
-                target: self.open(mailbox, GroupwareKind::Contacts, &folder.path, source_id)?,
+                target: self
+                    .open(
+                        account,
+                        CollectionKind::Contacts,
+                        &folder.path,
+                        source_id,
+                        folder.id.is_none(),
+                    )
+                    .await?,
             };
             self.stats.folders += 1;
             let mut pages =
@@ -310,7 +413,7 @@ impl Ctx<'_, '_> {
                         })
                     })
                     .map_err(ItemError::from);
-                    if self.write(&open, &contact.id, converted).await? {
+                    if self.write(account, &open, &contact.id, converted).await? {
                         self.stats.contacts += 1;
                     }
                 }
@@ -319,7 +422,7 @@ impl Ctx<'_, '_> {
         Ok(())
     }
 
-    async fn tasks(&mut self, mailbox: &crate::dest::folder::Mailbox) -> Result<(), ItemError> {
+    async fn tasks(&mut self, account: &Account) -> Result<(), ItemError> {
         let client = self.run.client;
         let lists = todo::task_lists(client, self.pacer, &self.user.id, self.on_throttle())
             .await
@@ -333,7 +436,15 @@ impl Ctx<'_, '_> {
             let open = Open {
                 source_id: &list.id,
                 label: format!("tasks/{name}"),
-                target: self.open(mailbox, GroupwareKind::Tasks, &[name], &list.id)?,
+                target: self
+                    .open(
+                        account,
+                        CollectionKind::Tasks,
+                        &[name],
+                        &list.id,
+                        list.wellknown_list_name.as_deref() == Some("defaultList"),
+                    )
+                    .await?,
             };
             self.stats.folders += 1;
             let mut pages = todo::tasks(client, self.pacer, &self.user.id, &list.id);
@@ -352,7 +463,7 @@ impl Ctx<'_, '_> {
                             })
                         })
                         .map_err(ItemError::from);
-                    if self.write(&open, &task.id, converted).await? {
+                    if self.write(account, &open, &task.id, converted).await? {
                         self.stats.tasks += 1;
                     }
                 }
@@ -401,6 +512,7 @@ impl Ctx<'_, '_> {
     /// ones are `Err`.
     async fn write(
         &mut self,
+        account: &Account,
         open: &Open<'_>,
         id: &str,
         converted: Result<Option<Resource>, ItemError>,
@@ -436,16 +548,40 @@ impl Ctx<'_, '_> {
                 .record_intent(self.target(open, &resource.source_id), j.run)
                 .map_err(journal_error)?;
         }
-        let written = match &open.target {
-            Collection::Dir(dir) => dir.put(&resource.uid, resource.text.as_bytes()),
-        };
-        let dest: DestRef = match written {
-            Ok(dest) => dest,
-            Err(source) => {
-                let path = match &open.target {
-                    Collection::Dir(dir) => dir.path().display().to_string(),
-                };
-                return Err(ItemError::Fatal(EngineError::Destination { path, source }));
+        let dest: DestRef = match (&open.target, account) {
+            (Collection::Dir(dir), _) => match dir.put(&resource.uid, resource.text.as_bytes()) {
+                Ok(dest) => dest,
+                Err(source) => {
+                    let path = dir.path().display().to_string();
+                    return Err(ItemError::Fatal(EngineError::Destination { path, source }));
+                }
+            },
+            (Collection::Dav(collection), Account::Dav(dav, pacer)) => {
+                let put = pacer
+                    .call(
+                        |_| async {
+                            dav_verdict(
+                                dav.put(collection, &resource.uid, resource.text.as_bytes())
+                                    .await,
+                            )
+                        },
+                        self.on_throttle(),
+                    )
+                    .await;
+                match put.map_err(dav_item_error) {
+                    Ok(outcome) => outcome.href,
+                    Err(ItemError::Skip(reason)) => {
+                        self.record_failed(open, &resource.source_id, &reason)?;
+                        self.fail(&open.label, &resource.source_id, reason);
+                        return Ok(false);
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+            (Collection::Dav(_), Account::Dir(_)) => {
+                return Err(ItemError::User(
+                    "internal: a DAV collection without a DAV account".into(),
+                ))
             }
         };
         if let Some(j) = self.run.journal {
@@ -488,4 +624,17 @@ impl Ctx<'_, '_> {
 
 fn journal_error(e: crate::journal::JournalError) -> ItemError {
     ItemError::Fatal(EngineError::Journal(e))
+}
+
+/// A DAV call's result as the pacer's verdict: transient failures are retried (after the
+/// server's `Retry-After` when it sent one), the rest returned.
+fn dav_verdict<T>(result: Result<T, DavError>) -> Verdict<T, DavError> {
+    match result {
+        Ok(value) => Verdict::Done(value),
+        Err(e) if e.class() == ErrorClass::Retry => Verdict::Retry {
+            after: e.retry_after(),
+            error: e,
+        },
+        Err(e) => Verdict::Fail(e),
+    }
 }

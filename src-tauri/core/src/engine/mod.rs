@@ -29,6 +29,7 @@ use crate::config::{
     read_accounts_csv, ConfigError, DestinationConfig, ImapSecurity, MasterLoginStyle, RunSettings,
     SourceConfig, UserSelection, Workload,
 };
+use crate::dest::dav::DavSettings;
 use crate::dest::folder::FolderStore;
 use crate::dest::imap::{ImapLogin, ImapSettings, MasterStyle, Security};
 use crate::graph::client::{http_client, GraphClient, GraphError};
@@ -73,6 +74,8 @@ impl EngineError {
 
 /// Where the mail goes.
 #[derive(Debug, Clone)]
+// Built once per run and passed by reference: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Destination {
     /// One Maildir++ tree per user under this folder.
     Folder(PathBuf),
@@ -80,10 +83,20 @@ pub enum Destination {
     Imap {
         settings: ImapSettings,
         logins: ImapLogins,
+        /// The CalDAV/CardDAV server for calendars, contacts and tasks; `None`: mail only.
+        dav: Option<DavSettings>,
     },
 }
 
 impl Destination {
+    /// True when calendars, contacts and tasks have somewhere to go.
+    pub fn holds_groupware(&self) -> bool {
+        match self {
+            Destination::Folder(_) => true,
+            Destination::Imap { dav, .. } => dav.is_some(),
+        }
+    }
+
     /// The destination a configuration file's `[destination]` describes. `admin_password` is
     /// the IMAP master user's password (from the keychain or `DEST_ADMIN_PASSWORD`).
     pub fn from_config(
@@ -108,6 +121,7 @@ impl Destination {
                 master_style,
                 accounts_csv,
                 special_folders,
+                dav_url,
             } => {
                 let (security, default_port) = match security {
                     ImapSecurity::Tls => (Security::Tls, 993),
@@ -143,7 +157,17 @@ impl Destination {
                         })
                     }
                 };
-                Ok(Destination::Imap { settings, logins })
+                let dav = dav_url.as_deref().map(|url| {
+                    let mut dav = DavSettings::new(url.trim());
+                    dav.ca_file = ca_file.clone();
+                    dav.allow_plaintext_loopback = *allow_plaintext_loopback;
+                    dav
+                });
+                Ok(Destination::Imap {
+                    settings,
+                    logins,
+                    dav,
+                })
             }
         }
     }
@@ -316,10 +340,32 @@ pub async fn run(
                 })?,
             )
         }
-        Destination::Imap { settings, logins } => Store::Imap {
+        Destination::Imap {
+            settings, logins, ..
+        } => Store::Imap {
             settings: settings.clone(),
             logins: logins.clone(),
         },
+    };
+
+    let workloads: Vec<Workload> = if destination.holds_groupware() {
+        options.workloads.clone()
+    } else {
+        let skipped: Vec<_> = options
+            .workloads
+            .iter()
+            .filter(|w| **w != Workload::Mail)
+            .collect();
+        if !skipped.is_empty() {
+            tracing::warn!(
+                ?skipped,
+                "the destination has no CalDAV/CardDAV server (dav_url): only mail is migrated"
+            );
+        }
+        vec![Workload::Mail]
+            .into_iter()
+            .filter(|w| options.workloads.contains(w))
+            .collect()
     };
 
     // Directory calls are throttled per tenant, not per mailbox (throttling-limits.md).
@@ -363,7 +409,11 @@ pub async fn run(
                 reporter: reporter.clone(),
                 control: control.clone(),
                 settings: options.pacer.clone(),
-                workloads: &options.workloads,
+                workloads: &workloads,
+                dav: match destination {
+                    Destination::Imap { dav, .. } => dav.as_ref(),
+                    Destination::Folder(_) => None,
+                },
             };
             async move {
                 let mut stats = match mail {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::{create_private_dir, Mailbox};
-use crate::dest::{DestRef, GroupwareKind};
+use crate::dest::{CollectionKind, DestRef};
 
 /// The longest file or folder name written, in bytes (common file systems allow 255).
 const MAX_NAME: usize = 120;
@@ -29,14 +29,14 @@ impl Mailbox {
     /// collections with the same name apart, so they never merge by accident.
     pub fn collection(
         &self,
-        kind: GroupwareKind,
+        kind: CollectionKind,
         path: &[String],
         source_id: &str,
     ) -> std::io::Result<CollectionDir> {
         let (top, extension) = match kind {
-            GroupwareKind::Calendar => ("calendars", "ics"),
-            GroupwareKind::Contacts => ("contacts", "vcf"),
-            GroupwareKind::Tasks => ("tasks", "ics"),
+            CollectionKind::Events => ("calendars", "ics"),
+            CollectionKind::Contacts => ("contacts", "vcf"),
+            CollectionKind::Tasks => ("tasks", "ics"),
         };
         let mut dir = self.path().join(top);
         let name = if path.is_empty() {
@@ -143,10 +143,10 @@ mod tests {
             .mailbox("ann@contoso.com")
             .unwrap();
         let work = mailbox
-            .collection(GroupwareKind::Calendar, &["Work/Projects".into()], "cal-1")
+            .collection(CollectionKind::Events, &["Work/Projects".into()], "cal-1")
             .unwrap();
         let other = mailbox
-            .collection(GroupwareKind::Calendar, &["Work/Projects".into()], "cal-2")
+            .collection(CollectionKind::Events, &["Work/Projects".into()], "cal-2")
             .unwrap();
         assert_ne!(work.path(), other.path());
         assert!(work.path().starts_with(mailbox.path().join("calendars")));
