@@ -348,6 +348,7 @@ async fn migrate(
     let target = match destination {
         Destination::Folder(path) => path.display().to_string(),
         Destination::Imap { settings, .. } => format!("imap://{}:{}", settings.host, settings.port),
+        Destination::IceWarp(d) => format!("IceWarp {}", d.imap.host),
     };
     reporter.finish(&summary, &target);
     if let Some(dir) = state_dir {

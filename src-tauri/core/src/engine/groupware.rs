@@ -110,13 +110,8 @@ impl GroupwareRun<'_> {
         let account = match (self.store, self.dav) {
             (Store::Folder(store), _) => Account::Dir(self.open_folder(store, &address)?),
             (Store::Imap { logins, .. }, Some(dav)) => {
-                let password = match logins {
-                    super::ImapLogins::Accounts(accounts) => {
-                        accounts.get(&address.trim().to_lowercase()).cloned()
-                    }
-                    // A master user logs in to IMAP only; CalDAV/CardDAV have no such login.
-                    super::ImapLogins::Master { .. } => None,
-                };
+                // A master user logs in to IMAP only; CalDAV/CardDAV have no such login.
+                let password = logins.own_password(&address);
                 let Some(password) = password else {
                     self.fail_user(
                         &mut stats,

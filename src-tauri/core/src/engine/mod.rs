@@ -7,6 +7,7 @@
 
 mod control;
 mod groupware;
+mod icewarp;
 mod mail;
 mod plan;
 mod preflight;
@@ -29,9 +30,11 @@ use crate::config::{
     read_accounts_csv, ConfigError, DestinationConfig, ImapSecurity, MasterLoginStyle, RunSettings,
     SourceConfig, UserSelection, Workload,
 };
-use crate::dest::dav::DavSettings;
+use crate::dest::dav::{CollectionTemplates, DavSettings};
 use crate::dest::folder::FolderStore;
 use crate::dest::imap::{ImapLogin, ImapSettings, MasterStyle, Security};
+use crate::dest::provision::icewarp::{IceWarpError, IceWarpSettings};
+use crate::dest::provision::ProvisionRules;
 use crate::graph::client::{http_client, GraphClient, GraphError};
 use crate::graph::types::User;
 use crate::graph::{users, AuthError, Pacer, PacerSettings};
@@ -56,6 +59,8 @@ pub enum EngineError {
     Http(#[source] reqwest::Error),
     #[error(transparent)]
     Journal(#[from] JournalError),
+    #[error("cannot set up the IceWarp domains and accounts")]
+    Provision(#[source] IceWarpError),
 }
 
 impl EngineError {
@@ -68,6 +73,7 @@ impl EngineError {
             EngineError::Destination { .. } => "destination",
             EngineError::Http(_) => "internal",
             EngineError::Journal(_) => "state",
+            EngineError::Provision(_) => "destination",
         }
     }
 }
@@ -86,6 +92,26 @@ pub enum Destination {
         /// The CalDAV/CardDAV server for calendars, contacts and tasks; `None`: mail only.
         dav: Option<DavSettings>,
     },
+    /// An IceWarp server: domains and accounts are created (or merged into) through its admin
+    /// API before any data moves; mail goes over IMAP, groupware over its WebDAV.
+    IceWarp(Box<IceWarpDestination>),
+}
+
+/// Everything an IceWarp run needs (see [`Destination::IceWarp`]).
+#[derive(Debug, Clone)]
+pub struct IceWarpDestination {
+    pub api: IceWarpSettings,
+    pub rules: ProvisionRules,
+    /// The administrator's password, for the admin API and, with `master_user`, for IMAP.
+    pub admin_password: Secret,
+    pub imap: ImapSettings,
+    /// Passwords of existing accounts (the configured accounts CSV), by lower-case address.
+    pub accounts: HashMap<String, Secret>,
+    /// An IMAP master user for existing accounts without a known password.
+    pub master: Option<(String, MasterStyle)>,
+    pub dav: DavSettings,
+    /// Force a password change on the accounts the run created, once their data is written.
+    pub expire_passwords: bool,
 }
 
 impl Destination {
@@ -94,6 +120,7 @@ impl Destination {
         match self {
             Destination::Folder(_) => true,
             Destination::Imap { dav, .. } => dav.is_some(),
+            Destination::IceWarp(_) => true,
         }
     }
 
@@ -105,12 +132,59 @@ impl Destination {
     ) -> Result<Self, ConfigError> {
         match config {
             DestinationConfig::Folder { path } => Ok(Destination::Folder(path.clone())),
-            // Provisioning lives in dest::provision::icewarp; the engine does not run it yet.
-            DestinationConfig::IceWarp { .. } => Err(ConfigError::Invalid {
-                path: "destination".into(),
-                key: "destination.kind",
-                message: "the icewarp destination is not wired into the engine yet".into(),
-            }),
+            DestinationConfig::IceWarp {
+                ca_file,
+                allow_plaintext_loopback,
+                accounts_csv,
+                master_user,
+                expire_passwords,
+                ..
+            } => {
+                let (Some((api, rules)), Some(endpoints)) = (
+                    IceWarpSettings::from_config(config)?,
+                    config.icewarp_endpoints(),
+                ) else {
+                    unreachable!("an icewarp destination has IceWarp settings and endpoints")
+                };
+                let admin_password = admin_password.filter(|p| !p.is_empty()).ok_or_else(|| {
+                    ConfigError::Invalid {
+                        path: "DEST_ADMIN_PASSWORD".into(),
+                        key: "destination.admin_email",
+                        message:
+                            "the administrator's password is not set: export DEST_ADMIN_PASSWORD"
+                                .into(),
+                    }
+                })?;
+                let security = match endpoints.imap_security {
+                    ImapSecurity::Tls => Security::Tls,
+                    ImapSecurity::Starttls => Security::StartTls,
+                    ImapSecurity::Plain => Security::Plain,
+                };
+                let mut imap =
+                    ImapSettings::new(&endpoints.imap_host, endpoints.imap_port, security);
+                imap.ca_file = ca_file.clone();
+                imap.allow_plaintext_loopback = *allow_plaintext_loopback;
+                let mut dav = DavSettings::new(endpoints.webdav_base.clone());
+                // IceWarp's WebDAV has no discovery; its layout is fixed (reference/icewarp.md).
+                dav.discover = false;
+                dav.templates = CollectionTemplates::under(&endpoints.webdav_base);
+                dav.ca_file = ca_file.clone();
+                dav.allow_plaintext_loopback = *allow_plaintext_loopback;
+                let accounts = match accounts_csv {
+                    Some(csv) => read_accounts_csv(csv)?,
+                    None => HashMap::new(),
+                };
+                Ok(Destination::IceWarp(Box::new(IceWarpDestination {
+                    api,
+                    rules,
+                    admin_password,
+                    imap,
+                    accounts,
+                    master: master_user.clone().map(|m| (m, MasterStyle::SaslAuthzid)),
+                    dav,
+                    expire_passwords: *expire_passwords,
+                })))
+            }
             DestinationConfig::Imap {
                 host,
                 port,
@@ -184,6 +258,15 @@ pub enum ImapLogins {
     },
     /// Each user's own password, by lower-case address.
     Accounts(HashMap<String, Secret>),
+    /// An administrator acting for every user over IMAP (no dependence on each account's
+    /// password, which the run may have just generated), and each user's own password where
+    /// known for what has no master login (CalDAV/CardDAV).
+    MasterAndAccounts {
+        accounts: HashMap<String, Secret>,
+        master_user: String,
+        password: Secret,
+        style: MasterStyle,
+    },
 }
 
 impl ImapLogins {
@@ -194,25 +277,42 @@ impl ImapLogins {
                 master_user,
                 password,
                 style,
+            }
+            | ImapLogins::MasterAndAccounts {
+                master_user,
+                password,
+                style,
+                ..
             } => Some(ImapLogin::Master {
                 user: address.to_string(),
                 master_user: master_user.clone(),
                 master_password: password.clone(),
                 style: *style,
             }),
-            ImapLogins::Accounts(accounts) => {
-                accounts
-                    .get(&address.trim().to_lowercase())
+            ImapLogins::Accounts(_) => {
+                self.own_password(address)
                     .map(|password| ImapLogin::Password {
                         user: address.to_string(),
-                        password: password.clone(),
+                        password,
                     })
+            }
+        }
+    }
+
+    /// The user's own password, when one is known (CalDAV/CardDAV need it).
+    pub fn own_password(&self, address: &str) -> Option<Secret> {
+        match self {
+            ImapLogins::Master { .. } => None,
+            ImapLogins::Accounts(accounts) | ImapLogins::MasterAndAccounts { accounts, .. } => {
+                accounts.get(&address.trim().to_lowercase()).cloned()
             }
         }
     }
 }
 
 /// The destination as the workers use it.
+// One per run, shared by reference: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Store {
     Folder(FolderStore),
     Imap {
@@ -331,7 +431,11 @@ pub async fn run(
     };
     let client = GraphClient::new(source, secret, http_client().map_err(EngineError::Http)?)?;
     client.sign_in().await?;
-    let store = match destination {
+    let provisioner = match destination {
+        Destination::IceWarp(d) => Some(icewarp::connect(d).await?),
+        _ => None,
+    };
+    let mut store = match destination {
         Destination::Folder(out) => {
             Store::Folder(
                 FolderStore::open(out).map_err(|source| EngineError::Destination {
@@ -345,6 +449,11 @@ pub async fn run(
         } => Store::Imap {
             settings: settings.clone(),
             logins: logins.clone(),
+        },
+        // Set once the accounts exist, below.
+        Destination::IceWarp(d) => Store::Imap {
+            settings: d.imap.clone(),
+            logins: ImapLogins::Accounts(HashMap::new()),
         },
     };
 
@@ -376,7 +485,16 @@ pub async fn run(
     for (id, reason) in &listed.bad {
         tracing::warn!(user = %id, %reason, "skipping a user entry Graph returned malformed");
     }
-    let mailboxes = select_mailboxes(listed.items, &options.users);
+    let mut mailboxes = select_mailboxes(listed.items, &options.users);
+    let mut not_provisioned = 0;
+    let mut provisioned = None;
+    if let (Destination::IceWarp(d), Some(provisioner)) = (destination, &provisioner) {
+        let done = icewarp::provision(d, provisioner, mailboxes, reporter.as_ref()).await?;
+        store = done.store;
+        mailboxes = done.mailboxes;
+        not_provisioned = done.failed;
+        provisioned = Some(done.outcome);
+    }
     let run_id = match &journal {
         Some(j) => Some(j.begin_run()?),
         None => None,
@@ -412,6 +530,7 @@ pub async fn run(
                 workloads: &workloads,
                 dav: match destination {
                     Destination::Imap { dav, .. } => dav.as_ref(),
+                    Destination::IceWarp(d) => Some(&d.dav),
                     Destination::Folder(_) => None,
                 },
             };
@@ -428,12 +547,20 @@ pub async fn run(
         .collect()
         .await;
 
-    let mut totals = Stats::default();
+    let mut totals = Stats {
+        failed: not_provisioned,
+        ..Stats::default()
+    };
     let mut users_done = 0;
     for result in results {
         let stats = result?;
         totals.add(&stats);
         users_done += 1;
+    }
+    if let (Destination::IceWarp(d), Some(provisioner), Some(outcome)) =
+        (destination, &provisioner, &provisioned)
+    {
+        icewarp::finish(d, provisioner, outcome).await;
     }
     let summary = RunSummary {
         users: users_done,

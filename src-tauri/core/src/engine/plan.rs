@@ -134,7 +134,7 @@ pub async fn plan(
 }
 
 /// Domains of the users' addresses: `mail` and every `smtp:` proxy address.
-fn domains_of(users: &[User]) -> Vec<String> {
+pub(super) fn domains_of(users: &[User]) -> Vec<String> {
     let mut domains = BTreeSet::new();
     for u in users {
         let proxies = u.proxy_addresses.iter().filter_map(|p| {

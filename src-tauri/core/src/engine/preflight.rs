@@ -102,6 +102,14 @@ pub async fn preflight(
                 },
             }
         }
+        Destination::IceWarp(d) => {
+            // Signs in to the admin API and reads the settings that slow or stop a run; the
+            // accounts are only created by the run itself.
+            match super::icewarp::connect(d).await {
+                Ok(provisioner) => provisioner.client().logout().await,
+                Err(e) => problems.push(format!("{e}: {}", error_chain(&e))),
+            }
+        }
     }
     if let Some(dir) = &options.state_dir {
         if let Err(e) = Journal::open(dir) {
@@ -112,4 +120,15 @@ pub async fn preflight(
         permissions,
         problems,
     })
+}
+
+/// The causes of an error, innermost last, for one line of output.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut causes = Vec::new();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    causes.join(": ")
 }

@@ -25,6 +25,9 @@ pub struct Options {
     pub users: Vec<(String, String)>,
     /// Serve https with a certificate signed by the test CA.
     pub tls: bool,
+    /// Accept any password (`[auth] type = none`): for accounts whose password the migrator
+    /// generates during the run. Each user still sees only their own collections.
+    pub any_password: bool,
 }
 
 impl Default for Options {
@@ -35,6 +38,7 @@ impl Default for Options {
                 ("bob@example.com".into(), "bob-secret".into()),
             ],
             tls: false,
+            any_password: false,
         }
     }
 }
@@ -76,7 +80,11 @@ impl Radicale {
         for _ in 0..5 {
             let port = free_port();
             let conf = root.join("config");
-            std::fs::write(&conf, config(&root, port, options.tls)).expect("write config");
+            std::fs::write(
+                &conf,
+                config(&root, port, options.tls, options.any_password),
+            )
+            .expect("write config");
             let log_path = root.join("radicale.log");
             let log = std::fs::File::create(&log_path).expect("log file");
             let mut child = Command::new(&command[0])
@@ -185,7 +193,8 @@ fn find_radicale() -> Vec<String> {
 }
 
 /// Radicale 3.1 configuration (keys as in its `config.py` schema).
-fn config(root: &Path, port: u16, tls: bool) -> String {
+fn config(root: &Path, port: u16, tls: bool, any_password: bool) -> String {
+    let auth = if any_password { "none" } else { "htpasswd" };
     let r = root.display();
     let ssl = if tls {
         format!("ssl = True\ncertificate = {r}/cert.pem\nkey = {r}/key.pem\n")
@@ -199,7 +208,7 @@ hosts = 127.0.0.1:{port}
 max_connections = 16
 {ssl}
 [auth]
-type = htpasswd
+type = {auth}
 htpasswd_filename = {r}/users
 htpasswd_encryption = plain
 delay = 0

@@ -113,6 +113,17 @@ impl CollectionTemplates {
         }
     }
 
+    /// IceWarp's layout below a WebDAV base URL other than `https://host/webdav/` (a proxy, or
+    /// a test server): `<base>{email}/Calendar/`, `Tasks/`, `Contacts/`.
+    pub fn under(base: &str) -> Self {
+        let base = format!("{}/", base.trim_end_matches('/'));
+        CollectionTemplates {
+            events: Some(format!("{base}{{email}}/Calendar/")),
+            tasks: Some(format!("{base}{{email}}/Tasks/")),
+            contacts: Some(format!("{base}{{email}}/Contacts/")),
+        }
+    }
+
     fn get(&self, kind: CollectionKind) -> Option<&str> {
         match kind {
             CollectionKind::Events => self.events.as_deref(),

@@ -1,0 +1,236 @@
+//! An IceWarp migration end to end: the IceWarp admin API emulator creates the domains and
+//! accounts, a real Dovecot stands in for IceWarp's IMAP (the administrator logs in for each
+//! account) and a real Radicale for its WebDAV, at IceWarp's URL layout.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use migrator_core::config::FileConfig;
+use migrator_core::dest::dav::{CollectionKind, DavAccount, DavLogin};
+use migrator_core::engine::{run, Destination, RunControl, RunOptions};
+use migrator_core::progress::{ProgressEvent, RunSummary};
+use migrator_core::secrets::Secret;
+use migrator_sim::icewarp::{AccountSpec, IceWarpConfig, IceWarpSim};
+use migrator_sim::{GroupwareSpec, SimConfig, TenantSpec};
+use support::dovecot::{Dovecot, MASTER_PASSWORD, MASTER_USER};
+use support::radicale::{self, Radicale};
+
+const DOMAINS: [&str; 3] = ["contoso.com", "fabrikam.com", "northwind.com"];
+
+struct Setup {
+    sim: migrator_sim::SimServer,
+    icewarp: IceWarpSim,
+    dovecot: Dovecot,
+    radicale: Radicale,
+    dir: tempfile::TempDir,
+    config: FileConfig,
+    /// The account that existed before the migration, and its password.
+    existing: (String, String),
+}
+
+async fn setup() -> Setup {
+    let (sim, dovecot) = support::tenant_with_dovecot_config(SimConfig {
+        tenant: TenantSpec {
+            // The eleventh user is disabled in Microsoft 365.
+            users: 11,
+            messages_per_user: 2,
+            domains: DOMAINS.iter().map(|d| d.to_string()).collect(),
+            groupware: GroupwareSpec {
+                events_per_calendar: 1,
+                contacts: 2,
+                tasks_per_list: 1,
+                ..GroupwareSpec::default()
+            },
+            ..TenantSpec::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let tenant = sim.tenant();
+    let existing = tenant
+        .users
+        .iter()
+        .find(|u| u.account_enabled)
+        .map(|u| (u.mail.clone(), "Existing-Pa55!".to_string()))
+        .unwrap();
+    let icewarp = IceWarpSim::start(IceWarpConfig {
+        // The IMAP master user and the API administrator share DEST_ADMIN_PASSWORD.
+        admin_password: MASTER_PASSWORD.into(),
+        accounts: vec![AccountSpec {
+            email: existing.0.clone(),
+            name: "Existing account".into(),
+            password: existing.1.clone(),
+            aliases: Vec::new(),
+        }],
+        ..IceWarpConfig::default()
+    })
+    .await
+    .unwrap();
+    let radicale = Radicale::start_with(radicale::Options {
+        any_password: true,
+        ..radicale::Options::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    // The existing account's own password, for what has no master login (WebDAV).
+    let accounts_csv = dir.path().join("accounts.csv");
+    std::fs::write(&accounts_csv, format!("{},{}\n", existing.0, existing.1)).unwrap();
+    let toml = support::source_toml(&sim)
+        + &format!(
+            "[destination]\nkind = \"icewarp\"\nhost = \"127.0.0.1\"\napi_url = \"{api}\"\n\
+             admin_email = \"{admin}\"\nallow_plaintext_loopback = true\nca_file = \"{ca}\"\n\
+             credentials_report = \"{report}\"\nmaster_user = \"{MASTER_USER}\"\n\
+             accounts_csv = \"{accounts}\"\n\
+             imap_port = {imaps}\nwebdav_url = \"{dav}\"\n",
+            api = icewarp.api_url(),
+            admin = IceWarpConfig::default().admin_email,
+            ca = dovecot.ca_file.display(),
+            report = dir.path().join("credentials.csv").display(),
+            accounts = accounts_csv.display(),
+            imaps = dovecot.imaps_port,
+            dav = radicale.base_url(),
+        );
+    let config = FileConfig::parse(&toml, &dir.path().join("migrate.toml")).unwrap();
+    Setup {
+        sim,
+        icewarp,
+        dovecot,
+        radicale,
+        dir,
+        config,
+        existing,
+    }
+}
+
+impl Setup {
+    async fn run(&self) -> (RunSummary, Vec<String>) {
+        let destination =
+            Destination::from_config(&self.config.destination, Some(Secret::new(MASTER_PASSWORD)))
+                .unwrap();
+        let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = failures.clone();
+        let reporter = move |e: ProgressEvent| {
+            if let ProgressEvent::ItemFailed {
+                user, item, reason, ..
+            } = e
+            {
+                seen.lock()
+                    .unwrap()
+                    .push(format!("{user} {item}: {reason}"));
+            }
+        };
+        let summary = run(
+            &self.config.source_config(),
+            &Secret::new(self.sim.client_secret()),
+            &destination,
+            Arc::new(reporter),
+            RunControl::new(),
+            RunOptions {
+                state_dir: Some(self.dir.path().join("state")),
+                ..RunOptions::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("run failed: {e:?}"));
+        let failures = failures.lock().unwrap().clone();
+        (summary, failures)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn domains_and_accounts_are_created_data_arrives_and_a_rerun_creates_and_writes_nothing() {
+    let s = setup().await;
+    let (first, failures) = s.run().await;
+    assert_eq!(failures, Vec::<String>::new(), "{first:?}");
+
+    let tenant = s.sim.tenant();
+    let enabled: Vec<_> = tenant.users.iter().filter(|u| u.account_enabled).collect();
+    assert!(
+        tenant.users.len() > enabled.len(),
+        "the tenant has a disabled user"
+    );
+    for domain in DOMAINS {
+        assert!(
+            s.icewarp.domains().iter().any(|d| d == domain),
+            "{domain} in {:?}",
+            s.icewarp.domains()
+        );
+    }
+    assert!(
+        !s.icewarp
+            .domains()
+            .iter()
+            .any(|d| d.ends_with(".onmicrosoft.com")),
+        "Microsoft's routing domain is not created"
+    );
+    for user in &enabled {
+        assert!(s.icewarp.account(&user.mail).is_some(), "{}", user.mail);
+        let bodies = support::account_bodies(&s.dovecot, &user.mail).await;
+        let expected: usize = user.folders.iter().map(|f| f.messages.len()).sum();
+        assert_eq!(bodies.values().sum::<usize>(), expected, "{}", user.mail);
+        // Calendars at IceWarp's layout: <webdav>/<email>/...
+        let dav = DavAccount::connect(
+            &s.radicale.settings(),
+            &user.mail,
+            DavLogin::new(user.mail.clone(), Secret::new("any")),
+        )
+        .await
+        .unwrap();
+        let calendars = dav.collections(CollectionKind::Events).await.unwrap();
+        assert_eq!(calendars.len(), user.calendars.len(), "{}", user.mail);
+    }
+    // The disabled user is skipped by the default rule, not created.
+    for user in tenant.users.iter().filter(|u| !u.account_enabled) {
+        assert!(s.icewarp.account(&user.mail).is_none(), "{}", user.mail);
+    }
+
+    // The pre-existing account is merged: not recreated, its password untouched.
+    let existing = s.icewarp.account(&s.existing.0).unwrap();
+    assert_eq!(existing.password, s.existing.1);
+    let same_mailbox = s
+        .icewarp
+        .accounts()
+        .iter()
+        .filter(|a| format!("{}@{}", a.mailbox, a.domain) == s.existing.0)
+        .count();
+    assert_eq!(same_mailbox, 1);
+
+    // The credentials report lists exactly the new accounts, readable by the owner only.
+    let report = s.dir.path().join("credentials.csv");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&report).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let text = std::fs::read_to_string(&report).unwrap();
+    let listed: HashMap<&str, &str> = text
+        .lines()
+        .filter_map(|l| l.split_once(','))
+        .filter(|(a, _)| a.contains('@'))
+        .collect();
+    assert_eq!(listed.len(), enabled.len() - 1, "{text}");
+    assert!(!listed.contains_key(s.existing.0.as_str()));
+
+    let before = s.icewarp.requests().len();
+    let (second, failures) = s.run().await;
+    assert_eq!(failures, Vec::<String>::new());
+    let writes: Vec<_> = s.icewarp.requests()[before..]
+        .iter()
+        .filter_map(|r| r.command.clone())
+        .filter(|c| c.starts_with("create") || c.starts_with("set"))
+        .collect();
+    assert_eq!(
+        writes,
+        Vec::<String>::new(),
+        "a rerun creates and changes nothing"
+    );
+    let t = &second.totals;
+    assert_eq!(
+        (t.messages, t.events, t.contacts, t.tasks, t.failed),
+        (0, 0, 0, 0, 0),
+        "a rerun writes nothing"
+    );
+    assert_eq!(std::fs::read_to_string(&report).unwrap(), text);
+}
