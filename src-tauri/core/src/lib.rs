@@ -5,7 +5,8 @@
 //!
 //! ## The pipeline in one paragraph
 //! A run signs in to Microsoft Graph with the client-credentials flow ([`graph::auth`]), lists
-//! the tenant's users, and migrates many mailboxes in parallel. Each mailbox has its own
+//! the tenant's users, for IceWarp creates or merges their domains and accounts through the
+//! admin API ([`dest::provision`]), and migrates many mailboxes in parallel. Each mailbox has its own
 //! [`graph::pacer::Pacer`], the only place that waits or retries, which keeps the mailbox under
 //! Exchange Online's limits (4 requests in flight, 10,000 per 10 minutes) and honours
 //! `Retry-After` exactly. For each folder of the tree ([`graph::mail`]) the engine pages
@@ -14,15 +15,20 @@
 //! a Maildir directly, or through a temporary spool file into an IMAP APPEND after asking the
 //! server whether it already has the message. The [`journal`] records intent and result per
 //! message, so a stopped or crashed run resumes and a rerun writes nothing twice. Flags and
-//! folder names are converted by pure functions ([`convert`]). Every step is reported as one
-//! typed [`progress::ProgressEvent`] stream.
+//! folder names are converted by pure functions ([`convert`]). Then the mailbox's calendars,
+//! contacts and To Do tasks are read ([`graph::calendar`], [`graph::contacts`], [`graph::todo`]),
+//! converted to iCalendar and vCard by pure functions, and written one resource per item (a
+//! file, or a CalDAV/CardDAV PUT keyed by UID), journaled by content hash so a rerun rewrites
+//! only what changed. Every step is reported as one typed [`progress::ProgressEvent`] stream;
+//! [`engine::plan`] estimates a run beforehand and [`engine::report`] renders the journal
+//! afterwards.
 //!
 //! ## Layout
 //! - [`config`]: source settings, clouds, the TOML configuration file, input shape checks.
 //! - [`secrets`]: [`secrets::Secret`], a value that never prints.
 //! - [`error`]: the three error classes (retry, skip the item, stop the run).
-//! - [`graph`]: the source: auth, client, pacer, paging, wire types, users, mail,
-//!   permissions.
+//! - [`graph`]: the source: auth, client, pacer, paging, wire types, users, mail, calendars,
+//!   contacts, To Do, permissions.
 //! - [`convert`]: pure conversions: flags, folder names (modified UTF-7, escaping); events to
 //!   iCalendar (one resource per series, RRULE, overrides, EXDATE, VTIMEZONE), contacts to
 //!   vCard 3.0/4.0, To Do tasks to VTODO, Windows zones to IANA (CLDR data).
@@ -32,8 +38,10 @@
 //!   domains and accounts: the [`dest::provision::AccountProvisioner`] trait, IceWarp's admin
 //!   API).
 //! - [`journal`]: SQLite record of runs, folders (delta links) and items, for exactly-once.
-//! - [`engine`]: runs a migration ([`engine::run`]) into a [`engine::Destination`], the
-//!   pre-run check ([`engine::preflight`]), pause/resume/stop ([`engine::RunControl`]).
+//! - [`engine`]: runs a migration ([`engine::run`]) into a [`engine::Destination`] (mail and
+//!   groupware per mailbox, IceWarp provisioning first), the pre-run check
+//!   ([`engine::preflight`]), the plan ([`engine::plan()`]), the report ([`engine::report`]),
+//!   pause/resume/stop ([`engine::RunControl`]).
 //! - [`progress`]: the event stream, [`progress::Reporter`], counters.
 
 pub mod config;

@@ -2,13 +2,13 @@
 //! To Do tasks.
 //!
 //! Mapping (resources/recurrencepattern.md, recurrencerange.md):
-//! - `daily` → FREQ=DAILY; `weekly` → FREQ=WEEKLY;BYDAY=<daysOfWeek>;WKST=<firstDayOfWeek>.
-//! - `absoluteMonthly` → FREQ=MONTHLY;BYMONTHDAY=<dayOfMonth>; `absoluteYearly` adds
-//!   BYMONTH=<month>. Outlook puts a day the month lacks (the 31st in April, Feb 29 in a
+//! - `daily` → FREQ=DAILY; `weekly` → `FREQ=WEEKLY;BYDAY=<daysOfWeek>;WKST=<firstDayOfWeek>`.
+//! - `absoluteMonthly` → `FREQ=MONTHLY;BYMONTHDAY=<dayOfMonth>`; `absoluteYearly` adds
+//!   `BYMONTH=<month>`. Outlook puts a day the month lacks (the 31st in April, Feb 29 in a
 //!   common year) on the month's last day (MS-OXOCAL 2.2.1.44.1; Outlook's recurrence dialog),
 //!   while RFC 5545 skips such months; days 29–31 are therefore written as
-//!   BYMONTHDAY=28,…,<day>;BYSETPOS=-1, "the last of these that the month has".
-//! - `relativeMonthly`/`relativeYearly` → BYDAY=<n><day> (one day) or BYDAY=<days>;BYSETPOS=<n>
+//!   `BYMONTHDAY=28,…,<day>;BYSETPOS=-1`, "the last of these that the month has".
+//! - `relativeMonthly`/`relativeYearly` → `BYDAY=<n><day>` (one day) or `BYDAY=<days>;BYSETPOS=<n>`
 //!   (several days: "the first weekday"), n = 1…4 or -1 for `last`; yearly adds BYMONTH.
 //! - `interval` > 1 → INTERVAL. Range `endDate` → UNTIL (inclusive: the end date at the
 //!   series' start time, in UTC when DTSTART has a TZID, a DATE when DTSTART is a DATE);
