@@ -3,7 +3,7 @@
 //! [`auth`] gets and renews tokens, [`pacer`] is the only place that waits or retries,
 //! [`client`] sends requests through a mailbox's pacer, [`paging`] follows `@odata.nextLink`,
 //! [`types`] holds the wire types, and [`users`], [`mail`], [`calendar`], [`contacts`] and
-//! [`todo`] are the calls the engine makes.
+//! [`todo`](mod@todo) are the calls the engine makes.
 
 pub mod auth;
 pub mod calendar;
