@@ -5,7 +5,6 @@
 #[path = "../../core/tests/support/mod.rs"]
 mod support;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -97,7 +96,11 @@ async fn kill_9_at_random_moments_then_run_leaves_every_message_exactly_once() {
 
     for user in &sim.tenant().users {
         let actual = support::account_bodies(&dovecot, &user.mail).await;
-        assert_exactly_once(user, &actual, killed);
+        support::assert_exactly_once(
+            user,
+            &actual,
+            &format!("after {killed} kills (seed {SEED:#x})"),
+        );
     }
     sim.shutdown().await;
 }
@@ -131,60 +134,12 @@ async fn kill_9_at_random_moments_then_run_leaves_every_maildir_message_exactly_
     let killed = kill_repeatedly_then_finish(&config, sim.client_secret()).await;
 
     for user in &sim.tenant().users {
-        let actual = maildir_bodies(&out.join(&user.mail));
-        assert_exactly_once(user, &actual, killed);
+        let actual = support::maildir_bodies(&out.join(&user.mail));
+        support::assert_exactly_once(
+            user,
+            &actual,
+            &format!("after {killed} kills (seed {SEED:#x})"),
+        );
     }
     sim.shutdown().await;
-}
-
-/// How many times each message body is delivered (in `cur/` or `new/`) under a Maildir++ tree.
-/// Files in `tmp/` are deliveries in progress, which Maildir readers ignore.
-fn maildir_bodies(root: &Path) -> HashMap<Vec<u8>, usize> {
-    let mut bodies: HashMap<Vec<u8>, usize> = HashMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if matches!(
-                path.parent()
-                    .and_then(|p| p.file_name())
-                    .and_then(|n| n.to_str()),
-                Some("cur" | "new")
-            ) {
-                *bodies.entry(std::fs::read(&path).unwrap()).or_default() += 1;
-            }
-        }
-    }
-    bodies
-}
-
-/// Every source message of `user` is in `actual` exactly once, and nothing else is.
-fn assert_exactly_once(
-    user: &migrator_sim::tenant::User,
-    actual: &HashMap<Vec<u8>, usize>,
-    killed: usize,
-) {
-    let mut expected: HashMap<Vec<u8>, usize> = HashMap::new();
-    for folder in &user.folders {
-        for message in &folder.messages {
-            *expected.entry(message.mime.as_ref().to_vec()).or_default() += 1;
-        }
-    }
-    let missing = expected
-        .iter()
-        .filter(|(body, n)| actual.get(*body) < Some(n))
-        .count();
-    let duplicated = actual
-        .iter()
-        .filter(|(body, n)| expected.get(*body).is_some_and(|e| *n > e))
-        .count();
-    let foreign = actual.keys().filter(|b| !expected.contains_key(*b)).count();
-    assert_eq!(
-        (missing, duplicated, foreign),
-        (0, 0, 0),
-        "{}: missing, duplicated and unknown messages after {killed} kills (seed {SEED:#x})",
-        user.mail
-    );
 }

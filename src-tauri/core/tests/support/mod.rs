@@ -6,6 +6,7 @@ pub mod dovecot;
 pub mod radicale;
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use migrator_core::dest::imap::{ImapMailbox, MasterStyle};
 
@@ -88,4 +89,56 @@ pub fn dovecot_toml(dovecot: &dovecot::Dovecot) -> String {
         dovecot.ca_file.display(),
         dovecot::MASTER_USER,
     )
+}
+
+/// How many times each message body is delivered (in `cur/` or `new/`) under a Maildir++ tree.
+/// Files in `tmp/` are deliveries in progress, which Maildir readers ignore.
+pub fn maildir_bodies(root: &Path) -> HashMap<Vec<u8>, usize> {
+    let mut bodies: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if matches!(
+                path.parent()
+                    .and_then(|p| p.file_name())
+                    .and_then(|n| n.to_str()),
+                Some("cur" | "new")
+            ) {
+                *bodies.entry(std::fs::read(&path).unwrap()).or_default() += 1;
+            }
+        }
+    }
+    bodies
+}
+
+/// Every source message of `user` is in `actual` exactly once, and nothing else is.
+pub fn assert_exactly_once(
+    user: &migrator_sim::tenant::User,
+    actual: &HashMap<Vec<u8>, usize>,
+    context: &str,
+) {
+    let mut expected: HashMap<Vec<u8>, usize> = HashMap::new();
+    for folder in &user.folders {
+        for message in &folder.messages {
+            *expected.entry(message.mime.as_ref().to_vec()).or_default() += 1;
+        }
+    }
+    let missing = expected
+        .iter()
+        .filter(|(body, n)| actual.get(*body) < Some(n))
+        .count();
+    let duplicated = actual
+        .iter()
+        .filter(|(body, n)| expected.get(*body).is_some_and(|e| *n > e))
+        .count();
+    let foreign = actual.keys().filter(|b| !expected.contains_key(*b)).count();
+    assert_eq!(
+        (missing, duplicated, foreign),
+        (0, 0, 0),
+        "{}: missing, duplicated and unknown messages {context}",
+        user.mail
+    );
 }
