@@ -197,6 +197,9 @@ pub struct RunOptions {
     pub state_dir: Option<PathBuf>,
     /// Which mailboxes to migrate (all by default).
     pub users: UserSelection,
+    /// Incremental passes delete at the destination the messages deleted at the source (only
+    /// copies the migrator made). Off by default: deleted mail is kept.
+    pub mirror_deletions: bool,
 }
 
 impl RunOptions {
@@ -212,6 +215,7 @@ impl RunOptions {
             },
             state_dir: run.state_dir.clone(),
             users: users.clone(),
+            mirror_deletions: run.mirror_deletions,
         }
     }
 }
@@ -223,6 +227,7 @@ impl Default for RunOptions {
             pacer: PacerSettings::default(),
             state_dir: None,
             users: UserSelection::default(),
+            mirror_deletions: false,
         }
     }
 }
@@ -334,6 +339,7 @@ pub async fn run(
                 reporter: reporter.clone(),
                 control: control.clone(),
                 settings: options.pacer.clone(),
+                mirror_deletions: options.mirror_deletions,
             };
             async move { run.migrate(&user).await }
         })

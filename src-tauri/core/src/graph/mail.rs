@@ -137,6 +137,83 @@ pub fn messages<'a>(
     Pages::new(client, pacer, messages_url(client, user_id, folder_id))
 }
 
+/// The first URL of a full delta round over a folder's messages (Graph docs
+/// api/message-delta.md): every message in the folder, then a `@odata.deltaLink` for the
+/// next round. The page size comes from `Prefer: odata.maxpagesize`, sent on every request by
+/// the client; later pages and rounds follow the links Graph hands out, which keep `$select`.
+pub fn delta_url(client: &GraphClient, user_id: &str, folder_id: &str) -> String {
+    client.url(&format!(
+        "/users/{}/mailFolders/{}/messages/delta?$select={MESSAGE_SELECT}",
+        segment(user_id),
+        segment(folder_id)
+    ))
+}
+
+/// The URL of one message's metadata (for a delta entry that came back with only some of its
+/// properties, graph-docs issue #7776).
+pub fn message_url(client: &GraphClient, user_id: &str, message_id: &str) -> String {
+    client.url(&format!(
+        "/users/{}/messages/{}?$select={MESSAGE_SELECT}",
+        segment(user_id),
+        segment(message_id)
+    ))
+}
+
+/// One entry of a message delta round (Graph docs concepts/delta-query-messages.md).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeltaEntry {
+    /// Added to the folder or changed in it. `complete` is false when Graph left out a
+    /// property the migrator reads (updates may carry only the changed ones); fetch the
+    /// message's metadata before trusting the flags.
+    Upsert { meta: MessageMeta, complete: bool },
+    /// `@removed`: deleted, or moved out of this folder (with immutable ids a moved message
+    /// keeps its id and shows up as added in its new folder).
+    Removed { id: String },
+}
+
+impl<'de> serde::Deserialize<'de> for DeltaEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let value = serde_json::Value::deserialize(d)?;
+        if value.get("@removed").is_some() {
+            let id = value
+                .get("id")
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| D::Error::custom("@removed entry without an id"))?;
+            return Ok(DeltaEntry::Removed { id: id.to_string() });
+        }
+        let complete = [
+            "receivedDateTime",
+            "isRead",
+            "isDraft",
+            "flag",
+            "categories",
+        ]
+        .iter()
+        .all(|k| value.get(k).is_some());
+        let meta = MessageMeta::deserialize(value).map_err(D::Error::custom)?;
+        Ok(DeltaEntry::Upsert { meta, complete })
+    }
+}
+
+/// Pages through one delta round of a folder's messages, from `url`: [`delta_url`] for a
+/// full round, or the deltaLink stored after the previous one. The last page carries the
+/// next deltaLink ([`super::paging::Page::delta_link`]). A stored link Graph no longer knows
+/// fails with HTTP 410 ([`is_sync_reset`]): start a full round again.
+pub fn delta_round<'a>(
+    client: &'a GraphClient,
+    pacer: &'a Pacer,
+    url: String,
+) -> Pages<'a, DeltaEntry> {
+    Pages::new(client, pacer, url)
+}
+
+/// True when Graph answered `410 Gone` to a delta link: the sync state expired and the folder
+/// must be read again in full (concepts/delta-query-overview.md, "Synchronization reset").
+pub fn is_sync_reset(e: &GraphError) -> bool {
+    e.status() == Some(410)
+}
+
 /// The URL of a message's MIME (`$value`, Graph docs concepts/outlook-get-mime-message.md).
 pub fn mime_url(client: &GraphClient, user_id: &str, message_id: &str) -> String {
     client.url(&format!(
@@ -173,6 +250,22 @@ pub(crate) fn test_node(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delta_entries_upsert_or_remove() {
+        let removed: DeltaEntry =
+            serde_json::from_str(r#"{"id":"AAMk=","@removed":{"reason":"deleted"}}"#).unwrap();
+        assert_eq!(removed, DeltaEntry::Removed { id: "AAMk=".into() });
+        let partial: DeltaEntry = serde_json::from_str(r#"{"id":"x","isRead":true}"#).unwrap();
+        assert!(
+            matches!(partial, DeltaEntry::Upsert { complete: false, ref meta } if meta.is_read)
+        );
+        let full: DeltaEntry = serde_json::from_str(
+            r#"{"id":"x","receivedDateTime":"2024-01-01T00:00:00Z","isRead":false,"isDraft":false,"flag":{"flagStatus":"notFlagged"},"categories":[]}"#,
+        )
+        .unwrap();
+        assert!(matches!(full, DeltaEntry::Upsert { complete: true, .. }));
+    }
 
     #[test]
     fn segments_are_encoded() {
