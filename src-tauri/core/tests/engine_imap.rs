@@ -373,6 +373,19 @@ async fn an_incremental_pass_mirrors_adds_moves_flags_and_deletions_and_a_quiet_
         m.categories = vec!["Green category".into()]
     }));
     assert!(s.sim.delete_message(&user.id, &deleted.id));
+    // A folder renamed at the source: its messages and its subfolders' follow it.
+    s.sim.mutate(|t| {
+        for f in &mut t.users[0].folders {
+            if f.display_name == "Projects" {
+                f.display_name = "Projekte".into();
+            }
+        }
+    });
+    let under_projects: Vec<_> = ["Projects", "2024", "Q1"]
+        .iter()
+        .flat_map(|n| folder_by_name(&user, n).messages.clone())
+        .collect();
+    assert!(!under_projects.is_empty(), "tenant shape");
     let added = migrator_sim::sample_message(
         &s.sim.tenant().users[0],
         4242,
@@ -397,6 +410,10 @@ async fn an_incremental_pass_mirrors_adds_moves_flags_and_deletions_and_a_quiet_
         Some(foreign.clone()),
         "pre-existing mail untouched"
     );
+    for m in &under_projects {
+        let wire = wire_of(&after, m.mime.as_ref());
+        assert!(wire.starts_with("INBOX/Projekte"), "{wire}");
+    }
     let new_folder = wire_of(&after, to_new.mime.as_ref());
     assert!(
         new_folder.ends_with("Neu &/xM-") || new_folder.contains("Neu"),

@@ -485,6 +485,14 @@ async fn an_incremental_pass_into_a_maildir_mirrors_changes_and_a_quiet_one_writ
     assert!(sim.set_read(&user.id, &read.id, !read.is_read));
     assert!(sim.set_flag(&user.id, &flag.id, "flagged"));
     assert!(sim.delete_message(&user.id, &deleted.id));
+    // A folder renamed at the source: its messages and its subfolders' follow it.
+    sim.mutate(|t| {
+        for f in &mut t.users[0].folders {
+            if f.display_name == "Projects" {
+                f.display_name = "Projekte".into();
+            }
+        }
+    });
     let added = migrator_sim::sample_message(&user, 99, time::OffsetDateTime::now_utc());
     assert!(sim.add_message(&user.id, "inbox", added));
 
@@ -493,6 +501,12 @@ async fn an_incremental_pass_into_a_maildir_mirrors_changes_and_a_quiet_one_writ
     assert_eq!((second.totals.messages, second.totals.failed), (1, 0));
     let user_now = sim.tenant().users[0].clone();
     assert_maildir_mirrors(&root, &user_now, &[("", deleted.mime.as_ref())]);
+    let renamed: usize = maildir_files(&root)
+        .iter()
+        .filter(|(name, _)| name.starts_with(".INBOX.Projekte"))
+        .map(|(_, files)| files.len())
+        .sum();
+    assert!(renamed > 0, "the renamed folders hold their messages");
     let values = sim.requests()[mark..]
         .iter()
         .filter(|r| r.path_and_query.contains("/$value"))
