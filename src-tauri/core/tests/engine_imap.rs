@@ -257,9 +257,18 @@ fn assert_mirrors(user: &migrator_sim::User, snap: &Snapshot, extra: &[&[u8]]) {
                 m.id
             );
             assert_eq!(has("\\Draft"), m.is_draft, "\\Draft of {}", m.id);
+            match m.last_verb_executed {
+                Some(102 | 103) => assert!(has("\\Answered"), "\\Answered of {}", m.id),
+                Some(104) => assert!(has("$Forwarded"), "$Forwarded of {}", m.id),
+                _ => assert!(
+                    !has("\\Answered") && !has("$Forwarded"),
+                    "never answered: {}",
+                    m.id
+                ),
+            }
             let keywords: HashSet<String> = flags
                 .iter()
-                .filter(|f| !f.starts_with('\\'))
+                .filter(|f| !f.starts_with('\\') && !f.eq_ignore_ascii_case("$Forwarded"))
                 .cloned()
                 .collect();
             let categories: HashSet<String> =
@@ -321,6 +330,12 @@ async fn an_incremental_pass_mirrors_adds_moves_flags_and_deletions_and_a_quiet_
             .unwrap();
         mailbox.logout().await;
     }
+    // Answered before the migration: delta does not say so, the extra listing does.
+    let answered = user.folders[0].messages[6].id.clone();
+    assert!(s
+        .sim
+        .update_message(&user.id, &answered, |m| m.last_verb_executed = Some(102)));
+    let user = s.sim.tenant().users[0].clone();
     let first = s.run().await;
     assert_eq!(first.totals.failed, 0);
     let before = s.snapshot(&address).await;
@@ -373,6 +388,15 @@ async fn an_incremental_pass_mirrors_adds_moves_flags_and_deletions_and_a_quiet_
         m.categories = vec!["Green category".into()]
     }));
     assert!(s.sim.delete_message(&user.id, &deleted.id));
+    // Answered, then forwarded: \Answered stays, $Forwarded is added.
+    assert!(s
+        .sim
+        .update_message(&user.id, &answered, |m| m.last_verb_executed = Some(104)));
+    let forwarded = m(7);
+    assert!(s
+        .sim
+        .update_message(&user.id, &forwarded.id, |m| m.last_verb_executed =
+            Some(104)));
     // A folder renamed at the source: its messages and its subfolders' follow it.
     s.sim.mutate(|t| {
         for f in &mut t.users[0].folders {
@@ -429,8 +453,29 @@ async fn an_incremental_pass_mirrors_adds_moves_flags_and_deletions_and_a_quiet_
         "only the added message is downloaded: {values:?}"
     );
     assert!(
-        requests.iter().all(|p| !p.contains("/messages?")),
+        requests
+            .iter()
+            .all(|p| !p.contains("/messages?") || p.contains("$filter=")),
         "no full listing: {requests:?}"
+    );
+    let answered_flags = after
+        .values()
+        .flat_map(|m| m.values())
+        .find(|(b, _)| {
+            Some(b.as_slice())
+                == user_now
+                    .folders
+                    .iter()
+                    .flat_map(|f| &f.messages)
+                    .find(|m| m.id == answered)
+                    .map(|m| m.mime.as_ref())
+        })
+        .map(|(_, f)| f.clone())
+        .unwrap();
+    assert!(
+        answered_flags.iter().any(|f| f == "\\Answered")
+            && answered_flags.iter().any(|f| f == "$Forwarded"),
+        "{answered_flags:?}"
     );
     let full_rounds: Vec<_> = requests
         .iter()

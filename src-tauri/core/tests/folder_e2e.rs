@@ -399,6 +399,8 @@ fn assert_maildir_mirrors(root: &Path, user: &migrator_sim::User, extra: &[(&str
                 for (on, c) in [
                     (m.is_draft, 'D'),
                     (m.flag_status == "flagged", 'F'),
+                    (m.last_verb_executed == Some(104), 'P'),
+                    (matches!(m.last_verb_executed, Some(102 | 103)), 'R'),
                     (m.is_read, 'S'),
                 ] {
                     if on {
@@ -447,6 +449,9 @@ async fn an_incremental_pass_into_a_maildir_mirrors_changes_and_a_quiet_one_writ
             options,
         )
     };
+    let replied = sim.tenant().users[0].folders[0].messages[5].id.clone();
+    let user_id = sim.tenant().users[0].id.clone();
+    assert!(sim.update_message(&user_id, &replied, |m| m.last_verb_executed = Some(103)));
     let first = run(false).await.unwrap();
     assert_eq!(first.totals.failed, 0);
     let user = sim.tenant().users[0].clone();
@@ -485,6 +490,11 @@ async fn an_incremental_pass_into_a_maildir_mirrors_changes_and_a_quiet_one_writ
     assert!(sim.set_read(&user.id, &read.id, !read.is_read));
     assert!(sim.set_flag(&user.id, &flag.id, "flagged"));
     assert!(sim.delete_message(&user.id, &deleted.id));
+    let forwarded = m(6);
+    assert!(
+        sim.update_message(&user.id, &forwarded.id, |m| m.last_verb_executed =
+            Some(104))
+    );
     // A folder renamed at the source: its messages and its subfolders' follow it.
     sim.mutate(|t| {
         for f in &mut t.users[0].folders {

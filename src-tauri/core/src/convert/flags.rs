@@ -84,6 +84,19 @@ pub fn flag_changes(old: Option<&str>, new: &str) -> (Vec<String>, Vec<String>) 
     (add, remove)
 }
 
+/// The flag list now at the destination after applying [`flag_changes`] from `old` to `new`:
+/// `new` plus the kept flags `old` had.
+pub fn applied_flags(old: Option<&str>, new: &str) -> String {
+    let mut out: Vec<&str> = new.split_whitespace().collect();
+    for kept in old.unwrap_or("").split_whitespace() {
+        let is_kept = KEPT_FLAGS.iter().any(|k| k.eq_ignore_ascii_case(kept));
+        if is_kept && !out.iter().any(|f| f.eq_ignore_ascii_case(kept)) {
+            out.push(kept);
+        }
+    }
+    out.join(" ")
+}
+
 /// A Maildir info (`2,DFS`) for `flags` over an existing one: the letters the source reports
 /// (D, F, S) follow `flags`; every other letter already there (R, P, or a mail client's T) is
 /// kept, as are those `flags` sets. Letters in ASCII order, as the Maildir spec requires.
@@ -154,6 +167,10 @@ mod tests {
         let (add, remove) = flag_changes(None, "\\Seen");
         assert_eq!(add, ["\\Seen"]);
         assert_eq!(remove, ["\\Flagged", "\\Draft"]);
+        assert_eq!(
+            applied_flags(Some("\\Seen \\Answered kw"), "$Forwarded"),
+            "$Forwarded \\Answered"
+        );
     }
 
     #[test]

@@ -33,15 +33,15 @@ use tokio::sync::Mutex;
 
 use super::spool::Spool;
 use super::{EngineError, RunControl, Store};
-use crate::convert::flags::{flag_changes, MailFlags};
+use crate::convert::flags::{applied_flags, flag_changes, MailFlags};
 use crate::dest::folder::{maildir_folder_names, Folder, Mailbox};
 use crate::dest::imap::{append_flags, ImapError, ImapMailbox, ImapRef, MessageFingerprint};
 use crate::dest::DestRef;
 use crate::error::{Classify, ErrorClass};
 use crate::graph::client::{GraphClient, GraphError};
 use crate::graph::mail::{
-    delta_round, delta_url, folder_tree, is_sync_reset, message_url, mime_url, DeltaEntry,
-    FolderNode,
+    delta_round, delta_url, folder_tree, is_sync_reset, last_verbs, message_url, mime_url,
+    DeltaEntry, FolderNode, LastVerb,
 };
 use crate::graph::types::{MessageMeta, User};
 use crate::graph::{Pacer, PacerSettings};
@@ -338,6 +338,8 @@ impl MailboxRun<'_> {
             );
             let mut round_ok = true;
             let mut next_link = None;
+            // Replied and forwarded messages of the folder, read once per round with changes.
+            let mut verbs: Option<HashMap<String, LastVerb>> = None;
             while let Some(page) = pages.next_page(&on_throttle).await {
                 let page = match page {
                     Ok(page) => page,
@@ -414,7 +416,35 @@ impl MailboxRun<'_> {
                         r.dest_ref.is_some()
                             && matches!(r.state, ItemState::Done | ItemState::Removed)
                     });
-                    let flags = MailFlags::from_graph(&meta);
+                    if verbs.is_none() {
+                        let listed = last_verbs(
+                            self.client,
+                            &pacer,
+                            &user.id,
+                            &node.folder.id,
+                            &on_throttle,
+                        )
+                        .await;
+                        verbs = Some(match listed {
+                            Ok(verbs) => verbs,
+                            Err(e) if e.class() == ErrorClass::Fatal => {
+                                return Err(EngineError::Source(e))
+                            }
+                            Err(e) => {
+                                // The round is replayed next time, with the answered state.
+                                let what = "(answered and forwarded state)";
+                                fail(&mut stats, &folder_label, what, e.to_string());
+                                round_ok = false;
+                                HashMap::new()
+                            }
+                        });
+                    }
+                    let mut flags = MailFlags::from_graph(&meta);
+                    match verbs.as_ref().and_then(|v| v.get(&meta.id)) {
+                        Some(LastVerb::Replied) => flags.answered = true,
+                        Some(LastVerb::Forwarded) => flags.forwarded = true,
+                        None => {}
+                    }
                     let outcome = match &migrated {
                         Some(r) => {
                             self.mirror(&mut target, &user.id, r, node, name, Some(&flags))
@@ -425,7 +455,7 @@ impl MailboxRun<'_> {
                         }
                     };
                     match outcome {
-                        Ok(Mirrored::NeedsCopy) => todo.push(meta),
+                        Ok(Mirrored::NeedsCopy) => todo.push((meta, flags)),
                         Ok(_) => {
                             if let (Some(j), true) = (self.journal, full) {
                                 j.journal.mark_seen(&user.id, &meta.id, j.run)?;
@@ -447,12 +477,12 @@ impl MailboxRun<'_> {
                 let results: Vec<_> = {
                     let target = &target;
                     futures_util::stream::iter(todo)
-                        .map(|meta| {
+                        .map(|(meta, flags)| {
                             let (pacer, on_throttle) = (&pacer, &on_throttle);
                             async move {
-                                let result = self
-                                    .copy(target, pacer, &user.id, node, name, &meta, on_throttle)
-                                    .await;
+                                let item = (node, name, &meta, &flags);
+                                let result =
+                                    self.copy(target, pacer, &user.id, item, on_throttle).await;
                                 (meta.id, result)
                             }
                         })
@@ -664,7 +694,10 @@ impl MailboxRun<'_> {
         };
         let moved = r.dest_folder != name || r.folder_id != node.folder.id;
         let new_flags = flags.map(append_flags);
-        let changed = new_flags.is_some() && new_flags != r.mail.flags;
+        let changed = new_flags.as_deref().is_some_and(|new| {
+            let (add, remove) = flag_changes(r.mail.flags.as_deref(), new);
+            !add.is_empty() || !remove.is_empty()
+        });
         if !moved && !changed {
             return Ok(Mirrored::Unchanged);
         }
@@ -763,9 +796,10 @@ impl MailboxRun<'_> {
                 .record_moved(item, &dest.0, j.run)
                 .map_err(journal_failure)?;
         }
-        let applied = new_flags
-            .or_else(|| r.mail.flags.clone())
-            .unwrap_or_default();
+        let applied = match &new_flags {
+            Some(new) => applied_flags(r.mail.flags.as_deref(), new),
+            None => r.mail.flags.clone().unwrap_or_default(),
+        };
         j.journal
             .record_flags(user_id, &r.source_id, &applied, &dest.0)
             .map_err(journal_failure)?;
@@ -827,16 +861,14 @@ impl MailboxRun<'_> {
         Ok(())
     }
 
-    /// Copies one message into folder `name`: intent, write, result in the journal.
-    #[allow(clippy::too_many_arguments)]
+    /// Copies one message with `flags` into folder `name` (of source folder `node`): intent,
+    /// write, result in the journal.
     async fn copy(
         &self,
         target: &Target,
         pacer: &Pacer,
         user_id: &str,
-        node: &FolderNode,
-        name: &str,
-        meta: &MessageMeta,
+        (node, name, meta, flags): (&FolderNode, &str, &MessageMeta, &MailFlags),
         on_throttle: &(impl Fn(Duration) + Sync),
     ) -> Result<Copied, ItemError> {
         let item = ItemTarget {
@@ -866,13 +898,13 @@ impl MailboxRun<'_> {
         let result = match target {
             Target::Maildir(t) => match t.open.get(name) {
                 Some(folder) => {
-                    self.copy_to_maildir(pacer, folder, user_id, meta, on_throttle)
+                    self.copy_to_maildir(pacer, folder, user_id, meta, flags, on_throttle)
                         .await
                 }
                 None => Err(ItemError::Skip(format!("folder {name} is not open"))),
             },
             Target::Imap(mailbox, _) => {
-                self.copy_to_imap(pacer, mailbox, name, user_id, meta, on_throttle)
+                self.copy_to_imap(pacer, mailbox, name, user_id, (meta, flags), on_throttle)
                     .await
             }
         };
@@ -905,6 +937,7 @@ impl MailboxRun<'_> {
         folder: &Folder,
         user_id: &str,
         meta: &MessageMeta,
+        flags: &MailFlags,
         on_throttle: &(impl Fn(Duration) + Sync),
     ) -> Result<Copied, ItemError> {
         let key = Folder::key_for(&meta.id);
@@ -933,9 +966,8 @@ impl MailboxRun<'_> {
             .received()
             .unwrap_or_else(time::OffsetDateTime::now_utc)
             .unix_timestamp();
-        let flags = MailFlags::from_graph(meta);
         let dest = delivery
-            .commit(&flags, received)
+            .commit(flags, received)
             .await
             .map_err(|e| ItemError::Fatal(dest_error(std::path::Path::new(&key), e)))?;
         Ok(Copied {
@@ -948,7 +980,7 @@ impl MailboxRun<'_> {
                 message_id: meta.internet_message_id.clone(),
                 header_hash: None,
                 received: Some(received),
-                flags: Some(append_flags(&flags)),
+                flags: Some(append_flags(flags)),
             },
         })
     }
@@ -960,7 +992,7 @@ impl MailboxRun<'_> {
         mailbox: &Mutex<ImapMailbox>,
         folder: &str,
         user_id: &str,
-        meta: &MessageMeta,
+        (meta, flags): (&MessageMeta, &MailFlags),
         on_throttle: &(impl Fn(Duration) + Sync),
     ) -> Result<Copied, ItemError> {
         let skip = |what: String| ItemError::Skip(format!("message {}: {what}", meta.id));
@@ -986,7 +1018,6 @@ impl MailboxRun<'_> {
             MessageFingerprint::read(spool.reader().await.map_err(spool_error)?, len, received)
                 .await
                 .map_err(spool_error)?;
-        let flags = MailFlags::from_graph(meta);
         let content_hash = spool.sha256_hex();
         let copied = |dest: DestRef, existed: bool, created: bool| Copied {
             bytes: len,
@@ -998,7 +1029,7 @@ impl MailboxRun<'_> {
                 message_id: fingerprint.message_id.clone(),
                 header_hash: Some(hex::encode(fingerprint.header_sha256)),
                 received: Some(received.unix_timestamp()),
-                flags: Some(append_flags(&flags)),
+                flags: Some(append_flags(flags)),
             },
         };
         // A retried APPEND may have been stored before the connection dropped: every attempt
@@ -1025,7 +1056,7 @@ impl MailboxRun<'_> {
             }
             let body = spool.reader().await.map_err(spool_error)?;
             appended = true;
-            match mailbox.append(folder, body, len, &flags, received).await {
+            match mailbox.append(folder, body, len, flags, received).await {
                 Ok(dest) => {
                     // Without UIDPLUS the UID is found by the fingerprint, so later passes
                     // can mirror flags and moves.

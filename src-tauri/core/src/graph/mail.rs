@@ -214,6 +214,85 @@ pub fn is_sync_reset(e: &GraphError) -> bool {
     e.status() == Some(410)
 }
 
+/// What a user last did with a message: PidTagLastVerbExecuted (`Integer 0x1081`,
+/// MS-OXOMSG §2.2.1.33).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastVerb {
+    /// 102 (reply to sender) or 103 (reply to all): IMAP `\Answered`.
+    Replied,
+    /// 104: IMAP `$Forwarded`.
+    Forwarded,
+}
+
+/// The extended property's id as Graph names it.
+const LAST_VERB_ID: &str = "Integer 0x1081";
+
+/// The URL listing the messages of a folder that were replied to or forwarded, with the
+/// property expanded: a numeric extended-property `$filter` plus `$expand` (Graph docs
+/// api/singlevaluelegacyextendedproperty-get.md, "cast ep/value to Edm.Int32"). Delta cannot
+/// return extended properties (shared reference graph.md, "Message delta"), so this one extra
+/// listing per folder is made when a round brought added or changed messages; it returns
+/// only the answered and forwarded ones.
+pub fn last_verbs_url(client: &GraphClient, user_id: &str, folder_id: &str) -> String {
+    client.url(&format!(
+        "/users/{}/mailFolders/{}/messages?$select=id\
+         &$expand=singleValueExtendedProperties($filter=id%20eq%20'{id}')\
+         &$filter=singleValueExtendedProperties/any(ep:ep/id%20eq%20'{id}'%20and%20cast(ep/value,%20Edm.Int32)%20ge%20102)",
+        segment(user_id),
+        segment(folder_id),
+        id = LAST_VERB_ID.replace(' ', "%20"),
+    ))
+}
+
+#[derive(serde::Deserialize)]
+struct VerbEntry {
+    id: String,
+    #[serde(rename = "singleValueExtendedProperties", default)]
+    properties: Vec<ExtendedProperty>,
+}
+
+#[derive(serde::Deserialize)]
+struct ExtendedProperty {
+    id: String,
+    #[serde(default)]
+    value: Option<String>,
+}
+
+/// The answered and forwarded messages of a folder (see [`last_verbs_url`]), by id.
+pub async fn last_verbs(
+    client: &GraphClient,
+    pacer: &Pacer,
+    user_id: &str,
+    folder_id: &str,
+    on_throttle: impl FnMut(Duration),
+) -> Result<HashMap<String, LastVerb>, GraphError> {
+    let url = last_verbs_url(client, user_id, folder_id);
+    let page = Pages::<VerbEntry>::new(client, pacer, url)
+        .collect(on_throttle)
+        .await?;
+    Ok(page
+        .items
+        .into_iter()
+        .filter_map(|e| {
+            let value = e
+                .properties
+                .iter()
+                .find(|p| p.id.eq_ignore_ascii_case(LAST_VERB_ID))?
+                .value
+                .as_deref()?
+                .trim()
+                .parse::<i64>()
+                .ok()?;
+            let verb = match value {
+                102 | 103 => LastVerb::Replied,
+                104 => LastVerb::Forwarded,
+                _ => return None,
+            };
+            Some((e.id, verb))
+        })
+        .collect())
+}
+
 /// The URL of a message's MIME (`$value`, Graph docs concepts/outlook-get-mime-message.md).
 pub fn mime_url(client: &GraphClient, user_id: &str, message_id: &str) -> String {
     client.url(&format!(
