@@ -589,3 +589,45 @@ async fn a_crash_between_append_and_journal_write_leaves_no_duplicate_on_the_nex
     assert_eq!(s.dovecot.mail_changes(), changes, "nothing appended again");
     assert_mirrors(&s.sim.tenant().users[0], &s.snapshot(&user.mail).await, &[]);
 }
+
+#[tokio::test]
+async fn after_a_uidvalidity_change_the_message_is_found_again_by_its_fingerprint() {
+    let s = setup(1, 20).await;
+    let user = s.sim.tenant().users[0].clone();
+    let first = s.run().await;
+    assert_eq!(first.totals.failed, 0);
+    // The destination renumbered its UIDs (as after a restore): every recorded UIDVALIDITY
+    // and UID is now wrong, and no recorded UID may be trusted.
+    let db = s.journal_db();
+    let stale = db
+        .execute(
+            "UPDATE items SET dest_ref =
+                 replace(replace(dest_ref, ';UIDVALIDITY=', ';UIDVALIDITY=9'), ';UID=', ';UID=77')",
+            [],
+        )
+        .unwrap();
+    assert!(stale > 0);
+    let target = user.folders[0].messages[0].clone();
+    assert!(s.sim.set_read(&user.id, &target.id, !target.is_read));
+    assert!(s.sim.set_flag(&user.id, &target.id, "flagged"));
+    let changes = s.dovecot.mail_changes();
+    let second = s.run().await;
+    assert_eq!((second.totals.messages, second.totals.failed), (0, 0));
+    let new: Vec<_> = s.dovecot.mail_changes()[changes.len()..].to_vec();
+    assert!(
+        !new.is_empty() && new.iter().all(|l| l.contains("flag_change")),
+        "only the flags of the one message change: {new:?}"
+    );
+    assert_mirrors(&s.sim.tenant().users[0], &s.snapshot(&user.mail).await, &[]);
+    let dest_ref: String = db
+        .query_row(
+            "SELECT dest_ref FROM items WHERE source_id = ?1",
+            [&target.id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        !dest_ref.contains(";UIDVALIDITY=9"),
+        "the new UID is recorded: {dest_ref}"
+    );
+}

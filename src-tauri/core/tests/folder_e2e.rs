@@ -490,6 +490,20 @@ async fn an_incremental_pass_into_a_maildir_mirrors_changes_and_a_quiet_one_writ
     assert!(sim.set_read(&user.id, &read.id, !read.is_read));
     assert!(sim.set_flag(&user.id, &flag.id, "flagged"));
     assert!(sim.delete_message(&user.id, &deleted.id));
+    // A folder deleted at the source with its messages (hard delete).
+    let starred = user
+        .folders
+        .iter()
+        .find(|f| f.display_name == "*starred*")
+        .unwrap()
+        .clone();
+    assert!(!starred.messages.is_empty(), "tenant shape");
+    sim.mutate(|t| t.users[0].folders.retain(|f| f.id != starred.id));
+    let starred_name = expected_names(&user)
+        .into_iter()
+        .find(|(_, f)| f.id == starred.id)
+        .map(|(n, _)| n)
+        .unwrap();
     let forwarded = m(6);
     assert!(
         sim.update_message(&user.id, &forwarded.id, |m| m.last_verb_executed =
@@ -510,7 +524,16 @@ async fn an_incremental_pass_into_a_maildir_mirrors_changes_and_a_quiet_one_writ
     let second = run(false).await.unwrap();
     assert_eq!((second.totals.messages, second.totals.failed), (1, 0));
     let user_now = sim.tenant().users[0].clone();
-    assert_maildir_mirrors(&root, &user_now, &[("", deleted.mime.as_ref())]);
+    let mut kept: Vec<(&str, &[u8])> = vec![("", deleted.mime.as_ref())];
+    kept.extend(
+        starred
+            .messages
+            .iter()
+            .map(|m| (starred_name.as_str(), m.mime.as_ref())),
+    );
+    assert_maildir_mirrors(&root, &user_now, &kept);
+    let in_starred = maildir_files(&root)[&starred_name].len();
+    assert_eq!(in_starred, starred.messages.len(), "kept by default");
     let renamed: usize = maildir_files(&root)
         .iter()
         .filter(|(name, _)| name.starts_with(".INBOX.Projekte"))
@@ -533,6 +556,7 @@ async fn an_incremental_pass_into_a_maildir_mirrors_changes_and_a_quiet_one_writ
     let mirrored = run(true).await.unwrap();
     assert_eq!(mirrored.totals.failed, 0);
     assert_maildir_mirrors(&root, &user_now, &[]);
+    assert_eq!(maildir_files(&root)[&starred_name].len(), 0);
     let files: usize = maildir_files(&root).values().map(Vec::len).sum();
     let source: usize = user_now.folders.iter().map(|f| f.messages.len()).sum();
     assert_eq!(files, source, "every message exactly once");
