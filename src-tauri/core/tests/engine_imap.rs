@@ -29,8 +29,8 @@ async fn setup(users: usize, messages: usize) -> Setup {
     }
 }
 
-/// Every selectable folder's messages: wire name -> UID -> (body, flags).
-type Snapshot = BTreeMap<String, BTreeMap<u32, (Vec<u8>, Vec<String>)>>;
+/// Every selectable folder's messages: wire name -> UID -> (body, flags, INTERNALDATE).
+type Snapshot = BTreeMap<String, BTreeMap<u32, (Vec<u8>, Vec<String>, i64)>>;
 
 impl Setup {
     async fn run(&self) -> RunSummary {
@@ -72,23 +72,10 @@ impl Setup {
 
     /// Every message on the server for `address`: body -> (flags, internal date), counted.
     async fn server_messages(&self, address: &str) -> HashMap<Vec<u8>, Vec<(Vec<String>, i64)>> {
-        let login = Dovecot::master(address, MasterStyle::SaslAuthzid);
-        let mut mailbox = ImapMailbox::connect(&self.dovecot.tls_settings(), &login)
-            .await
-            .unwrap();
         let mut out: HashMap<Vec<u8>, Vec<(Vec<String>, i64)>> = HashMap::new();
-        for folder in mailbox.list_folders().await.unwrap() {
-            if folder
-                .attributes
-                .iter()
-                .any(|a| a.eq_ignore_ascii_case("\\Noselect"))
-            {
-                continue;
-            }
-            for uid in mailbox.uids(&folder.wire).await.unwrap() {
-                let m = mailbox.fetch(&folder.wire, uid).await.unwrap().unwrap();
-                let date = m.internal_date.map(|d| d.unix_timestamp()).unwrap_or(0);
-                out.entry(m.body).or_default().push((m.flags, date));
+        for messages in self.snapshot(address).await.into_values() {
+            for (body, flags, date) in messages.into_values() {
+                out.entry(body).or_default().push((flags, date));
             }
         }
         out
@@ -117,7 +104,8 @@ impl Setup {
                 let mut m = mailbox.fetch(&folder.wire, uid).await.unwrap().unwrap();
                 // \Recent belongs to the session that sees it first, not to the message.
                 m.flags.retain(|f| !f.eq_ignore_ascii_case("\\Recent"));
-                messages.insert(uid, (m.body, m.flags));
+                let date = m.internal_date.map(|d| d.unix_timestamp()).unwrap_or(0);
+                messages.insert(uid, (m.body, m.flags, date));
             }
         }
         out
@@ -169,15 +157,7 @@ async fn every_message_arrives_once_byte_identical_with_flags_and_date_even_with
                 .unwrap_or_else(|| panic!("message {} missing or altered", m.id));
             assert_eq!(copies.len(), 1, "message {} exactly once", m.id);
             let (flags, date) = &copies[0];
-            let has = |f: &str| flags.iter().any(|x| x.eq_ignore_ascii_case(f));
-            assert_eq!(has("\\Seen"), m.is_read, "\\Seen of {}", m.id);
-            assert_eq!(
-                has("\\Flagged"),
-                m.flag_status == "flagged",
-                "\\Flagged of {}",
-                m.id
-            );
-            assert_eq!(has("\\Draft"), m.is_draft, "\\Draft of {}", m.id);
+            assert_system_flags(m, flags);
             assert_eq!(
                 *date,
                 m.received.unix_timestamp(),
@@ -210,6 +190,19 @@ async fn every_message_arrives_once_byte_identical_with_flags_and_date_even_with
     assert_eq!(count, source, "still exactly one copy of each message");
 }
 
+/// Asserts \\Seen, \\Flagged and \\Draft at the server match the source message.
+fn assert_system_flags(m: &migrator_sim::Message, flags: &[String]) {
+    let has = |f: &str| flags.iter().any(|x| x.eq_ignore_ascii_case(f));
+    assert_eq!(has("\\Seen"), m.is_read, "\\Seen of {}", m.id);
+    assert_eq!(
+        has("\\Flagged"),
+        m.flag_status == "flagged",
+        "\\Flagged of {}",
+        m.id
+    );
+    assert_eq!(has("\\Draft"), m.is_draft, "\\Draft of {}", m.id);
+}
+
 /// Asserts that the server mirrors `user`'s mailbox: each source message exactly once,
 /// byte-identical, with its flags; the messages of one source folder together in one
 /// destination folder, and no two source folders in the same one. `extra` are the other
@@ -217,7 +210,7 @@ async fn every_message_arrives_once_byte_identical_with_flags_and_date_even_with
 fn assert_mirrors(user: &migrator_sim::User, snap: &Snapshot, extra: &[&[u8]]) {
     let mut copies: HashMap<&[u8], Vec<(&str, &Vec<String>)>> = HashMap::new();
     for (folder, messages) in snap {
-        for (body, flags) in messages.values() {
+        for (body, flags, _) in messages.values() {
             copies
                 .entry(body.as_slice())
                 .or_default()
@@ -248,15 +241,8 @@ fn assert_mirrors(user: &migrator_sim::User, snap: &Snapshot, extra: &[&[u8]]) {
                 "messages of {} are spread over {previous:?} and {dest}",
                 folder.display_name
             );
+            assert_system_flags(m, flags);
             let has = |f: &str| flags.iter().any(|x| x.eq_ignore_ascii_case(f));
-            assert_eq!(has("\\Seen"), m.is_read, "\\Seen of {}", m.id);
-            assert_eq!(
-                has("\\Flagged"),
-                m.flag_status == "flagged",
-                "\\Flagged of {}",
-                m.id
-            );
-            assert_eq!(has("\\Draft"), m.is_draft, "\\Draft of {}", m.id);
             match m.last_verb_executed {
                 Some(102 | 103) => assert!(has("\\Answered"), "\\Answered of {}", m.id),
                 Some(104) => assert!(has("$Forwarded"), "$Forwarded of {}", m.id),
@@ -295,7 +281,7 @@ fn assert_mirrors(user: &migrator_sim::User, snap: &Snapshot, extra: &[&[u8]]) {
 
 fn wire_of<'a>(snap: &'a Snapshot, body: &[u8]) -> &'a str {
     snap.iter()
-        .find(|(_, m)| m.values().any(|(b, _)| b == body))
+        .find(|(_, m)| m.values().any(|(b, ..)| b == body))
         .map(|(f, _)| f.as_str())
         .unwrap_or_else(|| panic!("message not on the server"))
 }
@@ -343,8 +329,8 @@ async fn an_incremental_pass_mirrors_adds_moves_flags_and_deletions_and_a_quiet_
     let foreign_at = |snap: &Snapshot| {
         snap["INBOX"]
             .iter()
-            .find(|(_, (b, _))| b == FOREIGN)
-            .map(|(uid, (_, flags))| (*uid, flags.clone()))
+            .find(|(_, (b, ..))| b == FOREIGN)
+            .map(|(uid, (_, flags, _))| (*uid, flags.clone()))
     };
     let foreign = foreign_at(&before).unwrap();
 
@@ -461,7 +447,7 @@ async fn an_incremental_pass_mirrors_adds_moves_flags_and_deletions_and_a_quiet_
     let answered_flags = after
         .values()
         .flat_map(|m| m.values())
-        .find(|(b, _)| {
+        .find(|(b, ..)| {
             Some(b.as_slice())
                 == user_now
                     .folders
@@ -470,7 +456,7 @@ async fn an_incremental_pass_mirrors_adds_moves_flags_and_deletions_and_a_quiet_
                     .find(|m| m.id == answered)
                     .map(|m| m.mime.as_ref())
         })
-        .map(|(_, f)| f.clone())
+        .map(|(_, f, _)| f.clone())
         .unwrap();
     assert!(
         answered_flags.iter().any(|f| f == "\\Answered")

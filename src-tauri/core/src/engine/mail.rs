@@ -307,20 +307,12 @@ impl MailboxRun<'_> {
                         if r.dest_folder != *old {
                             continue;
                         }
-                        match self
-                            .mirror(&mut target, &user.id, &r, node, name, None)
-                            .await
-                        {
-                            Ok(_) => {}
-                            Err(e) => {
-                                all_rounds_ok = false;
-                                match self.item_error(e, &mut stats, &folder_label, &fail)? {
-                                    Flow::Go => {}
-                                    Flow::Stop { mailbox } => {
-                                        mailbox_failed |= mailbox;
-                                        break 'folders;
-                                    }
-                                }
+                        let relocated = self.mirror(&mut target, &user.id, &r, node, name, None);
+                        if let Err(e) = relocated.await {
+                            all_rounds_ok = false;
+                            let failed = &mut mailbox_failed;
+                            if self.item_error(e, &mut stats, &folder_label, &fail, failed)? {
+                                break 'folders;
                             }
                         }
                     }
@@ -464,12 +456,14 @@ impl MailboxRun<'_> {
                         }
                         Err(e) => {
                             round_ok = false;
-                            match self.item_error(e, &mut stats, &folder_label, &fail)? {
-                                Flow::Go => {}
-                                Flow::Stop { mailbox } => {
-                                    mailbox_failed |= mailbox;
-                                    break 'folders;
-                                }
+                            if self.item_error(
+                                e,
+                                &mut stats,
+                                &folder_label,
+                                &fail,
+                                &mut mailbox_failed,
+                            )? {
+                                break 'folders;
                             }
                         }
                     }
@@ -511,12 +505,14 @@ impl MailboxRun<'_> {
                         }
                         Err(e) => {
                             round_ok = false;
-                            match self.item_error(e, &mut stats, &folder_label, &fail)? {
-                                Flow::Go => {}
-                                Flow::Stop { mailbox } => {
-                                    mailbox_failed |= mailbox;
-                                    stop = true;
-                                }
+                            if self.item_error(
+                                e,
+                                &mut stats,
+                                &folder_label,
+                                &fail,
+                                &mut mailbox_failed,
+                            )? {
+                                stop = true;
                             }
                         }
                     }
@@ -543,10 +539,7 @@ impl MailboxRun<'_> {
         }
         if all_rounds_ok && !mailbox_failed && !self.control.is_cancelled() {
             if let Err(e) = self.settle_removals(&mut target, &user.id).await {
-                match self.item_error(e, &mut stats, "", &fail)? {
-                    Flow::Go => {}
-                    Flow::Stop { mailbox } => mailbox_failed |= mailbox,
-                }
+                self.item_error(e, &mut stats, "", &fail, &mut mailbox_failed)?;
             }
         }
         if let Target::Imap(mailbox, _) = target {
@@ -563,23 +556,26 @@ impl MailboxRun<'_> {
         Ok(stats)
     }
 
-    /// Reports a failed item; says whether the mailbox goes on.
+    /// Reports a failed item. True when the mailbox must stop (cancelled, or its destination
+    /// failed: then `mailbox_failed` is set).
     fn item_error(
         &self,
         e: ItemError,
         stats: &mut Stats,
         folder: &str,
         fail: &impl Fn(&mut Stats, &str, &str, String),
-    ) -> Result<Flow, EngineError> {
+        mailbox_failed: &mut bool,
+    ) -> Result<bool, EngineError> {
         match e {
-            ItemError::Cancelled => Ok(Flow::Stop { mailbox: false }),
+            ItemError::Cancelled => Ok(true),
             ItemError::Skip(reason) => {
                 fail(stats, folder, "", reason);
-                Ok(Flow::Go)
+                Ok(false)
             }
             ItemError::Mailbox(reason) => {
                 fail(stats, folder, "(mailbox)", reason);
-                Ok(Flow::Stop { mailbox: true })
+                *mailbox_failed = true;
+                Ok(true)
             }
             ItemError::Fatal(e) => Err(e),
         }
@@ -1081,10 +1077,4 @@ impl MailboxRun<'_> {
             }
         }
     }
-}
-
-/// What a failed item means for the mailbox.
-enum Flow {
-    Go,
-    Stop { mailbox: bool },
 }
