@@ -1,5 +1,5 @@
 //! The local-folder destination: one folder per user holding a Maildir++ tree
-//! (https://cr.yp.to/proto/maildir.html; Maildir++ subfolders as `.Parent.Child`, the layout
+//! (<https://cr.yp.to/proto/maildir.html>; Maildir++ subfolders as `.Parent.Child`, the layout
 //! Dovecot and Courier read).
 //!
 //! - A message is written to `tmp/`, synced, given the received date as its mtime, then renamed

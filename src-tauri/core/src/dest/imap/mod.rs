@@ -31,6 +31,14 @@
 //!   matches when its INTERNALDATE equals the received date to the second and its header
 //!   hash matches. The migrator never changes a message's bytes, so a migrated copy always
 //!   matches, and two distinct messages sharing a Message-ID stay distinct.
+//! - **Mirroring** (incremental passes, on messages the migrator appended only):
+//!   [`ImapMailbox::store_flags`] adds and removes just the flags named (`UID STORE
+//!   +FLAGS.SILENT` / `-FLAGS.SILENT`), [`ImapMailbox::move_message`] moves one UID (`UID
+//!   MOVE`, RFC 6851, else `UID COPY` + `\Deleted` + `UID EXPUNGE` of that UID, RFC 4315) and
+//!   reports its new UID from COPYUID, [`ImapMailbox::delete_message`] deletes one UID. None of
+//!   them ever runs a plain EXPUNGE, which would also remove messages the user marked
+//!   `\Deleted`. A UID that no longer exists changes nothing; the engine then finds the
+//!   message again by its fingerprint (also after a UIDVALIDITY change).
 //! - **Reconnects** wait through a [`Pacer`] (the only place that waits); the policy is
 //!   [`ImapSettings::reconnect`].
 //!
