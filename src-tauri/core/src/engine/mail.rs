@@ -40,8 +40,8 @@ use crate::dest::DestRef;
 use crate::error::{Classify, ErrorClass};
 use crate::graph::client::{GraphClient, GraphError};
 use crate::graph::mail::{
-    delta_round, delta_url, folder_tree, is_sync_reset, last_verbs, message_url, mime_url,
-    DeltaEntry, FolderNode, LastVerb,
+    delta_round, delta_url, folder_tree, is_own_link, is_sync_reset, last_verbs, message_url,
+    mime_url, DeltaEntry, FolderNode, LastVerb,
 };
 use crate::graph::types::{MessageMeta, User};
 use crate::graph::{Pacer, PacerSettings};
@@ -319,7 +319,10 @@ impl MailboxRun<'_> {
                 }
                 j.journal
                     .set_folder(&user.id, &node.folder.id, name, None)?;
-                link = j.journal.delta_link(&user.id, &node.folder.id)?;
+                link = j
+                    .journal
+                    .delta_link(&user.id, &node.folder.id)?
+                    .filter(|l| is_own_link(self.client, l));
             }
             stats.folders += 1;
             let mut full = link.is_none();

@@ -208,6 +208,13 @@ pub fn delta_round<'a>(
     Pages::new(client, pacer, url)
 }
 
+/// True when a stored delta link points at the Graph endpoint this client uses. A link from
+/// another endpoint (the cloud or the Graph URL override changed since it was stored) cannot
+/// be followed; the folder is read in full again.
+pub fn is_own_link(client: &GraphClient, link: &str) -> bool {
+    link.starts_with(&client.url("/"))
+}
+
 /// True when Graph answered `410 Gone` to a delta link: the sync state expired and the folder
 /// must be read again in full (concepts/delta-query-overview.md, "Synchronization reset").
 pub fn is_sync_reset(e: &GraphError) -> bool {
