@@ -452,7 +452,11 @@ impl MailboxRun<'_> {
                     match outcome {
                         Ok(Mirrored::NeedsCopy) => todo.push((meta, flags)),
                         Ok(_) => {
-                            if let (Some(j), true) = (self.journal, full) {
+                            // A message kept as removed that the source lists again is back.
+                            let revived = migrated
+                                .as_ref()
+                                .is_some_and(|r| r.state == ItemState::Removed);
+                            if let (Some(j), true) = (self.journal, full || revived) {
                                 j.journal.mark_seen(&user.id, &meta.id, j.run)?;
                             }
                             skipped(&mut stats);

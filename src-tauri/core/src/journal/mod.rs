@@ -490,10 +490,13 @@ impl Journal {
         Ok(())
     }
 
-    /// Notes that a full round of `run` listed the item in its folder: it is not gone.
+    /// Notes that a round of `run` listed the item in its folder: it is not gone (and an item
+    /// recorded as removed at the source is migrated again).
     pub fn mark_seen(&self, user_id: &str, source_id: &str, run: i64) -> Result<(), JournalError> {
         self.conn().execute(
-            "UPDATE items SET seen_run = ?3, gone_from = NULL WHERE user_id = ?1 AND source_id = ?2",
+            "UPDATE items SET seen_run = ?3, gone_from = NULL,
+                              state = CASE state WHEN 'removed' THEN 'done' ELSE state END
+             WHERE user_id = ?1 AND source_id = ?2",
             params![user_id, source_id, run],
         )?;
         Ok(())
@@ -816,6 +819,9 @@ mod tests {
             .map(|r| r.source_id)
             .collect();
         assert_eq!(gone, ["c"], "seen in the round clears b's mark; a moved");
+        j.record_removed("u1", "c").unwrap();
+        j.mark_seen("u1", "c", next).unwrap();
+        assert_eq!(j.item("u1", "c").unwrap().unwrap().state, ItemState::Done);
         assert_eq!(j.item("u1", "a").unwrap().unwrap().dest_folder, ".Other");
     }
 
