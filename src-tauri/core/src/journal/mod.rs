@@ -302,9 +302,22 @@ impl Journal {
     /// Records that `target` is about to be written. A `done` record is kept as it is unless the
     /// item now goes to another destination folder (it was moved at the source).
     pub fn record_intent(&self, target: ItemTarget<'_>, run: i64) -> Result<(), JournalError> {
+        self.record_intent_as("mail", target, run)
+    }
+
+    /// [`Journal::record_intent`] for an item of another workload: `kind` is `event`,
+    /// `contact` or `task` (with the calendar, address book or task list as `folder_id`).
+    /// Mail-only queries (gone items, a folder's messages) never see such items.
+    pub fn record_intent_as(
+        &self,
+        kind: &str,
+        target: ItemTarget<'_>,
+        run: i64,
+    ) -> Result<(), JournalError> {
         self.conn().execute(
-            "INSERT INTO items (user_id, source_id, folder_id, dest_folder, state, run_id, updated_at)
-             VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6)
+            "INSERT INTO items (user_id, source_id, kind, folder_id, dest_folder, state, run_id,
+                                updated_at)
+             VALUES (?1, ?2, ?7, ?3, ?4, 'pending', ?5, ?6)
              ON CONFLICT (user_id, source_id) DO UPDATE
                SET folder_id = ?3, dest_folder = ?4, state = 'pending', reason = NULL,
                    run_id = ?5, updated_at = ?6
@@ -315,7 +328,8 @@ impl Journal {
                 target.folder_id,
                 target.dest_folder,
                 run,
-                now()
+                now(),
+                kind
             ],
         )?;
         Ok(())
@@ -819,6 +833,18 @@ mod tests {
             .map(|r| r.source_id)
             .collect();
         assert_eq!(gone, ["c"], "seen in the round clears b's mark; a moved");
+        // Another workload's item in the same table stays out of mail's bookkeeping.
+        let event = ItemTarget {
+            folder_id: "calendar-1",
+            dest_folder: "/dav/calendar/",
+            ..target("e1")
+        };
+        j.record_intent_as("event", event, next).unwrap();
+        j.record_done("u1", "e1", "/dav/calendar/e1.ics", 10, None)
+            .unwrap();
+        j.mark_folder_gone("u1", "calendar-1").unwrap();
+        let e1 = j.item("u1", "e1").unwrap().unwrap();
+        assert_eq!((e1.kind.as_str(), e1.gone_from), ("event", None));
         j.record_removed("u1", "c").unwrap();
         j.mark_seen("u1", "c", next).unwrap();
         assert_eq!(j.item("u1", "c").unwrap().unwrap().state, ItemState::Done);
