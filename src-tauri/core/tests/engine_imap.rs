@@ -52,6 +52,7 @@ impl Setup {
                 password: Secret::new(MASTER_PASSWORD),
                 style: MasterStyle::SaslAuthzid,
             },
+            dav: None,
         };
         let options = RunOptions {
             state_dir: Some(self.state.path().join("state")),
@@ -432,7 +433,10 @@ async fn an_incremental_pass_mirrors_adds_moves_flags_and_deletions_and_a_quiet_
     // Moves keep the message's identity: nothing is downloaded again but the new message,
     // and the second pass reads changes only.
     let requests = s.requests_since(log_mark);
-    let values: Vec<_> = requests.iter().filter(|p| p.contains("/$value")).collect();
+    let values: Vec<_> = requests
+        .iter()
+        .filter(|p| p.contains("/messages/") && p.contains("/$value"))
+        .collect();
     assert_eq!(
         values.len(),
         1,

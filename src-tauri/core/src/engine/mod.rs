@@ -6,12 +6,17 @@
 //! make every further item fail (sign-in, an unwritable destination) stop it.
 
 mod control;
+mod groupware;
 mod mail;
+mod plan;
 mod preflight;
+pub mod report;
 mod spool;
 
 pub use control::{Cancelled, RunControl};
+pub use plan::{plan, Plan, PlanUser};
 pub use preflight::{preflight, test_source, Preflight, ProbeUser};
+pub use report::{Report, ReportError, ReportFiles};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,11 +27,13 @@ use futures_util::StreamExt;
 
 use crate::config::{
     read_accounts_csv, ConfigError, DestinationConfig, ImapSecurity, MasterLoginStyle, RunSettings,
-    SourceConfig, UserSelection,
+    SourceConfig, UserSelection, Workload,
 };
+use crate::dest::dav::DavSettings;
 use crate::dest::folder::FolderStore;
 use crate::dest::imap::{ImapLogin, ImapSettings, MasterStyle, Security};
 use crate::graph::client::{http_client, GraphClient, GraphError};
+use crate::graph::types::User;
 use crate::graph::{users, AuthError, Pacer, PacerSettings};
 use crate::journal::{Journal, JournalError};
 use crate::progress::{ProgressEvent, Reporter, RunSummary, Stats};
@@ -67,6 +74,8 @@ impl EngineError {
 
 /// Where the mail goes.
 #[derive(Debug, Clone)]
+// Built once per run and passed by reference: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Destination {
     /// One Maildir++ tree per user under this folder.
     Folder(PathBuf),
@@ -74,10 +83,20 @@ pub enum Destination {
     Imap {
         settings: ImapSettings,
         logins: ImapLogins,
+        /// The CalDAV/CardDAV server for calendars, contacts and tasks; `None`: mail only.
+        dav: Option<DavSettings>,
     },
 }
 
 impl Destination {
+    /// True when calendars, contacts and tasks have somewhere to go.
+    pub fn holds_groupware(&self) -> bool {
+        match self {
+            Destination::Folder(_) => true,
+            Destination::Imap { dav, .. } => dav.is_some(),
+        }
+    }
+
     /// The destination a configuration file's `[destination]` describes. `admin_password` is
     /// the IMAP master user's password (from the keychain or `DEST_ADMIN_PASSWORD`).
     pub fn from_config(
@@ -86,6 +105,12 @@ impl Destination {
     ) -> Result<Self, ConfigError> {
         match config {
             DestinationConfig::Folder { path } => Ok(Destination::Folder(path.clone())),
+            // Provisioning lives in dest::provision::icewarp; the engine does not run it yet.
+            DestinationConfig::IceWarp { .. } => Err(ConfigError::Invalid {
+                path: "destination".into(),
+                key: "destination.kind",
+                message: "the icewarp destination is not wired into the engine yet".into(),
+            }),
             DestinationConfig::Imap {
                 host,
                 port,
@@ -96,6 +121,7 @@ impl Destination {
                 master_style,
                 accounts_csv,
                 special_folders,
+                dav_url,
             } => {
                 let (security, default_port) = match security {
                     ImapSecurity::Tls => (Security::Tls, 993),
@@ -131,7 +157,17 @@ impl Destination {
                         })
                     }
                 };
-                Ok(Destination::Imap { settings, logins })
+                let dav = dav_url.as_deref().map(|url| {
+                    let mut dav = DavSettings::new(url.trim());
+                    dav.ca_file = ca_file.clone();
+                    dav.allow_plaintext_loopback = *allow_plaintext_loopback;
+                    dav
+                });
+                Ok(Destination::Imap {
+                    settings,
+                    logins,
+                    dav,
+                })
             }
         }
     }
@@ -200,6 +236,8 @@ pub struct RunOptions {
     /// Incremental passes delete at the destination the messages deleted at the source (only
     /// copies the migrator made). Off by default: deleted mail is kept.
     pub mirror_deletions: bool,
+    /// What to migrate of each mailbox (everything by default).
+    pub workloads: Vec<Workload>,
 }
 
 impl RunOptions {
@@ -216,6 +254,7 @@ impl RunOptions {
             state_dir: run.state_dir.clone(),
             users: users.clone(),
             mirror_deletions: run.mirror_deletions,
+            workloads: run.workloads.clone(),
         }
     }
 }
@@ -228,6 +267,7 @@ impl Default for RunOptions {
             state_dir: None,
             users: UserSelection::default(),
             mirror_deletions: false,
+            workloads: Workload::ALL.to_vec(),
         }
     }
 }
@@ -265,6 +305,18 @@ pub async fn run_to_folder_with(
     run(source, secret, &destination, reporter, control, options).await
 }
 
+/// The users that have a mailbox (a `mail` address) and that `selection` names.
+fn select_mailboxes(users: Vec<User>, selection: &UserSelection) -> Vec<User> {
+    users
+        .into_iter()
+        .filter(|u| u.mail.as_deref().is_some_and(|m| !m.trim().is_empty()))
+        .filter(|u| {
+            let mail = u.mail.as_deref().unwrap_or_default();
+            selection.selects(&[mail, u.user_principal_name.as_str()])
+        })
+        .collect()
+}
+
 /// Migrates every selected mailbox of the tenant into `destination`. Signs in and opens the
 /// journal and the destination before anything is written; rerunning it writes only what is
 /// missing.
@@ -293,10 +345,32 @@ pub async fn run(
                 })?,
             )
         }
-        Destination::Imap { settings, logins } => Store::Imap {
+        Destination::Imap {
+            settings, logins, ..
+        } => Store::Imap {
             settings: settings.clone(),
             logins: logins.clone(),
         },
+    };
+
+    let workloads: Vec<Workload> = if destination.holds_groupware() {
+        options.workloads.clone()
+    } else {
+        let skipped: Vec<_> = options
+            .workloads
+            .iter()
+            .filter(|w| **w != Workload::Mail)
+            .collect();
+        if !skipped.is_empty() {
+            tracing::warn!(
+                ?skipped,
+                "the destination has no CalDAV/CardDAV server (dav_url): only mail is migrated"
+            );
+        }
+        vec![Workload::Mail]
+            .into_iter()
+            .filter(|w| options.workloads.contains(w))
+            .collect()
     };
 
     // Directory calls are throttled per tenant, not per mailbox (throttling-limits.md).
@@ -307,17 +381,7 @@ pub async fn run(
     for (id, reason) in &listed.bad {
         tracing::warn!(user = %id, %reason, "skipping a user entry Graph returned malformed");
     }
-    let mailboxes: Vec<_> = listed
-        .items
-        .into_iter()
-        .filter(|u| u.mail.as_deref().is_some_and(|m| !m.trim().is_empty()))
-        .filter(|u| {
-            let mail = u.mail.as_deref().unwrap_or_default();
-            options
-                .users
-                .selects(&[mail, u.user_principal_name.as_str()])
-        })
-        .collect();
+    let mailboxes = select_mailboxes(listed.items, &options.users);
     let run_id = match &journal {
         Some(j) => Some(j.begin_run()?),
         None => None,
@@ -332,16 +396,39 @@ pub async fn run(
 
     let results: Vec<Result<Stats, EngineError>> = futures_util::stream::iter(mailboxes)
         .map(|user| {
-            let run = mail::MailboxRun {
+            let mail = options
+                .workloads
+                .contains(&Workload::Mail)
+                .then(|| mail::MailboxRun {
+                    client: &client,
+                    store: &store,
+                    journal,
+                    reporter: reporter.clone(),
+                    control: control.clone(),
+                    settings: options.pacer.clone(),
+                    mirror_deletions: options.mirror_deletions,
+                });
+            let groupware = groupware::GroupwareRun {
                 client: &client,
                 store: &store,
                 journal,
                 reporter: reporter.clone(),
                 control: control.clone(),
                 settings: options.pacer.clone(),
-                mirror_deletions: options.mirror_deletions,
+                workloads: &workloads,
+                dav: match destination {
+                    Destination::Imap { dav, .. } => dav.as_ref(),
+                    Destination::Folder(_) => None,
+                },
             };
-            async move { run.migrate(&user).await }
+            async move {
+                let mut stats = match mail {
+                    Some(mail) => mail.migrate(&user).await?,
+                    None => Stats::default(),
+                };
+                stats.add(&groupware.migrate(&user).await?);
+                Ok(stats)
+            }
         })
         .buffer_unordered(options.parallel_mailboxes.max(1))
         .collect()

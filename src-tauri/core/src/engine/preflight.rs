@@ -84,7 +84,9 @@ pub async fn preflight(
                 ));
             }
         }
-        Destination::Imap { settings, logins } => {
+        Destination::Imap {
+            settings, logins, ..
+        } => {
             // One real login, for the first mailbox, proves the server, TLS and credentials.
             match first.as_ref().and_then(|p| p.mail.as_deref()) {
                 None => problems.push("no user with a mailbox to test the IMAP login with".into()),

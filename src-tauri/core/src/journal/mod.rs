@@ -16,6 +16,9 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+mod report;
+pub use report::{FailedItem, ItemGroup, RunRecord, UserRecord};
+
 /// Schema version stored in `PRAGMA user_version`. Version 1 had no mail details in `items`
 /// and no `removed` state; [`Journal::open`] upgrades it in place.
 const SCHEMA_VERSION: i32 = 2;

@@ -118,6 +118,7 @@ async fn run(job: Job) -> anyhow::Result<WorkerResult> {
                     password: Secret::new(master_password.clone()),
                     style: MasterStyle::SaslAuthzid,
                 },
+                dav: None,
             }
         }
     };

@@ -12,8 +12,10 @@
 //!   folder's `cur/`, a deletion removes it (only when the user opted in). Each is one
 //!   `rename(2)` or `unlink(2)`, so a crash leaves the message in one place.
 
+mod groupware;
 mod layout;
 
+pub use groupware::CollectionDir;
 pub use layout::maildir_folder_names;
 
 use std::collections::HashMap;

@@ -1,0 +1,640 @@
+//! One mailbox's calendars, contacts and To Do tasks: read from Graph, converted by the pure
+//! converters ([`crate::convert`]), written one resource per item.
+//!
+//! Per item: the converted text's SHA-256 is compared with the journal's; an unchanged item is
+//! skipped, a new or changed one is written (replacing the earlier version under the same
+//! UID, so a rerun never duplicates) and journaled. Converters are deterministic (no
+//! wall-clock stamps), so an item that did not change at the source is not rewritten.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::mail::RunJournal;
+use super::{EngineError, RunControl, Store};
+use crate::config::Workload;
+use crate::convert::contact::{to_vcard, VCardVersion};
+use crate::convert::event::{series_to_ics, single_to_ics};
+use crate::convert::task::to_vtodo;
+use crate::convert::ConvertError;
+use crate::dest::dav::{self, DavAccount, DavError, DavLogin, DavSettings};
+use crate::dest::folder::{CollectionDir, FolderStore, Mailbox};
+use crate::dest::{CollectionKind, DestRef};
+use crate::error::{Classify, ErrorClass};
+use crate::graph::client::{GraphClient, GraphError};
+use crate::graph::pacer::Verdict;
+use crate::graph::paging::Pages;
+use crate::graph::types::{Event, User};
+use crate::graph::{calendar, contacts, todo, Pacer, PacerSettings};
+use crate::journal::{ItemState, ItemTarget};
+use crate::progress::{ProgressEvent, Reporter, Stats};
+
+/// Everything one mailbox's groupware migration needs.
+pub(super) struct GroupwareRun<'a> {
+    pub client: &'a GraphClient,
+    pub store: &'a Store,
+    pub journal: Option<RunJournal<'a>>,
+    pub reporter: Arc<dyn Reporter>,
+    pub control: RunControl,
+    pub settings: PacerSettings,
+    pub workloads: &'a [Workload],
+    /// The CalDAV/CardDAV server beside an IMAP destination; without it, an IMAP destination
+    /// receives mail only.
+    pub dav: Option<&'a DavSettings>,
+}
+
+/// A user's groupware destination, opened.
+enum Account {
+    Dir(Mailbox),
+    /// With the pacer that retries this account's transient DAV failures.
+    Dav(Box<DavAccount>, Pacer),
+}
+
+/// Where one collection's items go.
+enum Collection {
+    Dir(CollectionDir),
+    Dav(dav::Collection),
+}
+
+/// How one item ended when it did not arrive.
+enum ItemError {
+    /// Recorded and reported; the run goes on.
+    Skip(String),
+    /// This user's groupware cannot go on (e.g. the DAV login was refused); other users can.
+    User(String),
+    Fatal(EngineError),
+}
+
+fn dav_item_error(e: DavError) -> ItemError {
+    match e.class() {
+        ErrorClass::Fatal => ItemError::User(e.to_string()),
+        _ => ItemError::Skip(e.to_string()),
+    }
+}
+
+impl From<ConvertError> for ItemError {
+    fn from(e: ConvertError) -> Self {
+        ItemError::Skip(format!("cannot convert: {e}"))
+    }
+}
+
+fn graph_item_error(e: GraphError) -> ItemError {
+    match e.class() {
+        ErrorClass::Fatal => ItemError::Fatal(EngineError::Source(e)),
+        _ => ItemError::Skip(e.to_string()),
+    }
+}
+
+/// A converted item ready to write.
+struct Resource {
+    source_id: String,
+    uid: String,
+    text: String,
+}
+
+/// One collection being migrated: its source id, its label for reports, its target.
+struct Open<'c> {
+    source_id: &'c str,
+    label: String,
+    target: Collection,
+}
+
+impl GroupwareRun<'_> {
+    /// Migrates the selected groupware workloads of one user. Returns `Err` only for failures
+    /// that would fail every mailbox; anything else is reported per item and counted.
+    pub(super) async fn migrate(&self, user: &User) -> Result<Stats, EngineError> {
+        let mut stats = Stats::default();
+        let address = user.mail.clone().unwrap_or_default();
+        let pacer = Pacer::new(self.settings.clone());
+        let account = match (self.store, self.dav) {
+            (Store::Folder(store), _) => Account::Dir(self.open_folder(store, &address)?),
+            (Store::Imap { logins, .. }, Some(dav)) => {
+                let password = match logins {
+                    super::ImapLogins::Accounts(accounts) => {
+                        accounts.get(&address.trim().to_lowercase()).cloned()
+                    }
+                    // A master user logs in to IMAP only; CalDAV/CardDAV have no such login.
+                    super::ImapLogins::Master { .. } => None,
+                };
+                let Some(password) = password else {
+                    self.fail_user(
+                        &mut stats,
+                        &address,
+                        "calendars, contacts and tasks need this user's own password (accounts_csv)".into(),
+                    );
+                    return Ok(stats);
+                };
+                let login = DavLogin::new(address.clone(), password);
+                match DavAccount::connect(dav, &address, login).await {
+                    Ok(account) => {
+                        Account::Dav(Box::new(account), Pacer::new(self.settings.clone()))
+                    }
+                    Err(e) => {
+                        self.fail_user(&mut stats, &address, e.to_string());
+                        return Ok(stats);
+                    }
+                }
+            }
+            // No groupware destination configured: the run was told at its start.
+            (Store::Imap { .. }, None) => return Ok(stats),
+        };
+        let mut ctx = Ctx {
+            run: self,
+            user,
+            address: &address,
+            pacer: &pacer,
+            stats: &mut stats,
+        };
+        for workload in self.workloads {
+            if self.control.checkpoint().await.is_err() {
+                break;
+            }
+            let result = match workload {
+                Workload::Mail => continue,
+                Workload::Calendar => ctx.calendars(&account).await,
+                Workload::Contacts => ctx.contacts(&account).await,
+                Workload::Tasks => ctx.tasks(&account).await,
+            };
+            match result {
+                Ok(()) => {}
+                Err(ItemError::Fatal(e)) => return Err(e),
+                Err(ItemError::User(reason)) => {
+                    ctx.fail("(groupware)", "(account)", reason);
+                    break;
+                }
+                Err(ItemError::Skip(reason)) => {
+                    // The workload could not be listed (e.g. a missing permission): this user's
+                    // workload only; the others and the other users go on.
+                    ctx.fail(&format!("({workload:?})").to_lowercase(), "(list)", reason);
+                }
+            }
+        }
+        Ok(stats)
+    }
+
+    fn fail_user(&self, stats: &mut Stats, address: &str, reason: String) {
+        stats.failed += 1;
+        self.reporter.report(ProgressEvent::ItemFailed {
+            user: address.to_string(),
+            folder: "(groupware)".into(),
+            item: "(account)".into(),
+            reason,
+        });
+    }
+
+    fn open_folder(&self, store: &FolderStore, address: &str) -> Result<Mailbox, EngineError> {
+        store
+            .mailbox(address)
+            .map_err(|source| EngineError::Destination {
+                path: address.to_string(),
+                source,
+            })
+    }
+}
+
+/// The state of one user's groupware pass.
+struct Ctx<'r, 'a> {
+    run: &'r GroupwareRun<'a>,
+    user: &'r User,
+    address: &'r str,
+    pacer: &'r Pacer,
+    stats: &'r mut Stats,
+}
+
+impl Ctx<'_, '_> {
+    fn on_throttle(&self) -> impl FnMut(Duration) + '_ {
+        |wait: Duration| {
+            self.run.reporter.report(ProgressEvent::Throttled {
+                user: self.address.to_string(),
+                wait_ms: wait.as_millis() as u64,
+            })
+        }
+    }
+
+    fn fail(&mut self, folder: &str, item: &str, reason: String) {
+        self.stats.failed += 1;
+        self.run.reporter.report(ProgressEvent::ItemFailed {
+            user: self.address.to_string(),
+            folder: folder.to_string(),
+            item: item.to_string(),
+            reason,
+        });
+    }
+
+    /// Opens (creating if needed) the destination collection for a source collection.
+    /// `default`: the source's default calendar, contact folder or task list, which goes to the
+    /// destination's own default collection where the server names one (IceWarp's templates).
+    async fn open(
+        &self,
+        account: &Account,
+        kind: CollectionKind,
+        path: &[String],
+        source_id: &str,
+        default: bool,
+    ) -> Result<Collection, ItemError> {
+        match account {
+            Account::Dir(mailbox) => mailbox
+                .collection(kind, path, source_id)
+                .map(Collection::Dir)
+                .map_err(|source| {
+                    ItemError::Fatal(EngineError::Destination {
+                        path: mailbox.path().display().to_string(),
+                        source,
+                    })
+                }),
+            Account::Dav(dav, pacer) => {
+                let name = if path.is_empty() {
+                    "Contacts".to_string()
+                } else {
+                    path.join(" / ")
+                };
+                let opened = pacer
+                    .call(
+                        |_| async {
+                            let found = match default {
+                                true => dav.default_collection(kind).await,
+                                false => Ok(None),
+                            };
+                            let result = match found {
+                                Ok(Some(c)) => Ok(c),
+                                Ok(None) => dav.ensure_collection(kind, &name, None).await,
+                                Err(e) => Err(e),
+                            };
+                            dav_verdict(result)
+                        },
+                        self.on_throttle(),
+                    )
+                    .await;
+                opened.map(Collection::Dav).map_err(dav_item_error)
+            }
+        }
+    }
+
+    async fn calendars(&mut self, account: &Account) -> Result<(), ItemError> {
+        let client = self.run.client;
+        let listed = calendar::calendars(client, self.pacer, &self.user.id, self.on_throttle())
+            .await
+            .map_err(graph_item_error)?;
+        self.report_bad("calendars", &listed.bad);
+        for cal in &listed.items {
+            let name = cal.name.clone().unwrap_or_else(|| "Calendar".into());
+            let open = Open {
+                source_id: &cal.id,
+                label: format!("calendars/{name}"),
+                target: self
+                    .open(
+                        account,
+                        CollectionKind::Events,
+                        &[name],
+                        &cal.id,
+                        cal.is_default_calendar == Some(true),
+                    )
+                    .await?,
+            };
+            self.stats.folders += 1;
+            let mut pages = calendar::events(client, self.pacer, &self.user.id, &cal.id);
+            while let Some(page) = self.next_page(&mut pages, &open.label).await? {
+                for event in page {
+                    if self.run.control.checkpoint().await.is_err() {
+                        return Ok(());
+                    }
+                    let id = event.id.clone();
+                    let converted = self.event_resource(event).await;
+                    if self.write(account, &open, &id, converted).await? {
+                        self.stats.events += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A single event or a whole series as one resource; `None` for listed occurrences,
+    /// which belong to their master's resource.
+    async fn event_resource(&self, event: Event) -> Result<Option<Resource>, ItemError> {
+        let user = &self.user.id;
+        let client = self.run.client;
+        let event = match event.kind.as_deref() {
+            Some("seriesMaster") => {
+                calendar::series(client, self.pacer, user, &event.id, self.on_throttle())
+                    .await
+                    .map_err(graph_item_error)?
+            }
+            Some("occurrence" | "exception") => return Ok(None),
+            _ => event,
+        };
+        let attachments = if event.has_attachments == Some(true) {
+            calendar::attachments(client, self.pacer, user, &event.id, self.on_throttle())
+                .await
+                .map_err(graph_item_error)?
+                .items
+        } else {
+            Vec::new()
+        };
+        let resource = if event.kind.as_deref() == Some("seriesMaster") {
+            series_to_ics(&event, &event.exception_occurrences, &attachments)?
+        } else {
+            single_to_ics(&event, &attachments)?
+        };
+        self.log_notes(&event.id, &resource.notes);
+        Ok(Some(Resource {
+            source_id: event.id,
+            uid: resource.uid,
+            text: resource.text,
+        }))
+    }
+
+    async fn contacts(&mut self, account: &Account) -> Result<(), ItemError> {
+        let client = self.run.client;
+        let (folders, bad) =
+            contacts::contact_folders(client, self.pacer, &self.user.id, self.on_throttle())
+                .await
+                .map_err(graph_item_error)?;
+        self.report_bad("contacts", &bad);
+        for folder in &folders {
+            let source_id = folder.id.as_deref().unwrap_or("contacts");
+            let label = if folder.path.is_empty() {
+                "contacts".to_string()
+            } else {
+                format!("contacts/{}", folder.path.join("/"))
+            };
+            let open = Open {
+                source_id,
+                label,
+                target: self
+                    .open(
+                        account,
+                        CollectionKind::Contacts,
+                        &folder.path,
+                        source_id,
+                        folder.id.is_none(),
+                    )
+                    .await?,
+            };
+            self.stats.folders += 1;
+            let mut pages =
+                contacts::contacts(client, self.pacer, &self.user.id, folder.id.as_deref());
+            while let Some(page) = self.next_page(&mut pages, &open.label).await? {
+                for contact in page {
+                    if self.run.control.checkpoint().await.is_err() {
+                        return Ok(());
+                    }
+                    let photo = match contacts::photo(
+                        client,
+                        self.pacer,
+                        &self.user.id,
+                        &contact.id,
+                        self.on_throttle(),
+                    )
+                    .await
+                    {
+                        Ok(photo) => photo,
+                        Err(contacts::PhotoError::Graph(e)) if e.class() == ErrorClass::Fatal => {
+                            return Err(ItemError::Fatal(EngineError::Source(e)))
+                        }
+                        Err(e) => {
+                            // The contact is worth more than its picture: migrate it without.
+                            tracing::info!(contact = %contact.id, reason = %e, "contact photo left out");
+                            None
+                        }
+                    };
+                    let converted = to_vcard(
+                        &contact,
+                        photo.as_ref().map(|(t, b)| (*t, b.as_slice())),
+                        VCardVersion::V3_0,
+                    )
+                    .map(|card| {
+                        self.log_notes(&contact.id, &card.notes);
+                        Some(Resource {
+                            source_id: contact.id.clone(),
+                            uid: card.uid,
+                            text: card.text,
+                        })
+                    })
+                    .map_err(ItemError::from);
+                    if self.write(account, &open, &contact.id, converted).await? {
+                        self.stats.contacts += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn tasks(&mut self, account: &Account) -> Result<(), ItemError> {
+        let client = self.run.client;
+        let lists = todo::task_lists(client, self.pacer, &self.user.id, self.on_throttle())
+            .await
+            .map_err(graph_item_error)?;
+        self.report_bad("tasks", &lists.bad);
+        for list in &lists.items {
+            if list.wellknown_list_name.as_deref() == Some(todo::FLAGGED_EMAILS) {
+                continue;
+            }
+            let name = list.display_name.clone().unwrap_or_else(|| "Tasks".into());
+            let open = Open {
+                source_id: &list.id,
+                label: format!("tasks/{name}"),
+                target: self
+                    .open(
+                        account,
+                        CollectionKind::Tasks,
+                        &[name],
+                        &list.id,
+                        list.wellknown_list_name.as_deref() == Some("defaultList"),
+                    )
+                    .await?,
+            };
+            self.stats.folders += 1;
+            let mut pages = todo::tasks(client, self.pacer, &self.user.id, &list.id);
+            while let Some(page) = self.next_page(&mut pages, &open.label).await? {
+                for task in page {
+                    if self.run.control.checkpoint().await.is_err() {
+                        return Ok(());
+                    }
+                    let converted = to_vtodo(&task)
+                        .map(|r| {
+                            self.log_notes(&task.id, &r.notes);
+                            Some(Resource {
+                                source_id: task.id.clone(),
+                                uid: r.uid,
+                                text: r.text,
+                            })
+                        })
+                        .map_err(ItemError::from);
+                    if self.write(account, &open, &task.id, converted).await? {
+                        self.stats.tasks += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The next page's items; a page that cannot be read is a failure of this collection.
+    async fn next_page<T: serde::de::DeserializeOwned>(
+        &mut self,
+        pages: &mut Pages<'_, T>,
+        label: &str,
+    ) -> Result<Option<Vec<T>>, ItemError> {
+        let next = pages.next_page(self.on_throttle()).await;
+        match next {
+            None => Ok(None),
+            Some(Ok(page)) => {
+                self.report_bad(label, &page.bad);
+                Ok(Some(page.items))
+            }
+            Some(Err(e)) => match graph_item_error(e) {
+                ItemError::Skip(reason) => {
+                    self.fail(label, "(page)", reason);
+                    Ok(None)
+                }
+                fatal => Err(fatal),
+            },
+        }
+    }
+
+    fn report_bad(&mut self, label: &str, bad: &[(String, String)]) {
+        for (id, reason) in bad {
+            self.fail(label, id, format!("malformed entry: {reason}"));
+        }
+    }
+
+    fn log_notes(&self, id: &str, notes: &[String]) {
+        for note in notes {
+            tracing::info!(user = %self.address, item = %id, "{note}");
+        }
+    }
+
+    /// Writes one converted item unless the journal says this exact version is there; true
+    /// when it was written. Per-item problems are reported and counted; only destination-wide
+    /// ones are `Err`.
+    async fn write(
+        &mut self,
+        account: &Account,
+        open: &Open<'_>,
+        id: &str,
+        converted: Result<Option<Resource>, ItemError>,
+    ) -> Result<bool, ItemError> {
+        let resource = match converted {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(false),
+            Err(ItemError::Skip(reason)) => {
+                self.record_failed(open, id, &reason)?;
+                self.fail(&open.label, id, reason);
+                return Ok(false);
+            }
+            Err(fatal) => return Err(fatal),
+        };
+        let hash = hex::encode(Sha256::digest(resource.text.as_bytes()));
+        let size = resource.text.len() as u64;
+        let user = &self.user.id;
+        if let Some(j) = self.run.journal {
+            let known = j
+                .journal
+                .item(user, &resource.source_id)
+                .map_err(journal_error)?;
+            if known.is_some_and(|r| {
+                r.state == ItemState::Done
+                    && r.hash.as_deref() == Some(hash.as_str())
+                    && r.dest_folder == open.label
+            }) {
+                self.stats.skipped += 1;
+                self.done(0, true);
+                return Ok(false);
+            }
+            j.journal
+                .record_intent(self.target(open, &resource.source_id), j.run)
+                .map_err(journal_error)?;
+        }
+        let dest: DestRef = match (&open.target, account) {
+            (Collection::Dir(dir), _) => match dir.put(&resource.uid, resource.text.as_bytes()) {
+                Ok(dest) => dest,
+                Err(source) => {
+                    let path = dir.path().display().to_string();
+                    return Err(ItemError::Fatal(EngineError::Destination { path, source }));
+                }
+            },
+            (Collection::Dav(collection), Account::Dav(dav, pacer)) => {
+                let put = pacer
+                    .call(
+                        |_| async {
+                            dav_verdict(
+                                dav.put(collection, &resource.uid, resource.text.as_bytes())
+                                    .await,
+                            )
+                        },
+                        self.on_throttle(),
+                    )
+                    .await;
+                match put.map_err(dav_item_error) {
+                    Ok(outcome) => outcome.href,
+                    Err(ItemError::Skip(reason)) => {
+                        self.record_failed(open, &resource.source_id, &reason)?;
+                        self.fail(&open.label, &resource.source_id, reason);
+                        return Ok(false);
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+            (Collection::Dav(_), Account::Dir(_)) => {
+                return Err(ItemError::User(
+                    "internal: a DAV collection without a DAV account".into(),
+                ))
+            }
+        };
+        if let Some(j) = self.run.journal {
+            j.journal
+                .record_done(user, &resource.source_id, &dest.0, size, Some(&hash))
+                .map_err(journal_error)?;
+        }
+        self.stats.bytes += size;
+        self.done(size, false);
+        Ok(true)
+    }
+
+    fn target<'t>(&'t self, open: &'t Open<'_>, source_id: &'t str) -> ItemTarget<'t> {
+        ItemTarget {
+            user_id: &self.user.id,
+            source_id,
+            folder_id: open.source_id,
+            dest_folder: &open.label,
+        }
+    }
+
+    fn record_failed(&self, open: &Open<'_>, id: &str, reason: &str) -> Result<(), ItemError> {
+        if let Some(j) = self.run.journal {
+            j.journal
+                .record_intent(self.target(open, id), j.run)
+                .and_then(|()| j.journal.record_failed(&self.user.id, id, reason))
+                .map_err(journal_error)?;
+        }
+        Ok(())
+    }
+
+    fn done(&self, bytes: u64, skipped: bool) {
+        self.run.reporter.report(ProgressEvent::ItemDone {
+            user: self.address.to_string(),
+            bytes,
+            skipped,
+        });
+    }
+}
+
+fn journal_error(e: crate::journal::JournalError) -> ItemError {
+    ItemError::Fatal(EngineError::Journal(e))
+}
+
+/// A DAV call's result as the pacer's verdict: transient failures are retried (after the
+/// server's `Retry-After` when it sent one), the rest returned.
+fn dav_verdict<T>(result: Result<T, DavError>) -> Verdict<T, DavError> {
+    match result {
+        Ok(value) => Verdict::Done(value),
+        Err(e) if e.class() == ErrorClass::Retry => Verdict::Retry {
+            after: e.retry_after(),
+            error: e,
+        },
+        Err(e) => Verdict::Fail(e),
+    }
+}

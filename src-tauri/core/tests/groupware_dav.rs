@@ -1,0 +1,235 @@
+//! The whole engine into real servers: mail into Dovecot, calendars, contacts and tasks into
+//! Radicale over CalDAV/CardDAV, each user logging in with their own password.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use migrator_core::config::{Cloud, SourceConfig};
+use migrator_core::dest::dav::{CollectionKind, DavAccount, DavLogin};
+use migrator_core::engine::{run, Destination, ImapLogins, RunControl, RunOptions};
+use migrator_core::progress::{ProgressEvent, RunSummary};
+use migrator_core::secrets::Secret;
+use migrator_sim::{SimConfig, SimServer, TenantSpec};
+use support::dovecot::Dovecot;
+use support::radicale::{self, Radicale};
+
+struct Setup {
+    sim: SimServer,
+    dovecot: Dovecot,
+    radicale: Radicale,
+    state: tempfile::TempDir,
+}
+
+async fn setup() -> Setup {
+    let (sim, dovecot) = support::tenant_with_dovecot_config(SimConfig {
+        tenant: TenantSpec {
+            users: 2,
+            messages_per_user: 3,
+            ..TenantSpec::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let users = sim
+        .tenant()
+        .users
+        .iter()
+        .map(|u| (u.mail.clone(), "pw".to_string()))
+        .collect();
+    let radicale = Radicale::start_with(radicale::Options {
+        users,
+        ..radicale::Options::default()
+    });
+    Setup {
+        sim,
+        dovecot,
+        radicale,
+        state: tempfile::tempdir().unwrap(),
+    }
+}
+
+impl Setup {
+    /// Runs the migration; returns its summary and the reason of every failed item.
+    async fn run(&self) -> (RunSummary, Vec<String>) {
+        let source = SourceConfig {
+            tenant_id: self.sim.tenant_id().into(),
+            client_id: self.sim.client_id().into(),
+            cloud: Cloud::Global,
+            login_url: Some(self.sim.url()),
+            graph_url: Some(self.sim.url()),
+        };
+        let accounts: HashMap<String, Secret> = self
+            .sim
+            .tenant()
+            .users
+            .iter()
+            .map(|u| (u.mail.to_lowercase(), Secret::new("pw")))
+            .collect();
+        let destination = Destination::Imap {
+            settings: self.dovecot.tls_settings(),
+            logins: ImapLogins::Accounts(accounts),
+            dav: Some(self.radicale.settings()),
+        };
+        let options = RunOptions {
+            state_dir: Some(self.state.path().join("state")),
+            ..RunOptions::default()
+        };
+        let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = failures.clone();
+        let reporter = move |e: ProgressEvent| {
+            if let ProgressEvent::ItemFailed {
+                folder,
+                item,
+                reason,
+                ..
+            } = e
+            {
+                seen.lock()
+                    .unwrap()
+                    .push(format!("{folder} {item}: {reason}"));
+            }
+        };
+        let summary = run(
+            &source,
+            &Secret::new(self.sim.client_secret()),
+            &destination,
+            Arc::new(reporter),
+            RunControl::new(),
+            options,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("run failed: {e:?}\n{}", self.radicale.log()));
+        let failures = failures.lock().unwrap().clone();
+        (summary, failures)
+    }
+
+    async fn account(&self, address: &str) -> DavAccount {
+        DavAccount::connect(
+            &self.radicale.settings(),
+            address,
+            DavLogin::new(address, Secret::new("pw")),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Items per collection display name, as Radicale holds them.
+    async fn held(&self, address: &str, kind: CollectionKind) -> HashMap<String, usize> {
+        let account = self.account(address).await;
+        let mut held = HashMap::new();
+        for collection in account.collections(kind).await.unwrap() {
+            let items = account.list(&collection).await.unwrap();
+            held.insert(
+                collection.display_name.clone().unwrap_or_default(),
+                items.len(),
+            );
+        }
+        held
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calendars_contacts_and_tasks_arrive_in_radicale_once_and_mail_in_dovecot() {
+    let s = setup().await;
+    let (first, failures) = s.run().await;
+    assert_eq!(
+        failures,
+        Vec::<String>::new(),
+        "{first:?}\n{}",
+        s.radicale.log()
+    );
+    let tenant = s.sim.tenant();
+    let mut expected_total = 0;
+    for user in &tenant.users {
+        let calendars = s.held(&user.mail, CollectionKind::Events).await;
+        for calendar in &user.calendars {
+            assert_eq!(
+                calendars.get(&calendar.name).copied(),
+                Some(calendar.events.len()),
+                "{}: calendar {:?} in {calendars:?}",
+                user.mail,
+                calendar.name
+            );
+        }
+        let contacts: usize = s
+            .held(&user.mail, CollectionKind::Contacts)
+            .await
+            .values()
+            .sum();
+        let source_contacts: usize = user.contact_folders.iter().map(|f| f.contacts.len()).sum();
+        assert_eq!(contacts, source_contacts, "{}", user.mail);
+        let tasks = s.held(&user.mail, CollectionKind::Tasks).await;
+        for list in &user.todo_lists {
+            let held = tasks.get(&list.display_name).copied();
+            if list.wellknown_list_name == "flaggedEmails" {
+                assert_eq!(held, None, "the flagged-mail list is not migrated");
+            } else {
+                assert_eq!(held, Some(list.tasks.len()), "{}", list.display_name);
+            }
+        }
+        expected_total += user.calendars.iter().map(|c| c.events.len()).sum::<usize>();
+        let bodies = support::account_bodies(&s.dovecot, &user.mail).await;
+        assert_eq!(bodies.values().sum::<usize>(), 3, "mail in Dovecot");
+    }
+    assert_eq!(first.totals.events as usize, expected_total);
+
+    let (second, _) = s.run().await;
+    assert_eq!(
+        (
+            second.totals.messages,
+            second.totals.events,
+            second.totals.contacts,
+            second.totals.tasks,
+            second.totals.failed
+        ),
+        (0, 0, 0, 0, 0),
+        "a rerun writes nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_master_login_cannot_carry_groupware_and_says_so_per_user() {
+    let s = setup().await;
+    let source = SourceConfig {
+        tenant_id: s.sim.tenant_id().into(),
+        client_id: s.sim.client_id().into(),
+        cloud: Cloud::Global,
+        login_url: Some(s.sim.url()),
+        graph_url: Some(s.sim.url()),
+    };
+    let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = failures.clone();
+    let reporter = move |e: ProgressEvent| {
+        if let ProgressEvent::ItemFailed { reason, .. } = e {
+            seen.lock().unwrap().push(reason);
+        }
+    };
+    let summary = run(
+        &source,
+        &Secret::new(s.sim.client_secret()),
+        &Destination::Imap {
+            settings: s.dovecot.tls_settings(),
+            logins: ImapLogins::Master {
+                master_user: support::dovecot::MASTER_USER.into(),
+                password: Secret::new(support::dovecot::MASTER_PASSWORD),
+                style: migrator_core::dest::imap::MasterStyle::SaslAuthzid,
+            },
+            dav: Some(s.radicale.settings()),
+        },
+        Arc::new(reporter),
+        RunControl::new(),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.totals.messages, 6, "mail still arrives");
+    let failures = failures.lock().unwrap();
+    assert_eq!(
+        failures.len(),
+        2,
+        "one clear failure per user: {failures:?}"
+    );
+    assert!(failures[0].contains("accounts_csv"), "{failures:?}");
+}
