@@ -421,6 +421,9 @@ pub struct RunSettings {
     pub requests_per_window: u32,
     pub window_seconds: u64,
     pub state_dir: Option<std::path::PathBuf>,
+    /// On a later (incremental) run, delete at the destination the messages deleted at the
+    /// source since. Only copies the migrator made are deleted; default `false`: kept.
+    pub mirror_deletions: bool,
     /// What to migrate; default: everything.
     pub workloads: Vec<Workload>,
 }
@@ -452,6 +455,7 @@ impl Default for RunSettings {
             requests_per_window: 10_000,
             window_seconds: 600,
             state_dir: None,
+            mirror_deletions: false,
             workloads: Workload::ALL.to_vec(),
         }
     }

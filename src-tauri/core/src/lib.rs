@@ -6,22 +6,24 @@
 //! ## The pipeline in one paragraph
 //! A run signs in to Microsoft Graph with the client-credentials flow ([`graph::auth`]), lists
 //! the tenant's users, for IceWarp creates or merges their domains and accounts through the
-//! admin API ([`dest::provision`]), and migrates many mailboxes in parallel. Each mailbox has its own
-//! [`graph::pacer::Pacer`], the only place that waits or retries, which keeps the mailbox under
+//! admin API ([`dest::provision`]), and migrates many mailboxes in parallel. Each mailbox has
+//! its own [`graph::pacer::Pacer`], the only place that waits or retries, which keeps the mailbox under
 //! Exchange Online's limits (4 requests in flight, 10,000 per 10 minutes) and honours
-//! `Retry-After` exactly. For each folder of the tree ([`graph::mail`]) the engine pages
-//! through the messages, skips those the journal or the destination already holds, and
-//! streams each message's MIME (`$value`) into the destination without holding it whole: into
-//! a Maildir directly, or through a temporary spool file into an IMAP APPEND after asking the
-//! server whether it already has the message. The [`journal`] records intent and result per
-//! message, so a stopped or crashed run resumes and a rerun writes nothing twice. Flags and
-//! folder names are converted by pure functions ([`convert`]). Then the mailbox's calendars,
-//! contacts and To Do tasks are read ([`graph::calendar`], [`graph::contacts`], [`graph::todo`]),
-//! converted to iCalendar and vCard by pure functions, and written one resource per item (a
-//! file, or a CalDAV/CardDAV PUT keyed by UID), journaled by content hash so a rerun rewrites
-//! only what changed. Every step is reported as one typed [`progress::ProgressEvent`] stream;
-//! [`engine::plan`] estimates a run beforehand and [`engine::report`] renders the journal
-//! afterwards.
+//! `Retry-After` exactly. For each folder of the tree ([`graph::mail`]) the engine reads a
+//! delta round (every message the first time, then only what changed since the stored
+//! deltaLink), skips what the journal or the destination already holds, and streams each new
+//! message's MIME (`$value`) into the destination without holding it whole: into a Maildir
+//! directly, or through a temporary spool file into an IMAP APPEND after asking the server
+//! whether it already has the message. Messages migrated earlier are mirrored instead: moved,
+//! given their changed flags, and (only when the user opted in) deleted. The [`journal`]
+//! records intent and result per message, so a stopped or crashed run resumes and a rerun
+//! writes nothing twice. Flags and folder names are converted by pure functions ([`convert`]).
+//! Then the mailbox's calendars, contacts and To Do tasks are read ([`graph::calendar`],
+//! [`graph::contacts`], [`graph::todo`]), converted to iCalendar and vCard by pure functions,
+//! and written one resource per item (a file, or a CalDAV/CardDAV PUT keyed by UID), journaled
+//! by content hash so a rerun rewrites only what changed. Every step is reported as one typed
+//! [`progress::ProgressEvent`] stream; [`engine::plan()`] estimates a run beforehand and
+//! [`engine::report`] renders the journal afterwards.
 //!
 //! ## Layout
 //! - [`config`]: source settings, clouds, the TOML configuration file, input shape checks.

@@ -2,10 +2,11 @@
 
 mod support;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use migrator_core::config::{Cloud, SourceConfig};
+use migrator_core::convert::flags::keyword;
 use migrator_core::dest::imap::{ImapMailbox, MasterStyle};
 use migrator_core::engine::{run, Destination, ImapLogins, RunControl, RunOptions};
 use migrator_core::progress::{NullReporter, RunSummary};
@@ -28,8 +29,15 @@ async fn setup(users: usize, messages: usize) -> Setup {
     }
 }
 
+/// Every selectable folder's messages: wire name -> UID -> (body, flags, INTERNALDATE).
+type Snapshot = BTreeMap<String, BTreeMap<u32, (Vec<u8>, Vec<String>, i64)>>;
+
 impl Setup {
     async fn run(&self) -> RunSummary {
+        self.run_with(false).await
+    }
+
+    async fn run_with(&self, mirror_deletions: bool) -> RunSummary {
         let source = SourceConfig {
             tenant_id: self.sim.tenant_id().into(),
             client_id: self.sim.client_id().into(),
@@ -48,6 +56,7 @@ impl Setup {
         };
         let options = RunOptions {
             state_dir: Some(self.state.path().join("state")),
+            mirror_deletions,
             ..RunOptions::default()
         };
         run(
@@ -64,11 +73,25 @@ impl Setup {
 
     /// Every message on the server for `address`: body -> (flags, internal date), counted.
     async fn server_messages(&self, address: &str) -> HashMap<Vec<u8>, Vec<(Vec<String>, i64)>> {
-        let login = Dovecot::master(address, MasterStyle::SaslAuthzid);
-        let mut mailbox = ImapMailbox::connect(&self.dovecot.tls_settings(), &login)
-            .await
-            .unwrap();
         let mut out: HashMap<Vec<u8>, Vec<(Vec<String>, i64)>> = HashMap::new();
+        for messages in self.snapshot(address).await.into_values() {
+            for (body, flags, date) in messages.into_values() {
+                out.entry(body).or_default().push((flags, date));
+            }
+        }
+        out
+    }
+
+    async fn mailbox(&self, address: &str) -> ImapMailbox {
+        let login = Dovecot::master(address, MasterStyle::SaslAuthzid);
+        ImapMailbox::connect(&self.dovecot.tls_settings(), &login)
+            .await
+            .unwrap()
+    }
+
+    async fn snapshot(&self, address: &str) -> Snapshot {
+        let mut mailbox = self.mailbox(address).await;
+        let mut out = Snapshot::new();
         for folder in mailbox.list_folders().await.unwrap() {
             if folder
                 .attributes
@@ -77,13 +100,29 @@ impl Setup {
             {
                 continue;
             }
+            let messages = out.entry(folder.wire.clone()).or_default();
             for uid in mailbox.uids(&folder.wire).await.unwrap() {
-                let m = mailbox.fetch(&folder.wire, uid).await.unwrap().unwrap();
+                let mut m = mailbox.fetch(&folder.wire, uid).await.unwrap().unwrap();
+                // \Recent belongs to the session that sees it first, not to the message.
+                m.flags.retain(|f| !f.eq_ignore_ascii_case("\\Recent"));
                 let date = m.internal_date.map(|d| d.unix_timestamp()).unwrap_or(0);
-                out.entry(m.body).or_default().push((m.flags, date));
+                messages.insert(uid, (m.body, m.flags, date));
             }
         }
         out
+    }
+
+    /// The journal, opened directly (to simulate a crash or a lost delta link).
+    fn journal_db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.state.path().join("state/journal.sqlite")).unwrap()
+    }
+
+    /// The requests the simulator received from index `from` on.
+    fn requests_since(&self, from: usize) -> Vec<String> {
+        self.sim.requests()[from..]
+            .iter()
+            .map(|r| r.path_and_query.clone())
+            .collect()
     }
 
     fn total(&self) -> u64 {
@@ -119,15 +158,7 @@ async fn every_message_arrives_once_byte_identical_with_flags_and_date_even_with
                 .unwrap_or_else(|| panic!("message {} missing or altered", m.id));
             assert_eq!(copies.len(), 1, "message {} exactly once", m.id);
             let (flags, date) = &copies[0];
-            let has = |f: &str| flags.iter().any(|x| x.eq_ignore_ascii_case(f));
-            assert_eq!(has("\\Seen"), m.is_read, "\\Seen of {}", m.id);
-            assert_eq!(
-                has("\\Flagged"),
-                m.flag_status == "flagged",
-                "\\Flagged of {}",
-                m.id
-            );
-            assert_eq!(has("\\Draft"), m.is_draft, "\\Draft of {}", m.id);
+            assert_system_flags(m, flags);
             assert_eq!(
                 *date,
                 m.received.unix_timestamp(),
@@ -139,7 +170,10 @@ async fn every_message_arrives_once_byte_identical_with_flags_and_date_even_with
 
     let rerun = s.run().await;
     assert_eq!(rerun.totals.messages, 0, "a rerun appends nothing");
-    assert_eq!(rerun.totals.skipped, s.total());
+    assert_eq!(
+        rerun.totals.skipped, 0,
+        "a rerun reads only changes (delta), and nothing changed"
+    );
 
     // Losing the journal must not duplicate: the server is asked before every append.
     std::fs::remove_dir_all(s.state.path().join("state")).unwrap();
@@ -155,4 +189,435 @@ async fn every_message_arrives_once_byte_identical_with_flags_and_date_even_with
         .sum();
     let source: usize = user.folders.iter().map(|f| f.messages.len()).sum();
     assert_eq!(count, source, "still exactly one copy of each message");
+}
+
+/// Asserts \\Seen, \\Flagged and \\Draft at the server match the source message.
+fn assert_system_flags(m: &migrator_sim::Message, flags: &[String]) {
+    let has = |f: &str| flags.iter().any(|x| x.eq_ignore_ascii_case(f));
+    assert_eq!(has("\\Seen"), m.is_read, "\\Seen of {}", m.id);
+    assert_eq!(
+        has("\\Flagged"),
+        m.flag_status == "flagged",
+        "\\Flagged of {}",
+        m.id
+    );
+    assert_eq!(has("\\Draft"), m.is_draft, "\\Draft of {}", m.id);
+}
+
+/// Asserts that the server mirrors `user`'s mailbox: each source message exactly once,
+/// byte-identical, with its flags; the messages of one source folder together in one
+/// destination folder, and no two source folders in the same one. `extra` are the other
+/// messages the server must hold exactly once (pre-existing mail, deletions kept).
+fn assert_mirrors(user: &migrator_sim::User, snap: &Snapshot, extra: &[&[u8]]) {
+    let mut copies: HashMap<&[u8], Vec<(&str, &Vec<String>)>> = HashMap::new();
+    for (folder, messages) in snap {
+        for (body, flags, _) in messages.values() {
+            copies
+                .entry(body.as_slice())
+                .or_default()
+                .push((folder.as_str(), flags));
+        }
+    }
+    let mut dest_of_folder: HashMap<&str, &str> = HashMap::new();
+    let mut expected = 0;
+    for folder in user.folders.iter().filter(|f| !f.is_search_folder) {
+        for m in &folder.messages {
+            expected += 1;
+            let found = copies
+                .get(m.mime.as_ref())
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            assert_eq!(
+                found.len(),
+                1,
+                "message {} of {} must be there exactly once, found in {:?}",
+                m.id,
+                folder.display_name,
+                found.iter().map(|c| c.0).collect::<Vec<_>>()
+            );
+            let (dest, flags) = found[0];
+            let previous = dest_of_folder.insert(&folder.id, dest);
+            assert!(
+                previous.is_none_or(|p| p == dest),
+                "messages of {} are spread over {previous:?} and {dest}",
+                folder.display_name
+            );
+            assert_system_flags(m, flags);
+            let has = |f: &str| flags.iter().any(|x| x.eq_ignore_ascii_case(f));
+            match m.last_verb_executed {
+                Some(102 | 103) => assert!(has("\\Answered"), "\\Answered of {}", m.id),
+                Some(104) => assert!(has("$Forwarded"), "$Forwarded of {}", m.id),
+                _ => assert!(
+                    !has("\\Answered") && !has("$Forwarded"),
+                    "never answered: {}",
+                    m.id
+                ),
+            }
+            let keywords: HashSet<String> = flags
+                .iter()
+                .filter(|f| !f.starts_with('\\') && !f.eq_ignore_ascii_case("$Forwarded"))
+                .cloned()
+                .collect();
+            let categories: HashSet<String> =
+                m.categories.iter().filter_map(|c| keyword(c)).collect();
+            assert_eq!(keywords, categories, "keywords of {}", m.id);
+        }
+    }
+    let distinct: HashSet<&str> = dest_of_folder.values().copied().collect();
+    assert_eq!(
+        distinct.len(),
+        dest_of_folder.len(),
+        "two source folders merged"
+    );
+    for body in extra {
+        assert_eq!(
+            copies.get(body).map(Vec::len),
+            Some(1),
+            "a message that must stay is missing or doubled"
+        );
+    }
+    let on_server: usize = snap.values().map(BTreeMap::len).sum();
+    assert_eq!(on_server, expected + extra.len(), "messages on the server");
+}
+
+fn wire_of<'a>(snap: &'a Snapshot, body: &[u8]) -> &'a str {
+    snap.iter()
+        .find(|(_, m)| m.values().any(|(b, ..)| b == body))
+        .map(|(f, _)| f.as_str())
+        .unwrap_or_else(|| panic!("message not on the server"))
+}
+
+fn folder_by_name<'a>(user: &'a migrator_sim::User, name: &str) -> &'a migrator_sim::MailFolder {
+    user.folders
+        .iter()
+        .find(|f| f.display_name == name)
+        .unwrap_or_else(|| panic!("no folder {name}"))
+}
+
+const FOREIGN: &[u8] =
+    b"Message-ID: <pre-existing@example.org>\r\nSubject: was here before\r\n\r\nkeep me\r\n";
+
+#[tokio::test]
+async fn an_incremental_pass_mirrors_adds_moves_flags_and_deletions_and_a_quiet_one_writes_nothing()
+{
+    let s = setup(1, 60).await;
+    let user = s.sim.tenant().users[0].clone();
+    let address = user.mail.clone();
+    // Mail that predates the migration, with flags of its own.
+    {
+        let mut mailbox = s.mailbox(&address).await;
+        let flags = migrator_core::convert::flags::MailFlags {
+            flagged: true,
+            ..Default::default()
+        };
+        let at = time::OffsetDateTime::from_unix_timestamp(1_600_000_000).unwrap();
+        mailbox
+            .append("INBOX", FOREIGN, FOREIGN.len() as u64, &flags, at)
+            .await
+            .unwrap();
+        mailbox.logout().await;
+    }
+    // Answered before the migration: delta does not say so, the extra listing does.
+    let answered = user.folders[0].messages[6].id.clone();
+    assert!(s
+        .sim
+        .update_message(&user.id, &answered, |m| m.last_verb_executed = Some(102)));
+    let user = s.sim.tenant().users[0].clone();
+    let first = s.run().await;
+    assert_eq!(first.totals.failed, 0);
+    let before = s.snapshot(&address).await;
+    assert_mirrors(&user, &before, &[FOREIGN]);
+    let foreign_at = |snap: &Snapshot| {
+        snap["INBOX"]
+            .iter()
+            .find(|(_, (b, ..))| b == FOREIGN)
+            .map(|(uid, (_, flags, _))| (*uid, flags.clone()))
+    };
+    let foreign = foreign_at(&before).unwrap();
+
+    // Users keep working: one of each change.
+    let inbox = folder_by_name(&user, "Inbox");
+    let archive = folder_by_name(&user, "Archive");
+    let sent = user
+        .folders
+        .iter()
+        .find(|f| f.well_known_name.as_deref() == Some("sentitems"))
+        .unwrap();
+    assert!(
+        inbox.messages.len() >= 6 && !sent.messages.is_empty(),
+        "tenant shape"
+    );
+    let m = |i: usize| inbox.messages[i].clone();
+    let (to_archive, to_new, read, flag, categorised, deleted) =
+        (m(0), m(1), m(2), m(3), m(4), m(5));
+    let from_sent = sent.messages[0].clone();
+    assert!(s.sim.move_message(&user.id, &to_archive.id, &archive.id));
+    s.sim.mutate(|t| {
+        t.users[0].folders.push(migrator_sim::MailFolder {
+            id: "AAMkAGI2TG93AAAuAAAAAAAbrandnewfolderAAA=".into(),
+            parent_id: Some(inbox.id.clone()),
+            display_name: "Neu ✓".into(),
+            well_known_name: None,
+            is_hidden: false,
+            is_search_folder: false,
+            messages: Vec::new(),
+        })
+    });
+    assert!(s.sim.move_message(
+        &user.id,
+        &to_new.id,
+        "AAMkAGI2TG93AAAuAAAAAAAbrandnewfolderAAA="
+    ));
+    assert!(s.sim.move_message(&user.id, &from_sent.id, &inbox.id));
+    assert!(s.sim.set_read(&user.id, &read.id, !read.is_read));
+    assert!(s.sim.set_flag(&user.id, &flag.id, "flagged"));
+    assert!(s.sim.update_message(&user.id, &categorised.id, |m| {
+        m.categories = vec!["Green category".into()]
+    }));
+    assert!(s.sim.delete_message(&user.id, &deleted.id));
+    // Answered, then forwarded: \Answered stays, $Forwarded is added.
+    assert!(s
+        .sim
+        .update_message(&user.id, &answered, |m| m.last_verb_executed = Some(104)));
+    let forwarded = m(7);
+    assert!(s
+        .sim
+        .update_message(&user.id, &forwarded.id, |m| m.last_verb_executed =
+            Some(104)));
+    // A folder renamed at the source: its messages and its subfolders' follow it.
+    s.sim.mutate(|t| {
+        for f in &mut t.users[0].folders {
+            if f.display_name == "Projects" {
+                f.display_name = "Projekte".into();
+            }
+        }
+    });
+    let under_projects: Vec<_> = ["Projects", "2024", "Q1"]
+        .iter()
+        .flat_map(|n| folder_by_name(&user, n).messages.clone())
+        .collect();
+    assert!(!under_projects.is_empty(), "tenant shape");
+    let added = migrator_sim::sample_message(
+        &s.sim.tenant().users[0],
+        4242,
+        time::OffsetDateTime::now_utc(),
+    );
+    assert!(s.sim.add_message(&user.id, "inbox", added.clone()));
+
+    let log_mark = s.sim.requests().len();
+    let second = s.run().await;
+    assert_eq!(second.totals.failed, 0);
+    assert_eq!(
+        second.totals.messages, 1,
+        "only the new message is appended"
+    );
+    let user_now = s.sim.tenant().users[0].clone();
+    let after = s.snapshot(&address).await;
+    // Deleted at the source: kept by default.
+    assert_mirrors(&user_now, &after, &[FOREIGN, deleted.mime.as_ref()]);
+    assert_eq!(wire_of(&after, deleted.mime.as_ref()), "INBOX");
+    assert_eq!(
+        foreign_at(&after),
+        Some(foreign.clone()),
+        "pre-existing mail untouched"
+    );
+    for m in &under_projects {
+        let wire = wire_of(&after, m.mime.as_ref());
+        assert!(wire.starts_with("INBOX/Projekte"), "{wire}");
+    }
+    let new_folder = wire_of(&after, to_new.mime.as_ref());
+    assert!(
+        new_folder.ends_with("Neu &/xM-") || new_folder.contains("Neu"),
+        "{new_folder}"
+    );
+    // Moves keep the message's identity: nothing is downloaded again but the new message,
+    // and the second pass reads changes only.
+    let requests = s.requests_since(log_mark);
+    let values: Vec<_> = requests
+        .iter()
+        .filter(|p| p.contains("/messages/") && p.contains("/$value"))
+        .collect();
+    assert_eq!(
+        values.len(),
+        1,
+        "only the added message is downloaded: {values:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|p| !p.contains("/messages?") || p.contains("$filter=")),
+        "no full listing: {requests:?}"
+    );
+    let answered_flags = after
+        .values()
+        .flat_map(|m| m.values())
+        .find(|(b, ..)| {
+            Some(b.as_slice())
+                == user_now
+                    .folders
+                    .iter()
+                    .flat_map(|f| &f.messages)
+                    .find(|m| m.id == answered)
+                    .map(|m| m.mime.as_ref())
+        })
+        .map(|(_, f, _)| f.clone())
+        .unwrap();
+    assert!(
+        answered_flags.iter().any(|f| f == "\\Answered")
+            && answered_flags.iter().any(|f| f == "$Forwarded"),
+        "{answered_flags:?}"
+    );
+    let full_rounds: Vec<_> = requests
+        .iter()
+        .filter(|p| p.contains("/messages/delta?") && !p.contains("token="))
+        .collect();
+    assert_eq!(
+        full_rounds.len(),
+        1,
+        "a full round only for the new folder: {full_rounds:?}"
+    );
+
+    // Nothing changed: nothing is read but delta pages, and nothing is written.
+    let changes = s.dovecot.mail_changes();
+    let log_mark = s.sim.requests().len();
+    let quiet = s.run().await;
+    assert_eq!((quiet.totals.messages, quiet.totals.failed), (0, 0));
+    assert_eq!(
+        s.dovecot.mail_changes(),
+        changes,
+        "no APPEND, STORE, MOVE or EXPUNGE"
+    );
+    assert_eq!(s.snapshot(&address).await, after);
+    let requests = s.requests_since(log_mark);
+    assert!(
+        requests
+            .iter()
+            .filter(|p| p.contains("/messages"))
+            .all(|p| p.contains("/messages/delta?$deltatoken=")),
+        "{requests:?}"
+    );
+
+    // A replay of whole rounds (delta links lost) changes nothing either.
+    s.journal_db()
+        .execute("UPDATE folders SET delta_link = NULL", [])
+        .unwrap();
+    let replay = s.run().await;
+    assert_eq!((replay.totals.messages, replay.totals.failed), (0, 0));
+    assert_eq!(s.dovecot.mail_changes(), changes, "a replay writes nothing");
+    assert_eq!(s.snapshot(&address).await, after);
+
+    // Expired delta links (410): a full resync picks up the change, without duplicates.
+    let unread = user_now
+        .folders
+        .iter()
+        .flat_map(|f| &f.messages)
+        .find(|m| !m.is_read)
+        .unwrap()
+        .clone();
+    s.sim.expire_delta_tokens();
+    assert!(s.sim.set_read(&user.id, &unread.id, true));
+    let resync = s.run().await;
+    assert_eq!((resync.totals.messages, resync.totals.failed), (0, 0));
+    let changed = s.dovecot.mail_changes();
+    assert_eq!(
+        changed.len(),
+        changes.len() + 1,
+        "one flag change: {:?}",
+        &changed[changes.len()..]
+    );
+    assert!(
+        changed[changes.len()].contains("flag_change"),
+        "{}",
+        changed[changes.len()]
+    );
+    let resynced = s.snapshot(&address).await;
+    assert_mirrors(
+        &s.sim.tenant().users[0],
+        &resynced,
+        &[FOREIGN, deleted.mime.as_ref()],
+    );
+
+    // Opting in deletes what was deleted at the source, and only that.
+    let mirrored = s.run_with(true).await;
+    assert_eq!(mirrored.totals.failed, 0);
+    let last = s.snapshot(&address).await;
+    assert_mirrors(&s.sim.tenant().users[0], &last, &[FOREIGN]);
+    assert_eq!(
+        foreign_at(&last),
+        Some(foreign),
+        "pre-existing mail untouched"
+    );
+}
+
+#[tokio::test]
+async fn a_crash_between_append_and_journal_write_leaves_no_duplicate_on_the_next_pass() {
+    let s = setup(1, 20).await;
+    let user = s.sim.tenant().users[0].clone();
+    let first = s.run().await;
+    assert_eq!(first.totals.failed, 0);
+    let added = migrator_sim::sample_message(&user, 77, time::OffsetDateTime::now_utc());
+    assert!(s.sim.add_message(&user.id, "inbox", added.clone()));
+    let second = s.run().await;
+    assert_eq!(second.totals.messages, 1);
+    // The crash: the APPEND happened, the journal never heard of it, and the round's new
+    // delta link was never stored.
+    let inbox = folder_by_name(&user, "Inbox");
+    let db = s.journal_db();
+    assert_eq!(
+        db.execute("DELETE FROM items WHERE source_id = ?1", [&added.id])
+            .unwrap(),
+        1
+    );
+    db.execute(
+        "UPDATE folders SET delta_link = NULL WHERE folder_id = ?1",
+        [&inbox.id],
+    )
+    .unwrap();
+    let changes = s.dovecot.mail_changes();
+    let again = s.run_with(true).await;
+    assert_eq!((again.totals.messages, again.totals.failed), (0, 0));
+    assert_eq!(s.dovecot.mail_changes(), changes, "nothing appended again");
+    assert_mirrors(&s.sim.tenant().users[0], &s.snapshot(&user.mail).await, &[]);
+}
+
+#[tokio::test]
+async fn after_a_uidvalidity_change_the_message_is_found_again_by_its_fingerprint() {
+    let s = setup(1, 20).await;
+    let user = s.sim.tenant().users[0].clone();
+    let first = s.run().await;
+    assert_eq!(first.totals.failed, 0);
+    // The destination renumbered its UIDs (as after a restore): every recorded UIDVALIDITY
+    // and UID is now wrong, and no recorded UID may be trusted.
+    let db = s.journal_db();
+    let stale = db
+        .execute(
+            "UPDATE items SET dest_ref =
+                 replace(replace(dest_ref, ';UIDVALIDITY=', ';UIDVALIDITY=9'), ';UID=', ';UID=77')",
+            [],
+        )
+        .unwrap();
+    assert!(stale > 0);
+    let target = user.folders[0].messages[0].clone();
+    assert!(s.sim.set_read(&user.id, &target.id, !target.is_read));
+    assert!(s.sim.set_flag(&user.id, &target.id, "flagged"));
+    let changes = s.dovecot.mail_changes();
+    let second = s.run().await;
+    assert_eq!((second.totals.messages, second.totals.failed), (0, 0));
+    let new: Vec<_> = s.dovecot.mail_changes()[changes.len()..].to_vec();
+    assert!(
+        !new.is_empty() && new.iter().all(|l| l.contains("flag_change")),
+        "only the flags of the one message change: {new:?}"
+    );
+    assert_mirrors(&s.sim.tenant().users[0], &s.snapshot(&user.mail).await, &[]);
+    let dest_ref: String = db
+        .query_row(
+            "SELECT dest_ref FROM items WHERE source_id = ?1",
+            [&target.id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        !dest_ref.contains(";UIDVALIDITY=9"),
+        "the new UID is recorded: {dest_ref}"
+    );
 }

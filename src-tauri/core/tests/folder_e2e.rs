@@ -374,3 +374,194 @@ async fn a_wrong_secret_stops_before_anything_is_written() {
     assert!(!target.exists());
     sim.shutdown().await;
 }
+
+/// Asserts that `user`'s Maildir mirrors the source: per folder the same message bytes, each
+/// once, with its flags in the file name; `extra` are `(folder name, bytes)` that must also
+/// be there (deletions kept).
+fn assert_maildir_mirrors(root: &Path, user: &migrator_sim::User, extra: &[(&str, &[u8])]) {
+    let files = maildir_files(root);
+    for (name, folder) in expected_names(user) {
+        let got = files.get(&name).cloned().unwrap_or_default();
+        let mut have: Vec<(Vec<u8>, String)> = got
+            .iter()
+            .map(|p| {
+                let info = p
+                    .to_string_lossy()
+                    .rsplit(":2,")
+                    .next()
+                    .unwrap()
+                    .to_string();
+                (std::fs::read(p).unwrap(), info)
+            })
+            .collect();
+        let mut want: Vec<(Vec<u8>, String)> = folder
+            .messages
+            .iter()
+            .map(|m| {
+                let mut info = String::new();
+                for (on, c) in [
+                    (m.is_draft, 'D'),
+                    (m.flag_status == "flagged", 'F'),
+                    (m.last_verb_executed == Some(104), 'P'),
+                    (matches!(m.last_verb_executed, Some(102 | 103)), 'R'),
+                    (m.is_read, 'S'),
+                ] {
+                    if on {
+                        info.push(c);
+                    }
+                }
+                (m.mime.as_ref().to_vec(), info)
+            })
+            .chain(extra.iter().filter(|(f, _)| *f == name).map(|(_, b)| {
+                let keep = have.iter().find(|(h, _)| h == b).map(|h| h.1.clone());
+                (b.to_vec(), keep.unwrap_or_default())
+            }))
+            .collect();
+        have.sort();
+        want.sort();
+        assert!(have == want, "folder {name:?} differs from the source");
+    }
+}
+
+#[tokio::test]
+async fn an_incremental_pass_into_a_maildir_mirrors_changes_and_a_quiet_one_writes_nothing() {
+    let sim = SimServer::start(SimConfig {
+        tenant: migrator_sim::TenantSpec {
+            users: 1,
+            messages_per_user: 50,
+            ..migrator_sim::TenantSpec::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (src, secret) = (source(&sim), Secret::new(sim.client_secret()));
+    let run = |mirror_deletions: bool| {
+        let options = RunOptions {
+            state_dir: Some(out.path().join(".state")),
+            mirror_deletions,
+            ..RunOptions::default()
+        };
+        run_to_folder_with(
+            &src,
+            &secret,
+            out.path(),
+            Arc::new(Recorder::default()),
+            RunControl::new(),
+            options,
+        )
+    };
+    let replied = sim.tenant().users[0].folders[0].messages[5].id.clone();
+    let user_id = sim.tenant().users[0].id.clone();
+    assert!(sim.update_message(&user_id, &replied, |m| m.last_verb_executed = Some(103)));
+    let first = run(false).await.unwrap();
+    assert_eq!(first.totals.failed, 0);
+    let user = sim.tenant().users[0].clone();
+    let root = out.path().join(user.mail.to_lowercase());
+    assert_maildir_mirrors(&root, &user, &[]);
+
+    let inbox = user
+        .folders
+        .iter()
+        .find(|f| f.display_name == "Inbox")
+        .unwrap();
+    let archive = user
+        .folders
+        .iter()
+        .find(|f| f.display_name == "Archive")
+        .unwrap();
+    let m = |i: usize| inbox.messages[i].clone();
+    let (to_archive, to_new, read, flag, deleted) = (m(0), m(1), m(2), m(3), m(4));
+    assert!(sim.move_message(&user.id, &to_archive.id, &archive.id));
+    sim.mutate(|t| {
+        t.users[0].folders.push(migrator_sim::MailFolder {
+            id: "AAMkAGI2TG93AAAuAAAAAAAbrandnewfolderAAA=".into(),
+            parent_id: None,
+            display_name: "Neu ✓".into(),
+            well_known_name: None,
+            is_hidden: false,
+            is_search_folder: false,
+            messages: Vec::new(),
+        })
+    });
+    assert!(sim.move_message(
+        &user.id,
+        &to_new.id,
+        "AAMkAGI2TG93AAAuAAAAAAAbrandnewfolderAAA="
+    ));
+    assert!(sim.set_read(&user.id, &read.id, !read.is_read));
+    assert!(sim.set_flag(&user.id, &flag.id, "flagged"));
+    assert!(sim.delete_message(&user.id, &deleted.id));
+    // A folder deleted at the source with its messages (hard delete).
+    let starred = user
+        .folders
+        .iter()
+        .find(|f| f.display_name == "*starred*")
+        .unwrap()
+        .clone();
+    assert!(!starred.messages.is_empty(), "tenant shape");
+    sim.mutate(|t| t.users[0].folders.retain(|f| f.id != starred.id));
+    let starred_name = expected_names(&user)
+        .into_iter()
+        .find(|(_, f)| f.id == starred.id)
+        .map(|(n, _)| n)
+        .unwrap();
+    let forwarded = m(6);
+    assert!(
+        sim.update_message(&user.id, &forwarded.id, |m| m.last_verb_executed =
+            Some(104))
+    );
+    // A folder renamed at the source: its messages and its subfolders' follow it.
+    sim.mutate(|t| {
+        for f in &mut t.users[0].folders {
+            if f.display_name == "Projects" {
+                f.display_name = "Projekte".into();
+            }
+        }
+    });
+    let added = migrator_sim::sample_message(&user, 99, time::OffsetDateTime::now_utc());
+    assert!(sim.add_message(&user.id, "inbox", added));
+
+    let mark = sim.requests().len();
+    let second = run(false).await.unwrap();
+    assert_eq!((second.totals.messages, second.totals.failed), (1, 0));
+    let user_now = sim.tenant().users[0].clone();
+    let mut kept: Vec<(&str, &[u8])> = vec![("", deleted.mime.as_ref())];
+    kept.extend(
+        starred
+            .messages
+            .iter()
+            .map(|m| (starred_name.as_str(), m.mime.as_ref())),
+    );
+    assert_maildir_mirrors(&root, &user_now, &kept);
+    let in_starred = maildir_files(&root)[&starred_name].len();
+    assert_eq!(in_starred, starred.messages.len(), "kept by default");
+    let renamed: usize = maildir_files(&root)
+        .iter()
+        .filter(|(name, _)| name.starts_with(".INBOX.Projekte"))
+        .map(|(_, files)| files.len())
+        .sum();
+    assert!(renamed > 0, "the renamed folders hold their messages");
+    let values = sim.requests()[mark..]
+        .iter()
+        .filter(|r| r.path_and_query.contains("/messages/") && r.path_and_query.contains("/$value"))
+        .count();
+    assert_eq!(values, 1, "moves are renames, not downloads");
+
+    // Nothing changed: no file is written, renamed or removed.
+    let before = maildir_files(&root);
+    let quiet = run(false).await.unwrap();
+    assert_eq!((quiet.totals.messages, quiet.totals.failed), (0, 0));
+    assert_eq!(maildir_files(&root), before);
+
+    // Opting in removes the message deleted at the source.
+    let mirrored = run(true).await.unwrap();
+    assert_eq!(mirrored.totals.failed, 0);
+    assert_maildir_mirrors(&root, &user_now, &[]);
+    assert_eq!(maildir_files(&root)[&starred_name].len(), 0);
+    let files: usize = maildir_files(&root).values().map(Vec::len).sum();
+    let source: usize = user_now.folders.iter().map(|f| f.messages.len()).sum();
+    assert_eq!(files, source, "every message exactly once");
+    sim.shutdown().await;
+}

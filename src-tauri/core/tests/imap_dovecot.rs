@@ -645,3 +645,98 @@ async fn lost_connection_is_retry_and_the_next_call_reconnects() {
         .unwrap();
     assert_eq!(mb.uids("INBOX").await.unwrap().len(), 2);
 }
+
+/// Flags, a move and a deletion on one message, next to a message the user marked
+/// `\Deleted`, which none of them may expunge.
+async fn store_move_and_delete_touch_only_the_message_named(capability: Option<&str>) {
+    let server = Dovecot::start_with(Options {
+        capability: capability.map(str::to_string),
+        ..Options::default()
+    });
+    let mut mb = connect(&server.tls_settings(), &Dovecot::password("alice")).await;
+    let has_move = mb.capabilities().await.unwrap().has("MOVE");
+    assert_eq!(has_move, capability.is_none());
+    let at = datetime!(2024-03-01 08:00:00 UTC);
+    let ours = message(Some("<ours@example.com>"), "ours", b"ours\r\n");
+    let theirs = message(Some("<theirs@example.com>"), "theirs", b"theirs\r\n");
+    let seen = MailFlags {
+        seen: true,
+        keywords: vec!["Red".into()],
+        ..Default::default()
+    };
+    let uid = append(&mut mb, "INBOX", &ours, &seen, at)
+        .await
+        .unwrap()
+        .uid
+        .unwrap()
+        .1;
+    let their_uid = append(&mut mb, "INBOX", &theirs, &MailFlags::default(), at)
+        .await
+        .unwrap()
+        .uid
+        .unwrap()
+        .1;
+    mb.store_flags("INBOX", their_uid, &["\\Deleted".into()], &[])
+        .await
+        .unwrap();
+
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    mb.store_flags(
+        "INBOX",
+        uid,
+        &strings(&["\\Flagged", "Blue"]),
+        &strings(&["\\Seen", "Red"]),
+    )
+    .await
+    .unwrap();
+    let flags: HashSet<String> = mb
+        .fetch("INBOX", uid)
+        .await
+        .unwrap()
+        .unwrap()
+        .flags
+        .into_iter()
+        .filter(|f| f != "\\Recent")
+        .collect();
+    assert_eq!(flags, HashSet::from(["\\Flagged".into(), "Blue".into()]));
+
+    let (_, moved) = mb
+        .move_message("INBOX", uid, "Trash")
+        .await
+        .unwrap()
+        .expect("COPYUID names the new UID");
+    let there = mb.fetch("Trash", moved).await.unwrap().unwrap();
+    assert_eq!(there.body, ours);
+    assert!(there.flags.iter().any(|f| f == "\\Flagged"));
+    assert!(!there.flags.iter().any(|f| f == "\\Deleted"));
+    assert_eq!(
+        mb.uids("INBOX").await.unwrap(),
+        [their_uid],
+        "the user's message stays"
+    );
+
+    mb.delete_message("Trash", moved).await.unwrap();
+    assert!(mb.uids("Trash").await.unwrap().is_empty());
+    assert_eq!(mb.uids("INBOX").await.unwrap(), [their_uid]);
+    // A UID that is gone changes nothing and is no error.
+    mb.store_flags("Trash", moved, &strings(&["\\Seen"]), &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        mb.move_message("Trash", moved, "INBOX").await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn store_move_and_delete_with_move() {
+    store_move_and_delete_touch_only_the_message_named(None).await;
+}
+
+#[tokio::test]
+async fn store_move_and_delete_without_move_copy_then_uid_expunge() {
+    store_move_and_delete_touch_only_the_message_named(Some(
+        "IMAP4rev1 SASL-IR ID ENABLE IDLE NAMESPACE CHILDREN SPECIAL-USE LITERAL+ UIDPLUS",
+    ))
+    .await;
+}

@@ -867,13 +867,24 @@ fn messages(ctx: &Ctx<'_>, u: &User, folder: Option<&MailFolder>) -> Response {
     if let Some(r) = unknown_property(ctx, MESSAGE_PROPERTIES, "message") {
         return r;
     }
-    for unsupported in ["$filter", "$search", "$expand", "$skip"] {
+    let verb_filter = param(&ctx.query, "$filter").map(last_verb_filter);
+    let expand = param(&ctx.query, "$expand").map(expands_last_verb);
+    let not_implemented = |what: &str| {
+        ctx.error(
+            StatusCode::NOT_IMPLEMENTED,
+            "NotImplemented",
+            &format!("The simulator does not implement {what} on messages."),
+        )
+    };
+    if matches!(verb_filter, Some(None)) {
+        return not_implemented("this $filter");
+    }
+    if expand == Some(false) {
+        return not_implemented("this $expand");
+    }
+    for unsupported in ["$search", "$skip"] {
         if param(&ctx.query, unsupported).is_some() {
-            return ctx.error(
-                StatusCode::NOT_IMPLEMENTED,
-                "NotImplemented",
-                &format!("The simulator does not implement {unsupported} on messages."),
-            );
+            return not_implemented(unsupported);
         }
     }
     if let Some(order) = param(&ctx.query, "$orderby") {
@@ -885,7 +896,7 @@ fn messages(ctx: &Ctx<'_>, u: &User, folder: Option<&MailFolder>) -> Response {
             );
         }
     }
-    let items: Vec<(&MailFolder, &Message)> = match folder {
+    let mut items: Vec<(&MailFolder, &Message)> = match folder {
         Some(f) if f.is_search_folder => search_results(u),
         Some(f) => f.messages.iter().map(|m| (f, m)).collect(),
         None => {
@@ -899,7 +910,23 @@ fn messages(ctx: &Ctx<'_>, u: &User, folder: Option<&MailFolder>) -> Response {
             all
         }
     };
-    messages_of(ctx, &items)
+    if let Some(Some((op, n))) = verb_filter {
+        items.retain(|(_, m)| {
+            m.last_verb_executed
+                .is_some_and(|v| op.holds(i64::from(v), n))
+        });
+    }
+    let fields = ctx.select();
+    page(ctx, "messages", &items, 10, 1000, |(f, m)| {
+        let mut json = message_json(ctx, f, m, fields.as_deref());
+        if let (Some(true), Some(v), Value::Object(o)) = (expand, m.last_verb_executed, &mut json) {
+            o.insert(
+                "singleValueExtendedProperties".into(),
+                json!([{"id": LAST_VERB, "value": v.to_string()}]),
+            );
+        }
+        json
+    })
 }
 
 fn messages_of(ctx: &Ctx<'_>, items: &[(&MailFolder, &Message)]) -> Response {
@@ -907,6 +934,68 @@ fn messages_of(ctx: &Ctx<'_>, items: &[(&MailFolder, &Message)]) -> Response {
     page(ctx, "messages", items, 10, 1000, |(f, m)| {
         message_json(ctx, f, m, fields.as_deref())
     })
+}
+
+/// The one extended property the simulator knows: PidTagLastVerbExecuted (shared reference
+/// graph.md, "Flags -> IMAP").
+const LAST_VERB: &str = "Integer 0x1081";
+
+/// A comparison in a `$filter` (OData `eq ne ge gt le lt`).
+#[derive(Clone, Copy)]
+enum Compare {
+    Eq,
+    Ne,
+    Ge,
+    Gt,
+    Le,
+    Lt,
+}
+
+impl Compare {
+    fn holds(self, a: i64, b: i64) -> bool {
+        match self {
+            Compare::Eq => a == b,
+            Compare::Ne => a != b,
+            Compare::Ge => a >= b,
+            Compare::Gt => a > b,
+            Compare::Le => a <= b,
+            Compare::Lt => a < b,
+        }
+    }
+}
+
+/// Lower case without white space, for matching the few query forms the simulator knows.
+fn squeezed(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_lowercase()
+}
+
+/// `singleValueExtendedProperties/any(ep:ep/id eq 'Integer 0x1081' and cast(ep/value,
+/// Edm.Int32) ge 102)`: the numeric extended-property filter of Graph docs
+/// api/singlevaluelegacyextendedproperty-get.md. `None`: any other filter.
+fn last_verb_filter(filter: &str) -> Option<(Compare, i64)> {
+    let f = squeezed(filter);
+    let rest = f
+        .strip_prefix("singlevalueextendedproperties/any(ep:ep/ideq'integer0x1081'andcast(ep/value,edm.int32)")?
+        .strip_suffix(')')?;
+    let op = match rest.get(..2)? {
+        "eq" => Compare::Eq,
+        "ne" => Compare::Ne,
+        "ge" => Compare::Ge,
+        "gt" => Compare::Gt,
+        "le" => Compare::Le,
+        "lt" => Compare::Lt,
+        _ => return None,
+    };
+    Some((op, rest.get(2..)?.parse().ok()?))
+}
+
+/// `singleValueExtendedProperties($filter=id eq 'Integer 0x1081')` (same page): the only
+/// `$expand` the simulator serves.
+fn expands_last_verb(expand: &str) -> bool {
+    squeezed(expand) == "singlevalueextendedproperties($filter=ideq'integer0x1081')"
 }
 
 fn recipient(mailbox: &str) -> Value {

@@ -141,6 +141,10 @@ pub struct Message {
     pub has_attachments: bool,
     /// The exact bytes `$value` returns.
     pub mime: Mime,
+    /// PidTagLastVerbExecuted (`Integer 0x1081`, MS-OXOMSG §2.2.1.33): 102 replied, 103
+    /// replied to all, 104 forwarded; `None` when never answered. Graph shows it only as an
+    /// extended property, never in delta.
+    pub last_verb_executed: Option<u32>,
 }
 
 impl Message {
@@ -180,6 +184,7 @@ impl Message {
             to: header("To").into_iter().collect(),
             has_attachments: head.contains("multipart/mixed"),
             mime,
+            last_verb_executed: None,
         }
     }
 }
@@ -518,6 +523,7 @@ fn generate_user(spec: &TenantSpec, u: usize, verified: &[String], initial: &str
             to: vec![to],
             has_attachments: shape == Shape::Mixed,
             mime: Mime::from_recipe(recipe),
+            last_verb_executed: None,
         });
     }
     for f in &mut folders {
@@ -632,6 +638,7 @@ pub fn sample_message(user: &User, seed: u64, received: OffsetDateTime) -> Messa
         to: vec![to],
         has_attachments: false,
         mime: Mime::from_recipe(recipe),
+        last_verb_executed: None,
     }
 }
 

@@ -297,3 +297,71 @@ async fn folder_delta_lists_the_whole_tree_then_its_changes() {
         .collect();
     assert_eq!(by_id[renamed.as_str()]["displayName"], "v1.3");
 }
+
+#[tokio::test]
+async fn the_answered_state_is_an_extended_property_listed_by_filter_and_never_in_delta() {
+    let s = common::start(SimConfig {
+        tenant: TenantSpec {
+            users: 1,
+            messages_per_user: 30,
+            ..TenantSpec::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let user = s.sim.tenant().users[0].clone();
+    let inbox = user
+        .folders
+        .iter()
+        .find(|f| f.well_known_name.as_deref() == Some("inbox"))
+        .unwrap();
+    let base = format!("/v1.0/users/{}/mailFolders/{}/messages", user.id, inbox.id);
+    let (_, link) = round(&s, &format!("{base}/delta?$select=id,isRead")).await;
+    let (replied, forwarded) = (&inbox.messages[0], &inbox.messages[1]);
+    assert!(s
+        .sim
+        .update_message(&user.id, &replied.id, |m| m.last_verb_executed = Some(102)));
+    assert!(s
+        .sim
+        .update_message(&user.id, &forwarded.id, |m| m.last_verb_executed =
+            Some(104)));
+
+    // api/singlevaluelegacyextendedproperty-get.md: filter on the numeric value, expand it.
+    let verbs = format!(
+        "{base}?$select=id&$expand=singleValueExtendedProperties($filter=id eq 'Integer 0x1081')\
+         &$filter=singleValueExtendedProperties/any(ep:ep/id eq 'Integer 0x1081' and cast(ep/value, Edm.Int32) ge 102)"
+    );
+    let (items, _) = s.all(&verbs, Some(IMMUTABLE)).await;
+    let mut got: Vec<(String, String)> = items
+        .iter()
+        .map(|i| {
+            let ep = &i["singleValueExtendedProperties"][0];
+            assert_eq!(ep["id"], "Integer 0x1081");
+            (
+                i["id"].as_str().unwrap().to_string(),
+                ep["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    let mut want = vec![
+        (replied.id.clone(), "102".to_string()),
+        (forwarded.id.clone(), "104".to_string()),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+
+    // The change shows up in delta, but the property does not (graph.md, "Message delta").
+    let (changes, _) = round(&s, &link).await;
+    assert_eq!(ids(&changes).len(), 2);
+    assert!(changes
+        .iter()
+        .all(|c| c.get("singleValueExtendedProperties").is_none()));
+
+    let other = s
+        .get(&format!("{base}?$filter=isRead eq false"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 501, "other filters are not simulated");
+}

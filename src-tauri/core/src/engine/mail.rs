@@ -1,15 +1,30 @@
-//! One mailbox's mail: folder tree, then every folder page by page, up to the pacer's
-//! in-flight limit of messages at a time, streamed from Graph into the destination.
+//! One mailbox's mail: folder tree, then every folder by a delta round, page by page, up to
+//! the pacer's in-flight limit of messages at a time, streamed from Graph into the
+//! destination.
 //!
-//! Per message: skip it if the journal or the destination says it is already there;
-//! otherwise record the intent, write, and record the destination reference.
+//! **Rounds.** A folder without a stored deltaLink gets a full round (every message); one
+//! with a link gets only what changed since (Graph docs api/message-delta.md). The new link
+//! is stored only after the whole round was applied without a failure, so a stopped or failed
+//! round is simply replayed; replays are harmless because every entry is an upsert by id. A
+//! link Graph has forgotten (410 Gone) starts a full round, and after a complete full round
+//! the journal's items of that folder the round did not list are treated as removed.
+//!
+//! **Per entry.** A message the journal holds as migrated is *mirrored*: moved at the
+//! destination if it now lives in another folder (immutable ids survive moves, so the add in
+//! the new folder and the `@removed` in the old one name the same message, in either order),
+//! and given the flags that changed. Anything else is *copied*: record the intent, write, and
+//! record the destination reference. `@removed` only marks the item; at the end of the
+//! mailbox's pass, items still marked in the folder they were removed from were deleted at
+//! the source, and are deleted at the destination only with `mirror_deletions` (else kept).
+//! Copies the migrator found rather than made (mail that predates the migration) are never
+//! changed, moved or deleted.
 //! - Local folder: streamed straight into the Maildir (`tmp/` then `cur/`); the file name's key
 //!   tells whether it is there.
 //! - IMAP: spooled to a temporary file (APPEND needs the length first), then the server is
 //!   asked for the message's fingerprint before appending, so neither a lost journal, a crash
 //!   between APPEND and journal write, nor mail already in the account makes a duplicate.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,16 +33,19 @@ use tokio::sync::Mutex;
 
 use super::spool::Spool;
 use super::{EngineError, RunControl, Store};
-use crate::convert::flags::MailFlags;
+use crate::convert::flags::{applied_flags, flag_changes, MailFlags};
 use crate::dest::folder::{maildir_folder_names, Folder, Mailbox};
-use crate::dest::imap::{ImapError, ImapMailbox, ImapRef, MessageFingerprint};
+use crate::dest::imap::{append_flags, ImapError, ImapMailbox, ImapRef, MessageFingerprint};
 use crate::dest::DestRef;
 use crate::error::{Classify, ErrorClass};
 use crate::graph::client::{GraphClient, GraphError};
-use crate::graph::mail::{folder_tree, messages, mime_url, FolderNode};
+use crate::graph::mail::{
+    delta_round, delta_url, folder_tree, is_own_link, is_sync_reset, last_verbs, message_url,
+    mime_url, DeltaEntry, FolderNode, LastVerb,
+};
 use crate::graph::types::{MessageMeta, User};
 use crate::graph::{Pacer, PacerSettings};
-use crate::journal::{ItemState, ItemTarget, Journal};
+use crate::journal::{ItemRecord, ItemState, ItemTarget, Journal, MailDetails, MailDone};
 use crate::progress::{ProgressEvent, Reporter, Stats};
 
 /// The journal of the current run.
@@ -45,6 +63,8 @@ pub(super) struct MailboxRun<'a> {
     pub reporter: Arc<dyn Reporter>,
     pub control: RunControl,
     pub settings: PacerSettings,
+    /// Delete at the destination what was deleted at the source (else keep it).
+    pub mirror_deletions: bool,
 }
 
 /// How one message ended when it did not arrive.
@@ -62,18 +82,48 @@ struct Copied {
     dest: DestRef,
     /// Found at the destination rather than written.
     existed: bool,
+    /// The migrator wrote it (now or in an interrupted earlier attempt).
+    created: bool,
+    hash: Option<String>,
+    details: MailDetails,
+}
+
+/// What mirroring did to a message the destination already had.
+enum Mirrored {
+    /// Nothing changed.
+    Unchanged,
+    /// Moved and/or flags changed.
+    Updated,
+    /// Not where the journal says (or not ours to move): copy it like a new message.
+    NeedsCopy,
+}
+
+/// A user's Maildir++ tree, with the folders opened so far.
+struct MaildirTarget {
+    mailbox: Mailbox,
+    names: Vec<String>,
+    open: HashMap<String, Folder>,
+}
+
+impl MaildirTarget {
+    fn folder(&mut self, name: &str) -> Result<&mut Folder, EngineError> {
+        if !self.open.contains_key(name) {
+            let folder = self
+                .mailbox
+                .folder(name)
+                .map_err(|e| dest_error(&self.mailbox.path().join(name), e))?;
+            self.open.insert(name.to_string(), folder);
+        }
+        self.open
+            .get_mut(name)
+            .ok_or_else(|| dest_error(self.mailbox.path(), std::io::ErrorKind::NotFound.into()))
+    }
 }
 
 /// The user's destination, opened.
 enum Target {
-    Maildir(Mailbox, Vec<String>),
+    Maildir(MaildirTarget),
     Imap(Box<Mutex<ImapMailbox>>, Vec<Result<String, String>>),
-}
-
-/// One folder of the destination, opened.
-enum FolderTarget<'t> {
-    Maildir(Folder),
-    Imap(&'t Mutex<ImapMailbox>),
 }
 
 fn dest_error(path: &std::path::Path, source: std::io::Error) -> EngineError {
@@ -92,6 +142,49 @@ fn graph_failure(e: GraphError, skip: impl FnOnce(String) -> ItemError) -> ItemE
             other => ItemError::Fatal(EngineError::Source(other)),
         },
         _ => skip(e.to_string()),
+    }
+}
+
+fn imap_failure(e: ImapError, skip: impl FnOnce(String) -> ItemError) -> ItemError {
+    match e.class() {
+        ErrorClass::SkipItem => skip(e.to_string()),
+        _ => ItemError::Mailbox(format!("the destination mailbox failed: {e}")),
+    }
+}
+
+fn journal_failure(e: crate::journal::JournalError) -> ItemError {
+    ItemError::Fatal(e.into())
+}
+
+/// The fingerprint the journal remembers of a migrated message, to find it again at the
+/// destination (after a UIDVALIDITY change, or without UIDPLUS).
+fn recorded_fingerprint(r: &ItemRecord) -> Option<MessageFingerprint> {
+    let hash: [u8; 32] = hex::decode(r.mail.header_hash.as_deref()?)
+        .ok()?
+        .try_into()
+        .ok()?;
+    Some(MessageFingerprint {
+        message_id: r.mail.message_id.clone(),
+        size: r.size?,
+        header_sha256: hash,
+        received: time::OffsetDateTime::from_unix_timestamp(r.mail.received?).ok()?,
+    })
+}
+
+/// The UID of a migrated message in its recorded folder: the recorded one while the folder's
+/// UIDVALIDITY is unchanged, else found again by fingerprint (RFC 3501 §2.3.1.1: a new
+/// UIDVALIDITY voids every UID).
+async fn locate(mailbox: &mut ImapMailbox, r: &ItemRecord) -> Result<Option<u32>, ImapError> {
+    let recorded = ImapRef::from_dest_ref(&DestRef(r.dest_ref.clone().unwrap_or_default()));
+    let current = mailbox.uid_validity(&r.dest_folder).await?;
+    if let (Some((validity, uid)), Some(current)) = (recorded.uid, current) {
+        if validity == current && recorded.folder == r.dest_folder {
+            return Ok(Some(uid));
+        }
+    }
+    match recorded_fingerprint(r) {
+        Some(fingerprint) => mailbox.find_existing(&r.dest_folder, &fingerprint).await,
+        None => Ok(None),
     }
 }
 
@@ -115,6 +208,14 @@ impl MailboxRun<'_> {
                 folder: folder.to_string(),
                 item: item.to_string(),
                 reason,
+            });
+        };
+        let skipped = |stats: &mut Stats| {
+            stats.skipped += 1;
+            reporter.report(ProgressEvent::ItemDone {
+                user: address.clone(),
+                bytes: 0,
+                skipped: true,
             });
         };
         let finish = |stats: &Stats, state: &str| -> Result<(), EngineError> {
@@ -148,7 +249,7 @@ impl MailboxRun<'_> {
                 format!("malformed folder entry: {reason}"),
             );
         }
-        let target = match self.open_target(&address, &nodes).await? {
+        let mut target = match self.open_target(&address, &nodes).await? {
             Ok(target) => target,
             Err(reason) => {
                 fail(&mut stats, "", "(mailbox)", reason);
@@ -156,8 +257,17 @@ impl MailboxRun<'_> {
                 return Ok(stats);
             }
         };
+        // Folders recorded by an earlier pass: their old destination names, and which are gone.
+        let mut known_folders: HashMap<String, String> = HashMap::new();
         if let Some(j) = self.journal {
             j.journal.set_user_state(&user.id, &address, "started")?;
+            known_folders = j.journal.folders_of(&user.id)?.into_iter().collect();
+            let live: HashSet<&str> = nodes.iter().map(|n| n.folder.id.as_str()).collect();
+            for folder_id in known_folders.keys().filter(|f| !live.contains(f.as_str())) {
+                // Deleted at the source (its messages moved elsewhere show up there).
+                j.journal.mark_folder_gone(&user.id, folder_id)?;
+                j.journal.forget_folder(&user.id, folder_id)?;
+            }
         }
         reporter.report(ProgressEvent::UserStarted {
             user: address.clone(),
@@ -166,131 +276,227 @@ impl MailboxRun<'_> {
         });
 
         let mut mailbox_failed = false;
+        // Every round complete: only then are items still marked gone really deleted.
+        let mut all_rounds_ok = true;
         'folders: for (index, node) in nodes.iter().enumerate() {
             if self.control.checkpoint().await.is_err() {
                 break;
             }
             let folder_label = node.path.join("/");
-            let (name, mut folder) = match &target {
-                Target::Maildir(mailbox, names) => {
-                    let name = &names[index];
-                    let folder = mailbox
-                        .folder(name)
-                        .map_err(|e| dest_error(&mailbox.path().join(name), e))?;
-                    (name.as_str(), FolderTarget::Maildir(folder))
+            let name = match &mut target {
+                Target::Maildir(t) => {
+                    let name = t.names[index].clone();
+                    t.folder(&name)?;
+                    name
                 }
-                Target::Imap(mailbox, names) => match &names[index] {
-                    Ok(name) => (name.as_str(), FolderTarget::Imap(mailbox)),
+                Target::Imap(_, names) => match &names[index] {
+                    Ok(name) => name.clone(),
                     Err(reason) => {
                         fail(&mut stats, &folder_label, "(folder)", reason.clone());
+                        all_rounds_ok = false;
                         continue;
                     }
                 },
             };
+            let name = name.as_str();
+            let mut link = None;
             if let Some(j) = self.journal {
+                // Renamed or moved at the source: the migrated messages follow it.
+                if let Some(old) = known_folders.get(&node.folder.id).filter(|o| *o != name) {
+                    for r in j.journal.items_in_folder(&user.id, &node.folder.id)? {
+                        if r.dest_folder != *old {
+                            continue;
+                        }
+                        let relocated = self.mirror(&mut target, &user.id, &r, node, name, None);
+                        if let Err(e) = relocated.await {
+                            all_rounds_ok = false;
+                            let failed = &mut mailbox_failed;
+                            if self.item_error(e, &mut stats, &folder_label, &fail, failed)? {
+                                break 'folders;
+                            }
+                        }
+                    }
+                }
                 j.journal
                     .set_folder(&user.id, &node.folder.id, name, None)?;
+                link = j
+                    .journal
+                    .delta_link(&user.id, &node.folder.id)?
+                    .filter(|l| is_own_link(self.client, l));
             }
             stats.folders += 1;
-            let mut pages = messages(self.client, &pacer, &user.id, &node.folder.id);
+            let mut full = link.is_none();
+            let mut pages = delta_round(
+                self.client,
+                &pacer,
+                link.unwrap_or_else(|| delta_url(self.client, &user.id, &node.folder.id)),
+            );
+            let mut round_ok = true;
+            let mut next_link = None;
+            // Replied and forwarded messages of the folder, read once per round with changes.
+            let mut verbs: Option<HashMap<String, LastVerb>> = None;
             while let Some(page) = pages.next_page(&on_throttle).await {
                 let page = match page {
                     Ok(page) => page,
+                    Err(e) if is_sync_reset(&e) && !full => {
+                        // The sync state expired: read the whole folder again.
+                        tracing::info!(folder = %folder_label, "delta link expired; full resync");
+                        if let Some(j) = self.journal {
+                            j.journal.clear_delta_link(&user.id, &node.folder.id)?;
+                        }
+                        full = true;
+                        pages = delta_round(
+                            self.client,
+                            &pacer,
+                            delta_url(self.client, &user.id, &node.folder.id),
+                        );
+                        continue;
+                    }
                     Err(e) if e.class() == ErrorClass::Fatal => return Err(EngineError::Source(e)),
                     Err(e) => {
                         fail(&mut stats, &folder_label, "(folder listing)", e.to_string());
+                        all_rounds_ok = false;
                         continue 'folders;
                     }
                 };
+                next_link = page.delta_link.or(next_link);
                 for (id, reason) in page.bad {
                     let reason = format!("malformed message entry: {reason}");
                     fail(&mut stats, &folder_label, &id, reason);
+                    round_ok = false;
                 }
                 let mut seen_in_page = HashSet::new();
                 let mut todo = Vec::new();
-                for meta in page.items {
-                    let key = Folder::key_for(&meta.id);
-                    if !seen_in_page.insert(key.clone())
-                        || self.already_there(&user.id, &meta.id, name, &folder, &key)?
-                    {
-                        stats.skipped += 1;
-                        reporter.report(ProgressEvent::ItemDone {
-                            user: address.clone(),
-                            bytes: 0,
-                            skipped: true,
-                        });
+                for entry in page.items {
+                    let (meta, complete) = match entry {
+                        DeltaEntry::Removed { id } => {
+                            if let Some(j) = self.journal {
+                                j.journal.mark_gone(&user.id, &id, &node.folder.id)?;
+                            }
+                            continue;
+                        }
+                        DeltaEntry::Upsert { meta, complete } => (meta, complete),
+                    };
+                    if !seen_in_page.insert(meta.id.clone()) {
+                        skipped(&mut stats);
+                        continue;
+                    }
+                    let meta = if complete {
+                        meta
                     } else {
-                        todo.push((meta, key));
+                        let url = message_url(self.client, &user.id, &meta.id);
+                        match self
+                            .client
+                            .get_json::<MessageMeta>(&pacer, &url, &on_throttle)
+                            .await
+                        {
+                            Ok(full) => full,
+                            // Gone again meanwhile: its removal comes in a later round.
+                            Err(e) if e.status() == Some(404) => continue,
+                            Err(e) if e.class() == ErrorClass::Fatal => {
+                                return Err(EngineError::Source(e))
+                            }
+                            Err(e) => {
+                                fail(&mut stats, &folder_label, &meta.id, e.to_string());
+                                round_ok = false;
+                                continue;
+                            }
+                        }
+                    };
+                    let record = match self.journal {
+                        Some(j) => j.journal.item(&user.id, &meta.id)?,
+                        None => None,
+                    };
+                    let migrated = record.filter(|r| {
+                        r.dest_ref.is_some()
+                            && matches!(r.state, ItemState::Done | ItemState::Removed)
+                    });
+                    if verbs.is_none() {
+                        let listed = last_verbs(
+                            self.client,
+                            &pacer,
+                            &user.id,
+                            &node.folder.id,
+                            &on_throttle,
+                        )
+                        .await;
+                        verbs = Some(match listed {
+                            Ok(verbs) => verbs,
+                            Err(e) if e.class() == ErrorClass::Fatal => {
+                                return Err(EngineError::Source(e))
+                            }
+                            Err(e) => {
+                                // The round is replayed next time, with the answered state.
+                                let what = "(answered and forwarded state)";
+                                fail(&mut stats, &folder_label, what, e.to_string());
+                                round_ok = false;
+                                HashMap::new()
+                            }
+                        });
+                    }
+                    let mut flags = MailFlags::from_graph(&meta);
+                    match verbs.as_ref().and_then(|v| v.get(&meta.id)) {
+                        Some(LastVerb::Replied) => flags.answered = true,
+                        Some(LastVerb::Forwarded) => flags.forwarded = true,
+                        None => {}
+                    }
+                    let outcome = match &migrated {
+                        Some(r) => {
+                            self.mirror(&mut target, &user.id, r, node, name, Some(&flags))
+                                .await
+                        }
+                        None => {
+                            self.found_in_maildir(&mut target, &user.id, &meta.id, name, &flags)
+                        }
+                    };
+                    match outcome {
+                        Ok(Mirrored::NeedsCopy) => todo.push((meta, flags)),
+                        Ok(_) => {
+                            // A message kept as removed that the source lists again is back.
+                            let revived = migrated
+                                .as_ref()
+                                .is_some_and(|r| r.state == ItemState::Removed);
+                            if let (Some(j), true) = (self.journal, full || revived) {
+                                j.journal.mark_seen(&user.id, &meta.id, j.run)?;
+                            }
+                            skipped(&mut stats);
+                        }
+                        Err(e) => {
+                            round_ok = false;
+                            if self.item_error(
+                                e,
+                                &mut stats,
+                                &folder_label,
+                                &fail,
+                                &mut mailbox_failed,
+                            )? {
+                                break 'folders;
+                            }
+                        }
                     }
                 }
-                let folder_ref = &folder;
-                let results: Vec<_> = futures_util::stream::iter(todo)
-                    .map(|(meta, key)| {
-                        let (pacer, on_throttle) = (&pacer, &on_throttle);
-                        async move {
-                            let target = ItemTarget {
-                                user_id: &user.id,
-                                source_id: &meta.id,
-                                folder_id: &node.folder.id,
-                                dest_folder: name,
-                            };
-                            self.control
-                                .checkpoint()
-                                .await
-                                .map_err(|_| ItemError::Cancelled)?;
-                            if let Some(j) = self.journal {
-                                j.journal
-                                    .record_intent(target, j.run)
-                                    .map_err(|e| ItemError::Fatal(e.into()))?;
+                let results: Vec<_> = {
+                    let target = &target;
+                    futures_util::stream::iter(todo)
+                        .map(|(meta, flags)| {
+                            let (pacer, on_throttle) = (&pacer, &on_throttle);
+                            async move {
+                                let item = (node, name, &meta, &flags);
+                                let result =
+                                    self.copy(target, pacer, &user.id, item, on_throttle).await;
+                                (meta.id, result)
                             }
-                            let result = match folder_ref {
-                                FolderTarget::Maildir(folder) => {
-                                    self.copy_to_maildir(
-                                        pacer,
-                                        folder,
-                                        &user.id,
-                                        &meta,
-                                        &key,
-                                        on_throttle,
-                                    )
-                                    .await
-                                }
-                                FolderTarget::Imap(mailbox) => {
-                                    self.copy_to_imap(
-                                        pacer,
-                                        mailbox,
-                                        name,
-                                        &user.id,
-                                        &meta,
-                                        on_throttle,
-                                    )
-                                    .await
-                                }
-                            };
-                            if let Some(j) = self.journal {
-                                let recorded = match &result {
-                                    Ok(c) => j
-                                        .journal
-                                        .record_done(&user.id, &meta.id, &c.dest.0, c.bytes, None),
-                                    Err(ItemError::Skip(reason)) => {
-                                        j.journal.record_failed(&user.id, &meta.id, reason)
-                                    }
-                                    Err(_) => Ok(()),
-                                };
-                                recorded.map_err(|e| ItemError::Fatal(e.into()))?;
-                            }
-                            result.map(|copied| (key, copied))
-                        }
-                    })
-                    .buffer_unordered(pacer.settings().max_in_flight.max(1))
-                    .collect()
-                    .await;
+                        })
+                        .buffer_unordered(pacer.settings().max_in_flight.max(1))
+                        .collect()
+                        .await
+                };
                 let mut stop = false;
-                for result in results {
+                for (id, result) in results {
                     match result {
-                        Ok((key, copied)) => {
-                            if let FolderTarget::Maildir(folder) = &mut folder {
-                                folder.remember(key);
+                        Ok(copied) => {
+                            if let Target::Maildir(t) = &mut target {
+                                t.folder(name)?.remember(Folder::key_for(&id), &copied.dest);
                             }
                             if copied.existed {
                                 stats.skipped += 1;
@@ -304,21 +510,43 @@ impl MailboxRun<'_> {
                                 skipped: copied.existed,
                             });
                         }
-                        Err(ItemError::Cancelled) => stop = true,
-                        Err(ItemError::Skip(reason)) => fail(&mut stats, &folder_label, "", reason),
-                        Err(ItemError::Mailbox(reason)) => {
-                            if !mailbox_failed {
-                                fail(&mut stats, &folder_label, "(mailbox)", reason);
+                        Err(e) => {
+                            round_ok = false;
+                            if self.item_error(
+                                e,
+                                &mut stats,
+                                &folder_label,
+                                &fail,
+                                &mut mailbox_failed,
+                            )? {
+                                stop = true;
                             }
-                            mailbox_failed = true;
-                            stop = true;
                         }
-                        Err(ItemError::Fatal(e)) => return Err(e),
                     }
                 }
                 if stop {
                     break 'folders;
                 }
+            }
+            if !round_ok || self.control.is_cancelled() {
+                // The link is not stored: the next pass replays this round.
+                all_rounds_ok = false;
+                continue;
+            }
+            if let Some(j) = self.journal {
+                if full {
+                    j.journal
+                        .mark_unseen_gone(&user.id, &node.folder.id, j.run)?;
+                }
+                if let Some(link) = &next_link {
+                    j.journal
+                        .set_folder(&user.id, &node.folder.id, name, Some(link))?;
+                }
+            }
+        }
+        if all_rounds_ok && !mailbox_failed && !self.control.is_cancelled() {
+            if let Err(e) = self.settle_removals(&mut target, &user.id).await {
+                self.item_error(e, &mut stats, "", &fail, &mut mailbox_failed)?;
             }
         }
         if let Target::Imap(mailbox, _) = target {
@@ -335,6 +563,31 @@ impl MailboxRun<'_> {
         Ok(stats)
     }
 
+    /// Reports a failed item. True when the mailbox must stop (cancelled, or its destination
+    /// failed: then `mailbox_failed` is set).
+    fn item_error(
+        &self,
+        e: ItemError,
+        stats: &mut Stats,
+        folder: &str,
+        fail: &impl Fn(&mut Stats, &str, &str, String),
+        mailbox_failed: &mut bool,
+    ) -> Result<bool, EngineError> {
+        match e {
+            ItemError::Cancelled => Ok(true),
+            ItemError::Skip(reason) => {
+                fail(stats, folder, "", reason);
+                Ok(false)
+            }
+            ItemError::Mailbox(reason) => {
+                fail(stats, folder, "(mailbox)", reason);
+                *mailbox_failed = true;
+                Ok(true)
+            }
+            ItemError::Fatal(e) => Err(e),
+        }
+    }
+
     /// Opens the user's destination and maps the folder tree onto it. The inner `Err` is a
     /// reason this mailbox alone cannot be migrated.
     async fn open_target(
@@ -347,7 +600,11 @@ impl MailboxRun<'_> {
                 let mailbox = store
                     .mailbox(address)
                     .map_err(|e| dest_error(std::path::Path::new(address), e))?;
-                Ok(Ok(Target::Maildir(mailbox, maildir_folder_names(nodes))))
+                Ok(Ok(Target::Maildir(MaildirTarget {
+                    mailbox,
+                    names: maildir_folder_names(nodes),
+                    open: HashMap::new(),
+                })))
             }
             Store::Imap { settings, logins } => {
                 let Some(login) = logins.login_for(address) else {
@@ -372,43 +629,308 @@ impl MailboxRun<'_> {
         }
     }
 
-    /// True when the message is already at the destination. For a Maildir the destination is
-    /// asked (so a lost journal causes no duplicates) and a pending intent it confirms is
-    /// closed; for IMAP a `done` journal record counts, and everything else is checked
-    /// against the server when it is copied.
-    fn already_there(
+    /// A message the journal does not hold as migrated. In a Maildir the file's key tells
+    /// whether it is there (so a lost journal causes no duplicates): then its flags are
+    /// brought up to date and a pending intent is closed. Everything else is copied (IMAP
+    /// asks the server first).
+    fn found_in_maildir(
         &self,
+        target: &mut Target,
         user_id: &str,
         source_id: &str,
-        dest_folder: &str,
-        folder: &FolderTarget<'_>,
-        key: &str,
-    ) -> Result<bool, EngineError> {
-        let record = match self.journal {
-            Some(j) => j.journal.item(user_id, source_id)?,
-            None => None,
+        name: &str,
+        flags: &MailFlags,
+    ) -> Result<Mirrored, ItemError> {
+        let Target::Maildir(t) = target else {
+            return Ok(Mirrored::NeedsCopy);
         };
-        let done_here = record
-            .as_ref()
-            .is_some_and(|r| r.state == ItemState::Done && r.dest_folder == dest_folder);
-        match folder {
-            FolderTarget::Maildir(folder) => {
-                let present = folder.contains(key);
-                if let (Some(j), Some(r), true) = (self.journal, &record, present) {
-                    if r.state != ItemState::Done && r.dest_folder == dest_folder {
-                        j.journal.record_done(
-                            user_id,
-                            source_id,
-                            key,
-                            r.size.unwrap_or(0),
-                            None,
-                        )?;
+        let path = t.mailbox.path().join(name);
+        let folder = t.folder(name).map_err(ItemError::Fatal)?;
+        let key = Folder::key_for(source_id);
+        let Some(dest) = folder
+            .set_flags(&key, flags)
+            .map_err(|e| ItemError::Fatal(dest_error(&path, e)))?
+        else {
+            return Ok(Mirrored::NeedsCopy);
+        };
+        if let Some(j) = self.journal {
+            if let Some(r) = j
+                .journal
+                .item(user_id, source_id)
+                .map_err(journal_failure)?
+            {
+                if r.dest_folder == name {
+                    let details = MailDetails {
+                        flags: Some(append_flags(flags)),
+                        ..r.mail.clone()
+                    };
+                    let done = MailDone {
+                        dest_ref: &dest.0,
+                        size: r.size.unwrap_or(0),
+                        hash: r.hash.as_deref(),
+                        details: &details,
+                        created: true,
+                        run: j.run,
+                    };
+                    j.journal
+                        .record_mail_done(user_id, source_id, done)
+                        .map_err(journal_failure)?;
+                }
+            }
+        }
+        Ok(Mirrored::Unchanged)
+    }
+
+    /// Mirrors a migrated message: into folder `name` (of source folder `node`) if it is
+    /// elsewhere, then the flags that changed (`flags`: `None` keeps them). Journals the result.
+    async fn mirror(
+        &self,
+        target: &mut Target,
+        user_id: &str,
+        r: &ItemRecord,
+        node: &FolderNode,
+        name: &str,
+        flags: Option<&MailFlags>,
+    ) -> Result<Mirrored, ItemError> {
+        let Some(j) = self.journal else {
+            return Ok(Mirrored::NeedsCopy);
+        };
+        let moved = r.dest_folder != name || r.folder_id != node.folder.id;
+        let new_flags = flags.map(append_flags);
+        let changed = new_flags.as_deref().is_some_and(|new| {
+            let (add, remove) = flag_changes(r.mail.flags.as_deref(), new);
+            !add.is_empty() || !remove.is_empty()
+        });
+        if !moved && !changed {
+            return Ok(Mirrored::Unchanged);
+        }
+        let skip = |what: String| ItemError::Skip(format!("message {}: {what}", r.source_id));
+        let dest = match target {
+            Target::Maildir(t) => {
+                let key = Folder::key_for(&r.source_id);
+                let path = t.mailbox.path().to_path_buf();
+                let io = |e| ItemError::Fatal(dest_error(&path, e));
+                let here = t.folder(name).map_err(ItemError::Fatal)?;
+                let done = if here.contains(&key) || !moved {
+                    match flags {
+                        Some(f) => here.set_flags(&key, f).map_err(io)?,
+                        None => here.file_name(&key).map(DestRef),
+                    }
+                } else {
+                    t.folder(&r.dest_folder).map_err(ItemError::Fatal)?;
+                    let Some(mut from) = t.open.remove(&r.dest_folder) else {
+                        return Ok(Mirrored::NeedsCopy);
+                    };
+                    let result = match t.folder(name) {
+                        Ok(to) => from.move_to(&key, to, flags).map_err(io),
+                        Err(e) => Err(ItemError::Fatal(e)),
+                    };
+                    t.open.insert(r.dest_folder.clone(), from);
+                    result?
+                };
+                match done {
+                    Some(d) => d,
+                    None => return Ok(Mirrored::NeedsCopy),
+                }
+            }
+            Target::Imap(mailbox, _) => {
+                if !r.created {
+                    // Found at the destination, not made by the migrator: never touched. A
+                    // move gets a copy of its own in the new folder.
+                    return Ok(if moved {
+                        Mirrored::NeedsCopy
+                    } else {
+                        Mirrored::Unchanged
+                    });
+                }
+                let mut mailbox = mailbox.lock().await;
+                let fail = |e| imap_failure(e, skip);
+                let Some(mut uid) = locate(&mut mailbox, r).await.map_err(fail)? else {
+                    return Ok(Mirrored::NeedsCopy);
+                };
+                let mut at = r.dest_folder.clone();
+                if moved {
+                    let fail = |e| imap_failure(e, skip);
+                    let to = match mailbox.move_message(&at, uid, name).await.map_err(fail)? {
+                        Some((_, new_uid)) => Some(new_uid),
+                        None => match recorded_fingerprint(r) {
+                            Some(fp) => {
+                                let fail = |e| imap_failure(e, skip);
+                                mailbox.find_existing(name, &fp).await.map_err(fail)?
+                            }
+                            None => None,
+                        },
+                    };
+                    match to {
+                        Some(new_uid) => {
+                            uid = new_uid;
+                            at = name.to_string();
+                        }
+                        None => return Ok(Mirrored::NeedsCopy),
                     }
                 }
-                Ok(present)
+                if let Some(new) = &new_flags {
+                    let (add, remove) = flag_changes(r.mail.flags.as_deref(), new);
+                    if !add.is_empty() || !remove.is_empty() {
+                        let fail = |e| imap_failure(e, skip);
+                        mailbox
+                            .store_flags(&at, uid, &add, &remove)
+                            .await
+                            .map_err(fail)?;
+                    }
+                }
+                let fail = |e| imap_failure(e, skip);
+                let validity = mailbox.uid_validity(&at).await.map_err(fail)?;
+                ImapRef {
+                    folder: at,
+                    uid: validity.map(|v| (v, uid)),
+                }
+                .to_dest_ref()
             }
-            FolderTarget::Imap(_) => Ok(done_here),
+        };
+        let item = ItemTarget {
+            user_id,
+            source_id: &r.source_id,
+            folder_id: &node.folder.id,
+            dest_folder: name,
+        };
+        if moved {
+            j.journal
+                .record_moved(item, &dest.0, j.run)
+                .map_err(journal_failure)?;
         }
+        let applied = match &new_flags {
+            Some(new) => applied_flags(r.mail.flags.as_deref(), new),
+            None => r.mail.flags.clone().unwrap_or_default(),
+        };
+        j.journal
+            .record_flags(user_id, &r.source_id, &applied, &dest.0)
+            .map_err(journal_failure)?;
+        Ok(Mirrored::Updated)
+    }
+
+    /// Settles the items deleted at the source (still marked gone after every round): with
+    /// `mirror_deletions`, deleted at the destination (copies the migrator made only) and
+    /// forgotten; otherwise kept and recorded as removed. Items kept by earlier passes are
+    /// deleted once the option is switched on.
+    async fn settle_removals(&self, target: &mut Target, user_id: &str) -> Result<(), ItemError> {
+        let Some(j) = self.journal else {
+            return Ok(());
+        };
+        let mut gone = j.journal.gone_items(user_id).map_err(journal_failure)?;
+        if !self.mirror_deletions {
+            for r in gone {
+                j.journal
+                    .record_removed(user_id, &r.source_id)
+                    .map_err(journal_failure)?;
+            }
+            return Ok(());
+        }
+        gone.extend(
+            j.journal
+                .items_in_state(user_id, ItemState::Removed)
+                .map_err(journal_failure)?
+                .into_iter()
+                .filter(|r| r.kind == "mail"),
+        );
+        for r in gone {
+            let skip = |what: String| ItemError::Skip(format!("message {}: {what}", r.source_id));
+            match target {
+                Target::Maildir(t) => {
+                    let path = t.mailbox.path().join(&r.dest_folder);
+                    let folder = t.folder(&r.dest_folder).map_err(ItemError::Fatal)?;
+                    folder
+                        .remove(&Folder::key_for(&r.source_id))
+                        .map_err(|e| ItemError::Fatal(dest_error(&path, e)))?;
+                }
+                Target::Imap(mailbox, _) => {
+                    if r.created && r.dest_ref.is_some() {
+                        let mut mailbox = mailbox.lock().await;
+                        let fail = |e| imap_failure(e, skip);
+                        if let Some(uid) = locate(&mut mailbox, &r).await.map_err(fail)? {
+                            let fail = |e| imap_failure(e, skip);
+                            mailbox
+                                .delete_message(&r.dest_folder, uid)
+                                .await
+                                .map_err(fail)?;
+                        }
+                    }
+                }
+            }
+            j.journal
+                .forget(user_id, &r.source_id)
+                .map_err(journal_failure)?;
+        }
+        Ok(())
+    }
+
+    /// Copies one message with `flags` into folder `name` (of source folder `node`): intent,
+    /// write, result in the journal.
+    async fn copy(
+        &self,
+        target: &Target,
+        pacer: &Pacer,
+        user_id: &str,
+        (node, name, meta, flags): (&FolderNode, &str, &MessageMeta, &MailFlags),
+        on_throttle: &(impl Fn(Duration) + Sync),
+    ) -> Result<Copied, ItemError> {
+        let item = ItemTarget {
+            user_id,
+            source_id: &meta.id,
+            folder_id: &node.folder.id,
+            dest_folder: name,
+        };
+        self.control
+            .checkpoint()
+            .await
+            .map_err(|_| ItemError::Cancelled)?;
+        // An unconfirmed attempt of an earlier run: what the server has is probably ours.
+        let earlier_attempt = match self.journal {
+            Some(j) => j
+                .journal
+                .item(user_id, &meta.id)
+                .map_err(journal_failure)?
+                .is_some_and(|r| r.state != ItemState::Done && r.dest_folder == name),
+            None => false,
+        };
+        if let Some(j) = self.journal {
+            j.journal
+                .record_intent(item, j.run)
+                .map_err(journal_failure)?;
+        }
+        let result = match target {
+            Target::Maildir(t) => match t.open.get(name) {
+                Some(folder) => {
+                    self.copy_to_maildir(pacer, folder, user_id, meta, flags, on_throttle)
+                        .await
+                }
+                None => Err(ItemError::Skip(format!("folder {name} is not open"))),
+            },
+            Target::Imap(mailbox, _) => {
+                self.copy_to_imap(pacer, mailbox, name, user_id, (meta, flags), on_throttle)
+                    .await
+            }
+        };
+        if let Some(j) = self.journal {
+            let recorded = match &result {
+                Ok(c) => j.journal.record_mail_done(
+                    user_id,
+                    &meta.id,
+                    MailDone {
+                        dest_ref: &c.dest.0,
+                        size: c.bytes,
+                        hash: c.hash.as_deref(),
+                        details: &c.details,
+                        created: c.created || earlier_attempt,
+                        run: j.run,
+                    },
+                ),
+                Err(ItemError::Skip(reason)) => j.journal.record_failed(user_id, &meta.id, reason),
+                Err(_) => Ok(()),
+            };
+            recorded.map_err(journal_failure)?;
+        }
+        result
     }
 
     /// Streams one message's MIME into the Maildir folder and commits it.
@@ -418,14 +940,15 @@ impl MailboxRun<'_> {
         folder: &Folder,
         user_id: &str,
         meta: &MessageMeta,
-        key: &str,
+        flags: &MailFlags,
         on_throttle: &(impl Fn(Duration) + Sync),
     ) -> Result<Copied, ItemError> {
+        let key = Folder::key_for(&meta.id);
         let skip = |what: String| ItemError::Skip(format!("message {}: {what}", meta.id));
         let mut delivery = folder
-            .deliver(key)
+            .deliver(&key)
             .await
-            .map_err(|e| ItemError::Fatal(dest_error(std::path::Path::new(key), e)))?;
+            .map_err(|e| ItemError::Fatal(dest_error(std::path::Path::new(&key), e)))?;
         let url = mime_url(self.client, user_id, &meta.id);
         let bytes = match self
             .client
@@ -447,13 +970,21 @@ impl MailboxRun<'_> {
             .unwrap_or_else(time::OffsetDateTime::now_utc)
             .unix_timestamp();
         let dest = delivery
-            .commit(&MailFlags::from_graph(meta), received)
+            .commit(flags, received)
             .await
-            .map_err(|e| ItemError::Fatal(dest_error(std::path::Path::new(key), e)))?;
+            .map_err(|e| ItemError::Fatal(dest_error(std::path::Path::new(&key), e)))?;
         Ok(Copied {
             bytes,
             dest,
             existed: false,
+            created: true,
+            hash: None,
+            details: MailDetails {
+                message_id: meta.internet_message_id.clone(),
+                header_hash: None,
+                received: Some(received),
+                flags: Some(append_flags(flags)),
+            },
         })
     }
 
@@ -464,7 +995,7 @@ impl MailboxRun<'_> {
         mailbox: &Mutex<ImapMailbox>,
         folder: &str,
         user_id: &str,
-        meta: &MessageMeta,
+        (meta, flags): (&MessageMeta, &MailFlags),
         on_throttle: &(impl Fn(Duration) + Sync),
     ) -> Result<Copied, ItemError> {
         let skip = |what: String| ItemError::Skip(format!("message {}: {what}", meta.id));
@@ -490,14 +1021,24 @@ impl MailboxRun<'_> {
             MessageFingerprint::read(spool.reader().await.map_err(spool_error)?, len, received)
                 .await
                 .map_err(spool_error)?;
-        let flags = MailFlags::from_graph(meta);
-        let imap_failure = |e: ImapError| match e.class() {
-            ErrorClass::SkipItem => skip(e.to_string()),
-            _ => ItemError::Mailbox(format!("the destination mailbox failed: {e}")),
+        let content_hash = spool.sha256_hex();
+        let copied = |dest: DestRef, existed: bool, created: bool| Copied {
+            bytes: len,
+            dest,
+            existed,
+            created,
+            hash: Some(content_hash.clone()),
+            details: MailDetails {
+                message_id: fingerprint.message_id.clone(),
+                header_hash: Some(hex::encode(fingerprint.header_sha256)),
+                received: Some(received.unix_timestamp()),
+                flags: Some(append_flags(flags)),
+            },
         };
         // A retried APPEND may have been stored before the connection dropped: every attempt
         // asks the server first. Reconnecting waits in the mailbox's own pacer.
         let mut attempts = 0;
+        let mut appended = false;
         let mut mailbox = mailbox.lock().await;
         loop {
             attempts += 1;
@@ -510,27 +1051,36 @@ impl MailboxRun<'_> {
                         uid: validity.map(|v| (v, uid)),
                     }
                     .to_dest_ref();
-                    return Ok(Copied {
-                        bytes: len,
-                        dest,
-                        existed: true,
-                    });
+                    return Ok(copied(dest, true, appended));
                 }
                 Ok(None) => {}
                 Err(e) if retry(&e) => continue,
-                Err(e) => return Err(imap_failure(e)),
+                Err(e) => return Err(imap_failure(e, skip)),
             }
             let body = spool.reader().await.map_err(spool_error)?;
-            match mailbox.append(folder, body, len, &flags, received).await {
+            appended = true;
+            match mailbox.append(folder, body, len, flags, received).await {
                 Ok(dest) => {
-                    return Ok(Copied {
-                        bytes: len,
-                        dest,
-                        existed: false,
-                    })
+                    // Without UIDPLUS the UID is found by the fingerprint, so later passes
+                    // can mirror flags and moves.
+                    let dest = match ImapRef::from_dest_ref(&dest).uid {
+                        Some(_) => dest,
+                        None => match mailbox.find_existing(folder, &fingerprint).await {
+                            Ok(Some(uid)) => {
+                                let validity = mailbox.uid_validity(folder).await.ok().flatten();
+                                ImapRef {
+                                    folder: folder.to_string(),
+                                    uid: validity.map(|v| (v, uid)),
+                                }
+                                .to_dest_ref()
+                            }
+                            _ => dest,
+                        },
+                    };
+                    return Ok(copied(dest, false, true));
                 }
                 Err(e) if retry(&e) => continue,
-                Err(e) => return Err(imap_failure(e)),
+                Err(e) => return Err(imap_failure(e, skip)),
             }
         }
     }

@@ -333,6 +333,9 @@ pub struct RunOptions {
     pub state_dir: Option<PathBuf>,
     /// Which mailboxes to migrate (all by default).
     pub users: UserSelection,
+    /// Incremental passes delete at the destination the messages deleted at the source (only
+    /// copies the migrator made). Off by default: deleted mail is kept.
+    pub mirror_deletions: bool,
     /// What to migrate of each mailbox (everything by default).
     pub workloads: Vec<Workload>,
 }
@@ -350,6 +353,7 @@ impl RunOptions {
             },
             state_dir: run.state_dir.clone(),
             users: users.clone(),
+            mirror_deletions: run.mirror_deletions,
             workloads: run.workloads.clone(),
         }
     }
@@ -362,6 +366,7 @@ impl Default for RunOptions {
             pacer: PacerSettings::default(),
             state_dir: None,
             users: UserSelection::default(),
+            mirror_deletions: false,
             workloads: Workload::ALL.to_vec(),
         }
     }
@@ -519,6 +524,7 @@ pub async fn run(
                     reporter: reporter.clone(),
                     control: control.clone(),
                     settings: options.pacer.clone(),
+                    mirror_deletions: options.mirror_deletions,
                 });
             let groupware = groupware::GroupwareRun {
                 client: &client,

@@ -2,6 +2,7 @@
 //! read (possibly twice: fingerprint, then APPEND) by a destination that needs the length
 //! up front. Memory holds only a buffer; the file disappears when dropped.
 
+use sha2::{Digest, Sha256};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use crate::graph::client::ByteSink;
@@ -9,6 +10,7 @@ use crate::graph::client::ByteSink;
 pub struct Spool {
     file: tokio::fs::File,
     len: u64,
+    sha256: Sha256,
 }
 
 impl Spool {
@@ -21,6 +23,7 @@ impl Spool {
         Ok(Spool {
             file: tokio::fs::File::from_std(file),
             len: 0,
+            sha256: Sha256::new(),
         })
     }
 
@@ -30,6 +33,11 @@ impl Spool {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// SHA-256 (hex) of the bytes written: the message's content hash for the journal.
+    pub fn sha256_hex(&self) -> String {
+        hex::encode(self.sha256.clone().finalize())
     }
 
     /// The file, rewound, for reading.
@@ -45,12 +53,14 @@ impl ByteSink for Spool {
         self.file.set_len(0).await?;
         self.file.rewind().await?;
         self.len = 0;
+        self.sha256 = Sha256::new();
         Ok(())
     }
 
     async fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
         self.file.write_all(chunk).await?;
         self.len += chunk.len() as u64;
+        self.sha256.update(chunk);
         Ok(())
     }
 }

@@ -263,6 +263,8 @@ impl GraphClient {
             .get(url)
             .bearer_auth(token.expose())
             .header("Prefer", r#"IdType="ImmutableId""#)
+            // Collections page by this unless the URL sets `$top` (api/message-delta.md).
+            .header("Prefer", "odata.maxpagesize=500")
             .send()
             .await;
         let response = match sent {

@@ -137,6 +137,169 @@ pub fn messages<'a>(
     Pages::new(client, pacer, messages_url(client, user_id, folder_id))
 }
 
+/// The first URL of a full delta round over a folder's messages (Graph docs
+/// api/message-delta.md): every message in the folder, then a `@odata.deltaLink` for the
+/// next round. The page size comes from `Prefer: odata.maxpagesize`, sent on every request by
+/// the client; later pages and rounds follow the links Graph hands out, which keep `$select`.
+pub fn delta_url(client: &GraphClient, user_id: &str, folder_id: &str) -> String {
+    client.url(&format!(
+        "/users/{}/mailFolders/{}/messages/delta?$select={MESSAGE_SELECT}",
+        segment(user_id),
+        segment(folder_id)
+    ))
+}
+
+/// The URL of one message's metadata (for a delta entry that came back with only some of its
+/// properties, graph-docs issue #7776).
+pub fn message_url(client: &GraphClient, user_id: &str, message_id: &str) -> String {
+    client.url(&format!(
+        "/users/{}/messages/{}?$select={MESSAGE_SELECT}",
+        segment(user_id),
+        segment(message_id)
+    ))
+}
+
+/// One entry of a message delta round (Graph docs concepts/delta-query-messages.md).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeltaEntry {
+    /// Added to the folder or changed in it. `complete` is false when Graph left out a
+    /// property the migrator reads (updates may carry only the changed ones); fetch the
+    /// message's metadata before trusting the flags.
+    Upsert { meta: MessageMeta, complete: bool },
+    /// `@removed`: deleted, or moved out of this folder (with immutable ids a moved message
+    /// keeps its id and shows up as added in its new folder).
+    Removed { id: String },
+}
+
+impl<'de> serde::Deserialize<'de> for DeltaEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let value = serde_json::Value::deserialize(d)?;
+        if value.get("@removed").is_some() {
+            let id = value
+                .get("id")
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| D::Error::custom("@removed entry without an id"))?;
+            return Ok(DeltaEntry::Removed { id: id.to_string() });
+        }
+        let complete = [
+            "receivedDateTime",
+            "isRead",
+            "isDraft",
+            "flag",
+            "categories",
+        ]
+        .iter()
+        .all(|k| value.get(k).is_some());
+        let meta = MessageMeta::deserialize(value).map_err(D::Error::custom)?;
+        Ok(DeltaEntry::Upsert { meta, complete })
+    }
+}
+
+/// Pages through one delta round of a folder's messages, from `url`: [`delta_url`] for a
+/// full round, or the deltaLink stored after the previous one. The last page carries the
+/// next deltaLink ([`super::paging::Page::delta_link`]). A stored link Graph no longer knows
+/// fails with HTTP 410 ([`is_sync_reset`]): start a full round again.
+pub fn delta_round<'a>(
+    client: &'a GraphClient,
+    pacer: &'a Pacer,
+    url: String,
+) -> Pages<'a, DeltaEntry> {
+    Pages::new(client, pacer, url)
+}
+
+/// True when a stored delta link points at the Graph endpoint this client uses. A link from
+/// another endpoint (the cloud or the Graph URL override changed since it was stored) cannot
+/// be followed; the folder is read in full again.
+pub fn is_own_link(client: &GraphClient, link: &str) -> bool {
+    link.starts_with(&client.url("/"))
+}
+
+/// True when Graph answered `410 Gone` to a delta link: the sync state expired and the folder
+/// must be read again in full (concepts/delta-query-overview.md, "Synchronization reset").
+pub fn is_sync_reset(e: &GraphError) -> bool {
+    e.status() == Some(410)
+}
+
+/// What a user last did with a message: PidTagLastVerbExecuted (`Integer 0x1081`,
+/// MS-OXOMSG §2.2.1.33).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastVerb {
+    /// 102 (reply to sender) or 103 (reply to all): IMAP `\Answered`.
+    Replied,
+    /// 104: IMAP `$Forwarded`.
+    Forwarded,
+}
+
+/// The extended property's id as Graph names it.
+const LAST_VERB_ID: &str = "Integer 0x1081";
+
+/// The URL listing the messages of a folder that were replied to or forwarded, with the
+/// property expanded: a numeric extended-property `$filter` plus `$expand` (Graph docs
+/// api/singlevaluelegacyextendedproperty-get.md, "cast ep/value to Edm.Int32"). Delta cannot
+/// return extended properties (shared reference graph.md, "Message delta"), so this one extra
+/// listing per folder is made when a round brought added or changed messages; it returns
+/// only the answered and forwarded ones.
+pub fn last_verbs_url(client: &GraphClient, user_id: &str, folder_id: &str) -> String {
+    client.url(&format!(
+        "/users/{}/mailFolders/{}/messages?$select=id\
+         &$expand=singleValueExtendedProperties($filter=id%20eq%20'{id}')\
+         &$filter=singleValueExtendedProperties/any(ep:ep/id%20eq%20'{id}'%20and%20cast(ep/value,%20Edm.Int32)%20ge%20102)",
+        segment(user_id),
+        segment(folder_id),
+        id = LAST_VERB_ID.replace(' ', "%20"),
+    ))
+}
+
+#[derive(serde::Deserialize)]
+struct VerbEntry {
+    id: String,
+    #[serde(rename = "singleValueExtendedProperties", default)]
+    properties: Vec<ExtendedProperty>,
+}
+
+#[derive(serde::Deserialize)]
+struct ExtendedProperty {
+    id: String,
+    #[serde(default)]
+    value: Option<String>,
+}
+
+/// The answered and forwarded messages of a folder (see [`last_verbs_url`]), by id.
+pub async fn last_verbs(
+    client: &GraphClient,
+    pacer: &Pacer,
+    user_id: &str,
+    folder_id: &str,
+    on_throttle: impl FnMut(Duration),
+) -> Result<HashMap<String, LastVerb>, GraphError> {
+    let url = last_verbs_url(client, user_id, folder_id);
+    let page = Pages::<VerbEntry>::new(client, pacer, url)
+        .collect(on_throttle)
+        .await?;
+    Ok(page
+        .items
+        .into_iter()
+        .filter_map(|e| {
+            let value = e
+                .properties
+                .iter()
+                .find(|p| p.id.eq_ignore_ascii_case(LAST_VERB_ID))?
+                .value
+                .as_deref()?
+                .trim()
+                .parse::<i64>()
+                .ok()?;
+            let verb = match value {
+                102 | 103 => LastVerb::Replied,
+                104 => LastVerb::Forwarded,
+                _ => return None,
+            };
+            Some((e.id, verb))
+        })
+        .collect())
+}
+
 /// The URL of a message's MIME (`$value`, Graph docs concepts/outlook-get-mime-message.md).
 pub fn mime_url(client: &GraphClient, user_id: &str, message_id: &str) -> String {
     client.url(&format!(
@@ -173,6 +336,22 @@ pub(crate) fn test_node(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delta_entries_upsert_or_remove() {
+        let removed: DeltaEntry =
+            serde_json::from_str(r#"{"id":"AAMk=","@removed":{"reason":"deleted"}}"#).unwrap();
+        assert_eq!(removed, DeltaEntry::Removed { id: "AAMk=".into() });
+        let partial: DeltaEntry = serde_json::from_str(r#"{"id":"x","isRead":true}"#).unwrap();
+        assert!(
+            matches!(partial, DeltaEntry::Upsert { complete: false, ref meta } if meta.is_read)
+        );
+        let full: DeltaEntry = serde_json::from_str(
+            r#"{"id":"x","receivedDateTime":"2024-01-01T00:00:00Z","isRead":false,"isDraft":false,"flag":{"flagStatus":"notFlagged"},"categories":[]}"#,
+        )
+        .unwrap();
+        assert!(matches!(full, DeltaEntry::Upsert { complete: true, .. }));
+    }
 
     #[test]
     fn segments_are_encoded() {

@@ -19,8 +19,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 mod report;
 pub use report::{FailedItem, ItemGroup, RunRecord, UserRecord};
 
-/// Schema version stored in `PRAGMA user_version`.
-const SCHEMA_VERSION: i32 = 1;
+/// Schema version stored in `PRAGMA user_version`. Version 1 had no mail details in `items`
+/// and no `removed` state; [`Journal::open`] upgrades it in place.
+const SCHEMA_VERSION: i32 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
@@ -43,21 +44,52 @@ CREATE TABLE IF NOT EXISTS folders (
     delta_link TEXT,
     PRIMARY KEY (user_id, folder_id)
 );
+";
+
+/// The `items` table of version 2: any workload's item (mail, event, contact, task) keyed by
+/// user and source id, in a source folder or collection, with its destination reference.
+/// The mail columns (`message_id` .. `seen_run`) stay NULL for other kinds.
+const ITEMS_V2: &str = "
 CREATE TABLE IF NOT EXISTS items (
     user_id     TEXT NOT NULL,
     source_id   TEXT NOT NULL,
+    kind        TEXT NOT NULL DEFAULT 'mail',
     folder_id   TEXT NOT NULL,
     dest_folder TEXT NOT NULL,
-    state       TEXT NOT NULL CHECK (state IN ('pending', 'done', 'failed')),
+    state       TEXT NOT NULL CHECK (state IN ('pending', 'done', 'failed', 'removed')),
     dest_ref    TEXT,
     size        INTEGER,
     hash        TEXT,
     reason      TEXT,
     run_id      INTEGER,
     updated_at  INTEGER NOT NULL,
+    message_id  TEXT,
+    header_hash TEXT,
+    received    INTEGER,
+    flags       TEXT,
+    created     INTEGER NOT NULL DEFAULT 1,
+    gone_from   TEXT,
+    seen_run    INTEGER,
     PRIMARY KEY (user_id, source_id)
 );
 CREATE INDEX IF NOT EXISTS items_by_state ON items (user_id, state);
+CREATE INDEX IF NOT EXISTS items_by_folder ON items (user_id, folder_id);
+";
+
+/// Version 1 -> 2: the items table is rebuilt (SQLite cannot change a CHECK constraint).
+/// Version-1 rows are marked `created = 0`: version 1 did not record whether the migrator
+/// appended a message or found it already there, so incremental passes leave those copies
+/// alone rather than risk touching mail that predates the migration.
+const MIGRATE_V1: &str = "
+ALTER TABLE items RENAME TO items_v1;
+DROP INDEX IF EXISTS items_by_state;
+";
+const MIGRATE_V1_COPY: &str = "
+INSERT INTO items (user_id, source_id, folder_id, dest_folder, state, dest_ref, size, hash,
+                   reason, run_id, updated_at, created)
+    SELECT user_id, source_id, folder_id, dest_folder, state, dest_ref, size, hash, reason,
+           run_id, updated_at, 0 FROM items_v1;
+DROP TABLE items_v1;
 ";
 
 /// Why the journal cannot be used.
@@ -90,6 +122,8 @@ pub enum ItemState {
     Pending,
     Done,
     Failed,
+    /// Deleted at the source; the destination copy (`dest_ref`) was kept.
+    Removed,
 }
 
 /// One recorded item.
@@ -103,6 +137,30 @@ pub struct ItemRecord {
     pub size: Option<u64>,
     pub hash: Option<String>,
     pub reason: Option<String>,
+    /// `mail`, or another workload's kind (`event`, `contact`, `task`).
+    pub kind: String,
+    /// The mail details of a migrated message (all `None` for other kinds).
+    pub mail: MailDetails,
+    /// False when the destination already held the message and the migrator only found it:
+    /// incremental passes never change, move or delete such a copy.
+    pub created: bool,
+    /// Set when the source folder reported the item gone (`@removed`, or missing from a full
+    /// round); cleared when another folder reports it (it was moved).
+    pub gone_from: Option<String>,
+}
+
+/// What the journal keeps about a migrated message, to mirror later changes exactly once and
+/// to find the copy again at the destination.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailDetails {
+    /// The Message-ID header, `<...>` included.
+    pub message_id: Option<String>,
+    /// SHA-256 (hex) of the header section as the IMAP fingerprint computes it.
+    pub header_hash: Option<String>,
+    /// The received date (Unix seconds): the INTERNALDATE given.
+    pub received: Option<i64>,
+    /// The flags last applied at the destination, as an IMAP flag list (`\Seen kw`).
+    pub flags: Option<String>,
 }
 
 /// Where an item is being written.
@@ -173,9 +231,14 @@ impl Journal {
                 found: version,
             });
         }
+        let items = if version == 1 {
+            format!("{MIGRATE_V1}{ITEMS_V2}{MIGRATE_V1_COPY}")
+        } else {
+            ITEMS_V2.to_string()
+        };
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;
-             BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+             BEGIN; {SCHEMA} {items} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))
         .map_err(open_err)?;
         Ok(Journal {
@@ -232,8 +295,7 @@ impl Journal {
         Ok(self
             .conn()
             .query_row(
-                "SELECT source_id, folder_id, dest_folder, state, dest_ref, size, hash, reason
-                 FROM items WHERE user_id = ?1 AND source_id = ?2",
+                &format!("SELECT {ITEM_COLUMNS} FROM items WHERE user_id = ?1 AND source_id = ?2"),
                 params![user_id, source_id],
                 row_to_item,
             )
@@ -243,9 +305,22 @@ impl Journal {
     /// Records that `target` is about to be written. A `done` record is kept as it is unless the
     /// item now goes to another destination folder (it was moved at the source).
     pub fn record_intent(&self, target: ItemTarget<'_>, run: i64) -> Result<(), JournalError> {
+        self.record_intent_as("mail", target, run)
+    }
+
+    /// [`Journal::record_intent`] for an item of another workload: `kind` is `event`,
+    /// `contact` or `task` (with the calendar, address book or task list as `folder_id`).
+    /// Mail-only queries (gone items, a folder's messages) never see such items.
+    pub fn record_intent_as(
+        &self,
+        kind: &str,
+        target: ItemTarget<'_>,
+        run: i64,
+    ) -> Result<(), JournalError> {
         self.conn().execute(
-            "INSERT INTO items (user_id, source_id, folder_id, dest_folder, state, run_id, updated_at)
-             VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6)
+            "INSERT INTO items (user_id, source_id, kind, folder_id, dest_folder, state, run_id,
+                                updated_at)
+             VALUES (?1, ?2, ?7, ?3, ?4, 'pending', ?5, ?6)
              ON CONFLICT (user_id, source_id) DO UPDATE
                SET folder_id = ?3, dest_folder = ?4, state = 'pending', reason = NULL,
                    run_id = ?5, updated_at = ?6
@@ -256,7 +331,8 @@ impl Journal {
                 target.folder_id,
                 target.dest_folder,
                 run,
-                now()
+                now(),
+                kind
             ],
         )?;
         Ok(())
@@ -302,10 +378,9 @@ impl Journal {
         state: ItemState,
     ) -> Result<Vec<ItemRecord>, JournalError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT source_id, folder_id, dest_folder, state, dest_ref, size, hash, reason
-             FROM items WHERE user_id = ?1 AND state = ?2 ORDER BY source_id",
-        )?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {ITEM_COLUMNS} FROM items WHERE user_id = ?1 AND state = ?2 ORDER BY source_id"
+        ))?;
         let rows = stmt.query_map(params![user_id, state_name(&state)], row_to_item)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -345,13 +420,242 @@ impl Journal {
     }
 }
 
+/// A message the destination confirmed, with what later passes need to mirror changes.
+#[derive(Debug, Clone, Copy)]
+pub struct MailDone<'a> {
+    pub dest_ref: &'a str,
+    pub size: u64,
+    /// SHA-256 (hex) of the whole message as written.
+    pub hash: Option<&'a str>,
+    pub details: &'a MailDetails,
+    /// The migrator appended it (true) or found it already there (false).
+    pub created: bool,
+    pub run: i64,
+}
+
+impl Journal {
+    /// Records that the destination confirmed a message (see [`MailDone`]). The record is
+    /// `done`, seen in `run`, and no longer gone.
+    pub fn record_mail_done(
+        &self,
+        user_id: &str,
+        source_id: &str,
+        done: MailDone<'_>,
+    ) -> Result<(), JournalError> {
+        let d = done.details;
+        self.conn().execute(
+            "UPDATE items SET state = 'done', dest_ref = ?3, size = ?4, hash = ?5, reason = NULL,
+                              message_id = ?6, header_hash = ?7, received = ?8, flags = ?9,
+                              created = ?10, gone_from = NULL, seen_run = ?11, updated_at = ?12
+             WHERE user_id = ?1 AND source_id = ?2",
+            params![
+                user_id,
+                source_id,
+                done.dest_ref,
+                done.size as i64,
+                done.hash,
+                d.message_id,
+                d.header_hash,
+                d.received,
+                d.flags,
+                done.created,
+                done.run,
+                now()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Records that a message now lives in source folder `folder_id`, at `dest_ref` in
+    /// `dest_folder` (it was moved), and is no longer gone.
+    pub fn record_moved(
+        &self,
+        target: ItemTarget<'_>,
+        dest_ref: &str,
+        run: i64,
+    ) -> Result<(), JournalError> {
+        self.conn().execute(
+            "UPDATE items SET folder_id = ?3, dest_folder = ?4, dest_ref = ?5, state = 'done',
+                              gone_from = NULL, seen_run = ?6, updated_at = ?7
+             WHERE user_id = ?1 AND source_id = ?2",
+            params![
+                target.user_id,
+                target.source_id,
+                target.folder_id,
+                target.dest_folder,
+                dest_ref,
+                run,
+                now()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Records the flags now applied at the destination and where the copy is.
+    pub fn record_flags(
+        &self,
+        user_id: &str,
+        source_id: &str,
+        flags: &str,
+        dest_ref: &str,
+    ) -> Result<(), JournalError> {
+        self.conn().execute(
+            "UPDATE items SET flags = ?3, dest_ref = ?4, updated_at = ?5
+             WHERE user_id = ?1 AND source_id = ?2",
+            params![user_id, source_id, flags, dest_ref, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Notes that a round of `run` listed the item in its folder: it is not gone (and an item
+    /// recorded as removed at the source is migrated again).
+    pub fn mark_seen(&self, user_id: &str, source_id: &str, run: i64) -> Result<(), JournalError> {
+        self.conn().execute(
+            "UPDATE items SET seen_run = ?3, gone_from = NULL,
+                              state = CASE state WHEN 'removed' THEN 'done' ELSE state END
+             WHERE user_id = ?1 AND source_id = ?2",
+            params![user_id, source_id, run],
+        )?;
+        Ok(())
+    }
+
+    /// Notes that source folder `folder_id` reported the item gone. It may have moved to a
+    /// folder whose round comes later, so it is settled only at the end of the mailbox's pass
+    /// ([`Journal::gone_items`]). Ignored when the record already lives in another folder.
+    pub fn mark_gone(
+        &self,
+        user_id: &str,
+        source_id: &str,
+        folder_id: &str,
+    ) -> Result<(), JournalError> {
+        self.conn().execute(
+            "UPDATE items SET gone_from = ?3, updated_at = ?4
+             WHERE user_id = ?1 AND source_id = ?2 AND folder_id = ?3",
+            params![user_id, source_id, folder_id, now()],
+        )?;
+        Ok(())
+    }
+
+    /// After a complete full round of `run` over `folder_id`: every mail item of that folder
+    /// the round did not list is gone. Returns how many.
+    pub fn mark_unseen_gone(
+        &self,
+        user_id: &str,
+        folder_id: &str,
+        run: i64,
+    ) -> Result<usize, JournalError> {
+        Ok(self.conn().execute(
+            "UPDATE items SET gone_from = folder_id, updated_at = ?3
+             WHERE user_id = ?1 AND folder_id = ?2 AND kind = 'mail'
+               AND state IN ('done', 'removed') AND seen_run IS NOT ?4",
+            params![user_id, folder_id, now(), run],
+        )?)
+    }
+
+    /// Marks every mail item of a source folder that no longer exists as gone.
+    pub fn mark_folder_gone(&self, user_id: &str, folder_id: &str) -> Result<(), JournalError> {
+        self.conn().execute(
+            "UPDATE items SET gone_from = folder_id, updated_at = ?3
+             WHERE user_id = ?1 AND folder_id = ?2 AND kind = 'mail'",
+            params![user_id, folder_id, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Mail items reported gone and not found in another folder since: deleted at the source.
+    pub fn gone_items(&self, user_id: &str) -> Result<Vec<ItemRecord>, JournalError> {
+        self.select_items(
+            "WHERE user_id = ?1 AND kind = 'mail' AND gone_from IS NOT NULL
+               AND gone_from = folder_id",
+            user_id,
+        )
+    }
+
+    /// The mail items of one source folder that were migrated (`done`).
+    pub fn items_in_folder(
+        &self,
+        user_id: &str,
+        folder_id: &str,
+    ) -> Result<Vec<ItemRecord>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {ITEM_COLUMNS} FROM items
+             WHERE user_id = ?1 AND folder_id = ?2 AND kind = 'mail' AND state = 'done'
+             ORDER BY source_id"
+        ))?;
+        let rows = stmt.query_map(params![user_id, folder_id], row_to_item)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn select_items(&self, filter: &str, user_id: &str) -> Result<Vec<ItemRecord>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {ITEM_COLUMNS} FROM items {filter} ORDER BY source_id"
+        ))?;
+        let rows = stmt.query_map(params![user_id], row_to_item)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records that the item was deleted at the source and its destination copy kept.
+    pub fn record_removed(&self, user_id: &str, source_id: &str) -> Result<(), JournalError> {
+        self.conn().execute(
+            "UPDATE items SET state = 'removed', gone_from = NULL, updated_at = ?3
+             WHERE user_id = ?1 AND source_id = ?2",
+            params![user_id, source_id, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets an item (deleted at the source and at the destination).
+    pub fn forget(&self, user_id: &str, source_id: &str) -> Result<(), JournalError> {
+        self.conn().execute(
+            "DELETE FROM items WHERE user_id = ?1 AND source_id = ?2",
+            params![user_id, source_id],
+        )?;
+        Ok(())
+    }
+
+    /// Every folder recorded for a user: (source folder id, destination name).
+    pub fn folders_of(&self, user_id: &str) -> Result<Vec<(String, String)>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT folder_id, dest_name FROM folders WHERE user_id = ?1 ORDER BY folder_id",
+        )?;
+        let rows = stmt.query_map(params![user_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Forgets a folder that no longer exists at the source (and its delta link).
+    pub fn forget_folder(&self, user_id: &str, folder_id: &str) -> Result<(), JournalError> {
+        self.conn().execute(
+            "DELETE FROM folders WHERE user_id = ?1 AND folder_id = ?2",
+            params![user_id, folder_id],
+        )?;
+        Ok(())
+    }
+
+    /// Drops a folder's delta link (Graph answered 410: the next round starts over).
+    pub fn clear_delta_link(&self, user_id: &str, folder_id: &str) -> Result<(), JournalError> {
+        self.conn().execute(
+            "UPDATE folders SET delta_link = NULL WHERE user_id = ?1 AND folder_id = ?2",
+            params![user_id, folder_id],
+        )?;
+        Ok(())
+    }
+}
+
 fn state_name(state: &ItemState) -> &'static str {
     match state {
         ItemState::Pending => "pending",
         ItemState::Done => "done",
         ItemState::Failed => "failed",
+        ItemState::Removed => "removed",
     }
 }
+
+/// The columns [`row_to_item`] reads, in its order.
+const ITEM_COLUMNS: &str = "source_id, folder_id, dest_folder, state, dest_ref, size, hash, reason,
+     kind, message_id, header_hash, received, flags, created, gone_from";
 
 fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRecord> {
     let state: String = row.get(3)?;
@@ -362,12 +666,22 @@ fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRecord> {
         state: match state.as_str() {
             "done" => ItemState::Done,
             "failed" => ItemState::Failed,
+            "removed" => ItemState::Removed,
             _ => ItemState::Pending,
         },
         dest_ref: row.get(4)?,
         size: row.get::<_, Option<i64>>(5)?.map(|s| s.max(0) as u64),
         hash: row.get(6)?,
         reason: row.get(7)?,
+        kind: row.get(8)?,
+        mail: MailDetails {
+            message_id: row.get(9)?,
+            header_hash: row.get(10)?,
+            received: row.get(11)?,
+            flags: row.get(12)?,
+        },
+        created: row.get::<_, i64>(13)? != 0,
+        gone_from: row.get(14)?,
     })
 }
 
@@ -432,6 +746,112 @@ mod tests {
             Some("https://graph/delta?token=1")
         );
         assert_eq!(j.delta_link("u1", "f2").unwrap(), None);
+    }
+
+    #[test]
+    fn a_version_1_journal_is_upgraded_and_keeps_its_items() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(Journal::FILE_NAME)).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE folders (user_id TEXT NOT NULL, folder_id TEXT NOT NULL,
+                     dest_name TEXT NOT NULL, delta_link TEXT, PRIMARY KEY (user_id, folder_id));
+                 CREATE TABLE items (user_id TEXT NOT NULL, source_id TEXT NOT NULL,
+                     folder_id TEXT NOT NULL, dest_folder TEXT NOT NULL,
+                     state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'failed')),
+                     dest_ref TEXT, size INTEGER, hash TEXT, reason TEXT, run_id INTEGER,
+                     updated_at INTEGER NOT NULL, PRIMARY KEY (user_id, source_id));
+                 CREATE INDEX items_by_state ON items (user_id, state);
+                 INSERT INTO items VALUES ('u1', 'm1', 'f1', 'INBOX', 'done',
+                     'INBOX;UIDVALIDITY=7/;UID=3', 42, NULL, NULL, 1, 0);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let j = Journal::open(dir.path()).unwrap();
+        let m1 = j.item("u1", "m1").unwrap().unwrap();
+        assert_eq!(m1.state, ItemState::Done);
+        assert_eq!(m1.dest_ref.as_deref(), Some("INBOX;UIDVALIDITY=7/;UID=3"));
+        assert_eq!(m1.kind, "mail");
+        assert!(
+            !m1.created,
+            "version-1 copies are never touched by mirroring"
+        );
+        let version: i32 = j
+            .conn()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        // The new state is accepted by the rebuilt table.
+        j.record_removed("u1", "m1").unwrap();
+        assert_eq!(
+            j.item("u1", "m1").unwrap().unwrap().state,
+            ItemState::Removed
+        );
+        drop(j);
+        Journal::open(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn gone_items_are_settled_by_the_folder_they_live_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let run = j.begin_run().unwrap();
+        for id in ["a", "b", "c"] {
+            j.record_intent(target(id), run).unwrap();
+            let details = MailDetails::default();
+            j.record_mail_done(
+                "u1",
+                id,
+                MailDone {
+                    dest_ref: "x",
+                    size: 1,
+                    hash: None,
+                    details: &details,
+                    created: true,
+                    run,
+                },
+            )
+            .unwrap();
+        }
+        // a: removed from f1 and added to f2 (a move), in either order.
+        j.mark_gone("u1", "a", "f1").unwrap();
+        let moved = ItemTarget {
+            folder_id: "f2",
+            dest_folder: ".Other",
+            ..target("a")
+        };
+        j.record_moved(moved, "y", run).unwrap();
+        j.mark_gone("u1", "a", "f1").unwrap();
+        // b: deleted. c: missing from a later full round.
+        j.mark_gone("u1", "b", "f1").unwrap();
+        let next = j.begin_run().unwrap();
+        j.mark_seen("u1", "a", next).unwrap();
+        j.mark_seen("u1", "b", next).unwrap();
+        assert_eq!(j.mark_unseen_gone("u1", "f1", next).unwrap(), 1);
+        let gone: Vec<String> = j
+            .gone_items("u1")
+            .unwrap()
+            .into_iter()
+            .map(|r| r.source_id)
+            .collect();
+        assert_eq!(gone, ["c"], "seen in the round clears b's mark; a moved");
+        // Another workload's item in the same table stays out of mail's bookkeeping.
+        let event = ItemTarget {
+            folder_id: "calendar-1",
+            dest_folder: "/dav/calendar/",
+            ..target("e1")
+        };
+        j.record_intent_as("event", event, next).unwrap();
+        j.record_done("u1", "e1", "/dav/calendar/e1.ics", 10, None)
+            .unwrap();
+        j.mark_folder_gone("u1", "calendar-1").unwrap();
+        let e1 = j.item("u1", "e1").unwrap().unwrap();
+        assert_eq!((e1.kind.as_str(), e1.gone_from), ("event", None));
+        j.record_removed("u1", "c").unwrap();
+        j.mark_seen("u1", "c", next).unwrap();
+        assert_eq!(j.item("u1", "c").unwrap().unwrap().state, ItemState::Done);
+        assert_eq!(j.item("u1", "a").unwrap().unwrap().dest_folder, ".Other");
     }
 
     #[test]

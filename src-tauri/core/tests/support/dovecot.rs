@@ -155,6 +155,26 @@ impl Dovecot {
         std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
     }
 
+    /// The changes clients made to mail so far (mail_log lines: saves, appends, copies,
+    /// expunges, flag changes), in order.
+    pub fn mail_changes(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| {
+                [
+                    ": save:",
+                    ": append:",
+                    ": copy:",
+                    ": expunge:",
+                    ": flag_change:",
+                ]
+                .iter()
+                .any(|e| l.contains(e))
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Implicit TLS to 127.0.0.1 trusting the test certificate.
     pub fn tls_settings(&self) -> ImapSettings {
         let mut s = ImapSettings::new("127.0.0.1", self.imaps_port, Security::Tls);
@@ -372,16 +392,24 @@ fn write_users(root: &Path, options: &Options, run_as: &RunAs) {
     }
 }
 
+/// The mail_log plugin's settings: which changes are logged, with which fields.
+const MAIL_LOG: &str = "mail_log_events = save append copy expunge flag_change\n  \
+                        mail_log_fields = uid box msgid flags";
+
 fn config(root: &Path, o: &Options, run_as: &RunAs, imaps: u16, imap: u16) -> String {
     let r = root.display();
     let sep = o.separator;
+    // mail_log records every change a client makes, for tests that count writes
+    // (Dovecot docs, plugins/mail_log).
     let quota = match o.max_mail_kib {
         Some(kib) => format!(
-            "mail_plugins = $mail_plugins quota\n\
+            "mail_plugins = $mail_plugins notify mail_log quota\n\
              plugin {{\n  quota = maildir:User quota\n  quota_rule = *:storage=1G\n  \
-             quota_max_mail_size = {kib}k\n}}\n"
+             quota_max_mail_size = {kib}k\n  {MAIL_LOG}\n}}\n"
         ),
-        None => String::new(),
+        None => {
+            format!("mail_plugins = $mail_plugins notify mail_log\nplugin {{\n  {MAIL_LOG}\n}}\n")
+        }
     };
     let capability = o
         .capability

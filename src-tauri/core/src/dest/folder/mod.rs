@@ -6,6 +6,11 @@
 //!   into `cur/` with its flags in the name: a crash never leaves a partial message in `cur/`.
 //! - The file name carries a key derived from the Graph message id (`<time>.M<key>.m365:2,FS`).
 //!   A folder knows the keys it holds, so a rerun writes nothing twice, even without a journal.
+//! - Incremental passes mirror the source on these files only (never on files the migrator
+//!   did not write): a flag change renames the file within `cur/` (its `:2,` info; letters the
+//!   source does not report, such as R and P, are kept), a move renames it into the other
+//!   folder's `cur/`, a deletion removes it (only when the user opted in). Each is one
+//!   `rename(2)` or `unlink(2)`, so a crash leaves the message in one place.
 
 mod groupware;
 mod layout;
@@ -13,14 +18,14 @@ mod layout;
 pub use groupware::CollectionDir;
 pub use layout::maildir_folder_names;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::DestRef;
-use crate::convert::flags::MailFlags;
+use crate::convert::flags::{merge_maildir_info, MailFlags};
 use crate::graph::client::ByteSink;
 
 /// A local folder that receives one Maildir++ tree per user.
@@ -96,12 +101,14 @@ impl Mailbox {
                 std::fs::write(marker, b"")?;
             }
         }
-        let mut keys = HashSet::new();
+        let mut keys = HashMap::new();
         for sub in ["cur", "new"] {
             for entry in std::fs::read_dir(dir.join(sub))? {
                 let file_name = entry?.file_name();
-                if let Some(key) = file_name.to_str().and_then(key_of_file_name) {
-                    keys.insert(key.to_string());
+                if let Some(name) = file_name.to_str() {
+                    if let Some(key) = key_of_file_name(name) {
+                        keys.insert(key.to_string(), dir.join(sub).join(name));
+                    }
                 }
             }
         }
@@ -109,11 +116,11 @@ impl Mailbox {
     }
 }
 
-/// One Maildir folder, with the keys of the messages it already holds.
+/// One Maildir folder, with the keys of the messages it already holds and their files.
 #[derive(Debug)]
 pub struct Folder {
     dir: PathBuf,
-    keys: HashSet<String>,
+    keys: HashMap<String, PathBuf>,
 }
 
 impl Folder {
@@ -125,7 +132,7 @@ impl Folder {
 
     /// True when the message with this key is already in the folder.
     pub fn contains(&self, key: &str) -> bool {
-        self.keys.contains(key)
+        self.keys.contains_key(key)
     }
 
     /// Starts writing one message; nothing is visible until [`Delivery::commit`].
@@ -140,9 +147,68 @@ impl Folder {
         })
     }
 
-    /// Records that `key` is now present (after a successful commit).
-    pub fn remember(&mut self, key: String) {
-        self.keys.insert(key);
+    /// Records that `key` is now present as `dest` (after a successful commit).
+    pub fn remember(&mut self, key: String, dest: &DestRef) {
+        let path = self.dir.join("cur").join(&dest.0);
+        self.keys.insert(key, path);
+    }
+
+    /// The file name of the message stored under `key`, if the folder holds it.
+    pub fn file_name(&self, key: &str) -> Option<String> {
+        let path = self.keys.get(key)?;
+        Some(path.file_name()?.to_string_lossy().into_owned())
+    }
+
+    /// Gives the message under `key` the flags of `flags` (renaming it within `cur/`, see
+    /// [`merge_maildir_info`]). `None` when the folder does not hold it.
+    pub fn set_flags(&mut self, key: &str, flags: &MailFlags) -> std::io::Result<Option<DestRef>> {
+        let Some(from) = self.keys.get(key).cloned() else {
+            return Ok(None);
+        };
+        let name = renamed(&from, flags);
+        let to = self.dir.join("cur").join(&name);
+        if to != from {
+            std::fs::rename(&from, &to)?;
+            self.keys.insert(key.to_string(), to);
+        }
+        Ok(Some(DestRef(name)))
+    }
+
+    /// Moves the message under `key` into `target`, with the flags of `flags` or (`None`)
+    /// those it has, in one rename. `None` when this folder does not hold it.
+    pub fn move_to(
+        &mut self,
+        key: &str,
+        target: &mut Folder,
+        flags: Option<&MailFlags>,
+    ) -> std::io::Result<Option<DestRef>> {
+        let Some(from) = self.keys.get(key).cloned() else {
+            return Ok(None);
+        };
+        let name = match flags {
+            Some(flags) => renamed(&from, flags),
+            None => from
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        let to = target.dir.join("cur").join(&name);
+        std::fs::rename(&from, &to)?;
+        self.keys.remove(key);
+        target.keys.insert(key.to_string(), to);
+        Ok(Some(DestRef(name)))
+    }
+
+    /// Deletes the message under `key`; false when the folder does not hold it.
+    pub fn remove(&mut self, key: &str) -> std::io::Result<bool> {
+        let Some(path) = self.keys.remove(key) else {
+            return Ok(false);
+        };
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -211,6 +277,16 @@ impl Delivery {
 }
 
 use tokio::io::AsyncSeekExt as _;
+
+/// The file name of `path` with its info replaced for `flags`.
+fn renamed(path: &Path, flags: &MailFlags) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (base, info) = name.split_once(':').unwrap_or((&name, ""));
+    format!("{base}:{}", merge_maildir_info(info, flags))
+}
 
 /// The key inside a file name written by [`Delivery::commit`], if it is one of ours.
 fn key_of_file_name(name: &str) -> Option<&str> {
@@ -292,6 +368,58 @@ mod tests {
         let reopened = mailbox.folder(".Projects.2024").unwrap();
         assert!(reopened.contains(&key));
         assert_eq!(reopened.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn flags_moves_and_deletions_rename_or_remove_one_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailbox = FolderStore::open(dir.path())
+            .unwrap()
+            .mailbox("a@b.c")
+            .unwrap();
+        let mut inbox = mailbox.folder("").unwrap();
+        let mut other = mailbox.folder(".Other").unwrap();
+        let key = Folder::key_for("m1");
+        let mut d = inbox.deliver(&key).await.unwrap();
+        d.write(b"Subject: x\r\n\r\nbody").await.unwrap();
+        let dest = d
+            .commit(&MailFlags::default(), 1_700_000_000)
+            .await
+            .unwrap();
+        inbox.remember(key.clone(), &dest);
+        // A mail client marked it answered (R) meanwhile: the letter stays.
+        let answered = dest.0.replace(":2,", ":2,R");
+        std::fs::rename(
+            mailbox.path().join("cur").join(&dest.0),
+            mailbox.path().join("cur").join(&answered),
+        )
+        .unwrap();
+        let mut inbox = mailbox.folder("").unwrap();
+        let seen = MailFlags {
+            seen: true,
+            ..Default::default()
+        };
+        let renamed = inbox.set_flags(&key, &seen).unwrap().unwrap();
+        assert_eq!(renamed.0, format!("1700000000.M{key}.m365:2,RS"));
+        let moved = inbox.move_to(&key, &mut other, None).unwrap().unwrap();
+        assert_eq!(moved, renamed);
+        assert!(!inbox.contains(&key) && other.contains(&key));
+        assert!(mailbox.path().join(".Other/cur").join(&moved.0).exists());
+        assert_eq!(
+            std::fs::read_dir(mailbox.path().join("cur"))
+                .unwrap()
+                .count(),
+            0
+        );
+        assert_eq!(inbox.set_flags(&key, &seen).unwrap(), None);
+        assert!(other.remove(&key).unwrap());
+        assert!(!other.remove(&key).unwrap());
+        assert_eq!(
+            std::fs::read_dir(mailbox.path().join(".Other/cur"))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 
     #[test]

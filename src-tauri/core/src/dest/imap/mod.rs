@@ -31,6 +31,14 @@
 //!   matches when its INTERNALDATE equals the received date to the second and its header
 //!   hash matches. The migrator never changes a message's bytes, so a migrated copy always
 //!   matches, and two distinct messages sharing a Message-ID stay distinct.
+//! - **Mirroring** (incremental passes, on messages the migrator appended only):
+//!   [`ImapMailbox::store_flags`] adds and removes just the flags named (`UID STORE
+//!   +FLAGS.SILENT` / `-FLAGS.SILENT`), [`ImapMailbox::move_message`] moves one UID (`UID
+//!   MOVE`, RFC 6851, else `UID COPY` + `\Deleted` + `UID EXPUNGE` of that UID, RFC 4315) and
+//!   reports its new UID from COPYUID, [`ImapMailbox::delete_message`] deletes one UID. None of
+//!   them ever runs a plain EXPUNGE, which would also remove messages the user marked
+//!   `\Deleted`. A UID that no longer exists changes nothing; the engine then finds the
+//!   message again by its fingerprint (also after a UIDVALIDITY change).
 //! - **Reconnects** wait through a [`Pacer`] (the only place that waits); the policy is
 //!   [`ImapSettings::reconnect`].
 //!
@@ -423,6 +431,8 @@ struct Selected {
     uid_validity: Option<u32>,
     /// Something was appended since it was selected: NOOP before searching.
     stale: bool,
+    /// Opened with SELECT (read-write) rather than EXAMINE.
+    writable: bool,
 }
 
 /// One user's mailbox on an IMAP server, over one connection. See the module doc.
@@ -723,7 +733,22 @@ impl ImapMailbox {
 
     /// Selects `folder` read-only (EXAMINE), or refreshes it with NOOP if it was appended to.
     async fn examine(&mut self, folder: &str) -> Result<Option<u32>, ImapError> {
-        if let Some(s) = self.selected.clone().filter(|s| s.wire == folder) {
+        self.open_folder(folder, false).await
+    }
+
+    /// Opens `folder`: read-write (SELECT) when `writable`, else read-only (EXAMINE). A folder
+    /// already open in a sufficient mode is reused (NOOP first if it was appended to).
+    /// Returns its UIDVALIDITY.
+    async fn open_folder(
+        &mut self,
+        folder: &str,
+        writable: bool,
+    ) -> Result<Option<u32>, ImapError> {
+        if let Some(s) = self
+            .selected
+            .clone()
+            .filter(|s| s.wire == folder && (s.writable || !writable))
+        {
             if s.stale {
                 let conn = self.connection().await?;
                 command_ok("NOOP", conn.run(&[Arg::raw("NOOP")]).await?)?;
@@ -735,9 +760,8 @@ impl ImapMailbox {
         }
         self.selected = None;
         let conn = self.connection().await?;
-        let done = conn
-            .run(&[Arg::raw("EXAMINE"), Arg::string(folder)])
-            .await?;
+        let verb = if writable { "SELECT" } else { "EXAMINE" };
+        let done = conn.run(&[Arg::raw(verb), Arg::string(folder)]).await?;
         if !done.is_ok() {
             return Err(ImapError::Folder {
                 action: "open",
@@ -756,8 +780,99 @@ impl ImapMailbox {
             wire: folder.to_string(),
             uid_validity,
             stale: false,
+            writable,
         });
         Ok(uid_validity)
+    }
+
+    /// Adds and removes flags of one message (`UID STORE uid +FLAGS.SILENT (...)` then
+    /// `-FLAGS.SILENT`, RFC 3501 §6.4.6): only the flags named change, so flags set at the
+    /// destination by someone else stay. Flags that are not a system flag or a keyword atom
+    /// are left out. A UID that is no longer there changes nothing (and is not an error).
+    pub async fn store_flags(
+        &mut self,
+        folder: &str,
+        uid: u32,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<(), ImapError> {
+        self.open_folder(folder, true).await?;
+        for (sign, list) in [('+', add), ('-', remove)] {
+            let flags: Vec<&str> = list
+                .iter()
+                .map(String::as_str)
+                .filter(|f| is_flag(f))
+                .collect();
+            if flags.is_empty() {
+                continue;
+            }
+            let line = format!("UID STORE {uid} {sign}FLAGS.SILENT ({})", flags.join(" "));
+            let conn = self.connection().await?;
+            command_ok("UID STORE", conn.run(&[Arg::raw(line)]).await?)?;
+        }
+        Ok(())
+    }
+
+    /// Moves one message from `from` to `to`: `UID MOVE` (RFC 6851) when the server has MOVE,
+    /// else `UID COPY`, `\Deleted` and `UID EXPUNGE` of that one UID (UIDPLUS, RFC 4315
+    /// §2.1; without UIDPLUS the original stays marked `\Deleted`, because a plain EXPUNGE
+    /// would also remove messages the user marked). Returns `(UIDVALIDITY, UID)` in `to` when
+    /// the server reports it (COPYUID); `None` when it does not, or the message was not there.
+    pub async fn move_message(
+        &mut self,
+        from: &str,
+        uid: u32,
+        to: &str,
+    ) -> Result<Option<(u32, u32)>, ImapError> {
+        self.open_folder(from, true).await?;
+        let conn = self.connection().await?;
+        let caps = conn.capabilities().clone();
+        let verb = if caps.has("MOVE") { "MOVE" } else { "COPY" };
+        let done = conn
+            .run(&[Arg::raw(format!("UID {verb} {uid}")), Arg::string(to)])
+            .await?;
+        let done = command_ok(&format!("UID {verb}"), done)?;
+        let copied = done
+            .untagged
+            .iter()
+            .filter_map(|u| match u {
+                Untagged::Status(s) => s.code.as_ref(),
+                _ => None,
+            })
+            .chain(done.status.code.as_ref())
+            .find_map(|code| match code {
+                Code::CopyUid {
+                    uid_validity,
+                    source,
+                    dest,
+                } => source
+                    .iter()
+                    .position(|s| *s == uid)
+                    .and_then(|i| dest.get(i))
+                    .map(|d| (*uid_validity, *d)),
+                _ => None,
+            });
+        if verb == "COPY" && copied.is_some() {
+            self.delete_message(from, uid).await?;
+        }
+        Ok(copied)
+    }
+
+    /// Deletes one message: `\Deleted`, then `UID EXPUNGE` of that UID alone when the server
+    /// has UIDPLUS (RFC 4315 §2.1). Without UIDPLUS the message stays marked `\Deleted` for
+    /// the user's client to expunge: a plain EXPUNGE would also remove messages the user had
+    /// marked.
+    pub async fn delete_message(&mut self, folder: &str, uid: u32) -> Result<(), ImapError> {
+        self.store_flags(folder, uid, &["\\Deleted".to_string()], &[])
+            .await?;
+        let conn = self.connection().await?;
+        if conn.capabilities().has("UIDPLUS") {
+            command_ok(
+                "UID EXPUNGE",
+                conn.run(&[Arg::raw(format!("UID EXPUNGE {uid}"))]).await?,
+            )?;
+        }
+        Ok(())
     }
 
     /// The UIDVALIDITY of `folder` (from EXAMINE).
@@ -893,6 +1008,14 @@ impl ImapMailbox {
         if let Some(conn) = self.conn.take() {
             conn.logout().await;
         }
+    }
+}
+
+/// A system flag (`\\Seen`) or a keyword atom: safe to put in a STORE flag list.
+fn is_flag(f: &str) -> bool {
+    match f.strip_prefix('\\') {
+        Some(system) => !system.is_empty() && system.chars().all(|c| c.is_ascii_alphabetic()),
+        None => keyword(f).as_deref() == Some(f),
     }
 }
 

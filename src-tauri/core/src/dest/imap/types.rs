@@ -57,6 +57,13 @@ pub enum Code {
         uid: u32,
     },
     UidValidity(u32),
+    /// `COPYUID <uidvalidity> <source set> <dest set>` (RFC 4315 §3), after COPY or MOVE
+    /// (RFC 6851 §4.3); the sets expanded, in the same order.
+    CopyUid {
+        uid_validity: u32,
+        source: Vec<u32>,
+        dest: Vec<u32>,
+    },
     TryCreate,
     /// Any other code, by its name in upper case (`AUTHENTICATIONFAILED`, `OVERQUOTA`, ...).
     Other(String),
@@ -68,6 +75,7 @@ impl Code {
             Code::Capability(_) => "CAPABILITY",
             Code::AppendUid { .. } => "APPENDUID",
             Code::UidValidity(_) => "UIDVALIDITY",
+            Code::CopyUid { .. } => "COPYUID",
             Code::TryCreate => "TRYCREATE",
             Code::Other(name) => name,
         }
@@ -201,6 +209,34 @@ impl Value {
     }
 }
 
+/// Expands a UID set such as `3:5,9` (RFC 4315 §4 `uid-set`); `None` if malformed or larger
+/// than 100,000 UIDs.
+fn uid_set(s: &str) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let (a, b) = match part.split_once(':') {
+            Some((a, b)) => (a.parse::<u32>().ok()?, b.parse::<u32>().ok()?),
+            None => {
+                let n = part.parse::<u32>().ok()?;
+                (n, n)
+            }
+        };
+        // RFC 4315: `b:a` means the same range as `a:b`; the order of the dest set follows.
+        let range: Box<dyn Iterator<Item = u32>> = if a <= b {
+            Box::new(a..=b)
+        } else {
+            Box::new((b..=a).rev())
+        };
+        for uid in range {
+            if out.len() >= 100_000 {
+                return None;
+            }
+            out.push(uid);
+        }
+    }
+    Some(out)
+}
+
 /// Parses one complete response (the line, literals inlined, with its final CRLF or not).
 pub fn parse_response(raw: &[u8]) -> Result<Response, ParseError> {
     let raw = raw
@@ -332,6 +368,20 @@ impl<'a> Parser<'a> {
             "UIDVALIDITY" => match num(0) {
                 Some(v) => Code::UidValidity(v),
                 None => Code::Other(name),
+            },
+            "COPYUID" => match (
+                num(0),
+                args.get(1).and_then(|a| uid_set(a)),
+                args.get(2).and_then(|a| uid_set(a)),
+            ) {
+                (Some(uid_validity), Some(source), Some(dest)) if source.len() == dest.len() => {
+                    Code::CopyUid {
+                        uid_validity,
+                        source,
+                        dest,
+                    }
+                }
+                _ => Code::Other(name),
             },
             "TRYCREATE" => Code::TryCreate,
             _ => Code::Other(name),
@@ -722,6 +772,21 @@ mod tests {
             parse_response(b"+").unwrap(),
             Response::Continuation(Vec::new())
         );
+        let Untagged::Status(moved) = untagged("* OK [COPYUID 7 3:5,9 20:23] Moved UIDs.") else {
+            panic!()
+        };
+        assert_eq!(
+            moved.code,
+            Some(Code::CopyUid {
+                uid_validity: 7,
+                source: vec![3, 4, 5, 9],
+                dest: vec![20, 21, 22, 23]
+            })
+        );
+        let Untagged::Status(odd) = untagged("* OK [COPYUID 7 3:5 20] x") else {
+            panic!()
+        };
+        assert_eq!(odd.code, Some(Code::Other("COPYUID".into())));
         assert!(matches!(
             untagged("* BYE shutting down"),
             Untagged::Status(StatusResponse {
