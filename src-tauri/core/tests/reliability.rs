@@ -90,6 +90,10 @@ async fn a_throttle_storm_with_expiring_tokens_loses_nothing_and_never_sends_ear
         renewals > 1,
         "tokens were renewed: {renewals} token requests"
     );
+    // A request already on its way when the 429 left the server (its slot taken, waiting for
+    // a token or a connection) cannot be recalled; one arriving later than this after the
+    // answer was sent could only have been sent after the client read it.
+    let in_flight = Duration::from_millis(50);
     let mut early = Vec::new();
     for (i, answer) in log.iter().enumerate() {
         let (Some(mailbox), Some(wait)) = (&answer.mailbox, answer.retry_after) else {

@@ -95,6 +95,8 @@ struct Resource {
 
 /// One collection being migrated: its source id, its label for reports, its target.
 struct Open<'c> {
+    /// The journal's kind of its items: `event`, `contact` or `task`.
+    kind: &'static str,
     source_id: &'c str,
     label: String,
     target: Collection,
@@ -275,6 +277,7 @@ impl Ctx<'_, '_> {
         for cal in &listed.items {
             let name = cal.name.clone().unwrap_or_else(|| "Calendar".into());
             let open = Open {
+                kind: "event",
                 source_id: &cal.id,
                 label: format!("calendars/{name}"),
                 target: self
@@ -355,6 +358,7 @@ impl Ctx<'_, '_> {
                 format!("contacts/{}", folder.path.join("/"))
             };
             let open = Open {
+                kind: "contact",
                 source_id,
                 label,
                 target: self
@@ -429,6 +433,7 @@ impl Ctx<'_, '_> {
             }
             let name = list.display_name.clone().unwrap_or_else(|| "Tasks".into());
             let open = Open {
+                kind: "task",
                 source_id: &list.id,
                 label: format!("tasks/{name}"),
                 target: self
@@ -540,7 +545,7 @@ impl Ctx<'_, '_> {
                 return Ok(false);
             }
             j.journal
-                .record_intent(self.target(open, &resource.source_id), j.run)
+                .record_intent_as(open.kind, self.target(open, &resource.source_id), j.run)
                 .map_err(journal_error)?;
         }
         let dest: DestRef = match (&open.target, account) {
@@ -601,7 +606,7 @@ impl Ctx<'_, '_> {
     fn record_failed(&self, open: &Open<'_>, id: &str, reason: &str) -> Result<(), ItemError> {
         if let Some(j) = self.run.journal {
             j.journal
-                .record_intent(self.target(open, id), j.run)
+                .record_intent_as(open.kind, self.target(open, id), j.run)
                 .and_then(|()| j.journal.record_failed(&self.user.id, id, reason))
                 .map_err(journal_error)?;
         }
