@@ -36,3 +36,19 @@ impl From<migrator_core::engine::EngineError> for IpcError {
         IpcError::new(e.code(), message)
     }
 }
+
+impl From<migrator_core::secrets::SecretStoreError> for IpcError {
+    fn from(e: migrator_core::secrets::SecretStoreError) -> Self {
+        match e {
+            migrator_core::secrets::SecretStoreError::Unavailable(reason) => IpcError::new(
+                "keychain.unavailable",
+                format!(
+                    "No keychain is available on this computer ({reason}). The secret can be kept for this session only: it is then forgotten when the app quits."
+                ),
+            ),
+            migrator_core::secrets::SecretStoreError::Failed(reason) => {
+                IpcError::new("keychain.failed", format!("The keychain failed: {reason}"))
+            }
+        }
+    }
+}

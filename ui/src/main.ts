@@ -3,7 +3,8 @@ import type { ProgressEvent } from "./bindings/ProgressEvent";
 import type { RunSummary } from "./bindings/RunSummary";
 import type { IpcError } from "./bindings/IpcError";
 import type { PermissionStatus } from "./bindings/PermissionStatus";
-import { checkSource } from "./validate";
+import { checkSource, isGuid, isTenantId } from "./validate";
+import { SecretField } from "./secret-field";
 
 const PERMISSIONS: Array<[string, string]> = [
   ["User.Read.All", "list users and their addresses (required)"],
@@ -94,22 +95,34 @@ function readSource() {
   };
 }
 
+/** The keychain account of the app registration, once both IDs look right. */
+function sourceAccount(): string | null {
+  const { tenantId, clientId } = readSource();
+  return isTenantId(tenantId) && isGuid(clientId) ? `${tenantId.trim()}/${clientId.trim()}` : null;
+}
+
+const clientSecret = new SecretField("client-secret", "graphClientSecret", sourceAccount);
+
+function sourceConfig() {
+  const { tenantId, clientId } = readSource();
+  return { tenantId: tenantId.trim(), clientId: clientId.trim(), cloud: el<HTMLSelectElement>("cloud").value };
+}
+
 function wireSource(): void {
   const form = el<HTMLFormElement>("source-form");
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const fields = readSource();
-    const errors = checkSource(fields);
+    const errors = checkSource(fields, clientSecret.stored);
     showFieldErrors(errors);
     const status = el("source-status");
     if (Object.keys(errors).length > 0) {
       status.textContent = "Please correct the highlighted fields.";
       return;
     }
-    const cloud = el<HTMLSelectElement>("cloud").value;
     try {
       const backend = await invoke<Array<{ field: string; message: string }>>("validate_source", {
-        source: { tenantId: fields.tenantId, clientId: fields.clientId, cloud },
+        source: sourceConfig(),
       });
       const fromBackend: Record<string, string> = {};
       for (const e of backend) fromBackend[e.field] = e.message;
@@ -123,9 +136,12 @@ function wireSource(): void {
     }
   });
   el("test-connection").addEventListener("click", () => testConnection());
+  for (const id of ["tenant-id", "client-id"]) {
+    el(id).addEventListener("change", () => void clientSecret.refresh());
+  }
   for (const id of Object.values(FIELD_IDS)) {
     el(id).addEventListener("blur", () => {
-      const errors = checkSource(readSource());
+      const errors = checkSource(readSource(), clientSecret.stored);
       const field = Object.entries(FIELD_IDS).find(([, v]) => v === id)?.[0] ?? "";
       const value = (el<HTMLInputElement>(id).value ?? "").trim();
       if (value !== "") {
@@ -153,7 +169,7 @@ function renderPermissionResults(results: PermissionStatus[]): void {
 /** Signs in with the entered settings and shows each permission as granted or missing. */
 async function testConnection(): Promise<void> {
   const fields = readSource();
-  const errors = checkSource(fields);
+  const errors = checkSource(fields, clientSecret.stored);
   showFieldErrors(errors);
   const status = el("source-status");
   el("permission-results").hidden = true;
@@ -161,10 +177,14 @@ async function testConnection(): Promise<void> {
     status.textContent = "Please correct the highlighted fields.";
     return;
   }
+  // The typed secret goes to the keychain first; sign-in then uses the stored one.
+  if (!(await clientSecret.commit())) {
+    status.textContent = "The client secret could not be stored (see above).";
+    return;
+  }
   status.textContent = "Signing in…";
-  const source = { tenantId: fields.tenantId, clientId: fields.clientId, cloud: el<HTMLSelectElement>("cloud").value };
   try {
-    const results = await invoke<PermissionStatus[]>("test_connection", { source, clientSecret: fields.clientSecret });
+    const results = await invoke<PermissionStatus[]>("test_connection", { source: sourceConfig() });
     renderPermissionResults(results);
     const missing = results.filter((p) => p.required && !(p.probeOk ?? p.inToken ?? false));
     status.textContent =

@@ -21,8 +21,11 @@ export interface SourceFields {
   clientSecret: string;
 }
 
-/** Field name -> message, for each field that is not right. */
-export function checkSource(f: SourceFields): Record<string, string> {
+/**
+ * Field name -> message, for each field that is not right. `secretStored`: the backend already
+ * holds the client secret, so an empty field is fine.
+ */
+export function checkSource(f: SourceFields, secretStored = false): Record<string, string> {
   const errors: Record<string, string> = {};
   if (!isTenantId(f.tenantId)) {
     errors.tenantId =
@@ -33,7 +36,7 @@ export function checkSource(f: SourceFields): Record<string, string> {
       "Enter the Application (client) ID: a GUID from the app registration's Overview page.";
   }
   if (f.clientSecret.trim() === "") {
-    errors.clientSecret = "Enter the client secret's Value.";
+    if (!secretStored) errors.clientSecret = "Enter the client secret's Value.";
   } else if (isGuid(f.clientSecret)) {
     errors.clientSecret =
       "This looks like the secret's ID. Enter its Value instead (shown once, when the secret is created).";

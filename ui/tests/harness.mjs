@@ -49,9 +49,17 @@ export async function launch() {
   });
 }
 
-/** The scripted backend, installed before the app's scripts run. */
-export function mockBackend() {
+/**
+ * The scripted backend, installed before the app's scripts run. `options.keychain`: false for
+ * a desktop without a Secret Service.
+ */
+export function mockBackend(options = {}) {
   const calls = [];
+  const keychainAvailable = options.keychain !== false;
+  // entry -> { value, where: "stored" | "session" }; values stay here, never in __calls.
+  const secrets = new Map();
+  const entry = (args) => `${args.kind}:${args.account}`.toLowerCase();
+  const status = (args) => secrets.get(entry(args))?.where ?? (keychainAvailable ? "missing" : "unavailable");
   let finishDemo;
   const internals = {
     callbacks: new Map(),
@@ -68,8 +76,21 @@ export function mockBackend() {
       if (cb) cb(data);
     },
     async invoke(cmd, args) {
-      calls.push({ cmd, args: JSON.parse(JSON.stringify(args ?? {}, (k, v) => (k === "onEvent" ? "<channel>" : k === "clientSecret" ? "<secret>" : v))) });
+      calls.push({ cmd, args: JSON.parse(JSON.stringify(args ?? {}, (k, v) => (k === "onEvent" ? "<channel>" : k === "value" || k === "clientSecret" ? "<secret>" : v))) });
       switch (cmd) {
+        case "secret_status":
+          return status(args);
+        case "store_secret": {
+          if (!args.sessionOnly && !keychainAvailable) {
+            throw { code: "keychain.unavailable", message: "No keychain is available on this computer (no Secret Service). The secret can be kept for this session only: it is then forgotten when the app quits." };
+          }
+          const where = args.sessionOnly ? "session" : "stored";
+          secrets.set(entry(args), { value: args.value, where });
+          return where;
+        }
+        case "forget_secret":
+          secrets.delete(entry(args));
+          return status(args);
         case "validate_source": {
           const errors = [];
           const guid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -79,7 +100,9 @@ export function mockBackend() {
         case "control_run":
           return null;
         case "test_connection": {
-          if (args.clientSecret === "wrong") {
+          const stored = secrets.get(`graphClientSecret:${args.source.tenantId}/${args.source.clientId}`.toLowerCase());
+          if (!stored) throw { code: "secret.missing", message: "The client secret is not stored yet." };
+          if (stored.value === "wrong") {
             throw { code: "auth.secret", message: "cannot sign in to Microsoft 365: the client secret is wrong (AADSTS7000215): enter the secret's Value" };
           }
           const p = (name, required, ok) => ({ name, workload: "mail", required, inToken: ok, probeOk: ok, detail: ok ? null : "403" });
@@ -110,6 +133,7 @@ export function mockBackend() {
   };
   window.__TAURI_INTERNALS__ = internals;
   window.__calls = calls;
+  window.__secrets = secrets;
   window.__finishDemo = () => finishDemo && finishDemo();
 }
 

@@ -16,9 +16,10 @@ after(async () => {
   await server?.close();
 });
 
-async function openApp(colorScheme = "light") {
+async function openApp(colorScheme = "light", backend = {}) {
   const page = await browser.newPage({ viewport: { width: 1100, height: 800 }, colorScheme });
-  await page.addInitScript(mockBackend);
+  page.setDefaultTimeout(5000);
+  await page.addInitScript(mockBackend, backend);
   const errors = [];
   page.on("pageerror", (e) => errors.push(e));
   await page.goto(server.url);
@@ -59,9 +60,10 @@ test("bad fields get clear messages; a secret ID is recognised", async () => {
   await page.fill("#client-id", "00000000-0000-0000-0000-000000000001");
   await page.fill("#client-secret", "Qx8Q~realValue.123");
   await page.click("#check-source");
-  await page.waitForFunction(() => window.__calls.length === 1);
-  const [call] = await page.evaluate(() => window.__calls);
-  assert.equal(call.cmd, "validate_source");
+  await page.waitForFunction(() => window.__calls.some((c) => c.cmd === "validate_source"));
+  const calls2 = await page.evaluate(() => window.__calls);
+  assert.deepEqual([...new Set(calls2.map((c) => c.cmd))].sort(), ["secret_status", "validate_source"]);
+  const call = calls2.find((c) => c.cmd === "validate_source");
   assert.equal(JSON.stringify(call.args).includes("Qx8Q~realValue"), false, "the secret must not be sent to validation");
   assert.equal(await page.textContent("#tenant-id-error"), "");
   assert.match(await page.textContent("#source-status"), /look right/);
@@ -78,8 +80,23 @@ test("test connection shows granted and missing permissions, or Entra's advice",
   assert.match(await page.textContent('[data-permission="User.Read.All"]'), /granted/);
   assert.match(await page.textContent('[data-permission="Mail.Read"]'), /missing.*\(required\)/);
   assert.match(await page.textContent("#source-status"), /Mail.Read must be granted/);
+  // The secret went to the keychain once, then the field shows where it is.
+  assert.equal(await page.isVisible("#client-secret"), false);
+  assert.match(await page.textContent("#client-secret-stored"), /Stored in the keychain/);
+  assert.equal(await page.inputValue("#client-secret"), "");
+  const cmds = (await page.evaluate(() => window.__calls)).map((c) => c.cmd);
+  assert.deepEqual(cmds.filter((c) => c !== "secret_status"), ["store_secret", "test_connection"]);
+  const testCall = (await page.evaluate(() => window.__calls)).find((c) => c.cmd === "test_connection");
+  assert.equal(JSON.stringify(testCall.args).includes("Qx8Q"), false, "sign-in uses the stored secret");
   await screenshot(page, "test-connection", { docs: true });
 
+  // Test again without retyping: the stored secret is used.
+  await page.click("#test-connection");
+  await page.waitForFunction(() => window.__calls.filter((c) => c.cmd === "test_connection").length === 2);
+  assert.equal((await page.evaluate(() => window.__calls)).filter((c) => c.cmd === "store_secret").length, 1);
+
+  await page.click("#client-secret-replace");
+  assert.equal(await page.isVisible("#client-secret"), true);
   await page.fill("#client-secret", "wrong");
   await page.click("#test-connection");
   await page.waitForFunction(() => document.querySelector("#source-status").textContent.startsWith("Sign-in failed"));
@@ -134,4 +151,33 @@ test("dark mode follows the system", async () => {
   const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
   assert.equal(bg, "rgb(21, 24, 30)");
   await screenshot(page, "source-dark", { docs: true });
+});
+
+test("a stored secret is recognised on return; without a keychain it can be kept for the session", async () => {
+  const { page } = await openApp();
+  await page.evaluate(() => window.__secrets.set("graphclientsecret:contoso.onmicrosoft.com/00000000-0000-0000-0000-000000000001", { value: "x", where: "stored" }));
+  await page.fill("#tenant-id", "contoso.onmicrosoft.com");
+  await page.fill("#client-id", "00000000-0000-0000-0000-000000000001");
+  await page.locator("#client-id").blur();
+  await page.waitForSelector("#client-secret-stored:not([hidden])");
+  assert.match(await page.textContent("#client-secret-stored"), /Stored in the keychain/);
+  assert.match(await page.textContent("#client-secret-stored"), /Replace/);
+  await page.click("#check-source");
+  assert.equal(await page.textContent("#client-secret-error"), "", "a stored secret needs no typing");
+  await screenshot(page, "source-secret-stored", { docs: true });
+
+  const other = await openApp("light", { keychain: false });
+  const p = other.page;
+  await p.fill("#tenant-id", "contoso.onmicrosoft.com");
+  await p.fill("#client-id", "00000000-0000-0000-0000-000000000001");
+  await p.fill("#client-secret", "Qx8Q~realValue.123");
+  await p.click("#test-connection");
+  await p.waitForSelector("#client-secret-session:not([hidden])");
+  assert.match(await p.textContent("#client-secret-session"), /No keychain is available/);
+  assert.equal((await p.evaluate(() => window.__calls)).some((c) => c.cmd === "test_connection"), false);
+  await screenshot(p, "source-no-keychain", { docs: true });
+  await p.click("#client-secret-session-only");
+  await p.waitForSelector("#client-secret-stored:not([hidden])");
+  assert.match(await p.textContent("#client-secret-stored"), /Kept for this session only/);
+  assert.equal(await p.isVisible("#client-secret-session"), false);
 });

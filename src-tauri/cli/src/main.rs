@@ -8,10 +8,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use migrator_core::config::{Cloud, FileConfig, SourceConfig};
+use migrator_core::config::{Cloud, DestinationConfig, FileConfig, SourceConfig};
 use migrator_core::engine::{self, Destination, RunControl, RunOptions};
 use migrator_core::progress::RunSummary;
-use migrator_core::secrets::Secret;
+use migrator_core::secrets::{
+    dest_admin_password_entry, graph_client_secret_entry, KeyringStore, Secret, SecretStore,
+};
 
 /// Exit codes: 0 success, 1 finished with failed items, 2 stopped by a fatal error.
 const EXIT_ITEMS_FAILED: u8 = 1;
@@ -58,7 +60,8 @@ enum Command {
     /// Migrate the tenant described by a configuration file.
     ///
     /// The client secret is read from the M365_CLIENT_SECRET environment variable, an IMAP
-    /// master user's password from DEST_ADMIN_PASSWORD. The journal
+    /// master user's password from DEST_ADMIN_PASSWORD; when unset, from the OS keychain
+    /// where the desktop app stores them. The journal
     /// lives in [run] state_dir (default: m365-migrator-state beside the configuration file);
     /// running again resumes a stopped run and writes nothing twice.
     Run {
@@ -138,19 +141,45 @@ async fn dispatch(cli: Cli) -> anyhow::Result<RunSummary> {
 /// Loads the configuration, the secrets, the destination and the default state folder.
 fn load(path: &Path) -> anyhow::Result<(FileConfig, Secret, Destination, RunOptions)> {
     let config = FileConfig::load(path)?;
-    let admin_password = std::env::var(ADMIN_PASSWORD_ENV).ok().map(Secret::new);
+    let admin_entry = match &config.destination {
+        DestinationConfig::Imap {
+            host,
+            master_user: Some(user),
+            ..
+        } => Some(dest_admin_password_entry(host, user)),
+        _ => None,
+    };
+    let admin_password = env_or_keychain(ADMIN_PASSWORD_ENV, admin_entry.as_deref());
     let destination = Destination::from_config(&config.destination, admin_password)?;
-    let secret = std::env::var(SECRET_ENV)
-        .ok()
-        .filter(|s| !s.trim().is_empty())
-        .map(Secret::new)
-        .ok_or_else(|| anyhow::anyhow!("the client secret is not set: export {SECRET_ENV}"))?;
+    let client_entry =
+        graph_client_secret_entry(&config.source.tenant_id, &config.source.client_id);
+    let secret = env_or_keychain(SECRET_ENV, Some(&client_entry)).ok_or_else(|| {
+        anyhow::anyhow!(
+            "the client secret is not set: export {SECRET_ENV} or store it with the desktop app"
+        )
+    })?;
     let mut options = RunOptions::from_settings(&config.run, &config.users);
     if options.state_dir.is_none() {
         let base = path.parent().filter(|p| !p.as_os_str().is_empty());
         options.state_dir = Some(base.unwrap_or(Path::new(".")).join("m365-migrator-state"));
     }
     Ok((config, secret, destination, options))
+}
+
+/// A secret from the environment variable `var`, else from the OS keychain entry the desktop
+/// app stores it under (the keychain may be absent on a server: then only the variable counts).
+fn env_or_keychain(var: &str, entry: Option<&str>) -> Option<Secret> {
+    if let Some(value) = std::env::var(var).ok().filter(|s| !s.trim().is_empty()) {
+        return Some(Secret::new(value));
+    }
+    let keychain = KeyringStore::platform().ok()?;
+    match keychain.get(entry?) {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!("cannot read the keychain: {e}");
+            None
+        }
+    }
 }
 
 /// Prints what would stop a run; `Ok(false)` when something would.
