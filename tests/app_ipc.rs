@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use m365_migrator_app::{builder, demo, AppState, ChannelReporter};
+use m365_migrator_app::{builder, demo, migrate, AppState, ChannelReporter, MigrationRequest};
 use migrator_core::engine::RunControl;
 use migrator_core::progress::ProgressEvent;
 use migrator_core::secrets::{KeyringStore, SecretStore};
@@ -77,6 +77,19 @@ impl TestApp {
 
 fn invoke(cmd: &str, args: Value) -> Result<Value, Value> {
     TestApp::new().invoke(cmd, args)
+}
+
+/// A Channel as the UI would hold it, keeping every event it receives.
+fn recording_channel<T: serde::de::DeserializeOwned + Send + 'static>(
+) -> (Channel<ProgressEvent>, Arc<Mutex<Vec<T>>>) {
+    let events = Arc::new(Mutex::new(Vec::<T>::new()));
+    let sink = events.clone();
+    let channel = Channel::new(move |body| {
+        let event: T = body.deserialize().expect("an event");
+        sink.lock().unwrap().push(event);
+        Ok(())
+    });
+    (channel, events)
 }
 
 #[test]
@@ -187,13 +200,7 @@ async fn test_connection_lists_permissions_or_gives_entra_advice() {
 
 #[tokio::test]
 async fn the_demo_streams_every_event_through_a_channel() {
-    let events = Arc::new(Mutex::new(Vec::<ProgressEvent>::new()));
-    let sink = events.clone();
-    let channel: Channel<ProgressEvent> = Channel::new(move |body| {
-        let event: ProgressEvent = body.deserialize().expect("a ProgressEvent");
-        sink.lock().unwrap().push(event);
-        Ok(())
-    });
+    let (channel, events) = recording_channel::<ProgressEvent>();
     let out = tempfile::tempdir().unwrap();
     let summary = demo(
         out.path(),
@@ -306,4 +313,311 @@ async fn without_a_keychain_a_secret_can_be_kept_for_the_session() {
         app.invoke_blocking("forget_secret", args.clone()).unwrap(),
         "unavailable"
     );
+}
+
+fn fields(errors: &Value) -> Vec<&str> {
+    errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn validate_destination_names_each_bad_field_of_each_kind() {
+    let app = TestApp::new();
+    let check = |destination: Value| {
+        app.invoke(
+            "validate_destination",
+            json!({ "destination": destination }),
+        )
+        .unwrap()
+    };
+    let icewarp =
+        check(json!({"kind": "iceWarp", "serverUrl": "mail.example.com", "adminEmail": "admin"}));
+    assert_eq!(fields(&icewarp), ["serverUrl", "adminEmail"]);
+    assert_eq!(
+        check(
+            json!({"kind": "iceWarp", "serverUrl": "https://mail.example.com", "adminEmail": "admin@example.com"})
+        ),
+        json!([])
+    );
+    let imap = check(json!({"kind": "imap", "host": "imap://x", "port": 0, "security": "tls"}));
+    assert_eq!(fields(&imap), ["host", "port", "login"]);
+    let both = check(
+        json!({"kind": "imap", "host": "imap.example.com", "masterUser": "admin",
+                            "accountsCsv": "/srv/a.csv"}),
+    );
+    assert_eq!(fields(&both), ["login"]);
+    let relative = check(
+        json!({"kind": "imap", "host": "imap.example.com", "security": "starttls",
+                                "accountsCsv": "a.csv"}),
+    );
+    assert_eq!(fields(&relative), ["accountsCsv"]);
+    assert_eq!(
+        check(
+            json!({"kind": "imap", "host": "imap.example.com", "port": 993, "masterUser": "admin",
+                     "masterStyle": "dovecot"})
+        ),
+        json!([])
+    );
+    assert_eq!(
+        fields(&check(json!({"kind": "folder", "path": "out"}))),
+        ["path"]
+    );
+    assert_eq!(
+        check(json!({"kind": "folder", "path": "/srv/out"})),
+        json!([])
+    );
+    // A password is never a destination field.
+    let err = app
+        .invoke(
+            "validate_destination",
+            json!({"destination": {"kind": "folder", "path": "/srv", "password": "pa55"}}),
+        )
+        .unwrap_err();
+    assert!(!err.to_string().contains("pa55"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_destination_checks_a_folder_and_is_honest_about_icewarp() {
+    let app = TestApp::new();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("export");
+    let ok = app
+        .invoke_blocking(
+            "test_destination",
+            json!({"destination": {"kind": "folder", "path": out}}),
+        )
+        .unwrap();
+    assert_eq!(ok["ok"], true, "{ok}");
+    assert!(out.is_dir(), "the folder is created");
+
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let bad = app
+        .invoke_blocking(
+            "test_destination",
+            json!({"destination": {"kind": "folder", "path": file.join("below")}}),
+        )
+        .unwrap();
+    assert_eq!(bad["ok"], false);
+    assert!(
+        bad["messages"][0]
+            .as_str()
+            .unwrap()
+            .contains("not writable"),
+        "{bad}"
+    );
+
+    let icewarp = json!({"kind": "iceWarp", "serverUrl": "https://mail.example.com",
+                         "adminEmail": "admin@example.com"});
+    app.invoke_blocking(
+        "store_secret",
+        json!({"kind": "destAdminPassword", "account": "mail.example.com/admin@example.com",
+               "value": "adm1n-pa55"}),
+    )
+    .unwrap();
+    let err = app
+        .invoke_blocking("test_destination", json!({"destination": icewarp}))
+        .unwrap_err();
+    assert_eq!(err["code"], "not_available", "{err}");
+    assert!(err["message"]
+        .as_str()
+        .unwrap()
+        .contains("not available in this build yet"));
+
+    let imap = json!({"kind": "imap", "host": "127.0.0.1", "port": 1, "masterUser": "admin"});
+    let err = app
+        .invoke_blocking("test_destination", json!({"destination": imap}))
+        .unwrap_err();
+    assert_eq!(err["code"], "secret.missing", "{err}");
+    assert!(!err.to_string().contains("adm1n-pa55"));
+}
+
+/// Every file in a `cur/` folder below `dir`: the messages a Maildir holds.
+fn maildir_messages(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if d.file_name().is_some_and(|n| n == "cur") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// A started simulator, its source settings as the UI sends them, and an app holding its
+/// client secret in the (mock) keychain.
+async fn tenant_app() -> (migrator_sim::SimServer, Value, TestApp) {
+    let sim = migrator_sim::SimServer::start(migrator_sim::SimConfig::demo())
+        .await
+        .unwrap();
+    let source = json!({"tenantId": sim.tenant_id(), "clientId": sim.client_id(), "cloud": "global",
+                        "loginUrl": sim.url(), "graphUrl": sim.url()});
+    let app = TestApp::new();
+    app.invoke_blocking(
+        "store_secret",
+        json!({"kind": "graphClientSecret", "account": format!("{}/{}", sim.tenant_id(), sim.client_id()),
+               "value": sim.client_secret()}),
+    )
+    .unwrap();
+    (sim, source, app)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn start_migration_moves_the_selected_mailboxes_into_a_folder() {
+    let (sim, source, app) = tenant_app().await;
+    let users = app
+        .invoke_blocking("list_users", json!({"source": source}))
+        .unwrap();
+    let mails: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["mail"].as_str().unwrap())
+        .collect();
+    assert_eq!(mails.len(), 3, "{users}");
+
+    let out = tempfile::tempdir().unwrap();
+    let request = json!({"source": source, "users": [mails[1]],
+                         "destination": {"kind": "folder", "path": out.path()}});
+    let summary = app
+        .invoke_blocking(
+            "start_migration",
+            json!({"request": request, "onEvent": "__CHANNEL__:7"}),
+        )
+        .unwrap();
+    assert_eq!(summary["users"], 1, "{summary}");
+    assert_eq!(summary["totals"]["failed"], 0);
+    let messages = summary["totals"]["messages"].as_u64().unwrap();
+    assert!(messages >= 50, "{summary}");
+    let written = maildir_messages(out.path());
+    assert_eq!(written.len() as u64, messages);
+    assert!(
+        written
+            .iter()
+            .all(|p| p.starts_with(out.path().join(mails[1]))),
+        "only the selected mailbox is written"
+    );
+    assert!(out.path().join(".m365-migrator").is_dir(), "the journal");
+
+    // Once the run is over, the controls say so.
+    let idle = app
+        .invoke_blocking("control_run", json!({"action": "stop"}))
+        .unwrap_err();
+    assert_eq!(idle["code"], "idle");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_run_streams_its_events_and_no_secret_reaches_them() {
+    let (sim, source, app) = tenant_app().await;
+    let places = {
+        let state = tauri::Manager::state::<AppState>(&app.webview);
+        state.secrets()
+    };
+    let (channel, events) = recording_channel::<Value>();
+    let out = tempfile::tempdir().unwrap();
+    let request: MigrationRequest = serde_json::from_value(
+        json!({"source": source, "destination": {"kind": "folder", "path": out.path()}}),
+    )
+    .unwrap();
+    let summary = migrate(
+        places.clone(),
+        out.path(),
+        request.clone(),
+        Arc::new(ChannelReporter::new(channel)),
+        RunControl::new(),
+    )
+    .await
+    .expect("the run finishes");
+    let events = events.lock().unwrap().clone();
+    assert_eq!(events.first().unwrap()["kind"], "runStarted");
+    assert_eq!(events.first().unwrap()["users"], 3);
+    assert_eq!(events.last().unwrap()["kind"], "runFinished");
+    let done = events.iter().filter(|e| e["kind"] == "itemDone").count() as u64;
+    assert_eq!(done, summary.totals.messages);
+    assert_eq!(maildir_messages(out.path()).len() as u64, done);
+    let all = serde_json::to_string(&events).unwrap();
+    assert!(!all.contains(sim.client_secret()), "a secret in an event");
+
+    // A rerun writes nothing twice.
+    let again = migrate(
+        places.clone(),
+        out.path(),
+        request.clone(),
+        Arc::new(migrator_core::progress::NullReporter),
+        RunControl::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(maildir_messages(out.path()).len() as u64, done);
+    assert_eq!(again.totals.failed, 0);
+
+    // A wrong stored secret: the error names the problem, never the value.
+    app.invoke_blocking(
+        "store_secret",
+        json!({"kind": "graphClientSecret", "account": format!("{}/{}", sim.tenant_id(), sim.client_id()),
+               "value": "Wr0ng~secret.value"}),
+    )
+    .unwrap();
+    let err = migrate(
+        places,
+        out.path(),
+        request,
+        Arc::new(migrator_core::progress::NullReporter),
+        RunControl::new(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code, "auth.secret");
+    assert!(!err.message.contains("Wr0ng~secret.value"), "{err:?}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn start_migration_refuses_icewarp_until_it_exists_and_needs_stored_secrets() {
+    let app = TestApp::new();
+    let source = json!({"tenantId": "contoso.onmicrosoft.com",
+                        "clientId": "00000000-0000-0000-0000-000000000001"});
+    let out = tempfile::tempdir().unwrap();
+    let err = app
+        .invoke_blocking(
+            "start_migration",
+            json!({"request": {"source": source, "destination": {"kind": "folder", "path": out.path()}},
+                   "onEvent": "__CHANNEL__:1"}),
+        )
+        .unwrap_err();
+    assert_eq!(err["code"], "secret.missing", "{err}");
+    app.invoke_blocking(
+        "store_secret",
+        json!({"kind": "graphClientSecret",
+               "account": "contoso.onmicrosoft.com/00000000-0000-0000-0000-000000000001",
+               "value": "x~y"}),
+    )
+    .unwrap();
+    app.invoke_blocking(
+        "store_secret",
+        json!({"kind": "destAdminPassword", "account": "mail.example.com/admin@example.com",
+               "value": "adm1n-pa55"}),
+    )
+    .unwrap();
+    let err = app
+        .invoke_blocking(
+            "start_migration",
+            json!({"request": {"source": source, "destination": {"kind": "iceWarp",
+                   "serverUrl": "https://mail.example.com", "adminEmail": "admin@example.com"}},
+                   "onEvent": "__CHANNEL__:1"}),
+        )
+        .unwrap_err();
+    assert_eq!(err["code"], "not_available", "{err}");
+    assert!(!err.to_string().contains("adm1n-pa55"));
+    assert_eq!(maildir_messages(out.path()).len(), 0);
 }

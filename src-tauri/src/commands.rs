@@ -3,9 +3,20 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use migrator_core::config::{is_guid, tenant_id_shape_ok, Cloud, SourceConfig};
-use migrator_core::engine::{run_to_folder_with, test_source, RunOptions};
+use migrator_core::config::UserSelection;
+use migrator_core::config::{
+    is_guid, tenant_id_shape_ok, Cloud, DestinationConfig, ImapSecurity, MasterLoginStyle,
+    SourceConfig,
+};
+use migrator_core::dest::folder::FolderStore;
+use migrator_core::engine::{
+    self, preflight, run_to_folder_with, test_source, Destination, EngineError, RunControl,
+    RunOptions,
+};
+use migrator_core::graph::client::http_client;
 use migrator_core::graph::permissions::PermissionStatus;
+use migrator_core::graph::{users, GraphClient, Pacer};
+use migrator_core::progress::Reporter;
 use migrator_core::progress::{ProgressEvent, RunSummary};
 use migrator_core::secrets::{
     dest_admin_password_entry, graph_client_secret_entry, Secret, SecretStore, SecretStoreError,
@@ -223,6 +234,459 @@ async fn stored_secret(
 async fn client_secret(places: SecretPlaces, source: &SourceConfig) -> Result<Secret, IpcError> {
     let entry = graph_client_secret_entry(&source.tenant_id, &source.client_id);
     stored_secret(places, entry, "client secret").await
+}
+
+// --- Destination ----------------------------------------------------------------------------
+
+/// How the IMAP connection is secured (plaintext is not offered: it is for loopback tests).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../ui/src/bindings/")]
+pub enum ImapSecurityChoice {
+    #[default]
+    Tls,
+    Starttls,
+}
+
+/// How an IMAP master user logs in for each user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../ui/src/bindings/")]
+pub enum MasterStyleChoice {
+    /// SASL PLAIN with the user as authorization identity (RFC 4616).
+    #[default]
+    Authzid,
+    /// Dovecot's `user*master` login name.
+    Dovecot,
+}
+
+/// The Destination screen's settings. Passwords are not here: the admin or master password
+/// lives in the keychain under [`SecretKind::DestAdminPassword`] for `<host>/<user>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(
+    tag = "kind",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
+#[ts(export, export_to = "../ui/src/bindings/")]
+pub enum DestinationSettings {
+    /// An IceWarp server, accounts created through its admin API.
+    IceWarp {
+        server_url: String,
+        admin_email: String,
+        /// A CA certificate file (PEM) to trust, for a server with a private CA.
+        #[serde(default)]
+        #[ts(optional)]
+        ca_file: Option<String>,
+    },
+    /// Any IMAP server (CalDAV/CardDAV come with the groupware workloads).
+    Imap {
+        host: String,
+        #[serde(default)]
+        #[ts(optional)]
+        port: Option<u16>,
+        #[serde(default)]
+        security: ImapSecurityChoice,
+        #[serde(default)]
+        #[ts(optional)]
+        ca_file: Option<String>,
+        /// An administrator who logs in for every user; or else `accounts_csv`.
+        #[serde(default)]
+        #[ts(optional)]
+        master_user: Option<String>,
+        #[serde(default)]
+        master_style: MasterStyleChoice,
+        /// A file of `address,password` lines.
+        #[serde(default)]
+        #[ts(optional)]
+        accounts_csv: Option<String>,
+    },
+    /// One Maildir++ tree per user under `path`.
+    Folder { path: String },
+}
+
+fn filled(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// True for `https://host[:port][/path]`, or plain http to a loopback address.
+fn server_url_ok(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| {
+            url.strip_prefix("http://")
+                .filter(|r| r.starts_with("127.0.0.1") || r.starts_with("localhost"))
+        })
+        .unwrap_or("");
+    let host = rest.split(['/', ':']).next().unwrap_or("");
+    !host.is_empty() && !rest.contains(char::is_whitespace)
+}
+
+fn host_ok(host: &str) -> bool {
+    !host.is_empty()
+        && !host.contains("://")
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+}
+
+impl DestinationSettings {
+    /// The host and user whose password the keychain holds, when this destination has one.
+    pub fn admin_account(&self) -> Option<(String, String)> {
+        match self {
+            DestinationSettings::IceWarp {
+                server_url,
+                admin_email,
+                ..
+            } => {
+                let host = server_url
+                    .trim()
+                    .split("://")
+                    .nth(1)
+                    .unwrap_or("")
+                    .split('/')
+                    .next()
+                    .unwrap_or("");
+                Some((host.to_string(), admin_email.trim().to_string()))
+            }
+            DestinationSettings::Imap {
+                host, master_user, ..
+            } => filled(master_user).map(|user| (host.trim().to_string(), user.to_string())),
+            DestinationSettings::Folder { .. } => None,
+        }
+    }
+
+    /// Each field that is not right, with the same rules as the UI (ui/src/validate.ts).
+    pub fn field_errors(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        let mut push = |field: &str, message: &str| {
+            errors.push(FieldError {
+                field: field.into(),
+                message: message.into(),
+            })
+        };
+        match self {
+            DestinationSettings::IceWarp {
+                server_url,
+                admin_email,
+                ..
+            } => {
+                if !server_url_ok(server_url.trim()) {
+                    push(
+                        "serverUrl",
+                        "Enter the server's address, such as https://mail.example.com.",
+                    );
+                }
+                if !admin_email.trim().contains('@') {
+                    push(
+                        "adminEmail",
+                        "Enter the administrator's email address, such as admin@example.com.",
+                    );
+                }
+            }
+            DestinationSettings::Imap {
+                host,
+                port,
+                master_user,
+                accounts_csv,
+                ..
+            } => {
+                if !host_ok(host.trim()) {
+                    push(
+                        "host",
+                        "Enter the IMAP server's host name, such as imap.example.com (no imap://).",
+                    );
+                }
+                if *port == Some(0) {
+                    push(
+                        "port",
+                        "Enter a port from 1 to 65535 (993 for TLS, 143 for STARTTLS).",
+                    );
+                }
+                match (filled(master_user), filled(accounts_csv)) {
+                    (Some(_), Some(_)) | (None, None) => push(
+                        "login",
+                        "Choose one: a master user who logs in for everyone, or a CSV file of each account's password.",
+                    ),
+                    (None, Some(csv)) if !std::path::Path::new(csv).is_absolute() => push(
+                        "accountsCsv",
+                        "Enter the full path of the accounts CSV file.",
+                    ),
+                    _ => {}
+                }
+            }
+            DestinationSettings::Folder { path } => {
+                if !std::path::Path::new(path.trim()).is_absolute() {
+                    push(
+                        "path",
+                        "Enter the full path of a folder, such as /srv/m365-export.",
+                    );
+                }
+            }
+        }
+        errors
+    }
+
+    /// The core's destination configuration. IceWarp is not there yet: `not_available`.
+    fn config(&self) -> Result<DestinationConfig, IpcError> {
+        let path = |p: &Option<String>| filled(p).map(PathBuf::from);
+        match self {
+            DestinationSettings::IceWarp { .. } => Err(icewarp_not_available()),
+            DestinationSettings::Folder { path } => Ok(DestinationConfig::Folder {
+                path: PathBuf::from(path.trim()),
+            }),
+            DestinationSettings::Imap {
+                host,
+                port,
+                security,
+                ca_file,
+                master_user,
+                master_style,
+                accounts_csv,
+            } => Ok(DestinationConfig::Imap {
+                host: host.trim().to_string(),
+                port: *port,
+                security: match security {
+                    ImapSecurityChoice::Tls => ImapSecurity::Tls,
+                    ImapSecurityChoice::Starttls => ImapSecurity::Starttls,
+                },
+                ca_file: path(ca_file),
+                allow_plaintext_loopback: false,
+                master_user: filled(master_user).map(str::to_string),
+                master_style: match master_style {
+                    MasterStyleChoice::Authzid => MasterLoginStyle::Authzid,
+                    MasterStyleChoice::Dovecot => MasterLoginStyle::Dovecot,
+                },
+                accounts_csv: path(accounts_csv),
+                special_folders: Default::default(),
+            }),
+        }
+    }
+}
+
+fn icewarp_not_available() -> IpcError {
+    IpcError::new(
+        "not_available",
+        "Migrating to IceWarp through its admin API is not available in this build yet. Your settings are kept; until then choose \"Another IMAP server\" with IceWarp's IMAP host, or a local folder.",
+    )
+}
+
+/// Checks the Destination screen's fields.
+#[tauri::command]
+pub(crate) fn validate_destination(destination: DestinationSettings) -> Vec<FieldError> {
+    destination.field_errors()
+}
+
+/// What a destination test found: `ok` when a run could start, else each problem as advice.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../ui/src/bindings/")]
+pub struct DestinationCheck {
+    pub ok: bool,
+    pub messages: Vec<String>,
+}
+
+/// The core's destination, with the admin password from the keychain.
+async fn destination(
+    places: SecretPlaces,
+    settings: &DestinationSettings,
+) -> Result<Destination, IpcError> {
+    if let Some(error) = settings.field_errors().into_iter().next() {
+        return Err(IpcError::new("invalid", error.message));
+    }
+    let config = settings.config()?;
+    let password = match settings.admin_account() {
+        Some((host, user)) => Some(
+            stored_secret(
+                places,
+                dest_admin_password_entry(&host, &user),
+                "administrator password",
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    Destination::from_config(&config, password).map_err(|e| IpcError::new("invalid", e.to_string()))
+}
+
+/// Tests the destination: a folder must be writable; an IMAP server must accept one login
+/// (the first mailbox of the tenant, through the core's preflight); IceWarp is not available
+/// in this build yet.
+#[tauri::command]
+pub(crate) async fn test_destination(
+    state: State<'_, AppState>,
+    source: Option<SourceConfig>,
+    destination: DestinationSettings,
+) -> Result<DestinationCheck, IpcError> {
+    let target = self::destination(state.secrets(), &destination).await?;
+    match &target {
+        Destination::Folder(path) => Ok(match FolderStore::open(path) {
+            Ok(_) => DestinationCheck {
+                ok: true,
+                messages: vec![format!("The folder {} is writable.", path.display())],
+            },
+            Err(e) => DestinationCheck {
+                ok: false,
+                messages: vec![format!(
+                    "The folder {} is not writable: {e}",
+                    path.display()
+                )],
+            },
+        }),
+        Destination::Imap { settings, .. } => {
+            let source = source.ok_or_else(|| {
+                IpcError::new(
+                    "invalid",
+                    "Fill in the Source step first: the IMAP login is tested with the tenant's first mailbox.",
+                )
+            })?;
+            let secret = client_secret(state.secrets(), &source).await?;
+            let report = preflight(&source, &secret, &target, &RunOptions::default()).await?;
+            let ok = report.problems.is_empty();
+            let messages = if ok {
+                vec![format!(
+                    "Logged in to {}:{} for the tenant's first mailbox.",
+                    settings.host, settings.port
+                )]
+            } else {
+                report.problems
+            };
+            Ok(DestinationCheck { ok, messages })
+        }
+    }
+}
+
+// --- Plan and run ---------------------------------------------------------------------------
+
+/// A mailbox the tenant has: what the Plan screen lists.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../ui/src/bindings/")]
+pub struct PlanUser {
+    pub mail: String,
+    pub user_principal_name: String,
+    #[ts(optional)]
+    pub display_name: Option<String>,
+}
+
+/// The tenant's users that have a mailbox, as the engine would migrate them (no counts yet:
+/// the engine learns sizes per folder during the run).
+#[tauri::command]
+pub(crate) async fn list_users(
+    state: State<'_, AppState>,
+    source: SourceConfig,
+) -> Result<Vec<PlanUser>, IpcError> {
+    let secret = client_secret(state.secrets(), &source).await?;
+    let client = GraphClient::new(&source, &secret, http_client().map_err(EngineError::Http)?)
+        .map_err(EngineError::Auth)?;
+    client.sign_in().await.map_err(EngineError::Auth)?;
+    let pacer = Pacer::new(RunOptions::default().pacer);
+    let listed = users::list_users(&client, &pacer, |_| {})
+        .await
+        .map_err(EngineError::Source)?;
+    Ok(listed
+        .items
+        .into_iter()
+        .filter_map(|u| {
+            let mail = u.mail.filter(|m| !m.trim().is_empty())?;
+            Some(PlanUser {
+                mail,
+                user_principal_name: u.user_principal_name,
+                display_name: u.display_name,
+            })
+        })
+        .collect())
+}
+
+/// What the wizard hands to "Start": no secret in it, those come from the keychain.
+#[derive(Debug, Clone, Deserialize, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[ts(export, export_to = "../ui/src/bindings/")]
+pub struct MigrationRequest {
+    pub source: SourceConfig,
+    pub destination: DestinationSettings,
+    /// The mailboxes to migrate (address or UPN); empty means all.
+    #[serde(default)]
+    pub users: Vec<String>,
+}
+
+/// Runs the migration the wizard describes: the core's engine with the secrets from the
+/// keychain, its journal beside a destination folder or under `data_dir` for a server.
+pub async fn migrate(
+    places: SecretPlaces,
+    data_dir: &std::path::Path,
+    request: MigrationRequest,
+    reporter: Arc<dyn Reporter>,
+    control: RunControl,
+) -> Result<RunSummary, IpcError> {
+    let secret = client_secret(places.clone(), &request.source).await?;
+    let target = destination(places, &request.destination).await?;
+    let state_dir = match &target {
+        Destination::Folder(path) => path.join(".m365-migrator"),
+        Destination::Imap { settings, .. } => {
+            let name = format!(
+                "{}-{}-{}",
+                request.source.tenant_id, settings.host, settings.port
+            );
+            let safe: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            data_dir.join("journal").join(safe)
+        }
+    };
+    let options = RunOptions {
+        state_dir: Some(state_dir),
+        users: UserSelection {
+            include: request.users,
+            exclude: Vec::new(),
+        },
+        ..RunOptions::default()
+    };
+    Ok(engine::run(
+        &request.source,
+        &secret,
+        &target,
+        reporter,
+        control,
+        options,
+    )
+    .await?)
+}
+
+/// Starts a real migration, streaming progress events over `on_event`; Pause, Resume and Stop
+/// go through [`control_run`].
+#[tauri::command]
+pub(crate) async fn start_migration<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    request: MigrationRequest,
+    on_event: Channel<ProgressEvent>,
+) -> Result<RunSummary, IpcError> {
+    let data_dir = app
+        .path()
+        .app_data_dir()
+        .map_err(|e| IpcError::new("internal", format!("no data folder: {e}")))?;
+    let control = state
+        .start_run()
+        .ok_or_else(|| IpcError::new("busy", "A migration is already running."))?;
+    let result = migrate(
+        state.secrets(),
+        &data_dir,
+        request,
+        Arc::new(ChannelReporter::new(on_event)),
+        control,
+    )
+    .await;
+    state.finish_run();
+    result
 }
 
 /// Runs the built-in demo: a simulated tenant on 127.0.0.1 into `out_dir` (default: the app's

@@ -7,6 +7,7 @@ mod ipc_error;
 mod reporter;
 mod state;
 
+pub use commands::{migrate, DestinationSettings, MigrationRequest};
 pub use ipc_error::IpcError;
 pub use reporter::ChannelReporter;
 pub use state::{AppState, SecretPlaces};
@@ -28,6 +29,10 @@ pub fn builder<R: tauri::Runtime>(
             commands::store_secret,
             commands::secret_status,
             commands::forget_secret,
+            commands::validate_destination,
+            commands::test_destination,
+            commands::list_users,
+            commands::start_migration,
             commands::run_demo,
             commands::control_run,
         ])

@@ -3,8 +3,14 @@ import type { ProgressEvent } from "./bindings/ProgressEvent";
 import type { RunSummary } from "./bindings/RunSummary";
 import type { IpcError } from "./bindings/IpcError";
 import type { PermissionStatus } from "./bindings/PermissionStatus";
+import type { SourceConfig } from "./bindings/SourceConfig";
+import type { Cloud } from "./bindings/Cloud";
 import { checkSource, isGuid, isTenantId } from "./validate";
 import { SecretField } from "./secret-field";
+import { el, show, showFieldErrors as showErrors, type Screen } from "./dom";
+import { destinationSettings, wireDestination } from "./destination";
+import { getCurrentWindow } from "@tauri-apps/api/window";
+import type { PlanUser } from "./bindings/PlanUser";
 
 const PERMISSIONS: Array<[string, string]> = [
   ["User.Read.All", "list users and their addresses (required)"],
@@ -15,23 +21,6 @@ const PERMISSIONS: Array<[string, string]> = [
   ["Contacts.Read", "read contacts"],
   ["Tasks.Read.All", "read Microsoft To Do tasks"],
 ];
-
-function el<T extends HTMLElement>(id: string): T {
-  const found = document.getElementById(id);
-  if (!found) throw new Error(`missing element #${id}`);
-  return found as T;
-}
-
-function show(screen: "source" | "migrate" | "report"): void {
-  for (const name of ["source", "migrate", "report"]) {
-    el(`screen-${name}`).hidden = name !== screen;
-  }
-  document.querySelectorAll<HTMLLIElement>(".steps li").forEach((li) => {
-    const current = li.dataset.step === screen;
-    if (current) li.setAttribute("aria-current", "step");
-    else li.removeAttribute("aria-current");
-  });
-}
 
 function formatBytes(n: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -80,11 +69,7 @@ const FIELD_IDS: Record<string, string> = {
 };
 
 function showFieldErrors(errors: Record<string, string>): void {
-  for (const [field, id] of Object.entries(FIELD_IDS)) {
-    const message = errors[field] ?? "";
-    el(`${id}-error`).textContent = message;
-    el(id).setAttribute("aria-invalid", message ? "true" : "false");
-  }
+  showErrors(FIELD_IDS, errors);
 }
 
 function readSource() {
@@ -103,9 +88,33 @@ function sourceAccount(): string | null {
 
 const clientSecret = new SecretField("client-secret", "graphClientSecret", sourceAccount);
 
-function sourceConfig() {
+function sourceConfig(): SourceConfig {
   const { tenantId, clientId } = readSource();
-  return { tenantId: tenantId.trim(), clientId: clientId.trim(), cloud: el<HTMLSelectElement>("cloud").value };
+  return { tenantId: tenantId.trim(), clientId: clientId.trim(), cloud: el<HTMLSelectElement>("cloud").value as Cloud };
+}
+
+/**
+ * Checks the fields and hands a typed secret to the keychain (the secret field is cleared);
+ * true when the source is ready to sign in with.
+ */
+async function sourceReady(): Promise<boolean> {
+  const errors = checkSource(readSource(), clientSecret.stored);
+  showFieldErrors(errors);
+  const status = el("source-status");
+  if (Object.keys(errors).length > 0) {
+    status.textContent = "Please correct the highlighted fields.";
+    return false;
+  }
+  if (!(await clientSecret.commit())) {
+    status.textContent = "The client secret could not be stored (see above).";
+    return false;
+  }
+  status.textContent = "";
+  return true;
+}
+
+async function sourceNext(): Promise<void> {
+  if (await sourceReady()) show("destination");
 }
 
 function wireSource(): void {
@@ -136,6 +145,7 @@ function wireSource(): void {
     }
   });
   el("test-connection").addEventListener("click", () => testConnection());
+  el("source-next").addEventListener("click", () => void sourceNext());
   for (const id of ["tenant-id", "client-id"]) {
     el(id).addEventListener("change", () => void clientSecret.refresh());
   }
@@ -168,20 +178,10 @@ function renderPermissionResults(results: PermissionStatus[]): void {
 
 /** Signs in with the entered settings and shows each permission as granted or missing. */
 async function testConnection(): Promise<void> {
-  const fields = readSource();
-  const errors = checkSource(fields, clientSecret.stored);
-  showFieldErrors(errors);
-  const status = el("source-status");
   el("permission-results").hidden = true;
-  if (Object.keys(errors).length > 0) {
-    status.textContent = "Please correct the highlighted fields.";
-    return;
-  }
   // The typed secret goes to the keychain first; sign-in then uses the stored one.
-  if (!(await clientSecret.commit())) {
-    status.textContent = "The client secret could not be stored (see above).";
-    return;
-  }
+  if (!(await sourceReady())) return;
+  const status = el("source-status");
   status.textContent = "Signing in…";
   try {
     const results = await invoke<PermissionStatus[]>("test_connection", { source: sourceConfig() });
@@ -196,6 +196,78 @@ async function testConnection(): Promise<void> {
   }
 }
 
+// --- Plan screen ---------------------------------------------------------------------
+
+let planFor = "";
+
+function renderPlan(users: PlanUser[]): void {
+  const body = el("plan-users");
+  body.replaceChildren();
+  const all = el<HTMLInputElement>("plan-all").checked;
+  for (const u of users) {
+    const row = document.createElement("tr");
+    row.dataset.user = u.mail;
+    const pick = document.createElement("input");
+    pick.type = "checkbox";
+    pick.checked = all;
+    pick.value = u.mail;
+    pick.setAttribute("aria-label", `Migrate ${u.mail}`);
+    pick.addEventListener("change", () => {
+      if (!pick.checked) el<HTMLInputElement>("plan-all").checked = false;
+    });
+    const cells = [document.createElement("td"), document.createElement("td"), document.createElement("td")];
+    cells[0].append(pick);
+    cells[1].textContent = u.mail;
+    cells[2].textContent = u.displayName ?? u.userPrincipalName;
+    row.append(...cells);
+    body.append(row);
+  }
+}
+
+async function loadPlan(force = false): Promise<void> {
+  const source = sourceConfig();
+  const key = `${source.tenantId}/${source.clientId}/${source.cloud}`;
+  if (!force && key === planFor) return;
+  const status = el("plan-status");
+  status.textContent = "Listing the tenant's mailboxes…";
+  el("plan-users").replaceChildren();
+  try {
+    const users = await invoke<PlanUser[]>("list_users", { source });
+    renderPlan(users);
+    planFor = key;
+    status.textContent = `${users.length} mailboxes found.`;
+  } catch (e) {
+    planFor = "";
+    status.textContent = `Could not list the mailboxes: ${(e as IpcError).message ?? String(e)}`;
+  }
+}
+
+/** The chosen mailboxes; empty means all (also those created after the list was loaded). */
+function selectedUsers(): string[] | null {
+  const picks = Array.from(document.querySelectorAll<HTMLInputElement>("#plan-users input[type=checkbox]"));
+  if (el<HTMLInputElement>("plan-all").checked) return [];
+  const chosen = picks.filter((p) => p.checked).map((p) => p.value);
+  return chosen.length > 0 ? chosen : null;
+}
+
+function wirePlan(start: (users: string[]) => void): void {
+  el("plan-all").addEventListener("change", () => {
+    const all = el<HTMLInputElement>("plan-all").checked;
+    document.querySelectorAll<HTMLInputElement>("#plan-users input[type=checkbox]").forEach((p) => (p.checked = all));
+  });
+  el("plan-refresh").addEventListener("click", () => void loadPlan(true));
+  el("plan-back").addEventListener("click", () => show("destination"));
+  el("start-migration").addEventListener("click", () => {
+    const users = selectedUsers();
+    if (users === null) {
+      el("start-status").textContent = "Choose at least one mailbox.";
+      return;
+    }
+    el("start-status").textContent = "";
+    start(users);
+  });
+}
+
 // --- Migrate screen ------------------------------------------------------------------
 
 interface UserRow {
@@ -206,6 +278,8 @@ interface UserRow {
 
 class RunView {
   private users = new Map<string, UserRow>();
+  /** Mailboxes Microsoft asked to wait, until when (ms since page load). */
+  private waiting = new Map<string, number>();
   private total = 0;
   private done = 0;
   private bytes = 0;
@@ -214,12 +288,16 @@ class RunView {
 
   reset(): void {
     this.users.clear();
+    this.waiting.clear();
     this.total = this.done = this.bytes = this.failed = 0;
     this.started = performance.now();
     el("user-rows").replaceChildren();
     el("failures").innerHTML = '<li class="none">None so far.</li>';
     el("run-status").textContent = "";
+    el("throttle-status").hidden = true;
     el("counters").textContent = "Signing in…";
+    el("pause").hidden = false;
+    el("resume").hidden = true;
     this.setBar(0);
   }
 
@@ -254,8 +332,22 @@ class RunView {
     const left = rate > 0 ? Math.max(0, this.total - this.done) / rate : 0;
     el("counters").textContent =
       `${this.done} of ${this.total} messages · ${formatBytes(this.bytes)} · ` +
-      `${rate.toFixed(1)} msg/s · ETA ${Math.ceil(left)} s · ${this.failed} failed`;
+      `${rate.toFixed(1)} msg/s · ETA ${formatDuration(left)} · ${this.failed} failed`;
     this.setBar(this.total > 0 ? this.done / this.total : 0);
+  }
+
+  /** Throttling is a status: how many mailboxes wait, not an error. */
+  private paintThrottle(): void {
+    const now = performance.now();
+    for (const [user, until] of this.waiting) if (until <= now) this.waiting.delete(user);
+    const line = el("throttle-status");
+    line.hidden = this.waiting.size === 0;
+    if (this.waiting.size > 0) {
+      const longest = Math.max(...this.waiting.values()) - now;
+      line.textContent =
+        `Throttled by Microsoft 365: ${this.waiting.size} mailbox${this.waiting.size === 1 ? "" : "es"} waiting ` +
+        `(${(longest / 1000).toFixed(1)} s). This is normal; the run continues by itself.`;
+    }
   }
 
   handle(event: ProgressEvent): void {
@@ -275,6 +367,7 @@ class RunView {
         u.done += 1;
         this.done += 1;
         this.bytes += event.bytes;
+        this.waiting.delete(event.user);
         this.paintRow(u, "running");
         break;
       }
@@ -288,17 +381,29 @@ class RunView {
         break;
       }
       case "throttled":
+        this.waiting.set(event.user, performance.now() + event.waitMs);
         this.paintRow(this.row(event.user), `waiting ${(event.waitMs / 1000).toFixed(1)} s (Microsoft throttling)`);
+        setTimeout(() => this.paintThrottle(), event.waitMs + 50);
         break;
       case "userFinished":
+        this.waiting.delete(event.user);
         this.paintRow(this.row(event.user), event.stats.failed > 0 ? `done, ${event.stats.failed} failed` : "done");
         break;
       case "runFinished":
+        this.waiting.clear();
         this.setBar(1);
         break;
     }
+    this.paintThrottle();
     this.paintCounters();
   }
+}
+
+function formatDuration(seconds: number): string {
+  const s = Math.ceil(seconds);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
 }
 
 function renderSummary(summary: RunSummary): void {
@@ -308,6 +413,29 @@ function renderSummary(summary: RunSummary): void {
     `(${formatBytes(t.bytes)}) in ${t.folders} folders, in ${summary.seconds.toFixed(1)} s. ` +
     `${t.skipped} were already there, ${t.failed} failed.` +
     (summary.cancelled ? " Run it again to resume." : "");
+}
+
+/** True while a run is going on: closing the window asks first. */
+let running = false;
+
+/** Runs `command` with a progress Channel, showing the Migrate screen, then the report. */
+async function runWith(view: RunView, title: string, command: string, args: Record<string, unknown>): Promise<void> {
+  view.reset();
+  show("migrate");
+  el("migrate-title").textContent = title;
+  const channel = new Channel<ProgressEvent>();
+  channel.onmessage = (event) => view.handle(event);
+  running = true;
+  try {
+    const summary = await invoke<RunSummary>(command, { ...args, onEvent: channel });
+    renderSummary(summary);
+    show("report");
+  } catch (e) {
+    const err = e as IpcError;
+    el("run-status").textContent = `The migration stopped: ${err.message ?? String(e)}`;
+  } finally {
+    running = false;
+  }
 }
 
 function wireMigrate(view: RunView): void {
@@ -326,24 +454,67 @@ function wireMigrate(view: RunView): void {
   el("resume").addEventListener("click", () => control("resume"));
   el("stop").addEventListener("click", () => control("stop"));
 
-  el("try-demo").addEventListener("click", async () => {
-    view.reset();
-    show("migrate");
-    el("migrate-title").textContent = "Migrating the demo tenant";
-    const channel = new Channel<ProgressEvent>();
-    channel.onmessage = (event) => view.handle(event);
-    try {
-      const summary = await invoke<RunSummary>("run_demo", { outDir: null, onEvent: channel });
-      renderSummary(summary);
-      show("report");
-    } catch (e) {
-      const err = e as IpcError;
-      el("run-status").textContent = `The demo stopped: ${err.message ?? String(e)}`;
-    }
-  });
+  el("try-demo").addEventListener("click", () =>
+    void runWith(view, "Migrating the demo tenant", "run_demo", { outDir: null }),
+  );
+  wirePlan((users) =>
+    void runWith(view, "Migrating", "start_migration", {
+      request: { source: sourceConfig(), destination: destinationSettings(), users },
+    }),
+  );
   el("back-to-start").addEventListener("click", () => show("source"));
+}
+
+/** Asks in the page whether to stop the run and quit. */
+function confirmClose(): Promise<boolean> {
+  const dialog = el<HTMLDialogElement>("close-dialog");
+  return new Promise((resolve) => {
+    const done = (answer: boolean) => {
+      dialog.close();
+      el("close-cancel").onclick = el("close-confirm").onclick = null;
+      resolve(answer);
+    };
+    el("close-cancel").onclick = () => done(false);
+    el("close-confirm").onclick = () => done(true);
+    dialog.oncancel = () => done(false);
+    dialog.showModal();
+  });
+}
+
+/** Closing the window during a run asks first; "Stop and quit" stops the run safely. */
+async function guardClose(): Promise<void> {
+  try {
+    await getCurrentWindow().onCloseRequested(async (event) => {
+      if (!running) return;
+      if (await confirmClose()) {
+        await invoke("control_run", { action: "stop" }).catch(() => undefined);
+      } else {
+        event.preventDefault();
+      }
+    });
+  } catch (e) {
+    console.warn("close guard not installed", e);
+  }
+}
+
+/** Steps already reached can be revisited by clicking them. */
+function wireSteps(): void {
+  document.querySelectorAll<HTMLLIElement>(".steps li").forEach((li) =>
+    li.addEventListener("click", () => {
+      // No leaving the Migrate screen while a run is going on.
+      if (li.getAttribute("aria-disabled") !== "true" && !running) {
+        show(li.dataset.step as Screen);
+      }
+    }),
+  );
 }
 
 renderPermissions();
 wireSource();
+wireSteps();
+wireDestination(sourceConfig, () => show("source"), () => {
+  show("plan");
+  void loadPlan();
+});
 wireMigrate(new RunView());
+void guardClose();

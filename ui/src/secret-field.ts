@@ -5,12 +5,7 @@ import { invoke } from "@tauri-apps/api/core";
 import type { IpcError } from "./bindings/IpcError";
 import type { SecretKind } from "./bindings/SecretKind";
 import type { SecretStatus } from "./bindings/SecretStatus";
-
-function byId<T extends HTMLElement>(id: string): T {
-  const found = document.getElementById(id);
-  if (!found) throw new Error(`missing element #${id}`);
-  return found as T;
-}
+import { el as byId } from "./dom";
 
 export class SecretField {
   private status: SecretStatus | "unknown" = "unknown";

@@ -43,3 +43,66 @@ export function checkSource(f: SourceFields, secretStored = false): Record<strin
   }
   return errors;
 }
+
+// --- Destination ------------------------------------------------------------------------
+
+/** The Destination screen's fields as typed (passwords are separate: see SecretField). */
+export interface DestinationFields {
+  kind: "iceWarp" | "imap" | "folder";
+  serverUrl: string;
+  adminEmail: string;
+  host: string;
+  port: string;
+  login: "master" | "csv";
+  masterUser: string;
+  accountsCsv: string;
+  path: string;
+}
+
+function serverUrlOk(url: string): boolean {
+  const m = /^https:\/\/([^/:\s]+)(:\d+)?(\/\S*)?$/.exec(url) ?? /^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?(\/\S*)?$/.exec(url);
+  return m !== null;
+}
+
+function isAbsolutePath(p: string): boolean {
+  return p.startsWith("/") || /^[A-Za-z]:[\\/]/.test(p) || p.startsWith("\\\\");
+}
+
+/** The host part of a server URL (with its port), as the keychain account names it. */
+export function urlHost(url: string): string {
+  return (url.trim().split("://")[1] ?? "").split("/")[0];
+}
+
+/**
+ * Field name -> message for each field that is not right; the backend applies the same rules
+ * (validate_destination). `passwordStored`: the keychain already holds the admin password.
+ */
+export function checkDestination(f: DestinationFields, password: string, passwordStored: boolean): Record<string, string> {
+  const errors: Record<string, string> = {};
+  const needPassword = (field: string) => {
+    if (password === "" && !passwordStored) errors[field] = "Enter the password; it will be kept in the keychain.";
+  };
+  if (f.kind === "iceWarp") {
+    if (!serverUrlOk(f.serverUrl.trim())) errors.serverUrl = "Enter the server's address, such as https://mail.example.com.";
+    if (!f.adminEmail.includes("@")) errors.adminEmail = "Enter the administrator's email address, such as admin@example.com.";
+    needPassword("adminPassword");
+  } else if (f.kind === "imap") {
+    const host = f.host.trim();
+    if (host === "" || host.includes("://") || !/^[A-Za-z0-9.\-:[\]]+$/.test(host)) {
+      errors.host = "Enter the IMAP server's host name, such as imap.example.com (no imap://).";
+    }
+    const port = f.port.trim();
+    if (port !== "" && !(/^\d+$/.test(port) && Number(port) >= 1 && Number(port) <= 65535)) {
+      errors.port = "Enter a port from 1 to 65535 (993 for TLS, 143 for STARTTLS).";
+    }
+    if (f.login === "master") {
+      if (f.masterUser.trim() === "") errors.masterUser = "Enter the master user's login name.";
+      else needPassword("masterPassword");
+    } else if (!isAbsolutePath(f.accountsCsv.trim())) {
+      errors.accountsCsv = "Enter the full path of the accounts CSV file.";
+    }
+  } else if (!isAbsolutePath(f.path.trim())) {
+    errors.path = "Enter the full path of a folder, such as /srv/m365-export.";
+  }
+  return errors;
+}

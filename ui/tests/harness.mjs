@@ -61,7 +61,9 @@ export function mockBackend(options = {}) {
   const entry = (args) => `${args.kind}:${args.account}`.toLowerCase();
   const status = (args) => secrets.get(entry(args))?.where ?? (keychainAvailable ? "missing" : "unavailable");
   let finishDemo;
+  const listeners = new Map();
   const internals = {
+    metadata: { currentWindow: { label: "main" }, currentWebview: { windowLabel: "main", label: "main" } },
     callbacks: new Map(),
     transformCallback(cb) {
       const id = Math.floor(Math.random() * 2 ** 31);
@@ -108,7 +110,24 @@ export function mockBackend(options = {}) {
           const p = (name, required, ok) => ({ name, workload: "mail", required, inToken: ok, probeOk: ok, detail: ok ? null : "403" });
           return [p("User.Read.All", true, true), p("Mail.Read", true, false), p("Calendars.Read", false, true)];
         }
-        case "run_demo": {
+        case "validate_destination":
+          return [];
+        case "test_destination": {
+          const d = args.destination;
+          if (d.kind === "iceWarp") {
+            throw { code: "not_available", message: "Migrating to IceWarp through its admin API is not available in this build yet." };
+          }
+          if (d.kind === "folder") return { ok: true, messages: [`The folder ${d.path} is writable.`] };
+          return { ok: false, messages: [`cannot log in to the IMAP server ${d.host}:${d.port ?? 993} as adele.vance@contoso.com: IMAP login refused`] };
+        }
+        case "list_users":
+          return [
+            { mail: "adele.vance@contoso.com", userPrincipalName: "adele.vance@contoso.com", displayName: "Adele Vance" },
+            { mail: "alex.wilber@contoso.com", userPrincipalName: "alex.wilber@contoso.com", displayName: "Alex Wilber" },
+            { mail: "room-1@contoso.com", userPrincipalName: "room-1@contoso.com" },
+          ];
+        case "run_demo":
+        case "start_migration": {
           const channel = args.onEvent;
           let index = 0;
           const send = (message) => internals.runCallback(channel.id, { index: index++, message });
@@ -117,15 +136,22 @@ export function mockBackend(options = {}) {
           send({ kind: "userStarted", user: "alex.wilber@contoso.com", folders: 18, messages: 1 });
           send({ kind: "itemDone", user: "adele.vance@contoso.com", bytes: 150000, skipped: false });
           send({ kind: "itemDone", user: "adele.vance@contoso.com", bytes: 50000, skipped: false });
-          send({ kind: "throttled", user: "alex.wilber@contoso.com", waitMs: 2128 });
-          send({ kind: "itemFailed", user: "adele.vance@contoso.com", folder: "Inbox", item: "AAMk1", reason: "Graph answered HTTP 404" });
           send({ kind: "itemDone", user: "alex.wilber@contoso.com", bytes: 30000, skipped: false });
+          send({ kind: "throttled", user: "adele.vance@contoso.com", waitMs: options.throttleMs ?? 2128 });
+          send({ kind: "itemFailed", user: "adele.vance@contoso.com", folder: "Inbox", item: "AAMk1", reason: "Graph answered HTTP 404" });
           await new Promise((resolve) => (finishDemo = resolve));
           const stats = { folders: 36, messages: 3, skipped: 0, failed: 1, bytes: 230000 };
           send({ kind: "userFinished", user: "adele.vance@contoso.com", stats });
           send({ kind: "runFinished", summary: { users: 2, totals: stats, seconds: 1.5, cancelled: false } });
           return { users: 2, totals: stats, seconds: 1.5, cancelled: false };
         }
+        case "plugin:event|listen":
+          listeners.set(args.event, args.handler);
+          return listeners.size;
+        case "plugin:event|unlisten":
+          return null;
+        case "plugin:window|destroy":
+          return null;
         default:
           throw { code: "unknown", message: `unknown command ${cmd}` };
       }
@@ -135,6 +161,8 @@ export function mockBackend(options = {}) {
   window.__calls = calls;
   window.__secrets = secrets;
   window.__finishDemo = () => finishDemo && finishDemo();
+  // Fires a Tauri event at the page's listener, as the window would (e.g. tauri://close-requested).
+  window.__emit = (event) => internals.runCallback(listeners.get(event), { event, id: 1, payload: null });
 }
 
 /** Saves a screenshot as a test artifact, and for the README when asked. */

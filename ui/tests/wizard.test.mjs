@@ -53,7 +53,7 @@ test("bad fields get clear messages; a secret ID is recognised", async () => {
   assert.equal(await page.getAttribute("#tenant-id", "aria-invalid"), "true");
   await screenshot(page, "source-errors", { docs: true });
   // Nothing reached the backend while the fields were wrong, and no secret ever does.
-  const calls = await page.evaluate(() => window.__calls);
+  const calls = await page.evaluate(() => window.__calls.filter((c) => !c.cmd.startsWith("plugin:event|")));
   assert.deepEqual(calls, []);
 
   await page.fill("#tenant-id", "contoso.onmicrosoft.com");
@@ -61,7 +61,7 @@ test("bad fields get clear messages; a secret ID is recognised", async () => {
   await page.fill("#client-secret", "Qx8Q~realValue.123");
   await page.click("#check-source");
   await page.waitForFunction(() => window.__calls.some((c) => c.cmd === "validate_source"));
-  const calls2 = await page.evaluate(() => window.__calls);
+  const calls2 = await page.evaluate(() => window.__calls.filter((c) => !c.cmd.startsWith("plugin:event|")));
   assert.deepEqual([...new Set(calls2.map((c) => c.cmd))].sort(), ["secret_status", "validate_source"]);
   const call = calls2.find((c) => c.cmd === "validate_source");
   assert.equal(JSON.stringify(call.args).includes("Qx8Q~realValue"), false, "the secret must not be sent to validation");
@@ -85,7 +85,7 @@ test("test connection shows granted and missing permissions, or Entra's advice",
   assert.match(await page.textContent("#client-secret-stored"), /Stored in the keychain/);
   assert.equal(await page.inputValue("#client-secret"), "");
   const cmds = (await page.evaluate(() => window.__calls)).map((c) => c.cmd);
-  assert.deepEqual(cmds.filter((c) => c !== "secret_status"), ["store_secret", "test_connection"]);
+  assert.deepEqual(cmds.filter((c) => c !== "secret_status" && !c.startsWith("plugin:event|")), ["store_secret", "test_connection"]);
   const testCall = (await page.evaluate(() => window.__calls)).find((c) => c.cmd === "test_connection");
   assert.equal(JSON.stringify(testCall.args).includes("Qx8Q"), false, "sign-in uses the stored secret");
   await screenshot(page, "test-connection", { docs: true });
@@ -180,4 +180,192 @@ test("a stored secret is recognised on return; without a keychain it can be kept
   await p.waitForSelector("#client-secret-stored:not([hidden])");
   assert.match(await p.textContent("#client-secret-stored"), /Kept for this session only/);
   assert.equal(await p.isVisible("#client-secret-session"), false);
+});
+
+/** Fills the Source screen and goes on to the Destination screen. */
+async function toDestination(page) {
+  await page.fill("#tenant-id", "contoso.onmicrosoft.com");
+  await page.fill("#client-id", "00000000-0000-0000-0000-000000000001");
+  await page.fill("#client-secret", "Qx8Q~realValue.123");
+  await page.click("#source-next");
+  await page.waitForSelector("#screen-destination:not([hidden])");
+}
+
+test("Source's Next stores the secret and opens the Destination step", async () => {
+  const { page } = await openApp();
+  await page.click("#source-next");
+  assert.equal(await page.isVisible("#screen-destination"), false, "not with empty fields");
+  assert.match(await page.textContent("#client-secret-error"), /client secret/);
+  await toDestination(page);
+  assert.equal(await page.locator('.steps li[aria-current="step"]').textContent(), "2 Destination");
+  const calls = await page.evaluate(() => window.__calls);
+  const store = calls.find((c) => c.cmd === "store_secret");
+  assert.deepEqual(store.args, { kind: "graphClientSecret", account: "contoso.onmicrosoft.com/00000000-0000-0000-0000-000000000001", value: "<secret>", sessionOnly: false });
+  // Back to Source through the steps: the secret shows as stored.
+  await page.click('.steps li[data-step="source"]');
+  await page.waitForSelector("#screen-source:not([hidden])");
+  assert.match(await page.textContent("#client-secret-stored"), /Stored in the keychain/);
+});
+
+test("the Destination screen validates IceWarp, stores its password and is honest about its test", async () => {
+  const { page, errors } = await openApp();
+  await toDestination(page);
+  assert.equal(await page.isChecked('input[name="dest-kind"][value="iceWarp"]'), true);
+  await page.click("#dest-next");
+  assert.match(await page.textContent("#dw-server-url-error"), /https:\/\/mail.example.com/);
+  assert.match(await page.textContent("#dw-admin-email-error"), /email address/);
+  assert.match(await page.textContent("#dw-admin-password-error"), /keychain/);
+  assert.equal(await page.getAttribute("#dw-server-url", "aria-invalid"), "true");
+  await screenshot(page, "destination-errors", { docs: true });
+
+  await page.fill("#dw-server-url", "https://mail.example.com");
+  await page.fill("#dw-admin-email", "admin@example.com");
+  await page.fill("#dw-admin-password", "adm1n-pa55");
+  await page.fill("#dw-ca-file", "/etc/ssl/private-ca.pem");
+  await page.click("#test-destination");
+  await page.waitForFunction(() => document.querySelector("#destination-status").textContent.includes("not available in this build yet"));
+  assert.match(await page.textContent("#dw-admin-password-stored"), /Stored in the keychain/);
+  const calls = await page.evaluate(() => window.__calls);
+  const store = calls.filter((c) => c.cmd === "store_secret").at(-1);
+  assert.deepEqual(store.args, { kind: "destAdminPassword", account: "mail.example.com/admin@example.com", value: "<secret>", sessionOnly: false });
+  const test = calls.find((c) => c.cmd === "test_destination");
+  assert.deepEqual(test.args.destination, { kind: "iceWarp", serverUrl: "https://mail.example.com", adminEmail: "admin@example.com", caFile: "/etc/ssl/private-ca.pem" });
+  assert.equal(JSON.stringify(calls.filter((c) => c.cmd !== "store_secret")).includes("adm1n"), false, "the password only goes to store_secret");
+  await screenshot(page, "destination-icewarp", { docs: true });
+  assert.deepEqual(errors, []);
+});
+
+test("the Destination screen validates an IMAP server and a folder", async () => {
+  const { page } = await openApp();
+  await toDestination(page);
+  await page.check('input[name="dest-kind"][value="imap"]');
+  assert.equal(await page.isVisible("#dw-server-url"), false, "only the chosen kind's fields");
+  await page.fill("#di-host", "imap://mail.example.com");
+  await page.fill("#di-port", "70000");
+  await page.click("#dest-next");
+  assert.match(await page.textContent("#di-host-error"), /no imap:\/\//);
+  assert.match(await page.textContent("#di-port-error"), /1 to 65535/);
+  assert.match(await page.textContent("#di-master-user-error"), /master user/);
+  await page.check('input[name="di-login"][value="csv"]');
+  assert.equal(await page.isVisible("#di-master-user"), false);
+  await page.fill("#di-host", "imap.example.com");
+  await page.fill("#di-port", "");
+  await page.fill("#di-accounts-csv", "accounts.csv");
+  await page.click("#dest-next");
+  assert.match(await page.textContent("#di-accounts-csv-error"), /full path/);
+  await page.check('input[name="di-login"][value="master"]');
+  await page.fill("#di-master-user", "admin");
+  await page.fill("#di-master-password", "master-pa55");
+  await page.selectOption("#di-security", "starttls");
+  await page.selectOption("#di-master-style", "dovecot");
+  await page.click("#test-destination");
+  await page.waitForSelector("#destination-results:not([hidden])");
+  assert.match(await page.textContent("#destination-results"), /IMAP login refused/);
+  const test = (await page.evaluate(() => window.__calls)).find((c) => c.cmd === "test_destination");
+  assert.deepEqual(test.args.destination, { kind: "imap", host: "imap.example.com", security: "starttls", masterUser: "admin", masterStyle: "dovecot" });
+  assert.equal(test.args.source.tenantId, "contoso.onmicrosoft.com");
+  await screenshot(page, "destination-imap", { docs: true });
+
+  await page.check('input[name="dest-kind"][value="folder"]');
+  await page.fill("#df-path", "export");
+  await page.click("#dest-next");
+  assert.match(await page.textContent("#df-path-error"), /full path/);
+  await page.fill("#df-path", "/srv/m365-export");
+  await page.click("#test-destination");
+  await page.waitForSelector("#destination-results:not([hidden])");
+  assert.match(await page.textContent("#destination-results"), /\/srv\/m365-export is writable/);
+  await screenshot(page, "destination-folder", { docs: true });
+});
+
+/** Source, a folder destination, then the Plan screen with its users listed. */
+async function toPlan(page) {
+  await toDestination(page);
+  await page.check('input[name="dest-kind"][value="folder"]');
+  await page.fill("#df-path", "/srv/m365-export");
+  await page.click("#dest-next");
+  await page.waitForSelector("#screen-plan:not([hidden])");
+  await page.waitForFunction(() => document.querySelectorAll("#plan-users tr").length === 3);
+}
+
+test("the Plan lists the tenant's mailboxes; a selection and the workloads are honest", async () => {
+  const { page } = await openApp();
+  await toPlan(page);
+  assert.match(await page.textContent("#plan-status"), /3 mailboxes found/);
+  assert.match(await page.textContent('#plan-users tr[data-user="adele.vance@contoso.com"]'), /Adele Vance/);
+  assert.equal(await page.isChecked("#wl-mail"), true);
+  assert.equal(await page.isDisabled("#wl-mail"), true);
+  assert.match(await page.textContent(".workloads"), /Calendars: not in this build yet/);
+  await screenshot(page, "plan", { docs: true });
+  await page.uncheck("#plan-all");
+  await page.click("#start-migration");
+  assert.match(await page.textContent("#start-status"), /at least one mailbox/);
+  await page.check('#plan-users tr[data-user="alex.wilber@contoso.com"] input');
+  await page.click("#start-migration");
+  await page.waitForSelector("#screen-migrate:not([hidden])");
+  const start = (await page.evaluate(() => window.__calls)).find((c) => c.cmd === "start_migration");
+  assert.deepEqual(start.args.request, {
+    source: { tenantId: "contoso.onmicrosoft.com", clientId: "00000000-0000-0000-0000-000000000001", cloud: "global" },
+    destination: { kind: "folder", path: "/srv/m365-export" },
+    users: ["alex.wilber@contoso.com"],
+  });
+  assert.equal(JSON.stringify(start.args).includes("Qx8Q"), false, "no secret in the run request");
+});
+
+test("the Migrate screen shows throttling as a status, failed items, rate and ETA; the report follows", async () => {
+  const { page, errors } = await openApp("light", { throttleMs: 60000 });
+  await toPlan(page);
+  await page.click("#start-migration");
+  await page.waitForSelector("#screen-migrate:not([hidden])");
+  await page.waitForFunction(() => document.querySelector("#counters").textContent.startsWith("3 of 4 messages"));
+  assert.match(await page.textContent("#counters"), /msg\/s · ETA \d+ s · 1 failed/);
+  assert.match(await page.textContent("#throttle-status"), /Throttled by Microsoft 365: 1 mailbox waiting \(\d+\.\d s\)\. This is normal/);
+  assert.equal(await page.isVisible("#throttle-status"), true);
+  assert.match(await page.textContent('#user-rows tr[data-user="adele.vance@contoso.com"]'), /waiting 60.0 s \(Microsoft throttling\)/);
+  assert.match(await page.textContent("#failures"), /adele.vance@contoso.com Inbox AAMk1: Graph answered HTTP 404/);
+  assert.equal(await page.locator("#failures li").count(), 1);
+  const color = await page.evaluate(() => getComputedStyle(document.querySelector("#throttle-status")).color);
+  const errorColor = await page.evaluate(() => getComputedStyle(document.querySelector("#failures")).color);
+  assert.notEqual(color, errorColor, "throttling is not shown as an error");
+  // The steps stay put while a run is going on.
+  await page.click('.steps li[data-step="source"]');
+  assert.equal(await page.isVisible("#screen-migrate"), true);
+  await screenshot(page, "migrate-throttled", { docs: true });
+
+  await page.click("#stop");
+  await page.waitForFunction(() => document.querySelector("#run-status").textContent.startsWith("Stopping"));
+  await page.evaluate(() => window.__finishDemo());
+  await page.waitForSelector("#screen-report:not([hidden])");
+  assert.equal(await page.isVisible("#throttle-status"), false);
+  assert.match(await page.textContent("#summary"), /Migrated 2 mailboxes: 3 messages/);
+  assert.deepEqual(errors, []);
+});
+
+test("closing the window during a run asks first; Stop and quit stops the run", async () => {
+  const { page } = await openApp();
+  // Before a run, closing needs no answer.
+  await page.waitForFunction(() => window.__calls.some((c) => c.cmd === "plugin:event|listen"));
+  await page.evaluate(() => window.__emit("tauri://close-requested"));
+  await page.waitForFunction(() => window.__calls.some((c) => c.cmd === "plugin:window|destroy"));
+  assert.equal(await page.isVisible("#close-dialog"), false);
+  await page.evaluate(() => (window.__calls.length = 0));
+
+  await page.click("#try-demo");
+  await page.waitForFunction(() => document.querySelector("#counters").textContent.startsWith("3 of 4"));
+  await page.evaluate(() => window.__emit("tauri://close-requested"));
+  await page.waitForSelector("#close-dialog[open]");
+  await screenshot(page, "close-during-run", { docs: true });
+  await page.click("#close-cancel");
+  assert.equal(await page.isVisible("#close-dialog"), false);
+  let cmds = (await page.evaluate(() => window.__calls)).map((c) => c.cmd);
+  assert.equal(cmds.includes("plugin:window|destroy"), false, "Keep running keeps the window");
+  assert.equal(cmds.includes("control_run"), false);
+
+  await page.evaluate(() => window.__emit("tauri://close-requested"));
+  await page.waitForSelector("#close-dialog[open]");
+  await page.click("#close-confirm");
+  await page.waitForFunction(() => window.__calls.some((c) => c.cmd === "plugin:window|destroy"));
+  const calls = await page.evaluate(() => window.__calls);
+  cmds = calls.map((c) => c.cmd);
+  assert.ok(cmds.indexOf("control_run") < cmds.indexOf("plugin:window|destroy"), "the run is stopped before the window goes");
+  assert.equal(calls.find((c) => c.cmd === "control_run").args.action, "stop");
 });
