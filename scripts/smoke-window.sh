@@ -13,7 +13,7 @@ bin="${1:-}"
 if [[ -z "$bin" ]]; then
   # The embedded UI, as in a release, not the dev server.
   cargo build -p m365-migrator --bin m365-migrator --features custom-protocol
-  bin="target/debug/m365-migrator"
+  bin="${CARGO_TARGET_DIR:-target}/debug/m365-migrator"
 fi
 [[ -x "$bin" ]] || { echo "smoke: $bin is not an executable" >&2; exit 1; }
 
