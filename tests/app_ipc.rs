@@ -2,6 +2,10 @@
 
 use std::sync::{Arc, Mutex};
 
+// The core's real-server helpers (a throwaway Dovecot with TLS from a private CA).
+#[path = "../src-tauri/core/tests/support/mod.rs"]
+mod support;
+
 use m365_migrator_app::{builder, demo, migrate, AppState, ChannelReporter, MigrationRequest};
 use migrator_core::engine::RunControl;
 use migrator_core::progress::ProgressEvent;
@@ -19,6 +23,8 @@ struct TestApp {
     _app: App<MockRuntime>,
     webview: WebviewWindow<MockRuntime>,
     keychain: Arc<dyn SecretStore>,
+    /// The app's data folder (journals of server destinations).
+    data: tempfile::TempDir,
 }
 
 impl TestApp {
@@ -39,6 +45,8 @@ impl TestApp {
     }
 
     fn with_state(state: AppState, keychain: Arc<dyn SecretStore>) -> Self {
+        let data = tempfile::tempdir().expect("a data folder");
+        let state = state.with_data_dir(data.path().to_path_buf());
         let app = builder(mock_builder(), state)
             .build(mock_context(noop_assets()))
             .expect("the app builds on the mock runtime");
@@ -49,6 +57,7 @@ impl TestApp {
             _app: app,
             webview,
             keychain,
+            data,
         }
     }
 
@@ -620,4 +629,86 @@ async fn start_migration_refuses_icewarp_until_it_exists_and_needs_stored_secret
     assert_eq!(err["code"], "not_available", "{err}");
     assert!(!err.to_string().contains("adm1n-pa55"));
     assert_eq!(maildir_messages(out.path()).len(), 0);
+}
+
+/// The Destination screen's IMAP settings for a test Dovecot: implicit TLS trusting its CA,
+/// the master user in Dovecot's style.
+fn dovecot_destination(dovecot: &support::dovecot::Dovecot) -> Value {
+    json!({"kind": "imap", "host": "127.0.0.1", "port": dovecot.imaps_port, "security": "tls",
+           "caFile": dovecot.ca_file, "masterUser": support::dovecot::MASTER_USER,
+           "masterStyle": "dovecot"})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_imap_destination_is_tested_and_migrated_into_with_keychain_passwords() {
+    let (sim, dovecot) = support::tenant_with_dovecot(2, 12).await;
+    let source = json!({"tenantId": sim.tenant_id(), "clientId": sim.client_id(), "cloud": "global",
+                        "loginUrl": sim.url(), "graphUrl": sim.url()});
+    let app = TestApp::new();
+    app.invoke_blocking(
+        "store_secret",
+        json!({"kind": "graphClientSecret", "account": format!("{}/{}", sim.tenant_id(), sim.client_id()),
+               "value": sim.client_secret()}),
+    )
+    .unwrap();
+    let destination = dovecot_destination(&dovecot);
+    let master = json!({"kind": "destAdminPassword",
+                        "account": format!("127.0.0.1/{}", support::dovecot::MASTER_USER)});
+
+    let mut wrong = master.clone();
+    wrong["value"] = json!("not-the-master-pw");
+    app.invoke_blocking("store_secret", wrong).unwrap();
+    let refused = app
+        .invoke_blocking(
+            "test_destination",
+            json!({"source": source, "destination": destination}),
+        )
+        .unwrap();
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert!(
+        refused["messages"][0]
+            .as_str()
+            .unwrap()
+            .contains("cannot log in"),
+        "{refused}"
+    );
+    assert!(!refused.to_string().contains("not-the-master-pw"));
+
+    let mut right = master.clone();
+    right["value"] = json!(support::dovecot::MASTER_PASSWORD);
+    app.invoke_blocking("store_secret", right).unwrap();
+    let ok = app
+        .invoke_blocking(
+            "test_destination",
+            json!({"source": source, "destination": destination}),
+        )
+        .unwrap();
+    assert_eq!(ok["ok"], true, "{ok}\n{}", dovecot.log());
+
+    let request = json!({"source": source, "destination": destination});
+    let first = app
+        .invoke_blocking(
+            "start_migration",
+            json!({"request": request, "onEvent": "__CHANNEL__:3"}),
+        )
+        .unwrap();
+    assert_eq!(first["users"], 2, "{first}\n{}", dovecot.log());
+    assert_eq!(first["totals"]["failed"], 0, "{first}");
+    let moved = first["totals"]["messages"].as_u64().unwrap();
+    assert!(moved >= 24, "{first}");
+    // The second run finds everything there (journal under the app's data folder).
+    assert!(app.data.path().join("journal").is_dir());
+    let second = app
+        .invoke_blocking(
+            "start_migration",
+            json!({"request": request, "onEvent": "__CHANNEL__:4"}),
+        )
+        .unwrap();
+    assert_eq!(second["totals"]["failed"], 0, "{second}");
+    assert_eq!(
+        second["totals"]["messages"].as_u64().unwrap(),
+        0,
+        "nothing written twice: {second}"
+    );
+    sim.shutdown().await;
 }

@@ -670,10 +670,13 @@ pub(crate) async fn start_migration<R: Runtime>(
     request: MigrationRequest,
     on_event: Channel<ProgressEvent>,
 ) -> Result<RunSummary, IpcError> {
-    let data_dir = app
-        .path()
-        .app_data_dir()
-        .map_err(|e| IpcError::new("internal", format!("no data folder: {e}")))?;
+    let data_dir = match state.data_dir() {
+        Some(dir) => dir,
+        None => app
+            .path()
+            .app_data_dir()
+            .map_err(|e| IpcError::new("internal", format!("no data folder: {e}")))?,
+    };
     let control = state
         .start_run()
         .ok_or_else(|| IpcError::new("busy", "A migration is already running."))?;

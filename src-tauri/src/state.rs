@@ -14,6 +14,8 @@ pub struct AppState {
     log_dir: Mutex<Option<PathBuf>>,
     log_guard: Mutex<Option<WorkerGuard>>,
     secrets: SecretPlaces,
+    /// Replaces the platform's app data folder (tests).
+    data_dir: Option<PathBuf>,
 }
 
 /// Where secrets live: the OS keychain (or why there is none) and the session-only store.
@@ -70,7 +72,18 @@ impl AppState {
                 keychain,
                 session: Arc::new(MemoryStore::default()),
             },
+            data_dir: None,
         }
+    }
+
+    /// Keeps the journals of server destinations under `dir` instead of the app data folder.
+    pub fn with_data_dir(mut self, dir: PathBuf) -> Self {
+        self.data_dir = Some(dir);
+        self
+    }
+
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        self.data_dir.clone()
     }
 
     /// State over the OS keychain (Secret Service, Keychain, Credential Manager).
