@@ -468,6 +468,13 @@ async fn tenant_app() -> (migrator_sim::SimServer, Value, TestApp) {
     let sim = migrator_sim::SimServer::start(migrator_sim::SimConfig::demo())
         .await
         .unwrap();
+    let (source, app) = app_for(&sim);
+    (sim, source, app)
+}
+
+/// The simulator's source settings as the UI sends them, and an app holding its client
+/// secret in the (mock) keychain.
+fn app_for(sim: &migrator_sim::SimServer) -> (Value, TestApp) {
     let source = json!({"tenantId": sim.tenant_id(), "clientId": sim.client_id(), "cloud": "global",
                         "loginUrl": sim.url(), "graphUrl": sim.url()});
     let app = TestApp::new();
@@ -477,7 +484,7 @@ async fn tenant_app() -> (migrator_sim::SimServer, Value, TestApp) {
                "value": sim.client_secret()}),
     )
     .unwrap();
-    (sim, source, app)
+    (source, app)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -642,15 +649,7 @@ fn dovecot_destination(dovecot: &support::dovecot::Dovecot) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_imap_destination_is_tested_and_migrated_into_with_keychain_passwords() {
     let (sim, dovecot) = support::tenant_with_dovecot(2, 12).await;
-    let source = json!({"tenantId": sim.tenant_id(), "clientId": sim.client_id(), "cloud": "global",
-                        "loginUrl": sim.url(), "graphUrl": sim.url()});
-    let app = TestApp::new();
-    app.invoke_blocking(
-        "store_secret",
-        json!({"kind": "graphClientSecret", "account": format!("{}/{}", sim.tenant_id(), sim.client_id()),
-               "value": sim.client_secret()}),
-    )
-    .unwrap();
+    let (source, app) = app_for(&sim);
     let destination = dovecot_destination(&dovecot);
     let master = json!({"kind": "destAdminPassword",
                         "account": format!("127.0.0.1/{}", support::dovecot::MASTER_USER)});
