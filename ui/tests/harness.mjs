@@ -14,16 +14,23 @@ const repo = join(here, "..", "..");
 const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const TYPES = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml" };
 
+/** The app's Content-Security-Policy (tauri.conf.json), served with every page. */
+async function appCsp() {
+  const conf = JSON.parse(await readFile(join(repo, "tauri.conf.json"), "utf8"));
+  return conf.app.security.csp;
+}
+
 export async function serveDist() {
   if (!existsSync(join(dist, "index.html"))) {
     throw new Error("ui/dist is missing: run `npm run build` in ui/ first");
   }
+  const csp = await appCsp();
   const server = createServer(async (req, res) => {
     const path = normalize(decodeURIComponent((req.url || "/").split("?")[0])).replace(/^(\.\.[/\\])+/, "");
     const file = join(dist, path === "/" ? "index.html" : path);
     try {
       const body = await readFile(file);
-      res.writeHead(200, { "content-type": TYPES[extname(file)] || "application/octet-stream" });
+      res.writeHead(200, { "content-type": TYPES[extname(file)] || "application/octet-stream", "content-security-policy": csp });
       res.end(body);
     } catch {
       res.writeHead(404);
@@ -55,6 +62,9 @@ export async function launch() {
  */
 export function mockBackend(options = {}) {
   const calls = [];
+  // Anything the app's Content-Security-Policy blocks is recorded here.
+  window.__cspViolations = [];
+  document.addEventListener("securitypolicyviolation", (e) => window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
   const keychainAvailable = options.keychain !== false;
   // entry -> { value, where: "stored" | "session" }; values stay here, never in __calls.
   const secrets = new Map();
