@@ -435,6 +435,13 @@ async function runWith(view: RunView, title: string, command: string, args: Reco
     el("run-status").textContent = `The migration stopped: ${err.message ?? String(e)}`;
   } finally {
     running = false;
+    // Asked "quit during a run?" and the run ended meanwhile: the question changes.
+    if (el<HTMLDialogElement>("close-dialog").open) {
+      el("close-title").textContent = "The migration has ended";
+      el("close-text").textContent = "Nothing is running any more. Quit now, or stay to read the report?";
+      el("close-cancel").textContent = "Stay";
+      el("close-confirm").textContent = "Quit";
+    }
   }
 }
 
@@ -468,6 +475,11 @@ function wireMigrate(view: RunView): void {
 /** Asks in the page whether to stop the run and quit. */
 function confirmClose(): Promise<boolean> {
   const dialog = el<HTMLDialogElement>("close-dialog");
+  el("close-title").textContent = "A migration is running";
+  el("close-text").textContent =
+    "Quit anyway? The run stops after the messages in flight, and the next run resumes where it stopped without copying anything twice.";
+  el("close-cancel").textContent = "Keep running";
+  el("close-confirm").textContent = "Stop and quit";
   return new Promise((resolve) => {
     const done = (answer: boolean) => {
       dialog.close();

@@ -364,10 +364,27 @@ test("closing the window during a run asks first; Stop and quit stops the run", 
 
   await page.evaluate(() => window.__emit("tauri://close-requested"));
   await page.waitForSelector("#close-dialog[open]");
+  assert.match(await page.textContent("#close-dialog"), /A migration is running.*Stop and quit/s);
   await page.click("#close-confirm");
   await page.waitForFunction(() => window.__calls.some((c) => c.cmd === "plugin:window|destroy"));
   const calls = await page.evaluate(() => window.__calls);
   cmds = calls.map((c) => c.cmd);
   assert.ok(cmds.indexOf("control_run") < cmds.indexOf("plugin:window|destroy"), "the run is stopped before the window goes");
   assert.equal(calls.find((c) => c.cmd === "control_run").args.action, "stop");
+});
+
+test("when the run ends while the close question is open, the question says so", async () => {
+  const { page } = await openApp();
+  await page.click("#try-demo");
+  await page.waitForFunction(() => document.querySelector("#counters").textContent.startsWith("3 of 4"));
+  await page.waitForFunction(() => window.__calls.some((c) => c.cmd === "plugin:event|listen"));
+  await page.evaluate(() => window.__emit("tauri://close-requested"));
+  await page.waitForSelector("#close-dialog[open]");
+  await page.evaluate(() => window.__finishDemo());
+  await page.waitForSelector("#screen-report:not([hidden])");
+  assert.match(await page.textContent("#close-title"), /has ended/);
+  await page.click("#close-cancel");
+  assert.equal(await page.isVisible("#close-dialog"), false);
+  const cmds = (await page.evaluate(() => window.__calls)).map((c) => c.cmd);
+  assert.equal(cmds.includes("plugin:window|destroy"), false, "Stay keeps the window");
 });
