@@ -172,8 +172,9 @@ fn env_or_keychain(var: &str, entry: Option<&str>) -> Option<Secret> {
     if let Some(value) = std::env::var(var).ok().filter(|s| !s.trim().is_empty()) {
         return Some(Secret::new(value));
     }
+    let entry = entry?;
     let keychain = KeyringStore::platform().ok()?;
-    match keychain.get(entry?) {
+    match keychain.get(entry) {
         Ok(found) => found,
         Err(e) => {
             tracing::warn!("cannot read the keychain: {e}");
