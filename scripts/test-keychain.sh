@@ -7,8 +7,11 @@ for tool in dbus-run-session gnome-keyring-daemon secret-tool; do
   command -v "$tool" >/dev/null || { echo "test-keychain: $tool is missing: apt-get install dbus-x11 gnome-keyring libsecret-tools (scripts/install-deps.sh)" >&2; exit 1; }
 done
 cargo="${CARGO:-cargo}"
-# Build outside the D-Bus session so the daemon does not wait on the compiler.
+# Build outside the D-Bus session so the daemon does not wait on the compiler; the CLI too
+# (one test runs it), right before use since target/ is shared.
 "$cargo" nextest run -p m365-migrator --test keychain --run-ignored only --no-run
+"$cargo" build -p migrator-cli --bin m365-migrate
+export M365_MIGRATE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/m365-migrate"
 home="$(mktemp -d)"
 trap 'rm -rf "$home"' EXIT
 # The keyring file lives in a throwaway XDG_DATA_HOME (never the user's own keyring);

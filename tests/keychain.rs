@@ -78,3 +78,60 @@ fn the_secret_service_stores_reads_replaces_and_deletes_secrets() {
     keychain.delete(&admin).unwrap();
     assert!(keychain.get(&admin).unwrap().is_none());
 }
+
+/// The CLI (`m365-migrate`, built by the script: `M365_MIGRATE_BIN`) finds the client secret
+/// the desktop app stored when `M365_CLIENT_SECRET` is not set.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Secret Service: run scripts/test-keychain.sh"]
+async fn the_cli_reads_the_client_secret_the_app_stored() {
+    let cli = std::env::var("M365_MIGRATE_BIN")
+        .expect("M365_MIGRATE_BIN names the built m365-migrate: run scripts/test-keychain.sh");
+    let keychain = KeyringStore::platform().expect("the Secret Service is reachable");
+    let sim = migrator_sim::SimServer::start(migrator_sim::SimConfig::demo())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("migrate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\ntenant_id = \"{}\"\nclient_id = \"{}\"\nlogin_url = \"{}\"\ngraph_url = \"{}\"\n\n\
+             [destination]\nkind = \"folder\"\npath = \"{}\"\n",
+            sim.tenant_id(),
+            sim.client_id(),
+            sim.url(),
+            sim.url(),
+            dir.path().join("out").display()
+        ),
+    )
+    .unwrap();
+    let check = move |cli: String, config: std::path::PathBuf| {
+        tokio::task::spawn_blocking(move || {
+            Command::new(cli)
+                .args(["check", "--config"])
+                .arg(config)
+                .env_remove("M365_CLIENT_SECRET")
+                .output()
+                .expect("m365-migrate runs")
+        })
+    };
+    let entry = graph_client_secret_entry(sim.tenant_id(), sim.client_id());
+    keychain.delete(&entry).unwrap();
+    let without = check(cli.clone(), config.clone()).await.unwrap();
+    assert_eq!(without.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&without.stderr).contains("store it with the desktop app"),
+        "{without:?}"
+    );
+
+    keychain
+        .put(&entry, &Secret::new(sim.client_secret()))
+        .unwrap();
+    let with = check(cli, config).await.unwrap();
+    keychain.delete(&entry).unwrap();
+    let stdout = String::from_utf8_lossy(&with.stdout);
+    assert_eq!(with.status.code(), Some(0), "{with:?}");
+    assert!(stdout.contains("ready to run"), "{stdout}");
+    assert!(!stdout.contains(sim.client_secret()));
+    sim.shutdown().await;
+}
