@@ -65,6 +65,13 @@ export class SecretField {
     }
     this.replacing = false;
     this.paint();
+    if (this.status === "unavailable") {
+      // Said before anything is typed: where the secret would go, and the alternative.
+      byId(`${this.id}-session-text`).textContent =
+        "No keychain (Secret Service) is available on this computer, so the secret cannot be stored. " +
+        "Type it and keep it for this session only: it is forgotten when the app quits.";
+      byId(`${this.id}-session`).hidden = false;
+    }
   }
 
   /**
@@ -72,7 +79,12 @@ export class SecretField {
    * secret is stored afterwards; false with the reason in `#id-error` otherwise.
    */
   async commit(): Promise<boolean> {
-    if (this.input.value === "") return this.stored && !this.replacing;
+    if (this.input.value === "") {
+      // Replace was pressed but nothing typed: the stored secret stays in use.
+      this.replacing = false;
+      this.paint();
+      return this.stored;
+    }
     return this.store(false);
   }
 

@@ -95,8 +95,13 @@ test("test connection shows granted and missing permissions, or Entra's advice",
   await page.waitForFunction(() => window.__calls.filter((c) => c.cmd === "test_connection").length === 2);
   assert.equal((await page.evaluate(() => window.__calls)).filter((c) => c.cmd === "store_secret").length, 1);
 
+  // Replace, then nothing typed: the stored secret stays in use.
   await page.click("#client-secret-replace");
   assert.equal(await page.isVisible("#client-secret"), true);
+  await page.click("#test-connection");
+  await page.waitForFunction(() => window.__calls.filter((c) => c.cmd === "test_connection").length === 3);
+  assert.match(await page.textContent("#client-secret-stored"), /Stored in the keychain/);
+  await page.click("#client-secret-replace");
   await page.fill("#client-secret", "wrong");
   await page.click("#test-connection");
   await page.waitForFunction(() => document.querySelector("#source-status").textContent.startsWith("Sign-in failed"));
@@ -170,9 +175,13 @@ test("a stored secret is recognised on return; without a keychain it can be kept
   const p = other.page;
   await p.fill("#tenant-id", "contoso.onmicrosoft.com");
   await p.fill("#client-id", "00000000-0000-0000-0000-000000000001");
+  await p.locator("#client-id").blur();
+  // Said as soon as the app knows, before anything is typed.
+  await p.waitForSelector("#client-secret-session:not([hidden])");
+  assert.match(await p.textContent("#client-secret-session"), /session only/);
   await p.fill("#client-secret", "Qx8Q~realValue.123");
   await p.click("#test-connection");
-  await p.waitForSelector("#client-secret-session:not([hidden])");
+  await p.waitForFunction(() => document.querySelector("#client-secret-session").textContent.includes("No keychain is available"));
   assert.match(await p.textContent("#client-secret-session"), /No keychain is available/);
   assert.equal((await p.evaluate(() => window.__calls)).some((c) => c.cmd === "test_connection"), false);
   await screenshot(p, "source-no-keychain", { docs: true });
