@@ -322,7 +322,7 @@ class RunView {
   }
 
   private paintRow(u: UserRow, state: string): void {
-    u.row.cells[1].textContent = `${u.done} / ${u.total}`;
+    u.row.cells[1].textContent = progressText(u.done, u.total, " / ");
     u.row.cells[2].textContent = state;
   }
 
@@ -331,7 +331,7 @@ class RunView {
     const rate = seconds > 0 ? this.done / seconds : 0;
     const left = rate > 0 ? Math.max(0, this.total - this.done) / rate : 0;
     el("counters").textContent =
-      `${this.done} of ${this.total} messages · ${formatBytes(this.bytes)} · ` +
+      `${progressText(this.done, this.total, " of ")} · ${formatBytes(this.bytes)} · ` +
       `${rate.toFixed(1)} msg/s · ETA ${formatDuration(left)} · ${this.failed} failed`;
     this.setBar(this.total > 0 ? this.done / this.total : 0);
   }
@@ -399,6 +399,16 @@ class RunView {
   }
 }
 
+/**
+ * "3 of 4 messages". Every migrated item (message, event, contact, task) reports itemDone, but
+ * only messages are counted ahead (userStarted), so past that count the text says items.
+ */
+function progressText(done: number, messages: number, of: string): string {
+  return done <= messages
+    ? `${done}${of}${messages} messages`
+    : `${done} items (${messages} messages, then calendars, contacts and tasks)`;
+}
+
 function formatDuration(seconds: number): string {
   const s = Math.ceil(seconds);
   if (s < 60) return `${s} s`;
@@ -410,7 +420,8 @@ function renderSummary(summary: RunSummary): void {
   const t = summary.totals;
   el("summary").textContent =
     `${summary.cancelled ? "Stopped after" : "Migrated"} ${summary.users} mailboxes: ${t.messages} messages ` +
-    `(${formatBytes(t.bytes)}) in ${t.folders} folders, in ${summary.seconds.toFixed(1)} s. ` +
+    `(${formatBytes(t.bytes)}), ${t.events} events, ${t.contacts} contacts and ${t.tasks} tasks ` +
+    `in ${t.folders} folders, in ${summary.seconds.toFixed(1)} s. ` +
     `${t.skipped} were already there, ${t.failed} failed.` +
     (summary.cancelled ? " Run it again to resume." : "");
 }

@@ -150,7 +150,9 @@ export function mockBackend(options = {}) {
           send({ kind: "throttled", user: "adele.vance@contoso.com", waitMs: options.throttleMs ?? 2128 });
           send({ kind: "itemFailed", user: "adele.vance@contoso.com", folder: "Inbox", item: "AAMk1", reason: "Graph answered HTTP 404" });
           await new Promise((resolve) => (finishDemo = resolve));
-          const stats = { folders: 36, messages: 3, skipped: 0, failed: 1, bytes: 230000 };
+          // A calendar item: counted by itemDone, not in userStarted's message count.
+          send({ kind: "itemDone", user: "alex.wilber@contoso.com", bytes: 0, skipped: false });
+          const stats = { folders: 36, messages: 3, events: 4, contacts: 2, tasks: 1, skipped: 0, failed: 1, bytes: 230000 };
           send({ kind: "userFinished", user: "adele.vance@contoso.com", stats });
           send({ kind: "runFinished", summary: { users: 2, totals: stats, seconds: 1.5, cancelled: false } });
           return { users: 2, totals: stats, seconds: 1.5, cancelled: false };

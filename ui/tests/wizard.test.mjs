@@ -345,7 +345,9 @@ test("the Migrate screen shows throttling as a status, failed items, rate and ET
   await page.evaluate(() => window.__finishDemo());
   await page.waitForSelector("#screen-report:not([hidden])");
   assert.equal(await page.isVisible("#throttle-status"), false);
-  assert.match(await page.textContent("#summary"), /Migrated 2 mailboxes: 3 messages/);
+  assert.match(await page.textContent("#summary"), /Migrated 2 mailboxes: 3 messages \(224.6 KiB\), 4 events, 2 contacts and 1 tasks/);
+  // Beyond the messages counted ahead, the row counts items (calendars, contacts, tasks).
+  assert.match(await page.textContent('#user-rows tr[data-user="alex.wilber@contoso.com"]'), /2 items \(1 messages, then calendars/);
   assert.deepEqual(errors, []);
   // Every screen so far ran under the app's Content-Security-Policy without a violation.
   assert.deepEqual(await page.evaluate(() => window.__cspViolations), []);

@@ -6,10 +6,13 @@ mod reporter;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use indicatif::HumanDuration;
 use migrator_core::config::{Cloud, DestinationConfig, FileConfig, SourceConfig};
-use migrator_core::engine::{self, Destination, RunControl, RunOptions};
+use migrator_core::engine::{self, Destination, Report, ReportFiles, RunControl, RunOptions};
+use migrator_core::journal::Journal;
 use migrator_core::progress::RunSummary;
 use migrator_core::secrets::{
     dest_admin_password_entry, graph_client_secret_entry, KeyringStore, Secret, SecretStore,
@@ -79,6 +82,33 @@ enum Command {
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Show what a run would migrate and how long Microsoft's limits let it take.
+    ///
+    /// Signs in, lists the selected users and each mailbox's folders with their item counts
+    /// (a few requests per mailbox; no messages are read, nothing is written), and estimates the
+    /// run from the per-mailbox limits (4 requests in flight, 10,000 per 10 minutes) and
+    /// [run] parallel_mailboxes. The estimate is the floor Microsoft's limits allow.
+    Plan {
+        /// The TOML configuration file.
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+        /// Print the plan as JSON (for scripts) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the run report from the journal: JSON, CSV and a self-contained HTML page.
+    ///
+    /// Reads only the journal in the state folder (no sign-in, no network), so it works at any
+    /// time, also while or after a run was stopped. Writes report.json, report.html, users.csv,
+    /// folders.csv and failures.csv. `run` writes the same report when it finishes.
+    Report {
+        /// The TOML configuration file (its [run] state_dir locates the journal).
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+        /// Folder to write the report into [default: <state folder>/report].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Exit code of `check` when something would stop a run.
@@ -135,22 +165,39 @@ async fn dispatch(cli: Cli) -> anyhow::Result<RunSummary> {
         } => demo(out, users, messages, cli.quiet).await,
         Command::Run { config } => run_config(config, cli.quiet).await,
         Command::Check { .. } => unreachable!("check is dispatched in main"),
+        Command::Plan { config, json } => {
+            print_plan(&config, json).await?;
+            Ok(RunSummary::default())
+        }
+        Command::Report { config, out } => {
+            write_report(&config, out)?;
+            Ok(RunSummary::default())
+        }
     }
 }
 
 /// Loads the configuration, the secrets, the destination and the default state folder.
 fn load(path: &Path) -> anyhow::Result<(FileConfig, Secret, Destination, RunOptions)> {
-    let config = FileConfig::load(path)?;
+    let (config, secret, options) = load_source(path)?;
     let admin_entry = match &config.destination {
         DestinationConfig::Imap {
             host,
             master_user: Some(user),
             ..
         } => Some(dest_admin_password_entry(host, user)),
+        DestinationConfig::IceWarp {
+            host, admin_email, ..
+        } => Some(dest_admin_password_entry(host, admin_email)),
         _ => None,
     };
     let admin_password = env_or_keychain(ADMIN_PASSWORD_ENV, admin_entry.as_deref());
     let destination = Destination::from_config(&config.destination, admin_password)?;
+    Ok((config, secret, destination, options))
+}
+
+/// Loads what reading the source needs: the configuration, the client secret and the options.
+fn load_source(path: &Path) -> anyhow::Result<(FileConfig, Secret, RunOptions)> {
+    let config = FileConfig::load(path)?;
     let client_entry =
         graph_client_secret_entry(&config.source.tenant_id, &config.source.client_id);
     let secret = env_or_keychain(SECRET_ENV, Some(&client_entry)).ok_or_else(|| {
@@ -159,11 +206,91 @@ fn load(path: &Path) -> anyhow::Result<(FileConfig, Secret, Destination, RunOpti
         )
     })?;
     let mut options = RunOptions::from_settings(&config.run, &config.users);
-    if options.state_dir.is_none() {
-        let base = path.parent().filter(|p| !p.as_os_str().is_empty());
-        options.state_dir = Some(base.unwrap_or(Path::new(".")).join("m365-migrator-state"));
+    options.state_dir = Some(state_dir(path, &options));
+    Ok((config, secret, options))
+}
+
+/// The journal's folder: `[run] state_dir`, else `m365-migrator-state` beside the file.
+fn state_dir(config_path: &Path, options: &RunOptions) -> PathBuf {
+    options.state_dir.clone().unwrap_or_else(|| {
+        let base = config_path.parent().filter(|p| !p.as_os_str().is_empty());
+        base.unwrap_or(Path::new(".")).join("m365-migrator-state")
+    })
+}
+
+/// `plan`: the table (or JSON) of what a run would do.
+async fn print_plan(path: &Path, json: bool) -> anyhow::Result<()> {
+    let (config, secret, options) = load_source(path)?;
+    let plan = engine::plan(&config.source_config(), &secret, &options).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+        return Ok(());
     }
-    Ok((config, secret, destination, options))
+    let width = plan
+        .users
+        .iter()
+        .map(|u| u.address.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!(
+        "{:width$}  {:>7}  {:>9}  {:>10}",
+        "user", "folders", "items", "estimate"
+    );
+    for u in &plan.users {
+        match &u.problem {
+            None => println!(
+                "{:width$}  {:>7}  {:>9}  {:>10}{}",
+                u.address,
+                u.folders,
+                u.items,
+                HumanDuration(Duration::from_secs_f64(u.estimated_seconds)),
+                if u.enabled {
+                    ""
+                } else {
+                    "  (account disabled)"
+                }
+            ),
+            Some(problem) => println!("{:width$}  cannot be read: {problem}", u.address),
+        }
+    }
+    println!(
+        "\n{} users, {} folders, {} items, about {} Graph requests",
+        plan.users.len(),
+        plan.folders,
+        plan.items,
+        plan.requests
+    );
+    println!("domains: {}", plan.domains.join(", "));
+    println!(
+        "estimated duration: {} with {} mailboxes in parallel (Microsoft's per-mailbox limits, \
+         {} ms per request; the destination's speed is not included)",
+        HumanDuration(Duration::from_secs_f64(plan.estimated_seconds)),
+        plan.parallel_mailboxes,
+        plan.assumed_latency_ms
+    );
+    Ok(())
+}
+
+/// `report`: the journal's report into `out` (default `<state folder>/report`).
+fn write_report(config_path: &Path, out: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = FileConfig::load(config_path)?;
+    let options = RunOptions::from_settings(&config.run, &config.users);
+    let dir = state_dir(config_path, &options);
+    if !dir.join(Journal::FILE_NAME).is_file() {
+        anyhow::bail!(
+            "no journal in {}: nothing has been migrated with this configuration yet",
+            dir.display()
+        );
+    }
+    let journal = Journal::open(&dir)?;
+    let files = save_report(&journal, &out.unwrap_or_else(|| dir.join("report")))?;
+    println!("report written: {}", files.html.display());
+    Ok(())
+}
+
+fn save_report(journal: &Journal, dir: &Path) -> anyhow::Result<ReportFiles> {
+    Ok(Report::from_journal(journal)?.write(dir)?)
 }
 
 /// A secret from the environment variable `var`, else from the OS keychain entry the desktop
@@ -241,6 +368,7 @@ async fn migrate(
     let reporter = Arc::new(reporter::CliReporter::new(quiet));
     let control = RunControl::new();
     stop_on_ctrl_c(control.clone());
+    let state_dir = options.state_dir.clone();
     let summary = engine::run(
         source,
         secret,
@@ -255,6 +383,16 @@ async fn migrate(
         Destination::Imap { settings, .. } => format!("imap://{}:{}", settings.host, settings.port),
     };
     reporter.finish(&summary, &target);
+    if let Some(dir) = state_dir {
+        let written = Journal::open(&dir)
+            .map_err(anyhow::Error::from)
+            .and_then(|journal| save_report(&journal, &dir.join("report")));
+        match written {
+            Ok(files) if !quiet => eprintln!("report: {}", files.html.display()),
+            Ok(_) => {}
+            Err(e) => eprintln!("warning: the run finished but its report was not written: {e:#}"),
+        }
+    }
     Ok(summary)
 }
 

@@ -60,11 +60,14 @@ impl CliReporter {
         }
         let t = &summary.totals;
         println!(
-            "{} {} users, {} folders, {} messages ({}) in {:.1} s; {} already present, {} failed. Output: {}",
+            "{} {} users, {} folders, {} messages, {} events, {} contacts, {} tasks ({}) in {:.1} s; {} already present, {} failed. Output: {}",
             if summary.cancelled { "Stopped after" } else { "Migrated" },
             summary.users,
             t.folders,
             t.messages,
+            t.events,
+            t.contacts,
+            t.tasks,
             HumanBytes(t.bytes),
             summary.seconds,
             t.skipped,

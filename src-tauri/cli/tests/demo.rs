@@ -7,7 +7,8 @@ fn migrate() -> Command {
     Command::new(env!("CARGO_BIN_EXE_m365-migrate"))
 }
 
-fn message_files(dir: &Path) -> usize {
+/// Files under `dir` for which `wanted` is true.
+fn count_files(dir: &Path, wanted: impl Fn(&Path) -> bool) -> usize {
     let mut count = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -15,12 +16,22 @@ fn message_files(dir: &Path) -> usize {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path.parent().and_then(|p| p.file_name()) == Some("cur".as_ref()) {
+            } else if wanted(&path) {
                 count += 1;
             }
         }
     }
     count
+}
+
+fn message_files(dir: &Path) -> usize {
+    count_files(dir, |p| {
+        p.parent().and_then(|p| p.file_name()) == Some("cur".as_ref())
+    })
+}
+
+fn groupware_files(dir: &Path, extension: &str) -> usize {
+    count_files(dir, |p| p.extension() == Some(extension.as_ref()))
 }
 
 #[test]
@@ -52,13 +63,43 @@ fn demo_writes_maildirs_and_a_rerun_writes_nothing() {
         .collect();
     assert_eq!(users.len(), 2, "one folder per user: {users:?}");
     assert!(out.path().join(".m365-migrator/journal.sqlite").exists());
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.path().join(".m365-migrator/report/report.json")).unwrap(),
+    )
+    .unwrap();
+    let summary = &report["runs"][0]["summary"]["totals"];
+    let groupware: Vec<u64> = ["events", "contacts", "tasks"]
+        .iter()
+        .map(|k| summary[k].as_u64().unwrap())
+        .collect();
+    assert!(groupware.iter().all(|n| *n > 0), "{summary}");
+    let items = 50 + groupware.iter().sum::<u64>();
+    assert_eq!(report["totals"]["done"], items, "{report}");
+    assert_eq!(
+        groupware_files(out.path(), "ics"),
+        (groupware[0] + groupware[2]) as usize,
+        "one .ics per event series and per task"
+    );
+    assert_eq!(groupware_files(out.path(), "vcf"), groupware[1] as usize);
+    assert_eq!(report["totals"]["failed"], 0);
+    assert_eq!(report["users"].as_array().map(Vec::len), Some(2));
+    let html =
+        std::fs::read_to_string(out.path().join(".m365-migrator/report/report.html")).unwrap();
+    assert!(html.contains(&format!("{items} items migrated")), "{html}");
 
     let second = run();
     let stdout = String::from_utf8_lossy(&second.stdout);
     assert!(second.status.success());
     assert!(stdout.contains(" 0 messages"), "{stdout}");
-    assert!(stdout.contains("50 already present"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{items} already present")),
+        "{stdout}"
+    );
     assert_eq!(message_files(out.path()), 50);
+    assert_eq!(
+        groupware_files(out.path(), "ics") + groupware_files(out.path(), "vcf"),
+        groupware.iter().sum::<u64>() as usize
+    );
 }
 
 #[test]
@@ -149,4 +190,68 @@ fn run_reports_config_and_secret_problems_before_any_data_moves() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("M365_CLIENT_SECRET"), "{stderr}");
     assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn report_reads_the_journal_of_a_configuration_without_signing_in() {
+    let out = tempfile::tempdir().unwrap();
+    let demo = migrate()
+        .args(["-q", "demo", "--users", "1", "--messages", "4", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(demo.status.success());
+    let config = out.path().join("migrate.toml");
+    let write_config = |state: &Path| {
+        std::fs::write(
+            &config,
+            format!(
+                "[source]\ntenant_id = \"contoso.com\"\nclient_id = \"00000000-0000-0000-0000-000000000001\"\n\
+                 [destination]\nkind = \"folder\"\npath = \"out\"\n[run]\nstate_dir = {:?}\n",
+                state.display().to_string()
+            ),
+        )
+        .unwrap()
+    };
+
+    write_config(&out.path().join(".m365-migrator"));
+    let dest = out.path().join("the-report");
+    let report = migrate()
+        .args(["report", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&dest)
+        .env_remove("M365_CLIENT_SECRET")
+        .output()
+        .unwrap();
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let users = std::fs::read_to_string(dest.join("users.csv")).unwrap();
+    assert_eq!(users.lines().count(), 2, "{users}");
+    let row: Vec<&str> = users.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!((row[1], row[3], row[4]), ("finished", "0", "0"), "{users}");
+    assert!(
+        row[2].parse::<u64>().unwrap() > 4,
+        "4 messages and the groupware: {users}"
+    );
+    for file in ["report.json", "report.html", "folders.csv", "failures.csv"] {
+        assert!(dest.join(file).is_file(), "{file} missing");
+    }
+
+    write_config(&out.path().join("nothing-here"));
+    let missing = migrate()
+        .args(["report", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("no journal in"), "{stderr}");
+    assert!(
+        !out.path().join("nothing-here").exists(),
+        "report must not create state"
+    );
 }

@@ -6,7 +6,7 @@ mod support;
 
 use std::process::Command;
 
-use support::dovecot::{MASTER_PASSWORD, MASTER_USER};
+use support::dovecot::MASTER_PASSWORD;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn check_then_run_then_rerun_into_dovecot() {
@@ -15,15 +15,7 @@ async fn check_then_run_then_rerun_into_dovecot() {
     let config = dir.path().join("migrate.toml");
     std::fs::write(
         &config,
-        format!(
-            "[source]\ntenant_id = \"{}\"\nclient_id = \"{}\"\nlogin_url = \"{url}\"\ngraph_url = \"{url}\"\n\n\
-             [destination]\nkind = \"imap\"\nhost = \"127.0.0.1\"\nport = {}\nca_file = \"{}\"\nmaster_user = \"{MASTER_USER}\"\n",
-            sim.tenant_id(),
-            sim.client_id(),
-            dovecot.imaps_port,
-            dovecot.ca_file.display(),
-            url = sim.url(),
-        ),
+        support::source_toml(&sim) + &support::dovecot_toml(&dovecot),
     )
     .unwrap();
     let secret = sim.client_secret().to_string();
@@ -33,10 +25,33 @@ async fn check_then_run_then_rerun_into_dovecot() {
             .arg(&config)
             .env("M365_CLIENT_SECRET", &secret)
             .env("DEST_ADMIN_PASSWORD", MASTER_PASSWORD)
+            // Every log line of every crate, so a secret logged anywhere shows up below.
+            .env("RUST_LOG", "trace")
             .output()
             .unwrap()
     };
     // The blocking child processes must not stall the simulator's runtime.
+    let plan = tokio::task::block_in_place(|| migrate("plan"));
+    let out = String::from_utf8_lossy(&plan.stdout);
+    assert!(plan.status.success(), "{out}");
+    assert!(out.contains("2 users") && out.contains("30 items"), "{out}");
+    let json = tokio::task::block_in_place(|| {
+        Command::new(env!("CARGO_BIN_EXE_m365-migrate"))
+            .args(["plan", "--json", "--config"])
+            .arg(&config)
+            .env("M365_CLIENT_SECRET", &secret)
+            .output()
+            .unwrap()
+    });
+    let planned: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(planned["users"].as_array().map(Vec::len), Some(2));
+    assert_eq!(planned["items"], 30);
+    assert!(planned["estimatedSeconds"].as_f64().unwrap() > 0.0);
+    assert!(
+        !dir.path().join("m365-migrator-state").exists(),
+        "plan must not write anything"
+    );
+
     let check = tokio::task::block_in_place(|| migrate("check"));
     let out = String::from_utf8_lossy(&check.stdout);
     assert!(
@@ -72,13 +87,27 @@ async fn check_then_run_then_rerun_into_dovecot() {
         "{out}"
     );
 
-    // Secrets never reach the output or the journal.
-    // The whole state folder (the SQLite file and its write-ahead log).
+    // Secrets never reach the output, the journal or the report.
+    // The whole state folder: the SQLite file, its write-ahead log and the report.
     let mut journal = Vec::new();
-    for entry in std::fs::read_dir(dir.path().join("m365-migrator-state")).unwrap() {
-        journal.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    let mut folders = vec![dir.path().join("m365-migrator-state")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                journal.extend(std::fs::read(path).unwrap());
+            }
+        }
     }
-    for output in [&check, &first, &second] {
+    assert!(
+        dir.path()
+            .join("m365-migrator-state/report/report.html")
+            .is_file(),
+        "run writes the report"
+    );
+    for output in [&check, &plan, &json, &first, &second] {
         let all = [output.stdout.as_slice(), output.stderr.as_slice()].concat();
         let text = String::from_utf8_lossy(&all);
         assert!(!text.contains(&secret) && !text.contains(MASTER_PASSWORD));

@@ -209,6 +209,153 @@ pub enum DestinationConfig {
         #[serde(default)]
         special_folders: std::collections::BTreeMap<String, String>,
     },
+    /// An IceWarp server. The migrator creates the domains and accounts through IceWarp's
+    /// admin API (XML over `https://<host>/icewarpapi/`, logged in as `admin_email`, whose
+    /// password comes from `DEST_ADMIN_PASSWORD` or the keychain), merges into accounts that
+    /// exist, then writes mail over IMAP and calendars, contacts and tasks over IceWarp's
+    /// WebDAV (`https://<host>/webdav/<email>/Calendar/`, ...).
+    ///
+    /// ```toml
+    /// [destination]
+    /// kind = "icewarp"
+    /// host = "mail.example.com"
+    /// admin_email = "admin@example.com"
+    /// credentials_report = "/root/icewarp-new-accounts.csv"   # passwords of new accounts, mode 0600
+    /// domain_map = { "contoso.onmicrosoft.com" = "contoso.com" }
+    /// disabled_users = "skip"          # or "create"
+    /// shared_mailboxes = "create"      # or "skip"
+    /// expire_passwords = true          # users must change the generated password at first login
+    /// ```
+    #[serde(rename = "icewarp")]
+    IceWarp {
+        /// The IceWarp server's host name; the API, IMAP and WebDAV endpoints derive from it.
+        host: String,
+        /// Overrides the API URL (default `https://<host>/icewarpapi/`). Plain `http://` only to a
+        /// loopback address with `allow_plaintext_loopback = true`.
+        api_url: Option<String>,
+        /// An administrator's email address. The password is never in this file.
+        admin_email: String,
+        /// Extra CA certificates (PEM) to trust for the API, IMAP and WebDAV, e.g. a private CA.
+        ca_file: Option<std::path::PathBuf>,
+        /// Allows unencrypted `http://` and IMAP to a loopback address (tests, SSH tunnels).
+        #[serde(default)]
+        allow_plaintext_loopback: bool,
+        /// Renames or merges Microsoft 365 domains, e.g. `"contoso.onmicrosoft.com" =
+        /// "contoso.com"`: addresses in the key's domain get the value's domain instead.
+        #[serde(default)]
+        domain_map: std::collections::BTreeMap<String, String>,
+        /// Leaves out `*.onmicrosoft.com` domains and addresses unless `domain_map` maps them
+        /// (default true: they are Microsoft's routing domains, not the organisation's).
+        #[serde(default = "default_true")]
+        skip_onmicrosoft: bool,
+        /// What becomes of users whose Microsoft 365 sign-in is blocked (default `skip`).
+        #[serde(default = "AccountRule::skip")]
+        disabled_users: AccountRule,
+        /// What becomes of shared mailboxes (default `create`: an ordinary account holding the
+        /// mailbox's data, to which the administrator then grants access).
+        #[serde(default = "AccountRule::create")]
+        shared_mailboxes: AccountRule,
+        /// After the data is written, force a password change at the next login of every
+        /// account the run created (`expireaccountpassword`).
+        #[serde(default)]
+        expire_passwords: bool,
+        /// The CSV (`address,password`, file mode 0600) the generated passwords of new accounts
+        /// are written to, and nowhere else. It doubles as an `accounts_csv` for later runs.
+        credentials_report: std::path::PathBuf,
+        /// Passwords of accounts that already exist (`address,password` per line), so the
+        /// migrator can log in to them.
+        accounts_csv: Option<std::path::PathBuf>,
+        /// An IMAP master user that may log in for any account, for existing accounts without
+        /// a password in `accounts_csv`.
+        master_user: Option<String>,
+        /// Default: 993 with `tls`, 143 otherwise.
+        imap_port: Option<u16>,
+        #[serde(default)]
+        imap_security: ImapSecurity,
+        /// Overrides the WebDAV base (default `https://<host>/webdav/`); each account's data is
+        /// below `<base><email>/`.
+        webdav_url: Option<String>,
+    },
+}
+
+/// What becomes of a group of Microsoft 365 users at an IceWarp destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountRule {
+    /// Create (or merge into) an account and migrate its data.
+    Create,
+    /// Leave the user out; the run report says so.
+    Skip,
+}
+
+impl AccountRule {
+    fn skip() -> Self {
+        AccountRule::Skip
+    }
+
+    fn create() -> Self {
+        AccountRule::Create
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Where the migrator reaches an IceWarp server, derived from its `[destination]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceWarpEndpoints {
+    /// The admin API, ending in `/icewarpapi/`.
+    pub api_url: String,
+    pub imap_host: String,
+    pub imap_port: u16,
+    pub imap_security: ImapSecurity,
+    /// The WebDAV base, ending in `/webdav/`: an account's calendar is at
+    /// `<base><email>/Calendar/` (shared reference icewarp.md §3).
+    pub webdav_base: String,
+}
+
+impl IceWarpEndpoints {
+    /// The WebDAV home of an account, `<base><email>/`; its collections are `Calendar/`,
+    /// `Contacts/` and `Tasks/` (discovery is known not to work on IceWarp).
+    pub fn webdav_home(&self, email: &str) -> String {
+        format!("{}{}/", self.webdav_base, email.trim().to_lowercase())
+    }
+}
+
+impl DestinationConfig {
+    /// The endpoints of an IceWarp destination (`None` for other kinds).
+    pub fn icewarp_endpoints(&self) -> Option<IceWarpEndpoints> {
+        let DestinationConfig::IceWarp {
+            host,
+            api_url,
+            imap_port,
+            imap_security,
+            webdav_url,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let host = host.trim().trim_end_matches('/');
+        let with_slash = |url: &str| format!("{}/", url.trim().trim_end_matches('/'));
+        Some(IceWarpEndpoints {
+            api_url: api_url
+                .as_deref()
+                .map(with_slash)
+                .unwrap_or_else(|| format!("https://{host}/icewarpapi/")),
+            imap_host: host.to_string(),
+            imap_port: imap_port.unwrap_or(match imap_security {
+                ImapSecurity::Tls => 993,
+                _ => 143,
+            }),
+            imap_security: *imap_security,
+            webdav_base: webdav_url
+                .as_deref()
+                .map(with_slash)
+                .unwrap_or_else(|| format!("https://{host}/webdav/")),
+        })
+    }
 }
 
 /// How the IMAP connection is secured.
@@ -270,6 +417,27 @@ pub struct RunSettings {
     pub requests_per_window: u32,
     pub window_seconds: u64,
     pub state_dir: Option<std::path::PathBuf>,
+    /// What to migrate; default: everything.
+    pub workloads: Vec<Workload>,
+}
+
+/// One kind of data a run migrates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    Mail,
+    Calendar,
+    Contacts,
+    Tasks,
+}
+
+impl Workload {
+    pub const ALL: [Workload; 4] = [
+        Workload::Mail,
+        Workload::Calendar,
+        Workload::Contacts,
+        Workload::Tasks,
+    ];
 }
 
 impl Default for RunSettings {
@@ -280,6 +448,7 @@ impl Default for RunSettings {
             requests_per_window: 10_000,
             window_seconds: 600,
             state_dir: None,
+            workloads: Workload::ALL.to_vec(),
         }
     }
 }
@@ -382,6 +551,60 @@ impl FileConfig {
                     "destination.master_user",
                     "set exactly one of master_user (an administrator logs in for each user) or accounts_csv (each user's password)".into(),
                 ));
+            }
+        }
+        if let DestinationConfig::IceWarp {
+            host,
+            api_url,
+            admin_email,
+            allow_plaintext_loopback,
+            domain_map,
+            imap_security,
+            webdav_url,
+            ..
+        } = &config.destination
+        {
+            if host.trim().is_empty() || host.contains('/') {
+                return Err(invalid(
+                    "destination.host",
+                    format!("'{host}' is not a host name"),
+                ));
+            }
+            if !admin_email.contains('@') {
+                return Err(invalid(
+                    "destination.admin_email",
+                    format!("'{admin_email}' is not an email address"),
+                ));
+            }
+            for (key, url) in [
+                ("destination.api_url", api_url),
+                ("destination.webdav_url", webdav_url),
+            ] {
+                if let Some(url) = url {
+                    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+                        .iter()
+                        .any(|p| url.starts_with(p));
+                    if !(url.starts_with("https://") || (loopback && *allow_plaintext_loopback)) {
+                        return Err(invalid(
+                            key,
+                            format!("'{url}' must be https:// (plain http only to loopback with allow_plaintext_loopback = true)"),
+                        ));
+                    }
+                }
+            }
+            if *imap_security == ImapSecurity::Plain && !allow_plaintext_loopback {
+                return Err(invalid(
+                    "destination.imap_security",
+                    "\"plain\" sends passwords unencrypted: it needs allow_plaintext_loopback = true and a loopback host".into(),
+                ));
+            }
+            for (from, to) in domain_map {
+                if !is_dns_name(from.trim()) || !is_dns_name(to.trim()) {
+                    return Err(invalid(
+                        "destination.domain_map",
+                        format!("'{from}' = '{to}': both must be domain names"),
+                    ));
+                }
             }
         }
         let run = &config.run;
@@ -614,5 +837,117 @@ exclude = ["Room-1@contoso.com"]
             .unwrap_err()
             .to_string();
         assert!(e.contains("ftp") && e.contains("folder"), "{e}");
+    }
+
+    const ICEWARP: &str = r#"
+[source]
+tenant_id = "contoso.onmicrosoft.com"
+client_id = "00000000-0000-0000-0000-000000000001"
+
+[destination]
+kind = "icewarp"
+host = "mail.example.com"
+admin_email = "admin@example.com"
+credentials_report = "/root/new-accounts.csv"
+domain_map = { "contoso.onmicrosoft.com" = "contoso.com" }
+"#;
+
+    #[test]
+    fn an_icewarp_destination_derives_its_endpoints_and_rules() {
+        let c = FileConfig::parse(ICEWARP, Path::new("m.toml")).unwrap();
+        let DestinationConfig::IceWarp {
+            skip_onmicrosoft,
+            disabled_users,
+            shared_mailboxes,
+            expire_passwords,
+            ref domain_map,
+            ..
+        } = c.destination
+        else {
+            panic!("{:?}", c.destination);
+        };
+        assert!(skip_onmicrosoft && !expire_passwords);
+        assert_eq!(disabled_users, AccountRule::Skip);
+        assert_eq!(shared_mailboxes, AccountRule::Create);
+        assert_eq!(domain_map["contoso.onmicrosoft.com"], "contoso.com");
+        assert_eq!(
+            c.destination.icewarp_endpoints().unwrap(),
+            IceWarpEndpoints {
+                api_url: "https://mail.example.com/icewarpapi/".into(),
+                imap_host: "mail.example.com".into(),
+                imap_port: 993,
+                imap_security: ImapSecurity::Tls,
+                webdav_base: "https://mail.example.com/webdav/".into(),
+            }
+        );
+
+        let local = ICEWARP.replace(
+            "host =",
+            "api_url = \"http://127.0.0.1:3200/icewarpapi\"\nwebdav_url = \"http://127.0.0.1:5232/dav\"\nallow_plaintext_loopback = true\nimap_security = \"plain\"\nimap_port = 1143\ndisabled_users = \"create\"\nhost =",
+        );
+        let c = FileConfig::parse(&local, Path::new("m.toml")).unwrap();
+        let e = c.destination.icewarp_endpoints().unwrap();
+        assert_eq!(e.api_url, "http://127.0.0.1:3200/icewarpapi/");
+        assert_eq!(e.webdav_base, "http://127.0.0.1:5232/dav/");
+        assert_eq!((e.imap_port, e.imap_security), (1143, ImapSecurity::Plain));
+        assert_eq!(
+            e.webdav_home("Adele@Contoso.com"),
+            "http://127.0.0.1:5232/dav/adele@contoso.com/"
+        );
+        assert!(matches!(
+            c.destination,
+            DestinationConfig::IceWarp {
+                disabled_users: AccountRule::Create,
+                ..
+            }
+        ));
+        assert_eq!(
+            FileConfig::parse(GOOD, Path::new("m.toml"))
+                .unwrap()
+                .destination
+                .icewarp_endpoints(),
+            None
+        );
+    }
+
+    #[test]
+    fn icewarp_settings_are_checked() {
+        // (text replaced, replacement, what the error must name)
+        let cases = [
+            (
+                "host =",
+                "api_url = \"http://127.0.0.1/icewarpapi/\"\nhost =",
+                "destination.api_url",
+            ),
+            (
+                "host =",
+                "api_url = \"http://mail.example.com/\"\nallow_plaintext_loopback = true\nhost =",
+                "destination.api_url",
+            ),
+            (
+                "host =",
+                "imap_security = \"plain\"\nhost =",
+                "destination.imap_security",
+            ),
+            ("admin@example.com", "admin", "destination.admin_email"),
+            (
+                "= \"contoso.com\" }",
+                "= \"not a domain\" }",
+                "destination.domain_map",
+            ),
+            ("host =", "admin_password = \"x\"\nhost =", "admin_password"),
+            (
+                "credentials_report = \"/root/new-accounts.csv\"\n",
+                "",
+                "credentials_report",
+            ),
+            ("host =", "disabled_users = \"delete\"\nhost =", "delete"),
+        ];
+        for (from, to, key) in cases {
+            let e = FileConfig::parse(&ICEWARP.replace(from, to), Path::new("m.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
     }
 }

@@ -23,9 +23,14 @@
 //! - [`error`]: the three error classes (retry, skip the item, stop the run).
 //! - [`graph`]: the source: auth, client, pacer, paging, wire types, users, mail,
 //!   permissions.
-//! - [`convert`]: pure conversions: flags, folder names (modified UTF-7, escaping).
+//! - [`convert`]: pure conversions: flags, folder names (modified UTF-7, escaping); events to
+//!   iCalendar (one resource per series, RRULE, overrides, EXDATE, VTIMEZONE), contacts to
+//!   vCard 3.0/4.0, To Do tasks to VTODO, Windows zones to IANA (CLDR data).
 //! - [`dest`]: destinations: [`dest::folder`] (local Maildir++ tree), [`dest::imap`] (any IMAP
-//!   server, tested against a real Dovecot).
+//!   server, tested against a real Dovecot), [`dest::dav`] (CalDAV + CardDAV: calendars, task
+//!   lists, address books; tested against a real Radicale), [`dest::provision`] (creates
+//!   domains and accounts: the [`dest::provision::AccountProvisioner`] trait, IceWarp's admin
+//!   API).
 //! - [`journal`]: SQLite record of runs, folders (delta links) and items, for exactly-once.
 //! - [`engine`]: runs a migration ([`engine::run`]) into a [`engine::Destination`], the
 //!   pre-run check ([`engine::preflight`]), pause/resume/stop ([`engine::RunControl`]).

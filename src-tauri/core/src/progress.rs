@@ -52,13 +52,22 @@ pub enum ProgressEvent {
 }
 
 /// Counters for one mailbox or a whole run.
+/// Fields missing when read back (a summary journaled by an older version) count as zero.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 #[ts(export, export_to = "../../../ui/src/bindings/")]
 pub struct Stats {
+    /// Mail folders, calendars, address books and task lists.
     pub folders: u32,
     #[ts(type = "number")]
     pub messages: u64,
+    /// Calendar resources written: single events and whole series.
+    #[ts(type = "number")]
+    pub events: u64,
+    #[ts(type = "number")]
+    pub contacts: u64,
+    #[ts(type = "number")]
+    pub tasks: u64,
     #[ts(type = "number")]
     pub skipped: u64,
     #[ts(type = "number")]
@@ -72,6 +81,9 @@ impl Stats {
     pub fn add(&mut self, other: &Stats) {
         self.folders += other.folders;
         self.messages += other.messages;
+        self.events += other.events;
+        self.contacts += other.contacts;
+        self.tasks += other.tasks;
         self.skipped += other.skipped;
         self.failed += other.failed;
         self.bytes += other.bytes;

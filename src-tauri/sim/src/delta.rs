@@ -19,6 +19,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use crate::calendar::{Calendar, Event};
 use crate::graph::{message_json, percent_decode, wire_id, Ctx, MESSAGE_PROPERTIES};
 use crate::tenant::{MailFolder, Tenant, User};
 
@@ -31,7 +32,16 @@ pub(crate) struct ChangeLog {
     folders: HashMap<(String, String), FolderChanges>,
     /// Per user: folder id -> version of its last change / removal.
     hierarchy: HashMap<String, FolderChanges>,
+    /// Groupware collections: (user id, [`crate::graph_groupware`] collection key) -> the
+    /// items (events, contacts, contact folders, task lists, tasks) added, changed, removed.
+    items: HashMap<(String, String), FolderChanges>,
+    /// (user id, event id) -> (version, the event as it was before that change): what a
+    /// calendarView delta round needs to know which occurrences left its window.
+    event_history: HashMap<(String, String), EventHistory>,
 }
+
+/// An event's past: (version of a change, the event before it; `None`: it did not exist).
+type EventHistory = Vec<(u64, Option<Event>)>;
 
 #[derive(Default)]
 struct FolderChanges {
@@ -109,10 +119,155 @@ impl ChangeLog {
                     }
                 }
             }
+            if let Some(old) = old_user {
+                any |= self.record_groupware(v, old, user);
+            }
         }
         if any {
             self.version = v;
         }
+    }
+
+    /// Records item changes of one collection from `(id, item)` pairs before and after.
+    fn record_items<'a, T: PartialEq + 'a>(
+        &mut self,
+        v: u64,
+        key: (String, String),
+        before: impl Iterator<Item = (&'a str, &'a T)>,
+        after: impl Iterator<Item = (&'a str, &'a T)>,
+    ) -> bool {
+        let old: HashMap<&str, &T> = before.collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut any = false;
+        for (id, item) in after {
+            seen.insert(id);
+            if old.get(id) != Some(&item) {
+                let log = self.items.entry(key.clone()).or_default();
+                log.changed.insert(id.to_string(), v);
+                log.removed.remove(id);
+                any = true;
+            }
+        }
+        for id in old.keys().filter(|id| !seen.contains(*id)) {
+            let log = self.items.entry(key.clone()).or_default();
+            log.removed.insert(id.to_string(), v);
+            log.changed.remove(*id);
+            any = true;
+        }
+        any
+    }
+
+    fn record_groupware(&mut self, v: u64, old: &User, user: &User) -> bool {
+        use crate::graph_groupware::{collection_key as key, Collection};
+        let mut any = false;
+        let uid = || user.id.clone();
+        if old.calendars != user.calendars {
+            let before: HashMap<&str, &Event> = old
+                .calendars
+                .iter()
+                .flat_map(|c| &c.events)
+                .map(|e| (e.id.as_str(), e))
+                .collect();
+            let mut now = std::collections::HashSet::new();
+            for e in user.calendars.iter().flat_map(|c| &c.events) {
+                now.insert(e.id.as_str());
+                let was = before.get(e.id.as_str()).copied();
+                if was != Some(e) {
+                    self.event_history
+                        .entry((uid(), e.id.clone()))
+                        .or_default()
+                        .push((v, was.cloned()));
+                }
+            }
+            for (id, e) in before.iter().filter(|(id, _)| !now.contains(*id)) {
+                self.event_history
+                    .entry((uid(), id.to_string()))
+                    .or_default()
+                    .push((v, Some((*e).clone())));
+            }
+            for cal in &user.calendars {
+                let before = old.calendars.iter().find(|c| c.id == cal.id);
+                any |= self.record_items(
+                    v,
+                    (uid(), key(Collection::Events, &cal.id)),
+                    before
+                        .into_iter()
+                        .flat_map(|c| &c.events)
+                        .map(|e| (e.id.as_str(), e)),
+                    cal.events.iter().map(|e| (e.id.as_str(), e)),
+                );
+            }
+        }
+        if old.contact_folders != user.contact_folders {
+            let shape =
+                |f: &crate::groupware::ContactFolder| (f.display_name.clone(), f.parent_id.clone());
+            let old_shapes: Vec<(&str, _)> = old
+                .contact_folders
+                .iter()
+                .map(|f| (f.id.as_str(), shape(f)))
+                .collect();
+            let new_shapes: Vec<(&str, _)> = user
+                .contact_folders
+                .iter()
+                .map(|f| (f.id.as_str(), shape(f)))
+                .collect();
+            any |= self.record_items(
+                v,
+                (uid(), key(Collection::ContactFolders, "")),
+                old_shapes.iter().map(|(i, s)| (*i, s)),
+                new_shapes.iter().map(|(i, s)| (*i, s)),
+            );
+            for f in &user.contact_folders {
+                let before = old.contact_folders.iter().find(|c| c.id == f.id);
+                any |= self.record_items(
+                    v,
+                    (uid(), key(Collection::Contacts, &f.id)),
+                    before
+                        .into_iter()
+                        .flat_map(|c| &c.contacts)
+                        .map(|c| (c.id.as_str(), c)),
+                    f.contacts.iter().map(|c| (c.id.as_str(), c)),
+                );
+            }
+        }
+        if old.todo_lists != user.todo_lists {
+            let shape = |l: &crate::groupware::TodoList| {
+                (
+                    l.display_name.clone(),
+                    l.wellknown_list_name.clone(),
+                    l.is_shared,
+                )
+            };
+            let old_shapes: Vec<(&str, _)> = old
+                .todo_lists
+                .iter()
+                .map(|l| (l.id.as_str(), shape(l)))
+                .collect();
+            let new_shapes: Vec<(&str, _)> = user
+                .todo_lists
+                .iter()
+                .map(|l| (l.id.as_str(), shape(l)))
+                .collect();
+            any |= self.record_items(
+                v,
+                (uid(), key(Collection::TodoLists, "")),
+                old_shapes.iter().map(|(i, s)| (*i, s)),
+                new_shapes.iter().map(|(i, s)| (*i, s)),
+            );
+            for l in &user.todo_lists {
+                let before = old.todo_lists.iter().find(|c| c.id == l.id);
+                any |= self.record_items(
+                    v,
+                    (uid(), key(Collection::Tasks, &l.id)),
+                    before
+                        .into_iter()
+                        .flat_map(|c| &c.tasks)
+                        .map(|t| (t.id.as_str(), t)),
+                    l.tasks.iter().map(|t| (t.id.as_str(), t)),
+                );
+            }
+        }
+        any
     }
 }
 
@@ -126,6 +281,10 @@ struct Token {
     /// Page position: items sort by id; continue after this one.
     after: Option<String>,
     select: Option<String>,
+    /// calendarView delta: the window `[start, end)` in Unix seconds, fixed by the first
+    /// request (api/event-delta.md: the window is encoded in the token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    window: Option<(i64, i64)>,
 }
 
 impl Token {
@@ -156,6 +315,7 @@ pub(crate) fn empty(ctx: &Ctx<'_>) -> Response {
         to: 0,
         after: None,
         select: None,
+        window: None,
     };
     axum::Json(json!({
         "@odata.context": format!("{}/v1.0/$metadata#Collection(message)", ctx.state.url),
@@ -187,6 +347,7 @@ fn read_token(ctx: &Ctx<'_>, current: u64, floor: u64) -> Result<Token, Box<Resp
                 to: current,
                 after: None,
                 select: t.select,
+                window: t.window,
             }),
             _ => Err(restart()),
         }
@@ -201,6 +362,7 @@ fn read_token(ctx: &Ctx<'_>, current: u64, floor: u64) -> Result<Token, Box<Resp
             to: current,
             after: None,
             select: query_param(ctx, "$select"),
+            window: None,
         })
     }
 }
@@ -209,6 +371,7 @@ fn read_token(ctx: &Ctx<'_>, current: u64, floor: u64) -> Result<Token, Box<Resp
 /// or, on the last page, the deltaLink. `render` makes each item.
 fn page(
     ctx: &Ctx<'_>,
+    context: &str,
     token: &Token,
     ids: &[String],
     fields: Option<&[String]>,
@@ -225,10 +388,7 @@ fn page(
     let mut body = Map::new();
     body.insert(
         "@odata.context".into(),
-        json!(format!(
-            "{}/v1.0/$metadata#Collection(message)",
-            ctx.state.url
-        )),
+        json!(format!("{}/v1.0/$metadata#{context}", ctx.state.url)),
     );
     let base = format!("{}{}", ctx.state.url, ctx.path);
     if end < ids.len() {
@@ -247,6 +407,7 @@ fn page(
             to: token.to,
             after: None,
             select,
+            window: token.window,
         };
         body.insert(
             "@odata.deltaLink".into(),
@@ -336,16 +497,21 @@ pub(crate) fn messages(ctx: &Ctx<'_>, user: &User, folder: &MailFolder) -> Respo
     );
     let by_id: HashMap<&str, &crate::tenant::Message> =
         folder.messages.iter().map(|m| (m.id.as_str(), m)).collect();
-    page(ctx, &token, &ids, fields.as_deref(), |id| {
-        match by_id.get(id) {
+    page(
+        ctx,
+        "Collection(message)",
+        &token,
+        &ids,
+        fields.as_deref(),
+        |id| match by_id.get(id) {
             Some(m) => message_json(ctx, folder, m, fields.as_deref()),
             None => json!({
                 "@odata.type": "#microsoft.graph.message",
                 "id": wire_id(id, folder, ctx.prefer.immutable_ids),
                 "@removed": {"reason": "deleted"},
             }),
-        }
-    })
+        },
+    )
 }
 
 /// `GET /users/{id}/mailFolders/delta`: the whole folder hierarchy, flat (Graph docs
@@ -374,10 +540,169 @@ pub(crate) fn folders(ctx: &Ctx<'_>, user: &User) -> Response {
         &changed,
         &removed,
     );
-    page(ctx, &token, &ids, fields.as_deref(), |id| {
-        match user.folders.iter().find(|f| f.id == id) {
+    page(
+        ctx,
+        "Collection(mailFolder)",
+        &token,
+        &ids,
+        fields.as_deref(),
+        |id| match user.folders.iter().find(|f| f.id == id) {
             Some(f) => crate::graph::select(fields.as_deref(), crate::graph::folder_json(user, f)),
             None => json!({"id": id, "@removed": {"reason": "deleted"}}),
+        },
+    )
+}
+
+/// A delta round over one groupware collection of `user` (Graph docs api/event-delta.md
+/// (beta), api/contact-delta.md, api/todotask-delta.md, api/todotasklist-delta.md): the same
+/// rounds, links and 410 as message delta. `present` are the ids in the collection now;
+/// `render` gives a present item's JSON (already `$select`ed). `$select` is checked against
+/// `known` (`None`: the collection takes no `$select`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn collection(
+    ctx: &Ctx<'_>,
+    user: &User,
+    key: &str,
+    context: &str,
+    odata_type: &str,
+    present: Vec<&str>,
+    known: &[&str],
+    kind: &str,
+    render: impl Fn(&str, Option<&[String]>) -> Option<Value>,
+) -> Response {
+    let (current, floor, (changed, removed)) = match ctx.state.changes.lock() {
+        Ok(log) => {
+            let changes = log
+                .items
+                .get(&(user.id.clone(), key.to_string()))
+                .map(|c| (c.changed.clone(), c.removed.clone()))
+                .unwrap_or_default();
+            (log.version(), log.floor, changes)
         }
+        Err(_) => (0, 0, Default::default()),
+    };
+    let token = match read_token(ctx, current, floor) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    let fields = parse_select(ctx, &token);
+    if let Some(bad) = fields
+        .iter()
+        .flatten()
+        .find(|f| !known.iter().any(|k| k.eq_ignore_ascii_case(f)))
+    {
+        return ctx.error(
+            StatusCode::BAD_REQUEST,
+            "RequestBroker--ParseUri",
+            &format!("Could not find a property named '{bad}' on type 'microsoft.graph.{kind}'."),
+        );
+    }
+    let ids = round_ids(&token, present.into_iter(), &changed, &removed);
+    page(ctx, context, &token, &ids, fields.as_deref(), |id| {
+        render(id, fields.as_deref()).unwrap_or_else(
+            || json!({"@odata.type": odata_type, "id": id, "@removed": {"reason": "deleted"}}),
+        )
     })
+}
+
+/// `GET /users/{id}/calendarView/delta?startDateTime=&endDateTime=` (v1.0, the default
+/// calendar; api/event-delta.md): the first round lists every single instance, occurrence and
+/// exception in the window (fixed in the token from then on); later rounds list the items of
+/// each event changed since, and `@removed` for items that left the window or the calendar.
+/// `$select` is not supported there and is ignored.
+pub(crate) fn calendar_view(
+    ctx: &Ctx<'_>,
+    user: &User,
+    cal: &Calendar,
+    window: Option<(time::OffsetDateTime, time::OffsetDateTime)>,
+) -> Response {
+    use crate::graph_groupware::{collection_key, items_in_window, render_item, Collection};
+    let key = (user.id.clone(), collection_key(Collection::Events, &cal.id));
+    let (current, floor, changed, removed, history) = match ctx.state.changes.lock() {
+        Ok(log) => {
+            let (changed, removed) = log
+                .items
+                .get(&key)
+                .map(|c| (c.changed.clone(), c.removed.clone()))
+                .unwrap_or_default();
+            let history: HashMap<String, EventHistory> = log
+                .event_history
+                .iter()
+                .filter(|((u, _), _)| *u == user.id)
+                .map(|((_, id), h)| (id.clone(), h.clone()))
+                .collect();
+            (log.version(), log.floor, changed, removed, history)
+        }
+        Err(_) => Default::default(),
+    };
+    let mut token = match read_token(ctx, current, floor) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    token.select = None;
+    if token.window.is_none() {
+        match window {
+            Some((s, e)) => token.window = Some((s.unix_timestamp(), e.unix_timestamp())),
+            None => {
+                return ctx.error(
+                    StatusCode::BAD_REQUEST,
+                    "ErrorInvalidParameter",
+                    "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime.",
+                )
+            }
+        }
+    }
+    let (from, to) = token.window.unwrap_or_default();
+    let at = |s: i64| {
+        time::OffsetDateTime::from_unix_timestamp(s).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    };
+    let (from, to) = (at(from), at(to));
+    let present = items_in_window(cal.events.iter(), from, to);
+    let mut ids: Vec<String> = match token.from {
+        None => present.iter().map(|(id, _)| id.clone()).collect(),
+        Some(v) => {
+            let touched = changed
+                .iter()
+                .chain(removed.iter())
+                .filter(|(_, at)| **at > v)
+                .map(|(id, _)| id.as_str());
+            let mut out = std::collections::BTreeSet::new();
+            for master in touched {
+                // The event as it was at version `v`: the state before its first later change.
+                let old = history
+                    .get(master)
+                    .and_then(|h| h.iter().find(|(at, _)| *at > v))
+                    .and_then(|(_, e)| e.clone());
+                let now: Vec<&String> = present
+                    .iter()
+                    .filter(|(_, item)| item.master_id() == master)
+                    .map(|(id, _)| id)
+                    .collect();
+                out.extend(now.iter().map(|id| id.to_string()));
+                for (id, _) in items_in_window(old.iter(), from, to) {
+                    out.insert(id);
+                }
+            }
+            out.into_iter().collect()
+        }
+    };
+    ids.sort();
+    ids.dedup();
+    let by_id: HashMap<&str, _> = present
+        .iter()
+        .map(|(id, item)| (id.as_str(), *item))
+        .collect();
+    page(
+        ctx,
+        "Collection(event)",
+        &token,
+        &ids,
+        None,
+        |id| match by_id.get(id) {
+            Some(item) => render_item(ctx, *item),
+            None => {
+                json!({"@odata.type": "#microsoft.graph.event", "id": id, "@removed": {"reason": "deleted"}})
+            }
+        },
+    )
 }

@@ -7,25 +7,41 @@
 //! on the migrator's core.
 //!
 //! One [`SimServer`] serves both hosts at one URL: `POST /{tenant}/oauth2/v2.0/token` and
-//! `GET /v1.0/...`. Tests read the generated [`Tenant`] to compare bytes, read the request
-//! log ([`SimServer::requests`]) to check a client's manners, and change mailboxes between two
-//! delta rounds ([`SimServer::mutate`] and friends).
+//! `GET /v1.0/...` (and `/beta/...`). Tests read the generated [`Tenant`] to compare bytes,
+//! read the request log ([`SimServer::requests`]) to check a client's manners, and change
+//! mailboxes between two delta rounds ([`SimServer::mutate`] and friends: messages, events
+//! and single occurrences, contacts, tasks).
+//!
+//! Each mailbox has mail and, unless [`TenantSpec::groupware`] says otherwise
+//! ([`GroupwareSpec::none`]), calendars, contacts and To Do lists. Calendar series are kept
+//! as Graph defines them (pattern, range, exceptions, cancellations) and expanded on request
+//! by [`expand`], the same function tests use to know which occurrences a window holds.
 //!
 //! ## Layout
 //! - [`tenant`]: the seeded tenant generator ([`generate_tenant`]) and the data model.
 //! - [`mime`]: generated RFC 5322 messages, produced on demand from small recipes.
+//! - [`calendar`]: calendars, events, Windows time zones, and series expansion ([`expand`]).
+//! - [`groupware`]: contacts (with photos) and To Do tasks, and the per-mailbox generator
+//!   of calendars, contacts and task lists ([`GroupwareSpec`]).
 //! - `token`: the Entra client-credentials token endpoint, its AADSTS errors, token checks.
 //! - `graph`: the Graph routes (users, domains, mail folders, messages, `$value`), paging,
 //!   `$select`, `Prefer` headers, and Graph's error shapes.
-//! - `delta`: the per-folder message delta query and the change log that feeds it.
+//! - `graph_groupware`: the calendar, event, contact and To Do routes (v1.0 and beta),
+//!   `Prefer: outlook.timezone`, calendarView and instances.
+//! - `delta`: the delta queries (messages, mail folders, beta calendar events, contacts,
+//!   contact folders, To Do lists and tasks) and the change log that feeds them.
 //! - `throttle`: Exchange Online's per-mailbox limits, injected faults, simulated latency.
 //! - `server`: shared state, the router, the request log and request ids.
 
+pub mod calendar;
+pub mod groupware;
+pub mod icewarp;
 pub mod mime;
 pub mod tenant;
 
 mod delta;
 mod graph;
+mod graph_groupware;
 mod server;
 mod throttle;
 mod token;
@@ -33,6 +49,11 @@ mod token;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use calendar::{expand, Calendar, Event, EventException, Occurrence, Zone};
+pub use groupware::{
+    sample_contact, sample_event, sample_task, Contact, ContactFolder, GroupwareSpec, TodoList,
+    TodoTask,
+};
 pub use mime::Mime;
 pub use tenant::{
     generate_tenant, sample_message, Domain, MailFolder, Message, SizeProfile, Tenant, TenantSpec,
@@ -319,6 +340,214 @@ impl SimServer {
         })
     }
 
+    /// Adds `event` to a calendar (`calendar`: its id, or `None` for the default calendar).
+    pub fn add_event(&self, user: &str, calendar: Option<&str>, event: Event) -> bool {
+        self.mutate(|t| {
+            let cal = user_mut(t, user).and_then(|u| match calendar {
+                Some(id) => u.calendars.iter_mut().find(|c| c.id == id),
+                None => u.calendars.first_mut(),
+            });
+            match cal {
+                Some(c) => {
+                    c.events.push(event);
+                    true
+                }
+                None => false,
+            }
+        })
+    }
+
+    /// Applies `change` to a single event or series master; its `lastModifiedDateTime`
+    /// becomes now.
+    pub fn update_event(&self, user: &str, event: &str, change: impl FnOnce(&mut Event)) -> bool {
+        self.with_event(user, event, |e| {
+            change(e);
+            e.last_modified = now();
+            true
+        })
+    }
+
+    /// Deletes a single event or a whole series.
+    pub fn delete_event(&self, user: &str, event: &str) -> bool {
+        self.mutate(|t| {
+            user_mut(t, user).is_some_and(|u| {
+                u.calendars.iter_mut().any(|c| {
+                    let before = c.events.len();
+                    c.events.retain(|e| e.id != event);
+                    c.events.len() != before
+                })
+            })
+        })
+    }
+
+    /// Edits one occurrence of a series (its pattern date `date`): it becomes an exception at
+    /// the new wall-clock times (in the series' zone) with the new subject. Returns the
+    /// exception's id, or `None` if there is no such series or live occurrence.
+    pub fn edit_occurrence(
+        &self,
+        user: &str,
+        master: &str,
+        date: time::Date,
+        start: time::PrimitiveDateTime,
+        end: time::PrimitiveDateTime,
+        subject: &str,
+    ) -> Option<String> {
+        let mut id = None;
+        self.with_event(user, master, |e| {
+            if !e.is_pattern_date(date) || e.cancelled.contains(&date) {
+                return false;
+            }
+            let modified = now();
+            let x = match e.exceptions.iter_mut().find(|x| x.original_date == date) {
+                Some(x) => x,
+                None => {
+                    let new_id = format!(
+                        "AAMkAGI2EXC{:016x}",
+                        graph::fnv(&[e.id.as_bytes(), date.to_string().as_bytes()])
+                    );
+                    e.exceptions.push(EventException {
+                        id: new_id,
+                        original_date: date,
+                        start,
+                        end,
+                        subject: String::new(),
+                        location: e.location.clone(),
+                        last_modified: modified,
+                    });
+                    let last = e.exceptions.len() - 1;
+                    &mut e.exceptions[last]
+                }
+            };
+            x.start = start;
+            x.end = end;
+            x.subject = subject.to_string();
+            x.last_modified = modified;
+            id = Some(x.id.clone());
+            e.last_modified = modified;
+            true
+        });
+        id
+    }
+
+    /// Cancels one occurrence of a series (a modified one too): it leaves calendarView and
+    /// instances and joins the master's cancelled occurrences.
+    pub fn cancel_occurrence(&self, user: &str, master: &str, date: time::Date) -> bool {
+        self.with_event(user, master, |e| {
+            if !e.is_pattern_date(date) || e.cancelled.contains(&date) {
+                return false;
+            }
+            e.exceptions.retain(|x| x.original_date != date);
+            e.cancelled.push(date);
+            e.last_modified = now();
+            true
+        })
+    }
+
+    fn with_event(&self, user: &str, event: &str, change: impl FnOnce(&mut Event) -> bool) -> bool {
+        self.mutate(|t| {
+            let e = user_mut(t, user).and_then(|u| {
+                u.calendars
+                    .iter_mut()
+                    .flat_map(|c| c.events.iter_mut())
+                    .find(|e| e.id == event)
+            });
+            e.is_some_and(change)
+        })
+    }
+
+    /// Adds a contact to a folder (`folder`: its id, or `None` for the default folder).
+    pub fn add_contact(&self, user: &str, folder: Option<&str>, contact: Contact) -> bool {
+        self.mutate(|t| {
+            let f = user_mut(t, user).and_then(|u| match folder {
+                Some(id) => u.contact_folders.iter_mut().find(|f| f.id == id),
+                None => u.contact_folders.first_mut(),
+            });
+            f.map(|f| f.contacts.push(contact)).is_some()
+        })
+    }
+
+    /// Applies `change` to a contact; its `lastModifiedDateTime` becomes now.
+    pub fn update_contact(
+        &self,
+        user: &str,
+        contact: &str,
+        change: impl FnOnce(&mut Contact),
+    ) -> bool {
+        self.mutate(|t| {
+            let c = user_mut(t, user).and_then(|u| {
+                u.contact_folders
+                    .iter_mut()
+                    .flat_map(|f| f.contacts.iter_mut())
+                    .find(|c| c.id == contact)
+            });
+            c.map(|c| {
+                change(c);
+                c.last_modified = now();
+            })
+            .is_some()
+        })
+    }
+
+    /// Deletes a contact.
+    pub fn delete_contact(&self, user: &str, contact: &str) -> bool {
+        self.mutate(|t| {
+            user_mut(t, user).is_some_and(|u| {
+                u.contact_folders.iter_mut().any(|f| {
+                    let before = f.contacts.len();
+                    f.contacts.retain(|c| c.id != contact);
+                    f.contacts.len() != before
+                })
+            })
+        })
+    }
+
+    /// Adds a task to a To Do list.
+    pub fn add_task(&self, user: &str, list: &str, task: TodoTask) -> bool {
+        self.mutate(|t| {
+            let l = user_mut(t, user).and_then(|u| u.todo_lists.iter_mut().find(|l| l.id == list));
+            l.map(|l| l.tasks.push(task)).is_some()
+        })
+    }
+
+    /// Applies `change` to a task; its `lastModifiedDateTime` becomes now.
+    pub fn update_task(&self, user: &str, task: &str, change: impl FnOnce(&mut TodoTask)) -> bool {
+        self.mutate(|t| {
+            let found = user_mut(t, user).and_then(|u| {
+                u.todo_lists
+                    .iter_mut()
+                    .flat_map(|l| l.tasks.iter_mut())
+                    .find(|x| x.id == task)
+            });
+            found
+                .map(|x| {
+                    change(x);
+                    x.last_modified = now();
+                })
+                .is_some()
+        })
+    }
+
+    /// Marks a task completed now (status `completed`, `completedDateTime` set).
+    pub fn complete_task(&self, user: &str, task: &str) -> bool {
+        self.update_task(user, task, |x| {
+            x.status = "completed".into();
+            x.completed = Some(Zone::windows(&x.zone).wall(now()));
+        })
+    }
+
+    /// Deletes a task.
+    pub fn delete_task(&self, user: &str, task: &str) -> bool {
+        self.mutate(|t| {
+            user_mut(t, user).is_some_and(|u| {
+                u.todo_lists.iter_mut().any(|l| {
+                    let before = l.tasks.len();
+                    l.tasks.retain(|x| x.id != task);
+                    l.tasks.len() != before
+                })
+            })
+        })
+    }
+
     /// Invalidates every delta link issued so far: following one answers `410 Gone` with a
     /// `Location` to start a full round again (Graph docs concepts/delta-query-overview.md
     /// §Synchronization reset).
@@ -345,6 +574,12 @@ impl Drop for SimServer {
             task.abort();
         }
     }
+}
+
+/// Now, to the second.
+fn now() -> time::OffsetDateTime {
+    let t = time::OffsetDateTime::now_utc();
+    t.replace_nanosecond(0).unwrap_or(t)
 }
 
 fn user_mut<'a>(t: &'a mut Tenant, key: &str) -> Option<&'a mut User> {

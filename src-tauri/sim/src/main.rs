@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use migrator_sim::{MailboxLimits, SimConfig, SimServer, TenantSpec};
+use migrator_sim::icewarp::{IceWarpConfig, IceWarpSim};
+use migrator_sim::{GroupwareSpec, MailboxLimits, SimConfig, SimServer, TenantSpec};
 
 #[derive(Parser)]
 #[command(
@@ -38,9 +39,24 @@ enum Command {
         /// Apply Exchange Online's per-mailbox limits (4 in flight, 10,000 per 10 minutes).
         #[arg(long)]
         throttle: bool,
+        /// No calendars, contacts or To Do tasks (mail only).
+        #[arg(long)]
+        no_groupware: bool,
+        /// Seeded single events per calendar (besides each mailbox's series catalogue).
+        #[arg(long, default_value_t = GroupwareSpec::default().events_per_calendar)]
+        events_per_calendar: usize,
+        /// Contacts per mailbox.
+        #[arg(long, default_value_t = GroupwareSpec::default().contacts)]
+        contacts: usize,
+        /// Tasks per To Do list.
+        #[arg(long, default_value_t = GroupwareSpec::default().tasks_per_list)]
+        tasks_per_list: usize,
         /// Also print the client secret (it is a simulator, but secrets are not printed by habit).
         #[arg(long)]
         print_secret: bool,
+        /// Also serve the IceWarp admin API emulator, with no domains or accounts yet.
+        #[arg(long)]
+        icewarp: bool,
     },
 }
 
@@ -53,13 +69,29 @@ async fn main() -> anyhow::Result<()> {
         port,
         latency_ms,
         throttle,
+        no_groupware,
+        events_per_calendar,
+        contacts,
+        tasks_per_list,
         print_secret,
+        icewarp,
     } = Cli::parse().command;
+    let groupware = if no_groupware {
+        GroupwareSpec::none()
+    } else {
+        GroupwareSpec {
+            events_per_calendar,
+            contacts,
+            tasks_per_list,
+            ..GroupwareSpec::default()
+        }
+    };
     let config = SimConfig {
         tenant: TenantSpec {
             seed,
             users,
             messages_per_user: messages,
+            groupware,
             ..TenantSpec::default()
         },
         latency: Duration::from_millis(latency_ms),
@@ -74,8 +106,23 @@ async fn main() -> anyhow::Result<()> {
     if print_secret {
         println!("secret     {}", sim.client_secret());
     }
+    let icewarp_config = IceWarpConfig::default();
+    let icewarp = match icewarp {
+        true => Some(IceWarpSim::start(icewarp_config.clone()).await?),
+        false => None,
+    };
+    if let Some(iw) = &icewarp {
+        println!("icewarp    {}", iw.api_url());
+        println!("icewarp_admin {}", icewarp_config.admin_email);
+        if print_secret {
+            println!("icewarp_password {}", icewarp_config.admin_password);
+        }
+    }
     println!("serving until Ctrl-C");
     tokio::signal::ctrl_c().await?;
     sim.shutdown().await;
+    if let Some(iw) = icewarp {
+        iw.shutdown().await;
+    }
     Ok(())
 }

@@ -14,6 +14,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use time::{Duration, OffsetDateTime, UtcOffset};
 
+use crate::calendar::Calendar;
+use crate::groupware::{ContactFolder, GroupwareSpec, TodoList};
 use crate::mime::{Mime, Recipe, Shape};
 
 /// What to generate.
@@ -29,6 +31,9 @@ pub struct TenantSpec {
     pub max_attachment: usize,
     /// How message sizes are distributed.
     pub sizes: SizeProfile,
+    /// Calendars, contacts and To Do tasks per mailbox (generated from their own seeds, so
+    /// mail is the same whatever this says).
+    pub groupware: GroupwareSpec,
 }
 
 /// How message sizes are distributed.
@@ -56,6 +61,7 @@ impl Default for TenantSpec {
             domains: vec!["contoso.com".into()],
             max_attachment: 256 * 1024,
             sizes: SizeProfile::Compact,
+            groupware: GroupwareSpec::default(),
         }
     }
 }
@@ -89,6 +95,12 @@ pub struct User {
     pub proxy_addresses: Vec<String>,
     /// Flat list; the tree is given by `parent_id` (`None` = child of msgfolderroot).
     pub folders: Vec<MailFolder>,
+    /// The first is the default calendar.
+    pub calendars: Vec<Calendar>,
+    /// Flat list; the first is the default folder ("Contacts"), the tree is given by
+    /// `parent_id`.
+    pub contact_folders: Vec<ContactFolder>,
+    pub todo_lists: Vec<TodoList>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -511,14 +523,24 @@ fn generate_user(spec: &TenantSpec, u: usize, verified: &[String], initial: &str
     for f in &mut folders {
         f.messages.sort_by_key(|m| std::cmp::Reverse(m.received));
     }
+    let display_name = format!("{first} {last}");
+    let groupware = crate::groupware::generate(
+        &spec.groupware,
+        mix(mix(spec.seed, u as u64 + 1), 0x9e0),
+        &display_name,
+        &mail,
+    );
     User {
         id,
         user_principal_name: upn,
-        display_name: format!("{first} {last}"),
+        display_name,
         account_enabled: u % 11 != 10,
         proxy_addresses: vec![format!("SMTP:{mail}"), format!("smtp:{local}@{initial}")],
         mail,
         folders,
+        calendars: groupware.calendars,
+        contact_folders: groupware.contact_folders,
+        todo_lists: groupware.todo_lists,
     }
 }
 

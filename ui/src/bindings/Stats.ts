@@ -2,5 +2,14 @@
 
 /**
  * Counters for one mailbox or a whole run.
+ * Fields missing when read back (a summary journaled by an older version) count as zero.
  */
-export type Stats = { folders: number, messages: number, skipped: number, failed: number, bytes: number, };
+export type Stats = { 
+/**
+ * Mail folders, calendars, address books and task lists.
+ */
+folders: number, messages: number, 
+/**
+ * Calendar resources written: single events and whole series.
+ */
+events: number, contacts: number, tasks: number, skipped: number, failed: number, bytes: number, };

@@ -6,12 +6,17 @@
 //! make every further item fail (sign-in, an unwritable destination) stop it.
 
 mod control;
+mod groupware;
 mod mail;
+mod plan;
 mod preflight;
+pub mod report;
 mod spool;
 
 pub use control::{Cancelled, RunControl};
+pub use plan::{plan, Plan, PlanUser};
 pub use preflight::{preflight, test_source, Preflight, ProbeUser};
+pub use report::{Report, ReportError, ReportFiles};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,11 +27,12 @@ use futures_util::StreamExt;
 
 use crate::config::{
     read_accounts_csv, ConfigError, DestinationConfig, ImapSecurity, MasterLoginStyle, RunSettings,
-    SourceConfig, UserSelection,
+    SourceConfig, UserSelection, Workload,
 };
 use crate::dest::folder::FolderStore;
 use crate::dest::imap::{ImapLogin, ImapSettings, MasterStyle, Security};
 use crate::graph::client::{http_client, GraphClient, GraphError};
+use crate::graph::types::User;
 use crate::graph::{users, AuthError, Pacer, PacerSettings};
 use crate::journal::{Journal, JournalError};
 use crate::progress::{ProgressEvent, Reporter, RunSummary, Stats};
@@ -86,6 +92,12 @@ impl Destination {
     ) -> Result<Self, ConfigError> {
         match config {
             DestinationConfig::Folder { path } => Ok(Destination::Folder(path.clone())),
+            // Provisioning lives in dest::provision::icewarp; the engine does not run it yet.
+            DestinationConfig::IceWarp { .. } => Err(ConfigError::Invalid {
+                path: "destination".into(),
+                key: "destination.kind",
+                message: "the icewarp destination is not wired into the engine yet".into(),
+            }),
             DestinationConfig::Imap {
                 host,
                 port,
@@ -197,6 +209,8 @@ pub struct RunOptions {
     pub state_dir: Option<PathBuf>,
     /// Which mailboxes to migrate (all by default).
     pub users: UserSelection,
+    /// What to migrate of each mailbox (everything by default).
+    pub workloads: Vec<Workload>,
 }
 
 impl RunOptions {
@@ -212,6 +226,7 @@ impl RunOptions {
             },
             state_dir: run.state_dir.clone(),
             users: users.clone(),
+            workloads: run.workloads.clone(),
         }
     }
 }
@@ -223,6 +238,7 @@ impl Default for RunOptions {
             pacer: PacerSettings::default(),
             state_dir: None,
             users: UserSelection::default(),
+            workloads: Workload::ALL.to_vec(),
         }
     }
 }
@@ -258,6 +274,18 @@ pub async fn run_to_folder_with(
 ) -> Result<RunSummary, EngineError> {
     let destination = Destination::Folder(out.to_path_buf());
     run(source, secret, &destination, reporter, control, options).await
+}
+
+/// The users that have a mailbox (a `mail` address) and that `selection` names.
+fn select_mailboxes(users: Vec<User>, selection: &UserSelection) -> Vec<User> {
+    users
+        .into_iter()
+        .filter(|u| u.mail.as_deref().is_some_and(|m| !m.trim().is_empty()))
+        .filter(|u| {
+            let mail = u.mail.as_deref().unwrap_or_default();
+            selection.selects(&[mail, u.user_principal_name.as_str()])
+        })
+        .collect()
 }
 
 /// Migrates every selected mailbox of the tenant into `destination`. Signs in and opens the
@@ -302,17 +330,7 @@ pub async fn run(
     for (id, reason) in &listed.bad {
         tracing::warn!(user = %id, %reason, "skipping a user entry Graph returned malformed");
     }
-    let mailboxes: Vec<_> = listed
-        .items
-        .into_iter()
-        .filter(|u| u.mail.as_deref().is_some_and(|m| !m.trim().is_empty()))
-        .filter(|u| {
-            let mail = u.mail.as_deref().unwrap_or_default();
-            options
-                .users
-                .selects(&[mail, u.user_principal_name.as_str()])
-        })
-        .collect();
+    let mailboxes = select_mailboxes(listed.items, &options.users);
     let run_id = match &journal {
         Some(j) => Some(j.begin_run()?),
         None => None,
@@ -327,15 +345,34 @@ pub async fn run(
 
     let results: Vec<Result<Stats, EngineError>> = futures_util::stream::iter(mailboxes)
         .map(|user| {
-            let run = mail::MailboxRun {
+            let mail = options
+                .workloads
+                .contains(&Workload::Mail)
+                .then(|| mail::MailboxRun {
+                    client: &client,
+                    store: &store,
+                    journal,
+                    reporter: reporter.clone(),
+                    control: control.clone(),
+                    settings: options.pacer.clone(),
+                });
+            let groupware = groupware::GroupwareRun {
                 client: &client,
                 store: &store,
                 journal,
                 reporter: reporter.clone(),
                 control: control.clone(),
                 settings: options.pacer.clone(),
+                workloads: &options.workloads,
             };
-            async move { run.migrate(&user).await }
+            async move {
+                let mut stats = match mail {
+                    Some(mail) => mail.migrate(&user).await?,
+                    None => Stats::default(),
+                };
+                stats.add(&groupware.migrate(&user).await?);
+                Ok(stats)
+            }
         })
         .buffer_unordered(options.parallel_mailboxes.max(1))
         .collect()

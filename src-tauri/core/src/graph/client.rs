@@ -19,6 +19,9 @@ use crate::secrets::Secret;
 
 /// The Graph API version used for every call.
 pub const API_VERSION: &str = "v1.0";
+/// Graph's preview version, used only where v1.0 cannot express what is read (a series'
+/// cancelled and modified occurrences).
+pub const BETA_VERSION: &str = "beta";
 
 /// A failed Graph request. URLs name users and items by id, never a secret.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +116,7 @@ pub struct GraphClient {
     http: reqwest::Client,
     tokens: Arc<TokenSource>,
     base: String,
+    beta: String,
 }
 
 impl GraphClient {
@@ -127,6 +131,7 @@ impl GraphClient {
             http,
             tokens: Arc::new(tokens),
             base: format!("{}/{}", source.graph_base(), API_VERSION),
+            beta: format!("{}/{}", source.graph_base(), BETA_VERSION),
         })
     }
 
@@ -138,6 +143,11 @@ impl GraphClient {
     /// The absolute URL of a Graph path such as `/users`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// The absolute URL of a path on the beta endpoint ([`BETA_VERSION`]).
+    pub fn beta_url(&self, path: &str) -> String {
+        format!("{}{}", self.beta, path)
     }
 
     /// GETs `url` and decodes its JSON body.

@@ -16,6 +16,9 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+mod report;
+pub use report::{FailedItem, ItemGroup, RunRecord, UserRecord};
+
 /// Schema version stored in `PRAGMA user_version`.
 const SCHEMA_VERSION: i32 = 1;
 

@@ -268,7 +268,7 @@ impl RunAs {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -278,7 +278,7 @@ fn free_port() -> u16 {
 /// A private CA (`ca.pem`) and a server certificate it signed for 127.0.0.1 and localhost
 /// (`cert.pem`, `key.pem`). webpki refuses a CA certificate used as the server's own, so the
 /// test sets up what a private deployment has: a CA file and a leaf.
-fn make_certificate(root: &Path) {
+pub fn make_certificate(root: &Path) {
     let openssl = |args: &[&str]| {
         let out = Command::new("openssl")
             .args(args)

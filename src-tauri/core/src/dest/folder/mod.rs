@@ -7,8 +7,10 @@
 //! - The file name carries a key derived from the Graph message id (`<time>.M<key>.m365:2,FS`).
 //!   A folder knows the keys it holds, so a rerun writes nothing twice, even without a journal.
 
+mod groupware;
 mod layout;
 
+pub use groupware::CollectionDir;
 pub use layout::maildir_folder_names;
 
 use std::collections::HashSet;

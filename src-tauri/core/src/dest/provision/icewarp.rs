@@ -1,0 +1,1161 @@
+//! IceWarp provisioning through its remote administration API: XML envelopes POSTed to
+//! `https://<host>/icewarpapi/` (shared reference `icewarp.md` §2; request and response
+//! shapes from `icewarp-api.openapi.json`, see [`super::types`]).
+//!
+//! - **Session:** `authenticate` with an administrator's email and password gives a session id
+//!   (`sid`) sent with every later request. A `0` answer is a wrong login (fatal, never
+//!   retried); an error envelope about the session (sessions expire) logs in again once.
+//! - **Retries:** simple commands answer `1` or `0`, and `0` gives no reason. A `0`, an HTTP
+//!   5xx or a transport error is tried again at once, at most [`IceWarpSettings::attempts`]
+//!   times in all (IceWarp's own connector retries `createaccount` the same way); there is
+//!   no waiting here, the engine decides whether to come back later ([`ErrorClass::Retry`]).
+//!   A `0` every time is a definite refusal of that one account ([`ErrorClass::SkipItem`]).
+//! - **Domains:** `getdomainsinfolist`, then `createdomain` for each missing one.
+//! - **Accounts:** `getaccountsinfolist` per domain, without a filter (as IceWarp.Net's
+//!   NoFilter fixture), paged by `offset`/`count` until a short page, lists existing
+//!   accounts; `getaccountproperties` with the user's address finds an account it is an alias
+//!   of (IceWarp resolves aliases; skipped in domains that had no accounts). A user found
+//!   either way is merged into that account: `getaccountproperties u_alias`, then
+//!   `setaccountproperties u_alias` with the missing aliases appended; nothing else changes.
+//!   Other users get `createaccount` with `u_type` 0, `u_mailbox`, `u_alias` (`;`-separated
+//!   local names, primary first), `u_name` and a generated `u_password` that satisfies the
+//!   server's policy; the password goes to the credentials report and nowhere else. If
+//!   IceWarp keeps refusing, the account is tried once more without its extra aliases (a
+//!   taken alias must not cost the user the mailbox). IceWarp aliases are names within the
+//!   account's domain, so aliases in other domains are reported, not set. After a transport
+//!   error the account list is asked before trying `createaccount` again.
+//! - **Settings:** [`IceWarpProvisioner::settings_report`] reads the server properties that
+//!   slow or stop a migration and says what to change.
+//! - **Folders:** [`IceWarpProvisioner::default_folders`] reads an account's default folder
+//!   names (`getaccountfolderlist`), which IceWarp lets administrators rename and localise.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+
+use super::password::PasswordPolicy;
+use super::types::{property_values, Element, Param, Reply, Request};
+use super::{
+    AccountAction, AccountOutcome, AccountPlan, AccountProvisioner, CredentialsReport,
+    DomainAction, LoginRoute, ProvisionOutcome, ProvisionRules, ReportError,
+};
+use crate::config::{ConfigError, DestinationConfig};
+use crate::error::{Classify, ErrorClass};
+use crate::secrets::Secret;
+
+/// How to reach and use an IceWarp server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceWarpSettings {
+    /// The API URL, ending in `/icewarpapi/`.
+    pub api_url: String,
+    pub admin_email: String,
+    /// Extra CA certificates (PEM).
+    pub ca_file: Option<PathBuf>,
+    /// Allows `http://` to a loopback address.
+    pub allow_plaintext_loopback: bool,
+    pub credentials_report: PathBuf,
+    /// Addresses (lower case) whose password is in the configured accounts CSV.
+    pub known_passwords: BTreeSet<String>,
+    /// An IMAP master user is configured.
+    pub master_user: bool,
+    /// Tries per API call, at least 1.
+    pub attempts: u32,
+}
+
+/// Tries per API call by default.
+pub const DEFAULT_ATTEMPTS: u32 = 3;
+
+impl IceWarpSettings {
+    /// The settings and rules of an IceWarp `[destination]` (`None` for other kinds). Reads
+    /// the accounts CSV, if configured, for the addresses it knows passwords of.
+    pub fn from_config(
+        dest: &DestinationConfig,
+    ) -> Result<Option<(IceWarpSettings, ProvisionRules)>, ConfigError> {
+        let Some(endpoints) = dest.icewarp_endpoints() else {
+            return Ok(None);
+        };
+        let DestinationConfig::IceWarp {
+            admin_email,
+            ca_file,
+            allow_plaintext_loopback,
+            domain_map,
+            skip_onmicrosoft,
+            disabled_users,
+            shared_mailboxes,
+            credentials_report,
+            accounts_csv,
+            master_user,
+            ..
+        } = dest
+        else {
+            return Ok(None);
+        };
+        let known_passwords = match accounts_csv {
+            Some(path) => crate::config::read_accounts_csv(path)?
+                .into_keys()
+                .collect(),
+            None => BTreeSet::new(),
+        };
+        let settings = IceWarpSettings {
+            api_url: endpoints.api_url,
+            admin_email: admin_email.trim().to_string(),
+            ca_file: ca_file.clone(),
+            allow_plaintext_loopback: *allow_plaintext_loopback,
+            credentials_report: credentials_report.clone(),
+            known_passwords,
+            master_user: master_user.is_some(),
+            attempts: DEFAULT_ATTEMPTS,
+        };
+        let rules = ProvisionRules {
+            domain_map: domain_map
+                .iter()
+                .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_lowercase()))
+                .collect(),
+            skip_onmicrosoft: *skip_onmicrosoft,
+            disabled_users: *disabled_users,
+            shared_mailboxes: *shared_mailboxes,
+        };
+        Ok(Some((settings, rules)))
+    }
+}
+
+/// Why IceWarp provisioning failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IceWarpError {
+    #[error("the IceWarp API URL '{url}' cannot be used: {reason}")]
+    Url { url: String, reason: String },
+    #[error("cannot read the CA file {path}")]
+    CaFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the CA file {path} holds no usable PEM certificate")]
+    CaCert {
+        path: PathBuf,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("cannot set up the HTTPS client")]
+    Client(#[source] reqwest::Error),
+    #[error("cannot reach the IceWarp API at {url} ({command})")]
+    Transport {
+        url: String,
+        command: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("the IceWarp API answered {command} with HTTP {status}")]
+    Status { command: String, status: u16 },
+    #[error("IceWarp refused the administrator login of {email}: wrong email or password, or not an administrator")]
+    Login { email: String },
+    #[error("IceWarp answered {command} with the error '{uid}'")]
+    Api { command: String, uid: String },
+    #[error("IceWarp answered {command} for {target} with 0 (failure) {attempts} times")]
+    Refused {
+        command: String,
+        target: String,
+        attempts: u32,
+    },
+    #[error("IceWarp's answer to {command} is not the documented envelope: {reason}")]
+    Malformed { command: String, reason: String },
+    #[error(transparent)]
+    Report(#[from] ReportError),
+}
+
+impl Classify for IceWarpError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            IceWarpError::Transport { .. } => ErrorClass::Retry,
+            IceWarpError::Status { status, .. } if *status >= 500 => ErrorClass::Retry,
+            IceWarpError::Api { .. }
+            | IceWarpError::Refused { .. }
+            | IceWarpError::Malformed { .. } => ErrorClass::SkipItem,
+            _ => ErrorClass::Fatal,
+        }
+    }
+}
+
+/// A session with the admin API.
+pub struct IceWarpClient {
+    http: reqwest::Client,
+    url: String,
+    admin_email: String,
+    password: Secret,
+    sid: Mutex<Option<String>>,
+    attempts: u32,
+}
+
+impl std::fmt::Debug for IceWarpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IceWarpClient")
+            .field("url", &self.url)
+            .field("admin_email", &self.admin_email)
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_loopback(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    }
+}
+
+impl IceWarpClient {
+    /// A client for `settings.api_url`: HTTPS with certificate checks (plus `ca_file`), or
+    /// plain HTTP to a loopback address when allowed. Nothing is sent yet.
+    pub fn new(settings: &IceWarpSettings, password: Secret) -> Result<Self, IceWarpError> {
+        let bad = |reason: &str| IceWarpError::Url {
+            url: settings.api_url.clone(),
+            reason: reason.to_string(),
+        };
+        let url = url::Url::parse(&settings.api_url).map_err(|e| bad(&e.to_string()))?;
+        let host = url.host().ok_or_else(|| bad("no host"))?;
+        match url.scheme() {
+            "https" => {}
+            "http" if settings.allow_plaintext_loopback && is_loopback(&host) => {}
+            "http" => return Err(bad(
+                "plain http is only allowed to a loopback address, with allow_plaintext_loopback",
+            )),
+            _ => return Err(bad("not an http(s) URL")),
+        }
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("m365-migrator/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(20))
+            .timeout(Duration::from_secs(120));
+        if let Some(path) = &settings.ca_file {
+            let pem = std::fs::read(path).map_err(|source| IceWarpError::CaFile {
+                path: path.clone(),
+                source,
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
+                IceWarpError::CaCert {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        Ok(IceWarpClient {
+            http: builder.build().map_err(IceWarpError::Client)?,
+            url: url.to_string(),
+            admin_email: settings.admin_email.clone(),
+            password,
+            sid: Mutex::new(None),
+            attempts: settings.attempts.max(1),
+        })
+    }
+
+    /// One round trip, without retries. Logs in first when there is no session, and once
+    /// more when the server says the session is not valid.
+    async fn send(&self, request: &Request) -> Result<Reply, IceWarpError> {
+        let mut sid = self.sid.lock().await;
+        for relogin in [false, true] {
+            if sid.is_none() || relogin {
+                *sid = Some(self.authenticate().await?);
+            }
+            let reply = self.post(request, sid.as_deref()).await?;
+            match &reply {
+                Reply::Error(uid) if uid.contains("session") && !relogin => continue,
+                _ => return Ok(reply),
+            }
+        }
+        Err(IceWarpError::Api {
+            command: request.command.to_string(),
+            uid: "session".into(),
+        })
+    }
+
+    async fn post(&self, request: &Request, sid: Option<&str>) -> Result<Reply, IceWarpError> {
+        let command = request.command.to_string();
+        let transport = |source| IceWarpError::Transport {
+            url: self.url.clone(),
+            command: command.clone(),
+            source,
+        };
+        tracing::debug!(command = request.command, "IceWarp API request");
+        let response = self
+            .http
+            .post(&self.url)
+            .header("content-type", "text/xml; charset=utf-8")
+            .body(request.to_xml(sid))
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Err(IceWarpError::Status {
+                command: command.clone(),
+                status,
+            });
+        }
+        let body = response.text().await.map_err(transport)?;
+        Reply::parse(&body).map_err(|reason| IceWarpError::Malformed {
+            command: command.clone(),
+            reason,
+        })
+    }
+
+    /// `authenticate` (authtype 0: plain password over the TLS connection). Returns the sid.
+    async fn authenticate(&self) -> Result<String, IceWarpError> {
+        let request = Request::new(
+            "authenticate",
+            vec![
+                Param::text("authtype", "0"),
+                Param::text("email", self.admin_email.clone()),
+                Param::text("password", self.password.expose()),
+                Param::text("persistentlogin", "0"),
+            ],
+        );
+        let mut last = None;
+        for _ in 0..self.attempts {
+            match self.post(&request, None).await {
+                Ok(Reply::Result {
+                    sid: Some(sid),
+                    result,
+                    ..
+                }) if result.text.trim() == "1" && !sid.is_empty() => return Ok(sid),
+                Ok(Reply::Result { .. }) => {
+                    return Err(IceWarpError::Login {
+                        email: self.admin_email.clone(),
+                    })
+                }
+                Ok(Reply::Error(uid)) => {
+                    return Err(IceWarpError::Api {
+                        command: "authenticate".into(),
+                        uid,
+                    })
+                }
+                Err(e) if e.class() == ErrorClass::Retry => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or(IceWarpError::Login {
+            email: self.admin_email.clone(),
+        }))
+    }
+
+    /// A call with bounded immediate retries of `0`, HTTP 5xx and transport errors. Returns
+    /// the whole reply envelope (`<iq>`).
+    async fn call(&self, request: &Request, target: &str) -> Result<Element, IceWarpError> {
+        let mut last = None;
+        for _ in 0..self.attempts {
+            match self.send(request).await {
+                Ok(Reply::Result { result, root, .. }) => {
+                    if !is_zero(&result) {
+                        return Ok(root);
+                    }
+                    last = Some(IceWarpError::Refused {
+                        command: request.command.to_string(),
+                        target: target.to_string(),
+                        attempts: self.attempts,
+                    });
+                }
+                Ok(Reply::Error(uid)) => {
+                    return Err(IceWarpError::Api {
+                        command: request.command.to_string(),
+                        uid,
+                    })
+                }
+                Err(e) if e.class() == ErrorClass::Retry => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or(IceWarpError::Refused {
+            command: request.command.to_string(),
+            target: target.to_string(),
+            attempts: self.attempts,
+        }))
+    }
+
+    /// Checks the administrator login now (a wrong password is one clear fatal error).
+    pub async fn login(&self) -> Result<(), IceWarpError> {
+        let sid = self.authenticate().await?;
+        *self.sid.lock().await = Some(sid);
+        Ok(())
+    }
+
+    /// Ends the session (`logout`), if there is one.
+    pub async fn logout(&self) {
+        if self.sid.lock().await.is_some() {
+            let _ = self.call(&Request::new("logout", vec![]), "session").await;
+            *self.sid.lock().await = None;
+        }
+    }
+
+    /// `getserverproperties`: each name with its value (`None`: no value or no right).
+    pub async fn server_properties(
+        &self,
+        names: &[&str],
+    ) -> Result<BTreeMap<String, Option<String>>, IceWarpError> {
+        let list = names.iter().map(|n| Param::property_name(n)).collect();
+        let request = Request::new(
+            "getserverproperties",
+            vec![Param::Group("serverpropertylist", list)],
+        );
+        let root = self.call(&request, "server").await?;
+        Ok(property_values(&root)
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect())
+    }
+
+    /// Every domain on the server (lower case), paged.
+    pub async fn domains(&self) -> Result<BTreeSet<String>, IceWarpError> {
+        self.paged("getdomainsinfolist", None, "query/result/item/name")
+            .await
+    }
+
+    /// The primary addresses (lower case) of the accounts of `domain`, paged.
+    pub async fn accounts(&self, domain: &str) -> Result<BTreeSet<String>, IceWarpError> {
+        self.paged(
+            "getaccountsinfolist",
+            Some(domain),
+            "query/result/item/email",
+        )
+        .await
+    }
+
+    async fn paged(
+        &self,
+        command: &'static str,
+        domain: Option<&str>,
+        path: &str,
+    ) -> Result<BTreeSet<String>, IceWarpError> {
+        const PAGE: usize = 500;
+        let mut all = BTreeSet::new();
+        let mut offset = 0;
+        loop {
+            let mut params = Vec::new();
+            if let Some(d) = domain {
+                params.push(Param::text("domainstr", d));
+            }
+            params.push(Param::text("offset", offset.to_string()));
+            params.push(Param::text("count", PAGE.to_string()));
+            let root = self
+                .call(&Request::new(command, params), domain.unwrap_or("server"))
+                .await?;
+            let page = root.select(path);
+            all.extend(page.iter().map(|e| e.text.trim().to_lowercase()));
+            if page.len() < PAGE {
+                return Ok(all);
+            }
+            offset += page.len();
+        }
+    }
+}
+
+fn is_zero(result: &Element) -> bool {
+    result.children.is_empty() && result.text.trim() == "0"
+}
+
+/// Server properties read before a run.
+pub const SETTINGS_PROPERTIES: [&str; 15] = [
+    "C_Accounts_Policies_Pass_Enable",
+    "C_Accounts_Policies_Pass_MinLength",
+    "C_Accounts_Policies_Pass_Digits",
+    "C_Accounts_Policies_Pass_NonAlphaNum",
+    "C_Accounts_Policies_Pass_Alpha",
+    "C_Accounts_Policies_Pass_UpperAlpha",
+    "C_Accounts_Policies_Pass_UserAlias",
+    "C_System_Services_IMAP_MaxAppendsPerMinute",
+    "C_Mail_SMTP_Delivery_LimitMsgSize",
+    "C_Mail_SMTP_Delivery_MaxMsgSize",
+    "C_Mail_IMAP_Active",
+    "C_WebDAV_Active",
+    "C_GW_General_Disable",
+    "C_Accounts_Policies_Login_LoginSettings",
+    "C_System_Services_IMAP_AllowBinaryAppend",
+];
+
+/// The server settings that slow or stop a migration, with advice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsReport {
+    /// `C_System_Services_IMAP_MaxAppendsPerMinute` (0: unlimited).
+    pub max_appends_per_minute: Option<u64>,
+    /// `C_Mail_SMTP_Delivery_MaxMsgSize` in bytes, when `C_Mail_SMTP_Delivery_LimitMsgSize` is on.
+    pub max_message_bytes: Option<u64>,
+    /// `C_Mail_IMAP_Active`.
+    pub imap_enabled: Option<bool>,
+    /// `C_WebDAV_Active`.
+    pub webdav_enabled: Option<bool>,
+    /// Not `C_GW_General_Disable`.
+    pub groupware_enabled: Option<bool>,
+    /// `C_Accounts_Policies_Login_LoginSettings`: log in with the full address (else the
+    /// user name).
+    pub login_with_email: Option<bool>,
+    pub password_policy: PasswordPolicy,
+    /// One sentence per setting worth changing before a big run.
+    pub advice: Vec<String>,
+}
+
+/// Microsoft 365's largest message (150 MB), for the size-limit advice.
+const M365_MAX_MESSAGE: u64 = 150 * 1024 * 1024;
+
+impl SettingsReport {
+    fn from_properties(p: &BTreeMap<String, Option<String>>) -> SettingsReport {
+        let num = |name: &str| {
+            p.get(&name.to_ascii_lowercase())
+                .cloned()
+                .flatten()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let flag = |name: &str| num(name).map(|v| v != 0);
+        let count = |name: &str| num(name).unwrap_or(0) as usize;
+        let password_policy = PasswordPolicy {
+            enabled: flag("C_Accounts_Policies_Pass_Enable").unwrap_or(false),
+            min_length: count("C_Accounts_Policies_Pass_MinLength"),
+            digits: count("C_Accounts_Policies_Pass_Digits"),
+            non_alphanumeric: count("C_Accounts_Policies_Pass_NonAlphaNum"),
+            alpha: count("C_Accounts_Policies_Pass_Alpha"),
+            upper_alpha: count("C_Accounts_Policies_Pass_UpperAlpha"),
+            no_user_names: flag("C_Accounts_Policies_Pass_UserAlias").unwrap_or(false),
+        };
+        let max_message_bytes = match flag("C_Mail_SMTP_Delivery_LimitMsgSize") {
+            Some(true) => num("C_Mail_SMTP_Delivery_MaxMsgSize").filter(|v| *v > 0),
+            _ => None,
+        };
+        let mut report = SettingsReport {
+            max_appends_per_minute: num("C_System_Services_IMAP_MaxAppendsPerMinute"),
+            max_message_bytes,
+            imap_enabled: flag("C_Mail_IMAP_Active"),
+            webdav_enabled: flag("C_WebDAV_Active"),
+            groupware_enabled: flag("C_GW_General_Disable").map(|d| !d),
+            login_with_email: flag("C_Accounts_Policies_Login_LoginSettings"),
+            password_policy,
+            advice: Vec::new(),
+        };
+        let advice = &mut report.advice;
+        if let Some(n) = report.max_appends_per_minute.filter(|n| *n > 0) {
+            advice.push(format!(
+                "IMAP APPEND is slowed after {n} messages per minute \
+                 (C_System_Services_IMAP_MaxAppendsPerMinute): a mailbox of 50,000 messages then \
+                 takes at least {} hours; set it to 0 (unlimited) for the migration",
+                50_000 / n / 60 + 1
+            ));
+        }
+        if let Some(max) = report.max_message_bytes.filter(|m| *m < M365_MAX_MESSAGE) {
+            advice.push(format!(
+                "messages larger than {} MB may be refused (C_Mail_SMTP_Delivery_MaxMsgSize); \
+                 Microsoft 365 allows up to 150 MB",
+                max / (1024 * 1024)
+            ));
+        }
+        if report.imap_enabled == Some(false) {
+            advice.push("IMAP is disabled (C_Mail_IMAP_Active): mail cannot be written".into());
+        }
+        if report.webdav_enabled == Some(false) {
+            advice.push(
+                "WebDAV is disabled (C_WebDAV_Active): calendars, contacts and tasks cannot be written"
+                    .into(),
+            );
+        }
+        if report.groupware_enabled == Some(false) {
+            advice.push(
+                "GroupWare is disabled (C_GW_General_Disable): calendars, contacts and tasks cannot be written"
+                    .into(),
+            );
+        }
+        if report.login_with_email == Some(false) {
+            advice.push(
+                "users log in with their user name, not their address \
+                 (C_Accounts_Policies_Login_LoginSettings = 0): IMAP and WebDAV logins use the mailbox name"
+                    .into(),
+            );
+        }
+        report
+    }
+}
+
+/// Maps the default folders of `getaccountfolderlist` to well-known names: `inbox`,
+/// `sentitems`, `drafts`, `deleteditems`, `junkemail` (Graph's names, as the IMAP writer's
+/// special folders use them) and `calendar`, `contacts`, `tasks`, `notes`, `journal`,
+/// `files`. Folder types are IceWarp's (M mail, E events, C contacts, T tasks, N notes, J
+/// journal, F files) and Inbox's default type is `I`, as IceWarp.Net's fixture shows; the
+/// letters of the other mail defaults (`S`, `D`, `T`, `P`) are inferred.
+pub fn well_known_folders(root: &Element) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    for item in root.select("query/result/subfolders/item") {
+        let name = item.value("name").unwrap_or("");
+        let folder_type = item.value("foldertype").unwrap_or("").to_ascii_uppercase();
+        let default_type = item.value("defaulttype").unwrap_or("").to_ascii_uppercase();
+        let key = match (folder_type.as_str(), default_type.as_str()) {
+            ("M", "I") => "inbox",
+            ("M", "S") => "sentitems",
+            ("M", "D") => "drafts",
+            ("M", "T") => "deleteditems",
+            ("M", "P") => "junkemail",
+            ("E", _) => "calendar",
+            ("C", _) => "contacts",
+            ("T", _) => "tasks",
+            ("N", _) => "notes",
+            ("J", _) => "journal",
+            ("F", _) => "files",
+            _ => continue,
+        };
+        if !name.is_empty() {
+            map.entry(key.to_string())
+                .or_insert_with(|| name.to_string());
+        }
+    }
+    map
+}
+
+/// True for a name IceWarp takes as a mailbox or alias: letters, digits and `. _ - + ' &`,
+/// not starting or ending with a dot (IceWarp answers `E_INVALID` otherwise).
+fn valid_local_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && !name.ends_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-+'&".contains(c))
+}
+
+/// Creates IceWarp domains and accounts (see the module doc).
+#[derive(Debug)]
+pub struct IceWarpProvisioner {
+    client: IceWarpClient,
+    report: CredentialsReport,
+    known_passwords: BTreeSet<String>,
+    master_user: bool,
+    /// Existing accounts by domain, read once per domain.
+    accounts: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    /// Domains that had no account when first listed.
+    empty_domains: Mutex<BTreeSet<String>>,
+    policy: Mutex<Option<PasswordPolicy>>,
+}
+
+impl IceWarpProvisioner {
+    /// Logs in (a wrong administrator password fails here, once, with
+    /// [`IceWarpError::Login`]) and checks that the credentials report can be written.
+    pub async fn connect(
+        settings: &IceWarpSettings,
+        admin_password: Secret,
+    ) -> Result<Self, IceWarpError> {
+        let client = IceWarpClient::new(settings, admin_password)?;
+        client.login().await?;
+        let report = CredentialsReport::new(&settings.credentials_report);
+        report.prepare()?;
+        Ok(IceWarpProvisioner {
+            client,
+            report,
+            known_passwords: settings.known_passwords.clone(),
+            master_user: settings.master_user,
+            accounts: Mutex::new(BTreeMap::new()),
+            empty_domains: Mutex::new(BTreeSet::new()),
+            policy: Mutex::new(None),
+        })
+    }
+
+    pub fn client(&self) -> &IceWarpClient {
+        &self.client
+    }
+
+    /// Reads the settings that slow or stop a migration, with advice.
+    pub async fn settings_report(&self) -> Result<SettingsReport, IceWarpError> {
+        let props = self.client.server_properties(&SETTINGS_PROPERTIES).await?;
+        let report = SettingsReport::from_properties(&props);
+        *self.policy.lock().await = Some(report.password_policy.clone());
+        Ok(report)
+    }
+
+    /// The server's password policy, read once.
+    pub async fn password_policy(&self) -> Result<PasswordPolicy, IceWarpError> {
+        if let Some(p) = self.policy.lock().await.clone() {
+            return Ok(p);
+        }
+        Ok(self.settings_report().await?.password_policy)
+    }
+
+    /// The account's default folder names by well-known name (see [`well_known_folders`]).
+    pub async fn default_folders(
+        &self,
+        email: &str,
+    ) -> Result<BTreeMap<String, String>, IceWarpError> {
+        let request = Request::new(
+            "getaccountfolderlist",
+            vec![
+                Param::text("accountemail", email),
+                Param::text("onlydefault", "1"),
+            ],
+        );
+        Ok(well_known_folders(
+            &self.client.call(&request, email).await?,
+        ))
+    }
+
+    /// Forces a password change at the next login (`expireaccountpassword`) of every account
+    /// `outcome` created. Call it after the data is written: an expired password may block
+    /// IMAP (`C_Accounts_Policies_Pass_DisableAccessToAllIfDisabled`). Returns the failures.
+    pub async fn expire_passwords(
+        &self,
+        outcome: &ProvisionOutcome,
+    ) -> Vec<(String, IceWarpError)> {
+        let mut failures = Vec::new();
+        for address in outcome.created() {
+            let request = Request::new(
+                "expireaccountpassword",
+                vec![Param::text("accountemail", address)],
+            );
+            if let Err(e) = self.client.call(&request, address).await {
+                failures.push((address.to_string(), e));
+            }
+        }
+        failures
+    }
+
+    async fn domain_accounts(&self, domain: &str) -> Result<BTreeSet<String>, IceWarpError> {
+        let mut cache = self.accounts.lock().await;
+        if let Some(set) = cache.get(domain) {
+            return Ok(set.clone());
+        }
+        let set = self.client.accounts(domain).await?;
+        if set.is_empty() {
+            self.empty_domains.lock().await.insert(domain.to_string());
+        }
+        cache.insert(domain.to_string(), set.clone());
+        Ok(set)
+    }
+
+    /// The existing account a plan names: one whose primary address is the plan's address or
+    /// an alias of it (from the account lists), else one the plan's address is an alias of
+    /// (IceWarp resolves any alias in `getaccountproperties`).
+    async fn existing(&self, plan: &AccountPlan) -> Result<Option<String>, IceWarpError> {
+        for address in std::iter::once(&plan.address).chain(&plan.aliases) {
+            let Some((_, domain)) = address.rsplit_once('@') else {
+                continue;
+            };
+            if self.domain_accounts(domain).await?.contains(address) {
+                return Ok(Some(address.clone()));
+            }
+        }
+        // A domain that had no accounts holds no alias either (this run's own accounts never
+        // share addresses: the plan gives each address to one user).
+        if self.empty_domains.lock().await.contains(plan.domain()) {
+            return Ok(None);
+        }
+        self.resolve_alias(&plan.address).await
+    }
+
+    /// The primary address of the account `address` is an alias of, if any. An error
+    /// envelope or an empty answer means there is none.
+    async fn resolve_alias(&self, address: &str) -> Result<Option<String>, IceWarpError> {
+        let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
+        let root = match self.client.call(&alias_query(address), address).await {
+            Ok(root) => root,
+            Err(IceWarpError::Api { .. } | IceWarpError::Refused { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(current_aliases(&root)
+            .first()
+            .map(|primary| format!("{}@{domain}", primary.to_lowercase())))
+    }
+
+    fn existing_login(&self, plan: &AccountPlan, email: &str) -> LoginRoute {
+        if self.known_passwords.contains(email) || self.known_passwords.contains(&plan.address) {
+            LoginRoute::AccountsCsv
+        } else if self.master_user {
+            LoginRoute::AdminImpersonation
+        } else {
+            LoginRoute::None
+        }
+    }
+
+    async fn merge(&self, plan: &AccountPlan, email: &str) -> Result<AccountOutcome, IceWarpError> {
+        let mut outcome = AccountOutcome {
+            user_id: plan.user_id.clone(),
+            address: Some(email.to_string()),
+            action: AccountAction::Merged,
+            login: self.existing_login(plan, email),
+            aliases_added: Vec::new(),
+            notes: Vec::new(),
+        };
+        if outcome.login == LoginRoute::None {
+            outcome.notes.push(format!(
+                "{email} existed and no password is known for it: add it to accounts_csv or configure master_user"
+            ));
+        }
+        let domain = email.rsplit_once('@').map_or("", |(_, d)| d);
+        let root = match self.client.call(&alias_query(email), email).await {
+            Ok(root) => root,
+            Err(e) if e.class() == ErrorClass::SkipItem => {
+                outcome.notes.push(format!("aliases not checked: {e}"));
+                return Ok(outcome);
+            }
+            Err(e) => return Err(e),
+        };
+        let current = current_aliases(&root);
+        let (missing, notes) = alias_locals(
+            std::iter::once(&plan.address).chain(&plan.aliases),
+            domain,
+            &current,
+        );
+        outcome.notes.extend(notes);
+        if missing.is_empty() {
+            return Ok(outcome);
+        }
+        let all = current.iter().chain(&missing).cloned().collect::<Vec<_>>();
+        let request = Request::new(
+            "setaccountproperties",
+            vec![
+                Param::text("accountemail", email),
+                Param::Group(
+                    "propertyvaluelist",
+                    vec![Param::string_property("u_alias", all.join(";"))],
+                ),
+            ],
+        );
+        match self.client.call(&request, email).await {
+            Ok(_) => {
+                outcome.aliases_added = missing.iter().map(|l| format!("{l}@{domain}")).collect()
+            }
+            Err(e) if e.class() == ErrorClass::SkipItem => outcome
+                .notes
+                .push(format!("aliases {} not added: {e}", missing.join(", "))),
+            Err(e) => return Err(e),
+        }
+        Ok(outcome)
+    }
+
+    async fn create(&self, plan: &AccountPlan) -> Result<AccountOutcome, IceWarpError> {
+        let local = plan.local_part().to_string();
+        let domain = plan.domain().to_string();
+        if !valid_local_name(&local) {
+            return Ok(AccountOutcome::failed(
+                plan,
+                format!("'{local}' is not a valid IceWarp mailbox name"),
+                ErrorClass::SkipItem,
+            ));
+        }
+        let (extra, notes) = alias_locals(&plan.aliases, &domain, std::slice::from_ref(&local));
+        let policy = self.password_policy().await?;
+        let names: Vec<&str> = std::iter::once(local.as_str())
+            .chain(extra.iter().map(String::as_str))
+            .collect();
+        let password = policy.generate(&names);
+        let mut outcome = AccountOutcome {
+            user_id: plan.user_id.clone(),
+            address: Some(plan.address.clone()),
+            action: AccountAction::Created,
+            login: LoginRoute::GeneratedPassword,
+            aliases_added: Vec::new(),
+            notes,
+        };
+        let mut tries = vec![extra.clone()];
+        if !extra.is_empty() {
+            // A taken or odd alias must not cost the user the account.
+            tries.push(Vec::new());
+        }
+        let mut last = None;
+        for aliases in tries {
+            let alias_list = std::iter::once(local.clone())
+                .chain(aliases.iter().cloned())
+                .collect::<Vec<_>>()
+                .join(";");
+            let request = Request::new(
+                "createaccount",
+                vec![
+                    Param::text("domainstr", domain.clone()),
+                    Param::Group(
+                        "accountproperties",
+                        vec![
+                            Param::string_property("u_type", "0"),
+                            Param::string_property("u_mailbox", local.clone()),
+                            Param::string_property("u_alias", alias_list),
+                            Param::string_property("u_name", plan.display_name.clone()),
+                            Param::string_property("u_password", password.expose()),
+                        ],
+                    ),
+                ],
+            );
+            match self.create_once(&request, plan).await {
+                Ok(()) => {
+                    self.report.append(&plan.address, &password)?;
+                    self.accounts
+                        .lock()
+                        .await
+                        .entry(domain.clone())
+                        .or_default()
+                        .insert(plan.address.clone());
+                    outcome.aliases_added =
+                        aliases.iter().map(|l| format!("{l}@{domain}")).collect();
+                    if aliases.len() < extra.len() {
+                        outcome.notes.push(format!(
+                            "aliases {} not set: IceWarp refused them (taken by another account?)",
+                            extra.join(", ")
+                        ));
+                    }
+                    return Ok(outcome);
+                }
+                Err(e) if e.class() == ErrorClass::Fatal => return Err(e),
+                Err(e) => last = Some(e),
+            }
+        }
+        let (reason, class) = match last {
+            Some(e @ IceWarpError::Refused { .. }) => (
+                format!("{e}: a licence or plan limit, the password policy, an invalid name or a name another account holds"),
+                ErrorClass::SkipItem,
+            ),
+            Some(e) => (e.to_string(), e.class()),
+            None => ("not created".to_string(), ErrorClass::SkipItem),
+        };
+        Ok(AccountOutcome::failed(plan, reason, class))
+    }
+
+    /// `createaccount` with bounded retries. After a transport error the request may have
+    /// been carried out: the account list is asked before trying again.
+    async fn create_once(&self, request: &Request, plan: &AccountPlan) -> Result<(), IceWarpError> {
+        let mut last = None;
+        for _ in 0..self.client.attempts {
+            match self.client.send(request).await {
+                Ok(Reply::Result { result, .. }) if !is_zero(&result) => return Ok(()),
+                Ok(Reply::Result { .. }) => {
+                    last = Some(IceWarpError::Refused {
+                        command: "createaccount".into(),
+                        target: plan.address.clone(),
+                        attempts: self.client.attempts,
+                    })
+                }
+                Ok(Reply::Error(uid)) => {
+                    return Err(IceWarpError::Api {
+                        command: "createaccount".into(),
+                        uid,
+                    })
+                }
+                Err(e) if e.class() == ErrorClass::Retry => {
+                    if let Ok(now) = self.client.accounts(plan.domain()).await {
+                        if now.contains(&plan.address) {
+                            return Ok(());
+                        }
+                    }
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or(IceWarpError::Refused {
+            command: "createaccount".into(),
+            target: plan.address.clone(),
+            attempts: self.client.attempts,
+        }))
+    }
+}
+
+/// `getaccountproperties` of `u_alias` (`;`-separated local names, the primary first).
+fn alias_query(email: &str) -> Request {
+    Request::new(
+        "getaccountproperties",
+        vec![
+            Param::text("accountemail", email),
+            Param::Group("accountpropertylist", vec![Param::property_name("u_alias")]),
+        ],
+    )
+}
+
+/// The aliases in a `getaccountproperties` reply, in order.
+fn current_aliases(root: &Element) -> Vec<String> {
+    property_values(root)
+        .into_iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("u_alias"))
+        .filter_map(|(_, v)| v)
+        .flat_map(|v| {
+            v.split(';')
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The local names among `addresses` that belong in `domain` and are not in `have`, and a
+/// note for each address in another domain (IceWarp aliases are names within the account's
+/// own domain).
+fn alias_locals<'a>(
+    addresses: impl IntoIterator<Item = &'a String>,
+    domain: &str,
+    have: &[String],
+) -> (Vec<String>, Vec<String>) {
+    let mut missing: Vec<String> = Vec::new();
+    let mut notes = Vec::new();
+    for address in addresses {
+        let Some((local, d)) = address.rsplit_once('@') else {
+            continue;
+        };
+        if !d.eq_ignore_ascii_case(domain) {
+            notes.push(format!(
+                "alias {address} not set: IceWarp aliases are names within the account's domain ({domain})"
+            ));
+        } else if !valid_local_name(local) {
+            notes.push(format!(
+                "alias {address} not set: not a valid IceWarp alias"
+            ));
+        } else if !have
+            .iter()
+            .chain(&missing)
+            .any(|h| h.eq_ignore_ascii_case(local))
+        {
+            missing.push(local.to_string());
+        }
+    }
+    (missing, notes)
+}
+
+impl AccountProvisioner for IceWarpProvisioner {
+    type Error = IceWarpError;
+
+    async fn ensure_domains(
+        &self,
+        domains: &[String],
+    ) -> Result<Vec<(String, DomainAction)>, IceWarpError> {
+        let existing = self.client.domains().await?;
+        let mut out = Vec::new();
+        for domain in domains {
+            let domain = domain.to_lowercase();
+            if existing.contains(&domain) {
+                out.push((domain, DomainAction::Existing));
+                continue;
+            }
+            let request = Request::new(
+                "createdomain",
+                vec![Param::text("domainstr", domain.clone())],
+            );
+            let action = match self.client.call(&request, &domain).await {
+                Ok(_) => DomainAction::Created,
+                Err(e) if e.class() == ErrorClass::Fatal => return Err(e),
+                Err(e) => DomainAction::Failed {
+                    reason: e.to_string(),
+                },
+            };
+            out.push((domain, action));
+        }
+        Ok(out)
+    }
+
+    async fn ensure_account(&self, plan: &AccountPlan) -> Result<AccountOutcome, IceWarpError> {
+        let existing = match self.existing(plan).await {
+            Ok(e) => e,
+            Err(e) if e.class() != ErrorClass::Fatal => {
+                return Ok(AccountOutcome::failed(plan, e.to_string(), e.class()))
+            }
+            Err(e) => return Err(e),
+        };
+        let result = match existing {
+            Some(email) => self.merge(plan, &email).await,
+            None => self.create(plan).await,
+        };
+        match result {
+            Err(e) if e.class() != ErrorClass::Fatal => {
+                Ok(AccountOutcome::failed(plan, e.to_string(), e.class()))
+            }
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_advice_names_the_setting() {
+        let props: BTreeMap<String, Option<String>> = [
+            ("c_system_services_imap_maxappendsperminute", Some("120")),
+            ("c_mail_smtp_delivery_limitmsgsize", Some("1")),
+            ("c_mail_smtp_delivery_maxmsgsize", Some("20971520")),
+            ("c_webdav_active", Some("0")),
+            ("c_gw_general_disable", Some("0")),
+            ("c_accounts_policies_pass_enable", Some("1")),
+            ("c_accounts_policies_pass_minlength", Some("12")),
+            ("c_accounts_policies_pass_useralias", None),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+        .collect();
+        let r = SettingsReport::from_properties(&props);
+        assert_eq!(r.max_appends_per_minute, Some(120));
+        assert_eq!(r.max_message_bytes, Some(20 * 1024 * 1024));
+        assert_eq!(
+            (r.webdav_enabled, r.groupware_enabled),
+            (Some(false), Some(true))
+        );
+        assert!(r.password_policy.enabled && r.password_policy.min_length == 12);
+        assert!(!r.password_policy.no_user_names);
+        assert_eq!(r.advice.len(), 3, "{:?}", r.advice);
+        assert!(r.advice[0].contains("MaxAppendsPerMinute") && r.advice[0].contains("7 hours"));
+        assert!(r.advice[1].contains("20 MB"));
+        assert!(r.advice[2].contains("WebDAV"));
+    }
+
+    #[test]
+    fn aliases_stay_in_the_account_domain() {
+        let addresses = [
+            "adele@contoso.com",
+            "av@contoso.com",
+            "av@fabrikam.com",
+            "AV@contoso.com",
+            "x y@contoso.com",
+        ]
+        .map(String::from);
+        let (missing, notes) = alias_locals(&addresses, "contoso.com", &["adele".to_string()]);
+        assert_eq!(missing, ["av"]);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+    }
+
+    #[test]
+    fn settings_come_from_the_configuration_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("known.csv");
+        std::fs::write(&csv, "address,password\nOld@Contoso.com,pw\n").unwrap();
+        let text = format!(
+            "[source]\ntenant_id = \"contoso.com\"\nclient_id = \"00000000-0000-0000-0000-000000000001\"\n\
+             [destination]\nkind = \"icewarp\"\nhost = \"mail.example.com\"\nadmin_email = \"admin@example.com\"\n\
+             credentials_report = \"new.csv\"\naccounts_csv = \"{}\"\nmaster_user = \"master\"\n\
+             shared_mailboxes = \"skip\"\ndomain_map = {{ \"Contoso.onmicrosoft.com\" = \"contoso.com\" }}\n",
+            csv.display()
+        );
+        let config =
+            crate::config::FileConfig::parse(&text, std::path::Path::new("m.toml")).unwrap();
+        let (settings, rules) = IceWarpSettings::from_config(&config.destination)
+            .unwrap()
+            .unwrap();
+        assert_eq!(settings.api_url, "https://mail.example.com/icewarpapi/");
+        assert_eq!(
+            settings.known_passwords,
+            ["old@contoso.com".to_string()].into()
+        );
+        assert!(settings.master_user);
+        assert_eq!(settings.attempts, DEFAULT_ATTEMPTS);
+        assert_eq!(rules.domain_map["contoso.onmicrosoft.com"], "contoso.com");
+        assert_eq!(rules.shared_mailboxes, crate::config::AccountRule::Skip);
+        assert_eq!(rules.disabled_users, crate::config::AccountRule::Skip);
+        let folder = crate::config::DestinationConfig::Folder { path: "x".into() };
+        assert!(IceWarpSettings::from_config(&folder).unwrap().is_none());
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback_when_allowed() {
+        let settings = |url: &str, allow| IceWarpSettings {
+            api_url: url.into(),
+            admin_email: "a@b.c".into(),
+            ca_file: None,
+            allow_plaintext_loopback: allow,
+            credentials_report: "x.csv".into(),
+            known_passwords: BTreeSet::new(),
+            master_user: false,
+            attempts: 3,
+        };
+        let ok = |url, allow| IceWarpClient::new(&settings(url, allow), Secret::new("p")).is_ok();
+        assert!(ok("https://mail.example.com/icewarpapi/", false));
+        assert!(ok("http://127.0.0.1:9/icewarpapi/", true));
+        assert!(!ok("http://127.0.0.1:9/icewarpapi/", false));
+        assert!(!ok("http://mail.example.com/icewarpapi/", true));
+        assert!(!ok("ftp://mail.example.com/", true));
+    }
+}

@@ -1,0 +1,629 @@
+//! Provisioning: creating the destination's domains and accounts before data is written, for
+//! destinations with an admin API ([`icewarp`]).
+//!
+//! The flow is the same for every provisioner: [`plan`] (pure) turns the tenant's users and
+//! domains into the domains and accounts the destination should have, applying the domain
+//! map and the rules for disabled users and shared mailboxes; then
+//! [`AccountProvisioner::ensure_domains`] and [`AccountProvisioner::ensure_account`] make it so;
+//! [`AccountProvisioner::provision`] runs both and returns a [`ProvisionOutcome`] with one
+//! entry per user: the account's address, whether it was created, merged or skipped (and
+//! why), and how the writers log in to it ([`LoginRoute`]).
+
+pub mod icewarp;
+pub mod password;
+pub mod types;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::config::AccountRule;
+use crate::error::{Classify, ErrorClass};
+use crate::secrets::Secret;
+
+/// A Microsoft 365 user as provisioning sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryUser {
+    /// The Graph user id.
+    pub id: String,
+    pub user_principal_name: String,
+    /// The primary SMTP address (`mail`).
+    pub mail: Option<String>,
+    pub display_name: Option<String>,
+    /// `accountEnabled`; `None` when Graph did not say.
+    pub account_enabled: Option<bool>,
+    /// `proxyAddresses`: `SMTP:` marks the primary, `smtp:` the aliases; other types (`SIP:`,
+    /// `X500:`) are ignored.
+    pub proxy_addresses: Vec<String>,
+    pub kind: MailboxKind,
+}
+
+/// What kind of mailbox a user has. Graph reports it in `mailboxSettings.userPurpose`
+/// (Graph docs resources/mailboxsettings.md); without it every user counts as a user mailbox.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MailboxKind {
+    #[default]
+    User,
+    Shared,
+}
+
+impl From<&crate::graph::types::User> for DirectoryUser {
+    fn from(u: &crate::graph::types::User) -> Self {
+        DirectoryUser {
+            id: u.id.clone(),
+            user_principal_name: u.user_principal_name.clone(),
+            mail: u.mail.clone(),
+            display_name: u.display_name.clone(),
+            account_enabled: u.account_enabled,
+            proxy_addresses: u.proxy_addresses.clone(),
+            kind: MailboxKind::User,
+        }
+    }
+}
+
+/// A domain of the tenant (Graph `GET /domains`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantDomain {
+    pub name: String,
+    pub is_verified: bool,
+}
+
+/// Which domains and users end up at the destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionRules {
+    /// Source domain → destination domain (lower case).
+    pub domain_map: BTreeMap<String, String>,
+    /// Leave out `*.onmicrosoft.com` unless `domain_map` maps it.
+    pub skip_onmicrosoft: bool,
+    pub disabled_users: AccountRule,
+    pub shared_mailboxes: AccountRule,
+}
+
+impl Default for ProvisionRules {
+    fn default() -> Self {
+        ProvisionRules {
+            domain_map: BTreeMap::new(),
+            skip_onmicrosoft: true,
+            disabled_users: AccountRule::Skip,
+            shared_mailboxes: AccountRule::Create,
+        }
+    }
+}
+
+/// One account the destination should have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountPlan {
+    pub user_id: String,
+    /// The account's address at the destination (lower case, domain mapped).
+    pub address: String,
+    pub display_name: String,
+    /// Other addresses of the user, mapped, without the primary, in source order.
+    pub aliases: Vec<String>,
+}
+
+impl AccountPlan {
+    pub fn local_part(&self) -> &str {
+        self.address.rsplit_once('@').map_or("", |(l, _)| l)
+    }
+
+    pub fn domain(&self) -> &str {
+        self.address.rsplit_once('@').map_or("", |(_, d)| d)
+    }
+}
+
+/// What the destination should have.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Destination domains, sorted.
+    pub domains: Vec<String>,
+    pub accounts: Vec<AccountPlan>,
+    /// Users left out, with the reason.
+    pub skipped: Vec<AccountOutcome>,
+}
+
+/// How the writers log in to an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRoute {
+    /// A new account: its generated password is in the credentials report.
+    GeneratedPassword,
+    /// An existing account whose password is in the configured accounts CSV.
+    AccountsCsv,
+    /// An existing account an administrator (IMAP master user) logs in for.
+    AdminImpersonation,
+    /// No way to log in (an existing account with no known password and no master user, or
+    /// a skipped user): its data is not written.
+    None,
+}
+
+/// What happened to one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountAction {
+    /// The account was created.
+    Created,
+    /// The account existed and was kept: never recreated, its password and name untouched;
+    /// missing aliases were added.
+    Merged,
+    /// Left out on purpose (a rule, no address in a migrated domain, ...).
+    Skipped { reason: String },
+    /// The destination refused or could not be reached: the user's data must not be written.
+    Failed { reason: String, class: ErrorClass },
+}
+
+/// The outcome for one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountOutcome {
+    pub user_id: String,
+    /// The destination address (the planned one for a skipped or failed user, if any).
+    pub address: Option<String>,
+    pub action: AccountAction,
+    pub login: LoginRoute,
+    /// Aliases this run added to the account.
+    pub aliases_added: Vec<String>,
+    /// Things the administrator should know (an alias IceWarp could not take, ...).
+    pub notes: Vec<String>,
+}
+
+impl AccountOutcome {
+    fn skipped(user_id: &str, address: Option<String>, reason: String) -> Self {
+        AccountOutcome {
+            user_id: user_id.to_string(),
+            address,
+            action: AccountAction::Skipped { reason },
+            login: LoginRoute::None,
+            aliases_added: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    pub(crate) fn failed(plan: &AccountPlan, reason: String, class: ErrorClass) -> Self {
+        AccountOutcome {
+            user_id: plan.user_id.clone(),
+            address: Some(plan.address.clone()),
+            action: AccountAction::Failed { reason, class },
+            login: LoginRoute::None,
+            aliases_added: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// What happened to one domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainAction {
+    Existing,
+    Created,
+    Failed { reason: String },
+}
+
+/// The result of a provisioning run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProvisionOutcome {
+    pub domains: Vec<(String, DomainAction)>,
+    /// One entry per user given, in the order given.
+    pub accounts: Vec<AccountOutcome>,
+}
+
+impl ProvisionOutcome {
+    /// The entry of a user.
+    pub fn account(&self, user_id: &str) -> Option<&AccountOutcome> {
+        self.accounts.iter().find(|a| a.user_id == user_id)
+    }
+
+    /// Addresses of the accounts this run created.
+    pub fn created(&self) -> Vec<&str> {
+        self.accounts
+            .iter()
+            .filter(|a| a.action == AccountAction::Created)
+            .filter_map(|a| a.address.as_deref())
+            .collect()
+    }
+}
+
+/// A destination that creates domains and accounts.
+///
+/// Contracts: both methods are idempotent (a second run with the same input creates nothing
+/// and changes nothing). An account that exists is never recreated, and its password and
+/// name are never changed. A failure of one account is reported in its [`AccountOutcome`]
+/// and never stops the others. `Err` is for what stops provisioning as a whole: wrong
+/// administrator credentials, an unreadable CA file, a credentials report that cannot be
+/// written ([`ErrorClass::Fatal`]), or a domain list the server would not give after the
+/// bounded retries (its class says whether trying later may help).
+pub trait AccountProvisioner {
+    type Error: std::error::Error + Classify + Send + Sync + 'static;
+
+    /// Makes sure each domain exists, creating the missing ones. A domain that cannot be
+    /// created is `DomainAction::Failed` (its users then fail too).
+    fn ensure_domains(
+        &self,
+        domains: &[String],
+    ) -> impl Future<Output = Result<Vec<(String, DomainAction)>, Self::Error>> + Send;
+
+    /// Creates the account, or merges into the one that exists (adding missing aliases).
+    fn ensure_account(
+        &self,
+        account: &AccountPlan,
+    ) -> impl Future<Output = Result<AccountOutcome, Self::Error>> + Send;
+
+    /// Plans with `rules`, then ensures every domain and account. One outcome per user.
+    fn provision(
+        &self,
+        users: &[DirectoryUser],
+        domains: &[TenantDomain],
+        rules: &ProvisionRules,
+    ) -> impl Future<Output = Result<ProvisionOutcome, Self::Error>> + Send
+    where
+        Self: Sync,
+    {
+        async move {
+            let plan = plan(users, domains, rules);
+            let domain_results = self.ensure_domains(&plan.domains).await?;
+            let failed_domains: BTreeMap<&str, &str> = domain_results
+                .iter()
+                .filter_map(|(d, a)| match a {
+                    DomainAction::Failed { reason } => Some((d.as_str(), reason.as_str())),
+                    _ => None,
+                })
+                .collect();
+            let mut by_user = BTreeMap::new();
+            for account in &plan.accounts {
+                let outcome = match failed_domains.get(account.domain()) {
+                    Some(reason) => AccountOutcome::failed(
+                        account,
+                        format!("domain {} could not be created: {reason}", account.domain()),
+                        ErrorClass::SkipItem,
+                    ),
+                    None => self.ensure_account(account).await?,
+                };
+                by_user.insert(account.user_id.clone(), outcome);
+            }
+            for skipped in plan.skipped {
+                by_user.insert(skipped.user_id.clone(), skipped);
+            }
+            let accounts = users.iter().filter_map(|u| by_user.remove(&u.id)).collect();
+            Ok(ProvisionOutcome {
+                domains: domain_results,
+                accounts,
+            })
+        }
+    }
+}
+
+/// The SMTP addresses of a user, primary first, lower case, without duplicates. The UPN is
+/// a sign-in name, not necessarily an address: it is used only when the user has no
+/// address at all.
+fn smtp_addresses(user: &DirectoryUser) -> Vec<String> {
+    let mut primary = user.mail.clone().filter(|m| m.contains('@'));
+    let mut others = Vec::new();
+    for p in &user.proxy_addresses {
+        match p.split_once(':') {
+            Some(("SMTP", a)) => primary = primary.or(Some(a.to_string())),
+            Some((t, a)) if t.eq_ignore_ascii_case("smtp") => others.push(a.to_string()),
+            _ => {}
+        }
+    }
+    if primary.is_none() && others.is_empty() {
+        primary = Some(user.user_principal_name.clone());
+    }
+    let mut out: Vec<String> = Vec::new();
+    for a in primary.into_iter().chain(others) {
+        let a = a.trim().to_lowercase();
+        if a.contains('@') && !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out
+}
+
+/// Where a source domain goes: `Some(destination domain)` or `None` (left out).
+fn map_domain(domain: &str, verified: &BTreeSet<String>, rules: &ProvisionRules) -> Option<String> {
+    if let Some(to) = rules
+        .domain_map
+        .iter()
+        .find(|(from, _)| from.trim().eq_ignore_ascii_case(domain))
+        .map(|(_, to)| to.trim().to_lowercase())
+    {
+        return Some(to);
+    }
+    if !verified.contains(domain) {
+        return None;
+    }
+    if rules.skip_onmicrosoft && domain.ends_with(".onmicrosoft.com") {
+        return None;
+    }
+    Some(domain.to_string())
+}
+
+/// Decides the destination's domains and accounts. Pure: no I/O.
+///
+/// - Addresses come from `mail` and `proxyAddresses` (`SMTP:`/`smtp:`), or the UPN for a user
+///   with neither; each is kept if its domain is verified (or mapped) and not left out, with
+///   the domain mapped.
+/// - The account's address is the first kept one (the primary unless its domain is left
+///   out); the others become aliases.
+/// - Shared mailboxes follow `rules.shared_mailboxes`, other users with a blocked sign-in
+///   `rules.disabled_users`.
+/// - A user with no kept address, or whose address another user already took, is skipped.
+pub fn plan(users: &[DirectoryUser], domains: &[TenantDomain], rules: &ProvisionRules) -> Plan {
+    let verified: BTreeSet<String> = domains
+        .iter()
+        .filter(|d| d.is_verified)
+        .map(|d| d.name.trim().to_lowercase())
+        .collect();
+    let mut plan = Plan::default();
+    let mut taken: BTreeSet<String> = BTreeSet::new();
+    let mut targets: BTreeSet<String> = BTreeSet::new();
+    for user in users {
+        let rule = match (user.kind, user.account_enabled) {
+            (MailboxKind::Shared, _) => (rules.shared_mailboxes, "a shared mailbox"),
+            (MailboxKind::User, Some(false)) => (rules.disabled_users, "a disabled user"),
+            (MailboxKind::User, _) => (AccountRule::Create, ""),
+        };
+        let addresses: Vec<String> = smtp_addresses(user)
+            .into_iter()
+            .filter_map(|a| {
+                let (local, domain) = a.rsplit_once('@')?;
+                Some(format!("{local}@{}", map_domain(domain, &verified, rules)?))
+            })
+            .fold(Vec::new(), |mut acc, a| {
+                if !acc.contains(&a) {
+                    acc.push(a);
+                }
+                acc
+            });
+        let first = addresses.first().cloned();
+        if rule.0 == AccountRule::Skip {
+            let reason = format!("{} (configured rule: skip)", rule.1);
+            plan.skipped
+                .push(AccountOutcome::skipped(&user.id, first, reason));
+            continue;
+        }
+        let Some(address) = first else {
+            let reason = "no address in a migrated domain".to_string();
+            plan.skipped
+                .push(AccountOutcome::skipped(&user.id, None, reason));
+            continue;
+        };
+        if !taken.insert(address.clone()) {
+            let reason = format!("{address} already belongs to another user of this run");
+            plan.skipped
+                .push(AccountOutcome::skipped(&user.id, Some(address), reason));
+            continue;
+        }
+        let aliases: Vec<String> = addresses[1..]
+            .iter()
+            .filter(|a| taken.insert((*a).clone()))
+            .cloned()
+            .collect();
+        for a in std::iter::once(&address).chain(&aliases) {
+            if let Some((_, d)) = a.rsplit_once('@') {
+                targets.insert(d.to_string());
+            }
+        }
+        plan.accounts.push(AccountPlan {
+            user_id: user.id.clone(),
+            display_name: user
+                .display_name
+                .clone()
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| address.clone()),
+            address,
+            aliases,
+        });
+    }
+    plan.domains = targets.into_iter().collect();
+    plan
+}
+
+/// The credentials report: a CSV `address,password` (the format of an accounts CSV, so later
+/// runs can read it back), created with file mode 0600 and only ever appended to, so the
+/// passwords of earlier runs are kept. The only place a generated password is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialsReport {
+    path: PathBuf,
+}
+
+/// The credentials report cannot be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the credentials report {path}")]
+pub struct ReportError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl CredentialsReport {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        CredentialsReport { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Checks that the report can be written before any account is created: creates it
+    /// (mode 0600) if missing, and narrows the mode of an existing one to 0600.
+    pub fn prepare(&self) -> Result<(), ReportError> {
+        self.open().map(drop)
+    }
+
+    /// Appends one account and flushes it to disk.
+    pub fn append(&self, address: &str, password: &Secret) -> Result<(), ReportError> {
+        let mut file = self.open()?;
+        let fail = |source| ReportError {
+            path: self.path.clone(),
+            source,
+        };
+        writeln!(file, "{address},{}", password.expose()).map_err(fail)?;
+        file.sync_data().map_err(fail)
+    }
+
+    fn open(&self) -> Result<std::fs::File, ReportError> {
+        let fail = |source| ReportError {
+            path: self.path.clone(),
+            source,
+        };
+        let mut options = std::fs::OpenOptions::new();
+        options.append(true).create(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            options.mode(0o600);
+            let file = options.open(&self.path).map_err(fail)?;
+            // A file made earlier by someone else may be readable by others: narrow it.
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(fail)?;
+            self.header(file)
+        }
+        #[cfg(not(unix))]
+        {
+            let file = options.open(&self.path).map_err(fail)?;
+            self.header(file)
+        }
+    }
+
+    fn header(&self, mut file: std::fs::File) -> Result<std::fs::File, ReportError> {
+        let fail = |source| ReportError {
+            path: self.path.clone(),
+            source,
+        };
+        if file.metadata().map_err(fail)?.len() == 0 {
+            writeln!(file, "address,password").map_err(fail)?;
+        }
+        Ok(file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str, mail: &str, proxies: &[&str]) -> DirectoryUser {
+        DirectoryUser {
+            id: id.into(),
+            user_principal_name: mail.into(),
+            mail: Some(mail.into()),
+            display_name: Some(format!("User {id}")),
+            account_enabled: Some(true),
+            proxy_addresses: proxies.iter().map(|p| p.to_string()).collect(),
+            kind: MailboxKind::User,
+        }
+    }
+
+    fn domains() -> Vec<TenantDomain> {
+        ["contoso.com", "fabrikam.com", "contoso.onmicrosoft.com"]
+            .iter()
+            .map(|d| TenantDomain {
+                name: d.to_string(),
+                is_verified: true,
+            })
+            .chain([TenantDomain {
+                name: "unverified.com".into(),
+                is_verified: false,
+            }])
+            .collect()
+    }
+
+    #[test]
+    fn addresses_are_mapped_filtered_and_deduplicated() {
+        let users = vec![
+            user(
+                "1",
+                "Adele@Contoso.com",
+                &[
+                    "SMTP:adele@contoso.com",
+                    "smtp:av@fabrikam.com",
+                    "smtp:adele@contoso.onmicrosoft.com",
+                    "smtp:a@unverified.com",
+                    "SIP:adele@contoso.com",
+                ],
+            ),
+            user("2", "bob@contoso.onmicrosoft.com", &[]),
+            DirectoryUser {
+                mail: None,
+                user_principal_name: "carol@fabrikam.com".into(),
+                ..user("3", "", &["smtp:c@contoso.com"])
+            },
+            DirectoryUser {
+                mail: None,
+                user_principal_name: "dave@fabrikam.com".into(),
+                ..user("4", "", &[])
+            },
+        ];
+        let p = plan(&users, &domains(), &ProvisionRules::default());
+        assert_eq!(p.domains, ["contoso.com", "fabrikam.com"]);
+        let addresses: Vec<&str> = p.accounts.iter().map(|a| a.address.as_str()).collect();
+        // The UPN is an address only for a user without any other.
+        assert_eq!(
+            addresses,
+            ["adele@contoso.com", "c@contoso.com", "dave@fabrikam.com"]
+        );
+        assert!(p.accounts[1].aliases.is_empty());
+        assert_eq!(p.accounts[0].aliases, ["av@fabrikam.com"]);
+        assert!(
+            matches!(&p.skipped[0].action, AccountAction::Skipped { reason } if reason.contains("no address"))
+        );
+
+        let rules = ProvisionRules {
+            domain_map: [(
+                "contoso.onmicrosoft.com".to_string(),
+                "contoso.com".to_string(),
+            )]
+            .into(),
+            ..ProvisionRules::default()
+        };
+        let p = plan(&users, &domains(), &rules);
+        assert_eq!(p.accounts.len(), 4);
+        assert_eq!(p.accounts[1].address, "bob@contoso.com");
+        // The onmicrosoft alias of Adele maps onto her own primary: no duplicate alias.
+        assert_eq!(p.accounts[0].aliases, ["av@fabrikam.com"]);
+    }
+
+    #[test]
+    fn disabled_and_shared_follow_their_rules_and_addresses_are_claimed_once() {
+        let mut disabled = user("d", "gone@contoso.com", &[]);
+        disabled.account_enabled = Some(false);
+        let mut shared = user("s", "info@contoso.com", &[]);
+        shared.account_enabled = Some(false);
+        shared.kind = MailboxKind::Shared;
+        let twin = user("t", "info@contoso.com", &[]);
+        let users = vec![disabled, shared, twin];
+        let p = plan(&users, &domains(), &ProvisionRules::default());
+        let ids: Vec<&str> = p.accounts.iter().map(|a| a.user_id.as_str()).collect();
+        assert_eq!(ids, ["s"]);
+        assert_eq!(p.skipped.len(), 2);
+        assert!(p.skipped.iter().any(|s| matches!(&s.action, AccountAction::Skipped { reason } if reason.contains("disabled"))));
+        assert!(p.skipped.iter().any(|s| matches!(&s.action, AccountAction::Skipped { reason } if reason.contains("another user"))));
+        let rules = ProvisionRules {
+            disabled_users: AccountRule::Create,
+            shared_mailboxes: AccountRule::Skip,
+            ..ProvisionRules::default()
+        };
+        let p = plan(&users, &domains(), &rules);
+        let ids: Vec<&str> = p.accounts.iter().map(|a| a.user_id.as_str()).collect();
+        assert_eq!(ids, ["d", "t"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_credentials_report_is_private_and_appended_to() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.csv");
+        std::fs::write(&path, "").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let report = CredentialsReport::new(&path);
+        report.append("a@x.com", &Secret::new("pw1")).unwrap();
+        CredentialsReport::new(&path)
+            .append("b@x.com", &Secret::new("pw2"))
+            .unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "address,password\na@x.com,pw1\nb@x.com,pw2\n"
+        );
+        let accounts = crate::config::read_accounts_csv(&path).unwrap();
+        assert_eq!(accounts["b@x.com"].expose(), "pw2");
+    }
+}

@@ -1,0 +1,119 @@
+//! Read-only queries over the journal for reports and verification. They never change state.
+
+use rusqlite::params;
+
+use super::{Journal, JournalError};
+
+/// One run as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    pub id: i64,
+    /// Unix seconds.
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    /// `running` (or crashed while running), `finished`, `stopped`, `failed`.
+    pub status: String,
+    /// The run's summary as JSON ([`crate::progress::RunSummary`]), when it finished.
+    pub summary: Option<String>,
+}
+
+/// One user as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub user_id: String,
+    pub address: String,
+    /// `started`, `finished`, `failed`.
+    pub state: String,
+}
+
+/// Item counts of one (user, destination folder, state) group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemGroup {
+    pub user_id: String,
+    pub dest_folder: String,
+    /// `pending`, `done` or `failed`.
+    pub state: String,
+    pub count: u64,
+    /// Sum of the recorded sizes (only `done` items have one).
+    pub bytes: u64,
+}
+
+/// One failed item with its reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedItem {
+    pub user_id: String,
+    pub dest_folder: String,
+    pub source_id: String,
+    pub reason: String,
+}
+
+impl Journal {
+    /// Every run, oldest first.
+    pub fn runs(&self) -> Result<Vec<RunRecord>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT id, started_at, finished_at, status, summary FROM runs ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(RunRecord {
+                id: r.get(0)?,
+                started_at: r.get(1)?,
+                finished_at: r.get(2)?,
+                status: r.get(3)?,
+                summary: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every user the journal knows, by address.
+    pub fn users(&self) -> Result<Vec<UserRecord>, JournalError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT user_id, address, state FROM users ORDER BY address, user_id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(UserRecord {
+                user_id: r.get(0)?,
+                address: r.get(1)?,
+                state: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Item counts and bytes per user, destination folder and state.
+    pub fn item_groups(&self) -> Result<Vec<ItemGroup>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT user_id, dest_folder, state, COUNT(*), COALESCE(SUM(size), 0) FROM items
+             GROUP BY user_id, dest_folder, state ORDER BY user_id, dest_folder, state",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(ItemGroup {
+                user_id: r.get(0)?,
+                dest_folder: r.get(1)?,
+                state: r.get(2)?,
+                count: r.get::<_, i64>(3)?.max(0) as u64,
+                bytes: r.get::<_, i64>(4)?.max(0) as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every item whose last attempt failed, with the reason.
+    pub fn failed_items(&self) -> Result<Vec<FailedItem>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT user_id, dest_folder, source_id, COALESCE(reason, '') FROM items
+             WHERE state = ?1 ORDER BY user_id, dest_folder, source_id",
+        )?;
+        let rows = stmt.query_map(params!["failed"], |r| {
+            Ok(FailedItem {
+                user_id: r.get(0)?,
+                dest_folder: r.get(1)?,
+                source_id: r.get(2)?,
+                reason: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

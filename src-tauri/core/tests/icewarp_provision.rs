@@ -1,0 +1,533 @@
+//! IceWarp provisioning against the IceWarp API emulator (migrator-sim): a generated tenant
+//! with three domains (plus its onmicrosoft.com one) and one account that already exists.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use migrator_core::dest::provision::icewarp::{IceWarpError, IceWarpProvisioner, IceWarpSettings};
+use migrator_core::dest::provision::types::PARSED_PATHS;
+use migrator_core::dest::provision::{
+    AccountAction, AccountProvisioner, DirectoryUser, DomainAction, LoginRoute, MailboxKind,
+    ProvisionOutcome, ProvisionRules, TenantDomain,
+};
+use migrator_core::error::{Classify, ErrorClass};
+use migrator_core::secrets::Secret;
+use migrator_sim::icewarp::xml::Node;
+use migrator_sim::icewarp::{
+    api_spec, AccountSpec, DefaultFolderNames, Fault, IceWarpConfig, IceWarpSim, PasswordPolicy,
+};
+use migrator_sim::{generate_tenant, TenantSpec};
+
+const DOMAINS: [&str; 3] = ["contoso.com", "fabrikam.com", "northwind.com"];
+const ADMIN_PASSWORD: &str = "Admin-Pa55!";
+
+/// Twelve users over three domains, each with a same-domain alias (`<first name>@domain`)
+/// besides the onmicrosoft.com one the generator gives; user 10 has sign-in blocked.
+fn tenant() -> (Vec<DirectoryUser>, Vec<TenantDomain>) {
+    let t = generate_tenant(&TenantSpec {
+        users: 12,
+        messages_per_user: 0,
+        domains: DOMAINS.iter().map(|d| d.to_string()).collect(),
+        ..TenantSpec::default()
+    });
+    let users = t
+        .users
+        .iter()
+        .map(|u| {
+            let (local, domain) = u.mail.split_once('@').unwrap();
+            let first = local.split('.').next().unwrap();
+            let mut proxies = u.proxy_addresses.clone();
+            proxies.push(format!("smtp:{first}{}@{domain}", local.len()));
+            DirectoryUser {
+                id: u.id.clone(),
+                user_principal_name: u.user_principal_name.clone(),
+                mail: Some(u.mail.clone()),
+                display_name: Some(u.display_name.clone()),
+                account_enabled: Some(u.account_enabled),
+                proxy_addresses: proxies,
+                kind: MailboxKind::User,
+            }
+        })
+        .collect();
+    let domains = t
+        .domains
+        .iter()
+        .map(|d| TenantDomain {
+            name: d.id.clone(),
+            is_verified: d.is_verified,
+        })
+        .collect();
+    (users, domains)
+}
+
+fn policy() -> PasswordPolicy {
+    PasswordPolicy {
+        enabled: true,
+        min_length: 14,
+        digits: 3,
+        non_alphanumeric: 2,
+        alpha: 4,
+        upper_alpha: 2,
+        user_alias: true,
+    }
+}
+
+/// The emulator with user 0's address already taken by an account with its own password.
+async fn emulator(users: &[DirectoryUser], strict: bool) -> IceWarpSim {
+    IceWarpSim::start(IceWarpConfig {
+        admin_password: ADMIN_PASSWORD.into(),
+        accounts: vec![AccountSpec {
+            email: users[0].mail.clone().unwrap(),
+            name: "Pre Existing".into(),
+            password: "Existing-pass-1".into(),
+            aliases: vec!["keepme".into()],
+        }],
+        policy: policy(),
+        properties: vec![(
+            "C_System_Services_IMAP_MaxAppendsPerMinute".into(),
+            "120".into(),
+        )],
+        folder_names: DefaultFolderNames::czech(),
+        strict_schema: strict,
+        ..IceWarpConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn settings(sim: &IceWarpSim, report: &Path, known: &[&str]) -> IceWarpSettings {
+    IceWarpSettings {
+        api_url: sim.api_url(),
+        admin_email: "admin@icewarp.test".into(),
+        ca_file: None,
+        allow_plaintext_loopback: true,
+        credentials_report: report.to_path_buf(),
+        known_passwords: known.iter().map(|k| k.to_string()).collect(),
+        master_user: false,
+        attempts: 3,
+    }
+}
+
+async fn provision(
+    sim: &IceWarpSim,
+    report: &Path,
+    users: &[DirectoryUser],
+    domains: &[TenantDomain],
+) -> (IceWarpProvisioner, ProvisionOutcome) {
+    let known = [users[0].mail.as_deref().unwrap()];
+    let p =
+        IceWarpProvisioner::connect(&settings(sim, report, &known), Secret::new(ADMIN_PASSWORD))
+            .await
+            .unwrap();
+    let outcome = p
+        .provision(users, domains, &ProvisionRules::default())
+        .await
+        .unwrap();
+    (p, outcome)
+}
+
+/// A tenant, the emulator, and where the credentials report goes (in a temporary folder).
+async fn setup(
+    strict: bool,
+) -> (
+    Vec<DirectoryUser>,
+    Vec<TenantDomain>,
+    IceWarpSim,
+    std::path::PathBuf,
+    tempfile::TempDir,
+) {
+    let (users, domains) = tenant();
+    let sim = emulator(&users, strict).await;
+    let dir = tempfile::tempdir().unwrap();
+    (
+        users,
+        domains,
+        sim,
+        dir.path().join("new-accounts.csv"),
+        dir,
+    )
+}
+
+fn csv_rows(path: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("address,password"));
+    lines
+        .map(|l| {
+            let (a, p) = l.split_once(',').unwrap();
+            (a.to_string(), p.to_string())
+        })
+        .collect()
+}
+
+fn count(sim: &IceWarpSim, command: &str) -> usize {
+    sim.requests()
+        .iter()
+        .filter(|r| r.command.as_deref() == Some(command))
+        .count()
+}
+
+#[tokio::test]
+async fn a_tenant_is_provisioned_merged_and_a_rerun_creates_nothing() {
+    let (users, domains, sim, report, _dir) = setup(true).await;
+    let (p, outcome) = provision(&sim, &report, &users, &domains).await;
+
+    // Domains: the three verified ones, never onmicrosoft.com.
+    assert_eq!(sim.domains(), DOMAINS);
+    let created_domains: Vec<&str> = outcome
+        .domains
+        .iter()
+        .filter(|(_, a)| *a == DomainAction::Created)
+        .map(|(d, _)| d.as_str())
+        .collect();
+    assert_eq!(created_domains, ["fabrikam.com", "northwind.com"]);
+
+    // One outcome per user, in order; user 10 is disabled and skipped by the default rule.
+    assert_eq!(outcome.accounts.len(), users.len());
+    let disabled: Vec<usize> = (0..users.len())
+        .filter(|&i| users[i].account_enabled == Some(false))
+        .collect();
+    assert_eq!(disabled, [10]);
+    assert!(
+        matches!(&outcome.accounts[10].action, AccountAction::Skipped { reason } if reason.contains("disabled"))
+    );
+    assert!(sim.account(users[10].mail.as_deref().unwrap()).is_none());
+
+    // The pre-existing account: merged, its password and name untouched, its own alias kept,
+    // the user's alias added, no second account.
+    let merged = &outcome.accounts[0];
+    assert_eq!(merged.action, AccountAction::Merged);
+    assert_eq!(merged.login, LoginRoute::AccountsCsv);
+    let old = sim.account(users[0].mail.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        (old.password.as_str(), old.name.as_str()),
+        ("Existing-pass-1", "Pre Existing")
+    );
+    assert!(old.aliases.contains(&"keepme".to_string()));
+    assert_eq!(merged.aliases_added.len(), 1);
+    assert_eq!(
+        sim.account(&merged.aliases_added[0]).unwrap().email(),
+        old.email()
+    );
+
+    // Every enabled user has exactly one account, answering to its primary and its alias.
+    let enabled = users.len() - 1;
+    assert_eq!(sim.accounts().len(), enabled);
+    for (user, result) in users
+        .iter()
+        .zip(&outcome.accounts)
+        .filter(|(u, _)| u.account_enabled == Some(true))
+    {
+        let mail = user.mail.as_deref().unwrap();
+        let account = sim
+            .account(mail)
+            .unwrap_or_else(|| panic!("{mail} missing"));
+        assert_eq!(result.address.as_deref(), Some(mail));
+        let alias = user
+            .proxy_addresses
+            .last()
+            .unwrap()
+            .trim_start_matches("smtp:");
+        assert_eq!(
+            sim.account(alias).map(|a| a.email()),
+            Some(account.email()),
+            "{alias}"
+        );
+        // The onmicrosoft.com address is left out and says nothing.
+        assert!(
+            result.notes.iter().all(|n| !n.contains("onmicrosoft")),
+            "{:?}",
+            result.notes
+        );
+    }
+
+    // The credentials report: 0600, the new accounts only, each the password the server
+    // holds, each within the policy.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&report).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let rows = csv_rows(&report);
+    let created: BTreeSet<&str> = outcome.created().into_iter().collect();
+    assert_eq!(created.len(), enabled - 1);
+    assert_eq!(
+        rows.iter()
+            .map(|(a, _)| a.as_str())
+            .collect::<BTreeSet<_>>(),
+        created
+    );
+    for (address, password) in &rows {
+        let account = sim.account(address).unwrap();
+        assert_eq!(&account.password, password, "{address}");
+        let mut names = account.aliases.clone();
+        names.push(account.mailbox.clone());
+        assert_eq!(policy().violation(password, &names), None, "{address}");
+        assert_eq!(
+            outcome
+                .accounts
+                .iter()
+                .find(|a| a.address.as_deref() == Some(address))
+                .unwrap()
+                .login,
+            LoginRoute::GeneratedPassword
+        );
+    }
+
+    // Settings read before a run, and the account's own (localised) default folders.
+    let settings = p.settings_report().await.unwrap();
+    assert_eq!(settings.max_appends_per_minute, Some(120));
+    assert_eq!(
+        (
+            settings.password_policy.min_length,
+            settings.password_policy.digits,
+            settings.password_policy.non_alphanumeric
+        ),
+        (14, 3, 2)
+    );
+    assert!(settings.password_policy.no_user_names);
+    assert!(
+        settings
+            .advice
+            .iter()
+            .any(|a| a.contains("MaxAppendsPerMinute")),
+        "{:?}",
+        settings.advice
+    );
+    let folders = p.default_folders(&rows[0].0).await.unwrap();
+    assert_eq!(folders["sentitems"], "Odeslané");
+    assert_eq!(folders["deleteditems"], "Koš");
+    assert_eq!(folders["calendar"], "Kalendář");
+    assert_eq!(folders["inbox"], "Inbox");
+
+    // Passwords of new accounts expire; the pre-existing one is left alone.
+    assert!(p.expire_passwords(&outcome).await.is_empty());
+    assert!(sim
+        .accounts()
+        .iter()
+        .all(|a| a.password_expired == created.contains(a.email().as_str())));
+    p.client().logout().await;
+
+    // A rerun creates and changes nothing, and keeps the report as it was.
+    let before = std::fs::read(&report).unwrap();
+    let writes = |sim: &IceWarpSim| {
+        ["createdomain", "createaccount", "setaccountproperties"].map(|c| count(sim, c))
+    };
+    let writes_before = writes(&sim);
+    let (_, again) = provision(&sim, &report, &users, &domains).await;
+    assert_eq!(writes(&sim), writes_before);
+    assert!(again
+        .domains
+        .iter()
+        .all(|(_, a)| *a == DomainAction::Existing));
+    assert!(again
+        .accounts
+        .iter()
+        .filter(|a| !matches!(a.action, AccountAction::Skipped { .. }))
+        .all(|a| a.action == AccountAction::Merged && a.aliases_added.is_empty()));
+    assert_eq!(std::fs::read(&report).unwrap(), before);
+    assert_eq!(sim.accounts().len(), enabled);
+}
+
+#[tokio::test]
+async fn a_wrong_admin_password_is_one_clear_fatal_error() {
+    let (users, _) = tenant();
+    let sim = emulator(&users, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r.csv");
+    let err =
+        IceWarpProvisioner::connect(&settings(&sim, &report, &[]), Secret::new("Wrong-pa55word"))
+            .await
+            .unwrap_err();
+    assert!(matches!(err, IceWarpError::Login { .. }), "{err:?}");
+    assert_eq!(err.class(), ErrorClass::Fatal);
+    let message = err.to_string();
+    assert!(
+        message.contains("admin@icewarp.test") && !message.contains("Wrong-pa55word"),
+        "{message}"
+    );
+    assert_eq!(sim.requests().len(), 1, "a wrong password is not retried");
+    assert!(
+        !report.exists(),
+        "nothing is written before the login works"
+    );
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_and_a_refused_account_fails_alone() {
+    let (users, domains, sim, report, _dir) = setup(true).await;
+    sim.inject(Fault::Http500, 1, Some("createdomain"));
+    sim.inject(Fault::ResultZero, 2, Some("createaccount"));
+    sim.inject(Fault::Http500, 1, Some("createaccount"));
+    let refused = users[3].mail.clone().unwrap();
+    sim.refuse_account(&refused);
+    let (_, outcome) = provision(&sim, &report, &users, &domains).await;
+
+    assert_eq!(sim.domains(), DOMAINS);
+    let failed: Vec<_> = outcome
+        .accounts
+        .iter()
+        .filter(|a| matches!(a.action, AccountAction::Failed { .. }))
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].address.as_deref(), Some(refused.as_str()));
+    let AccountAction::Failed { reason, class } = &failed[0].action else {
+        unreachable!()
+    };
+    assert_eq!(*class, ErrorClass::SkipItem);
+    assert!(
+        reason.contains("createaccount") && reason.contains("3 times"),
+        "{reason}"
+    );
+    assert_eq!(failed[0].login, LoginRoute::None);
+    // Everyone else is there; the refused one is neither on the server nor in the report.
+    assert_eq!(sim.accounts().len(), users.len() - 2);
+    assert!(sim.account(&refused).is_none());
+    let rows = csv_rows(&report);
+    assert_eq!(rows.len(), users.len() - 3);
+    assert!(rows.iter().all(|(a, _)| *a != refused));
+    // The refused account was tried 3 times with its aliases and 3 times without.
+    let outcomes: Vec<String> = sim
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.command.as_deref() == Some("createaccount") && r.outcome.contains("E_PLAN_EXCEEDED")
+        })
+        .map(|r| r.outcome.clone())
+        .collect();
+    assert_eq!(outcomes.len(), 6);
+    let injected = sim
+        .requests()
+        .iter()
+        .filter(|r| r.outcome.starts_with("injected"))
+        .count();
+    assert_eq!(injected, 4);
+}
+
+/// Every request the client sends validates against its command's request schema in
+/// icewarp-api.openapi.json, every reply it got validates against the response schema, and
+/// every element path it reads exists in the response schema.
+#[tokio::test]
+async fn every_request_and_parsed_reply_follows_the_specification() {
+    let (users, domains, sim, report, _dir) = setup(false).await;
+    let (p, outcome) = provision(&sim, &report, &users, &domains).await;
+    p.settings_report().await.unwrap();
+    p.default_folders(users[1].mail.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert!(p.expire_passwords(&outcome).await.is_empty());
+    p.client().logout().await;
+
+    let log = sim.requests();
+    let mut sent = BTreeSet::new();
+    for r in &log {
+        let command = r.command.clone().unwrap_or_default();
+        assert!(api_spec().has_command(&command), "{command}");
+        assert!(
+            r.schema_violations.is_empty(),
+            "{command}: {:?}\n{}",
+            r.schema_violations,
+            r.body.replace(ADMIN_PASSWORD, "*")
+        );
+        let reply = Node::parse(&r.response).unwrap();
+        if reply.attr("type") == Some("result") {
+            let violations = api_spec().validate_response(&command, &reply);
+            assert!(violations.is_empty(), "{command}: {violations:?}");
+        }
+        sent.insert(command);
+    }
+    for (command, path) in PARSED_PATHS {
+        assert!(
+            api_spec().response_has_path(command, path),
+            "{command}: {path} is not in the specification"
+        );
+        assert!(sent.contains(*command), "{command} was not exercised");
+    }
+}
+
+#[tokio::test]
+async fn a_user_whose_address_is_an_alias_of_an_account_is_merged_into_it() {
+    let (users, domains) = tenant();
+    let mail = users[1].mail.clone().unwrap();
+    let (local, domain) = mail.split_once('@').unwrap();
+    let legacy = format!("legacy@{domain}");
+    let sim = IceWarpSim::start(IceWarpConfig {
+        admin_password: ADMIN_PASSWORD.into(),
+        accounts: vec![AccountSpec {
+            email: legacy.clone(),
+            name: "Legacy".into(),
+            password: "Legacy-pass-1".into(),
+            aliases: vec![local.to_string()],
+        }],
+        policy: policy(),
+        ..IceWarpConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r.csv");
+    let (_, outcome) = provision(&sim, &report, &users[..2], &domains).await;
+
+    let merged = &outcome.accounts[1];
+    assert_eq!(merged.action, AccountAction::Merged);
+    assert_eq!(merged.address.as_deref(), Some(legacy.as_str()));
+    assert_eq!(merged.login, LoginRoute::None);
+    assert!(
+        merged
+            .notes
+            .iter()
+            .any(|n| n.contains("no password is known")),
+        "{:?}",
+        merged.notes
+    );
+    let account = sim.account(&mail).unwrap();
+    assert_eq!(
+        (account.email(), account.password.as_str()),
+        (legacy.clone(), "Legacy-pass-1")
+    );
+    assert_eq!(sim.accounts().len(), 2);
+    assert_eq!(count(&sim, "createaccount"), 1);
+    assert_eq!(csv_rows(&report).len(), 1);
+}
+
+#[tokio::test]
+async fn account_lists_are_read_page_by_page() {
+    let sim = IceWarpSim::start(IceWarpConfig {
+        admin_password: ADMIN_PASSWORD.into(),
+        accounts: (0..1201)
+            .map(|i| AccountSpec {
+                email: format!("user{i:04}@contoso.com"),
+                name: format!("User {i}"),
+                password: "x".into(),
+                aliases: vec![],
+            })
+            .collect(),
+        ..IceWarpConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = IceWarpProvisioner::connect(
+        &settings(&sim, &dir.path().join("r.csv"), &[]),
+        Secret::new(ADMIN_PASSWORD),
+    )
+    .await
+    .unwrap();
+    let accounts = p.client().accounts("contoso.com").await.unwrap();
+    assert_eq!(accounts.len(), 1201);
+    assert!(accounts.contains("user0000@contoso.com") && accounts.contains("user1200@contoso.com"));
+    let offsets: Vec<String> = sim
+        .requests()
+        .iter()
+        .filter(|r| r.command.as_deref() == Some("getaccountsinfolist"))
+        .map(|r| {
+            Node::parse(&r.body)
+                .unwrap()
+                .text_at("query/commandparams/offset")
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(offsets, ["0", "500", "1000"]);
+}

@@ -1,0 +1,946 @@
+//! An emulator of IceWarp's remote administration API: XML envelopes POSTed to
+//! `/icewarpapi/`, answered in the shapes of the API's own specification
+//! (`icewarp-api.openapi.json`, bundled; see [`spec`]). IceWarp cannot run here, so tests of
+//! the migrator's provisioning run against this instead, on 127.0.0.1 only.
+//!
+//! Commands: `authenticate`, `logout`, `getserverproperties`, `getdomainsinfolist`,
+//! `createdomain`, `getaccountsinfolist`, `createaccount`, `getaccountproperties`,
+//! `setaccountproperties`, `getaccountfolderlist`, `expireaccountpassword`. Any other
+//! command of the specification answers the error envelope `not_implemented`.
+//!
+//! Envelopes (shared reference `icewarp.md` §2): a result is `<iq type="result"
+//! sid=".."><query xmlns="admin:iq:rpc"><result>..</result></query></iq>`, where simple
+//! commands answer `1` (success) or `0` (failure; the API gives no reason, the request log
+//! does). A request that is not an `<iq>` envelope answers `<iq type="error"><query><error
+//! uid="iq_root_tag_invalid"/></query></iq>` (IceWarp.Net's ErrorResponse fixture). Other
+//! error uids are not documented; the emulator uses `session_invalid` (no or unknown `sid`),
+//! `account_invalid` (no such account), `schema_invalid` (a request its command's schema
+//! does not allow, when [`IceWarpConfig::strict_schema`] is on) and `not_implemented`.
+//!
+//! Knobs: initial domains and accounts, server properties (password policy, IMAP APPEND
+//! limit, size limits, WebDAV and GroupWare switches), localised default folder names, a
+//! licence limit, accounts the server refuses for good, injected transient faults, and the
+//! request log with each request's schema violations.
+
+pub mod spec;
+pub mod state;
+pub mod xml;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::body::Bytes;
+use axum::extract::State as AxumState;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use rand::Rng;
+
+pub use spec::{api_spec, ApiSpec};
+use state::{mask_matches, valid_domain, valid_local_name, Data};
+pub use state::{Account, AccountSpec, DefaultFolderNames, Fault, IceWarpRequest, PasswordPolicy};
+use xml::Node;
+
+/// How the emulated server starts. Build it with `..IceWarpConfig::default()`.
+#[derive(Debug, Clone)]
+pub struct IceWarpConfig {
+    /// The administrator `authenticate` accepts.
+    pub admin_email: String,
+    pub admin_password: String,
+    /// Domains that exist at start.
+    pub domains: Vec<String>,
+    /// Accounts that exist at start (their domains are created).
+    pub accounts: Vec<AccountSpec>,
+    pub policy: PasswordPolicy,
+    /// More server properties, or overrides (`C_System_Services_IMAP_MaxAppendsPerMinute`,
+    /// `C_Mail_SMTP_Delivery_MaxMsgSize`, `C_WebDAV_Active`, ...).
+    pub properties: Vec<(String, String)>,
+    pub folder_names: DefaultFolderNames,
+    /// Licence limit: accounts the server may hold in all (`E_LICENSE` beyond).
+    pub max_accounts: Option<usize>,
+    /// Refuse requests that break their command's request schema (`schema_invalid`). Off:
+    /// serve them and only record the violations.
+    pub strict_schema: bool,
+}
+
+impl Default for IceWarpConfig {
+    fn default() -> Self {
+        IceWarpConfig {
+            admin_email: "admin@icewarp.test".into(),
+            admin_password: "Admin-Pa55!".into(),
+            domains: Vec::new(),
+            accounts: Vec::new(),
+            policy: PasswordPolicy::default(),
+            properties: Vec::new(),
+            folder_names: DefaultFolderNames::english(),
+            max_accounts: None,
+            strict_schema: true,
+        }
+    }
+}
+
+/// Server properties of a fresh emulator, before [`IceWarpConfig::properties`].
+const DEFAULT_PROPERTIES: [(&str, &str); 9] = [
+    ("C_System_Services_IMAP_MaxAppendsPerMinute", "0"),
+    ("C_Mail_SMTP_Delivery_LimitMsgSize", "0"),
+    ("C_Mail_SMTP_Delivery_MaxMsgSize", "0"),
+    ("C_Mail_IMAP_Active", "1"),
+    ("C_WebDAV_Active", "1"),
+    ("C_GW_General_Disable", "0"),
+    ("C_Accounts_Policies_Login_LoginSettings", "1"),
+    ("C_System_Services_IMAP_Port", "143"),
+    ("C_System_Services_IMAP_SSLPort", "993"),
+];
+
+struct Shared {
+    config: IceWarpConfig,
+    data: Mutex<Data>,
+}
+
+impl Shared {
+    fn data(&self) -> MutexGuard<'_, Data> {
+        self.data.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A running emulator. Dropping it without [`IceWarpSim::shutdown`] also stops it.
+pub struct IceWarpSim {
+    url: String,
+    shared: Arc<Shared>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl IceWarpSim {
+    /// Starts serving on 127.0.0.1 at a free port.
+    pub async fn start(config: IceWarpConfig) -> std::io::Result<IceWarpSim> {
+        IceWarpSim::start_on(config, 0).await
+    }
+
+    /// Like [`IceWarpSim::start`], on 127.0.0.1:`port` (0: any free port).
+    pub async fn start_on(config: IceWarpConfig, port: u16) -> std::io::Result<IceWarpSim> {
+        let mut data = Data::default();
+        for (name, value) in DEFAULT_PROPERTIES {
+            data.set_property(name, value);
+        }
+        for (name, value) in config.policy.properties() {
+            data.set_property(name, value);
+        }
+        for (name, value) in &config.properties {
+            data.set_property(name, value.clone());
+        }
+        for d in &config.domains {
+            data.domains.insert(d.to_ascii_lowercase(), String::new());
+        }
+        for a in &config.accounts {
+            let (local, domain) = a.email.rsplit_once('@').unwrap_or((&a.email, ""));
+            data.domains.entry(domain.to_ascii_lowercase()).or_default();
+            let mut aliases = vec![local.to_string()];
+            aliases.extend(a.aliases.iter().cloned());
+            data.accounts.push(Account {
+                domain: domain.to_ascii_lowercase(),
+                mailbox: local.to_string(),
+                aliases,
+                name: a.name.clone(),
+                password: a.password.clone(),
+                account_type: 0,
+                password_expired: false,
+                properties: Default::default(),
+            });
+        }
+        let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port)).await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let shared = Arc::new(Shared {
+            config,
+            data: Mutex::new(data),
+        });
+        let app = axum::Router::new()
+            .route("/icewarpapi/", post(serve))
+            .route("/icewarpapi", post(serve))
+            .with_state(shared.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!("IceWarp emulator stopped: {e}");
+            }
+        });
+        Ok(IceWarpSim {
+            url,
+            shared,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, the server's base URL.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// `http://127.0.0.1:PORT/icewarpapi/`, where the API is posted to.
+    pub fn api_url(&self) -> String {
+        format!("{}/icewarpapi/", self.url)
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<IceWarpRequest> {
+        self.shared.data().log.clone()
+    }
+
+    /// The domains, sorted.
+    pub fn domains(&self) -> Vec<String> {
+        self.shared.data().domains.keys().cloned().collect()
+    }
+
+    /// Every account, in creation order.
+    pub fn accounts(&self) -> Vec<Account> {
+        self.shared.data().accounts.clone()
+    }
+
+    /// The account `email` answers to (primary address or any alias).
+    pub fn account(&self, email: &str) -> Option<Account> {
+        let data = self.shared.data();
+        data.find_account(email).map(|i| data.accounts[i].clone())
+    }
+
+    /// The next `times` calls (of `command` only, when given) fail with `fault`.
+    pub fn inject(&self, fault: Fault, times: usize, command: Option<&str>) {
+        let mut data = self.shared.data();
+        for _ in 0..times {
+            data.faults
+                .push((fault, command.map(str::to_ascii_lowercase)));
+        }
+    }
+
+    /// `createaccount` for this address answers 0 every time (as for `E_PLAN_EXCEEDED`).
+    pub fn refuse_account(&self, email: &str) {
+        self.shared.data().refused.push(email.to_ascii_lowercase());
+    }
+
+    /// Sets a server property.
+    pub fn set_property(&self, name: &str, value: &str) {
+        self.shared.data().set_property(name, value);
+    }
+
+    /// Stops serving and waits for the server task.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for IceWarpSim {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// What a command produced: an answer, and what the log says about it.
+enum Answer {
+    /// `<result>` holding these children or this text.
+    Result(Node, String),
+    /// `<result>0</result>`, with the reason for the log.
+    Zero(String),
+    /// The error envelope with this uid.
+    Error(&'static str, String),
+}
+
+async fn serve(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
+    let body = String::from_utf8_lossy(&body).into_owned();
+    let parsed = Node::parse(&body)
+        .ok()
+        .filter(|n| n.name.eq_ignore_ascii_case("iq") && n.child("query").is_some());
+    let (command, violations) = match &parsed {
+        Some(root) => api_spec().validate_request(root),
+        None => (None, vec!["not an <iq><query> envelope".into()]),
+    };
+    let mut data = shared.data();
+    let fault = data.take_fault(command.as_deref());
+    let (status, sid, answer) = match (fault, &parsed) {
+        (Some(Fault::Http500), _) => (500, None, Answer::Zero("injected HTTP 500".into())),
+        (Some(Fault::ResultZero), _) => (200, None, Answer::Zero("injected transient 0".into())),
+        (None, None) => (
+            200,
+            None,
+            Answer::Error("iq_root_tag_invalid", "not an envelope".into()),
+        ),
+        (None, Some(_)) if shared.config.strict_schema && !violations.is_empty() => (
+            200,
+            None,
+            Answer::Error("schema_invalid", violations.join("; ")),
+        ),
+        (None, Some(root)) => {
+            let command = command.clone().unwrap_or_default();
+            let (sid, answer) = dispatch(&shared.config, &mut data, &command, root);
+            (200, sid, answer)
+        }
+    };
+    let (response, outcome) = if status == 500 {
+        (String::new(), "injected HTTP 500".to_string())
+    } else {
+        envelope(sid.as_deref(), answer)
+    };
+    data.log.push(IceWarpRequest {
+        command,
+        body,
+        status,
+        response: response.clone(),
+        outcome,
+        schema_violations: violations,
+    });
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [("content-type", "text/xml; charset=utf-8")],
+        response,
+    )
+        .into_response()
+}
+
+fn envelope(sid: Option<&str>, answer: Answer) -> (String, String) {
+    let query = Node::new("query").with_attr("xmlns", "admin:iq:rpc");
+    let iq = |kind: &str| {
+        let mut iq = Node::new("iq");
+        if let Some(sid) = sid {
+            iq = iq.with_attr("sid", sid);
+        }
+        iq.with_attr("type", kind)
+    };
+    let (node, outcome) = match answer {
+        Answer::Result(result, note) => (iq("result").with(query.with(result)), note),
+        Answer::Zero(reason) => (
+            iq("result").with(query.with(Node::leaf("result", "0"))),
+            reason,
+        ),
+        Answer::Error(uid, reason) => (
+            Node::new("iq")
+                .with_attr("type", "error")
+                .with(query.with(Node::new("error").with_attr("uid", uid))),
+            format!("error {uid}: {reason}"),
+        ),
+    };
+    (node.to_xml(), outcome)
+}
+
+fn ok() -> Answer {
+    Answer::Result(Node::leaf("result", "1"), "ok".into())
+}
+
+fn dispatch(
+    config: &IceWarpConfig,
+    data: &mut Data,
+    command: &str,
+    root: &Node,
+) -> (Option<String>, Answer) {
+    let params = root
+        .child("query")
+        .and_then(|q| q.child("commandparams"))
+        .cloned()
+        .unwrap_or_default();
+    let param = |name: &str| params.text_at(name).unwrap_or("").to_string();
+    if command == "authenticate" {
+        let email_ok = param("email").eq_ignore_ascii_case(&config.admin_email);
+        if email_ok && param("password") == config.admin_password {
+            let sid = format!("{:032x}", rand::rng().random::<u128>());
+            data.sessions.insert(sid.clone(), param("email"));
+            return (Some(sid), ok());
+        }
+        return (
+            None,
+            Answer::Zero("wrong administrator email or password".into()),
+        );
+    }
+    let sid = root.attr("sid").unwrap_or("").to_string();
+    if !data.sessions.contains_key(&sid) {
+        return (
+            None,
+            Answer::Error("session_invalid", "no valid sid".into()),
+        );
+    }
+    let answer = match command {
+        "logout" => {
+            data.sessions.remove(&sid);
+            ok()
+        }
+        "getserverproperties" => server_properties(data, &params),
+        "getdomainsinfolist" => domains_info_list(data, &params),
+        "createdomain" => create_domain(data, &param("domainstr")),
+        "getaccountsinfolist" => accounts_info_list(data, &params),
+        "createaccount" => create_account(config, data, &params),
+        "getaccountproperties" => account_properties(data, &params),
+        "setaccountproperties" => set_account_properties(data, &params),
+        "getaccountfolderlist" => folder_list(config, data, &param("accountemail")),
+        "expireaccountpassword" => match data.find_account(&param("accountemail")) {
+            Some(i) => {
+                data.accounts[i].password_expired = true;
+                ok()
+            }
+            None => Answer::Zero("no such account".into()),
+        },
+        other => Answer::Error("not_implemented", format!("{other} is not emulated")),
+    };
+    (Some(sid), answer)
+}
+
+/// `(offset, count)` of a list request; a missing or non-positive count means all.
+fn window(params: &Node) -> (usize, usize) {
+    let num = |n: &str| params.text_at(n).and_then(|v| v.parse::<i64>().ok());
+    let offset = num("offset").unwrap_or(0).max(0) as usize;
+    let count = match num("count") {
+        Some(c) if c > 0 => c as usize,
+        _ => usize::MAX,
+    };
+    (offset, count)
+}
+
+fn property_item(name: &str, value: Option<Node>) -> Node {
+    let (val, right) = match value {
+        Some(v) => (v, "2"),
+        None => (
+            Node::new("propertyval").with(Node::leaf("classname", "tpropertynovalue")),
+            "0",
+        ),
+    };
+    Node::new("item")
+        .with(Node::new("apiproperty").with(Node::leaf("propname", name)))
+        .with(val)
+        .with(Node::leaf("propertyright", right))
+}
+
+fn string_value(value: &str) -> Node {
+    Node::new("propertyval")
+        .with(Node::leaf("classname", "tpropertystring"))
+        .with(Node::leaf("val", value))
+}
+
+fn requested_names<'a>(params: &'a Node, list: &'a str) -> Vec<String> {
+    params
+        .child(list)
+        .into_iter()
+        .flat_map(|l| l.children_named("item"))
+        .filter_map(|i| i.text_at("propname"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn server_properties(data: &Data, params: &Node) -> Answer {
+    let items = requested_names(params, "serverpropertylist")
+        .into_iter()
+        .map(|name| {
+            let value = data.property(&name).map(string_value);
+            property_item(&name, value)
+        });
+    Answer::Result(Node::new("result").with_all(items), "ok".into())
+}
+
+fn domains_info_list(data: &Data, params: &Node) -> Answer {
+    let mask = params.text_at("filter/namemask").unwrap_or("");
+    let (offset, count) = window(params);
+    let items = data
+        .domains
+        .iter()
+        .filter(|(name, _)| mask_matches(mask, name))
+        .skip(offset)
+        .take(count)
+        .map(|(name, desc)| {
+            let accounts = data.accounts.iter().filter(|a| &a.domain == name).count();
+            Node::new("item")
+                .with(Node::leaf("name", name.clone()))
+                .with(Node::leaf("desc", desc.clone()))
+                .with(Node::leaf("domaintype", "0"))
+                .with(Node::leaf("accountcount", accounts.to_string()))
+        });
+    Answer::Result(Node::new("result").with_all(items), "ok".into())
+}
+
+fn create_domain(data: &mut Data, name: &str) -> Answer {
+    let name = name.trim().to_ascii_lowercase();
+    if !valid_domain(&name) {
+        return Answer::Zero(format!("E_INVALID: '{name}' is not a domain name"));
+    }
+    if data.domains.contains_key(&name) {
+        return Answer::Zero(format!("E_CONFLICT: domain {name} exists"));
+    }
+    data.domains.insert(name, String::new());
+    ok()
+}
+
+fn accounts_info_list(data: &Data, params: &Node) -> Answer {
+    let domain = params
+        .text_at("domainstr")
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let mask = params.text_at("filter/namemask").unwrap_or("");
+    let (offset, count) = window(params);
+    let items = data
+        .accounts
+        .iter()
+        .filter(|a| {
+            a.domain == domain && (mask_matches(mask, &a.email()) || mask_matches(mask, &a.mailbox))
+        })
+        .skip(offset)
+        .take(count)
+        .map(|a| {
+            Node::new("item")
+                .with(Node::leaf("name", a.name.clone()))
+                .with(Node::leaf("email", a.email()))
+                .with(Node::leaf("accounttype", a.account_type.to_string()))
+                .with(
+                    Node::new("accountstate")
+                        .with(Node::leaf("classname", "taccountstate"))
+                        .with(Node::leaf("state", "0")),
+                )
+                .with(Node::leaf("admintype", "0"))
+                .with(
+                    Node::new("quota")
+                        .with(Node::leaf("classname", "taccountquota"))
+                        .with(Node::leaf("mailboxsize", "0"))
+                        .with(Node::leaf("mailboxquota", "0")),
+                )
+        });
+    Answer::Result(Node::new("result").with_all(items), "ok".into())
+}
+
+/// The `(lower-case name, value)` pairs of a property list (`accountproperties`,
+/// `propertyvaluelist`). `taccountname` values become `name surname`.
+fn property_values(list: Option<&Node>) -> Vec<(String, String)> {
+    list.into_iter()
+        .flat_map(|l| l.children_named("item"))
+        .filter_map(|item| {
+            let name = item.text_at("apiproperty/propname")?.to_ascii_lowercase();
+            let val = item.child("propertyval")?;
+            let value = match val.child("val") {
+                Some(v) => v.text.trim().to_string(),
+                None => [val.text_at("name"), val.text_at("surname")]
+                    .into_iter()
+                    .flatten()
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            };
+            Some((name, value))
+        })
+        .collect()
+}
+
+fn split_aliases(value: &str) -> Vec<String> {
+    value
+        .split(';')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Why these local names cannot belong to a new or changed account of `domain`.
+fn name_conflict(
+    data: &Data,
+    domain: &str,
+    names: &[String],
+    except: Option<usize>,
+) -> Option<String> {
+    if let Some(bad) = names.iter().find(|n| !valid_local_name(n)) {
+        return Some(format!(
+            "E_INVALID: '{bad}' is not a valid mailbox or alias"
+        ));
+    }
+    for (i, a) in data.accounts.iter().enumerate() {
+        if Some(i) == except || a.domain != domain {
+            continue;
+        }
+        if let Some(taken) = names.iter().find(|n| a.answers_to(n)) {
+            return Some(format!(
+                "E_CONFLICT: '{taken}@{domain}' belongs to {}",
+                a.email()
+            ));
+        }
+    }
+    None
+}
+
+fn create_account(config: &IceWarpConfig, data: &mut Data, params: &Node) -> Answer {
+    let domain = params
+        .text_at("domainstr")
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if !data.domains.contains_key(&domain) {
+        return Answer::Zero(format!("domain {domain} does not exist"));
+    }
+    let mut props = property_values(params.child("accountproperties"));
+    let mut take = |name: &str| {
+        props
+            .iter()
+            .position(|(n, _)| n == name)
+            .map(|i| props.remove(i).1)
+    };
+    let aliases = split_aliases(&take("u_alias").unwrap_or_default());
+    let Some(mailbox) = take("u_mailbox").or_else(|| aliases.first().cloned()) else {
+        return Answer::Zero("E_INVALID: no u_mailbox and no u_alias".into());
+    };
+    let aliases = if aliases.is_empty() {
+        vec![mailbox.clone()]
+    } else {
+        aliases
+    };
+    let name = take("u_name")
+        .or_else(|| take("a_name"))
+        .unwrap_or_default();
+    let password = take("u_password").unwrap_or_default();
+    let account_type = take("u_type").and_then(|t| t.parse().ok()).unwrap_or(0);
+    let email = format!("{}@{domain}", aliases[0]);
+    if config
+        .max_accounts
+        .is_some_and(|max| data.accounts.len() >= max)
+    {
+        return Answer::Zero("E_LICENSE: licence account limit reached".into());
+    }
+    if data.refused.iter().any(|r| r.eq_ignore_ascii_case(&email)) {
+        return Answer::Zero(format!("E_PLAN_EXCEEDED: {email} refused"));
+    }
+    let mut names = vec![mailbox.clone()];
+    names.extend(
+        aliases
+            .iter()
+            .filter(|a| !a.eq_ignore_ascii_case(&mailbox))
+            .cloned(),
+    );
+    if let Some(why) = name_conflict(data, &domain, &names, None) {
+        return Answer::Zero(why);
+    }
+    if let Some(why) = data.policy().violation(&password, &names) {
+        return Answer::Zero(format!("E_PASSWORD: {why}"));
+    }
+    data.accounts.push(Account {
+        domain,
+        mailbox,
+        aliases,
+        name,
+        password,
+        account_type,
+        password_expired: false,
+        properties: props.into_iter().collect(),
+    });
+    ok()
+}
+
+fn account_properties(data: &Data, params: &Node) -> Answer {
+    let email = params.text_at("accountemail").unwrap_or("");
+    let Some(i) = data.find_account(email) else {
+        return Answer::Error("account_invalid", format!("no account {email}"));
+    };
+    let a = &data.accounts[i];
+    let items = requested_names(params, "accountpropertylist")
+        .into_iter()
+        .map(|name| {
+            let value = match name.to_ascii_lowercase().as_str() {
+                "u_alias" => Some(string_value(&a.aliases.join(";"))),
+                "u_mailbox" => Some(string_value(&a.mailbox)),
+                "u_name" => Some(string_value(&a.name)),
+                "u_type" => Some(string_value(&a.account_type.to_string())),
+                "u_passwordexpired" => {
+                    Some(string_value(if a.password_expired { "1" } else { "0" }))
+                }
+                "a_aliaslist" => Some(
+                    Node::new("propertyval")
+                        .with(Node::leaf("classname", "tpropertystringlist"))
+                        .with(
+                            Node::new("val").with_all(
+                                a.aliases
+                                    .iter()
+                                    .map(|x| Node::leaf("item", format!("{x}@{}", a.domain))),
+                            ),
+                        ),
+                ),
+                other => a.properties.get(other).map(|v| string_value(v)),
+            };
+            property_item(&name, value)
+        });
+    Answer::Result(Node::new("result").with_all(items), "ok".into())
+}
+
+fn set_account_properties(data: &mut Data, params: &Node) -> Answer {
+    let email = params.text_at("accountemail").unwrap_or("");
+    let Some(i) = data.find_account(email) else {
+        return Answer::Zero(format!("no account {email}"));
+    };
+    let props = property_values(params.child("propertyvaluelist"));
+    let domain = data.accounts[i].domain.clone();
+    for (name, value) in &props {
+        if name == "u_alias" {
+            let aliases = split_aliases(value);
+            if aliases.is_empty() {
+                return Answer::Zero("E_INVALID: empty alias list".into());
+            }
+            if let Some(why) = name_conflict(data, &domain, &aliases, Some(i)) {
+                return Answer::Zero(why);
+            }
+        }
+    }
+    let a = &mut data.accounts[i];
+    for (name, value) in props {
+        match name.as_str() {
+            "u_alias" => a.aliases = split_aliases(&value),
+            "u_name" | "a_name" => a.name = value,
+            "u_password" => a.password = value,
+            _ => {
+                a.properties.insert(name, value);
+            }
+        }
+    }
+    ok()
+}
+
+fn folder_list(config: &IceWarpConfig, data: &Data, email: &str) -> Answer {
+    let Some(i) = data.find_account(email) else {
+        return Answer::Error("account_invalid", format!("no account {email}"));
+    };
+    let items =
+        config
+            .folder_names
+            .folders()
+            .into_iter()
+            .map(|(name, folder_type, default_type)| {
+                let prefix = if folder_type == "M" { '0' } else { '1' };
+                Node::new("item")
+                    .with(Node::leaf("name", name.clone()))
+                    .with(Node::leaf("id", format!("{prefix}{}", hex(&name))))
+                    .with(Node::leaf("foldertype", folder_type))
+                    .with(Node::leaf("defaulttype", default_type))
+                    .with(Node::new("subfolders"))
+            });
+    let result = Node::new("result")
+        .with(Node::leaf("name", data.accounts[i].email()))
+        .with(Node::leaf("id", "2"))
+        .with(Node::leaf("foldertype", "X"))
+        .with(Node::new("defaulttype"))
+        .with(Node::new("subfolders").with_all(items));
+    Answer::Result(result, "ok".into())
+}
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(sid: Option<&str>, command: &str, params: &str) -> String {
+        let sid = sid.map(|s| format!(" sid=\"{s}\"")).unwrap_or_default();
+        format!(
+            "<iq{sid}><query xmlns=\"admin:iq:rpc\"><commandname>{command}</commandname>\
+             <commandparams>{params}</commandparams></query></iq>"
+        )
+    }
+
+    async fn post(sim: &IceWarpSim, body: String) -> (u16, Node) {
+        let response = reqwest::Client::new()
+            .post(sim.api_url())
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, Node::parse(&text).unwrap_or_default())
+    }
+
+    fn error_uid(iq: &Node) -> Option<&str> {
+        iq.child("query")?.child("error")?.attr("uid")
+    }
+
+    async fn login(sim: &IceWarpSim) -> String {
+        let params = "<authtype>0</authtype><email>admin@icewarp.test</email>\
+                      <password>Admin-Pa55!</password><persistentlogin>0</persistentlogin>";
+        let (_, iq) = post(sim, request(None, "authenticate", params)).await;
+        assert_eq!(iq.text_at("query/result"), Some("1"));
+        iq.attr("sid").unwrap().to_string()
+    }
+
+    fn create(mailbox: &str, alias: &str, password: &str) -> String {
+        let item = |name: &str, value: &str| {
+            format!(
+                "<item><apiproperty><propname>{name}</propname></apiproperty><propertyval>\
+                 <classname>tpropertystring</classname><val>{value}</val></propertyval></item>"
+            )
+        };
+        format!(
+            "<domainstr>contoso.com</domainstr><accountproperties>{}{}{}{}</accountproperties>",
+            item("u_type", "0"),
+            item("u_mailbox", mailbox),
+            item("u_alias", alias),
+            item("u_password", password)
+        )
+    }
+
+    fn config() -> IceWarpConfig {
+        IceWarpConfig {
+            domains: vec!["contoso.com".into()],
+            accounts: vec![AccountSpec {
+                email: "old@contoso.com".into(),
+                name: "Old Timer".into(),
+                password: "Old-pass-1".into(),
+                aliases: vec!["veteran".into()],
+            }],
+            ..IceWarpConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn sessions_are_required_and_wrong_passwords_get_zero_without_sid() {
+        let sim = IceWarpSim::start(config()).await.unwrap();
+        let bad =
+            "<authtype>0</authtype><email>admin@icewarp.test</email><password>nope</password>";
+        let (status, iq) = post(&sim, request(None, "authenticate", bad)).await;
+        assert_eq!((status, iq.text_at("query/result")), (200, Some("0")));
+        assert_eq!(iq.attr("sid"), None);
+        let (_, iq) = post(&sim, request(Some("forged"), "getdomainsinfolist", "")).await;
+        assert_eq!(iq.attr("type"), Some("error"));
+        assert_eq!(error_uid(&iq), Some("session_invalid"));
+        let (_, iq) = post(&sim, "<html/>".into()).await;
+        assert_eq!(error_uid(&iq), Some("iq_root_tag_invalid"));
+        let sid = login(&sim).await;
+        let (_, iq) = post(&sim, request(Some(&sid), "getdomainsinfolist", "")).await;
+        assert_eq!(iq.text_at("query/result/item/name"), Some("contoso.com"));
+        assert_eq!(iq.text_at("query/result/item/accountcount"), Some("1"));
+        let log = sim.requests();
+        assert_eq!(log.len(), 5);
+        assert!(log
+            .iter()
+            .filter(|r| r.command.is_some())
+            .all(|r| r.schema_violations.is_empty()));
+    }
+
+    #[tokio::test]
+    async fn create_account_enforces_names_policy_conflicts_and_licence() {
+        let sim = IceWarpSim::start(IceWarpConfig {
+            max_accounts: Some(3),
+            ..config()
+        })
+        .await
+        .unwrap();
+        let sid = login(&sim).await;
+        // (mailbox, aliases, password, result): policy (no digit; an alias inside the
+        // password), a conflict with the pre-existing account's alias, an invalid name, a
+        // success, the same mailbox again, one more, then the licence limit of 3.
+        let cases = [
+            ("adele", "adele;av", "Abcdefgh!", "0"),
+            ("adele", "adele;av", "Xav-12345", "0"),
+            ("adele", "adele;veteran", "Qq-123456", "0"),
+            ("a b", "a b", "Qq-123456", "0"),
+            ("adele", "adele;av", "Qq-123456", "1"),
+            ("adele", "adele", "Qq-123456", "0"),
+            ("bob", "bob", "Qq-123456", "1"),
+            ("carol", "carol", "Qq-123456", "0"),
+        ];
+        for (mailbox, aliases, password, want) in cases {
+            let body = request(
+                Some(&sid),
+                "createaccount",
+                &create(mailbox, aliases, password),
+            );
+            let (_, iq) = post(&sim, body).await;
+            assert_eq!(
+                iq.text_at("query/result"),
+                Some(want),
+                "{mailbox} {aliases} {password}"
+            );
+        }
+        let a = sim.account("av@contoso.com").unwrap();
+        assert_eq!(
+            (a.email(), a.password.as_str()),
+            ("adele@contoso.com".to_string(), "Qq-123456")
+        );
+        let reasons: Vec<String> = sim.requests().iter().map(|r| r.outcome.clone()).collect();
+        for want in [
+            "digits",
+            "user name or an alias",
+            "E_CONFLICT",
+            "E_INVALID",
+            "E_LICENSE",
+        ] {
+            assert!(
+                reasons.iter().any(|r| r.contains(want)),
+                "{want}: {reasons:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn paging_faults_and_localised_folders() {
+        let mut c = config();
+        c.folder_names = DefaultFolderNames::czech();
+        c.accounts.extend((0..4).map(|i| AccountSpec {
+            email: format!("u{i}@contoso.com"),
+            name: format!("U {i}"),
+            password: "x".into(),
+            aliases: vec![],
+        }));
+        let sim = IceWarpSim::start(c).await.unwrap();
+        let sid = login(&sim).await;
+        let page = |offset: usize| {
+            format!("<domainstr>contoso.com</domainstr><offset>{offset}</offset><count>2</count>")
+        };
+        let mut seen = Vec::new();
+        for offset in [0, 2, 4] {
+            let (_, iq) = post(
+                &sim,
+                request(Some(&sid), "getaccountsinfolist", &page(offset)),
+            )
+            .await;
+            let result = iq.child("query").unwrap().child("result").unwrap();
+            seen.extend(
+                result
+                    .children_named("item")
+                    .map(|i| i.text_at("email").unwrap().to_string()),
+            );
+        }
+        assert_eq!(seen.len(), 5);
+        assert_eq!(seen[0], "old@contoso.com");
+
+        sim.inject(Fault::Http500, 1, None);
+        sim.inject(Fault::ResultZero, 1, Some("getaccountfolderlist"));
+        let body = request(
+            Some(&sid),
+            "getaccountfolderlist",
+            "<accountemail>veteran@contoso.com</accountemail><onlydefault>1</onlydefault>",
+        );
+        assert_eq!(post(&sim, body.clone()).await.0, 500);
+        let (_, iq) = post(&sim, body.clone()).await;
+        assert_eq!(iq.text_at("query/result"), Some("0"));
+        let (_, iq) = post(&sim, body).await;
+        assert_eq!(iq.text_at("query/result/name"), Some("old@contoso.com"));
+        let names: Vec<&str> = iq
+            .child("query")
+            .unwrap()
+            .child("result")
+            .unwrap()
+            .child("subfolders")
+            .unwrap()
+            .children_named("item")
+            .filter_map(|i| i.text_at("name"))
+            .collect();
+        assert!(
+            names.contains(&"Odeslané") && names.contains(&"Kalendář"),
+            "{names:?}"
+        );
+        for r in sim
+            .requests()
+            .iter()
+            .filter(|r| r.status == 200 && r.outcome == "ok")
+        {
+            let command = r.command.clone().unwrap();
+            let violations =
+                api_spec().validate_response(&command, &Node::parse(&r.response).unwrap());
+            assert!(violations.is_empty(), "{command}: {violations:?}");
+        }
+    }
+}
