@@ -492,19 +492,31 @@ fn app_for(sim: &migrator_sim::SimServer) -> (Value, TestApp) {
 #[tokio::test(flavor = "multi_thread")]
 async fn start_migration_moves_the_selected_mailboxes_into_a_folder() {
     let (sim, source, app) = tenant_app().await;
-    let users = app
-        .invoke_blocking("list_users", json!({"source": source}))
+    let plan = app
+        .invoke_blocking("plan_migration", json!({"source": source}))
         .unwrap();
+    let users = plan["users"].as_array().unwrap();
     let mails: Vec<&str> = users
-        .as_array()
-        .unwrap()
         .iter()
-        .map(|u| u["mail"].as_str().unwrap())
+        .map(|u| u["address"].as_str().unwrap())
         .collect();
-    assert_eq!(mails.len(), 3, "{users}");
+    assert_eq!(mails.len(), 3, "{plan}");
+    // Real counts from the tenant: each mailbox's folders and items, summed in the total.
+    assert!(
+        users.iter().all(|u| u["folders"].as_u64().unwrap() > 0),
+        "{plan}"
+    );
+    let items: u64 = users.iter().map(|u| u["items"].as_u64().unwrap()).sum();
+    assert_eq!(plan["items"].as_u64().unwrap(), items);
+    assert!(items >= 300, "{plan}");
+    assert_eq!(
+        plan["domains"],
+        json!(["contoso.com", "contoso.onmicrosoft.com"]),
+        "{plan}"
+    );
 
     let out = tempfile::tempdir().unwrap();
-    let request = json!({"source": source, "users": [mails[1]],
+    let request = json!({"source": source, "users": [mails[1]], "workloads": ["mail"],
                          "destination": {"kind": "folder", "path": out.path()}});
     let summary = app
         .invoke_blocking(
@@ -514,6 +526,9 @@ async fn start_migration_moves_the_selected_mailboxes_into_a_folder() {
         .unwrap();
     assert_eq!(summary["users"], 1, "{summary}");
     assert_eq!(summary["totals"]["failed"], 0);
+    // Mail only, as chosen.
+    assert_eq!(summary["totals"]["events"], 0, "{summary}");
+    assert_eq!(summary["totals"]["contacts"], 0, "{summary}");
     let messages = summary["totals"]["messages"].as_u64().unwrap();
     assert!(messages >= 50, "{summary}");
     let written = maildir_messages(out.path());

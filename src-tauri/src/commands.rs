@@ -3,19 +3,16 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use migrator_core::config::UserSelection;
 use migrator_core::config::{
     is_guid, tenant_id_shape_ok, Cloud, DestinationConfig, ImapSecurity, MasterLoginStyle,
     SourceConfig,
 };
+use migrator_core::config::{UserSelection, Workload};
 use migrator_core::dest::folder::FolderStore;
 use migrator_core::engine::{
-    self, preflight, run_to_folder_with, test_source, Destination, EngineError, RunControl,
-    RunOptions,
+    self, preflight, run_to_folder_with, test_source, Destination, RunControl, RunOptions,
 };
-use migrator_core::graph::client::http_client;
 use migrator_core::graph::permissions::PermissionStatus;
-use migrator_core::graph::{users, GraphClient, Pacer};
 use migrator_core::progress::Reporter;
 use migrator_core::progress::{ProgressEvent, RunSummary};
 use migrator_core::secrets::{
@@ -559,44 +556,89 @@ pub(crate) async fn test_destination(
 
 // --- Plan and run ---------------------------------------------------------------------------
 
-/// A mailbox the tenant has: what the Plan screen lists.
+/// One mailbox of the plan, as the Plan screen lists it.
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 #[ts(export, export_to = "../ui/src/bindings/")]
-pub struct PlanUser {
-    pub mail: String,
+pub struct PlanRow {
+    pub address: String,
     pub user_principal_name: String,
+    /// `false` for a disabled account (its mailbox is still migrated).
+    pub enabled: bool,
+    #[ts(type = "number")]
+    pub folders: u64,
+    /// Items in the migrated folders (every item type).
+    #[ts(type = "number")]
+    pub items: u64,
+    pub estimated_seconds: f64,
+    /// Why this mailbox cannot be read; the run would report it and go on.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
-    pub display_name: Option<String>,
+    pub problem: Option<String>,
 }
 
-/// The tenant's users that have a mailbox, as the engine would migrate them (no counts yet:
-/// the engine learns sizes per folder during the run).
+/// What a run would do: the core's [`engine::plan`] for the Plan screen.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../ui/src/bindings/")]
+pub struct PlanView {
+    pub users: Vec<PlanRow>,
+    /// The domains of the users' addresses (accounts at the destination are in these).
+    pub domains: Vec<String>,
+    #[ts(type = "number")]
+    pub items: u64,
+    pub estimated_seconds: f64,
+}
+
+/// Discovers the tenant's mailboxes with their folders and item counts, and estimates the
+/// run (the core's plan; nothing is written).
 #[tauri::command]
-pub(crate) async fn list_users(
+pub(crate) async fn plan_migration(
     state: State<'_, AppState>,
     source: SourceConfig,
-) -> Result<Vec<PlanUser>, IpcError> {
+) -> Result<PlanView, IpcError> {
     let secret = client_secret(state.secrets(), &source).await?;
-    let client = GraphClient::new(&source, &secret, http_client().map_err(EngineError::Http)?)
-        .map_err(EngineError::Auth)?;
-    client.sign_in().await.map_err(EngineError::Auth)?;
-    let pacer = Pacer::new(RunOptions::default().pacer);
-    let listed = users::list_users(&client, &pacer, |_| {})
-        .await
-        .map_err(EngineError::Source)?;
-    Ok(listed
-        .items
-        .into_iter()
-        .filter_map(|u| {
-            let mail = u.mail.filter(|m| !m.trim().is_empty())?;
-            Some(PlanUser {
-                mail,
+    let plan = engine::plan(&source, &secret, &RunOptions::default()).await?;
+    Ok(PlanView {
+        users: plan
+            .users
+            .into_iter()
+            .map(|u| PlanRow {
+                address: u.address,
                 user_principal_name: u.user_principal_name,
-                display_name: u.display_name,
+                enabled: u.enabled,
+                folders: u.folders,
+                items: u.items,
+                estimated_seconds: u.estimated_seconds,
+                problem: u.problem,
             })
-        })
-        .collect())
+            .collect(),
+        domains: plan.domains,
+        items: plan.items,
+        estimated_seconds: plan.estimated_seconds,
+    })
+}
+
+/// One kind of data to migrate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../ui/src/bindings/")]
+pub enum WorkloadChoice {
+    Mail,
+    Calendar,
+    Contacts,
+    Tasks,
+}
+
+impl From<WorkloadChoice> for Workload {
+    fn from(w: WorkloadChoice) -> Self {
+        match w {
+            WorkloadChoice::Mail => Workload::Mail,
+            WorkloadChoice::Calendar => Workload::Calendar,
+            WorkloadChoice::Contacts => Workload::Contacts,
+            WorkloadChoice::Tasks => Workload::Tasks,
+        }
+    }
 }
 
 /// What the wizard hands to "Start": no secret in it, those come from the keychain.
@@ -609,6 +651,9 @@ pub struct MigrationRequest {
     /// The mailboxes to migrate (address or UPN); empty means all.
     #[serde(default)]
     pub users: Vec<String>,
+    /// What to migrate; empty means everything.
+    #[serde(default)]
+    pub workloads: Vec<WorkloadChoice>,
 }
 
 /// Runs the migration the wizard describes: the core's engine with the secrets from the
@@ -642,7 +687,7 @@ pub async fn migrate(
             data_dir.join("journal").join(safe)
         }
     };
-    let options = RunOptions {
+    let mut options = RunOptions {
         state_dir: Some(state_dir),
         users: UserSelection {
             include: request.users,
@@ -650,6 +695,9 @@ pub async fn migrate(
         },
         ..RunOptions::default()
     };
+    if !request.workloads.is_empty() {
+        options.workloads = request.workloads.into_iter().map(Workload::from).collect();
+    }
     Ok(engine::run(
         &request.source,
         &secret,

@@ -31,7 +31,7 @@ pub fn builder<R: tauri::Runtime>(
             commands::forget_secret,
             commands::validate_destination,
             commands::test_destination,
-            commands::list_users,
+            commands::plan_migration,
             commands::start_migration,
             commands::run_demo,
             commands::control_run,

@@ -10,7 +10,8 @@ import { SecretField } from "./secret-field";
 import { el, show, showFieldErrors as showErrors, type Screen } from "./dom";
 import { destinationSettings, wireDestination } from "./destination";
 import { getCurrentWindow } from "@tauri-apps/api/window";
-import type { PlanUser } from "./bindings/PlanUser";
+import type { PlanView } from "./bindings/PlanView";
+import type { WorkloadChoice } from "./bindings/WorkloadChoice";
 
 const PERMISSIONS: Array<[string, string]> = [
   ["User.Read.All", "list users and their addresses (required)"],
@@ -200,28 +201,35 @@ async function testConnection(): Promise<void> {
 
 let planFor = "";
 
-function renderPlan(users: PlanUser[]): void {
+function renderPlan(plan: PlanView): void {
   const body = el("plan-users");
   body.replaceChildren();
   const all = el<HTMLInputElement>("plan-all").checked;
-  for (const u of users) {
+  for (const u of plan.users) {
     const row = document.createElement("tr");
-    row.dataset.user = u.mail;
+    row.dataset.user = u.address;
     const pick = document.createElement("input");
     pick.type = "checkbox";
     pick.checked = all;
-    pick.value = u.mail;
-    pick.setAttribute("aria-label", `Migrate ${u.mail}`);
+    pick.value = u.address;
+    pick.setAttribute("aria-label", `Migrate ${u.address}`);
     pick.addEventListener("change", () => {
       if (!pick.checked) el<HTMLInputElement>("plan-all").checked = false;
     });
-    const cells = [document.createElement("td"), document.createElement("td"), document.createElement("td")];
-    cells[0].append(pick);
-    cells[1].textContent = u.mail;
-    cells[2].textContent = u.displayName ?? u.userPrincipalName;
+    const notes = [u.enabled ? "" : "sign-in blocked (still migrated)", u.problem ? `cannot be read: ${u.problem}` : ""];
+    const cells = [pick, u.address, String(u.folders), String(u.items), formatDuration(u.estimatedSeconds), notes.filter(Boolean).join("; ")].map(
+      (content) => {
+        const td = document.createElement("td");
+        td.append(content);
+        return td;
+      },
+    );
     row.append(...cells);
     body.append(row);
   }
+  el("plan-summary").textContent =
+    `${plan.users.length} mailboxes · ${plan.items} items · estimated ${formatDuration(plan.estimatedSeconds)} · ` +
+    `domains: ${plan.domains.join(", ")}`;
 }
 
 async function loadPlan(force = false): Promise<void> {
@@ -229,17 +237,25 @@ async function loadPlan(force = false): Promise<void> {
   const key = `${source.tenantId}/${source.clientId}/${source.cloud}`;
   if (!force && key === planFor) return;
   const status = el("plan-status");
-  status.textContent = "Listing the tenant's mailboxes…";
+  status.textContent = "Counting each mailbox's folders and items…";
   el("plan-users").replaceChildren();
+  el("plan-summary").textContent = "";
   try {
-    const users = await invoke<PlanUser[]>("list_users", { source });
-    renderPlan(users);
+    const plan = await invoke<PlanView>("plan_migration", { source });
+    renderPlan(plan);
     planFor = key;
-    status.textContent = `${users.length} mailboxes found.`;
+    status.textContent = "";
   } catch (e) {
     planFor = "";
-    status.textContent = `Could not list the mailboxes: ${(e as IpcError).message ?? String(e)}`;
+    status.textContent = `Could not count the mailboxes: ${(e as IpcError).message ?? String(e)}`;
   }
+}
+
+/** The chosen workloads (at least one to start). */
+function selectedWorkloads(): WorkloadChoice[] {
+  return Array.from(document.querySelectorAll<HTMLInputElement>('input[name="workload"]:checked')).map(
+    (c) => c.value as WorkloadChoice,
+  );
 }
 
 /** The chosen mailboxes; empty means all (also those created after the list was loaded). */
@@ -250,7 +266,7 @@ function selectedUsers(): string[] | null {
   return chosen.length > 0 ? chosen : null;
 }
 
-function wirePlan(start: (users: string[]) => void): void {
+function wirePlan(start: (users: string[], workloads: WorkloadChoice[]) => void): void {
   el("plan-all").addEventListener("change", () => {
     const all = el<HTMLInputElement>("plan-all").checked;
     document.querySelectorAll<HTMLInputElement>("#plan-users input[type=checkbox]").forEach((p) => (p.checked = all));
@@ -259,12 +275,13 @@ function wirePlan(start: (users: string[]) => void): void {
   el("plan-back").addEventListener("click", () => show("destination"));
   el("start-migration").addEventListener("click", () => {
     const users = selectedUsers();
-    if (users === null) {
-      el("start-status").textContent = "Choose at least one mailbox.";
+    const workloads = selectedWorkloads();
+    if (users === null || workloads.length === 0) {
+      el("start-status").textContent = users === null ? "Choose at least one mailbox." : "Choose at least one workload.";
       return;
     }
     el("start-status").textContent = "";
-    start(users);
+    start(users, workloads);
   });
 }
 
@@ -475,9 +492,9 @@ function wireMigrate(view: RunView): void {
   el("try-demo").addEventListener("click", () =>
     void runWith(view, "Migrating the demo tenant", "run_demo", { outDir: null }),
   );
-  wirePlan((users) =>
+  wirePlan((users, workloads) =>
     void runWith(view, "Migrating", "start_migration", {
-      request: { source: sourceConfig(), destination: destinationSettings(), users },
+      request: { source: sourceConfig(), destination: destinationSettings(), users, workloads },
     }),
   );
   el("back-to-start").addEventListener("click", () => show("source"));

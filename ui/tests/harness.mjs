@@ -130,12 +130,19 @@ export function mockBackend(options = {}) {
           if (d.kind === "folder") return { ok: true, messages: [`The folder ${d.path} is writable.`] };
           return { ok: false, messages: [`cannot log in to the IMAP server ${d.host}:${d.port ?? 993} as adele.vance@contoso.com: IMAP login refused`] };
         }
-        case "list_users":
-          return [
-            { mail: "adele.vance@contoso.com", userPrincipalName: "adele.vance@contoso.com", displayName: "Adele Vance" },
-            { mail: "alex.wilber@contoso.com", userPrincipalName: "alex.wilber@contoso.com", displayName: "Alex Wilber" },
-            { mail: "room-1@contoso.com", userPrincipalName: "room-1@contoso.com" },
-          ];
+        case "plan_migration": {
+          const u = (address, folders, items, extra = {}) => ({ address, userPrincipalName: address, enabled: true, folders, items, estimatedSeconds: items / 10, ...extra });
+          return {
+            users: [
+              u("adele.vance@contoso.com", 24, 1250),
+              u("alex.wilber@contoso.com", 18, 310, { enabled: false }),
+              u("room-1@contoso.com", 0, 0, { problem: "Graph answered HTTP 403 (an application access policy?)" }),
+            ],
+            domains: ["contoso.com", "contoso.onmicrosoft.com"],
+            items: 1560,
+            estimatedSeconds: 125,
+          };
+        }
         case "run_demo":
         case "start_migration": {
           const channel = args.onEvent;

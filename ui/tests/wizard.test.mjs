@@ -296,19 +296,26 @@ async function toPlan(page) {
   await page.waitForFunction(() => document.querySelectorAll("#plan-users tr").length === 3);
 }
 
-test("the Plan lists the tenant's mailboxes; a selection and the workloads are honest", async () => {
+test("the Plan counts each mailbox; a selection and the workloads go into the run request", async () => {
   const { page } = await openApp();
   await toPlan(page);
-  assert.match(await page.textContent("#plan-status"), /3 mailboxes found/);
-  assert.match(await page.textContent('#plan-users tr[data-user="adele.vance@contoso.com"]'), /Adele Vance/);
-  assert.equal(await page.isChecked("#wl-mail"), true);
-  assert.equal(await page.isDisabled("#wl-mail"), true);
-  assert.match(await page.textContent(".workloads"), /Calendars: not in this build yet/);
+  assert.match(await page.textContent("#plan-summary"), /3 mailboxes · 1560 items · estimated 2 min 5 s · domains: contoso.com, contoso.onmicrosoft.com/);
+  const adele = await page.locator('#plan-users tr[data-user="adele.vance@contoso.com"] td').allTextContents();
+  assert.deepEqual(adele.slice(1), ["adele.vance@contoso.com", "24", "1250", "2 min 5 s", ""]);
+  assert.match(await page.textContent('#plan-users tr[data-user="alex.wilber@contoso.com"]'), /sign-in blocked \(still migrated\)/);
+  assert.match(await page.textContent('#plan-users tr[data-user="room-1@contoso.com"]'), /cannot be read: Graph answered HTTP 403/);
+  assert.equal(await page.locator('input[name="workload"]:checked').count(), 4);
   await screenshot(page, "plan", { docs: true });
+
   await page.uncheck("#plan-all");
   await page.click("#start-migration");
   assert.match(await page.textContent("#start-status"), /at least one mailbox/);
   await page.check('#plan-users tr[data-user="alex.wilber@contoso.com"] input');
+  for (const w of ["mail", "calendar", "contacts", "tasks"]) await page.uncheck(`input[name="workload"][value="${w}"]`);
+  await page.click("#start-migration");
+  assert.match(await page.textContent("#start-status"), /at least one workload/);
+  await page.check('input[name="workload"][value="mail"]');
+  await page.check('input[name="workload"][value="contacts"]');
   await page.click("#start-migration");
   await page.waitForSelector("#screen-migrate:not([hidden])");
   const start = (await page.evaluate(() => window.__calls)).find((c) => c.cmd === "start_migration");
@@ -316,6 +323,7 @@ test("the Plan lists the tenant's mailboxes; a selection and the workloads are h
     source: { tenantId: "contoso.onmicrosoft.com", clientId: "00000000-0000-0000-0000-000000000001", cloud: "global" },
     destination: { kind: "folder", path: "/srv/m365-export" },
     users: ["alex.wilber@contoso.com"],
+    workloads: ["mail", "contacts"],
   });
   assert.equal(JSON.stringify(start.args).includes("Qx8Q"), false, "no secret in the run request");
 });
