@@ -345,12 +345,19 @@ fn validate_destination_names_each_bad_field_of_each_kind() {
         )
         .unwrap()
     };
-    let icewarp =
-        check(json!({"kind": "iceWarp", "serverUrl": "mail.example.com", "adminEmail": "admin"}));
-    assert_eq!(fields(&icewarp), ["serverUrl", "adminEmail"]);
+    let icewarp = check(
+        json!({"kind": "iceWarp", "host": "https://mail.example.com",
+                               "adminEmail": "admin", "credentialsReport": "new.csv",
+                               "apiUrl": "http://mail.example.com/icewarpapi/"}),
+    );
+    assert_eq!(
+        fields(&icewarp),
+        ["iceWarpHost", "adminEmail", "credentialsReport", "apiUrl"]
+    );
     assert_eq!(
         check(
-            json!({"kind": "iceWarp", "serverUrl": "https://mail.example.com", "adminEmail": "admin@example.com"})
+            json!({"kind": "iceWarp", "host": "mail.example.com", "adminEmail": "admin@example.com",
+                     "credentialsReport": "/root/new-accounts.csv"})
         ),
         json!([])
     );
@@ -421,23 +428,6 @@ async fn test_destination_checks_a_folder_and_is_honest_about_icewarp() {
             .contains("not writable"),
         "{bad}"
     );
-
-    let icewarp = json!({"kind": "iceWarp", "serverUrl": "https://mail.example.com",
-                         "adminEmail": "admin@example.com"});
-    app.invoke_blocking(
-        "store_secret",
-        json!({"kind": "destAdminPassword", "account": "mail.example.com/admin@example.com",
-               "value": "adm1n-pa55"}),
-    )
-    .unwrap();
-    let err = app
-        .invoke_blocking("test_destination", json!({"destination": icewarp}))
-        .unwrap_err();
-    assert_eq!(err["code"], "not_available", "{err}");
-    assert!(err["message"]
-        .as_str()
-        .unwrap()
-        .contains("not available in this build yet"));
 
     let imap = json!({"kind": "imap", "host": "127.0.0.1", "port": 1, "masterUser": "admin"});
     let err = app
@@ -648,7 +638,8 @@ async fn start_migration_refuses_icewarp_until_it_exists_and_needs_stored_secret
         .invoke_blocking(
             "start_migration",
             json!({"request": {"source": source, "destination": {"kind": "iceWarp",
-                   "serverUrl": "https://mail.example.com", "adminEmail": "admin@example.com"}},
+                   "host": "mail.example.com", "adminEmail": "admin@example.com",
+                   "credentialsReport": out.path().join("new.csv")}},
                    "onEvent": "__CHANNEL__:1"}),
         )
         .unwrap_err();
@@ -728,5 +719,71 @@ async fn an_imap_destination_is_tested_and_migrated_into_with_keychain_passwords
         0,
         "nothing written twice: {second}"
     );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_destination_logs_in_to_icewarp_and_reports_slow_settings() {
+    use migrator_sim::icewarp::{IceWarpConfig, IceWarpSim};
+    let sim = IceWarpSim::start(IceWarpConfig {
+        properties: vec![(
+            "C_System_Services_IMAP_MaxAppendsPerMinute".into(),
+            "120".into(),
+        )],
+        ..IceWarpConfig::default()
+    })
+    .await
+    .unwrap();
+    let admin = IceWarpConfig::default();
+    let app = TestApp::new();
+    let dir = tempfile::tempdir().unwrap();
+    let destination = json!({"kind": "iceWarp", "host": "127.0.0.1", "adminEmail": admin.admin_email,
+                             "credentialsReport": dir.path().join("new-accounts.csv"),
+                             "apiUrl": sim.api_url()});
+    let account = format!("127.0.0.1/{}", admin.admin_email);
+    let missing = app
+        .invoke_blocking("test_destination", json!({"destination": destination}))
+        .unwrap_err();
+    assert_eq!(missing["code"], "secret.missing", "{missing}");
+
+    app.invoke_blocking(
+        "store_secret",
+        json!({"kind": "destAdminPassword", "account": account, "value": "Wr0ng-Pa55"}),
+    )
+    .unwrap();
+    let refused = app
+        .invoke_blocking("test_destination", json!({"destination": destination}))
+        .unwrap();
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert!(
+        refused["messages"][0]
+            .as_str()
+            .unwrap()
+            .contains("refused the administrator login"),
+        "{refused}"
+    );
+    assert!(!refused.to_string().contains("Wr0ng-Pa55"));
+
+    app.invoke_blocking(
+        "store_secret",
+        json!({"kind": "destAdminPassword", "account": account, "value": admin.admin_password}),
+    )
+    .unwrap();
+    let ok = app
+        .invoke_blocking("test_destination", json!({"destination": destination}))
+        .unwrap();
+    assert_eq!(ok["ok"], true, "{ok}");
+    assert!(
+        ok["messages"][0].as_str().unwrap().contains("Logged in"),
+        "{ok}"
+    );
+    let advice = ok["advice"].to_string();
+    assert!(
+        advice.contains("120 messages per minute"),
+        "the slow APPEND limit is reported: {ok}"
+    );
+    assert!(!ok.to_string().contains(&admin.admin_password));
+    // One login, one settings read, one logout: nothing created.
+    assert!(sim.accounts().is_empty());
     sim.shutdown().await;
 }

@@ -4,11 +4,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use migrator_core::config::{
-    is_guid, tenant_id_shape_ok, Cloud, DestinationConfig, ImapSecurity, MasterLoginStyle,
-    SourceConfig,
+    is_guid, tenant_id_shape_ok, AccountRule, Cloud, DestinationConfig, ImapSecurity,
+    MasterLoginStyle, SourceConfig,
 };
 use migrator_core::config::{UserSelection, Workload};
 use migrator_core::dest::folder::FolderStore;
+use migrator_core::dest::provision::icewarp::{IceWarpProvisioner, IceWarpSettings};
 use migrator_core::engine::{
     self, preflight, run_to_folder_with, test_source, Destination, RunControl, RunOptions,
 };
@@ -270,12 +271,19 @@ pub enum MasterStyleChoice {
 pub enum DestinationSettings {
     /// An IceWarp server, accounts created through its admin API.
     IceWarp {
-        server_url: String,
+        /// The server's host name; the admin API, IMAP and WebDAV derive from it.
+        host: String,
         admin_email: String,
         /// A CA certificate file (PEM) to trust, for a server with a private CA.
         #[serde(default)]
         #[ts(optional)]
         ca_file: Option<String>,
+        /// Where the passwords of accounts the run creates are written (mode 0600).
+        credentials_report: String,
+        /// Overrides `https://<host>/icewarpapi/` (plain http only to a loopback address).
+        #[serde(default)]
+        #[ts(optional)]
+        api_url: Option<String>,
     },
     /// Any IMAP server (CalDAV/CardDAV come with the groupware workloads).
     Imap {
@@ -308,7 +316,7 @@ fn filled(value: &Option<String>) -> Option<&str> {
 }
 
 /// True for `https://host[:port][/path]`, or plain http to a loopback address.
-fn server_url_ok(url: &str) -> bool {
+fn api_url_ok(url: &str) -> bool {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| {
@@ -333,20 +341,8 @@ impl DestinationSettings {
     pub fn admin_account(&self) -> Option<(String, String)> {
         match self {
             DestinationSettings::IceWarp {
-                server_url,
-                admin_email,
-                ..
-            } => {
-                let host = server_url
-                    .trim()
-                    .split("://")
-                    .nth(1)
-                    .unwrap_or("")
-                    .split('/')
-                    .next()
-                    .unwrap_or("");
-                Some((host.to_string(), admin_email.trim().to_string()))
-            }
+                host, admin_email, ..
+            } => Some((host.trim().to_string(), admin_email.trim().to_string())),
             DestinationSettings::Imap {
                 host, master_user, ..
             } => filled(master_user).map(|user| (host.trim().to_string(), user.to_string())),
@@ -365,20 +361,34 @@ impl DestinationSettings {
         };
         match self {
             DestinationSettings::IceWarp {
-                server_url,
+                host,
                 admin_email,
+                credentials_report,
+                api_url,
                 ..
             } => {
-                if !server_url_ok(server_url.trim()) {
+                if !host_ok(host.trim()) {
                     push(
-                        "serverUrl",
-                        "Enter the server's address, such as https://mail.example.com.",
+                        "iceWarpHost",
+                        "Enter the IceWarp server's host name, such as mail.example.com (no https://).",
                     );
                 }
                 if !admin_email.trim().contains('@') {
                     push(
                         "adminEmail",
                         "Enter the administrator's email address, such as admin@example.com.",
+                    );
+                }
+                if !std::path::Path::new(credentials_report.trim()).is_absolute() {
+                    push(
+                        "credentialsReport",
+                        "Enter the full path of the file for new accounts' passwords, such as /root/icewarp-new-accounts.csv.",
+                    );
+                }
+                if filled(api_url).is_some_and(|url| !api_url_ok(url)) {
+                    push(
+                        "apiUrl",
+                        "The admin API URL must start with https:// (plain http only to 127.0.0.1).",
                     );
                 }
             }
@@ -425,14 +435,38 @@ impl DestinationSettings {
         errors
     }
 
-    /// The core's destination configuration. IceWarp is not there yet: `not_available`.
-    fn config(&self) -> Result<DestinationConfig, IpcError> {
+    /// The core's destination configuration.
+    fn config(&self) -> DestinationConfig {
         let path = |p: &Option<String>| filled(p).map(PathBuf::from);
         match self {
-            DestinationSettings::IceWarp { .. } => Err(icewarp_not_available()),
-            DestinationSettings::Folder { path } => Ok(DestinationConfig::Folder {
+            DestinationSettings::IceWarp {
+                host,
+                admin_email,
+                ca_file,
+                credentials_report,
+                api_url,
+            } => DestinationConfig::IceWarp {
+                host: host.trim().to_string(),
+                api_url: filled(api_url).map(str::to_string),
+                admin_email: admin_email.trim().to_string(),
+                ca_file: path(ca_file),
+                // Only an explicit loopback API URL can be plain http (the client checks it).
+                allow_plaintext_loopback: filled(api_url).is_some(),
+                domain_map: Default::default(),
+                skip_onmicrosoft: true,
+                disabled_users: AccountRule::Skip,
+                shared_mailboxes: AccountRule::Create,
+                expire_passwords: false,
+                credentials_report: PathBuf::from(credentials_report.trim()),
+                accounts_csv: None,
+                master_user: None,
+                imap_port: None,
+                imap_security: ImapSecurity::Tls,
+                webdav_url: None,
+            },
+            DestinationSettings::Folder { path } => DestinationConfig::Folder {
                 path: PathBuf::from(path.trim()),
-            }),
+            },
             DestinationSettings::Imap {
                 host,
                 port,
@@ -441,7 +475,7 @@ impl DestinationSettings {
                 master_user,
                 master_style,
                 accounts_csv,
-            } => Ok(DestinationConfig::Imap {
+            } => DestinationConfig::Imap {
                 host: host.trim().to_string(),
                 port: *port,
                 security: match security {
@@ -457,7 +491,7 @@ impl DestinationSettings {
                 },
                 accounts_csv: path(accounts_csv),
                 special_folders: Default::default(),
-            }),
+            },
         }
     }
 }
@@ -465,7 +499,7 @@ impl DestinationSettings {
 fn icewarp_not_available() -> IpcError {
     IpcError::new(
         "not_available",
-        "Migrating to IceWarp through its admin API is not available in this build yet. Your settings are kept; until then choose \"Another IMAP server\" with IceWarp's IMAP host, or a local folder.",
+        "Migrating into IceWarp is not available in this build yet: Test connection checks the admin API and the server's settings, but the engine does not write to IceWarp yet. Until then choose \"Another IMAP server\" with IceWarp's IMAP host, or a local folder.",
     )
 }
 
@@ -475,13 +509,15 @@ pub(crate) fn validate_destination(destination: DestinationSettings) -> Vec<Fiel
     destination.field_errors()
 }
 
-/// What a destination test found: `ok` when a run could start, else each problem as advice.
+/// What a destination test found: `ok` when a run could start, else each problem; `advice`:
+/// server settings that would slow the migration.
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 #[ts(export, export_to = "../ui/src/bindings/")]
 pub struct DestinationCheck {
     pub ok: bool,
     pub messages: Vec<String>,
+    pub advice: Vec<String>,
 }
 
 /// The core's destination, with the admin password from the keychain.
@@ -489,10 +525,21 @@ async fn destination(
     places: SecretPlaces,
     settings: &DestinationSettings,
 ) -> Result<Destination, IpcError> {
+    let (config, password) = checked_config(places, settings).await?;
+    if matches!(config, DestinationConfig::IceWarp { .. }) {
+        return Err(icewarp_not_available());
+    }
+    Destination::from_config(&config, password).map_err(|e| IpcError::new("invalid", e.to_string()))
+}
+
+/// The core's configuration of valid settings, and the admin password from the keychain.
+async fn checked_config(
+    places: SecretPlaces,
+    settings: &DestinationSettings,
+) -> Result<(DestinationConfig, Option<Secret>), IpcError> {
     if let Some(error) = settings.field_errors().into_iter().next() {
         return Err(IpcError::new("invalid", error.message));
     }
-    let config = settings.config()?;
     let password = match settings.admin_account() {
         Some((host, user)) => Some(
             stored_secret(
@@ -504,7 +551,45 @@ async fn destination(
         ),
         None => None,
     };
-    Destination::from_config(&config, password).map_err(|e| IpcError::new("invalid", e.to_string()))
+    Ok((settings.config(), password))
+}
+
+/// Logs in to IceWarp's admin API and reads the server settings that would slow the run.
+async fn test_icewarp(
+    places: SecretPlaces,
+    settings: &DestinationSettings,
+) -> Result<DestinationCheck, IpcError> {
+    let (config, password) = checked_config(places, settings).await?;
+    let failed = |e: &dyn std::error::Error| DestinationCheck {
+        ok: false,
+        messages: vec![crate::ipc_error::message_chain(e)],
+        advice: Vec::new(),
+    };
+    let Some((icewarp, _rules)) = IceWarpSettings::from_config(&config)
+        .map_err(|e| IpcError::new("invalid", e.to_string()))?
+    else {
+        return Err(IpcError::new("internal", "not an IceWarp destination"));
+    };
+    let Some(password) = password else {
+        return Err(IpcError::new("internal", "no administrator password"));
+    };
+    let provisioner = match IceWarpProvisioner::connect(&icewarp, password).await {
+        Ok(p) => p,
+        Err(e) => return Ok(failed(&e)),
+    };
+    let report = provisioner.settings_report().await;
+    provisioner.client().logout().await;
+    match report {
+        Ok(report) => Ok(DestinationCheck {
+            ok: true,
+            messages: vec![format!(
+                "Logged in to the admin API at {} as {}.",
+                icewarp.api_url, icewarp.admin_email
+            )],
+            advice: report.advice,
+        }),
+        Err(e) => Ok(failed(&e)),
+    }
 }
 
 /// Tests the destination: a folder must be writable; an IMAP server must accept one login
@@ -516,12 +601,16 @@ pub(crate) async fn test_destination(
     source: Option<SourceConfig>,
     destination: DestinationSettings,
 ) -> Result<DestinationCheck, IpcError> {
+    if let DestinationSettings::IceWarp { .. } = &destination {
+        return test_icewarp(state.secrets(), &destination).await;
+    }
     let target = self::destination(state.secrets(), &destination).await?;
     match &target {
         Destination::Folder(path) => Ok(match FolderStore::open(path) {
             Ok(_) => DestinationCheck {
                 ok: true,
                 messages: vec![format!("The folder {} is writable.", path.display())],
+                advice: Vec::new(),
             },
             Err(e) => DestinationCheck {
                 ok: false,
@@ -529,6 +618,7 @@ pub(crate) async fn test_destination(
                     "The folder {} is not writable: {e}",
                     path.display()
                 )],
+                advice: Vec::new(),
             },
         }),
         Destination::Imap { settings, .. } => {
@@ -549,7 +639,11 @@ pub(crate) async fn test_destination(
             } else {
                 report.problems
             };
-            Ok(DestinationCheck { ok, messages })
+            Ok(DestinationCheck {
+                ok,
+                messages,
+                advice: Vec::new(),
+            })
         }
     }
 }

@@ -7,12 +7,13 @@ import type { IpcError } from "./bindings/IpcError";
 import type { SourceConfig } from "./bindings/SourceConfig";
 import { el, showFieldErrors } from "./dom";
 import { SecretField } from "./secret-field";
-import { checkDestination, urlHost, type DestinationFields } from "./validate";
+import { checkDestination, type DestinationFields } from "./validate";
 
 const FIELD_IDS: Record<string, string> = {
-  serverUrl: "dw-server-url",
+  iceWarpHost: "dw-host",
   adminEmail: "dw-admin-email",
   adminPassword: "dw-admin-password",
+  credentialsReport: "dw-credentials-report",
   host: "di-host",
   port: "di-port",
   login: "di-login",
@@ -29,8 +30,9 @@ function read(): DestinationFields {
   const checked = (name: string) => document.querySelector<HTMLInputElement>(`input[name="${name}"]:checked`)?.value;
   return {
     kind: (checked("dest-kind") ?? "iceWarp") as DestinationFields["kind"],
-    serverUrl: value("dw-server-url"),
+    iceWarpHost: value("dw-host"),
     adminEmail: value("dw-admin-email"),
+    credentialsReport: value("dw-credentials-report"),
     host: value("di-host"),
     port: value("di-port"),
     login: (checked("di-login") ?? "master") as DestinationFields["login"],
@@ -44,7 +46,13 @@ function read(): DestinationFields {
 export function destinationSettings(): DestinationSettings {
   const f = read();
   if (f.kind === "iceWarp") {
-    return { kind: "iceWarp", serverUrl: f.serverUrl.trim(), adminEmail: f.adminEmail.trim(), caFile: optional("dw-ca-file") };
+    return {
+      kind: "iceWarp",
+      host: f.iceWarpHost.trim(),
+      adminEmail: f.adminEmail.trim(),
+      caFile: optional("dw-ca-file"),
+      credentialsReport: f.credentialsReport.trim(),
+    };
   }
   if (f.kind === "imap") {
     const port = f.port.trim();
@@ -64,7 +72,7 @@ export function destinationSettings(): DestinationSettings {
 
 const adminPassword = new SecretField("dw-admin-password", "destAdminPassword", () => {
   const f = read();
-  const host = urlHost(f.serverUrl);
+  const host = f.iceWarpHost.trim();
   return host && f.adminEmail.includes("@") ? `${host}/${f.adminEmail.trim()}` : null;
 });
 const masterPassword = new SecretField("di-master-password", "destAdminPassword", () => {
@@ -131,6 +139,13 @@ function renderCheck(check: DestinationCheck): void {
     li.textContent = `${check.ok ? "✓" : "✗"} ${message}`;
     list.append(li);
   }
+  // Server settings that would slow the migration: worth changing, not errors.
+  for (const advice of check.advice) {
+    const li = document.createElement("li");
+    li.className = "advice";
+    li.textContent = `! ${advice}`;
+    list.append(li);
+  }
   list.hidden = false;
 }
 
@@ -142,7 +157,11 @@ async function testDestination(source: () => SourceConfig): Promise<void> {
   try {
     const check = await invoke<DestinationCheck>("test_destination", { source: source(), destination: destinationSettings() });
     renderCheck(check);
-    status.textContent = check.ok ? "The destination is ready." : "The destination is not ready yet (see below).";
+    status.textContent = !check.ok
+      ? "The destination is not ready yet (see below)."
+      : check.advice.length > 0
+        ? "Connected. Some server settings would slow the migration (see below)."
+        : "The destination is ready.";
   } catch (e) {
     status.textContent = (e as IpcError).message ?? String(e);
   }
@@ -156,7 +175,7 @@ export function wireDestination(source: () => SourceConfig, back: () => void, ne
       void passwordField(read())?.refresh();
     }),
   );
-  for (const id of ["dw-server-url", "dw-admin-email"]) el(id).addEventListener("change", () => void adminPassword.refresh());
+  for (const id of ["dw-host", "dw-admin-email"]) el(id).addEventListener("change", () => void adminPassword.refresh());
   for (const id of ["di-host", "di-master-user"]) el(id).addEventListener("change", () => void masterPassword.refresh());
   el("test-destination").addEventListener("click", () => void testDestination(source));
   el("dest-back").addEventListener("click", back);

@@ -49,8 +49,9 @@ export function checkSource(f: SourceFields, secretStored = false): Record<strin
 /** The Destination screen's fields as typed (passwords are separate: see SecretField). */
 export interface DestinationFields {
   kind: "iceWarp" | "imap" | "folder";
-  serverUrl: string;
+  iceWarpHost: string;
   adminEmail: string;
+  credentialsReport: string;
   host: string;
   port: string;
   login: "master" | "csv";
@@ -59,18 +60,13 @@ export interface DestinationFields {
   path: string;
 }
 
-function serverUrlOk(url: string): boolean {
-  const m = /^https:\/\/([^/:\s]+)(:\d+)?(\/\S*)?$/.exec(url) ?? /^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?(\/\S*)?$/.exec(url);
-  return m !== null;
+/** A host name or address, with an optional port; no scheme. */
+function hostOk(host: string): boolean {
+  return host !== "" && !host.includes("://") && /^[A-Za-z0-9.\-:[\]]+$/.test(host);
 }
 
 function isAbsolutePath(p: string): boolean {
   return p.startsWith("/") || /^[A-Za-z]:[\\/]/.test(p) || p.startsWith("\\\\");
-}
-
-/** The host part of a server URL (with its port), as the keychain account names it. */
-export function urlHost(url: string): string {
-  return (url.trim().split("://")[1] ?? "").split("/")[0];
 }
 
 /**
@@ -83,12 +79,14 @@ export function checkDestination(f: DestinationFields, password: string, passwor
     if (password === "" && !passwordStored) errors[field] = "Enter the password; it will be kept in the keychain.";
   };
   if (f.kind === "iceWarp") {
-    if (!serverUrlOk(f.serverUrl.trim())) errors.serverUrl = "Enter the server's address, such as https://mail.example.com.";
+    if (!hostOk(f.iceWarpHost.trim())) errors.iceWarpHost = "Enter the IceWarp server's host name, such as mail.example.com (no https://).";
     if (!f.adminEmail.includes("@")) errors.adminEmail = "Enter the administrator's email address, such as admin@example.com.";
     needPassword("adminPassword");
+    if (!isAbsolutePath(f.credentialsReport.trim())) {
+      errors.credentialsReport = "Enter the full path of the file for new accounts' passwords, such as /root/icewarp-new-accounts.csv.";
+    }
   } else if (f.kind === "imap") {
-    const host = f.host.trim();
-    if (host === "" || host.includes("://") || !/^[A-Za-z0-9.\-:[\]]+$/.test(host)) {
+    if (!hostOk(f.host.trim())) {
       errors.host = "Enter the IMAP server's host name, such as imap.example.com (no imap://).";
     }
     const port = f.port.trim();

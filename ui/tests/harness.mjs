@@ -125,10 +125,14 @@ export function mockBackend(options = {}) {
         case "test_destination": {
           const d = args.destination;
           if (d.kind === "iceWarp") {
-            throw { code: "not_available", message: "Migrating to IceWarp through its admin API is not available in this build yet." };
+            return {
+              ok: true,
+              messages: [`Logged in to the admin API at https://${d.host}/icewarpapi/ as ${d.adminEmail}.`],
+              advice: ["IMAP APPEND is slowed after 120 messages per minute (C_System_Services_IMAP_MaxAppendsPerMinute): set it to 0 (unlimited) for the migration"],
+            };
           }
-          if (d.kind === "folder") return { ok: true, messages: [`The folder ${d.path} is writable.`] };
-          return { ok: false, messages: [`cannot log in to the IMAP server ${d.host}:${d.port ?? 993} as adele.vance@contoso.com: IMAP login refused`] };
+          if (d.kind === "folder") return { ok: true, messages: [`The folder ${d.path} is writable.`], advice: [] };
+          return { ok: false, messages: [`cannot log in to the IMAP server ${d.host}:${d.port ?? 993} as adele.vance@contoso.com: IMAP login refused`], advice: [] };
         }
         case "plan_migration": {
           const u = (address, folders, items, extra = {}) => ({ address, userPrincipalName: address, enabled: true, folders, items, estimatedSeconds: items / 10, ...extra });

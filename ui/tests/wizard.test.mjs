@@ -216,29 +216,39 @@ test("Source's Next stores the secret and opens the Destination step", async () 
   assert.match(await page.textContent("#client-secret-stored"), /Stored in the keychain/);
 });
 
-test("the Destination screen validates IceWarp, stores its password and is honest about its test", async () => {
+test("the Destination screen validates IceWarp, stores its password and shows the server's slow settings", async () => {
   const { page, errors } = await openApp();
   await toDestination(page);
   assert.equal(await page.isChecked('input[name="dest-kind"][value="iceWarp"]'), true);
+  await page.fill("#dw-host", "https://mail.example.com");
+  await page.fill("#dw-credentials-report", "new-accounts.csv");
   await page.click("#dest-next");
-  assert.match(await page.textContent("#dw-server-url-error"), /https:\/\/mail.example.com/);
+  assert.match(await page.textContent("#dw-host-error"), /no https:\/\//);
   assert.match(await page.textContent("#dw-admin-email-error"), /email address/);
   assert.match(await page.textContent("#dw-admin-password-error"), /keychain/);
-  assert.equal(await page.getAttribute("#dw-server-url", "aria-invalid"), "true");
+  assert.match(await page.textContent("#dw-credentials-report-error"), /full path/);
+  assert.equal(await page.getAttribute("#dw-host", "aria-invalid"), "true");
   await screenshot(page, "destination-errors", { docs: true });
 
-  await page.fill("#dw-server-url", "https://mail.example.com");
+  await page.fill("#dw-host", "mail.example.com");
   await page.fill("#dw-admin-email", "admin@example.com");
   await page.fill("#dw-admin-password", "adm1n-pa55");
   await page.fill("#dw-ca-file", "/etc/ssl/private-ca.pem");
+  await page.fill("#dw-credentials-report", "/root/icewarp-new-accounts.csv");
   await page.click("#test-destination");
-  await page.waitForFunction(() => document.querySelector("#destination-status").textContent.includes("not available in this build yet"));
+  await page.waitForSelector("#destination-results:not([hidden])");
+  assert.match(await page.textContent("#destination-status"), /Some server settings would slow the migration/);
+  assert.match(await page.textContent("#destination-results .ok"), /Logged in to the admin API at https:\/\/mail.example.com\/icewarpapi\//);
+  assert.match(await page.textContent("#destination-results .advice"), /120 messages per minute/);
   assert.match(await page.textContent("#dw-admin-password-stored"), /Stored in the keychain/);
   const calls = await page.evaluate(() => window.__calls);
   const store = calls.filter((c) => c.cmd === "store_secret").at(-1);
   assert.deepEqual(store.args, { kind: "destAdminPassword", account: "mail.example.com/admin@example.com", value: "<secret>", sessionOnly: false });
   const test = calls.find((c) => c.cmd === "test_destination");
-  assert.deepEqual(test.args.destination, { kind: "iceWarp", serverUrl: "https://mail.example.com", adminEmail: "admin@example.com", caFile: "/etc/ssl/private-ca.pem" });
+  assert.deepEqual(test.args.destination, {
+    kind: "iceWarp", host: "mail.example.com", adminEmail: "admin@example.com",
+    caFile: "/etc/ssl/private-ca.pem", credentialsReport: "/root/icewarp-new-accounts.csv",
+  });
   assert.equal(JSON.stringify(calls.filter((c) => c.cmd !== "store_secret")).includes("adm1n"), false, "the password only goes to store_secret");
   await screenshot(page, "destination-icewarp", { docs: true });
   assert.deepEqual(errors, []);

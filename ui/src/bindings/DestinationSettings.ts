@@ -6,11 +6,23 @@ import type { MasterStyleChoice } from "./MasterStyleChoice";
  * The Destination screen's settings. Passwords are not here: the admin or master password
  * lives in the keychain under [`SecretKind::DestAdminPassword`] for `<host>/<user>`.
  */
-export type DestinationSettings = { "kind": "iceWarp", serverUrl: string, adminEmail: string, 
+export type DestinationSettings = { "kind": "iceWarp", 
+/**
+ * The server's host name; the admin API, IMAP and WebDAV derive from it.
+ */
+host: string, adminEmail: string, 
 /**
  * A CA certificate file (PEM) to trust, for a server with a private CA.
  */
-caFile?: string, } | { "kind": "imap", host: string, port?: number, security: ImapSecurityChoice, caFile?: string, 
+caFile?: string, 
+/**
+ * Where the passwords of accounts the run creates are written (mode 0600).
+ */
+credentialsReport: string, 
+/**
+ * Overrides `https://<host>/icewarpapi/` (plain http only to a loopback address).
+ */
+apiUrl?: string, } | { "kind": "imap", host: string, port?: number, security: ImapSecurityChoice, caFile?: string, 
 /**
  * An administrator who logs in for every user; or else `accounts_csv`.
  */
