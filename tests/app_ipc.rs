@@ -78,6 +78,17 @@ impl TestApp {
         .map(|body| body.deserialize::<Value>().expect("JSON"))
     }
 
+    /// Hands a secret to the app as the UI does (`store_secret`), expecting it stored.
+    fn store(&self, kind: &str, account: impl serde::Serialize, value: impl serde::Serialize) {
+        let stored = self
+            .invoke_blocking(
+                "store_secret",
+                json!({"kind": kind, "account": account, "value": value}),
+            )
+            .expect("the secret is stored");
+        assert_eq!(stored, "stored");
+    }
+
     /// `invoke` from inside a multi-threaded tokio test (async commands need the runtime).
     fn invoke_blocking(&self, cmd: &str, args: Value) -> Result<Value, Value> {
         tokio::task::block_in_place(|| self.invoke(cmd, args))
@@ -190,11 +201,7 @@ async fn test_connection_lists_permissions_or_gives_entra_advice() {
         "{ok}"
     );
 
-    app.invoke_blocking(
-        "store_secret",
-        json!({"kind": "graphClientSecret", "account": account, "value": "wrong-value~1"}),
-    )
-    .unwrap();
+    app.store("graphClientSecret", account, "wrong-value~1");
     let wrong = app
         .invoke_blocking("test_connection", json!({"source": source}))
         .unwrap_err();
@@ -470,12 +477,11 @@ fn app_for(sim: &migrator_sim::SimServer) -> (Value, TestApp) {
     let source = json!({"tenantId": sim.tenant_id(), "clientId": sim.client_id(), "cloud": "global",
                         "loginUrl": sim.url(), "graphUrl": sim.url()});
     let app = TestApp::new();
-    app.invoke_blocking(
-        "store_secret",
-        json!({"kind": "graphClientSecret", "account": format!("{}/{}", sim.tenant_id(), sim.client_id()),
-               "value": sim.client_secret()}),
-    )
-    .unwrap();
+    app.store(
+        "graphClientSecret",
+        format!("{}/{}", sim.tenant_id(), sim.client_id()),
+        sim.client_secret(),
+    );
     (source, app)
 }
 
@@ -587,12 +593,11 @@ async fn a_real_run_streams_its_events_and_no_secret_reaches_them() {
     assert_eq!(again.totals.failed, 0);
 
     // A wrong stored secret: the error names the problem, never the value.
-    app.invoke_blocking(
-        "store_secret",
-        json!({"kind": "graphClientSecret", "account": format!("{}/{}", sim.tenant_id(), sim.client_id()),
-               "value": "Wr0ng~secret.value"}),
-    )
-    .unwrap();
+    app.store(
+        "graphClientSecret",
+        format!("{}/{}", sim.tenant_id(), sim.client_id()),
+        "Wr0ng~secret.value",
+    );
     let err = migrate(
         places,
         out.path(),
@@ -621,19 +626,16 @@ async fn start_migration_refuses_icewarp_until_it_exists_and_needs_stored_secret
         )
         .unwrap_err();
     assert_eq!(err["code"], "secret.missing", "{err}");
-    app.invoke_blocking(
-        "store_secret",
-        json!({"kind": "graphClientSecret",
-               "account": "contoso.onmicrosoft.com/00000000-0000-0000-0000-000000000001",
-               "value": "x~y"}),
-    )
-    .unwrap();
-    app.invoke_blocking(
-        "store_secret",
-        json!({"kind": "destAdminPassword", "account": "mail.example.com/admin@example.com",
-               "value": "adm1n-pa55"}),
-    )
-    .unwrap();
+    app.store(
+        "graphClientSecret",
+        "contoso.onmicrosoft.com/00000000-0000-0000-0000-000000000001",
+        "x~y",
+    );
+    app.store(
+        "destAdminPassword",
+        "mail.example.com/admin@example.com",
+        "adm1n-pa55",
+    );
     let err = app
         .invoke_blocking(
             "start_migration",
@@ -746,11 +748,7 @@ async fn test_destination_logs_in_to_icewarp_and_reports_slow_settings() {
         .unwrap_err();
     assert_eq!(missing["code"], "secret.missing", "{missing}");
 
-    app.invoke_blocking(
-        "store_secret",
-        json!({"kind": "destAdminPassword", "account": account, "value": "Wr0ng-Pa55"}),
-    )
-    .unwrap();
+    app.store("destAdminPassword", &account, "Wr0ng-Pa55");
     let refused = app
         .invoke_blocking("test_destination", json!({"destination": destination}))
         .unwrap();
@@ -764,11 +762,7 @@ async fn test_destination_logs_in_to_icewarp_and_reports_slow_settings() {
     );
     assert!(!refused.to_string().contains("Wr0ng-Pa55"));
 
-    app.invoke_blocking(
-        "store_secret",
-        json!({"kind": "destAdminPassword", "account": account, "value": admin.admin_password}),
-    )
-    .unwrap();
+    app.store("destAdminPassword", &account, &admin.admin_password);
     let ok = app
         .invoke_blocking("test_destination", json!({"destination": destination}))
         .unwrap();
