@@ -11,6 +11,7 @@ import { el, show, showFieldErrors as showErrors, type Screen } from "./dom";
 import { destinationSettings, wireDestination } from "./destination";
 import { getCurrentWindow } from "@tauri-apps/api/window";
 import type { PlanView } from "./bindings/PlanView";
+import type { AppInfo } from "./bindings/AppInfo";
 import type { WorkloadChoice } from "./bindings/WorkloadChoice";
 
 const PERMISSIONS: Array<[string, string]> = [
@@ -446,8 +447,12 @@ function renderSummary(summary: RunSummary): void {
 /** True while a run is going on: closing the window asks first. */
 let running = false;
 
+/** The last run, for "Run again": the journal makes it write only what changed. */
+let lastRun: { title: string; command: string; args: Record<string, unknown> } | null = null;
+
 /** Runs `command` with a progress Channel, showing the Migrate screen, then the report. */
 async function runWith(view: RunView, title: string, command: string, args: Record<string, unknown>): Promise<void> {
+  lastRun = { title, command, args };
   view.reset();
   show("migrate");
   el("migrate-title").textContent = title;
@@ -457,6 +462,7 @@ async function runWith(view: RunView, title: string, command: string, args: Reco
   try {
     const summary = await invoke<RunSummary>(command, { ...args, onEvent: channel });
     renderSummary(summary);
+    await showLogFolder();
     show("report");
   } catch (e) {
     const err = e as IpcError;
@@ -498,6 +504,19 @@ function wireMigrate(view: RunView): void {
     }),
   );
   el("back-to-start").addEventListener("click", () => show("source"));
+  el("run-again").addEventListener("click", () => {
+    if (lastRun) void runWith(view, lastRun.title, lastRun.command, lastRun.args);
+  });
+}
+
+/** Where the app's log is, for the report (the journal and reports stay with the run). */
+async function showLogFolder(): Promise<void> {
+  try {
+    const info = await invoke<AppInfo>("app_info");
+    el("log-folder").textContent = info.logDir ? `The log is in ${info.logDir}.` : "";
+  } catch {
+    el("log-folder").textContent = "";
+  }
 }
 
 /** Asks in the page whether to stop the run and quit. */

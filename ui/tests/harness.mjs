@@ -90,6 +90,8 @@ export function mockBackend(options = {}) {
     async invoke(cmd, args) {
       calls.push({ cmd, args: JSON.parse(JSON.stringify(args ?? {}, (k, v) => (k === "onEvent" ? "<channel>" : k === "value" || k === "clientSecret" ? "<secret>" : v))) });
       switch (cmd) {
+        case "app_info":
+          return { version: "0.1.0", logDir: "/home/admin/.local/share/com.m365migrator.app/logs" };
         case "secret_status":
           return status(args);
         case "store_secret": {

@@ -364,6 +364,16 @@ test("the Migrate screen shows throttling as a status, failed items, rate and ET
   await page.waitForSelector("#screen-report:not([hidden])");
   assert.equal(await page.isVisible("#throttle-status"), false);
   assert.match(await page.textContent("#summary"), /Migrated 2 mailboxes: 3 messages \(224.6 KiB\), 4 events, 2 contacts and 1 tasks/);
+  assert.match(await page.textContent("#log-folder"), /The log is in \/home\/admin\/.local\/share\/com.m365migrator.app\/logs/);
+  // "Run again" repeats the same request (the journal makes it incremental).
+  const first = (await page.evaluate(() => window.__calls)).filter((c) => c.cmd === "start_migration");
+  await page.click("#run-again");
+  await page.waitForSelector("#screen-migrate:not([hidden])");
+  const runs = (await page.evaluate(() => window.__calls)).filter((c) => c.cmd === "start_migration");
+  assert.equal(runs.length, 2);
+  assert.deepEqual(runs[1].args.request, first[0].args.request);
+  await page.evaluate(() => window.__finishDemo());
+  await page.waitForSelector("#screen-report:not([hidden])");
   // Beyond the messages counted ahead, the row counts items (calendars, contacts, tasks).
   assert.match(await page.textContent('#user-rows tr[data-user="alex.wilber@contoso.com"]'), /2 items \(1 messages, then calendars/);
   assert.deepEqual(errors, []);
