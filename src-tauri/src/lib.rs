@@ -47,7 +47,11 @@ pub fn run() {
     .setup(|app| {
         let log_dir = app.path().app_log_dir()?;
         let guard = state::init_logging(&log_dir)?;
-        app.state::<AppState>().set_logging(log_dir, guard);
+        let state = app.state::<AppState>();
+        state.set_logging(log_dir, guard);
+        if let Err(e) = state.secrets().keychain() {
+            tracing::warn!("{e}; secrets can be kept for this session only");
+        }
         Ok(())
     })
     .run(tauri::generate_context!());

@@ -91,9 +91,6 @@ impl AppState {
         let keychain = KeyringStore::platform()
             .map(|k| Arc::new(k) as Arc<dyn SecretStore>)
             .map_err(|e| e.to_string());
-        if let Err(reason) = &keychain {
-            tracing::warn!("{reason}; secrets can be kept for this session only");
-        }
         AppState::new(keychain)
     }
 
