@@ -5,7 +5,7 @@ CARGO ?= cargo
 TAURI := ui/node_modules/.bin/tauri
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help deps ui-deps ui-build run demo test lint test-rust test-ui smoke package bindings-check bench bench-smoke
+.PHONY: help deps ui-deps ui-build run demo test lint test-rust test-keychain test-ui smoke package bindings-check bench bench-smoke
 
 help:
 	@echo "make run    build and open the desktop app"
@@ -32,7 +32,7 @@ run: ui-build
 demo: deps
 	$(CARGO) run -p migrator-cli --release -- demo --out demo-out
 
-test: ui-build lint test-rust bindings-check test-ui smoke package bench-smoke
+test: ui-build lint test-rust test-keychain bindings-check test-ui smoke package bench-smoke
 	@echo "make test: all checks passed"
 
 lint:
@@ -47,6 +47,10 @@ test-rust:
 bindings-check: test-rust
 	@git diff --exit-code -- ui/src/bindings || (echo "ui/src/bindings is out of date: run cargo test and commit it" >&2; exit 1)
 	@test -z "$$(git ls-files --others --exclude-standard ui/src/bindings)" || (echo "new generated bindings are not committed: git add ui/src/bindings" >&2; exit 1)
+
+## The keychain against a real Secret Service (gnome-keyring under a private D-Bus session).
+test-keychain: deps
+	scripts/test-keychain.sh
 
 test-ui: ui-build
 	scripts/test-ui.sh

@@ -6,8 +6,10 @@ set -euo pipefail
 APT_PACKAGES=(
   # Tauri 2 on Linux (https://v2.tauri.app/start/prerequisites/)
   build-essential pkg-config curl file libssl-dev libwebkit2gtk-4.1-dev librsvg2-dev libxdo-dev
-  # tests: a real window under Xvfb, a real browser, screenshots, the keychain
+  # tests: a real window under Xvfb (clicked by xdotool, closed through python3-xlib), a real
+  # browser, screenshots, the keychain (Secret Service over libdbus)
   xvfb xauth x11-utils imagemagick chromium dbus-x11 gnome-keyring libsecret-tools
+  xdotool python3-xlib libdbus-1-dev
   # bundles
   rpm
   # real destination servers used by the tests

@@ -1,28 +1,35 @@
 #!/usr/bin/env bash
-# Starts the desktop app in a real X server (Xvfb), waits for its window, takes a screenshot
-# and checks that the first screen rendered (not a blank window).
+# The built desktop app in a real X server (Xvfb, WebKitGTK):
+#  1. its window comes up and renders the first screen (screenshot, accent-coloured buttons);
+#  2. "Try the demo" (clicked with xdotool) migrates the simulated tenant to completion: all
+#     300 messages land in the app's data folder and the Report screen shows (screenshot);
+#  3. closing the window when nothing runs quits the app (WM_DELETE_WINDOW, as a window
+#     manager's close button sends it), so the close guard never traps the user.
 # Usage: scripts/smoke-window.sh [BINARY] (default: a debug build of the app)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for tool in xvfb-run xwininfo import convert; do
-  command -v "$tool" >/dev/null || { echo "smoke: $tool is missing: run scripts/install-deps.sh (xvfb x11-utils imagemagick)" >&2; exit 1; }
+for tool in xvfb-run xwininfo import convert xdotool; do
+  command -v "$tool" >/dev/null || { echo "smoke: $tool is missing: run scripts/install-deps.sh (apt-get install xvfb x11-utils imagemagick xdotool)" >&2; exit 1; }
 done
+/usr/bin/python3 -c "import Xlib" 2>/dev/null || { echo "smoke: python3-xlib is missing: apt-get install python3-xlib" >&2; exit 1; }
 
 bin="${1:-}"
 if [[ -z "$bin" ]]; then
   # The embedded UI, as in a release, not the dev server.
   cargo build -p m365-migrator --bin m365-migrator --features custom-protocol
-  bin="target/debug/m365-migrator"
+  bin="${CARGO_TARGET_DIR:-target}/debug/m365-migrator"
 fi
 [[ -x "$bin" ]] || { echo "smoke: $bin is not an executable" >&2; exit 1; }
 
 out="artifacts/screenshots"
 mkdir -p "$out"
 shot="$out/window.png"
-rm -f "$shot"
+report="$out/window-report.png"
+rm -f "$shot" "$report"
 export HOME_FOR_APP
 HOME_FOR_APP="$(mktemp -d)"
+trap 'rm -rf "$HOME_FOR_APP"' EXIT
 
 # WebKitGTK under Xvfb without a GPU: software rendering, no sandbox helpers as root.
 xvfb-run -a -s "-screen 0 1280x800x24" bash -c '
@@ -32,29 +39,77 @@ xvfb-run -a -s "-screen 0 1280x800x24" bash -c '
   "$0" >"$HOME_FOR_APP/app.log" 2>&1 &
   app=$!
   trap "kill $app 2>/dev/null || true" EXIT
+  fail() { echo "smoke: $*" >&2; cat "$HOME_FOR_APP/app.log" >&2; exit 1; }
+  window() { xwininfo -root -tree 2>/dev/null | awk "/\"M365 Migrator\"/ {print \$1; exit}"; }
   for _ in $(seq 1 60); do
-    if xwininfo -root -tree 2>/dev/null | grep -q "\"M365 Migrator\""; then break; fi
-    kill -0 $app 2>/dev/null || { echo "smoke: the app exited early:" >&2; cat "$HOME_FOR_APP/app.log" >&2; exit 1; }
+    [[ -n "$(window)" ]] && break
+    kill -0 $app 2>/dev/null || fail "the app exited early:"
     sleep 1
   done
-  xwininfo -root -tree | grep -q "\"M365 Migrator\"" || { echo "smoke: no window titled M365 Migrator after 60 s" >&2; cat "$HOME_FOR_APP/app.log" >&2; exit 1; }
+  id="$(window)"
+  [[ -n "$id" ]] || fail "no window titled M365 Migrator after 60 s"
   # Give the web view time to lay out the first screen.
   sleep 4
-  import -window root "$1"
-' "$bin" "$shot"
+  import -window "$id" "$1"
 
-[[ -s "$shot" ]] || { echo "smoke: no screenshot was taken" >&2; exit 1; }
-# The first screen's primary buttons use the accent colour (light or dark theme); an error
-# page or a blank window has none of it.
-accent=0
-for colour in "#0f6cbd" "#4aa3ff"; do
-  n=$(convert "$shot" -fuzz 6% -fill black +opaque "$colour" -fill white -opaque "$colour" \
-      -format "%[fx:round(mean*w*h)]" info:)
-  accent=$((accent + n))
+  # "Try the demo": the primary button of the third card (window 1100x760 at the origin).
+  xdotool mousemove 168 695 click 1
+  demo="$XDG_DATA_HOME/com.m365migrator.app/demo-output"
+  count() { find "$demo" -path "*/cur/*" -type f 2>/dev/null | wc -l; }
+  for _ in $(seq 1 60); do
+    [[ "$(count)" -ge 300 ]] && break
+    sleep 1
+  done
+  [[ "$(count)" -eq 300 ]] || fail "the demo wrote $(count) of 300 messages to $demo (did the Try the demo button move?)"
+  sleep 2
+  import -window "$id" "$2"
+
+  # Nothing runs now: a close request quits the app.
+  /usr/bin/python3 - <<"PY"
+from Xlib import X, display, protocol
+d = display.Display()
+delete = d.intern_atom("WM_DELETE_WINDOW")
+def find(w):
+    if w.get_wm_name() == "M365 Migrator" and delete in (w.get_wm_protocols() or []):
+        return w
+    for child in w.query_tree().children:
+        found = find(child)
+        if found:
+            return found
+w = find(d.screen().root)
+w.send_event(protocol.event.ClientMessage(window=w, client_type=d.intern_atom("WM_PROTOCOLS"),
+             data=(32, [delete, X.CurrentTime, 0, 0, 0])), event_mask=X.NoEventMask)
+d.flush()
+PY
+  for _ in $(seq 1 20); do
+    kill -0 $app 2>/dev/null || exit 0
+    sleep 0.5
+  done
+  fail "the window did not close when asked (nothing was running)"
+' "$bin" "$shot" "$report"
+
+# The screens' primary buttons use the accent colour (light or dark theme); an error page or a
+# blank window has none of it.
+accent_pixels() {
+  local n total=0
+  for colour in "#0f6cbd" "#4aa3ff"; do
+    n=$(convert "$1" -fuzz 6% -fill black +opaque "$colour" -fill white -opaque "$colour" \
+        -format "%[fx:round(mean*w*h)]" info:)
+    total=$((total + n))
+  done
+  echo "$total"
+}
+for file in "$shot" "$report"; do
+  [[ -s "$file" ]] || { echo "smoke: no screenshot $file was taken" >&2; exit 1; }
+  accent=$(accent_pixels "$file")
+  echo "smoke: screenshot $file has $accent accent-coloured pixels"
+  if (( accent < 1000 )); then
+    echo "smoke: $file shows no rendered screen (no accent-coloured buttons)" >&2
+    exit 1
+  fi
 done
-echo "smoke: window screenshot $shot has $accent accent-coloured pixels"
-if (( accent < 2000 )); then
-  echo "smoke: the first screen did not render (no accent-coloured buttons)" >&2
-  exit 1
-fi
-echo "smoke: the desktop app opened its window and rendered the first screen"
+# The real app's windows for the README.
+mkdir -p docs/screenshots
+cp "$shot" docs/screenshots/app-window.png
+cp "$report" docs/screenshots/app-report.png
+echo "smoke: the desktop app rendered its first screen, ran the demo to its report and closed when asked"

@@ -2,36 +2,114 @@
 
 use std::sync::{Arc, Mutex};
 
-use m365_migrator_app::{builder, demo, ChannelReporter};
+// The core's real-server helpers (a throwaway Dovecot with TLS from a private CA).
+#[path = "../src-tauri/core/tests/support/mod.rs"]
+mod support;
+
+use m365_migrator_app::{builder, demo, migrate, AppState, ChannelReporter, MigrationRequest};
 use migrator_core::engine::RunControl;
 use migrator_core::progress::ProgressEvent;
+use migrator_core::secrets::{KeyringStore, SecretStore};
 use serde_json::{json, Value};
 use tauri::ipc::{CallbackFn, Channel, InvokeBody};
-use tauri::test::{get_ipc_response, mock_builder, mock_context, noop_assets, INVOKE_KEY};
+use tauri::test::{
+    get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY,
+};
 use tauri::webview::InvokeRequest;
-use tauri::WebviewWindowBuilder;
+use tauri::{App, WebviewWindow, WebviewWindowBuilder};
+
+/// The app on the mock runtime with one window, its secrets in keyring-core's mock store.
+struct TestApp {
+    _app: App<MockRuntime>,
+    webview: WebviewWindow<MockRuntime>,
+    keychain: Arc<dyn SecretStore>,
+    /// The app's data folder (journals of server destinations).
+    data: tempfile::TempDir,
+}
+
+impl TestApp {
+    fn new() -> Self {
+        let keychain: Arc<dyn SecretStore> = Arc::new(KeyringStore::new(
+            keyring_core::mock::Store::new().expect("a mock store"),
+        ));
+        Self::with_state(AppState::new(Ok(keychain.clone())), keychain)
+    }
+
+    /// An app on a desktop without a keychain.
+    fn without_keychain() -> Self {
+        let unused: Arc<dyn SecretStore> = Arc::new(migrator_core::secrets::MemoryStore::default());
+        Self::with_state(
+            AppState::new(Err("no Secret Service on the session bus".into())),
+            unused,
+        )
+    }
+
+    fn with_state(state: AppState, keychain: Arc<dyn SecretStore>) -> Self {
+        let data = tempfile::tempdir().expect("a data folder");
+        let state = state.with_data_dir(data.path().to_path_buf());
+        let app = builder(mock_builder(), state)
+            .build(mock_context(noop_assets()))
+            .expect("the app builds on the mock runtime");
+        let webview = WebviewWindowBuilder::new(&app, "main", Default::default())
+            .build()
+            .expect("a mock window");
+        TestApp {
+            _app: app,
+            webview,
+            keychain,
+            data,
+        }
+    }
+
+    fn invoke(&self, cmd: &str, args: Value) -> Result<Value, Value> {
+        get_ipc_response(
+            &self.webview,
+            InvokeRequest {
+                cmd: cmd.into(),
+                callback: CallbackFn(0),
+                error: CallbackFn(1),
+                // On Linux the app's own origin; http://tauri.localhost would be refused as remote.
+                url: "tauri://localhost".parse().expect("a valid URL"),
+                body: InvokeBody::Json(args),
+                headers: Default::default(),
+                invoke_key: INVOKE_KEY.to_string(),
+            },
+        )
+        .map(|body| body.deserialize::<Value>().expect("JSON"))
+    }
+
+    /// Hands a secret to the app as the UI does (`store_secret`), expecting it stored.
+    fn store(&self, kind: &str, account: impl serde::Serialize, value: impl serde::Serialize) {
+        let stored = self
+            .invoke_blocking(
+                "store_secret",
+                json!({"kind": kind, "account": account, "value": value}),
+            )
+            .expect("the secret is stored");
+        assert_eq!(stored, "stored");
+    }
+
+    /// `invoke` from inside a multi-threaded tokio test (async commands need the runtime).
+    fn invoke_blocking(&self, cmd: &str, args: Value) -> Result<Value, Value> {
+        tokio::task::block_in_place(|| self.invoke(cmd, args))
+    }
+}
 
 fn invoke(cmd: &str, args: Value) -> Result<Value, Value> {
-    let app = builder(mock_builder())
-        .build(mock_context(noop_assets()))
-        .expect("the app builds on the mock runtime");
-    let webview = WebviewWindowBuilder::new(&app, "main", Default::default())
-        .build()
-        .expect("a mock window");
-    get_ipc_response(
-        &webview,
-        InvokeRequest {
-            cmd: cmd.into(),
-            callback: CallbackFn(0),
-            error: CallbackFn(1),
-            // On Linux the app's own origin; http://tauri.localhost would be refused as remote.
-            url: "tauri://localhost".parse().expect("a valid URL"),
-            body: InvokeBody::Json(args),
-            headers: Default::default(),
-            invoke_key: INVOKE_KEY.to_string(),
-        },
-    )
-    .map(|body| body.deserialize::<Value>().expect("JSON"))
+    TestApp::new().invoke(cmd, args)
+}
+
+/// A Channel as the UI would hold it, keeping every event it receives.
+fn recording_channel<T: serde::de::DeserializeOwned + Send + 'static>(
+) -> (Channel<ProgressEvent>, Arc<Mutex<Vec<T>>>) {
+    let events = Arc::new(Mutex::new(Vec::<T>::new()));
+    let sink = events.clone();
+    let channel = Channel::new(move |body| {
+        let event: T = body.deserialize().expect("an event");
+        sink.lock().unwrap().push(event);
+        Ok(())
+    });
+    (channel, events)
 }
 
 #[test]
@@ -95,14 +173,22 @@ async fn test_connection_lists_permissions_or_gives_entra_advice() {
         .unwrap();
     let source = json!({"tenantId": sim.tenant_id(), "clientId": sim.client_id(), "cloud": "global",
                         "loginUrl": sim.url(), "graphUrl": sim.url()});
-    let secret = sim.client_secret().to_string();
-    let ok = tokio::task::block_in_place(|| {
-        invoke(
-            "test_connection",
-            json!({"source": source, "clientSecret": secret}),
+    let app = TestApp::new();
+    let account = format!("{}/{}", sim.tenant_id(), sim.client_id());
+    let missing = app
+        .invoke_blocking("test_connection", json!({"source": source}))
+        .unwrap_err();
+    assert_eq!(missing["code"], "secret.missing", "{missing}");
+    let stored = app
+        .invoke_blocking(
+            "store_secret",
+            json!({"kind": "graphClientSecret", "account": account, "value": sim.client_secret()}),
         )
-    })
-    .unwrap();
+        .unwrap();
+    assert_eq!(stored, "stored");
+    let ok = app
+        .invoke_blocking("test_connection", json!({"source": source}))
+        .unwrap();
     let granted: Vec<&str> = ok
         .as_array()
         .unwrap()
@@ -115,13 +201,10 @@ async fn test_connection_lists_permissions_or_gives_entra_advice() {
         "{ok}"
     );
 
-    let wrong = tokio::task::block_in_place(|| {
-        invoke(
-            "test_connection",
-            json!({"source": source, "clientSecret": "wrong-value~1"}),
-        )
-    })
-    .unwrap_err();
+    app.store("graphClientSecret", account, "wrong-value~1");
+    let wrong = app
+        .invoke_blocking("test_connection", json!({"source": source}))
+        .unwrap_err();
     assert_eq!(wrong["code"], "auth.secret");
     assert!(
         wrong["message"].as_str().unwrap().contains("AADSTS7000215"),
@@ -133,13 +216,7 @@ async fn test_connection_lists_permissions_or_gives_entra_advice() {
 
 #[tokio::test]
 async fn the_demo_streams_every_event_through_a_channel() {
-    let events = Arc::new(Mutex::new(Vec::<ProgressEvent>::new()));
-    let sink = events.clone();
-    let channel: Channel<ProgressEvent> = Channel::new(move |body| {
-        let event: ProgressEvent = body.deserialize().expect("a ProgressEvent");
-        sink.lock().unwrap().push(event);
-        Ok(())
-    });
+    let (channel, events) = recording_channel::<ProgressEvent>();
     let out = tempfile::tempdir().unwrap();
     let summary = demo(
         out.path(),
@@ -161,7 +238,9 @@ async fn the_demo_streams_every_event_through_a_channel() {
         .iter()
         .filter(|e| matches!(e, ProgressEvent::ItemDone { skipped: false, .. }))
         .count() as u64;
-    assert_eq!(done, summary.totals.messages);
+    // Every message, event, contact and task reports one ItemDone.
+    let t = &summary.totals;
+    assert_eq!(done, t.messages + t.events + t.contacts + t.tasks);
     assert!(summary.totals.messages >= 200);
     assert_eq!(summary.totals.failed, 0);
     let finished = events
@@ -169,4 +248,536 @@ async fn the_demo_streams_every_event_through_a_channel() {
         .filter(|e| matches!(e, ProgressEvent::UserFinished { .. }))
         .count();
     assert_eq!(finished, 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_go_to_the_keychain_and_never_come_back() {
+    let app = TestApp::new();
+    let args = json!({"kind": "graphClientSecret", "account": "Contoso.com/ABC"});
+    assert_eq!(
+        app.invoke_blocking("secret_status", args.clone()).unwrap(),
+        "missing"
+    );
+    let mut with_value = args.clone();
+    with_value["value"] = json!("Qx8Q~s3cr3t.value");
+    let stored = app.invoke_blocking("store_secret", with_value).unwrap();
+    assert_eq!(stored, "stored");
+    assert!(!stored.to_string().contains("s3cr3t"));
+    // Under the documented entry name, normalised.
+    let kept = app
+        .keychain
+        .get("graph-client-secret:contoso.com/abc")
+        .unwrap()
+        .expect("in the keychain");
+    assert_eq!(kept.expose(), "Qx8Q~s3cr3t.value");
+    let status = app.invoke_blocking("secret_status", args.clone()).unwrap();
+    assert_eq!(status, "stored");
+    // The admin password of a destination is a different entry.
+    let admin = json!({"kind": "destAdminPassword", "account": "mail.example.com/admin"});
+    assert_eq!(
+        app.invoke_blocking("secret_status", admin).unwrap(),
+        "missing"
+    );
+
+    assert_eq!(
+        app.invoke_blocking("forget_secret", args.clone()).unwrap(),
+        "missing"
+    );
+    assert!(app
+        .keychain
+        .get("graph-client-secret:contoso.com/abc")
+        .unwrap()
+        .is_none());
+
+    let bad = app
+        .invoke_blocking(
+            "store_secret",
+            json!({"kind": "graphClientSecret", "account": "no-slash", "value": "Qx8Q~s3cr3t"}),
+        )
+        .unwrap_err();
+    assert_eq!(bad["code"], "invalid");
+    assert!(!bad.to_string().contains("s3cr3t"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_keychain_a_secret_can_be_kept_for_the_session() {
+    let app = TestApp::without_keychain();
+    let args = json!({"kind": "destAdminPassword", "account": "mail.example.com/admin"});
+    assert_eq!(
+        app.invoke_blocking("secret_status", args.clone()).unwrap(),
+        "unavailable"
+    );
+    let mut with_value = args.clone();
+    with_value["value"] = json!("pa55-w0rd");
+    let refused = app
+        .invoke_blocking("store_secret", with_value.clone())
+        .unwrap_err();
+    assert_eq!(refused["code"], "keychain.unavailable");
+    assert!(refused["message"]
+        .as_str()
+        .unwrap()
+        .contains("this session only"));
+    assert!(!refused.to_string().contains("pa55-w0rd"));
+    with_value["sessionOnly"] = json!(true);
+    assert_eq!(
+        app.invoke_blocking("store_secret", with_value).unwrap(),
+        "session"
+    );
+    assert_eq!(
+        app.invoke_blocking("secret_status", args.clone()).unwrap(),
+        "session"
+    );
+    assert_eq!(
+        app.invoke_blocking("forget_secret", args.clone()).unwrap(),
+        "unavailable"
+    );
+}
+
+fn fields(errors: &Value) -> Vec<&str> {
+    errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn validate_destination_names_each_bad_field_of_each_kind() {
+    let app = TestApp::new();
+    let check = |destination: Value| {
+        app.invoke(
+            "validate_destination",
+            json!({ "destination": destination }),
+        )
+        .unwrap()
+    };
+    let icewarp = check(
+        json!({"kind": "iceWarp", "host": "https://mail.example.com",
+                               "adminEmail": "admin", "credentialsReport": "new.csv",
+                               "apiUrl": "http://mail.example.com/icewarpapi/"}),
+    );
+    assert_eq!(
+        fields(&icewarp),
+        ["iceWarpHost", "adminEmail", "credentialsReport", "apiUrl"]
+    );
+    assert_eq!(
+        check(
+            json!({"kind": "iceWarp", "host": "mail.example.com", "adminEmail": "admin@example.com",
+                     "credentialsReport": "/root/new-accounts.csv"})
+        ),
+        json!([])
+    );
+    let imap = check(json!({"kind": "imap", "host": "imap://x", "port": 0, "security": "tls"}));
+    assert_eq!(fields(&imap), ["host", "port", "login"]);
+    let both = check(
+        json!({"kind": "imap", "host": "imap.example.com", "masterUser": "admin",
+                            "accountsCsv": "/srv/a.csv"}),
+    );
+    assert_eq!(fields(&both), ["login"]);
+    let relative = check(
+        json!({"kind": "imap", "host": "imap.example.com", "security": "starttls",
+                                "accountsCsv": "a.csv"}),
+    );
+    assert_eq!(fields(&relative), ["accountsCsv"]);
+    assert_eq!(
+        check(
+            json!({"kind": "imap", "host": "imap.example.com", "port": 993, "masterUser": "admin",
+                     "masterStyle": "dovecot"})
+        ),
+        json!([])
+    );
+    assert_eq!(
+        fields(&check(json!({"kind": "folder", "path": "out"}))),
+        ["path"]
+    );
+    assert_eq!(
+        check(json!({"kind": "folder", "path": "/srv/out"})),
+        json!([])
+    );
+    // A password is never a destination field.
+    let err = app
+        .invoke(
+            "validate_destination",
+            json!({"destination": {"kind": "folder", "path": "/srv", "password": "pa55"}}),
+        )
+        .unwrap_err();
+    assert!(!err.to_string().contains("pa55"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_destination_checks_a_folder_and_is_honest_about_icewarp() {
+    let app = TestApp::new();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("export");
+    let ok = app
+        .invoke_blocking(
+            "test_destination",
+            json!({"destination": {"kind": "folder", "path": out}}),
+        )
+        .unwrap();
+    assert_eq!(ok["ok"], true, "{ok}");
+    assert!(out.is_dir(), "the folder is created");
+
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let bad = app
+        .invoke_blocking(
+            "test_destination",
+            json!({"destination": {"kind": "folder", "path": file.join("below")}}),
+        )
+        .unwrap();
+    assert_eq!(bad["ok"], false);
+    assert!(
+        bad["messages"][0]
+            .as_str()
+            .unwrap()
+            .contains("not writable"),
+        "{bad}"
+    );
+
+    let imap = json!({"kind": "imap", "host": "127.0.0.1", "port": 1, "masterUser": "admin"});
+    let err = app
+        .invoke_blocking("test_destination", json!({"destination": imap}))
+        .unwrap_err();
+    assert_eq!(err["code"], "secret.missing", "{err}");
+    assert!(!err.to_string().contains("adm1n-pa55"));
+}
+
+/// Every file in a `cur/` folder below `dir`: the messages a Maildir holds.
+fn maildir_messages(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if d.file_name().is_some_and(|n| n == "cur") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// A started simulator, its source settings as the UI sends them, and an app holding its
+/// client secret in the (mock) keychain.
+async fn tenant_app() -> (migrator_sim::SimServer, Value, TestApp) {
+    let sim = migrator_sim::SimServer::start(migrator_sim::SimConfig::demo())
+        .await
+        .unwrap();
+    let (source, app) = app_for(&sim);
+    (sim, source, app)
+}
+
+/// The simulator's source settings as the UI sends them, and an app holding its client
+/// secret in the (mock) keychain.
+fn app_for(sim: &migrator_sim::SimServer) -> (Value, TestApp) {
+    let source = json!({"tenantId": sim.tenant_id(), "clientId": sim.client_id(), "cloud": "global",
+                        "loginUrl": sim.url(), "graphUrl": sim.url()});
+    let app = TestApp::new();
+    app.store(
+        "graphClientSecret",
+        format!("{}/{}", sim.tenant_id(), sim.client_id()),
+        sim.client_secret(),
+    );
+    (source, app)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn start_migration_moves_the_selected_mailboxes_into_a_folder() {
+    let (sim, source, app) = tenant_app().await;
+    let plan = app
+        .invoke_blocking("plan_migration", json!({"source": source}))
+        .unwrap();
+    let users = plan["users"].as_array().unwrap();
+    let mails: Vec<&str> = users
+        .iter()
+        .map(|u| u["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(mails.len(), 3, "{plan}");
+    // Real counts from the tenant: each mailbox's folders and items, summed in the total.
+    assert!(
+        users.iter().all(|u| u["folders"].as_u64().unwrap() > 0),
+        "{plan}"
+    );
+    let items: u64 = users.iter().map(|u| u["items"].as_u64().unwrap()).sum();
+    assert_eq!(plan["items"].as_u64().unwrap(), items);
+    assert!(items >= 300, "{plan}");
+    assert_eq!(
+        plan["domains"],
+        json!(["contoso.com", "contoso.onmicrosoft.com"]),
+        "{plan}"
+    );
+
+    let out = tempfile::tempdir().unwrap();
+    let request = json!({"source": source, "users": [mails[1]], "workloads": ["mail"],
+                         "destination": {"kind": "folder", "path": out.path()}});
+    let summary = app
+        .invoke_blocking(
+            "start_migration",
+            json!({"request": request, "onEvent": "__CHANNEL__:7"}),
+        )
+        .unwrap();
+    assert_eq!(summary["users"], 1, "{summary}");
+    assert_eq!(summary["totals"]["failed"], 0);
+    // Mail only, as chosen.
+    assert_eq!(summary["totals"]["events"], 0, "{summary}");
+    assert_eq!(summary["totals"]["contacts"], 0, "{summary}");
+    let messages = summary["totals"]["messages"].as_u64().unwrap();
+    assert!(messages >= 50, "{summary}");
+    let written = maildir_messages(out.path());
+    assert_eq!(written.len() as u64, messages);
+    assert!(
+        written
+            .iter()
+            .all(|p| p.starts_with(out.path().join(mails[1]))),
+        "only the selected mailbox is written"
+    );
+    assert!(out.path().join(".m365-migrator").is_dir(), "the journal");
+
+    // Once the run is over, the controls say so.
+    let idle = app
+        .invoke_blocking("control_run", json!({"action": "stop"}))
+        .unwrap_err();
+    assert_eq!(idle["code"], "idle");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_run_streams_its_events_and_no_secret_reaches_them() {
+    let (sim, source, app) = tenant_app().await;
+    let places = {
+        let state = tauri::Manager::state::<AppState>(&app.webview);
+        state.secrets()
+    };
+    let (channel, events) = recording_channel::<Value>();
+    let out = tempfile::tempdir().unwrap();
+    let request: MigrationRequest = serde_json::from_value(
+        json!({"source": source, "destination": {"kind": "folder", "path": out.path()}}),
+    )
+    .unwrap();
+    let summary = migrate(
+        places.clone(),
+        out.path(),
+        request.clone(),
+        Arc::new(ChannelReporter::new(channel)),
+        RunControl::new(),
+    )
+    .await
+    .expect("the run finishes");
+    let events = events.lock().unwrap().clone();
+    assert_eq!(events.first().unwrap()["kind"], "runStarted");
+    assert_eq!(events.first().unwrap()["users"], 3);
+    assert_eq!(events.last().unwrap()["kind"], "runFinished");
+    let done = events.iter().filter(|e| e["kind"] == "itemDone").count() as u64;
+    let t = &summary.totals;
+    assert_eq!(done, t.messages + t.events + t.contacts + t.tasks);
+    let messages = t.messages;
+    assert_eq!(maildir_messages(out.path()).len() as u64, messages);
+    let all = serde_json::to_string(&events).unwrap();
+    assert!(!all.contains(sim.client_secret()), "a secret in an event");
+
+    // A rerun writes nothing twice.
+    let again = migrate(
+        places.clone(),
+        out.path(),
+        request.clone(),
+        Arc::new(migrator_core::progress::NullReporter),
+        RunControl::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(maildir_messages(out.path()).len() as u64, messages);
+    assert_eq!(again.totals.failed, 0);
+
+    // A wrong stored secret: the error names the problem, never the value.
+    app.store(
+        "graphClientSecret",
+        format!("{}/{}", sim.tenant_id(), sim.client_id()),
+        "Wr0ng~secret.value",
+    );
+    let err = migrate(
+        places,
+        out.path(),
+        request,
+        Arc::new(migrator_core::progress::NullReporter),
+        RunControl::new(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code, "auth.secret");
+    assert!(!err.message.contains("Wr0ng~secret.value"), "{err:?}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn start_migration_refuses_icewarp_until_it_exists_and_needs_stored_secrets() {
+    let app = TestApp::new();
+    let source = json!({"tenantId": "contoso.onmicrosoft.com",
+                        "clientId": "00000000-0000-0000-0000-000000000001"});
+    let out = tempfile::tempdir().unwrap();
+    let err = app
+        .invoke_blocking(
+            "start_migration",
+            json!({"request": {"source": source, "destination": {"kind": "folder", "path": out.path()}},
+                   "onEvent": "__CHANNEL__:1"}),
+        )
+        .unwrap_err();
+    assert_eq!(err["code"], "secret.missing", "{err}");
+    app.store(
+        "graphClientSecret",
+        "contoso.onmicrosoft.com/00000000-0000-0000-0000-000000000001",
+        "x~y",
+    );
+    app.store(
+        "destAdminPassword",
+        "mail.example.com/admin@example.com",
+        "adm1n-pa55",
+    );
+    let err = app
+        .invoke_blocking(
+            "start_migration",
+            json!({"request": {"source": source, "destination": {"kind": "iceWarp",
+                   "host": "mail.example.com", "adminEmail": "admin@example.com",
+                   "credentialsReport": out.path().join("new.csv")}},
+                   "onEvent": "__CHANNEL__:1"}),
+        )
+        .unwrap_err();
+    assert_eq!(err["code"], "not_available", "{err}");
+    assert!(!err.to_string().contains("adm1n-pa55"));
+    assert_eq!(maildir_messages(out.path()).len(), 0);
+}
+
+/// The Destination screen's IMAP settings for a test Dovecot: implicit TLS trusting its CA,
+/// the master user in Dovecot's style.
+fn dovecot_destination(dovecot: &support::dovecot::Dovecot) -> Value {
+    json!({"kind": "imap", "host": "127.0.0.1", "port": dovecot.imaps_port, "security": "tls",
+           "caFile": dovecot.ca_file, "masterUser": support::dovecot::MASTER_USER,
+           "masterStyle": "dovecot"})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_imap_destination_is_tested_and_migrated_into_with_keychain_passwords() {
+    let (sim, dovecot) = support::tenant_with_dovecot(2, 12).await;
+    let (source, app) = app_for(&sim);
+    let destination = dovecot_destination(&dovecot);
+    let master = json!({"kind": "destAdminPassword",
+                        "account": format!("127.0.0.1/{}", support::dovecot::MASTER_USER)});
+
+    let mut wrong = master.clone();
+    wrong["value"] = json!("not-the-master-pw");
+    app.invoke_blocking("store_secret", wrong).unwrap();
+    let refused = app
+        .invoke_blocking(
+            "test_destination",
+            json!({"source": source, "destination": destination}),
+        )
+        .unwrap();
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert!(
+        refused["messages"][0]
+            .as_str()
+            .unwrap()
+            .contains("cannot log in"),
+        "{refused}"
+    );
+    assert!(!refused.to_string().contains("not-the-master-pw"));
+
+    let mut right = master.clone();
+    right["value"] = json!(support::dovecot::MASTER_PASSWORD);
+    app.invoke_blocking("store_secret", right).unwrap();
+    let ok = app
+        .invoke_blocking(
+            "test_destination",
+            json!({"source": source, "destination": destination}),
+        )
+        .unwrap();
+    assert_eq!(ok["ok"], true, "{ok}\n{}", dovecot.log());
+
+    let request = json!({"source": source, "destination": destination});
+    let first = app
+        .invoke_blocking(
+            "start_migration",
+            json!({"request": request, "onEvent": "__CHANNEL__:3"}),
+        )
+        .unwrap();
+    assert_eq!(first["users"], 2, "{first}\n{}", dovecot.log());
+    assert_eq!(first["totals"]["failed"], 0, "{first}");
+    let moved = first["totals"]["messages"].as_u64().unwrap();
+    assert!(moved >= 24, "{first}");
+    // The second run finds everything there (journal under the app's data folder).
+    assert!(app.data.path().join("journal").is_dir());
+    let second = app
+        .invoke_blocking(
+            "start_migration",
+            json!({"request": request, "onEvent": "__CHANNEL__:4"}),
+        )
+        .unwrap();
+    assert_eq!(second["totals"]["failed"], 0, "{second}");
+    assert_eq!(
+        second["totals"]["messages"].as_u64().unwrap(),
+        0,
+        "nothing written twice: {second}"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_destination_logs_in_to_icewarp_and_reports_slow_settings() {
+    use migrator_sim::icewarp::{IceWarpConfig, IceWarpSim};
+    let sim = IceWarpSim::start(IceWarpConfig {
+        properties: vec![(
+            "C_System_Services_IMAP_MaxAppendsPerMinute".into(),
+            "120".into(),
+        )],
+        ..IceWarpConfig::default()
+    })
+    .await
+    .unwrap();
+    let admin = IceWarpConfig::default();
+    let app = TestApp::new();
+    let dir = tempfile::tempdir().unwrap();
+    let destination = json!({"kind": "iceWarp", "host": "127.0.0.1", "adminEmail": admin.admin_email,
+                             "credentialsReport": dir.path().join("new-accounts.csv"),
+                             "apiUrl": sim.api_url()});
+    let account = format!("127.0.0.1/{}", admin.admin_email);
+    let missing = app
+        .invoke_blocking("test_destination", json!({"destination": destination}))
+        .unwrap_err();
+    assert_eq!(missing["code"], "secret.missing", "{missing}");
+
+    app.store("destAdminPassword", &account, "Wr0ng-Pa55");
+    let refused = app
+        .invoke_blocking("test_destination", json!({"destination": destination}))
+        .unwrap();
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert!(
+        refused["messages"][0]
+            .as_str()
+            .unwrap()
+            .contains("refused the administrator login"),
+        "{refused}"
+    );
+    assert!(!refused.to_string().contains("Wr0ng-Pa55"));
+
+    app.store("destAdminPassword", &account, &admin.admin_password);
+    let ok = app
+        .invoke_blocking("test_destination", json!({"destination": destination}))
+        .unwrap();
+    assert_eq!(ok["ok"], true, "{ok}");
+    assert!(
+        ok["messages"][0].as_str().unwrap().contains("Logged in"),
+        "{ok}"
+    );
+    let advice = ok["advice"].to_string();
+    assert!(
+        advice.contains("120 messages per minute"),
+        "the slow APPEND limit is reported: {ok}"
+    );
+    assert!(!ok.to_string().contains(&admin.admin_password));
+    // One login, one settings read, one logout: nothing created.
+    assert!(sim.accounts().is_empty());
+    sim.shutdown().await;
 }

@@ -3,16 +3,28 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use migrator_core::config::{is_guid, tenant_id_shape_ok, Cloud, SourceConfig};
-use migrator_core::engine::{run_to_folder_with, test_source, RunOptions};
+use migrator_core::config::{
+    is_guid, tenant_id_shape_ok, AccountRule, Cloud, DestinationConfig, ImapSecurity,
+    MasterLoginStyle, SourceConfig,
+};
+use migrator_core::config::{UserSelection, Workload};
+use migrator_core::dest::folder::FolderStore;
+use migrator_core::dest::provision::icewarp::{IceWarpProvisioner, IceWarpSettings};
+use migrator_core::engine::{
+    self, preflight, run_to_folder_with, test_source, Destination, RunControl, RunOptions,
+};
 use migrator_core::graph::permissions::PermissionStatus;
+use migrator_core::progress::Reporter;
 use migrator_core::progress::{ProgressEvent, RunSummary};
-use migrator_core::secrets::Secret;
+use migrator_core::secrets::{
+    dest_admin_password_entry, graph_client_secret_entry, Secret, SecretStore, SecretStoreError,
+};
 use serde::{Deserialize, Serialize};
 use tauri::ipc::Channel;
 use tauri::{AppHandle, Manager, Runtime, State};
 use ts_rs::TS;
 
+use crate::state::{Found, SecretPlaces};
 use crate::{AppState, ChannelReporter, IpcError};
 
 /// What the About box and the log button need.
@@ -67,16 +79,759 @@ pub(crate) fn validate_source(source: SourceConfig) -> Vec<FieldError> {
     errors
 }
 
-/// Signs in with the Source screen's settings and reports each permission as granted or
-/// missing. The secret is used for this sign-in only and is not kept or logged.
+/// Signs in with the Source screen's settings and the client secret stored for them
+/// ([`store_secret`]), and reports each permission as granted or missing.
 #[tauri::command]
 pub(crate) async fn test_connection(
+    state: State<'_, AppState>,
     source: SourceConfig,
-    client_secret: String,
 ) -> Result<Vec<PermissionStatus>, IpcError> {
-    let secret = Secret::new(client_secret);
+    let secret = client_secret(state.secrets(), &source).await?;
     let (permissions, _) = test_source(&source, &secret, &RunOptions::default()).await?;
     Ok(permissions)
+}
+
+// --- Secrets ------------------------------------------------------------------------------
+
+/// Which secret: an app registration's client secret (account `<tenant>/<client>`) or a
+/// destination administrator's password (account `<host>/<user>`).
+#[derive(Debug, Clone, Copy, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../ui/src/bindings/")]
+pub enum SecretKind {
+    GraphClientSecret,
+    DestAdminPassword,
+}
+
+/// Where a secret is: in the keychain, kept for this session only, not stored yet, or
+/// not stored and no keychain to store it in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../ui/src/bindings/")]
+pub enum SecretStatus {
+    Stored,
+    Session,
+    Missing,
+    Unavailable,
+}
+
+/// The keychain entry of `kind` for `account`.
+fn secret_entry(kind: SecretKind, account: &str) -> Result<String, IpcError> {
+    let (a, b) = account
+        .split_once('/')
+        .filter(|(a, b)| !a.trim().is_empty() && !b.trim().is_empty())
+        .ok_or_else(|| {
+            IpcError::new(
+                "invalid",
+                "The account must be <tenant>/<client> or <host>/<user>.",
+            )
+        })?;
+    Ok(match kind {
+        SecretKind::GraphClientSecret => graph_client_secret_entry(a, b),
+        SecretKind::DestAdminPassword => dest_admin_password_entry(a, b),
+    })
+}
+
+/// Runs a keychain call on a blocking thread (D-Bus and the platform APIs block).
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, IpcError> + Send + 'static,
+) -> Result<T, IpcError> {
+    tauri::async_runtime::spawn_blocking(work)
+        .await
+        .map_err(|e| IpcError::new("internal", format!("keychain call failed: {e}")))?
+}
+
+fn status(places: &SecretPlaces, entry: &str) -> Result<SecretStatus, IpcError> {
+    match places.find(entry) {
+        Ok(Some(Found::Keychain(_))) => Ok(SecretStatus::Stored),
+        Ok(Some(Found::Session(_))) => Ok(SecretStatus::Session),
+        Ok(None) => Ok(SecretStatus::Missing),
+        Err(SecretStoreError::Unavailable(_)) => Ok(SecretStatus::Unavailable),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Stores a secret the user typed, in the keychain (or, with `session_only`, in memory until
+/// the app quits). The value crosses the IPC boundary this once and is never sent back.
+#[tauri::command]
+pub(crate) async fn store_secret(
+    state: State<'_, AppState>,
+    kind: SecretKind,
+    account: String,
+    value: String,
+    session_only: Option<bool>,
+) -> Result<SecretStatus, IpcError> {
+    let entry = secret_entry(kind, &account)?;
+    let secret = Secret::new(value);
+    if secret.is_empty() {
+        return Err(IpcError::new("invalid", "The secret is empty."));
+    }
+    let places = state.secrets();
+    blocking(move || {
+        if session_only.unwrap_or(false) {
+            places.session().put(&entry, &secret)?;
+            return Ok(SecretStatus::Session);
+        }
+        places.keychain()?.put(&entry, &secret)?;
+        // A value kept for the session before is superseded by the keychain's.
+        places.session().delete(&entry)?;
+        Ok(SecretStatus::Stored)
+    })
+    .await
+}
+
+/// Whether a secret is stored, without revealing it.
+#[tauri::command]
+pub(crate) async fn secret_status(
+    state: State<'_, AppState>,
+    kind: SecretKind,
+    account: String,
+) -> Result<SecretStatus, IpcError> {
+    let entry = secret_entry(kind, &account)?;
+    let places = state.secrets();
+    blocking(move || status(&places, &entry)).await
+}
+
+/// Removes a secret from the keychain and the session.
+#[tauri::command]
+pub(crate) async fn forget_secret(
+    state: State<'_, AppState>,
+    kind: SecretKind,
+    account: String,
+) -> Result<SecretStatus, IpcError> {
+    let entry = secret_entry(kind, &account)?;
+    let places = state.secrets();
+    blocking(move || {
+        places.session().delete(&entry)?;
+        if let Ok(keychain) = places.keychain() {
+            keychain.delete(&entry)?;
+        }
+        status(&places, &entry)
+    })
+    .await
+}
+
+/// The stored secret under `entry`, or a `secret.missing` error saying what to enter.
+async fn stored_secret(
+    places: SecretPlaces,
+    entry: String,
+    what: &'static str,
+) -> Result<Secret, IpcError> {
+    blocking(move || match places.find(&entry) {
+        Ok(Some(found)) => Ok(found.secret()),
+        Ok(None) | Err(SecretStoreError::Unavailable(_)) => Err(IpcError::new(
+            "secret.missing",
+            format!("The {what} is not stored yet: enter it and it will be kept in the keychain."),
+        )),
+        Err(e) => Err(e.into()),
+    })
+    .await
+}
+
+/// The client secret stored for `source`'s app registration.
+async fn client_secret(places: SecretPlaces, source: &SourceConfig) -> Result<Secret, IpcError> {
+    let entry = graph_client_secret_entry(&source.tenant_id, &source.client_id);
+    stored_secret(places, entry, "client secret").await
+}
+
+// --- Destination ----------------------------------------------------------------------------
+
+/// How the IMAP connection is secured (plaintext is not offered: it is for loopback tests).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../ui/src/bindings/")]
+pub enum ImapSecurityChoice {
+    #[default]
+    Tls,
+    Starttls,
+}
+
+/// How an IMAP master user logs in for each user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../ui/src/bindings/")]
+pub enum MasterStyleChoice {
+    /// SASL PLAIN with the user as authorization identity (RFC 4616).
+    #[default]
+    Authzid,
+    /// Dovecot's `user*master` login name.
+    Dovecot,
+}
+
+/// The Destination screen's settings. Passwords are not here: the admin or master password
+/// lives in the keychain under [`SecretKind::DestAdminPassword`] for `<host>/<user>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(
+    tag = "kind",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
+#[ts(export, export_to = "../ui/src/bindings/")]
+pub enum DestinationSettings {
+    /// An IceWarp server, accounts created through its admin API.
+    IceWarp {
+        /// The server's host name; the admin API, IMAP and WebDAV derive from it.
+        host: String,
+        admin_email: String,
+        /// A CA certificate file (PEM) to trust, for a server with a private CA.
+        #[serde(default)]
+        #[ts(optional)]
+        ca_file: Option<String>,
+        /// Where the passwords of accounts the run creates are written (mode 0600).
+        credentials_report: String,
+        /// Overrides `https://<host>/icewarpapi/` (plain http only to a loopback address).
+        #[serde(default)]
+        #[ts(optional)]
+        api_url: Option<String>,
+    },
+    /// Any IMAP server (CalDAV/CardDAV come with the groupware workloads).
+    Imap {
+        host: String,
+        #[serde(default)]
+        #[ts(optional)]
+        port: Option<u16>,
+        #[serde(default)]
+        security: ImapSecurityChoice,
+        #[serde(default)]
+        #[ts(optional)]
+        ca_file: Option<String>,
+        /// An administrator who logs in for every user; or else `accounts_csv`.
+        #[serde(default)]
+        #[ts(optional)]
+        master_user: Option<String>,
+        #[serde(default)]
+        master_style: MasterStyleChoice,
+        /// A file of `address,password` lines.
+        #[serde(default)]
+        #[ts(optional)]
+        accounts_csv: Option<String>,
+    },
+    /// One Maildir++ tree per user under `path`.
+    Folder { path: String },
+}
+
+fn filled(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// True for `https://host[:port][/path]`, or plain http to a loopback address.
+fn api_url_ok(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| {
+            url.strip_prefix("http://")
+                .filter(|r| r.starts_with("127.0.0.1") || r.starts_with("localhost"))
+        })
+        .unwrap_or("");
+    let host = rest.split(['/', ':']).next().unwrap_or("");
+    !host.is_empty() && !rest.contains(char::is_whitespace)
+}
+
+fn host_ok(host: &str) -> bool {
+    !host.is_empty()
+        && !host.contains("://")
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+}
+
+impl DestinationSettings {
+    /// The host and user whose password the keychain holds, when this destination has one.
+    pub fn admin_account(&self) -> Option<(String, String)> {
+        match self {
+            DestinationSettings::IceWarp {
+                host, admin_email, ..
+            } => Some((host.trim().to_string(), admin_email.trim().to_string())),
+            DestinationSettings::Imap {
+                host, master_user, ..
+            } => filled(master_user).map(|user| (host.trim().to_string(), user.to_string())),
+            DestinationSettings::Folder { .. } => None,
+        }
+    }
+
+    /// Each field that is not right, with the same rules as the UI (ui/src/validate.ts).
+    pub fn field_errors(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        let mut push = |field: &str, message: &str| {
+            errors.push(FieldError {
+                field: field.into(),
+                message: message.into(),
+            })
+        };
+        match self {
+            DestinationSettings::IceWarp {
+                host,
+                admin_email,
+                credentials_report,
+                api_url,
+                ..
+            } => {
+                if !host_ok(host.trim()) {
+                    push(
+                        "iceWarpHost",
+                        "Enter the IceWarp server's host name, such as mail.example.com (no https://).",
+                    );
+                }
+                if !admin_email.trim().contains('@') {
+                    push(
+                        "adminEmail",
+                        "Enter the administrator's email address, such as admin@example.com.",
+                    );
+                }
+                if !std::path::Path::new(credentials_report.trim()).is_absolute() {
+                    push(
+                        "credentialsReport",
+                        "Enter the full path of the file for new accounts' passwords, such as /root/icewarp-new-accounts.csv.",
+                    );
+                }
+                if filled(api_url).is_some_and(|url| !api_url_ok(url)) {
+                    push(
+                        "apiUrl",
+                        "The admin API URL must start with https:// (plain http only to 127.0.0.1).",
+                    );
+                }
+            }
+            DestinationSettings::Imap {
+                host,
+                port,
+                master_user,
+                accounts_csv,
+                ..
+            } => {
+                if !host_ok(host.trim()) {
+                    push(
+                        "host",
+                        "Enter the IMAP server's host name, such as imap.example.com (no imap://).",
+                    );
+                }
+                if *port == Some(0) {
+                    push(
+                        "port",
+                        "Enter a port from 1 to 65535 (993 for TLS, 143 for STARTTLS).",
+                    );
+                }
+                match (filled(master_user), filled(accounts_csv)) {
+                    (Some(_), Some(_)) | (None, None) => push(
+                        "login",
+                        "Choose one: a master user who logs in for everyone, or a CSV file of each account's password.",
+                    ),
+                    (None, Some(csv)) if !std::path::Path::new(csv).is_absolute() => push(
+                        "accountsCsv",
+                        "Enter the full path of the accounts CSV file.",
+                    ),
+                    _ => {}
+                }
+            }
+            DestinationSettings::Folder { path } => {
+                if !std::path::Path::new(path.trim()).is_absolute() {
+                    push(
+                        "path",
+                        "Enter the full path of a folder, such as /srv/m365-export.",
+                    );
+                }
+            }
+        }
+        errors
+    }
+
+    /// The core's destination configuration.
+    fn config(&self) -> DestinationConfig {
+        let path = |p: &Option<String>| filled(p).map(PathBuf::from);
+        match self {
+            DestinationSettings::IceWarp {
+                host,
+                admin_email,
+                ca_file,
+                credentials_report,
+                api_url,
+            } => DestinationConfig::IceWarp {
+                host: host.trim().to_string(),
+                api_url: filled(api_url).map(str::to_string),
+                admin_email: admin_email.trim().to_string(),
+                ca_file: path(ca_file),
+                // Only an explicit loopback API URL can be plain http (the client checks it).
+                allow_plaintext_loopback: filled(api_url).is_some(),
+                domain_map: Default::default(),
+                skip_onmicrosoft: true,
+                disabled_users: AccountRule::Skip,
+                shared_mailboxes: AccountRule::Create,
+                expire_passwords: false,
+                credentials_report: PathBuf::from(credentials_report.trim()),
+                accounts_csv: None,
+                master_user: None,
+                imap_port: None,
+                imap_security: ImapSecurity::Tls,
+                webdav_url: None,
+            },
+            DestinationSettings::Folder { path } => DestinationConfig::Folder {
+                path: PathBuf::from(path.trim()),
+            },
+            DestinationSettings::Imap {
+                host,
+                port,
+                security,
+                ca_file,
+                master_user,
+                master_style,
+                accounts_csv,
+            } => DestinationConfig::Imap {
+                host: host.trim().to_string(),
+                port: *port,
+                security: match security {
+                    ImapSecurityChoice::Tls => ImapSecurity::Tls,
+                    ImapSecurityChoice::Starttls => ImapSecurity::Starttls,
+                },
+                ca_file: path(ca_file),
+                allow_plaintext_loopback: false,
+                master_user: filled(master_user).map(str::to_string),
+                master_style: match master_style {
+                    MasterStyleChoice::Authzid => MasterLoginStyle::Authzid,
+                    MasterStyleChoice::Dovecot => MasterLoginStyle::Dovecot,
+                },
+                accounts_csv: path(accounts_csv),
+                special_folders: Default::default(),
+            },
+        }
+    }
+}
+
+fn icewarp_not_available() -> IpcError {
+    IpcError::new(
+        "not_available",
+        "Migrating into IceWarp is not available in this build yet: Test connection checks the admin API and the server's settings, but the engine does not write to IceWarp yet. Until then choose \"Another IMAP server\" with IceWarp's IMAP host, or a local folder.",
+    )
+}
+
+/// Checks the Destination screen's fields.
+#[tauri::command]
+pub(crate) fn validate_destination(destination: DestinationSettings) -> Vec<FieldError> {
+    destination.field_errors()
+}
+
+/// What a destination test found: `ok` when a run could start, else each problem; `advice`:
+/// server settings that would slow the migration.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../ui/src/bindings/")]
+pub struct DestinationCheck {
+    pub ok: bool,
+    pub messages: Vec<String>,
+    pub advice: Vec<String>,
+}
+
+/// The core's destination, with the admin password from the keychain.
+async fn destination(
+    places: SecretPlaces,
+    settings: &DestinationSettings,
+) -> Result<Destination, IpcError> {
+    let (config, password) = checked_config(places, settings).await?;
+    if matches!(config, DestinationConfig::IceWarp { .. }) {
+        return Err(icewarp_not_available());
+    }
+    Destination::from_config(&config, password).map_err(|e| IpcError::new("invalid", e.to_string()))
+}
+
+/// The core's configuration of valid settings, and the admin password from the keychain.
+async fn checked_config(
+    places: SecretPlaces,
+    settings: &DestinationSettings,
+) -> Result<(DestinationConfig, Option<Secret>), IpcError> {
+    if let Some(error) = settings.field_errors().into_iter().next() {
+        return Err(IpcError::new("invalid", error.message));
+    }
+    let password = match settings.admin_account() {
+        Some((host, user)) => Some(
+            stored_secret(
+                places,
+                dest_admin_password_entry(&host, &user),
+                "administrator password",
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    Ok((settings.config(), password))
+}
+
+/// Logs in to IceWarp's admin API and reads the server settings that would slow the run.
+async fn test_icewarp(
+    places: SecretPlaces,
+    settings: &DestinationSettings,
+) -> Result<DestinationCheck, IpcError> {
+    let (config, password) = checked_config(places, settings).await?;
+    let failed = |e: &dyn std::error::Error| DestinationCheck {
+        ok: false,
+        messages: vec![crate::ipc_error::message_chain(e)],
+        advice: Vec::new(),
+    };
+    let Some((icewarp, _rules)) = IceWarpSettings::from_config(&config)
+        .map_err(|e| IpcError::new("invalid", e.to_string()))?
+    else {
+        return Err(IpcError::new("internal", "not an IceWarp destination"));
+    };
+    let Some(password) = password else {
+        return Err(IpcError::new("internal", "no administrator password"));
+    };
+    let provisioner = match IceWarpProvisioner::connect(&icewarp, password).await {
+        Ok(p) => p,
+        Err(e) => return Ok(failed(&e)),
+    };
+    let report = provisioner.settings_report().await;
+    provisioner.client().logout().await;
+    match report {
+        Ok(report) => Ok(DestinationCheck {
+            ok: true,
+            messages: vec![format!(
+                "Logged in to the admin API at {} as {}.",
+                icewarp.api_url, icewarp.admin_email
+            )],
+            advice: report.advice,
+        }),
+        Err(e) => Ok(failed(&e)),
+    }
+}
+
+/// Tests the destination: a folder must be writable; an IMAP server must accept one login
+/// (the first mailbox of the tenant, through the core's preflight); IceWarp is not available
+/// in this build yet.
+#[tauri::command]
+pub(crate) async fn test_destination(
+    state: State<'_, AppState>,
+    source: Option<SourceConfig>,
+    destination: DestinationSettings,
+) -> Result<DestinationCheck, IpcError> {
+    if let DestinationSettings::IceWarp { .. } = &destination {
+        return test_icewarp(state.secrets(), &destination).await;
+    }
+    let target = self::destination(state.secrets(), &destination).await?;
+    match &target {
+        Destination::Folder(path) => Ok(match FolderStore::open(path) {
+            Ok(_) => DestinationCheck {
+                ok: true,
+                messages: vec![format!("The folder {} is writable.", path.display())],
+                advice: Vec::new(),
+            },
+            Err(e) => DestinationCheck {
+                ok: false,
+                messages: vec![format!(
+                    "The folder {} is not writable: {e}",
+                    path.display()
+                )],
+                advice: Vec::new(),
+            },
+        }),
+        Destination::Imap { settings, .. } => {
+            let source = source.ok_or_else(|| {
+                IpcError::new(
+                    "invalid",
+                    "Fill in the Source step first: the IMAP login is tested with the tenant's first mailbox.",
+                )
+            })?;
+            let secret = client_secret(state.secrets(), &source).await?;
+            let report = preflight(&source, &secret, &target, &RunOptions::default()).await?;
+            let ok = report.problems.is_empty();
+            let messages = if ok {
+                vec![format!(
+                    "Logged in to {}:{} for the tenant's first mailbox.",
+                    settings.host, settings.port
+                )]
+            } else {
+                report.problems
+            };
+            Ok(DestinationCheck {
+                ok,
+                messages,
+                advice: Vec::new(),
+            })
+        }
+    }
+}
+
+// --- Plan and run ---------------------------------------------------------------------------
+
+/// One mailbox of the plan, as the Plan screen lists it.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../ui/src/bindings/")]
+pub struct PlanRow {
+    pub address: String,
+    pub user_principal_name: String,
+    /// `false` for a disabled account (its mailbox is still migrated).
+    pub enabled: bool,
+    #[ts(type = "number")]
+    pub folders: u64,
+    /// Items in the migrated folders (every item type).
+    #[ts(type = "number")]
+    pub items: u64,
+    pub estimated_seconds: f64,
+    /// Why this mailbox cannot be read; the run would report it and go on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub problem: Option<String>,
+}
+
+/// What a run would do: the core's [`engine::plan`] for the Plan screen.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../ui/src/bindings/")]
+pub struct PlanView {
+    pub users: Vec<PlanRow>,
+    /// The domains of the users' addresses (accounts at the destination are in these).
+    pub domains: Vec<String>,
+    #[ts(type = "number")]
+    pub items: u64,
+    pub estimated_seconds: f64,
+}
+
+/// Discovers the tenant's mailboxes with their folders and item counts, and estimates the
+/// run (the core's plan; nothing is written).
+#[tauri::command]
+pub(crate) async fn plan_migration(
+    state: State<'_, AppState>,
+    source: SourceConfig,
+) -> Result<PlanView, IpcError> {
+    let secret = client_secret(state.secrets(), &source).await?;
+    let plan = engine::plan(&source, &secret, &RunOptions::default()).await?;
+    Ok(PlanView {
+        users: plan
+            .users
+            .into_iter()
+            .map(|u| PlanRow {
+                address: u.address,
+                user_principal_name: u.user_principal_name,
+                enabled: u.enabled,
+                folders: u.folders,
+                items: u.items,
+                estimated_seconds: u.estimated_seconds,
+                problem: u.problem,
+            })
+            .collect(),
+        domains: plan.domains,
+        items: plan.items,
+        estimated_seconds: plan.estimated_seconds,
+    })
+}
+
+/// One kind of data to migrate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export, export_to = "../ui/src/bindings/")]
+pub enum WorkloadChoice {
+    Mail,
+    Calendar,
+    Contacts,
+    Tasks,
+}
+
+impl From<WorkloadChoice> for Workload {
+    fn from(w: WorkloadChoice) -> Self {
+        match w {
+            WorkloadChoice::Mail => Workload::Mail,
+            WorkloadChoice::Calendar => Workload::Calendar,
+            WorkloadChoice::Contacts => Workload::Contacts,
+            WorkloadChoice::Tasks => Workload::Tasks,
+        }
+    }
+}
+
+/// What the wizard hands to "Start": no secret in it, those come from the keychain.
+#[derive(Debug, Clone, Deserialize, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[ts(export, export_to = "../ui/src/bindings/")]
+pub struct MigrationRequest {
+    pub source: SourceConfig,
+    pub destination: DestinationSettings,
+    /// The mailboxes to migrate (address or UPN); empty means all.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// What to migrate; empty means everything.
+    #[serde(default)]
+    pub workloads: Vec<WorkloadChoice>,
+}
+
+/// Runs the migration the wizard describes: the core's engine with the secrets from the
+/// keychain, its journal beside a destination folder or under `data_dir` for a server.
+pub async fn migrate(
+    places: SecretPlaces,
+    data_dir: &std::path::Path,
+    request: MigrationRequest,
+    reporter: Arc<dyn Reporter>,
+    control: RunControl,
+) -> Result<RunSummary, IpcError> {
+    let secret = client_secret(places.clone(), &request.source).await?;
+    let target = destination(places, &request.destination).await?;
+    let state_dir = match &target {
+        Destination::Folder(path) => path.join(".m365-migrator"),
+        Destination::Imap { settings, .. } => {
+            let name = format!(
+                "{}-{}-{}",
+                request.source.tenant_id, settings.host, settings.port
+            );
+            let safe: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            data_dir.join("journal").join(safe)
+        }
+    };
+    let mut options = RunOptions {
+        state_dir: Some(state_dir),
+        users: UserSelection {
+            include: request.users,
+            exclude: Vec::new(),
+        },
+        ..RunOptions::default()
+    };
+    if !request.workloads.is_empty() {
+        options.workloads = request.workloads.into_iter().map(Workload::from).collect();
+    }
+    Ok(engine::run(
+        &request.source,
+        &secret,
+        &target,
+        reporter,
+        control,
+        options,
+    )
+    .await?)
+}
+
+/// Starts a real migration, streaming progress events over `on_event`; Pause, Resume and Stop
+/// go through [`control_run`].
+#[tauri::command]
+pub(crate) async fn start_migration<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    request: MigrationRequest,
+    on_event: Channel<ProgressEvent>,
+) -> Result<RunSummary, IpcError> {
+    let data_dir = match state.data_dir() {
+        Some(dir) => dir,
+        None => app
+            .path()
+            .app_data_dir()
+            .map_err(|e| IpcError::new("internal", format!("no data folder: {e}")))?,
+    };
+    let control = state
+        .start_run()
+        .ok_or_else(|| IpcError::new("busy", "A migration is already running."))?;
+    let result = migrate(
+        state.secrets(),
+        &data_dir,
+        request,
+        Arc::new(ChannelReporter::new(on_event)),
+        control,
+    )
+    .await;
+    state.finish_run();
+    result
 }
 
 /// Runs the built-in demo: a simulated tenant on 127.0.0.1 into `out_dir` (default: the app's

@@ -20,19 +20,39 @@ impl IpcError {
     }
 }
 
+/// An error's message chain, outermost first: "cannot sign in: the client secret is wrong ...".
+pub(crate) fn message_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = s.source();
+    }
+    message
+}
+
 impl From<migrator_core::engine::EngineError> for IpcError {
     fn from(e: migrator_core::engine::EngineError) -> Self {
-        // The message chain, outermost first: "cannot sign in: the client secret is wrong ..."
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            let text = s.to_string();
-            if !message.contains(&text) {
-                message.push_str(": ");
-                message.push_str(&text);
+        IpcError::new(e.code(), message_chain(&e))
+    }
+}
+
+impl From<migrator_core::secrets::SecretStoreError> for IpcError {
+    fn from(e: migrator_core::secrets::SecretStoreError) -> Self {
+        match e {
+            migrator_core::secrets::SecretStoreError::Unavailable(reason) => IpcError::new(
+                "keychain.unavailable",
+                format!(
+                    "No keychain is available on this computer ({reason}). The secret can be kept for this session only: it is then forgotten when the app quits."
+                ),
+            ),
+            migrator_core::secrets::SecretStoreError::Failed(reason) => {
+                IpcError::new("keychain.failed", format!("The keychain failed: {reason}"))
             }
-            source = s.source();
         }
-        IpcError::new(e.code(), message)
     }
 }

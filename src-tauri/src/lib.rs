@@ -7,21 +7,32 @@ mod ipc_error;
 mod reporter;
 mod state;
 
+pub use commands::{migrate, DestinationSettings, MigrationRequest};
 pub use ipc_error::IpcError;
 pub use reporter::ChannelReporter;
-pub use state::AppState;
+pub use state::{AppState, SecretPlaces};
 
 use tauri::Manager;
 
-/// Registers the app's state and commands on a builder (the real runtime, or the mock
-/// runtime in tests).
-pub fn builder<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
+/// Registers the app's state and commands on a builder (the real runtime with the OS
+/// keychain, or the mock runtime in tests with a mock store).
+pub fn builder<R: tauri::Runtime>(
+    builder: tauri::Builder<R>,
+    state: AppState,
+) -> tauri::Builder<R> {
     builder
-        .manage(AppState::default())
+        .manage(state)
         .invoke_handler(tauri::generate_handler![
             commands::app_info,
             commands::validate_source,
             commands::test_connection,
+            commands::store_secret,
+            commands::secret_status,
+            commands::forget_secret,
+            commands::validate_destination,
+            commands::test_destination,
+            commands::plan_migration,
+            commands::start_migration,
             commands::run_demo,
             commands::control_run,
         ])
@@ -29,14 +40,21 @@ pub fn builder<R: tauri::Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<
 
 /// Starts the desktop app.
 pub fn run() {
-    let app = builder(tauri::Builder::default())
-        .setup(|app| {
-            let log_dir = app.path().app_log_dir()?;
-            let guard = state::init_logging(&log_dir)?;
-            app.state::<AppState>().set_logging(log_dir, guard);
-            Ok(())
-        })
-        .run(tauri::generate_context!());
+    let app = builder(
+        tauri::Builder::default(),
+        AppState::with_platform_keychain(),
+    )
+    .setup(|app| {
+        let log_dir = app.path().app_log_dir()?;
+        let guard = state::init_logging(&log_dir)?;
+        let state = app.state::<AppState>();
+        state.set_logging(log_dir, guard);
+        if let Err(e) = state.secrets().keychain() {
+            tracing::warn!("{e}; secrets can be kept for this session only");
+        }
+        Ok(())
+    })
+    .run(tauri::generate_context!());
     if let Err(error) = app {
         eprintln!("M365 Migrator could not start: {error}");
         std::process::exit(1);

@@ -1,21 +1,103 @@
-//! What the app keeps between commands: the running migration's control handle and the log
-//! folder.
+//! What the app keeps between commands: the running migration's control handle, the log
+//! folder and where secrets live (the OS keychain, or memory in session-only mode).
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use migrator_core::engine::RunControl;
+use migrator_core::secrets::{KeyringStore, MemoryStore, Secret, SecretStore, SecretStoreError};
 use tracing_appender::non_blocking::WorkerGuard;
 
 /// Shared app state (managed by Tauri).
-#[derive(Default)]
 pub struct AppState {
     run: Mutex<Option<RunControl>>,
     log_dir: Mutex<Option<PathBuf>>,
     log_guard: Mutex<Option<WorkerGuard>>,
+    secrets: SecretPlaces,
+    /// Replaces the platform's app data folder (tests).
+    data_dir: Option<PathBuf>,
+}
+
+/// Where secrets live: the OS keychain (or why there is none) and the session-only store.
+/// Cheap to clone, so a blocking thread can take it along.
+#[derive(Clone)]
+pub struct SecretPlaces {
+    keychain: Result<Arc<dyn SecretStore>, String>,
+    session: Arc<MemoryStore>,
+}
+
+/// A secret and where it was found.
+pub enum Found {
+    Keychain(Secret),
+    Session(Secret),
+}
+
+impl Found {
+    pub fn secret(self) -> Secret {
+        match self {
+            Found::Keychain(s) | Found::Session(s) => s,
+        }
+    }
+}
+
+impl SecretPlaces {
+    /// The keychain, or `Unavailable` with the reason.
+    pub fn keychain(&self) -> Result<Arc<dyn SecretStore>, SecretStoreError> {
+        self.keychain.clone().map_err(SecretStoreError::Unavailable)
+    }
+
+    /// The session-only store (memory; gone when the app quits).
+    pub fn session(&self) -> &MemoryStore {
+        &self.session
+    }
+
+    /// The secret under `entry`: the session's first, then the keychain's. Blocks on the
+    /// keychain: call it from a blocking thread.
+    pub fn find(&self, entry: &str) -> Result<Option<Found>, SecretStoreError> {
+        if let Some(secret) = self.session.get(entry)? {
+            return Ok(Some(Found::Session(secret)));
+        }
+        Ok(self.keychain()?.get(entry)?.map(Found::Keychain))
+    }
 }
 
 impl AppState {
+    /// State whose secrets go to `keychain` (`Err` says why there is no keychain).
+    pub fn new(keychain: Result<Arc<dyn SecretStore>, String>) -> Self {
+        AppState {
+            run: Mutex::new(None),
+            log_dir: Mutex::new(None),
+            log_guard: Mutex::new(None),
+            secrets: SecretPlaces {
+                keychain,
+                session: Arc::new(MemoryStore::default()),
+            },
+            data_dir: None,
+        }
+    }
+
+    /// Keeps the journals of server destinations under `dir` instead of the app data folder.
+    pub fn with_data_dir(mut self, dir: PathBuf) -> Self {
+        self.data_dir = Some(dir);
+        self
+    }
+
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        self.data_dir.clone()
+    }
+
+    /// State over the OS keychain (Secret Service, Keychain, Credential Manager).
+    pub fn with_platform_keychain() -> Self {
+        let keychain = KeyringStore::platform()
+            .map(|k| Arc::new(k) as Arc<dyn SecretStore>)
+            .map_err(|e| e.to_string());
+        AppState::new(keychain)
+    }
+
+    pub fn secrets(&self) -> SecretPlaces {
+        self.secrets.clone()
+    }
+
     /// Registers a starting run; `None` when one is already running.
     pub fn start_run(&self) -> Option<RunControl> {
         let mut run = self.run.lock().unwrap_or_else(|p| p.into_inner());

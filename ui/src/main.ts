@@ -3,7 +3,16 @@ import type { ProgressEvent } from "./bindings/ProgressEvent";
 import type { RunSummary } from "./bindings/RunSummary";
 import type { IpcError } from "./bindings/IpcError";
 import type { PermissionStatus } from "./bindings/PermissionStatus";
-import { checkSource } from "./validate";
+import type { SourceConfig } from "./bindings/SourceConfig";
+import type { Cloud } from "./bindings/Cloud";
+import { checkSource, isGuid, isTenantId } from "./validate";
+import { SecretField } from "./secret-field";
+import { el, show, showFieldErrors as showErrors, type Screen } from "./dom";
+import { destinationSettings, wireDestination } from "./destination";
+import { getCurrentWindow } from "@tauri-apps/api/window";
+import type { PlanView } from "./bindings/PlanView";
+import type { AppInfo } from "./bindings/AppInfo";
+import type { WorkloadChoice } from "./bindings/WorkloadChoice";
 
 const PERMISSIONS: Array<[string, string]> = [
   ["User.Read.All", "list users and their addresses (required)"],
@@ -14,23 +23,6 @@ const PERMISSIONS: Array<[string, string]> = [
   ["Contacts.Read", "read contacts"],
   ["Tasks.Read.All", "read Microsoft To Do tasks"],
 ];
-
-function el<T extends HTMLElement>(id: string): T {
-  const found = document.getElementById(id);
-  if (!found) throw new Error(`missing element #${id}`);
-  return found as T;
-}
-
-function show(screen: "source" | "migrate" | "report"): void {
-  for (const name of ["source", "migrate", "report"]) {
-    el(`screen-${name}`).hidden = name !== screen;
-  }
-  document.querySelectorAll<HTMLLIElement>(".steps li").forEach((li) => {
-    const current = li.dataset.step === screen;
-    if (current) li.setAttribute("aria-current", "step");
-    else li.removeAttribute("aria-current");
-  });
-}
 
 function formatBytes(n: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -79,11 +71,7 @@ const FIELD_IDS: Record<string, string> = {
 };
 
 function showFieldErrors(errors: Record<string, string>): void {
-  for (const [field, id] of Object.entries(FIELD_IDS)) {
-    const message = errors[field] ?? "";
-    el(`${id}-error`).textContent = message;
-    el(id).setAttribute("aria-invalid", message ? "true" : "false");
-  }
+  showErrors(FIELD_IDS, errors);
 }
 
 function readSource() {
@@ -94,22 +82,58 @@ function readSource() {
   };
 }
 
+/** The keychain account of the app registration, once both IDs look right. */
+function sourceAccount(): string | null {
+  const { tenantId, clientId } = readSource();
+  return isTenantId(tenantId) && isGuid(clientId) ? `${tenantId.trim()}/${clientId.trim()}` : null;
+}
+
+const clientSecret = new SecretField("client-secret", "graphClientSecret", sourceAccount);
+
+function sourceConfig(): SourceConfig {
+  const { tenantId, clientId } = readSource();
+  return { tenantId: tenantId.trim(), clientId: clientId.trim(), cloud: el<HTMLSelectElement>("cloud").value as Cloud };
+}
+
+/**
+ * Checks the fields and hands a typed secret to the keychain (the secret field is cleared);
+ * true when the source is ready to sign in with.
+ */
+async function sourceReady(): Promise<boolean> {
+  const errors = checkSource(readSource(), clientSecret.stored);
+  showFieldErrors(errors);
+  const status = el("source-status");
+  if (Object.keys(errors).length > 0) {
+    status.textContent = "Please correct the highlighted fields.";
+    return false;
+  }
+  if (!(await clientSecret.commit())) {
+    status.textContent = "The client secret could not be stored (see above).";
+    return false;
+  }
+  status.textContent = "";
+  return true;
+}
+
+async function sourceNext(): Promise<void> {
+  if (await sourceReady()) show("destination");
+}
+
 function wireSource(): void {
   const form = el<HTMLFormElement>("source-form");
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const fields = readSource();
-    const errors = checkSource(fields);
+    const errors = checkSource(fields, clientSecret.stored);
     showFieldErrors(errors);
     const status = el("source-status");
     if (Object.keys(errors).length > 0) {
       status.textContent = "Please correct the highlighted fields.";
       return;
     }
-    const cloud = el<HTMLSelectElement>("cloud").value;
     try {
       const backend = await invoke<Array<{ field: string; message: string }>>("validate_source", {
-        source: { tenantId: fields.tenantId, clientId: fields.clientId, cloud },
+        source: sourceConfig(),
       });
       const fromBackend: Record<string, string> = {};
       for (const e of backend) fromBackend[e.field] = e.message;
@@ -123,9 +147,13 @@ function wireSource(): void {
     }
   });
   el("test-connection").addEventListener("click", () => testConnection());
+  el("source-next").addEventListener("click", () => void sourceNext());
+  for (const id of ["tenant-id", "client-id"]) {
+    el(id).addEventListener("change", () => void clientSecret.refresh());
+  }
   for (const id of Object.values(FIELD_IDS)) {
     el(id).addEventListener("blur", () => {
-      const errors = checkSource(readSource());
+      const errors = checkSource(readSource(), clientSecret.stored);
       const field = Object.entries(FIELD_IDS).find(([, v]) => v === id)?.[0] ?? "";
       const value = (el<HTMLInputElement>(id).value ?? "").trim();
       if (value !== "") {
@@ -152,19 +180,13 @@ function renderPermissionResults(results: PermissionStatus[]): void {
 
 /** Signs in with the entered settings and shows each permission as granted or missing. */
 async function testConnection(): Promise<void> {
-  const fields = readSource();
-  const errors = checkSource(fields);
-  showFieldErrors(errors);
-  const status = el("source-status");
   el("permission-results").hidden = true;
-  if (Object.keys(errors).length > 0) {
-    status.textContent = "Please correct the highlighted fields.";
-    return;
-  }
+  // The typed secret goes to the keychain first; sign-in then uses the stored one.
+  if (!(await sourceReady())) return;
+  const status = el("source-status");
   status.textContent = "Signing in…";
-  const source = { tenantId: fields.tenantId, clientId: fields.clientId, cloud: el<HTMLSelectElement>("cloud").value };
   try {
-    const results = await invoke<PermissionStatus[]>("test_connection", { source, clientSecret: fields.clientSecret });
+    const results = await invoke<PermissionStatus[]>("test_connection", { source: sourceConfig() });
     renderPermissionResults(results);
     const missing = results.filter((p) => p.required && !(p.probeOk ?? p.inToken ?? false));
     status.textContent =
@@ -174,6 +196,94 @@ async function testConnection(): Promise<void> {
   } catch (e) {
     status.textContent = `Sign-in failed: ${(e as IpcError).message ?? String(e)}`;
   }
+}
+
+// --- Plan screen ---------------------------------------------------------------------
+
+let planFor = "";
+
+function renderPlan(plan: PlanView): void {
+  const body = el("plan-users");
+  body.replaceChildren();
+  const all = el<HTMLInputElement>("plan-all").checked;
+  for (const u of plan.users) {
+    const row = document.createElement("tr");
+    row.dataset.user = u.address;
+    const pick = document.createElement("input");
+    pick.type = "checkbox";
+    pick.checked = all;
+    pick.value = u.address;
+    pick.setAttribute("aria-label", `Migrate ${u.address}`);
+    pick.addEventListener("change", () => {
+      if (!pick.checked) el<HTMLInputElement>("plan-all").checked = false;
+    });
+    const notes = [u.enabled ? "" : "sign-in blocked (still migrated)", u.problem ? `cannot be read: ${u.problem}` : ""];
+    const cells = [pick, u.address, String(u.folders), String(u.items), formatDuration(u.estimatedSeconds), notes.filter(Boolean).join("; ")].map(
+      (content) => {
+        const td = document.createElement("td");
+        td.append(content);
+        return td;
+      },
+    );
+    row.append(...cells);
+    body.append(row);
+  }
+  el("plan-summary").textContent =
+    `${plan.users.length} mailboxes · ${plan.items} items · estimated ${formatDuration(plan.estimatedSeconds)} · ` +
+    `domains: ${plan.domains.join(", ")}`;
+}
+
+async function loadPlan(force = false): Promise<void> {
+  const source = sourceConfig();
+  const key = `${source.tenantId}/${source.clientId}/${source.cloud}`;
+  if (!force && key === planFor) return;
+  const status = el("plan-status");
+  status.textContent = "Counting each mailbox's folders and items…";
+  el("plan-users").replaceChildren();
+  el("plan-summary").textContent = "";
+  try {
+    const plan = await invoke<PlanView>("plan_migration", { source });
+    renderPlan(plan);
+    planFor = key;
+    status.textContent = "";
+  } catch (e) {
+    planFor = "";
+    status.textContent = `Could not count the mailboxes: ${(e as IpcError).message ?? String(e)}`;
+  }
+}
+
+/** The chosen workloads (at least one to start). */
+function selectedWorkloads(): WorkloadChoice[] {
+  return Array.from(document.querySelectorAll<HTMLInputElement>('input[name="workload"]:checked')).map(
+    (c) => c.value as WorkloadChoice,
+  );
+}
+
+/** The chosen mailboxes; empty means all (also those created after the list was loaded). */
+function selectedUsers(): string[] | null {
+  const picks = Array.from(document.querySelectorAll<HTMLInputElement>("#plan-users input[type=checkbox]"));
+  if (el<HTMLInputElement>("plan-all").checked) return [];
+  const chosen = picks.filter((p) => p.checked).map((p) => p.value);
+  return chosen.length > 0 ? chosen : null;
+}
+
+function wirePlan(start: (users: string[], workloads: WorkloadChoice[]) => void): void {
+  el("plan-all").addEventListener("change", () => {
+    const all = el<HTMLInputElement>("plan-all").checked;
+    document.querySelectorAll<HTMLInputElement>("#plan-users input[type=checkbox]").forEach((p) => (p.checked = all));
+  });
+  el("plan-refresh").addEventListener("click", () => void loadPlan(true));
+  el("plan-back").addEventListener("click", () => show("destination"));
+  el("start-migration").addEventListener("click", () => {
+    const users = selectedUsers();
+    const workloads = selectedWorkloads();
+    if (users === null || workloads.length === 0) {
+      el("start-status").textContent = users === null ? "Choose at least one mailbox." : "Choose at least one workload.";
+      return;
+    }
+    el("start-status").textContent = "";
+    start(users, workloads);
+  });
 }
 
 // --- Migrate screen ------------------------------------------------------------------
@@ -186,6 +296,8 @@ interface UserRow {
 
 class RunView {
   private users = new Map<string, UserRow>();
+  /** Mailboxes Microsoft asked to wait, until when (ms since page load). */
+  private waiting = new Map<string, number>();
   private total = 0;
   private done = 0;
   private bytes = 0;
@@ -194,12 +306,16 @@ class RunView {
 
   reset(): void {
     this.users.clear();
+    this.waiting.clear();
     this.total = this.done = this.bytes = this.failed = 0;
     this.started = performance.now();
     el("user-rows").replaceChildren();
     el("failures").innerHTML = '<li class="none">None so far.</li>';
     el("run-status").textContent = "";
+    el("throttle-status").hidden = true;
     el("counters").textContent = "Signing in…";
+    el("pause").hidden = false;
+    el("resume").hidden = true;
     this.setBar(0);
   }
 
@@ -224,7 +340,7 @@ class RunView {
   }
 
   private paintRow(u: UserRow, state: string): void {
-    u.row.cells[1].textContent = `${u.done} / ${u.total}`;
+    u.row.cells[1].textContent = progressText(u.done, u.total, " / ");
     u.row.cells[2].textContent = state;
   }
 
@@ -233,9 +349,23 @@ class RunView {
     const rate = seconds > 0 ? this.done / seconds : 0;
     const left = rate > 0 ? Math.max(0, this.total - this.done) / rate : 0;
     el("counters").textContent =
-      `${this.done} of ${this.total} messages · ${formatBytes(this.bytes)} · ` +
-      `${rate.toFixed(1)} msg/s · ETA ${Math.ceil(left)} s · ${this.failed} failed`;
+      `${progressText(this.done, this.total, " of ")} · ${formatBytes(this.bytes)} · ` +
+      `${rate.toFixed(1)} msg/s · ETA ${formatDuration(left)} · ${this.failed} failed`;
     this.setBar(this.total > 0 ? this.done / this.total : 0);
+  }
+
+  /** Throttling is a status: how many mailboxes wait, not an error. */
+  private paintThrottle(): void {
+    const now = performance.now();
+    for (const [user, until] of this.waiting) if (until <= now) this.waiting.delete(user);
+    const line = el("throttle-status");
+    line.hidden = this.waiting.size === 0;
+    if (this.waiting.size > 0) {
+      const longest = Math.max(...this.waiting.values()) - now;
+      line.textContent =
+        `Throttled by Microsoft 365: ${this.waiting.size} mailbox${this.waiting.size === 1 ? "" : "es"} waiting ` +
+        `(${(longest / 1000).toFixed(1)} s). This is normal; the run continues by itself.`;
+    }
   }
 
   handle(event: ProgressEvent): void {
@@ -255,6 +385,7 @@ class RunView {
         u.done += 1;
         this.done += 1;
         this.bytes += event.bytes;
+        this.waiting.delete(event.user);
         this.paintRow(u, "running");
         break;
       }
@@ -268,26 +399,84 @@ class RunView {
         break;
       }
       case "throttled":
+        this.waiting.set(event.user, performance.now() + event.waitMs);
         this.paintRow(this.row(event.user), `waiting ${(event.waitMs / 1000).toFixed(1)} s (Microsoft throttling)`);
+        setTimeout(() => this.paintThrottle(), event.waitMs + 50);
         break;
       case "userFinished":
+        this.waiting.delete(event.user);
         this.paintRow(this.row(event.user), event.stats.failed > 0 ? `done, ${event.stats.failed} failed` : "done");
         break;
       case "runFinished":
+        this.waiting.clear();
         this.setBar(1);
         break;
     }
+    this.paintThrottle();
     this.paintCounters();
   }
+}
+
+/**
+ * "3 of 4 messages". Every migrated item (message, event, contact, task) reports itemDone, but
+ * only messages are counted ahead (userStarted), so past that count the text says items.
+ */
+function progressText(done: number, messages: number, of: string): string {
+  return done <= messages
+    ? `${done}${of}${messages} messages`
+    : `${done} items (${messages} messages, then calendars, contacts and tasks)`;
+}
+
+function formatDuration(seconds: number): string {
+  const s = Math.ceil(seconds);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
 }
 
 function renderSummary(summary: RunSummary): void {
   const t = summary.totals;
   el("summary").textContent =
     `${summary.cancelled ? "Stopped after" : "Migrated"} ${summary.users} mailboxes: ${t.messages} messages ` +
-    `(${formatBytes(t.bytes)}) in ${t.folders} folders, in ${summary.seconds.toFixed(1)} s. ` +
+    `(${formatBytes(t.bytes)}), ${t.events} events, ${t.contacts} contacts and ${t.tasks} tasks ` +
+    `in ${t.folders} folders, in ${summary.seconds.toFixed(1)} s. ` +
     `${t.skipped} were already there, ${t.failed} failed.` +
     (summary.cancelled ? " Run it again to resume." : "");
+}
+
+/** True while a run is going on: closing the window asks first. */
+let running = false;
+
+/** The last run, for "Run again": the journal makes it write only what changed. */
+let lastRun: { title: string; command: string; args: Record<string, unknown> } | null = null;
+
+/** Runs `command` with a progress Channel, showing the Migrate screen, then the report. */
+async function runWith(view: RunView, title: string, command: string, args: Record<string, unknown>): Promise<void> {
+  lastRun = { title, command, args };
+  view.reset();
+  show("migrate");
+  el("migrate-title").textContent = title;
+  const channel = new Channel<ProgressEvent>();
+  channel.onmessage = (event) => view.handle(event);
+  running = true;
+  try {
+    const summary = await invoke<RunSummary>(command, { ...args, onEvent: channel });
+    renderSummary(summary);
+    await showLogFolder();
+    show("report");
+  } catch (e) {
+    const err = e as IpcError;
+    el("run-status").textContent = `The migration stopped: ${err.message ?? String(e)}`;
+  } finally {
+    running = false;
+    // Asked "quit during a run?" and the run ended meanwhile: the question changes.
+    if (el<HTMLDialogElement>("close-dialog").open) {
+      el("close-title").textContent = "The migration has ended";
+      el("close-text").textContent = "Nothing is running any more. Quit now, or stay to read the report?";
+      el("close-cancel").textContent = "Stay";
+      el("close-confirm").textContent = "Quit";
+    }
+  }
 }
 
 function wireMigrate(view: RunView): void {
@@ -306,24 +495,85 @@ function wireMigrate(view: RunView): void {
   el("resume").addEventListener("click", () => control("resume"));
   el("stop").addEventListener("click", () => control("stop"));
 
-  el("try-demo").addEventListener("click", async () => {
-    view.reset();
-    show("migrate");
-    el("migrate-title").textContent = "Migrating the demo tenant";
-    const channel = new Channel<ProgressEvent>();
-    channel.onmessage = (event) => view.handle(event);
-    try {
-      const summary = await invoke<RunSummary>("run_demo", { outDir: null, onEvent: channel });
-      renderSummary(summary);
-      show("report");
-    } catch (e) {
-      const err = e as IpcError;
-      el("run-status").textContent = `The demo stopped: ${err.message ?? String(e)}`;
-    }
-  });
+  el("try-demo").addEventListener("click", () =>
+    void runWith(view, "Migrating the demo tenant", "run_demo", { outDir: null }),
+  );
+  wirePlan((users, workloads) =>
+    void runWith(view, "Migrating", "start_migration", {
+      request: { source: sourceConfig(), destination: destinationSettings(), users, workloads },
+    }),
+  );
   el("back-to-start").addEventListener("click", () => show("source"));
+  el("run-again").addEventListener("click", () => {
+    if (lastRun) void runWith(view, lastRun.title, lastRun.command, lastRun.args);
+  });
+}
+
+/** Where the app's log is, for the report (the journal and reports stay with the run). */
+async function showLogFolder(): Promise<void> {
+  try {
+    const info = await invoke<AppInfo>("app_info");
+    el("log-folder").textContent = info.logDir ? `The log is in ${info.logDir}.` : "";
+  } catch {
+    el("log-folder").textContent = "";
+  }
+}
+
+/** Asks in the page whether to stop the run and quit. */
+function confirmClose(): Promise<boolean> {
+  const dialog = el<HTMLDialogElement>("close-dialog");
+  el("close-title").textContent = "A migration is running";
+  el("close-text").textContent =
+    "Quit anyway? The run stops after the messages in flight, and the next run resumes where it stopped without copying anything twice.";
+  el("close-cancel").textContent = "Keep running";
+  el("close-confirm").textContent = "Stop and quit";
+  return new Promise((resolve) => {
+    const done = (answer: boolean) => {
+      dialog.close();
+      el("close-cancel").onclick = el("close-confirm").onclick = null;
+      resolve(answer);
+    };
+    el("close-cancel").onclick = () => done(false);
+    el("close-confirm").onclick = () => done(true);
+    dialog.oncancel = () => done(false);
+    dialog.showModal();
+  });
+}
+
+/** Closing the window during a run asks first; "Stop and quit" stops the run safely. */
+async function guardClose(): Promise<void> {
+  try {
+    await getCurrentWindow().onCloseRequested(async (event) => {
+      if (!running) return;
+      if (await confirmClose()) {
+        await invoke("control_run", { action: "stop" }).catch(() => undefined);
+      } else {
+        event.preventDefault();
+      }
+    });
+  } catch (e) {
+    console.warn("close guard not installed", e);
+  }
+}
+
+/** Steps already reached can be revisited by clicking them. */
+function wireSteps(): void {
+  document.querySelectorAll<HTMLLIElement>(".steps li").forEach((li) =>
+    li.addEventListener("click", () => {
+      // No leaving the Migrate screen while a run is going on.
+      if (li.getAttribute("aria-disabled") !== "true" && !running) {
+        show(li.dataset.step as Screen);
+      }
+    }),
+  );
 }
 
 renderPermissions();
 wireSource();
+wireSteps();
+wireDestination(sourceConfig, () => show("source"), () => {
+  show("plan");
+  void loadPlan();
+});
 wireMigrate(new RunView());
+void guardClose();

@@ -21,8 +21,11 @@ export interface SourceFields {
   clientSecret: string;
 }
 
-/** Field name -> message, for each field that is not right. */
-export function checkSource(f: SourceFields): Record<string, string> {
+/**
+ * Field name -> message, for each field that is not right. `secretStored`: the backend already
+ * holds the client secret, so an empty field is fine.
+ */
+export function checkSource(f: SourceFields, secretStored = false): Record<string, string> {
   const errors: Record<string, string> = {};
   if (!isTenantId(f.tenantId)) {
     errors.tenantId =
@@ -33,10 +36,71 @@ export function checkSource(f: SourceFields): Record<string, string> {
       "Enter the Application (client) ID: a GUID from the app registration's Overview page.";
   }
   if (f.clientSecret.trim() === "") {
-    errors.clientSecret = "Enter the client secret's Value.";
+    if (!secretStored) errors.clientSecret = "Enter the client secret's Value.";
   } else if (isGuid(f.clientSecret)) {
     errors.clientSecret =
       "This looks like the secret's ID. Enter its Value instead (shown once, when the secret is created).";
+  }
+  return errors;
+}
+
+// --- Destination ------------------------------------------------------------------------
+
+/** The Destination screen's fields as typed (passwords are separate: see SecretField). */
+export interface DestinationFields {
+  kind: "iceWarp" | "imap" | "folder";
+  iceWarpHost: string;
+  adminEmail: string;
+  credentialsReport: string;
+  host: string;
+  port: string;
+  login: "master" | "csv";
+  masterUser: string;
+  accountsCsv: string;
+  path: string;
+}
+
+/** A host name or address, with an optional port; no scheme. */
+function hostOk(host: string): boolean {
+  return host !== "" && !host.includes("://") && /^[A-Za-z0-9.\-:[\]]+$/.test(host);
+}
+
+function isAbsolutePath(p: string): boolean {
+  return p.startsWith("/") || /^[A-Za-z]:[\\/]/.test(p) || p.startsWith("\\\\");
+}
+
+/**
+ * Field name -> message for each field that is not right; the backend applies the same rules
+ * (validate_destination). `passwordStored`: the keychain already holds the admin password.
+ */
+export function checkDestination(f: DestinationFields, password: string, passwordStored: boolean): Record<string, string> {
+  const errors: Record<string, string> = {};
+  const needPassword = (field: string) => {
+    if (password === "" && !passwordStored) errors[field] = "Enter the password; it will be kept in the keychain.";
+  };
+  if (f.kind === "iceWarp") {
+    if (!hostOk(f.iceWarpHost.trim())) errors.iceWarpHost = "Enter the IceWarp server's host name, such as mail.example.com (no https://).";
+    if (!f.adminEmail.includes("@")) errors.adminEmail = "Enter the administrator's email address, such as admin@example.com.";
+    needPassword("adminPassword");
+    if (!isAbsolutePath(f.credentialsReport.trim())) {
+      errors.credentialsReport = "Enter the full path of the file for new accounts' passwords, such as /root/icewarp-new-accounts.csv.";
+    }
+  } else if (f.kind === "imap") {
+    if (!hostOk(f.host.trim())) {
+      errors.host = "Enter the IMAP server's host name, such as imap.example.com (no imap://).";
+    }
+    const port = f.port.trim();
+    if (port !== "" && !(/^\d+$/.test(port) && Number(port) >= 1 && Number(port) <= 65535)) {
+      errors.port = "Enter a port from 1 to 65535 (993 for TLS, 143 for STARTTLS).";
+    }
+    if (f.login === "master") {
+      if (f.masterUser.trim() === "") errors.masterUser = "Enter the master user's login name.";
+      else needPassword("masterPassword");
+    } else if (!isAbsolutePath(f.accountsCsv.trim())) {
+      errors.accountsCsv = "Enter the full path of the accounts CSV file.";
+    }
+  } else if (!isAbsolutePath(f.path.trim())) {
+    errors.path = "Enter the full path of a folder, such as /srv/m365-export.";
   }
   return errors;
 }

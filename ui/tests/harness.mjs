@@ -14,16 +14,23 @@ const repo = join(here, "..", "..");
 const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const TYPES = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml" };
 
+/** The app's Content-Security-Policy (tauri.conf.json), served with every page. */
+async function appCsp() {
+  const conf = JSON.parse(await readFile(join(repo, "tauri.conf.json"), "utf8"));
+  return conf.app.security.csp;
+}
+
 export async function serveDist() {
   if (!existsSync(join(dist, "index.html"))) {
     throw new Error("ui/dist is missing: run `npm run build` in ui/ first");
   }
+  const csp = await appCsp();
   const server = createServer(async (req, res) => {
     const path = normalize(decodeURIComponent((req.url || "/").split("?")[0])).replace(/^(\.\.[/\\])+/, "");
     const file = join(dist, path === "/" ? "index.html" : path);
     try {
       const body = await readFile(file);
-      res.writeHead(200, { "content-type": TYPES[extname(file)] || "application/octet-stream" });
+      res.writeHead(200, { "content-type": TYPES[extname(file)] || "application/octet-stream", "content-security-policy": csp });
       res.end(body);
     } catch {
       res.writeHead(404);
@@ -49,11 +56,24 @@ export async function launch() {
   });
 }
 
-/** The scripted backend, installed before the app's scripts run. */
-export function mockBackend() {
+/**
+ * The scripted backend, installed before the app's scripts run. `options.keychain`: false for
+ * a desktop without a Secret Service.
+ */
+export function mockBackend(options = {}) {
   const calls = [];
+  // Anything the app's Content-Security-Policy blocks is recorded here.
+  window.__cspViolations = [];
+  document.addEventListener("securitypolicyviolation", (e) => window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+  const keychainAvailable = options.keychain !== false;
+  // entry -> { value, where: "stored" | "session" }; values stay here, never in __calls.
+  const secrets = new Map();
+  const entry = (args) => `${args.kind}:${args.account}`.toLowerCase();
+  const status = (args) => secrets.get(entry(args))?.where ?? (keychainAvailable ? "missing" : "unavailable");
   let finishDemo;
+  const listeners = new Map();
   const internals = {
+    metadata: { currentWindow: { label: "main" }, currentWebview: { windowLabel: "main", label: "main" } },
     callbacks: new Map(),
     transformCallback(cb) {
       const id = Math.floor(Math.random() * 2 ** 31);
@@ -68,8 +88,23 @@ export function mockBackend() {
       if (cb) cb(data);
     },
     async invoke(cmd, args) {
-      calls.push({ cmd, args: JSON.parse(JSON.stringify(args ?? {}, (k, v) => (k === "onEvent" ? "<channel>" : k === "clientSecret" ? "<secret>" : v))) });
+      calls.push({ cmd, args: JSON.parse(JSON.stringify(args ?? {}, (k, v) => (k === "onEvent" ? "<channel>" : k === "value" || k === "clientSecret" ? "<secret>" : v))) });
       switch (cmd) {
+        case "app_info":
+          return { version: "0.1.0", logDir: "/home/admin/.local/share/com.m365migrator.app/logs" };
+        case "secret_status":
+          return status(args);
+        case "store_secret": {
+          if (!args.sessionOnly && !keychainAvailable) {
+            throw { code: "keychain.unavailable", message: "No keychain is available on this computer (no Secret Service). The secret can be kept for this session only: it is then forgotten when the app quits." };
+          }
+          const where = args.sessionOnly ? "session" : "stored";
+          secrets.set(entry(args), { value: args.value, where });
+          return where;
+        }
+        case "forget_secret":
+          secrets.delete(entry(args));
+          return status(args);
         case "validate_source": {
           const errors = [];
           const guid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -79,13 +114,43 @@ export function mockBackend() {
         case "control_run":
           return null;
         case "test_connection": {
-          if (args.clientSecret === "wrong") {
+          const stored = secrets.get(`graphClientSecret:${args.source.tenantId}/${args.source.clientId}`.toLowerCase());
+          if (!stored) throw { code: "secret.missing", message: "The client secret is not stored yet." };
+          if (stored.value === "wrong") {
             throw { code: "auth.secret", message: "cannot sign in to Microsoft 365: the client secret is wrong (AADSTS7000215): enter the secret's Value" };
           }
           const p = (name, required, ok) => ({ name, workload: "mail", required, inToken: ok, probeOk: ok, detail: ok ? null : "403" });
           return [p("User.Read.All", true, true), p("Mail.Read", true, false), p("Calendars.Read", false, true)];
         }
-        case "run_demo": {
+        case "validate_destination":
+          return [];
+        case "test_destination": {
+          const d = args.destination;
+          if (d.kind === "iceWarp") {
+            return {
+              ok: true,
+              messages: [`Logged in to the admin API at https://${d.host}/icewarpapi/ as ${d.adminEmail}.`],
+              advice: ["IMAP APPEND is slowed after 120 messages per minute (C_System_Services_IMAP_MaxAppendsPerMinute): set it to 0 (unlimited) for the migration"],
+            };
+          }
+          if (d.kind === "folder") return { ok: true, messages: [`The folder ${d.path} is writable.`], advice: [] };
+          return { ok: false, messages: [`cannot log in to the IMAP server ${d.host}:${d.port ?? 993} as adele.vance@contoso.com: IMAP login refused`], advice: [] };
+        }
+        case "plan_migration": {
+          const u = (address, folders, items, extra = {}) => ({ address, userPrincipalName: address, enabled: true, folders, items, estimatedSeconds: items / 10, ...extra });
+          return {
+            users: [
+              u("adele.vance@contoso.com", 24, 1250),
+              u("alex.wilber@contoso.com", 18, 310, { enabled: false }),
+              u("room-1@contoso.com", 0, 0, { problem: "Graph answered HTTP 403 (an application access policy?)" }),
+            ],
+            domains: ["contoso.com", "contoso.onmicrosoft.com"],
+            items: 1560,
+            estimatedSeconds: 125,
+          };
+        }
+        case "run_demo":
+        case "start_migration": {
           const channel = args.onEvent;
           let index = 0;
           const send = (message) => internals.runCallback(channel.id, { index: index++, message });
@@ -94,15 +159,24 @@ export function mockBackend() {
           send({ kind: "userStarted", user: "alex.wilber@contoso.com", folders: 18, messages: 1 });
           send({ kind: "itemDone", user: "adele.vance@contoso.com", bytes: 150000, skipped: false });
           send({ kind: "itemDone", user: "adele.vance@contoso.com", bytes: 50000, skipped: false });
-          send({ kind: "throttled", user: "alex.wilber@contoso.com", waitMs: 2128 });
-          send({ kind: "itemFailed", user: "adele.vance@contoso.com", folder: "Inbox", item: "AAMk1", reason: "Graph answered HTTP 404" });
           send({ kind: "itemDone", user: "alex.wilber@contoso.com", bytes: 30000, skipped: false });
+          send({ kind: "throttled", user: "adele.vance@contoso.com", waitMs: options.throttleMs ?? 2128 });
+          send({ kind: "itemFailed", user: "adele.vance@contoso.com", folder: "Inbox", item: "AAMk1", reason: "Graph answered HTTP 404" });
           await new Promise((resolve) => (finishDemo = resolve));
-          const stats = { folders: 36, messages: 3, skipped: 0, failed: 1, bytes: 230000 };
+          // A calendar item: counted by itemDone, not in userStarted's message count.
+          send({ kind: "itemDone", user: "alex.wilber@contoso.com", bytes: 0, skipped: false });
+          const stats = { folders: 36, messages: 3, events: 4, contacts: 2, tasks: 1, skipped: 0, failed: 1, bytes: 230000 };
           send({ kind: "userFinished", user: "adele.vance@contoso.com", stats });
           send({ kind: "runFinished", summary: { users: 2, totals: stats, seconds: 1.5, cancelled: false } });
           return { users: 2, totals: stats, seconds: 1.5, cancelled: false };
         }
+        case "plugin:event|listen":
+          listeners.set(args.event, args.handler);
+          return listeners.size;
+        case "plugin:event|unlisten":
+          return null;
+        case "plugin:window|destroy":
+          return null;
         default:
           throw { code: "unknown", message: `unknown command ${cmd}` };
       }
@@ -110,7 +184,10 @@ export function mockBackend() {
   };
   window.__TAURI_INTERNALS__ = internals;
   window.__calls = calls;
+  window.__secrets = secrets;
   window.__finishDemo = () => finishDemo && finishDemo();
+  // Fires a Tauri event at the page's listener, as the window would (e.g. tauri://close-requested).
+  window.__emit = (event) => internals.runCallback(listeners.get(event), { event, id: 1, payload: null });
 }
 
 /** Saves a screenshot as a test artifact, and for the README when asked. */

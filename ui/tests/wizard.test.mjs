@@ -16,9 +16,10 @@ after(async () => {
   await server?.close();
 });
 
-async function openApp(colorScheme = "light") {
+async function openApp(colorScheme = "light", backend = {}) {
   const page = await browser.newPage({ viewport: { width: 1100, height: 800 }, colorScheme });
-  await page.addInitScript(mockBackend);
+  page.setDefaultTimeout(5000);
+  await page.addInitScript(mockBackend, backend);
   const errors = [];
   page.on("pageerror", (e) => errors.push(e));
   await page.goto(server.url);
@@ -52,16 +53,17 @@ test("bad fields get clear messages; a secret ID is recognised", async () => {
   assert.equal(await page.getAttribute("#tenant-id", "aria-invalid"), "true");
   await screenshot(page, "source-errors", { docs: true });
   // Nothing reached the backend while the fields were wrong, and no secret ever does.
-  const calls = await page.evaluate(() => window.__calls);
+  const calls = await page.evaluate(() => window.__calls.filter((c) => !c.cmd.startsWith("plugin:event|")));
   assert.deepEqual(calls, []);
 
   await page.fill("#tenant-id", "contoso.onmicrosoft.com");
   await page.fill("#client-id", "00000000-0000-0000-0000-000000000001");
   await page.fill("#client-secret", "Qx8Q~realValue.123");
   await page.click("#check-source");
-  await page.waitForFunction(() => window.__calls.length === 1);
-  const [call] = await page.evaluate(() => window.__calls);
-  assert.equal(call.cmd, "validate_source");
+  await page.waitForFunction(() => window.__calls.some((c) => c.cmd === "validate_source"));
+  const calls2 = await page.evaluate(() => window.__calls.filter((c) => !c.cmd.startsWith("plugin:event|")));
+  assert.deepEqual([...new Set(calls2.map((c) => c.cmd))].sort(), ["secret_status", "validate_source"]);
+  const call = calls2.find((c) => c.cmd === "validate_source");
   assert.equal(JSON.stringify(call.args).includes("Qx8Q~realValue"), false, "the secret must not be sent to validation");
   assert.equal(await page.textContent("#tenant-id-error"), "");
   assert.match(await page.textContent("#source-status"), /look right/);
@@ -78,8 +80,28 @@ test("test connection shows granted and missing permissions, or Entra's advice",
   assert.match(await page.textContent('[data-permission="User.Read.All"]'), /granted/);
   assert.match(await page.textContent('[data-permission="Mail.Read"]'), /missing.*\(required\)/);
   assert.match(await page.textContent("#source-status"), /Mail.Read must be granted/);
+  // The secret went to the keychain once, then the field shows where it is.
+  assert.equal(await page.isVisible("#client-secret"), false);
+  assert.match(await page.textContent("#client-secret-stored"), /Stored in the keychain/);
+  assert.equal(await page.inputValue("#client-secret"), "");
+  const cmds = (await page.evaluate(() => window.__calls)).map((c) => c.cmd);
+  assert.deepEqual(cmds.filter((c) => c !== "secret_status" && !c.startsWith("plugin:event|")), ["store_secret", "test_connection"]);
+  const testCall = (await page.evaluate(() => window.__calls)).find((c) => c.cmd === "test_connection");
+  assert.equal(JSON.stringify(testCall.args).includes("Qx8Q"), false, "sign-in uses the stored secret");
   await screenshot(page, "test-connection", { docs: true });
 
+  // Test again without retyping: the stored secret is used.
+  await page.click("#test-connection");
+  await page.waitForFunction(() => window.__calls.filter((c) => c.cmd === "test_connection").length === 2);
+  assert.equal((await page.evaluate(() => window.__calls)).filter((c) => c.cmd === "store_secret").length, 1);
+
+  // Replace, then nothing typed: the stored secret stays in use.
+  await page.click("#client-secret-replace");
+  assert.equal(await page.isVisible("#client-secret"), true);
+  await page.click("#test-connection");
+  await page.waitForFunction(() => window.__calls.filter((c) => c.cmd === "test_connection").length === 3);
+  assert.match(await page.textContent("#client-secret-stored"), /Stored in the keychain/);
+  await page.click("#client-secret-replace");
   await page.fill("#client-secret", "wrong");
   await page.click("#test-connection");
   await page.waitForFunction(() => document.querySelector("#source-status").textContent.startsWith("Sign-in failed"));
@@ -134,4 +156,274 @@ test("dark mode follows the system", async () => {
   const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
   assert.equal(bg, "rgb(21, 24, 30)");
   await screenshot(page, "source-dark", { docs: true });
+});
+
+test("a stored secret is recognised on return; without a keychain it can be kept for the session", async () => {
+  const { page } = await openApp();
+  await page.evaluate(() => window.__secrets.set("graphclientsecret:contoso.onmicrosoft.com/00000000-0000-0000-0000-000000000001", { value: "x", where: "stored" }));
+  await page.fill("#tenant-id", "contoso.onmicrosoft.com");
+  await page.fill("#client-id", "00000000-0000-0000-0000-000000000001");
+  await page.locator("#client-id").blur();
+  await page.waitForSelector("#client-secret-stored:not([hidden])");
+  assert.match(await page.textContent("#client-secret-stored"), /Stored in the keychain/);
+  assert.match(await page.textContent("#client-secret-stored"), /Replace/);
+  await page.click("#check-source");
+  assert.equal(await page.textContent("#client-secret-error"), "", "a stored secret needs no typing");
+  await screenshot(page, "source-secret-stored", { docs: true });
+
+  const other = await openApp("light", { keychain: false });
+  const p = other.page;
+  await p.fill("#tenant-id", "contoso.onmicrosoft.com");
+  await p.fill("#client-id", "00000000-0000-0000-0000-000000000001");
+  await p.locator("#client-id").blur();
+  // Said as soon as the app knows, before anything is typed.
+  await p.waitForSelector("#client-secret-session:not([hidden])");
+  assert.match(await p.textContent("#client-secret-session"), /session only/);
+  await p.fill("#client-secret", "Qx8Q~realValue.123");
+  await p.click("#test-connection");
+  await p.waitForFunction(() => document.querySelector("#client-secret-session").textContent.includes("No keychain is available"));
+  assert.match(await p.textContent("#client-secret-session"), /No keychain is available/);
+  assert.equal((await p.evaluate(() => window.__calls)).some((c) => c.cmd === "test_connection"), false);
+  await screenshot(p, "source-no-keychain", { docs: true });
+  await p.click("#client-secret-session-only");
+  await p.waitForSelector("#client-secret-stored:not([hidden])");
+  assert.match(await p.textContent("#client-secret-stored"), /Kept for this session only/);
+  assert.equal(await p.isVisible("#client-secret-session"), false);
+});
+
+/** Fills the Source screen and goes on to the Destination screen. */
+async function toDestination(page) {
+  await page.fill("#tenant-id", "contoso.onmicrosoft.com");
+  await page.fill("#client-id", "00000000-0000-0000-0000-000000000001");
+  await page.fill("#client-secret", "Qx8Q~realValue.123");
+  await page.click("#source-next");
+  await page.waitForSelector("#screen-destination:not([hidden])");
+}
+
+test("Source's Next stores the secret and opens the Destination step", async () => {
+  const { page } = await openApp();
+  await page.click("#source-next");
+  assert.equal(await page.isVisible("#screen-destination"), false, "not with empty fields");
+  assert.match(await page.textContent("#client-secret-error"), /client secret/);
+  await toDestination(page);
+  assert.equal(await page.locator('.steps li[aria-current="step"]').textContent(), "2 Destination");
+  const calls = await page.evaluate(() => window.__calls);
+  const store = calls.find((c) => c.cmd === "store_secret");
+  assert.deepEqual(store.args, { kind: "graphClientSecret", account: "contoso.onmicrosoft.com/00000000-0000-0000-0000-000000000001", value: "<secret>", sessionOnly: false });
+  // Back to Source through the steps: the secret shows as stored.
+  await page.click('.steps li[data-step="source"]');
+  await page.waitForSelector("#screen-source:not([hidden])");
+  assert.match(await page.textContent("#client-secret-stored"), /Stored in the keychain/);
+});
+
+test("the Destination screen validates IceWarp, stores its password and shows the server's slow settings", async () => {
+  const { page, errors } = await openApp();
+  await toDestination(page);
+  assert.equal(await page.isChecked('input[name="dest-kind"][value="iceWarp"]'), true);
+  await page.fill("#dw-host", "https://mail.example.com");
+  await page.fill("#dw-credentials-report", "new-accounts.csv");
+  await page.click("#dest-next");
+  assert.match(await page.textContent("#dw-host-error"), /no https:\/\//);
+  assert.match(await page.textContent("#dw-admin-email-error"), /email address/);
+  assert.match(await page.textContent("#dw-admin-password-error"), /keychain/);
+  assert.match(await page.textContent("#dw-credentials-report-error"), /full path/);
+  assert.equal(await page.getAttribute("#dw-host", "aria-invalid"), "true");
+  await screenshot(page, "destination-errors", { docs: true });
+
+  await page.fill("#dw-host", "mail.example.com");
+  await page.fill("#dw-admin-email", "admin@example.com");
+  await page.fill("#dw-admin-password", "adm1n-pa55");
+  await page.fill("#dw-ca-file", "/etc/ssl/private-ca.pem");
+  await page.fill("#dw-credentials-report", "/root/icewarp-new-accounts.csv");
+  await page.click("#test-destination");
+  await page.waitForSelector("#destination-results:not([hidden])");
+  assert.match(await page.textContent("#destination-status"), /Some server settings would slow the migration/);
+  assert.match(await page.textContent("#destination-results .ok"), /Logged in to the admin API at https:\/\/mail.example.com\/icewarpapi\//);
+  assert.match(await page.textContent("#destination-results .advice"), /120 messages per minute/);
+  assert.match(await page.textContent("#dw-admin-password-stored"), /Stored in the keychain/);
+  const calls = await page.evaluate(() => window.__calls);
+  const store = calls.filter((c) => c.cmd === "store_secret").at(-1);
+  assert.deepEqual(store.args, { kind: "destAdminPassword", account: "mail.example.com/admin@example.com", value: "<secret>", sessionOnly: false });
+  const test = calls.find((c) => c.cmd === "test_destination");
+  assert.deepEqual(test.args.destination, {
+    kind: "iceWarp", host: "mail.example.com", adminEmail: "admin@example.com",
+    caFile: "/etc/ssl/private-ca.pem", credentialsReport: "/root/icewarp-new-accounts.csv",
+  });
+  assert.equal(JSON.stringify(calls.filter((c) => c.cmd !== "store_secret")).includes("adm1n"), false, "the password only goes to store_secret");
+  await screenshot(page, "destination-icewarp", { docs: true });
+  assert.deepEqual(errors, []);
+});
+
+test("the Destination screen validates an IMAP server and a folder", async () => {
+  const { page } = await openApp();
+  await toDestination(page);
+  await page.check('input[name="dest-kind"][value="imap"]');
+  assert.equal(await page.isVisible("#dw-server-url"), false, "only the chosen kind's fields");
+  await page.fill("#di-host", "imap://mail.example.com");
+  await page.fill("#di-port", "70000");
+  await page.click("#dest-next");
+  assert.match(await page.textContent("#di-host-error"), /no imap:\/\//);
+  assert.match(await page.textContent("#di-port-error"), /1 to 65535/);
+  assert.match(await page.textContent("#di-master-user-error"), /master user/);
+  await page.check('input[name="di-login"][value="csv"]');
+  assert.equal(await page.isVisible("#di-master-user"), false);
+  await page.fill("#di-host", "imap.example.com");
+  await page.fill("#di-port", "");
+  await page.fill("#di-accounts-csv", "accounts.csv");
+  await page.click("#dest-next");
+  assert.match(await page.textContent("#di-accounts-csv-error"), /full path/);
+  await page.check('input[name="di-login"][value="master"]');
+  await page.fill("#di-master-user", "admin");
+  await page.fill("#di-master-password", "master-pa55");
+  await page.selectOption("#di-security", "starttls");
+  await page.selectOption("#di-master-style", "dovecot");
+  await page.click("#test-destination");
+  await page.waitForSelector("#destination-results:not([hidden])");
+  assert.match(await page.textContent("#destination-results"), /IMAP login refused/);
+  const test = (await page.evaluate(() => window.__calls)).find((c) => c.cmd === "test_destination");
+  assert.deepEqual(test.args.destination, { kind: "imap", host: "imap.example.com", security: "starttls", masterUser: "admin", masterStyle: "dovecot" });
+  assert.equal(test.args.source.tenantId, "contoso.onmicrosoft.com");
+  await screenshot(page, "destination-imap", { docs: true });
+
+  await page.check('input[name="dest-kind"][value="folder"]');
+  await page.fill("#df-path", "export");
+  await page.click("#dest-next");
+  assert.match(await page.textContent("#df-path-error"), /full path/);
+  await page.fill("#df-path", "/srv/m365-export");
+  await page.click("#test-destination");
+  await page.waitForSelector("#destination-results:not([hidden])");
+  assert.match(await page.textContent("#destination-results"), /\/srv\/m365-export is writable/);
+  await screenshot(page, "destination-folder", { docs: true });
+});
+
+/** Source, a folder destination, then the Plan screen with its users listed. */
+async function toPlan(page) {
+  await toDestination(page);
+  await page.check('input[name="dest-kind"][value="folder"]');
+  await page.fill("#df-path", "/srv/m365-export");
+  await page.click("#dest-next");
+  await page.waitForSelector("#screen-plan:not([hidden])");
+  await page.waitForFunction(() => document.querySelectorAll("#plan-users tr").length === 3);
+}
+
+test("the Plan counts each mailbox; a selection and the workloads go into the run request", async () => {
+  const { page } = await openApp();
+  await toPlan(page);
+  assert.match(await page.textContent("#plan-summary"), /3 mailboxes · 1560 items · estimated 2 min 5 s · domains: contoso.com, contoso.onmicrosoft.com/);
+  const adele = await page.locator('#plan-users tr[data-user="adele.vance@contoso.com"] td').allTextContents();
+  assert.deepEqual(adele.slice(1), ["adele.vance@contoso.com", "24", "1250", "2 min 5 s", ""]);
+  assert.match(await page.textContent('#plan-users tr[data-user="alex.wilber@contoso.com"]'), /sign-in blocked \(still migrated\)/);
+  assert.match(await page.textContent('#plan-users tr[data-user="room-1@contoso.com"]'), /cannot be read: Graph answered HTTP 403/);
+  assert.equal(await page.locator('input[name="workload"]:checked').count(), 4);
+  await screenshot(page, "plan", { docs: true });
+
+  await page.uncheck("#plan-all");
+  await page.click("#start-migration");
+  assert.match(await page.textContent("#start-status"), /at least one mailbox/);
+  await page.check('#plan-users tr[data-user="alex.wilber@contoso.com"] input');
+  for (const w of ["mail", "calendar", "contacts", "tasks"]) await page.uncheck(`input[name="workload"][value="${w}"]`);
+  await page.click("#start-migration");
+  assert.match(await page.textContent("#start-status"), /at least one workload/);
+  await page.check('input[name="workload"][value="mail"]');
+  await page.check('input[name="workload"][value="contacts"]');
+  await page.click("#start-migration");
+  await page.waitForSelector("#screen-migrate:not([hidden])");
+  const start = (await page.evaluate(() => window.__calls)).find((c) => c.cmd === "start_migration");
+  assert.deepEqual(start.args.request, {
+    source: { tenantId: "contoso.onmicrosoft.com", clientId: "00000000-0000-0000-0000-000000000001", cloud: "global" },
+    destination: { kind: "folder", path: "/srv/m365-export" },
+    users: ["alex.wilber@contoso.com"],
+    workloads: ["mail", "contacts"],
+  });
+  assert.equal(JSON.stringify(start.args).includes("Qx8Q"), false, "no secret in the run request");
+});
+
+test("the Migrate screen shows throttling as a status, failed items, rate and ETA; the report follows", async () => {
+  const { page, errors } = await openApp("light", { throttleMs: 60000 });
+  await toPlan(page);
+  await page.click("#start-migration");
+  await page.waitForSelector("#screen-migrate:not([hidden])");
+  await page.waitForFunction(() => document.querySelector("#counters").textContent.startsWith("3 of 4 messages"));
+  assert.match(await page.textContent("#counters"), /msg\/s · ETA \d+ s · 1 failed/);
+  assert.match(await page.textContent("#throttle-status"), /Throttled by Microsoft 365: 1 mailbox waiting \(\d+\.\d s\)\. This is normal/);
+  assert.equal(await page.isVisible("#throttle-status"), true);
+  assert.match(await page.textContent('#user-rows tr[data-user="adele.vance@contoso.com"]'), /waiting 60.0 s \(Microsoft throttling\)/);
+  assert.match(await page.textContent("#failures"), /adele.vance@contoso.com Inbox AAMk1: Graph answered HTTP 404/);
+  assert.equal(await page.locator("#failures li").count(), 1);
+  const color = await page.evaluate(() => getComputedStyle(document.querySelector("#throttle-status")).color);
+  const errorColor = await page.evaluate(() => getComputedStyle(document.querySelector("#failures")).color);
+  assert.notEqual(color, errorColor, "throttling is not shown as an error");
+  // The steps stay put while a run is going on.
+  await page.click('.steps li[data-step="source"]');
+  assert.equal(await page.isVisible("#screen-migrate"), true);
+  await screenshot(page, "migrate-throttled", { docs: true });
+
+  await page.click("#stop");
+  await page.waitForFunction(() => document.querySelector("#run-status").textContent.startsWith("Stopping"));
+  await page.evaluate(() => window.__finishDemo());
+  await page.waitForSelector("#screen-report:not([hidden])");
+  assert.equal(await page.isVisible("#throttle-status"), false);
+  assert.match(await page.textContent("#summary"), /Migrated 2 mailboxes: 3 messages \(224.6 KiB\), 4 events, 2 contacts and 1 tasks/);
+  assert.match(await page.textContent("#log-folder"), /The log is in \/home\/admin\/.local\/share\/com.m365migrator.app\/logs/);
+  // "Run again" repeats the same request (the journal makes it incremental).
+  const first = (await page.evaluate(() => window.__calls)).filter((c) => c.cmd === "start_migration");
+  await page.click("#run-again");
+  await page.waitForSelector("#screen-migrate:not([hidden])");
+  const runs = (await page.evaluate(() => window.__calls)).filter((c) => c.cmd === "start_migration");
+  assert.equal(runs.length, 2);
+  assert.deepEqual(runs[1].args.request, first[0].args.request);
+  await page.evaluate(() => window.__finishDemo());
+  await page.waitForSelector("#screen-report:not([hidden])");
+  // Beyond the messages counted ahead, the row counts items (calendars, contacts, tasks).
+  assert.match(await page.textContent('#user-rows tr[data-user="alex.wilber@contoso.com"]'), /2 items \(1 messages, then calendars/);
+  assert.deepEqual(errors, []);
+  // Every screen so far ran under the app's Content-Security-Policy without a violation.
+  assert.deepEqual(await page.evaluate(() => window.__cspViolations), []);
+});
+
+test("closing the window during a run asks first; Stop and quit stops the run", async () => {
+  const { page } = await openApp();
+  // Before a run, closing needs no answer.
+  await page.waitForFunction(() => window.__calls.some((c) => c.cmd === "plugin:event|listen"));
+  await page.evaluate(() => window.__emit("tauri://close-requested"));
+  await page.waitForFunction(() => window.__calls.some((c) => c.cmd === "plugin:window|destroy"));
+  assert.equal(await page.isVisible("#close-dialog"), false);
+  await page.evaluate(() => (window.__calls.length = 0));
+
+  await page.click("#try-demo");
+  await page.waitForFunction(() => document.querySelector("#counters").textContent.startsWith("3 of 4"));
+  await page.evaluate(() => window.__emit("tauri://close-requested"));
+  await page.waitForSelector("#close-dialog[open]");
+  await screenshot(page, "close-during-run", { docs: true });
+  await page.click("#close-cancel");
+  assert.equal(await page.isVisible("#close-dialog"), false);
+  let cmds = (await page.evaluate(() => window.__calls)).map((c) => c.cmd);
+  assert.equal(cmds.includes("plugin:window|destroy"), false, "Keep running keeps the window");
+  assert.equal(cmds.includes("control_run"), false);
+
+  await page.evaluate(() => window.__emit("tauri://close-requested"));
+  await page.waitForSelector("#close-dialog[open]");
+  assert.match(await page.textContent("#close-dialog"), /A migration is running.*Stop and quit/s);
+  await page.click("#close-confirm");
+  await page.waitForFunction(() => window.__calls.some((c) => c.cmd === "plugin:window|destroy"));
+  const calls = await page.evaluate(() => window.__calls);
+  cmds = calls.map((c) => c.cmd);
+  assert.ok(cmds.indexOf("control_run") < cmds.indexOf("plugin:window|destroy"), "the run is stopped before the window goes");
+  assert.equal(calls.find((c) => c.cmd === "control_run").args.action, "stop");
+});
+
+test("when the run ends while the close question is open, the question says so", async () => {
+  const { page } = await openApp();
+  await page.click("#try-demo");
+  await page.waitForFunction(() => document.querySelector("#counters").textContent.startsWith("3 of 4"));
+  await page.waitForFunction(() => window.__calls.some((c) => c.cmd === "plugin:event|listen"));
+  await page.evaluate(() => window.__emit("tauri://close-requested"));
+  await page.waitForSelector("#close-dialog[open]");
+  await page.evaluate(() => window.__finishDemo());
+  await page.waitForSelector("#screen-report:not([hidden])");
+  assert.match(await page.textContent("#close-title"), /has ended/);
+  await page.click("#close-cancel");
+  assert.equal(await page.isVisible("#close-dialog"), false);
+  const cmds = (await page.evaluate(() => window.__calls)).map((c) => c.cmd);
+  assert.equal(cmds.includes("plugin:window|destroy"), false, "Stay keeps the window");
 });

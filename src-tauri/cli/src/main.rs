@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use indicatif::HumanDuration;
-use migrator_core::config::{Cloud, FileConfig, SourceConfig};
+use migrator_core::config::{Cloud, DestinationConfig, FileConfig, SourceConfig};
 use migrator_core::engine::{self, Destination, Report, ReportFiles, RunControl, RunOptions};
 use migrator_core::journal::Journal;
 use migrator_core::progress::RunSummary;
-use migrator_core::secrets::Secret;
+use migrator_core::secrets::{
+    dest_admin_password_entry, graph_client_secret_entry, KeyringStore, Secret, SecretStore,
+};
 
 /// Exit codes: 0 success, 1 finished with failed items, 2 stopped by a fatal error.
 const EXIT_ITEMS_FAILED: u8 = 1;
@@ -61,7 +63,8 @@ enum Command {
     /// Migrate the tenant described by a configuration file.
     ///
     /// The client secret is read from the M365_CLIENT_SECRET environment variable, an IMAP
-    /// master user's password from DEST_ADMIN_PASSWORD. The journal
+    /// master user's password from DEST_ADMIN_PASSWORD; when unset, from the OS keychain
+    /// where the desktop app stores them. The journal
     /// lives in [run] state_dir (default: m365-migrator-state beside the configuration file);
     /// running again resumes a stopped run and writes nothing twice.
     Run {
@@ -176,7 +179,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<RunSummary> {
 /// Loads the configuration, the secrets, the destination and the default state folder.
 fn load(path: &Path) -> anyhow::Result<(FileConfig, Secret, Destination, RunOptions)> {
     let (config, secret, options) = load_source(path)?;
-    let admin_password = std::env::var(ADMIN_PASSWORD_ENV).ok().map(Secret::new);
+    let admin_entry = match &config.destination {
+        DestinationConfig::Imap {
+            host,
+            master_user: Some(user),
+            ..
+        } => Some(dest_admin_password_entry(host, user)),
+        DestinationConfig::IceWarp {
+            host, admin_email, ..
+        } => Some(dest_admin_password_entry(host, admin_email)),
+        _ => None,
+    };
+    let admin_password = env_or_keychain(ADMIN_PASSWORD_ENV, admin_entry.as_deref());
     let destination = Destination::from_config(&config.destination, admin_password)?;
     Ok((config, secret, destination, options))
 }
@@ -184,11 +198,13 @@ fn load(path: &Path) -> anyhow::Result<(FileConfig, Secret, Destination, RunOpti
 /// Loads what reading the source needs: the configuration, the client secret and the options.
 fn load_source(path: &Path) -> anyhow::Result<(FileConfig, Secret, RunOptions)> {
     let config = FileConfig::load(path)?;
-    let secret = std::env::var(SECRET_ENV)
-        .ok()
-        .filter(|s| !s.trim().is_empty())
-        .map(Secret::new)
-        .ok_or_else(|| anyhow::anyhow!("the client secret is not set: export {SECRET_ENV}"))?;
+    let client_entry =
+        graph_client_secret_entry(&config.source.tenant_id, &config.source.client_id);
+    let secret = env_or_keychain(SECRET_ENV, Some(&client_entry)).ok_or_else(|| {
+        anyhow::anyhow!(
+            "the client secret is not set: export {SECRET_ENV} or store it with the desktop app"
+        )
+    })?;
     let mut options = RunOptions::from_settings(&config.run, &config.users);
     options.state_dir = Some(state_dir(path, &options));
     Ok((config, secret, options))
@@ -275,6 +291,23 @@ fn write_report(config_path: &Path, out: Option<PathBuf>) -> anyhow::Result<()> 
 
 fn save_report(journal: &Journal, dir: &Path) -> anyhow::Result<ReportFiles> {
     Ok(Report::from_journal(journal)?.write(dir)?)
+}
+
+/// A secret from the environment variable `var`, else from the OS keychain entry the desktop
+/// app stores it under (the keychain may be absent on a server: then only the variable counts).
+fn env_or_keychain(var: &str, entry: Option<&str>) -> Option<Secret> {
+    if let Some(value) = std::env::var(var).ok().filter(|s| !s.trim().is_empty()) {
+        return Some(Secret::new(value));
+    }
+    let entry = entry?;
+    let keychain = KeyringStore::platform().ok()?;
+    match keychain.get(entry) {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!("cannot read the keychain: {e}");
+            None
+        }
+    }
 }
 
 /// Prints what would stop a run; `Ok(false)` when something would.
