@@ -613,7 +613,7 @@ async fn a_real_run_streams_its_events_and_no_secret_reaches_them() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn start_migration_refuses_icewarp_until_it_exists_and_needs_stored_secrets() {
+async fn start_migration_needs_every_stored_secret_before_anything_moves() {
     let app = TestApp::new();
     let source = json!({"tenantId": "contoso.onmicrosoft.com",
                         "clientId": "00000000-0000-0000-0000-000000000001"});
@@ -631,11 +631,7 @@ async fn start_migration_refuses_icewarp_until_it_exists_and_needs_stored_secret
         "contoso.onmicrosoft.com/00000000-0000-0000-0000-000000000001",
         "x~y",
     );
-    app.store(
-        "destAdminPassword",
-        "mail.example.com/admin@example.com",
-        "adm1n-pa55",
-    );
+    // The IceWarp administrator's password is not stored: refused before any connection.
     let err = app
         .invoke_blocking(
             "start_migration",
@@ -645,8 +641,8 @@ async fn start_migration_refuses_icewarp_until_it_exists_and_needs_stored_secret
                    "onEvent": "__CHANNEL__:1"}),
         )
         .unwrap_err();
-    assert_eq!(err["code"], "not_available", "{err}");
-    assert!(!err.to_string().contains("adm1n-pa55"));
+    assert_eq!(err["code"], "secret.missing", "{err}");
+    assert!(err.to_string().contains("administrator password"), "{err}");
     assert_eq!(maildir_messages(out.path()).len(), 0);
 }
 

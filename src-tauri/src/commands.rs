@@ -491,16 +491,10 @@ impl DestinationSettings {
                 },
                 accounts_csv: path(accounts_csv),
                 special_folders: Default::default(),
+                dav_url: None,
             },
         }
     }
-}
-
-fn icewarp_not_available() -> IpcError {
-    IpcError::new(
-        "not_available",
-        "Migrating into IceWarp is not available in this build yet: Test connection checks the admin API and the server's settings, but the engine does not write to IceWarp yet. Until then choose \"Another IMAP server\" with IceWarp's IMAP host, or a local folder.",
-    )
 }
 
 /// Checks the Destination screen's fields.
@@ -526,9 +520,6 @@ async fn destination(
     settings: &DestinationSettings,
 ) -> Result<Destination, IpcError> {
     let (config, password) = checked_config(places, settings).await?;
-    if matches!(config, DestinationConfig::IceWarp { .. }) {
-        return Err(icewarp_not_available());
-    }
     Destination::from_config(&config, password).map_err(|e| IpcError::new("invalid", e.to_string()))
 }
 
@@ -645,6 +636,7 @@ pub(crate) async fn test_destination(
                 advice: Vec::new(),
             })
         }
+        Destination::IceWarp(_) => test_icewarp(state.secrets(), &destination).await,
     }
 }
 
@@ -761,25 +753,28 @@ pub async fn migrate(
 ) -> Result<RunSummary, IpcError> {
     let secret = client_secret(places.clone(), &request.source).await?;
     let target = destination(places, &request.destination).await?;
+    // A server's journal lives in the app's data folder, one per tenant and server.
+    let server_dir = |settings: &migrator_core::dest::imap::ImapSettings| {
+        let name = format!(
+            "{}-{}-{}",
+            request.source.tenant_id, settings.host, settings.port
+        );
+        let safe: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        data_dir.join("journal").join(safe)
+    };
     let state_dir = match &target {
         Destination::Folder(path) => path.join(".m365-migrator"),
-        Destination::Imap { settings, .. } => {
-            let name = format!(
-                "{}-{}-{}",
-                request.source.tenant_id, settings.host, settings.port
-            );
-            let safe: String = name
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            data_dir.join("journal").join(safe)
-        }
+        Destination::Imap { settings, .. } => server_dir(settings),
+        Destination::IceWarp(d) => server_dir(&d.imap),
     };
     let mut options = RunOptions {
         state_dir: Some(state_dir),

@@ -102,7 +102,7 @@ async fn a_throttle_storm_with_expiring_tokens_loses_nothing_and_never_sends_ear
         let until = answer.finished + Duration::from_secs_f64(wait);
         for later in &log[i + 1..] {
             if later.mailbox.as_ref() == Some(mailbox)
-                && later.at > answer.finished
+                && later.at > answer.finished + in_flight
                 && later.at < until
             {
                 early.push(format!(
