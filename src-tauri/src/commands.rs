@@ -30,7 +30,7 @@ use crate::{AppState, ChannelReporter, IpcError};
 /// What the About box and the log button need.
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../ui/src/bindings/")]
+#[ts(export)]
 pub struct AppInfo {
     pub version: String,
     #[ts(optional)]
@@ -48,7 +48,7 @@ pub(crate) fn app_info(state: State<'_, AppState>) -> AppInfo {
 /// One problem with one form field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../ui/src/bindings/")]
+#[ts(export)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -97,7 +97,7 @@ pub(crate) async fn test_connection(
 /// destination administrator's password (account `<host>/<user>`).
 #[derive(Debug, Clone, Copy, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../ui/src/bindings/")]
+#[ts(export)]
 pub enum SecretKind {
     GraphClientSecret,
     DestAdminPassword,
@@ -107,7 +107,7 @@ pub enum SecretKind {
 /// not stored and no keychain to store it in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../ui/src/bindings/")]
+#[ts(export)]
 pub enum SecretStatus {
     Stored,
     Session,
@@ -239,7 +239,7 @@ async fn client_secret(places: SecretPlaces, source: &SourceConfig) -> Result<Se
 /// How the IMAP connection is secured (plaintext is not offered: it is for loopback tests).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../ui/src/bindings/")]
+#[ts(export)]
 pub enum ImapSecurityChoice {
     #[default]
     Tls,
@@ -249,7 +249,7 @@ pub enum ImapSecurityChoice {
 /// How an IMAP master user logs in for each user.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../ui/src/bindings/")]
+#[ts(export)]
 pub enum MasterStyleChoice {
     /// SASL PLAIN with the user as authorization identity (RFC 4616).
     #[default]
@@ -267,7 +267,7 @@ pub enum MasterStyleChoice {
     rename_all_fields = "camelCase",
     deny_unknown_fields
 )]
-#[ts(export, export_to = "../ui/src/bindings/")]
+#[ts(export)]
 pub enum DestinationSettings {
     /// An IceWarp server, accounts created through its admin API.
     IceWarp {
@@ -507,7 +507,7 @@ pub(crate) fn validate_destination(destination: DestinationSettings) -> Vec<Fiel
 /// server settings that would slow the migration.
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../ui/src/bindings/")]
+#[ts(export)]
 pub struct DestinationCheck {
     pub ok: bool,
     pub messages: Vec<String>,
@@ -645,7 +645,7 @@ pub(crate) async fn test_destination(
 /// One mailbox of the plan, as the Plan screen lists it.
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../ui/src/bindings/")]
+#[ts(export)]
 pub struct PlanRow {
     pub address: String,
     pub user_principal_name: String,
@@ -666,7 +666,7 @@ pub struct PlanRow {
 /// What a run would do: the core's [`engine::plan`] for the Plan screen.
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../ui/src/bindings/")]
+#[ts(export)]
 pub struct PlanView {
     pub users: Vec<PlanRow>,
     /// The domains of the users' addresses (accounts at the destination are in these).
@@ -708,7 +708,7 @@ pub(crate) async fn plan_migration(
 /// One kind of data to migrate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../ui/src/bindings/")]
+#[ts(export)]
 pub enum WorkloadChoice {
     Mail,
     Calendar,
@@ -730,7 +730,7 @@ impl From<WorkloadChoice> for Workload {
 /// What the wizard hands to "Start": no secret in it, those come from the keychain.
 #[derive(Debug, Clone, Deserialize, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[ts(export, export_to = "../ui/src/bindings/")]
+#[ts(export)]
 pub struct MigrationRequest {
     pub source: SourceConfig,
     pub destination: DestinationSettings,
@@ -857,7 +857,7 @@ pub(crate) async fn run_demo<R: Runtime>(
 /// Pause, resume or stop the running migration.
 #[derive(Debug, Clone, Copy, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../ui/src/bindings/")]
+#[ts(export)]
 pub enum RunAction {
     Pause,
     Resume,

@@ -5,7 +5,7 @@ use ts_rs::TS;
 
 /// An error the UI can show: a stable `code` to branch on and a readable `message`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
-#[ts(export, export_to = "../ui/src/bindings/")]
+#[ts(export)]
 pub struct IpcError {
     pub code: String,
     pub message: String,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use futures_util::FutureExt;
 use indicatif::HumanDuration;
 use migrator_core::config::{Cloud, DestinationConfig, FileConfig, SourceConfig};
 use migrator_core::engine::{self, Destination, Report, ReportFiles, RunControl, RunOptions};
@@ -82,6 +83,21 @@ enum Command {
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Compare the source with the destination: is everything there?
+    ///
+    /// Lists each user's mail folders again from Microsoft 365 (ids only) and checks every
+    /// message against the journal and the destination: present, missing (migrated but since
+    /// deleted at the destination), or not migrated. Calendar, contact and task items the
+    /// journal records are checked at the destination too. Reads only. Exits 0 when everything
+    /// is there, 1 when something is missing, 2 on an error.
+    Verify {
+        /// The TOML configuration file.
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+        /// Print the result as JSON instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show what a run would migrate and how long Microsoft's limits let it take.
     ///
     /// Signs in, lists the selected users and each mailbox's folders with their item counts
@@ -122,10 +138,28 @@ const ADMIN_PASSWORD_ENV: &str = "DEST_ADMIN_PASSWORD";
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    if let Command::Check { config } = &cli.command {
-        return match tokio::runtime::Runtime::new().map(|rt| rt.block_on(check(config))) {
+    // Commands whose answer is yes or no: a "no" exits with its own code.
+    let verdict = match &cli.command {
+        Command::Check { config } => {
+            let config = config.clone();
+            Some((
+                async move { check(&config).await }.boxed(),
+                EXIT_CHECK_FAILED,
+            ))
+        }
+        Command::Verify { config, json } => {
+            let (config, json) = (config.clone(), *json);
+            Some((
+                async move { verify(&config, json).await }.boxed(),
+                EXIT_ITEMS_FAILED,
+            ))
+        }
+        _ => None,
+    };
+    if let Some((answer, no)) = verdict {
+        return match tokio::runtime::Runtime::new().map(|rt| rt.block_on(answer)) {
             Ok(Ok(true)) => ExitCode::SUCCESS,
-            Ok(Ok(false)) => ExitCode::from(EXIT_CHECK_FAILED),
+            Ok(Ok(false)) => ExitCode::from(no),
             Ok(Err(e)) => {
                 eprintln!("error: {e:#}");
                 ExitCode::from(EXIT_FATAL)
@@ -164,7 +198,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<RunSummary> {
             messages,
         } => demo(out, users, messages, cli.quiet).await,
         Command::Run { config } => run_config(config, cli.quiet).await,
-        Command::Check { .. } => unreachable!("check is dispatched in main"),
+        Command::Check { .. } | Command::Verify { .. } => {
+            unreachable!("check and verify are dispatched in main")
+        }
         Command::Plan { config, json } => {
             print_plan(&config, json).await?;
             Ok(RunSummary::default())
@@ -216,6 +252,67 @@ fn state_dir(config_path: &Path, options: &RunOptions) -> PathBuf {
         let base = config_path.parent().filter(|p| !p.as_os_str().is_empty());
         base.unwrap_or(Path::new(".")).join("m365-migrator-state")
     })
+}
+
+/// `verify`: prints the differences; `Ok(true)` when there are none.
+async fn verify(path: &Path, json: bool) -> anyhow::Result<bool> {
+    let (config, secret, destination, options) = load(path)?;
+    let journal = open_journal(path, &options)?;
+    let result = engine::verify(
+        &config.source_config(),
+        &secret,
+        &destination,
+        &journal,
+        &options,
+    )
+    .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+        return Ok(result.is_clean());
+    }
+    let (mut present, mut missing, mut not_migrated) = (0, 0, 0);
+    for user in &result.users {
+        if let Some(problem) = &user.problem {
+            println!("{}: cannot be verified: {problem}", user.user);
+        }
+        for f in &user.folders {
+            present += f.present;
+            missing += f.missing.len();
+            not_migrated += f.not_migrated.len();
+            if !f.missing.is_empty() || !f.not_migrated.is_empty() {
+                println!(
+                    "{} {} {:?}: {} of {} present, {} missing at the destination, {} not migrated",
+                    user.user,
+                    f.kind,
+                    f.folder,
+                    f.present,
+                    f.source,
+                    f.missing.len(),
+                    f.not_migrated.len()
+                );
+                for id in f.missing.iter().take(20) {
+                    println!("    missing: {id}");
+                }
+            }
+        }
+    }
+    println!(
+        "{} users: {present} items present, {missing} missing at the destination, {not_migrated} not migrated",
+        result.users.len()
+    );
+    Ok(result.is_clean())
+}
+
+/// The journal of a configuration's runs; an error when nothing was migrated yet.
+fn open_journal(config_path: &Path, options: &RunOptions) -> anyhow::Result<Journal> {
+    let dir = state_dir(config_path, options);
+    if !dir.join(Journal::FILE_NAME).is_file() {
+        anyhow::bail!(
+            "no journal in {}: nothing has been migrated with this configuration yet",
+            dir.display()
+        );
+    }
+    Ok(Journal::open(&dir)?)
 }
 
 /// `plan`: the table (or JSON) of what a run would do.
@@ -277,13 +374,7 @@ fn write_report(config_path: &Path, out: Option<PathBuf>) -> anyhow::Result<()> 
     let config = FileConfig::load(config_path)?;
     let options = RunOptions::from_settings(&config.run, &config.users);
     let dir = state_dir(config_path, &options);
-    if !dir.join(Journal::FILE_NAME).is_file() {
-        anyhow::bail!(
-            "no journal in {}: nothing has been migrated with this configuration yet",
-            dir.display()
-        );
-    }
-    let journal = Journal::open(&dir)?;
+    let journal = open_journal(config_path, &options)?;
     let files = save_report(&journal, &out.unwrap_or_else(|| dir.join("report")))?;
     println!("report written: {}", files.html.display());
     Ok(())

@@ -6,6 +6,7 @@ mod support;
 
 use std::process::Command;
 
+use migrator_core::dest::imap::{ImapMailbox, MasterStyle};
 use support::dovecot::MASTER_PASSWORD;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -88,6 +89,32 @@ async fn check_then_run_then_rerun_into_dovecot() {
         "{out}"
     );
 
+    let clean = tokio::task::block_in_place(|| migrate("verify"));
+    let out = String::from_utf8_lossy(&clean.stdout);
+    assert!(clean.status.success(), "{out}");
+    assert!(
+        out.contains("30 items present, 0 missing at the destination, 0 not migrated"),
+        "{out}"
+    );
+
+    // A message deleted at the destination behind the migrator's back is found missing.
+    let user = sim.tenant().users[0].mail.clone();
+    let login = support::dovecot::Dovecot::master(&user, MasterStyle::SaslAuthzid);
+    let mut mailbox = ImapMailbox::connect(&dovecot.tls_settings(), &login)
+        .await
+        .unwrap();
+    let uid = mailbox.uids("INBOX").await.unwrap()[0];
+    mailbox.delete_message("INBOX", uid).await.unwrap();
+    mailbox.logout().await;
+    let dirty = tokio::task::block_in_place(|| migrate("verify"));
+    let out = String::from_utf8_lossy(&dirty.stdout);
+    assert_eq!(dirty.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("29 items present, 1 missing at the destination"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("{user} mail \"Inbox\"")), "{out}");
+
     // Secrets never reach the output, the journal or the report.
     // The whole state folder: the SQLite file, its write-ahead log and the report.
     let mut journal = Vec::new();
@@ -108,7 +135,7 @@ async fn check_then_run_then_rerun_into_dovecot() {
             .is_file(),
         "run writes the report"
     );
-    for output in [&check, &plan, &json, &first, &second] {
+    for output in [&check, &plan, &json, &first, &second, &clean, &dirty] {
         let all = [output.stdout.as_slice(), output.stderr.as_slice()].concat();
         let text = String::from_utf8_lossy(&all);
         assert!(!text.contains(&secret) && !text.contains(MASTER_PASSWORD));

@@ -7,7 +7,7 @@ use ts_rs::TS;
 /// not interchangeable between them (Graph docs, concepts/deployments.md).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../../ui/src/bindings/")]
+#[ts(export)]
 pub enum Cloud {
     /// Worldwide and GCC (moderate).
     #[default]
@@ -45,7 +45,7 @@ impl Cloud {
 /// comes from the keychain or the environment as a [`crate::secrets::Secret`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[ts(export, export_to = "../../../ui/src/bindings/")]
+#[ts(export)]
 pub struct SourceConfig {
     /// Directory (tenant) ID: a GUID or a verified domain such as `contoso.onmicrosoft.com`.
     pub tenant_id: String,

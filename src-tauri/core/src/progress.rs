@@ -14,7 +14,7 @@ use ts_rs::TS;
     rename_all = "camelCase",
     rename_all_fields = "camelCase"
 )]
-#[ts(export, export_to = "../../../ui/src/bindings/")]
+#[ts(export)]
 pub enum ProgressEvent {
     /// The run has signed in and knows which mailboxes it will process.
     RunStarted { users: u32 },
@@ -55,7 +55,7 @@ pub enum ProgressEvent {
 /// Fields missing when read back (a summary journaled by an older version) count as zero.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase", default)]
-#[ts(export, export_to = "../../../ui/src/bindings/")]
+#[ts(export)]
 pub struct Stats {
     /// Mail folders, calendars, address books and task lists.
     pub folders: u32,
@@ -93,7 +93,7 @@ impl Stats {
 /// What a finished run did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../../ui/src/bindings/")]
+#[ts(export)]
 pub struct RunSummary {
     pub users: u32,
     pub totals: Stats,

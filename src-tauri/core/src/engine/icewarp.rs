@@ -139,7 +139,7 @@ pub(super) async fn provision(
 /// The master user for IMAP when one is configured, else each account's own password; own
 /// passwords (the configured accounts CSV, then the credentials report of the accounts this or
 /// an earlier run created) also serve WebDAV.
-fn logins(d: &IceWarpDestination) -> Result<ImapLogins, EngineError> {
+pub(super) fn logins(d: &IceWarpDestination) -> Result<ImapLogins, EngineError> {
     let mut accounts: HashMap<String, Secret> = d.accounts.clone();
     if d.api.credentials_report.is_file() {
         let created =

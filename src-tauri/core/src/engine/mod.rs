@@ -13,11 +13,13 @@ mod plan;
 mod preflight;
 pub mod report;
 mod spool;
+mod verify;
 
 pub use control::{Cancelled, RunControl};
 pub use plan::{plan, Plan, PlanUser};
 pub use preflight::{preflight, test_source, Preflight, ProbeUser};
 pub use report::{Report, ReportError, ReportFiles};
+pub use verify::{verify, FolderVerification, UserVerification, Verification};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -403,6 +405,22 @@ pub async fn run_to_folder_with(
 ) -> Result<RunSummary, EngineError> {
     let destination = Destination::Folder(out.to_path_buf());
     run(source, secret, &destination, reporter, control, options).await
+}
+
+/// Signs in and lists the selected mailboxes (directory calls are paced per tenant,
+/// throttling-limits.md), for the commands that read before they compare or estimate.
+async fn signed_in_mailboxes(
+    source: &SourceConfig,
+    secret: &Secret,
+    options: &RunOptions,
+) -> Result<(GraphClient, Vec<User>), EngineError> {
+    let client = GraphClient::new(source, secret, http_client().map_err(EngineError::Http)?)?;
+    client.sign_in().await?;
+    let tenant_pacer = Pacer::new(options.pacer.clone());
+    let listed = users::list_users(&client, &tenant_pacer, |_| {})
+        .await
+        .map_err(EngineError::Source)?;
+    Ok((client, select_mailboxes(listed.items, &options.users)))
 }
 
 /// The users that have a mailbox (a `mail` address) and that `selection` names.

@@ -17,12 +17,11 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use super::{select_mailboxes, EngineError, RunOptions};
+use super::{signed_in_mailboxes, EngineError, RunOptions};
 use crate::config::SourceConfig;
-use crate::graph::client::{http_client, GraphClient};
 use crate::graph::mail::folder_tree;
 use crate::graph::types::User;
-use crate::graph::{users, Pacer, PacerSettings};
+use crate::graph::{Pacer, PacerSettings};
 use crate::secrets::Secret;
 
 /// Messages per listing page the engine asks for (`$top` of the message listing).
@@ -73,13 +72,7 @@ pub async fn plan(
     secret: &Secret,
     options: &RunOptions,
 ) -> Result<Plan, EngineError> {
-    let client = GraphClient::new(source, secret, http_client().map_err(EngineError::Http)?)?;
-    client.sign_in().await?;
-    let tenant_pacer = Pacer::new(options.pacer.clone());
-    let listed = users::list_users(&client, &tenant_pacer, |_| {})
-        .await
-        .map_err(EngineError::Source)?;
-    let mailboxes = select_mailboxes(listed.items, &options.users);
+    let (client, mailboxes) = signed_in_mailboxes(source, secret, options).await?;
     let domains = domains_of(&mailboxes);
 
     let settings = &options.pacer;

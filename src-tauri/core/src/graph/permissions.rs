@@ -18,7 +18,7 @@ use crate::secrets::Secret;
 /// What a permission is needed for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../../ui/src/bindings/")]
+#[ts(export)]
 pub enum Workload {
     Directory,
     Mail,
@@ -30,7 +30,7 @@ pub enum Workload {
 /// One application permission and why it is needed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../../ui/src/bindings/")]
+#[ts(export)]
 pub struct Permission {
     pub name: &'static str,
     pub workload: Workload,
@@ -88,7 +88,7 @@ pub const PERMISSIONS: [Permission; 7] = [
 /// Whether one permission is usable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
-#[ts(export, export_to = "../../../ui/src/bindings/")]
+#[ts(export)]
 pub struct PermissionStatus {
     pub name: String,
     pub workload: Workload,

@@ -1,0 +1,369 @@
+//! Verification: does the destination hold what the source holds?
+//!
+//! Per user and mail folder, the source's messages (listed again from Graph: ids only, no
+//! content) are compared with the journal and the destination: a message is *present* when the
+//! journal records it as migrated and the destination still has that copy (the IMAP UID under
+//! the same UIDVALIDITY, or the Maildir file); *missing* when it was migrated but the copy is
+//! gone (deleted at the destination behind the migrator's back); *not migrated* when the journal
+//! has no completed copy. Calendar, contact and task items the journal records as written are
+//! checked at the destination the same way (the file, or the CalDAV/CardDAV resource).
+//!
+//! Verification reads only; it never writes to the destination or the journal.
+
+use std::collections::{HashMap, HashSet};
+
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use super::{signed_in_mailboxes, Destination, EngineError, RunOptions};
+use crate::config::SourceConfig;
+use crate::dest::dav::{DavAccount, DavLogin, DavSettings};
+use crate::dest::folder::{Folder, FolderStore};
+use crate::dest::imap::{ImapMailbox, ImapRef};
+use crate::dest::DestRef;
+use crate::graph::client::GraphClient;
+use crate::graph::mail::{folder_tree, messages};
+use crate::graph::types::User;
+use crate::graph::Pacer;
+use crate::journal::{ItemRecord, ItemState, Journal};
+
+use crate::secrets::Secret;
+
+/// What verification found.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Verification {
+    pub users: Vec<UserVerification>,
+}
+
+impl Verification {
+    /// True when every source item is at the destination.
+    pub fn is_clean(&self) -> bool {
+        self.users.iter().all(|u| u.problem.is_none())
+            && self
+                .users
+                .iter()
+                .flat_map(|u| &u.folders)
+                .all(|f| f.missing.is_empty() && f.not_migrated.is_empty())
+    }
+}
+
+/// One user's result.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UserVerification {
+    pub user: String,
+    pub folders: Vec<FolderVerification>,
+    /// Why this user could not be verified (the source or the destination could not be read).
+    pub problem: Option<String>,
+}
+
+/// One folder or collection's result.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct FolderVerification {
+    /// `mail`, `event`, `contact` or `task`.
+    pub kind: String,
+    /// The source folder path (mail) or the destination collection (groupware).
+    pub folder: String,
+    /// Items at the source (mail) or written by the migrator (groupware).
+    pub source: u64,
+    pub present: u64,
+    /// Migrated, but no longer at the destination: source item ids.
+    pub missing: Vec<String>,
+    /// Not (yet) migrated: source item ids.
+    pub not_migrated: Vec<String>,
+}
+
+/// Compares the source, the runs' `journal` and the destination.
+pub async fn verify(
+    source: &SourceConfig,
+    secret: &Secret,
+    destination: &Destination,
+    journal: &Journal,
+    options: &RunOptions,
+) -> Result<Verification, EngineError> {
+    let (client, mailboxes) = signed_in_mailboxes(source, secret, options).await?;
+    let results: Vec<Result<UserVerification, EngineError>> = futures_util::stream::iter(mailboxes)
+        .map(|user| {
+            let client = &client;
+            async move { verify_user(client, journal, destination, options, &user).await }
+        })
+        .buffer_unordered(options.parallel_mailboxes.max(1))
+        .collect()
+        .await;
+    let mut users = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    users.sort_by(|a, b| a.user.cmp(&b.user));
+    Ok(Verification { users })
+}
+
+async fn verify_user(
+    client: &GraphClient,
+    journal: &Journal,
+    destination: &Destination,
+    options: &RunOptions,
+    user: &User,
+) -> Result<UserVerification, EngineError> {
+    let address = destination_address(destination, user.mail.as_deref().unwrap_or_default());
+    let mut result = UserVerification {
+        user: address.clone(),
+        ..UserVerification::default()
+    };
+    let done: HashMap<String, ItemRecord> = journal
+        .items_in_state(&user.id, ItemState::Done)?
+        .into_iter()
+        .map(|r| (r.source_id.clone(), r))
+        .collect();
+    let mut dest = match DestinationCheck::open(destination, &address).await {
+        Ok(d) => d,
+        Err(problem) => {
+            result.problem = Some(problem);
+            return Ok(result);
+        }
+    };
+
+    let pacer = Pacer::new(options.pacer.clone());
+    let nodes = match folder_tree(client, &pacer, &user.id, |_| {}).await {
+        Ok((nodes, _bad)) => nodes,
+        Err(e) => {
+            result.problem = Some(format!("cannot list the source folders: {e}"));
+            return Ok(result);
+        }
+    };
+    for node in &nodes {
+        let mut folder = FolderVerification {
+            kind: "mail".into(),
+            folder: node.path.join("/"),
+            ..FolderVerification::default()
+        };
+        let mut pages = messages(client, &pacer, &user.id, &node.folder.id);
+        while let Some(page) = pages.next_page(|_| {}).await {
+            let page = match page {
+                Ok(page) => page,
+                Err(e) => {
+                    result.problem = Some(format!("cannot list {}: {e}", folder.folder));
+                    break;
+                }
+            };
+            for message in page.items {
+                folder.source += 1;
+                match done.get(&message.id).filter(|r| r.kind == "mail") {
+                    None => folder.not_migrated.push(message.id),
+                    Some(record) => match dest.holds_mail(record).await {
+                        Ok(true) => folder.present += 1,
+                        Ok(false) => folder.missing.push(message.id),
+                        Err(problem) => {
+                            result.problem = Some(problem);
+                            break;
+                        }
+                    },
+                }
+            }
+        }
+        result.folders.push(folder);
+    }
+
+    let mut groupware: HashMap<(String, String), FolderVerification> = HashMap::new();
+    for record in done.values().filter(|r| r.kind != "mail") {
+        let entry = groupware
+            .entry((record.kind.clone(), record.dest_folder.clone()))
+            .or_insert_with(|| FolderVerification {
+                kind: record.kind.clone(),
+                folder: record.dest_folder.clone(),
+                ..FolderVerification::default()
+            });
+        entry.source += 1;
+        match dest.holds_resource(record).await {
+            Ok(true) => entry.present += 1,
+            Ok(false) => entry.missing.push(record.source_id.clone()),
+            Err(problem) => {
+                result.problem = Some(problem);
+                break;
+            }
+        }
+    }
+    let mut groupware: Vec<_> = groupware.into_values().collect();
+    groupware.sort_by(|a, b| (&a.kind, &a.folder).cmp(&(&b.kind, &b.folder)));
+    result.folders.extend(groupware);
+    dest.close().await;
+    Ok(result)
+}
+
+/// One user's destination, opened for reading.
+enum DestinationCheck {
+    Folder {
+        mailbox: crate::dest::folder::Mailbox,
+        folders: HashMap<String, Folder>,
+        /// Every groupware file name under the user's folder.
+        files: Option<HashSet<String>>,
+    },
+    Imap {
+        mailbox: Box<ImapMailbox>,
+        /// Per folder: its UIDVALIDITY and UIDs.
+        folders: HashMap<String, (Option<u32>, HashSet<u32>)>,
+        dav: Option<Box<DavAccount>>,
+    },
+}
+
+impl DestinationCheck {
+    async fn open(destination: &Destination, address: &str) -> Result<Self, String> {
+        let icewarp_logins;
+        let (settings, logins, dav) = match destination {
+            Destination::Folder(root) => {
+                let mailbox = FolderStore::open(root)
+                    .and_then(|store| store.mailbox(address))
+                    .map_err(|e| format!("cannot read the destination folder: {e}"))?;
+                return Ok(DestinationCheck::Folder {
+                    mailbox,
+                    folders: HashMap::new(),
+                    files: None,
+                });
+            }
+            Destination::Imap {
+                settings,
+                logins,
+                dav,
+            } => (settings, logins, dav.as_ref()),
+            Destination::IceWarp(d) => {
+                icewarp_logins = super::icewarp::logins(d).map_err(|e| e.to_string())?;
+                (&d.imap, &icewarp_logins, Some(&d.dav))
+            }
+        };
+        let login = logins
+            .login_for(address)
+            .ok_or_else(|| format!("no destination password for {address}"))?;
+        let mailbox = ImapMailbox::connect(settings, &login)
+            .await
+            .map_err(|e| format!("cannot log in to the destination: {e}"))?;
+        let dav = match (dav, logins.own_password(address)) {
+            (Some(dav), Some(password)) => Some(Box::new(open_dav(dav, address, password).await?)),
+            _ => None,
+        };
+        Ok(DestinationCheck::Imap {
+            mailbox: Box::new(mailbox),
+            folders: HashMap::new(),
+            dav,
+        })
+    }
+
+    async fn holds_mail(&mut self, record: &ItemRecord) -> Result<bool, String> {
+        match self {
+            DestinationCheck::Folder {
+                mailbox, folders, ..
+            } => {
+                if !folders.contains_key(&record.dest_folder) {
+                    let folder = mailbox
+                        .folder(&record.dest_folder)
+                        .map_err(|e| format!("cannot read {}: {e}", record.dest_folder))?;
+                    folders.insert(record.dest_folder.clone(), folder);
+                }
+                Ok(folders
+                    .get(&record.dest_folder)
+                    .is_some_and(|f| f.contains(&Folder::key_for(&record.source_id))))
+            }
+            DestinationCheck::Imap {
+                mailbox, folders, ..
+            } => {
+                let Some(dest) = &record.dest_ref else {
+                    return Ok(false);
+                };
+                let ImapRef { folder, uid } = ImapRef::from_dest_ref(&DestRef(dest.clone()));
+                let Some((validity, uid)) = uid else {
+                    // No UIDPLUS at append time: the copy cannot be named, only trusted.
+                    return Ok(true);
+                };
+                if !folders.contains_key(&folder) {
+                    let current = mailbox
+                        .uid_validity(&folder)
+                        .await
+                        .map_err(|e| format!("cannot open {folder}: {e}"))?;
+                    let uids = mailbox
+                        .uids(&folder)
+                        .await
+                        .map_err(|e| format!("cannot list {folder}: {e}"))?;
+                    folders.insert(folder.clone(), (current, uids.into_iter().collect()));
+                }
+                Ok(folders.get(&folder).is_some_and(|(current, uids)| {
+                    *current == Some(validity) && uids.contains(&uid)
+                }))
+            }
+        }
+    }
+
+    async fn holds_resource(&mut self, record: &ItemRecord) -> Result<bool, String> {
+        let Some(dest) = &record.dest_ref else {
+            return Ok(false);
+        };
+        match self {
+            DestinationCheck::Folder { mailbox, files, .. } => {
+                if files.is_none() {
+                    *files = Some(file_names(mailbox.path()));
+                }
+                Ok(files.as_ref().is_some_and(|f| f.contains(dest)))
+            }
+            DestinationCheck::Imap { dav: Some(dav), .. } => dav
+                .get(&DestRef(dest.clone()))
+                .await
+                .map(|item| item.is_some())
+                .map_err(|e| format!("cannot read {dest}: {e}")),
+            DestinationCheck::Imap { dav: None, .. } => Err(
+                "calendars, contacts and tasks cannot be checked: no CalDAV/CardDAV login".into(),
+            ),
+        }
+    }
+
+    async fn close(self) {
+        if let DestinationCheck::Imap { mailbox, .. } = self {
+            mailbox.logout().await;
+        }
+    }
+}
+
+async fn open_dav(
+    settings: &DavSettings,
+    address: &str,
+    password: Secret,
+) -> Result<DavAccount, String> {
+    DavAccount::connect(settings, address, DavLogin::new(address, password))
+        .await
+        .map_err(|e| format!("cannot log in to the CalDAV/CardDAV server: {e}"))
+}
+
+/// Where a user's data went: IceWarp's domain map renames domains; elsewhere the address is
+/// kept.
+fn destination_address(destination: &Destination, source: &str) -> String {
+    let Destination::IceWarp(d) = destination else {
+        return source.to_string();
+    };
+    match source.rsplit_once('@') {
+        Some((local, domain)) => match d.rules.domain_map.get(&domain.to_lowercase()) {
+            Some(mapped) => format!("{local}@{mapped}"),
+            None => source.to_string(),
+        },
+        None => source.to_string(),
+    }
+}
+
+/// The names of the groupware files under a user's folder (`calendars/`, `contacts/`,
+/// `tasks/`).
+fn file_names(root: &std::path::Path) -> HashSet<String> {
+    let mut names = HashSet::new();
+    let mut stack: Vec<_> = ["calendars", "contacts", "tasks"]
+        .iter()
+        .map(|d| root.join(d))
+        .collect();
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+                names.insert(name.to_string());
+            }
+        }
+    }
+    names
+}
