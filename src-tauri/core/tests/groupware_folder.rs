@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use migrator_core::config::{Cloud, SourceConfig, Workload};
 use migrator_core::engine::{run, Destination, RunControl, RunOptions};
-use migrator_core::progress::{NullReporter, RunSummary};
+use migrator_core::progress::{NullReporter, ProgressEvent, RunSummary};
 use migrator_core::secrets::Secret;
 use migrator_sim::{SimConfig, SimServer, TenantSpec};
 
@@ -204,4 +204,62 @@ async fn every_series_expands_to_the_occurrences_calendar_view_lists() {
         compared += expected.len();
     }
     assert!(compared > 50, "only {compared} occurrences compared");
+}
+
+#[tokio::test]
+async fn each_user_finishes_once_after_its_groupware_with_every_count() {
+    let s = setup(2).await;
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let reporter = move |e: ProgressEvent| seen.lock().unwrap().push(e);
+    let source = SourceConfig {
+        tenant_id: s.sim.tenant_id().into(),
+        client_id: s.sim.client_id().into(),
+        cloud: Cloud::Global,
+        login_url: Some(s.sim.url()),
+        graph_url: Some(s.sim.url()),
+    };
+    run(
+        &source,
+        &Secret::new(s.sim.client_secret()),
+        &Destination::Folder(s.out.path().join("out")),
+        Arc::new(reporter),
+        RunControl::new(),
+        RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    let events = events.lock().unwrap();
+    for user in &s.sim.tenant().users {
+        let mine: Vec<&ProgressEvent> = events
+            .iter()
+            .filter(|e| match e {
+                ProgressEvent::UserStarted { user: u, .. }
+                | ProgressEvent::ItemDone { user: u, .. }
+                | ProgressEvent::UserFinished { user: u, .. } => u == &user.mail,
+                _ => false,
+            })
+            .collect();
+        assert!(matches!(
+            mine.first(),
+            Some(ProgressEvent::UserStarted { .. })
+        ));
+        let finished: Vec<_> = mine
+            .iter()
+            .filter(|e| matches!(e, ProgressEvent::UserFinished { .. }))
+            .collect();
+        assert_eq!(finished.len(), 1, "{}", user.mail);
+        let Some(ProgressEvent::UserFinished { stats, .. }) = mine.last() else {
+            panic!("{}: UserFinished is not the last event", user.mail);
+        };
+        assert!(stats.messages > 0 && stats.events > 0 && stats.contacts > 0 && stats.tasks > 0);
+        let done = mine
+            .iter()
+            .filter(|e| matches!(e, ProgressEvent::ItemDone { .. }))
+            .count() as u64;
+        assert_eq!(
+            done,
+            stats.messages + stats.events + stats.contacts + stats.tasks
+        );
+    }
 }

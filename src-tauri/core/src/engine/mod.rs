@@ -407,6 +407,18 @@ pub async fn run_to_folder_with(
     run(source, secret, &destination, reporter, control, options).await
 }
 
+/// Forwards a mailbox's mail events except its `UserFinished`, which the run sends once the
+/// mailbox's calendars, contacts and tasks are done too.
+struct HoldUserFinished(Arc<dyn Reporter>);
+
+impl Reporter for HoldUserFinished {
+    fn report(&self, event: ProgressEvent) {
+        if !matches!(event, ProgressEvent::UserFinished { .. }) {
+            self.0.report(event);
+        }
+    }
+}
+
 /// Signs in and lists the selected mailboxes (directory calls are paced per tenant,
 /// throttling-limits.md), for the commands that read before they compare or estimate.
 async fn signed_in_mailboxes(
@@ -539,7 +551,7 @@ pub async fn run(
                     client: &client,
                     store: &store,
                     journal,
-                    reporter: reporter.clone(),
+                    reporter: Arc::new(HoldUserFinished(reporter.clone())),
                     control: control.clone(),
                     settings: options.pacer.clone(),
                     mirror_deletions: options.mirror_deletions,
@@ -558,12 +570,25 @@ pub async fn run(
                     Destination::Folder(_) => None,
                 },
             };
+            let reporter = reporter.clone();
             async move {
+                let address = user.mail.clone().unwrap_or_default();
                 let mut stats = match mail {
                     Some(mail) => mail.migrate(&user).await?,
-                    None => Stats::default(),
+                    None => {
+                        reporter.report(ProgressEvent::UserStarted {
+                            user: address.clone(),
+                            folders: 0,
+                            messages: 0,
+                        });
+                        Stats::default()
+                    }
                 };
                 stats.add(&groupware.migrate(&user).await?);
+                reporter.report(ProgressEvent::UserFinished {
+                    user: address,
+                    stats: stats.clone(),
+                });
                 Ok(stats)
             }
         })
