@@ -18,9 +18,13 @@ const KILLS: usize = 8;
 const SEED: u64 = 0x5eed_c0de;
 
 fn run_command(config: &Path, secret: &str) -> Command {
+    migrate_command("run", config, secret)
+}
+
+fn migrate_command(subcommand: &str, config: &Path, secret: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_m365-migrate"));
     command
-        .args(["--quiet", "run", "--config"])
+        .args(["--quiet", subcommand, "--config"])
         .arg(config)
         .env("M365_CLIENT_SECRET", secret)
         .env("DEST_ADMIN_PASSWORD", MASTER_PASSWORD)
@@ -93,6 +97,17 @@ async fn kill_9_at_random_moments_then_run_leaves_every_message_exactly_once() {
     let secret = sim.client_secret().to_string();
 
     let killed = kill_repeatedly_then_finish(&config, &secret).await;
+    let verify = tokio::task::block_in_place(|| {
+        migrate_command("verify", &config, &secret)
+            .stdout(Stdio::piped())
+            .output()
+            .unwrap()
+    });
+    assert!(
+        verify.status.success(),
+        "verify after {killed} kills: {}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
 
     for user in &sim.tenant().users {
         let actual = support::account_bodies(&dovecot, &user.mail).await;

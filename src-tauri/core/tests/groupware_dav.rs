@@ -233,3 +233,64 @@ async fn a_master_login_cannot_carry_groupware_and_says_so_per_user() {
     );
     assert!(failures[0].contains("accounts_csv"), "{failures:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_calendar_already_holding_an_event_with_the_same_uid_ends_with_one_copy() {
+    let s = setup().await;
+    let tenant = s.sim.tenant();
+    let user = &tenant.users[0];
+    let calendar = &user.calendars[0];
+    let event = &calendar.events[0];
+    let account = s.account(&user.mail).await;
+    let existing = account
+        .ensure_collection(CollectionKind::Events, &calendar.name, None)
+        .await
+        .unwrap();
+    let vevent = |uid: &str, summary: &str| {
+        format!(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\n\
+             DTSTAMP:20240101T000000Z\r\nDTSTART:20240102T100000Z\r\nDTEND:20240102T110000Z\r\n\
+             SUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+    };
+    account
+        .put(
+            &existing,
+            &event.uid,
+            vevent(&event.uid, "an old copy").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let own = account
+        .put(
+            &existing,
+            "the-users-own@example.com",
+            vevent("the-users-own@example.com", "mine").as_bytes(),
+        )
+        .await
+        .unwrap();
+
+    let (summary, failures) = s.run().await;
+    assert_eq!(failures, Vec::<String>::new(), "{summary:?}");
+    let items = account.list(&existing).await.unwrap();
+    assert_eq!(
+        items.len(),
+        calendar.events.len() + 1,
+        "one copy per source event, plus the user's own event"
+    );
+    let mut with_uid = 0;
+    for item in &items {
+        let body = account.get(&item.href).await.unwrap().unwrap().body;
+        let text = String::from_utf8_lossy(&body).replace("\r\n ", "");
+        if text.contains(&format!("UID:{}", event.uid)) {
+            with_uid += 1;
+            assert!(
+                !text.contains("an old copy"),
+                "updated in place from the source"
+            );
+        }
+    }
+    assert_eq!(with_uid, 1);
+    let mine = account.get(&own.href).await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&mine.body).contains("SUMMARY:mine"));
+}

@@ -40,6 +40,10 @@ async fn setup(users: usize) -> Setup {
 
 impl Setup {
     async fn run(&self) -> RunSummary {
+        self.run_with(false).await
+    }
+
+    async fn run_with(&self, mirror_deletions: bool) -> RunSummary {
         let source = SourceConfig {
             tenant_id: self.sim.tenant_id().into(),
             client_id: self.sim.client_id().into(),
@@ -50,6 +54,7 @@ impl Setup {
         let options = RunOptions {
             state_dir: Some(self.out.path().join("state")),
             workloads: vec![Workload::Calendar, Workload::Contacts, Workload::Tasks],
+            mirror_deletions,
             ..RunOptions::default()
         };
         run(
@@ -262,4 +267,68 @@ async fn each_user_finishes_once_after_its_groupware_with_every_count() {
             stats.messages + stats.events + stats.contacts + stats.tasks
         );
     }
+}
+
+#[tokio::test]
+async fn source_changes_are_rewritten_and_deletions_mirrored_only_when_asked() {
+    let s = setup(1).await;
+    assert_eq!(s.run().await.totals.failed, 0);
+    let tenant = s.sim.tenant();
+    let user = &tenant.users[0];
+    let dir = s.user_dir(&user.mail);
+    let event = user.calendars[0]
+        .events
+        .iter()
+        .find(|e| e.recurrence.is_none())
+        .unwrap();
+    let gone = &user.contact_folders[0].contacts[0];
+    let contacts_before = files(&dir.join("contacts"), "vcf");
+
+    assert!(s.sim.update_event(&user.id, &event.id, |e| {
+        e.subject = "Moved to the big room".into()
+    }));
+    assert!(s
+        .sim
+        .add_contact(&user.id, None, migrator_sim::sample_contact(4242)));
+    assert!(s.sim.delete_contact(&user.id, &gone.id));
+    let second = s.run().await;
+    let t = &second.totals;
+    assert_eq!(
+        (t.events, t.contacts, t.tasks, t.failed),
+        (1, 1, 0, 0),
+        "exactly the edited event and the new contact are written"
+    );
+    let edited = files(&dir.join("calendars"), "ics")
+        .into_values()
+        .filter(|text| text.contains("Moved to the big room"))
+        .count();
+    assert_eq!(edited, 1);
+    let contacts = files(&dir.join("contacts"), "vcf");
+    assert_eq!(
+        contacts.len(),
+        contacts_before.len() + 1,
+        "deletions are kept by default"
+    );
+
+    let third = s.run_with(true).await;
+    assert_eq!(
+        (
+            third.totals.events,
+            third.totals.contacts,
+            third.totals.failed
+        ),
+        (0, 0, 0)
+    );
+    let after = files(&dir.join("contacts"), "vcf");
+    assert_eq!(
+        after.len(),
+        contacts_before.len(),
+        "the deleted contact is gone"
+    );
+    let removed: Vec<_> = contacts
+        .keys()
+        .filter(|k| !after.contains_key(*k))
+        .collect();
+    assert_eq!(removed.len(), 1);
+    assert!(contacts_before.contains_key(removed[0]));
 }

@@ -6,6 +6,7 @@
 //! UID, so a rerun never duplicates) and journaled. Converters are deterministic (no
 //! wall-clock stamps), so an item that did not change at the source is not rewritten.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +43,9 @@ pub(super) struct GroupwareRun<'a> {
     /// The CalDAV/CardDAV server beside an IMAP destination; without it, an IMAP destination
     /// receives mail only.
     pub dav: Option<&'a DavSettings>,
+    /// Delete at the destination what was deleted at the source (only copies the migrator
+    /// created); otherwise such copies are kept.
+    pub mirror_deletions: bool,
 }
 
 /// A user's groupware destination, opened.
@@ -142,6 +146,8 @@ impl GroupwareRun<'_> {
             address: &address,
             pacer: &pacer,
             stats: &mut stats,
+            seen: HashSet::new(),
+            incomplete: false,
         };
         for workload in self.workloads {
             if self.control.checkpoint().await.is_err() {
@@ -197,6 +203,10 @@ struct Ctx<'r, 'a> {
     address: &'r str,
     pacer: &'r Pacer,
     stats: &'r mut Stats,
+    /// Source ids listed in the current collection, to find what was deleted at the source.
+    seen: HashSet<String>,
+    /// A page of the current collection could not be read: nothing counts as deleted.
+    incomplete: bool,
 }
 
 impl Ctx<'_, '_> {
@@ -290,6 +300,8 @@ impl Ctx<'_, '_> {
                     )
                     .await?,
             };
+            self.seen.clear();
+            self.incomplete = false;
             self.stats.folders += 1;
             let mut pages = calendar::events(client, self.pacer, &self.user.id, &cal.id);
             while let Some(page) = self.next_page(&mut pages, &open.label).await? {
@@ -304,6 +316,7 @@ impl Ctx<'_, '_> {
                     }
                 }
             }
+            self.settle_removed(&open, account).await?;
         }
         Ok(())
     }
@@ -371,6 +384,8 @@ impl Ctx<'_, '_> {
                     )
                     .await?,
             };
+            self.seen.clear();
+            self.incomplete = false;
             self.stats.folders += 1;
             let mut pages =
                 contacts::contacts(client, self.pacer, &self.user.id, folder.id.as_deref());
@@ -417,6 +432,7 @@ impl Ctx<'_, '_> {
                     }
                 }
             }
+            self.settle_removed(&open, account).await?;
         }
         Ok(())
     }
@@ -446,6 +462,8 @@ impl Ctx<'_, '_> {
                     )
                     .await?,
             };
+            self.seen.clear();
+            self.incomplete = false;
             self.stats.folders += 1;
             let mut pages = todo::tasks(client, self.pacer, &self.user.id, &list.id);
             while let Some(page) = self.next_page(&mut pages, &open.label).await? {
@@ -468,6 +486,78 @@ impl Ctx<'_, '_> {
                     }
                 }
             }
+            self.settle_removed(&open, account).await?;
+        }
+        Ok(())
+    }
+
+    /// After a collection was read whole: its items the journal holds that the source no longer
+    /// lists were deleted at the source. They are deleted at the destination when the user
+    /// opted in and the migrator created the copy; otherwise the copy is kept and the journal
+    /// says so.
+    async fn settle_removed(
+        &mut self,
+        open: &Open<'_>,
+        account: &Account,
+    ) -> Result<(), ItemError> {
+        let Some(j) = self.run.journal else {
+            return Ok(());
+        };
+        if self.incomplete {
+            return Ok(());
+        }
+        let user = &self.user.id;
+        let mut gone: Vec<_> = j
+            .journal
+            .items_of_kind_in_folder(user, open.source_id, open.kind, ItemState::Done)
+            .map_err(journal_error)?
+            .into_iter()
+            .filter(|i| !self.seen.contains(&i.source_id))
+            .collect();
+        if self.run.mirror_deletions {
+            // Copies kept by earlier runs go too, now that the user asks for it.
+            gone.extend(
+                j.journal
+                    .items_of_kind_in_folder(user, open.source_id, open.kind, ItemState::Removed)
+                    .map_err(journal_error)?,
+            );
+        }
+        for item in gone {
+            let dest = item.dest_ref.clone().map(DestRef);
+            let (true, true, Some(dest)) = (self.run.mirror_deletions, item.created, dest) else {
+                j.journal
+                    .record_removed(user, &item.source_id)
+                    .map_err(journal_error)?;
+                continue;
+            };
+            let deleted = match (&open.target, account) {
+                (Collection::Dir(dir), _) => dir.remove(&dest).map_err(|e| e.to_string()),
+                (Collection::Dav(_), Account::Dav(dav, pacer)) => {
+                    let item_ref = dav::ItemRef {
+                        href: dest.clone(),
+                        etag: None,
+                    };
+                    pacer
+                        .call(
+                            |_| async { dav_verdict(dav.delete(&item_ref).await) },
+                            self.on_throttle(),
+                        )
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                (Collection::Dav(_), Account::Dir(_)) => Err("not a DAV account".into()),
+            };
+            match deleted {
+                Ok(()) => j
+                    .journal
+                    .forget(user, &item.source_id)
+                    .map_err(journal_error)?,
+                Err(reason) => self.fail(
+                    &open.label,
+                    &item.source_id,
+                    format!("deleted at the source, but not at the destination: {reason}"),
+                ),
+            }
         }
         Ok(())
     }
@@ -487,6 +577,7 @@ impl Ctx<'_, '_> {
             }
             Some(Err(e)) => match graph_item_error(e) {
                 ItemError::Skip(reason) => {
+                    self.incomplete = true;
                     self.fail(label, "(page)", reason);
                     Ok(None)
                 }
@@ -517,6 +608,7 @@ impl Ctx<'_, '_> {
         id: &str,
         converted: Result<Option<Resource>, ItemError>,
     ) -> Result<bool, ItemError> {
+        self.seen.insert(id.to_string());
         let resource = match converted {
             Ok(Some(r)) => r,
             Ok(None) => return Ok(false),
@@ -530,11 +622,13 @@ impl Ctx<'_, '_> {
         let hash = hex::encode(Sha256::digest(resource.text.as_bytes()));
         let size = resource.text.len() as u64;
         let user = &self.user.id;
+        let mut first_write = true;
         if let Some(j) = self.run.journal {
             let known = j
                 .journal
                 .item(user, &resource.source_id)
                 .map_err(journal_error)?;
+            first_write = !known.as_ref().is_some_and(|r| r.state == ItemState::Done);
             if known.is_some_and(|r| {
                 r.state == ItemState::Done
                     && r.hash.as_deref() == Some(hash.as_str())
@@ -569,7 +663,17 @@ impl Ctx<'_, '_> {
                     )
                     .await;
                 match put.map_err(dav_item_error) {
-                    Ok(outcome) => outcome.href,
+                    Ok(outcome) => {
+                        if !outcome.created && first_write {
+                            // The destination already held this UID: it is the user's, not ours.
+                            if let Some(j) = self.run.journal {
+                                j.journal
+                                    .mark_found(user, &resource.source_id)
+                                    .map_err(journal_error)?;
+                            }
+                        }
+                        outcome.href
+                    }
                     Err(ItemError::Skip(reason)) => {
                         self.record_failed(open, &resource.source_id, &reason)?;
                         self.fail(&open.label, &resource.source_id, reason);

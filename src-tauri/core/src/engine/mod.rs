@@ -564,6 +564,7 @@ pub async fn run(
                 control: control.clone(),
                 settings: options.pacer.clone(),
                 workloads: &workloads,
+                mirror_deletions: options.mirror_deletions,
                 dav: match destination {
                     Destination::Imap { dav, .. } => dav.as_ref(),
                     Destination::IceWarp(d) => Some(&d.dav),

@@ -577,14 +577,38 @@ impl Journal {
         user_id: &str,
         folder_id: &str,
     ) -> Result<Vec<ItemRecord>, JournalError> {
+        self.items_of_kind_in_folder(user_id, folder_id, "mail", ItemState::Done)
+    }
+
+    /// The items of one kind and state in one source folder or collection.
+    pub fn items_of_kind_in_folder(
+        &self,
+        user_id: &str,
+        folder_id: &str,
+        kind: &str,
+        state: ItemState,
+    ) -> Result<Vec<ItemRecord>, JournalError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
             "SELECT {ITEM_COLUMNS} FROM items
-             WHERE user_id = ?1 AND folder_id = ?2 AND kind = 'mail' AND state = 'done'
+             WHERE user_id = ?1 AND folder_id = ?2 AND kind = ?3 AND state = ?4
              ORDER BY source_id"
         ))?;
-        let rows = stmt.query_map(params![user_id, folder_id], row_to_item)?;
+        let rows = stmt.query_map(
+            params![user_id, folder_id, kind, state_name(&state)],
+            row_to_item,
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records that the item's destination copy existed before the migration (the write
+    /// updated it): incremental passes never delete it.
+    pub fn mark_found(&self, user_id: &str, source_id: &str) -> Result<(), JournalError> {
+        self.conn().execute(
+            "UPDATE items SET created = 0 WHERE user_id = ?1 AND source_id = ?2",
+            params![user_id, source_id],
+        )?;
+        Ok(())
     }
 
     fn select_items(&self, filter: &str, user_id: &str) -> Result<Vec<ItemRecord>, JournalError> {
