@@ -380,6 +380,23 @@ fn validate_destination_names_each_bad_field_of_each_kind() {
                                 "accountsCsv": "a.csv"}),
     );
     assert_eq!(fields(&relative), ["accountsCsv"]);
+    let dav = |login: Value, url: &str| {
+        let mut d = json!({"kind": "imap", "host": "imap.example.com", "davUrl": url});
+        d.as_object_mut()
+            .unwrap()
+            .extend(login.as_object().unwrap().clone());
+        fields(&check(d))
+            .into_iter()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let csv = json!({"accountsCsv": "/srv/a.csv"});
+    assert_eq!(dav(csv.clone(), "dav.example.com"), ["davUrl"]);
+    assert_eq!(
+        dav(json!({"masterUser": "admin"}), "https://dav.example.com/"),
+        ["davUrl"]
+    );
+    assert!(dav(csv, "https://dav.example.com/").is_empty());
     assert_eq!(
         check(
             json!({"kind": "imap", "host": "imap.example.com", "port": 993, "masterUser": "admin",

@@ -306,6 +306,10 @@ pub enum DestinationSettings {
         #[serde(default)]
         #[ts(optional)]
         accounts_csv: Option<String>,
+        /// The CalDAV/CardDAV server for calendars, contacts and tasks (needs `accounts_csv`).
+        #[serde(default)]
+        #[ts(optional)]
+        dav_url: Option<String>,
     },
     /// One Maildir++ tree per user under `path`.
     Folder { path: String },
@@ -397,8 +401,26 @@ impl DestinationSettings {
                 port,
                 master_user,
                 accounts_csv,
+                dav_url,
                 ..
             } => {
+                if let Some(dav) = filled(dav_url) {
+                    let web = dav
+                        .strip_prefix("https://")
+                        .or_else(|| dav.strip_prefix("http://"))
+                        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+                    if !web {
+                        push(
+                            "davUrl",
+                            "Enter the CalDAV/CardDAV server's address, such as https://dav.example.com/, or leave it empty for mail only.",
+                        );
+                    } else if filled(master_user).is_some() {
+                        push(
+                            "davUrl",
+                            "Calendars, contacts and tasks need each account's own password: choose the accounts CSV.",
+                        );
+                    }
+                }
                 if !host_ok(host.trim()) {
                     push(
                         "host",
@@ -475,6 +497,7 @@ impl DestinationSettings {
                 master_user,
                 master_style,
                 accounts_csv,
+                dav_url,
             } => DestinationConfig::Imap {
                 host: host.trim().to_string(),
                 port: *port,
@@ -491,7 +514,7 @@ impl DestinationSettings {
                 },
                 accounts_csv: path(accounts_csv),
                 special_folders: Default::default(),
-                dav_url: None,
+                dav_url: filled(dav_url).map(str::to_string),
             },
         }
     }

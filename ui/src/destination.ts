@@ -20,6 +20,7 @@ const FIELD_IDS: Record<string, string> = {
   masterUser: "di-master-user",
   masterPassword: "di-master-password",
   accountsCsv: "di-accounts-csv",
+  davUrl: "di-dav-url",
   path: "df-path",
 };
 
@@ -38,6 +39,7 @@ function read(): DestinationFields {
     login: (checked("di-login") ?? "master") as DestinationFields["login"],
     masterUser: value("di-master-user"),
     accountsCsv: value("di-accounts-csv"),
+    davUrl: value("di-dav-url"),
     path: value("df-path"),
   };
 }
@@ -65,6 +67,7 @@ export function destinationSettings(): DestinationSettings {
       masterUser: f.login === "master" ? f.masterUser.trim() : undefined,
       masterStyle: el<HTMLSelectElement>("di-master-style").value as "authzid" | "dovecot",
       accountsCsv: f.login === "csv" ? f.accountsCsv.trim() : undefined,
+      davUrl: f.login === "csv" ? f.davUrl.trim() || undefined : undefined,
     };
   }
   return { kind: "folder", path: f.path.trim() };

@@ -57,6 +57,8 @@ export interface DestinationFields {
   login: "master" | "csv";
   masterUser: string;
   accountsCsv: string;
+  /** CalDAV/CardDAV base URL for groupware; empty: mail only. */
+  davUrl: string;
   path: string;
 }
 
@@ -96,8 +98,12 @@ export function checkDestination(f: DestinationFields, password: string, passwor
     if (f.login === "master") {
       if (f.masterUser.trim() === "") errors.masterUser = "Enter the master user's login name.";
       else needPassword("masterPassword");
-    } else if (!isAbsolutePath(f.accountsCsv.trim())) {
-      errors.accountsCsv = "Enter the full path of the accounts CSV file.";
+    } else {
+      if (!isAbsolutePath(f.accountsCsv.trim())) errors.accountsCsv = "Enter the full path of the accounts CSV file.";
+      const dav = f.davUrl.trim();
+      if (dav !== "" && !/^https?:\/\/[^\s/]+/.test(dav)) {
+        errors.davUrl = "Enter the CalDAV/CardDAV server's address, such as https://dav.example.com/, or leave it empty for mail only.";
+      }
     }
   } else if (!isAbsolutePath(f.path.trim())) {
     errors.path = "Enter the full path of a folder, such as /srv/m365-export.";

@@ -270,8 +270,11 @@ test("the Destination screen validates an IMAP server and a folder", async () =>
   await page.fill("#di-host", "imap.example.com");
   await page.fill("#di-port", "");
   await page.fill("#di-accounts-csv", "accounts.csv");
+  await page.fill("#di-dav-url", "dav.example.com");
   await page.click("#dest-next");
   assert.match(await page.textContent("#di-accounts-csv-error"), /full path/);
+  assert.match(await page.textContent("#di-dav-url-error"), /CalDAV\/CardDAV server's address/);
+  await page.fill("#di-dav-url", "");
   await page.check('input[name="di-login"][value="master"]');
   await page.fill("#di-master-user", "admin");
   await page.fill("#di-master-password", "master-pa55");

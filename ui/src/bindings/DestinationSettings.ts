@@ -30,4 +30,8 @@ masterUser?: string, masterStyle: MasterStyleChoice,
 /**
  * A file of `address,password` lines.
  */
-accountsCsv?: string, } | { "kind": "folder", path: string, };
+accountsCsv?: string, 
+/**
+ * The CalDAV/CardDAV server for calendars, contacts and tasks (needs `accounts_csv`).
+ */
+davUrl?: string, } | { "kind": "folder", path: string, };
