@@ -27,7 +27,7 @@ use crate::graph::client::{GraphClient, GraphError};
 use crate::graph::pacer::Verdict;
 use crate::graph::paging::Pages;
 use crate::graph::types::{Event, User};
-use crate::graph::{calendar, contacts, todo, Pacer, PacerSettings};
+use crate::graph::{calendar, contacts, todo, Pacer};
 use crate::journal::{ItemState, ItemTarget};
 use crate::progress::{ProgressEvent, Reporter, Stats};
 
@@ -38,7 +38,8 @@ pub(super) struct GroupwareRun<'a> {
     pub journal: Option<RunJournal<'a>>,
     pub reporter: Arc<dyn Reporter>,
     pub control: RunControl,
-    pub settings: PacerSettings,
+    /// The mailbox's Graph pacer, shared with its mail.
+    pub pacer: &'a Pacer,
     pub workloads: &'a [Workload],
     /// The CalDAV/CardDAV server beside an IMAP destination; without it, an IMAP destination
     /// receives mail only.
@@ -112,7 +113,7 @@ impl GroupwareRun<'_> {
     pub(super) async fn migrate(&self, user: &User) -> Result<Stats, EngineError> {
         let mut stats = Stats::default();
         let address = user.mail.clone().unwrap_or_default();
-        let pacer = Pacer::new(self.settings.clone());
+        let pacer = self.pacer;
         let account = match (self.store, self.dav) {
             (Store::Folder(store), _) => Account::Dir(self.open_folder(store, &address)?),
             (Store::Imap { logins, .. }, Some(dav)) => {
@@ -129,7 +130,8 @@ impl GroupwareRun<'_> {
                 let login = DavLogin::new(address.clone(), password);
                 match DavAccount::connect(dav, &address, login).await {
                     Ok(account) => {
-                        Account::Dav(Box::new(account), Pacer::new(self.settings.clone()))
+                        // The DAV server has its own pace: its own pacer, same retry policy.
+                        Account::Dav(Box::new(account), Pacer::new(pacer.settings().clone()))
                     }
                     Err(e) => {
                         self.fail_user(&mut stats, &address, e.to_string());
@@ -144,7 +146,7 @@ impl GroupwareRun<'_> {
             run: self,
             user,
             address: &address,
-            pacer: &pacer,
+            pacer,
             stats: &mut stats,
             seen: HashSet::new(),
             incomplete: false,

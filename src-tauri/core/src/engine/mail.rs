@@ -44,7 +44,7 @@ use crate::graph::mail::{
     mime_url, DeltaEntry, FolderNode, LastVerb,
 };
 use crate::graph::types::{MessageMeta, User};
-use crate::graph::{Pacer, PacerSettings};
+use crate::graph::Pacer;
 use crate::journal::{ItemRecord, ItemState, ItemTarget, Journal, MailDetails, MailDone};
 use crate::progress::{ProgressEvent, Reporter, Stats};
 
@@ -62,7 +62,8 @@ pub(super) struct MailboxRun<'a> {
     pub journal: Option<RunJournal<'a>>,
     pub reporter: Arc<dyn Reporter>,
     pub control: RunControl,
-    pub settings: PacerSettings,
+    /// The mailbox's Graph pacer, shared with its other workloads.
+    pub pacer: &'a Pacer,
     /// Delete at the destination what was deleted at the source (else keep it).
     pub mirror_deletions: bool,
 }
@@ -194,7 +195,7 @@ impl MailboxRun<'_> {
     pub(super) async fn migrate(&self, user: &User) -> Result<Stats, EngineError> {
         let address = user.mail.clone().unwrap_or_default();
         let reporter = &self.reporter;
-        let pacer = Pacer::new(self.settings.clone());
+        let pacer = self.pacer;
         let on_throttle = |wait: Duration| {
             reporter.report(ProgressEvent::Throttled {
                 user: address.clone(),
@@ -230,7 +231,7 @@ impl MailboxRun<'_> {
         };
         let mut stats = Stats::default();
 
-        let tree = folder_tree(self.client, &pacer, &user.id, &on_throttle).await;
+        let tree = folder_tree(self.client, pacer, &user.id, &on_throttle).await;
         let (nodes, bad_folders) = match tree {
             Ok(tree) => tree,
             Err(e) if e.class() == ErrorClass::Fatal => return Err(EngineError::Source(e)),
@@ -328,7 +329,7 @@ impl MailboxRun<'_> {
             let mut full = link.is_none();
             let mut pages = delta_round(
                 self.client,
-                &pacer,
+                pacer,
                 link.unwrap_or_else(|| delta_url(self.client, &user.id, &node.folder.id)),
             );
             let mut round_ok = true;
@@ -347,7 +348,7 @@ impl MailboxRun<'_> {
                         full = true;
                         pages = delta_round(
                             self.client,
-                            &pacer,
+                            pacer,
                             delta_url(self.client, &user.id, &node.folder.id),
                         );
                         continue;
@@ -387,7 +388,7 @@ impl MailboxRun<'_> {
                         let url = message_url(self.client, &user.id, &meta.id);
                         match self
                             .client
-                            .get_json::<MessageMeta>(&pacer, &url, &on_throttle)
+                            .get_json::<MessageMeta>(pacer, &url, &on_throttle)
                             .await
                         {
                             Ok(full) => full,
@@ -412,14 +413,9 @@ impl MailboxRun<'_> {
                             && matches!(r.state, ItemState::Done | ItemState::Removed)
                     });
                     if verbs.is_none() {
-                        let listed = last_verbs(
-                            self.client,
-                            &pacer,
-                            &user.id,
-                            &node.folder.id,
-                            &on_throttle,
-                        )
-                        .await;
+                        let listed =
+                            last_verbs(self.client, pacer, &user.id, &node.folder.id, &on_throttle)
+                                .await;
                         verbs = Some(match listed {
                             Ok(verbs) => verbs,
                             Err(e) if e.class() == ErrorClass::Fatal => {

@@ -544,46 +544,48 @@ pub async fn run(
 
     let results: Vec<Result<Stats, EngineError>> = futures_util::stream::iter(mailboxes)
         .map(|user| {
-            let mail = options
-                .workloads
-                .contains(&Workload::Mail)
-                .then(|| mail::MailboxRun {
-                    client: &client,
-                    store: &store,
-                    journal,
-                    reporter: Arc::new(HoldUserFinished(reporter.clone())),
-                    control: control.clone(),
-                    settings: options.pacer.clone(),
-                    mirror_deletions: options.mirror_deletions,
-                });
-            let groupware = groupware::GroupwareRun {
-                client: &client,
-                store: &store,
-                journal,
-                reporter: reporter.clone(),
-                control: control.clone(),
-                settings: options.pacer.clone(),
-                workloads: &workloads,
-                mirror_deletions: options.mirror_deletions,
-                dav: match destination {
-                    Destination::Imap { dav, .. } => dav.as_ref(),
-                    Destination::IceWarp(d) => Some(&d.dav),
-                    Destination::Folder(_) => None,
-                },
+            let (client, store, workloads) = (&client, &store, &workloads);
+            let (reporter, control) = (reporter.clone(), control.clone());
+            let (limits, mirror_deletions) = (options.pacer.clone(), options.mirror_deletions);
+            let dav = match destination {
+                Destination::Imap { dav, .. } => dav.as_ref(),
+                Destination::IceWarp(d) => Some(&d.dav),
+                Destination::Folder(_) => None,
             };
-            let reporter = reporter.clone();
             async move {
+                // One pacer per mailbox for every workload: Exchange's limits are per app and
+                // mailbox, whatever the data (throttling-limits.md, Outlook service limits).
+                let pacer = Pacer::new(limits);
                 let address = user.mail.clone().unwrap_or_default();
-                let mut stats = match mail {
-                    Some(mail) => mail.migrate(&user).await?,
-                    None => {
-                        reporter.report(ProgressEvent::UserStarted {
-                            user: address.clone(),
-                            folders: 0,
-                            messages: 0,
-                        });
-                        Stats::default()
-                    }
+                let mut stats = if workloads.contains(&Workload::Mail) {
+                    let mail = mail::MailboxRun {
+                        client,
+                        store,
+                        journal,
+                        reporter: Arc::new(HoldUserFinished(reporter.clone())),
+                        control: control.clone(),
+                        pacer: &pacer,
+                        mirror_deletions,
+                    };
+                    mail.migrate(&user).await?
+                } else {
+                    reporter.report(ProgressEvent::UserStarted {
+                        user: address.clone(),
+                        folders: 0,
+                        messages: 0,
+                    });
+                    Stats::default()
+                };
+                let groupware = groupware::GroupwareRun {
+                    client,
+                    store,
+                    journal,
+                    reporter: reporter.clone(),
+                    control,
+                    pacer: &pacer,
+                    workloads,
+                    mirror_deletions,
+                    dav,
                 };
                 stats.add(&groupware.migrate(&user).await?);
                 reporter.report(ProgressEvent::UserFinished {
