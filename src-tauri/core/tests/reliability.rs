@@ -10,9 +10,32 @@ use std::time::Duration;
 use migrator_core::config::{Cloud, SourceConfig, Workload};
 use migrator_core::engine::{run, Destination, RunControl, RunOptions};
 use migrator_core::graph::PacerSettings;
-use migrator_core::progress::NullReporter;
+use migrator_core::progress::{NullReporter, RunSummary};
 use migrator_core::secrets::Secret;
 use migrator_sim::{Faults, MailboxLimits, SimConfig, SimServer, TenantSpec};
+
+/// Runs the engine from `sim` into a local folder; the run must complete without a failed item.
+async fn run_into(sim: &SimServer, out: &std::path::Path, options: RunOptions) -> RunSummary {
+    let source = SourceConfig {
+        tenant_id: sim.tenant_id().into(),
+        client_id: sim.client_id().into(),
+        cloud: Cloud::Global,
+        login_url: Some(sim.url()),
+        graph_url: Some(sim.url()),
+    };
+    let summary = run(
+        &source,
+        &Secret::new(sim.client_secret()),
+        &Destination::Folder(out.to_path_buf()),
+        Arc::new(NullReporter),
+        RunControl::new(),
+        options,
+    )
+    .await
+    .expect("the run completes");
+    assert_eq!(summary.totals.failed, 0, "{summary:?}");
+    summary
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_throttle_storm_with_expiring_tokens_loses_nothing_and_never_sends_early() {
@@ -38,13 +61,6 @@ async fn a_throttle_storm_with_expiring_tokens_loses_nothing_and_never_sends_ear
     .await
     .unwrap();
     let out = tempfile::tempdir().unwrap();
-    let source = SourceConfig {
-        tenant_id: sim.tenant_id().into(),
-        client_id: sim.client_id().into(),
-        cloud: Cloud::Global,
-        login_url: Some(sim.url()),
-        graph_url: Some(sim.url()),
-    };
     let options = RunOptions {
         state_dir: Some(out.path().join("state")),
         workloads: vec![Workload::Mail],
@@ -58,17 +74,7 @@ async fn a_throttle_storm_with_expiring_tokens_loses_nothing_and_never_sends_ear
         },
         ..RunOptions::default()
     };
-    let summary = run(
-        &source,
-        &Secret::new(sim.client_secret()),
-        &Destination::Folder(out.path().join("out")),
-        Arc::new(NullReporter),
-        RunControl::new(),
-        options,
-    )
-    .await
-    .expect("the run completes");
-    assert_eq!(summary.totals.failed, 0, "{summary:?}");
+    run_into(&sim, &out.path().join("out"), options).await;
 
     let tenant = sim.tenant();
     for user in &tenant.users {
@@ -137,13 +143,6 @@ async fn mail_and_groupware_share_one_budget_per_mailbox() {
     .await
     .unwrap();
     let out = tempfile::tempdir().unwrap();
-    let source = SourceConfig {
-        tenant_id: sim.tenant_id().into(),
-        client_id: sim.client_id().into(),
-        cloud: Cloud::Global,
-        login_url: Some(sim.url()),
-        graph_url: Some(sim.url()),
-    };
     let options_budget = limits.budget * 9 / 10;
     let options = RunOptions {
         state_dir: Some(out.path().join("state")),
@@ -158,17 +157,7 @@ async fn mail_and_groupware_share_one_budget_per_mailbox() {
         },
         ..RunOptions::default()
     };
-    let summary = run(
-        &source,
-        &Secret::new(sim.client_secret()),
-        &Destination::Folder(out.path().join("out")),
-        Arc::new(NullReporter),
-        RunControl::new(),
-        options,
-    )
-    .await
-    .expect("the run completes");
-    assert_eq!(summary.totals.failed, 0, "{summary:?}");
+    let summary = run_into(&sim, &out.path().join("out"), options).await;
     assert!(summary.totals.events > 0 && summary.totals.messages == 5);
     let log = sim.requests();
     let groupware = |path: &str| {
