@@ -125,7 +125,10 @@ impl Prefer {
                 let (k, v) = (k.trim(), v.trim().trim_matches('"'));
                 if k.eq_ignore_ascii_case("IdType") && v.eq_ignore_ascii_case("ImmutableId") {
                     p.immutable_ids = true;
-                } else if k.eq_ignore_ascii_case("outlook.timezone") && !v.is_empty() {
+                } else if k.eq_ignore_ascii_case("outlook.timezone")
+                    && crate::calendar::named_zone(v).is_some()
+                {
+                    // An unknown zone is not applied: times stay in UTC.
                     p.time_zone = Some(v.to_string());
                 } else if k.eq_ignore_ascii_case("odata.maxpagesize") {
                     p.max_page_size = v.parse::<usize>().ok().filter(|n| *n > 0);

@@ -364,6 +364,10 @@ async fn times_are_utc_by_default_and_follow_prefer_outlook_timezone() {
         "2025-03-31T03:00:00.0000000"
     );
     assert_eq!(body["value"][3]["start"]["timeZone"], "America/New_York");
+    // A zone Graph does not know is not applied.
+    let (_, headers, body) = get_with(&s, &path, "outlook.timezone=\"Mars/Olympus_Mons\"").await;
+    assert_eq!(body["value"][0]["start"]["timeZone"], "UTC");
+    assert!(!headers.contains_key("preference-applied"));
     // All-day events keep their midnights in any zone.
     let leap = u.calendars[0]
         .events
