@@ -5,7 +5,6 @@ mod support;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use migrator_core::config::{Cloud, SourceConfig};
 use migrator_core::convert::flags::keyword;
 use migrator_core::dest::imap::{ImapMailbox, MasterStyle};
 use migrator_core::engine::{run, Destination, ImapLogins, RunControl, RunOptions};
@@ -38,13 +37,7 @@ impl Setup {
     }
 
     async fn run_with(&self, mirror_deletions: bool) -> RunSummary {
-        let source = SourceConfig {
-            tenant_id: self.sim.tenant_id().into(),
-            client_id: self.sim.client_id().into(),
-            cloud: Cloud::Global,
-            login_url: Some(self.sim.url()),
-            graph_url: Some(self.sim.url()),
-        };
+        let source = support::source_config(&self.sim);
         let destination = Destination::Imap {
             settings: self.dovecot.tls_settings(),
             logins: ImapLogins::Master {

@@ -1,10 +1,12 @@
 //! End to end against the Graph simulator: a whole tenant into the local-folder destination.
 
+mod support;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use migrator_core::config::{Cloud, SourceConfig};
+use migrator_core::config::SourceConfig;
 use migrator_core::dest::folder::maildir_folder_names;
 use migrator_core::engine::{
     run_to_folder, run_to_folder_with, EngineError, RunControl, RunOptions,
@@ -17,13 +19,7 @@ use migrator_core::secrets::Secret;
 use migrator_sim::{SimConfig, SimServer};
 
 fn source(sim: &SimServer) -> SourceConfig {
-    SourceConfig {
-        tenant_id: sim.tenant_id().to_string(),
-        client_id: sim.client_id().to_string(),
-        cloud: Cloud::Global,
-        login_url: Some(sim.url()),
-        graph_url: Some(sim.url()),
-    }
+    support::source_config(sim)
 }
 
 #[derive(Default)]

@@ -6,7 +6,6 @@ mod support;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use migrator_core::config::{Cloud, SourceConfig};
 use migrator_core::dest::dav::{CollectionKind, DavAccount, DavLogin};
 use migrator_core::engine::{run, Destination, ImapLogins, RunControl, RunOptions};
 use migrator_core::progress::{ProgressEvent, RunSummary};
@@ -53,13 +52,7 @@ async fn setup() -> Setup {
 impl Setup {
     /// Runs the migration; returns its summary and the reason of every failed item.
     async fn run(&self) -> (RunSummary, Vec<String>) {
-        let source = SourceConfig {
-            tenant_id: self.sim.tenant_id().into(),
-            client_id: self.sim.client_id().into(),
-            cloud: Cloud::Global,
-            login_url: Some(self.sim.url()),
-            graph_url: Some(self.sim.url()),
-        };
+        let source = support::source_config(&self.sim);
         let accounts: HashMap<String, Secret> = self
             .sim
             .tenant()
@@ -192,13 +185,7 @@ async fn calendars_contacts_and_tasks_arrive_in_radicale_once_and_mail_in_doveco
 #[tokio::test(flavor = "multi_thread")]
 async fn a_master_login_cannot_carry_groupware_and_says_so_per_user() {
     let s = setup().await;
-    let source = SourceConfig {
-        tenant_id: s.sim.tenant_id().into(),
-        client_id: s.sim.client_id().into(),
-        cloud: Cloud::Global,
-        login_url: Some(s.sim.url()),
-        graph_url: Some(s.sim.url()),
-    };
+    let source = support::source_config(&s.sim);
     let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = failures.clone();
     let reporter = move |e: ProgressEvent| {

@@ -2,6 +2,8 @@
 //! arrives once, every series expands to exactly the occurrences Graph's calendarView lists,
 //! and a rerun writes only what changed at the source.
 
+mod support;
+
 #[path = "golden/occurrences.rs"]
 mod occurrences;
 
@@ -10,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use migrator_core::config::{Cloud, SourceConfig, Workload};
+use migrator_core::config::Workload;
 use migrator_core::engine::{run, Destination, RunControl, RunOptions};
 use migrator_core::progress::{NullReporter, ProgressEvent, RunSummary};
 use migrator_core::secrets::Secret;
@@ -44,13 +46,7 @@ impl Setup {
     }
 
     async fn run_with(&self, mirror_deletions: bool) -> RunSummary {
-        let source = SourceConfig {
-            tenant_id: self.sim.tenant_id().into(),
-            client_id: self.sim.client_id().into(),
-            cloud: Cloud::Global,
-            login_url: Some(self.sim.url()),
-            graph_url: Some(self.sim.url()),
-        };
+        let source = support::source_config(&self.sim);
         let options = RunOptions {
             state_dir: Some(self.out.path().join("state")),
             workloads: vec![Workload::Calendar, Workload::Contacts, Workload::Tasks],
@@ -217,13 +213,7 @@ async fn each_user_finishes_once_after_its_groupware_with_every_count() {
     let events = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = events.clone();
     let reporter = move |e: ProgressEvent| seen.lock().unwrap().push(e);
-    let source = SourceConfig {
-        tenant_id: s.sim.tenant_id().into(),
-        client_id: s.sim.client_id().into(),
-        cloud: Cloud::Global,
-        login_url: Some(s.sim.url()),
-        graph_url: Some(s.sim.url()),
-    };
+    let source = support::source_config(&s.sim);
     run(
         &source,
         &Secret::new(s.sim.client_secret()),

@@ -7,7 +7,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use migrator_core::config::{Cloud, SourceConfig, Workload};
+use migrator_core::config::Workload;
 use migrator_core::engine::{run, Destination, RunControl, RunOptions};
 use migrator_core::graph::PacerSettings;
 use migrator_core::progress::{NullReporter, RunSummary};
@@ -16,13 +16,7 @@ use migrator_sim::{Faults, MailboxLimits, SimConfig, SimServer, TenantSpec};
 
 /// Runs the engine from `sim` into a local folder; the run must complete without a failed item.
 async fn run_into(sim: &SimServer, out: &std::path::Path, options: RunOptions) -> RunSummary {
-    let source = SourceConfig {
-        tenant_id: sim.tenant_id().into(),
-        client_id: sim.client_id().into(),
-        cloud: Cloud::Global,
-        login_url: Some(sim.url()),
-        graph_url: Some(sim.url()),
-    };
+    let source = support::source_config(sim);
     let summary = run(
         &source,
         &Secret::new(sim.client_secret()),

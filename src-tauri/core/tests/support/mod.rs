@@ -71,6 +71,17 @@ pub async fn account_bodies(dovecot: &dovecot::Dovecot, address: &str) -> HashMa
     bodies
 }
 
+/// The source settings that read from `sim` (its token endpoint and Graph).
+pub fn source_config(sim: &migrator_sim::SimServer) -> migrator_core::config::SourceConfig {
+    migrator_core::config::SourceConfig {
+        tenant_id: sim.tenant_id().to_string(),
+        client_id: sim.client_id().to_string(),
+        cloud: migrator_core::config::Cloud::Global,
+        login_url: Some(sim.url()),
+        graph_url: Some(sim.url()),
+    }
+}
+
 /// The `[source]` section of a configuration file that reads from `sim`.
 pub fn source_toml(sim: &migrator_sim::SimServer) -> String {
     format!(
