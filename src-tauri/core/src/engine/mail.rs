@@ -219,14 +219,11 @@ impl MailboxRun<'_> {
                 skipped: true,
             });
         };
-        let finish = |stats: &Stats, state: &str| -> Result<(), EngineError> {
+        // The run reports `UserFinished` once the mailbox's other workloads are done too.
+        let finish = |state: &str| -> Result<(), EngineError> {
             if let Some(j) = self.journal {
                 j.journal.set_user_state(&user.id, &address, state)?;
             }
-            reporter.report(ProgressEvent::UserFinished {
-                user: address.clone(),
-                stats: stats.clone(),
-            });
             Ok(())
         };
         let mut stats = Stats::default();
@@ -238,7 +235,7 @@ impl MailboxRun<'_> {
             Err(e) => {
                 // E.g. a mailbox excluded by an application access policy: this user only.
                 fail(&mut stats, "", "(mailbox)", e.to_string());
-                finish(&stats, "failed")?;
+                finish("failed")?;
                 return Ok(stats);
             }
         };
@@ -254,7 +251,7 @@ impl MailboxRun<'_> {
             Ok(target) => target,
             Err(reason) => {
                 fail(&mut stats, "", "(mailbox)", reason);
-                finish(&stats, "failed")?;
+                finish("failed")?;
                 return Ok(stats);
             }
         };
@@ -555,7 +552,7 @@ impl MailboxRun<'_> {
         } else {
             "finished"
         };
-        finish(&stats, state)?;
+        finish(state)?;
         Ok(stats)
     }
 

@@ -146,7 +146,11 @@ impl Destination {
                     IceWarpSettings::from_config(config)?,
                     config.icewarp_endpoints(),
                 ) else {
-                    unreachable!("an icewarp destination has IceWarp settings and endpoints")
+                    return Err(ConfigError::Invalid {
+                        path: "destination".into(),
+                        key: "destination.host",
+                        message: "the IceWarp endpoints cannot be derived".into(),
+                    });
                 };
                 let admin_password = admin_password.filter(|p| !p.is_empty()).ok_or_else(|| {
                     ConfigError::Invalid {
@@ -407,18 +411,6 @@ pub async fn run_to_folder_with(
     run(source, secret, &destination, reporter, control, options).await
 }
 
-/// Forwards a mailbox's mail events except its `UserFinished`, which the run sends once the
-/// mailbox's calendars, contacts and tasks are done too.
-struct HoldUserFinished(Arc<dyn Reporter>);
-
-impl Reporter for HoldUserFinished {
-    fn report(&self, event: ProgressEvent) {
-        if !matches!(event, ProgressEvent::UserFinished { .. }) {
-            self.0.report(event);
-        }
-    }
-}
-
 /// Signs in and lists the selected mailboxes (directory calls are paced per tenant,
 /// throttling-limits.md), for the commands that read before they compare or estimate.
 async fn signed_in_mailboxes(
@@ -562,7 +554,7 @@ pub async fn run(
                         client,
                         store,
                         journal,
-                        reporter: Arc::new(HoldUserFinished(reporter.clone())),
+                        reporter: reporter.clone(),
                         control: control.clone(),
                         pacer: &pacer,
                         mirror_deletions,
