@@ -2,8 +2,7 @@
 //! the destination exactly once. The simulator answers slowly enough that the kills land while
 //! folders are listed, messages are fetched, appended and journaled.
 
-#[path = "../../core/tests/support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

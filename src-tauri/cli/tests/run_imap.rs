@@ -1,8 +1,7 @@
 //! `m365-migrate check` and `run` with an IMAP destination, end to end: the simulator as the
 //! tenant, a real Dovecot as the destination, secrets only in the environment.
 
-#[path = "../../core/tests/support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::process::Command;
 

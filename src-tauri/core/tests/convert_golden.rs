@@ -10,8 +10,7 @@
 //! To regenerate an expected file after a deliberate change: `GOLDEN_BLESS=1 cargo nextest run
 //! -p migrator-core --test convert_golden`, then review the diff.
 
-#[path = "golden/occurrences.rs"]
-mod occurrences;
+use crate::occurrences;
 
 use std::io::BufReader;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! The CalDAV + CardDAV destination against a real Radicale (see `support/radicale.rs`).
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! The whole engine into a real Dovecot: simulator -> IMAP, with a master login.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! End to end against the Graph simulator: a whole tenant into the local-folder destination.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! The whole engine into real servers: mail into Dovecot, calendars, contacts and tasks into
 //! Radicale over CalDAV/CardDAV, each user logging in with their own password.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -2,10 +2,9 @@
 //! arrives once, every series expands to exactly the occurrences Graph's calendarView lists,
 //! and a rerun writes only what changed at the source.
 
-mod support;
+use crate::support;
 
-#[path = "golden/occurrences.rs"]
-mod occurrences;
+use crate::occurrences;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

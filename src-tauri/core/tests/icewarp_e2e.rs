@@ -2,7 +2,7 @@
 //! accounts, a real Dovecot stands in for IceWarp's IMAP (the administrator logs in for each
 //! account) and a real Radicale for its WebDAV, at IceWarp's URL layout.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! The IMAP destination against a real Dovecot (see `support/dovecot.rs`).
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};

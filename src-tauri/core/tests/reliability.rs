@@ -2,7 +2,7 @@
 //! completes, every message arrives exactly once (a truncated body is never delivered), and no
 //! request reaches a mailbox before the `Retry-After` it was given has passed.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

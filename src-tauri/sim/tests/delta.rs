@@ -1,7 +1,7 @@
 //! Message delta per folder: a full first round, then exactly the changes
 //! (Graph docs concepts/delta-query-messages.md).
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 

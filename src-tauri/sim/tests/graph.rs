@@ -1,6 +1,6 @@
 //! Graph answers as the docs say: authentication, users, domains, folders, messages, MIME.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Calendars, contacts and To Do as Graph serves them: shapes, paging, series expansion,
 //! time zones, beta series properties, photos, deltas after changes, permissions, throttling.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

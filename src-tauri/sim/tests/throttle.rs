@@ -1,6 +1,6 @@
 //! Throttling and faults as Exchange Online answers them, latency, and the request log.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,9 @@
+//! One test binary for the crate's integration tests: one link instead of one per file keeps
+//! the build's disk use and link time down.
+
+#[path = "../../core/tests/support/mod.rs"]
+mod support;
+
+mod crash;
+mod demo;
+mod run_imap;

@@ -1,0 +1,10 @@
+//! One test binary for the crate's integration tests: one link instead of one per file keeps
+//! the build's disk use and link time down.
+
+mod common;
+
+mod delta;
+mod graph;
+mod groupware;
+mod throttle;
+mod token;
