@@ -4,10 +4,15 @@
 #[path = "golden/occurrences.rs"]
 mod occurrences;
 mod support;
+// Test support that needs axum, which only this crate's tests have (the CLI's tests share
+// `support/` too).
+#[path = "support/dav_front.rs"]
+mod dav_front;
 
 mod convert_golden;
 mod dav_radicale;
 mod engine_imap;
+mod faults;
 mod folder_e2e;
 mod groupware_dav;
 mod groupware_folder;

@@ -127,6 +127,10 @@ enum Target {
     Imap(Box<Mutex<ImapMailbox>>, Vec<Result<String, String>>),
 }
 
+/// Attempts of one IMAP step (create the folders, find or append a message) when the
+/// connection is lost; each attempt reconnects with the retries of `ImapSettings::reconnect`.
+const IMAP_ATTEMPTS: u32 = 3;
+
 fn dest_error(path: &std::path::Path, source: std::io::Error) -> EngineError {
     EngineError::Destination {
         path: path.display().to_string(),
@@ -609,9 +613,16 @@ impl MailboxRun<'_> {
                     Ok(m) => m,
                     Err(e) => return Ok(Err(format!("cannot open the destination mailbox: {e}"))),
                 };
-                let names = match mailbox.ensure_folders(nodes).await {
-                    Ok(names) => names,
-                    Err(e) => return Ok(Err(format!("cannot create the folders: {e}"))),
+                // A lost connection is tried again (the mailbox reconnects through its pacer);
+                // a folder that already exists counts as created, so nothing is made twice.
+                let mut attempts = 0;
+                let names = loop {
+                    attempts += 1;
+                    match mailbox.ensure_folders(nodes).await {
+                        Ok(names) => break names,
+                        Err(e) if e.class() == ErrorClass::Retry && attempts < IMAP_ATTEMPTS => {}
+                        Err(e) => return Ok(Err(format!("cannot create the folders: {e}"))),
+                    }
                 };
                 let names = names
                     .into_iter()
@@ -1035,7 +1046,7 @@ impl MailboxRun<'_> {
         let mut mailbox = mailbox.lock().await;
         loop {
             attempts += 1;
-            let retry = |e: &ImapError| e.class() == ErrorClass::Retry && attempts < 3;
+            let retry = |e: &ImapError| e.class() == ErrorClass::Retry && attempts < IMAP_ATTEMPTS;
             match mailbox.find_existing(folder, &fingerprint).await {
                 Ok(Some(uid)) => {
                     let validity = mailbox.uid_validity(folder).await.ok().flatten();

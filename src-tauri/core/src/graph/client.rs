@@ -160,7 +160,7 @@ impl GraphClient {
         pacer
             .call(
                 |_| async move {
-                    let response = match self.send(url).await {
+                    let response = match self.send(pacer, url).await {
                         Verdict::Done(r) => r,
                         Verdict::Retry { after, error } => return Verdict::Retry { after, error },
                         Verdict::Fail(e) => return Verdict::Fail(e),
@@ -197,7 +197,7 @@ impl GraphClient {
                 |_| {
                     let sink = &sink;
                     async move {
-                        let response = match self.send(url).await {
+                        let response = match self.send(pacer, url).await {
                             Verdict::Done(r) => r,
                             Verdict::Retry { after, error } => {
                                 return Verdict::Retry { after, error }
@@ -246,8 +246,9 @@ impl GraphClient {
             .await
     }
 
-    /// Sends one GET and classifies the answer's status.
-    async fn send(&self, url: &str) -> Verdict<reqwest::Response, GraphError> {
+    /// Sends one GET and classifies the answer's status. The request leaves only when no
+    /// pause of `pacer` is in force; a `Retry-After` it is answered pauses `pacer` at once.
+    async fn send(&self, pacer: &Pacer, url: &str) -> Verdict<reqwest::Response, GraphError> {
         let token = match self.tokens.token().await {
             Ok(t) => t,
             Err(e) if e.class() == ErrorClass::Retry => {
@@ -258,6 +259,9 @@ impl GraphClient {
             }
             Err(e) => return Verdict::Fail(e.into()),
         };
+        // Waiting for the token may have taken a while, during which another request of this
+        // mailbox may have been answered 429: check again at the last moment.
+        pacer.hold_while_paused().await;
         let sent = self
             .http
             .get(url)
@@ -280,6 +284,10 @@ impl GraphClient {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
+        if let (429 | 503, Some(wait)) = (status, retry_after) {
+            // Before reading the body: no request of the mailbox leaves meanwhile.
+            pacer.pause(wait);
+        }
         let body = response.bytes().await.unwrap_or_default();
         let (code, message) = graph_error_body(&body);
         let error = GraphError::Status {

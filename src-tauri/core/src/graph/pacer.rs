@@ -9,7 +9,9 @@
 //!   conservatively so a well-behaved run is never answered 429 for the budget,
 //! - after a 429/503 with `Retry-After`, holds back *every* request of the mailbox until exactly
 //!   that much time has passed (usage keeps accruing while throttled, so sending early only
-//!   prolongs the throttle: concepts/throttling.md),
+//!   prolongs the throttle: concepts/throttling.md); a request that already had its turn but
+//!   was still waiting for something else (a token) when the pause began is held back too,
+//!   by [`Pacer::hold_while_paused`] just before it leaves,
 //! - otherwise retries transient failures with exponential backoff and jitter, a bounded number
 //!   of times, and then gives the last error back to the caller.
 
@@ -145,6 +147,31 @@ impl Pacer {
     }
 
     /// Holds every request of this mailbox back for `wait` from now (never shortens a block).
+    /// [`Pacer::call`] does this itself for a `Retry` verdict with `after`; a caller may do it
+    /// earlier, as soon as it reads the answer's status, so no other request of the mailbox
+    /// slips out while the rest of that answer is read.
+    pub fn pause(&self, wait: Duration) {
+        self.block_for(wait);
+    }
+
+    /// Waits while a pause (`Retry-After`) is in force; takes no budget. Call it at the last
+    /// moment before a request leaves, after anything else it waited for: a request that had
+    /// its turn and then waited for a token must not go out during a pause that began
+    /// meanwhile.
+    pub async fn hold_while_paused(&self) {
+        loop {
+            let wait = {
+                let state = self.lock();
+                let now = Instant::now();
+                match state.blocked_until {
+                    Some(until) if until > now => until - now,
+                    _ => return,
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
     fn block_for(&self, wait: Duration) {
         let until = Instant::now() + wait;
         let mut state = self.lock();
@@ -274,6 +301,38 @@ mod tests {
             .await
             .unwrap();
         assert!(sent - t0 >= Duration::from_secs(3));
+    }
+
+    /// A request that had its turn before a 429 arrived, and then waited (for a token), does
+    /// not leave until the Retry-After has passed.
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_that_began_after_the_turn_still_holds_the_request_back() {
+        let pacer = Arc::new(Pacer::new(settings()));
+        let start = Instant::now();
+        let late = {
+            let pacer = pacer.clone();
+            tokio::spawn(async move {
+                pacer
+                    .call(
+                        |_| {
+                            let pacer = pacer.clone();
+                            async move {
+                                // Waiting for a token, past its turn.
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                                pacer.hold_while_paused().await;
+                                Verdict::<_, ()>::Done(Instant::now())
+                            }
+                        },
+                        |_| {},
+                    )
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // Another request of the mailbox is answered 429 with Retry-After: 2 s.
+        pacer.pause(Duration::from_secs(2));
+        let sent = late.await.unwrap().unwrap();
+        assert_eq!(sent - start, Duration::from_millis(2010));
     }
 
     #[tokio::test(start_paused = true)]

@@ -31,6 +31,8 @@ pub struct Options {
     pub max_mail_kib: Option<u64>,
     /// Replaces the announced capabilities (`imap_capability`), e.g. to hide LITERAL+.
     pub capability: Option<String>,
+    /// Each account's storage quota in KiB (quota plugin, `quota_rule = *:storage=`).
+    pub quota_kib: Option<u64>,
 }
 
 impl Default for Options {
@@ -43,6 +45,7 @@ impl Default for Options {
             ],
             max_mail_kib: None,
             capability: None,
+            quota_kib: None,
         }
     }
 }
@@ -92,30 +95,7 @@ impl Dovecot {
             .expect("write dovecot.conf");
             let log = root.join("dovecot.log");
             let _ = std::fs::remove_file(&log);
-            let mut child = Command::new(&binary)
-                .arg("-F")
-                .arg("-c")
-                .arg(&conf)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-            let deadline = Instant::now() + Duration::from_secs(15);
-            let ready = loop {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break false;
-                }
-                let up = |p| std::net::TcpStream::connect(("127.0.0.1", p)).is_ok();
-                if up(imaps_port) && up(imap_port) {
-                    break true;
-                }
-                if Instant::now() > deadline {
-                    break false;
-                }
-                // Test support only: the migrator's own code waits only in its pacer.
-                std::thread::sleep(Duration::from_millis(25));
-            };
+            let (mut child, ready) = spawn(&binary, &conf, &[imaps_port, imap_port]);
             if ready {
                 return Dovecot {
                     dir,
@@ -148,6 +128,21 @@ impl Dovecot {
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Starts the server again after [`Dovecot::stop`], with the same configuration, ports
+    /// and mail: a restart.
+    pub fn start_again(&mut self) {
+        assert!(self.stopped, "start_again after stop");
+        let conf = self.dir.path().join("dovecot.conf");
+        let (mut child, ready) = spawn(&find_dovecot(), &conf, &[self.imaps_port, self.imap_port]);
+        if !ready {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("Dovecot did not start again:\n{}", self.log());
+        }
+        self.child = child;
+        self.stopped = false;
     }
 
     /// The server log so far (for assertion messages).
@@ -233,6 +228,36 @@ impl Drop for Dovecot {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Starts Dovecot in the foreground with `conf`; true once every port in `ports` accepts
+/// connections (false if it exited or 15 s passed).
+fn spawn(binary: &Path, conf: &Path, ports: &[u16]) -> (Child, bool) {
+    let mut child = Command::new(binary)
+        .arg("-F")
+        .arg("-c")
+        .arg(conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let ready = loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break false;
+        }
+        let up = |p: &u16| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok();
+        if ports.iter().all(up) {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        // Test support only: the migrator's own code waits only in its pacer.
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    (child, ready)
 }
 
 fn find_dovecot() -> PathBuf {
@@ -401,14 +426,22 @@ fn config(root: &Path, o: &Options, run_as: &RunAs, imaps: u16, imap: u16) -> St
     let sep = o.separator;
     // mail_log records every change a client makes, for tests that count writes
     // (Dovecot docs, plugins/mail_log).
-    let quota = match o.max_mail_kib {
-        Some(kib) => format!(
-            "mail_plugins = $mail_plugins notify mail_log quota\n\
-             plugin {{\n  quota = maildir:User quota\n  quota_rule = *:storage=1G\n  \
-             quota_max_mail_size = {kib}k\n  {MAIL_LOG}\n}}\n"
-        ),
-        None => {
+    let quota = match (o.max_mail_kib, o.quota_kib) {
+        (None, None) => {
             format!("mail_plugins = $mail_plugins notify mail_log\nplugin {{\n  {MAIL_LOG}\n}}\n")
+        }
+        (max_mail, storage) => {
+            // Dovecot docs, plugins/quota: `quota_rule = *:storage=` limits the account,
+            // `quota_max_mail_size` one message; APPEND over either is refused.
+            let storage = storage.map_or("1G".to_string(), |k| format!("{k}k"));
+            let max_mail = max_mail
+                .map(|k| format!("quota_max_mail_size = {k}k\n  "))
+                .unwrap_or_default();
+            format!(
+                "mail_plugins = $mail_plugins notify mail_log quota\n\
+                 plugin {{\n  quota = maildir:User quota\n  quota_rule = *:storage={storage}\n  \
+                 {max_mail}{MAIL_LOG}\n}}\n"
+            )
         }
     };
     let capability = o

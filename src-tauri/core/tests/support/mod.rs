@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod dovecot;
+pub mod fault_proxy;
 pub mod radicale;
 
 use std::collections::HashMap;
@@ -33,17 +34,20 @@ pub async fn tenant_with_dovecot_config(
     let sim = migrator_sim::SimServer::start(config)
         .await
         .expect("the simulator starts");
-    let accounts = sim
-        .tenant()
-        .users
-        .iter()
-        .map(|u| (u.mail.clone(), "pw".to_string()))
-        .collect();
     let dovecot = dovecot::Dovecot::start_with(dovecot::Options {
-        users: accounts,
+        users: tenant_accounts(&sim),
         ..dovecot::Options::default()
     });
     (sim, dovecot)
+}
+
+/// Every user of `sim` as a destination account: (address, password "pw").
+pub fn tenant_accounts(sim: &migrator_sim::SimServer) -> Vec<(String, String)> {
+    sim.tenant()
+        .users
+        .iter()
+        .map(|u| (u.mail.clone(), "pw".to_string()))
+        .collect()
 }
 
 /// How many times each message body is in `address`'s account, over every selectable folder

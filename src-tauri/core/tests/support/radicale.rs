@@ -87,30 +87,7 @@ impl Radicale {
             .expect("write config");
             let log_path = root.join("radicale.log");
             let log = std::fs::File::create(&log_path).expect("log file");
-            let mut child = Command::new(&command[0])
-                .args(&command[1..])
-                .arg("--config")
-                .arg(&conf)
-                .env_remove("RADICALE_CONFIG")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::from(log))
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
-            let deadline = Instant::now() + Duration::from_secs(20);
-            let ready = loop {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break false;
-                }
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    break true;
-                }
-                if Instant::now() > deadline {
-                    break false;
-                }
-                // Test support only: the migrator's own code waits only in its pacer.
-                std::thread::sleep(Duration::from_millis(25));
-            };
+            let (mut child, ready) = spawn(&command, &conf, log, port);
             if ready {
                 return Radicale {
                     dir,
@@ -133,6 +110,29 @@ impl Radicale {
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Stops the server now (as drop does); its collections stay.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again after [`Radicale::stop`] with the same configuration, port and
+    /// collections: a restart. Its log goes on in the same file.
+    pub fn start_again(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("radicale.log"))
+            .expect("log file");
+        let conf = self.dir.path().join("config");
+        let (mut child, ready) = spawn(&find_radicale(), &conf, log, self.port);
+        if !ready {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("Radicale did not start again:\n{}", self.log());
+        }
+        self.child = child;
     }
 
     /// The server log so far (for assertions and their messages).
@@ -166,6 +166,36 @@ impl Drop for Radicale {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts Radicale with `conf`, logging to `log`; true once `port` accepts connections
+/// (false if it exited or 20 s passed).
+fn spawn(command: &[String], conf: &Path, log: std::fs::File, port: u16) -> (Child, bool) {
+    let mut child = Command::new(&command[0])
+        .args(&command[1..])
+        .arg("--config")
+        .arg(conf)
+        .env_remove("RADICALE_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let ready = loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break false;
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        // Test support only: the migrator's own code waits only in its pacer.
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    (child, ready)
 }
 
 /// The command that runs Radicale: `python3 -m radicale` (PATH's python3, then the system's,

@@ -273,6 +273,13 @@ fn refusal(reply: &Reply, refused: impl FnOnce(String) -> DavError) -> DavError 
             retry_after: reply.retry_after(),
         };
     }
+    if code == 507 {
+        // RFC 4918 §11.5: the server cannot store the representation (no room left).
+        return refused(format!(
+            "the destination's storage is full ({})",
+            reply.reason()
+        ));
+    }
     refused(reply.reason())
 }
 
@@ -858,5 +865,11 @@ mod tests {
                 "{code}"
             );
         }
+        assert!(
+            refusal(&reply(507), make)
+                .to_string()
+                .contains("storage is full"),
+            "a full server is named in plain words"
+        );
     }
 }

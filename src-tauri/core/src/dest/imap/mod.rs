@@ -744,6 +744,9 @@ impl ImapMailbox {
         folder: &str,
         writable: bool,
     ) -> Result<Option<u32>, ImapError> {
+        // A lost connection is replaced here, before the selection is trusted: a new session
+        // has nothing selected (`open_session` forgets it).
+        self.connection().await?;
         if let Some(s) = self
             .selected
             .clone()

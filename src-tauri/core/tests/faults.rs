@@ -1,0 +1,734 @@
+//! Faults at the destination and in the state folder, end to end into real Dovecot and
+//! Radicale: connections cut mid-APPEND and during login (a fault proxy), servers restarted
+//! during a run, CalDAV 500 and 507, an account over quota, a read-only or full state folder
+//! and a damaged journal. Each run completes with every item exactly once, or fails one item
+//! with a clear reason while the rest goes on, or stops with one clear error before anything
+//! is written.
+
+use crate::dav_front::{DavFront, Refusal};
+use crate::support;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use migrator_core::config::UserSelection;
+use migrator_core::dest::dav::{CollectionKind, DavAccount, DavLogin, DavSettings};
+use migrator_core::dest::imap::{ImapSettings, MasterStyle, Security};
+use migrator_core::engine::{run, Destination, EngineError, ImapLogins, RunControl, RunOptions};
+use migrator_core::progress::{ProgressEvent, RunSummary};
+use migrator_core::secrets::Secret;
+use migrator_sim::{SimConfig, SimServer, TenantSpec};
+use support::dovecot::{self, Dovecot, MASTER_PASSWORD, MASTER_USER};
+use support::fault_proxy::{Fault, FaultProxy};
+use support::radicale::{self, Radicale};
+
+/// The master login the IMAP runs use.
+fn master() -> ImapLogins {
+    ImapLogins::Master {
+        master_user: MASTER_USER.into(),
+        password: Secret::new(MASTER_PASSWORD),
+        style: MasterStyle::SaslAuthzid,
+    }
+}
+
+/// An IMAP destination with the master login, mail only.
+fn imap_destination(settings: ImapSettings) -> Destination {
+    Destination::Imap {
+        settings,
+        logins: master(),
+        dav: None,
+    }
+}
+
+/// Plaintext IMAP to `port` on loopback (the fault proxy must read the commands).
+fn plain_imap(port: u16) -> ImapSettings {
+    let mut s = ImapSettings::new("127.0.0.1", port, Security::Plain);
+    s.allow_plaintext_loopback = true;
+    s.timeout = Duration::from_secs(20);
+    s
+}
+
+/// A run's outcome and the reason of every failed item.
+struct Outcome {
+    result: Result<RunSummary, EngineError>,
+    failures: Vec<String>,
+}
+
+impl Outcome {
+    fn summary(&self) -> &RunSummary {
+        match &self.result {
+            Ok(s) => s,
+            Err(e) => panic!("the run failed: {}", chain(e)),
+        }
+    }
+}
+
+/// An error and its sources, as a user reads them.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Runs from `sim` into `destination` with a journal in `state`.
+async fn run_into(
+    sim: &SimServer,
+    destination: &Destination,
+    state: &Path,
+    users: UserSelection,
+) -> Outcome {
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let seen = failures.clone();
+    let reporter = move |e: ProgressEvent| {
+        if let ProgressEvent::ItemFailed {
+            user,
+            folder,
+            item,
+            reason,
+        } = e
+        {
+            seen.lock()
+                .unwrap()
+                .push(format!("{user} {folder} {item}: {reason}"));
+        }
+    };
+    let result = run(
+        &support::source_config(sim),
+        &Secret::new(sim.client_secret()),
+        destination,
+        Arc::new(reporter),
+        RunControl::new(),
+        RunOptions {
+            state_dir: Some(state.to_path_buf()),
+            users,
+            ..RunOptions::default()
+        },
+    )
+    .await;
+    let failures = failures.lock().unwrap().clone();
+    Outcome { result, failures }
+}
+
+/// Appends Dovecot logged so far.
+fn appends(dovecot: &Dovecot) -> usize {
+    dovecot
+        .mail_changes()
+        .iter()
+        .filter(|l| l.contains(": save:") || l.contains(": append:"))
+        .count()
+}
+
+/// Every user's mail is in Dovecot exactly once, byte for byte, and nothing else is.
+async fn assert_all_mail_exactly_once(sim: &SimServer, dovecot: &Dovecot, context: &str) {
+    for user in &sim.tenant().users {
+        let bodies = support::account_bodies(dovecot, &user.mail).await;
+        support::assert_exactly_once(user, &bodies, context);
+    }
+}
+
+/// Waits (test harness polling) until `ready` or `limit` passes.
+async fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs a tenant of `users` x `messages` into Dovecot through a fault proxy armed with
+/// `faults` (and refusing connections for `outage` at the start): the run must complete
+/// without a failed item, every fault must have fired, and every message must be in Dovecot
+/// exactly once, byte for byte (a message cut mid-APPEND would be an unknown body).
+async fn run_through_faults(users: usize, messages: usize, faults: &[Fault], outage: Duration) {
+    let (sim, dovecot) = support::tenant_with_dovecot(users, messages).await;
+    let proxy = FaultProxy::start(dovecot.imap_port).await;
+    for fault in faults {
+        proxy.arm(*fault);
+    }
+    if !outage.is_zero() {
+        proxy.outage(outage);
+    }
+    let state = tempfile::tempdir().unwrap();
+    let outcome = run_into(
+        &sim,
+        &imap_destination(plain_imap(proxy.port)),
+        state.path(),
+        UserSelection::default(),
+    )
+    .await;
+    let summary = outcome.summary();
+    assert_eq!(
+        outcome.failures,
+        Vec::<String>::new(),
+        "{summary:?}\n{}",
+        dovecot.log()
+    );
+    // Each armed fault fires at most once.
+    assert_eq!(
+        proxy.fired().len(),
+        faults.len(),
+        "every fault happened: {:?} ({:?})",
+        proxy.fired(),
+        proxy.stats()
+    );
+    assert_all_mail_exactly_once(&sim, &dovecot, &format!("after {faults:?}")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn imap_connections_cut_mid_append_and_during_login_lose_and_duplicate_nothing() {
+    run_through_faults(
+        2,
+        12,
+        &[
+            Fault::DuringLogin,
+            Fault::MidAppend { nth: 2 },
+            Fault::DuringLogin,
+            Fault::MidAppend { nth: 7 },
+            Fault::MidAppend { nth: 15 },
+        ],
+        Duration::ZERO,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_cut_after_a_few_bytes_and_a_refused_port_are_waited_out() {
+    // The port refuses connections for two seconds; then the first connection dies inside its
+    // first command, the second after its first kilobyte (while creating folders).
+    run_through_faults(
+        1,
+        6,
+        &[Fault::AfterClientBytes(5), Fault::AfterClientBytes(1024)],
+        Duration::from_secs(2),
+    )
+    .await;
+}
+
+/// A simulator slow enough that a run of `users` x `messages` is still going when a server is
+/// restarted.
+async fn slow_sim(users: usize, messages: usize) -> SimServer {
+    SimServer::start(SimConfig {
+        tenant: TenantSpec {
+            users,
+            messages_per_user: messages,
+            ..TenantSpec::default()
+        },
+        latency: Duration::from_millis(15),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn dovecot_for(sim: &SimServer) -> Dovecot {
+    Dovecot::start_with(dovecot::Options {
+        users: support::tenant_accounts(sim),
+        ..dovecot::Options::default()
+    })
+}
+
+/// How long a destination stays down in the restart tests.
+const DOWNTIME: Duration = Duration::from_secs(3);
+/// The longest a run may need after the server is back: the IMAP reconnect policy backs off
+/// 1, 2, 4 s (jittered) between attempts, the DAV writes by the pacer's 0.5 s doubling.
+const RECOVERY: Duration = Duration::from_secs(45);
+
+/// A real server a test restarts, and how far a run got with it.
+trait Restartable {
+    fn stop(&mut self);
+    fn start_again(&mut self);
+    /// Items written so far (from the server's log).
+    fn written(&self) -> usize;
+    fn what(&self) -> &'static str;
+}
+
+impl Restartable for Dovecot {
+    fn stop(&mut self) {
+        Dovecot::stop(self)
+    }
+    fn start_again(&mut self) {
+        Dovecot::start_again(self)
+    }
+    fn written(&self) -> usize {
+        appends(self)
+    }
+    fn what(&self) -> &'static str {
+        "appends"
+    }
+}
+
+impl Restartable for Radicale {
+    fn stop(&mut self) {
+        Radicale::stop(self)
+    }
+    fn start_again(&mut self) {
+        Radicale::start_again(self)
+    }
+    fn written(&self) -> usize {
+        self.log().matches("PUT request for").count()
+    }
+    fn what(&self) -> &'static str {
+        "PUTs"
+    }
+}
+
+/// Runs into `destination` and, once `server` has `after` items written, stops it for
+/// [`DOWNTIME`] and starts it again. Returns the run's outcome, the items written before the
+/// stop, and how long the run went on after the server was back.
+async fn restart_mid_run(
+    sim: Arc<SimServer>,
+    destination: Destination,
+    state: &Path,
+    server: &mut impl Restartable,
+    after: usize,
+) -> (Outcome, usize, Duration) {
+    let running = {
+        let state = state.to_path_buf();
+        tokio::spawn(
+            async move { run_into(&sim, &destination, &state, UserSelection::default()).await },
+        )
+    };
+    wait_until(Duration::from_secs(60), server.what(), || {
+        server.written() >= after
+    })
+    .await;
+    tokio::task::block_in_place(|| server.stop());
+    let before = server.written();
+    tokio::time::sleep(DOWNTIME).await;
+    tokio::task::block_in_place(|| server.start_again());
+    let back = Instant::now();
+    let outcome = running.await.unwrap();
+    (outcome, before, back.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dovecot_restarted_during_a_run_is_waited_for_and_every_message_arrives_once() {
+    let sim = Arc::new(slow_sim(2, 40).await);
+    let mut dovecot = dovecot_for(&sim);
+    let destination = imap_destination(dovecot.tls_settings());
+    let state = tempfile::tempdir().unwrap();
+    let (outcome, before, recovered_in) =
+        restart_mid_run(sim.clone(), destination, state.path(), &mut dovecot, 5).await;
+    let summary = outcome.summary();
+    assert_eq!(
+        outcome.failures,
+        Vec::<String>::new(),
+        "{summary:?}\n{}",
+        dovecot.log()
+    );
+    assert!(
+        before < 80,
+        "the restart happened mid-run: {before} of 80 appended before it"
+    );
+    assert!(
+        recovered_in < RECOVERY,
+        "the run finished {recovered_in:?} after Dovecot was back"
+    );
+    assert_all_mail_exactly_once(&sim, &dovecot, "after a Dovecot restart").await;
+}
+
+/// Items per kind at the destination, and the source's counts.
+async fn groupware_counts(radicale: &Radicale, address: &str) -> HashMap<CollectionKind, usize> {
+    let account = DavAccount::connect(
+        &radicale.settings(),
+        address,
+        DavLogin::new(address, Secret::new("pw")),
+    )
+    .await
+    .unwrap();
+    let mut held = HashMap::new();
+    for kind in [
+        CollectionKind::Events,
+        CollectionKind::Contacts,
+        CollectionKind::Tasks,
+    ] {
+        let mut n = 0;
+        for collection in account.collections(kind).await.unwrap() {
+            n += account.list(&collection).await.unwrap().len();
+        }
+        held.insert(kind, n);
+    }
+    held
+}
+
+fn source_counts(user: &migrator_sim::tenant::User) -> HashMap<CollectionKind, usize> {
+    HashMap::from([
+        (
+            CollectionKind::Events,
+            user.calendars.iter().map(|c| c.events.len()).sum(),
+        ),
+        (
+            CollectionKind::Contacts,
+            user.contact_folders.iter().map(|f| f.contacts.len()).sum(),
+        ),
+        (
+            CollectionKind::Tasks,
+            user.todo_lists
+                .iter()
+                .filter(|l| l.wellknown_list_name != "flaggedEmails")
+                .map(|l| l.tasks.len())
+                .sum(),
+        ),
+    ])
+}
+
+/// Dovecot and Radicale for `sim`'s users (password "pw"), and the destination using them
+/// with DAV at `dav`.
+fn groupware_destination(sim: &SimServer, dovecot: &Dovecot, dav: DavSettings) -> Destination {
+    Destination::Imap {
+        settings: dovecot.tls_settings(),
+        logins: ImapLogins::Accounts(
+            sim.tenant()
+                .users
+                .iter()
+                .map(|u| (u.mail.to_lowercase(), Secret::new("pw")))
+                .collect(),
+        ),
+        dav: Some(dav),
+    }
+}
+
+fn radicale_for(sim: &SimServer) -> Radicale {
+    Radicale::start_with(radicale::Options {
+        users: support::tenant_accounts(sim),
+        ..radicale::Options::default()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn radicale_restarted_during_a_run_is_waited_for_and_every_item_arrives_once() {
+    let sim = Arc::new(slow_sim(1, 2).await);
+    let dovecot = dovecot_for(&sim);
+    let mut radicale = radicale_for(&sim);
+    let destination = groupware_destination(&sim, &dovecot, radicale.settings());
+    let state = tempfile::tempdir().unwrap();
+    let (outcome, before, recovered_in) =
+        restart_mid_run(sim.clone(), destination, state.path(), &mut radicale, 3).await;
+    let summary = outcome.summary().clone();
+    assert_eq!(
+        outcome.failures,
+        Vec::<String>::new(),
+        "{summary:?}\n{}",
+        radicale.log()
+    );
+    assert!(
+        recovered_in < RECOVERY,
+        "the run finished {recovered_in:?} after Radicale was back"
+    );
+    let user = &sim.tenant().users[0];
+    let expected = source_counts(user);
+    let total: usize = expected.values().sum();
+    assert!(
+        before < total,
+        "the restart happened mid-run: {before} of {total} PUTs before it"
+    );
+    assert_eq!(groupware_counts(&radicale, &user.mail).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn caldav_500_is_retried_and_507_fails_that_item_alone_saying_storage_is_full() {
+    let sim = slow_sim(1, 1).await;
+    let dovecot = dovecot_for(&sim);
+    let radicale = radicale_for(&sim);
+    // The 2nd PUT is answered 500 (its retry is the 3rd); the 5th and 9th find no room.
+    let front = DavFront::start(
+        &radicale.base_url(),
+        vec![
+            Refusal {
+                nth: 2,
+                status: 500,
+            },
+            Refusal {
+                nth: 5,
+                status: 507,
+            },
+            Refusal {
+                nth: 9,
+                status: 507,
+            },
+        ],
+    )
+    .await;
+    let mut dav = DavSettings::new(front.base_url());
+    dav.allow_plaintext_loopback = true;
+    dav.timeout = Duration::from_secs(20);
+    let destination = groupware_destination(&sim, &dovecot, dav);
+    let state = tempfile::tempdir().unwrap();
+    let outcome = run_into(&sim, &destination, state.path(), UserSelection::default()).await;
+    let summary = outcome.summary();
+    let refused = front.refused();
+    assert_eq!(refused.len(), 3, "{refused:?}");
+    assert_eq!(
+        summary.totals.failed, 2,
+        "{summary:?} {:?}",
+        outcome.failures
+    );
+    assert_eq!(outcome.failures.len(), 2, "{:?}", outcome.failures);
+    for failure in &outcome.failures {
+        assert!(
+            failure.contains("storage is full"),
+            "a 507 says so in plain words: {failure}"
+        );
+    }
+    // The 500 was retried: its resource is there.
+    let user = &sim.tenant().users[0];
+    let account = DavAccount::connect(
+        &radicale.settings(),
+        &user.mail,
+        DavLogin::new(&user.mail, Secret::new("pw")),
+    )
+    .await
+    .unwrap();
+    let mut hrefs = Vec::new();
+    for kind in [
+        CollectionKind::Events,
+        CollectionKind::Contacts,
+        CollectionKind::Tasks,
+    ] {
+        for collection in account.collections(kind).await.unwrap() {
+            for item in account.list(&collection).await.unwrap() {
+                hrefs.push(item.href.0.clone());
+            }
+        }
+    }
+    let name = |path: &str| path.rsplit('/').next().unwrap_or_default().to_string();
+    let held = |path: &str| hrefs.iter().any(|h| name(h) == name(path));
+    assert!(held(&refused[0].1), "the 500 was retried: {}", refused[0].1);
+    assert!(!held(&refused[1].1) && !held(&refused[2].1));
+    // Everything else arrived.
+    let expected: usize = source_counts(user).values().sum();
+    assert_eq!(hrefs.len(), expected - 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_over_quota_fails_per_message_naming_the_quota_and_the_rest_goes_on() {
+    let sim = SimServer::start(SimConfig {
+        tenant: TenantSpec {
+            users: 2,
+            messages_per_user: 12,
+            ..TenantSpec::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let tenant = sim.tenant();
+    let sizes: Vec<usize> = tenant
+        .users
+        .iter()
+        .map(|u| {
+            u.folders
+                .iter()
+                .flat_map(|f| &f.messages)
+                .map(|m| m.mime.len())
+                .sum()
+        })
+        .collect();
+    // Room for about half of the smaller mailbox.
+    let quota_kib = (*sizes.iter().min().unwrap() / 2 / 1024).max(1) as u64;
+    let dovecot = Dovecot::start_with(dovecot::Options {
+        users: support::tenant_accounts(&sim),
+        quota_kib: Some(quota_kib),
+        ..dovecot::Options::default()
+    });
+    let destination = imap_destination(dovecot.tls_settings());
+    let state = tempfile::tempdir().unwrap();
+    let outcome = run_into(&sim, &destination, state.path(), UserSelection::default()).await;
+    let summary = outcome.summary();
+    assert!(
+        !outcome.failures.is_empty(),
+        "the quota refused something: {summary:?}"
+    );
+    for failure in &outcome.failures {
+        assert!(
+            failure.to_ascii_lowercase().contains("quota"),
+            "the reason names the quota: {failure}"
+        );
+    }
+    let mut delivered = 0;
+    for user in &tenant.users {
+        let bodies = support::account_bodies(&dovecot, &user.mail).await;
+        let sources: Vec<&[u8]> = user
+            .folders
+            .iter()
+            .flat_map(|f| &f.messages)
+            .map(|m| m.mime.as_ref())
+            .collect();
+        assert!(
+            bodies
+                .iter()
+                .all(|(b, n)| *n == 1 && sources.contains(&b.as_slice())),
+            "{}: no duplicate, no partial message",
+            user.mail
+        );
+        let user_failures = outcome
+            .failures
+            .iter()
+            .filter(|f| f.starts_with(&format!("{} ", user.mail)))
+            .count();
+        assert!(user_failures > 0, "{} hit its quota", user.mail);
+        assert_eq!(
+            bodies.len() + user_failures,
+            sources.len(),
+            "{}: every message arrived or was reported",
+            user.mail
+        );
+        assert!(!bodies.is_empty(), "{}: what fits arrived", user.mail);
+        delivered += bodies.len();
+    }
+    assert_eq!(summary.totals.messages as usize, delivered);
+}
+
+/// A small tmpfs mounted for one test (root only), unmounted when dropped.
+struct Tmpfs {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(options: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mnt");
+        std::fs::create_dir(&path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(&path)
+            .status()
+            .expect("the mount command");
+        assert!(
+            status.success(),
+            "cannot mount a tmpfs (the state-folder tests need root, as CI runs them, to \
+             mount a small file system)"
+        );
+        Tmpfs { path, _dir: dir }
+    }
+
+    fn remount(&self, options: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(&self.path)
+            .status()
+            .expect("the mount command");
+        assert!(status.success(), "remount {options}");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+/// Runs into Dovecot with the state folder at `state`: the run must fail with a state error
+/// whose text contains `expect`, before anything reached Dovecot.
+async fn assert_refused_before_writing(state: &Path, expect: &str) {
+    let (sim, dovecot) = support::tenant_with_dovecot(1, 3).await;
+    let destination = imap_destination(dovecot.tls_settings());
+    let outcome = run_into(&sim, &destination, state, UserSelection::default()).await;
+    let error = match outcome.result {
+        Ok(summary) => panic!("the run went on: {summary:?}"),
+        Err(e) => e,
+    };
+    let text = chain(&error);
+    assert_eq!(error.code(), "state", "{text}");
+    assert!(text.contains(expect), "{text}");
+    assert!(
+        text.contains(&state.display().to_string()),
+        "names the folder: {text}"
+    );
+    assert_eq!(
+        dovecot.mail_changes(),
+        Vec::<String>::new(),
+        "nothing written"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_only_state_folder_stops_the_run_before_anything_is_written() {
+    let fs = Tmpfs::mount("size=1m");
+    let state = fs.path.join("state");
+    std::fs::create_dir(&state).unwrap();
+    fs.remount("ro");
+    assert_refused_before_writing(&state, "read-only").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_state_disk_stops_the_run_before_anything_is_written() {
+    let fs = Tmpfs::mount("size=256k");
+    // Fill it up.
+    {
+        use std::io::Write as _;
+        let mut filler = std::fs::File::create(fs.path.join("filler")).unwrap();
+        let block = vec![0u8; 4096];
+        while filler.write_all(&block).is_ok() {}
+        let _ = filler.sync_all();
+    }
+    assert_refused_before_writing(&fs.path.join("state"), "full").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_damaged_journal_is_detected_and_moving_it_aside_duplicates_nothing() {
+    let (sim, dovecot) = support::tenant_with_dovecot(2, 6).await;
+    let destination = imap_destination(dovecot.tls_settings());
+    let state = tempfile::tempdir().unwrap();
+    let first_user = sim.tenant().users[0].mail.clone();
+    // A first run migrates one mailbox.
+    let first = run_into(
+        &sim,
+        &destination,
+        state.path(),
+        UserSelection {
+            include: vec![first_user.clone()],
+            exclude: vec![],
+        },
+    )
+    .await;
+    assert_eq!(first.summary().totals.messages, 6);
+    let journal = state.path().join("journal.sqlite");
+    // Garbage over the file's pages after the header.
+    {
+        let mut bytes = std::fs::read(&journal).unwrap();
+        assert!(bytes.len() > 4096, "a journal of several pages");
+        for (i, b) in bytes.iter_mut().enumerate().skip(100) {
+            *b = (i as u8).wrapping_mul(151).wrapping_add(7);
+        }
+        std::fs::write(&journal, bytes).unwrap();
+    }
+    let appended = appends(&dovecot);
+    let damaged = run_into(&sim, &destination, state.path(), UserSelection::default()).await;
+    let error = match damaged.result {
+        Ok(summary) => panic!("a damaged journal went unnoticed: {summary:?}"),
+        Err(e) => chain(&e),
+    };
+    assert!(
+        error.contains("damaged") && error.contains("move it aside"),
+        "the error says what happened and what to do: {error}"
+    );
+    assert_eq!(appends(&dovecot), appended, "nothing written meanwhile");
+
+    // The documented recovery: move the journal (and its -wal/-shm files) aside, run again.
+    for suffix in ["", "-wal", "-shm"] {
+        let file = state.path().join(format!("journal.sqlite{suffix}"));
+        if file.exists() {
+            std::fs::rename(&file, state.path().join(format!("damaged{suffix}"))).unwrap();
+        }
+    }
+    let recovered = run_into(&sim, &destination, state.path(), UserSelection::default()).await;
+    let summary = recovered.summary();
+    assert_eq!(recovered.failures, Vec::<String>::new(), "{summary:?}");
+    assert_eq!(
+        appends(&dovecot),
+        appended + 6,
+        "only the second mailbox was appended; the first was found at the destination"
+    );
+    assert_all_mail_exactly_once(&sim, &dovecot, "after moving a damaged journal aside").await;
+}
