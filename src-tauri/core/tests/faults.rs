@@ -658,7 +658,7 @@ async fn a_read_only_state_folder_stops_the_run_before_anything_is_written() {
     let state = fs.path.join("state");
     std::fs::create_dir(&state).unwrap();
     fs.remount("ro");
-    assert_refused_before_writing(&state, "read-only").await;
+    assert_refused_before_writing(&state, "the file system is read-only").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -672,7 +672,7 @@ async fn a_full_state_disk_stops_the_run_before_anything_is_written() {
         while filler.write_all(&block).is_ok() {}
         let _ = filler.sync_all();
     }
-    assert_refused_before_writing(&fs.path.join("state"), "full").await;
+    assert_refused_before_writing(&fs.path.join("state"), "the disk is full").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -710,7 +710,7 @@ async fn a_damaged_journal_is_detected_and_moving_it_aside_duplicates_nothing() 
         Err(e) => chain(&e),
     };
     assert!(
-        error.contains("damaged") && error.contains("move it aside"),
+        error.contains("damaged") && error.contains("aside and run again"),
         "the error says what happened and what to do: {error}"
     );
     assert_eq!(appends(&dovecot), appended, "nothing written meanwhile");

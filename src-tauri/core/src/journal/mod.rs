@@ -107,7 +107,15 @@ pub enum JournalError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("the journal {path} is damaged ({detail}); move it aside and run again: the destination is checked before every write, so nothing is duplicated")]
+    #[error("cannot write in the state folder {path}: {reason}")]
+    Unwritable {
+        path: PathBuf,
+        /// In plain words: the file system is read-only, the disk is full, ...
+        reason: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the journal {path} is damaged ({detail}); move it (and its -wal and -shm files) aside and run again: the destination is checked before every write, so nothing is duplicated")]
     Corrupt { path: PathBuf, detail: String },
     #[error("the journal {path} was written by a newer version (schema {found}, this version knows {SCHEMA_VERSION})")]
     NewerSchema { path: PathBuf, found: i32 },
@@ -179,6 +187,36 @@ pub struct Journal {
     conn: Mutex<Connection>,
 }
 
+/// Writes (and removes) a probe file in the state folder, so a read-only file system or a
+/// full disk is named as such before the run starts, rather than as SQLite's "unable to open
+/// database file".
+fn check_writable(dir: &Path) -> Result<(), JournalError> {
+    use std::io::Write as _;
+    let probe = || -> std::io::Result<()> {
+        let mut file = tempfile::Builder::new()
+            .prefix(".write-check")
+            .tempfile_in(dir)?;
+        // A few pages: what opening and upgrading the journal writes.
+        file.write_all(&[0u8; 64 * 1024])?;
+        file.as_file().sync_all()
+    };
+    probe().map_err(|source| {
+        let reason = match source.kind() {
+            std::io::ErrorKind::ReadOnlyFilesystem => "the file system is read-only".to_string(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                "the disk is full".to_string()
+            }
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+            _ => source.to_string(),
+        };
+        JournalError::Unwritable {
+            path: dir.to_path_buf(),
+            reason,
+            source,
+        }
+    })
+}
+
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -204,6 +242,7 @@ impl Journal {
                 path: state_dir.to_path_buf(),
                 source,
             })?;
+        check_writable(state_dir)?;
         let path = state_dir.join(Self::FILE_NAME);
         let open_err = |source| JournalError::Open {
             path: path.clone(),
@@ -892,6 +931,19 @@ mod tests {
             "{err:?}"
         );
         assert!(text.contains("journal"), "{text}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_probe_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        Journal::open(dir.path()).unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".write-check"))
+            .collect();
+        assert_eq!(names, Vec::<String>::new());
     }
 
     #[cfg(unix)]
