@@ -35,7 +35,9 @@ use super::spool::Spool;
 use super::{EngineError, RunControl, Store};
 use crate::convert::flags::{applied_flags, flag_changes, MailFlags};
 use crate::dest::folder::{maildir_folder_names, Folder, Mailbox};
-use crate::dest::imap::{append_flags, ImapError, ImapMailbox, ImapRef, MessageFingerprint};
+use crate::dest::imap::{
+    append_flags, ImapError, ImapMailbox, ImapRef, ImapSettings, MessageFingerprint,
+};
 use crate::dest::DestRef;
 use crate::error::{Classify, ErrorClass};
 use crate::graph::client::{GraphClient, GraphError};
@@ -125,6 +127,17 @@ impl MaildirTarget {
 enum Target {
     Maildir(MaildirTarget),
     Imap(Box<Mutex<ImapMailbox>>, Vec<Result<String, String>>),
+}
+
+/// `settings` with a reconnect policy that waits out a destination restart: 8 connection
+/// attempts 1 s to 30 s apart (about 45 to 90 s with jitter) for each IMAP step. The preflight
+/// check connects with the settings' own shorter policy, so a wrong address is still reported
+/// within seconds.
+fn through_outages(settings: &ImapSettings) -> ImapSettings {
+    let mut settings = settings.clone();
+    settings.reconnect.max_attempts = settings.reconnect.max_attempts.max(8);
+    settings.reconnect.max_backoff = settings.reconnect.max_backoff.max(Duration::from_secs(30));
+    settings
 }
 
 /// Attempts of one IMAP step (create the folders, find or append a message) when the
@@ -609,7 +622,8 @@ impl MailboxRun<'_> {
                         "no destination password for {address} in the accounts file"
                     )));
                 };
-                let mut mailbox = match ImapMailbox::connect(settings, &login).await {
+                let settings = through_outages(settings);
+                let mut mailbox = match ImapMailbox::connect(&settings, &login).await {
                     Ok(m) => m,
                     Err(e) => return Ok(Err(format!("cannot open the destination mailbox: {e}"))),
                 };
