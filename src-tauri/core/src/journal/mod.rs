@@ -44,6 +44,10 @@ CREATE TABLE IF NOT EXISTS folders (
     delta_link TEXT,
     PRIMARY KEY (user_id, folder_id)
 );
+CREATE TABLE IF NOT EXISTS user_limits (
+    user_id    TEXT PRIMARY KEY,
+    limits     TEXT NOT NULL
+);
 ";
 
 /// The `items` table of version 2: any workload's item (mail, event, contact, task) keyed by
@@ -655,6 +659,38 @@ impl Journal {
             "DELETE FROM folders WHERE user_id = ?1 AND folder_id = ?2",
             params![user_id, folder_id],
         )?;
+        Ok(())
+    }
+
+    /// The date limits (their [`crate::config::DateLimits::fingerprint`]) the user's mail
+    /// delta links were taken under; `None` before the first pass.
+    pub fn user_limits(&self, user_id: &str) -> Result<Option<String>, JournalError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT limits FROM user_limits WHERE user_id = ?1",
+                params![user_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Records new date limits for a user and drops the user's delta links in the same
+    /// transaction: the next round of every folder is a full one, which lists what the new
+    /// limits let in (a delta link would only bring what changed).
+    pub fn set_user_limits(&self, user_id: &str, limits: &str) -> Result<(), JournalError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "UPDATE folders SET delta_link = NULL WHERE user_id = ?1",
+            params![user_id],
+        )?;
+        tx.execute(
+            "INSERT INTO user_limits (user_id, limits) VALUES (?1, ?2)
+             ON CONFLICT (user_id) DO UPDATE SET limits = ?2",
+            params![user_id, limits],
+        )?;
+        tx.commit()?;
         Ok(())
     }
 
