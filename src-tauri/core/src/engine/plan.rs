@@ -204,7 +204,7 @@ impl Counter<'_> {
     async fn count<T: DeserializeOwned>(
         &self,
         url: String,
-        keep: impl Fn(&T) -> bool,
+        mut keep: impl FnMut(&T) -> bool,
     ) -> Result<(u64, u64, u64), GraphError> {
         let (mut kept, mut left, mut pages) = (0, 0, 0);
         let mut listing = Pages::<T>::new(self.client, self.pacer, url);
@@ -269,24 +269,20 @@ impl Counter<'_> {
             ));
             // Per kept event: a series' exceptions and an event's attachments are one more
             // request each.
-            let extra = std::cell::Cell::new(0u64);
+            let mut extra = 0;
             let (kept, left, _) = self
                 .count(url, |e: &Event| {
                     let keep = event_in_limits(self.limits, e);
                     if keep {
                         let series = e.kind.as_deref() == Some("seriesMaster");
-                        extra.set(
-                            extra.get()
-                                + u64::from(series)
-                                + u64::from(e.has_attachments == Some(true)),
-                        );
+                        extra += u64::from(series) + u64::from(e.has_attachments == Some(true));
                     }
                     keep
                 })
                 .await?;
             planned.events += kept;
             planned.out_of_range += left;
-            planned.requests += pages_of(kept + left) + extra.get();
+            planned.requests += pages_of(kept + left) + extra;
         }
         Ok(())
     }
@@ -397,6 +393,22 @@ pub fn run_seconds(mailboxes: impl Iterator<Item = f64>, parallel: usize) -> f64
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The desktop app runs the plan on its async runtime's worker threads.
+    #[test]
+    fn the_plan_future_can_move_between_threads() {
+        fn assert_send<T: Send>(_: &T) {}
+        let source = SourceConfig {
+            tenant_id: "contoso.onmicrosoft.com".into(),
+            client_id: "00000000-0000-0000-0000-000000000001".into(),
+            cloud: crate::config::Cloud::Global,
+            login_url: None,
+            graph_url: None,
+        };
+        let secret = Secret::new("s");
+        let options = RunOptions::default();
+        assert_send(&plan(&source, &secret, &options));
+    }
 
     #[test]
     fn a_small_mailbox_is_bound_by_requests_in_flight() {
