@@ -496,6 +496,7 @@ function renderSummary(summary: RunSummary): void {
     `(${formatBytes(t.bytes)}), ${t.events} events, ${t.contacts} contacts and ${t.tasks} tasks ` +
     `in ${t.folders} folders, in ${summary.seconds.toFixed(1)} s. ` +
     `${t.skipped} were already there, ${t.failed} failed.` +
+    (t.outOfRange > 0 ? ` ${t.outOfRange} were left out by the date limits.` : "") +
     (summary.cancelled ? " Run it again to resume." : "");
 }
 
