@@ -295,3 +295,50 @@ async fn the_plan_counts_every_workload_as_the_tenant_holds_it() {
     assert_eq!((row.contacts, row.tasks), (0, 0));
     assert!(planned.requests < all_workloads_requests);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_that_ended_before_calendar_since_are_not_read_nor_written() {
+    let sim = sim(1, 1).await;
+    let user = sim.tenant().users[0].clone();
+    // By 2100 every single event and every series with an end date has ended; series without
+    // an end date, or with a number of occurrences, are kept whole.
+    let (kept, left): (Vec<_>, Vec<_>) =
+        user.calendars
+            .iter()
+            .flat_map(|c| &c.events)
+            .partition(|e| {
+                e.recurrence.as_ref().is_some_and(|r| {
+                    !matches!(r.range.end, migrator_sim::calendar::RangeEnd::EndDate(_))
+                })
+            });
+    assert!(!left.is_empty());
+    let out = tempfile::tempdir().unwrap();
+    let options = RunOptions {
+        workloads: vec![Workload::Calendar],
+        limits: DateLimits {
+            calendar_since: parse_date("2100-01-01"),
+            ..DateLimits::default()
+        },
+        ..RunOptions::default()
+    };
+    let summary = run_into(&sim, out.path(), options).await.unwrap();
+    assert_eq!(summary.totals.events as usize, kept.len(), "{summary:?}");
+    assert_eq!(summary.totals.out_of_range as usize, left.len());
+    assert_eq!(summary.totals.failed, 0);
+    let written = std::fs::read_dir(out.path().join(user.mail.to_lowercase()).join("calendars"))
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .filter(|f| f.as_ref().unwrap().path().extension() == Some("ics".as_ref()))
+        .count();
+    assert_eq!(written, kept.len());
+    // Neither a left-out series' exceptions nor a left-out event's attachments were read.
+    let requests = sim.requests();
+    for e in &left {
+        let item = format!("/events/{}", segment(&e.id));
+        assert!(
+            !requests.iter().any(|r| r.path_and_query.contains(&item)),
+            "a left-out event was read: {}",
+            e.subject
+        );
+    }
+}
