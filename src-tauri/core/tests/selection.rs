@@ -7,8 +7,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use migrator_core::config::{parse_date, DateLimits, UserSelection, Workload};
-use migrator_core::engine::{plan, run_to_folder_with, EngineError, RunControl, RunOptions};
+use migrator_core::engine::{
+    plan, run_to_folder_with, verify, Destination, EngineError, RunControl, RunOptions,
+};
 use migrator_core::graph::mail::segment;
+use migrator_core::journal::Journal;
 use migrator_core::progress::{NullReporter, RunSummary};
 use migrator_core::secrets::Secret;
 use migrator_sim::{SimConfig, SimServer, TenantSpec};
@@ -163,6 +166,31 @@ async fn mail_before_mail_since_is_neither_fetched_nor_written_and_a_wider_limit
     for m in &newer {
         assert_eq!(written.get(m.mime.as_ref()), Some(&1));
     }
+    // Verify under the same limits expects only the newer mail: clean. Without them it reports
+    // exactly the older mail as not migrated.
+    let journal = Journal::open(&out.path().join(".m365-migrator")).unwrap();
+    let check = |since| {
+        let destination = Destination::Folder(out.path().to_path_buf());
+        let (source, secret) = (
+            support::source_config(&sim),
+            Secret::new(sim.client_secret()),
+        );
+        let options = options(since);
+        let journal = &journal;
+        async move {
+            verify(&source, &secret, &destination, journal, &options)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(check(Some(since)).await.is_clean());
+    let unlimited = check(None).await;
+    let not_migrated: usize = unlimited.users[0]
+        .folders
+        .iter()
+        .map(|f| f.not_migrated.len())
+        .sum();
+    assert_eq!(not_migrated, older.len());
 
     // Without the limit the next run lists every folder in full again and copies exactly the
     // older mail: every message is then there once.
