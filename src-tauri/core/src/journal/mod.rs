@@ -1,7 +1,8 @@
 //! The journal: an SQLite database in the state folder that remembers what every run did.
 //!
 //! Tables: `runs`; `users`; `folders` (with delta links for incremental passes); `items`
-//! (source id -> destination reference, size, content hash, state).
+//! (source id -> destination reference, size, content hash, state); `user_limits` (the date
+//! limits each user's delta links were taken under).
 //!
 //! **Exactly once.** Before writing an item the engine records its *intent*
 //! ([`Journal::record_intent`]); after the destination confirmed the write it records the
