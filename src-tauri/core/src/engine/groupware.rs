@@ -574,6 +574,11 @@ impl Ctx<'_, '_> {
         match next {
             None => Ok(None),
             Some(Ok(page)) => {
+                // The front ends' totals: each entry below ends as done or failed.
+                self.run.reporter.report(ProgressEvent::ItemsListed {
+                    user: self.address.to_string(),
+                    items: (page.items.len() + page.bad.len()) as u64,
+                });
                 self.report_bad(label, &page.bad);
                 Ok(Some(page.items))
             }
