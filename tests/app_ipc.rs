@@ -863,12 +863,12 @@ async fn the_report_buttons_open_the_last_runs_files_and_nothing_else() {
 
     app.invoke_blocking("open_run_file", json!({"file": "report"}))
         .unwrap();
-    app.invoke_blocking("open_run_file", json!({"file": "stateFolder"}))
-        .unwrap();
-    assert_eq!(
-        *opened.lock().unwrap(),
-        [html.clone(), out.path().join(".m365-migrator")]
-    );
+    assert_eq!(*opened.lock().unwrap(), std::slice::from_ref(&html));
+    // No log folder in this app (tests do not log to files): said, not opened.
+    let no_log = app
+        .invoke_blocking("open_run_file", json!({"file": "logFolder"}))
+        .unwrap_err();
+    assert_eq!(no_log["code"], "missing", "{no_log}");
 
     // The web view names a file, never a path: a path it adds is ignored.
     app.invoke_blocking(
@@ -880,6 +880,7 @@ async fn the_report_buttons_open_the_last_runs_files_and_nothing_else() {
     // And it cannot reach the opener plugin itself.
     let refused = [
         ("open_run_file", json!({"file": "/etc/passwd"})),
+        ("open_run_file", json!({"file": "stateFolder"})),
         ("plugin:opener|open_path", json!({"path": "/etc/passwd"})),
         ("plugin:opener|open_path", json!({"path": html})),
         (

@@ -999,8 +999,7 @@ pub(crate) async fn run_details<R: Runtime>(
         .ok_or_else(|| IpcError::new("missing", "No migration has run yet."))
 }
 
-/// Opens the last run's HTML report, the log folder or the run's state folder with the
-/// desktop's default application. The path is resolved here from the last run: the web view
+/// Opens the last run's HTML report or the log folder with the desktop's default application. The path is resolved here from the last run: the web view
 /// names which one, never a path (it has no opener permission of its own).
 #[tauri::command]
 pub(crate) fn open_run_file<R: Runtime>(

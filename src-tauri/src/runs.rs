@@ -273,8 +273,6 @@ pub enum RunFile {
     Report,
     /// The app's log folder.
     LogFolder,
-    /// The last run's state folder (journal, report files).
-    StateFolder,
 }
 
 /// The path of `file` for the remembered run; an error when there is none yet.
@@ -289,17 +287,11 @@ pub fn resolve(
         RunFile::Report => RememberedRun::load(data_dir)
             .ok_or_else(|| missing("report"))?
             .report_html(),
-        RunFile::StateFolder => {
-            RememberedRun::load(data_dir)
-                .ok_or_else(|| missing("run"))?
-                .state_dir
-        }
     };
     if !path.exists() {
         return Err(missing(match file {
             RunFile::Report => "report",
             RunFile::LogFolder => "log folder",
-            RunFile::StateFolder => "state folder",
         }));
     }
     Ok(path)

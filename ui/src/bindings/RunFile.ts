@@ -3,4 +3,4 @@
 /**
  * A file or folder of the last run the Report screen can open.
  */
-export type RunFile = "report" | "logFolder" | "stateFolder";
+export type RunFile = "report" | "logFolder";
