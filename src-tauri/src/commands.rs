@@ -608,8 +608,8 @@ async fn test_icewarp(
 }
 
 /// Tests the destination: a folder must be writable; an IMAP server must accept one login
-/// (the first mailbox of the tenant, through the core's preflight); IceWarp is not available
-/// in this build yet.
+/// (the first mailbox of the tenant, through the core's preflight); IceWarp's admin API must
+/// accept the administrator, and its settings that would slow the run are listed.
 #[tauri::command]
 pub(crate) async fn test_destination(
     state: State<'_, AppState>,
