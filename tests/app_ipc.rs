@@ -160,6 +160,26 @@ fn unknown_fields_and_idle_controls_are_refused_with_a_code() {
 
     let err = invoke("control_run", json!({"action": "pause"})).unwrap_err();
     assert_eq!(err["code"], "idle");
+    // A reloaded page asks to watch the run: there is none.
+    let watching = invoke("watch_run", json!({"onEvent": "__CHANNEL__:9"})).unwrap();
+    assert_eq!(watching, false);
+}
+
+#[test]
+fn a_reloaded_page_takes_over_the_progress_stream() {
+    let (first, to_first) = recording_channel::<ProgressEvent>();
+    let (second, to_second) = recording_channel::<ProgressEvent>();
+    let reporter = ChannelReporter::new(first);
+    let started = ProgressEvent::RunStarted { users: 2 };
+    migrator_core::progress::Reporter::report(&reporter, started.clone());
+    reporter.retarget(second);
+    let listed = ProgressEvent::ItemsListed {
+        user: "adele@contoso.com".into(),
+        items: 3,
+    };
+    migrator_core::progress::Reporter::report(&reporter, listed.clone());
+    assert_eq!(*to_first.lock().unwrap(), [started]);
+    assert_eq!(*to_second.lock().unwrap(), [listed]);
 }
 
 #[test]

@@ -305,6 +305,9 @@ function isItem(item: string): boolean {
   return !item.startsWith("(");
 }
 
+/** Failed items the Migrate screen lists live (a long list would slow the window). */
+const FAILURES_SHOWN = 200;
+
 class RunView {
   private users = new Map<string, UserRow>();
   /** Mailboxes Microsoft asked to wait, until when (ms since page load). */
@@ -316,6 +319,8 @@ class RunView {
   private bytes = 0;
   private failed = 0;
   private started = performance.now();
+  /** Failed items listed live; past FAILURES_SHOWN the rest are counted (the report has all). */
+  private shownFailures = 0;
   /** Called with the summary when the run reports its end (a watched run has no promise). */
   onFinished: ((summary: RunSummary) => void) | null = null;
 
@@ -332,6 +337,9 @@ class RunView {
     el("counters").textContent = "Signing in…";
     el("pause").hidden = false;
     el("resume").hidden = true;
+    el("stop").hidden = false;
+    el("run-back").hidden = true;
+    this.shownFailures = 0;
     this.setBar(0);
   }
 
@@ -419,9 +427,20 @@ class RunView {
         }
         const list = el("failures");
         list.querySelector(".none")?.remove();
-        const li = document.createElement("li");
-        li.textContent = `${event.user} ${event.folder} ${event.item}: ${event.reason}`;
-        list.append(li);
+        if (this.shownFailures < FAILURES_SHOWN) {
+          this.shownFailures += 1;
+          const li = document.createElement("li");
+          li.textContent = `${event.user} ${event.folder} ${event.item}: ${event.reason}`;
+          list.append(li);
+        } else {
+          let more = list.querySelector<HTMLLIElement>(".more");
+          if (!more) {
+            more = document.createElement("li");
+            more.className = "more";
+            list.append(more);
+          }
+          more.textContent = `… and ${this.failed - this.shownFailures} more, all listed in the report.`;
+        }
         break;
       }
       case "throttled":
@@ -493,6 +512,10 @@ async function runWith(view: RunView, request: RunRequest): Promise<void> {
   } catch (e) {
     const err = e as IpcError;
     el("run-status").textContent = `The migration stopped: ${err.message ?? String(e)}`;
+    // Nothing runs any more: the controls give way to a way back to the settings.
+    for (const id of ["pause", "resume", "stop"]) el(id).hidden = true;
+    el("run-back").hidden = false;
+    el("run-back").onclick = () => show(request.kind === "demo" ? "source" : "plan");
   } finally {
     runEnded();
   }

@@ -83,6 +83,7 @@ export function mockBackend(options = {}) {
     let index = 0;
     const send = (message) => internals.runCallback(channel.id, { index: index++, message });
     send({ kind: "runStarted", users: 2 });
+    if (options.fatal) throw { code: "auth.secret", message: "cannot sign in to Microsoft 365: the client secret has expired (AADSTS7000222)" };
     send({ kind: "userStarted", user: "adele.vance@contoso.com", folders: 18, messages: 3 });
     send({ kind: "userStarted", user: "alex.wilber@contoso.com", folders: 18, messages: 1 });
     send({ kind: "itemDone", user: "adele.vance@contoso.com", bytes: 150000, skipped: false });
@@ -90,6 +91,9 @@ export function mockBackend(options = {}) {
     send({ kind: "itemDone", user: "alex.wilber@contoso.com", bytes: 30000, skipped: false });
     send({ kind: "throttled", user: "adele.vance@contoso.com", waitMs: options.throttleMs ?? 2128 });
     send({ kind: "itemFailed", user: "adele.vance@contoso.com", folder: "Inbox", item: "AAMk1", reason: "Graph answered HTTP 404" });
+    for (let i = 2; i <= (options.failures ?? 1); i++) {
+      send({ kind: "itemFailed", user: "adele.vance@contoso.com", folder: "Inbox", item: `AAMk${i}`, reason: "Graph answered HTTP 404" });
+    }
     // Alex's calendar: a page of 2 events, not in the messages counted ahead.
     send({ kind: "itemsListed", user: "alex.wilber@contoso.com", items: 2 });
     await new Promise((resolve) => (finishDemo = resolve));

@@ -531,3 +531,24 @@ test("reopening the window during a run shows the run in progress and its report
   assert.match(await page.textContent("#summary"), /Migrated 2 mailboxes/);
   assert.deepEqual(errors, []);
 });
+
+test("thousands of failures do not flood the window: the first 200 are listed, the rest counted", async () => {
+  const { page, errors } = await openApp("light", { failures: 250 });
+  await page.click("#try-demo");
+  await page.waitForSelector("#failures li.more");
+  assert.equal(await page.locator("#failures li:not(.more)").count(), 200);
+  assert.equal(await page.textContent("#failures li.more"), "… and 50 more, all listed in the report.");
+  assert.match(await page.textContent("#counters"), /250 failed/);
+  assert.deepEqual(errors, []);
+});
+
+test("a run stopped by an error says why and offers a way back", async () => {
+  const { page, errors } = await openApp("light", { fatal: true });
+  await page.click("#try-demo");
+  await page.waitForSelector("#run-back:not([hidden])");
+  assert.match(await page.textContent("#run-status"), /The migration stopped: cannot sign in to Microsoft 365: the client secret has expired/);
+  for (const id of ["#pause", "#resume", "#stop"]) assert.equal(await page.isVisible(id), false, id);
+  await page.click("#run-back");
+  await page.waitForSelector("#screen-source:not([hidden])");
+  assert.deepEqual(errors, []);
+});
