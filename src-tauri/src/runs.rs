@@ -296,3 +296,55 @@ pub fn resolve(
     }
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_accounts_are_counted_and_their_passwords_stay_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("new-accounts.csv");
+        std::fs::write(
+            &csv,
+            "adele@contoso.com,Xy7!first-pass\nalex@contoso.com,Qz9?second-pass\n",
+        )
+        .unwrap();
+        let request: MigrationRequest = serde_json::from_value(serde_json::json!({
+            "source": {"tenantId": "contoso.com", "clientId": "00000000-0000-0000-0000-000000000001", "cloud": "global"},
+            "destination": {"kind": "iceWarp", "host": "mail.example.com", "adminEmail": "admin@example.com",
+                            "credentialsReport": csv},
+        }))
+        .unwrap();
+        RememberedRun {
+            request: RunRequest::Migration {
+                request: Box::new(request),
+            },
+            state_dir: dir.path().join("state"),
+        }
+        .save(dir.path())
+        .unwrap();
+        let details = run_details(dir.path(), None).expect("a remembered run");
+        let accounts = details.accounts.as_ref().expect("an IceWarp run");
+        assert_eq!(accounts.count, 2);
+        assert_eq!(accounts.credentials_report, csv.display().to_string());
+        // No journal yet: no report, nothing failed, and the state folder is not created.
+        assert_eq!(details.report_html, None);
+        assert_eq!(details.failures_total, 0);
+        assert!(!dir.path().join("state").exists());
+        let json = serde_json::to_string(&details).unwrap();
+        assert!(
+            !json.contains("first-pass") && !json.contains("second-pass"),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_record_of_the_last_run_counts_as_none() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(LAST_RUN_FILE), "{not json").unwrap();
+        assert!(last_run(dir.path(), false).is_none());
+        let err = resolve(RunFile::Report, dir.path(), None).unwrap_err();
+        assert_eq!(err.code, "missing");
+    }
+}
