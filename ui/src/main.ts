@@ -319,6 +319,9 @@ class RunView {
   private bytes = 0;
   private failed = 0;
   private started = performance.now();
+  /** When the run was paused (ms since page load), and the time paused before. */
+  private pausedAt: number | null = null;
+  private pausedFor = 0;
   /** Failed items listed live; past FAILURES_SHOWN the rest are counted (the report has all). */
   private shownFailures = 0;
   /** Called with the summary when the run reports its end (a watched run has no promise). */
@@ -340,6 +343,8 @@ class RunView {
     el("stop").hidden = false;
     el("run-back").hidden = true;
     this.shownFailures = 0;
+    this.pausedAt = null;
+    this.pausedFor = 0;
     this.setBar(0);
   }
 
@@ -369,13 +374,27 @@ class RunView {
     if (state !== undefined) u.row.cells[2].textContent = state;
   }
 
+  /** Pauses and resumes: paused time counts neither towards the rate nor the ETA. */
+  setPaused(paused: boolean): void {
+    const now = performance.now();
+    if (paused && this.pausedAt === null) this.pausedAt = now;
+    if (!paused && this.pausedAt !== null) {
+      this.pausedFor += now - this.pausedAt;
+      this.pausedAt = null;
+    }
+    this.paintCounters();
+  }
+
   private paintCounters(): void {
-    const seconds = (performance.now() - this.started) / 1000;
+    const now = performance.now();
+    const paused = this.pausedFor + (this.pausedAt === null ? 0 : now - this.pausedAt);
+    const seconds = (now - this.started - paused) / 1000;
     const rate = seconds > 0 ? this.done / seconds : 0;
     const left = rate > 0 ? Math.max(0, this.total - this.done) / rate : 0;
+    const eta = this.pausedAt === null ? `ETA ${formatDuration(left)}` : "paused";
     el("counters").textContent =
       `${this.done} of ${Math.max(this.total, this.done)} items · ${formatBytes(this.bytes)} · ` +
-      `${rate.toFixed(1)} items/s · ETA ${formatDuration(left)} · ${this.failed} failed`;
+      `${rate.toFixed(1)} items/s · ${eta} · ${this.failed} failed`;
     this.setBar(this.total > 0 ? this.done / this.total : 0);
   }
 
@@ -633,6 +652,7 @@ function wireMigrate(view: RunView): void {
   const control = async (action: "pause" | "resume" | "stop") => {
     try {
       await invoke("control_run", { action });
+      if (action !== "stop") view.setPaused(action === "pause");
       el("pause").hidden = action === "pause";
       el("resume").hidden = action !== "pause";
       el("run-status").textContent =

@@ -142,8 +142,15 @@ test("the demo renders live progress with groupware counted, pause and resume, t
   await page.click("#pause");
   await page.waitForSelector("#resume:not([hidden])");
   assert.match(await page.textContent("#run-status"), /Paused/);
+  // While paused there is no ETA, and the paused time does not slow the rate.
+  assert.match(await page.textContent("#counters"), /items\/s · paused · 1 failed/);
+  const rateBefore = Number((await page.textContent("#counters")).match(/([\d.]+) items\/s/)[1]);
+  await page.waitForTimeout(1500);
   await page.click("#resume");
   await page.waitForSelector("#pause:not([hidden])");
+  assert.match(await page.textContent("#counters"), /items\/s · ETA \d+ s · 1 failed/);
+  const rateAfter = Number((await page.textContent("#counters")).match(/([\d.]+) items\/s/)[1]);
+  assert.ok(rateAfter >= rateBefore * 0.5, `rate ${rateBefore} -> ${rateAfter} after 1.5 s paused`);
   const controls = (await page.evaluate(() => window.__calls)).filter((c) => c.cmd === "control_run").map((c) => c.args.action);
   assert.deepEqual(controls, ["pause", "resume"]);
 
