@@ -24,6 +24,7 @@ use tauri::ipc::Channel;
 use tauri::{AppHandle, Manager, Runtime, State};
 use ts_rs::TS;
 
+use crate::runs::{self, LastRun, RememberedRun, RunDetails, RunFile, RunRequest};
 use crate::state::{Found, SecretPlaces};
 use crate::{AppState, ChannelReporter, IpcError};
 
@@ -607,8 +608,8 @@ async fn test_icewarp(
 }
 
 /// Tests the destination: a folder must be writable; an IMAP server must accept one login
-/// (the first mailbox of the tenant, through the core's preflight); IceWarp is not available
-/// in this build yet.
+/// (the first mailbox of the tenant, through the core's preflight); IceWarp's admin API must
+/// accept the administrator, and its settings that would slow the run are listed.
 #[tauri::command]
 pub(crate) async fn test_destination(
     state: State<'_, AppState>,
@@ -727,7 +728,7 @@ pub struct PlanView {
 
 /// Which mailboxes and items a run takes: what the Plan screen chooses, for both the plan and
 /// the run. Every field may be left out: all mailboxes, every workload, no date limit.
-#[derive(Debug, Clone, Default, Deserialize, TS)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 #[ts(export)]
 pub struct RunScope {
@@ -863,7 +864,7 @@ pub(crate) async fn plan_migration(
 }
 
 /// One kind of data to migrate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 #[ts(export)]
 pub enum WorkloadChoice {
@@ -886,7 +887,7 @@ impl From<WorkloadChoice> for Workload {
 
 /// What the wizard hands to "Start": no secret in it, those come from the keychain. The
 /// scope's fields sit beside `source` and `destination`.
-#[derive(Debug, Clone, Deserialize, TS)]
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 #[ts(export)]
 pub struct MigrationRequest {
@@ -896,15 +897,48 @@ pub struct MigrationRequest {
     pub scope: RunScope,
 }
 
-/// Runs the migration the wizard describes: the core's engine with the secrets from the
-/// keychain, its journal beside a destination folder or under `data_dir` for a server.
-pub async fn migrate(
+/// A migration ready to start: the secrets read from the keychain, the destination opened.
+pub struct PreparedRun {
+    source: SourceConfig,
+    secret: Secret,
+    target: Destination,
+    options: RunOptions,
+}
+
+impl PreparedRun {
+    /// The folder of the run's journal and reports.
+    pub fn state_dir(&self) -> PathBuf {
+        self.options.state_dir.clone().unwrap_or_default()
+    }
+
+    /// Runs it (the core's engine), then writes the report files beside the journal.
+    pub async fn run(
+        self,
+        reporter: Arc<dyn Reporter>,
+        control: RunControl,
+    ) -> Result<RunSummary, IpcError> {
+        let state_dir = self.state_dir();
+        let result = engine::run(
+            &self.source,
+            &self.secret,
+            &self.target,
+            reporter,
+            control,
+            self.options,
+        )
+        .await;
+        crate::runs::write_report(&state_dir);
+        Ok(result?)
+    }
+}
+
+/// Reads the secrets and opens the destination of the migration the wizard describes; its
+/// journal goes beside a destination folder, or under `data_dir` for a server.
+pub async fn prepare(
     places: SecretPlaces,
     data_dir: &std::path::Path,
     request: MigrationRequest,
-    reporter: Arc<dyn Reporter>,
-    control: RunControl,
-) -> Result<RunSummary, IpcError> {
+) -> Result<PreparedRun, IpcError> {
     let secret = client_secret(places.clone(), &request.source).await?;
     let target = destination(places, &request.destination).await?;
     // A server's journal lives in the app's data folder, one per tenant and server.
@@ -934,19 +968,54 @@ pub async fn migrate(
         state_dir: Some(state_dir),
         ..request.scope.options()?
     };
-    Ok(engine::run(
-        &request.source,
-        &secret,
-        &target,
-        reporter,
-        control,
+    Ok(PreparedRun {
+        source: request.source,
+        secret,
+        target,
         options,
-    )
-    .await?)
+    })
+}
+
+/// Runs the migration the wizard describes ([`prepare`], then [`PreparedRun::run`]).
+pub async fn migrate(
+    places: SecretPlaces,
+    data_dir: &std::path::Path,
+    request: MigrationRequest,
+    reporter: Arc<dyn Reporter>,
+    control: RunControl,
+) -> Result<RunSummary, IpcError> {
+    prepare(places, data_dir, request)
+        .await?
+        .run(reporter, control)
+        .await
+}
+
+/// The app's data folder: journals of server destinations, the demo's output, the last run.
+fn data_dir<R: Runtime>(app: &AppHandle<R>, state: &AppState) -> Result<PathBuf, IpcError> {
+    match state.data_dir() {
+        Some(dir) => Ok(dir),
+        None => app
+            .path()
+            .app_data_dir()
+            .map_err(|e| IpcError::new("internal", format!("no data folder: {e}"))),
+    }
+}
+
+/// Registers a run with its reporter, so Pause/Stop and a reloaded page reach it.
+fn begin(
+    state: &AppState,
+    on_event: Channel<ProgressEvent>,
+) -> Result<(RunControl, Arc<ChannelReporter>), IpcError> {
+    let control = state
+        .start_run()
+        .ok_or_else(|| IpcError::new("busy", "A migration is already running."))?;
+    let reporter = Arc::new(ChannelReporter::new(on_event));
+    state.set_reporter(reporter.clone());
+    Ok((control, reporter))
 }
 
 /// Starts a real migration, streaming progress events over `on_event`; Pause, Resume and Stop
-/// go through [`control_run`].
+/// go through [`control_run`]. The run is remembered (settings only) for the next app start.
 #[tauri::command]
 pub(crate) async fn start_migration<R: Runtime>(
     app: AppHandle<R>,
@@ -954,23 +1023,19 @@ pub(crate) async fn start_migration<R: Runtime>(
     request: MigrationRequest,
     on_event: Channel<ProgressEvent>,
 ) -> Result<RunSummary, IpcError> {
-    let data_dir = match state.data_dir() {
-        Some(dir) => dir,
-        None => app
-            .path()
-            .app_data_dir()
-            .map_err(|e| IpcError::new("internal", format!("no data folder: {e}")))?,
-    };
-    let control = state
-        .start_run()
-        .ok_or_else(|| IpcError::new("busy", "A migration is already running."))?;
-    let result = migrate(
-        state.secrets(),
-        &data_dir,
-        request,
-        Arc::new(ChannelReporter::new(on_event)),
-        control,
-    )
+    let data_dir = data_dir(&app, &state)?;
+    let (control, reporter) = begin(&state, on_event)?;
+    let result = async {
+        let prepared = prepare(state.secrets(), &data_dir, request.clone()).await?;
+        RememberedRun {
+            request: RunRequest::Migration {
+                request: Box::new(request),
+            },
+            state_dir: prepared.state_dir(),
+        }
+        .save(&data_dir)?;
+        prepared.run(reporter, control).await
+    }
     .await;
     state.finish_run();
     result
@@ -985,20 +1050,99 @@ pub(crate) async fn run_demo<R: Runtime>(
     out_dir: Option<String>,
     on_event: Channel<ProgressEvent>,
 ) -> Result<RunSummary, IpcError> {
+    let data_dir = data_dir(&app, &state)?;
     let out = match out_dir.filter(|d| !d.trim().is_empty()) {
         Some(dir) => PathBuf::from(dir),
-        None => app
-            .path()
-            .app_data_dir()
-            .map_err(|e| IpcError::new("internal", format!("no data folder: {e}")))?
-            .join("demo-output"),
+        None => data_dir.join("demo-output"),
     };
-    let control = state
-        .start_run()
-        .ok_or_else(|| IpcError::new("busy", "A migration is already running."))?;
-    let result = crate::demo(&out, Arc::new(ChannelReporter::new(on_event)), control).await;
+    let (control, reporter) = begin(&state, on_event)?;
+    let result = async {
+        RememberedRun {
+            request: RunRequest::Demo {
+                out_dir: out.display().to_string(),
+            },
+            state_dir: demo_state_dir(&out),
+        }
+        .save(&data_dir)?;
+        crate::demo(&out, reporter, control).await
+    }
+    .await;
     state.finish_run();
     result
+}
+
+/// Whether a run is going on, and how the last one ended (to resume it or run it again).
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct RunStatus {
+    pub running: bool,
+    #[ts(optional)]
+    pub last: Option<LastRun>,
+}
+
+/// What the app shows when it opens: a run going on, or the last one from its journal.
+#[tauri::command]
+pub(crate) async fn run_status<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+) -> Result<RunStatus, IpcError> {
+    let data_dir = data_dir(&app, &state)?;
+    let running = state.current_run().is_some();
+    // SQLite blocks: off the async workers.
+    let last = tauri::async_runtime::spawn_blocking(move || runs::last_run(&data_dir, running))
+        .await
+        .map_err(|e| IpcError::new("internal", format!("cannot read the journal: {e}")))?;
+    Ok(RunStatus { running, last })
+}
+
+/// Sends the running migration's progress events to `on_event` from now on (a reloaded
+/// page); false when nothing runs.
+#[tauri::command]
+pub(crate) fn watch_run(state: State<'_, AppState>, on_event: Channel<ProgressEvent>) -> bool {
+    match state.current_reporter() {
+        Some(reporter) => {
+            reporter.retarget(on_event);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The Report screen's details of the last run: failures, report and log places, accounts.
+#[tauri::command]
+pub(crate) async fn run_details<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+) -> Result<RunDetails, IpcError> {
+    let data_dir = data_dir(&app, &state)?;
+    let log_dir = state.log_dir();
+    tauri::async_runtime::spawn_blocking(move || runs::run_details(&data_dir, log_dir.as_deref()))
+        .await
+        .map_err(|e| IpcError::new("internal", format!("cannot read the journal: {e}")))?
+        .ok_or_else(|| IpcError::new("missing", "No migration has run yet."))
+}
+
+/// Opens the last run's HTML report or the log folder with the desktop's default application. The path is resolved here from the last run: the web view
+/// names which one, never a path (it has no opener permission of its own).
+#[tauri::command]
+pub(crate) fn open_run_file<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    file: RunFile,
+) -> Result<(), IpcError> {
+    let data_dir = data_dir(&app, &state)?;
+    let path = runs::resolve(file, &data_dir, state.log_dir().as_deref())?;
+    let opened = match state.opener() {
+        Some(open) => open(&path),
+        None => {
+            use tauri_plugin_opener::OpenerExt;
+            app.opener()
+                .open_path(path.display().to_string(), None::<&str>)
+                .map_err(|e| e.to_string())
+        }
+    };
+    opened.map_err(|e| IpcError::new("open", format!("cannot open {}: {e}", path.display())))
 }
 
 /// Pause, resume or stop the running migration.
@@ -1038,10 +1182,15 @@ pub(crate) fn demo_source(sim: &migrator_sim::SimServer) -> (SourceConfig, Secre
     )
 }
 
-/// Options for a demo run into `out`: the journal beside the users' folders.
+/// The demo's state folder: the journal beside the users' folders.
+pub(crate) fn demo_state_dir(out: &std::path::Path) -> PathBuf {
+    out.join(".m365-migrator")
+}
+
+/// Options for a demo run into `out`.
 pub(crate) fn demo_options(out: &std::path::Path) -> RunOptions {
     RunOptions {
-        state_dir: Some(out.join(".m365-migrator")),
+        state_dir: Some(demo_state_dir(out)),
         ..RunOptions::default()
     }
 }
@@ -1054,5 +1203,8 @@ pub(crate) async fn run_against(
     control: migrator_core::engine::RunControl,
 ) -> Result<RunSummary, IpcError> {
     let (source, secret) = demo_source(sim);
-    Ok(run_to_folder_with(&source, &secret, out, reporter, control, demo_options(out)).await?)
+    let result =
+        run_to_folder_with(&source, &secret, out, reporter, control, demo_options(out)).await;
+    crate::runs::write_report(&demo_state_dir(out));
+    Ok(result?)
 }

@@ -124,6 +124,12 @@ impl Reporter for CliReporter {
                     bar.set_prefix(user.clone());
                     state.users.insert(user, bar);
                 }
+                ProgressEvent::ItemsListed { user, items } => {
+                    overall.inc_length(items);
+                    if let Some(bar) = state.users.get(&user) {
+                        bar.inc_length(items);
+                    }
+                }
                 ProgressEvent::ItemDone { user, bytes, .. } => {
                     overall.inc(1);
                     state.bytes += bytes;

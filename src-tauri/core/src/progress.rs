@@ -25,7 +25,15 @@ pub enum ProgressEvent {
         #[ts(type = "number")]
         messages: u64,
     },
-    /// One message reached the destination (or was already there: `skipped`).
+    /// A page of a mailbox's calendar events, contacts or tasks was listed: `items` more will
+    /// each be reported as done or failed. Graph counts these only by listing them, so unlike
+    /// messages (counted ahead in `UserStarted`) they add to the mailbox's total as the run goes.
+    ItemsListed {
+        user: String,
+        #[ts(type = "number")]
+        items: u64,
+    },
+    /// One item reached the destination (or was already there: `skipped`).
     ItemDone {
         user: String,
         #[ts(type = "number")]

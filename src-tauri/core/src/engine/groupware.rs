@@ -318,6 +318,8 @@ impl Ctx<'_, '_> {
                         // Not fetched nor written; what an earlier run wrote is kept.
                         self.seen.insert(id);
                         self.stats.out_of_range += 1;
+                        // Listed, so counted in the progress total: finish it there too.
+                        self.done(0, true);
                         continue;
                     }
                     let converted = self.event_resource(event).await;
@@ -582,6 +584,11 @@ impl Ctx<'_, '_> {
         match next {
             None => Ok(None),
             Some(Ok(page)) => {
+                // The front ends' totals: each entry below ends as done or failed.
+                self.run.reporter.report(ProgressEvent::ItemsListed {
+                    user: self.address.to_string(),
+                    items: (page.items.len() + page.bad.len()) as u64,
+                });
                 self.report_bad(label, &page.bad);
                 Ok(Some(page.items))
             }
