@@ -12,7 +12,6 @@ import { destinationSettings, wireDestination } from "./destination";
 import { getCurrentWindow } from "@tauri-apps/api/window";
 import type { PlanView } from "./bindings/PlanView";
 import type { RunScope } from "./bindings/RunScope";
-import type { AppInfo } from "./bindings/AppInfo";
 import type { RunDetails } from "./bindings/RunDetails";
 import type { RunFile } from "./bindings/RunFile";
 import type { RunRequest } from "./bindings/RunRequest";
