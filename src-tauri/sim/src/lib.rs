@@ -41,6 +41,7 @@ pub mod tenant;
 
 mod delta;
 mod graph;
+mod graph_groups;
 mod graph_groupware;
 mod server;
 mod throttle;
@@ -56,8 +57,8 @@ pub use groupware::{
 };
 pub use mime::Mime;
 pub use tenant::{
-    generate_tenant, sample_message, Domain, MailFolder, Message, SizeProfile, Tenant, TenantSpec,
-    User,
+    generate_tenant, sample_message, Domain, Group, GroupMember, MailFolder, Message, SizeProfile,
+    Tenant, TenantSpec, User,
 };
 
 /// Exchange Online's per-app, per-mailbox limits (Graph docs, concepts/throttling-limits.md

@@ -18,11 +18,11 @@ use futures_util::StreamExt;
 use super::plan::domains_of;
 use super::{EngineError, IceWarpDestination, ImapLogins, Store};
 use crate::config::read_accounts_csv;
-use crate::dest::provision::icewarp::IceWarpProvisioner;
 use crate::config::GroupRule;
+use crate::dest::provision::icewarp::IceWarpProvisioner;
 use crate::dest::provision::{
-    AccountAction, AccountProvisioner, DirectoryGroup, DirectoryMember, DirectoryUser,
-    MailboxKind, ProvisionOutcome, TenantDomain,
+    AccountAction, AccountProvisioner, DirectoryGroup, DirectoryMember, DirectoryUser, MailboxKind,
+    ProvisionOutcome, TenantDomain,
 };
 use crate::graph::types::User;
 use crate::graph::users::{self, UserPurpose};
@@ -119,7 +119,10 @@ impl Directory<'_> {
                 .items
                 .into_iter()
                 .filter_map(|m| match m.member_type() {
-                    "user" => Some(DirectoryMember::User { id: m.id, mail: m.mail }),
+                    "user" => Some(DirectoryMember::User {
+                        id: m.id,
+                        mail: m.mail,
+                    }),
                     "group" => Some(DirectoryMember::Group { id: m.id }),
                     "orgContact" => m.mail.map(|mail| DirectoryMember::Contact { mail }),
                     // Devices and service principals receive no mail.
@@ -200,7 +203,10 @@ pub(super) async fn provision(
         .await
         .map_err(EngineError::Provision)?;
     for list in &outcome.lists {
-        let address = list.address.clone().unwrap_or_else(|| list.group_id.clone());
+        let address = list
+            .address
+            .clone()
+            .unwrap_or_else(|| list.group_id.clone());
         for note in &list.notes {
             tracing::info!(group = %address, "{note}");
         }
@@ -211,7 +217,9 @@ pub(super) async fn provision(
                     user: address,
                     folder: "(group)".into(),
                     item: "(provision)".into(),
-                    reason: format!("the IceWarp group or mailing list could not be set up: {reason}"),
+                    reason: format!(
+                        "the IceWarp group or mailing list could not be set up: {reason}"
+                    ),
                 });
             }
             AccountAction::Skipped { reason } => {

@@ -71,7 +71,10 @@ pub async fn preflight(
     // Group.Read.All is needed only when an IceWarp destination creates groups.
     if let Destination::IceWarp(d) = destination {
         if d.rules.groups != crate::config::GroupRule::Skip {
-            for p in permissions.iter_mut().filter(|p| p.name == "Group.Read.All") {
+            for p in permissions
+                .iter_mut()
+                .filter(|p| p.name == "Group.Read.All")
+            {
                 p.required = true;
             }
         }

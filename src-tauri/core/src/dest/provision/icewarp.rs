@@ -440,7 +440,11 @@ impl IceWarpClient {
     /// 0 when not given), paged.
     pub async fn account_types(&self, domain: &str) -> Result<BTreeMap<String, u32>, IceWarpError> {
         let items = self
-            .paged("getaccountsinfolist", Some(Param::text("domainstr", domain)), domain)
+            .paged(
+                "getaccountsinfolist",
+                Some(Param::text("domainstr", domain)),
+                domain,
+            )
             .await?;
         Ok(items
             .iter()
@@ -456,7 +460,11 @@ impl IceWarpClient {
     /// (`getaccountmemberinfolist`, paged).
     pub async fn members(&self, list: &str) -> Result<BTreeSet<String>, IceWarpError> {
         let items = self
-            .paged("getaccountmemberinfolist", Some(Param::text("who", list)), list)
+            .paged(
+                "getaccountmemberinfolist",
+                Some(Param::text("who", list)),
+                list,
+            )
             .await?;
         Ok(items
             .iter()
@@ -761,10 +769,7 @@ impl IceWarpProvisioner {
         failures
     }
 
-    async fn domain_accounts(
-        &self,
-        domain: &str,
-    ) -> Result<BTreeMap<String, u32>, IceWarpError> {
+    async fn domain_accounts(&self, domain: &str) -> Result<BTreeMap<String, u32>, IceWarpError> {
         let mut cache = self.accounts.lock().await;
         if let Some(set) = cache.get(domain) {
             return Ok(set.clone());
@@ -1033,9 +1038,12 @@ impl IceWarpProvisioner {
             .find(|(n, _)| n.eq_ignore_ascii_case("u_type"))
             .and_then(|(_, v)| v?.trim().parse().ok())
             .unwrap_or(USER_TYPE);
-        Ok(current_aliases(&root)
-            .first()
-            .map(|primary| (format!("{}@{}", primary.to_lowercase(), plan.domain()), account_type)))
+        Ok(current_aliases(&root).first().map(|primary| {
+            (
+                format!("{}@{}", primary.to_lowercase(), plan.domain()),
+                account_type,
+            )
+        }))
     }
 
     /// `addaccountmembers` with these addresses.
@@ -1093,7 +1101,11 @@ impl IceWarpProvisioner {
     /// `createaccount` of a group or mailing list, then its members.
     async fn create_list(&self, plan: &ListPlan) -> Result<ListOutcome, IceWarpError> {
         let domain = plan.domain().to_string();
-        let local = plan.address.rsplit_once('@').map_or("", |(l, _)| l).to_string();
+        let local = plan
+            .address
+            .rsplit_once('@')
+            .map_or("", |(l, _)| l)
+            .to_string();
         let (extra, notes) = alias_locals(&plan.aliases, &domain, std::slice::from_ref(&local));
         let mut outcome = ListOutcome::new(plan, AccountAction::Created);
         outcome.notes.extend(notes);
@@ -1127,7 +1139,9 @@ impl IceWarpProvisioner {
                     return Err(e);
                 }
                 outcome.action = AccountAction::Failed {
-                    reason: format!("created, but its members could not be added (a rerun adds them): {e}"),
+                    reason: format!(
+                        "created, but its members could not be added (a rerun adds them): {e}"
+                    ),
                     class: e.class(),
                 };
                 return Ok(outcome);

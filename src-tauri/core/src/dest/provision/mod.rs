@@ -20,8 +20,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::config::{AccountRule, GroupRule};
-use crate::graph::users::{GroupKind, UserPurpose};
 use crate::error::{Classify, ErrorClass};
+use crate::graph::users::{GroupKind, UserPurpose};
 use crate::secrets::Secret;
 
 /// A Microsoft 365 user as provisioning sees it.
@@ -423,8 +423,9 @@ pub trait AccountProvisioner {
                 list.members.retain(|m| {
                     let keep = !failed_accounts.contains(m.as_str());
                     if !keep {
-                        list.notes
-                            .push(format!("member {m} left out: its account could not be set up"));
+                        list.notes.push(format!(
+                            "member {m} left out: its account could not be set up"
+                        ));
                     }
                     keep
                 });
@@ -637,8 +638,13 @@ pub fn plan(
         let Some(kind) = ListKind::for_group(group.kind, rules.groups) else {
             continue;
         };
-        let addresses =
-            destination_addresses(group.mail.as_deref(), &group.proxy_addresses, None, &verified, rules);
+        let addresses = destination_addresses(
+            group.mail.as_deref(),
+            &group.proxy_addresses,
+            None,
+            &verified,
+            rules,
+        );
         let skipped = |reason: String| ListOutcome {
             group_id: group.id.clone(),
             address: addresses.first().cloned(),
@@ -896,7 +902,9 @@ mod tests {
         };
         let p = plan(&resources, &[], &domains(), &rules);
         assert!(p.accounts.is_empty());
-        assert!(p.skipped.iter().any(|s| matches!(&s.action, AccountAction::Skipped { reason } if reason.contains("room"))));
+        assert!(p.skipped.iter().any(
+            |s| matches!(&s.action, AccountAction::Skipped { reason } if reason.contains("room"))
+        ));
         assert!(p.skipped.iter().any(|s| matches!(&s.action, AccountAction::Skipped { reason } if reason.contains("equipment"))));
         let rules = ProvisionRules {
             disabled_users: AccountRule::Create,
@@ -908,7 +916,12 @@ mod tests {
         assert_eq!(ids, ["d", "t"]);
     }
 
-    fn group(id: &str, mail: &str, kind: GroupKind, members: Vec<DirectoryMember>) -> DirectoryGroup {
+    fn group(
+        id: &str,
+        mail: &str,
+        kind: GroupKind,
+        members: Vec<DirectoryMember>,
+    ) -> DirectoryGroup {
         DirectoryGroup {
             id: id.into(),
             display_name: Some(format!("Group {id}")),
@@ -926,13 +939,22 @@ mod tests {
     fn groups_become_lists_with_their_members_mapped() {
         let mut off = user("off", "off@contoso.com", &[]);
         off.account_enabled = Some(false);
-        let users = vec![user("1", "Adele@contoso.com", &[]), user("2", "bob@fabrikam.com", &[]), off];
+        let users = vec![
+            user("1", "Adele@contoso.com", &[]),
+            user("2", "bob@fabrikam.com", &[]),
+            off,
+        ];
         let member = |id: &str| DirectoryMember::User {
             id: id.into(),
             mail: Some(format!("{id}@contoso.com")),
         };
         let groups = vec![
-            group("team", "Team@contoso.com", GroupKind::Microsoft365, vec![member("1"), member("2"), member("1")]),
+            group(
+                "team",
+                "Team@contoso.com",
+                GroupKind::Microsoft365,
+                vec![member("1"), member("2"), member("1")],
+            ),
             group(
                 "all",
                 "all@fabrikam.com",
@@ -941,10 +963,17 @@ mod tests {
                     DirectoryMember::Group { id: "team".into() },
                     member("off"),
                     member("elsewhere"),
-                    DirectoryMember::Contact { mail: "Partner@Example.org".into() },
+                    DirectoryMember::Contact {
+                        mail: "Partner@Example.org".into(),
+                    },
                 ],
             ),
-            group("sec", "sec@contoso.com", GroupKind::MailEnabledSecurity, vec![member("2")]),
+            group(
+                "sec",
+                "sec@contoso.com",
+                GroupKind::MailEnabledSecurity,
+                vec![member("2")],
+            ),
             // Its address is a user's: the user keeps it.
             group("clash", "bob@fabrikam.com", GroupKind::Distribution, vec![]),
         ];
@@ -959,21 +988,41 @@ mod tests {
         let lists: Vec<(&str, ListKind, Vec<&str>)> = p
             .lists
             .iter()
-            .map(|l| (l.address.as_str(), l.kind, l.members.iter().map(String::as_str).collect()))
+            .map(|l| {
+                (
+                    l.address.as_str(),
+                    l.kind,
+                    l.members.iter().map(String::as_str).collect(),
+                )
+            })
             .collect();
         assert_eq!(
             lists,
             [
-                ("team@contoso.com", ListKind::Group, vec!["adele@contoso.com", "bob@fabrikam.com"]),
-                ("all@fabrikam.com", ListKind::MailingList, vec!["team@contoso.com", "partner@example.org"]),
-                ("sec@contoso.com", ListKind::MailingList, vec!["bob@fabrikam.com"]),
+                (
+                    "team@contoso.com",
+                    ListKind::Group,
+                    vec!["adele@contoso.com", "bob@fabrikam.com"]
+                ),
+                (
+                    "all@fabrikam.com",
+                    ListKind::MailingList,
+                    vec!["team@contoso.com", "partner@example.org"]
+                ),
+                (
+                    "sec@contoso.com",
+                    ListKind::MailingList,
+                    vec!["bob@fabrikam.com"]
+                ),
             ]
         );
         // The onmicrosoft.com alias is left out with its domain.
         assert!(p.lists.iter().all(|l| l.aliases.is_empty()));
         assert_eq!(p.lists[1].notes.len(), 2, "{:?}", p.lists[1].notes);
         assert_eq!(p.skipped_lists.len(), 1);
-        assert!(matches!(&p.skipped_lists[0].action, AccountAction::Skipped { reason } if reason.contains("already belongs")));
+        assert!(
+            matches!(&p.skipped_lists[0].action, AccountAction::Skipped { reason } if reason.contains("already belongs"))
+        );
 
         let kinds = |rule| {
             plan(&users, &groups, &domains(), &rules(rule))
