@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use migrator_core::config::FileConfig;
 use migrator_core::dest::dav::{CollectionKind, DavAccount, DavLogin};
-use migrator_core::engine::{run, Destination, RunControl, RunOptions};
+use migrator_core::engine::{preflight, run, Destination, RunControl, RunOptions};
 use migrator_core::progress::{ProgressEvent, RunSummary};
 use migrator_core::secrets::Secret;
 use migrator_sim::icewarp::{AccountSpec, IceWarpConfig, IceWarpSim};
@@ -284,7 +284,11 @@ async fn groups_and_room_rules_apply_and_a_rerun_changes_nothing() {
     let shared = tenant.users.iter().find(|u| u.purpose == "shared").unwrap();
     let expected: usize = shared.folders.iter().map(|f| f.messages.len()).sum();
     let bodies = support::account_bodies(&s.dovecot, &shared.mail).await;
-    assert_eq!(bodies.values().sum::<usize>(), expected, "the shared mailbox's mail arrived");
+    assert_eq!(
+        bodies.values().sum::<usize>(),
+        expected,
+        "the shared mailbox's mail arrived"
+    );
 
     let migrated = |id: &str| {
         tenant
@@ -331,5 +335,37 @@ async fn groups_and_room_rules_apply_and_a_rerun_changes_nothing() {
         .filter_map(|r| r.command.clone())
         .filter(|c| c.starts_with("create") || c.starts_with("set") || c.starts_with("add"))
         .collect();
-    assert_eq!(writes, Vec::<String>::new(), "a rerun creates and changes nothing");
+    assert_eq!(
+        writes,
+        Vec::<String>::new(),
+        "a rerun creates and changes nothing"
+    );
+}
+
+/// The check before a run requires Group.Read.All only when the groups option is on.
+#[tokio::test(flavor = "multi_thread")]
+async fn group_read_all_is_required_only_with_the_groups_option() {
+    for (lines, required) in [("", false), ("groups = \"mailing-lists\"\n", true)] {
+        let s = setup(lines, &[]).await;
+        let destination =
+            Destination::from_config(&s.config.destination, Some(Secret::new(MASTER_PASSWORD)))
+                .unwrap();
+        let report = preflight(
+            &s.config.source_config(),
+            &Secret::new(s.sim.client_secret()),
+            &destination,
+            &RunOptions::default(),
+        )
+        .await
+        .unwrap();
+        let status = report
+            .permissions
+            .iter()
+            .find(|p| p.name == "Group.Read.All")
+            .unwrap();
+        assert!(!status.granted(), "the probe found it missing");
+        assert_eq!(status.required, required, "{lines}");
+        let problem = report.problems.iter().any(|p| p.contains("Group.Read.All"));
+        assert_eq!(problem, required, "{:?}", report.problems);
+    }
 }

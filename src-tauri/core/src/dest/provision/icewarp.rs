@@ -1361,7 +1361,8 @@ mod tests {
             "[source]\ntenant_id = \"contoso.com\"\nclient_id = \"00000000-0000-0000-0000-000000000001\"\n\
              [destination]\nkind = \"icewarp\"\nhost = \"mail.example.com\"\nadmin_email = \"admin@example.com\"\n\
              credentials_report = \"new.csv\"\naccounts_csv = \"{}\"\nmaster_user = \"master\"\n\
-             shared_mailboxes = \"skip\"\ndomain_map = {{ \"Contoso.onmicrosoft.com\" = \"contoso.com\" }}\n",
+             shared_mailboxes = \"skip\"\nresource_mailboxes = \"skip\"\ngroups = \"by-kind\"\n\
+             domain_map = {{ \"Contoso.onmicrosoft.com\" = \"contoso.com\" }}\n",
             csv.display()
         );
         let config =
@@ -1379,6 +1380,22 @@ mod tests {
         assert_eq!(rules.domain_map["contoso.onmicrosoft.com"], "contoso.com");
         assert_eq!(rules.shared_mailboxes, crate::config::AccountRule::Skip);
         assert_eq!(rules.disabled_users, crate::config::AccountRule::Skip);
+        assert_eq!(rules.resource_mailboxes, crate::config::AccountRule::Skip);
+        assert_eq!(rules.groups, crate::config::GroupRule::ByKind);
+        let defaults = crate::config::FileConfig::parse(
+            &text
+                .replace("groups = \"by-kind\"\n", "")
+                .replace("resource_mailboxes = \"skip\"\n", ""),
+            std::path::Path::new("m.toml"),
+        )
+        .unwrap();
+        let (_, rules) = IceWarpSettings::from_config(&defaults.destination)
+            .unwrap()
+            .unwrap();
+        assert_eq!(rules.groups, crate::config::GroupRule::Skip);
+        assert_eq!(rules.resource_mailboxes, crate::config::AccountRule::Create);
+        let bad = text.replace("\"by-kind\"", "\"teams\"");
+        assert!(crate::config::FileConfig::parse(&bad, std::path::Path::new("m.toml")).is_err());
         let folder = crate::config::DestinationConfig::Folder { path: "x".into() };
         assert!(IceWarpSettings::from_config(&folder).unwrap().is_none());
     }
