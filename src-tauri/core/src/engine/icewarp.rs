@@ -93,6 +93,11 @@ impl Directory<'_> {
                         }
                         denied = true;
                     }
+                    // No Exchange mailbox (e.g. no licence): nothing to tell apart.
+                    Err(e) if e.status() == Some(404) => tracing::debug!(
+                        user = %user.mail.as_deref().unwrap_or(&user.id),
+                        "no mailbox settings: {e}"
+                    ),
                     Err(e) => tracing::warn!(
                         user = %user.mail.as_deref().unwrap_or(&user.id),
                         "cannot read the mailbox's purpose, treated as a user mailbox: {e}"
