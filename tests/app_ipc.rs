@@ -563,6 +563,55 @@ async fn start_migration_moves_the_selected_mailboxes_into_a_folder() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_plan_follows_the_chosen_scope_and_names_a_bad_choice() {
+    let (sim, source, app) = tenant_app().await;
+    let mut upns: Vec<String> = sim
+        .tenant()
+        .users
+        .iter()
+        .map(|u| u.user_principal_name.to_lowercase())
+        .collect();
+    upns.sort();
+    // The second batch of two of the three mailboxes: the last by UPN, mail and contacts only.
+    let scope = json!({"users": [], "workloads": ["mail", "contacts"], "batchSize": 2, "batch": 2,
+                       "mailSince": "2000-01-01"});
+    let plan = app
+        .invoke_blocking("plan_migration", json!({"source": source, "scope": scope}))
+        .unwrap();
+    let users = plan["users"].as_array().unwrap();
+    assert_eq!(users.len(), 1, "{plan}");
+    assert_eq!(
+        users[0]["userPrincipalName"]
+            .as_str()
+            .map(str::to_lowercase),
+        Some(upns[2].clone())
+    );
+    assert_eq!(
+        (plan["events"].as_u64(), plan["tasks"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert!(plan["contacts"].as_u64().unwrap() > 0, "{plan}");
+    assert!(plan["items"].as_u64().unwrap() > 0, "{plan}");
+
+    let bad = |scope: Value| {
+        app.invoke_blocking("plan_migration", json!({"source": source, "scope": scope}))
+            .unwrap_err()
+    };
+    let e = bad(json!({"users": [], "workloads": [], "mailSince": "2020-13-01"}));
+    assert_eq!(e["code"], "invalid", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("mailSince"), "{e}");
+    let e = bad(json!({"users": [], "workloads": [], "batchSize": 2}));
+    assert_eq!(e["code"], "invalid", "{e}");
+    let e = bad(json!({"users": [], "workloads": [], "batchSize": 2, "batch": 3}));
+    assert_eq!(e["code"], "selection", "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("batches 1 to 2"),
+        "{e}"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_real_run_streams_its_events_and_no_secret_reaches_them() {
     let (sim, source, app) = tenant_app().await;
     let places = {

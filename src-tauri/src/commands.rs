@@ -7,7 +7,7 @@ use migrator_core::config::{
     is_guid, tenant_id_shape_ok, AccountRule, Cloud, DestinationConfig, ImapSecurity,
     MasterLoginStyle, SourceConfig,
 };
-use migrator_core::config::{UserSelection, Workload};
+use migrator_core::config::{parse_date, DateLimits, UserSelection, Workload};
 use migrator_core::dest::folder::FolderStore;
 use migrator_core::dest::provision::icewarp::{IceWarpProvisioner, IceWarpSettings};
 use migrator_core::engine::{
@@ -665,7 +665,7 @@ pub(crate) async fn test_destination(
 
 // --- Plan and run ---------------------------------------------------------------------------
 
-/// One mailbox of the plan, as the Plan screen lists it.
+/// One mailbox of the plan, as the Plan screen lists it. Counts of workloads not chosen are 0.
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 #[ts(export)]
@@ -674,13 +674,31 @@ pub struct PlanRow {
     pub user_principal_name: String,
     /// `false` for a disabled account (its mailbox is still migrated).
     pub enabled: bool,
+    /// Mail folders.
     #[ts(type = "number")]
     pub folders: u64,
-    /// Items in the migrated folders (every item type).
+    /// Messages in the migrated folders (inside the mail date limits).
     #[ts(type = "number")]
     pub items: u64,
+    #[ts(type = "number")]
+    pub calendars: u64,
+    /// Single events and series (inside `calendarSince`).
+    #[ts(type = "number")]
+    pub events: u64,
+    #[ts(type = "number")]
+    pub contact_folders: u64,
+    #[ts(type = "number")]
+    pub contacts: u64,
+    #[ts(type = "number")]
+    pub task_lists: u64,
+    #[ts(type = "number")]
+    pub tasks: u64,
+    /// Messages and events the date limits leave out.
+    #[ts(type = "number")]
+    pub out_of_range: u64,
     pub estimated_seconds: f64,
-    /// Why this mailbox cannot be read; the run would report it and go on.
+    /// Why this mailbox (or one of its workloads) cannot be read; the run would report it and
+    /// go on.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub problem: Option<String>,
@@ -696,18 +714,123 @@ pub struct PlanView {
     pub domains: Vec<String>,
     #[ts(type = "number")]
     pub items: u64,
+    #[ts(type = "number")]
+    pub events: u64,
+    #[ts(type = "number")]
+    pub contacts: u64,
+    #[ts(type = "number")]
+    pub tasks: u64,
+    #[ts(type = "number")]
+    pub out_of_range: u64,
     pub estimated_seconds: f64,
 }
 
-/// Discovers the tenant's mailboxes with their folders and item counts, and estimates the
-/// run (the core's plan; nothing is written).
+/// Which mailboxes and items a run takes: what the Plan screen chooses, for both the plan and
+/// the run. Every field may be left out: all mailboxes, every workload, no date limit.
+#[derive(Debug, Clone, Default, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct RunScope {
+    /// The mailboxes to migrate (address or UPN); empty means all.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Mailboxes per batch: with `batch`, only that group of the mailboxes sorted by
+    /// userPrincipalName (IceWarp advises at most 700 accounts per batch).
+    #[serde(default)]
+    #[ts(optional)]
+    pub batch_size: Option<u32>,
+    /// Which batch (1-based).
+    #[serde(default)]
+    #[ts(optional)]
+    pub batch: Option<u32>,
+    /// What to migrate; empty means everything.
+    #[serde(default)]
+    pub workloads: Vec<WorkloadChoice>,
+    /// `YYYY-MM-DD`: mail received before this day is left out.
+    #[serde(default)]
+    #[ts(optional)]
+    pub mail_since: Option<String>,
+    /// `YYYY-MM-DD`: mail received on or after this day is left out.
+    #[serde(default)]
+    #[ts(optional)]
+    pub mail_until: Option<String>,
+    /// `YYYY-MM-DD`: events that ended before this day are left out.
+    #[serde(default)]
+    #[ts(optional)]
+    pub calendar_since: Option<String>,
+}
+
+impl RunScope {
+    /// The core's run options for this scope; a bad date or batch is an `invalid` error
+    /// naming the field.
+    pub fn options(&self) -> Result<RunOptions, IpcError> {
+        let date = |field: &str, value: &Option<String>| match value
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        {
+            None => Ok(None),
+            Some(v) => parse_date(v).map(Some).ok_or_else(|| {
+                IpcError::new(
+                    "invalid",
+                    format!("{field}: '{v}' is not a date such as 2020-01-01"),
+                )
+            }),
+        };
+        let limits = DateLimits {
+            mail_since: date("mailSince", &self.mail_since)?,
+            mail_until: date("mailUntil", &self.mail_until)?,
+            calendar_since: date("calendarSince", &self.calendar_since)?,
+        };
+        if let (Some(since), Some(until)) = (limits.mail_since, limits.mail_until) {
+            if until <= since {
+                return Err(IpcError::new(
+                    "invalid",
+                    format!("mailUntil: {until} is not after mailSince ({since})"),
+                ));
+            }
+        }
+        let (batch_size, batch) = match (self.batch_size, self.batch) {
+            (None, None) => (None, None),
+            (Some(size), Some(batch)) if size >= 1 && batch >= 1 => {
+                (Some(size as usize), Some(batch as usize))
+            }
+            _ => {
+                return Err(IpcError::new(
+                    "invalid",
+                    "batch: give a batch size of at least 1 and a batch number from 1",
+                ))
+            }
+        };
+        let mut options = RunOptions {
+            users: UserSelection {
+                include: self.users.clone(),
+                batch_size,
+                batch,
+                ..UserSelection::default()
+            },
+            limits,
+            ..RunOptions::default()
+        };
+        if !self.workloads.is_empty() {
+            options.workloads = self.workloads.iter().map(|w| Workload::from(*w)).collect();
+        }
+        Ok(options)
+    }
+}
+
+/// Discovers the chosen mailboxes with their folders and item counts for the chosen workloads
+/// and date limits, and estimates the run (the core's plan; nothing is written). Without a
+/// scope: every mailbox and workload.
 #[tauri::command]
 pub(crate) async fn plan_migration(
     state: State<'_, AppState>,
     source: SourceConfig,
+    scope: Option<RunScope>,
 ) -> Result<PlanView, IpcError> {
+    let options = scope.unwrap_or_default().options()?;
     let secret = client_secret(state.secrets(), &source).await?;
-    let plan = engine::plan(&source, &secret, &RunOptions::default()).await?;
+    let plan = engine::plan(&source, &secret, &options).await?;
     Ok(PlanView {
         users: plan
             .users
@@ -718,12 +841,23 @@ pub(crate) async fn plan_migration(
                 enabled: u.enabled,
                 folders: u.folders,
                 items: u.items,
+                calendars: u.calendars,
+                events: u.events,
+                contact_folders: u.contact_folders,
+                contacts: u.contacts,
+                task_lists: u.task_lists,
+                tasks: u.tasks,
+                out_of_range: u.out_of_range,
                 estimated_seconds: u.estimated_seconds,
                 problem: u.problem,
             })
             .collect(),
         domains: plan.domains,
         items: plan.items,
+        events: plan.events,
+        contacts: plan.contacts,
+        tasks: plan.tasks,
+        out_of_range: plan.out_of_range,
         estimated_seconds: plan.estimated_seconds,
     })
 }
@@ -750,19 +884,16 @@ impl From<WorkloadChoice> for Workload {
     }
 }
 
-/// What the wizard hands to "Start": no secret in it, those come from the keychain.
+/// What the wizard hands to "Start": no secret in it, those come from the keychain. The
+/// scope's fields sit beside `source` and `destination`.
 #[derive(Debug, Clone, Deserialize, TS)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 #[ts(export)]
 pub struct MigrationRequest {
     pub source: SourceConfig,
     pub destination: DestinationSettings,
-    /// The mailboxes to migrate (address or UPN); empty means all.
-    #[serde(default)]
-    pub users: Vec<String>,
-    /// What to migrate; empty means everything.
-    #[serde(default)]
-    pub workloads: Vec<WorkloadChoice>,
+    #[serde(flatten)]
+    pub scope: RunScope,
 }
 
 /// Runs the migration the wizard describes: the core's engine with the secrets from the
@@ -799,17 +930,10 @@ pub async fn migrate(
         Destination::Imap { settings, .. } => server_dir(settings),
         Destination::IceWarp(d) => server_dir(&d.imap),
     };
-    let mut options = RunOptions {
+    let options = RunOptions {
         state_dir: Some(state_dir),
-        users: UserSelection {
-            include: request.users,
-            exclude: Vec::new(),
-        },
-        ..RunOptions::default()
+        ..request.scope.options()?
     };
-    if !request.workloads.is_empty() {
-        options.workloads = request.workloads.into_iter().map(Workload::from).collect();
-    }
     Ok(engine::run(
         &request.source,
         &secret,

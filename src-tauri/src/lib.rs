@@ -7,7 +7,7 @@ mod ipc_error;
 mod reporter;
 mod state;
 
-pub use commands::{migrate, DestinationSettings, MigrationRequest};
+pub use commands::{migrate, DestinationSettings, MigrationRequest, RunScope};
 pub use ipc_error::IpcError;
 pub use reporter::ChannelReporter;
 pub use state::{AppState, SecretPlaces};

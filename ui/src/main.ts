@@ -11,6 +11,7 @@ import { el, show, showFieldErrors as showErrors, type Screen } from "./dom";
 import { destinationSettings, wireDestination } from "./destination";
 import { getCurrentWindow } from "@tauri-apps/api/window";
 import type { PlanView } from "./bindings/PlanView";
+import type { RunScope } from "./bindings/RunScope";
 import type { AppInfo } from "./bindings/AppInfo";
 import type { WorkloadChoice } from "./bindings/WorkloadChoice";
 
@@ -201,6 +202,11 @@ async function testConnection(): Promise<void> {
 // --- Plan screen ---------------------------------------------------------------------
 
 let planFor = "";
+/** The latest plan request: an older answer arriving late is dropped. */
+let planSeq = 0;
+/** Mailboxes picked by hand: they stay picked when the plan is counted again, also after a
+ * batch that left them out. */
+const pickedUsers = new Set<string>();
 
 function renderPlan(plan: PlanView): void {
   const body = el("plan-users");
@@ -211,43 +217,78 @@ function renderPlan(plan: PlanView): void {
     row.dataset.user = u.address;
     const pick = document.createElement("input");
     pick.type = "checkbox";
-    pick.checked = all;
+    pick.checked = all || pickedUsers.has(u.address);
     pick.value = u.address;
     pick.setAttribute("aria-label", `Migrate ${u.address}`);
     pick.addEventListener("change", () => {
+      if (pick.checked) pickedUsers.add(u.address);
+      else pickedUsers.delete(u.address);
       if (!pick.checked) el<HTMLInputElement>("plan-all").checked = false;
     });
     const notes = [u.enabled ? "" : "sign-in blocked (still migrated)", u.problem ? `cannot be read: ${u.problem}` : ""];
-    const cells = [pick, u.address, String(u.folders), String(u.items), formatDuration(u.estimatedSeconds), notes.filter(Boolean).join("; ")].map(
-      (content) => {
-        const td = document.createElement("td");
-        td.append(content);
-        return td;
-      },
-    );
+    const counts = [u.folders, u.items, u.events, u.contacts, u.tasks, u.outOfRange].map(String);
+    const cells = [pick, u.address, ...counts, formatDuration(u.estimatedSeconds), notes.filter(Boolean).join("; ")].map((content) => {
+      const td = document.createElement("td");
+      td.append(content);
+      return td;
+    });
     row.append(...cells);
     body.append(row);
   }
+  const leftOut = plan.outOfRange > 0 ? ` · ${plan.outOfRange} left out by the date limits` : "";
   el("plan-summary").textContent =
-    `${plan.users.length} mailboxes · ${plan.items} items · estimated ${formatDuration(plan.estimatedSeconds)} · ` +
-    `domains: ${plan.domains.join(", ")}`;
+    `${plan.users.length} ${plan.users.length === 1 ? "mailbox" : "mailboxes"} · ${plan.items} messages · ${plan.events} events · ${plan.contacts} contacts · ` +
+    `${plan.tasks} tasks${leftOut} · estimated ${formatDuration(plan.estimatedSeconds)} · domains: ${plan.domains.join(", ")}`;
+}
+
+/** The chosen batch and date limits (only those set), as the backend's RunScope has them. */
+function planLimits(): Omit<RunScope, "users" | "workloads"> {
+  const scope: Omit<RunScope, "users" | "workloads"> = {};
+  if (el<HTMLInputElement>("plan-use-batch").checked) {
+    scope.batchSize = el<HTMLInputElement>("plan-batch-size").valueAsNumber;
+    scope.batch = el<HTMLInputElement>("plan-batch").valueAsNumber;
+  }
+  const date = (id: string) => el<HTMLInputElement>(id).value || undefined;
+  const [mailSince, mailUntil, calendarSince] = [date("plan-mail-since"), date("plan-mail-until"), date("plan-calendar-since")];
+  if (mailSince) scope.mailSince = mailSince;
+  if (mailUntil) scope.mailUntil = mailUntil;
+  if (calendarSince) scope.calendarSince = calendarSince;
+  return scope;
+}
+
+/** Why the batch or date choices cannot be used, or null. */
+function limitsProblem(scope: Omit<RunScope, "users" | "workloads">): string | null {
+  if (scope.batchSize !== undefined && !(Number.isInteger(scope.batchSize) && scope.batchSize >= 1)) return "The batch size must be a whole number from 1.";
+  if (scope.batch !== undefined && !(Number.isInteger(scope.batch) && scope.batch >= 1)) return "Batches are numbered from 1.";
+  if (scope.mailSince && scope.mailUntil && scope.mailUntil <= scope.mailSince) return "The mail end date must be after its start date.";
+  return null;
 }
 
 async function loadPlan(force = false): Promise<void> {
   const source = sourceConfig();
-  const key = `${source.tenantId}/${source.clientId}/${source.cloud}`;
+  const scope: RunScope = { users: [], workloads: selectedWorkloads(), ...planLimits() };
+  const key = JSON.stringify([source.tenantId, source.clientId, source.cloud, scope]);
   if (!force && key === planFor) return;
   const status = el("plan-status");
-  status.textContent = "Counting each mailbox's folders and items…";
-  el("plan-users").replaceChildren();
+  const problem = limitsProblem(scope);
+  if (problem !== null || scope.workloads.length === 0) {
+    status.textContent = problem ?? "Choose at least one workload.";
+    return;
+  }
+  status.textContent = "Counting each mailbox's items…";
   el("plan-summary").textContent = "";
+  const seq = ++planSeq;
   try {
-    const plan = await invoke<PlanView>("plan_migration", { source });
+    const plan = await invoke<PlanView>("plan_migration", { source, scope });
+    if (seq !== planSeq) return;
     renderPlan(plan);
     planFor = key;
     status.textContent = "";
+    el("start-status").textContent = "";
   } catch (e) {
+    if (seq !== planSeq) return;
     planFor = "";
+    el("plan-users").replaceChildren();
     status.textContent = `Could not count the mailboxes: ${(e as IpcError).message ?? String(e)}`;
   }
 }
@@ -267,22 +308,36 @@ function selectedUsers(): string[] | null {
   return chosen.length > 0 ? chosen : null;
 }
 
-function wirePlan(start: (users: string[], workloads: WorkloadChoice[]) => void): void {
+function wirePlan(start: (scope: RunScope) => void): void {
   el("plan-all").addEventListener("change", () => {
     const all = el<HTMLInputElement>("plan-all").checked;
-    document.querySelectorAll<HTMLInputElement>("#plan-users input[type=checkbox]").forEach((p) => (p.checked = all));
+    pickedUsers.clear();
+    document.querySelectorAll<HTMLInputElement>("#plan-users input[type=checkbox]").forEach((p) => {
+      p.checked = all;
+      if (all) pickedUsers.add(p.value);
+    });
   });
+  el("plan-use-batch").addEventListener("change", () => {
+    const on = el<HTMLInputElement>("plan-use-batch").checked;
+    for (const id of ["plan-batch", "plan-batch-size"]) el<HTMLInputElement>(id).disabled = !on;
+  });
+  // A changed choice is counted again: the table always shows what Start would migrate.
+  const recount = ["plan-use-batch", "plan-batch", "plan-batch-size", "plan-mail-since", "plan-mail-until", "plan-calendar-since"];
+  for (const id of recount) el(id).addEventListener("change", () => void loadPlan());
+  document.querySelectorAll('input[name="workload"]').forEach((w) => w.addEventListener("change", () => void loadPlan()));
   el("plan-refresh").addEventListener("click", () => void loadPlan(true));
   el("plan-back").addEventListener("click", () => show("destination"));
   el("start-migration").addEventListener("click", () => {
     const users = selectedUsers();
     const workloads = selectedWorkloads();
-    if (users === null || workloads.length === 0) {
-      el("start-status").textContent = users === null ? "Choose at least one mailbox." : "Choose at least one workload.";
+    const limits = planLimits();
+    const problem = users === null ? "Choose at least one mailbox." : workloads.length === 0 ? "Choose at least one workload." : limitsProblem(limits);
+    if (users === null || problem !== null) {
+      el("start-status").textContent = problem ?? "";
       return;
     }
     el("start-status").textContent = "";
-    start(users, workloads);
+    start({ users, workloads, ...limits });
   });
 }
 
@@ -441,6 +496,7 @@ function renderSummary(summary: RunSummary): void {
     `(${formatBytes(t.bytes)}), ${t.events} events, ${t.contacts} contacts and ${t.tasks} tasks ` +
     `in ${t.folders} folders, in ${summary.seconds.toFixed(1)} s. ` +
     `${t.skipped} were already there, ${t.failed} failed.` +
+    (t.outOfRange > 0 ? ` ${t.outOfRange} were left out by the date limits.` : "") +
     (summary.cancelled ? " Run it again to resume." : "");
 }
 
@@ -498,9 +554,9 @@ function wireMigrate(view: RunView): void {
   el("try-demo").addEventListener("click", () =>
     void runWith(view, "Migrating the demo tenant", "run_demo", { outDir: null }),
   );
-  wirePlan((users, workloads) =>
+  wirePlan((scope) =>
     void runWith(view, "Migrating", "start_migration", {
-      request: { source: sourceConfig(), destination: destinationSettings(), users, workloads },
+      request: { source: sourceConfig(), destination: destinationSettings(), ...scope },
     }),
   );
   el("back-to-start").addEventListener("click", () => show("source"));

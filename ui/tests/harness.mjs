@@ -137,15 +137,35 @@ export function mockBackend(options = {}) {
           return { ok: false, messages: [`cannot log in to the IMAP server ${d.host}:${d.port ?? 993} as adele.vance@contoso.com: IMAP login refused`], advice: [] };
         }
         case "plan_migration": {
-          const u = (address, folders, items, extra = {}) => ({ address, userPrincipalName: address, enabled: true, folders, items, estimatedSeconds: items / 10, ...extra });
+          // The scope as the backend would apply it: a mail date limit leaves out half the mail,
+          // a batch of 1 keeps only that mailbox, the workloads not chosen count 0.
+          const scope = args.scope ?? {};
+          const chosen = (w) => !scope.workloads?.length || scope.workloads.includes(w);
+          const half = scope.mailSince ? 2 : 1;
+          const u = (address, folders, items, events, contacts, tasks, extra = {}) => ({
+            address, userPrincipalName: address, enabled: true, folders,
+            items: chosen("mail") ? items / half : 0,
+            calendars: chosen("calendar") ? 1 : 0, events: chosen("calendar") ? events : 0,
+            contactFolders: chosen("contacts") ? 1 : 0, contacts: chosen("contacts") ? contacts : 0,
+            taskLists: chosen("tasks") ? 1 : 0, tasks: chosen("tasks") ? tasks : 0,
+            outOfRange: chosen("mail") ? items - items / half : 0,
+            estimatedSeconds: items / 10, ...extra,
+          });
+          let users = [
+            u("adele.vance@contoso.com", 24, 1250, 40, 120, 8),
+            u("alex.wilber@contoso.com", 18, 310, 12, 30, 0, { enabled: false }),
+            u("room-1@contoso.com", 0, 0, 0, 0, 0, { problem: "Graph answered HTTP 403 (an application access policy?)" }),
+          ];
+          if (scope.batchSize) users = users.slice((scope.batch - 1) * scope.batchSize, scope.batch * scope.batchSize);
+          const sum = (f) => users.reduce((n, x) => n + x[f], 0);
           return {
-            users: [
-              u("adele.vance@contoso.com", 24, 1250),
-              u("alex.wilber@contoso.com", 18, 310, { enabled: false }),
-              u("room-1@contoso.com", 0, 0, { problem: "Graph answered HTTP 403 (an application access policy?)" }),
-            ],
+            users,
             domains: ["contoso.com", "contoso.onmicrosoft.com"],
-            items: 1560,
+            items: sum("items"),
+            events: sum("events"),
+            contacts: sum("contacts"),
+            tasks: sum("tasks"),
+            outOfRange: sum("outOfRange"),
             estimatedSeconds: 125,
           };
         }

@@ -312,9 +312,15 @@ async function toPlan(page) {
 test("the Plan counts each mailbox; a selection and the workloads go into the run request", async () => {
   const { page } = await openApp();
   await toPlan(page);
-  assert.match(await page.textContent("#plan-summary"), /3 mailboxes · 1560 items · estimated 2 min 5 s · domains: contoso.com, contoso.onmicrosoft.com/);
+  assert.match(
+    await page.textContent("#plan-summary"),
+    /3 mailboxes · 1560 messages · 52 events · 150 contacts · 8 tasks · estimated 2 min 5 s · domains: contoso.com, contoso.onmicrosoft.com/,
+  );
   const adele = await page.locator('#plan-users tr[data-user="adele.vance@contoso.com"] td').allTextContents();
-  assert.deepEqual(adele.slice(1), ["adele.vance@contoso.com", "24", "1250", "2 min 5 s", ""]);
+  // Folders, messages, events, contacts, tasks, left out, estimate, notes.
+  assert.deepEqual(adele.slice(1), ["adele.vance@contoso.com", "24", "1250", "40", "120", "8", "0", "2 min 5 s", ""]);
+  const first = (await page.evaluate(() => window.__calls)).find((c) => c.cmd === "plan_migration");
+  assert.deepEqual(first.args.scope, { users: [], workloads: ["mail", "calendar", "contacts", "tasks"] });
   assert.match(await page.textContent('#plan-users tr[data-user="alex.wilber@contoso.com"]'), /sign-in blocked \(still migrated\)/);
   assert.match(await page.textContent('#plan-users tr[data-user="room-1@contoso.com"]'), /cannot be read: Graph answered HTTP 403/);
   assert.equal(await page.locator('input[name="workload"]:checked').count(), 4);
@@ -329,6 +335,38 @@ test("the Plan counts each mailbox; a selection and the workloads go into the ru
   assert.match(await page.textContent("#start-status"), /at least one workload/);
   await page.check('input[name="workload"][value="mail"]');
   await page.check('input[name="workload"][value="contacts"]');
+  // The counts follow the workloads: calendars and tasks are no longer counted.
+  await page.waitForFunction(() => /1560 messages · 0 events · 150 contacts · 0 tasks/.test(document.querySelector("#plan-summary").textContent));
+  // The mailbox picked by hand is still picked after the recount.
+  assert.equal(await page.isChecked('#plan-users tr[data-user="alex.wilber@contoso.com"] input'), true);
+  assert.equal(await page.isChecked('#plan-users tr[data-user="adele.vance@contoso.com"] input'), false);
+
+  // Date limits: the plan is counted again with them and shows what they leave out.
+  await page.fill("#plan-mail-since", "2020-01-01");
+  await page.dispatchEvent("#plan-mail-since", "change");
+  await page.waitForFunction(() => /780 messages .* 780 left out by the date limits/.test(document.querySelector("#plan-summary").textContent));
+  const alexRow = await page.locator('#plan-users tr[data-user="alex.wilber@contoso.com"] td').allTextContents();
+  assert.deepEqual(alexRow.slice(2, 8), ["18", "155", "0", "30", "0", "155"]);
+  await page.fill("#plan-mail-until", "2019-06-30");
+  await page.dispatchEvent("#plan-mail-until", "change");
+  assert.match(await page.textContent("#plan-status"), /end date must be after its start/);
+  await page.fill("#plan-mail-until", "");
+  await page.dispatchEvent("#plan-mail-until", "change");
+
+  // A batch: only its mailboxes are counted.
+  assert.equal(await page.isDisabled("#plan-batch-size"), true);
+  await page.check("#plan-use-batch");
+  await page.fill("#plan-batch-size", "1");
+  await page.fill("#plan-batch", "2");
+  await page.dispatchEvent("#plan-batch", "change");
+  await page.waitForFunction(() => document.querySelector("#plan-summary").textContent.startsWith("1 mailbox ·"));
+  assert.equal(await page.locator("#plan-users tr").count(), 1);
+  // Alex was picked by hand before the batch of 1 that held only Adele: still picked.
+  assert.equal(await page.isChecked('#plan-users tr[data-user="alex.wilber@contoso.com"] input'), true);
+  const planned = (await page.evaluate(() => window.__calls)).filter((c) => c.cmd === "plan_migration").pop();
+  assert.deepEqual(planned.args.scope, { users: [], workloads: ["mail", "contacts"], batchSize: 1, batch: 2, mailSince: "2020-01-01" });
+  await screenshot(page, "plan-limits");
+
   await page.click("#start-migration");
   await page.waitForSelector("#screen-migrate:not([hidden])");
   const start = (await page.evaluate(() => window.__calls)).find((c) => c.cmd === "start_migration");
@@ -337,6 +375,9 @@ test("the Plan counts each mailbox; a selection and the workloads go into the ru
     destination: { kind: "folder", path: "/srv/m365-export" },
     users: ["alex.wilber@contoso.com"],
     workloads: ["mail", "contacts"],
+    batchSize: 1,
+    batch: 2,
+    mailSince: "2020-01-01",
   });
   assert.equal(JSON.stringify(start.args).includes("Qx8Q"), false, "no secret in the run request");
 });

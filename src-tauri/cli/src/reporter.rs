@@ -60,7 +60,7 @@ impl CliReporter {
         }
         let t = &summary.totals;
         println!(
-            "{} {} users, {} folders, {} messages, {} events, {} contacts, {} tasks ({}) in {:.1} s; {} already present, {} failed. Output: {}",
+            "{} {} users, {} folders, {} messages, {} events, {} contacts, {} tasks ({}) in {:.1} s; {} already present, {} left out by the date limits, {} failed. Output: {}",
             if summary.cancelled { "Stopped after" } else { "Migrated" },
             summary.users,
             t.folders,
@@ -71,6 +71,7 @@ impl CliReporter {
             HumanBytes(t.bytes),
             summary.seconds,
             t.skipped,
+            t.out_of_range,
             t.failed,
             target
         );

@@ -74,6 +74,10 @@ pub struct Stats {
     pub failed: u64,
     #[ts(type = "number")]
     pub bytes: u64,
+    /// Items left out by the date limits (`mail_since`, `mail_until`, `calendar_since`):
+    /// neither fetched nor written, and not failures.
+    #[ts(type = "number")]
+    pub out_of_range: u64,
 }
 
 impl Stats {
@@ -87,6 +91,7 @@ impl Stats {
         self.skipped += other.skipped;
         self.failed += other.failed;
         self.bytes += other.bytes;
+        self.out_of_range += other.out_of_range;
     }
 }
 

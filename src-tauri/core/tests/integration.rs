@@ -15,3 +15,4 @@ mod icewarp_e2e;
 mod icewarp_provision;
 mod imap_dovecot;
 mod reliability;
+mod selection;

@@ -47,6 +47,8 @@ pub(super) struct GroupwareRun<'a> {
     /// Delete at the destination what was deleted at the source (only copies the migrator
     /// created); otherwise such copies are kept.
     pub mirror_deletions: bool,
+    /// Events outside these are left out (`calendar_since`, [`super::event_in_limits`]).
+    pub limits: crate::config::DateLimits,
 }
 
 /// A user's groupware destination, opened.
@@ -312,6 +314,12 @@ impl Ctx<'_, '_> {
                         return Ok(());
                     }
                     let id = event.id.clone();
+                    if !super::event_in_limits(&self.run.limits, &event) {
+                        // Not fetched nor written; what an earlier run wrote is kept.
+                        self.seen.insert(id);
+                        self.stats.out_of_range += 1;
+                        continue;
+                    }
                     let converted = self.event_resource(event).await;
                     if self.write(account, &open, &id, converted).await? {
                         self.stats.events += 1;

@@ -33,6 +33,7 @@ use tokio::sync::Mutex;
 
 use super::spool::Spool;
 use super::{EngineError, RunControl, Store};
+use crate::config::DateLimits;
 use crate::convert::flags::{applied_flags, flag_changes, MailFlags};
 use crate::dest::folder::{maildir_folder_names, Folder, Mailbox};
 use crate::dest::imap::{append_flags, ImapError, ImapMailbox, ImapRef, MessageFingerprint};
@@ -66,6 +67,8 @@ pub(super) struct MailboxRun<'a> {
     pub pacer: &'a Pacer,
     /// Delete at the destination what was deleted at the source (else keep it).
     pub mirror_deletions: bool,
+    /// Messages outside these are left out ([`DateLimits::keeps_mail`]).
+    pub limits: DateLimits,
 }
 
 /// How one message ended when it did not arrive.
@@ -259,6 +262,13 @@ impl MailboxRun<'_> {
         let mut known_folders: HashMap<String, String> = HashMap::new();
         if let Some(j) = self.journal {
             j.journal.set_user_state(&user.id, &address, "started")?;
+            // Changed date limits: full rounds, so mail a wider limit lets in is listed again
+            // (delta links only bring changes). A narrower one removes nothing migrated.
+            let limits = self.limits.fingerprint();
+            let before = j.journal.user_limits(&user.id)?;
+            if before.unwrap_or_else(|| DateLimits::default().fingerprint()) != limits {
+                j.journal.set_user_limits(&user.id, &limits)?;
+            }
             known_folders = j.journal.folders_of(&user.id)?.into_iter().collect();
             let live: HashSet<&str> = nodes.iter().map(|n| n.folder.id.as_str()).collect();
             for folder_id in known_folders.keys().filter(|f| !live.contains(f.as_str())) {
@@ -409,6 +419,19 @@ impl MailboxRun<'_> {
                         r.dest_ref.is_some()
                             && matches!(r.state, ItemState::Done | ItemState::Removed)
                     });
+                    // Outside the date limits and not migrated before: its body is never
+                    // fetched. (A migrated one stays mirrored: a narrower limit removes nothing.)
+                    if migrated.is_none()
+                        && !self.limits.keeps_mail(meta.received_date_time.as_deref())
+                    {
+                        stats.out_of_range += 1;
+                        reporter.report(ProgressEvent::ItemDone {
+                            user: address.clone(),
+                            bytes: 0,
+                            skipped: true,
+                        });
+                        continue;
+                    }
                     if verbs.is_none() {
                         let listed =
                             last_verbs(self.client, pacer, &user.id, &node.folder.id, &on_throttle)

@@ -1,7 +1,8 @@
 //! The journal: an SQLite database in the state folder that remembers what every run did.
 //!
 //! Tables: `runs`; `users`; `folders` (with delta links for incremental passes); `items`
-//! (source id -> destination reference, size, content hash, state).
+//! (source id -> destination reference, size, content hash, state); `user_limits` (the date
+//! limits each user's delta links were taken under).
 //!
 //! **Exactly once.** Before writing an item the engine records its *intent*
 //! ([`Journal::record_intent`]); after the destination confirmed the write it records the
@@ -43,6 +44,10 @@ CREATE TABLE IF NOT EXISTS folders (
     dest_name  TEXT NOT NULL,
     delta_link TEXT,
     PRIMARY KEY (user_id, folder_id)
+);
+CREATE TABLE IF NOT EXISTS user_limits (
+    user_id    TEXT PRIMARY KEY,
+    limits     TEXT NOT NULL
 );
 ";
 
@@ -655,6 +660,38 @@ impl Journal {
             "DELETE FROM folders WHERE user_id = ?1 AND folder_id = ?2",
             params![user_id, folder_id],
         )?;
+        Ok(())
+    }
+
+    /// The date limits (their [`crate::config::DateLimits::fingerprint`]) the user's mail
+    /// delta links were taken under; `None` before the first pass.
+    pub fn user_limits(&self, user_id: &str) -> Result<Option<String>, JournalError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT limits FROM user_limits WHERE user_id = ?1",
+                params![user_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Records new date limits for a user and drops the user's delta links in the same
+    /// transaction: the next round of every folder is a full one, which lists what the new
+    /// limits let in (a delta link would only bring what changed).
+    pub fn set_user_limits(&self, user_id: &str, limits: &str) -> Result<(), JournalError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "UPDATE folders SET delta_link = NULL WHERE user_id = ?1",
+            params![user_id],
+        )?;
+        tx.execute(
+            "INSERT INTO user_limits (user_id, limits) VALUES (?1, ?2)
+             ON CONFLICT (user_id) DO UPDATE SET limits = ?2",
+            params![user_id, limits],
+        )?;
+        tx.commit()?;
         Ok(())
     }
 
