@@ -233,6 +233,8 @@ pub enum DestinationConfig {
     /// domain_map = { "contoso.onmicrosoft.com" = "contoso.com" }
     /// disabled_users = "skip"          # or "create"
     /// shared_mailboxes = "create"      # or "skip"
+    /// resource_mailboxes = "create"    # rooms and equipment; or "skip"
+    /// groups = "skip"                  # or "by-kind", "mailing-lists", "groups" (needs Group.Read.All)
     /// expire_passwords = true          # users must change the generated password at first login
     /// ```
     #[serde(rename = "icewarp")]
@@ -264,6 +266,16 @@ pub enum DestinationConfig {
         /// mailbox's data, to which the administrator then grants access).
         #[serde(default = "AccountRule::create")]
         shared_mailboxes: AccountRule,
+        /// What becomes of room and equipment mailboxes (`mailboxSettings.userPurpose` `room`
+        /// or `equipment`; default `create`: an ordinary account holding the resource's
+        /// calendar and mail, which counts against the IceWarp licence like any account).
+        #[serde(default = "AccountRule::create")]
+        resource_mailboxes: AccountRule,
+        /// Whether and how mail-enabled Microsoft 365 groups, distribution lists and
+        /// mail-enabled security groups become IceWarp groups or mailing lists with their
+        /// members (default `skip`; anything else needs the Group.Read.All permission).
+        #[serde(default)]
+        groups: GroupRule,
         /// After the data is written, force a password change at the next login of every
         /// account the run created (`expireaccountpassword`).
         #[serde(default)]
@@ -295,6 +307,24 @@ pub enum AccountRule {
     Create,
     /// Leave the user out; the run report says so.
     Skip,
+}
+
+/// What becomes of the tenant's mail-enabled groups at an IceWarp destination. IceWarp has two
+/// account types that hold members (`U_Type` 1 mailing list, 7 group; icewarp-apiconst.txt):
+/// a mailing list only distributes mail, a group also shares GroupWare folders.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroupRule {
+    /// Groups are not read (Group.Read.All is not needed) and nothing is created.
+    #[default]
+    Skip,
+    /// Microsoft 365 groups become IceWarp groups; distribution lists and mail-enabled
+    /// security groups become mailing lists.
+    ByKind,
+    /// Every mail-enabled group becomes an IceWarp mailing list.
+    MailingLists,
+    /// Every mail-enabled group becomes an IceWarp group.
+    Groups,
 }
 
 impl AccountRule {

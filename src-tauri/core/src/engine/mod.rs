@@ -539,7 +539,11 @@ pub async fn run(
     let mut not_provisioned = 0;
     let mut provisioned = None;
     if let (Destination::IceWarp(d), Some(provisioner)) = (destination, &provisioner) {
-        let done = icewarp::provision(d, provisioner, mailboxes, reporter.as_ref()).await?;
+        let graph = icewarp::Directory {
+            client: &client,
+            pacer: &tenant_pacer,
+        };
+        let done = icewarp::provision(d, provisioner, graph, mailboxes, reporter.as_ref()).await?;
         store = done.store;
         mailboxes = done.mailboxes;
         not_provisioned = done.failed;
