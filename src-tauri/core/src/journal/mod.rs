@@ -836,6 +836,43 @@ mod tests {
     }
 
     #[test]
+    fn groupware_delta_links_stay_out_of_the_mail_folders_and_versions_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let j = Journal::open(dir.path()).unwrap();
+            j.set_folder("u1", "f1", ".A", Some("https://graph/mail"))
+                .unwrap();
+            j.set_folder_as(
+                "contact",
+                "u1",
+                "contacts",
+                "contacts",
+                Some("https://graph/c"),
+            )
+            .unwrap();
+            let run = j.begin_run().unwrap();
+            j.record_intent_as("contact", target("c1"), run).unwrap();
+            j.record_done("u1", "c1", "c1.vcf", 3, Some("h")).unwrap();
+            j.record_source_version("u1", "c1", Some("ck-1")).unwrap();
+        }
+        // Reopening an existing journal neither fails nor loses anything.
+        let j = Journal::open(dir.path()).unwrap();
+        assert_eq!(
+            j.folders_of("u1").unwrap(),
+            [("f1".to_string(), ".A".to_string())],
+            "the mail pass never forgets a groupware collection's link"
+        );
+        assert_eq!(
+            j.delta_link("u1", "contacts").unwrap().as_deref(),
+            Some("https://graph/c")
+        );
+        let c1 = j.item("u1", "c1").unwrap().unwrap();
+        assert_eq!(c1.source_version.as_deref(), Some("ck-1"));
+        j.clear_delta_link("u1", "contacts").unwrap();
+        assert_eq!(j.delta_link("u1", "contacts").unwrap(), None);
+    }
+
+    #[test]
     fn a_version_1_journal_is_upgraded_and_keeps_its_items() {
         let dir = tempfile::tempdir().unwrap();
         {
