@@ -116,27 +116,27 @@ struct Resource {
 
 /// An item of a delta round, to apply to its collection.
 enum SourceItem {
-    Contact(Contact),
-    Task(TodoTask),
+    Contact(Box<Contact>),
+    Task(Box<TodoTask>),
     /// An event from a calendar's delta: its id and type only.
-    ChangedEvent(Event),
+    ChangedEvent(Box<Event>),
 }
 
 impl From<Contact> for SourceItem {
     fn from(c: Contact) -> Self {
-        SourceItem::Contact(c)
+        SourceItem::Contact(Box::new(c))
     }
 }
 
 impl From<TodoTask> for SourceItem {
     fn from(t: TodoTask) -> Self {
-        SourceItem::Task(t)
+        SourceItem::Task(Box::new(t))
     }
 }
 
 impl From<Event> for SourceItem {
     fn from(e: Event) -> Self {
-        SourceItem::ChangedEvent(e)
+        SourceItem::ChangedEvent(Box::new(e))
     }
 }
 
