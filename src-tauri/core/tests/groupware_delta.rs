@@ -22,12 +22,18 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with(true).await
+}
+
+/// `beta_events_delta: false`: a cloud without beta's events delta.
+async fn setup_with(beta_events_delta: bool) -> Setup {
     let sim = SimServer::start(SimConfig {
         tenant: TenantSpec {
             users: 1,
             messages_per_user: 1,
             ..TenantSpec::default()
         },
+        beta_events_delta,
         ..SimConfig::default()
     })
     .await
@@ -425,4 +431,50 @@ async fn an_expired_delta_link_resyncs_in_full_without_duplicates_or_photo_rerea
     assert_eq!(third.totals.contacts + third.totals.skipped, 0);
     assert_eq!(requests.iter().filter(|r| r.status == 410).count(), 0);
     assert_eq!(item_reads(&requests), Vec::new());
+}
+
+#[tokio::test]
+async fn without_events_delta_calendars_are_listed_and_only_changed_series_are_read() {
+    let s = setup_with(false).await;
+    let (first, requests) = s.run(false).await;
+    assert_eq!(first.totals.failed, 0, "{first:?}");
+    let tenant = s.sim.tenant();
+    let user = &tenant.users[0];
+    let events: usize = user.calendars.iter().map(|c| c.events.len()).sum();
+    assert_eq!(
+        first.totals.events as usize, events,
+        "every event from the listing"
+    );
+    assert!(requests.iter().any(|r| r.status == 400));
+
+    let cal = &user.calendars[0];
+    let series = cal.events.iter().find(|e| e.recurrence.is_some()).unwrap();
+    let gone = cal.events.iter().find(|e| e.recurrence.is_none()).unwrap();
+    assert!(s.sim.update_event(&user.id, &series.id, |e| {
+        e.subject = "Renamed series".into()
+    }));
+    assert!(s.sim.delete_event(&user.id, &gone.id));
+    let before = s.resources();
+    let (second, requests) = s.run(true).await;
+    assert_eq!(
+        (second.totals.events, second.totals.failed),
+        (1, 0),
+        "{second:?}"
+    );
+    let event_reads: Vec<_> = item_reads(&requests)
+        .into_iter()
+        .filter(|(what, _)| *what != "photo")
+        .filter(|(what, id)| !(*what == "attachments" && *id == series.id))
+        .collect();
+    assert_eq!(
+        event_reads,
+        vec![("event", series.id.clone())],
+        "only the changed series is read again"
+    );
+    let after = s.resources();
+    assert_eq!(
+        after.len(),
+        before.len() - 1,
+        "the deleted event is removed"
+    );
 }

@@ -1002,7 +1002,7 @@ fn bytes_response(content_type: &str, bytes: Vec<u8>) -> Response {
 /// `id`, `type`, `start` and `end` "for performance reasons" (beta api/event-delta.md,
 /// "Response"); clients read changed events by id.
 fn events_delta(ctx: &Ctx<'_>, u: &User, cal: Option<&Calendar>, beta: bool) -> Response {
-    if !beta {
+    if !beta || !ctx.state.config.beta_events_delta {
         return ctx.error(
             StatusCode::BAD_REQUEST,
             "ErrorInvalidIdMalformed",
