@@ -629,6 +629,12 @@ impl Ctx<'_, '_> {
             if let (true, Some(Err(e))) = (first && open.kind == "event", &next) {
                 if calendar::is_delta_refused(e) {
                     tracing::info!(user = %self.address, reason = %e, "no events delta; listing");
+                    if let Some(j) = self.run.journal {
+                        // A link stored under another cloud or endpoint is not followed again.
+                        j.journal
+                            .clear_delta_link(&self.user.id, open.source_id)
+                            .map_err(journal_error)?;
+                    }
                     return Ok(RoundEnd::Refused);
                 }
             }
