@@ -376,6 +376,8 @@ impl Ctx<'_, '_> {
             if end == RoundEnd::Stopped {
                 return Ok(());
             }
+            // A full round yields the link first, then the listing brings the events: what
+            // changes in between comes again in the next round, an upsert like any other.
             let listed = round.is_full() || end == RoundEnd::Refused;
             if listed && !self.incomplete && !self.list_events(account, &open, &cal.id).await? {
                 return Ok(());
