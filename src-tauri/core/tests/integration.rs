@@ -10,6 +10,7 @@ mod dav_radicale;
 mod engine_imap;
 mod folder_e2e;
 mod groupware_dav;
+mod groupware_delta;
 mod groupware_folder;
 mod icewarp_e2e;
 mod icewarp_provision;

@@ -123,6 +123,9 @@ pub struct SimConfig {
     /// The application permissions granted (the token's `roles`); Graph answers 403 to calls
     /// a missing one would allow. Default: all the migrator needs ([`ROLES`]).
     pub roles: Vec<String>,
+    /// Serve beta's per-calendar events delta. `false`: a cloud without it (API availability
+    /// differs per cloud, shared reference graph.md §1), which answers it as v1.0 does: 400.
+    pub beta_events_delta: bool,
 }
 
 /// Every application permission the simulated app is granted by default.
@@ -147,6 +150,7 @@ impl Default for SimConfig {
             faults: Faults::default(),
             fractional_retry_after: false,
             roles: ROLES.iter().map(|r| r.to_string()).collect(),
+            beta_events_delta: true,
         }
     }
 }

@@ -41,8 +41,7 @@ use crate::dest::DestRef;
 use crate::error::{Classify, ErrorClass};
 use crate::graph::client::{GraphClient, GraphError};
 use crate::graph::mail::{
-    delta_round, delta_url, folder_tree, is_own_link, is_sync_reset, last_verbs, message_url,
-    mime_url, DeltaEntry, FolderNode, LastVerb,
+    delta_round, folder_tree, last_verbs, message_url, mime_url, DeltaEntry, FolderNode, LastVerb,
 };
 use crate::graph::types::{MessageMeta, User};
 use crate::graph::Pacer;
@@ -327,39 +326,23 @@ impl MailboxRun<'_> {
                 }
                 j.journal
                     .set_folder(&user.id, &node.folder.id, name, None)?;
-                link = j
-                    .journal
-                    .delta_link(&user.id, &node.folder.id)?
-                    .filter(|l| is_own_link(self.client, l));
+                link = j.journal.delta_link(&user.id, &node.folder.id)?;
             }
             stats.folders += 1;
-            let mut full = link.is_none();
-            let mut pages = delta_round(
-                self.client,
-                pacer,
-                link.unwrap_or_else(|| delta_url(self.client, &user.id, &node.folder.id)),
-            );
+            let mut round = delta_round(self.client, pacer, &user.id, &node.folder.id, link);
             let mut round_ok = true;
-            let mut next_link = None;
+            let mut cleared = false;
             // Replied and forwarded messages of the folder, read once per round with changes.
             let mut verbs: Option<HashMap<String, LastVerb>> = None;
-            while let Some(page) = pages.next_page(&on_throttle).await {
+            while let Some(page) = round.next_page(&on_throttle).await {
+                if let (Some(j), true, false) = (self.journal, round.restarted(), cleared) {
+                    // The sync state expired: the whole folder is read again.
+                    j.journal.clear_delta_link(&user.id, &node.folder.id)?;
+                    cleared = true;
+                }
+                let full = round.is_full();
                 let page = match page {
                     Ok(page) => page,
-                    Err(e) if is_sync_reset(&e) && !full => {
-                        // The sync state expired: read the whole folder again.
-                        tracing::info!(folder = %folder_label, "delta link expired; full resync");
-                        if let Some(j) = self.journal {
-                            j.journal.clear_delta_link(&user.id, &node.folder.id)?;
-                        }
-                        full = true;
-                        pages = delta_round(
-                            self.client,
-                            pacer,
-                            delta_url(self.client, &user.id, &node.folder.id),
-                        );
-                        continue;
-                    }
                     Err(e) if e.class() == ErrorClass::Fatal => return Err(EngineError::Source(e)),
                     Err(e) => {
                         fail(&mut stats, &folder_label, "(folder listing)", e.to_string());
@@ -367,7 +350,6 @@ impl MailboxRun<'_> {
                         continue 'folders;
                     }
                 };
-                next_link = page.delta_link.or(next_link);
                 for (id, reason) in page.bad {
                     let reason = format!("malformed message entry: {reason}");
                     fail(&mut stats, &folder_label, &id, reason);
@@ -550,11 +532,11 @@ impl MailboxRun<'_> {
                 continue;
             }
             if let Some(j) = self.journal {
-                if full {
+                if round.is_full() {
                     j.journal
                         .mark_unseen_gone(&user.id, &node.folder.id, j.run)?;
                 }
-                if let Some(link) = &next_link {
+                if let Some(link) = round.delta_link() {
                     j.journal
                         .set_folder(&user.id, &node.folder.id, name, Some(link))?;
                 }
