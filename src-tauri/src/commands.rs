@@ -479,6 +479,8 @@ impl DestinationSettings {
                 skip_onmicrosoft: true,
                 disabled_users: AccountRule::Skip,
                 shared_mailboxes: AccountRule::Create,
+                resource_mailboxes: AccountRule::Create,
+                groups: Default::default(),
                 expire_passwords: false,
                 credentials_report: PathBuf::from(credentials_report.trim()),
                 accounts_csv: None,

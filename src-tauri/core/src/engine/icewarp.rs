@@ -71,9 +71,13 @@ impl Directory<'_> {
     /// counts as a user mailbox; without MailboxSettings.Read (403) that is everyone, said
     /// once.
     async fn users(&self, users: &[User]) -> Vec<DirectoryUser> {
+        let (client, pacer) = (self.client, self.pacer);
+        let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
+        // Owned ids, not `&User`: a closure over borrowed items makes the future lose `Send`
+        // generality, which the desktop app's commands need.
         let purposes: Vec<Result<Option<UserPurpose>, GraphError>> =
-            futures_util::stream::iter(users)
-                .map(|u| users::mailbox_purpose(self.client, self.pacer, &u.id))
+            futures_util::stream::iter(ids)
+                .map(|id| async move { users::mailbox_purpose(client, pacer, &id).await })
                 .buffered(PURPOSE_READS)
                 .collect()
                 .await;
