@@ -3,7 +3,9 @@
 #  1. its window comes up and renders the first screen (screenshot, accent-coloured buttons);
 #  2. "Try the demo" (clicked with xdotool) migrates the simulated tenant to completion: all
 #     300 messages land in the app's data folder and the Report screen shows (screenshot);
-#  3. closing the window when nothing runs quits the app (WM_DELETE_WINDOW, as a window
+#  3. "Open the HTML report" hands exactly the run's report.html to the desktop's opener
+#     (xdg-open, replaced by one that records what it was given);
+#  4. closing the window when nothing runs quits the app (WM_DELETE_WINDOW, as a window
 #     manager's close button sends it), so the close guard never traps the user.
 # Usage: scripts/smoke-window.sh [BINARY] (default: a debug build of the app)
 set -euo pipefail
@@ -35,6 +37,11 @@ trap 'rm -rf "$HOME_FOR_APP"' EXIT
 xvfb-run -a -s "-screen 0 1280x800x24" bash -c '
   set -euo pipefail
   export XDG_DATA_HOME="$HOME_FOR_APP/data" XDG_CONFIG_HOME="$HOME_FOR_APP/config"
+  # The desktop opener the app starts (tauri-plugin-opener runs xdg-open): one that records.
+  mkdir -p "$HOME_FOR_APP/bin"
+  printf "#!/bin/sh\nprintf %%s \"\$1\" > \"%s/opened\"\n" "$HOME_FOR_APP" > "$HOME_FOR_APP/bin/xdg-open"
+  chmod +x "$HOME_FOR_APP/bin/xdg-open"
+  export PATH="$HOME_FOR_APP/bin:$PATH"
   export WEBKIT_DISABLE_COMPOSITING_MODE=1 WEBKIT_DISABLE_DMABUF_RENDERER=1 LIBGL_ALWAYS_SOFTWARE=1
   "$0" >"$HOME_FOR_APP/app.log" 2>&1 &
   app=$!
@@ -63,6 +70,16 @@ xvfb-run -a -s "-screen 0 1280x800x24" bash -c '
   [[ "$(count)" -eq 300 ]] || fail "the demo wrote $(count) of 300 messages to $demo (did the Try the demo button move?)"
   sleep 2
   import -window "$id" "$2"
+
+  # "Open the HTML report": the first button of the Report screen.
+  xdotool mousemove 203 207 click 1
+  for _ in $(seq 1 20); do
+    [[ -s "$HOME_FOR_APP/opened" ]] && break
+    sleep 0.5
+  done
+  opened="$(cat "$HOME_FOR_APP/opened" 2>/dev/null || true)"
+  [[ "$opened" == "$demo/.m365-migrator/report/report.html" ]] || fail "Open the HTML report opened \"$opened\", not the report.html of the run"
+  [[ -s "$opened" ]] || fail "the report $opened is missing or empty"
 
   # Nothing runs now: a close request quits the app.
   /usr/bin/python3 - <<"PY"
@@ -112,4 +129,4 @@ done
 mkdir -p docs/screenshots
 cp "$shot" docs/screenshots/app-window.png
 cp "$report" docs/screenshots/app-report.png
-echo "smoke: the desktop app rendered its first screen, ran the demo to its report and closed when asked"
+echo "smoke: the desktop app rendered its first screen, ran the demo to its report, opened the report and closed when asked"

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 #[path = "../src-tauri/core/tests/support/mod.rs"]
 mod support;
 
-use m365_migrator_app::{builder, demo, migrate, AppState, ChannelReporter, MigrationRequest};
+use m365_migrator_app::{
+    builder, demo, migrate, AppState, ChannelReporter, MigrationRequest, Opener,
+};
 use migrator_core::engine::RunControl;
 use migrator_core::progress::ProgressEvent;
 use migrator_core::secrets::{KeyringStore, SecretStore};
@@ -158,6 +160,26 @@ fn unknown_fields_and_idle_controls_are_refused_with_a_code() {
 
     let err = invoke("control_run", json!({"action": "pause"})).unwrap_err();
     assert_eq!(err["code"], "idle");
+    // A reloaded page asks to watch the run: there is none.
+    let watching = invoke("watch_run", json!({"onEvent": "__CHANNEL__:9"})).unwrap();
+    assert_eq!(watching, false);
+}
+
+#[test]
+fn a_reloaded_page_takes_over_the_progress_stream() {
+    let (first, to_first) = recording_channel::<ProgressEvent>();
+    let (second, to_second) = recording_channel::<ProgressEvent>();
+    let reporter = ChannelReporter::new(first);
+    let started = ProgressEvent::RunStarted { users: 2 };
+    migrator_core::progress::Reporter::report(&reporter, started.clone());
+    reporter.retarget(second);
+    let listed = ProgressEvent::ItemsListed {
+        user: "adele@contoso.com".into(),
+        items: 3,
+    };
+    migrator_core::progress::Reporter::report(&reporter, listed.clone());
+    assert_eq!(*to_first.lock().unwrap(), [started]);
+    assert_eq!(*to_second.lock().unwrap(), [listed]);
 }
 
 #[test]
@@ -248,6 +270,26 @@ async fn the_demo_streams_every_event_through_a_channel() {
         .filter(|e| matches!(e, ProgressEvent::UserFinished { .. }))
         .count();
     assert_eq!(finished, 3);
+    // The totals the UI's bar, rate and ETA divide by: messages counted ahead plus every
+    // listed event, contact and task. The bar reaches exactly 100% with groupware counted.
+    let announced: u64 = events
+        .iter()
+        .map(|e| match e {
+            ProgressEvent::UserStarted { messages, .. } => *messages,
+            ProgressEvent::ItemsListed { items, .. } => *items,
+            _ => 0,
+        })
+        .sum();
+    let groupware_listed: u64 = events
+        .iter()
+        .map(|e| match e {
+            ProgressEvent::ItemsListed { items, .. } => *items,
+            _ => 0,
+        })
+        .sum();
+    assert!(t.events > 0 && t.contacts > 0 && t.tasks > 0, "{t:?}");
+    assert_eq!(groupware_listed, t.events + t.contacts + t.tasks);
+    assert_eq!(announced, done);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -563,6 +605,55 @@ async fn start_migration_moves_the_selected_mailboxes_into_a_folder() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_plan_follows_the_chosen_scope_and_names_a_bad_choice() {
+    let (sim, source, app) = tenant_app().await;
+    let mut upns: Vec<String> = sim
+        .tenant()
+        .users
+        .iter()
+        .map(|u| u.user_principal_name.to_lowercase())
+        .collect();
+    upns.sort();
+    // The second batch of two of the three mailboxes: the last by UPN, mail and contacts only.
+    let scope = json!({"users": [], "workloads": ["mail", "contacts"], "batchSize": 2, "batch": 2,
+                       "mailSince": "2000-01-01"});
+    let plan = app
+        .invoke_blocking("plan_migration", json!({"source": source, "scope": scope}))
+        .unwrap();
+    let users = plan["users"].as_array().unwrap();
+    assert_eq!(users.len(), 1, "{plan}");
+    assert_eq!(
+        users[0]["userPrincipalName"]
+            .as_str()
+            .map(str::to_lowercase),
+        Some(upns[2].clone())
+    );
+    assert_eq!(
+        (plan["events"].as_u64(), plan["tasks"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert!(plan["contacts"].as_u64().unwrap() > 0, "{plan}");
+    assert!(plan["items"].as_u64().unwrap() > 0, "{plan}");
+
+    let bad = |scope: Value| {
+        app.invoke_blocking("plan_migration", json!({"source": source, "scope": scope}))
+            .unwrap_err()
+    };
+    let e = bad(json!({"users": [], "workloads": [], "mailSince": "2020-13-01"}));
+    assert_eq!(e["code"], "invalid", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("mailSince"), "{e}");
+    let e = bad(json!({"users": [], "workloads": [], "batchSize": 2}));
+    assert_eq!(e["code"], "invalid", "{e}");
+    let e = bad(json!({"users": [], "workloads": [], "batchSize": 2, "batch": 3}));
+    assert_eq!(e["code"], "selection", "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("batches 1 to 2"),
+        "{e}"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_real_run_streams_its_events_and_no_secret_reaches_them() {
     let (sim, source, app) = tenant_app().await;
     let places = {
@@ -793,4 +884,122 @@ async fn test_destination_logs_in_to_icewarp_and_reports_slow_settings() {
     // One login, one settings read, one logout: nothing created.
     assert!(sim.accounts().is_empty());
     sim.shutdown().await;
+}
+
+/// An app whose "open" requests are recorded instead of opening anything.
+fn app_recording_opens() -> (TestApp, Arc<Mutex<Vec<std::path::PathBuf>>>) {
+    let keychain: Arc<dyn SecretStore> = Arc::new(migrator_core::secrets::MemoryStore::default());
+    let opened = Arc::new(Mutex::new(Vec::new()));
+    let sink = opened.clone();
+    let opener: Opener = Arc::new(move |path: &std::path::Path| {
+        sink.lock().unwrap().push(path.to_path_buf());
+        Ok(())
+    });
+    let state = AppState::new(Ok(keychain.clone())).with_opener(opener);
+    (TestApp::with_state(state, keychain), opened)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_report_buttons_open_the_last_runs_files_and_nothing_else() {
+    let (app, opened) = app_recording_opens();
+    // Before any run there is nothing to open.
+    let none = app
+        .invoke_blocking("open_run_file", json!({"file": "report"}))
+        .unwrap_err();
+    assert_eq!(none["code"], "missing", "{none}");
+    let status = app.invoke_blocking("run_status", json!({})).unwrap();
+    assert_eq!(status, json!({"running": false, "last": null}));
+
+    let out = tempfile::tempdir().unwrap();
+    let summary = app
+        .invoke_blocking(
+            "run_demo",
+            json!({"outDir": out.path(), "onEvent": "__CHANNEL__:7"}),
+        )
+        .unwrap();
+    let details = app.invoke_blocking("run_details", json!({})).unwrap();
+    let html = out.path().join(".m365-migrator/report/report.html");
+    assert!(html.is_file(), "the run wrote its HTML report");
+    assert_eq!(details["reportHtml"], json!(html), "{details}");
+    assert_eq!(details["failuresTotal"], 0, "{details}");
+    let status = app.invoke_blocking("run_status", json!({})).unwrap();
+    assert_eq!(status["last"]["state"], "finished", "{status}");
+    assert_eq!(status["last"]["summary"], summary, "{status}");
+    assert_eq!(
+        status["last"]["request"],
+        json!({"kind": "demo", "outDir": out.path()})
+    );
+
+    app.invoke_blocking("open_run_file", json!({"file": "report"}))
+        .unwrap();
+    assert_eq!(*opened.lock().unwrap(), std::slice::from_ref(&html));
+    // No log folder in this app (tests do not log to files): said, not opened.
+    let no_log = app
+        .invoke_blocking("open_run_file", json!({"file": "logFolder"}))
+        .unwrap_err();
+    assert_eq!(no_log["code"], "missing", "{no_log}");
+
+    // The web view names a file, never a path: a path it adds is ignored.
+    app.invoke_blocking(
+        "open_run_file",
+        json!({"file": "report", "path": "/etc/passwd"}),
+    )
+    .unwrap();
+    assert_eq!(opened.lock().unwrap().last(), Some(&html));
+    // And it cannot reach the opener plugin itself.
+    let refused = [
+        ("open_run_file", json!({"file": "/etc/passwd"})),
+        ("open_run_file", json!({"file": "stateFolder"})),
+        ("plugin:opener|open_path", json!({"path": "/etc/passwd"})),
+        ("plugin:opener|open_path", json!({"path": html})),
+        (
+            "plugin:opener|open_url",
+            json!({"url": "https://example.com/"}),
+        ),
+        (
+            "plugin:opener|reveal_item_in_dir",
+            json!({"paths": ["/etc"]}),
+        ),
+    ];
+    for (cmd, args) in refused {
+        let before = opened.lock().unwrap().len();
+        let err = app.invoke_blocking(cmd, args.clone());
+        assert!(err.is_err(), "{cmd} {args} was accepted: {err:?}");
+        assert_eq!(opened.lock().unwrap().len(), before, "{cmd} {args}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_run_is_offered_again_and_resumes_without_duplicates() {
+    let (app, _) = app_recording_opens();
+    let out = tempfile::tempdir().unwrap();
+    let state_dir = out.path().join(".m365-migrator");
+    // A run that began and never finished (the app was closed or the computer stopped).
+    migrator_core::journal::Journal::open(&state_dir)
+        .unwrap()
+        .begin_run()
+        .unwrap();
+    std::fs::write(
+        app.data.path().join("last-run.json"),
+        serde_json::to_vec(&json!({"request": {"kind": "demo", "outDir": out.path()},
+                                   "stateDir": state_dir}))
+        .unwrap(),
+    )
+    .unwrap();
+    let status = app.invoke_blocking("run_status", json!({})).unwrap();
+    assert_eq!(status["running"], false);
+    assert_eq!(status["last"]["state"], "interrupted", "{status}");
+    assert_eq!(status["last"]["request"]["kind"], "demo");
+
+    // Resuming runs the same request; a second pass writes nothing twice.
+    let request = status["last"]["request"].clone();
+    let args = json!({"outDir": request["outDir"], "onEvent": "__CHANNEL__:7"});
+    let first = app.invoke_blocking("run_demo", args.clone()).unwrap();
+    let messages = maildir_messages(out.path()).len() as u64;
+    assert_eq!(first["totals"]["messages"].as_u64().unwrap(), messages);
+    let again = app.invoke_blocking("run_demo", args).unwrap();
+    assert_eq!(again["totals"]["messages"], 0, "{again}");
+    assert_eq!(maildir_messages(out.path()).len() as u64, messages);
+    let status = app.invoke_blocking("run_status", json!({})).unwrap();
+    assert_eq!(status["last"]["state"], "finished", "{status}");
 }

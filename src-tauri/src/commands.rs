@@ -7,7 +7,7 @@ use migrator_core::config::{
     is_guid, tenant_id_shape_ok, AccountRule, Cloud, DestinationConfig, ImapSecurity,
     MasterLoginStyle, SourceConfig,
 };
-use migrator_core::config::{UserSelection, Workload};
+use migrator_core::config::{parse_date, DateLimits, UserSelection, Workload};
 use migrator_core::dest::folder::FolderStore;
 use migrator_core::dest::provision::icewarp::{IceWarpProvisioner, IceWarpSettings};
 use migrator_core::engine::{
@@ -24,6 +24,7 @@ use tauri::ipc::Channel;
 use tauri::{AppHandle, Manager, Runtime, State};
 use ts_rs::TS;
 
+use crate::runs::{self, LastRun, RememberedRun, RunDetails, RunFile, RunRequest};
 use crate::state::{Found, SecretPlaces};
 use crate::{AppState, ChannelReporter, IpcError};
 
@@ -478,6 +479,8 @@ impl DestinationSettings {
                 skip_onmicrosoft: true,
                 disabled_users: AccountRule::Skip,
                 shared_mailboxes: AccountRule::Create,
+                resource_mailboxes: AccountRule::Create,
+                groups: Default::default(),
                 expire_passwords: false,
                 credentials_report: PathBuf::from(credentials_report.trim()),
                 accounts_csv: None,
@@ -607,8 +610,8 @@ async fn test_icewarp(
 }
 
 /// Tests the destination: a folder must be writable; an IMAP server must accept one login
-/// (the first mailbox of the tenant, through the core's preflight); IceWarp is not available
-/// in this build yet.
+/// (the first mailbox of the tenant, through the core's preflight); IceWarp's admin API must
+/// accept the administrator, and its settings that would slow the run are listed.
 #[tauri::command]
 pub(crate) async fn test_destination(
     state: State<'_, AppState>,
@@ -665,7 +668,7 @@ pub(crate) async fn test_destination(
 
 // --- Plan and run ---------------------------------------------------------------------------
 
-/// One mailbox of the plan, as the Plan screen lists it.
+/// One mailbox of the plan, as the Plan screen lists it. Counts of workloads not chosen are 0.
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 #[ts(export)]
@@ -674,13 +677,31 @@ pub struct PlanRow {
     pub user_principal_name: String,
     /// `false` for a disabled account (its mailbox is still migrated).
     pub enabled: bool,
+    /// Mail folders.
     #[ts(type = "number")]
     pub folders: u64,
-    /// Items in the migrated folders (every item type).
+    /// Messages in the migrated folders (inside the mail date limits).
     #[ts(type = "number")]
     pub items: u64,
+    #[ts(type = "number")]
+    pub calendars: u64,
+    /// Single events and series (inside `calendarSince`).
+    #[ts(type = "number")]
+    pub events: u64,
+    #[ts(type = "number")]
+    pub contact_folders: u64,
+    #[ts(type = "number")]
+    pub contacts: u64,
+    #[ts(type = "number")]
+    pub task_lists: u64,
+    #[ts(type = "number")]
+    pub tasks: u64,
+    /// Messages and events the date limits leave out.
+    #[ts(type = "number")]
+    pub out_of_range: u64,
     pub estimated_seconds: f64,
-    /// Why this mailbox cannot be read; the run would report it and go on.
+    /// Why this mailbox (or one of its workloads) cannot be read; the run would report it and
+    /// go on.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub problem: Option<String>,
@@ -696,18 +717,123 @@ pub struct PlanView {
     pub domains: Vec<String>,
     #[ts(type = "number")]
     pub items: u64,
+    #[ts(type = "number")]
+    pub events: u64,
+    #[ts(type = "number")]
+    pub contacts: u64,
+    #[ts(type = "number")]
+    pub tasks: u64,
+    #[ts(type = "number")]
+    pub out_of_range: u64,
     pub estimated_seconds: f64,
 }
 
-/// Discovers the tenant's mailboxes with their folders and item counts, and estimates the
-/// run (the core's plan; nothing is written).
+/// Which mailboxes and items a run takes: what the Plan screen chooses, for both the plan and
+/// the run. Every field may be left out: all mailboxes, every workload, no date limit.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct RunScope {
+    /// The mailboxes to migrate (address or UPN); empty means all.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Mailboxes per batch: with `batch`, only that group of the mailboxes sorted by
+    /// userPrincipalName (IceWarp advises at most 700 accounts per batch).
+    #[serde(default)]
+    #[ts(optional)]
+    pub batch_size: Option<u32>,
+    /// Which batch (1-based).
+    #[serde(default)]
+    #[ts(optional)]
+    pub batch: Option<u32>,
+    /// What to migrate; empty means everything.
+    #[serde(default)]
+    pub workloads: Vec<WorkloadChoice>,
+    /// `YYYY-MM-DD`: mail received before this day is left out.
+    #[serde(default)]
+    #[ts(optional)]
+    pub mail_since: Option<String>,
+    /// `YYYY-MM-DD`: mail received on or after this day is left out.
+    #[serde(default)]
+    #[ts(optional)]
+    pub mail_until: Option<String>,
+    /// `YYYY-MM-DD`: events that ended before this day are left out.
+    #[serde(default)]
+    #[ts(optional)]
+    pub calendar_since: Option<String>,
+}
+
+impl RunScope {
+    /// The core's run options for this scope; a bad date or batch is an `invalid` error
+    /// naming the field.
+    pub fn options(&self) -> Result<RunOptions, IpcError> {
+        let date = |field: &str, value: &Option<String>| match value
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        {
+            None => Ok(None),
+            Some(v) => parse_date(v).map(Some).ok_or_else(|| {
+                IpcError::new(
+                    "invalid",
+                    format!("{field}: '{v}' is not a date such as 2020-01-01"),
+                )
+            }),
+        };
+        let limits = DateLimits {
+            mail_since: date("mailSince", &self.mail_since)?,
+            mail_until: date("mailUntil", &self.mail_until)?,
+            calendar_since: date("calendarSince", &self.calendar_since)?,
+        };
+        if let (Some(since), Some(until)) = (limits.mail_since, limits.mail_until) {
+            if until <= since {
+                return Err(IpcError::new(
+                    "invalid",
+                    format!("mailUntil: {until} is not after mailSince ({since})"),
+                ));
+            }
+        }
+        let (batch_size, batch) = match (self.batch_size, self.batch) {
+            (None, None) => (None, None),
+            (Some(size), Some(batch)) if size >= 1 && batch >= 1 => {
+                (Some(size as usize), Some(batch as usize))
+            }
+            _ => {
+                return Err(IpcError::new(
+                    "invalid",
+                    "batch: give a batch size of at least 1 and a batch number from 1",
+                ))
+            }
+        };
+        let mut options = RunOptions {
+            users: UserSelection {
+                include: self.users.clone(),
+                batch_size,
+                batch,
+                ..UserSelection::default()
+            },
+            limits,
+            ..RunOptions::default()
+        };
+        if !self.workloads.is_empty() {
+            options.workloads = self.workloads.iter().map(|w| Workload::from(*w)).collect();
+        }
+        Ok(options)
+    }
+}
+
+/// Discovers the chosen mailboxes with their folders and item counts for the chosen workloads
+/// and date limits, and estimates the run (the core's plan; nothing is written). Without a
+/// scope: every mailbox and workload.
 #[tauri::command]
 pub(crate) async fn plan_migration(
     state: State<'_, AppState>,
     source: SourceConfig,
+    scope: Option<RunScope>,
 ) -> Result<PlanView, IpcError> {
+    let options = scope.unwrap_or_default().options()?;
     let secret = client_secret(state.secrets(), &source).await?;
-    let plan = engine::plan(&source, &secret, &RunOptions::default()).await?;
+    let plan = engine::plan(&source, &secret, &options).await?;
     Ok(PlanView {
         users: plan
             .users
@@ -718,18 +844,29 @@ pub(crate) async fn plan_migration(
                 enabled: u.enabled,
                 folders: u.folders,
                 items: u.items,
+                calendars: u.calendars,
+                events: u.events,
+                contact_folders: u.contact_folders,
+                contacts: u.contacts,
+                task_lists: u.task_lists,
+                tasks: u.tasks,
+                out_of_range: u.out_of_range,
                 estimated_seconds: u.estimated_seconds,
                 problem: u.problem,
             })
             .collect(),
         domains: plan.domains,
         items: plan.items,
+        events: plan.events,
+        contacts: plan.contacts,
+        tasks: plan.tasks,
+        out_of_range: plan.out_of_range,
         estimated_seconds: plan.estimated_seconds,
     })
 }
 
 /// One kind of data to migrate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 #[ts(export)]
 pub enum WorkloadChoice {
@@ -750,30 +887,60 @@ impl From<WorkloadChoice> for Workload {
     }
 }
 
-/// What the wizard hands to "Start": no secret in it, those come from the keychain.
-#[derive(Debug, Clone, Deserialize, TS)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// What the wizard hands to "Start": no secret in it, those come from the keychain. The
+/// scope's fields sit beside `source` and `destination`.
+#[derive(Debug, Clone, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
 #[ts(export)]
 pub struct MigrationRequest {
     pub source: SourceConfig,
     pub destination: DestinationSettings,
-    /// The mailboxes to migrate (address or UPN); empty means all.
-    #[serde(default)]
-    pub users: Vec<String>,
-    /// What to migrate; empty means everything.
-    #[serde(default)]
-    pub workloads: Vec<WorkloadChoice>,
+    #[serde(flatten)]
+    pub scope: RunScope,
 }
 
-/// Runs the migration the wizard describes: the core's engine with the secrets from the
-/// keychain, its journal beside a destination folder or under `data_dir` for a server.
-pub async fn migrate(
+/// A migration ready to start: the secrets read from the keychain, the destination opened.
+pub struct PreparedRun {
+    source: SourceConfig,
+    secret: Secret,
+    target: Destination,
+    options: RunOptions,
+}
+
+impl PreparedRun {
+    /// The folder of the run's journal and reports.
+    pub fn state_dir(&self) -> PathBuf {
+        self.options.state_dir.clone().unwrap_or_default()
+    }
+
+    /// Runs it (the core's engine), then writes the report files beside the journal.
+    pub async fn run(
+        self,
+        reporter: Arc<dyn Reporter>,
+        control: RunControl,
+    ) -> Result<RunSummary, IpcError> {
+        let state_dir = self.state_dir();
+        let result = engine::run(
+            &self.source,
+            &self.secret,
+            &self.target,
+            reporter,
+            control,
+            self.options,
+        )
+        .await;
+        crate::runs::write_report(&state_dir);
+        Ok(result?)
+    }
+}
+
+/// Reads the secrets and opens the destination of the migration the wizard describes; its
+/// journal goes beside a destination folder, or under `data_dir` for a server.
+pub async fn prepare(
     places: SecretPlaces,
     data_dir: &std::path::Path,
     request: MigrationRequest,
-    reporter: Arc<dyn Reporter>,
-    control: RunControl,
-) -> Result<RunSummary, IpcError> {
+) -> Result<PreparedRun, IpcError> {
     let secret = client_secret(places.clone(), &request.source).await?;
     let target = destination(places, &request.destination).await?;
     // A server's journal lives in the app's data folder, one per tenant and server.
@@ -799,30 +966,58 @@ pub async fn migrate(
         Destination::Imap { settings, .. } => server_dir(settings),
         Destination::IceWarp(d) => server_dir(&d.imap),
     };
-    let mut options = RunOptions {
+    let options = RunOptions {
         state_dir: Some(state_dir),
-        users: UserSelection {
-            include: request.users,
-            exclude: Vec::new(),
-        },
-        ..RunOptions::default()
+        ..request.scope.options()?
     };
-    if !request.workloads.is_empty() {
-        options.workloads = request.workloads.into_iter().map(Workload::from).collect();
-    }
-    Ok(engine::run(
-        &request.source,
-        &secret,
-        &target,
-        reporter,
-        control,
+    Ok(PreparedRun {
+        source: request.source,
+        secret,
+        target,
         options,
-    )
-    .await?)
+    })
+}
+
+/// Runs the migration the wizard describes ([`prepare`], then [`PreparedRun::run`]).
+pub async fn migrate(
+    places: SecretPlaces,
+    data_dir: &std::path::Path,
+    request: MigrationRequest,
+    reporter: Arc<dyn Reporter>,
+    control: RunControl,
+) -> Result<RunSummary, IpcError> {
+    prepare(places, data_dir, request)
+        .await?
+        .run(reporter, control)
+        .await
+}
+
+/// The app's data folder: journals of server destinations, the demo's output, the last run.
+fn data_dir<R: Runtime>(app: &AppHandle<R>, state: &AppState) -> Result<PathBuf, IpcError> {
+    match state.data_dir() {
+        Some(dir) => Ok(dir),
+        None => app
+            .path()
+            .app_data_dir()
+            .map_err(|e| IpcError::new("internal", format!("no data folder: {e}"))),
+    }
+}
+
+/// Registers a run with its reporter, so Pause/Stop and a reloaded page reach it.
+fn begin(
+    state: &AppState,
+    on_event: Channel<ProgressEvent>,
+) -> Result<(RunControl, Arc<ChannelReporter>), IpcError> {
+    let control = state
+        .start_run()
+        .ok_or_else(|| IpcError::new("busy", "A migration is already running."))?;
+    let reporter = Arc::new(ChannelReporter::new(on_event));
+    state.set_reporter(reporter.clone());
+    Ok((control, reporter))
 }
 
 /// Starts a real migration, streaming progress events over `on_event`; Pause, Resume and Stop
-/// go through [`control_run`].
+/// go through [`control_run`]. The run is remembered (settings only) for the next app start.
 #[tauri::command]
 pub(crate) async fn start_migration<R: Runtime>(
     app: AppHandle<R>,
@@ -830,23 +1025,19 @@ pub(crate) async fn start_migration<R: Runtime>(
     request: MigrationRequest,
     on_event: Channel<ProgressEvent>,
 ) -> Result<RunSummary, IpcError> {
-    let data_dir = match state.data_dir() {
-        Some(dir) => dir,
-        None => app
-            .path()
-            .app_data_dir()
-            .map_err(|e| IpcError::new("internal", format!("no data folder: {e}")))?,
-    };
-    let control = state
-        .start_run()
-        .ok_or_else(|| IpcError::new("busy", "A migration is already running."))?;
-    let result = migrate(
-        state.secrets(),
-        &data_dir,
-        request,
-        Arc::new(ChannelReporter::new(on_event)),
-        control,
-    )
+    let data_dir = data_dir(&app, &state)?;
+    let (control, reporter) = begin(&state, on_event)?;
+    let result = async {
+        let prepared = prepare(state.secrets(), &data_dir, request.clone()).await?;
+        RememberedRun {
+            request: RunRequest::Migration {
+                request: Box::new(request),
+            },
+            state_dir: prepared.state_dir(),
+        }
+        .save(&data_dir)?;
+        prepared.run(reporter, control).await
+    }
     .await;
     state.finish_run();
     result
@@ -861,20 +1052,99 @@ pub(crate) async fn run_demo<R: Runtime>(
     out_dir: Option<String>,
     on_event: Channel<ProgressEvent>,
 ) -> Result<RunSummary, IpcError> {
+    let data_dir = data_dir(&app, &state)?;
     let out = match out_dir.filter(|d| !d.trim().is_empty()) {
         Some(dir) => PathBuf::from(dir),
-        None => app
-            .path()
-            .app_data_dir()
-            .map_err(|e| IpcError::new("internal", format!("no data folder: {e}")))?
-            .join("demo-output"),
+        None => data_dir.join("demo-output"),
     };
-    let control = state
-        .start_run()
-        .ok_or_else(|| IpcError::new("busy", "A migration is already running."))?;
-    let result = crate::demo(&out, Arc::new(ChannelReporter::new(on_event)), control).await;
+    let (control, reporter) = begin(&state, on_event)?;
+    let result = async {
+        RememberedRun {
+            request: RunRequest::Demo {
+                out_dir: out.display().to_string(),
+            },
+            state_dir: demo_state_dir(&out),
+        }
+        .save(&data_dir)?;
+        crate::demo(&out, reporter, control).await
+    }
+    .await;
     state.finish_run();
     result
+}
+
+/// Whether a run is going on, and how the last one ended (to resume it or run it again).
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct RunStatus {
+    pub running: bool,
+    #[ts(optional)]
+    pub last: Option<LastRun>,
+}
+
+/// What the app shows when it opens: a run going on, or the last one from its journal.
+#[tauri::command]
+pub(crate) async fn run_status<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+) -> Result<RunStatus, IpcError> {
+    let data_dir = data_dir(&app, &state)?;
+    let running = state.current_run().is_some();
+    // SQLite blocks: off the async workers.
+    let last = tauri::async_runtime::spawn_blocking(move || runs::last_run(&data_dir, running))
+        .await
+        .map_err(|e| IpcError::new("internal", format!("cannot read the journal: {e}")))?;
+    Ok(RunStatus { running, last })
+}
+
+/// Sends the running migration's progress events to `on_event` from now on (a reloaded
+/// page); false when nothing runs.
+#[tauri::command]
+pub(crate) fn watch_run(state: State<'_, AppState>, on_event: Channel<ProgressEvent>) -> bool {
+    match state.current_reporter() {
+        Some(reporter) => {
+            reporter.retarget(on_event);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The Report screen's details of the last run: failures, report and log places, accounts.
+#[tauri::command]
+pub(crate) async fn run_details<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+) -> Result<RunDetails, IpcError> {
+    let data_dir = data_dir(&app, &state)?;
+    let log_dir = state.log_dir();
+    tauri::async_runtime::spawn_blocking(move || runs::run_details(&data_dir, log_dir.as_deref()))
+        .await
+        .map_err(|e| IpcError::new("internal", format!("cannot read the journal: {e}")))?
+        .ok_or_else(|| IpcError::new("missing", "No migration has run yet."))
+}
+
+/// Opens the last run's HTML report or the log folder with the desktop's default application. The path is resolved here from the last run: the web view
+/// names which one, never a path (it has no opener permission of its own).
+#[tauri::command]
+pub(crate) fn open_run_file<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    file: RunFile,
+) -> Result<(), IpcError> {
+    let data_dir = data_dir(&app, &state)?;
+    let path = runs::resolve(file, &data_dir, state.log_dir().as_deref())?;
+    let opened = match state.opener() {
+        Some(open) => open(&path),
+        None => {
+            use tauri_plugin_opener::OpenerExt;
+            app.opener()
+                .open_path(path.display().to_string(), None::<&str>)
+                .map_err(|e| e.to_string())
+        }
+    };
+    opened.map_err(|e| IpcError::new("open", format!("cannot open {}: {e}", path.display())))
 }
 
 /// Pause, resume or stop the running migration.
@@ -914,10 +1184,15 @@ pub(crate) fn demo_source(sim: &migrator_sim::SimServer) -> (SourceConfig, Secre
     )
 }
 
-/// Options for a demo run into `out`: the journal beside the users' folders.
+/// The demo's state folder: the journal beside the users' folders.
+pub(crate) fn demo_state_dir(out: &std::path::Path) -> PathBuf {
+    out.join(".m365-migrator")
+}
+
+/// Options for a demo run into `out`.
 pub(crate) fn demo_options(out: &std::path::Path) -> RunOptions {
     RunOptions {
-        state_dir: Some(out.join(".m365-migrator")),
+        state_dir: Some(demo_state_dir(out)),
         ..RunOptions::default()
     }
 }
@@ -930,5 +1205,8 @@ pub(crate) async fn run_against(
     control: migrator_core::engine::RunControl,
 ) -> Result<RunSummary, IpcError> {
     let (source, secret) = demo_source(sim);
-    Ok(run_to_folder_with(&source, &secret, out, reporter, control, demo_options(out)).await?)
+    let result =
+        run_to_folder_with(&source, &secret, out, reporter, control, demo_options(out)).await;
+    crate::runs::write_report(&demo_state_dir(out));
+    Ok(result?)
 }

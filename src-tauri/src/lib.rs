@@ -5,12 +5,16 @@
 mod commands;
 mod ipc_error;
 mod reporter;
+mod runs;
 mod state;
 
-pub use commands::{migrate, DestinationSettings, MigrationRequest};
+pub use commands::{
+    migrate, prepare, DestinationSettings, MigrationRequest, PreparedRun, RunScope,
+};
 pub use ipc_error::IpcError;
 pub use reporter::ChannelReporter;
-pub use state::{AppState, SecretPlaces};
+pub use runs::{LastRun, LastRunState, RunDetails, RunFile, RunRequest};
+pub use state::{AppState, Opener, SecretPlaces};
 
 use tauri::Manager;
 
@@ -21,6 +25,13 @@ pub fn builder<R: tauri::Runtime>(
     state: AppState,
 ) -> tauri::Builder<R> {
     builder
+        // The opener serves `open_run_file` only: the web view holds no opener permission, and
+        // links in the page are not handed to it.
+        .plugin(
+            tauri_plugin_opener::Builder::new()
+                .open_js_links_on_click(false)
+                .build(),
+        )
         .manage(state)
         .invoke_handler(tauri::generate_handler![
             commands::app_info,
@@ -35,6 +46,10 @@ pub fn builder<R: tauri::Runtime>(
             commands::start_migration,
             commands::run_demo,
             commands::control_run,
+            commands::run_status,
+            commands::watch_run,
+            commands::run_details,
+            commands::open_run_file,
         ])
 }
 

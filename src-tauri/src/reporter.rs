@@ -1,23 +1,34 @@
 //! Forwards the core's progress events to the UI over a Tauri Channel.
 
+use std::sync::Mutex;
+
 use migrator_core::progress::{ProgressEvent, Reporter};
 use tauri::ipc::Channel;
 
-/// A core [`Reporter`] that sends every event, unchanged, into a Channel.
+/// A core [`Reporter`] that sends every event, unchanged, into a Channel. The Channel can be
+/// replaced while the run goes on: a reloaded page watches the run it did not start.
 pub struct ChannelReporter {
-    channel: Channel<ProgressEvent>,
+    channel: Mutex<Channel<ProgressEvent>>,
 }
 
 impl ChannelReporter {
     pub fn new(channel: Channel<ProgressEvent>) -> Self {
-        ChannelReporter { channel }
+        ChannelReporter {
+            channel: Mutex::new(channel),
+        }
+    }
+
+    /// Sends the following events into `channel` instead.
+    pub fn retarget(&self, channel: Channel<ProgressEvent>) {
+        *self.channel.lock().unwrap_or_else(|p| p.into_inner()) = channel;
     }
 }
 
 impl Reporter for ChannelReporter {
     fn report(&self, event: ProgressEvent) {
+        let channel = self.channel.lock().unwrap_or_else(|p| p.into_inner());
         // A closed window cannot receive more; the run goes on and the journal keeps the result.
-        if let Err(error) = self.channel.send(event) {
+        if let Err(error) = channel.send(event) {
             tracing::debug!("progress event not delivered: {error}");
         }
     }

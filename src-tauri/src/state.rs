@@ -1,5 +1,6 @@
-//! What the app keeps between commands: the running migration's control handle, the log
-//! folder and where secrets live (the OS keychain, or memory in session-only mode).
+//! What the app keeps between commands: the running migration's control handle and progress
+//! reporter, the log folder and where secrets live (the OS keychain, or memory in
+//! session-only mode).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -8,14 +9,22 @@ use migrator_core::engine::RunControl;
 use migrator_core::secrets::{KeyringStore, MemoryStore, Secret, SecretStore, SecretStoreError};
 use tracing_appender::non_blocking::WorkerGuard;
 
+use crate::ChannelReporter;
+
+/// Opens a file or folder with the desktop's default application.
+pub type Opener = Arc<dyn Fn(&Path) -> Result<(), String> + Send + Sync>;
+
 /// Shared app state (managed by Tauri).
 pub struct AppState {
     run: Mutex<Option<RunControl>>,
+    reporter: Mutex<Option<Arc<ChannelReporter>>>,
     log_dir: Mutex<Option<PathBuf>>,
     log_guard: Mutex<Option<WorkerGuard>>,
     secrets: SecretPlaces,
     /// Replaces the platform's app data folder (tests).
     data_dir: Option<PathBuf>,
+    /// Replaces the desktop's opener (tests record what would open).
+    opener: Option<Opener>,
 }
 
 /// Where secrets live: the OS keychain (or why there is none) and the session-only store.
@@ -66,6 +75,7 @@ impl AppState {
     pub fn new(keychain: Result<Arc<dyn SecretStore>, String>) -> Self {
         AppState {
             run: Mutex::new(None),
+            reporter: Mutex::new(None),
             log_dir: Mutex::new(None),
             log_guard: Mutex::new(None),
             secrets: SecretPlaces {
@@ -73,6 +83,7 @@ impl AppState {
                 session: Arc::new(MemoryStore::default()),
             },
             data_dir: None,
+            opener: None,
         }
     }
 
@@ -80,6 +91,16 @@ impl AppState {
     pub fn with_data_dir(mut self, dir: PathBuf) -> Self {
         self.data_dir = Some(dir);
         self
+    }
+
+    /// Opens files with `opener` instead of the desktop's default application.
+    pub fn with_opener(mut self, opener: Opener) -> Self {
+        self.opener = Some(opener);
+        self
+    }
+
+    pub fn opener(&self) -> Option<Opener> {
+        self.opener.clone()
     }
 
     pub fn data_dir(&self) -> Option<PathBuf> {
@@ -111,6 +132,19 @@ impl AppState {
 
     pub fn finish_run(&self) {
         *self.run.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.reporter.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The running migration's reporter, whose Channel a reloaded page can take over.
+    pub fn set_reporter(&self, reporter: Arc<ChannelReporter>) {
+        *self.reporter.lock().unwrap_or_else(|p| p.into_inner()) = Some(reporter);
+    }
+
+    pub fn current_reporter(&self) -> Option<Arc<ChannelReporter>> {
+        self.reporter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn current_run(&self) -> Option<RunControl> {

@@ -11,7 +11,11 @@ import { el, show, showFieldErrors as showErrors, type Screen } from "./dom";
 import { destinationSettings, wireDestination } from "./destination";
 import { getCurrentWindow } from "@tauri-apps/api/window";
 import type { PlanView } from "./bindings/PlanView";
-import type { AppInfo } from "./bindings/AppInfo";
+import type { RunScope } from "./bindings/RunScope";
+import type { RunDetails } from "./bindings/RunDetails";
+import type { RunFile } from "./bindings/RunFile";
+import type { RunRequest } from "./bindings/RunRequest";
+import type { RunStatus } from "./bindings/RunStatus";
 import type { WorkloadChoice } from "./bindings/WorkloadChoice";
 
 const PERMISSIONS: Array<[string, string]> = [
@@ -201,6 +205,11 @@ async function testConnection(): Promise<void> {
 // --- Plan screen ---------------------------------------------------------------------
 
 let planFor = "";
+/** The latest plan request: an older answer arriving late is dropped. */
+let planSeq = 0;
+/** Mailboxes picked by hand: they stay picked when the plan is counted again, also after a
+ * batch that left them out. */
+const pickedUsers = new Set<string>();
 
 function renderPlan(plan: PlanView): void {
   const body = el("plan-users");
@@ -211,43 +220,78 @@ function renderPlan(plan: PlanView): void {
     row.dataset.user = u.address;
     const pick = document.createElement("input");
     pick.type = "checkbox";
-    pick.checked = all;
+    pick.checked = all || pickedUsers.has(u.address);
     pick.value = u.address;
     pick.setAttribute("aria-label", `Migrate ${u.address}`);
     pick.addEventListener("change", () => {
+      if (pick.checked) pickedUsers.add(u.address);
+      else pickedUsers.delete(u.address);
       if (!pick.checked) el<HTMLInputElement>("plan-all").checked = false;
     });
     const notes = [u.enabled ? "" : "sign-in blocked (still migrated)", u.problem ? `cannot be read: ${u.problem}` : ""];
-    const cells = [pick, u.address, String(u.folders), String(u.items), formatDuration(u.estimatedSeconds), notes.filter(Boolean).join("; ")].map(
-      (content) => {
-        const td = document.createElement("td");
-        td.append(content);
-        return td;
-      },
-    );
+    const counts = [u.folders, u.items, u.events, u.contacts, u.tasks, u.outOfRange].map(String);
+    const cells = [pick, u.address, ...counts, formatDuration(u.estimatedSeconds), notes.filter(Boolean).join("; ")].map((content) => {
+      const td = document.createElement("td");
+      td.append(content);
+      return td;
+    });
     row.append(...cells);
     body.append(row);
   }
+  const leftOut = plan.outOfRange > 0 ? ` · ${plan.outOfRange} left out by the date limits` : "";
   el("plan-summary").textContent =
-    `${plan.users.length} mailboxes · ${plan.items} items · estimated ${formatDuration(plan.estimatedSeconds)} · ` +
-    `domains: ${plan.domains.join(", ")}`;
+    `${plan.users.length} ${plan.users.length === 1 ? "mailbox" : "mailboxes"} · ${plan.items} messages · ${plan.events} events · ${plan.contacts} contacts · ` +
+    `${plan.tasks} tasks${leftOut} · estimated ${formatDuration(plan.estimatedSeconds)} · domains: ${plan.domains.join(", ")}`;
+}
+
+/** The chosen batch and date limits (only those set), as the backend's RunScope has them. */
+function planLimits(): Omit<RunScope, "users" | "workloads"> {
+  const scope: Omit<RunScope, "users" | "workloads"> = {};
+  if (el<HTMLInputElement>("plan-use-batch").checked) {
+    scope.batchSize = el<HTMLInputElement>("plan-batch-size").valueAsNumber;
+    scope.batch = el<HTMLInputElement>("plan-batch").valueAsNumber;
+  }
+  const date = (id: string) => el<HTMLInputElement>(id).value || undefined;
+  const [mailSince, mailUntil, calendarSince] = [date("plan-mail-since"), date("plan-mail-until"), date("plan-calendar-since")];
+  if (mailSince) scope.mailSince = mailSince;
+  if (mailUntil) scope.mailUntil = mailUntil;
+  if (calendarSince) scope.calendarSince = calendarSince;
+  return scope;
+}
+
+/** Why the batch or date choices cannot be used, or null. */
+function limitsProblem(scope: Omit<RunScope, "users" | "workloads">): string | null {
+  if (scope.batchSize !== undefined && !(Number.isInteger(scope.batchSize) && scope.batchSize >= 1)) return "The batch size must be a whole number from 1.";
+  if (scope.batch !== undefined && !(Number.isInteger(scope.batch) && scope.batch >= 1)) return "Batches are numbered from 1.";
+  if (scope.mailSince && scope.mailUntil && scope.mailUntil <= scope.mailSince) return "The mail end date must be after its start date.";
+  return null;
 }
 
 async function loadPlan(force = false): Promise<void> {
   const source = sourceConfig();
-  const key = `${source.tenantId}/${source.clientId}/${source.cloud}`;
+  const scope: RunScope = { users: [], workloads: selectedWorkloads(), ...planLimits() };
+  const key = JSON.stringify([source.tenantId, source.clientId, source.cloud, scope]);
   if (!force && key === planFor) return;
   const status = el("plan-status");
-  status.textContent = "Counting each mailbox's folders and items…";
-  el("plan-users").replaceChildren();
+  const problem = limitsProblem(scope);
+  if (problem !== null || scope.workloads.length === 0) {
+    status.textContent = problem ?? "Choose at least one workload.";
+    return;
+  }
+  status.textContent = "Counting each mailbox's items…";
   el("plan-summary").textContent = "";
+  const seq = ++planSeq;
   try {
-    const plan = await invoke<PlanView>("plan_migration", { source });
+    const plan = await invoke<PlanView>("plan_migration", { source, scope });
+    if (seq !== planSeq) return;
     renderPlan(plan);
     planFor = key;
     status.textContent = "";
+    el("start-status").textContent = "";
   } catch (e) {
+    if (seq !== planSeq) return;
     planFor = "";
+    el("plan-users").replaceChildren();
     status.textContent = `Could not count the mailboxes: ${(e as IpcError).message ?? String(e)}`;
   }
 }
@@ -267,22 +311,36 @@ function selectedUsers(): string[] | null {
   return chosen.length > 0 ? chosen : null;
 }
 
-function wirePlan(start: (users: string[], workloads: WorkloadChoice[]) => void): void {
+function wirePlan(start: (scope: RunScope) => void): void {
   el("plan-all").addEventListener("change", () => {
     const all = el<HTMLInputElement>("plan-all").checked;
-    document.querySelectorAll<HTMLInputElement>("#plan-users input[type=checkbox]").forEach((p) => (p.checked = all));
+    pickedUsers.clear();
+    document.querySelectorAll<HTMLInputElement>("#plan-users input[type=checkbox]").forEach((p) => {
+      p.checked = all;
+      if (all) pickedUsers.add(p.value);
+    });
   });
+  el("plan-use-batch").addEventListener("change", () => {
+    const on = el<HTMLInputElement>("plan-use-batch").checked;
+    for (const id of ["plan-batch", "plan-batch-size"]) el<HTMLInputElement>(id).disabled = !on;
+  });
+  // A changed choice is counted again: the table always shows what Start would migrate.
+  const recount = ["plan-use-batch", "plan-batch", "plan-batch-size", "plan-mail-since", "plan-mail-until", "plan-calendar-since"];
+  for (const id of recount) el(id).addEventListener("change", () => void loadPlan());
+  document.querySelectorAll('input[name="workload"]').forEach((w) => w.addEventListener("change", () => void loadPlan()));
   el("plan-refresh").addEventListener("click", () => void loadPlan(true));
   el("plan-back").addEventListener("click", () => show("destination"));
   el("start-migration").addEventListener("click", () => {
     const users = selectedUsers();
     const workloads = selectedWorkloads();
-    if (users === null || workloads.length === 0) {
-      el("start-status").textContent = users === null ? "Choose at least one mailbox." : "Choose at least one workload.";
+    const limits = planLimits();
+    const problem = users === null ? "Choose at least one mailbox." : workloads.length === 0 ? "Choose at least one workload." : limitsProblem(limits);
+    if (users === null || problem !== null) {
+      el("start-status").textContent = problem ?? "";
       return;
     }
     el("start-status").textContent = "";
-    start(users, workloads);
+    start({ users, workloads, ...limits });
   });
 }
 
@@ -294,21 +352,42 @@ interface UserRow {
   row: HTMLTableRowElement;
 }
 
+/**
+ * Failures of one item (a message, event, contact or task) end that item like `itemDone`;
+ * those of a whole folder, list, page or account (named in parentheses) are not items.
+ */
+function isItem(item: string): boolean {
+  return !item.startsWith("(");
+}
+
+/** Failed items the Migrate screen lists live (a long list would slow the window). */
+const FAILURES_SHOWN = 200;
+
 class RunView {
   private users = new Map<string, UserRow>();
   /** Mailboxes Microsoft asked to wait, until when (ms since page load). */
   private waiting = new Map<string, number>();
+  /** Items announced so far: messages counted ahead, then each listed page of groupware. */
   private total = 0;
+  /** Items ended: written, already there, or failed. */
   private done = 0;
   private bytes = 0;
   private failed = 0;
   private started = performance.now();
+  /** When the run was paused (ms since page load), and the time paused before. */
+  private pausedAt: number | null = null;
+  private pausedFor = 0;
+  /** Failed items listed live; past FAILURES_SHOWN the rest are counted (the report has all). */
+  private shownFailures = 0;
+  /** Called with the summary when the run reports its end (a watched run has no promise). */
+  onFinished: ((summary: RunSummary) => void) | null = null;
 
   reset(): void {
     this.users.clear();
     this.waiting.clear();
     this.total = this.done = this.bytes = this.failed = 0;
     this.started = performance.now();
+    this.onFinished = null;
     el("user-rows").replaceChildren();
     el("failures").innerHTML = '<li class="none">None so far.</li>';
     el("run-status").textContent = "";
@@ -316,6 +395,11 @@ class RunView {
     el("counters").textContent = "Signing in…";
     el("pause").hidden = false;
     el("resume").hidden = true;
+    el("stop").hidden = false;
+    el("run-back").hidden = true;
+    this.shownFailures = 0;
+    this.pausedAt = null;
+    this.pausedFor = 0;
     this.setBar(0);
   }
 
@@ -339,18 +423,33 @@ class RunView {
     return entry;
   }
 
-  private paintRow(u: UserRow, state: string): void {
-    u.row.cells[1].textContent = progressText(u.done, u.total, " / ");
-    u.row.cells[2].textContent = state;
+  /** Repaints a mailbox's progress, and its state when given. */
+  private paintRow(u: UserRow, state?: string): void {
+    u.row.cells[1].textContent = `${u.done} / ${Math.max(u.total, u.done)} items`;
+    if (state !== undefined) u.row.cells[2].textContent = state;
+  }
+
+  /** Pauses and resumes: paused time counts neither towards the rate nor the ETA. */
+  setPaused(paused: boolean): void {
+    const now = performance.now();
+    if (paused && this.pausedAt === null) this.pausedAt = now;
+    if (!paused && this.pausedAt !== null) {
+      this.pausedFor += now - this.pausedAt;
+      this.pausedAt = null;
+    }
+    this.paintCounters();
   }
 
   private paintCounters(): void {
-    const seconds = (performance.now() - this.started) / 1000;
+    const now = performance.now();
+    const paused = this.pausedFor + (this.pausedAt === null ? 0 : now - this.pausedAt);
+    const seconds = (now - this.started - paused) / 1000;
     const rate = seconds > 0 ? this.done / seconds : 0;
     const left = rate > 0 ? Math.max(0, this.total - this.done) / rate : 0;
+    const eta = this.pausedAt === null ? `ETA ${formatDuration(left)}` : "paused";
     el("counters").textContent =
-      `${progressText(this.done, this.total, " of ")} · ${formatBytes(this.bytes)} · ` +
-      `${rate.toFixed(1)} msg/s · ETA ${formatDuration(left)} · ${this.failed} failed`;
+      `${this.done} of ${Math.max(this.total, this.done)} items · ${formatBytes(this.bytes)} · ` +
+      `${rate.toFixed(1)} items/s · ${eta} · ${this.failed} failed`;
     this.setBar(this.total > 0 ? this.done / this.total : 0);
   }
 
@@ -373,10 +472,12 @@ class RunView {
       case "runStarted":
         el("run-status").textContent = `Signed in. Migrating ${event.users} mailboxes.`;
         break;
-      case "userStarted": {
+      case "userStarted":
+      case "itemsListed": {
         const u = this.row(event.user);
-        u.total = event.messages;
-        this.total += event.messages;
+        const items = event.kind === "userStarted" ? event.messages : event.items;
+        u.total += items;
+        this.total += items;
         this.paintRow(u, "running");
         break;
       }
@@ -391,11 +492,29 @@ class RunView {
       }
       case "itemFailed": {
         this.failed += 1;
+        if (isItem(event.item)) {
+          const u = this.row(event.user);
+          u.done += 1;
+          this.done += 1;
+          // A failure is not news about waiting: a throttled mailbox stays so.
+          this.paintRow(u);
+        }
         const list = el("failures");
         list.querySelector(".none")?.remove();
-        const li = document.createElement("li");
-        li.textContent = `${event.user} ${event.folder} ${event.item}: ${event.reason}`;
-        list.append(li);
+        if (this.shownFailures < FAILURES_SHOWN) {
+          this.shownFailures += 1;
+          const li = document.createElement("li");
+          li.textContent = `${event.user} ${event.folder} ${event.item}: ${event.reason}`;
+          list.append(li);
+        } else {
+          let more = list.querySelector<HTMLLIElement>(".more");
+          if (!more) {
+            more = document.createElement("li");
+            more.className = "more";
+            list.append(more);
+          }
+          more.textContent = `… and ${this.failed - this.shownFailures} more, all listed in the report.`;
+        }
         break;
       }
       case "throttled":
@@ -409,22 +528,15 @@ class RunView {
         break;
       case "runFinished":
         this.waiting.clear();
+        this.paintThrottle();
+        this.paintCounters();
         this.setBar(1);
-        break;
+        this.onFinished?.(event.summary);
+        return;
     }
     this.paintThrottle();
     this.paintCounters();
   }
-}
-
-/**
- * "3 of 4 messages". Every migrated item (message, event, contact, task) reports itemDone, but
- * only messages are counted ahead (userStarted), so past that count the text says items.
- */
-function progressText(done: number, messages: number, of: string): string {
-  return done <= messages
-    ? `${done}${of}${messages} messages`
-    : `${done} items (${messages} messages, then calendars, contacts and tasks)`;
 }
 
 function formatDuration(seconds: number): string {
@@ -441,52 +553,166 @@ function renderSummary(summary: RunSummary): void {
     `(${formatBytes(t.bytes)}), ${t.events} events, ${t.contacts} contacts and ${t.tasks} tasks ` +
     `in ${t.folders} folders, in ${summary.seconds.toFixed(1)} s. ` +
     `${t.skipped} were already there, ${t.failed} failed.` +
-    (summary.cancelled ? " Run it again to resume." : "");
+    (t.outOfRange > 0 ? ` ${t.outOfRange} were left out by the date limits.` : "") +
+    (summary.cancelled ? " Resume it with an incremental pass." : "");
 }
 
 /** True while a run is going on: closing the window asks first. */
 let running = false;
 
-/** The last run, for "Run again": the journal makes it write only what changed. */
-let lastRun: { title: string; command: string; args: Record<string, unknown> } | null = null;
+/** The last run's request, for "Run an incremental pass": the journal makes it write only what changed. */
+let lastRequest: RunRequest | null = null;
 
-/** Runs `command` with a progress Channel, showing the Migrate screen, then the report. */
-async function runWith(view: RunView, title: string, command: string, args: Record<string, unknown>): Promise<void> {
-  lastRun = { title, command, args };
+/** The request a run was started with, as the backend remembers it. */
+function runCommand(request: RunRequest): [string, string, Record<string, unknown>] {
+  return request.kind === "demo"
+    ? ["Migrating the demo tenant", "run_demo", { outDir: request.outDir }]
+    : ["Migrating", "start_migration", { request: request.request }];
+}
+
+/** Runs `request` with a progress Channel, showing the Migrate screen, then the report. */
+async function runWith(view: RunView, request: RunRequest): Promise<void> {
+  lastRequest = request;
+  const [title, command, args] = runCommand(request);
   view.reset();
   show("migrate");
+  el("last-run").hidden = true;
   el("migrate-title").textContent = title;
   const channel = new Channel<ProgressEvent>();
   channel.onmessage = (event) => view.handle(event);
   running = true;
   try {
     const summary = await invoke<RunSummary>(command, { ...args, onEvent: channel });
-    renderSummary(summary);
-    await showLogFolder();
-    show("report");
+    await showReport(summary);
   } catch (e) {
     const err = e as IpcError;
     el("run-status").textContent = `The migration stopped: ${err.message ?? String(e)}`;
+    // Nothing runs any more: the controls give way to a way back to the settings.
+    for (const id of ["pause", "resume", "stop"]) el(id).hidden = true;
+    el("run-back").hidden = false;
+    el("run-back").onclick = () => show(request.kind === "demo" ? "source" : "plan");
   } finally {
-    running = false;
-    // Asked "quit during a run?" and the run ended meanwhile: the question changes.
-    if (el<HTMLDialogElement>("close-dialog").open) {
-      el("close-title").textContent = "The migration has ended";
-      el("close-text").textContent = "Nothing is running any more. Quit now, or stay to read the report?";
-      el("close-cancel").textContent = "Stay";
-      el("close-confirm").textContent = "Quit";
-    }
+    runEnded();
   }
+}
+
+/** After a run: no close question any more (one already open says so). */
+function runEnded(): void {
+  running = false;
+  if (el<HTMLDialogElement>("close-dialog").open) {
+    el("close-title").textContent = "The migration has ended";
+    el("close-text").textContent = "Nothing is running any more. Quit now, or stay to read the report?";
+    el("close-cancel").textContent = "Stay";
+    el("close-confirm").textContent = "Quit";
+  }
+}
+
+/** The Report screen: the summary (when known) and the run's details from its journal. */
+async function showReport(summary: RunSummary | null, fallback = ""): Promise<void> {
+  if (summary) renderSummary(summary);
+  else el("summary").textContent = fallback;
+  show("report");
+  el("report-status").textContent = "";
+  const failures = el("report-failures");
+  try {
+    const details = await invoke<RunDetails>("run_details");
+    el<HTMLButtonElement>("open-report").disabled = !details.reportHtml;
+    el<HTMLButtonElement>("open-logs").disabled = !details.logDir;
+    const places = [
+      details.reportHtml ? `The report is ${details.reportHtml}.` : "",
+      details.logDir ? `The log is in ${details.logDir}.` : "",
+      `The journal is in ${details.stateDir}.`,
+    ];
+    el("report-places").textContent = places.filter(Boolean).join(" ");
+    const accounts = el("accounts");
+    accounts.hidden = !details.accounts;
+    if (details.accounts) {
+      accounts.textContent =
+        `${details.accounts.count} account${details.accounts.count === 1 ? " was" : "s were"} created at the destination. ` +
+        `Their passwords are in ${details.accounts.credentialsReport} (readable by you only): hand them to the users, then delete the file.`;
+    }
+    failures.replaceChildren();
+    for (const f of details.failures) {
+      const li = document.createElement("li");
+      li.textContent = `${f.user} ${f.folder} ${f.item}: ${f.reason}`;
+      failures.append(li);
+    }
+    if (details.failures.length === 0) failures.innerHTML = '<li class="none">None.</li>';
+    el("report-failures-title").textContent =
+      details.failuresTotal > details.failures.length
+        ? `Failed items (the first ${details.failures.length} of ${details.failuresTotal}; the HTML report lists all)`
+        : "Failed items";
+  } catch (e) {
+    el("report-status").textContent = `The run's details could not be read: ${(e as IpcError).message ?? String(e)}`;
+  }
+}
+
+/** How a request reads in a sentence: "the demo", "the migration of contoso.com to mail.example.com". */
+function describe(request: RunRequest): string {
+  if (request.kind === "demo") return "The demo migration";
+  const d = request.request.destination;
+  const to = d.kind === "folder" ? d.path : d.host;
+  return `The migration of ${request.request.source.tenantId} to ${to}`;
+}
+
+/**
+ * When the app opens: a run going on (the page was reloaded) is shown live; else the last run
+ * is offered, to resume it or to run an incremental pass.
+ */
+async function showLastRun(view: RunView): Promise<void> {
+  let status: RunStatus;
+  try {
+    status = await invoke<RunStatus>("run_status");
+  } catch {
+    return;
+  }
+  const last = status.last;
+  if (status.running) {
+    if (last) lastRequest = last.request;
+    view.reset();
+    show("migrate");
+    el("migrate-title").textContent = "Migrating";
+    el("counters").textContent = "Reconnecting to the running migration…";
+    running = true;
+    view.onFinished = (summary) => {
+      runEnded();
+      void showReport(summary);
+    };
+    const channel = new Channel<ProgressEvent>();
+    channel.onmessage = (event) => view.handle(event);
+    if (!(await invoke<boolean>("watch_run", { onEvent: channel }))) {
+      // It ended in between.
+      runEnded();
+      show("source");
+      return showLastRun(view);
+    }
+    return;
+  }
+  if (!last) return;
+  lastRequest = last.request;
+  const when = new Date(last.startedAt * 1000).toLocaleString();
+  const counts = `${last.done} items written, ${last.failed} failed`;
+  const finished = last.state === "finished";
+  el("last-run-text").textContent = finished
+    ? `${describe(last.request)} finished (started ${when}; ${counts}). An incremental pass copies only what changed since.`
+    : `${describe(last.request)} ${last.state === "stopped" ? "was stopped" : "did not finish"} (started ${when}; ${counts} so far). ` +
+      "Resume continues where it stopped without copying anything twice.";
+  el("last-run-resume").textContent = finished ? "Run an incremental pass" : "Resume";
+  el("last-run").hidden = false;
+  el("last-run-report").onclick = () =>
+    void showReport(last.summary ?? null, `${describe(last.request)} did not finish: ${counts} so far.`);
+  el("last-run-resume").onclick = () => void runWith(view, last.request);
 }
 
 function wireMigrate(view: RunView): void {
   const control = async (action: "pause" | "resume" | "stop") => {
     try {
       await invoke("control_run", { action });
+      if (action !== "stop") view.setPaused(action === "pause");
       el("pause").hidden = action === "pause";
       el("resume").hidden = action !== "pause";
       el("run-status").textContent =
-        action === "pause" ? "Paused." : action === "stop" ? "Stopping after the messages in flight…" : "Running.";
+        action === "pause" ? "Paused." : action === "stop" ? "Stopping after the items in flight…" : "Running.";
     } catch (e) {
       el("run-status").textContent = (e as IpcError).message ?? String(e);
     }
@@ -495,28 +721,27 @@ function wireMigrate(view: RunView): void {
   el("resume").addEventListener("click", () => control("resume"));
   el("stop").addEventListener("click", () => control("stop"));
 
-  el("try-demo").addEventListener("click", () =>
-    void runWith(view, "Migrating the demo tenant", "run_demo", { outDir: null }),
-  );
-  wirePlan((users, workloads) =>
-    void runWith(view, "Migrating", "start_migration", {
-      request: { source: sourceConfig(), destination: destinationSettings(), users, workloads },
+  el("try-demo").addEventListener("click", () => void runWith(view, { kind: "demo", outDir: "" }));
+  wirePlan((scope: RunScope) =>
+    void runWith(view, {
+      kind: "migration",
+      request: { source: sourceConfig(), destination: destinationSettings(), ...scope },
     }),
   );
   el("back-to-start").addEventListener("click", () => show("source"));
   el("run-again").addEventListener("click", () => {
-    if (lastRun) void runWith(view, lastRun.title, lastRun.command, lastRun.args);
+    if (lastRequest) void runWith(view, lastRequest);
   });
-}
-
-/** Where the app's log is, for the report (the journal and reports stay with the run). */
-async function showLogFolder(): Promise<void> {
-  try {
-    const info = await invoke<AppInfo>("app_info");
-    el("log-folder").textContent = info.logDir ? `The log is in ${info.logDir}.` : "";
-  } catch {
-    el("log-folder").textContent = "";
-  }
+  const open = (file: RunFile) => async () => {
+    try {
+      await invoke("open_run_file", { file });
+      el("report-status").textContent = "";
+    } catch (e) {
+      el("report-status").textContent = (e as IpcError).message ?? String(e);
+    }
+  };
+  el("open-report").addEventListener("click", open("report"));
+  el("open-logs").addEventListener("click", open("logFolder"));
 }
 
 /** Asks in the page whether to stop the run and quit. */
@@ -575,5 +800,7 @@ wireDestination(sourceConfig, () => show("source"), () => {
   show("plan");
   void loadPlan();
 });
-wireMigrate(new RunView());
+const runView = new RunView();
+wireMigrate(runView);
 void guardClose();
+void showLastRun(runView);

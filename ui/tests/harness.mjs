@@ -71,7 +71,41 @@ export function mockBackend(options = {}) {
   const entry = (args) => `${args.kind}:${args.account}`.toLowerCase();
   const status = (args) => secrets.get(entry(args))?.where ?? (keychainAvailable ? "missing" : "unavailable");
   let finishDemo;
+  let endRun;
+  let lastRequest = null;
   const listeners = new Map();
+  /**
+   * A scripted run on `channel`: two mailboxes, 4 messages counted ahead, 2 calendar events
+   * listed later; it waits for __finishDemo() with 4 of 6 items ended, and, with
+   * `options.holdEnd`, for __endRun() before runFinished.
+   */
+  async function script(channel) {
+    let index = 0;
+    const send = (message) => internals.runCallback(channel.id, { index: index++, message });
+    send({ kind: "runStarted", users: 2 });
+    if (options.fatal) throw { code: "auth.secret", message: "cannot sign in to Microsoft 365: the client secret has expired (AADSTS7000222)" };
+    send({ kind: "userStarted", user: "adele.vance@contoso.com", folders: 18, messages: 3 });
+    send({ kind: "userStarted", user: "alex.wilber@contoso.com", folders: 18, messages: 1 });
+    send({ kind: "itemDone", user: "adele.vance@contoso.com", bytes: 150000, skipped: false });
+    send({ kind: "itemDone", user: "adele.vance@contoso.com", bytes: 50000, skipped: false });
+    send({ kind: "itemDone", user: "alex.wilber@contoso.com", bytes: 30000, skipped: false });
+    send({ kind: "throttled", user: "adele.vance@contoso.com", waitMs: options.throttleMs ?? 2128 });
+    send({ kind: "itemFailed", user: "adele.vance@contoso.com", folder: "Inbox", item: "AAMk1", reason: "Graph answered HTTP 404" });
+    for (let i = 2; i <= (options.failures ?? 1); i++) {
+      send({ kind: "itemFailed", user: "adele.vance@contoso.com", folder: "Inbox", item: `AAMk${i}`, reason: "Graph answered HTTP 404" });
+    }
+    // Alex's calendar: a page of 2 events, not in the messages counted ahead.
+    send({ kind: "itemsListed", user: "alex.wilber@contoso.com", items: 2 });
+    await new Promise((resolve) => (finishDemo = resolve));
+    send({ kind: "itemDone", user: "alex.wilber@contoso.com", bytes: 0, skipped: false });
+    send({ kind: "itemDone", user: "alex.wilber@contoso.com", bytes: 0, skipped: false });
+    const stats = { folders: 36, messages: 3, events: 4, contacts: 2, tasks: 1, skipped: 0, failed: 1, bytes: 230000 };
+    send({ kind: "userFinished", user: "adele.vance@contoso.com", stats });
+    if (options.holdEnd) await new Promise((resolve) => (endRun = resolve));
+    const summary = { users: 2, totals: stats, seconds: 1.5, cancelled: false };
+    send({ kind: "runFinished", summary });
+    return summary;
+  }
   const internals = {
     metadata: { currentWindow: { label: "main" }, currentWebview: { windowLabel: "main", label: "main" } },
     callbacks: new Map(),
@@ -137,39 +171,71 @@ export function mockBackend(options = {}) {
           return { ok: false, messages: [`cannot log in to the IMAP server ${d.host}:${d.port ?? 993} as adele.vance@contoso.com: IMAP login refused`], advice: [] };
         }
         case "plan_migration": {
-          const u = (address, folders, items, extra = {}) => ({ address, userPrincipalName: address, enabled: true, folders, items, estimatedSeconds: items / 10, ...extra });
+          // The scope as the backend would apply it: a mail date limit leaves out half the mail,
+          // a batch of 1 keeps only that mailbox, the workloads not chosen count 0.
+          const scope = args.scope ?? {};
+          const chosen = (w) => !scope.workloads?.length || scope.workloads.includes(w);
+          const half = scope.mailSince ? 2 : 1;
+          const u = (address, folders, items, events, contacts, tasks, extra = {}) => ({
+            address, userPrincipalName: address, enabled: true, folders,
+            items: chosen("mail") ? items / half : 0,
+            calendars: chosen("calendar") ? 1 : 0, events: chosen("calendar") ? events : 0,
+            contactFolders: chosen("contacts") ? 1 : 0, contacts: chosen("contacts") ? contacts : 0,
+            taskLists: chosen("tasks") ? 1 : 0, tasks: chosen("tasks") ? tasks : 0,
+            outOfRange: chosen("mail") ? items - items / half : 0,
+            estimatedSeconds: items / 10, ...extra,
+          });
+          let users = [
+            u("adele.vance@contoso.com", 24, 1250, 40, 120, 8),
+            u("alex.wilber@contoso.com", 18, 310, 12, 30, 0, { enabled: false }),
+            u("room-1@contoso.com", 0, 0, 0, 0, 0, { problem: "Graph answered HTTP 403 (an application access policy?)" }),
+          ];
+          if (scope.batchSize) users = users.slice((scope.batch - 1) * scope.batchSize, scope.batch * scope.batchSize);
+          const sum = (f) => users.reduce((n, x) => n + x[f], 0);
           return {
-            users: [
-              u("adele.vance@contoso.com", 24, 1250),
-              u("alex.wilber@contoso.com", 18, 310, { enabled: false }),
-              u("room-1@contoso.com", 0, 0, { problem: "Graph answered HTTP 403 (an application access policy?)" }),
-            ],
+            users,
             domains: ["contoso.com", "contoso.onmicrosoft.com"],
-            items: 1560,
+            items: sum("items"),
+            events: sum("events"),
+            contacts: sum("contacts"),
+            tasks: sum("tasks"),
+            outOfRange: sum("outOfRange"),
             estimatedSeconds: 125,
           };
         }
         case "run_demo":
         case "start_migration": {
-          const channel = args.onEvent;
-          let index = 0;
-          const send = (message) => internals.runCallback(channel.id, { index: index++, message });
-          send({ kind: "runStarted", users: 2 });
-          send({ kind: "userStarted", user: "adele.vance@contoso.com", folders: 18, messages: 3 });
-          send({ kind: "userStarted", user: "alex.wilber@contoso.com", folders: 18, messages: 1 });
-          send({ kind: "itemDone", user: "adele.vance@contoso.com", bytes: 150000, skipped: false });
-          send({ kind: "itemDone", user: "adele.vance@contoso.com", bytes: 50000, skipped: false });
-          send({ kind: "itemDone", user: "alex.wilber@contoso.com", bytes: 30000, skipped: false });
-          send({ kind: "throttled", user: "adele.vance@contoso.com", waitMs: options.throttleMs ?? 2128 });
-          send({ kind: "itemFailed", user: "adele.vance@contoso.com", folder: "Inbox", item: "AAMk1", reason: "Graph answered HTTP 404" });
-          await new Promise((resolve) => (finishDemo = resolve));
-          // A calendar item: counted by itemDone, not in userStarted's message count.
-          send({ kind: "itemDone", user: "alex.wilber@contoso.com", bytes: 0, skipped: false });
-          const stats = { folders: 36, messages: 3, events: 4, contacts: 2, tasks: 1, skipped: 0, failed: 1, bytes: 230000 };
-          send({ kind: "userFinished", user: "adele.vance@contoso.com", stats });
-          send({ kind: "runFinished", summary: { users: 2, totals: stats, seconds: 1.5, cancelled: false } });
-          return { users: 2, totals: stats, seconds: 1.5, cancelled: false };
+          lastRequest = cmd === "run_demo" ? { kind: "demo", outDir: args.outDir } : { kind: "migration", request: args.request };
+          return script(args.onEvent);
         }
+        case "run_status":
+          if (options.running) return { running: true, last: { request: { kind: "demo", outDir: "" }, state: "running", startedAt: 0, done: 0, failed: 0, pending: 0 } };
+          return { running: false, last: options.lastRun ?? null };
+        case "watch_run":
+          if (!options.running) return false;
+          void script(args.onEvent);
+          return true;
+        case "run_details": {
+          const request = lastRequest ?? options.lastRun?.request;
+          if (!request) throw { code: "missing", message: "No migration has run yet." };
+          const stateDir = request.kind === "demo"
+            ? "/home/admin/.local/share/com.m365migrator.app/demo-output/.m365-migrator"
+            : `${request.request.destination.path ?? "/home/admin/.local/share/com.m365migrator.app/journal/contoso"}/.m365-migrator`;
+          const accounts = request.kind === "migration" && request.request.destination.kind === "iceWarp"
+            ? { count: 2, credentialsReport: request.request.destination.credentialsReport }
+            : undefined;
+          return {
+            reportHtml: `${stateDir}/report/report.html`,
+            stateDir,
+            logDir: "/home/admin/.local/share/com.m365migrator.app/logs",
+            failures: [{ user: "adele.vance@contoso.com", folder: "Inbox", item: "AAMk1", reason: "Graph answered HTTP 404" }],
+            failuresTotal: 1,
+            accounts,
+          };
+        }
+        case "open_run_file":
+          if (args.file !== "report" && args.file !== "logFolder") throw { code: "invalid", message: `unknown variant ${args.file}` };
+          return null;
         case "plugin:event|listen":
           listeners.set(args.event, args.handler);
           return listeners.size;
@@ -186,6 +252,7 @@ export function mockBackend(options = {}) {
   window.__calls = calls;
   window.__secrets = secrets;
   window.__finishDemo = () => finishDemo && finishDemo();
+  window.__endRun = () => endRun && endRun();
   // Fires a Tauri event at the page's listener, as the window would (e.g. tauri://close-requested).
   window.__emit = (event) => internals.runCallback(listeners.get(event), { event, id: 1, payload: null });
 }

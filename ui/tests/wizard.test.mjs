@@ -53,7 +53,7 @@ test("bad fields get clear messages; a secret ID is recognised", async () => {
   assert.equal(await page.getAttribute("#tenant-id", "aria-invalid"), "true");
   await screenshot(page, "source-errors", { docs: true });
   // Nothing reached the backend while the fields were wrong, and no secret ever does.
-  const calls = await page.evaluate(() => window.__calls.filter((c) => !c.cmd.startsWith("plugin:event|")));
+  const calls = await page.evaluate(() => window.__calls.filter((c) => !c.cmd.startsWith("plugin:event|") && c.cmd !== "run_status"));
   assert.deepEqual(calls, []);
 
   await page.fill("#tenant-id", "contoso.onmicrosoft.com");
@@ -61,7 +61,7 @@ test("bad fields get clear messages; a secret ID is recognised", async () => {
   await page.fill("#client-secret", "Qx8Q~realValue.123");
   await page.click("#check-source");
   await page.waitForFunction(() => window.__calls.some((c) => c.cmd === "validate_source"));
-  const calls2 = await page.evaluate(() => window.__calls.filter((c) => !c.cmd.startsWith("plugin:event|")));
+  const calls2 = await page.evaluate(() => window.__calls.filter((c) => !c.cmd.startsWith("plugin:event|") && c.cmd !== "run_status"));
   assert.deepEqual([...new Set(calls2.map((c) => c.cmd))].sort(), ["secret_status", "validate_source"]);
   const call = calls2.find((c) => c.cmd === "validate_source");
   assert.equal(JSON.stringify(call.args).includes("Qx8Q~realValue"), false, "the secret must not be sent to validation");
@@ -85,7 +85,7 @@ test("test connection shows granted and missing permissions, or Entra's advice",
   assert.match(await page.textContent("#client-secret-stored"), /Stored in the keychain/);
   assert.equal(await page.inputValue("#client-secret"), "");
   const cmds = (await page.evaluate(() => window.__calls)).map((c) => c.cmd);
-  assert.deepEqual(cmds.filter((c) => c !== "secret_status" && !c.startsWith("plugin:event|")), ["store_secret", "test_connection"]);
+  assert.deepEqual(cmds.filter((c) => !["secret_status", "run_status"].includes(c) && !c.startsWith("plugin:event|")), ["store_secret", "test_connection"]);
   const testCall = (await page.evaluate(() => window.__calls)).find((c) => c.cmd === "test_connection");
   assert.equal(JSON.stringify(testCall.args).includes("Qx8Q"), false, "sign-in uses the stored secret");
   await screenshot(page, "test-connection", { docs: true });
@@ -118,36 +118,75 @@ test("the registration guide lists each permission with a copy button", async ()
   await screenshot(page, "guide", { docs: true });
 });
 
-test("the demo renders live progress, pause and resume, then the report", async () => {
-  const { page, errors } = await openApp();
+test("the demo renders live progress with groupware counted, pause and resume, then the report", async () => {
+  const { page, errors } = await openApp("light", { holdEnd: true });
+  // No run before: no "last migration" card.
+  await page.waitForFunction(() => window.__calls.some((c) => c.cmd === "run_status"));
+  assert.equal(await page.isVisible("#last-run"), false);
   await page.click("#try-demo");
   await page.waitForSelector("#screen-migrate:not([hidden])");
   assert.equal(await page.isVisible("#screen-source"), false, "one screen at a time");
   assert.equal(await page.isVisible("#screen-report"), false, "one screen at a time");
-  await page.waitForFunction(() => document.querySelector("#counters").textContent.startsWith("3 of 4 messages"));
-  assert.match(await page.textContent("#counters"), /1 failed/);
-  assert.equal(await page.getAttribute("#overall", "aria-valuenow"), "75");
+  // 4 messages counted ahead and 2 calendar events listed later: 4 of 6 items have ended
+  // (3 written, 1 failed).
+  await page.waitForFunction(() => document.querySelector("#counters").textContent.startsWith("4 of 6 items"));
+  assert.match(await page.textContent("#counters"), /items\/s · ETA \d+ s · 1 failed/);
+  assert.equal(await page.getAttribute("#overall", "aria-valuenow"), "67");
   const rows = await page.locator("#user-rows tr").count();
   assert.equal(rows, 2);
-  assert.match(await page.textContent('#user-rows tr[data-user="alex.wilber@contoso.com"]'), /1 \/ 1/);
+  assert.match(await page.textContent('#user-rows tr[data-user="alex.wilber@contoso.com"]'), /1 \/ 3 items/);
   assert.match(await page.textContent("#failures"), /AAMk1: Graph answered HTTP 404/);
-  assert.match(await page.textContent('#user-rows tr[data-user="adele.vance@contoso.com"]'), /2 \/ 3/);
+  assert.match(await page.textContent('#user-rows tr[data-user="adele.vance@contoso.com"]'), /3 \/ 3 items/);
   await screenshot(page, "migrate", { docs: true });
 
   await page.click("#pause");
   await page.waitForSelector("#resume:not([hidden])");
   assert.match(await page.textContent("#run-status"), /Paused/);
+  // While paused there is no ETA, and the paused time does not slow the rate.
+  assert.match(await page.textContent("#counters"), /items\/s · paused · 1 failed/);
+  const rateBefore = Number((await page.textContent("#counters")).match(/([\d.]+) items\/s/)[1]);
+  await page.waitForTimeout(1500);
   await page.click("#resume");
   await page.waitForSelector("#pause:not([hidden])");
+  assert.match(await page.textContent("#counters"), /items\/s · ETA \d+ s · 1 failed/);
+  const rateAfter = Number((await page.textContent("#counters")).match(/([\d.]+) items\/s/)[1]);
+  assert.ok(rateAfter >= rateBefore * 0.5, `rate ${rateBefore} -> ${rateAfter} after 1.5 s paused`);
   const controls = (await page.evaluate(() => window.__calls)).filter((c) => c.cmd === "control_run").map((c) => c.args.action);
   assert.deepEqual(controls, ["pause", "resume"]);
 
+  // The calendar events end: the bar is full before the run reports its end.
   await page.evaluate(() => window.__finishDemo());
+  await page.waitForFunction(() => document.querySelector("#counters").textContent.startsWith("6 of 6 items"));
+  assert.equal(await page.getAttribute("#overall", "aria-valuenow"), "100");
+  assert.match(await page.textContent('#user-rows tr[data-user="alex.wilber@contoso.com"]'), /3 \/ 3 items/);
+  assert.equal(await page.isVisible("#screen-migrate"), true);
+
+  await page.evaluate(() => window.__endRun());
   await page.waitForSelector("#screen-report:not([hidden])");
   assert.equal(await page.isVisible("#screen-migrate"), false, "one screen at a time");
   assert.match(await page.textContent("#summary"), /Migrated 2 mailboxes: 3 messages/);
   assert.match(await page.textContent("#summary"), /1 failed/);
+  // The report lists each failure with its reason and says where the report and log are.
+  await page.waitForFunction(() => document.querySelector("#report-places").textContent !== "");
+  assert.match(await page.textContent("#report-failures"), /adele.vance@contoso.com Inbox AAMk1: Graph answered HTTP 404/);
+  assert.match(await page.textContent("#report-places"), /demo-output\/.m365-migrator\/report\/report.html.*The log is in \/home\/admin/);
+  assert.equal(await page.isVisible("#accounts"), false, "the demo creates no accounts");
+  for (const id of ["#open-report", "#open-logs", "#run-again"]) assert.equal(await page.isEnabled(id), true, id);
   await screenshot(page, "report", { docs: true });
+
+  // The buttons name a file of the last run; the backend resolves its path.
+  await page.click("#open-report");
+  await page.click("#open-logs");
+  await page.waitForFunction(() => window.__calls.filter((c) => c.cmd === "open_run_file").length === 2);
+  const opens = (await page.evaluate(() => window.__calls)).filter((c) => c.cmd === "open_run_file").map((c) => c.args);
+  assert.deepEqual(opens, [{ file: "report" }, { file: "logFolder" }]);
+  assert.equal(await page.textContent("#report-status"), "");
+
+  // An incremental pass runs the same demo again.
+  await page.click("#run-again");
+  await page.waitForSelector("#screen-migrate:not([hidden])");
+  const demos = (await page.evaluate(() => window.__calls)).filter((c) => c.cmd === "run_demo").map((c) => c.args.outDir);
+  assert.deepEqual(demos, ["", ""]);
   assert.deepEqual(errors, []);
 });
 
@@ -312,9 +351,15 @@ async function toPlan(page) {
 test("the Plan counts each mailbox; a selection and the workloads go into the run request", async () => {
   const { page } = await openApp();
   await toPlan(page);
-  assert.match(await page.textContent("#plan-summary"), /3 mailboxes · 1560 items · estimated 2 min 5 s · domains: contoso.com, contoso.onmicrosoft.com/);
+  assert.match(
+    await page.textContent("#plan-summary"),
+    /3 mailboxes · 1560 messages · 52 events · 150 contacts · 8 tasks · estimated 2 min 5 s · domains: contoso.com, contoso.onmicrosoft.com/,
+  );
   const adele = await page.locator('#plan-users tr[data-user="adele.vance@contoso.com"] td').allTextContents();
-  assert.deepEqual(adele.slice(1), ["adele.vance@contoso.com", "24", "1250", "2 min 5 s", ""]);
+  // Folders, messages, events, contacts, tasks, left out, estimate, notes.
+  assert.deepEqual(adele.slice(1), ["adele.vance@contoso.com", "24", "1250", "40", "120", "8", "0", "2 min 5 s", ""]);
+  const first = (await page.evaluate(() => window.__calls)).find((c) => c.cmd === "plan_migration");
+  assert.deepEqual(first.args.scope, { users: [], workloads: ["mail", "calendar", "contacts", "tasks"] });
   assert.match(await page.textContent('#plan-users tr[data-user="alex.wilber@contoso.com"]'), /sign-in blocked \(still migrated\)/);
   assert.match(await page.textContent('#plan-users tr[data-user="room-1@contoso.com"]'), /cannot be read: Graph answered HTTP 403/);
   assert.equal(await page.locator('input[name="workload"]:checked').count(), 4);
@@ -329,6 +374,38 @@ test("the Plan counts each mailbox; a selection and the workloads go into the ru
   assert.match(await page.textContent("#start-status"), /at least one workload/);
   await page.check('input[name="workload"][value="mail"]');
   await page.check('input[name="workload"][value="contacts"]');
+  // The counts follow the workloads: calendars and tasks are no longer counted.
+  await page.waitForFunction(() => /1560 messages · 0 events · 150 contacts · 0 tasks/.test(document.querySelector("#plan-summary").textContent));
+  // The mailbox picked by hand is still picked after the recount.
+  assert.equal(await page.isChecked('#plan-users tr[data-user="alex.wilber@contoso.com"] input'), true);
+  assert.equal(await page.isChecked('#plan-users tr[data-user="adele.vance@contoso.com"] input'), false);
+
+  // Date limits: the plan is counted again with them and shows what they leave out.
+  await page.fill("#plan-mail-since", "2020-01-01");
+  await page.dispatchEvent("#plan-mail-since", "change");
+  await page.waitForFunction(() => /780 messages .* 780 left out by the date limits/.test(document.querySelector("#plan-summary").textContent));
+  const alexRow = await page.locator('#plan-users tr[data-user="alex.wilber@contoso.com"] td').allTextContents();
+  assert.deepEqual(alexRow.slice(2, 8), ["18", "155", "0", "30", "0", "155"]);
+  await page.fill("#plan-mail-until", "2019-06-30");
+  await page.dispatchEvent("#plan-mail-until", "change");
+  assert.match(await page.textContent("#plan-status"), /end date must be after its start/);
+  await page.fill("#plan-mail-until", "");
+  await page.dispatchEvent("#plan-mail-until", "change");
+
+  // A batch: only its mailboxes are counted.
+  assert.equal(await page.isDisabled("#plan-batch-size"), true);
+  await page.check("#plan-use-batch");
+  await page.fill("#plan-batch-size", "1");
+  await page.fill("#plan-batch", "2");
+  await page.dispatchEvent("#plan-batch", "change");
+  await page.waitForFunction(() => document.querySelector("#plan-summary").textContent.startsWith("1 mailbox ·"));
+  assert.equal(await page.locator("#plan-users tr").count(), 1);
+  // Alex was picked by hand before the batch of 1 that held only Adele: still picked.
+  assert.equal(await page.isChecked('#plan-users tr[data-user="alex.wilber@contoso.com"] input'), true);
+  const planned = (await page.evaluate(() => window.__calls)).filter((c) => c.cmd === "plan_migration").pop();
+  assert.deepEqual(planned.args.scope, { users: [], workloads: ["mail", "contacts"], batchSize: 1, batch: 2, mailSince: "2020-01-01" });
+  await screenshot(page, "plan-limits");
+
   await page.click("#start-migration");
   await page.waitForSelector("#screen-migrate:not([hidden])");
   const start = (await page.evaluate(() => window.__calls)).find((c) => c.cmd === "start_migration");
@@ -337,6 +414,9 @@ test("the Plan counts each mailbox; a selection and the workloads go into the ru
     destination: { kind: "folder", path: "/srv/m365-export" },
     users: ["alex.wilber@contoso.com"],
     workloads: ["mail", "contacts"],
+    batchSize: 1,
+    batch: 2,
+    mailSince: "2020-01-01",
   });
   assert.equal(JSON.stringify(start.args).includes("Qx8Q"), false, "no secret in the run request");
 });
@@ -346,8 +426,8 @@ test("the Migrate screen shows throttling as a status, failed items, rate and ET
   await toPlan(page);
   await page.click("#start-migration");
   await page.waitForSelector("#screen-migrate:not([hidden])");
-  await page.waitForFunction(() => document.querySelector("#counters").textContent.startsWith("3 of 4 messages"));
-  assert.match(await page.textContent("#counters"), /msg\/s · ETA \d+ s · 1 failed/);
+  await page.waitForFunction(() => document.querySelector("#counters").textContent.startsWith("4 of 6 items"));
+  assert.match(await page.textContent("#counters"), /items\/s · ETA \d+ s · 1 failed/);
   assert.match(await page.textContent("#throttle-status"), /Throttled by Microsoft 365: 1 mailbox waiting \(\d+\.\d s\)\. This is normal/);
   assert.equal(await page.isVisible("#throttle-status"), true);
   assert.match(await page.textContent('#user-rows tr[data-user="adele.vance@contoso.com"]'), /waiting 60.0 s \(Microsoft throttling\)/);
@@ -367,8 +447,9 @@ test("the Migrate screen shows throttling as a status, failed items, rate and ET
   await page.waitForSelector("#screen-report:not([hidden])");
   assert.equal(await page.isVisible("#throttle-status"), false);
   assert.match(await page.textContent("#summary"), /Migrated 2 mailboxes: 3 messages \(224.6 KiB\), 4 events, 2 contacts and 1 tasks/);
-  assert.match(await page.textContent("#log-folder"), /The log is in \/home\/admin\/.local\/share\/com.m365migrator.app\/logs/);
-  // "Run again" repeats the same request (the journal makes it incremental).
+  await page.waitForFunction(() => document.querySelector("#report-places").textContent !== "");
+  assert.match(await page.textContent("#report-places"), /The report is \/srv\/m365-export\/.m365-migrator\/report\/report.html\. The log is in \/home\/admin\/.local\/share\/com.m365migrator.app\/logs/);
+  // "Run an incremental pass" repeats the same request (the journal makes it incremental).
   const first = (await page.evaluate(() => window.__calls)).filter((c) => c.cmd === "start_migration");
   await page.click("#run-again");
   await page.waitForSelector("#screen-migrate:not([hidden])");
@@ -377,8 +458,7 @@ test("the Migrate screen shows throttling as a status, failed items, rate and ET
   assert.deepEqual(runs[1].args.request, first[0].args.request);
   await page.evaluate(() => window.__finishDemo());
   await page.waitForSelector("#screen-report:not([hidden])");
-  // Beyond the messages counted ahead, the row counts items (calendars, contacts, tasks).
-  assert.match(await page.textContent('#user-rows tr[data-user="alex.wilber@contoso.com"]'), /2 items \(1 messages, then calendars/);
+  assert.match(await page.textContent('#user-rows tr[data-user="alex.wilber@contoso.com"]'), /3 \/ 3 items/);
   assert.deepEqual(errors, []);
   // Every screen so far ran under the app's Content-Security-Policy without a violation.
   assert.deepEqual(await page.evaluate(() => window.__cspViolations), []);
@@ -394,7 +474,7 @@ test("closing the window during a run asks first; Stop and quit stops the run", 
   await page.evaluate(() => (window.__calls.length = 0));
 
   await page.click("#try-demo");
-  await page.waitForFunction(() => document.querySelector("#counters").textContent.startsWith("3 of 4"));
+  await page.waitForFunction(() => document.querySelector("#counters").textContent.startsWith("4 of 6"));
   await page.evaluate(() => window.__emit("tauri://close-requested"));
   await page.waitForSelector("#close-dialog[open]");
   await screenshot(page, "close-during-run", { docs: true });
@@ -418,7 +498,7 @@ test("closing the window during a run asks first; Stop and quit stops the run", 
 test("when the run ends while the close question is open, the question says so", async () => {
   const { page } = await openApp();
   await page.click("#try-demo");
-  await page.waitForFunction(() => document.querySelector("#counters").textContent.startsWith("3 of 4"));
+  await page.waitForFunction(() => document.querySelector("#counters").textContent.startsWith("4 of 6"));
   await page.waitForFunction(() => window.__calls.some((c) => c.cmd === "plugin:event|listen"));
   await page.evaluate(() => window.__emit("tauri://close-requested"));
   await page.waitForSelector("#close-dialog[open]");
@@ -429,4 +509,94 @@ test("when the run ends while the close question is open, the question says so",
   assert.equal(await page.isVisible("#close-dialog"), false);
   const cmds = (await page.evaluate(() => window.__calls)).map((c) => c.cmd);
   assert.equal(cmds.includes("plugin:window|destroy"), false, "Stay keeps the window");
+});
+
+const ICEWARP_RUN = {
+  kind: "migration",
+  request: {
+    source: { tenantId: "contoso.onmicrosoft.com", clientId: "00000000-0000-0000-0000-000000000001", cloud: "global" },
+    destination: { kind: "iceWarp", host: "mail.example.com", adminEmail: "admin@example.com", credentialsReport: "/root/icewarp-new-accounts.csv" },
+    users: [],
+    workloads: [],
+  },
+};
+
+test("reopening the app offers to resume a stopped run; its report names the created accounts", async () => {
+  const lastRun = { request: ICEWARP_RUN, state: "stopped", startedAt: 1796000000, done: 1204, failed: 3, pending: 2 };
+  const { page, errors } = await openApp("light", { lastRun });
+  await page.waitForSelector("#last-run:not([hidden])");
+  const text = await page.textContent("#last-run-text");
+  assert.match(text, /The migration of contoso.onmicrosoft.com to mail.example.com was stopped/);
+  assert.match(text, /1204 items written, 3 failed so far\)\. Resume continues where it stopped without copying anything twice/);
+  assert.equal(await page.textContent("#last-run-resume"), "Resume");
+  await screenshot(page, "resume", { docs: true });
+
+  await page.click("#last-run-report");
+  await page.waitForSelector("#screen-report:not([hidden])");
+  await page.waitForSelector("#accounts:not([hidden])");
+  assert.match(await page.textContent("#summary"), /did not finish: 1204 items written, 3 failed so far/);
+  assert.match(await page.textContent("#accounts"), /2 accounts were created at the destination\. Their passwords are in \/root\/icewarp-new-accounts.csv/);
+  assert.match(await page.textContent("#report-failures"), /AAMk1: Graph answered HTTP 404/);
+
+  await page.click("#back-to-start");
+  await page.click("#last-run-resume");
+  await page.waitForSelector("#screen-migrate:not([hidden])");
+  const start = (await page.evaluate(() => window.__calls)).find((c) => c.cmd === "start_migration");
+  assert.deepEqual(start.args.request, ICEWARP_RUN.request, "the same request resumes");
+  await page.waitForFunction(() => document.querySelector("#counters").textContent.startsWith("4 of 6"));
+  assert.equal(await page.isVisible("#last-run"), false);
+  assert.deepEqual(errors, []);
+});
+
+test("after a finished run, reopening the app offers an incremental pass", async () => {
+  const lastRun = { request: { kind: "demo", outDir: "" }, state: "finished", startedAt: 1796000000, done: 346, failed: 0, pending: 0 };
+  const { page } = await openApp("light", { lastRun });
+  await page.waitForSelector("#last-run:not([hidden])");
+  assert.match(await page.textContent("#last-run-text"), /The demo migration finished .*346 items written, 0 failed\)\. An incremental pass copies only what changed/);
+  assert.equal(await page.textContent("#last-run-resume"), "Run an incremental pass");
+  await page.click("#last-run-resume");
+  await page.waitForSelector("#screen-migrate:not([hidden])");
+  const demo = (await page.evaluate(() => window.__calls)).find((c) => c.cmd === "run_demo");
+  assert.deepEqual(demo.args.outDir, "");
+});
+
+test("reopening the window during a run shows the run in progress and its report", async () => {
+  const { page, errors } = await openApp("light", { running: true });
+  await page.waitForSelector("#screen-migrate:not([hidden])");
+  await page.waitForFunction(() => document.querySelector("#counters").textContent.startsWith("4 of 6 items"));
+  const cmds = (await page.evaluate(() => window.__calls)).map((c) => c.cmd);
+  assert.ok(cmds.includes("watch_run"), "the page takes over the run's progress stream");
+  assert.equal(cmds.includes("run_demo") || cmds.includes("start_migration"), false, "nothing new is started");
+  // Closing still asks while it runs.
+  await page.waitForFunction(() => window.__calls.some((c) => c.cmd === "plugin:event|listen"));
+  await page.evaluate(() => window.__emit("tauri://close-requested"));
+  await page.waitForSelector("#close-dialog[open]");
+  await page.click("#close-cancel");
+  await page.click("#pause");
+  await page.waitForSelector("#resume:not([hidden])");
+  await page.evaluate(() => window.__finishDemo());
+  await page.waitForSelector("#screen-report:not([hidden])");
+  assert.match(await page.textContent("#summary"), /Migrated 2 mailboxes/);
+  assert.deepEqual(errors, []);
+});
+
+test("thousands of failures do not flood the window: the first 200 are listed, the rest counted", async () => {
+  const { page, errors } = await openApp("light", { failures: 250 });
+  await page.click("#try-demo");
+  await page.waitForSelector("#failures li.more");
+  assert.equal(await page.locator("#failures li:not(.more)").count(), 200);
+  assert.equal(await page.textContent("#failures li.more"), "… and 50 more, all listed in the report.");
+  assert.match(await page.textContent("#counters"), /250 failed/);
+  assert.deepEqual(errors, []);
+});
+
+test("a run stopped by an error says why and offers a way back", async () => {
+  const { page, errors } = await openApp("light", { fatal: true });
+  await page.click("#try-demo");
+  await page.waitForSelector("#run-back:not([hidden])");
+  assert.match(await page.textContent("#run-status"), /The migration stopped: cannot sign in to Microsoft 365: the client secret has expired/);
+  for (const id of ["#pause", "#resume", "#stop"]) assert.equal(await page.isVisible(id), false, id);
+  await page.click("#run-back");
+  await page.waitForSelector("#screen-source:not([hidden])");
+  assert.deepEqual(errors, []);
 });

@@ -100,10 +100,12 @@ enum Command {
     },
     /// Show what a run would migrate and how long Microsoft's limits let it take.
     ///
-    /// Signs in, lists the selected users and each mailbox's folders with their item counts
-    /// (a few requests per mailbox; no messages are read, nothing is written), and estimates the
-    /// run from the per-mailbox limits (4 requests in flight, 10,000 per 10 minutes) and
-    /// [run] parallel_mailboxes. The estimate is the floor Microsoft's limits allow.
+    /// Signs in, lists the selected users ([users] include/exclude and batch) and, for the
+    /// selected workloads, each mailbox's mail folders, calendars, contact folders and task
+    /// lists with their item counts inside the date limits (listing requests only; no message
+    /// or item is read, nothing is written), and estimates the run from the per-mailbox limits
+    /// (4 requests in flight, 10,000 per 10 minutes) and [run] parallel_mailboxes. The estimate
+    /// is the floor Microsoft's limits allow.
     Plan {
         /// The TOML configuration file.
         #[arg(long, short, value_name = "FILE")]
@@ -331,31 +333,40 @@ async fn print_plan(path: &Path, json: bool) -> anyhow::Result<()> {
         .unwrap_or(4)
         .max(4);
     println!(
-        "{:width$}  {:>7}  {:>9}  {:>10}",
-        "user", "folders", "items", "estimate"
+        "{:width$}  {:>7}  {:>9}  {:>7}  {:>8}  {:>6}  {:>10}  {:>10}",
+        "user", "folders", "messages", "events", "contacts", "tasks", "left out", "estimate"
     );
     for u in &plan.users {
-        match &u.problem {
-            None => println!(
-                "{:width$}  {:>7}  {:>9}  {:>10}{}",
-                u.address,
-                u.folders,
-                u.items,
-                HumanDuration(Duration::from_secs_f64(u.estimated_seconds)),
-                if u.enabled {
-                    ""
-                } else {
-                    "  (account disabled)"
-                }
-            ),
-            Some(problem) => println!("{:width$}  cannot be read: {problem}", u.address),
+        println!(
+            "{:width$}  {:>7}  {:>9}  {:>7}  {:>8}  {:>6}  {:>10}  {:>10}{}",
+            u.address,
+            u.folders,
+            u.items,
+            u.events,
+            u.contacts,
+            u.tasks,
+            u.out_of_range,
+            HumanDuration(Duration::from_secs_f64(u.estimated_seconds)),
+            if u.enabled {
+                ""
+            } else {
+                "  (account disabled)"
+            }
+        );
+        if let Some(problem) = &u.problem {
+            println!("{:width$}  cannot be read: {problem}", "");
         }
     }
     println!(
-        "\n{} users, {} folders, {} items, about {} Graph requests",
+        "\n{} users, {} folders, {} messages, {} events, {} contacts, {} tasks, {} left out by the \
+         date limits; about {} Graph requests",
         plan.users.len(),
         plan.folders,
         plan.items,
+        plan.events,
+        plan.contacts,
+        plan.tasks,
+        plan.out_of_range,
         plan.requests
     );
     println!("domains: {}", plan.domains.join(", "));

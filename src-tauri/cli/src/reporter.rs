@@ -60,7 +60,7 @@ impl CliReporter {
         }
         let t = &summary.totals;
         println!(
-            "{} {} users, {} folders, {} messages, {} events, {} contacts, {} tasks ({}) in {:.1} s; {} already present, {} failed. Output: {}",
+            "{} {} users, {} folders, {} messages, {} events, {} contacts, {} tasks ({}) in {:.1} s; {} already present, {} left out by the date limits, {} failed. Output: {}",
             if summary.cancelled { "Stopped after" } else { "Migrated" },
             summary.users,
             t.folders,
@@ -71,6 +71,7 @@ impl CliReporter {
             HumanBytes(t.bytes),
             summary.seconds,
             t.skipped,
+            t.out_of_range,
             t.failed,
             target
         );
@@ -122,6 +123,12 @@ impl Reporter for CliReporter {
                     );
                     bar.set_prefix(user.clone());
                     state.users.insert(user, bar);
+                }
+                ProgressEvent::ItemsListed { user, items } => {
+                    overall.inc_length(items);
+                    if let Some(bar) = state.users.get(&user) {
+                        bar.inc_length(items);
+                    }
                 }
                 ProgressEvent::ItemDone { user, bytes, .. } => {
                     overall.inc(1);

@@ -34,7 +34,10 @@ async fn check_then_run_then_rerun_into_dovecot() {
     let plan = tokio::task::block_in_place(|| migrate("plan"));
     let out = String::from_utf8_lossy(&plan.stdout);
     assert!(plan.status.success(), "{out}");
-    assert!(out.contains("2 users") && out.contains("30 items"), "{out}");
+    assert!(
+        out.contains("2 users") && out.contains("30 messages"),
+        "{out}"
+    );
     let json = tokio::task::block_in_place(|| {
         Command::new(env!("CARGO_BIN_EXE_m365-migrate"))
             .args(["plan", "--json", "--config"])

@@ -152,9 +152,14 @@ mod tests {
 /// [users]                                  # optional: all users by default
 /// include = ["adele@contoso.com"]          # only these (address or UPN)
 /// exclude = ["room-1@contoso.com"]
+/// # batch_size = 500                       # with batch: the 2nd group of 500 mailboxes,
+/// # batch = 2                              #   sorted by userPrincipalName
 ///
 /// [run]                                    # optional
 /// parallel_mailboxes = 8
+/// # mail_since = "2020-01-01"              # mail received from this day on (UTC)
+/// # mail_until = "2025-01-01"              # ... and before this day
+/// # calendar_since = "2024-01-01"          # events that ended before it are left out
 /// state_dir = "/var/lib/m365-migrator"     # the journal; default: beside this file
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -228,6 +233,8 @@ pub enum DestinationConfig {
     /// domain_map = { "contoso.onmicrosoft.com" = "contoso.com" }
     /// disabled_users = "skip"          # or "create"
     /// shared_mailboxes = "create"      # or "skip"
+    /// resource_mailboxes = "create"    # rooms and equipment; or "skip"
+    /// groups = "skip"                  # or "by-kind", "mailing-lists", "groups" (needs Group.Read.All)
     /// expire_passwords = true          # users must change the generated password at first login
     /// ```
     #[serde(rename = "icewarp")]
@@ -259,6 +266,16 @@ pub enum DestinationConfig {
         /// mailbox's data, to which the administrator then grants access).
         #[serde(default = "AccountRule::create")]
         shared_mailboxes: AccountRule,
+        /// What becomes of room and equipment mailboxes (`mailboxSettings.userPurpose` `room`
+        /// or `equipment`; default `create`: an ordinary account holding the resource's
+        /// calendar and mail, which counts against the IceWarp licence like any account).
+        #[serde(default = "AccountRule::create")]
+        resource_mailboxes: AccountRule,
+        /// Whether and how mail-enabled Microsoft 365 groups, distribution lists and
+        /// mail-enabled security groups become IceWarp groups or mailing lists with their
+        /// members (default `skip`; anything else needs the Group.Read.All permission).
+        #[serde(default)]
+        groups: GroupRule,
         /// After the data is written, force a password change at the next login of every
         /// account the run created (`expireaccountpassword`).
         #[serde(default)]
@@ -290,6 +307,24 @@ pub enum AccountRule {
     Create,
     /// Leave the user out; the run report says so.
     Skip,
+}
+
+/// What becomes of the tenant's mail-enabled groups at an IceWarp destination. IceWarp has two
+/// account types that hold members (`U_Type` 1 mailing list, 7 group; icewarp-apiconst.txt):
+/// a mailing list only distributes mail, a group also shares GroupWare folders.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroupRule {
+    /// Groups are not read (Group.Read.All is not needed) and nothing is created.
+    #[default]
+    Skip,
+    /// Microsoft 365 groups become IceWarp groups; distribution lists and mail-enabled
+    /// security groups become mailing lists.
+    ByKind,
+    /// Every mail-enabled group becomes an IceWarp mailing list.
+    MailingLists,
+    /// Every mail-enabled group becomes an IceWarp group.
+    Groups,
 }
 
 impl AccountRule {
@@ -387,6 +422,14 @@ pub enum MasterLoginStyle {
 }
 
 /// `[users]`: which mailboxes to migrate. Empty `include` means all.
+///
+/// **Batches.** With `batch_size = N` and `batch = K` (1-based) a run takes only the K-th
+/// group of N mailboxes: the mailboxes `include`/`exclude` select, sorted by
+/// userPrincipalName (case-insensitive), then cut into groups of N. The order is the
+/// directory's, not Graph's listing order, so the same tenant gives the same batches on every
+/// run; users added to or removed from the tenant meanwhile shift the later batches (a
+/// mailbox migrated twice that way is harmless: the journal and the destination check make a
+/// rerun copy nothing twice). IceWarp advises at most 700 accounts per batch.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserSelection {
@@ -394,10 +437,27 @@ pub struct UserSelection {
     pub include: Vec<String>,
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Mailboxes per batch; set together with `batch`.
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    /// Which batch (1-based) this run migrates.
+    #[serde(default)]
+    pub batch: Option<usize>,
+}
+
+/// A batch that selects nobody: the selection holds fewer mailboxes than it starts at.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("batch {batch} of {batch_size} mailboxes is empty: the selection holds {selected} mailboxes, so batches 1 to {batches} exist")]
+pub struct EmptyBatch {
+    pub batch: usize,
+    pub batch_size: usize,
+    pub selected: usize,
+    pub batches: usize,
 }
 
 impl UserSelection {
     /// True when a user with these addresses (mail, UPN) is selected. Case-insensitive.
+    /// Batches are not applied here: they need the whole selection ([`Self::batch_of`]).
     pub fn selects(&self, addresses: &[&str]) -> bool {
         let matches = |list: &[String]| {
             list.iter().any(|want| {
@@ -407,6 +467,134 @@ impl UserSelection {
             })
         };
         (self.include.is_empty() || matches(&self.include)) && !matches(&self.exclude)
+    }
+
+    /// The configured batch of `selected` (the users [`Self::selects`] keeps), keyed by
+    /// `upn`: sorted by it case-insensitively, then the `batch`-th group of `batch_size`.
+    /// Without a batch, every user, in the same order.
+    pub fn batch_of<T>(
+        &self,
+        mut selected: Vec<T>,
+        upn: impl Fn(&T) -> String,
+    ) -> Result<Vec<T>, EmptyBatch> {
+        selected.sort_by_cached_key(|u| {
+            let upn = upn(u);
+            (upn.to_lowercase(), upn)
+        });
+        let (Some(size), Some(batch)) = (self.batch_size, self.batch) else {
+            return Ok(selected);
+        };
+        let size = size.max(1);
+        let start = (batch.max(1) - 1).saturating_mul(size);
+        if start >= selected.len() {
+            return Err(EmptyBatch {
+                batch,
+                batch_size: size,
+                selected: selected.len(),
+                batches: selected.len().div_ceil(size),
+            });
+        }
+        Ok(selected.into_iter().skip(start).take(size).collect())
+    }
+}
+
+/// A date limit as written in the file: `"2020-01-01"` or a bare TOML date `2020-01-01`.
+fn limit_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<time::Date>, D::Error> {
+    use serde::de::Error as _;
+    let expected = "a date such as \"2020-01-01\"";
+    let text = match toml::Value::deserialize(d)? {
+        toml::Value::String(s) => s,
+        toml::Value::Datetime(dt) if dt.time.is_none() && dt.offset.is_none() => dt.to_string(),
+        other => {
+            return Err(D::Error::custom(format!(
+                "invalid value (a {}): expected {expected}",
+                other.type_str()
+            )))
+        }
+    };
+    parse_date(text.trim())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format!("'{text}' is not {expected}")))
+}
+
+/// Parses `YYYY-MM-DD`.
+pub fn parse_date(text: &str) -> Option<time::Date> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text, &format).ok()
+}
+
+/// What a run leaves out by date. Days are UTC days; `since` is inclusive, `until` exclusive.
+///
+/// - Mail: a message is migrated when its `receivedDateTime` is on or after `mail_since` and
+///   before `mail_until`.
+/// - Calendars: an event that ended before `calendar_since` is left out; a single event is
+///   judged by its end date (in its own time zone), a recurring series by its range: kept
+///   unless it has an end date before the limit (a series with no end, or a number of
+///   occurrences, is kept whole).
+/// - Contacts and tasks have no date limit.
+///
+/// Items left out are neither fetched nor written and are counted apart (not as failures).
+/// What an earlier run already migrated is never removed because a limit changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DateLimits {
+    pub mail_since: Option<time::Date>,
+    pub mail_until: Option<time::Date>,
+    pub calendar_since: Option<time::Date>,
+}
+
+impl DateLimits {
+    /// True when no limit is set.
+    pub fn is_empty(&self) -> bool {
+        *self == DateLimits::default()
+    }
+
+    /// True when a message received at `received` (RFC 3339, Graph's `receivedDateTime`) is
+    /// inside the mail limits. A missing or unreadable date is inside: never lose mail over a
+    /// malformed stamp.
+    pub fn keeps_mail(&self, received: Option<&str>) -> bool {
+        if self.mail_since.is_none() && self.mail_until.is_none() {
+            return true;
+        }
+        let Some(day) = received.and_then(|r| r.get(..10)).and_then(parse_date) else {
+            return true;
+        };
+        // receivedDateTime is UTC (`...Z`), so its date part is the UTC day.
+        self.mail_since.is_none_or(|since| day >= since)
+            && self.mail_until.is_none_or(|until| day < until)
+    }
+
+    /// True when an event is inside the calendar limit (rule in the type's doc). `kind` is
+    /// Graph's `type`, `end` the event's `end.dateTime` (local, no offset) and `range_end` the
+    /// recurrence range's `type` and `endDate`.
+    pub fn keeps_event(
+        &self,
+        kind: Option<&str>,
+        end: Option<&str>,
+        range: Option<(Option<&str>, Option<&str>)>,
+    ) -> bool {
+        let Some(since) = self.calendar_since else {
+            return true;
+        };
+        let day = |text: Option<&str>| text.and_then(|t| t.get(..10)).and_then(parse_date);
+        if kind == Some("seriesMaster") {
+            return match range {
+                Some((Some("endDate"), end_date)) => day(end_date).is_none_or(|d| d >= since),
+                // noEnd, numbered (its last date is not computed), or no range: keep.
+                _ => true,
+            };
+        }
+        day(end).is_none_or(|d| d >= since)
+    }
+
+    /// A stable text of the limits, to notice on a later run that they changed.
+    pub fn fingerprint(&self) -> String {
+        let show = |d: Option<time::Date>| d.map(|d| d.to_string()).unwrap_or_default();
+        format!(
+            "mail_since={};mail_until={};calendar_since={}",
+            show(self.mail_since),
+            show(self.mail_until),
+            show(self.calendar_since)
+        )
     }
 }
 
@@ -426,6 +614,26 @@ pub struct RunSettings {
     pub mirror_deletions: bool,
     /// What to migrate; default: everything.
     pub workloads: Vec<Workload>,
+    /// Mail received before this day is left out (see [`DateLimits`]).
+    #[serde(deserialize_with = "limit_date")]
+    pub mail_since: Option<time::Date>,
+    /// Mail received on or after this day is left out.
+    #[serde(deserialize_with = "limit_date")]
+    pub mail_until: Option<time::Date>,
+    /// Events that ended before this day are left out.
+    #[serde(deserialize_with = "limit_date")]
+    pub calendar_since: Option<time::Date>,
+}
+
+impl RunSettings {
+    /// The date limits of `[run]`.
+    pub fn limits(&self) -> DateLimits {
+        DateLimits {
+            mail_since: self.mail_since,
+            mail_until: self.mail_until,
+            calendar_since: self.calendar_since,
+        }
+    }
 }
 
 /// One kind of data a run migrates.
@@ -457,6 +665,9 @@ impl Default for RunSettings {
             state_dir: None,
             mirror_deletions: false,
             workloads: Workload::ALL.to_vec(),
+            mail_since: None,
+            mail_until: None,
+            calendar_since: None,
         }
     }
 }
@@ -633,6 +844,44 @@ impl FileConfig {
                 }
             }
         }
+        // Values that parse but make no sense: the message names the key and its line.
+        let at = |table: &str, key: &'static str, message: &str| {
+            let line = key_line(text, table, key.rsplit('.').next().unwrap_or(key))
+                .map(|n| format!("line {n}: "))
+                .unwrap_or_default();
+            invalid(key, format!("{line}{message}"))
+        };
+        let users = &config.users;
+        match (users.batch_size, users.batch) {
+            (Some(0), _) => return Err(at("users", "users.batch_size", "must be at least 1")),
+            (_, Some(0)) => return Err(at("users", "users.batch", "batches are numbered from 1")),
+            (Some(_), None) => {
+                return Err(at(
+                    "users",
+                    "users.batch_size",
+                    "set batch too: which batch (1, 2, ...) this run migrates",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(at(
+                    "users",
+                    "users.batch",
+                    "set batch_size too: how many mailboxes a batch holds",
+                ))
+            }
+            _ => {}
+        }
+        if let (Some(since), Some(until)) = (config.run.mail_since, config.run.mail_until) {
+            if until <= since {
+                return Err(at(
+                    "run",
+                    "run.mail_until",
+                    &format!(
+                        "{until} is not after mail_since ({since}): no mail would be migrated"
+                    ),
+                ));
+            }
+        }
         let run = &config.run;
         if run.parallel_mailboxes == 0 {
             return Err(invalid(
@@ -696,6 +945,23 @@ pub fn read_accounts_csv(
         }
     }
     Ok(accounts)
+}
+
+/// The 1-based line of `key = ...` inside `[table]`, for messages about a value that parsed.
+fn key_line(text: &str, table: &str, key: &str) -> Option<usize> {
+    let mut in_table = false;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(header) = line.strip_prefix('[') {
+            in_table = header.trim_end_matches(']').trim() == table;
+            continue;
+        }
+        let name = line.split('=').next().unwrap_or("").trim();
+        if in_table && line.contains('=') && name == key {
+            return Some(n + 1);
+        }
+    }
+    None
 }
 
 /// toml's message with the line number and the key made explicit (its spans are byte
@@ -863,6 +1129,125 @@ exclude = ["Room-1@contoso.com"]
             .unwrap_err()
             .to_string();
         assert!(e.contains("ftp") && e.contains("folder"), "{e}");
+    }
+
+    #[test]
+    fn batches_cut_the_sorted_selection_into_groups() {
+        let batch = |size, n| UserSelection {
+            batch_size: Some(size),
+            batch: Some(n),
+            ..UserSelection::default()
+        };
+        // Listed in Graph's order; batches follow the UPN order, whatever the case.
+        let users = vec!["e@x", "B@x", "a@x", "d@x", "C@x"];
+        let upn = |u: &&str| u.to_string();
+        assert_eq!(
+            batch(2, 1).batch_of(users.clone(), upn).unwrap(),
+            ["a@x", "B@x"]
+        );
+        assert_eq!(
+            batch(2, 2).batch_of(users.clone(), upn).unwrap(),
+            ["C@x", "d@x"]
+        );
+        assert_eq!(batch(2, 3).batch_of(users.clone(), upn).unwrap(), ["e@x"]);
+        let e = batch(2, 4).batch_of(users.clone(), upn).unwrap_err();
+        assert_eq!((e.selected, e.batches), (5, 3));
+        assert!(e.to_string().contains("batches 1 to 3"), "{e}");
+        assert_eq!(
+            UserSelection::default().batch_of(users, upn).unwrap(),
+            ["a@x", "B@x", "C@x", "d@x", "e@x"]
+        );
+    }
+
+    #[test]
+    fn batch_and_date_settings_parse_and_bad_values_name_key_and_line() {
+        let file = format!(
+            "{GOOD}batch_size = 500\nbatch = 2\n\n[run]\nmail_since = \"2020-01-01\"\nmail_until = 2025-01-01\ncalendar_since = \"2024-06-30\"\n"
+        );
+        let c = FileConfig::parse(&file, Path::new("m.toml")).unwrap();
+        assert_eq!((c.users.batch_size, c.users.batch), (Some(500), Some(2)));
+        let limits = c.run.limits();
+        assert_eq!(limits.mail_since, parse_date("2020-01-01"));
+        assert_eq!(limits.mail_until, parse_date("2025-01-01"));
+        assert_eq!(limits.calendar_since, parse_date("2024-06-30"));
+
+        // (replace, with, what the error must say); GOOD's [users] starts on line 11.
+        let cases = [
+            (
+                "batch = 2",
+                "batch = 0",
+                "users.batch: line 14: batches are numbered from 1",
+            ),
+            (
+                "batch_size = 500",
+                "batch_size = 0",
+                "users.batch_size: line 13: must be at least 1",
+            ),
+            (
+                "batch = 2\n",
+                "",
+                "users.batch_size: line 13: set batch too",
+            ),
+            (
+                "batch_size = 500\n",
+                "",
+                "users.batch: line 13: set batch_size too",
+            ),
+            ("batch = 2", "batch = -1", "line 14: batch: invalid value"),
+            (
+                "\"2020-01-01\"",
+                "\"2020-13-01\"",
+                "line 17: mail_since: '2020-13-01' is not a date",
+            ),
+            (
+                "\"2020-01-01\"",
+                "2020-01-01T10:00:00Z",
+                "line 17: mail_since: invalid value",
+            ),
+            (
+                "\"2020-01-01\"",
+                "2025-01-01",
+                "run.mail_until: line 18: 2025-01-01 is not after mail_since",
+            ),
+        ];
+        for (from, to, want) in cases {
+            let e = FileConfig::parse(&file.replacen(from, to, 1), Path::new("m.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+    }
+
+    #[test]
+    fn date_limits_keep_mail_and_events_by_the_documented_rule() {
+        let limits = DateLimits {
+            mail_since: parse_date("2020-01-01"),
+            mail_until: parse_date("2021-01-01"),
+            calendar_since: parse_date("2024-01-01"),
+        };
+        assert!(!limits.keeps_mail(Some("2019-12-31T23:59:59Z")));
+        assert!(limits.keeps_mail(Some("2020-01-01T00:00:00Z")));
+        assert!(limits.keeps_mail(Some("2020-12-31T23:59:59Z")));
+        assert!(!limits.keeps_mail(Some("2021-01-01T00:00:00Z")));
+        // No date, or one that cannot be read: kept.
+        assert!(limits.keeps_mail(None) && limits.keeps_mail(Some("garbage")));
+
+        let single = |end| limits.keeps_event(Some("singleInstance"), Some(end), None);
+        assert!(!single("2023-12-31T23:00:00.0000000"));
+        assert!(single("2024-01-01T00:30:00.0000000"));
+        let series = |kind, end| {
+            limits.keeps_event(
+                Some("seriesMaster"),
+                Some("2010-01-01T10:00:00"),
+                Some((Some(kind), end)),
+            )
+        };
+        assert!(!series("endDate", Some("2023-06-30")));
+        assert!(series("endDate", Some("2024-06-30")));
+        assert!(series("noEnd", None));
+        assert!(series("numbered", None));
+        assert!(DateLimits::default().keeps_event(None, Some("1990-01-01T00:00:00"), None));
+        assert_ne!(limits.fingerprint(), DateLimits::default().fingerprint());
     }
 
     const ICEWARP: &str = r#"

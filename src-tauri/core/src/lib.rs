@@ -19,9 +19,13 @@
 //! records intent and result per message, so a stopped or crashed run resumes and a rerun
 //! writes nothing twice. Flags and folder names are converted by pure functions ([`convert`]).
 //! Then the mailbox's calendars, contacts and To Do tasks are read ([`graph::calendar`],
-//! [`graph::contacts`], [`graph::todo`]), converted to iCalendar and vCard by pure functions,
-//! and written one resource per item (a file, or a CalDAV/CardDAV PUT keyed by UID), journaled
-//! by content hash so a rerun rewrites only what changed. Every step is reported as one typed
+//! [`graph::contacts`], [`graph::todo`]) by the same kind of delta round, per calendar,
+//! contact folder and task list ([`graph::paging::DeltaRound`], shared with mail; calendars by
+//! beta's events delta, or listed in full where a cloud refuses it), so a rerun reads only
+//! what changed (and only a changed contact's photo). Items are converted to iCalendar and
+//! vCard by pure functions and written one resource per item (a file, or a CalDAV/CardDAV PUT
+//! keyed by UID), journaled by content hash and source version so nothing is written twice;
+//! deletions at the source are mirrored only when asked. Every step is reported as one typed
 //! [`progress::ProgressEvent`] stream; [`engine::plan()`] estimates a run beforehand and
 //! [`engine::report`] renders the journal afterwards.
 //!
@@ -39,7 +43,8 @@
 //!   lists, address books; tested against a real Radicale), [`dest::provision`] (creates
 //!   domains and accounts: the [`dest::provision::AccountProvisioner`] trait, IceWarp's admin
 //!   API).
-//! - [`journal`]: SQLite record of runs, folders (delta links) and items, for exactly-once.
+//! - [`journal`]: SQLite record of runs, folders and groupware collections (delta links) and
+//!   items, for exactly-once.
 //! - [`engine`]: runs a migration ([`engine::run`]) into a [`engine::Destination`] (mail and
 //!   groupware per mailbox, IceWarp provisioning first), the pre-run check
 //!   ([`engine::preflight`]), the plan ([`engine::plan()`]), the report ([`engine::report`]),

@@ -25,7 +25,15 @@ pub enum ProgressEvent {
         #[ts(type = "number")]
         messages: u64,
     },
-    /// One message reached the destination (or was already there: `skipped`).
+    /// A page of a mailbox's calendar events, contacts or tasks was listed: `items` more will
+    /// each be reported as done or failed. Graph counts these only by listing them, so unlike
+    /// messages (counted ahead in `UserStarted`) they add to the mailbox's total as the run goes.
+    ItemsListed {
+        user: String,
+        #[ts(type = "number")]
+        items: u64,
+    },
+    /// One item reached the destination (or was already there: `skipped`).
     ItemDone {
         user: String,
         #[ts(type = "number")]
@@ -74,6 +82,10 @@ pub struct Stats {
     pub failed: u64,
     #[ts(type = "number")]
     pub bytes: u64,
+    /// Items left out by the date limits (`mail_since`, `mail_until`, `calendar_since`):
+    /// neither fetched nor written, and not failures.
+    #[ts(type = "number")]
+    pub out_of_range: u64,
 }
 
 impl Stats {
@@ -87,6 +99,7 @@ impl Stats {
         self.skipped += other.skipped;
         self.failed += other.failed;
         self.bytes += other.bytes;
+        self.out_of_range += other.out_of_range;
     }
 }
 

@@ -1,6 +1,7 @@
 //! An IceWarp migration end to end: the IceWarp admin API emulator creates the domains and
-//! accounts, a real Dovecot stands in for IceWarp's IMAP (the administrator logs in for each
-//! account) and a real Radicale for its WebDAV, at IceWarp's URL layout.
+//! accounts (and, when asked, groups and mailing lists), a real Dovecot stands in for
+//! IceWarp's IMAP (the administrator logs in for each account) and a real Radicale for its
+//! WebDAV, at IceWarp's URL layout. The tenant has shared mailboxes and a room besides people.
 
 use crate::support;
 
@@ -9,11 +10,11 @@ use std::sync::Arc;
 
 use migrator_core::config::FileConfig;
 use migrator_core::dest::dav::{CollectionKind, DavAccount, DavLogin};
-use migrator_core::engine::{run, Destination, RunControl, RunOptions};
+use migrator_core::engine::{preflight, run, Destination, RunControl, RunOptions};
 use migrator_core::progress::{ProgressEvent, RunSummary};
 use migrator_core::secrets::Secret;
 use migrator_sim::icewarp::{AccountSpec, IceWarpConfig, IceWarpSim};
-use migrator_sim::{GroupwareSpec, SimConfig, TenantSpec};
+use migrator_sim::{GroupMember, GroupwareSpec, SimConfig, TenantSpec, ROLES};
 use support::dovecot::{Dovecot, MASTER_PASSWORD, MASTER_USER};
 use support::radicale::{self, Radicale};
 
@@ -30,11 +31,16 @@ struct Setup {
     existing: (String, String),
 }
 
-async fn setup() -> Setup {
+/// `destination`: more `[destination]` lines; `roles`: more permissions granted to the app.
+async fn setup(destination: &str, roles: &[&str]) -> Setup {
     let (sim, dovecot) = support::tenant_with_dovecot_config(SimConfig {
         tenant: TenantSpec {
-            // The eleventh user is disabled in Microsoft 365.
+            // The eleventh user is disabled in Microsoft 365; two shared mailboxes and a room
+            // follow (their sign-in is blocked too, as Exchange creates them).
             users: 11,
+            shared_mailboxes: 2,
+            rooms: 1,
+            groups: 4,
             messages_per_user: 2,
             domains: DOMAINS.iter().map(|d| d.to_string()).collect(),
             groupware: GroupwareSpec {
@@ -45,6 +51,7 @@ async fn setup() -> Setup {
             },
             ..TenantSpec::default()
         },
+        roles: ROLES.iter().chain(roles).map(|r| r.to_string()).collect(),
         ..SimConfig::default()
     })
     .await;
@@ -82,7 +89,7 @@ async fn setup() -> Setup {
              admin_email = \"{admin}\"\nallow_plaintext_loopback = true\nca_file = \"{ca}\"\n\
              credentials_report = \"{report}\"\nmaster_user = \"{MASTER_USER}\"\n\
              accounts_csv = \"{accounts}\"\n\
-             imap_port = {imaps}\nwebdav_url = \"{dav}\"\n",
+             imap_port = {imaps}\nwebdav_url = \"{dav}\"\n{destination}",
             api = icewarp.api_url(),
             admin = IceWarpConfig::default().admin_email,
             ca = dovecot.ca_file.display(),
@@ -140,15 +147,27 @@ impl Setup {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn domains_and_accounts_are_created_data_arrives_and_a_rerun_creates_and_writes_nothing() {
-    let s = setup().await;
+    // Groups are off by default: Group.Read.All is not granted and not needed.
+    let s = setup("", &[]).await;
     let (first, failures) = s.run().await;
     assert_eq!(failures, Vec::<String>::new(), "{first:?}");
 
     let tenant = s.sim.tenant();
-    let enabled: Vec<_> = tenant.users.iter().filter(|u| u.account_enabled).collect();
+    // People whose sign-in works, and shared and room mailboxes (created by the default
+    // rules although their sign-in is blocked).
+    let enabled: Vec<_> = tenant
+        .users
+        .iter()
+        .filter(|u| u.account_enabled || u.purpose != "user")
+        .collect();
+    assert_eq!(enabled.len(), 13);
     assert!(
         tenant.users.len() > enabled.len(),
         "the tenant has a disabled user"
+    );
+    assert!(
+        s.icewarp.accounts().iter().all(|a| a.account_type == 0),
+        "no group or mailing list without the groups option"
     );
     for domain in DOMAINS {
         assert!(
@@ -181,7 +200,11 @@ async fn domains_and_accounts_are_created_data_arrives_and_a_rerun_creates_and_w
         assert_eq!(calendars.len(), user.calendars.len(), "{}", user.mail);
     }
     // The disabled user is skipped by the default rule, not created.
-    for user in tenant.users.iter().filter(|u| !u.account_enabled) {
+    for user in tenant
+        .users
+        .iter()
+        .filter(|u| !u.account_enabled && u.purpose == "user")
+    {
         assert!(s.icewarp.account(&user.mail).is_none(), "{}", user.mail);
     }
 
@@ -233,4 +256,116 @@ async fn domains_and_accounts_are_created_data_arrives_and_a_rerun_creates_and_w
         "a rerun writes nothing"
     );
     assert_eq!(std::fs::read_to_string(&report).unwrap(), text);
+}
+
+/// With `groups = "by-kind"` every mail-enabled group ends as an IceWarp group (Microsoft 365
+/// groups) or mailing list with exactly its members, rooms follow `resource_mailboxes =
+/// "skip"`, shared mailboxes the default rule; a rerun creates, sets and adds nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn groups_and_room_rules_apply_and_a_rerun_changes_nothing() {
+    let s = setup(
+        "groups = \"by-kind\"\nresource_mailboxes = \"skip\"\n",
+        &["Group.Read.All"],
+    )
+    .await;
+    let (first, failures) = s.run().await;
+    assert_eq!(failures, Vec::<String>::new(), "{first:?}");
+    let tenant = s.sim.tenant();
+
+    for user in &tenant.users {
+        let there = s.icewarp.account(&user.mail).is_some();
+        let expected = match user.purpose.as_str() {
+            "room" => false,
+            "shared" => true,
+            _ => user.account_enabled,
+        };
+        assert_eq!(there, expected, "{} ({})", user.mail, user.purpose);
+    }
+    let shared = tenant.users.iter().find(|u| u.purpose == "shared").unwrap();
+    let expected: usize = shared.folders.iter().map(|f| f.messages.len()).sum();
+    let bodies = support::account_bodies(&s.dovecot, &shared.mail).await;
+    assert_eq!(
+        bodies.values().sum::<usize>(),
+        expected,
+        "the shared mailbox's mail arrived"
+    );
+
+    let migrated = |id: &str| {
+        tenant
+            .users
+            .iter()
+            .find(|u| u.id == id && s.icewarp.account(&u.mail).is_some())
+            .map(|u| u.mail.clone())
+    };
+    let mut lists = 0;
+    for group in &tenant.groups {
+        let Some(mail) = &group.mail else {
+            assert!(!group.mail_enabled);
+            continue;
+        };
+        let list = s.icewarp.account(mail).unwrap_or_else(|| panic!("{mail}"));
+        let unified = group.group_types.iter().any(|t| t == "Unified");
+        assert_eq!(list.account_type, if unified { 7 } else { 1 }, "{mail}");
+        let mut expected: Vec<String> = group
+            .members
+            .iter()
+            .filter_map(|m| match m {
+                GroupMember::User(id) => migrated(id),
+                GroupMember::Group(id) => tenant
+                    .groups
+                    .iter()
+                    .find(|g| &g.id == id)
+                    .and_then(|g| g.mail.clone()),
+                GroupMember::Contact { mail, .. } => Some(mail.clone()),
+            })
+            .collect();
+        let mut held = list.members.clone();
+        expected.sort();
+        held.sort();
+        assert_eq!(held, expected, "{mail}");
+        lists += 1;
+    }
+    assert_eq!(lists, 3);
+
+    let before = s.icewarp.requests().len();
+    let (_, failures) = s.run().await;
+    assert_eq!(failures, Vec::<String>::new());
+    let writes: Vec<_> = s.icewarp.requests()[before..]
+        .iter()
+        .filter_map(|r| r.command.clone())
+        .filter(|c| c.starts_with("create") || c.starts_with("set") || c.starts_with("add"))
+        .collect();
+    assert_eq!(
+        writes,
+        Vec::<String>::new(),
+        "a rerun creates and changes nothing"
+    );
+}
+
+/// The check before a run requires Group.Read.All only when the groups option is on.
+#[tokio::test(flavor = "multi_thread")]
+async fn group_read_all_is_required_only_with_the_groups_option() {
+    for (lines, required) in [("", false), ("groups = \"mailing-lists\"\n", true)] {
+        let s = setup(lines, &[]).await;
+        let destination =
+            Destination::from_config(&s.config.destination, Some(Secret::new(MASTER_PASSWORD)))
+                .unwrap();
+        let report = preflight(
+            &s.config.source_config(),
+            &Secret::new(s.sim.client_secret()),
+            &destination,
+            &RunOptions::default(),
+        )
+        .await
+        .unwrap();
+        let status = report
+            .permissions
+            .iter()
+            .find(|p| p.name == "Group.Read.All")
+            .unwrap();
+        assert!(!status.granted(), "the probe found it missing");
+        assert_eq!(status.required, required, "{lines}");
+        let problem = report.problems.iter().any(|p| p.contains("Group.Read.All"));
+        assert_eq!(problem, required, "{:?}", report.problems);
+    }
 }

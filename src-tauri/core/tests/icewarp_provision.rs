@@ -1,35 +1,86 @@
 //! IceWarp provisioning against the IceWarp API emulator (migrator-sim): a generated tenant
-//! with three domains (plus its onmicrosoft.com one) and one account that already exists.
+//! with three domains (plus its onmicrosoft.com one), one account that already exists, and
+//! groups that become IceWarp groups and mailing lists (one of which already exists).
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use migrator_core::config::GroupRule;
 use migrator_core::dest::provision::icewarp::{IceWarpError, IceWarpProvisioner, IceWarpSettings};
 use migrator_core::dest::provision::types::PARSED_PATHS;
 use migrator_core::dest::provision::{
-    AccountAction, AccountProvisioner, DirectoryUser, DomainAction, LoginRoute, MailboxKind,
-    ProvisionOutcome, ProvisionRules, TenantDomain,
+    AccountAction, AccountProvisioner, DirectoryGroup, DirectoryMember, DirectoryUser,
+    DomainAction, LoginRoute, MailboxKind, ProvisionOutcome, ProvisionRules, TenantDomain,
 };
 use migrator_core::error::{Classify, ErrorClass};
+use migrator_core::graph::users::Group;
 use migrator_core::secrets::Secret;
 use migrator_sim::icewarp::xml::Node;
 use migrator_sim::icewarp::{
-    api_spec, AccountSpec, DefaultFolderNames, Fault, IceWarpConfig, IceWarpSim, PasswordPolicy,
+    api_spec, AccountSpec, DefaultFolderNames, Fault, IceWarpConfig, IceWarpSim, ListSpec,
+    PasswordPolicy,
 };
-use migrator_sim::{generate_tenant, TenantSpec};
+use migrator_sim::{generate_tenant, GroupMember, Tenant, TenantSpec};
 
 const DOMAINS: [&str; 3] = ["contoso.com", "fabrikam.com", "northwind.com"];
 const ADMIN_PASSWORD: &str = "Admin-Pa55!";
 
-/// Twelve users over three domains, each with a same-domain alias (`<first name>@domain`)
-/// besides the onmicrosoft.com one the generator gives; user 10 has sign-in blocked.
-fn tenant() -> (Vec<DirectoryUser>, Vec<TenantDomain>) {
-    let t = generate_tenant(&TenantSpec {
+fn generated() -> Tenant {
+    generate_tenant(&TenantSpec {
         users: 12,
         messages_per_user: 0,
         domains: DOMAINS.iter().map(|d| d.to_string()).collect(),
+        groups: 5,
         ..TenantSpec::default()
-    });
+    })
+}
+
+/// The generated tenant's groups as Graph describes them: Microsoft 365 groups, a
+/// distribution list, a mail-enabled security group and a security group without mail.
+fn groups(t: &Tenant) -> Vec<DirectoryGroup> {
+    t.groups
+        .iter()
+        .filter_map(|g| {
+            let kind = Group {
+                id: g.id.clone(),
+                display_name: Some(g.display_name.clone()),
+                mail: g.mail.clone(),
+                mail_enabled: Some(g.mail_enabled),
+                security_enabled: Some(g.security_enabled),
+                group_types: g.group_types.clone(),
+                proxy_addresses: g.proxy_addresses.clone(),
+            }
+            .kind()?;
+            let members = g
+                .members
+                .iter()
+                .map(|m| match m {
+                    GroupMember::User(id) => DirectoryMember::User {
+                        id: id.clone(),
+                        mail: None,
+                    },
+                    GroupMember::Group(id) => DirectoryMember::Group { id: id.clone() },
+                    GroupMember::Contact { mail, .. } => {
+                        DirectoryMember::Contact { mail: mail.clone() }
+                    }
+                })
+                .collect();
+            Some(DirectoryGroup {
+                id: g.id.clone(),
+                display_name: Some(g.display_name.clone()),
+                mail: g.mail.clone(),
+                proxy_addresses: g.proxy_addresses.clone(),
+                kind,
+                members,
+            })
+        })
+        .collect()
+}
+
+/// Twelve users over three domains, each with a same-domain alias (`<first name>@domain`)
+/// besides the onmicrosoft.com one the generator gives; user 10 has sign-in blocked.
+fn tenant() -> (Vec<DirectoryUser>, Vec<TenantDomain>) {
+    let t = generated();
     let users = t
         .users
         .iter()
@@ -114,16 +165,39 @@ async fn provision(
     users: &[DirectoryUser],
     domains: &[TenantDomain],
 ) -> (IceWarpProvisioner, ProvisionOutcome) {
+    provision_with(sim, report, users, &[], domains, GroupRule::Skip).await
+}
+
+async fn provision_with(
+    sim: &IceWarpSim,
+    report: &Path,
+    users: &[DirectoryUser],
+    groups: &[DirectoryGroup],
+    domains: &[TenantDomain],
+    rule: GroupRule,
+) -> (IceWarpProvisioner, ProvisionOutcome) {
     let known = [users[0].mail.as_deref().unwrap()];
     let p =
         IceWarpProvisioner::connect(&settings(sim, report, &known), Secret::new(ADMIN_PASSWORD))
             .await
             .unwrap();
-    let outcome = p
-        .provision(users, domains, &ProvisionRules::default())
-        .await
-        .unwrap();
+    let rules = ProvisionRules {
+        groups: rule,
+        ..ProvisionRules::default()
+    };
+    let outcome = p.provision(users, groups, domains, &rules).await.unwrap();
     (p, outcome)
+}
+
+/// The distribution list `allstaff1@contoso.com` already exists as a mailing list, with an
+/// outside member of its own and one the tenant's list also has.
+fn existing_list(t: &Tenant) -> ListSpec {
+    ListSpec {
+        email: "allstaff1@contoso.com".into(),
+        name: "All Staff (old)".into(),
+        account_type: 1,
+        members: vec!["keep@outside.example".into(), t.users[1].mail.clone()],
+    }
 }
 
 /// A tenant, the emulator, and where the credentials report goes (in a temporary folder).
@@ -410,8 +484,34 @@ async fn transient_failures_are_retried_and_a_refused_account_fails_alone() {
 /// every element path it reads exists in the response schema.
 #[tokio::test]
 async fn every_request_and_parsed_reply_follows_the_specification() {
-    let (users, domains, sim, report, _dir) = setup(false).await;
-    let (p, outcome) = provision(&sim, &report, &users, &domains).await;
+    let (users, domains) = tenant();
+    let t = generated();
+    let sim = IceWarpSim::start(IceWarpConfig {
+        admin_password: ADMIN_PASSWORD.into(),
+        accounts: vec![AccountSpec {
+            email: users[0].mail.clone().unwrap(),
+            name: "Pre Existing".into(),
+            password: "Existing-pass-1".into(),
+            aliases: vec!["keepme".into()],
+        }],
+        lists: vec![existing_list(&t)],
+        policy: policy(),
+        strict_schema: false,
+        ..IceWarpConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("new-accounts.csv");
+    let (p, outcome) = provision_with(
+        &sim,
+        &report,
+        &users,
+        &groups(&t),
+        &domains,
+        GroupRule::ByKind,
+    )
+    .await;
     p.settings_report().await.unwrap();
     p.default_folders(users[1].mail.as_deref().unwrap())
         .await
@@ -530,4 +630,166 @@ async fn account_lists_are_read_page_by_page() {
         })
         .collect();
     assert_eq!(offsets, ["0", "500", "1000"]);
+}
+
+/// Every mail-enabled group ends as an IceWarp group (Microsoft 365 groups) or mailing list
+/// (the others) with exactly its members; the list that existed is merged (its own member
+/// kept, none twice); a rerun creates and adds nothing.
+#[tokio::test]
+async fn groups_become_lists_with_exactly_their_members_and_a_rerun_adds_nothing() {
+    let (users, domains) = tenant();
+    let t = generated();
+    let existing = existing_list(&t);
+    let sim = IceWarpSim::start(IceWarpConfig {
+        admin_password: ADMIN_PASSWORD.into(),
+        lists: vec![existing.clone()],
+        policy: policy(),
+        ..IceWarpConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r.csv");
+    let directory_groups = groups(&t);
+    let (_, outcome) = provision_with(
+        &sim,
+        &report,
+        &users,
+        &directory_groups,
+        &domains,
+        GroupRule::ByKind,
+    )
+    .await;
+    assert_eq!(
+        outcome.lists.len(),
+        4,
+        "the security group without mail is not a list"
+    );
+
+    // What each group should hold, read from the tenant itself: enabled members' addresses,
+    // nested groups' addresses, contacts' addresses (user 10's sign-in is blocked: skipped).
+    let address = |m: &GroupMember| match m {
+        GroupMember::User(id) => t
+            .users
+            .iter()
+            .find(|u| &u.id == id && u.account_enabled)
+            .map(|u| u.mail.clone()),
+        GroupMember::Group(id) => t
+            .groups
+            .iter()
+            .find(|g| &g.id == id)
+            .and_then(|g| g.mail.clone()),
+        GroupMember::Contact { mail, .. } => Some(mail.clone()),
+    };
+    let mut checked = 0;
+    for g in t.groups.iter().filter(|g| g.mail_enabled) {
+        let mail = g.mail.clone().unwrap();
+        let account = sim
+            .account(&mail)
+            .unwrap_or_else(|| panic!("{mail} missing"));
+        let expected_type = if g.group_types.iter().any(|t| t == "Unified") {
+            7
+        } else {
+            1
+        };
+        let mut expected: BTreeSet<String> = g.members.iter().filter_map(address).collect();
+        if mail == existing.email {
+            // Merged: never recreated, its type and own member kept.
+            assert_eq!(account.name, existing.name);
+            expected.insert("keep@outside.example".into());
+        } else {
+            assert_eq!(account.name, g.display_name, "{mail}");
+        }
+        assert_eq!(account.account_type, expected_type, "{mail}");
+        let held: BTreeSet<String> = account.members.iter().cloned().collect();
+        assert_eq!(held.len(), account.members.len(), "{mail}: no member twice");
+        assert_eq!(held, expected, "{mail}");
+        checked += 1;
+    }
+    assert_eq!(checked, 4);
+    let merged: Vec<_> = outcome
+        .lists
+        .iter()
+        .filter(|l| l.action == AccountAction::Merged)
+        .collect();
+    assert_eq!(merged.len(), 1);
+    assert!(!merged[0].members_added.contains(&t.users[1].mail));
+    // No password for lists: the credentials report lists people only.
+    assert!(csv_rows(&report)
+        .iter()
+        .all(|(a, _)| sim.account(a).is_some_and(|acc| acc.account_type == 0)));
+
+    let writes = |sim: &IceWarpSim| ["createaccount", "addaccountmembers"].map(|c| count(sim, c));
+    let before = writes(&sim);
+    let (_, again) = provision_with(
+        &sim,
+        &report,
+        &users,
+        &directory_groups,
+        &domains,
+        GroupRule::ByKind,
+    )
+    .await;
+    assert_eq!(writes(&sim), before, "a rerun creates and adds nothing");
+    assert!(again
+        .lists
+        .iter()
+        .all(|l| l.action == AccountAction::Merged && l.members_added.is_empty()));
+
+    // With groups off nothing is read or created for them.
+    let (_, off) = provision_with(
+        &sim,
+        &report,
+        &users,
+        &directory_groups,
+        &domains,
+        GroupRule::Skip,
+    )
+    .await;
+    assert!(off.lists.is_empty());
+    assert_eq!(writes(&sim), before);
+}
+
+/// A group whose address an ordinary account holds fails alone and leaves the account as it
+/// is.
+#[tokio::test]
+async fn a_group_address_held_by_a_user_account_is_not_touched() {
+    let (users, domains) = tenant();
+    let t = generated();
+    let sim = IceWarpSim::start(IceWarpConfig {
+        admin_password: ADMIN_PASSWORD.into(),
+        accounts: vec![AccountSpec {
+            email: "project1@contoso.com".into(),
+            name: "A person".into(),
+            password: "Person-pass-1".into(),
+            aliases: vec![],
+        }],
+        policy: policy(),
+        ..IceWarpConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, outcome) = provision_with(
+        &sim,
+        &dir.path().join("r.csv"),
+        &users,
+        &groups(&t),
+        &domains,
+        GroupRule::MailingLists,
+    )
+    .await;
+    let failed: Vec<_> = outcome
+        .lists
+        .iter()
+        .filter(|l| matches!(l.action, AccountAction::Failed { .. }))
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].address.as_deref(), Some("project1@contoso.com"));
+    let person = sim.account("project1@contoso.com").unwrap();
+    assert_eq!((person.account_type, person.members.len()), (0, 0));
+    // The other lists are there, and the nested group is still a member of All Staff.
+    let staff = sim.account("allstaff1@contoso.com").unwrap();
+    assert_eq!(staff.account_type, 1);
+    assert!(staff.members.contains(&"project1@contoso.com".to_string()));
 }

@@ -285,6 +285,11 @@ struct Token {
     /// request (api/event-delta.md: the window is encoded in the token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     window: Option<(i64, i64)>,
+    /// `$expand` of the first request, kept like `$select` (api/todotask-delta.md: "If you use
+    /// any query parameter … Microsoft Graph automatically encodes any specified parameters
+    /// into the token portion").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expand: Option<String>,
 }
 
 impl Token {
@@ -316,6 +321,7 @@ pub(crate) fn empty(ctx: &Ctx<'_>) -> Response {
         after: None,
         select: None,
         window: None,
+        expand: None,
     };
     axum::Json(json!({
         "@odata.context": format!("{}/v1.0/$metadata#Collection(message)", ctx.state.url),
@@ -348,6 +354,7 @@ fn read_token(ctx: &Ctx<'_>, current: u64, floor: u64) -> Result<Token, Box<Resp
                 after: None,
                 select: t.select,
                 window: t.window,
+                expand: t.expand,
             }),
             _ => Err(restart()),
         }
@@ -363,6 +370,7 @@ fn read_token(ctx: &Ctx<'_>, current: u64, floor: u64) -> Result<Token, Box<Resp
             after: None,
             select: query_param(ctx, "$select"),
             window: None,
+            expand: query_param(ctx, "$expand"),
         })
     }
 }
@@ -408,6 +416,7 @@ fn page(
             after: None,
             select,
             window: token.window,
+            expand: token.expand.clone(),
         };
         body.insert(
             "@odata.deltaLink".into(),
@@ -556,8 +565,8 @@ pub(crate) fn folders(ctx: &Ctx<'_>, user: &User) -> Response {
 /// A delta round over one groupware collection of `user` (Graph docs api/event-delta.md
 /// (beta), api/contact-delta.md, api/todotask-delta.md, api/todotasklist-delta.md): the same
 /// rounds, links and 410 as message delta. `present` are the ids in the collection now;
-/// `render` gives a present item's JSON (already `$select`ed). `$select` is checked against
-/// `known` (`None`: the collection takes no `$select`).
+/// `render` gives a present item's JSON (already `$select`ed; with the round's `$expand`).
+/// `$select` is checked against `known`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn collection(
     ctx: &Ctx<'_>,
@@ -568,7 +577,7 @@ pub(crate) fn collection(
     present: Vec<&str>,
     known: &[&str],
     kind: &str,
-    render: impl Fn(&str, Option<&[String]>) -> Option<Value>,
+    render: impl Fn(&str, Option<&[String]>, Option<&str>) -> Option<Value>,
 ) -> Response {
     let (current, floor, (changed, removed)) = match ctx.state.changes.lock() {
         Ok(log) => {
@@ -598,8 +607,9 @@ pub(crate) fn collection(
         );
     }
     let ids = round_ids(&token, present.into_iter(), &changed, &removed);
+    let expand = token.expand.clone();
     page(ctx, context, &token, &ids, fields.as_deref(), |id| {
-        render(id, fields.as_deref()).unwrap_or_else(
+        render(id, fields.as_deref(), expand.as_deref()).unwrap_or_else(
             || json!({"@odata.type": odata_type, "id": id, "@removed": {"reason": "deleted"}}),
         )
     })

@@ -322,6 +322,16 @@ fn required_role(path: &[String]) -> Option<(&'static [&'static str], &'static s
     let (roles, (code, message)): (&'static [&'static str], _) = match p.as_slice() {
         ["users"] | ["users", _] => (&["User.Read.All", "Directory.Read.All"], DIRECTORY),
         ["domains", ..] => (&["Domain.Read.All", "Directory.Read.All"], DIRECTORY),
+        // api/group-list.md, api/group-list-members.md.
+        ["groups", _, "members"] => (
+            &[
+                "GroupMember.Read.All",
+                "Group.Read.All",
+                "Directory.Read.All",
+            ],
+            DIRECTORY,
+        ),
+        ["groups", ..] => (&["Group.Read.All", "Directory.Read.All"], DIRECTORY),
         ["users", _, "mailFolders", ..] | ["users", _, "messages", ..] => {
             (&["Mail.Read", "Mail.ReadWrite"], EXCHANGE)
         }
@@ -673,8 +683,16 @@ fn route(ctx: &Ctx<'_>, path: &[String], tenant: &Tenant, user: Option<&User>) -
             "workingHours": {"daysOfWeek": ["monday","tuesday","wednesday","thursday","friday"],
                 "startTime": "08:00:00.0000000", "endTime": "17:00:00.0000000",
                 "timeZone": {"name": "W. Europe Standard Time"}},
-            "userPurpose": "user"
+            "userPurpose": u.purpose
         })).into_response(),
+        (["groups", ..], _) => match crate::graph_groups::route(ctx, &p, tenant) {
+            Some(r) => r,
+            None => ctx.error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &format!("Resource not found for the segment '{}'.", p.last().unwrap_or(&"")),
+            ),
+        },
         (["users", _, ..], Some(u)) => match crate::graph_groupware::route(ctx, &p[2..], u) {
             Some(r) => r,
             None => ctx.error(

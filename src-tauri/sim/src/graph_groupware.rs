@@ -998,9 +998,11 @@ fn bytes_response(content_type: &str, bytes: Vec<u8>) -> Response {
 
 /// Beta `…/events/delta` of a calendar: single instances and series masters added or
 /// changed (a changed occurrence changes its master), `@removed` for deleted ones. v1.0 has
-/// no such route (only the default calendar's calendarView/delta).
+/// no such route (only the default calendar's calendarView/delta). Each event carries only
+/// `id`, `type`, `start` and `end` "for performance reasons" (beta api/event-delta.md,
+/// "Response"); clients read changed events by id.
 fn events_delta(ctx: &Ctx<'_>, u: &User, cal: Option<&Calendar>, beta: bool) -> Response {
-    if !beta {
+    if !beta || !ctx.state.config.beta_events_delta {
         return ctx.error(
             StatusCode::BAD_REQUEST,
             "ErrorInvalidIdMalformed",
@@ -1021,11 +1023,18 @@ fn events_delta(ctx: &Ctx<'_>, u: &User, cal: Option<&Calendar>, beta: bool) -> 
         cal.events.iter().map(|e| e.id.as_str()).collect(),
         &known,
         "event",
-        |id, fields| {
-            cal.events
-                .iter()
-                .find(|e| e.id == id)
-                .map(|e| select(fields, event_json(ctx, &out, Item::Event(e))))
+        |id, _, _| {
+            cal.events.iter().find(|e| e.id == id).map(|e| {
+                let full = event_json(ctx, &out, Item::Event(e));
+                let mut entry = Map::new();
+                entry.insert("@odata.type".into(), json!("#microsoft.graph.event"));
+                for key in ["id", "type", "start", "end"] {
+                    if let Some(v) = full.get(key) {
+                        entry.insert(key.into(), v.clone());
+                    }
+                }
+                Value::Object(entry)
+            })
         },
     )
 }
@@ -1079,7 +1088,7 @@ fn contact_folders_delta(ctx: &Ctx<'_>, u: &User) -> Response {
         folders.iter().map(|f| f.id.as_str()).collect(),
         CONTACT_FOLDER_PROPERTIES,
         "contactFolder",
-        |id, fields| {
+        |id, fields, _| {
             folders
                 .iter()
                 .find(|f| f.id == id)
@@ -1172,7 +1181,7 @@ fn contacts_delta(ctx: &Ctx<'_>, u: &User, folder: Option<&ContactFolder>) -> Re
         f.contacts.iter().map(|c| c.id.as_str()).collect(),
         CONTACT_PROPERTIES,
         "contact",
-        |id, fields| {
+        |id, fields, _| {
             f.contacts
                 .iter()
                 .find(|c| c.id == id)
@@ -1254,7 +1263,8 @@ fn linked(t: &TodoTask) -> Vec<Value> {
         .collect()
 }
 
-fn task_json(ctx: &Ctx<'_>, out: &OutZone, t: &TodoTask) -> Value {
+/// A task; `expand`: the request's `$expand` (checklistItems, linkedResources).
+fn task_json(out: &OutZone, t: &TodoTask, expand: Option<&str>) -> Value {
     let key = change_key(&[
         t.id.as_bytes(),
         iso(t.last_modified).as_bytes(),
@@ -1287,8 +1297,7 @@ fn task_json(ctx: &Ctx<'_>, out: &OutZone, t: &TodoTask) -> Value {
     if let Some(r) = &t.recurrence {
         v["recurrence"] = recurrence_json(r, &t.zone);
     }
-    let expand = param(&ctx.query, "$expand").unwrap_or("");
-    for x in expand.split(',').map(str::trim) {
+    for x in expand.unwrap_or("").split(',').map(str::trim) {
         if x.eq_ignore_ascii_case("checklistItems") {
             v["checklistItems"] = Value::Array(t.checklist.iter().map(checklist_json).collect());
         } else if x.eq_ignore_ascii_case("linkedResources") {
@@ -1305,7 +1314,10 @@ fn tasks(ctx: &Ctx<'_>, l: &TodoList) -> Response {
     let out = out_zone(ctx);
     let fields = ctx.select();
     page(ctx, "tasks", &l.tasks, 10, 1000, |t| {
-        select(fields.as_deref(), task_json(ctx, &out, t))
+        select(
+            fields.as_deref(),
+            task_json(&out, t, param(&ctx.query, "$expand")),
+        )
     })
 }
 
@@ -1314,7 +1326,8 @@ fn one_task(ctx: &Ctx<'_>, t: &TodoTask) -> Response {
         return r;
     }
     let out = out_zone(ctx);
-    axum::Json(select(ctx.select().as_deref(), task_json(ctx, &out, t))).into_response()
+    let expand = param(&ctx.query, "$expand");
+    axum::Json(select(ctx.select().as_deref(), task_json(&out, t, expand))).into_response()
 }
 
 fn tasks_delta(ctx: &Ctx<'_>, u: &User, l: &TodoList) -> Response {
@@ -1328,11 +1341,11 @@ fn tasks_delta(ctx: &Ctx<'_>, u: &User, l: &TodoList) -> Response {
         l.tasks.iter().map(|t| t.id.as_str()).collect(),
         TASK_PROPERTIES,
         "todoTask",
-        |id, fields| {
+        |id, fields, expand| {
             l.tasks
                 .iter()
                 .find(|t| t.id == id)
-                .map(|t| select(fields, task_json(ctx, &out, t)))
+                .map(|t| select(fields, task_json(&out, t, expand)))
         },
     )
 }
@@ -1347,7 +1360,7 @@ fn lists_delta(ctx: &Ctx<'_>, u: &User) -> Response {
         u.todo_lists.iter().map(|l| l.id.as_str()).collect(),
         LIST_PROPERTIES,
         "todoTaskList",
-        |id, fields| {
+        |id, fields, _| {
             u.todo_lists
                 .iter()
                 .find(|l| l.id == id)

@@ -18,7 +18,9 @@
 //! by [`expand`], the same function tests use to know which occurrences a window holds.
 //!
 //! ## Layout
-//! - [`tenant`]: the seeded tenant generator ([`generate_tenant`]) and the data model.
+//! - [`tenant`]: the seeded tenant generator ([`generate_tenant`]) and the data model: people,
+//!   shared and room mailboxes (`mailboxSettings.userPurpose`), groups.
+//! - [`icewarp`]: an emulator of IceWarp's admin API, validated against its specification.
 //! - [`mime`]: generated RFC 5322 messages, produced on demand from small recipes.
 //! - [`calendar`]: calendars, events, Windows time zones, and series expansion ([`expand`]).
 //! - [`groupware`]: contacts (with photos) and To Do tasks, and the per-mailbox generator
@@ -26,6 +28,8 @@
 //! - `token`: the Entra client-credentials token endpoint, its AADSTS errors, token checks.
 //! - `graph`: the Graph routes (users, domains, mail folders, messages, `$value`), paging,
 //!   `$select`, `Prefer` headers, and Graph's error shapes.
+//! - `graph_groups`: the group routes (`/groups`, `/groups/{id}/members`) for the tenant's
+//!   Microsoft 365 groups, distribution lists and security groups ([`TenantSpec::groups`]).
 //! - `graph_groupware`: the calendar, event, contact and To Do routes (v1.0 and beta),
 //!   `Prefer: outlook.timezone`, calendarView and instances.
 //! - `delta`: the delta queries (messages, mail folders, beta calendar events, contacts,
@@ -41,6 +45,7 @@ pub mod tenant;
 
 mod delta;
 mod graph;
+mod graph_groups;
 mod graph_groupware;
 mod server;
 mod throttle;
@@ -56,8 +61,8 @@ pub use groupware::{
 };
 pub use mime::Mime;
 pub use tenant::{
-    generate_tenant, sample_message, Domain, MailFolder, Message, SizeProfile, Tenant, TenantSpec,
-    User,
+    generate_tenant, sample_message, Domain, Group, GroupMember, MailFolder, Message, SizeProfile,
+    Tenant, TenantSpec, User,
 };
 
 /// Exchange Online's per-app, per-mailbox limits (Graph docs, concepts/throttling-limits.md
@@ -118,6 +123,9 @@ pub struct SimConfig {
     /// The application permissions granted (the token's `roles`); Graph answers 403 to calls
     /// a missing one would allow. Default: all the migrator needs ([`ROLES`]).
     pub roles: Vec<String>,
+    /// Serve beta's per-calendar events delta. `false`: a cloud without it (API availability
+    /// differs per cloud, shared reference graph.md §1), which answers it as v1.0 does: 400.
+    pub beta_events_delta: bool,
 }
 
 /// Every application permission the simulated app is granted by default.
@@ -142,6 +150,7 @@ impl Default for SimConfig {
             faults: Faults::default(),
             fractional_retry_after: false,
             roles: ROLES.iter().map(|r| r.to_string()).collect(),
+            beta_events_delta: true,
         }
     }
 }

@@ -34,6 +34,15 @@ pub struct TenantSpec {
     /// Calendars, contacts and To Do tasks per mailbox (generated from their own seeds, so
     /// mail is the same whatever this says).
     pub groupware: GroupwareSpec,
+    /// Shared mailboxes after the `users` people (`mailboxSettings.userPurpose` `shared`,
+    /// sign-in blocked as Exchange creates them), with mail like anyone's.
+    pub shared_mailboxes: usize,
+    /// Room mailboxes after the shared ones (`userPurpose` `room`, sign-in blocked).
+    pub rooms: usize,
+    /// Groups: in turn a Microsoft 365 group, a distribution list, a mail-enabled security
+    /// group and a plain security group (no mail), with people, nested groups and an outside
+    /// contact as members (see [`Group`]).
+    pub groups: usize,
 }
 
 /// How message sizes are distributed.
@@ -62,6 +71,9 @@ impl Default for TenantSpec {
             max_attachment: 256 * 1024,
             sizes: SizeProfile::Compact,
             groupware: GroupwareSpec::default(),
+            shared_mailboxes: 0,
+            rooms: 0,
+            groups: 0,
         }
     }
 }
@@ -71,7 +83,40 @@ impl Default for TenantSpec {
 pub struct Tenant {
     pub id: String,
     pub domains: Vec<Domain>,
+    /// People first, then shared mailboxes, then rooms.
     pub users: Vec<User>,
+    pub groups: Vec<Group>,
+}
+
+/// A group (Graph docs resources/group.md; kinds as in concepts/groups-overview.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub id: String,
+    pub display_name: String,
+    /// `None` for a group without mail (a plain security group).
+    pub mail: Option<String>,
+    pub mail_enabled: bool,
+    pub security_enabled: bool,
+    /// `["Unified"]` for a Microsoft 365 group.
+    pub group_types: Vec<String>,
+    pub proxy_addresses: Vec<String>,
+    /// Direct members, in the order Graph lists them.
+    pub members: Vec<GroupMember>,
+}
+
+/// A direct member of a group.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GroupMember {
+    /// A user of the tenant, by id.
+    User(String),
+    /// A nested group, by id.
+    Group(String),
+    /// An organizational contact: an outside address.
+    Contact {
+        id: String,
+        display_name: String,
+        mail: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -91,6 +136,9 @@ pub struct User {
     pub mail: String,
     pub display_name: String,
     pub account_enabled: bool,
+    /// `mailboxSettings.userPurpose`: `user`, `shared`, `room`, ... (Graph docs
+    /// resources/mailboxsettings.md).
+    pub purpose: String,
     /// `SMTP:` marks the primary address, `smtp:` the aliases.
     pub proxy_addresses: Vec<String>,
     /// Flat list; the tree is given by `parent_id` (`None` = child of msgfolderroot).
@@ -378,30 +426,158 @@ pub fn generate_tenant(spec: &TenantSpec) -> Tenant {
         is_initial: true,
         is_verified: true,
     });
-    let users = (0..spec.users)
+    let mailboxes = spec.users + spec.shared_mailboxes + spec.rooms;
+    let users: Vec<User> = (0..mailboxes)
         .map(|u| generate_user(spec, u, &verified, &initial))
         .collect();
+    let groups = generate_groups(spec, &users, &verified[0], &initial);
     Tenant {
         id: tenant_id,
         domains,
         users,
+        groups,
     }
 }
 
-fn generate_user(spec: &TenantSpec, u: usize, verified: &[String], initial: &str) -> User {
-    let mut rng = StdRng::seed_from_u64(mix(spec.seed, u as u64 + 1));
+/// Names of generated shared mailboxes, in turn.
+const SHARED: [&str; 4] = ["info", "sales", "support", "billing"];
+
+/// The local part, display name and `userPurpose` of mailbox `u`: people first, then shared
+/// mailboxes, then rooms.
+fn identity(spec: &TenantSpec, u: usize) -> (String, String, &'static str) {
+    if u >= spec.users + spec.shared_mailboxes {
+        let n = u - spec.users - spec.shared_mailboxes + 1;
+        return (format!("room{n}"), format!("Conference Room {n}"), "room");
+    }
+    if u >= spec.users {
+        let n = u - spec.users;
+        let name = SHARED[n % SHARED.len()];
+        let suffix = if n >= SHARED.len() {
+            (n / SHARED.len()).to_string()
+        } else {
+            String::new()
+        };
+        let mut display = name.to_string();
+        display[..1].make_ascii_uppercase();
+        return (
+            format!("{name}{suffix}"),
+            format!("{display}{suffix}"),
+            "shared",
+        );
+    }
     let first = FIRST[u % FIRST.len()];
     let last = LAST[(u / FIRST.len() + u) % LAST.len()];
-    let domain = &verified[u % verified.len()];
     let suffix = if u >= FIRST.len() {
         (u / FIRST.len()).to_string()
     } else {
         String::new()
     };
     let local = format!("{}.{}{suffix}", ascii(first), ascii(last)).to_lowercase();
+    (local, format!("{first} {last}"), "user")
+}
+
+/// The groups of a tenant: kinds in turn (Microsoft 365 group, distribution list, mail-enabled
+/// security group, security group without mail). Every other person is a member of each,
+/// starting with the group's own parity; the first shared mailbox is also in the Microsoft
+/// 365 groups; distribution lists also hold the first group (nested) and an outside contact.
+fn generate_groups(spec: &TenantSpec, users: &[User], domain: &str, initial: &str) -> Vec<Group> {
+    let ids: Vec<String> = (0..spec.groups)
+        .map(|g| {
+            guid(&mut StdRng::seed_from_u64(mix(
+                spec.seed,
+                0x6000 + g as u64,
+            )))
+        })
+        .collect();
+    (0..spec.groups)
+        .map(|g| {
+            let n = g / 4 + 1;
+            let (name, local, types, mail_enabled, security_enabled) = match g % 4 {
+                0 => (
+                    format!("Project {n}"),
+                    format!("project{n}"),
+                    vec!["Unified".to_string()],
+                    true,
+                    false,
+                ),
+                1 => (
+                    format!("All Staff {n}"),
+                    format!("allstaff{n}"),
+                    vec![],
+                    true,
+                    false,
+                ),
+                2 => (
+                    format!("Finance {n}"),
+                    format!("finance{n}"),
+                    vec![],
+                    true,
+                    true,
+                ),
+                _ => (
+                    format!("Laptops {n}"),
+                    format!("laptops{n}"),
+                    vec![],
+                    false,
+                    true,
+                ),
+            };
+            let mut members: Vec<GroupMember> = users
+                .iter()
+                .take(spec.users)
+                .enumerate()
+                .filter(|(i, _)| (i + g) % 2 == 0)
+                .map(|(_, u)| GroupMember::User(u.id.clone()))
+                .collect();
+            match g % 4 {
+                0 => members.extend(
+                    users
+                        .iter()
+                        .find(|u| u.purpose == "shared")
+                        .map(|u| GroupMember::User(u.id.clone())),
+                ),
+                1 => {
+                    if g > 0 {
+                        members.push(GroupMember::Group(ids[0].clone()));
+                    }
+                    members.push(GroupMember::Contact {
+                        id: guid(&mut StdRng::seed_from_u64(mix(
+                            spec.seed,
+                            0x7000 + g as u64,
+                        ))),
+                        display_name: format!("Partner {n}"),
+                        mail: format!("partner{n}@tailspintoys.com"),
+                    });
+                }
+                _ => {}
+            }
+            let mail = mail_enabled.then(|| format!("{local}@{domain}"));
+            let proxy_addresses = match &mail {
+                Some(m) => vec![format!("SMTP:{m}"), format!("smtp:{local}@{initial}")],
+                None => Vec::new(),
+            };
+            Group {
+                id: ids[g].clone(),
+                display_name: name,
+                mail,
+                mail_enabled,
+                security_enabled,
+                group_types: types,
+                proxy_addresses,
+                members,
+            }
+        })
+        .collect()
+}
+
+fn generate_user(spec: &TenantSpec, u: usize, verified: &[String], initial: &str) -> User {
+    let mut rng = StdRng::seed_from_u64(mix(spec.seed, u as u64 + 1));
+    let (local, display_name, purpose) = identity(spec, u);
+    let person = purpose == "user";
+    let domain = &verified[u % verified.len()];
     let mail = format!("{local}@{domain}");
     // Some users sign in with their initial-domain name; their mail is still the vanity one.
-    let upn = if u % 7 == 4 {
+    let upn = if person && u % 7 == 4 {
         format!("{local}@{initial}")
     } else {
         mail.clone()
@@ -423,7 +599,7 @@ fn generate_user(spec: &TenantSpec, u: usize, verified: &[String], initial: &str
         folders[i].parent_id = parent.map(|p| folders[p].id.clone());
     }
     let total_weight: u32 = FOLDERS.iter().map(|f| f.5).sum();
-    let me = format!("{first} {last} <{mail}>");
+    let me = format!("{display_name} <{mail}>");
     for n in 0..spec.messages_per_user {
         let mut rng = StdRng::seed_from_u64(mix(mix(spec.seed, u as u64 + 1), n as u64 + 1));
         let mut pick = rng.random_range(0..total_weight);
@@ -529,7 +705,6 @@ fn generate_user(spec: &TenantSpec, u: usize, verified: &[String], initial: &str
     for f in &mut folders {
         f.messages.sort_by_key(|m| std::cmp::Reverse(m.received));
     }
-    let display_name = format!("{first} {last}");
     let groupware = crate::groupware::generate(
         &spec.groupware,
         mix(mix(spec.seed, u as u64 + 1), 0x9e0),
@@ -540,7 +715,9 @@ fn generate_user(spec: &TenantSpec, u: usize, verified: &[String], initial: &str
         id,
         user_principal_name: upn,
         display_name,
-        account_enabled: u % 11 != 10,
+        // Exchange creates shared and resource mailboxes with sign-in blocked.
+        account_enabled: person && u % 11 != 10,
+        purpose: purpose.to_string(),
         proxy_addresses: vec![format!("SMTP:{mail}"), format!("smtp:{local}@{initial}")],
         mail,
         folders,

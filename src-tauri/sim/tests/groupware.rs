@@ -935,6 +935,76 @@ async fn a_second_delta_round_returns_exactly_the_groupware_changes() {
     assert_eq!(st, 400);
 }
 
+/// One delta round from `start`, one item per page (every page after the first comes from a
+/// nextLink).
+async fn round_by_one(s: &common::Session, start: &str) -> (Vec<Value>, String) {
+    let mut items = Vec::new();
+    let mut next = start.to_string();
+    loop {
+        let (status, _, body) = get_with(s, &next, "odata.maxpagesize=1").await;
+        assert_eq!(status, 200, "{next}: {body}");
+        items.extend(body["value"].as_array().unwrap().iter().cloned());
+        match body["@odata.nextLink"].as_str() {
+            Some(n) => next = n.to_string(),
+            None => {
+                return (
+                    items,
+                    body["@odata.deltaLink"].as_str().unwrap().to_string(),
+                )
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn events_delta_entries_carry_ids_only_and_tasks_delta_keeps_its_expand() {
+    let s = common::start(config(1)).await;
+    let u = user(&s);
+    // Beta api/event-delta.md, "Response": only id, type, start and end.
+    let cal = &u.calendars[0];
+    let path = format!("/beta/users/{}/calendars/{}/events/delta", u.id, cal.id);
+    let (items, _) = round_by_one(&s, &path).await;
+    assert_eq!(items.len(), cal.events.len());
+    for item in &items {
+        let mut keys: Vec<&str> = item
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !k.starts_with('@'))
+            .collect();
+        keys.sort();
+        assert_eq!(keys, ["end", "id", "start", "type"], "{item}");
+    }
+    assert!(items.iter().any(|i| i["type"] == "seriesMaster"));
+
+    // api/todotask-delta.md: parameters of the first request are kept by the links.
+    let list = u
+        .todo_lists
+        .iter()
+        .find(|l| l.tasks.len() > 1 && l.tasks.iter().any(|t| !t.checklist.is_empty()))
+        .expect("a list with checklists");
+    let path = format!(
+        "/v1.0/users/{}/todo/lists/{}/tasks/delta?$expand=checklistItems",
+        u.id, list.id
+    );
+    let (items, link) = round_by_one(&s, &path).await;
+    assert_eq!(items.len(), list.tasks.len());
+    for task in &list.tasks {
+        let item = items.iter().find(|i| i["id"] == task.id.as_str()).unwrap();
+        let checklist = item["checklistItems"].as_array().expect("expanded");
+        assert_eq!(checklist.len(), task.checklist.len());
+    }
+    let with_checklist = list.tasks.iter().find(|t| !t.checklist.is_empty()).unwrap();
+    assert!(s.sim.complete_task(&u.id, &with_checklist.id));
+    let (items, _) = round_by_one(&s, &link).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        items[0]["checklistItems"].as_array().map(Vec::len),
+        Some(with_checklist.checklist.len())
+    );
+}
+
 #[tokio::test]
 async fn each_workload_needs_its_permission() {
     for (missing, forbidden) in [

@@ -5,6 +5,7 @@ mod common;
 
 mod delta;
 mod graph;
+mod groups;
 mod groupware;
 mod throttle;
 mod token;

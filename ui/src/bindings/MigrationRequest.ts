@@ -4,7 +4,8 @@ import type { SourceConfig } from "./SourceConfig";
 import type { WorkloadChoice } from "./WorkloadChoice";
 
 /**
- * What the wizard hands to "Start": no secret in it, those come from the keychain.
+ * What the wizard hands to "Start": no secret in it, those come from the keychain. The
+ * scope's fields sit beside `source` and `destination`.
  */
 export type MigrationRequest = { source: SourceConfig, destination: DestinationSettings, 
 /**
@@ -12,6 +13,27 @@ export type MigrationRequest = { source: SourceConfig, destination: DestinationS
  */
 users: Array<string>, 
 /**
+ * Mailboxes per batch: with `batch`, only that group of the mailboxes sorted by
+ * userPrincipalName (IceWarp advises at most 700 accounts per batch).
+ */
+batchSize?: number, 
+/**
+ * Which batch (1-based).
+ */
+batch?: number, 
+/**
  * What to migrate; empty means everything.
  */
-workloads: Array<WorkloadChoice>, };
+workloads: Array<WorkloadChoice>, 
+/**
+ * `YYYY-MM-DD`: mail received before this day is left out.
+ */
+mailSince?: string, 
+/**
+ * `YYYY-MM-DD`: mail received on or after this day is left out.
+ */
+mailUntil?: string, 
+/**
+ * `YYYY-MM-DD`: events that ended before this day are left out.
+ */
+calendarSince?: string, };

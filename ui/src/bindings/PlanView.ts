@@ -8,4 +8,4 @@ export type PlanView = { users: Array<PlanRow>,
 /**
  * The domains of the users' addresses (accounts at the destination are in these).
  */
-domains: Array<string>, items: number, estimatedSeconds: number, };
+domains: Array<string>, items: number, events: number, contacts: number, tasks: number, outOfRange: number, estimatedSeconds: number, };

@@ -12,4 +12,9 @@ folders: number, messages: number,
 /**
  * Calendar resources written: single events and whole series.
  */
-events: number, contacts: number, tasks: number, skipped: number, failed: number, bytes: number, };
+events: number, contacts: number, tasks: number, skipped: number, failed: number, bytes: number, 
+/**
+ * Items left out by the date limits (`mail_since`, `mail_until`, `calendar_since`):
+ * neither fetched nor written, and not failures.
+ */
+outOfRange: number, };

@@ -1,10 +1,24 @@
 //! One mailbox's calendars, contacts and To Do tasks: read from Graph, converted by the pure
 //! converters ([`crate::convert`]), written one resource per item.
 //!
-//! Per item: the converted text's SHA-256 is compared with the journal's; an unchanged item is
-//! skipped, a new or changed one is written (replacing the earlier version under the same
-//! UID, so a rerun never duplicates) and journaled. Converters are deterministic (no
-//! wall-clock stamps), so an item that did not change at the source is not rewritten.
+//! **Rounds.** Each contact folder, To Do list and calendar is read by a delta round
+//! ([`DeltaRound`], the same machinery as mail): the first run (or after the stored link
+//! expired, 410) reads everything, later runs only what changed since the deltaLink stored in
+//! the journal for that collection. The link is stored only after the round was applied
+//! without a failure, so a failed round is replayed. `@removed` entries, and after a full
+//! round the journal's items it did not list, are deletions at the source: mirrored only with
+//! `mirror_deletions` and only for copies the migrator created. Calendars use beta's events
+//! delta, whose entries carry only ids: changed events are read by id; a full round only
+//! yields the link, the events come from the calendar's listing; a cloud that refuses the
+//! delta gets the listing every time (see [`calendar`]).
+//!
+//! **Per item.** An item the journal holds at the same source version (changeKey or
+//! lastModifiedDateTime) in the same collection is skipped before anything is fetched (no
+//! photo, no series read). Otherwise the converted text's SHA-256 is compared with the
+//! journal's; an unchanged item is skipped, a new or changed one is written (replacing the
+//! earlier version under the same UID, so a rerun never duplicates) and journaled.
+//! Converters are deterministic (no wall-clock stamps), so an item that did not change at the
+//! source is not rewritten.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -25,8 +39,8 @@ use crate::dest::{CollectionKind, DestRef};
 use crate::error::{Classify, ErrorClass};
 use crate::graph::client::{GraphClient, GraphError};
 use crate::graph::pacer::Verdict;
-use crate::graph::paging::Pages;
-use crate::graph::types::{Event, User};
+use crate::graph::paging::{Delta, DeltaRound, Page, Pages};
+use crate::graph::types::{Contact, Event, TodoTask, User};
 use crate::graph::{calendar, contacts, todo, Pacer};
 use crate::journal::{ItemState, ItemTarget};
 use crate::progress::{ProgressEvent, Reporter, Stats};
@@ -47,6 +61,8 @@ pub(super) struct GroupwareRun<'a> {
     /// Delete at the destination what was deleted at the source (only copies the migrator
     /// created); otherwise such copies are kept.
     pub mirror_deletions: bool,
+    /// Events outside these are left out (`calendar_since`, [`super::event_in_limits`]).
+    pub limits: crate::config::DateLimits,
 }
 
 /// A user's groupware destination, opened.
@@ -96,6 +112,51 @@ struct Resource {
     source_id: String,
     uid: String,
     text: String,
+    /// The source's version of the item (see [`source_version`]).
+    version: Option<String>,
+}
+
+/// An item of a delta round, to apply to its collection.
+enum SourceItem {
+    Contact(Box<Contact>),
+    Task(Box<TodoTask>),
+    /// An event from a calendar's delta: its id and type only.
+    ChangedEvent(Box<Event>),
+}
+
+impl From<Contact> for SourceItem {
+    fn from(c: Contact) -> Self {
+        SourceItem::Contact(Box::new(c))
+    }
+}
+
+impl From<TodoTask> for SourceItem {
+    fn from(t: TodoTask) -> Self {
+        SourceItem::Task(Box::new(t))
+    }
+}
+
+impl From<Event> for SourceItem {
+    fn from(e: Event) -> Self {
+        SourceItem::ChangedEvent(Box::new(e))
+    }
+}
+
+/// How a delta round over a collection ended.
+#[derive(PartialEq)]
+enum RoundEnd {
+    /// Every page was read (the entries of a full round of events were not applied: the
+    /// calendar's listing brings them).
+    Read,
+    /// Its first request was refused ([`calendar::is_delta_refused`]).
+    Refused,
+    /// The run was stopped.
+    Stopped,
+}
+
+/// The version Graph gives an item: its `changeKey`, else its `lastModifiedDateTime`.
+fn source_version(change_key: &Option<String>, modified: &Option<String>) -> Option<String> {
+    change_key.clone().or_else(|| modified.clone())
 }
 
 /// One collection being migrated: its source id, its label for reports, its target.
@@ -149,7 +210,9 @@ impl GroupwareRun<'_> {
             pacer,
             stats: &mut stats,
             seen: HashSet::new(),
+            removed: HashSet::new(),
             incomplete: false,
+            failed_here: false,
         };
         for workload in self.workloads {
             if self.control.checkpoint().await.is_err() {
@@ -207,8 +270,12 @@ struct Ctx<'r, 'a> {
     stats: &'r mut Stats,
     /// Source ids listed in the current collection, to find what was deleted at the source.
     seen: HashSet<String>,
+    /// Source ids the current collection's delta round reported `@removed`.
+    removed: HashSet<String>,
     /// A page of the current collection could not be read: nothing counts as deleted.
     incomplete: bool,
+    /// Something in the current collection failed: its delta link is not stored.
+    failed_here: bool,
 }
 
 impl Ctx<'_, '_> {
@@ -222,6 +289,7 @@ impl Ctx<'_, '_> {
     }
 
     fn fail(&mut self, folder: &str, item: &str, reason: String) {
+        self.failed_here = true;
         self.stats.failed += 1;
         self.run.reporter.report(ProgressEvent::ItemFailed {
             user: self.address.to_string(),
@@ -302,41 +370,111 @@ impl Ctx<'_, '_> {
                     )
                     .await?,
             };
-            self.seen.clear();
-            self.incomplete = false;
-            self.stats.folders += 1;
-            let mut pages = calendar::events(client, self.pacer, &self.user.id, &cal.id);
-            while let Some(page) = self.next_page(&mut pages, &open.label).await? {
-                for event in page {
-                    if self.run.control.checkpoint().await.is_err() {
-                        return Ok(());
-                    }
-                    let id = event.id.clone();
-                    let converted = self.event_resource(event).await;
-                    if self.write(account, &open, &id, converted).await? {
-                        self.stats.events += 1;
-                    }
-                }
+            self.begin();
+            let stored = self.stored_link(&open)?;
+            let mut round =
+                calendar::events_delta(client, self.pacer, &self.user.id, &cal.id, stored);
+            let end = self.apply_round(account, &open, &mut round).await?;
+            if end == RoundEnd::Stopped {
+                return Ok(());
             }
-            self.settle_removed(&open, account).await?;
+            // A full round yields the link first, then the listing brings the events: what
+            // changes in between comes again in the next round, an upsert like any other.
+            let listed = round.is_full() || end == RoundEnd::Refused;
+            if listed && !self.incomplete && !self.list_events(account, &open, &cal.id).await? {
+                return Ok(());
+            }
+            let link = match end {
+                RoundEnd::Refused => None,
+                _ => round.delta_link(),
+            };
+            self.finish(account, &open, listed, link).await?;
         }
         Ok(())
     }
 
-    /// A single event or a whole series as one resource; `None` for listed occurrences,
-    /// which belong to their master's resource.
+    /// Lists a calendar's single events and series masters and applies each: the full round of
+    /// a calendar. False when the run was stopped.
+    async fn list_events(
+        &mut self,
+        account: &Account,
+        open: &Open<'_>,
+        calendar_id: &str,
+    ) -> Result<bool, ItemError> {
+        let mut pages = calendar::events(self.run.client, self.pacer, &self.user.id, calendar_id);
+        while let Some(page) = self.next_page(&mut pages, &open.label).await? {
+            for event in page {
+                if self.run.control.checkpoint().await.is_err() {
+                    return Ok(false);
+                }
+                let id = event.id.clone();
+                if !super::event_in_limits(&self.run.limits, &event) {
+                    self.left_out(id);
+                    continue;
+                }
+                let version = source_version(&None, &event.last_modified_date_time);
+                if self.unchanged(open, &event.id, version.as_deref())? {
+                    continue;
+                }
+                let listed = match event.kind.as_deref() {
+                    // Listed occurrences belong to their master's resource.
+                    Some("occurrence" | "exception") => {
+                        self.seen.insert(id);
+                        self.done(0, true);
+                        continue;
+                    }
+                    Some("seriesMaster") => self.series(&id).await,
+                    _ => Ok(event),
+                };
+                let converted = match listed {
+                    Ok(event) => self.event_resource(event).await,
+                    Err(e) => Err(graph_item_error(e)),
+                };
+                if self.write(account, open, &id, converted).await? {
+                    self.stats.events += 1;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// A series master with its exceptions and cancelled occurrences (beta).
+    async fn series(&self, master_id: &str) -> Result<Event, GraphError> {
+        let (client, user) = (self.run.client, &self.user.id);
+        calendar::series(client, self.pacer, user, master_id, self.on_throttle()).await
+    }
+
+    /// An event a delta round reported changed, read by id: a single event, or the whole
+    /// series of a master (or of an occurrence, should one be reported). `None` when it is
+    /// gone again meanwhile: its removal comes in a later round.
+    async fn changed_event(&self, entry: &Event) -> Result<Option<Event>, GraphError> {
+        let read = match entry.kind.as_deref() {
+            Some("seriesMaster") => self.series(&entry.id).await,
+            _ => {
+                let (client, user) = (self.run.client, &self.user.id);
+                let read = calendar::event(client, self.pacer, user, &entry.id, self.on_throttle());
+                match read.await {
+                    Ok(e) => match (e.kind.as_deref(), &e.series_master_id) {
+                        (Some("occurrence" | "exception"), Some(master)) => {
+                            self.series(master).await
+                        }
+                        _ => Ok(e),
+                    },
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match read {
+            Ok(event) => Ok(Some(event)),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A single event or a whole series (a master read with [`Ctx::series`]) as one resource.
     async fn event_resource(&self, event: Event) -> Result<Option<Resource>, ItemError> {
         let user = &self.user.id;
         let client = self.run.client;
-        let event = match event.kind.as_deref() {
-            Some("seriesMaster") => {
-                calendar::series(client, self.pacer, user, &event.id, self.on_throttle())
-                    .await
-                    .map_err(graph_item_error)?
-            }
-            Some("occurrence" | "exception") => return Ok(None),
-            _ => event,
-        };
         let attachments = if event.has_attachments == Some(true) {
             calendar::attachments(client, self.pacer, user, &event.id, self.on_throttle())
                 .await
@@ -352,6 +490,7 @@ impl Ctx<'_, '_> {
         };
         self.log_notes(&event.id, &resource.notes);
         Ok(Some(Resource {
+            version: source_version(&None, &event.last_modified_date_time),
             source_id: event.id,
             uid: resource.uid,
             text: resource.text,
@@ -386,55 +525,28 @@ impl Ctx<'_, '_> {
                     )
                     .await?,
             };
-            self.seen.clear();
-            self.incomplete = false;
-            self.stats.folders += 1;
-            let mut pages =
-                contacts::contacts(client, self.pacer, &self.user.id, folder.id.as_deref());
-            while let Some(page) = self.next_page(&mut pages, &open.label).await? {
-                for contact in page {
-                    if self.run.control.checkpoint().await.is_err() {
-                        return Ok(());
-                    }
-                    let photo = match contacts::photo(
-                        client,
-                        self.pacer,
-                        &self.user.id,
-                        &contact.id,
-                        self.on_throttle(),
-                    )
-                    .await
-                    {
-                        Ok(photo) => photo,
-                        Err(contacts::PhotoError::Graph(e)) if e.class() == ErrorClass::Fatal => {
-                            return Err(ItemError::Fatal(EngineError::Source(e)))
+            self.begin();
+            let Some(graph_id) = &folder.graph_id else {
+                // The default folder holds no contact (its id comes from one): nothing to track.
+                let mut pages = contacts::contacts(client, self.pacer, &self.user.id, None);
+                while let Some(page) = self.next_page(&mut pages, &open.label).await? {
+                    for contact in page {
+                        if !self.apply(account, &open, contact.into()).await? {
+                            return Ok(());
                         }
-                        Err(e) => {
-                            // The contact is worth more than its picture: migrate it without.
-                            tracing::info!(contact = %contact.id, reason = %e, "contact photo left out");
-                            None
-                        }
-                    };
-                    let converted = to_vcard(
-                        &contact,
-                        photo.as_ref().map(|(t, b)| (*t, b.as_slice())),
-                        VCardVersion::V3_0,
-                    )
-                    .map(|card| {
-                        self.log_notes(&contact.id, &card.notes);
-                        Some(Resource {
-                            source_id: contact.id.clone(),
-                            uid: card.uid,
-                            text: card.text,
-                        })
-                    })
-                    .map_err(ItemError::from);
-                    if self.write(account, &open, &contact.id, converted).await? {
-                        self.stats.contacts += 1;
                     }
                 }
+                self.finish(account, &open, true, None).await?;
+                continue;
+            };
+            let stored = self.stored_link(&open)?;
+            let mut round =
+                contacts::contacts_delta(client, self.pacer, &self.user.id, graph_id, stored);
+            if self.apply_round(account, &open, &mut round).await? == RoundEnd::Stopped {
+                return Ok(());
             }
-            self.settle_removed(&open, account).await?;
+            self.finish(account, &open, round.is_full(), round.delta_link())
+                .await?;
         }
         Ok(())
     }
@@ -464,43 +576,258 @@ impl Ctx<'_, '_> {
                     )
                     .await?,
             };
-            self.seen.clear();
-            self.incomplete = false;
-            self.stats.folders += 1;
-            let mut pages = todo::tasks(client, self.pacer, &self.user.id, &list.id);
-            while let Some(page) = self.next_page(&mut pages, &open.label).await? {
-                for task in page {
-                    if self.run.control.checkpoint().await.is_err() {
-                        return Ok(());
-                    }
-                    let converted = to_vtodo(&task)
-                        .map(|r| {
-                            self.log_notes(&task.id, &r.notes);
-                            Some(Resource {
-                                source_id: task.id.clone(),
-                                uid: r.uid,
-                                text: r.text,
-                            })
-                        })
-                        .map_err(ItemError::from);
-                    if self.write(account, &open, &task.id, converted).await? {
-                        self.stats.tasks += 1;
-                    }
-                }
+            self.begin();
+            let stored = self.stored_link(&open)?;
+            let mut round = todo::tasks_delta(client, self.pacer, &self.user.id, &list.id, stored);
+            if self.apply_round(account, &open, &mut round).await? == RoundEnd::Stopped {
+                return Ok(());
             }
-            self.settle_removed(&open, account).await?;
+            self.finish(account, &open, round.is_full(), round.delta_link())
+                .await?;
         }
         Ok(())
     }
 
-    /// After a collection was read whole: its items the journal holds that the source no longer
-    /// lists were deleted at the source. They are deleted at the destination when the user
-    /// opted in and the migrator created the copy; otherwise the copy is kept and the journal
-    /// says so.
+    /// Starts the bookkeeping of one collection.
+    fn begin(&mut self) {
+        self.seen.clear();
+        self.removed.clear();
+        self.incomplete = false;
+        self.failed_here = false;
+        self.stats.folders += 1;
+    }
+
+    /// The collection's delta link stored by the previous run, if any.
+    fn stored_link(&self, open: &Open<'_>) -> Result<Option<String>, ItemError> {
+        match self.run.journal {
+            Some(j) => j
+                .journal
+                .delta_link(&self.user.id, open.source_id)
+                .map_err(journal_error),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads a delta round page by page and applies its entries: `@removed` ids are noted for
+    /// [`Ctx::finish`], added and changed items written. The entries of a full round of events
+    /// carry ids only and are not applied (the calendar is listed instead).
+    async fn apply_round<T>(
+        &mut self,
+        account: &Account,
+        open: &Open<'_>,
+        round: &mut DeltaRound<'_, Delta<T>>,
+    ) -> Result<RoundEnd, ItemError>
+    where
+        T: serde::de::DeserializeOwned + Into<SourceItem>,
+    {
+        let mut first = true;
+        let mut cleared = false;
+        loop {
+            let next = round.next_page(self.on_throttle()).await;
+            if round.restarted() && !cleared {
+                // The stored link expired (410): the round started over in full.
+                cleared = true;
+                self.seen.clear();
+                self.removed.clear();
+                if let Some(j) = self.run.journal {
+                    j.journal
+                        .clear_delta_link(&self.user.id, open.source_id)
+                        .map_err(journal_error)?;
+                }
+            }
+            if let (true, Some(Err(e))) = (first && open.kind == "event", &next) {
+                if calendar::is_delta_refused(e) {
+                    tracing::info!(user = %self.address, reason = %e, "no events delta; listing");
+                    if let Some(j) = self.run.journal {
+                        // A link stored under another cloud or endpoint is not followed again.
+                        j.journal
+                            .clear_delta_link(&self.user.id, open.source_id)
+                            .map_err(journal_error)?;
+                    }
+                    return Ok(RoundEnd::Refused);
+                }
+            }
+            first = false;
+            let ids_only = open.kind == "event" && round.is_full();
+            // Removals and the ids of a full events round are not items to finish.
+            let finishes = |e: &Delta<T>| matches!(e, Delta::Upsert(_)) && !ids_only;
+            let Some(entries) = self.take_page(next, &open.label, finishes)? else {
+                return Ok(RoundEnd::Read);
+            };
+            for entry in entries {
+                match entry {
+                    Delta::Removed { id } => {
+                        self.removed.insert(id);
+                    }
+                    Delta::Upsert(_) if ids_only => {}
+                    Delta::Upsert(item) => {
+                        if !self.apply(account, open, item.into()).await? {
+                            return Ok(RoundEnd::Stopped);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes one added or changed item unless the journal holds it at this version. False
+    /// when the run was stopped.
+    async fn apply(
+        &mut self,
+        account: &Account,
+        open: &Open<'_>,
+        item: SourceItem,
+    ) -> Result<bool, ItemError> {
+        if self.run.control.checkpoint().await.is_err() {
+            return Ok(false);
+        }
+        match item {
+            SourceItem::Contact(contact) => {
+                let version = source_version(&contact.change_key, &contact.last_modified_date_time);
+                if self.unchanged(open, &contact.id, version.as_deref())? {
+                    return Ok(true);
+                }
+                // Only a new or changed contact's photo is read.
+                let photo = self.photo(&contact.id).await?;
+                let converted = to_vcard(
+                    &contact,
+                    photo.as_ref().map(|(t, b)| (*t, b.as_slice())),
+                    VCardVersion::V3_0,
+                )
+                .map(|card| {
+                    self.log_notes(&contact.id, &card.notes);
+                    Some(Resource {
+                        source_id: contact.id.clone(),
+                        uid: card.uid,
+                        text: card.text,
+                        version,
+                    })
+                })
+                .map_err(ItemError::from);
+                if self.write(account, open, &contact.id, converted).await? {
+                    self.stats.contacts += 1;
+                }
+            }
+            SourceItem::Task(task) => {
+                // Tasks come whole in their round: nothing to save by a version check.
+                let converted = to_vtodo(&task)
+                    .map(|r| {
+                        self.log_notes(&task.id, &r.notes);
+                        Some(Resource {
+                            source_id: task.id.clone(),
+                            uid: r.uid,
+                            text: r.text,
+                            version: None,
+                        })
+                    })
+                    .map_err(ItemError::from);
+                if self.write(account, open, &task.id, converted).await? {
+                    self.stats.tasks += 1;
+                }
+            }
+            SourceItem::ChangedEvent(entry) => {
+                let converted = match self.changed_event(&entry).await {
+                    Ok(Some(event)) if !super::event_in_limits(&self.run.limits, &event) => {
+                        self.left_out(entry.id);
+                        return Ok(true);
+                    }
+                    Ok(Some(event)) => self.event_resource(event).await,
+                    Ok(None) => {
+                        self.done(0, true);
+                        return Ok(true);
+                    }
+                    Err(e) => Err(graph_item_error(e)),
+                };
+                if self.write(account, open, &entry.id, converted).await? {
+                    self.stats.events += 1;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// A contact's photo; `None` when it has none or it cannot be read (the contact is worth
+    /// more than its picture: it is migrated without).
+    async fn photo(&self, contact_id: &str) -> Result<Option<(&'static str, Vec<u8>)>, ItemError> {
+        let (client, user) = (self.run.client, &self.user.id);
+        match contacts::photo(client, self.pacer, user, contact_id, self.on_throttle()).await {
+            Ok(photo) => Ok(photo),
+            Err(contacts::PhotoError::Graph(e)) if e.class() == ErrorClass::Fatal => {
+                Err(ItemError::Fatal(EngineError::Source(e)))
+            }
+            Err(e) => {
+                tracing::info!(contact = %contact_id, reason = %e, "contact photo left out");
+                Ok(None)
+            }
+        }
+    }
+
+    /// True (and counted as skipped) when the journal holds the item written from this very
+    /// source version into this collection: nothing is fetched or written again.
+    fn unchanged(
+        &mut self,
+        open: &Open<'_>,
+        id: &str,
+        version: Option<&str>,
+    ) -> Result<bool, ItemError> {
+        let (Some(j), Some(version)) = (self.run.journal, version) else {
+            return Ok(false);
+        };
+        let known = j.journal.item(&self.user.id, id).map_err(journal_error)?;
+        let same = known.is_some_and(|r| {
+            r.state == ItemState::Done
+                && r.kind == open.kind
+                && r.folder_id == open.source_id
+                && r.dest_folder == open.label
+                && r.source_version.as_deref() == Some(version)
+        });
+        if same {
+            self.seen.insert(id.to_string());
+            self.stats.skipped += 1;
+            self.done(0, true);
+        }
+        Ok(same)
+    }
+
+    /// Ends a collection's round: settles what was deleted at the source (`full`: the round
+    /// listed every item), then stores the round's delta link, unless something failed (the
+    /// next run replays the round) or the run was stopped.
+    async fn finish(
+        &mut self,
+        account: &Account,
+        open: &Open<'_>,
+        full: bool,
+        link: Option<&str>,
+    ) -> Result<(), ItemError> {
+        if self.run.control.is_cancelled() {
+            return Ok(());
+        }
+        self.settle_removed(open, account, full).await?;
+        if let (Some(j), Some(link), false, false) =
+            (self.run.journal, link, self.incomplete, self.failed_here)
+        {
+            j.journal
+                .set_folder_as(
+                    open.kind,
+                    &self.user.id,
+                    open.source_id,
+                    &open.label,
+                    Some(link),
+                )
+                .map_err(journal_error)?;
+        }
+        Ok(())
+    }
+
+    /// After a collection's round: its items the journal holds that the round reported
+    /// `@removed`, or (`full`) that a full round did not list, were deleted at the source.
+    /// They are deleted at the destination when the user opted in and the migrator created the
+    /// copy; otherwise the copy is kept and the journal says so.
     async fn settle_removed(
         &mut self,
         open: &Open<'_>,
         account: &Account,
+        full: bool,
     ) -> Result<(), ItemError> {
         let Some(j) = self.run.journal else {
             return Ok(());
@@ -514,7 +841,9 @@ impl Ctx<'_, '_> {
             .items_of_kind_in_folder(user, open.source_id, open.kind, ItemState::Done)
             .map_err(journal_error)?
             .into_iter()
-            .filter(|i| !self.seen.contains(&i.source_id))
+            .filter(|i| {
+                !self.seen.contains(&i.source_id) && (full || self.removed.contains(&i.source_id))
+            })
             .collect();
         if self.run.mirror_deletions {
             // Copies kept by earlier runs go too, now that the user asks for it.
@@ -571,9 +900,27 @@ impl Ctx<'_, '_> {
         label: &str,
     ) -> Result<Option<Vec<T>>, ItemError> {
         let next = pages.next_page(self.on_throttle()).await;
+        self.take_page(next, label, |_| true)
+    }
+
+    /// A page's items, its malformed entries reported; `None` after the last page or when the
+    /// page could not be read (then the collection is incomplete: nothing counts as deleted).
+    /// `finishes` tells which entries will end as done or failed: those count in the front
+    /// ends' totals.
+    fn take_page<T>(
+        &mut self,
+        next: Option<Result<Page<T>, GraphError>>,
+        label: &str,
+        finishes: impl Fn(&T) -> bool,
+    ) -> Result<Option<Vec<T>>, ItemError> {
         match next {
             None => Ok(None),
             Some(Ok(page)) => {
+                let items = page.items.iter().filter(|i| finishes(i)).count() + page.bad.len();
+                self.run.reporter.report(ProgressEvent::ItemsListed {
+                    user: self.address.to_string(),
+                    items: items as u64,
+                });
                 self.report_bad(label, &page.bad);
                 Ok(Some(page.items))
             }
@@ -636,6 +983,9 @@ impl Ctx<'_, '_> {
                     && r.hash.as_deref() == Some(hash.as_str())
                     && r.dest_folder == open.label
             }) {
+                j.journal
+                    .record_source_version(user, &resource.source_id, resource.version.as_deref())
+                    .map_err(journal_error)?;
                 self.stats.skipped += 1;
                 self.done(0, true);
                 return Ok(false);
@@ -693,6 +1043,11 @@ impl Ctx<'_, '_> {
         if let Some(j) = self.run.journal {
             j.journal
                 .record_done(user, &resource.source_id, &dest.0, size, Some(&hash))
+                .and_then(|()| {
+                    let version = resource.version.as_deref();
+                    j.journal
+                        .record_source_version(user, &resource.source_id, version)
+                })
                 .map_err(journal_error)?;
         }
         self.stats.bytes += size;
@@ -717,6 +1072,14 @@ impl Ctx<'_, '_> {
                 .map_err(journal_error)?;
         }
         Ok(())
+    }
+
+    /// An event left out by the date limits: not fetched nor written, what an earlier run
+    /// wrote is kept.
+    fn left_out(&mut self, id: String) {
+        self.seen.insert(id);
+        self.stats.out_of_range += 1;
+        self.done(0, true);
     }
 
     fn done(&self, bytes: u64, skipped: bool) {

@@ -33,6 +33,7 @@ use tokio::sync::Mutex;
 
 use super::spool::Spool;
 use super::{EngineError, RunControl, Store};
+use crate::config::DateLimits;
 use crate::convert::flags::{applied_flags, flag_changes, MailFlags};
 use crate::dest::folder::{maildir_folder_names, Folder, Mailbox};
 use crate::dest::imap::{
@@ -42,8 +43,7 @@ use crate::dest::DestRef;
 use crate::error::{Classify, ErrorClass};
 use crate::graph::client::{GraphClient, GraphError};
 use crate::graph::mail::{
-    delta_round, delta_url, folder_tree, is_own_link, is_sync_reset, last_verbs, message_url,
-    mime_url, DeltaEntry, FolderNode, LastVerb,
+    delta_round, folder_tree, last_verbs, message_url, mime_url, DeltaEntry, FolderNode, LastVerb,
 };
 use crate::graph::types::{MessageMeta, User};
 use crate::graph::Pacer;
@@ -68,6 +68,8 @@ pub(super) struct MailboxRun<'a> {
     pub pacer: &'a Pacer,
     /// Delete at the destination what was deleted at the source (else keep it).
     pub mirror_deletions: bool,
+    /// Messages outside these are left out ([`DateLimits::keeps_mail`]).
+    pub limits: DateLimits,
 }
 
 /// How one message ended when it did not arrive.
@@ -276,6 +278,13 @@ impl MailboxRun<'_> {
         let mut known_folders: HashMap<String, String> = HashMap::new();
         if let Some(j) = self.journal {
             j.journal.set_user_state(&user.id, &address, "started")?;
+            // Changed date limits: full rounds, so mail a wider limit lets in is listed again
+            // (delta links only bring changes). A narrower one removes nothing migrated.
+            let limits = self.limits.fingerprint();
+            let before = j.journal.user_limits(&user.id)?;
+            if before.unwrap_or_else(|| DateLimits::default().fingerprint()) != limits {
+                j.journal.set_user_limits(&user.id, &limits)?;
+            }
             known_folders = j.journal.folders_of(&user.id)?.into_iter().collect();
             let live: HashSet<&str> = nodes.iter().map(|n| n.folder.id.as_str()).collect();
             for folder_id in known_folders.keys().filter(|f| !live.contains(f.as_str())) {
@@ -334,39 +343,23 @@ impl MailboxRun<'_> {
                 }
                 j.journal
                     .set_folder(&user.id, &node.folder.id, name, None)?;
-                link = j
-                    .journal
-                    .delta_link(&user.id, &node.folder.id)?
-                    .filter(|l| is_own_link(self.client, l));
+                link = j.journal.delta_link(&user.id, &node.folder.id)?;
             }
             stats.folders += 1;
-            let mut full = link.is_none();
-            let mut pages = delta_round(
-                self.client,
-                pacer,
-                link.unwrap_or_else(|| delta_url(self.client, &user.id, &node.folder.id)),
-            );
+            let mut round = delta_round(self.client, pacer, &user.id, &node.folder.id, link);
             let mut round_ok = true;
-            let mut next_link = None;
+            let mut cleared = false;
             // Replied and forwarded messages of the folder, read once per round with changes.
             let mut verbs: Option<HashMap<String, LastVerb>> = None;
-            while let Some(page) = pages.next_page(&on_throttle).await {
+            while let Some(page) = round.next_page(&on_throttle).await {
+                if let (Some(j), true, false) = (self.journal, round.restarted(), cleared) {
+                    // The sync state expired: the whole folder is read again.
+                    j.journal.clear_delta_link(&user.id, &node.folder.id)?;
+                    cleared = true;
+                }
+                let full = round.is_full();
                 let page = match page {
                     Ok(page) => page,
-                    Err(e) if is_sync_reset(&e) && !full => {
-                        // The sync state expired: read the whole folder again.
-                        tracing::info!(folder = %folder_label, "delta link expired; full resync");
-                        if let Some(j) = self.journal {
-                            j.journal.clear_delta_link(&user.id, &node.folder.id)?;
-                        }
-                        full = true;
-                        pages = delta_round(
-                            self.client,
-                            pacer,
-                            delta_url(self.client, &user.id, &node.folder.id),
-                        );
-                        continue;
-                    }
                     Err(e) if e.class() == ErrorClass::Fatal => return Err(EngineError::Source(e)),
                     Err(e) => {
                         fail(&mut stats, &folder_label, "(folder listing)", e.to_string());
@@ -374,7 +367,6 @@ impl MailboxRun<'_> {
                         continue 'folders;
                     }
                 };
-                next_link = page.delta_link.or(next_link);
                 for (id, reason) in page.bad {
                     let reason = format!("malformed message entry: {reason}");
                     fail(&mut stats, &folder_label, &id, reason);
@@ -426,6 +418,19 @@ impl MailboxRun<'_> {
                         r.dest_ref.is_some()
                             && matches!(r.state, ItemState::Done | ItemState::Removed)
                     });
+                    // Outside the date limits and not migrated before: its body is never
+                    // fetched. (A migrated one stays mirrored: a narrower limit removes nothing.)
+                    if migrated.is_none()
+                        && !self.limits.keeps_mail(meta.received_date_time.as_deref())
+                    {
+                        stats.out_of_range += 1;
+                        reporter.report(ProgressEvent::ItemDone {
+                            user: address.clone(),
+                            bytes: 0,
+                            skipped: true,
+                        });
+                        continue;
+                    }
                     if verbs.is_none() {
                         let listed =
                             last_verbs(self.client, pacer, &user.id, &node.folder.id, &on_throttle)
@@ -544,11 +549,11 @@ impl MailboxRun<'_> {
                 continue;
             }
             if let Some(j) = self.journal {
-                if full {
+                if round.is_full() {
                     j.journal
                         .mark_unseen_gone(&user.id, &node.folder.id, j.run)?;
                 }
-                if let Some(link) = &next_link {
+                if let Some(link) = round.delta_link() {
                     j.journal
                         .set_folder(&user.id, &node.folder.id, name, Some(link))?;
                 }

@@ -29,8 +29,8 @@ use std::time::Instant;
 use futures_util::StreamExt;
 
 use crate::config::{
-    read_accounts_csv, ConfigError, DestinationConfig, ImapSecurity, MasterLoginStyle, RunSettings,
-    SourceConfig, UserSelection, Workload,
+    read_accounts_csv, ConfigError, DateLimits, DestinationConfig, EmptyBatch, ImapSecurity,
+    MasterLoginStyle, RunSettings, SourceConfig, UserSelection, Workload,
 };
 use crate::dest::dav::{CollectionTemplates, DavSettings};
 use crate::dest::folder::FolderStore;
@@ -63,6 +63,9 @@ pub enum EngineError {
     Journal(#[from] JournalError),
     #[error("cannot set up the IceWarp domains and accounts")]
     Provision(#[source] IceWarpError),
+    /// The configured batch selects nobody (`[users] batch`).
+    #[error(transparent)]
+    Selection(#[from] EmptyBatch),
 }
 
 impl EngineError {
@@ -76,6 +79,7 @@ impl EngineError {
             EngineError::Http(_) => "internal",
             EngineError::Journal(_) => "state",
             EngineError::Provision(_) => "destination",
+            EngineError::Selection(_) => "selection",
         }
     }
 }
@@ -344,6 +348,8 @@ pub struct RunOptions {
     pub mirror_deletions: bool,
     /// What to migrate of each mailbox (everything by default).
     pub workloads: Vec<Workload>,
+    /// Items left out by date (none by default).
+    pub limits: DateLimits,
 }
 
 impl RunOptions {
@@ -361,6 +367,7 @@ impl RunOptions {
             users: users.clone(),
             mirror_deletions: run.mirror_deletions,
             workloads: run.workloads.clone(),
+            limits: run.limits(),
         }
     }
 }
@@ -374,6 +381,7 @@ impl Default for RunOptions {
             users: UserSelection::default(),
             mirror_deletions: false,
             workloads: Workload::ALL.to_vec(),
+            limits: DateLimits::default(),
         }
     }
 }
@@ -424,19 +432,34 @@ async fn signed_in_mailboxes(
     let listed = users::list_users(&client, &tenant_pacer, |_| {})
         .await
         .map_err(EngineError::Source)?;
-    Ok((client, select_mailboxes(listed.items, &options.users)))
+    Ok((client, select_mailboxes(listed.items, &options.users)?))
 }
 
-/// The users that have a mailbox (a `mail` address) and that `selection` names.
-fn select_mailboxes(users: Vec<User>, selection: &UserSelection) -> Vec<User> {
-    users
+/// The users that have a mailbox (a `mail` address) and that `selection` names, in
+/// userPrincipalName order, cut to the selection's batch ([`UserSelection::batch_of`]).
+fn select_mailboxes(users: Vec<User>, selection: &UserSelection) -> Result<Vec<User>, EmptyBatch> {
+    let selected = users
         .into_iter()
         .filter(|u| u.mail.as_deref().is_some_and(|m| !m.trim().is_empty()))
         .filter(|u| {
             let mail = u.mail.as_deref().unwrap_or_default();
             selection.selects(&[mail, u.user_principal_name.as_str()])
         })
-        .collect()
+        .collect();
+    selection.batch_of(selected, |u| u.user_principal_name.clone())
+}
+
+/// True when an event listed by Graph is inside the calendar limit
+/// ([`DateLimits::keeps_event`]).
+fn event_in_limits(limits: &DateLimits, event: &crate::graph::types::Event) -> bool {
+    limits.keeps_event(
+        event.kind.as_deref(),
+        event.end.as_ref().map(|e| e.date_time.as_str()),
+        event
+            .recurrence
+            .as_ref()
+            .map(|r| (r.range.kind.as_deref(), r.range.end_date.as_deref())),
+    )
 }
 
 /// Migrates every selected mailbox of the tenant into `destination`. Signs in and opens the
@@ -512,11 +535,15 @@ pub async fn run(
     for (id, reason) in &listed.bad {
         tracing::warn!(user = %id, %reason, "skipping a user entry Graph returned malformed");
     }
-    let mut mailboxes = select_mailboxes(listed.items, &options.users);
+    let mut mailboxes = select_mailboxes(listed.items, &options.users)?;
     let mut not_provisioned = 0;
     let mut provisioned = None;
     if let (Destination::IceWarp(d), Some(provisioner)) = (destination, &provisioner) {
-        let done = icewarp::provision(d, provisioner, mailboxes, reporter.as_ref()).await?;
+        let graph = icewarp::Directory {
+            client: &client,
+            pacer: &tenant_pacer,
+        };
+        let done = icewarp::provision(d, provisioner, graph, mailboxes, reporter.as_ref()).await?;
         store = done.store;
         mailboxes = done.mailboxes;
         not_provisioned = done.failed;
@@ -558,6 +585,7 @@ pub async fn run(
                         control: control.clone(),
                         pacer: &pacer,
                         mirror_deletions,
+                        limits: options.limits,
                     };
                     mail.migrate(&user).await?
                 } else {
@@ -578,6 +606,7 @@ pub async fn run(
                     workloads,
                     mirror_deletions,
                     dav,
+                    limits: options.limits,
                 };
                 stats.add(&groupware.migrate(&user).await?);
                 reporter.report(ProgressEvent::UserFinished {

@@ -1,31 +1,47 @@
 //! The plan: who and what a run would migrate, and how long Microsoft's limits let it take.
-//! Reads only directory and folder metadata (a few requests per mailbox); moves no data.
+//! Reads only directory metadata and item ids (a few requests per mailbox and per thousand
+//! items); moves no data.
+//!
+//! **Counts.** Mail comes from each folder's `totalItemCount` (resources/mailfolder.md); with
+//! mail date limits, the folder's messages are listed (`$select=id,receivedDateTime`, 1,000 a
+//! page) and only those inside the limits count. Calendars, contacts and To Do tasks are listed
+//! by id, 1,000 a page (100 for tasks): Graph documents `@odata.count` for these Outlook
+//! collections nowhere reliable, so the plan pages instead. Events are single events and series
+//! masters (api/calendar-list-events.md), as the run writes them, minus those outside
+//! `calendar_since`; the flagged-mail task list is left out, as the run does.
 //!
 //! **Estimate.** Graph allows each mailbox at most `max_in_flight` requests at once and
 //! `budget` requests per `window` (Exchange Online: 4, and 10,000 per 10 minutes,
-//! throttling-limits.md "Outlook service limits"). A mailbox needs about one request per
-//! message (its `$value`) plus its listing pages, so its time is bounded below by both
-//! `requests x latency / max_in_flight` and, past the first window's budget,
-//! `window x (requests / budget - 1)`. Mailboxes run `parallel_mailboxes` at a time, longest
-//! first. Destination speed and bandwidth are not modelled: the estimate is the time Microsoft's
-//! limits allow, the floor of any real run (BENCHMARKS.md measures how close runs come to it).
+//! throttling-limits.md "Outlook service limits"; one budget per mailbox for every workload).
+//! A mailbox needs one request per message (its `$value`), one per contact (its photo), one
+//! per series (its exceptions, beta) and per event with attachments, plus the listing pages.
+//! Its time is bounded below by both `requests x latency / max_in_flight` and, past the first
+//! window's budget, `window x (requests / budget - 1)`. Mailboxes run `parallel_mailboxes` at a
+//! time, longest first. Destination speed and bandwidth are not modelled: the estimate is the
+//! time Microsoft's limits allow, the floor of any real run (BENCHMARKS.md measures how close
+//! runs come to it).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
-use super::{signed_in_mailboxes, EngineError, RunOptions};
-use crate::config::SourceConfig;
-use crate::graph::mail::folder_tree;
-use crate::graph::types::User;
-use crate::graph::{Pacer, PacerSettings};
+use super::{event_in_limits, signed_in_mailboxes, EngineError, RunOptions};
+use crate::config::{DateLimits, SourceConfig, Workload};
+use crate::graph::client::{GraphClient, GraphError};
+use crate::graph::mail::{folder_tree, segment, FolderNode};
+use crate::graph::paging::Pages;
+use crate::graph::types::{Event, User};
+use crate::graph::{calendar, contacts, todo, Pacer, PacerSettings};
 use crate::secrets::Secret;
 
 /// Messages per listing page the engine asks for (`$top` of the message listing).
 const PAGE_SIZE: u64 = 500;
+/// Events and contacts per page of the engine's groupware listings.
+const GROUPWARE_PAGE: u64 = 100;
 /// Requests a mailbox spends before its messages: the well-known folder lookups.
 const FIXED_REQUESTS: u64 = 6;
 /// Mean time of one Graph request assumed by the estimate: a `$value` of a typical message of
@@ -39,8 +55,15 @@ pub struct Plan {
     pub users: Vec<PlanUser>,
     /// The domains of the selected users' addresses (primary and aliases), sorted.
     pub domains: Vec<String>,
+    /// Mail folders.
     pub folders: u64,
+    /// Messages (see [`PlanUser::items`]).
     pub items: u64,
+    pub events: u64,
+    pub contacts: u64,
+    pub tasks: u64,
+    /// Messages and events the date limits leave out.
+    pub out_of_range: u64,
     pub requests: u64,
     /// The estimate of the whole run, in seconds, and what it assumes.
     pub estimated_seconds: f64,
@@ -48,25 +71,38 @@ pub struct Plan {
     pub assumed_latency_ms: u64,
 }
 
-/// One mailbox in the plan.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// One mailbox in the plan. Counts of workloads the run does not select are 0.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PlanUser {
     pub address: String,
     pub user_principal_name: String,
     /// `false` for a disabled account (its mailbox is still migrated).
     pub enabled: bool,
+    /// Mail folders.
     pub folders: u64,
-    /// Items in the migrated folders (Graph's `totalItemCount`, which counts every item type).
+    /// Messages in the migrated folders: Graph's `totalItemCount` (every item type), or with
+    /// mail date limits the messages inside them.
     pub items: u64,
+    pub calendars: u64,
+    /// Single events and series (a series is one item, as the run writes it).
+    pub events: u64,
+    pub contact_folders: u64,
+    pub contacts: u64,
+    /// To Do lists, the flagged-mail list left out.
+    pub task_lists: u64,
+    pub tasks: u64,
+    /// Messages and events the date limits leave out.
+    pub out_of_range: u64,
     pub requests: u64,
     pub estimated_seconds: f64,
-    /// Why this mailbox could not be read (e.g. an application access policy); the run
-    /// would report the same and go on with the others.
+    /// Why this mailbox, or one of its workloads, could not be read (e.g. an application
+    /// access policy, a missing permission); the run would report the same and go on.
     pub problem: Option<String>,
 }
 
-/// Discovers the selected mailboxes and their folders and estimates the run.
+/// Discovers the selected mailboxes (batch included) with their folders and item counts for
+/// the selected workloads and date limits, and estimates the run.
 pub async fn plan(
     source: &SourceConfig,
     secret: &Secret,
@@ -81,27 +117,39 @@ pub async fn plan(
             let client = &client;
             async move {
                 let pacer = Pacer::new(settings.clone());
-                let address = user.mail.clone().unwrap_or_default();
+                let counter = Counter {
+                    client,
+                    pacer: &pacer,
+                    user: &user,
+                    limits: &options.limits,
+                };
                 let mut planned = PlanUser {
-                    address,
+                    address: user.mail.clone().unwrap_or_default(),
                     user_principal_name: user.user_principal_name.clone(),
                     enabled: user.account_enabled.unwrap_or(true),
-                    folders: 0,
-                    items: 0,
-                    requests: 0,
-                    estimated_seconds: 0.0,
-                    problem: None,
+                    ..PlanUser::default()
                 };
-                match folder_tree(client, &pacer, &user.id, |_| {}).await {
-                    Ok((nodes, _bad)) => {
-                        planned.folders = nodes.len() as u64;
-                        planned.items = nodes.iter().map(|n| n.folder.total_item_count).sum();
-                        planned.requests = mailbox_requests(&nodes);
-                        planned.estimated_seconds =
-                            mailbox_seconds(planned.requests, settings, ASSUMED_LATENCY);
+                let mut problems = Vec::new();
+                for workload in Workload::ALL {
+                    if !options.workloads.contains(&workload) {
+                        continue;
                     }
-                    Err(e) => planned.problem = Some(e.to_string()),
+                    let counted = match workload {
+                        Workload::Mail => counter.mail(&mut planned).await,
+                        Workload::Calendar => counter.calendars(&mut planned).await,
+                        Workload::Contacts => counter.contacts(&mut planned).await,
+                        Workload::Tasks => counter.tasks(&mut planned).await,
+                    };
+                    if let Err(e) = counted {
+                        problems.push(match workload {
+                            Workload::Mail => e.to_string(),
+                            other => format!("{}: {e}", format!("{other:?}").to_lowercase()),
+                        });
+                    }
                 }
+                planned.problem = (!problems.is_empty()).then(|| problems.join("; "));
+                planned.estimated_seconds =
+                    mailbox_seconds(planned.requests, settings, ASSUMED_LATENCY);
                 planned
             }
         })
@@ -114,16 +162,176 @@ pub async fn plan(
         users.iter().map(|u| u.estimated_seconds),
         options.parallel_mailboxes,
     );
+    let sum = |f: fn(&PlanUser) -> u64| users.iter().map(f).sum::<u64>();
     Ok(Plan {
         domains,
-        folders: users.iter().map(|u| u.folders).sum(),
-        items: users.iter().map(|u| u.items).sum(),
-        requests: users.iter().map(|u| u.requests).sum(),
+        folders: sum(|u| u.folders),
+        items: sum(|u| u.items),
+        events: sum(|u| u.events),
+        contacts: sum(|u| u.contacts),
+        tasks: sum(|u| u.tasks),
+        out_of_range: sum(|u| u.out_of_range),
+        requests: sum(|u| u.requests),
         users,
         estimated_seconds,
         parallel_mailboxes: options.parallel_mailboxes.max(1),
         assumed_latency_ms: ASSUMED_LATENCY.as_millis() as u64,
     })
+}
+
+/// An item listed by id only.
+#[derive(Deserialize)]
+struct Listed {}
+
+/// A message listed with its date, for the mail limits.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Dated {
+    #[serde(default)]
+    received_date_time: Option<String>,
+}
+
+/// Counts one mailbox's items, each workload into a [`PlanUser`].
+struct Counter<'a> {
+    client: &'a GraphClient,
+    pacer: &'a Pacer,
+    user: &'a User,
+    limits: &'a DateLimits,
+}
+
+impl Counter<'_> {
+    /// Pages through `url`: (items `keep` accepts, items it refuses, pages read).
+    async fn count<T: DeserializeOwned>(
+        &self,
+        url: String,
+        mut keep: impl FnMut(&T) -> bool,
+    ) -> Result<(u64, u64, u64), GraphError> {
+        let (mut kept, mut left, mut pages) = (0, 0, 0);
+        let mut listing = Pages::<T>::new(self.client, self.pacer, url);
+        while let Some(page) = listing.next_page(|_| {}).await {
+            let page = page?;
+            pages += 1;
+            for item in &page.items {
+                if keep(item) {
+                    kept += 1;
+                } else {
+                    left += 1;
+                }
+            }
+            // An entry the run could not decode either is still an item the run meets.
+            kept += page.bad.len() as u64;
+        }
+        Ok((kept, left, pages))
+    }
+
+    fn url(&self, path: &str) -> String {
+        self.client
+            .url(&format!("/users/{}{path}", segment(&self.user.id)))
+    }
+
+    async fn mail(&self, planned: &mut PlanUser) -> Result<(), GraphError> {
+        let (nodes, _bad) = folder_tree(self.client, self.pacer, &self.user.id, |_| {}).await?;
+        planned.folders = nodes.len() as u64;
+        let mut in_range = Vec::with_capacity(nodes.len());
+        for node in &nodes {
+            let total = node.folder.total_item_count;
+            if total == 0 || (self.limits.mail_since.is_none() && self.limits.mail_until.is_none())
+            {
+                in_range.push(total);
+                continue;
+            }
+            let url = self.url(&format!(
+                "/mailFolders/{}/messages?$select=id,receivedDateTime&$top=1000",
+                segment(&node.folder.id)
+            ));
+            let (kept, left, pages) = self
+                .count(url, |m: &Dated| {
+                    self.limits.keeps_mail(m.received_date_time.as_deref())
+                })
+                .await?;
+            in_range.push(kept);
+            planned.out_of_range += left;
+            planned.requests += pages;
+        }
+        planned.items = in_range.iter().sum();
+        planned.requests += mailbox_requests(&nodes, &in_range);
+        Ok(())
+    }
+
+    async fn calendars(&self, planned: &mut PlanUser) -> Result<(), GraphError> {
+        let listed = calendar::calendars(self.client, self.pacer, &self.user.id, |_| {}).await?;
+        planned.calendars = listed.items.len() as u64;
+        planned.requests += 1;
+        for cal in &listed.items {
+            let url = self.url(&format!(
+                "/calendars/{}/events?$select=id,type,end,recurrence,hasAttachments&$top=1000",
+                segment(&cal.id)
+            ));
+            // Per kept event: a series' exceptions and an event's attachments are one more
+            // request each.
+            let mut extra = 0;
+            let (kept, left, _) = self
+                .count(url, |e: &Event| {
+                    let keep = event_in_limits(self.limits, e);
+                    if keep {
+                        let series = e.kind.as_deref() == Some("seriesMaster");
+                        extra += u64::from(series) + u64::from(e.has_attachments == Some(true));
+                    }
+                    keep
+                })
+                .await?;
+            planned.events += kept;
+            planned.out_of_range += left;
+            planned.requests += pages_of(kept + left) + extra;
+        }
+        Ok(())
+    }
+
+    async fn contacts(&self, planned: &mut PlanUser) -> Result<(), GraphError> {
+        let (folders, _bad) =
+            contacts::contact_folders(self.client, self.pacer, &self.user.id, |_| {}).await?;
+        planned.contact_folders = folders.len() as u64;
+        // The folder listing: one request per folder (its children), the default's included.
+        planned.requests += folders.len() as u64;
+        for folder in &folders {
+            let path = match &folder.id {
+                None => "/contacts?$select=id&$top=1000".to_string(),
+                Some(id) => format!(
+                    "/contactFolders/{}/contacts?$select=id&$top=1000",
+                    segment(id)
+                ),
+            };
+            let (kept, _, _) = self.count(self.url(&path), |_: &Listed| true).await?;
+            planned.contacts += kept;
+            // Listing pages, and each contact's photo.
+            planned.requests += pages_of(kept) + kept;
+        }
+        Ok(())
+    }
+
+    async fn tasks(&self, planned: &mut PlanUser) -> Result<(), GraphError> {
+        let lists = todo::task_lists(self.client, self.pacer, &self.user.id, |_| {}).await?;
+        planned.requests += 1;
+        for list in &lists.items {
+            if list.wellknown_list_name.as_deref() == Some(todo::FLAGGED_EMAILS) {
+                continue;
+            }
+            planned.task_lists += 1;
+            let url = self.url(&format!(
+                "/todo/lists/{}/tasks?$select=id&$top=100",
+                segment(&list.id)
+            ));
+            let (kept, _, _) = self.count(url, |_: &Listed| true).await?;
+            planned.tasks += kept;
+            planned.requests += pages_of(kept);
+        }
+        Ok(())
+    }
+}
+
+/// Listing pages the run reads for `items` groupware items (at least one).
+fn pages_of(items: u64) -> u64 {
+    items.div_ceil(GROUPWARE_PAGE).max(1)
 }
 
 /// Domains of the users' addresses: `mail` and every `smtp:` proxy address.
@@ -143,15 +351,17 @@ pub(super) fn domains_of(users: &[User]) -> Vec<String> {
     domains.into_iter().collect()
 }
 
-/// Graph requests a mailbox needs: the fixed lookups, one listing per folder page, one
-/// `$value` per item.
-fn mailbox_requests(nodes: &[crate::graph::mail::FolderNode]) -> u64 {
+/// Graph requests a mailbox's mail needs: the fixed lookups, one delta listing per folder page
+/// (every message is listed, whatever the limits), one `$value` per message inside the limits
+/// (`in_range`, per node).
+fn mailbox_requests(nodes: &[FolderNode], in_range: &[u64]) -> u64 {
     FIXED_REQUESTS
         + nodes
             .iter()
-            .map(|n| {
+            .zip(in_range)
+            .map(|(n, kept)| {
                 let items = n.folder.total_item_count;
-                1 + items + items.div_ceil(PAGE_SIZE)
+                1 + kept + items.div_ceil(PAGE_SIZE)
             })
             .sum::<u64>()
 }
@@ -183,6 +393,22 @@ pub fn run_seconds(mailboxes: impl Iterator<Item = f64>, parallel: usize) -> f64
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The desktop app runs the plan on its async runtime's worker threads.
+    #[test]
+    fn the_plan_future_can_move_between_threads() {
+        fn assert_send<T: Send>(_: &T) {}
+        let source = SourceConfig {
+            tenant_id: "contoso.onmicrosoft.com".into(),
+            client_id: "00000000-0000-0000-0000-000000000001".into(),
+            cloud: crate::config::Cloud::Global,
+            login_url: None,
+            graph_url: None,
+        };
+        let secret = Secret::new("s");
+        let options = RunOptions::default();
+        assert_send(&plan(&source, &secret, &options));
+    }
 
     #[test]
     fn a_small_mailbox_is_bound_by_requests_in_flight() {

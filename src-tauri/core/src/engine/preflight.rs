@@ -67,7 +67,18 @@ pub async fn preflight(
     destination: &Destination,
     options: &RunOptions,
 ) -> Result<Preflight, EngineError> {
-    let (permissions, first) = test_source(source, secret, options).await?;
+    let (mut permissions, first) = test_source(source, secret, options).await?;
+    // Group.Read.All is needed only when an IceWarp destination creates groups.
+    if let Destination::IceWarp(d) = destination {
+        if d.rules.groups != crate::config::GroupRule::Skip {
+            for p in permissions
+                .iter_mut()
+                .filter(|p| p.name == "Group.Read.All")
+            {
+                p.required = true;
+            }
+        }
+    }
     let mut problems = Vec::new();
     for p in permissions.iter().filter(|p| p.required && !p.granted()) {
         problems.push(format!(

@@ -288,21 +288,29 @@ impl Report {
             t.pending
         ));
 
-        h.push_str("<h2>Runs</h2>\n<table><tr><th>Run</th><th>Started</th><th>Finished</th><th>Status</th><th>Duration</th><th>Items</th><th>Failed</th></tr>\n");
+        h.push_str("<h2>Runs</h2>\n<table><tr><th>Run</th><th>Started</th><th>Finished</th><th>Status</th><th>Duration</th><th>Items</th><th>Left out by date</th><th>Failed</th></tr>\n");
         for r in &self.runs {
-            let (items, failed) = r
+            let (items, left_out, failed) = r
                 .summary
                 .as_ref()
-                .map(|s| (s.totals.messages.to_string(), fail_cell(s.totals.failed)))
+                .map(|s| {
+                    let t = &s.totals;
+                    (
+                        t.messages.to_string(),
+                        t.out_of_range.to_string(),
+                        fail_cell(t.failed),
+                    )
+                })
                 .unwrap_or_default();
             h.push_str(&format!(
-                "<tr><td class=n>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>\n",
+                "<tr><td class=n>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>\n",
                 r.id,
                 esc(&r.started_at),
                 esc(r.finished_at.as_deref().unwrap_or("")),
                 esc(&r.status),
                 r.seconds.map(|s| format!("{s} s")).unwrap_or_default(),
                 items,
+                left_out,
                 failed
             ));
         }

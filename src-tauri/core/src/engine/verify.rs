@@ -146,8 +146,17 @@ async fn verify_user(
                 }
             };
             for message in page.items {
+                let migrated = done.get(&message.id).filter(|r| r.kind == "mail");
+                if migrated.is_none()
+                    && !options
+                        .limits
+                        .keeps_mail(message.received_date_time.as_deref())
+                {
+                    // Left out by the date limits: the run was not meant to copy it.
+                    continue;
+                }
                 folder.source += 1;
-                match done.get(&message.id).filter(|r| r.kind == "mail") {
+                match migrated {
                     None => folder.not_migrated.push(message.id),
                     Some(record) => match dest.holds_mail(record).await {
                         Ok(true) => folder.present += 1,

@@ -3,6 +3,10 @@
 //! `/contacts` reads the default Contacts folder, `/contactFolders` lists the folders *under*
 //! it, and each folder's children come from `/contactFolders/{id}/childFolders`
 //! (api/user-list-contactfolders.md, contactfolder-list-childfolders.md).
+//!
+//! Contacts are read by per-folder delta, `/contactFolders/{id}/contacts/delta`
+//! (api/contact-delta.md; shared reference graph.md §5), which needs the folder's id; the
+//! default folder's is the `parentFolderId` of a contact in it (resources/contact.md).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -10,7 +14,7 @@ use std::time::Duration;
 use super::client::{ByteSink, GraphClient, GraphError};
 use super::mail::segment;
 use super::pacer::Pacer;
-use super::paging::Pages;
+use super::paging::{Delta, DeltaRound, Pages};
 use super::types::{Contact, ContactFolder};
 
 /// Photos larger than this are not migrated (the contact is, with a note): Outlook stores
@@ -23,6 +27,9 @@ pub struct ContactFolderNode {
     pub id: Option<String>,
     /// Display names from the top down; empty for the default folder.
     pub path: Vec<String>,
+    /// The folder's Graph id, for its delta: `id`, or for the default folder the
+    /// `parentFolderId` of a contact in it; `None` when the default folder holds no contact.
+    pub graph_id: Option<String>,
 }
 
 /// The default folder first, then every folder under it, parents before children. Bad entries
@@ -34,9 +41,20 @@ pub async fn contact_folders(
     mut on_throttle: impl FnMut(Duration),
 ) -> Result<(Vec<ContactFolderNode>, Vec<(String, String)>), GraphError> {
     let user = segment(user_id);
+    let probe = client.url(&format!(
+        "/users/{user}/contacts?$top=1&$select=id,parentFolderId"
+    ));
+    let first = Pages::<Contact>::new(client, pacer, probe)
+        .next_page(&mut on_throttle)
+        .await
+        .transpose()?;
+    let default_id = first
+        .and_then(|page| page.items.into_iter().next())
+        .and_then(|c| c.parent_folder_id);
     let mut nodes = vec![ContactFolderNode {
         id: None,
         path: Vec::new(),
+        graph_id: default_id,
     }];
     let mut bad = Vec::new();
     let mut queue = VecDeque::from([(
@@ -64,6 +82,7 @@ pub async fn contact_folders(
                 )),
             ));
             nodes.push(ContactFolderNode {
+                graph_id: Some(folder.id.clone()),
                 id: Some(folder.id),
                 path,
             });
@@ -88,6 +107,23 @@ pub fn contacts<'a>(
         ),
     };
     Pages::new(client, pacer, client.url(&path))
+}
+
+/// One delta round over the contacts of the folder with Graph id `folder_id`: from `stored`,
+/// the deltaLink of the previous round, else a full round.
+pub fn contacts_delta<'a>(
+    client: &'a GraphClient,
+    pacer: &'a Pacer,
+    user_id: &str,
+    folder_id: &str,
+    stored: Option<String>,
+) -> DeltaRound<'a, Delta<Contact>> {
+    let url = client.url(&format!(
+        "/users/{}/contactFolders/{}/contacts/delta",
+        segment(user_id),
+        segment(folder_id)
+    ));
+    DeltaRound::new(client, pacer, stored, url)
 }
 
 /// Why a photo was not read.

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use super::client::{GraphClient, GraphError};
 use super::pacer::Pacer;
-use super::paging::Pages;
+pub use super::paging::{is_own_link, is_sync_reset};
+use super::paging::{removed_id, DeltaRound, Pages};
 use super::types::{MailFolder, MessageMeta, MESSAGE_SELECT};
 
 /// Well-known folders the destinations map to their own special folders. Graph accepts these
@@ -175,12 +176,10 @@ impl<'de> serde::Deserialize<'de> for DeltaEntry {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error as _;
         let value = serde_json::Value::deserialize(d)?;
-        if value.get("@removed").is_some() {
-            let id = value
-                .get("id")
-                .and_then(|v| v.as_str())
-                .ok_or_else(|| D::Error::custom("@removed entry without an id"))?;
-            return Ok(DeltaEntry::Removed { id: id.to_string() });
+        if let Some(id) = removed_id(&value) {
+            return Ok(DeltaEntry::Removed {
+                id: id.map_err(D::Error::custom)?,
+            });
         }
         let complete = [
             "receivedDateTime",
@@ -196,29 +195,18 @@ impl<'de> serde::Deserialize<'de> for DeltaEntry {
     }
 }
 
-/// Pages through one delta round of a folder's messages, from `url`: [`delta_url`] for a
-/// full round, or the deltaLink stored after the previous one. The last page carries the
-/// next deltaLink ([`super::paging::Page::delta_link`]). A stored link Graph no longer knows
-/// fails with HTTP 410 ([`is_sync_reset`]): start a full round again.
+/// One delta round of a folder's messages: from `stored` (the deltaLink of the previous
+/// round), else a full round from [`delta_url`]. The last page carries the next deltaLink
+/// ([`DeltaRound::delta_link`]); a stored link Graph no longer knows (410) starts a full
+/// round again ([`DeltaRound::restarted`]).
 pub fn delta_round<'a>(
     client: &'a GraphClient,
     pacer: &'a Pacer,
-    url: String,
-) -> Pages<'a, DeltaEntry> {
-    Pages::new(client, pacer, url)
-}
-
-/// True when a stored delta link points at the Graph endpoint this client uses. A link from
-/// another endpoint (the cloud or the Graph URL override changed since it was stored) cannot
-/// be followed; the folder is read in full again.
-pub fn is_own_link(client: &GraphClient, link: &str) -> bool {
-    link.starts_with(&client.url("/"))
-}
-
-/// True when Graph answered `410 Gone` to a delta link: the sync state expired and the folder
-/// must be read again in full (concepts/delta-query-overview.md, "Synchronization reset").
-pub fn is_sync_reset(e: &GraphError) -> bool {
-    e.status() == Some(410)
+    user_id: &str,
+    folder_id: &str,
+    stored: Option<String>,
+) -> DeltaRound<'a, DeltaEntry> {
+    DeltaRound::new(client, pacer, stored, delta_url(client, user_id, folder_id))
 }
 
 /// What a user last did with a message: PidTagLastVerbExecuted (`Integer 0x1081`,

@@ -1,11 +1,16 @@
 //! Collection paging: follow `@odata.nextLink` as given, never build skip tokens
 //! (Graph docs, api/user-list-messages.md). Items are decoded one by one, so one malformed item
 //! is reported by itself instead of failing its page.
+//!
+//! [`DeltaRound`] is the one implementation of a delta round for every workload (mail
+//! folders, contact folders, To Do lists, calendars): follow `@odata.nextLink` until the
+//! page carrying `@odata.deltaLink`, and when a stored link is refused with `410 Gone` start
+//! over with a full round (concepts/delta-query-overview.md, "Synchronization reset").
 
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use super::client::{GraphClient, GraphError};
 use super::pacer::Pacer;
@@ -95,5 +100,154 @@ impl<'a, T: DeserializeOwned> Pages<'a, T> {
             all.delta_link = page.delta_link.or(all.delta_link);
         }
         Ok(all)
+    }
+}
+
+/// One entry of a delta round over a collection of items (concepts/delta-query-overview.md):
+/// an item added or changed (replays possible: upsert by id), or `@removed` (deleted, or moved
+/// out of the collection; with immutable ids a moved item keeps its id elsewhere).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delta<T> {
+    Upsert(T),
+    Removed { id: String },
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Delta<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let value = serde_json::Value::deserialize(d)?;
+        if let Some(id) = removed_id(&value) {
+            return Ok(Delta::Removed {
+                id: id.map_err(D::Error::custom)?,
+            });
+        }
+        T::deserialize(value)
+            .map(Delta::Upsert)
+            .map_err(D::Error::custom)
+    }
+}
+
+/// The id of a delta entry marked `@removed` (`None`: not removed; `Err`: removed without an
+/// id).
+pub fn removed_id(entry: &serde_json::Value) -> Option<Result<String, &'static str>> {
+    entry.get("@removed")?;
+    Some(
+        entry
+            .get("id")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .ok_or("@removed entry without an id"),
+    )
+}
+
+/// True when a stored delta link points at the Graph endpoint this client uses (v1.0 or
+/// beta). A link from another endpoint (the cloud or the Graph URL override changed since it
+/// was stored) cannot be followed; the collection is read in full again.
+pub fn is_own_link(client: &GraphClient, link: &str) -> bool {
+    link.starts_with(&client.url("/")) || link.starts_with(&client.beta_url("/"))
+}
+
+/// True when Graph answered `410 Gone` to a delta link (`SyncStateNotFound`): the sync state
+/// expired and the collection must be read again in full (concepts/delta-query-overview.md,
+/// "Synchronization reset").
+pub fn is_sync_reset(e: &GraphError) -> bool {
+    e.status() == Some(410)
+}
+
+/// One delta round over a collection: from a stored deltaLink (only what changed since), or
+/// from the collection's first delta URL (a full round: every item). Pages follow
+/// `@odata.nextLink`; the last one carries the next round's link ([`DeltaRound::delta_link`]),
+/// which the caller stores once the whole round was applied. A stored link Graph no longer
+/// knows (410) restarts the round from `full_url`, once.
+pub struct DeltaRound<'a, T> {
+    client: &'a GraphClient,
+    pacer: &'a Pacer,
+    pages: Pages<'a, T>,
+    full_url: String,
+    full: bool,
+    restarted: bool,
+    delta_link: Option<String>,
+}
+
+impl<'a, T: DeserializeOwned> DeltaRound<'a, T> {
+    /// A round from `stored` (ignored unless [`is_own_link`]), else from `full_url`.
+    pub fn new(
+        client: &'a GraphClient,
+        pacer: &'a Pacer,
+        stored: Option<String>,
+        full_url: String,
+    ) -> Self {
+        let stored = stored.filter(|l| is_own_link(client, l));
+        let full = stored.is_none();
+        let first = stored.unwrap_or_else(|| full_url.clone());
+        DeltaRound {
+            client,
+            pacer,
+            pages: Pages::new(client, pacer, first),
+            full_url,
+            full,
+            restarted: false,
+            delta_link: None,
+        }
+    }
+
+    /// True when this round lists every item of the collection (no usable stored link, or it
+    /// expired): items the caller knows that it does not list were deleted.
+    pub fn is_full(&self) -> bool {
+        self.full
+    }
+
+    /// True once the stored link was refused (410) and the round started over in full: the
+    /// caller drops the stored link, so a round that fails later does not follow it again.
+    pub fn restarted(&self) -> bool {
+        self.restarted
+    }
+
+    /// The next page, or `None` after the last one.
+    pub async fn next_page(
+        &mut self,
+        mut on_throttle: impl FnMut(Duration),
+    ) -> Option<Result<Page<T>, GraphError>> {
+        loop {
+            match self.pages.next_page(&mut on_throttle).await? {
+                Err(e) if is_sync_reset(&e) && !self.full => {
+                    tracing::info!("delta link expired (410); full resync");
+                    self.full = true;
+                    self.restarted = true;
+                    self.pages = Pages::new(self.client, self.pacer, self.full_url.clone());
+                }
+                Ok(page) => {
+                    if let Some(link) = &page.delta_link {
+                        self.delta_link = Some(link.clone());
+                    }
+                    return Some(Ok(page));
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    /// The link for the next round, once the last page was read.
+    pub fn delta_link(&self) -> Option<&str> {
+        self.delta_link.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delta_entries_upsert_or_remove() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Item {
+            id: String,
+        }
+        let removed: Delta<Item> =
+            serde_json::from_str(r#"{"id":"AAMk=","@removed":{"reason":"deleted"}}"#).unwrap();
+        assert_eq!(removed, Delta::Removed { id: "AAMk=".into() });
+        let added: Delta<Item> = serde_json::from_str(r#"{"id":"x","more":1}"#).unwrap();
+        assert_eq!(added, Delta::Upsert(Item { id: "x".into() }));
+        assert!(serde_json::from_str::<Delta<Item>>(r#"{"@removed":{}}"#).is_err());
     }
 }

@@ -40,7 +40,7 @@ pub struct Permission {
 }
 
 /// Every application permission the migrator asks for (Graph docs, permissions-reference).
-pub const PERMISSIONS: [Permission; 7] = [
+pub const PERMISSIONS: [Permission; 8] = [
     Permission {
         name: "User.Read.All",
         workload: Workload::Directory,
@@ -82,6 +82,14 @@ pub const PERMISSIONS: [Permission; 7] = [
         workload: Workload::Tasks,
         required: false,
         purpose: "read Microsoft To Do task lists",
+    },
+    // Only read when an IceWarp destination is asked to create groups or mailing lists
+    // (`groups` in `[destination]`); the check before a run requires it then.
+    Permission {
+        name: "Group.Read.All",
+        workload: Workload::Directory,
+        required: false,
+        purpose: "list mail-enabled groups and their members (IceWarp groups and mailing lists)",
     },
 ];
 
@@ -132,6 +140,7 @@ pub async fn check(
     let probes: Vec<(&str, String)> = [
         Some(("User.Read.All", "/users?$select=id&$top=1".to_string())),
         Some(("Domain.Read.All", "/domains?$select=id".to_string())),
+        Some(("Group.Read.All", "/groups?$select=id&$top=1".to_string())),
         user.as_ref().map(|u| {
             (
                 "Mail.Read",

@@ -1,7 +1,9 @@
 //! The journal: an SQLite database in the state folder that remembers what every run did.
 //!
-//! Tables: `runs`; `users`; `folders` (with delta links for incremental passes); `items`
-//! (source id -> destination reference, size, content hash, state).
+//! Tables: `runs`; `users`; `folders` (mail folders and groupware collections, by `kind`,
+//! with delta links for incremental passes); `items` (source id -> destination reference,
+//! size, content hash, source version, state); `user_limits` (the date limits each user's
+//! delta links were taken under).
 //!
 //! **Exactly once.** Before writing an item the engine records its *intent*
 //! ([`Journal::record_intent`]); after the destination confirmed the write it records the
@@ -20,8 +22,20 @@ mod report;
 pub use report::{FailedItem, ItemGroup, RunRecord, UserRecord};
 
 /// Schema version stored in `PRAGMA user_version`. Version 1 had no mail details in `items`
-/// and no `removed` state; [`Journal::open`] upgrades it in place.
+/// and no `removed` state; [`Journal::open`] upgrades it in place. Columns added since
+/// version 2 ([`ADDED_COLUMNS`]) are added when missing, without a new version: older
+/// versions of the migrator ignore them.
 const SCHEMA_VERSION: i32 = 2;
+
+/// Columns added to version 2, as (table, column, definition).
+const ADDED_COLUMNS: [(&str, &str, &str); 2] = [
+    // What a folder row is: `mail`, or a groupware collection's item kind (`event`,
+    // `contact`, `task`) with that collection's delta link. The mail pass only sees `mail`.
+    ("folders", "kind", "TEXT NOT NULL DEFAULT 'mail'"),
+    // The source's version of a groupware item (changeKey or lastModifiedDateTime) when it
+    // was last written: an item listed again at that version is not fetched or written again.
+    ("items", "source_version", "TEXT"),
+];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
@@ -43,6 +57,10 @@ CREATE TABLE IF NOT EXISTS folders (
     dest_name  TEXT NOT NULL,
     delta_link TEXT,
     PRIMARY KEY (user_id, folder_id)
+);
+CREATE TABLE IF NOT EXISTS user_limits (
+    user_id    TEXT PRIMARY KEY,
+    limits     TEXT NOT NULL
 );
 ";
 
@@ -155,6 +173,9 @@ pub struct ItemRecord {
     /// Set when the source folder reported the item gone (`@removed`, or missing from a full
     /// round); cleared when another folder reports it (it was moved).
     pub gone_from: Option<String>,
+    /// A groupware item's version at the source when it was last written or found unchanged
+    /// (its changeKey or lastModifiedDateTime); `None` for mail.
+    pub source_version: Option<String>,
 }
 
 /// What the journal keeps about a migrated message, to mirror later changes exactly once and
@@ -280,6 +301,22 @@ impl Journal {
              BEGIN; {SCHEMA} {items} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))
         .map_err(open_err)?;
+        for (table, column, definition) in ADDED_COLUMNS {
+            let present: bool = conn
+                .query_row(
+                    &format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = ?1"),
+                    params![column],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map_err(open_err)?
+                > 0;
+            if !present {
+                conn.execute_batch(&format!(
+                    "ALTER TABLE {table} ADD COLUMN {column} {definition};"
+                ))
+                .map_err(open_err)?;
+            }
+        }
         Ok(Journal {
             path,
             conn: Mutex::new(conn),
@@ -395,6 +432,20 @@ impl Journal {
         Ok(())
     }
 
+    /// Records the source's version of an item (see [`ItemRecord::source_version`]).
+    pub fn record_source_version(
+        &self,
+        user_id: &str,
+        source_id: &str,
+        version: Option<&str>,
+    ) -> Result<(), JournalError> {
+        self.conn().execute(
+            "UPDATE items SET source_version = ?3 WHERE user_id = ?1 AND source_id = ?2",
+            params![user_id, source_id, version],
+        )?;
+        Ok(())
+    }
+
     /// Records that the item could not be migrated, with the reason (retried on the next run).
     pub fn record_failed(
         &self,
@@ -424,7 +475,7 @@ impl Journal {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Remembers a folder's destination name and delta link.
+    /// Remembers a mail folder's destination name and delta link.
     pub fn set_folder(
         &self,
         user_id: &str,
@@ -432,11 +483,26 @@ impl Journal {
         dest_name: &str,
         delta_link: Option<&str>,
     ) -> Result<(), JournalError> {
+        self.set_folder_as("mail", user_id, folder_id, dest_name, delta_link)
+    }
+
+    /// [`Journal::set_folder`] for a groupware collection: `kind` is its items' kind
+    /// (`event`, `contact`, `task`), `folder_id` the collection's id in the items' records.
+    /// [`Journal::delta_link`] and [`Journal::clear_delta_link`] serve both.
+    pub fn set_folder_as(
+        &self,
+        kind: &str,
+        user_id: &str,
+        folder_id: &str,
+        dest_name: &str,
+        delta_link: Option<&str>,
+    ) -> Result<(), JournalError> {
         self.conn().execute(
-            "INSERT INTO folders (user_id, folder_id, dest_name, delta_link) VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO folders (user_id, folder_id, dest_name, delta_link, kind)
+             VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (user_id, folder_id) DO UPDATE
-               SET dest_name = ?3, delta_link = COALESCE(?4, folders.delta_link)",
-            params![user_id, folder_id, dest_name, delta_link],
+               SET dest_name = ?3, delta_link = COALESCE(?4, folders.delta_link), kind = ?5",
+            params![user_id, folder_id, dest_name, delta_link, kind],
         )?;
         Ok(())
     }
@@ -678,11 +744,12 @@ impl Journal {
         Ok(())
     }
 
-    /// Every folder recorded for a user: (source folder id, destination name).
+    /// Every mail folder recorded for a user: (source folder id, destination name).
     pub fn folders_of(&self, user_id: &str) -> Result<Vec<(String, String)>, JournalError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT folder_id, dest_name FROM folders WHERE user_id = ?1 ORDER BY folder_id",
+            "SELECT folder_id, dest_name FROM folders WHERE user_id = ?1 AND kind = 'mail'
+             ORDER BY folder_id",
         )?;
         let rows = stmt.query_map(params![user_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -694,6 +761,38 @@ impl Journal {
             "DELETE FROM folders WHERE user_id = ?1 AND folder_id = ?2",
             params![user_id, folder_id],
         )?;
+        Ok(())
+    }
+
+    /// The date limits (their [`crate::config::DateLimits::fingerprint`]) the user's mail
+    /// delta links were taken under; `None` before the first pass.
+    pub fn user_limits(&self, user_id: &str) -> Result<Option<String>, JournalError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT limits FROM user_limits WHERE user_id = ?1",
+                params![user_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Records new date limits for a user and drops the user's delta links in the same
+    /// transaction: the next round of every folder is a full one, which lists what the new
+    /// limits let in (a delta link would only bring what changed).
+    pub fn set_user_limits(&self, user_id: &str, limits: &str) -> Result<(), JournalError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "UPDATE folders SET delta_link = NULL WHERE user_id = ?1",
+            params![user_id],
+        )?;
+        tx.execute(
+            "INSERT INTO user_limits (user_id, limits) VALUES (?1, ?2)
+             ON CONFLICT (user_id) DO UPDATE SET limits = ?2",
+            params![user_id, limits],
+        )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -718,7 +817,7 @@ fn state_name(state: &ItemState) -> &'static str {
 
 /// The columns [`row_to_item`] reads, in its order.
 const ITEM_COLUMNS: &str = "source_id, folder_id, dest_folder, state, dest_ref, size, hash, reason,
-     kind, message_id, header_hash, received, flags, created, gone_from";
+     kind, message_id, header_hash, received, flags, created, gone_from, source_version";
 
 fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRecord> {
     let state: String = row.get(3)?;
@@ -745,6 +844,7 @@ fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRecord> {
         },
         created: row.get::<_, i64>(13)? != 0,
         gone_from: row.get(14)?,
+        source_version: row.get(15)?,
     })
 }
 
@@ -809,6 +909,43 @@ mod tests {
             Some("https://graph/delta?token=1")
         );
         assert_eq!(j.delta_link("u1", "f2").unwrap(), None);
+    }
+
+    #[test]
+    fn groupware_delta_links_stay_out_of_the_mail_folders_and_versions_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let j = Journal::open(dir.path()).unwrap();
+            j.set_folder("u1", "f1", ".A", Some("https://graph/mail"))
+                .unwrap();
+            j.set_folder_as(
+                "contact",
+                "u1",
+                "contacts",
+                "contacts",
+                Some("https://graph/c"),
+            )
+            .unwrap();
+            let run = j.begin_run().unwrap();
+            j.record_intent_as("contact", target("c1"), run).unwrap();
+            j.record_done("u1", "c1", "c1.vcf", 3, Some("h")).unwrap();
+            j.record_source_version("u1", "c1", Some("ck-1")).unwrap();
+        }
+        // Reopening an existing journal neither fails nor loses anything.
+        let j = Journal::open(dir.path()).unwrap();
+        assert_eq!(
+            j.folders_of("u1").unwrap(),
+            [("f1".to_string(), ".A".to_string())],
+            "the mail pass never forgets a groupware collection's link"
+        );
+        assert_eq!(
+            j.delta_link("u1", "contacts").unwrap().as_deref(),
+            Some("https://graph/c")
+        );
+        let c1 = j.item("u1", "c1").unwrap().unwrap();
+        assert_eq!(c1.source_version.as_deref(), Some("ck-1"));
+        j.clear_delta_link("u1", "contacts").unwrap();
+        assert_eq!(j.delta_link("u1", "contacts").unwrap(), None);
     }
 
     #[test]

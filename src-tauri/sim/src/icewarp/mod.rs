@@ -5,8 +5,10 @@
 //!
 //! Commands: `authenticate`, `logout`, `getserverproperties`, `getdomainsinfolist`,
 //! `createdomain`, `getaccountsinfolist`, `createaccount`, `getaccountproperties`,
-//! `setaccountproperties`, `getaccountfolderlist`, `expireaccountpassword`. Any other
-//! command of the specification answers the error envelope `not_implemented`.
+//! `setaccountproperties`, `getaccountfolderlist`, `expireaccountpassword`,
+//! `addaccountmembers` and `getaccountmemberinfolist` (members of `U_Type` 1 mailing lists
+//! and 7 groups). Any other command of the specification answers the error envelope
+//! `not_implemented`.
 //!
 //! Envelopes (shared reference `icewarp.md` §2): a result is `<iq type="result"
 //! sid=".."><query xmlns="admin:iq:rpc"><result>..</result></query></iq>`, where simple
@@ -37,7 +39,9 @@ use rand::Rng;
 
 pub use spec::{api_spec, ApiSpec};
 use state::{mask_matches, valid_domain, valid_local_name, Data};
-pub use state::{Account, AccountSpec, DefaultFolderNames, Fault, IceWarpRequest, PasswordPolicy};
+pub use state::{
+    Account, AccountSpec, DefaultFolderNames, Fault, IceWarpRequest, ListSpec, PasswordPolicy,
+};
 use xml::Node;
 
 /// How the emulated server starts. Build it with `..IceWarpConfig::default()`.
@@ -50,6 +54,8 @@ pub struct IceWarpConfig {
     pub domains: Vec<String>,
     /// Accounts that exist at start (their domains are created).
     pub accounts: Vec<AccountSpec>,
+    /// Groups and mailing lists that exist at start (their domains are created).
+    pub lists: Vec<ListSpec>,
     pub policy: PasswordPolicy,
     /// More server properties, or overrides (`C_System_Services_IMAP_MaxAppendsPerMinute`,
     /// `C_Mail_SMTP_Delivery_MaxMsgSize`, `C_WebDAV_Active`, ...).
@@ -69,6 +75,7 @@ impl Default for IceWarpConfig {
             admin_password: "Admin-Pa55!".into(),
             domains: Vec::new(),
             accounts: Vec::new(),
+            lists: Vec::new(),
             policy: PasswordPolicy::default(),
             properties: Vec::new(),
             folder_names: DefaultFolderNames::english(),
@@ -131,19 +138,40 @@ impl IceWarpSim {
         for d in &config.domains {
             data.domains.insert(d.to_ascii_lowercase(), String::new());
         }
-        for a in &config.accounts {
-            let (local, domain) = a.email.rsplit_once('@').unwrap_or((&a.email, ""));
+        let lists = config.lists.iter().map(|l| {
+            (
+                &l.email,
+                &l.name,
+                "",
+                &[][..],
+                l.account_type,
+                &l.members[..],
+            )
+        });
+        let accounts = config.accounts.iter().map(|a| {
+            (
+                &a.email,
+                &a.name,
+                a.password.as_str(),
+                &a.aliases[..],
+                0,
+                &[][..],
+            )
+        });
+        for (email, name, password, extra, account_type, members) in accounts.chain(lists) {
+            let (local, domain) = email.rsplit_once('@').unwrap_or((email, ""));
             data.domains.entry(domain.to_ascii_lowercase()).or_default();
             let mut aliases = vec![local.to_string()];
-            aliases.extend(a.aliases.iter().cloned());
+            aliases.extend(extra.iter().cloned());
             data.accounts.push(Account {
                 domain: domain.to_ascii_lowercase(),
                 mailbox: local.to_string(),
                 aliases,
-                name: a.name.clone(),
-                password: a.password.clone(),
-                account_type: 0,
+                name: name.clone(),
+                password: password.to_string(),
+                account_type,
                 password_expired: false,
+                members: members.to_vec(),
                 properties: Default::default(),
             });
         }
@@ -378,6 +406,8 @@ fn dispatch(
         "getaccountproperties" => account_properties(data, &params),
         "setaccountproperties" => set_account_properties(data, &params),
         "getaccountfolderlist" => folder_list(config, data, &param("accountemail")),
+        "addaccountmembers" => add_members(data, &params),
+        "getaccountmemberinfolist" => member_list(data, &params),
         "expireaccountpassword" => match data.find_account(&param("accountemail")) {
             Some(i) => {
                 data.accounts[i].password_expired = true;
@@ -615,8 +645,11 @@ fn create_account(config: &IceWarpConfig, data: &mut Data, params: &Node) -> Ans
     if let Some(why) = name_conflict(data, &domain, &names, None) {
         return Answer::Zero(why);
     }
-    if let Some(why) = data.policy().violation(&password, &names) {
-        return Answer::Zero(format!("E_PASSWORD: {why}"));
+    // The password policy is for accounts people log in to; lists and groups have none.
+    if account_type == 0 {
+        if let Some(why) = data.policy().violation(&password, &names) {
+            return Answer::Zero(format!("E_PASSWORD: {why}"));
+        }
     }
     data.accounts.push(Account {
         domain,
@@ -626,9 +659,71 @@ fn create_account(config: &IceWarpConfig, data: &mut Data, params: &Node) -> Ans
         password,
         account_type,
         password_expired: false,
+        members: Vec::new(),
         properties: props.into_iter().collect(),
     });
     ok()
+}
+
+/// True for the account types that hold members (`U_Type` 1 mailing list, 7 group; the
+/// specification's AddAccountMembers: "Available for groups and mailing lists").
+fn holds_members(account_type: u32) -> bool {
+    matches!(account_type, 1 | 7)
+}
+
+/// `addaccountmembers`: `members` is a `tpropertymembers` whose `val` holds `tpropertymember`
+/// items, each with the member's address in `val`.
+fn add_members(data: &mut Data, params: &Node) -> Answer {
+    let email = params.text_at("accountemail").unwrap_or("");
+    let Some(i) = data.find_account(email) else {
+        return Answer::Zero(format!("no account {email}"));
+    };
+    if !holds_members(data.accounts[i].account_type) {
+        return Answer::Zero(format!("{email} is not a group or mailing list"));
+    }
+    let members: Vec<String> = params
+        .child("members")
+        .and_then(|m| m.child("val"))
+        .into_iter()
+        .flat_map(|v| v.children_named("item"))
+        .filter_map(|item| item.text_at("val"))
+        .map(|v| v.trim().to_string())
+        .collect();
+    if let Some(bad) = members.iter().find(|m| {
+        m.rsplit_once('@')
+            .is_none_or(|(l, d)| !valid_local_name(l) || !valid_domain(d))
+    }) {
+        return Answer::Zero(format!("E_INVALID: '{bad}' is not an address"));
+    }
+    data.accounts[i].members.extend(members);
+    ok()
+}
+
+/// `getaccountmemberinfolist`: the members of the account `who`, paged, filtered by
+/// `filter/namemask`.
+fn member_list(data: &Data, params: &Node) -> Answer {
+    let who = params.text_at("who").unwrap_or("");
+    let Some(i) = data.find_account(who) else {
+        return Answer::Error("account_invalid", format!("no account {who}"));
+    };
+    let mask = params.text_at("filter/namemask").unwrap_or("");
+    let (offset, count) = window(params);
+    let items = data.accounts[i]
+        .members
+        .iter()
+        .filter(|m| mask_matches(mask, m))
+        .skip(offset)
+        .take(count)
+        .map(|m| {
+            Node::new("item")
+                .with(Node::leaf("val", m.clone()))
+                .with(Node::leaf("default", "1"))
+                .with(Node::leaf("recieve", "1"))
+                .with(Node::leaf("post", "1"))
+                .with(Node::leaf("digest", "0"))
+                .with(Node::leaf("params", ""))
+        });
+    Answer::Result(Node::new("result").with_all(items), "ok".into())
 }
 
 fn account_properties(data: &Data, params: &Node) -> Answer {
@@ -941,6 +1036,104 @@ mod tests {
             let violations =
                 api_spec().validate_response(&command, &Node::parse(&r.response).unwrap());
             assert!(violations.is_empty(), "{command}: {violations:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn lists_take_members_and_list_them_by_page() {
+        let mut c = config();
+        c.lists.push(ListSpec {
+            email: "team@contoso.com".into(),
+            name: "Team".into(),
+            account_type: 7,
+            members: vec!["old@contoso.com".into()],
+        });
+        let sim = IceWarpSim::start(c).await.unwrap();
+        let sid = login(&sim).await;
+        let member = |m: &str| {
+            format!(
+                "<item><classname>tpropertymember</classname><val>{m}</val><default>1</default>\
+                 <recieve>1</recieve><post>1</post><digest>0</digest></item>"
+            )
+        };
+        let add = |list: &str, members: &[&str]| {
+            let items: String = members.iter().map(|m| member(m)).collect();
+            format!(
+                "<accountemail>{list}</accountemail><members><classname>tpropertymembers</classname>\
+                 <val>{items}</val></members>"
+            )
+        };
+        // A mailing list created without a password (the policy is for people's accounts).
+        let item = |name: &str, value: &str| {
+            format!(
+                "<item><apiproperty><propname>{name}</propname></apiproperty><propertyval>\
+                 <classname>tpropertystring</classname><val>{value}</val></propertyval></item>"
+            )
+        };
+        let create = format!(
+            "<domainstr>contoso.com</domainstr><accountproperties>{}{}</accountproperties>",
+            item("u_type", "1"),
+            item("u_alias", "news")
+        );
+        let cases = [
+            ("createaccount", create, "1"),
+            (
+                "addaccountmembers",
+                add("news@contoso.com", &["a@contoso.com", "b@x.org"]),
+                "1",
+            ),
+            (
+                "addaccountmembers",
+                add("team@contoso.com", &["a@contoso.com", "a@contoso.com"]),
+                "1",
+            ),
+            // A user account holds no members; a member must be an address.
+            (
+                "addaccountmembers",
+                add("old@contoso.com", &["a@contoso.com"]),
+                "0",
+            ),
+            (
+                "addaccountmembers",
+                add("news@contoso.com", &["not an address"]),
+                "0",
+            ),
+        ];
+        for (command, params, want) in cases {
+            let (_, iq) = post(&sim, request(Some(&sid), command, &params)).await;
+            assert_eq!(iq.text_at("query/result"), Some(want), "{params}");
+        }
+        assert_eq!(sim.account("news@contoso.com").unwrap().account_type, 1);
+        // Duplicates are kept as given, so a client that adds one twice shows.
+        assert_eq!(
+            sim.account("team@contoso.com").unwrap().members,
+            ["old@contoso.com", "a@contoso.com", "a@contoso.com"]
+        );
+        let mut seen = Vec::new();
+        for offset in [0, 2] {
+            let params =
+                format!("<who>team@contoso.com</who><offset>{offset}</offset><count>2</count>");
+            let (_, iq) = post(
+                &sim,
+                request(Some(&sid), "getaccountmemberinfolist", &params),
+            )
+            .await;
+            let result = iq.child("query").unwrap().child("result").unwrap();
+            seen.extend(
+                result
+                    .children_named("item")
+                    .map(|i| i.text_at("val").unwrap().to_string()),
+            );
+        }
+        assert_eq!(seen.len(), 3);
+        for r in sim.requests() {
+            assert!(r.schema_violations.is_empty(), "{:?}", r.schema_violations);
+            if r.outcome == "ok" {
+                let command = r.command.clone().unwrap();
+                let violations =
+                    api_spec().validate_response(&command, &Node::parse(&r.response).unwrap());
+                assert!(violations.is_empty(), "{command}: {violations:?}");
+            }
         }
     }
 }

@@ -193,6 +193,18 @@ pub struct AccountSpec {
     pub aliases: Vec<String>,
 }
 
+/// A group or mailing list that exists before the client arrives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListSpec {
+    /// `local@domain`; the domain is created when missing.
+    pub email: String,
+    pub name: String,
+    /// `U_Type`: 1 mailing list, 7 group.
+    pub account_type: u32,
+    /// Member addresses.
+    pub members: Vec<String>,
+}
+
 /// An account as the emulator holds it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Account {
@@ -209,6 +221,9 @@ pub struct Account {
     pub account_type: u32,
     /// Set by `expireaccountpassword`.
     pub password_expired: bool,
+    /// Members of a group or mailing list (`A_MemberList`), in the order added; the emulator
+    /// keeps what it is given, duplicates included, so a client that adds one twice shows.
+    pub members: Vec<String>,
     /// Every other property set through the API, by lower-case name.
     pub properties: BTreeMap<String, String>,
 }

@@ -24,6 +24,16 @@
 //!   taken alias must not cost the user the mailbox). IceWarp aliases are names within the
 //!   account's domain, so aliases in other domains are reported, not set. After a transport
 //!   error the account list is asked before trying `createaccount` again.
+//! - **Groups and mailing lists:** a list is an account of `U_Type` 1 (mailing list) or 7
+//!   (group) (icewarp-apiconst.txt). One found in the account lists (whose `accounttype`
+//!   says its type) or by alias is merged: its members are read with
+//!   `getaccountmemberinfolist` (`who` = the list, paged) and only the missing ones are
+//!   added with `addaccountmembers` (the specification: "Available for groups and mailing
+//!   lists"); none is removed. Others get `createaccount` with `u_type`, `u_alias` and
+//!   `u_name`, then `addaccountmembers`. Each member is a `tpropertymember` with `default` 1
+//!   (the list's default rights), `recieve` 1, `post` 1 and `digest` 0 (the member flags of
+//!   `M_DefaultRights`: receive, post, digest; IceWarp.Net's AddAccountMembers fixture sends
+//!   the same four). An address held by an account of another type is not touched.
 //! - **Settings:** [`IceWarpProvisioner::settings_report`] reads the server properties that
 //!   slow or stop a migration and says what to change.
 //! - **Folders:** [`IceWarpProvisioner::default_folders`] reads an account's default folder
@@ -39,7 +49,8 @@ use super::password::PasswordPolicy;
 use super::types::{property_values, Element, Param, Reply, Request};
 use super::{
     AccountAction, AccountOutcome, AccountPlan, AccountProvisioner, CredentialsReport,
-    DomainAction, LoginRoute, ProvisionOutcome, ProvisionRules, ReportError,
+    DomainAction, ListKind, ListOutcome, ListPlan, LoginRoute, ProvisionOutcome, ProvisionRules,
+    ReportError,
 };
 use crate::config::{ConfigError, DestinationConfig};
 use crate::error::{Classify, ErrorClass};
@@ -84,6 +95,8 @@ impl IceWarpSettings {
             skip_onmicrosoft,
             disabled_users,
             shared_mailboxes,
+            resource_mailboxes,
+            groups,
             credentials_report,
             accounts_csv,
             master_user,
@@ -116,6 +129,8 @@ impl IceWarpSettings {
             skip_onmicrosoft: *skip_onmicrosoft,
             disabled_users: *disabled_users,
             shared_mailboxes: *shared_mailboxes,
+            resource_mailboxes: *resource_mailboxes,
+            groups: *groups,
         };
         Ok(Some((settings, rules)))
     }
@@ -408,45 +423,88 @@ impl IceWarpClient {
 
     /// Every domain on the server (lower case), paged.
     pub async fn domains(&self) -> Result<BTreeSet<String>, IceWarpError> {
-        self.paged("getdomainsinfolist", None, "query/result/item/name")
-            .await
+        let items = self.paged("getdomainsinfolist", None, "server").await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| i.value("name"))
+            .map(str::to_lowercase)
+            .collect())
     }
 
     /// The primary addresses (lower case) of the accounts of `domain`, paged.
     pub async fn accounts(&self, domain: &str) -> Result<BTreeSet<String>, IceWarpError> {
-        self.paged(
-            "getaccountsinfolist",
-            Some(domain),
-            "query/result/item/email",
-        )
-        .await
+        Ok(self.account_types(domain).await?.into_keys().collect())
     }
 
+    /// The accounts of `domain`: primary address (lower case) and `accounttype` (`U_Type`;
+    /// 0 when not given), paged.
+    pub async fn account_types(&self, domain: &str) -> Result<BTreeMap<String, u32>, IceWarpError> {
+        let items = self
+            .paged(
+                "getaccountsinfolist",
+                Some(Param::text("domainstr", domain)),
+                domain,
+            )
+            .await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| {
+                let email = item.value("email")?.to_lowercase();
+                let kind = item.value("accounttype").and_then(|t| t.parse().ok());
+                Some((email, kind.unwrap_or(0)))
+            })
+            .collect())
+    }
+
+    /// The member addresses (lower case) of a group or mailing list
+    /// (`getaccountmemberinfolist`, paged).
+    pub async fn members(&self, list: &str) -> Result<BTreeSet<String>, IceWarpError> {
+        let items = self
+            .paged(
+                "getaccountmemberinfolist",
+                Some(Param::text("who", list)),
+                list,
+            )
+            .await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| i.value("val"))
+            .map(str::to_lowercase)
+            .collect())
+    }
+
+    /// The `query/result/item` elements of a list command, page by page (`offset`, `count`)
+    /// until a short page. `scope` is the command's first parameter (`domainstr`, `who`).
     async fn paged(
         &self,
         command: &'static str,
-        domain: Option<&str>,
-        path: &str,
-    ) -> Result<BTreeSet<String>, IceWarpError> {
+        scope: Option<Param>,
+        target: &str,
+    ) -> Result<Vec<Element>, IceWarpError> {
         const PAGE: usize = 500;
-        let mut all = BTreeSet::new();
+        let mut all = Vec::new();
         let mut offset = 0;
         loop {
-            let mut params = Vec::new();
-            if let Some(d) = domain {
-                params.push(Param::text("domainstr", d));
-            }
-            params.push(Param::text("offset", offset.to_string()));
-            params.push(Param::text("count", PAGE.to_string()));
-            let root = self
-                .call(&Request::new(command, params), domain.unwrap_or("server"))
-                .await?;
-            let page = root.select(path);
-            all.extend(page.iter().map(|e| e.text.trim().to_lowercase()));
-            if page.len() < PAGE {
+            let params = scope
+                .iter()
+                .cloned()
+                .chain([
+                    Param::text("offset", offset.to_string()),
+                    Param::text("count", PAGE.to_string()),
+                ])
+                .collect();
+            let root = self.call(&Request::new(command, params), target).await?;
+            let page: Vec<Element> = root
+                .select("query/result/item")
+                .into_iter()
+                .cloned()
+                .collect();
+            let short = page.len() < PAGE;
+            offset += page.len();
+            all.extend(page);
+            if short {
                 return Ok(all);
             }
-            offset += page.len();
         }
     }
 }
@@ -625,8 +683,8 @@ pub struct IceWarpProvisioner {
     report: CredentialsReport,
     known_passwords: BTreeSet<String>,
     master_user: bool,
-    /// Existing accounts by domain, read once per domain.
-    accounts: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    /// Existing accounts by domain (address and `U_Type`), read once per domain.
+    accounts: Mutex<BTreeMap<String, BTreeMap<String, u32>>>,
     /// Domains that had no account when first listed.
     empty_domains: Mutex<BTreeSet<String>>,
     policy: Mutex<Option<PasswordPolicy>>,
@@ -711,12 +769,12 @@ impl IceWarpProvisioner {
         failures
     }
 
-    async fn domain_accounts(&self, domain: &str) -> Result<BTreeSet<String>, IceWarpError> {
+    async fn domain_accounts(&self, domain: &str) -> Result<BTreeMap<String, u32>, IceWarpError> {
         let mut cache = self.accounts.lock().await;
         if let Some(set) = cache.get(domain) {
             return Ok(set.clone());
         }
-        let set = self.client.accounts(domain).await?;
+        let set = self.client.account_types(domain).await?;
         if set.is_empty() {
             self.empty_domains.lock().await.insert(domain.to_string());
         }
@@ -732,7 +790,7 @@ impl IceWarpProvisioner {
             let Some((_, domain)) = address.rsplit_once('@') else {
                 continue;
             };
-            if self.domain_accounts(domain).await?.contains(address) {
+            if self.domain_accounts(domain).await?.contains_key(address) {
                 return Ok(Some(address.clone()));
             }
         }
@@ -875,15 +933,10 @@ impl IceWarpProvisioner {
                     ),
                 ],
             );
-            match self.create_once(&request, plan).await {
+            match self.create_once(&request, &plan.address).await {
                 Ok(()) => {
                     self.report.append(&plan.address, &password)?;
-                    self.accounts
-                        .lock()
-                        .await
-                        .entry(domain.clone())
-                        .or_default()
-                        .insert(plan.address.clone());
+                    self.remember(&plan.address, USER_TYPE).await;
                     outcome.aliases_added =
                         aliases.iter().map(|l| format!("{l}@{domain}")).collect();
                     if aliases.len() < extra.len() {
@@ -911,7 +964,8 @@ impl IceWarpProvisioner {
 
     /// `createaccount` with bounded retries. After a transport error the request may have
     /// been carried out: the account list is asked before trying again.
-    async fn create_once(&self, request: &Request, plan: &AccountPlan) -> Result<(), IceWarpError> {
+    async fn create_once(&self, request: &Request, address: &str) -> Result<(), IceWarpError> {
+        let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
         let mut last = None;
         for _ in 0..self.client.attempts {
             match self.client.send(request).await {
@@ -919,7 +973,7 @@ impl IceWarpProvisioner {
                 Ok(Reply::Result { .. }) => {
                     last = Some(IceWarpError::Refused {
                         command: "createaccount".into(),
-                        target: plan.address.clone(),
+                        target: address.to_string(),
                         attempts: self.client.attempts,
                     })
                 }
@@ -930,8 +984,8 @@ impl IceWarpProvisioner {
                     })
                 }
                 Err(e) if e.class() == ErrorClass::Retry => {
-                    if let Ok(now) = self.client.accounts(plan.domain()).await {
-                        if now.contains(&plan.address) {
+                    if let Ok(now) = self.client.accounts(domain).await {
+                        if now.contains(address) {
                             return Ok(());
                         }
                     }
@@ -942,19 +996,182 @@ impl IceWarpProvisioner {
         }
         Err(last.unwrap_or(IceWarpError::Refused {
             command: "createaccount".into(),
-            target: plan.address.clone(),
+            target: address.to_string(),
             attempts: self.client.attempts,
         }))
     }
+
+    /// Notes an account this run created in the cached account list.
+    async fn remember(&self, address: &str, account_type: u32) {
+        let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
+        self.accounts
+            .lock()
+            .await
+            .entry(domain.to_string())
+            .or_default()
+            .insert(address.to_string(), account_type);
+    }
+
+    /// The existing account a list plan names, with its `U_Type`: from the account lists,
+    /// else the account its address is an alias of (`getaccountproperties` of `u_alias` and
+    /// `u_type`).
+    async fn existing_list(&self, plan: &ListPlan) -> Result<Option<(String, u32)>, IceWarpError> {
+        for address in std::iter::once(&plan.address).chain(&plan.aliases) {
+            let Some((_, domain)) = address.rsplit_once('@') else {
+                continue;
+            };
+            if let Some(t) = self.domain_accounts(domain).await?.get(address) {
+                return Ok(Some((address.clone(), *t)));
+            }
+        }
+        if self.empty_domains.lock().await.contains(plan.domain()) {
+            return Ok(None);
+        }
+        let request = properties_query(&plan.address, &["u_alias", "u_type"]);
+        let root = match self.client.call(&request, &plan.address).await {
+            Ok(root) => root,
+            Err(IceWarpError::Api { .. } | IceWarpError::Refused { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let account_type = property_values(&root)
+            .into_iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("u_type"))
+            .and_then(|(_, v)| v?.trim().parse().ok())
+            .unwrap_or(USER_TYPE);
+        Ok(current_aliases(&root).first().map(|primary| {
+            (
+                format!("{}@{}", primary.to_lowercase(), plan.domain()),
+                account_type,
+            )
+        }))
+    }
+
+    /// `addaccountmembers` with these addresses.
+    async fn add_members(&self, list: &str, members: &[String]) -> Result<(), IceWarpError> {
+        let items = members
+            .iter()
+            .map(|m| {
+                Param::Group(
+                    "item",
+                    vec![
+                        Param::text("classname", "tpropertymember"),
+                        Param::text("val", m.clone()),
+                        Param::text("default", "1"),
+                        Param::text("recieve", "1"),
+                        Param::text("post", "1"),
+                        Param::text("digest", "0"),
+                    ],
+                )
+            })
+            .collect();
+        let request = Request::new(
+            "addaccountmembers",
+            vec![
+                Param::text("accountemail", list),
+                Param::Group(
+                    "members",
+                    vec![
+                        Param::text("classname", "tpropertymembers"),
+                        Param::Group("val", items),
+                    ],
+                ),
+            ],
+        );
+        self.client.call(&request, list).await.map(drop)
+    }
+
+    /// Adds the plan's members the list lacks; never removes one.
+    async fn merge_list(&self, plan: &ListPlan, email: &str) -> Result<ListOutcome, IceWarpError> {
+        let mut outcome = ListOutcome::new(plan, AccountAction::Merged);
+        outcome.address = Some(email.to_string());
+        let have = self.client.members(email).await?;
+        let missing: Vec<String> = plan
+            .members
+            .iter()
+            .filter(|m| !have.contains(m.as_str()))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            self.add_members(email, &missing).await?;
+            outcome.members_added = missing;
+        }
+        Ok(outcome)
+    }
+
+    /// `createaccount` of a group or mailing list, then its members.
+    async fn create_list(&self, plan: &ListPlan) -> Result<ListOutcome, IceWarpError> {
+        let domain = plan.domain().to_string();
+        let local = plan
+            .address
+            .rsplit_once('@')
+            .map_or("", |(l, _)| l)
+            .to_string();
+        let (extra, notes) = alias_locals(&plan.aliases, &domain, std::slice::from_ref(&local));
+        let mut outcome = ListOutcome::new(plan, AccountAction::Created);
+        outcome.notes.extend(notes);
+        let account_type = match plan.kind {
+            ListKind::MailingList => MAILING_LIST_TYPE,
+            ListKind::Group => GROUP_TYPE,
+        };
+        let alias_list = std::iter::once(local)
+            .chain(extra)
+            .collect::<Vec<_>>()
+            .join(";");
+        let request = Request::new(
+            "createaccount",
+            vec![
+                Param::text("domainstr", domain),
+                Param::Group(
+                    "accountproperties",
+                    vec![
+                        Param::string_property("u_type", account_type.to_string()),
+                        Param::string_property("u_alias", alias_list),
+                        Param::string_property("u_name", plan.display_name.clone()),
+                    ],
+                ),
+            ],
+        );
+        self.create_once(&request, &plan.address).await?;
+        self.remember(&plan.address, account_type).await;
+        if !plan.members.is_empty() {
+            if let Err(e) = self.add_members(&plan.address, &plan.members).await {
+                if e.class() == ErrorClass::Fatal {
+                    return Err(e);
+                }
+                outcome.action = AccountAction::Failed {
+                    reason: format!(
+                        "created, but its members could not be added (a rerun adds them): {e}"
+                    ),
+                    class: e.class(),
+                };
+                return Ok(outcome);
+            }
+            outcome.members_added = plan.members.clone();
+        }
+        Ok(outcome)
+    }
 }
+
+/// `U_Type` values (icewarp-apiconst.txt): 0 user, 1 mailing list, 7 group.
+const USER_TYPE: u32 = 0;
+const MAILING_LIST_TYPE: u32 = 1;
+const GROUP_TYPE: u32 = 7;
 
 /// `getaccountproperties` of `u_alias` (`;`-separated local names, the primary first).
 fn alias_query(email: &str) -> Request {
+    properties_query(email, &["u_alias"])
+}
+
+/// `getaccountproperties` of these properties.
+fn properties_query(email: &str, names: &[&str]) -> Request {
     Request::new(
         "getaccountproperties",
         vec![
             Param::text("accountemail", email),
-            Param::Group("accountpropertylist", vec![Param::property_name("u_alias")]),
+            Param::Group(
+                "accountpropertylist",
+                names.iter().map(|n| Param::property_name(n)).collect(),
+            ),
         ],
     )
 }
@@ -1057,6 +1274,33 @@ impl AccountProvisioner for IceWarpProvisioner {
             other => other,
         }
     }
+
+    async fn ensure_list(&self, plan: &ListPlan) -> Result<ListOutcome, IceWarpError> {
+        let result = match self.existing_list(plan).await {
+            Ok(Some((email, MAILING_LIST_TYPE | GROUP_TYPE))) => self.merge_list(plan, &email).await,
+            Ok(Some((email, other))) => Ok(ListOutcome::new(
+                plan,
+                AccountAction::Failed {
+                    reason: format!(
+                        "{email} belongs to an IceWarp account of type {other}, not a group or mailing list: left as it is"
+                    ),
+                    class: ErrorClass::SkipItem,
+                },
+            )),
+            Ok(None) => self.create_list(plan).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Err(e) if e.class() != ErrorClass::Fatal => Ok(ListOutcome::new(
+                plan,
+                AccountAction::Failed {
+                    reason: e.to_string(),
+                    class: e.class(),
+                },
+            )),
+            other => other,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1117,7 +1361,8 @@ mod tests {
             "[source]\ntenant_id = \"contoso.com\"\nclient_id = \"00000000-0000-0000-0000-000000000001\"\n\
              [destination]\nkind = \"icewarp\"\nhost = \"mail.example.com\"\nadmin_email = \"admin@example.com\"\n\
              credentials_report = \"new.csv\"\naccounts_csv = \"{}\"\nmaster_user = \"master\"\n\
-             shared_mailboxes = \"skip\"\ndomain_map = {{ \"Contoso.onmicrosoft.com\" = \"contoso.com\" }}\n",
+             shared_mailboxes = \"skip\"\nresource_mailboxes = \"skip\"\ngroups = \"by-kind\"\n\
+             domain_map = {{ \"Contoso.onmicrosoft.com\" = \"contoso.com\" }}\n",
             csv.display()
         );
         let config =
@@ -1135,6 +1380,22 @@ mod tests {
         assert_eq!(rules.domain_map["contoso.onmicrosoft.com"], "contoso.com");
         assert_eq!(rules.shared_mailboxes, crate::config::AccountRule::Skip);
         assert_eq!(rules.disabled_users, crate::config::AccountRule::Skip);
+        assert_eq!(rules.resource_mailboxes, crate::config::AccountRule::Skip);
+        assert_eq!(rules.groups, crate::config::GroupRule::ByKind);
+        let defaults = crate::config::FileConfig::parse(
+            &text
+                .replace("groups = \"by-kind\"\n", "")
+                .replace("resource_mailboxes = \"skip\"\n", ""),
+            std::path::Path::new("m.toml"),
+        )
+        .unwrap();
+        let (_, rules) = IceWarpSettings::from_config(&defaults.destination)
+            .unwrap()
+            .unwrap();
+        assert_eq!(rules.groups, crate::config::GroupRule::Skip);
+        assert_eq!(rules.resource_mailboxes, crate::config::AccountRule::Create);
+        let bad = text.replace("\"by-kind\"", "\"teams\"");
+        assert!(crate::config::FileConfig::parse(&bad, std::path::Path::new("m.toml")).is_err());
         let folder = crate::config::DestinationConfig::Folder { path: "x".into() };
         assert!(IceWarpSettings::from_config(&folder).unwrap().is_none());
     }

@@ -1,13 +1,14 @@
 //! Provisioning: creating the destination's domains and accounts before data is written, for
 //! destinations with an admin API ([`icewarp`]).
 //!
-//! The flow is the same for every provisioner: [`plan`] (pure) turns the tenant's users and
-//! domains into the domains and accounts the destination should have, applying the domain
-//! map and the rules for disabled users and shared mailboxes; then
-//! [`AccountProvisioner::ensure_domains`] and [`AccountProvisioner::ensure_account`] make it so;
-//! [`AccountProvisioner::provision`] runs both and returns a [`ProvisionOutcome`] with one
-//! entry per user: the account's address, whether it was created, merged or skipped (and
-//! why), and how the writers log in to it ([`LoginRoute`]).
+//! The flow is the same for every provisioner: [`plan`] (pure) turns the tenant's users,
+//! groups and domains into the domains, accounts and lists the destination should have,
+//! applying the domain map and the rules for disabled users, shared and resource mailboxes
+//! and groups; then [`AccountProvisioner::ensure_domains`],
+//! [`AccountProvisioner::ensure_account`] and [`AccountProvisioner::ensure_list`] make it so;
+//! [`AccountProvisioner::provision`] runs them and returns a [`ProvisionOutcome`] with one
+//! entry per user (the account's address, whether it was created, merged or skipped and why,
+//! and how the writers log in to it, [`LoginRoute`]) and one per mail-enabled group.
 
 pub mod icewarp;
 pub mod password;
@@ -18,8 +19,9 @@ use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::config::AccountRule;
+use crate::config::{AccountRule, GroupRule};
 use crate::error::{Classify, ErrorClass};
+use crate::graph::users::{GroupKind, UserPurpose};
 use crate::secrets::Secret;
 
 /// A Microsoft 365 user as provisioning sees it.
@@ -46,6 +48,67 @@ pub enum MailboxKind {
     #[default]
     User,
     Shared,
+    Room,
+    Equipment,
+}
+
+impl From<UserPurpose> for MailboxKind {
+    /// `linked` and `others` are mailboxes of a person or of no known kind: user mailboxes.
+    fn from(p: UserPurpose) -> Self {
+        match p {
+            UserPurpose::Shared => MailboxKind::Shared,
+            UserPurpose::Room => MailboxKind::Room,
+            UserPurpose::Equipment => MailboxKind::Equipment,
+            _ => MailboxKind::User,
+        }
+    }
+}
+
+/// A mail-enabled group of the tenant as provisioning sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryGroup {
+    /// The Graph group id.
+    pub id: String,
+    pub display_name: Option<String>,
+    pub mail: Option<String>,
+    /// `SMTP:` marks the primary, `smtp:` the aliases.
+    pub proxy_addresses: Vec<String>,
+    pub kind: GroupKind,
+    /// The direct members.
+    pub members: Vec<DirectoryMember>,
+}
+
+/// A direct member of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirectoryMember {
+    /// A user of the tenant, by Graph id (with its `mail` for messages).
+    User { id: String, mail: Option<String> },
+    /// A nested group, by Graph id: its destination address becomes the member.
+    Group { id: String },
+    /// An organizational contact (an outside address), kept as it is.
+    Contact { mail: String },
+}
+
+/// The IceWarp account type that holds a group's members (`U_Type`, icewarp-apiconst.txt:
+/// 1 mailing list, 7 group).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    MailingList,
+    Group,
+}
+
+impl ListKind {
+    /// The kind a group becomes under `rule` (`None`: groups are skipped).
+    pub fn for_group(kind: GroupKind, rule: GroupRule) -> Option<ListKind> {
+        match (rule, kind) {
+            (GroupRule::Skip, _) => None,
+            (GroupRule::MailingLists, _) => Some(ListKind::MailingList),
+            (GroupRule::Groups, _) | (GroupRule::ByKind, GroupKind::Microsoft365) => {
+                Some(ListKind::Group)
+            }
+            (GroupRule::ByKind, _) => Some(ListKind::MailingList),
+        }
+    }
 }
 
 impl From<&crate::graph::types::User> for DirectoryUser {
@@ -78,6 +141,9 @@ pub struct ProvisionRules {
     pub skip_onmicrosoft: bool,
     pub disabled_users: AccountRule,
     pub shared_mailboxes: AccountRule,
+    /// Room and equipment mailboxes.
+    pub resource_mailboxes: AccountRule,
+    pub groups: GroupRule,
 }
 
 impl Default for ProvisionRules {
@@ -87,6 +153,8 @@ impl Default for ProvisionRules {
             skip_onmicrosoft: true,
             disabled_users: AccountRule::Skip,
             shared_mailboxes: AccountRule::Create,
+            resource_mailboxes: AccountRule::Create,
+            groups: GroupRule::Skip,
         }
     }
 }
@@ -112,6 +180,55 @@ impl AccountPlan {
     }
 }
 
+/// One group or mailing list the destination should have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPlan {
+    pub group_id: String,
+    /// The list's address at the destination (lower case, domain mapped).
+    pub address: String,
+    pub display_name: String,
+    /// Other addresses of the group, mapped, without the primary.
+    pub aliases: Vec<String>,
+    pub kind: ListKind,
+    /// The members' destination addresses (lower case, without duplicates, in source order).
+    pub members: Vec<String>,
+    /// Members left out, and why.
+    pub notes: Vec<String>,
+}
+
+impl ListPlan {
+    pub fn domain(&self) -> &str {
+        self.address.rsplit_once('@').map_or("", |(_, d)| d)
+    }
+}
+
+/// What happened to one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListOutcome {
+    pub group_id: String,
+    /// The destination address (the planned one for a skipped or failed group, if any).
+    pub address: Option<String>,
+    pub kind: ListKind,
+    /// `Created`, `Merged` (it existed: members added, none removed), `Skipped` or `Failed`.
+    pub action: AccountAction,
+    /// Members this run added.
+    pub members_added: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+impl ListOutcome {
+    pub(crate) fn new(plan: &ListPlan, action: AccountAction) -> Self {
+        ListOutcome {
+            group_id: plan.group_id.clone(),
+            address: Some(plan.address.clone()),
+            kind: plan.kind,
+            action,
+            members_added: Vec::new(),
+            notes: plan.notes.clone(),
+        }
+    }
+}
+
 /// What the destination should have.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
@@ -120,6 +237,10 @@ pub struct Plan {
     pub accounts: Vec<AccountPlan>,
     /// Users left out, with the reason.
     pub skipped: Vec<AccountOutcome>,
+    /// Groups to create or merge (none unless `ProvisionRules::groups` asks for them).
+    pub lists: Vec<ListPlan>,
+    /// Groups left out, with the reason.
+    pub skipped_lists: Vec<ListOutcome>,
 }
 
 /// How the writers log in to an account.
@@ -202,6 +323,8 @@ pub struct ProvisionOutcome {
     pub domains: Vec<(String, DomainAction)>,
     /// One entry per user given, in the order given.
     pub accounts: Vec<AccountOutcome>,
+    /// One entry per group given (none when groups are skipped), in the order given.
+    pub lists: Vec<ListOutcome>,
 }
 
 impl ProvisionOutcome {
@@ -245,10 +368,21 @@ pub trait AccountProvisioner {
         account: &AccountPlan,
     ) -> impl Future<Output = Result<AccountOutcome, Self::Error>> + Send;
 
-    /// Plans with `rules`, then ensures every domain and account. One outcome per user.
+    /// Creates the group or mailing list with its members, or merges into the one that
+    /// exists: missing members are added, none is removed, the list is never recreated. An
+    /// address held by an account of another kind is a failure of this list alone.
+    fn ensure_list(
+        &self,
+        list: &ListPlan,
+    ) -> impl Future<Output = Result<ListOutcome, Self::Error>> + Send;
+
+    /// Plans with `rules`, then ensures every domain, account and list (lists last, so their
+    /// members exist). One outcome per user and per group. A member whose account failed is
+    /// left out of its lists (a later run adds it).
     fn provision(
         &self,
         users: &[DirectoryUser],
+        groups: &[DirectoryGroup],
         domains: &[TenantDomain],
         rules: &ProvisionRules,
     ) -> impl Future<Output = Result<ProvisionOutcome, Self::Error>> + Send
@@ -256,7 +390,7 @@ pub trait AccountProvisioner {
         Self: Sync,
     {
         async move {
-            let plan = plan(users, domains, rules);
+            let plan = plan(users, groups, domains, rules);
             let domain_results = self.ensure_domains(&plan.domains).await?;
             let failed_domains: BTreeMap<&str, &str> = domain_results
                 .iter()
@@ -265,37 +399,75 @@ pub trait AccountProvisioner {
                     _ => None,
                 })
                 .collect();
+            let domain_failure = |domain: &str| {
+                failed_domains
+                    .get(domain)
+                    .map(|reason| format!("domain {domain} could not be created: {reason}"))
+            };
             let mut by_user = BTreeMap::new();
             for account in &plan.accounts {
-                let outcome = match failed_domains.get(account.domain()) {
-                    Some(reason) => AccountOutcome::failed(
-                        account,
-                        format!("domain {} could not be created: {reason}", account.domain()),
-                        ErrorClass::SkipItem,
-                    ),
+                let outcome = match domain_failure(account.domain()) {
+                    Some(reason) => AccountOutcome::failed(account, reason, ErrorClass::SkipItem),
                     None => self.ensure_account(account).await?,
                 };
                 by_user.insert(account.user_id.clone(), outcome);
             }
+            let failed_accounts: BTreeSet<&str> = by_user
+                .values()
+                .filter(|o| matches!(o.action, AccountAction::Failed { .. }))
+                .filter_map(|o| o.address.as_deref())
+                .collect();
+            let mut by_group = BTreeMap::new();
+            for list in &plan.lists {
+                let mut list = list.clone();
+                list.members.retain(|m| {
+                    let keep = !failed_accounts.contains(m.as_str());
+                    if !keep {
+                        list.notes.push(format!(
+                            "member {m} left out: its account could not be set up"
+                        ));
+                    }
+                    keep
+                });
+                let outcome = match domain_failure(list.domain()) {
+                    Some(reason) => ListOutcome::new(
+                        &list,
+                        AccountAction::Failed {
+                            reason,
+                            class: ErrorClass::SkipItem,
+                        },
+                    ),
+                    None => self.ensure_list(&list).await?,
+                };
+                by_group.insert(list.group_id.clone(), outcome);
+            }
             for skipped in plan.skipped {
                 by_user.insert(skipped.user_id.clone(), skipped);
             }
+            for skipped in plan.skipped_lists {
+                by_group.insert(skipped.group_id.clone(), skipped);
+            }
             let accounts = users.iter().filter_map(|u| by_user.remove(&u.id)).collect();
+            let lists = groups
+                .iter()
+                .filter_map(|g| by_group.remove(&g.id))
+                .collect();
             Ok(ProvisionOutcome {
                 domains: domain_results,
                 accounts,
+                lists,
             })
         }
     }
 }
 
-/// The SMTP addresses of a user, primary first, lower case, without duplicates. The UPN is
-/// a sign-in name, not necessarily an address: it is used only when the user has no
-/// address at all.
-fn smtp_addresses(user: &DirectoryUser) -> Vec<String> {
-    let mut primary = user.mail.clone().filter(|m| m.contains('@'));
+/// The SMTP addresses of a directory object, primary first, lower case, without duplicates.
+/// `fallback` (a user's UPN: a sign-in name, not necessarily an address) is used only when
+/// there is no address at all.
+fn smtp_addresses(mail: Option<&str>, proxies: &[String], fallback: Option<&str>) -> Vec<String> {
+    let mut primary = mail.filter(|m| m.contains('@')).map(str::to_string);
     let mut others = Vec::new();
-    for p in &user.proxy_addresses {
+    for p in proxies {
         match p.split_once(':') {
             Some(("SMTP", a)) => primary = primary.or(Some(a.to_string())),
             Some((t, a)) if t.eq_ignore_ascii_case("smtp") => others.push(a.to_string()),
@@ -303,7 +475,7 @@ fn smtp_addresses(user: &DirectoryUser) -> Vec<String> {
         }
     }
     if primary.is_none() && others.is_empty() {
-        primary = Some(user.user_principal_name.clone());
+        primary = fallback.map(str::to_string);
     }
     let mut out: Vec<String> = Vec::new();
     for a in primary.into_iter().chain(others) {
@@ -334,84 +506,203 @@ fn map_domain(domain: &str, verified: &BTreeSet<String>, rules: &ProvisionRules)
     Some(domain.to_string())
 }
 
-/// Decides the destination's domains and accounts. Pure: no I/O.
+/// The destination addresses of a directory object: its SMTP addresses whose domain is
+/// verified (or mapped) and not left out, with the domain mapped, without duplicates.
+fn destination_addresses(
+    mail: Option<&str>,
+    proxies: &[String],
+    fallback: Option<&str>,
+    verified: &BTreeSet<String>,
+    rules: &ProvisionRules,
+) -> Vec<String> {
+    smtp_addresses(mail, proxies, fallback)
+        .into_iter()
+        .filter_map(|a| {
+            let (local, domain) = a.rsplit_once('@')?;
+            Some(format!("{local}@{}", map_domain(domain, verified, rules)?))
+        })
+        .fold(Vec::new(), |mut acc, a| {
+            if !acc.contains(&a) {
+                acc.push(a);
+            }
+            acc
+        })
+}
+
+/// Addresses given out in one plan: each belongs to one account or list.
+#[derive(Default)]
+struct Claims {
+    taken: BTreeSet<String>,
+    domains: BTreeSet<String>,
+}
+
+impl Claims {
+    /// Claims the first address and the free others (the aliases). `Err` with the reason when
+    /// there is no address, or the first is taken.
+    fn claim(&mut self, addresses: &[String]) -> Result<(String, Vec<String>), String> {
+        let Some(address) = addresses.first().cloned() else {
+            return Err("no address in a migrated domain".into());
+        };
+        if !self.taken.insert(address.clone()) {
+            return Err(format!(
+                "{address} already belongs to another user or group of this run"
+            ));
+        }
+        let aliases: Vec<String> = addresses[1..]
+            .iter()
+            .filter(|a| self.taken.insert((*a).clone()))
+            .cloned()
+            .collect();
+        for a in std::iter::once(&address).chain(&aliases) {
+            if let Some((_, d)) = a.rsplit_once('@') {
+                self.domains.insert(d.to_string());
+            }
+        }
+        Ok((address, aliases))
+    }
+}
+
+/// A display name, or the address when there is none.
+fn name_or(name: Option<&String>, address: &str) -> String {
+    name.filter(|n| !n.trim().is_empty())
+        .cloned()
+        .unwrap_or_else(|| address.to_string())
+}
+
+/// Decides the destination's domains, accounts and lists. Pure: no I/O.
 ///
 /// - Addresses come from `mail` and `proxyAddresses` (`SMTP:`/`smtp:`), or the UPN for a user
 ///   with neither; each is kept if its domain is verified (or mapped) and not left out, with
 ///   the domain mapped.
 /// - The account's address is the first kept one (the primary unless its domain is left
 ///   out); the others become aliases.
-/// - Shared mailboxes follow `rules.shared_mailboxes`, other users with a blocked sign-in
-///   `rules.disabled_users`.
+/// - Shared mailboxes follow `rules.shared_mailboxes`, room and equipment mailboxes
+///   `rules.resource_mailboxes` (whether or not their sign-in is blocked, as it usually is),
+///   other users with a blocked sign-in `rules.disabled_users`.
 /// - A user with no kept address, or whose address another user already took, is skipped.
-pub fn plan(users: &[DirectoryUser], domains: &[TenantDomain], rules: &ProvisionRules) -> Plan {
+/// - Groups become lists per `rules.groups` ([`ListKind::for_group`]), addressed the same
+///   way after the users (an address a user holds is not given to a group). Their members
+///   are the destination addresses of member users that have an account in this plan, of
+///   member groups that have a list, and of contacts as they are; other members are left
+///   out with a note.
+pub fn plan(
+    users: &[DirectoryUser],
+    groups: &[DirectoryGroup],
+    domains: &[TenantDomain],
+    rules: &ProvisionRules,
+) -> Plan {
     let verified: BTreeSet<String> = domains
         .iter()
         .filter(|d| d.is_verified)
         .map(|d| d.name.trim().to_lowercase())
         .collect();
     let mut plan = Plan::default();
-    let mut taken: BTreeSet<String> = BTreeSet::new();
-    let mut targets: BTreeSet<String> = BTreeSet::new();
+    let mut claims = Claims::default();
     for user in users {
         let rule = match (user.kind, user.account_enabled) {
             (MailboxKind::Shared, _) => (rules.shared_mailboxes, "a shared mailbox"),
+            (MailboxKind::Room, _) => (rules.resource_mailboxes, "a room mailbox"),
+            (MailboxKind::Equipment, _) => (rules.resource_mailboxes, "an equipment mailbox"),
             (MailboxKind::User, Some(false)) => (rules.disabled_users, "a disabled user"),
             (MailboxKind::User, _) => (AccountRule::Create, ""),
         };
-        let addresses: Vec<String> = smtp_addresses(user)
-            .into_iter()
-            .filter_map(|a| {
-                let (local, domain) = a.rsplit_once('@')?;
-                Some(format!("{local}@{}", map_domain(domain, &verified, rules)?))
-            })
-            .fold(Vec::new(), |mut acc, a| {
-                if !acc.contains(&a) {
-                    acc.push(a);
-                }
-                acc
-            });
-        let first = addresses.first().cloned();
+        let addresses = destination_addresses(
+            user.mail.as_deref(),
+            &user.proxy_addresses,
+            Some(&user.user_principal_name),
+            &verified,
+            rules,
+        );
         if rule.0 == AccountRule::Skip {
             let reason = format!("{} (configured rule: skip)", rule.1);
+            let first = addresses.first().cloned();
             plan.skipped
                 .push(AccountOutcome::skipped(&user.id, first, reason));
             continue;
         }
-        let Some(address) = first else {
-            let reason = "no address in a migrated domain".to_string();
-            plan.skipped
-                .push(AccountOutcome::skipped(&user.id, None, reason));
+        match claims.claim(&addresses) {
+            Ok((address, aliases)) => plan.accounts.push(AccountPlan {
+                user_id: user.id.clone(),
+                display_name: name_or(user.display_name.as_ref(), &address),
+                address,
+                aliases,
+            }),
+            Err(reason) => plan.skipped.push(AccountOutcome::skipped(
+                &user.id,
+                addresses.first().cloned(),
+                reason,
+            )),
+        }
+    }
+    for group in groups {
+        let Some(kind) = ListKind::for_group(group.kind, rules.groups) else {
             continue;
         };
-        if !taken.insert(address.clone()) {
-            let reason = format!("{address} already belongs to another user of this run");
-            plan.skipped
-                .push(AccountOutcome::skipped(&user.id, Some(address), reason));
-            continue;
+        let addresses = destination_addresses(
+            group.mail.as_deref(),
+            &group.proxy_addresses,
+            None,
+            &verified,
+            rules,
+        );
+        let skipped = |reason: String| ListOutcome {
+            group_id: group.id.clone(),
+            address: addresses.first().cloned(),
+            kind,
+            action: AccountAction::Skipped { reason },
+            members_added: Vec::new(),
+            notes: Vec::new(),
+        };
+        match claims.claim(&addresses) {
+            Ok((address, aliases)) => plan.lists.push(ListPlan {
+                group_id: group.id.clone(),
+                display_name: name_or(group.display_name.as_ref(), &address),
+                address,
+                aliases,
+                kind,
+                members: Vec::new(),
+                notes: Vec::new(),
+            }),
+            Err(reason) => plan.skipped_lists.push(skipped(reason)),
         }
-        let aliases: Vec<String> = addresses[1..]
-            .iter()
-            .filter(|a| taken.insert((*a).clone()))
-            .cloned()
-            .collect();
-        for a in std::iter::once(&address).chain(&aliases) {
-            if let Some((_, d)) = a.rsplit_once('@') {
-                targets.insert(d.to_string());
+    }
+    let account_of: BTreeMap<&str, &str> = plan
+        .accounts
+        .iter()
+        .map(|a| (a.user_id.as_str(), a.address.as_str()))
+        .collect();
+    let list_of: BTreeMap<String, String> = plan
+        .lists
+        .iter()
+        .map(|l| (l.group_id.clone(), l.address.clone()))
+        .collect();
+    for list in &mut plan.lists {
+        let Some(group) = groups.iter().find(|g| g.id == list.group_id) else {
+            continue;
+        };
+        for member in &group.members {
+            let address = match member {
+                DirectoryMember::User { id, mail } => match account_of.get(id.as_str()) {
+                    Some(a) => Ok(a.to_string()),
+                    None => Err(format!(
+                        "member {} left out: no account for this user at the destination in this run",
+                        mail.as_deref().unwrap_or(id)
+                    )),
+                },
+                DirectoryMember::Group { id } => list_of.get(id).cloned().ok_or_else(|| {
+                    format!("member group {id} left out: it has no list at the destination")
+                }),
+                DirectoryMember::Contact { mail } => Ok(mail.trim().to_lowercase()),
+            };
+            match address {
+                Ok(a) if a == list.address => {}
+                Ok(a) if !list.members.contains(&a) => list.members.push(a),
+                Ok(_) => {}
+                Err(note) => list.notes.push(note),
             }
         }
-        plan.accounts.push(AccountPlan {
-            user_id: user.id.clone(),
-            display_name: user
-                .display_name
-                .clone()
-                .filter(|n| !n.trim().is_empty())
-                .unwrap_or_else(|| address.clone()),
-            address,
-            aliases,
-        });
     }
-    plan.domains = targets.into_iter().collect();
+    plan.domains = claims.domains.into_iter().collect();
     plan
 }
 
@@ -550,7 +841,7 @@ mod tests {
                 ..user("4", "", &[])
             },
         ];
-        let p = plan(&users, &domains(), &ProvisionRules::default());
+        let p = plan(&users, &[], &domains(), &ProvisionRules::default());
         assert_eq!(p.domains, ["contoso.com", "fabrikam.com"]);
         let addresses: Vec<&str> = p.accounts.iter().map(|a| a.address.as_str()).collect();
         // The UPN is an address only for a user without any other.
@@ -572,7 +863,7 @@ mod tests {
             .into(),
             ..ProvisionRules::default()
         };
-        let p = plan(&users, &domains(), &rules);
+        let p = plan(&users, &[], &domains(), &rules);
         assert_eq!(p.accounts.len(), 4);
         assert_eq!(p.accounts[1].address, "bob@contoso.com");
         // The onmicrosoft alias of Adele maps onto her own primary: no duplicate alias.
@@ -588,20 +879,160 @@ mod tests {
         shared.kind = MailboxKind::Shared;
         let twin = user("t", "info@contoso.com", &[]);
         let users = vec![disabled, shared, twin];
-        let p = plan(&users, &domains(), &ProvisionRules::default());
+        let p = plan(&users, &[], &domains(), &ProvisionRules::default());
         let ids: Vec<&str> = p.accounts.iter().map(|a| a.user_id.as_str()).collect();
         assert_eq!(ids, ["s"]);
         assert_eq!(p.skipped.len(), 2);
         assert!(p.skipped.iter().any(|s| matches!(&s.action, AccountAction::Skipped { reason } if reason.contains("disabled"))));
         assert!(p.skipped.iter().any(|s| matches!(&s.action, AccountAction::Skipped { reason } if reason.contains("another user"))));
+        // Rooms and equipment follow their own rule, whatever their (usually blocked) sign-in.
+        let mut room = user("r", "room1@contoso.com", &[]);
+        room.account_enabled = Some(false);
+        room.kind = MailboxKind::Room;
+        let mut beamer = user("e", "beamer@contoso.com", &[]);
+        beamer.account_enabled = Some(false);
+        beamer.kind = MailboxKind::Equipment;
+        let resources = vec![room, beamer];
+        let p = plan(&resources, &[], &domains(), &ProvisionRules::default());
+        assert_eq!(p.accounts.len(), 2);
+        let rules = ProvisionRules {
+            resource_mailboxes: AccountRule::Skip,
+            disabled_users: AccountRule::Create,
+            ..ProvisionRules::default()
+        };
+        let p = plan(&resources, &[], &domains(), &rules);
+        assert!(p.accounts.is_empty());
+        assert!(p.skipped.iter().any(
+            |s| matches!(&s.action, AccountAction::Skipped { reason } if reason.contains("room"))
+        ));
+        assert!(p.skipped.iter().any(|s| matches!(&s.action, AccountAction::Skipped { reason } if reason.contains("equipment"))));
         let rules = ProvisionRules {
             disabled_users: AccountRule::Create,
             shared_mailboxes: AccountRule::Skip,
             ..ProvisionRules::default()
         };
-        let p = plan(&users, &domains(), &rules);
+        let p = plan(&users, &[], &domains(), &rules);
         let ids: Vec<&str> = p.accounts.iter().map(|a| a.user_id.as_str()).collect();
         assert_eq!(ids, ["d", "t"]);
+    }
+
+    fn group(
+        id: &str,
+        mail: &str,
+        kind: GroupKind,
+        members: Vec<DirectoryMember>,
+    ) -> DirectoryGroup {
+        DirectoryGroup {
+            id: id.into(),
+            display_name: Some(format!("Group {id}")),
+            mail: Some(mail.into()),
+            proxy_addresses: vec![
+                format!("SMTP:{mail}"),
+                format!("smtp:{id}@contoso.onmicrosoft.com"),
+            ],
+            kind,
+            members,
+        }
+    }
+
+    #[test]
+    fn groups_become_lists_with_their_members_mapped() {
+        let mut off = user("off", "off@contoso.com", &[]);
+        off.account_enabled = Some(false);
+        let users = vec![
+            user("1", "Adele@contoso.com", &[]),
+            user("2", "bob@fabrikam.com", &[]),
+            off,
+        ];
+        let member = |id: &str| DirectoryMember::User {
+            id: id.into(),
+            mail: Some(format!("{id}@contoso.com")),
+        };
+        let groups = vec![
+            group(
+                "team",
+                "Team@contoso.com",
+                GroupKind::Microsoft365,
+                vec![member("1"), member("2"), member("1")],
+            ),
+            group(
+                "all",
+                "all@fabrikam.com",
+                GroupKind::Distribution,
+                vec![
+                    DirectoryMember::Group { id: "team".into() },
+                    member("off"),
+                    member("elsewhere"),
+                    DirectoryMember::Contact {
+                        mail: "Partner@Example.org".into(),
+                    },
+                ],
+            ),
+            group(
+                "sec",
+                "sec@contoso.com",
+                GroupKind::MailEnabledSecurity,
+                vec![member("2")],
+            ),
+            // Its address is a user's: the user keeps it.
+            group("clash", "bob@fabrikam.com", GroupKind::Distribution, vec![]),
+        ];
+        let rules = |groups| ProvisionRules {
+            groups,
+            ..ProvisionRules::default()
+        };
+        let p = plan(&users, &groups, &domains(), &rules(GroupRule::Skip));
+        assert!(p.lists.is_empty() && p.skipped_lists.is_empty());
+
+        let p = plan(&users, &groups, &domains(), &rules(GroupRule::ByKind));
+        let lists: Vec<(&str, ListKind, Vec<&str>)> = p
+            .lists
+            .iter()
+            .map(|l| {
+                (
+                    l.address.as_str(),
+                    l.kind,
+                    l.members.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            lists,
+            [
+                (
+                    "team@contoso.com",
+                    ListKind::Group,
+                    vec!["adele@contoso.com", "bob@fabrikam.com"]
+                ),
+                (
+                    "all@fabrikam.com",
+                    ListKind::MailingList,
+                    vec!["team@contoso.com", "partner@example.org"]
+                ),
+                (
+                    "sec@contoso.com",
+                    ListKind::MailingList,
+                    vec!["bob@fabrikam.com"]
+                ),
+            ]
+        );
+        // The onmicrosoft.com alias is left out with its domain.
+        assert!(p.lists.iter().all(|l| l.aliases.is_empty()));
+        assert_eq!(p.lists[1].notes.len(), 2, "{:?}", p.lists[1].notes);
+        assert_eq!(p.skipped_lists.len(), 1);
+        assert!(
+            matches!(&p.skipped_lists[0].action, AccountAction::Skipped { reason } if reason.contains("already belongs"))
+        );
+
+        let kinds = |rule| {
+            plan(&users, &groups, &domains(), &rules(rule))
+                .lists
+                .iter()
+                .map(|l| l.kind)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kinds(GroupRule::MailingLists), [ListKind::MailingList; 3]);
+        assert_eq!(kinds(GroupRule::Groups), [ListKind::Group; 3]);
     }
 
     #[cfg(unix)]

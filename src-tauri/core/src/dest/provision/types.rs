@@ -31,6 +31,9 @@ pub const PARSED_PATHS: &[(&str, &str)] = &[
     ("getdomainsinfolist", "query/result/item/name"),
     ("createdomain", "query/result"),
     ("getaccountsinfolist", "query/result/item/email"),
+    ("getaccountsinfolist", "query/result/item/accounttype"),
+    ("getaccountmemberinfolist", "query/result/item/val"),
+    ("addaccountmembers", "query/result"),
     ("createaccount", "query/result"),
     (
         "getaccountproperties",
