@@ -690,7 +690,7 @@ async fn a_damaged_journal_is_detected_and_moving_it_aside_duplicates_nothing() 
         state.path(),
         UserSelection {
             include: vec![first_user.clone()],
-            exclude: vec![],
+            ..UserSelection::default()
         },
     )
     .await;
