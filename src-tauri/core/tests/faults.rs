@@ -10,14 +10,14 @@ use crate::support;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use migrator_core::config::UserSelection;
 use migrator_core::dest::dav::{CollectionKind, DavAccount, DavLogin, DavSettings};
 use migrator_core::dest::imap::{ImapSettings, MasterStyle, Security};
 use migrator_core::engine::{run, Destination, EngineError, ImapLogins, RunControl, RunOptions};
-use migrator_core::progress::{ProgressEvent, RunSummary};
+use migrator_core::progress::RunSummary;
 use migrator_core::secrets::Secret;
 use migrator_sim::{SimConfig, SimServer, TenantSpec};
 use support::dovecot::{self, Dovecot, MASTER_PASSWORD, MASTER_USER};
@@ -84,26 +84,12 @@ async fn run_into(
     state: &Path,
     users: UserSelection,
 ) -> Outcome {
-    let failures = Arc::new(Mutex::new(Vec::new()));
-    let seen = failures.clone();
-    let reporter = move |e: ProgressEvent| {
-        if let ProgressEvent::ItemFailed {
-            user,
-            folder,
-            item,
-            reason,
-        } = e
-        {
-            seen.lock()
-                .unwrap()
-                .push(format!("{user} {folder} {item}: {reason}"));
-        }
-    };
+    let failures = support::Failures::default();
     let result = run(
         &support::source_config(sim),
         &Secret::new(sim.client_secret()),
         destination,
-        Arc::new(reporter),
+        failures.reporter(),
         RunControl::new(),
         RunOptions {
             state_dir: Some(state.to_path_buf()),
@@ -112,7 +98,7 @@ async fn run_into(
         },
     )
     .await;
-    let failures = failures.lock().unwrap().clone();
+    let failures = failures.list();
     Outcome { result, failures }
 }
 

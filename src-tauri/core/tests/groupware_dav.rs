@@ -4,11 +4,10 @@
 use crate::support;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use migrator_core::dest::dav::{CollectionKind, DavAccount, DavLogin};
 use migrator_core::engine::{run, Destination, ImapLogins, RunControl, RunOptions};
-use migrator_core::progress::{ProgressEvent, RunSummary};
+use migrator_core::progress::RunSummary;
 use migrator_core::secrets::Secret;
 use migrator_sim::{SimConfig, SimServer, TenantSpec};
 use support::dovecot::Dovecot;
@@ -69,32 +68,18 @@ impl Setup {
             state_dir: Some(self.state.path().join("state")),
             ..RunOptions::default()
         };
-        let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = failures.clone();
-        let reporter = move |e: ProgressEvent| {
-            if let ProgressEvent::ItemFailed {
-                folder,
-                item,
-                reason,
-                ..
-            } = e
-            {
-                seen.lock()
-                    .unwrap()
-                    .push(format!("{folder} {item}: {reason}"));
-            }
-        };
+        let failures = support::Failures::default();
         let summary = run(
             &source,
             &Secret::new(self.sim.client_secret()),
             &destination,
-            Arc::new(reporter),
+            failures.reporter(),
             RunControl::new(),
             options,
         )
         .await
         .unwrap_or_else(|e| panic!("run failed: {e:?}\n{}", self.radicale.log()));
-        let failures = failures.lock().unwrap().clone();
+        let failures = failures.list();
         (summary, failures)
     }
 
@@ -186,13 +171,7 @@ async fn calendars_contacts_and_tasks_arrive_in_radicale_once_and_mail_in_doveco
 async fn a_master_login_cannot_carry_groupware_and_says_so_per_user() {
     let s = setup().await;
     let source = support::source_config(&s.sim);
-    let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen = failures.clone();
-    let reporter = move |e: ProgressEvent| {
-        if let ProgressEvent::ItemFailed { reason, .. } = e {
-            seen.lock().unwrap().push(reason);
-        }
-    };
+    let failures = support::Failures::default();
     let summary = run(
         &source,
         &Secret::new(s.sim.client_secret()),
@@ -205,14 +184,14 @@ async fn a_master_login_cannot_carry_groupware_and_says_so_per_user() {
             },
             dav: Some(s.radicale.settings()),
         },
-        Arc::new(reporter),
+        failures.reporter(),
         RunControl::new(),
         RunOptions::default(),
     )
     .await
     .unwrap();
     assert_eq!(summary.totals.messages, 6, "mail still arrives");
-    let failures = failures.lock().unwrap();
+    let failures = failures.list();
     assert_eq!(
         failures.len(),
         2,

@@ -6,12 +6,11 @@
 use crate::support;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use migrator_core::config::FileConfig;
 use migrator_core::dest::dav::{CollectionKind, DavAccount, DavLogin};
 use migrator_core::engine::{preflight, run, Destination, RunControl, RunOptions};
-use migrator_core::progress::{ProgressEvent, RunSummary};
+use migrator_core::progress::RunSummary;
 use migrator_core::secrets::Secret;
 use migrator_sim::icewarp::{AccountSpec, IceWarpConfig, IceWarpSim};
 use migrator_sim::{GroupMember, GroupwareSpec, SimConfig, TenantSpec, ROLES};
@@ -115,23 +114,12 @@ impl Setup {
         let destination =
             Destination::from_config(&self.config.destination, Some(Secret::new(MASTER_PASSWORD)))
                 .unwrap();
-        let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = failures.clone();
-        let reporter = move |e: ProgressEvent| {
-            if let ProgressEvent::ItemFailed {
-                user, item, reason, ..
-            } = e
-            {
-                seen.lock()
-                    .unwrap()
-                    .push(format!("{user} {item}: {reason}"));
-            }
-        };
+        let failures = support::Failures::default();
         let summary = run(
             &self.config.source_config(),
             &Secret::new(self.sim.client_secret()),
             &destination,
-            Arc::new(reporter),
+            failures.reporter(),
             RunControl::new(),
             RunOptions {
                 state_dir: Some(self.dir.path().join("state")),
@@ -140,7 +128,7 @@ impl Setup {
         )
         .await
         .unwrap_or_else(|e| panic!("run failed: {e:?}"));
-        let failures = failures.lock().unwrap().clone();
+        let failures = failures.list();
         (summary, failures)
     }
 }

@@ -157,3 +157,31 @@ pub fn assert_exactly_once(
         user.mail
     );
 }
+
+/// Collects the failed items a run reports, each as `user folder item: reason`.
+#[derive(Clone, Default)]
+pub struct Failures(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Failures {
+    /// A reporter for [`migrator_core::engine::run`] that records into this list.
+    pub fn reporter(&self) -> std::sync::Arc<dyn migrator_core::progress::Reporter> {
+        let seen = self.0.clone();
+        std::sync::Arc::new(move |e: migrator_core::progress::ProgressEvent| {
+            if let migrator_core::progress::ProgressEvent::ItemFailed {
+                user,
+                folder,
+                item,
+                reason,
+            } = e
+            {
+                let line = format!("{user} {folder} {item}: {reason}");
+                seen.lock().unwrap().push(line);
+            }
+        })
+    }
+
+    /// What was recorded so far.
+    pub fn list(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
