@@ -59,6 +59,15 @@ impl std::fmt::Debug for Connection {
     }
 }
 
+/// One message of an APPEND: its flag list, INTERNALDATE (`date-time`) and exactly `len`
+/// bytes to read from `body`.
+pub struct AppendPart<R> {
+    pub flags: String,
+    pub date: String,
+    pub body: R,
+    pub len: u64,
+}
+
 /// The result of one command: its untagged responses and the tagged completion.
 #[derive(Debug)]
 pub struct Completion {
@@ -392,6 +401,25 @@ impl Connection {
         })
     }
 
+    /// Enables UTF8=ACCEPT (RFC 6855 §3, through ENABLE, RFC 5161) when the server offers
+    /// it. True only when the server confirms it in `* ENABLED`; then mailbox names are sent
+    /// and received as UTF-8 instead of modified UTF-7.
+    pub async fn enable_utf8(&mut self) -> Result<bool, ImapError> {
+        if !(self.caps.has("UTF8=ACCEPT") && self.caps.has("ENABLE")) {
+            return Ok(false);
+        }
+        let done = self.run(&[Arg::raw("ENABLE UTF8=ACCEPT")]).await?;
+        let confirmed = done.is_ok()
+            && done.untagged.iter().any(|u| match u {
+                Untagged::Other(raw) => {
+                    let text = String::from_utf8_lossy(raw).to_ascii_uppercase();
+                    text.starts_with("* ENABLED") && text.contains("UTF8=ACCEPT")
+                }
+                _ => false,
+            });
+        Ok(confirmed)
+    }
+
     /// SASL PLAIN (RFC 4616) through AUTHENTICATE (§6.2.2), with the initial response on the
     /// command line when the server has SASL-IR (RFC 4959).
     async fn authenticate_plain(
@@ -459,10 +487,53 @@ impl Connection {
                 line.extend_from_slice(quote(bytes).as_bytes());
                 continue;
             }
-            let len = bytes.len() as u64;
+            if let Some(status) = self
+                .send_literal(&tag, &mut line, bytes, &mut untagged)
+                .await?
+            {
+                return Ok(Completion { untagged, status });
+            }
+        }
+        line.extend_from_slice(b"\r\n");
+        self.write_all(&line).await?;
+        self.finish(&tag, untagged).await
+    }
+
+    /// `APPEND mailbox (flags) "date" {len}` with each literal streamed from its part's body
+    /// (RFC 3501 §6.3.11). Several parts make one MULTIAPPEND command (RFC 3502 §6.3.11: the
+    /// caller checks the capability; the server stores all of them or none). Exactly `len`
+    /// bytes of each body are sent; a shorter body breaks the connection (a literal cannot be
+    /// ended early) and is reported as [`ImapError::ShortBody`]. With `LITERAL+` nothing waits
+    /// for a round trip until the tagged answer.
+    pub async fn append<R: AsyncRead + Unpin + Send>(
+        &mut self,
+        mailbox: &str,
+        parts: Vec<AppendPart<R>>,
+    ) -> Result<Completion, ImapError> {
+        let tag = self.tag();
+        tracing::trace!(%tag, messages = parts.len(), "IMAP APPEND");
+        let mut untagged = Vec::new();
+        let mut line = format!("{tag} APPEND ").into_bytes();
+        if quotable(mailbox.as_bytes()) {
+            line.extend_from_slice(quote(mailbox.as_bytes()).as_bytes());
+        } else if let Some(status) = self
+            .send_literal(&tag, &mut line, mailbox.as_bytes(), &mut untagged)
+            .await?
+        {
+            // A UTF-8 name (RFC 6855 §3) that cannot be quoted goes as a literal.
+            return Ok(Completion { untagged, status });
+        }
+        for part in parts {
+            let len = part.len;
             let sync = !self.non_sync_allowed(len);
             line.extend_from_slice(
-                format!("{{{len}{}}}\r\n", if sync { "" } else { "+" }).as_bytes(),
+                format!(
+                    " ({}) \"{}\" {{{len}{}}}\r\n",
+                    part.flags,
+                    part.date,
+                    if sync { "" } else { "+" }
+                )
+                .as_bytes(),
             );
             self.write_all(&line).await?;
             line.clear();
@@ -471,72 +542,51 @@ impl Connection {
                     return Ok(Completion { untagged, status });
                 }
             }
-            self.write_all(bytes).await?;
+            let budget = self.timeout + Duration::from_secs(len / (32 * 1024));
+            let copy = async {
+                let mut limited = part.body.take(len);
+                tokio::io::copy(&mut limited, &mut self.stream).await
+            };
+            let copied = match tokio::time::timeout(budget, copy).await {
+                Ok(Ok(n)) => n,
+                Ok(Err(source)) => return Err(self.io_error(source)),
+                Err(_) => return Err(self.timed_out()),
+            };
+            if copied != len {
+                self.broken = true;
+                return Err(ImapError::ShortBody {
+                    folder: mailbox.to_string(),
+                    expected: len,
+                    got: copied,
+                });
+            }
         }
-        line.extend_from_slice(b"\r\n");
-        self.write_all(&line).await?;
+        self.write_all(b"\r\n").await?;
         self.finish(&tag, untagged).await
     }
 
-    /// `APPEND mailbox (flags) "date" {len}` with the literal streamed from `body`
-    /// (RFC 3501 §6.3.11). Exactly `len` bytes are sent; a shorter body breaks the connection
-    /// (the literal cannot be ended early) and is reported as [`ImapError::ShortBody`].
-    pub async fn append<R: AsyncRead + Unpin + Send>(
+    /// Writes `line` followed by `bytes` as a literal (waiting for the continuation when it
+    /// must be synchronizing) and clears `line`. `Some(status)` when the server answered the
+    /// command instead of inviting the literal.
+    async fn send_literal(
         &mut self,
-        mailbox: &str,
-        flags: &str,
-        date: &str,
-        body: R,
-        len: u64,
-    ) -> Result<Completion, ImapError> {
-        let tag = self.tag();
-        tracing::trace!(%tag, len, "IMAP APPEND");
-        let mut untagged = Vec::new();
+        tag: &str,
+        line: &mut Vec<u8>,
+        bytes: &[u8],
+        untagged: &mut Vec<Untagged>,
+    ) -> Result<Option<StatusResponse>, ImapError> {
+        let len = bytes.len() as u64;
         let sync = !self.non_sync_allowed(len);
-        let mut line = format!("{tag} APPEND ").into_bytes();
-        if quotable(mailbox.as_bytes()) {
-            line.extend_from_slice(quote(mailbox.as_bytes()).as_bytes());
-        } else {
-            // A mailbox name is modified UTF-7 and always quotable; anything else is a bug.
-            return Err(ImapError::Config(format!(
-                "mailbox name {mailbox:?} is not 7-bit"
-            )));
-        }
-        line.extend_from_slice(
-            format!(
-                " ({flags}) \"{date}\" {{{len}{}}}\r\n",
-                if sync { "" } else { "+" }
-            )
-            .as_bytes(),
-        );
-        self.write_all(&line).await?;
+        line.extend_from_slice(format!("{{{len}{}}}\r\n", if sync { "" } else { "+" }).as_bytes());
+        self.write_all(line).await?;
+        line.clear();
         if sync {
-            if let Some(status) = self.wait_continuation(&tag, &mut untagged).await? {
-                return Ok(Completion { untagged, status });
+            if let Some(status) = self.wait_continuation(tag, untagged).await? {
+                return Ok(Some(status));
             }
         }
-        let budget = self.timeout + Duration::from_secs(len / (32 * 1024));
-        let copy = async {
-            let mut limited = body.take(len);
-            let copied = tokio::io::copy(&mut limited, &mut self.stream).await?;
-            self.stream.write_all(b"\r\n").await?;
-            self.stream.flush().await?;
-            Ok::<u64, std::io::Error>(copied)
-        };
-        let copied = match tokio::time::timeout(budget, copy).await {
-            Ok(Ok(n)) => n,
-            Ok(Err(source)) => return Err(self.io_error(source)),
-            Err(_) => return Err(self.timed_out()),
-        };
-        if copied != len {
-            self.broken = true;
-            return Err(ImapError::ShortBody {
-                folder: mailbox.to_string(),
-                expected: len,
-                got: copied,
-            });
-        }
-        self.finish(&tag, untagged).await
+        self.write_all(bytes).await?;
+        Ok(None)
     }
 
     /// Sends `LOGOUT` and closes; errors are of no interest at that point.
@@ -805,6 +855,48 @@ mod tests {
         (conn, server)
     }
 
+    fn part<R>(flags: &str, at: time::OffsetDateTime, body: R, len: u64) -> Vec<AppendPart<R>> {
+        vec![AppendPart {
+            flags: flags.into(),
+            date: internal_date(at),
+            body,
+            len,
+        }]
+    }
+
+    #[tokio::test]
+    async fn multiappend_with_literal_plus_sends_every_message_without_waiting() {
+        let (mut conn, server) = scripted("IMAP4REV1 LITERAL+ MULTIAPPEND");
+        let script = tokio::spawn(async move {
+            let mut server = BufReader::new(server);
+            // The whole command arrives before the server says anything.
+            let mut all = vec![0u8; 111];
+            server.read_exact(&mut all).await.unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&all),
+                "M0001 APPEND \"Sent\" (\\Seen) \"01-Jan-2024 00:00:00 +0000\" {3+}\r\nabc \
+                 () \"02-Jan-2024 00:00:00 +0000\" {4+}\r\nd\r\ne\r\n"
+            );
+            server
+                .get_mut()
+                .write_all(b"M0001 OK [APPENDUID 5 8:9] Append completed.\r\n")
+                .await
+                .unwrap();
+        });
+        let at = time::macros::datetime!(2024-01-01 00:00:00 UTC);
+        let mut parts = part("\\Seen", at, &b"abc"[..], 3);
+        parts.extend(part("", at + Duration::from_secs(86400), &b"d\r\ne"[..], 4));
+        let done = conn.append("Sent", parts).await.unwrap();
+        assert_eq!(
+            done.status.code,
+            Some(Code::AppendUids {
+                uid_validity: 5,
+                uids: vec![8, 9]
+            })
+        );
+        script.await.unwrap();
+    }
+
     async fn read_line(server: &mut BufReader<tokio::io::DuplexStream>) -> String {
         let mut line = String::new();
         server.read_line(&mut line).await.unwrap();
@@ -852,13 +944,7 @@ mod tests {
         });
         let at = time::macros::datetime!(2024-01-01 00:00:00 UTC);
         let done = conn
-            .append(
-                "INBOX",
-                "\\Seen",
-                &internal_date(at),
-                &b"a\x00\xffz\n"[..],
-                5,
-            )
+            .append("INBOX", part("\\Seen", at, &b"a\x00\xffz\n"[..], 5))
             .await
             .unwrap();
         assert_eq!(
@@ -870,7 +956,7 @@ mod tests {
         );
         assert_eq!(done.untagged, vec![Untagged::Exists(3)]);
         let refused = conn
-            .append("INBOX", "", &internal_date(at), tokio::io::empty(), 9999)
+            .append("INBOX", part("", at, tokio::io::empty(), 9999))
             .await
             .unwrap();
         assert_eq!(refused.status.status, Status::No);
@@ -918,7 +1004,7 @@ mod tests {
         });
         let at = time::macros::datetime!(2024-01-01 00:00:00 UTC);
         let err = conn
-            .append("INBOX", "", &internal_date(at), &b"abc"[..], 10)
+            .append("INBOX", part("", at, &b"abc"[..], 10))
             .await
             .unwrap_err();
         assert!(
