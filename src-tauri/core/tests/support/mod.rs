@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod dovecot;
+pub mod imap_proxy;
 pub mod radicale;
 
 use std::collections::HashMap;

@@ -967,6 +967,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn utf8_accept_is_used_only_when_the_server_confirms_it() {
+        for (answer, expected) in [
+            (&b"* ENABLED UTF8=ACCEPT\r\nM0001 OK Enabled.\r\n"[..], true),
+            (&b"* ENABLED\r\nM0001 OK Enabled.\r\n"[..], false),
+            (&b"M0001 BAD Unknown command\r\n"[..], false),
+        ] {
+            let (mut conn, server) = scripted("IMAP4REV1 ENABLE UTF8=ACCEPT");
+            let script = tokio::spawn(async move {
+                let mut server = BufReader::new(server);
+                assert_eq!(read_line(&mut server).await, "M0001 ENABLE UTF8=ACCEPT\r\n");
+                server.get_mut().write_all(answer).await.unwrap();
+            });
+            assert_eq!(conn.enable_utf8().await.unwrap(), expected);
+            script.await.unwrap();
+        }
+        // Not announced: not asked.
+        let (mut conn, _server) = scripted("IMAP4REV1 ENABLE");
+        assert!(!conn.enable_utf8().await.unwrap());
+    }
+
+    #[tokio::test]
     async fn literal_plus_sends_at_once_and_strings_become_literals() {
         let (mut conn, server) = scripted("IMAP4REV1 LITERAL+");
         let script = tokio::spawn(async move {

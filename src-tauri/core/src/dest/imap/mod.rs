@@ -60,7 +60,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsConnector;
 
 use self::connection::{internal_date, parse_internal_date, AppendPart, Completion, Connection};
-use self::folders::{component, Placement, ServerFolders};
+use self::folders::{Placement, ServerFolders};
 use self::types::{Arg, Code, ListEntry, ParseError, Status, StatusResponse, Untagged};
 use super::DestRef;
 use crate::convert::flags::{keyword, MailFlags};
@@ -652,7 +652,9 @@ impl ImapMailbox {
                 _ => None,
             })
             .collect();
-        Ok(self.server.insert(ServerFolders::new(entries, namespace)))
+        let mut server = ServerFolders::new(entries, namespace);
+        server.utf8 = self.utf8;
+        Ok(self.server.insert(server))
     }
 
     /// Every folder on the server, names decoded.
@@ -747,8 +749,8 @@ impl ImapMailbox {
         name: &str,
         suffix: &str,
     ) -> Result<Result<String, ImapError>, ImapError> {
-        let plain = format!("{base}{}", component(name, suffix, server.separator, false));
-        let strict = format!("{base}{}", component(name, suffix, server.separator, true));
+        let plain = format!("{base}{}", server.component(name, suffix, false));
+        let strict = format!("{base}{}", server.component(name, suffix, true));
         if server.contains(&plain) {
             return Ok(Ok(plain));
         }
@@ -1047,7 +1049,8 @@ impl ImapMailbox {
         let mut search = vec![Arg::raw("UID SEARCH")];
         match &fingerprint.message_id {
             Some(id) => {
-                if !id.is_ascii() {
+                // RFC 6855 §3: no CHARSET once UTF8=ACCEPT is enabled (UTF-8 is implied).
+                if !id.is_ascii() && !self.utf8 {
                     search.push(Arg::raw("CHARSET UTF-8"));
                 }
                 search.push(Arg::raw("HEADER Message-ID"));
