@@ -42,8 +42,21 @@
 //! - **Reconnects** wait through a [`Pacer`] (the only place that waits); the policy is
 //!   [`ImapSettings::reconnect`].
 //!
+//! - **Batches:** [`ImapMailbox::append_many`] sends several messages in one MULTIAPPEND
+//!   (RFC 3502) with non-synchronizing literals when the server has LITERAL+ (RFC 7888), so
+//!   nothing waits for a round trip until the tagged answer; APPENDUID's uid-set gives each
+//!   message its UID. The server stores all or none of a MULTIAPPEND: a refusal is about the
+//!   batch, and the caller appends its messages one by one to find the one refused.
+//! - **UTF-8 names:** when the server announces UTF8=ACCEPT and confirms `ENABLE UTF8=ACCEPT`
+//!   (RFC 6855 §3), folder names are sent and read as UTF-8 (and SEARCH carries no CHARSET);
+//!   otherwise as modified UTF-7.
+//! - **Connection cap:** every `ImapMailbox` holds a place under
+//!   [`ImapSettings::connection_limit`] for as long as it exists (reconnects included);
+//!   [`ImapMailbox::connect`] waits for one, [`ImapMailbox::connect_if_room`] does not.
+//!
 //! One `ImapMailbox` is one connection; commands on it run one at a time. Parallel writers
-//! open several mailboxes for the same user.
+//! open several mailboxes for the same user (at most
+//! [`ImapSettings::connections_per_mailbox`] in the engine).
 
 pub mod connection;
 pub mod folders;
