@@ -844,6 +844,29 @@ exclude = ["Room-1@contoso.com"]
     }
 
     #[test]
+    fn imap_connection_options_are_read_and_zero_is_refused() {
+        let imap = GOOD.replace(
+            "kind = \"folder\"\npath = \"/srv/out\"",
+            "kind = \"imap\"\nhost = \"mail.example.com\"\nmaster_user = \"admin\"\n\
+             connections_per_mailbox = 3\nmax_connections = 40",
+        );
+        let c = FileConfig::parse(&imap, Path::new("m.toml")).unwrap();
+        assert!(matches!(
+            c.destination,
+            DestinationConfig::Imap {
+                connections_per_mailbox: Some(3),
+                max_connections: Some(40),
+                ..
+            }
+        ));
+        let zero = imap.replace("max_connections = 40", "max_connections = 0");
+        let e = FileConfig::parse(&zero, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("destination.max_connections"), "{e}");
+    }
+
+    #[test]
     fn accounts_csv_lines_are_checked_without_quoting_passwords() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("accounts.csv");
