@@ -245,6 +245,19 @@ async fn batched_appends_over_pooled_connections_are_exactly_once_and_never_exce
 
 #[tokio::test]
 async fn a_message_the_server_refuses_inside_a_batch_fails_alone() {
+    refused_inside_a_batch(None).await;
+}
+
+#[tokio::test]
+async fn a_message_the_server_refuses_among_pipelined_appends_fails_alone() {
+    // No MULTIAPPEND announced: the writer pipelines single APPENDs with LITERAL+.
+    refused_inside_a_batch(Some(
+        "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE CHILDREN SPECIAL-USE UIDPLUS",
+    ))
+    .await;
+}
+
+async fn refused_inside_a_batch(capability: Option<&str>) {
     let sim = migrator_sim::SimServer::start(migrator_sim::SimConfig {
         tenant: migrator_sim::TenantSpec {
             users: 1,
@@ -277,6 +290,7 @@ async fn a_message_the_server_refuses_inside_a_batch_fails_alone() {
     let dovecot = Dovecot::start_with(support::dovecot::Options {
         users: vec![(user.mail.clone(), "pw".into())],
         max_mail_kib: Some(limit_kib),
+        capability: capability.map(str::to_string),
         ..support::dovecot::Options::default()
     });
     let s = Setup {

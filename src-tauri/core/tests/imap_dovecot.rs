@@ -439,6 +439,59 @@ async fn multiappend_stores_all_with_their_uids_or_nothing_when_one_is_refused()
 }
 
 #[tokio::test]
+async fn pipelined_appends_without_multiappend_fail_one_by_one() {
+    let server = Dovecot::start_with(Options {
+        max_mail_kib: Some(64),
+        capability: Some(
+            "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE CHILDREN SPECIAL-USE UIDPLUS"
+                .into(),
+        ),
+        ..Options::default()
+    });
+    let mut mb = connect(&server.tls_settings(), &Dovecot::password("alice")).await;
+    assert!(!mb.can_multiappend().await.unwrap());
+    assert!(mb.can_pipeline().await.unwrap());
+    let flags = MailFlags {
+        flagged: true,
+        ..MailFlags::default()
+    };
+    let a = message(Some("<pa@example.com>"), "a", b"first\r\n");
+    let big = message(Some("<pbig@example.com>"), "big", &vec![b'x'; 200 * 1024]);
+    let c = message(None, "c", b"third\r\n");
+    let at = datetime!(2022-02-03 04:05:06 UTC);
+    let results = mb
+        .append_pipelined(
+            "INBOX",
+            vec![
+                (&a[..], a.len() as u64, &flags, at),
+                (&big[..], big.len() as u64, &flags, at),
+                (&c[..], c.len() as u64, &flags, at),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 3);
+    let err = results[1].as_ref().unwrap_err();
+    assert_eq!(err.class(), ErrorClass::SkipItem, "{err:?}");
+    let mut stored = Vec::new();
+    for (r, body) in [(&results[0], &a), (&results[2], &c)] {
+        let dest = r.as_ref().unwrap_or_else(|e| panic!("{e}"));
+        let (_, uid) = ImapRef::from_dest_ref(dest).uid.expect("APPENDUID");
+        let m = mb.fetch("INBOX", uid).await.unwrap().unwrap();
+        assert_eq!(&m.body, body);
+        assert_eq!(m.internal_date, Some(at));
+        assert!(m.flags.contains(&"\\Flagged".to_string()));
+        stored.push(uid);
+    }
+    assert_eq!(
+        mb.uids("INBOX").await.unwrap(),
+        stored,
+        "the refused one alone is missing"
+    );
+    assert!(mb.capabilities().await.is_ok(), "the session goes on");
+}
+
+#[tokio::test]
 async fn the_connection_limit_is_shared_by_every_mailbox_and_freed_when_one_closes() {
     let server = Dovecot::start();
     let mut settings = server.tls_settings();

@@ -1229,12 +1229,18 @@ impl MailboxRun<'_> {
         let mut mailbox = writers.any().await;
         let (checked, direct): (Vec<Spooled>, Vec<Spooled>) =
             batch.into_iter().partition(|s| !fresh || s.earlier_attempt);
+        // One MULTIAPPEND per group when offered, else pipelined APPENDs with LITERAL+, else
+        // one APPEND at a time.
         let multi = direct.len() > 1 && mailbox.can_multiappend().await.unwrap_or(false);
+        let pipelined = direct.len() > 1 && !multi && mailbox.can_pipeline().await.unwrap_or(false);
         let mut done: Vec<(Spooled, Result<Copied, ItemError>)> = Vec::new();
         let mut groups: Vec<Vec<Spooled>> = Vec::new();
         for s in direct {
             match groups.last_mut() {
-                Some(g) if multi && g.iter().map(|m| m.len).sum::<u64>() + s.len <= BATCH_BYTES => {
+                Some(g)
+                    if (multi || pipelined)
+                        && g.iter().map(|m| m.len).sum::<u64>() + s.len <= BATCH_BYTES =>
+                {
                     g.push(s)
                 }
                 _ => groups.push(vec![s]),
@@ -1248,9 +1254,24 @@ impl MailboxRun<'_> {
                 }
                 continue;
             }
-            let check_first = match multiappend(&mut mailbox, folder, &mut group).await {
-                Ok(copied) => {
-                    done.extend(group.into_iter().zip(copied.into_iter().map(Ok)));
+            let check_first = match append_group(&mut mailbox, folder, &mut group, multi).await {
+                Ok(results) => {
+                    for (mut s, result) in group.into_iter().zip(results) {
+                        let result = match result {
+                            Ok(dest) => Ok(s.copied(dest, false, true)),
+                            // E.g. [UNAVAILABLE] for this one: retried alone, asking first.
+                            Err(e) if e.class() == ErrorClass::Retry => {
+                                append_one(&mut mailbox, folder, &mut s, true).await
+                            }
+                            Err(e) => {
+                                let id = s.id.clone();
+                                Err(imap_failure(e, |what| {
+                                    ItemError::Skip(format!("message {id}: {what}"))
+                                }))
+                            }
+                        };
+                        done.push((s, result));
+                    }
                     continue;
                 }
                 Err(e) if e.class() == ErrorClass::SkipItem => {
@@ -1331,12 +1352,15 @@ async fn append_one(
     }
 }
 
-/// One MULTIAPPEND of `group` (two or more messages); the copies in order.
-async fn multiappend(
+/// Appends `group` (two or more messages) in one MULTIAPPEND when `multi`, else in pipelined
+/// APPENDs. One result per message, in order, each with its UID when the server tells it; the
+/// outer error is about the whole group (a refused MULTIAPPEND, a lost connection).
+async fn append_group(
     mailbox: &mut ImapMailbox,
     folder: &str,
     group: &mut [Spooled],
-) -> Result<Vec<Copied>, ImapError> {
+    multi: bool,
+) -> Result<Vec<Result<DestRef, ImapError>>, ImapError> {
     let mut parts = Vec::with_capacity(group.len());
     for s in group.iter_mut() {
         let reader = s
@@ -1349,13 +1373,24 @@ async fn multiappend(
             })?;
         parts.push((reader, s.len, &s.flags, s.received));
     }
-    let refs = mailbox.append_many(folder, parts).await?;
-    let mut copied = Vec::with_capacity(refs.len());
-    for (s, dest) in group.iter().zip(refs) {
-        let dest = with_uid(mailbox, folder, &s.fingerprint, dest).await;
-        copied.push(s.copied(dest, false, true));
+    let results = if multi {
+        mailbox
+            .append_many(folder, parts)
+            .await?
+            .into_iter()
+            .map(Ok)
+            .collect()
+    } else {
+        mailbox.append_pipelined(folder, parts).await?
+    };
+    let mut out = Vec::with_capacity(results.len());
+    for (s, result) in group.iter().zip(results) {
+        out.push(match result {
+            Ok(dest) => Ok(with_uid(mailbox, folder, &s.fingerprint, dest).await),
+            Err(e) => Err(e),
+        });
     }
-    Ok(copied)
+    Ok(out)
 }
 
 /// `dest` as appended; without UIDPLUS the UID is found by the fingerprint, so later passes

@@ -511,17 +511,69 @@ impl Connection {
         parts: Vec<AppendPart<R>>,
     ) -> Result<Completion, ImapError> {
         let tag = self.tag();
-        tracing::trace!(%tag, messages = parts.len(), "IMAP APPEND");
         let mut untagged = Vec::new();
+        if let Some(status) = self
+            .send_append(&tag, mailbox, parts, &mut untagged)
+            .await?
+        {
+            return Ok(Completion { untagged, status });
+        }
+        self.finish(&tag, untagged).await
+    }
+
+    /// One APPEND command per part, all sent before any answer is read (pipelining, RFC 3501
+    /// §5.5), each literal non-synchronizing: for servers with `LITERAL+` (the caller checks)
+    /// but without MULTIAPPEND. Each message has its own completion, in order, so a refused
+    /// one fails alone (RFC 7888 §4: the server still reads its literal).
+    pub async fn append_pipelined<R: AsyncRead + Unpin + Send>(
+        &mut self,
+        mailbox: &str,
+        parts: Vec<AppendPart<R>>,
+    ) -> Result<Vec<Completion>, ImapError> {
+        let mut tags = Vec::with_capacity(parts.len());
+        let mut untagged = Vec::new();
+        for part in parts {
+            let tag = self.tag();
+            if let Some(status) = self
+                .send_append(&tag, mailbox, vec![part], &mut untagged)
+                .await?
+            {
+                // Only a synchronizing literal can be refused before it is sent: the
+                // pipeline cannot go on in step with the server.
+                self.broken = true;
+                return Err(ImapError::Command {
+                    command: "APPEND".into(),
+                    text: status.describe(),
+                });
+            }
+            tags.push(tag);
+        }
+        let mut done = Vec::with_capacity(tags.len());
+        for tag in tags {
+            done.push(self.finish(&tag, std::mem::take(&mut untagged)).await?);
+        }
+        Ok(done)
+    }
+
+    /// Writes one whole APPEND command with `parts` (several: MULTIAPPEND). `Some(status)`
+    /// when the server answered before a synchronizing literal was invited.
+    async fn send_append<R: AsyncRead + Unpin + Send>(
+        &mut self,
+        tag: &str,
+        mailbox: &str,
+        parts: Vec<AppendPart<R>>,
+        untagged: &mut Vec<Untagged>,
+    ) -> Result<Option<StatusResponse>, ImapError> {
+        tracing::trace!(%tag, messages = parts.len(), "IMAP APPEND");
         let mut line = format!("{tag} APPEND ").into_bytes();
         if quotable(mailbox.as_bytes()) {
             line.extend_from_slice(quote(mailbox.as_bytes()).as_bytes());
         } else if let Some(status) = self
-            .send_literal(&tag, &mut line, mailbox.as_bytes(), &mut untagged)
+            .send_literal(tag, &mut line, mailbox.as_bytes(), untagged)
             .await?
         {
             // A UTF-8 name (RFC 6855 §3) that cannot be quoted goes as a literal.
-            return Ok(Completion { untagged, status });
+            return Ok(Some(status));
         }
         for part in parts {
             let len = part.len;
@@ -538,8 +590,8 @@ impl Connection {
             self.write_all(&line).await?;
             line.clear();
             if sync {
-                if let Some(status) = self.wait_continuation(&tag, &mut untagged).await? {
-                    return Ok(Completion { untagged, status });
+                if let Some(status) = self.wait_continuation(tag, untagged).await? {
+                    return Ok(Some(status));
                 }
             }
             let budget = self.timeout + Duration::from_secs(len / (32 * 1024));
@@ -562,7 +614,7 @@ impl Connection {
             }
         }
         self.write_all(b"\r\n").await?;
-        self.finish(&tag, untagged).await
+        Ok(None)
     }
 
     /// Writes `line` followed by `bytes` as a literal (waiting for the continuation when it

@@ -837,17 +837,45 @@ impl ImapMailbox {
         messages: Vec<(R, u64, &MailFlags, time::OffsetDateTime)>,
     ) -> Result<Vec<DestRef>, ImapError> {
         let count = messages.len();
-        let parts = messages
-            .into_iter()
-            .map(|(body, len, flags, received)| AppendPart {
-                flags: append_flags(flags),
-                date: internal_date(received),
-                body,
-                len,
-            })
-            .collect();
+        let parts = append_parts(messages);
         let conn = self.connection().await?;
         let done = conn.append(folder, parts).await?;
+        self.appended(folder, done, count)
+    }
+
+    /// Appends several messages to `folder` with one pipelined APPEND each (see
+    /// [`connection::Connection::append_pipelined`]); the server must offer LITERAL+ (see
+    /// [`ImapMailbox::can_pipeline`]). One result per message, in order: a refused message
+    /// fails alone. The outer error is about the connection (nothing is known of the batch).
+    pub async fn append_pipelined<R: AsyncRead + Unpin + Send>(
+        &mut self,
+        folder: &str,
+        messages: Vec<(R, u64, &MailFlags, time::OffsetDateTime)>,
+    ) -> Result<Vec<Result<DestRef, ImapError>>, ImapError> {
+        let parts = append_parts(messages);
+        let conn = self.connection().await?;
+        let done = conn.append_pipelined(folder, parts).await?;
+        Ok(done
+            .into_iter()
+            .map(|d| {
+                self.appended(folder, d, 1)
+                    .and_then(|mut r| r.pop().ok_or_else(|| ImapError::Config("no ref".into())))
+            })
+            .collect())
+    }
+
+    /// True when APPENDs can be pipelined without waiting for continuations (LITERAL+).
+    pub async fn can_pipeline(&mut self) -> Result<bool, ImapError> {
+        Ok(self.connection().await?.capabilities().has("LITERAL+"))
+    }
+
+    /// The references of `count` messages appended by one command that ended with `done`.
+    fn appended(
+        &mut self,
+        folder: &str,
+        done: Completion,
+        count: usize,
+    ) -> Result<Vec<DestRef>, ImapError> {
         if let Some(s) = self.selected.as_mut().filter(|s| s.wire == folder) {
             s.stale = true;
         }
@@ -1180,6 +1208,21 @@ impl ImapMailbox {
             conn.logout().await;
         }
     }
+}
+
+/// The APPEND parts of `(body, len, flags, received)` messages.
+fn append_parts<R>(
+    messages: Vec<(R, u64, &MailFlags, time::OffsetDateTime)>,
+) -> Vec<AppendPart<R>> {
+    messages
+        .into_iter()
+        .map(|(body, len, flags, received)| AppendPart {
+            flags: append_flags(flags),
+            date: internal_date(received),
+            body,
+            len,
+        })
+        .collect()
 }
 
 /// A system flag (`\\Seen`) or a keyword atom: safe to put in a STORE flag list.
