@@ -46,7 +46,9 @@
 //!   (RFC 3502) with non-synchronizing literals when the server has LITERAL+ (RFC 7888), so
 //!   nothing waits for a round trip until the tagged answer; APPENDUID's uid-set gives each
 //!   message its UID. The server stores all or none of a MULTIAPPEND: a refusal is about the
-//!   batch, and the caller appends its messages one by one to find the one refused.
+//!   batch, and the caller appends its messages one by one to find the one refused. A server
+//!   with LITERAL+ but no MULTIAPPEND gets [`ImapMailbox::append_pipelined`]: one APPEND per
+//!   message, all sent before the answers are read, each with its own result.
 //! - **UTF-8 names:** when the server announces UTF8=ACCEPT and confirms `ENABLE UTF8=ACCEPT`
 //!   (RFC 6855 §3), folder names are sent and read as UTF-8 (and SEARCH carries no CHARSET);
 //!   otherwise as modified UTF-7.
