@@ -2,7 +2,8 @@
 # make bench: builds m365-bench in release and runs every scenario of issue 9, then writes
 # the generated section of BENCHMARKS.md, benchmarks/results.json and the throughput plot
 # (benchmarks/throughput.svg, and .png when ImageMagick is there). Extra arguments go to
-# m365-bench, e.g. `scripts/bench.sh --scenario small,destleg`.
+# m365-bench, e.g. `scripts/bench.sh --scenario small,destleg`, or `scripts/bench.sh --reduced`
+# (smaller scenarios, said so in the results) when the full sizes do not fit the time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,10 +18,13 @@ status=0
 "$target_dir/release/m365-bench" --out benchmarks --markdown BENCHMARKS.md "$@" || status=$?
 
 if [[ -f benchmarks/throughput.svg ]]; then
-  if command -v convert >/dev/null && convert -density 96 benchmarks/throughput.svg benchmarks/throughput.png 2>/dev/null; then
+  # librsvg (apt-get install librsvg2-bin) first: ImageMagick needs an SVG delegate it often lacks.
+  if command -v rsvg-convert >/dev/null && rsvg-convert -b white -o benchmarks/throughput.png benchmarks/throughput.svg; then
+    echo "bench: plot in benchmarks/throughput.png"
+  elif command -v convert >/dev/null && convert -density 96 benchmarks/throughput.svg benchmarks/throughput.png 2>/dev/null; then
     echo "bench: plot in benchmarks/throughput.png"
   else
-    echo "bench: ImageMagick could not render the plot; it is in benchmarks/throughput.svg" >&2
+    echo "bench: could not render the plot (apt-get install librsvg2-bin); it is in benchmarks/throughput.svg" >&2
   fi
 fi
 echo "bench: finished in $(( $(date +%s) - started )) s (build included), exit $status"

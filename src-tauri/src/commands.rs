@@ -518,6 +518,8 @@ impl DestinationSettings {
                 accounts_csv: path(accounts_csv),
                 special_folders: Default::default(),
                 dav_url: filled(dav_url).map(str::to_string),
+                connections_per_mailbox: None,
+                max_connections: None,
             },
         }
     }

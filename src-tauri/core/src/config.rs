@@ -217,6 +217,12 @@ pub enum DestinationConfig {
         /// RFC 6764). Needs each user's password (`accounts_csv`): a master user logs in to
         /// IMAP only. Without it, only mail is migrated.
         dav_url: Option<String>,
+        /// IMAP connections one user's mail may use at once (default 2); extra ones are
+        /// opened only while `max_connections` has room.
+        connections_per_mailbox: Option<usize>,
+        /// The most IMAP connections open to the server at once, across every mailbox of the
+        /// run (default 16). Lower it for a server that limits connections per client address.
+        max_connections: Option<usize>,
     },
     /// An IceWarp server. The migrator creates the domains and accounts through IceWarp's
     /// admin API (XML over `https://<host>/icewarpapi/`, logged in as `admin_email`, whose
@@ -754,9 +760,22 @@ impl FileConfig {
             master_user,
             accounts_csv,
             dav_url,
+            connections_per_mailbox,
+            max_connections,
             ..
         } = &config.destination
         {
+            for (key, value) in [
+                (
+                    "destination.connections_per_mailbox",
+                    connections_per_mailbox,
+                ),
+                ("destination.max_connections", max_connections),
+            ] {
+                if *value == Some(0) {
+                    return Err(invalid(key, "must be at least 1".into()));
+                }
+            }
             if host.trim().is_empty() {
                 return Err(invalid("destination.host", "is empty".into()));
             }
@@ -1088,6 +1107,29 @@ exclude = ["Room-1@contoso.com"]
             .unwrap_err()
             .to_string();
         assert!(e.contains("destination.security"), "{e}");
+    }
+
+    #[test]
+    fn imap_connection_options_are_read_and_zero_is_refused() {
+        let imap = GOOD.replace(
+            "kind = \"folder\"\npath = \"/srv/out\"",
+            "kind = \"imap\"\nhost = \"mail.example.com\"\nmaster_user = \"admin\"\n\
+             connections_per_mailbox = 3\nmax_connections = 40",
+        );
+        let c = FileConfig::parse(&imap, Path::new("m.toml")).unwrap();
+        assert!(matches!(
+            c.destination,
+            DestinationConfig::Imap {
+                connections_per_mailbox: Some(3),
+                max_connections: Some(40),
+                ..
+            }
+        ));
+        let zero = imap.replace("max_connections = 40", "max_connections = 0");
+        let e = FileConfig::parse(&zero, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("destination.max_connections"), "{e}");
     }
 
     #[test]

@@ -6,12 +6,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use migrator_core::convert::flags::keyword;
-use migrator_core::dest::imap::{ImapMailbox, MasterStyle};
+use migrator_core::dest::imap::{
+    ConnectionLimit, ImapMailbox, ImapSettings, MasterStyle, Security,
+};
 use migrator_core::engine::{run, Destination, ImapLogins, RunControl, RunOptions};
 use migrator_core::progress::{NullReporter, RunSummary};
 use migrator_core::secrets::Secret;
 use migrator_sim::SimServer;
 use support::dovecot::{Dovecot, MASTER_PASSWORD, MASTER_USER};
+use support::imap_proxy::CountingProxy;
 
 struct Setup {
     sim: SimServer,
@@ -37,9 +40,19 @@ impl Setup {
     }
 
     async fn run_with(&self, mirror_deletions: bool) -> RunSummary {
+        let options = RunOptions {
+            mirror_deletions,
+            ..RunOptions::default()
+        };
+        self.run_into(self.dovecot.tls_settings(), options).await
+    }
+
+    /// A run into the server as `settings` reach it, with `options` (the journal is always
+    /// this setup's).
+    async fn run_into(&self, settings: ImapSettings, options: RunOptions) -> RunSummary {
         let source = support::source_config(&self.sim);
         let destination = Destination::Imap {
-            settings: self.dovecot.tls_settings(),
+            settings,
             logins: ImapLogins::Master {
                 master_user: MASTER_USER.into(),
                 password: Secret::new(MASTER_PASSWORD),
@@ -49,8 +62,7 @@ impl Setup {
         };
         let options = RunOptions {
             state_dir: Some(self.state.path().join("state")),
-            mirror_deletions,
-            ..RunOptions::default()
+            ..options
         };
         run(
             &source,
@@ -135,31 +147,7 @@ async fn every_message_arrives_once_byte_identical_with_flags_and_date_even_with
     let first = s.run().await;
     assert_eq!(first.totals.failed, 0);
     assert_eq!(first.totals.messages, s.total());
-
-    for user in &s.sim.tenant().users {
-        let on_server = s.server_messages(&user.mail).await;
-        let source: Vec<_> = user.folders.iter().flat_map(|f| &f.messages).collect();
-        assert_eq!(
-            on_server.values().map(Vec::len).sum::<usize>(),
-            source.len(),
-            "message count for {}",
-            user.mail
-        );
-        for m in source {
-            let copies = on_server
-                .get(m.mime.as_ref())
-                .unwrap_or_else(|| panic!("message {} missing or altered", m.id));
-            assert_eq!(copies.len(), 1, "message {} exactly once", m.id);
-            let (flags, date) = &copies[0];
-            assert_system_flags(m, flags);
-            assert_eq!(
-                *date,
-                m.received.unix_timestamp(),
-                "INTERNALDATE of {}",
-                m.id
-            );
-        }
-    }
+    assert_every_message_once(&s, &[]).await;
 
     let rerun = s.run().await;
     assert_eq!(rerun.totals.messages, 0, "a rerun appends nothing");
@@ -182,6 +170,147 @@ async fn every_message_arrives_once_byte_identical_with_flags_and_date_even_with
         .sum();
     let source: usize = user.folders.iter().map(|f| f.messages.len()).sum();
     assert_eq!(count, source, "still exactly one copy of each message");
+}
+
+/// Every source message (but those with an id in `except`) is on the server exactly once,
+/// byte for byte, with its flags and INTERNALDATE, and nothing else is.
+async fn assert_every_message_once(s: &Setup, except: &[&str]) {
+    for user in &s.sim.tenant().users {
+        let on_server = s.server_messages(&user.mail).await;
+        let source: Vec<_> = user
+            .folders
+            .iter()
+            .flat_map(|f| &f.messages)
+            .filter(|m| !except.contains(&m.id.as_str()))
+            .collect();
+        assert_eq!(
+            on_server.values().map(Vec::len).sum::<usize>(),
+            source.len(),
+            "message count for {}",
+            user.mail
+        );
+        for m in source {
+            let copies = on_server
+                .get(m.mime.as_ref())
+                .unwrap_or_else(|| panic!("message {} missing or altered", m.id));
+            assert_eq!(copies.len(), 1, "message {} exactly once", m.id);
+            let (flags, date) = &copies[0];
+            assert_system_flags(m, flags);
+            assert_eq!(
+                *date,
+                m.received.unix_timestamp(),
+                "INTERNALDATE of {}",
+                m.id
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn batched_appends_over_pooled_connections_are_exactly_once_and_never_exceed_the_server_wide_cap(
+) {
+    let s = setup(4, 60).await;
+    let proxy = CountingProxy::start(s.dovecot.imap_port).await;
+    let mut settings = ImapSettings::new("127.0.0.1", proxy.port, Security::Plain);
+    settings.allow_plaintext_loopback = true;
+    settings.connections_per_mailbox = 2;
+    settings.connection_limit = ConnectionLimit::new(3);
+    // More mailboxes at once than the cap allows connections.
+    let options = RunOptions {
+        parallel_mailboxes: 4,
+        ..RunOptions::default()
+    };
+    let first = s.run_into(settings.clone(), options.clone()).await;
+    assert_eq!(first.totals.failed, 0);
+    assert_eq!(first.totals.messages, s.total());
+    assert!(
+        proxy.peak() <= 3,
+        "{} connections open at once over a cap of 3",
+        proxy.peak()
+    );
+    assert!(proxy.peak() >= 2, "mailboxes ran in parallel");
+    let appends = proxy.appends();
+    assert!(
+        appends < s.total() as usize,
+        "{appends} APPEND commands for {} messages: MULTIAPPEND batches them",
+        s.total()
+    );
+    assert_every_message_once(&s, &[]).await;
+
+    let rerun = s.run_into(settings, options).await;
+    assert_eq!(rerun.totals.messages, 0);
+    assert_eq!(proxy.appends(), appends, "a rerun appends nothing");
+    assert!(proxy.peak() <= 3);
+}
+
+#[tokio::test]
+async fn a_message_the_server_refuses_inside_a_batch_fails_alone() {
+    refused_inside_a_batch(None).await;
+}
+
+#[tokio::test]
+async fn a_message_the_server_refuses_among_pipelined_appends_fails_alone() {
+    // No MULTIAPPEND announced: the writer pipelines single APPENDs with LITERAL+.
+    refused_inside_a_batch(Some(
+        "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE CHILDREN SPECIAL-USE UIDPLUS",
+    ))
+    .await;
+}
+
+async fn refused_inside_a_batch(capability: Option<&str>) {
+    let sim = migrator_sim::SimServer::start(migrator_sim::SimConfig {
+        tenant: migrator_sim::TenantSpec {
+            users: 1,
+            messages_per_user: 30,
+            ..migrator_sim::TenantSpec::default()
+        },
+        ..migrator_sim::SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let user = sim.tenant().users[0].clone();
+    let largest = user
+        .folders
+        .iter()
+        .flat_map(|f| &f.messages)
+        .map(|m| m.mime.as_ref().len())
+        .max()
+        .unwrap_or(0);
+    let limit_kib = largest as u64 / 1024 + 16;
+    // Too big for the server, between ordinary messages of the same folder.
+    let mut big = b"Message-ID: <too-big@example.com>\r\nSubject: big\r\n\r\n".to_vec();
+    big.resize(big.len() + (limit_kib as usize + 64) * 1024, b'x');
+    let inbox = &user.folders[0];
+    let received = inbox.messages[inbox.messages.len() / 2].received;
+    assert!(sim.add_message(
+        &user.id,
+        &inbox.id,
+        migrator_sim::Message::from_mime("too-big", big, received)
+    ));
+    let dovecot = Dovecot::start_with(support::dovecot::Options {
+        users: vec![(user.mail.clone(), "pw".into())],
+        max_mail_kib: Some(limit_kib),
+        capability: capability.map(str::to_string),
+        ..support::dovecot::Options::default()
+    });
+    let s = Setup {
+        sim,
+        dovecot,
+        state: tempfile::tempdir().unwrap(),
+    };
+    let summary = s.run().await;
+    assert_eq!(summary.totals.failed, 1, "only the refused message fails");
+    assert_eq!(summary.totals.messages, s.total() - 1);
+    assert_every_message_once(&s, &["too-big"]).await;
+    let failed: i64 = s
+        .journal_db()
+        .query_row(
+            "SELECT COUNT(*) FROM items WHERE state = 'failed' AND source_id = 'too-big'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(failed, 1, "the journal names the refused message");
 }
 
 /// Asserts \\Seen, \\Flagged and \\Draft at the server match the source message.

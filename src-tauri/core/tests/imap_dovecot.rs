@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use migrator_core::convert::flags::MailFlags;
 use migrator_core::dest::imap::{
-    ImapError, ImapLogin, ImapMailbox, ImapRef, ImapSettings, MasterStyle, MessageFingerprint,
-    Security,
+    ConnectionLimit, ImapError, ImapLogin, ImapMailbox, ImapRef, ImapSettings, MasterStyle,
+    MessageFingerprint, Security,
 };
 use migrator_core::error::{Classify, ErrorClass};
 use migrator_core::graph::mail::FolderNode;
@@ -230,11 +230,19 @@ fn expected_paths() -> Vec<Vec<&'static str>> {
 }
 
 async fn folder_tree_round_trips(separator: char) {
+    folder_tree_round_trips_with(separator, None).await;
+}
+
+async fn folder_tree_round_trips_with(separator: char, capability: Option<&str>) {
     let server = Dovecot::start_with(Options {
         separator,
+        capability: capability.map(str::to_string),
         ..Options::default()
     });
     let mut mb = connect(&server.tls_settings(), &Dovecot::password("alice")).await;
+    // Dovecot 2.3 implements no UTF8=ACCEPT: even when announced, ENABLE does not confirm
+    // it, so names stay modified UTF-7 (RFC 6855 §3: UTF-8 only once enabled).
+    assert!(!mb.utf8_names());
     let nodes = source_tree();
     let results = mb.ensure_folders(&nodes).await.unwrap();
     let wires: Vec<String> = results
@@ -354,6 +362,167 @@ async fn folder_tree_round_trips_with_slash_separator() {
 #[tokio::test]
 async fn folder_tree_round_trips_with_dot_separator() {
     folder_tree_round_trips('.').await;
+}
+
+#[tokio::test]
+async fn folder_tree_round_trips_when_utf8_accept_is_announced_but_not_enabled() {
+    folder_tree_round_trips_with('/', Some("+UTF8=ACCEPT")).await;
+}
+
+#[tokio::test]
+async fn multiappend_stores_all_with_their_uids_or_nothing_when_one_is_refused() {
+    let server = Dovecot::start_with(Options {
+        max_mail_kib: Some(64),
+        ..Options::default()
+    });
+    let mut mb = connect(&server.tls_settings(), &Dovecot::password("alice")).await;
+    assert!(
+        mb.can_multiappend().await.unwrap(),
+        "Dovecot offers MULTIAPPEND"
+    );
+    let seen = MailFlags {
+        seen: true,
+        keywords: vec!["Blue_category".into()],
+        ..MailFlags::default()
+    };
+    let plain = MailFlags::default();
+    let a = message(Some("<a@example.com>"), "a", b"first\r\n");
+    let b = message(None, "b", b"second \xc3\xa4 8-bit\r\n");
+    let big = message(Some("<big@example.com>"), "big", &vec![b'x'; 200 * 1024]);
+    let (at_a, at_b) = (
+        datetime!(2023-05-06 07:08:09 UTC),
+        datetime!(2021-01-02 03:04:05 +02:00),
+    );
+
+    // One refused message: RFC 3502 says none is stored.
+    let err = mb
+        .append_many(
+            "INBOX",
+            vec![
+                (&a[..], a.len() as u64, &seen, at_a),
+                (&big[..], big.len() as u64, &plain, at_a),
+                (&b[..], b.len() as u64, &plain, at_b),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::SkipItem, "{err:?}");
+    assert!(mb.uids("INBOX").await.unwrap().is_empty(), "nothing stored");
+
+    let refs = mb
+        .append_many(
+            "INBOX",
+            vec![
+                (&a[..], a.len() as u64, &seen, at_a),
+                (&b[..], b.len() as u64, &plain, at_b),
+            ],
+        )
+        .await
+        .unwrap();
+    let uids: Vec<u32> = refs
+        .iter()
+        .map(|r| {
+            ImapRef::from_dest_ref(r)
+                .uid
+                .expect("APPENDUID with a uid-set")
+                .1
+        })
+        .collect();
+    assert_eq!(mb.uids("INBOX").await.unwrap(), uids);
+    for (uid, (body, flags, at)) in uids.iter().zip([(&a, &seen, at_a), (&b, &plain, at_b)]) {
+        let m = mb.fetch("INBOX", *uid).await.unwrap().unwrap();
+        assert_eq!(&m.body, body, "byte for byte");
+        assert_eq!(m.internal_date, Some(at));
+        assert_eq!(m.flags.contains(&"\\Seen".to_string()), flags.seen);
+        assert_eq!(m.flags.contains(&"Blue_category".to_string()), flags.seen);
+    }
+}
+
+#[tokio::test]
+async fn pipelined_appends_without_multiappend_fail_one_by_one() {
+    let server = Dovecot::start_with(Options {
+        max_mail_kib: Some(64),
+        capability: Some(
+            "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE CHILDREN SPECIAL-USE UIDPLUS"
+                .into(),
+        ),
+        ..Options::default()
+    });
+    let mut mb = connect(&server.tls_settings(), &Dovecot::password("alice")).await;
+    assert!(!mb.can_multiappend().await.unwrap());
+    assert!(mb.can_pipeline().await.unwrap());
+    let flags = MailFlags {
+        flagged: true,
+        ..MailFlags::default()
+    };
+    let a = message(Some("<pa@example.com>"), "a", b"first\r\n");
+    let big = message(Some("<pbig@example.com>"), "big", &vec![b'x'; 200 * 1024]);
+    let c = message(None, "c", b"third\r\n");
+    let at = datetime!(2022-02-03 04:05:06 UTC);
+    let results = mb
+        .append_pipelined(
+            "INBOX",
+            vec![
+                (&a[..], a.len() as u64, &flags, at),
+                (&big[..], big.len() as u64, &flags, at),
+                (&c[..], c.len() as u64, &flags, at),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 3);
+    let err = results[1].as_ref().unwrap_err();
+    assert_eq!(err.class(), ErrorClass::SkipItem, "{err:?}");
+    let mut stored = Vec::new();
+    for (r, body) in [(&results[0], &a), (&results[2], &c)] {
+        let dest = r.as_ref().unwrap_or_else(|e| panic!("{e}"));
+        let (_, uid) = ImapRef::from_dest_ref(dest).uid.expect("APPENDUID");
+        let m = mb.fetch("INBOX", uid).await.unwrap().unwrap();
+        assert_eq!(&m.body, body);
+        assert_eq!(m.internal_date, Some(at));
+        assert!(m.flags.contains(&"\\Flagged".to_string()));
+        stored.push(uid);
+    }
+    assert_eq!(
+        mb.uids("INBOX").await.unwrap(),
+        stored,
+        "the refused one alone is missing"
+    );
+    assert!(mb.capabilities().await.is_ok(), "the session goes on");
+}
+
+#[tokio::test]
+async fn the_connection_limit_is_shared_by_every_mailbox_and_freed_when_one_closes() {
+    let server = Dovecot::start();
+    let mut settings = server.tls_settings();
+    settings.connection_limit = ConnectionLimit::new(2);
+    let alice = Dovecot::password("alice");
+    let first = connect(&settings, &alice).await;
+    let second = ImapMailbox::connect_if_room(&settings, &Dovecot::password("bob"))
+        .await
+        .unwrap();
+    assert!(second.is_some());
+    assert_eq!(settings.connection_limit.in_use(), 2);
+    assert!(ImapMailbox::connect_if_room(&settings, &alice)
+        .await
+        .unwrap()
+        .is_none());
+    // A waiting connect gets the place as soon as one is closed.
+    let waiting = tokio::spawn({
+        let settings = settings.clone();
+        let alice = alice.clone();
+        async move { ImapMailbox::connect(&settings, &alice).await.map(|_| ()) }
+    });
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished());
+    first.logout().await;
+    tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("the waiting connect proceeds")
+        .unwrap()
+        .unwrap();
+    drop(second);
+    assert_eq!(settings.connection_limit.in_use(), 0);
 }
 
 #[tokio::test]

@@ -20,9 +20,13 @@
 //! changed, moved or deleted.
 //! - Local folder: streamed straight into the Maildir (`tmp/` then `cur/`); the file name's key
 //!   tells whether it is there.
-//! - IMAP: spooled to a temporary file (APPEND needs the length first), then the server is
-//!   asked for the message's fingerprint before appending, so neither a lost journal, a crash
-//!   between APPEND and journal write, nor mail already in the account makes a duplicate.
+//! - IMAP: spooled to a temporary file (APPEND needs the length first); downloads feed a
+//!   bounded queue that the user's connections (a small pool under the run's connection cap)
+//!   drain in batches, one MULTIAPPEND per batch when the server offers it. A message that may
+//!   already be at the server (the folder held mail when the pass first looked at it, the
+//!   journal holds an unconfirmed attempt, or an APPEND was cut off) is looked up by its
+//!   fingerprint first, so neither a lost journal, a crash between APPEND and journal write,
+//!   nor mail already in the account makes a duplicate.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -128,7 +132,66 @@ impl MaildirTarget {
 /// The user's destination, opened.
 enum Target {
     Maildir(MaildirTarget),
-    Imap(Box<Mutex<ImapMailbox>>, Vec<Result<String, String>>),
+    Imap(Box<ImapWriters>, Vec<Result<String, String>>),
+}
+
+/// One user's IMAP connections (at least one): the first mapped the folders and does the
+/// mirroring; all of them append.
+struct ImapWriters {
+    pool: Vec<Mutex<ImapMailbox>>,
+}
+
+impl ImapWriters {
+    fn first(&self) -> &Mutex<ImapMailbox> {
+        &self.pool[0]
+    }
+
+    /// A connection nobody is using, else the first one once it is free.
+    async fn any(&self) -> tokio::sync::MutexGuard<'_, ImapMailbox> {
+        for mailbox in &self.pool {
+            if let Ok(guard) = mailbox.try_lock() {
+                return guard;
+            }
+        }
+        self.pool[0].lock().await
+    }
+}
+
+/// A MULTIAPPEND carries at most this many messages...
+const BATCH_MESSAGES: usize = 32;
+/// ...and at most this many bytes (a larger message goes alone), so one refused batch costs
+/// little to resend and a batch stays within any server's command size.
+const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+
+/// A message downloaded to a spool file, ready to append.
+struct Spooled {
+    id: String,
+    spool: Spool,
+    len: u64,
+    flags: MailFlags,
+    received: time::OffsetDateTime,
+    fingerprint: MessageFingerprint,
+    hash: String,
+    /// The journal held an unconfirmed attempt: the server may have it already.
+    earlier_attempt: bool,
+}
+
+impl Spooled {
+    fn copied(&self, dest: DestRef, existed: bool, created: bool) -> Copied {
+        Copied {
+            bytes: self.len,
+            dest,
+            existed,
+            created,
+            hash: Some(self.hash.clone()),
+            details: MailDetails {
+                message_id: self.fingerprint.message_id.clone(),
+                header_hash: Some(hex::encode(self.fingerprint.header_sha256)),
+                received: Some(self.received.unix_timestamp()),
+                flags: Some(append_flags(&self.flags)),
+            },
+        }
+    }
 }
 
 /// `settings` with a reconnect policy that waits out a destination restart: 8 connection
@@ -349,6 +412,8 @@ impl MailboxRun<'_> {
             let mut round = delta_round(self.client, pacer, &user.id, &node.folder.id, link);
             let mut round_ok = true;
             let mut cleared = false;
+            // The IMAP folder was empty when first looked at in this pass (see copy_to_imap).
+            let mut fresh: Option<bool> = None;
             // Replied and forwarded messages of the folder, read once per round with changes.
             let mut verbs: Option<HashMap<String, LastVerb>> = None;
             while let Some(page) = round.next_page(&on_throttle).await {
@@ -490,21 +555,35 @@ impl MailboxRun<'_> {
                         }
                     }
                 }
-                let results: Vec<_> = {
-                    let target = &target;
-                    futures_util::stream::iter(todo)
-                        .map(|(meta, flags)| {
-                            let (pacer, on_throttle) = (&pacer, &on_throttle);
-                            async move {
-                                let item = (node, name, &meta, &flags);
-                                let result =
-                                    self.copy(target, pacer, &user.id, item, on_throttle).await;
-                                (meta.id, result)
+                let results: Vec<_> = match &target {
+                    Target::Maildir(t) => {
+                        futures_util::stream::iter(todo)
+                            .map(|(meta, flags)| {
+                                let (pacer, on_throttle) = (&pacer, &on_throttle);
+                                async move {
+                                    let item = (node, name, &meta, &flags);
+                                    let result =
+                                        self.copy(t, pacer, &user.id, item, on_throttle).await;
+                                    (meta.id, result)
+                                }
+                            })
+                            .buffer_unordered(pacer.settings().max_in_flight.max(1))
+                            .collect()
+                            .await
+                    }
+                    Target::Imap(writers, _) if !todo.is_empty() => {
+                        let fresh = match fresh {
+                            Some(fresh) => fresh,
+                            None => {
+                                let count = writers.first().lock().await.message_count(name).await;
+                                *fresh.insert(count.is_ok_and(|n| n == 0))
                             }
-                        })
-                        .buffer_unordered(pacer.settings().max_in_flight.max(1))
-                        .collect()
-                        .await
+                        };
+                        let place = (node, name, fresh);
+                        self.copy_to_imap(writers, pacer, &user.id, place, todo, &on_throttle)
+                            .await
+                    }
+                    Target::Imap(..) => Vec::new(),
                 };
                 let mut stop = false;
                 for (id, result) in results {
@@ -564,8 +643,10 @@ impl MailboxRun<'_> {
                 self.item_error(e, &mut stats, "", &fail, &mut mailbox_failed)?;
             }
         }
-        if let Target::Imap(mailbox, _) = target {
-            mailbox.into_inner().logout().await;
+        if let Target::Imap(writers, _) = target {
+            for mailbox in writers.pool {
+                mailbox.into_inner().logout().await;
+            }
         }
         let state = if mailbox_failed {
             "failed"
@@ -647,7 +728,20 @@ impl MailboxRun<'_> {
                     .into_iter()
                     .map(|r| r.map_err(|e| e.to_string()))
                     .collect();
-                Ok(Ok(Target::Imap(Box::new(Mutex::new(mailbox)), names)))
+                let mut pool = vec![Mutex::new(mailbox)];
+                // Extra connections only while the server-wide cap has room: waiting for one
+                // while holding another could starve other mailboxes.
+                while pool.len() < settings.connections_per_mailbox {
+                    match ImapMailbox::connect_if_room(&settings, &login).await {
+                        Ok(Some(extra)) => pool.push(Mutex::new(extra)),
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "no extra IMAP connection");
+                            break;
+                        }
+                    }
+                }
+                Ok(Ok(Target::Imap(Box::new(ImapWriters { pool }), names)))
             }
         }
     }
@@ -756,7 +850,7 @@ impl MailboxRun<'_> {
                     None => return Ok(Mirrored::NeedsCopy),
                 }
             }
-            Target::Imap(mailbox, _) => {
+            Target::Imap(writers, _) => {
                 if !r.created {
                     // Found at the destination, not made by the migrator: never touched. A
                     // move gets a copy of its own in the new folder.
@@ -766,7 +860,7 @@ impl MailboxRun<'_> {
                         Mirrored::Unchanged
                     });
                 }
-                let mut mailbox = mailbox.lock().await;
+                let mut mailbox = writers.first().lock().await;
                 let fail = |e| imap_failure(e, skip);
                 let Some(mut uid) = locate(&mut mailbox, r).await.map_err(fail)? else {
                     return Ok(Mirrored::NeedsCopy);
@@ -866,9 +960,9 @@ impl MailboxRun<'_> {
                         .remove(&Folder::key_for(&r.source_id))
                         .map_err(|e| ItemError::Fatal(dest_error(&path, e)))?;
                 }
-                Target::Imap(mailbox, _) => {
+                Target::Imap(writers, _) => {
                     if r.created && r.dest_ref.is_some() {
-                        let mut mailbox = mailbox.lock().await;
+                        let mut mailbox = writers.first().lock().await;
                         let fail = |e| imap_failure(e, skip);
                         if let Some(uid) = locate(&mut mailbox, &r).await.map_err(fail)? {
                             let fail = |e| imap_failure(e, skip);
@@ -887,73 +981,98 @@ impl MailboxRun<'_> {
         Ok(())
     }
 
-    /// Copies one message with `flags` into folder `name` (of source folder `node`): intent,
-    /// write, result in the journal.
+    /// Before a message is written: a checkpoint, then the intent in the journal. True when
+    /// the journal held an unconfirmed attempt of an earlier run (what the server has is
+    /// probably ours).
+    async fn begin_copy(
+        &self,
+        user_id: &str,
+        node: &FolderNode,
+        name: &str,
+        source_id: &str,
+    ) -> Result<bool, ItemError> {
+        self.control
+            .checkpoint()
+            .await
+            .map_err(|_| ItemError::Cancelled)?;
+        let Some(j) = self.journal else {
+            return Ok(false);
+        };
+        let earlier_attempt = j
+            .journal
+            .item(user_id, source_id)
+            .map_err(journal_failure)?
+            .is_some_and(|r| r.state != ItemState::Done && r.dest_folder == name);
+        let item = ItemTarget {
+            user_id,
+            source_id,
+            folder_id: &node.folder.id,
+            dest_folder: name,
+        };
+        j.journal
+            .record_intent(item, j.run)
+            .map_err(journal_failure)?;
+        Ok(earlier_attempt)
+    }
+
+    /// Records that a copy failed (a skipped item with its reason) and returns the error, or
+    /// the journal's own failure.
+    fn journal_failed(&self, user_id: &str, source_id: &str, e: ItemError) -> ItemError {
+        self.end_copy(user_id, source_id, false, Err(e))
+            .err()
+            .unwrap_or(ItemError::Cancelled)
+    }
+
+    /// Records how a copy ended: the destination reference, or the reason it was skipped.
+    fn end_copy(
+        &self,
+        user_id: &str,
+        source_id: &str,
+        earlier_attempt: bool,
+        result: Result<Copied, ItemError>,
+    ) -> Result<Copied, ItemError> {
+        let Some(j) = self.journal else {
+            return result;
+        };
+        let recorded = match &result {
+            Ok(c) => j.journal.record_mail_done(
+                user_id,
+                source_id,
+                MailDone {
+                    dest_ref: &c.dest.0,
+                    size: c.bytes,
+                    hash: c.hash.as_deref(),
+                    details: &c.details,
+                    created: c.created || earlier_attempt,
+                    run: j.run,
+                },
+            ),
+            Err(ItemError::Skip(reason)) => j.journal.record_failed(user_id, source_id, reason),
+            Err(_) => Ok(()),
+        };
+        recorded.map_err(journal_failure)?;
+        result
+    }
+
+    /// Copies one message with `flags` into Maildir folder `name` (of source folder `node`):
+    /// intent, write, result in the journal.
     async fn copy(
         &self,
-        target: &Target,
+        target: &MaildirTarget,
         pacer: &Pacer,
         user_id: &str,
         (node, name, meta, flags): (&FolderNode, &str, &MessageMeta, &MailFlags),
         on_throttle: &(impl Fn(Duration) + Sync),
     ) -> Result<Copied, ItemError> {
-        let item = ItemTarget {
-            user_id,
-            source_id: &meta.id,
-            folder_id: &node.folder.id,
-            dest_folder: name,
-        };
-        self.control
-            .checkpoint()
-            .await
-            .map_err(|_| ItemError::Cancelled)?;
-        // An unconfirmed attempt of an earlier run: what the server has is probably ours.
-        let earlier_attempt = match self.journal {
-            Some(j) => j
-                .journal
-                .item(user_id, &meta.id)
-                .map_err(journal_failure)?
-                .is_some_and(|r| r.state != ItemState::Done && r.dest_folder == name),
-            None => false,
-        };
-        if let Some(j) = self.journal {
-            j.journal
-                .record_intent(item, j.run)
-                .map_err(journal_failure)?;
-        }
-        let result = match target {
-            Target::Maildir(t) => match t.open.get(name) {
-                Some(folder) => {
-                    self.copy_to_maildir(pacer, folder, user_id, meta, flags, on_throttle)
-                        .await
-                }
-                None => Err(ItemError::Skip(format!("folder {name} is not open"))),
-            },
-            Target::Imap(mailbox, _) => {
-                self.copy_to_imap(pacer, mailbox, name, user_id, (meta, flags), on_throttle)
+        let earlier_attempt = self.begin_copy(user_id, node, name, &meta.id).await?;
+        let result = match target.open.get(name) {
+            Some(folder) => {
+                self.copy_to_maildir(pacer, folder, user_id, meta, flags, on_throttle)
                     .await
             }
+            None => Err(ItemError::Skip(format!("folder {name} is not open"))),
         };
-        if let Some(j) = self.journal {
-            let recorded = match &result {
-                Ok(c) => j.journal.record_mail_done(
-                    user_id,
-                    &meta.id,
-                    MailDone {
-                        dest_ref: &c.dest.0,
-                        size: c.bytes,
-                        hash: c.hash.as_deref(),
-                        details: &c.details,
-                        created: c.created || earlier_attempt,
-                        run: j.run,
-                    },
-                ),
-                Err(ItemError::Skip(reason)) => j.journal.record_failed(user_id, &meta.id, reason),
-                Err(_) => Ok(()),
-            };
-            recorded.map_err(journal_failure)?;
-        }
-        result
+        self.end_copy(user_id, &meta.id, earlier_attempt, result)
     }
 
     /// Streams one message's MIME into the Maildir folder and commits it.
@@ -1011,100 +1130,319 @@ impl MailboxRun<'_> {
         })
     }
 
-    /// Spools one message, then appends it over IMAP unless the server already has it.
+    /// Copies a page's messages into IMAP folder `name`: downloads (up to the pacer's
+    /// in-flight limit) feed a bounded queue that the user's connections drain in batches of
+    /// what is ready (MULTIAPPEND when offered), so downloading and appending overlap and
+    /// nothing waits for a round trip per message.
+    ///
+    /// `fresh`: the folder held no mail when this pass first looked, so a message this pass
+    /// has not appended cannot be there and is appended without asking the server first;
+    /// otherwise (mail predating the migration, a rerun after a crash) every message is
+    /// looked up by its fingerprint before it is appended.
+    #[allow(clippy::too_many_arguments)]
     async fn copy_to_imap(
         &self,
+        writers: &ImapWriters,
         pacer: &Pacer,
-        mailbox: &Mutex<ImapMailbox>,
-        folder: &str,
         user_id: &str,
-        (meta, flags): (&MessageMeta, &MailFlags),
+        (node, name, fresh): (&FolderNode, &str, bool),
+        todo: Vec<(MessageMeta, MailFlags)>,
         on_throttle: &(impl Fn(Duration) + Sync),
-    ) -> Result<Copied, ItemError> {
+    ) -> Vec<(String, Result<Copied, ItemError>)> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Spooled>(BATCH_MESSAGES);
+        let produce = async {
+            let tx = tx;
+            let mut failed = Vec::new();
+            let mut downloads = futures_util::stream::iter(todo)
+                .map(|(meta, flags)| async move {
+                    let result = self
+                        .spool_message(pacer, user_id, (node, name), (&meta, flags), on_throttle)
+                        .await;
+                    (meta.id, result)
+                })
+                .buffer_unordered(pacer.settings().max_in_flight.max(1));
+            while let Some((id, result)) = downloads.next().await {
+                match result {
+                    Ok(spooled) => {
+                        if tx.send(spooled).await.is_err() {
+                            failed.push((id, Err(ItemError::Cancelled)));
+                        }
+                    }
+                    Err(e) => failed.push((id, Err(e))),
+                }
+            }
+            failed
+        };
+        let consume = async {
+            futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+                .ready_chunks(BATCH_MESSAGES)
+                .map(|batch| self.write_batch(writers, user_id, (name, fresh), batch))
+                .buffer_unordered(writers.pool.len())
+                .flat_map(futures_util::stream::iter)
+                .collect::<Vec<_>>()
+                .await
+        };
+        let (mut results, written) = tokio::join!(produce, consume);
+        results.extend(written);
+        results
+    }
+
+    /// Records the intent and downloads one message into a spool file. A failure is
+    /// journaled here.
+    async fn spool_message(
+        &self,
+        pacer: &Pacer,
+        user_id: &str,
+        (node, name): (&FolderNode, &str),
+        (meta, flags): (&MessageMeta, MailFlags),
+        on_throttle: &(impl Fn(Duration) + Sync),
+    ) -> Result<Spooled, ItemError> {
+        let earlier_attempt = self.begin_copy(user_id, node, name, &meta.id).await?;
         let skip = |what: String| ItemError::Skip(format!("message {}: {what}", meta.id));
         let spool_error =
             |e: std::io::Error| ItemError::Fatal(dest_error(&std::env::temp_dir(), e));
-        let mut spool = Spool::new(None).map_err(spool_error)?;
-        let url = mime_url(self.client, user_id, &meta.id);
-        if let Err(e) = self
-            .client
-            .download(pacer, &url, &mut spool, on_throttle)
-            .await
-        {
-            return Err(graph_failure(e, skip));
-        }
-        if spool.is_empty() {
-            return Err(skip("Graph returned an empty MIME body".into()));
-        }
-        let len = spool.len();
-        let received = meta
-            .received()
-            .unwrap_or_else(time::OffsetDateTime::now_utc);
-        let fingerprint =
-            MessageFingerprint::read(spool.reader().await.map_err(spool_error)?, len, received)
+        let spooled = async {
+            let mut spool = Spool::new(None).map_err(spool_error)?;
+            let url = mime_url(self.client, user_id, &meta.id);
+            if let Err(e) = self
+                .client
+                .download(pacer, &url, &mut spool, on_throttle)
+                .await
+            {
+                return Err(graph_failure(e, skip));
+            }
+            if spool.is_empty() {
+                return Err(skip("Graph returned an empty MIME body".into()));
+            }
+            let len = spool.len();
+            let received = meta
+                .received()
+                .unwrap_or_else(time::OffsetDateTime::now_utc);
+            let reader = spool.reader().await.map_err(spool_error)?;
+            let fingerprint = MessageFingerprint::read(reader, len, received)
                 .await
                 .map_err(spool_error)?;
-        let content_hash = spool.sha256_hex();
-        let copied = |dest: DestRef, existed: bool, created: bool| Copied {
-            bytes: len,
-            dest,
-            existed,
-            created,
-            hash: Some(content_hash.clone()),
-            details: MailDetails {
-                message_id: fingerprint.message_id.clone(),
-                header_hash: Some(hex::encode(fingerprint.header_sha256)),
-                received: Some(received.unix_timestamp()),
-                flags: Some(append_flags(flags)),
-            },
+            let hash = spool.sha256_hex();
+            Ok(Spooled {
+                id: meta.id.clone(),
+                spool,
+                len,
+                flags,
+                received,
+                fingerprint,
+                hash,
+                earlier_attempt,
+            })
         };
-        // A retried APPEND may have been stored before the connection dropped: every attempt
-        // asks the server first. Reconnecting waits in the mailbox's own pacer.
-        let mut attempts = 0;
-        let mut appended = false;
-        let mut mailbox = mailbox.lock().await;
-        loop {
-            attempts += 1;
-            let retry = |e: &ImapError| e.class() == ErrorClass::Retry && attempts < IMAP_ATTEMPTS;
-            match mailbox.find_existing(folder, &fingerprint).await {
-                Ok(Some(uid)) => {
-                    let validity = mailbox.uid_validity(folder).await.ok().flatten();
-                    let dest = ImapRef {
-                        folder: folder.to_string(),
-                        uid: validity.map(|v| (v, uid)),
+        match spooled.await {
+            Ok(s) => Ok(s),
+            Err(e) => Err(self.journal_failed(user_id, &meta.id, e)),
+        }
+    }
+
+    /// Appends a batch of spooled messages on one of the user's connections and journals
+    /// each result. Messages that may already be there are looked up first, one by one; the
+    /// others go in byte-bounded MULTIAPPENDs. A refused MULTIAPPEND stored nothing (RFC 3502
+    /// §6.3.11), so its messages are then appended one by one: the one the server refuses
+    /// fails alone. A connection lost during a MULTIAPPEND may or may not have stored it, so
+    /// its messages are then looked up before they are appended again.
+    async fn write_batch(
+        &self,
+        writers: &ImapWriters,
+        user_id: &str,
+        (folder, fresh): (&str, bool),
+        batch: Vec<Spooled>,
+    ) -> Vec<(String, Result<Copied, ItemError>)> {
+        let mut mailbox = writers.any().await;
+        let (checked, direct): (Vec<Spooled>, Vec<Spooled>) =
+            batch.into_iter().partition(|s| !fresh || s.earlier_attempt);
+        // One MULTIAPPEND per group when offered, else pipelined APPENDs with LITERAL+, else
+        // one APPEND at a time.
+        let multi = direct.len() > 1 && mailbox.can_multiappend().await.unwrap_or(false);
+        let pipelined = direct.len() > 1 && !multi && mailbox.can_pipeline().await.unwrap_or(false);
+        let mut done: Vec<(Spooled, Result<Copied, ItemError>)> = Vec::new();
+        let mut groups: Vec<Vec<Spooled>> = Vec::new();
+        for s in direct {
+            match groups.last_mut() {
+                Some(g)
+                    if (multi || pipelined)
+                        && g.iter().map(|m| m.len).sum::<u64>() + s.len <= BATCH_BYTES =>
+                {
+                    g.push(s)
+                }
+                _ => groups.push(vec![s]),
+            }
+        }
+        for mut group in groups {
+            if group.len() == 1 {
+                for mut s in group {
+                    let result = append_one(&mut mailbox, folder, &mut s, false).await;
+                    done.push((s, result));
+                }
+                continue;
+            }
+            let check_first = match append_group(&mut mailbox, folder, &mut group, multi).await {
+                Ok(results) => {
+                    for (mut s, result) in group.into_iter().zip(results) {
+                        let result = match result {
+                            Ok(dest) => Ok(s.copied(dest, false, true)),
+                            // E.g. [UNAVAILABLE] for this one: retried alone, asking first.
+                            Err(e) if e.class() == ErrorClass::Retry => {
+                                append_one(&mut mailbox, folder, &mut s, true).await
+                            }
+                            Err(e) => {
+                                let id = s.id.clone();
+                                Err(imap_failure(e, |what| {
+                                    ItemError::Skip(format!("message {id}: {what}"))
+                                }))
+                            }
+                        };
+                        done.push((s, result));
                     }
-                    .to_dest_ref();
-                    return Ok(copied(dest, true, appended));
+                    continue;
+                }
+                Err(e) if e.class() == ErrorClass::SkipItem => {
+                    tracing::debug!(error = %e, "MULTIAPPEND refused; appending one by one");
+                    false
+                }
+                Err(e) if e.class() == ErrorClass::Retry => true,
+                Err(e) => {
+                    let reason = format!("the destination mailbox failed: {e}");
+                    done.extend(
+                        group
+                            .into_iter()
+                            .map(|s| (s, Err(ItemError::Mailbox(reason.clone())))),
+                    );
+                    continue;
+                }
+            };
+            for mut s in group {
+                let result = append_one(&mut mailbox, folder, &mut s, check_first).await;
+                done.push((s, result));
+            }
+        }
+        for mut s in checked {
+            let result = append_one(&mut mailbox, folder, &mut s, true).await;
+            done.push((s, result));
+        }
+        drop(mailbox);
+        done.into_iter()
+            .map(|(s, result)| {
+                let result = self.end_copy(user_id, &s.id, s.earlier_attempt, result);
+                (s.id, result)
+            })
+            .collect()
+    }
+}
+
+/// Appends one spooled message, asking the server first when `check_first` or when retrying
+/// (a retried APPEND may have been stored before the connection dropped). Reconnecting waits
+/// in the mailbox's own pacer.
+async fn append_one(
+    mailbox: &mut ImapMailbox,
+    folder: &str,
+    s: &mut Spooled,
+    check_first: bool,
+) -> Result<Copied, ItemError> {
+    let id = s.id.clone();
+    let skip = |what: String| ItemError::Skip(format!("message {id}: {what}"));
+    let spool_error = |e: std::io::Error| ItemError::Fatal(dest_error(&std::env::temp_dir(), e));
+    let mut attempts = 0;
+    let mut appended = false;
+    loop {
+        attempts += 1;
+        let retry = |e: &ImapError| e.class() == ErrorClass::Retry && attempts < IMAP_ATTEMPTS;
+        if check_first || attempts > 1 {
+            match mailbox.find_existing(folder, &s.fingerprint).await {
+                Ok(Some(uid)) => {
+                    let dest = found_ref(mailbox, folder, uid).await;
+                    return Ok(s.copied(dest, true, appended));
                 }
                 Ok(None) => {}
                 Err(e) if retry(&e) => continue,
                 Err(e) => return Err(imap_failure(e, skip)),
             }
-            let body = spool.reader().await.map_err(spool_error)?;
-            appended = true;
-            match mailbox.append(folder, body, len, flags, received).await {
-                Ok(dest) => {
-                    // Without UIDPLUS the UID is found by the fingerprint, so later passes
-                    // can mirror flags and moves.
-                    let dest = match ImapRef::from_dest_ref(&dest).uid {
-                        Some(_) => dest,
-                        None => match mailbox.find_existing(folder, &fingerprint).await {
-                            Ok(Some(uid)) => {
-                                let validity = mailbox.uid_validity(folder).await.ok().flatten();
-                                ImapRef {
-                                    folder: folder.to_string(),
-                                    uid: validity.map(|v| (v, uid)),
-                                }
-                                .to_dest_ref()
-                            }
-                            _ => dest,
-                        },
-                    };
-                    return Ok(copied(dest, false, true));
-                }
-                Err(e) if retry(&e) => continue,
-                Err(e) => return Err(imap_failure(e, skip)),
+        }
+        let body = s.spool.reader().await.map_err(spool_error)?;
+        appended = true;
+        match mailbox
+            .append(folder, body, s.len, &s.flags, s.received)
+            .await
+        {
+            Ok(dest) => {
+                let dest = with_uid(mailbox, folder, &s.fingerprint, dest).await;
+                return Ok(s.copied(dest, false, true));
             }
+            Err(e) if retry(&e) => continue,
+            Err(e) => return Err(imap_failure(e, skip)),
         }
     }
+}
+
+/// Appends `group` (two or more messages) in one MULTIAPPEND when `multi`, else in pipelined
+/// APPENDs. One result per message, in order, each with its UID when the server tells it; the
+/// outer error is about the whole group (a refused MULTIAPPEND, a lost connection).
+async fn append_group(
+    mailbox: &mut ImapMailbox,
+    folder: &str,
+    group: &mut [Spooled],
+    multi: bool,
+) -> Result<Vec<Result<DestRef, ImapError>>, ImapError> {
+    let mut parts = Vec::with_capacity(group.len());
+    for s in group.iter_mut() {
+        let reader = s
+            .spool
+            .reader()
+            .await
+            .map_err(|source| ImapError::Connection {
+                host: "spool".into(),
+                source,
+            })?;
+        parts.push((reader, s.len, &s.flags, s.received));
+    }
+    let results = if multi {
+        mailbox
+            .append_many(folder, parts)
+            .await?
+            .into_iter()
+            .map(Ok)
+            .collect()
+    } else {
+        mailbox.append_pipelined(folder, parts).await?
+    };
+    let mut out = Vec::with_capacity(results.len());
+    for (s, result) in group.iter().zip(results) {
+        out.push(match result {
+            Ok(dest) => Ok(with_uid(mailbox, folder, &s.fingerprint, dest).await),
+            Err(e) => Err(e),
+        });
+    }
+    Ok(out)
+}
+
+/// `dest` as appended; without UIDPLUS the UID is found by the fingerprint, so later passes
+/// can mirror flags and moves.
+async fn with_uid(
+    mailbox: &mut ImapMailbox,
+    folder: &str,
+    fingerprint: &MessageFingerprint,
+    dest: DestRef,
+) -> DestRef {
+    if ImapRef::from_dest_ref(&dest).uid.is_some() {
+        return dest;
+    }
+    match mailbox.find_existing(folder, fingerprint).await {
+        Ok(Some(uid)) => found_ref(mailbox, folder, uid).await,
+        _ => dest,
+    }
+}
+
+/// The reference of a message found in `folder` by its UID.
+async fn found_ref(mailbox: &mut ImapMailbox, folder: &str, uid: u32) -> DestRef {
+    let validity = mailbox.uid_validity(folder).await.ok().flatten();
+    ImapRef {
+        folder: folder.to_string(),
+        uid: validity.map(|v| (v, uid)),
+    }
+    .to_dest_ref()
 }

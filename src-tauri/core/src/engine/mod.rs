@@ -34,7 +34,7 @@ use crate::config::{
 };
 use crate::dest::dav::{CollectionTemplates, DavSettings};
 use crate::dest::folder::FolderStore;
-use crate::dest::imap::{ImapLogin, ImapSettings, MasterStyle, Security};
+use crate::dest::imap::{ConnectionLimit, ImapLogin, ImapSettings, MasterStyle, Security};
 use crate::dest::provision::icewarp::{IceWarpError, IceWarpSettings};
 use crate::dest::provision::ProvisionRules;
 use crate::graph::client::{http_client, GraphClient, GraphError};
@@ -206,6 +206,8 @@ impl Destination {
                 accounts_csv,
                 special_folders,
                 dav_url,
+                connections_per_mailbox,
+                max_connections,
             } => {
                 let (security, default_port) = match security {
                     ImapSecurity::Tls => (Security::Tls, 993),
@@ -217,6 +219,13 @@ impl Destination {
                 settings.ca_file = ca_file.clone();
                 settings.allow_plaintext_loopback = *allow_plaintext_loopback;
                 settings.special_folders = special_folders.clone();
+                if let Some(n) = connections_per_mailbox {
+                    settings.connections_per_mailbox = (*n).max(1);
+                }
+                if let Some(n) = max_connections {
+                    // One limit per run, shared by every mailbox through the settings' clones.
+                    settings.connection_limit = ConnectionLimit::new(*n);
+                }
                 let logins = match (master_user, accounts_csv) {
                     (Some(master_user), _) => ImapLogins::Master {
                         master_user: master_user.clone(),

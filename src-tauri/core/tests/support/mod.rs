@@ -4,6 +4,7 @@
 
 pub mod dovecot;
 pub mod fault_proxy;
+pub mod imap_proxy;
 pub mod radicale;
 
 use std::collections::HashMap;

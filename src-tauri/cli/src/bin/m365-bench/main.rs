@@ -33,6 +33,12 @@ struct Cli {
     /// The smoke run: a tiny tenant into a local folder and into Dovecot (seconds).
     #[arg(long)]
     quick: bool,
+    /// Runs the scenarios at reduced sizes (see `scenario::reduced`), said so in the results.
+    #[arg(long)]
+    reduced: bool,
+    /// A remark printed with the results (e.g. that other work shared the machine).
+    #[arg(long)]
+    note: Option<String>,
     /// Folder for results.json and throughput.svg.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -100,6 +106,8 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
         cli.scenario.clone()
     };
     let mut results = report::Report::new();
+    results.reduced = cli.reduced;
+    results.note = cli.note.clone();
     let mut errors = Vec::new();
     for name in &names {
         eprintln!("m365-bench: scenario {name}");
@@ -109,9 +117,12 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
                 .await
                 .map(|d| results.destleg.push(d)),
             other => match scenario::find(other) {
-                Some(s) => scenario::run(&s, work.path())
-                    .await
-                    .map(|o| results.scenarios.push(o)),
+                Some(s) => {
+                    let s = if cli.reduced { scenario::reduced(s) } else { s };
+                    scenario::run(&s, work.path())
+                        .await
+                        .map(|o| results.scenarios.extend(o))
+                }
                 None => Err(anyhow::anyhow!("no scenario named {other}")),
             },
         };

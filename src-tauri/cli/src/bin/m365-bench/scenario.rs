@@ -9,6 +9,7 @@ use anyhow::{bail, Context as _};
 use migrator_sim::{MailboxLimits, SimConfig, SimServer, SizeProfile, TenantSpec};
 use serde::Serialize;
 
+use crate::dovecot::{Dovecot, MASTER_PASSWORD, MASTER_USER};
 use crate::proc_stats::{cpu_seconds, machine_cpu_seconds};
 use crate::worker::{Job, JobDestination, Sample, WorkerResult, JOB_ENV};
 
@@ -105,10 +106,44 @@ pub fn all() -> Vec<Scenario> {
     ]
 }
 
-/// What one scenario measured.
+/// Connections to Dovecot across the run when migrating into it: below Dovecot's default
+/// `process_limit` of 100 IMAP processes.
+pub const DOVECOT_MAX_CONNECTIONS: usize = 64;
+
+/// Where a scenario's column wrote.
+pub const INTO_DOVECOT: &str = "Dovecot";
+pub const INTO_FOLDER: &str = "local folder";
+
+/// The scenario at reduced size (`--reduced`, for when the full sizes do not fit the time
+/// available): fewer messages (and mailboxes in `wide`), the same limits and latency.
+pub fn reduced(s: Scenario) -> Scenario {
+    let (users, messages) = match s.name {
+        "small" => (10, 500),
+        "medium" => (50, 500),
+        "wide" => (250, 40),
+        "ceiling" => (1, 1_500),
+        "mailbox-50k" => (1, 10_000),
+        _ => return s,
+    };
+    let what = format!(
+        "REDUCED to {users} mailbox(es) x {messages} messages; full size: {}",
+        s.what
+    );
+    Scenario {
+        users,
+        messages_per_user: messages,
+        parallel_mailboxes: users,
+        what: Box::leak(what.into_boxed_str()),
+        ..s
+    }
+}
+
+/// What one scenario measured into one destination.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
     pub scenario: Scenario,
+    /// [`INTO_DOVECOT`] or [`INTO_FOLDER`].
+    pub destination: &'static str,
     pub messages: u64,
     pub bytes: u64,
     pub failed: u64,
@@ -216,6 +251,8 @@ pub async fn run_child(
     work: &Path,
 ) -> anyhow::Result<WorkerResult> {
     let (in_flight, budget, window) = s.limits.unwrap_or((4, 10_000, 600));
+    let max_connections =
+        matches!(destination, JobDestination::Imap { .. }).then_some(DOVECOT_MAX_CONNECTIONS);
     let job = Job {
         url: sim.url(),
         tenant_id: sim.tenant_id().into(),
@@ -228,6 +265,7 @@ pub async fn run_child(
         budget: if s.limits.is_some() { budget } else { u32::MAX },
         window_secs: window,
         state_dir: work.join("state"),
+        max_connections,
     };
     let exe = std::env::current_exe().context("cannot find this program")?;
     let json = serde_json::to_string(&job)?;
@@ -270,22 +308,50 @@ pub fn count_maildir_messages(root: &Path) -> u64 {
     count
 }
 
-/// Runs one scenario into a local folder under `work` and checks nothing was lost.
-pub async fn run(s: &Scenario, work: &Path) -> anyhow::Result<Outcome> {
+/// Runs one scenario twice, each time with a fresh simulator: into a real Dovecot, then into a
+/// local folder under `work`; checks nothing was lost either time. Dovecot's column first.
+pub async fn run(s: &Scenario, work: &Path) -> anyhow::Result<Vec<Outcome>> {
+    let mut outcomes = Vec::new();
+    for into in [INTO_DOVECOT, INTO_FOLDER] {
+        outcomes.push(run_into(s, into, &work.join(into.replace(' ', "-"))).await?);
+    }
+    Ok(outcomes)
+}
+
+async fn run_into(s: &Scenario, into: &'static str, work: &Path) -> anyhow::Result<Outcome> {
     let started = std::time::Instant::now();
     let sim = SimServer::start(sim_config(s))
         .await
         .context("cannot start the simulator")?;
     let (expected, largest) = expected_messages(&sim);
     eprintln!(
-        "  {}: tenant generated in {:.1} s ({expected} messages)",
+        "  {} into {into}: tenant generated in {:.1} s ({expected} messages)",
         s.name,
         started.elapsed().as_secs_f64()
     );
+    let tenant = sim.tenant();
     let out = work.join("out");
+    let dovecot = if into == INTO_DOVECOT {
+        let accounts: Vec<(String, String)> = tenant
+            .users
+            .iter()
+            .map(|u| (u.mail.clone(), "pw".to_string()))
+            .collect();
+        Some(Dovecot::start(&accounts)?)
+    } else {
+        None
+    };
+    let destination = match &dovecot {
+        Some(d) => JobDestination::Imap {
+            port: d.port,
+            master_user: MASTER_USER.into(),
+            master_password: MASTER_PASSWORD.into(),
+        },
+        None => JobDestination::Folder(out.clone()),
+    };
     let cpu_before = cpu_seconds()?;
     let machine_before = machine_cpu_seconds()?;
-    let result = run_child(&sim, s, JobDestination::Folder(out.clone()), work).await?;
+    let result = run_child(&sim, s, destination, work).await?;
     let sim_cpu_seconds = cpu_seconds()? - cpu_before;
     let machine = machine_cpu_seconds()? - machine_before;
     let log = sim.requests();
@@ -293,22 +359,36 @@ pub async fn run(s: &Scenario, work: &Path) -> anyhow::Result<Outcome> {
 
     let totals = &result.summary.totals;
     if totals.failed > 0 {
-        bail!("{}: {} messages failed", s.name, totals.failed);
+        bail!("{} into {into}: {} messages failed", s.name, totals.failed);
     }
     if totals.messages != expected {
         bail!(
-            "{}: {} of {expected} messages migrated ({} skipped)",
+            "{} into {into}: {} of {expected} messages migrated ({} skipped)",
             s.name,
             totals.messages,
             totals.skipped
         );
     }
-    let on_disk = count_maildir_messages(&out);
-    if on_disk != expected {
-        bail!("{}: {on_disk} of {expected} messages on disk", s.name);
+    let stored = match &dovecot {
+        Some(d) => tenant
+            .users
+            .iter()
+            .map(|u| d.stored_messages(&u.mail))
+            .sum(),
+        None => count_maildir_messages(&out),
+    };
+    if stored != expected {
+        bail!(
+            "{} into {into}: {stored} of {expected} messages stored",
+            s.name
+        );
     }
+    drop(dovecot);
+    let _ = std::fs::remove_dir_all(&out);
     let mut o = outcome(s, result, &log, sim_cpu_seconds, largest);
-    o.other_cpu_seconds = (machine - o.cpu_seconds - sim_cpu_seconds).max(0.0);
+    o.destination = into;
+    o.other_cpu_seconds = (machine - o.cpu_seconds - o.sim_cpu_seconds).max(0.0);
+    // Dovecot's CPU is in "other programs".
     Ok(o)
 }
 
@@ -388,6 +468,7 @@ pub fn outcome(
     let rps_max = rates.iter().copied().fold(0.0, f64::max);
     Outcome {
         scenario: s.clone(),
+        destination: INTO_FOLDER,
         messages,
         bytes,
         failed: r.summary.totals.failed,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use migrator_core::config::{Cloud, SourceConfig};
-use migrator_core::dest::imap::{ImapSettings, MasterStyle, Security};
+use migrator_core::dest::imap::{ConnectionLimit, ImapSettings, MasterStyle, Security};
 use migrator_core::engine::{self, Destination, ImapLogins, RunControl, RunOptions};
 use migrator_core::graph::PacerSettings;
 use migrator_core::progress::{ProgressEvent, RunSummary};
@@ -35,6 +35,9 @@ pub struct Job {
     pub window_secs: u64,
     /// The journal's folder (a real run always has one).
     pub state_dir: PathBuf,
+    /// `[destination] max_connections` for an IMAP destination (the engine's default if unset).
+    #[serde(default)]
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,6 +114,9 @@ async fn run(job: Job) -> anyhow::Result<WorkerResult> {
         } => {
             let mut settings = ImapSettings::new("127.0.0.1", *port, Security::Plain);
             settings.allow_plaintext_loopback = true;
+            if let Some(max) = job.max_connections {
+                settings.connection_limit = ConnectionLimit::new(max);
+            }
             Destination::Imap {
                 settings,
                 logins: ImapLogins::Master {

@@ -59,6 +59,15 @@ impl std::fmt::Debug for Connection {
     }
 }
 
+/// One message of an APPEND: its flag list, INTERNALDATE (`date-time`) and exactly `len`
+/// bytes to read from `body`.
+pub struct AppendPart<R> {
+    pub flags: String,
+    pub date: String,
+    pub body: R,
+    pub len: u64,
+}
+
 /// The result of one command: its untagged responses and the tagged completion.
 #[derive(Debug)]
 pub struct Completion {
@@ -392,6 +401,25 @@ impl Connection {
         })
     }
 
+    /// Enables UTF8=ACCEPT (RFC 6855 §3, through ENABLE, RFC 5161) when the server offers
+    /// it. True only when the server confirms it in `* ENABLED`; then mailbox names are sent
+    /// and received as UTF-8 instead of modified UTF-7.
+    pub async fn enable_utf8(&mut self) -> Result<bool, ImapError> {
+        if !(self.caps.has("UTF8=ACCEPT") && self.caps.has("ENABLE")) {
+            return Ok(false);
+        }
+        let done = self.run(&[Arg::raw("ENABLE UTF8=ACCEPT")]).await?;
+        let confirmed = done.is_ok()
+            && done.untagged.iter().any(|u| match u {
+                Untagged::Other(raw) => {
+                    let text = String::from_utf8_lossy(raw).to_ascii_uppercase();
+                    text.starts_with("* ENABLED") && text.contains("UTF8=ACCEPT")
+                }
+                _ => false,
+            });
+        Ok(confirmed)
+    }
+
     /// SASL PLAIN (RFC 4616) through AUTHENTICATE (§6.2.2), with the initial response on the
     /// command line when the server has SASL-IR (RFC 4959).
     async fn authenticate_plain(
@@ -459,84 +487,158 @@ impl Connection {
                 line.extend_from_slice(quote(bytes).as_bytes());
                 continue;
             }
-            let len = bytes.len() as u64;
-            let sync = !self.non_sync_allowed(len);
-            line.extend_from_slice(
-                format!("{{{len}{}}}\r\n", if sync { "" } else { "+" }).as_bytes(),
-            );
-            self.write_all(&line).await?;
-            line.clear();
-            if sync {
-                if let Some(status) = self.wait_continuation(&tag, &mut untagged).await? {
-                    return Ok(Completion { untagged, status });
-                }
+            if let Some(status) = self
+                .send_literal(&tag, &mut line, bytes, &mut untagged)
+                .await?
+            {
+                return Ok(Completion { untagged, status });
             }
-            self.write_all(bytes).await?;
         }
         line.extend_from_slice(b"\r\n");
         self.write_all(&line).await?;
         self.finish(&tag, untagged).await
     }
 
-    /// `APPEND mailbox (flags) "date" {len}` with the literal streamed from `body`
-    /// (RFC 3501 §6.3.11). Exactly `len` bytes are sent; a shorter body breaks the connection
-    /// (the literal cannot be ended early) and is reported as [`ImapError::ShortBody`].
+    /// `APPEND mailbox (flags) "date" {len}` with each literal streamed from its part's body
+    /// (RFC 3501 §6.3.11). Several parts make one MULTIAPPEND command (RFC 3502 §6.3.11: the
+    /// caller checks the capability; the server stores all of them or none). Exactly `len`
+    /// bytes of each body are sent; a shorter body breaks the connection (a literal cannot be
+    /// ended early) and is reported as [`ImapError::ShortBody`]. With `LITERAL+` nothing waits
+    /// for a round trip until the tagged answer.
     pub async fn append<R: AsyncRead + Unpin + Send>(
         &mut self,
         mailbox: &str,
-        flags: &str,
-        date: &str,
-        body: R,
-        len: u64,
+        parts: Vec<AppendPart<R>>,
     ) -> Result<Completion, ImapError> {
         let tag = self.tag();
-        tracing::trace!(%tag, len, "IMAP APPEND");
         let mut untagged = Vec::new();
-        let sync = !self.non_sync_allowed(len);
+        if let Some(status) = self
+            .send_append(&tag, mailbox, parts, &mut untagged)
+            .await?
+        {
+            return Ok(Completion { untagged, status });
+        }
+        self.finish(&tag, untagged).await
+    }
+
+    /// One APPEND command per part, all sent before any answer is read (pipelining, RFC 3501
+    /// §5.5), each literal non-synchronizing: for servers with `LITERAL+` (the caller checks)
+    /// but without MULTIAPPEND. Each message has its own completion, in order, so a refused
+    /// one fails alone (RFC 7888 §4: the server still reads its literal).
+    pub async fn append_pipelined<R: AsyncRead + Unpin + Send>(
+        &mut self,
+        mailbox: &str,
+        parts: Vec<AppendPart<R>>,
+    ) -> Result<Vec<Completion>, ImapError> {
+        let mut tags = Vec::with_capacity(parts.len());
+        let mut untagged = Vec::new();
+        for part in parts {
+            let tag = self.tag();
+            if let Some(status) = self
+                .send_append(&tag, mailbox, vec![part], &mut untagged)
+                .await?
+            {
+                // Only a synchronizing literal can be refused before it is sent: the
+                // pipeline cannot go on in step with the server.
+                self.broken = true;
+                return Err(ImapError::Command {
+                    command: "APPEND".into(),
+                    text: status.describe(),
+                });
+            }
+            tags.push(tag);
+        }
+        let mut done = Vec::with_capacity(tags.len());
+        for tag in tags {
+            done.push(self.finish(&tag, std::mem::take(&mut untagged)).await?);
+        }
+        Ok(done)
+    }
+
+    /// Writes one whole APPEND command with `parts` (several: MULTIAPPEND). `Some(status)`
+    /// when the server answered before a synchronizing literal was invited.
+    async fn send_append<R: AsyncRead + Unpin + Send>(
+        &mut self,
+        tag: &str,
+        mailbox: &str,
+        parts: Vec<AppendPart<R>>,
+        untagged: &mut Vec<Untagged>,
+    ) -> Result<Option<StatusResponse>, ImapError> {
+        tracing::trace!(%tag, messages = parts.len(), "IMAP APPEND");
         let mut line = format!("{tag} APPEND ").into_bytes();
         if quotable(mailbox.as_bytes()) {
             line.extend_from_slice(quote(mailbox.as_bytes()).as_bytes());
-        } else {
-            // A mailbox name is modified UTF-7 and always quotable; anything else is a bug.
-            return Err(ImapError::Config(format!(
-                "mailbox name {mailbox:?} is not 7-bit"
-            )));
+        } else if let Some(status) = self
+            .send_literal(tag, &mut line, mailbox.as_bytes(), untagged)
+            .await?
+        {
+            // A UTF-8 name (RFC 6855 §3) that cannot be quoted goes as a literal.
+            return Ok(Some(status));
         }
-        line.extend_from_slice(
-            format!(
-                " ({flags}) \"{date}\" {{{len}{}}}\r\n",
-                if sync { "" } else { "+" }
-            )
-            .as_bytes(),
-        );
-        self.write_all(&line).await?;
-        if sync {
-            if let Some(status) = self.wait_continuation(&tag, &mut untagged).await? {
-                return Ok(Completion { untagged, status });
+        for part in parts {
+            let len = part.len;
+            let sync = !self.non_sync_allowed(len);
+            line.extend_from_slice(
+                format!(
+                    " ({}) \"{}\" {{{len}{}}}\r\n",
+                    part.flags,
+                    part.date,
+                    if sync { "" } else { "+" }
+                )
+                .as_bytes(),
+            );
+            self.write_all(&line).await?;
+            line.clear();
+            if sync {
+                if let Some(status) = self.wait_continuation(tag, untagged).await? {
+                    return Ok(Some(status));
+                }
+            }
+            let budget = self.timeout + Duration::from_secs(len / (32 * 1024));
+            let copy = async {
+                let mut limited = part.body.take(len);
+                tokio::io::copy(&mut limited, &mut self.stream).await
+            };
+            let copied = match tokio::time::timeout(budget, copy).await {
+                Ok(Ok(n)) => n,
+                Ok(Err(source)) => return Err(self.io_error(source)),
+                Err(_) => return Err(self.timed_out()),
+            };
+            if copied != len {
+                self.broken = true;
+                return Err(ImapError::ShortBody {
+                    folder: mailbox.to_string(),
+                    expected: len,
+                    got: copied,
+                });
             }
         }
-        let budget = self.timeout + Duration::from_secs(len / (32 * 1024));
-        let copy = async {
-            let mut limited = body.take(len);
-            let copied = tokio::io::copy(&mut limited, &mut self.stream).await?;
-            self.stream.write_all(b"\r\n").await?;
-            self.stream.flush().await?;
-            Ok::<u64, std::io::Error>(copied)
-        };
-        let copied = match tokio::time::timeout(budget, copy).await {
-            Ok(Ok(n)) => n,
-            Ok(Err(source)) => return Err(self.io_error(source)),
-            Err(_) => return Err(self.timed_out()),
-        };
-        if copied != len {
-            self.broken = true;
-            return Err(ImapError::ShortBody {
-                folder: mailbox.to_string(),
-                expected: len,
-                got: copied,
-            });
+        self.write_all(b"\r\n").await?;
+        Ok(None)
+    }
+
+    /// Writes `line` followed by `bytes` as a literal (waiting for the continuation when it
+    /// must be synchronizing) and clears `line`. `Some(status)` when the server answered the
+    /// command instead of inviting the literal.
+    async fn send_literal(
+        &mut self,
+        tag: &str,
+        line: &mut Vec<u8>,
+        bytes: &[u8],
+        untagged: &mut Vec<Untagged>,
+    ) -> Result<Option<StatusResponse>, ImapError> {
+        let len = bytes.len() as u64;
+        let sync = !self.non_sync_allowed(len);
+        line.extend_from_slice(format!("{{{len}{}}}\r\n", if sync { "" } else { "+" }).as_bytes());
+        self.write_all(line).await?;
+        line.clear();
+        if sync {
+            if let Some(status) = self.wait_continuation(tag, untagged).await? {
+                return Ok(Some(status));
+            }
         }
-        self.finish(&tag, untagged).await
+        self.write_all(bytes).await?;
+        Ok(None)
     }
 
     /// Sends `LOGOUT` and closes; errors are of no interest at that point.
@@ -805,6 +907,48 @@ mod tests {
         (conn, server)
     }
 
+    fn part<R>(flags: &str, at: time::OffsetDateTime, body: R, len: u64) -> Vec<AppendPart<R>> {
+        vec![AppendPart {
+            flags: flags.into(),
+            date: internal_date(at),
+            body,
+            len,
+        }]
+    }
+
+    #[tokio::test]
+    async fn multiappend_with_literal_plus_sends_every_message_without_waiting() {
+        let (mut conn, server) = scripted("IMAP4REV1 LITERAL+ MULTIAPPEND");
+        let script = tokio::spawn(async move {
+            let mut server = BufReader::new(server);
+            // The whole command arrives before the server says anything.
+            let mut all = vec![0u8; 111];
+            server.read_exact(&mut all).await.unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&all),
+                "M0001 APPEND \"Sent\" (\\Seen) \"01-Jan-2024 00:00:00 +0000\" {3+}\r\nabc \
+                 () \"02-Jan-2024 00:00:00 +0000\" {4+}\r\nd\r\ne\r\n"
+            );
+            server
+                .get_mut()
+                .write_all(b"M0001 OK [APPENDUID 5 8:9] Append completed.\r\n")
+                .await
+                .unwrap();
+        });
+        let at = time::macros::datetime!(2024-01-01 00:00:00 UTC);
+        let mut parts = part("\\Seen", at, &b"abc"[..], 3);
+        parts.extend(part("", at + Duration::from_secs(86400), &b"d\r\ne"[..], 4));
+        let done = conn.append("Sent", parts).await.unwrap();
+        assert_eq!(
+            done.status.code,
+            Some(Code::AppendUids {
+                uid_validity: 5,
+                uids: vec![8, 9]
+            })
+        );
+        script.await.unwrap();
+    }
+
     async fn read_line(server: &mut BufReader<tokio::io::DuplexStream>) -> String {
         let mut line = String::new();
         server.read_line(&mut line).await.unwrap();
@@ -852,13 +996,7 @@ mod tests {
         });
         let at = time::macros::datetime!(2024-01-01 00:00:00 UTC);
         let done = conn
-            .append(
-                "INBOX",
-                "\\Seen",
-                &internal_date(at),
-                &b"a\x00\xffz\n"[..],
-                5,
-            )
+            .append("INBOX", part("\\Seen", at, &b"a\x00\xffz\n"[..], 5))
             .await
             .unwrap();
         assert_eq!(
@@ -870,7 +1008,7 @@ mod tests {
         );
         assert_eq!(done.untagged, vec![Untagged::Exists(3)]);
         let refused = conn
-            .append("INBOX", "", &internal_date(at), tokio::io::empty(), 9999)
+            .append("INBOX", part("", at, tokio::io::empty(), 9999))
             .await
             .unwrap();
         assert_eq!(refused.status.status, Status::No);
@@ -878,6 +1016,27 @@ mod tests {
         assert!(conn.is_usable());
         assert!(conn.run(&[Arg::raw("NOOP")]).await.unwrap().is_ok());
         script.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn utf8_accept_is_used_only_when_the_server_confirms_it() {
+        for (answer, expected) in [
+            (&b"* ENABLED UTF8=ACCEPT\r\nM0001 OK Enabled.\r\n"[..], true),
+            (&b"* ENABLED\r\nM0001 OK Enabled.\r\n"[..], false),
+            (&b"M0001 BAD Unknown command\r\n"[..], false),
+        ] {
+            let (mut conn, server) = scripted("IMAP4REV1 ENABLE UTF8=ACCEPT");
+            let script = tokio::spawn(async move {
+                let mut server = BufReader::new(server);
+                assert_eq!(read_line(&mut server).await, "M0001 ENABLE UTF8=ACCEPT\r\n");
+                server.get_mut().write_all(answer).await.unwrap();
+            });
+            assert_eq!(conn.enable_utf8().await.unwrap(), expected);
+            script.await.unwrap();
+        }
+        // Not announced: not asked.
+        let (mut conn, _server) = scripted("IMAP4REV1 ENABLE");
+        assert!(!conn.enable_utf8().await.unwrap());
     }
 
     #[tokio::test]
@@ -918,7 +1077,7 @@ mod tests {
         });
         let at = time::macros::datetime!(2024-01-01 00:00:00 UTC);
         let err = conn
-            .append("INBOX", "", &internal_date(at), &b"abc"[..], 10)
+            .append("INBOX", part("", at, &b"abc"[..], 10))
             .await
             .unwrap_err();
         assert!(

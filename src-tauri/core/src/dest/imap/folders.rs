@@ -66,6 +66,8 @@ pub struct ServerFolders {
     /// The personal namespace prefix, e.g. `INBOX.` on Courier; usually empty.
     pub prefix: String,
     pub entries: Vec<ListEntry>,
+    /// UTF8=ACCEPT is enabled (RFC 6855 §3): names are UTF-8 on the wire, not modified UTF-7.
+    pub utf8: bool,
 }
 
 impl ServerFolders {
@@ -80,6 +82,31 @@ impl ServerFolders {
             separator,
             prefix,
             entries,
+            utf8: false,
+        }
+    }
+
+    /// The wire form of a folder name (already escaped): itself in UTF-8 mode, else modified
+    /// UTF-7.
+    pub fn encode(&self, name: &str) -> String {
+        if self.utf8 {
+            name.to_string()
+        } else {
+            encode_mutf7(name)
+        }
+    }
+
+    /// The wire name of an ordinary folder's component (see [`component`]).
+    pub fn component(&self, name: &str, suffix: &str, strict: bool) -> String {
+        self.encode(&escaped_component(name, suffix, self.separator, strict))
+    }
+
+    /// One wire name component as a user reads it.
+    pub fn decode_part(&self, part: &str) -> String {
+        if self.utf8 {
+            unescape(part)
+        } else {
+            decode_component(part)
         }
     }
 
@@ -94,12 +121,14 @@ impl ServerFolders {
     /// The path of a wire name: split at the separator, each part decoded and unescaped.
     pub fn decode(&self, wire: &str) -> Vec<String> {
         let wire = wire.strip_prefix(self.prefix.as_str()).unwrap_or(wire);
-        wire.split(self.separator).map(decode_component).collect()
+        wire.split(self.separator)
+            .map(|part| self.decode_part(part))
+            .collect()
     }
 
     fn top_level_name(&self, entry: &ListEntry) -> Option<String> {
         let rest = entry.name.strip_prefix(self.prefix.as_str())?;
-        (!rest.contains(self.separator)).then(|| decode_component(rest))
+        (!rest.contains(self.separator)).then(|| self.decode_part(rest))
     }
 }
 
@@ -127,12 +156,16 @@ pub enum Placement {
 /// The wire name of an ordinary folder's component. `strict` escapes `.`, `/` and `~` too
 /// (the second try, for servers that refuse them).
 pub fn component(name: &str, suffix: &str, separator: char, strict: bool) -> String {
+    encode_mutf7(&escaped_component(name, suffix, separator, strict))
+}
+
+fn escaped_component(name: &str, suffix: &str, separator: char, strict: bool) -> String {
     let escaped = if strict {
         escape(name, &[separator, '.', '/', '~'])
     } else {
         escape(name, &[separator])
     };
-    encode_mutf7(&format!("{escaped}{suffix}"))
+    format!("{escaped}{suffix}")
 }
 
 fn id_suffix(id: &str) -> String {
@@ -265,7 +298,7 @@ fn special(
     }
     let (attribute, usual) = role(well_known)?;
     let named = |name: &str| -> Placement {
-        let wire = format!("{}{}", server.prefix, encode_mutf7(name));
+        let wire = format!("{}{}", server.prefix, server.encode(name));
         // An existing folder whose name matches ignoring case is the one meant.
         let existing = server
             .entries
@@ -349,7 +382,7 @@ mod tests {
                     Some(p) => format!("{}{}", wire_of(placements, server, *p), server.separator),
                     None => server.prefix.clone(),
                 };
-                format!("{base}{}", component(name, suffix, server.separator, false))
+                format!("{base}{}", server.component(name, suffix, false))
             }
         }
     }
@@ -461,5 +494,21 @@ mod tests {
         assert_eq!(component("v1.2", "", '/', false), "v1.2");
         assert_eq!(component("v1.2", "", '/', true), "v1%2E2");
         assert_eq!(component("~x", "", '/', true), "%7Ex");
+    }
+
+    #[test]
+    fn with_utf8_accept_names_are_utf8_and_decode_back() {
+        let mut server = ServerFolders::new(Vec::new(), Some((String::new(), Some('/'))));
+        let name = "Grüße & Ärger/2024 日本";
+        let mutf7 = server.component(name, "", false);
+        assert!(mutf7.is_ascii() && mutf7.contains("&-"), "{mutf7}");
+        assert_eq!(server.decode(&mutf7), [name]);
+        server.utf8 = true;
+        let utf8 = server.component(name, "", false);
+        assert!(!utf8.contains('/'), "{utf8}");
+        assert!(utf8.starts_with("Grüße & Ärger"), "{utf8}");
+        assert_eq!(server.decode(&utf8), [name]);
+        // `&` is an ordinary character in UTF-8 mode, not the start of a base64 run.
+        assert_eq!(server.decode("a&AOQ-b"), ["a&AOQ-b"]);
     }
 }

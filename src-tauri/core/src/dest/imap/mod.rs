@@ -42,8 +42,23 @@
 //! - **Reconnects** wait through a [`Pacer`] (the only place that waits); the policy is
 //!   [`ImapSettings::reconnect`].
 //!
+//! - **Batches:** [`ImapMailbox::append_many`] sends several messages in one MULTIAPPEND
+//!   (RFC 3502) with non-synchronizing literals when the server has LITERAL+ (RFC 7888), so
+//!   nothing waits for a round trip until the tagged answer; APPENDUID's uid-set gives each
+//!   message its UID. The server stores all or none of a MULTIAPPEND: a refusal is about the
+//!   batch, and the caller appends its messages one by one to find the one refused. A server
+//!   with LITERAL+ but no MULTIAPPEND gets [`ImapMailbox::append_pipelined`]: one APPEND per
+//!   message, all sent before the answers are read, each with its own result.
+//! - **UTF-8 names:** when the server announces UTF8=ACCEPT and confirms `ENABLE UTF8=ACCEPT`
+//!   (RFC 6855 §3), folder names are sent and read as UTF-8 (and SEARCH carries no CHARSET);
+//!   otherwise as modified UTF-7.
+//! - **Connection cap:** every `ImapMailbox` holds a place under
+//!   [`ImapSettings::connection_limit`] for as long as it exists (reconnects included);
+//!   [`ImapMailbox::connect`] waits for one, [`ImapMailbox::connect_if_room`] does not.
+//!
 //! One `ImapMailbox` is one connection; commands on it run one at a time. Parallel writers
-//! open several mailboxes for the same user.
+//! open several mailboxes for the same user (at most
+//! [`ImapSettings::connections_per_mailbox`] in the engine).
 
 pub mod connection;
 pub mod folders;
@@ -51,14 +66,16 @@ pub mod types;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsConnector;
 
-use self::connection::{internal_date, parse_internal_date, Completion, Connection};
-use self::folders::{component, Placement, ServerFolders};
+use self::connection::{internal_date, parse_internal_date, AppendPart, Completion, Connection};
+use self::folders::{Placement, ServerFolders};
 use self::types::{Arg, Code, ListEntry, ParseError, Status, StatusResponse, Untagged};
 use super::DestRef;
 use crate::convert::flags::{keyword, MailFlags};
@@ -95,6 +112,59 @@ pub struct ImapSettings {
     pub timeout: Duration,
     /// Attempts and backoff when (re)connecting after a lost connection.
     pub reconnect: PacerSettings,
+    /// Connections one user's mail may use at once (at least 1): the first is waited for, the
+    /// others are opened only while the [`ConnectionLimit`] has room.
+    pub connections_per_mailbox: usize,
+    /// The cap on connections open to this server at once, shared by every clone of these
+    /// settings (so by every mailbox of a run).
+    pub connection_limit: ConnectionLimit,
+}
+
+/// Connections per mailbox unless configured.
+pub const DEFAULT_CONNECTIONS_PER_MAILBOX: usize = 2;
+/// Connections to the destination server at once unless configured: twice the default number
+/// of parallel mailboxes, far below Dovecot's default `process_limit` and IceWarp's
+/// per-IP limits.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
+
+/// A cap on open connections to one server, shared by clones: every [`ImapMailbox`] holds
+/// one of its permits while it exists (across reconnects), so the cap is never exceeded.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimit {
+    permits: Arc<Semaphore>,
+    max: usize,
+}
+
+impl ConnectionLimit {
+    /// At most `max` connections (at least 1).
+    pub fn new(max: usize) -> Self {
+        let max = max.max(1);
+        ConnectionLimit {
+            permits: Arc::new(Semaphore::new(max)),
+            max,
+        }
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Connections open now.
+    pub fn in_use(&self) -> usize {
+        self.max - self.permits.available_permits()
+    }
+
+    async fn acquire(&self) -> Result<OwnedSemaphorePermit, ImapError> {
+        self.permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ImapError::Config("the connection limit was closed".into()))
+    }
+
+    fn try_acquire(&self) -> Option<OwnedSemaphorePermit> {
+        self.permits.clone().try_acquire_owned().ok()
+    }
 }
 
 impl ImapSettings {
@@ -117,6 +187,8 @@ impl ImapSettings {
                 min_backoff: Duration::from_secs(1),
                 max_backoff: Duration::from_secs(30),
             },
+            connections_per_mailbox: DEFAULT_CONNECTIONS_PER_MAILBOX,
+            connection_limit: ConnectionLimit::new(DEFAULT_MAX_CONNECTIONS),
         }
     }
 }
@@ -433,6 +505,8 @@ struct Selected {
     stale: bool,
     /// Opened with SELECT (read-write) rather than EXAMINE.
     writable: bool,
+    /// Messages in it when it was opened (EXISTS).
+    exists: u32,
 }
 
 /// One user's mailbox on an IMAP server, over one connection. See the module doc.
@@ -446,6 +520,10 @@ pub struct ImapMailbox {
     /// Source folder id -> wire name, filled by `ensure_folders`.
     mapped: HashMap<String, String>,
     selected: Option<Selected>,
+    /// UTF8=ACCEPT is enabled (RFC 6855 §3): folder names go as UTF-8.
+    utf8: bool,
+    /// This mailbox's place under the server's connection limit.
+    _permit: OwnedSemaphorePermit,
 }
 
 impl std::fmt::Debug for ImapMailbox {
@@ -458,8 +536,30 @@ impl std::fmt::Debug for ImapMailbox {
 }
 
 impl ImapMailbox {
-    /// Connects and logs in (retrying connection failures by `settings.reconnect`).
+    /// Connects and logs in (retrying connection failures by `settings.reconnect`), after
+    /// waiting for room under `settings.connection_limit`.
     pub async fn connect(settings: &ImapSettings, login: &ImapLogin) -> Result<Self, ImapError> {
+        let permit = settings.connection_limit.acquire().await?;
+        Self::connect_with(settings, login, permit).await
+    }
+
+    /// Like [`ImapMailbox::connect`], but `None` at once when the connection limit has no
+    /// room (for the extra connections of a mailbox, which must not wait for one).
+    pub async fn connect_if_room(
+        settings: &ImapSettings,
+        login: &ImapLogin,
+    ) -> Result<Option<Self>, ImapError> {
+        match settings.connection_limit.try_acquire() {
+            Some(permit) => Ok(Some(Self::connect_with(settings, login, permit).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn connect_with(
+        settings: &ImapSettings,
+        login: &ImapLogin,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Self, ImapError> {
         let tls = match settings.security {
             Security::Plain => None,
             Security::Tls | Security::StartTls => Some(connection::tls_connector(settings)?),
@@ -473,6 +573,8 @@ impl ImapMailbox {
             server: None,
             mapped: HashMap::new(),
             selected: None,
+            utf8: false,
+            _permit: permit,
         };
         mailbox.connection().await?;
         Ok(mailbox)
@@ -501,7 +603,8 @@ impl ImapMailbox {
                     let result = async {
                         let mut conn = Connection::open(settings, tls).await?;
                         conn.login(login).await?;
-                        Ok::<_, ImapError>(conn)
+                        let utf8 = conn.enable_utf8().await?;
+                        Ok::<_, ImapError>((conn, utf8))
                     }
                     .await;
                     match result {
@@ -516,7 +619,19 @@ impl ImapMailbox {
                 |_| {},
             )
             .await?;
+        let (conn, utf8) = conn;
+        self.utf8 = utf8;
         Ok(conn)
+    }
+
+    /// True when the session has UTF8=ACCEPT enabled (RFC 6855): folder names are UTF-8.
+    pub fn utf8_names(&self) -> bool {
+        self.utf8
+    }
+
+    /// True when several messages can go in one APPEND (MULTIAPPEND, RFC 3502).
+    pub async fn can_multiappend(&mut self) -> Result<bool, ImapError> {
+        Ok(self.connection().await?.capabilities().has("MULTIAPPEND"))
     }
 
     /// The capabilities of the current session (after login).
@@ -552,7 +667,9 @@ impl ImapMailbox {
                 _ => None,
             })
             .collect();
-        Ok(self.server.insert(ServerFolders::new(entries, namespace)))
+        let mut server = ServerFolders::new(entries, namespace);
+        server.utf8 = self.utf8;
+        Ok(self.server.insert(server))
     }
 
     /// Every folder on the server, names decoded.
@@ -647,8 +764,8 @@ impl ImapMailbox {
         name: &str,
         suffix: &str,
     ) -> Result<Result<String, ImapError>, ImapError> {
-        let plain = format!("{base}{}", component(name, suffix, server.separator, false));
-        let strict = format!("{base}{}", component(name, suffix, server.separator, true));
+        let plain = format!("{base}{}", server.component(name, suffix, false));
+        let strict = format!("{base}{}", server.component(name, suffix, true));
         if server.contains(&plain) {
             return Ok(Ok(plain));
         }
@@ -701,24 +818,90 @@ impl ImapMailbox {
         flags: &MailFlags,
         received: time::OffsetDateTime,
     ) -> Result<DestRef, ImapError> {
-        let flag_list = append_flags(flags);
-        let date = internal_date(received);
+        let mut refs = self
+            .append_many(folder, vec![(body, len, flags, received)])
+            .await?;
+        refs.pop()
+            .ok_or_else(|| ImapError::Config("APPEND returned no reference".into()))
+    }
+
+    /// Appends several messages `(body, len, flags, received)` to `folder` in one command:
+    /// MULTIAPPEND (RFC 3502) when there is more than one, which the server must offer (see
+    /// [`ImapMailbox::can_multiappend`]). Returns one [`DestRef`] per message, in order, with
+    /// the UIDs of `APPENDUID` (RFC 4315 §3: a uid-set, in append order) when given.
+    ///
+    /// By RFC 3502 a server that refuses one message stores none of them: the error
+    /// ([`ImapError::Rejected`], [`ErrorClass::SkipItem`]) is then about the batch, and the
+    /// caller appends its messages one by one to learn which one was refused.
+    pub async fn append_many<R: AsyncRead + Unpin + Send>(
+        &mut self,
+        folder: &str,
+        messages: Vec<(R, u64, &MailFlags, time::OffsetDateTime)>,
+    ) -> Result<Vec<DestRef>, ImapError> {
+        let count = messages.len();
+        let parts = append_parts(messages);
         let conn = self.connection().await?;
-        let done = conn.append(folder, &flag_list, &date, body, len).await?;
+        let done = conn.append(folder, parts).await?;
+        self.appended(folder, done, count)
+    }
+
+    /// Appends several messages to `folder` with one pipelined APPEND each (see
+    /// [`connection::Connection::append_pipelined`]); the server must offer LITERAL+ (see
+    /// [`ImapMailbox::can_pipeline`]). One result per message, in order: a refused message
+    /// fails alone. The outer error is about the connection (nothing is known of the batch).
+    pub async fn append_pipelined<R: AsyncRead + Unpin + Send>(
+        &mut self,
+        folder: &str,
+        messages: Vec<(R, u64, &MailFlags, time::OffsetDateTime)>,
+    ) -> Result<Vec<Result<DestRef, ImapError>>, ImapError> {
+        let parts = append_parts(messages);
+        let conn = self.connection().await?;
+        let done = conn.append_pipelined(folder, parts).await?;
+        Ok(done
+            .into_iter()
+            .map(|d| {
+                self.appended(folder, d, 1)
+                    .and_then(|mut r| r.pop().ok_or_else(|| ImapError::Config("no ref".into())))
+            })
+            .collect())
+    }
+
+    /// True when APPENDs can be pipelined without waiting for continuations (LITERAL+).
+    pub async fn can_pipeline(&mut self) -> Result<bool, ImapError> {
+        Ok(self.connection().await?.capabilities().has("LITERAL+"))
+    }
+
+    /// The references of `count` messages appended by one command that ended with `done`.
+    fn appended(
+        &mut self,
+        folder: &str,
+        done: Completion,
+        count: usize,
+    ) -> Result<Vec<DestRef>, ImapError> {
         if let Some(s) = self.selected.as_mut().filter(|s| s.wire == folder) {
             s.stale = true;
         }
         match done.status.status {
             Status::Ok => {
-                let uid = match done.status.code {
-                    Some(Code::AppendUid { uid_validity, uid }) => Some((uid_validity, uid)),
-                    _ => None,
+                let uids: Vec<Option<(u32, u32)>> = match done.status.code {
+                    Some(Code::AppendUid { uid_validity, uid }) if count == 1 => {
+                        vec![Some((uid_validity, uid))]
+                    }
+                    Some(Code::AppendUids { uid_validity, uids }) if uids.len() == count => {
+                        uids.into_iter().map(|u| Some((uid_validity, u))).collect()
+                    }
+                    _ => vec![None; count],
                 };
-                Ok(ImapRef {
-                    folder: folder.to_string(),
-                    uid,
-                }
-                .to_dest_ref())
+                Ok(uids
+                    .into_iter()
+                    .map(|uid| {
+                        ImapRef {
+                            folder: folder.to_string(),
+                            uid,
+                        }
+                        .to_dest_ref()
+                    })
+                    .collect())
             }
             _ if is_temporary(&done.status) => Err(ImapError::Unavailable {
                 host: self.settings.host.clone(),
@@ -729,6 +912,13 @@ impl ImapMailbox {
                 text: done.status.describe(),
             }),
         }
+    }
+
+    /// The number of messages in `folder` now (EXISTS from a fresh EXAMINE).
+    pub async fn message_count(&mut self, folder: &str) -> Result<u32, ImapError> {
+        self.selected = None;
+        self.examine(folder).await?;
+        Ok(self.selected.as_ref().map_or(0, |s| s.exists))
     }
 
     /// Selects `folder` read-only (EXAMINE), or refreshes it with NOOP if it was appended to.
@@ -779,11 +969,21 @@ impl ImapMailbox {
             }) => Some(*v),
             _ => None,
         });
+        let exists = done
+            .untagged
+            .iter()
+            .rev()
+            .find_map(|u| match u {
+                Untagged::Exists(n) => Some(*n),
+                _ => None,
+            })
+            .unwrap_or(0);
         self.selected = Some(Selected {
             wire: folder.to_string(),
             uid_validity,
             stale: false,
             writable,
+            exists,
         });
         Ok(uid_validity)
     }
@@ -895,7 +1095,8 @@ impl ImapMailbox {
         let mut search = vec![Arg::raw("UID SEARCH")];
         match &fingerprint.message_id {
             Some(id) => {
-                if !id.is_ascii() {
+                // RFC 6855 §3: no CHARSET once UTF8=ACCEPT is enabled (UTF-8 is implied).
+                if !id.is_ascii() && !self.utf8 {
                     search.push(Arg::raw("CHARSET UTF-8"));
                 }
                 search.push(Arg::raw("HEADER Message-ID"));
@@ -1012,6 +1213,21 @@ impl ImapMailbox {
             conn.logout().await;
         }
     }
+}
+
+/// The APPEND parts of `(body, len, flags, received)` messages.
+fn append_parts<R>(
+    messages: Vec<(R, u64, &MailFlags, time::OffsetDateTime)>,
+) -> Vec<AppendPart<R>> {
+    messages
+        .into_iter()
+        .map(|(body, len, flags, received)| AppendPart {
+            flags: append_flags(flags),
+            date: internal_date(received),
+            body,
+            len,
+        })
+        .collect()
 }
 
 /// A system flag (`\\Seen`) or a keyword atom: safe to put in a STORE flag list.

@@ -56,6 +56,12 @@ pub enum Code {
         uid_validity: u32,
         uid: u32,
     },
+    /// `APPENDUID <uidvalidity> <uid-set>` after a MULTIAPPEND (RFC 4315 §3, RFC 3502): the
+    /// set expanded, in the order the messages were appended.
+    AppendUids {
+        uid_validity: u32,
+        uids: Vec<u32>,
+    },
     UidValidity(u32),
     /// `COPYUID <uidvalidity> <source set> <dest set>` (RFC 4315 §3), after COPY or MOVE
     /// (RFC 6851 §4.3); the sets expanded, in the same order.
@@ -73,7 +79,7 @@ impl Code {
     pub fn name(&self) -> &str {
         match self {
             Code::Capability(_) => "CAPABILITY",
-            Code::AppendUid { .. } => "APPENDUID",
+            Code::AppendUid { .. } | Code::AppendUids { .. } => "APPENDUID",
             Code::UidValidity(_) => "UIDVALIDITY",
             Code::CopyUid { .. } => "COPYUID",
             Code::TryCreate => "TRYCREATE",
@@ -362,7 +368,10 @@ impl<'a> Parser<'a> {
             )),
             "APPENDUID" => match (num(0), num(1)) {
                 (Some(uid_validity), Some(uid)) => Code::AppendUid { uid_validity, uid },
-                // A set of UIDs (MULTIAPPEND) or garbage: keep the name only.
+                (Some(uid_validity), None) => match args.get(1).and_then(|a| uid_set(a)) {
+                    Some(uids) => Code::AppendUids { uid_validity, uids },
+                    None => Code::Other(name),
+                },
                 _ => Code::Other(name),
             },
             "UIDVALIDITY" => match num(0) {
@@ -745,6 +754,17 @@ mod tests {
                     text: "Append completed.".into()
                 }
             }
+        );
+        let r = parse_response(b"A4 OK [APPENDUID 7 3:5,9] Append completed.\r\n").unwrap();
+        let Response::Tagged { status, .. } = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(
+            status.code,
+            Some(Code::AppendUids {
+                uid_validity: 7,
+                uids: vec![3, 4, 5, 9]
+            })
         );
         let r = parse_response(b"A1 NO [AUTHENTICATIONFAILED] Authentication failed.").unwrap();
         let Response::Tagged { status, .. } = r else {
