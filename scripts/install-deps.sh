@@ -14,8 +14,9 @@ APT_PACKAGES=(
   rpm
   # real destination servers used by the tests
   dovecot-imapd radicale
-  # the benchmark's destination-leg comparison (make bench, and its smoke in make test)
-  isync
+  # the benchmark's destination-leg comparison (make bench, and its smoke in make test) and
+  # its throughput plot (SVG to PNG)
+  isync librsvg2-bin
 )
 
 missing=()
