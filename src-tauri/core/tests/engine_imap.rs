@@ -14,7 +14,7 @@ use migrator_core::progress::{NullReporter, RunSummary};
 use migrator_core::secrets::Secret;
 use migrator_sim::SimServer;
 use support::dovecot::{Dovecot, MASTER_PASSWORD, MASTER_USER};
-use support::imap_proxy::CountingProxy;
+use support::fault_proxy::FaultProxy;
 
 struct Setup {
     sim: SimServer,
@@ -210,7 +210,7 @@ async fn assert_every_message_once(s: &Setup, except: &[&str]) {
 async fn batched_appends_over_pooled_connections_are_exactly_once_and_never_exceed_the_server_wide_cap(
 ) {
     let s = setup(4, 60).await;
-    let proxy = CountingProxy::start(s.dovecot.imap_port).await;
+    let proxy = FaultProxy::start(s.dovecot.imap_port).await;
     let mut settings = ImapSettings::new("127.0.0.1", proxy.port, Security::Plain);
     settings.allow_plaintext_loopback = true;
     settings.connections_per_mailbox = 2;
@@ -224,14 +224,14 @@ async fn batched_appends_over_pooled_connections_are_exactly_once_and_never_exce
     assert_eq!(first.totals.failed, 0);
     assert_eq!(first.totals.messages, s.total());
     assert!(
-        proxy.peak() <= 3,
+        proxy.stats().peak <= 3,
         "{} connections open at once over a cap of 3",
-        proxy.peak()
+        proxy.stats().peak
     );
-    assert!(proxy.peak() >= 2, "mailboxes ran in parallel");
-    let appends = proxy.appends();
+    assert!(proxy.stats().peak >= 2, "mailboxes ran in parallel");
+    let appends = proxy.stats().appends;
     assert!(
-        appends < s.total() as usize,
+        appends < s.total() as u64,
         "{appends} APPEND commands for {} messages: MULTIAPPEND batches them",
         s.total()
     );
@@ -239,8 +239,8 @@ async fn batched_appends_over_pooled_connections_are_exactly_once_and_never_exce
 
     let rerun = s.run_into(settings, options).await;
     assert_eq!(rerun.totals.messages, 0);
-    assert_eq!(proxy.appends(), appends, "a rerun appends nothing");
-    assert!(proxy.peak() <= 3);
+    assert_eq!(proxy.stats().appends, appends, "a rerun appends nothing");
+    assert!(proxy.stats().peak <= 3);
 }
 
 #[tokio::test]

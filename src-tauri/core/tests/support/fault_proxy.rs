@@ -32,7 +32,12 @@ pub enum Fault {
 /// What the proxy saw.
 #[derive(Debug, Clone, Default)]
 pub struct ProxyStats {
+    /// Connections accepted.
     pub connections: u64,
+    /// Connections open now, and the most that were open at the same time.
+    pub open: u64,
+    pub peak: u64,
+    /// APPEND commands (a MULTIAPPEND counts once).
     pub appends: u64,
     pub logins: u64,
 }
@@ -146,13 +151,20 @@ async fn accept_loop(
                 let fault = {
                     let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
                     s.stats.connections += 1;
+                    s.stats.open += 1;
+                    s.stats.peak = s.stats.peak.max(s.stats.open);
                     take(&mut s, |a| matches!(a.fault, Fault::AfterClientBytes(_)))
                 };
                 let limit = match fault {
                     Some(Fault::AfterClientBytes(n)) => Some(n),
                     _ => None,
                 };
-                tokio::spawn(relay(client, target, shared.clone(), cut_all.clone(), limit));
+                let shared = shared.clone();
+                let cut_all = cut_all.clone();
+                tokio::spawn(async move {
+                    relay(client, target, shared.clone(), cut_all, limit).await;
+                    shared.lock().unwrap_or_else(|p| p.into_inner()).stats.open -= 1;
+                });
             }
             changed = refuse.changed() => {
                 if changed.is_err() {

@@ -4,7 +4,6 @@
 
 pub mod dovecot;
 pub mod fault_proxy;
-pub mod imap_proxy;
 pub mod radicale;
 
 use std::collections::HashMap;
