@@ -19,9 +19,11 @@ use migrator_core::secrets::{
     dest_admin_password_entry, graph_client_secret_entry, KeyringStore, Secret, SecretStore,
 };
 
-/// Exit codes: 0 success, 1 finished with failed items, 2 stopped by a fatal error.
+/// Exit codes: 0 success, 1 finished with failed items, 2 stopped by a fatal error, 3 another
+/// run holds the state folder (nothing was done: a scheduler may simply try again later).
 const EXIT_ITEMS_FAILED: u8 = 1;
 const EXIT_FATAL: u8 = 2;
+const EXIT_BUSY: u8 = 3;
 
 #[derive(Parser)]
 #[command(
@@ -67,7 +69,8 @@ enum Command {
     /// master user's password from DEST_ADMIN_PASSWORD; when unset, from the OS keychain
     /// where the desktop app stores them. The journal
     /// lives in [run] state_dir (default: m365-migrator-state beside the configuration file);
-    /// running again resumes a stopped run and writes nothing twice.
+    /// running again resumes a stopped run and writes nothing twice. One run at a time per
+    /// state folder: while another holds it, `run` exits 3 at once naming the holder.
     Run {
         /// The TOML configuration file (see the README's configuration reference).
         #[arg(long, short, value_name = "FILE")]
@@ -187,7 +190,10 @@ fn main() -> ExitCode {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(EXIT_FATAL)
+            let busy = e
+                .downcast_ref::<engine::EngineError>()
+                .is_some_and(|e| e.code() == "busy");
+            ExitCode::from(if busy { EXIT_BUSY } else { EXIT_FATAL })
         }
     }
 }

@@ -22,3 +22,4 @@ mod icewarp_provision;
 mod imap_dovecot;
 mod reliability;
 mod selection;
+mod state_lock;

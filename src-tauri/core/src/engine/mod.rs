@@ -40,7 +40,7 @@ use crate::dest::provision::ProvisionRules;
 use crate::graph::client::{http_client, GraphClient, GraphError};
 use crate::graph::types::User;
 use crate::graph::{users, AuthError, Pacer, PacerSettings};
-use crate::journal::{Journal, JournalError};
+use crate::journal::{Journal, JournalError, LockError, StateLock};
 use crate::progress::{ProgressEvent, Reporter, RunSummary, Stats};
 use crate::secrets::Secret;
 
@@ -66,6 +66,10 @@ pub enum EngineError {
     /// The configured batch selects nobody (`[users] batch`).
     #[error(transparent)]
     Selection(#[from] EmptyBatch),
+    /// Another run holds the state folder ([`LockError::Busy`], code `busy`), or it cannot be
+    /// locked.
+    #[error(transparent)]
+    StateLock(#[from] LockError),
 }
 
 impl EngineError {
@@ -80,6 +84,8 @@ impl EngineError {
             EngineError::Journal(_) => "state",
             EngineError::Provision(_) => "destination",
             EngineError::Selection(_) => "selection",
+            EngineError::StateLock(LockError::Busy { .. }) => "busy",
+            EngineError::StateLock(_) => "state",
         }
     }
 }
@@ -471,9 +477,10 @@ fn event_in_limits(limits: &DateLimits, event: &crate::graph::types::Event) -> b
     )
 }
 
-/// Migrates every selected mailbox of the tenant into `destination`. Signs in and opens the
-/// journal and the destination before anything is written; rerunning it writes only what is
-/// missing.
+/// Migrates every selected mailbox of the tenant into `destination`. Locks the state folder
+/// (one run at a time: a second one fails at once with [`EngineError::StateLock`], code
+/// `busy`), signs in and opens the journal and the destination before anything is written;
+/// rerunning it writes only what is missing.
 pub async fn run(
     source: &SourceConfig,
     secret: &Secret,
@@ -483,10 +490,11 @@ pub async fn run(
     options: RunOptions,
 ) -> Result<RunSummary, EngineError> {
     let started = Instant::now();
-    // The state folder first: a full or read-only disk stops the run before any data moves.
-    let journal = match &options.state_dir {
-        Some(dir) => Some(Journal::open(dir)?),
-        None => None,
+    // The state folder first: a full or read-only disk, or another run on it, stops the run
+    // before any data moves. The lock is held until this function returns, on every path.
+    let (_lock, journal) = match &options.state_dir {
+        Some(dir) => (Some(StateLock::acquire(dir)?), Some(Journal::open(dir)?)),
+        None => (None, None),
     };
     let client = GraphClient::new(source, secret, http_client().map_err(EngineError::Http)?)?;
     client.sign_in().await?;

@@ -18,7 +18,9 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+mod lock;
 mod report;
+pub use lock::{LockError, LockHolder, StateLock};
 pub use report::{FailedItem, ItemGroup, RunRecord, UserRecord};
 
 /// Schema version stored in `PRAGMA user_version`. Version 1 had no mail details in `items`
@@ -221,21 +223,41 @@ fn check_writable(dir: &Path) -> Result<(), JournalError> {
         file.write_all(&[0u8; 64 * 1024])?;
         file.as_file().sync_all()
     };
-    probe().map_err(|source| {
-        let reason = match source.kind() {
-            std::io::ErrorKind::ReadOnlyFilesystem => "the file system is read-only".to_string(),
-            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
-                "the disk is full".to_string()
-            }
-            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-            _ => source.to_string(),
-        };
-        JournalError::Unwritable {
-            path: dir.to_path_buf(),
-            reason,
-            source,
+    probe().map_err(|source| unwritable(dir, source))
+}
+
+/// A failed write in the state folder `dir`, its reason in plain words.
+fn unwritable(dir: &Path, source: std::io::Error) -> JournalError {
+    let reason = match source.kind() {
+        std::io::ErrorKind::ReadOnlyFilesystem => "the file system is read-only".to_string(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            "the disk is full".to_string()
         }
-    })
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => source.to_string(),
+    };
+    JournalError::Unwritable {
+        path: dir.to_path_buf(),
+        reason,
+        source,
+    }
+}
+
+/// Creates the state folder (and its parents) with mode 0700 when missing.
+fn create_state_folder(state_dir: &Path) -> Result<(), JournalError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(state_dir)
+        .map_err(|source| JournalError::StateFolder {
+            path: state_dir.to_path_buf(),
+            source,
+        })
 }
 
 fn now() -> i64 {
@@ -250,19 +272,7 @@ impl Journal {
     /// Checks integrity and that it can write, so a full or read-only disk is reported
     /// before anything is written to the destination.
     pub fn open(state_dir: &Path) -> Result<Self, JournalError> {
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            builder.mode(0o700);
-        }
-        builder
-            .create(state_dir)
-            .map_err(|source| JournalError::StateFolder {
-                path: state_dir.to_path_buf(),
-                source,
-            })?;
+        create_state_folder(state_dir)?;
         check_writable(state_dir)?;
         let path = state_dir.join(Self::FILE_NAME);
         let open_err = |source| JournalError::Open {
