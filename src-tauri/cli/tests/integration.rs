@@ -7,3 +7,4 @@ mod support;
 mod crash;
 mod demo;
 mod run_imap;
+mod state_lock;
