@@ -1003,3 +1003,47 @@ async fn an_interrupted_run_is_offered_again_and_resumes_without_duplicates() {
     let status = app.invoke_blocking("run_status", json!({})).unwrap();
     assert_eq!(status["last"]["state"], "finished", "{status}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_going_on_in_another_process_is_shown_as_such_and_not_resumed() {
+    let (app, _) = app_recording_opens();
+    let out = tempfile::tempdir().unwrap();
+    let state_dir = out.path().join(".m365-migrator");
+    migrator_core::journal::Journal::open(&state_dir)
+        .unwrap()
+        .begin_run()
+        .unwrap();
+    std::fs::write(
+        app.data.path().join("last-run.json"),
+        serde_json::to_vec(&json!({"request": {"kind": "demo", "outDir": out.path()},
+                                   "stateDir": state_dir}))
+        .unwrap(),
+    )
+    .unwrap();
+    // Another run (the CLI, here this test) holds the state folder as `engine::run` does.
+    let other = migrator_core::journal::StateLock::acquire(&state_dir).unwrap();
+
+    let status = app.invoke_blocking("run_status", json!({})).unwrap();
+    assert_eq!(status["running"], false, "{status}");
+    assert_eq!(status["last"]["state"], "runningElsewhere", "{status}");
+    let held_by = status["last"]["heldBy"].as_str().unwrap_or_default();
+    assert!(
+        held_by.contains(&format!("process {}", std::process::id())),
+        "{status}"
+    );
+    // Resuming anyway (an old page) is refused at once and writes nothing.
+    let args = json!({"outDir": out.path(), "onEvent": "__CHANNEL__:7"});
+    let refused = app.invoke_blocking("run_demo", args.clone()).unwrap_err();
+    assert_eq!(refused["code"], "busy", "{refused}");
+    assert_eq!(maildir_messages(out.path()).len(), 0);
+    assert!(
+        !state_dir.join("report").exists(),
+        "the report is left to the run going on"
+    );
+
+    // Once that run ends, it is offered again.
+    drop(other);
+    let status = app.invoke_blocking("run_status", json!({})).unwrap();
+    assert_eq!(status["last"]["state"], "interrupted", "{status}");
+    assert!(status["last"]["heldBy"].is_null(), "{status}");
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use migrator_core::config::read_accounts_csv;
 use migrator_core::engine::Report;
-use migrator_core::journal::Journal;
+use migrator_core::journal::{Journal, LockError, StateLock};
 use migrator_core::progress::RunSummary;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -88,8 +88,13 @@ impl RememberedRun {
 }
 
 /// Writes the report files of the journal in `state_dir` into `state_dir/report` (after every
-/// run, finished or not); a failure is logged, the run's result stands.
+/// run, finished or not); a failure is logged, the run's result stands. Left to the other
+/// process when one runs on `state_dir` now (this run was refused as busy).
 pub fn write_report(state_dir: &Path) {
+    if let Err(e @ LockError::Busy { .. }) = StateLock::check_free(state_dir) {
+        tracing::info!("not writing the run report: {e}");
+        return;
+    }
     let written = Journal::open(state_dir)
         .map_err(|e| e.to_string())
         .and_then(|j| Report::from_journal(&j).map_err(|e| e.to_string()))
@@ -117,6 +122,9 @@ pub enum LastRunState {
     Stopped,
     /// Never finished: the app was closed, the computer stopped, or an error stopped it.
     Interrupted,
+    /// Running now in another process (the CLI, another copy of the app): its state folder is
+    /// locked, so it cannot be resumed from here until that run ends.
+    RunningElsewhere,
 }
 
 /// The last run, for the start screen (resume it, or run an incremental pass).
@@ -138,6 +146,10 @@ pub struct LastRun {
     pub pending: u64,
     #[ts(optional)]
     pub summary: Option<RunSummary>,
+    /// With `runningElsewhere`: who runs it ("process 4242 on host, started ..."), when it
+    /// recorded itself.
+    #[ts(optional)]
+    pub held_by: Option<String>,
 }
 
 /// What the journal says of the remembered run; `running` when this app runs it now.
@@ -155,10 +167,19 @@ pub fn last_run(data_dir: &Path, running: bool) -> Option<LastRun> {
         failed: 0,
         pending: 0,
         summary: None,
+        held_by: None,
     };
     if running {
         return Some(last);
     }
+    let elsewhere = match StateLock::check_free(&remembered.state_dir) {
+        Ok(()) => None,
+        Err(LockError::Busy { holder, .. }) => Some(holder.map(|h| h.to_string())),
+        Err(e) => {
+            tracing::warn!("cannot tell whether another process runs the last run: {e}");
+            None
+        }
+    };
     let journal = remembered.journal()?;
     let run = journal.runs().ok()?.pop()?;
     last.started_at = run.started_at;
@@ -167,6 +188,10 @@ pub fn last_run(data_dir: &Path, running: bool) -> Option<LastRun> {
         "stopped" => LastRunState::Stopped,
         _ => LastRunState::Interrupted,
     };
+    if let Some(held_by) = elsewhere {
+        last.state = LastRunState::RunningElsewhere;
+        last.held_by = held_by;
+    }
     last.summary = run
         .summary
         .and_then(|json| serde_json::from_str::<RunSummary>(&json).ok());

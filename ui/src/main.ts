@@ -698,6 +698,15 @@ async function showLastRun(view: RunView): Promise<void> {
     : `${describe(last.request)} ${last.state === "stopped" ? "was stopped" : "did not finish"} (started ${when}; ${counts} so far). ` +
       "Resume continues where it stopped without copying anything twice.";
   el("last-run-resume").textContent = finished ? "Run an incremental pass" : "Resume";
+  // Its state folder is locked by another process (the CLI, another copy of the app).
+  const elsewhere = last.state === "runningElsewhere";
+  if (elsewhere) {
+    el("last-run-text").textContent =
+      `${describe(last.request)} is in progress in another process` +
+      (last.heldBy ? ` (${last.heldBy})` : "") +
+      ` (${counts} so far). It can be resumed here once that run has ended.`;
+  }
+  el("last-run-resume").hidden = elsewhere;
   el("last-run").hidden = false;
   el("last-run-report").onclick = () =>
     void showReport(last.summary ?? null, `${describe(last.request)} did not finish: ${counts} so far.`);

@@ -14,4 +14,9 @@ startedAt: number,
 /**
  * Items the journal holds as written, failed, and begun but not confirmed.
  */
-done: number, failed: number, pending: number, summary?: RunSummary, };
+done: number, failed: number, pending: number, summary?: RunSummary, 
+/**
+ * With `runningElsewhere`: who runs it ("process 4242 on host, started ..."), when it
+ * recorded itself.
+ */
+heldBy?: string, };

@@ -3,4 +3,4 @@
 /**
  * How the last run ended, as its journal says.
  */
-export type LastRunState = "running" | "finished" | "stopped" | "interrupted";
+export type LastRunState = "running" | "finished" | "stopped" | "interrupted" | "runningElsewhere";
