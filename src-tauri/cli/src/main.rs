@@ -32,7 +32,8 @@ const EXIT_BUSY: u8 = 3;
     about = "Migrate a Microsoft 365 tenant's mail, calendars, contacts and tasks",
     long_about = "Migrate a Microsoft 365 tenant's mail, calendars, contacts and tasks to IceWarp \
                   or any IMAP + CalDAV/CardDAV server, or to a local folder.\n\n\
-                  Exit codes: 0 success, 1 finished but some items failed, 2 stopped by an error."
+                  Exit codes: 0 success, 1 finished but some items failed, 2 stopped by an error, \
+                  3 another run is using the state folder (nothing was done)."
 )]
 struct Cli {
     /// No progress output; errors are still printed.
