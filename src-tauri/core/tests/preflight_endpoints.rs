@@ -153,10 +153,12 @@ async fn a_wrong_imap_port_is_one_blocking_check_without_the_reconnect_wait() {
 async fn a_wrong_password_is_one_blocking_check_naming_the_login() {
     let (dovecot, radicale) = servers();
     let mut destination = destination(&dovecot, &radicale);
-    if let Destination::Imap { logins, .. } = &mut destination {
-        if let ImapLogins::MasterAndAccounts { password, .. } = logins {
-            *password = Secret::new("not the master password");
-        }
+    if let Destination::Imap {
+        logins: ImapLogins::MasterAndAccounts { password, .. },
+        ..
+    } = &mut destination
+    {
+        *password = Secret::new("not the master password");
     }
     let checks = checks(&destination).await;
     let blocking = only_blocking(&checks);
