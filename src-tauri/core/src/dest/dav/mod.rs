@@ -777,8 +777,10 @@ impl DavAccount {
     /// One PROPFIND on a template collection, so a wrong password fails at connect.
     /// The collection URL the writer would use first (a template's collection, else the
     /// calendar home, else the address-book home) and the status of an authenticated
-    /// depth-0 PROPFIND on it; writes nothing. A 401 is [`DavError::Auth`]; the other
-    /// statuses are for the caller to judge (207: usable).
+    /// depth-0 PROPFIND on it; writes nothing. A template collection that does not exist yet
+    /// is created by the writer, so on a 404 its parent (the account's home) is probed
+    /// instead and returned. A 401 is [`DavError::Auth`]; the other statuses are for the
+    /// caller to judge (207: usable).
     pub async fn probe(&self) -> Result<(Url, u16), DavError> {
         let Some(url) = self
             .defaults
@@ -801,7 +803,24 @@ impl DavAccount {
                 Some(types::propfind_collections().into_bytes()),
             )
             .await?;
-        Ok((url, reply.status.as_u16()))
+        let status = reply.status.as_u16();
+        let from_template = self.defaults.first().is_some_and(|(_, u)| *u == url);
+        if status != 404 || !from_template {
+            return Ok((url, status));
+        }
+        let Ok(parent) = url.join("..") else {
+            return Ok((url, status));
+        };
+        let reply = self
+            .http
+            .send(
+                method("PROPFIND"),
+                &parent,
+                Headers::xml("0"),
+                Some(types::propfind_collections().into_bytes()),
+            )
+            .await?;
+        Ok((parent, reply.status.as_u16()))
     }
 
     async fn check_login(&self) -> Result<(), DavError> {
