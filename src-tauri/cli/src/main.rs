@@ -12,7 +12,9 @@ use clap::{Parser, Subcommand};
 use futures_util::FutureExt;
 use indicatif::HumanDuration;
 use migrator_core::config::{Cloud, DestinationConfig, FileConfig, SourceConfig};
-use migrator_core::engine::{self, Destination, Report, ReportFiles, RunControl, RunOptions};
+use migrator_core::engine::{
+    self, CheckVerdict, Destination, EndpointCheck, Report, ReportFiles, RunControl, RunOptions,
+};
 use migrator_core::journal::Journal;
 use migrator_core::progress::RunSummary;
 use migrator_core::secrets::{
@@ -412,6 +414,18 @@ fn env_or_keychain(var: &str, entry: Option<&str>) -> Option<Secret> {
     }
 }
 
+/// One line per destination check: verdict, name, advice.
+fn print_checks(checks: &[EndpointCheck]) {
+    for c in checks {
+        let mark = match c.verdict {
+            CheckVerdict::Ok => "ok",
+            CheckVerdict::Warning => "warning",
+            CheckVerdict::Blocking => "BLOCKING",
+        };
+        println!("  {mark:8} {}: {}", c.name, c.advice);
+    }
+}
+
 /// Prints what would stop a run; `Ok(false)` when something would.
 async fn check(path: &Path) -> anyhow::Result<bool> {
     let (config, secret, destination, options) = load(path)?;
@@ -432,7 +446,20 @@ async fn check(path: &Path) -> anyhow::Result<bool> {
             println!("           {detail}");
         }
     }
-    for problem in &report.problems {
+    println!("destination:");
+    print_checks(&report.checks);
+    // The destination's blocking checks are printed above; the rest (permissions, state).
+    let destination_problems: Vec<&String> = report
+        .checks
+        .iter()
+        .filter(|c| c.blocks())
+        .map(|c| &c.advice)
+        .collect();
+    for problem in report
+        .problems
+        .iter()
+        .filter(|p| !destination_problems.contains(p))
+    {
         println!("problem: {problem}");
     }
     let ok = report.problems.is_empty();
@@ -449,6 +476,25 @@ async fn check(path: &Path) -> anyhow::Result<bool> {
 
 async fn run_config(path: PathBuf, quiet: bool) -> anyhow::Result<RunSummary> {
     let (config, secret, destination, options) = load(&path)?;
+    // Before any data moves: a wrong port or password stops here in seconds, not at each
+    // mailbox after the reconnect policy's wait.
+    let checks = engine::check_destination(&destination, None).await;
+    let blocking: Vec<&str> = checks
+        .iter()
+        .filter(|c| c.blocks())
+        .map(|c| c.advice.as_str())
+        .collect();
+    if !blocking.is_empty() {
+        anyhow::bail!(
+            "the destination is not ready, nothing was migrated: {} (`m365-migrate check` lists every check)",
+            blocking.join("; ")
+        );
+    }
+    if !quiet {
+        for c in checks.iter().filter(|c| c.verdict == CheckVerdict::Warning) {
+            eprintln!("warning: {}: {}", c.name, c.advice);
+        }
+    }
     migrate(
         &config.source_config(),
         &secret,

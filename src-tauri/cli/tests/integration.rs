@@ -6,4 +6,5 @@ mod support;
 
 mod crash;
 mod demo;
+mod preflight;
 mod run_imap;

@@ -9,7 +9,10 @@ use super::{Destination, EngineError, RunOptions};
 use crate::config::SourceConfig;
 use crate::dest::dav::{DavAccount, DavError, DavLogin, DavSettings};
 use crate::dest::folder::FolderStore;
-use crate::dest::imap::{ConnectionLimit, ImapError, ImapLogin, ImapMailbox, ImapSettings};
+use crate::dest::imap::connection::{tls_connector, Connection};
+use crate::dest::imap::{
+    ConnectionLimit, ImapError, ImapLogin, ImapMailbox, ImapSettings, Security,
+};
 use crate::graph::client::{http_client, GraphClient};
 use crate::graph::permissions::{self, PermissionStatus};
 use crate::graph::Pacer;
@@ -290,11 +293,29 @@ async fn check_imap(
     quick.connection_limit = ConnectionLimit::new(1);
     let endpoint = format!("{}:{}", settings.host, settings.port);
     let Some(login) = login else {
-        return EndpointCheck::new(
-            NAME,
-            CheckVerdict::Warning,
-            format!("{endpoint}: the login is not checked: no account to try it with"),
-        );
+        // No account to log in as: the server, the port and TLS can still be proved.
+        let opened = async {
+            let tls = match quick.security {
+                Security::Plain => None,
+                Security::Tls | Security::StartTls => Some(tls_connector(&quick)?),
+            };
+            Connection::open(&quick, tls.as_ref()).await
+        };
+        return match opened.await {
+            Ok(conn) => {
+                conn.logout().await;
+                EndpointCheck::new(
+                    NAME,
+                    CheckVerdict::Warning,
+                    format!("{endpoint} answers, but the login is not checked: no account to try it with"),
+                )
+            }
+            Err(e) => EndpointCheck::new(
+                NAME,
+                CheckVerdict::Blocking,
+                imap_advice(&e, None, &endpoint, setting),
+            ),
+        };
     };
     match ImapMailbox::connect(&quick, login).await {
         Ok(mailbox) => {
@@ -305,29 +326,32 @@ async fn check_imap(
                 format!("logged in to {endpoint} for {}", login.user()),
             )
         }
-        Err(e) => {
-            let advice = match &e {
-                ImapError::Connect { .. } | ImapError::Timeout { .. } => format!(
-                    "cannot reach the IMAP server at {endpoint} ({}): check {setting}, and that the server listens there",
-                    error_chain(&e)
-                ),
-                ImapError::Tls { .. } => format!(
-                    "the IMAP server at {endpoint} has a certificate this computer does not trust ({}): set destination.ca_file to the server's CA certificate, or check the TLS setting",
-                    error_chain(&e)
-                ),
-                ImapError::Auth { .. } => match login {
-                    ImapLogin::Master { master_user, .. } => format!(
-                        "the IMAP server at {endpoint} refused the master user {master_user} logging in for {}: check the master user and the administrator password",
-                        login.user()
-                    ),
-                    ImapLogin::Password { user, .. } => format!(
-                        "the IMAP server at {endpoint} refused the login of {user}: check that account's password in the accounts CSV"
-                    ),
-                },
-                _ => format!("the IMAP server at {endpoint}: {e}: {}", error_chain(&e)),
-            };
-            EndpointCheck::new(NAME, CheckVerdict::Blocking, advice)
-        }
+        Err(e) => EndpointCheck::new(
+            NAME,
+            CheckVerdict::Blocking,
+            imap_advice(&e, Some(login), &endpoint, setting),
+        ),
+    }
+}
+
+/// Plain advice for a failed IMAP check, naming the endpoint and the setting to change.
+fn imap_advice(e: &ImapError, login: Option<&ImapLogin>, endpoint: &str, setting: &str) -> String {
+    match (e, login) {
+        (ImapError::Connect { .. } | ImapError::Timeout { .. }, _) => format!(
+            "cannot reach the IMAP server at {endpoint} ({}): check {setting}, and that the server listens there",
+            error_chain(e)
+        ),
+        (ImapError::Tls { .. }, _) => format!(
+            "the IMAP server at {endpoint} has a certificate this computer does not trust ({}): set destination.ca_file to the server's CA certificate, or check the TLS setting",
+            error_chain(e)
+        ),
+        (ImapError::Auth { .. }, Some(ImapLogin::Master { master_user, user, .. })) => format!(
+            "the IMAP server at {endpoint} refused the master user {master_user} logging in for {user}: check the master user and the administrator password"
+        ),
+        (ImapError::Auth { .. }, Some(ImapLogin::Password { user, .. })) => format!(
+            "the IMAP server at {endpoint} refused the login of {user}: check that account's password in the accounts CSV"
+        ),
+        _ => format!("the IMAP server at {endpoint}: {e}: {}", error_chain(e)),
     }
 }
 
