@@ -69,7 +69,9 @@ enum Command {
     /// master user's password from DEST_ADMIN_PASSWORD; when unset, from the OS keychain
     /// where the desktop app stores them. The journal
     /// lives in [run] state_dir (default: m365-migrator-state beside the configuration file);
-    /// running again resumes a stopped run and writes nothing twice.
+    /// running again resumes a stopped run and writes nothing twice. Before any data moves,
+    /// every destination endpoint is checked (as `check` does); a blocking problem stops the
+    /// run at once with exit code 2.
     Run {
         /// The TOML configuration file (see the README's configuration reference).
         #[arg(long, short, value_name = "FILE")]
@@ -78,8 +80,11 @@ enum Command {
     /// Check that a run could start: sign-in, permissions, destination and state folder.
     ///
     /// Signs in, lists each application permission as granted or missing (from the token and
-    /// one probe call per workload), and checks that the destination and the state folder are
-    /// writable. Exits 2 when anything would stop a run. Moves no data.
+    /// one probe call per workload), checks every endpoint of the destination (IMAP: connect,
+    /// certificate, login; CalDAV/CardDAV: an authenticated PROPFIND; IceWarp: also the admin
+    /// API and the settings that would slow a run), each printed as ok, warning or BLOCKING
+    /// with advice, and that the state folder is writable. Exits 2 when anything would stop a
+    /// run. Moves no data.
     Check {
         /// The TOML configuration file.
         #[arg(long, short, value_name = "FILE")]

@@ -267,3 +267,28 @@ async fn icewarp_checks_its_admin_api_imap_and_webdav() {
     );
     nothing_written(&dovecot, &radicale);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_dav_password_is_one_blocking_check_naming_the_url() {
+    let (dovecot, radicale) = servers();
+    let mut destination = destination(&dovecot, &radicale);
+    if let Destination::Imap {
+        logins: ImapLogins::MasterAndAccounts { accounts, .. },
+        ..
+    } = &mut destination
+    {
+        accounts.insert(USER.into(), Secret::new("not alice's password"));
+    }
+    let checks = run_checks(&destination).await;
+    let blocking = only_blocking(&checks);
+    assert!(blocking.name.contains("CalDAV"), "{blocking:?}");
+    assert!(
+        blocking.advice.contains("(401)")
+            && blocking.advice.contains(&radicale.base_url())
+            && blocking.advice.contains(USER)
+            && blocking.advice.contains("accounts CSV"),
+        "{blocking:?}"
+    );
+    assert!(!blocking.advice.contains("not alice's password"));
+    nothing_written(&dovecot, &radicale);
+}
