@@ -487,8 +487,9 @@ async fn test_destination_checks_a_folder_and_is_honest_about_icewarp() {
         )
         .unwrap();
     assert_eq!(bad["ok"], false);
+    assert_eq!(bad["checks"][0]["verdict"], "blocking", "{bad}");
     assert!(
-        bad["messages"][0]
+        bad["checks"][0]["advice"]
             .as_str()
             .unwrap()
             .contains("not writable"),
@@ -780,11 +781,18 @@ async fn an_imap_destination_is_tested_and_migrated_into_with_keychain_passwords
         )
         .unwrap();
     assert_eq!(refused["ok"], false, "{refused}");
+    // One row: the IMAP server, reached, with the master user's login refused.
+    assert_eq!(
+        refused["checks"].as_array().map(Vec::len),
+        Some(1),
+        "{refused}"
+    );
+    assert_eq!(refused["checks"][0]["verdict"], "blocking", "{refused}");
     assert!(
-        refused["messages"][0]
+        refused["checks"][0]["advice"]
             .as_str()
             .unwrap()
-            .contains("cannot log in"),
+            .contains("refused the master user"),
         "{refused}"
     );
     assert!(!refused.to_string().contains("not-the-master-pw"));
@@ -799,6 +807,7 @@ async fn an_imap_destination_is_tested_and_migrated_into_with_keychain_passwords
         )
         .unwrap();
     assert_eq!(ok["ok"], true, "{ok}\n{}", dovecot.log());
+    assert_eq!(ok["checks"][0]["verdict"], "ok", "{ok}");
 
     let request = json!({"source": source, "destination": destination});
     let first = app
@@ -856,9 +865,24 @@ async fn test_destination_logs_in_to_icewarp_and_reports_slow_settings() {
     let refused = app
         .invoke_blocking("test_destination", json!({"destination": destination}))
         .unwrap();
+    let admin_api = |check: &Value| {
+        check["checks"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["name"] == "IceWarp admin API"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no admin API row: {check}"))
+    };
+    // The admin API, IMAP and WebDAV are each checked (this test runs only the API).
+    assert_eq!(
+        refused["checks"].as_array().map(Vec::len),
+        Some(3),
+        "{refused}"
+    );
     assert_eq!(refused["ok"], false, "{refused}");
+    let row = admin_api(&refused);
+    assert_eq!(row["verdict"], "blocking", "{refused}");
     assert!(
-        refused["messages"][0]
+        row["advice"]
             .as_str()
             .unwrap()
             .contains("refused the administrator login"),
@@ -870,14 +894,13 @@ async fn test_destination_logs_in_to_icewarp_and_reports_slow_settings() {
     let ok = app
         .invoke_blocking("test_destination", json!({"destination": destination}))
         .unwrap();
-    assert_eq!(ok["ok"], true, "{ok}");
+    let row = admin_api(&ok);
+    assert_eq!(row["verdict"], "warning", "{ok}");
     assert!(
-        ok["messages"][0].as_str().unwrap().contains("Logged in"),
-        "{ok}"
-    );
-    let advice = ok["advice"].to_string();
-    assert!(
-        advice.contains("120 messages per minute"),
+        row["advice"]
+            .as_str()
+            .unwrap()
+            .contains("120 messages per minute"),
         "the slow APPEND limit is reported: {ok}"
     );
     assert!(!ok.to_string().contains(&admin.admin_password));

@@ -8,10 +8,9 @@ use migrator_core::config::{
     MasterLoginStyle, SourceConfig,
 };
 use migrator_core::config::{parse_date, DateLimits, UserSelection, Workload};
-use migrator_core::dest::folder::FolderStore;
-use migrator_core::dest::provision::icewarp::{IceWarpProvisioner, IceWarpSettings};
 use migrator_core::engine::{
-    self, preflight, run_to_folder_with, test_source, Destination, RunControl, RunOptions,
+    self, check_destination, run_to_folder_with, test_source, CheckVerdict, Destination,
+    EndpointCheck, RunControl, RunOptions,
 };
 use migrator_core::graph::permissions::PermissionStatus;
 use migrator_core::progress::Reporter;
@@ -531,15 +530,49 @@ pub(crate) fn validate_destination(destination: DestinationSettings) -> Vec<Fiel
     destination.field_errors()
 }
 
-/// What a destination test found: `ok` when a run could start, else each problem; `advice`:
-/// server settings that would slow the migration.
+/// What a destination test found: `ok` when a run could start (no blocking check), and every
+/// endpoint's check in the order the run uses them.
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 #[ts(export)]
 pub struct DestinationCheck {
     pub ok: bool,
-    pub messages: Vec<String>,
-    pub advice: Vec<String>,
+    pub checks: Vec<CheckRow>,
+}
+
+/// One endpoint's check: `warning` is a server setting that would slow the migration or
+/// something left unchecked; `blocking` would stop a run. `advice` holds no secret.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct CheckRow {
+    pub name: String,
+    pub verdict: CheckVerdictView,
+    pub advice: String,
+}
+
+/// [`CheckVerdict`] across the IPC boundary.
+#[derive(Debug, Clone, Copy, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub enum CheckVerdictView {
+    Ok,
+    Warning,
+    Blocking,
+}
+
+impl From<EndpointCheck> for CheckRow {
+    fn from(c: EndpointCheck) -> Self {
+        CheckRow {
+            name: c.name,
+            verdict: match c.verdict {
+                CheckVerdict::Ok => CheckVerdictView::Ok,
+                CheckVerdict::Warning => CheckVerdictView::Warning,
+                CheckVerdict::Blocking => CheckVerdictView::Blocking,
+            },
+            advice: c.advice,
+        }
+    }
 }
 
 /// The core's destination, with the admin password from the keychain.
@@ -573,99 +606,39 @@ async fn checked_config(
     Ok((settings.config(), password))
 }
 
-/// Logs in to IceWarp's admin API and reads the server settings that would slow the run.
-async fn test_icewarp(
-    places: SecretPlaces,
-    settings: &DestinationSettings,
-) -> Result<DestinationCheck, IpcError> {
-    let (config, password) = checked_config(places, settings).await?;
-    let failed = |e: &dyn std::error::Error| DestinationCheck {
-        ok: false,
-        messages: vec![crate::ipc_error::message_chain(e)],
-        advice: Vec::new(),
-    };
-    let Some((icewarp, _rules)) = IceWarpSettings::from_config(&config)
-        .map_err(|e| IpcError::new("invalid", e.to_string()))?
-    else {
-        return Err(IpcError::new("internal", "not an IceWarp destination"));
-    };
-    let Some(password) = password else {
-        return Err(IpcError::new("internal", "no administrator password"));
-    };
-    let provisioner = match IceWarpProvisioner::connect(&icewarp, password).await {
-        Ok(p) => p,
-        Err(e) => return Ok(failed(&e)),
-    };
-    let report = provisioner.settings_report().await;
-    provisioner.client().logout().await;
-    match report {
-        Ok(report) => Ok(DestinationCheck {
-            ok: true,
-            messages: vec![format!(
-                "Logged in to the admin API at {} as {}.",
-                icewarp.api_url, icewarp.admin_email
-            )],
-            advice: report.advice,
-        }),
-        Err(e) => Ok(failed(&e)),
-    }
-}
-
-/// Tests the destination: a folder must be writable; an IMAP server must accept one login
-/// (the first mailbox of the tenant, through the core's preflight); IceWarp's admin API must
-/// accept the administrator, and its settings that would slow the run are listed.
+/// Tests every endpoint the destination will use (the core's [`check_destination`]): a
+/// folder must be writable; an IMAP server is reached, its certificate verified and one login
+/// tried (with a master user, for the tenant's first mailbox, so the Source step must be
+/// filled in); the CalDAV/CardDAV server answers an authenticated PROPFIND; IceWarp's admin
+/// API accepts the administrator, and its settings that would slow the run are warnings.
 #[tauri::command]
 pub(crate) async fn test_destination(
     state: State<'_, AppState>,
     source: Option<SourceConfig>,
     destination: DestinationSettings,
 ) -> Result<DestinationCheck, IpcError> {
-    if let DestinationSettings::IceWarp { .. } = &destination {
-        return test_icewarp(state.secrets(), &destination).await;
-    }
     let target = self::destination(state.secrets(), &destination).await?;
-    match &target {
-        Destination::Folder(path) => Ok(match FolderStore::open(path) {
-            Ok(_) => DestinationCheck {
-                ok: true,
-                messages: vec![format!("The folder {} is writable.", path.display())],
-                advice: Vec::new(),
-            },
-            Err(e) => DestinationCheck {
-                ok: false,
-                messages: vec![format!(
-                    "The folder {} is not writable: {e}",
-                    path.display()
-                )],
-                advice: Vec::new(),
-            },
-        }),
-        Destination::Imap { settings, .. } => {
+    let probe = match (&target, &destination) {
+        (Destination::Imap { .. }, DestinationSettings::Imap { master_user, .. })
+            if master_user.is_some() =>
+        {
             let source = source.ok_or_else(|| {
                 IpcError::new(
                     "invalid",
-                    "Fill in the Source step first: the IMAP login is tested with the tenant's first mailbox.",
+                    "Fill in the Source step first: the master user's login is tested with the tenant's first mailbox.",
                 )
             })?;
             let secret = client_secret(state.secrets(), &source).await?;
-            let report = preflight(&source, &secret, &target, &RunOptions::default()).await?;
-            let ok = report.problems.is_empty();
-            let messages = if ok {
-                vec![format!(
-                    "Logged in to {}:{} for the tenant's first mailbox.",
-                    settings.host, settings.port
-                )]
-            } else {
-                report.problems
-            };
-            Ok(DestinationCheck {
-                ok,
-                messages,
-                advice: Vec::new(),
-            })
+            let (_, first) = test_source(&source, &secret, &RunOptions::default()).await?;
+            first.and_then(|p| p.mail)
         }
-        Destination::IceWarp(_) => test_icewarp(state.secrets(), &destination).await,
-    }
+        _ => None,
+    };
+    let checks = check_destination(&target, probe.as_deref()).await;
+    Ok(DestinationCheck {
+        ok: !checks.iter().any(EndpointCheck::blocks),
+        checks: checks.into_iter().map(CheckRow::from).collect(),
+    })
 }
 
 // --- Plan and run ---------------------------------------------------------------------------

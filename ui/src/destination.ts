@@ -133,20 +133,20 @@ async function checkAndStore(): Promise<boolean> {
   return true;
 }
 
+const VERDICT_MARK = { ok: "✓", warning: "!", blocking: "✗" } as const;
+const VERDICT_CLASS = { ok: "ok", warning: "advice", blocking: "problem" } as const;
+
+/** One row per endpoint checked: its verdict, its name and the advice. */
 function renderCheck(check: DestinationCheck): void {
   const list = el<HTMLUListElement>("destination-results");
   list.replaceChildren();
-  for (const message of check.messages) {
+  for (const row of check.checks) {
     const li = document.createElement("li");
-    li.className = check.ok ? "ok" : "problem";
-    li.textContent = `${check.ok ? "✓" : "✗"} ${message}`;
-    list.append(li);
-  }
-  // Server settings that would slow the migration: worth changing, not errors.
-  for (const advice of check.advice) {
-    const li = document.createElement("li");
-    li.className = "advice";
-    li.textContent = `! ${advice}`;
+    li.className = VERDICT_CLASS[row.verdict];
+    li.dataset.verdict = row.verdict;
+    const name = document.createElement("strong");
+    name.textContent = `${VERDICT_MARK[row.verdict]} ${row.name}`;
+    li.append(name, document.createTextNode(`: ${row.advice}`));
     list.append(li);
   }
   list.hidden = false;
@@ -162,8 +162,8 @@ async function testDestination(source: () => SourceConfig): Promise<void> {
     renderCheck(check);
     status.textContent = !check.ok
       ? "The destination is not ready yet (see below)."
-      : check.advice.length > 0
-        ? "Connected. Some server settings would slow the migration (see below)."
+      : check.checks.some((c) => c.verdict === "warning")
+        ? "Connected. Some server settings would slow the migration, or could not be checked (see below)."
         : "The destination is ready.";
   } catch (e) {
     status.textContent = (e as IpcError).message ?? String(e);

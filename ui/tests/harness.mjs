@@ -160,15 +160,24 @@ export function mockBackend(options = {}) {
           return [];
         case "test_destination": {
           const d = args.destination;
+          const row = (name, verdict, advice) => ({ name, verdict, advice });
           if (d.kind === "iceWarp") {
             return {
               ok: true,
-              messages: [`Logged in to the admin API at https://${d.host}/icewarpapi/ as ${d.adminEmail}.`],
-              advice: ["IMAP APPEND is slowed after 120 messages per minute (C_System_Services_IMAP_MaxAppendsPerMinute): set it to 0 (unlimited) for the migration"],
+              checks: [
+                row("IceWarp admin API", "warning", "IMAP APPEND is slowed after 120 messages per minute (C_System_Services_IMAP_MaxAppendsPerMinute): set it to 0 (unlimited) for the migration"),
+                row("IMAP (mail)", "ok", `logged in to ${d.host}:993 for admin@example.com`),
+                row("CalDAV/CardDAV (calendars, contacts, tasks)", "ok", `admin@example.com can read https://${d.host}/webdav/admin%40example.com/Calendar/`),
+              ],
             };
           }
-          if (d.kind === "folder") return { ok: true, messages: [`The folder ${d.path} is writable.`], advice: [] };
-          return { ok: false, messages: [`cannot log in to the IMAP server ${d.host}:${d.port ?? 993} as adele.vance@contoso.com: IMAP login refused`], advice: [] };
+          if (d.kind === "folder") return { ok: true, checks: [row("Destination folder", "ok", `${d.path} is writable`)] };
+          return {
+            ok: false,
+            checks: [
+              row("IMAP (mail)", "blocking", `the IMAP server at ${d.host}:${d.port ?? 993} refused the master user ${d.masterUser} logging in for adele.vance@contoso.com: check the master user and the administrator password`),
+            ],
+          };
         }
         case "plan_migration": {
           // The scope as the backend would apply it: a mail date limit leaves out half the mail,

@@ -277,8 +277,14 @@ test("the Destination screen validates IceWarp, stores its password and shows th
   await page.click("#test-destination");
   await page.waitForSelector("#destination-results:not([hidden])");
   assert.match(await page.textContent("#destination-status"), /Some server settings would slow the migration/);
-  assert.match(await page.textContent("#destination-results .ok"), /Logged in to the admin API at https:\/\/mail.example.com\/icewarpapi\//);
-  assert.match(await page.textContent("#destination-results .advice"), /120 messages per minute/);
+  // One row per endpoint, each with its verdict, name and advice.
+  const rows = await page.$$eval("#destination-results li", (lis) => lis.map((li) => [li.dataset.verdict, li.className, li.textContent]));
+  assert.equal(rows.length, 3, JSON.stringify(rows));
+  assert.deepEqual(rows.map(([verdict]) => verdict), ["warning", "ok", "ok"]);
+  assert.deepEqual(rows.map(([, cls]) => cls), ["advice", "ok", "ok"]);
+  assert.match(rows[0][2], /^! IceWarp admin API: .*120 messages per minute/);
+  assert.match(rows[1][2], /^✓ IMAP \(mail\): logged in to mail.example.com:993/);
+  assert.match(rows[2][2], /^✓ CalDAV\/CardDAV .*: .*\/webdav\//);
   assert.match(await page.textContent("#dw-admin-password-stored"), /Stored in the keychain/);
   const calls = await page.evaluate(() => window.__calls);
   const store = calls.filter((c) => c.cmd === "store_secret").at(-1);
@@ -321,7 +327,12 @@ test("the Destination screen validates an IMAP server and a folder", async () =>
   await page.selectOption("#di-master-style", "dovecot");
   await page.click("#test-destination");
   await page.waitForSelector("#destination-results:not([hidden])");
-  assert.match(await page.textContent("#destination-results"), /IMAP login refused/);
+  const imapRows = await page.$$eval("#destination-results li", (lis) => lis.map((li) => [li.dataset.verdict, li.className, li.textContent]));
+  assert.equal(imapRows.length, 1, JSON.stringify(imapRows));
+  assert.equal(imapRows[0][0], "blocking");
+  assert.equal(imapRows[0][1], "problem");
+  assert.match(imapRows[0][2], /^✗ IMAP \(mail\): the IMAP server at imap.example.com:993 refused the master user admin/);
+  assert.match(await page.textContent("#destination-status"), /not ready/);
   const test = (await page.evaluate(() => window.__calls)).find((c) => c.cmd === "test_destination");
   assert.deepEqual(test.args.destination, { kind: "imap", host: "imap.example.com", security: "starttls", masterUser: "admin", masterStyle: "dovecot" });
   assert.equal(test.args.source.tenantId, "contoso.onmicrosoft.com");
@@ -334,7 +345,7 @@ test("the Destination screen validates an IMAP server and a folder", async () =>
   await page.fill("#df-path", "/srv/m365-export");
   await page.click("#test-destination");
   await page.waitForSelector("#destination-results:not([hidden])");
-  assert.match(await page.textContent("#destination-results"), /\/srv\/m365-export is writable/);
+  assert.match(await page.textContent("#destination-results li[data-verdict=ok]"), /^✓ Destination folder: \/srv\/m365-export is writable/);
   await screenshot(page, "destination-folder", { docs: true });
 });
 

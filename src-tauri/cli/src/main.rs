@@ -12,7 +12,9 @@ use clap::{Parser, Subcommand};
 use futures_util::FutureExt;
 use indicatif::HumanDuration;
 use migrator_core::config::{Cloud, DestinationConfig, FileConfig, SourceConfig};
-use migrator_core::engine::{self, Destination, Report, ReportFiles, RunControl, RunOptions};
+use migrator_core::engine::{
+    self, CheckVerdict, Destination, EndpointCheck, Report, ReportFiles, RunControl, RunOptions,
+};
 use migrator_core::journal::Journal;
 use migrator_core::progress::RunSummary;
 use migrator_core::secrets::{
@@ -71,7 +73,9 @@ enum Command {
     /// where the desktop app stores them. The journal
     /// lives in [run] state_dir (default: m365-migrator-state beside the configuration file);
     /// running again resumes a stopped run and writes nothing twice. One run at a time per
-    /// state folder: while another holds it, `run` exits 3 at once naming the holder.
+    /// state folder: while another holds it, `run` exits 3 at once naming the holder. Before
+    /// any data moves, every destination endpoint is checked (as `check` does); a blocking
+    /// problem stops the run at once with exit code 2.
     Run {
         /// The TOML configuration file (see the README's configuration reference).
         #[arg(long, short, value_name = "FILE")]
@@ -80,8 +84,11 @@ enum Command {
     /// Check that a run could start: sign-in, permissions, destination and state folder.
     ///
     /// Signs in, lists each application permission as granted or missing (from the token and
-    /// one probe call per workload), and checks that the destination and the state folder are
-    /// writable. Exits 2 when anything would stop a run. Moves no data.
+    /// one probe call per workload), checks every endpoint of the destination (IMAP: connect,
+    /// certificate, login; CalDAV/CardDAV: an authenticated PROPFIND; IceWarp: also the admin
+    /// API and the settings that would slow a run), each printed as ok, warning or BLOCKING
+    /// with advice, and that the state folder is writable. Exits 2 when anything would stop a
+    /// run. Moves no data.
     Check {
         /// The TOML configuration file.
         #[arg(long, short, value_name = "FILE")]
@@ -419,6 +426,18 @@ fn env_or_keychain(var: &str, entry: Option<&str>) -> Option<Secret> {
     }
 }
 
+/// One line per destination check: verdict, name, advice.
+fn print_checks(checks: &[EndpointCheck]) {
+    for c in checks {
+        let mark = match c.verdict {
+            CheckVerdict::Ok => "ok",
+            CheckVerdict::Warning => "warning",
+            CheckVerdict::Blocking => "BLOCKING",
+        };
+        println!("  {mark:8} {}: {}", c.name, c.advice);
+    }
+}
+
 /// Prints what would stop a run; `Ok(false)` when something would.
 async fn check(path: &Path) -> anyhow::Result<bool> {
     let (config, secret, destination, options) = load(path)?;
@@ -439,7 +458,20 @@ async fn check(path: &Path) -> anyhow::Result<bool> {
             println!("           {detail}");
         }
     }
-    for problem in &report.problems {
+    println!("destination:");
+    print_checks(&report.checks);
+    // The destination's blocking checks are printed above; the rest (permissions, state).
+    let destination_problems: Vec<&String> = report
+        .checks
+        .iter()
+        .filter(|c| c.blocks())
+        .map(|c| &c.advice)
+        .collect();
+    for problem in report
+        .problems
+        .iter()
+        .filter(|p| !destination_problems.contains(p))
+    {
         println!("problem: {problem}");
     }
     let ok = report.problems.is_empty();
@@ -456,6 +488,25 @@ async fn check(path: &Path) -> anyhow::Result<bool> {
 
 async fn run_config(path: PathBuf, quiet: bool) -> anyhow::Result<RunSummary> {
     let (config, secret, destination, options) = load(&path)?;
+    // Before any data moves: a wrong port or password stops here in seconds, not at each
+    // mailbox after the reconnect policy's wait.
+    let checks = engine::check_destination(&destination, None).await;
+    let blocking: Vec<&str> = checks
+        .iter()
+        .filter(|c| c.blocks())
+        .map(|c| c.advice.as_str())
+        .collect();
+    if !blocking.is_empty() {
+        anyhow::bail!(
+            "the destination is not ready, nothing was migrated: {} (`m365-migrate check` lists every check)",
+            blocking.join("; ")
+        );
+    }
+    if !quiet {
+        for c in checks.iter().filter(|c| c.verdict == CheckVerdict::Warning) {
+            eprintln!("warning: {}: {}", c.name, c.advice);
+        }
+    }
     migrate(
         &config.source_config(),
         &secret,

@@ -6,5 +6,6 @@ mod support;
 
 mod crash;
 mod demo;
+mod preflight;
 mod run_imap;
 mod state_lock;

@@ -20,6 +20,7 @@ mod groupware_folder;
 mod icewarp_e2e;
 mod icewarp_provision;
 mod imap_dovecot;
+mod preflight_endpoints;
 mod reliability;
 mod selection;
 mod state_lock;

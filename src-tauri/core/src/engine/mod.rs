@@ -17,7 +17,9 @@ mod verify;
 
 pub use control::{Cancelled, RunControl};
 pub use plan::{plan, Plan, PlanUser};
-pub use preflight::{preflight, test_source, Preflight, ProbeUser};
+pub use preflight::{
+    check_destination, preflight, test_source, CheckVerdict, EndpointCheck, Preflight, ProbeUser,
+};
 pub use report::{Report, ReportError, ReportFiles};
 pub use verify::{verify, FolderVerification, UserVerification, Verification};
 

@@ -1,11 +1,18 @@
 //! The check before a run: everything that would stop it, found without moving data.
 
-use serde::Deserialize;
+use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
+use super::ImapLogins;
 use super::{Destination, EngineError, RunOptions};
 use crate::config::SourceConfig;
+use crate::dest::dav::{DavAccount, DavError, DavLogin, DavSettings};
 use crate::dest::folder::FolderStore;
-use crate::dest::imap::ImapMailbox;
+use crate::dest::imap::connection::{tls_connector, Connection};
+use crate::dest::imap::{
+    ConnectionLimit, ImapError, ImapLogin, ImapMailbox, ImapSettings, Security,
+};
 use crate::graph::client::{http_client, GraphClient};
 use crate::graph::permissions::{self, PermissionStatus};
 use crate::graph::Pacer;
@@ -55,6 +62,8 @@ pub struct Preflight {
     pub permissions: Vec<PermissionStatus>,
     /// Each thing that would stop a run, as advice. Empty when ready.
     pub problems: Vec<String>,
+    /// Every destination endpoint's check, blocking or not (see [`check_destination`]).
+    pub checks: Vec<EndpointCheck>,
 }
 
 /// Signs in (a failure is the `Err`), checks permissions with probe calls against the first
@@ -86,42 +95,14 @@ pub async fn preflight(
             p.name
         ));
     }
-    match destination {
-        Destination::Folder(path) => {
-            if let Err(e) = FolderStore::open(path) {
-                problems.push(format!(
-                    "the destination folder {} is not writable: {e}",
-                    path.display()
-                ));
-            }
-        }
-        Destination::Imap {
-            settings, logins, ..
-        } => {
-            // One real login, for the first mailbox, proves the server, TLS and credentials.
-            match first.as_ref().and_then(|p| p.mail.as_deref()) {
-                None => problems.push("no user with a mailbox to test the IMAP login with".into()),
-                Some(address) => match logins.login_for(address) {
-                    None => problems.push(format!("no destination password for {address}")),
-                    Some(login) => match ImapMailbox::connect(settings, &login).await {
-                        Ok(mailbox) => mailbox.logout().await,
-                        Err(e) => problems.push(format!(
-                            "cannot log in to the IMAP server {}:{} as {address}: {e}",
-                            settings.host, settings.port
-                        )),
-                    },
-                },
-            }
-        }
-        Destination::IceWarp(d) => {
-            // Signs in to the admin API and reads the settings that slow or stop a run; the
-            // accounts are only created by the run itself.
-            match super::icewarp::connect(d).await {
-                Ok(provisioner) => provisioner.client().logout().await,
-                Err(e) => problems.push(format!("{e}: {}", error_chain(&e))),
-            }
-        }
-    }
+    let probe = first.as_ref().and_then(|p| p.mail.as_deref());
+    let checks = check_destination(destination, probe).await;
+    problems.extend(
+        checks
+            .iter()
+            .filter(|c| c.blocks())
+            .map(|c| c.advice.clone()),
+    );
     if let Some(dir) = &options.state_dir {
         if let Err(e) = Journal::open(dir) {
             problems.push(e.to_string());
@@ -130,7 +111,304 @@ pub async fn preflight(
     Ok(Preflight {
         permissions,
         problems,
+        checks,
     })
+}
+
+/// How a destination check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckVerdict {
+    Ok,
+    /// The run can go on, but slower or with something left out.
+    Warning,
+    /// The run would fail: fix this first.
+    Blocking,
+}
+
+/// One endpoint (or setting) of the destination, checked. `advice` names the URL or host and
+/// the setting to change; it never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EndpointCheck {
+    pub name: String,
+    pub verdict: CheckVerdict,
+    pub advice: String,
+}
+
+impl EndpointCheck {
+    fn new(name: &str, verdict: CheckVerdict, advice: impl Into<String>) -> Self {
+        EndpointCheck {
+            name: name.to_string(),
+            verdict,
+            advice: advice.into(),
+        }
+    }
+
+    /// True when this check would stop a run.
+    pub fn blocks(&self) -> bool {
+        self.verdict == CheckVerdict::Blocking
+    }
+}
+
+/// The longest a preflight waits for one server: a check answers in seconds, not after the
+/// run's reconnect policy.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Checks every endpoint `destination` will use, writing nothing: the IMAP server (connect,
+/// TLS verification, the login route), the CalDAV/CardDAV server (an authenticated PROPFIND on
+/// the collection the writer would use), and for IceWarp its admin API too. Logins are tried
+/// for one account: the first of the accounts CSV, else `probe` (e.g. the tenant's first
+/// mailbox). Connection attempts are made once, not by the run's reconnect policy.
+pub async fn check_destination(
+    destination: &Destination,
+    probe: Option<&str>,
+) -> Vec<EndpointCheck> {
+    match destination {
+        Destination::Folder(path) => vec![match FolderStore::open(path) {
+            Ok(_) => EndpointCheck::new(
+                "Destination folder",
+                CheckVerdict::Ok,
+                format!("{} is writable", path.display()),
+            ),
+            Err(e) => EndpointCheck::new(
+                "Destination folder",
+                CheckVerdict::Blocking,
+                format!("{} is not writable: {e}", path.display()),
+            ),
+        }],
+        Destination::Imap {
+            settings,
+            logins,
+            dav,
+        } => {
+            let accounts = match logins {
+                ImapLogins::Accounts(a) | ImapLogins::MasterAndAccounts { accounts: a, .. } => {
+                    Some(a)
+                }
+                ImapLogins::Master { .. } => None,
+            };
+            let account = first_account(accounts).map(|(a, _)| a).or(probe);
+            let login = account.and_then(|a| logins.login_for(a));
+            let mut checks = vec![
+                check_imap(
+                    settings,
+                    login.as_ref(),
+                    "destination.host and destination.port",
+                )
+                .await,
+            ];
+            if let Some(dav) = dav {
+                checks.push(check_dav(dav, first_account(accounts), "destination.dav_url").await);
+            }
+            checks
+        }
+        Destination::IceWarp(d) => {
+            let mut checks = vec![match super::icewarp::connect(d).await {
+                Ok(provisioner) => {
+                    let advice = match provisioner.settings_report().await {
+                        Ok(report) if !report.advice.is_empty() => {
+                            Some(report.advice.join("; "))
+                        }
+                        Ok(_) => None,
+                        Err(e) => Some(format!("cannot read the server settings: {e}")),
+                    };
+                    provisioner.client().logout().await;
+                    match advice {
+                        None => EndpointCheck::new(
+                            "IceWarp admin API",
+                            CheckVerdict::Ok,
+                            format!("signed in to {} as {}", d.api.api_url, d.api.admin_email),
+                        ),
+                        Some(advice) => {
+                            EndpointCheck::new("IceWarp admin API", CheckVerdict::Warning, advice)
+                        }
+                    }
+                }
+                Err(e) => EndpointCheck::new(
+                    "IceWarp admin API",
+                    CheckVerdict::Blocking,
+                    format!(
+                        "{e}: {} (check destination.api_url, destination.admin_email and the administrator password)",
+                        error_chain(&e)
+                    ),
+                ),
+            }];
+            let account = first_account(Some(&d.accounts));
+            // The master user logs in for any account; without one, the administrator's own
+            // mailbox proves the server and the password.
+            let login = match (&d.master, account) {
+                (Some((master_user, style)), _) => Some(ImapLogin::Master {
+                    user: account
+                        .map_or(d.api.admin_email.as_str(), |(a, _)| a)
+                        .to_string(),
+                    master_user: master_user.clone(),
+                    master_password: d.admin_password.clone(),
+                    style: *style,
+                }),
+                (None, Some((address, password))) => Some(ImapLogin::Password {
+                    user: address.to_string(),
+                    password: password.clone(),
+                }),
+                (None, None) => Some(ImapLogin::Password {
+                    user: d.api.admin_email.clone(),
+                    password: d.admin_password.clone(),
+                }),
+            };
+            checks.push(
+                check_imap(
+                    &d.imap,
+                    login.as_ref(),
+                    "destination.host and destination.imap_port",
+                )
+                .await,
+            );
+            let dav_account = account.or(Some((d.api.admin_email.as_str(), &d.admin_password)));
+            checks.push(check_dav(&d.dav, dav_account, "destination.webdav_url").await);
+            checks
+        }
+    }
+}
+
+/// The first account (by address) with a known password.
+fn first_account(
+    accounts: Option<&std::collections::HashMap<String, Secret>>,
+) -> Option<(&str, &Secret)> {
+    accounts?
+        .iter()
+        .min_by(|a, b| a.0.cmp(b.0))
+        .map(|(a, p)| (a.as_str(), p))
+}
+
+/// Connects once (no reconnect wait) and, with a login, logs in.
+async fn check_imap(
+    settings: &ImapSettings,
+    login: Option<&ImapLogin>,
+    setting: &str,
+) -> EndpointCheck {
+    const NAME: &str = "IMAP (mail)";
+    let mut quick = settings.clone();
+    quick.timeout = quick.timeout.min(PROBE_TIMEOUT);
+    quick.reconnect.max_attempts = 1;
+    // Not the run's shared cap: the check must not wait for the run's connections.
+    quick.connection_limit = ConnectionLimit::new(1);
+    let endpoint = format!("{}:{}", settings.host, settings.port);
+    let Some(login) = login else {
+        // No account to log in as: the server, the port and TLS can still be proved.
+        let opened = async {
+            let tls = match quick.security {
+                Security::Plain => None,
+                Security::Tls | Security::StartTls => Some(tls_connector(&quick)?),
+            };
+            Connection::open(&quick, tls.as_ref()).await
+        };
+        return match opened.await {
+            Ok(conn) => {
+                conn.logout().await;
+                EndpointCheck::new(
+                    NAME,
+                    CheckVerdict::Warning,
+                    format!("{endpoint} answers, but the login is not checked: no account to try it with"),
+                )
+            }
+            Err(e) => EndpointCheck::new(
+                NAME,
+                CheckVerdict::Blocking,
+                imap_advice(&e, None, &endpoint, setting),
+            ),
+        };
+    };
+    match ImapMailbox::connect(&quick, login).await {
+        Ok(mailbox) => {
+            mailbox.logout().await;
+            EndpointCheck::new(
+                NAME,
+                CheckVerdict::Ok,
+                format!("logged in to {endpoint} for {}", login.user()),
+            )
+        }
+        Err(e) => EndpointCheck::new(
+            NAME,
+            CheckVerdict::Blocking,
+            imap_advice(&e, Some(login), &endpoint, setting),
+        ),
+    }
+}
+
+/// Plain advice for a failed IMAP check, naming the endpoint and the setting to change.
+fn imap_advice(e: &ImapError, login: Option<&ImapLogin>, endpoint: &str, setting: &str) -> String {
+    match (e, login) {
+        (ImapError::Connect { .. } | ImapError::Timeout { .. }, _) => format!(
+            "cannot reach the IMAP server at {endpoint} ({}): check {setting}, and that the server listens there",
+            error_chain(e)
+        ),
+        (ImapError::Tls { .. }, _) => format!(
+            "the IMAP server at {endpoint} has a certificate this computer does not trust ({}): set destination.ca_file to the server's CA certificate, or check the TLS setting",
+            error_chain(e)
+        ),
+        (ImapError::Auth { .. }, Some(ImapLogin::Master { master_user, user, .. })) => format!(
+            "the IMAP server at {endpoint} refused the master user {master_user} logging in for {user}: check the master user and the administrator password"
+        ),
+        (ImapError::Auth { .. }, Some(ImapLogin::Password { user, .. })) => format!(
+            "the IMAP server at {endpoint} refused the login of {user}: check that account's password in the accounts CSV"
+        ),
+        _ => format!("the IMAP server at {endpoint}: {e}: {}", error_chain(e)),
+    }
+}
+
+/// Discovers (or expands the templates) for one account and sends an authenticated PROPFIND
+/// to the collection the writer would use.
+async fn check_dav(
+    settings: &DavSettings,
+    account: Option<(&str, &Secret)>,
+    setting: &str,
+) -> EndpointCheck {
+    const NAME: &str = "CalDAV/CardDAV (calendars, contacts, tasks)";
+    let Some((address, password)) = account else {
+        return EndpointCheck::new(
+            NAME,
+            CheckVerdict::Warning,
+            format!(
+                "{}: not checked: no account password to log in with (the accounts CSV); calendars, contacts and tasks need each user's own password",
+                settings.base_url
+            ),
+        );
+    };
+    let mut quick = settings.clone();
+    quick.timeout = quick.timeout.min(PROBE_TIMEOUT);
+    let login = DavLogin::new(address, password.clone());
+    let probed = match DavAccount::connect(&quick, address, login).await {
+        Ok(account) => account.probe().await,
+        Err(e) => Err(e),
+    };
+    let blocking = |advice: String| EndpointCheck::new(NAME, CheckVerdict::Blocking, advice);
+    match probed {
+        Ok((url, 207)) => EndpointCheck::new(
+            NAME,
+            CheckVerdict::Ok,
+            format!("{address} can read {url}"),
+        ),
+        Ok((url, 403)) => blocking(format!(
+            "{url} refused {address} (403 Forbidden): the account may not use CalDAV/CardDAV there; check {setting} and the account's rights"
+        )),
+        Ok((url, 404)) => blocking(format!(
+            "{url} does not exist (404 Not Found): check {setting}"
+        )),
+        Ok((url, status)) => blocking(format!(
+            "{url} answered {status} to a PROPFIND, not a WebDAV collection: check {setting}"
+        )),
+        Err(DavError::Auth { url, .. }) => blocking(format!(
+            "{url} refused the login of {address} (401): check that account's password in the accounts CSV, and {setting}"
+        )),
+        Err(e @ DavError::Tls { .. }) => blocking(format!(
+            "{e}: {}: set the CA file (ca_file) or check {setting}",
+            error_chain(&e)
+        )),
+        Err(e) => blocking(format!(
+            "cannot use the CalDAV/CardDAV server at {}: {e}: {}: check {setting}",
+            settings.base_url,
+            error_chain(&e)
+        )),
+    }
 }
 
 /// The causes of an error, innermost last, for one line of output.

@@ -775,6 +775,54 @@ impl DavAccount {
     }
 
     /// One PROPFIND on a template collection, so a wrong password fails at connect.
+    /// The collection URL the writer would use first (a template's collection, else the
+    /// calendar home, else the address-book home) and the status of an authenticated
+    /// depth-0 PROPFIND on it; writes nothing. A template collection that does not exist yet
+    /// is created by the writer, so on a 404 its parent (the account's home) is probed
+    /// instead and returned. A 401 is [`DavError::Auth`]; the other statuses are for the
+    /// caller to judge (207: usable).
+    pub async fn probe(&self) -> Result<(Url, u16), DavError> {
+        let Some(url) = self
+            .defaults
+            .first()
+            .map(|(_, u)| u.clone())
+            .or_else(|| self.homes.calendar.clone())
+            .or_else(|| self.homes.addressbook.clone())
+        else {
+            return Err(DavError::Discovery {
+                user: self.email.clone(),
+                reason: "the server names no calendar or address book home".into(),
+            });
+        };
+        let reply = self
+            .http
+            .send(
+                method("PROPFIND"),
+                &url,
+                Headers::xml("0"),
+                Some(types::propfind_collections().into_bytes()),
+            )
+            .await?;
+        let status = reply.status.as_u16();
+        let from_template = self.defaults.first().is_some_and(|(_, u)| *u == url);
+        if status != 404 || !from_template {
+            return Ok((url, status));
+        }
+        let Ok(parent) = url.join("..") else {
+            return Ok((url, status));
+        };
+        let reply = self
+            .http
+            .send(
+                method("PROPFIND"),
+                &parent,
+                Headers::xml("0"),
+                Some(types::propfind_collections().into_bytes()),
+            )
+            .await?;
+        Ok((parent, reply.status.as_u16()))
+    }
+
     async fn check_login(&self) -> Result<(), DavError> {
         let Some(url) = self
             .defaults
