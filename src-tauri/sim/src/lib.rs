@@ -39,6 +39,7 @@
 
 pub mod calendar;
 pub mod groupware;
+pub mod hostile;
 pub mod icewarp;
 pub mod mime;
 pub mod tenant;

@@ -1,0 +1,129 @@
+//! A hostile mail corpus added to a generated mailbox (issue 10, "Bad input"): broken MIME,
+//! 8-bit and invalid UTF-8 headers, a zero-byte message (Graph returns an empty `$value`),
+//! a folder name of 300 characters, a tree 100 levels deep, names with control characters
+//! and the separators IMAP and Maildir++ use. Existing tenants are unchanged: a test adds the
+//! corpus with [`crate::SimServer::mutate`] and [`add_hostile_mail`].
+
+use time::{Duration, OffsetDateTime};
+
+use crate::tenant::{MailFolder, Message, User};
+
+/// Depth of the deep folder tree.
+pub const DEEP_TREE_LEVELS: usize = 100;
+
+/// Ids of the messages [`add_hostile_mail`] adds that no destination can hold as they are.
+pub const ZERO_BYTE_MESSAGE: &str = "AAkALgHostileZeroByte";
+
+/// Adds the hostile folders and messages to `user`'s mailbox (ids are fixed: call once).
+pub fn add_hostile_mail(user: &mut User) {
+    let base =
+        OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let at = |n: i64| base + Duration::minutes(n);
+    let mut folders = Vec::new();
+    let mut folder = |id: String, parent: Option<String>, name: String, messages: Vec<Message>| {
+        folders.push(MailFolder {
+            id,
+            parent_id: parent,
+            display_name: name,
+            well_known_name: None,
+            is_hidden: false,
+            is_search_folder: false,
+            messages,
+        });
+    };
+    let broken = vec![
+        // No blank line between head and body, and a boundary that never appears.
+        Message::from_mime(
+            "AAkALgHostileNoBoundary",
+            b"From: a@contoso.com\r\nSubject: broken multipart\r\nMessage-ID: <broken-1@contoso.com>\r\nContent-Type: multipart/mixed; boundary=\"never\"\r\n--other\r\nno end".to_vec(),
+            at(1),
+        ),
+        // Raw Latin-1 (8-bit) in Subject and From: not UTF-8, not encoded words.
+        Message::from_mime(
+            "AAkALgHostileLatin1",
+            b"From: J\xfcrgen <j@contoso.com>\r\nSubject: R\xe9sum\xe9 f\xfcr M\xe4rz\r\nMessage-ID: <latin1@contoso.com>\r\n\r\nbody\r\n".to_vec(),
+            at(2),
+        ),
+        // Invalid UTF-8 sequences (overlong, lone continuation, truncated) in headers.
+        Message::from_mime(
+            "AAkALgHostileBadUtf8",
+            b"From: \xc0\xaf\x80 <x@contoso.com>\r\nSubject: \xe2\x82\r\nMessage-ID: <bad-\xff-utf8@contoso.com>\r\n\r\nbody\r\n".to_vec(),
+            at(3),
+        ),
+        // Bare LF line endings, a NUL byte and a header without a colon.
+        Message::from_mime(
+            "AAkALgHostileBareLf",
+            b"From: lf@contoso.com\nSubject: bare LF\nnot a header\nMessage-ID: <lf@contoso.com>\n\nline\0with NUL\n".to_vec(),
+            at(4),
+        ),
+        // Only a body, no header at all.
+        Message::from_mime("AAkALgHostileNoHeader", b"just text, no header\r\n".to_vec(), at(5)),
+        // A header line of 20 KB (RFC 5322 §2.1.1 allows 998).
+        Message::from_mime(
+            "AAkALgHostileLongLine",
+            format!(
+                "From: long@contoso.com\r\nSubject: {}\r\nMessage-ID: <long@contoso.com>\r\n\r\nbody\r\n",
+                "x".repeat(20_000)
+            )
+            .into_bytes(),
+            at(6),
+        ),
+        // Graph returns an empty `$value` for this one.
+        Message::from_mime(ZERO_BYTE_MESSAGE, Vec::new(), at(7)),
+    ];
+    folder(
+        "AAMkHostileBroken".into(),
+        None,
+        "Broken MIME".into(),
+        broken,
+    );
+    let one = |id: &str, n: i64| {
+        Message::from_mime(
+            format!("AAkALgHostileIn{id}"),
+            format!("From: h@contoso.com\r\nSubject: in {id}\r\nMessage-ID: <in-{id}@contoso.com>\r\n\r\nbody of {id}\r\n")
+                .into_bytes(),
+            at(n),
+        )
+    };
+    folder(
+        "AAMkHostileLongName".into(),
+        None,
+        "Ä".repeat(150) + &"n".repeat(150),
+        vec![one("long", 10)],
+    );
+    folder(
+        "AAMkHostileControl".into(),
+        None,
+        "tab\there\u{1}bell\u{7}del\u{7f}nl\r\nend".into(),
+        vec![one("control", 11)],
+    );
+    folder(
+        "AAMkHostileSeparators".into(),
+        None,
+        "a/b.c\\d..e/".into(),
+        vec![one("separators", 12)],
+    );
+    folder(
+        "AAMkHostileDots".into(),
+        None,
+        "..".into(),
+        vec![one("dots", 13)],
+    );
+    let mut parent = None;
+    for level in 0..DEEP_TREE_LEVELS {
+        let id = format!("AAMkHostileDeep{level}");
+        let messages = if level + 1 == DEEP_TREE_LEVELS {
+            vec![one("deep", 14)]
+        } else {
+            Vec::new()
+        };
+        folder(
+            id.clone(),
+            parent.take(),
+            format!("level {level}"),
+            messages,
+        );
+        parent = Some(id);
+    }
+    user.folders.extend(folders);
+}
