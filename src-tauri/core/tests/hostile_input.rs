@@ -12,7 +12,7 @@ use migrator_core::dest::imap::MasterStyle;
 use migrator_core::engine::{run, Destination, ImapLogins, RunControl, RunOptions};
 use migrator_core::progress::RunSummary;
 use migrator_core::secrets::Secret;
-use migrator_sim::hostile::{add_hostile_mail, ZERO_BYTE_MESSAGE};
+use migrator_sim::hostile::{add_hostile_mail, BARE_LF_MESSAGE, ZERO_BYTE_MESSAGE};
 use migrator_sim::{SimConfig, SimServer, TenantSpec};
 use support::dovecot::{Dovecot, MASTER_PASSWORD, MASTER_USER};
 
@@ -95,8 +95,45 @@ async fn hostile_mail_into_the_local_folder_fails_only_the_empty_message_and_rer
     );
 }
 
+/// Dovecot refuses the 300-character name ("Mailbox name too long") and the deep tree
+/// below its own path limit (level 29 with its Maildir++ storage): each refused folder is one
+/// failure with the server's reason or naming its failed parent (not every ancestor's reason:
+/// a deep tree would repeat them at each level), besides the empty message. Returns the
+/// display names of the refused folders.
+fn assert_refused_folders_are_reported(failures: &[String]) -> Vec<String> {
+    let (folders, items): (Vec<&String>, Vec<&String>) =
+        failures.iter().partition(|f| f.contains(" (folder): "));
+    assert_only_the_empty_message_failed(&items.into_iter().cloned().collect::<Vec<_>>());
+    let mut refused = Vec::new();
+    for failure in folders {
+        // The path appears three times at most (folder, its path, its parent's): linear in depth.
+        assert!(failure.len() < 4_000, "a short reason: {failure}");
+        let path = failure
+            .split_once(' ')
+            .and_then(|(_, rest)| rest.split_once(" (folder): "))
+            .map(|(path, _)| path)
+            .unwrap_or_default();
+        let name = path.rsplit('/').next().unwrap_or_default().to_string();
+        if name.starts_with("level ") {
+            assert!(
+                failure.contains("Not found") || failure.contains("its parent folder level"),
+                "{failure}"
+            );
+        } else {
+            assert!(failure.contains("Mailbox name too long"), "{failure}");
+        }
+        refused.push(name);
+    }
+    assert!(
+        refused.iter().any(|n| n == "level 99") && refused.len() < 100,
+        "the deepest folders are refused, the shallow ones created: {refused:?}"
+    );
+    refused.sort();
+    refused
+}
+
 #[tokio::test]
-async fn hostile_mail_into_dovecot_fails_only_the_empty_message_and_reruns_clean() {
+async fn hostile_mail_into_dovecot_reports_refused_folders_and_reruns_clean() {
     let sim = hostile_sim().await;
     let dovecot = Dovecot::start_with(support::dovecot::Options {
         users: support::tenant_accounts(&sim),
@@ -113,15 +150,41 @@ async fn hostile_mail_into_dovecot_fails_only_the_empty_message_and_reruns_clean
         dav: None,
     };
     let (_, failures) = run_once(&sim, &destination, state.path()).await;
-    assert_only_the_empty_message_failed(&failures);
-    let user = user_without_empty(&sim);
-    let first = support::account_bodies(&dovecot, &user.mail).await;
+    let refused = assert_refused_folders_are_reported(&failures);
+    let mut user = user_without_empty(&sim);
+    user.folders.retain(|f| !refused.contains(&f.display_name));
+    let mut first = support::account_bodies(&dovecot, &user.mail).await;
+    // Dovecot hands a bare-LF message back with CRLF line ends (IMAP's, RFC 3501 §4.3) and its
+    // NUL byte as 0x80 (IMAP text has no NUL, RFC 3501 §4.3): count that copy as the source's
+    // bytes, once, when nothing else changed.
+    let bare_lf = user
+        .folders
+        .iter()
+        .flat_map(|f| &f.messages)
+        .find(|m| m.id == BARE_LF_MESSAGE)
+        .map(|m| m.mime.as_ref().to_vec())
+        .expect("the corpus has a bare-LF message");
+    let as_crlf: Vec<u8> = bare_lf
+        .iter()
+        .flat_map(|b| match b {
+            b'\n' => vec![b'\r', b'\n'],
+            0 => vec![0x80],
+            b => vec![*b],
+        })
+        .collect();
+    let stored = first.remove(&as_crlf);
+    assert_eq!(
+        stored,
+        Some(1),
+        "the bare-LF message is stored once, with CRLF and no NUL"
+    );
+    first.insert(bare_lf, 1);
     support::assert_exactly_once(&user, &first, "in Dovecot");
 
     let changes = dovecot.mail_changes().len();
     let (again, failures) = run_once(&sim, &destination, state.path()).await;
     assert_eq!(again.totals.messages, 0, "the rerun appends no message");
-    assert_only_the_empty_message_failed(&failures);
+    assert_eq!(assert_refused_folders_are_reported(&failures), refused);
     assert_eq!(
         dovecot.mail_changes().len(),
         changes,

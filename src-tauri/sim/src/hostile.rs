@@ -11,8 +11,11 @@ use crate::tenant::{MailFolder, Message, User};
 /// Depth of the deep folder tree.
 pub const DEEP_TREE_LEVELS: usize = 100;
 
-/// Ids of the messages [`add_hostile_mail`] adds that no destination can hold as they are.
+/// The message whose `$value` is empty: no destination can hold it.
 pub const ZERO_BYTE_MESSAGE: &str = "AAkALgHostileZeroByte";
+
+/// The message with bare LF line ends (and a NUL byte), which IMAP servers store with CRLF.
+pub const BARE_LF_MESSAGE: &str = "AAkALgHostileBareLf";
 
 /// Adds the hostile folders and messages to `user`'s mailbox (ids are fixed: call once).
 pub fn add_hostile_mail(user: &mut User) {
@@ -52,7 +55,7 @@ pub fn add_hostile_mail(user: &mut User) {
         ),
         // Bare LF line endings, a NUL byte and a header without a colon.
         Message::from_mime(
-            "AAkALgHostileBareLf",
+            BARE_LF_MESSAGE,
             b"From: lf@contoso.com\nSubject: bare LF\nnot a header\nMessage-ID: <lf@contoso.com>\n\nline\0with NUL\n".to_vec(),
             at(4),
         ),
