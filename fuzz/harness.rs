@@ -3,8 +3,11 @@
 // (src-tauri/core/tests/fuzz_corpus.rs), which both `include!` this file.
 // Contract of every function: any input returns normally; a panic is a bug.
 
+/// What a fuzz target does with one input.
+pub type Target = fn(&[u8]);
+
 /// The fuzz targets, by the name of their corpus directory.
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("event", event),
     ("contact", contact),
     ("task", task),
