@@ -12,7 +12,10 @@ use migrator_core::dest::imap::MasterStyle;
 use migrator_core::engine::{run, Destination, ImapLogins, RunControl, RunOptions};
 use migrator_core::progress::RunSummary;
 use migrator_core::secrets::Secret;
-use migrator_sim::hostile::{add_hostile_mail, BARE_LF_MESSAGE, ZERO_BYTE_MESSAGE};
+use migrator_sim::hostile::{
+    add_hostile_groupware, add_hostile_mail, BARE_LF_MESSAGE, HUGE_PHOTO_CONTACT,
+    UNKNOWN_ZONE_EVENT, ZERO_BYTE_MESSAGE,
+};
 use migrator_sim::{SimConfig, SimServer, TenantSpec};
 use support::dovecot::{Dovecot, MASTER_PASSWORD, MASTER_USER};
 
@@ -28,7 +31,10 @@ async fn hostile_sim() -> SimServer {
     })
     .await
     .expect("the simulator starts");
-    sim.mutate(|t| add_hostile_mail(&mut t.users[0]));
+    sim.mutate(|t| {
+        add_hostile_mail(&mut t.users[0]);
+        add_hostile_groupware(&mut t.users[0]);
+    });
     sim
 }
 
@@ -74,6 +80,59 @@ fn assert_only_the_empty_message_failed(failures: &[String]) {
     );
 }
 
+/// Every file with `extension` under `dir`, with its text.
+fn texts(dir: &Path, extension: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension() == Some(extension.as_ref()) {
+                found.push(std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    found
+}
+
+/// The documented repairs of the hostile groupware: the contact whose photo is over the
+/// 4 MiB cap arrives without it, the event in an unknown zone arrives with its wall-clock
+/// times read as UTC; every contact and event arrives once.
+fn assert_groupware_repaired(sim: &SimServer, user_dir: &Path) {
+    let user = &sim.tenant().users[0];
+    let huge = user
+        .contact_folders
+        .iter()
+        .flat_map(|f| &f.contacts)
+        .find(|c| c.id == HUGE_PHOTO_CONTACT)
+        .expect("the corpus has the huge-photo contact");
+    let cards = texts(&user_dir.join("contacts"), "vcf");
+    let contacts: usize = user.contact_folders.iter().map(|f| f.contacts.len()).sum();
+    assert_eq!(cards.len(), contacts, "every contact arrives once");
+    let card = cards
+        .iter()
+        .find(|c| c.contains(&huge.display_name))
+        .expect("the huge-photo contact arrives");
+    assert!(
+        !card.contains("PHOTO"),
+        "its photo is left out: {card:.300}"
+    );
+
+    let events = texts(&user_dir.join("calendars"), "ics");
+    let count: usize = user.calendars.iter().map(|c| c.events.len()).sum();
+    assert_eq!(events.len(), count, "every event arrives once");
+    let mars = events
+        .iter()
+        .find(|e| e.contains("SUMMARY:Meeting on Mars"))
+        .unwrap_or_else(|| panic!("the event {UNKNOWN_ZONE_EVENT} arrives"));
+    assert!(
+        mars.contains("DTSTART:20240429T090000Z"),
+        "read as UTC: {mars}"
+    );
+}
+
 #[tokio::test]
 async fn hostile_mail_into_the_local_folder_fails_only_the_empty_message_and_reruns_clean() {
     let sim = hostile_sim().await;
@@ -84,6 +143,7 @@ async fn hostile_mail_into_the_local_folder_fails_only_the_empty_message_and_rer
     assert_only_the_empty_message_failed(&failures);
     let first: HashMap<Vec<u8>, usize> = support::maildir_bodies(out.path());
     support::assert_exactly_once(&user_without_empty(&sim), &first, "in the folder");
+    assert_groupware_repaired(&sim, &out.path().join(&sim.tenant().users[0].mail));
 
     let (again, failures) = run_once(&sim, &destination, state.path()).await;
     assert_eq!(again.totals.messages, 0, "the rerun writes no message");

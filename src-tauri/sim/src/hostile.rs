@@ -6,6 +6,8 @@
 
 use time::{Duration, OffsetDateTime};
 
+use crate::calendar::Zone;
+use crate::groupware::{sample_contact, sample_event, Photo};
 use crate::tenant::{MailFolder, Message, User};
 
 /// Depth of the deep folder tree.
@@ -129,4 +131,37 @@ pub fn add_hostile_mail(user: &mut User) {
         parent = Some(id);
     }
     user.folders.extend(folders);
+}
+
+/// Id of the contact whose photo is larger than the 4 MiB the migrator reads.
+pub const HUGE_PHOTO_CONTACT: &str = "AAMkHostileHugePhoto";
+
+/// Id of the event in a time zone no table knows.
+pub const UNKNOWN_ZONE_EVENT: &str = "AAMkHostileUnknownZone";
+
+/// Adds a contact with a 5 MiB photo to the default contact folder and an event in an
+/// unknown Windows time zone to the default calendar (ids fixed: call once).
+pub fn add_hostile_groupware(user: &mut User) {
+    let mut contact = sample_contact(0x5eed);
+    contact.id = HUGE_PHOTO_CONTACT.into();
+    contact.photo = Some(Photo {
+        content_type: "image/jpeg".into(),
+        width: 4000,
+        height: 4000,
+        bytes: vec![0xff; 5 * 1024 * 1024],
+    });
+    if let Some(folder) = user.contact_folders.first_mut() {
+        folder.contacts.push(contact);
+    }
+    let start = time::macros::datetime!(2024-04-29 09:00);
+    let mut event = sample_event(
+        0x5eed,
+        "Meeting on Mars",
+        Zone::windows("Mars Standard Time"),
+        start,
+    );
+    event.id = UNKNOWN_ZONE_EVENT.into();
+    if let Some(calendar) = user.calendars.first_mut() {
+        calendar.events.push(event);
+    }
 }
