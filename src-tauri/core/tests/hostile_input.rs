@@ -13,7 +13,7 @@ use migrator_core::engine::{run, Destination, ImapLogins, RunControl, RunOptions
 use migrator_core::progress::RunSummary;
 use migrator_core::secrets::Secret;
 use migrator_sim::hostile::{
-    add_hostile_groupware, add_hostile_mail, BARE_LF_MESSAGE, HUGE_PHOTO_CONTACT,
+    add_hostile_groupware, add_hostile_mail, add_huge_message, BARE_LF_MESSAGE, HUGE_PHOTO_CONTACT,
     UNKNOWN_ZONE_EVENT, ZERO_BYTE_MESSAGE,
 };
 use migrator_sim::{SimConfig, SimServer, TenantSpec};
@@ -250,4 +250,29 @@ async fn hostile_mail_into_dovecot_reports_refused_folders_and_reruns_clean() {
         changes,
         "Dovecot logged no change on the rerun"
     );
+}
+
+/// Long test (`cargo nextest run -p migrator-core --run-ignored only -E 'test(/150_mb/)'`):
+/// a 150 MB message arrives in the local folder byte for byte, once.
+#[tokio::test]
+#[ignore = "long: a 150 MB message"]
+async fn a_150_mb_message_arrives_in_the_local_folder_byte_for_byte() {
+    let sim = SimServer::start(SimConfig {
+        tenant: TenantSpec {
+            users: 1,
+            messages_per_user: 1,
+            ..TenantSpec::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .expect("the simulator starts");
+    sim.mutate(|t| add_huge_message(&mut t.users[0], 150 * 1024 * 1024));
+    let out = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let destination = Destination::Folder(out.path().to_path_buf());
+    let (_, failures) = run_once(&sim, &destination, state.path()).await;
+    assert_eq!(failures, Vec::<String>::new());
+    let bodies = support::maildir_bodies(out.path());
+    support::assert_exactly_once(&sim.tenant().users[0], &bodies, "in the folder");
 }

@@ -165,3 +165,29 @@ pub fn add_hostile_groupware(user: &mut User) {
         calendar.events.push(event);
     }
 }
+
+/// Id of the message [`add_huge_message`] adds.
+pub const HUGE_MESSAGE: &str = "AAkALgHostileHuge";
+
+/// Adds one message of `size` bytes (a text body of `x` lines) to a new top-level folder
+/// "Huge"; the long test uses 150 MB.
+pub fn add_huge_message(user: &mut User, size: usize) {
+    let head = b"From: big@contoso.com\r\nSubject: huge\r\nMessage-ID: <huge@contoso.com>\r\n\r\n";
+    let mut bytes = Vec::with_capacity(size.max(head.len()));
+    bytes.extend_from_slice(head);
+    while bytes.len() + 78 <= size {
+        bytes.extend_from_slice(&[b'x'; 76]);
+        bytes.extend_from_slice(b"\r\n");
+    }
+    let at =
+        OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    user.folders.push(MailFolder {
+        id: "AAMkHostileHuge".into(),
+        parent_id: None,
+        display_name: "Huge".into(),
+        well_known_name: None,
+        is_hidden: false,
+        is_search_folder: false,
+        messages: vec![Message::from_mime(HUGE_MESSAGE, bytes, at)],
+    });
+}
