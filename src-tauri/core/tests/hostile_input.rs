@@ -13,19 +13,25 @@ use migrator_core::engine::{run, Destination, ImapLogins, RunControl, RunOptions
 use migrator_core::progress::RunSummary;
 use migrator_core::secrets::Secret;
 use migrator_sim::hostile::{
-    add_hostile_groupware, add_hostile_mail, add_huge_message, BARE_LF_MESSAGE, HUGE_PHOTO_CONTACT,
-    UNKNOWN_ZONE_EVENT, ZERO_BYTE_MESSAGE,
+    add_hostile_groupware, add_hostile_mail, add_huge_message, add_many_messages, BARE_LF_MESSAGE,
+    HUGE_PHOTO_CONTACT, UNKNOWN_ZONE_EVENT, ZERO_BYTE_MESSAGE,
 };
-use migrator_sim::{SimConfig, SimServer, TenantSpec};
+use migrator_sim::{Faults, SimConfig, SimServer, TenantSpec};
 use support::dovecot::{Dovecot, MASTER_PASSWORD, MASTER_USER};
 
-/// A one-user tenant with a few ordinary messages and the hostile corpus.
+/// A one-user tenant with a few ordinary messages and the hostile corpus, whose pages each
+/// repeat an item already returned (a folder of 520 messages makes the message list span
+/// two pages).
 async fn hostile_sim() -> SimServer {
     let sim = SimServer::start(SimConfig {
         tenant: TenantSpec {
             users: 1,
             messages_per_user: 6,
             ..TenantSpec::default()
+        },
+        faults: Faults {
+            repeat_page_item: true,
+            ..Faults::default()
         },
         ..SimConfig::default()
     })
@@ -34,8 +40,22 @@ async fn hostile_sim() -> SimServer {
     sim.mutate(|t| {
         add_hostile_mail(&mut t.users[0]);
         add_hostile_groupware(&mut t.users[0]);
+        add_many_messages(&mut t.users[0], 520);
     });
     sim
+}
+
+/// The message list of the "Many" folder was read in more than one page, so the simulator
+/// repeated an item (`Faults::repeat_page_item`).
+fn assert_a_page_repeated_an_item(sim: &SimServer) {
+    let next_pages = sim
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.path_and_query.contains("/messages") && r.path_and_query.contains("skiptoken")
+        })
+        .count();
+    assert!(next_pages > 0, "no message list needed a second page");
 }
 
 /// One run; the summary and the failed items (`user folder item: reason`).
@@ -144,6 +164,7 @@ async fn hostile_mail_into_the_local_folder_fails_only_the_empty_message_and_rer
     let first: HashMap<Vec<u8>, usize> = support::maildir_bodies(out.path());
     support::assert_exactly_once(&user_without_empty(&sim), &first, "in the folder");
     assert_groupware_repaired(&sim, &out.path().join(&sim.tenant().users[0].mail));
+    assert_a_page_repeated_an_item(&sim);
 
     let (again, failures) = run_once(&sim, &destination, state.path()).await;
     assert_eq!(again.totals.messages, 0, "the rerun writes no message");
@@ -240,6 +261,7 @@ async fn hostile_mail_into_dovecot_reports_refused_folders_and_reruns_clean() {
     );
     first.insert(bare_lf, 1);
     support::assert_exactly_once(&user, &first, "in Dovecot");
+    assert_a_page_repeated_an_item(&sim);
 
     let changes = dovecot.mail_changes().len();
     let (again, failures) = run_once(&sim, &destination, state.path()).await;

@@ -191,3 +191,29 @@ pub fn add_huge_message(user: &mut User, size: usize) {
         messages: vec![Message::from_mime(HUGE_MESSAGE, bytes, at)],
     });
 }
+
+/// Adds a top-level folder "Many" of `count` small messages: more than one page of the
+/// migrator's listing (500), so [`crate::Faults::repeat_page_item`] repeats one.
+pub fn add_many_messages(user: &mut User, count: usize) {
+    let at =
+        OffsetDateTime::from_unix_timestamp(1_600_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let messages = (0..count)
+        .map(|n| {
+            Message::from_mime(
+                format!("AAkALgHostileMany{n:04}"),
+                format!("From: m@contoso.com\r\nSubject: many {n}\r\nMessage-ID: <many-{n}@contoso.com>\r\n\r\nbody {n}\r\n")
+                    .into_bytes(),
+                at - Duration::minutes(n as i64),
+            )
+        })
+        .collect();
+    user.folders.push(MailFolder {
+        id: "AAMkHostileMany".into(),
+        parent_id: None,
+        display_name: "Many".into(),
+        well_known_name: None,
+        is_hidden: false,
+        is_search_folder: false,
+        messages,
+    });
+}
