@@ -400,8 +400,11 @@ fn page(
     );
     let base = format!("{}{}", ctx.state.url, ctx.path);
     if end < ids.len() {
+        // Repeating needs two items on the page, or the next page would start where this one did.
+        let repeat = ctx.state.config.faults.repeat_page_item && end - start >= 2;
+        let last = end.wrapping_sub(if repeat { 2 } else { 1 });
         let next = Token {
-            after: ids.get(end.wrapping_sub(1)).cloned(),
+            after: ids.get(last).cloned(),
             select,
             ..token.clone()
         };

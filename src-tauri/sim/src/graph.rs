@@ -268,8 +268,10 @@ pub(crate) fn page<T>(
     );
     body.insert("value".into(), Value::Array(value));
     if skip + top < items.len() {
-        let token =
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("skip:{}", skip + top));
+        // See `Faults::repeat_page_item`: the next page starts on this page's last item.
+        let repeat = ctx.state.config.faults.repeat_page_item && top >= 2;
+        let next = skip + top - usize::from(repeat);
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("skip:{next}"));
         body.insert(
             "@odata.nextLink".into(),
             Value::String(ctx.next_link(&token)),

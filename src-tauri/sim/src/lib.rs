@@ -39,6 +39,7 @@
 
 pub mod calendar;
 pub mod groupware;
+pub mod hostile;
 pub mod icewarp;
 pub mod mime;
 pub mod tenant;
@@ -100,6 +101,9 @@ pub struct Faults {
     pub reset_rate: f64,
     /// `$value` answers 504 for messages larger than this (as Exchange does for large items).
     pub value_fails_above: Option<u64>,
+    /// Each page of a collection (list or delta round) of two or more items ends with an item
+    /// the next page starts with again: a page repeating an item already returned.
+    pub repeat_page_item: bool,
     pub seed: u64,
 }
 

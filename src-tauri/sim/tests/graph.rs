@@ -413,3 +413,23 @@ async fn the_demo_tenant_is_a_few_megabytes() {
         .count();
     assert!(nested >= 2, "folders nested three deep");
 }
+
+#[tokio::test]
+async fn with_repeat_page_item_each_next_page_starts_on_the_previous_pages_last_item() {
+    let s = common::start(SimConfig {
+        faults: migrator_sim::Faults {
+            repeat_page_item: true,
+            ..migrator_sim::Faults::default()
+        },
+        ..tenant(7, 0)
+    })
+    .await;
+    let (items, pages) = s.all("/v1.0/users?$top=3", None).await;
+    // 7 users in pages of 3 that each give one back: 3 + 3 + 3 (the last 1 new).
+    assert_eq!((items.len(), pages), (9, 3));
+    let ids: Vec<&str> = items.iter().map(|u| u["id"].as_str().unwrap()).collect();
+    assert_eq!(ids[2], ids[3], "page 2 starts with page 1's last item");
+    assert_eq!(ids[5], ids[6], "page 3 starts with page 2's last item");
+    let unique: HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), 7, "every user is still listed");
+}

@@ -8,12 +8,15 @@
 //! - A folder whose name would land on a special folder's name (say a user folder called
 //!   "Sent") gets a suffix from its id, ` ~1a2b3c`, so two source folders never merge; the
 //!   suffix depends only on the folder, so every run picks the same name.
+//! - A name longer than a file name may be (255 bytes: a long name, or a deep tree, whose
+//!   Maildir++ name holds every ancestor) is cut to fit and given the same suffix (a repair:
+//!   the folder keeps its mail under a shortened name; deeper levels are cut likewise).
 
 use std::collections::HashSet;
 
 use sha2::{Digest, Sha256};
 
-use crate::convert::folder_name::{encode_mutf7, escape};
+use crate::convert::folder_name::{decode_mutf7, encode_mutf7, escape};
 use crate::graph::mail::FolderNode;
 
 fn special_name(well_known: &str) -> Option<&'static str> {
@@ -72,10 +75,40 @@ pub fn maildir_folder_names(nodes: &[FolderNode]) -> Vec<String> {
                 }
             }
         };
+        let name = fit(name, &node.folder.id);
         by_id.insert(node.folder.id.as_str(), name.clone());
         names.push(name);
     }
     names
+}
+
+/// The longest file name Linux, macOS and Windows file systems accept, in bytes.
+const MAX_NAME_BYTES: usize = 255;
+
+/// `name` unchanged if it fits in [`MAX_NAME_BYTES`], else cut (never inside a modified
+/// UTF-7 run) and suffixed with ` ~` and 6 hex digits of the folder id's hash.
+fn fit(name: String, id: &str) -> String {
+    if name.len() <= MAX_NAME_BYTES {
+        return name;
+    }
+    let suffix = format!(" ~{}", &hex::encode(Sha256::digest(id.as_bytes()))[..6]);
+    let mut cut = MAX_NAME_BYTES - suffix.len();
+    // Modified UTF-7 is ASCII, but an escaped name may not be: stay on a char boundary.
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let head = &name[..cut];
+    // An encoded run `&...-` cut before its `-` would not decode: close it after as much of
+    // it as still decodes, or else cut before its `&`.
+    let head = match head.rfind('&') {
+        Some(at) if !head[at..].contains('-') => (at + 2..cut)
+            .rev()
+            .map(|end| format!("{}-", &head[..end]))
+            .find(|closed| decode_mutf7(closed).is_some())
+            .unwrap_or_else(|| head[..at].to_string()),
+        _ => head.to_string(),
+    };
+    format!("{}{suffix}", head.trim_end_matches('.'))
 }
 
 #[cfg(test)]
@@ -105,5 +138,33 @@ mod tests {
         assert_eq!(names[6], ".Sent.2024");
         let unique: HashSet<_> = names.iter().collect();
         assert_eq!(unique.len(), names.len());
+    }
+
+    #[test]
+    fn names_too_long_for_a_file_system_are_cut_with_a_suffix_from_the_id() {
+        let long = "Ä".repeat(150);
+        let mut nodes = vec![node("l", Some("root"), &long, None)];
+        for level in 0..100 {
+            let parent = if level == 0 {
+                "root".to_string()
+            } else {
+                format!("d{}", level - 1)
+            };
+            nodes.push(node(
+                &format!("d{level}"),
+                Some(&parent),
+                &format!("level {level}"),
+                None,
+            ));
+        }
+        let names = maildir_folder_names(&nodes);
+        for name in &names {
+            assert!(name.len() <= MAX_NAME_BYTES, "{} bytes: {name}", name.len());
+            assert!(decode_mutf7(name).is_some(), "{name}");
+        }
+        assert!(names[0].starts_with(".&AMQAxA") && names[0].contains(" ~"));
+        assert_eq!(names[1], ".level 0", "short names are unchanged");
+        let unique: HashSet<_> = names.iter().collect();
+        assert_eq!(unique.len(), names.len(), "every folder keeps its own name");
     }
 }

@@ -733,10 +733,15 @@ impl ImapMailbox {
                     let base = match parent {
                         Some(p) => match &results[*p] {
                             Ok(parent) => Ok(format!("{parent}{}", server.separator)),
-                            Err(e) => Err(ImapError::Folder {
+                            // The parent's own failure names the cause; repeating it
+                            // here would grow with every level of a deep tree.
+                            Err(_) => Err(ImapError::Folder {
                                 action: "create",
                                 folder: nodes[i].path.join("/"),
-                                text: format!("its parent folder failed: {e}"),
+                                text: format!(
+                                    "its parent folder {} could not be created",
+                                    nodes[*p].path.join("/")
+                                ),
                             }),
                         },
                         None => Ok(server.prefix.clone()),
