@@ -12,6 +12,7 @@ mod dav_front;
 mod convert_golden;
 mod dav_radicale;
 mod engine_imap;
+mod engine_pipeline;
 mod faults;
 mod folder_e2e;
 mod fuzz_corpus;

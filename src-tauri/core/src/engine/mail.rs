@@ -301,6 +301,14 @@ impl MailboxRun<'_> {
                 skipped: true,
             });
         };
+        // Reported per message as soon as it is journaled, so progress moves smoothly.
+        let done = |copied: &Copied| {
+            reporter.report(ProgressEvent::ItemDone {
+                user: address.clone(),
+                bytes: if copied.existed { 0 } else { copied.bytes },
+                skipped: copied.existed,
+            })
+        };
         // The run reports `UserFinished` once the mailbox's other workloads are done too.
         let finish = |state: &str| -> Result<(), EngineError> {
             if let Some(j) = self.journal {
@@ -416,7 +424,10 @@ impl MailboxRun<'_> {
             let mut fresh: Option<bool> = None;
             // Replied and forwarded messages of the folder, read once per round with changes.
             let mut verbs: Option<HashMap<String, LastVerb>> = None;
-            while let Some(page) = round.next_page(&on_throttle).await {
+            // The next page is requested while this one's messages are copied (at most one
+            // page ahead), so downloads and appends do not stall at every page boundary.
+            let mut pending = round.next_page(&on_throttle).await;
+            while let Some(page) = pending.take() {
                 if let (Some(j), true, false) = (self.journal, round.restarted(), cleared) {
                     // The sync state expired: the whole folder is read again.
                     j.journal.clear_delta_link(&user.id, &node.folder.id)?;
@@ -437,6 +448,7 @@ impl MailboxRun<'_> {
                     fail(&mut stats, &folder_label, &id, reason);
                     round_ok = false;
                 }
+                let more = page.delta_link.is_none();
                 let mut seen_in_page = HashSet::new();
                 let mut todo = Vec::new();
                 for entry in page.items {
@@ -555,36 +567,51 @@ impl MailboxRun<'_> {
                         }
                     }
                 }
-                let results: Vec<_> = match &target {
-                    Target::Maildir(t) => {
-                        futures_util::stream::iter(todo)
-                            .map(|(meta, flags)| {
-                                let (pacer, on_throttle) = (&pacer, &on_throttle);
-                                async move {
-                                    let item = (node, name, &meta, &flags);
-                                    let result =
-                                        self.copy(t, pacer, &user.id, item, on_throttle).await;
-                                    (meta.id, result)
+                let copying = async {
+                    match &target {
+                        Target::Maildir(t) => {
+                            futures_util::stream::iter(todo)
+                                .map(|(meta, flags)| {
+                                    let (pacer, on_throttle, done) = (&pacer, &on_throttle, &done);
+                                    async move {
+                                        let item = (node, name, &meta, &flags);
+                                        let result =
+                                            self.copy(t, pacer, &user.id, item, on_throttle).await;
+                                        if let Ok(copied) = &result {
+                                            done(copied);
+                                        }
+                                        (meta.id, result)
+                                    }
+                                })
+                                .buffer_unordered(pacer.settings().max_in_flight.max(1))
+                                .collect()
+                                .await
+                        }
+                        Target::Imap(writers, _) if !todo.is_empty() => {
+                            let fresh = match fresh {
+                                Some(fresh) => fresh,
+                                None => {
+                                    let first = writers.first();
+                                    let count = first.lock().await.message_count(name).await;
+                                    *fresh.insert(count.is_ok_and(|n| n == 0))
                                 }
-                            })
-                            .buffer_unordered(pacer.settings().max_in_flight.max(1))
-                            .collect()
-                            .await
+                            };
+                            let place = (node, name, fresh);
+                            let graph = (pacer, &on_throttle);
+                            self.copy_to_imap(writers, graph, &user.id, place, todo, &done)
+                                .await
+                        }
+                        Target::Imap(..) => Vec::new(),
                     }
-                    Target::Imap(writers, _) if !todo.is_empty() => {
-                        let fresh = match fresh {
-                            Some(fresh) => fresh,
-                            None => {
-                                let count = writers.first().lock().await.message_count(name).await;
-                                *fresh.insert(count.is_ok_and(|n| n == 0))
-                            }
-                        };
-                        let place = (node, name, fresh);
-                        self.copy_to_imap(writers, pacer, &user.id, place, todo, &on_throttle)
-                            .await
-                    }
-                    Target::Imap(..) => Vec::new(),
                 };
+                let prefetch = async {
+                    match more {
+                        true => round.next_page(&on_throttle).await,
+                        false => None,
+                    }
+                };
+                let (results, next): (Vec<_>, _) = tokio::join!(copying, prefetch);
+                pending = next;
                 let mut stop = false;
                 for (id, result) in results {
                     match result {
@@ -592,17 +619,13 @@ impl MailboxRun<'_> {
                             if let Target::Maildir(t) = &mut target {
                                 t.folder(name)?.remember(Folder::key_for(&id), &copied.dest);
                             }
+                            // `ItemDone` was reported when it was journaled.
                             if copied.existed {
                                 stats.skipped += 1;
                             } else {
                                 stats.messages += 1;
                                 stats.bytes += copied.bytes;
                             }
-                            reporter.report(ProgressEvent::ItemDone {
-                                user: address.clone(),
-                                bytes: if copied.existed { 0 } else { copied.bytes },
-                                skipped: copied.existed,
-                            });
                         }
                         Err(e) => {
                             round_ok = false;
@@ -1139,15 +1162,17 @@ impl MailboxRun<'_> {
     /// has not appended cannot be there and is appended without asking the server first;
     /// otherwise (mail predating the migration, a rerun after a crash) every message is
     /// looked up by its fingerprint before it is appended.
-    #[allow(clippy::too_many_arguments)]
+    ///
+    /// `done` is called for each message that arrived (or was found), right after its
+    /// journal record.
     async fn copy_to_imap(
         &self,
         writers: &ImapWriters,
-        pacer: &Pacer,
+        (pacer, on_throttle): (&Pacer, &(impl Fn(Duration) + Sync)),
         user_id: &str,
         (node, name, fresh): (&FolderNode, &str, bool),
         todo: Vec<(MessageMeta, MailFlags)>,
-        on_throttle: &(impl Fn(Duration) + Sync),
+        done: &(impl Fn(&Copied) + Sync),
     ) -> Vec<(String, Result<Copied, ItemError>)> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Spooled>(BATCH_MESSAGES);
         let produce = async {
@@ -1176,7 +1201,7 @@ impl MailboxRun<'_> {
         let consume = async {
             futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
                 .ready_chunks(BATCH_MESSAGES)
-                .map(|batch| self.write_batch(writers, user_id, (name, fresh), batch))
+                .map(|batch| self.write_batch(writers, user_id, (name, fresh), batch, done))
                 .buffer_unordered(writers.pool.len())
                 .flat_map(futures_util::stream::iter)
                 .collect::<Vec<_>>()
@@ -1252,6 +1277,7 @@ impl MailboxRun<'_> {
         user_id: &str,
         (folder, fresh): (&str, bool),
         batch: Vec<Spooled>,
+        journaled: &(impl Fn(&Copied) + Sync),
     ) -> Vec<(String, Result<Copied, ItemError>)> {
         let mut mailbox = writers.any().await;
         let (checked, direct): (Vec<Spooled>, Vec<Spooled>) =
@@ -1329,6 +1355,9 @@ impl MailboxRun<'_> {
         done.into_iter()
             .map(|(s, result)| {
                 let result = self.end_copy(user_id, &s.id, s.earlier_attempt, result);
+                if let Ok(copied) = &result {
+                    journaled(copied);
+                }
                 (s.id, result)
             })
             .collect()
