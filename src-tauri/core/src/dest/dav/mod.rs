@@ -774,35 +774,20 @@ impl DavAccount {
         }
     }
 
-    /// One PROPFIND on a template collection, so a wrong password fails at connect.
-    /// The collection URL the writer would use first (a template's collection, else the
-    /// calendar home, else the address-book home) and the status of an authenticated
+    /// The collection URL the writer would use first ([`DavAccount::first_collection`]) and
+    /// the status of an authenticated
     /// depth-0 PROPFIND on it; writes nothing. A template collection that does not exist yet
     /// is created by the writer, so on a 404 its parent (the account's home) is probed
     /// instead and returned. A 401 is [`DavError::Auth`]; the other statuses are for the
     /// caller to judge (207: usable).
     pub async fn probe(&self) -> Result<(Url, u16), DavError> {
-        let Some(url) = self
-            .defaults
-            .first()
-            .map(|(_, u)| u.clone())
-            .or_else(|| self.homes.calendar.clone())
-            .or_else(|| self.homes.addressbook.clone())
-        else {
+        let Some(url) = self.first_collection() else {
             return Err(DavError::Discovery {
                 user: self.email.clone(),
                 reason: "the server names no calendar or address book home".into(),
             });
         };
-        let reply = self
-            .http
-            .send(
-                method("PROPFIND"),
-                &url,
-                Headers::xml("0"),
-                Some(types::propfind_collections().into_bytes()),
-            )
-            .await?;
+        let reply = self.propfind_depth0(&url).await?;
         let status = reply.status.as_u16();
         let from_template = self.defaults.first().is_some_and(|(_, u)| *u == url);
         if status != 404 || !from_template {
@@ -811,37 +796,38 @@ impl DavAccount {
         let Ok(parent) = url.join("..") else {
             return Ok((url, status));
         };
-        let reply = self
-            .http
-            .send(
-                method("PROPFIND"),
-                &parent,
-                Headers::xml("0"),
-                Some(types::propfind_collections().into_bytes()),
-            )
-            .await?;
+        let reply = self.propfind_depth0(&parent).await?;
         Ok((parent, reply.status.as_u16()))
     }
 
-    async fn check_login(&self) -> Result<(), DavError> {
-        let Some(url) = self
-            .defaults
+    /// The collection the writer would use first: a template's collection, else the calendar
+    /// home, else the address-book home.
+    fn first_collection(&self) -> Option<Url> {
+        self.defaults
             .first()
             .map(|(_, u)| u.clone())
             .or_else(|| self.homes.calendar.clone())
             .or_else(|| self.homes.addressbook.clone())
-        else {
-            return Ok(());
-        };
-        let reply = self
-            .http
+    }
+
+    /// An authenticated depth-0 PROPFIND of `url`'s collection properties; writes nothing.
+    async fn propfind_depth0(&self, url: &Url) -> Result<Reply, DavError> {
+        self.http
             .send(
                 method("PROPFIND"),
-                &url,
+                url,
                 Headers::xml("0"),
                 Some(types::propfind_collections().into_bytes()),
             )
-            .await?;
+            .await
+    }
+
+    /// One PROPFIND on a template collection, so a wrong password fails at connect.
+    async fn check_login(&self) -> Result<(), DavError> {
+        let Some(url) = self.first_collection() else {
+            return Ok(());
+        };
+        let reply = self.propfind_depth0(&url).await?;
         if reply.status.is_server_error() {
             return Err(refusal(&reply, |reason| DavError::Discovery {
                 user: self.email.clone(),
