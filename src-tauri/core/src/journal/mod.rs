@@ -280,6 +280,9 @@ impl Journal {
             source,
         };
         let conn = Connection::open(&path).map_err(open_err)?;
+        // Another process (a run, while `report` or `verify` opens it) may be writing: wait.
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
         let check: Result<String, rusqlite::Error> =
             conn.query_row("PRAGMA quick_check", [], |r| r.get(0));
         match check {
@@ -307,8 +310,10 @@ impl Journal {
             ITEMS_V2.to_string()
         };
         conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;
-             BEGIN; {SCHEMA} {items} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            // IMMEDIATE: a deferred transaction that reads, then writes while a run commits,
+            // fails with SQLITE_BUSY_SNAPSHOT without waiting; this one waits for the lock.
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+             BEGIN IMMEDIATE; {SCHEMA} {items} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))
         .map_err(open_err)?;
         for (table, column, definition) in ADDED_COLUMNS {
