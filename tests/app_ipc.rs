@@ -992,12 +992,11 @@ async fn the_report_buttons_open_the_last_runs_files_and_nothing_else() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_interrupted_run_is_offered_again_and_resumes_without_duplicates() {
-    let (app, _) = app_recording_opens();
+/// A demo run the app remembers as its last one, begun in the journal and never finished;
+/// returns its output folder and state folder.
+fn unfinished_demo_run(app: &TestApp) -> (tempfile::TempDir, std::path::PathBuf) {
     let out = tempfile::tempdir().unwrap();
     let state_dir = out.path().join(".m365-migrator");
-    // A run that began and never finished (the app was closed or the computer stopped).
     migrator_core::journal::Journal::open(&state_dir)
         .unwrap()
         .begin_run()
@@ -1009,6 +1008,14 @@ async fn an_interrupted_run_is_offered_again_and_resumes_without_duplicates() {
         .unwrap(),
     )
     .unwrap();
+    (out, state_dir)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_run_is_offered_again_and_resumes_without_duplicates() {
+    let (app, _) = app_recording_opens();
+    // A run that began and never finished (the app was closed or the computer stopped).
+    let (out, _state_dir) = unfinished_demo_run(&app);
     let status = app.invoke_blocking("run_status", json!({})).unwrap();
     assert_eq!(status["running"], false);
     assert_eq!(status["last"]["state"], "interrupted", "{status}");
@@ -1030,19 +1037,7 @@ async fn an_interrupted_run_is_offered_again_and_resumes_without_duplicates() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_going_on_in_another_process_is_shown_as_such_and_not_resumed() {
     let (app, _) = app_recording_opens();
-    let out = tempfile::tempdir().unwrap();
-    let state_dir = out.path().join(".m365-migrator");
-    migrator_core::journal::Journal::open(&state_dir)
-        .unwrap()
-        .begin_run()
-        .unwrap();
-    std::fs::write(
-        app.data.path().join("last-run.json"),
-        serde_json::to_vec(&json!({"request": {"kind": "demo", "outDir": out.path()},
-                                   "stateDir": state_dir}))
-        .unwrap(),
-    )
-    .unwrap();
+    let (out, state_dir) = unfinished_demo_run(&app);
     // Another run (the CLI, here this test) holds the state folder as `engine::run` does.
     let other = migrator_core::journal::StateLock::acquire(&state_dir).unwrap();
 
