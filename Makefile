@@ -5,13 +5,14 @@ CARGO ?= cargo
 TAURI := ui/node_modules/.bin/tauri
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help deps ui-deps ui-build run demo test lint test-rust test-keychain test-ui smoke package bindings-check bench bench-smoke
+.PHONY: help deps ui-deps ui-build run demo test lint audit test-rust test-keychain test-ui smoke package bindings-check bench bench-smoke
 
 help:
 	@echo "make run    build and open the desktop app"
 	@echo "make test   install what is missing, then run every check and test"
 	@echo "make demo   migrate the built-in simulated tenant into ./demo-out (headless)"
 	@echo "make bench  run the benchmarks (not part of make test)"
+	@echo "make audit  check dependencies against advisory databases (needs GitHub and npm)"
 
 ## Installs system packages (apt), the Rust components and the UI's npm packages when missing.
 deps:
@@ -41,6 +42,16 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	scripts/check-layout.sh
+	scripts/deny.sh policy
+
+## Known advisories (RustSec for the crates, npm's for the UI). Not in `make test`: the
+## databases live on GitHub and the npm registry, and change under an unchanged tree, so the
+## same commit could pass today and fail tomorrow. ADVISORY_DB=<clone of rustsec/advisory-db>
+## checks offline against that snapshot. Only the UI's runtime packages are audited (what the
+## bundle ships); the dev tools (vite, typescript, playwright) never reach users.
+audit:
+	scripts/deny.sh advisories
+	cd ui && npm audit --omit=dev
 
 test-rust:
 	$(CARGO) nextest run --workspace --no-fail-fast
