@@ -293,6 +293,51 @@ pub fn allows(rec: &PatternedRecurrence, date: NaiveDate) -> Result<bool, Conver
     Ok(Pattern::parse(rec)?.has(date, date))
 }
 
+/// Whether `date` is an occurrence of the series whose first occurrence is `first`, within
+/// its range (an exception's original date must be one: RFC 5545 §3.8.4.4). A range `to_rrule`
+/// refuses is not checked here.
+pub fn is_occurrence(
+    rec: &PatternedRecurrence,
+    first: NaiveDate,
+    date: NaiveDate,
+) -> Result<bool, ConvertError> {
+    let pattern = Pattern::parse(rec)?;
+    if date < first || !pattern.has(first, date) {
+        return Ok(false);
+    }
+    let range = &rec.range;
+    let kind = range
+        .kind
+        .as_deref()
+        .unwrap_or(if range.end_date.is_some() {
+            "endDate"
+        } else {
+            "noEnd"
+        });
+    Ok(match (kind, range.number_of_occurrences) {
+        ("endDate", _) => range
+            .end_date
+            .as_deref()
+            .and_then(|raw| NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").ok())
+            .is_none_or(|end| date <= end),
+        ("numbered", Some(n)) => {
+            let mut count = 0;
+            let mut d = first;
+            while d <= date && count <= n {
+                if pattern.has(first, d) {
+                    count += 1;
+                }
+                match d.succ_opt() {
+                    Some(next) => d = next,
+                    None => break,
+                }
+            }
+            count <= n
+        }
+        _ => true,
+    })
+}
+
 pub(crate) fn partial_date(d: NaiveDate) -> Result<PartialDateTime, ConvertError> {
     let year = u16::try_from(d.year())
         .ok()
