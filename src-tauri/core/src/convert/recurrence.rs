@@ -619,6 +619,28 @@ mod tests {
     }
 
     #[test]
+    fn is_occurrence_follows_the_pattern_and_the_range() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let mondays = |range: serde_json::Value| {
+            rec(
+                serde_json::json!({"type":"weekly","daysOfWeek":["monday"]}),
+                range,
+            )
+        };
+        let first = d("2025-01-06");
+        let four = mondays(serde_json::json!({"type":"numbered","numberOfOccurrences":4}));
+        let check = |r: &PatternedRecurrence, day: &str| is_occurrence(r, first, d(day)).unwrap();
+        assert!(check(&four, "2025-01-06") && check(&four, "2025-01-27"));
+        assert!(!check(&four, "2025-01-14"), "a Tuesday");
+        assert!(!check(&four, "2025-02-03"), "the fifth Monday");
+        assert!(!check(&four, "2024-12-30"), "before the first");
+        let until = mondays(serde_json::json!({"type":"endDate","endDate":"2025-01-20"}));
+        assert!(check(&until, "2025-01-20") && !check(&until, "2025-01-27"));
+        let forever = mondays(serde_json::json!({"type":"noEnd"}));
+        assert!(check(&forever, "2030-01-07"));
+    }
+
+    #[test]
     fn first_occurrence_is_the_first_pattern_date() {
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         let no_end = serde_json::json!({"type":"noEnd"});

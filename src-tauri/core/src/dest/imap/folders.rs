@@ -505,6 +505,25 @@ mod tests {
     }
 
     #[test]
+    fn a_name_refused_as_too_long_is_cut_with_the_ids_suffix() {
+        assert!(refused_as_too_long("[CANNOT] Mailbox name too long"));
+        assert!(!refused_as_too_long("[LIMIT] Too many mailboxes"));
+        assert!(!refused_as_too_long("[CANNOT] Invalid mailbox name"));
+        let long = component(&("Ä".repeat(150) + &"n".repeat(150)), "", '/', true);
+        let short = shortened(&long, "folder-1");
+        assert!(short.len() <= SHORT_COMPONENT_BYTES, "{short}");
+        assert_eq!(short, shortened(&long, "folder-1"), "stable");
+        assert_ne!(
+            short,
+            shortened(&long, "folder-2"),
+            "the id's hash tells folders apart"
+        );
+        assert!(short.ends_with(&id_suffix("folder-1")), "{short}");
+        let decoded = decode_component(&short);
+        assert!(decoded.starts_with("ÄÄÄ"), "{decoded}");
+    }
+
+    #[test]
     fn components_escape_and_decode_back() {
         for (name, sep) in [("a/b", '/'), ("v1.2", '.'), ("100% ä", '/'), ("~home", '/')] {
             for strict in [false, true] {
