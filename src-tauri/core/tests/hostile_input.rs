@@ -264,8 +264,31 @@ async fn hostile_mail_into_the_local_folder_fails_only_the_empty_message_and_rer
     assert_groupware_repaired(&sim, &out.path().join(&sim.tenant().users[0].mail));
     assert_a_page_repeated_an_item(&sim);
 
+    let calendars = out
+        .path()
+        .join(&sim.tenant().users[0].mail)
+        .join("calendars");
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let events = sorted(texts(&calendars, "ics"));
+
     let (again, failures) = run_once(&sim, &destination, state.path()).await;
-    assert_eq!(again.totals.messages, 0, "the rerun writes no message");
+    assert_eq!(
+        (
+            again.totals.messages,
+            again.totals.events,
+            again.totals.contacts
+        ),
+        (0, 0, 0),
+        "the rerun writes no message, event or contact"
+    );
+    assert_eq!(
+        sorted(texts(&calendars, "ics")),
+        events,
+        "nor changes an event"
+    );
     assert_only_the_empty_message_failed(&failures);
     assert_eq!(
         support::maildir_bodies(out.path()),
