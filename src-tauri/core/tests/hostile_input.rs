@@ -123,8 +123,9 @@ fn take_refused_series(failures: &mut Vec<String>) {
 /// occurrences Outlook shows, expanded by an independent RRULE engine:
 /// - on the 31st: the months without one on their last day (EWS `DayOfMonth`: "If for a
 ///   particular month this value is larger than the number of days in the month, the last day
-///   of the month is assumed"); RFC 5545 §3.3.10 would skip those months, so the converter
-///   writes `BYMONTHDAY=28,29,30,31;BYSETPOS=-1`;
+///   of the month is assumed", learn.microsoft.com/en-us/previous-versions/office/developer/
+///   exchange-server-2010/aa563211(v=exchg.140)); RFC 5545 §3.3.10 would skip those months,
+///   so the converter writes `BYMONTHDAY=28,29,30,31;BYSETPOS=-1`;
 /// - the exception whose original start (a Tuesday) is no occurrence of the Monday series: an
 ///   RDATE (RFC 5545 §3.8.5.2) makes it one, so its RECURRENCE-ID names an instance
 ///   (§3.8.4.4) and the moved occurrence shows once, at its new time.
