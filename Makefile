@@ -48,7 +48,7 @@ test-rust:
 
 ## The long variants, `#[ignore]`d in `make test` (RELIABILITY.md): a 150 MB message into the
 ## local folder and into Dovecot (byte for byte, once, memory flat) and the crash tests with
-## 20 kills. Needs Dovecot and Radicale like `make test`, about 600 MB of free memory.
+## 20 kills. Needs Dovecot like `make test` and under 1 GB of free memory.
 test-long: deps
 	$(CARGO) nextest run -p migrator-core -p migrator-cli --run-ignored only --no-fail-fast
 
