@@ -202,6 +202,9 @@ pub enum WeekIndex {
     Third,
     Fourth,
     Last,
+    /// Not one of Graph's values (recurrencepattern.md defines first…fourth and last): served
+    /// only by the hostile corpus ([`crate::hostile`]); the pattern then has the 5th such day.
+    Fifth,
 }
 
 impl WeekIndex {
@@ -212,6 +215,7 @@ impl WeekIndex {
             WeekIndex::Third => "third",
             WeekIndex::Fourth => "fourth",
             WeekIndex::Last => "last",
+            WeekIndex::Fifth => "fifth",
         }
     }
 }
@@ -571,6 +575,7 @@ fn day_in_month(p: &Pattern, year: i32, month: u8) -> Option<Date> {
                 WeekIndex::Third => days.get(2).copied(),
                 WeekIndex::Fourth => days.get(3).copied(),
                 WeekIndex::Last => days.last().copied(),
+                WeekIndex::Fifth => days.get(4).copied(),
             }
         }
     }

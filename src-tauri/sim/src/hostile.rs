@@ -1,12 +1,15 @@
 //! A hostile mail corpus added to a generated mailbox (issue 10, "Bad input"): broken MIME,
 //! 8-bit and invalid UTF-8 headers, a zero-byte message (Graph returns an empty `$value`),
 //! a folder name of 300 characters, a tree 100 levels deep, names with control characters
-//! and the separators IMAP and Maildir++ use. Existing tenants are unchanged: a test adds the
-//! corpus with [`crate::SimServer::mutate`] and [`add_hostile_mail`].
+//! and the separators IMAP and Maildir++ use; series with impossible recurrences
+//! ([`add_impossible_recurrences`]). Existing tenants are unchanged: a test adds the corpus
+//! with [`crate::SimServer::mutate`] and [`add_hostile_mail`] or [`add_hostile_groupware`].
 
 use time::{Duration, OffsetDateTime};
 
-use crate::calendar::Zone;
+use crate::calendar::{
+    Event, EventException, Pattern, PatternType, Range, RangeEnd, Recurrence, WeekIndex, Zone,
+};
 use crate::groupware::{sample_contact, sample_event, Photo};
 use crate::tenant::{MailFolder, Message, User};
 
@@ -139,9 +142,11 @@ pub const HUGE_PHOTO_CONTACT: &str = "AAMkHostileHugePhoto";
 /// Id of the event in a time zone no table knows.
 pub const UNKNOWN_ZONE_EVENT: &str = "AAMkHostileUnknownZone";
 
-/// Adds a contact with a 5 MiB photo to the default contact folder and an event in an
-/// unknown Windows time zone to the default calendar (ids fixed: call once).
+/// Adds a contact with a 5 MiB photo to the default contact folder, and to the default
+/// calendar an event in an unknown Windows time zone and the series of
+/// [`add_impossible_recurrences`] (ids fixed: call once).
 pub fn add_hostile_groupware(user: &mut User) {
+    add_impossible_recurrences(user);
     let mut contact = sample_contact(0x5eed);
     contact.id = HUGE_PHOTO_CONTACT.into();
     contact.photo = Some(Photo {
@@ -163,6 +168,117 @@ pub fn add_hostile_groupware(user: &mut User) {
     event.id = UNKNOWN_ZONE_EVENT.into();
     if let Some(calendar) = user.calendars.first_mut() {
         calendar.events.push(event);
+    }
+}
+
+/// absoluteYearly on February 30 (`month` 2, `dayOfMonth` 30): a date no year has.
+pub const FEB_30_SERIES: &str = "AAMkHostileFeb30";
+/// absoluteMonthly on the 31st, six occurrences from 2025-01-31: Exchange puts the months
+/// without a 31st on their last day (EWS `DayOfMonth`).
+pub const DAY_31_SERIES: &str = "AAMkHostileDay31";
+/// relativeMonthly with `index` "fifth" (Graph defines first…fourth and last), on Monday.
+pub const FIFTH_MONDAY_SERIES: &str = "AAMkHostileFifthMonday";
+/// Weekly on Monday, four occurrences from 2025-01-06, with an exception whose original
+/// start (Tuesday 2025-01-14) is not an occurrence.
+pub const STRAY_EXCEPTION_SERIES: &str = "AAMkHostileStrayException";
+/// The exception of [`STRAY_EXCEPTION_SERIES`], moved to 2025-01-14 15:00.
+pub const STRAY_EXCEPTION: &str = "AAMkHostileStrayExceptionX";
+/// Daily, its range ending (2025-05-01) before it starts (2025-05-10).
+pub const END_BEFORE_START_SERIES: &str = "AAMkHostileEndBeforeStart";
+/// Daily, a numbered range of 0 occurrences.
+pub const ZERO_OCCURRENCES_SERIES: &str = "AAMkHostileZeroOccurrences";
+
+/// Adds six series with impossible recurrences to `user`'s default calendar (ids above; call
+/// once). All are in W. Europe Standard Time, one hour long.
+pub fn add_impossible_recurrences(user: &mut User) {
+    use time::macros::{date, datetime};
+    use time::Weekday;
+    let series = |seed: u64, id: &str, start: time::PrimitiveDateTime, pattern, end| {
+        let mut event = sample_event(
+            seed,
+            &format!("Impossible {id}"),
+            Zone::windows("W. Europe Standard Time"),
+            start,
+        );
+        event.id = id.into();
+        event.recurrence = Some(Recurrence {
+            pattern,
+            range: Range {
+                start_date: start.date(),
+                end,
+            },
+        });
+        event
+    };
+    let pattern = |kind, f: &dyn Fn(&mut Pattern)| {
+        let mut p = Pattern::new(kind, 1);
+        f(&mut p);
+        p
+    };
+    let mut stray = series(
+        0xbad4,
+        STRAY_EXCEPTION_SERIES,
+        datetime!(2025-01-06 11:00),
+        pattern(PatternType::Weekly, &|p| {
+            p.days_of_week = vec![Weekday::Monday];
+        }),
+        RangeEnd::Numbered(4),
+    );
+    stray.exceptions.push(EventException {
+        id: STRAY_EXCEPTION.into(),
+        original_date: date!(2025 - 01 - 14),
+        start: datetime!(2025-01-14 15:00),
+        end: datetime!(2025-01-14 16:00),
+        subject: "Moved from a Tuesday that never was".into(),
+        location: "Room 0".into(),
+        last_modified: stray.last_modified,
+    });
+    let events: Vec<Event> = vec![
+        series(
+            0xbad1,
+            FEB_30_SERIES,
+            datetime!(2025-02-28 10:00),
+            pattern(PatternType::AbsoluteYearly, &|p| {
+                p.month = 2;
+                p.day_of_month = 30;
+            }),
+            RangeEnd::NoEnd,
+        ),
+        series(
+            0xbad2,
+            DAY_31_SERIES,
+            datetime!(2025-01-31 09:00),
+            pattern(PatternType::AbsoluteMonthly, &|p| p.day_of_month = 31),
+            RangeEnd::Numbered(6),
+        ),
+        series(
+            0xbad3,
+            FIFTH_MONDAY_SERIES,
+            datetime!(2025-03-31 08:00),
+            pattern(PatternType::RelativeMonthly, &|p| {
+                p.days_of_week = vec![Weekday::Monday];
+                p.index = WeekIndex::Fifth;
+            }),
+            RangeEnd::NoEnd,
+        ),
+        stray,
+        series(
+            0xbad5,
+            END_BEFORE_START_SERIES,
+            datetime!(2025-05-10 12:00),
+            pattern(PatternType::Daily, &|_| {}),
+            RangeEnd::EndDate(date!(2025 - 05 - 01)),
+        ),
+        series(
+            0xbad6,
+            ZERO_OCCURRENCES_SERIES,
+            datetime!(2025-06-02 13:00),
+            pattern(PatternType::Daily, &|_| {}),
+            RangeEnd::Numbered(0),
+        ),
+    ];
+    if let Some(calendar) = user.calendars.first_mut() {
+        calendar.events.extend(events);
     }
 }
 

@@ -135,7 +135,7 @@ pub fn series_to_ics(
     );
     write_details(&mut cal, master_id, master, &uid, &body_extra)?;
 
-    if recurrence.is_some() {
+    if let Some(rec) = recurrence {
         let mut seen = Vec::new();
         for ex in exceptions.iter().chain(&master.exception_occurrences) {
             if seen.contains(&&ex.id) {
@@ -160,6 +160,23 @@ pub fn series_to_ics(
                 continue;
             }
             bounds.push(original);
+            if !span.is_instance(rec, &occurrence)? {
+                // Repair: Exchange keeps an exception whose original start is no occurrence of
+                // the pattern; a RECURRENCE-ID must name an instance of the set (RFC 5545
+                // §3.8.4.4), so an RDATE (§3.8.5.2) adds that instance and the override
+                // replaces it: the series shows the moved occurrence, as Outlook does.
+                notes.push(format!(
+                    "modified occurrence {} replaces {}, which is not an occurrence of the \
+                     pattern; added as an RDATE",
+                    ex.id,
+                    occurrence.anchor.date()
+                ));
+                cal.component(master_id).entries.push(
+                    ICalendarEntry::new(ICalendarProperty::Rdate)
+                        .with_params(occurrence.params())
+                        .with_value(occurrence.value()?),
+                );
+            }
             let mut ex_span = match SeriesTimes::of(ex, zone, &mut notes) {
                 Ok(s) => s,
                 Err(e) => {
@@ -464,6 +481,20 @@ impl SeriesTimes {
                 }
             }
         }
+    }
+
+    /// Whether `o` is an instance of the series' rule: a pattern date within the range, at the
+    /// series' start time.
+    fn is_instance(
+        &self,
+        rec: &crate::graph::types::PatternedRecurrence,
+        o: &Occurrence,
+    ) -> Result<bool, ConvertError> {
+        let same_time = match (self.anchor, o.anchor) {
+            (Anchor::Wall { wall, .. }, Anchor::Wall { wall: at, .. }) => wall.time() == at.time(),
+            _ => true,
+        };
+        Ok(same_time && recurrence::is_occurrence(rec, self.anchor.date(), o.anchor.date())?)
     }
 
     /// The occurrence whose original start is `original` (an instant, from `originalStart`).

@@ -293,6 +293,51 @@ pub fn allows(rec: &PatternedRecurrence, date: NaiveDate) -> Result<bool, Conver
     Ok(Pattern::parse(rec)?.has(date, date))
 }
 
+/// Whether `date` is an occurrence of the series whose first occurrence is `first`, within
+/// its range (an exception's original date must be one: RFC 5545 §3.8.4.4). A range `to_rrule`
+/// refuses is not checked here.
+pub fn is_occurrence(
+    rec: &PatternedRecurrence,
+    first: NaiveDate,
+    date: NaiveDate,
+) -> Result<bool, ConvertError> {
+    let pattern = Pattern::parse(rec)?;
+    if date < first || !pattern.has(first, date) {
+        return Ok(false);
+    }
+    let range = &rec.range;
+    let kind = range
+        .kind
+        .as_deref()
+        .unwrap_or(if range.end_date.is_some() {
+            "endDate"
+        } else {
+            "noEnd"
+        });
+    Ok(match (kind, range.number_of_occurrences) {
+        ("endDate", _) => range
+            .end_date
+            .as_deref()
+            .and_then(|raw| NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").ok())
+            .is_none_or(|end| date <= end),
+        ("numbered", Some(n)) => {
+            let mut count = 0;
+            let mut d = first;
+            while d <= date && count <= n {
+                if pattern.has(first, d) {
+                    count += 1;
+                }
+                match d.succ_opt() {
+                    Some(next) => d = next,
+                    None => break,
+                }
+            }
+            count <= n
+        }
+        _ => true,
+    })
+}
+
 pub(crate) fn partial_date(d: NaiveDate) -> Result<PartialDateTime, ConvertError> {
     let year = u16::try_from(d.year())
         .ok()
@@ -571,6 +616,28 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn is_occurrence_follows_the_pattern_and_the_range() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let mondays = |range: serde_json::Value| {
+            rec(
+                serde_json::json!({"type":"weekly","daysOfWeek":["monday"]}),
+                range,
+            )
+        };
+        let first = d("2025-01-06");
+        let four = mondays(serde_json::json!({"type":"numbered","numberOfOccurrences":4}));
+        let check = |r: &PatternedRecurrence, day: &str| is_occurrence(r, first, d(day)).unwrap();
+        assert!(check(&four, "2025-01-06") && check(&four, "2025-01-27"));
+        assert!(!check(&four, "2025-01-14"), "a Tuesday");
+        assert!(!check(&four, "2025-02-03"), "the fifth Monday");
+        assert!(!check(&four, "2024-12-30"), "before the first");
+        let until = mondays(serde_json::json!({"type":"endDate","endDate":"2025-01-20"}));
+        assert!(check(&until, "2025-01-20") && !check(&until, "2025-01-27"));
+        let forever = mondays(serde_json::json!({"type":"noEnd"}));
+        assert!(check(&forever, "2030-01-07"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The occurrences of a converted calendar resource in a window, computed by parsers that
 //! share no code with the converter: the `ical` crate reads the resource and the `rrule` crate
-//! expands the master's RRULE. EXDATEs and RECURRENCE-ID overrides are applied here.
+//! expands the master's RRULE. RDATEs, EXDATEs and RECURRENCE-ID overrides are applied here.
 //!
 //! Reuse from another test with `#[path = "golden/occurrences.rs"] mod occurrences;`.
 
@@ -134,6 +134,15 @@ pub fn occurrences(
                 .collect()
         }
     };
+    // RFC 5545 §3.8.5.2: RDATEs add instances to the rule's (duplicates count once).
+    for rdate in prop(&master.properties, "RDATE") {
+        for v in rdate.value.as_deref().unwrap_or("").split(',') {
+            let k = key(&rdate.params, v)?;
+            if !starts.contains(&k) {
+                starts.push(k);
+            }
+        }
+    }
     for exdate in prop(&master.properties, "EXDATE") {
         for v in exdate.value.as_deref().unwrap_or("").split(',') {
             let k = key(&exdate.params, v)?;

@@ -85,14 +85,21 @@ pub fn maildir_folder_names(nodes: &[FolderNode]) -> Vec<String> {
 /// The longest file name Linux, macOS and Windows file systems accept, in bytes.
 const MAX_NAME_BYTES: usize = 255;
 
-/// `name` unchanged if it fits in [`MAX_NAME_BYTES`], else cut (never inside a modified
-/// UTF-7 run) and suffixed with ` ~` and 6 hex digits of the folder id's hash.
+/// `name` unchanged if it fits in [`MAX_NAME_BYTES`], else shortened ([`shorten_name`]).
 fn fit(name: String, id: &str) -> String {
     if name.len() <= MAX_NAME_BYTES {
         return name;
     }
+    shorten_name(&name, id, MAX_NAME_BYTES)
+}
+
+/// `name` cut to at most `max` bytes (never inside a modified UTF-7 run) and suffixed with
+/// ` ~` and 6 hex digits of the folder id's hash, so the same folder always gets the same
+/// name and two folders never share one. Also used for IMAP folders a server refuses as too
+/// long (`dest::imap`).
+pub(crate) fn shorten_name(name: &str, id: &str, max: usize) -> String {
     let suffix = format!(" ~{}", &hex::encode(Sha256::digest(id.as_bytes()))[..6]);
-    let mut cut = MAX_NAME_BYTES - suffix.len();
+    let mut cut = max.saturating_sub(suffix.len()).min(name.len());
     // Modified UTF-7 is ASCII, but an escaped name may not be: stay on a char boundary.
     while !name.is_char_boundary(cut) {
         cut -= 1;

@@ -17,6 +17,7 @@ mod layout;
 
 pub use groupware::CollectionDir;
 pub use layout::maildir_folder_names;
+pub(crate) use layout::shorten_name;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

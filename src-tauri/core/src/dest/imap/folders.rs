@@ -22,6 +22,13 @@
 //!   folder id. The lowest folder id of a group keeps the plain name (so the choice does not
 //!   depend on listing order); a top-level folder that collides with a special one always
 //!   takes the suffix.
+//! - A name the server refuses as too long (Dovecot: `NO Mailbox name too long`, a limit of
+//!   255 bytes per level) is tried once more with its last component cut to
+//!   [`SHORT_COMPONENT_BYTES`] and suffixed ` ~` + 6 hex digits of the folder id's hash, the
+//!   local folder's repair ([`crate::dest::folder`]). A repair, not a failure: the folder keeps
+//!   its mail. A later run finds the shortened folder by its name. A deep tree the server
+//!   refuses for its depth (Dovecot's Maildir++ storage from level 29: "Not found") is not
+//!   cut: each refused level stays a reported folder failure.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -166,6 +173,22 @@ fn escaped_component(name: &str, suffix: &str, separator: char, strict: bool) ->
         escape(name, &[separator])
     };
     format!("{escaped}{suffix}")
+}
+
+/// The longest last component a shortened folder name has, in wire bytes. Under the 255 bytes
+/// Dovecot allows a level whatever the script: 160 bytes of modified UTF-7 hold 60 CJK
+/// characters, 180 bytes of UTF-8.
+pub const SHORT_COMPONENT_BYTES: usize = 160;
+
+/// True when a CREATE refusal says the name is too long. Matched on the text, conservatively:
+/// no RFC 5530 code means exactly this (`[LIMIT]` is any limit, such as a folder count).
+pub fn refused_as_too_long(text: &str) -> bool {
+    text.to_ascii_lowercase().contains("name too long")
+}
+
+/// `component` (a wire name component) shortened for a server that refused it as too long.
+pub fn shortened(component: &str, id: &str) -> String {
+    crate::dest::folder::shorten_name(component, id, SHORT_COMPONENT_BYTES)
 }
 
 fn id_suffix(id: &str) -> String {
@@ -479,6 +502,25 @@ mod tests {
         assert_eq!(wires[2], format!("INBOX.Reports{}", id_suffix("b")));
         assert_eq!(wires[3], "INBOX.v1%2E2");
         assert_eq!(server.decode(&wires[3]), ["v1.2"]);
+    }
+
+    #[test]
+    fn a_name_refused_as_too_long_is_cut_with_the_ids_suffix() {
+        assert!(refused_as_too_long("[CANNOT] Mailbox name too long"));
+        assert!(!refused_as_too_long("[LIMIT] Too many mailboxes"));
+        assert!(!refused_as_too_long("[CANNOT] Invalid mailbox name"));
+        let long = component(&("Ä".repeat(150) + &"n".repeat(150)), "", '/', true);
+        let short = shortened(&long, "folder-1");
+        assert!(short.len() <= SHORT_COMPONENT_BYTES, "{short}");
+        assert_eq!(short, shortened(&long, "folder-1"), "stable");
+        assert_ne!(
+            short,
+            shortened(&long, "folder-2"),
+            "the id's hash tells folders apart"
+        );
+        assert!(short.ends_with(&id_suffix("folder-1")), "{short}");
+        let decoded = decode_component(&short);
+        assert!(decoded.starts_with("ÄÄÄ"), "{decoded}");
     }
 
     #[test]

@@ -747,7 +747,7 @@ impl ImapMailbox {
                         None => Ok(server.prefix.clone()),
                     };
                     match base {
-                        Ok(base) => self.place(&server, &base, name, suffix).await?,
+                        Ok(base) => self.place(&server, &base, name, suffix, &nodes[i]).await?,
                         Err(e) => Err(e),
                     }
                 }
@@ -761,29 +761,57 @@ impl ImapMailbox {
     }
 
     /// The wire name of an ordinary folder: the plain escaped form if it exists or can be
-    /// created, else the strict form (see [`folders`]).
+    /// created, else the strict form, else, when refused as too long, the shortened form (see
+    /// [`folders`]).
     async fn place(
         &mut self,
         server: &ServerFolders,
         base: &str,
         name: &str,
         suffix: &str,
+        node: &FolderNode,
     ) -> Result<Result<String, ImapError>, ImapError> {
         let plain = format!("{base}{}", server.component(name, suffix, false));
-        let strict = format!("{base}{}", server.component(name, suffix, true));
+        let strict_component = server.component(name, suffix, true);
+        let strict = format!("{base}{strict_component}");
+        let short = format!(
+            "{base}{}",
+            folders::shortened(&strict_component, &node.folder.id)
+        );
         if server.contains(&plain) {
             return Ok(Ok(plain));
         }
         if strict != plain && server.contains(&strict) {
             return Ok(Ok(strict));
         }
-        match self.create(&plain).await? {
-            Ok(()) => Ok(Ok(plain)),
+        if server.contains(&short) {
+            return Ok(Ok(short));
+        }
+        let refused = match self.create(&plain).await? {
+            Ok(()) => return Ok(Ok(plain)),
             Err(first) if strict != plain => {
                 tracing::debug!(error = %first, "folder name refused; trying the strict escaping");
-                Ok(self.create(&strict).await?.map(|()| strict))
+                match self.create(&strict).await? {
+                    Ok(()) => return Ok(Ok(strict)),
+                    Err(e) => e,
+                }
             }
-            Err(first) => Ok(Err(first)),
+            Err(first) => first,
+        };
+        match &refused {
+            ImapError::Folder { text, .. } if folders::refused_as_too_long(text) => {
+                let created = self.create(&short).await?;
+                if created.is_ok() {
+                    tracing::info!(
+                        folder = %node.path.join("/"),
+                        name = %short,
+                        "repair: the server refused the folder name as too long; created under a \
+                         shortened name"
+                    );
+                }
+                Ok(created.map(|()| short))
+            }
+            _ => Ok(Err(refused)),
         }
     }
 
