@@ -116,6 +116,15 @@ impl Mime {
         }
     }
 
+    /// Whether this message's bytes are held in memory (fixed, or generated and cached).
+    #[cfg(test)]
+    pub(crate) fn holds_bytes(&self) -> bool {
+        match &self.inner {
+            Inner::Fixed(_) => true,
+            Inner::Recipe { cache, .. } => cache.get().is_some(),
+        }
+    }
+
     fn cached(&self) -> &Bytes {
         match &self.inner {
             Inner::Fixed(b) => b,
