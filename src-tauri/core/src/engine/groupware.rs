@@ -1271,3 +1271,44 @@ fn dav_verdict<T>(result: Result<T, DavError>) -> Verdict<T, DavError> {
         Err(e) => Verdict::Fail(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::types::Calendar;
+
+    fn grouped(id: &str, name: &str, group: Option<&str>) -> calendar::GroupedCalendar {
+        calendar::GroupedCalendar {
+            calendar: Calendar {
+                id: id.into(),
+                name: Some(name.into()),
+                ..Calendar::default()
+            },
+            group: group.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn calendars_of_the_same_name_in_two_groups_get_distinct_stable_names() {
+        let calendars = [
+            grouped("a", "Calendar", None),
+            grouped("b", "Birthdays", None),
+            grouped("c", "calendar", Some("Other calendars")),
+            grouped("d", "Choir", Some("Other calendars")),
+            grouped("e", "Calendar", Some("Other calendars")),
+        ];
+        let names = calendar_names(&calendars);
+        let hash = &hex::encode(Sha256::digest(b"e"))[..8];
+        assert_eq!(
+            names,
+            [
+                "Calendar".to_string(),
+                "Birthdays".into(),
+                "calendar (Other calendars)".into(),
+                "Choir".into(),
+                format!("Calendar (Other calendars) ~{hash}"),
+            ]
+        );
+        assert_eq!(calendar_names(&calendars), names, "the same every run");
+    }
+}

@@ -269,3 +269,97 @@ pub async fn attachments(
     ));
     Pages::new(client, pacer, url).collect(on_throttle).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::types::EmailAddress;
+
+    fn user() -> User {
+        User {
+            id: "u1".into(),
+            user_principal_name: "adele@contoso.onmicrosoft.com".into(),
+            mail: Some("Adele.Vance@contoso.com".into()),
+            display_name: None,
+            account_enabled: None,
+            proxy_addresses: vec![
+                "SMTP:Adele.Vance@contoso.com".into(),
+                "smtp:adele@contoso.net".into(),
+            ],
+        }
+    }
+
+    fn calendar(id: &str, owner: Option<&str>, can_share: Option<bool>) -> Calendar {
+        Calendar {
+            id: id.into(),
+            name: Some(id.into()),
+            owner: owner.map(|a| EmailAddress {
+                address: Some(a.into()),
+                ..EmailAddress::default()
+            }),
+            can_share,
+            ..Calendar::default()
+        }
+    }
+
+    #[test]
+    fn a_calendar_is_the_users_own_unless_someone_else_owns_it_and_it_cannot_be_shared() {
+        let u = user();
+        assert!(is_own(&calendar("a", None, None), &u), "no owner: own");
+        assert!(is_own(
+            &calendar("b", Some("adele.vance@CONTOSO.com"), Some(false)),
+            &u
+        ));
+        assert!(
+            is_own(&calendar("c", Some("adele@contoso.net"), None), &u),
+            "an alias"
+        );
+        assert!(is_own(
+            &calendar("d", Some("adele@contoso.onmicrosoft.com"), None),
+            &u
+        ));
+        assert!(
+            is_own(&calendar("e", Some("someone@else.com"), Some(true)), &u),
+            "only the creator can share"
+        );
+        assert!(!is_own(
+            &calendar("f", Some("megan@fabrikam.com"), Some(false)),
+            &u
+        ));
+        assert!(!is_own(
+            &calendar("g", Some("megan@fabrikam.com"), None),
+            &u
+        ));
+    }
+
+    #[test]
+    fn the_default_calendars_group_comes_first_each_calendar_once_shared_ones_apart() {
+        let mut default = calendar("cal", None, None);
+        default.is_default_calendar = Some(true);
+        let listed = vec![
+            (Some("Other".to_string()), calendar("other", None, None)),
+            (Some("My Calendars".to_string()), default),
+            (
+                Some("My Calendars".to_string()),
+                calendar("second", None, None),
+            ),
+            (Some("Other".to_string()), calendar("other", None, None)),
+            (
+                Some("People".to_string()),
+                calendar("shared", Some("megan@fabrikam.com"), Some(false)),
+            ),
+        ];
+        let sorted = CalendarListing::sorted(&user(), listed, Vec::new());
+        let own: Vec<_> = sorted
+            .own
+            .iter()
+            .map(|g| (g.calendar.id.as_str(), g.group.as_deref()))
+            .collect();
+        assert_eq!(
+            own,
+            [("cal", None), ("second", None), ("other", Some("Other"))]
+        );
+        assert_eq!(sorted.shared.len(), 1);
+        assert_eq!(sorted.shared[0].calendar.id, "shared");
+    }
+}
