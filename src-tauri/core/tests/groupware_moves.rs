@@ -31,6 +31,8 @@ struct Setup {
     sim: SimServer,
     dest: Dest,
     dir: tempfile::TempDir,
+    /// `mirror_deletions` for the runs.
+    mirror: bool,
 }
 
 async fn setup(dav: bool) -> Setup {
@@ -63,6 +65,7 @@ async fn setup(dav: bool) -> Setup {
         sim,
         dest,
         dir: tempfile::tempdir().unwrap(),
+        mirror: false,
     }
 }
 
@@ -86,6 +89,7 @@ impl Setup {
         let options = RunOptions {
             state_dir: Some(self.dir.path().join("state")),
             workloads: vec![Workload::Calendar, Workload::Contacts, Workload::Tasks],
+            mirror_deletions: self.mirror,
             ..RunOptions::default()
         };
         let failures = support::Failures::default();
@@ -425,4 +429,34 @@ async fn moved_contacts_events_and_tasks_leave_one_copy_in_the_local_folder() {
 #[tokio::test(flavor = "multi_thread")]
 async fn moved_contacts_events_and_tasks_leave_one_copy_in_radicale() {
     moved_items_leave_one_copy(true).await;
+}
+
+/// To Do is not documented to keep a task's id across lists; a task that comes back with a
+/// new id is a deletion in its old list and an addition in the new one. With deletions
+/// mirrored, that too leaves one copy, in the new list.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_moved_under_a_new_id_leaves_one_copy_when_deletions_are_mirrored() {
+    let mut s = setup(false).await;
+    s.mirror = true;
+    s.first_run().await;
+    let before = s.held().await;
+    let user = s.user();
+    let lists: Vec<_> = user
+        .todo_lists
+        .iter()
+        .filter(|l| l.wellknown_list_name != "flaggedEmails")
+        .collect();
+    let moved = &lists[0].tasks[0].id;
+    let new_id = format!("{moved}-moved");
+    assert!(s
+        .sim
+        .move_task(&user.id, moved, &lists[1].id, Some(&new_id)));
+    let (second, failures) = s.run().await;
+    assert_eq!(failures, Vec::<String>::new(), "{second:?}");
+    assert_eq!(second.totals.tasks, 1);
+    assert_eq!(
+        s.held().await.values().sum::<usize>(),
+        before.values().sum::<usize>()
+    );
+    s.assert_mirrors_the_source(&[]).await;
 }

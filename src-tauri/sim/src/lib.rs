@@ -10,7 +10,8 @@
 //! `GET /v1.0/...` (and `/beta/...`). Tests read the generated [`Tenant`] to compare bytes,
 //! read the request log ([`SimServer::requests`]) to check a client's manners, and change
 //! mailboxes between two delta rounds ([`SimServer::mutate`] and friends: messages, events
-//! and single occurrences, contacts, tasks).
+//! and single occurrences, contacts, tasks, and moves of events, contacts and tasks between
+//! their collections).
 //!
 //! Each mailbox has mail and, unless [`TenantSpec::groupware`] says otherwise
 //! ([`GroupwareSpec::none`]), calendars, contacts and To Do lists. Calendar series are kept
@@ -30,7 +31,8 @@
 //!   `$select`, `Prefer` headers, and Graph's error shapes.
 //! - `graph_groups`: the group routes (`/groups`, `/groups/{id}/members`) for the tenant's
 //!   Microsoft 365 groups, distribution lists and security groups ([`TenantSpec::groups`]).
-//! - `graph_groupware`: the calendar, event, contact and To Do routes (v1.0 and beta),
+//! - `graph_groupware`: the calendar group, calendar, event, contact and To Do routes (v1.0
+//!   and beta),
 //!   `Prefer: outlook.timezone`, calendarView and instances.
 //! - `delta`: the delta queries (messages, mail folders, beta calendar events, contacts,
 //!   contact folders, To Do lists and tasks) and the change log that feeds them.

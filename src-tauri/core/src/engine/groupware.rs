@@ -12,6 +12,17 @@
 //! yields the link, the events come from the calendar's listing; a cloud that refuses the
 //! delta gets the listing every time (see [`calendar`]).
 //!
+//! **Calendars** come from every calendar group ([`calendar::all_calendars`]), the user's own
+//! only: a calendar someone shared with the user is migrated with its owner's mailbox. Each
+//! goes to its own destination collection; a name two calendars share gets the group's name,
+//! then a short id hash ([`calendar_names`]).
+//!
+//! **Moves.** An item the user moved to another calendar, contact folder or To Do list keeps
+//! its id (immutable ids) and arrives in its new collection's round, while the old one
+//! reports it `@removed` (in either order). It is written in the new collection, and the copy
+//! the journal says the migrator wrote in the old one is deleted (never a copy it only
+//! found), so one copy remains whether or not deletions are mirrored.
+//!
 //! **Per item.** An item the journal holds at the same source version (changeKey or
 //! lastModifiedDateTime) in the same collection is skipped before anything is fetched (no
 //! photo, no series read). Otherwise the converted text's SHA-256 is compared with the
