@@ -460,3 +460,49 @@ async fn a_task_moved_under_a_new_id_leaves_one_copy_when_deletions_are_mirrored
     );
     s.assert_mirrors_the_source(&[]).await;
 }
+
+/// A run that stopped (crashed) after journaling a moved contact's intent and old copy, but
+/// before deleting that copy: the next run finishes the move, one copy remains.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_move_interrupted_before_its_old_copy_was_deleted_is_finished_by_the_next_run() {
+    use migrator_core::journal::{ItemTarget, Journal, MovedFrom};
+    let s = setup(false).await;
+    s.first_run().await;
+    let before = s.held().await;
+    let user = s.user();
+    let child = user
+        .contact_folders
+        .iter()
+        .find(|f| f.parent_id.is_some() && !f.contacts.is_empty())
+        .unwrap();
+    let contact = &child.contacts[0].id;
+    {
+        let journal = Journal::open(&s.dir.path().join("state")).unwrap();
+        let old = journal.item(&user.id, contact).unwrap().unwrap();
+        let run = journal.begin_run().unwrap();
+        let into_default = ItemTarget {
+            user_id: &user.id,
+            source_id: contact,
+            folder_id: "contacts",
+            dest_folder: "contacts",
+        };
+        journal
+            .record_intent_as("contact", into_default, run)
+            .unwrap();
+        let from = MovedFrom {
+            folder_id: old.folder_id,
+            dest_folder: old.dest_folder,
+            dest_ref: old.dest_ref.unwrap(),
+        };
+        journal.record_moved_from(&user.id, contact, &from).unwrap();
+    }
+    assert!(s.sim.move_contact(&user.id, contact, None));
+    let (second, failures) = s.run().await;
+    assert_eq!(failures, Vec::<String>::new(), "{second:?}");
+    assert_eq!(
+        s.held().await.values().sum::<usize>(),
+        before.values().sum::<usize>(),
+        "the old copy is gone"
+    );
+    s.assert_mirrors_the_source(&[]).await;
+}

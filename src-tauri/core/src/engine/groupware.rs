@@ -53,7 +53,7 @@ use crate::graph::pacer::Verdict;
 use crate::graph::paging::{Delta, DeltaRound, Page, Pages};
 use crate::graph::types::{Contact, Event, TodoTask, User};
 use crate::graph::{calendar, contacts, todo, Pacer};
-use crate::journal::{ItemState, ItemTarget};
+use crate::journal::{ItemRecord, ItemState, ItemTarget, MovedFrom};
 use crate::progress::{ProgressEvent, Reporter, Stats};
 
 /// Everything one mailbox's groupware migration needs.
@@ -304,10 +304,7 @@ struct Ctx<'r, 'a> {
 /// Where the migrator wrote an item before it moved to another collection at the source.
 struct OldCopy {
     source_id: String,
-    /// The source collection it was in and that collection's label.
-    folder_id: String,
-    label: String,
-    dest_ref: String,
+    from: MovedFrom,
 }
 
 impl Ctx<'_, '_> {
@@ -1027,7 +1024,14 @@ impl Ctx<'_, '_> {
                 .item(user, &resource.source_id)
                 .map_err(journal_error)?;
             first_write = !known.as_ref().is_some_and(|r| r.state == ItemState::Done);
-            old_copy = known.as_ref().and_then(|r| moved_copy(r, open));
+            // A move a crash interrupted is finished first.
+            old_copy = known.as_ref().and_then(|r| match &r.moved_from {
+                Some(from) => Some(OldCopy {
+                    source_id: r.source_id.clone(),
+                    from: from.clone(),
+                }),
+                None => moved_copy(r, open),
+            });
             if known.is_some_and(|r| {
                 r.state == ItemState::Done
                     && r.hash.as_deref() == Some(hash.as_str())
@@ -1043,6 +1047,13 @@ impl Ctx<'_, '_> {
             j.journal
                 .record_intent_as(open.kind, self.target(open, &resource.source_id), j.run)
                 .map_err(journal_error)?;
+            if let Some(old) = &old_copy {
+                // Journaled before the write: a crash before the old copy is deleted leaves
+                // the next run to delete it.
+                j.journal
+                    .record_moved_from(user, &resource.source_id, &old.from)
+                    .map_err(journal_error)?;
+            }
         }
         let dest: DestRef = match (&open.target, account) {
             (Collection::Dir(dir), _) => match dir.put(&resource.uid, resource.text.as_bytes()) {
@@ -1120,10 +1131,10 @@ impl Ctx<'_, '_> {
     ) -> Result<(), ItemError> {
         let deleted = match account {
             // The same href is the same resource (e.g. a collection that kept its URL).
-            Account::Dav(..) if old.dest_ref == new.0 => Ok(()),
+            Account::Dav(..) if old.from.dest_ref == new.0 => Ok(()),
             Account::Dav(dav, pacer) => {
                 let item_ref = dav::ItemRef {
-                    href: DestRef(old.dest_ref.clone()),
+                    href: DestRef(old.from.dest_ref.clone()),
                     etag: None,
                 };
                 pacer
@@ -1135,10 +1146,10 @@ impl Ctx<'_, '_> {
                     .map_err(|e| e.to_string())
             }
             Account::Dir(_) => {
-                let key = (old.folder_id.clone(), old.label.clone());
+                let key = (old.from.folder_id.clone(), old.from.dest_folder.clone());
                 match self.opened.get(&key) {
                     Some(Collection::Dir(dir)) => dir
-                        .remove(&DestRef(old.dest_ref.clone()))
+                        .remove(&DestRef(old.from.dest_ref.clone()))
                         .map_err(|e| e.to_string()),
                     Some(Collection::Dav(_)) => Err("not a local collection".into()),
                     None => {
@@ -1150,7 +1161,7 @@ impl Ctx<'_, '_> {
         };
         if let Err(reason) = deleted {
             self.fail(
-                &old.label,
+                &old.from.dest_folder,
                 &old.source_id,
                 format!("moved at the source; its old copy could not be deleted: {reason}"),
             );
@@ -1163,21 +1174,17 @@ impl Ctx<'_, '_> {
     /// longer exists at the source is reported (its copy stays).
     fn settle_moves(&mut self) -> Result<(), ItemError> {
         for old in std::mem::take(&mut self.moved) {
-            let key = (old.folder_id.clone(), old.label.clone());
-            match self.opened.get(&key) {
-                Some(Collection::Dir(dir)) => {
-                    if let Err(e) = dir.remove(&DestRef(old.dest_ref.clone())) {
-                        let reason = format!("moved at the source; its old copy stays: {e}");
-                        self.fail(&old.label, &old.source_id, reason);
-                    }
-                }
-                _ => {
-                    let reason = "moved at the source from a collection that is gone; its old \
-                                  copy stays"
-                        .to_string();
-                    self.fail(&old.label, &old.source_id, reason);
-                }
-            }
+            let from = &old.from;
+            let key = (from.folder_id.clone(), from.dest_folder.clone());
+            let reason = match self.opened.get(&key) {
+                Some(Collection::Dir(dir)) => match dir.remove(&DestRef(from.dest_ref.clone())) {
+                    Ok(()) => continue,
+                    Err(e) => format!("moved at the source; its old copy stays: {e}"),
+                },
+                _ => "moved at the source from a collection that is gone; its old copy stays"
+                    .to_string(),
+            };
+            self.fail(&from.dest_folder, &old.source_id, reason);
         }
         Ok(())
     }
@@ -1224,7 +1231,7 @@ impl Ctx<'_, '_> {
 /// moved (concepts/outlook-immutable-id.md); its old collection's round reports it
 /// `@removed`, its new one lists it, in either order. A copy the migrator only found at the
 /// destination is never touched.
-fn moved_copy(known: &crate::journal::ItemRecord, open: &Open<'_>) -> Option<OldCopy> {
+fn moved_copy(known: &ItemRecord, open: &Open<'_>) -> Option<OldCopy> {
     let elsewhere = known.folder_id != open.source_id || known.dest_folder != open.label;
     let kept = matches!(known.state, ItemState::Done | ItemState::Removed);
     if !(elsewhere && kept && known.created && known.kind == open.kind) {
@@ -1232,9 +1239,11 @@ fn moved_copy(known: &crate::journal::ItemRecord, open: &Open<'_>) -> Option<Old
     }
     Some(OldCopy {
         source_id: known.source_id.clone(),
-        folder_id: known.folder_id.clone(),
-        label: known.dest_folder.clone(),
-        dest_ref: known.dest_ref.clone()?,
+        from: MovedFrom {
+            folder_id: known.folder_id.clone(),
+            dest_folder: known.dest_folder.clone(),
+            dest_ref: known.dest_ref.clone()?,
+        },
     })
 }
 
