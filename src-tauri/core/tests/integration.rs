@@ -19,6 +19,7 @@ mod fuzz_corpus;
 mod groupware_dav;
 mod groupware_delta;
 mod groupware_folder;
+mod groupware_moves;
 mod hostile_input;
 mod icewarp_e2e;
 mod icewarp_provision;

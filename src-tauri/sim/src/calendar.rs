@@ -39,6 +39,14 @@ pub struct Calendar {
     /// `#RRGGBB`, or empty for `auto`.
     pub hex_color: String,
     pub is_default: bool,
+    /// The calendar group holding it (resources/calendargroup.md): its id and name. The
+    /// default calendar's group is the default group ("My Calendars").
+    pub group_id: String,
+    pub group_name: String,
+    /// Who shared this calendar with the mailbox user as (name, address): Graph sets the
+    /// calendar's `owner` to that person, `canShare` false (resources/calendar.md). `None`:
+    /// the user's own calendar.
+    pub shared_by: Option<(String, String)>,
     /// Single instances and series masters (occurrences are computed, see [`expand`]).
     pub events: Vec<Event>,
 }

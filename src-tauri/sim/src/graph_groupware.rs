@@ -64,6 +64,9 @@ const CALENDAR_PROPERTIES: &[&str] = &[
     "owner",
 ];
 
+/// resources/calendargroup.md.
+const CALENDAR_GROUP_PROPERTIES: &[&str] = &["id", "name", "classId", "changeKey", "calendars"];
+
 /// v1.0 event properties (resources/event.md).
 const EVENT_PROPERTIES: &[&str] = &[
     "id",
@@ -214,17 +217,42 @@ pub(crate) fn route(ctx: &Ctx<'_>, rest: &[&str], u: &User) -> Option<Response> 
     let beta = ctx.path.starts_with("/beta/");
     let default = u.calendars.first();
     let calendar = |id: &str| u.calendars.iter().find(|c| c.id == id);
+    let default_group = default.map(|c| c.group_id.as_str()).unwrap_or_default();
     let r = match rest {
-        ["calendars"] => {
-            if let Some(r) = unknown_property(ctx, CALENDAR_PROPERTIES, "calendar") {
+        // The default group's calendars only: the narrower of the two documented readings
+        // (beta api/calendargroup-list-calendars.md: "A user's default calendarGroup.
+        // GET /me/calendars"; v1.0 api/user-list-calendars.md now says "All the user's
+        // calendars"). Every calendar is reachable through its group.
+        ["calendars"] | ["calendarGroup", "calendars"] => calendars_of_group(ctx, u, default_group),
+        ["calendarGroups"] => {
+            if let Some(r) = unknown_property(ctx, CALENDAR_GROUP_PROPERTIES, "calendarGroup") {
                 return Some(r);
             }
             let fields = ctx.select();
-            page(ctx, "calendars", &u.calendars, 10, 1000, |c| {
-                select(fields.as_deref(), calendar_json(u, c))
+            let groups = calendar_groups(u);
+            page(ctx, "calendarGroups", &groups, 10, 1000, |g| {
+                select(fields.as_deref(), calendar_group_json(g))
             })
         }
-        ["calendars", c] => one_calendar(ctx, u, calendar(c)),
+        ["calendarGroups", g] => {
+            if let Some(r) = unknown_property(ctx, CALENDAR_GROUP_PROPERTIES, "calendarGroup") {
+                return Some(r);
+            }
+            match calendar_groups(u).into_iter().find(|x| x.id == *g) {
+                Some(x) => axum::Json(select(ctx.select().as_deref(), calendar_group_json(&x)))
+                    .into_response(),
+                None => not_found(ctx),
+            }
+        }
+        ["calendarGroups", g, "calendars"] => {
+            if !u.calendars.iter().any(|c| c.group_id == *g) {
+                return Some(not_found(ctx));
+            }
+            calendars_of_group(ctx, u, g)
+        }
+        ["calendars", c] | ["calendarGroups", _, "calendars", c] => {
+            one_calendar(ctx, u, calendar(c))
+        }
         ["calendar"] => one_calendar(ctx, u, default),
         ["calendars", c, "events"] => events(ctx, calendar(c)),
         ["calendar", "events"] | ["events"] => events(ctx, default),
@@ -347,15 +375,60 @@ fn change_key(parts: &[&[u8]]) -> String {
 
 // ---------------------------------------------------------------- calendars
 
+/// A calendar group: its id and name, in the order its calendars first appear.
+struct CalendarGroup {
+    id: String,
+    name: String,
+}
+
+fn calendar_groups(u: &User) -> Vec<CalendarGroup> {
+    let mut groups: Vec<CalendarGroup> = Vec::new();
+    for c in &u.calendars {
+        if !groups.iter().any(|g| g.id == c.group_id) {
+            groups.push(CalendarGroup {
+                id: c.group_id.clone(),
+                name: c.group_name.clone(),
+            });
+        }
+    }
+    groups
+}
+
+fn calendar_group_json(g: &CalendarGroup) -> Value {
+    // classId: a GUID, stable per group.
+    let h = format!("{:016x}", crate::graph::fnv(&[g.id.as_bytes()]));
+    json!({"id": g.id, "name": g.name,
+           "classId": format!("0006f0b7-0000-0000-c000-{}", &h[..12]),
+           "changeKey": change_key(&[g.id.as_bytes(), g.name.as_bytes()])})
+}
+
+fn calendars_of_group(ctx: &Ctx<'_>, u: &User, group: &str) -> Response {
+    if let Some(r) = unknown_property(ctx, CALENDAR_PROPERTIES, "calendar") {
+        return r;
+    }
+    let fields = ctx.select();
+    let of_group: Vec<&Calendar> = u.calendars.iter().filter(|c| c.group_id == group).collect();
+    page(ctx, "calendars", &of_group, 10, 1000, |c| {
+        select(fields.as_deref(), calendar_json(u, c))
+    })
+}
+
+/// resources/calendar.md: `owner` is the user for a calendar the user created, the sharer for
+/// a calendar shared with the user; only the creator can share it (`canShare`).
 fn calendar_json(u: &User, c: &Calendar) -> Value {
+    let own = c.shared_by.is_none();
+    let (owner_name, owner_address) = match &c.shared_by {
+        Some((name, address)) => (name.as_str(), address.as_str()),
+        None => (u.display_name.as_str(), u.mail.as_str()),
+    };
     json!({"id": c.id, "name": c.name, "color": c.color, "hexColor": c.hex_color,
            "isDefaultCalendar": c.is_default,
            "changeKey": change_key(&[c.id.as_bytes(), c.name.as_bytes()]),
-           "canShare": true, "canViewPrivateItems": true, "canEdit": true,
+           "canShare": own, "canViewPrivateItems": own, "canEdit": own,
            "allowedOnlineMeetingProviders": ["teamsForBusiness"],
            "defaultOnlineMeetingProvider": "teamsForBusiness",
-           "isTallyingResponses": true, "isRemovable": !c.is_default,
-           "owner": {"name": u.display_name, "address": u.mail}})
+           "isTallyingResponses": own, "isRemovable": !c.is_default,
+           "owner": {"name": owner_name, "address": owner_address}})
 }
 
 fn one_calendar(ctx: &Ctx<'_>, u: &User, c: Option<&Calendar>) -> Response {

@@ -65,7 +65,8 @@ pub struct GroupwareSpec {
 }
 
 impl Default for GroupwareSpec {
-    /// Modest: a mailbox has 3 calendars with ~25 events, 12 contacts and ~16 tasks, which
+    /// Modest: a mailbox has 4 calendars in its default calendar group and one in a second
+    /// group ("Other calendars"), ~27 events, 12 contacts and ~16 tasks, which
     /// costs microseconds to generate and no memory worth counting next to its mail.
     fn default() -> Self {
         GroupwareSpec {
@@ -306,12 +307,19 @@ const ZONES: [&str; 4] = [
 /// Generates a mailbox's groupware. Pure and deterministic in `(seed, spec)`.
 pub fn generate(spec: &GroupwareSpec, seed: u64, owner_name: &str, owner_mail: &str) -> Groupware {
     let mut rng = Gen::new(mix(seed, 0x6a0e));
+    // Calendar groups draw from their own stream: the rest of the mailbox stays as it was
+    // generated before groups existed.
+    let mut groups = Gen::new(mix(seed, 0xc9a0));
+    let default_group = outlook_id(&mut groups, b"CGR");
     let default_calendar = Calendar {
         id: outlook_id(&mut rng, b"CAL"),
         name: "Calendar".into(),
         color: "auto".into(),
         hex_color: String::new(),
         is_default: true,
+        group_id: default_group.clone(),
+        group_name: DEFAULT_GROUP.into(),
+        shared_by: None,
         events: Vec::new(),
     };
     if !spec.enabled {
@@ -328,6 +336,9 @@ pub fn generate(spec: &GroupwareSpec, seed: u64, owner_name: &str, owner_mail: &
             color: color.into(),
             hex_color: hex.into(),
             is_default: false,
+            group_id: default_group.clone(),
+            group_name: DEFAULT_GROUP.into(),
+            shared_by: None,
             events: Vec::new(),
         });
     }
@@ -347,6 +358,7 @@ pub fn generate(spec: &GroupwareSpec, seed: u64, owner_name: &str, owner_mail: &
             cal.events.push(e);
         }
     }
+    calendars.push(second_group_calendar(&mut groups, spec, seed, owner));
     let contact_folders = contacts(&mut rng, spec, seed);
     let todo_lists = todo(&mut rng, spec, seed);
     Groupware {
@@ -354,6 +366,35 @@ pub fn generate(spec: &GroupwareSpec, seed: u64, owner_name: &str, owner_mail: &
         contact_folders,
         todo_lists,
     }
+}
+
+/// The name Outlook gives a mailbox's default calendar group.
+pub const DEFAULT_GROUP: &str = "My Calendars";
+
+/// The calendar every mailbox keeps in a second calendar group ("Other calendars"), with
+/// events: `/calendars` may list the default group only, so it is read through the groups.
+fn second_group_calendar(
+    groups: &mut Gen,
+    spec: &GroupwareSpec,
+    seed: u64,
+    owner: (&str, &str),
+) -> Calendar {
+    let mut cal = Calendar {
+        id: outlook_id(groups, b"CAL"),
+        name: "Choir rehearsals".into(),
+        color: "lightTeal".into(),
+        hex_color: "#7bd1c8".into(),
+        is_default: false,
+        group_id: outlook_id(groups, b"CGR"),
+        group_name: "Other calendars".into(),
+        shared_by: None,
+        events: Vec::new(),
+    };
+    for k in 0..spec.events_per_calendar.min(2) {
+        let mut rng = Gen::new(mix(mix(seed, 0xc9a1), k as u64));
+        cal.events.push(single_event(&mut rng, 7000 + k, owner));
+    }
+    cal
 }
 
 /// An Exchange-style id: `AAMkAGI2` + base64url of a tag and 24 random bytes.

@@ -10,7 +10,8 @@
 //! `GET /v1.0/...` (and `/beta/...`). Tests read the generated [`Tenant`] to compare bytes,
 //! read the request log ([`SimServer::requests`]) to check a client's manners, and change
 //! mailboxes between two delta rounds ([`SimServer::mutate`] and friends: messages, events
-//! and single occurrences, contacts, tasks).
+//! and single occurrences, contacts, tasks, and moves of events, contacts and tasks between
+//! their collections).
 //!
 //! Each mailbox has mail and, unless [`TenantSpec::groupware`] says otherwise
 //! ([`GroupwareSpec::none`]), calendars, contacts and To Do lists. Calendar series are kept
@@ -30,7 +31,8 @@
 //!   `$select`, `Prefer` headers, and Graph's error shapes.
 //! - `graph_groups`: the group routes (`/groups`, `/groups/{id}/members`) for the tenant's
 //!   Microsoft 365 groups, distribution lists and security groups ([`TenantSpec::groups`]).
-//! - `graph_groupware`: the calendar, event, contact and To Do routes (v1.0 and beta),
+//! - `graph_groupware`: the calendar group, calendar, event, contact and To Do routes (v1.0
+//!   and beta),
 //!   `Prefer: outlook.timezone`, calendarView and instances.
 //! - `delta`: the delta queries (messages, mail folders, beta calendar events, contacts,
 //!   contact folders, To Do lists and tasks) and the change log that feeds them.
@@ -558,6 +560,76 @@ impl SimServer {
                     l.tasks.len() != before
                 })
             })
+        })
+    }
+
+    /// Moves a single event or series master (by its immutable id, which a move keeps:
+    /// Graph docs concepts/outlook-immutable-id.md) to another calendar of the same mailbox.
+    /// It leaves the old calendar's events delta (`@removed`) and joins the new one's.
+    pub fn move_event(&self, user: &str, event: &str, to_calendar: &str) -> bool {
+        self.mutate(|t| {
+            let Some(u) = user_mut(t, user) else {
+                return false;
+            };
+            let Some(to) = u.calendars.iter().position(|c| c.id == to_calendar) else {
+                return false;
+            };
+            let taken = u.calendars.iter_mut().find_map(|c| {
+                let at = c.events.iter().position(|e| e.id == event)?;
+                Some(c.events.remove(at))
+            });
+            taken.map(|e| u.calendars[to].events.push(e)).is_some()
+        })
+    }
+
+    /// Moves a contact (its immutable id kept) to another contact folder (`None`: the
+    /// default folder) of the same mailbox.
+    pub fn move_contact(&self, user: &str, contact: &str, to_folder: Option<&str>) -> bool {
+        self.mutate(|t| {
+            let Some(u) = user_mut(t, user) else {
+                return false;
+            };
+            let to = match to_folder {
+                Some(id) => u.contact_folders.iter().position(|f| f.id == id),
+                None => (!u.contact_folders.is_empty()).then_some(0),
+            };
+            let Some(to) = to else {
+                return false;
+            };
+            let taken = u.contact_folders.iter_mut().find_map(|f| {
+                let at = f.contacts.iter().position(|c| c.id == contact)?;
+                Some(f.contacts.remove(at))
+            });
+            taken
+                .map(|c| u.contact_folders[to].contacts.push(c))
+                .is_some()
+        })
+    }
+
+    /// Moves a task to another To Do list. To Do is not among the resources whose ids are
+    /// documented to survive a move (concepts/outlook-immutable-id.md lists message, event,
+    /// contact, outlookTask), so the caller says which id the task has afterwards:
+    /// `new_id` `None` keeps it.
+    pub fn move_task(&self, user: &str, task: &str, to_list: &str, new_id: Option<&str>) -> bool {
+        self.mutate(|t| {
+            let Some(u) = user_mut(t, user) else {
+                return false;
+            };
+            let Some(to) = u.todo_lists.iter().position(|l| l.id == to_list) else {
+                return false;
+            };
+            let taken = u.todo_lists.iter_mut().find_map(|l| {
+                let at = l.tasks.iter().position(|x| x.id == task)?;
+                Some(l.tasks.remove(at))
+            });
+            taken
+                .map(|mut x| {
+                    if let Some(id) = new_id {
+                        x.id = id.to_string();
+                    }
+                    u.todo_lists[to].tasks.push(x)
+                })
+                .is_some()
         })
     }
 

@@ -11,7 +11,7 @@ use migrator_sim::{
     expand, sample_contact, sample_event, sample_task, GroupwareSpec, MailboxLimits, SimConfig,
     TenantSpec, User, Zone,
 };
-use serde_json::Value;
+use serde_json::{json, Value};
 use time::macros::{date, datetime};
 
 fn config(users: usize) -> SimConfig {
@@ -62,9 +62,15 @@ async fn calendars_list_with_awkward_names_paging_and_select() {
         .all(&format!("/v1.0/users/{}/calendars?$top=2", u.id), None)
         .await;
     assert_eq!(pages, 2);
+    let default_group = &u.calendars[0].group_id;
     assert_eq!(
         ids(&items),
-        u.calendars.iter().map(|c| c.id.clone()).collect::<Vec<_>>()
+        u.calendars
+            .iter()
+            .filter(|c| c.group_id == *default_group)
+            .map(|c| c.id.clone())
+            .collect::<Vec<_>>(),
+        "/calendars lists the default calendar group's calendars"
     );
     assert_eq!(items[0]["isDefaultCalendar"], true);
     assert_eq!(items[0]["name"], "Calendar");
@@ -88,6 +94,67 @@ async fn calendars_list_with_awkward_names_paging_and_select() {
     assert_eq!(body["error"]["code"], "RequestBroker--ParseUri");
     let default = s.json(&format!("/v1.0/users/{}/calendar", u.id)).await;
     assert_eq!(default["id"], u.calendars[0].id);
+}
+
+#[tokio::test]
+async fn calendar_groups_hold_every_calendar_and_name_who_shared_one() {
+    let s = common::start(config(1)).await;
+    let u = user(&s);
+    let groups = s
+        .json(&format!("/v1.0/users/{}/calendarGroups", u.id))
+        .await;
+    let groups = groups["value"].as_array().unwrap();
+    assert!(groups.len() >= 2, "{groups:?}");
+    assert_eq!(groups[0]["name"], "My Calendars");
+    let mut all = Vec::new();
+    for g in groups {
+        let id = g["id"].as_str().unwrap();
+        let (items, _) = s
+            .all(
+                &format!("/v1.0/users/{}/calendarGroups/{id}/calendars", u.id),
+                None,
+            )
+            .await;
+        assert!(!items.is_empty(), "{g:?}");
+        for c in &items {
+            assert_eq!(c["owner"]["address"], u.mail.as_str(), "own calendars");
+            assert_eq!(c["canShare"], true);
+        }
+        all.extend(ids(&items));
+    }
+    assert_eq!(
+        all,
+        u.calendars.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+        "every calendar is in exactly one group"
+    );
+    let second = u.calendars.last().unwrap();
+    assert_ne!(second.group_id, u.calendars[0].group_id);
+    assert!(
+        !second.events.is_empty(),
+        "the second group's calendar has events"
+    );
+    let (st, _) = status(
+        &s,
+        &format!("/v1.0/users/{}/calendarGroups/nope/calendars", u.id),
+    )
+    .await;
+    assert_eq!(st, 404);
+
+    s.sim.mutate(|t| {
+        let c = &mut t.users[0].calendars[1];
+        c.shared_by = Some(("Megan Bowen".into(), "megan@fabrikam.com".into()));
+    });
+    let shared = s
+        .json(&format!(
+            "/v1.0/users/{}/calendars/{}",
+            u.id, u.calendars[1].id
+        ))
+        .await;
+    assert_eq!(shared["owner"]["address"], "megan@fabrikam.com");
+    assert_eq!(
+        (&shared["canShare"], &shared["canEdit"]),
+        (&json!(false), &json!(false))
+    );
 }
 
 #[tokio::test]

@@ -12,6 +12,17 @@
 //! yields the link, the events come from the calendar's listing; a cloud that refuses the
 //! delta gets the listing every time (see [`calendar`]).
 //!
+//! **Calendars** come from every calendar group ([`calendar::all_calendars`]), the user's own
+//! only: a calendar someone shared with the user is migrated with its owner's mailbox. Each
+//! goes to its own destination collection; a name two calendars share gets the group's name,
+//! then a short id hash ([`calendar_names`]).
+//!
+//! **Moves.** An item the user moved to another calendar, contact folder or To Do list keeps
+//! its id (immutable ids) and arrives in its new collection's round, while the old one
+//! reports it `@removed` (in either order). It is written in the new collection, and the copy
+//! the journal says the migrator wrote in the old one is deleted (never a copy it only
+//! found), so one copy remains whether or not deletions are mirrored.
+//!
 //! **Per item.** An item the journal holds at the same source version (changeKey or
 //! lastModifiedDateTime) in the same collection is skipped before anything is fetched (no
 //! photo, no series read). Otherwise the converted text's SHA-256 is compared with the
@@ -20,7 +31,7 @@
 //! Converters are deterministic (no wall-clock stamps), so an item that did not change at the
 //! source is not rewritten.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,7 +53,7 @@ use crate::graph::pacer::Verdict;
 use crate::graph::paging::{Delta, DeltaRound, Page, Pages};
 use crate::graph::types::{Contact, Event, TodoTask, User};
 use crate::graph::{calendar, contacts, todo, Pacer};
-use crate::journal::{ItemState, ItemTarget};
+use crate::journal::{ItemRecord, ItemState, ItemTarget, MovedFrom};
 use crate::progress::{ProgressEvent, Reporter, Stats};
 
 /// Everything one mailbox's groupware migration needs.
@@ -73,6 +84,7 @@ enum Account {
 }
 
 /// Where one collection's items go.
+#[derive(Clone)]
 enum Collection {
     Dir(CollectionDir),
     Dav(dav::Collection),
@@ -213,6 +225,8 @@ impl GroupwareRun<'_> {
             removed: HashSet::new(),
             incomplete: false,
             failed_here: false,
+            opened: HashMap::new(),
+            moved: Vec::new(),
         };
         for workload in self.workloads {
             if self.control.checkpoint().await.is_err() {
@@ -223,6 +237,10 @@ impl GroupwareRun<'_> {
                 Workload::Calendar => ctx.calendars(&account).await,
                 Workload::Contacts => ctx.contacts(&account).await,
                 Workload::Tasks => ctx.tasks(&account).await,
+            };
+            let result = match result {
+                Ok(()) => ctx.settle_moves(),
+                failed => failed,
             };
             match result {
                 Ok(()) => {}
@@ -276,6 +294,17 @@ struct Ctx<'r, 'a> {
     incomplete: bool,
     /// Something in the current collection failed: its delta link is not stored.
     failed_here: bool,
+    /// The destination collections opened in this pass, by (source collection id, label).
+    opened: HashMap<(String, String), Collection>,
+    /// Old copies of moved items whose collection was not opened yet when the item arrived
+    /// in its new one: deleted when the workload ends ([`Ctx::settle_moves`]).
+    moved: Vec<OldCopy>,
+}
+
+/// Where the migrator wrote an item before it moved to another collection at the source.
+struct OldCopy {
+    source_id: String,
+    from: MovedFrom,
 }
 
 impl Ctx<'_, '_> {
@@ -350,12 +379,26 @@ impl Ctx<'_, '_> {
 
     async fn calendars(&mut self, account: &Account) -> Result<(), ItemError> {
         let client = self.run.client;
-        let listed = calendar::calendars(client, self.pacer, &self.user.id, self.on_throttle())
+        let listed = calendar::all_calendars(client, self.pacer, self.user, self.on_throttle())
             .await
             .map_err(graph_item_error)?;
         self.report_bad("calendars", &listed.bad);
-        for cal in &listed.items {
-            let name = cal.name.clone().unwrap_or_else(|| "Calendar".into());
+        for shared in &listed.shared {
+            let owner = shared
+                .calendar
+                .owner
+                .as_ref()
+                .and_then(|o| o.address.as_deref());
+            tracing::info!(
+                user = %self.address,
+                calendar = %shared.calendar.name.as_deref().unwrap_or_default(),
+                owner = %owner.unwrap_or_default(),
+                "calendar shared with the user left out: it is migrated with its owner's mailbox"
+            );
+        }
+        let names = calendar_names(&listed.own);
+        for (grouped, name) in listed.own.iter().zip(names) {
+            let cal = &grouped.calendar;
             let open = Open {
                 kind: "event",
                 source_id: &cal.id,
@@ -370,7 +413,7 @@ impl Ctx<'_, '_> {
                     )
                     .await?,
             };
-            self.begin();
+            self.begin(&open);
             let stored = self.stored_link(&open)?;
             let mut round =
                 calendar::events_delta(client, self.pacer, &self.user.id, &cal.id, stored);
@@ -525,7 +568,7 @@ impl Ctx<'_, '_> {
                     )
                     .await?,
             };
-            self.begin();
+            self.begin(&open);
             let Some(graph_id) = &folder.graph_id else {
                 // The default folder holds no contact (its id comes from one): nothing to track.
                 let mut pages = contacts::contacts(client, self.pacer, &self.user.id, None);
@@ -576,7 +619,7 @@ impl Ctx<'_, '_> {
                     )
                     .await?,
             };
-            self.begin();
+            self.begin(&open);
             let stored = self.stored_link(&open)?;
             let mut round = todo::tasks_delta(client, self.pacer, &self.user.id, &list.id, stored);
             if self.apply_round(account, &open, &mut round).await? == RoundEnd::Stopped {
@@ -589,7 +632,9 @@ impl Ctx<'_, '_> {
     }
 
     /// Starts the bookkeeping of one collection.
-    fn begin(&mut self) {
+    fn begin(&mut self, open: &Open<'_>) {
+        let key = (open.source_id.to_string(), open.label.clone());
+        self.opened.insert(key, open.target.clone());
         self.seen.clear();
         self.removed.clear();
         self.incomplete = false;
@@ -972,12 +1017,21 @@ impl Ctx<'_, '_> {
         let size = resource.text.len() as u64;
         let user = &self.user.id;
         let mut first_write = true;
+        let mut old_copy = None;
         if let Some(j) = self.run.journal {
             let known = j
                 .journal
                 .item(user, &resource.source_id)
                 .map_err(journal_error)?;
             first_write = !known.as_ref().is_some_and(|r| r.state == ItemState::Done);
+            // A move a crash interrupted is finished first.
+            old_copy = known.as_ref().and_then(|r| match &r.moved_from {
+                Some(from) => Some(OldCopy {
+                    source_id: r.source_id.clone(),
+                    from: from.clone(),
+                }),
+                None => moved_copy(r, open),
+            });
             if known.is_some_and(|r| {
                 r.state == ItemState::Done
                     && r.hash.as_deref() == Some(hash.as_str())
@@ -993,6 +1047,13 @@ impl Ctx<'_, '_> {
             j.journal
                 .record_intent_as(open.kind, self.target(open, &resource.source_id), j.run)
                 .map_err(journal_error)?;
+            if let Some(old) = &old_copy {
+                // Journaled before the write: a crash before the old copy is deleted leaves
+                // the next run to delete it.
+                j.journal
+                    .record_moved_from(user, &resource.source_id, &old.from)
+                    .map_err(journal_error)?;
+            }
         }
         let dest: DestRef = match (&open.target, account) {
             (Collection::Dir(dir), _) => match dir.put(&resource.uid, resource.text.as_bytes()) {
@@ -1040,6 +1101,10 @@ impl Ctx<'_, '_> {
                 ))
             }
         };
+        if let Some(old) = old_copy {
+            // Written in its new collection: the copy in the old one goes (it is ours).
+            self.remove_old_copy(account, old, &dest).await?;
+        }
         if let Some(j) = self.run.journal {
             j.journal
                 .record_done(user, &resource.source_id, &dest.0, size, Some(&hash))
@@ -1053,6 +1118,75 @@ impl Ctx<'_, '_> {
         self.stats.bytes += size;
         self.done(size, false);
         Ok(true)
+    }
+
+    /// Deletes the copy a moved item left in its old collection, now that it is written in
+    /// its new one (at `new`). A collection not opened yet in this pass is handled when the
+    /// workload ends. A failure is reported: the old copy stays, the new one counts.
+    async fn remove_old_copy(
+        &mut self,
+        account: &Account,
+        old: OldCopy,
+        new: &DestRef,
+    ) -> Result<(), ItemError> {
+        let deleted = match account {
+            // The same href is the same resource (e.g. a collection that kept its URL).
+            Account::Dav(..) if old.from.dest_ref == new.0 => Ok(()),
+            Account::Dav(dav, pacer) => {
+                let item_ref = dav::ItemRef {
+                    href: DestRef(old.from.dest_ref.clone()),
+                    etag: None,
+                };
+                pacer
+                    .call(
+                        |_| async { dav_verdict(dav.delete(&item_ref).await) },
+                        self.on_throttle(),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Account::Dir(_) => {
+                let key = (old.from.folder_id.clone(), old.from.dest_folder.clone());
+                match self.opened.get(&key) {
+                    Some(Collection::Dir(dir)) => dir
+                        .remove(&DestRef(old.from.dest_ref.clone()))
+                        .map_err(|e| e.to_string()),
+                    Some(Collection::Dav(_)) => Err("not a local collection".into()),
+                    None => {
+                        self.moved.push(old);
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        if let Err(reason) = deleted {
+            self.fail(
+                &old.from.dest_folder,
+                &old.source_id,
+                format!("moved at the source; its old copy could not be deleted: {reason}"),
+            );
+        }
+        Ok(())
+    }
+
+    /// At the end of a workload: deletes the old copies of moved items whose old collection
+    /// was opened after the item was written in its new one. One whose old collection no
+    /// longer exists at the source is reported (its copy stays).
+    fn settle_moves(&mut self) -> Result<(), ItemError> {
+        for old in std::mem::take(&mut self.moved) {
+            let from = &old.from;
+            let key = (from.folder_id.clone(), from.dest_folder.clone());
+            let reason = match self.opened.get(&key) {
+                Some(Collection::Dir(dir)) => match dir.remove(&DestRef(from.dest_ref.clone())) {
+                    Ok(()) => continue,
+                    Err(e) => format!("moved at the source; its old copy stays: {e}"),
+                },
+                _ => "moved at the source from a collection that is gone; its old copy stays"
+                    .to_string(),
+            };
+            self.fail(&from.dest_folder, &old.source_id, reason);
+        }
+        Ok(())
     }
 
     fn target<'t>(&'t self, open: &'t Open<'_>, source_id: &'t str) -> ItemTarget<'t> {
@@ -1091,6 +1225,56 @@ impl Ctx<'_, '_> {
     }
 }
 
+/// The copy an item left behind in another collection, when the journal says the migrator
+/// wrote it there (`created`) and the item now arrives in `open`: it moved at the source.
+/// With immutable ids (every request asks for them) an event or contact keeps its id when
+/// moved (concepts/outlook-immutable-id.md); its old collection's round reports it
+/// `@removed`, its new one lists it, in either order. A copy the migrator only found at the
+/// destination is never touched.
+fn moved_copy(known: &ItemRecord, open: &Open<'_>) -> Option<OldCopy> {
+    let elsewhere = known.folder_id != open.source_id || known.dest_folder != open.label;
+    let kept = matches!(known.state, ItemState::Done | ItemState::Removed);
+    if !(elsewhere && kept && known.created && known.kind == open.kind) {
+        return None;
+    }
+    Some(OldCopy {
+        source_id: known.source_id.clone(),
+        from: MovedFrom {
+            folder_id: known.folder_id.clone(),
+            dest_folder: known.dest_folder.clone(),
+            dest_ref: known.dest_ref.clone()?,
+        },
+    })
+}
+
+/// The destination name of each calendar, in order: its own name, unless an earlier calendar
+/// took it (names compare case-insensitively, as some servers do): then `name (group)`,
+/// then with a short hash of its id too. Stable while Graph lists the calendars in the same
+/// order; the default group's calendars come first and keep their names.
+fn calendar_names(calendars: &[calendar::GroupedCalendar]) -> Vec<String> {
+    let mut taken = HashSet::new();
+    calendars
+        .iter()
+        .map(|g| {
+            let name = g.calendar.name.clone().unwrap_or_else(|| "Calendar".into());
+            let grouped = match &g.group {
+                Some(group) => format!("{name} ({group})"),
+                None => name.clone(),
+            };
+            let hashed = format!(
+                "{grouped} ~{}",
+                &hex::encode(Sha256::digest(g.calendar.id.as_bytes()))[..8]
+            );
+            let chosen = [name, grouped]
+                .into_iter()
+                .find(|n| !taken.contains(&n.to_lowercase()))
+                .unwrap_or(hashed);
+            taken.insert(chosen.to_lowercase());
+            chosen
+        })
+        .collect()
+}
+
 fn journal_error(e: crate::journal::JournalError) -> ItemError {
     ItemError::Fatal(EngineError::Journal(e))
 }
@@ -1105,5 +1289,46 @@ fn dav_verdict<T>(result: Result<T, DavError>) -> Verdict<T, DavError> {
             error: e,
         },
         Err(e) => Verdict::Fail(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::types::Calendar;
+
+    fn grouped(id: &str, name: &str, group: Option<&str>) -> calendar::GroupedCalendar {
+        calendar::GroupedCalendar {
+            calendar: Calendar {
+                id: id.into(),
+                name: Some(name.into()),
+                ..Calendar::default()
+            },
+            group: group.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn calendars_of_the_same_name_in_two_groups_get_distinct_stable_names() {
+        let calendars = [
+            grouped("a", "Calendar", None),
+            grouped("b", "Birthdays", None),
+            grouped("c", "calendar", Some("Other calendars")),
+            grouped("d", "Choir", Some("Other calendars")),
+            grouped("e", "Calendar", Some("Other calendars")),
+        ];
+        let names = calendar_names(&calendars);
+        let hash = &hex::encode(Sha256::digest(b"e"))[..8];
+        assert_eq!(
+            names,
+            [
+                "Calendar".to_string(),
+                "Birthdays".into(),
+                "calendar (Other calendars)".into(),
+                "Choir".into(),
+                format!("Calendar (Other calendars) ~{hash}"),
+            ]
+        );
+        assert_eq!(calendar_names(&calendars), names, "the same every run");
     }
 }

@@ -259,10 +259,12 @@ impl Counter<'_> {
     }
 
     async fn calendars(&self, planned: &mut PlanUser) -> Result<(), GraphError> {
-        let listed = calendar::calendars(self.client, self.pacer, &self.user.id, |_| {}).await?;
-        planned.calendars = listed.items.len() as u64;
-        planned.requests += 1;
-        for cal in &listed.items {
+        let listed = calendar::all_calendars(self.client, self.pacer, self.user, |_| {}).await?;
+        planned.calendars = listed.own.len() as u64;
+        // The group listing, then one listing per group.
+        let groups: std::collections::HashSet<_> = listed.own.iter().map(|g| &g.group).collect();
+        planned.requests += 1 + groups.len() as u64;
+        for cal in listed.own.iter().map(|g| &g.calendar) {
             let url = self.url(&format!(
                 "/calendars/{}/events?$select=id,type,end,recurrence,hasAttachments&$top=1000",
                 segment(&cal.id)

@@ -349,7 +349,19 @@ pub struct Calendar {
     pub hex_color: Option<String>,
     pub is_default_calendar: Option<bool>,
     pub can_edit: Option<bool>,
+    /// Only the user who created the calendar can share it.
+    pub can_share: Option<bool>,
+    /// The user for a calendar the user created or added, the sharer for a calendar shared
+    /// with the user.
     pub owner: Option<EmailAddress>,
+}
+
+/// A calendar group: a folder of calendars (resources/calendargroup.md).
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CalendarGroup {
+    pub id: String,
+    pub name: Option<String>,
 }
 
 /// A contact folder (resources/contactfolder.md).

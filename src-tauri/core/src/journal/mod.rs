@@ -30,13 +30,16 @@ pub use report::{FailedItem, ItemGroup, RunRecord, UserRecord};
 const SCHEMA_VERSION: i32 = 2;
 
 /// Columns added to version 2, as (table, column, definition).
-const ADDED_COLUMNS: [(&str, &str, &str); 2] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
     // What a folder row is: `mail`, or a groupware collection's item kind (`event`,
     // `contact`, `task`) with that collection's delta link. The mail pass only sees `mail`.
     ("folders", "kind", "TEXT NOT NULL DEFAULT 'mail'"),
     // The source's version of a groupware item (changeKey or lastModifiedDateTime) when it
     // was last written: an item listed again at that version is not fetched or written again.
     ("items", "source_version", "TEXT"),
+    // A groupware item moved at the source, being written in its new collection: where the
+    // migrator's copy in the old collection is ([`MovedFrom`], JSON), until it is deleted.
+    ("items", "moved_from", "TEXT"),
 ];
 
 const SCHEMA: &str = "
@@ -178,6 +181,18 @@ pub struct ItemRecord {
     /// A groupware item's version at the source when it was last written or found unchanged
     /// (its changeKey or lastModifiedDateTime); `None` for mail.
     pub source_version: Option<String>,
+    /// Set while a groupware item that moved at the source is rewritten in its new
+    /// collection: its copy in the old one, to delete (also after a crash).
+    pub moved_from: Option<MovedFrom>,
+}
+
+/// Where the migrator's copy of a moved groupware item is in the collection it left.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MovedFrom {
+    /// The source collection and its destination label, as the item's record named them.
+    pub folder_id: String,
+    pub dest_folder: String,
+    pub dest_ref: String,
 }
 
 /// What the journal keeps about a migrated message, to mirror later changes exactly once and
@@ -440,9 +455,25 @@ impl Journal {
     ) -> Result<(), JournalError> {
         self.conn().execute(
             "UPDATE items SET state = 'done', dest_ref = ?3, size = ?4, hash = ?5, reason = NULL,
-                              updated_at = ?6
+                              moved_from = NULL, updated_at = ?6
              WHERE user_id = ?1 AND source_id = ?2",
             params![user_id, source_id, dest_ref, size as i64, hash, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Records where a moved item's old copy is (see [`ItemRecord::moved_from`]), before the
+    /// item is written in its new collection; [`Journal::record_done`] clears it.
+    pub fn record_moved_from(
+        &self,
+        user_id: &str,
+        source_id: &str,
+        moved_from: &MovedFrom,
+    ) -> Result<(), JournalError> {
+        let json = serde_json::to_string(moved_from).unwrap_or_default();
+        self.conn().execute(
+            "UPDATE items SET moved_from = ?3 WHERE user_id = ?1 AND source_id = ?2",
+            params![user_id, source_id, json],
         )?;
         Ok(())
     }
@@ -832,7 +863,8 @@ fn state_name(state: &ItemState) -> &'static str {
 
 /// The columns [`row_to_item`] reads, in its order.
 const ITEM_COLUMNS: &str = "source_id, folder_id, dest_folder, state, dest_ref, size, hash, reason,
-     kind, message_id, header_hash, received, flags, created, gone_from, source_version";
+     kind, message_id, header_hash, received, flags, created, gone_from, source_version,
+     moved_from";
 
 fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRecord> {
     let state: String = row.get(3)?;
@@ -860,6 +892,10 @@ fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRecord> {
         created: row.get::<_, i64>(13)? != 0,
         gone_from: row.get(14)?,
         source_version: row.get(15)?,
+        // Unreadable JSON (not written by this version) is no move to finish.
+        moved_from: row
+            .get::<_, Option<String>>(16)?
+            .and_then(|json| serde_json::from_str(&json).ok()),
     })
 }
 
@@ -1067,6 +1103,46 @@ mod tests {
         j.mark_seen("u1", "c", next).unwrap();
         assert_eq!(j.item("u1", "c").unwrap().unwrap().state, ItemState::Done);
         assert_eq!(j.item("u1", "a").unwrap().unwrap().dest_folder, ".Other");
+    }
+
+    #[test]
+    fn a_journal_without_moved_from_opens_and_a_moves_old_copy_is_kept_until_done() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let j = Journal::open(dir.path()).unwrap();
+            let run = j.begin_run().unwrap();
+            j.record_intent_as("contact", target("c1"), run).unwrap();
+            j.record_done("u1", "c1", "c1.vcf", 3, Some("h")).unwrap();
+            // As the previous version left it: no such column.
+            j.conn()
+                .execute_batch("ALTER TABLE items DROP COLUMN moved_from;")
+                .unwrap();
+        }
+        let j = Journal::open(dir.path()).unwrap();
+        let c1 = j.item("u1", "c1").unwrap().unwrap();
+        assert_eq!((c1.state, c1.moved_from), (ItemState::Done, None));
+        let from = MovedFrom {
+            folder_id: "f1".into(),
+            dest_folder: ".Projects".into(),
+            dest_ref: "c1.vcf".into(),
+        };
+        let moved = ItemTarget {
+            folder_id: "f2",
+            dest_folder: "contacts/Other",
+            ..target("c1")
+        };
+        let run = j.begin_run().unwrap();
+        j.record_intent_as("contact", moved, run).unwrap();
+        j.record_moved_from("u1", "c1", &from).unwrap();
+        drop(j);
+        // A crash here: the next run still knows where the old copy is.
+        let j = Journal::open(dir.path()).unwrap();
+        let c1 = j.item("u1", "c1").unwrap().unwrap();
+        assert_eq!(c1.state, ItemState::Pending);
+        assert_eq!(c1.folder_id, "f2");
+        assert_eq!(c1.moved_from, Some(from));
+        j.record_done("u1", "c1", "c1.vcf", 3, Some("h")).unwrap();
+        assert_eq!(j.item("u1", "c1").unwrap().unwrap().moved_from, None);
     }
 
     #[test]
