@@ -17,7 +17,8 @@ use migrator_core::config::UserSelection;
 use migrator_core::dest::dav::{CollectionKind, DavAccount, DavLogin, DavSettings};
 use migrator_core::dest::imap::{ImapSettings, MasterStyle, Security};
 use migrator_core::engine::{run, Destination, EngineError, ImapLogins, RunControl, RunOptions};
-use migrator_core::progress::RunSummary;
+use migrator_core::journal::Journal;
+use migrator_core::progress::{ProgressEvent, RunSummary};
 use migrator_core::secrets::Secret;
 use migrator_sim::{SimConfig, SimServer, TenantSpec};
 use support::dovecot::{self, Dovecot, MASTER_PASSWORD, MASTER_USER};
@@ -84,17 +85,37 @@ async fn run_into(
     state: &Path,
     users: UserSelection,
 ) -> Outcome {
+    let options = RunOptions {
+        users,
+        ..RunOptions::default()
+    };
+    run_watched(sim, destination, state, options, |_| {}).await
+}
+
+/// Runs from `sim` into `destination` with a journal in `state` and `options`, showing every
+/// progress event to `watch` as it happens.
+async fn run_watched(
+    sim: &SimServer,
+    destination: &Destination,
+    state: &Path,
+    options: RunOptions,
+    watch: impl Fn(&ProgressEvent) + Send + Sync + 'static,
+) -> Outcome {
     let failures = support::Failures::default();
+    let recorder = failures.reporter();
+    let reporter = Arc::new(move |event: ProgressEvent| {
+        watch(&event);
+        recorder.report(event);
+    });
     let result = run(
         &support::source_config(sim),
         &Secret::new(sim.client_secret()),
         destination,
-        failures.reporter(),
+        reporter,
         RunControl::new(),
         RunOptions {
             state_dir: Some(state.to_path_buf()),
-            users,
-            ..RunOptions::default()
+            ..options
         },
     )
     .await;
@@ -719,4 +740,95 @@ async fn a_damaged_journal_is_detected_and_moving_it_aside_duplicates_nothing() 
         "only the second mailbox was appended; the first was found at the destination"
     );
     assert_all_mail_exactly_once(&sim, &dovecot, "after moving a damaged journal aside").await;
+}
+
+/// Fills the file system holding `path` with one ballast file there.
+fn fill_with_ballast(path: &Path) {
+    use std::io::Write as _;
+    let mut ballast = std::fs::File::create(path).unwrap();
+    let block = vec![0u8; 4096];
+    while ballast.write_all(&block).is_ok() {}
+    let _ = ballast.sync_all();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_state_disk_filling_up_mid_run_stops_it_with_one_error_and_a_rerun_duplicates_nothing() {
+    let fs = Tmpfs::mount("size=8m");
+    let state = fs.path.join("state");
+    let sim = slow_sim(2, 30).await;
+    let dovecot = dovecot_for(&sim);
+    let destination = imap_destination(dovecot.tls_settings());
+    // Once 8 messages were reported done, the state folder's disk is full.
+    const K: usize = 8;
+    let ballast = fs.path.join("ballast");
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let outcome = {
+        let (ballast, done) = (ballast.clone(), done.clone());
+        run_watched(
+            &sim,
+            &destination,
+            &state,
+            RunOptions::default(),
+            move |event| {
+                if let ProgressEvent::ItemDone { .. } = event {
+                    if done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == K {
+                        fill_with_ballast(&ballast);
+                    }
+                }
+            },
+        )
+        .await
+    };
+    let done = done.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(done >= K, "the disk filled mid-run ({done} items done)");
+    let error = match &outcome.result {
+        Ok(summary) => panic!("the run went on with a full state disk: {summary:?}"),
+        Err(e) => e,
+    };
+    let text = chain(error);
+    assert_eq!(error.code(), "state", "{text}");
+    assert!(text.contains("the disk is full"), "{text}");
+    assert!(
+        text.contains(&state.display().to_string()),
+        "names the state folder: {text}"
+    );
+    assert_eq!(
+        outcome.failures,
+        Vec::<String>::new(),
+        "one error, no per-item failures"
+    );
+    let appended = appends(&dovecot);
+    assert!(appended < 60, "the run stopped: {appended} of 60 appended");
+
+    // Every message Dovecot holds is in the journal (done, or an intent the next run checks
+    // at the destination before writing).
+    std::fs::remove_file(&ballast).unwrap();
+    {
+        let journal = Journal::open(&state).unwrap();
+        for user in &sim.tenant().users {
+            let bodies = support::account_bodies(&dovecot, &user.mail).await;
+            for message in user.folders.iter().flat_map(|f| &f.messages) {
+                if bodies.contains_key(message.mime.as_ref() as &[u8]) {
+                    let record = journal.item(&user.id, &message.id).unwrap();
+                    assert!(
+                        record.is_some(),
+                        "{}: message {} is in Dovecot but not in the journal",
+                        user.mail,
+                        message.id
+                    );
+                }
+            }
+        }
+    }
+
+    // With room again, a rerun completes: every message once, byte for byte.
+    let rerun = run_into(&sim, &destination, &state, UserSelection::default()).await;
+    let summary = rerun.summary();
+    assert_eq!(rerun.failures, Vec::<String>::new(), "{summary:?}");
+    assert_eq!(
+        appends(&dovecot),
+        60,
+        "each message appended once over both runs"
+    );
+    assert_all_mail_exactly_once(&sim, &dovecot, "after the state disk filled up mid-run").await;
 }

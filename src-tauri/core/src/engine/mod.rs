@@ -496,6 +496,24 @@ pub async fn run(
     control: RunControl,
     options: RunOptions,
 ) -> Result<RunSummary, EngineError> {
+    let state_dir = options.state_dir.clone();
+    let result = run_locked(source, secret, destination, reporter, control, options).await;
+    // A journal write that fails mid-run (a full disk) names the state folder and why.
+    result.map_err(|e| match (e, state_dir) {
+        (EngineError::Journal(j), Some(dir)) => EngineError::Journal(j.in_state_folder(&dir)),
+        (e, _) => e,
+    })
+}
+
+/// [`run`] itself.
+async fn run_locked(
+    source: &SourceConfig,
+    secret: &Secret,
+    destination: &Destination,
+    reporter: Arc<dyn Reporter>,
+    control: RunControl,
+    options: RunOptions,
+) -> Result<RunSummary, EngineError> {
     let started = Instant::now();
     // The state folder first: a full or read-only disk, or another run on it, stops the run
     // before any data moves. The lock is held until this function returns, on every path.
