@@ -298,11 +298,22 @@ async fn restart_mid_run(
     server: &mut impl Restartable,
     after: usize,
 ) -> (Outcome, usize, Duration) {
+    let options = RunOptions::default();
+    restart_mid_run_with(sim, destination, state, server, (after, DOWNTIME), options).await
+}
+
+/// [`restart_mid_run`] with the server down for `downtime` and the run's `options`.
+async fn restart_mid_run_with(
+    sim: Arc<SimServer>,
+    destination: Destination,
+    state: &Path,
+    server: &mut impl Restartable,
+    (after, downtime): (usize, Duration),
+    options: RunOptions,
+) -> (Outcome, usize, Duration) {
     let running = {
         let state = state.to_path_buf();
-        tokio::spawn(
-            async move { run_into(&sim, &destination, &state, UserSelection::default()).await },
-        )
+        tokio::spawn(async move { run_watched(&sim, &destination, &state, options, |_| {}).await })
     };
     wait_until(Duration::from_secs(60), server.what(), || {
         server.written() >= after
@@ -310,7 +321,7 @@ async fn restart_mid_run(
     .await;
     tokio::task::block_in_place(|| server.stop());
     let before = server.written();
-    tokio::time::sleep(DOWNTIME).await;
+    tokio::time::sleep(downtime).await;
     tokio::task::block_in_place(|| server.start_again());
     let back = Instant::now();
     let outcome = running.await.unwrap();
@@ -831,4 +842,197 @@ async fn a_state_disk_filling_up_mid_run_stops_it_with_one_error_and_a_rerun_dup
         "each message appended once over both runs"
     );
     assert_all_mail_exactly_once(&sim, &dovecot, "after the state disk filled up mid-run").await;
+}
+
+/// Plaintext IMAP to `port` whose own reconnect policy gives up after 2 attempts (a second or
+/// two): only the run's outage wait can carry it through an outage.
+fn impatient_imap(port: u16) -> ImapSettings {
+    let mut s = plain_imap(port);
+    s.reconnect.max_attempts = 2;
+    s
+}
+
+/// A `DestinationDown` event: (user, destination, down for, limit).
+type Down = (String, String, Duration, Duration);
+
+/// Runs `sim` into Dovecot through `proxy` with `options`; when the `at`-th item is reported
+/// done, the proxy refuses and cuts every connection for `outage`. Returns the outcome, the
+/// `DestinationDown` events, the user whose item started the outage, and when it started.
+async fn run_into_an_outage(
+    sim: &SimServer,
+    proxy: &Arc<FaultProxy>,
+    state: &Path,
+    options: RunOptions,
+    (at, outage): (usize, Duration),
+) -> (Outcome, Vec<Down>, String, Instant) {
+    let downs = Arc::new(std::sync::Mutex::new(Vec::<Down>::new()));
+    let started = Arc::new(std::sync::Mutex::new(None::<(String, Instant)>));
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let watch = {
+        let (proxy, downs, started) = (proxy.clone(), downs.clone(), started.clone());
+        move |event: &ProgressEvent| match event {
+            ProgressEvent::ItemDone { user, .. } => {
+                if done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == at {
+                    proxy.outage(outage);
+                    *started.lock().unwrap() = Some((user.clone(), Instant::now()));
+                }
+            }
+            ProgressEvent::DestinationDown {
+                user,
+                destination,
+                down_ms,
+                limit_ms,
+            } => downs.lock().unwrap().push((
+                user.clone(),
+                destination.clone(),
+                Duration::from_millis(*down_ms),
+                Duration::from_millis(*limit_ms),
+            )),
+            _ => {}
+        }
+    };
+    let destination = imap_destination(impatient_imap(proxy.port));
+    let outcome = run_watched(sim, &destination, state, options, watch).await;
+    let downs = downs.lock().unwrap().clone();
+    let started = started.lock().unwrap().clone();
+    let (user, at) = started.expect("the outage started mid-run");
+    (outcome, downs, user, at)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_imap_outage_shorter_than_outage_wait_is_waited_out_and_every_message_arrives_once() {
+    const OUTAGE: Duration = Duration::from_secs(20);
+    const WAIT: Duration = Duration::from_secs(40);
+    let sim = slow_sim(2, 30).await;
+    let dovecot = dovecot_for(&sim);
+    let proxy = Arc::new(FaultProxy::start(dovecot.imap_port).await);
+    let state = tempfile::tempdir().unwrap();
+    let options = RunOptions {
+        outage_wait: WAIT,
+        ..RunOptions::default()
+    };
+    let (outcome, downs, _, started) =
+        run_into_an_outage(&sim, &proxy, state.path(), options, (5, OUTAGE)).await;
+    let summary = outcome.summary();
+    assert_eq!(
+        outcome.failures,
+        Vec::<String>::new(),
+        "{summary:?}\n{}",
+        dovecot.log()
+    );
+    assert!(
+        started.elapsed() >= OUTAGE,
+        "the run went on through the outage"
+    );
+    // The run said it was waiting, for which server, and for how long at most.
+    let server = format!("IMAP server 127.0.0.1:{}", proxy.port);
+    assert!(!downs.is_empty(), "the wait was reported");
+    for (_, destination, down_for, limit) in &downs {
+        assert_eq!((destination, *limit), (&server, WAIT));
+        assert!(*down_for < WAIT, "{down_for:?}");
+    }
+    let longest = downs.iter().map(|d| d.2).max().unwrap_or_default();
+    assert!(
+        longest >= Duration::from_secs(10),
+        "waited well past the reconnect policy's own 2 attempts: {longest:?}"
+    );
+    assert_all_mail_exactly_once(&sim, &dovecot, "after a 20 s outage").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_imap_outage_longer_than_outage_wait_fails_that_mailbox_naming_server_and_wait() {
+    // One mailbox at a time: the first is mid-run when the server goes down for 14 s and
+    // gives up after 8; the second starts then and waits out the rest.
+    const OUTAGE: Duration = Duration::from_secs(14);
+    const WAIT: Duration = Duration::from_secs(8);
+    let sim = slow_sim(2, 30).await;
+    let dovecot = dovecot_for(&sim);
+    let proxy = Arc::new(FaultProxy::start(dovecot.imap_port).await);
+    let state = tempfile::tempdir().unwrap();
+    let options = RunOptions {
+        parallel_mailboxes: 1,
+        outage_wait: WAIT,
+        ..RunOptions::default()
+    };
+    let (outcome, downs, first, _) =
+        run_into_an_outage(&sim, &proxy, state.path(), options, (5, OUTAGE)).await;
+    let summary = outcome.summary();
+    let server = format!("IMAP server 127.0.0.1:{}", proxy.port);
+    assert!(!outcome.failures.is_empty(), "{summary:?}");
+    for failure in &outcome.failures {
+        assert!(
+            failure.starts_with(&format!("{first} "))
+                && failure.contains(&format!("{server} still unreachable after waiting 8 s")),
+            "only the mailbox that was writing fails, naming the server and the wait: {failure}"
+        );
+    }
+    assert!(
+        downs.iter().any(|d| d.0 == first) && downs.iter().all(|d| d.3 == WAIT),
+        "{downs:?}"
+    );
+    let tenant = sim.tenant();
+    for user in &tenant.users {
+        let bodies = support::account_bodies(&dovecot, &user.mail).await;
+        if user.mail == first {
+            assert!(
+                bodies.values().all(|n| *n == 1),
+                "{}: no duplicate",
+                user.mail
+            );
+        } else {
+            // The other mailbox went on once the server was back.
+            support::assert_exactly_once(user, &bodies, "after waiting out the rest");
+        }
+    }
+
+    // The server is back: a rerun completes the failed mailbox, duplicating nothing.
+    let rerun = run_into(
+        &sim,
+        &imap_destination(plain_imap(proxy.port)),
+        state.path(),
+        UserSelection::default(),
+    )
+    .await;
+    let summary = rerun.summary();
+    assert_eq!(rerun.failures, Vec::<String>::new(), "{summary:?}");
+    assert_all_mail_exactly_once(&sim, &dovecot, "after the rerun").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn radicale_down_for_20_s_is_waited_out_within_outage_wait_and_every_item_arrives_once() {
+    let sim = Arc::new(slow_sim(1, 2).await);
+    let dovecot = dovecot_for(&sim);
+    let mut radicale = radicale_for(&sim);
+    let destination = groupware_destination(&sim, &dovecot, radicale.settings());
+    let state = tempfile::tempdir().unwrap();
+    let options = RunOptions {
+        outage_wait: Duration::from_secs(40),
+        ..RunOptions::default()
+    };
+    let downtime = (3, Duration::from_secs(20));
+    let (outcome, before, recovered_in) = restart_mid_run_with(
+        sim.clone(),
+        destination,
+        state.path(),
+        &mut radicale,
+        downtime,
+        options,
+    )
+    .await;
+    let summary = outcome.summary().clone();
+    assert_eq!(
+        outcome.failures,
+        Vec::<String>::new(),
+        "{summary:?}\n{}",
+        radicale.log()
+    );
+    assert!(
+        recovered_in < RECOVERY,
+        "the run finished {recovered_in:?} after Radicale was back"
+    );
+    let user = &sim.tenant().users[0];
+    let expected = source_counts(user);
+    let total: usize = expected.values().sum();
+    assert!(before < total, "stopped mid-run: {before} of {total} PUTs");
+    assert_eq!(groupware_counts(&radicale, &user.mail).await, expected);
 }
