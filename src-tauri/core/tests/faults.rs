@@ -871,11 +871,11 @@ async fn run_into_an_outage(
     let watch = {
         let (proxy, downs, started) = (proxy.clone(), downs.clone(), started.clone());
         move |event: &ProgressEvent| match event {
-            ProgressEvent::ItemDone { user, .. } => {
-                if done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == at {
-                    proxy.outage(outage);
-                    *started.lock().unwrap() = Some((user.clone(), Instant::now()));
-                }
+            ProgressEvent::ItemDone { user, .. }
+                if done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == at =>
+            {
+                proxy.outage(outage);
+                *started.lock().unwrap() = Some((user.clone(), Instant::now()));
             }
             ProgressEvent::DestinationDown {
                 user,
@@ -957,8 +957,14 @@ async fn an_imap_outage_longer_than_outage_wait_fails_that_mailbox_naming_server
     let (outcome, downs, first, _) =
         run_into_an_outage(&sim, &proxy, state.path(), options, (5, OUTAGE)).await;
     let summary = outcome.summary();
+    assert_eq!(summary.totals.failed, 1, "the mailbox counts once");
     let server = format!("IMAP server 127.0.0.1:{}", proxy.port);
-    assert!(!outcome.failures.is_empty(), "{summary:?}");
+    assert_eq!(
+        outcome.failures.len(),
+        1,
+        "one failure: {:#?}",
+        outcome.failures
+    );
     for failure in &outcome.failures {
         assert!(
             failure.starts_with(&format!("{first} "))

@@ -720,7 +720,10 @@ impl MailboxRun<'_> {
                 Ok(false)
             }
             ItemError::Mailbox(reason) => {
-                fail(stats, folder, "(mailbox)", reason);
+                // Reported once: the messages in flight with it failed for the same reason.
+                if !*mailbox_failed {
+                    fail(stats, folder, "(mailbox)", reason);
+                }
                 *mailbox_failed = true;
                 Ok(true)
             }
