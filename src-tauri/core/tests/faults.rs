@@ -1004,41 +1004,111 @@ async fn an_imap_outage_longer_than_outage_wait_fails_that_mailbox_naming_server
     assert_all_mail_exactly_once(&sim, &dovecot, "after the rerun").await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn radicale_down_for_20_s_is_waited_out_within_outage_wait_and_every_item_arrives_once() {
+/// A groupware run into Dovecot and Radicale with `outage_wait`, Radicale stopped for
+/// `downtime` after 3 PUTs and started again.
+struct RadicaleOutage {
+    sim: Arc<SimServer>,
+    _dovecot: Dovecot,
+    radicale: Radicale,
+    destination: Destination,
+    state: tempfile::TempDir,
+    outcome: Outcome,
+    /// PUTs before the stop, and how long the run went on after Radicale was back.
+    before: usize,
+    recovered_in: Duration,
+}
+
+async fn radicale_down_mid_run(downtime: Duration, outage_wait: Duration) -> RadicaleOutage {
     let sim = Arc::new(slow_sim(1, 2).await);
     let dovecot = dovecot_for(&sim);
     let mut radicale = radicale_for(&sim);
     let destination = groupware_destination(&sim, &dovecot, radicale.settings());
     let state = tempfile::tempdir().unwrap();
     let options = RunOptions {
-        outage_wait: Duration::from_secs(40),
+        outage_wait,
         ..RunOptions::default()
     };
-    let downtime = (3, Duration::from_secs(20));
     let (outcome, before, recovered_in) = restart_mid_run_with(
         sim.clone(),
-        destination,
+        destination.clone(),
         state.path(),
         &mut radicale,
-        downtime,
+        (3, downtime),
         options,
     )
     .await;
-    let summary = outcome.summary().clone();
+    RadicaleOutage {
+        sim,
+        _dovecot: dovecot,
+        radicale,
+        destination,
+        state,
+        outcome,
+        before,
+        recovered_in,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn radicale_down_for_20_s_is_waited_out_within_outage_wait_and_every_item_arrives_once() {
+    let down = radicale_down_mid_run(Duration::from_secs(20), Duration::from_secs(40)).await;
+    let summary = down.outcome.summary().clone();
     assert_eq!(
-        outcome.failures,
+        down.outcome.failures,
         Vec::<String>::new(),
         "{summary:?}\n{}",
-        radicale.log()
+        down.radicale.log()
     );
     assert!(
-        recovered_in < RECOVERY,
-        "the run finished {recovered_in:?} after Radicale was back"
+        down.recovered_in < RECOVERY,
+        "the run finished {:?} after Radicale was back",
+        down.recovered_in
     );
-    let user = &sim.tenant().users[0];
+    let user = &down.sim.tenant().users[0];
     let expected = source_counts(user);
     let total: usize = expected.values().sum();
+    let before = down.before;
     assert!(before < total, "stopped mid-run: {before} of {total} PUTs");
-    assert_eq!(groupware_counts(&radicale, &user.mail).await, expected);
+    assert_eq!(groupware_counts(&down.radicale, &user.mail).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn radicale_down_longer_than_outage_wait_fails_that_users_groupware_once_and_a_rerun_completes(
+) {
+    let down = radicale_down_mid_run(Duration::from_secs(12), Duration::from_secs(5)).await;
+    let (outcome, radicale) = (&down.outcome, &down.radicale);
+    let summary = outcome.summary().clone();
+    let url = url::Url::parse(&radicale.base_url()).unwrap();
+    let server = format!(
+        "{}:{}",
+        url.host_str().unwrap_or_default(),
+        url.port().unwrap_or_default()
+    );
+    // One failure for the user's groupware, not one per item (each would wait again).
+    assert_eq!(outcome.failures.len(), 1, "{:#?}", outcome.failures);
+    let failure = &outcome.failures[0];
+    assert!(
+        failure.contains("(groupware) (account)")
+            && failure.contains(&format!("DAV server {server}"))
+            && failure.contains("still unreachable after waiting 5 s"),
+        "{failure}"
+    );
+    assert_eq!(summary.totals.failed, 1);
+
+    // Radicale is back: a rerun writes the rest, each item once.
+    let sim = &down.sim;
+    let rerun = run_into(
+        sim,
+        &down.destination,
+        down.state.path(),
+        UserSelection::default(),
+    )
+    .await;
+    let summary = rerun.summary();
+    assert_eq!(rerun.failures, Vec::<String>::new(), "{summary:?}");
+    let user = &sim.tenant().users[0];
+    assert_eq!(
+        groupware_counts(radicale, &user.mail).await,
+        source_counts(user)
+    );
 }

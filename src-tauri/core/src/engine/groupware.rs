@@ -73,7 +73,14 @@ enum Account {
     Dir(Mailbox),
     /// With the pacer that retries this account's transient DAV failures, and how long it
     /// waits for the server when it is down.
-    Dav(Box<DavAccount>, Pacer, OutagePolicy),
+    Dav(Box<DavAccount>, Pacer, Box<DavOutage>),
+}
+
+/// How long a user's DAV requests wait for a server that is down, and which server it is.
+struct DavOutage {
+    policy: OutagePolicy,
+    /// `DAV server host:port`, for messages.
+    server: String,
 }
 
 /// Where one collection's items go.
@@ -204,7 +211,7 @@ impl GroupwareRun<'_> {
                 )
                 .await;
                 match connected {
-                    Ok(account) => Account::Dav(Box::new(account), dav_pacer, outage),
+                    Ok(account) => Account::Dav(Box::new(account), dav_pacer, Box::new(outage)),
                     Err(ItemError::User(reason) | ItemError::Skip(reason)) => {
                         self.fail_user(&mut stats, &address, reason);
                         return Ok(stats);
@@ -255,7 +262,7 @@ impl GroupwareRun<'_> {
 
     /// The outage policy of `address`'s DAV requests: the run's `outage_wait`, each wait
     /// reported as [`ProgressEvent::DestinationDown`].
-    fn dav_outage(&self, dav: &DavSettings, address: &str) -> OutagePolicy {
+    fn dav_outage(&self, dav: &DavSettings, address: &str) -> DavOutage {
         let host = url::Url::parse(&dav.base_url)
             .ok()
             .and_then(|u| {
@@ -265,16 +272,19 @@ impl GroupwareRun<'_> {
                 })
             })
             .unwrap_or_else(|| dav.base_url.clone());
-        let (reporter, user) = (self.reporter.clone(), address.to_string());
+        let server = format!("DAV server {host}");
+        let (reporter, user, destination) =
+            (self.reporter.clone(), address.to_string(), server.clone());
         let limit_ms = self.outage_wait.as_millis() as u64;
-        OutagePolicy::new(self.outage_wait).with_notice(move |down_for| {
+        let policy = OutagePolicy::new(self.outage_wait).with_notice(move |down_for| {
             reporter.report(ProgressEvent::DestinationDown {
                 user: user.clone(),
-                destination: format!("DAV server {host}"),
+                destination: destination.clone(),
                 down_ms: down_for.as_millis() as u64,
                 limit_ms,
             })
-        })
+        });
+        DavOutage { policy, server }
     }
 
     fn fail_user(&self, stats: &mut Stats, address: &str, reason: String) {
@@ -1143,7 +1153,7 @@ fn dav_verdict<T>(result: Result<T, DavError>) -> Verdict<T, DavError> {
 /// only wait again), naming the server and the time waited; the next run resumes it.
 async fn dav_call<T, Fut>(
     pacer: &Pacer,
-    outage: &OutagePolicy,
+    outage: &DavOutage,
     on_throttle: impl FnMut(Duration),
     mut request: impl FnMut() -> Fut,
 ) -> Result<T, ItemError>
@@ -1152,7 +1162,7 @@ where
 {
     let called = pacer
         .call_within(
-            Some(outage),
+            Some(&outage.policy),
             |_| {
                 let sent = request();
                 async move { dav_verdict(sent.await) }
@@ -1164,7 +1174,8 @@ where
         Ok(value) => Ok(value),
         Err(GaveUp::Failed(e)) => Err(dav_item_error(e)),
         Err(GaveUp::Down { error, down_for }) => Err(ItemError::User(format!(
-            "{error}: still unreachable after waiting {} (the run's outage_wait)",
+            "{} still unreachable after waiting {} (the run's outage_wait): {error}",
+            outage.server,
             crate::config::show_duration(down_for)
         ))),
     }
