@@ -152,6 +152,8 @@ impl Reporter for CliReporter {
                     overall.set_message(HumanBytes(state.bytes).to_string());
                     if let Some(bar) = state.users.get(&user) {
                         bar.inc(1);
+                        // Items move again: a wait shown before is over.
+                        bar.set_message("");
                     }
                 }
                 ProgressEvent::Throttled { user, wait_ms } => {
