@@ -522,6 +522,14 @@ class RunView {
         this.paintRow(this.row(event.user), `waiting ${(event.waitMs / 1000).toFixed(1)} s (Microsoft throttling)`);
         setTimeout(() => this.paintThrottle(), event.waitMs + 50);
         break;
+      case "destinationDown":
+        // Cleared by the mailbox's next item or its end, like throttling.
+        this.paintRow(
+          this.row(event.user),
+          `waiting for ${event.destination}: down ${formatDuration(event.downMs / 1000)}, ` +
+            `giving up after ${formatDuration(event.limitMs / 1000)}`,
+        );
+        break;
       case "userFinished":
         this.waiting.delete(event.user);
         this.paintRow(this.row(event.user), event.stats.failed > 0 ? `done, ${event.stats.failed} failed` : "done");

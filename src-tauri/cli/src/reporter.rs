@@ -3,8 +3,10 @@
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use migrator_core::config::show_duration;
 use migrator_core::progress::{ProgressEvent, Reporter, RunSummary};
 
 /// Draws the core's progress events.
@@ -111,6 +113,20 @@ impl Reporter for CliReporter {
             (Mode::Lines, ProgressEvent::Throttled { user, wait_ms }) => {
                 eprintln!("{user}: throttled by Microsoft, waiting {wait_ms} ms")
             }
+            (
+                Mode::Lines,
+                ProgressEvent::DestinationDown {
+                    user,
+                    destination,
+                    down_ms,
+                    limit_ms,
+                },
+            ) => {
+                eprintln!(
+                    "{}",
+                    destination_down(&user, &destination, down_ms, limit_ms)
+                )
+            }
             (Mode::Lines, _) => {}
             (Mode::Bars { multi, overall }, event) => match event {
                 ProgressEvent::UserStarted { user, messages, .. } => {
@@ -136,6 +152,8 @@ impl Reporter for CliReporter {
                     overall.set_message(HumanBytes(state.bytes).to_string());
                     if let Some(bar) = state.users.get(&user) {
                         bar.inc(1);
+                        // Items move again: a wait shown before is over.
+                        bar.set_message("");
                     }
                 }
                 ProgressEvent::Throttled { user, wait_ms } => {
@@ -143,6 +161,23 @@ impl Reporter for CliReporter {
                         bar.set_message(format!("throttled {wait_ms} ms"));
                     }
                 }
+                ProgressEvent::DestinationDown {
+                    user,
+                    destination,
+                    down_ms,
+                    limit_ms,
+                } => match state.users.get(&user) {
+                    Some(bar) => bar.set_message(format!(
+                        "waiting for {destination} (down {})",
+                        show_duration(Duration::from_millis(down_ms))
+                    )),
+                    None => multi.suspend(|| {
+                        eprintln!(
+                            "{}",
+                            destination_down(&user, &destination, down_ms, limit_ms)
+                        )
+                    }),
+                },
                 ProgressEvent::UserFinished { user, .. } => {
                     if let Some(bar) = state.users.remove(&user) {
                         bar.finish_and_clear();
@@ -153,4 +188,13 @@ impl Reporter for CliReporter {
             },
         }
     }
+}
+
+/// The line saying a mailbox waits for its destination.
+fn destination_down(user: &str, destination: &str, down_ms: u64, limit_ms: u64) -> String {
+    format!(
+        "{user}: {destination} is unreachable (for {} now); waiting up to {} (outage_wait)",
+        show_duration(Duration::from_millis(down_ms)),
+        show_duration(Duration::from_millis(limit_ms))
+    )
 }

@@ -160,6 +160,7 @@ mod tests {
 /// # mail_since = "2020-01-01"              # mail received from this day on (UTC)
 /// # mail_until = "2025-01-01"              # ... and before this day
 /// # calendar_since = "2024-01-01"          # events that ended before it are left out
+/// # outage_wait = "10m"                    # how long to wait for a destination that is down
 /// state_dir = "/var/lib/m365-migrator"     # the journal; default: beside this file
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -629,6 +630,82 @@ pub struct RunSettings {
     /// Events that ended before this day are left out.
     #[serde(deserialize_with = "limit_date")]
     pub calendar_since: Option<time::Date>,
+    /// How long the run waits for a destination server that is down (connections refused or
+    /// cut, or it answers that it is unavailable) before it fails the mailbox it was writing:
+    /// seconds, or a duration such as `"10m"`, `"90s"`, `"1h 30m"` (default 10 minutes, at
+    /// most 24 hours). Each mailbox waits on its own; the next run resumes a failed one.
+    #[serde(deserialize_with = "outage_wait")]
+    pub outage_wait: std::time::Duration,
+}
+
+/// The default of `[run] outage_wait`.
+pub const DEFAULT_OUTAGE_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+/// The longest `[run] outage_wait` accepted.
+const MAX_OUTAGE_WAIT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// `outage_wait` as written in the file: whole seconds, or a duration text ([`parse_duration`]).
+fn outage_wait<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+    use serde::de::Error as _;
+    let expected = "seconds, or a duration such as \"10m\", \"90s\" or \"1h 30m\"";
+    let wait = match toml::Value::deserialize(d)? {
+        toml::Value::Integer(n) if n >= 0 => std::time::Duration::from_secs(n as u64),
+        toml::Value::String(text) => parse_duration(&text)
+            .ok_or_else(|| D::Error::custom(format!("'{text}' is not {expected}")))?,
+        other => {
+            return Err(D::Error::custom(format!(
+                "invalid value ({}): expected {expected}",
+                other.type_str()
+            )))
+        }
+    };
+    if wait > MAX_OUTAGE_WAIT {
+        return Err(D::Error::custom("more than 24 hours"));
+    }
+    Ok(wait)
+}
+
+/// Parses a duration such as `90s`, `10m`, `1h 30m`, `2 min` or a bare number of seconds.
+/// Units: `s`/`sec`, `m`/`min`, `h`/`hour` (plurals allowed).
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let mut total: u64 = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits == 0 {
+            return None;
+        }
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = rest[digits..].trim_start();
+        let unit_len = rest.len()
+            - rest
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .len();
+        let seconds = match &rest[..unit_len] {
+            "" | "s" | "sec" | "secs" | "second" | "seconds" => 1,
+            "m" | "min" | "mins" | "minute" | "minutes" => 60,
+            "h" | "hour" | "hours" => 3600,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(seconds)?)?;
+        rest = rest[unit_len..].trim_start();
+    }
+    Some(std::time::Duration::from_secs(total))
+}
+
+/// A duration for people: `40 s`, `10 min`, `1 h 30 min` (whole seconds).
+pub fn show_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs_f64().round() as u64;
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, s) => format!("{s} s"),
+        (0, m, 0) => format!("{m} min"),
+        (0, m, s) => format!("{m} min {s} s"),
+        (h, 0, _) => format!("{h} h"),
+        (h, m, _) => format!("{h} h {m} min"),
+    }
 }
 
 impl RunSettings {
@@ -674,6 +751,7 @@ impl Default for RunSettings {
             mail_since: None,
             mail_until: None,
             calendar_since: None,
+            outage_wait: DEFAULT_OUTAGE_WAIT,
         }
     }
 }
@@ -1021,6 +1099,7 @@ fn toml_message(text: &str, e: &toml::de::Error) -> String {
 mod file_tests {
     use super::*;
     use std::path::Path;
+    use std::time::Duration;
 
     const GOOD: &str = r#"
 [source]
@@ -1258,6 +1337,48 @@ exclude = ["Room-1@contoso.com"]
                 .to_string();
             assert!(e.contains(want), "{want}: {e}");
         }
+    }
+
+    #[test]
+    fn outage_wait_reads_seconds_or_a_duration_and_bad_values_name_the_line() {
+        let with = |value: &str| {
+            FileConfig::parse(
+                &format!("{GOOD}\n[run]\noutage_wait = {value}\n"),
+                Path::new("m.toml"),
+            )
+        };
+        assert_eq!(RunSettings::default().outage_wait, Duration::from_secs(600));
+        for (value, seconds) in [
+            ("40", 40),
+            ("0", 0),
+            ("\"90s\"", 90),
+            ("\"10m\"", 600),
+            ("\"1h 30m\"", 5400),
+            ("\"2 min 5 sec\"", 125),
+        ] {
+            let c = with(value).unwrap();
+            assert_eq!(c.run.outage_wait, Duration::from_secs(seconds), "{value}");
+        }
+        for (value, want) in [
+            (
+                "\"ten minutes\"",
+                "line 15: outage_wait: 'ten minutes' is not seconds",
+            ),
+            (
+                "\"10 fortnights\"",
+                "line 15: outage_wait: '10 fortnights' is not",
+            ),
+            ("-5", "line 15: outage_wait: invalid value (integer)"),
+            ("1.5", "line 15: outage_wait: invalid value (float)"),
+            ("\"25h\"", "line 15: outage_wait: more than 24 hours"),
+        ] {
+            let e = with(value).unwrap_err().to_string();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+        assert_eq!(show_duration(Duration::from_secs(40)), "40 s");
+        assert_eq!(show_duration(Duration::from_secs(600)), "10 min");
+        assert_eq!(show_duration(Duration::from_secs(90)), "1 min 30 s");
+        assert_eq!(show_duration(Duration::from_secs(5400)), "1 h 30 min");
     }
 
     #[test]

@@ -53,6 +53,20 @@ pub enum ProgressEvent {
         #[ts(type = "number")]
         wait_ms: u64,
     },
+    /// The destination server cannot be reached (connections refused or cut, or it answers
+    /// that it is unavailable). This mailbox waits for it, retrying, for up to `limitMs` (the
+    /// run's `outage_wait`) since it went down, then fails; reported before each retry. A
+    /// status, not an error.
+    DestinationDown {
+        user: String,
+        /// What is down, e.g. `IMAP server mail.example.com:993`.
+        destination: String,
+        /// How long it has been down so far.
+        #[ts(type = "number")]
+        down_ms: u64,
+        #[ts(type = "number")]
+        limit_ms: u64,
+    },
     /// A mailbox is finished (possibly with failed items).
     UserFinished { user: String, stats: Stats },
     /// The whole run is finished.

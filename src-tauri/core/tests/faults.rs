@@ -17,7 +17,8 @@ use migrator_core::config::UserSelection;
 use migrator_core::dest::dav::{CollectionKind, DavAccount, DavLogin, DavSettings};
 use migrator_core::dest::imap::{ImapSettings, MasterStyle, Security};
 use migrator_core::engine::{run, Destination, EngineError, ImapLogins, RunControl, RunOptions};
-use migrator_core::progress::RunSummary;
+use migrator_core::journal::Journal;
+use migrator_core::progress::{ProgressEvent, RunSummary};
 use migrator_core::secrets::Secret;
 use migrator_sim::{SimConfig, SimServer, TenantSpec};
 use support::dovecot::{self, Dovecot, MASTER_PASSWORD, MASTER_USER};
@@ -84,17 +85,37 @@ async fn run_into(
     state: &Path,
     users: UserSelection,
 ) -> Outcome {
+    let options = RunOptions {
+        users,
+        ..RunOptions::default()
+    };
+    run_watched(sim, destination, state, options, |_| {}).await
+}
+
+/// Runs from `sim` into `destination` with a journal in `state` and `options`, showing every
+/// progress event to `watch` as it happens.
+async fn run_watched(
+    sim: &SimServer,
+    destination: &Destination,
+    state: &Path,
+    options: RunOptions,
+    watch: impl Fn(&ProgressEvent) + Send + Sync + 'static,
+) -> Outcome {
     let failures = support::Failures::default();
+    let recorder = failures.reporter();
+    let reporter = Arc::new(move |event: ProgressEvent| {
+        watch(&event);
+        recorder.report(event);
+    });
     let result = run(
         &support::source_config(sim),
         &Secret::new(sim.client_secret()),
         destination,
-        failures.reporter(),
+        reporter,
         RunControl::new(),
         RunOptions {
             state_dir: Some(state.to_path_buf()),
-            users,
-            ..RunOptions::default()
+            ..options
         },
     )
     .await;
@@ -277,11 +298,22 @@ async fn restart_mid_run(
     server: &mut impl Restartable,
     after: usize,
 ) -> (Outcome, usize, Duration) {
+    let options = RunOptions::default();
+    restart_mid_run_with(sim, destination, state, server, (after, DOWNTIME), options).await
+}
+
+/// [`restart_mid_run`] with the server down for `downtime` and the run's `options`.
+async fn restart_mid_run_with(
+    sim: Arc<SimServer>,
+    destination: Destination,
+    state: &Path,
+    server: &mut impl Restartable,
+    (after, downtime): (usize, Duration),
+    options: RunOptions,
+) -> (Outcome, usize, Duration) {
     let running = {
         let state = state.to_path_buf();
-        tokio::spawn(
-            async move { run_into(&sim, &destination, &state, UserSelection::default()).await },
-        )
+        tokio::spawn(async move { run_watched(&sim, &destination, &state, options, |_| {}).await })
     };
     wait_until(Duration::from_secs(60), server.what(), || {
         server.written() >= after
@@ -289,7 +321,7 @@ async fn restart_mid_run(
     .await;
     tokio::task::block_in_place(|| server.stop());
     let before = server.written();
-    tokio::time::sleep(DOWNTIME).await;
+    tokio::time::sleep(downtime).await;
     tokio::task::block_in_place(|| server.start_again());
     let back = Instant::now();
     let outcome = running.await.unwrap();
@@ -719,4 +751,364 @@ async fn a_damaged_journal_is_detected_and_moving_it_aside_duplicates_nothing() 
         "only the second mailbox was appended; the first was found at the destination"
     );
     assert_all_mail_exactly_once(&sim, &dovecot, "after moving a damaged journal aside").await;
+}
+
+/// Fills the file system holding `path` with one ballast file there.
+fn fill_with_ballast(path: &Path) {
+    use std::io::Write as _;
+    let mut ballast = std::fs::File::create(path).unwrap();
+    let block = vec![0u8; 4096];
+    while ballast.write_all(&block).is_ok() {}
+    let _ = ballast.sync_all();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_state_disk_filling_up_mid_run_stops_it_with_one_error_and_a_rerun_duplicates_nothing() {
+    let fs = Tmpfs::mount("size=8m");
+    let state = fs.path.join("state");
+    let sim = slow_sim(2, 30).await;
+    let dovecot = dovecot_for(&sim);
+    let destination = imap_destination(dovecot.tls_settings());
+    // Once 8 messages were reported done, the state folder's disk is full.
+    const K: usize = 8;
+    let ballast = fs.path.join("ballast");
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let outcome = {
+        let (ballast, done) = (ballast.clone(), done.clone());
+        run_watched(
+            &sim,
+            &destination,
+            &state,
+            RunOptions::default(),
+            move |event| {
+                if let ProgressEvent::ItemDone { .. } = event {
+                    if done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == K {
+                        fill_with_ballast(&ballast);
+                    }
+                }
+            },
+        )
+        .await
+    };
+    let done = done.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(done >= K, "the disk filled mid-run ({done} items done)");
+    let error = match &outcome.result {
+        Ok(summary) => panic!("the run went on with a full state disk: {summary:?}"),
+        Err(e) => e,
+    };
+    let text = chain(error);
+    assert_eq!(error.code(), "state", "{text}");
+    assert!(text.contains("the disk is full"), "{text}");
+    assert!(
+        text.contains(&state.display().to_string()),
+        "names the state folder: {text}"
+    );
+    assert_eq!(
+        outcome.failures,
+        Vec::<String>::new(),
+        "one error, no per-item failures"
+    );
+    let appended = appends(&dovecot);
+    assert!(appended < 60, "the run stopped: {appended} of 60 appended");
+
+    // Every message Dovecot holds is in the journal (done, or an intent the next run checks
+    // at the destination before writing).
+    std::fs::remove_file(&ballast).unwrap();
+    {
+        let journal = Journal::open(&state).unwrap();
+        for user in &sim.tenant().users {
+            let bodies = support::account_bodies(&dovecot, &user.mail).await;
+            for message in user.folders.iter().flat_map(|f| &f.messages) {
+                if bodies.contains_key(message.mime.as_ref() as &[u8]) {
+                    let record = journal.item(&user.id, &message.id).unwrap();
+                    assert!(
+                        record.is_some(),
+                        "{}: message {} is in Dovecot but not in the journal",
+                        user.mail,
+                        message.id
+                    );
+                }
+            }
+        }
+    }
+
+    // With room again, a rerun completes: every message once, byte for byte.
+    let rerun = run_into(&sim, &destination, &state, UserSelection::default()).await;
+    let summary = rerun.summary();
+    assert_eq!(rerun.failures, Vec::<String>::new(), "{summary:?}");
+    assert_eq!(
+        appends(&dovecot),
+        60,
+        "each message appended once over both runs"
+    );
+    assert_all_mail_exactly_once(&sim, &dovecot, "after the state disk filled up mid-run").await;
+}
+
+/// Plaintext IMAP to `port` whose own reconnect policy gives up after 2 attempts (a second or
+/// two): only the run's outage wait can carry it through an outage.
+fn impatient_imap(port: u16) -> ImapSettings {
+    let mut s = plain_imap(port);
+    s.reconnect.max_attempts = 2;
+    s
+}
+
+/// A `DestinationDown` event: (user, destination, down for, limit).
+type Down = (String, String, Duration, Duration);
+
+/// Runs `sim` into Dovecot through `proxy` with `options`; when the `at`-th item is reported
+/// done, the proxy refuses and cuts every connection for `outage`. Returns the outcome, the
+/// `DestinationDown` events, the user whose item started the outage, and when it started.
+async fn run_into_an_outage(
+    sim: &SimServer,
+    proxy: &Arc<FaultProxy>,
+    state: &Path,
+    options: RunOptions,
+    (at, outage): (usize, Duration),
+) -> (Outcome, Vec<Down>, String, Instant) {
+    let downs = Arc::new(std::sync::Mutex::new(Vec::<Down>::new()));
+    let started = Arc::new(std::sync::Mutex::new(None::<(String, Instant)>));
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let watch = {
+        let (proxy, downs, started) = (proxy.clone(), downs.clone(), started.clone());
+        move |event: &ProgressEvent| match event {
+            ProgressEvent::ItemDone { user, .. }
+                if done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == at =>
+            {
+                proxy.outage(outage);
+                *started.lock().unwrap() = Some((user.clone(), Instant::now()));
+            }
+            ProgressEvent::DestinationDown {
+                user,
+                destination,
+                down_ms,
+                limit_ms,
+            } => downs.lock().unwrap().push((
+                user.clone(),
+                destination.clone(),
+                Duration::from_millis(*down_ms),
+                Duration::from_millis(*limit_ms),
+            )),
+            _ => {}
+        }
+    };
+    let destination = imap_destination(impatient_imap(proxy.port));
+    let outcome = run_watched(sim, &destination, state, options, watch).await;
+    let downs = downs.lock().unwrap().clone();
+    let started = started.lock().unwrap().clone();
+    let (user, at) = started.expect("the outage started mid-run");
+    (outcome, downs, user, at)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_imap_outage_shorter_than_outage_wait_is_waited_out_and_every_message_arrives_once() {
+    const OUTAGE: Duration = Duration::from_secs(20);
+    const WAIT: Duration = Duration::from_secs(40);
+    let sim = slow_sim(2, 30).await;
+    let dovecot = dovecot_for(&sim);
+    let proxy = Arc::new(FaultProxy::start(dovecot.imap_port).await);
+    let state = tempfile::tempdir().unwrap();
+    let options = RunOptions {
+        outage_wait: WAIT,
+        ..RunOptions::default()
+    };
+    let (outcome, downs, _, started) =
+        run_into_an_outage(&sim, &proxy, state.path(), options, (5, OUTAGE)).await;
+    let summary = outcome.summary();
+    assert_eq!(
+        outcome.failures,
+        Vec::<String>::new(),
+        "{summary:?}\n{}",
+        dovecot.log()
+    );
+    assert!(
+        started.elapsed() >= OUTAGE,
+        "the run went on through the outage"
+    );
+    // The run said it was waiting, for which server, and for how long at most.
+    let server = format!("IMAP server 127.0.0.1:{}", proxy.port);
+    assert!(!downs.is_empty(), "the wait was reported");
+    for (_, destination, down_for, limit) in &downs {
+        assert_eq!((destination, *limit), (&server, WAIT));
+        assert!(*down_for < WAIT, "{down_for:?}");
+    }
+    let longest = downs.iter().map(|d| d.2).max().unwrap_or_default();
+    assert!(
+        longest >= Duration::from_secs(10),
+        "waited well past the reconnect policy's own 2 attempts: {longest:?}"
+    );
+    assert_all_mail_exactly_once(&sim, &dovecot, "after a 20 s outage").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_imap_outage_longer_than_outage_wait_fails_that_mailbox_naming_server_and_wait() {
+    // One mailbox at a time: the first is mid-run when the server goes down for 14 s and
+    // gives up after 8; the second starts then and waits out the rest.
+    const OUTAGE: Duration = Duration::from_secs(14);
+    const WAIT: Duration = Duration::from_secs(8);
+    let sim = slow_sim(2, 30).await;
+    let dovecot = dovecot_for(&sim);
+    let proxy = Arc::new(FaultProxy::start(dovecot.imap_port).await);
+    let state = tempfile::tempdir().unwrap();
+    let options = RunOptions {
+        parallel_mailboxes: 1,
+        outage_wait: WAIT,
+        ..RunOptions::default()
+    };
+    let (outcome, downs, first, _) =
+        run_into_an_outage(&sim, &proxy, state.path(), options, (5, OUTAGE)).await;
+    let summary = outcome.summary();
+    assert_eq!(summary.totals.failed, 1, "the mailbox counts once");
+    let server = format!("IMAP server 127.0.0.1:{}", proxy.port);
+    assert_eq!(
+        outcome.failures.len(),
+        1,
+        "one failure: {:#?}",
+        outcome.failures
+    );
+    for failure in &outcome.failures {
+        assert!(
+            failure.starts_with(&format!("{first} "))
+                && failure.contains(&format!("{server} still unreachable after waiting 8 s")),
+            "only the mailbox that was writing fails, naming the server and the wait: {failure}"
+        );
+    }
+    assert!(
+        downs.iter().any(|d| d.0 == first) && downs.iter().all(|d| d.3 == WAIT),
+        "{downs:?}"
+    );
+    let tenant = sim.tenant();
+    for user in &tenant.users {
+        let bodies = support::account_bodies(&dovecot, &user.mail).await;
+        if user.mail == first {
+            assert!(
+                bodies.values().all(|n| *n == 1),
+                "{}: no duplicate",
+                user.mail
+            );
+        } else {
+            // The other mailbox went on once the server was back.
+            support::assert_exactly_once(user, &bodies, "after waiting out the rest");
+        }
+    }
+
+    // The server is back: a rerun completes the failed mailbox, duplicating nothing.
+    let rerun = run_into(
+        &sim,
+        &imap_destination(plain_imap(proxy.port)),
+        state.path(),
+        UserSelection::default(),
+    )
+    .await;
+    let summary = rerun.summary();
+    assert_eq!(rerun.failures, Vec::<String>::new(), "{summary:?}");
+    assert_all_mail_exactly_once(&sim, &dovecot, "after the rerun").await;
+}
+
+/// A groupware run into Dovecot and Radicale with `outage_wait`, Radicale stopped for
+/// `downtime` after 3 PUTs and started again.
+struct RadicaleOutage {
+    sim: Arc<SimServer>,
+    _dovecot: Dovecot,
+    radicale: Radicale,
+    destination: Destination,
+    state: tempfile::TempDir,
+    outcome: Outcome,
+    /// PUTs before the stop, and how long the run went on after Radicale was back.
+    before: usize,
+    recovered_in: Duration,
+}
+
+async fn radicale_down_mid_run(downtime: Duration, outage_wait: Duration) -> RadicaleOutage {
+    let sim = Arc::new(slow_sim(1, 2).await);
+    let dovecot = dovecot_for(&sim);
+    let mut radicale = radicale_for(&sim);
+    let destination = groupware_destination(&sim, &dovecot, radicale.settings());
+    let state = tempfile::tempdir().unwrap();
+    let options = RunOptions {
+        outage_wait,
+        ..RunOptions::default()
+    };
+    let (outcome, before, recovered_in) = restart_mid_run_with(
+        sim.clone(),
+        destination.clone(),
+        state.path(),
+        &mut radicale,
+        (3, downtime),
+        options,
+    )
+    .await;
+    RadicaleOutage {
+        sim,
+        _dovecot: dovecot,
+        radicale,
+        destination,
+        state,
+        outcome,
+        before,
+        recovered_in,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn radicale_down_for_20_s_is_waited_out_within_outage_wait_and_every_item_arrives_once() {
+    let down = radicale_down_mid_run(Duration::from_secs(20), Duration::from_secs(40)).await;
+    let summary = down.outcome.summary().clone();
+    assert_eq!(
+        down.outcome.failures,
+        Vec::<String>::new(),
+        "{summary:?}\n{}",
+        down.radicale.log()
+    );
+    assert!(
+        down.recovered_in < RECOVERY,
+        "the run finished {:?} after Radicale was back",
+        down.recovered_in
+    );
+    let user = &down.sim.tenant().users[0];
+    let expected = source_counts(user);
+    let total: usize = expected.values().sum();
+    let before = down.before;
+    assert!(before < total, "stopped mid-run: {before} of {total} PUTs");
+    assert_eq!(groupware_counts(&down.radicale, &user.mail).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn radicale_down_longer_than_outage_wait_fails_that_users_groupware_once_and_a_rerun_completes(
+) {
+    let down = radicale_down_mid_run(Duration::from_secs(12), Duration::from_secs(5)).await;
+    let (outcome, radicale) = (&down.outcome, &down.radicale);
+    let summary = outcome.summary().clone();
+    let url = url::Url::parse(&radicale.base_url()).unwrap();
+    let server = format!(
+        "{}:{}",
+        url.host_str().unwrap_or_default(),
+        url.port().unwrap_or_default()
+    );
+    // One failure for the user's groupware, not one per item (each would wait again).
+    assert_eq!(outcome.failures.len(), 1, "{:#?}", outcome.failures);
+    let failure = &outcome.failures[0];
+    assert!(
+        failure.contains("(groupware) (account)")
+            && failure.contains(&format!("DAV server {server}"))
+            && failure.contains("still unreachable after waiting 5 s"),
+        "{failure}"
+    );
+    assert_eq!(summary.totals.failed, 1);
+
+    // Radicale is back: a rerun writes the rest, each item once.
+    let sim = &down.sim;
+    let rerun = run_into(
+        sim,
+        &down.destination,
+        down.state.path(),
+        UserSelection::default(),
+    )
+    .await;
+    let summary = rerun.summary();
+    assert_eq!(rerun.failures, Vec::<String>::new(), "{summary:?}");
+    let user = &sim.tenant().users[0];
+    assert_eq!(
+        groupware_counts(radicale, &user.mail).await,
+        source_counts(user)
+    );
 }

@@ -5,4 +5,12 @@ import type { Stats } from "./Stats";
 /**
  * One thing that happened during a run. Serialized as `{"kind": "...", ...}` in camelCase.
  */
-export type ProgressEvent = { "kind": "runStarted", users: number, } | { "kind": "userStarted", user: string, folders: number, messages: number, } | { "kind": "itemsListed", user: string, items: number, } | { "kind": "itemDone", user: string, bytes: number, skipped: boolean, } | { "kind": "itemFailed", user: string, folder: string, item: string, reason: string, } | { "kind": "throttled", user: string, waitMs: number, } | { "kind": "userFinished", user: string, stats: Stats, } | { "kind": "runFinished", summary: RunSummary, };
+export type ProgressEvent = { "kind": "runStarted", users: number, } | { "kind": "userStarted", user: string, folders: number, messages: number, } | { "kind": "itemsListed", user: string, items: number, } | { "kind": "itemDone", user: string, bytes: number, skipped: boolean, } | { "kind": "itemFailed", user: string, folder: string, item: string, reason: string, } | { "kind": "throttled", user: string, waitMs: number, } | { "kind": "destinationDown", user: string, 
+/**
+ * What is down, e.g. `IMAP server mail.example.com:993`.
+ */
+destination: string, 
+/**
+ * How long it has been down so far.
+ */
+downMs: number, limitMs: number, } | { "kind": "userFinished", user: string, stats: Stats, } | { "kind": "runFinished", summary: RunSummary, };

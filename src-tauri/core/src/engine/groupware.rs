@@ -49,7 +49,7 @@ use crate::dest::folder::{CollectionDir, FolderStore, Mailbox};
 use crate::dest::{CollectionKind, DestRef};
 use crate::error::{Classify, ErrorClass};
 use crate::graph::client::{GraphClient, GraphError};
-use crate::graph::pacer::Verdict;
+use crate::graph::pacer::{GaveUp, OutagePolicy, Verdict};
 use crate::graph::paging::{Delta, DeltaRound, Page, Pages};
 use crate::graph::types::{Contact, Event, TodoTask, User};
 use crate::graph::{calendar, contacts, todo, Pacer};
@@ -74,13 +74,24 @@ pub(super) struct GroupwareRun<'a> {
     pub mirror_deletions: bool,
     /// Events outside these are left out (`calendar_since`, [`super::event_in_limits`]).
     pub limits: crate::config::DateLimits,
+    /// How long DAV requests wait for a server that is down before this user's groupware
+    /// fails ([`dav_call`]).
+    pub outage_wait: Duration,
 }
 
 /// A user's groupware destination, opened.
 enum Account {
     Dir(Mailbox),
-    /// With the pacer that retries this account's transient DAV failures.
-    Dav(Box<DavAccount>, Pacer),
+    /// With the pacer that retries this account's transient DAV failures, and how long it
+    /// waits for the server when it is down.
+    Dav(Box<DavAccount>, Pacer, Box<DavOutage>),
+}
+
+/// How long a user's DAV requests wait for a server that is down, and which server it is.
+struct DavOutage {
+    policy: OutagePolicy,
+    /// `DAV server host:port`, for messages.
+    server: String,
 }
 
 /// Where one collection's items go.
@@ -201,15 +212,23 @@ impl GroupwareRun<'_> {
                     return Ok(stats);
                 };
                 let login = DavLogin::new(address.clone(), password);
-                match DavAccount::connect(dav, &address, login).await {
-                    Ok(account) => {
-                        // The DAV server has its own pace: its own pacer, same retry policy.
-                        Account::Dav(Box::new(account), Pacer::new(pacer.settings().clone()))
-                    }
-                    Err(e) => {
-                        self.fail_user(&mut stats, &address, e.to_string());
+                // The DAV server has its own pace: its own pacer, same retry policy.
+                let dav_pacer = Pacer::new(pacer.settings().clone());
+                let outage = self.dav_outage(dav, &address);
+                let connected = dav_call(
+                    &dav_pacer,
+                    &outage,
+                    |_| {},
+                    || DavAccount::connect(dav, &address, login.clone()),
+                )
+                .await;
+                match connected {
+                    Ok(account) => Account::Dav(Box::new(account), dav_pacer, Box::new(outage)),
+                    Err(ItemError::User(reason) | ItemError::Skip(reason)) => {
+                        self.fail_user(&mut stats, &address, reason);
                         return Ok(stats);
                     }
+                    Err(ItemError::Fatal(e)) => return Err(e),
                 }
             }
             // No groupware destination configured: the run was told at its start.
@@ -257,6 +276,33 @@ impl GroupwareRun<'_> {
             }
         }
         Ok(stats)
+    }
+
+    /// The outage policy of `address`'s DAV requests: the run's `outage_wait`, each wait
+    /// reported as [`ProgressEvent::DestinationDown`].
+    fn dav_outage(&self, dav: &DavSettings, address: &str) -> DavOutage {
+        let host = url::Url::parse(&dav.base_url)
+            .ok()
+            .and_then(|u| {
+                u.host_str().map(|h| match u.port() {
+                    Some(port) => format!("{h}:{port}"),
+                    None => h.to_string(),
+                })
+            })
+            .unwrap_or_else(|| dav.base_url.clone());
+        let server = format!("DAV server {host}");
+        let (reporter, user, destination) =
+            (self.reporter.clone(), address.to_string(), server.clone());
+        let limit_ms = self.outage_wait.as_millis() as u64;
+        let policy = OutagePolicy::new(self.outage_wait).with_notice(move |down_for| {
+            reporter.report(ProgressEvent::DestinationDown {
+                user: user.clone(),
+                destination: destination.clone(),
+                down_ms: down_for.as_millis() as u64,
+                limit_ms,
+            })
+        });
+        DavOutage { policy, server }
     }
 
     fn fail_user(&self, stats: &mut Stats, address: &str, reason: String) {
@@ -349,30 +395,25 @@ impl Ctx<'_, '_> {
                         source,
                     })
                 }),
-            Account::Dav(dav, pacer) => {
+            Account::Dav(dav, pacer, outage) => {
                 let name = if path.is_empty() {
                     "Contacts".to_string()
                 } else {
                     path.join(" / ")
                 };
-                let opened = pacer
-                    .call(
-                        |_| async {
-                            let found = match default {
-                                true => dav.default_collection(kind).await,
-                                false => Ok(None),
-                            };
-                            let result = match found {
-                                Ok(Some(c)) => Ok(c),
-                                Ok(None) => dav.ensure_collection(kind, &name, None).await,
-                                Err(e) => Err(e),
-                            };
-                            dav_verdict(result)
-                        },
-                        self.on_throttle(),
-                    )
-                    .await;
-                opened.map(Collection::Dav).map_err(dav_item_error)
+                let opened = dav_call(pacer, outage, self.on_throttle(), || async {
+                    let found = match default {
+                        true => dav.default_collection(kind).await,
+                        false => Ok(None),
+                    };
+                    match found {
+                        Ok(Some(c)) => Ok(c),
+                        Ok(None) => dav.ensure_collection(kind, &name, None).await,
+                        Err(e) => Err(e),
+                    }
+                })
+                .await;
+                opened.map(Collection::Dav)
             }
         }
     }
@@ -908,18 +949,19 @@ impl Ctx<'_, '_> {
             };
             let deleted = match (&open.target, account) {
                 (Collection::Dir(dir), _) => dir.remove(&dest).map_err(|e| e.to_string()),
-                (Collection::Dav(_), Account::Dav(dav, pacer)) => {
+                (Collection::Dav(_), Account::Dav(dav, pacer, outage)) => {
                     let item_ref = dav::ItemRef {
                         href: dest.clone(),
                         etag: None,
                     };
-                    pacer
-                        .call(
-                            |_| async { dav_verdict(dav.delete(&item_ref).await) },
-                            self.on_throttle(),
-                        )
-                        .await
-                        .map_err(|e| e.to_string())
+                    let deleted =
+                        dav_call(pacer, outage, self.on_throttle(), || dav.delete(&item_ref));
+                    match deleted.await {
+                        Ok(()) => Ok(()),
+                        Err(ItemError::Skip(reason)) => Err(reason),
+                        // The server is gone, or the login refused: not this item's fault.
+                        Err(other) => return Err(other),
+                    }
                 }
                 (Collection::Dav(_), Account::Dir(_)) => Err("not a DAV account".into()),
             };
@@ -1063,19 +1105,12 @@ impl Ctx<'_, '_> {
                     return Err(ItemError::Fatal(EngineError::Destination { path, source }));
                 }
             },
-            (Collection::Dav(collection), Account::Dav(dav, pacer)) => {
-                let put = pacer
-                    .call(
-                        |_| async {
-                            dav_verdict(
-                                dav.put(collection, &resource.uid, resource.text.as_bytes())
-                                    .await,
-                            )
-                        },
-                        self.on_throttle(),
-                    )
-                    .await;
-                match put.map_err(dav_item_error) {
+            (Collection::Dav(collection), Account::Dav(dav, pacer, outage)) => {
+                let put = dav_call(pacer, outage, self.on_throttle(), || {
+                    dav.put(collection, &resource.uid, resource.text.as_bytes())
+                })
+                .await;
+                match put {
                     Ok(outcome) => {
                         if !outcome.created && first_write {
                             // The destination already held this UID: it is the user's, not ours.
@@ -1279,16 +1314,54 @@ fn journal_error(e: crate::journal::JournalError) -> ItemError {
     ItemError::Fatal(EngineError::Journal(e))
 }
 
-/// A DAV call's result as the pacer's verdict: transient failures are retried (after the
+/// A DAV call's result as the pacer's verdict: a server that is down is waited for
+/// ([`DavError::is_outage`]), other transient failures are retried a few times (after the
 /// server's `Retry-After` when it sent one), the rest returned.
 fn dav_verdict<T>(result: Result<T, DavError>) -> Verdict<T, DavError> {
     match result {
         Ok(value) => Verdict::Done(value),
+        Err(e) if e.is_outage() => Verdict::Down {
+            after: e.retry_after(),
+            error: e,
+        },
         Err(e) if e.class() == ErrorClass::Retry => Verdict::Retry {
             after: e.retry_after(),
             error: e,
         },
         Err(e) => Verdict::Fail(e),
+    }
+}
+
+/// One DAV request through the account's pacer ([`dav_verdict`]), waiting for a server that
+/// is down up to `outage`. Still down then: this user's groupware fails (the next item would
+/// only wait again), naming the server and the time waited; the next run resumes it.
+async fn dav_call<T, Fut>(
+    pacer: &Pacer,
+    outage: &DavOutage,
+    on_throttle: impl FnMut(Duration),
+    mut request: impl FnMut() -> Fut,
+) -> Result<T, ItemError>
+where
+    Fut: std::future::Future<Output = Result<T, DavError>>,
+{
+    let called = pacer
+        .call_within(
+            Some(&outage.policy),
+            |_| {
+                let sent = request();
+                async move { dav_verdict(sent.await) }
+            },
+            on_throttle,
+        )
+        .await;
+    match called {
+        Ok(value) => Ok(value),
+        Err(GaveUp::Failed(e)) => Err(dav_item_error(e)),
+        Err(GaveUp::Down { error, down_for }) => Err(ItemError::User(format!(
+            "{} still unreachable after waiting {} (the run's outage_wait): {error}",
+            outage.server,
+            crate::config::show_duration(down_for)
+        ))),
     }
 }
 

@@ -50,7 +50,7 @@ use crate::graph::mail::{
     delta_round, folder_tree, last_verbs, message_url, mime_url, DeltaEntry, FolderNode, LastVerb,
 };
 use crate::graph::types::{MessageMeta, User};
-use crate::graph::Pacer;
+use crate::graph::{OutagePolicy, Pacer};
 use crate::journal::{ItemRecord, ItemState, ItemTarget, Journal, MailDetails, MailDone};
 use crate::progress::{ProgressEvent, Reporter, Stats};
 
@@ -74,6 +74,8 @@ pub(super) struct MailboxRun<'a> {
     pub mirror_deletions: bool,
     /// Messages outside these are left out ([`DateLimits::keeps_mail`]).
     pub limits: DateLimits,
+    /// How long a connection waits for a destination that is down ([`through_outages`]).
+    pub outage_wait: Duration,
 }
 
 /// How one message ended when it did not arrive.
@@ -194,14 +196,33 @@ impl Spooled {
     }
 }
 
-/// `settings` with a reconnect policy that waits out a destination restart: 8 connection
-/// attempts 1 s to 30 s apart (about 45 to 90 s with jitter) for each IMAP step. The preflight
-/// check connects with the settings' own shorter policy, so a wrong address is still reported
-/// within seconds.
-fn through_outages(settings: &ImapSettings) -> ImapSettings {
+/// `settings` with a reconnect policy that waits out a destination that is down (restarted,
+/// in a maintenance window): connection attempts 1 s to 30 s apart for up to `outage` (the
+/// run's `outage_wait`) per reconnect, each wait reported as
+/// [`ProgressEvent::DestinationDown`]; after that the mailbox fails, naming the server and the
+/// time waited. The preflight check connects with the settings' own short policy, so a wrong
+/// address is still reported within seconds.
+fn through_outages(
+    settings: &ImapSettings,
+    outage: Duration,
+    reporter: Arc<dyn Reporter>,
+    user: &str,
+) -> ImapSettings {
     let mut settings = settings.clone();
-    settings.reconnect.max_attempts = settings.reconnect.max_attempts.max(8);
     settings.reconnect.max_backoff = settings.reconnect.max_backoff.max(Duration::from_secs(30));
+    let (destination, user) = (
+        format!("IMAP server {}:{}", settings.host, settings.port),
+        user.to_string(),
+    );
+    let limit_ms = outage.as_millis() as u64;
+    settings.outage = Some(OutagePolicy::new(outage).with_notice(move |down_for| {
+        reporter.report(ProgressEvent::DestinationDown {
+            user: user.clone(),
+            destination: destination.clone(),
+            down_ms: down_for.as_millis() as u64,
+            limit_ms,
+        })
+    }));
     settings
 }
 
@@ -699,7 +720,10 @@ impl MailboxRun<'_> {
                 Ok(false)
             }
             ItemError::Mailbox(reason) => {
-                fail(stats, folder, "(mailbox)", reason);
+                // Reported once: the messages in flight with it failed for the same reason.
+                if !*mailbox_failed {
+                    fail(stats, folder, "(mailbox)", reason);
+                }
                 *mailbox_failed = true;
                 Ok(true)
             }
@@ -731,7 +755,8 @@ impl MailboxRun<'_> {
                         "no destination password for {address} in the accounts file"
                     )));
                 };
-                let settings = through_outages(settings);
+                let settings =
+                    through_outages(settings, self.outage_wait, self.reporter.clone(), address);
                 let mut mailbox = match ImapMailbox::connect(&settings, &login).await {
                     Ok(m) => m,
                     Err(e) => return Ok(Err(format!("cannot open the destination mailbox: {e}"))),

@@ -367,6 +367,9 @@ pub struct RunOptions {
     pub workloads: Vec<Workload>,
     /// Items left out by date (none by default).
     pub limits: DateLimits,
+    /// How long each mailbox waits for a destination server that is down (IMAP connections
+    /// and DAV writes) before it fails; 10 minutes by default (`[run] outage_wait`).
+    pub outage_wait: std::time::Duration,
 }
 
 impl RunOptions {
@@ -385,6 +388,7 @@ impl RunOptions {
             mirror_deletions: run.mirror_deletions,
             workloads: run.workloads.clone(),
             limits: run.limits(),
+            outage_wait: run.outage_wait,
         }
     }
 }
@@ -399,6 +403,7 @@ impl Default for RunOptions {
             mirror_deletions: false,
             workloads: Workload::ALL.to_vec(),
             limits: DateLimits::default(),
+            outage_wait: crate::config::DEFAULT_OUTAGE_WAIT,
         }
     }
 }
@@ -484,6 +489,24 @@ fn event_in_limits(limits: &DateLimits, event: &crate::graph::types::Event) -> b
 /// `busy`), signs in and opens the journal and the destination before anything is written;
 /// rerunning it writes only what is missing.
 pub async fn run(
+    source: &SourceConfig,
+    secret: &Secret,
+    destination: &Destination,
+    reporter: Arc<dyn Reporter>,
+    control: RunControl,
+    options: RunOptions,
+) -> Result<RunSummary, EngineError> {
+    let state_dir = options.state_dir.clone();
+    let result = run_locked(source, secret, destination, reporter, control, options).await;
+    // A journal write that fails mid-run (a full disk) names the state folder and why.
+    result.map_err(|e| match (e, state_dir) {
+        (EngineError::Journal(j), Some(dir)) => EngineError::Journal(j.in_state_folder(&dir)),
+        (e, _) => e,
+    })
+}
+
+/// [`run`] itself.
+async fn run_locked(
     source: &SourceConfig,
     secret: &Secret,
     destination: &Destination,
@@ -605,6 +628,7 @@ pub async fn run(
                         pacer: &pacer,
                         mirror_deletions,
                         limits: options.limits,
+                        outage_wait: options.outage_wait,
                     };
                     mail.migrate(&user).await?
                 } else {
@@ -626,6 +650,7 @@ pub async fn run(
                     mirror_deletions,
                     dav,
                     limits: options.limits,
+                    outage_wait: options.outage_wait,
                 };
                 stats.add(&groupware.migrate(&user).await?);
                 reporter.report(ProgressEvent::UserFinished {

@@ -163,6 +163,7 @@ impl GraphClient {
                     let response = match self.send(pacer, url).await {
                         Verdict::Done(r) => r,
                         Verdict::Retry { after, error } => return Verdict::Retry { after, error },
+                        Verdict::Down { after, error } => return Verdict::Down { after, error },
                         Verdict::Fail(e) => return Verdict::Fail(e),
                     };
                     match response.bytes().await {
@@ -201,6 +202,9 @@ impl GraphClient {
                             Verdict::Done(r) => r,
                             Verdict::Retry { after, error } => {
                                 return Verdict::Retry { after, error }
+                            }
+                            Verdict::Down { after, error } => {
+                                return Verdict::Down { after, error }
                             }
                             Verdict::Fail(e) => return Verdict::Fail(e),
                         };

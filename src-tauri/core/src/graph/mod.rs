@@ -19,4 +19,4 @@ pub mod users;
 
 pub use auth::{AuthError, TokenSource};
 pub use client::{GraphClient, GraphError};
-pub use pacer::{Pacer, PacerSettings};
+pub use pacer::{GaveUp, OutagePolicy, Pacer, PacerSettings};

@@ -13,11 +13,15 @@
 //!   was still waiting for something else (a token) when the pause began is held back too,
 //!   by [`Pacer::hold_while_paused`] just before it leaves,
 //! - otherwise retries transient failures with exponential backoff and jitter, a bounded number
-//!   of times, and then gives the last error back to the caller.
+//!   of times, and then gives the last error back to the caller,
+//! - and, for a server that is down ([`Verdict::Down`]: connections refused or cut, a gateway
+//!   saying it is unavailable), keeps retrying with the same backoff for a bounded *time*
+//!   instead ([`Pacer::call_within`] with an [`OutagePolicy`]), telling the caller before each
+//!   wait, so a destination's maintenance window is waited out rather than failing everything.
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
@@ -62,8 +66,61 @@ pub enum Verdict<T, E> {
         after: Option<Duration>,
         error: E,
     },
+    /// The server cannot be reached or says it is down. [`Pacer::call_within`] retries it
+    /// until its [`OutagePolicy::limit`] has passed (after `after`, a `Retry-After`, when
+    /// given); [`Pacer::call`] treats it as [`Verdict::Retry`].
+    Down {
+        after: Option<Duration>,
+        error: E,
+    },
     /// Permanent for this request: return the error at once.
     Fail(E),
+}
+
+/// How long [`Pacer::call_within`] waits out a server that is down, and whom it tells while
+/// it waits. The limit is the time since the call's first [`Verdict::Down`].
+#[derive(Clone)]
+pub struct OutagePolicy {
+    pub limit: Duration,
+    /// Told before each wait how long the server has been down so far.
+    notice: Option<Arc<dyn Fn(Duration) + Send + Sync>>,
+}
+
+impl OutagePolicy {
+    /// Waits up to `limit`, telling nobody.
+    pub fn new(limit: Duration) -> Self {
+        OutagePolicy {
+            limit,
+            notice: None,
+        }
+    }
+
+    /// The same limit, calling `notice(down_for)` before each wait.
+    pub fn with_notice(self, notice: impl Fn(Duration) + Send + Sync + 'static) -> Self {
+        OutagePolicy {
+            notice: Some(Arc::new(notice)),
+            ..self
+        }
+    }
+}
+
+impl std::fmt::Debug for OutagePolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutagePolicy")
+            .field("limit", &self.limit)
+            .field("notice", &self.notice.is_some())
+            .finish()
+    }
+}
+
+/// Why [`Pacer::call_within`] gave up.
+#[derive(Debug, PartialEq)]
+pub enum GaveUp<E> {
+    /// The server was still down when the outage limit ran out, `down_for` after the first
+    /// [`Verdict::Down`] (or a `Retry-After` it sent reached past the limit).
+    Down { error: E, down_for: Duration },
+    /// A permanent failure, or a transient one ([`Verdict::Retry`]) past `max_attempts`.
+    Failed(E),
 }
 
 /// Number of buckets the budget window is divided into.
@@ -111,14 +168,39 @@ impl Pacer {
     /// Each attempt receives its 1-based number.
     pub async fn call<T, E, F, Fut>(
         &self,
-        mut attempt: F,
-        mut on_throttle: impl FnMut(Duration),
+        attempt: F,
+        on_throttle: impl FnMut(Duration),
     ) -> Result<T, E>
     where
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Verdict<T, E>>,
     {
+        self.call_within(None, attempt, on_throttle)
+            .await
+            .map_err(|gave_up| match gave_up {
+                GaveUp::Down { error, .. } | GaveUp::Failed(error) => error,
+            })
+    }
+
+    /// [`Pacer::call`] that, with an `outage` policy, retries [`Verdict::Down`] answers (with
+    /// the usual backoff, or their `Retry-After`) until the policy's limit has passed since
+    /// the first of them, however many attempts that takes; no wait reaches past the limit,
+    /// and the last attempt is made at it. [`Verdict::Retry`] answers still count against
+    /// `max_attempts`. Without a policy, `Down` is `Retry`.
+    pub async fn call_within<T, E, F, Fut>(
+        &self,
+        outage: Option<&OutagePolicy>,
+        mut attempt: F,
+        mut on_throttle: impl FnMut(Duration),
+    ) -> Result<T, GaveUp<E>>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Verdict<T, E>>,
+    {
         let mut number = 0;
+        // Attempts answered `Retry` (or `Down` without a policy): bounded by `max_attempts`.
+        let mut retries = 0;
+        let mut down_since: Option<Instant> = None;
         loop {
             number += 1;
             let verdict = {
@@ -127,21 +209,44 @@ impl Pacer {
                 self.wait_for_turn().await;
                 attempt(number).await
             };
-            match verdict {
+            let (after, error, down) = match verdict {
                 Verdict::Done(value) => return Ok(value),
-                Verdict::Fail(error) => return Err(error),
-                Verdict::Retry { after, error } => {
-                    if number >= self.settings.max_attempts {
-                        return Err(error);
+                Verdict::Fail(error) => return Err(GaveUp::Failed(error)),
+                Verdict::Retry { after, error } => (after, error, false),
+                Verdict::Down { after, error } => (after, error, outage.is_some()),
+            };
+            let wait = match (down, outage) {
+                (true, Some(policy)) => {
+                    let since = *down_since.get_or_insert_with(Instant::now);
+                    let down_for = since.elapsed();
+                    let left = policy.limit.saturating_sub(down_for);
+                    let wait = after.unwrap_or_else(|| self.backoff(retries + 1).min(left));
+                    if left.is_zero() || wait > left {
+                        return Err(GaveUp::Down { error, down_for });
+                    }
+                    if let Some(notice) = &policy.notice {
+                        notice(down_for);
+                    }
+                    retries += 1;
+                    wait
+                }
+                _ => {
+                    retries += 1;
+                    if retries >= self.settings.max_attempts {
+                        return Err(GaveUp::Failed(error));
                     }
                     match after {
-                        Some(wait) => {
-                            self.block_for(wait);
-                            on_throttle(wait);
-                        }
-                        None => tokio::time::sleep(self.backoff(number)).await,
+                        Some(wait) => wait,
+                        None => self.backoff(retries),
                     }
                 }
+            };
+            match after {
+                Some(after) => {
+                    self.block_for(after);
+                    on_throttle(after);
+                }
+                None => tokio::time::sleep(wait).await,
             }
         }
     }
@@ -436,6 +541,122 @@ mod tests {
             .await;
         assert_eq!(r, Err("not found"));
         assert_eq!(waits, vec![Duration::from_secs(5)]);
+    }
+
+    /// A server down longer than `max_attempts` backoffs last is waited for until the outage
+    /// limit, with a notice before every wait, and the call succeeds when it is back.
+    #[tokio::test(start_paused = true)]
+    async fn a_down_server_is_waited_for_past_max_attempts_within_the_limit() {
+        // Budget for every attempt: only the outage limit counts here.
+        let pacer = Pacer::new(PacerSettings {
+            budget: 10_000,
+            ..settings()
+        });
+        let notices = Arc::new(Mutex::new(Vec::new()));
+        let policy = OutagePolicy::new(Duration::from_secs(40)).with_notice({
+            let notices = notices.clone();
+            move |down_for| notices.lock().unwrap().push(down_for)
+        });
+        let start = Instant::now();
+        let back_at = Duration::from_secs(20);
+        let result: Result<u32, GaveUp<&str>> = pacer
+            .call_within(
+                Some(&policy),
+                |n| async move {
+                    if start.elapsed() < back_at {
+                        Verdict::Down {
+                            after: None,
+                            error: "refused",
+                        }
+                    } else {
+                        Verdict::Done(n)
+                    }
+                },
+                |_| {},
+            )
+            .await;
+        let attempts = result.unwrap();
+        // `max_attempts` is 4 and backoffs are capped at 1 s: far more attempts were made.
+        assert!(attempts > 4, "{attempts} attempts");
+        assert!(start.elapsed() >= back_at && start.elapsed() < back_at + Duration::from_secs(2));
+        let notices = notices.lock().unwrap();
+        assert_eq!(
+            notices.len() as u32,
+            attempts - 1,
+            "a notice before every wait"
+        );
+        assert!(
+            notices.windows(2).all(|w| w[0] < w[1]),
+            "down time grows: {notices:?}"
+        );
+    }
+
+    /// Still down at the limit: the call gives up at the limit (not later), saying how long
+    /// the server was down; a `Retry` answer meanwhile still counts against `max_attempts`.
+    #[tokio::test(start_paused = true)]
+    async fn a_server_down_past_the_limit_gives_up_at_the_limit() {
+        // Budget for every attempt: only the outage limit counts here.
+        let pacer = Pacer::new(PacerSettings {
+            budget: 10_000,
+            ..settings()
+        });
+        let policy = OutagePolicy::new(Duration::from_secs(10));
+        let start = Instant::now();
+        let result: Result<(), GaveUp<&str>> = pacer
+            .call_within(
+                Some(&policy),
+                |_| async {
+                    Verdict::Down {
+                        after: None,
+                        error: "refused",
+                    }
+                },
+                |_| {},
+            )
+            .await;
+        match result {
+            Err(GaveUp::Down { error, down_for }) => {
+                assert_eq!(error, "refused");
+                assert_eq!(down_for, Duration::from_secs(10));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(start.elapsed(), Duration::from_secs(10));
+        // A Retry-After beyond the limit gives up at once: the server said it will not be back.
+        let t0 = Instant::now();
+        let result: Result<(), GaveUp<&str>> = pacer
+            .call_within(
+                Some(&policy),
+                |_| async {
+                    Verdict::Down {
+                        after: Some(Duration::from_secs(3600)),
+                        error: "maintenance",
+                    }
+                },
+                |_| {},
+            )
+            .await;
+        assert!(matches!(result, Err(GaveUp::Down { .. })), "{result:?}");
+        assert_eq!(t0.elapsed(), Duration::ZERO);
+        // Without a policy a Down answer is a Retry: `max_attempts` (4) attempts.
+        let calls = AtomicUsize::new(0);
+        let result: Result<(), GaveUp<&str>> = pacer
+            .call_within(
+                None,
+                |_| {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    async {
+                        Verdict::Down {
+                            after: None,
+                            error: "refused",
+                        }
+                    }
+                },
+                |_| {},
+            )
+            .await;
+        assert_eq!(result, Err(GaveUp::Failed("refused")));
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
     }
 
     /// The budget must not free a request's slot before a full window has passed since it was

@@ -144,6 +144,39 @@ pub enum JournalError {
     NewerSchema { path: PathBuf, found: i32 },
     #[error("journal write failed")]
     Write(#[from] rusqlite::Error),
+    /// A write failed during a run ([`JournalError::in_state_folder`] of a `Write`).
+    #[error("cannot write the journal in the state folder {path}: {reason}; make room (or make it writable) and run again: what was written meanwhile is found at the destination, not written twice")]
+    WriteFailed {
+        path: PathBuf,
+        /// In plain words: the disk is full, the file system is read-only, ...
+        reason: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+impl JournalError {
+    /// This error with the state folder `dir` named and SQLite's reason in plain words, for
+    /// the person who has to fix it (a bare `Write` names neither).
+    pub fn in_state_folder(self, dir: &Path) -> Self {
+        let JournalError::Write(source) = self else {
+            return self;
+        };
+        let reason = match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => "the disk is full".to_string(),
+            Some(rusqlite::ErrorCode::ReadOnly) => "the file system is read-only".to_string(),
+            Some(rusqlite::ErrorCode::PermissionDenied) => "permission denied".to_string(),
+            Some(rusqlite::ErrorCode::SystemIoFailure) => {
+                "an I/O error (is the disk full or failing?)".to_string()
+            }
+            _ => source.to_string(),
+        };
+        JournalError::WriteFailed {
+            path: dir.to_path_buf(),
+            reason,
+            source,
+        }
+    }
 }
 
 /// The state of one item as recorded.

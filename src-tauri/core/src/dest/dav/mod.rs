@@ -213,6 +213,8 @@ pub enum DavError {
     #[error("DAV server {host} is temporarily unavailable: {reason}")]
     Unavailable {
         host: String,
+        /// The HTTP status.
+        status: u16,
         reason: String,
         retry_after: Option<Duration>,
     },
@@ -250,6 +252,18 @@ impl Classify for DavError {
 }
 
 impl DavError {
+    /// True when the server cannot be reached, or a gateway before it says it is down (502,
+    /// 503, 504: RFC 9110 §15.6): what a run waits out up to its outage limit. Other
+    /// transient failures (a 500 for one request, a timeout-less garbled answer) are retried a
+    /// few times only.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            DavError::Connect { .. } | DavError::Timeout { .. } => true,
+            DavError::Unavailable { status, .. } => matches!(status, 502..=504),
+            _ => false,
+        }
+    }
+
     /// The server's `Retry-After`, for the pacer.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -269,6 +283,7 @@ fn refusal(reply: &Reply, refused: impl FnOnce(String) -> DavError) -> DavError 
     if transient {
         return DavError::Unavailable {
             host: reply.url.host_str().unwrap_or("").to_string(),
+            status: code,
             reason: reply.reason(),
             retry_after: reply.retry_after(),
         };
@@ -866,6 +881,7 @@ mod tests {
         );
         let busy = DavError::Unavailable {
             host: "x".into(),
+            status: 503,
             reason: "503".into(),
             retry_after: Some(Duration::from_secs(7)),
         };

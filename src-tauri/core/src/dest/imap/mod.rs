@@ -40,7 +40,11 @@
 //!   `\Deleted`. A UID that no longer exists changes nothing; the engine then finds the
 //!   message again by its fingerprint (also after a UIDVALIDITY change).
 //! - **Reconnects** wait through a [`Pacer`] (the only place that waits); the policy is
-//!   [`ImapSettings::reconnect`].
+//!   [`ImapSettings::reconnect`]. With [`ImapSettings::outage`] (a run's connections; not the
+//!   preflight check, which must report a wrong address at once) a server that cannot be
+//!   reached is retried for up to the outage limit instead of a number of attempts; then
+//!   [`ImapError::Unreachable`], and every later call on that mailbox fails the same way at
+//!   once (the engine fails the mailbox; it does not wait a second time).
 //!
 //! - **Batches:** [`ImapMailbox::append_many`] sends several messages in one MULTIAPPEND
 //!   (RFC 3502) with non-synchronizing literals when the server has LITERAL+ (RFC 7888), so
@@ -81,7 +85,7 @@ use super::DestRef;
 use crate::convert::flags::{keyword, MailFlags};
 use crate::error::{Classify, ErrorClass};
 use crate::graph::mail::FolderNode;
-use crate::graph::pacer::{Pacer, PacerSettings, Verdict};
+use crate::graph::pacer::{GaveUp, OutagePolicy, Pacer, PacerSettings, Verdict};
 use crate::secrets::Secret;
 
 /// How the connection is secured.
@@ -112,6 +116,10 @@ pub struct ImapSettings {
     pub timeout: Duration,
     /// Attempts and backoff when (re)connecting after a lost connection.
     pub reconnect: PacerSettings,
+    /// How long a reconnect waits out a server that cannot be reached, with `reconnect`'s
+    /// backoff, before [`ImapError::Unreachable`]; `None` (the default): `reconnect`'s
+    /// attempts only.
+    pub outage: Option<OutagePolicy>,
     /// Connections one user's mail may use at once (at least 1): the first is waited for, the
     /// others are opened only while the [`ConnectionLimit`] has room.
     pub connections_per_mailbox: usize,
@@ -187,6 +195,7 @@ impl ImapSettings {
                 min_backoff: Duration::from_secs(1),
                 max_backoff: Duration::from_secs(30),
             },
+            outage: None,
             connections_per_mailbox: DEFAULT_CONNECTIONS_PER_MAILBOX,
             connection_limit: ConnectionLimit::new(DEFAULT_MAX_CONNECTIONS),
         }
@@ -279,6 +288,15 @@ pub enum ImapError {
     },
     #[error("IMAP {command} failed: {text}")]
     Command { command: String, text: String },
+    /// The server could not be reached for the whole outage limit ([`ImapSettings::outage`]).
+    #[error("IMAP server {host}:{port} still unreachable after waiting {} (the run's outage_wait): {last}", crate::config::show_duration(*waited))]
+    Unreachable {
+        host: String,
+        port: u16,
+        waited: Duration,
+        /// The last connection attempt's error.
+        last: String,
+    },
 }
 
 impl Classify for ImapError {
@@ -299,9 +317,11 @@ impl Classify for ImapError {
             ImapError::Rejected { .. } | ImapError::ShortBody { .. } | ImapError::Folder { .. } => {
                 ErrorClass::SkipItem
             }
-            ImapError::Config(_) | ImapError::Auth { .. } | ImapError::Command { .. } => {
-                ErrorClass::Fatal
-            }
+            // Already waited for as long as the run allows: this mailbox cannot go on.
+            ImapError::Config(_)
+            | ImapError::Auth { .. }
+            | ImapError::Command { .. }
+            | ImapError::Unreachable { .. } => ErrorClass::Fatal,
         }
     }
 }
@@ -524,6 +544,8 @@ pub struct ImapMailbox {
     utf8: bool,
     /// This mailbox's place under the server's connection limit.
     _permit: OwnedSemaphorePermit,
+    /// Set when a reconnect waited out the whole outage limit: (waited, last error).
+    unreachable: Option<(Duration, String)>,
 }
 
 impl std::fmt::Debug for ImapMailbox {
@@ -575,6 +597,7 @@ impl ImapMailbox {
             selected: None,
             utf8: false,
             _permit: permit,
+            unreachable: None,
         };
         mailbox.connection().await?;
         Ok(mailbox)
@@ -592,13 +615,24 @@ impl ImapMailbox {
             .ok_or_else(|| ImapError::Config("no IMAP session".into()))
     }
 
-    /// A new connection, logged in, with the reconnect policy's retries.
+    /// A new connection, logged in, with the reconnect policy's retries (through an outage,
+    /// with [`ImapSettings::outage`]).
     async fn open_session(&mut self) -> Result<Connection, ImapError> {
         self.selected = None;
+        let unreachable = |(waited, last): (Duration, String)| ImapError::Unreachable {
+            host: self.settings.host.clone(),
+            port: self.settings.port,
+            waited,
+            last,
+        };
+        if let Some(gave_up) = self.unreachable.clone() {
+            return Err(unreachable(gave_up));
+        }
         let (settings, login, tls) = (&self.settings, &self.login, self.tls.as_ref());
         let conn = self
             .reconnect
-            .call(
+            .call_within(
+                settings.outage.as_ref(),
                 |attempt| async move {
                     let result = async {
                         let mut conn = Connection::open(settings, tls).await?;
@@ -609,17 +643,35 @@ impl ImapMailbox {
                     .await;
                     match result {
                         Ok(conn) => Verdict::Done(conn),
+                        // Garbage from the server is not an outage: a few attempts only.
+                        Err(error @ ImapError::Protocol(_)) => {
+                            Verdict::Retry { after: None, error }
+                        }
                         Err(error) if error.class() == ErrorClass::Retry => {
                             tracing::debug!(attempt, %error, "IMAP connection attempt failed");
-                            Verdict::Retry { after: None, error }
+                            Verdict::Down { after: None, error }
                         }
                         Err(error) => Verdict::Fail(error),
                     }
                 },
                 |_| {},
             )
-            .await?;
-        let (conn, utf8) = conn;
+            .await;
+        let (conn, utf8) = match conn {
+            Ok(conn) => conn,
+            Err(GaveUp::Failed(error)) => return Err(error),
+            Err(GaveUp::Down { error, down_for }) => {
+                let mut last = error.to_string();
+                let mut source = std::error::Error::source(&error);
+                while let Some(cause) = source {
+                    last = format!("{last}: {cause}");
+                    source = cause.source();
+                }
+                let gave_up = (down_for, last);
+                self.unreachable = Some(gave_up.clone());
+                return Err(unreachable(gave_up));
+            }
+        };
         self.utf8 = utf8;
         Ok(conn)
     }
