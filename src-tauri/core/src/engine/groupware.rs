@@ -950,18 +950,8 @@ impl Ctx<'_, '_> {
             let deleted = match (&open.target, account) {
                 (Collection::Dir(dir), _) => dir.remove(&dest).map_err(|e| e.to_string()),
                 (Collection::Dav(_), Account::Dav(dav, pacer, outage)) => {
-                    let item_ref = dav::ItemRef {
-                        href: dest.clone(),
-                        etag: None,
-                    };
-                    let deleted =
-                        dav_call(pacer, outage, self.on_throttle(), || dav.delete(&item_ref));
-                    match deleted.await {
-                        Ok(()) => Ok(()),
-                        Err(ItemError::Skip(reason)) => Err(reason),
-                        // The server is gone, or the login refused: not this item's fault.
-                        Err(other) => return Err(other),
-                    }
+                    self.delete_resource(dav, pacer, outage, dest.clone())
+                        .await?
                 }
                 (Collection::Dav(_), Account::Dir(_)) => Err("not a DAV account".into()),
             };
@@ -1155,6 +1145,24 @@ impl Ctx<'_, '_> {
         Ok(true)
     }
 
+    /// Deletes one DAV resource the migrator wrote. `Ok(Err(reason))`: this item could not be
+    /// deleted (the caller reports it); `Err`: the server is gone or the login refused, which
+    /// is not this item's fault and ends the user's groupware.
+    async fn delete_resource(
+        &self,
+        dav: &DavAccount,
+        pacer: &Pacer,
+        outage: &DavOutage,
+        href: DestRef,
+    ) -> Result<Result<(), String>, ItemError> {
+        let item_ref = dav::ItemRef { href, etag: None };
+        match dav_call(pacer, outage, self.on_throttle(), || dav.delete(&item_ref)).await {
+            Ok(()) => Ok(Ok(())),
+            Err(ItemError::Skip(reason)) => Ok(Err(reason)),
+            Err(other) => Err(other),
+        }
+    }
+
     /// Deletes the copy a moved item left in its old collection, now that it is written in
     /// its new one (at `new`). A collection not opened yet in this pass is handled when the
     /// workload ends. A failure is reported: the old copy stays, the new one counts.
@@ -1167,18 +1175,9 @@ impl Ctx<'_, '_> {
         let deleted = match account {
             // The same href is the same resource (e.g. a collection that kept its URL).
             Account::Dav(..) if old.from.dest_ref == new.0 => Ok(()),
-            Account::Dav(dav, pacer) => {
-                let item_ref = dav::ItemRef {
-                    href: DestRef(old.from.dest_ref.clone()),
-                    etag: None,
-                };
-                pacer
-                    .call(
-                        |_| async { dav_verdict(dav.delete(&item_ref).await) },
-                        self.on_throttle(),
-                    )
-                    .await
-                    .map_err(|e| e.to_string())
+            Account::Dav(dav, pacer, outage) => {
+                self.delete_resource(dav, pacer, outage, DestRef(old.from.dest_ref.clone()))
+                    .await?
             }
             Account::Dir(_) => {
                 let key = (old.from.folder_id.clone(), old.from.dest_folder.clone());
