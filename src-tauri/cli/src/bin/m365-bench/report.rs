@@ -51,6 +51,8 @@ pub const SHARED_LOAD_PER_CPU: f64 = 0.5;
 pub const SHARED_OTHERS_FRACTION: f64 = 0.10;
 /// The machine is saturated (the CPU is the bottleneck) at this busy share of all CPUs.
 pub const CPU_SATURATED: f64 = 0.9;
+/// The bottleneck's name when the CPU was saturated mostly by programs outside the benchmark.
+pub const CPU_BY_OTHERS: &str = "CPU, taken by other programs";
 /// Aggregate throughput at this share of linear scaling counts as linear.
 pub const LINEAR_ENOUGH: f64 = 0.9;
 
@@ -455,8 +457,15 @@ impl Report {
         let cpus = machine_cpus();
         let [migrator, sim, dovecot, others] = o.cpu_shares(cpus).map(|x| x * 100.0);
         if o.machine_busy_fraction >= CPU_SATURATED {
+            // Saturated mostly by programs outside the benchmark: a shared machine, which says
+            // nothing about the migrator's own scaling.
+            let kind = if others > migrator + sim + dovecot {
+                CPU_BY_OTHERS
+            } else {
+                "CPU"
+            };
             return Some((
-                "CPU",
+                kind,
                 format!(
                     "the machine was {:.0}% busy: migrator {migrator:.0}%, simulator {sim:.0}%, \
                      Dovecot {dovecot:.0}%, other programs {others:.0}% of {cpus} CPUs",
@@ -524,6 +533,9 @@ impl Report {
                 let found = self.bottleneck(b);
                 let verdict = match (&found, scale >= LINEAR_ENOUGH) {
                     (_, true) => "met (linear)".to_string(),
+                    (Some((CPU_BY_OTHERS, _)), false) => {
+                        "**inconclusive**: rerun on an idle machine".to_string()
+                    }
                     (Some((kind, _)), false) => format!("met: {kind} saturated"),
                     (None, false) => "**not met**".to_string(),
                 };
@@ -684,4 +696,122 @@ fn rates(samples: &[crate::worker::Sample]) -> Vec<(f64, f64)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::WorkerResult;
+
+    const WALL: f64 = 100.0;
+
+    /// A column of scenario `name` (reduced size) into `into` over 100 s: `rate` msg/s, the
+    /// machine `busy` (share of all CPUs), `others` of it by other programs, the rest by the
+    /// migrator.
+    fn column(name: &str, into: &'static str, rate: f64, busy: f64, others: f64) -> Outcome {
+        let Some(s) = crate::scenario::find(name).map(crate::scenario::reduced) else {
+            panic!("no scenario {name}");
+        };
+        let capacity = WALL * 2.0;
+        let mut summary = migrator_core::progress::RunSummary::default();
+        summary.totals.messages = (rate * WALL) as u64;
+        let r = WorkerResult {
+            summary,
+            wall_seconds: WALL,
+            first_message_seconds: None,
+            peak_rss_kib: 0,
+            cpu_seconds: (busy - others) * capacity,
+            samples: Vec::new(),
+            throttled_events: 0,
+        };
+        let mut o = crate::scenario::outcome(&s, r, &[], 0.0, 0);
+        o.destination = into;
+        o.machine_busy_fraction = busy;
+        o.machine_busy_cpu_seconds = busy * capacity;
+        o.other_cpu_seconds = others * capacity;
+        o.dovecot_cpu_seconds = (into == INTO_DOVECOT).then_some(0.0);
+        o
+    }
+
+    fn linearity(scenarios: Vec<Outcome>) -> String {
+        let mut r = Report::new();
+        r.scenarios = scenarios;
+        let mut s = String::new();
+        r.linearity_rows(&mut s);
+        s
+    }
+
+    /// small at 200 msg/s, then medium (5x the mailboxes) at 500 msg/s = 0.5 of linear, into
+    /// the folder, with the machine `busy` during medium, `others` of it by other programs.
+    fn half_linear(busy: f64, others: f64) -> String {
+        linearity(vec![
+            column("small", INTO_FOLDER, 200.0, 0.3, 0.0),
+            column("medium", INTO_FOLDER, 500.0, busy, others),
+        ])
+    }
+
+    #[test]
+    fn a_saturated_machine_names_the_cpu_and_who_used_it() {
+        let rows = half_linear(0.95, 0.05);
+        assert!(rows.contains("0.50 of linear"), "{rows}");
+        assert!(rows.contains("bottleneck CPU: the machine was 95% busy: migrator 90%"));
+        assert!(rows.contains("other programs 5%"), "{rows}");
+        assert!(rows.contains("| met: CPU saturated |"), "{rows}");
+    }
+
+    #[test]
+    fn a_machine_saturated_by_other_programs_is_inconclusive_not_met() {
+        let rows = half_linear(1.0, 0.7);
+        assert!(rows.contains(CPU_BY_OTHERS), "{rows}");
+        assert!(rows.contains("**inconclusive**"), "{rows}");
+    }
+
+    #[test]
+    fn sublinear_with_nothing_saturated_is_not_met() {
+        let rows = half_linear(0.5, 0.0);
+        assert!(rows.contains("not saturated: machine 50% busy"), "{rows}");
+        assert!(rows.contains("| **not met** |"), "{rows}");
+    }
+
+    #[test]
+    fn linear_growth_is_met_and_each_destination_gets_its_own_row() {
+        let rows = linearity(vec![
+            column("small", INTO_DOVECOT, 200.0, 0.2, 0.0),
+            column("small", INTO_FOLDER, 200.0, 0.2, 0.0),
+            column("medium", INTO_DOVECOT, 950.0, 0.6, 0.0),
+            column("medium", INTO_FOLDER, 1000.0, 0.6, 0.0),
+        ]);
+        assert_eq!(rows.matches("| met (linear) |").count(), 2, "{rows}");
+        assert!(rows.contains("(Dovecot)") && rows.contains("(local folder)"));
+    }
+
+    #[test]
+    fn a_slow_dovecot_column_behind_the_connection_cap_names_the_destination() {
+        let rows = linearity(vec![
+            column("small", INTO_DOVECOT, 200.0, 0.3, 0.0),
+            column("medium", INTO_DOVECOT, 300.0, 0.6, 0.0),
+            column("medium", INTO_FOLDER, 1000.0, 0.6, 0.0),
+        ]);
+        assert!(rows.contains("bottleneck destination: 0.30 of the rate into the local folder; connection cap 64 < 100 wanted"), "{rows}");
+        assert!(rows.contains("| met: destination saturated |"), "{rows}");
+    }
+
+    #[test]
+    fn the_shared_machine_warning_follows_the_load_before_the_run_and_other_programs() {
+        let mut r = Report::new();
+        r.load_before_run = [0.0; 3];
+        r.scenarios = vec![column("small", INTO_FOLDER, 200.0, 0.5, 0.0)];
+        assert_eq!(r.shared_machine(), None);
+        assert!(!r.markdown().contains("**Shared machine**"));
+        r.load_before_run = [machine_cpus() as f64, 0.0, 0.0];
+        assert!(r
+            .shared_machine()
+            .is_some_and(|w| w.contains("load average was")));
+        r.load_before_run = [0.0; 3];
+        r.scenarios = vec![column("small", INTO_FOLDER, 200.0, 0.5, 0.2)];
+        assert!(r
+            .shared_machine()
+            .is_some_and(|w| w.contains("other programs used up to 20%")));
+        assert!(r.markdown().contains("**Shared machine**"));
+    }
 }
