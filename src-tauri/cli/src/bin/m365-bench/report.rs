@@ -774,6 +774,20 @@ mod tests {
     }
 
     #[test]
+    fn mailboxes_at_the_graph_ceiling_name_graph_limits() {
+        let mut medium = column("medium", INTO_FOLDER, 500.0, 0.5, 0.0);
+        medium.mailbox_rps_median = 16.0;
+        let rows = linearity(vec![column("small", INTO_FOLDER, 200.0, 0.3, 0.0), medium]);
+        assert!(
+            rows.contains(
+                "bottleneck Graph limits: per mailbox 16.0 req/s = 0.96 of the 16.7 req/s ceiling"
+            ),
+            "{rows}"
+        );
+        assert!(rows.contains("| met: Graph limits saturated |"), "{rows}");
+    }
+
+    #[test]
     fn linear_growth_is_met_and_each_destination_gets_its_own_row() {
         let rows = linearity(vec![
             column("small", INTO_DOVECOT, 200.0, 0.2, 0.0),
