@@ -176,6 +176,11 @@ service imap-login {{
         crate::scenario::count_maildir_messages(&self.dir.path().join("mail").join(user))
     }
 
+    /// The Dovecot master's process id (started with `-F`, so the child is the master).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
     }

@@ -105,10 +105,45 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
     } else {
         cli.scenario.clone()
     };
+    let cpus = proc_stats::machine_cpus();
+    let estimate = |reduced: bool| -> Vec<(String, f64)> {
+        names
+            .iter()
+            .filter_map(|name| {
+                let s = match name.as_str() {
+                    "destleg" | "destleg-quick" => destleg::scenario(name == "destleg-quick"),
+                    other => scenario::find(other)?,
+                };
+                let s = if reduced { scenario::reduced(s) } else { s };
+                let columns = if name.starts_with("destleg") {
+                    vec![scenario::INTO_DOVECOT]
+                } else {
+                    vec![scenario::INTO_DOVECOT, scenario::INTO_FOLDER]
+                };
+                let secs = columns
+                    .iter()
+                    .map(|into| scenario::estimated_seconds(&s, into, cpus))
+                    .sum();
+                Some((name.clone(), secs))
+            })
+            .collect()
+    };
+    let planned = estimate(cli.reduced);
+    eprintln!(
+        "m365-bench: estimated {:.0} s on {cpus} CPUs ({})",
+        planned.iter().map(|(_, s)| s).sum::<f64>(),
+        planned
+            .iter()
+            .map(|(n, s)| format!("{n} {s:.0} s"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let mut results = report::Report::new();
+    results.estimated_full_seconds = estimate(false);
     results.reduced = cli.reduced;
     results.note = cli.note.clone();
     let mut errors = Vec::new();
+    let started = std::time::Instant::now();
     for name in &names {
         eprintln!("m365-bench: scenario {name}");
         let work = scenario::work_dir(name)?;
@@ -135,6 +170,7 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
         }
     }
     results.errors = errors.clone();
+    results.total_wall_seconds = started.elapsed().as_secs_f64();
     println!("{}", results.table());
     if let Some(dir) = &cli.out {
         results.write_files(dir)?;

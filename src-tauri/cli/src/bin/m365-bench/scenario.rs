@@ -10,7 +10,7 @@ use migrator_sim::{MailboxLimits, SimConfig, SimServer, SizeProfile, TenantSpec}
 use serde::Serialize;
 
 use crate::dovecot::{Dovecot, MASTER_PASSWORD, MASTER_USER};
-use crate::proc_stats::{cpu_seconds, machine_cpu_seconds};
+use crate::proc_stats::{cpu_seconds, load_average, tree_cpu_seconds, MachineCpu};
 use crate::worker::{Job, JobDestination, Sample, WorkerResult, JOB_ENV};
 
 /// Exchange Online's per-mailbox ceiling: 10,000 requests per 600 s.
@@ -138,6 +138,56 @@ pub fn reduced(s: Scenario) -> Scenario {
     }
 }
 
+/// CPU seconds per 1,000 Graph requests (about one per message) the estimate assumes:
+/// migrator + simulator, and Dovecot's own on top when writing into it (this benchmark's
+/// reduced-size runs, 2026-11-29: migrator 1.2-1.8, simulator 0.25, Dovecot 1.25-2.3).
+const CPU_PER_1K_FOLDER: f64 = 1.8;
+const CPU_PER_1K_DOVECOT_EXTRA: f64 = 1.8;
+/// Requests per mailbox besides the messages (sign-in, folder listings, delta pages).
+const REQUESTS_PER_MAILBOX: f64 = 50.0;
+/// One mailbox's own pipeline with Graph free (latency 0, limits off), messages per second:
+/// the 1 x 10,000 mailbox measured 244 into Dovecot and 1,041 into the folder.
+const PIPELINE_DOVECOT: f64 = 250.0;
+const PIPELINE_FOLDER: f64 = 1_000.0;
+/// Per column: starting Dovecot and the simulator, checks; plus generating the tenant.
+const COLUMN_OVERHEAD: f64 = 5.0;
+const GENERATE_PER_1K: f64 = 0.2;
+/// Seconds the destination leg takes at full size (three legs of 2 x 3,000 messages, and
+/// writing the Maildir mbsync reads).
+const DESTLEG_ESTIMATE: f64 = 45.0;
+
+/// How long one column of `s` should take on `cpus` CPUs, from its parameters: the longest
+/// of the Graph-bound time (a mailbox's messages at the 16.7 req/s ceiling, all mailboxes in
+/// parallel; none without limits), one mailbox's pipeline time (latency 0 only) and the
+/// CPU-bound time (all requests at the CPU cost above, spread over every CPU), plus tenant
+/// generation and start-up. A planning figure, not a measurement.
+pub fn estimated_seconds(s: &Scenario, into: &str, cpus: usize) -> f64 {
+    if s.name.starts_with("destleg") {
+        return if s.name == "destleg" {
+            DESTLEG_ESTIMATE
+        } else {
+            1.0
+        };
+    }
+    let dovecot = into == INTO_DOVECOT;
+    let per_mailbox = s.messages_per_user as f64;
+    let graph = match s.limits {
+        Some(_) => per_mailbox / CEILING_RPS + s.latency_ms as f64 / 1000.0,
+        None if dovecot => per_mailbox / PIPELINE_DOVECOT,
+        None => per_mailbox / PIPELINE_FOLDER,
+    };
+    let per_1k = CPU_PER_1K_FOLDER
+        + if dovecot {
+            CPU_PER_1K_DOVECOT_EXTRA
+        } else {
+            0.0
+        };
+    let messages = (s.users * s.messages_per_user) as f64;
+    let requests = messages + REQUESTS_PER_MAILBOX * s.users as f64;
+    let cpu = requests / 1000.0 * per_1k / cpus.max(1) as f64;
+    COLUMN_OVERHEAD + messages / 1000.0 * GENERATE_PER_1K + graph.max(cpu)
+}
+
 /// What one scenario measured into one destination.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
@@ -163,9 +213,24 @@ pub struct Outcome {
     pub cpu_seconds_per_1000: f64,
     /// The simulator's CPU (this process) during the run, for the bottleneck analysis.
     pub sim_cpu_seconds: f64,
-    /// CPU seconds other programs on the machine used during the run (they compete for the
-    /// same CPUs; large values make the run's numbers pessimistic).
+    /// Dovecot's CPU during the run: its master and every descendant (live ones' utime +
+    /// stime, reaped ones through the master's cutime + cstime); `None` into the folder.
+    pub dovecot_cpu_seconds: Option<f64>,
+    /// The machine's busy CPU seconds during the run, all CPUs (/proc/stat), and that as a
+    /// share of all CPUs' time over the run (1.0 = every CPU busy all the time).
+    pub machine_busy_cpu_seconds: f64,
+    pub machine_busy_fraction: f64,
+    /// CPU seconds other programs used during the run: machine busy minus the migrator, the
+    /// simulator (this process) and Dovecot. Kernel threads (writeback) count here too; large
+    /// values mean the machine was shared and the run's rates are pessimistic.
     pub other_cpu_seconds: f64,
+    /// 1-, 5- and 15-minute load averages just before the scenario started (they still carry
+    /// the previous scenario's own load).
+    pub load_before: [f64; 3],
+    /// The whole column, tenant generation and checks included (for the time budget).
+    pub column_seconds: f64,
+    /// [`estimated_seconds`] for this column, to check the estimate against `column_seconds`.
+    pub estimated_seconds: f64,
     pub requests: u64,
     pub requests_429: u64,
     /// When each 429 was answered, in seconds from the run's first request.
@@ -190,6 +255,25 @@ impl Outcome {
     pub fn rps_fraction(&self) -> f64 {
         self.mailbox_rps_median / CEILING_RPS
     }
+    /// Busy CPU seconds of all CPUs per wall second of the run, split by who used them:
+    /// (migrator, simulator, Dovecot, other programs), each as a share of all CPUs' time.
+    pub fn cpu_shares(&self, cpus: usize) -> [f64; 4] {
+        // busy / busy fraction = all CPUs' time over the measured interval.
+        let capacity = if self.machine_busy_fraction > 0.0 {
+            self.machine_busy_cpu_seconds / self.machine_busy_fraction
+        } else {
+            self.wall_seconds * cpus as f64
+        }
+        .max(1e-9);
+        [
+            self.cpu_seconds,
+            self.sim_cpu_seconds,
+            self.dovecot_cpu_seconds.unwrap_or(0.0),
+            self.other_cpu_seconds,
+        ]
+        .map(|x| x / capacity)
+    }
+
     pub fn fraction_429(&self) -> f64 {
         if self.requests == 0 {
             0.0
@@ -349,11 +433,22 @@ async fn run_into(s: &Scenario, into: &'static str, work: &Path) -> anyhow::Resu
         },
         None => JobDestination::Folder(out.clone()),
     };
+    let dovecot_cpu = || {
+        dovecot
+            .as_ref()
+            .map(|d| tree_cpu_seconds(d.pid()))
+            .transpose()
+    };
+    let load_before = load_average()?;
+    let dovecot_before = dovecot_cpu()?;
     let cpu_before = cpu_seconds()?;
-    let machine_before = machine_cpu_seconds()?;
+    let machine_before = MachineCpu::now()?;
     let result = run_child(&sim, s, destination, work).await?;
+    let machine = MachineCpu::now()?.since(machine_before);
     let sim_cpu_seconds = cpu_seconds()? - cpu_before;
-    let machine = machine_cpu_seconds()? - machine_before;
+    let dovecot_cpu_seconds = dovecot_cpu()?
+        .zip(dovecot_before)
+        .map(|(after, before)| after - before);
     let log = sim.requests();
     sim.shutdown().await;
 
@@ -383,12 +478,21 @@ async fn run_into(s: &Scenario, into: &'static str, work: &Path) -> anyhow::Resu
             s.name
         );
     }
+    // The checks above have run: free the disk now (a full-size medium column is about
+    // 7 GB) instead of when the scenario's work folder goes.
     drop(dovecot);
     let _ = std::fs::remove_dir_all(&out);
     let mut o = outcome(s, result, &log, sim_cpu_seconds, largest);
     o.destination = into;
-    o.other_cpu_seconds = (machine - o.cpu_seconds - o.sim_cpu_seconds).max(0.0);
-    // Dovecot's CPU is in "other programs".
+    o.dovecot_cpu_seconds = dovecot_cpu_seconds;
+    o.machine_busy_cpu_seconds = machine.busy;
+    o.machine_busy_fraction = machine.busy_fraction();
+    o.other_cpu_seconds =
+        (machine.busy - o.cpu_seconds - o.sim_cpu_seconds - dovecot_cpu_seconds.unwrap_or(0.0))
+            .max(0.0);
+    o.load_before = load_before;
+    o.column_seconds = started.elapsed().as_secs_f64();
+    o.estimated_seconds = estimated_seconds(s, into, crate::proc_stats::machine_cpus());
     Ok(o)
 }
 
@@ -483,7 +587,13 @@ pub fn outcome(
         cpu_seconds: r.cpu_seconds,
         cpu_seconds_per_1000: r.cpu_seconds * 1000.0 / (messages.max(1) as f64),
         sim_cpu_seconds,
+        dovecot_cpu_seconds: None,
+        machine_busy_cpu_seconds: 0.0,
+        machine_busy_fraction: 0.0,
         other_cpu_seconds: 0.0,
+        load_before: [0.0; 3],
+        column_seconds: 0.0,
+        estimated_seconds: 0.0,
         requests: log.len() as u64,
         requests_429: log.iter().filter(|x| x.status == 429).count() as u64,
         throttled_at: log
