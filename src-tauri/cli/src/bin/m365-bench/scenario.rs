@@ -83,10 +83,10 @@ pub fn all() -> Vec<Scenario> {
             limits: Some((4, 1_000, 60)),
             ..exchange(
                 "ceiling",
-                "1 mailbox x 3,000 messages with the window scaled 10x down (1,000 per 60 s: \
+                "1 mailbox x 2,000 messages with the window scaled 10x down (1,000 per 60 s: \
                  the same 16.7 req/s), so the budget, not the 4 in flight, binds",
                 1,
-                3_000,
+                2_000,
             )
         },
         Scenario {
