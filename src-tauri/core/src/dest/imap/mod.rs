@@ -1357,6 +1357,49 @@ mod tests {
         assert_eq!(append_flags(&MailFlags::default()), "");
     }
 
+    #[test]
+    fn a_header_captured_in_any_chunking_fingerprints_like_a_read_of_the_file() {
+        let at = datetime!(2024-01-02 03:04:05 UTC);
+        let crlf = b"Message-ID: <a@b>\r\nSubject: s\r\n\r\nbody\r\n\r\nmore".to_vec();
+        let lf = b"Message-ID: <c@d>\nSubject: t\n\nbody".to_vec();
+        let endless = vec![b'x'; MAX_HEADER + 10];
+        for msg in [crlf, lf, endless] {
+            let whole = MessageFingerprint::of_message(&msg, at);
+            // Chunk sizes that split the empty line's CR LF CR LF in every place.
+            for size in [1, 2, 3, 5, 7, 64, 8192, msg.len()] {
+                let mut head = HeaderCapture::default();
+                msg.chunks(size).for_each(|c| head.feed(c));
+                assert_eq!(
+                    head.fingerprint(msg.len() as u64, at),
+                    whole,
+                    "chunks of {size}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_waiter_for_the_connection_limit_is_seen_until_it_gets_a_place() {
+        let limit = ConnectionLimit::new(1);
+        let held = limit.try_acquire().unwrap();
+        assert!(!limit.has_waiters());
+        let waiter = {
+            let limit = limit.clone();
+            tokio::spawn(async move { limit.acquire().await.map(drop) })
+        };
+        for _ in 0..10_000 {
+            if limit.has_waiters() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(limit.has_waiters());
+        drop(held);
+        waiter.await.unwrap().unwrap();
+        assert!(!limit.has_waiters());
+        assert_eq!(limit.in_use(), 0);
+    }
+
     #[tokio::test]
     async fn fingerprints_read_only_the_header() {
         let msg = b"Received: x\r\nMessage-ID:\r\n  <abc@example.com>\r\nSubject: hi\r\n\r\nbody\r\n\r\nmore";
