@@ -221,7 +221,7 @@ const BATCH_BYTES: u64 = 8 * 1024 * 1024;
 /// The page loop feeds an IMAP folder's copy stage at most this many messages ahead of what
 /// it has started to download: enough to list the next page while the stage works, little
 /// memory (metadata only).
-const FEED_AHEAD: usize = 256;
+const FEED_AHEAD: usize = 128;
 
 /// A message downloaded to a spool file, ready to append.
 struct Spooled {

@@ -11,7 +11,8 @@ use crate::graph::client::ByteSink;
 
 /// Writes reach the file in pieces of up to this many bytes: every write of a
 /// `tokio::fs::File` is a trip to the blocking thread pool, and Graph's chunks are small.
-const WRITE_BUFFER: usize = 256 * 1024;
+/// The buffer never grows beyond it (one per download in flight).
+const WRITE_BUFFER: usize = 64 * 1024;
 
 pub struct Spool {
     file: tokio::fs::File,
@@ -87,10 +88,21 @@ impl ByteSink for Spool {
     }
 
     async fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
-        self.pending.extend_from_slice(chunk);
-        if self.pending.len() >= WRITE_BUFFER {
-            self.file.write_all(&self.pending).await?;
-            self.pending.clear();
+        if self.pending.len() + chunk.len() > WRITE_BUFFER {
+            if !self.pending.is_empty() {
+                self.file.write_all(&self.pending).await?;
+                self.pending.clear();
+            }
+            if chunk.len() >= WRITE_BUFFER {
+                self.file.write_all(chunk).await?;
+            } else {
+                self.pending.extend_from_slice(chunk);
+            }
+        } else {
+            if self.pending.capacity() == 0 {
+                self.pending.reserve_exact(WRITE_BUFFER);
+            }
+            self.pending.extend_from_slice(chunk);
         }
         self.len += chunk.len() as u64;
         self.sha256.update(chunk);

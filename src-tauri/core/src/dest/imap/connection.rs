@@ -38,7 +38,7 @@ const LITERAL_MINUS_MAX: u64 = 4096;
 
 /// A literal is read from its body in pieces of up to this many bytes (one buffer per
 /// connection at a time).
-const LITERAL_CHUNK: usize = 256 * 1024;
+const LITERAL_CHUNK: usize = 64 * 1024;
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
