@@ -20,9 +20,11 @@
 //! changed, moved or deleted.
 //! - Local folder: streamed straight into the Maildir (`tmp/` then `cur/`); the file name's key
 //!   tells whether it is there.
-//! - IMAP: spooled to a temporary file (APPEND needs the length first); downloads feed a
-//!   bounded queue that the user's connections (a small pool under the run's connection cap)
-//!   drain in batches, one MULTIAPPEND per batch when the server offers it. A message that may
+//! - IMAP: one copy stage per folder round, fed by the page loop across pages: spooled to a
+//!   temporary file (APPEND needs the length first); downloads feed a bounded queue that the
+//!   user's connections (a small pool under the run's connection cap, extra ones given back
+//!   while other mailboxes wait) drain in batches, one MULTIAPPEND per batch when the server
+//!   offers it. A message that may
 //!   already be at the server (the folder held mail when the pass first looked at it, the
 //!   journal holds an unconfirmed attempt, or an APPEND was cut off) is looked up by its
 //!   fingerprint first, so neither a lost journal, a crash between APPEND and journal write,
