@@ -20,9 +20,11 @@
 //! changed, moved or deleted.
 //! - Local folder: streamed straight into the Maildir (`tmp/` then `cur/`); the file name's key
 //!   tells whether it is there.
-//! - IMAP: spooled to a temporary file (APPEND needs the length first); downloads feed a
-//!   bounded queue that the user's connections (a small pool under the run's connection cap)
-//!   drain in batches, one MULTIAPPEND per batch when the server offers it. A message that may
+//! - IMAP: one copy stage per folder round, fed by the page loop across pages: spooled to a
+//!   temporary file (APPEND needs the length first); downloads feed a bounded queue that the
+//!   user's connections (a small pool under the run's connection cap, extra ones given back
+//!   while other mailboxes wait) drain in batches, one MULTIAPPEND per batch when the server
+//!   offers it. A message that may
 //!   already be at the server (the folder held mail when the pass first looked at it, the
 //!   journal holds an unconfirmed attempt, or an APPEND was cut off) is looked up by its
 //!   fingerprint first, so neither a lost journal, a crash between APPEND and journal write,
@@ -41,7 +43,7 @@ use crate::config::DateLimits;
 use crate::convert::flags::{applied_flags, flag_changes, MailFlags};
 use crate::dest::folder::{maildir_folder_names, Folder, Mailbox};
 use crate::dest::imap::{
-    append_flags, ImapError, ImapMailbox, ImapRef, ImapSettings, MessageFingerprint,
+    append_flags, ImapError, ImapLogin, ImapMailbox, ImapRef, ImapSettings, MessageFingerprint,
 };
 use crate::dest::DestRef;
 use crate::error::{Classify, ErrorClass};
@@ -77,6 +79,15 @@ pub(super) struct MailboxRun<'a> {
     /// How long a connection waits for a destination that is down ([`through_outages`]).
     pub outage_wait: Duration,
 }
+
+/// What copy results count into: the mailbox's stats, whether the round and the mailbox
+/// are still fine, and the messages of the round still being copied.
+type Outcome<'a> = (
+    &'a mut Stats,
+    &'a mut bool,
+    &'a mut bool,
+    &'a mut HashSet<String>,
+);
 
 /// How one message ended when it did not arrive.
 enum ItemError {
@@ -134,28 +145,74 @@ impl MaildirTarget {
 /// The user's destination, opened.
 enum Target {
     Maildir(MaildirTarget),
-    Imap(Box<ImapWriters>, Vec<Result<String, String>>),
+    Imap(Arc<ImapWriters>, Vec<Result<String, String>>),
 }
 
-/// One user's IMAP connections (at least one): the first mapped the folders and does the
-/// mirroring; all of them append.
+/// One user's IMAP connections: the first (always open) mapped the folders and does the
+/// mirroring; all of them append. The extra ones are held only while nobody else waits
+/// under the run's connection cap: a mailbox that waits for its first connection cannot
+/// start at all, so spare connections go back to it (the cap is shared fairly).
 struct ImapWriters {
-    pool: Vec<Mutex<ImapMailbox>>,
+    first: Mutex<ImapMailbox>,
+    /// Up to `connections_per_mailbox - 1` slots, open or given back.
+    extra: Vec<Mutex<Option<ImapMailbox>>>,
+    settings: ImapSettings,
+    login: ImapLogin,
 }
 
 impl ImapWriters {
     fn first(&self) -> &Mutex<ImapMailbox> {
-        &self.pool[0]
+        &self.first
     }
 
-    /// A connection nobody is using, else the first one once it is free.
-    async fn any(&self) -> tokio::sync::MutexGuard<'_, ImapMailbox> {
-        for mailbox in &self.pool {
-            if let Ok(guard) = mailbox.try_lock() {
-                return guard;
+    /// Connections that may append at once.
+    fn width(&self) -> usize {
+        1 + self.extra.len()
+    }
+
+    /// A connection nobody is using, else the first one once it is free. Gives the idle
+    /// extra connections back while others wait for one, and reopens them (only when there
+    /// is room) once nobody does.
+    async fn any(&self) -> tokio::sync::MappedMutexGuard<'_, ImapMailbox> {
+        let limit = &self.settings.connection_limit;
+        let mut free = None;
+        for slot in &self.extra {
+            let Ok(mut guard) = slot.try_lock() else {
+                continue;
+            };
+            if limit.has_waiters() {
+                if let Some(mailbox) = guard.take() {
+                    mailbox.logout().await;
+                }
+                continue;
+            }
+            if guard.is_none() && free.is_none() {
+                match ImapMailbox::connect_if_room(&self.settings, &self.login).await {
+                    Ok(mailbox) => *guard = mailbox,
+                    Err(e) => tracing::debug!(error = %e, "no extra IMAP connection"),
+                }
+            }
+            if free.is_none() {
+                free = tokio::sync::MutexGuard::try_map(guard, Option::as_mut).ok();
             }
         }
-        self.pool[0].lock().await
+        if let Ok(first) = self.first.try_lock() {
+            return tokio::sync::MutexGuard::map(first, |m| m);
+        }
+        match free {
+            Some(extra) => extra,
+            None => tokio::sync::MutexGuard::map(self.first.lock().await, |m| m),
+        }
+    }
+
+    /// Logs every open connection out.
+    async fn logout(self) {
+        self.first.into_inner().logout().await;
+        for slot in self.extra {
+            if let Some(mailbox) = slot.into_inner() {
+                mailbox.logout().await;
+            }
+        }
     }
 }
 
@@ -164,6 +221,11 @@ const BATCH_MESSAGES: usize = 32;
 /// ...and at most this many bytes (a larger message goes alone), so one refused batch costs
 /// little to resend and a batch stays within any server's command size.
 const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+
+/// The page loop feeds an IMAP folder's copy stage at most this many messages ahead of what
+/// it has started to download: enough to list the next page while the stage works, little
+/// memory (metadata only).
+const FEED_AHEAD: usize = 128;
 
 /// A message downloaded to a spool file, ready to append.
 struct Spooled {
@@ -441,230 +503,284 @@ impl MailboxRun<'_> {
             let mut round = delta_round(self.client, pacer, &user.id, &node.folder.id, link);
             let mut round_ok = true;
             let mut cleared = false;
-            // The IMAP folder was empty when first looked at in this pass (see copy_to_imap).
-            let mut fresh: Option<bool> = None;
             // Replied and forwarded messages of the folder, read once per round with changes.
             let mut verbs: Option<HashMap<String, LastVerb>> = None;
-            // The next page is requested while this one's messages are copied (at most one
-            // page ahead), so downloads and appends do not stall at every page boundary.
-            let mut pending = round.next_page(&on_throttle).await;
-            while let Some(page) = pending.take() {
-                if let (Some(j), true, false) = (self.journal, round.restarted(), cleared) {
-                    // The sync state expired: the whole folder is read again.
-                    j.journal.clear_delta_link(&user.id, &node.folder.id)?;
-                    cleared = true;
-                }
-                let full = round.is_full();
-                let page = match page {
-                    Ok(page) => page,
-                    Err(e) if e.class() == ErrorClass::Fatal => return Err(EngineError::Source(e)),
-                    Err(e) => {
-                        fail(&mut stats, &folder_label, "(folder listing)", e.to_string());
-                        all_rounds_ok = false;
-                        continue 'folders;
-                    }
-                };
-                for (id, reason) in page.bad {
-                    let reason = format!("malformed message entry: {reason}");
-                    fail(&mut stats, &folder_label, &id, reason);
-                    round_ok = false;
-                }
-                let more = page.delta_link.is_none();
-                let mut seen_in_page = HashSet::new();
-                let mut todo = Vec::new();
-                for entry in page.items {
-                    let (meta, complete) = match entry {
-                        DeltaEntry::Removed { id } => {
-                            if let Some(j) = self.journal {
-                                j.journal.mark_gone(&user.id, &id, &node.folder.id)?;
-                            }
-                            continue;
-                        }
-                        DeltaEntry::Upsert { meta, complete } => (meta, complete),
-                    };
-                    if !seen_in_page.insert(meta.id.clone()) {
-                        skipped(&mut stats);
-                        continue;
-                    }
-                    let meta = if complete {
-                        meta
-                    } else {
-                        let url = message_url(self.client, &user.id, &meta.id);
-                        match self
-                            .client
-                            .get_json::<MessageMeta>(pacer, &url, &on_throttle)
+            // Into IMAP, one copy stage per round takes the messages of every page, so its
+            // downloads and connections never drain at a page boundary (the page loop feeds it
+            // at most FEED_AHEAD messages ahead); its results come back on `copied_rx`.
+            let (feed, feed_rx) = tokio::sync::mpsc::channel(FEED_AHEAD);
+            let (copied_tx, mut copied_rx) = tokio::sync::mpsc::unbounded_channel();
+            let stage = match &target {
+                Target::Imap(writers, _) => {
+                    let writers = Arc::clone(writers);
+                    let (graph, user_id, done) = ((pacer, &on_throttle), user.id.as_str(), &done);
+                    Some(async move {
+                        let place = (node, name);
+                        self.copy_to_imap(&writers, graph, user_id, place, feed_rx, copied_tx, done)
                             .await
-                        {
-                            Ok(full) => full,
-                            // Gone again meanwhile: its removal comes in a later round.
-                            Err(e) if e.status() == Some(404) => continue,
-                            Err(e) if e.class() == ErrorClass::Fatal => {
-                                return Err(EngineError::Source(e))
-                            }
-                            Err(e) => {
-                                fail(&mut stats, &folder_label, &meta.id, e.to_string());
-                                round_ok = false;
+                    })
+                }
+                Target::Maildir(_) => {
+                    // No stage: the page loop's drain ends at once.
+                    drop(copied_tx);
+                    None
+                }
+            };
+            let stage = async {
+                if let Some(stage) = stage {
+                    stage.await
+                }
+            };
+            let pages = async {
+                let mut stop = false;
+                // Fed to the stage and not absorbed yet. Delta may list a message again in a
+                // later page: its first copy must be journaled before it is looked at again.
+                let mut in_flight: HashSet<String> = HashSet::new();
+                // The next page is requested while this one's messages are copied (at most one
+                // page ahead), so downloads and appends do not stall at every page boundary.
+                let mut pending = round.next_page(&on_throttle).await;
+                'pages: while let Some(page) = pending.take() {
+                    if let (Some(j), true, false) = (self.journal, round.restarted(), cleared) {
+                        // The sync state expired: the whole folder is read again.
+                        j.journal.clear_delta_link(&user.id, &node.folder.id)?;
+                        cleared = true;
+                    }
+                    let full = round.is_full();
+                    let page = match page {
+                        Ok(page) => page,
+                        Err(e) if e.class() == ErrorClass::Fatal => {
+                            return Err(EngineError::Source(e))
+                        }
+                        Err(e) => {
+                            fail(&mut stats, &folder_label, "(folder listing)", e.to_string());
+                            round_ok = false;
+                            break 'pages;
+                        }
+                    };
+                    for (id, reason) in page.bad {
+                        let reason = format!("malformed message entry: {reason}");
+                        fail(&mut stats, &folder_label, &id, reason);
+                        round_ok = false;
+                    }
+                    let more = page.delta_link.is_none();
+                    let mut seen_in_page = HashSet::new();
+                    let mut todo = Vec::new();
+                    for entry in page.items {
+                        let (meta, complete) = match entry {
+                            DeltaEntry::Removed { id } => {
+                                if let Some(j) = self.journal {
+                                    j.journal.mark_gone(&user.id, &id, &node.folder.id)?;
+                                }
                                 continue;
                             }
-                        }
-                    };
-                    let record = match self.journal {
-                        Some(j) => j.journal.item(&user.id, &meta.id)?,
-                        None => None,
-                    };
-                    let migrated = record.filter(|r| {
-                        r.dest_ref.is_some()
-                            && matches!(r.state, ItemState::Done | ItemState::Removed)
-                    });
-                    // Outside the date limits and not migrated before: its body is never
-                    // fetched. (A migrated one stays mirrored: a narrower limit removes nothing.)
-                    if migrated.is_none()
-                        && !self.limits.keeps_mail(meta.received_date_time.as_deref())
-                    {
-                        stats.out_of_range += 1;
-                        reporter.report(ProgressEvent::ItemDone {
-                            user: address.clone(),
-                            bytes: 0,
-                            skipped: true,
-                        });
-                        continue;
-                    }
-                    if verbs.is_none() {
-                        let listed =
-                            last_verbs(self.client, pacer, &user.id, &node.folder.id, &on_throttle)
-                                .await;
-                        verbs = Some(match listed {
-                            Ok(verbs) => verbs,
-                            Err(e) if e.class() == ErrorClass::Fatal => {
-                                return Err(EngineError::Source(e))
-                            }
-                            Err(e) => {
-                                // The round is replayed next time, with the answered state.
-                                let what = "(answered and forwarded state)";
-                                fail(&mut stats, &folder_label, what, e.to_string());
-                                round_ok = false;
-                                HashMap::new()
-                            }
-                        });
-                    }
-                    let mut flags = MailFlags::from_graph(&meta);
-                    match verbs.as_ref().and_then(|v| v.get(&meta.id)) {
-                        Some(LastVerb::Replied) => flags.answered = true,
-                        Some(LastVerb::Forwarded) => flags.forwarded = true,
-                        None => {}
-                    }
-                    let outcome = match &migrated {
-                        Some(r) => {
-                            self.mirror(&mut target, &user.id, r, node, name, Some(&flags))
-                                .await
-                        }
-                        None => {
-                            self.found_in_maildir(&mut target, &user.id, &meta.id, name, &flags)
-                        }
-                    };
-                    match outcome {
-                        Ok(Mirrored::NeedsCopy) => todo.push((meta, flags)),
-                        Ok(_) => {
-                            // A message kept as removed that the source lists again is back.
-                            let revived = migrated
-                                .as_ref()
-                                .is_some_and(|r| r.state == ItemState::Removed);
-                            if let (Some(j), true) = (self.journal, full || revived) {
-                                j.journal.mark_seen(&user.id, &meta.id, j.run)?;
-                            }
+                            DeltaEntry::Upsert { meta, complete } => (meta, complete),
+                        };
+                        if !seen_in_page.insert(meta.id.clone()) {
                             skipped(&mut stats);
+                            continue;
                         }
-                        Err(e) => {
-                            round_ok = false;
-                            if self.item_error(
-                                e,
-                                &mut stats,
-                                &folder_label,
-                                &fail,
-                                &mut mailbox_failed,
-                            )? {
-                                break 'folders;
-                            }
-                        }
-                    }
-                }
-                let copying = async {
-                    match &target {
-                        Target::Maildir(t) => {
-                            futures_util::stream::iter(todo)
-                                .map(|(meta, flags)| {
-                                    let (pacer, on_throttle, done) = (&pacer, &on_throttle, &done);
-                                    async move {
-                                        let item = (node, name, &meta, &flags);
-                                        let result =
-                                            self.copy(t, pacer, &user.id, item, on_throttle).await;
-                                        if let Ok(copied) = &result {
-                                            done(copied);
-                                        }
-                                        (meta.id, result)
-                                    }
-                                })
-                                .buffer_unordered(pacer.settings().max_in_flight.max(1))
-                                .collect()
+                        let meta = if complete {
+                            meta
+                        } else {
+                            let url = message_url(self.client, &user.id, &meta.id);
+                            match self
+                                .client
+                                .get_json::<MessageMeta>(pacer, &url, &on_throttle)
                                 .await
-                        }
-                        Target::Imap(writers, _) if !todo.is_empty() => {
-                            let fresh = match fresh {
-                                Some(fresh) => fresh,
-                                None => {
-                                    let first = writers.first();
-                                    let count = first.lock().await.message_count(name).await;
-                                    *fresh.insert(count.is_ok_and(|n| n == 0))
+                            {
+                                Ok(full) => full,
+                                // Gone again meanwhile: its removal comes in a later round.
+                                Err(e) if e.status() == Some(404) => continue,
+                                Err(e) if e.class() == ErrorClass::Fatal => {
+                                    return Err(EngineError::Source(e))
                                 }
+                                Err(e) => {
+                                    fail(&mut stats, &folder_label, &meta.id, e.to_string());
+                                    round_ok = false;
+                                    continue;
+                                }
+                            }
+                        };
+                        while in_flight.contains(&meta.id) {
+                            let Some(result) = copied_rx.recv().await else {
+                                break;
                             };
-                            let place = (node, name, fresh);
-                            let graph = (pacer, &on_throttle);
-                            self.copy_to_imap(writers, graph, &user.id, place, todo, &done)
-                                .await
-                        }
-                        Target::Imap(..) => Vec::new(),
-                    }
-                };
-                let prefetch = async {
-                    match more {
-                        true => round.next_page(&on_throttle).await,
-                        false => None,
-                    }
-                };
-                let (results, next): (Vec<_>, _) = tokio::join!(copying, prefetch);
-                pending = next;
-                let mut stop = false;
-                for (id, result) in results {
-                    match result {
-                        Ok(copied) => {
-                            if let Target::Maildir(t) = &mut target {
-                                t.folder(name)?.remember(Folder::key_for(&id), &copied.dest);
-                            }
-                            // `ItemDone` was reported when it was journaled.
-                            if copied.existed {
-                                stats.skipped += 1;
-                            } else {
-                                stats.messages += 1;
-                                stats.bytes += copied.bytes;
-                            }
-                        }
-                        Err(e) => {
-                            round_ok = false;
-                            if self.item_error(
-                                e,
+                            let outcome = (
                                 &mut stats,
+                                &mut round_ok,
+                                &mut mailbox_failed,
+                                &mut in_flight,
+                            );
+                            if self.absorb(
+                                &mut target,
+                                name,
+                                [result],
+                                outcome,
                                 &folder_label,
                                 &fail,
-                                &mut mailbox_failed,
                             )? {
                                 stop = true;
+                                break 'pages;
+                            }
+                        }
+                        let record = match self.journal {
+                            Some(j) => j.journal.item(&user.id, &meta.id)?,
+                            None => None,
+                        };
+                        let migrated = record.filter(|r| {
+                            r.dest_ref.is_some()
+                                && matches!(r.state, ItemState::Done | ItemState::Removed)
+                        });
+                        // Outside the date limits and not migrated before: its body is never
+                        // fetched. (A migrated one stays mirrored: a narrower limit removes nothing.)
+                        if migrated.is_none()
+                            && !self.limits.keeps_mail(meta.received_date_time.as_deref())
+                        {
+                            stats.out_of_range += 1;
+                            reporter.report(ProgressEvent::ItemDone {
+                                user: address.clone(),
+                                bytes: 0,
+                                skipped: true,
+                            });
+                            continue;
+                        }
+                        if verbs.is_none() {
+                            let listed = last_verbs(
+                                self.client,
+                                pacer,
+                                &user.id,
+                                &node.folder.id,
+                                &on_throttle,
+                            )
+                            .await;
+                            verbs = Some(match listed {
+                                Ok(verbs) => verbs,
+                                Err(e) if e.class() == ErrorClass::Fatal => {
+                                    return Err(EngineError::Source(e))
+                                }
+                                Err(e) => {
+                                    // The round is replayed next time, with the answered state.
+                                    let what = "(answered and forwarded state)";
+                                    fail(&mut stats, &folder_label, what, e.to_string());
+                                    round_ok = false;
+                                    HashMap::new()
+                                }
+                            });
+                        }
+                        let mut flags = MailFlags::from_graph(&meta);
+                        match verbs.as_ref().and_then(|v| v.get(&meta.id)) {
+                            Some(LastVerb::Replied) => flags.answered = true,
+                            Some(LastVerb::Forwarded) => flags.forwarded = true,
+                            None => {}
+                        }
+                        let outcome = match &migrated {
+                            Some(r) => {
+                                self.mirror(&mut target, &user.id, r, node, name, Some(&flags))
+                                    .await
+                            }
+                            None => {
+                                self.found_in_maildir(&mut target, &user.id, &meta.id, name, &flags)
+                            }
+                        };
+                        match outcome {
+                            Ok(Mirrored::NeedsCopy) => todo.push((meta, flags)),
+                            Ok(_) => {
+                                // A message kept as removed that the source lists again is back.
+                                let revived = migrated
+                                    .as_ref()
+                                    .is_some_and(|r| r.state == ItemState::Removed);
+                                if let (Some(j), true) = (self.journal, full || revived) {
+                                    j.journal.mark_seen(&user.id, &meta.id, j.run)?;
+                                }
+                                skipped(&mut stats);
+                            }
+                            Err(e) => {
+                                round_ok = false;
+                                if self.item_error(
+                                    e,
+                                    &mut stats,
+                                    &folder_label,
+                                    &fail,
+                                    &mut mailbox_failed,
+                                )? {
+                                    stop = true;
+                                    break 'pages;
+                                }
                             }
                         }
                     }
+                    let copying = async {
+                        match &target {
+                            Target::Maildir(t) => {
+                                futures_util::stream::iter(todo)
+                                    .map(|(meta, flags)| {
+                                        let (pacer, on_throttle, done) =
+                                            (&pacer, &on_throttle, &done);
+                                        async move {
+                                            let item = (node, name, &meta, &flags);
+                                            let result = self
+                                                .copy(t, pacer, &user.id, item, on_throttle)
+                                                .await;
+                                            if let Ok(copied) = &result {
+                                                done(copied);
+                                            }
+                                            (meta.id, result)
+                                        }
+                                    })
+                                    .buffer_unordered(pacer.settings().max_in_flight.max(1))
+                                    .collect()
+                                    .await
+                            }
+                            Target::Imap(..) => {
+                                let mut results = Vec::new();
+                                for (meta, flags) in todo {
+                                    in_flight.insert(meta.id.clone());
+                                    if let Err(refused) = feed.send((meta, flags)).await {
+                                        // The stage has ended (it cannot before `feed` is closed).
+                                        results.push((refused.0 .0.id, Err(ItemError::Cancelled)));
+                                    }
+                                }
+                                results
+                            }
+                        }
+                    };
+                    let prefetch = async {
+                        match more {
+                            true => round.next_page(&on_throttle).await,
+                            false => None,
+                        }
+                    };
+                    let (mut results, next): (Vec<_>, _) = tokio::join!(copying, prefetch);
+                    pending = next;
+                    results.extend(std::iter::from_fn(|| copied_rx.try_recv().ok()));
+                    let outcome = (
+                        &mut stats,
+                        &mut round_ok,
+                        &mut mailbox_failed,
+                        &mut in_flight,
+                    );
+                    if self.absorb(&mut target, name, results, outcome, &folder_label, &fail)? {
+                        stop = true;
+                        break;
+                    }
                 }
-                if stop {
-                    break 'folders;
+                // Whatever the page loop ended with, the stage finishes what it was fed.
+                drop(feed);
+                while let Some(result) = copied_rx.recv().await {
+                    let outcome = (
+                        &mut stats,
+                        &mut round_ok,
+                        &mut mailbox_failed,
+                        &mut in_flight,
+                    );
+                    stop |=
+                        self.absorb(&mut target, name, [result], outcome, &folder_label, &fail)?;
                 }
+                Ok::<bool, EngineError>(stop)
+            };
+            let (stop, ()) = tokio::join!(pages, stage);
+            if stop? {
+                break 'folders;
             }
             if !round_ok || self.control.is_cancelled() {
                 // The link is not stored: the next pass replays this round.
@@ -688,8 +804,9 @@ impl MailboxRun<'_> {
             }
         }
         if let Target::Imap(writers, _) = target {
-            for mailbox in writers.pool {
-                mailbox.into_inner().logout().await;
+            // Every round's copy stage has ended, so this is the last reference.
+            if let Ok(writers) = Arc::try_unwrap(writers) {
+                writers.logout().await;
             }
         }
         let state = if mailbox_failed {
@@ -705,6 +822,43 @@ impl MailboxRun<'_> {
 
     /// Reports a failed item. True when the mailbox must stop (cancelled, or its destination
     /// failed: then `mailbox_failed` is set).
+    /// Counts copy results of folder `name` (journaled and reported already) into the
+    /// outcome and takes them out of its messages in flight. True when the mailbox must stop
+    /// (see [`MailboxRun::item_error`]).
+    fn absorb(
+        &self,
+        target: &mut Target,
+        name: &str,
+        results: impl IntoIterator<Item = (String, Result<Copied, ItemError>)>,
+        (stats, round_ok, mailbox_failed, in_flight): Outcome<'_>,
+        folder: &str,
+        fail: &impl Fn(&mut Stats, &str, &str, String),
+    ) -> Result<bool, EngineError> {
+        let mut stop = false;
+        for (id, result) in results {
+            in_flight.remove(&id);
+            match result {
+                Ok(copied) => {
+                    if let Target::Maildir(t) = target {
+                        t.folder(name)?.remember(Folder::key_for(&id), &copied.dest);
+                    }
+                    // `ItemDone` was reported when it was journaled.
+                    if copied.existed {
+                        stats.skipped += 1;
+                    } else {
+                        stats.messages += 1;
+                        stats.bytes += copied.bytes;
+                    }
+                }
+                Err(e) => {
+                    *round_ok = false;
+                    stop |= self.item_error(e, stats, folder, fail, mailbox_failed)?;
+                }
+            }
+        }
+        Ok(stop)
+    }
+
     fn item_error(
         &self,
         e: ItemError,
@@ -776,20 +930,28 @@ impl MailboxRun<'_> {
                     .into_iter()
                     .map(|r| r.map_err(|e| e.to_string()))
                     .collect();
-                let mut pool = vec![Mutex::new(mailbox)];
                 // Extra connections only while the server-wide cap has room: waiting for one
                 // while holding another could starve other mailboxes.
-                while pool.len() < settings.connections_per_mailbox {
-                    match ImapMailbox::connect_if_room(&settings, &login).await {
-                        Ok(Some(extra)) => pool.push(Mutex::new(extra)),
-                        Ok(None) => break,
-                        Err(e) => {
-                            tracing::debug!(error = %e, "no extra IMAP connection");
-                            break;
-                        }
-                    }
+                let mut extra = Vec::new();
+                while extra.len() + 1 < settings.connections_per_mailbox {
+                    let room = !settings.connection_limit.has_waiters();
+                    let opened = match room {
+                        true => ImapMailbox::connect_if_room(&settings, &login).await,
+                        false => Ok(None),
+                    };
+                    let opened = opened.unwrap_or_else(|e| {
+                        tracing::debug!(error = %e, "no extra IMAP connection");
+                        None
+                    });
+                    extra.push(Mutex::new(opened));
                 }
-                Ok(Ok(Target::Imap(Box::new(ImapWriters { pool }), names)))
+                let writers = ImapWriters {
+                    first: Mutex::new(mailbox),
+                    extra,
+                    settings,
+                    login,
+                };
+                Ok(Ok(Target::Imap(Arc::new(writers), names)))
             }
         }
     }
@@ -1178,32 +1340,40 @@ impl MailboxRun<'_> {
         })
     }
 
-    /// Copies a page's messages into IMAP folder `name`: downloads (up to the pacer's
-    /// in-flight limit) feed a bounded queue that the user's connections drain in batches of
-    /// what is ready (MULTIAPPEND when offered), so downloading and appending overlap and
-    /// nothing waits for a round trip per message.
+    /// Copies the messages fed on `todo` into IMAP folder `name` until `todo` is closed:
+    /// downloads (up to the pacer's in-flight limit) feed a bounded queue that the user's
+    /// connections drain in batches of what is ready (MULTIAPPEND when offered), so
+    /// downloading and appending overlap and nothing waits for a round trip per message.
+    /// Fed across the pages of a round, neither side drains at a page boundary.
     ///
-    /// `fresh`: the folder held no mail when this pass first looked, so a message this pass
-    /// has not appended cannot be there and is appended without asking the server first;
-    /// otherwise (mail predating the migration, a rerun after a crash) every message is
-    /// looked up by its fingerprint before it is appended.
+    /// Fresh folder: when the folder held no mail when this stage first wrote to it, a
+    /// message this pass has not appended cannot be there and is appended without asking the
+    /// server first; otherwise (mail predating the migration, a rerun after a crash) every
+    /// message is looked up by its fingerprint before it is appended.
     ///
-    /// `done` is called for each message that arrived (or was found), right after its
-    /// journal record.
+    /// Each message's result goes to `results`; `done` is called for each message that
+    /// arrived (or was found), right after its journal record.
+    #[allow(clippy::too_many_arguments)]
     async fn copy_to_imap(
         &self,
         writers: &ImapWriters,
         (pacer, on_throttle): (&Pacer, &(impl Fn(Duration) + Sync)),
         user_id: &str,
-        (node, name, fresh): (&FolderNode, &str, bool),
-        todo: Vec<(MessageMeta, MailFlags)>,
+        (node, name): (&FolderNode, &str),
+        todo: tokio::sync::mpsc::Receiver<(MessageMeta, MailFlags)>,
+        results: tokio::sync::mpsc::UnboundedSender<(String, Result<Copied, ItemError>)>,
         done: &(impl Fn(&Copied) + Sync),
-    ) -> Vec<(String, Result<Copied, ItemError>)> {
+    ) {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Spooled>(BATCH_MESSAGES);
+        let fresh = tokio::sync::OnceCell::new();
+        // A closed receiver means the round was abandoned: nothing is left to tell.
+        let report = |item| {
+            let _ = results.send(item);
+        };
         let produce = async {
             let tx = tx;
-            let mut failed = Vec::new();
-            let mut downloads = futures_util::stream::iter(todo)
+            let mut todo = todo;
+            let mut downloads = futures_util::stream::poll_fn(move |cx| todo.poll_recv(cx))
                 .map(|(meta, flags)| async move {
                     let result = self
                         .spool_message(pacer, user_id, (node, name), (&meta, flags), on_throttle)
@@ -1215,26 +1385,35 @@ impl MailboxRun<'_> {
                 match result {
                     Ok(spooled) => {
                         if tx.send(spooled).await.is_err() {
-                            failed.push((id, Err(ItemError::Cancelled)));
+                            report((id, Err(ItemError::Cancelled)));
                         }
                     }
-                    Err(e) => failed.push((id, Err(e))),
+                    Err(e) => report((id, Err(e))),
                 }
             }
-            failed
         };
         let consume = async {
+            let fresh = &fresh;
             futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
                 .ready_chunks(BATCH_MESSAGES)
-                .map(|batch| self.write_batch(writers, user_id, (name, fresh), batch, done))
-                .buffer_unordered(writers.pool.len())
-                .flat_map(futures_util::stream::iter)
-                .collect::<Vec<_>>()
+                .map(|batch| async move {
+                    let fresh = *fresh
+                        .get_or_init(|| async {
+                            let count = writers.first().lock().await.message_count(name).await;
+                            count.is_ok_and(|n| n == 0)
+                        })
+                        .await;
+                    self.write_batch(writers, user_id, (name, fresh), batch, done)
+                        .await
+                })
+                .buffer_unordered(writers.width())
+                .for_each(|written| {
+                    written.into_iter().for_each(report);
+                    std::future::ready(())
+                })
                 .await
         };
-        let (mut results, written) = tokio::join!(produce, consume);
-        results.extend(written);
-        results
+        tokio::join!(produce, consume);
     }
 
     /// Records the intent and downloads one message into a spool file. A failure is
@@ -1268,10 +1447,8 @@ impl MailboxRun<'_> {
             let received = meta
                 .received()
                 .unwrap_or_else(time::OffsetDateTime::now_utc);
-            let reader = spool.reader().await.map_err(spool_error)?;
-            let fingerprint = MessageFingerprint::read(reader, len, received)
-                .await
-                .map_err(spool_error)?;
+            spool.seal().await.map_err(spool_error)?;
+            let fingerprint = spool.fingerprint(received);
             let hash = spool.sha256_hex();
             Ok(Spooled {
                 id: meta.id.clone(),

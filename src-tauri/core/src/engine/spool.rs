@@ -1,16 +1,26 @@
 //! A message spooled to an anonymous temporary file: written once from Graph's stream, then
-//! read (possibly twice: fingerprint, then APPEND) by a destination that needs the length
-//! up front. Memory holds only a buffer; the file disappears when dropped.
+//! read once by a destination that needs the length up front. Its header section is kept
+//! while it streams past, so the IMAP fingerprint needs no read of the file. Memory holds
+//! only a write buffer (freed by [`Spool::seal`]); the file disappears when dropped.
 
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
+use crate::dest::imap::{HeaderCapture, MessageFingerprint};
 use crate::graph::client::ByteSink;
+
+/// Writes reach the file in pieces of up to this many bytes: every write of a
+/// `tokio::fs::File` is a trip to the blocking thread pool, and Graph's chunks are small.
+/// The buffer never grows beyond it (one per download in flight).
+const WRITE_BUFFER: usize = 64 * 1024;
 
 pub struct Spool {
     file: tokio::fs::File,
+    /// Bytes not yet written to `file`.
+    pending: Vec<u8>,
     len: u64,
     sha256: Sha256,
+    head: HeaderCapture,
 }
 
 impl Spool {
@@ -22,8 +32,10 @@ impl Spool {
         };
         Ok(Spool {
             file: tokio::fs::File::from_std(file),
+            pending: Vec::new(),
             len: 0,
             sha256: Sha256::new(),
+            head: HeaderCapture::default(),
         })
     }
 
@@ -40,9 +52,25 @@ impl Spool {
         hex::encode(self.sha256.clone().finalize())
     }
 
-    /// The file, rewound, for reading.
+    /// The fingerprint of the message written, `received` at the source (from the header
+    /// section kept while it was written; see [`MessageFingerprint::read`]).
+    pub fn fingerprint(&self, received: time::OffsetDateTime) -> MessageFingerprint {
+        self.head.fingerprint(self.len, received)
+    }
+
+    /// Writes what is buffered to the file and frees the buffer: the message is complete and
+    /// may wait in a queue.
+    pub async fn seal(&mut self) -> std::io::Result<()> {
+        if !self.pending.is_empty() {
+            self.file.write_all(&self.pending).await?;
+        }
+        self.pending = Vec::new();
+        self.file.flush().await
+    }
+
+    /// The file, sealed and rewound, for reading.
     pub async fn reader(&mut self) -> std::io::Result<&mut tokio::fs::File> {
-        self.file.flush().await?;
+        self.seal().await?;
         self.file.rewind().await?;
         Ok(&mut self.file)
     }
@@ -50,17 +78,35 @@ impl Spool {
 
 impl ByteSink for Spool {
     async fn reset(&mut self) -> std::io::Result<()> {
+        self.pending = Vec::new();
         self.file.set_len(0).await?;
         self.file.rewind().await?;
         self.len = 0;
         self.sha256 = Sha256::new();
+        self.head = HeaderCapture::default();
         Ok(())
     }
 
     async fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
-        self.file.write_all(chunk).await?;
+        if self.pending.len() + chunk.len() > WRITE_BUFFER {
+            if !self.pending.is_empty() {
+                self.file.write_all(&self.pending).await?;
+                self.pending.clear();
+            }
+            if chunk.len() >= WRITE_BUFFER {
+                self.file.write_all(chunk).await?;
+            } else {
+                self.pending.extend_from_slice(chunk);
+            }
+        } else {
+            if self.pending.capacity() == 0 {
+                self.pending.reserve_exact(WRITE_BUFFER);
+            }
+            self.pending.extend_from_slice(chunk);
+        }
         self.len += chunk.len() as u64;
         self.sha256.update(chunk);
+        self.head.feed(chunk);
         Ok(())
     }
 }

@@ -36,6 +36,10 @@ const MAX_RESPONSE: usize = 256 * 1024 * 1024;
 /// RFC 7888 §4: `LITERAL-` allows non-synchronizing literals up to this size.
 const LITERAL_MINUS_MAX: u64 = 4096;
 
+/// A literal is read from its body in pieces of up to this many bytes (one buffer per
+/// connection at a time).
+const LITERAL_CHUNK: usize = 64 * 1024;
+
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
@@ -587,17 +591,32 @@ impl Connection {
                 )
                 .as_bytes(),
             );
-            self.write_all(&line).await?;
-            line.clear();
             if sync {
+                self.write_all(&line).await?;
+                line.clear();
                 if let Some(status) = self.wait_continuation(tag, untagged).await? {
                     return Ok(Some(status));
                 }
+            } else {
+                // A non-synchronizing literal follows its line at once: one flush at the end.
+                self.write_unflushed(&line).await?;
+                line.clear();
             }
             let budget = self.timeout + Duration::from_secs(len / (32 * 1024));
             let copy = async {
+                // Large reads: each read of a spool file is a trip to the blocking pool.
                 let mut limited = part.body.take(len);
-                tokio::io::copy(&mut limited, &mut self.stream).await
+                let size = usize::try_from(len).unwrap_or(LITERAL_CHUNK);
+                let mut chunk = vec![0u8; size.clamp(1, LITERAL_CHUNK)];
+                let mut sent = 0u64;
+                loop {
+                    let n = limited.read(&mut chunk).await?;
+                    if n == 0 {
+                        break Ok::<u64, std::io::Error>(sent);
+                    }
+                    self.stream.write_all(&chunk[..n]).await?;
+                    sent += n as u64;
+                }
             };
             let copied = match tokio::time::timeout(budget, copy).await {
                 Ok(Ok(n)) => n,
@@ -716,6 +735,15 @@ impl Connection {
                 into.push(other);
                 Ok(())
             }
+        }
+    }
+
+    /// Like [`Connection::write_all`] but leaves the bytes in the write buffer.
+    async fn write_unflushed(&mut self, bytes: &[u8]) -> Result<(), ImapError> {
+        match tokio::time::timeout(self.timeout, self.stream.write_all(bytes)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(self.io_error(e)),
+            Err(_) => Err(self.timed_out()),
         }
     }
 

@@ -70,6 +70,7 @@ pub mod types;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -137,10 +138,23 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
 
 /// A cap on open connections to one server, shared by clones: every [`ImapMailbox`] holds
 /// one of its permits while it exists (across reconnects), so the cap is never exceeded.
+/// It also counts who waits for a permit, so that holders of spare connections can give
+/// them back ([`ConnectionLimit::has_waiters`]).
 #[derive(Debug, Clone)]
 pub struct ConnectionLimit {
     permits: Arc<Semaphore>,
     max: usize,
+    waiting: Arc<AtomicUsize>,
+}
+
+/// Counts one waiter of a [`ConnectionLimit`] while it exists (also when the wait is
+/// abandoned).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl ConnectionLimit {
@@ -150,6 +164,7 @@ impl ConnectionLimit {
         ConnectionLimit {
             permits: Arc::new(Semaphore::new(max)),
             max,
+            waiting: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -162,7 +177,17 @@ impl ConnectionLimit {
         self.max - self.permits.available_permits()
     }
 
+    /// True while someone waits for a connection (see [`ImapMailbox::connect`]).
+    pub fn has_waiters(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) > 0
+    }
+
     async fn acquire(&self) -> Result<OwnedSemaphorePermit, ImapError> {
+        if let Some(permit) = self.try_acquire() {
+            return Ok(permit);
+        }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let _waiting = Waiting(&self.waiting);
         self.permits
             .clone()
             .acquire_owned()
@@ -385,21 +410,16 @@ impl MessageFingerprint {
     ) -> std::io::Result<Self> {
         let mut limited =
             reader.take(MAX_HEADER.min(usize::try_from(size).unwrap_or(MAX_HEADER)) as u64);
-        let mut head = Vec::new();
+        let mut head = HeaderCapture::default();
         let mut chunk = [0u8; 8192];
-        loop {
+        while !head.is_complete() {
             let n = limited.read(&mut chunk).await?;
             if n == 0 {
                 break;
             }
-            let scan_from = head.len().saturating_sub(3);
-            head.extend_from_slice(&chunk[..n]);
-            if let Some(end) = header_end(&head, scan_from) {
-                head.truncate(end);
-                break;
-            }
+            head.feed(&chunk[..n]);
         }
-        Ok(Self::from_header(&head, size, received))
+        Ok(head.fingerprint(size, received))
     }
 
     /// The fingerprint of a whole message in memory.
@@ -415,6 +435,44 @@ impl MessageFingerprint {
             header_sha256: header_hash(header),
             received,
         }
+    }
+}
+
+/// The header section of a message, taken from its bytes as they stream past (into a spool
+/// file, say), so that its [`MessageFingerprint`] needs no second read of the message.
+#[derive(Debug, Default)]
+pub struct HeaderCapture {
+    head: Vec<u8>,
+    complete: bool,
+}
+
+impl HeaderCapture {
+    /// Takes the next bytes of the message; ignores them once the header section ended (or
+    /// reached its size limit).
+    pub fn feed(&mut self, chunk: &[u8]) {
+        if self.complete {
+            return;
+        }
+        let scan_from = self.head.len().saturating_sub(3);
+        let room = MAX_HEADER - self.head.len();
+        self.head.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if let Some(end) = header_end(&self.head, scan_from) {
+            self.head.truncate(end);
+            self.complete = true;
+        } else if self.head.len() >= MAX_HEADER {
+            self.complete = true;
+        }
+    }
+
+    /// True once the header section (or the first `MAX_HEADER` bytes) is captured.
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+
+    /// The fingerprint of the message of `size` bytes whose start was fed: the same as
+    /// [`MessageFingerprint::read`] of the whole message.
+    pub fn fingerprint(&self, size: u64, received: time::OffsetDateTime) -> MessageFingerprint {
+        MessageFingerprint::from_header(&self.head, size, received)
     }
 }
 
@@ -1377,6 +1435,49 @@ mod tests {
             "\\Seen \\Flagged \\Answered $Forwarded Red_category bad__x_"
         );
         assert_eq!(append_flags(&MailFlags::default()), "");
+    }
+
+    #[test]
+    fn a_header_captured_in_any_chunking_fingerprints_like_a_read_of_the_file() {
+        let at = datetime!(2024-01-02 03:04:05 UTC);
+        let crlf = b"Message-ID: <a@b>\r\nSubject: s\r\n\r\nbody\r\n\r\nmore".to_vec();
+        let lf = b"Message-ID: <c@d>\nSubject: t\n\nbody".to_vec();
+        let endless = vec![b'x'; MAX_HEADER + 10];
+        for msg in [crlf, lf, endless] {
+            let whole = MessageFingerprint::of_message(&msg, at);
+            // Chunk sizes that split the empty line's CR LF CR LF in every place.
+            for size in [1, 2, 3, 5, 7, 64, 8192, msg.len()] {
+                let mut head = HeaderCapture::default();
+                msg.chunks(size).for_each(|c| head.feed(c));
+                assert_eq!(
+                    head.fingerprint(msg.len() as u64, at),
+                    whole,
+                    "chunks of {size}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_waiter_for_the_connection_limit_is_seen_until_it_gets_a_place() {
+        let limit = ConnectionLimit::new(1);
+        let held = limit.try_acquire().unwrap();
+        assert!(!limit.has_waiters());
+        let waiter = {
+            let limit = limit.clone();
+            tokio::spawn(async move { limit.acquire().await.map(drop) })
+        };
+        for _ in 0..10_000 {
+            if limit.has_waiters() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(limit.has_waiters());
+        drop(held);
+        waiter.await.unwrap().unwrap();
+        assert!(!limit.has_waiters());
+        assert_eq!(limit.in_use(), 0);
     }
 
     #[tokio::test]
