@@ -21,6 +21,8 @@ pub struct Spool {
     len: u64,
     sha256: Sha256,
     head: HeaderCapture,
+    /// Everything written is in the file and no write is in flight.
+    sealed: bool,
 }
 
 impl Spool {
@@ -36,6 +38,7 @@ impl Spool {
             len: 0,
             sha256: Sha256::new(),
             head: HeaderCapture::default(),
+            sealed: false,
         })
     }
 
@@ -58,21 +61,32 @@ impl Spool {
         self.head.fingerprint(self.len, received)
     }
 
-    /// Writes what is buffered to the file and frees the buffer: the message is complete and
-    /// may wait in a queue.
+    /// Writes what is buffered to the file and frees every buffer: the message is complete
+    /// and may wait in a queue holding no memory but its header section.
     pub async fn seal(&mut self) -> std::io::Result<()> {
+        if self.sealed {
+            return Ok(());
+        }
         if !self.pending.is_empty() {
             self.file.write_all(&self.pending).await?;
         }
         self.pending = Vec::new();
-        self.file.flush().await
+        self.file.flush().await?;
+        // A `tokio::fs::File` keeps the buffer of its last write for reuse (64 KiB here) for
+        // as long as it lives; a new handle to the same file holds none. With a hundred
+        // spools queued per mailbox, those buffers were most of the run's memory.
+        self.file = self.file.try_clone().await?;
+        self.sealed = true;
+        Ok(())
     }
 
-    /// The file, sealed and rewound, for reading.
-    pub async fn reader(&mut self) -> std::io::Result<&mut tokio::fs::File> {
+    /// A reader of the whole message from its start: a handle of its own, so the buffer it
+    /// fills while being read is freed when the reader is dropped, not when the spool is.
+    pub async fn reader(&mut self) -> std::io::Result<tokio::fs::File> {
         self.seal().await?;
-        self.file.rewind().await?;
-        Ok(&mut self.file)
+        let mut reader = self.file.try_clone().await?;
+        reader.rewind().await?;
+        Ok(reader)
     }
 }
 
@@ -84,10 +98,12 @@ impl ByteSink for Spool {
         self.len = 0;
         self.sha256 = Sha256::new();
         self.head = HeaderCapture::default();
+        self.sealed = false;
         Ok(())
     }
 
     async fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.sealed = false;
         if self.pending.len() + chunk.len() > WRITE_BUFFER {
             if !self.pending.is_empty() {
                 self.file.write_all(&self.pending).await?;

@@ -462,6 +462,10 @@ impl HeaderCapture {
         } else if self.head.len() >= MAX_HEADER {
             self.complete = true;
         }
+        if self.complete {
+            // Kept while the message waits in a queue: no room for the chunk it came in.
+            self.head.shrink_to_fit();
+        }
     }
 
     /// True once the header section (or the first `MAX_HEADER` bytes) is captured.
