@@ -932,8 +932,10 @@ async fn an_imap_outage_shorter_than_outage_wait_is_waited_out_and_every_message
         assert!(*down_for < WAIT, "{down_for:?}");
     }
     let longest = downs.iter().map(|d| d.2).max().unwrap_or_default();
+    // Two attempts of the reconnect policy give up after about a second; the notices come
+    // before each wait, 1 to 30 s apart with jitter, so the last one may fall anywhere past 5 s.
     assert!(
-        longest >= Duration::from_secs(10),
+        longest >= Duration::from_secs(5),
         "waited well past the reconnect policy's own 2 attempts: {longest:?}"
     );
     assert_all_mail_exactly_once(&sim, &dovecot, "after a 20 s outage").await;
