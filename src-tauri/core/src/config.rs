@@ -161,6 +161,7 @@ mod tests {
 /// # mail_until = "2025-01-01"              # ... and before this day
 /// # calendar_since = "2024-01-01"          # events that ended before it are left out
 /// # outage_wait = "10m"                    # how long to wait for a destination that is down
+/// # max_downloads = 128                    # message downloads at once, across all mailboxes
 /// state_dir = "/var/lib/m365-migrator"     # the journal; default: beside this file
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -636,6 +637,10 @@ pub struct RunSettings {
     /// most 24 hours). Each mailbox waits on its own; the next run resumes a failed one.
     #[serde(deserialize_with = "outage_wait")]
     pub outage_wait: std::time::Duration,
+    /// Message bodies downloading at once across every mailbox of the run (default 128):
+    /// bounds memory however many mailboxes run in parallel; raise it with
+    /// `parallel_mailboxes` on a machine that has the cores and memory for more.
+    pub max_downloads: usize,
 }
 
 /// The default of `[run] outage_wait`.
@@ -752,6 +757,7 @@ impl Default for RunSettings {
             mail_until: None,
             calendar_since: None,
             outage_wait: DEFAULT_OUTAGE_WAIT,
+            max_downloads: crate::graph::client::DEFAULT_MAX_DOWNLOADS,
         }
     }
 }
@@ -989,6 +995,9 @@ impl FileConfig {
         if run.max_in_flight == 0 {
             return Err(invalid("run.max_in_flight", "must be at least 1".into()));
         }
+        if run.max_downloads == 0 {
+            return Err(invalid("run.max_downloads", "must be at least 1".into()));
+        }
         if run.requests_per_window == 0 || run.window_seconds == 0 {
             return Err(invalid(
                 "run.requests_per_window",
@@ -1209,6 +1218,23 @@ exclude = ["Room-1@contoso.com"]
             .unwrap_err()
             .to_string();
         assert!(e.contains("destination.max_connections"), "{e}");
+    }
+
+    #[test]
+    fn max_downloads_is_read_and_zero_is_refused() {
+        let read = |extra: &str| {
+            FileConfig::parse(&format!("{GOOD}\n[run]\n{extra}\n"), Path::new("m.toml"))
+        };
+        assert_eq!(
+            read("").unwrap().run.max_downloads,
+            crate::graph::client::DEFAULT_MAX_DOWNLOADS
+        );
+        assert_eq!(read("max_downloads = 300").unwrap().run.max_downloads, 300);
+        let e = read("max_downloads = 0").unwrap_err().to_string();
+        assert!(
+            e.contains("run.max_downloads") && e.contains("at least 1"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -561,3 +561,58 @@ async fn an_incremental_pass_into_a_maildir_mirrors_changes_and_a_quiet_one_writ
     assert_eq!(files, source, "every message exactly once");
     sim.shutdown().await;
 }
+
+/// `max_downloads` bounds the message bodies streaming at once across every mailbox: six
+/// mailboxes of up to 4 requests each, limited to 3, never have more than 3 `$value` bodies
+/// being served together (a permit is released only after its body was read, so the
+/// simulator's own overlap is an upper bound of the client's), and every message arrives.
+#[tokio::test(flavor = "multi_thread")]
+async fn message_downloads_across_mailboxes_stay_within_max_downloads() {
+    let sim = SimServer::start(SimConfig {
+        tenant: migrator_sim::TenantSpec {
+            users: 6,
+            messages_per_user: 20,
+            groupware: migrator_sim::GroupwareSpec::none(),
+            ..migrator_sim::TenantSpec::default()
+        },
+        latency: std::time::Duration::from_millis(20),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let options = RunOptions {
+        parallel_mailboxes: 6,
+        max_downloads: 3,
+        ..RunOptions::default()
+    };
+    let summary = run_to_folder_with(
+        &source(&sim),
+        &Secret::new(sim.client_secret()),
+        out.path(),
+        Arc::new(Recorder::default()),
+        RunControl::new(),
+        options,
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.totals.failed, 0);
+    assert_eq!(summary.totals.messages, 6 * 20);
+
+    // The most `$value` responses open at the same moment (an end before a start at a tie).
+    let mut edges: Vec<(std::time::Instant, i32)> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path_and_query.contains("/$value"))
+        .flat_map(|r| [(r.at, 1), (r.finished, -1)])
+        .collect();
+    assert_eq!(edges.len(), 2 * 6 * 20, "one body request per message");
+    edges.sort();
+    let (mut open, mut most) = (0, 0);
+    for (_, step) in edges {
+        open += step;
+        most = most.max(open);
+    }
+    assert!(most <= 3, "{most} bodies at once, limit 3");
+    assert!(most >= 2, "the mailboxes did download in parallel ({most})");
+}

@@ -370,6 +370,8 @@ pub struct RunOptions {
     /// How long each mailbox waits for a destination server that is down (IMAP connections
     /// and DAV writes) before it fails; 10 minutes by default (`[run] outage_wait`).
     pub outage_wait: std::time::Duration,
+    /// Message bodies downloading at once across the run (`[run] max_downloads`).
+    pub max_downloads: usize,
 }
 
 impl RunOptions {
@@ -389,6 +391,7 @@ impl RunOptions {
             workloads: run.workloads.clone(),
             limits: run.limits(),
             outage_wait: run.outage_wait,
+            max_downloads: run.max_downloads,
         }
     }
 }
@@ -404,6 +407,7 @@ impl Default for RunOptions {
             workloads: Workload::ALL.to_vec(),
             limits: DateLimits::default(),
             outage_wait: crate::config::DEFAULT_OUTAGE_WAIT,
+            max_downloads: crate::graph::client::DEFAULT_MAX_DOWNLOADS,
         }
     }
 }
@@ -521,7 +525,8 @@ async fn run_locked(
         Some(dir) => (Some(StateLock::acquire(dir)?), Some(Journal::open(dir)?)),
         None => (None, None),
     };
-    let client = GraphClient::new(source, secret, http_client().map_err(EngineError::Http)?)?;
+    let client = GraphClient::new(source, secret, http_client().map_err(EngineError::Http)?)?
+        .with_download_limit(options.max_downloads);
     client.sign_in().await?;
     let provisioner = match destination {
         Destination::IceWarp(d) => Some(icewarp::connect(d).await?),

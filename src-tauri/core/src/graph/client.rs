@@ -117,7 +117,12 @@ pub struct GraphClient {
     tokens: Arc<TokenSource>,
     base: String,
     beta: String,
+    /// Message downloads in flight across every mailbox of the run ([`Self::with_download_limit`]).
+    downloads: Arc<tokio::sync::Semaphore>,
 }
+
+/// The default of [`GraphClient::with_download_limit`] (`[run] max_downloads`).
+pub const DEFAULT_MAX_DOWNLOADS: usize = 128;
 
 impl GraphClient {
     /// Prepares a client; no request is sent until [`GraphClient::sign_in`] or a call.
@@ -132,7 +137,19 @@ impl GraphClient {
             tokens: Arc::new(tokens),
             base: format!("{}/{}", source.graph_base(), API_VERSION),
             beta: format!("{}/{}", source.graph_base(), BETA_VERSION),
+            downloads: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_DOWNLOADS)),
         })
+    }
+
+    /// At most `limit` (at least 1) message bodies stream at once across every clone of this
+    /// client, whatever the number of mailboxes: each download holds HTTP buffers while it
+    /// streams, so this bounds the run's memory. A mailbox's own limit (4 in flight) still
+    /// applies within it.
+    pub fn with_download_limit(self, limit: usize) -> Self {
+        GraphClient {
+            downloads: Arc::new(tokio::sync::Semaphore::new(limit.max(1))),
+            ..self
+        }
     }
 
     /// Signs in now, so bad credentials are reported before any data moves.
@@ -198,6 +215,9 @@ impl GraphClient {
                 |_| {
                     let sink = &sink;
                     async move {
+                        // Held until the body is in the sink. Taken before the pacer's last
+                        // check in `send`, so a pause that began meanwhile is still honoured.
+                        let _slot = self.downloads.acquire().await;
                         let response = match self.send(pacer, url).await {
                             Verdict::Done(r) => r,
                             Verdict::Retry { after, error } => {
