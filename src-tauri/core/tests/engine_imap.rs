@@ -9,11 +9,11 @@ use migrator_core::convert::flags::keyword;
 use migrator_core::dest::imap::{
     ConnectionLimit, ImapMailbox, ImapSettings, MasterStyle, Security,
 };
-use migrator_core::engine::{run, Destination, ImapLogins, RunControl, RunOptions};
+use migrator_core::engine::{run, RunControl, RunOptions};
 use migrator_core::progress::{NullReporter, RunSummary};
 use migrator_core::secrets::Secret;
 use migrator_sim::SimServer;
-use support::dovecot::{Dovecot, MASTER_PASSWORD, MASTER_USER};
+use support::dovecot::Dovecot;
 use support::fault_proxy::FaultProxy;
 
 struct Setup {
@@ -51,15 +51,7 @@ impl Setup {
     /// this setup's).
     async fn run_into(&self, settings: ImapSettings, options: RunOptions) -> RunSummary {
         let source = support::source_config(&self.sim);
-        let destination = Destination::Imap {
-            settings,
-            logins: ImapLogins::Master {
-                master_user: MASTER_USER.into(),
-                password: Secret::new(MASTER_PASSWORD),
-                style: MasterStyle::SaslAuthzid,
-            },
-            dav: None,
-        };
+        let destination = support::dovecot::master_destination(settings);
         let options = RunOptions {
             state_dir: Some(self.state.path().join("state")),
             ..options

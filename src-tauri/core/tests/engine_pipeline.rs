@@ -8,11 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use migrator_core::config::Workload;
-use migrator_core::dest::imap::MasterStyle;
-use migrator_core::engine::{run, Destination, ImapLogins, RunControl, RunOptions};
+use migrator_core::engine::{run, RunControl, RunOptions};
 use migrator_core::progress::{ProgressEvent, Reporter};
 use migrator_core::secrets::Secret;
-use support::dovecot::{MASTER_PASSWORD, MASTER_USER};
 
 /// Records when each message was reported done.
 #[derive(Default)]
@@ -61,15 +59,7 @@ async fn the_next_delta_page_is_requested_while_the_current_one_is_appended_and_
     let address = sim.tenant().users[0].mail.clone();
 
     let state = tempfile::tempdir().unwrap();
-    let destination = Destination::Imap {
-        settings: dovecot.tls_settings(),
-        logins: ImapLogins::Master {
-            master_user: MASTER_USER.into(),
-            password: Secret::new(MASTER_PASSWORD),
-            style: MasterStyle::SaslAuthzid,
-        },
-        dav: None,
-    };
+    let destination = support::dovecot::master_destination(dovecot.tls_settings());
     let options = RunOptions {
         state_dir: Some(state.path().join("state")),
         workloads: vec![Workload::Mail],

@@ -15,33 +15,15 @@ use std::time::{Duration, Instant};
 
 use migrator_core::config::UserSelection;
 use migrator_core::dest::dav::{CollectionKind, DavAccount, DavLogin, DavSettings};
-use migrator_core::dest::imap::{ImapSettings, MasterStyle, Security};
+use migrator_core::dest::imap::{ImapSettings, Security};
 use migrator_core::engine::{run, Destination, EngineError, ImapLogins, RunControl, RunOptions};
 use migrator_core::journal::Journal;
 use migrator_core::progress::{ProgressEvent, RunSummary};
 use migrator_core::secrets::Secret;
 use migrator_sim::{SimConfig, SimServer, TenantSpec};
-use support::dovecot::{self, Dovecot, MASTER_PASSWORD, MASTER_USER};
+use support::dovecot::{self, Dovecot};
 use support::fault_proxy::{Fault, FaultProxy};
 use support::radicale::{self, Radicale};
-
-/// The master login the IMAP runs use.
-fn master() -> ImapLogins {
-    ImapLogins::Master {
-        master_user: MASTER_USER.into(),
-        password: Secret::new(MASTER_PASSWORD),
-        style: MasterStyle::SaslAuthzid,
-    }
-}
-
-/// An IMAP destination with the master login, mail only.
-fn imap_destination(settings: ImapSettings) -> Destination {
-    Destination::Imap {
-        settings,
-        logins: master(),
-        dav: None,
-    }
-}
 
 /// Plaintext IMAP to `port` on loopback (the fault proxy must read the commands).
 fn plain_imap(port: u16) -> ImapSettings {
@@ -165,7 +147,7 @@ async fn run_through_faults(users: usize, messages: usize, faults: &[Fault], out
     let state = tempfile::tempdir().unwrap();
     let outcome = run_into(
         &sim,
-        &imap_destination(plain_imap(proxy.port)),
+        &support::dovecot::master_destination(plain_imap(proxy.port)),
         state.path(),
         UserSelection::default(),
     )
@@ -332,7 +314,7 @@ async fn restart_mid_run_with(
 async fn dovecot_restarted_during_a_run_is_waited_for_and_every_message_arrives_once() {
     let sim = Arc::new(slow_sim(2, 40).await);
     let mut dovecot = dovecot_for(&sim);
-    let destination = imap_destination(dovecot.tls_settings());
+    let destination = support::dovecot::master_destination(dovecot.tls_settings());
     let state = tempfile::tempdir().unwrap();
     let (outcome, before, recovered_in) =
         restart_mid_run(sim.clone(), destination, state.path(), &mut dovecot, 5).await;
@@ -558,7 +540,7 @@ async fn an_account_over_quota_fails_per_message_naming_the_quota_and_the_rest_g
         quota_kib: Some(quota_kib),
         ..dovecot::Options::default()
     });
-    let destination = imap_destination(dovecot.tls_settings());
+    let destination = support::dovecot::master_destination(dovecot.tls_settings());
     let state = tempfile::tempdir().unwrap();
     let outcome = run_into(&sim, &destination, state.path(), UserSelection::default()).await;
     let summary = outcome.summary();
@@ -652,7 +634,7 @@ impl Drop for Tmpfs {
 /// whose text contains `expect`, before anything reached Dovecot.
 async fn assert_refused_before_writing(state: &Path, expect: &str) {
     let (sim, dovecot) = support::tenant_with_dovecot(1, 3).await;
-    let destination = imap_destination(dovecot.tls_settings());
+    let destination = support::dovecot::master_destination(dovecot.tls_settings());
     let outcome = run_into(&sim, &destination, state, UserSelection::default()).await;
     let error = match outcome.result {
         Ok(summary) => panic!("the run went on: {summary:?}"),
@@ -698,7 +680,7 @@ async fn a_full_state_disk_stops_the_run_before_anything_is_written() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_damaged_journal_is_detected_and_moving_it_aside_duplicates_nothing() {
     let (sim, dovecot) = support::tenant_with_dovecot(2, 6).await;
-    let destination = imap_destination(dovecot.tls_settings());
+    let destination = support::dovecot::master_destination(dovecot.tls_settings());
     let state = tempfile::tempdir().unwrap();
     let first_user = sim.tenant().users[0].mail.clone();
     // A first run migrates one mailbox.
@@ -768,7 +750,7 @@ async fn a_state_disk_filling_up_mid_run_stops_it_with_one_error_and_a_rerun_dup
     let state = fs.path.join("state");
     let sim = slow_sim(2, 30).await;
     let dovecot = dovecot_for(&sim);
-    let destination = imap_destination(dovecot.tls_settings());
+    let destination = support::dovecot::master_destination(dovecot.tls_settings());
     // Once 8 messages were reported done, the state folder's disk is full.
     const K: usize = 8;
     let ballast = fs.path.join("ballast");
@@ -891,7 +873,7 @@ async fn run_into_an_outage(
             _ => {}
         }
     };
-    let destination = imap_destination(impatient_imap(proxy.port));
+    let destination = support::dovecot::master_destination(impatient_imap(proxy.port));
     let outcome = run_watched(sim, &destination, state, options, watch).await;
     let downs = downs.lock().unwrap().clone();
     let started = started.lock().unwrap().clone();
@@ -996,7 +978,7 @@ async fn an_imap_outage_longer_than_outage_wait_fails_that_mailbox_naming_server
     // The server is back: a rerun completes the failed mailbox, duplicating nothing.
     let rerun = run_into(
         &sim,
-        &imap_destination(plain_imap(proxy.port)),
+        &support::dovecot::master_destination(plain_imap(proxy.port)),
         state.path(),
         UserSelection::default(),
     )

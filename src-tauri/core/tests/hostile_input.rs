@@ -518,15 +518,7 @@ async fn a_150_mb_message_arrives_in_dovecot_byte_for_byte_once_in_flat_memory()
         ..support::dovecot::Options::default()
     });
     let state = tempfile::tempdir().unwrap();
-    let destination = Destination::Imap {
-        settings: dovecot.tls_settings(),
-        logins: ImapLogins::Master {
-            master_user: MASTER_USER.into(),
-            password: Secret::new(MASTER_PASSWORD),
-            style: MasterStyle::SaslAuthzid,
-        },
-        dav: None,
-    };
+    let destination = support::dovecot::master_destination(dovecot.tls_settings());
     std::fs::write("/proc/self/clear_refs", "5")
         .expect("reset the peak RSS (Linux 4.0 or later: /proc/self/clear_refs)");
     let (before, _) = rss();

@@ -15,10 +15,29 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use migrator_core::dest::imap::{ImapLogin, ImapSettings, MasterStyle, Security};
+use migrator_core::engine::{Destination, ImapLogins};
 use migrator_core::secrets::Secret;
 
 pub const MASTER_USER: &str = "migrator-admin";
 pub const MASTER_PASSWORD: &str = "master pw \"quoted\" ä";
+
+/// The master login the runs into Dovecot use (SASL PLAIN with an authorization identity).
+pub fn master_logins() -> ImapLogins {
+    ImapLogins::Master {
+        master_user: MASTER_USER.into(),
+        password: Secret::new(MASTER_PASSWORD),
+        style: MasterStyle::SaslAuthzid,
+    }
+}
+
+/// A mail-only IMAP destination reached as `settings`, with [`master_logins`].
+pub fn master_destination(settings: ImapSettings) -> Destination {
+    Destination::Imap {
+        settings,
+        logins: master_logins(),
+        dav: None,
+    }
+}
 
 /// How to configure one instance.
 #[derive(Debug, Clone)]
