@@ -14,18 +14,27 @@
 //! deltaLink), skips what the journal or the destination already holds, and streams each new
 //! message's MIME (`$value`) into the destination without holding it whole: into a Maildir
 //! directly, or through a temporary spool file into an IMAP APPEND after asking the server
-//! whether it already has the message. Messages migrated earlier are mirrored instead: moved,
+//! whether it already has the message. Into IMAP, each folder round has one copy stage fed
+//! across delta pages: downloads spool ahead while MULTIAPPEND batches go out on the
+//! mailbox's pooled connections, under a run-wide connection cap that mailboxes share fairly;
+//! message downloads across all mailboxes are capped too (`[run] max_downloads`), so memory
+//! does not grow with the number of mailboxes. A destination that goes down is waited for up
+//! to `[run] outage_wait` (through the pacer, reported as `DestinationDown`), then only that
+//! mailbox fails. Messages migrated earlier are mirrored instead: moved,
 //! given their changed flags, and (only when the user opted in) deleted. The [`journal`]
 //! records intent and result per message, so a stopped or crashed run resumes and a rerun
 //! writes nothing twice. Flags and folder names are converted by pure functions ([`convert`]).
-//! Then the mailbox's calendars, contacts and To Do tasks are read ([`graph::calendar`],
+//! Then the mailbox's calendars (of every calendar group; calendars shared by others stay
+//! with their owner), contacts and To Do tasks are read ([`graph::calendar`],
 //! [`graph::contacts`], [`graph::todo`]) by the same kind of delta round, per calendar,
 //! contact folder and task list ([`graph::paging::DeltaRound`], shared with mail; calendars by
 //! beta's events delta, or listed in full where a cloud refuses it), so a rerun reads only
 //! what changed (and only a changed contact's photo). Items are converted to iCalendar and
 //! vCard by pure functions and written one resource per item (a file, or a CalDAV/CardDAV PUT
 //! keyed by UID), journaled by content hash and source version so nothing is written twice;
-//! deletions at the source are mirrored only when asked. Every step is reported as one typed
+//! an item moved to another collection at the source leaves one copy (the old one is deleted
+//! only if the journal says the migrator wrote it); deletions at the source are mirrored only
+//! when asked. Every step is reported as one typed
 //! [`progress::ProgressEvent`] stream; [`engine::plan()`] estimates a run beforehand and
 //! [`engine::report`] renders the journal afterwards.
 //!
