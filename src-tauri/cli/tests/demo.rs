@@ -9,19 +9,10 @@ fn migrate() -> Command {
 
 /// Files under `dir` for which `wanted` is true.
 fn count_files(dir: &Path, wanted: impl Fn(&Path) -> bool) -> usize {
-    let mut count = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if wanted(&path) {
-                count += 1;
-            }
-        }
-    }
-    count
+    crate::support::files_under(dir)
+        .iter()
+        .filter(|p| wanted(p))
+        .count()
 }
 
 fn message_files(dir: &Path) -> usize {

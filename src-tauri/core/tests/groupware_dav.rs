@@ -30,14 +30,8 @@ async fn setup() -> Setup {
         ..SimConfig::default()
     })
     .await;
-    let users = sim
-        .tenant()
-        .users
-        .iter()
-        .map(|u| (u.mail.clone(), "pw".to_string()))
-        .collect();
     let radicale = Radicale::start_with(radicale::Options {
-        users,
+        users: support::tenant_accounts(&sim),
         ..radicale::Options::default()
     });
     Setup {

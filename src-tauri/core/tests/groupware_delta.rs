@@ -70,25 +70,14 @@ impl Setup {
 
     /// Every written resource under the destination, by path, with its text.
     fn resources(&self) -> BTreeMap<PathBuf, String> {
-        let mut found = BTreeMap::new();
-        let mut stack = vec![self.out.path().join("out")];
-        while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if matches!(
-                    path.extension().and_then(|e| e.to_str()),
-                    Some("ics" | "vcf")
-                ) {
-                    found.insert(path.clone(), std::fs::read_to_string(&path).unwrap());
-                }
-            }
-        }
-        found
+        support::files_under(&self.out.path().join("out"))
+            .into_iter()
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("ics" | "vcf")))
+            .map(|p| {
+                let text = std::fs::read_to_string(&p).unwrap();
+                (p, text)
+            })
+            .collect()
     }
 }
 

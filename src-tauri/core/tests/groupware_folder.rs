@@ -71,22 +71,14 @@ impl Setup {
 
 /// The files with this extension under `dir`, by name, with their text.
 fn files(dir: &Path, extension: &str) -> BTreeMap<PathBuf, String> {
-    let mut found = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension() == Some(extension.as_ref()) {
-                found.insert(path.clone(), std::fs::read_to_string(&path).unwrap());
-            }
-        }
-    }
-    found
+    support::files_under(dir)
+        .into_iter()
+        .filter(|p| p.extension() == Some(extension.as_ref()))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            (p, text)
+        })
+        .collect()
 }
 
 /// The UID of an iCalendar resource (lines unfolded first, RFC 5545 §3.1).

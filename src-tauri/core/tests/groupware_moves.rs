@@ -46,14 +46,8 @@ async fn setup(dav: bool) -> Setup {
     };
     let (sim, dest) = if dav {
         let (sim, dovecot) = support::tenant_with_dovecot_config(config).await;
-        let users = sim
-            .tenant()
-            .users
-            .iter()
-            .map(|u| (u.mail.clone(), "pw".to_string()))
-            .collect();
         let radicale = Radicale::start_with(radicale::Options {
-            users,
+            users: support::tenant_accounts(&sim),
             ..radicale::Options::default()
         });
         let dest = Dest::Dav { dovecot, radicale };

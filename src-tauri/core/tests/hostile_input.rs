@@ -201,19 +201,11 @@ fn assert_only_the_empty_message_failed(failures: &[String]) {
 
 /// Every file with `extension` under `dir`, with its text.
 fn texts(dir: &Path, extension: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension() == Some(extension.as_ref()) {
-                found.push(std::fs::read_to_string(&path).unwrap());
-            }
-        }
-    }
-    found
+    support::files_under(dir)
+        .into_iter()
+        .filter(|p| p.extension() == Some(extension.as_ref()))
+        .map(|p| std::fs::read_to_string(&p).unwrap())
+        .collect()
 }
 
 /// The documented repairs of the hostile groupware: the contact whose photo is over the

@@ -106,24 +106,37 @@ pub fn dovecot_toml(dovecot: &dovecot::Dovecot) -> String {
     )
 }
 
+/// Every file under `dir`, at any depth (none when `dir` does not exist).
+pub fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
 /// How many times each message body is delivered (in `cur/` or `new/`) under a Maildir++ tree.
 /// Files in `tmp/` are deliveries in progress, which Maildir readers ignore.
 pub fn maildir_bodies(root: &Path) -> HashMap<Vec<u8>, usize> {
     let mut bodies: HashMap<Vec<u8>, usize> = HashMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if matches!(
-                path.parent()
-                    .and_then(|p| p.file_name())
-                    .and_then(|n| n.to_str()),
-                Some("cur" | "new")
-            ) {
-                *bodies.entry(std::fs::read(&path).unwrap()).or_default() += 1;
-            }
+    for path in files_under(root) {
+        let box_dir = path
+            .parent()
+            .and_then(|p| p.file_name())
+            .and_then(|n| n.to_str());
+        if matches!(box_dir, Some("cur" | "new")) {
+            *bodies.entry(std::fs::read(&path).unwrap()).or_default() += 1;
         }
     }
     bodies
