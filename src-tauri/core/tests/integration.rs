@@ -24,6 +24,7 @@ mod hostile_input;
 mod icewarp_e2e;
 mod icewarp_provision;
 mod imap_dovecot;
+mod imap_lookup;
 mod preflight_endpoints;
 mod reliability;
 mod selection;
