@@ -145,3 +145,80 @@ async fn an_8bit_message_id_is_found_by_its_own_bytes() {
         vec![Some(uids[0]), Some(uids[1])]
     );
 }
+
+/// Side-by-side measurement for BENCHMARKS.md (issue 14.6), by hand, never in `make test`:
+/// `cargo nextest run -p migrator-core --test integration --run-ignored only
+/// measure_duplicate_lookups --no-capture`. A folder of `LOOKUP_BENCH_MESSAGES` messages
+/// (default 2000) in a real Dovecot; every message looked up once (a rerun: all there) and as
+/// many messages that are not there (a merge), on a new connection each time, by one SEARCH
+/// per message and by the fingerprint index, alternating, 5 rounds; prints the medians.
+/// Times nothing it asserts.
+#[tokio::test]
+#[ignore = "a measurement, run by hand"]
+async fn measure_duplicate_lookups() {
+    let n: usize = std::env::var("LOOKUP_BENCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let server = Dovecot::start();
+    let body = |i: usize, there: bool| {
+        format!(
+            "From: a@example.com\r\nMessage-ID: <{i}.{there}@bench.example>\r\nSubject: {i}\r\n\r\n\
+             message {i} {}\r\n",
+            "x".repeat(i % 97)
+        )
+        .into_bytes()
+    };
+    let present: Vec<Vec<u8>> = (0..n).map(|i| body(i, true)).collect();
+    let absent: Vec<Vec<u8>> = (0..n).map(|i| body(i, false)).collect();
+    let login = Dovecot::password("alice");
+    let mut mb = ImapMailbox::connect(&server.tls_settings(), &login)
+        .await
+        .unwrap();
+    let flags = MailFlags::default();
+    for chunk in present.chunks(100) {
+        let batch = chunk
+            .iter()
+            .map(|m| (&m[..], m.len() as u64, &flags, at()))
+            .collect();
+        mb.append_many("INBOX", batch).await.unwrap();
+    }
+    mb.logout().await;
+    let mut times: [(Vec<f64>, Vec<f64>); 2] = Default::default();
+    for _round in 0..5 {
+        for (mode, (rerun, merge)) in times.iter_mut().enumerate() {
+            let mut settings = server.tls_settings();
+            (settings.search_lookups, settings.search_folder_min) = match mode {
+                0 => (u32::MAX, 0),
+                _ => (0, 0),
+            };
+            let mut mb = ImapMailbox::connect(&settings, &login).await.unwrap();
+            for (messages, into, expect) in [(&present, &mut *rerun, true), (&absent, merge, false)]
+            {
+                let started = std::time::Instant::now();
+                for m in messages.iter() {
+                    let fp = MessageFingerprint::of_message(m, at());
+                    let found = mb.find_existing("INBOX", &fp).await.unwrap();
+                    assert_eq!(found.is_some(), expect);
+                }
+                into.push(started.elapsed().as_secs_f64());
+            }
+            mb.logout().await;
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    for (name, (rerun, merge)) in ["SEARCH per message", "fingerprint index"]
+        .iter()
+        .zip(times.iter_mut())
+    {
+        println!(
+            "{name}: {n} lookups of messages there {:.3} s, {n} of messages not there {:.3} s \
+             (medians of 5; rerun {rerun:?}, merge {merge:?})",
+            median(rerun),
+            median(merge)
+        );
+    }
+}
