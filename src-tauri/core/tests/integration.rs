@@ -20,6 +20,7 @@ mod groupware_dav;
 mod groupware_delta;
 mod groupware_folder;
 mod groupware_moves;
+mod hostile_imap;
 mod hostile_input;
 mod icewarp_e2e;
 mod icewarp_provision;
