@@ -1399,11 +1399,7 @@ impl ImapMailbox {
 
     /// The header hashes of `uids` in the selected folder, of those still there.
     async fn fetch_headers(&mut self, uids: &[u32]) -> Result<Vec<(u32, [u8; 32])>, ImapError> {
-        let set = uids
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
+        let set = sequence_set(uids);
         let conn = self.connection().await?;
         let done = command_ok(
             "UID FETCH",
@@ -1437,11 +1433,7 @@ impl ImapMailbox {
             return Ok(None);
         }
         let conn = self.connection().await?;
-        let set = uids
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
+        let set = sequence_set(&uids);
         if set.is_empty() {
             return Ok(Some(None));
         }
@@ -1633,6 +1625,14 @@ fn append_parts<R>(
             len,
         })
         .collect()
+}
+
+/// `uids` as an IMAP sequence set (`3,5,9`, RFC 3501 §9).
+fn sequence_set(uids: &[u32]) -> String {
+    uids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The last `n EXISTS` among `untagged`: the folder's size now (RFC 3501 §7.3.1).
