@@ -7,13 +7,15 @@
 pub type Target = fn(&[u8]);
 
 /// The fuzz targets, by the name of their corpus directory.
-pub const TARGETS: [(&str, Target); 6] = [
+pub const TARGETS: [(&str, Target); 8] = [
     ("event", event),
     ("contact", contact),
     ("task", task),
     ("folder_name", folder_name),
     ("imap_response", imap_response),
     ("config", config),
+    ("imap_fetch_index", imap_fetch_index),
+    ("icewarp_reply", icewarp_reply),
 ];
 
 /// Arbitrary JSON as a Graph event (and as a series with itself as exception), converted.
@@ -74,5 +76,35 @@ pub fn imap_response(data: &[u8]) {
 pub fn config(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = migrator_core::config::FileConfig::parse(text, std::path::Path::new("fuzz.toml"));
+    }
+}
+
+/// Arbitrary bytes as the untagged FETCH responses of a folder's fingerprint index (one per
+/// line, literals inline), added to an index and looked up.
+pub fn imap_fetch_index(data: &[u8]) {
+    use migrator_core::dest::imap::index::FolderIndex;
+    use migrator_core::dest::imap::types::{parse_response, Response, Untagged};
+    use migrator_core::dest::imap::MessageFingerprint;
+    let mut index = FolderIndex::new("INBOX", Some(1));
+    for response in data.split(|&b| b == 0) {
+        if let Ok(Response::Untagged(Untagged::Fetch(f))) = parse_response(response) {
+            index.add(&f);
+            if let Some(header) = f.header_fields.as_deref() {
+                let fp = MessageFingerprint::of_message(header, time::OffsetDateTime::UNIX_EPOCH);
+                for uid in index.unhashed(&fp) {
+                    index.set_hash(uid, Some(fp.header_sha256));
+                }
+                let _ = index.matched(&fp);
+            }
+        }
+    }
+}
+
+/// Arbitrary text as an IceWarp admin API reply (XML), and the readers of its parts.
+pub fn icewarp_reply(data: &[u8]) {
+    use migrator_core::dest::provision::types::{property_values, Reply};
+    let text = String::from_utf8_lossy(data);
+    if let Ok(Reply::Result { root, .. }) = Reply::parse(&text) {
+        let _ = property_values(&root);
     }
 }

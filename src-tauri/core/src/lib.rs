@@ -52,6 +52,7 @@
 //!   lists, address books; tested against a real Radicale), [`dest::provision`] (creates
 //!   domains and accounts: the [`dest::provision::AccountProvisioner`] trait, IceWarp's admin
 //!   API).
+//! - [`http`]: HTTP response bodies read under a cap (Graph, DAV, IceWarp's API).
 //! - [`journal`]: SQLite record of runs, folders and groupware collections (delta links) and
 //!   items, for exactly-once.
 //! - [`engine`]: runs a migration ([`engine::run`]) into a [`engine::Destination`] (mail and
@@ -66,6 +67,7 @@ pub mod dest;
 pub mod engine;
 pub mod error;
 pub mod graph;
+pub mod http;
 pub mod journal;
 pub mod progress;
 pub mod secrets;

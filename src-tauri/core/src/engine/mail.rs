@@ -41,7 +41,7 @@ use super::spool::Spool;
 use super::{EngineError, RunControl, Store};
 use crate::config::DateLimits;
 use crate::convert::flags::{applied_flags, flag_changes, MailFlags};
-use crate::dest::folder::{maildir_folder_names, Folder, Mailbox};
+use crate::dest::folder::{maildir_folder_names_in, Folder, Mailbox};
 use crate::dest::imap::{
     append_flags, ImapError, ImapLogin, ImapMailbox, ImapRef, ImapSettings, MessageFingerprint,
 };
@@ -898,8 +898,8 @@ impl MailboxRun<'_> {
                     .mailbox(address)
                     .map_err(|e| dest_error(std::path::Path::new(address), e))?;
                 Ok(Ok(Target::Maildir(MaildirTarget {
+                    names: maildir_folder_names_in(mailbox.path(), nodes),
                     mailbox,
-                    names: maildir_folder_names(nodes),
                     open: HashMap::new(),
                 })))
             }

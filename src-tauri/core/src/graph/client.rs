@@ -53,6 +53,9 @@ pub enum GraphError {
     },
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// A JSON body over [`MAX_JSON`] (no Graph page comes near it): refused, not read on.
+    #[error("the response from {url} is larger than {} MiB", MAX_JSON >> 20)]
+    TooLarge { url: String },
     #[error("cannot write what was downloaded from {url}")]
     Sink {
         url: String,
@@ -79,7 +82,7 @@ impl Classify for GraphError {
                 _ => ErrorClass::SkipItem,
             },
             GraphError::Network { .. } | GraphError::Truncated { .. } => ErrorClass::Retry,
-            GraphError::Decode { .. } => ErrorClass::SkipItem,
+            GraphError::Decode { .. } | GraphError::TooLarge { .. } => ErrorClass::SkipItem,
             GraphError::Auth(e) => e.class(),
             GraphError::Sink { .. } => ErrorClass::Fatal,
         }
@@ -123,6 +126,11 @@ pub struct GraphClient {
 
 /// The default of [`GraphClient::with_download_limit`] (`[run] max_downloads`).
 pub const DEFAULT_MAX_DOWNLOADS: usize = 128;
+
+/// The largest JSON body read (a page of 999 messages' metadata is a few MiB).
+pub const MAX_JSON: usize = 64 * 1024 * 1024;
+/// The largest error body read (Graph's error JSON is under a KiB).
+const MAX_ERROR_BODY: usize = 64 * 1024;
 
 impl GraphClient {
     /// Prepares a client; no request is sent until [`GraphClient::sign_in`] or a call.
@@ -183,7 +191,7 @@ impl GraphClient {
                         Verdict::Down { after, error } => return Verdict::Down { after, error },
                         Verdict::Fail(e) => return Verdict::Fail(e),
                     };
-                    match response.bytes().await {
+                    match crate::http::read_capped(response, MAX_JSON).await {
                         Ok(body) => match serde_json::from_slice(&body) {
                             Ok(value) => Verdict::Done(value),
                             Err(source) => Verdict::Fail(GraphError::Decode {
@@ -191,7 +199,14 @@ impl GraphClient {
                                 source,
                             }),
                         },
-                        Err(source) => network_retry(url, source),
+                        Err(crate::http::BodyError::Transport(source)) => {
+                            network_retry(url, source)
+                        }
+                        Err(crate::http::BodyError::TooLarge { .. }) => {
+                            Verdict::Fail(GraphError::TooLarge {
+                                url: url.to_string(),
+                            })
+                        }
                     }
                 },
                 on_throttle,
@@ -312,7 +327,10 @@ impl GraphClient {
             // Before reading the body: no request of the mailbox leaves meanwhile.
             pacer.pause(wait);
         }
-        let body = response.bytes().await.unwrap_or_default();
+        // An error body only explains the status: a hostile size is not read at all.
+        let body = crate::http::read_capped(response, MAX_ERROR_BODY)
+            .await
+            .unwrap_or_default();
         let (code, message) = graph_error_body(&body);
         let error = GraphError::Status {
             url: url.to_string(),

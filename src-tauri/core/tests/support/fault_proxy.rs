@@ -29,6 +29,51 @@ pub enum Fault {
     DuringLogin,
 }
 
+/// How the server behind the proxy answers the migrator's duplicate lookups (`UID SEARCH`
+/// other than `ALL`). imapsync's notes doubt IceWarp's SEARCH and document no failure mode,
+/// so both are made from Dovecot's own answers: the criteria are changed on the way in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SearchAnswer {
+    /// Passed through unchanged.
+    #[default]
+    Real,
+    /// `NOT ALL` is added to the criteria: an OK with no match, whatever is there.
+    Nothing,
+    /// An unknown CHARSET is asked for: Dovecot answers `NO [BADCHARSET ...]` (RFC 3501
+    /// §6.4.4), as a server refusing an 8-bit or over-long value would.
+    Refused,
+}
+
+impl SearchAnswer {
+    fn rewrite(self, line: &[u8]) -> Vec<u8> {
+        let text = String::from_utf8_lossy(line);
+        let mut words = text.splitn(4, ' ');
+        let (tag, uid, search, rest) = (words.next(), words.next(), words.next(), words.next());
+        let lookup = uid.is_some_and(|w| w.eq_ignore_ascii_case("UID"))
+            && search.is_some_and(|w| w.eq_ignore_ascii_case("SEARCH"))
+            && rest.is_some_and(|r| !r.trim_end().eq_ignore_ascii_case("ALL"));
+        let (Some(tag), Some(rest), true) = (tag, rest, lookup) else {
+            return line.to_vec();
+        };
+        let rest = &line[line.len() - rest.len()..];
+        let criteria: &[u8] = match self {
+            SearchAnswer::Real => return line.to_vec(),
+            SearchAnswer::Nothing => b"NOT ALL ",
+            SearchAnswer::Refused => b"CHARSET X-REFUSED ",
+        };
+        // CHARSET must come first (RFC 3501 §6.4.4): `NOT ALL` goes after it.
+        let (charset, rest) = match rest.strip_prefix(b"CHARSET UTF-8 ") {
+            Some(after) if self == SearchAnswer::Nothing => (&b"CHARSET UTF-8 "[..], after),
+            _ => (&b""[..], rest),
+        };
+        let mut out = format!("{tag} UID SEARCH ").into_bytes();
+        out.extend_from_slice(charset);
+        out.extend_from_slice(criteria);
+        out.extend_from_slice(rest);
+        out
+    }
+}
+
 /// What the proxy saw.
 #[derive(Debug, Clone, Default)]
 pub struct ProxyStats {
@@ -54,6 +99,7 @@ struct Shared {
     armed: Vec<Armed>,
     fired: Vec<Fault>,
     stats: ProxyStats,
+    search: SearchAnswer,
 }
 
 /// A running proxy; stops accepting (and cuts its connections) when dropped.
@@ -111,6 +157,11 @@ impl FaultProxy {
             _ => 0,
         };
         shared.armed.push(Armed { fault, at_append });
+    }
+
+    /// From now on, lookups by SEARCH are answered as `answer` says.
+    pub fn answer_searches(&self, answer: SearchAnswer) {
+        self.lock().search = answer;
     }
 
     /// The faults that fired, in order.
@@ -234,7 +285,7 @@ async fn relay(
                 let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
                 scanner.scan(&buf[..n], &mut s)
             };
-            if server_write.write_all(&buf[..forward]).await.is_err() {
+            if server_write.write_all(&forward).await.is_err() {
                 return;
             }
             if cut {
@@ -268,17 +319,21 @@ struct Scanner {
 }
 
 impl Scanner {
-    /// How much of `chunk` to forward, and whether to cut the connection after it.
-    fn scan(&mut self, chunk: &[u8], shared: &mut Shared) -> (usize, bool) {
-        for (i, &byte) in chunk.iter().enumerate() {
+    /// What to forward of `chunk` (a command line goes once it is complete, rewritten by the
+    /// proxy's [`SearchAnswer`]), and whether to cut the connection after it.
+    fn scan(&mut self, chunk: &[u8], shared: &mut Shared) -> (Vec<u8>, bool) {
+        let mut out = Vec::with_capacity(chunk.len());
+        for &byte in chunk {
             if self.limit.is_some_and(|l| self.sent >= l) {
-                return (i, true);
+                out.append(&mut self.line);
+                return (out, true);
             }
             self.sent += 1;
             if self.literal_left > 0 {
+                out.push(byte);
                 self.literal_left -= 1;
                 if self.cut_at_left == Some(self.literal_left) {
-                    return (i + 1, true);
+                    return (out, true);
                 }
                 continue;
             }
@@ -287,6 +342,11 @@ impl Scanner {
                 continue;
             }
             let line = std::mem::take(&mut self.line);
+            if !self.continues {
+                out.extend_from_slice(&shared.search.rewrite(&line));
+            } else {
+                out.extend_from_slice(&line);
+            }
             let literal = literal_length(&line);
             // The first line of a command names it: `tag COMMAND ...`. A line that follows a
             // literal continues the same command and starts with no tag.
@@ -312,7 +372,7 @@ impl Scanner {
                         {
                             self.cut_at_left = Some(n - n / 2);
                             if n == 0 {
-                                return (i + 1, true);
+                                return (out, true);
                             }
                         }
                     }
@@ -320,13 +380,13 @@ impl Scanner {
                 "LOGIN" | "AUTHENTICATE" => {
                     shared.stats.logins += 1;
                     if take(shared, |a| a.fault == Fault::DuringLogin).is_some() {
-                        return (i + 1, true);
+                        return (out, true);
                     }
                 }
                 _ => {}
             }
         }
-        (chunk.len(), false)
+        (out, false)
     }
 }
 

@@ -253,23 +253,19 @@ impl Http {
         if let Some(body) = body {
             request = request.body(body);
         }
-        let mut response = request.send().await.map_err(|e| transport_error(url, e))?;
+        let response = request.send().await.map_err(|e| transport_error(url, e))?;
         let status = response.status();
         let headers = response.headers().clone();
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| transport_error(url, e))?
-        {
-            if body.len() + chunk.len() > MAX_BODY {
+        let body = match crate::http::read_capped(response, MAX_BODY).await {
+            Ok(body) => body,
+            Err(crate::http::BodyError::Transport(e)) => return Err(transport_error(url, e)),
+            Err(e) => {
                 return Err(DavError::Protocol {
                     url: url.to_string(),
-                    reason: format!("response larger than {} MiB", MAX_BODY >> 20),
-                });
+                    reason: e.to_string(),
+                })
             }
-            body.extend_from_slice(&chunk);
-        }
+        };
         tracing::debug!(%method, url = %url, status = status.as_u16(), "DAV request");
         let reply = Reply {
             url: url.clone(),

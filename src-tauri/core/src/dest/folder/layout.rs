@@ -16,6 +16,8 @@ use std::collections::HashSet;
 
 use sha2::{Digest, Sha256};
 
+#[cfg(test)]
+use crate::convert::folder_name::unescape;
 use crate::convert::folder_name::{decode_mutf7, encode_mutf7, escape};
 use crate::graph::mail::FolderNode;
 
@@ -31,20 +33,60 @@ fn special_name(well_known: &str) -> Option<&'static str> {
     })
 }
 
+/// What a folder name may not hold on some file system, escaped as `%XX` like a separator:
+/// the `.` separator, `/`, and what Windows refuses in a file name (`\ : * ? " < > |`; the
+/// Win32 naming rules, learn.microsoft.com/windows/win32/fileio/naming-a-file; macOS's Finder
+/// shows `:` as `/`).
+const NOT_PORTABLE: [char; 10] = ['.', '/', '\\', ':', '*', '?', '"', '<', '>', '|'];
+
+/// One level's name: escaped for every OS (trailing spaces too, which Windows drops; a
+/// trailing `.` is escaped as the separator), then modified UTF-7.
 fn component(name: &str) -> String {
-    // `/` too: a Maildir++ name is one directory name on disk.
+    let mut escaped = escape(name, &NOT_PORTABLE);
+    let kept = escaped.trim_end_matches(' ').len();
+    let spaces = escaped.len() - kept;
+    escaped.truncate(kept);
+    escaped.push_str(&"%20".repeat(spaces));
+    encode_mutf7(&escaped)
+}
+
+/// One level's name as written before names were made portable (only `.` and `/` escaped):
+/// a folder that exists under it keeps it, so reruns find what earlier runs wrote.
+fn legacy_component(name: &str) -> String {
     encode_mutf7(&escape(name, &['.', '/']))
 }
 
 /// The Maildir++ directory name of each node (same order): `""` for the inbox itself,
 /// otherwise `.A.B`. `nodes` must list parents before children, as
-/// [`crate::graph::mail::folder_tree`] does.
+/// [`crate::graph::mail::folder_tree`] does. For a new tree; see [`maildir_folder_names_in`].
 pub fn maildir_folder_names(nodes: &[FolderNode]) -> Vec<String> {
+    folder_names(nodes, |_| false)
+}
+
+/// [`maildir_folder_names`] for the user's Maildir at `root`: a folder an earlier run created
+/// (under its name from before names were made portable, or differing from a sibling only by
+/// case) keeps its name, so a rerun finds what it wrote. Names are compared as listed, case
+/// and all, so on a case-insensitive file system a sibling is never taken for another.
+pub fn maildir_folder_names_in(root: &std::path::Path, nodes: &[FolderNode]) -> Vec<String> {
+    let listed: HashSet<String> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    folder_names(nodes, |name| listed.contains(name))
+}
+
+/// The names, each portable and distinct from every other even where case does not count
+/// (NTFS, APFS, and modified UTF-7's base64, whose case is significant: `&AMQ-` is Ä, `&AmQ-`
+/// is ɤ): a name that differs from an earlier one only by case gets the folder id's suffix.
+fn folder_names(nodes: &[FolderNode], exists: impl Fn(&str) -> bool) -> Vec<String> {
     let reserved: HashSet<String> = ["INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"]
         .iter()
         .map(|s| format!(".{}", s.to_lowercase()))
         .collect();
     let mut by_id: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
+    let mut taken: HashSet<String> = HashSet::new();
     let mut names = Vec::with_capacity(nodes.len());
     for node in nodes {
         let parent = node
@@ -53,33 +95,59 @@ pub fn maildir_folder_names(nodes: &[FolderNode]) -> Vec<String> {
             .as_deref()
             .and_then(|p| by_id.get(p))
             .cloned();
-        let name = match (node.well_known.and_then(special_name), parent) {
-            (Some("INBOX"), None) => String::new(),
-            (Some(special), None) => format!(".{special}"),
-            (_, Some(parent)) => {
-                // Children of the inbox live under `.INBOX.` in Maildir++.
-                let parent = if parent.is_empty() {
-                    ".INBOX".to_string()
-                } else {
-                    parent
-                };
-                format!("{parent}.{}", component(&node.folder.display_name))
-            }
-            (None, None) => {
-                let plain = format!(".{}", component(&node.folder.display_name));
-                if reserved.contains(&plain.to_lowercase()) {
-                    let digest = Sha256::digest(node.folder.id.as_bytes());
-                    format!("{plain} ~{}", &hex::encode(digest)[..6])
-                } else {
-                    plain
-                }
-            }
+        let name = name_of(node, parent.clone(), &reserved, component);
+        let legacy = name_of(node, parent, &reserved, legacy_component);
+        let mut name = if legacy != name && exists(&legacy) {
+            legacy
+        } else {
+            name
         };
-        let name = fit(name, &node.folder.id);
+        if !taken.insert(name.to_lowercase()) && !exists(&name) {
+            name = fit(
+                format!("{name} ~{}", id_suffix(&node.folder.id)),
+                &node.folder.id,
+            );
+            taken.insert(name.to_lowercase());
+        }
         by_id.insert(node.folder.id.as_str(), name.clone());
         names.push(name);
     }
     names
+}
+
+fn id_suffix(id: &str) -> String {
+    hex::encode(Sha256::digest(id.as_bytes()))[..6].to_string()
+}
+
+/// The name of `node` below `parent` (its final name), its own level made by `component`.
+fn name_of(
+    node: &FolderNode,
+    parent: Option<String>,
+    reserved: &HashSet<String>,
+    component: fn(&str) -> String,
+) -> String {
+    let name = match (node.well_known.and_then(special_name), parent) {
+        (Some("INBOX"), None) => String::new(),
+        (Some(special), None) => format!(".{special}"),
+        (_, Some(parent)) => {
+            // Children of the inbox live under `.INBOX.` in Maildir++.
+            let parent = if parent.is_empty() {
+                ".INBOX".to_string()
+            } else {
+                parent
+            };
+            format!("{parent}.{}", component(&node.folder.display_name))
+        }
+        (None, None) => {
+            let plain = format!(".{}", component(&node.folder.display_name));
+            if reserved.contains(&plain.to_lowercase()) {
+                format!("{plain} ~{}", id_suffix(&node.folder.id))
+            } else {
+                plain
+            }
+        }
+    };
+    fit(name, &node.folder.id)
 }
 
 /// The longest file name Linux, macOS and Windows file systems accept, in bytes.
@@ -145,6 +213,64 @@ mod tests {
         assert_eq!(names[6], ".Sent.2024");
         let unique: HashSet<_> = names.iter().collect();
         assert_eq!(unique.len(), names.len());
+    }
+
+    /// Regression (issue 19.4): names were escaped for Linux only (`.` and `/`), so a folder
+    /// called `a:b`, `x?` or `trail ` could not be created on Windows (and `:` shows as `/` on
+    /// macOS), and siblings differing only by case (`Case`/`case`, or Ä/ɤ, whose modified
+    /// UTF-7 differs only by case: `&AMQ-`/`&AmQ-`) landed in one directory on a
+    /// case-insensitive file system.
+    #[test]
+    fn names_are_portable_and_distinct_where_case_does_not_count() {
+        let hostile = [
+            "a:b", "x?", "trail ", "dot.", "q\"w", "<p>", "s*|\\", "Case", "case", "\u{c4}",
+            "\u{264}",
+        ];
+        let mut nodes = vec![node("i", Some("root"), "Inbox", Some("inbox"))];
+        for (n, name) in hostile.iter().enumerate() {
+            nodes.push(node(&format!("f{n}"), Some("root"), name, None));
+            nodes.push(node(&format!("c{n}"), Some("i"), name, None));
+        }
+        let names = maildir_folder_names(&nodes);
+        // A case-insensitive directory: one entry per lower-cased name.
+        let case_insensitive: HashSet<String> = names.iter().map(|n| n.to_lowercase()).collect();
+        assert_eq!(case_insensitive.len(), names.len(), "{names:?}");
+        for name in &names[1..] {
+            assert!(
+                !name.contains(['\\', ':', '*', '?', '"', '<', '>', '|', '/']),
+                "{name}"
+            );
+            assert!(!name.ends_with([' ', '.']), "{name:?}");
+        }
+        assert_eq!(names[1], ".a%3Ab");
+        assert_eq!(names[5], ".trail%20");
+        assert_eq!(
+            decode_mutf7(&names[5]).map(|n| unescape(&n)),
+            Some(".trail ".into())
+        );
+        assert_eq!(names[15], ".Case");
+        assert!(names[17].starts_with(".case ~"), "{}", names[17]);
+    }
+
+    #[test]
+    fn a_folder_an_earlier_run_created_keeps_its_name() {
+        let nodes = vec![
+            node("a", Some("root"), "a:b", None),
+            node("l", Some("root"), "Case", None),
+            node("u", Some("root"), "case", None),
+        ];
+        let root = tempfile::tempdir().unwrap();
+        for old in [".a:b", ".Case", ".case"] {
+            std::fs::create_dir(root.path().join(old)).unwrap();
+        }
+        assert_eq!(
+            maildir_folder_names_in(root.path(), &nodes),
+            vec![".a:b", ".Case", ".case"]
+        );
+        let fresh = tempfile::tempdir().unwrap();
+        let names = maildir_folder_names_in(fresh.path(), &nodes);
+        assert_eq!(names[0], ".a%3Ab");
+        assert!(names[2].starts_with(".case ~"));
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //!
 //! - A message is written to `tmp/`, synced, given the received date as its mtime, then renamed
 //!   into `cur/` with its flags in the name: a crash never leaves a partial message in `cur/`.
-//! - The file name carries a key derived from the Graph message id (`<time>.M<key>.m365:2,FS`).
+//! - The file name carries a key derived from the Graph message id (`<time>.M<key>.m365:2,FS`;
+//!   on Windows, which refuses `:` in a file name, `!` separates the info, as other Maildir
+//!   tools there do: `...m365!2,FS`). Both forms are read on every OS.
 //!   A folder knows the keys it holds, so a rerun writes nothing twice, even without a journal.
 //! - Incremental passes mirror the source on these files only (never on files the migrator
 //!   did not write): a flag change renames the file within `cur/` (its `:2,` info; letters the
@@ -16,8 +18,8 @@ mod groupware;
 mod layout;
 
 pub use groupware::CollectionDir;
-pub use layout::maildir_folder_names;
 pub(crate) use layout::shorten_name;
+pub use layout::{maildir_folder_names, maildir_folder_names_in};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -250,7 +252,7 @@ impl Delivery {
         self.file.flush().await?;
         let file = self.file.into_inner().into_std().await;
         let name = format!(
-            "{}.M{}.m365:{}",
+            "{}.M{}.m365{INFO_SEPARATOR}{}",
             received.max(0),
             self.key,
             flags.maildir_info()
@@ -285,13 +287,18 @@ fn renamed(path: &Path, flags: &MailFlags) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let (base, info) = name.split_once(':').unwrap_or((&name, ""));
-    format!("{base}:{}", merge_maildir_info(info, flags))
+    let (base, info) = name.split_once([':', '!']).unwrap_or((&name, ""));
+    format!("{base}{INFO_SEPARATOR}{}", merge_maildir_info(info, flags))
 }
 
-/// The key inside a file name written by [`Delivery::commit`], if it is one of ours.
+/// What separates a Maildir file name's unique part from its info (`2,FS`): `:` by the
+/// Maildir specification, `!` where the file system refuses `:` (Windows).
+const INFO_SEPARATOR: char = if cfg!(windows) { '!' } else { ':' };
+
+/// The key inside a file name written by [`Delivery::commit`], if it is one of ours (with
+/// either info separator).
 fn key_of_file_name(name: &str) -> Option<&str> {
-    let base = name.split(':').next()?;
+    let base = name.split([':', '!']).next()?;
     let mut parts = base.split('.');
     let _time = parts.next()?;
     let key = parts.next()?.strip_prefix('M')?;
@@ -426,6 +433,9 @@ mod tests {
     #[test]
     fn only_our_file_names_yield_keys() {
         assert_eq!(key_of_file_name("1700000000.Mabc.m365:2,S"), Some("abc"));
+        // Regression (issue 19.4): a tree written on Windows (`!`, `:` is refused there) or
+        // copied from it was not recognised, so every message was written again.
+        assert_eq!(key_of_file_name("1700000000.Mabc.m365!2,S"), Some("abc"));
         assert_eq!(key_of_file_name("1700000000.M1P2.host:2,S"), None);
         assert_eq!(key_of_file_name("garbage"), None);
     }

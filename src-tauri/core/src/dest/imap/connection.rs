@@ -33,6 +33,10 @@ use super::{ImapError, ImapLogin, ImapSettings, MasterStyle, Security};
 
 /// The largest response the client accepts (a `BODY[]` fetched for verification).
 const MAX_RESPONSE: usize = 256 * 1024 * 1024;
+/// The most untagged responses one command may bring (a page of the fingerprint index is far
+/// below it); together they may hold at most [`MAX_RESPONSE`] bytes. A server that goes on
+/// sending untagged lines is cut off rather than read into memory without end.
+const MAX_UNTAGGED: usize = 200_000;
 /// RFC 7888 §4: `LITERAL-` allows non-synchronizing literals up to this size.
 const LITERAL_MINUS_MAX: u64 = 4096;
 
@@ -52,6 +56,8 @@ pub struct Connection {
     caps: Capabilities,
     timeout: Duration,
     broken: bool,
+    /// Untagged responses (count, bytes) read since the last command was tagged.
+    untagged_read: (usize, usize),
 }
 
 impl std::fmt::Debug for Connection {
@@ -288,6 +294,7 @@ impl Connection {
             caps: Capabilities::default(),
             timeout,
             broken: false,
+            untagged_read: (0, 0),
         }
     }
 
@@ -675,6 +682,7 @@ impl Connection {
     fn tag(&mut self) -> String {
         let tag = format!("M{:04}", self.next_tag);
         self.next_tag = self.next_tag.wrapping_add(1);
+        self.untagged_read = (0, 0);
         tag
     }
 
@@ -778,32 +786,37 @@ impl Connection {
                     ));
                 }
                 if !buf.ends_with(b"\n") {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        "response too large",
-                    ));
+                    return Err(Oversized::Line.into_io());
                 }
                 match literal_length(&buf) {
                     Some(len) if len <= MAX_RESPONSE.saturating_sub(buf.len()) => {
-                        let start = buf.len();
-                        buf.resize(start + len, 0);
-                        self.stream.read_exact(&mut buf[start..]).await?;
+                        read_literal(&mut self.stream, len, &mut buf).await?;
                     }
-                    Some(_) => {
-                        return Err(std::io::Error::new(
-                            std::io::ErrorKind::InvalidData,
-                            "literal too large",
-                        ))
-                    }
+                    Some(len) => return Err(Oversized::Literal(len).into_io()),
                     None => return Ok(buf),
                 }
             }
         };
         let raw = match tokio::time::timeout(timeout, read).await {
             Ok(Ok(raw)) => raw,
-            Ok(Err(e)) => return Err(self.io_error(e)),
+            Ok(Err(e)) => match Oversized::of(&e) {
+                // Not an outage: the same command would get the same answer again.
+                Some(what) => return Err(self.protocol(&what.to_string())),
+                None => return Err(self.io_error(e)),
+            },
             Err(_) => return Err(self.timed_out()),
         };
+        if raw.starts_with(b"* ") {
+            let (count, bytes) = &mut self.untagged_read;
+            *count += 1;
+            *bytes = bytes.saturating_add(raw.len());
+            if *count > MAX_UNTAGGED {
+                return Err(self.protocol(&Oversized::UntaggedCount.to_string()));
+            }
+            if *bytes > MAX_RESPONSE {
+                return Err(self.protocol(&Oversized::UntaggedBytes.to_string()));
+            }
+        }
         parse_response(&raw).map_err(|e| {
             self.broken = true;
             ImapError::Protocol(e)
@@ -833,6 +846,55 @@ impl Connection {
             excerpt: String::new(),
         })
     }
+}
+
+/// A response over the client's limits: the server is broken or hostile, and the session is
+/// given up (a protocol error) rather than read on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum Oversized {
+    #[error("the server announced a literal of {0} bytes, over the {MAX_RESPONSE}-byte limit of a response")]
+    Literal(usize),
+    #[error("a response line longer than {MAX_RESPONSE} bytes")]
+    Line,
+    #[error("more than {MAX_UNTAGGED} untagged responses to one command")]
+    UntaggedCount,
+    #[error("more than {MAX_RESPONSE} bytes of untagged responses to one command")]
+    UntaggedBytes,
+}
+
+impl Oversized {
+    fn into_io(self) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, self)
+    }
+
+    fn of(e: &std::io::Error) -> Option<Oversized> {
+        e.get_ref()?.downcast_ref::<Oversized>().copied()
+    }
+}
+
+/// Appends the `len` bytes of a literal from `stream` to `buf`, in pieces of at most
+/// [`LITERAL_CHUNK`]: memory grows with the bytes that arrive, never with the length a server
+/// announces (a hostile `{2147483648}` followed by nothing costs nothing).
+async fn read_literal<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    len: usize,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    let mut left = len;
+    let mut chunk = vec![0u8; len.min(LITERAL_CHUNK)];
+    while left > 0 {
+        let want = left.min(chunk.len());
+        let n = stream.read(&mut chunk[..want]).await?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the server closed the connection inside a literal",
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        left -= n;
+    }
+    Ok(())
 }
 
 /// `n` when a line read so far ends with a literal announcement `{n}\r\n` (or literal8 `~{n}`).
@@ -1131,6 +1193,64 @@ mod tests {
         let err = conn.run(&[Arg::raw("NOOP")]).await.unwrap_err();
         assert!(matches!(err, ImapError::Bye { .. }), "{err:?}");
         assert!(!conn.is_usable());
+    }
+
+    /// Regression: a literal's announced length was allocated before a byte of it arrived,
+    /// so a server announcing 256 MiB cost 256 MiB at once.
+    #[tokio::test]
+    async fn a_literal_announced_large_allocates_only_what_arrives() {
+        let mut buf = b"* 1 FETCH (BODY[] {200000000}\r\n".to_vec();
+        let err = read_literal(&mut &b"only ten b"[..], 200_000_000, &mut buf)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert!(buf.ends_with(b"only ten b"));
+        assert!(buf.capacity() < 1024 * 1024, "{} bytes", buf.capacity());
+    }
+
+    /// Regression: a literal over the limit was an I/O error (retried like an outage).
+    #[tokio::test]
+    async fn a_2_gib_literal_is_a_protocol_error_that_reads_nothing_of_it() {
+        let (mut conn, mut server) = scripted("IMAP4REV1");
+        server
+            .write_all(b"* 1 FETCH (UID 1 BODY[] {2147483648}\r\nxxxx")
+            .await
+            .unwrap();
+        let err = conn.run(&[Arg::raw("UID FETCH 1 BODY.PEEK[]")]).await;
+        let Err(ImapError::Protocol(e)) = err else {
+            panic!("{err:?}")
+        };
+        assert!(e.reason.contains("literal of 2147483648 bytes"), "{e}");
+        assert!(!conn.is_usable());
+    }
+
+    /// Regression: untagged responses to one command were collected without a limit, so a
+    /// server sending them without end grew the client's memory without end.
+    #[tokio::test]
+    async fn untagged_responses_to_one_command_are_bounded() {
+        let (mut conn, server) = scripted("IMAP4REV1");
+        let script = tokio::spawn(async move {
+            let mut server = BufReader::new(server);
+            assert_eq!(read_line(&mut server).await, "M0001 NOOP\r\n");
+            let lines = b"* 1 RECENT\r\n".repeat(1000);
+            for _ in 0..=MAX_UNTAGGED / 1000 {
+                if server.get_mut().write_all(&lines).await.is_err() {
+                    return;
+                }
+            }
+            let _ = server.get_mut().write_all(b"M0001 OK done\r\n").await;
+        });
+        let err = conn.run(&[Arg::raw("NOOP")]).await;
+        let Err(ImapError::Protocol(e)) = err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            e.reason.contains("untagged responses to one command"),
+            "{e}"
+        );
+        assert!(!conn.is_usable());
+        drop(conn);
+        script.await.unwrap();
     }
 
     #[test]

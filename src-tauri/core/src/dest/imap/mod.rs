@@ -24,12 +24,16 @@
 //!   for it, the previous `append` ended in a `Retry` error (the server may have stored it
 //!   before the connection dropped), or the account held mail before the migration — the
 //!   engine asks [`ImapMailbox::find_existing`] with the message's [`MessageFingerprint`].
-//!   Rule: with a Message-ID, `UID SEARCH HEADER Message-ID` and then a candidate matches
-//!   when its RFC822.SIZE equals the source size and its header (`BODY.PEEK[HEADER]`) has the
-//!   same SHA-256 as the source's (line endings normalised). Without a Message-ID, the
-//!   candidates are the messages of exactly that size (`UID SEARCH LARGER/SMALLER`), and one
-//!   matches when its INTERNALDATE equals the received date to the second and its header
-//!   hash matches. The migrator never changes a message's bytes, so a migrated copy always
+//!   Rule: a message matches when its RFC822.SIZE equals the source size, its Message-ID
+//!   equals the source's (compared unfolded, white space removed) and its header
+//!   (`BODY.PEEK[HEADER]`) has the same SHA-256 as the source's (line endings normalised);
+//!   without a Message-ID, its INTERNALDATE must equal the received date to the second
+//!   instead. The candidates come from the folder's fingerprint index ([`index`]: one paged
+//!   `FETCH` of every message's size, INTERNALDATE and Message-ID, then `UID FETCH n:*` for
+//!   what arrived since), not from SEARCH, which some servers answer wrongly; SEARCH (`HEADER
+//!   Message-ID`, else `LARGER/SMALLER`) serves only a few lookups in a large folder, and
+//!   only once it found a message known to be there; a refused SEARCH falls back to the
+//!   index. The migrator never changes a message's bytes, so a migrated copy always
 //!   matches, and two distinct messages sharing a Message-ID stay distinct.
 //! - **Mirroring** (incremental passes, on messages the migrator appended only):
 //!   [`ImapMailbox::store_flags`] adds and removes just the flags named (`UID STORE
@@ -66,6 +70,7 @@
 
 pub mod connection;
 pub mod folders;
+pub mod index;
 pub mod types;
 
 use std::collections::{BTreeMap, HashMap};
@@ -81,6 +86,7 @@ use tokio_rustls::TlsConnector;
 
 use self::connection::{internal_date, parse_internal_date, AppendPart, Completion, Connection};
 use self::folders::{Placement, ServerFolders};
+use self::index::FolderIndex;
 use self::types::{Arg, Code, ListEntry, ParseError, Status, StatusResponse, Untagged};
 use super::DestRef;
 use crate::convert::flags::{keyword, MailFlags};
@@ -127,7 +133,25 @@ pub struct ImapSettings {
     /// The cap on connections open to this server at once, shared by every clone of these
     /// settings (so by every mailbox of a run).
     pub connection_limit: ConnectionLimit,
+    /// How many duplicate lookups in one folder may be answered by the server's SEARCH
+    /// before the folder's fingerprint index is built; only in folders of more than
+    /// `search_folder_min` messages, and only once the server's SEARCH found a message known
+    /// to be there. 0: never SEARCH (the index always).
+    pub search_lookups: u32,
+    /// Folders with at most this many messages are always checked by their index.
+    pub search_folder_min: u32,
 }
+
+/// [`ImapSettings::search_folder_min`] unless configured: building the index of a folder this
+/// size is a few round trips.
+pub const SEARCH_FOLDER_MIN: u32 = 5_000;
+/// Lookups per folder answered by SEARCH unless configured ([`ImapSettings::search_lookups`]).
+pub const DEFAULT_SEARCH_LOOKUPS: u32 = 4;
+/// Messages per page when a folder's index is built.
+const INDEX_PAGE: u32 = 2_000;
+/// A SEARCH answering more candidates than this is not used: the index handles many messages
+/// sharing one Message-ID or size in linear time.
+const MAX_SEARCH_CANDIDATES: usize = 50;
 
 /// Connections per mailbox unless configured.
 pub const DEFAULT_CONNECTIONS_PER_MAILBOX: usize = 2;
@@ -223,6 +247,8 @@ impl ImapSettings {
             outage: None,
             connections_per_mailbox: DEFAULT_CONNECTIONS_PER_MAILBOX,
             connection_limit: ConnectionLimit::new(DEFAULT_MAX_CONNECTIONS),
+            search_lookups: DEFAULT_SEARCH_LOOKUPS,
+            search_folder_min: SEARCH_FOLDER_MIN,
         }
     }
 }
@@ -608,6 +634,12 @@ pub struct ImapMailbox {
     _permit: OwnedSemaphorePermit,
     /// Set when a reconnect waited out the whole outage limit: (waited, last error).
     unreachable: Option<(Duration, String)>,
+    /// The fingerprint index of the folder last looked in.
+    index: Option<FolderIndex>,
+    /// Lookups answered by SEARCH in one folder (wire name) so far.
+    searched: (String, u32),
+    /// Whether the server's SEARCH found a message known to be there (asked once).
+    search_proven: Option<bool>,
 }
 
 impl std::fmt::Debug for ImapMailbox {
@@ -660,6 +692,9 @@ impl ImapMailbox {
             utf8: false,
             _permit: permit,
             unreachable: None,
+            index: None,
+            searched: (String::new(), 0),
+            search_proven: None,
         };
         mailbox.connection().await?;
         Ok(mailbox)
@@ -681,6 +716,10 @@ impl ImapMailbox {
     /// with [`ImapSettings::outage`]).
     async fn open_session(&mut self) -> Result<Connection, ImapError> {
         self.selected = None;
+        // A message may have been stored just before the last connection was lost.
+        if let Some(index) = self.index.as_mut() {
+            index.dirty = true;
+        }
         let unreachable = |(waited, last): (Duration, String)| ImapError::Unreachable {
             host: self.settings.host.clone(),
             port: self.settings.port,
@@ -1027,7 +1066,10 @@ impl ImapMailbox {
     ) -> Result<Vec<DestRef>, ImapError> {
         if let Some(s) = self.selected.as_mut().filter(|s| s.wire == folder) {
             s.stale = true;
+            // The server tells the new size with the APPEND's answer (RFC 3501 §6.3.11).
+            s.exists = last_exists(&done.untagged).unwrap_or(s.exists);
         }
+        self.index_changed(folder, None);
         match done.status.status {
             Status::Ok => {
                 let uids: Vec<Option<(u32, u32)>> = match done.status.code {
@@ -1091,9 +1133,10 @@ impl ImapMailbox {
         {
             if s.stale {
                 let conn = self.connection().await?;
-                command_ok("NOOP", conn.run(&[Arg::raw("NOOP")]).await?)?;
+                let done = command_ok("NOOP", conn.run(&[Arg::raw("NOOP")]).await?)?;
                 if let Some(s) = self.selected.as_mut() {
                     s.stale = false;
+                    s.exists = last_exists(&done.untagged).unwrap_or(s.exists);
                 }
             }
             return Ok(s.uid_validity);
@@ -1116,15 +1159,7 @@ impl ImapMailbox {
             }) => Some(*v),
             _ => None,
         });
-        let exists = done
-            .untagged
-            .iter()
-            .rev()
-            .find_map(|u| match u {
-                Untagged::Exists(n) => Some(*n),
-                _ => None,
-            })
-            .unwrap_or(0);
+        let exists = last_exists(&done.untagged).unwrap_or(0);
         self.selected = Some(Selected {
             wire: folder.to_string(),
             uid_validity,
@@ -1205,6 +1240,8 @@ impl ImapMailbox {
         if verb == "COPY" && copied.is_some() {
             self.delete_message(from, uid).await?;
         }
+        self.index_changed(to, None);
+        self.index_changed(from, Some(uid));
         Ok(copied)
     }
 
@@ -1215,6 +1252,7 @@ impl ImapMailbox {
     pub async fn delete_message(&mut self, folder: &str, uid: u32) -> Result<(), ImapError> {
         self.store_flags(folder, uid, &["\\Deleted".to_string()], &[])
             .await?;
+        self.index_changed(folder, Some(uid));
         let conn = self.connection().await?;
         if conn.capabilities().has("UIDPLUS") {
             command_ok(
@@ -1232,24 +1270,217 @@ impl ImapMailbox {
 
     /// The UID of a message in `folder` that is the one `fingerprint` describes, if any (rule
     /// in the module doc). Never changes the folder (EXAMINE, BODY.PEEK).
+    ///
+    /// Answered by the folder's fingerprint index ([`index`]), built on the first lookup and
+    /// brought up to date by one `UID FETCH` of what arrived since; a few lookups in a large
+    /// folder go by SEARCH instead when the server proved its SEARCH works (see
+    /// [`ImapSettings::search_lookups`]). A SEARCH the server refuses (BADCHARSET, an 8-bit
+    /// value, a limit), or that names too many candidates, falls back to the index: never an
+    /// error of the mailbox.
     pub async fn find_existing(
         &mut self,
         folder: &str,
         fingerprint: &MessageFingerprint,
     ) -> Result<Option<u32>, ImapError> {
-        self.examine(folder).await?;
-        let size = fingerprint.size;
+        let uid_validity = self.examine(folder).await?;
+        let exists = self.selected.as_ref().map_or(0, |s| s.exists);
+        let indexed = self
+            .index
+            .as_ref()
+            .is_some_and(|i| i.wire == folder && i.uid_validity == uid_validity);
+        if self.searched.0 != folder {
+            self.searched = (folder.to_string(), 0);
+        }
+        if !indexed
+            && exists > self.settings.search_folder_min
+            && self.searched.1 < self.settings.search_lookups
+        {
+            if let Some(found) = self.find_by_search(folder, fingerprint).await? {
+                self.searched.1 += 1;
+                return Ok(found);
+            }
+        }
+        self.find_in_index(folder, uid_validity, fingerprint).await
+    }
+
+    /// The index's answer, after building or refreshing it and fetching the header hashes of
+    /// the candidates not hashed yet.
+    async fn find_in_index(
+        &mut self,
+        folder: &str,
+        uid_validity: Option<u32>,
+        fingerprint: &MessageFingerprint,
+    ) -> Result<Option<u32>, ImapError> {
+        let mut index = match self.index.take() {
+            Some(i) if i.wire == folder && i.uid_validity == uid_validity => i,
+            _ => {
+                let mut fresh = FolderIndex::new(folder, uid_validity);
+                fresh.dirty = true;
+                self.build_index(&mut fresh).await?;
+                fresh
+            }
+        };
+        let result = async {
+            if index.dirty {
+                self.refresh_index(&mut index).await?;
+            }
+            for chunk in index.unhashed(fingerprint).chunks(50) {
+                let fetched = self.fetch_headers(chunk).await?;
+                for uid in chunk {
+                    let hash = fetched.iter().find(|(u, _)| u == uid).map(|(_, h)| *h);
+                    index.set_hash(*uid, hash);
+                }
+                if index.matched(fingerprint).is_some() {
+                    break;
+                }
+            }
+            Ok(index.matched(fingerprint))
+        }
+        .await;
+        self.index = Some(index);
+        result
+    }
+
+    /// Fills a new index with every message of the selected folder, by pages of sequence
+    /// numbers (`FETCH a:b`), the folder's size known from EXAMINE.
+    async fn build_index(&mut self, index: &mut FolderIndex) -> Result<(), ImapError> {
+        let exists = self.selected.as_ref().map_or(0, |s| s.exists);
+        let mut first = 1u32;
+        while first <= exists {
+            let last = first.saturating_add(INDEX_PAGE - 1).min(exists);
+            self.fetch_into_index(index, &format!("FETCH {first}:{last}"), false)
+                .await?;
+            first = last.saturating_add(1);
+            if last == u32::MAX {
+                break;
+            }
+        }
+        index.dirty = false;
+        Ok(())
+    }
+
+    /// Adds what arrived since the index was last brought up to date (`UID FETCH n:*`).
+    async fn refresh_index(&mut self, index: &mut FolderIndex) -> Result<(), ImapError> {
+        // EXAMINE again if something was appended: EXISTS and the new UIDs become visible.
+        self.examine(&index.wire.clone()).await?;
+        let exists = self.selected.as_ref().map_or(0, |s| s.exists);
+        let from = index.last_uid.saturating_add(1);
+        // Some servers refuse `n:*` in an empty folder: then there is nothing to add.
+        self.fetch_into_index(index, &format!("UID FETCH {from}:*"), exists == 0)
+            .await?;
+        index.dirty = false;
+        Ok(())
+    }
+
+    /// Adds the messages of `set` to `index`; a refusal is an error unless `may_refuse`.
+    async fn fetch_into_index(
+        &mut self,
+        index: &mut FolderIndex,
+        set: &str,
+        may_refuse: bool,
+    ) -> Result<(), ImapError> {
+        let conn = self.connection().await?;
+        let done = conn
+            .run(&[Arg::raw(format!(
+                "{set} (UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"
+            ))])
+            .await?;
+        if !done.is_ok() && may_refuse {
+            return Ok(());
+        }
+        let done = command_ok("FETCH", done)?;
+        for u in &done.untagged {
+            if let Untagged::Fetch(f) = u {
+                index.add(f);
+            }
+        }
+        Ok(())
+    }
+
+    /// The header hashes of `uids` in the selected folder, of those still there.
+    async fn fetch_headers(&mut self, uids: &[u32]) -> Result<Vec<(u32, [u8; 32])>, ImapError> {
+        let set = sequence_set(uids);
+        let conn = self.connection().await?;
+        let done = command_ok(
+            "UID FETCH",
+            conn.run(&[Arg::raw(format!("UID FETCH {set} (UID BODY.PEEK[HEADER])"))])
+                .await?,
+        )?;
+        Ok(done
+            .untagged
+            .into_iter()
+            .filter_map(|u| match u {
+                Untagged::Fetch(f) => Some((f.uid?, header_hash(f.header.as_deref()?))),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The SEARCH fast path: `Some(answer)` when SEARCH could answer, `None` when the index
+    /// must (SEARCH not proven, refused, or naming too many candidates).
+    async fn find_by_search(
+        &mut self,
+        folder: &str,
+        fingerprint: &MessageFingerprint,
+    ) -> Result<Option<Option<u32>>, ImapError> {
+        if !self.search_works(folder).await? {
+            return Ok(None);
+        }
+        let Some(uids) = self.search_candidates(fingerprint).await? else {
+            return Ok(None);
+        };
+        if uids.len() > MAX_SEARCH_CANDIDATES {
+            return Ok(None);
+        }
+        let conn = self.connection().await?;
+        let set = sequence_set(&uids);
+        if set.is_empty() {
+            return Ok(Some(None));
+        }
+        let done = command_ok(
+            "UID FETCH",
+            conn.run(&[Arg::raw(format!(
+                "UID FETCH {set} (UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER])"
+            ))])
+            .await?,
+        )?;
+        let mut index = FolderIndex::new(folder, None);
+        let mut hashes = Vec::new();
+        for u in &done.untagged {
+            if let Untagged::Fetch(f) = u {
+                let mut fields = f.clone();
+                fields.header_fields = f.header.clone();
+                index.add(&fields);
+                if let (Some(uid), Some(header)) = (f.uid, f.header.as_deref()) {
+                    hashes.push((uid, header_hash(header)));
+                }
+            }
+        }
+        for (uid, hash) in hashes {
+            index.set_hash(uid, Some(hash));
+        }
+        Ok(Some(index.matched(fingerprint)))
+    }
+
+    /// `UID SEARCH` for the candidates of `fingerprint`: by Message-ID, else by size. `None`
+    /// when the server refuses the search (NO or BAD: BADCHARSET, 8-bit values, limits).
+    async fn search_candidates(
+        &mut self,
+        fingerprint: &MessageFingerprint,
+    ) -> Result<Option<Vec<u32>>, ImapError> {
+        let utf8 = self.utf8;
         let mut search = vec![Arg::raw("UID SEARCH")];
         match &fingerprint.message_id {
             Some(id) => {
                 // RFC 6855 §3: no CHARSET once UTF8=ACCEPT is enabled (UTF-8 is implied).
-                if !id.is_ascii() && !self.utf8 {
+                if !id.is_ascii() && !utf8 {
                     search.push(Arg::raw("CHARSET UTF-8"));
                 }
                 search.push(Arg::raw("HEADER Message-ID"));
                 search.push(Arg::string(id));
             }
             None => {
+                let size = fingerprint.size;
                 if size > 0 {
                     search.push(Arg::raw(format!("LARGER {}", size - 1)));
                 }
@@ -1257,7 +1488,11 @@ impl ImapMailbox {
             }
         }
         let conn = self.connection().await?;
-        let done = command_ok("UID SEARCH", conn.run(&search).await?)?;
+        let done = conn.run(&search).await?;
+        if !done.is_ok() {
+            tracing::debug!(reason = %done.status.describe(), "SEARCH refused; using the index");
+            return Ok(None);
+        }
         let mut uids: Vec<u32> = done
             .untagged
             .into_iter()
@@ -1269,44 +1504,59 @@ impl ImapMailbox {
             .collect();
         uids.sort_unstable();
         uids.dedup();
-        for chunk in uids.chunks(50) {
-            let set = chunk
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
-            let done = command_ok(
-                "UID FETCH",
-                conn.run(&[Arg::raw(format!(
-                    "UID FETCH {set} (UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER])"
-                ))])
-                .await?,
-            )?;
-            let mut found: Vec<u32> = done
-                .untagged
-                .into_iter()
-                .filter_map(|u| match u {
-                    Untagged::Fetch(f) => Some(f),
-                    _ => None,
-                })
-                .filter(|f| f.size == Some(size))
-                .filter(|f| f.header.as_deref().map(header_hash) == Some(fingerprint.header_sha256))
-                .filter(|f| {
-                    fingerprint.message_id.is_some()
-                        || f.internal_date
-                            .as_deref()
-                            .and_then(parse_internal_date)
-                            .map(|d| d.unix_timestamp())
-                            == Some(fingerprint.received.unix_timestamp())
-                })
-                .filter_map(|f| f.uid)
-                .collect();
-            found.sort_unstable();
-            if let Some(uid) = found.first() {
-                return Ok(Some(*uid));
+        Ok(Some(uids))
+    }
+
+    /// Whether the server's SEARCH finds the newest message of `folder` by its Message-ID and
+    /// by its size: asked once per mailbox, the answer kept. A server whose SEARCH answers
+    /// nothing, or refuses, is never asked again; the index answers instead.
+    async fn search_works(&mut self, folder: &str) -> Result<bool, ImapError> {
+        if let Some(proven) = self.search_proven {
+            return Ok(proven);
+        }
+        let conn = self.connection().await?;
+        let done = command_ok(
+            "FETCH",
+            conn.run(&[Arg::raw(
+                "FETCH * (UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER])",
+            )])
+            .await?,
+        )?;
+        let newest = done.untagged.into_iter().find_map(|u| match u {
+            Untagged::Fetch(f) => Some(f),
+            _ => None,
+        });
+        let Some((uid, fingerprint)) = newest.and_then(|f| {
+            let date = f.internal_date.as_deref().and_then(parse_internal_date)?;
+            let header = f.header?;
+            Some((
+                f.uid?,
+                MessageFingerprint::from_header(&header, f.size?, date),
+            ))
+        }) else {
+            return Ok(false);
+        };
+        let mut works = true;
+        let mut by_size = fingerprint.clone();
+        by_size.message_id = None;
+        for probe in [&fingerprint, &by_size] {
+            let found = self.search_candidates(probe).await?;
+            works &= found.is_some_and(|uids| uids.contains(&uid));
+        }
+        tracing::debug!(folder, works, "the server's SEARCH was checked");
+        self.search_proven = Some(works);
+        Ok(works)
+    }
+
+    /// Keeps the index in step with a change the migrator made: something arrived in
+    /// `folder` (`None`), or `uid` left it.
+    fn index_changed(&mut self, folder: &str, gone: Option<u32>) {
+        if let Some(index) = self.index.as_mut().filter(|i| i.wire == folder) {
+            match gone {
+                Some(uid) => index.remove(uid),
+                None => index.dirty = true,
             }
         }
-        Ok(None)
     }
 
     /// Reads one message back whole (for verification and tests; it is held in memory).
@@ -1375,6 +1625,22 @@ fn append_parts<R>(
             len,
         })
         .collect()
+}
+
+/// `uids` as an IMAP sequence set (`3,5,9`, RFC 3501 §9).
+fn sequence_set(uids: &[u32]) -> String {
+    uids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The last `n EXISTS` among `untagged`: the folder's size now (RFC 3501 §7.3.1).
+fn last_exists(untagged: &[Untagged]) -> Option<u32> {
+    untagged.iter().rev().find_map(|u| match u {
+        Untagged::Exists(n) => Some(*n),
+        _ => None,
+    })
 }
 
 /// A system flag (`\\Seen`) or a keyword atom: safe to put in a STORE flag list.

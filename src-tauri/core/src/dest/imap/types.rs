@@ -166,6 +166,8 @@ pub struct FetchData {
     pub body: Option<Vec<u8>>,
     /// `BODY[HEADER]`
     pub header: Option<Vec<u8>>,
+    /// `BODY[HEADER.FIELDS (...)]`: the fields asked for, as the server sent them.
+    pub header_fields: Option<Vec<u8>>,
 }
 
 /// The parse failed: the response is not IMAP as this parser knows it.
@@ -563,6 +565,12 @@ impl<'a> Parser<'a> {
                         other => other.into_bytes().unwrap_or_default(),
                     })
                 }
+                k if k.starts_with(b"BODY[HEADER.FIELDS ") => {
+                    data.header_fields = Some(match value {
+                        Value::Nil => Vec::new(),
+                        other => other.into_bytes().unwrap_or_default(),
+                    })
+                }
                 _ => {}
             }
         }
@@ -871,6 +879,15 @@ mod tests {
         );
         assert_eq!(f.header.as_deref(), Some(&b"A: b\r\n\r\n"[..]));
         assert_eq!(f.body.as_deref(), Some(&b"\xff)("[..]));
+        let raw = b"* 2 FETCH (UID 9 BODY[HEADER.FIELDS (MESSAGE-ID)] {21}\r\nMessage-ID: <\xe9@x>\r\n\r\n)\r\n";
+        let Response::Untagged(Untagged::Fetch(f)) = parse_response(raw).unwrap() else {
+            panic!()
+        };
+        assert_eq!(f.uid, Some(9));
+        assert_eq!(
+            f.header_fields.as_deref(),
+            Some(&b"Message-ID: <\xe9@x>\r\n\r\n"[..])
+        );
     }
 
     #[test]

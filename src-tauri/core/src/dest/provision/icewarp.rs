@@ -310,11 +310,16 @@ impl IceWarpClient {
                 status,
             });
         }
-        let body = response.text().await.map_err(transport)?;
-        Reply::parse(&body).map_err(|reason| IceWarpError::Malformed {
+        let malformed = |reason: String| IceWarpError::Malformed {
             command: command.clone(),
             reason,
-        })
+        };
+        let body = match crate::http::read_capped(response, MAX_REPLY).await {
+            Ok(body) => body,
+            Err(crate::http::BodyError::Transport(e)) => return Err(transport(e)),
+            Err(e) => return Err(malformed(e.to_string())),
+        };
+        Reply::parse(&String::from_utf8_lossy(&body)).map_err(malformed)
     }
 
     /// `authenticate` (authtype 0: plain password over the TLS connection). Returns the sid.
@@ -554,6 +559,10 @@ pub struct SettingsReport {
 }
 
 /// Microsoft 365's largest message (150 MB), for the size-limit advice.
+/// The largest admin API reply read (a page of `getaccountsinfolist` is far smaller): more is
+/// [`IceWarpError::Malformed`], not memory without end.
+const MAX_REPLY: usize = 32 * 1024 * 1024;
+
 const M365_MAX_MESSAGE: u64 = 150 * 1024 * 1024;
 
 impl SettingsReport {

@@ -183,13 +183,18 @@ impl Element {
     }
 }
 
-/// Reads a whole document into its root element.
+/// The deepest nesting a reply may have (the documented envelopes are under ten levels deep):
+/// elements are read recursively, and a hostile reply nested without end must not overflow
+/// the stack.
+pub const MAX_DEPTH: usize = 64;
+
+/// Reads a whole document into its root element; deeper than [`MAX_DEPTH`] is an error.
 pub fn parse_document(xml: &str) -> Result<Element, String> {
     let mut reader = Reader::from_str(xml);
     loop {
         match reader.read_event().map_err(|e| e.to_string())? {
-            Event::Start(start) => return read_element(&mut reader, &start, false),
-            Event::Empty(start) => return read_element(&mut reader, &start, true),
+            Event::Start(start) => return read_element(&mut reader, &start, false, 1),
+            Event::Empty(start) => return read_element(&mut reader, &start, true, 1),
             Event::Eof => return Err("empty document".into()),
             _ => {}
         }
@@ -200,7 +205,11 @@ fn read_element(
     reader: &mut Reader<&[u8]>,
     start: &BytesStart,
     empty: bool,
+    depth: usize,
 ) -> Result<Element, String> {
+    if depth > MAX_DEPTH {
+        return Err(format!("elements nested deeper than {MAX_DEPTH} levels"));
+    }
     let mut element = Element {
         name: start.name().as_ref().to_string(),
         ..Element::default()
@@ -219,8 +228,14 @@ fn read_element(
     }
     loop {
         match reader.read_event().map_err(|e| e.to_string())? {
-            Event::Start(child) => element.children.push(read_element(reader, &child, false)?),
-            Event::Empty(child) => element.children.push(read_element(reader, &child, true)?),
+            Event::Start(child) => {
+                let child = read_element(reader, &child, false, depth + 1)?;
+                element.children.push(child);
+            }
+            Event::Empty(child) => {
+                let child = read_element(reader, &child, true, depth + 1)?;
+                element.children.push(child);
+            }
             Event::Text(t) => element.text.push_str(&t.xml10_content()),
             Event::CData(t) => element.text.push_str(&t.xml10_content()),
             Event::GeneralRef(r) => match r.resolve_char_ref() {
@@ -310,6 +325,26 @@ pub fn property_values(root: &Element) -> Vec<(String, Option<String>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: elements were read by unbounded recursion, so a reply nested 100,000
+    /// levels deep overflowed the stack and aborted the process.
+    #[test]
+    fn a_reply_nested_without_end_is_refused_not_a_stack_overflow() {
+        let depth = 100_000;
+        let xml = format!(
+            "<iq type=\"result\">{}{}</iq>",
+            "<a>".repeat(depth),
+            "</a>".repeat(depth)
+        );
+        let err = Reply::parse(&xml).unwrap_err();
+        assert_eq!(err, "elements nested deeper than 64 levels");
+        let ok = format!(
+            "<iq><query><result>{}x{}</result></query></iq>",
+            "<a>".repeat(60),
+            "</a>".repeat(60)
+        );
+        assert!(Reply::parse(&ok).is_ok());
+    }
 
     #[test]
     fn requests_escape_values_and_carry_only_sid() {
