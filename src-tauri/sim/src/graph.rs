@@ -116,10 +116,16 @@ pub(crate) struct Prefer {
 }
 
 impl Prefer {
+    /// Reads the *first* `Prefer` header line only, with its comma-separated preferences.
+    /// RFC 7240 §2 allows either one line with several preferences or several lines, but
+    /// Microsoft's docs and SDKs send one comma-separated line (graph-docs issue #7229,
+    /// "Prefer header with two values"; msgraph-sdk-javascript#1048: of repeated `Prefer`
+    /// headers only one took effect). A strict server that keeps one line makes a client
+    /// splitting its preferences over several lines lose all but the first.
     fn parse(headers: &HeaderMap) -> Prefer {
         let mut p = Prefer::default();
-        for value in headers.get_all("prefer") {
-            let Ok(value) = value.to_str() else { continue };
+        if let Some(value) = headers.get("prefer") {
+            let value = value.to_str().unwrap_or("");
             for item in value.split(',') {
                 let (k, v) = item.split_once('=').unwrap_or((item, ""));
                 let (k, v) = (k.trim(), v.trim().trim_matches('"'));
@@ -182,15 +188,25 @@ impl Ctx<'_> {
     }
 
     /// Page size: `$top`, else `Prefer: odata.maxpagesize`, else the default; at most `max`.
-    /// Returns whether the Prefer header decided it.
-    pub fn page_size(&self, default: usize, max: usize) -> (usize, bool) {
+    /// Returns what decided it.
+    pub fn page_size(&self, default: usize, max: usize) -> (usize, crate::PageSizeBy) {
         if let Some(top) = param(&self.query, "$top").and_then(|v| v.parse::<usize>().ok()) {
-            return (top.clamp(1, max), false);
+            return (top.clamp(1, max), crate::PageSizeBy::Top);
         }
         match self.prefer.max_page_size {
-            Some(n) => (n.clamp(1, max), true),
-            None => (default, false),
+            Some(n) => (n.clamp(1, max), crate::PageSizeBy::Prefer),
+            None => (default, crate::PageSizeBy::ServerDefault),
         }
+    }
+
+    /// A collection page's response, marked for the request log with what sized it.
+    pub fn page_response(&self, body: Value, by: crate::PageSizeBy) -> Response {
+        let mut response = self.with_preference(
+            axum::Json(body).into_response(),
+            by == crate::PageSizeBy::Prefer,
+        );
+        response.extensions_mut().insert(by);
+        response
     }
 
     /// The `$select` list, if any.
@@ -258,7 +274,7 @@ pub(crate) fn page<T>(
     max_top: usize,
     render: impl Fn(&T) -> Value,
 ) -> Response {
-    let (top, by_prefer) = ctx.page_size(default_top, max_top);
+    let (top, by) = ctx.page_size(default_top, max_top);
     let skip = skip_of(ctx);
     let value: Vec<Value> = items.iter().skip(skip).take(top).map(render).collect();
     let mut body = Map::new();
@@ -277,7 +293,7 @@ pub(crate) fn page<T>(
             Value::String(ctx.next_link(&token)),
         );
     }
-    ctx.with_preference(axum::Json(Value::Object(body)).into_response(), by_prefer)
+    ctx.page_response(Value::Object(body), by)
 }
 
 /// Keeps the `$select`ed properties (and `id`, `@odata.*`, `@removed`, always returned).

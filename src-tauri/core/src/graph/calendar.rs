@@ -263,7 +263,7 @@ pub async fn attachments(
     on_throttle: impl FnMut(Duration),
 ) -> Result<Page<EventAttachment>, GraphError> {
     let url = client.url(&format!(
-        "/users/{}/events/{}/attachments",
+        "/users/{}/events/{}/attachments?$top=100",
         segment(user_id),
         segment(event_id)
     ));

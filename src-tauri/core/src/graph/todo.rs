@@ -19,7 +19,7 @@ pub async fn task_lists(
     user_id: &str,
     on_throttle: impl FnMut(Duration),
 ) -> Result<Page<TodoTaskList>, GraphError> {
-    let url = client.url(&format!("/users/{}/todo/lists", segment(user_id)));
+    let url = client.url(&format!("/users/{}/todo/lists?$top=100", segment(user_id)));
     Pages::new(client, pacer, url).collect(on_throttle).await
 }
 
