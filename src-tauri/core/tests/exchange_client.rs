@@ -180,3 +180,53 @@ async fn a_short_lived_token_is_not_fetched_for_every_request() {
     );
     sim.shutdown().await;
 }
+
+/// Regression: tasks were read with `$expand=checklistItems` only, so the links a task was
+/// created from (`linkedResources`, e.g. the mail behind a flagged-mail task) never reached
+/// the VTODO. The converter writes them as a "Links:" section of DESCRIPTION
+/// (convert::task).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tasks_linked_resources_reach_its_vtodo() {
+    let sim = SimServer::start(SimConfig {
+        tenant: TenantSpec {
+            users: 1,
+            messages_per_user: 1,
+            ..TenantSpec::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let url = "https://outlook.office365.com/owa/?ItemID=AAMkAGI2linked&exvsurl=1";
+    let title = sim.mutate(|t| {
+        let list = t.users[0]
+            .todo_lists
+            .iter_mut()
+            .find(|l| l.wellknown_list_name != "flaggedEmails" && !l.tasks.is_empty())
+            .expect("a task list with tasks");
+        let task = &mut list.tasks[0];
+        task.linked_message = Some((url.to_string(), "AAMkAGI2linked".to_string()));
+        task.title.clone()
+    });
+    let out = tempfile::tempdir().unwrap();
+    let options = RunOptions {
+        workloads: vec![Workload::Tasks],
+        ..RunOptions::default()
+    };
+    let summary = run_into(&sim, out.path(), options).await;
+    assert_eq!(summary.totals.failed, 0, "{summary:?}");
+    let dir = out.path().join("out").join(&sim.tenant().users[0].mail);
+    let tasks: Vec<String> = support::files_under(&dir.join("tasks"))
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "ics"))
+        .map(|p| std::fs::read_to_string(p).unwrap().replace("\r\n ", ""))
+        .collect();
+    let linked: Vec<_> = tasks.iter().filter(|t| t.contains(url)).collect();
+    assert_eq!(linked.len(), 1, "one VTODO carries the link");
+    assert!(
+        linked[0].contains(&format!("Links:\\n- {title}: {url}")),
+        "{}",
+        linked[0]
+    );
+    sim.shutdown().await;
+}

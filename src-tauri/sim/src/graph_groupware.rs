@@ -1370,6 +1370,8 @@ fn task_json(out: &OutZone, t: &TodoTask, expand: Option<&str>) -> Value {
     if let Some(r) = &t.recurrence {
         v["recurrence"] = recurrence_json(r, &t.zone);
     }
+    // Relationships, returned only when expanded (resources/todotask.md, "Relationships";
+    // api/todotask-delta.md supports `$expand`).
     for x in expand.unwrap_or("").split(',').map(str::trim) {
         if x.eq_ignore_ascii_case("checklistItems") {
             v["checklistItems"] = Value::Array(t.checklist.iter().map(checklist_json).collect());
