@@ -230,3 +230,81 @@ async fn a_tasks_linked_resources_reach_its_vtodo() {
     );
     sim.shutdown().await;
 }
+
+/// Regression: an event's attachments were listed with their bytes, so one large attachment
+/// made the listing time out (504, as Exchange does for large payloads) and the whole event
+/// failed. Attachments are listed by metadata, the small one is read and inlined, the large
+/// one is listed in the description and never downloaded.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_event_attachment_is_listed_not_downloaded_and_the_event_arrives() {
+    let sim = SimServer::start(SimConfig {
+        tenant: TenantSpec {
+            users: 1,
+            messages_per_user: 1,
+            ..TenantSpec::default()
+        },
+        faults: Faults {
+            value_fails_above: Some(2 * 1024 * 1024),
+            ..Faults::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let big_size = 3 * 1024 * 1024;
+    let big_id = sim.mutate(|t| {
+        let event = t.users[0]
+            .calendars
+            .iter_mut()
+            .flat_map(|c| c.events.iter_mut())
+            .find(|e| e.recurrence.is_none())
+            .expect("a single event");
+        let at = event.last_modified;
+        let attachment =
+            |id: &str, name: &str, bytes: Vec<u8>| migrator_sim::calendar::EventAttachment {
+                id: id.to_string(),
+                name: name.to_string(),
+                content_type: "application/octet-stream".to_string(),
+                bytes,
+                last_modified: at,
+            };
+        event.attachments = vec![
+            attachment("AAMkAttSmall=", "small.txt", b"small attachment".to_vec()),
+            attachment("AAMkAttBig=", "big.bin", vec![7u8; big_size]),
+        ];
+        "AAMkAttBig=".to_string()
+    });
+    let out = tempfile::tempdir().unwrap();
+    let options = RunOptions {
+        workloads: vec![Workload::Calendar],
+        ..RunOptions::default()
+    };
+    let summary = run_into(&sim, out.path(), options).await;
+    assert_eq!(summary.totals.failed, 0, "{summary:?}");
+    let dir = out.path().join("out").join(&sim.tenant().users[0].mail);
+    let with_attachments: Vec<String> = support::files_under(&dir.join("calendars"))
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "ics"))
+        .map(|p| std::fs::read_to_string(p).unwrap().replace("\r\n ", ""))
+        .filter(|ics| ics.contains("FILENAME=small.txt"))
+        .collect();
+    assert_eq!(with_attachments.len(), 1, "the event arrived once");
+    let ics = &with_attachments[0];
+    assert!(
+        ics.contains("c21hbGwgYXR0YWNobWVudA=="),
+        "the small attachment's bytes are inlined: {ics}"
+    );
+    assert!(
+        ics.contains(&format!(
+            "Attachments not carried over:\\n- big.bin ({big_size} bytes)"
+        )),
+        "the large one is listed: {ics}"
+    );
+    let read_big = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path_and_query.contains(&big_id))
+        .count();
+    assert_eq!(read_big, 0, "the large attachment was never downloaded");
+    sim.shutdown().await;
+}

@@ -101,7 +101,9 @@ pub struct Faults {
     pub error_rate_504: f64,
     /// A `$value` body cut off midway (the connection is reset after part of the bytes).
     pub reset_rate: f64,
-    /// `$value` answers 504 for messages larger than this (as Exchange does for large items).
+    /// `$value` answers 504 for messages larger than this (as Exchange does for large items),
+    /// and so does an event attachment, or a listing of event attachments with their bytes,
+    /// carrying more.
     pub value_fails_above: Option<u64>,
     /// Each page of a collection (list or delta round) of two or more items ends with an item
     /// the next page starts with again: a page repeating an item already returned.

@@ -560,10 +560,17 @@ impl Ctx<'_, '_> {
         let user = &self.user.id;
         let client = self.run.client;
         let attachments = if event.has_attachments == Some(true) {
-            calendar::attachments(client, self.pacer, user, &event.id, self.on_throttle())
-                .await
-                .map_err(graph_item_error)?
-                .items
+            let budget = crate::convert::event::INLINE_ATTACHMENT_BUDGET;
+            calendar::attachments(
+                client,
+                self.pacer,
+                user,
+                &event.id,
+                budget,
+                self.on_throttle(),
+            )
+            .await
+            .map_err(graph_item_error)?
         } else {
             Vec::new()
         };
