@@ -308,3 +308,71 @@ async fn a_large_event_attachment_is_listed_not_downloaded_and_the_event_arrives
     assert_eq!(read_big, 0, "the large attachment was never downloaded");
     sim.shutdown().await;
 }
+
+/// Regression: in China (21Vianet) the client read messages by v1.0 delta and tasks by the
+/// To Do API, neither of which that cloud serves: every folder and the tasks failed. The
+/// client reads message delta from beta there, leaves tasks out, and the plan says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn china_reads_message_delta_from_beta_and_says_tasks_are_left_out() {
+    let sim = SimServer::start(SimConfig {
+        tenant: TenantSpec {
+            users: 1,
+            messages_per_user: 6,
+            ..TenantSpec::default()
+        },
+        cloud: NationalCloud::China,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let source = migrator_core::config::SourceConfig {
+        cloud: Cloud::China,
+        ..support::source_config(&sim)
+    };
+    let out = tempfile::tempdir().unwrap();
+    let summary = run(
+        &source,
+        &Secret::new(sim.client_secret()),
+        &Destination::Folder(out.path().join("out")),
+        Arc::new(NullReporter),
+        RunControl::new(),
+        RunOptions {
+            state_dir: Some(out.path().join("state")),
+            ..RunOptions::default()
+        },
+    )
+    .await
+    .expect("the run completes");
+    assert_eq!(summary.totals.failed, 0, "{summary:?}");
+    assert_eq!(summary.totals.messages, 6);
+    assert!(summary.totals.events > 0 && summary.totals.contacts > 0);
+    assert_eq!(summary.totals.tasks, 0);
+    let log = sim.requests();
+    assert!(log
+        .iter()
+        .any(|r| r.path_and_query.starts_with("/beta/")
+            && r.path_and_query.contains("/messages/delta")));
+    let refused: Vec<_> = log
+        .iter()
+        .filter(|r| r.status == 400)
+        .map(|r| r.path_and_query.clone())
+        .collect();
+    assert_eq!(
+        refused,
+        Vec::<String>::new(),
+        "nothing the cloud lacks was asked for"
+    );
+
+    let plan = migrator_core::engine::plan(
+        &source,
+        &Secret::new(sim.client_secret()),
+        &RunOptions::default(),
+    )
+    .await
+    .expect("the plan is made");
+    assert_eq!(
+        plan.users[0].problem.as_deref(),
+        Some(migrator_core::graph::client::TASKS_LEFT_OUT)
+    );
+    sim.shutdown().await;
+}

@@ -503,6 +503,17 @@ async fn answer(
     if let Some(fault) = throttle::injected(state, |s, c, m| error(ids, s, c, m)) {
         return (fault, slot);
     }
+    if let Some(missing) = absent_in_cloud(state, uri, path) {
+        return (
+            error(
+                ids,
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &format!("Resource not found for the segment '{missing}'."),
+            ),
+            slot,
+        );
+    }
     let ctx = Ctx {
         state,
         ids,
@@ -513,6 +524,26 @@ async fn answer(
         view,
     };
     (route(&ctx, path, &view.tenant, user), slot)
+}
+
+/// The segment of an API the tenant's cloud does not serve, per the "national cloud
+/// deployments" table of its page: in China (21Vianet) the To Do API (api/todo-list-lists.md,
+/// api/todotask-delta.md: "China operated by 21Vianet ❌") and v1.0 message delta
+/// (api/message-delta.md in v1.0 ❌, in beta ✅). How the service answers such a request is
+/// not documented; this answers as Graph does a segment it does not know (400), and the
+/// client must not depend on it: it never sends them there.
+fn absent_in_cloud<'p>(state: &State, uri: &Uri, path: &'p [String]) -> Option<&'p str> {
+    if state.config.cloud != crate::NationalCloud::China {
+        return None;
+    }
+    let todo = path.iter().find(|s| s.as_str() == "todo");
+    let v1 = uri.path().starts_with("/v1.0/");
+    let message_delta = v1
+        && path.len() >= 2
+        && path[path.len() - 1] == "delta"
+        && path[path.len() - 2] == "messages";
+    todo.or(message_delta.then(|| &path[path.len() - 1]))
+        .map(String::as_str)
 }
 
 /// A folder by id or well-known name (Graph docs resources/mailfolder.md: well-known names

@@ -255,6 +255,11 @@ impl GroupwareRun<'_> {
                 Workload::Mail => continue,
                 Workload::Calendar => ctx.calendars(&account).await,
                 Workload::Contacts => ctx.contacts(&account).await,
+                Workload::Tasks if !self.client.serves_todo() => {
+                    let said = crate::graph::client::TASKS_LEFT_OUT;
+                    tracing::warn!(user = %address, "{said}");
+                    continue;
+                }
                 Workload::Tasks => ctx.tasks(&account).await,
             };
             let result = match result {

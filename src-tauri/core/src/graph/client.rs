@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use super::auth::{AuthError, TokenSource};
 use super::pacer::{Pacer, Verdict};
-use crate::config::SourceConfig;
+use crate::config::{Cloud, SourceConfig};
 use crate::error::{Classify, ErrorClass};
 use crate::secrets::Secret;
 
@@ -31,6 +31,10 @@ pub const BETA_VERSION: &str = "beta";
 /// comma-separated preferences, as Microsoft's SDKs send it (graph-docs issue #7229): a
 /// server may honour only the first of several `Prefer` lines.
 pub const PREFER: &str = r#"IdType="ImmutableId", odata.maxpagesize=500"#;
+
+/// What a plan and a run say for tasks in a cloud without To Do
+/// ([`GraphClient::serves_todo`]).
+pub const TASKS_LEFT_OUT: &str = "tasks: left out, this Microsoft cloud has no To Do API";
 
 /// A failed Graph request. URLs name users and items by id, never a secret.
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +130,9 @@ pub struct GraphClient {
     tokens: Arc<TokenSource>,
     base: String,
     beta: String,
+    /// Which APIs the tenant's cloud serves ([`GraphClient::serves_todo`],
+    /// [`GraphClient::message_delta_url`]).
+    cloud: Cloud,
     /// Message downloads in flight across every mailbox of the run ([`Self::with_download_limit`]).
     downloads: Arc<tokio::sync::Semaphore>,
 }
@@ -146,6 +153,7 @@ impl GraphClient {
             tokens: Arc::new(tokens),
             base: format!("{}/{}", source.graph_base(), API_VERSION),
             beta: format!("{}/{}", source.graph_base(), BETA_VERSION),
+            cloud: source.cloud,
             downloads: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_DOWNLOADS)),
         })
     }
@@ -174,6 +182,23 @@ impl GraphClient {
     /// The absolute URL of a path on the beta endpoint ([`BETA_VERSION`]).
     pub fn beta_url(&self, path: &str) -> String {
         format!("{}{}", self.beta, path)
+    }
+
+    /// The absolute URL of a message delta path: v1.0, or beta where the cloud's v1.0 lacks
+    /// message delta (China operated by 21Vianet: api/message-delta.md's national cloud
+    /// table marks v1.0 ❌ and beta ✅ there).
+    pub fn message_delta_url(&self, path: &str) -> String {
+        match self.cloud {
+            Cloud::China => self.beta_url(path),
+            _ => self.url(path),
+        }
+    }
+
+    /// Whether the cloud serves the To Do API: not in China operated by 21Vianet
+    /// (api/todo-list-lists.md, api/todotask-delta.md national cloud tables). Where it does
+    /// not, tasks are left out and the run says so.
+    pub fn serves_todo(&self) -> bool {
+        self.cloud != Cloud::China
     }
 
     /// GETs `url` and decodes its JSON body.

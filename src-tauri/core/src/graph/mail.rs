@@ -143,7 +143,7 @@ pub fn messages<'a>(
 /// next round. The page size comes from `Prefer: odata.maxpagesize`, sent on every request by
 /// the client; later pages and rounds follow the links Graph hands out, which keep `$select`.
 pub fn delta_url(client: &GraphClient, user_id: &str, folder_id: &str) -> String {
-    client.url(&format!(
+    client.message_delta_url(&format!(
         "/users/{}/mailFolders/{}/messages/delta?$select={MESSAGE_SELECT}",
         segment(user_id),
         segment(folder_id)
