@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use migrator_core::config::{Cloud, Workload};
+use migrator_core::config::{Cloud, SourceConfig, Workload};
 use migrator_core::engine::{run, Destination, RunControl, RunOptions};
 use migrator_core::graph::GraphClient;
 use migrator_core::progress::{NullReporter, RunSummary};
@@ -19,8 +19,18 @@ use migrator_sim::{
 
 /// Runs every workload of `sim` into a local folder under `out`.
 async fn run_into(sim: &SimServer, out: &std::path::Path, options: RunOptions) -> RunSummary {
+    run_from(&support::source_config(sim), sim, out, options).await
+}
+
+/// [`run_into`] with the source settings given.
+async fn run_from(
+    source: &SourceConfig,
+    sim: &SimServer,
+    out: &std::path::Path,
+    options: RunOptions,
+) -> RunSummary {
     run(
-        &support::source_config(sim),
+        source,
         &Secret::new(sim.client_secret()),
         &Destination::Folder(out.join("out")),
         Arc::new(NullReporter),
@@ -34,21 +44,50 @@ async fn run_into(sim: &SimServer, out: &std::path::Path, options: RunOptions) -
     .expect("the run completes")
 }
 
+/// A simulator with one user holding `messages` messages (and the default groupware),
+/// configured by `config` otherwise.
+async fn one_user(messages: usize, config: SimConfig) -> SimServer {
+    SimServer::start(SimConfig {
+        tenant: TenantSpec {
+            users: 1,
+            messages_per_user: messages,
+            ..config.tenant.clone()
+        },
+        ..config
+    })
+    .await
+    .unwrap()
+}
+
+/// Run options for `workloads` only.
+fn only(workloads: &[Workload]) -> RunOptions {
+    RunOptions {
+        workloads: workloads.to_vec(),
+        ..RunOptions::default()
+    }
+}
+
+/// The `.ics` files under `dir`, unfolded (RFC 5545 §3.1).
+fn calendar_files(dir: &std::path::Path) -> Vec<String> {
+    support::files_under(dir)
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "ics"))
+        .map(|p| std::fs::read_to_string(p).unwrap().replace("\r\n ", ""))
+        .collect()
+}
+
 /// Regression: `IdType` and `odata.maxpagesize` went out as two `Prefer` lines; a server that
 /// honours one line paged every delta round by its default of 10, and listings without
 /// `$top` (To Do lists, event attachments) did the same.
 #[tokio::test(flavor = "multi_thread")]
 async fn preferences_travel_in_one_prefer_line_and_every_listing_sets_top() {
-    let sim = SimServer::start(SimConfig {
-        tenant: TenantSpec {
-            users: 1,
-            messages_per_user: 30,
-            ..TenantSpec::default()
+    let sim = one_user(
+        30,
+        SimConfig {
+            ..SimConfig::default()
         },
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    )
+    .await;
     let out = tempfile::tempdir().unwrap();
     let summary = run_into(&sim, out.path(), RunOptions::default()).await;
     assert_eq!(summary.totals.failed, 0, "{summary:?}");
@@ -100,11 +139,7 @@ async fn a_mailbox_throttled_far_past_the_attempt_limit_resumes_and_completes() 
     .await
     .unwrap();
     let out = tempfile::tempdir().unwrap();
-    let options = RunOptions {
-        workloads: vec![Workload::Mail],
-        ..RunOptions::default()
-    };
-    let summary = run_into(&sim, out.path(), options).await;
+    let summary = run_into(&sim, out.path(), only(&[Workload::Mail])).await;
     assert_eq!(summary.totals.failed, 0, "{summary:?}");
     assert_eq!(summary.totals.messages, 5);
     let throttled = sim.requests().iter().filter(|r| r.status == 429).count();
@@ -133,7 +168,7 @@ async fn the_token_scope_is_the_clouds_graph_even_through_a_proxy() {
         })
         .await
         .unwrap();
-        let source = migrator_core::config::SourceConfig {
+        let source = SourceConfig {
             cloud,
             ..support::source_config(&sim)
         };
@@ -149,23 +184,16 @@ async fn the_token_scope_is_the_clouds_graph_even_through_a_proxy() {
 /// 20 seconds was fetched again before every Graph request.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_short_lived_token_is_not_fetched_for_every_request() {
-    let sim = SimServer::start(SimConfig {
-        tenant: TenantSpec {
-            users: 1,
-            messages_per_user: 20,
-            ..TenantSpec::default()
+    let sim = one_user(
+        20,
+        SimConfig {
+            token_lifetime: Duration::from_secs(20),
+            ..SimConfig::default()
         },
-        token_lifetime: Duration::from_secs(20),
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    )
+    .await;
     let out = tempfile::tempdir().unwrap();
-    let options = RunOptions {
-        workloads: vec![Workload::Mail],
-        ..RunOptions::default()
-    };
-    let summary = run_into(&sim, out.path(), options).await;
+    let summary = run_into(&sim, out.path(), only(&[Workload::Mail])).await;
     assert_eq!(summary.totals.failed, 0, "{summary:?}");
     let log = sim.requests();
     let tokens = log
@@ -187,16 +215,13 @@ async fn a_short_lived_token_is_not_fetched_for_every_request() {
 /// (convert::task).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tasks_linked_resources_reach_its_vtodo() {
-    let sim = SimServer::start(SimConfig {
-        tenant: TenantSpec {
-            users: 1,
-            messages_per_user: 1,
-            ..TenantSpec::default()
+    let sim = one_user(
+        1,
+        SimConfig {
+            ..SimConfig::default()
         },
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    )
+    .await;
     let url = "https://outlook.office365.com/owa/?ItemID=AAMkAGI2linked&exvsurl=1";
     let title = sim.mutate(|t| {
         let list = t.users[0]
@@ -209,18 +234,10 @@ async fn a_tasks_linked_resources_reach_its_vtodo() {
         task.title.clone()
     });
     let out = tempfile::tempdir().unwrap();
-    let options = RunOptions {
-        workloads: vec![Workload::Tasks],
-        ..RunOptions::default()
-    };
-    let summary = run_into(&sim, out.path(), options).await;
+    let summary = run_into(&sim, out.path(), only(&[Workload::Tasks])).await;
     assert_eq!(summary.totals.failed, 0, "{summary:?}");
     let dir = out.path().join("out").join(&sim.tenant().users[0].mail);
-    let tasks: Vec<String> = support::files_under(&dir.join("tasks"))
-        .iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "ics"))
-        .map(|p| std::fs::read_to_string(p).unwrap().replace("\r\n ", ""))
-        .collect();
+    let tasks = calendar_files(&dir.join("tasks"));
     let linked: Vec<_> = tasks.iter().filter(|t| t.contains(url)).collect();
     assert_eq!(linked.len(), 1, "one VTODO carries the link");
     assert!(
@@ -237,20 +254,17 @@ async fn a_tasks_linked_resources_reach_its_vtodo() {
 /// one is listed in the description and never downloaded.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_large_event_attachment_is_listed_not_downloaded_and_the_event_arrives() {
-    let sim = SimServer::start(SimConfig {
-        tenant: TenantSpec {
-            users: 1,
-            messages_per_user: 1,
-            ..TenantSpec::default()
+    let sim = one_user(
+        1,
+        SimConfig {
+            faults: Faults {
+                value_fails_above: Some(2 * 1024 * 1024),
+                ..Faults::default()
+            },
+            ..SimConfig::default()
         },
-        faults: Faults {
-            value_fails_above: Some(2 * 1024 * 1024),
-            ..Faults::default()
-        },
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    )
+    .await;
     let big_size = 3 * 1024 * 1024;
     let big_id = sim.mutate(|t| {
         let event = t.users[0]
@@ -275,17 +289,11 @@ async fn a_large_event_attachment_is_listed_not_downloaded_and_the_event_arrives
         "AAMkAttBig=".to_string()
     });
     let out = tempfile::tempdir().unwrap();
-    let options = RunOptions {
-        workloads: vec![Workload::Calendar],
-        ..RunOptions::default()
-    };
-    let summary = run_into(&sim, out.path(), options).await;
+    let summary = run_into(&sim, out.path(), only(&[Workload::Calendar])).await;
     assert_eq!(summary.totals.failed, 0, "{summary:?}");
     let dir = out.path().join("out").join(&sim.tenant().users[0].mail);
-    let with_attachments: Vec<String> = support::files_under(&dir.join("calendars"))
-        .iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "ics"))
-        .map(|p| std::fs::read_to_string(p).unwrap().replace("\r\n ", ""))
+    let with_attachments: Vec<String> = calendar_files(&dir.join("calendars"))
+        .into_iter()
         .filter(|ics| ics.contains("FILENAME=small.txt"))
         .collect();
     assert_eq!(with_attachments.len(), 1, "the event arrived once");
@@ -314,35 +322,20 @@ async fn a_large_event_attachment_is_listed_not_downloaded_and_the_event_arrives
 /// client reads message delta from beta there, leaves tasks out, and the plan says so.
 #[tokio::test(flavor = "multi_thread")]
 async fn china_reads_message_delta_from_beta_and_says_tasks_are_left_out() {
-    let sim = SimServer::start(SimConfig {
-        tenant: TenantSpec {
-            users: 1,
-            messages_per_user: 6,
-            ..TenantSpec::default()
+    let sim = one_user(
+        6,
+        SimConfig {
+            cloud: NationalCloud::China,
+            ..SimConfig::default()
         },
-        cloud: NationalCloud::China,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    let source = migrator_core::config::SourceConfig {
+    )
+    .await;
+    let source = SourceConfig {
         cloud: Cloud::China,
         ..support::source_config(&sim)
     };
     let out = tempfile::tempdir().unwrap();
-    let summary = run(
-        &source,
-        &Secret::new(sim.client_secret()),
-        &Destination::Folder(out.path().join("out")),
-        Arc::new(NullReporter),
-        RunControl::new(),
-        RunOptions {
-            state_dir: Some(out.path().join("state")),
-            ..RunOptions::default()
-        },
-    )
-    .await
-    .expect("the run completes");
+    let summary = run_from(&source, &sim, out.path(), RunOptions::default()).await;
     assert_eq!(summary.totals.failed, 0, "{summary:?}");
     assert_eq!(summary.totals.messages, 6);
     assert!(summary.totals.events > 0 && summary.totals.contacts > 0);
