@@ -25,13 +25,16 @@
 //! records intent and result per message, so a stopped or crashed run resumes and a rerun
 //! writes nothing twice. Flags and folder names are converted by pure functions ([`convert`]).
 //! Then the mailbox's calendars (of every calendar group; calendars shared by others stay
-//! with their owner), contacts and To Do tasks are read ([`graph::calendar`],
+//! with their owner), contacts and To Do tasks (not in China, which has no To Do API) are
+//! read ([`graph::calendar`],
 //! [`graph::contacts`], [`graph::todo`]) by the same kind of delta round, per calendar,
 //! contact folder and task list ([`graph::paging::DeltaRound`], shared with mail; calendars by
 //! beta's events delta, or listed in full where a cloud refuses it), so a rerun reads only
 //! what changed (and only a changed contact's photo). Items are converted to iCalendar and
 //! vCard by pure functions and written one resource per item (a file, or a CalDAV/CardDAV PUT
-//! keyed by UID), journaled by content hash and source version so nothing is written twice;
+//! keyed by UID; an event's attachments are listed by metadata and only those within the
+//! inline budget are read), journaled by content hash and source version so nothing is
+//! written twice;
 //! an item moved to another collection at the source leaves one copy (the old one is deleted
 //! only if the journal says the migrator wrote it); deletions at the source are mirrored only
 //! when asked. Every step is reported as one typed

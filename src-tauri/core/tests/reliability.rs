@@ -124,10 +124,11 @@ async fn a_throttle_storm_with_expiring_tokens_loses_nothing_and_never_sends_ear
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mail_and_groupware_share_one_budget_per_mailbox() {
-    // A budget small enough that mail and groupware together need more than one window.
+    // A budget small enough that mail and groupware together need more than one window
+    // (groupware reads each event attachment by id after listing them: about 57 requests).
     let limits = MailboxLimits {
         max_in_flight: 4,
-        budget: 60,
+        budget: 70,
         window: Duration::from_secs(3),
     };
     let sim = SimServer::start(SimConfig {

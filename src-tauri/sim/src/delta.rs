@@ -389,7 +389,7 @@ fn page(
         Some(after) => ids.partition_point(|id| id <= after),
         None => 0,
     };
-    let (size, by_prefer) = ctx.page_size(10, 1000);
+    let (size, by) = ctx.page_size(10, 1000);
     let end = (start + size).min(ids.len());
     let value: Vec<Value> = ids[start..end].iter().map(|id| render(id)).collect();
     let select = fields.map(|f| f.join(","));
@@ -427,7 +427,7 @@ fn page(
         );
     }
     body.insert("value".into(), Value::Array(value));
-    ctx.with_preference(axum::Json(Value::Object(body)).into_response(), by_prefer)
+    ctx.page_response(Value::Object(body), by)
 }
 
 /// The ids in a round: everything present (initial round) or what changed after `from`,

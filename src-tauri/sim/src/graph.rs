@@ -116,10 +116,16 @@ pub(crate) struct Prefer {
 }
 
 impl Prefer {
+    /// Reads the *first* `Prefer` header line only, with its comma-separated preferences.
+    /// RFC 7240 §2 allows either one line with several preferences or several lines, but
+    /// Microsoft's docs and SDKs send one comma-separated line (graph-docs issue #7229,
+    /// "Prefer header with two values"; msgraph-sdk-javascript#1048: of repeated `Prefer`
+    /// headers only one took effect). A strict server that keeps one line makes a client
+    /// splitting its preferences over several lines lose all but the first.
     fn parse(headers: &HeaderMap) -> Prefer {
         let mut p = Prefer::default();
-        for value in headers.get_all("prefer") {
-            let Ok(value) = value.to_str() else { continue };
+        if let Some(value) = headers.get("prefer") {
+            let value = value.to_str().unwrap_or("");
             for item in value.split(',') {
                 let (k, v) = item.split_once('=').unwrap_or((item, ""));
                 let (k, v) = (k.trim(), v.trim().trim_matches('"'));
@@ -182,15 +188,25 @@ impl Ctx<'_> {
     }
 
     /// Page size: `$top`, else `Prefer: odata.maxpagesize`, else the default; at most `max`.
-    /// Returns whether the Prefer header decided it.
-    pub fn page_size(&self, default: usize, max: usize) -> (usize, bool) {
+    /// Returns what decided it.
+    pub fn page_size(&self, default: usize, max: usize) -> (usize, crate::PageSizeBy) {
         if let Some(top) = param(&self.query, "$top").and_then(|v| v.parse::<usize>().ok()) {
-            return (top.clamp(1, max), false);
+            return (top.clamp(1, max), crate::PageSizeBy::Top);
         }
         match self.prefer.max_page_size {
-            Some(n) => (n.clamp(1, max), true),
-            None => (default, false),
+            Some(n) => (n.clamp(1, max), crate::PageSizeBy::Prefer),
+            None => (default, crate::PageSizeBy::ServerDefault),
         }
+    }
+
+    /// A collection page's response, marked for the request log with what sized it.
+    pub fn page_response(&self, body: Value, by: crate::PageSizeBy) -> Response {
+        let mut response = self.with_preference(
+            axum::Json(body).into_response(),
+            by == crate::PageSizeBy::Prefer,
+        );
+        response.extensions_mut().insert(by);
+        response
     }
 
     /// The `$select` list, if any.
@@ -258,7 +274,7 @@ pub(crate) fn page<T>(
     max_top: usize,
     render: impl Fn(&T) -> Value,
 ) -> Response {
-    let (top, by_prefer) = ctx.page_size(default_top, max_top);
+    let (top, by) = ctx.page_size(default_top, max_top);
     let skip = skip_of(ctx);
     let value: Vec<Value> = items.iter().skip(skip).take(top).map(render).collect();
     let mut body = Map::new();
@@ -277,7 +293,7 @@ pub(crate) fn page<T>(
             Value::String(ctx.next_link(&token)),
         );
     }
-    ctx.with_preference(axum::Json(Value::Object(body)).into_response(), by_prefer)
+    ctx.page_response(Value::Object(body), by)
 }
 
 /// Keeps the `$select`ed properties (and `id`, `@odata.*`, `@removed`, always returned).
@@ -487,6 +503,17 @@ async fn answer(
     if let Some(fault) = throttle::injected(state, |s, c, m| error(ids, s, c, m)) {
         return (fault, slot);
     }
+    if let Some(missing) = absent_in_cloud(state, uri, path) {
+        return (
+            error(
+                ids,
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &format!("Resource not found for the segment '{missing}'."),
+            ),
+            slot,
+        );
+    }
     let ctx = Ctx {
         state,
         ids,
@@ -497,6 +524,26 @@ async fn answer(
         view,
     };
     (route(&ctx, path, &view.tenant, user), slot)
+}
+
+/// The segment of an API the tenant's cloud does not serve, per the "national cloud
+/// deployments" table of its page: in China (21Vianet) the To Do API (api/todo-list-lists.md,
+/// api/todotask-delta.md: "China operated by 21Vianet ❌") and v1.0 message delta
+/// (api/message-delta.md in v1.0 ❌, in beta ✅). How the service answers such a request is
+/// not documented; this answers as Graph does a segment it does not know (400), and the
+/// client must not depend on it: it never sends them there.
+fn absent_in_cloud<'p>(state: &State, uri: &Uri, path: &'p [String]) -> Option<&'p str> {
+    if state.config.cloud != crate::NationalCloud::China {
+        return None;
+    }
+    let todo = path.iter().find(|s| s.as_str() == "todo");
+    let v1 = uri.path().starts_with("/v1.0/");
+    let message_delta = v1
+        && path.len() >= 2
+        && path[path.len() - 1] == "delta"
+        && path[path.len() - 2] == "messages";
+    todo.or(message_delta.then(|| &path[path.len() - 1]))
+        .map(String::as_str)
 }
 
 /// A folder by id or well-known name (Graph docs resources/mailfolder.md: well-known names

@@ -1028,10 +1028,27 @@ fn event_route(ctx: &Ctx<'_>, u: &User, id: &str, more: &[&str], beta: bool) -> 
             };
             render_items(ctx, "events", &items)
         }
-        ["attachments"] => page(ctx, "attachments", &e.attachments, 10, 1000, |a| {
-            attachment_json(a, true)
-        }),
+        ["attachments"] => {
+            // A listing carries every file attachment's `contentBytes` unless `$select`
+            // leaves them out (api/event-list-attachments.md); Exchange gives up on a response
+            // that large after about 30 s with 504, as for large `$value`s (graph.md §MIME
+            // export: msgraph-sdk-dotnet#1477, docs-contrib#1220).
+            let fields = ctx.select();
+            let with_bytes = fields
+                .as_ref()
+                .is_none_or(|f| f.iter().any(|x| x.eq_ignore_ascii_case("contentBytes")));
+            let carried: usize = e.attachments.iter().map(|a| a.bytes.len()).sum();
+            if with_bytes && too_large(ctx, carried) {
+                return ctx.error(StatusCode::GATEWAY_TIMEOUT, "UnknownError", "");
+            }
+            page(ctx, "attachments", &e.attachments, 10, 1000, |a| {
+                select(fields.as_deref(), attachment_json(a, with_bytes))
+            })
+        }
         ["attachments", a, rest @ ..] => match (e.attachments.iter().find(|x| x.id == *a), rest) {
+            (Some(a), _) if too_large(ctx, a.bytes.len()) => {
+                ctx.error(StatusCode::GATEWAY_TIMEOUT, "UnknownError", "")
+            }
             (Some(a), []) => axum::Json(attachment_json(a, true)).into_response(),
             (Some(a), ["$value"]) => bytes_response(&a.content_type, a.bytes.clone()),
             _ => not_found(ctx),
@@ -1045,6 +1062,15 @@ fn event_route(ctx: &Ctx<'_>, u: &User, id: &str, more: &[&str], beta: bool) -> 
             ),
         ),
     }
+}
+
+/// True when `Faults::value_fails_above` says a response carrying `bytes` times out.
+fn too_large(ctx: &Ctx<'_>, bytes: usize) -> bool {
+    ctx.state
+        .config
+        .faults
+        .value_fails_above
+        .is_some_and(|max| bytes as u64 > max)
 }
 
 fn attachment_json(a: &crate::calendar::EventAttachment, with_bytes: bool) -> Value {
@@ -1370,6 +1396,8 @@ fn task_json(out: &OutZone, t: &TodoTask, expand: Option<&str>) -> Value {
     if let Some(r) = &t.recurrence {
         v["recurrence"] = recurrence_json(r, &t.zone);
     }
+    // Relationships, returned only when expanded (resources/todotask.md, "Relationships";
+    // api/todotask-delta.md supports `$expand`).
     for x in expand.unwrap_or("").split(',').map(str::trim) {
         if x.eq_ignore_ascii_case("checklistItems") {
             v["checklistItems"] = Value::Array(t.checklist.iter().map(checklist_json).collect());

@@ -101,12 +101,31 @@ pub struct Faults {
     pub error_rate_504: f64,
     /// A `$value` body cut off midway (the connection is reset after part of the bytes).
     pub reset_rate: f64,
-    /// `$value` answers 504 for messages larger than this (as Exchange does for large items).
+    /// `$value` answers 504 for messages larger than this (as Exchange does for large items),
+    /// and so does an event attachment, or a listing of event attachments with their bytes,
+    /// carrying more.
     pub value_fails_above: Option<u64>,
     /// Each page of a collection (list or delta round) of two or more items ends with an item
     /// the next page starts with again: a page repeating an item already returned.
     pub repeat_page_item: bool,
+    /// One mailbox throttled for a long time, whatever the limits.
+    pub long_throttle: Option<LongThrottle>,
     pub seed: u64,
+}
+
+/// A mailbox Exchange keeps throttling: its first `answers` requests are answered 429
+/// `ApplicationThrottled` "Application is over its MailboxConcurrency limit." with
+/// `Retry-After: retry_after`. Throttling lasts as long as usage keeps accruing
+/// (concepts/throttling.md: "usage keeps accruing while throttled"), also from other apps'
+/// use of the mailbox; suggested backoffs of five minutes are reported (imapsync
+/// FAQ.Office365), so a long throttle is many answers. The count stands for the time: a
+/// test gives a short `Retry-After` and many answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LongThrottle {
+    /// The user id of the mailbox.
+    pub mailbox: String,
+    pub answers: u32,
+    pub retry_after: Duration,
 }
 
 /// How the simulator behaves. Build it with `..SimConfig::default()` so new knobs do not
@@ -132,6 +151,35 @@ pub struct SimConfig {
     /// Serve beta's per-calendar events delta. `false`: a cloud without it (API availability
     /// differs per cloud, shared reference graph.md §1), which answers it as v1.0 does: 400.
     pub beta_events_delta: bool,
+    /// The Microsoft cloud the tenant lives in: which Graph resource its token endpoint
+    /// knows, and which APIs its Graph serves.
+    pub cloud: NationalCloud,
+}
+
+/// A Microsoft cloud (Graph docs concepts/deployments.md). Each has its own Graph App ID
+/// URI, the only resource its token endpoint issues Graph tokens for; APIs differ per cloud
+/// (each API page's "national cloud deployments" table).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NationalCloud {
+    #[default]
+    Global,
+    UsGov,
+    UsGovDod,
+    /// Operated by 21Vianet.
+    China,
+}
+
+impl NationalCloud {
+    /// The Graph resource (App ID URI) of this cloud (concepts/deployments.md, "Microsoft
+    /// Graph and Graph Explorer service root endpoints").
+    pub fn graph_resource(self) -> &'static str {
+        match self {
+            NationalCloud::Global => "https://graph.microsoft.com",
+            NationalCloud::UsGov => "https://graph.microsoft.us",
+            NationalCloud::UsGovDod => "https://dod-graph.microsoft.us",
+            NationalCloud::China => "https://microsoftgraph.chinacloudapi.cn",
+        }
+    }
 }
 
 /// Every application permission the simulated app is granted by default.
@@ -157,6 +205,7 @@ impl Default for SimConfig {
             fractional_retry_after: false,
             roles: ROLES.iter().map(|r| r.to_string()).collect(),
             beta_events_delta: true,
+            cloud: NationalCloud::Global,
         }
     }
 }
@@ -190,6 +239,18 @@ pub struct RequestRecord {
     pub status: u16,
     /// The `Retry-After` sent, in seconds.
     pub retry_after: Option<f64>,
+    /// For a page of a collection (listing or delta round): what chose its size.
+    pub page_size: Option<PageSizeBy>,
+}
+
+/// What chose the size of a collection page: the request's `$top`, its `Prefer:
+/// odata.maxpagesize`, or neither (the server's default, 10 for most Outlook collections:
+/// Graph docs api/user-list-messages.md, concepts/paging.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageSizeBy {
+    Top,
+    Prefer,
+    ServerDefault,
 }
 
 /// A running simulator. Dropping it without [`SimServer::shutdown`] also stops it.

@@ -259,6 +259,7 @@ async fn log(AxState(state): AxState<Arc<State>>, mut req: Request, next: Next) 
         mailbox: None,
         status: 0,
         retry_after: None,
+        page_size: None,
     });
     let response = next.run(req).await;
     let (mut parts, body) = response.into_parts();
@@ -277,7 +278,9 @@ async fn log(AxState(state): AxState<Arc<State>>, mut req: Request, next: Next) 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok());
     let mailbox = parts.extensions.get::<MailboxKey>().map(|m| m.0.clone());
+    let page_size = parts.extensions.get::<crate::PageSizeBy>().copied();
     state.log_update(index, |r| {
+        r.page_size = page_size;
         r.status = status;
         r.retry_after = retry_after;
         r.mailbox = mailbox;

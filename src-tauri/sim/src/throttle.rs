@@ -24,6 +24,8 @@ pub(crate) struct Mailboxes {
 
 #[derive(Default)]
 struct MailboxUse {
+    /// Answers given under [`crate::Faults::long_throttle`].
+    held_back: u32,
     in_flight: u32,
     /// Arrival times of the requests within the window, oldest first.
     sent: VecDeque<Instant>,
@@ -59,6 +61,24 @@ pub(crate) fn throttled(message: &str, retry_after: &str) -> Response {
 /// Admits a request to `mailbox` (a user id), or answers 429 as Exchange Online would.
 /// `Ok(None)`: throttling is off.
 pub(crate) fn admit(state: &Arc<State>, mailbox: &str) -> Result<Option<Slot>, Box<Response>> {
+    if let Some(long) = state
+        .config
+        .faults
+        .long_throttle
+        .as_ref()
+        .filter(|l| l.mailbox == mailbox)
+    {
+        if let Ok(mut all) = state.mailboxes.inner.lock() {
+            let m = all.entry(mailbox.to_string()).or_default();
+            if m.held_back < long.answers {
+                m.held_back += 1;
+                return Err(Box::new(throttled(
+                    "Application is over its MailboxConcurrency limit.",
+                    &format!("{:.3}", long.retry_after.as_secs_f64()),
+                )));
+            }
+        }
+    }
     let Some(limits) = &state.config.limits else {
         return Ok(None);
     };

@@ -209,14 +209,15 @@ fn token_response(state: &State, tenant: &str, form: &HashMap<String, String>) -
     issue(state)
 }
 
-/// Graph by its public URL, its app id, or this simulator's URL (which stands in for it).
+/// Graph by its cloud's App ID URI or its app id. A client credentials scope names the
+/// resource's App ID URI (concepts/auth-v2-service.md, "https://graph.microsoft.com/.default";
+/// a national cloud's Graph host, concepts/deployments.md); any other URL, such as the proxy
+/// or simulator the requests are sent through, is an unknown resource principal
+/// (AADSTS500011).
 fn is_graph_resource(state: &State, resource: &str) -> bool {
-    let r = resource.trim_end_matches('/').to_ascii_lowercase();
-    r == "https://graph.microsoft.com"
-        || r == "00000003-0000-0000-c000-000000000000"
-        || r == state.url.to_ascii_lowercase()
-        || r.starts_with("http://127.0.0.1:")
-        || r.starts_with("http://localhost:")
+    let r = resource.trim_end_matches('/');
+    r.eq_ignore_ascii_case(state.config.cloud.graph_resource())
+        || r.eq_ignore_ascii_case("00000003-0000-0000-c000-000000000000")
 }
 
 fn issue(state: &State) -> Response {

@@ -142,10 +142,16 @@ async fn a_scope_without_default_is_refused() {
     let (status, body) = post(&sim, sim.tenant_id(), &form).await;
     assert_eq!(status, 400);
     aad_error(&body, "invalid_resource", 500011);
+    // The URL requests go through (a proxy, the simulator) is not Graph's resource.
     let scope = format!("{}/.default", sim.url());
     form[3].1 = &scope;
-    let (status, _) = post(&sim, sim.tenant_id(), &form).await;
-    assert_eq!(status, 200, "the simulator's own URL stands for Graph");
+    let (status, body) = post(&sim, sim.tenant_id(), &form).await;
+    assert_eq!(status, 400);
+    aad_error(&body, "invalid_resource", 500011);
+    form[3].1 = "https://microsoftgraph.chinacloudapi.cn/.default";
+    let (status, body) = post(&sim, sim.tenant_id(), &form).await;
+    assert_eq!(status, 400, "another cloud's Graph");
+    aad_error(&body, "invalid_resource", 500011);
     sim.shutdown().await;
 }
 

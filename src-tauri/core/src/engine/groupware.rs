@@ -255,6 +255,11 @@ impl GroupwareRun<'_> {
                 Workload::Mail => continue,
                 Workload::Calendar => ctx.calendars(&account).await,
                 Workload::Contacts => ctx.contacts(&account).await,
+                Workload::Tasks if !self.client.serves_todo() => {
+                    let said = crate::graph::client::TASKS_LEFT_OUT;
+                    tracing::warn!(user = %address, "{said}");
+                    continue;
+                }
                 Workload::Tasks => ctx.tasks(&account).await,
             };
             let result = match result {
@@ -560,10 +565,17 @@ impl Ctx<'_, '_> {
         let user = &self.user.id;
         let client = self.run.client;
         let attachments = if event.has_attachments == Some(true) {
-            calendar::attachments(client, self.pacer, user, &event.id, self.on_throttle())
-                .await
-                .map_err(graph_item_error)?
-                .items
+            let budget = crate::convert::event::INLINE_ATTACHMENT_BUDGET;
+            calendar::attachments(
+                client,
+                self.pacer,
+                user,
+                &event.id,
+                budget,
+                self.on_throttle(),
+            )
+            .await
+            .map_err(graph_item_error)?
         } else {
             Vec::new()
         };

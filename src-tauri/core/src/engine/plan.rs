@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{event_in_limits, signed_in_mailboxes, EngineError, RunOptions};
 use crate::config::{DateLimits, SourceConfig, Workload};
-use crate::graph::client::{GraphClient, GraphError};
+use crate::graph::client::{GraphClient, GraphError, TASKS_LEFT_OUT};
 use crate::graph::mail::{folder_tree, segment, FolderNode};
 use crate::graph::paging::Pages;
 use crate::graph::types::{Event, User};
@@ -132,6 +132,10 @@ pub async fn plan(
                 let mut problems = Vec::new();
                 for workload in Workload::ALL {
                     if !options.workloads.contains(&workload) {
+                        continue;
+                    }
+                    if workload == Workload::Tasks && !counter.client.serves_todo() {
+                        problems.push(TASKS_LEFT_OUT.to_string());
                         continue;
                     }
                     let counted = match workload {

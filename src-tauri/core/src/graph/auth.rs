@@ -1,9 +1,13 @@
 //! Sign-in with the OAuth2 client-credentials flow, token caching and renewal, and the
 //! translation of Entra's AADSTS codes into advice a person can act on.
 //!
-//! Token endpoint: `{login}/{tenant}/oauth2/v2.0/token`, scope `{graph}/.default`
-//! (Graph docs, concepts/auth-v2-service.md). Tokens live 60-90 minutes (entra-docs
-//! access-tokens.md), so a cached token is renewed [`RENEW_MARGIN`] before it expires, and
+//! Token endpoint: `{login}/{tenant}/oauth2/v2.0/token`, scope `{Graph resource}/.default`
+//! (Graph docs, concepts/auth-v2-service.md). The resource is the cloud's Graph App ID URI
+//! (`https://graph.microsoft.com`, or the national cloud's, Graph docs deployments.md),
+//! whatever URL requests are sent through: Entra knows no proxy's URL as a resource
+//! (AADSTS500011). Tokens live 60-90 minutes (entra-docs access-tokens.md), so a cached
+//! token is renewed [`renew_margin`] before it expires (a share of a short lifetime, so a
+//! short-lived token is not fetched again for every request), and
 //! [`TokenSource::invalidate`] forces renewal when Graph answers 401 mid-run.
 
 use std::time::{Duration, Instant};
@@ -23,8 +27,14 @@ use crate::config::{tenant_id_shape_ok, SourceConfig};
 use crate::error::{Classify, ErrorClass};
 use crate::secrets::Secret;
 
-/// A token with less than this left is renewed before use.
+/// A token with less than this left is renewed before use, when it lives long enough.
 pub const RENEW_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// How long before its expiry a token of `lifetime` is renewed: [`RENEW_MARGIN`], or a
+/// quarter of a shorter lifetime (a 20-second token serves 15 seconds of requests).
+pub fn renew_margin(lifetime: Duration) -> Duration {
+    RENEW_MARGIN.min(lifetime / 4)
+}
 
 /// Why sign-in failed, in words an administrator can act on. Never contains the secret.
 #[derive(Debug, thiserror::Error)]
@@ -166,7 +176,8 @@ type AadClient = oauth2::Client<
 
 struct CachedToken {
     value: Secret,
-    expires: Instant,
+    /// When it is renewed: [`renew_margin`] before it expires.
+    renew_at: Instant,
 }
 
 /// A signed-in app: hands out a valid access token, renewing it when needed. Cheap to share
@@ -218,7 +229,7 @@ impl TokenSource {
         Ok(TokenSource {
             oauth,
             http,
-            scope: format!("{}/.default", source.graph_base()),
+            scope: format!("{}/.default", source.cloud.graph_url()),
             secret_looks_like_id: crate::config::is_guid(secret.expose().trim()),
             tenant,
             client_id,
@@ -226,11 +237,11 @@ impl TokenSource {
         })
     }
 
-    /// A token valid for at least [`RENEW_MARGIN`] (or the token's whole life if shorter).
+    /// A token valid for at least [`renew_margin`] of its lifetime.
     pub async fn token(&self) -> Result<Secret, AuthError> {
         let mut cached = self.cached.lock().await;
         if let Some(t) = cached.as_ref() {
-            if Instant::now() + RENEW_MARGIN < t.expires {
+            if Instant::now() < t.renew_at {
                 return Ok(t.value.clone());
             }
         }
@@ -281,7 +292,7 @@ impl TokenSource {
         );
         Ok(CachedToken {
             value: Secret::new(response.access_token().secret().clone()),
-            expires: started + lifetime,
+            renew_at: started + lifetime - renew_margin(lifetime),
         })
     }
 }
@@ -377,6 +388,16 @@ mod tests {
             TokenSource::new(&source, &Secret::new("  "), http),
             Err(AuthError::MissingSecret)
         ));
+    }
+
+    #[test]
+    fn short_lived_tokens_are_renewed_at_a_share_of_their_lifetime() {
+        assert_eq!(renew_margin(Duration::from_secs(3599)), RENEW_MARGIN);
+        assert_eq!(
+            renew_margin(Duration::from_secs(20)),
+            Duration::from_secs(5)
+        );
+        assert_eq!(renew_margin(Duration::ZERO), Duration::ZERO);
     }
 
     #[test]

@@ -24,6 +24,7 @@ use super::mail::segment;
 use super::pacer::Pacer;
 use super::paging::{Delta, DeltaRound, Page, Pages};
 use super::types::{Calendar, CalendarGroup, Event, EventAttachment, User};
+use crate::error::{Classify, ErrorClass};
 
 /// The event fields the converter reads (v1.0 names).
 pub const EVENT_SELECT: &str = "id,type,seriesMasterId,originalStart,originalStartTimeZone,\
@@ -254,20 +255,62 @@ pub async fn series(
     client.get_json(pacer, &url, on_throttle).await
 }
 
-/// An event's attachments; file attachments carry their bytes (api/event-list-attachments.md).
+/// The attachment fields listed before any bytes are read (no `contentBytes`).
+const ATTACHMENT_SELECT: &str = "id,name,size,contentType,isInline";
+
+/// An event's attachments, metadata first: the listing leaves the bytes out (a listing with
+/// every attachment's `contentBytes` can grow past what Exchange answers in time: 504,
+/// shared reference graph.md §MIME export), then each file attachment whose `size` fits what
+/// is left of `budget` is read by id (api/attachment-get.md), in listing order. One that
+/// does not fit, is not a file, or cannot be read comes without bytes: the converter lists
+/// it in the event's description, so it never fails the event. Only a fatal error (sign-in)
+/// is returned from a read.
 pub async fn attachments(
     client: &GraphClient,
     pacer: &Pacer,
     user_id: &str,
     event_id: &str,
-    on_throttle: impl FnMut(Duration),
-) -> Result<Page<EventAttachment>, GraphError> {
+    budget: usize,
+    mut on_throttle: impl FnMut(Duration),
+) -> Result<Vec<EventAttachment>, GraphError> {
+    let (user, event) = (segment(user_id), segment(event_id));
     let url = client.url(&format!(
-        "/users/{}/events/{}/attachments",
-        segment(user_id),
-        segment(event_id)
+        "/users/{user}/events/{event}/attachments?$select={ATTACHMENT_SELECT}&$top=100"
     ));
-    Pages::new(client, pacer, url).collect(on_throttle).await
+    let mut listed = Pages::<EventAttachment>::new(client, pacer, url)
+        .collect(&mut on_throttle)
+        .await?
+        .items;
+    let mut left = budget as u64;
+    for attachment in &mut listed {
+        let is_file = attachment
+            .odata_type
+            .as_deref()
+            .is_none_or(|t| t.eq_ignore_ascii_case("#microsoft.graph.fileAttachment"));
+        let size = attachment.size.unwrap_or(u64::MAX);
+        if !is_file || size > left {
+            tracing::info!(attachment = %attachment.id, size, "event attachment over the size budget: listed, not read");
+            continue;
+        }
+        let url = client.url(&format!(
+            "/users/{user}/events/{event}/attachments/{}",
+            segment(&attachment.id)
+        ));
+        match client
+            .get_json::<EventAttachment>(pacer, &url, &mut on_throttle)
+            .await
+        {
+            Ok(read) => {
+                left -= size;
+                attachment.content_bytes = read.content_bytes;
+            }
+            Err(e) if e.class() == ErrorClass::Fatal => return Err(e),
+            Err(e) => {
+                tracing::info!(attachment = %attachment.id, reason = %e, "event attachment not read: listed");
+            }
+        }
+    }
+    Ok(listed)
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! One HTTP client for the whole run, and the Graph calls made through a mailbox's pacer.
 //!
-//! Every request carries `Prefer: IdType="ImmutableId"` so ids survive moves between folders
-//! (Graph docs, concepts/outlook-immutable-id.md). Status codes are classified once, here:
-//! 429/503 wait for `Retry-After`, 500/502/504 and broken connections back off, 401 renews the
-//! token, and the rest fail the request.
+//! Every request carries one `Prefer` line ([`PREFER`]): immutable ids, so ids survive moves
+//! between folders (Graph docs, concepts/outlook-immutable-id.md), and the delta page size.
+//! Status codes are classified once, here: 429 is throttling (waited out for as long as it
+//! lasts, [`Verdict::Throttled`]), 503 waits for its `Retry-After`, 500/502/504 and broken
+//! connections back off a bounded number of attempts, 401 renews the token, and the rest fail
+//! the request.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use super::auth::{AuthError, TokenSource};
 use super::pacer::{Pacer, Verdict};
-use crate::config::SourceConfig;
+use crate::config::{Cloud, SourceConfig};
 use crate::error::{Classify, ErrorClass};
 use crate::secrets::Secret;
 
@@ -22,6 +24,17 @@ pub const API_VERSION: &str = "v1.0";
 /// Graph's preview version, used only where v1.0 cannot express what is read (a series'
 /// cancelled and modified occurrences).
 pub const BETA_VERSION: &str = "beta";
+
+/// The one `Prefer` header line of every request: immutable ids, so ids survive moves
+/// between folders (concepts/outlook-immutable-id.md), and the page size of delta rounds,
+/// which take no `$top` of their own on later pages (api/message-delta.md). One line with
+/// comma-separated preferences, as Microsoft's SDKs send it (graph-docs issue #7229): a
+/// server may honour only the first of several `Prefer` lines.
+pub const PREFER: &str = r#"IdType="ImmutableId", odata.maxpagesize=500"#;
+
+/// What a plan and a run say for tasks in a cloud without To Do
+/// ([`GraphClient::serves_todo`]).
+pub const TASKS_LEFT_OUT: &str = "tasks: left out, this Microsoft cloud has no To Do API";
 
 /// A failed Graph request. URLs name users and items by id, never a secret.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +133,9 @@ pub struct GraphClient {
     tokens: Arc<TokenSource>,
     base: String,
     beta: String,
+    /// Which APIs the tenant's cloud serves ([`GraphClient::serves_todo`],
+    /// [`GraphClient::message_delta_url`]).
+    cloud: Cloud,
     /// Message downloads in flight across every mailbox of the run ([`Self::with_download_limit`]).
     downloads: Arc<tokio::sync::Semaphore>,
 }
@@ -145,6 +161,7 @@ impl GraphClient {
             tokens: Arc::new(tokens),
             base: format!("{}/{}", source.graph_base(), API_VERSION),
             beta: format!("{}/{}", source.graph_base(), BETA_VERSION),
+            cloud: source.cloud,
             downloads: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_DOWNLOADS)),
         })
     }
@@ -175,6 +192,23 @@ impl GraphClient {
         format!("{}{}", self.beta, path)
     }
 
+    /// The absolute URL of a message delta path: v1.0, or beta where the cloud's v1.0 lacks
+    /// message delta (China operated by 21Vianet: api/message-delta.md's national cloud
+    /// table marks v1.0 ❌ and beta ✅ there).
+    pub fn message_delta_url(&self, path: &str) -> String {
+        match self.cloud {
+            Cloud::China => self.beta_url(path),
+            _ => self.url(path),
+        }
+    }
+
+    /// Whether the cloud serves the To Do API: not in China operated by 21Vianet
+    /// (api/todo-list-lists.md, api/todotask-delta.md national cloud tables). Where it does
+    /// not, tasks are left out and the run says so.
+    pub fn serves_todo(&self) -> bool {
+        self.cloud != Cloud::China
+    }
+
     /// GETs `url` and decodes its JSON body.
     pub async fn get_json<T: DeserializeOwned>(
         &self,
@@ -185,11 +219,9 @@ impl GraphClient {
         pacer
             .call(
                 |_| async move {
-                    let response = match self.send(pacer, url).await {
-                        Verdict::Done(r) => r,
-                        Verdict::Retry { after, error } => return Verdict::Retry { after, error },
-                        Verdict::Down { after, error } => return Verdict::Down { after, error },
-                        Verdict::Fail(e) => return Verdict::Fail(e),
+                    let response = match self.send(pacer, url).await.done() {
+                        Ok(r) => r,
+                        Err(verdict) => return verdict,
                     };
                     match crate::http::read_capped(response, MAX_JSON).await {
                         Ok(body) => match serde_json::from_slice(&body) {
@@ -233,15 +265,9 @@ impl GraphClient {
                         // Held until the body is in the sink. Taken before the pacer's last
                         // check in `send`, so a pause that began meanwhile is still honoured.
                         let _slot = self.downloads.acquire().await;
-                        let response = match self.send(pacer, url).await {
-                            Verdict::Done(r) => r,
-                            Verdict::Retry { after, error } => {
-                                return Verdict::Retry { after, error }
-                            }
-                            Verdict::Down { after, error } => {
-                                return Verdict::Down { after, error }
-                            }
-                            Verdict::Fail(e) => return Verdict::Fail(e),
+                        let response = match self.send(pacer, url).await.done() {
+                            Ok(r) => r,
+                            Err(verdict) => return verdict,
                         };
                         let mut sink = sink.lock().await;
                         let sink_err = |source| {
@@ -305,9 +331,7 @@ impl GraphClient {
             .http
             .get(url)
             .bearer_auth(token.expose())
-            .header("Prefer", r#"IdType="ImmutableId""#)
-            // Collections page by this unless the URL sets `$top` (api/message-delta.md).
-            .header("Prefer", "odata.maxpagesize=500")
+            .header("Prefer", PREFER)
             .send()
             .await;
         let response = match sent {
@@ -347,7 +371,13 @@ impl GraphClient {
                     error,
                 }
             }
-            429 | 503 => Verdict::Retry {
+            // MailboxConcurrency, ApplicationThrottled and the request budget: however long
+            // the mailbox stays throttled, the request is not a failure (bounded by time).
+            429 => Verdict::Throttled {
+                after: retry_after,
+                error,
+            },
+            503 => Verdict::Retry {
                 after: retry_after,
                 error,
             },

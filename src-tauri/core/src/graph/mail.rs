@@ -143,7 +143,7 @@ pub fn messages<'a>(
 /// next round. The page size comes from `Prefer: odata.maxpagesize`, sent on every request by
 /// the client; later pages and rounds follow the links Graph hands out, which keep `$select`.
 pub fn delta_url(client: &GraphClient, user_id: &str, folder_id: &str) -> String {
-    client.url(&format!(
+    client.message_delta_url(&format!(
         "/users/{}/mailFolders/{}/messages/delta?$select={MESSAGE_SELECT}",
         segment(user_id),
         segment(folder_id)
@@ -230,7 +230,7 @@ const LAST_VERB_ID: &str = "Integer 0x1081";
 /// only the answered and forwarded ones.
 pub fn last_verbs_url(client: &GraphClient, user_id: &str, folder_id: &str) -> String {
     client.url(&format!(
-        "/users/{}/mailFolders/{}/messages?$select=id\
+        "/users/{}/mailFolders/{}/messages?$select=id&$top=500\
          &$expand=singleValueExtendedProperties($filter=id%20eq%20'{id}')\
          &$filter=singleValueExtendedProperties/any(ep:ep/id%20eq%20'{id}'%20and%20cast(ep/value,%20Edm.Int32)%20ge%20102)",
         segment(user_id),

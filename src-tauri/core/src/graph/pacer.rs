@@ -12,8 +12,14 @@
 //!   prolongs the throttle: concepts/throttling.md); a request that already had its turn but
 //!   was still waiting for something else (a token) when the pause began is held back too,
 //!   by [`Pacer::hold_while_paused`] just before it leaves,
-//! - otherwise retries transient failures with exponential backoff and jitter, a bounded number
-//!   of times, and then gives the last error back to the caller,
+//! - retries a throttled request ([`Verdict::Throttled`], a 429) for as long as the throttling
+//!   lasts, up to [`PacerSettings::max_throttled`] of *time*, never counting it as a failed
+//!   attempt: a mailbox throttled for an hour resumes and completes (Exchange keeps
+//!   throttling while usage accrues, concepts/throttling.md; imapsync's FAQ.Office365 reports
+//!   suggested backoffs of five minutes),
+//! - otherwise retries transient failures (5xx, broken connections) with exponential backoff
+//!   and jitter, a bounded number of *attempts*, and then gives the last error back to the
+//!   caller,
 //! - and, for a server that is down ([`Verdict::Down`]: connections refused or cut, a gateway
 //!   saying it is unavailable), keeps retrying with the same backoff for a bounded *time*
 //!   instead ([`Pacer::call_within`] with an [`OutagePolicy`]), telling the caller before each
@@ -36,8 +42,11 @@ pub struct PacerSettings {
     /// Requests allowed per `window` (Exchange Online: 10,000 per 10 minutes).
     pub budget: u32,
     pub window: Duration,
-    /// Attempts per request, the first included.
+    /// Attempts per request, the first included. Throttled answers do not count.
     pub max_attempts: u32,
+    /// How long one request keeps being retried while it is throttled (429), from its first
+    /// throttled answer.
+    pub max_throttled: Duration,
     /// First backoff without `Retry-After`; doubles per attempt up to `max_backoff`.
     pub min_backoff: Duration,
     pub max_backoff: Duration,
@@ -50,11 +59,16 @@ impl Default for PacerSettings {
             budget: 10_000,
             window: Duration::from_secs(600),
             max_attempts: 8,
+            max_throttled: DEFAULT_MAX_THROTTLED,
             min_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),
         }
     }
 }
+
+/// The default of [`PacerSettings::max_throttled`]: a day, so an unattended run outlasts a
+/// night of throttling.
+pub const DEFAULT_MAX_THROTTLED: Duration = Duration::from_secs(24 * 3600);
 
 /// What one attempt of a request came to.
 #[derive(Debug)]
@@ -73,8 +87,29 @@ pub enum Verdict<T, E> {
         after: Option<Duration>,
         error: E,
     },
+    /// Throttled (429): retried after `after` (a `Retry-After`, which holds back the whole
+    /// mailbox) or with backoff, bounded by [`PacerSettings::max_throttled`] only, never by
+    /// `max_attempts`.
+    Throttled {
+        after: Option<Duration>,
+        error: E,
+    },
     /// Permanent for this request: return the error at once.
     Fail(E),
+}
+
+impl<T, E> Verdict<T, E> {
+    /// The value of a [`Verdict::Done`], or any other verdict as one for another value type,
+    /// to pass on from a step of an attempt.
+    pub fn done<U>(self) -> Result<T, Verdict<U, E>> {
+        match self {
+            Verdict::Done(value) => Ok(value),
+            Verdict::Retry { after, error } => Err(Verdict::Retry { after, error }),
+            Verdict::Down { after, error } => Err(Verdict::Down { after, error }),
+            Verdict::Throttled { after, error } => Err(Verdict::Throttled { after, error }),
+            Verdict::Fail(error) => Err(Verdict::Fail(error)),
+        }
+    }
 }
 
 /// How long [`Pacer::call_within`] waits out a server that is down, and whom it tells while
@@ -119,7 +154,8 @@ pub enum GaveUp<E> {
     /// The server was still down when the outage limit ran out, `down_for` after the first
     /// [`Verdict::Down`] (or a `Retry-After` it sent reached past the limit).
     Down { error: E, down_for: Duration },
-    /// A permanent failure, or a transient one ([`Verdict::Retry`]) past `max_attempts`.
+    /// A permanent failure, a transient one ([`Verdict::Retry`]) past `max_attempts`, or
+    /// throttling that outlasted `max_throttled`.
     Failed(E),
 }
 
@@ -201,6 +237,9 @@ impl Pacer {
         // Attempts answered `Retry` (or `Down` without a policy): bounded by `max_attempts`.
         let mut retries = 0;
         let mut down_since: Option<Instant> = None;
+        // Throttled answers: bounded by time since the first, never by `max_attempts`.
+        let mut throttled = 0;
+        let mut throttled_since: Option<Instant> = None;
         loop {
             number += 1;
             let verdict = {
@@ -214,6 +253,22 @@ impl Pacer {
                 Verdict::Fail(error) => return Err(GaveUp::Failed(error)),
                 Verdict::Retry { after, error } => (after, error, false),
                 Verdict::Down { after, error } => (after, error, outage.is_some()),
+                Verdict::Throttled { after, error } => {
+                    let since = *throttled_since.get_or_insert_with(Instant::now);
+                    throttled += 1;
+                    let wait = after.unwrap_or_else(|| self.backoff(throttled));
+                    if since.elapsed() + wait > self.settings.max_throttled {
+                        return Err(GaveUp::Failed(error));
+                    }
+                    match after {
+                        Some(after) => {
+                            self.block_for(after);
+                            on_throttle(after);
+                        }
+                        None => tokio::time::sleep(wait).await,
+                    }
+                    continue;
+                }
             };
             let wait = match (down, outage) {
                 (true, Some(policy)) => {
@@ -371,9 +426,80 @@ mod tests {
             budget: 10,
             window: Duration::from_secs(60),
             max_attempts: 4,
+            max_throttled: Duration::from_secs(2 * 3600),
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(1),
         }
+    }
+
+    /// A mailbox throttled for an hour (a 429 with `Retry-After: 60` sixty times over, far
+    /// more than `max_attempts`) resumes and completes: throttling is bounded by time only.
+    /// Then a 5xx storm still gives up after `max_attempts`.
+    #[tokio::test(start_paused = true)]
+    async fn an_hour_of_throttling_never_uses_up_the_attempts() {
+        // Budget for every attempt: only throttling and attempts count here.
+        let pacer = Pacer::new(PacerSettings {
+            budget: 1_000_000,
+            ..settings()
+        });
+        let start = Instant::now();
+        let mut waits = Vec::new();
+        let answered = pacer
+            .call(
+                |n| async move {
+                    if start.elapsed() < Duration::from_secs(3600) {
+                        Verdict::Throttled {
+                            after: Some(Duration::from_secs(60)),
+                            error: "429 MailboxConcurrency",
+                        }
+                    } else {
+                        Verdict::Done(n)
+                    }
+                },
+                |w| waits.push(w),
+            )
+            .await;
+        assert_eq!(answered, Ok(61));
+        assert_eq!(start.elapsed(), Duration::from_secs(3600));
+        assert_eq!(waits.len(), 60);
+        // Without Retry-After, throttling backs off and is bounded by time too.
+        let t0 = Instant::now();
+        let calls = AtomicUsize::new(0);
+        let gave_up: Result<(), &str> = pacer
+            .call(
+                |_| {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    async {
+                        Verdict::Throttled {
+                            after: None,
+                            error: "429 ApplicationThrottled",
+                        }
+                    }
+                },
+                |_| {},
+            )
+            .await;
+        assert_eq!(gave_up, Err("429 ApplicationThrottled"));
+        assert!(t0.elapsed() <= Duration::from_secs(2 * 3600));
+        assert!(calls.load(Ordering::SeqCst) > 4);
+        // A 5xx is still bounded by attempts.
+        let calls = AtomicUsize::new(0);
+        let failed: Result<(), &str> = pacer
+            .call(
+                |_| {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    async {
+                        Verdict::Retry {
+                            after: None,
+                            error: "502",
+                        }
+                    }
+                },
+                |_| {},
+            )
+            .await;
+        assert_eq!(failed, Err("502"));
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
     }
 
     #[tokio::test(start_paused = true)]

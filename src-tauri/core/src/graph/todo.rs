@@ -19,14 +19,16 @@ pub async fn task_lists(
     user_id: &str,
     on_throttle: impl FnMut(Duration),
 ) -> Result<Page<TodoTaskList>, GraphError> {
-    let url = client.url(&format!("/users/{}/todo/lists", segment(user_id)));
+    let url = client.url(&format!("/users/{}/todo/lists?$top=100", segment(user_id)));
     Pages::new(client, pacer, url).collect(on_throttle).await
 }
 
-/// One delta round over a list's tasks, checklist items expanded: from `stored`, the
-/// deltaLink of the previous round, else a full round. Query parameters given on the first
-/// request are kept by the links Graph hands out (api/todotask-delta.md, which lists `$expand`
-/// as supported).
+/// One delta round over a list's tasks, checklist items and linked resources expanded (both
+/// are relationships, absent unless expanded: resources/todotask.md; the links a task was
+/// created from, such as the mail it came from, resources/linkedresource.md): from `stored`,
+/// the deltaLink of the previous round, else a full round. Query parameters given on the
+/// first request are kept by the links Graph hands out (api/todotask-delta.md, which lists
+/// `$expand` as supported).
 pub fn tasks_delta<'a>(
     client: &'a GraphClient,
     pacer: &'a Pacer,
@@ -35,7 +37,7 @@ pub fn tasks_delta<'a>(
     stored: Option<String>,
 ) -> DeltaRound<'a, Delta<TodoTask>> {
     let url = client.url(&format!(
-        "/users/{}/todo/lists/{}/tasks/delta?$expand=checklistItems",
+        "/users/{}/todo/lists/{}/tasks/delta?$expand=checklistItems,linkedResources",
         segment(user_id),
         segment(list_id)
     ));

@@ -243,6 +243,7 @@ impl ImapSettings {
                 max_attempts: 4,
                 min_backoff: Duration::from_secs(1),
                 max_backoff: Duration::from_secs(30),
+                ..PacerSettings::default()
             },
             outage: None,
             connections_per_mailbox: DEFAULT_CONNECTIONS_PER_MAILBOX,
