@@ -950,8 +950,11 @@ impl Ctx<'_, '_> {
             let deleted = match (&open.target, account) {
                 (Collection::Dir(dir), _) => dir.remove(&dest).map_err(|e| e.to_string()),
                 (Collection::Dav(_), Account::Dav(dav, pacer, outage)) => {
-                    self.delete_resource(dav, pacer, outage, dest.clone())
-                        .await?
+                    let stored = dav::ItemRef {
+                        href: dest.clone(),
+                        etag: item.etag.clone(),
+                    };
+                    self.delete_resource(dav, pacer, outage, stored).await?
                 }
                 (Collection::Dav(_), Account::Dir(_)) => Err("not a DAV account".into()),
             };
@@ -1050,12 +1053,25 @@ impl Ctx<'_, '_> {
         let user = &self.user.id;
         let mut first_write = true;
         let mut old_copy = None;
+        // The migrator's own copy in this collection, as it wrote it: updated only in that
+        // version (`If-Match`), so a change made at the destination is never overwritten.
+        let mut written: Option<dav::ItemRef> = None;
         if let Some(j) = self.run.journal {
             let known = j
                 .journal
                 .item(user, &resource.source_id)
                 .map_err(journal_error)?;
             first_write = !known.as_ref().is_some_and(|r| r.state == ItemState::Done);
+            written = known.as_ref().and_then(|r| {
+                let ours = r.state == ItemState::Done && r.dest_folder == open.label;
+                match (ours, &r.dest_ref, &r.etag) {
+                    (true, Some(href), Some(etag)) => Some(dav::ItemRef {
+                        href: DestRef(href.clone()),
+                        etag: Some(etag.clone()),
+                    }),
+                    _ => None,
+                }
+            });
             // A move a crash interrupted is finished first.
             old_copy = known.as_ref().and_then(|r| match &r.moved_from {
                 Some(from) => Some(OldCopy {
@@ -1096,21 +1112,34 @@ impl Ctx<'_, '_> {
                 }
             },
             (Collection::Dav(collection), Account::Dav(dav, pacer, outage)) => {
-                let put = dav_call(pacer, outage, self.on_throttle(), || {
-                    dav.put(collection, &resource.uid, resource.text.as_bytes())
+                let text = resource.text.as_bytes();
+                let put = dav_call(pacer, outage, self.on_throttle(), || async {
+                    match &written {
+                        Some(ours) => dav.replace(collection, ours, text).await,
+                        None => dav.put(collection, &resource.uid, text).await,
+                    }
                 })
                 .await;
                 match put {
                     Ok(outcome) => {
-                        if !outcome.created && first_write {
-                            // The destination already held this UID: it is the user's, not ours.
-                            if let Some(j) = self.run.journal {
+                        if let Some(j) = self.run.journal {
+                            if !outcome.created && first_write {
+                                // The destination already held this UID: it is the user's.
                                 j.journal
                                     .mark_found(user, &resource.source_id)
                                     .map_err(journal_error)?;
                             }
+                            j.journal
+                                .record_etag(user, &resource.source_id, outcome.etag.as_deref())
+                                .map_err(journal_error)?;
                         }
                         outcome.href
+                    }
+                    Err(ItemError::Skip(reason)) if written.is_some() => {
+                        // Kept as the journal has it (done, the old version): every later
+                        // run reports the conflict again and never overwrites the change.
+                        self.fail(&open.label, &resource.source_id, reason);
+                        return Ok(false);
                     }
                     Err(ItemError::Skip(reason)) => {
                         self.record_failed(open, &resource.source_id, &reason)?;
@@ -1145,17 +1174,18 @@ impl Ctx<'_, '_> {
         Ok(true)
     }
 
-    /// Deletes one DAV resource the migrator wrote. `Ok(Err(reason))`: this item could not be
-    /// deleted (the caller reports it); `Err`: the server is gone or the login refused, which
-    /// is not this item's fault and ends the user's groupware.
+    /// Deletes one DAV resource the migrator wrote, only in the version it wrote when the
+    /// journal has that version's ETag (`If-Match`): a resource changed at the destination
+    /// since is kept and this is reported as a conflict. `Ok(Err(reason))`: this item could
+    /// not be deleted (the caller reports it); `Err`: the server is gone or the login
+    /// refused, which is not this item's fault and ends the user's groupware.
     async fn delete_resource(
         &self,
         dav: &DavAccount,
         pacer: &Pacer,
         outage: &DavOutage,
-        href: DestRef,
+        item_ref: dav::ItemRef,
     ) -> Result<Result<(), String>, ItemError> {
-        let item_ref = dav::ItemRef { href, etag: None };
         match dav_call(pacer, outage, self.on_throttle(), || dav.delete(&item_ref)).await {
             Ok(()) => Ok(Ok(())),
             Err(ItemError::Skip(reason)) => Ok(Err(reason)),
@@ -1176,8 +1206,11 @@ impl Ctx<'_, '_> {
             // The same href is the same resource (e.g. a collection that kept its URL).
             Account::Dav(..) if old.from.dest_ref == new.0 => Ok(()),
             Account::Dav(dav, pacer, outage) => {
-                self.delete_resource(dav, pacer, outage, DestRef(old.from.dest_ref.clone()))
-                    .await?
+                let stored = dav::ItemRef {
+                    href: DestRef(old.from.dest_ref.clone()),
+                    etag: old.from.etag.clone(),
+                };
+                self.delete_resource(dav, pacer, outage, stored).await?
             }
             Account::Dir(_) => {
                 let key = (old.from.folder_id.clone(), old.from.dest_folder.clone());
@@ -1277,6 +1310,7 @@ fn moved_copy(known: &ItemRecord, open: &Open<'_>) -> Option<OldCopy> {
             folder_id: known.folder_id.clone(),
             dest_folder: known.dest_folder.clone(),
             dest_ref: known.dest_ref.clone()?,
+            etag: known.etag.clone(),
         },
     })
 }

@@ -1,0 +1,243 @@
+//! What a DAV server may do that the destination must survive without losing or leaking
+//! anything: refuse the UID query REPORT (issue 14.7), send the client to another host
+//! (issue 19.2). A real Radicale behind [`DavFront`], which refuses or redirects.
+
+use crate::dav_front::DavFront;
+use crate::dav_radicale::{raw_addressbook, raw_calendar, simple_event, vcard};
+use crate::support;
+
+use migrator_core::dest::dav::{CollectionKind, DavAccount, DavError, DavSettings};
+use migrator_core::error::{Classify, ErrorClass};
+use support::radicale::Radicale;
+
+const ALICE: &str = "alice@example.com";
+
+fn through(front: &DavFront, server: &Radicale) -> DavSettings {
+    DavSettings {
+        base_url: front.base_url(),
+        ..server.settings()
+    }
+}
+
+/// A server without calendar-query / addressbook-query (it answers REPORT with 400, 403 or
+/// 501) still gets each item once: written with `If-None-Match: *`, updated in place on a
+/// rerun through the 412 path, never failed for the refused search.
+#[tokio::test]
+async fn dav_without_report_writes_and_updates_each_item_once() {
+    for status in [400u16, 403, 501] {
+        let server = Radicale::start();
+        let base = server.base_url();
+        // Collections that existed before the migration: the writer must look for the UID.
+        raw_calendar(&base, "alice@example.com/work/", "Work").await;
+        raw_addressbook(&base, "alice@example.com/people/", "People").await;
+        let front = DavFront::start(&base, Vec::new()).await;
+        front.refuse_reports(status);
+        let account = DavAccount::connect(&through(&front, &server), ALICE, Radicale::login(ALICE))
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e:?}"));
+        let cal = account
+            .ensure_collection(CollectionKind::Events, "Work", None)
+            .await
+            .unwrap();
+        let book = account
+            .ensure_collection(CollectionKind::Contacts, "People", None)
+            .await
+            .unwrap();
+        assert!(
+            !cal.created && !book.created,
+            "merged into the existing ones"
+        );
+
+        let first = account
+            .put(&cal, "ev-1", simple_event("ev-1", "first").as_bytes())
+            .await
+            .unwrap_or_else(|e| panic!("{status}: the refused REPORT failed the item: {e:?}"));
+        assert!(first.created);
+        let again = account
+            .put(&cal, "ev-1", simple_event("ev-1", "second").as_bytes())
+            .await
+            .unwrap_or_else(|e| panic!("{status}: rerun: {e:?}"));
+        assert!(!again.created, "{status}: updated in place");
+        assert_eq!(again.href, first.href);
+        let card = account
+            .put(&book, "card-1", vcard("card-1", "Jane Roe").as_bytes())
+            .await
+            .unwrap_or_else(|e| panic!("{status}: the refused REPORT failed the card: {e:?}"));
+        assert!(card.created);
+
+        let items = account.list(&cal).await.unwrap();
+        assert_eq!(items.len(), 1, "{status}: no duplicate: {items:?}");
+        let body = account.get(&first.href).await.unwrap().unwrap().body;
+        assert!(
+            String::from_utf8_lossy(&body).contains("SUMMARY:second"),
+            "{status}: the rerun's version is there"
+        );
+        assert_eq!(account.list(&book).await.unwrap().len(), 1);
+        let reports = front
+            .seen()
+            .iter()
+            .filter(|(m, _, _)| m == "REPORT")
+            .count();
+        assert_eq!(
+            reports, 1,
+            "{status}: asked once, then the account stops sending REPORTs"
+        );
+    }
+}
+
+/// A discovery redirect to another origin (another port is another origin, RFC 6454 §4) is
+/// followed without the password; the login that host then asks for is refused with an error
+/// that names it, fatal for this account only.
+#[tokio::test]
+async fn dav_credentials_go_only_to_the_configured_origin() {
+    let server = Radicale::start();
+    let elsewhere = DavFront::start(&server.base_url(), Vec::new()).await;
+    let configured = DavFront::start(&server.base_url(), Vec::new()).await;
+    let foreign = format!("{}.well-known/caldav", elsewhere.base_url());
+    configured.redirect("/.well-known/caldav", &foreign);
+    configured.redirect("/.well-known/carddav", &foreign);
+    let settings = through(&configured, &server);
+
+    let outcome = DavAccount::connect(&settings, ALICE, Radicale::login(ALICE)).await;
+    let seen = elsewhere.seen();
+    assert!(!seen.is_empty(), "the redirect was followed");
+    assert!(
+        seen.iter().all(|(_, _, authorized)| !authorized),
+        "the other host received credentials: {seen:?}"
+    );
+    assert!(
+        configured
+            .seen()
+            .iter()
+            .any(|(_, _, authorized)| *authorized),
+        "the configured host gets them"
+    );
+    // Radicale behind the other host asks for a login: the account is refused, naming it.
+    let e = outcome.expect_err("the other host's login request is an error");
+    assert!(matches!(e, DavError::ForeignOrigin { .. }), "{e:?}");
+    assert_eq!(e.class(), ErrorClass::Fatal);
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!("127.0.0.1:{}/", elsewhere.port))
+            && text.contains(&format!("127.0.0.1:{}", configured.port))
+            && !text.contains("alice-secret"),
+        "{text}"
+    );
+}
+
+/// Contacts migrated into Radicale, then edited there by their owner: a later change and a
+/// deletion at the source do not overwrite or delete the user's version (the migrator's
+/// stored ETag goes with `If-Match`); each is reported as a conflict, on every rerun.
+#[tokio::test(flavor = "multi_thread")]
+async fn dav_changes_made_at_the_destination_are_never_overwritten_or_deleted() {
+    use migrator_core::config::Workload;
+    use migrator_core::dest::dav::{DavLogin, ItemRef};
+    use migrator_core::dest::imap::{ImapSettings, Security};
+    use migrator_core::engine::{run, Destination, ImapLogins, RunControl, RunOptions};
+    use migrator_core::secrets::Secret;
+    use migrator_sim::{SimConfig, SimServer, TenantSpec};
+
+    let sim = SimServer::start(SimConfig {
+        tenant: TenantSpec {
+            users: 1,
+            messages_per_user: 1,
+            ..TenantSpec::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let server = Radicale::start_with(support::radicale::Options {
+        users: support::tenant_accounts(&sim),
+        ..support::radicale::Options::default()
+    });
+    let state = tempfile::tempdir().unwrap();
+    let user = sim.tenant().users[0].clone();
+    let login = DavLogin::new(user.mail.clone(), Secret::new("pw"));
+    let migrate = || async {
+        let destination = Destination::Imap {
+            // Contacts only: the IMAP server is never contacted.
+            settings: ImapSettings::new("127.0.0.1", 9, Security::Tls),
+            logins: ImapLogins::Accounts(
+                [(user.mail.to_lowercase(), Secret::new("pw"))]
+                    .into_iter()
+                    .collect(),
+            ),
+            dav: Some(server.settings()),
+        };
+        let failures = support::Failures::default();
+        let summary = run(
+            &support::source_config(&sim),
+            &Secret::new(sim.client_secret()),
+            &destination,
+            failures.reporter(),
+            RunControl::new(),
+            RunOptions {
+                state_dir: Some(state.path().join("state")),
+                workloads: vec![Workload::Contacts],
+                mirror_deletions: true,
+                ..RunOptions::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("run failed: {e:?}"));
+        (summary, failures.list())
+    };
+    let (first, failures) = migrate().await;
+    assert_eq!(failures, Vec::<String>::new(), "{first:?}");
+    assert!(first.totals.contacts >= 2, "{first:?}");
+
+    // The user edits every migrated contact at the destination.
+    const EDIT: &str = "NOTE:edited at the destination";
+    let account = DavAccount::connect(&server.settings(), &user.mail, login.clone())
+        .await
+        .unwrap();
+    let mut held = 0;
+    for book in account.collections(CollectionKind::Contacts).await.unwrap() {
+        for item in account.list(&book).await.unwrap() {
+            let text = String::from_utf8(account.get(&item.href).await.unwrap().unwrap().body)
+                .unwrap()
+                .replace("END:VCARD", &format!("{EDIT}\r\nEND:VCARD"));
+            account
+                .replace(&book, &item, text.as_bytes())
+                .await
+                .unwrap();
+            held += 1;
+        }
+    }
+    // One contact changes at the source, another is deleted there.
+    let contacts: Vec<_> = user
+        .contact_folders
+        .iter()
+        .flat_map(|f| f.contacts.iter())
+        .collect();
+    assert!(sim.update_contact(&user.id, &contacts[0].id, |c| c.job_title = "CTO".into()));
+    assert!(sim.delete_contact(&user.id, &contacts[1].id));
+
+    for round in ["second", "third"] {
+        let (summary, failures) = migrate().await;
+        assert_eq!(failures.len(), 2, "{round}: {failures:?}");
+        assert!(
+            failures.iter().all(|f| f.contains("conflict")
+                && f.contains("changed at the destination since the migration wrote it")),
+            "{round}: {failures:?}"
+        );
+        assert_eq!(summary.totals.contacts, 0, "{round}: nothing overwritten");
+        let mut bodies = Vec::new();
+        for book in account.collections(CollectionKind::Contacts).await.unwrap() {
+            for item in account.list(&book).await.unwrap() {
+                let ItemRef { href, .. } = item;
+                bodies.push(
+                    String::from_utf8(account.get(&href).await.unwrap().unwrap().body).unwrap(),
+                );
+            }
+        }
+        assert_eq!(bodies.len(), held, "{round}: nothing deleted");
+        assert!(
+            bodies
+                .iter()
+                .all(|b| b.contains(EDIT) && !b.contains("CTO")),
+            "{round}: every user edit is kept"
+        );
+    }
+}
