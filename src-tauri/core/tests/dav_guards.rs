@@ -241,3 +241,161 @@ async fn dav_changes_made_at_the_destination_are_never_overwritten_or_deleted() 
         );
     }
 }
+
+/// An IceWarp whose GroupWare folders are localised (a Czech installation: `Kalendář`,
+/// `Úkoly`, `Kontakty`, as `getaccountfolderlist` names them): each account's default
+/// calendar, task list and address book go into those, and no English `Calendar`, `Tasks` or
+/// `Contacts` collection appears beside them.
+#[tokio::test(flavor = "multi_thread")]
+async fn icewarp_localised_groupware_folders_receive_the_default_collections() {
+    use migrator_core::config::{FileConfig, Workload};
+    use migrator_core::dest::dav::DavLogin;
+    use migrator_core::engine::{run, Destination, RunControl, RunOptions};
+    use migrator_core::secrets::Secret;
+    use migrator_sim::icewarp::{DefaultFolderNames, IceWarpConfig, IceWarpSim};
+    use migrator_sim::{SimConfig, SimServer, TenantSpec};
+
+    let sim = SimServer::start(SimConfig {
+        tenant: TenantSpec {
+            users: 1,
+            messages_per_user: 1,
+            ..TenantSpec::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let czech = DefaultFolderNames::czech();
+    let icewarp = IceWarpSim::start(IceWarpConfig {
+        folder_names: czech.clone(),
+        ..IceWarpConfig::default()
+    })
+    .await
+    .unwrap();
+    let server = Radicale::start_with(support::radicale::Options {
+        any_password: true,
+        ..support::radicale::Options::default()
+    });
+    let user = sim.tenant().users[0].clone();
+    // What IceWarp has for every account: its GroupWare folders, here in Czech.
+    let http = reqwest::Client::new();
+    for (name, body) in [
+        (&czech.events, mkcalendar("VEVENT")),
+        (&czech.tasks, mkcalendar("VTODO")),
+    ] {
+        let url = format!("{}{}/{name}/", server.base_url(), user.mail);
+        let status = http
+            .request(reqwest::Method::from_bytes(b"MKCALENDAR").unwrap(), &url)
+            .basic_auth(&user.mail, Some("x"))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status.as_u16(), 201, "{url}");
+    }
+    let url = format!("{}{}/{}/", server.base_url(), user.mail, czech.contacts);
+    let status = http
+        .request(reqwest::Method::from_bytes(b"MKCOL").unwrap(), &url)
+        .basic_auth(&user.mail, Some("x"))
+        .body(
+            r#"<?xml version="1.0"?><D:mkcol xmlns:D="DAV:" xmlns:CR="urn:ietf:params:xml:ns:carddav"><D:set><D:prop><D:resourcetype><D:collection/><CR:addressbook/></D:resourcetype></D:prop></D:set></D:mkcol>"#,
+        )
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 201, "{url}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let toml = support::source_toml(&sim)
+        + &format!(
+            "[destination]\nkind = \"icewarp\"\nhost = \"127.0.0.1\"\napi_url = \"{api}\"\n\
+             admin_email = \"{admin}\"\nallow_plaintext_loopback = true\n\
+             credentials_report = \"{report}\"\nimap_port = 9\nwebdav_url = \"{dav}\"\n",
+            api = icewarp.api_url(),
+            admin = IceWarpConfig::default().admin_email,
+            report = dir.path().join("credentials.csv").display(),
+            dav = server.base_url(),
+        );
+    let config = FileConfig::parse(&toml, &dir.path().join("migrate.toml")).unwrap();
+    let destination = Destination::from_config(
+        &config.destination,
+        Some(Secret::new(IceWarpConfig::default().admin_password)),
+    )
+    .unwrap();
+    let failures = support::Failures::default();
+    let summary = run(
+        &config.source_config(),
+        &Secret::new(sim.client_secret()),
+        &destination,
+        failures.reporter(),
+        RunControl::new(),
+        RunOptions {
+            state_dir: Some(dir.path().join("state")),
+            workloads: vec![Workload::Calendar, Workload::Contacts, Workload::Tasks],
+            ..RunOptions::default()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("run failed: {e:?}"));
+    assert_eq!(failures.list(), Vec::<String>::new(), "{summary:?}");
+    assert!(summary.totals.events > 0 && summary.totals.contacts > 0);
+
+    let account = DavAccount::connect(
+        &server.settings(),
+        &user.mail,
+        DavLogin::new(user.mail.clone(), Secret::new("x")),
+    )
+    .await
+    .unwrap();
+    let last = |c: &migrator_core::dest::dav::Collection| {
+        let path = percent_encoding::percent_decode_str(c.url.path())
+            .decode_utf8_lossy()
+            .into_owned();
+        path.trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    for (kind, localised, english, sources) in [
+        (
+            CollectionKind::Events,
+            &czech.events,
+            "Calendar",
+            user.calendars.len(),
+        ),
+        (CollectionKind::Tasks, &czech.tasks, "Tasks", 0),
+        (
+            CollectionKind::Contacts,
+            &czech.contacts,
+            "Contacts",
+            user.contact_folders.len(),
+        ),
+    ] {
+        let collections = account.collections(kind).await.unwrap();
+        let names: Vec<String> = collections.iter().map(last).collect();
+        assert!(
+            !names.iter().any(|n| n == english),
+            "{kind:?}: an English {english} beside {localised}: {names:?}"
+        );
+        let own = collections
+            .iter()
+            .find(|c| last(c) == *localised)
+            .unwrap_or_else(|| panic!("{kind:?}: {localised} in {names:?}"));
+        assert!(
+            !account.list(own).await.unwrap().is_empty(),
+            "{kind:?}: the default collection went into {localised}"
+        );
+        if sources > 0 {
+            assert_eq!(collections.len(), sources, "{kind:?}: {names:?}");
+        }
+    }
+}
+
+fn mkcalendar(component: &str) -> String {
+    format!(
+        r#"<?xml version="1.0"?><C:mkcalendar xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:set><D:prop><C:supported-calendar-component-set><C:comp name="{component}"/></C:supported-calendar-component-set></D:prop></D:set></C:mkcalendar>"#
+    )
+}

@@ -44,8 +44,9 @@ use crate::convert::contact::{to_vcard, VCardVersion};
 use crate::convert::event::{series_to_ics, single_to_ics};
 use crate::convert::task::to_vtodo;
 use crate::convert::ConvertError;
-use crate::dest::dav::{self, DavAccount, DavError, DavLogin, DavSettings};
+use crate::dest::dav::{self, CollectionTemplates, DavAccount, DavError, DavLogin, DavSettings};
 use crate::dest::folder::{CollectionDir, FolderStore, Mailbox};
+use crate::dest::provision::icewarp::IceWarpProvisioner;
 use crate::dest::{CollectionKind, DestRef};
 use crate::error::{Classify, ErrorClass};
 use crate::graph::client::{GraphClient, GraphError};
@@ -77,6 +78,9 @@ pub(super) struct GroupwareRun<'a> {
     /// How long DAV requests wait for a server that is down before this user's groupware
     /// fails ([`dav_call`]).
     pub outage_wait: Duration,
+    /// IceWarp's admin API, which names each account's GroupWare folders
+    /// ([`icewarp_collections`]); `None` for other servers.
+    pub icewarp: Option<&'a IceWarpProvisioner>,
 }
 
 /// A user's groupware destination, opened.
@@ -210,6 +214,22 @@ impl GroupwareRun<'_> {
                         "calendars, contacts and tasks need this user's own password (accounts_csv)".into(),
                     );
                     return Ok(stats);
+                };
+                let named;
+                let dav = match self.icewarp {
+                    Some(provisioner) => {
+                        match icewarp_collections(provisioner, dav, &address).await {
+                            Ok(settings) => {
+                                named = settings;
+                                &named
+                            }
+                            Err(reason) => {
+                                self.fail_user(&mut stats, &address, reason);
+                                return Ok(stats);
+                            }
+                        }
+                    }
+                    None => dav,
                 };
                 let login = DavLogin::new(address.clone(), password);
                 // The DAV server has its own pace: its own pacer, same retry policy.
@@ -1290,6 +1310,34 @@ impl Ctx<'_, '_> {
             skipped,
         });
     }
+}
+
+/// `dav` with the default collections of `address`'s own GroupWare folders. IceWarp's
+/// default folders can be renamed and localised (`C_System_Adv_Rename_Default_Folders`,
+/// reference/icewarp.md §3), and its WebDAV names a folder by its name (`/webdav/<email>/
+/// Calendar/`), so the URLs come from the account's `getaccountfolderlist` (folder types E
+/// events, T tasks, C contacts), never from the English defaults. An account whose folder
+/// list cannot be read gets no groupware (the reason is reported): guessing would create a
+/// second `Calendar` beside its own `Kalendář`.
+async fn icewarp_collections(
+    provisioner: &IceWarpProvisioner,
+    dav: &DavSettings,
+    address: &str,
+) -> Result<DavSettings, String> {
+    let names = provisioner.default_folders(address).await.map_err(|e| {
+        format!(
+            "cannot read the names of the account's GroupWare folders (getaccountfolderlist): {e}"
+        )
+    })?;
+    let name = |key: &str| names.get(key).map(String::as_str);
+    let mut settings = dav.clone();
+    settings.templates = CollectionTemplates::named_under(
+        &dav.base_url,
+        name("calendar"),
+        name("tasks"),
+        name("contacts"),
+    );
+    Ok(settings)
 }
 
 /// The copy an item left behind in another collection, when the journal says the migrator

@@ -116,13 +116,30 @@ impl CollectionTemplates {
     }
 
     /// IceWarp's layout below a WebDAV base URL other than `https://host/webdav/` (a proxy, or
-    /// a test server): `<base>{email}/Calendar/`, `Tasks/`, `Contacts/`.
+    /// a test server): `<base>{email}/Calendar/`, `Tasks/`, `Contacts/`, the English default
+    /// names. IceWarp lets administrators rename and localise them: [`Self::named_under`] with
+    /// the account's own names (`getaccountfolderlist`) is what a run uses.
     pub fn under(base: &str) -> Self {
+        Self::named_under(base, Some("Calendar"), Some("Tasks"), Some("Contacts"))
+    }
+
+    /// `<base>{email}/<name>/` for each kind whose default folder is named (the name
+    /// percent-encoded as one path segment); `None`: that kind has no default collection.
+    pub fn named_under(
+        base: &str,
+        events: Option<&str>,
+        tasks: Option<&str>,
+        contacts: Option<&str>,
+    ) -> Self {
         let base = format!("{}/", base.trim_end_matches('/'));
+        let template = |name: Option<&str>| {
+            name.filter(|n| !n.trim().is_empty())
+                .map(|n| format!("{base}{{email}}/{}/", discovery::encode_segment(n)))
+        };
         CollectionTemplates {
-            events: Some(format!("{base}{{email}}/Calendar/")),
-            tasks: Some(format!("{base}{{email}}/Tasks/")),
-            contacts: Some(format!("{base}{{email}}/Contacts/")),
+            events: template(events),
+            tasks: template(tasks),
+            contacts: template(contacts),
         }
     }
 
