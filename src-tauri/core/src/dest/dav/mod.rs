@@ -7,7 +7,9 @@
 //!   optional CA file; `http://` only with [`DavSettings::allow_plaintext_loopback`] and only
 //!   to a loopback address, otherwise [`DavError::Config`] before anything is sent. Basic
 //!   authentication; the password is a [`Secret`] and appears in no log line and no error. A
-//!   refused login (401) is [`ErrorClass::Fatal`].
+//!   refused login (401) is [`ErrorClass::Fatal`]. Credentials go only to the configured
+//!   origins ([`connection`]): a redirect or href to another host gets none, and a login it
+//!   asks for is [`DavError::ForeignOrigin`].
 //! - **Discovery** ([`discovery`]): `/.well-known/caldav` and `/.well-known/carddav`
 //!   (RFC 6764, redirects followed), `current-user-principal` (RFC 5397), then
 //!   `calendar-home-set` / `addressbook-home-set`. Where that finds nothing, or with
@@ -22,8 +24,11 @@
 //!   current ETag to update. A resource with the same UID already in the collection, under
 //!   any href, is updated in place, never duplicated (found by a calendar-query /
 //!   addressbook-query REPORT on the UID, RFC 4791 §7.8 / RFC 6352 §8.6, and by the server's
-//!   `no-uid-conflict` refusal, RFC 4791 §5.3.2.1). Nothing else in the collection is
-//!   touched. It returns the href ([`DestRef`]) and ETag for the journal.
+//!   `no-uid-conflict` refusal and the href it names, RFC 4791 §5.3.2.1). A server that
+//!   refuses that REPORT (400, 403, 405, 501) is asked no more: writes rely on
+//!   `If-None-Match: *` and the 412 path. Nothing else in the collection is touched. It
+//!   returns the href ([`DestRef`]) and ETag for the journal; [`DavAccount::replace`] and
+//!   [`DavAccount::delete`] with that ETag touch only the version the migrator wrote.
 //! - **Errors:** a resource or collection the server refuses (400, 403, 409, 415, 422, 507,
 //!   ...) is [`ErrorClass::SkipItem`] carrying the server's status and text; 401 is
 //!   [`ErrorClass::Fatal`]; 408, 429, 5xx, timeouts and lost connections are
