@@ -6,11 +6,62 @@ use crate::dav_front::DavFront;
 use crate::dav_radicale::{raw_addressbook, raw_calendar, simple_event, vcard};
 use crate::support;
 
-use migrator_core::dest::dav::{CollectionKind, DavAccount, DavError, DavSettings};
+use migrator_core::config::{FileConfig, Workload};
+use migrator_core::dest::dav::{
+    CollectionKind, DavAccount, DavError, DavLogin, DavSettings, ItemRef,
+};
+use migrator_core::dest::imap::{ImapSettings, Security};
+use migrator_core::engine::{run, Destination, ImapLogins, RunControl, RunOptions};
 use migrator_core::error::{Classify, ErrorClass};
+use migrator_core::progress::RunSummary;
+use migrator_core::secrets::Secret;
+use migrator_sim::icewarp::{DefaultFolderNames, IceWarpConfig, IceWarpSim};
+use migrator_sim::{SimConfig, SimServer, TenantSpec};
 use support::radicale::Radicale;
 
 const ALICE: &str = "alice@example.com";
+
+/// A tenant of one user with one message (the tests here move groupware only).
+async fn one_user_tenant() -> SimServer {
+    SimServer::start(SimConfig {
+        tenant: TenantSpec {
+            users: 1,
+            messages_per_user: 1,
+            ..TenantSpec::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .expect("the simulator starts")
+}
+
+/// Runs `workloads` of `sim`'s tenant into `destination`, journaled in `state`; returns the
+/// summary and each failed item's line.
+async fn run_groupware(
+    sim: &SimServer,
+    destination: &Destination,
+    state: &std::path::Path,
+    workloads: Vec<Workload>,
+    mirror_deletions: bool,
+) -> (RunSummary, Vec<String>) {
+    let failures = support::Failures::default();
+    let summary = run(
+        &support::source_config(sim),
+        &Secret::new(sim.client_secret()),
+        destination,
+        failures.reporter(),
+        RunControl::new(),
+        RunOptions {
+            state_dir: Some(state.join("state")),
+            workloads,
+            mirror_deletions,
+            ..RunOptions::default()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("run failed: {e:?}"));
+    (summary, failures.list())
+}
 
 fn through(front: &DavFront, server: &Radicale) -> DavSettings {
     DavSettings {
@@ -130,23 +181,7 @@ async fn dav_credentials_go_only_to_the_configured_origin() {
 /// stored ETag goes with `If-Match`); each is reported as a conflict, on every rerun.
 #[tokio::test(flavor = "multi_thread")]
 async fn dav_changes_made_at_the_destination_are_never_overwritten_or_deleted() {
-    use migrator_core::config::Workload;
-    use migrator_core::dest::dav::{DavLogin, ItemRef};
-    use migrator_core::dest::imap::{ImapSettings, Security};
-    use migrator_core::engine::{run, Destination, ImapLogins, RunControl, RunOptions};
-    use migrator_core::secrets::Secret;
-    use migrator_sim::{SimConfig, SimServer, TenantSpec};
-
-    let sim = SimServer::start(SimConfig {
-        tenant: TenantSpec {
-            users: 1,
-            messages_per_user: 1,
-            ..TenantSpec::default()
-        },
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = one_user_tenant().await;
     let server = Radicale::start_with(support::radicale::Options {
         users: support::tenant_accounts(&sim),
         ..support::radicale::Options::default()
@@ -165,23 +200,14 @@ async fn dav_changes_made_at_the_destination_are_never_overwritten_or_deleted() 
             ),
             dav: Some(server.settings()),
         };
-        let failures = support::Failures::default();
-        let summary = run(
-            &support::source_config(&sim),
-            &Secret::new(sim.client_secret()),
+        run_groupware(
+            &sim,
             &destination,
-            failures.reporter(),
-            RunControl::new(),
-            RunOptions {
-                state_dir: Some(state.path().join("state")),
-                workloads: vec![Workload::Contacts],
-                mirror_deletions: true,
-                ..RunOptions::default()
-            },
+            state.path(),
+            vec![Workload::Contacts],
+            true,
         )
         .await
-        .unwrap_or_else(|e| panic!("run failed: {e:?}"));
-        (summary, failures.list())
     };
     let (first, failures) = migrate().await;
     assert_eq!(failures, Vec::<String>::new(), "{first:?}");
@@ -248,23 +274,7 @@ async fn dav_changes_made_at_the_destination_are_never_overwritten_or_deleted() 
 /// `Contacts` collection appears beside them.
 #[tokio::test(flavor = "multi_thread")]
 async fn icewarp_localised_groupware_folders_receive_the_default_collections() {
-    use migrator_core::config::{FileConfig, Workload};
-    use migrator_core::dest::dav::DavLogin;
-    use migrator_core::engine::{run, Destination, RunControl, RunOptions};
-    use migrator_core::secrets::Secret;
-    use migrator_sim::icewarp::{DefaultFolderNames, IceWarpConfig, IceWarpSim};
-    use migrator_sim::{SimConfig, SimServer, TenantSpec};
-
-    let sim = SimServer::start(SimConfig {
-        tenant: TenantSpec {
-            users: 1,
-            messages_per_user: 1,
-            ..TenantSpec::default()
-        },
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = one_user_tenant().await;
     let czech = DefaultFolderNames::czech();
     let icewarp = IceWarpSim::start(IceWarpConfig {
         folder_names: czech.clone(),
@@ -324,22 +334,9 @@ async fn icewarp_localised_groupware_folders_receive_the_default_collections() {
         Some(Secret::new(IceWarpConfig::default().admin_password)),
     )
     .unwrap();
-    let failures = support::Failures::default();
-    let summary = run(
-        &config.source_config(),
-        &Secret::new(sim.client_secret()),
-        &destination,
-        failures.reporter(),
-        RunControl::new(),
-        RunOptions {
-            state_dir: Some(dir.path().join("state")),
-            workloads: vec![Workload::Calendar, Workload::Contacts, Workload::Tasks],
-            ..RunOptions::default()
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("run failed: {e:?}"));
-    assert_eq!(failures.list(), Vec::<String>::new(), "{summary:?}");
+    let workloads = vec![Workload::Calendar, Workload::Contacts, Workload::Tasks];
+    let (summary, failures) = run_groupware(&sim, &destination, dir.path(), workloads, false).await;
+    assert_eq!(failures, Vec::<String>::new(), "{summary:?}");
     assert!(summary.totals.events > 0 && summary.totals.contacts > 0);
 
     let account = DavAccount::connect(
