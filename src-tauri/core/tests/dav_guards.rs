@@ -396,3 +396,74 @@ fn mkcalendar(component: &str) -> String {
         r#"<?xml version="1.0"?><C:mkcalendar xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:set><D:prop><C:supported-calendar-component-set><C:comp name="{component}"/></C:supported-calendar-component-set></D:prop></D:set></C:mkcalendar>"#
     )
 }
+
+/// `check` names, before any data moves, what the IceWarp server will refuse or delete later:
+/// plain authentication off, spam clean-up by age, and for an existing account its quota,
+/// message size limit, clean-up of old mail and a WebDAV policy that is off.
+#[tokio::test(flavor = "multi_thread")]
+async fn icewarp_check_names_the_limits_that_refuse_or_delete_migrated_data() {
+    use migrator_core::engine::check_destination;
+    use migrator_sim::icewarp::AccountSpec;
+
+    const EXISTING: &str = "jane@contoso.com";
+    let icewarp = IceWarpSim::start(IceWarpConfig {
+        accounts: vec![AccountSpec {
+            email: EXISTING.into(),
+            name: "Jane".into(),
+            password: "Jane-Pa55!".into(),
+            aliases: Vec::new(),
+        }],
+        properties: vec![
+            ("C_Accounts_Policies_Auth_DisablePlain".into(), "1".into()),
+            ("C_AS_DeleteSpamMailOlder".into(), "30".into()),
+        ],
+        ..IceWarpConfig::default()
+    })
+    .await
+    .unwrap();
+    for (name, value) in [
+        ("U_MaxBox", "1"),
+        ("U_MaxBoxSize", "512000"),
+        ("U_MaxMessageSize", "20480"),
+        ("U_DeleteOlder", "1"),
+        ("U_DeleteOlderDays", "365"),
+        ("U_WebDAV", "0"),
+    ] {
+        assert!(icewarp.set_account_property(EXISTING, name, value));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let accounts_csv = dir.path().join("accounts.csv");
+    std::fs::write(&accounts_csv, format!("{EXISTING},Jane-Pa55!\n")).unwrap();
+    let toml = format!(
+        "[source]\ntenant_id = \"contoso.onmicrosoft.com\"\n\
+         client_id = \"00000000-0000-0000-0000-000000000001\"\n\n\
+         [destination]\nkind = \"icewarp\"\nhost = \"127.0.0.1\"\napi_url = \"{api}\"\n\
+         admin_email = \"{admin}\"\nallow_plaintext_loopback = true\n\
+         credentials_report = \"{report}\"\naccounts_csv = \"{accounts}\"\nimap_port = 9\n",
+        api = icewarp.api_url(),
+        admin = IceWarpConfig::default().admin_email,
+        report = dir.path().join("credentials.csv").display(),
+        accounts = accounts_csv.display(),
+    );
+    let config = FileConfig::parse(&toml, &dir.path().join("migrate.toml")).unwrap();
+    let destination = Destination::from_config(
+        &config.destination,
+        Some(Secret::new(IceWarpConfig::default().admin_password)),
+    )
+    .unwrap();
+    let checks = check_destination(&destination, None).await;
+    let api = checks
+        .iter()
+        .find(|c| c.name.contains("IceWarp admin API"))
+        .unwrap_or_else(|| panic!("{checks:#?}"));
+    for expected in [
+        "C_Accounts_Policies_Auth_DisablePlain",
+        "spam older than 30 days",
+        "jane@contoso.com: the mailbox is limited to 500 MB",
+        "jane@contoso.com: messages larger than 20 MB are refused",
+        "jane@contoso.com: messages older than 365 days are deleted",
+        "jane@contoso.com: U_WebDAV is off",
+    ] {
+        assert!(api.advice.contains(expected), "{expected}: {}", api.advice);
+    }
+}

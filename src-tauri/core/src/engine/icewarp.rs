@@ -293,6 +293,11 @@ pub(super) async fn provision(
         }
         apply_folder_names(&mut imap, names.ok());
     }
+    // What the server will refuse or delete later, before any data moves.
+    let addresses: Vec<String> = mailboxes.iter().filter_map(|u| u.mail.clone()).collect();
+    for advice in provisioner.limits_advice(&addresses).await {
+        tracing::warn!("IceWarp: {advice}");
+    }
     let logins = logins(d)?;
     Ok(Provisioned {
         store: Store::Imap {
