@@ -63,6 +63,31 @@ async fn run_groupware(
     (summary, failures.list())
 }
 
+/// An IceWarp destination at `icewarp`, configured as a user would (`source`: the
+/// `[source]` table; `more`: more `[destination]` lines; IMAP never contacted), its files in
+/// `dir`.
+fn icewarp_destination(
+    source: &str,
+    icewarp: &IceWarpSim,
+    dir: &std::path::Path,
+    more: &str,
+) -> Destination {
+    let toml = format!(
+        "{source}[destination]\nkind = \"icewarp\"\nhost = \"127.0.0.1\"\napi_url = \"{api}\"\n\
+         admin_email = \"{admin}\"\nallow_plaintext_loopback = true\n\
+         credentials_report = \"{report}\"\nimap_port = 9\n{more}",
+        api = icewarp.api_url(),
+        admin = IceWarpConfig::default().admin_email,
+        report = dir.join("credentials.csv").display(),
+    );
+    let config = FileConfig::parse(&toml, &dir.join("migrate.toml")).expect("the configuration");
+    Destination::from_config(
+        &config.destination,
+        Some(Secret::new(IceWarpConfig::default().admin_password)),
+    )
+    .expect("an IceWarp destination")
+}
+
 fn through(front: &DavFront, server: &Radicale) -> DavSettings {
     DavSettings {
         base_url: front.base_url(),
@@ -318,22 +343,12 @@ async fn icewarp_localised_groupware_folders_receive_the_default_collections() {
     assert_eq!(status.as_u16(), 201, "{url}");
 
     let dir = tempfile::tempdir().unwrap();
-    let toml = support::source_toml(&sim)
-        + &format!(
-            "[destination]\nkind = \"icewarp\"\nhost = \"127.0.0.1\"\napi_url = \"{api}\"\n\
-             admin_email = \"{admin}\"\nallow_plaintext_loopback = true\n\
-             credentials_report = \"{report}\"\nimap_port = 9\nwebdav_url = \"{dav}\"\n",
-            api = icewarp.api_url(),
-            admin = IceWarpConfig::default().admin_email,
-            report = dir.path().join("credentials.csv").display(),
-            dav = server.base_url(),
-        );
-    let config = FileConfig::parse(&toml, &dir.path().join("migrate.toml")).unwrap();
-    let destination = Destination::from_config(
-        &config.destination,
-        Some(Secret::new(IceWarpConfig::default().admin_password)),
-    )
-    .unwrap();
+    let destination = icewarp_destination(
+        &support::source_toml(&sim),
+        &icewarp,
+        dir.path(),
+        &format!("webdav_url = \"{}\"\n", server.base_url()),
+    );
     let workloads = vec![Workload::Calendar, Workload::Contacts, Workload::Tasks];
     let (summary, failures) = run_groupware(&sim, &destination, dir.path(), workloads, false).await;
     assert_eq!(failures, Vec::<String>::new(), "{summary:?}");
@@ -434,23 +449,14 @@ async fn icewarp_check_names_the_limits_that_refuse_or_delete_migrated_data() {
     let dir = tempfile::tempdir().unwrap();
     let accounts_csv = dir.path().join("accounts.csv");
     std::fs::write(&accounts_csv, format!("{EXISTING},Jane-Pa55!\n")).unwrap();
-    let toml = format!(
-        "[source]\ntenant_id = \"contoso.onmicrosoft.com\"\n\
-         client_id = \"00000000-0000-0000-0000-000000000001\"\n\n\
-         [destination]\nkind = \"icewarp\"\nhost = \"127.0.0.1\"\napi_url = \"{api}\"\n\
-         admin_email = \"{admin}\"\nallow_plaintext_loopback = true\n\
-         credentials_report = \"{report}\"\naccounts_csv = \"{accounts}\"\nimap_port = 9\n",
-        api = icewarp.api_url(),
-        admin = IceWarpConfig::default().admin_email,
-        report = dir.path().join("credentials.csv").display(),
-        accounts = accounts_csv.display(),
+    let source = "[source]\ntenant_id = \"contoso.onmicrosoft.com\"\n\
+                  client_id = \"00000000-0000-0000-0000-000000000001\"\n\n";
+    let destination = icewarp_destination(
+        source,
+        &icewarp,
+        dir.path(),
+        &format!("accounts_csv = \"{}\"\n", accounts_csv.display()),
     );
-    let config = FileConfig::parse(&toml, &dir.path().join("migrate.toml")).unwrap();
-    let destination = Destination::from_config(
-        &config.destination,
-        Some(Secret::new(IceWarpConfig::default().admin_password)),
-    )
-    .unwrap();
     let checks = check_destination(&destination, None).await;
     let api = checks
         .iter()
