@@ -81,7 +81,7 @@ fn recurring_event(uid: &str, summary: &str) -> String {
     .join("\r\n")
 }
 
-fn simple_event(uid: &str, summary: &str) -> String {
+pub(crate) fn simple_event(uid: &str, summary: &str) -> String {
     format!(
         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//M365 Migrator//test//EN\r\nBEGIN:VEVENT\r\n\
          UID:{uid}\r\nDTSTAMP:20240101T120000Z\r\nDTSTART:20240301T100000Z\r\n\
@@ -97,7 +97,7 @@ fn task(uid: &str, summary: &str) -> String {
     )
 }
 
-fn vcard(uid: &str, name: &str) -> String {
+pub(crate) fn vcard(uid: &str, name: &str) -> String {
     format!(
         "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:{uid}\r\nFN:{name}\r\nN:{name};;;;\r\n\
          EMAIL;TYPE=INTERNET,WORK:someone@example.com\r\nTEL;TYPE=CELL:+49 170 1234567\r\n\
@@ -207,7 +207,7 @@ async fn raw(
     (status, resp.text().await.unwrap_or_default())
 }
 
-async fn raw_calendar(base: &str, path: &str, name: &str) {
+pub(crate) async fn raw_calendar(base: &str, path: &str, name: &str) {
     let body = format!(
         r#"<?xml version="1.0"?><C:mkcalendar xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:set><D:prop><D:displayname>{name}</D:displayname></D:prop></D:set></C:mkcalendar>"#
     );
@@ -215,7 +215,7 @@ async fn raw_calendar(base: &str, path: &str, name: &str) {
     assert_eq!(status, 201, "MKCALENDAR {path}: {text}");
 }
 
-async fn raw_addressbook(base: &str, path: &str, name: &str) {
+pub(crate) async fn raw_addressbook(base: &str, path: &str, name: &str) {
     let body = format!(
         r#"<?xml version="1.0"?><D:mkcol xmlns:D="DAV:" xmlns:CR="urn:ietf:params:xml:ns:carddav"><D:set><D:prop><D:resourcetype><D:collection/><CR:addressbook/></D:resourcetype><D:displayname>{name}</D:displayname></D:prop></D:set></D:mkcol>"#
     );

@@ -487,6 +487,7 @@ async fn a_move_interrupted_before_its_old_copy_was_deleted_is_finished_by_the_n
             folder_id: old.folder_id,
             dest_folder: old.dest_folder,
             dest_ref: old.dest_ref.unwrap(),
+            etag: old.etag,
         };
         journal.record_moved_from(&user.id, contact, &from).unwrap();
     }

@@ -10,6 +10,7 @@ mod support;
 mod dav_front;
 
 mod convert_golden;
+mod dav_guards;
 mod dav_radicale;
 mod engine_imap;
 mod engine_pipeline;

@@ -44,8 +44,9 @@ use crate::convert::contact::{to_vcard, VCardVersion};
 use crate::convert::event::{series_to_ics, single_to_ics};
 use crate::convert::task::to_vtodo;
 use crate::convert::ConvertError;
-use crate::dest::dav::{self, DavAccount, DavError, DavLogin, DavSettings};
+use crate::dest::dav::{self, CollectionTemplates, DavAccount, DavError, DavLogin, DavSettings};
 use crate::dest::folder::{CollectionDir, FolderStore, Mailbox};
+use crate::dest::provision::icewarp::IceWarpProvisioner;
 use crate::dest::{CollectionKind, DestRef};
 use crate::error::{Classify, ErrorClass};
 use crate::graph::client::{GraphClient, GraphError};
@@ -77,6 +78,9 @@ pub(super) struct GroupwareRun<'a> {
     /// How long DAV requests wait for a server that is down before this user's groupware
     /// fails ([`dav_call`]).
     pub outage_wait: Duration,
+    /// IceWarp's admin API, which names each account's GroupWare folders
+    /// ([`icewarp_collections`]); `None` for other servers.
+    pub icewarp: Option<&'a IceWarpProvisioner>,
 }
 
 /// A user's groupware destination, opened.
@@ -210,6 +214,22 @@ impl GroupwareRun<'_> {
                         "calendars, contacts and tasks need this user's own password (accounts_csv)".into(),
                     );
                     return Ok(stats);
+                };
+                let named;
+                let dav = match self.icewarp {
+                    Some(provisioner) => {
+                        match icewarp_collections(provisioner, dav, &address).await {
+                            Ok(settings) => {
+                                named = settings;
+                                &named
+                            }
+                            Err(reason) => {
+                                self.fail_user(&mut stats, &address, reason);
+                                return Ok(stats);
+                            }
+                        }
+                    }
+                    None => dav,
                 };
                 let login = DavLogin::new(address.clone(), password);
                 // The DAV server has its own pace: its own pacer, same retry policy.
@@ -962,8 +982,11 @@ impl Ctx<'_, '_> {
             let deleted = match (&open.target, account) {
                 (Collection::Dir(dir), _) => dir.remove(&dest).map_err(|e| e.to_string()),
                 (Collection::Dav(_), Account::Dav(dav, pacer, outage)) => {
-                    self.delete_resource(dav, pacer, outage, dest.clone())
-                        .await?
+                    let stored = dav::ItemRef {
+                        href: dest.clone(),
+                        etag: item.etag.clone(),
+                    };
+                    self.delete_resource(dav, pacer, outage, stored).await?
                 }
                 (Collection::Dav(_), Account::Dir(_)) => Err("not a DAV account".into()),
             };
@@ -1062,12 +1085,25 @@ impl Ctx<'_, '_> {
         let user = &self.user.id;
         let mut first_write = true;
         let mut old_copy = None;
+        // The migrator's own copy in this collection, as it wrote it: updated only in that
+        // version (`If-Match`), so a change made at the destination is never overwritten.
+        let mut written: Option<dav::ItemRef> = None;
         if let Some(j) = self.run.journal {
             let known = j
                 .journal
                 .item(user, &resource.source_id)
                 .map_err(journal_error)?;
             first_write = !known.as_ref().is_some_and(|r| r.state == ItemState::Done);
+            written = known.as_ref().and_then(|r| {
+                let ours = r.state == ItemState::Done && r.dest_folder == open.label;
+                match (ours, &r.dest_ref, &r.etag) {
+                    (true, Some(href), Some(etag)) => Some(dav::ItemRef {
+                        href: DestRef(href.clone()),
+                        etag: Some(etag.clone()),
+                    }),
+                    _ => None,
+                }
+            });
             // A move a crash interrupted is finished first.
             old_copy = known.as_ref().and_then(|r| match &r.moved_from {
                 Some(from) => Some(OldCopy {
@@ -1108,21 +1144,34 @@ impl Ctx<'_, '_> {
                 }
             },
             (Collection::Dav(collection), Account::Dav(dav, pacer, outage)) => {
-                let put = dav_call(pacer, outage, self.on_throttle(), || {
-                    dav.put(collection, &resource.uid, resource.text.as_bytes())
+                let text = resource.text.as_bytes();
+                let put = dav_call(pacer, outage, self.on_throttle(), || async {
+                    match &written {
+                        Some(ours) => dav.replace(collection, ours, text).await,
+                        None => dav.put(collection, &resource.uid, text).await,
+                    }
                 })
                 .await;
                 match put {
                     Ok(outcome) => {
-                        if !outcome.created && first_write {
-                            // The destination already held this UID: it is the user's, not ours.
-                            if let Some(j) = self.run.journal {
+                        if let Some(j) = self.run.journal {
+                            if !outcome.created && first_write {
+                                // The destination already held this UID: it is the user's.
                                 j.journal
                                     .mark_found(user, &resource.source_id)
                                     .map_err(journal_error)?;
                             }
+                            j.journal
+                                .record_etag(user, &resource.source_id, outcome.etag.as_deref())
+                                .map_err(journal_error)?;
                         }
                         outcome.href
+                    }
+                    Err(ItemError::Skip(reason)) if written.is_some() => {
+                        // Kept as the journal has it (done, the old version): every later
+                        // run reports the conflict again and never overwrites the change.
+                        self.fail(&open.label, &resource.source_id, reason);
+                        return Ok(false);
                     }
                     Err(ItemError::Skip(reason)) => {
                         self.record_failed(open, &resource.source_id, &reason)?;
@@ -1157,17 +1206,18 @@ impl Ctx<'_, '_> {
         Ok(true)
     }
 
-    /// Deletes one DAV resource the migrator wrote. `Ok(Err(reason))`: this item could not be
-    /// deleted (the caller reports it); `Err`: the server is gone or the login refused, which
-    /// is not this item's fault and ends the user's groupware.
+    /// Deletes one DAV resource the migrator wrote, only in the version it wrote when the
+    /// journal has that version's ETag (`If-Match`): a resource changed at the destination
+    /// since is kept and this is reported as a conflict. `Ok(Err(reason))`: this item could
+    /// not be deleted (the caller reports it); `Err`: the server is gone or the login
+    /// refused, which is not this item's fault and ends the user's groupware.
     async fn delete_resource(
         &self,
         dav: &DavAccount,
         pacer: &Pacer,
         outage: &DavOutage,
-        href: DestRef,
+        item_ref: dav::ItemRef,
     ) -> Result<Result<(), String>, ItemError> {
-        let item_ref = dav::ItemRef { href, etag: None };
         match dav_call(pacer, outage, self.on_throttle(), || dav.delete(&item_ref)).await {
             Ok(()) => Ok(Ok(())),
             Err(ItemError::Skip(reason)) => Ok(Err(reason)),
@@ -1188,8 +1238,11 @@ impl Ctx<'_, '_> {
             // The same href is the same resource (e.g. a collection that kept its URL).
             Account::Dav(..) if old.from.dest_ref == new.0 => Ok(()),
             Account::Dav(dav, pacer, outage) => {
-                self.delete_resource(dav, pacer, outage, DestRef(old.from.dest_ref.clone()))
-                    .await?
+                let stored = dav::ItemRef {
+                    href: DestRef(old.from.dest_ref.clone()),
+                    etag: old.from.etag.clone(),
+                };
+                self.delete_resource(dav, pacer, outage, stored).await?
             }
             Account::Dir(_) => {
                 let key = (old.from.folder_id.clone(), old.from.dest_folder.clone());
@@ -1271,6 +1324,34 @@ impl Ctx<'_, '_> {
     }
 }
 
+/// `dav` with the default collections of `address`'s own GroupWare folders. IceWarp's
+/// default folders can be renamed and localised (`C_System_Adv_Rename_Default_Folders`,
+/// reference/icewarp.md §3), and its WebDAV names a folder by its name (`/webdav/<email>/
+/// Calendar/`), so the URLs come from the account's `getaccountfolderlist` (folder types E
+/// events, T tasks, C contacts), never from the English defaults. An account whose folder
+/// list cannot be read gets no groupware (the reason is reported): guessing would create a
+/// second `Calendar` beside its own `Kalendář`.
+async fn icewarp_collections(
+    provisioner: &IceWarpProvisioner,
+    dav: &DavSettings,
+    address: &str,
+) -> Result<DavSettings, String> {
+    let names = provisioner.default_folders(address).await.map_err(|e| {
+        format!(
+            "cannot read the names of the account's GroupWare folders (getaccountfolderlist): {e}"
+        )
+    })?;
+    let name = |key: &str| names.get(key).map(String::as_str);
+    let mut settings = dav.clone();
+    settings.templates = CollectionTemplates::named_under(
+        &dav.base_url,
+        name("calendar"),
+        name("tasks"),
+        name("contacts"),
+    );
+    Ok(settings)
+}
+
 /// The copy an item left behind in another collection, when the journal says the migrator
 /// wrote it there (`created`) and the item now arrives in `open`: it moved at the source.
 /// With immutable ids (every request asks for them) an event or contact keeps its id when
@@ -1289,6 +1370,7 @@ fn moved_copy(known: &ItemRecord, open: &Open<'_>) -> Option<OldCopy> {
             folder_id: known.folder_id.clone(),
             dest_folder: known.dest_folder.clone(),
             dest_ref: known.dest_ref.clone()?,
+            etag: known.etag.clone(),
         },
     })
 }

@@ -287,16 +287,16 @@ pub(super) async fn provision(
     if let Some(first) = mailboxes.first().and_then(|u| u.mail.as_deref()) {
         // IceWarp's default folder names are configurable and localised (getaccountfolderlist);
         // the first account's names stand for the server's.
-        match provisioner.default_folders(first).await {
-            Ok(names) => {
-                for (well_known, name) in names {
-                    if well_known != "inbox" {
-                        imap.special_folders.entry(well_known).or_insert(name);
-                    }
-                }
-            }
-            Err(e) => tracing::warn!("cannot read IceWarp's default folder names: {e}"),
+        let names = provisioner.default_folders(first).await;
+        if let Err(e) = &names {
+            tracing::warn!("cannot read IceWarp's default folder names: {e}");
         }
+        apply_folder_names(&mut imap, names.ok());
+    }
+    // What the server will refuse or delete later, before any data moves.
+    let addresses: Vec<String> = mailboxes.iter().filter_map(|u| u.mail.clone()).collect();
+    for advice in provisioner.limits_advice(&addresses).await {
+        tracing::warn!("IceWarp: {advice}");
     }
     let logins = logins(d)?;
     Ok(Provisioned {
@@ -348,4 +348,138 @@ pub(super) async fn finish(
         }
     }
     provisioner.client().logout().await;
+}
+
+/// IceWarp's GroupWare folders, in English: what is reserved when the server's names cannot
+/// be read (IceWarp.Net's GetAccountFolderList fixture; `Files` is the rename key's name).
+const GROUPWARE_FOLDERS: [&str; 7] = [
+    "Calendar",
+    "Contacts",
+    "Tasks",
+    "Notes",
+    "Journal",
+    "Documents",
+    "Files",
+];
+
+/// Gives the IMAP writer IceWarp's own folder names (`getaccountfolderlist`; `None`: they
+/// could not be read). The GroupWare folders (calendar, contacts, tasks, notes, journal,
+/// files) are visible over IMAP ("Full Access Via IMAP", GroupWare Reference v10) and are
+/// not mail folders: their names are reserved, so a user's mail folder called like one gets
+/// a distinct name instead of being merged into it. The mail defaults (sent, drafts, trash,
+/// spam) are hints only: their folder-type letters are inferred, not documented, so they never
+/// override the server's SPECIAL-USE answer, and a configured `special_folders` entry still
+/// wins over both.
+fn apply_folder_names(
+    imap: &mut crate::dest::imap::ImapSettings,
+    names: Option<std::collections::BTreeMap<String, String>>,
+) {
+    let Some(names) = names else {
+        imap.reserved_folders
+            .extend(GROUPWARE_FOLDERS.iter().map(|n| n.to_string()));
+        return;
+    };
+    for (well_known, name) in names {
+        match well_known.as_str() {
+            "inbox" => {}
+            "calendar" | "contacts" | "tasks" | "notes" | "journal" | "files" => {
+                imap.reserved_folders.push(name)
+            }
+            _ => {
+                imap.server_folders.insert(well_known, name);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod folder_name_tests {
+    use std::collections::BTreeMap;
+
+    use super::apply_folder_names;
+    use crate::convert::folder_name::encode_mutf7;
+    use crate::dest::imap::folders::{plan, Placement, ServerFolders};
+    use crate::dest::imap::types::ListEntry;
+    use crate::dest::imap::{ImapSettings, Security};
+    use crate::graph::mail::test_node as node;
+
+    fn entry(name: &str, attrs: &[&str]) -> ListEntry {
+        ListEntry {
+            attributes: attrs.iter().map(|a| a.to_string()).collect(),
+            separator: Some('/'),
+            name: encode_mutf7(name),
+        }
+    }
+
+    /// A Czech IceWarp over IMAP: `\Sent` on `Sent Messages`, its GroupWare folders listed.
+    fn plan_with(names: Option<BTreeMap<String, String>>, user_folder: &str) -> Vec<Placement> {
+        let mut imap = ImapSettings::new("mail.example.com", 993, Security::Tls);
+        apply_folder_names(&mut imap, names);
+        let mut server = ServerFolders::new(
+            vec![
+                entry("INBOX", &[]),
+                entry("Sent Messages", &["\\Sent"]),
+                entry("Odeslané", &[]),
+                entry("Kalendář", &[]),
+                entry("Calendar", &[]),
+            ],
+            None,
+        );
+        server.hints = imap.server_folders.clone();
+        server.reserved = imap.reserved_folders.clone();
+        let nodes = vec![
+            node("s", None, "Gesendete Elemente", Some("sentitems")),
+            node("u", None, user_folder, None),
+        ];
+        plan(&nodes, &server, &imap.special_folders)
+    }
+
+    #[test]
+    fn icewarp_guessed_folder_letters_never_override_special_use() {
+        let names: BTreeMap<String, String> = [
+            ("inbox", "Inbox"),
+            ("sentitems", "Odeslané"),
+            ("calendar", "Kalendář"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let placed = plan_with(Some(names), "Projects");
+        assert_eq!(
+            placed[0],
+            Placement::Special {
+                wire: "Sent Messages".into(),
+                exists: true
+            },
+            "the server's SPECIAL-USE answer wins over the guessed S letter"
+        );
+    }
+
+    #[test]
+    fn icewarp_mail_folder_named_like_a_groupware_folder_is_not_merged_into_it() {
+        let names: BTreeMap<String, String> = [("calendar", "Kalendář"), ("tasks", "Úkoly")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for (names, folder) in [
+            (Some(names), "Kalendář"),
+            (Some(BTreeMap::new()), "Projects"),
+            // The names could not be read: IceWarp's English ones are kept apart.
+            (None, "Calendar"),
+        ] {
+            let placed = plan_with(names, folder);
+            let Placement::Nested { name, suffix, .. } = &placed[1] else {
+                panic!("{folder}: {placed:?}");
+            };
+            assert_eq!(name, folder);
+            if folder == "Projects" {
+                assert!(suffix.is_empty(), "an ordinary name stays as it is");
+            } else {
+                assert!(
+                    suffix.starts_with(" ~"),
+                    "{folder}: a distinct name, not the GroupWare folder: {placed:?}"
+                );
+            }
+        }
+    }
 }

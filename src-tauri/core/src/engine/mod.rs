@@ -618,6 +618,7 @@ async fn run_locked(
                 Destination::IceWarp(d) => Some(&d.dav),
                 Destination::Folder(_) => None,
             };
+            let icewarp = provisioner.as_ref();
             async move {
                 // One pacer per mailbox for every workload: Exchange's limits are per app and
                 // mailbox, whatever the data (throttling-limits.md, Outlook service limits).
@@ -656,6 +657,7 @@ async fn run_locked(
                     dav,
                     limits: options.limits,
                     outage_wait: options.outage_wait,
+                    icewarp,
                 };
                 stats.add(&groupware.migrate(&user).await?);
                 reporter.report(ProgressEvent::UserFinished {

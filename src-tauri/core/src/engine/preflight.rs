@@ -205,13 +205,14 @@ pub async fn check_destination(
         Destination::IceWarp(d) => {
             let mut checks = vec![match super::icewarp::connect(d).await {
                 Ok(provisioner) => {
-                    let advice = match provisioner.settings_report().await {
-                        Ok(report) if !report.advice.is_empty() => {
-                            Some(report.advice.join("; "))
-                        }
-                        Ok(_) => None,
-                        Err(e) => Some(format!("cannot read the server settings: {e}")),
+                    let mut advice = match provisioner.settings_report().await {
+                        Ok(report) => report.advice,
+                        Err(e) => vec![format!("cannot read the server settings: {e}")],
                     };
+                    // What the server will refuse or delete later, for the accounts known.
+                    let known: Vec<String> = d.accounts.keys().cloned().collect();
+                    advice.extend(provisioner.limits_advice(&known).await);
+                    let advice = (!advice.is_empty()).then(|| advice.join("; "));
                     provisioner.client().logout().await;
                     match advice {
                         None => EndpointCheck::new(

@@ -30,7 +30,7 @@ pub use report::{FailedItem, ItemGroup, RunRecord, UserRecord};
 const SCHEMA_VERSION: i32 = 2;
 
 /// Columns added to version 2, as (table, column, definition).
-const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
     // What a folder row is: `mail`, or a groupware collection's item kind (`event`,
     // `contact`, `task`) with that collection's delta link. The mail pass only sees `mail`.
     ("folders", "kind", "TEXT NOT NULL DEFAULT 'mail'"),
@@ -40,6 +40,9 @@ const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
     // A groupware item moved at the source, being written in its new collection: where the
     // migrator's copy in the old collection is ([`MovedFrom`], JSON), until it is deleted.
     ("items", "moved_from", "TEXT"),
+    // A DAV resource's ETag right after the migrator wrote it: later updates and deletions
+    // send it as `If-Match`, so a change made at the destination is never overwritten.
+    ("items", "etag", "TEXT"),
 ];
 
 const SCHEMA: &str = "
@@ -217,6 +220,8 @@ pub struct ItemRecord {
     /// Set while a groupware item that moved at the source is rewritten in its new
     /// collection: its copy in the old one, to delete (also after a crash).
     pub moved_from: Option<MovedFrom>,
+    /// A DAV resource's ETag when the migrator last wrote it ([`Journal::record_etag`]).
+    pub etag: Option<String>,
 }
 
 /// Where the migrator's copy of a moved groupware item is in the collection it left.
@@ -226,6 +231,9 @@ pub struct MovedFrom {
     pub folder_id: String,
     pub dest_folder: String,
     pub dest_ref: String,
+    /// The copy's ETag when the migrator wrote it, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
 }
 
 /// What the journal keeps about a migrated message, to mirror later changes exactly once and
@@ -785,6 +793,21 @@ impl Journal {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Records the ETag a DAV resource had right after the migrator wrote it (`None`: the
+    /// server gave none).
+    pub fn record_etag(
+        &self,
+        user_id: &str,
+        source_id: &str,
+        etag: Option<&str>,
+    ) -> Result<(), JournalError> {
+        self.conn().execute(
+            "UPDATE items SET etag = ?3 WHERE user_id = ?1 AND source_id = ?2",
+            params![user_id, source_id, etag],
+        )?;
+        Ok(())
+    }
+
     /// Records that the item's destination copy existed before the migration (the write
     /// updated it): incremental passes never delete it.
     pub fn mark_found(&self, user_id: &str, source_id: &str) -> Result<(), JournalError> {
@@ -897,7 +920,7 @@ fn state_name(state: &ItemState) -> &'static str {
 /// The columns [`row_to_item`] reads, in its order.
 const ITEM_COLUMNS: &str = "source_id, folder_id, dest_folder, state, dest_ref, size, hash, reason,
      kind, message_id, header_hash, received, flags, created, gone_from, source_version,
-     moved_from";
+     moved_from, etag";
 
 fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRecord> {
     let state: String = row.get(3)?;
@@ -929,6 +952,7 @@ fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRecord> {
         moved_from: row
             .get::<_, Option<String>>(16)?
             .and_then(|json| serde_json::from_str(&json).ok()),
+        etag: row.get(17)?,
     })
 }
 
@@ -1158,6 +1182,7 @@ mod tests {
             folder_id: "f1".into(),
             dest_folder: ".Projects".into(),
             dest_ref: "c1.vcf".into(),
+            etag: None,
         };
         let moved = ItemTarget {
             folder_id: "f2",

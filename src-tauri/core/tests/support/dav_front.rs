@@ -1,7 +1,9 @@
 //! An HTTP front for a real WebDAV server (Radicale) on 127.0.0.1: forwards every request
 //! and its answer unchanged, except the PUTs a test chose, which it answers itself with an
 //! error status (500, 507 Insufficient Storage, ...) without forwarding them, the way a
-//! failing or full server would.
+//! failing or full server would. It can also refuse every REPORT (a server without CalDAV /
+//! CardDAV queries), answer chosen paths with a redirect, and records which requests carried
+//! an `Authorization` header.
 
 use std::sync::{Arc, Mutex};
 
@@ -23,6 +25,12 @@ struct Shared {
     puts: u64,
     /// (status, path) of every PUT the front answered itself.
     refused: Vec<(u16, String)>,
+    /// Every REPORT is answered with this status.
+    report_status: Option<u16>,
+    /// (path, absolute location): answered `301 Moved Permanently`.
+    redirects: Vec<(String, String)>,
+    /// (method, path, carried an `Authorization` header) of every request.
+    seen: Vec<(String, String, bool)>,
 }
 
 #[derive(Clone)]
@@ -80,6 +88,23 @@ impl DavFront {
         self.lock().refused.clone()
     }
 
+    /// Answers every REPORT with `status` from now on.
+    pub fn refuse_reports(&self, status: u16) {
+        self.lock().report_status = Some(status);
+    }
+
+    /// Answers requests for `path` with a redirect to `location`.
+    pub fn redirect(&self, path: &str, location: &str) {
+        self.lock()
+            .redirects
+            .push((path.to_string(), location.to_string()));
+    }
+
+    /// (method, path, carried credentials) of every request seen.
+    pub fn seen(&self) -> Vec<(String, String, bool)> {
+        self.lock().seen.clone()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
         self.shared.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -100,6 +125,23 @@ async fn forward(State(front): State<Front>, request: Request) -> Response<Body>
         .path_and_query()
         .map(|p| p.to_string())
         .unwrap_or_else(|| "/".into());
+    {
+        let mut shared = front.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let authorized = parts.headers.contains_key("authorization");
+        shared
+            .seen
+            .push((parts.method.to_string(), path.clone(), authorized));
+        if let Some((_, location)) = shared.redirects.iter().find(|(p, _)| *p == path) {
+            return Response::builder()
+                .status(StatusCode::MOVED_PERMANENTLY)
+                .header("location", location.as_str())
+                .body(Body::empty())
+                .unwrap_or_default();
+        }
+        if let Some(code) = shared.report_status.filter(|_| parts.method == "REPORT") {
+            return status(StatusCode::from_u16(code).unwrap_or(StatusCode::NOT_IMPLEMENTED));
+        }
+    }
     if parts.method == axum::http::Method::PUT {
         let mut shared = front.shared.lock().unwrap_or_else(|p| p.into_inner());
         shared.puts += 1;

@@ -824,6 +824,22 @@ fn hex(s: &str) -> String {
     s.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
+impl IceWarpSim {
+    /// Sets a property of an existing account, as an administrator would have before the
+    /// migration (`U_MaxBox`, `U_WebDAV`, ...; names from icewarp-apiconst.txt). False when
+    /// there is no such account.
+    pub fn set_account_property(&self, email: &str, name: &str, value: &str) -> bool {
+        let mut data = self.shared.data();
+        let Some(i) = data.find_account(email) else {
+            return false;
+        };
+        data.accounts[i]
+            .properties
+            .insert(name.to_ascii_lowercase(), value.to_string());
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,8 +8,13 @@
 //!   ([`Http::send_following`]).
 //! - **Plaintext:** `http://` only when allowed and only to a loopback address; checked for
 //!   every URL before it is requested (servers hand out hrefs and redirects too).
-//! - **Secrets:** the password goes only into the `Authorization` header; requests are logged
-//!   at `debug` as method, URL and status, never with headers or bodies.
+//! - **Secrets:** the password goes only into the `Authorization` header, and only to the
+//!   origins the configuration names (the base URL's, and those of absolute collection URL
+//!   templates): a redirect or an href to another host is requested without credentials,
+//!   logged at `warn`, and a login it then asks for is [`DavError::ForeignOrigin`] (RFC 9110
+//!   §11.6.1 leaves reusing credentials across origins to the client; a server that hands out
+//!   another host must not receive the password). Requests are logged at `debug` as method,
+//!   URL and status, never with headers or bodies.
 //! - **Bounded:** at most `max_in_flight` requests per account are in flight, each holding a
 //!   permit until its whole body is read.
 
@@ -19,7 +24,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use tokio::sync::Semaphore;
-use url::Url;
+use url::{Origin, Url};
 
 use super::{DavError, DavLogin, DavSettings};
 
@@ -169,11 +174,14 @@ fn system_roots() -> &'static [reqwest::Certificate] {
     })
 }
 
-/// One account's requests: its login and its bound on requests in flight.
+/// One account's requests: its login, the origins that may receive it, and its bound on
+/// requests in flight.
 #[derive(Debug, Clone)]
 pub struct Http {
     transport: Transport,
     login: DavLogin,
+    /// Where the login is sent (see the module doc); never empty.
+    trusted: Arc<Vec<Origin>>,
     slots: Arc<Semaphore>,
 }
 
@@ -214,12 +222,28 @@ pub fn method(name: &'static str) -> Method {
 }
 
 impl Http {
-    pub fn new(transport: Transport, login: DavLogin, max_in_flight: usize) -> Http {
+    /// The login goes to `origin` only, and to the origins added with [`Http::trust`].
+    pub fn new(transport: Transport, login: DavLogin, origin: &Url, max_in_flight: usize) -> Http {
         Http {
             transport,
             login,
+            trusted: Arc::new(vec![origin.origin()]),
             slots: Arc::new(Semaphore::new(max_in_flight.max(1))),
         }
+    }
+
+    /// Also sends the login to `url`'s origin (one the configuration names).
+    pub fn trust(mut self, url: &Url) -> Http {
+        let origin = url.origin();
+        if !self.trusted.contains(&origin) {
+            Arc::make_mut(&mut self.trusted).push(origin);
+        }
+        self
+    }
+
+    /// Whether the login may be sent to `url`.
+    pub fn is_trusted(&self, url: &Url) -> bool {
+        self.trusted.contains(&url.origin())
     }
 
     pub fn transport(&self) -> &Transport {
@@ -241,12 +265,19 @@ impl Http {
         body: Option<Vec<u8>>,
     ) -> Result<Reply, DavError> {
         self.transport.check_url(url)?;
+        let trusted = self.is_trusted(url);
+        if !trusted {
+            tracing::warn!(
+                %method,
+                url = %url,
+                "a DAV request to another host than the configured one goes without credentials"
+            );
+        }
         let _permit = self.slots.acquire().await.ok();
-        let mut request = self
-            .transport
-            .client
-            .request(method.clone(), url.clone())
-            .basic_auth(&self.login.user, Some(self.login.password.expose()));
+        let mut request = self.transport.client.request(method.clone(), url.clone());
+        if trusted {
+            request = request.basic_auth(&self.login.user, Some(self.login.password.expose()));
+        }
         for (name, value) in headers.0 {
             request = request.header(name, value);
         }
@@ -273,6 +304,12 @@ impl Http {
             headers,
             body,
         };
+        if status == StatusCode::UNAUTHORIZED && !trusted {
+            return Err(DavError::ForeignOrigin {
+                url: url.to_string(),
+                configured: self.trusted[0].ascii_serialization(),
+            });
+        }
         if status == StatusCode::UNAUTHORIZED {
             return Err(DavError::Auth {
                 user: self.login.user.clone(),

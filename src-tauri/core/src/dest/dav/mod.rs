@@ -7,7 +7,9 @@
 //!   optional CA file; `http://` only with [`DavSettings::allow_plaintext_loopback`] and only
 //!   to a loopback address, otherwise [`DavError::Config`] before anything is sent. Basic
 //!   authentication; the password is a [`Secret`] and appears in no log line and no error. A
-//!   refused login (401) is [`ErrorClass::Fatal`].
+//!   refused login (401) is [`ErrorClass::Fatal`]. Credentials go only to the configured
+//!   origins ([`connection`]): a redirect or href to another host gets none, and a login it
+//!   asks for is [`DavError::ForeignOrigin`].
 //! - **Discovery** ([`discovery`]): `/.well-known/caldav` and `/.well-known/carddav`
 //!   (RFC 6764, redirects followed), `current-user-principal` (RFC 5397), then
 //!   `calendar-home-set` / `addressbook-home-set`. Where that finds nothing, or with
@@ -22,8 +24,11 @@
 //!   current ETag to update. A resource with the same UID already in the collection, under
 //!   any href, is updated in place, never duplicated (found by a calendar-query /
 //!   addressbook-query REPORT on the UID, RFC 4791 §7.8 / RFC 6352 §8.6, and by the server's
-//!   `no-uid-conflict` refusal, RFC 4791 §5.3.2.1). Nothing else in the collection is
-//!   touched. It returns the href ([`DestRef`]) and ETag for the journal.
+//!   `no-uid-conflict` refusal and the href it names, RFC 4791 §5.3.2.1). A server that
+//!   refuses that REPORT (400, 403, 405, 501) is asked no more: writes rely on
+//!   `If-None-Match: *` and the 412 path. Nothing else in the collection is touched. It
+//!   returns the href ([`DestRef`]) and ETag for the journal; [`DavAccount::replace`] and
+//!   [`DavAccount::delete`] with that ETag touch only the version the migrator wrote.
 //! - **Errors:** a resource or collection the server refuses (400, 403, 409, 415, 422, 507,
 //!   ...) is [`ErrorClass::SkipItem`] carrying the server's status and text; 401 is
 //!   [`ErrorClass::Fatal`]; 408, 429, 5xx, timeouts and lost connections are
@@ -38,6 +43,8 @@ pub mod discovery;
 pub mod types;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use url::Url;
@@ -114,13 +121,30 @@ impl CollectionTemplates {
     }
 
     /// IceWarp's layout below a WebDAV base URL other than `https://host/webdav/` (a proxy, or
-    /// a test server): `<base>{email}/Calendar/`, `Tasks/`, `Contacts/`.
+    /// a test server): `<base>{email}/Calendar/`, `Tasks/`, `Contacts/`, the English default
+    /// names. IceWarp lets administrators rename and localise them: [`Self::named_under`] with
+    /// the account's own names (`getaccountfolderlist`) is what a run uses.
     pub fn under(base: &str) -> Self {
+        Self::named_under(base, Some("Calendar"), Some("Tasks"), Some("Contacts"))
+    }
+
+    /// `<base>{email}/<name>/` for each kind whose default folder is named (the name
+    /// percent-encoded as one path segment); `None`: that kind has no default collection.
+    pub fn named_under(
+        base: &str,
+        events: Option<&str>,
+        tasks: Option<&str>,
+        contacts: Option<&str>,
+    ) -> Self {
         let base = format!("{}/", base.trim_end_matches('/'));
+        let template = |name: Option<&str>| {
+            name.filter(|n| !n.trim().is_empty())
+                .map(|n| format!("{base}{{email}}/{}/", discovery::encode_segment(n)))
+        };
         CollectionTemplates {
-            events: Some(format!("{base}{{email}}/Calendar/")),
-            tasks: Some(format!("{base}{{email}}/Tasks/")),
-            contacts: Some(format!("{base}{{email}}/Contacts/")),
+            events: template(events),
+            tasks: template(tasks),
+            contacts: template(contacts),
         }
     }
 
@@ -228,8 +252,21 @@ pub enum DavError {
     },
     #[error("{href} changed at the destination while it was being written")]
     Conflict { href: String },
-    #[error("{href} was changed at the destination since the migration wrote it")]
+    #[error(
+        "conflict: {href} was changed at the destination since the migration wrote it, \
+         and is left as it is there"
+    )]
     ChangedAtDestination { href: String },
+    /// The server sent the client to another host, which asked for a login: the password is
+    /// sent only to the configured origin.
+    #[error(
+        "the DAV server sent the request to {url}, which asks for a login; credentials go only \
+         to {configured} (configure that host's URL if it is the right server)"
+    )]
+    ForeignOrigin { url: String, configured: String },
+    /// The server refuses the UID `calendar-query` / `addressbook-query` REPORT.
+    #[error("the destination refuses searches by UID: {reason}")]
+    QueryRefused { reason: String },
 }
 
 impl Classify for DavError {
@@ -241,9 +278,11 @@ impl Classify for DavError {
             | DavError::Unavailable { .. }
             | DavError::Conflict { .. } => ErrorClass::Retry,
             DavError::Rejected { .. }
+            | DavError::QueryRefused { .. }
             | DavError::Collection { .. }
             | DavError::ChangedAtDestination { .. } => ErrorClass::SkipItem,
             DavError::Config(_)
+            | DavError::ForeignOrigin { .. }
             | DavError::Tls { .. }
             | DavError::Auth { .. }
             | DavError::Discovery { .. } => ErrorClass::Fatal,
@@ -370,6 +409,8 @@ pub struct DavAccount {
     homes: Homes,
     /// The template collections, by kind.
     defaults: Vec<(CollectionKind, Url)>,
+    /// The server refused a UID query once: no more are sent ([`DavAccount::search_uid`]).
+    no_uid_query: Arc<AtomicBool>,
 }
 
 impl DavAccount {
@@ -394,7 +435,7 @@ impl DavAccount {
         let base = Url::parse(settings.base_url.trim())
             .map_err(|e| DavError::Config(format!("base URL {:?}: {e}", settings.base_url)))?;
         transport.check_url(&base)?;
-        let http = Http::new(transport.clone(), login, settings.max_in_flight);
+        let mut http = Http::new(transport.clone(), login, &base, settings.max_in_flight);
         let mut defaults = Vec::new();
         for kind in [
             CollectionKind::Events,
@@ -404,6 +445,8 @@ impl DavAccount {
             if let Some(template) = settings.templates.get(kind) {
                 let url = discovery::expand_template(&base, template, account_email)?;
                 transport.check_url(&url)?;
+                // A configured absolute template names a host the user trusts.
+                http = http.trust(&url);
                 defaults.push((kind, url));
             }
         }
@@ -438,6 +481,7 @@ impl DavAccount {
             email: account_email.to_string(),
             homes,
             defaults,
+            no_uid_query: Arc::new(AtomicBool::new(false)),
         };
         if !settings.discover {
             // Templates alone send nothing yet: check the login now, not at the first write.
@@ -482,7 +526,7 @@ impl DavAccount {
         }
         // A collection that existed before may hold this UID under another href.
         if !collection.created {
-            if let Some(existing) = self.find_by_uid(collection, uid).await? {
+            if let Some(existing) = self.search_uid(collection, uid).await? {
                 return self.update_found(collection, uid, &existing, text).await;
             }
         }
@@ -526,7 +570,11 @@ impl DavAccount {
                     continue;
                 }
                 403 | 409 if is_uid_conflict(&reply) => {
-                    return match self.find_by_uid(collection, uid).await? {
+                    let found = match self.search_uid(collection, uid).await? {
+                        Some(existing) => Some(existing),
+                        None => self.conflicting(&reply, uid).await?,
+                    };
+                    return match found {
                         Some(existing) => self.update_found(collection, uid, &existing, text).await,
                         None => Err(self.rejected(collection, uid, &reply)),
                     };
@@ -555,7 +603,36 @@ impl DavAccount {
         .await
     }
 
-    /// The resource in `collection` whose UID is exactly `uid`, if any (lowest href first).
+    /// [`DavAccount::find_by_uid`] for a write: a server that refuses the UID query (400, 403,
+    /// 405, 501: it does not implement RFC 4791 §7.8 / RFC 6352 §8.6 queries, or not on this
+    /// collection) finds nothing, and the write relies on `If-None-Match: *` and the 412 path
+    /// alone. After the first refusal the account sends no more queries.
+    async fn search_uid(
+        &self,
+        collection: &Collection,
+        uid: &str,
+    ) -> Result<Option<ItemRef>, DavError> {
+        if self.no_uid_query.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        match self.find_by_uid(collection, uid).await {
+            Err(DavError::QueryRefused { reason }) => {
+                if !self.no_uid_query.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        user = %self.email,
+                        %reason,
+                        "the DAV server refuses UID queries (REPORT); writes rely on \
+                         If-None-Match and the resource name alone"
+                    );
+                }
+                Ok(None)
+            }
+            other => other,
+        }
+    }
+
+    /// The resource in `collection` whose UID is exactly `uid`, if any (lowest href first). A
+    /// server that refuses the query itself (400, 403, 405, 501) is [`DavError::QueryRefused`].
     pub async fn find_by_uid(
         &self,
         collection: &Collection,
@@ -574,6 +651,11 @@ impl DavAccount {
                 Some(body.into_bytes()),
             )
             .await?;
+        if matches!(reply.status.as_u16(), 400 | 403 | 405 | 501) {
+            return Err(DavError::QueryRefused {
+                reason: reply.reason(),
+            });
+        }
         if reply.status.as_u16() != 207 {
             return Err(refusal(&reply, |reason| DavError::Rejected {
                 what: format!("the search for {uid} in {}", collection.label()),
@@ -599,6 +681,27 @@ impl DavAccount {
             .collect();
         found.sort_by(|a, b| a.href.0.cmp(&b.href.0));
         Ok(found.into_iter().next())
+    }
+
+    /// The resource a `no-uid-conflict` refusal names, when it holds `uid` (read, for its ETag).
+    async fn conflicting(&self, reply: &Reply, uid: &str) -> Result<Option<ItemRef>, DavError> {
+        let Some(href) = types::uid_conflict_href(&reply.body) else {
+            return Ok(None);
+        };
+        let Ok(url) = reply.url.join(&href) else {
+            return Ok(None);
+        };
+        let Some(there) = self.get_url(&url).await? else {
+            return Ok(None);
+        };
+        let text_there = String::from_utf8_lossy(&there.body);
+        Ok(types::resource_uids(&text_there)
+            .iter()
+            .any(|u| u == uid)
+            .then_some(ItemRef {
+                href: there.href,
+                etag: there.etag,
+            }))
     }
 
     /// Every resource of `collection` with its ETag, by href (for verify).

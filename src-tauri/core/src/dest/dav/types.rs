@@ -249,6 +249,24 @@ pub fn error_conditions(body: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// The href a `no-uid-conflict` refusal names (RFC 4791 §5.3.2.1, RFC 6352 §6.3.2.1: the
+/// precondition element holds the `DAV:href` of the resource that has the UID), if any.
+pub fn uid_conflict_href(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let doc = Document::parse(text).ok()?;
+    let root = doc.root_element();
+    if !is(root, DAV, "error") {
+        return None;
+    }
+    root.children()
+        .filter(|c| c.is_element() && c.tag_name().name() == "no-uid-conflict")
+        .flat_map(|c| c.children())
+        .find(|h| is(*h, DAV, "href"))
+        .and_then(|h| h.text())
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
 /// The UIDs in an iCalendar (RFC 5545 §3.8.4.7) or vCard (RFC 6350 §6.7.6) text: the values of
 /// its `UID` content lines, unfolded (§3.1). A calendar resource has one UID per component.
 pub fn resource_uids(text: &str) -> Vec<String> {

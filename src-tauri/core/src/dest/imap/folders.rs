@@ -6,7 +6,9 @@
 //!   `junkemail`, `archive`) go to, in order of preference: the name configured in
 //!   [`super::ImapSettings::special_folders`]; the server's folder with the matching
 //!   SPECIAL-USE attribute (RFC 6154: `\Sent`, `\Drafts`, `\Trash`, `\Junk`, `\Archive`); an
-//!   existing folder with a usual name (`Sent Items`, `Deleted Items`, `Spam`, ...); and
+//!   existing folder with the name the server's admin API gives it
+//!   ([`super::ImapSettings::server_folders`]), then with a usual name (`Sent Items`,
+//!   `Deleted Items`, `Spam`, ...); and
 //!   otherwise a new folder with the default name (`Sent`, `Drafts`, `Trash`, `Junk`,
 //!   `Archive`). They are never duplicated beside the server's own.
 //! - Other folders keep their place in the tree, under the personal namespace prefix
@@ -19,7 +21,9 @@
 //! - Two source folders never merge: siblings whose names are equal ignoring case (servers may
 //!   be case-insensitive), and top-level folders whose name equals `INBOX` or one of the
 //!   server's special or mapped folders, get a suffix ` ~` + 6 hex digits of the SHA-256 of the
-//!   folder id. The lowest folder id of a group keeps the plain name (so the choice does not
+//!   folder id; so do top-level folders named like a folder the server keeps for itself
+//!   ([`super::ImapSettings::reserved_folders`], e.g. IceWarp's GroupWare folders). The
+//!   lowest folder id of a group keeps the plain name (so the choice does not
 //!   depend on listing order); a top-level folder that collides with a special one always
 //!   takes the suffix.
 //! - A name the server refuses as too long (Dovecot: `NO Mailbox name too long`, a limit of
@@ -75,6 +79,10 @@ pub struct ServerFolders {
     pub entries: Vec<ListEntry>,
     /// UTF8=ACCEPT is enabled (RFC 6855 §3): names are UTF-8 on the wire, not modified UTF-7.
     pub utf8: bool,
+    /// [`super::ImapSettings::server_folders`]: used after SPECIAL-USE, before usual names.
+    pub hints: BTreeMap<String, String>,
+    /// [`super::ImapSettings::reserved_folders`]: top-level names no source folder takes.
+    pub reserved: Vec<String>,
 }
 
 impl ServerFolders {
@@ -90,6 +98,8 @@ impl ServerFolders {
             prefix,
             entries,
             utf8: false,
+            hints: BTreeMap::new(),
+            reserved: Vec::new(),
         }
     }
 
@@ -223,6 +233,7 @@ pub fn plan(
     let mut placements: Vec<Option<Placement>> = vec![None; nodes.len()];
     // Lower-cased top-level names that belong to the server or to mapped special folders.
     let mut reserved: HashSet<String> = HashSet::from(["inbox".to_string()]);
+    reserved.extend(server.reserved.iter().map(|name| name.to_lowercase()));
     for entry in &server.entries {
         if SPECIAL_USE.iter().any(|a| entry.has_attribute(a)) {
             if let Some(name) = server.top_level_name(entry) {
@@ -357,7 +368,8 @@ fn special(
             exists: true,
         });
     }
-    for name in usual {
+    let hinted = server.hints.get(well_known).map(String::as_str);
+    for name in hinted.into_iter().chain(usual.iter().copied()) {
         if let Placement::Special { wire, exists: true } = named(name) {
             return Some(Placement::Special { wire, exists: true });
         }
@@ -408,6 +420,28 @@ mod tests {
                 format!("{base}{}", server.component(name, suffix, false))
             }
         }
+    }
+
+    #[test]
+    fn a_server_named_folder_serves_where_no_special_use_answers() {
+        let mut server = ServerFolders::new(
+            vec![
+                entry("INBOX", &[]),
+                entry(&encode_mutf7("Odeslané"), &[]),
+                entry("Sent", &[]),
+            ],
+            None,
+        );
+        server.hints.insert("sentitems".into(), "Odeslané".into());
+        server.hints.insert("drafts".into(), "Koncepty".into());
+        let nodes = vec![
+            node("s", None, "Sent Items", Some("sentitems")),
+            node("d", None, "Drafts", Some("drafts")),
+        ];
+        let p = plan(&nodes, &server, &BTreeMap::new());
+        assert_eq!(wire_of(&p, &server, 0), encode_mutf7("Odeslané"));
+        // A hinted folder that does not exist is not created: the usual names follow.
+        assert_eq!(wire_of(&p, &server, 1), "Drafts");
     }
 
     #[test]

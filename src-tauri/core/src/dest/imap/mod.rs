@@ -119,6 +119,15 @@ pub struct ImapSettings {
     /// Folder names for well-known source folders (`sentitems`, `drafts`, `deleteditems`,
     /// `junkemail`, `archive`) below the personal namespace; they win over SPECIAL-USE.
     pub special_folders: BTreeMap<String, String>,
+    /// Names a server's admin API gives its own folders by well-known name, not proven by
+    /// IMAP (IceWarp's `getaccountfolderlist`, whose mail folder-type letters are guessed):
+    /// an existing folder of that name is used only where LIST shows no SPECIAL-USE folder for
+    /// the role. Never over SPECIAL-USE, unlike [`ImapSettings::special_folders`].
+    pub server_folders: BTreeMap<String, String>,
+    /// Top-level names the server keeps for folders that are not mail (IceWarp's GroupWare
+    /// folders are visible over IMAP): a source folder with such a name gets a distinct name
+    /// instead of being merged into it.
+    pub reserved_folders: Vec<String>,
     /// Longest wait for one server response.
     pub timeout: Duration,
     /// Attempts and backoff when (re)connecting after a lost connection.
@@ -235,6 +244,8 @@ impl ImapSettings {
             ca_file: None,
             allow_plaintext_loopback: false,
             special_folders: BTreeMap::new(),
+            server_folders: BTreeMap::new(),
+            reserved_folders: Vec::new(),
             timeout: Duration::from_secs(120),
             reconnect: PacerSettings {
                 max_in_flight: 1,
@@ -867,7 +878,9 @@ impl ImapMailbox {
         &mut self,
         nodes: &[FolderNode],
     ) -> Result<Vec<Result<String, ImapError>>, ImapError> {
-        let server = self.refresh_folders().await?.clone();
+        let mut server = self.refresh_folders().await?.clone();
+        server.hints = self.settings.server_folders.clone();
+        server.reserved = self.settings.reserved_folders.clone();
         let placements = folders::plan(nodes, &server, &self.settings.special_folders);
         let mut results: Vec<Result<String, ImapError>> = Vec::with_capacity(nodes.len());
         for (i, placement) in placements.iter().enumerate() {

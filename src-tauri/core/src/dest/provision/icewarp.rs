@@ -1312,6 +1312,147 @@ impl AccountProvisioner for IceWarpProvisioner {
     }
 }
 
+/// Server properties that make IceWarp refuse or later delete migrated data
+/// (icewarp-apiconst.txt).
+const LIMIT_SERVER_PROPERTIES: [&str; 3] = [
+    "C_Accounts_Policies_Auth_DisablePlain",
+    "C_AS_DeleteSpamMailOlder",
+    "C_WebDAV_ProcessingMode",
+];
+
+/// Account properties that make IceWarp refuse or later delete migrated data
+/// (icewarp-apiconst.txt: sizes in kB, ages in days, policies as booleans).
+const LIMIT_ACCOUNT_PROPERTIES: [&str; 8] = [
+    "U_MaxBox",
+    "U_MaxBoxSize",
+    "U_MaxMessageSize",
+    "U_DeleteOlder",
+    "U_DeleteOlderDays",
+    "U_WebDAV",
+    "U_GW",
+    "U_AccountDisabled",
+];
+
+impl IceWarpProvisioner {
+    /// What the server will refuse or delete later, read before any data moves: plain
+    /// authentication switched off, spam clean-up by age, WebDAV limited to some domains or
+    /// accounts, and per account its mailbox quota, message size limit, clean-up of old mail
+    /// and WebDAV/GroupWare policies. One line of advice each, naming the property and the
+    /// account. Accounts that cannot be read (not created yet) are left out.
+    pub async fn limits_advice(&self, accounts: &[String]) -> Vec<String> {
+        let mut advice = match self
+            .client
+            .server_properties(&LIMIT_SERVER_PROPERTIES)
+            .await
+        {
+            Ok(props) => server_limits(&props),
+            Err(e) => vec![format!("cannot read the server's limits: {e}")],
+        };
+        for email in accounts {
+            let request = properties_query(email, &LIMIT_ACCOUNT_PROPERTIES);
+            if let Ok(root) = self.client.call(&request, email).await {
+                let props = property_values(&root)
+                    .into_iter()
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                    .collect();
+                advice.extend(account_limits(email, &props));
+            }
+        }
+        advice
+    }
+}
+
+/// A numeric property's value, when set and positive.
+fn positive(props: &BTreeMap<String, Option<String>>, name: &str) -> Option<u64> {
+    props
+        .get(name)?
+        .as_deref()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|v| *v > 0)
+}
+
+/// Whether a boolean property is explicitly `value` (`1` on, `0` off).
+fn is(props: &BTreeMap<String, Option<String>>, name: &str, value: &str) -> bool {
+    props
+        .get(name)
+        .and_then(|v| v.as_deref())
+        .is_some_and(|v| v.trim() == value)
+}
+
+/// Advice for the server-wide [`LIMIT_SERVER_PROPERTIES`] (names in lower case).
+fn server_limits(props: &BTreeMap<String, Option<String>>) -> Vec<String> {
+    let mut advice = Vec::new();
+    if is(props, "c_accounts_policies_auth_disableplain", "1") {
+        advice.push(
+            "plain authentication is disabled in all services \
+             (C_Accounts_Policies_Auth_DisablePlain): IMAP and WebDAV logins with a password \
+             will be refused"
+                .to_string(),
+        );
+    }
+    if let Some(days) = positive(props, "c_as_deletespammailolder") {
+        advice.push(format!(
+            "spam older than {days} days is deleted from spam folders \
+             (C_AS_DeleteSpamMailOlder): migrated Junk E-mail older than that will be deleted"
+        ));
+    }
+    if let Some(mode) = positive(props, "c_webdav_processingmode") {
+        advice.push(format!(
+            "WebDAV serves only some domains or accounts (C_WebDAV_ProcessingMode = {mode}): \
+             calendars, contacts and tasks of the others cannot be written"
+        ));
+    }
+    advice
+}
+
+/// Advice for one account's [`LIMIT_ACCOUNT_PROPERTIES`] (names in lower case).
+fn account_limits(email: &str, props: &BTreeMap<String, Option<String>>) -> Vec<String> {
+    let mut advice = Vec::new();
+    let mb = |kb: u64| kb.div_ceil(1024);
+    if is(props, "u_maxbox", "1") {
+        if let Some(kb) = positive(props, "u_maxboxsize") {
+            advice.push(format!(
+                "{email}: the mailbox is limited to {} MB (U_MaxBox, U_MaxBoxSize): mail beyond \
+                 it will be refused",
+                mb(kb)
+            ));
+        }
+    }
+    if let Some(kb) = positive(props, "u_maxmessagesize") {
+        if kb.saturating_mul(1024) < M365_MAX_MESSAGE {
+            advice.push(format!(
+                "{email}: messages larger than {} MB are refused (U_MaxMessageSize); Microsoft \
+                 365 allows up to 150 MB",
+                mb(kb)
+            ));
+        }
+    }
+    if is(props, "u_deleteolder", "1") {
+        if let Some(days) = positive(props, "u_deleteolderdays") {
+            advice.push(format!(
+                "{email}: messages older than {days} days are deleted (U_DeleteOlder, \
+                 U_DeleteOlderDays): migrated mail older than that will be deleted"
+            ));
+        }
+    }
+    for (property, name) in [("u_webdav", "U_WebDAV"), ("u_gw", "U_GW")] {
+        if is(props, property, "0") {
+            advice.push(format!(
+                "{email}: {name} is off for this account: its calendars, contacts and tasks \
+                 cannot be written"
+            ));
+        }
+    }
+    if positive(props, "u_accountdisabled").is_some() {
+        advice.push(format!(
+            "{email}: the account is disabled (U_AccountDisabled): it cannot log in or receive"
+        ));
+    }
+    advice
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1427,5 +1568,51 @@ mod tests {
         assert!(!ok("http://127.0.0.1:9/icewarpapi/", false));
         assert!(!ok("http://mail.example.com/icewarpapi/", true));
         assert!(!ok("ftp://mail.example.com/", true));
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, Option<String>> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+            .collect()
+    }
+
+    #[test]
+    fn limits_that_refuse_or_delete_migrated_data_are_named() {
+        let server = server_limits(&props(&[
+            ("c_accounts_policies_auth_disableplain", "1"),
+            ("c_as_deletespammailolder", "30"),
+            ("c_webdav_processingmode", "5"),
+        ]));
+        assert_eq!(server.len(), 3, "{server:?}");
+        assert!(server[0].contains("C_Accounts_Policies_Auth_DisablePlain"));
+        assert!(server[1].contains("older than 30 days"));
+        assert!(server[2].contains("= 5"));
+        let account = account_limits(
+            "a@example.com",
+            &props(&[
+                ("u_maxbox", "1"),
+                ("u_maxboxsize", "1048576"),
+                ("u_maxmessagesize", "10240"),
+                ("u_deleteolder", "1"),
+                ("u_deleteolderdays", "365"),
+                ("u_webdav", "0"),
+                ("u_gw", "1"),
+                ("u_accountdisabled", "0"),
+            ]),
+        );
+        assert_eq!(account.len(), 4, "{account:?}");
+        assert!(account[0].contains("1024 MB"), "{account:?}");
+        assert!(account[1].contains("larger than 10 MB"), "{account:?}");
+        assert!(account[2].contains("older than 365 days"), "{account:?}");
+        assert!(account[3].contains("U_WebDAV"), "{account:?}");
+        // Nothing set, or set to what does not limit: no advice.
+        assert!(server_limits(&props(&[("c_webdav_processingmode", "0")])).is_empty());
+        assert!(account_limits("a@example.com", &props(&[("u_maxbox", "0")])).is_empty());
     }
 }
