@@ -338,6 +338,9 @@ fn required_role(path: &[String]) -> Option<(&'static [&'static str], &'static s
             (&["Mail.Read", "Mail.ReadWrite"], EXCHANGE)
         }
         ["users", _, "mailboxSettings", ..] => (&["MailboxSettings.Read"], EXCHANGE),
+        // The permission table of the exchangeSettings listing is not in our reference; this
+        // asks for what mailboxSettings needs, and the client reads a 403 as "not known".
+        ["users", _, "settings", ..] => (&["MailboxSettings.Read"], EXCHANGE),
         ["users", _, "calendars", ..]
         | ["users", _, "calendar", ..]
         | ["users", _, "events", ..]
@@ -610,6 +613,18 @@ fn route(ctx: &Ctx<'_>, path: &[String], tenant: &Tenant, user: Option<&User>) -
             )
         };
     }
+    // A user without an Exchange Online mailbox (unlicensed, on-premises, soft-deleted, a
+    // guest) answers every mailbox call with this 404 (microsoftgraph/msgraph-sdk-javascript
+    // issue 1756; learn.microsoft.com/answers/questions/761931: a licence is missing).
+    if let (Some(u), true) = (user, p.len() > 2) {
+        if !u.has_mailbox {
+            return ctx.error(
+                StatusCode::NOT_FOUND,
+                "MailboxNotEnabledForRESTAPI",
+                "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+            );
+        }
+    }
     let hidden =
         param(&ctx.query, "includeHiddenFolders").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     match (p.as_slice(), user) {
@@ -687,6 +702,20 @@ fn route(ctx: &Ctx<'_>, path: &[String], tenant: &Tenant, user: Option<&User>) -
                 "timeZone": {"name": "W. Europe Standard Time"}},
             "userPurpose": u.purpose
         })).into_response(),
+        // The user's Exchange mailboxes (Graph docs resources/exchangesettings.md): v1.0 names
+        // only the primary one; beta adds `inPlaceArchiveMailboxId` when the user has an
+        // online archive ("the mailbox types supported are the user's primary and in-place
+        // archive", Get-MgBetaUserSettingExchange).
+        (["users", _, "settings", "exchange"], Some(u)) => {
+            let mut settings = json!({
+                "@odata.type": "#microsoft.graph.exchangeSettings",
+                "primaryMailboxId": format!("{}-primary", u.id),
+            });
+            if ctx.path.starts_with("/beta/") && u.online_archive {
+                settings["inPlaceArchiveMailboxId"] = json!(format!("{}-archive", u.id));
+            }
+            axum::Json(settings).into_response()
+        }
         (["groups", ..], _) => match crate::graph_groups::route(ctx, &p, tenant) {
             Some(r) => r,
             None => ctx.error(
@@ -721,7 +750,7 @@ fn user_json(u: &User) -> Value {
            "preferredLanguage": null, "surname": surname,
            "userPrincipalName": u.user_principal_name, "id": u.id,
            "accountEnabled": u.account_enabled, "proxyAddresses": u.proxy_addresses,
-           "userType": "Member", "usageLocation": "DE",
+           "userType": u.user_type, "usageLocation": "DE",
            "mailNickname": u.mail.split('@').next().unwrap_or("")})
 }
 

@@ -449,6 +449,7 @@ mod tests {
             display_name: None,
             account_enabled: None,
             proxy_addresses: proxies.iter().map(|p| p.to_string()).collect(),
+            user_type: None,
         };
         let users = [
             user(

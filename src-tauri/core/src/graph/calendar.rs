@@ -286,6 +286,7 @@ mod tests {
                 "SMTP:Adele.Vance@contoso.com".into(),
                 "smtp:adele@contoso.net".into(),
             ],
+            user_type: None,
         }
     }
 
