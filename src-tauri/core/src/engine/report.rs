@@ -609,9 +609,12 @@ mod tests {
 
         let users = std::fs::read_to_string(&files.users_csv).unwrap();
         let mut lines = users.lines();
-        assert_eq!(lines.next(), Some("user,state,done,failed,pending,bytes"));
-        assert_eq!(lines.next(), Some("ann@contoso.com,finished,3,0,0,4000"));
-        assert_eq!(lines.next(), Some("bob@contoso.com,started,1,1,0,42"));
+        assert_eq!(
+            lines.next(),
+            Some("user,state,done,failed,pending,bytes,note")
+        );
+        assert_eq!(lines.next(), Some("ann@contoso.com,finished,3,0,0,4000,"));
+        assert_eq!(lines.next(), Some("bob@contoso.com,started,1,1,0,42,"));
         let failures = std::fs::read_to_string(&files.failures_csv).unwrap();
         assert!(
             failures.contains("bob@contoso.com,INBOX,m5,the server refused it: <too big> & more")
