@@ -28,3 +28,4 @@ mod preflight_endpoints;
 mod reliability;
 mod selection;
 mod state_lock;
+mod tenant_users;

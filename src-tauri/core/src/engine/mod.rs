@@ -17,6 +17,7 @@ mod spool;
 mod verify;
 
 pub use control::{Cancelled, RunControl};
+pub use mailboxes::{GUEST, NO_MAILBOX, ONLINE_ARCHIVE};
 pub use plan::{plan, Plan, PlanUser};
 pub use preflight::{
     check_destination, preflight, test_source, CheckVerdict, EndpointCheck, Preflight, ProbeUser,
