@@ -169,6 +169,16 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// True when the app may read item bodies of `workload` (`Mail` or `Calendars`): it holds
+    /// `<workload>.Read` or `.ReadWrite`, not only the basic permission, which leaves out
+    /// body, bodyPreview and attachments (Graph docs permissions-reference.md).
+    pub fn reads_bodies(&self, workload: &str) -> bool {
+        let roles = &self.state.config.roles;
+        [format!("{workload}.Read"), format!("{workload}.ReadWrite")]
+            .iter()
+            .any(|full| roles.iter().any(|r| r == full))
+    }
+
     pub fn error(&self, status: StatusCode, code: &str, message: &str) -> Response {
         error(self.ids, status, code, message)
     }
@@ -334,20 +344,42 @@ fn required_role(path: &[String]) -> Option<(&'static [&'static str], &'static s
             DIRECTORY,
         ),
         ["groups", ..] => (&["Group.Read.All", "Directory.Read.All"], DIRECTORY),
-        ["users", _, "mailFolders", ..] | ["users", _, "messages", ..] => {
+        // A message's MIME and attachments are its body: Mail.ReadBasic.All, which "includes
+        // all properties except body, previewBody, attachments, and any extended properties"
+        // (Graph docs permissions-reference.md), does not reach them.
+        ["users", _, "mailFolders" | "messages", .., "$value"]
+        | ["users", _, "mailFolders" | "messages", .., "attachments"]
+        | ["users", _, "mailFolders" | "messages", .., "attachments", _] => {
             (&["Mail.Read", "Mail.ReadWrite"], EXCHANGE)
         }
+        // Listing folders and messages works with the basic permission too (api/message-get.md
+        // names Mail.ReadBasic.All for an application).
+        ["users", _, "mailFolders", ..] | ["users", _, "messages", ..] => (
+            &["Mail.Read", "Mail.ReadWrite", "Mail.ReadBasic.All"],
+            EXCHANGE,
+        ),
         ["users", _, "mailboxSettings", ..] => (&["MailboxSettings.Read"], EXCHANGE),
         // The permission table of the exchangeSettings listing is not in our reference; this
         // asks for what mailboxSettings needs, and the client reads a 403 as "not known".
         ["users", _, "settings", ..] => (&["MailboxSettings.Read"], EXCHANGE),
+        ["users", _, "calendars" | "calendar" | "events", .., "attachments"]
+        | ["users", _, "calendars" | "calendar" | "events", .., "attachments", _] => {
+            (&["Calendars.Read", "Calendars.ReadWrite"], EXCHANGE)
+        }
         ["users", _, "calendars", ..]
         | ["users", _, "calendar", ..]
         | ["users", _, "events", ..]
         | ["users", _, "calendarGroups", ..]
-        | ["users", _, "calendarView", ..] => {
-            (&["Calendars.Read", "Calendars.ReadWrite"], EXCHANGE)
-        }
+        | ["users", _, "calendarView", ..] => (
+            // Calendars.ReadBasic.All gives events without their body and attachments
+            // (Graph docs permissions-reference.md; [`Ctx::reads_bodies`]).
+            &[
+                "Calendars.Read",
+                "Calendars.ReadWrite",
+                "Calendars.ReadBasic.All",
+            ],
+            EXCHANGE,
+        ),
         ["users", _, "contactFolders", ..] | ["users", _, "contacts", ..] => {
             (&["Contacts.Read", "Contacts.ReadWrite"], EXCHANGE)
         }
@@ -1148,7 +1180,7 @@ pub(crate) fn message_json(
     put("bccRecipients", json!([]));
     put("replyTo", json!([]));
     put("flag", json!({"flagStatus": m.flag_status}));
-    if wants("body") || wants("bodyPreview") {
+    if (wants("body") || wants("bodyPreview")) && ctx.reads_bodies("Mail") {
         let text = match m.mime.recipe() {
             Some(r) => crate::mime::body_text(r),
             None => {
