@@ -182,3 +182,90 @@ async fn the_plan_lists_guests_mailbox_less_users_and_online_archives_with_count
     // Domains come from the verified ones: never the guest's outside domain.
     assert_eq!(planned.domains, ["contoso.com", "contoso.onmicrosoft.com"]);
 }
+
+/// The check with `roles` granted instead of the defaults, against a tenant whose first user
+/// has no Exchange mailbox when `first_without_mailbox`.
+async fn check_with(
+    roles: &[&str],
+    first_without_mailbox: bool,
+) -> (
+    Vec<migrator_core::graph::permissions::PermissionStatus>,
+    Option<migrator_core::engine::ProbeUser>,
+    migrator_sim::SimServer,
+) {
+    let sim = migrator_sim::SimServer::start(SimConfig {
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+        ..tenant()
+    })
+    .await
+    .unwrap();
+    if first_without_mailbox {
+        sim.mutate(|t| t.users[0].has_mailbox = false);
+    }
+    let (statuses, probe) = migrator_core::engine::test_source(
+        &support::source_config(&sim),
+        &Secret::new(sim.client_secret()),
+        &RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    (statuses, probe, sim)
+}
+
+fn status<'a>(
+    statuses: &'a [migrator_core::graph::permissions::PermissionStatus],
+    name: &str,
+) -> &'a migrator_core::graph::permissions::PermissionStatus {
+    statuses.iter().find(|s| s.name == name).unwrap()
+}
+
+/// The roles the migrator asks for, with `basic` in place of `full`.
+fn with_basic(full: &str, basic: &'static str) -> Vec<&'static str> {
+    migrator_sim::ROLES
+        .iter()
+        .copied()
+        .filter(|r| *r != full)
+        .chain([basic])
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_names_mail_read_when_mail_readbasic_lists_messages_but_refuses_their_mime() {
+    let (statuses, probe, _sim) =
+        check_with(&with_basic("Mail.Read", "Mail.ReadBasic.All"), false).await;
+    assert!(probe.is_some());
+    let mail = status(&statuses, "Mail.Read");
+    assert!(!mail.granted(), "{mail:?}");
+    assert!(
+        mail.detail
+            .as_deref()
+            .is_some_and(|d| d.starts_with(migrator_core::graph::permissions::MAIL_BODY_REFUSED)),
+        "{mail:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_names_calendars_read_when_calendars_readbasic_gives_events_without_body() {
+    let (statuses, _, _sim) = check_with(
+        &with_basic("Calendars.Read", "Calendars.ReadBasic.All"),
+        false,
+    )
+    .await;
+    let calendars = status(&statuses, "Calendars.Read");
+    assert_eq!(
+        calendars.detail.as_deref(),
+        Some(migrator_core::graph::permissions::EVENT_BODY_MISSING)
+    );
+    assert!(status(&statuses, "Mail.Read").granted());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_tries_the_next_user_when_the_first_has_no_exchange_mailbox() {
+    let (statuses, probe, sim) = check_with(&migrator_sim::ROLES, true).await;
+    // Group.Read.All is not granted by default; everything else is.
+    for s in statuses.iter().filter(|s| s.name != "Group.Read.All") {
+        assert!(s.granted(), "{s:?}");
+    }
+    let second = sim.tenant().users[1].id.clone();
+    assert_eq!(probe.map(|p| p.id), Some(second));
+}
