@@ -269,3 +269,39 @@ async fn check_tries_the_next_user_when_the_first_has_no_exchange_mailbox() {
     let second = sim.tenant().users[1].id.clone();
     assert_eq!(probe.map(|p| p.id), Some(second));
 }
+
+/// Which permission beta's `settings/exchange` needs is not in our reference: without an answer
+/// the archive is "not known", never a failure, and the mailbox is still planned; a user
+/// without a mailbox is still recognised without MailboxSettings.Read.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_archive_that_cannot_be_asked_about_is_unknown_not_a_problem() {
+    let roles: Vec<String> = migrator_sim::ROLES
+        .iter()
+        .filter(|r| **r != "MailboxSettings.Read")
+        .map(|r| r.to_string())
+        .collect();
+    let sim = migrator_sim::SimServer::start(SimConfig { roles, ..tenant() })
+        .await
+        .unwrap();
+    let planned = plan(
+        &support::source_config(&sim),
+        &Secret::new(sim.client_secret()),
+        &RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    // The mailbox-less user is still known as such, from its inbox.
+    assert_eq!(
+        (
+            planned.online_archives,
+            planned.without_mailbox,
+            planned.guests
+        ),
+        (0, 1, 1)
+    );
+    for row in planned.users.iter().filter(|u| u.not_migrated.is_none()) {
+        assert_eq!(row.online_archive, None, "{}", row.address);
+        assert_eq!(row.problem, None, "{}", row.address);
+        assert!(row.items > 0);
+    }
+}

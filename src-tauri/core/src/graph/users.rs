@@ -90,8 +90,9 @@ pub struct MailboxFacts {
 }
 
 /// Reads [`MailboxFacts`] for one user on that mailbox's own `pacer` (Graph's limits are per
-/// app and mailbox, throttling-limits.md "Outlook service limits"): its `mailboxSettings`,
-/// then, if it has a mailbox, the beta `settings/exchange` for an online archive.
+/// app and mailbox, throttling-limits.md "Outlook service limits"): its `mailboxSettings`
+/// (when they cannot be read, its inbox, to learn whether there is a mailbox at all), then,
+/// if it has a mailbox, the beta `settings/exchange` for an online archive.
 pub async fn mailbox_facts(client: &GraphClient, pacer: &Pacer, user_id: &str) -> MailboxFacts {
     let mut facts = MailboxFacts::default();
     match mailbox_purpose(client, pacer, user_id).await {
@@ -100,7 +101,21 @@ pub async fn mailbox_facts(client: &GraphClient, pacer: &Pacer, user_id: &str) -
             facts.no_mailbox = true;
             return facts;
         }
-        Err(e) => facts.settings_error = Some(e),
+        Err(e) => {
+            // Without MailboxSettings.Read (403) the settings say nothing about the mailbox:
+            // its inbox does (Mail.Read is needed anyway).
+            let url = client.url(&format!(
+                "/users/{}/mailFolders/inbox?$select=id",
+                segment(user_id)
+            ));
+            let inbox: Result<serde_json::Value, GraphError> =
+                client.get_json(pacer, &url, |_| {}).await;
+            if inbox.as_ref().is_err_and(is_no_mailbox) {
+                facts.no_mailbox = true;
+                return facts;
+            }
+            facts.settings_error = Some(e);
+        }
     }
     facts.online_archive = online_archive(client, pacer, user_id).await.ok();
     facts
