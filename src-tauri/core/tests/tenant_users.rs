@@ -134,17 +134,22 @@ async fn guests_and_mailbox_less_users_are_not_migrated_nor_failed_and_the_repor
     ));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_plan_lists_guests_mailbox_less_users_and_online_archives_with_counts() {
-    let sim = migrator_sim::SimServer::start(tenant()).await.unwrap();
-    let tenant = sim.tenant();
-    let planned = plan(
-        &support::source_config(&sim),
+/// The plan of every mailbox and workload.
+async fn plan_of(sim: &migrator_sim::SimServer) -> migrator_core::engine::Plan {
+    plan(
+        &support::source_config(sim),
         &Secret::new(sim.client_secret()),
         &RunOptions::default(),
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_plan_lists_guests_mailbox_less_users_and_online_archives_with_counts() {
+    let sim = migrator_sim::SimServer::start(tenant()).await.unwrap();
+    let tenant = sim.tenant();
+    let planned = plan_of(&sim).await;
     assert_eq!(
         (
             planned.guests,
@@ -283,13 +288,7 @@ async fn an_archive_that_cannot_be_asked_about_is_unknown_not_a_problem() {
     let sim = migrator_sim::SimServer::start(SimConfig { roles, ..tenant() })
         .await
         .unwrap();
-    let planned = plan(
-        &support::source_config(&sim),
-        &Secret::new(sim.client_secret()),
-        &RunOptions::default(),
-    )
-    .await
-    .unwrap();
+    let planned = plan_of(&sim).await;
     // The mailbox-less user is still known as such, from its inbox.
     assert_eq!(
         (

@@ -628,6 +628,8 @@ async fn run_locked(
         // Accounts are made before data moves: whose mailbox exists, and of what kind, first.
         let users = mailboxes.into_iter().map(|(u, _)| u).collect();
         let mut known = HashMap::new();
+        // In the selection's order: provisioning gives a contested address to the first.
+        let mut ordered = Vec::new();
         for mailbox in mailboxes::read_facts(&client, &options.pacer, users).await {
             if mailbox.facts.no_mailbox {
                 mailboxes::report_not_migrated(
@@ -637,6 +639,7 @@ async fn run_locked(
                     mailboxes::NO_MAILBOX,
                 )?;
             } else {
+                ordered.push(mailbox.user.clone());
                 known.insert(mailbox.user.id.clone(), mailbox);
             }
         }
@@ -647,14 +650,13 @@ async fn run_locked(
                 None
             }
         };
-        let users = known.values().map(|m| m.user.clone()).collect();
         let graph = icewarp::Directory {
             client: &client,
             pacer: &tenant_pacer,
             facts: &known,
             verified: verified.as_deref(),
         };
-        let done = icewarp::provision(d, provisioner, graph, users, reporter.as_ref()).await?;
+        let done = icewarp::provision(d, provisioner, graph, ordered, reporter.as_ref()).await?;
         store = done.store;
         mailboxes = done
             .mailboxes

@@ -166,13 +166,7 @@ pub async fn check(
         ("Domain.Read.All", "/domains?$select=id"),
         ("Group.Read.All", "/groups?$select=id&$top=1"),
     ] {
-        set(
-            name,
-            get(path.to_string())
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-        );
+        set(name, answered(get(path.to_string()).await));
     }
 
     let mut chosen = None;
@@ -206,31 +200,28 @@ pub async fn check(
     let u = segment(candidates[index]);
     set("Mail.Read", mail_probe(client, &pacer, &u).await);
     set(
-        "MailboxSettings.Read",
-        get(format!("/users/{u}/mailboxSettings"))
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-    );
-    set(
         "Calendars.Read",
         calendar_probe(get(format!("/users/{u}/events?$select=id,body&$top=1")).await),
     );
-    set(
-        "Contacts.Read",
-        get(format!("/users/{u}/contactFolders?$select=id&$top=1"))
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-    );
-    set(
-        "Tasks.Read.All",
-        get(format!("/users/{u}/todo/lists?$top=1"))
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-    );
+    for (name, path) in [
+        (
+            "MailboxSettings.Read",
+            format!("/users/{u}/mailboxSettings"),
+        ),
+        (
+            "Contacts.Read",
+            format!("/users/{u}/contactFolders?$select=id&$top=1"),
+        ),
+        ("Tasks.Read.All", format!("/users/{u}/todo/lists?$top=1")),
+    ] {
+        set(name, answered(get(path).await));
+    }
     (statuses, Some(index))
+}
+
+/// A probe that only needs Graph to answer.
+fn answered(result: Result<serde_json::Value, GraphError>) -> Result<(), String> {
+    result.map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// What the check says when Graph lists messages but refuses their content.
