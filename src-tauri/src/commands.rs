@@ -680,6 +680,12 @@ pub struct PlanRow {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub problem: Option<String>,
+    /// Why this user is not migrated at all (`guest, not migrated`, `no Exchange mailbox`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub not_migrated: Option<String>,
+    /// `true`: the user has an online archive, which is not migrated (export it separately).
+    pub online_archive: bool,
 }
 
 /// What a run would do: the core's [`engine::plan`] for the Plan screen.
@@ -688,6 +694,15 @@ pub struct PlanRow {
 #[ts(export)]
 pub struct PlanView {
     pub users: Vec<PlanRow>,
+    /// Guests listed in `users`: never migrated.
+    #[ts(type = "number")]
+    pub guests: u64,
+    /// Users without an Exchange Online mailbox: not migrated.
+    #[ts(type = "number")]
+    pub without_mailbox: u64,
+    /// Mailboxes with an online archive, which is not migrated.
+    #[ts(type = "number")]
+    pub online_archives: u64,
     /// The domains of the users' addresses (accounts at the destination are in these).
     pub domains: Vec<String>,
     #[ts(type = "number")]
@@ -828,8 +843,13 @@ pub(crate) async fn plan_migration(
                 out_of_range: u.out_of_range,
                 estimated_seconds: u.estimated_seconds,
                 problem: u.problem,
+                not_migrated: u.not_migrated,
+                online_archive: u.online_archive == Some(true),
             })
             .collect(),
+        guests: plan.guests,
+        without_mailbox: plan.without_mailbox,
+        online_archives: plan.online_archives,
         domains: plan.domains,
         items: plan.items,
         events: plan.events,

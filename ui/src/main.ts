@@ -228,7 +228,12 @@ function renderPlan(plan: PlanView): void {
       else pickedUsers.delete(u.address);
       if (!pick.checked) el<HTMLInputElement>("plan-all").checked = false;
     });
-    const notes = [u.enabled ? "" : "sign-in blocked (still migrated)", u.problem ? `cannot be read: ${u.problem}` : ""];
+    const notes = [
+      u.notMigrated ?? "",
+      u.enabled || u.notMigrated ? "" : "sign-in blocked (still migrated)",
+      u.problem ? `cannot be read: ${u.problem}` : "",
+      u.onlineArchive ? "has an online archive: not migrated, export it separately" : "",
+    ];
     const counts = [u.folders, u.items, u.events, u.contacts, u.tasks, u.outOfRange].map(String);
     const cells = [pick, u.address, ...counts, formatDuration(u.estimatedSeconds), notes.filter(Boolean).join("; ")].map((content) => {
       const td = document.createElement("td");
@@ -238,7 +243,14 @@ function renderPlan(plan: PlanView): void {
     row.append(...cells);
     body.append(row);
   }
-  const leftOut = plan.outOfRange > 0 ? ` · ${plan.outOfRange} left out by the date limits` : "";
+  const notMigrated = [
+    plan.guests > 0 ? `${plan.guests} guests` : "",
+    plan.withoutMailbox > 0 ? `${plan.withoutMailbox} without an Exchange mailbox` : "",
+    plan.onlineArchives > 0 ? `${plan.onlineArchives} online archives` : "",
+  ].filter(Boolean);
+  const leftOut =
+    (plan.outOfRange > 0 ? ` · ${plan.outOfRange} left out by the date limits` : "") +
+    (notMigrated.length > 0 ? ` · not migrated: ${notMigrated.join(", ")}` : "");
   el("plan-summary").textContent =
     `${plan.users.length} ${plan.users.length === 1 ? "mailbox" : "mailboxes"} · ${plan.items} messages · ${plan.events} events · ${plan.contacts} contacts · ` +
     `${plan.tasks} tasks${leftOut} · estimated ${formatDuration(plan.estimatedSeconds)} · domains: ${plan.domains.join(", ")}`;
@@ -529,6 +541,10 @@ class RunView {
           `waiting for ${event.destination}: down ${formatDuration(event.downMs / 1000)}, ` +
             `giving up after ${formatDuration(event.limitMs / 1000)}`,
         );
+        break;
+      case "notMigrated":
+        // Not a failure: a guest, a user without an Exchange mailbox, or an online archive.
+        this.paintRow(this.row(event.user), event.reason);
         break;
       case "userFinished":
         this.waiting.delete(event.user);

@@ -370,6 +370,12 @@ async fn print_plan(path: &Path, json: bool) -> anyhow::Result<()> {
         if let Some(problem) = &u.problem {
             println!("{:width$}  cannot be read: {problem}", "");
         }
+        if let Some(reason) = &u.not_migrated {
+            println!("{:width$}  {reason}", "");
+        }
+        if u.online_archive == Some(true) {
+            println!("{:width$}  {}", "", engine::ONLINE_ARCHIVE);
+        }
     }
     println!(
         "\n{} users, {} folders, {} messages, {} events, {} contacts, {} tasks, {} left out by the \
@@ -382,6 +388,11 @@ async fn print_plan(path: &Path, json: bool) -> anyhow::Result<()> {
         plan.tasks,
         plan.out_of_range,
         plan.requests
+    );
+    println!(
+        "not migrated: {} guests, {} users without an Exchange mailbox, {} online archives \
+         (export them separately)",
+        plan.guests, plan.without_mailbox, plan.online_archives
     );
     println!("domains: {}", plan.domains.join(", "));
     println!(

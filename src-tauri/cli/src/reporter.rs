@@ -110,6 +110,13 @@ impl Reporter for CliReporter {
                     _ => eprintln!("{line}"),
                 }
             }
+            (Mode::Lines | Mode::Bars { .. }, ProgressEvent::NotMigrated { user, reason }) => {
+                let line = format!("{user}: {reason}");
+                match &self.mode {
+                    Mode::Bars { multi, .. } => multi.suspend(|| eprintln!("{line}")),
+                    _ => eprintln!("{line}"),
+                }
+            }
             (Mode::Lines, ProgressEvent::Throttled { user, wait_ms }) => {
                 eprintln!("{user}: throttled by Microsoft, waiting {wait_ms} ms")
             }

@@ -5,7 +5,9 @@
 //!
 //! ## The pipeline in one paragraph
 //! A run signs in to Microsoft Graph with the client-credentials flow ([`graph::auth`]), lists
-//! the tenant's users, for IceWarp creates or merges their domains and accounts through the
+//! the tenant's users (guests, users without an Exchange Online mailbox and online archives are
+//! reported as not migrated, never as failures; each mailbox's own settings are read on its
+//! own pacer), for IceWarp creates (in the tenant's verified domains) or merges their domains and accounts through the
 //! admin API ([`dest::provision`]), and migrates many mailboxes in parallel. Each mailbox has
 //! its own [`graph::pacer::Pacer`], the only place that waits or retries, which keeps the mailbox under
 //! Exchange Online's limits (4 requests in flight, 10,000 per 10 minutes) and honours

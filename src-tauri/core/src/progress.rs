@@ -67,6 +67,11 @@ pub enum ProgressEvent {
         #[ts(type = "number")]
         limit_ms: u64,
     },
+    /// Something of this user is not migrated by design, not by failure, reported once per
+    /// run and not counted as failed: the whole user (`guest, not migrated`, `no Exchange
+    /// mailbox`) or a part of it (`has an online archive: not migrated, export it
+    /// separately`).
+    NotMigrated { user: String, reason: String },
     /// A mailbox is finished (possibly with failed items).
     UserFinished { user: String, stats: Stats },
     /// The whole run is finished.

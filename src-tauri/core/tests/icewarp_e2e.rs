@@ -32,7 +32,12 @@ struct Setup {
 
 /// `destination`: more `[destination]` lines; `roles`: more permissions granted to the app.
 async fn setup(destination: &str, roles: &[&str]) -> Setup {
-    let (sim, dovecot) = support::tenant_with_dovecot_config(SimConfig {
+    setup_with(destination, roles, |_| {}).await
+}
+
+/// [`setup`] with the simulator's configuration changed by `sim`.
+async fn setup_with(destination: &str, roles: &[&str], sim: impl FnOnce(&mut SimConfig)) -> Setup {
+    let mut config = SimConfig {
         tenant: TenantSpec {
             // The eleventh user is disabled in Microsoft 365; two shared mailboxes and a room
             // follow (their sign-in is blocked too, as Exchange creates them).
@@ -52,8 +57,9 @@ async fn setup(destination: &str, roles: &[&str]) -> Setup {
         },
         roles: ROLES.iter().chain(roles).map(|r| r.to_string()).collect(),
         ..SimConfig::default()
-    })
-    .await;
+    };
+    sim(&mut config);
+    let (sim, dovecot) = support::tenant_with_dovecot_config(config).await;
     let tenant = sim.tenant();
     let existing = tenant
         .users
@@ -356,4 +362,51 @@ async fn group_read_all_is_required_only_with_the_groups_option() {
         let problem = report.problems.iter().any(|p| p.contains("Group.Read.All"));
         assert_eq!(problem, required, "{:?}", report.problems);
     }
+}
+
+/// A guest's outside address must not become a local IceWarp domain that swallows mail meant
+/// for the outside, and a user without an Exchange mailbox gets no account; each mailbox's
+/// settings are read on that mailbox's own pacer, many at once, not four at a time through
+/// one tenant-wide pacer.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_or_a_mailbox_less_user_gets_no_account_or_domain_and_settings_reads_run_per_mailbox(
+) {
+    let s = setup_with("", &[], |config| {
+        config.tenant.guests = 2;
+        config.tenant.without_mailbox = 1;
+        // Every request waits a little, so reads sent together are seen together.
+        config.latency = std::time::Duration::from_millis(40);
+    })
+    .await;
+    let (summary, failures) = s.run().await;
+    assert_eq!(failures, Vec::<String>::new(), "{summary:?}");
+    let tenant = s.sim.tenant();
+    for user in tenant.users.iter().filter(|u| !u.has_mailbox) {
+        assert!(s.icewarp.account(&user.mail).is_none(), "{}", user.mail);
+    }
+    for outside in ["gmail.com", "outlook.com"] {
+        assert!(
+            !s.icewarp.domains().iter().any(|d| d == outside),
+            "{outside} in {:?}",
+            s.icewarp.domains()
+        );
+    }
+    // The most mailboxSettings reads in flight at one moment: a tenant-wide pacer allows 4.
+    let reads: Vec<_> = s
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path_and_query.contains("/mailboxSettings"))
+        .collect();
+    let most = reads
+        .iter()
+        .map(|r| {
+            reads
+                .iter()
+                .filter(|o| o.at <= r.at && r.at < o.finished)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(most > 4, "at most {most} mailboxSettings reads at once");
 }

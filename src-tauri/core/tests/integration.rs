@@ -32,3 +32,4 @@ mod preflight_endpoints;
 mod reliability;
 mod selection;
 mod state_lock;
+mod tenant_users;

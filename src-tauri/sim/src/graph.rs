@@ -175,6 +175,16 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// True when the app may read item bodies of `workload` (`Mail` or `Calendars`): it holds
+    /// `<workload>.Read` or `.ReadWrite`, not only the basic permission, which leaves out
+    /// body, bodyPreview and attachments (Graph docs permissions-reference.md).
+    pub fn reads_bodies(&self, workload: &str) -> bool {
+        let roles = &self.state.config.roles;
+        [format!("{workload}.Read"), format!("{workload}.ReadWrite")]
+            .iter()
+            .any(|full| roles.iter().any(|r| r == full))
+    }
+
     pub fn error(&self, status: StatusCode, code: &str, message: &str) -> Response {
         error(self.ids, status, code, message)
     }
@@ -350,17 +360,42 @@ fn required_role(path: &[String]) -> Option<(&'static [&'static str], &'static s
             DIRECTORY,
         ),
         ["groups", ..] => (&["Group.Read.All", "Directory.Read.All"], DIRECTORY),
-        ["users", _, "mailFolders", ..] | ["users", _, "messages", ..] => {
+        // A message's MIME and attachments are its body: Mail.ReadBasic.All, which "includes
+        // all properties except body, previewBody, attachments, and any extended properties"
+        // (Graph docs permissions-reference.md), does not reach them.
+        ["users", _, "mailFolders" | "messages", .., "$value"]
+        | ["users", _, "mailFolders" | "messages", .., "attachments"]
+        | ["users", _, "mailFolders" | "messages", .., "attachments", _] => {
             (&["Mail.Read", "Mail.ReadWrite"], EXCHANGE)
         }
+        // Listing folders and messages works with the basic permission too (api/message-get.md
+        // names Mail.ReadBasic.All for an application).
+        ["users", _, "mailFolders", ..] | ["users", _, "messages", ..] => (
+            &["Mail.Read", "Mail.ReadWrite", "Mail.ReadBasic.All"],
+            EXCHANGE,
+        ),
         ["users", _, "mailboxSettings", ..] => (&["MailboxSettings.Read"], EXCHANGE),
+        // The permission table of the exchangeSettings listing is not in our reference; this
+        // asks for what mailboxSettings needs, and the client reads a 403 as "not known".
+        ["users", _, "settings", ..] => (&["MailboxSettings.Read"], EXCHANGE),
+        ["users", _, "calendars" | "calendar" | "events", .., "attachments"]
+        | ["users", _, "calendars" | "calendar" | "events", .., "attachments", _] => {
+            (&["Calendars.Read", "Calendars.ReadWrite"], EXCHANGE)
+        }
         ["users", _, "calendars", ..]
         | ["users", _, "calendar", ..]
         | ["users", _, "events", ..]
         | ["users", _, "calendarGroups", ..]
-        | ["users", _, "calendarView", ..] => {
-            (&["Calendars.Read", "Calendars.ReadWrite"], EXCHANGE)
-        }
+        | ["users", _, "calendarView", ..] => (
+            // Calendars.ReadBasic.All gives events without their body and attachments
+            // (Graph docs permissions-reference.md; [`Ctx::reads_bodies`]).
+            &[
+                "Calendars.Read",
+                "Calendars.ReadWrite",
+                "Calendars.ReadBasic.All",
+            ],
+            EXCHANGE,
+        ),
         ["users", _, "contactFolders", ..] | ["users", _, "contacts", ..] => {
             (&["Contacts.Read", "Contacts.ReadWrite"], EXCHANGE)
         }
@@ -657,6 +692,18 @@ fn route(ctx: &Ctx<'_>, path: &[String], tenant: &Tenant, user: Option<&User>) -
             )
         };
     }
+    // A user without an Exchange Online mailbox (unlicensed, on-premises, soft-deleted, a
+    // guest) answers every mailbox call with this 404 (microsoftgraph/msgraph-sdk-javascript
+    // issue 1756; learn.microsoft.com/answers/questions/761931: a licence is missing).
+    if let (Some(u), true) = (user, p.len() > 2) {
+        if !u.has_mailbox {
+            return ctx.error(
+                StatusCode::NOT_FOUND,
+                "MailboxNotEnabledForRESTAPI",
+                "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+            );
+        }
+    }
     let hidden =
         param(&ctx.query, "includeHiddenFolders").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     match (p.as_slice(), user) {
@@ -734,6 +781,20 @@ fn route(ctx: &Ctx<'_>, path: &[String], tenant: &Tenant, user: Option<&User>) -
                 "timeZone": {"name": "W. Europe Standard Time"}},
             "userPurpose": u.purpose
         })).into_response(),
+        // The user's Exchange mailboxes (Graph docs resources/exchangesettings.md): v1.0 names
+        // only the primary one; beta adds `inPlaceArchiveMailboxId` when the user has an
+        // online archive ("the mailbox types supported are the user's primary and in-place
+        // archive", Get-MgBetaUserSettingExchange).
+        (["users", _, "settings", "exchange"], Some(u)) => {
+            let mut settings = json!({
+                "@odata.type": "#microsoft.graph.exchangeSettings",
+                "primaryMailboxId": format!("{}-primary", u.id),
+            });
+            if ctx.path.starts_with("/beta/") && u.online_archive {
+                settings["inPlaceArchiveMailboxId"] = json!(format!("{}-archive", u.id));
+            }
+            axum::Json(settings).into_response()
+        }
         (["groups", ..], _) => match crate::graph_groups::route(ctx, &p, tenant) {
             Some(r) => r,
             None => ctx.error(
@@ -768,7 +829,7 @@ fn user_json(u: &User) -> Value {
            "preferredLanguage": null, "surname": surname,
            "userPrincipalName": u.user_principal_name, "id": u.id,
            "accountEnabled": u.account_enabled, "proxyAddresses": u.proxy_addresses,
-           "userType": "Member", "usageLocation": "DE",
+           "userType": u.user_type, "usageLocation": "DE",
            "mailNickname": u.mail.split('@').next().unwrap_or("")})
 }
 
@@ -1166,7 +1227,7 @@ pub(crate) fn message_json(
     put("bccRecipients", json!([]));
     put("replyTo", json!([]));
     put("flag", json!({"flagStatus": m.flag_status}));
-    if wants("body") || wants("bodyPreview") {
+    if (wants("body") || wants("bodyPreview")) && ctx.reads_bodies("Mail") {
         let text = match m.mime.recipe() {
             Some(r) => crate::mime::body_text(r),
             None => {

@@ -696,11 +696,13 @@ fn event_json(ctx: &Ctx<'_>, out: &OutZone, item: Item<'_>) -> Value {
     o.insert("isReminderOn".into(), json!(e.reminder_minutes.is_some()));
     o.insert("hasAttachments".into(), json!(!e.attachments.is_empty()));
     o.insert("subject".into(), json!(subject));
-    let text = strip_tags(&e.body_html);
-    o.insert(
-        "bodyPreview".into(),
-        json!(text.chars().take(255).collect::<String>()),
-    );
+    if ctx.reads_bodies("Calendars") {
+        let text = strip_tags(&e.body_html);
+        o.insert(
+            "bodyPreview".into(),
+            json!(text.chars().take(255).collect::<String>()),
+        );
+    }
     o.insert("importance".into(), json!(e.importance));
     o.insert("sensitivity".into(), json!(e.sensitivity));
     o.insert("isAllDay".into(), json!(e.is_all_day));
@@ -751,10 +753,12 @@ fn event_json(ctx: &Ctx<'_>, out: &OutZone, item: Item<'_>) -> Value {
             json!({"response": "accepted", "time": iso(e.created)})
         },
     );
-    o.insert(
-        "body".into(),
-        json!({"contentType": "html", "content": e.body_html}),
-    );
+    if ctx.reads_bodies("Calendars") {
+        o.insert(
+            "body".into(),
+            json!({"contentType": "html", "content": e.body_html}),
+        );
+    }
     o.insert("start".into(), date_time_zone(out, e, start));
     o.insert("end".into(), date_time_zone(out, e, end));
     let location = if location.is_empty() {

@@ -20,7 +20,8 @@
 //!
 //! ## Layout
 //! - [`tenant`]: the seeded tenant generator ([`generate_tenant`]) and the data model: people,
-//!   shared and room mailboxes (`mailboxSettings.userPurpose`), groups.
+//!   shared and room mailboxes (`mailboxSettings.userPurpose`), groups, B2B guests, users
+//!   without an Exchange Online mailbox, online archives.
 //! - [`icewarp`]: an emulator of IceWarp's admin API, validated against its specification.
 //! - [`mime`]: generated RFC 5322 messages, produced on demand from small recipes.
 //! - [`calendar`]: calendars, events, Windows time zones, and series expansion ([`expand`]).

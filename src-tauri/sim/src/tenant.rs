@@ -43,6 +43,17 @@ pub struct TenantSpec {
     /// group and a plain security group (no mail), with people, nested groups and an outside
     /// contact as members (see [`Group`]).
     pub groups: usize,
+    /// B2B guests after the rooms: `userType` `Guest`, `mail` and the only proxy address in
+    /// an outside domain (`…@gmail.com`), a `#EXT#` userPrincipalName, and no Exchange
+    /// mailbox in this tenant (learn.microsoft.com/entra/external-id/user-properties).
+    pub guests: usize,
+    /// Members after the guests whose mailbox Graph cannot reach (unlicensed, hosted
+    /// on-premises, soft-deleted): every mailbox call answers 404
+    /// `MailboxNotEnabledForRESTAPI` ([`User::has_mailbox`]).
+    pub without_mailbox: usize,
+    /// The first this many people have an online (In-Place) archive mailbox
+    /// ([`User::online_archive`]).
+    pub online_archives: usize,
 }
 
 /// How message sizes are distributed.
@@ -74,6 +85,9 @@ impl Default for TenantSpec {
             shared_mailboxes: 0,
             rooms: 0,
             groups: 0,
+            guests: 0,
+            without_mailbox: 0,
+            online_archives: 0,
         }
     }
 }
@@ -141,6 +155,14 @@ pub struct User {
     pub purpose: String,
     /// `SMTP:` marks the primary address, `smtp:` the aliases.
     pub proxy_addresses: Vec<String>,
+    /// `Member` or `Guest` (Graph docs resources/user.md, `userType`).
+    pub user_type: String,
+    /// `false`: the user has no Exchange Online mailbox (a guest, an unlicensed or on-premises
+    /// user); mailbox calls answer 404 `MailboxNotEnabledForRESTAPI`.
+    pub has_mailbox: bool,
+    /// The user has an online (In-Place) archive mailbox, which Graph's mail API does not
+    /// reach; beta `settings/exchange` names it (`inPlaceArchiveMailboxId`).
+    pub online_archive: bool,
     /// Flat list; the tree is given by `parent_id` (`None` = child of msgfolderroot).
     pub folders: Vec<MailFolder>,
     /// The first is the default calendar.
@@ -427,15 +449,69 @@ pub fn generate_tenant(spec: &TenantSpec) -> Tenant {
         is_verified: true,
     });
     let mailboxes = spec.users + spec.shared_mailboxes + spec.rooms;
-    let users: Vec<User> = (0..mailboxes)
+    let mut users: Vec<User> = (0..mailboxes)
         .map(|u| generate_user(spec, u, &verified, &initial))
         .collect();
     let groups = generate_groups(spec, &users, &verified[0], &initial);
+    users.extend(
+        (0..spec.guests + spec.without_mailbox)
+            .map(|n| outsider(spec, mailboxes + n, n < spec.guests, &verified, &initial)),
+    );
     Tenant {
         id: tenant_id,
         domains,
         users,
         groups,
+    }
+}
+
+/// Outside domains guests come from.
+const GUEST_DOMAINS: [&str; 2] = ["gmail.com", "outlook.com"];
+
+/// A user without an Exchange mailbox in this tenant: a B2B guest (`guest`) or a member whose
+/// mailbox Graph cannot reach. Directory data only: no folders, calendars, contacts or tasks.
+fn outsider(spec: &TenantSpec, u: usize, guest: bool, verified: &[String], initial: &str) -> User {
+    let mut rng = StdRng::seed_from_u64(mix(spec.seed, u as u64 + 1));
+    let n = u % FIRST.len();
+    let local = format!(
+        "{}.{}{}",
+        ascii(FIRST[n]),
+        ascii(LAST[(u / FIRST.len() + u) % LAST.len()]),
+        u
+    )
+    .to_lowercase();
+    let display_name = format!("{} {}", FIRST[n], LAST[(u / FIRST.len() + u) % LAST.len()]);
+    let (mail, upn, user_type, proxies) = if guest {
+        // A guest's mail is its own outside address and its UPN the mangled `#EXT#` form
+        // (learn.microsoft.com/entra/external-id/user-properties, "Key properties of the
+        // Microsoft Entra B2B guest user").
+        let mail = format!("{local}@{}", GUEST_DOMAINS[u % GUEST_DOMAINS.len()]);
+        let upn = format!("{}#EXT#@{initial}", mail.replace('@', "_"));
+        (mail.clone(), upn, "Guest", vec![format!("SMTP:{mail}")])
+    } else {
+        let mail = format!("{local}@{}", verified[u % verified.len()]);
+        (
+            mail.clone(),
+            mail.clone(),
+            "Member",
+            vec![format!("SMTP:{mail}")],
+        )
+    };
+    User {
+        id: guid(&mut rng),
+        user_principal_name: upn,
+        mail,
+        display_name,
+        account_enabled: true,
+        purpose: "user".into(),
+        proxy_addresses: proxies,
+        user_type: user_type.into(),
+        has_mailbox: false,
+        online_archive: false,
+        folders: Vec::new(),
+        calendars: Vec::new(),
+        contact_folders: Vec::new(),
+        todo_lists: Vec::new(),
     }
 }
 
@@ -719,6 +795,9 @@ fn generate_user(spec: &TenantSpec, u: usize, verified: &[String], initial: &str
         account_enabled: person && u % 11 != 10,
         purpose: purpose.to_string(),
         proxy_addresses: vec![format!("SMTP:{mail}"), format!("smtp:{local}@{initial}")],
+        user_type: "Member".into(),
+        has_mailbox: true,
+        online_archive: person && u < spec.online_archives,
         mail,
         folders,
         calendars: groupware.calendars,

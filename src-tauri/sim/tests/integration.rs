@@ -7,5 +7,6 @@ mod delta;
 mod graph;
 mod groups;
 mod groupware;
+mod tenant_users;
 mod throttle;
 mod token;

@@ -28,4 +28,12 @@ outOfRange: number, estimatedSeconds: number,
  * Why this mailbox (or one of its workloads) cannot be read; the run would report it and
  * go on.
  */
-problem?: string, };
+problem?: string, 
+/**
+ * Why this user is not migrated at all (`guest, not migrated`, `no Exchange mailbox`).
+ */
+notMigrated?: string, 
+/**
+ * `true`: the user has an online archive, which is not migrated (export it separately).
+ */
+onlineArchive: boolean, };

@@ -6,6 +6,18 @@ import type { PlanRow } from "./PlanRow";
  */
 export type PlanView = { users: Array<PlanRow>, 
 /**
+ * Guests listed in `users`: never migrated.
+ */
+guests: number, 
+/**
+ * Users without an Exchange Online mailbox: not migrated.
+ */
+withoutMailbox: number, 
+/**
+ * Mailboxes with an online archive, which is not migrated.
+ */
+onlineArchives: number, 
+/**
  * The domains of the users' addresses (accounts at the destination are in these).
  */
 domains: Array<string>, items: number, events: number, contacts: number, tasks: number, outOfRange: number, estimatedSeconds: number, };

@@ -13,4 +13,4 @@ destination: string,
 /**
  * How long it has been down so far.
  */
-downMs: number, limitMs: number, } | { "kind": "userFinished", user: string, stats: Stats, } | { "kind": "runFinished", summary: RunSummary, };
+downMs: number, limitMs: number, } | { "kind": "notMigrated", user: string, reason: string, } | { "kind": "userFinished", user: string, stats: Stats, } | { "kind": "runFinished", summary: RunSummary, };

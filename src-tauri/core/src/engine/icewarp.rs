@@ -4,7 +4,7 @@
 //! Before planning, each user's `mailboxSettings.userPurpose` says whether it is a shared,
 //! room or equipment mailbox (the configured rules apply to those), and, when `groups` asks
 //! for them, the tenant's mail-enabled groups and their members are read (Group.Read.All).
-//! Directory and settings reads go through the tenant's pacer.
+//! Directory reads go through the tenant's pacer; each mailbox's settings were read on its own.
 //!
 //! A user whose account could not be created or found is not migrated (its data has nowhere
 //! safe to go) and is reported with the reason; the others go on. New accounts' generated
@@ -13,8 +13,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use futures_util::StreamExt;
-
+use super::mailboxes::{verified_only, Mailbox};
 use super::plan::domains_of;
 use super::{EngineError, IceWarpDestination, ImapLogins, Store};
 use crate::config::read_accounts_csv;
@@ -25,7 +24,7 @@ use crate::dest::provision::{
     ProvisionOutcome, TenantDomain,
 };
 use crate::graph::types::User;
-use crate::graph::users::{self, UserPurpose};
+use crate::graph::users;
 use crate::graph::{GraphClient, GraphError, Pacer};
 use crate::progress::{ProgressEvent, Reporter};
 use crate::secrets::Secret;
@@ -57,36 +56,34 @@ pub(super) async fn connect(d: &IceWarpDestination) -> Result<IceWarpProvisioner
     Ok(provisioner)
 }
 
-/// The Graph side of provisioning: the tenant's client and its directory pacer.
+/// The Graph side of provisioning: the tenant's client and its directory pacer, each
+/// mailbox's facts (read on that mailbox's own pacer, [`super::mailboxes::read_facts`]) and
+/// the tenant's verified domains (`None`: not readable).
 pub(super) struct Directory<'a> {
     pub client: &'a GraphClient,
     pub pacer: &'a Pacer,
+    pub facts: &'a HashMap<String, Mailbox>,
+    pub verified: Option<&'a [String]>,
 }
-
-/// How many users' mailbox settings are read at once (the pacer bounds it further).
-const PURPOSE_READS: usize = 4;
 
 impl Directory<'_> {
     /// The users with the kind of their mailbox. A mailbox whose purpose cannot be read
     /// counts as a user mailbox; without MailboxSettings.Read (403) that is everyone, said
     /// once.
-    async fn users(&self, users: &[User]) -> Vec<DirectoryUser> {
-        let (client, pacer) = (self.client, self.pacer);
-        let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
-        // Owned ids, not `&User`: a closure over borrowed items makes the future lose `Send`
-        // generality, which the desktop app's commands need.
-        let purposes: Vec<Result<Option<UserPurpose>, GraphError>> =
-            futures_util::stream::iter(ids)
-                .map(|id| async move { users::mailbox_purpose(client, pacer, &id).await })
-                .buffered(PURPOSE_READS)
-                .collect()
-                .await;
+    fn users(&self, users: &[User]) -> Vec<DirectoryUser> {
         let mut denied = false;
         users
             .iter()
-            .zip(purposes)
-            .map(|(user, purpose)| {
+            .map(|user| {
                 let mut directory = DirectoryUser::from(user);
+                let facts = self.facts.get(&user.id).map(|m| &m.facts);
+                let purpose = match facts {
+                    Some(f) => match &f.settings_error {
+                        Some(e) => Err(e),
+                        None => Ok(f.purpose),
+                    },
+                    None => Ok(None),
+                };
                 match purpose {
                     Ok(p) => directory.kind = p.map_or(MailboxKind::User, MailboxKind::from),
                     Err(e) if e.status() == Some(403) => {
@@ -175,7 +172,7 @@ pub(super) async fn provision(
     users: Vec<User>,
     reporter: &dyn Reporter,
 ) -> Result<Provisioned, EngineError> {
-    let directory = graph.users(&users).await;
+    let directory = graph.users(&users);
     let mut failed = 0;
     let groups = if d.rules.groups == GroupRule::Skip {
         Vec::new()
@@ -196,11 +193,12 @@ pub(super) async fn provision(
             }
         }
     };
-    // Users and groups carry addresses only in the tenant's verified domains, so theirs are
-    // the ones to create; this needs no Domain.Read.All.
+    // The domains of members' and groups' addresses that Graph's /domains says are verified
+    // (a guest's or an outside contact's domain never is); when /domains cannot be read, the
+    // members' own (guests are not among the users here).
     let mut names: BTreeSet<String> = domains_of(&users).into_iter().collect();
     names.extend(group_domains(&groups));
-    let domains: Vec<TenantDomain> = names
+    let domains: Vec<TenantDomain> = verified_only(names.into_iter().collect(), graph.verified)
         .into_iter()
         .map(|name| TenantDomain {
             name,

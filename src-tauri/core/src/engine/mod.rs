@@ -9,6 +9,7 @@ mod control;
 mod groupware;
 mod icewarp;
 mod mail;
+mod mailboxes;
 mod plan;
 mod preflight;
 pub mod report;
@@ -16,6 +17,7 @@ mod spool;
 mod verify;
 
 pub use control::{Cancelled, RunControl};
+pub use mailboxes::{GUEST, NO_MAILBOX, ONLINE_ARCHIVE};
 pub use plan::{plan, Plan, PlanUser};
 pub use preflight::{
     check_destination, preflight, test_source, CheckVerdict, EndpointCheck, Preflight, ProbeUser,
@@ -452,6 +454,16 @@ async fn signed_in_mailboxes(
     secret: &Secret,
     options: &RunOptions,
 ) -> Result<(GraphClient, Vec<User>), EngineError> {
+    let (client, selected) = signed_in_users(source, secret, options).await?;
+    Ok((client, selected.members))
+}
+
+/// [`signed_in_mailboxes`] with the selected guests too.
+async fn signed_in_users(
+    source: &SourceConfig,
+    secret: &Secret,
+    options: &RunOptions,
+) -> Result<(GraphClient, Selected), EngineError> {
     let client = GraphClient::new(source, secret, http_client().map_err(EngineError::Http)?)?;
     client.sign_in().await?;
     let tenant_pacer = Pacer::new(options.pacer.clone());
@@ -461,18 +473,30 @@ async fn signed_in_mailboxes(
     Ok((client, select_mailboxes(listed.items, &options.users)?))
 }
 
-/// The users that have a mailbox (a `mail` address) and that `selection` names, in
-/// userPrincipalName order, cut to the selection's batch ([`UserSelection::batch_of`]).
-fn select_mailboxes(users: Vec<User>, selection: &UserSelection) -> Result<Vec<User>, EmptyBatch> {
-    let selected = users
+/// The users a selection names, sorted out.
+struct Selected {
+    /// Members with a `mail` address, in userPrincipalName order, cut to the batch.
+    members: Vec<User>,
+    /// B2B guests the selection names (every batch lists them): never migrated.
+    guests: Vec<User>,
+}
+
+/// The users that have a mail address and that `selection` names: members in
+/// userPrincipalName order, cut to the selection's batch ([`UserSelection::batch_of`]), and
+/// guests apart ([`mailboxes::GUEST`]).
+fn select_mailboxes(users: Vec<User>, selection: &UserSelection) -> Result<Selected, EmptyBatch> {
+    let (guests, members): (Vec<User>, Vec<User>) = users
         .into_iter()
         .filter(|u| u.mail.as_deref().is_some_and(|m| !m.trim().is_empty()))
         .filter(|u| {
             let mail = u.mail.as_deref().unwrap_or_default();
             selection.selects(&[mail, u.user_principal_name.as_str()])
         })
-        .collect();
-    selection.batch_of(selected, |u| u.user_principal_name.clone())
+        .partition(User::is_guest);
+    Ok(Selected {
+        members: selection.batch_of(members, |u| u.user_principal_name.clone())?,
+        guests,
+    })
 }
 
 /// True when an event listed by Graph is inside the calendar limit
@@ -582,17 +606,66 @@ async fn run_locked(
     for (id, reason) in &listed.bad {
         tracing::warn!(user = %id, %reason, "skipping a user entry Graph returned malformed");
     }
-    let mut mailboxes = select_mailboxes(listed.items, &options.users)?;
+    let Selected {
+        members,
+        guests: selected_guests,
+    } = select_mailboxes(listed.items, &options.users)?;
+    for guest in &selected_guests {
+        mailboxes::report_not_migrated(
+            journal.as_ref(),
+            reporter.as_ref(),
+            guest,
+            mailboxes::GUEST,
+        )?;
+    }
+    // Each mailbox with its pacer and facts when they were read before provisioning; the
+    // others read theirs when their turn comes, so a large tenant starts at once.
+    let mut mailboxes: Vec<(User, Option<mailboxes::Mailbox>)> =
+        members.into_iter().map(|u| (u, None)).collect();
     let mut not_provisioned = 0;
     let mut provisioned = None;
     if let (Destination::IceWarp(d), Some(provisioner)) = (destination, &provisioner) {
+        // Accounts are made before data moves: whose mailbox exists, and of what kind, first.
+        let users = mailboxes.into_iter().map(|(u, _)| u).collect();
+        let mut known = HashMap::new();
+        // In the selection's order: provisioning gives a contested address to the first.
+        let mut ordered = Vec::new();
+        for mailbox in mailboxes::read_facts(&client, &options.pacer, users).await {
+            if mailbox.facts.no_mailbox {
+                mailboxes::report_not_migrated(
+                    journal.as_ref(),
+                    reporter.as_ref(),
+                    &mailbox.user,
+                    mailboxes::NO_MAILBOX,
+                )?;
+            } else {
+                ordered.push(mailbox.user.clone());
+                known.insert(mailbox.user.id.clone(), mailbox);
+            }
+        }
+        let verified = match users::verified_domains(&client, &tenant_pacer).await {
+            Ok(verified) => Some(verified),
+            Err(e) => {
+                tracing::warn!("cannot list the tenant's verified domains (Domain.Read.All): domains are taken from the members' addresses: {e}");
+                None
+            }
+        };
         let graph = icewarp::Directory {
             client: &client,
             pacer: &tenant_pacer,
+            facts: &known,
+            verified: verified.as_deref(),
         };
-        let done = icewarp::provision(d, provisioner, graph, mailboxes, reporter.as_ref()).await?;
+        let done = icewarp::provision(d, provisioner, graph, ordered, reporter.as_ref()).await?;
         store = done.store;
-        mailboxes = done.mailboxes;
+        mailboxes = done
+            .mailboxes
+            .into_iter()
+            .map(|u| {
+                let mailbox = known.remove(&u.id);
+                (u, mailbox)
+            })
+            .collect();
         not_provisioned = done.failed;
         provisioned = Some(done.outcome);
     }
@@ -608,8 +681,8 @@ async fn run_locked(
         users: mailboxes.len() as u32,
     });
 
-    let results: Vec<Result<Stats, EngineError>> = futures_util::stream::iter(mailboxes)
-        .map(|user| {
+    let results: Vec<Result<Option<Stats>, EngineError>> = futures_util::stream::iter(mailboxes)
+        .map(|(user, known)| {
             let (client, store, workloads) = (&client, &store, &workloads);
             let (reporter, control) = (reporter.clone(), control.clone());
             let (limits, mirror_deletions) = (options.pacer.clone(), options.mirror_deletions);
@@ -622,7 +695,36 @@ async fn run_locked(
             async move {
                 // One pacer per mailbox for every workload: Exchange's limits are per app and
                 // mailbox, whatever the data (throttling-limits.md, Outlook service limits).
-                let pacer = Pacer::new(limits);
+                let (pacer, facts) = match known {
+                    Some(m) => (m.pacer, m.facts),
+                    None => {
+                        let pacer = Pacer::new(limits);
+                        let facts = users::mailbox_facts(client, &pacer, &user.id).await;
+                        (pacer, facts)
+                    }
+                };
+                let journal_ref = journal.map(|j| j.journal);
+                if facts.no_mailbox {
+                    mailboxes::report_not_migrated(
+                        journal_ref,
+                        reporter.as_ref(),
+                        &user,
+                        mailboxes::NO_MAILBOX,
+                    )?;
+                    return Ok(None);
+                }
+                match (facts.online_archive, journal_ref) {
+                    (Some(true), _) => mailboxes::report_not_migrated(
+                        journal_ref,
+                        reporter.as_ref(),
+                        &user,
+                        mailboxes::ONLINE_ARCHIVE,
+                    )?,
+                    (Some(false), Some(j)) => {
+                        j.set_user_note(&user.id, user.mail.as_deref().unwrap_or_default(), None)?
+                    }
+                    _ => {}
+                }
                 let address = user.mail.clone().unwrap_or_default();
                 let mut stats = if workloads.contains(&Workload::Mail) {
                     let mail = mail::MailboxRun {
@@ -664,7 +766,7 @@ async fn run_locked(
                     user: address,
                     stats: stats.clone(),
                 });
-                Ok(stats)
+                Ok(Some(stats))
             }
         })
         .buffer_unordered(options.parallel_mailboxes.max(1))
@@ -677,9 +779,10 @@ async fn run_locked(
     };
     let mut users_done = 0;
     for result in results {
-        let stats = result?;
-        totals.add(&stats);
-        users_done += 1;
+        if let Some(stats) = result? {
+            totals.add(&stats);
+            users_done += 1;
+        }
     }
     if let (Destination::IceWarp(d), Some(provisioner), Some(outcome)) =
         (destination, &provisioner, &provisioned)

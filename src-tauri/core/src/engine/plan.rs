@@ -2,6 +2,11 @@
 //! Reads only directory metadata and item ids (a few requests per mailbox and per thousand
 //! items); moves no data.
 //!
+//! **Who.** Members with an Exchange Online mailbox are counted; guests and users whose
+//! mailbox answers `MailboxNotEnabledForRESTAPI` are listed with the reason they are not
+//! migrated, and an online archive (which Graph cannot read) is flagged (module
+//! `engine::mailboxes`).
+//!
 //! **Counts.** Mail comes from each folder's `totalItemCount` (resources/mailfolder.md); with
 //! mail date limits, the folder's messages are listed (`$select=id,receivedDateTime`, 1,000 a
 //! page) and only those inside the limits count. Calendars, contacts and To Do tasks are listed
@@ -29,13 +34,14 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{event_in_limits, signed_in_mailboxes, EngineError, RunOptions};
+use super::mailboxes::{verified_only, GUEST, NO_MAILBOX};
+use super::{event_in_limits, signed_in_users, EngineError, RunOptions};
 use crate::config::{DateLimits, SourceConfig, Workload};
 use crate::graph::client::{GraphClient, GraphError, TASKS_LEFT_OUT};
 use crate::graph::mail::{folder_tree, segment, FolderNode};
 use crate::graph::paging::Pages;
 use crate::graph::types::{Event, User};
-use crate::graph::{calendar, contacts, todo, Pacer, PacerSettings};
+use crate::graph::{calendar, contacts, todo, users, Pacer, PacerSettings};
 use crate::secrets::Secret;
 
 /// Messages per listing page the engine asks for (`$top` of the message listing).
@@ -53,7 +59,14 @@ pub const ASSUMED_LATENCY: Duration = Duration::from_millis(250);
 #[serde(rename_all = "camelCase")]
 pub struct Plan {
     pub users: Vec<PlanUser>,
-    /// The domains of the selected users' addresses (primary and aliases), sorted.
+    /// Guests among them ([`PlanUser::not_migrated`]): listed, never migrated.
+    pub guests: u64,
+    /// Users whose mailbox Graph cannot reach (`MailboxNotEnabledForRESTAPI`): not migrated.
+    pub without_mailbox: u64,
+    /// Mailboxes with an online archive, which the run does not migrate.
+    pub online_archives: u64,
+    /// The domains of the selected members' addresses (primary and aliases) that the tenant
+    /// has verified (Graph's `/domains`; all of them when it cannot be read), sorted.
     pub domains: Vec<String>,
     /// Mail folders.
     pub folders: u64,
@@ -99,6 +112,11 @@ pub struct PlanUser {
     /// Why this mailbox, or one of its workloads, could not be read (e.g. an application
     /// access policy, a missing permission); the run would report the same and go on.
     pub problem: Option<String>,
+    /// Why this user is not migrated at all: `guest, not migrated` or `no Exchange mailbox`.
+    pub not_migrated: Option<String>,
+    /// `Some(true)`: the user has an online archive, which the run does not migrate (`has an
+    /// online archive: not migrated, export it separately`); `None`: not known.
+    pub online_archive: Option<bool>,
 }
 
 /// Discovers the selected mailboxes (batch included) with their folders and item counts for
@@ -108,26 +126,46 @@ pub async fn plan(
     secret: &Secret,
     options: &RunOptions,
 ) -> Result<Plan, EngineError> {
-    let (client, mailboxes) = signed_in_mailboxes(source, secret, options).await?;
-    let domains = domains_of(&mailboxes);
+    let (client, selected) = signed_in_users(source, secret, options).await?;
+    let verified = users::verified_domains(&client, &Pacer::new(options.pacer.clone()))
+        .await
+        .ok();
+    let domains = verified_only(domains_of(&selected.members), verified.as_deref());
 
     let settings = &options.pacer;
-    let mut users: Vec<PlanUser> = futures_util::stream::iter(mailboxes)
+    let listed = |user: &User| PlanUser {
+        address: user.mail.clone().unwrap_or_default(),
+        user_principal_name: user.user_principal_name.clone(),
+        enabled: user.account_enabled.unwrap_or(true),
+        ..PlanUser::default()
+    };
+    let guests: Vec<PlanUser> = selected
+        .guests
+        .iter()
+        .map(|g| PlanUser {
+            not_migrated: Some(GUEST.to_string()),
+            ..listed(g)
+        })
+        .collect();
+    let mut users: Vec<PlanUser> = futures_util::stream::iter(selected.members)
         .map(|user| {
             let client = &client;
             async move {
                 let pacer = Pacer::new(settings.clone());
+                let mut planned = listed(&user);
+                let facts = users::mailbox_facts(client, &pacer, &user.id).await;
+                if facts.no_mailbox {
+                    planned.not_migrated = Some(NO_MAILBOX.to_string());
+                    return planned;
+                }
+                planned.online_archive = facts.online_archive;
+                // The run reads the same two: mailboxSettings and the Exchange settings.
+                planned.requests += 2;
                 let counter = Counter {
                     client,
                     pacer: &pacer,
                     user: &user,
                     limits: &options.limits,
-                };
-                let mut planned = PlanUser {
-                    address: user.mail.clone().unwrap_or_default(),
-                    user_principal_name: user.user_principal_name.clone(),
-                    enabled: user.account_enabled.unwrap_or(true),
-                    ..PlanUser::default()
                 };
                 let mut problems = Vec::new();
                 for workload in Workload::ALL {
@@ -160,6 +198,7 @@ pub async fn plan(
         .buffer_unordered(options.parallel_mailboxes.max(1))
         .collect()
         .await;
+    users.extend(guests);
     users.sort_by(|a, b| a.address.cmp(&b.address));
 
     let estimated_seconds = run_seconds(
@@ -168,6 +207,9 @@ pub async fn plan(
     );
     let sum = |f: fn(&PlanUser) -> u64| users.iter().map(f).sum::<u64>();
     Ok(Plan {
+        guests: sum(|u| u64::from(u.not_migrated.as_deref() == Some(GUEST))),
+        without_mailbox: sum(|u| u64::from(u.not_migrated.as_deref() == Some(NO_MAILBOX))),
+        online_archives: sum(|u| u64::from(u.online_archive == Some(true))),
         domains,
         folders: sum(|u| u.folders),
         items: sum(|u| u.items),
@@ -453,6 +495,7 @@ mod tests {
             display_name: None,
             account_enabled: None,
             proxy_addresses: proxies.iter().map(|p| p.to_string()).collect(),
+            user_type: None,
         };
         let users = [
             user(

@@ -19,16 +19,21 @@ use crate::graph::Pacer;
 use crate::journal::Journal;
 use crate::secrets::Secret;
 
-/// A user to probe with: the first one that has a mailbox.
+/// A user to probe with: a member with a mail address whose mailbox answers.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ProbeUser {
     pub id: String,
     #[serde(default)]
     pub mail: Option<String>,
+    /// `Member` or `Guest`: a guest has no mailbox here.
+    #[serde(default)]
+    pub user_type: Option<String>,
 }
 
-/// Signs in and checks every permission (token roles and one probe call per workload against
-/// the first user with a mailbox). A sign-in failure is the `Err`, with Entra's advice.
+/// Signs in and checks every permission (token roles and probe calls per workload doing what
+/// the run does, against the first member whose mailbox answers; [`permissions::check`]). A
+/// sign-in failure is the `Err`, with Entra's advice.
 pub async fn test_source(
     source: &SourceConfig,
     secret: &Secret,
@@ -42,18 +47,27 @@ pub async fn test_source(
         value: Vec<ProbeUser>,
     }
     let pacer = Pacer::new(options.pacer.clone());
-    let first = client
+    let candidates: Vec<ProbeUser> = client
         .get_json::<Users>(
             &pacer,
-            &client.url("/users?$select=id,mail&$top=20"),
+            &client.url("/users?$select=id,mail,userType&$top=20"),
             |_| {},
         )
         .await
-        .ok()
-        .and_then(|u| u.value.into_iter().find(|p| p.mail.is_some()));
-    let permissions =
-        permissions::check(&client, &token, first.as_ref().map(|p| p.id.as_str())).await;
-    Ok((permissions, first))
+        .map(|u| u.value)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.mail.as_deref().is_some_and(|m| !m.trim().is_empty()))
+        .filter(|p| {
+            !p.user_type
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case("Guest"))
+        })
+        .collect();
+    let ids: Vec<&str> = candidates.iter().map(|p| p.id.as_str()).collect();
+    let (permissions, probed) = permissions::check(&client, &token, &ids).await;
+    let probe = probed.or((!candidates.is_empty()).then_some(0));
+    Ok((permissions, probe.and_then(|i| candidates.get(i).cloned())))
 }
 
 /// What the check found.
@@ -88,11 +102,36 @@ pub async fn preflight(
             }
         }
     }
+    if let Destination::IceWarp(_) = destination {
+        // The domains to create are the tenant's verified ones (`/domains`), never guessed
+        // from addresses.
+        for p in permissions
+            .iter_mut()
+            .filter(|p| p.name == "Domain.Read.All")
+        {
+            p.required = true;
+        }
+    }
+    // Events without their body would be migrated without it: with calendars chosen, the
+    // basic permission stops the run (Calendars.ReadBasic.All, permissions-reference.md).
+    if options
+        .workloads
+        .contains(&crate::config::Workload::Calendar)
+        && destination.holds_groupware()
+    {
+        for p in permissions.iter_mut().filter(|p| {
+            p.name == "Calendars.Read"
+                && p.detail.as_deref() == Some(permissions::EVENT_BODY_MISSING)
+        }) {
+            p.required = true;
+        }
+    }
     let mut problems = Vec::new();
     for p in permissions.iter().filter(|p| p.required && !p.granted()) {
         problems.push(format!(
-            "the application permission {} is missing: add it under API permissions > Microsoft Graph > Application permissions and grant admin consent",
-            p.name
+            "the application permission {} is missing: add it under API permissions > Microsoft Graph > Application permissions and grant admin consent{}",
+            p.name,
+            p.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
         ));
     }
     let probe = first.as_ref().and_then(|p| p.mail.as_deref());

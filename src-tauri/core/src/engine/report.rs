@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::mailboxes::{GUEST, NO_MAILBOX, ONLINE_ARCHIVE};
 use crate::graph::permissions::PERMISSIONS;
 use crate::journal::{Journal, JournalError};
 use crate::progress::RunSummary;
@@ -44,6 +45,8 @@ pub struct Report {
     pub totals: Counts,
     pub runs: Vec<RunLine>,
     pub users: Vec<UserLine>,
+    /// Users, or parts of them, the runs left out by design (not failures).
+    pub not_migrated: NotMigrated,
     pub folders: Vec<FolderLine>,
     pub failures: Vec<FailureLine>,
     /// The application permissions the migrator reads with.
@@ -87,9 +90,34 @@ pub struct RunLine {
 #[serde(rename_all = "camelCase")]
 pub struct UserLine {
     pub user: String,
+    /// `started`, `finished`, `failed`, or why the user is not migrated (`guest, not
+    /// migrated`, `no Exchange mailbox`).
     pub state: String,
+    /// What was left out of this user by design (`has an online archive: not migrated,
+    /// export it separately`).
+    pub note: Option<String>,
     #[serde(flatten)]
     pub counts: Counts,
+}
+
+/// How many users were not migrated, or not whole, by design.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NotMigrated {
+    pub guests: u64,
+    pub without_mailbox: u64,
+    pub online_archives: u64,
+}
+
+impl NotMigrated {
+    fn of(users: &[UserLine]) -> Self {
+        let count = |f: &dyn Fn(&UserLine) -> bool| users.iter().filter(|u| f(u)).count() as u64;
+        NotMigrated {
+            guests: count(&|u| u.state == GUEST),
+            without_mailbox: count(&|u| u.state == NO_MAILBOX),
+            online_archives: count(&|u| u.note.as_deref() == Some(ONLINE_ARCHIVE)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -160,6 +188,7 @@ impl Report {
             .map(|u| UserLine {
                 user: u.address.clone(),
                 state: u.state.clone(),
+                note: u.note.clone(),
                 counts: per_user.remove(&u.address).unwrap_or_default(),
             })
             .collect();
@@ -167,6 +196,7 @@ impl Report {
         user_lines.extend(per_user.into_iter().map(|(user, counts)| UserLine {
             user,
             state: "unknown".into(),
+            note: None,
             counts,
         }));
 
@@ -196,6 +226,7 @@ impl Report {
             generated_at: rfc3339(time::OffsetDateTime::now_utc().unix_timestamp()),
             totals,
             runs,
+            not_migrated: NotMigrated::of(&user_lines),
             users: user_lines,
             folders: per_folder
                 .into_iter()
@@ -229,10 +260,13 @@ impl Report {
         let counts = |c: &Counts| [c.done, c.failed, c.pending, c.bytes].map(|n| n.to_string());
         write_csv(
             &files.users_csv,
-            &["user", "state", "done", "failed", "pending", "bytes"],
+            &[
+                "user", "state", "done", "failed", "pending", "bytes", "note",
+            ],
             self.users.iter().map(|u| {
                 let mut row = vec![u.user.clone(), u.state.clone()];
                 row.extend(counts(&u.counts));
+                row.push(u.note.clone().unwrap_or_default());
                 row
             }),
         )?;
@@ -316,10 +350,28 @@ impl Report {
         }
         h.push_str("</table>\n");
 
+        let n = &self.not_migrated;
+        if *n != NotMigrated::default() {
+            h.push_str(&format!(
+                "<p>Not migrated: {} guests, {} users without an Exchange mailbox, {} online archives (export them separately).</p>\n",
+                n.guests, n.without_mailbox, n.online_archives
+            ));
+        }
+        let states: Vec<String> = self
+            .users
+            .iter()
+            .map(|u| match &u.note {
+                Some(note) => format!("{}; {note}", u.state),
+                None => u.state.clone(),
+            })
+            .collect();
         counts_table(
             &mut h,
             ["Users", "User", "State"],
-            self.users.iter().map(|u| (&u.user, &u.state, &u.counts)),
+            self.users
+                .iter()
+                .zip(&states)
+                .map(|(u, state)| (&u.user, state, &u.counts)),
         );
         counts_table(
             &mut h,
@@ -557,9 +609,12 @@ mod tests {
 
         let users = std::fs::read_to_string(&files.users_csv).unwrap();
         let mut lines = users.lines();
-        assert_eq!(lines.next(), Some("user,state,done,failed,pending,bytes"));
-        assert_eq!(lines.next(), Some("ann@contoso.com,finished,3,0,0,4000"));
-        assert_eq!(lines.next(), Some("bob@contoso.com,started,1,1,0,42"));
+        assert_eq!(
+            lines.next(),
+            Some("user,state,done,failed,pending,bytes,note")
+        );
+        assert_eq!(lines.next(), Some("ann@contoso.com,finished,3,0,0,4000,"));
+        assert_eq!(lines.next(), Some("bob@contoso.com,started,1,1,0,42,"));
         let failures = std::fs::read_to_string(&files.failures_csv).unwrap();
         assert!(
             failures.contains("bob@contoso.com,INBOX,m5,the server refused it: <too big> & more")

@@ -329,6 +329,7 @@ mod tests {
                 "SMTP:Adele.Vance@contoso.com".into(),
                 "smtp:adele@contoso.net".into(),
             ],
+            user_type: None,
         }
     }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use ts_rs::TS;
 
 use super::auth::token_roles;
-use super::client::{GraphClient, GraphError};
+use super::client::{ByteSink, GraphClient, GraphError};
 use super::mail::segment;
 use super::pacer::Pacer;
 use crate::secrets::Secret;
@@ -116,13 +116,24 @@ impl PermissionStatus {
     }
 }
 
-/// Compares the token's roles with [`PERMISSIONS`], then probes each workload against the
-/// first user (`probe_user`, a user id or UPN). Needs a signed-in client.
+/// Users tried in turn for the mailbox probes before the check gives up on finding one.
+const PROBE_USERS: usize = 5;
+
+/// Compares the token's roles with [`PERMISSIONS`], then probes each workload with what the
+/// run itself needs: a message's MIME (`$value`) and an event's body, not just a listing
+/// (Mail.ReadBasic.All lists folders and messages but reads no body; Calendars.ReadBasic.All
+/// gives events without theirs; Graph docs permissions-reference.md).
+///
+/// The mailbox probes run against the first of `candidates` (members with a mail address, ids
+/// or UPNs) whose inbox answers: one user answering 404 (no Exchange mailbox) or 403 (e.g.
+/// excluded by an application access policy) is inconclusive, so the next one is tried, up to
+/// [`PROBE_USERS`]. Returns the statuses and the index of the user probed. Needs a signed-in
+/// client.
 pub async fn check(
     client: &GraphClient,
     token: &Secret,
-    probe_user: Option<&str>,
-) -> Vec<PermissionStatus> {
+    candidates: &[&str],
+) -> (Vec<PermissionStatus>, Option<usize>) {
     let roles = token_roles(token);
     let pacer = Pacer::new(Default::default());
     let mut statuses: Vec<PermissionStatus> = PERMISSIONS
@@ -136,50 +147,142 @@ pub async fn check(
             detail: None,
         })
         .collect();
-    let user = probe_user.map(segment);
-    let probes: Vec<(&str, String)> = [
-        Some(("User.Read.All", "/users?$select=id&$top=1".to_string())),
-        Some(("Domain.Read.All", "/domains?$select=id".to_string())),
-        Some(("Group.Read.All", "/groups?$select=id&$top=1".to_string())),
-        user.as_ref().map(|u| {
-            (
-                "Mail.Read",
-                format!("/users/{u}/mailFolders/inbox?$select=id"),
-            )
-        }),
-        user.as_ref().map(|u| {
-            (
-                "MailboxSettings.Read",
-                format!("/users/{u}/mailboxSettings"),
-            )
-        }),
-        user.as_ref().map(|u| {
-            (
-                "Calendars.Read",
-                format!("/users/{u}/calendars?$select=id&$top=1"),
-            )
-        }),
-        user.as_ref().map(|u| {
-            (
-                "Contacts.Read",
-                format!("/users/{u}/contactFolders?$select=id&$top=1"),
-            )
-        }),
-        user.as_ref()
-            .map(|u| ("Tasks.Read.All", format!("/users/{u}/todo/lists?$top=1"))),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    for (name, path) in probes {
-        let result: Result<serde_json::Value, GraphError> =
-            client.get_json(&pacer, &client.url(&path), |_| {}).await;
+    let mut set = |name: &str, result: Result<(), String>| {
         if let Some(status) = statuses.iter_mut().find(|s| s.name == name) {
             status.probe_ok = Some(result.is_ok());
-            status.detail = result.err().map(|e| e.to_string());
+            status.detail = result.err();
+        }
+    };
+    let get = |path: String| {
+        let pacer = &pacer;
+        async move {
+            client
+                .get_json::<serde_json::Value>(pacer, &client.url(&path), |_| {})
+                .await
+        }
+    };
+    for (name, path) in [
+        ("User.Read.All", "/users?$select=id&$top=1"),
+        ("Domain.Read.All", "/domains?$select=id"),
+        ("Group.Read.All", "/groups?$select=id&$top=1"),
+    ] {
+        set(name, answered(get(path.to_string()).await));
+    }
+
+    let mut chosen = None;
+    let mut last_error = None;
+    for (index, candidate) in candidates.iter().take(PROBE_USERS).enumerate() {
+        let u = segment(candidate);
+        match get(format!("/users/{u}/mailFolders/inbox?$select=id")).await {
+            Ok(_) => {
+                chosen = Some(index);
+                break;
+            }
+            Err(e) if matches!(e.status(), Some(403 | 404)) => last_error = Some(e.to_string()),
+            Err(e) => {
+                last_error = Some(e.to_string());
+                break;
+            }
         }
     }
-    statuses
+    let Some(index) = chosen else {
+        if let Some(e) = last_error {
+            let tried = candidates.len().min(PROBE_USERS);
+            set(
+                "Mail.Read",
+                Err(format!(
+                    "no mailbox of the {tried} users tried could be read: {e}"
+                )),
+            );
+        }
+        return (statuses, None);
+    };
+    let u = segment(candidates[index]);
+    set("Mail.Read", mail_probe(client, &pacer, &u).await);
+    set(
+        "Calendars.Read",
+        calendar_probe(get(format!("/users/{u}/events?$select=id,body&$top=1")).await),
+    );
+    for (name, path) in [
+        (
+            "MailboxSettings.Read",
+            format!("/users/{u}/mailboxSettings"),
+        ),
+        (
+            "Contacts.Read",
+            format!("/users/{u}/contactFolders?$select=id&$top=1"),
+        ),
+        ("Tasks.Read.All", format!("/users/{u}/todo/lists?$top=1")),
+    ] {
+        set(name, answered(get(path).await));
+    }
+    (statuses, Some(index))
+}
+
+/// A probe that only needs Graph to answer.
+fn answered(result: Result<serde_json::Value, GraphError>) -> Result<(), String> {
+    result.map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// What the check says when Graph lists messages but refuses their content.
+pub const MAIL_BODY_REFUSED: &str = "Graph lists the messages but refuses their content ($value): add Mail.Read (Mail.ReadBasic.All reads no message bodies)";
+/// What the check says when events come without their body.
+pub const EVENT_BODY_MISSING: &str = "Graph gives events without their body: add Calendars.Read (Calendars.ReadBasic.All reads no event bodies)";
+
+/// Lists one message of mailbox `u` (a path segment) and downloads its MIME, as the run does;
+/// an empty mailbox proves only the listing.
+async fn mail_probe(client: &GraphClient, pacer: &Pacer, u: &str) -> Result<(), String> {
+    #[derive(serde::Deserialize)]
+    struct Listed {
+        #[serde(default)]
+        value: Vec<Id>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: String,
+    }
+    let url = client.url(&format!("/users/{u}/messages?$select=id&$top=1"));
+    let listed: Listed = client
+        .get_json(pacer, &url, |_| {})
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(first) = listed.value.first() else {
+        return Ok(());
+    };
+    let url = client.url(&format!(
+        "/users/{u}/messages/{}/$value",
+        segment(&first.id)
+    ));
+    match client.download(pacer, &url, &mut Discard, |_| {}).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.status() == Some(403) => Err(format!("{MAIL_BODY_REFUSED}: {e}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// An event listing with `body` selected: an event without one means the basic permission.
+fn calendar_probe(listed: Result<serde_json::Value, GraphError>) -> Result<(), String> {
+    let listed = listed.map_err(|e| e.to_string())?;
+    let first = listed
+        .get("value")
+        .and_then(|v| v.as_array())
+        .and_then(|v| v.first());
+    match first {
+        Some(event) if event.get("body").is_none() => Err(EVENT_BODY_MISSING.to_string()),
+        _ => Ok(()),
+    }
+}
+
+/// A sink that keeps nothing: the probe needs Graph's answer, not the bytes.
+struct Discard;
+
+impl ByteSink for Discard {
+    async fn reset(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+    async fn write(&mut self, _chunk: &[u8]) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -18,10 +18,24 @@ pub struct User {
     pub account_enabled: Option<bool>,
     #[serde(default)]
     pub proxy_addresses: Vec<String>,
+    /// `Member` or `Guest` (resources/user.md). A B2B guest's `mail` is its own outside
+    /// address (learn.microsoft.com/entra/external-id/user-properties): not a mailbox here.
+    #[serde(default)]
+    pub user_type: Option<String>,
+}
+
+impl User {
+    /// True for a B2B guest (`userType` `Guest`), whose mail lives outside the tenant.
+    pub fn is_guest(&self) -> bool {
+        self.user_type
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("Guest"))
+    }
 }
 
 /// `$select` for [`User`].
-pub const USER_SELECT: &str = "id,userPrincipalName,mail,displayName,accountEnabled,proxyAddresses";
+pub const USER_SELECT: &str =
+    "id,userPrincipalName,mail,displayName,accountEnabled,proxyAddresses,userType";
 
 /// A mail folder (resources/mailfolder.md). Search folders carry
 /// `@odata.type = #microsoft.graph.mailSearchFolder` and hold no items of their own.

@@ -64,6 +64,115 @@ pub async fn mailbox_purpose(
     Ok(settings.user_purpose)
 }
 
+/// The error code Exchange Online gives (404) on mailbox calls for a user without an Exchange
+/// Online mailbox: unlicensed, hosted on-premises (hybrid), soft-deleted or inactive
+/// (microsoftgraph/msgraph-sdk-javascript issue 1756: "The mailbox is either inactive,
+/// soft-deleted, or is hosted on-premise.").
+pub const NO_MAILBOX_CODE: &str = "MailboxNotEnabledForRESTAPI";
+
+/// True when `e` says the user has no Exchange Online mailbox ([`NO_MAILBOX_CODE`]).
+pub fn is_no_mailbox(e: &GraphError) -> bool {
+    matches!(e, GraphError::Status { status: 404, code, .. } if code.eq_ignore_ascii_case(NO_MAILBOX_CODE))
+}
+
+/// What the start of a run learns about one user's mailbox, before any data moves.
+#[derive(Debug, Default)]
+pub struct MailboxFacts {
+    /// `mailboxSettings.userPurpose`; `None` when Graph does not say or could not be asked.
+    pub purpose: Option<UserPurpose>,
+    /// `true` when Graph answered [`NO_MAILBOX_CODE`]: nothing of this user can be read.
+    pub no_mailbox: bool,
+    /// `Some(true)` when the user has an online archive mailbox, which Graph's mail API cannot
+    /// read; `None` when it could not be asked.
+    pub online_archive: Option<bool>,
+    /// Why `mailboxSettings` could not be read (other than [`NO_MAILBOX_CODE`]).
+    pub settings_error: Option<GraphError>,
+}
+
+/// Reads [`MailboxFacts`] for one user on that mailbox's own `pacer` (Graph's limits are per
+/// app and mailbox, throttling-limits.md "Outlook service limits"): its `mailboxSettings`
+/// (when they cannot be read, its inbox, to learn whether there is a mailbox at all), then,
+/// if it has a mailbox, the beta `settings/exchange` for an online archive.
+pub async fn mailbox_facts(client: &GraphClient, pacer: &Pacer, user_id: &str) -> MailboxFacts {
+    let mut facts = MailboxFacts::default();
+    match mailbox_purpose(client, pacer, user_id).await {
+        Ok(purpose) => facts.purpose = purpose,
+        Err(e) if is_no_mailbox(&e) => {
+            facts.no_mailbox = true;
+            return facts;
+        }
+        Err(e) => {
+            // Without MailboxSettings.Read (403) the settings say nothing about the mailbox:
+            // its inbox does (Mail.Read is needed anyway).
+            let url = client.url(&format!(
+                "/users/{}/mailFolders/inbox?$select=id",
+                segment(user_id)
+            ));
+            let inbox: Result<serde_json::Value, GraphError> =
+                client.get_json(pacer, &url, |_| {}).await;
+            if inbox.as_ref().is_err_and(is_no_mailbox) {
+                facts.no_mailbox = true;
+                return facts;
+            }
+            facts.settings_error = Some(e);
+        }
+    }
+    facts.online_archive = online_archive(client, pacer, user_id).await.ok();
+    facts
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExchangeSettings {
+    #[serde(default)]
+    in_place_archive_mailbox_id: Option<String>,
+}
+
+/// Whether the user has an online (In-Place) archive mailbox: beta `GET
+/// /users/{id}/settings/exchange` (Graph docs resources/exchangesettings.md, beta only:
+/// `inPlaceArchiveMailboxId`). Graph's mail API reads only the primary mailbox, so an archive
+/// has to be exported another way.
+pub async fn online_archive(
+    client: &GraphClient,
+    pacer: &Pacer,
+    user_id: &str,
+) -> Result<bool, GraphError> {
+    let url = client.beta_url(&format!("/users/{}/settings/exchange", segment(user_id)));
+    let settings: ExchangeSettings = client.get_json(pacer, &url, |_| {}).await?;
+    Ok(settings
+        .in_place_archive_mailbox_id
+        .is_some_and(|id| !id.trim().is_empty()))
+}
+
+/// A domain of the tenant (Graph docs resources/domain.md).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Domain {
+    pub id: String,
+    #[serde(default)]
+    pub is_verified: bool,
+}
+
+/// The tenant's verified domains, lower-case (`GET /domains`, Graph docs api/domain-list.md;
+/// needs Domain.Read.All). Only these hold the tenant's own mailboxes: a guest's address
+/// (`x@gmail.com`) is never among them.
+pub async fn verified_domains(
+    client: &GraphClient,
+    pacer: &Pacer,
+) -> Result<Vec<String>, GraphError> {
+    let url = client.url("/domains?$select=id,isVerified");
+    let listed: Page<Domain> = Pages::new(client, pacer, url).collect(|_| {}).await?;
+    let mut names: Vec<String> = listed
+        .items
+        .into_iter()
+        .filter(|d| d.is_verified)
+        .map(|d| d.id.trim().to_ascii_lowercase())
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
 /// A group of the tenant (Graph docs resources/group.md), with the fields that say whether it
 /// carries mail and what kind it is.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

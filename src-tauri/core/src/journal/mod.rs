@@ -30,7 +30,7 @@ pub use report::{FailedItem, ItemGroup, RunRecord, UserRecord};
 const SCHEMA_VERSION: i32 = 2;
 
 /// Columns added to version 2, as (table, column, definition).
-const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
     // What a folder row is: `mail`, or a groupware collection's item kind (`event`,
     // `contact`, `task`) with that collection's delta link. The mail pass only sees `mail`.
     ("folders", "kind", "TEXT NOT NULL DEFAULT 'mail'"),
@@ -43,6 +43,8 @@ const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
     // A DAV resource's ETag right after the migrator wrote it: later updates and deletions
     // send it as `If-Match`, so a change made at the destination is never overwritten.
     ("items", "etag", "TEXT"),
+    // What the run left out of a migrated user by design (an online archive), for the report.
+    ("users", "note", "TEXT"),
 ];
 
 const SCHEMA: &str = "
@@ -433,6 +435,23 @@ impl Journal {
             "INSERT INTO users (user_id, address, state, updated_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (user_id) DO UPDATE SET address = ?2, state = ?3, updated_at = ?4",
             params![user_id, address, state, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Records (or with `None` clears) what the run leaves out of a user by design, e.g. an
+    /// online archive; a user not yet recorded is recorded as `pending`.
+    pub fn set_user_note(
+        &self,
+        user_id: &str,
+        address: &str,
+        note: Option<&str>,
+    ) -> Result<(), JournalError> {
+        self.conn().execute(
+            "INSERT INTO users (user_id, address, state, updated_at, note)
+             VALUES (?1, ?2, 'pending', ?3, ?4)
+             ON CONFLICT (user_id) DO UPDATE SET note = ?4",
+            params![user_id, address, now(), note],
         )?;
         Ok(())
     }

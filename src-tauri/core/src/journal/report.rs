@@ -22,8 +22,11 @@ pub struct RunRecord {
 pub struct UserRecord {
     pub user_id: String,
     pub address: String,
-    /// `started`, `finished`, `failed`.
+    /// `started`, `finished`, `failed`, or why the user is not migrated (`guest, not
+    /// migrated`, `no Exchange mailbox`).
     pub state: String,
+    /// What the run leaves out of this user by design (an online archive).
+    pub note: Option<String>,
 }
 
 /// Item counts of one (user, destination folder, state) group.
@@ -68,13 +71,14 @@ impl Journal {
     /// Every user the journal knows, by address.
     pub fn users(&self) -> Result<Vec<UserRecord>, JournalError> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT user_id, address, state FROM users ORDER BY address, user_id")?;
+        let mut stmt = conn
+            .prepare("SELECT user_id, address, state, note FROM users ORDER BY address, user_id")?;
         let rows = stmt.query_map([], |r| {
             Ok(UserRecord {
                 user_id: r.get(0)?,
                 address: r.get(1)?,
                 state: r.get(2)?,
+                note: r.get(3)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
