@@ -13,6 +13,7 @@ mod convert_golden;
 mod dav_radicale;
 mod engine_imap;
 mod engine_pipeline;
+mod exchange_mail;
 mod faults;
 mod folder_e2e;
 mod fuzz_corpus;

@@ -9,7 +9,7 @@
 //! is being paged may appear in this round and again in the next, as Graph allows ("replays
 //! are possible, upsert by id"). Tokens can be expired with
 //! [`crate::SimServer::expire_delta_tokens`]; Graph then answers `410 Gone` with a `Location`
-//! to start over.
+//! to start over, or another documented refusal ([`crate::DeltaExpiry`]).
 
 use std::collections::HashMap;
 
@@ -335,11 +335,14 @@ pub(crate) fn empty(ctx: &Ctx<'_>) -> Response {
 /// continues one, none starts the initial round), or the 410 for an expired one.
 fn read_token(ctx: &Ctx<'_>, current: u64, floor: u64) -> Result<Token, Box<Response>> {
     let restart = || {
-        let mut r = ctx.error(
-            StatusCode::GONE,
-            "SyncStateNotFound",
-            "The sync state has expired or is not valid. Start a new synchronization without a delta token.",
-        );
+        let message = "The sync state has expired or is not valid. Start a new synchronization without a delta token.";
+        let (status, code) = match ctx.state.config.delta_expiry {
+            crate::DeltaExpiry::Gone => (StatusCode::GONE, "SyncStateNotFound"),
+            crate::DeltaExpiry::BadRequest => (StatusCode::BAD_REQUEST, "syncStateNotFound"),
+            crate::DeltaExpiry::ResyncRequired => (StatusCode::GONE, "resyncRequired"),
+            crate::DeltaExpiry::SyncStateInvalid => (StatusCode::BAD_REQUEST, "SyncStateInvalid"),
+        };
+        let mut r = ctx.error(status, code, message);
         let start = format!("{}{}", ctx.state.url, ctx.path);
         if let Ok(v) = HeaderValue::from_str(&start) {
             r.headers_mut().insert(header::LOCATION, v);

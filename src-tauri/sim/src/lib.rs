@@ -132,6 +132,40 @@ pub struct SimConfig {
     /// Serve beta's per-calendar events delta. `false`: a cloud without it (API availability
     /// differs per cloud, shared reference graph.md §1), which answers it as v1.0 does: 400.
     pub beta_events_delta: bool,
+    /// How a delta or page link whose sync state expired is refused
+    /// ([`SimServer::expire_delta_tokens`]).
+    pub delta_expiry: DeltaExpiry,
+}
+
+/// The answer to a delta link whose sync state expired. The docs name the codes but not one
+/// status per code, so each answer seen in the sources is a choice and tests run them all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DeltaExpiry {
+    /// 410 `SyncStateNotFound` with a `Location` (microsoft-graph-docs#2350: a calendarView
+    /// delta link answered "410 Gone", code SyncStateNotFound; delta-query-overview
+    /// "Synchronization reset").
+    #[default]
+    Gone,
+    /// 400 `syncStateNotFound`: "a 40X-series error with error codes such as
+    /// syncStateNotFound" (learn.microsoft.com/graph/delta-query-overview, "Token duration");
+    /// a BadRequest with that code (devblogs.microsoft.com/microsoft365dev, "Duration of change
+    /// tracking tokens", 2020).
+    BadRequest,
+    /// 410 `resyncRequired` (learn.microsoft.com/graph/errors, code table: "The delta token is
+    /// no longer valid, and the app must reset the sync state").
+    ResyncRequired,
+    /// 400 `SyncStateInvalid` (alcionai/corso#3176: a delta link of another id type is refused
+    /// with it; the status is not documented).
+    SyncStateInvalid,
+}
+
+impl DeltaExpiry {
+    pub const ALL: [DeltaExpiry; 4] = [
+        DeltaExpiry::Gone,
+        DeltaExpiry::BadRequest,
+        DeltaExpiry::ResyncRequired,
+        DeltaExpiry::SyncStateInvalid,
+    ];
 }
 
 /// Every application permission the simulated app is granted by default.
@@ -157,6 +191,7 @@ impl Default for SimConfig {
             fractional_retry_after: false,
             roles: ROLES.iter().map(|r| r.to_string()).collect(),
             beta_events_delta: true,
+            delta_expiry: DeltaExpiry::default(),
         }
     }
 }
@@ -633,9 +668,9 @@ impl SimServer {
         })
     }
 
-    /// Invalidates every delta link issued so far: following one answers `410 Gone` with a
-    /// `Location` to start a full round again (Graph docs concepts/delta-query-overview.md
-    /// §Synchronization reset).
+    /// Invalidates every delta link issued so far: following one answers as
+    /// [`SimConfig::delta_expiry`] says (by default `410 Gone` with a `Location` to start a full
+    /// round again, Graph docs concepts/delta-query-overview.md §Synchronization reset).
     pub fn expire_delta_tokens(&self) {
         if let Ok(mut changes) = self.state.changes.lock() {
             changes.expire_tokens();

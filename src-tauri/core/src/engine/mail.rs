@@ -6,8 +6,9 @@
 //! with a link gets only what changed since (Graph docs api/message-delta.md). The new link
 //! is stored only after the whole round was applied without a failure, so a stopped or failed
 //! round is simply replayed; replays are harmless because every entry is an upsert by id. A
-//! link Graph has forgotten (410 Gone) starts a full round, and after a complete full round
-//! the journal's items of that folder the round did not list are treated as removed.
+//! link Graph has forgotten (410 Gone, or a 4xx naming an expired or invalid sync state)
+//! starts a full round, and after a complete full round the journal's items of that folder
+//! the round did not list are treated as removed.
 //!
 //! **Per entry.** A message the journal holds as migrated is *mirrored*: moved at the
 //! destination if it now lives in another folder (immutable ids survive moves, so the add in

@@ -197,8 +197,9 @@ impl<'de> serde::Deserialize<'de> for DeltaEntry {
 
 /// One delta round of a folder's messages: from `stored` (the deltaLink of the previous
 /// round), else a full round from [`delta_url`]. The last page carries the next deltaLink
-/// ([`DeltaRound::delta_link`]); a stored link Graph no longer knows (410) starts a full
-/// round again ([`DeltaRound::restarted`]).
+/// ([`DeltaRound::delta_link`]); a link whose sync state expired ([`is_sync_reset`]: 410, or a
+/// 4xx naming `syncStateNotFound`, `resyncRequired` or `SyncStateInvalid`) starts a full round
+/// again ([`DeltaRound::restarted`]).
 pub fn delta_round<'a>(
     client: &'a GraphClient,
     pacer: &'a Pacer,
