@@ -26,6 +26,8 @@
 //! - [`calendar`]: calendars, events, Windows time zones, and series expansion ([`expand`]).
 //! - [`groupware`]: contacts (with photos) and To Do tasks, and the per-mailbox generator
 //!   of calendars, contacts and task lists ([`GroupwareSpec`]).
+//! - [`attachments`]: a message's attachments, transport headers, and the S/MIME items
+//!   `$value` cannot export, read from its MIME.
 //! - `token`: the Entra client-credentials token endpoint, its AADSTS errors, token checks.
 //! - `graph`: the Graph routes (users, domains, mail folders, messages, `$value`), paging,
 //!   `$select`, `Prefer` headers, and Graph's error shapes.
@@ -39,6 +41,7 @@
 //! - `throttle`: Exchange Online's per-mailbox limits, injected faults, simulated latency.
 //! - `server`: shared state, the router, the request log and request ids.
 
+pub mod attachments;
 pub mod calendar;
 pub mod groupware;
 pub mod hostile;

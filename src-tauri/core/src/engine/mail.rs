@@ -50,7 +50,8 @@ use crate::dest::DestRef;
 use crate::error::{Classify, ErrorClass};
 use crate::graph::client::{GraphClient, GraphError};
 use crate::graph::mail::{
-    delta_round, folder_tree, last_verbs, message_url, mime_url, DeltaEntry, FolderNode, LastVerb,
+    delta_round, folder_tree, last_verbs, message_url, mime_url, undownloadable, DeltaEntry,
+    FolderNode, LastVerb,
 };
 use crate::graph::types::{MessageMeta, User};
 use crate::graph::{OutagePolicy, Pacer};
@@ -94,6 +95,10 @@ type Outcome<'a> = (
 enum ItemError {
     Cancelled,
     Skip(String),
+    /// This message can never be downloaded (nor rebuilt): reported and journaled like
+    /// [`ItemError::Skip`], but its folder's round still completes, so the deltaLink is stored
+    /// and later passes do not read the whole folder again for it.
+    Unavailable(String),
     /// This mailbox cannot go on (e.g. its destination login was refused); others can.
     Mailbox(String),
     Fatal(EngineError),
@@ -109,6 +114,8 @@ struct Copied {
     created: bool,
     hash: Option<String>,
     details: MailDetails,
+    /// Rebuilt from its properties because Graph could not export its MIME: the report line.
+    rebuilt: Option<String>,
 }
 
 /// What mirroring did to a message the destination already had.
@@ -239,6 +246,8 @@ struct Spooled {
     hash: String,
     /// The journal held an unconfirmed attempt: the server may have it already.
     earlier_attempt: bool,
+    /// See [`Copied::rebuilt`].
+    rebuilt: Option<String>,
 }
 
 impl Spooled {
@@ -249,6 +258,7 @@ impl Spooled {
             existed,
             created,
             hash: Some(self.hash.clone()),
+            rebuilt: self.rebuilt.clone(),
             details: MailDetails {
                 message_id: self.fingerprint.message_id.clone(),
                 header_hash: Some(hex::encode(self.fingerprint.header_sha256)),
@@ -387,6 +397,10 @@ impl MailboxRun<'_> {
         };
         // Reported per message as soon as it is journaled, so progress moves smoothly.
         let done = |copied: &Copied| {
+            if copied.rebuilt.is_some() {
+                // Reported as a failure with its reason when absorbed.
+                return;
+            }
             reporter.report(ProgressEvent::ItemDone {
                 user: address.clone(),
                 bytes: if copied.existed { 0 } else { copied.bytes },
@@ -843,6 +857,11 @@ impl MailboxRun<'_> {
                     if let Target::Maildir(t) = target {
                         t.folder(name)?.remember(Folder::key_for(&id), &copied.dest);
                     }
+                    if let Some(reason) = copied.rebuilt {
+                        // Migrated, but not as it was: counted and reported as a failure.
+                        fail(stats, folder, &id, reason);
+                        continue;
+                    }
                     // `ItemDone` was reported when it was journaled.
                     if copied.existed {
                         stats.skipped += 1;
@@ -852,7 +871,9 @@ impl MailboxRun<'_> {
                     }
                 }
                 Err(e) => {
-                    *round_ok = false;
+                    if !matches!(e, ItemError::Unavailable(_)) {
+                        *round_ok = false;
+                    }
                     stop |= self.item_error(e, stats, folder, fail, mailbox_failed)?;
                 }
             }
@@ -870,7 +891,7 @@ impl MailboxRun<'_> {
     ) -> Result<bool, EngineError> {
         match e {
             ItemError::Cancelled => Ok(true),
-            ItemError::Skip(reason) => {
+            ItemError::Skip(reason) | ItemError::Unavailable(reason) => {
                 fail(stats, folder, "", reason);
                 Ok(false)
             }
@@ -1258,7 +1279,9 @@ impl MailboxRun<'_> {
                     run: j.run,
                 },
             ),
-            Err(ItemError::Skip(reason)) => j.journal.record_failed(user_id, source_id, reason),
+            Err(ItemError::Skip(reason) | ItemError::Unavailable(reason)) => {
+                j.journal.record_failed(user_id, source_id, reason)
+            }
             Err(_) => Ok(()),
         };
         recorded.map_err(journal_failure)?;
@@ -1286,6 +1309,61 @@ impl MailboxRun<'_> {
         self.end_copy(user_id, &meta.id, earlier_attempt, result)
     }
 
+    /// After `$value` failed with `e`: when the message can never be downloaded
+    /// ([`undownloadable`]), rebuilds it from its properties and attachments into `sink`
+    /// ([`super::rebuild`]) and returns the bytes written and the report line; a message that
+    /// cannot be rebuilt either is [`ItemError::Unavailable`]. Anything transient stays
+    /// [`ItemError::Skip`], so the round is replayed.
+    async fn rebuild_undownloadable<S: crate::graph::client::ByteSink>(
+        &self,
+        pacer: &Pacer,
+        user_id: &str,
+        meta: &MessageMeta,
+        e: GraphError,
+        sink: &mut S,
+        on_throttle: &(impl Fn(Duration) + Sync),
+    ) -> Result<(u64, String), ItemError> {
+        let skip = |what: String| ItemError::Skip(format!("message {}: {what}", meta.id));
+        let Some(why) = undownloadable(&e) else {
+            return Err(graph_failure(e, skip));
+        };
+        let received = meta.received_date_time.as_deref().unwrap_or("unknown");
+        if !why.rebuildable() {
+            return Err(ItemError::Unavailable(format!(
+                "message {} (received {received}): {}",
+                meta.id,
+                why.reason()
+            )));
+        }
+        let ids = (user_id, meta.id.as_str());
+        match super::rebuild::rebuild(self.client, pacer, ids, why.reason(), sink, on_throttle)
+            .await
+        {
+            Ok(r) => Ok((
+                r.written,
+                format!(
+                    "message {} (\"{}\", sent {}, received {received}, {} bytes rebuilt): {}; rebuilt from its properties and attachments, marked {}",
+                    meta.id,
+                    r.subject,
+                    r.sent.as_deref().unwrap_or("unknown"),
+                    r.written,
+                    why.reason(),
+                    crate::convert::rebuilt::REBUILT_HEADER,
+                ),
+            )),
+            Err(again) if again.class() == ErrorClass::Fatal => Err(graph_failure(again, skip)),
+            // Deleted meanwhile, or refused for good: nothing will ever come of it.
+            Err(again) if again.class() == ErrorClass::SkipItem => {
+                Err(ItemError::Unavailable(format!(
+                    "message {} (received {received}): {}; cannot rebuild it either: {again}",
+                    meta.id,
+                    why.reason()
+                )))
+            }
+            Err(again) => Err(skip(format!("{}; rebuilding it failed: {again}", why.reason()))),
+        }
+    }
+
     /// Streams one message's MIME into the Maildir folder and commits it.
     async fn copy_to_maildir(
         &self,
@@ -1303,6 +1381,7 @@ impl MailboxRun<'_> {
             .await
             .map_err(|e| ItemError::Fatal(dest_error(std::path::Path::new(&key), e)))?;
         let url = mime_url(self.client, user_id, &meta.id);
+        let mut rebuilt = None;
         let bytes = match self
             .client
             .download(pacer, &url, &mut delivery, on_throttle)
@@ -1310,8 +1389,19 @@ impl MailboxRun<'_> {
         {
             Ok(bytes) => bytes,
             Err(e) => {
-                delivery.abandon().await;
-                return Err(graph_failure(e, skip));
+                let made = self
+                    .rebuild_undownloadable(pacer, user_id, meta, e, &mut delivery, on_throttle)
+                    .await;
+                match made {
+                    Ok((bytes, report)) => {
+                        rebuilt = Some(report);
+                        bytes
+                    }
+                    Err(e) => {
+                        delivery.abandon().await;
+                        return Err(e);
+                    }
+                }
             }
         };
         if bytes == 0 {
@@ -1332,6 +1422,7 @@ impl MailboxRun<'_> {
             existed: false,
             created: true,
             hash: None,
+            rebuilt,
             details: MailDetails {
                 message_id: meta.internet_message_id.clone(),
                 header_hash: None,
@@ -1434,12 +1525,16 @@ impl MailboxRun<'_> {
         let spooled = async {
             let mut spool = Spool::new(None).map_err(spool_error)?;
             let url = mime_url(self.client, user_id, &meta.id);
+            let mut rebuilt = None;
             if let Err(e) = self
                 .client
                 .download(pacer, &url, &mut spool, on_throttle)
                 .await
             {
-                return Err(graph_failure(e, skip));
+                let made = self
+                    .rebuild_undownloadable(pacer, user_id, meta, e, &mut spool, on_throttle)
+                    .await?;
+                rebuilt = Some(made.1);
             }
             if spool.is_empty() {
                 return Err(skip("Graph returned an empty MIME body".into()));
@@ -1460,6 +1555,7 @@ impl MailboxRun<'_> {
                 fingerprint,
                 hash,
                 earlier_attempt,
+                rebuilt,
             })
         };
         match spooled.await {

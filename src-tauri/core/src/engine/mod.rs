@@ -11,6 +11,7 @@ mod icewarp;
 mod mail;
 mod plan;
 mod preflight;
+mod rebuild;
 pub mod report;
 mod spool;
 mod verify;

@@ -7,7 +7,7 @@ use super::client::{GraphClient, GraphError};
 use super::pacer::Pacer;
 pub use super::paging::{is_own_link, is_sync_reset};
 use super::paging::{removed_id, DeltaRound, Pages};
-use super::types::{MailFolder, MessageMeta, MESSAGE_SELECT};
+use super::types::{ItemBody, MailFolder, MessageMeta, Recipient, MESSAGE_SELECT};
 
 /// Well-known folders the destinations map to their own special folders. Graph accepts these
 /// names in place of a folder id, whatever the mailbox's language (resources/mailfolder.md).
@@ -296,6 +296,161 @@ pub fn mime_url(client: &GraphClient, user_id: &str, message_id: &str) -> String
         segment(user_id),
         segment(message_id)
     ))
+}
+
+/// Why a message's MIME can never be downloaded, when `e` (the answer to its `$value`) says
+/// so; `None` for anything worth retrying on a later pass.
+/// - 500 `ErrorMimeContentConversionFailed`: opaque-signed or encrypted S/MIME, IRM-protected
+///   items and their reports; the same answer on every attempt
+///   (LogicLabs-OU/OpenArchiver#487, shared reference graph.md "Real-service behaviours").
+/// - 504 once the pacer's attempts are spent: very large items, which Exchange gives up on
+///   after about 30 s (msgraph-sdk-dotnet#1477, microsoft-graph-docs-contrib#1220).
+/// - 404: deleted at the source after the delta round listed it.
+pub fn undownloadable(e: &GraphError) -> Option<Undownloadable> {
+    match e {
+        GraphError::Status {
+            status: 500, code, ..
+        } if code.eq_ignore_ascii_case(MIME_CONVERSION_FAILED) => Some(Undownloadable::Conversion),
+        GraphError::Status { status: 504, .. } => Some(Undownloadable::TimedOut),
+        GraphError::Status { status: 404, .. } => Some(Undownloadable::Deleted),
+        _ => None,
+    }
+}
+
+/// The error code of a `$value` Exchange cannot convert to MIME.
+pub const MIME_CONVERSION_FAILED: &str = "ErrorMimeContentConversionFailed";
+
+/// See [`undownloadable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undownloadable {
+    Conversion,
+    TimedOut,
+    Deleted,
+}
+
+impl Undownloadable {
+    /// The reason in the report.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Undownloadable::Conversion => "Graph cannot export its MIME (HTTP 500 ErrorMimeContentConversionFailed: opaque-signed or encrypted S/MIME, or IRM-protected)",
+            Undownloadable::TimedOut => "Graph timed out exporting its MIME (HTTP 504, as for very large items)",
+            Undownloadable::Deleted => "deleted at the source after it was listed (HTTP 404)",
+        }
+    }
+
+    /// True when the message can be rebuilt from its properties and attachments.
+    pub fn rebuildable(self) -> bool {
+        self != Undownloadable::Deleted
+    }
+}
+
+/// What a message is rebuilt from when its MIME cannot be exported: its properties
+/// (resources/message.md; `internetMessageHeaders` only when selected by name).
+#[derive(Debug, Clone, serde::Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MessageExport {
+    pub id: String,
+    pub subject: Option<String>,
+    pub from: Option<Recipient>,
+    pub sender: Option<Recipient>,
+    pub to_recipients: Vec<Recipient>,
+    pub cc_recipients: Vec<Recipient>,
+    pub bcc_recipients: Vec<Recipient>,
+    pub reply_to: Vec<Recipient>,
+    pub sent_date_time: Option<String>,
+    pub received_date_time: Option<String>,
+    pub internet_message_id: Option<String>,
+    pub internet_message_headers: Vec<MessageHeader>,
+    pub body: Option<ItemBody>,
+    pub has_attachments: bool,
+}
+
+/// `internetMessageHeader`.
+#[derive(Debug, Clone, serde::Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct MessageHeader {
+    pub name: String,
+    pub value: String,
+}
+
+/// One attachment of a message, without its bytes (api/message-list-attachments.md).
+#[derive(Debug, Clone, serde::Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AttachmentMeta {
+    /// `#microsoft.graph.fileAttachment`, `itemAttachment` or `referenceAttachment`.
+    #[serde(rename = "@odata.type")]
+    pub odata_type: Option<String>,
+    pub id: String,
+    pub name: Option<String>,
+    pub content_type: Option<String>,
+    pub size: u64,
+    pub is_inline: bool,
+}
+
+impl AttachmentMeta {
+    /// A link to a file elsewhere (OneDrive, SharePoint): it has no bytes here, and `$value`
+    /// answers 405 (api/attachment-get.md).
+    pub fn is_reference(&self) -> bool {
+        self.odata_type
+            .as_deref()
+            .is_some_and(|t| t.ends_with("referenceAttachment"))
+    }
+
+    /// An attached Outlook item: its `$value` is MIME for a message, a vCard for a contact,
+    /// iCalendar for an event (api/attachment-get.md).
+    pub fn is_item(&self) -> bool {
+        self.odata_type
+            .as_deref()
+            .is_some_and(|t| t.ends_with("itemAttachment"))
+    }
+}
+
+/// The URL of what a message is rebuilt from ([`MessageExport`]).
+pub fn export_url(client: &GraphClient, user_id: &str, message_id: &str) -> String {
+    client.url(&format!(
+        "/users/{}/messages/{}?$select=subject,from,sender,toRecipients,ccRecipients,bccRecipients,replyTo,sentDateTime,receivedDateTime,internetMessageId,internetMessageHeaders,body,hasAttachments",
+        segment(user_id),
+        segment(message_id)
+    ))
+}
+
+/// The URL listing a message's attachments without their bytes.
+pub fn attachments_url(client: &GraphClient, user_id: &str, message_id: &str) -> String {
+    client.url(&format!(
+        "/users/{}/messages/{}/attachments?$select=id,name,contentType,size,isInline&$top=100",
+        segment(user_id),
+        segment(message_id)
+    ))
+}
+
+/// The URL of one attachment's raw bytes (`$value`, api/attachment-get.md).
+pub fn attachment_value_url(
+    client: &GraphClient,
+    user_id: &str,
+    message_id: &str,
+    attachment_id: &str,
+) -> String {
+    client.url(&format!(
+        "/users/{}/messages/{}/attachments/{}/$value",
+        segment(user_id),
+        segment(message_id),
+        segment(attachment_id)
+    ))
+}
+
+/// A message's attachments, without their bytes.
+pub async fn attachments(
+    client: &GraphClient,
+    pacer: &Pacer,
+    user_id: &str,
+    message_id: &str,
+    on_throttle: impl FnMut(Duration),
+) -> Result<Vec<AttachmentMeta>, GraphError> {
+    let url = attachments_url(client, user_id, message_id);
+    let page = Pages::<AttachmentMeta>::new(client, pacer, url)
+        .collect(on_throttle)
+        .await?;
+    Ok(page.items)
 }
 
 /// A folder node for unit tests: `name` under `parent`, optionally well-known.
