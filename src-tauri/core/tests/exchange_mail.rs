@@ -310,3 +310,66 @@ async fn regression_a_message_graph_cannot_export_is_rebuilt_once_and_its_folder
     assert_eq!(third.totals.messages, 0, "nothing appended again");
     assert_eq!(support::account_bodies(&dovecot, &user.mail).await, bodies);
 }
+
+#[tokio::test]
+async fn regression_a_message_moved_away_and_back_is_not_deleted_by_mirror_deletions() {
+    let (sim, dovecot) = support::tenant_with_dovecot_config(SimConfig {
+        tenant: TenantSpec {
+            users: 1,
+            messages_per_user: 30,
+            groupware: migrator_sim::GroupwareSpec::none(),
+            ..TenantSpec::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let failures = support::Failures::default();
+    let mirror = || RunOptions {
+        mirror_deletions: true,
+        ..RunOptions::default()
+    };
+    let first = run_imap(&sim, &dovecot, state.path(), &failures, mirror()).await;
+    assert_eq!(first.totals.failed, 0, "{:?}", failures.list());
+
+    let user = sim.tenant().users[0].clone();
+    let folder = |wk: &str| {
+        user.folders
+            .iter()
+            .find(|f| f.well_known_name.as_deref() == Some(wk))
+            .unwrap()
+            .clone()
+    };
+    let (inbox, archive) = (folder("inbox"), folder("archive"));
+    let (returned, deleted) = (inbox.messages[0].clone(), inbox.messages[1].clone());
+    assert!(sim.move_message(&user.id, &returned.id, &archive.id));
+    assert!(sim.move_message(&user.id, &returned.id, &inbox.id));
+    assert!(sim.delete_message(&user.id, &deleted.id));
+    let log_mark = sim.requests().len();
+
+    let second = run_imap(&sim, &dovecot, state.path(), &failures, mirror()).await;
+    assert_eq!(second.totals.failed, 0, "{:?}", failures.list());
+    let removed_in_inbox = sim.requests()[log_mark..].iter().any(|r| {
+        r.path_and_query
+            .contains(&format!("/mailFolders/{}/messages/delta", inbox.id))
+    });
+    assert!(removed_in_inbox, "the Inbox's round ran");
+    let bodies = support::account_bodies(&dovecot, &user.mail).await;
+    assert_eq!(
+        bodies.get(returned.mime.as_ref()),
+        Some(&1),
+        "the message moved away and back is still there, once"
+    );
+    assert_eq!(
+        bodies.get(deleted.mime.as_ref()),
+        None,
+        "the deleted one is deleted"
+    );
+    support::assert_exactly_once(&sim.tenant().users[0], &bodies, "after the pass");
+
+    // The next pass neither deletes it nor copies it again.
+    let changes = dovecot.mail_changes();
+    let third = run_imap(&sim, &dovecot, state.path(), &failures, mirror()).await;
+    assert_eq!((third.totals.failed, third.totals.messages), (0, 0));
+    assert_eq!(dovecot.mail_changes(), changes);
+}

@@ -50,8 +50,8 @@ use crate::dest::DestRef;
 use crate::error::{Classify, ErrorClass};
 use crate::graph::client::{GraphClient, GraphError};
 use crate::graph::mail::{
-    delta_round, folder_tree, last_verbs, message_url, mime_url, undownloadable, DeltaEntry,
-    FolderNode, LastVerb,
+    delta_round, folder_tree, last_verbs, message_location_url, message_url, mime_url,
+    undownloadable, DeltaEntry, FolderNode, LastVerb, MessageLocation,
 };
 use crate::graph::types::{MessageMeta, User};
 use crate::graph::{OutagePolicy, Pacer};
@@ -443,6 +443,11 @@ impl MailboxRun<'_> {
                 return Ok(stats);
             }
         };
+        // Each source folder's destination name (where it has one), by position in `nodes`.
+        let destination_names: Vec<Option<String>> = match &target {
+            Target::Maildir(t) => t.names.iter().cloned().map(Some).collect(),
+            Target::Imap(_, names) => names.iter().map(|n| n.clone().ok()).collect(),
+        };
         // Folders recorded by an earlier pass: their old destination names, and which are gone.
         let mut known_folders: HashMap<String, String> = HashMap::new();
         if let Some(j) = self.journal {
@@ -814,7 +819,10 @@ impl MailboxRun<'_> {
             }
         }
         if all_rounds_ok && !mailbox_failed && !self.control.is_cancelled() {
-            if let Err(e) = self.settle_removals(&mut target, &user.id).await {
+            let places = (&nodes[..], &destination_names[..]);
+            let graph = (pacer, &on_throttle);
+            let settled = self.settle_removals(&mut target, &user.id, places, graph);
+            if let Err(e) = settled.await {
                 self.item_error(e, &mut stats, "", &fail, &mut mailbox_failed)?;
             }
         }
@@ -1162,7 +1170,19 @@ impl MailboxRun<'_> {
     /// `mirror_deletions`, deleted at the destination (copies the migrator made only) and
     /// forgotten; otherwise kept and recorded as removed. Items kept by earlier passes are
     /// deleted once the option is switched on.
-    async fn settle_removals(&self, target: &mut Target, user_id: &str) -> Result<(), ItemError> {
+    ///
+    /// Before deleting, each item is looked up by its immutable id: a message moved away and
+    /// back between passes is reported `@removed` by its folder and never listed again
+    /// (microsoft-graph-docs-contrib#72), so `@removed` alone is no proof of a deletion. One
+    /// that still exists is kept, and moved at the destination when it now lives in another
+    /// folder of the tree (`places`: the folders and their destination names).
+    async fn settle_removals(
+        &self,
+        target: &mut Target,
+        user_id: &str,
+        (nodes, names): (&[FolderNode], &[Option<String>]),
+        (pacer, on_throttle): (&Pacer, &(impl Fn(Duration) + Sync)),
+    ) -> Result<(), ItemError> {
         let Some(j) = self.journal else {
             return Ok(());
         };
@@ -1182,7 +1202,40 @@ impl MailboxRun<'_> {
                 .into_iter()
                 .filter(|r| r.kind == "mail"),
         );
+        let mut deleted = Vec::with_capacity(gone.len());
         for r in gone {
+            let url = message_location_url(self.client, user_id, &r.source_id);
+            let found = self
+                .client
+                .get_json::<MessageLocation>(pacer, &url, on_throttle)
+                .await;
+            match found {
+                Ok(at) => {
+                    let place = nodes
+                        .iter()
+                        .zip(names)
+                        .find(|(n, _)| n.folder.id == at.parent_folder_id);
+                    if let (Some((node, Some(name))), true) =
+                        (place, at.parent_folder_id != r.folder_id)
+                    {
+                        self.mirror(target, user_id, &r, node, name, None).await?;
+                    }
+                    tracing::info!(item = %r.source_id, "reported removed but still in the mailbox; kept");
+                    j.journal
+                        .mark_seen(user_id, &r.source_id, j.run)
+                        .map_err(journal_failure)?;
+                }
+                Err(e) if e.status() == Some(404) => deleted.push(r),
+                Err(e) if e.class() == ErrorClass::Fatal => {
+                    return Err(graph_failure(e, ItemError::Skip))
+                }
+                // Not known to be deleted: kept, and looked up again on the next pass.
+                Err(e) => {
+                    tracing::warn!(item = %r.source_id, error = %e, "cannot tell whether it was deleted; kept")
+                }
+            }
+        }
+        for r in deleted {
             let skip = |what: String| ItemError::Skip(format!("message {}: {what}", r.source_id));
             match target {
                 Target::Maildir(t) => {

@@ -160,6 +160,25 @@ pub fn message_url(client: &GraphClient, user_id: &str, message_id: &str) -> Str
     ))
 }
 
+/// The URL of where a message lives now, by its immutable id (found wherever it moved in the
+/// mailbox: concepts/outlook-immutable-id.md); 404 once it was deleted.
+pub fn message_location_url(client: &GraphClient, user_id: &str, message_id: &str) -> String {
+    client.url(&format!(
+        "/users/{}/messages/{}?$select=id,parentFolderId",
+        segment(user_id),
+        segment(message_id)
+    ))
+}
+
+/// Where a message lives ([`message_location_url`]).
+#[derive(Debug, Clone, serde::Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageLocation {
+    pub id: String,
+    #[serde(default)]
+    pub parent_folder_id: String,
+}
+
 /// One entry of a message delta round (Graph docs concepts/delta-query-messages.md).
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeltaEntry {
