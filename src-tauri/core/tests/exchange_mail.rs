@@ -373,3 +373,81 @@ async fn regression_a_message_moved_away_and_back_is_not_deleted_by_mirror_delet
     assert_eq!((third.totals.failed, third.totals.messages), (0, 0));
     assert_eq!(dovecot.mail_changes(), changes);
 }
+
+#[tokio::test]
+async fn regression_hidden_system_folders_are_left_out_and_user_hidden_folders_kept() {
+    let sim = SimServer::start(SimConfig {
+        tenant: TenantSpec {
+            users: 1,
+            messages_per_user: 30,
+            groupware: migrator_sim::GroupwareSpec::none(),
+            ..TenantSpec::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let user = sim.tenant().users[0].clone();
+    let system = migrator_sim::system_folders(&user).expect("a Conversation History folder");
+    let private = migrator_sim::MailFolder {
+        id: "AAMkAGI2TG93AAAuAAAAAAAuserhiddenAAA=".into(),
+        parent_id: None,
+        display_name: "Privat".into(),
+        well_known_name: None,
+        is_hidden: true,
+        is_search_folder: false,
+        messages: vec![migrator_sim::sample_message(
+            &user,
+            31,
+            time::OffsetDateTime::now_utc(),
+        )],
+    };
+    sim.mutate(|t| {
+        t.users[0].folders.extend(system.clone());
+        t.users[0].folders.push(private.clone());
+    });
+    let waiting = migrator_sim::sample_message(&user, 32, time::OffsetDateTime::now_utc());
+    assert!(sim.add_message(&user.id, "outbox", waiting.clone()));
+    let user = sim.tenant().users[0].clone();
+    let left_out: Vec<Vec<u8>> = system
+        .iter()
+        .flat_map(|f| &f.messages)
+        .chain([&waiting])
+        .map(|m| m.mime.as_ref().to_vec())
+        .collect();
+    assert_eq!(left_out.len(), 3, "tenant shape");
+
+    let out = tempfile::tempdir().unwrap();
+    let failures = support::Failures::default();
+    let summary = run_folder(&sim, out.path(), &failures, RunOptions::default()).await;
+    assert_eq!(summary.totals.failed, 0, "{:?}", failures.list());
+    let bodies = support::maildir_bodies(&out.path().join(user.mail.to_lowercase()));
+    for body in &left_out {
+        assert!(
+            !bodies.contains_key(body),
+            "a system folder's item was migrated"
+        );
+    }
+    assert_eq!(
+        bodies.get(private.messages[0].mime.as_ref()),
+        Some(&1),
+        "the folder the user hid is migrated"
+    );
+    let mut without = user.clone();
+    for f in &mut without.folders {
+        f.messages
+            .retain(|m| !left_out.iter().any(|b| b == m.mime.as_ref()));
+    }
+    support::assert_exactly_once(&without, &bodies, "without the system folders");
+
+    // Asked for, they come too.
+    let all = tempfile::tempdir().unwrap();
+    let options = RunOptions {
+        include_system_folders: true,
+        ..RunOptions::default()
+    };
+    let summary = run_folder(&sim, all.path(), &failures, options).await;
+    assert_eq!(summary.totals.failed, 0, "{:?}", failures.list());
+    let bodies = support::maildir_bodies(&all.path().join(user.mail.to_lowercase()));
+    support::assert_exactly_once(&user, &bodies, "with the system folders");
+}

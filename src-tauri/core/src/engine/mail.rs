@@ -50,7 +50,7 @@ use crate::dest::DestRef;
 use crate::error::{Classify, ErrorClass};
 use crate::graph::client::{GraphClient, GraphError};
 use crate::graph::mail::{
-    delta_round, folder_tree, last_verbs, message_location_url, message_url, mime_url,
+    delta_round, folder_tree_with, last_verbs, message_location_url, message_url, mime_url,
     undownloadable, DeltaEntry, FolderNode, LastVerb, MessageLocation,
 };
 use crate::graph::types::{MessageMeta, User};
@@ -80,6 +80,8 @@ pub(super) struct MailboxRun<'a> {
     pub limits: DateLimits,
     /// How long a connection waits for a destination that is down ([`through_outages`]).
     pub outage_wait: Duration,
+    /// Migrate system folders too ([`folder_tree_with`]).
+    pub include_system_folders: bool,
 }
 
 /// What copy results count into: the mailbox's stats, whether the round and the mailbox
@@ -416,7 +418,8 @@ impl MailboxRun<'_> {
         };
         let mut stats = Stats::default();
 
-        let tree = folder_tree(self.client, pacer, &user.id, &on_throttle).await;
+        let system = self.include_system_folders;
+        let tree = folder_tree_with(self.client, pacer, &user.id, system, &on_throttle).await;
         let (nodes, bad_folders) = match tree {
             Ok(tree) => tree,
             Err(e) if e.class() == ErrorClass::Fatal => return Err(EngineError::Source(e)),

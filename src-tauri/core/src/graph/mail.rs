@@ -1,6 +1,6 @@
 //! Mail folders and messages of one mailbox.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use super::client::{GraphClient, GraphError};
@@ -18,6 +18,34 @@ pub const MAPPED_WELL_KNOWN: [&str; 6] = [
     "deleteditems",
     "junkemail",
     "archive",
+];
+
+/// System folders by well-known name (resources/mailfolder.md): what they hold is the mail
+/// client's, not the user's mail. `outbox` holds only what is waiting to be sent;
+/// `syncissues` and its children (`conflicts`, `localfailures`, `serverfailures`) hold
+/// Outlook's sync logs and conflicting copies. Left out with their subfolders unless
+/// `[run] include_system_folders` is set.
+pub const SYSTEM_WELL_KNOWN: [&str; 2] = ["outbox", "syncissues"];
+
+/// Hidden system folders without a well-known name, by display name (English; matched only on
+/// a folder Graph marks `isHidden`, so a user's own folder of that name stays). They hold
+/// items that are not the user's mail: Teams compliance records in the hidden Team Chat folder
+/// under Conversation History (office365itpros.com 2019-07-03 "Team Chat folder";
+/// gsexdev.blogspot.com 2018-02), Yammer's items (Yammer Root and its children), attachment
+/// metadata in Files (petri.com "mysterious Files folder"), people metadata, Quick Steps and
+/// conversation actions (Outlook's settings, stored as hidden items). Shared reference graph.md
+/// "Real-service behaviours".
+pub const SYSTEM_HIDDEN_NAMES: [&str; 10] = [
+    "Team Chat",
+    "TeamChat",
+    "TeamsMessagesData",
+    "Yammer Root",
+    "Files",
+    "ExternalContacts",
+    "PersonMetadata",
+    "Quick Step Settings",
+    "Conversation Action Settings",
+    "Social Activity Notifications",
 ];
 
 /// A folder in its tree.
@@ -45,17 +73,47 @@ pub fn segment(raw: &str) -> String {
     out
 }
 
-/// The whole folder tree of a mailbox, hidden folders included and search folders left out
-/// (they hold no items of their own), parents before children. Walks breadth-first without
-/// recursion, so a very deep tree cannot exhaust the stack. Bad entries are returned apart.
+/// The folder tree of a mailbox as migrated by default: [`folder_tree_with`] without the
+/// system folders.
 pub async fn folder_tree(
     client: &GraphClient,
     pacer: &Pacer,
     user_id: &str,
+    on_throttle: impl FnMut(Duration),
+) -> Result<(Vec<FolderNode>, Vec<(String, String)>), GraphError> {
+    folder_tree_with(client, pacer, user_id, false, on_throttle).await
+}
+
+/// The whole folder tree of a mailbox, hidden folders included and search folders left out
+/// (they hold no items of their own), parents before children; system folders
+/// ([`SYSTEM_WELL_KNOWN`], [`SYSTEM_HIDDEN_NAMES`]) and their subfolders only with
+/// `include_system`. A folder the user hid stays. Walks breadth-first without recursion, so
+/// a very deep tree cannot exhaust the stack. Bad entries are returned apart.
+pub async fn folder_tree_with(
+    client: &GraphClient,
+    pacer: &Pacer,
+    user_id: &str,
+    include_system: bool,
     mut on_throttle: impl FnMut(Duration),
 ) -> Result<(Vec<FolderNode>, Vec<(String, String)>), GraphError> {
     let user = segment(user_id);
     let mut well_known: HashMap<String, &'static str> = HashMap::new();
+    let mut system: HashSet<String> = HashSet::new();
+    if !include_system {
+        for name in SYSTEM_WELL_KNOWN {
+            let url = client.url(&format!("/users/{user}/mailFolders/{name}?$select=id"));
+            match client
+                .get_json::<MailFolder>(pacer, &url, &mut on_throttle)
+                .await
+            {
+                Ok(f) => {
+                    system.insert(f.id);
+                }
+                Err(e) if e.status() == Some(404) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
     for name in MAPPED_WELL_KNOWN {
         let url = client.url(&format!("/users/{user}/mailFolders/{name}?$select=id"));
         match client
@@ -89,6 +147,10 @@ pub async fn folder_tree(
             if folder.is_search_folder() {
                 continue;
             }
+            if !include_system && is_system_folder(&folder, &system) {
+                tracing::debug!(folder = %folder.display_name, "system folder left out");
+                continue;
+            }
             let (mut path, under) = match parent {
                 Some(p) => {
                     let parent: &FolderNode = &nodes[p];
@@ -117,6 +179,16 @@ pub async fn folder_tree(
         }
     }
     Ok((nodes, bad))
+}
+
+/// True when `folder` is a system folder: one of `system` (the ids of [`SYSTEM_WELL_KNOWN`]),
+/// or hidden and named as one of [`SYSTEM_HIDDEN_NAMES`].
+pub fn is_system_folder(folder: &MailFolder, system: &HashSet<String>) -> bool {
+    system.contains(&folder.id)
+        || (folder.is_hidden
+            && SYSTEM_HIDDEN_NAMES
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(folder.display_name.trim())))
 }
 
 /// The first page URL of a folder's messages with the fields the migrator needs.
