@@ -50,13 +50,7 @@ pub fn header_fields(entity: &[u8]) -> Vec<(String, String)> {
 
 /// True for an opaque-signed or encrypted S/MIME message (see the module doc).
 pub fn is_opaque_smime(message: &[u8]) -> bool {
-    let ct = field(&header_fields(message), "Content-Type").unwrap_or_default();
-    let media = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let media = typed(message).2;
     media == "application/pkcs7-mime" || media == "application/x-pkcs7-mime"
 }
 
@@ -79,15 +73,7 @@ pub fn attachments(message: &[u8]) -> Vec<Attachment> {
 }
 
 fn collect(entity: &[u8], top: bool, out: &mut Vec<Attachment>) {
-    let fields = header_fields(entity);
-    let ct = field(&fields, "Content-Type").unwrap_or_else(|| "text/plain".into());
-    let media = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let body = split_entity(entity).1;
+    let (fields, ct, media, body) = typed(entity);
     if let Some(rest) = media.strip_prefix("multipart/") {
         // The alternative bodies of a message are its body, not attachments.
         if rest == "alternative" {
@@ -126,15 +112,7 @@ pub fn body_text(message: &[u8]) -> String {
 }
 
 fn first_text(entity: &[u8]) -> Option<String> {
-    let fields = header_fields(entity);
-    let ct = field(&fields, "Content-Type").unwrap_or_else(|| "text/plain".into());
-    let media = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let body = split_entity(entity).1;
+    let (fields, ct, media, body) = typed(entity);
     if media.starts_with("multipart/") {
         let boundary = parameter(&ct, "boundary")?;
         return parts(body, &boundary).into_iter().find_map(first_text);
@@ -144,6 +122,20 @@ fn first_text(entity: &[u8]) -> Option<String> {
         return None;
     }
     Some(String::from_utf8_lossy(&decode(&fields, body)).into_owned())
+}
+
+/// An entity's header fields, its `Content-Type` (default `text/plain`, RFC 2045 §5.2), its
+/// media type in lower case without parameters, and its body.
+fn typed(entity: &[u8]) -> (Vec<(String, String)>, String, String, &[u8]) {
+    let fields = header_fields(entity);
+    let ct = field(&fields, "Content-Type").unwrap_or_else(|| "text/plain".into());
+    let media = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    (fields, ct, media, split_entity(entity).1)
 }
 
 /// (header section, body) of an entity.
