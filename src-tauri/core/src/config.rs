@@ -641,6 +641,10 @@ pub struct RunSettings {
     /// bounds memory however many mailboxes run in parallel; raise it with
     /// `parallel_mailboxes` on a machine that has the cores and memory for more.
     pub max_downloads: usize,
+    /// Also migrate the mailbox's system folders (Outbox, Sync Issues, and hidden ones such as
+    /// Teams' Team Chat and Yammer Root: [`crate::graph::mail::is_system_folder`]). Default
+    /// `false`: they hold no user mail; folders a user hid are migrated either way.
+    pub include_system_folders: bool,
 }
 
 /// The default of `[run] outage_wait`.
@@ -758,6 +762,7 @@ impl Default for RunSettings {
             calendar_since: None,
             outage_wait: DEFAULT_OUTAGE_WAIT,
             max_downloads: crate::graph::client::DEFAULT_MAX_DOWNLOADS,
+            include_system_folders: false,
         }
     }
 }

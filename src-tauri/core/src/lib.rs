@@ -11,10 +11,12 @@
 //! admin API ([`dest::provision`]), and migrates many mailboxes in parallel. Each mailbox has
 //! its own [`graph::pacer::Pacer`], the only place that waits or retries, which keeps the mailbox under
 //! Exchange Online's limits (4 requests in flight, 10,000 per 10 minutes) and honours
-//! `Retry-After` exactly. For each folder of the tree ([`graph::mail`]) the engine reads a
+//! `Retry-After` exactly. For each folder of the tree ([`graph::mail`]; system folders such as
+//! Outbox, Sync Issues or Teams' hidden Team Chat are left out unless asked for) the engine reads a
 //! delta round (every message the first time, then only what changed since the stored
 //! deltaLink), skips what the journal or the destination already holds, and streams each new
-//! message's MIME (`$value`) into the destination without holding it whole: into a Maildir
+//! message's MIME (`$value`; one Graph cannot export is rebuilt from its properties and
+//! attachments, [`convert::rebuilt`]) into the destination without holding it whole: into a Maildir
 //! directly, or through a temporary spool file into an IMAP APPEND after asking the server
 //! whether it already has the message. Into IMAP, each folder round has one copy stage fed
 //! across delta pages: downloads spool ahead while MULTIAPPEND batches go out on the
@@ -49,7 +51,8 @@
 //! - [`error`]: the three error classes (retry, skip the item, stop the run).
 //! - [`graph`]: the source: auth, client, pacer, paging, wire types, users, mail, calendars,
 //!   contacts, To Do, permissions.
-//! - [`convert`]: pure conversions: flags, folder names (modified UTF-7, escaping); events to
+//! - [`convert`]: pure conversions: flags, folder names (modified UTF-7, escaping), a message
+//!   rebuilt from its properties when Graph cannot export its MIME; events to
 //!   iCalendar (one resource per series, RRULE, overrides, EXDATE, VTIMEZONE), contacts to
 //!   vCard 3.0/4.0, To Do tasks to VTODO, Windows zones to IANA (CLDR data).
 //! - [`dest`]: destinations: [`dest::folder`] (local Maildir++ tree), [`dest::imap`] (any IMAP

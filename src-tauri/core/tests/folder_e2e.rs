@@ -86,7 +86,8 @@ fn expected_names(user: &migrator_sim::User) -> HashMap<String, &migrator_sim::M
     names.into_iter().zip(ordered(user)).collect()
 }
 
-/// Parents before children; search folders left out (they hold no items of their own).
+/// Parents before children; search folders left out (they hold no items of their own), and
+/// system folders with their subfolders (left out by default: `SYSTEM_WELL_KNOWN`).
 fn ordered(user: &migrator_sim::User) -> Vec<&migrator_sim::MailFolder> {
     let mut out: Vec<&migrator_sim::MailFolder> = Vec::new();
     let mut frontier: Vec<Option<&str>> = vec![None];
@@ -96,7 +97,11 @@ fn ordered(user: &migrator_sim::User) -> Vec<&migrator_sim::MailFolder> {
             .iter()
             .filter(|f| f.parent_id.as_deref() == parent)
         {
-            if f.is_search_folder {
+            let system = f
+                .well_known_name
+                .as_deref()
+                .is_some_and(|w| migrator_core::graph::mail::SYSTEM_WELL_KNOWN.contains(&w));
+            if f.is_search_folder || system {
                 continue;
             }
             out.push(f);

@@ -15,6 +15,7 @@ mod dav_radicale;
 mod engine_imap;
 mod engine_pipeline;
 mod exchange_client;
+mod exchange_mail;
 mod faults;
 mod folder_e2e;
 mod fuzz_corpus;

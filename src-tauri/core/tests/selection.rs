@@ -227,10 +227,21 @@ async fn the_plan_counts_every_workload_as_the_tenant_holds_it() {
             .find(|r| r.address.eq_ignore_ascii_case(&user.mail))
             .unwrap();
         assert_eq!(row.problem, None);
+        // System folders (and their subfolders) are left out by default.
+        let system = |f: &migrator_sim::MailFolder| {
+            f.well_known_name
+                .as_deref()
+                .is_some_and(|w| migrator_core::graph::mail::SYSTEM_WELL_KNOWN.contains(&w))
+        };
+        let under_system = |f: &migrator_sim::MailFolder| {
+            f.parent_id
+                .as_ref()
+                .is_some_and(|p| user.folders.iter().any(|x| &x.id == p && system(x)))
+        };
         let folders: Vec<_> = user
             .folders
             .iter()
-            .filter(|f| !f.is_search_folder)
+            .filter(|f| !f.is_search_folder && !system(f) && !under_system(f))
             .collect();
         let messages: usize = folders.iter().map(|f| f.messages.len()).sum();
         let lists: Vec<_> = user

@@ -9,7 +9,7 @@
 //! is being paged may appear in this round and again in the next, as Graph allows ("replays
 //! are possible, upsert by id"). Tokens can be expired with
 //! [`crate::SimServer::expire_delta_tokens`]; Graph then answers `410 Gone` with a `Location`
-//! to start over.
+//! to start over, or another documented refusal ([`crate::DeltaExpiry`]).
 
 use std::collections::HashMap;
 
@@ -101,6 +101,18 @@ impl ChangeLog {
                     .unwrap_or_default();
                 let key = (user.id.clone(), folder.id.clone());
                 for m in &folder.messages {
+                    // A message moved back into a folder it had left keeps its immutable id, and
+                    // that folder's delta reports it `@removed` and not again until it changes
+                    // (microsoft-graph-docs-contrib#72; learn.microsoft.com/answers/questions/
+                    // 1257719): the return is not a change here.
+                    let returned = !old.contains_key(m.id.as_str())
+                        && self
+                            .folders
+                            .get(&key)
+                            .is_some_and(|log| log.removed.contains_key(&m.id));
+                    if returned {
+                        continue;
+                    }
                     if old.get(m.id.as_str()) != Some(&m) {
                         let log = self.folders.entry(key.clone()).or_default();
                         log.changed.insert(m.id.clone(), v);
@@ -335,11 +347,14 @@ pub(crate) fn empty(ctx: &Ctx<'_>) -> Response {
 /// continues one, none starts the initial round), or the 410 for an expired one.
 fn read_token(ctx: &Ctx<'_>, current: u64, floor: u64) -> Result<Token, Box<Response>> {
     let restart = || {
-        let mut r = ctx.error(
-            StatusCode::GONE,
-            "SyncStateNotFound",
-            "The sync state has expired or is not valid. Start a new synchronization without a delta token.",
-        );
+        let message = "The sync state has expired or is not valid. Start a new synchronization without a delta token.";
+        let (status, code) = match ctx.state.config.delta_expiry {
+            crate::DeltaExpiry::Gone => (StatusCode::GONE, "SyncStateNotFound"),
+            crate::DeltaExpiry::BadRequest => (StatusCode::BAD_REQUEST, "syncStateNotFound"),
+            crate::DeltaExpiry::ResyncRequired => (StatusCode::GONE, "resyncRequired"),
+            crate::DeltaExpiry::SyncStateInvalid => (StatusCode::BAD_REQUEST, "SyncStateInvalid"),
+        };
+        let mut r = ctx.error(status, code, message);
         let start = format!("{}{}", ctx.state.url, ctx.path);
         if let Ok(v) = HeaderValue::from_str(&start) {
             r.headers_mut().insert(header::LOCATION, v);
@@ -449,10 +464,13 @@ fn round_ids<'a>(
         .cloned()
         .collect();
     if let Some(v) = token.from {
+        // Present but removed and not changed since: it came back unseen (see `record`).
         ids.extend(
             removed
                 .iter()
-                .filter(|(id, at)| **at > v && !present.contains(*id))
+                .filter(|(id, at)| {
+                    **at > v && (!present.contains(*id) || !changed.contains_key(*id))
+                })
                 .map(|(id, _)| id.clone()),
         );
     }
@@ -509,13 +527,16 @@ pub(crate) fn messages(ctx: &Ctx<'_>, user: &User, folder: &MailFolder) -> Respo
     );
     let by_id: HashMap<&str, &crate::tenant::Message> =
         folder.messages.iter().map(|m| (m.id.as_str(), m)).collect();
+    // Moved back unseen: reported as removed (see `ChangeLog::record`).
+    let returned =
+        |id: &str| token.from.is_some() && removed.contains_key(id) && !changed.contains_key(id);
     page(
         ctx,
         "Collection(message)",
         &token,
         &ids,
         fields.as_deref(),
-        |id| match by_id.get(id) {
+        |id| match by_id.get(id).filter(|_| !returned(id)) {
             Some(m) => message_json(ctx, folder, m, fields.as_deref()),
             None => json!({
                 "@odata.type": "#microsoft.graph.message",

@@ -27,6 +27,8 @@
 //! - [`calendar`]: calendars, events, Windows time zones, and series expansion ([`expand`]).
 //! - [`groupware`]: contacts (with photos) and To Do tasks, and the per-mailbox generator
 //!   of calendars, contacts and task lists ([`GroupwareSpec`]).
+//! - [`attachments`]: a message's attachments, transport headers, and the S/MIME items
+//!   `$value` cannot export, read from its MIME.
 //! - `token`: the Entra client-credentials token endpoint, its AADSTS errors, token checks.
 //! - `graph`: the Graph routes (users, domains, mail folders, messages, `$value`), paging,
 //!   `$select`, `Prefer` headers, and Graph's error shapes.
@@ -40,6 +42,7 @@
 //! - `throttle`: Exchange Online's per-mailbox limits, injected faults, simulated latency.
 //! - `server`: shared state, the router, the request log and request ids.
 
+pub mod attachments;
 pub mod calendar;
 pub mod groupware;
 pub mod hostile;
@@ -65,8 +68,8 @@ pub use groupware::{
 };
 pub use mime::Mime;
 pub use tenant::{
-    generate_tenant, sample_message, Domain, Group, GroupMember, MailFolder, Message, SizeProfile,
-    Tenant, TenantSpec, User,
+    generate_tenant, sample_message, system_folders, Domain, Group, GroupMember, MailFolder,
+    Message, SizeProfile, Tenant, TenantSpec, User,
 };
 
 /// Exchange Online's per-app, per-mailbox limits (Graph docs, concepts/throttling-limits.md
@@ -155,6 +158,9 @@ pub struct SimConfig {
     /// The Microsoft cloud the tenant lives in: which Graph resource its token endpoint
     /// knows, and which APIs its Graph serves.
     pub cloud: NationalCloud,
+    /// How a delta or page link whose sync state expired is refused
+    /// ([`SimServer::expire_delta_tokens`]).
+    pub delta_expiry: DeltaExpiry,
 }
 
 /// A Microsoft cloud (Graph docs concepts/deployments.md). Each has its own Graph App ID
@@ -183,6 +189,37 @@ impl NationalCloud {
     }
 }
 
+/// The answer to a delta link whose sync state expired. The docs name the codes but not one
+/// status per code, so each answer seen in the sources is a choice and tests run them all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DeltaExpiry {
+    /// 410 `SyncStateNotFound` with a `Location` (microsoft-graph-docs#2350: a calendarView
+    /// delta link answered "410 Gone", code SyncStateNotFound; delta-query-overview
+    /// "Synchronization reset").
+    #[default]
+    Gone,
+    /// 400 `syncStateNotFound`: "a 40X-series error with error codes such as
+    /// syncStateNotFound" (learn.microsoft.com/graph/delta-query-overview, "Token duration");
+    /// a BadRequest with that code (devblogs.microsoft.com/microsoft365dev, "Duration of change
+    /// tracking tokens", 2020).
+    BadRequest,
+    /// 410 `resyncRequired` (learn.microsoft.com/graph/errors, code table: "The delta token is
+    /// no longer valid, and the app must reset the sync state").
+    ResyncRequired,
+    /// 400 `SyncStateInvalid` (alcionai/corso#3176: a delta link of another id type is refused
+    /// with it; the status is not documented).
+    SyncStateInvalid,
+}
+
+impl DeltaExpiry {
+    pub const ALL: [DeltaExpiry; 4] = [
+        DeltaExpiry::Gone,
+        DeltaExpiry::BadRequest,
+        DeltaExpiry::ResyncRequired,
+        DeltaExpiry::SyncStateInvalid,
+    ];
+}
+
 /// Every application permission the simulated app is granted by default.
 pub const ROLES: [&str; 7] = [
     "User.Read.All",
@@ -207,6 +244,7 @@ impl Default for SimConfig {
             roles: ROLES.iter().map(|r| r.to_string()).collect(),
             beta_events_delta: true,
             cloud: NationalCloud::Global,
+            delta_expiry: DeltaExpiry::default(),
         }
     }
 }
@@ -695,9 +733,9 @@ impl SimServer {
         })
     }
 
-    /// Invalidates every delta link issued so far: following one answers `410 Gone` with a
-    /// `Location` to start a full round again (Graph docs concepts/delta-query-overview.md
-    /// §Synchronization reset).
+    /// Invalidates every delta link issued so far: following one answers as
+    /// [`SimConfig::delta_expiry`] says (by default `410 Gone` with a `Location` to start a full
+    /// round again, Graph docs concepts/delta-query-overview.md §Synchronization reset).
     pub fn expire_delta_tokens(&self) {
         if let Ok(mut changes) = self.state.changes.lock() {
             changes.expire_tokens();

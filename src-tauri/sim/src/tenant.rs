@@ -898,6 +898,63 @@ pub fn sample_message(user: &User, seed: u64, received: OffsetDateTime) -> Messa
     }
 }
 
+/// The hidden system folders real mailboxes show with `includeHiddenFolders=true`, for tests
+/// to add to a user (`Tenant::users[..].folders.extend(...)`): the hidden Team Chat folder
+/// under Conversation History holding Teams compliance records (office365itpros.com
+/// 2019-07-03 "Team Chat folder"; gsexdev.blogspot.com 2018-02; Graph's known issue that such
+/// chat items come back as messages with the subject "IM", concepts/known-issues.md), and
+/// Yammer Root with its Feeds (shared reference graph.md "Real-service behaviours"). Each holds
+/// one item. `None` when the user has no Conversation History folder.
+pub fn system_folders(user: &User) -> Option<Vec<MailFolder>> {
+    let history = user
+        .folders
+        .iter()
+        .find(|f| f.well_known_name.as_deref() == Some("conversationhistory"))?;
+    let at = user
+        .folders
+        .iter()
+        .flat_map(|f| &f.messages)
+        .map(|m| m.received)
+        .max()
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let item = |id: &str, subject: &str| {
+        let mime = format!(
+            "From: {name} <{mail}>\r\nTo: {name} <{mail}>\r\nSubject: {subject}\r\nMessage-ID: <{id}@system.invalid>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{subject}\r\n",
+            name = user.display_name,
+            mail = user.mail,
+        );
+        Message::from_mime(id, mime.into_bytes(), at)
+    };
+    let folder = |id: &str, parent: Option<&str>, name: &str, hidden: bool, messages| MailFolder {
+        id: format!("AAMkAGI2TG93AAAuAAAAAAA{id}AAA="),
+        parent_id: parent.map(str::to_string),
+        display_name: name.into(),
+        well_known_name: None,
+        is_hidden: hidden,
+        is_search_folder: false,
+        messages,
+    };
+    let yammer = folder("systemyammerroot", None, "Yammer Root", true, Vec::new());
+    let feeds = folder(
+        "systemyammerfeeds",
+        Some(yammer.id.as_str()),
+        "Feeds",
+        false,
+        vec![item("AAkALgSYSYAMMER0001", "Yammer: new post")],
+    );
+    Some(vec![
+        folder(
+            "systemteamchat",
+            Some(history.id.as_str()),
+            "Team Chat",
+            true,
+            vec![item("AAkALgSYSTEAMS0001", "IM")],
+        ),
+        yammer,
+        feeds,
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! Pure conversions from Graph's shapes to the destinations' shapes. No I/O here.
 //!
-//! Mail: [`flags`], [`folder_name`]. Groupware: [`event`] (events to iCalendar, one resource
+//! Mail: [`flags`], [`folder_name`], [`rebuilt`] (a message rebuilt from its properties when
+//! Graph cannot export its MIME). Groupware: [`event`] (events to iCalendar, one resource
 //! per series), [`contact`] (contacts to vCard 3.0 or 4.0), [`task`] (To Do tasks to VTODO),
 //! with [`recurrence`] (Graph patterns to RRULE), [`timezone`] (Windows zones to IANA, wall
 //! times) and [`html_text`] (HTML bodies to plain text) under them. The formats are written by
@@ -12,6 +13,7 @@ pub mod event;
 pub mod flags;
 pub mod folder_name;
 pub mod html_text;
+pub mod rebuilt;
 pub mod recurrence;
 pub mod task;
 pub mod timezone;

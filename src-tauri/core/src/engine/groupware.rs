@@ -743,7 +743,8 @@ impl Ctx<'_, '_> {
         loop {
             let next = round.next_page(self.on_throttle()).await;
             if round.restarted() && !cleared {
-                // The stored link expired (410): the round started over in full.
+                // The link's sync state expired (410, syncStateNotFound, ...): the round
+                // started over in full.
                 cleared = true;
                 self.seen.clear();
                 self.removed.clear();

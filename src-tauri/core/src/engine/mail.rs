@@ -6,8 +6,9 @@
 //! with a link gets only what changed since (Graph docs api/message-delta.md). The new link
 //! is stored only after the whole round was applied without a failure, so a stopped or failed
 //! round is simply replayed; replays are harmless because every entry is an upsert by id. A
-//! link Graph has forgotten (410 Gone) starts a full round, and after a complete full round
-//! the journal's items of that folder the round did not list are treated as removed.
+//! link Graph has forgotten (410 Gone, or a 4xx naming an expired or invalid sync state)
+//! starts a full round, and after a complete full round the journal's items of that folder
+//! the round did not list are treated as removed.
 //!
 //! **Per entry.** A message the journal holds as migrated is *mirrored*: moved at the
 //! destination if it now lives in another folder (immutable ids survive moves, so the add in
@@ -49,7 +50,8 @@ use crate::dest::DestRef;
 use crate::error::{Classify, ErrorClass};
 use crate::graph::client::{GraphClient, GraphError};
 use crate::graph::mail::{
-    delta_round, folder_tree, last_verbs, message_url, mime_url, DeltaEntry, FolderNode, LastVerb,
+    delta_round, folder_tree_with, last_verbs, message_location_url, message_url, mime_url,
+    undownloadable, DeltaEntry, FolderNode, LastVerb, MessageLocation,
 };
 use crate::graph::types::{MessageMeta, User};
 use crate::graph::{OutagePolicy, Pacer};
@@ -78,6 +80,8 @@ pub(super) struct MailboxRun<'a> {
     pub limits: DateLimits,
     /// How long a connection waits for a destination that is down ([`through_outages`]).
     pub outage_wait: Duration,
+    /// Migrate system folders too ([`folder_tree_with`]).
+    pub include_system_folders: bool,
 }
 
 /// What copy results count into: the mailbox's stats, whether the round and the mailbox
@@ -93,6 +97,10 @@ type Outcome<'a> = (
 enum ItemError {
     Cancelled,
     Skip(String),
+    /// This message can never be downloaded (nor rebuilt): reported and journaled like
+    /// [`ItemError::Skip`], but its folder's round still completes, so the deltaLink is stored
+    /// and later passes do not read the whole folder again for it.
+    Unavailable(String),
     /// This mailbox cannot go on (e.g. its destination login was refused); others can.
     Mailbox(String),
     Fatal(EngineError),
@@ -108,6 +116,8 @@ struct Copied {
     created: bool,
     hash: Option<String>,
     details: MailDetails,
+    /// Rebuilt from its properties because Graph could not export its MIME: the report line.
+    rebuilt: Option<String>,
 }
 
 /// What mirroring did to a message the destination already had.
@@ -238,6 +248,8 @@ struct Spooled {
     hash: String,
     /// The journal held an unconfirmed attempt: the server may have it already.
     earlier_attempt: bool,
+    /// See [`Copied::rebuilt`].
+    rebuilt: Option<String>,
 }
 
 impl Spooled {
@@ -248,6 +260,7 @@ impl Spooled {
             existed,
             created,
             hash: Some(self.hash.clone()),
+            rebuilt: self.rebuilt.clone(),
             details: MailDetails {
                 message_id: self.fingerprint.message_id.clone(),
                 header_hash: Some(hex::encode(self.fingerprint.header_sha256)),
@@ -386,6 +399,10 @@ impl MailboxRun<'_> {
         };
         // Reported per message as soon as it is journaled, so progress moves smoothly.
         let done = |copied: &Copied| {
+            if copied.rebuilt.is_some() {
+                // Reported as a failure with its reason when absorbed.
+                return;
+            }
             reporter.report(ProgressEvent::ItemDone {
                 user: address.clone(),
                 bytes: if copied.existed { 0 } else { copied.bytes },
@@ -401,7 +418,8 @@ impl MailboxRun<'_> {
         };
         let mut stats = Stats::default();
 
-        let tree = folder_tree(self.client, pacer, &user.id, &on_throttle).await;
+        let system = self.include_system_folders;
+        let tree = folder_tree_with(self.client, pacer, &user.id, system, &on_throttle).await;
         let (nodes, bad_folders) = match tree {
             Ok(tree) => tree,
             Err(e) if e.class() == ErrorClass::Fatal => return Err(EngineError::Source(e)),
@@ -427,6 +445,11 @@ impl MailboxRun<'_> {
                 finish("failed")?;
                 return Ok(stats);
             }
+        };
+        // Each source folder's destination name (where it has one), by position in `nodes`.
+        let destination_names: Vec<Option<String>> = match &target {
+            Target::Maildir(t) => t.names.iter().cloned().map(Some).collect(),
+            Target::Imap(_, names) => names.iter().map(|n| n.clone().ok()).collect(),
         };
         // Folders recorded by an earlier pass: their old destination names, and which are gone.
         let mut known_folders: HashMap<String, String> = HashMap::new();
@@ -799,7 +822,10 @@ impl MailboxRun<'_> {
             }
         }
         if all_rounds_ok && !mailbox_failed && !self.control.is_cancelled() {
-            if let Err(e) = self.settle_removals(&mut target, &user.id).await {
+            let places = (&nodes[..], &destination_names[..]);
+            let graph = (pacer, &on_throttle);
+            let settled = self.settle_removals(&mut target, &user.id, places, graph);
+            if let Err(e) = settled.await {
                 self.item_error(e, &mut stats, "", &fail, &mut mailbox_failed)?;
             }
         }
@@ -842,6 +868,11 @@ impl MailboxRun<'_> {
                     if let Target::Maildir(t) = target {
                         t.folder(name)?.remember(Folder::key_for(&id), &copied.dest);
                     }
+                    if let Some(reason) = copied.rebuilt {
+                        // Migrated, but not as it was: counted and reported as a failure.
+                        fail(stats, folder, &id, reason);
+                        continue;
+                    }
                     // `ItemDone` was reported when it was journaled.
                     if copied.existed {
                         stats.skipped += 1;
@@ -851,7 +882,9 @@ impl MailboxRun<'_> {
                     }
                 }
                 Err(e) => {
-                    *round_ok = false;
+                    if !matches!(e, ItemError::Unavailable(_)) {
+                        *round_ok = false;
+                    }
                     stop |= self.item_error(e, stats, folder, fail, mailbox_failed)?;
                 }
             }
@@ -869,7 +902,7 @@ impl MailboxRun<'_> {
     ) -> Result<bool, EngineError> {
         match e {
             ItemError::Cancelled => Ok(true),
-            ItemError::Skip(reason) => {
+            ItemError::Skip(reason) | ItemError::Unavailable(reason) => {
                 fail(stats, folder, "", reason);
                 Ok(false)
             }
@@ -1140,7 +1173,19 @@ impl MailboxRun<'_> {
     /// `mirror_deletions`, deleted at the destination (copies the migrator made only) and
     /// forgotten; otherwise kept and recorded as removed. Items kept by earlier passes are
     /// deleted once the option is switched on.
-    async fn settle_removals(&self, target: &mut Target, user_id: &str) -> Result<(), ItemError> {
+    ///
+    /// Before deleting, each item is looked up by its immutable id: a message moved away and
+    /// back between passes is reported `@removed` by its folder and never listed again
+    /// (microsoft-graph-docs-contrib#72), so `@removed` alone is no proof of a deletion. One
+    /// that still exists is kept, and moved at the destination when it now lives in another
+    /// folder of the tree (`places`: the folders and their destination names).
+    async fn settle_removals(
+        &self,
+        target: &mut Target,
+        user_id: &str,
+        (nodes, names): (&[FolderNode], &[Option<String>]),
+        (pacer, on_throttle): (&Pacer, &(impl Fn(Duration) + Sync)),
+    ) -> Result<(), ItemError> {
         let Some(j) = self.journal else {
             return Ok(());
         };
@@ -1160,7 +1205,40 @@ impl MailboxRun<'_> {
                 .into_iter()
                 .filter(|r| r.kind == "mail"),
         );
+        let mut deleted = Vec::with_capacity(gone.len());
         for r in gone {
+            let url = message_location_url(self.client, user_id, &r.source_id);
+            let found = self
+                .client
+                .get_json::<MessageLocation>(pacer, &url, on_throttle)
+                .await;
+            match found {
+                Ok(at) => {
+                    let place = nodes
+                        .iter()
+                        .zip(names)
+                        .find(|(n, _)| n.folder.id == at.parent_folder_id);
+                    if let (Some((node, Some(name))), true) =
+                        (place, at.parent_folder_id != r.folder_id)
+                    {
+                        self.mirror(target, user_id, &r, node, name, None).await?;
+                    }
+                    tracing::info!(item = %r.source_id, "reported removed but still in the mailbox; kept");
+                    j.journal
+                        .mark_seen(user_id, &r.source_id, j.run)
+                        .map_err(journal_failure)?;
+                }
+                Err(e) if e.status() == Some(404) => deleted.push(r),
+                Err(e) if e.class() == ErrorClass::Fatal => {
+                    return Err(graph_failure(e, ItemError::Skip))
+                }
+                // Not known to be deleted: kept, and looked up again on the next pass.
+                Err(e) => {
+                    tracing::warn!(item = %r.source_id, error = %e, "cannot tell whether it was deleted; kept")
+                }
+            }
+        }
+        for r in deleted {
             let skip = |what: String| ItemError::Skip(format!("message {}: {what}", r.source_id));
             match target {
                 Target::Maildir(t) => {
@@ -1257,7 +1335,9 @@ impl MailboxRun<'_> {
                     run: j.run,
                 },
             ),
-            Err(ItemError::Skip(reason)) => j.journal.record_failed(user_id, source_id, reason),
+            Err(ItemError::Skip(reason) | ItemError::Unavailable(reason)) => {
+                j.journal.record_failed(user_id, source_id, reason)
+            }
             Err(_) => Ok(()),
         };
         recorded.map_err(journal_failure)?;
@@ -1285,6 +1365,61 @@ impl MailboxRun<'_> {
         self.end_copy(user_id, &meta.id, earlier_attempt, result)
     }
 
+    /// After `$value` failed with `e`: when the message can never be downloaded
+    /// ([`undownloadable`]), rebuilds it from its properties and attachments into `sink`
+    /// ([`super::rebuild`]) and returns the bytes written and the report line; a message that
+    /// cannot be rebuilt either is [`ItemError::Unavailable`]. Anything transient stays
+    /// [`ItemError::Skip`], so the round is replayed.
+    async fn rebuild_undownloadable<S: crate::graph::client::ByteSink>(
+        &self,
+        pacer: &Pacer,
+        user_id: &str,
+        meta: &MessageMeta,
+        e: GraphError,
+        sink: &mut S,
+        on_throttle: &(impl Fn(Duration) + Sync),
+    ) -> Result<(u64, String), ItemError> {
+        let skip = |what: String| ItemError::Skip(format!("message {}: {what}", meta.id));
+        let Some(why) = undownloadable(&e) else {
+            return Err(graph_failure(e, skip));
+        };
+        let received = meta.received_date_time.as_deref().unwrap_or("unknown");
+        if !why.rebuildable() {
+            return Err(ItemError::Unavailable(format!(
+                "message {} (received {received}): {}",
+                meta.id,
+                why.reason()
+            )));
+        }
+        let ids = (user_id, meta.id.as_str());
+        match super::rebuild::rebuild(self.client, pacer, ids, why.reason(), sink, on_throttle)
+            .await
+        {
+            Ok(r) => Ok((
+                r.written,
+                format!(
+                    "message {} (\"{}\", sent {}, received {received}, {} bytes rebuilt): {}; rebuilt from its properties and attachments, marked {}",
+                    meta.id,
+                    r.subject,
+                    r.sent.as_deref().unwrap_or("unknown"),
+                    r.written,
+                    why.reason(),
+                    crate::convert::rebuilt::REBUILT_HEADER,
+                ),
+            )),
+            Err(again) if again.class() == ErrorClass::Fatal => Err(graph_failure(again, skip)),
+            // Deleted meanwhile, or refused for good: nothing will ever come of it.
+            Err(again) if again.class() == ErrorClass::SkipItem => {
+                Err(ItemError::Unavailable(format!(
+                    "message {} (received {received}): {}; cannot rebuild it either: {again}",
+                    meta.id,
+                    why.reason()
+                )))
+            }
+            Err(again) => Err(skip(format!("{}; rebuilding it failed: {again}", why.reason()))),
+        }
+    }
+
     /// Streams one message's MIME into the Maildir folder and commits it.
     async fn copy_to_maildir(
         &self,
@@ -1302,6 +1437,7 @@ impl MailboxRun<'_> {
             .await
             .map_err(|e| ItemError::Fatal(dest_error(std::path::Path::new(&key), e)))?;
         let url = mime_url(self.client, user_id, &meta.id);
+        let mut rebuilt = None;
         let bytes = match self
             .client
             .download(pacer, &url, &mut delivery, on_throttle)
@@ -1309,8 +1445,19 @@ impl MailboxRun<'_> {
         {
             Ok(bytes) => bytes,
             Err(e) => {
-                delivery.abandon().await;
-                return Err(graph_failure(e, skip));
+                let made = self
+                    .rebuild_undownloadable(pacer, user_id, meta, e, &mut delivery, on_throttle)
+                    .await;
+                match made {
+                    Ok((bytes, report)) => {
+                        rebuilt = Some(report);
+                        bytes
+                    }
+                    Err(e) => {
+                        delivery.abandon().await;
+                        return Err(e);
+                    }
+                }
             }
         };
         if bytes == 0 {
@@ -1331,6 +1478,7 @@ impl MailboxRun<'_> {
             existed: false,
             created: true,
             hash: None,
+            rebuilt,
             details: MailDetails {
                 message_id: meta.internet_message_id.clone(),
                 header_hash: None,
@@ -1433,12 +1581,16 @@ impl MailboxRun<'_> {
         let spooled = async {
             let mut spool = Spool::new(None).map_err(spool_error)?;
             let url = mime_url(self.client, user_id, &meta.id);
+            let mut rebuilt = None;
             if let Err(e) = self
                 .client
                 .download(pacer, &url, &mut spool, on_throttle)
                 .await
             {
-                return Err(graph_failure(e, skip));
+                let made = self
+                    .rebuild_undownloadable(pacer, user_id, meta, e, &mut spool, on_throttle)
+                    .await?;
+                rebuilt = Some(made.1);
             }
             if spool.is_empty() {
                 return Err(skip("Graph returned an empty MIME body".into()));
@@ -1459,6 +1611,7 @@ impl MailboxRun<'_> {
                 fingerprint,
                 hash,
                 earlier_attempt,
+                rebuilt,
             })
         };
         match spooled.await {

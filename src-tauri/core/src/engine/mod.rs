@@ -12,6 +12,7 @@ mod mail;
 mod mailboxes;
 mod plan;
 mod preflight;
+mod rebuild;
 pub mod report;
 mod spool;
 mod verify;
@@ -374,6 +375,8 @@ pub struct RunOptions {
     pub outage_wait: std::time::Duration,
     /// Message bodies downloading at once across the run (`[run] max_downloads`).
     pub max_downloads: usize,
+    /// Migrate system folders too (`[run] include_system_folders`; off by default).
+    pub include_system_folders: bool,
 }
 
 impl RunOptions {
@@ -394,6 +397,7 @@ impl RunOptions {
             limits: run.limits(),
             outage_wait: run.outage_wait,
             max_downloads: run.max_downloads,
+            include_system_folders: run.include_system_folders,
         }
     }
 }
@@ -410,6 +414,7 @@ impl Default for RunOptions {
             limits: DateLimits::default(),
             outage_wait: crate::config::DEFAULT_OUTAGE_WAIT,
             max_downloads: crate::graph::client::DEFAULT_MAX_DOWNLOADS,
+            include_system_folders: false,
         }
     }
 }
@@ -737,6 +742,7 @@ async fn run_locked(
                         mirror_deletions,
                         limits: options.limits,
                         outage_wait: options.outage_wait,
+                        include_system_folders: options.include_system_folders,
                     };
                     mail.migrate(&user).await?
                 } else {

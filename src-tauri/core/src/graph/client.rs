@@ -381,10 +381,16 @@ impl GraphClient {
                 after: retry_after,
                 error,
             },
+            // Refused for good, the same on every attempt (graph::mail::undownloadable).
+            500 if code_is(&error, super::mail::MIME_CONVERSION_FAILED) => Verdict::Fail(error),
             500 | 502 | 504 => Verdict::Retry { after: None, error },
             _ => Verdict::Fail(error),
         }
     }
+}
+
+fn code_is(e: &GraphError, wanted: &str) -> bool {
+    matches!(e, GraphError::Status { code, .. } if code.eq_ignore_ascii_case(wanted))
 }
 
 /// A broken connection or body: transient, retried with backoff.

@@ -1,13 +1,13 @@
 //! Mail folders and messages of one mailbox.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use super::client::{GraphClient, GraphError};
 use super::pacer::Pacer;
 pub use super::paging::{is_own_link, is_sync_reset};
 use super::paging::{removed_id, DeltaRound, Pages};
-use super::types::{MailFolder, MessageMeta, MESSAGE_SELECT};
+use super::types::{ItemBody, MailFolder, MessageMeta, Recipient, MESSAGE_SELECT};
 
 /// Well-known folders the destinations map to their own special folders. Graph accepts these
 /// names in place of a folder id, whatever the mailbox's language (resources/mailfolder.md).
@@ -18,6 +18,34 @@ pub const MAPPED_WELL_KNOWN: [&str; 6] = [
     "deleteditems",
     "junkemail",
     "archive",
+];
+
+/// System folders by well-known name (resources/mailfolder.md): what they hold is the mail
+/// client's, not the user's mail. `outbox` holds only what is waiting to be sent;
+/// `syncissues` and its children (`conflicts`, `localfailures`, `serverfailures`) hold
+/// Outlook's sync logs and conflicting copies. Left out with their subfolders unless
+/// `[run] include_system_folders` is set.
+pub const SYSTEM_WELL_KNOWN: [&str; 2] = ["outbox", "syncissues"];
+
+/// Hidden system folders without a well-known name, by display name (English; matched only on
+/// a folder Graph marks `isHidden`, so a user's own folder of that name stays). They hold
+/// items that are not the user's mail: Teams compliance records in the hidden Team Chat folder
+/// under Conversation History (office365itpros.com 2019-07-03 "Team Chat folder";
+/// gsexdev.blogspot.com 2018-02), Yammer's items (Yammer Root and its children), attachment
+/// metadata in Files (petri.com "mysterious Files folder"), people metadata, Quick Steps and
+/// conversation actions (Outlook's settings, stored as hidden items). Shared reference graph.md
+/// "Real-service behaviours".
+pub const SYSTEM_HIDDEN_NAMES: [&str; 10] = [
+    "Team Chat",
+    "TeamChat",
+    "TeamsMessagesData",
+    "Yammer Root",
+    "Files",
+    "ExternalContacts",
+    "PersonMetadata",
+    "Quick Step Settings",
+    "Conversation Action Settings",
+    "Social Activity Notifications",
 ];
 
 /// A folder in its tree.
@@ -45,17 +73,47 @@ pub fn segment(raw: &str) -> String {
     out
 }
 
-/// The whole folder tree of a mailbox, hidden folders included and search folders left out
-/// (they hold no items of their own), parents before children. Walks breadth-first without
-/// recursion, so a very deep tree cannot exhaust the stack. Bad entries are returned apart.
+/// The folder tree of a mailbox as migrated by default: [`folder_tree_with`] without the
+/// system folders.
 pub async fn folder_tree(
     client: &GraphClient,
     pacer: &Pacer,
     user_id: &str,
+    on_throttle: impl FnMut(Duration),
+) -> Result<(Vec<FolderNode>, Vec<(String, String)>), GraphError> {
+    folder_tree_with(client, pacer, user_id, false, on_throttle).await
+}
+
+/// The whole folder tree of a mailbox, hidden folders included and search folders left out
+/// (they hold no items of their own), parents before children; system folders
+/// ([`SYSTEM_WELL_KNOWN`], [`SYSTEM_HIDDEN_NAMES`]) and their subfolders only with
+/// `include_system`. A folder the user hid stays. Walks breadth-first without recursion, so
+/// a very deep tree cannot exhaust the stack. Bad entries are returned apart.
+pub async fn folder_tree_with(
+    client: &GraphClient,
+    pacer: &Pacer,
+    user_id: &str,
+    include_system: bool,
     mut on_throttle: impl FnMut(Duration),
 ) -> Result<(Vec<FolderNode>, Vec<(String, String)>), GraphError> {
     let user = segment(user_id);
     let mut well_known: HashMap<String, &'static str> = HashMap::new();
+    let mut system: HashSet<String> = HashSet::new();
+    if !include_system {
+        for name in SYSTEM_WELL_KNOWN {
+            let url = client.url(&format!("/users/{user}/mailFolders/{name}?$select=id"));
+            match client
+                .get_json::<MailFolder>(pacer, &url, &mut on_throttle)
+                .await
+            {
+                Ok(f) => {
+                    system.insert(f.id);
+                }
+                Err(e) if e.status() == Some(404) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
     for name in MAPPED_WELL_KNOWN {
         let url = client.url(&format!("/users/{user}/mailFolders/{name}?$select=id"));
         match client
@@ -89,6 +147,10 @@ pub async fn folder_tree(
             if folder.is_search_folder() {
                 continue;
             }
+            if !include_system && is_system_folder(&folder, &system) {
+                tracing::debug!(folder = %folder.display_name, "system folder left out");
+                continue;
+            }
             let (mut path, under) = match parent {
                 Some(p) => {
                     let parent: &FolderNode = &nodes[p];
@@ -117,6 +179,16 @@ pub async fn folder_tree(
         }
     }
     Ok((nodes, bad))
+}
+
+/// True when `folder` is a system folder: one of `system` (the ids of [`SYSTEM_WELL_KNOWN`]),
+/// or hidden and named as one of [`SYSTEM_HIDDEN_NAMES`].
+pub fn is_system_folder(folder: &MailFolder, system: &HashSet<String>) -> bool {
+    system.contains(&folder.id)
+        || (folder.is_hidden
+            && SYSTEM_HIDDEN_NAMES
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(folder.display_name.trim())))
 }
 
 /// The first page URL of a folder's messages with the fields the migrator needs.
@@ -160,6 +232,25 @@ pub fn message_url(client: &GraphClient, user_id: &str, message_id: &str) -> Str
     ))
 }
 
+/// The URL of where a message lives now, by its immutable id (found wherever it moved in the
+/// mailbox: concepts/outlook-immutable-id.md); 404 once it was deleted.
+pub fn message_location_url(client: &GraphClient, user_id: &str, message_id: &str) -> String {
+    client.url(&format!(
+        "/users/{}/messages/{}?$select=id,parentFolderId",
+        segment(user_id),
+        segment(message_id)
+    ))
+}
+
+/// Where a message lives ([`message_location_url`]).
+#[derive(Debug, Clone, serde::Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageLocation {
+    pub id: String,
+    #[serde(default)]
+    pub parent_folder_id: String,
+}
+
 /// One entry of a message delta round (Graph docs concepts/delta-query-messages.md).
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeltaEntry {
@@ -197,8 +288,9 @@ impl<'de> serde::Deserialize<'de> for DeltaEntry {
 
 /// One delta round of a folder's messages: from `stored` (the deltaLink of the previous
 /// round), else a full round from [`delta_url`]. The last page carries the next deltaLink
-/// ([`DeltaRound::delta_link`]); a stored link Graph no longer knows (410) starts a full
-/// round again ([`DeltaRound::restarted`]).
+/// ([`DeltaRound::delta_link`]); a link whose sync state expired ([`is_sync_reset`]: 410, or a
+/// 4xx naming `syncStateNotFound`, `resyncRequired` or `SyncStateInvalid`) starts a full round
+/// again ([`DeltaRound::restarted`]).
 pub fn delta_round<'a>(
     client: &'a GraphClient,
     pacer: &'a Pacer,
@@ -295,6 +387,161 @@ pub fn mime_url(client: &GraphClient, user_id: &str, message_id: &str) -> String
         segment(user_id),
         segment(message_id)
     ))
+}
+
+/// Why a message's MIME can never be downloaded, when `e` (the answer to its `$value`) says
+/// so; `None` for anything worth retrying on a later pass.
+/// - 500 `ErrorMimeContentConversionFailed`: opaque-signed or encrypted S/MIME, IRM-protected
+///   items and their reports; the same answer on every attempt
+///   (LogicLabs-OU/OpenArchiver#487, shared reference graph.md "Real-service behaviours").
+/// - 504 once the pacer's attempts are spent: very large items, which Exchange gives up on
+///   after about 30 s (msgraph-sdk-dotnet#1477, microsoft-graph-docs-contrib#1220).
+/// - 404: deleted at the source after the delta round listed it.
+pub fn undownloadable(e: &GraphError) -> Option<Undownloadable> {
+    match e {
+        GraphError::Status {
+            status: 500, code, ..
+        } if code.eq_ignore_ascii_case(MIME_CONVERSION_FAILED) => Some(Undownloadable::Conversion),
+        GraphError::Status { status: 504, .. } => Some(Undownloadable::TimedOut),
+        GraphError::Status { status: 404, .. } => Some(Undownloadable::Deleted),
+        _ => None,
+    }
+}
+
+/// The error code of a `$value` Exchange cannot convert to MIME.
+pub const MIME_CONVERSION_FAILED: &str = "ErrorMimeContentConversionFailed";
+
+/// See [`undownloadable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undownloadable {
+    Conversion,
+    TimedOut,
+    Deleted,
+}
+
+impl Undownloadable {
+    /// The reason in the report.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Undownloadable::Conversion => "Graph cannot export its MIME (HTTP 500 ErrorMimeContentConversionFailed: opaque-signed or encrypted S/MIME, or IRM-protected)",
+            Undownloadable::TimedOut => "Graph timed out exporting its MIME (HTTP 504, as for very large items)",
+            Undownloadable::Deleted => "deleted at the source after it was listed (HTTP 404)",
+        }
+    }
+
+    /// True when the message can be rebuilt from its properties and attachments.
+    pub fn rebuildable(self) -> bool {
+        self != Undownloadable::Deleted
+    }
+}
+
+/// What a message is rebuilt from when its MIME cannot be exported: its properties
+/// (resources/message.md; `internetMessageHeaders` only when selected by name).
+#[derive(Debug, Clone, serde::Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MessageExport {
+    pub id: String,
+    pub subject: Option<String>,
+    pub from: Option<Recipient>,
+    pub sender: Option<Recipient>,
+    pub to_recipients: Vec<Recipient>,
+    pub cc_recipients: Vec<Recipient>,
+    pub bcc_recipients: Vec<Recipient>,
+    pub reply_to: Vec<Recipient>,
+    pub sent_date_time: Option<String>,
+    pub received_date_time: Option<String>,
+    pub internet_message_id: Option<String>,
+    pub internet_message_headers: Vec<MessageHeader>,
+    pub body: Option<ItemBody>,
+    pub has_attachments: bool,
+}
+
+/// `internetMessageHeader`.
+#[derive(Debug, Clone, serde::Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct MessageHeader {
+    pub name: String,
+    pub value: String,
+}
+
+/// One attachment of a message, without its bytes (api/message-list-attachments.md).
+#[derive(Debug, Clone, serde::Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AttachmentMeta {
+    /// `#microsoft.graph.fileAttachment`, `itemAttachment` or `referenceAttachment`.
+    #[serde(rename = "@odata.type")]
+    pub odata_type: Option<String>,
+    pub id: String,
+    pub name: Option<String>,
+    pub content_type: Option<String>,
+    pub size: u64,
+    pub is_inline: bool,
+}
+
+impl AttachmentMeta {
+    /// A link to a file elsewhere (OneDrive, SharePoint): it has no bytes here, and `$value`
+    /// answers 405 (api/attachment-get.md).
+    pub fn is_reference(&self) -> bool {
+        self.odata_type
+            .as_deref()
+            .is_some_and(|t| t.ends_with("referenceAttachment"))
+    }
+
+    /// An attached Outlook item: its `$value` is MIME for a message, a vCard for a contact,
+    /// iCalendar for an event (api/attachment-get.md).
+    pub fn is_item(&self) -> bool {
+        self.odata_type
+            .as_deref()
+            .is_some_and(|t| t.ends_with("itemAttachment"))
+    }
+}
+
+/// The URL of what a message is rebuilt from ([`MessageExport`]).
+pub fn export_url(client: &GraphClient, user_id: &str, message_id: &str) -> String {
+    client.url(&format!(
+        "/users/{}/messages/{}?$select=subject,from,sender,toRecipients,ccRecipients,bccRecipients,replyTo,sentDateTime,receivedDateTime,internetMessageId,internetMessageHeaders,body,hasAttachments",
+        segment(user_id),
+        segment(message_id)
+    ))
+}
+
+/// The URL listing a message's attachments without their bytes.
+pub fn attachments_url(client: &GraphClient, user_id: &str, message_id: &str) -> String {
+    client.url(&format!(
+        "/users/{}/messages/{}/attachments?$select=id,name,contentType,size,isInline&$top=100",
+        segment(user_id),
+        segment(message_id)
+    ))
+}
+
+/// The URL of one attachment's raw bytes (`$value`, api/attachment-get.md).
+pub fn attachment_value_url(
+    client: &GraphClient,
+    user_id: &str,
+    message_id: &str,
+    attachment_id: &str,
+) -> String {
+    client.url(&format!(
+        "/users/{}/messages/{}/attachments/{}/$value",
+        segment(user_id),
+        segment(message_id),
+        segment(attachment_id)
+    ))
+}
+
+/// A message's attachments, without their bytes.
+pub async fn attachments(
+    client: &GraphClient,
+    pacer: &Pacer,
+    user_id: &str,
+    message_id: &str,
+    on_throttle: impl FnMut(Duration),
+) -> Result<Vec<AttachmentMeta>, GraphError> {
+    let url = attachments_url(client, user_id, message_id);
+    let page = Pages::<AttachmentMeta>::new(client, pacer, url)
+        .collect(on_throttle)
+        .await?;
+    Ok(page.items)
 }
 
 /// A folder node for unit tests: `name` under `parent`, optionally well-known.

@@ -4,8 +4,9 @@
 //!
 //! [`DeltaRound`] is the one implementation of a delta round for every workload (mail
 //! folders, contact folders, To Do lists, calendars): follow `@odata.nextLink` until the
-//! page carrying `@odata.deltaLink`, and when a stored link is refused with `410 Gone` start
-//! over with a full round (concepts/delta-query-overview.md, "Synchronization reset").
+//! page carrying `@odata.deltaLink`, and when a link's sync state expired (`410 Gone`, or a 4xx
+//! naming `syncStateNotFound`, `resyncRequired` or `SyncStateInvalid`) start over with a full
+//! round (concepts/delta-query-overview.md, "Synchronization reset", "Token duration").
 
 use std::time::Duration;
 
@@ -147,18 +148,35 @@ pub fn is_own_link(client: &GraphClient, link: &str) -> bool {
     link.starts_with(&client.url("/")) || link.starts_with(&client.beta_url("/"))
 }
 
-/// True when Graph answered `410 Gone` to a delta link (`SyncStateNotFound`): the sync state
-/// expired and the collection must be read again in full (concepts/delta-query-overview.md,
-/// "Synchronization reset").
+/// Error codes Graph answers a delta or page link with when the sync state behind it expired
+/// or is not valid: `syncStateNotFound` ("a 40X-series error with error codes such as
+/// syncStateNotFound", learn.microsoft.com/graph/delta-query-overview "Token duration";
+/// microsoft-graph-docs#2350 shows it with 410), `resyncRequired` (learn.microsoft.com/graph/
+/// errors, code table: "the delta token is no longer valid, and the app must reset the sync
+/// state") and `SyncStateInvalid` (a link issued under another id type; alcionai/corso#3176).
+/// Codes compare without case: the docs spell them both ways.
+pub const SYNC_RESET_CODES: [&str; 3] = ["syncStateNotFound", "resyncRequired", "SyncStateInvalid"];
+
+/// True when Graph refused a delta link because its sync state expired or is not valid: any
+/// `410 Gone` (concepts/delta-query-overview.md, "Synchronization reset"), or any other 4xx
+/// carrying one of [`SYNC_RESET_CODES`] (400 `syncStateNotFound` and friends). The collection
+/// must be read again in full.
 pub fn is_sync_reset(e: &GraphError) -> bool {
-    e.status() == Some(410)
+    match e {
+        GraphError::Status { status: 410, .. } => true,
+        GraphError::Status { status, code, .. } if (400..500).contains(status) => SYNC_RESET_CODES
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(code)),
+        _ => false,
+    }
 }
 
 /// One delta round over a collection: from a stored deltaLink (only what changed since), or
 /// from the collection's first delta URL (a full round: every item). Pages follow
 /// `@odata.nextLink`; the last one carries the next round's link ([`DeltaRound::delta_link`]),
-/// which the caller stores once the whole round was applied. A stored link Graph no longer
-/// knows (410) restarts the round from `full_url`, once.
+/// which the caller stores once the whole round was applied. A link Graph no longer knows
+/// ([`is_sync_reset`]: the stored deltaLink, or a nextLink whose state expired while paging,
+/// microsoft-graph-docs#2162) restarts the round from `full_url`, once.
 pub struct DeltaRound<'a, T> {
     client: &'a GraphClient,
     pacer: &'a Pacer,
@@ -197,8 +215,9 @@ impl<'a, T: DeserializeOwned> DeltaRound<'a, T> {
         self.full
     }
 
-    /// True once the stored link was refused (410) and the round started over in full: the
-    /// caller drops the stored link, so a round that fails later does not follow it again.
+    /// True once a link was refused ([`is_sync_reset`]) and the round started over in full:
+    /// the caller drops the stored link (so a round that fails later does not follow it again)
+    /// and forgets what the abandoned pages listed.
     pub fn restarted(&self) -> bool {
         self.restarted
     }
@@ -210,8 +229,8 @@ impl<'a, T: DeserializeOwned> DeltaRound<'a, T> {
     ) -> Option<Result<Page<T>, GraphError>> {
         loop {
             match self.pages.next_page(&mut on_throttle).await? {
-                Err(e) if is_sync_reset(&e) && !self.full => {
-                    tracing::info!("delta link expired (410); full resync");
+                Err(e) if is_sync_reset(&e) && !self.restarted => {
+                    tracing::info!(reason = %e, "delta sync state expired; full resync");
                     self.full = true;
                     self.restarted = true;
                     self.pages = Pages::new(self.client, self.pacer, self.full_url.clone());
