@@ -59,6 +59,8 @@
 //!   ([`engine::preflight`]), the plan ([`engine::plan()`]), the report ([`engine::report`]),
 //!   pause/resume/stop ([`engine::RunControl`]).
 //! - [`progress`]: the event stream, [`progress::Reporter`], counters.
+//! - [`private_files`]: files and folders that hold passwords or mail: no symbolic link
+//!   followed, owned by the running user, private; directories synced after a rename.
 
 pub mod config;
 pub mod convert;
@@ -67,5 +69,6 @@ pub mod engine;
 pub mod error;
 pub mod graph;
 pub mod journal;
+pub mod private_files;
 pub mod progress;
 pub mod secrets;
