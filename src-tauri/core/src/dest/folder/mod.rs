@@ -376,32 +376,41 @@ mod tests {
         assert_eq!(reopened.len(), 1);
     }
 
+    /// A mailbox in `dir` with its INBOX and a folder `.Other`.
+    fn inbox_and_other(dir: &Path) -> (Mailbox, Folder, Folder) {
+        let mailbox = FolderStore::open(dir).unwrap().mailbox("a@b.c").unwrap();
+        let inbox = mailbox.folder("").unwrap();
+        let other = mailbox.folder(".Other").unwrap();
+        (mailbox, inbox, other)
+    }
+
+    /// Delivers one message (source id `m1`) into `folder`: its key and file name.
+    async fn deliver_one(folder: &mut Folder) -> (String, DestRef) {
+        let key = Folder::key_for("m1");
+        let mut d = folder.deliver(&key).await.unwrap();
+        d.write(b"Subject: x\r\n\r\nbody").await.unwrap();
+        let dest = d
+            .commit(&MailFlags::default(), 1_700_000_000)
+            .await
+            .unwrap();
+        folder.remember(key.clone(), &dest);
+        (key, dest)
+    }
+
     #[tokio::test]
     async fn a_delivered_message_is_in_a_synced_directory_before_it_is_reported_done() {
         // A kill between the rename and the journal's "done" must not lose the message after
         // the journal said done: commit returns (and the engine journals) only once `cur/` is
         // synced, so the rename is on disk.
         let dir = tempfile::tempdir().unwrap();
-        let mailbox = FolderStore::open(dir.path())
-            .unwrap()
-            .mailbox("a@b.c")
-            .unwrap();
-        let mut inbox = mailbox.folder("").unwrap();
-        let mut other = mailbox.folder(".Other").unwrap();
+        let (mailbox, mut inbox, mut other) = inbox_and_other(dir.path());
         let (cur, other_cur) = (
             mailbox.path().join("cur"),
             mailbox.path().join(".Other/cur"),
         );
         let before = crate::private_files::synced::count(&cur);
-        let key = Folder::key_for("m1");
-        let mut d = inbox.deliver(&key).await.unwrap();
-        d.write(b"Subject: x\r\n\r\nbody").await.unwrap();
-        let dest = d
-            .commit(&MailFlags::default(), 1_700_000_000)
-            .await
-            .unwrap();
+        let (key, _) = deliver_one(&mut inbox).await;
         assert_eq!(crate::private_files::synced::count(&cur), before + 1);
-        inbox.remember(key.clone(), &dest);
         let seen = MailFlags {
             seen: true,
             ..Default::default()
@@ -447,20 +456,8 @@ mod tests {
     #[tokio::test]
     async fn flags_moves_and_deletions_rename_or_remove_one_file() {
         let dir = tempfile::tempdir().unwrap();
-        let mailbox = FolderStore::open(dir.path())
-            .unwrap()
-            .mailbox("a@b.c")
-            .unwrap();
-        let mut inbox = mailbox.folder("").unwrap();
-        let mut other = mailbox.folder(".Other").unwrap();
-        let key = Folder::key_for("m1");
-        let mut d = inbox.deliver(&key).await.unwrap();
-        d.write(b"Subject: x\r\n\r\nbody").await.unwrap();
-        let dest = d
-            .commit(&MailFlags::default(), 1_700_000_000)
-            .await
-            .unwrap();
-        inbox.remember(key.clone(), &dest);
+        let (mailbox, mut inbox, mut other) = inbox_and_other(dir.path());
+        let (key, dest) = deliver_one(&mut inbox).await;
         // A mail client marked it answered (R) meanwhile: the letter stays.
         let answered = dest.0.replace(":2,", ":2,R");
         std::fs::rename(
