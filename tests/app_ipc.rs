@@ -146,6 +146,16 @@ fn validate_source_names_each_bad_field() {
     )
     .unwrap();
     assert_eq!(ok, json!([]));
+
+    // The core's parsed-URL check: a host that only starts like loopback is not loopback.
+    let hostile = invoke(
+        "validate_source",
+        json!({"source": {"tenantId": "contoso.onmicrosoft.com",
+                          "clientId": "00000000-0000-0000-0000-000000000001", "cloud": "global",
+                          "loginUrl": "http://localhost.evil.example", "allowPlaintextLoopback": true}}),
+    )
+    .unwrap();
+    assert_eq!(hostile[0]["field"], "loginUrl", "{hostile}");
 }
 
 #[test]
