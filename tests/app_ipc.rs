@@ -146,6 +146,16 @@ fn validate_source_names_each_bad_field() {
     )
     .unwrap();
     assert_eq!(ok, json!([]));
+
+    // The core's parsed-URL check: a host that only starts like loopback is not loopback.
+    let hostile = invoke(
+        "validate_source",
+        json!({"source": {"tenantId": "contoso.onmicrosoft.com",
+                          "clientId": "00000000-0000-0000-0000-000000000001", "cloud": "global",
+                          "loginUrl": "http://localhost.evil.example", "allowPlaintextLoopback": true}}),
+    )
+    .unwrap();
+    assert_eq!(hostile[0]["field"], "loginUrl", "{hostile}");
 }
 
 #[test]
@@ -194,9 +204,9 @@ async fn test_connection_lists_permissions_or_gives_entra_advice() {
         .await
         .unwrap();
     let source = json!({"tenantId": sim.tenant_id(), "clientId": sim.client_id(), "cloud": "global",
-                        "loginUrl": sim.url(), "graphUrl": sim.url()});
+                        "loginUrl": sim.url(), "graphUrl": sim.url(), "allowPlaintextLoopback": true});
     let app = TestApp::new();
-    let account = format!("{}/{}", sim.tenant_id(), sim.client_id());
+    let account = sim_account(&sim);
     let missing = app
         .invoke_blocking("test_connection", json!({"source": source}))
         .unwrap_err();
@@ -531,17 +541,19 @@ async fn tenant_app() -> (migrator_sim::SimServer, Value, TestApp) {
     (sim, source, app)
 }
 
+/// The account of the simulator's client secret: bound to its login host.
+fn sim_account(sim: &migrator_sim::SimServer) -> String {
+    let host = sim.url().trim_start_matches("http://").to_string();
+    format!("{}/{}@{host}", sim.tenant_id(), sim.client_id())
+}
+
 /// The simulator's source settings as the UI sends them, and an app holding its client
 /// secret in the (mock) keychain.
 fn app_for(sim: &migrator_sim::SimServer) -> (Value, TestApp) {
     let source = json!({"tenantId": sim.tenant_id(), "clientId": sim.client_id(), "cloud": "global",
-                        "loginUrl": sim.url(), "graphUrl": sim.url()});
+                        "loginUrl": sim.url(), "graphUrl": sim.url(), "allowPlaintextLoopback": true});
     let app = TestApp::new();
-    app.store(
-        "graphClientSecret",
-        format!("{}/{}", sim.tenant_id(), sim.client_id()),
-        sim.client_secret(),
-    );
+    app.store("graphClientSecret", sim_account(sim), sim.client_secret());
     (source, app)
 }
 
@@ -702,11 +714,7 @@ async fn a_real_run_streams_its_events_and_no_secret_reaches_them() {
     assert_eq!(again.totals.failed, 0);
 
     // A wrong stored secret: the error names the problem, never the value.
-    app.store(
-        "graphClientSecret",
-        format!("{}/{}", sim.tenant_id(), sim.client_id()),
-        "Wr0ng~secret.value",
-    );
+    app.store("graphClientSecret", sim_account(&sim), "Wr0ng~secret.value");
     let err = migrate(
         places,
         out.path(),

@@ -8,8 +8,8 @@
 use std::process::Command;
 
 use migrator_core::secrets::{
-    dest_admin_password_entry, graph_client_secret_entry, KeyringStore, Secret, SecretStore,
-    KEYCHAIN_SERVICE,
+    dest_admin_password_entry, graph_client_secret_entry, graph_client_secret_entry_at,
+    KeyringStore, Secret, SecretStore, KEYCHAIN_SERVICE,
 };
 
 fn secret_tool_lookup(entry: &str) -> Option<String> {
@@ -95,7 +95,7 @@ async fn the_cli_reads_the_client_secret_the_app_stored() {
     std::fs::write(
         &config,
         format!(
-            "[source]\ntenant_id = \"{}\"\nclient_id = \"{}\"\nlogin_url = \"{}\"\ngraph_url = \"{}\"\n\n\
+            "[source]\ntenant_id = \"{}\"\nclient_id = \"{}\"\nlogin_url = \"{}\"\ngraph_url = \"{}\"\nallow_plaintext_loopback = true\n\n\
              [destination]\nkind = \"folder\"\npath = \"{}\"\n",
             sim.tenant_id(),
             sim.client_id(),
@@ -115,7 +115,9 @@ async fn the_cli_reads_the_client_secret_the_app_stored() {
                 .expect("m365-migrate runs")
         })
     };
-    let entry = graph_client_secret_entry(sim.tenant_id(), sim.client_id());
+    // The entry of a secret for the simulator's login host (bound to it, not the default).
+    let host = sim.url().trim_start_matches("http://").to_string();
+    let entry = graph_client_secret_entry_at(sim.tenant_id(), sim.client_id(), Some(&host));
     keychain.delete(&entry).unwrap();
     let without = check(cli.clone(), config.clone()).await.unwrap();
     assert_eq!(without.status.code(), Some(2));

@@ -16,7 +16,7 @@ use migrator_core::graph::permissions::PermissionStatus;
 use migrator_core::progress::Reporter;
 use migrator_core::progress::{ProgressEvent, RunSummary};
 use migrator_core::secrets::{
-    dest_admin_password_entry, graph_client_secret_entry, Secret, SecretStore, SecretStoreError,
+    dest_admin_password_entry, graph_client_secret_entry_at, Secret, SecretStore, SecretStoreError,
 };
 use serde::{Deserialize, Serialize};
 use tauri::ipc::Channel;
@@ -76,6 +76,14 @@ pub(crate) fn validate_source(source: SourceConfig) -> Vec<FieldError> {
             "Enter the Application (client) ID: a GUID from the app registration's Overview page.",
         );
     }
+    if let Err(e) = source.check_endpoints() {
+        let field = if e.key == "login_url" {
+            "loginUrl"
+        } else {
+            "graphUrl"
+        };
+        push(field, &e.message);
+    }
     errors
 }
 
@@ -93,8 +101,9 @@ pub(crate) async fn test_connection(
 
 // --- Secrets ------------------------------------------------------------------------------
 
-/// Which secret: an app registration's client secret (account `<tenant>/<client>`) or a
-/// destination administrator's password (account `<host>/<user>`).
+/// Which secret: an app registration's client secret (account `<tenant>/<client>`, or
+/// `<tenant>/<client>@<host[:port]>` for an overriding login URL) or a destination
+/// administrator's password (account `<host>/<user>`).
 #[derive(Debug, Clone, Copy, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 #[ts(export)]
@@ -127,7 +136,11 @@ fn secret_entry(kind: SecretKind, account: &str) -> Result<String, IpcError> {
             )
         })?;
     Ok(match kind {
-        SecretKind::GraphClientSecret => graph_client_secret_entry(a, b),
+        // `<tenant>/<client>@<host[:port]>`: a secret for an overriding login_url.
+        SecretKind::GraphClientSecret => match b.split_once('@') {
+            Some((client, host)) => graph_client_secret_entry_at(a, client, Some(host)),
+            None => graph_client_secret_entry_at(a, b, None),
+        },
         SecretKind::DestAdminPassword => dest_admin_password_entry(a, b),
     })
 }
@@ -230,8 +243,7 @@ async fn stored_secret(
 
 /// The client secret stored for `source`'s app registration.
 async fn client_secret(places: SecretPlaces, source: &SourceConfig) -> Result<Secret, IpcError> {
-    let entry = graph_client_secret_entry(&source.tenant_id, &source.client_id);
-    stored_secret(places, entry, "client secret").await
+    stored_secret(places, source.client_secret_entry(), "client secret").await
 }
 
 // --- Destination ----------------------------------------------------------------------------
@@ -1174,6 +1186,7 @@ pub(crate) fn demo_source(sim: &migrator_sim::SimServer) -> (SourceConfig, Secre
             cloud: Cloud::Global,
             login_url: Some(sim.url()),
             graph_url: Some(sim.url()),
+            allow_plaintext_loopback: Some(true),
         },
         Secret::new(sim.client_secret()),
     )

@@ -17,9 +17,7 @@ use migrator_core::engine::{
 };
 use migrator_core::journal::Journal;
 use migrator_core::progress::RunSummary;
-use migrator_core::secrets::{
-    dest_admin_password_entry, graph_client_secret_entry, KeyringStore, Secret, SecretStore,
-};
+use migrator_core::secrets::{dest_admin_password_entry, KeyringStore, Secret, SecretStore};
 
 /// Exit codes: 0 success, 1 finished with failed items, 2 stopped by a fatal error, 3 another
 /// run holds the state folder (nothing was done: a scheduler may simply try again later).
@@ -250,8 +248,7 @@ fn load(path: &Path) -> anyhow::Result<(FileConfig, Secret, Destination, RunOpti
 /// Loads what reading the source needs: the configuration, the client secret and the options.
 fn load_source(path: &Path) -> anyhow::Result<(FileConfig, Secret, RunOptions)> {
     let config = FileConfig::load(path)?;
-    let client_entry =
-        graph_client_secret_entry(&config.source.tenant_id, &config.source.client_id);
+    let client_entry = config.source_config().client_secret_entry();
     let secret = env_or_keychain(SECRET_ENV, Some(&client_entry)).ok_or_else(|| {
         anyhow::anyhow!(
             "the client secret is not set: export {SECRET_ENV} or store it with the desktop app"
@@ -579,6 +576,7 @@ async fn demo(out: PathBuf, users: u32, messages: u32, quiet: bool) -> anyhow::R
         cloud: Cloud::Global,
         login_url: Some(sim.url()),
         graph_url: Some(sim.url()),
+        allow_plaintext_loopback: Some(true),
     };
     let secret = Secret::new(sim.client_secret());
     let options = RunOptions {

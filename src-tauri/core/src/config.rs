@@ -61,6 +61,11 @@ pub struct SourceConfig {
     #[serde(default)]
     #[ts(optional)]
     pub graph_url: Option<String>,
+    /// Allows `http://` overrides to a literal loopback address (the simulator, an SSH
+    /// tunnel); otherwise both hosts must be `https://`.
+    #[serde(default)]
+    #[ts(optional)]
+    pub allow_plaintext_loopback: Option<bool>,
 }
 
 impl SourceConfig {
@@ -72,6 +77,97 @@ impl SourceConfig {
     /// The Graph host in effect, without a trailing slash.
     pub fn graph_base(&self) -> String {
         trim(self.graph_url.as_deref().unwrap_or(self.cloud.graph_url()))
+    }
+
+    /// Checks `login_url` and `graph_url` (both receive the client secret or its tokens)
+    /// with [`check_endpoint`]. The error names the key.
+    pub fn check_endpoints(&self) -> Result<(), EndpointError> {
+        let allow = self.allow_plaintext_loopback.unwrap_or(false);
+        for (key, url) in [
+            ("login_url", &self.login_url),
+            ("graph_url", &self.graph_url),
+        ] {
+            if let Some(url) = url {
+                check_endpoint(url, allow).map_err(|message| EndpointError { key, message })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The keychain entry of this app registration's client secret, bound to the login host
+    /// the secret is sent to: a Microsoft cloud's own login host keeps the entry name it always
+    /// had ([`crate::secrets::graph_client_secret_entry`]); an overriding `login_url` has
+    /// entries of its own, so a secret saved for one host is never sent to another.
+    pub fn client_secret_entry(&self) -> String {
+        crate::secrets::graph_client_secret_entry_at(
+            &self.tenant_id,
+            &self.client_id,
+            self.login_host_override().as_deref(),
+        )
+    }
+
+    /// `host[:port]` of an overriding `login_url` (lower-case); `None` when the login host in
+    /// effect is one of the Microsoft clouds' own.
+    pub fn login_host_override(&self) -> Option<String> {
+        let base = self.login_base();
+        let own = [
+            Cloud::Global,
+            Cloud::UsGovHigh,
+            Cloud::UsGovDod,
+            Cloud::China,
+        ]
+        .iter()
+        .any(|c| c.login_url().eq_ignore_ascii_case(&base));
+        if own {
+            return None;
+        }
+        Some(match url::Url::parse(&base) {
+            Ok(u) => match (u.host_str(), u.port()) {
+                (Some(host), Some(port)) => format!("{host}:{port}"),
+                (Some(host), None) => host.to_string(),
+                (None, _) => base.to_lowercase(),
+            },
+            Err(_) => base.to_lowercase(),
+        })
+    }
+}
+
+/// An endpoint override that would send a credential somewhere unsafe.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct EndpointError {
+    /// The setting, e.g. `login_url`.
+    pub key: &'static str,
+    pub message: String,
+}
+
+/// Checks a URL that will receive a credential, as a parsed URL (never by its text's prefix,
+/// which `http://127.0.0.1@evil.example` and `http://localhost.evil.example` pass): it needs a
+/// host and no user name or password in it, and `https`; `http` only when
+/// `allow_plaintext_loopback` is set and the host is a literal loopback address (`127.0.0.0/8`
+/// or `[::1]`, not a name: a name is whatever the resolver says).
+pub fn check_endpoint(url: &str, allow_plaintext_loopback: bool) -> Result<url::Url, String> {
+    let parsed = url::Url::parse(url.trim()).map_err(|e| format!("'{url}' is not a URL ({e})"))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!(
+            "'{url}' has a user name or password in it: leave them out"
+        ));
+    }
+    let loopback = match parsed.host() {
+        None => return Err(format!("'{url}' has no host")),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(_)) => false,
+    };
+    match parsed.scheme() {
+        "https" => Ok(parsed),
+        "http" if loopback && allow_plaintext_loopback => Ok(parsed),
+        "http" if loopback => Err(format!(
+            "'{url}' is plain http: set allow_plaintext_loopback = true to allow it to a loopback address"
+        )),
+        _ => Err(format!(
+            "'{url}' must be https:// (plain http only to a literal loopback address such as 127.0.0.1, with allow_plaintext_loopback = true)"
+        )),
     }
 }
 
@@ -127,6 +223,7 @@ mod tests {
             cloud: Cloud::China,
             login_url: None,
             graph_url: Some("http://127.0.0.1:9/".into()),
+            allow_plaintext_loopback: None,
         };
         assert_eq!(c.login_base(), "https://login.chinacloudapi.cn");
         assert_eq!(c.graph_base(), "http://127.0.0.1:9");
@@ -185,6 +282,9 @@ pub struct FileSource {
     pub cloud: Cloud,
     pub login_url: Option<String>,
     pub graph_url: Option<String>,
+    /// Allows `http://` login and Graph URLs to a literal loopback address.
+    #[serde(default)]
+    pub allow_plaintext_loopback: bool,
 }
 
 /// `[destination]`, selected by `kind`.
@@ -825,22 +925,12 @@ impl FileConfig {
                 format!("'{}' is not a GUID", config.source.client_id),
             ));
         }
-        for (key, url) in [
-            ("source.login_url", &config.source.login_url),
-            ("source.graph_url", &config.source.graph_url),
-        ] {
-            if let Some(url) = url {
-                if !(url.starts_with("https://")
-                    || url.starts_with("http://127.0.0.1")
-                    || url.starts_with("http://localhost")
-                    || url.starts_with("http://[::1]"))
-                {
-                    return Err(invalid(
-                        key,
-                        format!("'{url}' must be an https:// URL (plain http only on loopback)"),
-                    ));
-                }
-            }
+        if let Err(e) = config.source_config().check_endpoints() {
+            let key = match e.key {
+                "login_url" => "source.login_url",
+                _ => "source.graph_url",
+            };
+            return Err(invalid(key, e.message));
         }
         if let DestinationConfig::Imap {
             host,
@@ -926,15 +1016,8 @@ impl FileConfig {
                 ("destination.webdav_url", webdav_url),
             ] {
                 if let Some(url) = url {
-                    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-                        .iter()
-                        .any(|p| url.starts_with(p));
-                    if !(url.starts_with("https://") || (loopback && *allow_plaintext_loopback)) {
-                        return Err(invalid(
-                            key,
-                            format!("'{url}' must be https:// (plain http only to loopback with allow_plaintext_loopback = true)"),
-                        ));
-                    }
+                    check_endpoint(url, *allow_plaintext_loopback)
+                        .map_err(|message| invalid(key, message))?;
                 }
             }
             if *imap_security == ImapSecurity::Plain && !allow_plaintext_loopback {
@@ -1020,6 +1103,7 @@ impl FileConfig {
             cloud: self.source.cloud,
             login_url: self.source.login_url.clone(),
             graph_url: self.source.graph_url.clone(),
+            allow_plaintext_loopback: Some(self.source.allow_plaintext_loopback),
         }
     }
 }
@@ -1256,6 +1340,79 @@ exclude = ["Room-1@contoso.com"]
         std::fs::write(&file, "adele@contoso.com,ok\nbroken-line-s3cret\n").unwrap();
         let e = read_accounts_csv(&file).unwrap_err().to_string();
         assert!(e.contains("line 2") && !e.contains("s3cret"), "{e}");
+    }
+
+    #[test]
+    fn login_and_graph_urls_that_only_look_like_loopback_are_refused() {
+        let with = |source_lines: &str| {
+            FileConfig::parse(
+                &GOOD.replace("cloud = \"usGovHigh\"", source_lines),
+                Path::new("m.toml"),
+            )
+        };
+        for (lines, key) in [
+            (
+                "login_url = \"http://localhost.evil.example\"",
+                "source.login_url",
+            ),
+            (
+                "login_url = \"http://127.0.0.1@evil.example\"",
+                "source.login_url",
+            ),
+            (
+                "login_url = \"http://127.0.0.1.evil.example/\"\nallow_plaintext_loopback = true",
+                "source.login_url",
+            ),
+            (
+                "login_url = \"http://localhost.evil.example\"\nallow_plaintext_loopback = true",
+                "source.login_url",
+            ),
+            (
+                "login_url = \"https://admin:pw@login.example\"",
+                "source.login_url",
+            ),
+            ("graph_url = \"http://[::1]:8080\"", "source.graph_url"),
+            ("graph_url = \"http://127.0.0.1:8080\"", "source.graph_url"),
+            ("graph_url = \"ftp://graph.example\"", "source.graph_url"),
+        ] {
+            let e = with(lines).unwrap_err().to_string();
+            assert!(e.contains(key), "{lines}: {e}");
+        }
+        for lines in [
+            "login_url = \"https://login.example/\"\ngraph_url = \"https://graph.example\"",
+            "login_url = \"http://127.0.0.1:9\"\ngraph_url = \"http://[::1]:9/\"\nallow_plaintext_loopback = true",
+        ] {
+            with(lines).unwrap_or_else(|e| panic!("{lines}: {e}"));
+        }
+    }
+
+    #[test]
+    fn the_client_secret_entry_is_bound_to_the_login_host() {
+        let mut source = SourceConfig {
+            tenant_id: "Contoso.com".into(),
+            client_id: "ABC".into(),
+            cloud: Cloud::Global,
+            login_url: None,
+            graph_url: None,
+            allow_plaintext_loopback: None,
+        };
+        // Entries saved before hosts were bound keep working for Microsoft's own hosts.
+        let default = "graph-client-secret:contoso.com/abc";
+        assert_eq!(source.client_secret_entry(), default);
+        source.cloud = Cloud::China;
+        assert_eq!(source.client_secret_entry(), default);
+        source.login_url = Some("https://login.microsoftonline.com/".into());
+        assert_eq!(source.client_secret_entry(), default);
+        source.login_url = Some("https://Login.Proxy.example:8443/base".into());
+        assert_eq!(
+            source.client_secret_entry(),
+            "graph-client-secret:contoso.com/abc@login.proxy.example:8443"
+        );
+        source.login_url = Some("http://127.0.0.1:4000".into());
+        assert_eq!(
+            source.client_secret_entry(),
+            "graph-client-secret:contoso.com/abc@127.0.0.1:4000"
+        );
     }
 
     #[test]
@@ -1547,6 +1704,16 @@ domain_map = { "contoso.onmicrosoft.com" = "contoso.com" }
                 "credentials_report",
             ),
             ("host =", "disabled_users = \"delete\"\nhost =", "delete"),
+            (
+                "host =",
+                "api_url = \"http://localhost.evil.example/\"\nallow_plaintext_loopback = true\nhost =",
+                "destination.api_url",
+            ),
+            (
+                "host =",
+                "webdav_url = \"http://127.0.0.1@evil.example/\"\nallow_plaintext_loopback = true\nhost =",
+                "destination.webdav_url",
+            ),
         ];
         for (from, to, key) in cases {
             let e = FileConfig::parse(&ICEWARP.replace(from, to), Path::new("m.toml"))

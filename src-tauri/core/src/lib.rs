@@ -68,6 +68,8 @@
 //!   ([`engine::preflight`]), the plan ([`engine::plan()`]), the report ([`engine::report`]),
 //!   pause/resume/stop ([`engine::RunControl`]).
 //! - [`progress`]: the event stream, [`progress::Reporter`], counters.
+//! - [`private_files`]: files and folders that hold passwords or mail: no symbolic link
+//!   followed, owned by the running user, private; directories synced after a rename.
 
 pub mod config;
 pub mod convert;
@@ -77,5 +79,6 @@ pub mod error;
 pub mod graph;
 pub mod http;
 pub mod journal;
+pub mod private_files;
 pub mod progress;
 pub mod secrets;

@@ -48,6 +48,22 @@ pub fn graph_client_secret_entry(tenant_id: &str, client_id: &str) -> String {
     )
 }
 
+/// The keychain entry of a client secret saved for the login host `login_host` (`host[:port]`
+/// of an overriding `login_url`): `graph-client-secret:<tenant>/<client>@<login_host>`, or for
+/// `None` (a Microsoft cloud's own login host) [`graph_client_secret_entry`], the name entries
+/// had before they were bound to a host. See [`crate::config::SourceConfig::client_secret_entry`].
+pub fn graph_client_secret_entry_at(
+    tenant_id: &str,
+    client_id: &str,
+    login_host: Option<&str>,
+) -> String {
+    let entry = graph_client_secret_entry(tenant_id, client_id);
+    match login_host {
+        Some(host) => format!("{entry}@{}", host.trim().to_lowercase()),
+        None => entry,
+    }
+}
+
 /// The keychain entry of a destination administrator's password:
 /// `dest-admin-password:<host>/<user>` (trimmed, lower-case).
 pub fn dest_admin_password_entry(host: &str, user: &str) -> String {

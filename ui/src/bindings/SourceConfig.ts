@@ -21,4 +21,9 @@ loginUrl?: string,
 /**
  * Overrides the cloud's Graph host.
  */
-graphUrl?: string, };
+graphUrl?: string, 
+/**
+ * Allows `http://` overrides to a literal loopback address (the simulator, an SSH
+ * tunnel); otherwise both hosts must be `https://`.
+ */
+allowPlaintextLoopback?: boolean, };

@@ -452,6 +452,7 @@ mod tests {
             cloud: crate::config::Cloud::Global,
             login_url: None,
             graph_url: None,
+            allow_plaintext_loopback: None,
         };
         let secret = Secret::new("s");
         let options = RunOptions::default();

@@ -299,6 +299,10 @@ impl Report {
         let mut h = String::with_capacity(16 * 1024);
         h.push_str(concat!(
             "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+            // Nothing but the inline styles may load or run, even if an escape were missed
+            // (CSP Level 3, https://www.w3.org/TR/CSP3/#meta-element).
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; ",
+            "style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'\">",
             "<meta name=\"viewport\" content=\"width=device-width\">",
             "<title>M365 Migrator report</title><style>",
             "body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1b1f24;background:#fff}",
@@ -493,12 +497,25 @@ fn write_csv(
     let mut w = csv::Writer::from_path(path).map_err(fail)?;
     w.write_record(header).map_err(fail)?;
     for row in rows {
-        w.write_record(&row).map_err(fail)?;
+        w.write_record(row.iter().map(|cell| inert_cell(cell)))
+            .map_err(fail)?;
     }
     w.flush().map_err(|source| ReportError::Write {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// A CSV cell a spreadsheet shows as text: a cell starting with `=`, `+`, `-`, `@`, tab or
+/// carriage return would be evaluated as a formula (CSV injection), so it gets a leading `'`, as
+/// OWASP advises (<https://owasp.org/www-community/attacks/CSV_Injection>). Folder names, item
+/// ids and failure reasons come from the mailbox and the servers, so they are hostile input.
+fn inert_cell(cell: &str) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell.to_string()
+    }
 }
 
 #[cfg(test)]
@@ -618,6 +635,66 @@ mod tests {
         let failures = std::fs::read_to_string(&files.failures_csv).unwrap();
         assert!(
             failures.contains("bob@contoso.com,INBOX,m5,the server refused it: <too big> & more")
+        );
+    }
+
+    #[test]
+    fn csv_cells_that_spreadsheets_would_evaluate_are_neutralised() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut report = Report::from_journal(&journal_with_items(dir.path())).unwrap();
+        report.users[0].user = "=1+1@contoso.com".into();
+        report.folders[0].folder = "=HYPERLINK(\"http://evil.example\",\"x\")".into();
+        report.failures[0].folder = "+SUM(A1)".into();
+        report.failures[0].item = "-2+3".into();
+        report.failures[0].reason = "@cmd|' /C calc'!A0".into();
+        report.folders[1].folder = "\tTab".into();
+        report.folders[2].folder = "\rReturn".into();
+        let files = report.write(&dir.path().join("report")).unwrap();
+        let cells = |path: &Path| -> Vec<String> {
+            csv::Reader::from_path(path)
+                .unwrap()
+                .records()
+                .flat_map(|r| r.unwrap().iter().map(String::from).collect::<Vec<_>>())
+                .collect()
+        };
+        let users = cells(&files.users_csv);
+        let folders = cells(&files.folders_csv);
+        let failures = cells(&files.failures_csv);
+        assert!(
+            users.contains(&"'=1+1@contoso.com".to_string()),
+            "{users:?}"
+        );
+        for want in [
+            "'=HYPERLINK(\"http://evil.example\",\"x\")",
+            "'\tTab",
+            "'\rReturn",
+        ] {
+            assert!(folders.contains(&want.to_string()), "{folders:?}");
+        }
+        for want in ["'+SUM(A1)", "'-2+3", "'@cmd|' /C calc'!A0"] {
+            assert!(failures.contains(&want.to_string()), "{failures:?}");
+        }
+        for cell in users.iter().chain(&folders).chain(&failures) {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{cell:?}"
+            );
+        }
+        // Plain cells are untouched: numbers, addresses, folder names.
+        assert!(users.contains(&"bob@contoso.com".to_string()));
+        assert!(users.contains(&"4000".to_string()));
+    }
+
+    #[test]
+    fn the_html_report_forbids_scripts_and_remote_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let html = Report::from_journal(&journal_with_items(dir.path()))
+            .unwrap()
+            .html();
+        let head = &html[..html.find("</head>").unwrap()];
+        assert!(
+            head.contains("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'\">"),
+            "{head}"
         );
     }
 

@@ -67,6 +67,9 @@ pub enum AuthError {
     },
     #[error("unexpected answer from the sign-in service: {0}")]
     Protocol(String),
+    /// `login_url` or `graph_url` would carry the secret or a token somewhere unsafe.
+    #[error("{0}")]
+    UnsafeEndpoint(#[from] crate::config::EndpointError),
 }
 
 impl AuthError {
@@ -82,6 +85,7 @@ impl AuthError {
             AuthError::ConditionalAccess => "auth.policy",
             AuthError::Refused { .. } | AuthError::Protocol(_) => "auth.refused",
             AuthError::Unreachable { .. } => "auth.unreachable",
+            AuthError::UnsafeEndpoint(_) => "auth.endpoint",
         }
     }
 }
@@ -219,6 +223,9 @@ impl TokenSource {
         if secret.is_empty() {
             return Err(AuthError::MissingSecret);
         }
+        // The same check as the configuration file's, for every front end (the app sends
+        // its own SourceConfig): the secret never leaves for an unchecked host.
+        source.check_endpoints()?;
         let token_url = format!("{}/{}/oauth2/v2.0/token", source.login_base(), tenant);
         let token_url =
             TokenUrl::new(token_url.clone()).map_err(|_| AuthError::Protocol(token_url))?;
@@ -371,6 +378,7 @@ mod tests {
             cloud: Default::default(),
             login_url: None,
             graph_url: None,
+            allow_plaintext_loopback: None,
         };
         let secret = Secret::new("s3cret-value");
         assert!(matches!(
@@ -385,7 +393,7 @@ mod tests {
         ));
         source.client_id = "00000000-0000-0000-0000-000000000001".into();
         assert!(matches!(
-            TokenSource::new(&source, &Secret::new("  "), http),
+            TokenSource::new(&source, &Secret::new("  "), http.clone()),
             Err(AuthError::MissingSecret)
         ));
     }
@@ -398,6 +406,41 @@ mod tests {
             Duration::from_secs(5)
         );
         assert_eq!(renew_margin(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_token_endpoint_that_only_looks_like_loopback_gets_no_secret() {
+        let http = reqwest::Client::new();
+        let secret = Secret::new("s3cret-value");
+        for (login, graph) in [
+            (
+                "http://localhost.evil.example",
+                "https://graph.microsoft.com",
+            ),
+            (
+                "http://127.0.0.1@evil.example",
+                "https://graph.microsoft.com",
+            ),
+            (
+                "https://login.microsoftonline.com",
+                "http://127.0.0.1.evil.example",
+            ),
+            (
+                "https://user:pw@login.example",
+                "https://graph.microsoft.com",
+            ),
+        ] {
+            let source = SourceConfig {
+                tenant_id: "contoso.com".into(),
+                client_id: "00000000-0000-0000-0000-000000000001".into(),
+                cloud: Default::default(),
+                login_url: Some(login.into()),
+                graph_url: Some(graph.into()),
+                allow_plaintext_loopback: Some(true),
+            };
+            let e = TokenSource::new(&source, &secret, http.clone()).unwrap_err();
+            assert_eq!(e.code(), "auth.endpoint", "{login} {graph}: {e}");
+        }
     }
 
     #[test]

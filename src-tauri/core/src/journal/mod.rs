@@ -10,6 +10,9 @@
 //! destination reference ([`Journal::record_done`]). An item left `pending` by a crash is
 //! reconciled on the next run by asking the destination whether it arrived, before anything is
 //! written again. Each call is its own transaction; SQLite's WAL journal makes it crash-safe.
+//! The records that say an item is done at the destination commit with `synchronous = FULL`,
+//! so they are on disk (power cuts too) before the call returns; each also syncs every record
+//! committed before it.
 //!
 //! The journal never holds secrets: ids, names, sizes, hashes and reasons only.
 
@@ -266,6 +269,30 @@ pub struct ItemTarget<'a> {
 pub struct Journal {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// Commits made through [`Journal::durable`], for the tests.
+    #[cfg(test)]
+    durable_commits: std::sync::atomic::AtomicUsize,
+}
+
+/// The connection, set to `synchronous = FULL` until dropped: in WAL mode NORMAL syncs only at
+/// checkpoints, so a power cut may drop the last commits
+/// (<https://www.sqlite.org/pragma.html#pragma_synchronous>); FULL syncs the WAL at commit.
+/// A lost "done" whose item the destination holds would make the next run re-check it at
+/// best; the destination synced its side first (see `private_files::sync_dir`).
+struct Durable<'a>(std::sync::MutexGuard<'a, Connection>);
+
+impl std::ops::Deref for Durable<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.0
+    }
+}
+
+impl Drop for Durable<'_> {
+    fn drop(&mut self) {
+        // Failing to go back to NORMAL only costs speed (each commit is then synced).
+        let _ = self.0.execute_batch("PRAGMA synchronous = NORMAL");
+    }
 }
 
 /// Writes (and removes) a probe file in the state folder, so a read-only file system or a
@@ -370,6 +397,8 @@ impl Journal {
         conn.execute_batch(&format!(
             // IMMEDIATE: a deferred transaction that reads, then writes while a run commits,
             // fails with SQLITE_BUSY_SNAPSHOT without waiting; this one waits for the lock.
+            // synchronous = NORMAL for most records; the ones that say an item is done commit
+            // with FULL ([`Journal::durable`]).
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
              BEGIN IMMEDIATE; {SCHEMA} {items} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))
@@ -393,6 +422,8 @@ impl Journal {
         Ok(Journal {
             path,
             conn: Mutex::new(conn),
+            #[cfg(test)]
+            durable_commits: Default::default(),
         })
     }
 
@@ -403,6 +434,17 @@ impl Journal {
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A poisoned lock means a panic mid-call; SQLite rolled the statement back.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The connection for a record that says an item is done: its commit is synced to disk
+    /// before the call returns ([`Durable`]).
+    fn durable(&self) -> Result<Durable<'_>, JournalError> {
+        let conn = self.conn();
+        conn.execute_batch("PRAGMA synchronous = FULL")?;
+        #[cfg(test)]
+        self.durable_commits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Durable(conn))
     }
 
     /// Starts a run and returns its id.
@@ -513,7 +555,7 @@ impl Journal {
         size: u64,
         hash: Option<&str>,
     ) -> Result<(), JournalError> {
-        self.conn().execute(
+        self.durable()?.execute(
             "UPDATE items SET state = 'done', dest_ref = ?3, size = ?4, hash = ?5, reason = NULL,
                               moved_from = NULL, updated_at = ?6
              WHERE user_id = ?1 AND source_id = ?2",
@@ -654,7 +696,7 @@ impl Journal {
         done: MailDone<'_>,
     ) -> Result<(), JournalError> {
         let d = done.details;
-        self.conn().execute(
+        self.durable()?.execute(
             "UPDATE items SET state = 'done', dest_ref = ?3, size = ?4, hash = ?5, reason = NULL,
                               message_id = ?6, header_hash = ?7, received = ?8, flags = ?9,
                               created = ?10, gone_from = NULL, seen_run = ?11, updated_at = ?12
@@ -685,7 +727,7 @@ impl Journal {
         dest_ref: &str,
         run: i64,
     ) -> Result<(), JournalError> {
-        self.conn().execute(
+        self.durable()?.execute(
             "UPDATE items SET folder_id = ?3, dest_folder = ?4, dest_ref = ?5, state = 'done',
                               gone_from = NULL, seen_run = ?6, updated_at = ?7
              WHERE user_id = ?1 AND source_id = ?2",
@@ -710,7 +752,7 @@ impl Journal {
         flags: &str,
         dest_ref: &str,
     ) -> Result<(), JournalError> {
-        self.conn().execute(
+        self.durable()?.execute(
             "UPDATE items SET flags = ?3, dest_ref = ?4, updated_at = ?5
              WHERE user_id = ?1 AND source_id = ?2",
             params![user_id, source_id, flags, dest_ref, now()],
@@ -1022,6 +1064,38 @@ mod tests {
             (ItemState::Failed, Some("server said NO"))
         );
         assert_eq!(j.item("u1", "nope").unwrap(), None);
+    }
+
+    #[test]
+    fn a_done_record_is_on_disk_when_the_call_returns() {
+        // NORMAL in WAL mode syncs only at checkpoints: a power cut could drop "done" records
+        // whose items the destination has. Those records commit with FULL, the rest NORMAL.
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let synchronous = |j: &Journal| -> i64 {
+            j.conn()
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap()
+        };
+        let durable = || j.durable_commits.load(std::sync::atomic::Ordering::Relaxed);
+        {
+            let conn = j.durable().unwrap();
+            let inside: i64 = conn
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(inside, 2, "2 is FULL");
+        }
+        assert_eq!(synchronous(&j), 1, "back to NORMAL");
+        let before = durable();
+        let run = j.begin_run().unwrap();
+        j.record_intent(target("m1"), run).unwrap();
+        assert_eq!(durable(), before, "an intent need not be synced");
+        j.record_done("u1", "m1", "1", 10, None).unwrap();
+        assert_eq!(durable(), before + 1);
+        j.record_flags("u1", "m1", "S", "1").unwrap();
+        j.record_moved(target("m1"), "2", run).unwrap();
+        assert_eq!(durable(), before + 3);
+        assert_eq!(synchronous(&j), 1);
     }
 
     #[test]

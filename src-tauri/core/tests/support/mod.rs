@@ -83,13 +83,14 @@ pub fn source_config(sim: &migrator_sim::SimServer) -> migrator_core::config::So
         cloud: migrator_core::config::Cloud::Global,
         login_url: Some(sim.url()),
         graph_url: Some(sim.url()),
+        allow_plaintext_loopback: Some(true),
     }
 }
 
 /// The `[source]` section of a configuration file that reads from `sim`.
 pub fn source_toml(sim: &migrator_sim::SimServer) -> String {
     format!(
-        "[source]\ntenant_id = \"{}\"\nclient_id = \"{}\"\nlogin_url = \"{url}\"\ngraph_url = \"{url}\"\n\n",
+        "[source]\ntenant_id = \"{}\"\nclient_id = \"{}\"\nlogin_url = \"{url}\"\ngraph_url = \"{url}\"\nallow_plaintext_loopback = true\n\n",
         sim.tenant_id(),
         sim.client_id(),
         url = sim.url(),

@@ -104,6 +104,7 @@ async fn run(job: Job) -> anyhow::Result<WorkerResult> {
         cloud: Cloud::Global,
         login_url: Some(job.url.clone()),
         graph_url: Some(job.url.clone()),
+        allow_plaintext_loopback: Some(true),
     };
     let destination = match &job.destination {
         JobDestination::Folder(path) => Destination::Folder(path.clone()),

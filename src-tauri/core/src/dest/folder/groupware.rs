@@ -3,14 +3,15 @@
 //! item, named after its UID. Maildir++ readers ignore these folders (theirs start with `.`).
 //!
 //! A file is written to a temporary name, synced and renamed over the old one, so a crash leaves
-//! either the old or the new version, and rewriting an item never makes a second file.
+//! either the old or the new version, and rewriting an item never makes a second file; the
+//! folder is synced after the rename, before the item is journaled done.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{create_private_dir, Mailbox};
+use super::{create_private_dir, sync_dir, Mailbox};
 use crate::dest::{CollectionKind, DestRef};
 
 /// The longest file or folder name written, in bytes (common file systems allow 255).
@@ -72,6 +73,8 @@ impl CollectionDir {
         file.sync_all()?;
         drop(file);
         std::fs::rename(&tmp, &target)?;
+        // The directory too, so the item is on disk before the caller journals it done.
+        sync_dir(&self.dir)?;
         Ok(DestRef(name))
     }
 
@@ -167,6 +170,20 @@ mod tests {
         work.remove(&first).unwrap();
         work.remove(&first).unwrap();
         assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_written_item_is_in_a_synced_directory_before_it_is_reported_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = FolderStore::open(dir.path())
+            .unwrap()
+            .mailbox("ann@contoso.com")
+            .unwrap()
+            .collection(CollectionKind::Contacts, &[], "c-1")
+            .unwrap();
+        assert_eq!(crate::private_files::synced::count(work.path()), 0);
+        work.put("uid-1", b"BEGIN:VCARD\r\n").unwrap();
+        assert_eq!(crate::private_files::synced::count(work.path()), 1);
     }
 
     #[test]

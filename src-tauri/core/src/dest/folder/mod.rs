@@ -30,6 +30,7 @@ use tokio::io::AsyncWriteExt;
 use super::DestRef;
 use crate::convert::flags::{merge_maildir_info, MailFlags};
 use crate::graph::client::ByteSink;
+use crate::private_files::{create_owned_dir, create_private_dir, sync_dir};
 
 /// A local folder that receives one Maildir++ tree per user.
 #[derive(Debug, Clone)]
@@ -39,18 +40,24 @@ pub struct FolderStore {
 
 impl FolderStore {
     /// Creates `root` if needed (mode 0700 on Unix: it will hold everyone's mail) and checks
-    /// that it is writable, so a bad path is reported before any data moves.
+    /// that it is writable, so a bad path is reported before any data moves. The probe is a
+    /// new file of a random name (`O_EXCL`), so a symbolic link planted in `root` is never
+    /// written through.
     pub fn open(root: &Path) -> std::io::Result<Self> {
         create_private_dir(root)?;
-        let probe = root.join(".m365-migrator-write-test");
-        std::fs::write(&probe, b"ok")?;
-        std::fs::remove_file(&probe)?;
+        tempfile::Builder::new()
+            .prefix(".m365-migrator-write-test")
+            .tempfile_in(root)?
+            .close()?;
         Ok(FolderStore {
             root: root.to_path_buf(),
         })
     }
 
-    /// The Maildir++ root of one user, named after the mailbox address.
+    /// The Maildir++ root of one user, named after the mailbox address. An existing one must
+    /// be a directory of the running user, not a symbolic link (see
+    /// [`crate::private_files::create_owned_dir`]): else that mailbox fails, and no mail goes
+    /// where another user could read it.
     pub fn mailbox(&self, address: &str) -> std::io::Result<Mailbox> {
         let name: String = address
             .trim()
@@ -70,7 +77,7 @@ impl FolderStore {
             name
         };
         let root = self.root.join(name);
-        create_private_dir(&root)?;
+        create_owned_dir(&root)?;
         Ok(Mailbox { root })
     }
 }
@@ -172,6 +179,7 @@ impl Folder {
         let to = self.dir.join("cur").join(&name);
         if to != from {
             std::fs::rename(&from, &to)?;
+            sync_dir(&self.dir.join("cur"))?;
             self.keys.insert(key.to_string(), to);
         }
         Ok(Some(DestRef(name)))
@@ -197,6 +205,12 @@ impl Folder {
         };
         let to = target.dir.join("cur").join(&name);
         std::fs::rename(&from, &to)?;
+        // The new name first: a crash between the two syncs leaves the message in both
+        // directories' records at worst, never in neither.
+        sync_dir(&target.dir.join("cur"))?;
+        if let Some(old) = from.parent() {
+            sync_dir(old)?;
+        }
         self.keys.remove(key);
         target.keys.insert(key.to_string(), to);
         Ok(Some(DestRef(name)))
@@ -247,7 +261,8 @@ impl ByteSink for Delivery {
 
 impl Delivery {
     /// Makes the message visible in `cur/` with its flags, and the received date (Unix seconds)
-    /// as its modification time. The file is synced first, so a crash leaves it whole or absent.
+    /// as its modification time. The file is synced first, so a crash leaves it whole or absent,
+    /// and `cur/` after the rename, so the message is on disk before the caller journals it done.
     pub async fn commit(mut self, flags: &MailFlags, received: i64) -> std::io::Result<DestRef> {
         self.file.flush().await?;
         let file = self.file.into_inner().into_std().await;
@@ -265,7 +280,8 @@ impl Delivery {
             file.set_modified(mtime)?;
             file.sync_all()?;
             drop(file);
-            std::fs::rename(&tmp, &target)
+            std::fs::rename(&tmp, &target)?;
+            sync_dir(target.parent().unwrap_or(Path::new(".")))
         })
         .await
         .map_err(std::io::Error::other)??;
@@ -303,17 +319,6 @@ fn key_of_file_name(name: &str) -> Option<&str> {
     let _time = parts.next()?;
     let key = parts.next()?.strip_prefix('M')?;
     (parts.next()? == "m365").then_some(key)
-}
-
-fn create_private_dir(path: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(path)
 }
 
 #[cfg(test)]
@@ -378,23 +383,88 @@ mod tests {
         assert_eq!(reopened.len(), 1);
     }
 
-    #[tokio::test]
-    async fn flags_moves_and_deletions_rename_or_remove_one_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let mailbox = FolderStore::open(dir.path())
-            .unwrap()
-            .mailbox("a@b.c")
-            .unwrap();
-        let mut inbox = mailbox.folder("").unwrap();
-        let mut other = mailbox.folder(".Other").unwrap();
+    /// A mailbox in `dir` with its INBOX and a folder `.Other`.
+    fn inbox_and_other(dir: &Path) -> (Mailbox, Folder, Folder) {
+        let mailbox = FolderStore::open(dir).unwrap().mailbox("a@b.c").unwrap();
+        let inbox = mailbox.folder("").unwrap();
+        let other = mailbox.folder(".Other").unwrap();
+        (mailbox, inbox, other)
+    }
+
+    /// Delivers one message (source id `m1`) into `folder`: its key and file name.
+    async fn deliver_one(folder: &mut Folder) -> (String, DestRef) {
         let key = Folder::key_for("m1");
-        let mut d = inbox.deliver(&key).await.unwrap();
+        let mut d = folder.deliver(&key).await.unwrap();
         d.write(b"Subject: x\r\n\r\nbody").await.unwrap();
         let dest = d
             .commit(&MailFlags::default(), 1_700_000_000)
             .await
             .unwrap();
-        inbox.remember(key.clone(), &dest);
+        folder.remember(key.clone(), &dest);
+        (key, dest)
+    }
+
+    #[tokio::test]
+    async fn a_delivered_message_is_in_a_synced_directory_before_it_is_reported_done() {
+        // A kill between the rename and the journal's "done" must not lose the message after
+        // the journal said done: commit returns (and the engine journals) only once `cur/` is
+        // synced, so the rename is on disk.
+        let dir = tempfile::tempdir().unwrap();
+        let (mailbox, mut inbox, mut other) = inbox_and_other(dir.path());
+        let (cur, other_cur) = (
+            mailbox.path().join("cur"),
+            mailbox.path().join(".Other/cur"),
+        );
+        let before = crate::private_files::synced::count(&cur);
+        let (key, _) = deliver_one(&mut inbox).await;
+        assert_eq!(crate::private_files::synced::count(&cur), before + 1);
+        let seen = MailFlags {
+            seen: true,
+            ..Default::default()
+        };
+        inbox.set_flags(&key, &seen).unwrap().unwrap();
+        assert_eq!(crate::private_files::synced::count(&cur), before + 2);
+        inbox.move_to(&key, &mut other, None).unwrap().unwrap();
+        assert_eq!(crate::private_files::synced::count(&other_cur), 1);
+        assert_eq!(crate::private_files::synced::count(&cur), before + 3);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_write_probe_never_writes_through_a_planted_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let root = dir.path().join("out");
+        std::fs::create_dir(&root).unwrap();
+        std::os::unix::fs::symlink(&victim, root.join(".m365-migrator-write-test")).unwrap();
+        FolderStore::open(&root).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_per_user_directory_that_is_a_symlink_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("shared");
+        std::fs::create_dir(&elsewhere).unwrap();
+        let root = dir.path().join("out");
+        let store = FolderStore::open(&root).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, root.join("ann@contoso.com")).unwrap();
+        let e = store.mailbox("ann@contoso.com").unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
+        assert!(
+            store.mailbox("bob@contoso.com").is_ok(),
+            "other users go on"
+        );
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn flags_moves_and_deletions_rename_or_remove_one_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mailbox, mut inbox, mut other) = inbox_and_other(dir.path());
+        let (key, dest) = deliver_one(&mut inbox).await;
         // A mail client marked it answered (R) meanwhile: the letter stays.
         let answered = dest.0.replace(":2,", ":2,R");
         std::fs::rename(

@@ -738,48 +738,31 @@ impl CredentialsReport {
         self.open().map(drop)
     }
 
-    /// Appends one account and flushes it to disk.
+    /// Appends one account and flushes it to disk. The line goes out in one `write(2)` on a
+    /// file opened for appending, so a crash leaves whole lines, and runs that share the file
+    /// never interleave within a line.
     pub fn append(&self, address: &str, password: &Secret) -> Result<(), ReportError> {
         let mut file = self.open()?;
         let fail = |source| ReportError {
             path: self.path.clone(),
             source,
         };
-        writeln!(file, "{address},{}", password.expose()).map_err(fail)?;
+        let line = Secret::new(format!("{address},{}\n", password.expose()));
+        file.write_all(line.expose().as_bytes()).map_err(fail)?;
         file.sync_data().map_err(fail)
     }
 
+    /// Opens the report through [`crate::private_files::open_private_append`]: never through a
+    /// symbolic link, only a regular file of the running user, mode 0600 (an owner-only access
+    /// list on Windows).
     fn open(&self) -> Result<std::fs::File, ReportError> {
         let fail = |source| ReportError {
             path: self.path.clone(),
             source,
         };
-        let mut options = std::fs::OpenOptions::new();
-        options.append(true).create(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-            options.mode(0o600);
-            let file = options.open(&self.path).map_err(fail)?;
-            // A file made earlier by someone else may be readable by others: narrow it.
-            file.set_permissions(std::fs::Permissions::from_mode(0o600))
-                .map_err(fail)?;
-            self.header(file)
-        }
-        #[cfg(not(unix))]
-        {
-            let file = options.open(&self.path).map_err(fail)?;
-            self.header(file)
-        }
-    }
-
-    fn header(&self, mut file: std::fs::File) -> Result<std::fs::File, ReportError> {
-        let fail = |source| ReportError {
-            path: self.path.clone(),
-            source,
-        };
+        let mut file = crate::private_files::open_private_append(&self.path).map_err(fail)?;
         if file.metadata().map_err(fail)?.len() == 0 {
-            writeln!(file, "address,password").map_err(fail)?;
+            file.write_all(b"address,password\n").map_err(fail)?;
         }
         Ok(file)
     }
@@ -1056,5 +1039,20 @@ mod tests {
         );
         let accounts = crate::config::read_accounts_csv(&path).unwrap();
         assert_eq!(accounts["b@x.com"].expose(), "pw2");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_credentials_report_is_refused_and_its_target_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("bashrc");
+        std::fs::write(&victim, "# mine\n").unwrap();
+        let path = dir.path().join("new.csv");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let report = CredentialsReport::new(&path);
+        let e = report.prepare().unwrap_err();
+        assert!(format!("{:?}", e.source).contains("symbolic link"), "{e:?}");
+        assert!(report.append("a@x.com", &Secret::new("pw1")).is_err());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "# mine\n");
     }
 }
