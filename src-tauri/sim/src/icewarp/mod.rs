@@ -66,6 +66,12 @@ pub struct IceWarpConfig {
     /// Refuse requests that break their command's request schema (`schema_invalid`). Off:
     /// serve them and only record the violations.
     pub strict_schema: bool,
+    /// The most items one page of a list command holds, whatever `count` asks for. Whether
+    /// IceWarp caps its pages is not documented: `None` (no cap) and a cap are both tested.
+    pub page_limit: Option<usize>,
+    /// The error uid for a request whose `sid` is unknown or expired. IceWarp documents no
+    /// error uid for it (the specification's error envelope names none), so tests choose one.
+    pub session_error_uid: String,
 }
 
 impl Default for IceWarpConfig {
@@ -81,6 +87,8 @@ impl Default for IceWarpConfig {
             folder_names: DefaultFolderNames::english(),
             max_accounts: None,
             strict_schema: true,
+            page_limit: None,
+            session_error_uid: "session_invalid".into(),
         }
     }
 }
@@ -242,6 +250,12 @@ impl IceWarpSim {
         }
     }
 
+    /// Ends every session, as IceWarp does when a session expires (`persistentlogin` 0: one
+    /// day, 1: 24 days; OpenAPI `/Authenticate`) or after its idle timeout.
+    pub fn expire_sessions(&self) {
+        self.shared.data().sessions.clear();
+    }
+
     /// `createaccount` for this address answers 0 every time (as for `E_PLAN_EXCEEDED`).
     pub fn refuse_account(&self, email: &str) {
         self.shared.data().refused.push(email.to_ascii_lowercase());
@@ -278,7 +292,7 @@ enum Answer {
     /// `<result>0</result>`, with the reason for the log.
     Zero(String),
     /// The error envelope with this uid.
-    Error(&'static str, String),
+    Error(String, String),
 }
 
 async fn serve(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
@@ -293,17 +307,33 @@ async fn serve(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Respon
     let mut data = shared.data();
     let fault = data.take_fault(command.as_deref());
     let (status, sid, answer) = match (fault, &parsed) {
-        (Some(Fault::Http500), _) => (500, None, Answer::Zero("injected HTTP 500".into())),
+        (Some(Fault::Http500), _) | (Some(Fault::LostReply), None) => {
+            (500, None, Answer::Zero("injected HTTP 500".into()))
+        }
+        (Some(Fault::LostReply), Some(root)) => {
+            let command = command.clone().unwrap_or_default();
+            let (_, answer) = dispatch(&shared.config, &mut data, &command, root);
+            let done = match answer {
+                Answer::Result(_, note) => note,
+                Answer::Zero(reason) => format!("0: {reason}"),
+                Answer::Error(uid, reason) => format!("error {uid}: {reason}"),
+            };
+            (
+                500,
+                None,
+                Answer::Zero(format!("injected HTTP 500 after {done}")),
+            )
+        }
         (Some(Fault::ResultZero), _) => (200, None, Answer::Zero("injected transient 0".into())),
         (None, None) => (
             200,
             None,
-            Answer::Error("iq_root_tag_invalid", "not an envelope".into()),
+            Answer::Error("iq_root_tag_invalid".into(), "not an envelope".into()),
         ),
         (None, Some(_)) if shared.config.strict_schema && !violations.is_empty() => (
             200,
             None,
-            Answer::Error("schema_invalid", violations.join("; ")),
+            Answer::Error("schema_invalid".into(), violations.join("; ")),
         ),
         (None, Some(root)) => {
             let command = command.clone().unwrap_or_default();
@@ -312,7 +342,11 @@ async fn serve(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Respon
         }
     };
     let (response, outcome) = if status == 500 {
-        (String::new(), "injected HTTP 500".to_string())
+        let outcome = match answer {
+            Answer::Zero(reason) => reason,
+            _ => "injected HTTP 500".to_string(),
+        };
+        (String::new(), outcome)
     } else {
         envelope(sid.as_deref(), answer)
     };
@@ -351,7 +385,7 @@ fn envelope(sid: Option<&str>, answer: Answer) -> (String, String) {
         Answer::Error(uid, reason) => (
             Node::new("iq")
                 .with_attr("type", "error")
-                .with(query.with(Node::new("error").with_attr("uid", uid))),
+                .with(query.with(Node::new("error").with_attr("uid", &uid))),
             format!("error {uid}: {reason}"),
         ),
     };
@@ -390,7 +424,7 @@ fn dispatch(
     if !data.sessions.contains_key(&sid) {
         return (
             None,
-            Answer::Error("session_invalid", "no valid sid".into()),
+            Answer::Error(config.session_error_uid.clone(), "no valid sid".into()),
         );
     }
     let answer = match command {
@@ -399,15 +433,15 @@ fn dispatch(
             ok()
         }
         "getserverproperties" => server_properties(data, &params),
-        "getdomainsinfolist" => domains_info_list(data, &params),
+        "getdomainsinfolist" => domains_info_list(config, data, &params),
         "createdomain" => create_domain(data, &param("domainstr")),
-        "getaccountsinfolist" => accounts_info_list(data, &params),
+        "getaccountsinfolist" => accounts_info_list(config, data, &params),
         "createaccount" => create_account(config, data, &params),
         "getaccountproperties" => account_properties(data, &params),
         "setaccountproperties" => set_account_properties(data, &params),
         "getaccountfolderlist" => folder_list(config, data, &param("accountemail")),
         "addaccountmembers" => add_members(data, &params),
-        "getaccountmemberinfolist" => member_list(data, &params),
+        "getaccountmemberinfolist" => member_list(config, data, &params),
         "expireaccountpassword" => match data.find_account(&param("accountemail")) {
             Some(i) => {
                 data.accounts[i].password_expired = true;
@@ -415,20 +449,21 @@ fn dispatch(
             }
             None => Answer::Zero("no such account".into()),
         },
-        other => Answer::Error("not_implemented", format!("{other} is not emulated")),
+        other => Answer::Error("not_implemented".into(), format!("{other} is not emulated")),
     };
     (Some(sid), answer)
 }
 
-/// `(offset, count)` of a list request; a missing or non-positive count means all.
-fn window(params: &Node) -> (usize, usize) {
+/// `(offset, count)` of a list request; a missing or non-positive count means all, and no
+/// page holds more than [`IceWarpConfig::page_limit`].
+fn window(config: &IceWarpConfig, params: &Node) -> (usize, usize) {
     let num = |n: &str| params.text_at(n).and_then(|v| v.parse::<i64>().ok());
     let offset = num("offset").unwrap_or(0).max(0) as usize;
     let count = match num("count") {
         Some(c) if c > 0 => c as usize,
         _ => usize::MAX,
     };
-    (offset, count)
+    (offset, count.min(config.page_limit.unwrap_or(usize::MAX)))
 }
 
 fn property_item(name: &str, value: Option<Node>) -> Node {
@@ -471,9 +506,9 @@ fn server_properties(data: &Data, params: &Node) -> Answer {
     Answer::Result(Node::new("result").with_all(items), "ok".into())
 }
 
-fn domains_info_list(data: &Data, params: &Node) -> Answer {
+fn domains_info_list(config: &IceWarpConfig, data: &Data, params: &Node) -> Answer {
     let mask = params.text_at("filter/namemask").unwrap_or("");
-    let (offset, count) = window(params);
+    let (offset, count) = window(config, params);
     let items = data
         .domains
         .iter()
@@ -503,40 +538,47 @@ fn create_domain(data: &mut Data, name: &str) -> Answer {
     ok()
 }
 
-fn accounts_info_list(data: &Data, params: &Node) -> Answer {
+/// The accounts of a domain, one page. The reply ends with `offset` and `overallcount` (the
+/// accounts matching in all), as IceWarp.Net's `GetAccountsInfoList.xml` fixture shows; the
+/// specification's response schema does not name them (see [`spec::REPLY_EXTRAS`]).
+fn accounts_info_list(config: &IceWarpConfig, data: &Data, params: &Node) -> Answer {
     let domain = params
         .text_at("domainstr")
         .unwrap_or("")
         .to_ascii_lowercase();
     let mask = params.text_at("filter/namemask").unwrap_or("");
-    let (offset, count) = window(params);
-    let items = data
+    let (offset, count) = window(config, params);
+    let matching: Vec<&Account> = data
         .accounts
         .iter()
         .filter(|a| {
             a.domain == domain && (mask_matches(mask, &a.email()) || mask_matches(mask, &a.mailbox))
         })
-        .skip(offset)
-        .take(count)
-        .map(|a| {
-            Node::new("item")
-                .with(Node::leaf("name", a.name.clone()))
-                .with(Node::leaf("email", a.email()))
-                .with(Node::leaf("accounttype", a.account_type.to_string()))
-                .with(
-                    Node::new("accountstate")
-                        .with(Node::leaf("classname", "taccountstate"))
-                        .with(Node::leaf("state", "0")),
-                )
-                .with(Node::leaf("admintype", "0"))
-                .with(
-                    Node::new("quota")
-                        .with(Node::leaf("classname", "taccountquota"))
-                        .with(Node::leaf("mailboxsize", "0"))
-                        .with(Node::leaf("mailboxquota", "0")),
-                )
-        });
-    Answer::Result(Node::new("result").with_all(items), "ok".into())
+        .collect();
+    let overall = matching.len();
+    let items = matching.into_iter().skip(offset).take(count).map(|a| {
+        Node::new("item")
+            .with(Node::leaf("name", a.name.clone()))
+            .with(Node::leaf("email", a.email()))
+            .with(Node::leaf("accounttype", a.account_type.to_string()))
+            .with(
+                Node::new("accountstate")
+                    .with(Node::leaf("classname", "taccountstate"))
+                    .with(Node::leaf("state", "0")),
+            )
+            .with(Node::leaf("admintype", "0"))
+            .with(
+                Node::new("quota")
+                    .with(Node::leaf("classname", "taccountquota"))
+                    .with(Node::leaf("mailboxsize", "0"))
+                    .with(Node::leaf("mailboxquota", "0")),
+            )
+    });
+    let result = Node::new("result")
+        .with_all(items)
+        .with(Node::leaf("offset", offset.to_string()))
+        .with(Node::leaf("overallcount", overall.to_string()));
+    Answer::Result(result, "ok".into())
 }
 
 /// The `(lower-case name, value)` pairs of a property list (`accountproperties`,
@@ -701,13 +743,13 @@ fn add_members(data: &mut Data, params: &Node) -> Answer {
 
 /// `getaccountmemberinfolist`: the members of the account `who`, paged, filtered by
 /// `filter/namemask`.
-fn member_list(data: &Data, params: &Node) -> Answer {
+fn member_list(config: &IceWarpConfig, data: &Data, params: &Node) -> Answer {
     let who = params.text_at("who").unwrap_or("");
     let Some(i) = data.find_account(who) else {
-        return Answer::Error("account_invalid", format!("no account {who}"));
+        return Answer::Error("account_invalid".into(), format!("no account {who}"));
     };
     let mask = params.text_at("filter/namemask").unwrap_or("");
-    let (offset, count) = window(params);
+    let (offset, count) = window(config, params);
     let items = data.accounts[i]
         .members
         .iter()
@@ -729,7 +771,7 @@ fn member_list(data: &Data, params: &Node) -> Answer {
 fn account_properties(data: &Data, params: &Node) -> Answer {
     let email = params.text_at("accountemail").unwrap_or("");
     let Some(i) = data.find_account(email) else {
-        return Answer::Error("account_invalid", format!("no account {email}"));
+        return Answer::Error("account_invalid".into(), format!("no account {email}"));
     };
     let a = &data.accounts[i];
     let items = requested_names(params, "accountpropertylist")
@@ -795,7 +837,7 @@ fn set_account_properties(data: &mut Data, params: &Node) -> Answer {
 
 fn folder_list(config: &IceWarpConfig, data: &Data, email: &str) -> Answer {
     let Some(i) = data.find_account(email) else {
-        return Answer::Error("account_invalid", format!("no account {email}"));
+        return Answer::Error("account_invalid".into(), format!("no account {email}"));
     };
     let items =
         config

@@ -249,6 +249,9 @@ pub enum Fault {
     ResultZero,
     /// HTTP 500 with no body.
     Http500,
+    /// The command is carried out, but the answer is lost: HTTP 500 with no body (a proxy or
+    /// connection failing after the server acted).
+    LostReply,
 }
 
 /// One request as the emulator saw it.

@@ -41,7 +41,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
@@ -162,6 +162,12 @@ pub enum IceWarpError {
         #[source]
         source: reqwest::Error,
     },
+    #[error("the IceWarp API at {url} answered HTTP {status}, a redirect to '{location}': redirects are not followed (they would resend the administrator's credentials); configure the final address as the host")]
+    Redirect {
+        url: String,
+        status: u16,
+        location: String,
+    },
     #[error("the IceWarp API answered {command} with HTTP {status}")]
     Status { command: String, status: u16 },
     #[error("IceWarp refused the administrator login of {email}: wrong email or password, or not an administrator")]
@@ -199,9 +205,30 @@ pub struct IceWarpClient {
     url: String,
     admin_email: String,
     password: Secret,
-    sid: Mutex<Option<String>>,
+    sid: Mutex<Option<Session>>,
     attempts: u32,
 }
+
+/// A session id and when it was last used.
+#[derive(Debug)]
+struct Session {
+    sid: String,
+    last_used: Instant,
+}
+
+impl Session {
+    fn new(sid: String) -> Self {
+        Session {
+            sid,
+            last_used: Instant::now(),
+        }
+    }
+}
+
+/// A session unused this long is replaced by a new login before the next request: the
+/// `finish` steps of a run may come days after provisioning, and IceWarp also ends sessions on
+/// its own idle timeout (`C_System_Adv_Protocols_SessionTimeOut`, apiconst).
+pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 
 impl std::fmt::Debug for IceWarpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -240,6 +267,9 @@ impl IceWarpClient {
         }
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("m365-migrator/", env!("CARGO_PKG_VERSION")))
+            // Every request carries the session or the administrator's password: a 307/308
+            // would replay it to wherever the Location points, even plain http.
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(20))
             .timeout(Duration::from_secs(120));
         if let Some(path) = &settings.ca_file {
@@ -267,23 +297,34 @@ impl IceWarpClient {
         })
     }
 
-    /// One round trip, without retries. Logs in first when there is no session, and once
-    /// more when the server says the session is not valid.
+    /// One round trip, without retries. Logs in first when there is no session or it has been
+    /// idle for [`SESSION_IDLE`], and once more after any error envelope: IceWarp documents no
+    /// error code for an expired or unknown session (its error uids are not in the
+    /// specification), so the answer is never read for words like "session". An error that
+    /// comes back on a fresh session is the command's own.
     async fn send(&self, request: &Request) -> Result<Reply, IceWarpError> {
-        let mut sid = self.sid.lock().await;
+        let mut session = self.sid.lock().await;
+        let mut last = None;
         for relogin in [false, true] {
-            if sid.is_none() || relogin {
-                *sid = Some(self.authenticate().await?);
+            let stale = session
+                .as_ref()
+                .is_none_or(|s| s.last_used.elapsed() >= SESSION_IDLE);
+            if stale || relogin {
+                *session = Some(Session::new(self.authenticate().await?));
             }
+            let sid = session.as_ref().map(|s| s.sid.clone());
             let reply = self.post(request, sid.as_deref()).await?;
-            match &reply {
-                Reply::Error(uid) if uid.contains("session") && !relogin => continue,
-                _ => return Ok(reply),
+            if let Some(s) = session.as_mut() {
+                s.last_used = Instant::now();
+            }
+            match reply {
+                Reply::Error(uid) => last = Some(uid),
+                reply => return Ok(reply),
             }
         }
         Err(IceWarpError::Api {
             command: request.command.to_string(),
-            uid: "session".into(),
+            uid: last.unwrap_or_default(),
         })
     }
 
@@ -304,6 +345,19 @@ impl IceWarpClient {
             .await
             .map_err(transport)?;
         let status = response.status().as_u16();
+        if response.status().is_redirection() {
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            return Err(IceWarpError::Redirect {
+                url: self.url.clone(),
+                status,
+                location,
+            });
+        }
         if status != 200 {
             return Err(IceWarpError::Status {
                 command: command.clone(),
@@ -325,7 +379,9 @@ impl IceWarpClient {
                 Param::text("authtype", "0"),
                 Param::text("email", self.admin_email.clone()),
                 Param::text("password", self.password.expose()),
-                Param::text("persistentlogin", "0"),
+                // 1: a session of 24 days, not 1 (OpenAPI `/Authenticate`), so a long run's
+                // later steps find it alive.
+                Param::text("persistentlogin", "1"),
             ],
         );
         let mut last = None;
@@ -392,7 +448,7 @@ impl IceWarpClient {
     /// Checks the administrator login now (a wrong password is one clear fatal error).
     pub async fn login(&self) -> Result<(), IceWarpError> {
         let sid = self.authenticate().await?;
-        *self.sid.lock().await = Some(sid);
+        *self.sid.lock().await = Some(Session::new(sid));
         Ok(())
     }
 
@@ -429,6 +485,16 @@ impl IceWarpClient {
             .filter_map(|i| i.value("name"))
             .map(str::to_lowercase)
             .collect())
+    }
+
+    /// True when the server has the domain `name` (`getdomainsinfolist` filtered by its name).
+    pub async fn domain_exists(&self, name: &str) -> Result<bool, IceWarpError> {
+        let filter = Param::Group("filter", vec![Param::text("namemask", name)]);
+        let items = self.paged("getdomainsinfolist", Some(filter), name).await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| i.value("name"))
+            .any(|n| n.eq_ignore_ascii_case(name)))
     }
 
     /// The primary addresses (lower case) of the accounts of `domain`, paged.
@@ -473,8 +539,12 @@ impl IceWarpClient {
             .collect())
     }
 
-    /// The `query/result/item` elements of a list command, page by page (`offset`, `count`)
-    /// until a short page. `scope` is the command's first parameter (`domainstr`, `who`).
+    /// The `query/result/item` elements of a list command, page by page (`offset`, `count`).
+    /// `scope` is the command's first parameter (`domainstr`, `who`). A reply that carries
+    /// `overallcount` (IceWarp.Net's GetAccountsInfoList fixture; not in the specification,
+    /// see [`FIXTURE_PATHS`]) is paged until that many items are read; one without it until an
+    /// empty page. A short page never ends the listing: a server may cap its pages below the
+    /// `count` asked for.
     async fn paged(
         &self,
         command: &'static str,
@@ -483,31 +553,40 @@ impl IceWarpClient {
     ) -> Result<Vec<Element>, IceWarpError> {
         const PAGE: usize = 500;
         let mut all = Vec::new();
-        let mut offset = 0;
         loop {
             let params = scope
                 .iter()
                 .cloned()
                 .chain([
-                    Param::text("offset", offset.to_string()),
+                    Param::text("offset", all.len().to_string()),
                     Param::text("count", PAGE.to_string()),
                 ])
                 .collect();
             let root = self.call(&Request::new(command, params), target).await?;
+            let overall = root
+                .value("query/result/overallcount")
+                .and_then(|n| n.trim().parse::<usize>().ok());
             let page: Vec<Element> = root
                 .select("query/result/item")
                 .into_iter()
                 .cloned()
                 .collect();
-            let short = page.len() < PAGE;
-            offset += page.len();
+            let empty = page.is_empty();
             all.extend(page);
-            if short {
-                return Ok(all);
+            match overall {
+                _ if empty => return Ok(all),
+                Some(n) if all.len() >= n => return Ok(all),
+                _ => {}
             }
         }
     }
 }
+
+/// Element paths this client reads that IceWarp's specification does not name but IceWarp's
+/// replies carry, with their source: `overallcount` of `getaccountsinfolist` (IceWarp.Net's
+/// `GetAccountsInfoList.xml` fixture). [`IceWarpClient`] reads `overallcount` of every list
+/// reply that has one and never depends on it being there.
+pub const FIXTURE_PATHS: &[(&str, &str)] = &[("getaccountsinfolist", "query/result/overallcount")];
 
 fn is_zero(result: &Element) -> bool {
     result.children.is_empty() && result.text.trim() == "0"
@@ -782,38 +861,62 @@ impl IceWarpProvisioner {
         Ok(set)
     }
 
-    /// The existing account a plan names: one whose primary address is the plan's address or
-    /// an alias of it (from the account lists), else one the plan's address is an alias of
-    /// (IceWarp resolves any alias in `getaccountproperties`).
-    async fn existing(&self, plan: &AccountPlan) -> Result<Option<String>, IceWarpError> {
-        for address in std::iter::once(&plan.address).chain(&plan.aliases) {
-            let Some((_, domain)) = address.rsplit_once('@') else {
-                continue;
-            };
-            if self.domain_accounts(domain).await?.contains_key(address) {
-                return Ok(Some(address.clone()));
-            }
+    /// The existing account a plan's user belongs in. Only the user's primary address counts
+    /// (an alias of the user held by another account never merges the two): an account whose
+    /// primary it is, from the account lists, or the account IceWarp resolves it to
+    /// (`getaccountproperties`, which answers for any alias). Such an account is the user's
+    /// only when it is a user account (`U_Type` 0) and its own `U_Alias` holds the address's
+    /// local name literally: a pattern alias (`[name]`, online help 282.htm), a domain alias or
+    /// a group or mailing list is a [`Found::Conflict`].
+    async fn existing(&self, plan: &AccountPlan) -> Result<Found, IceWarpError> {
+        let address = &plan.address;
+        let listed = self
+            .domain_accounts(plan.domain())
+            .await?
+            .get(address)
+            .copied();
+        if listed.is_none() && self.empty_domains.lock().await.contains(plan.domain()) {
+            // A domain that had no accounts holds no alias either (this run's own accounts
+            // never share addresses: the plan gives each address to one user).
+            return Ok(Found::None);
         }
-        // A domain that had no accounts holds no alias either (this run's own accounts never
-        // share addresses: the plan gives each address to one user).
-        if self.empty_domains.lock().await.contains(plan.domain()) {
-            return Ok(None);
-        }
-        self.resolve_alias(&plan.address).await
-    }
-
-    /// The primary address of the account `address` is an alias of, if any. An error
-    /// envelope or an empty answer means there is none.
-    async fn resolve_alias(&self, address: &str) -> Result<Option<String>, IceWarpError> {
-        let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
-        let root = match self.client.call(&alias_query(address), address).await {
+        let request = properties_query(address, &["u_alias", "u_type"]);
+        let root = match self.client.call(&request, address).await {
             Ok(root) => root,
-            Err(IceWarpError::Api { .. } | IceWarpError::Refused { .. }) => return Ok(None),
+            Err(IceWarpError::Api { .. } | IceWarpError::Refused { .. }) if listed.is_none() => {
+                return Ok(Found::None)
+            }
             Err(e) => return Err(e),
         };
-        Ok(current_aliases(&root)
-            .first()
-            .map(|primary| format!("{}@{domain}", primary.to_lowercase())))
+        let aliases = current_aliases(&root);
+        let Some(primary) = aliases.first() else {
+            return Ok(Found::None);
+        };
+        let email = format!("{}@{}", primary.to_lowercase(), plan.domain());
+        let account_type = account_type(&root).or(listed).unwrap_or(USER_TYPE);
+        let conflict = |why: String| {
+            Ok(Found::Conflict(format!(
+                "{address} is already taken at IceWarp: {why}; nothing was written (rename or \
+                 remove it there, or map the user elsewhere, then run again)"
+            )))
+        };
+        if account_type != USER_TYPE {
+            return conflict(format!(
+                "{email} is {} (U_Type {account_type}), not a user account",
+                type_name(account_type)
+            ));
+        }
+        if !aliases
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(plan.local_part()))
+        {
+            return conflict(format!(
+                "IceWarp resolves it to {email}, whose aliases ({}) do not name it (a pattern \
+                 alias or a domain alias)",
+                aliases.join(";")
+            ));
+        }
+        Ok(Found::Account { email, aliases })
     }
 
     fn existing_login(&self, plan: &AccountPlan, email: &str) -> LoginRoute {
@@ -826,7 +929,13 @@ impl IceWarpProvisioner {
         }
     }
 
-    async fn merge(&self, plan: &AccountPlan, email: &str) -> Result<AccountOutcome, IceWarpError> {
+    /// Adds the plan's missing aliases to the account `email`, whose `U_Alias` is `current`.
+    async fn merge(
+        &self,
+        plan: &AccountPlan,
+        email: &str,
+        current: &[String],
+    ) -> Result<AccountOutcome, IceWarpError> {
         let mut outcome = AccountOutcome {
             user_id: plan.user_id.clone(),
             address: Some(email.to_string()),
@@ -841,21 +950,16 @@ impl IceWarpProvisioner {
             ));
         }
         let domain = email.rsplit_once('@').map_or("", |(_, d)| d);
-        let root = match self.client.call(&alias_query(email), email).await {
-            Ok(root) => root,
-            Err(e) if e.class() == ErrorClass::SkipItem => {
-                outcome.notes.push(format!("aliases not checked: {e}"));
-                return Ok(outcome);
-            }
-            Err(e) => return Err(e),
-        };
-        let current = current_aliases(&root);
         let (missing, notes) = alias_locals(
             std::iter::once(&plan.address).chain(&plan.aliases),
             domain,
-            &current,
+            current,
         );
         outcome.notes.extend(notes);
+        let (missing, left) = fit_aliases(current, &missing);
+        if !left.is_empty() {
+            outcome.notes.push(overflow_note(&left, domain));
+        }
         if missing.is_empty() {
             return Ok(outcome);
         }
@@ -906,6 +1010,14 @@ impl IceWarpProvisioner {
             aliases_added: Vec::new(),
             notes,
         };
+        let (extra, left) = fit_aliases(std::slice::from_ref(&local), &extra);
+        if !left.is_empty() {
+            outcome.notes.push(overflow_note(&left, &domain));
+        }
+        // Recorded before the account exists: a crash or a lost answer must never leave an
+        // account whose password is nowhere. A row for an account that was never created is
+        // harmless (a later run's row for the address comes after it and wins).
+        self.report.append(&plan.address, &password)?;
         let mut tries = vec![extra.clone()];
         if !extra.is_empty() {
             // A taken or odd alias must not cost the user the account.
@@ -929,13 +1041,16 @@ impl IceWarpProvisioner {
                             Param::string_property("u_alias", alias_list),
                             Param::string_property("u_name", plan.display_name.clone()),
                             Param::string_property("u_password", password.expose()),
+                            // IMAP & POP3: a POP3 account breaks ActiveSync and Outlook Sync
+                            // (IceWarp's account Options help), and the server's default
+                            // type is not documented.
+                            Param::string_property("u_accounttype", IMAP_AND_POP3),
                         ],
                     ),
                 ],
             );
             match self.create_once(&request, &plan.address).await {
                 Ok(()) => {
-                    self.report.append(&plan.address, &password)?;
                     self.remember(&plan.address, USER_TYPE).await;
                     outcome.aliases_added =
                         aliases.iter().map(|l| format!("{l}@{domain}")).collect();
@@ -962,36 +1077,33 @@ impl IceWarpProvisioner {
         Ok(AccountOutcome::failed(plan, reason, class))
     }
 
-    /// `createaccount` with bounded retries. After a transport error the request may have
-    /// been carried out: the account list is asked before trying again.
+    /// `createaccount` with bounded retries. After a `0` or a transport error the request may
+    /// have been carried out (an earlier try whose answer was lost): the domain's account list
+    /// is asked for an account with this primary address before trying again.
     async fn create_once(&self, request: &Request, address: &str) -> Result<(), IceWarpError> {
         let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
         let mut last = None;
         for _ in 0..self.client.attempts {
-            match self.client.send(request).await {
+            let failure = match self.client.send(request).await {
                 Ok(Reply::Result { result, .. }) if !is_zero(&result) => return Ok(()),
-                Ok(Reply::Result { .. }) => {
-                    last = Some(IceWarpError::Refused {
-                        command: "createaccount".into(),
-                        target: address.to_string(),
-                        attempts: self.client.attempts,
-                    })
-                }
+                Ok(Reply::Result { .. }) => IceWarpError::Refused {
+                    command: "createaccount".into(),
+                    target: address.to_string(),
+                    attempts: self.client.attempts,
+                },
                 Ok(Reply::Error(uid)) => {
                     return Err(IceWarpError::Api {
                         command: "createaccount".into(),
                         uid,
                     })
                 }
-                Err(e) if e.class() == ErrorClass::Retry => {
-                    if let Ok(now) = self.client.accounts(domain).await {
-                        if now.contains(address) {
-                            return Ok(());
-                        }
-                    }
-                    last = Some(e);
-                }
+                Err(e) if e.class() == ErrorClass::Retry => e,
                 Err(e) => return Err(e),
+            };
+            match self.client.accounts(domain).await {
+                Ok(now) if now.contains(address) => return Ok(()),
+                Err(e) if e.class() == ErrorClass::Fatal => return Err(e),
+                _ => last = Some(failure),
             }
         }
         Err(last.unwrap_or(IceWarpError::Refused {
@@ -1157,9 +1269,77 @@ const USER_TYPE: u32 = 0;
 const MAILING_LIST_TYPE: u32 = 1;
 const GROUP_TYPE: u32 = 7;
 
-/// `getaccountproperties` of `u_alias` (`;`-separated local names, the primary first).
-fn alias_query(email: &str) -> Request {
-    properties_query(email, &["u_alias"])
+/// `U_AccountType` 1: IMAP & POP3 (icewarp-apiconst.txt: 0 POP3, 1 IMAP & POP3, 2 IMAP).
+const IMAP_AND_POP3: &str = "1";
+
+/// What an account's `U_Type` makes it (icewarp-apiconst.txt).
+fn type_name(account_type: u32) -> &'static str {
+    match account_type {
+        0 => "a user account",
+        1 => "a mailing list",
+        2 => "an executable account",
+        3 => "a notification account",
+        4 => "a static route",
+        5 => "a catalog",
+        6 => "a list server",
+        7 => "a group",
+        8 => "a resource",
+        _ => "an account of another kind",
+    }
+}
+
+/// `U_Type` in a `getaccountproperties` reply.
+fn account_type(root: &Element) -> Option<u32> {
+    property_values(root)
+        .into_iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("u_type"))
+        .and_then(|(_, v)| v?.trim().parse().ok())
+}
+
+/// The existing account a user belongs in (see [`IceWarpProvisioner::existing`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Found {
+    None,
+    /// The account's primary address and its `U_Alias`, split.
+    Account {
+        email: String,
+        aliases: Vec<String>,
+    },
+    /// The address is taken by something the user must not be merged into: why.
+    Conflict(String),
+}
+
+/// IceWarp's limit on `U_Alias`: "maximal length of this field is limited to 255 characters"
+/// (online help 282.htm).
+pub const ALIAS_FIELD_MAX: usize = 255;
+
+/// Splits `extra` into the local names that fit after `kept` in one `U_Alias` value
+/// (`;`-separated, at most [`ALIAS_FIELD_MAX`] characters) and those that do not, in order.
+fn fit_aliases(kept: &[String], extra: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut length =
+        kept.iter().map(|a| a.chars().count()).sum::<usize>() + kept.len().saturating_sub(1);
+    let (mut fit, mut left) = (Vec::new(), Vec::new());
+    for alias in extra {
+        let more = alias.chars().count() + usize::from(length > 0);
+        if left.is_empty() && length + more <= ALIAS_FIELD_MAX {
+            length += more;
+            fit.push(alias.clone());
+        } else {
+            left.push(alias.clone());
+        }
+    }
+    (fit, left)
+}
+
+/// The note for aliases left out by [`fit_aliases`].
+fn overflow_note(left: &[String], domain: &str) -> String {
+    format!(
+        "aliases {} not set: IceWarp's alias field holds at most {ALIAS_FIELD_MAX} characters",
+        left.iter()
+            .map(|l| format!("{l}@{domain}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 /// `getaccountproperties` of these properties.
@@ -1246,8 +1426,17 @@ impl AccountProvisioner for IceWarpProvisioner {
             let action = match self.client.call(&request, &domain).await {
                 Ok(_) => DomainAction::Created,
                 Err(e) if e.class() == ErrorClass::Fatal => return Err(e),
-                Err(e) => DomainAction::Failed {
-                    reason: e.to_string(),
+                // A 0 gives no reason: the domain may exist after all (an earlier try whose
+                // answer was lost, another run), which is what the run needs.
+                Err(e) => match self.client.domain_exists(&domain).await {
+                    Ok(true) => DomainAction::Created,
+                    Ok(false) => DomainAction::Failed {
+                        reason: e.to_string(),
+                    },
+                    Err(e) if e.class() == ErrorClass::Fatal => return Err(e),
+                    Err(lookup) => DomainAction::Failed {
+                        reason: format!("{e}; looking it up failed too: {lookup}"),
+                    },
                 },
             };
             out.push((domain, action));
@@ -1264,8 +1453,11 @@ impl AccountProvisioner for IceWarpProvisioner {
             Err(e) => return Err(e),
         };
         let result = match existing {
-            Some(email) => self.merge(plan, &email).await,
-            None => self.create(plan).await,
+            Found::Account { email, aliases } => self.merge(plan, &email, &aliases).await,
+            Found::None => self.create(plan).await,
+            Found::Conflict(reason) => {
+                return Ok(AccountOutcome::failed(plan, reason, ErrorClass::SkipItem))
+            }
         };
         match result {
             Err(e) if e.class() != ErrorClass::Fatal => {
