@@ -40,7 +40,8 @@ use rand::Rng;
 pub use spec::{api_spec, ApiSpec};
 use state::{mask_matches, valid_domain, valid_local_name, Data};
 pub use state::{
-    Account, AccountSpec, DefaultFolderNames, Fault, IceWarpRequest, ListSpec, PasswordPolicy,
+    Account, AccountSpec, AliasOverflow, DefaultFolderNames, Fault, IceWarpRequest, ListSpec,
+    PasswordPolicy,
 };
 use xml::Node;
 
@@ -69,6 +70,12 @@ pub struct IceWarpConfig {
     /// The most items one page of a list command holds, whatever `count` asks for. Whether
     /// IceWarp caps its pages is not documented: `None` (no cap) and a cap are both tested.
     pub page_limit: Option<usize>,
+    /// Alias patterns (name, local names): an account whose `U_Alias` holds `[name]` answers
+    /// to each of the names. IceWarp's `U_Alias` may hold such pattern references (online help
+    /// 282.htm); how the server expands one is its own configuration.
+    pub alias_patterns: Vec<(String, Vec<String>)>,
+    /// What a `U_Alias` longer than 255 characters gets (see [`AliasOverflow`]).
+    pub alias_overflow: AliasOverflow,
     /// The error uid for a request whose `sid` is unknown or expired. IceWarp documents no
     /// error uid for it (the specification's error envelope names none), so tests choose one.
     pub session_error_uid: String,
@@ -88,6 +95,8 @@ impl Default for IceWarpConfig {
             max_accounts: None,
             strict_schema: true,
             page_limit: None,
+            alias_patterns: Vec::new(),
+            alias_overflow: AliasOverflow::Refuse,
             session_error_uid: "session_invalid".into(),
         }
     }
@@ -145,6 +154,10 @@ impl IceWarpSim {
         }
         for d in &config.domains {
             data.domains.insert(d.to_ascii_lowercase(), String::new());
+        }
+        for (name, locals) in &config.alias_patterns {
+            data.patterns
+                .insert(name.to_ascii_lowercase(), locals.clone());
         }
         let lists = config.lists.iter().map(|l| {
             (
@@ -438,7 +451,7 @@ fn dispatch(
         "getaccountsinfolist" => accounts_info_list(config, data, &params),
         "createaccount" => create_account(config, data, &params),
         "getaccountproperties" => account_properties(data, &params),
-        "setaccountproperties" => set_account_properties(data, &params),
+        "setaccountproperties" => set_account_properties(config, data, &params),
         "getaccountfolderlist" => folder_list(config, data, &param("accountemail")),
         "addaccountmembers" => add_members(data, &params),
         "getaccountmemberinfolist" => member_list(config, data, &params),
@@ -628,7 +641,7 @@ fn name_conflict(
         if Some(i) == except || a.domain != domain {
             continue;
         }
-        if let Some(taken) = names.iter().find(|n| a.answers_to(n)) {
+        if let Some(taken) = names.iter().find(|n| data.answers(a, n)) {
             return Some(format!(
                 "E_CONFLICT: '{taken}@{domain}' belongs to {}",
                 a.email()
@@ -653,7 +666,10 @@ fn create_account(config: &IceWarpConfig, data: &mut Data, params: &Node) -> Ans
             .position(|(n, _)| n == name)
             .map(|i| props.remove(i).1)
     };
-    let aliases = split_aliases(&take("u_alias").unwrap_or_default());
+    let aliases = match alias_field(config, take("u_alias").unwrap_or_default()) {
+        Ok(value) => split_aliases(&value),
+        Err(why) => return Answer::Zero(why),
+    };
     let Some(mailbox) = take("u_mailbox").or_else(|| aliases.first().cloned()) else {
         return Answer::Zero("E_INVALID: no u_mailbox and no u_alias".into());
     };
@@ -803,12 +819,36 @@ fn account_properties(data: &Data, params: &Node) -> Answer {
     Answer::Result(Node::new("result").with_all(items), "ok".into())
 }
 
-fn set_account_properties(data: &mut Data, params: &Node) -> Answer {
+/// A `U_Alias` value as the server keeps it: at most [`ALIAS_FIELD_MAX`] characters, by
+/// [`IceWarpConfig::alias_overflow`].
+fn alias_field(config: &IceWarpConfig, value: String) -> Result<String, String> {
+    if value.chars().count() <= ALIAS_FIELD_MAX {
+        return Ok(value);
+    }
+    match config.alias_overflow {
+        AliasOverflow::Refuse => Err(format!(
+            "U_Alias of {} characters, the limit is {ALIAS_FIELD_MAX}",
+            value.chars().count()
+        )),
+        AliasOverflow::Truncate => Ok(value.chars().take(ALIAS_FIELD_MAX).collect()),
+    }
+}
+
+/// "maximal length of this field is limited to 255 characters" (online help 282.htm, U_Alias).
+const ALIAS_FIELD_MAX: usize = 255;
+
+fn set_account_properties(config: &IceWarpConfig, data: &mut Data, params: &Node) -> Answer {
     let email = params.text_at("accountemail").unwrap_or("");
     let Some(i) = data.find_account(email) else {
         return Answer::Zero(format!("no account {email}"));
     };
-    let props = property_values(params.child("propertyvaluelist"));
+    let mut props = property_values(params.child("propertyvaluelist"));
+    for (_, value) in props.iter_mut().filter(|(n, _)| n == "u_alias") {
+        match alias_field(config, std::mem::take(value)) {
+            Ok(v) => *value = v,
+            Err(why) => return Answer::Zero(why),
+        }
+    }
     let domain = data.accounts[i].domain.clone();
     for (name, value) in &props {
         if name == "u_alias" {
@@ -1176,6 +1216,82 @@ mod tests {
                     api_spec().validate_response(&command, &Node::parse(&r.response).unwrap());
                 assert!(violations.is_empty(), "{command}: {violations:?}");
             }
+        }
+    }
+
+    /// The documented answers (`overallcount`, the 255-character `U_Alias`, pattern aliases,
+    /// sessions that end) and both sides of each undocumented switch (page cap, cut or refused
+    /// alias field, the session error uid).
+    #[tokio::test]
+    async fn paging_sessions_alias_limits_and_patterns_follow_their_switches() {
+        for (overflow, uid) in [
+            (AliasOverflow::Refuse, "session_invalid"),
+            (AliasOverflow::Truncate, "E_AUTH"),
+        ] {
+            let mut c = config();
+            c.page_limit = Some(2);
+            c.alias_overflow = overflow;
+            c.session_error_uid = uid.into();
+            c.alias_patterns = vec![("support_aliases".into(), vec!["help".into()])];
+            c.accounts.extend((0..4).map(|i| AccountSpec {
+                email: format!("u{i}@contoso.com"),
+                name: format!("U {i}"),
+                password: "x".into(),
+                aliases: if i == 0 {
+                    vec!["[support_aliases]".into()]
+                } else {
+                    vec![]
+                },
+            }));
+            let sim = IceWarpSim::start(c).await.unwrap();
+            let sid = login(&sim).await;
+            let page = "<domainstr>contoso.com</domainstr><offset>0</offset><count>500</count>";
+            let (_, iq) = post(&sim, request(Some(&sid), "getaccountsinfolist", page)).await;
+            let result = iq.child("query").unwrap().child("result").unwrap();
+            assert_eq!(result.children_named("item").count(), 2);
+            assert_eq!(result.text_at("overallcount"), Some("5"));
+            assert_eq!(
+                sim.account("help@contoso.com").unwrap().email(),
+                "u0@contoso.com"
+            );
+
+            let long = (0..30).map(|i| format!("alias{i:04}")).collect::<Vec<_>>();
+            let value = format!("bob;{}", long.join(";"));
+            let (_, iq) = post(
+                &sim,
+                request(
+                    Some(&sid),
+                    "createaccount",
+                    &create("bob", &value, "Qq-123456"),
+                ),
+            )
+            .await;
+            match overflow {
+                AliasOverflow::Refuse => {
+                    assert_eq!(iq.text_at("query/result"), Some("0"));
+                    assert!(sim.account("bob@contoso.com").is_none());
+                }
+                AliasOverflow::Truncate => {
+                    assert_eq!(iq.text_at("query/result"), Some("1"));
+                    let bob = sim.account("bob@contoso.com").unwrap();
+                    assert_eq!(bob.aliases.join(";").chars().count(), 255);
+                    assert!(sim.account("alias0029@contoso.com").is_none());
+                }
+            }
+
+            sim.expire_sessions();
+            let (_, iq) = post(&sim, request(Some(&sid), "getdomainsinfolist", "")).await;
+            assert_eq!(error_uid(&iq), Some(uid));
+
+            let sid = login(&sim).await;
+            sim.inject(Fault::LostReply, 1, Some("createdomain"));
+            let body = request(
+                Some(&sid),
+                "createdomain",
+                "<domainstr>fabrikam.com</domainstr>",
+            );
+            assert_eq!(post(&sim, body).await.0, 500);
+            assert!(sim.domains().contains(&"fabrikam.com".to_string()));
         }
     }
 }

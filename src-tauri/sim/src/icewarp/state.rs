@@ -242,6 +242,18 @@ impl Account {
     }
 }
 
+/// What the server does with a `U_Alias` longer than its 255 characters ("maximal length of
+/// this field is limited to 255 characters", online help 282.htm). Whether the API refuses
+/// such a value or cuts it is not documented: both are emulated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AliasOverflow {
+    /// `createaccount`/`setaccountproperties` answer 0.
+    #[default]
+    Refuse,
+    /// The value is cut at 255 characters and stored.
+    Truncate,
+}
+
 /// A fault to inject into the next calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -279,6 +291,8 @@ pub(crate) struct Data {
     pub faults: Vec<(Fault, Option<String>)>,
     pub refused: Vec<String>,
     pub log: Vec<IceWarpRequest>,
+    /// Alias patterns by lower-case name: the local names each stands for.
+    pub patterns: BTreeMap<String, Vec<String>>,
 }
 
 impl Data {
@@ -286,7 +300,19 @@ impl Data {
         let (local, domain) = email.trim().rsplit_once('@')?;
         self.accounts
             .iter()
-            .position(|a| a.domain.eq_ignore_ascii_case(domain) && a.answers_to(local))
+            .position(|a| a.domain.eq_ignore_ascii_case(domain) && self.answers(a, local))
+    }
+
+    /// True when `local` names the account: its mailbox, an alias, or a name of a pattern
+    /// its `U_Alias` references (`[name]`, online help 282.htm).
+    pub fn answers(&self, account: &Account, local: &str) -> bool {
+        account.answers_to(local)
+            || account.aliases.iter().any(|a| {
+                a.strip_prefix('[')
+                    .and_then(|a| a.strip_suffix(']'))
+                    .and_then(|name| self.patterns.get(&name.to_ascii_lowercase()))
+                    .is_some_and(|names| names.iter().any(|n| n.eq_ignore_ascii_case(local)))
+            })
     }
 
     /// The server property `name` (case-insensitive), as set.
