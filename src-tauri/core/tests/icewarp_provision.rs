@@ -9,7 +9,7 @@ use migrator_core::config::GroupRule;
 use migrator_core::dest::provision::icewarp::{IceWarpError, IceWarpProvisioner, IceWarpSettings};
 use migrator_core::dest::provision::types::PARSED_PATHS;
 use migrator_core::dest::provision::{
-    AccountAction, AccountProvisioner, DirectoryGroup, DirectoryMember, DirectoryUser,
+    AccountAction, AccountPlan, AccountProvisioner, DirectoryGroup, DirectoryMember, DirectoryUser,
     DomainAction, LoginRoute, MailboxKind, ProvisionOutcome, ProvisionRules, TenantDomain,
 };
 use migrator_core::error::{Classify, ErrorClass};
@@ -17,8 +17,8 @@ use migrator_core::graph::users::Group;
 use migrator_core::secrets::Secret;
 use migrator_sim::icewarp::xml::Node;
 use migrator_sim::icewarp::{
-    api_spec, AccountSpec, DefaultFolderNames, Fault, IceWarpConfig, IceWarpSim, ListSpec,
-    PasswordPolicy,
+    api_spec, AccountSpec, AliasOverflow, DefaultFolderNames, Fault, IceWarpConfig, IceWarpSim,
+    ListSpec, PasswordPolicy,
 };
 use migrator_sim::{generate_tenant, GroupMember, Tenant, TenantSpec};
 
@@ -843,4 +843,315 @@ async fn a_redirecting_admin_api_gets_no_credentials_and_is_a_clear_error() {
         sim.requests().is_empty(),
         "the redirect target got a request"
     );
+}
+
+fn account_plan(user: &str, address: &str, aliases: &[&str]) -> AccountPlan {
+    AccountPlan {
+        user_id: user.into(),
+        address: address.into(),
+        display_name: format!("User {user}"),
+        aliases: aliases.iter().map(|a| a.to_string()).collect(),
+    }
+}
+
+async fn connect(sim: &IceWarpSim, report: &Path) -> IceWarpProvisioner {
+    IceWarpProvisioner::connect(&settings(sim, report, &[]), Secret::new(ADMIN_PASSWORD))
+        .await
+        .unwrap()
+}
+
+/// A server that gives fewer items per page than asked for: the listing went on only while
+/// pages were full, so accounts past the first page were not seen (and would have been
+/// "created" again) and domains past it were "missing". Accounts are paged by `overallcount`,
+/// domains (whose replies carry none) to an empty page.
+#[tokio::test]
+async fn a_server_that_caps_its_pages_is_listed_to_the_end() {
+    let sim = IceWarpSim::start(IceWarpConfig {
+        admin_password: ADMIN_PASSWORD.into(),
+        domains: (0..7).map(|i| format!("d{i}.example")).collect(),
+        accounts: (0..23)
+            .map(|i| AccountSpec {
+                email: format!("user{i:02}@contoso.com"),
+                name: format!("User {i}"),
+                password: "x".into(),
+                aliases: vec![],
+            })
+            .collect(),
+        page_limit: Some(5),
+        ..IceWarpConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = connect(&sim, &dir.path().join("r.csv")).await;
+    let accounts = p.client().accounts("contoso.com").await.unwrap();
+    assert_eq!(accounts.len(), 23);
+    assert_eq!(count(&sim, "getaccountsinfolist"), 5);
+    let domains = p.client().domains().await.unwrap();
+    assert_eq!(domains.len(), 8);
+}
+
+/// IceWarp documents no error uid for an expired session: a session that ended is renewed
+/// whatever uid the server answers (the client looked for "session" in it), and once only.
+#[tokio::test]
+async fn an_expired_session_is_renewed_whatever_the_error_uid() {
+    let sim = IceWarpSim::start(IceWarpConfig {
+        admin_password: ADMIN_PASSWORD.into(),
+        domains: vec!["contoso.com".into()],
+        session_error_uid: "E_AUTH".into(),
+        ..IceWarpConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = connect(&sim, &dir.path().join("r.csv")).await;
+    sim.expire_sessions();
+    let domains = p.client().domains().await.unwrap();
+    assert!(domains.contains("contoso.com"));
+    assert_eq!(count(&sim, "authenticate"), 2);
+    // The login asks for IceWarp's long session (24 days, OpenAPI /Authenticate).
+    let login = sim
+        .requests()
+        .into_iter()
+        .find(|r| r.command.as_deref() == Some("authenticate"))
+        .unwrap();
+    assert!(login.body.contains("<persistentlogin>1</persistentlogin>"));
+    // An error that comes back on a fresh session is the command's own: reported, once.
+    let err = p.default_folders("nobody@contoso.com").await.unwrap_err();
+    assert!(matches!(err, IceWarpError::Api { .. }), "{err:?}");
+    assert_eq!(count(&sim, "authenticate"), 3);
+}
+
+/// A createdomain whose answer was lost (the server created it, the client saw HTTP 500) is
+/// tried again and answered 0 (the domain exists): the domain is looked up by name, not
+/// reported failed with all its users.
+#[tokio::test]
+async fn a_domain_created_by_a_try_whose_answer_was_lost_is_no_failure() {
+    let (users, domains, sim, report, _dir) = setup(true).await;
+    sim.inject(Fault::LostReply, 1, Some("createdomain"));
+    let (_, outcome) = provision(&sim, &report, &users, &domains).await;
+    assert_eq!(sim.domains(), DOMAINS);
+    assert!(
+        outcome
+            .domains
+            .iter()
+            .all(|(_, a)| !matches!(a, DomainAction::Failed { .. })),
+        "{:?}",
+        outcome.domains
+    );
+    assert!(outcome
+        .accounts
+        .iter()
+        .all(|a| !matches!(a.action, AccountAction::Failed { .. })));
+}
+
+/// A createaccount whose answer was lost, whose check of the account list failed too, was
+/// tried again, answered 0 (the account exists) and reported failed, while the server held
+/// the account with a password recorded nowhere. The password is recorded before
+/// createaccount, and a 0 is followed by a lookup of the account.
+#[tokio::test]
+async fn an_account_created_by_a_try_whose_answer_was_lost_keeps_its_recorded_password() {
+    let (_, _, sim, report, _dir) = setup(true).await;
+    let p = connect(&sim, &report).await;
+    let domains = p
+        .ensure_domains(&["fabrikam.com".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(domains[0].1, DomainAction::Created);
+    let first = p
+        .ensure_account(&account_plan("1", "first@fabrikam.com", &[]))
+        .await
+        .unwrap();
+    assert_eq!(first.action, AccountAction::Created);
+    sim.inject(Fault::LostReply, 1, Some("createaccount"));
+    sim.inject(Fault::Http500, 3, Some("getaccountsinfolist"));
+    let outcome = p
+        .ensure_account(&account_plan(
+            "2",
+            "second@fabrikam.com",
+            &["two@fabrikam.com"],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(outcome.action, AccountAction::Created, "{outcome:?}");
+    let account = sim.account("second@fabrikam.com").unwrap();
+    let rows = csv_rows(&report);
+    let recorded: Vec<&str> = rows
+        .iter()
+        .filter(|(a, _)| a == "second@fabrikam.com")
+        .map(|(_, p)| p.as_str())
+        .collect();
+    assert_eq!(recorded, [account.password.as_str()]);
+    assert_eq!(sim.accounts().len(), 3);
+}
+
+/// Merges go only into the account that is the user's: by the user's primary address, into a
+/// user account (`U_Type` 0) whose own aliases name it. A mailing list holding the address, or
+/// an account answering to it through a pattern alias, is a reported conflict with nothing
+/// written; a user whose *alias* is another account's address was merged into that account.
+#[tokio::test]
+async fn a_user_is_merged_only_into_an_account_that_is_its_own() {
+    let sim = IceWarpSim::start(IceWarpConfig {
+        admin_password: ADMIN_PASSWORD.into(),
+        accounts: vec![
+            AccountSpec {
+                email: "info@contoso.com".into(),
+                name: "Info desk".into(),
+                password: "Info-pass-1".into(),
+                aliases: vec![],
+            },
+            AccountSpec {
+                email: "helpdesk@contoso.com".into(),
+                name: "Help desk".into(),
+                password: "Help-pass-1".into(),
+                aliases: vec!["[support_aliases]".into()],
+            },
+            AccountSpec {
+                email: "carol@contoso.com".into(),
+                name: "Carol".into(),
+                password: "Carol-pass-1".into(),
+                aliases: vec![],
+            },
+        ],
+        lists: vec![ListSpec {
+            email: "sales@contoso.com".into(),
+            name: "Sales".into(),
+            account_type: 1,
+            members: vec!["info@contoso.com".into()],
+        }],
+        alias_patterns: vec![("support_aliases".into(), vec!["support".into()])],
+        policy: policy(),
+        ..IceWarpConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r.csv");
+    let p = connect(&sim, &report).await;
+    let before = sim.accounts();
+
+    // The address is a mailing list's.
+    let sales = p
+        .ensure_account(&account_plan("s", "sales@contoso.com", &["s2@contoso.com"]))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&sales.action, AccountAction::Failed { reason, class: ErrorClass::SkipItem }
+            if reason.contains("mailing list") && reason.contains("nothing was written")),
+        "{sales:?}"
+    );
+    assert_eq!(sales.login, LoginRoute::None);
+    // The address reaches an account only through a pattern alias.
+    let support = p
+        .ensure_account(&account_plan("p", "support@contoso.com", &[]))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&support.action, AccountAction::Failed { reason, .. }
+            if reason.contains("helpdesk@contoso.com") && reason.contains("[support_aliases]")),
+        "{support:?}"
+    );
+    assert_eq!(count(&sim, "setaccountproperties"), 0);
+    assert_eq!(sim.accounts(), before);
+
+    // Bob's alias is the info desk's address: Bob gets his own account, the info desk is
+    // untouched.
+    let bob = p
+        .ensure_account(&account_plan("b", "bob@contoso.com", &["info@contoso.com"]))
+        .await
+        .unwrap();
+    assert_eq!(bob.action, AccountAction::Created, "{bob:?}");
+    assert_eq!(bob.address.as_deref(), Some("bob@contoso.com"));
+    assert_eq!(sim.account("info@contoso.com").unwrap().name, "Info desk");
+    // Carol's own account: merged, her alias added.
+    let carol = p
+        .ensure_account(&account_plan("c", "carol@contoso.com", &["cc@contoso.com"]))
+        .await
+        .unwrap();
+    assert_eq!(carol.action, AccountAction::Merged);
+    assert_eq!(carol.aliases_added, ["cc@contoso.com"]);
+}
+
+/// `U_Alias` holds at most 255 characters (online help 282.htm). Whether IceWarp refuses a
+/// longer value or cuts it is not documented: with either, no value longer than 255 is sent,
+/// every alias reported added answers to the account, and the others are named in a note.
+#[tokio::test]
+async fn aliases_beyond_the_255_character_field_are_reported_not_lost() {
+    for overflow in [AliasOverflow::Refuse, AliasOverflow::Truncate] {
+        let sim = IceWarpSim::start(IceWarpConfig {
+            admin_password: ADMIN_PASSWORD.into(),
+            accounts: vec![AccountSpec {
+                email: "old@contoso.com".into(),
+                name: "Old".into(),
+                password: "Old-pass-1".into(),
+                aliases: vec![],
+            }],
+            alias_overflow: overflow,
+            policy: policy(),
+            ..IceWarpConfig::default()
+        })
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = connect(&sim, &dir.path().join("r.csv")).await;
+        for (user, address) in [("n", "new@contoso.com"), ("o", "old@contoso.com")] {
+            let many: Vec<String> = (0..40)
+                .map(|i| format!("{user}alias{i:04}@contoso.com"))
+                .collect();
+            let many: Vec<&str> = many.iter().map(String::as_str).collect();
+            let outcome = p
+                .ensure_account(&account_plan(user, address, &many))
+                .await
+                .unwrap();
+            assert!(
+                matches!(
+                    outcome.action,
+                    AccountAction::Created | AccountAction::Merged
+                ),
+                "{overflow:?} {outcome:?}"
+            );
+            assert!(
+                !outcome.aliases_added.is_empty(),
+                "{overflow:?} {outcome:?}"
+            );
+            for alias in &outcome.aliases_added {
+                assert_eq!(
+                    sim.account(alias).map(|a| a.email()).as_deref(),
+                    Some(address),
+                    "{overflow:?} {alias}"
+                );
+            }
+            let left: Vec<&&str> = many
+                .iter()
+                .filter(|a| !outcome.aliases_added.iter().any(|x| x == **a))
+                .collect();
+            assert!(!left.is_empty());
+            let note = outcome
+                .notes
+                .iter()
+                .find(|n| n.contains("255"))
+                .unwrap_or_else(|| panic!("{overflow:?} {:?}", outcome.notes));
+            assert!(left.iter().all(|a| note.contains(**a)), "{note}");
+        }
+        for r in sim.requests() {
+            let longest = r
+                .body
+                .split("<val>")
+                .skip(1)
+                .filter_map(|v| v.split("</val>").next())
+                .map(|v| v.chars().count())
+                .max()
+                .unwrap_or(0);
+            assert!(
+                longest <= 255,
+                "{overflow:?}: a value of {longest} characters was sent"
+            );
+        }
+        // Created accounts are IMAP & POP3 (U_AccountType 1), never the server's default.
+        let new = sim.account("new@contoso.com").unwrap();
+        assert_eq!(
+            new.properties.get("u_accounttype").map(String::as_str),
+            Some("1")
+        );
+    }
 }
