@@ -111,6 +111,11 @@ async fn setup(destination: &str, roles: &[&str]) -> Setup {
 
 impl Setup {
     async fn run(&self) -> (RunSummary, Vec<String>) {
+        self.run_pass(false).await
+    }
+
+    /// A run; `final_pass`: the cut-over pass (`run --final`).
+    async fn run_pass(&self, final_pass: bool) -> (RunSummary, Vec<String>) {
         let destination =
             Destination::from_config(&self.config.destination, Some(Secret::new(MASTER_PASSWORD)))
                 .unwrap();
@@ -123,6 +128,7 @@ impl Setup {
             RunControl::new(),
             RunOptions {
                 state_dir: Some(self.dir.path().join("state")),
+                final_pass,
                 ..RunOptions::default()
             },
         )
@@ -356,4 +362,44 @@ async fn group_read_all_is_required_only_with_the_groups_option() {
         let problem = report.problems.iter().any(|p| p.contains("Group.Read.All"));
         assert_eq!(problem, required, "{:?}", report.problems);
     }
+}
+
+/// `expire_passwords` is a cut-over action: an ordinary run (the first, or any incremental
+/// one) expired the generated passwords, locking the users out of what later runs write and
+/// the later runs out of IMAP and WebDAV. Only the final pass expires them, for the accounts
+/// the migrator created in any run, without IceWarp's expiry mail.
+#[tokio::test(flavor = "multi_thread")]
+async fn passwords_expire_only_on_the_final_pass() {
+    let s = setup("expire_passwords = true\n", &[]).await;
+    let (first, failures) = s.run().await;
+    assert_eq!(failures, Vec::<String>::new(), "{first:?}");
+    assert!(
+        s.icewarp.accounts().iter().all(|a| !a.password_expired),
+        "an ordinary run expired passwords"
+    );
+    let created: Vec<String> = std::fs::read_to_string(s.dir.path().join("credentials.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(',').map(|(a, _)| a.to_string()))
+        .collect();
+    assert!(!created.is_empty());
+
+    let (last, failures) = s.run_pass(true).await;
+    assert_eq!(failures, Vec::<String>::new(), "{last:?}");
+    for account in s.icewarp.accounts() {
+        let generated = created.contains(&account.email());
+        assert_eq!(account.password_expired, generated, "{}", account.email());
+    }
+    let expiries: Vec<String> = s
+        .icewarp
+        .requests()
+        .into_iter()
+        .filter(|r| r.command.as_deref() == Some("expireaccountpassword"))
+        .map(|r| r.body)
+        .collect();
+    assert_eq!(expiries.len(), created.len());
+    assert!(expiries
+        .iter()
+        .all(|b| b.contains("<disablenotification>1</disablenotification>")));
 }

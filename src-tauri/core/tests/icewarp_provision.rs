@@ -375,8 +375,17 @@ async fn a_tenant_is_provisioned_merged_and_a_rerun_creates_nothing() {
     assert_eq!(folders["calendar"], "Kalendář");
     assert_eq!(folders["inbox"], "Inbox");
 
-    // Passwords of new accounts expire; the pre-existing one is left alone.
-    assert!(p.expire_passwords(&outcome).await.is_empty());
+    // Passwords of new accounts expire (no expiry mail); the pre-existing one is left alone.
+    let (expired, failures) = p.expire_passwords(&outcome).await;
+    assert!(failures.is_empty());
+    assert_eq!(expired, created.len());
+    assert!(sim
+        .requests()
+        .iter()
+        .filter(|r| r.command.as_deref() == Some("expireaccountpassword"))
+        .all(|r| r
+            .body
+            .contains("<disablenotification>1</disablenotification>")));
     assert!(sim
         .accounts()
         .iter()
@@ -518,7 +527,7 @@ async fn every_request_and_parsed_reply_follows_the_specification() {
     p.default_folders(users[1].mail.as_deref().unwrap())
         .await
         .unwrap();
-    assert!(p.expire_passwords(&outcome).await.is_empty());
+    assert!(p.expire_passwords(&outcome).await.1.is_empty());
     p.client().logout().await;
 
     let log = sim.requests();

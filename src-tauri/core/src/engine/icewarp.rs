@@ -336,16 +336,32 @@ pub(super) fn logins(d: &IceWarpDestination) -> Result<ImapLogins, EngineError> 
     })
 }
 
-/// After the data is written: expire the new accounts' passwords when asked, and log out.
+/// After the data is written: on the final pass only, expire the passwords of the accounts
+/// the migrator created when `expire_passwords` asks for it; then log out.
 pub(super) async fn finish(
     d: &IceWarpDestination,
     provisioner: &IceWarpProvisioner,
     outcome: &ProvisionOutcome,
+    final_pass: bool,
 ) {
-    if d.expire_passwords {
-        for (address, e) in provisioner.expire_passwords(outcome).await {
-            tracing::warn!(%address, "cannot expire the new account's password: {e}");
+    match (d.expire_passwords, final_pass) {
+        (true, true) => {
+            let (expired, failures) = provisioner.expire_passwords(outcome).await;
+            for (address, e) in &failures {
+                tracing::warn!(%address, "cannot expire the new account's password: {e}");
+            }
+            if expired > 0 {
+                tracing::warn!(
+                    "final pass: the generated passwords of {expired} accounts expired; their users \
+                     choose new ones at first login, and a later run needs those new passwords \
+                     (put them in accounts_csv)"
+                );
+            }
         }
+        (true, false) => tracing::info!(
+            "expire_passwords waits for the final pass (`run --final`): no password was expired"
+        ),
+        _ => {}
     }
     provisioner.client().logout().await;
 }

@@ -124,7 +124,8 @@ pub struct IceWarpDestination {
     /// An IMAP master user for existing accounts without a known password.
     pub master: Option<(String, MasterStyle)>,
     pub dav: DavSettings,
-    /// Force a password change on the accounts the run created, once their data is written.
+    /// On the final pass ([`RunOptions::final_pass`]) only: force a password change on the
+    /// accounts the migrator created, once their data is written.
     pub expire_passwords: bool,
 }
 
@@ -372,6 +373,9 @@ pub struct RunOptions {
     pub outage_wait: std::time::Duration,
     /// Message bodies downloading at once across the run (`[run] max_downloads`).
     pub max_downloads: usize,
+    /// The cut-over pass (the CLI's `run --final`): only then do cut-over actions such as
+    /// IceWarp's `expire_passwords` run. Off by default.
+    pub final_pass: bool,
 }
 
 impl RunOptions {
@@ -392,6 +396,7 @@ impl RunOptions {
             limits: run.limits(),
             outage_wait: run.outage_wait,
             max_downloads: run.max_downloads,
+            final_pass: false,
         }
     }
 }
@@ -408,6 +413,7 @@ impl Default for RunOptions {
             limits: DateLimits::default(),
             outage_wait: crate::config::DEFAULT_OUTAGE_WAIT,
             max_downloads: crate::graph::client::DEFAULT_MAX_DOWNLOADS,
+            final_pass: false,
         }
     }
 }
@@ -682,7 +688,7 @@ async fn run_locked(
     if let (Destination::IceWarp(d), Some(provisioner), Some(outcome)) =
         (destination, &provisioner, &provisioned)
     {
-        icewarp::finish(d, provisioner, outcome).await;
+        icewarp::finish(d, provisioner, outcome, options.final_pass).await;
     }
     let summary = RunSummary {
         users: users_done,

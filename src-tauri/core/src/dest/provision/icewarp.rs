@@ -828,24 +828,45 @@ impl IceWarpProvisioner {
         ))
     }
 
-    /// Forces a password change at the next login (`expireaccountpassword`) of every account
-    /// `outcome` created. Call it after the data is written: an expired password may block
-    /// IMAP (`C_Accounts_Policies_Pass_DisableAccessToAllIfDisabled`). Returns the failures.
+    /// Forces a password change at the next login (`expireaccountpassword`, with
+    /// `DisableNotification` 1: the users learn their password from the administrator, not
+    /// from an expiry mail) of every account the migrator created: created by this run, or
+    /// merged and listed in the credentials report (created by an earlier run). A cut-over
+    /// action: call it on the final pass, after the data is written (an expired password may
+    /// block IMAP, `C_Accounts_Policies_Pass_DisableAccessToAllIfDisabled`). Returns how many
+    /// expired, and the failures.
     pub async fn expire_passwords(
         &self,
         outcome: &ProvisionOutcome,
-    ) -> Vec<(String, IceWarpError)> {
-        let mut failures = Vec::new();
-        for address in outcome.created() {
+    ) -> (usize, Vec<(String, IceWarpError)>) {
+        let generated: BTreeSet<String> = match crate::config::read_accounts_csv(self.report.path())
+        {
+            Ok(rows) => rows.into_keys().collect(),
+            Err(e) => {
+                tracing::warn!("cannot read the credentials report: {e}");
+                BTreeSet::new()
+            }
+        };
+        let addresses = outcome.accounts.iter().filter_map(|a| match a.action {
+            AccountAction::Created => a.address.as_deref(),
+            AccountAction::Merged => a.address.as_deref().filter(|x| generated.contains(*x)),
+            _ => None,
+        });
+        let (mut expired, mut failures) = (0, Vec::new());
+        for address in addresses {
             let request = Request::new(
                 "expireaccountpassword",
-                vec![Param::text("accountemail", address)],
+                vec![
+                    Param::text("accountemail", address),
+                    Param::text("disablenotification", "1"),
+                ],
             );
-            if let Err(e) = self.client.call(&request, address).await {
-                failures.push((address.to_string(), e));
+            match self.client.call(&request, address).await {
+                Ok(_) => expired += 1,
+                Err(e) => failures.push((address.to_string(), e)),
             }
         }
-        failures
+        (expired, failures)
     }
 
     async fn domain_accounts(&self, domain: &str) -> Result<BTreeMap<String, u32>, IceWarpError> {
