@@ -602,18 +602,23 @@ async fn a_user_whose_address_is_an_alias_of_an_account_is_merged_into_it() {
     assert_eq!(csv_rows(&report).len(), 1);
 }
 
+/// `user0000@contoso.com`, ... : `n` accounts that exist.
+fn numbered_accounts(n: usize) -> Vec<AccountSpec> {
+    (0..n)
+        .map(|i| AccountSpec {
+            email: format!("user{i:04}@contoso.com"),
+            name: format!("User {i}"),
+            password: "x".into(),
+            aliases: vec![],
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn account_lists_are_read_page_by_page() {
     let sim = IceWarpSim::start(IceWarpConfig {
         admin_password: ADMIN_PASSWORD.into(),
-        accounts: (0..1201)
-            .map(|i| AccountSpec {
-                email: format!("user{i:04}@contoso.com"),
-                name: format!("User {i}"),
-                password: "x".into(),
-                aliases: vec![],
-            })
-            .collect(),
+        accounts: numbered_accounts(1201),
         ..IceWarpConfig::default()
     })
     .await
@@ -854,6 +859,16 @@ async fn a_redirecting_admin_api_gets_no_credentials_and_is_a_clear_error() {
     );
 }
 
+/// An account that exists before the run, named after its address.
+fn existing_account(email: &str, password: &str, aliases: &[&str]) -> AccountSpec {
+    AccountSpec {
+        email: email.into(),
+        name: format!("Existing {email}"),
+        password: password.into(),
+        aliases: aliases.iter().map(|a| a.to_string()).collect(),
+    }
+}
+
 fn account_plan(user: &str, address: &str, aliases: &[&str]) -> AccountPlan {
     AccountPlan {
         user_id: user.into(),
@@ -878,14 +893,7 @@ async fn a_server_that_caps_its_pages_is_listed_to_the_end() {
     let sim = IceWarpSim::start(IceWarpConfig {
         admin_password: ADMIN_PASSWORD.into(),
         domains: (0..7).map(|i| format!("d{i}.example")).collect(),
-        accounts: (0..23)
-            .map(|i| AccountSpec {
-                email: format!("user{i:02}@contoso.com"),
-                name: format!("User {i}"),
-                password: "x".into(),
-                aliases: vec![],
-            })
-            .collect(),
+        accounts: numbered_accounts(23),
         page_limit: Some(5),
         ..IceWarpConfig::default()
     })
@@ -1003,24 +1011,14 @@ async fn a_user_is_merged_only_into_an_account_that_is_its_own() {
     let sim = IceWarpSim::start(IceWarpConfig {
         admin_password: ADMIN_PASSWORD.into(),
         accounts: vec![
-            AccountSpec {
-                email: "info@contoso.com".into(),
-                name: "Info desk".into(),
-                password: "Info-pass-1".into(),
-                aliases: vec![],
-            },
+            existing_account("info@contoso.com", "Info-pass-1", &[]),
             AccountSpec {
                 email: "helpdesk@contoso.com".into(),
                 name: "Help desk".into(),
                 password: "Help-pass-1".into(),
                 aliases: vec!["[support_aliases]".into()],
             },
-            AccountSpec {
-                email: "carol@contoso.com".into(),
-                name: "Carol".into(),
-                password: "Carol-pass-1".into(),
-                aliases: vec![],
-            },
+            existing_account("carol@contoso.com", "Carol-pass-1", &[]),
         ],
         lists: vec![ListSpec {
             email: "sales@contoso.com".into(),
@@ -1071,7 +1069,10 @@ async fn a_user_is_merged_only_into_an_account_that_is_its_own() {
         .unwrap();
     assert_eq!(bob.action, AccountAction::Created, "{bob:?}");
     assert_eq!(bob.address.as_deref(), Some("bob@contoso.com"));
-    assert_eq!(sim.account("info@contoso.com").unwrap().name, "Info desk");
+    assert_eq!(
+        sim.account("info@contoso.com").unwrap().name,
+        "Existing info@contoso.com"
+    );
     // Carol's own account: merged, her alias added.
     let carol = p
         .ensure_account(&account_plan("c", "carol@contoso.com", &["cc@contoso.com"]))
