@@ -1165,3 +1165,68 @@ async fn aliases_beyond_the_255_character_field_are_reported_not_lost() {
         );
     }
 }
+
+/// Under IceWarp's username login policy (`C_Accounts_Policies_Login_LoginSettings` 0) its
+/// services authenticate with the account's `U_Login`, not the address (online help 282.htm,
+/// apiconst `U_Login`): the administrator signs in with its username, each created or merged
+/// account carries its login name, and the writers' IMAP and WebDAV logins use it. Under the
+/// email policy the address is the login.
+#[tokio::test]
+async fn logins_follow_the_login_policy() {
+    use migrator_core::dest::imap::ImapLogin;
+    use migrator_core::engine::ImapLogins;
+    for (policy_value, admin) in [("0", "admin"), ("1", "admin@icewarp.test")] {
+        let sim = IceWarpSim::start(IceWarpConfig {
+            admin_password: ADMIN_PASSWORD.into(),
+            accounts: vec![existing_account("old.timer@contoso.com", "Old-pass-1", &[])],
+            properties: vec![(
+                "C_Accounts_Policies_Login_LoginSettings".into(),
+                policy_value.into(),
+            )],
+            policy: policy(),
+            ..IceWarpConfig::default()
+        })
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(&sim, &dir.path().join("r.csv"), &[]);
+        s.admin_email = admin.into();
+        let p = IceWarpProvisioner::connect(&s, Secret::new(ADMIN_PASSWORD))
+            .await
+            .unwrap_or_else(|e| panic!("{admin}: {e}"));
+        p.ensure_domains(&["contoso.com".to_string()])
+            .await
+            .unwrap();
+        let created = p
+            .ensure_account(&account_plan("n", "adele.vance@contoso.com", &[]))
+            .await
+            .unwrap();
+        let merged = p
+            .ensure_account(&account_plan("o", "old.timer@contoso.com", &[]))
+            .await
+            .unwrap();
+        assert_eq!(created.action, AccountAction::Created);
+        assert_eq!(merged.action, AccountAction::Merged);
+        let (want_new, want_old) = match policy_value {
+            "0" => (Some("adele.vance"), Some("old.timer")),
+            _ => (None, None),
+        };
+        assert_eq!(created.login_name.as_deref(), want_new, "{policy_value}");
+        assert_eq!(merged.login_name.as_deref(), want_old, "{policy_value}");
+
+        let logins = ImapLogins::Named {
+            accounts: [("adele.vance@contoso.com".to_string(), Secret::new("pw"))].into(),
+            login_names: created
+                .login_name
+                .iter()
+                .map(|n| ("adele.vance@contoso.com".to_string(), n.clone()))
+                .collect(),
+        };
+        let user = match logins.login_for("adele.vance@contoso.com") {
+            Some(ImapLogin::Password { user, .. }) => user,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(user, want_new.unwrap_or("adele.vance@contoso.com"));
+        assert_eq!(logins.login_name("adele.vance@contoso.com"), user);
+    }
+}

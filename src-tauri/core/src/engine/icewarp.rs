@@ -298,7 +298,13 @@ pub(super) async fn provision(
             Err(e) => tracing::warn!("cannot read IceWarp's default folder names: {e}"),
         }
     }
-    let logins = logins(d)?;
+    // Under IceWarp's username login policy an account logs in with its U_Login.
+    let login_names = outcome
+        .accounts
+        .iter()
+        .filter_map(|a| Some((a.address.clone()?, a.login_name.clone()?)))
+        .collect();
+    let logins = logins(d, login_names)?;
     Ok(Provisioned {
         store: Store::Imap {
             settings: imap,
@@ -310,10 +316,14 @@ pub(super) async fn provision(
     })
 }
 
-/// The master user for IMAP when one is configured, else each account's own password; own
-/// passwords (the configured accounts CSV, then the credentials report of the accounts this or
-/// an earlier run created) also serve WebDAV.
-pub(super) fn logins(d: &IceWarpDestination) -> Result<ImapLogins, EngineError> {
+/// The master user for IMAP when one is configured, else each account's own password and
+/// login name (`login_names`, by address; the address where none is given); own passwords
+/// (the configured accounts CSV, then the credentials report of the accounts this or an
+/// earlier run created) also serve WebDAV.
+pub(super) fn logins(
+    d: &IceWarpDestination,
+    login_names: HashMap<String, String>,
+) -> Result<ImapLogins, EngineError> {
     let mut accounts: HashMap<String, Secret> = d.accounts.clone();
     if d.api.credentials_report.is_file() {
         let created =
@@ -332,7 +342,10 @@ pub(super) fn logins(d: &IceWarpDestination) -> Result<ImapLogins, EngineError> 
             password: d.admin_password.clone(),
             style: *style,
         },
-        None => ImapLogins::Accounts(accounts),
+        None => ImapLogins::Named {
+            accounts,
+            login_names,
+        },
     })
 }
 

@@ -286,6 +286,13 @@ pub enum ImapLogins {
     },
     /// Each user's own password, by lower-case address.
     Accounts(HashMap<String, Secret>),
+    /// Each user's own password and, where it is not the address, the name the account logs
+    /// in with over IMAP and WebDAV (IceWarp's `U_Login` under the username login policy),
+    /// both by lower-case address.
+    Named {
+        accounts: HashMap<String, Secret>,
+        login_names: HashMap<String, String>,
+    },
     /// An administrator acting for every user over IMAP (no dependence on each account's
     /// password, which the run may have just generated), and each user's own password where
     /// known for what has no master login (CalDAV/CardDAV).
@@ -317,13 +324,25 @@ impl ImapLogins {
                 master_password: password.clone(),
                 style: *style,
             }),
-            ImapLogins::Accounts(_) => {
+            ImapLogins::Accounts(_) | ImapLogins::Named { .. } => {
                 self.own_password(address)
                     .map(|password| ImapLogin::Password {
-                        user: address.to_string(),
+                        user: self.login_name(address),
                         password,
                     })
             }
+        }
+    }
+
+    /// The name `address` logs in with using its own password (IMAP and WebDAV): its login
+    /// name when one is known, else the address itself.
+    pub fn login_name(&self, address: &str) -> String {
+        match self {
+            ImapLogins::Named { login_names, .. } => login_names
+                .get(&address.trim().to_lowercase())
+                .cloned()
+                .unwrap_or_else(|| address.to_string()),
+            _ => address.to_string(),
         }
     }
 
@@ -331,7 +350,9 @@ impl ImapLogins {
     pub fn own_password(&self, address: &str) -> Option<Secret> {
         match self {
             ImapLogins::Master { .. } => None,
-            ImapLogins::Accounts(accounts) | ImapLogins::MasterAndAccounts { accounts, .. } => {
+            ImapLogins::Accounts(accounts)
+            | ImapLogins::Named { accounts, .. }
+            | ImapLogins::MasterAndAccounts { accounts, .. } => {
                 accounts.get(&address.trim().to_lowercase()).cloned()
             }
         }

@@ -422,7 +422,18 @@ fn dispatch(
         .unwrap_or_default();
     let param = |name: &str| params.text_at(name).unwrap_or("").to_string();
     if command == "authenticate" {
-        let email_ok = param("email").eq_ignore_ascii_case(&config.admin_email);
+        // `email`: "Account username or email address - depends on server login policy"
+        // (OpenAPI /Authenticate): under the username policy the administrator's username,
+        // the local part of its address here.
+        let login = if data.login_with_email() {
+            config.admin_email.as_str()
+        } else {
+            config
+                .admin_email
+                .split_once('@')
+                .map_or(config.admin_email.as_str(), |(l, _)| l)
+        };
+        let email_ok = param("email").eq_ignore_ascii_case(login);
         if email_ok && param("password") == config.admin_password {
             let sid = format!("{:032x}", rand::rng().random::<u128>());
             data.sessions.insert(sid.clone(), param("email"));
@@ -796,6 +807,14 @@ fn account_properties(data: &Data, params: &Node) -> Answer {
             let value = match name.to_ascii_lowercase().as_str() {
                 "u_alias" => Some(string_value(&a.aliases.join(";"))),
                 "u_mailbox" => Some(string_value(&a.mailbox)),
+                // "Read only - string which should be used for logging into API, respects
+                // c_accounts_policies_login_loginsettings" (apiconst U_Login): the username
+                // under the username policy (0), else the address (online help 282.htm).
+                "u_login" => Some(string_value(&if data.login_with_email() {
+                    a.email()
+                } else {
+                    a.mailbox.clone()
+                })),
                 "u_name" => Some(string_value(&a.name)),
                 "u_type" => Some(string_value(&a.account_type.to_string())),
                 "u_passwordexpired" => {

@@ -327,6 +327,13 @@ impl Data {
             .insert(name.to_ascii_lowercase(), (name.to_string(), value.into()));
     }
 
+    /// `C_Accounts_Policies_Login_LoginSettings`: 1 log in with the full address, 0 with the
+    /// username (apiconst; a missing value reads as 1, the emulator's default).
+    pub fn login_with_email(&self) -> bool {
+        self.property("C_Accounts_Policies_Login_LoginSettings")
+            .is_none_or(|v| v.trim() != "0")
+    }
+
     pub fn policy(&self) -> PasswordPolicy {
         let num = |n: &str| {
             self.property(n)

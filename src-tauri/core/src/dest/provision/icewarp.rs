@@ -901,7 +901,7 @@ impl IceWarpProvisioner {
             // never share addresses: the plan gives each address to one user).
             return Ok(Found::None);
         }
-        let request = properties_query(address, &["u_alias", "u_type"]);
+        let request = properties_query(address, &["u_alias", "u_type", "u_login"]);
         let root = match self.client.call(&request, address).await {
             Ok(root) => root,
             Err(IceWarpError::Api { .. } | IceWarpError::Refused { .. }) if listed.is_none() => {
@@ -937,7 +937,12 @@ impl IceWarpProvisioner {
                 aliases.join(";")
             ));
         }
-        Ok(Found::Account { email, aliases })
+        let login = login_name(&root, &email);
+        Ok(Found::Account {
+            email,
+            aliases,
+            login,
+        })
     }
 
     fn existing_login(&self, plan: &AccountPlan, email: &str) -> LoginRoute {
@@ -962,6 +967,7 @@ impl IceWarpProvisioner {
             address: Some(email.to_string()),
             action: AccountAction::Merged,
             login: self.existing_login(plan, email),
+            login_name: None,
             aliases_added: Vec::new(),
             notes: Vec::new(),
         };
@@ -1028,6 +1034,7 @@ impl IceWarpProvisioner {
             address: Some(plan.address.clone()),
             action: AccountAction::Created,
             login: LoginRoute::GeneratedPassword,
+            login_name: None,
             aliases_added: Vec::new(),
             notes,
         };
@@ -1073,6 +1080,7 @@ impl IceWarpProvisioner {
             match self.create_once(&request, &plan.address).await {
                 Ok(()) => {
                     self.remember(&plan.address, USER_TYPE).await;
+                    outcome.login_name = self.login_of(&plan.address, &mut outcome.notes).await?;
                     outcome.aliases_added =
                         aliases.iter().map(|l| format!("{l}@{domain}")).collect();
                     if aliases.len() < extra.len() {
@@ -1096,6 +1104,30 @@ impl IceWarpProvisioner {
             None => ("not created".to_string(), ErrorClass::SkipItem),
         };
         Ok(AccountOutcome::failed(plan, reason, class))
+    }
+
+    /// The login name of the account `email` when it is not the address (`U_Login`, "string
+    /// which should be used for logging into API, respects
+    /// c_accounts_policies_login_loginsettings", apiconst). Unreadable: the address, noted.
+    async fn login_of(
+        &self,
+        email: &str,
+        notes: &mut Vec<String>,
+    ) -> Result<Option<String>, IceWarpError> {
+        match self
+            .client
+            .call(&properties_query(email, &["u_login"]), email)
+            .await
+        {
+            Ok(root) => Ok(login_name(&root, email)),
+            Err(e) if e.class() == ErrorClass::Fatal => Err(e),
+            Err(e) => {
+                notes.push(format!(
+                    "its login name (U_Login) could not be read, the address is used: {e}"
+                ));
+                Ok(None)
+            }
+        }
     }
 
     /// `createaccount` with bounded retries. After a `0` or a transport error the request may
@@ -1309,6 +1341,16 @@ fn type_name(account_type: u32) -> &'static str {
     }
 }
 
+/// `U_Login` in a `getaccountproperties` reply, when it is set and is not `email`.
+fn login_name(root: &Element, email: &str) -> Option<String> {
+    property_values(root)
+        .into_iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("u_login"))
+        .and_then(|(_, v)| v)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case(email))
+}
+
 /// `U_Type` in a `getaccountproperties` reply.
 fn account_type(root: &Element) -> Option<u32> {
     property_values(root)
@@ -1321,10 +1363,12 @@ fn account_type(root: &Element) -> Option<u32> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Found {
     None,
-    /// The account's primary address and its `U_Alias`, split.
+    /// The account's primary address, its `U_Alias` (split) and its login name when it is
+    /// not the address.
     Account {
         email: String,
         aliases: Vec<String>,
+        login: Option<String>,
     },
     /// The address is taken by something the user must not be merged into: why.
     Conflict(String),
@@ -1474,7 +1518,17 @@ impl AccountProvisioner for IceWarpProvisioner {
             Err(e) => return Err(e),
         };
         let result = match existing {
-            Found::Account { email, aliases } => self.merge(plan, &email, &aliases).await,
+            Found::Account {
+                email,
+                aliases,
+                login,
+            } => {
+                let mut outcome = self.merge(plan, &email, &aliases).await;
+                if let Ok(o) = &mut outcome {
+                    o.login_name = login;
+                }
+                outcome
+            }
             Found::None => self.create(plan).await,
             Found::Conflict(reason) => {
                 return Ok(AccountOutcome::failed(plan, reason, ErrorClass::SkipItem))
