@@ -32,7 +32,13 @@ struct Setup {
 
 /// `destination`: more `[destination]` lines; `roles`: more permissions granted to the app.
 async fn setup(destination: &str, roles: &[&str]) -> Setup {
-    let (sim, dovecot) = support::tenant_with_dovecot_config(SimConfig {
+    setup_with(destination, roles, true).await
+}
+
+/// [`setup`] with Dovecot accepting master logins or refusing them. Dovecot takes any password
+/// of a known user: it stands in for IceWarp, which knows the passwords the run generates.
+async fn setup_with(destination: &str, roles: &[&str], master_logins: bool) -> Setup {
+    let sim = migrator_sim::SimServer::start(SimConfig {
         tenant: TenantSpec {
             // The eleventh user is disabled in Microsoft 365; two shared mailboxes and a room
             // follow (their sign-in is blocked too, as Exchange creates them).
@@ -53,7 +59,14 @@ async fn setup(destination: &str, roles: &[&str]) -> Setup {
         roles: ROLES.iter().chain(roles).map(|r| r.to_string()).collect(),
         ..SimConfig::default()
     })
-    .await;
+    .await
+    .expect("the simulator starts");
+    let dovecot = Dovecot::start_with(support::dovecot::Options {
+        users: support::tenant_accounts(&sim),
+        master_logins,
+        any_password: true,
+        ..support::dovecot::Options::default()
+    });
     let tenant = sim.tenant();
     let existing = tenant
         .users
@@ -86,7 +99,7 @@ async fn setup(destination: &str, roles: &[&str]) -> Setup {
         + &format!(
             "[destination]\nkind = \"icewarp\"\nhost = \"127.0.0.1\"\napi_url = \"{api}\"\n\
              admin_email = \"{admin}\"\nallow_plaintext_loopback = true\nca_file = \"{ca}\"\n\
-             credentials_report = \"{report}\"\nmaster_user = \"{MASTER_USER}\"\n\
+             credentials_report = \"{report}\"\n\
              accounts_csv = \"{accounts}\"\n\
              imap_port = {imaps}\nwebdav_url = \"{dav}\"\n{destination}",
             api = icewarp.api_url(),
@@ -402,4 +415,61 @@ async fn passwords_expire_only_on_the_final_pass() {
     assert!(expiries
         .iter()
         .all(|b| b.contains("<disablenotification>1</disablenotification>")));
+}
+
+/// IceWarp documents no IMAP master login: on a server that refuses it, every mailbox failed
+/// (or, ignoring the authorization identity, every user's mail went into the administrator's
+/// mailbox). With `master_user` set, the preflight appends a probe through the master session
+/// and looks for it through the account's own login: a refusal stops the run before any mail
+/// moves, naming what to do; a proved master login is used only for accounts without a known
+/// password, and the probe is deleted again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_master_login_is_used_for_icewarp_only_once_proved() {
+    use migrator_core::engine::EngineError;
+    let master = format!("master_user = \"{MASTER_USER}\"\n");
+
+    let s = setup_with(&master, &[], false).await;
+    let destination =
+        Destination::from_config(&s.config.destination, Some(Secret::new(MASTER_PASSWORD)))
+            .unwrap();
+    let failures = support::Failures::default();
+    let err = run(
+        &s.config.source_config(),
+        &Secret::new(s.sim.client_secret()),
+        &destination,
+        failures.reporter(),
+        RunControl::new(),
+        RunOptions {
+            state_dir: Some(s.dir.path().join("state")),
+            ..RunOptions::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, EngineError::MasterLogin(_)), "{err:?}");
+    assert!(
+        message.contains("accounts_csv") && message.contains(MASTER_USER),
+        "{message}"
+    );
+    assert!(!message.contains(MASTER_PASSWORD), "{message}");
+    assert_eq!(s.dovecot.mail_changes(), Vec::<String>::new());
+
+    let s = setup_with(&master, &[], true).await;
+    let (summary, failures) = s.run().await;
+    assert_eq!(failures, Vec::<String>::new(), "{summary:?}");
+    let tenant = s.sim.tenant();
+    for user in tenant.users.iter().filter(|u| u.account_enabled) {
+        let bodies = support::account_bodies(&s.dovecot, &user.mail).await;
+        let expected: usize = user.folders.iter().map(|f| f.messages.len()).sum();
+        assert_eq!(
+            bodies.values().sum::<usize>(),
+            expected,
+            "{}: the probe is gone, nothing else arrived twice",
+            user.mail
+        );
+        assert!(bodies
+            .keys()
+            .all(|b| !String::from_utf8_lossy(b).contains("m365-migrator-probe")));
+    }
 }

@@ -1221,6 +1221,7 @@ async fn logins_follow_the_login_policy() {
                 .iter()
                 .map(|n| ("adele.vance@contoso.com".to_string(), n.clone()))
                 .collect(),
+            master: None,
         };
         let user = match logins.login_for("adele.vance@contoso.com") {
             Some(ImapLogin::Password { user, .. }) => user,

@@ -65,6 +65,9 @@ pub enum EngineError {
     Journal(#[from] JournalError),
     #[error("cannot set up the IceWarp domains and accounts")]
     Provision(#[source] IceWarpError),
+    /// The configured `master_user` was not proved to open the user's own mailbox at IceWarp.
+    #[error("{0}")]
+    MasterLogin(String),
     /// The configured batch selects nobody (`[users] batch`).
     #[error(transparent)]
     Selection(#[from] EmptyBatch),
@@ -84,7 +87,7 @@ impl EngineError {
             EngineError::Destination { .. } => "destination",
             EngineError::Http(_) => "internal",
             EngineError::Journal(_) => "state",
-            EngineError::Provision(_) => "destination",
+            EngineError::Provision(_) | EngineError::MasterLogin(_) => "destination",
             EngineError::Selection(_) => "selection",
             EngineError::StateLock(LockError::Busy { .. }) => "busy",
             EngineError::StateLock(_) => "state",
@@ -289,9 +292,13 @@ pub enum ImapLogins {
     /// Each user's own password and, where it is not the address, the name the account logs
     /// in with over IMAP and WebDAV (IceWarp's `U_Login` under the username login policy),
     /// both by lower-case address.
+    /// With `master`, an administrator logs in over IMAP for the accounts without a known
+    /// password (IceWarp allows it only once a preflight proved the master session opens the
+    /// user's own mailbox).
     Named {
         accounts: HashMap<String, Secret>,
         login_names: HashMap<String, String>,
+        master: Option<(String, Secret, MasterStyle)>,
     },
     /// An administrator acting for every user over IMAP (no dependence on each account's
     /// password, which the run may have just generated), and each user's own password where
@@ -325,11 +332,26 @@ impl ImapLogins {
                 style: *style,
             }),
             ImapLogins::Accounts(_) | ImapLogins::Named { .. } => {
-                self.own_password(address)
+                let own = self
+                    .own_password(address)
                     .map(|password| ImapLogin::Password {
                         user: self.login_name(address),
                         password,
-                    })
+                    });
+                match self {
+                    ImapLogins::Named {
+                        master: Some((master_user, password, style)),
+                        ..
+                    } => own.or_else(|| {
+                        Some(ImapLogin::Master {
+                            user: address.to_string(),
+                            master_user: master_user.clone(),
+                            master_password: password.clone(),
+                            style: *style,
+                        })
+                    }),
+                    _ => own,
+                }
             }
         }
     }
