@@ -28,16 +28,30 @@ struct Setup {
     config: FileConfig,
     /// The account that existed before the migration, and its password.
     existing: (String, String),
+    /// The IMAP front that drops authorization identities, when there is one.
+    _front: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// How the IMAP server answers a master login (SASL PLAIN with an authorization identity),
+/// which IceWarp does not document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MasterAnswer {
+    /// Logs in to the user's mailbox (Dovecot's master passdb).
+    Accepted,
+    /// Refuses the login.
+    Refused,
+    /// Ignores the authorization identity: the administrator lands in its own mailbox.
+    AuthzidIgnored,
 }
 
 /// `destination`: more `[destination]` lines; `roles`: more permissions granted to the app.
 async fn setup(destination: &str, roles: &[&str]) -> Setup {
-    setup_with(destination, roles, true).await
+    setup_with(destination, roles, MasterAnswer::Accepted).await
 }
 
 /// [`setup`] with Dovecot accepting master logins or refusing them. Dovecot takes any password
 /// of a known user: it stands in for IceWarp, which knows the passwords the run generates.
-async fn setup_with(destination: &str, roles: &[&str], master_logins: bool) -> Setup {
+async fn setup_with(destination: &str, roles: &[&str], master: MasterAnswer) -> Setup {
     let sim = migrator_sim::SimServer::start(SimConfig {
         tenant: TenantSpec {
             // The eleventh user is disabled in Microsoft 365; two shared mailboxes and a room
@@ -61,12 +75,27 @@ async fn setup_with(destination: &str, roles: &[&str], master_logins: bool) -> S
     })
     .await
     .expect("the simulator starts");
+    let mut users = support::tenant_accounts(&sim);
+    if master == MasterAnswer::AuthzidIgnored {
+        // The administrator has a mailbox of its own, where an ignored authzid lands.
+        users.push((MASTER_USER.into(), MASTER_PASSWORD.into()));
+    }
     let dovecot = Dovecot::start_with(support::dovecot::Options {
-        users: support::tenant_accounts(&sim),
-        master_logins,
+        users,
+        master_logins: master != MasterAnswer::Refused,
         any_password: true,
         ..support::dovecot::Options::default()
     });
+    let (imap, front) = match master {
+        MasterAnswer::AuthzidIgnored => {
+            let (port, task) = authzid_ignoring_front(dovecot.imap_port).await;
+            (
+                format!("imap_port = {port}\nimap_security = \"plain\"\n"),
+                Some(task),
+            )
+        }
+        _ => (format!("imap_port = {}\n", dovecot.imaps_port), None),
+    };
     let tenant = sim.tenant();
     let existing = tenant
         .users
@@ -101,13 +130,12 @@ async fn setup_with(destination: &str, roles: &[&str], master_logins: bool) -> S
              admin_email = \"{admin}\"\nallow_plaintext_loopback = true\nca_file = \"{ca}\"\n\
              credentials_report = \"{report}\"\n\
              accounts_csv = \"{accounts}\"\n\
-             imap_port = {imaps}\nwebdav_url = \"{dav}\"\n{destination}",
+             {imap}webdav_url = \"{dav}\"\n{destination}",
             api = icewarp.api_url(),
             admin = IceWarpConfig::default().admin_email,
             ca = dovecot.ca_file.display(),
             report = dir.path().join("credentials.csv").display(),
             accounts = accounts_csv.display(),
-            imaps = dovecot.imaps_port,
             dav = radicale.base_url(),
         );
     let config = FileConfig::parse(&toml, &dir.path().join("migrate.toml")).unwrap();
@@ -119,7 +147,70 @@ async fn setup_with(destination: &str, roles: &[&str], master_logins: bool) -> S
         dir,
         config,
         existing,
+        _front: front,
     }
+}
+
+/// A front before Dovecot's plaintext IMAP port that drops the authorization identity of SASL
+/// PLAIN logins (RFC 4616), so a master login becomes the administrator's own login: a server
+/// that ignores the authzid.
+async fn authzid_ignoring_front(target: u16) -> (u16, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else {
+                    return;
+                };
+                let (client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let down = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                });
+                let mut reader = tokio::io::BufReader::new(client_read);
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    match reader.read_until(b'\n', &mut line).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                    if server_write
+                        .write_all(&without_authzid(&line))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                down.abort();
+            });
+        }
+    });
+    (port, task)
+}
+
+/// `tag AUTHENTICATE PLAIN <base64 authzid NUL authcid NUL password>` with the authzid dropped;
+/// any other line as it is.
+fn without_authzid(line: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let text = String::from_utf8_lossy(line);
+    let Some((head, encoded)) = text.trim_end().rsplit_once(' ') else {
+        return line.to_vec();
+    };
+    if !head.to_ascii_uppercase().ends_with(" AUTHENTICATE PLAIN") {
+        return line.to_vec();
+    }
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded) else {
+        return line.to_vec();
+    };
+    let Some(first) = decoded.iter().position(|b| *b == 0) else {
+        return line.to_vec();
+    };
+    let reencoded = base64::engine::general_purpose::STANDARD.encode(&decoded[first..]);
+    format!("{head} {reencoded}\r\n").into_bytes()
 }
 
 impl Setup {
@@ -428,34 +519,51 @@ async fn a_master_login_is_used_for_icewarp_only_once_proved() {
     use migrator_core::engine::EngineError;
     let master = format!("master_user = \"{MASTER_USER}\"\n");
 
-    let s = setup_with(&master, &[], false).await;
-    let destination =
-        Destination::from_config(&s.config.destination, Some(Secret::new(MASTER_PASSWORD)))
-            .unwrap();
-    let failures = support::Failures::default();
-    let err = run(
-        &s.config.source_config(),
-        &Secret::new(s.sim.client_secret()),
-        &destination,
-        failures.reporter(),
-        RunControl::new(),
-        RunOptions {
-            state_dir: Some(s.dir.path().join("state")),
-            ..RunOptions::default()
-        },
-    )
-    .await
-    .unwrap_err();
-    let message = err.to_string();
-    assert!(matches!(err, EngineError::MasterLogin(_)), "{err:?}");
-    assert!(
-        message.contains("accounts_csv") && message.contains(MASTER_USER),
-        "{message}"
-    );
-    assert!(!message.contains(MASTER_PASSWORD), "{message}");
-    assert_eq!(s.dovecot.mail_changes(), Vec::<String>::new());
+    for answer in [MasterAnswer::Refused, MasterAnswer::AuthzidIgnored] {
+        let s = setup_with(&master, &[], answer).await;
+        let destination =
+            Destination::from_config(&s.config.destination, Some(Secret::new(MASTER_PASSWORD)))
+                .unwrap();
+        let failures = support::Failures::default();
+        let err = run(
+            &s.config.source_config(),
+            &Secret::new(s.sim.client_secret()),
+            &destination,
+            failures.reporter(),
+            RunControl::new(),
+            RunOptions {
+                state_dir: Some(s.dir.path().join("state")),
+                ..RunOptions::default()
+            },
+        )
+        .await
+        .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            matches!(err, EngineError::MasterLogin(_)),
+            "{answer:?}: {err:?}"
+        );
+        assert!(
+            message.contains("accounts_csv") && message.contains(MASTER_USER),
+            "{message}"
+        );
+        assert!(!message.contains(MASTER_PASSWORD), "{message}");
+        if answer == MasterAnswer::Refused {
+            assert_eq!(s.dovecot.mail_changes(), Vec::<String>::new());
+            continue;
+        }
+        assert!(message.contains("did not reach"), "{message}");
+        // The probe landed in the administrator's own mailbox and was taken out again; no
+        // user's mailbox got anything.
+        let admin = support::account_bodies(&s.dovecot, MASTER_USER).await;
+        assert_eq!(admin.values().sum::<usize>(), 0);
+        for user in s.sim.tenant().users.iter().filter(|u| u.account_enabled) {
+            let bodies = support::account_bodies(&s.dovecot, &user.mail).await;
+            assert_eq!(bodies.values().sum::<usize>(), 0, "{}", user.mail);
+        }
+    }
 
-    let s = setup_with(&master, &[], true).await;
+    let s = setup_with(&master, &[], MasterAnswer::Accepted).await;
     let (summary, failures) = s.run().await;
     assert_eq!(failures, Vec::<String>::new(), "{summary:?}");
     let tenant = s.sim.tenant();
