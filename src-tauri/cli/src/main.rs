@@ -610,3 +610,25 @@ fn init_logging(verbose: u8) {
         .with_target(false)
         .init();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Cut-over actions (IceWarp's `expire_passwords`) run only on an explicit final pass.
+    #[test]
+    fn run_is_an_ordinary_pass_unless_final_is_given() {
+        let pass = |args: &[&str]| match Cli::try_parse_from(args).map(|c| c.command) {
+            Ok(Command::Run { final_pass, .. }) => final_pass,
+            _ => panic!("{args:?} does not parse as run"),
+        };
+        assert!(!pass(&["m365-migrate", "run", "--config", "m.toml"]));
+        assert!(pass(&[
+            "m365-migrate",
+            "run",
+            "--config",
+            "m.toml",
+            "--final"
+        ]));
+    }
+}
