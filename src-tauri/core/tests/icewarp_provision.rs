@@ -1231,3 +1231,54 @@ async fn logins_follow_the_login_policy() {
         assert_eq!(logins.login_name("adele.vance@contoso.com"), user);
     }
 }
+
+/// A tenant domain that is a domain alias at IceWarp (`D_Type` 2, apiconst) was taken as an
+/// existing domain and accounts were created in it. It holds no accounts: it is reported with
+/// what to do, no account is created there, and its users are failed with that reason.
+#[tokio::test]
+async fn a_domain_alias_is_not_a_domain_to_create_accounts_in() {
+    let (users, domains) = tenant();
+    let sim = IceWarpSim::start(IceWarpConfig {
+        admin_password: ADMIN_PASSWORD.into(),
+        domains: vec!["contoso.com".into()],
+        domain_aliases: vec![("fabrikam.com".into(), "contoso.com".into())],
+        policy: policy(),
+        ..IceWarpConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, outcome) = provision(&sim, &dir.path().join("r.csv"), &users, &domains).await;
+    let fabrikam = outcome
+        .domains
+        .iter()
+        .find(|(d, _)| d == "fabrikam.com")
+        .map(|(_, a)| a.clone());
+    assert!(
+        matches!(&fabrikam, Some(DomainAction::Failed { reason }) if reason.contains("domain alias") && reason.contains("domain_map")),
+        "{fabrikam:?}"
+    );
+    let in_alias: Vec<_> = outcome
+        .accounts
+        .iter()
+        .filter(|a| {
+            a.address
+                .as_deref()
+                .is_some_and(|x| x.ends_with("@fabrikam.com"))
+        })
+        .collect();
+    assert!(!in_alias.is_empty());
+    for account in in_alias {
+        assert!(
+            matches!(&account.action, AccountAction::Failed { reason, .. } if reason.contains("domain alias"))
+                || matches!(account.action, AccountAction::Skipped { .. }),
+            "{account:?}"
+        );
+    }
+    assert!(sim
+        .requests()
+        .iter()
+        .filter(|r| matches!(r.command.as_deref(), Some("createaccount" | "createdomain")))
+        .all(|r| !r.body.contains("fabrikam.com")));
+    assert!(sim.accounts().iter().all(|a| a.domain != "fabrikam.com"));
+}

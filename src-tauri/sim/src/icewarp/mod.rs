@@ -70,6 +70,10 @@ pub struct IceWarpConfig {
     /// The most items one page of a list command holds, whatever `count` asks for. Whether
     /// IceWarp caps its pages is not documented: `None` (no cap) and a cap are both tested.
     pub page_limit: Option<usize>,
+    /// Domain aliases (alias, domain): listed by `getdomainsinfolist` with `domaintype` 2
+    /// (`D_Type` 2, Domain Alias, apiconst); an address in the alias names the account of the
+    /// same name in the domain.
+    pub domain_aliases: Vec<(String, String)>,
     /// Alias patterns (name, local names): an account whose `U_Alias` holds `[name]` answers
     /// to each of the names. IceWarp's `U_Alias` may hold such pattern references (online help
     /// 282.htm); how the server expands one is its own configuration.
@@ -95,6 +99,7 @@ impl Default for IceWarpConfig {
             max_accounts: None,
             strict_schema: true,
             page_limit: None,
+            domain_aliases: Vec::new(),
             alias_patterns: Vec::new(),
             alias_overflow: AliasOverflow::Refuse,
             session_error_uid: "session_invalid".into(),
@@ -154,6 +159,12 @@ impl IceWarpSim {
         }
         for d in &config.domains {
             data.domains.insert(d.to_ascii_lowercase(), String::new());
+        }
+        for (alias, domain) in &config.domain_aliases {
+            let (alias, domain) = (alias.to_ascii_lowercase(), domain.to_ascii_lowercase());
+            data.domains
+                .insert(alias.clone(), format!("alias of {domain}"));
+            data.domain_aliases.insert(alias, domain);
         }
         for (name, locals) in &config.alias_patterns {
             data.patterns
@@ -544,7 +555,14 @@ fn domains_info_list(config: &IceWarpConfig, data: &Data, params: &Node) -> Answ
             Node::new("item")
                 .with(Node::leaf("name", name.clone()))
                 .with(Node::leaf("desc", desc.clone()))
-                .with(Node::leaf("domaintype", "0"))
+                .with(Node::leaf(
+                    "domaintype",
+                    if data.domain_aliases.contains_key(name) {
+                        "2"
+                    } else {
+                        "0"
+                    },
+                ))
                 .with(Node::leaf("accountcount", accounts.to_string()))
         });
     Answer::Result(Node::new("result").with_all(items), "ok".into())
@@ -669,6 +687,10 @@ fn create_account(config: &IceWarpConfig, data: &mut Data, params: &Node) -> Ans
         .to_ascii_lowercase();
     if !data.domains.contains_key(&domain) {
         return Answer::Zero(format!("domain {domain} does not exist"));
+    }
+    // Not documented: what createaccount does in a domain alias. The emulator refuses it.
+    if data.domain_aliases.contains_key(&domain) {
+        return Answer::Zero(format!("{domain} is a domain alias"));
     }
     let mut props = property_values(params.child("accountproperties"));
     let mut take = |name: &str| {

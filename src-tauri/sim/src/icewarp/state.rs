@@ -291,6 +291,8 @@ pub(crate) struct Data {
     pub faults: Vec<(Fault, Option<String>)>,
     pub refused: Vec<String>,
     pub log: Vec<IceWarpRequest>,
+    /// Domain aliases (lower case): the domain each stands for.
+    pub domain_aliases: BTreeMap<String, String>,
     /// Alias patterns by lower-case name: the local names each stands for.
     pub patterns: BTreeMap<String, Vec<String>>,
 }
@@ -298,6 +300,10 @@ pub(crate) struct Data {
 impl Data {
     pub fn find_account(&self, email: &str) -> Option<usize> {
         let (local, domain) = email.trim().rsplit_once('@')?;
+        let domain = self
+            .domain_aliases
+            .get(&domain.to_ascii_lowercase())
+            .map_or(domain, String::as_str);
         self.accounts
             .iter()
             .position(|a| a.domain.eq_ignore_ascii_case(domain) && self.answers(a, local))

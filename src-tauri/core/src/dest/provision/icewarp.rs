@@ -479,11 +479,20 @@ impl IceWarpClient {
 
     /// Every domain on the server (lower case), paged.
     pub async fn domains(&self) -> Result<BTreeSet<String>, IceWarpError> {
+        Ok(self.domain_types().await?.into_keys().collect())
+    }
+
+    /// Every domain on the server (lower case) with its `domaintype` (`D_Type`; 0 when not
+    /// given), paged.
+    pub async fn domain_types(&self) -> Result<BTreeMap<String, u32>, IceWarpError> {
         let items = self.paged("getdomainsinfolist", None, "server").await?;
         Ok(items
             .iter()
-            .filter_map(|i| i.value("name"))
-            .map(str::to_lowercase)
+            .filter_map(|i| {
+                let name = i.value("name")?.to_lowercase();
+                let kind = i.value("domaintype").and_then(|t| t.trim().parse().ok());
+                Some((name, kind.unwrap_or(STANDARD_DOMAIN)))
+            })
             .collect())
     }
 
@@ -1325,6 +1334,22 @@ const GROUP_TYPE: u32 = 7;
 /// `U_AccountType` 1: IMAP & POP3 (icewarp-apiconst.txt: 0 POP3, 1 IMAP & POP3, 2 IMAP).
 const IMAP_AND_POP3: &str = "1";
 
+/// `D_Type` values (icewarp-apiconst.txt): 0 standard, 1 ETRN/ATRN queue, 2 domain alias,
+/// 3 backup, 4 distributed, 5 service. Accounts live in standard and distributed domains.
+const STANDARD_DOMAIN: u32 = 0;
+const DISTRIBUTED_DOMAIN: u32 = 4;
+
+/// What a domain's `D_Type` makes it (icewarp-apiconst.txt).
+fn domain_type_name(domain_type: u32) -> &'static str {
+    match domain_type {
+        1 => "an ETRN/ATRN queue",
+        2 => "a domain alias",
+        3 => "a backup domain",
+        5 => "a service domain",
+        _ => "a domain of another kind",
+    }
+}
+
 /// What an account's `U_Type` makes it (icewarp-apiconst.txt).
 fn type_name(account_type: u32) -> &'static str {
     match account_type {
@@ -1476,13 +1501,27 @@ impl AccountProvisioner for IceWarpProvisioner {
         &self,
         domains: &[String],
     ) -> Result<Vec<(String, DomainAction)>, IceWarpError> {
-        let existing = self.client.domains().await?;
+        let existing = self.client.domain_types().await?;
         let mut out = Vec::new();
         for domain in domains {
             let domain = domain.to_lowercase();
-            if existing.contains(&domain) {
-                out.push((domain, DomainAction::Existing));
-                continue;
+            match existing.get(&domain).copied() {
+                Some(STANDARD_DOMAIN | DISTRIBUTED_DOMAIN) => {
+                    out.push((domain, DomainAction::Existing));
+                    continue;
+                }
+                // A domain alias (or a queue, backup or service domain) holds no accounts of
+                // its own: creating accounts there, or the domain again, would be wrong.
+                Some(other) => {
+                    let reason = format!(
+                        "it is {} at IceWarp (D_Type {other}), which holds no accounts: map it \
+                         to the domain its users belong in with domain_map",
+                        domain_type_name(other)
+                    );
+                    out.push((domain, DomainAction::Failed { reason }));
+                    continue;
+                }
+                None => {}
             }
             let request = Request::new(
                 "createdomain",
