@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use migrator_core::config::GroupRule;
-use migrator_core::dest::provision::icewarp::{IceWarpError, IceWarpProvisioner, IceWarpSettings};
+use migrator_core::dest::provision::icewarp::{
+    IceWarpError, IceWarpProvisioner, IceWarpSettings, SESSION_IDLE,
+};
 use migrator_core::dest::provision::types::PARSED_PATHS;
 use migrator_core::dest::provision::{
     AccountAction, AccountPlan, AccountProvisioner, DirectoryGroup, DirectoryMember, DirectoryUser,
@@ -156,6 +158,7 @@ fn settings(sim: &IceWarpSim, report: &Path, known: &[&str]) -> IceWarpSettings 
         known_passwords: known.iter().map(|k| k.to_string()).collect(),
         master_user: false,
         attempts: 3,
+        session_idle: SESSION_IDLE,
     }
 }
 
@@ -937,6 +940,21 @@ async fn an_expired_session_is_renewed_whatever_the_error_uid() {
     let err = p.default_folders("nobody@contoso.com").await.unwrap_err();
     assert!(matches!(err, IceWarpError::Api { .. }), "{err:?}");
     assert_eq!(count(&sim, "authenticate"), 3);
+    // A session left unused for the idle time (zero here) is replaced before the next request.
+    let mut idle = settings(&sim, &dir.path().join("r.csv"), &[]);
+    idle.session_idle = std::time::Duration::ZERO;
+    let q = IceWarpProvisioner::connect(&idle, Secret::new(ADMIN_PASSWORD))
+        .await
+        .unwrap();
+    let (logins, lists) = (
+        count(&sim, "authenticate"),
+        count(&sim, "getdomainsinfolist"),
+    );
+    q.client().domains().await.unwrap();
+    q.client().domains().await.unwrap();
+    let lists = count(&sim, "getdomainsinfolist") - lists;
+    assert!(lists >= 2);
+    assert_eq!(count(&sim, "authenticate") - logins, lists);
 }
 
 /// A createdomain whose answer was lost (the server created it, the client saw HTTP 500) is

@@ -73,6 +73,8 @@ pub struct IceWarpSettings {
     pub master_user: bool,
     /// Tries per API call, at least 1.
     pub attempts: u32,
+    /// A session unused this long is replaced by a new login ([`SESSION_IDLE`] by default).
+    pub session_idle: Duration,
 }
 
 /// Tries per API call by default.
@@ -120,6 +122,7 @@ impl IceWarpSettings {
             known_passwords,
             master_user: master_user.is_some(),
             attempts: DEFAULT_ATTEMPTS,
+            session_idle: SESSION_IDLE,
         };
         let rules = ProvisionRules {
             domain_map: domain_map
@@ -207,6 +210,7 @@ pub struct IceWarpClient {
     password: Secret,
     sid: Mutex<Option<Session>>,
     attempts: u32,
+    session_idle: Duration,
 }
 
 /// A session id and when it was last used.
@@ -294,11 +298,12 @@ impl IceWarpClient {
             password,
             sid: Mutex::new(None),
             attempts: settings.attempts.max(1),
+            session_idle: settings.session_idle,
         })
     }
 
     /// One round trip, without retries. Logs in first when there is no session or it has been
-    /// idle for [`SESSION_IDLE`], and once more after any error envelope: IceWarp documents no
+    /// idle for [`IceWarpSettings::session_idle`], and once more after any error envelope: IceWarp documents no
     /// error code for an expired or unknown session (its error uids are not in the
     /// specification), so the answer is never read for words like "session". An error that
     /// comes back on a fresh session is the command's own.
@@ -308,7 +313,7 @@ impl IceWarpClient {
         for relogin in [false, true] {
             let stale = session
                 .as_ref()
-                .is_none_or(|s| s.last_used.elapsed() >= SESSION_IDLE);
+                .is_none_or(|s| s.last_used.elapsed() >= self.session_idle);
             if stale || relogin {
                 *session = Some(Session::new(self.authenticate().await?));
             }
@@ -982,7 +987,7 @@ impl IceWarpProvisioner {
         };
         if outcome.login == LoginRoute::None {
             outcome.notes.push(format!(
-                "{email} existed and no password is known for it: add it to accounts_csv or configure master_user"
+                "{email} existed and no password is known for it: add it to accounts_csv (its data is not written until then)"
             ));
         }
         let domain = email.rsplit_once('@').map_or("", |(_, d)| d);
@@ -1717,6 +1722,7 @@ mod tests {
             known_passwords: BTreeSet::new(),
             master_user: false,
             attempts: 3,
+            session_idle: SESSION_IDLE,
         };
         let ok = |url, allow| IceWarpClient::new(&settings(url, allow), Secret::new("p")).is_ok();
         assert!(ok("https://mail.example.com/icewarpapi/", false));
