@@ -220,6 +220,19 @@ impl Setup {
 
     /// A run; `final_pass`: the cut-over pass (`run --final`).
     async fn run_pass(&self, final_pass: bool) -> (RunSummary, Vec<String>) {
+        let (summary, failures) = self.try_run(final_pass).await;
+        let summary = summary.unwrap_or_else(|e| panic!("run failed: {e:?}"));
+        (summary, failures)
+    }
+
+    /// A run that may stop with an error, and the failures it reported.
+    async fn try_run(
+        &self,
+        final_pass: bool,
+    ) -> (
+        Result<RunSummary, migrator_core::engine::EngineError>,
+        Vec<String>,
+    ) {
         let destination =
             Destination::from_config(&self.config.destination, Some(Secret::new(MASTER_PASSWORD)))
                 .unwrap();
@@ -236,10 +249,8 @@ impl Setup {
                 ..RunOptions::default()
             },
         )
-        .await
-        .unwrap_or_else(|e| panic!("run failed: {e:?}"));
-        let failures = failures.list();
-        (summary, failures)
+        .await;
+        (summary, failures.list())
     }
 }
 
@@ -521,23 +532,7 @@ async fn a_master_login_is_used_for_icewarp_only_once_proved() {
 
     for answer in [MasterAnswer::Refused, MasterAnswer::AuthzidIgnored] {
         let s = setup_with(&master, &[], answer).await;
-        let destination =
-            Destination::from_config(&s.config.destination, Some(Secret::new(MASTER_PASSWORD)))
-                .unwrap();
-        let failures = support::Failures::default();
-        let err = run(
-            &s.config.source_config(),
-            &Secret::new(s.sim.client_secret()),
-            &destination,
-            failures.reporter(),
-            RunControl::new(),
-            RunOptions {
-                state_dir: Some(s.dir.path().join("state")),
-                ..RunOptions::default()
-            },
-        )
-        .await
-        .unwrap_err();
+        let err = s.try_run(false).await.0.unwrap_err();
         let message = err.to_string();
         assert!(
             matches!(err, EngineError::MasterLogin(_)),
