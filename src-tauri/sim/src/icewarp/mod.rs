@@ -19,10 +19,13 @@
 //! `account_invalid` (no such account), `schema_invalid` (a request its command's schema
 //! does not allow, when [`IceWarpConfig::strict_schema`] is on) and `not_implemented`.
 //!
-//! Knobs: initial domains and accounts, server properties (password policy, IMAP APPEND
-//! limit, size limits, WebDAV and GroupWare switches), localised default folder names, a
-//! licence limit, accounts the server refuses for good, injected transient faults, and the
-//! request log with each request's schema violations.
+//! Knobs: initial domains, domain aliases and accounts, server properties (password policy,
+//! login policy, IMAP APPEND limit, size limits, WebDAV and GroupWare switches), localised
+//! default folder names, alias patterns, a licence limit, accounts the server refuses for
+//! good, injected transient faults and lost replies, sessions that end, and the request log
+//! with each request's schema violations. Switches for what IceWarp does not document: a
+//! page cap on lists, the error uid of an expired session, and whether a `U_Alias` over 255
+//! characters is refused or cut.
 
 pub mod spec;
 pub mod state;

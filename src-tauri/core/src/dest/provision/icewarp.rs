@@ -2,28 +2,39 @@
 //! `https://<host>/icewarpapi/` (shared reference `icewarp.md` §2; request and response
 //! shapes from `icewarp-api.openapi.json`, see [`super::types`]).
 //!
-//! - **Session:** `authenticate` with an administrator's email and password gives a session id
-//!   (`sid`) sent with every later request. A `0` answer is a wrong login (fatal, never
-//!   retried); an error envelope about the session (sessions expire) logs in again once.
+//! - **Transport:** HTTPS, or plain HTTP to a loopback address when allowed; no redirect is
+//!   followed (every request carries the session or the administrator's password).
+//! - **Session:** `authenticate` (`persistentlogin` 1: 24 days) with the administrator's email
+//!   or username (by the server's login policy) gives a session id (`sid`) sent with every
+//!   later request. A `0` answer is a wrong login (fatal, never retried). A session idle for
+//!   [`IceWarpSettings::session_idle`] is replaced, and any error envelope is answered by one
+//!   new login and one more try: IceWarp documents no error uid for an expired session.
 //! - **Retries:** simple commands answer `1` or `0`, and `0` gives no reason. A `0`, an HTTP
 //!   5xx or a transport error is tried again at once, at most [`IceWarpSettings::attempts`]
 //!   times in all (IceWarp's own connector retries `createaccount` the same way); there is
 //!   no waiting here, the engine decides whether to come back later ([`ErrorClass::Retry`]).
 //!   A `0` every time is a definite refusal of that one account ([`ErrorClass::SkipItem`]).
-//! - **Domains:** `getdomainsinfolist`, then `createdomain` for each missing one.
+//! - **Lists** are paged by `offset`/`count` to `overallcount` when the reply has one, else to
+//!   an empty page (a short page ends nothing).
+//! - **Domains:** `getdomainsinfolist`, then `createdomain` for each missing one; a `0` is
+//!   followed by a lookup of the domain by name. A domain listed as a domain alias (or another
+//!   `D_Type` that holds no accounts) fails with its users.
 //! - **Accounts:** `getaccountsinfolist` per domain, without a filter (as IceWarp.Net's
-//!   NoFilter fixture), paged by `offset`/`count` until a short page, lists existing
-//!   accounts; `getaccountproperties` with the user's address finds an account it is an alias
-//!   of (IceWarp resolves aliases; skipped in domains that had no accounts). A user found
-//!   either way is merged into that account: `getaccountproperties u_alias`, then
-//!   `setaccountproperties u_alias` with the missing aliases appended; nothing else changes.
-//!   Other users get `createaccount` with `u_type` 0, `u_mailbox`, `u_alias` (`;`-separated
-//!   local names, primary first), `u_name` and a generated `u_password` that satisfies the
-//!   server's policy; the password goes to the credentials report and nowhere else. If
+//!   NoFilter fixture), lists existing accounts; `getaccountproperties` of the user's primary
+//!   address (IceWarp resolves aliases) reads `U_Alias`, `U_Type` and `U_Login` of the account
+//!   that answers to it. The user is merged only into a user account (`U_Type` 0) whose own
+//!   `U_Alias` holds the address literally: missing aliases are appended with
+//!   `setaccountproperties u_alias` (within 255 characters; the rest are reported), nothing
+//!   else changes. Any other holder (a list, a pattern alias, a domain alias) is a conflict:
+//!   nothing is written. Other users get `createaccount` with `u_type` 0, `u_accounttype` 1
+//!   (IMAP & POP3), `u_mailbox`, `u_alias` (`;`-separated local names, primary first, within
+//!   255 characters), `u_name` and a generated `u_password` that satisfies the server's policy;
+//!   the password goes to the credentials report, before `createaccount`, and nowhere else. If
 //!   IceWarp keeps refusing, the account is tried once more without its extra aliases (a
 //!   taken alias must not cost the user the mailbox). IceWarp aliases are names within the
-//!   account's domain, so aliases in other domains are reported, not set. After a transport
-//!   error the account list is asked before trying `createaccount` again.
+//!   account's domain, so aliases in other domains are reported, not set. After a `0` or a
+//!   transport error the account list is asked before trying `createaccount` again. Each
+//!   account's `U_Login` is its login name for IMAP and WebDAV.
 //! - **Groups and mailing lists:** a list is an account of `U_Type` 1 (mailing list) or 7
 //!   (group) (icewarp-apiconst.txt). One found in the account lists (whose `accounttype`
 //!   says its type) or by alias is merged: its members are read with
