@@ -7,7 +7,7 @@ use std::path::Path;
 
 use migrator_core::config::GroupRule;
 use migrator_core::dest::provision::icewarp::{
-    IceWarpError, IceWarpProvisioner, IceWarpSettings, SESSION_IDLE,
+    IceWarpError, IceWarpProvisioner, IceWarpSettings, FIXTURE_PATHS, SESSION_IDLE,
 };
 use migrator_core::dest::provision::types::PARSED_PATHS;
 use migrator_core::dest::provision::{
@@ -17,6 +17,7 @@ use migrator_core::dest::provision::{
 use migrator_core::error::{Classify, ErrorClass};
 use migrator_core::graph::users::Group;
 use migrator_core::secrets::Secret;
+use migrator_sim::icewarp::spec::REPLY_EXTRAS;
 use migrator_sim::icewarp::xml::Node;
 use migrator_sim::icewarp::{
     api_spec, AccountSpec, AliasOverflow, DefaultFolderNames, Fault, IceWarpConfig, IceWarpSim,
@@ -557,6 +558,15 @@ async fn every_request_and_parsed_reply_follows_the_specification() {
             "{command}: {path} is not in the specification"
         );
         assert!(sent.contains(*command), "{command} was not exercised");
+    }
+    // What the client reads beyond the specification is what the emulator adds from IceWarp's
+    // published replies.
+    for (command, path) in FIXTURE_PATHS {
+        let name = path.strip_prefix("query/result/").unwrap();
+        assert!(
+            REPLY_EXTRAS.contains(&(*command, name)),
+            "{command}: {path} has no published source"
+        );
     }
 }
 
