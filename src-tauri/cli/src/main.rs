@@ -78,6 +78,10 @@ enum Command {
         /// The TOML configuration file (see the README's configuration reference).
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
+        /// The cut-over pass: also do the cut-over actions the configuration asks for
+        /// (IceWarp's `expire_passwords`). Later runs then need the users' new passwords.
+        #[arg(long = "final")]
+        final_pass: bool,
     },
     /// Check that a run could start: sign-in, permissions, destination and state folder.
     ///
@@ -211,7 +215,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<RunSummary> {
             users,
             messages,
         } => demo(out, users, messages, cli.quiet).await,
-        Command::Run { config } => run_config(config, cli.quiet).await,
+        Command::Run { config, final_pass } => run_config(config, final_pass, cli.quiet).await,
         Command::Check { .. } | Command::Verify { .. } => {
             unreachable!("check and verify are dispatched in main")
         }
@@ -494,8 +498,9 @@ async fn check(path: &Path) -> anyhow::Result<bool> {
     Ok(ok)
 }
 
-async fn run_config(path: PathBuf, quiet: bool) -> anyhow::Result<RunSummary> {
-    let (config, secret, destination, options) = load(&path)?;
+async fn run_config(path: PathBuf, final_pass: bool, quiet: bool) -> anyhow::Result<RunSummary> {
+    let (config, secret, destination, mut options) = load(&path)?;
+    options.final_pass = final_pass;
     // Before any data moves: a wrong port or password stops here in seconds, not at each
     // mailbox after the reconnect policy's wait.
     let checks = engine::check_destination(&destination, None).await;
@@ -613,4 +618,26 @@ fn init_logging(verbose: u8) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Cut-over actions (IceWarp's `expire_passwords`) run only on an explicit final pass.
+    #[test]
+    fn run_is_an_ordinary_pass_unless_final_is_given() {
+        let pass = |args: &[&str]| match Cli::try_parse_from(args).map(|c| c.command) {
+            Ok(Command::Run { final_pass, .. }) => final_pass,
+            _ => panic!("{args:?} does not parse as run"),
+        };
+        assert!(!pass(&["m365-migrate", "run", "--config", "m.toml"]));
+        assert!(pass(&[
+            "m365-migrate",
+            "run",
+            "--config",
+            "m.toml",
+            "--final"
+        ]));
+    }
 }

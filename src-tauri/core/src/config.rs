@@ -1005,10 +1005,14 @@ impl FileConfig {
                     format!("'{host}' is not a host name"),
                 ));
             }
-            if !admin_email.contains('@') {
+            // A username is allowed: under IceWarp's username login policy the API wants the
+            // username (OpenAPI `/Authenticate`: "username or email address - depends on
+            // server login policy").
+            let admin = admin_email.trim();
+            if admin.is_empty() || admin.contains(char::is_whitespace) {
                 return Err(invalid(
                     "destination.admin_email",
-                    format!("'{admin_email}' is not an email address"),
+                    format!("'{admin_email}' is not an email address or a username"),
                 ));
             }
             for (key, url) in [
@@ -1691,7 +1695,7 @@ domain_map = { "contoso.onmicrosoft.com" = "contoso.com" }
                 "imap_security = \"plain\"\nhost =",
                 "destination.imap_security",
             ),
-            ("admin@example.com", "admin", "destination.admin_email"),
+            ("admin@example.com", "ad min", "destination.admin_email"),
             (
                 "= \"contoso.com\" }",
                 "= \"not a domain\" }",

@@ -28,16 +28,37 @@ struct Setup {
     config: FileConfig,
     /// The account that existed before the migration, and its password.
     existing: (String, String),
+    /// The IMAP front that drops authorization identities, when there is one.
+    _front: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// How the IMAP server answers a master login (SASL PLAIN with an authorization identity),
+/// which IceWarp does not document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MasterAnswer {
+    /// Logs in to the user's mailbox (Dovecot's master passdb).
+    Accepted,
+    /// Refuses the login.
+    Refused,
+    /// Ignores the authorization identity: the administrator lands in its own mailbox.
+    AuthzidIgnored,
 }
 
 /// `destination`: more `[destination]` lines; `roles`: more permissions granted to the app.
 async fn setup(destination: &str, roles: &[&str]) -> Setup {
-    setup_with(destination, roles, |_| {}).await
+    setup_with(destination, roles, MasterAnswer::Accepted, |_| {}).await
 }
 
-/// [`setup`] with the simulator's configuration changed by `sim`.
-async fn setup_with(destination: &str, roles: &[&str], sim: impl FnOnce(&mut SimConfig)) -> Setup {
-    let mut config = SimConfig {
+/// [`setup`] with Dovecot accepting master logins or refusing them (Dovecot takes any password
+/// of a known user: it stands in for IceWarp, which knows the passwords the run generates), and
+/// the simulator's configuration changed by `sim`.
+async fn setup_with(
+    destination: &str,
+    roles: &[&str],
+    master: MasterAnswer,
+    sim: impl FnOnce(&mut SimConfig),
+) -> Setup {
+    let mut sim_config = SimConfig {
         tenant: TenantSpec {
             // The eleventh user is disabled in Microsoft 365; two shared mailboxes and a room
             // follow (their sign-in is blocked too, as Exchange creates them).
@@ -58,8 +79,31 @@ async fn setup_with(destination: &str, roles: &[&str], sim: impl FnOnce(&mut Sim
         roles: ROLES.iter().chain(roles).map(|r| r.to_string()).collect(),
         ..SimConfig::default()
     };
-    sim(&mut config);
-    let (sim, dovecot) = support::tenant_with_dovecot_config(config).await;
+    sim(&mut sim_config);
+    let sim = migrator_sim::SimServer::start(sim_config)
+        .await
+        .expect("the simulator starts");
+    let mut users = support::tenant_accounts(&sim);
+    if master == MasterAnswer::AuthzidIgnored {
+        // The administrator has a mailbox of its own, where an ignored authzid lands.
+        users.push((MASTER_USER.into(), MASTER_PASSWORD.into()));
+    }
+    let dovecot = Dovecot::start_with(support::dovecot::Options {
+        users,
+        master_logins: master != MasterAnswer::Refused,
+        any_password: true,
+        ..support::dovecot::Options::default()
+    });
+    let (imap, front) = match master {
+        MasterAnswer::AuthzidIgnored => {
+            let (port, task) = authzid_ignoring_front(dovecot.imap_port).await;
+            (
+                format!("imap_port = {port}\nimap_security = \"plain\"\n"),
+                Some(task),
+            )
+        }
+        _ => (format!("imap_port = {}\n", dovecot.imaps_port), None),
+    };
     let tenant = sim.tenant();
     let existing = tenant
         .users
@@ -92,15 +136,14 @@ async fn setup_with(destination: &str, roles: &[&str], sim: impl FnOnce(&mut Sim
         + &format!(
             "[destination]\nkind = \"icewarp\"\nhost = \"127.0.0.1\"\napi_url = \"{api}\"\n\
              admin_email = \"{admin}\"\nallow_plaintext_loopback = true\nca_file = \"{ca}\"\n\
-             credentials_report = \"{report}\"\nmaster_user = \"{MASTER_USER}\"\n\
+             credentials_report = \"{report}\"\n\
              accounts_csv = \"{accounts}\"\n\
-             imap_port = {imaps}\nwebdav_url = \"{dav}\"\n{destination}",
+             {imap}webdav_url = \"{dav}\"\n{destination}",
             api = icewarp.api_url(),
             admin = IceWarpConfig::default().admin_email,
             ca = dovecot.ca_file.display(),
             report = dir.path().join("credentials.csv").display(),
             accounts = accounts_csv.display(),
-            imaps = dovecot.imaps_port,
             dav = radicale.base_url(),
         );
     let config = FileConfig::parse(&toml, &dir.path().join("migrate.toml")).unwrap();
@@ -112,11 +155,92 @@ async fn setup_with(destination: &str, roles: &[&str], sim: impl FnOnce(&mut Sim
         dir,
         config,
         existing,
+        _front: front,
     }
+}
+
+/// A front before Dovecot's plaintext IMAP port that drops the authorization identity of SASL
+/// PLAIN logins (RFC 4616), so a master login becomes the administrator's own login: a server
+/// that ignores the authzid.
+async fn authzid_ignoring_front(target: u16) -> (u16, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else {
+                    return;
+                };
+                let (client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let down = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                });
+                let mut reader = tokio::io::BufReader::new(client_read);
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    match reader.read_until(b'\n', &mut line).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                    if server_write
+                        .write_all(&without_authzid(&line))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                down.abort();
+            });
+        }
+    });
+    (port, task)
+}
+
+/// `tag AUTHENTICATE PLAIN <base64 authzid NUL authcid NUL password>` with the authzid dropped;
+/// any other line as it is.
+fn without_authzid(line: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let text = String::from_utf8_lossy(line);
+    let Some((head, encoded)) = text.trim_end().rsplit_once(' ') else {
+        return line.to_vec();
+    };
+    if !head.to_ascii_uppercase().ends_with(" AUTHENTICATE PLAIN") {
+        return line.to_vec();
+    }
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded) else {
+        return line.to_vec();
+    };
+    let Some(first) = decoded.iter().position(|b| *b == 0) else {
+        return line.to_vec();
+    };
+    let reencoded = base64::engine::general_purpose::STANDARD.encode(&decoded[first..]);
+    format!("{head} {reencoded}\r\n").into_bytes()
 }
 
 impl Setup {
     async fn run(&self) -> (RunSummary, Vec<String>) {
+        self.run_pass(false).await
+    }
+
+    /// A run; `final_pass`: the cut-over pass (`run --final`).
+    async fn run_pass(&self, final_pass: bool) -> (RunSummary, Vec<String>) {
+        let (summary, failures) = self.try_run(final_pass).await;
+        let summary = summary.unwrap_or_else(|e| panic!("run failed: {e:?}"));
+        (summary, failures)
+    }
+
+    /// A run that may stop with an error, and the failures it reported.
+    async fn try_run(
+        &self,
+        final_pass: bool,
+    ) -> (
+        Result<RunSummary, migrator_core::engine::EngineError>,
+        Vec<String>,
+    ) {
         let destination =
             Destination::from_config(&self.config.destination, Some(Secret::new(MASTER_PASSWORD)))
                 .unwrap();
@@ -129,13 +253,12 @@ impl Setup {
             RunControl::new(),
             RunOptions {
                 state_dir: Some(self.dir.path().join("state")),
+                final_pass,
                 ..RunOptions::default()
             },
         )
-        .await
-        .unwrap_or_else(|e| panic!("run failed: {e:?}"));
-        let failures = failures.list();
-        (summary, failures)
+        .await;
+        (summary, failures.list())
     }
 }
 
@@ -371,7 +494,7 @@ async fn group_read_all_is_required_only_with_the_groups_option() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_guest_or_a_mailbox_less_user_gets_no_account_or_domain_and_settings_reads_run_per_mailbox(
 ) {
-    let s = setup_with("", &[], |config| {
+    let s = setup_with("", &[], MasterAnswer::Accepted, |config| {
         config.tenant.guests = 2;
         config.tenant.without_mailbox = 1;
         // Every request waits a little, so reads sent together are seen together.
@@ -409,4 +532,102 @@ async fn a_guest_or_a_mailbox_less_user_gets_no_account_or_domain_and_settings_r
         .max()
         .unwrap_or(0);
     assert!(most > 4, "at most {most} mailboxSettings reads at once");
+}
+
+/// `expire_passwords` is a cut-over action: an ordinary run (the first, or any incremental
+/// one) expired the generated passwords, locking the users out of what later runs write and
+/// the later runs out of IMAP and WebDAV. Only the final pass expires them, for the accounts
+/// the migrator created in any run, without IceWarp's expiry mail.
+#[tokio::test(flavor = "multi_thread")]
+async fn passwords_expire_only_on_the_final_pass() {
+    let s = setup("expire_passwords = true\n", &[]).await;
+    let (first, failures) = s.run().await;
+    assert_eq!(failures, Vec::<String>::new(), "{first:?}");
+    assert!(
+        s.icewarp.accounts().iter().all(|a| !a.password_expired),
+        "an ordinary run expired passwords"
+    );
+    let created: Vec<String> = std::fs::read_to_string(s.dir.path().join("credentials.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(',').map(|(a, _)| a.to_string()))
+        .collect();
+    assert!(!created.is_empty());
+
+    let (last, failures) = s.run_pass(true).await;
+    assert_eq!(failures, Vec::<String>::new(), "{last:?}");
+    for account in s.icewarp.accounts() {
+        let generated = created.contains(&account.email());
+        assert_eq!(account.password_expired, generated, "{}", account.email());
+    }
+    let expiries: Vec<String> = s
+        .icewarp
+        .requests()
+        .into_iter()
+        .filter(|r| r.command.as_deref() == Some("expireaccountpassword"))
+        .map(|r| r.body)
+        .collect();
+    assert_eq!(expiries.len(), created.len());
+    assert!(expiries
+        .iter()
+        .all(|b| b.contains("<disablenotification>1</disablenotification>")));
+}
+
+/// IceWarp documents no IMAP master login: on a server that refuses it, every mailbox failed
+/// (or, ignoring the authorization identity, every user's mail went into the administrator's
+/// mailbox). With `master_user` set, the preflight appends a probe through the master session
+/// and looks for it through the account's own login: a refusal stops the run before any mail
+/// moves, naming what to do; a proved master login is used only for accounts without a known
+/// password, and the probe is deleted again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_master_login_is_used_for_icewarp_only_once_proved() {
+    use migrator_core::engine::EngineError;
+    let master = format!("master_user = \"{MASTER_USER}\"\n");
+
+    for answer in [MasterAnswer::Refused, MasterAnswer::AuthzidIgnored] {
+        let s = setup_with(&master, &[], answer, |_| {}).await;
+        let err = s.try_run(false).await.0.unwrap_err();
+        let message = err.to_string();
+        assert!(
+            matches!(err, EngineError::MasterLogin(_)),
+            "{answer:?}: {err:?}"
+        );
+        assert!(
+            message.contains("accounts_csv") && message.contains(MASTER_USER),
+            "{message}"
+        );
+        assert!(!message.contains(MASTER_PASSWORD), "{message}");
+        if answer == MasterAnswer::Refused {
+            assert_eq!(s.dovecot.mail_changes(), Vec::<String>::new());
+            continue;
+        }
+        assert!(message.contains("did not reach"), "{message}");
+        // The probe landed in the administrator's own mailbox and was taken out again; no
+        // user's mailbox got anything.
+        let admin = support::account_bodies(&s.dovecot, MASTER_USER).await;
+        assert_eq!(admin.values().sum::<usize>(), 0);
+        for user in s.sim.tenant().users.iter().filter(|u| u.account_enabled) {
+            let bodies = support::account_bodies(&s.dovecot, &user.mail).await;
+            assert_eq!(bodies.values().sum::<usize>(), 0, "{}", user.mail);
+        }
+    }
+
+    let s = setup_with(&master, &[], MasterAnswer::Accepted, |_| {}).await;
+    let (summary, failures) = s.run().await;
+    assert_eq!(failures, Vec::<String>::new(), "{summary:?}");
+    let tenant = s.sim.tenant();
+    for user in tenant.users.iter().filter(|u| u.account_enabled) {
+        let bodies = support::account_bodies(&s.dovecot, &user.mail).await;
+        let expected: usize = user.folders.iter().map(|f| f.messages.len()).sum();
+        assert_eq!(
+            bodies.values().sum::<usize>(),
+            expected,
+            "{}: the probe is gone, nothing else arrived twice",
+            user.mail
+        );
+        assert!(bodies
+            .keys()
+            .all(|b| !String::from_utf8_lossy(b).contains("m365-migrator-probe")));
+    }
 }

@@ -231,7 +231,7 @@ impl GroupwareRun<'_> {
                     }
                     None => dav,
                 };
-                let login = DavLogin::new(address.clone(), password);
+                let login = DavLogin::new(logins.login_name(&address), password);
                 // The DAV server has its own pace: its own pacer, same retry policy.
                 let dav_pacer = Pacer::new(pacer.settings().clone());
                 let outage = self.dav_outage(dav, &address);

@@ -18,6 +18,8 @@ use super::plan::domains_of;
 use super::{EngineError, IceWarpDestination, ImapLogins, Store};
 use crate::config::read_accounts_csv;
 use crate::config::GroupRule;
+use crate::convert::flags::MailFlags;
+use crate::dest::imap::{ImapLogin, ImapMailbox, ImapSettings, MessageFingerprint};
 use crate::dest::provision::icewarp::IceWarpProvisioner;
 use crate::dest::provision::{
     AccountAction, AccountProvisioner, DirectoryGroup, DirectoryMember, DirectoryUser, MailboxKind,
@@ -296,7 +298,13 @@ pub(super) async fn provision(
     for advice in provisioner.limits_advice(&addresses).await {
         tracing::warn!("IceWarp: {advice}");
     }
-    let logins = logins(d)?;
+    // Under IceWarp's username login policy an account logs in with its U_Login.
+    let login_names = login_names_of(&outcome);
+    let mut logins = logins(d, login_names, false)?;
+    if d.master.is_some() {
+        prove_master_login(d, &imap, &logins, &outcome).await?;
+        logins = super::icewarp::logins(d, login_names_of(&outcome), true)?;
+    }
     Ok(Provisioned {
         store: Store::Imap {
             settings: imap,
@@ -308,10 +316,19 @@ pub(super) async fn provision(
     })
 }
 
-/// The master user for IMAP when one is configured, else each account's own password; own
-/// passwords (the configured accounts CSV, then the credentials report of the accounts this or
-/// an earlier run created) also serve WebDAV.
-pub(super) fn logins(d: &IceWarpDestination) -> Result<ImapLogins, EngineError> {
+/// The master user for IMAP when one is configured, else each account's own password and
+/// login name (`login_names`, by address; the address where none is given); own passwords
+/// (the configured accounts CSV, then the credentials report of the accounts this or an
+/// earlier run created) also serve WebDAV.
+///
+/// `master_proven`: the preflight proved that `master_user` opens the user's own mailbox
+/// ([`prove_master_login`]); only then does it log in, and only for accounts without a known
+/// password.
+pub(super) fn logins(
+    d: &IceWarpDestination,
+    login_names: HashMap<String, String>,
+    master_proven: bool,
+) -> Result<ImapLogins, EngineError> {
     let mut accounts: HashMap<String, Secret> = d.accounts.clone();
     if d.api.credentials_report.is_file() {
         let created =
@@ -323,27 +340,154 @@ pub(super) fn logins(d: &IceWarpDestination) -> Result<ImapLogins, EngineError> 
             accounts.entry(address).or_insert(password);
         }
     }
-    Ok(match &d.master {
-        Some((master_user, style)) => ImapLogins::MasterAndAccounts {
-            accounts,
-            master_user: master_user.clone(),
-            password: d.admin_password.clone(),
-            style: *style,
-        },
-        None => ImapLogins::Accounts(accounts),
+    let master = match &d.master {
+        Some((master_user, style)) if master_proven => {
+            Some((master_user.clone(), d.admin_password.clone(), *style))
+        }
+        _ => None,
+    };
+    Ok(ImapLogins::Named {
+        accounts,
+        login_names,
+        master,
     })
 }
 
-/// After the data is written: expire the new accounts' passwords when asked, and log out.
+/// Each account's login name where it is not its address.
+fn login_names_of(outcome: &ProvisionOutcome) -> HashMap<String, String> {
+    outcome
+        .accounts
+        .iter()
+        .filter_map(|a| Some((a.address.clone()?, a.login_name.clone()?)))
+        .collect()
+}
+
+/// Before a master login writes anything at IceWarp, which documents none: for one account
+/// other than the administrator with a known password, a probe message is appended to INBOX
+/// through the master session and looked for through the account's own login, then deleted.
+/// Found: the master session opens the user's mailbox. Refused, or not found (the server
+/// ignored the authorization identity and opened the administrator's own mailbox, where the
+/// probe is deleted again): the run stops before any data moves.
+async fn prove_master_login(
+    d: &IceWarpDestination,
+    imap: &ImapSettings,
+    own: &ImapLogins,
+    outcome: &ProvisionOutcome,
+) -> Result<(), EngineError> {
+    let Some((master_user, style)) = &d.master else {
+        return Ok(());
+    };
+    let refuse = |why: String| {
+        EngineError::MasterLogin(format!(
+            "master_user {master_user} is not used for IceWarp: {why}. IceWarp documents no IMAP \
+             master login (no server setting enables one); remove master_user and give the \
+             existing accounts' passwords in accounts_csv"
+        ))
+    };
+    let admin = d.api.admin_email.to_lowercase();
+    let probe_account = outcome
+        .accounts
+        .iter()
+        .filter(|a| matches!(a.action, AccountAction::Created | AccountAction::Merged))
+        .filter_map(|a| a.address.as_deref())
+        .find(|a| *a != admin && own.own_password(a).is_some());
+    let Some(address) = probe_account else {
+        return Err(refuse(
+            "no account other than the administrator's has a known password to prove it with"
+                .into(),
+        ));
+    };
+    let (Some(own_login), master) = (
+        own.login_for(address),
+        ImapLogin::Master {
+            user: address.to_string(),
+            master_user: master_user.clone(),
+            master_password: d.admin_password.clone(),
+            style: *style,
+        },
+    ) else {
+        return Err(refuse(format!("no own login for {address}")));
+    };
+    let received = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let message = format!(
+        "Message-ID: <m365-migrator-probe-{:016x}@probe.invalid>\r\nSubject: m365-migrator \
+         master login probe (deleted at once)\r\n\r\nprobe\r\n",
+        rand::random::<u64>()
+    )
+    .into_bytes();
+    let fingerprint = MessageFingerprint::of_message(&message, received);
+    let mut as_master = ImapMailbox::connect(imap, &master).await.map_err(|e| {
+        refuse(format!(
+            "the IMAP server refused it logging in for {address}: {e}"
+        ))
+    })?;
+    as_master
+        .append(
+            "INBOX",
+            &message[..],
+            message.len() as u64,
+            &MailFlags::default(),
+            received,
+        )
+        .await
+        .map_err(|e| refuse(format!("cannot append the probe for {address}: {e}")))?;
+    let mut as_user = ImapMailbox::connect(imap, &own_login).await.map_err(|e| {
+        refuse(format!(
+            "{address} cannot log in with its own password: {e}"
+        ))
+    })?;
+    let found = as_user.find_existing("INBOX", &fingerprint).await;
+    if let Ok(Some(uid)) = found {
+        let deleted = as_user.delete_message("INBOX", uid).await;
+        as_user.logout().await;
+        as_master.logout().await;
+        if let Err(e) = deleted {
+            tracing::warn!(%address, "cannot delete the master login probe: {e}");
+        }
+        return Ok(());
+    }
+    as_user.logout().await;
+    // The probe went to whatever mailbox the master session opened: take it out again.
+    if let Ok(Some(uid)) = as_master.find_existing("INBOX", &fingerprint).await {
+        if let Err(e) = as_master.delete_message("INBOX", uid).await {
+            tracing::warn!("cannot delete the master login probe: {e}");
+        }
+    }
+    as_master.logout().await;
+    Err(refuse(format!(
+        "a message appended through it for {address} did not reach {address}'s mailbox (the \
+         server ignores the authorization identity and opens the administrator's own mailbox)"
+    )))
+}
+
+/// After the data is written: on the final pass only, expire the passwords of the accounts
+/// the migrator created when `expire_passwords` asks for it; then log out.
 pub(super) async fn finish(
     d: &IceWarpDestination,
     provisioner: &IceWarpProvisioner,
     outcome: &ProvisionOutcome,
+    final_pass: bool,
 ) {
-    if d.expire_passwords {
-        for (address, e) in provisioner.expire_passwords(outcome).await {
-            tracing::warn!(%address, "cannot expire the new account's password: {e}");
+    match (d.expire_passwords, final_pass) {
+        (true, true) => {
+            let (expired, failures) = provisioner.expire_passwords(outcome).await;
+            for (address, e) in &failures {
+                tracing::warn!(%address, "cannot expire the new account's password: {e}");
+            }
+            if expired > 0 {
+                tracing::warn!(
+                    "final pass: the generated passwords of {expired} accounts expired; their users \
+                     choose new ones at first login, and a later run needs those new passwords \
+                     (put them in accounts_csv)"
+                );
+            }
         }
+        (true, false) => tracing::info!(
+            "expire_passwords waits for the final pass (`run --final`): no password was expired"
+        ),
+        _ => {}
     }
     provisioner.client().logout().await;
 }

@@ -68,6 +68,9 @@ pub enum EngineError {
     Journal(#[from] JournalError),
     #[error("cannot set up the IceWarp domains and accounts")]
     Provision(#[source] IceWarpError),
+    /// The configured `master_user` was not proved to open the user's own mailbox at IceWarp.
+    #[error("{0}")]
+    MasterLogin(String),
     /// The configured batch selects nobody (`[users] batch`).
     #[error(transparent)]
     Selection(#[from] EmptyBatch),
@@ -87,7 +90,7 @@ impl EngineError {
             EngineError::Destination { .. } => "destination",
             EngineError::Http(_) => "internal",
             EngineError::Journal(_) => "state",
-            EngineError::Provision(_) => "destination",
+            EngineError::Provision(_) | EngineError::MasterLogin(_) => "destination",
             EngineError::Selection(_) => "selection",
             EngineError::StateLock(LockError::Busy { .. }) => "busy",
             EngineError::StateLock(_) => "state",
@@ -127,7 +130,8 @@ pub struct IceWarpDestination {
     /// An IMAP master user for existing accounts without a known password.
     pub master: Option<(String, MasterStyle)>,
     pub dav: DavSettings,
-    /// Force a password change on the accounts the run created, once their data is written.
+    /// On the final pass ([`RunOptions::final_pass`]) only: force a password change on the
+    /// accounts the migrator created, once their data is written.
     pub expire_passwords: bool,
 }
 
@@ -288,6 +292,17 @@ pub enum ImapLogins {
     },
     /// Each user's own password, by lower-case address.
     Accounts(HashMap<String, Secret>),
+    /// Each user's own password and, where it is not the address, the name the account logs
+    /// in with over IMAP and WebDAV (IceWarp's `U_Login` under the username login policy),
+    /// both by lower-case address.
+    /// With `master`, an administrator logs in over IMAP for the accounts without a known
+    /// password (IceWarp allows it only once a preflight proved the master session opens the
+    /// user's own mailbox).
+    Named {
+        accounts: HashMap<String, Secret>,
+        login_names: HashMap<String, String>,
+        master: Option<(String, Secret, MasterStyle)>,
+    },
     /// An administrator acting for every user over IMAP (no dependence on each account's
     /// password, which the run may have just generated), and each user's own password where
     /// known for what has no master login (CalDAV/CardDAV).
@@ -319,13 +334,40 @@ impl ImapLogins {
                 master_password: password.clone(),
                 style: *style,
             }),
-            ImapLogins::Accounts(_) => {
-                self.own_password(address)
+            ImapLogins::Accounts(_) | ImapLogins::Named { .. } => {
+                let own = self
+                    .own_password(address)
                     .map(|password| ImapLogin::Password {
-                        user: address.to_string(),
+                        user: self.login_name(address),
                         password,
-                    })
+                    });
+                match self {
+                    ImapLogins::Named {
+                        master: Some((master_user, password, style)),
+                        ..
+                    } => own.or_else(|| {
+                        Some(ImapLogin::Master {
+                            user: address.to_string(),
+                            master_user: master_user.clone(),
+                            master_password: password.clone(),
+                            style: *style,
+                        })
+                    }),
+                    _ => own,
+                }
             }
+        }
+    }
+
+    /// The name `address` logs in with using its own password (IMAP and WebDAV): its login
+    /// name when one is known, else the address itself.
+    pub fn login_name(&self, address: &str) -> String {
+        match self {
+            ImapLogins::Named { login_names, .. } => login_names
+                .get(&address.trim().to_lowercase())
+                .cloned()
+                .unwrap_or_else(|| address.to_string()),
+            _ => address.to_string(),
         }
     }
 
@@ -333,7 +375,9 @@ impl ImapLogins {
     pub fn own_password(&self, address: &str) -> Option<Secret> {
         match self {
             ImapLogins::Master { .. } => None,
-            ImapLogins::Accounts(accounts) | ImapLogins::MasterAndAccounts { accounts, .. } => {
+            ImapLogins::Accounts(accounts)
+            | ImapLogins::Named { accounts, .. }
+            | ImapLogins::MasterAndAccounts { accounts, .. } => {
                 accounts.get(&address.trim().to_lowercase()).cloned()
             }
         }
@@ -377,6 +421,9 @@ pub struct RunOptions {
     pub max_downloads: usize,
     /// Migrate system folders too (`[run] include_system_folders`; off by default).
     pub include_system_folders: bool,
+    /// The cut-over pass (the CLI's `run --final`): only then do cut-over actions such as
+    /// IceWarp's `expire_passwords` run. Off by default.
+    pub final_pass: bool,
 }
 
 impl RunOptions {
@@ -398,6 +445,7 @@ impl RunOptions {
             outage_wait: run.outage_wait,
             max_downloads: run.max_downloads,
             include_system_folders: run.include_system_folders,
+            final_pass: false,
         }
     }
 }
@@ -415,6 +463,7 @@ impl Default for RunOptions {
             outage_wait: crate::config::DEFAULT_OUTAGE_WAIT,
             max_downloads: crate::graph::client::DEFAULT_MAX_DOWNLOADS,
             include_system_folders: false,
+            final_pass: false,
         }
     }
 }
@@ -793,7 +842,7 @@ async fn run_locked(
     if let (Destination::IceWarp(d), Some(provisioner), Some(outcome)) =
         (destination, &provisioner, &provisioned)
     {
-        icewarp::finish(d, provisioner, outcome).await;
+        icewarp::finish(d, provisioner, outcome, options.final_pass).await;
     }
     let summary = RunSummary {
         users: users_done,

@@ -221,9 +221,9 @@ pub async fn check_destination(
             dav,
         } => {
             let accounts = match logins {
-                ImapLogins::Accounts(a) | ImapLogins::MasterAndAccounts { accounts: a, .. } => {
-                    Some(a)
-                }
+                ImapLogins::Accounts(a)
+                | ImapLogins::Named { accounts: a, .. }
+                | ImapLogins::MasterAndAccounts { accounts: a, .. } => Some(a),
                 ImapLogins::Master { .. } => None,
             };
             let account = first_account(accounts).map(|(a, _)| a).or(probe);

@@ -234,7 +234,8 @@ impl DestinationCheck {
                 dav,
             } => (settings, logins, dav.as_ref()),
             Destination::IceWarp(d) => {
-                icewarp_logins = super::icewarp::logins(d).map_err(|e| e.to_string())?;
+                icewarp_logins = super::icewarp::logins(d, Default::default(), false)
+                    .map_err(|e| e.to_string())?;
                 (&d.imap, &icewarp_logins, Some(&d.dav))
             }
         };

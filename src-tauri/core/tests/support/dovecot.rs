@@ -52,6 +52,13 @@ pub struct Options {
     pub capability: Option<String>,
     /// Each account's storage quota in KiB (quota plugin, `quota_rule = *:storage=`).
     pub quota_kib: Option<u64>,
+    /// Master logins (SASL PLAIN with an authorization identity, `user*master`) are accepted.
+    /// Off: refused, as a server without a master user refuses them.
+    pub master_logins: bool,
+    /// Any password logs in to a known user (a `static` passdb with `nopassword`, Dovecot docs
+    /// authentication/static_password_database): a stand-in for a server that knows passwords
+    /// the test does not, such as those a run generates.
+    pub any_password: bool,
 }
 
 impl Default for Options {
@@ -65,6 +72,8 @@ impl Default for Options {
             max_mail_kib: None,
             capability: None,
             quota_kib: None,
+            master_logins: true,
+            any_password: false,
         }
     }
 }
@@ -463,6 +472,19 @@ fn config(root: &Path, o: &Options, run_as: &RunAs, imaps: u16, imap: u16) -> St
             )
         }
     };
+    let masters = if o.master_logins {
+        format!(
+            "passdb {{\n  driver = passwd-file\n  args = {r}/masters\n  master = yes\n  \
+             result_success = continue\n}}\n"
+        )
+    } else {
+        String::new()
+    };
+    let users = if o.any_password {
+        "driver = static\n  args = nopassword=y".to_string()
+    } else {
+        format!("driver = passwd-file\n  args = {r}/users")
+    };
     let capability = o
         .capability
         .as_deref()
@@ -489,15 +511,8 @@ auth_mechanisms = plain login
 auth_master_user_separator = *
 mail_location = maildir:~/Maildir
 {quota}{capability}
-passdb {{
-  driver = passwd-file
-  args = {r}/masters
-  master = yes
-  result_success = continue
-}}
-passdb {{
-  driver = passwd-file
-  args = {r}/users
+{masters}passdb {{
+  {users}
 }}
 userdb {{
   driver = passwd-file

@@ -19,10 +19,13 @@
 //! `account_invalid` (no such account), `schema_invalid` (a request its command's schema
 //! does not allow, when [`IceWarpConfig::strict_schema`] is on) and `not_implemented`.
 //!
-//! Knobs: initial domains and accounts, server properties (password policy, IMAP APPEND
-//! limit, size limits, WebDAV and GroupWare switches), localised default folder names, a
-//! licence limit, accounts the server refuses for good, injected transient faults, and the
-//! request log with each request's schema violations.
+//! Knobs: initial domains, domain aliases and accounts, server properties (password policy,
+//! login policy, IMAP APPEND limit, size limits, WebDAV and GroupWare switches), localised
+//! default folder names, alias patterns, a licence limit, accounts the server refuses for
+//! good, injected transient faults and lost replies, sessions that end, and the request log
+//! with each request's schema violations. Switches for what IceWarp does not document: a
+//! page cap on lists, the error uid of an expired session, and whether a `U_Alias` over 255
+//! characters is refused or cut.
 
 pub mod spec;
 pub mod state;
@@ -40,7 +43,8 @@ use rand::Rng;
 pub use spec::{api_spec, ApiSpec};
 use state::{mask_matches, valid_domain, valid_local_name, Data};
 pub use state::{
-    Account, AccountSpec, DefaultFolderNames, Fault, IceWarpRequest, ListSpec, PasswordPolicy,
+    Account, AccountSpec, AliasOverflow, DefaultFolderNames, Fault, IceWarpRequest, ListSpec,
+    PasswordPolicy,
 };
 use xml::Node;
 
@@ -66,6 +70,22 @@ pub struct IceWarpConfig {
     /// Refuse requests that break their command's request schema (`schema_invalid`). Off:
     /// serve them and only record the violations.
     pub strict_schema: bool,
+    /// The most items one page of a list command holds, whatever `count` asks for. Whether
+    /// IceWarp caps its pages is not documented: `None` (no cap) and a cap are both tested.
+    pub page_limit: Option<usize>,
+    /// Domain aliases (alias, domain): listed by `getdomainsinfolist` with `domaintype` 2
+    /// (`D_Type` 2, Domain Alias, apiconst); an address in the alias names the account of the
+    /// same name in the domain.
+    pub domain_aliases: Vec<(String, String)>,
+    /// Alias patterns (name, local names): an account whose `U_Alias` holds `[name]` answers
+    /// to each of the names. IceWarp's `U_Alias` may hold such pattern references (online help
+    /// 282.htm); how the server expands one is its own configuration.
+    pub alias_patterns: Vec<(String, Vec<String>)>,
+    /// What a `U_Alias` longer than 255 characters gets (see [`AliasOverflow`]).
+    pub alias_overflow: AliasOverflow,
+    /// The error uid for a request whose `sid` is unknown or expired. IceWarp documents no
+    /// error uid for it (the specification's error envelope names none), so tests choose one.
+    pub session_error_uid: String,
 }
 
 impl Default for IceWarpConfig {
@@ -81,6 +101,11 @@ impl Default for IceWarpConfig {
             folder_names: DefaultFolderNames::english(),
             max_accounts: None,
             strict_schema: true,
+            page_limit: None,
+            domain_aliases: Vec::new(),
+            alias_patterns: Vec::new(),
+            alias_overflow: AliasOverflow::Refuse,
+            session_error_uid: "session_invalid".into(),
         }
     }
 }
@@ -137,6 +162,16 @@ impl IceWarpSim {
         }
         for d in &config.domains {
             data.domains.insert(d.to_ascii_lowercase(), String::new());
+        }
+        for (alias, domain) in &config.domain_aliases {
+            let (alias, domain) = (alias.to_ascii_lowercase(), domain.to_ascii_lowercase());
+            data.domains
+                .insert(alias.clone(), format!("alias of {domain}"));
+            data.domain_aliases.insert(alias, domain);
+        }
+        for (name, locals) in &config.alias_patterns {
+            data.patterns
+                .insert(name.to_ascii_lowercase(), locals.clone());
         }
         let lists = config.lists.iter().map(|l| {
             (
@@ -242,6 +277,12 @@ impl IceWarpSim {
         }
     }
 
+    /// Ends every session, as IceWarp does when a session expires (`persistentlogin` 0: one
+    /// day, 1: 24 days; OpenAPI `/Authenticate`) or after its idle timeout.
+    pub fn expire_sessions(&self) {
+        self.shared.data().sessions.clear();
+    }
+
     /// `createaccount` for this address answers 0 every time (as for `E_PLAN_EXCEEDED`).
     pub fn refuse_account(&self, email: &str) {
         self.shared.data().refused.push(email.to_ascii_lowercase());
@@ -278,7 +319,7 @@ enum Answer {
     /// `<result>0</result>`, with the reason for the log.
     Zero(String),
     /// The error envelope with this uid.
-    Error(&'static str, String),
+    Error(String, String),
 }
 
 async fn serve(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Response {
@@ -293,17 +334,33 @@ async fn serve(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Respon
     let mut data = shared.data();
     let fault = data.take_fault(command.as_deref());
     let (status, sid, answer) = match (fault, &parsed) {
-        (Some(Fault::Http500), _) => (500, None, Answer::Zero("injected HTTP 500".into())),
+        (Some(Fault::Http500), _) | (Some(Fault::LostReply), None) => {
+            (500, None, Answer::Zero("injected HTTP 500".into()))
+        }
+        (Some(Fault::LostReply), Some(root)) => {
+            let command = command.clone().unwrap_or_default();
+            let (_, answer) = dispatch(&shared.config, &mut data, &command, root);
+            let done = match answer {
+                Answer::Result(_, note) => note,
+                Answer::Zero(reason) => format!("0: {reason}"),
+                Answer::Error(uid, reason) => format!("error {uid}: {reason}"),
+            };
+            (
+                500,
+                None,
+                Answer::Zero(format!("injected HTTP 500 after {done}")),
+            )
+        }
         (Some(Fault::ResultZero), _) => (200, None, Answer::Zero("injected transient 0".into())),
         (None, None) => (
             200,
             None,
-            Answer::Error("iq_root_tag_invalid", "not an envelope".into()),
+            Answer::Error("iq_root_tag_invalid".into(), "not an envelope".into()),
         ),
         (None, Some(_)) if shared.config.strict_schema && !violations.is_empty() => (
             200,
             None,
-            Answer::Error("schema_invalid", violations.join("; ")),
+            Answer::Error("schema_invalid".into(), violations.join("; ")),
         ),
         (None, Some(root)) => {
             let command = command.clone().unwrap_or_default();
@@ -312,7 +369,11 @@ async fn serve(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> Respon
         }
     };
     let (response, outcome) = if status == 500 {
-        (String::new(), "injected HTTP 500".to_string())
+        let outcome = match answer {
+            Answer::Zero(reason) => reason,
+            _ => "injected HTTP 500".to_string(),
+        };
+        (String::new(), outcome)
     } else {
         envelope(sid.as_deref(), answer)
     };
@@ -351,7 +412,7 @@ fn envelope(sid: Option<&str>, answer: Answer) -> (String, String) {
         Answer::Error(uid, reason) => (
             Node::new("iq")
                 .with_attr("type", "error")
-                .with(query.with(Node::new("error").with_attr("uid", uid))),
+                .with(query.with(Node::new("error").with_attr("uid", &uid))),
             format!("error {uid}: {reason}"),
         ),
     };
@@ -375,7 +436,18 @@ fn dispatch(
         .unwrap_or_default();
     let param = |name: &str| params.text_at(name).unwrap_or("").to_string();
     if command == "authenticate" {
-        let email_ok = param("email").eq_ignore_ascii_case(&config.admin_email);
+        // `email`: "Account username or email address - depends on server login policy"
+        // (OpenAPI /Authenticate): under the username policy the administrator's username,
+        // the local part of its address here.
+        let login = if data.login_with_email() {
+            config.admin_email.as_str()
+        } else {
+            config
+                .admin_email
+                .split_once('@')
+                .map_or(config.admin_email.as_str(), |(l, _)| l)
+        };
+        let email_ok = param("email").eq_ignore_ascii_case(login);
         if email_ok && param("password") == config.admin_password {
             let sid = format!("{:032x}", rand::rng().random::<u128>());
             data.sessions.insert(sid.clone(), param("email"));
@@ -390,7 +462,7 @@ fn dispatch(
     if !data.sessions.contains_key(&sid) {
         return (
             None,
-            Answer::Error("session_invalid", "no valid sid".into()),
+            Answer::Error(config.session_error_uid.clone(), "no valid sid".into()),
         );
     }
     let answer = match command {
@@ -399,15 +471,15 @@ fn dispatch(
             ok()
         }
         "getserverproperties" => server_properties(data, &params),
-        "getdomainsinfolist" => domains_info_list(data, &params),
+        "getdomainsinfolist" => domains_info_list(config, data, &params),
         "createdomain" => create_domain(data, &param("domainstr")),
-        "getaccountsinfolist" => accounts_info_list(data, &params),
+        "getaccountsinfolist" => accounts_info_list(config, data, &params),
         "createaccount" => create_account(config, data, &params),
         "getaccountproperties" => account_properties(data, &params),
-        "setaccountproperties" => set_account_properties(data, &params),
+        "setaccountproperties" => set_account_properties(config, data, &params),
         "getaccountfolderlist" => folder_list(config, data, &param("accountemail")),
         "addaccountmembers" => add_members(data, &params),
-        "getaccountmemberinfolist" => member_list(data, &params),
+        "getaccountmemberinfolist" => member_list(config, data, &params),
         "expireaccountpassword" => match data.find_account(&param("accountemail")) {
             Some(i) => {
                 data.accounts[i].password_expired = true;
@@ -415,20 +487,21 @@ fn dispatch(
             }
             None => Answer::Zero("no such account".into()),
         },
-        other => Answer::Error("not_implemented", format!("{other} is not emulated")),
+        other => Answer::Error("not_implemented".into(), format!("{other} is not emulated")),
     };
     (Some(sid), answer)
 }
 
-/// `(offset, count)` of a list request; a missing or non-positive count means all.
-fn window(params: &Node) -> (usize, usize) {
+/// `(offset, count)` of a list request; a missing or non-positive count means all, and no
+/// page holds more than [`IceWarpConfig::page_limit`].
+fn window(config: &IceWarpConfig, params: &Node) -> (usize, usize) {
     let num = |n: &str| params.text_at(n).and_then(|v| v.parse::<i64>().ok());
     let offset = num("offset").unwrap_or(0).max(0) as usize;
     let count = match num("count") {
         Some(c) if c > 0 => c as usize,
         _ => usize::MAX,
     };
-    (offset, count)
+    (offset, count.min(config.page_limit.unwrap_or(usize::MAX)))
 }
 
 fn property_item(name: &str, value: Option<Node>) -> Node {
@@ -471,9 +544,9 @@ fn server_properties(data: &Data, params: &Node) -> Answer {
     Answer::Result(Node::new("result").with_all(items), "ok".into())
 }
 
-fn domains_info_list(data: &Data, params: &Node) -> Answer {
+fn domains_info_list(config: &IceWarpConfig, data: &Data, params: &Node) -> Answer {
     let mask = params.text_at("filter/namemask").unwrap_or("");
-    let (offset, count) = window(params);
+    let (offset, count) = window(config, params);
     let items = data
         .domains
         .iter()
@@ -485,7 +558,14 @@ fn domains_info_list(data: &Data, params: &Node) -> Answer {
             Node::new("item")
                 .with(Node::leaf("name", name.clone()))
                 .with(Node::leaf("desc", desc.clone()))
-                .with(Node::leaf("domaintype", "0"))
+                .with(Node::leaf(
+                    "domaintype",
+                    if data.domain_aliases.contains_key(name) {
+                        "2"
+                    } else {
+                        "0"
+                    },
+                ))
                 .with(Node::leaf("accountcount", accounts.to_string()))
         });
     Answer::Result(Node::new("result").with_all(items), "ok".into())
@@ -503,40 +583,47 @@ fn create_domain(data: &mut Data, name: &str) -> Answer {
     ok()
 }
 
-fn accounts_info_list(data: &Data, params: &Node) -> Answer {
+/// The accounts of a domain, one page. The reply ends with `offset` and `overallcount` (the
+/// accounts matching in all), as IceWarp.Net's `GetAccountsInfoList.xml` fixture shows; the
+/// specification's response schema does not name them (see [`spec::REPLY_EXTRAS`]).
+fn accounts_info_list(config: &IceWarpConfig, data: &Data, params: &Node) -> Answer {
     let domain = params
         .text_at("domainstr")
         .unwrap_or("")
         .to_ascii_lowercase();
     let mask = params.text_at("filter/namemask").unwrap_or("");
-    let (offset, count) = window(params);
-    let items = data
+    let (offset, count) = window(config, params);
+    let matching: Vec<&Account> = data
         .accounts
         .iter()
         .filter(|a| {
             a.domain == domain && (mask_matches(mask, &a.email()) || mask_matches(mask, &a.mailbox))
         })
-        .skip(offset)
-        .take(count)
-        .map(|a| {
-            Node::new("item")
-                .with(Node::leaf("name", a.name.clone()))
-                .with(Node::leaf("email", a.email()))
-                .with(Node::leaf("accounttype", a.account_type.to_string()))
-                .with(
-                    Node::new("accountstate")
-                        .with(Node::leaf("classname", "taccountstate"))
-                        .with(Node::leaf("state", "0")),
-                )
-                .with(Node::leaf("admintype", "0"))
-                .with(
-                    Node::new("quota")
-                        .with(Node::leaf("classname", "taccountquota"))
-                        .with(Node::leaf("mailboxsize", "0"))
-                        .with(Node::leaf("mailboxquota", "0")),
-                )
-        });
-    Answer::Result(Node::new("result").with_all(items), "ok".into())
+        .collect();
+    let overall = matching.len();
+    let items = matching.into_iter().skip(offset).take(count).map(|a| {
+        Node::new("item")
+            .with(Node::leaf("name", a.name.clone()))
+            .with(Node::leaf("email", a.email()))
+            .with(Node::leaf("accounttype", a.account_type.to_string()))
+            .with(
+                Node::new("accountstate")
+                    .with(Node::leaf("classname", "taccountstate"))
+                    .with(Node::leaf("state", "0")),
+            )
+            .with(Node::leaf("admintype", "0"))
+            .with(
+                Node::new("quota")
+                    .with(Node::leaf("classname", "taccountquota"))
+                    .with(Node::leaf("mailboxsize", "0"))
+                    .with(Node::leaf("mailboxquota", "0")),
+            )
+    });
+    let result = Node::new("result")
+        .with_all(items)
+        .with(Node::leaf("offset", offset.to_string()))
+        .with(Node::leaf("overallcount", overall.to_string()));
+    Answer::Result(result, "ok".into())
 }
 
 /// The `(lower-case name, value)` pairs of a property list (`accountproperties`,
@@ -586,7 +673,7 @@ fn name_conflict(
         if Some(i) == except || a.domain != domain {
             continue;
         }
-        if let Some(taken) = names.iter().find(|n| a.answers_to(n)) {
+        if let Some(taken) = names.iter().find(|n| data.answers(a, n)) {
             return Some(format!(
                 "E_CONFLICT: '{taken}@{domain}' belongs to {}",
                 a.email()
@@ -604,6 +691,10 @@ fn create_account(config: &IceWarpConfig, data: &mut Data, params: &Node) -> Ans
     if !data.domains.contains_key(&domain) {
         return Answer::Zero(format!("domain {domain} does not exist"));
     }
+    // Not documented: what createaccount does in a domain alias. The emulator refuses it.
+    if data.domain_aliases.contains_key(&domain) {
+        return Answer::Zero(format!("{domain} is a domain alias"));
+    }
     let mut props = property_values(params.child("accountproperties"));
     let mut take = |name: &str| {
         props
@@ -611,7 +702,10 @@ fn create_account(config: &IceWarpConfig, data: &mut Data, params: &Node) -> Ans
             .position(|(n, _)| n == name)
             .map(|i| props.remove(i).1)
     };
-    let aliases = split_aliases(&take("u_alias").unwrap_or_default());
+    let aliases = match alias_field(config, take("u_alias").unwrap_or_default()) {
+        Ok(value) => split_aliases(&value),
+        Err(why) => return Answer::Zero(why),
+    };
     let Some(mailbox) = take("u_mailbox").or_else(|| aliases.first().cloned()) else {
         return Answer::Zero("E_INVALID: no u_mailbox and no u_alias".into());
     };
@@ -701,13 +795,13 @@ fn add_members(data: &mut Data, params: &Node) -> Answer {
 
 /// `getaccountmemberinfolist`: the members of the account `who`, paged, filtered by
 /// `filter/namemask`.
-fn member_list(data: &Data, params: &Node) -> Answer {
+fn member_list(config: &IceWarpConfig, data: &Data, params: &Node) -> Answer {
     let who = params.text_at("who").unwrap_or("");
     let Some(i) = data.find_account(who) else {
-        return Answer::Error("account_invalid", format!("no account {who}"));
+        return Answer::Error("account_invalid".into(), format!("no account {who}"));
     };
     let mask = params.text_at("filter/namemask").unwrap_or("");
-    let (offset, count) = window(params);
+    let (offset, count) = window(config, params);
     let items = data.accounts[i]
         .members
         .iter()
@@ -729,7 +823,7 @@ fn member_list(data: &Data, params: &Node) -> Answer {
 fn account_properties(data: &Data, params: &Node) -> Answer {
     let email = params.text_at("accountemail").unwrap_or("");
     let Some(i) = data.find_account(email) else {
-        return Answer::Error("account_invalid", format!("no account {email}"));
+        return Answer::Error("account_invalid".into(), format!("no account {email}"));
     };
     let a = &data.accounts[i];
     let items = requested_names(params, "accountpropertylist")
@@ -738,6 +832,14 @@ fn account_properties(data: &Data, params: &Node) -> Answer {
             let value = match name.to_ascii_lowercase().as_str() {
                 "u_alias" => Some(string_value(&a.aliases.join(";"))),
                 "u_mailbox" => Some(string_value(&a.mailbox)),
+                // "Read only - string which should be used for logging into API, respects
+                // c_accounts_policies_login_loginsettings" (apiconst U_Login): the username
+                // under the username policy (0), else the address (online help 282.htm).
+                "u_login" => Some(string_value(&if data.login_with_email() {
+                    a.email()
+                } else {
+                    a.mailbox.clone()
+                })),
                 "u_name" => Some(string_value(&a.name)),
                 "u_type" => Some(string_value(&a.account_type.to_string())),
                 "u_passwordexpired" => {
@@ -761,12 +863,36 @@ fn account_properties(data: &Data, params: &Node) -> Answer {
     Answer::Result(Node::new("result").with_all(items), "ok".into())
 }
 
-fn set_account_properties(data: &mut Data, params: &Node) -> Answer {
+/// A `U_Alias` value as the server keeps it: at most [`ALIAS_FIELD_MAX`] characters, by
+/// [`IceWarpConfig::alias_overflow`].
+fn alias_field(config: &IceWarpConfig, value: String) -> Result<String, String> {
+    if value.chars().count() <= ALIAS_FIELD_MAX {
+        return Ok(value);
+    }
+    match config.alias_overflow {
+        AliasOverflow::Refuse => Err(format!(
+            "U_Alias of {} characters, the limit is {ALIAS_FIELD_MAX}",
+            value.chars().count()
+        )),
+        AliasOverflow::Truncate => Ok(value.chars().take(ALIAS_FIELD_MAX).collect()),
+    }
+}
+
+/// "maximal length of this field is limited to 255 characters" (online help 282.htm, U_Alias).
+const ALIAS_FIELD_MAX: usize = 255;
+
+fn set_account_properties(config: &IceWarpConfig, data: &mut Data, params: &Node) -> Answer {
     let email = params.text_at("accountemail").unwrap_or("");
     let Some(i) = data.find_account(email) else {
         return Answer::Zero(format!("no account {email}"));
     };
-    let props = property_values(params.child("propertyvaluelist"));
+    let mut props = property_values(params.child("propertyvaluelist"));
+    for (_, value) in props.iter_mut().filter(|(n, _)| n == "u_alias") {
+        match alias_field(config, std::mem::take(value)) {
+            Ok(v) => *value = v,
+            Err(why) => return Answer::Zero(why),
+        }
+    }
     let domain = data.accounts[i].domain.clone();
     for (name, value) in &props {
         if name == "u_alias" {
@@ -795,7 +921,7 @@ fn set_account_properties(data: &mut Data, params: &Node) -> Answer {
 
 fn folder_list(config: &IceWarpConfig, data: &Data, email: &str) -> Answer {
     let Some(i) = data.find_account(email) else {
-        return Answer::Error("account_invalid", format!("no account {email}"));
+        return Answer::Error("account_invalid".into(), format!("no account {email}"));
     };
     let items =
         config
@@ -1150,6 +1276,82 @@ mod tests {
                     api_spec().validate_response(&command, &Node::parse(&r.response).unwrap());
                 assert!(violations.is_empty(), "{command}: {violations:?}");
             }
+        }
+    }
+
+    /// The documented answers (`overallcount`, the 255-character `U_Alias`, pattern aliases,
+    /// sessions that end) and both sides of each undocumented switch (page cap, cut or refused
+    /// alias field, the session error uid).
+    #[tokio::test]
+    async fn paging_sessions_alias_limits_and_patterns_follow_their_switches() {
+        for (overflow, uid) in [
+            (AliasOverflow::Refuse, "session_invalid"),
+            (AliasOverflow::Truncate, "E_AUTH"),
+        ] {
+            let mut c = config();
+            c.page_limit = Some(2);
+            c.alias_overflow = overflow;
+            c.session_error_uid = uid.into();
+            c.alias_patterns = vec![("support_aliases".into(), vec!["help".into()])];
+            c.accounts.extend((0..4).map(|i| AccountSpec {
+                email: format!("u{i}@contoso.com"),
+                name: format!("U {i}"),
+                password: "x".into(),
+                aliases: if i == 0 {
+                    vec!["[support_aliases]".into()]
+                } else {
+                    vec![]
+                },
+            }));
+            let sim = IceWarpSim::start(c).await.unwrap();
+            let sid = login(&sim).await;
+            let page = "<domainstr>contoso.com</domainstr><offset>0</offset><count>500</count>";
+            let (_, iq) = post(&sim, request(Some(&sid), "getaccountsinfolist", page)).await;
+            let result = iq.child("query").unwrap().child("result").unwrap();
+            assert_eq!(result.children_named("item").count(), 2);
+            assert_eq!(result.text_at("overallcount"), Some("5"));
+            assert_eq!(
+                sim.account("help@contoso.com").unwrap().email(),
+                "u0@contoso.com"
+            );
+
+            let long = (0..30).map(|i| format!("alias{i:04}")).collect::<Vec<_>>();
+            let value = format!("bob;{}", long.join(";"));
+            let (_, iq) = post(
+                &sim,
+                request(
+                    Some(&sid),
+                    "createaccount",
+                    &create("bob", &value, "Qq-123456"),
+                ),
+            )
+            .await;
+            match overflow {
+                AliasOverflow::Refuse => {
+                    assert_eq!(iq.text_at("query/result"), Some("0"));
+                    assert!(sim.account("bob@contoso.com").is_none());
+                }
+                AliasOverflow::Truncate => {
+                    assert_eq!(iq.text_at("query/result"), Some("1"));
+                    let bob = sim.account("bob@contoso.com").unwrap();
+                    assert_eq!(bob.aliases.join(";").chars().count(), 255);
+                    assert!(sim.account("alias0029@contoso.com").is_none());
+                }
+            }
+
+            sim.expire_sessions();
+            let (_, iq) = post(&sim, request(Some(&sid), "getdomainsinfolist", "")).await;
+            assert_eq!(error_uid(&iq), Some(uid));
+
+            let sid = login(&sim).await;
+            sim.inject(Fault::LostReply, 1, Some("createdomain"));
+            let body = request(
+                Some(&sid),
+                "createdomain",
+                "<domainstr>fabrikam.com</domainstr>",
+            );
+            assert_eq!(post(&sim, body).await.0, 500);
+            assert!(sim.domains().contains(&"fabrikam.com".to_string()));
         }
     }
 }

@@ -242,6 +242,18 @@ impl Account {
     }
 }
 
+/// What the server does with a `U_Alias` longer than its 255 characters ("maximal length of
+/// this field is limited to 255 characters", online help 282.htm). Whether the API refuses
+/// such a value or cuts it is not documented: both are emulated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AliasOverflow {
+    /// `createaccount`/`setaccountproperties` answer 0.
+    #[default]
+    Refuse,
+    /// The value is cut at 255 characters and stored.
+    Truncate,
+}
+
 /// A fault to inject into the next calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -249,6 +261,9 @@ pub enum Fault {
     ResultZero,
     /// HTTP 500 with no body.
     Http500,
+    /// The command is carried out, but the answer is lost: HTTP 500 with no body (a proxy or
+    /// connection failing after the server acted).
+    LostReply,
 }
 
 /// One request as the emulator saw it.
@@ -276,14 +291,34 @@ pub(crate) struct Data {
     pub faults: Vec<(Fault, Option<String>)>,
     pub refused: Vec<String>,
     pub log: Vec<IceWarpRequest>,
+    /// Domain aliases (lower case): the domain each stands for.
+    pub domain_aliases: BTreeMap<String, String>,
+    /// Alias patterns by lower-case name: the local names each stands for.
+    pub patterns: BTreeMap<String, Vec<String>>,
 }
 
 impl Data {
     pub fn find_account(&self, email: &str) -> Option<usize> {
         let (local, domain) = email.trim().rsplit_once('@')?;
+        let domain = self
+            .domain_aliases
+            .get(&domain.to_ascii_lowercase())
+            .map_or(domain, String::as_str);
         self.accounts
             .iter()
-            .position(|a| a.domain.eq_ignore_ascii_case(domain) && a.answers_to(local))
+            .position(|a| a.domain.eq_ignore_ascii_case(domain) && self.answers(a, local))
+    }
+
+    /// True when `local` names the account: its mailbox, an alias, or a name of a pattern
+    /// its `U_Alias` references (`[name]`, online help 282.htm).
+    pub fn answers(&self, account: &Account, local: &str) -> bool {
+        account.answers_to(local)
+            || account.aliases.iter().any(|a| {
+                a.strip_prefix('[')
+                    .and_then(|a| a.strip_suffix(']'))
+                    .and_then(|name| self.patterns.get(&name.to_ascii_lowercase()))
+                    .is_some_and(|names| names.iter().any(|n| n.eq_ignore_ascii_case(local)))
+            })
     }
 
     /// The server property `name` (case-insensitive), as set.
@@ -296,6 +331,13 @@ impl Data {
     pub fn set_property(&mut self, name: &str, value: impl Into<String>) {
         self.properties
             .insert(name.to_ascii_lowercase(), (name.to_string(), value.into()));
+    }
+
+    /// `C_Accounts_Policies_Login_LoginSettings`: 1 log in with the full address, 0 with the
+    /// username (apiconst; a missing value reads as 1, the emulator's default).
+    pub fn login_with_email(&self) -> bool {
+        self.property("C_Accounts_Policies_Login_LoginSettings")
+            .is_none_or(|v| v.trim() != "0")
     }
 
     pub fn policy(&self) -> PasswordPolicy {

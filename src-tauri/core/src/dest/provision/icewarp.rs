@@ -2,28 +2,39 @@
 //! `https://<host>/icewarpapi/` (shared reference `icewarp.md` §2; request and response
 //! shapes from `icewarp-api.openapi.json`, see [`super::types`]).
 //!
-//! - **Session:** `authenticate` with an administrator's email and password gives a session id
-//!   (`sid`) sent with every later request. A `0` answer is a wrong login (fatal, never
-//!   retried); an error envelope about the session (sessions expire) logs in again once.
+//! - **Transport:** HTTPS, or plain HTTP to a loopback address when allowed; no redirect is
+//!   followed (every request carries the session or the administrator's password).
+//! - **Session:** `authenticate` (`persistentlogin` 1: 24 days) with the administrator's email
+//!   or username (by the server's login policy) gives a session id (`sid`) sent with every
+//!   later request. A `0` answer is a wrong login (fatal, never retried). A session idle for
+//!   [`IceWarpSettings::session_idle`] is replaced, and any error envelope is answered by one
+//!   new login and one more try: IceWarp documents no error uid for an expired session.
 //! - **Retries:** simple commands answer `1` or `0`, and `0` gives no reason. A `0`, an HTTP
 //!   5xx or a transport error is tried again at once, at most [`IceWarpSettings::attempts`]
 //!   times in all (IceWarp's own connector retries `createaccount` the same way); there is
 //!   no waiting here, the engine decides whether to come back later ([`ErrorClass::Retry`]).
 //!   A `0` every time is a definite refusal of that one account ([`ErrorClass::SkipItem`]).
-//! - **Domains:** `getdomainsinfolist`, then `createdomain` for each missing one.
+//! - **Lists** are paged by `offset`/`count` to `overallcount` when the reply has one, else to
+//!   an empty page (a short page ends nothing).
+//! - **Domains:** `getdomainsinfolist`, then `createdomain` for each missing one; a `0` is
+//!   followed by a lookup of the domain by name. A domain listed as a domain alias (or another
+//!   `D_Type` that holds no accounts) fails with its users.
 //! - **Accounts:** `getaccountsinfolist` per domain, without a filter (as IceWarp.Net's
-//!   NoFilter fixture), paged by `offset`/`count` until a short page, lists existing
-//!   accounts; `getaccountproperties` with the user's address finds an account it is an alias
-//!   of (IceWarp resolves aliases; skipped in domains that had no accounts). A user found
-//!   either way is merged into that account: `getaccountproperties u_alias`, then
-//!   `setaccountproperties u_alias` with the missing aliases appended; nothing else changes.
-//!   Other users get `createaccount` with `u_type` 0, `u_mailbox`, `u_alias` (`;`-separated
-//!   local names, primary first), `u_name` and a generated `u_password` that satisfies the
-//!   server's policy; the password goes to the credentials report and nowhere else. If
+//!   NoFilter fixture), lists existing accounts; `getaccountproperties` of the user's primary
+//!   address (IceWarp resolves aliases) reads `U_Alias`, `U_Type` and `U_Login` of the account
+//!   that answers to it. The user is merged only into a user account (`U_Type` 0) whose own
+//!   `U_Alias` holds the address literally: missing aliases are appended with
+//!   `setaccountproperties u_alias` (within 255 characters; the rest are reported), nothing
+//!   else changes. Any other holder (a list, a pattern alias, a domain alias) is a conflict:
+//!   nothing is written. Other users get `createaccount` with `u_type` 0, `u_accounttype` 1
+//!   (IMAP & POP3), `u_mailbox`, `u_alias` (`;`-separated local names, primary first, within
+//!   255 characters), `u_name` and a generated `u_password` that satisfies the server's policy;
+//!   the password goes to the credentials report, before `createaccount`, and nowhere else. If
 //!   IceWarp keeps refusing, the account is tried once more without its extra aliases (a
 //!   taken alias must not cost the user the mailbox). IceWarp aliases are names within the
-//!   account's domain, so aliases in other domains are reported, not set. After a transport
-//!   error the account list is asked before trying `createaccount` again.
+//!   account's domain, so aliases in other domains are reported, not set. After a `0` or a
+//!   transport error the account list is asked before trying `createaccount` again. Each
+//!   account's `U_Login` is its login name for IMAP and WebDAV.
 //! - **Groups and mailing lists:** a list is an account of `U_Type` 1 (mailing list) or 7
 //!   (group) (icewarp-apiconst.txt). One found in the account lists (whose `accounttype`
 //!   says its type) or by alias is merged: its members are read with
@@ -41,7 +52,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
@@ -73,6 +84,8 @@ pub struct IceWarpSettings {
     pub master_user: bool,
     /// Tries per API call, at least 1.
     pub attempts: u32,
+    /// A session unused this long is replaced by a new login ([`SESSION_IDLE`] by default).
+    pub session_idle: Duration,
 }
 
 /// Tries per API call by default.
@@ -120,6 +133,7 @@ impl IceWarpSettings {
             known_passwords,
             master_user: master_user.is_some(),
             attempts: DEFAULT_ATTEMPTS,
+            session_idle: SESSION_IDLE,
         };
         let rules = ProvisionRules {
             domain_map: domain_map
@@ -162,6 +176,12 @@ pub enum IceWarpError {
         #[source]
         source: reqwest::Error,
     },
+    #[error("the IceWarp API at {url} answered HTTP {status}, a redirect to '{location}': redirects are not followed (they would resend the administrator's credentials); configure the final address as the host")]
+    Redirect {
+        url: String,
+        status: u16,
+        location: String,
+    },
     #[error("the IceWarp API answered {command} with HTTP {status}")]
     Status { command: String, status: u16 },
     #[error("IceWarp refused the administrator login of {email}: wrong email or password, or not an administrator")]
@@ -199,9 +219,31 @@ pub struct IceWarpClient {
     url: String,
     admin_email: String,
     password: Secret,
-    sid: Mutex<Option<String>>,
+    sid: Mutex<Option<Session>>,
     attempts: u32,
+    session_idle: Duration,
 }
+
+/// A session id and when it was last used.
+#[derive(Debug)]
+struct Session {
+    sid: String,
+    last_used: Instant,
+}
+
+impl Session {
+    fn new(sid: String) -> Self {
+        Session {
+            sid,
+            last_used: Instant::now(),
+        }
+    }
+}
+
+/// A session unused this long is replaced by a new login before the next request: the
+/// `finish` steps of a run may come days after provisioning, and IceWarp also ends sessions on
+/// its own idle timeout (`C_System_Adv_Protocols_SessionTimeOut`, apiconst).
+pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 
 impl std::fmt::Debug for IceWarpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -240,6 +282,9 @@ impl IceWarpClient {
         }
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("m365-migrator/", env!("CARGO_PKG_VERSION")))
+            // Every request carries the session or the administrator's password: a 307/308
+            // would replay it to wherever the Location points, even plain http.
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(20))
             .timeout(Duration::from_secs(120));
         if let Some(path) = &settings.ca_file {
@@ -264,26 +309,38 @@ impl IceWarpClient {
             password,
             sid: Mutex::new(None),
             attempts: settings.attempts.max(1),
+            session_idle: settings.session_idle,
         })
     }
 
-    /// One round trip, without retries. Logs in first when there is no session, and once
-    /// more when the server says the session is not valid.
+    /// One round trip, without retries. Logs in first when there is no session or it has been
+    /// idle for [`IceWarpSettings::session_idle`], and once more after any error envelope: IceWarp documents no
+    /// error code for an expired or unknown session (its error uids are not in the
+    /// specification), so the answer is never read for words like "session". An error that
+    /// comes back on a fresh session is the command's own.
     async fn send(&self, request: &Request) -> Result<Reply, IceWarpError> {
-        let mut sid = self.sid.lock().await;
+        let mut session = self.sid.lock().await;
+        let mut last = None;
         for relogin in [false, true] {
-            if sid.is_none() || relogin {
-                *sid = Some(self.authenticate().await?);
+            let stale = session
+                .as_ref()
+                .is_none_or(|s| s.last_used.elapsed() >= self.session_idle);
+            if stale || relogin {
+                *session = Some(Session::new(self.authenticate().await?));
             }
+            let sid = session.as_ref().map(|s| s.sid.clone());
             let reply = self.post(request, sid.as_deref()).await?;
-            match &reply {
-                Reply::Error(uid) if uid.contains("session") && !relogin => continue,
-                _ => return Ok(reply),
+            if let Some(s) = session.as_mut() {
+                s.last_used = Instant::now();
+            }
+            match reply {
+                Reply::Error(uid) => last = Some(uid),
+                reply => return Ok(reply),
             }
         }
         Err(IceWarpError::Api {
             command: request.command.to_string(),
-            uid: "session".into(),
+            uid: last.unwrap_or_default(),
         })
     }
 
@@ -304,6 +361,19 @@ impl IceWarpClient {
             .await
             .map_err(transport)?;
         let status = response.status().as_u16();
+        if response.status().is_redirection() {
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            return Err(IceWarpError::Redirect {
+                url: self.url.clone(),
+                status,
+                location,
+            });
+        }
         if status != 200 {
             return Err(IceWarpError::Status {
                 command: command.clone(),
@@ -330,7 +400,9 @@ impl IceWarpClient {
                 Param::text("authtype", "0"),
                 Param::text("email", self.admin_email.clone()),
                 Param::text("password", self.password.expose()),
-                Param::text("persistentlogin", "0"),
+                // 1: a session of 24 days, not 1 (OpenAPI `/Authenticate`), so a long run's
+                // later steps find it alive.
+                Param::text("persistentlogin", "1"),
             ],
         );
         let mut last = None;
@@ -397,7 +469,7 @@ impl IceWarpClient {
     /// Checks the administrator login now (a wrong password is one clear fatal error).
     pub async fn login(&self) -> Result<(), IceWarpError> {
         let sid = self.authenticate().await?;
-        *self.sid.lock().await = Some(sid);
+        *self.sid.lock().await = Some(Session::new(sid));
         Ok(())
     }
 
@@ -428,12 +500,31 @@ impl IceWarpClient {
 
     /// Every domain on the server (lower case), paged.
     pub async fn domains(&self) -> Result<BTreeSet<String>, IceWarpError> {
+        Ok(self.domain_types().await?.into_keys().collect())
+    }
+
+    /// Every domain on the server (lower case) with its `domaintype` (`D_Type`; 0 when not
+    /// given), paged.
+    pub async fn domain_types(&self) -> Result<BTreeMap<String, u32>, IceWarpError> {
         let items = self.paged("getdomainsinfolist", None, "server").await?;
         Ok(items
             .iter()
-            .filter_map(|i| i.value("name"))
-            .map(str::to_lowercase)
+            .filter_map(|i| {
+                let name = i.value("name")?.to_lowercase();
+                let kind = i.value("domaintype").and_then(|t| t.trim().parse().ok());
+                Some((name, kind.unwrap_or(STANDARD_DOMAIN)))
+            })
             .collect())
+    }
+
+    /// True when the server has the domain `name` (`getdomainsinfolist` filtered by its name).
+    pub async fn domain_exists(&self, name: &str) -> Result<bool, IceWarpError> {
+        let filter = Param::Group("filter", vec![Param::text("namemask", name)]);
+        let items = self.paged("getdomainsinfolist", Some(filter), name).await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| i.value("name"))
+            .any(|n| n.eq_ignore_ascii_case(name)))
     }
 
     /// The primary addresses (lower case) of the accounts of `domain`, paged.
@@ -478,8 +569,12 @@ impl IceWarpClient {
             .collect())
     }
 
-    /// The `query/result/item` elements of a list command, page by page (`offset`, `count`)
-    /// until a short page. `scope` is the command's first parameter (`domainstr`, `who`).
+    /// The `query/result/item` elements of a list command, page by page (`offset`, `count`).
+    /// `scope` is the command's first parameter (`domainstr`, `who`). A reply that carries
+    /// `overallcount` (IceWarp.Net's GetAccountsInfoList fixture; not in the specification,
+    /// see [`FIXTURE_PATHS`]) is paged until that many items are read; one without it until an
+    /// empty page. A short page never ends the listing: a server may cap its pages below the
+    /// `count` asked for.
     async fn paged(
         &self,
         command: &'static str,
@@ -488,31 +583,40 @@ impl IceWarpClient {
     ) -> Result<Vec<Element>, IceWarpError> {
         const PAGE: usize = 500;
         let mut all = Vec::new();
-        let mut offset = 0;
         loop {
             let params = scope
                 .iter()
                 .cloned()
                 .chain([
-                    Param::text("offset", offset.to_string()),
+                    Param::text("offset", all.len().to_string()),
                     Param::text("count", PAGE.to_string()),
                 ])
                 .collect();
             let root = self.call(&Request::new(command, params), target).await?;
+            let overall = root
+                .value("query/result/overallcount")
+                .and_then(|n| n.trim().parse::<usize>().ok());
             let page: Vec<Element> = root
                 .select("query/result/item")
                 .into_iter()
                 .cloned()
                 .collect();
-            let short = page.len() < PAGE;
-            offset += page.len();
+            let empty = page.is_empty();
             all.extend(page);
-            if short {
-                return Ok(all);
+            match overall {
+                _ if empty => return Ok(all),
+                Some(n) if all.len() >= n => return Ok(all),
+                _ => {}
             }
         }
     }
 }
+
+/// Element paths this client reads that IceWarp's specification does not name but IceWarp's
+/// replies carry, with their source: `overallcount` of `getaccountsinfolist` (IceWarp.Net's
+/// `GetAccountsInfoList.xml` fixture). [`IceWarpClient`] reads `overallcount` of every list
+/// reply that has one and never depends on it being there.
+pub const FIXTURE_PATHS: &[(&str, &str)] = &[("getaccountsinfolist", "query/result/overallcount")];
 
 fn is_zero(result: &Element) -> bool {
     result.children.is_empty() && result.text.trim() == "0"
@@ -758,24 +862,45 @@ impl IceWarpProvisioner {
         ))
     }
 
-    /// Forces a password change at the next login (`expireaccountpassword`) of every account
-    /// `outcome` created. Call it after the data is written: an expired password may block
-    /// IMAP (`C_Accounts_Policies_Pass_DisableAccessToAllIfDisabled`). Returns the failures.
+    /// Forces a password change at the next login (`expireaccountpassword`, with
+    /// `DisableNotification` 1: the users learn their password from the administrator, not
+    /// from an expiry mail) of every account the migrator created: created by this run, or
+    /// merged and listed in the credentials report (created by an earlier run). A cut-over
+    /// action: call it on the final pass, after the data is written (an expired password may
+    /// block IMAP, `C_Accounts_Policies_Pass_DisableAccessToAllIfDisabled`). Returns how many
+    /// expired, and the failures.
     pub async fn expire_passwords(
         &self,
         outcome: &ProvisionOutcome,
-    ) -> Vec<(String, IceWarpError)> {
-        let mut failures = Vec::new();
-        for address in outcome.created() {
+    ) -> (usize, Vec<(String, IceWarpError)>) {
+        let generated: BTreeSet<String> = match crate::config::read_accounts_csv(self.report.path())
+        {
+            Ok(rows) => rows.into_keys().collect(),
+            Err(e) => {
+                tracing::warn!("cannot read the credentials report: {e}");
+                BTreeSet::new()
+            }
+        };
+        let addresses = outcome.accounts.iter().filter_map(|a| match a.action {
+            AccountAction::Created => a.address.as_deref(),
+            AccountAction::Merged => a.address.as_deref().filter(|x| generated.contains(*x)),
+            _ => None,
+        });
+        let (mut expired, mut failures) = (0, Vec::new());
+        for address in addresses {
             let request = Request::new(
                 "expireaccountpassword",
-                vec![Param::text("accountemail", address)],
+                vec![
+                    Param::text("accountemail", address),
+                    Param::text("disablenotification", "1"),
+                ],
             );
-            if let Err(e) = self.client.call(&request, address).await {
-                failures.push((address.to_string(), e));
+            match self.client.call(&request, address).await {
+                Ok(_) => expired += 1,
+                Err(e) => failures.push((address.to_string(), e)),
             }
         }
-        failures
+        (expired, failures)
     }
 
     async fn domain_accounts(&self, domain: &str) -> Result<BTreeMap<String, u32>, IceWarpError> {
@@ -791,38 +916,67 @@ impl IceWarpProvisioner {
         Ok(set)
     }
 
-    /// The existing account a plan names: one whose primary address is the plan's address or
-    /// an alias of it (from the account lists), else one the plan's address is an alias of
-    /// (IceWarp resolves any alias in `getaccountproperties`).
-    async fn existing(&self, plan: &AccountPlan) -> Result<Option<String>, IceWarpError> {
-        for address in std::iter::once(&plan.address).chain(&plan.aliases) {
-            let Some((_, domain)) = address.rsplit_once('@') else {
-                continue;
-            };
-            if self.domain_accounts(domain).await?.contains_key(address) {
-                return Ok(Some(address.clone()));
-            }
+    /// The existing account a plan's user belongs in. Only the user's primary address counts
+    /// (an alias of the user held by another account never merges the two): an account whose
+    /// primary it is, from the account lists, or the account IceWarp resolves it to
+    /// (`getaccountproperties`, which answers for any alias). Such an account is the user's
+    /// only when it is a user account (`U_Type` 0) and its own `U_Alias` holds the address's
+    /// local name literally: a pattern alias (`[name]`, online help 282.htm), a domain alias or
+    /// a group or mailing list is a [`Found::Conflict`].
+    async fn existing(&self, plan: &AccountPlan) -> Result<Found, IceWarpError> {
+        let address = &plan.address;
+        let listed = self
+            .domain_accounts(plan.domain())
+            .await?
+            .get(address)
+            .copied();
+        if listed.is_none() && self.empty_domains.lock().await.contains(plan.domain()) {
+            // A domain that had no accounts holds no alias either (this run's own accounts
+            // never share addresses: the plan gives each address to one user).
+            return Ok(Found::None);
         }
-        // A domain that had no accounts holds no alias either (this run's own accounts never
-        // share addresses: the plan gives each address to one user).
-        if self.empty_domains.lock().await.contains(plan.domain()) {
-            return Ok(None);
-        }
-        self.resolve_alias(&plan.address).await
-    }
-
-    /// The primary address of the account `address` is an alias of, if any. An error
-    /// envelope or an empty answer means there is none.
-    async fn resolve_alias(&self, address: &str) -> Result<Option<String>, IceWarpError> {
-        let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
-        let root = match self.client.call(&alias_query(address), address).await {
+        let request = properties_query(address, &["u_alias", "u_type", "u_login"]);
+        let root = match self.client.call(&request, address).await {
             Ok(root) => root,
-            Err(IceWarpError::Api { .. } | IceWarpError::Refused { .. }) => return Ok(None),
+            Err(IceWarpError::Api { .. } | IceWarpError::Refused { .. }) if listed.is_none() => {
+                return Ok(Found::None)
+            }
             Err(e) => return Err(e),
         };
-        Ok(current_aliases(&root)
-            .first()
-            .map(|primary| format!("{}@{domain}", primary.to_lowercase())))
+        let aliases = current_aliases(&root);
+        let Some(primary) = aliases.first() else {
+            return Ok(Found::None);
+        };
+        let email = format!("{}@{}", primary.to_lowercase(), plan.domain());
+        let account_type = account_type(&root).or(listed).unwrap_or(USER_TYPE);
+        let conflict = |why: String| {
+            Ok(Found::Conflict(format!(
+                "{address} is already taken at IceWarp: {why}; nothing was written (rename or \
+                 remove it there, or map the user elsewhere, then run again)"
+            )))
+        };
+        if account_type != USER_TYPE {
+            return conflict(format!(
+                "{email} is {} (U_Type {account_type}), not a user account",
+                type_name(account_type)
+            ));
+        }
+        if !aliases
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(plan.local_part()))
+        {
+            return conflict(format!(
+                "IceWarp resolves it to {email}, whose aliases ({}) do not name it (a pattern \
+                 alias or a domain alias)",
+                aliases.join(";")
+            ));
+        }
+        let login = login_name(&root, &email);
+        Ok(Found::Account {
+            email,
+            aliases,
+            login,
+        })
     }
 
     fn existing_login(&self, plan: &AccountPlan, email: &str) -> LoginRoute {
@@ -835,36 +989,38 @@ impl IceWarpProvisioner {
         }
     }
 
-    async fn merge(&self, plan: &AccountPlan, email: &str) -> Result<AccountOutcome, IceWarpError> {
+    /// Adds the plan's missing aliases to the account `email`, whose `U_Alias` is `current`.
+    async fn merge(
+        &self,
+        plan: &AccountPlan,
+        email: &str,
+        current: &[String],
+    ) -> Result<AccountOutcome, IceWarpError> {
         let mut outcome = AccountOutcome {
             user_id: plan.user_id.clone(),
             address: Some(email.to_string()),
             action: AccountAction::Merged,
             login: self.existing_login(plan, email),
+            login_name: None,
             aliases_added: Vec::new(),
             notes: Vec::new(),
         };
         if outcome.login == LoginRoute::None {
             outcome.notes.push(format!(
-                "{email} existed and no password is known for it: add it to accounts_csv or configure master_user"
+                "{email} existed and no password is known for it: add it to accounts_csv (its data is not written until then)"
             ));
         }
         let domain = email.rsplit_once('@').map_or("", |(_, d)| d);
-        let root = match self.client.call(&alias_query(email), email).await {
-            Ok(root) => root,
-            Err(e) if e.class() == ErrorClass::SkipItem => {
-                outcome.notes.push(format!("aliases not checked: {e}"));
-                return Ok(outcome);
-            }
-            Err(e) => return Err(e),
-        };
-        let current = current_aliases(&root);
         let (missing, notes) = alias_locals(
             std::iter::once(&plan.address).chain(&plan.aliases),
             domain,
-            &current,
+            current,
         );
         outcome.notes.extend(notes);
+        let (missing, left) = fit_aliases(current, &missing);
+        if !left.is_empty() {
+            outcome.notes.push(overflow_note(&left, domain));
+        }
         if missing.is_empty() {
             return Ok(outcome);
         }
@@ -912,9 +1068,18 @@ impl IceWarpProvisioner {
             address: Some(plan.address.clone()),
             action: AccountAction::Created,
             login: LoginRoute::GeneratedPassword,
+            login_name: None,
             aliases_added: Vec::new(),
             notes,
         };
+        let (extra, left) = fit_aliases(std::slice::from_ref(&local), &extra);
+        if !left.is_empty() {
+            outcome.notes.push(overflow_note(&left, &domain));
+        }
+        // Recorded before the account exists: a crash or a lost answer must never leave an
+        // account whose password is nowhere. A row for an account that was never created is
+        // harmless (a later run's row for the address comes after it and wins).
+        self.report.append(&plan.address, &password)?;
         let mut tries = vec![extra.clone()];
         if !extra.is_empty() {
             // A taken or odd alias must not cost the user the account.
@@ -938,14 +1103,18 @@ impl IceWarpProvisioner {
                             Param::string_property("u_alias", alias_list),
                             Param::string_property("u_name", plan.display_name.clone()),
                             Param::string_property("u_password", password.expose()),
+                            // IMAP & POP3: a POP3 account breaks ActiveSync and Outlook Sync
+                            // (IceWarp's account Options help), and the server's default
+                            // type is not documented.
+                            Param::string_property("u_accounttype", IMAP_AND_POP3),
                         ],
                     ),
                 ],
             );
             match self.create_once(&request, &plan.address).await {
                 Ok(()) => {
-                    self.report.append(&plan.address, &password)?;
                     self.remember(&plan.address, USER_TYPE).await;
+                    outcome.login_name = self.login_of(&plan.address, &mut outcome.notes).await?;
                     outcome.aliases_added =
                         aliases.iter().map(|l| format!("{l}@{domain}")).collect();
                     if aliases.len() < extra.len() {
@@ -971,36 +1140,57 @@ impl IceWarpProvisioner {
         Ok(AccountOutcome::failed(plan, reason, class))
     }
 
-    /// `createaccount` with bounded retries. After a transport error the request may have
-    /// been carried out: the account list is asked before trying again.
+    /// The login name of the account `email` when it is not the address (`U_Login`, "string
+    /// which should be used for logging into API, respects
+    /// c_accounts_policies_login_loginsettings", apiconst). Unreadable: the address, noted.
+    async fn login_of(
+        &self,
+        email: &str,
+        notes: &mut Vec<String>,
+    ) -> Result<Option<String>, IceWarpError> {
+        match self
+            .client
+            .call(&properties_query(email, &["u_login"]), email)
+            .await
+        {
+            Ok(root) => Ok(login_name(&root, email)),
+            Err(e) if e.class() == ErrorClass::Fatal => Err(e),
+            Err(e) => {
+                notes.push(format!(
+                    "its login name (U_Login) could not be read, the address is used: {e}"
+                ));
+                Ok(None)
+            }
+        }
+    }
+
+    /// `createaccount` with bounded retries. After a `0` or a transport error the request may
+    /// have been carried out (an earlier try whose answer was lost): the domain's account list
+    /// is asked for an account with this primary address before trying again.
     async fn create_once(&self, request: &Request, address: &str) -> Result<(), IceWarpError> {
         let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
         let mut last = None;
         for _ in 0..self.client.attempts {
-            match self.client.send(request).await {
+            let failure = match self.client.send(request).await {
                 Ok(Reply::Result { result, .. }) if !is_zero(&result) => return Ok(()),
-                Ok(Reply::Result { .. }) => {
-                    last = Some(IceWarpError::Refused {
-                        command: "createaccount".into(),
-                        target: address.to_string(),
-                        attempts: self.client.attempts,
-                    })
-                }
+                Ok(Reply::Result { .. }) => IceWarpError::Refused {
+                    command: "createaccount".into(),
+                    target: address.to_string(),
+                    attempts: self.client.attempts,
+                },
                 Ok(Reply::Error(uid)) => {
                     return Err(IceWarpError::Api {
                         command: "createaccount".into(),
                         uid,
                     })
                 }
-                Err(e) if e.class() == ErrorClass::Retry => {
-                    if let Ok(now) = self.client.accounts(domain).await {
-                        if now.contains(address) {
-                            return Ok(());
-                        }
-                    }
-                    last = Some(e);
-                }
+                Err(e) if e.class() == ErrorClass::Retry => e,
                 Err(e) => return Err(e),
+            };
+            match self.client.accounts(domain).await {
+                Ok(now) if now.contains(address) => return Ok(()),
+                Err(e) if e.class() == ErrorClass::Fatal => return Err(e),
+                _ => last = Some(failure),
             }
         }
         Err(last.unwrap_or(IceWarpError::Refused {
@@ -1166,9 +1356,105 @@ const USER_TYPE: u32 = 0;
 const MAILING_LIST_TYPE: u32 = 1;
 const GROUP_TYPE: u32 = 7;
 
-/// `getaccountproperties` of `u_alias` (`;`-separated local names, the primary first).
-fn alias_query(email: &str) -> Request {
-    properties_query(email, &["u_alias"])
+/// `U_AccountType` 1: IMAP & POP3 (icewarp-apiconst.txt: 0 POP3, 1 IMAP & POP3, 2 IMAP).
+const IMAP_AND_POP3: &str = "1";
+
+/// `D_Type` values (icewarp-apiconst.txt): 0 standard, 1 ETRN/ATRN queue, 2 domain alias,
+/// 3 backup, 4 distributed, 5 service. Accounts live in standard and distributed domains.
+const STANDARD_DOMAIN: u32 = 0;
+const DISTRIBUTED_DOMAIN: u32 = 4;
+
+/// What a domain's `D_Type` makes it (icewarp-apiconst.txt).
+fn domain_type_name(domain_type: u32) -> &'static str {
+    match domain_type {
+        1 => "an ETRN/ATRN queue",
+        2 => "a domain alias",
+        3 => "a backup domain",
+        5 => "a service domain",
+        _ => "a domain of another kind",
+    }
+}
+
+/// What an account's `U_Type` makes it (icewarp-apiconst.txt).
+fn type_name(account_type: u32) -> &'static str {
+    match account_type {
+        0 => "a user account",
+        1 => "a mailing list",
+        2 => "an executable account",
+        3 => "a notification account",
+        4 => "a static route",
+        5 => "a catalog",
+        6 => "a list server",
+        7 => "a group",
+        8 => "a resource",
+        _ => "an account of another kind",
+    }
+}
+
+/// `U_Login` in a `getaccountproperties` reply, when it is set and is not `email`.
+fn login_name(root: &Element, email: &str) -> Option<String> {
+    property_values(root)
+        .into_iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("u_login"))
+        .and_then(|(_, v)| v)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case(email))
+}
+
+/// `U_Type` in a `getaccountproperties` reply.
+fn account_type(root: &Element) -> Option<u32> {
+    property_values(root)
+        .into_iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("u_type"))
+        .and_then(|(_, v)| v?.trim().parse().ok())
+}
+
+/// The existing account a user belongs in (see [`IceWarpProvisioner::existing`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Found {
+    None,
+    /// The account's primary address, its `U_Alias` (split) and its login name when it is
+    /// not the address.
+    Account {
+        email: String,
+        aliases: Vec<String>,
+        login: Option<String>,
+    },
+    /// The address is taken by something the user must not be merged into: why.
+    Conflict(String),
+}
+
+/// IceWarp's limit on `U_Alias`: "maximal length of this field is limited to 255 characters"
+/// (online help 282.htm).
+pub const ALIAS_FIELD_MAX: usize = 255;
+
+/// Splits `extra` into the local names that fit after `kept` in one `U_Alias` value
+/// (`;`-separated, at most [`ALIAS_FIELD_MAX`] characters) and those that do not, in order.
+fn fit_aliases(kept: &[String], extra: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut length =
+        kept.iter().map(|a| a.chars().count()).sum::<usize>() + kept.len().saturating_sub(1);
+    let (mut fit, mut left) = (Vec::new(), Vec::new());
+    for alias in extra {
+        let more = alias.chars().count() + usize::from(length > 0);
+        if left.is_empty() && length + more <= ALIAS_FIELD_MAX {
+            length += more;
+            fit.push(alias.clone());
+        } else {
+            left.push(alias.clone());
+        }
+    }
+    (fit, left)
+}
+
+/// The note for aliases left out by [`fit_aliases`].
+fn overflow_note(left: &[String], domain: &str) -> String {
+    format!(
+        "aliases {} not set: IceWarp's alias field holds at most {ALIAS_FIELD_MAX} characters",
+        left.iter()
+            .map(|l| format!("{l}@{domain}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 /// `getaccountproperties` of these properties.
@@ -1240,13 +1526,27 @@ impl AccountProvisioner for IceWarpProvisioner {
         &self,
         domains: &[String],
     ) -> Result<Vec<(String, DomainAction)>, IceWarpError> {
-        let existing = self.client.domains().await?;
+        let existing = self.client.domain_types().await?;
         let mut out = Vec::new();
         for domain in domains {
             let domain = domain.to_lowercase();
-            if existing.contains(&domain) {
-                out.push((domain, DomainAction::Existing));
-                continue;
+            match existing.get(&domain).copied() {
+                Some(STANDARD_DOMAIN | DISTRIBUTED_DOMAIN) => {
+                    out.push((domain, DomainAction::Existing));
+                    continue;
+                }
+                // A domain alias (or a queue, backup or service domain) holds no accounts of
+                // its own: creating accounts there, or the domain again, would be wrong.
+                Some(other) => {
+                    let reason = format!(
+                        "it is {} at IceWarp (D_Type {other}), which holds no accounts: map it \
+                         to the domain its users belong in with domain_map",
+                        domain_type_name(other)
+                    );
+                    out.push((domain, DomainAction::Failed { reason }));
+                    continue;
+                }
+                None => {}
             }
             let request = Request::new(
                 "createdomain",
@@ -1255,8 +1555,17 @@ impl AccountProvisioner for IceWarpProvisioner {
             let action = match self.client.call(&request, &domain).await {
                 Ok(_) => DomainAction::Created,
                 Err(e) if e.class() == ErrorClass::Fatal => return Err(e),
-                Err(e) => DomainAction::Failed {
-                    reason: e.to_string(),
+                // A 0 gives no reason: the domain may exist after all (an earlier try whose
+                // answer was lost, another run), which is what the run needs.
+                Err(e) => match self.client.domain_exists(&domain).await {
+                    Ok(true) => DomainAction::Created,
+                    Ok(false) => DomainAction::Failed {
+                        reason: e.to_string(),
+                    },
+                    Err(e) if e.class() == ErrorClass::Fatal => return Err(e),
+                    Err(lookup) => DomainAction::Failed {
+                        reason: format!("{e}; looking it up failed too: {lookup}"),
+                    },
                 },
             };
             out.push((domain, action));
@@ -1273,8 +1582,21 @@ impl AccountProvisioner for IceWarpProvisioner {
             Err(e) => return Err(e),
         };
         let result = match existing {
-            Some(email) => self.merge(plan, &email).await,
-            None => self.create(plan).await,
+            Found::Account {
+                email,
+                aliases,
+                login,
+            } => {
+                let mut outcome = self.merge(plan, &email, &aliases).await;
+                if let Ok(o) = &mut outcome {
+                    o.login_name = login;
+                }
+                outcome
+            }
+            Found::None => self.create(plan).await,
+            Found::Conflict(reason) => {
+                return Ok(AccountOutcome::failed(plan, reason, ErrorClass::SkipItem))
+            }
         };
         match result {
             Err(e) if e.class() != ErrorClass::Fatal => {
@@ -1561,6 +1883,7 @@ mod tests {
             known_passwords: BTreeSet::new(),
             master_user: false,
             attempts: 3,
+            session_idle: SESSION_IDLE,
         };
         let ok = |url, allow| IceWarpClient::new(&settings(url, allow), Secret::new("p")).is_ok();
         assert!(ok("https://mail.example.com/icewarpapi/", false));

@@ -279,6 +279,9 @@ pub struct AccountOutcome {
     pub address: Option<String>,
     pub action: AccountAction,
     pub login: LoginRoute,
+    /// The name the account logs in with over IMAP and WebDAV when it is not its address
+    /// (IceWarp's `U_Login` under the username login policy); `None`: the address.
+    pub login_name: Option<String>,
     /// Aliases this run added to the account.
     pub aliases_added: Vec<String>,
     /// Things the administrator should know (an alias IceWarp could not take, ...).
@@ -292,6 +295,7 @@ impl AccountOutcome {
             address,
             action: AccountAction::Skipped { reason },
             login: LoginRoute::None,
+            login_name: None,
             aliases_added: Vec::new(),
             notes: Vec::new(),
         }
@@ -303,6 +307,7 @@ impl AccountOutcome {
             address: Some(plan.address.clone()),
             action: AccountAction::Failed { reason, class },
             login: LoginRoute::None,
+            login_name: None,
             aliases_added: Vec::new(),
             notes: Vec::new(),
         }

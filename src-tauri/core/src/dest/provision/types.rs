@@ -29,6 +29,7 @@ pub const PARSED_PATHS: &[(&str, &str)] = &[
         "query/result/item/propertyval/val/item",
     ),
     ("getdomainsinfolist", "query/result/item/name"),
+    ("getdomainsinfolist", "query/result/item/domaintype"),
     ("createdomain", "query/result"),
     ("getaccountsinfolist", "query/result/item/email"),
     ("getaccountsinfolist", "query/result/item/accounttype"),
