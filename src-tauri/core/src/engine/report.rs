@@ -848,6 +848,10 @@ mod tests {
         );
         assert_eq!(report.failures.len(), 1);
         assert_eq!(report.failures[0].user, "bob@contoso.com");
+        assert_eq!(
+            report.failures[0].detail,
+            "the server refused it: <too big> & more"
+        );
         assert_eq!(report.runs.len(), 1);
         assert_eq!(report.runs[0].status, "finished");
         assert_eq!(report.runs[0].summary.as_ref().unwrap().totals.failed, 1);
@@ -864,7 +868,7 @@ mod tests {
             serde_json::from_slice(&std::fs::read(&files.json).unwrap()).unwrap();
         assert_eq!(json["totals"]["done"], 4);
         assert_eq!(
-            json["failures"][0]["reason"],
+            json["failures"][0]["detail"],
             "the server refused it: <too big> & more"
         );
 
@@ -877,14 +881,148 @@ mod tests {
         let mut lines = users.lines();
         assert_eq!(
             lines.next(),
-            Some("user,state,done,failed,pending,bytes,note")
+            Some("user,state,done,failed,pending,bytes,note,seconds,bytes_per_second")
         );
-        assert_eq!(lines.next(), Some("ann@contoso.com,finished,3,0,0,4000,"));
-        assert_eq!(lines.next(), Some("bob@contoso.com,started,1,1,0,42,"));
+        // Then the duration and rate, which depend on the clock.
+        assert!(lines
+            .next()
+            .unwrap()
+            .starts_with("ann@contoso.com,finished,3,0,0,4000,,"));
+        assert!(lines
+            .next()
+            .unwrap()
+            .starts_with("bob@contoso.com,started,1,1,0,42,,"));
         let failures = std::fs::read_to_string(&files.failures_csv).unwrap();
         assert!(
-            failures.contains("bob@contoso.com,INBOX,m5,the server refused it: <too big> & more")
+            failures.contains(
+                "bob@contoso.com,mail,INBOX,,,,The item is larger than the destination accepts.,"
+            ),
+            "{failures}"
         );
+        assert!(
+            failures.contains(",the server refused it: <too big> & more,m5"),
+            "{failures}"
+        );
+    }
+
+    /// Issue 15: folders by their modified UTF-7 wire names, killed runs "running" forever,
+    /// failed items named by Graph ids.
+    #[test]
+    fn report_speaks_the_users_language() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let finished = j.begin_run().unwrap();
+        j.finish_run(finished, "finished", "{}").unwrap();
+        // Its process died: recorded as running, and nobody holds the state folder.
+        let killed = j.begin_run().unwrap();
+        j.set_user_state("u1", "ann@contoso.com", "started")
+            .unwrap();
+        for (id, folder) in [
+            ("m1", "INBOX/&2DzfiQ- Party"),
+            ("m2", "P&AVkA7Q-lohy a &APoBDQ-ty"),
+            ("m3", "Reports 2024%2F25"),
+        ] {
+            j.record_intent(
+                ItemTarget {
+                    user_id: "u1",
+                    source_id: id,
+                    folder_id: folder,
+                    dest_folder: folder,
+                },
+                killed,
+            )
+            .unwrap();
+        }
+        j.record_done("u1", "m1", "1", 1000, None).unwrap();
+        j.record_done("u1", "m2", "2", 2000, None).unwrap();
+        j.record_failed(
+            "u1",
+            "m3",
+            "message AAMkAGI2=: cannot append message to folder Reports: NO [OVERQUOTA] Quota exceeded",
+        )
+        .unwrap();
+        j.record_failure_details(
+            "u1",
+            "m3",
+            Some("Q3 <budget>"),
+            Some(1_700_000_000),
+            Some(5_000_000),
+        )
+        .unwrap();
+
+        let report = Report::from_journal(&j).unwrap();
+        let statuses: Vec<_> = report.runs.iter().map(|r| r.status.as_str()).collect();
+        assert_eq!(statuses, ["finished", "interrupted"]);
+        let folders: Vec<_> = report.folders.iter().map(|f| f.folder.as_str()).collect();
+        assert_eq!(
+            folders,
+            ["INBOX/\u{1F389} Party", "Přílohy a účty", "Reports 2024/25"]
+        );
+        let f = &report.failures[0];
+        assert_eq!(
+            (
+                f.subject.as_deref(),
+                f.folder.as_str(),
+                f.date.as_deref(),
+                f.size,
+                f.reason.as_str(),
+                f.advice.as_str(),
+            ),
+            (
+                Some("Q3 <budget>"),
+                "Reports 2024/25",
+                Some("2023-11-14T22:13:20Z"),
+                Some(5_000_000),
+                "The destination mailbox is full.",
+                "Raise the user's quota at the destination, then run again.",
+            )
+        );
+        assert!(!f.detail.contains("AAMkAGI2"), "{}", f.detail);
+        let ann = &report.users[0];
+        assert_eq!(ann.workloads["mail"].done, 2);
+        assert!(ann.seconds.is_some() && ann.bytes_per_second.is_some());
+        assert_eq!(report.throughput.iter().map(|m| m.items).sum::<u64>(), 2);
+
+        let files = report.write(&dir.path().join("report")).unwrap();
+        let html = std::fs::read_to_string(&files.html).unwrap();
+        for shown in [
+            "INBOX/\u{1F389} Party",
+            "Přílohy a účty",
+            "Reports 2024/25",
+            "Q3 &lt;budget&gt;",
+            "The destination mailbox is full.",
+            "<td>interrupted</td>",
+            "aria-label=\"Items migrated per minute\"",
+            "aria-label=\"Items migrated per user\"",
+            "<polyline",
+        ] {
+            assert!(html.contains(shown), "{shown} missing");
+        }
+        for hidden in ["&amp;2DzfiQ-", "%2F", "<script"] {
+            assert!(!html.contains(hidden), "{hidden} shown");
+        }
+        // report.json carries the same data.
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&files.json).unwrap()).unwrap();
+        assert_eq!(json["runs"][1]["status"], "interrupted");
+        assert_eq!(json["folders"][0]["folder"], "INBOX/\u{1F389} Party");
+        assert_eq!(json["failures"][0]["subject"], "Q3 <budget>");
+        assert_eq!(
+            json["failures"][0]["reason"],
+            "The destination mailbox is full."
+        );
+        assert_eq!(json["users"][0]["workloads"]["mail"]["done"], 2);
+        assert_eq!(json["throughput"][0]["items"], 2);
+    }
+
+    #[test]
+    fn a_run_whose_process_holds_the_state_folder_is_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let _lock = StateLock::acquire(dir.path()).unwrap();
+        j.begin_run().unwrap();
+        let report = Report::from_journal(&j).unwrap();
+        assert_eq!(report.runs[0].status, "running");
     }
 
     #[test]
