@@ -267,3 +267,34 @@ impl ProgressEvent {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_and_app_show_the_reports_folder_names_and_reasons() {
+        let event = ProgressEvent::ItemFailed {
+            user: "ann@contoso.com".into(),
+            folder: "P&AVkA7Q-lohy 100%25".into(),
+            item: "AAMk1".into(),
+            reason: "message AAMk1: cannot append message to folder X: NO [TOOBIG] too big".into(),
+        };
+        let ProgressEvent::ItemFailed { folder, reason, .. } = event.in_plain_words() else {
+            panic!("still an item failure");
+        };
+        assert_eq!(folder, "Přílohy 100%");
+        let plain =
+            plain_reason("message AAMk1: cannot append message to folder X: NO [TOOBIG] too big");
+        assert_eq!(
+            plain.text,
+            "The item is larger than the destination accepts."
+        );
+        assert_eq!(
+            plain.detail,
+            "cannot append message to folder X: NO [TOOBIG] too big"
+        );
+        assert_eq!(reason, plain.to_string());
+        assert!(reason.starts_with("The item is larger than the destination accepts. Raise"));
+    }
+}
