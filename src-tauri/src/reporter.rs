@@ -5,7 +5,8 @@ use std::sync::Mutex;
 use migrator_core::progress::{ProgressEvent, Reporter};
 use tauri::ipc::Channel;
 
-/// A core [`Reporter`] that sends every event, unchanged, into a Channel. The Channel can be
+/// A core [`Reporter`] that sends every event, in plain words
+/// ([`ProgressEvent::in_plain_words`]), into a Channel. The Channel can be
 /// replaced while the run goes on: a reloaded page watches the run it did not start.
 pub struct ChannelReporter {
     channel: Mutex<Channel<ProgressEvent>>,
@@ -28,7 +29,8 @@ impl Reporter for ChannelReporter {
     fn report(&self, event: ProgressEvent) {
         let channel = self.channel.lock().unwrap_or_else(|p| p.into_inner());
         // A closed window cannot receive more; the run goes on and the journal keeps the result.
-        if let Err(error) = channel.send(event) {
+        // The report's names and wording (one function in the core).
+        if let Err(error) = channel.send(event.in_plain_words()) {
             tracing::debug!("progress event not delivered: {error}");
         }
     }

@@ -83,7 +83,8 @@ impl CliReporter {
 impl Reporter for CliReporter {
     fn report(&self, event: ProgressEvent) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        match (&self.mode, event) {
+        // The report's names and wording (one function in the core).
+        match (&self.mode, event.in_plain_words()) {
             (Mode::Quiet, _) => {}
             (Mode::Lines, ProgressEvent::RunStarted { users }) => {
                 eprintln!("signed in; migrating {users} mailboxes")

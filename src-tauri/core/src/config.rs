@@ -1112,36 +1112,102 @@ impl FileConfig {
     }
 }
 
-/// Reads an accounts file: one `address,password` per line; blank lines, `#` comments and a
-/// first line `address,password` are skipped. Errors name the line, never a password.
+/// Header names of the address column in an accounts file (compared without case), as the
+/// common exports of directories and spreadsheets spell it.
+const ADDRESS_HEADERS: [&str; 7] = [
+    "email", "e-mail", "mail", "address", "upn", "user", "username",
+];
+
+/// Reads an accounts file, a CSV (RFC 4180) of addresses and passwords, UTF-8 with or without
+/// a byte order mark. Its first row may be a header naming the address column (one of
+/// [`ADDRESS_HEADERS`]) and the `password` column, in any order among other columns; without a
+/// header each row is `address,password`. Fields may be quoted (`"pa,""ss"`); an unquoted
+/// password may contain commas (the rest of the row is the password). Blank lines and lines
+/// starting with `#` are skipped. Errors name the line, never a password or any other cell.
 pub fn read_accounts_csv(
     path: &std::path::Path,
 ) -> Result<std::collections::HashMap<String, crate::secrets::Secret>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
+    let bad = |line: usize, what: &str| ConfigError::Syntax {
+        path: path.to_path_buf(),
+        message: format!("line {line}: {what}"),
+    };
+    // Spreadsheets save "CSV UTF-8" with a byte order mark; the csv crate keeps it in the
+    // first cell.
+    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    // The line a record starts on. csv counts neither the blank lines it skips in its line
+    // number nor in the record's offset, which points at the blank lines before the record.
+    let line_at = |p: Option<&csv::Position>| {
+        let mut byte = p.map_or(0, |p| p.byte() as usize).min(text.len());
+        while matches!(text.get(byte), Some(b'\r' | b'\n')) {
+            byte += 1;
+        }
+        text[..byte].iter().filter(|b| **b == b'\n').count() + 1
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .comment(Some(b'#'))
+        .from_reader(text);
+    // The address and password columns, and whether the password is the last column (then
+    // the rest of a row is the password: one written without quotes may hold commas).
+    // Without a header: `address,password`.
+    let mut layout: Option<(usize, usize, bool)> = None;
     let mut accounts = std::collections::HashMap::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim_end_matches('\r');
-        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+    let mut record = csv::ByteRecord::new();
+    loop {
+        let more = reader
+            .read_byte_record(&mut record)
+            .map_err(|e| bad(line_at(e.position()), "not a CSV row"))?;
+        if !more {
+            break;
+        }
+        let line = line_at(record.position());
+        let mut cells = Vec::with_capacity(record.len());
+        for cell in record.iter() {
+            cells.push(
+                std::str::from_utf8(cell)
+                    .map_err(|_| bad(line, "not UTF-8 text (save the file as CSV UTF-8)"))?,
+            );
+        }
+        if cells.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
-        match line.split_once(',') {
-            Some((address, _)) if n == 0 && address.trim().eq_ignore_ascii_case("address") => {}
-            Some((address, password)) if address.contains('@') && !password.is_empty() => {
-                accounts.insert(
-                    address.trim().to_lowercase(),
-                    crate::secrets::Secret::new(password),
-                );
+        let (address_at, password_at, rest) = match layout {
+            Some(layout) => layout,
+            None if cells.iter().any(|c| c.contains('@')) => *layout.insert((0, 1, true)),
+            None => {
+                let names: Vec<String> = cells.iter().map(|c| c.trim().to_lowercase()).collect();
+                let address = names
+                    .iter()
+                    .position(|n| ADDRESS_HEADERS.contains(&n.as_str()));
+                let password = names.iter().position(|n| n == "password");
+                let (Some(address), Some(password)) = (address, password) else {
+                    return Err(bad(
+                        line,
+                        "expected a header naming the address (email, e-mail, mail, address, upn, user or username) and the password column, or rows of address,password",
+                    ));
+                };
+                layout = Some((address, password, password + 1 == cells.len()));
+                continue;
             }
-            _ => {
-                return Err(ConfigError::Syntax {
-                    path: path.to_path_buf(),
-                    message: format!("line {}: expected address,password", n + 1),
-                })
-            }
+        };
+        let address = cells.get(address_at).map_or("", |a| a.trim());
+        let password = match cells.get(password_at..) {
+            Some(tail) if rest && address_at < password_at => tail.join(","),
+            Some([password, ..]) => password.to_string(),
+            _ => String::new(),
+        };
+        if !address.contains('@') || password.is_empty() {
+            return Err(bad(line, "expected an address and a password"));
         }
+        accounts.insert(
+            address.to_lowercase(),
+            crate::secrets::Secret::new(password),
+        );
     }
     Ok(accounts)
 }
@@ -1330,20 +1396,92 @@ exclude = ["Room-1@contoso.com"]
         );
     }
 
-    #[test]
-    fn accounts_csv_lines_are_checked_without_quoting_passwords() {
+    /// Writes `text` as an accounts file and reads it back.
+    fn accounts(text: &[u8]) -> Result<std::collections::HashMap<String, String>, String> {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("accounts.csv");
-        std::fs::write(
-            &file,
-            "address,password\r\nAdele@Contoso.com,pa,ss\r\n\n# note\n",
+        std::fs::write(&file, text).unwrap();
+        read_accounts_csv(&file)
+            .map(|a| {
+                a.into_iter()
+                    .map(|(k, v)| (k, v.expose().to_string()))
+                    .collect()
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn accounts_csv_lines_are_checked_without_quoting_passwords() {
+        let read = accounts(b"address,password\r\nAdele@Contoso.com,pa,ss\r\n\n# note\n").unwrap();
+        assert_eq!(read["adele@contoso.com"], "pa,ss");
+        let e = accounts(b"adele@contoso.com,ok\nbroken-line-s3cret\n").unwrap_err();
+        assert!(e.contains("line 2") && !e.contains("s3cret"), "{e}");
+    }
+
+    #[test]
+    fn accounts_csv_header_names_the_address_column_by_any_common_name() {
+        for name in ADDRESS_HEADERS {
+            for header in [name.to_string(), name.to_uppercase()] {
+                let text = format!("{header},password\nAdele@Contoso.com,s3cret\n");
+                let read = accounts(text.as_bytes()).unwrap_or_else(|e| panic!("{header}: {e}"));
+                assert_eq!(read.len(), 1, "{header}");
+                assert_eq!(read["adele@contoso.com"], "s3cret", "{header}");
+            }
+        }
+        // Other columns, in any order.
+        let read =
+            accounts(b"Password,Display name,E-mail\ns3cret,Adele Vance,adele@contoso.com\n")
+                .unwrap();
+        assert_eq!(read["adele@contoso.com"], "s3cret");
+        // No header at all.
+        let read = accounts(b"adele@contoso.com,s3cret\nalex@contoso.com,0ther\n").unwrap();
+        assert_eq!(read["alex@contoso.com"], "0ther");
+        // A header without a password column is refused on its line.
+        let e = accounts(b"email,name\nadele@contoso.com,s3cret\n").unwrap_err();
+        assert!(e.contains("line 1") && e.contains("password"), "{e}");
+    }
+
+    #[test]
+    fn accounts_csv_quoted_passwords_keep_commas_quotes_and_spaces() {
+        let read = accounts(
+            b"upn,password\n\"adele@contoso.com\",\"pa,\"\"ss\"\"\"\nalex@contoso.com,\" lead,trail \"\n\"lynne@contoso.com\",\"two\nlines\"\nmeg@contoso.com,mid\"quote\n",
         )
         .unwrap();
-        let accounts = read_accounts_csv(&file).unwrap();
-        assert_eq!(accounts["adele@contoso.com"].expose(), "pa,ss");
-        std::fs::write(&file, "adele@contoso.com,ok\nbroken-line-s3cret\n").unwrap();
-        let e = read_accounts_csv(&file).unwrap_err().to_string();
-        assert!(e.contains("line 2") && !e.contains("s3cret"), "{e}");
+        assert_eq!(read["adele@contoso.com"], "pa,\"ss\"");
+        assert_eq!(read["alex@contoso.com"], " lead,trail ");
+        assert_eq!(read["lynne@contoso.com"], "two\nlines");
+        assert_eq!(read["meg@contoso.com"], "mid\"quote");
+    }
+
+    #[test]
+    fn accounts_csv_with_a_byte_order_mark_reads_its_header() {
+        let read = accounts(b"\xEF\xBB\xBFemail,password\r\nadele@contoso.com,s3cret\r\n").unwrap();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read["adele@contoso.com"], "s3cret");
+        let read = accounts("\u{feff}adele@contoso.com,pässwörd\n".as_bytes()).unwrap();
+        assert_eq!(read["adele@contoso.com"], "pässwörd");
+    }
+
+    #[test]
+    fn accounts_csv_bad_row_names_its_line_and_never_its_password() {
+        // A row without an address, one without a password, an address without a domain, bad
+        // UTF-8.
+        for (text, line) in [
+            (
+                &b"email,password\nadele@contoso.com,fine\n\nS3cret-no-address\n"[..],
+                4,
+            ),
+            (
+                b"# accounts\nadele@contoso.com,S3cret\nalex@contoso.com,\n",
+                3,
+            ),
+            (b"email,password\nadele,\"S3cret,\"\n", 2),
+            (b"adele@contoso.com,S3cret\nalex@contoso.com,S3cr\xFFt\n", 2),
+        ] {
+            let e = accounts(text).unwrap_err();
+            assert!(e.contains(&format!("line {line}:")), "{line}: {e}");
+            assert!(!e.contains("S3cr") && !e.contains("fine"), "{e}");
+        }
     }
 
     #[test]

@@ -152,3 +152,149 @@ impl<F: Fn(ProgressEvent) + Send + Sync> Reporter for F {
         self(event)
     }
 }
+
+/// A failure reason in plain words, with what to do about it: the one wording the report, the
+/// CLI and the app show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct PlainReason {
+    /// What happened, in a sentence, e.g. `The destination mailbox is full.`
+    pub text: String,
+    /// What to do, e.g. `Raise the user's quota at the destination, then run again.`
+    pub advice: String,
+    /// The technical reason as recorded, without the item's id.
+    pub detail: String,
+}
+
+impl std::fmt::Display for PlainReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} ({})", self.text, self.advice, self.detail)
+    }
+}
+
+/// Words a recorded failure reason (`message AAMk...: cannot append message to folder INBOX:
+/// [OVERQUOTA] ...`) for people: what happened and what to do, recognised from the response
+/// codes of RFC 5530 §3 and the wording of the migrator's own errors; anything else reads as a
+/// failure to run again.
+pub fn plain_reason(reason: &str) -> PlainReason {
+    // The engine prefixes the source id (`message <id>: `); the report names the item instead.
+    let detail = reason
+        .strip_prefix("message ")
+        .and_then(|rest| rest.split_once(": "))
+        .filter(|(id, _)| !id.contains(' '))
+        .map_or(reason, |(_, rest)| rest)
+        .trim();
+    let lower = detail.to_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| lower.contains(w));
+    let (text, advice) = if has(&["overquota", "quota", "mailbox is full"]) {
+        (
+            "The destination mailbox is full.",
+            "Raise the user's quota at the destination, then run again.",
+        )
+    } else if has(&["toobig", "too big", "too large", "larger than", "exceeds"]) {
+        (
+            "The item is larger than the destination accepts.",
+            "Raise the destination's message size limit and run again, or move the item by hand.",
+        )
+    } else if has(&[
+        "http 404",
+        "(erroritemnotfound)",
+        "no longer exists",
+        "deleted at the source",
+    ]) {
+        (
+            "The item was deleted at the source while it was being migrated.",
+            "Nothing to do.",
+        )
+    } else if has(&["cannot convert"]) {
+        (
+            "The item could not be converted for the destination.",
+            "Recreate it by hand at the destination, and send the detail to support.",
+        )
+    } else if has(&["changed at the destination"]) {
+        (
+            "Someone changed the item at the destination while it was being written.",
+            "Nothing to do: the destination's version is kept.",
+        )
+    } else if has(&[
+        "cut short",
+        "ended after",
+        "timed out",
+        "did not answer",
+        "connection",
+    ]) {
+        (
+            "The transfer was interrupted.",
+            "Run again: the item is tried again.",
+        )
+    } else if has(&["refused", "rejected", "cannot append", "not allowed"]) {
+        (
+            "The destination refused the item.",
+            "Look for the item in the destination server's log, then run again.",
+        )
+    } else {
+        (
+            "The item could not be migrated.",
+            "Run again; if it fails again, send the detail to support.",
+        )
+    };
+    PlainReason {
+        text: text.into(),
+        advice: advice.into(),
+        detail: detail.into(),
+    }
+}
+
+impl ProgressEvent {
+    /// The event as people read it: an item failure's folder as the user sees it (modified
+    /// UTF-7 and escapes decoded) and its reason in plain words ([`plain_reason`]). Front ends
+    /// show events through this; other events are unchanged.
+    pub fn in_plain_words(self) -> ProgressEvent {
+        match self {
+            ProgressEvent::ItemFailed {
+                user,
+                folder,
+                item,
+                reason,
+            } => ProgressEvent::ItemFailed {
+                user,
+                folder: crate::dest::imap::folders::decode_component(&folder),
+                item,
+                reason: plain_reason(&reason).to_string(),
+            },
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_and_app_show_the_reports_folder_names_and_reasons() {
+        let event = ProgressEvent::ItemFailed {
+            user: "ann@contoso.com".into(),
+            folder: "P&AVkA7Q-lohy 100%25".into(),
+            item: "AAMk1".into(),
+            reason: "message AAMk1: cannot append message to folder X: NO [TOOBIG] too big".into(),
+        };
+        let ProgressEvent::ItemFailed { folder, reason, .. } = event.in_plain_words() else {
+            panic!("still an item failure");
+        };
+        assert_eq!(folder, "Přílohy 100%");
+        let plain =
+            plain_reason("message AAMk1: cannot append message to folder X: NO [TOOBIG] too big");
+        assert_eq!(
+            plain.text,
+            "The item is larger than the destination accepts."
+        );
+        assert_eq!(
+            plain.detail,
+            "cannot append message to folder X: NO [TOOBIG] too big"
+        );
+        assert_eq!(reason, plain.to_string());
+        assert!(reason.starts_with("The item is larger than the destination accepts. Raise"));
+    }
+}

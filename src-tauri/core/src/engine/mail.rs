@@ -1311,6 +1311,31 @@ impl MailboxRun<'_> {
             .unwrap_or(ItemError::Cancelled)
     }
 
+    /// Records the subject and date of a message that failed, for the report (best effort:
+    /// the failure itself is already journaled).
+    fn journal_failure_details(&self, user_id: &str, meta: &MessageMeta) {
+        if let Some(j) = self.journal {
+            let date = meta
+                .received_date_time
+                .as_deref()
+                .and_then(|d| {
+                    time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .map(|t| t.unix_timestamp());
+            let recorded = j.journal.record_failure_details(
+                user_id,
+                &meta.id,
+                meta.subject.as_deref(),
+                date,
+                None,
+            );
+            if let Err(e) = recorded {
+                tracing::warn!("cannot record the details of a failed message: {e}");
+            }
+        }
+    }
+
     /// Records how a copy ended: the destination reference, or the reason it was skipped.
     fn end_copy(
         &self,
@@ -1616,7 +1641,11 @@ impl MailboxRun<'_> {
         };
         match spooled.await {
             Ok(s) => Ok(s),
-            Err(e) => Err(self.journal_failed(user_id, &meta.id, e)),
+            Err(e) => {
+                let e = self.journal_failed(user_id, &meta.id, e);
+                self.journal_failure_details(user_id, meta);
+                Err(e)
+            }
         }
     }
 

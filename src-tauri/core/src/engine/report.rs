@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::mailboxes::{GUEST, NO_MAILBOX, ONLINE_ARCHIVE};
+use crate::dest::imap::folders::decode_component;
 use crate::graph::permissions::PERMISSIONS;
-use crate::journal::{Journal, JournalError};
-use crate::progress::RunSummary;
+use crate::journal::{Journal, JournalError, StateLock};
+use crate::progress::{plain_reason, RunSummary};
 
 /// Why a report could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -49,8 +50,20 @@ pub struct Report {
     pub not_migrated: NotMigrated,
     pub folders: Vec<FolderLine>,
     pub failures: Vec<FailureLine>,
+    /// Items written per minute of the last run that wrote any (the chart's data).
+    pub throughput: Vec<MinuteLine>,
     /// The application permissions the migrator reads with.
     pub permissions: Vec<&'static str>,
+}
+
+/// Items written in one minute.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct MinuteLine {
+    /// RFC 3339, UTC: the minute's start.
+    pub minute: String,
+    pub items: u64,
+    pub bytes: u64,
 }
 
 /// Item counters. `pending` items were being written when a run stopped; the next run checks
@@ -81,6 +94,9 @@ pub struct RunLine {
     pub id: i64,
     pub started_at: String,
     pub finished_at: Option<String>,
+    /// `finished`, `stopped`, `failed`, `running` (its process holds the state folder now),
+    /// or `interrupted`: recorded as running, but no process holds the state folder (its
+    /// process died) or a later run started.
     pub status: String,
     pub seconds: Option<i64>,
     pub summary: Option<RunSummary>,
@@ -98,6 +114,12 @@ pub struct UserLine {
     pub note: Option<String>,
     #[serde(flatten)]
     pub counts: Counts,
+    /// The counters per workload (`mail`, `event`, `contact`, `task`).
+    pub workloads: BTreeMap<String, Counts>,
+    /// From the first to the last item written, over all runs.
+    pub seconds: Option<i64>,
+    /// Migrated bytes per second over `seconds`.
+    pub bytes_per_second: Option<u64>,
 }
 
 /// How many users were not migrated, or not whole, by design.
@@ -124,6 +146,9 @@ impl NotMigrated {
 #[serde(rename_all = "camelCase")]
 pub struct FolderLine {
     pub user: String,
+    /// `mail`, `event`, `contact` or `task`.
+    pub workload: String,
+    /// The name as users see it (modified UTF-7 and escapes decoded).
     pub folder: String,
     #[serde(flatten)]
     pub counts: Counts,
@@ -133,9 +158,22 @@ pub struct FolderLine {
 #[serde(rename_all = "camelCase")]
 pub struct FailureLine {
     pub user: String,
+    /// `mail`, `event`, `contact` or `task`.
+    pub workload: String,
+    /// The folder as users see it.
     pub folder: String,
+    /// The source's id of the item.
     pub item: String,
+    pub subject: Option<String>,
+    /// RFC 3339, UTC: when the message was received.
+    pub date: Option<String>,
+    pub size: Option<u64>,
+    /// What happened, in plain words ([`plain_reason`]).
     pub reason: String,
+    /// What to do about it.
+    pub advice: String,
+    /// The technical reason as recorded.
+    pub detail: String,
 }
 
 /// The files [`Report::write`] produced.
@@ -146,6 +184,19 @@ pub struct ReportFiles {
     pub users_csv: PathBuf,
     pub folders_csv: PathBuf,
     pub failures_csv: PathBuf,
+}
+
+/// The status of a run whose process died before it finished.
+pub const INTERRUPTED: &str = "interrupted";
+
+/// A destination folder's name as users see it: a mail folder's wire name has its modified
+/// UTF-7 (RFC 3501 §5.1.3) and escapes decoded; calendars and address books are named as is.
+fn folder_as_seen(kind: &str, dest_folder: &str) -> String {
+    if kind == "mail" {
+        decode_component(dest_folder)
+    } else {
+        dest_folder.to_string()
+    }
 }
 
 fn rfc3339(unix: i64) -> String {
@@ -169,7 +220,8 @@ impl Report {
         let name = |id: &str| address.get(id).copied().unwrap_or(id).to_string();
 
         let mut per_user: BTreeMap<String, Counts> = BTreeMap::new();
-        let mut per_folder: BTreeMap<(String, String), Counts> = BTreeMap::new();
+        let mut per_workload: BTreeMap<String, BTreeMap<String, Counts>> = BTreeMap::new();
+        let mut per_folder: BTreeMap<(String, String, String), Counts> = BTreeMap::new();
         let mut totals = Counts::default();
         for g in journal.item_groups()? {
             let user = name(&g.user_id);
@@ -177,51 +229,117 @@ impl Report {
                 .entry(user.clone())
                 .or_default()
                 .add(&g.state, g.count, g.bytes);
+            per_workload
+                .entry(user.clone())
+                .or_default()
+                .entry(g.kind.clone())
+                .or_default()
+                .add(&g.state, g.count, g.bytes);
             per_folder
-                .entry((user, g.dest_folder.clone()))
+                .entry((user, folder_as_seen(&g.kind, &g.dest_folder), g.kind))
                 .or_default()
                 .add(&g.state, g.count, g.bytes);
             totals.add(&g.state, g.count, g.bytes);
         }
+        let spans: BTreeMap<String, i64> = journal
+            .user_spans()?
+            .into_iter()
+            .map(|s| (name(&s.user_id), s.last - s.first))
+            .collect();
+        let timing = |user: &str, counts: &Counts| {
+            let seconds = spans.get(user).copied();
+            let rate = seconds.map(|s| counts.bytes / s.max(1) as u64);
+            (seconds, rate)
+        };
         let mut user_lines: Vec<UserLine> = users
             .iter()
-            .map(|u| UserLine {
-                user: u.address.clone(),
-                state: u.state.clone(),
-                note: u.note.clone(),
-                counts: per_user.remove(&u.address).unwrap_or_default(),
+            .map(|u| {
+                let counts = per_user.remove(&u.address).unwrap_or_default();
+                let (seconds, bytes_per_second) = timing(&u.address, &counts);
+                UserLine {
+                    user: u.address.clone(),
+                    state: u.state.clone(),
+                    note: u.note.clone(),
+                    counts,
+                    workloads: per_workload.remove(&u.address).unwrap_or_default(),
+                    seconds,
+                    bytes_per_second,
+                }
             })
             .collect();
         // Items of users the users table does not name (a journal from a crashed first run).
-        user_lines.extend(per_user.into_iter().map(|(user, counts)| UserLine {
-            user,
-            state: "unknown".into(),
-            note: None,
-            counts,
+        user_lines.extend(per_user.into_iter().map(|(user, counts)| {
+            let (seconds, bytes_per_second) = timing(&user, &counts);
+            UserLine {
+                workloads: per_workload.remove(&user).unwrap_or_default(),
+                user,
+                state: "unknown".into(),
+                note: None,
+                counts,
+                seconds,
+                bytes_per_second,
+            }
         }));
 
-        let runs = journal
-            .runs()?
+        let records = journal.runs()?;
+        let last_run = records.last().map(|r| r.id);
+        // A run that holds the state folder is running; one recorded as running without
+        // holding it has died (the OS releases the lock with the process, see journal::lock).
+        let held = journal
+            .path()
+            .parent()
+            .is_some_and(|dir| StateLock::check_free(dir).is_err());
+        let throughput_run = records
+            .iter()
+            .rev()
+            .map(|r| r.id)
+            .find(|&id| journal.done_per_minute(id).is_ok_and(|m| !m.is_empty()));
+        let runs = records
             .into_iter()
             .map(|r| RunLine {
                 id: r.id,
                 started_at: rfc3339(r.started_at),
                 finished_at: r.finished_at.map(rfc3339),
                 seconds: r.finished_at.map(|f| f - r.started_at),
-                status: r.status,
+                status: if r.status == "running" && !(held && Some(r.id) == last_run) {
+                    INTERRUPTED.into()
+                } else {
+                    r.status
+                },
                 summary: r.summary.and_then(|s| serde_json::from_str(&s).ok()),
             })
             .collect();
         let failures = journal
             .failed_items()?
             .into_iter()
-            .map(|f| FailureLine {
-                user: name(&f.user_id),
-                folder: f.dest_folder,
-                item: f.source_id,
-                reason: f.reason,
+            .map(|f| {
+                let plain = plain_reason(&f.reason);
+                FailureLine {
+                    user: name(&f.user_id),
+                    folder: folder_as_seen(&f.kind, &f.dest_folder),
+                    workload: f.kind,
+                    item: f.source_id,
+                    subject: f.subject,
+                    date: f.date.map(rfc3339),
+                    size: f.size,
+                    reason: plain.text,
+                    advice: plain.advice,
+                    detail: plain.detail,
+                }
             })
             .collect();
+        let throughput = match throughput_run {
+            Some(run) => journal
+                .done_per_minute(run)?
+                .into_iter()
+                .map(|m| MinuteLine {
+                    minute: rfc3339(m.minute),
+                    items: m.items,
+                    bytes: m.bytes,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         Ok(Report {
             generated_at: rfc3339(time::OffsetDateTime::now_utc().unix_timestamp()),
             totals,
@@ -230,13 +348,15 @@ impl Report {
             users: user_lines,
             folders: per_folder
                 .into_iter()
-                .map(|((user, folder), counts)| FolderLine {
+                .map(|((user, folder, workload), counts)| FolderLine {
                     user,
+                    workload,
                     folder,
                     counts,
                 })
                 .collect(),
             failures,
+            throughput,
             permissions: PERMISSIONS.iter().map(|p| p.name).collect(),
         })
     }
@@ -261,33 +381,58 @@ impl Report {
         write_csv(
             &files.users_csv,
             &[
-                "user", "state", "done", "failed", "pending", "bytes", "note",
+                "user",
+                "state",
+                "done",
+                "failed",
+                "pending",
+                "bytes",
+                "note",
+                "seconds",
+                "bytes_per_second",
             ],
             self.users.iter().map(|u| {
                 let mut row = vec![u.user.clone(), u.state.clone()];
                 row.extend(counts(&u.counts));
                 row.push(u.note.clone().unwrap_or_default());
+                row.push(u.seconds.map(|s| s.to_string()).unwrap_or_default());
+                row.push(
+                    u.bytes_per_second
+                        .map(|s| s.to_string())
+                        .unwrap_or_default(),
+                );
                 row
             }),
         )?;
         write_csv(
             &files.folders_csv,
-            &["user", "folder", "done", "failed", "pending", "bytes"],
+            &[
+                "user", "workload", "folder", "done", "failed", "pending", "bytes",
+            ],
             self.folders.iter().map(|f| {
-                let mut row = vec![f.user.clone(), f.folder.clone()];
+                let mut row = vec![f.user.clone(), f.workload.clone(), f.folder.clone()];
                 row.extend(counts(&f.counts));
                 row
             }),
         )?;
         write_csv(
             &files.failures_csv,
-            &["user", "folder", "item", "reason"],
+            &[
+                "user", "workload", "folder", "subject", "date", "size", "reason", "advice",
+                "detail", "item",
+            ],
             self.failures.iter().map(|f| {
                 vec![
                     f.user.clone(),
+                    f.workload.clone(),
                     f.folder.clone(),
-                    f.item.clone(),
+                    f.subject.clone().unwrap_or_default(),
+                    f.date.clone().unwrap_or_default(),
+                    f.size.map(|s| s.to_string()).unwrap_or_default(),
                     f.reason.clone(),
+                    f.advice.clone(),
+                    f.detail.clone(),
+                    f.item.clone(),
                 ]
             }),
         )?;
@@ -313,6 +458,7 @@ impl Report {
             "td,th{border:1px solid #d0d7de;padding:.25rem .6rem;text-align:left}",
             "th{background:#f3f5f7}td.n{text-align:right;font-variant-numeric:tabular-nums}",
             ".bad{color:#c62828;font-weight:600}",
+            "svg.chart{display:block;margin:.5rem 0;font-size:12px;fill:currentColor;max-width:100%}",
             "</style></head><body>\n<h1>M365 Migrator report</h1>\n"
         ));
         let t = &self.totals;
@@ -369,19 +515,34 @@ impl Report {
                 None => u.state.clone(),
             })
             .collect();
-        counts_table(
-            &mut h,
-            ["Users", "User", "State"],
-            self.users
-                .iter()
-                .zip(&states)
-                .map(|(u, state)| (&u.user, state, &u.counts)),
-        );
+        h.push_str("<h2>Users</h2>\n<table><tr><th>User</th><th>State</th><th>Mail</th><th>Events</th><th>Contacts</th><th>Tasks</th><th>Failed</th><th>Pending</th><th>Size</th><th>Duration</th><th>Rate</th></tr>\n");
+        for (u, state) in self.users.iter().zip(&states) {
+            let done = |kind: &str| u.workloads.get(kind).map_or(0, |c| c.done);
+            h.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>\n",
+                esc(&u.user),
+                esc(state),
+                done("mail"),
+                done("event"),
+                done("contact"),
+                done("task"),
+                fail_cell(u.counts.failed),
+                u.counts.pending,
+                human_bytes(u.counts.bytes),
+                u.seconds.map(duration).unwrap_or_default(),
+                u.bytes_per_second
+                    .map(|r| format!("{}/s", human_bytes(r)))
+                    .unwrap_or_default(),
+            ));
+        }
+        h.push_str("</table>\n");
+        h.push_str(&user_bars(&self.users));
         counts_table(
             &mut h,
             ["Folders", "User", "Folder"],
             self.folders.iter().map(|f| (&f.user, &f.folder, &f.counts)),
         );
+        h.push_str(&throughput_chart(&self.throughput));
 
         h.push_str(&format!(
             "<h2>Failed items ({})</h2>\n",
@@ -391,15 +552,25 @@ impl Report {
             h.push_str("<p>None.</p>\n");
         } else {
             h.push_str(
-                "<table><tr><th>User</th><th>Folder</th><th>Item</th><th>Reason</th></tr>\n",
+                "<table><tr><th>User</th><th>Subject</th><th>Folder</th><th>Date</th><th>Size</th><th>What happened</th><th>What to do</th></tr>\n",
             );
             for f in &self.failures {
+                // Without a recorded subject the item is named by its id, so it can be found.
+                let subject = match &f.subject {
+                    Some(s) if !s.trim().is_empty() => esc(s),
+                    Some(_) => "(no subject)".into(),
+                    None => format!("<code>{}</code>", esc(&f.item)),
+                };
                 h.push_str(&format!(
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                    "<tr><td>{}</td><td>{subject}</td><td>{}</td><td>{}</td><td class=n>{}</td><td>{} <small title=\"{}\">{}</small></td><td>{}</td></tr>\n",
                     esc(&f.user),
                     esc(&f.folder),
+                    esc(f.date.as_deref().unwrap_or("")),
+                    f.size.map(human_bytes).unwrap_or_default(),
+                    esc(&f.reason),
                     esc(&f.item),
-                    esc(&f.reason)
+                    esc(&f.detail),
+                    esc(&f.advice),
                 ));
             }
             h.push_str("</table>\n");
@@ -433,6 +604,101 @@ fn counts_table<'a>(
         ));
     }
     h.push_str("</table>\n");
+}
+
+/// `1 h 02 min`, `3 min 05 s`, `42 s`.
+fn duration(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, s) => format!("{s} s"),
+        (0, m, s) => format!("{m} min {s:02} s"),
+        (h, m, _) => format!("{h} h {m:02} min"),
+    }
+}
+
+/// A bar per user of the items migrated, drawn as inline SVG (no script, no external request:
+/// the page's Content-Security-Policy allows nothing else).
+fn user_bars(users: &[UserLine]) -> String {
+    let max = users.iter().map(|u| u.counts.done).max().unwrap_or(0);
+    if max == 0 {
+        return String::new();
+    }
+    const ROW: usize = 22;
+    const LABEL: usize = 260;
+    const BAR: u64 = 400;
+    let height = users.len() * ROW + 4;
+    let mut svg = format!(
+        "<svg class=chart role=img aria-label=\"Items migrated per user\" width=\"{}\" height=\"{height}\" viewBox=\"0 0 {} {height}\" xmlns=\"http://www.w3.org/2000/svg\">\n",
+        LABEL + BAR as usize + 120,
+        LABEL + BAR as usize + 120
+    );
+    for (i, u) in users.iter().enumerate() {
+        let y = i * ROW + 2;
+        let width = (u.counts.done * BAR).div_ceil(max);
+        svg.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><rect x=\"{}\" y=\"{y}\" width=\"{width}\" height=\"{}\" fill=\"#2f81f7\"><title>{}: {} items</title></rect><text x=\"{}\" y=\"{}\">{}</text>\n",
+            LABEL - 8,
+            y + 14,
+            esc(&u.user),
+            LABEL,
+            ROW - 6,
+            esc(&u.user),
+            u.counts.done,
+            LABEL as u64 + width + 6,
+            y + 14,
+            u.counts.done
+        ));
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// Items migrated per minute of the last run, as an inline SVG polyline (see [`user_bars`]).
+fn throughput_chart(minutes: &[MinuteLine]) -> String {
+    let Some(max) = minutes.iter().map(|m| m.items).max().filter(|&m| m > 0) else {
+        return String::new();
+    };
+    const W: usize = 600;
+    const H: u64 = 160;
+    let step = if minutes.len() > 1 {
+        W as f64 / (minutes.len() - 1) as f64
+    } else {
+        0.0
+    };
+    let points: Vec<String> = minutes
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            format!(
+                "{:.1},{}",
+                40.0 + i as f64 * step,
+                10 + H - m.items * H / max
+            )
+        })
+        .collect();
+    let first = minutes.first().map_or("", |m| m.minute.as_str());
+    let last = minutes.last().map_or("", |m| m.minute.as_str());
+    format!(
+        concat!(
+            "<h2>Throughput of the last run</h2>\n",
+            "<svg class=chart role=img aria-label=\"Items migrated per minute\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" xmlns=\"http://www.w3.org/2000/svg\">\n",
+            "<line x1=\"40\" y1=\"{base}\" x2=\"{right}\" y2=\"{base}\" stroke=\"#8c959f\"/>",
+            "<line x1=\"40\" y1=\"10\" x2=\"40\" y2=\"{base}\" stroke=\"#8c959f\"/>\n",
+            "<text x=\"36\" y=\"20\" text-anchor=\"end\">{max}</text><text x=\"36\" y=\"{base}\" text-anchor=\"end\">0</text>\n",
+            "<polyline fill=\"none\" stroke=\"#2f81f7\" stroke-width=\"2\" points=\"{points}\"/>\n",
+            "<text x=\"40\" y=\"{label}\">{first}</text><text x=\"{right}\" y=\"{label}\" text-anchor=\"end\">{last}</text>\n",
+            "</svg>\n<p>Items per minute (most: {max}).</p>\n"
+        ),
+        w = W + 60,
+        h = H + 40,
+        base = 10 + H,
+        right = 40 + W,
+        label = H + 32,
+        max = max,
+        points = points.join(" "),
+        first = esc(first),
+        last = esc(last),
+    )
 }
 
 fn fail_cell(n: u64) -> String {
@@ -599,6 +865,10 @@ mod tests {
         );
         assert_eq!(report.failures.len(), 1);
         assert_eq!(report.failures[0].user, "bob@contoso.com");
+        assert_eq!(
+            report.failures[0].detail,
+            "the server refused it: <too big> & more"
+        );
         assert_eq!(report.runs.len(), 1);
         assert_eq!(report.runs[0].status, "finished");
         assert_eq!(report.runs[0].summary.as_ref().unwrap().totals.failed, 1);
@@ -615,7 +885,7 @@ mod tests {
             serde_json::from_slice(&std::fs::read(&files.json).unwrap()).unwrap();
         assert_eq!(json["totals"]["done"], 4);
         assert_eq!(
-            json["failures"][0]["reason"],
+            json["failures"][0]["detail"],
             "the server refused it: <too big> & more"
         );
 
@@ -628,14 +898,148 @@ mod tests {
         let mut lines = users.lines();
         assert_eq!(
             lines.next(),
-            Some("user,state,done,failed,pending,bytes,note")
+            Some("user,state,done,failed,pending,bytes,note,seconds,bytes_per_second")
         );
-        assert_eq!(lines.next(), Some("ann@contoso.com,finished,3,0,0,4000,"));
-        assert_eq!(lines.next(), Some("bob@contoso.com,started,1,1,0,42,"));
+        // Then the duration and rate, which depend on the clock.
+        assert!(lines
+            .next()
+            .unwrap()
+            .starts_with("ann@contoso.com,finished,3,0,0,4000,,"));
+        assert!(lines
+            .next()
+            .unwrap()
+            .starts_with("bob@contoso.com,started,1,1,0,42,,"));
         let failures = std::fs::read_to_string(&files.failures_csv).unwrap();
         assert!(
-            failures.contains("bob@contoso.com,INBOX,m5,the server refused it: <too big> & more")
+            failures.contains(
+                "bob@contoso.com,mail,INBOX,,,,The item is larger than the destination accepts.,"
+            ),
+            "{failures}"
         );
+        assert!(
+            failures.contains(",the server refused it: <too big> & more,m5"),
+            "{failures}"
+        );
+    }
+
+    /// Issue 15: folders by their modified UTF-7 wire names, killed runs "running" forever,
+    /// failed items named by Graph ids.
+    #[test]
+    fn report_speaks_the_users_language() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let finished = j.begin_run().unwrap();
+        j.finish_run(finished, "finished", "{}").unwrap();
+        // Its process died: recorded as running, and nobody holds the state folder.
+        let killed = j.begin_run().unwrap();
+        j.set_user_state("u1", "ann@contoso.com", "started")
+            .unwrap();
+        for (id, folder) in [
+            ("m1", "INBOX/&2DzfiQ- Party"),
+            ("m2", "P&AVkA7Q-lohy a &APoBDQ-ty"),
+            ("m3", "Reports 2024%2F25"),
+        ] {
+            j.record_intent(
+                ItemTarget {
+                    user_id: "u1",
+                    source_id: id,
+                    folder_id: folder,
+                    dest_folder: folder,
+                },
+                killed,
+            )
+            .unwrap();
+        }
+        j.record_done("u1", "m1", "1", 1000, None).unwrap();
+        j.record_done("u1", "m2", "2", 2000, None).unwrap();
+        j.record_failed(
+            "u1",
+            "m3",
+            "message AAMkAGI2=: cannot append message to folder Reports: NO [OVERQUOTA] Quota exceeded",
+        )
+        .unwrap();
+        j.record_failure_details(
+            "u1",
+            "m3",
+            Some("Q3 <budget>"),
+            Some(1_700_000_000),
+            Some(5_000_000),
+        )
+        .unwrap();
+
+        let report = Report::from_journal(&j).unwrap();
+        let statuses: Vec<_> = report.runs.iter().map(|r| r.status.as_str()).collect();
+        assert_eq!(statuses, ["finished", "interrupted"]);
+        let folders: Vec<_> = report.folders.iter().map(|f| f.folder.as_str()).collect();
+        assert_eq!(
+            folders,
+            ["INBOX/\u{1F389} Party", "Přílohy a účty", "Reports 2024/25"]
+        );
+        let f = &report.failures[0];
+        assert_eq!(
+            (
+                f.subject.as_deref(),
+                f.folder.as_str(),
+                f.date.as_deref(),
+                f.size,
+                f.reason.as_str(),
+                f.advice.as_str(),
+            ),
+            (
+                Some("Q3 <budget>"),
+                "Reports 2024/25",
+                Some("2023-11-14T22:13:20Z"),
+                Some(5_000_000),
+                "The destination mailbox is full.",
+                "Raise the user's quota at the destination, then run again.",
+            )
+        );
+        assert!(!f.detail.contains("AAMkAGI2"), "{}", f.detail);
+        let ann = &report.users[0];
+        assert_eq!(ann.workloads["mail"].done, 2);
+        assert!(ann.seconds.is_some() && ann.bytes_per_second.is_some());
+        assert_eq!(report.throughput.iter().map(|m| m.items).sum::<u64>(), 2);
+
+        let files = report.write(&dir.path().join("report")).unwrap();
+        let html = std::fs::read_to_string(&files.html).unwrap();
+        for shown in [
+            "INBOX/\u{1F389} Party",
+            "Přílohy a účty",
+            "Reports 2024/25",
+            "Q3 &lt;budget&gt;",
+            "The destination mailbox is full.",
+            "<td>interrupted</td>",
+            "aria-label=\"Items migrated per minute\"",
+            "aria-label=\"Items migrated per user\"",
+            "<polyline",
+        ] {
+            assert!(html.contains(shown), "{shown} missing");
+        }
+        for hidden in ["&amp;2DzfiQ-", "%2F", "<script"] {
+            assert!(!html.contains(hidden), "{hidden} shown");
+        }
+        // report.json carries the same data.
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&files.json).unwrap()).unwrap();
+        assert_eq!(json["runs"][1]["status"], "interrupted");
+        assert_eq!(json["folders"][0]["folder"], "INBOX/\u{1F389} Party");
+        assert_eq!(json["failures"][0]["subject"], "Q3 <budget>");
+        assert_eq!(
+            json["failures"][0]["reason"],
+            "The destination mailbox is full."
+        );
+        assert_eq!(json["users"][0]["workloads"]["mail"]["done"], 2);
+        assert_eq!(json["throughput"][0]["items"], 2);
+    }
+
+    #[test]
+    fn a_run_whose_process_holds_the_state_folder_is_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let _lock = StateLock::acquire(dir.path()).unwrap();
+        j.begin_run().unwrap();
+        let report = Report::from_journal(&j).unwrap();
+        assert_eq!(report.runs[0].status, "running");
     }
 
     #[test]

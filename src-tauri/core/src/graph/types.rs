@@ -82,11 +82,14 @@ pub struct MessageMeta {
     pub categories: Vec<String>,
     #[serde(default)]
     pub internet_message_id: Option<String>,
+    /// Only for naming a failed message in the report.
+    #[serde(default)]
+    pub subject: Option<String>,
 }
 
 /// `$select` for [`MessageMeta`].
 pub const MESSAGE_SELECT: &str =
-    "id,receivedDateTime,isRead,isDraft,flag,categories,internetMessageId";
+    "id,receivedDateTime,isRead,isDraft,flag,categories,internetMessageId,subject";
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]

@@ -24,7 +24,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 mod lock;
 mod report;
 pub use lock::{LockError, LockHolder, StateLock};
-pub use report::{FailedItem, ItemGroup, RunRecord, UserRecord};
+pub use report::{FailedItem, ItemGroup, MinuteCount, RunRecord, UserRecord, UserSpan};
 
 /// Schema version stored in `PRAGMA user_version`. Version 1 had no mail details in `items`
 /// and no `removed` state; [`Journal::open`] upgrades it in place. Columns added since
@@ -33,7 +33,7 @@ pub use report::{FailedItem, ItemGroup, RunRecord, UserRecord};
 const SCHEMA_VERSION: i32 = 2;
 
 /// Columns added to version 2, as (table, column, definition).
-const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 6] = [
     // What a folder row is: `mail`, or a groupware collection's item kind (`event`,
     // `contact`, `task`) with that collection's delta link. The mail pass only sees `mail`.
     ("folders", "kind", "TEXT NOT NULL DEFAULT 'mail'"),
@@ -48,6 +48,9 @@ const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
     ("items", "etag", "TEXT"),
     // What the run left out of a migrated user by design (an online archive), for the report.
     ("users", "note", "TEXT"),
+    // A failed item's subject (or an event's, a contact's name), for the report: recorded
+    // with [`Journal::record_failure_details`] only when the item fails.
+    ("items", "subject", "TEXT"),
 ];
 
 const SCHEMA: &str = "
@@ -605,6 +608,26 @@ impl Journal {
             "UPDATE items SET state = 'failed', reason = ?3, updated_at = ?4
              WHERE user_id = ?1 AND source_id = ?2",
             params![user_id, source_id, reason, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Records what the report shows of a failed item so a person can find it: its subject,
+    /// date (Unix seconds; the `received` column) and size, where known. Call it after
+    /// [`Journal::record_failed`]; `None` leaves a value as it was.
+    pub fn record_failure_details(
+        &self,
+        user_id: &str,
+        source_id: &str,
+        subject: Option<&str>,
+        date: Option<i64>,
+        size: Option<u64>,
+    ) -> Result<(), JournalError> {
+        self.conn().execute(
+            "UPDATE items SET subject = COALESCE(?3, subject), received = COALESCE(?4, received),
+                              size = COALESCE(?5, size)
+             WHERE user_id = ?1 AND source_id = ?2",
+            params![user_id, source_id, subject, date, size.map(|s| s as i64)],
         )?;
         Ok(())
     }

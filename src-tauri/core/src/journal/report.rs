@@ -29,10 +29,12 @@ pub struct UserRecord {
     pub note: Option<String>,
 }
 
-/// Item counts of one (user, destination folder, state) group.
+/// Item counts of one (user, workload, destination folder, state) group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemGroup {
     pub user_id: String,
+    /// `mail`, `event`, `contact` or `task`.
+    pub kind: String,
     pub dest_folder: String,
     /// `pending`, `done` or `failed`.
     pub state: String,
@@ -45,9 +47,33 @@ pub struct ItemGroup {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailedItem {
     pub user_id: String,
+    /// `mail`, `event`, `contact` or `task`.
+    pub kind: String,
     pub dest_folder: String,
     pub source_id: String,
     pub reason: String,
+    /// What [`Journal::record_failure_details`] recorded, where known.
+    pub subject: Option<String>,
+    /// Unix seconds.
+    pub date: Option<i64>,
+    pub size: Option<u64>,
+}
+
+/// Items written in one minute of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinuteCount {
+    /// Unix seconds of the minute's start.
+    pub minute: i64,
+    pub items: u64,
+    pub bytes: u64,
+}
+
+/// When a user's items were written: the first and the last (Unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSpan {
+    pub user_id: String,
+    pub first: i64,
+    pub last: i64,
 }
 
 impl Journal {
@@ -88,16 +114,19 @@ impl Journal {
     pub fn item_groups(&self) -> Result<Vec<ItemGroup>, JournalError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT user_id, dest_folder, state, COUNT(*), COALESCE(SUM(size), 0) FROM items
-             GROUP BY user_id, dest_folder, state ORDER BY user_id, dest_folder, state",
+            "SELECT user_id, kind, dest_folder, state, COUNT(*),
+                    COALESCE(SUM(CASE WHEN state = 'done' THEN size END), 0) FROM items
+             WHERE state != 'removed'
+             GROUP BY user_id, kind, dest_folder, state ORDER BY user_id, kind, dest_folder, state",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(ItemGroup {
                 user_id: r.get(0)?,
-                dest_folder: r.get(1)?,
-                state: r.get(2)?,
-                count: r.get::<_, i64>(3)?.max(0) as u64,
-                bytes: r.get::<_, i64>(4)?.max(0) as u64,
+                kind: r.get(1)?,
+                dest_folder: r.get(2)?,
+                state: r.get(3)?,
+                count: r.get::<_, i64>(4)?.max(0) as u64,
+                bytes: r.get::<_, i64>(5)?.max(0) as u64,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -107,15 +136,54 @@ impl Journal {
     pub fn failed_items(&self) -> Result<Vec<FailedItem>, JournalError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT user_id, dest_folder, source_id, COALESCE(reason, '') FROM items
+            "SELECT user_id, kind, dest_folder, source_id, COALESCE(reason, ''), subject,
+                    received, size FROM items
              WHERE state = ?1 ORDER BY user_id, dest_folder, source_id",
         )?;
         let rows = stmt.query_map(params!["failed"], |r| {
             Ok(FailedItem {
                 user_id: r.get(0)?,
-                dest_folder: r.get(1)?,
-                source_id: r.get(2)?,
-                reason: r.get(3)?,
+                kind: r.get(1)?,
+                dest_folder: r.get(2)?,
+                source_id: r.get(3)?,
+                reason: r.get(4)?,
+                subject: r.get(5)?,
+                date: r.get(6)?,
+                size: r.get::<_, Option<i64>>(7)?.map(|s| s.max(0) as u64),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Items of run `run` that reached the destination, per minute of their last update.
+    pub fn done_per_minute(&self, run: i64) -> Result<Vec<MinuteCount>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT (updated_at / 60) * 60 AS minute, COUNT(*), COALESCE(SUM(size), 0) FROM items
+             WHERE state = 'done' AND run_id = ?1 GROUP BY minute ORDER BY minute",
+        )?;
+        let rows = stmt.query_map(params![run], |r| {
+            Ok(MinuteCount {
+                minute: r.get(0)?,
+                items: r.get::<_, i64>(1)?.max(0) as u64,
+                bytes: r.get::<_, i64>(2)?.max(0) as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Per user, when its migrated items were first and last written.
+    pub fn user_spans(&self) -> Result<Vec<UserSpan>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT user_id, MIN(updated_at), MAX(updated_at) FROM items WHERE state = 'done'
+             GROUP BY user_id ORDER BY user_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(UserSpan {
+                user_id: r.get(0)?,
+                first: r.get(1)?,
+                last: r.get(2)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
