@@ -278,6 +278,10 @@ impl GroupwareRun<'_> {
                 Workload::Tasks if !self.client.serves_todo() => {
                     let said = crate::graph::client::TASKS_LEFT_OUT;
                     tracing::warn!(user = %address, "{said}");
+                    self.reporter.report(ProgressEvent::NotMigrated {
+                        user: address.clone(),
+                        reason: said.to_string(),
+                    });
                     continue;
                 }
                 Workload::Tasks => ctx.tasks(&account).await,
