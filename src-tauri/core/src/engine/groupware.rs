@@ -403,6 +403,24 @@ impl Ctx<'_, '_> {
         });
     }
 
+    /// [`Ctx::open`], a collection that cannot be opened (`Skip`) reported as that
+    /// collection's failure: `None`, and the next collection goes on.
+    async fn open_or_fail(
+        &mut self,
+        account: &Account,
+        (kind, path, source_id, default): (CollectionKind, &[String], &str, bool),
+        label: &str,
+    ) -> Result<Option<Collection>, ItemError> {
+        match self.open(account, kind, path, source_id, default).await {
+            Ok(target) => Ok(Some(target)),
+            Err(ItemError::Skip(reason)) => {
+                self.fail(label, "(folder)", reason);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Opens (creating if needed) the destination collection for a source collection.
     /// `default`: the source's default calendar, contact folder or task list, which goes to the
     /// destination's own default collection where the server names one (IceWarp's templates).
@@ -415,14 +433,15 @@ impl Ctx<'_, '_> {
         default: bool,
     ) -> Result<Collection, ItemError> {
         match account {
+            // A collection that cannot be created fails that collection only (issue 19.4).
             Account::Dir(mailbox) => mailbox
                 .collection(kind, path, source_id)
                 .map(Collection::Dir)
                 .map_err(|source| {
-                    ItemError::Fatal(EngineError::Destination {
+                    ItemError::Skip(super::mail::folder_failure(&EngineError::Destination {
                         path: mailbox.path().display().to_string(),
                         source,
-                    })
+                    }))
                 }),
             Account::Dav(dav, pacer, outage) => {
                 let name = if path.is_empty() {
@@ -469,19 +488,21 @@ impl Ctx<'_, '_> {
         let names = calendar_names(&listed.own);
         for (grouped, name) in listed.own.iter().zip(names) {
             let cal = &grouped.calendar;
+            let label = format!("calendars/{name}");
+            let wanted = (
+                CollectionKind::Events,
+                &[name][..],
+                cal.id.as_str(),
+                cal.is_default_calendar == Some(true),
+            );
+            let Some(target) = self.open_or_fail(account, wanted, &label).await? else {
+                continue;
+            };
             let open = Open {
                 kind: "event",
                 source_id: &cal.id,
-                label: format!("calendars/{name}"),
-                target: self
-                    .open(
-                        account,
-                        CollectionKind::Events,
-                        &[name],
-                        &cal.id,
-                        cal.is_default_calendar == Some(true),
-                    )
-                    .await?,
+                label,
+                target,
             };
             self.begin(&open);
             let stored = self.stored_link(&open)?;
@@ -631,19 +652,20 @@ impl Ctx<'_, '_> {
             } else {
                 format!("contacts/{}", folder.path.join("/"))
             };
+            let wanted = (
+                CollectionKind::Contacts,
+                &folder.path[..],
+                source_id,
+                folder.id.is_none(),
+            );
+            let Some(target) = self.open_or_fail(account, wanted, &label).await? else {
+                continue;
+            };
             let open = Open {
                 kind: "contact",
                 source_id,
                 label,
-                target: self
-                    .open(
-                        account,
-                        CollectionKind::Contacts,
-                        &folder.path,
-                        source_id,
-                        folder.id.is_none(),
-                    )
-                    .await?,
+                target,
             };
             self.begin(&open);
             let Some(graph_id) = &folder.graph_id else {
@@ -682,19 +704,21 @@ impl Ctx<'_, '_> {
                 continue;
             }
             let name = list.display_name.clone().unwrap_or_else(|| "Tasks".into());
+            let label = format!("tasks/{name}");
+            let wanted = (
+                CollectionKind::Tasks,
+                &[name][..],
+                list.id.as_str(),
+                list.wellknown_list_name.as_deref() == Some("defaultList"),
+            );
+            let Some(target) = self.open_or_fail(account, wanted, &label).await? else {
+                continue;
+            };
             let open = Open {
                 kind: "task",
                 source_id: &list.id,
-                label: format!("tasks/{name}"),
-                target: self
-                    .open(
-                        account,
-                        CollectionKind::Tasks,
-                        &[name],
-                        &list.id,
-                        list.wellknown_list_name.as_deref() == Some("defaultList"),
-                    )
-                    .await?,
+                label,
+                target,
             };
             self.begin(&open);
             let stored = self.stored_link(&open)?;
