@@ -60,8 +60,8 @@ use std::time::{Duration, Instant};
 
 pub use calendar::{expand, Calendar, Event, EventException, Occurrence, Zone};
 pub use groupware::{
-    sample_contact, sample_event, sample_task, Contact, ContactFolder, GroupwareSpec, TodoList,
-    TodoTask,
+    sample_contact, sample_event, sample_task, Contact, ContactFolder, GroupwareSpec, Photo,
+    TodoList, TodoTask,
 };
 pub use mime::Mime;
 pub use tenant::{
@@ -560,6 +560,36 @@ impl SimServer {
             c.map(|c| {
                 change(c);
                 c.last_modified = now();
+            })
+            .is_some()
+        })
+    }
+
+    /// Gives a contact `photo` (`None`: removes it); its photo then answers as
+    /// api/profilephoto-get.md documents (metadata and `$value`, or 404 `ImageNotFound`).
+    /// Whether a photo change alone gives the contact a new `changeKey` and
+    /// `lastModifiedDateTime` is not documented (resources/contact.md: "every time the contact
+    /// is changed, ChangeKey changes as well"; the photo is an attachment of the contact item,
+    /// flagged by its PidLidHasPicture property, MS-OXOCNTC): `new_version` picks the answer.
+    pub fn set_contact_photo(
+        &self,
+        user: &str,
+        contact: &str,
+        photo: Option<Photo>,
+        new_version: bool,
+    ) -> bool {
+        self.mutate(|t| {
+            let c = user_mut(t, user).and_then(|u| {
+                u.contact_folders
+                    .iter_mut()
+                    .flat_map(|f| f.contacts.iter_mut())
+                    .find(|c| c.id == contact)
+            });
+            c.map(|c| {
+                c.photo = photo;
+                if new_version {
+                    c.last_modified = now();
+                }
             })
             .is_some()
         })

@@ -57,6 +57,16 @@ use crate::graph::{calendar, contacts, todo, Pacer};
 use crate::journal::{ItemRecord, ItemState, ItemTarget, MovedFrom};
 use crate::progress::{ProgressEvent, Reporter, Stats};
 
+/// What a run knows of a contact's photo.
+enum Photo {
+    /// (media type, bytes).
+    Present((&'static str, Vec<u8>)),
+    /// Graph answered 404: the contact has none.
+    Absent,
+    /// It could not be read (too large, or an error): the contact goes without.
+    LeftOut,
+}
+
 /// Everything one mailbox's groupware migration needs.
 pub(super) struct GroupwareRun<'a> {
     pub client: &'a GraphClient,
@@ -833,24 +843,35 @@ impl Ctx<'_, '_> {
                 if self.unchanged(open, &contact.id, version.as_deref())? {
                     return Ok(true);
                 }
-                // Only a new or changed contact's photo is read.
-                let photo = self.photo(&contact.id).await?;
-                let converted = to_vcard(
-                    &contact,
-                    photo.as_ref().map(|(t, b)| (*t, b.as_slice())),
-                    VCardVersion::V3_0,
-                )
-                .map(|card| {
-                    self.log_notes(&contact.id, &card.notes);
-                    Some(Resource {
-                        source_id: contact.id.clone(),
-                        uid: card.uid,
-                        text: card.text,
-                        version,
+                // Only a new or changed contact's photo is read, and not while the contact is
+                // at the version at which Graph said it has none (the 404, journaled).
+                let photo = self.photo(&contact.id, version.as_deref()).await?;
+                let bytes = match &photo {
+                    Photo::Present((t, b)) => Some((*t, b.as_slice())),
+                    Photo::Absent | Photo::LeftOut => None,
+                };
+                let converted = to_vcard(&contact, bytes, VCardVersion::V3_0)
+                    .map(|card| {
+                        self.log_notes(&contact.id, &card.notes);
+                        Some(Resource {
+                            source_id: contact.id.clone(),
+                            uid: card.uid,
+                            text: card.text,
+                            version: version.clone(),
+                        })
                     })
-                })
-                .map_err(ItemError::from);
-                if self.write(account, open, &contact.id, converted).await? {
+                    .map_err(ItemError::from);
+                let written = self.write(account, open, &contact.id, converted).await?;
+                if let Some(j) = self.run.journal {
+                    let absent_at = match photo {
+                        Photo::Absent => version.as_deref(),
+                        Photo::Present(_) | Photo::LeftOut => None,
+                    };
+                    j.journal
+                        .record_no_photo_at(&self.user.id, &contact.id, absent_at)
+                        .map_err(journal_error)?;
+                }
+                if written {
                     self.stats.contacts += 1;
                 }
             }
@@ -892,18 +913,26 @@ impl Ctx<'_, '_> {
         Ok(true)
     }
 
-    /// A contact's photo; `None` when it has none or it cannot be read (the contact is worth
-    /// more than its picture: it is migrated without).
-    async fn photo(&self, contact_id: &str) -> Result<Option<(&'static str, Vec<u8>)>, ItemError> {
+    /// A contact's photo at source version `version`. Not asked for while the journal says
+    /// Graph answered 404 at this very version; one that cannot be read is left out (the
+    /// contact is worth more than its picture: it is migrated without).
+    async fn photo(&self, contact_id: &str, version: Option<&str>) -> Result<Photo, ItemError> {
+        if let (Some(j), Some(version)) = (self.run.journal, version) {
+            let absent_at = j.journal.no_photo_at(&self.user.id, contact_id);
+            if absent_at.map_err(journal_error)?.as_deref() == Some(version) {
+                return Ok(Photo::Absent);
+            }
+        }
         let (client, user) = (self.run.client, &self.user.id);
         match contacts::photo(client, self.pacer, user, contact_id, self.on_throttle()).await {
-            Ok(photo) => Ok(photo),
+            Ok(Some(photo)) => Ok(Photo::Present(photo)),
+            Ok(None) => Ok(Photo::Absent),
             Err(contacts::PhotoError::Graph(e)) if e.class() == ErrorClass::Fatal => {
                 Err(ItemError::Fatal(EngineError::Source(e)))
             }
             Err(e) => {
                 tracing::info!(contact = %contact_id, reason = %e, "contact photo left out");
-                Ok(None)
+                Ok(Photo::LeftOut)
             }
         }
     }

@@ -30,7 +30,7 @@ pub use report::{FailedItem, ItemGroup, RunRecord, UserRecord};
 const SCHEMA_VERSION: i32 = 2;
 
 /// Columns added to version 2, as (table, column, definition).
-const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 6] = [
     // What a folder row is: `mail`, or a groupware collection's item kind (`event`,
     // `contact`, `task`) with that collection's delta link. The mail pass only sees `mail`.
     ("folders", "kind", "TEXT NOT NULL DEFAULT 'mail'"),
@@ -45,6 +45,9 @@ const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
     ("items", "etag", "TEXT"),
     // What the run left out of a migrated user by design (an online archive), for the report.
     ("users", "note", "TEXT"),
+    // A contact's source version at which Graph answered that it has no photo (404): while
+    // the contact is at that version its photo is not asked for again.
+    ("items", "no_photo_at", "TEXT"),
 ];
 
 const SCHEMA: &str = "
@@ -550,6 +553,38 @@ impl Journal {
             params![user_id, source_id, version],
         )?;
         Ok(())
+    }
+
+    /// Records the contact's source version at which it had no photo (`None`: it had one, or
+    /// it is not known).
+    pub fn record_no_photo_at(
+        &self,
+        user_id: &str,
+        source_id: &str,
+        version: Option<&str>,
+    ) -> Result<(), JournalError> {
+        self.conn().execute(
+            "UPDATE items SET no_photo_at = ?3 WHERE user_id = ?1 AND source_id = ?2",
+            params![user_id, source_id, version],
+        )?;
+        Ok(())
+    }
+
+    /// The source version at which the contact had no photo ([`Journal::record_no_photo_at`]).
+    pub fn no_photo_at(
+        &self,
+        user_id: &str,
+        source_id: &str,
+    ) -> Result<Option<String>, JournalError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT no_photo_at FROM items WHERE user_id = ?1 AND source_id = ?2",
+                params![user_id, source_id],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?
+            .flatten())
     }
 
     /// Records that the item could not be migrated, with the reason (retried on the next run).
