@@ -25,9 +25,11 @@
 //!
 //! **Per item.** An item the journal holds at the same source version (changeKey or
 //! lastModifiedDateTime) in the same collection is skipped before anything is fetched (no
-//! photo, no series read). Otherwise the converted text's SHA-256 is compared with the
-//! journal's; an unchanged item is skipped, a new or changed one is written (replacing the
-//! earlier version under the same UID, so a rerun never duplicates) and journaled.
+//! photo, no series read). A contact's photo is not asked for while the contact is at the
+//! version at which Graph answered that it has none (404, journaled). Otherwise the
+//! converted text's SHA-256 is compared with the journal's; an unchanged item is skipped, a
+//! new or changed one is written (replacing the earlier version under the same UID, so a
+//! rerun never duplicates) and journaled.
 //! Converters are deterministic (no wall-clock stamps), so an item that did not change at the
 //! source is not rewritten.
 
