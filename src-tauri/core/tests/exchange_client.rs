@@ -317,13 +317,11 @@ async fn a_large_event_attachment_is_listed_not_downloaded_and_the_event_arrives
     sim.shutdown().await;
 }
 
-/// Regression: in China (21Vianet) the client read messages by v1.0 delta and tasks by the
-/// To Do API, neither of which that cloud serves: every folder and the tasks failed. The
-/// client reads message delta from beta there, leaves tasks out, and the plan says so.
-#[tokio::test(flavor = "multi_thread")]
-async fn china_reads_message_delta_from_beta_and_says_tasks_are_left_out() {
+/// A simulated tenant in China (21Vianet) with one user holding `messages` messages, and the
+/// source settings that name that cloud.
+async fn china(messages: usize) -> (SimServer, SourceConfig) {
     let sim = one_user(
-        6,
+        messages,
         SimConfig {
             cloud: NationalCloud::China,
             ..SimConfig::default()
@@ -334,6 +332,15 @@ async fn china_reads_message_delta_from_beta_and_says_tasks_are_left_out() {
         cloud: Cloud::China,
         ..support::source_config(&sim)
     };
+    (sim, source)
+}
+
+/// Regression: in China (21Vianet) the client read messages by v1.0 delta and tasks by the
+/// To Do API, neither of which that cloud serves: every folder and the tasks failed. The
+/// client reads message delta from beta there, leaves tasks out, and the plan says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn china_reads_message_delta_from_beta_and_says_tasks_are_left_out() {
+    let (sim, source) = china(6).await;
     let out = tempfile::tempdir().unwrap();
     let summary = run_from(&source, &sim, out.path(), RunOptions::default()).await;
     assert_eq!(summary.totals.failed, 0, "{summary:?}");
@@ -374,18 +381,7 @@ async fn china_reads_message_delta_from_beta_and_says_tasks_are_left_out() {
 /// learned of them. Each mailbox now reports them once as a `NotMigrated` event.
 #[tokio::test(flavor = "multi_thread")]
 async fn china_run_reports_left_out_tasks_as_a_not_migrated_event() {
-    let sim = one_user(
-        2,
-        SimConfig {
-            cloud: NationalCloud::China,
-            ..SimConfig::default()
-        },
-    )
-    .await;
-    let source = SourceConfig {
-        cloud: Cloud::China,
-        ..support::source_config(&sim)
-    };
+    let (sim, source) = china(2).await;
     let out = tempfile::tempdir().unwrap();
     let events = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = events.clone();
@@ -404,15 +400,7 @@ async fn china_run_reports_left_out_tasks_as_a_not_migrated_event() {
     .expect("the run completes");
     assert_eq!(summary.totals.failed, 0, "{summary:?}");
     let address = sim.tenant().users[0].mail.clone();
-    let left_out: Vec<_> = events
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|e| match e {
-            ProgressEvent::NotMigrated { user, reason } => Some((user.clone(), reason.clone())),
-            _ => None,
-        })
-        .collect();
+    let left_out = support::not_migrated(&events.lock().unwrap());
     assert_eq!(
         left_out,
         [(
@@ -427,18 +415,7 @@ async fn china_run_reports_left_out_tasks_as_a_not_migrated_event() {
 /// Tasks.Read.All as not working. It now leaves the probe out and says why.
 #[tokio::test(flavor = "multi_thread")]
 async fn china_check_does_not_report_tasks_read_all_missing() {
-    let sim = one_user(
-        1,
-        SimConfig {
-            cloud: NationalCloud::China,
-            ..SimConfig::default()
-        },
-    )
-    .await;
-    let source = SourceConfig {
-        cloud: Cloud::China,
-        ..support::source_config(&sim)
-    };
+    let (sim, source) = china(1).await;
     let (statuses, probe) = migrator_core::engine::test_source(
         &source,
         &Secret::new(sim.client_secret()),

@@ -31,6 +31,21 @@ impl Reporter for Recorder {
     }
 }
 
+/// A simulated tenant of `users` users with `messages` messages each (and the default
+/// groupware).
+async fn tenant_of(users: usize, messages: usize) -> SimServer {
+    SimServer::start(SimConfig {
+        tenant: migrator_sim::TenantSpec {
+            users,
+            messages_per_user: messages,
+            ..migrator_sim::TenantSpec::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
 /// Every file under `dir/<sub>/cur`, keyed by the Maildir folder name.
 fn maildir_files(user_root: &Path) -> HashMap<String, Vec<PathBuf>> {
     let mut out = HashMap::new();
@@ -421,16 +436,7 @@ fn assert_maildir_mirrors(root: &Path, user: &migrator_sim::User, extra: &[(&str
 
 #[tokio::test]
 async fn an_incremental_pass_into_a_maildir_mirrors_changes_and_a_quiet_one_writes_nothing() {
-    let sim = SimServer::start(SimConfig {
-        tenant: migrator_sim::TenantSpec {
-            users: 1,
-            messages_per_user: 50,
-            ..migrator_sim::TenantSpec::default()
-        },
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = tenant_of(1, 50).await;
     let out = tempfile::tempdir().unwrap();
     let (src, secret) = (source(&sim), Secret::new(sim.client_secret()));
     let run = |mirror_deletions: bool| {
@@ -622,16 +628,7 @@ async fn message_downloads_across_mailboxes_stay_within_max_downloads() {
 /// It now fails that folder only, reported, and every other folder and user goes on.
 #[tokio::test]
 async fn a_local_folder_that_cannot_be_created_fails_that_folder_not_the_run() {
-    let sim = SimServer::start(SimConfig {
-        tenant: migrator_sim::TenantSpec {
-            users: 2,
-            messages_per_user: 6,
-            ..migrator_sim::TenantSpec::default()
-        },
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = tenant_of(2, 6).await;
     let out = tempfile::tempdir().unwrap();
     let (src, secret) = (source(&sim), Secret::new(sim.client_secret()));
     let first = rerun(&src, &secret, out.path()).await;

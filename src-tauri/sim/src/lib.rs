@@ -551,17 +551,12 @@ impl SimServer {
         change: impl FnOnce(&mut Contact),
     ) -> bool {
         self.mutate(|t| {
-            let c = user_mut(t, user).and_then(|u| {
-                u.contact_folders
-                    .iter_mut()
-                    .flat_map(|f| f.contacts.iter_mut())
-                    .find(|c| c.id == contact)
-            });
-            c.map(|c| {
-                change(c);
-                c.last_modified = now();
-            })
-            .is_some()
+            contact_mut(t, user, contact)
+                .map(|c| {
+                    change(c);
+                    c.last_modified = now();
+                })
+                .is_some()
         })
     }
 
@@ -579,19 +574,14 @@ impl SimServer {
         new_version: bool,
     ) -> bool {
         self.mutate(|t| {
-            let c = user_mut(t, user).and_then(|u| {
-                u.contact_folders
-                    .iter_mut()
-                    .flat_map(|f| f.contacts.iter_mut())
-                    .find(|c| c.id == contact)
-            });
-            c.map(|c| {
-                c.photo = photo;
-                if new_version {
-                    c.last_modified = now();
-                }
-            })
-            .is_some()
+            contact_mut(t, user, contact)
+                .map(|c| {
+                    c.photo = photo;
+                    if new_version {
+                        c.last_modified = now();
+                    }
+                })
+                .is_some()
         })
     }
 
@@ -763,6 +753,16 @@ fn user_mut<'a>(t: &'a mut Tenant, key: &str) -> Option<&'a mut User> {
     t.users
         .iter_mut()
         .find(|u| u.id.eq_ignore_ascii_case(key) || u.user_principal_name.eq_ignore_ascii_case(key))
+}
+
+/// A contact of a user (id or UPN), in any contact folder.
+fn contact_mut<'a>(t: &'a mut Tenant, user: &str, contact: &str) -> Option<&'a mut Contact> {
+    user_mut(t, user).and_then(|u| {
+        u.contact_folders
+            .iter_mut()
+            .flat_map(|f| f.contacts.iter_mut())
+            .find(|c| c.id == contact)
+    })
 }
 
 fn find_folder(u: &User, key: &str) -> Option<usize> {

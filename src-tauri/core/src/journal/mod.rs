@@ -548,9 +548,20 @@ impl Journal {
         source_id: &str,
         version: Option<&str>,
     ) -> Result<(), JournalError> {
+        self.set_item_text(user_id, source_id, "source_version", version)
+    }
+
+    /// Sets one text column of an item's record; `column` is one of this file's names.
+    fn set_item_text(
+        &self,
+        user_id: &str,
+        source_id: &str,
+        column: &'static str,
+        value: Option<&str>,
+    ) -> Result<(), JournalError> {
         self.conn().execute(
-            "UPDATE items SET source_version = ?3 WHERE user_id = ?1 AND source_id = ?2",
-            params![user_id, source_id, version],
+            &format!("UPDATE items SET {column} = ?3 WHERE user_id = ?1 AND source_id = ?2"),
+            params![user_id, source_id, value],
         )?;
         Ok(())
     }
@@ -563,11 +574,7 @@ impl Journal {
         source_id: &str,
         version: Option<&str>,
     ) -> Result<(), JournalError> {
-        self.conn().execute(
-            "UPDATE items SET no_photo_at = ?3 WHERE user_id = ?1 AND source_id = ?2",
-            params![user_id, source_id, version],
-        )?;
-        Ok(())
+        self.set_item_text(user_id, source_id, "no_photo_at", version)
     }
 
     /// The source version at which the contact had no photo ([`Journal::record_no_photo_at`]).

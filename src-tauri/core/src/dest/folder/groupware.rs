@@ -218,13 +218,19 @@ mod tests {
     use super::*;
     use crate::dest::folder::FolderStore;
 
-    #[test]
-    fn items_are_replaced_in_place_and_collections_with_one_name_stay_apart() {
+    /// A user's folder in a fresh local destination (kept while the directory lives).
+    fn mailbox() -> (tempfile::TempDir, Mailbox) {
         let dir = tempfile::tempdir().unwrap();
         let mailbox = FolderStore::open(dir.path())
             .unwrap()
             .mailbox("ann@contoso.com")
             .unwrap();
+        (dir, mailbox)
+    }
+
+    #[test]
+    fn items_are_replaced_in_place_and_collections_with_one_name_stay_apart() {
+        let (_dir, mailbox) = mailbox();
         let work = mailbox
             .collection(CollectionKind::Events, &["Work/Projects".into()], "cal-1")
             .unwrap();
@@ -257,11 +263,7 @@ mod tests {
     /// (`abc`, `ABC`) overwrote each other on a case-insensitive file system (NTFS, APFS).
     #[test]
     fn item_file_names_avoid_reserved_names_and_differ_ignoring_case() {
-        let dir = tempfile::tempdir().unwrap();
-        let mailbox = FolderStore::open(dir.path())
-            .unwrap()
-            .mailbox("ann@contoso.com")
-            .unwrap();
+        let (_dir, mailbox) = mailbox();
         let book = mailbox
             .collection(CollectionKind::Contacts, &[], "book")
             .unwrap();
@@ -288,11 +290,7 @@ mod tests {
     /// replaces it instead of writing a second copy.
     #[test]
     fn an_item_file_written_under_its_old_name_is_replaced_in_place() {
-        let dir = tempfile::tempdir().unwrap();
-        let mailbox = FolderStore::open(dir.path())
-            .unwrap()
-            .mailbox("ann@contoso.com")
-            .unwrap();
+        let (_dir, mailbox) = mailbox();
         let cal = mailbox
             .collection(CollectionKind::Events, &["Work".into()], "cal")
             .unwrap();
@@ -309,11 +307,7 @@ mod tests {
     /// dot made a directory Windows cannot open or silently renames.
     #[test]
     fn collection_directories_avoid_reserved_names_and_trailing_dots() {
-        let dir = tempfile::tempdir().unwrap();
-        let mailbox = FolderStore::open(dir.path())
-            .unwrap()
-            .mailbox("ann@contoso.com")
-            .unwrap();
+        let (_dir, mailbox) = mailbox();
         let book = mailbox
             .collection(
                 CollectionKind::Contacts,
