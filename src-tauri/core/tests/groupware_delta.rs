@@ -583,3 +583,56 @@ async fn a_photo_added_to_a_contact_arrives_when_graph_gives_the_contact_a_new_v
         .expect("the contact's card");
     assert!(card.contains("PHOTO"), "{card}");
 }
+
+/// Regression (issue 19.4): a contact file that could not be written in the local folder
+/// (here a directory stands where the file goes) stopped the whole run. It is now that
+/// contact's reported failure, retried by the next run; the other changed contact is written.
+#[tokio::test]
+async fn a_local_item_file_that_cannot_be_written_fails_that_item_not_the_run() {
+    let s = setup().await;
+    assert_eq!(s.run(false).await.0.totals.failed, 0);
+    let user = s.sim.tenant().users[0].clone();
+    let (blocked, blocked_name, _) = contact_and_elsewhere(&user, false);
+    let (other, other_name, _) = contact_and_elsewhere(&user, true);
+    let path = s
+        .resources()
+        .into_iter()
+        .find(|(_, text)| names(text, &blocked_name))
+        .map(|(p, _)| p)
+        .expect("the contact's file");
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir_all(path.join("in the way")).unwrap();
+    for id in [&blocked, &other] {
+        assert!(s
+            .sim
+            .update_contact(&user.id, id, |c| c.job_title = "CTO".into()));
+    }
+
+    let (second, _) = s.run(false).await;
+    assert_eq!(
+        (second.totals.contacts, second.totals.failed),
+        (1, 1),
+        "{second:?}"
+    );
+    let leftovers: Vec<_> = support::files_under(&s.out.path().join("out"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "tmp"))
+        .collect();
+    assert_eq!(leftovers, Vec::<PathBuf>::new(), "no temporary file left");
+    let card = s
+        .resources()
+        .into_values()
+        .find(|t| names(t, &other_name))
+        .expect("the other contact's card");
+    assert!(card.contains("CTO"), "{card}");
+
+    // Once the way is clear, the next run writes it.
+    std::fs::remove_dir_all(&path).unwrap();
+    let (third, _) = s.run(false).await;
+    assert_eq!(
+        (third.totals.contacts, third.totals.failed),
+        (1, 0),
+        "{third:?}"
+    );
+    assert!(std::fs::read_to_string(&path).unwrap().contains("CTO"));
+}

@@ -1198,8 +1198,11 @@ impl Ctx<'_, '_> {
             (Collection::Dir(dir), _) => match dir.put(&resource.uid, resource.text.as_bytes()) {
                 Ok(dest) => dest,
                 Err(source) => {
-                    let path = dir.path().display().to_string();
-                    return Err(ItemError::Fatal(EngineError::Destination { path, source }));
+                    // This item only (issue 19.4); the next run retries it.
+                    let reason = format!("cannot write it in {}: {source}", dir.path().display());
+                    self.record_failed(open, &resource.source_id, &reason)?;
+                    self.fail(&open.label, &resource.source_id, reason);
+                    return Ok(false);
                 }
             },
             (Collection::Dav(collection), Account::Dav(dav, pacer, outage)) => {

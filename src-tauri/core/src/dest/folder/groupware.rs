@@ -98,7 +98,11 @@ impl CollectionDir {
         file.write_all(text)?;
         file.sync_all()?;
         drop(file);
-        std::fs::rename(&tmp, &target)?;
+        if let Err(e) = std::fs::rename(&tmp, &target) {
+            // Nothing half-written stays behind.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         Ok(DestRef(name))
     }
 
