@@ -174,8 +174,15 @@ function renderPermissionResults(results: PermissionStatus[]): void {
   for (const p of results) {
     const granted = p.probeOk ?? p.inToken ?? false;
     const li = document.createElement("li");
-    li.className = granted ? "granted" : "missing";
     li.dataset.permission = p.name;
+    if (p.notUsed !== null) {
+      // Not used in this cloud (To Do in China): neither granted nor missing.
+      li.className = "not-used";
+      li.textContent = `– not used  ${p.name}: ${p.notUsed}`;
+      list.append(li);
+      continue;
+    }
+    li.className = granted ? "granted" : "missing";
     li.textContent = `${granted ? "✓ granted" : "✗ missing"}  ${p.name}${p.required ? " (required)" : ""}`;
     list.append(li);
   }

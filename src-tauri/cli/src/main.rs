@@ -457,6 +457,10 @@ async fn check(path: &Path) -> anyhow::Result<bool> {
         engine::preflight(&config.source_config(), &secret, &destination, &options).await?;
     println!("signed in to tenant {}", config.source.tenant_id);
     for p in &report.permissions {
+        if let Some(why) = &p.not_used {
+            println!("  {:8} {:22} ({why})", "n/a", p.name);
+            continue;
+        }
         let mark = if p.granted() {
             "granted"
         } else if p.required {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use migrator_core::config::{Cloud, SourceConfig, Workload};
 use migrator_core::engine::{run, Destination, RunControl, RunOptions};
 use migrator_core::graph::GraphClient;
-use migrator_core::progress::{NullReporter, RunSummary};
+use migrator_core::progress::{NullReporter, ProgressEvent, RunSummary};
 use migrator_core::secrets::Secret;
 use migrator_sim::{
     Faults, LongThrottle, NationalCloud, PageSizeBy, SimConfig, SimServer, TenantSpec,
@@ -317,13 +317,11 @@ async fn a_large_event_attachment_is_listed_not_downloaded_and_the_event_arrives
     sim.shutdown().await;
 }
 
-/// Regression: in China (21Vianet) the client read messages by v1.0 delta and tasks by the
-/// To Do API, neither of which that cloud serves: every folder and the tasks failed. The
-/// client reads message delta from beta there, leaves tasks out, and the plan says so.
-#[tokio::test(flavor = "multi_thread")]
-async fn china_reads_message_delta_from_beta_and_says_tasks_are_left_out() {
+/// A simulated tenant in China (21Vianet) with one user holding `messages` messages, and the
+/// source settings that name that cloud.
+async fn china(messages: usize) -> (SimServer, SourceConfig) {
     let sim = one_user(
-        6,
+        messages,
         SimConfig {
             cloud: NationalCloud::China,
             ..SimConfig::default()
@@ -334,6 +332,15 @@ async fn china_reads_message_delta_from_beta_and_says_tasks_are_left_out() {
         cloud: Cloud::China,
         ..support::source_config(&sim)
     };
+    (sim, source)
+}
+
+/// Regression: in China (21Vianet) the client read messages by v1.0 delta and tasks by the
+/// To Do API, neither of which that cloud serves: every folder and the tasks failed. The
+/// client reads message delta from beta there, leaves tasks out, and the plan says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn china_reads_message_delta_from_beta_and_says_tasks_are_left_out() {
+    let (sim, source) = china(6).await;
     let out = tempfile::tempdir().unwrap();
     let summary = run_from(&source, &sim, out.path(), RunOptions::default()).await;
     assert_eq!(summary.totals.failed, 0, "{summary:?}");
@@ -366,6 +373,73 @@ async fn china_reads_message_delta_from_beta_and_says_tasks_are_left_out() {
     assert_eq!(
         plan.users[0].problem.as_deref(),
         Some(migrator_core::graph::client::TASKS_LEFT_OUT)
+    );
+    sim.shutdown().await;
+}
+
+/// Regression: in China the tasks a run left out were only a log line; the front ends never
+/// learned of them. Each mailbox now reports them once as a `NotMigrated` event.
+#[tokio::test(flavor = "multi_thread")]
+async fn china_run_reports_left_out_tasks_as_a_not_migrated_event() {
+    let (sim, source) = china(2).await;
+    let out = tempfile::tempdir().unwrap();
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let summary = run(
+        &source,
+        &Secret::new(sim.client_secret()),
+        &Destination::Folder(out.path().join("out")),
+        Arc::new(move |e: ProgressEvent| seen.lock().unwrap().push(e)),
+        RunControl::new(),
+        RunOptions {
+            state_dir: Some(out.path().join("state")),
+            ..RunOptions::default()
+        },
+    )
+    .await
+    .expect("the run completes");
+    assert_eq!(summary.totals.failed, 0, "{summary:?}");
+    let address = sim.tenant().users[0].mail.clone();
+    let left_out = support::not_migrated(&events.lock().unwrap());
+    assert_eq!(
+        left_out,
+        [(
+            address,
+            migrator_core::graph::client::TASKS_LEFT_OUT.to_string()
+        )]
+    );
+    sim.shutdown().await;
+}
+
+/// Regression: `check` probed `/todo/lists` in China, which has no To Do API, and reported
+/// Tasks.Read.All as not working. It now leaves the probe out and says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn china_check_does_not_report_tasks_read_all_missing() {
+    let (sim, source) = china(1).await;
+    let (statuses, probe) = migrator_core::engine::test_source(
+        &source,
+        &Secret::new(sim.client_secret()),
+        &RunOptions::default(),
+    )
+    .await
+    .expect("the check runs");
+    assert!(probe.is_some());
+    let tasks = statuses
+        .iter()
+        .find(|s| s.name == "Tasks.Read.All")
+        .expect("Tasks.Read.All is listed");
+    assert_eq!(tasks.probe_ok, None, "{tasks:?}");
+    assert_eq!(
+        tasks.not_used.as_deref(),
+        Some(migrator_core::graph::client::TASKS_LEFT_OUT),
+        "{tasks:?}"
+    );
+    assert!(!tasks.missing(), "{tasks:?}");
+    assert!(
+        !sim.requests()
+            .iter()
+            .any(|r| r.path_and_query.contains("/todo/")),
+        "no To Do request in a cloud without To Do"
     );
     sim.shutdown().await;
 }

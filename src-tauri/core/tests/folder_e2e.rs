@@ -31,6 +31,21 @@ impl Reporter for Recorder {
     }
 }
 
+/// A simulated tenant of `users` users with `messages` messages each (and the default
+/// groupware).
+async fn tenant_of(users: usize, messages: usize) -> SimServer {
+    SimServer::start(SimConfig {
+        tenant: migrator_sim::TenantSpec {
+            users,
+            messages_per_user: messages,
+            ..migrator_sim::TenantSpec::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
 /// Every file under `dir/<sub>/cur`, keyed by the Maildir folder name.
 fn maildir_files(user_root: &Path) -> HashMap<String, Vec<PathBuf>> {
     let mut out = HashMap::new();
@@ -426,16 +441,7 @@ fn assert_maildir_mirrors(root: &Path, user: &migrator_sim::User, extra: &[(&str
 
 #[tokio::test]
 async fn an_incremental_pass_into_a_maildir_mirrors_changes_and_a_quiet_one_writes_nothing() {
-    let sim = SimServer::start(SimConfig {
-        tenant: migrator_sim::TenantSpec {
-            users: 1,
-            messages_per_user: 50,
-            ..migrator_sim::TenantSpec::default()
-        },
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = tenant_of(1, 50).await;
     let out = tempfile::tempdir().unwrap();
     let (src, secret) = (source(&sim), Secret::new(sim.client_secret()));
     let run = |mirror_deletions: bool| {
@@ -620,4 +626,65 @@ async fn message_downloads_across_mailboxes_stay_within_max_downloads() {
     }
     assert!(most <= 3, "{most} bodies at once, limit 3");
     assert!(most >= 2, "the mailboxes did download in parallel ({most})");
+}
+
+/// Regression (issue 19.4): a local folder that could not be created (here a file stands where
+/// the directory goes) stopped the whole run with "cannot write to the destination folder".
+/// It now fails that folder only, reported, and every other folder and user goes on.
+#[tokio::test]
+async fn a_local_folder_that_cannot_be_created_fails_that_folder_not_the_run() {
+    let sim = tenant_of(2, 6).await;
+    let out = tempfile::tempdir().unwrap();
+    let (src, secret) = (source(&sim), Secret::new(sim.client_secret()));
+    let first = rerun(&src, &secret, out.path()).await;
+    assert_eq!(first.totals.failed, 0, "{first:?}");
+
+    // In the first user's tree, a file where a mail folder and an address book go.
+    let user_root = out.path().join(sim.tenant().users[0].mail.to_lowercase());
+    let mail_dir = std::fs::read_dir(&user_root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir() && p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .min()
+        .expect("a mail folder under the inbox");
+    // A collection's own directory ends in its id suffix (a nested one's parents do not).
+    let book = std::fs::read_dir(user_root.join("contacts"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().contains(" ~"))
+        .min()
+        .expect("an address book");
+    for dir in [&mail_dir, &book] {
+        std::fs::remove_dir_all(dir).unwrap();
+        std::fs::write(dir, b"not a directory").unwrap();
+    }
+
+    let recorder = Arc::new(Recorder::default());
+    let again = run_to_folder(
+        &src,
+        &secret,
+        out.path(),
+        recorder.clone(),
+        RunControl::new(),
+    )
+    .await
+    .expect("the run goes on past a folder it cannot create");
+    assert_eq!(again.users, 2, "both users finished");
+    let failed: Vec<(String, String)> = recorder
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            ProgressEvent::ItemFailed { item, reason, .. } => Some((item.clone(), reason.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert_eq!(again.totals.failed, 2, "{again:?}");
+    for (item, reason) in &failed {
+        assert_eq!(item, "(folder)", "{failed:?}");
+        assert!(reason.starts_with("cannot create the folder"), "{failed:?}");
+    }
+    sim.shutdown().await;
 }

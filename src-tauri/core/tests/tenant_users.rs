@@ -42,18 +42,7 @@ impl Events {
 
     /// `(user, reason)` of every `NotMigrated`, sorted.
     fn not_migrated(&self) -> Vec<(String, String)> {
-        let mut out: Vec<_> = self
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                ProgressEvent::NotMigrated { user, reason } => Some((user.clone(), reason.clone())),
-                _ => None,
-            })
-            .collect();
-        out.sort();
-        out
+        support::not_migrated(&self.0.lock().unwrap())
     }
 }
 

@@ -1293,7 +1293,10 @@ fn contacts_delta(ctx: &Ctx<'_>, u: &User, folder: Option<&ContactFolder>) -> Re
     )
 }
 
-/// `GET …/contacts/{id}[/photo[/$value]]`: 404 `ImageNotFound` for a contact without one.
+/// `GET …/contacts/{id}[/photo[/$value]]`: the photo's metadata (`@odata.mediaEtag`, size) or
+/// its bytes, and 404 `ImageNotFound` for a contact without one ("If no photo exists, the
+/// operation returns 404 Not Found", learn.microsoft.com/graph/api/profilephoto-get). Every
+/// request is in the request log, so tests count photo reads.
 fn contact_route(ctx: &Ctx<'_>, u: &User, id: &str, more: &[&str]) -> Response {
     let Some((f, c)) = u
         .contact_folders

@@ -63,8 +63,8 @@ use std::time::{Duration, Instant};
 
 pub use calendar::{expand, Calendar, Event, EventException, Occurrence, Zone};
 pub use groupware::{
-    sample_contact, sample_event, sample_task, Contact, ContactFolder, GroupwareSpec, TodoList,
-    TodoTask,
+    sample_contact, sample_event, sample_task, Contact, ContactFolder, GroupwareSpec, Photo,
+    TodoList, TodoTask,
 };
 pub use mime::Mime;
 pub use tenant::{
@@ -589,17 +589,37 @@ impl SimServer {
         change: impl FnOnce(&mut Contact),
     ) -> bool {
         self.mutate(|t| {
-            let c = user_mut(t, user).and_then(|u| {
-                u.contact_folders
-                    .iter_mut()
-                    .flat_map(|f| f.contacts.iter_mut())
-                    .find(|c| c.id == contact)
-            });
-            c.map(|c| {
-                change(c);
-                c.last_modified = now();
-            })
-            .is_some()
+            contact_mut(t, user, contact)
+                .map(|c| {
+                    change(c);
+                    c.last_modified = now();
+                })
+                .is_some()
+        })
+    }
+
+    /// Gives a contact `photo` (`None`: removes it); its photo then answers as
+    /// api/profilephoto-get.md documents (metadata and `$value`, or 404 `ImageNotFound`).
+    /// Whether a photo change alone gives the contact a new `changeKey` and
+    /// `lastModifiedDateTime` is not documented (resources/contact.md: "every time the contact
+    /// is changed, ChangeKey changes as well"; the photo is an attachment of the contact item,
+    /// flagged by its PidLidHasPicture property, MS-OXOCNTC): `new_version` picks the answer.
+    pub fn set_contact_photo(
+        &self,
+        user: &str,
+        contact: &str,
+        photo: Option<Photo>,
+        new_version: bool,
+    ) -> bool {
+        self.mutate(|t| {
+            contact_mut(t, user, contact)
+                .map(|c| {
+                    c.photo = photo;
+                    if new_version {
+                        c.last_modified = now();
+                    }
+                })
+                .is_some()
         })
     }
 
@@ -771,6 +791,16 @@ fn user_mut<'a>(t: &'a mut Tenant, key: &str) -> Option<&'a mut User> {
     t.users
         .iter_mut()
         .find(|u| u.id.eq_ignore_ascii_case(key) || u.user_principal_name.eq_ignore_ascii_case(key))
+}
+
+/// A contact of a user (id or UPN), in any contact folder.
+fn contact_mut<'a>(t: &'a mut Tenant, user: &str, contact: &str) -> Option<&'a mut Contact> {
+    user_mut(t, user).and_then(|u| {
+        u.contact_folders
+            .iter_mut()
+            .flat_map(|f| f.contacts.iter_mut())
+            .find(|c| c.id == contact)
+    })
 }
 
 fn find_folder(u: &User, key: &str) -> Option<usize> {

@@ -16,4 +16,9 @@ probeOk: boolean | null,
 /**
  * What the probe said when it failed.
  */
-detail: string | null, };
+detail: string | null, 
+/**
+ * Why the run does not use this permission here (To Do in a cloud without it): it is
+ * not probed and not missing.
+ */
+notUsed: string | null, };

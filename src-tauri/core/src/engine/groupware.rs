@@ -25,9 +25,11 @@
 //!
 //! **Per item.** An item the journal holds at the same source version (changeKey or
 //! lastModifiedDateTime) in the same collection is skipped before anything is fetched (no
-//! photo, no series read). Otherwise the converted text's SHA-256 is compared with the
-//! journal's; an unchanged item is skipped, a new or changed one is written (replacing the
-//! earlier version under the same UID, so a rerun never duplicates) and journaled.
+//! photo, no series read). A contact's photo is not asked for while the contact is at the
+//! version at which Graph answered that it has none (404, journaled). Otherwise the
+//! converted text's SHA-256 is compared with the journal's; an unchanged item is skipped, a
+//! new or changed one is written (replacing the earlier version under the same UID, so a
+//! rerun never duplicates) and journaled.
 //! Converters are deterministic (no wall-clock stamps), so an item that did not change at the
 //! source is not rewritten.
 
@@ -56,6 +58,16 @@ use crate::graph::types::{Contact, Event, TodoTask, User};
 use crate::graph::{calendar, contacts, todo, Pacer};
 use crate::journal::{ItemRecord, ItemState, ItemTarget, MovedFrom};
 use crate::progress::{ProgressEvent, Reporter, Stats};
+
+/// What a run knows of a contact's photo.
+enum Photo {
+    /// (media type, bytes).
+    Present((&'static str, Vec<u8>)),
+    /// Graph answered 404: the contact has none.
+    Absent,
+    /// It could not be read (too large, or an error): the contact goes without.
+    LeftOut,
+}
 
 /// Everything one mailbox's groupware migration needs.
 pub(super) struct GroupwareRun<'a> {
@@ -278,6 +290,10 @@ impl GroupwareRun<'_> {
                 Workload::Tasks if !self.client.serves_todo() => {
                     let said = crate::graph::client::TASKS_LEFT_OUT;
                     tracing::warn!(user = %address, "{said}");
+                    self.reporter.report(ProgressEvent::NotMigrated {
+                        user: address.clone(),
+                        reason: said.to_string(),
+                    });
                     continue;
                 }
                 Workload::Tasks => ctx.tasks(&account).await,
@@ -399,6 +415,24 @@ impl Ctx<'_, '_> {
         });
     }
 
+    /// [`Ctx::open`], a collection that cannot be opened (`Skip`) reported as that
+    /// collection's failure: `None`, and the next collection goes on.
+    async fn open_or_fail(
+        &mut self,
+        account: &Account,
+        (kind, path, source_id, default): (CollectionKind, &[String], &str, bool),
+        label: &str,
+    ) -> Result<Option<Collection>, ItemError> {
+        match self.open(account, kind, path, source_id, default).await {
+            Ok(target) => Ok(Some(target)),
+            Err(ItemError::Skip(reason)) => {
+                self.fail(label, "(folder)", reason);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Opens (creating if needed) the destination collection for a source collection.
     /// `default`: the source's default calendar, contact folder or task list, which goes to the
     /// destination's own default collection where the server names one (IceWarp's templates).
@@ -411,14 +445,15 @@ impl Ctx<'_, '_> {
         default: bool,
     ) -> Result<Collection, ItemError> {
         match account {
+            // A collection that cannot be created fails that collection only (issue 19.4).
             Account::Dir(mailbox) => mailbox
                 .collection(kind, path, source_id)
                 .map(Collection::Dir)
                 .map_err(|source| {
-                    ItemError::Fatal(EngineError::Destination {
+                    ItemError::Skip(super::mail::folder_failure(&EngineError::Destination {
                         path: mailbox.path().display().to_string(),
                         source,
-                    })
+                    }))
                 }),
             Account::Dav(dav, pacer, outage) => {
                 let name = if path.is_empty() {
@@ -465,19 +500,21 @@ impl Ctx<'_, '_> {
         let names = calendar_names(&listed.own);
         for (grouped, name) in listed.own.iter().zip(names) {
             let cal = &grouped.calendar;
+            let label = format!("calendars/{name}");
+            let wanted = (
+                CollectionKind::Events,
+                &[name][..],
+                cal.id.as_str(),
+                cal.is_default_calendar == Some(true),
+            );
+            let Some(target) = self.open_or_fail(account, wanted, &label).await? else {
+                continue;
+            };
             let open = Open {
                 kind: "event",
                 source_id: &cal.id,
-                label: format!("calendars/{name}"),
-                target: self
-                    .open(
-                        account,
-                        CollectionKind::Events,
-                        &[name],
-                        &cal.id,
-                        cal.is_default_calendar == Some(true),
-                    )
-                    .await?,
+                label,
+                target,
             };
             self.begin(&open);
             let stored = self.stored_link(&open)?;
@@ -627,19 +664,20 @@ impl Ctx<'_, '_> {
             } else {
                 format!("contacts/{}", folder.path.join("/"))
             };
+            let wanted = (
+                CollectionKind::Contacts,
+                &folder.path[..],
+                source_id,
+                folder.id.is_none(),
+            );
+            let Some(target) = self.open_or_fail(account, wanted, &label).await? else {
+                continue;
+            };
             let open = Open {
                 kind: "contact",
                 source_id,
                 label,
-                target: self
-                    .open(
-                        account,
-                        CollectionKind::Contacts,
-                        &folder.path,
-                        source_id,
-                        folder.id.is_none(),
-                    )
-                    .await?,
+                target,
             };
             self.begin(&open);
             let Some(graph_id) = &folder.graph_id else {
@@ -678,19 +716,21 @@ impl Ctx<'_, '_> {
                 continue;
             }
             let name = list.display_name.clone().unwrap_or_else(|| "Tasks".into());
+            let label = format!("tasks/{name}");
+            let wanted = (
+                CollectionKind::Tasks,
+                &[name][..],
+                list.id.as_str(),
+                list.wellknown_list_name.as_deref() == Some("defaultList"),
+            );
+            let Some(target) = self.open_or_fail(account, wanted, &label).await? else {
+                continue;
+            };
             let open = Open {
                 kind: "task",
                 source_id: &list.id,
-                label: format!("tasks/{name}"),
-                target: self
-                    .open(
-                        account,
-                        CollectionKind::Tasks,
-                        &[name],
-                        &list.id,
-                        list.wellknown_list_name.as_deref() == Some("defaultList"),
-                    )
-                    .await?,
+                label,
+                target,
             };
             self.begin(&open);
             let stored = self.stored_link(&open)?;
@@ -806,24 +846,35 @@ impl Ctx<'_, '_> {
                 if self.unchanged(open, &contact.id, version.as_deref())? {
                     return Ok(true);
                 }
-                // Only a new or changed contact's photo is read.
-                let photo = self.photo(&contact.id).await?;
-                let converted = to_vcard(
-                    &contact,
-                    photo.as_ref().map(|(t, b)| (*t, b.as_slice())),
-                    VCardVersion::V3_0,
-                )
-                .map(|card| {
-                    self.log_notes(&contact.id, &card.notes);
-                    Some(Resource {
-                        source_id: contact.id.clone(),
-                        uid: card.uid,
-                        text: card.text,
-                        version,
+                // Only a new or changed contact's photo is read, and not while the contact is
+                // at the version at which Graph said it has none (the 404, journaled).
+                let photo = self.photo(&contact.id, version.as_deref()).await?;
+                let bytes = match &photo {
+                    Photo::Present((t, b)) => Some((*t, b.as_slice())),
+                    Photo::Absent | Photo::LeftOut => None,
+                };
+                let converted = to_vcard(&contact, bytes, VCardVersion::V3_0)
+                    .map(|card| {
+                        self.log_notes(&contact.id, &card.notes);
+                        Some(Resource {
+                            source_id: contact.id.clone(),
+                            uid: card.uid,
+                            text: card.text,
+                            version: version.clone(),
+                        })
                     })
-                })
-                .map_err(ItemError::from);
-                if self.write(account, open, &contact.id, converted).await? {
+                    .map_err(ItemError::from);
+                let written = self.write(account, open, &contact.id, converted).await?;
+                if let Some(j) = self.run.journal {
+                    let absent_at = match photo {
+                        Photo::Absent => version.as_deref(),
+                        Photo::Present(_) | Photo::LeftOut => None,
+                    };
+                    j.journal
+                        .record_no_photo_at(&self.user.id, &contact.id, absent_at)
+                        .map_err(journal_error)?;
+                }
+                if written {
                     self.stats.contacts += 1;
                 }
             }
@@ -865,18 +916,26 @@ impl Ctx<'_, '_> {
         Ok(true)
     }
 
-    /// A contact's photo; `None` when it has none or it cannot be read (the contact is worth
-    /// more than its picture: it is migrated without).
-    async fn photo(&self, contact_id: &str) -> Result<Option<(&'static str, Vec<u8>)>, ItemError> {
+    /// A contact's photo at source version `version`. Not asked for while the journal says
+    /// Graph answered 404 at this very version; one that cannot be read is left out (the
+    /// contact is worth more than its picture: it is migrated without).
+    async fn photo(&self, contact_id: &str, version: Option<&str>) -> Result<Photo, ItemError> {
+        if let (Some(j), Some(version)) = (self.run.journal, version) {
+            let absent_at = j.journal.no_photo_at(&self.user.id, contact_id);
+            if absent_at.map_err(journal_error)?.as_deref() == Some(version) {
+                return Ok(Photo::Absent);
+            }
+        }
         let (client, user) = (self.run.client, &self.user.id);
         match contacts::photo(client, self.pacer, user, contact_id, self.on_throttle()).await {
-            Ok(photo) => Ok(photo),
+            Ok(Some(photo)) => Ok(Photo::Present(photo)),
+            Ok(None) => Ok(Photo::Absent),
             Err(contacts::PhotoError::Graph(e)) if e.class() == ErrorClass::Fatal => {
                 Err(ItemError::Fatal(EngineError::Source(e)))
             }
             Err(e) => {
                 tracing::info!(contact = %contact_id, reason = %e, "contact photo left out");
-                Ok(None)
+                Ok(Photo::LeftOut)
             }
         }
     }
@@ -1140,8 +1199,11 @@ impl Ctx<'_, '_> {
             (Collection::Dir(dir), _) => match dir.put(&resource.uid, resource.text.as_bytes()) {
                 Ok(dest) => dest,
                 Err(source) => {
-                    let path = dir.path().display().to_string();
-                    return Err(ItemError::Fatal(EngineError::Destination { path, source }));
+                    // This item only (issue 19.4); the next run retries it.
+                    let reason = format!("cannot write it in {}: {source}", dir.path().display());
+                    self.record_failed(open, &resource.source_id, &reason)?;
+                    self.fail(&open.label, &resource.source_id, reason);
+                    return Ok(false);
                 }
             },
             (Collection::Dav(collection), Account::Dav(dav, pacer, outage)) => {

@@ -305,6 +305,16 @@ fn through_outages(
 /// connection is lost; each attempt reconnects with the retries of `ImapSettings::reconnect`.
 const IMAP_ATTEMPTS: u32 = 3;
 
+/// Why a destination folder could not be opened, for the folder's reported failure.
+pub(super) fn folder_failure(e: &EngineError) -> String {
+    match e {
+        EngineError::Destination { path, source } => {
+            format!("cannot create the folder {path}: {source}")
+        }
+        other => format!("cannot create the folder: {other}"),
+    }
+}
+
 fn dest_error(path: &std::path::Path, source: std::io::Error) -> EngineError {
     EngineError::Destination {
         path: path.display().to_string(),
@@ -487,7 +497,12 @@ impl MailboxRun<'_> {
             let name = match &mut target {
                 Target::Maildir(t) => {
                     let name = t.names[index].clone();
-                    t.folder(&name)?;
+                    if let Err(e) = t.folder(&name) {
+                        // This folder only (issue 19.4): the others and the other users go on.
+                        fail(&mut stats, &folder_label, "(folder)", folder_failure(&e));
+                        all_rounds_ok = false;
+                        continue;
+                    }
                     name
                 }
                 Target::Imap(_, names) => match &names[index] {

@@ -107,12 +107,20 @@ pub struct PermissionStatus {
     pub probe_ok: Option<bool>,
     /// What the probe said when it failed.
     pub detail: Option<String>,
+    /// Why the run does not use this permission here (To Do in a cloud without it): it is
+    /// not probed and not missing.
+    pub not_used: Option<String>,
 }
 
 impl PermissionStatus {
     /// Granted when the probe worked, or (without a probe) when the token lists it.
     pub fn granted(&self) -> bool {
         self.probe_ok.or(self.in_token).unwrap_or(false)
+    }
+
+    /// Needed by the run and not granted.
+    pub fn missing(&self) -> bool {
+        self.not_used.is_none() && !self.granted()
     }
 }
 
@@ -145,6 +153,8 @@ pub async fn check(
             in_token: roles.as_ref().map(|r| r.iter().any(|role| role == p.name)),
             probe_ok: None,
             detail: None,
+            not_used: (p.workload == Workload::Tasks && !client.serves_todo())
+                .then(|| super::client::TASKS_LEFT_OUT.to_string()),
         })
         .collect();
     let mut set = |name: &str, result: Result<(), String>| {
@@ -214,6 +224,10 @@ pub async fn check(
         ),
         ("Tasks.Read.All", format!("/users/{u}/todo/lists?$top=1")),
     ] {
+        if name == "Tasks.Read.All" && !client.serves_todo() {
+            // China (21Vianet) has no To Do API (api/todo-list-lists.md): nothing to probe.
+            continue;
+        }
         set(name, answered(get(path).await));
     }
     (statuses, Some(index))
@@ -312,6 +326,7 @@ mod tests {
             in_token: Some(true),
             probe_ok: None,
             detail: None,
+            not_used: None,
         };
         assert!(s.granted());
         s.probe_ok = Some(false);

@@ -33,7 +33,7 @@ pub use report::{FailedItem, ItemGroup, MinuteCount, RunRecord, UserRecord, User
 const SCHEMA_VERSION: i32 = 2;
 
 /// Columns added to version 2, as (table, column, definition).
-const ADDED_COLUMNS: [(&str, &str, &str); 6] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 7] = [
     // What a folder row is: `mail`, or a groupware collection's item kind (`event`,
     // `contact`, `task`) with that collection's delta link. The mail pass only sees `mail`.
     ("folders", "kind", "TEXT NOT NULL DEFAULT 'mail'"),
@@ -51,6 +51,9 @@ const ADDED_COLUMNS: [(&str, &str, &str); 6] = [
     // A failed item's subject (or an event's, a contact's name), for the report: recorded
     // with [`Journal::record_failure_details`] only when the item fails.
     ("items", "subject", "TEXT"),
+    // A contact's source version at which Graph answered that it has no photo (404): while
+    // the contact is at that version its photo is not asked for again.
+    ("items", "no_photo_at", "TEXT"),
 ];
 
 const SCHEMA: &str = "
@@ -590,11 +593,50 @@ impl Journal {
         source_id: &str,
         version: Option<&str>,
     ) -> Result<(), JournalError> {
+        self.set_item_text(user_id, source_id, "source_version", version)
+    }
+
+    /// Sets one text column of an item's record; `column` is one of this file's names.
+    fn set_item_text(
+        &self,
+        user_id: &str,
+        source_id: &str,
+        column: &'static str,
+        value: Option<&str>,
+    ) -> Result<(), JournalError> {
         self.conn().execute(
-            "UPDATE items SET source_version = ?3 WHERE user_id = ?1 AND source_id = ?2",
-            params![user_id, source_id, version],
+            &format!("UPDATE items SET {column} = ?3 WHERE user_id = ?1 AND source_id = ?2"),
+            params![user_id, source_id, value],
         )?;
         Ok(())
+    }
+
+    /// Records the contact's source version at which it had no photo (`None`: it had one, or
+    /// it is not known).
+    pub fn record_no_photo_at(
+        &self,
+        user_id: &str,
+        source_id: &str,
+        version: Option<&str>,
+    ) -> Result<(), JournalError> {
+        self.set_item_text(user_id, source_id, "no_photo_at", version)
+    }
+
+    /// The source version at which the contact had no photo ([`Journal::record_no_photo_at`]).
+    pub fn no_photo_at(
+        &self,
+        user_id: &str,
+        source_id: &str,
+    ) -> Result<Option<String>, JournalError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT no_photo_at FROM items WHERE user_id = ?1 AND source_id = ?2",
+                params![user_id, source_id],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?
+            .flatten())
     }
 
     /// Records that the item could not be migrated, with the reason (retried on the next run).

@@ -199,3 +199,18 @@ impl Failures {
         self.0.lock().unwrap().clone()
     }
 }
+
+/// `(user, reason)` of every `NotMigrated` among `events`, sorted.
+pub fn not_migrated(events: &[migrator_core::progress::ProgressEvent]) -> Vec<(String, String)> {
+    let mut out: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            migrator_core::progress::ProgressEvent::NotMigrated { user, reason } => {
+                Some((user.clone(), reason.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out
+}
