@@ -71,3 +71,44 @@ fn man_pages_exist_for_every_command_the_main_page_names() {
         "the run page names no secret variable"
     );
 }
+
+/// The packages' files, relative to this crate (`src-tauri/cli/packaging`).
+fn packaging_file(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("packaging")
+        .join(name)
+}
+
+#[test]
+fn example_config_shipped_in_the_packages_is_valid() {
+    let path = packaging_file("migrate.toml.example");
+    let config = migrator_core::config::FileConfig::load(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    // The service's StateDirectory= is /var/lib/m365-migrate: the journal must go there.
+    let options = migrator_core::engine::RunOptions::from_settings(&config.run, &config.users);
+    assert_eq!(
+        options.state_dir.as_deref(),
+        Some(std::path::Path::new("/var/lib/m365-migrate"))
+    );
+}
+
+#[test]
+fn service_reads_the_secret_from_a_root_only_environment_file() {
+    let unit = std::fs::read_to_string(packaging_file("m365-migrate.service")).expect("unit");
+    assert!(unit.contains("EnvironmentFile=/etc/m365-migrate/secrets.env"));
+    assert!(unit.contains(
+        "ExecStart=/usr/bin/m365-migrate --quiet run --config /etc/m365-migrate/migrate.toml"
+    ));
+    // The secret never appears in the unit, which any user may read.
+    assert!(
+        !unit.contains("Environment=M365"),
+        "a secret set in the unit"
+    );
+    // The variables the CLI reads (main.rs SECRET_ENV, ADMIN_PASSWORD_ENV).
+    let env = std::fs::read_to_string(packaging_file("secrets.env")).expect("secrets.env");
+    for var in ["M365_CLIENT_SECRET=", "DEST_ADMIN_PASSWORD="] {
+        assert!(env.contains(var), "secrets.env names no {var}");
+    }
+    let timer = std::fs::read_to_string(packaging_file("m365-migrate.timer")).expect("timer");
+    assert!(timer.contains("Unit=m365-migrate.service"));
+}
