@@ -265,7 +265,8 @@ EOF
     names=$(tr ',|' '\n\n' <<<"$depends" | sed 's/(.*)//; s/ //g' | grep -v '^$')
     # shellcheck disable=SC2086 # one package name per word
     closure=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
-      --no-replaces --no-enhances $names 2>/dev/null | grep -v '^ ' | sort -u)
+      --no-replaces --no-enhances $names 2>/dev/null | grep -v '^ ' | sort -u || true)
+    [[ -n "$closure" ]] || die "apt-cache knows none of $names: run apt-get update"
     grep -Eiq "$GUI_PACKAGES" <<<"$closure" \
       && die "installing the CLI .deb would pull in: $(grep -Ei "$GUI_PACKAGES" <<<"$closure" | paste -sd' ')"
     echo "package: the CLI .deb needs $(wc -l <<<"$closure") packages in all, none graphical"
