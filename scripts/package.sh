@@ -207,6 +207,8 @@ EOF
   cat >"$top/SPECS/m365-migrate.spec" <<EOF
 %global debug_package %{nil}
 %define _build_id_links none
+# The staged files are final (stripped binary, gzipped man pages): no brp-* post-processing.
+%global __os_install_post %{nil}
 Name: m365-migrate
 Version: $version
 Release: 1
