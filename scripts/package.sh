@@ -55,7 +55,12 @@ die() { echo "package: $*" >&2; exit 1; }
 # cargo-zigbuild and Zig, from PyPI, once. Where pip may not install into the system Python
 # (PEP 668), into a virtual environment under target/.
 ensure_zigbuild() {
-  local venv=target/tools/zigbuild
+  local venv=target/tools/zigbuild installed
+  # The host's own target on x86_64 Linux, so normally there already.
+  if command -v rustup >/dev/null; then
+    installed=$(rustup target list --installed)
+    grep -qx "$CLI_TARGET" <<<"$installed" || rustup target add "$CLI_TARGET"
+  fi
   [[ -x "$venv/bin/cargo-zigbuild" ]] && export PATH="$PWD/$venv/bin:$PATH"
   if command -v cargo-zigbuild >/dev/null && { command -v zig >/dev/null || python3 -m ziglang version >/dev/null 2>&1; }; then
     return
@@ -66,9 +71,8 @@ ensure_zigbuild() {
     "$venv/bin/pip" install -q cargo-zigbuild ziglang
     export PATH="$PWD/$venv/bin:$PATH"
   fi
-  if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "$CLI_TARGET"; then
-    rustup target add "$CLI_TARGET"
-  fi
+  hash -r
+  command -v cargo-zigbuild >/dev/null || die "cargo-zigbuild is not on PATH after pip install (pyenv: run pyenv rehash)"
 }
 
 # Debian package names of the shared libraries the binary links; an unknown one is an error,
