@@ -5,7 +5,7 @@ CARGO ?= cargo
 TAURI := ui/node_modules/.bin/tauri
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help deps ui-deps ui-build run demo test test-long lint audit test-rust test-keychain test-ui smoke package bindings-check bench bench-smoke
+.PHONY: help deps ui-deps ui-build run demo test test-long lint audit test-rust test-keychain test-ui smoke package package-cli bindings-check bench bench-smoke
 
 help:
 	@echo "make run    build and open the desktop app"
@@ -80,6 +80,10 @@ smoke:
 
 package: ui-build
 	scripts/package.sh
+
+## The CLI's portable tarball, .deb and .rpm only (no desktop build): target/release/bundle/cli.
+package-cli: deps
+	scripts/package.sh cli
 
 ## The benchmark's tiny tenant (debug build, seconds): fails on errors or lost messages, times nothing.
 bench-smoke: deps

@@ -1,6 +1,7 @@
 //! `m365-migrate`: the headless front end. Each subcommand is a few lines over
 //! `migrator-core`; progress is drawn on stderr by [`reporter::CliReporter`].
 
+mod packaging;
 mod reporter;
 
 use std::path::{Path, PathBuf};
@@ -140,6 +141,19 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// Print the shell completion script for bash, zsh or fish (the packages install them).
+    #[command(hide = true)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (roff) into a folder (the packages install them).
+    #[command(hide = true)]
+    Man {
+        /// Folder to write m365-migrate.1 and one page per command into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 /// Exit code of `check` when something would stop a run.
@@ -153,6 +167,22 @@ const ADMIN_PASSWORD_ENV: &str = "DEST_ADMIN_PASSWORD";
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    // Generated from the clap definition: no runtime, no configuration.
+    let generated = match &cli.command {
+        Command::Completions { shell } => Some(Ok(packaging::completions(*shell))),
+        Command::Man { out } => Some(packaging::write_man_pages(out).map(|()| Vec::new())),
+        _ => None,
+    };
+    if let Some(text) = generated {
+        let written = text.and_then(|t| std::io::Write::write_all(&mut std::io::stdout(), &t));
+        return match written {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: cannot write the generated files: {e}");
+                ExitCode::from(EXIT_FATAL)
+            }
+        };
+    }
     // Commands whose answer is yes or no: a "no" exits with its own code.
     let verdict = match &cli.command {
         Command::Check { config } => {
@@ -216,8 +246,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<RunSummary> {
             messages,
         } => demo(out, users, messages, cli.quiet).await,
         Command::Run { config, final_pass } => run_config(config, final_pass, cli.quiet).await,
-        Command::Check { .. } | Command::Verify { .. } => {
-            unreachable!("check and verify are dispatched in main")
+        Command::Check { .. }
+        | Command::Verify { .. }
+        | Command::Completions { .. }
+        | Command::Man { .. } => {
+            unreachable!("check, verify, completions and man are dispatched in main")
         }
         Command::Plan { config, json } => {
             print_plan(&config, json).await?;

@@ -6,6 +6,7 @@ mod support;
 
 mod crash;
 mod demo;
+mod packaging;
 mod preflight;
 mod run_imap;
 mod state_lock;
