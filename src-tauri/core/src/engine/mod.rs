@@ -374,6 +374,9 @@ pub struct RunOptions {
     pub outage_wait: std::time::Duration,
     /// Message bodies downloading at once across the run (`[run] max_downloads`).
     pub max_downloads: usize,
+    /// What replaces the destination's hierarchy separator inside a folder name (`[run]
+    /// folder_separator_substitute`, default `∕`).
+    pub folder_separator_substitute: String,
 }
 
 impl RunOptions {
@@ -394,6 +397,7 @@ impl RunOptions {
             limits: run.limits(),
             outage_wait: run.outage_wait,
             max_downloads: run.max_downloads,
+            folder_separator_substitute: run.folder_separator_substitute.clone(),
         }
     }
 }
@@ -410,6 +414,8 @@ impl Default for RunOptions {
             limits: DateLimits::default(),
             outage_wait: crate::config::DEFAULT_OUTAGE_WAIT,
             max_downloads: crate::graph::client::DEFAULT_MAX_DOWNLOADS,
+            folder_separator_substitute: crate::convert::folder_name::DEFAULT_SEPARATOR_SUBSTITUTE
+                .to_string(),
         }
     }
 }
@@ -686,6 +692,7 @@ async fn run_locked(
             let (client, store, workloads) = (&client, &store, &workloads);
             let (reporter, control) = (reporter.clone(), control.clone());
             let (limits, mirror_deletions) = (options.pacer.clone(), options.mirror_deletions);
+            let separator_substitute = options.folder_separator_substitute.as_str();
             let dav = match destination {
                 Destination::Imap { dav, .. } => dav.as_ref(),
                 Destination::IceWarp(d) => Some(&d.dav),
@@ -737,6 +744,7 @@ async fn run_locked(
                         mirror_deletions,
                         limits: options.limits,
                         outage_wait: options.outage_wait,
+                        separator_substitute,
                     };
                     mail.migrate(&user).await?
                 } else {
