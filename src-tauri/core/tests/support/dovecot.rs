@@ -52,6 +52,10 @@ pub struct Options {
     pub capability: Option<String>,
     /// Each account's storage quota in KiB (quota plugin, `quota_rule = *:storage=`).
     pub quota_kib: Option<u64>,
+    /// Loads the listescape plugin, so Maildir++ storage accepts `.`, `/` (when not the
+    /// separator) and a leading `~` in folder names, stored as `\NN` (Dovecot docs,
+    /// configuration_manual/plugins/listescape_plugin). Off: Dovecot refuses them.
+    pub listescape: bool,
 }
 
 impl Default for Options {
@@ -65,6 +69,7 @@ impl Default for Options {
             max_mail_kib: None,
             capability: None,
             quota_kib: None,
+            listescape: false,
         }
     }
 }
@@ -463,6 +468,11 @@ fn config(root: &Path, o: &Options, run_as: &RunAs, imaps: u16, imap: u16) -> St
             )
         }
     };
+    let listescape = if o.listescape {
+        "mail_plugins = $mail_plugins listescape\n"
+    } else {
+        ""
+    };
     let capability = o
         .capability
         .as_deref()
@@ -488,7 +498,7 @@ disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_master_user_separator = *
 mail_location = maildir:~/Maildir
-{quota}{capability}
+{quota}{listescape}{capability}
 passdb {{
   driver = passwd-file
   args = {r}/masters
