@@ -17,6 +17,7 @@ mod engine_pipeline;
 mod exchange_client;
 mod faults;
 mod folder_e2e;
+mod folder_names;
 mod fuzz_corpus;
 mod groupware_dav;
 mod groupware_delta;
