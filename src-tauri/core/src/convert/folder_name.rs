@@ -55,12 +55,27 @@ pub fn check_substitute(substitute: &str) -> Result<(), SubstituteError> {
 
 /// Escapes `%`, the `separators` and control characters as `%XX` (see the module doc).
 pub fn escape(name: &str, separators: &[char]) -> String {
+    escape_hex(name, separators, true)
+}
+
+/// [`escape`] with lower-case hexadecimal digits, `%xx`: the form Dovecot's listescape plugin
+/// writes and looks up (file names compare case-sensitively), so a Dovecot with
+/// `listescape_char = "%%"` reads the local folder's names as typed.
+pub fn escape_lower(name: &str, separators: &[char]) -> String {
+    escape_hex(name, separators, false)
+}
+
+fn escape_hex(name: &str, separators: &[char], upper: bool) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
         if c == '%' || separators.contains(&c) || c.is_control() {
             let mut buf = [0u8; 4];
             for b in c.encode_utf8(&mut buf).bytes() {
-                out.push_str(&format!("%{b:02X}"));
+                if upper {
+                    out.push_str(&format!("%{b:02X}"));
+                } else {
+                    out.push_str(&format!("%{b:02x}"));
+                }
             }
         } else {
             out.push(c);

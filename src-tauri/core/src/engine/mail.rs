@@ -904,7 +904,11 @@ impl MailboxRun<'_> {
                     .mailbox(address)
                     .map_err(|e| dest_error(std::path::Path::new(address), e))?;
                 Ok(Ok(Target::Maildir(MaildirTarget {
-                    names: maildir_folder_names_in(mailbox.path(), nodes),
+                    names: maildir_folder_names_in(
+                        mailbox.path(),
+                        nodes,
+                        self.separator_substitute,
+                    ),
                     mailbox,
                     open: HashMap::new(),
                 })))
