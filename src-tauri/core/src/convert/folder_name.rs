@@ -23,6 +23,20 @@ pub fn substitute_separator(name: &str, separator: char, substitute: &str) -> St
     name.replace(separator, substitute)
 }
 
+/// `name` with each control character replaced by its visible symbol, which IMAP servers
+/// refuse in a name (Dovecot: "Control characters not allowed in new mailbox names"): C0 and
+/// DEL by the Unicode Control Pictures (U+2400 block: tab -> `␉`, DEL -> `␡`), C1 by `�`.
+pub fn control_pictures(name: &str) -> String {
+    name.chars()
+        .map(|c| match c as u32 {
+            n @ 0..=0x1f => char::from_u32(0x2400 + n).unwrap_or('\u{fffd}'),
+            0x7f => '\u{2421}',
+            _ if c.is_control() => '\u{fffd}',
+            _ => c,
+        })
+        .collect()
+}
+
 /// Why a separator substitute cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubstituteError {

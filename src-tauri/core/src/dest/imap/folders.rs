@@ -16,6 +16,7 @@
 //!   only the server's hierarchy separator replaced by the configured substitute
 //!   ([`ServerFolders::substitute`], `∕` by default; see [`crate::convert::folder_name`]),
 //!   encoded in modified UTF-7 (RFC 3501 §5.1.3) or sent as UTF-8 under UTF8=ACCEPT (RFC 6855).
+//!   Control characters, which servers refuse, become their visible symbols (tab -> `␉`).
 //!   If the server refuses that name (Dovecot's Maildir++ storage refuses `.` inside a
 //!   `/`-separated name, and a leading `~`, unless its listescape plugin is on), it is tried
 //!   once more with look-alikes for those: `.` -> `․` (U+2024), `/` -> the substitute, a
@@ -47,7 +48,8 @@ use sha2::{Digest, Sha256};
 
 use super::types::ListEntry;
 use crate::convert::folder_name::{
-    decode_mutf7, encode_mutf7, escape, substitute_separator, DEFAULT_SEPARATOR_SUBSTITUTE,
+    control_pictures, decode_mutf7, encode_mutf7, escape, substitute_separator,
+    DEFAULT_SEPARATOR_SUBSTITUTE,
 };
 use crate::graph::mail::FolderNode;
 
@@ -126,9 +128,14 @@ impl ServerFolders {
     }
 
     /// The destination name of a display name at one level, before encoding and suffix: the
-    /// separator replaced by the substitute. Collisions are settled on it.
+    /// separator replaced by the substitute, control characters by their visible symbols
+    /// ([`control_pictures`]). Collisions are settled on it.
     pub fn visible(&self, name: &str) -> String {
-        substitute_separator(name, self.separator, &self.substitute)
+        control_pictures(&substitute_separator(
+            name,
+            self.separator,
+            &self.substitute,
+        ))
     }
 
     /// The wire name of an ordinary folder's component: the name as typed but for the
@@ -592,6 +599,7 @@ mod tests {
             (&slash, "v1.2 & *stars*", "v1.2 & *stars*"),
             (&dot, "v1.2/x", "v1\u{2215}2/x"),
             (&slash, "~home", "~home"),
+            (&slash, "tab\there\u{7}", "tab\u{2409}here\u{2407}"),
         ] {
             let wire = server.component(name, "", false);
             assert_eq!(wire, encode_mutf7(visible));
