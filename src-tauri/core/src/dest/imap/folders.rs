@@ -180,7 +180,7 @@ impl ServerFolders {
         })
     }
 
-    /// The path of a wire name: split at the separator, each part decoded and unescaped.
+    /// The path of a wire name: split at the separator, each part decoded (as the server shows it).
     pub fn decode(&self, wire: &str) -> Vec<String> {
         let wire = wire.strip_prefix(self.prefix.as_str()).unwrap_or(wire);
         wire.split(self.separator)

@@ -11,7 +11,7 @@
 //!   or Dovecot's `user*master` form. A refusal is [`ErrorClass::Fatal`]. Passwords are
 //!   [`Secret`]s and appear in no log line and no error.
 //! - **Folders:** [`ImapMailbox::ensure_folders`] maps the source tree onto the server by the
-//!   rules of [`folders`] (special folders by SPECIAL-USE, escaped modified UTF-7 names, no
+//!   rules of [`folders`] (special folders by SPECIAL-USE, names as typed but for the separator, no
 //!   two source folders merged), creates what is missing and subscribes it.
 //! - **Append:** [`ImapMailbox::append`] streams exactly `len` bytes from an `AsyncRead` (never
 //!   holding the message) with the flags of [`MailFlags`] and INTERNALDATE = the received
@@ -605,9 +605,9 @@ pub fn append_flags(flags: &MailFlags) -> String {
 /// A folder as listed by the server, with its name decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedFolder {
-    /// The name on the wire (modified UTF-7, escaped).
+    /// The name on the wire (modified UTF-7, or UTF-8 under UTF8=ACCEPT).
     pub wire: String,
-    /// The path below the personal namespace, each part decoded and unescaped.
+    /// The path below the personal namespace, each part decoded.
     pub path: Vec<String>,
     pub attributes: Vec<String>,
 }
