@@ -11,8 +11,8 @@
 //!   or Dovecot's `user*master` form. A refusal is [`ErrorClass::Fatal`]. Passwords are
 //!   [`Secret`]s and appear in no log line and no error.
 //! - **Folders:** [`ImapMailbox::ensure_folders`] maps the source tree onto the server by the
-//!   rules of [`folders`] (special folders by SPECIAL-USE, names as typed but for the separator, no
-//!   two source folders merged), creates what is missing and subscribes it.
+//!   rules of [`folders`] (special folders by SPECIAL-USE, names as typed but for the
+//!   separator, no two source folders merged), creates what is missing and subscribes it.
 //! - **Append:** [`ImapMailbox::append`] streams exactly `len` bytes from an `AsyncRead` (never
 //!   holding the message) with the flags of [`MailFlags`] and INTERNALDATE = the received
 //!   date, and returns a [`DestRef`] that names the folder and, when the server has UIDPLUS
