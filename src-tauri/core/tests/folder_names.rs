@@ -37,6 +37,20 @@ fn folder_id(i: usize) -> String {
     format!("AAMkAGI2TG93AAAuAAAAAAAnamedfolder{i:02}AAA=")
 }
 
+/// A top-level folder `name` holding one new message, its id from `i` ([`folder_id`]).
+fn top_level_folder(user: &migrator_sim::User, i: usize, name: &str) -> migrator_sim::MailFolder {
+    let at = time::OffsetDateTime::now_utc();
+    migrator_sim::MailFolder {
+        id: folder_id(i),
+        parent_id: None,
+        display_name: name.to_string(),
+        well_known_name: None,
+        is_hidden: false,
+        is_search_folder: false,
+        messages: vec![migrator_sim::sample_message(user, 9000 + i as u64, at)],
+    }
+}
+
 struct Setup {
     sim: SimServer,
     dovecot: Dovecot,
@@ -60,16 +74,7 @@ async fn setup() -> Setup {
     let user = sim.tenant().users[0].clone();
     sim.mutate(|t| {
         for (i, (name, _)) in NAMES.iter().enumerate() {
-            let at = time::OffsetDateTime::now_utc();
-            t.users[0].folders.push(migrator_sim::MailFolder {
-                id: folder_id(i),
-                parent_id: None,
-                display_name: name.to_string(),
-                well_known_name: None,
-                is_hidden: false,
-                is_search_folder: false,
-                messages: vec![migrator_sim::sample_message(&user, 9000 + i as u64, at)],
-            });
+            t.users[0].folders.push(top_level_folder(&user, i, name));
         }
     });
     let dovecot = Dovecot::start_with(Options {
@@ -269,19 +274,9 @@ async fn a_destination_migrated_under_escaped_names_is_rerun_without_duplicates(
     // A folder new at the source is named as typed beside the kept ones.
     let user = s.sim.tenant().users[0].clone();
     s.sim.mutate(|t| {
-        t.users[0].folders.push(migrator_sim::MailFolder {
-            id: folder_id(50),
-            parent_id: None,
-            display_name: "50% more".into(),
-            well_known_name: None,
-            is_hidden: false,
-            is_search_folder: false,
-            messages: vec![migrator_sim::sample_message(
-                &user,
-                9050,
-                time::OffsetDateTime::now_utc(),
-            )],
-        })
+        t.users[0]
+            .folders
+            .push(top_level_folder(&user, 50, "50% more"))
     });
     s.run().await;
     let last = s.folders().await;
