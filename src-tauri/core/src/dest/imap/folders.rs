@@ -141,16 +141,31 @@ impl ServerFolders {
     /// The wire name of an ordinary folder's component: the name as typed but for the
     /// separator; `strict` (the second try) also replaces what Maildir++ servers refuse.
     pub fn component(&self, name: &str, suffix: &str, strict: bool) -> String {
-        let mut visible = self.visible(name);
-        if strict {
-            visible = visible
-                .replace('.', "\u{2024}")
-                .replace('/', &self.substitute);
-            if let Some(rest) = visible.strip_prefix('~') {
-                visible = format!("\u{ff5e}{rest}");
-            }
-        }
+        let visible = if strict {
+            self.strict(name)
+        } else {
+            self.visible(name)
+        };
         self.encode(&format!("{visible}{suffix}"))
+    }
+
+    /// [`ServerFolders::visible`] with look-alikes for `.`, `/` and a leading `~`.
+    fn strict(&self, name: &str) -> String {
+        let visible = self
+            .visible(name)
+            .replace('.', "\u{2024}")
+            .replace('/', &self.substitute);
+        match visible.strip_prefix('~') {
+            Some(rest) => format!("\u{ff5e}{rest}"),
+            None => visible,
+        }
+    }
+
+    /// What collisions are settled on: the strict form, lower-cased, so two folders share
+    /// neither name whichever form the server takes (`v1.2` and `v1․2`; servers may be
+    /// case-insensitive).
+    pub fn collision_key(&self, name: &str) -> String {
+        self.strict(name).to_lowercase()
     }
 
     /// The wire names earlier versions gave this component (`%XX` escapes; the plain and the
@@ -310,13 +325,16 @@ pub fn plan(
         let mut by_name: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for &i in members {
             by_name
-                .entry(server.visible(&nodes[i].folder.display_name).to_lowercase())
+                .entry(server.collision_key(&nodes[i].folder.display_name))
                 .or_default()
                 .push(i);
         }
-        for (lower, mut same) in by_name {
+        for (key, mut same) in by_name {
             same.sort_by(|&a, &b| nodes[a].folder.id.cmp(&nodes[b].folder.id));
-            let taken = *group == Group::Top && reserved.contains(&lower);
+            let visible = |i: usize| server.visible(&nodes[i].folder.display_name).to_lowercase();
+            let taken = *group == Group::Top
+                && (reserved.contains(&key)
+                    || same.iter().any(|&i| reserved.contains(&visible(i))));
             for (k, &i) in same.iter().enumerate() {
                 let suffix = if taken || k > 0 {
                     id_suffix(&nodes[i].folder.id)
@@ -621,6 +639,8 @@ mod tests {
             node("a", None, "a\u{2215}b", None),
             node("c", None, "100%", None),
             node("d", None, "100%25", None),
+            node("e", None, "v1.2", None),
+            node("f", None, "v1\u{2024}2", None),
         ];
         let p = plan(&nodes, &server, &BTreeMap::new());
         let wires: Vec<_> = (0..nodes.len()).map(|i| wire_of(&p, &server, i)).collect();
@@ -631,6 +651,12 @@ mod tests {
         );
         assert_eq!(wires[2], "100%");
         assert_eq!(wires[3], "100%25");
+        // Apart in the strict form too, for a server that refuses `.`.
+        assert_eq!(wires[4], "v1.2");
+        assert_eq!(
+            wires[5],
+            encode_mutf7(&format!("v1\u{2024}2{}", id_suffix("f")))
+        );
     }
 
     #[test]
