@@ -259,6 +259,7 @@ mod tests {
 /// # calendar_since = "2024-01-01"          # events that ended before it are left out
 /// # outage_wait = "10m"                    # how long to wait for a destination that is down
 /// # max_downloads = 128                    # message downloads at once, across all mailboxes
+/// # folder_separator_substitute = "∕"      # replaces the hierarchy separator in folder names
 /// state_dir = "/var/lib/m365-migrator"     # the journal; default: beside this file
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -745,6 +746,9 @@ pub struct RunSettings {
     /// Teams' Team Chat and Yammer Root: [`crate::graph::mail::is_system_folder`]). Default
     /// `false`: they hold no user mail; folders a user hid are migrated either way.
     pub include_system_folders: bool,
+    /// What replaces the destination's hierarchy separator inside a folder name (default `∕`,
+    /// U+2215); every other character of a name stays as typed.
+    pub folder_separator_substitute: String,
 }
 
 /// The default of `[run] outage_wait`.
@@ -863,6 +867,8 @@ impl Default for RunSettings {
             outage_wait: DEFAULT_OUTAGE_WAIT,
             max_downloads: crate::graph::client::DEFAULT_MAX_DOWNLOADS,
             include_system_folders: false,
+            folder_separator_substitute: crate::convert::folder_name::DEFAULT_SEPARATOR_SUBSTITUTE
+                .to_string(),
         }
     }
 }
@@ -1089,6 +1095,11 @@ impl FileConfig {
         }
         if run.max_downloads == 0 {
             return Err(invalid("run.max_downloads", "must be at least 1".into()));
+        }
+        if let Err(e) =
+            crate::convert::folder_name::check_substitute(&run.folder_separator_substitute)
+        {
+            return Err(invalid("run.folder_separator_substitute", e.to_string()));
         }
         if run.requests_per_window == 0 || run.window_seconds == 0 {
             return Err(invalid(
@@ -1377,6 +1388,25 @@ exclude = ["Room-1@contoso.com"]
             .unwrap_err()
             .to_string();
         assert!(e.contains("destination.max_connections"), "{e}");
+    }
+
+    #[test]
+    fn folder_separator_substitute_is_read_and_a_separator_is_refused() {
+        let read = |extra: &str| {
+            FileConfig::parse(&format!("{GOOD}\n[run]\n{extra}\n"), Path::new("m.toml"))
+        };
+        assert_eq!(
+            read("").unwrap().run.folder_separator_substitute,
+            "\u{2215}"
+        );
+        let underscore = read("folder_separator_substitute = \"_\"").unwrap();
+        assert_eq!(underscore.run.folder_separator_substitute, "_");
+        for bad in ["", "/", "a.b", "%"] {
+            let e = read(&format!("folder_separator_substitute = \"{bad}\""))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("run.folder_separator_substitute"), "{e}");
+        }
     }
 
     #[test]

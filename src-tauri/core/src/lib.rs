@@ -51,9 +51,9 @@
 //! - [`error`]: the three error classes (retry, skip the item, stop the run).
 //! - [`graph`]: the source: auth, client, pacer, paging, wire types, users, mail, calendars,
 //!   contacts, To Do, permissions.
-//! - [`convert`]: pure conversions: flags, folder names (modified UTF-7, escaping), a message
-//!   rebuilt from its properties when Graph cannot export its MIME; events to
-//!   iCalendar (one resource per series, RRULE, overrides, EXDATE, VTIMEZONE), contacts to
+//! - [`convert`]: pure conversions: flags, folder names (modified UTF-7, the separator
+//!   substitute), a message rebuilt from its properties when Graph cannot export its MIME;
+//!   events to iCalendar (one resource per series, RRULE, overrides, EXDATE, VTIMEZONE), contacts to
 //!   vCard 3.0/4.0, To Do tasks to VTODO, Windows zones to IANA (CLDR data).
 //! - [`dest`]: destinations: [`dest::folder`] (local Maildir++ tree), [`dest::imap`] (any IMAP
 //!   server, tested against a real Dovecot), [`dest::dav`] (CalDAV + CardDAV: calendars, task

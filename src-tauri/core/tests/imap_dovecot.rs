@@ -205,9 +205,23 @@ fn source_tree() -> Vec<FolderNode> {
     ]
 }
 
-/// Where each source folder must appear, as decoded paths (None: check separately).
-fn expected_paths() -> Vec<Vec<&'static str>> {
-    vec![
+/// Where each source folder must appear, as decoded paths (empty: checked separately). Names
+/// arrive as typed but for the separator (`∕`); where Dovecot refuses `.`, `/` or a leading
+/// `~` (Maildir++ storage without listescape), they arrive with look-alikes (`․`, `∕`, `～`).
+fn expected_paths(separator: char, listescape: bool) -> Vec<Vec<String>> {
+    let typed = |name: &str| -> String {
+        let visible = name.replace(separator, "\u{2215}");
+        let refused = visible.contains(['.', '/']) || visible.starts_with('~');
+        if listescape || !refused {
+            return visible;
+        }
+        let strict = visible.replace('.', "\u{2024}").replace('/', "\u{2215}");
+        match strict.strip_prefix('~') {
+            Some(rest) => format!("\u{ff5e}{rest}"),
+            None => strict,
+        }
+    };
+    let paths: Vec<Vec<&str>> = vec![
         vec!["INBOX"],
         vec!["Sent Messages"],
         vec!["Drafts"],
@@ -226,17 +240,29 @@ fn expected_paths() -> Vec<Vec<&'static str>> {
         vec![],
         vec!["Ideas 💡 & R&D", "日本語/中文.txt"],
         vec!["INBOX ~"],
-    ]
+    ];
+    paths
+        .into_iter()
+        .map(|p| {
+            p.into_iter()
+                .map(|n| match n {
+                    "INBOX" | "Sent Messages" | "INBOX ~" | "Sent Messages ~" => n.to_string(),
+                    n => typed(n),
+                })
+                .collect()
+        })
+        .collect()
 }
 
 async fn folder_tree_round_trips(separator: char) {
-    folder_tree_round_trips_with(separator, None).await;
+    folder_tree_round_trips_with(separator, None, false).await;
 }
 
-async fn folder_tree_round_trips_with(separator: char, capability: Option<&str>) {
+async fn folder_tree_round_trips_with(separator: char, capability: Option<&str>, listescape: bool) {
     let server = Dovecot::start_with(Options {
         separator,
         capability: capability.map(str::to_string),
+        listescape,
         ..Options::default()
     });
     let mut mb = connect(&server.tls_settings(), &Dovecot::password("alice")).await;
@@ -255,7 +281,7 @@ async fn folder_tree_round_trips_with(separator: char, capability: Option<&str>)
     let listed = mb.list_folders().await.unwrap();
     let by_wire: std::collections::HashMap<&str, &Vec<String>> =
         listed.iter().map(|f| (f.wire.as_str(), &f.path)).collect();
-    for (i, expected) in expected_paths().iter().enumerate() {
+    for (i, expected) in expected_paths(separator, listescape).iter().enumerate() {
         let path = by_wire
             .get(wires[i].as_str())
             .unwrap_or_else(|| panic!("{} not listed: {listed:?}", wires[i]));
@@ -271,9 +297,8 @@ async fn folder_tree_round_trips_with(separator: char, capability: Option<&str>)
             );
             continue;
         }
-        let path: Vec<&str> = path.iter().map(String::as_str).collect();
         assert_eq!(
-            &path, expected,
+            *path, expected,
             "folder {:?} (wire {})",
             nodes[i].path, wires[i]
         );
@@ -366,7 +391,20 @@ async fn folder_tree_round_trips_with_dot_separator() {
 
 #[tokio::test]
 async fn folder_tree_round_trips_when_utf8_accept_is_announced_but_not_enabled() {
-    folder_tree_round_trips_with('/', Some("+UTF8=ACCEPT")).await;
+    folder_tree_round_trips_with('/', Some("+UTF8=ACCEPT"), false).await;
+}
+
+/// Regression (issue 15.1): `100% done` arrived as `100%25 done`, `v1.2` as `v1%2E2` and
+/// `a/b` as `a%2Fb`. With Dovecot's listescape plugin every character but the separator
+/// arrives as typed.
+#[tokio::test]
+async fn folder_names_arrive_as_typed_with_slash_separator_and_listescape() {
+    folder_tree_round_trips_with('/', None, true).await;
+}
+
+#[tokio::test]
+async fn folder_names_arrive_as_typed_with_dot_separator_and_listescape() {
+    folder_tree_round_trips_with('.', None, true).await;
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ mod exchange_client;
 mod exchange_mail;
 mod faults;
 mod folder_e2e;
+mod folder_names;
 mod fuzz_corpus;
 mod groupware_dav;
 mod groupware_delta;

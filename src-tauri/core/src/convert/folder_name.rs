@@ -1,21 +1,95 @@
-//! Folder names: modified UTF-7 (RFC 3501 §5.1.3) and the reversible escaping rule for names
-//! that contain a destination's hierarchy separator.
+//! Folder names: modified UTF-7 (RFC 3501 §5.1.3), the visible substitute for a destination's
+//! hierarchy separator, and the reversible escaping rule of on-disk names and of earlier runs.
 //!
-//! **Escaping rule.** Before encoding, `%` becomes `%25`, a separator becomes `%XX` (its
+//! **Names as typed.** A destination folder's name is the source folder's display name with
+//! only the destination's hierarchy separator replaced by [`DEFAULT_SEPARATOR_SUBSTITUTE`]
+//! (`∕`, U+2215 DIVISION SLASH; `[run] folder_separator_substitute` changes it): see
+//! [`substitute_separator`]. `Reports 2024/25` under a `/` separator is `Reports 2024∕25`.
+//!
+//! **Escaping rule** (local folder names on disk, and IMAP names written before names were
+//! kept as typed). Before encoding, `%` becomes `%25`, a separator becomes `%XX` (its
 //! hexadecimal code, e.g. `.` -> `%2E`, `/` -> `%2F`), and control characters become `%XX`.
 //! Decoding reverses it. So `v1.2` is stored as `v1%2E2` in a `.`-separated tree and reads back
 //! as `v1.2`, and two different source names never map to the same destination name.
 
 use base64::Engine as _;
 
+/// What replaces a destination's hierarchy separator inside a folder name unless configured:
+/// `∕` (U+2215 DIVISION SLASH), which looks like `/` but is an ordinary character.
+pub const DEFAULT_SEPARATOR_SUBSTITUTE: &str = "\u{2215}";
+
+/// `name` with every `separator` replaced by `substitute`; nothing else changes.
+pub fn substitute_separator(name: &str, separator: char, substitute: &str) -> String {
+    name.replace(separator, substitute)
+}
+
+/// `name` with each control character replaced by its visible symbol, which IMAP servers
+/// refuse in a name (Dovecot: "Control characters not allowed in new mailbox names"): C0 and
+/// DEL by the Unicode Control Pictures (U+2400 block: tab -> `␉`, DEL -> `␡`), C1 by `�`.
+pub fn control_pictures(name: &str) -> String {
+    name.chars()
+        .map(|c| match c as u32 {
+            n @ 0..=0x1f => char::from_u32(0x2400 + n).unwrap_or('\u{fffd}'),
+            0x7f => '\u{2421}',
+            _ if c.is_control() => '\u{fffd}',
+            _ => c,
+        })
+        .collect()
+}
+
+/// Why a separator substitute cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubstituteError {
+    #[error("is empty")]
+    Empty,
+    #[error("is longer than 8 characters")]
+    TooLong,
+    #[error("holds '{0}', a hierarchy separator or a character a folder name cannot hold")]
+    Forbidden(char),
+}
+
+/// Checks a configured substitute: 1 to 8 characters, none of them a usual hierarchy separator
+/// (`/`, `.`, `\`), a control character, or `%`/`*` (IMAP LIST wildcards, RFC 3501 §6.3.8),
+/// so a name it makes never splits or matches other folders.
+pub fn check_substitute(substitute: &str) -> Result<(), SubstituteError> {
+    if substitute.is_empty() {
+        return Err(SubstituteError::Empty);
+    }
+    if substitute.chars().count() > 8 {
+        return Err(SubstituteError::TooLong);
+    }
+    match substitute
+        .chars()
+        .find(|c| matches!(c, '/' | '.' | '\\' | '%' | '*') || c.is_control())
+    {
+        Some(c) => Err(SubstituteError::Forbidden(c)),
+        None => Ok(()),
+    }
+}
+
 /// Escapes `%`, the `separators` and control characters as `%XX` (see the module doc).
 pub fn escape(name: &str, separators: &[char]) -> String {
+    escape_hex(name, separators, true)
+}
+
+/// [`escape`] with lower-case hexadecimal digits, `%xx`: the form Dovecot's listescape plugin
+/// writes and looks up (file names compare case-sensitively), so a Dovecot with
+/// `listescape_char = "%%"` reads the local folder's names as typed.
+pub fn escape_lower(name: &str, separators: &[char]) -> String {
+    escape_hex(name, separators, false)
+}
+
+fn escape_hex(name: &str, separators: &[char], upper: bool) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
         if c == '%' || separators.contains(&c) || c.is_control() {
             let mut buf = [0u8; 4];
             for b in c.encode_utf8(&mut buf).bytes() {
-                out.push_str(&format!("%{b:02X}"));
+                if upper {
+                    out.push_str(&format!("%{b:02X}"));
+                } else {
+                    out.push_str(&format!("%{b:02x}"));
+                }
             }
         } else {
             out.push(c);

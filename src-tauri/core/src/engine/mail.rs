@@ -82,6 +82,8 @@ pub(super) struct MailboxRun<'a> {
     pub outage_wait: Duration,
     /// Migrate system folders too ([`folder_tree_with`]).
     pub include_system_folders: bool,
+    /// What replaces the separator inside a folder name (`[run] folder_separator_substitute`).
+    pub separator_substitute: &'a str,
 }
 
 /// What copy results count into: the mailbox's stats, whether the round and the mailbox
@@ -448,7 +450,13 @@ impl MailboxRun<'_> {
                 format!("malformed folder entry: {reason}"),
             );
         }
-        let mut target = match self.open_target(&address, &nodes).await? {
+        // Folders recorded by an earlier pass: their destination names (kept where an earlier
+        // version named them), and which are gone.
+        let known_folders: HashMap<String, String> = match self.journal {
+            Some(j) => j.journal.folders_of(&user.id)?.into_iter().collect(),
+            None => HashMap::new(),
+        };
+        let mut target = match self.open_target(&address, &nodes, &known_folders).await? {
             Ok(target) => target,
             Err(reason) => {
                 fail(&mut stats, "", "(mailbox)", reason);
@@ -461,8 +469,6 @@ impl MailboxRun<'_> {
             Target::Maildir(t) => t.names.iter().cloned().map(Some).collect(),
             Target::Imap(_, names) => names.iter().map(|n| n.clone().ok()).collect(),
         };
-        // Folders recorded by an earlier pass: their old destination names, and which are gone.
-        let mut known_folders: HashMap<String, String> = HashMap::new();
         if let Some(j) = self.journal {
             j.journal.set_user_state(&user.id, &address, "started")?;
             // Changed date limits: full rounds, so mail a wider limit lets in is listed again
@@ -472,7 +478,6 @@ impl MailboxRun<'_> {
             if before.unwrap_or_else(|| DateLimits::default().fingerprint()) != limits {
                 j.journal.set_user_limits(&user.id, &limits)?;
             }
-            known_folders = j.journal.folders_of(&user.id)?.into_iter().collect();
             let live: HashSet<&str> = nodes.iter().map(|n| n.folder.id.as_str()).collect();
             for folder_id in known_folders.keys().filter(|f| !live.contains(f.as_str())) {
                 // Deleted at the source (its messages moved elsewhere show up there).
@@ -939,6 +944,7 @@ impl MailboxRun<'_> {
         &self,
         address: &str,
         nodes: &[FolderNode],
+        recorded: &HashMap<String, String>,
     ) -> Result<Result<Target, String>, EngineError> {
         match self.store {
             Store::Folder(store) => {
@@ -946,7 +952,11 @@ impl MailboxRun<'_> {
                     .mailbox(address)
                     .map_err(|e| dest_error(std::path::Path::new(address), e))?;
                 Ok(Ok(Target::Maildir(MaildirTarget {
-                    names: maildir_folder_names_in(mailbox.path(), nodes),
+                    names: maildir_folder_names_in(
+                        mailbox.path(),
+                        nodes,
+                        self.separator_substitute,
+                    ),
                     mailbox,
                     open: HashMap::new(),
                 })))
@@ -957,8 +967,9 @@ impl MailboxRun<'_> {
                         "no destination password for {address} in the accounts file"
                     )));
                 };
-                let settings =
+                let mut settings =
                     through_outages(settings, self.outage_wait, self.reporter.clone(), address);
+                settings.separator_substitute = self.separator_substitute.to_string();
                 let mut mailbox = match ImapMailbox::connect(&settings, &login).await {
                     Ok(m) => m,
                     Err(e) => return Ok(Err(format!("cannot open the destination mailbox: {e}"))),
@@ -968,7 +979,7 @@ impl MailboxRun<'_> {
                 let mut attempts = 0;
                 let names = loop {
                     attempts += 1;
-                    match mailbox.ensure_folders(nodes).await {
+                    match mailbox.ensure_folders_recorded(nodes, recorded).await {
                         Ok(names) => break names,
                         Err(e) if e.class() == ErrorClass::Retry && attempts < IMAP_ATTEMPTS => {}
                         Err(e) => return Ok(Err(format!("cannot create the folders: {e}"))),

@@ -424,6 +424,9 @@ pub struct RunOptions {
     /// The cut-over pass (the CLI's `run --final`): only then do cut-over actions such as
     /// IceWarp's `expire_passwords` run. Off by default.
     pub final_pass: bool,
+    /// What replaces the destination's hierarchy separator inside a folder name (`[run]
+    /// folder_separator_substitute`, default `∕`).
+    pub folder_separator_substitute: String,
 }
 
 impl RunOptions {
@@ -446,6 +449,7 @@ impl RunOptions {
             max_downloads: run.max_downloads,
             include_system_folders: run.include_system_folders,
             final_pass: false,
+            folder_separator_substitute: run.folder_separator_substitute.clone(),
         }
     }
 }
@@ -464,6 +468,8 @@ impl Default for RunOptions {
             max_downloads: crate::graph::client::DEFAULT_MAX_DOWNLOADS,
             include_system_folders: false,
             final_pass: false,
+            folder_separator_substitute: crate::convert::folder_name::DEFAULT_SEPARATOR_SUBSTITUTE
+                .to_string(),
         }
     }
 }
@@ -740,6 +746,7 @@ async fn run_locked(
             let (client, store, workloads) = (&client, &store, &workloads);
             let (reporter, control) = (reporter.clone(), control.clone());
             let (limits, mirror_deletions) = (options.pacer.clone(), options.mirror_deletions);
+            let separator_substitute = options.folder_separator_substitute.as_str();
             let dav = match destination {
                 Destination::Imap { dav, .. } => dav.as_ref(),
                 Destination::IceWarp(d) => Some(&d.dav),
@@ -792,6 +799,7 @@ async fn run_locked(
                         limits: options.limits,
                         outage_wait: options.outage_wait,
                         include_system_folders: options.include_system_folders,
+                        separator_substitute,
                     };
                     mail.migrate(&user).await?
                 } else {

@@ -59,6 +59,13 @@ pub struct Options {
     /// authentication/static_password_database): a stand-in for a server that knows passwords
     /// the test does not, such as those a run generates.
     pub any_password: bool,
+    /// Loads the listescape plugin, so Maildir++ storage accepts `.`, `/` (when not the
+    /// separator) and a leading `~` in folder names, stored as `\NN` (Dovecot docs,
+    /// configuration_manual/plugins/listescape_plugin). Off: Dovecot refuses them.
+    pub listescape: bool,
+    /// listescape's escape character (`listescape_char`, default `\\`); `%` reads the local
+    /// folder's on-disk escapes.
+    pub listescape_char: Option<char>,
 }
 
 impl Default for Options {
@@ -74,6 +81,8 @@ impl Default for Options {
             quota_kib: None,
             master_logins: true,
             any_password: false,
+            listescape: false,
+            listescape_char: None,
         }
     }
 }
@@ -228,6 +237,28 @@ impl Dovecot {
             master_password: Secret::new(MASTER_PASSWORD),
             style,
         }
+    }
+
+    /// Makes a copy of the Maildir++ tree at `maildir` the mailbox of `user` (a configured
+    /// user), owned by the mail processes: Dovecot then reads it as a Maildir++ reader.
+    pub fn adopt_maildir(&self, user: &str, maildir: &Path) {
+        let home = self.dir.path().join("mail").join(user);
+        std::fs::create_dir_all(&home).expect("home");
+        let status = Command::new("cp")
+            .arg("-r")
+            .arg(maildir)
+            .arg(home.join("Maildir"))
+            .status()
+            .expect("cp");
+        assert!(status.success(), "cp -r {}", maildir.display());
+        let run_as = RunAs::detect();
+        let status = Command::new("chown")
+            .arg("-R")
+            .arg(format!("{}:{}", run_as.uid, run_as.gid))
+            .arg(&home)
+            .status()
+            .expect("chown");
+        assert!(status.success(), "chown -R {}", home.display());
     }
 
     /// Stops the server now (as drop does).
@@ -485,6 +516,17 @@ fn config(root: &Path, o: &Options, run_as: &RunAs, imaps: u16, imap: u16) -> St
     } else {
         format!("driver = passwd-file\n  args = {r}/users")
     };
+    // `%` is doubled in a plugin setting: variables are expanded there (Dovecot docs,
+    // settings/plugin/listescape-plugin).
+    let listescape =
+        match (o.listescape, o.listescape_char) {
+            (false, _) => String::new(),
+            (true, None) => "mail_plugins = $mail_plugins listescape\n".to_string(),
+            (true, Some(c)) => format!(
+            "mail_plugins = $mail_plugins listescape\nplugin {{\n  listescape_char = \"{}\"\n}}\n",
+            if c == '%' { "%%".to_string() } else { c.to_string() }
+        ),
+        };
     let capability = o
         .capability
         .as_deref()
@@ -510,7 +552,7 @@ disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_master_user_separator = *
 mail_location = maildir:~/Maildir
-{quota}{capability}
+{quota}{listescape}{capability}
 {masters}passdb {{
   {users}
 }}

@@ -3,8 +3,14 @@
 //! - Well-known folders map to the names mail servers use for their special folders:
 //!   inbox -> INBOX (the Maildir root), sentitems -> Sent, drafts -> Drafts,
 //!   deleteditems -> Trash, junkemail -> Junk, archive -> Archive. Their subfolders follow them.
-//! - Other names are escaped for the `.` separator and `/` and encoded in modified UTF-7
-//!   ([`crate::convert::folder_name`]), as Dovecot stores Maildir++ names.
+//! - Other names are the display names as typed, with `/` (the hierarchy separator readers
+//!   show) replaced by the configured substitute (`∕` by default), encoded in modified UTF-7
+//!   with `.` as separator, as Dovecot and Courier store Maildir++ names. On disk, `%`, `.`
+//!   and what a file system cannot hold are escaped as `%xx` (lower-case hex): the form of
+//!   Dovecot's listescape plugin, so a Dovecot reading the tree with
+//!   `listescape_char = "%%"` (and a `/` separator) shows every name as typed.
+//! - A folder an earlier version created keeps its name (`%XX` in upper case, `/` as `%2F`;
+//!   before that, only `.` and `/` escaped), so a rerun finds what it wrote.
 //! - A folder whose name would land on a special folder's name (say a user folder called
 //!   "Sent") gets a suffix from its id, ` ~1a2b3c`, so two source folders never merge; the
 //!   suffix depends only on the folder, so every run picks the same name.
@@ -18,7 +24,10 @@ use sha2::{Digest, Sha256};
 
 #[cfg(test)]
 use crate::convert::folder_name::unescape;
-use crate::convert::folder_name::{decode_mutf7, encode_mutf7, escape};
+use crate::convert::folder_name::{
+    decode_mutf7, encode_mutf7, escape, escape_lower, substitute_separator,
+    DEFAULT_SEPARATOR_SUBSTITUTE,
+};
 use crate::graph::mail::FolderNode;
 
 fn special_name(well_known: &str) -> Option<&'static str> {
@@ -33,21 +42,39 @@ fn special_name(well_known: &str) -> Option<&'static str> {
     })
 }
 
-/// What a folder name may not hold on some file system, escaped as `%XX` like a separator:
-/// the `.` separator, `/`, and what Windows refuses in a file name (`\ : * ? " < > |`; the
+/// What the previous version escaped as `%XX` (see [`portable_component`]): the `.` separator,
+/// `/`, and what Windows refuses in a file name (`\ : * ? " < > |`; the
 /// Win32 naming rules, learn.microsoft.com/windows/win32/fileio/naming-a-file; macOS's Finder
 /// shows `:` as `/`).
 const NOT_PORTABLE: [char; 10] = ['.', '/', '\\', ':', '*', '?', '"', '<', '>', '|'];
 
-/// One level's name: escaped for every OS (trailing spaces too, which Windows drops; a
-/// trailing `.` is escaped as the separator), then modified UTF-7.
-fn component(name: &str) -> String {
-    let mut escaped = escape(name, &NOT_PORTABLE);
+/// What a folder name may not hold on disk, escaped as `%xx`: the `.` separator and what
+/// Windows refuses in a file name (`/` never reaches it: it is replaced by the substitute).
+const ON_DISK: [char; 9] = ['.', '\\', ':', '*', '?', '"', '<', '>', '|'];
+
+/// One level's name: the display name with `/` replaced by `substitute`, escaped for every OS
+/// in Dovecot's listescape form (trailing spaces too, which Windows drops; a trailing `.` is
+/// escaped as the separator), then modified UTF-7.
+fn component(name: &str, substitute: &str) -> String {
+    let visible = substitute_separator(name, '/', substitute);
+    encode_mutf7(&trailing_spaces_escaped(
+        escape_lower(&visible, &ON_DISK),
+        "%20",
+    ))
+}
+
+fn trailing_spaces_escaped(mut escaped: String, space: &str) -> String {
     let kept = escaped.trim_end_matches(' ').len();
     let spaces = escaped.len() - kept;
     escaped.truncate(kept);
-    escaped.push_str(&"%20".repeat(spaces));
-    encode_mutf7(&escaped)
+    escaped.push_str(&space.repeat(spaces));
+    escaped
+}
+
+/// One level's name as the version before names were kept as typed wrote it (`%XX` in upper
+/// case, `/` escaped too).
+fn portable_component(name: &str) -> String {
+    encode_mutf7(&trailing_spaces_escaped(escape(name, &NOT_PORTABLE), "%20"))
 }
 
 /// One level's name as written before names were made portable (only `.` and `/` escaped):
@@ -60,33 +87,45 @@ fn legacy_component(name: &str) -> String {
 /// otherwise `.A.B`. `nodes` must list parents before children, as
 /// [`crate::graph::mail::folder_tree`] does. For a new tree; see [`maildir_folder_names_in`].
 pub fn maildir_folder_names(nodes: &[FolderNode]) -> Vec<String> {
-    folder_names(nodes, |_| false)
+    folder_names(nodes, DEFAULT_SEPARATOR_SUBSTITUTE, |_| false)
 }
 
-/// [`maildir_folder_names`] for the user's Maildir at `root`: a folder an earlier run created
-/// (under its name from before names were made portable, or differing from a sibling only by
-/// case) keeps its name, so a rerun finds what it wrote. Names are compared as listed, case
-/// and all, so on a case-insensitive file system a sibling is never taken for another.
-pub fn maildir_folder_names_in(root: &std::path::Path, nodes: &[FolderNode]) -> Vec<String> {
+/// [`maildir_folder_names`] for the user's Maildir at `root`, with `/` in names replaced by
+/// `substitute`: a folder an earlier run created (under its name from an earlier version, or
+/// differing from a sibling only by case) keeps its name, so a rerun finds what it wrote.
+/// Names are compared as listed, case and all, so on a case-insensitive file system a sibling
+/// is never taken for another.
+pub fn maildir_folder_names_in(
+    root: &std::path::Path,
+    nodes: &[FolderNode],
+    substitute: &str,
+) -> Vec<String> {
     let listed: HashSet<String> = std::fs::read_dir(root)
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| e.file_name().into_string().ok())
         .collect();
-    folder_names(nodes, |name| listed.contains(name))
+    folder_names(nodes, substitute, |name| listed.contains(name))
 }
 
 /// The names, each portable and distinct from every other even where case does not count
 /// (NTFS, APFS, and modified UTF-7's base64, whose case is significant: `&AMQ-` is Ä, `&AmQ-`
 /// is ɤ): a name that differs from an earlier one only by case gets the folder id's suffix.
-fn folder_names(nodes: &[FolderNode], exists: impl Fn(&str) -> bool) -> Vec<String> {
+fn folder_names(
+    nodes: &[FolderNode],
+    substitute: &str,
+    exists: impl Fn(&str) -> bool,
+) -> Vec<String> {
     let reserved: HashSet<String> = ["INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"]
         .iter()
         .map(|s| format!(".{}", s.to_lowercase()))
         .collect();
     let mut by_id: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
     let mut taken: HashSet<String> = HashSet::new();
+    // Exact names given out: a second folder never shares one, even where it exists on disk
+    // (`a/b` and `a∕b` both become `a∕b`; the first folder's directory is not the second's).
+    let mut given: HashSet<String> = HashSet::new();
     let mut names = Vec::with_capacity(nodes.len());
     for node in nodes {
         let parent = node
@@ -95,20 +134,25 @@ fn folder_names(nodes: &[FolderNode], exists: impl Fn(&str) -> bool) -> Vec<Stri
             .as_deref()
             .and_then(|p| by_id.get(p))
             .cloned();
-        let name = name_of(node, parent.clone(), &reserved, component);
-        let legacy = name_of(node, parent, &reserved, legacy_component);
-        let mut name = if legacy != name && exists(&legacy) {
-            legacy
-        } else {
-            name
-        };
-        if !taken.insert(name.to_lowercase()) && !exists(&name) {
+        let name = name_of(node, parent.clone(), &reserved, &|n| {
+            component(n, substitute)
+        });
+        let earlier = [
+            name_of(node, parent.clone(), &reserved, &portable_component),
+            name_of(node, parent, &reserved, &legacy_component),
+        ];
+        let mut name = earlier
+            .into_iter()
+            .find(|e| *e != name && exists(e))
+            .unwrap_or(name);
+        if given.contains(&name) || (!taken.insert(name.to_lowercase()) && !exists(&name)) {
             name = fit(
                 format!("{name} ~{}", id_suffix(&node.folder.id)),
                 &node.folder.id,
             );
             taken.insert(name.to_lowercase());
         }
+        given.insert(name.clone());
         by_id.insert(node.folder.id.as_str(), name.clone());
         names.push(name);
     }
@@ -124,7 +168,7 @@ fn name_of(
     node: &FolderNode,
     parent: Option<String>,
     reserved: &HashSet<String>,
-    component: fn(&str) -> String,
+    component: &dyn Fn(&str) -> String,
 ) -> String {
     let name = match (node.well_known.and_then(special_name), parent) {
         (Some("INBOX"), None) => String::new(),
@@ -208,8 +252,8 @@ mod tests {
         assert_eq!(names[1], ".Sent");
         assert!(names[2].starts_with(".Sent ~") && names[2].len() == ".Sent ~".len() + 6);
         assert_eq!(names[3], ".Rechnungen &AOQA9gD8-");
-        assert_eq!(names[4], ".INBOX.v1%2E2");
-        assert_eq!(names[5], ".INBOX.v1%2E2.a%2Fb");
+        assert_eq!(names[4], ".INBOX.v1%2e2");
+        assert_eq!(names[5], ".INBOX.v1%2e2.a&IhU-b");
         assert_eq!(names[6], ".Sent.2024");
         let unique: HashSet<_> = names.iter().collect();
         assert_eq!(unique.len(), names.len());
@@ -242,7 +286,7 @@ mod tests {
             );
             assert!(!name.ends_with([' ', '.']), "{name:?}");
         }
-        assert_eq!(names[1], ".a%3Ab");
+        assert_eq!(names[1], ".a%3ab");
         assert_eq!(names[5], ".trail%20");
         assert_eq!(
             decode_mutf7(&names[5]).map(|n| unescape(&n)),
@@ -263,14 +307,57 @@ mod tests {
         for old in [".a:b", ".Case", ".case"] {
             std::fs::create_dir(root.path().join(old)).unwrap();
         }
+        let sub = DEFAULT_SEPARATOR_SUBSTITUTE;
         assert_eq!(
-            maildir_folder_names_in(root.path(), &nodes),
+            maildir_folder_names_in(root.path(), &nodes, sub),
             vec![".a:b", ".Case", ".case"]
         );
         let fresh = tempfile::tempdir().unwrap();
-        let names = maildir_folder_names_in(fresh.path(), &nodes);
-        assert_eq!(names[0], ".a%3Ab");
+        let names = maildir_folder_names_in(fresh.path(), &nodes, sub);
+        assert_eq!(names[0], ".a%3ab");
         assert!(names[2].starts_with(".case ~"));
+    }
+
+    /// Regression (issue 15.1): `/` was stored as `%2F` and escapes in upper case, which
+    /// Dovecot's listescape (lower case, `/` its separator) cannot open: Maildir readers showed
+    /// `Reports 2024/25` as a folder `25` under `Reports 2024`.
+    #[test]
+    fn names_are_as_typed_for_a_listescape_reader_and_earlier_names_are_kept() {
+        let nodes = vec![
+            node("r", Some("root"), "Reports 2024/25", None),
+            node("p", Some("root"), "100% v1.2", None),
+            node("o", Some("root"), "old/one", None),
+        ];
+        let fresh = tempfile::tempdir().unwrap();
+        let names = maildir_folder_names_in(fresh.path(), &nodes, "_");
+        assert_eq!(names[0], ".Reports 2024_25");
+        assert_eq!(names[1], ".100%25 v1%2e2");
+        let names = maildir_folder_names(&nodes);
+        assert_eq!(names[0], ".Reports 2024&IhU-25");
+        // A folder the previous version wrote keeps its name.
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join(".old%2Fone")).unwrap();
+        std::fs::create_dir(root.path().join(".100%25 v1%2E2")).unwrap();
+        let kept = maildir_folder_names_in(root.path(), &nodes, DEFAULT_SEPARATOR_SUBSTITUTE);
+        assert_eq!(kept[1], ".100%25 v1%2E2");
+        assert_eq!(kept[2], ".old%2Fone");
+    }
+
+    #[test]
+    fn names_equal_after_the_substitute_stay_apart_on_a_rerun() {
+        let nodes = vec![
+            node("a", Some("root"), "x/y", None),
+            node("b", Some("root"), "x\u{2215}y", None),
+        ];
+        let root = tempfile::tempdir().unwrap();
+        let sub = DEFAULT_SEPARATOR_SUBSTITUTE;
+        let first = maildir_folder_names_in(root.path(), &nodes, sub);
+        assert_eq!(first[0], ".x&IhU-y");
+        assert!(first[1].starts_with(".x&IhU-y ~"), "{}", first[1]);
+        for name in &first {
+            std::fs::create_dir(root.path().join(name)).unwrap();
+        }
+        assert_eq!(maildir_folder_names_in(root.path(), &nodes, sub), first);
     }
 
     #[test]

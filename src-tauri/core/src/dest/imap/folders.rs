@@ -12,14 +12,22 @@
 //!   otherwise a new folder with the default name (`Sent`, `Drafts`, `Trash`, `Junk`,
 //!   `Archive`). They are never duplicated beside the server's own.
 //! - Other folders keep their place in the tree, under the personal namespace prefix
-//!   (RFC 2342) at the top. Each name component is escaped with
-//!   [`crate::convert::folder_name::escape`] for the server's hierarchy separator, then
-//!   encoded in modified UTF-7 (RFC 3501 §5.1.3). If the server refuses that name (Dovecot's
-//!   Maildir++ storage refuses `.` inside a `/`-separated name, and a leading `~`), it is
-//!   escaped again from the original with `.`, `/` and `~` also escaped. Both forms decode back
-//!   to the original with `unescape`, and a later run finds whichever exists.
-//! - Two source folders never merge: siblings whose names are equal ignoring case (servers may
-//!   be case-insensitive), and top-level folders whose name equals `INBOX` or one of the
+//!   (RFC 2342) at the top. Each name component is the source display name as typed, with
+//!   only the server's hierarchy separator replaced by the configured substitute
+//!   ([`ServerFolders::substitute`], `∕` by default; see [`crate::convert::folder_name`]),
+//!   encoded in modified UTF-7 (RFC 3501 §5.1.3) or sent as UTF-8 under UTF8=ACCEPT (RFC 6855).
+//!   Control characters, which servers refuse, become their visible symbols (tab -> `␉`).
+//!   If the server refuses that name (Dovecot's Maildir++ storage refuses `.` inside a
+//!   `/`-separated name, and a leading `~`, unless its listescape plugin is on), it is tried
+//!   once more with look-alikes for those: `.` -> `․` (U+2024), `/` -> the substitute, a
+//!   leading `~` -> `～` (U+FF5E).
+//! - A folder the journal records under the name an earlier version gave it (`%XX` escapes
+//!   for `%`, the separator and control characters, see [`crate::convert::folder_name::escape`])
+//!   keeps that name while it exists on the server and the source folder was not renamed or
+//!   moved, so a rerun finds what earlier runs wrote and duplicates nothing; new folders get
+//!   names as typed.
+//! - Two source folders never merge: siblings whose destination names are equal ignoring case
+//!   (servers may be case-insensitive; `a/b` and `a∕b` under a `/` separator), and top-level folders whose name equals `INBOX` or one of the
 //!   server's special or mapped folders, get a suffix ` ~` + 6 hex digits of the SHA-256 of the
 //!   folder id; so do top-level folders named like a folder the server keeps for itself
 //!   ([`super::ImapSettings::reserved_folders`], e.g. IceWarp's GroupWare folders). The
@@ -39,7 +47,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use sha2::{Digest, Sha256};
 
 use super::types::ListEntry;
-use crate::convert::folder_name::{decode_mutf7, encode_mutf7, escape, unescape};
+use crate::convert::folder_name::{
+    control_pictures, decode_mutf7, encode_mutf7, escape, substitute_separator,
+    DEFAULT_SEPARATOR_SUBSTITUTE,
+};
 use crate::graph::mail::FolderNode;
 
 /// The SPECIAL-USE attribute and the usual names of a well-known source folder.
@@ -83,6 +94,8 @@ pub struct ServerFolders {
     pub hints: BTreeMap<String, String>,
     /// [`super::ImapSettings::reserved_folders`]: top-level names no source folder takes.
     pub reserved: Vec<String>,
+    /// What replaces the separator inside a name ([`super::ImapSettings::separator_substitute`]).
+    pub substitute: String,
 }
 
 impl ServerFolders {
@@ -100,11 +113,12 @@ impl ServerFolders {
             utf8: false,
             hints: BTreeMap::new(),
             reserved: Vec::new(),
+            substitute: DEFAULT_SEPARATOR_SUBSTITUTE.to_string(),
         }
     }
 
-    /// The wire form of a folder name (already escaped): itself in UTF-8 mode, else modified
-    /// UTF-7.
+    /// The wire form of a folder name (already made from the display name): itself in UTF-8
+    /// mode, else modified UTF-7.
     pub fn encode(&self, name: &str) -> String {
         if self.utf8 {
             name.to_string()
@@ -113,15 +127,61 @@ impl ServerFolders {
         }
     }
 
-    /// The wire name of an ordinary folder's component (see [`component`]).
+    /// The destination name of a display name at one level, before encoding and suffix: the
+    /// separator replaced by the substitute, control characters by their visible symbols
+    /// ([`control_pictures`]). Collisions are settled on it.
+    pub fn visible(&self, name: &str) -> String {
+        control_pictures(&substitute_separator(
+            name,
+            self.separator,
+            &self.substitute,
+        ))
+    }
+
+    /// The wire name of an ordinary folder's component: the name as typed but for the
+    /// separator; `strict` (the second try) also replaces what Maildir++ servers refuse.
     pub fn component(&self, name: &str, suffix: &str, strict: bool) -> String {
-        self.encode(&escaped_component(name, suffix, self.separator, strict))
+        let visible = if strict {
+            self.strict(name)
+        } else {
+            self.visible(name)
+        };
+        self.encode(&format!("{visible}{suffix}"))
+    }
+
+    /// [`ServerFolders::visible`] with look-alikes for `.`, `/` and a leading `~`.
+    fn strict(&self, name: &str) -> String {
+        let visible = self
+            .visible(name)
+            .replace('.', "\u{2024}")
+            .replace('/', &self.substitute);
+        match visible.strip_prefix('~') {
+            Some(rest) => format!("\u{ff5e}{rest}"),
+            None => visible,
+        }
+    }
+
+    /// What collisions are settled on: the strict form, lower-cased, so two folders share
+    /// neither name whichever form the server takes (`v1.2` and `v1․2`; servers may be
+    /// case-insensitive).
+    pub fn collision_key(&self, name: &str) -> String {
+        self.strict(name).to_lowercase()
+    }
+
+    /// The wire names earlier versions gave this component (`%XX` escapes; the plain and the
+    /// strict form): a folder the journal records under one of them keeps it.
+    pub fn legacy_components(&self, name: &str, suffix: &str) -> [String; 2] {
+        let sep = self.separator;
+        [
+            self.encode(&format!("{}{suffix}", escape(name, &[sep]))),
+            self.encode(&format!("{}{suffix}", escape(name, &[sep, '.', '/', '~']))),
+        ]
     }
 
     /// One wire name component as a user reads it.
     pub fn decode_part(&self, part: &str) -> String {
         if self.utf8 {
-            unescape(part)
+            part.to_string()
         } else {
             decode_component(part)
         }
@@ -135,7 +195,7 @@ impl ServerFolders {
         })
     }
 
-    /// The path of a wire name: split at the separator, each part decoded and unescaped.
+    /// The path of a wire name: split at the separator, each part decoded (as the server shows it).
     pub fn decode(&self, wire: &str) -> Vec<String> {
         let wire = wire.strip_prefix(self.prefix.as_str()).unwrap_or(wire);
         wire.split(self.separator)
@@ -149,10 +209,9 @@ impl ServerFolders {
     }
 }
 
-/// One name component as a user reads it: modified UTF-7 decoded (as is when invalid), then
-/// unescaped.
+/// One name component as a user reads it: modified UTF-7 decoded (as is when invalid).
 pub fn decode_component(part: &str) -> String {
-    unescape(&decode_mutf7(part).unwrap_or_else(|| part.to_string()))
+    decode_mutf7(part).unwrap_or_else(|| part.to_string())
 }
 
 /// Where one source folder goes.
@@ -168,21 +227,6 @@ pub enum Placement {
         /// ` ~1a2b3c` when the name would collide, else empty.
         suffix: String,
     },
-}
-
-/// The wire name of an ordinary folder's component. `strict` escapes `.`, `/` and `~` too
-/// (the second try, for servers that refuse them).
-pub fn component(name: &str, suffix: &str, separator: char, strict: bool) -> String {
-    encode_mutf7(&escaped_component(name, suffix, separator, strict))
-}
-
-fn escaped_component(name: &str, suffix: &str, separator: char, strict: bool) -> String {
-    let escaped = if strict {
-        escape(name, &[separator, '.', '/', '~'])
-    } else {
-        escape(name, &[separator])
-    };
-    format!("{escaped}{suffix}")
 }
 
 /// The longest last component a shortened folder name has, in wire bytes. Under the 255 bytes
@@ -281,13 +325,16 @@ pub fn plan(
         let mut by_name: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for &i in members {
             by_name
-                .entry(nodes[i].folder.display_name.to_lowercase())
+                .entry(server.collision_key(&nodes[i].folder.display_name))
                 .or_default()
                 .push(i);
         }
-        for (lower, mut same) in by_name {
+        for (key, mut same) in by_name {
             same.sort_by(|&a, &b| nodes[a].folder.id.cmp(&nodes[b].folder.id));
-            let taken = *group == Group::Top && reserved.contains(&lower);
+            let visible = |i: usize| server.visible(&nodes[i].folder.display_name).to_lowercase();
+            let taken = *group == Group::Top
+                && (reserved.contains(&key)
+                    || same.iter().any(|&i| reserved.contains(&visible(i))));
             for (k, &i) in same.iter().enumerate() {
                 let suffix = if taken || k > 0 {
                     id_suffix(&nodes[i].folder.id)
@@ -534,8 +581,8 @@ mod tests {
         let wires: Vec<_> = (0..nodes.len()).map(|i| wire_of(&p, &server, i)).collect();
         assert_eq!(wires[1], "INBOX.Reports");
         assert_eq!(wires[2], format!("INBOX.Reports{}", id_suffix("b")));
-        assert_eq!(wires[3], "INBOX.v1%2E2");
-        assert_eq!(server.decode(&wires[3]), ["v1.2"]);
+        assert_eq!(wires[3], encode_mutf7("INBOX.v1\u{2215}2"));
+        assert_eq!(server.decode(&wires[3]), ["v1\u{2215}2"]);
     }
 
     #[test]
@@ -543,7 +590,8 @@ mod tests {
         assert!(refused_as_too_long("[CANNOT] Mailbox name too long"));
         assert!(!refused_as_too_long("[LIMIT] Too many mailboxes"));
         assert!(!refused_as_too_long("[CANNOT] Invalid mailbox name"));
-        let long = component(&("Ä".repeat(150) + &"n".repeat(150)), "", '/', true);
+        let server = ServerFolders::new(Vec::new(), None);
+        let long = server.component(&("Ä".repeat(150) + &"n".repeat(150)), "", true);
         let short = shortened(&long, "folder-1");
         assert!(short.len() <= SHORT_COMPONENT_BYTES, "{short}");
         assert_eq!(short, shortened(&long, "folder-1"), "stable");
@@ -557,19 +605,58 @@ mod tests {
         assert!(decoded.starts_with("ÄÄÄ"), "{decoded}");
     }
 
+    /// Regression (issue 15.1): `100% done` arrived as `100%25 done` and `Reports 2024/25` as
+    /// `Reports 2024%2F25`; only the separator may change, to its visible substitute.
     #[test]
-    fn components_escape_and_decode_back() {
-        for (name, sep) in [("a/b", '/'), ("v1.2", '.'), ("100% ä", '/'), ("~home", '/')] {
-            for strict in [false, true] {
-                let c = component(name, "", sep, strict);
-                assert!(!c.contains(sep), "{c}");
-                assert!(c.is_ascii());
-                assert_eq!(decode_component(&c), name);
-            }
+    fn folder_names_arrive_as_typed_but_for_the_separator() {
+        let slash = ServerFolders::new(Vec::new(), Some((String::new(), Some('/'))));
+        let dot = ServerFolders::new(Vec::new(), Some((String::new(), Some('.'))));
+        for (server, name, visible) in [
+            (&slash, "100% done", "100% done"),
+            (&slash, "Reports 2024/25", "Reports 2024\u{2215}25"),
+            (&slash, "v1.2 & *stars*", "v1.2 & *stars*"),
+            (&dot, "v1.2/x", "v1\u{2215}2/x"),
+            (&slash, "~home", "~home"),
+            (&slash, "tab\there\u{7}", "tab\u{2409}here\u{2407}"),
+        ] {
+            let wire = server.component(name, "", false);
+            assert_eq!(wire, encode_mutf7(visible));
+            assert_eq!(server.decode(&wire), [visible], "{name}");
         }
-        assert_eq!(component("v1.2", "", '/', false), "v1.2");
-        assert_eq!(component("v1.2", "", '/', true), "v1%2E2");
-        assert_eq!(component("~x", "", '/', true), "%7Ex");
+        // The second try, for servers that refuse `.`, `/` and a leading `~`: look-alikes.
+        let strict = slash.component("~v1.2", "", true);
+        assert_eq!(slash.decode(&strict), ["\u{ff5e}v1\u{2024}2"]);
+        let mut underscore = slash.clone();
+        underscore.substitute = "_".into();
+        assert_eq!(underscore.component("a/b", "", false), "a_b");
+    }
+
+    #[test]
+    fn names_equal_after_the_substitute_stay_apart() {
+        let server = dovecot();
+        let nodes = vec![
+            node("b", None, "a/b", None),
+            node("a", None, "a\u{2215}b", None),
+            node("c", None, "100%", None),
+            node("d", None, "100%25", None),
+            node("e", None, "v1.2", None),
+            node("f", None, "v1\u{2024}2", None),
+        ];
+        let p = plan(&nodes, &server, &BTreeMap::new());
+        let wires: Vec<_> = (0..nodes.len()).map(|i| wire_of(&p, &server, i)).collect();
+        assert_eq!(wires[1], encode_mutf7("a\u{2215}b"));
+        assert_eq!(
+            wires[0],
+            encode_mutf7(&format!("a\u{2215}b{}", id_suffix("b")))
+        );
+        assert_eq!(wires[2], "100%");
+        assert_eq!(wires[3], "100%25");
+        // Apart in the strict form too, for a server that refuses `.`.
+        assert_eq!(wires[4], "v1.2");
+        assert_eq!(
+            wires[5],
+            encode_mutf7(&format!("v1\u{2024}2{}", id_suffix("f")))
+        );
     }
 
     #[test]
@@ -578,12 +665,11 @@ mod tests {
         let name = "Grüße & Ärger/2024 日本";
         let mutf7 = server.component(name, "", false);
         assert!(mutf7.is_ascii() && mutf7.contains("&-"), "{mutf7}");
-        assert_eq!(server.decode(&mutf7), [name]);
+        assert_eq!(server.decode(&mutf7), ["Grüße & Ärger\u{2215}2024 日本"]);
         server.utf8 = true;
         let utf8 = server.component(name, "", false);
-        assert!(!utf8.contains('/'), "{utf8}");
-        assert!(utf8.starts_with("Grüße & Ärger"), "{utf8}");
-        assert_eq!(server.decode(&utf8), [name]);
+        assert_eq!(utf8, "Grüße & Ärger\u{2215}2024 日本");
+        assert_eq!(server.decode(&utf8), [utf8.as_str()]);
         // `&` is an ordinary character in UTF-8 mode, not the start of a base64 run.
         assert_eq!(server.decode("a&AOQ-b"), ["a&AOQ-b"]);
     }

@@ -11,8 +11,8 @@
 //!   or Dovecot's `user*master` form. A refusal is [`ErrorClass::Fatal`]. Passwords are
 //!   [`Secret`]s and appear in no log line and no error.
 //! - **Folders:** [`ImapMailbox::ensure_folders`] maps the source tree onto the server by the
-//!   rules of [`folders`] (special folders by SPECIAL-USE, escaped modified UTF-7 names, no
-//!   two source folders merged), creates what is missing and subscribes it.
+//!   rules of [`folders`] (special folders by SPECIAL-USE, names as typed but for the
+//!   separator, no two source folders merged), creates what is missing and subscribes it.
 //! - **Append:** [`ImapMailbox::append`] streams exactly `len` bytes from an `AsyncRead` (never
 //!   holding the message) with the flags of [`MailFlags`] and INTERNALDATE = the received
 //!   date, and returns a [`DestRef`] that names the folder and, when the server has UIDPLUS
@@ -128,6 +128,9 @@ pub struct ImapSettings {
     /// folders are visible over IMAP): a source folder with such a name gets a distinct name
     /// instead of being merged into it.
     pub reserved_folders: Vec<String>,
+    /// What replaces the hierarchy separator inside a folder name (`[run]
+    /// folder_separator_substitute`, default `∕`); nothing else in a name changes.
+    pub separator_substitute: String,
     /// Longest wait for one server response.
     pub timeout: Duration,
     /// Attempts and backoff when (re)connecting after a lost connection.
@@ -246,6 +249,8 @@ impl ImapSettings {
             special_folders: BTreeMap::new(),
             server_folders: BTreeMap::new(),
             reserved_folders: Vec::new(),
+            separator_substitute: crate::convert::folder_name::DEFAULT_SEPARATOR_SUBSTITUTE
+                .to_string(),
             timeout: Duration::from_secs(120),
             reconnect: PacerSettings {
                 max_in_flight: 1,
@@ -600,9 +605,9 @@ pub fn append_flags(flags: &MailFlags) -> String {
 /// A folder as listed by the server, with its name decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedFolder {
-    /// The name on the wire (modified UTF-7, escaped).
+    /// The name on the wire (modified UTF-7, or UTF-8 under UTF8=ACCEPT).
     pub wire: String,
-    /// The path below the personal namespace, each part decoded and unescaped.
+    /// The path below the personal namespace, each part decoded.
     pub path: Vec<String>,
     pub attributes: Vec<String>,
 }
@@ -878,9 +883,21 @@ impl ImapMailbox {
         &mut self,
         nodes: &[FolderNode],
     ) -> Result<Vec<Result<String, ImapError>>, ImapError> {
+        self.ensure_folders_recorded(nodes, &HashMap::new()).await
+    }
+
+    /// [`ImapMailbox::ensure_folders`] for a mailbox an earlier run wrote: `recorded` maps a
+    /// source folder id to the wire name the journal records for it, kept when it is the name
+    /// an earlier version gave the folder as it is now (see [`folders`]).
+    pub async fn ensure_folders_recorded(
+        &mut self,
+        nodes: &[FolderNode],
+        recorded: &HashMap<String, String>,
+    ) -> Result<Vec<Result<String, ImapError>>, ImapError> {
         let mut server = self.refresh_folders().await?.clone();
         server.hints = self.settings.server_folders.clone();
         server.reserved = self.settings.reserved_folders.clone();
+        server.substitute = self.settings.separator_substitute.clone();
         let placements = folders::plan(nodes, &server, &self.settings.special_folders);
         let mut results: Vec<Result<String, ImapError>> = Vec::with_capacity(nodes.len());
         for (i, placement) in placements.iter().enumerate() {
@@ -913,8 +930,10 @@ impl ImapMailbox {
                         },
                         None => Ok(server.prefix.clone()),
                     };
+                    let recorded = recorded.get(&nodes[i].folder.id).map(String::as_str);
+                    let folder = (&nodes[i], name.as_str(), suffix.as_str(), recorded);
                     match base {
-                        Ok(base) => self.place(&server, &base, name, suffix, &nodes[i]).await?,
+                        Ok(base) => self.place(&server, &base, folder).await?,
                         Err(e) => Err(e),
                     }
                 }
@@ -927,17 +946,25 @@ impl ImapMailbox {
         Ok(results)
     }
 
-    /// The wire name of an ordinary folder: the plain escaped form if it exists or can be
-    /// created, else the strict form, else, when refused as too long, the shortened form (see
-    /// [`folders`]).
+    /// The wire name of an ordinary folder (node, display name, suffix, the journal's name):
+    /// the journal's name if an earlier version gave it and it exists, else the plain form if
+    /// it exists or can be created, else the strict form, else, when refused as too long, the
+    /// shortened form (see [`folders`]).
     async fn place(
         &mut self,
         server: &ServerFolders,
         base: &str,
-        name: &str,
-        suffix: &str,
-        node: &FolderNode,
+        (node, name, suffix, recorded): (&FolderNode, &str, &str, Option<&str>),
     ) -> Result<Result<String, ImapError>, ImapError> {
+        if let Some(recorded) = recorded.filter(|r| server.contains(r)) {
+            let earlier = server.legacy_components(name, suffix).map(|c| {
+                let short = folders::shortened(&c, &node.folder.id);
+                [format!("{base}{c}"), format!("{base}{short}")]
+            });
+            if earlier.iter().flatten().any(|e| e == recorded) {
+                return Ok(Ok(recorded.to_string()));
+            }
+        }
         let plain = format!("{base}{}", server.component(name, suffix, false));
         let strict_component = server.component(name, suffix, true);
         let strict = format!("{base}{strict_component}");
