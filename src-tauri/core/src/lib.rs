@@ -7,8 +7,11 @@
 //! A run signs in to Microsoft Graph with the client-credentials flow ([`graph::auth`]), lists
 //! the tenant's users (guests, users without an Exchange Online mailbox and online archives are
 //! reported as not migrated, never as failures; each mailbox's own settings are read on its
-//! own pacer), for IceWarp creates (in the tenant's verified domains) or merges their domains and accounts through the
-//! admin API ([`dest::provision`]), and migrates many mailboxes in parallel. Each mailbox has
+//! own pacer), for IceWarp creates (in the tenant's verified domains) or merges their domains
+//! and accounts through the
+//! admin API ([`dest::provision`]; each account then logs in with its own password and login
+//! name, a master login only once proved to open the user's mailbox), and migrates many
+//! mailboxes in parallel. Each mailbox has
 //! its own [`graph::pacer::Pacer`], the only place that waits or retries, which keeps the mailbox under
 //! Exchange Online's limits (4 requests in flight, 10,000 per 10 minutes) and honours
 //! `Retry-After` exactly. For each folder of the tree ([`graph::mail`]; system folders such as
@@ -17,8 +20,10 @@
 //! deltaLink), skips what the journal or the destination already holds, and streams each new
 //! message's MIME (`$value`; one Graph cannot export is rebuilt from its properties and
 //! attachments, [`convert::rebuilt`]) into the destination without holding it whole: into a Maildir
-//! directly, or through a temporary spool file into an IMAP APPEND after asking the server
-//! whether it already has the message. Into IMAP, each folder round has one copy stage fed
+//! directly, or through a temporary spool file into an IMAP APPEND after checking whether the
+//! server already has the message (the folder's fingerprint index: size, INTERNALDATE and
+//! Message-ID from one paged FETCH per folder; SEARCH only as a fast path proven on that
+//! server). Into IMAP, each folder round has one copy stage fed
 //! across delta pages: downloads spool ahead while MULTIAPPEND batches go out on the
 //! mailbox's pooled connections, under a run-wide connection cap that mailboxes share fairly;
 //! message downloads across all mailboxes are capped too (`[run] max_downloads`), so memory
