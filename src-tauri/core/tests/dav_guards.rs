@@ -473,3 +473,77 @@ async fn icewarp_check_names_the_limits_that_refuse_or_delete_migrated_data() {
         assert!(api.advice.contains(expected), "{expected}: {}", api.advice);
     }
 }
+
+/// `check` names the limits of the domain an account is written into (`getdomainproperties`):
+/// its mailbox, storage and message size limits, spam clean-up by age, login switched off and
+/// GroupWare/WebDAV without support or with the policy off.
+#[tokio::test(flavor = "multi_thread")]
+async fn icewarp_check_names_the_domain_limits_that_refuse_or_delete_migrated_data() {
+    use migrator_core::engine::check_destination;
+    use migrator_sim::icewarp::AccountSpec;
+
+    const EXISTING: &str = "jane@contoso.com";
+    let icewarp = IceWarpSim::start(IceWarpConfig {
+        accounts: vec![AccountSpec {
+            email: EXISTING.into(),
+            name: "Jane".into(),
+            password: "Jane-Pa55!".into(),
+            aliases: Vec::new(),
+        }],
+        ..IceWarpConfig::default()
+    })
+    .await
+    .unwrap();
+    for (name, value) in [
+        ("D_UserMailbox", "1048576"),
+        ("D_DiskQuota", "10485760"),
+        ("D_UserMsg", "25600"),
+        ("D_SpamDeleteOlder", "14"),
+        ("D_DisableLogin", "1"),
+        ("D_GWSupport", "0"),
+        ("D_WebDAVSupport", "1"),
+        ("D_Calendar", "1"),
+        ("D_WebDAV", "0"),
+    ] {
+        assert!(icewarp.set_domain_property("contoso.com", name, value));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let accounts_csv = dir.path().join("accounts.csv");
+    std::fs::write(&accounts_csv, format!("{EXISTING},Jane-Pa55!\n")).unwrap();
+    let source = "[source]\ntenant_id = \"contoso.onmicrosoft.com\"\n\
+                  client_id = \"00000000-0000-0000-0000-000000000001\"\n\n";
+    let destination = icewarp_destination(
+        source,
+        &icewarp,
+        dir.path(),
+        &format!("accounts_csv = \"{}\"\n", accounts_csv.display()),
+    );
+    let checks = check_destination(&destination, None).await;
+    let api = checks
+        .iter()
+        .find(|c| c.name.contains("IceWarp admin API"))
+        .unwrap_or_else(|| panic!("{checks:#?}"));
+    for expected in [
+        "contoso.com: user mailboxes are limited to 1024 MB (D_UserMailbox)",
+        "contoso.com: the domain's storage is limited to 10240 MB (D_DiskQuota)",
+        "contoso.com: messages larger than 25 MB are refused (D_UserMsg)",
+        "contoso.com: spam older than 14 days is deleted from spam folders (D_SpamDeleteOlder)",
+        "contoso.com: login to this domain is disabled (D_DisableLogin)",
+        "contoso.com: the domain has no GroupWare support (D_GWSupport)",
+        "contoso.com: the domain has the WebDAV policy off (D_WebDAV)",
+    ] {
+        assert!(api.advice.contains(expected), "{expected}: {}", api.advice);
+    }
+    for not_limiting in ["D_WebDAVSupport", "D_Calendar"] {
+        assert!(!api.advice.contains(not_limiting), "{}", api.advice);
+    }
+    assert_eq!(
+        icewarp
+            .requests()
+            .iter()
+            .filter(|r| r.command.as_deref() == Some("getdomainproperties"))
+            .count(),
+        1,
+        "one read per domain"
+    );
+}

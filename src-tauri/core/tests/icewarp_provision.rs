@@ -528,6 +528,8 @@ async fn every_request_and_parsed_reply_follows_the_specification() {
     )
     .await;
     p.settings_report().await.unwrap();
+    let created = users[1].mail.clone().unwrap();
+    assert!(p.limits_advice(&[created], &[]).await.is_empty());
     p.default_folders(users[1].mail.as_deref().unwrap())
         .await
         .unwrap();

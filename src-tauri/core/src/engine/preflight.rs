@@ -248,9 +248,11 @@ pub async fn check_destination(
                         Ok(report) => report.advice,
                         Err(e) => vec![format!("cannot read the server settings: {e}")],
                     };
-                    // What the server will refuse or delete later, for the accounts known.
+                    // What the server will refuse or delete later, for the accounts known and
+                    // the domains they and the domain map write into.
                     let known: Vec<String> = d.accounts.keys().cloned().collect();
-                    advice.extend(provisioner.limits_advice(&known).await);
+                    let mapped: Vec<String> = d.rules.domain_map.values().cloned().collect();
+                    advice.extend(provisioner.limits_advice(&known, &mapped).await);
                     let advice = (!advice.is_empty()).then(|| advice.join("; "));
                     provisioner.client().logout().await;
                     match advice {

@@ -5,7 +5,7 @@
 //!
 //! Commands: `authenticate`, `logout`, `getserverproperties`, `getdomainsinfolist`,
 //! `createdomain`, `getaccountsinfolist`, `createaccount`, `getaccountproperties`,
-//! `setaccountproperties`, `getaccountfolderlist`, `expireaccountpassword`,
+//! `setaccountproperties`, `getdomainproperties`, `getaccountfolderlist`, `expireaccountpassword`,
 //! `addaccountmembers` and `getaccountmemberinfolist` (members of `U_Type` 1 mailing lists
 //! and 7 groups). Any other command of the specification answers the error envelope
 //! `not_implemented`.
@@ -476,6 +476,7 @@ fn dispatch(
         "getaccountsinfolist" => accounts_info_list(config, data, &params),
         "createaccount" => create_account(config, data, &params),
         "getaccountproperties" => account_properties(data, &params),
+        "getdomainproperties" => domain_properties(data, &params),
         "setaccountproperties" => set_account_properties(config, data, &params),
         "getaccountfolderlist" => folder_list(config, data, &param("accountemail")),
         "addaccountmembers" => add_members(data, &params),
@@ -539,6 +540,32 @@ fn server_properties(data: &Data, params: &Node) -> Answer {
         .into_iter()
         .map(|name| {
             let value = data.property(&name).map(string_value);
+            property_item(&name, value)
+        });
+    Answer::Result(Node::new("result").with_all(items), "ok".into())
+}
+
+/// `getdomainproperties` (OpenAPI /GetDomainProperties: `domainstr` and
+/// `domainpropertylist`; "List of domain properties with its values and rights"): each name
+/// with its value as set by [`IceWarpSim::set_domain_property`], `tpropertynovalue` when
+/// unset. What IceWarp answers for a domain it does not have is not documented: the emulator
+/// answers the error uid `domain_invalid`, which the client takes as "cannot read".
+fn domain_properties(data: &Data, params: &Node) -> Answer {
+    let domain = params
+        .text_at("domainstr")
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if !data.domains.contains_key(&domain) {
+        return Answer::Error("domain_invalid".into(), format!("no domain {domain}"));
+    }
+    let set = data.domain_properties.get(&domain);
+    let items = requested_names(params, "domainpropertylist")
+        .into_iter()
+        .map(|name| {
+            let value = set
+                .and_then(|p| p.get(&name.to_ascii_lowercase()))
+                .map(|v| string_value(v));
             property_item(&name, value)
         });
     Answer::Result(Node::new("result").with_all(items), "ok".into())
@@ -961,6 +988,21 @@ impl IceWarpSim {
         };
         data.accounts[i]
             .properties
+            .insert(name.to_ascii_lowercase(), value.to_string());
+        true
+    }
+
+    /// Sets the domain property `name` (`D_UserMailbox`, `D_SpamDeleteOlder`, ...; apiconst)
+    /// of an existing domain. False when there is no such domain.
+    pub fn set_domain_property(&self, domain: &str, name: &str, value: &str) -> bool {
+        let mut data = self.shared.data();
+        let domain = domain.to_ascii_lowercase();
+        if !data.domains.contains_key(&domain) {
+            return false;
+        }
+        data.domain_properties
+            .entry(domain)
+            .or_default()
             .insert(name.to_ascii_lowercase(), value.to_string());
         true
     }

@@ -1655,13 +1655,29 @@ const LIMIT_ACCOUNT_PROPERTIES: [&str; 8] = [
     "U_AccountDisabled",
 ];
 
+/// Domain properties that make IceWarp refuse or later delete migrated data
+/// (icewarp-apiconst.txt: sizes in kB, ages in days, the rest booleans).
+const LIMIT_DOMAIN_PROPERTIES: [&str; 9] = [
+    "D_UserMailbox",
+    "D_DiskQuota",
+    "D_UserMsg",
+    "D_SpamDeleteOlder",
+    "D_DisableLogin",
+    "D_GWSupport",
+    "D_WebDAVSupport",
+    "D_Calendar",
+    "D_WebDAV",
+];
+
 impl IceWarpProvisioner {
     /// What the server will refuse or delete later, read before any data moves: plain
     /// authentication switched off, spam clean-up by age, WebDAV limited to some domains or
-    /// accounts, and per account its mailbox quota, message size limit, clean-up of old mail
-    /// and WebDAV/GroupWare policies. One line of advice each, naming the property and the
-    /// account. Accounts that cannot be read (not created yet) are left out.
-    pub async fn limits_advice(&self, accounts: &[String]) -> Vec<String> {
+    /// accounts; per domain (the accounts' own and `domains`) its mailbox, storage and
+    /// message size limits, spam clean-up and GroupWare/WebDAV support and policies; and per
+    /// account its mailbox quota, message size limit, clean-up of old mail and WebDAV/GroupWare
+    /// policies. One line of advice each, naming the property and the domain or account.
+    /// Domains and accounts that cannot be read (not created yet) are left out.
+    pub async fn limits_advice(&self, accounts: &[String], domains: &[String]) -> Vec<String> {
         let mut advice = match self
             .client
             .server_properties(&LIMIT_SERVER_PROPERTIES)
@@ -1670,18 +1686,106 @@ impl IceWarpProvisioner {
             Ok(props) => server_limits(&props),
             Err(e) => vec![format!("cannot read the server's limits: {e}")],
         };
+        let domains: BTreeSet<String> = accounts
+            .iter()
+            .filter_map(|a| a.rsplit_once('@').map(|(_, d)| d))
+            .chain(domains.iter().map(String::as_str))
+            .map(|d| d.trim().to_ascii_lowercase())
+            .filter(|d| !d.is_empty())
+            .collect();
+        for domain in &domains {
+            let request = Request::new(
+                "getdomainproperties",
+                vec![
+                    Param::text("domainstr", domain.clone()),
+                    Param::Group(
+                        "domainpropertylist",
+                        LIMIT_DOMAIN_PROPERTIES
+                            .iter()
+                            .map(|n| Param::property_name(n))
+                            .collect(),
+                    ),
+                ],
+            );
+            if let Ok(root) = self.client.call(&request, domain).await {
+                advice.extend(domain_limits(domain, &lower_case_properties(&root)));
+            }
+        }
         for email in accounts {
             let request = properties_query(email, &LIMIT_ACCOUNT_PROPERTIES);
             if let Ok(root) = self.client.call(&request, email).await {
-                let props = property_values(&root)
-                    .into_iter()
-                    .map(|(k, v)| (k.to_ascii_lowercase(), v))
-                    .collect();
-                advice.extend(account_limits(email, &props));
+                advice.extend(account_limits(email, &lower_case_properties(&root)));
             }
         }
         advice
     }
+}
+
+/// The properties of a property list reply, names in lower case.
+fn lower_case_properties(root: &Element) -> BTreeMap<String, Option<String>> {
+    property_values(root)
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect()
+}
+
+/// Advice for one domain's [`LIMIT_DOMAIN_PROPERTIES`] (names in lower case).
+fn domain_limits(domain: &str, props: &BTreeMap<String, Option<String>>) -> Vec<String> {
+    let mut advice = Vec::new();
+    let mb = |kb: u64| kb.div_ceil(1024);
+    if let Some(kb) = positive(props, "d_usermailbox") {
+        advice.push(format!(
+            "{domain}: user mailboxes are limited to {} MB (D_UserMailbox): mail beyond it \
+             will be refused",
+            mb(kb)
+        ));
+    }
+    if let Some(kb) = positive(props, "d_diskquota") {
+        advice.push(format!(
+            "{domain}: the domain's storage is limited to {} MB (D_DiskQuota): mail beyond it \
+             will be refused",
+            mb(kb)
+        ));
+    }
+    if let Some(kb) = positive(props, "d_usermsg") {
+        if kb.saturating_mul(1024) < M365_MAX_MESSAGE {
+            advice.push(format!(
+                "{domain}: messages larger than {} MB are refused (D_UserMsg); Microsoft 365 \
+                 allows up to 150 MB",
+                mb(kb)
+            ));
+        }
+    }
+    if let Some(days) = positive(props, "d_spamdeleteolder") {
+        advice.push(format!(
+            "{domain}: spam older than {days} days is deleted from spam folders \
+             (D_SpamDeleteOlder): migrated Junk E-mail older than that will be deleted"
+        ));
+    }
+    if is(props, "d_disablelogin", "1") {
+        advice.push(format!(
+            "{domain}: login to this domain is disabled (D_DisableLogin): its accounts cannot \
+             log in to IMAP or WebDAV"
+        ));
+    }
+    for (property, name, what) in [
+        ("d_gwsupport", "D_GWSupport", "has no GroupWare support"),
+        (
+            "d_webdavsupport",
+            "D_WebDAVSupport",
+            "has no WebDAV support",
+        ),
+        ("d_calendar", "D_Calendar", "has the GroupWare policy off"),
+        ("d_webdav", "D_WebDAV", "has the WebDAV policy off"),
+    ] {
+        if is(props, property, "0") {
+            advice.push(format!(
+                "{domain}: the domain {what} ({name}): its calendars, contacts and tasks \
+                 cannot be written"
+            ));
+        }
+    }
+    advice
 }
 
 /// A numeric property's value, when set and positive.
