@@ -86,6 +86,8 @@ pub struct IceWarpSettings {
     pub attempts: u32,
     /// A session unused this long is replaced by a new login ([`SESSION_IDLE`] by default).
     pub session_idle: Duration,
+    /// The mailbox size limit (kB) set on each user account the run creates.
+    pub account_quota_kb: Option<u64>,
 }
 
 /// Tries per API call by default.
@@ -113,6 +115,7 @@ impl IceWarpSettings {
             credentials_report,
             accounts_csv,
             master_user,
+            account_quota_mb,
             ..
         } = dest
         else {
@@ -134,6 +137,7 @@ impl IceWarpSettings {
             master_user: master_user.is_some(),
             attempts: DEFAULT_ATTEMPTS,
             session_idle: SESSION_IDLE,
+            account_quota_kb: account_quota_mb.map(|mb| mb * 1024),
         };
         let rules = ProvisionRules {
             domain_map: domain_map
@@ -796,6 +800,8 @@ pub struct IceWarpProvisioner {
     report: CredentialsReport,
     known_passwords: BTreeSet<String>,
     master_user: bool,
+    /// [`IceWarpSettings::account_quota_kb`].
+    account_quota_kb: Option<u64>,
     /// Existing accounts by domain (address and `U_Type`), read once per domain.
     accounts: Mutex<BTreeMap<String, BTreeMap<String, u32>>>,
     /// Domains that had no account when first listed.
@@ -819,6 +825,7 @@ impl IceWarpProvisioner {
             report,
             known_passwords: settings.known_passwords.clone(),
             master_user: settings.master_user,
+            account_quota_kb: settings.account_quota_kb,
             accounts: Mutex::new(BTreeMap::new()),
             empty_domains: Mutex::new(BTreeSet::new()),
             policy: Mutex::new(None),
@@ -827,6 +834,19 @@ impl IceWarpProvisioner {
 
     pub fn client(&self) -> &IceWarpClient {
         &self.client
+    }
+
+    /// `U_MaxBox` and `U_MaxBoxSize` (kB, apiconst) for a created user account, when the
+    /// configuration asks for a quota.
+    fn quota_properties(&self) -> Vec<Param> {
+        self.account_quota_kb
+            .map(|kb| {
+                vec![
+                    Param::string_property("u_maxbox", "1"),
+                    Param::string_property("u_maxboxsize", kb.to_string()),
+                ]
+            })
+            .unwrap_or_default()
     }
 
     /// Reads the settings that slow or stop a migration, with advice.
@@ -1107,7 +1127,10 @@ impl IceWarpProvisioner {
                             // (IceWarp's account Options help), and the server's default
                             // type is not documented.
                             Param::string_property("u_accounttype", IMAP_AND_POP3),
-                        ],
+                        ]
+                        .into_iter()
+                        .chain(self.quota_properties())
+                        .collect(),
                     ),
                 ],
             );
@@ -1988,6 +2011,7 @@ mod tests {
             master_user: false,
             attempts: 3,
             session_idle: SESSION_IDLE,
+            account_quota_kb: None,
         };
         let ok = |url, allow| IceWarpClient::new(&settings(url, allow), Secret::new("p")).is_ok();
         assert!(ok("https://mail.example.com/icewarpapi/", false));
