@@ -547,3 +547,50 @@ async fn icewarp_check_names_the_domain_limits_that_refuse_or_delete_migrated_da
         "one read per domain"
     );
 }
+
+/// `check` says, before any data moves, that the administrator is a domain administrator
+/// (`U_Admin` 0, `U_DomainAdmin` 1) when a domain the run writes into is not on the server and
+/// would have to be created; a server administrator, or a domain administrator whose domains
+/// all exist, gets no such line.
+#[tokio::test(flavor = "multi_thread")]
+async fn icewarp_check_names_a_domain_administrator_that_cannot_create_the_domains() {
+    use migrator_core::engine::check_destination;
+
+    let source = "[source]\ntenant_id = \"contoso.onmicrosoft.com\"\n\
+                  client_id = \"00000000-0000-0000-0000-000000000001\"\n\n";
+    let advice = |domain_admin: bool, mapped_to: &'static str| async move {
+        let icewarp = IceWarpSim::start(IceWarpConfig {
+            domains: vec!["contoso.com".into()],
+            domain_admin,
+            ..IceWarpConfig::default()
+        })
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let destination = icewarp_destination(
+            source,
+            &icewarp,
+            dir.path(),
+            &format!("domain_map = {{ \"contoso.onmicrosoft.com\" = \"{mapped_to}\" }}\n"),
+        );
+        let checks = check_destination(&destination, Some("adele@contoso.com")).await;
+        checks
+            .iter()
+            .find(|c| c.name.contains("IceWarp admin API"))
+            .unwrap_or_else(|| panic!("{checks:#?}"))
+            .advice
+            .clone()
+    };
+    let missing = advice(true, "fabrikam.com").await;
+    assert!(
+        missing.contains(
+            "is a domain administrator, not a server administrator (U_Admin 0, U_DomainAdmin 1): \
+             it cannot create the domains fabrikam.com;"
+        ),
+        "{missing}"
+    );
+    for (domain_admin, mapped_to) in [(false, "fabrikam.com"), (true, "contoso.com")] {
+        let advice = advice(domain_admin, mapped_to).await;
+        assert!(!advice.contains("domain administrator"), "{advice}");
+    }
+}

@@ -253,6 +253,15 @@ pub async fn check_destination(
                     let known: Vec<String> = d.accounts.keys().cloned().collect();
                     let mapped: Vec<String> = d.rules.domain_map.values().cloned().collect();
                     advice.extend(provisioner.limits_advice(&known, &mapped).await);
+                    // A domain administrator cannot create the domains that are missing.
+                    let mut written: Vec<String> = known
+                        .iter()
+                        .map(String::as_str)
+                        .chain(probe)
+                        .filter_map(|a| a.rsplit_once('@').map(|(_, d)| d.to_string()))
+                        .collect();
+                    written.extend(mapped);
+                    advice.extend(provisioner.domain_admin_advice(&written).await);
                     let advice = (!advice.is_empty()).then(|| advice.join("; "));
                     provisioner.client().logout().await;
                     match advice {

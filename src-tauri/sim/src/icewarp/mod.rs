@@ -83,6 +83,11 @@ pub struct IceWarpConfig {
     pub alias_patterns: Vec<(String, Vec<String>)>,
     /// What a `U_Alias` longer than 255 characters gets (see [`AliasOverflow`]).
     pub alias_overflow: AliasOverflow,
+    /// The administrator is a domain administrator: `getaccountproperties` of its address
+    /// answers `U_Admin` 0 and `U_DomainAdmin` 1 (apiconst: "Administrator permission",
+    /// "Domain admin permission"); otherwise `U_Admin` 1. What IceWarp's `createdomain`
+    /// answers a domain administrator is not documented, so the emulator does not change it.
+    pub domain_admin: bool,
     /// The error uid for a request whose `sid` is unknown or expired. IceWarp documents no
     /// error uid for it (the specification's error envelope names none), so tests choose one.
     pub session_error_uid: String,
@@ -106,6 +111,7 @@ impl Default for IceWarpConfig {
             alias_patterns: Vec::new(),
             alias_overflow: AliasOverflow::Refuse,
             session_error_uid: "session_invalid".into(),
+            domain_admin: false,
         }
     }
 }
@@ -475,7 +481,10 @@ fn dispatch(
         "createdomain" => create_domain(data, &param("domainstr")),
         "getaccountsinfolist" => accounts_info_list(config, data, &params),
         "createaccount" => create_account(config, data, &params),
-        "getaccountproperties" => account_properties(data, &params),
+        "getaccountproperties" => match admin_properties(config, &params) {
+            Some(answer) => answer,
+            None => account_properties(data, &params),
+        },
         "getdomainproperties" => domain_properties(data, &params),
         "setaccountproperties" => set_account_properties(config, data, &params),
         "getaccountfolderlist" => folder_list(config, data, &param("accountemail")),
@@ -845,6 +854,33 @@ fn member_list(config: &IceWarpConfig, data: &Data, params: &Node) -> Answer {
                 .with(Node::leaf("params", ""))
         });
     Answer::Result(Node::new("result").with_all(items), "ok".into())
+}
+
+/// `getaccountproperties` of the administrator's own address asking its rights only
+/// (`U_Admin`, `U_DomainAdmin`), as [`IceWarpConfig::domain_admin`] sets them; `None` for any
+/// other request.
+fn admin_properties(config: &IceWarpConfig, params: &Node) -> Option<Answer> {
+    let email = params.text_at("accountemail").unwrap_or("");
+    let names = requested_names(params, "accountpropertylist");
+    let rights_only = !names.is_empty()
+        && names
+            .iter()
+            .all(|n| matches!(n.to_ascii_lowercase().as_str(), "u_admin" | "u_domainadmin"));
+    if !email.trim().eq_ignore_ascii_case(&config.admin_email) || !rights_only {
+        return None;
+    }
+    let items = names.into_iter().map(|name| {
+        let on = match name.to_ascii_lowercase().as_str() {
+            "u_admin" => !config.domain_admin,
+            _ => config.domain_admin,
+        };
+        let value = string_value(if on { "1" } else { "0" });
+        property_item(&name, Some(value))
+    });
+    Some(Answer::Result(
+        Node::new("result").with_all(items),
+        "ok".into(),
+    ))
 }
 
 fn account_properties(data: &Data, params: &Node) -> Answer {

@@ -1744,6 +1744,38 @@ impl IceWarpProvisioner {
     }
 }
 
+impl IceWarpProvisioner {
+    /// When domains would have to be created (`domains` not on the server) and the
+    /// administrator is a domain administrator, not a server administrator (its `U_Admin` is
+    /// not 1 and its `U_DomainAdmin` is 1, apiconst), one line naming the missing domains
+    /// (creating domains is a server administrator's task; IceWarp's API documents no answer
+    /// for a domain administrator's `createdomain`). `None` when nothing is missing, the administrator is a server administrator, or its
+    /// rights cannot be read.
+    pub async fn domain_admin_advice(&self, domains: &[String]) -> Option<String> {
+        let admin = self.client.admin_email.clone();
+        let request = properties_query(&admin, &["U_Admin", "U_DomainAdmin"]);
+        let root = self.client.call(&request, &admin).await.ok()?;
+        let props = lower_case_properties(&root);
+        if is(&props, "u_admin", "1") || !is(&props, "u_domainadmin", "1") {
+            return None;
+        }
+        let existing = self.client.domains().await.ok()?;
+        let missing: BTreeSet<String> = domains
+            .iter()
+            .map(|d| d.trim().to_ascii_lowercase())
+            .filter(|d| !d.is_empty() && !existing.contains(d))
+            .collect();
+        (!missing.is_empty()).then(|| {
+            format!(
+                "the administrator {admin} is a domain administrator, not a server administrator \
+                 (U_Admin 0, U_DomainAdmin 1): it cannot create the domains {}; create them \
+                 first or use a server administrator",
+                missing.into_iter().collect::<Vec<_>>().join(", ")
+            )
+        })
+    }
+}
+
 /// The properties of a property list reply, names in lower case.
 fn lower_case_properties(root: &Element) -> BTreeMap<String, Option<String>> {
     property_values(root)
