@@ -21,7 +21,9 @@
 //!
 //! Knobs: initial domains, domain aliases and accounts, server properties (password policy,
 //! login policy, IMAP APPEND limit, size limits, WebDAV and GroupWare switches), localised
-//! default folder names, alias patterns, a licence limit, accounts the server refuses for
+//! default folder names, alias patterns, domain properties
+//! ([`IceWarpSim::set_domain_property`]), an administrator that is a domain administrator,
+//! a licence limit, accounts the server refuses for
 //! good, injected transient faults and lost replies, sessions that end, and the request log
 //! with each request's schema violations. Switches for what IceWarp does not document: a
 //! page cap on lists, the error uid of an expired session, and whether a `U_Alias` over 255
