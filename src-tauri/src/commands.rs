@@ -499,6 +499,7 @@ impl DestinationSettings {
                 imap_port: None,
                 imap_security: ImapSecurity::Tls,
                 webdav_url: None,
+                account_quota_mb: None,
             },
             DestinationSettings::Folder { path } => DestinationConfig::Folder {
                 path: PathBuf::from(path.trim()),

@@ -405,8 +405,16 @@ pub enum DestinationConfig {
         /// Overrides the WebDAV base (default `https://<host>/webdav/`); each account's data is
         /// below `<base><email>/`.
         webdav_url: Option<String>,
+        /// A mailbox size limit in MB (1 to 2,097,151: IceWarp's `U_MaxBoxSize` is an Int of
+        /// kB) set on each user account the run creates (`U_MaxBox`, `U_MaxBoxSize`,
+        /// apiconst). Accounts that already exist keep theirs. Unset: the server's default.
+        account_quota_mb: Option<u64>,
     },
 }
+
+/// The largest `account_quota_mb`: `U_MaxBoxSize` (kB) is an Int (apiconst), at most
+/// 2^31 - 1.
+pub const MAX_ACCOUNT_QUOTA_MB: u64 = (i32::MAX as u64) / 1024;
 
 /// What becomes of a group of Microsoft 365 users at an IceWarp destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -1002,9 +1010,18 @@ impl FileConfig {
             domain_map,
             imap_security,
             webdav_url,
+            account_quota_mb,
             ..
         } = &config.destination
         {
+            if let Some(mb) = account_quota_mb {
+                if !(1..=MAX_ACCOUNT_QUOTA_MB).contains(mb) {
+                    return Err(invalid(
+                        "destination.account_quota_mb",
+                        format!("must be from 1 to {MAX_ACCOUNT_QUOTA_MB} (MB)"),
+                    ));
+                }
+            }
             if host.trim().is_empty() || host.contains('/') {
                 return Err(invalid(
                     "destination.host",
@@ -1886,6 +1903,16 @@ domain_map = { "contoso.onmicrosoft.com" = "contoso.com" }
                 "webdav_url = \"http://127.0.0.1@evil.example/\"\nallow_plaintext_loopback = true\nhost =",
                 "destination.webdav_url",
             ),
+            (
+                "host =",
+                "account_quota_mb = 0\nhost =",
+                "destination.account_quota_mb",
+            ),
+            (
+                "host =",
+                "account_quota_mb = 2097152\nhost =",
+                "destination.account_quota_mb",
+            ),
         ];
         for (from, to, key) in cases {
             let e = FileConfig::parse(&ICEWARP.replace(from, to), Path::new("m.toml"))
@@ -1893,5 +1920,7 @@ domain_map = { "contoso.onmicrosoft.com" = "contoso.com" }
                 .to_string();
             assert!(e.contains(key), "{key}: {e}");
         }
+        let quota = ICEWARP.replace("host =", "account_quota_mb = 2097151\nhost =");
+        assert!(FileConfig::parse(&quota, Path::new("m.toml")).is_ok());
     }
 }

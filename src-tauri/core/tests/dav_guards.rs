@@ -412,30 +412,62 @@ fn mkcalendar(component: &str) -> String {
     )
 }
 
-/// `check` names, before any data moves, what the IceWarp server will refuse or delete later:
-/// plain authentication off, spam clean-up by age, and for an existing account its quota,
-/// message size limit, clean-up of old mail and a WebDAV policy that is off.
-#[tokio::test(flavor = "multi_thread")]
-async fn icewarp_check_names_the_limits_that_refuse_or_delete_migrated_data() {
-    use migrator_core::engine::check_destination;
-    use migrator_sim::icewarp::AccountSpec;
+/// An existing account of the IceWarp tests of `check`, with its password.
+const EXISTING: &str = "jane@contoso.com";
 
-    const EXISTING: &str = "jane@contoso.com";
-    let icewarp = IceWarpSim::start(IceWarpConfig {
-        accounts: vec![AccountSpec {
+/// The IceWarp emulator with the account [`EXISTING`] and these server properties.
+async fn icewarp_with_jane(properties: Vec<(String, String)>) -> IceWarpSim {
+    IceWarpSim::start(IceWarpConfig {
+        accounts: vec![migrator_sim::icewarp::AccountSpec {
             email: EXISTING.into(),
             name: "Jane".into(),
             password: "Jane-Pa55!".into(),
             aliases: Vec::new(),
         }],
-        properties: vec![
-            ("C_Accounts_Policies_Auth_DisablePlain".into(), "1".into()),
-            ("C_AS_DeleteSpamMailOlder".into(), "30".into()),
-        ],
+        properties,
         ..IceWarpConfig::default()
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// The advice of `check`'s IceWarp admin API line, for a destination with this accounts CSV
+/// (its text), these more `[destination]` lines and this probe mailbox.
+async fn admin_api_advice(
+    icewarp: &IceWarpSim,
+    accounts_csv: Option<&str>,
+    more: &str,
+    probe: Option<&str>,
+) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut more = more.to_string();
+    if let Some(text) = accounts_csv {
+        let path = dir.path().join("accounts.csv");
+        std::fs::write(&path, text).unwrap();
+        more.push_str(&format!("accounts_csv = \"{}\"\n", path.display()));
+    }
+    let source = "[source]\ntenant_id = \"contoso.onmicrosoft.com\"\n\
+                  client_id = \"00000000-0000-0000-0000-000000000001\"\n\n";
+    let destination = icewarp_destination(source, icewarp, dir.path(), &more);
+    let checks = migrator_core::engine::check_destination(&destination, probe).await;
+    checks
+        .iter()
+        .find(|c| c.name.contains("IceWarp admin API"))
+        .unwrap_or_else(|| panic!("{checks:#?}"))
+        .advice
+        .clone()
+}
+
+/// `check` names, before any data moves, what the IceWarp server will refuse or delete later:
+/// plain authentication off, spam clean-up by age, and for an existing account its quota,
+/// message size limit, clean-up of old mail and a WebDAV policy that is off.
+#[tokio::test(flavor = "multi_thread")]
+async fn icewarp_check_names_the_limits_that_refuse_or_delete_migrated_data() {
+    let icewarp = icewarp_with_jane(vec![
+        ("C_Accounts_Policies_Auth_DisablePlain".into(), "1".into()),
+        ("C_AS_DeleteSpamMailOlder".into(), "30".into()),
+    ])
+    .await;
     for (name, value) in [
         ("U_MaxBox", "1"),
         ("U_MaxBoxSize", "512000"),
@@ -446,22 +478,13 @@ async fn icewarp_check_names_the_limits_that_refuse_or_delete_migrated_data() {
     ] {
         assert!(icewarp.set_account_property(EXISTING, name, value));
     }
-    let dir = tempfile::tempdir().unwrap();
-    let accounts_csv = dir.path().join("accounts.csv");
-    std::fs::write(&accounts_csv, format!("{EXISTING},Jane-Pa55!\n")).unwrap();
-    let source = "[source]\ntenant_id = \"contoso.onmicrosoft.com\"\n\
-                  client_id = \"00000000-0000-0000-0000-000000000001\"\n\n";
-    let destination = icewarp_destination(
-        source,
+    let advice = admin_api_advice(
         &icewarp,
-        dir.path(),
-        &format!("accounts_csv = \"{}\"\n", accounts_csv.display()),
-    );
-    let checks = check_destination(&destination, None).await;
-    let api = checks
-        .iter()
-        .find(|c| c.name.contains("IceWarp admin API"))
-        .unwrap_or_else(|| panic!("{checks:#?}"));
+        Some(&format!("{EXISTING},Jane-Pa55!\n")),
+        "",
+        None,
+    )
+    .await;
     for expected in [
         "C_Accounts_Policies_Auth_DisablePlain",
         "spam older than 30 days",
@@ -470,6 +493,88 @@ async fn icewarp_check_names_the_limits_that_refuse_or_delete_migrated_data() {
         "jane@contoso.com: messages older than 365 days are deleted",
         "jane@contoso.com: U_WebDAV is off",
     ] {
-        assert!(api.advice.contains(expected), "{expected}: {}", api.advice);
+        assert!(advice.contains(expected), "{expected}: {advice}");
+    }
+}
+
+/// `check` names the limits of the domain an account is written into (`getdomainproperties`):
+/// its mailbox, storage and message size limits, spam clean-up by age, login switched off and
+/// GroupWare/WebDAV without support or with the policy off.
+#[tokio::test(flavor = "multi_thread")]
+async fn icewarp_check_names_the_domain_limits_that_refuse_or_delete_migrated_data() {
+    let icewarp = icewarp_with_jane(Vec::new()).await;
+    for (name, value) in [
+        ("D_UserMailbox", "1048576"),
+        ("D_DiskQuota", "10485760"),
+        ("D_UserMsg", "25600"),
+        ("D_SpamDeleteOlder", "14"),
+        ("D_DisableLogin", "1"),
+        ("D_GWSupport", "0"),
+        ("D_WebDAVSupport", "1"),
+        ("D_Calendar", "1"),
+        ("D_WebDAV", "0"),
+    ] {
+        assert!(icewarp.set_domain_property("contoso.com", name, value));
+    }
+    let advice = admin_api_advice(
+        &icewarp,
+        Some(&format!("{EXISTING},Jane-Pa55!\n")),
+        "",
+        None,
+    )
+    .await;
+    for expected in [
+        "contoso.com: user mailboxes are limited to 1024 MB (D_UserMailbox)",
+        "contoso.com: the domain's storage is limited to 10240 MB (D_DiskQuota)",
+        "contoso.com: messages larger than 25 MB are refused (D_UserMsg)",
+        "contoso.com: spam older than 14 days is deleted from spam folders (D_SpamDeleteOlder)",
+        "contoso.com: login to this domain is disabled (D_DisableLogin)",
+        "contoso.com: the domain has no GroupWare support (D_GWSupport)",
+        "contoso.com: the domain has the WebDAV policy off (D_WebDAV)",
+    ] {
+        assert!(advice.contains(expected), "{expected}: {advice}");
+    }
+    for not_limiting in ["D_WebDAVSupport", "D_Calendar"] {
+        assert!(!advice.contains(not_limiting), "{advice}");
+    }
+    assert_eq!(
+        icewarp
+            .requests()
+            .iter()
+            .filter(|r| r.command.as_deref() == Some("getdomainproperties"))
+            .count(),
+        1,
+        "one read per domain"
+    );
+}
+
+/// `check` says, before any data moves, that the administrator is a domain administrator
+/// (`U_Admin` 0, `U_DomainAdmin` 1) when a domain the run writes into is not on the server and
+/// would have to be created; a server administrator, or a domain administrator whose domains
+/// all exist, gets no such line.
+#[tokio::test(flavor = "multi_thread")]
+async fn icewarp_check_names_a_domain_administrator_that_cannot_create_the_domains() {
+    let advice = |domain_admin: bool, mapped_to: &'static str| async move {
+        let icewarp = IceWarpSim::start(IceWarpConfig {
+            domains: vec!["contoso.com".into()],
+            domain_admin,
+            ..IceWarpConfig::default()
+        })
+        .await
+        .unwrap();
+        let map = format!("domain_map = {{ \"contoso.onmicrosoft.com\" = \"{mapped_to}\" }}\n");
+        admin_api_advice(&icewarp, None, &map, Some("adele@contoso.com")).await
+    };
+    let missing = advice(true, "fabrikam.com").await;
+    assert!(
+        missing.contains(
+            "is a domain administrator, not a server administrator (U_Admin 0, U_DomainAdmin 1): \
+             it cannot create the domains fabrikam.com;"
+        ),
+        "{missing}"
+    );
+    for (domain_admin, mapped_to) in [(false, "fabrikam.com"), (true, "contoso.com")] {
+        let advice = advice(domain_admin, mapped_to).await;
+        assert!(!advice.contains("domain administrator"), "{advice}");
     }
 }

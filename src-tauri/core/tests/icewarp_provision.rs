@@ -160,6 +160,7 @@ fn settings(sim: &IceWarpSim, report: &Path, known: &[&str]) -> IceWarpSettings 
         master_user: false,
         attempts: 3,
         session_idle: SESSION_IDLE,
+        account_quota_kb: None,
     }
 }
 
@@ -528,6 +529,8 @@ async fn every_request_and_parsed_reply_follows_the_specification() {
     )
     .await;
     p.settings_report().await.unwrap();
+    let created = users[1].mail.clone().unwrap();
+    assert!(p.limits_advice(&[created], &[]).await.is_empty());
     p.default_folders(users[1].mail.as_deref().unwrap())
         .await
         .unwrap();
@@ -1309,4 +1312,71 @@ async fn a_domain_alias_is_not_a_domain_to_create_accounts_in() {
         .filter(|r| matches!(r.command.as_deref(), Some("createaccount" | "createdomain")))
         .all(|r| !r.body.contains("fabrikam.com")));
     assert!(sim.accounts().iter().all(|a| a.domain != "fabrikam.com"));
+}
+
+/// `account_quota_mb` puts a mailbox size limit (`U_MaxBox`, `U_MaxBoxSize` in kB, apiconst)
+/// on the accounts the run creates, at `createaccount`; an account that already exists and is
+/// merged into keeps its own (no quota written to it).
+#[tokio::test]
+async fn account_quota_is_set_on_created_accounts_only() {
+    let (users, domains) = tenant();
+    let existing = users[0].mail.clone().unwrap();
+    let sim = IceWarpSim::start(IceWarpConfig {
+        admin_password: ADMIN_PASSWORD.into(),
+        accounts: vec![AccountSpec {
+            email: existing.clone(),
+            name: "Pre Existing".into(),
+            password: "Existing-pass-1".into(),
+            aliases: Vec::new(),
+        }],
+        policy: policy(),
+        ..IceWarpConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("new-accounts.csv");
+    let settings = IceWarpSettings {
+        account_quota_kb: Some(2048 * 1024),
+        ..settings(&sim, &report, &[existing.as_str()])
+    };
+    let p = IceWarpProvisioner::connect(&settings, Secret::new(ADMIN_PASSWORD))
+        .await
+        .unwrap();
+    let outcome = p
+        .provision(&users, &[], &domains, &ProvisionRules::default())
+        .await
+        .unwrap();
+    let created: Vec<String> = outcome
+        .accounts
+        .iter()
+        .filter(|a| a.action == AccountAction::Created)
+        .filter_map(|a| a.address.clone())
+        .collect();
+    assert!(!created.is_empty(), "{outcome:#?}");
+    for address in &created {
+        let account = sim.account(address).unwrap();
+        assert_eq!(
+            (
+                account.properties.get("u_maxbox").map(String::as_str),
+                account.properties.get("u_maxboxsize").map(String::as_str)
+            ),
+            (Some("1"), Some("2097152")),
+            "{address}"
+        );
+    }
+    let merged = sim.account(&existing).unwrap();
+    assert!(
+        !merged.properties.contains_key("u_maxbox")
+            && !merged.properties.contains_key("u_maxboxsize"),
+        "{:?}",
+        merged.properties
+    );
+    assert!(
+        !sim.requests().iter().any(|r| {
+            r.command.as_deref() == Some("setaccountproperties")
+                && r.body.to_ascii_lowercase().contains("u_maxbox")
+        }),
+        "no quota written to an existing account"
+    );
 }

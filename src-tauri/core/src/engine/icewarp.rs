@@ -293,9 +293,10 @@ pub(super) async fn provision(
         }
         apply_folder_names(&mut imap, names.ok());
     }
-    // What the server will refuse or delete later, before any data moves.
+    // What the server will refuse or delete later, before any data moves: the accounts
+    // written into and their domains.
     let addresses: Vec<String> = mailboxes.iter().filter_map(|u| u.mail.clone()).collect();
-    for advice in provisioner.limits_advice(&addresses).await {
+    for advice in provisioner.limits_advice(&addresses, &[]).await {
         tracing::warn!("IceWarp: {advice}");
     }
     // Under IceWarp's username login policy an account logs in with its U_Login.

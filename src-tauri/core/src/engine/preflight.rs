@@ -248,9 +248,20 @@ pub async fn check_destination(
                         Ok(report) => report.advice,
                         Err(e) => vec![format!("cannot read the server settings: {e}")],
                     };
-                    // What the server will refuse or delete later, for the accounts known.
+                    // What the server will refuse or delete later, for the accounts known and
+                    // the domains they and the domain map write into.
                     let known: Vec<String> = d.accounts.keys().cloned().collect();
-                    advice.extend(provisioner.limits_advice(&known).await);
+                    let mapped: Vec<String> = d.rules.domain_map.values().cloned().collect();
+                    advice.extend(provisioner.limits_advice(&known, &mapped).await);
+                    // A domain administrator cannot create the domains that are missing.
+                    let mut written: Vec<String> = known
+                        .iter()
+                        .map(String::as_str)
+                        .chain(probe)
+                        .filter_map(|a| a.rsplit_once('@').map(|(_, d)| d.to_string()))
+                        .collect();
+                    written.extend(mapped);
+                    advice.extend(provisioner.domain_admin_advice(&written).await);
                     let advice = (!advice.is_empty()).then(|| advice.join("; "));
                     provisioner.client().logout().await;
                     match advice {

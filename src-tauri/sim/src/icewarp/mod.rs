@@ -5,7 +5,7 @@
 //!
 //! Commands: `authenticate`, `logout`, `getserverproperties`, `getdomainsinfolist`,
 //! `createdomain`, `getaccountsinfolist`, `createaccount`, `getaccountproperties`,
-//! `setaccountproperties`, `getaccountfolderlist`, `expireaccountpassword`,
+//! `setaccountproperties`, `getdomainproperties`, `getaccountfolderlist`, `expireaccountpassword`,
 //! `addaccountmembers` and `getaccountmemberinfolist` (members of `U_Type` 1 mailing lists
 //! and 7 groups). Any other command of the specification answers the error envelope
 //! `not_implemented`.
@@ -21,7 +21,9 @@
 //!
 //! Knobs: initial domains, domain aliases and accounts, server properties (password policy,
 //! login policy, IMAP APPEND limit, size limits, WebDAV and GroupWare switches), localised
-//! default folder names, alias patterns, a licence limit, accounts the server refuses for
+//! default folder names, alias patterns, domain properties
+//! ([`IceWarpSim::set_domain_property`]), an administrator that is a domain administrator,
+//! a licence limit, accounts the server refuses for
 //! good, injected transient faults and lost replies, sessions that end, and the request log
 //! with each request's schema violations. Switches for what IceWarp does not document: a
 //! page cap on lists, the error uid of an expired session, and whether a `U_Alias` over 255
@@ -83,6 +85,11 @@ pub struct IceWarpConfig {
     pub alias_patterns: Vec<(String, Vec<String>)>,
     /// What a `U_Alias` longer than 255 characters gets (see [`AliasOverflow`]).
     pub alias_overflow: AliasOverflow,
+    /// The administrator is a domain administrator: `getaccountproperties` of its address
+    /// answers `U_Admin` 0 and `U_DomainAdmin` 1 (apiconst: "Administrator permission",
+    /// "Domain admin permission"); otherwise `U_Admin` 1. What IceWarp's `createdomain`
+    /// answers a domain administrator is not documented, so the emulator does not change it.
+    pub domain_admin: bool,
     /// The error uid for a request whose `sid` is unknown or expired. IceWarp documents no
     /// error uid for it (the specification's error envelope names none), so tests choose one.
     pub session_error_uid: String,
@@ -106,6 +113,7 @@ impl Default for IceWarpConfig {
             alias_patterns: Vec::new(),
             alias_overflow: AliasOverflow::Refuse,
             session_error_uid: "session_invalid".into(),
+            domain_admin: false,
         }
     }
 }
@@ -475,7 +483,11 @@ fn dispatch(
         "createdomain" => create_domain(data, &param("domainstr")),
         "getaccountsinfolist" => accounts_info_list(config, data, &params),
         "createaccount" => create_account(config, data, &params),
-        "getaccountproperties" => account_properties(data, &params),
+        "getaccountproperties" => match admin_properties(config, &params) {
+            Some(answer) => answer,
+            None => account_properties(data, &params),
+        },
+        "getdomainproperties" => domain_properties(data, &params),
         "setaccountproperties" => set_account_properties(config, data, &params),
         "getaccountfolderlist" => folder_list(config, data, &param("accountemail")),
         "addaccountmembers" => add_members(data, &params),
@@ -539,6 +551,32 @@ fn server_properties(data: &Data, params: &Node) -> Answer {
         .into_iter()
         .map(|name| {
             let value = data.property(&name).map(string_value);
+            property_item(&name, value)
+        });
+    Answer::Result(Node::new("result").with_all(items), "ok".into())
+}
+
+/// `getdomainproperties` (OpenAPI /GetDomainProperties: `domainstr` and
+/// `domainpropertylist`; "List of domain properties with its values and rights"): each name
+/// with its value as set by [`IceWarpSim::set_domain_property`], `tpropertynovalue` when
+/// unset. What IceWarp answers for a domain it does not have is not documented: the emulator
+/// answers the error uid `domain_invalid`, which the client takes as "cannot read".
+fn domain_properties(data: &Data, params: &Node) -> Answer {
+    let domain = params
+        .text_at("domainstr")
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if !data.domains.contains_key(&domain) {
+        return Answer::Error("domain_invalid".into(), format!("no domain {domain}"));
+    }
+    let set = data.domain_properties.get(&domain);
+    let items = requested_names(params, "domainpropertylist")
+        .into_iter()
+        .map(|name| {
+            let value = set
+                .and_then(|p| p.get(&name.to_ascii_lowercase()))
+                .map(|v| string_value(v));
             property_item(&name, value)
         });
     Answer::Result(Node::new("result").with_all(items), "ok".into())
@@ -820,6 +858,33 @@ fn member_list(config: &IceWarpConfig, data: &Data, params: &Node) -> Answer {
     Answer::Result(Node::new("result").with_all(items), "ok".into())
 }
 
+/// `getaccountproperties` of the administrator's own address asking its rights only
+/// (`U_Admin`, `U_DomainAdmin`), as [`IceWarpConfig::domain_admin`] sets them; `None` for any
+/// other request.
+fn admin_properties(config: &IceWarpConfig, params: &Node) -> Option<Answer> {
+    let email = params.text_at("accountemail").unwrap_or("");
+    let names = requested_names(params, "accountpropertylist");
+    let rights_only = !names.is_empty()
+        && names
+            .iter()
+            .all(|n| matches!(n.to_ascii_lowercase().as_str(), "u_admin" | "u_domainadmin"));
+    if !email.trim().eq_ignore_ascii_case(&config.admin_email) || !rights_only {
+        return None;
+    }
+    let items = names.into_iter().map(|name| {
+        let on = match name.to_ascii_lowercase().as_str() {
+            "u_admin" => !config.domain_admin,
+            _ => config.domain_admin,
+        };
+        let value = string_value(if on { "1" } else { "0" });
+        property_item(&name, Some(value))
+    });
+    Some(Answer::Result(
+        Node::new("result").with_all(items),
+        "ok".into(),
+    ))
+}
+
 fn account_properties(data: &Data, params: &Node) -> Answer {
     let email = params.text_at("accountemail").unwrap_or("");
     let Some(i) = data.find_account(email) else {
@@ -961,6 +1026,21 @@ impl IceWarpSim {
         };
         data.accounts[i]
             .properties
+            .insert(name.to_ascii_lowercase(), value.to_string());
+        true
+    }
+
+    /// Sets the domain property `name` (`D_UserMailbox`, `D_SpamDeleteOlder`, ...; apiconst)
+    /// of an existing domain. False when there is no such domain.
+    pub fn set_domain_property(&self, domain: &str, name: &str, value: &str) -> bool {
+        let mut data = self.shared.data();
+        let domain = domain.to_ascii_lowercase();
+        if !data.domains.contains_key(&domain) {
+            return false;
+        }
+        data.domain_properties
+            .entry(domain)
+            .or_default()
             .insert(name.to_ascii_lowercase(), value.to_string());
         true
     }

@@ -295,6 +295,8 @@ pub(crate) struct Data {
     pub domain_aliases: BTreeMap<String, String>,
     /// Alias patterns by lower-case name: the local names each stands for.
     pub patterns: BTreeMap<String, Vec<String>>,
+    /// Domain properties (`D_...`, apiconst) by lower-case domain, then lower-case name.
+    pub domain_properties: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl Data {

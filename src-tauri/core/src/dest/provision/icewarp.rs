@@ -86,6 +86,8 @@ pub struct IceWarpSettings {
     pub attempts: u32,
     /// A session unused this long is replaced by a new login ([`SESSION_IDLE`] by default).
     pub session_idle: Duration,
+    /// The mailbox size limit (kB) set on each user account the run creates.
+    pub account_quota_kb: Option<u64>,
 }
 
 /// Tries per API call by default.
@@ -113,6 +115,7 @@ impl IceWarpSettings {
             credentials_report,
             accounts_csv,
             master_user,
+            account_quota_mb,
             ..
         } = dest
         else {
@@ -134,6 +137,7 @@ impl IceWarpSettings {
             master_user: master_user.is_some(),
             attempts: DEFAULT_ATTEMPTS,
             session_idle: SESSION_IDLE,
+            account_quota_kb: account_quota_mb.map(|mb| mb * 1024),
         };
         let rules = ProvisionRules {
             domain_map: domain_map
@@ -796,6 +800,8 @@ pub struct IceWarpProvisioner {
     report: CredentialsReport,
     known_passwords: BTreeSet<String>,
     master_user: bool,
+    /// [`IceWarpSettings::account_quota_kb`].
+    account_quota_kb: Option<u64>,
     /// Existing accounts by domain (address and `U_Type`), read once per domain.
     accounts: Mutex<BTreeMap<String, BTreeMap<String, u32>>>,
     /// Domains that had no account when first listed.
@@ -819,6 +825,7 @@ impl IceWarpProvisioner {
             report,
             known_passwords: settings.known_passwords.clone(),
             master_user: settings.master_user,
+            account_quota_kb: settings.account_quota_kb,
             accounts: Mutex::new(BTreeMap::new()),
             empty_domains: Mutex::new(BTreeSet::new()),
             policy: Mutex::new(None),
@@ -827,6 +834,19 @@ impl IceWarpProvisioner {
 
     pub fn client(&self) -> &IceWarpClient {
         &self.client
+    }
+
+    /// `U_MaxBox` and `U_MaxBoxSize` (kB, apiconst) for a created user account, when the
+    /// configuration asks for a quota.
+    fn quota_properties(&self) -> Vec<Param> {
+        self.account_quota_kb
+            .map(|kb| {
+                vec![
+                    Param::string_property("u_maxbox", "1"),
+                    Param::string_property("u_maxboxsize", kb.to_string()),
+                ]
+            })
+            .unwrap_or_default()
     }
 
     /// Reads the settings that slow or stop a migration, with advice.
@@ -1107,7 +1127,10 @@ impl IceWarpProvisioner {
                             // (IceWarp's account Options help), and the server's default
                             // type is not documented.
                             Param::string_property("u_accounttype", IMAP_AND_POP3),
-                        ],
+                        ]
+                        .into_iter()
+                        .chain(self.quota_properties())
+                        .collect(),
                     ),
                 ],
             );
@@ -1655,13 +1678,29 @@ const LIMIT_ACCOUNT_PROPERTIES: [&str; 8] = [
     "U_AccountDisabled",
 ];
 
+/// Domain properties that make IceWarp refuse or later delete migrated data
+/// (icewarp-apiconst.txt: sizes in kB, ages in days, the rest booleans).
+const LIMIT_DOMAIN_PROPERTIES: [&str; 9] = [
+    "D_UserMailbox",
+    "D_DiskQuota",
+    "D_UserMsg",
+    "D_SpamDeleteOlder",
+    "D_DisableLogin",
+    "D_GWSupport",
+    "D_WebDAVSupport",
+    "D_Calendar",
+    "D_WebDAV",
+];
+
 impl IceWarpProvisioner {
     /// What the server will refuse or delete later, read before any data moves: plain
     /// authentication switched off, spam clean-up by age, WebDAV limited to some domains or
-    /// accounts, and per account its mailbox quota, message size limit, clean-up of old mail
-    /// and WebDAV/GroupWare policies. One line of advice each, naming the property and the
-    /// account. Accounts that cannot be read (not created yet) are left out.
-    pub async fn limits_advice(&self, accounts: &[String]) -> Vec<String> {
+    /// accounts; per domain (the accounts' own and `domains`) its mailbox, storage and
+    /// message size limits, spam clean-up and GroupWare/WebDAV support and policies; and per
+    /// account its mailbox quota, message size limit, clean-up of old mail and WebDAV/GroupWare
+    /// policies. One line of advice each, naming the property and the domain or account.
+    /// Domains and accounts that cannot be read (not created yet) are left out.
+    pub async fn limits_advice(&self, accounts: &[String], domains: &[String]) -> Vec<String> {
         let mut advice = match self
             .client
             .server_properties(&LIMIT_SERVER_PROPERTIES)
@@ -1670,18 +1709,138 @@ impl IceWarpProvisioner {
             Ok(props) => server_limits(&props),
             Err(e) => vec![format!("cannot read the server's limits: {e}")],
         };
+        let domains: BTreeSet<String> = accounts
+            .iter()
+            .filter_map(|a| a.rsplit_once('@').map(|(_, d)| d))
+            .chain(domains.iter().map(String::as_str))
+            .map(|d| d.trim().to_ascii_lowercase())
+            .filter(|d| !d.is_empty())
+            .collect();
+        for domain in &domains {
+            let request = Request::new(
+                "getdomainproperties",
+                vec![
+                    Param::text("domainstr", domain.clone()),
+                    Param::Group(
+                        "domainpropertylist",
+                        LIMIT_DOMAIN_PROPERTIES
+                            .iter()
+                            .map(|n| Param::property_name(n))
+                            .collect(),
+                    ),
+                ],
+            );
+            if let Ok(root) = self.client.call(&request, domain).await {
+                advice.extend(domain_limits(domain, &lower_case_properties(&root)));
+            }
+        }
         for email in accounts {
             let request = properties_query(email, &LIMIT_ACCOUNT_PROPERTIES);
             if let Ok(root) = self.client.call(&request, email).await {
-                let props = property_values(&root)
-                    .into_iter()
-                    .map(|(k, v)| (k.to_ascii_lowercase(), v))
-                    .collect();
-                advice.extend(account_limits(email, &props));
+                advice.extend(account_limits(email, &lower_case_properties(&root)));
             }
         }
         advice
     }
+}
+
+impl IceWarpProvisioner {
+    /// When domains would have to be created (`domains` not on the server) and the
+    /// administrator is a domain administrator, not a server administrator (its `U_Admin` is
+    /// not 1 and its `U_DomainAdmin` is 1, apiconst), one line naming the missing domains
+    /// (creating domains is a server administrator's task; IceWarp's API documents no answer
+    /// for a domain administrator's `createdomain`). `None` when nothing is missing, the administrator is a server administrator, or its
+    /// rights cannot be read.
+    pub async fn domain_admin_advice(&self, domains: &[String]) -> Option<String> {
+        let admin = self.client.admin_email.clone();
+        let request = properties_query(&admin, &["U_Admin", "U_DomainAdmin"]);
+        let root = self.client.call(&request, &admin).await.ok()?;
+        let props = lower_case_properties(&root);
+        if is(&props, "u_admin", "1") || !is(&props, "u_domainadmin", "1") {
+            return None;
+        }
+        let existing = self.client.domains().await.ok()?;
+        let missing: BTreeSet<String> = domains
+            .iter()
+            .map(|d| d.trim().to_ascii_lowercase())
+            .filter(|d| !d.is_empty() && !existing.contains(d))
+            .collect();
+        (!missing.is_empty()).then(|| {
+            format!(
+                "the administrator {admin} is a domain administrator, not a server administrator \
+                 (U_Admin 0, U_DomainAdmin 1): it cannot create the domains {}; create them \
+                 first or use a server administrator",
+                missing.into_iter().collect::<Vec<_>>().join(", ")
+            )
+        })
+    }
+}
+
+/// The properties of a property list reply, names in lower case.
+fn lower_case_properties(root: &Element) -> BTreeMap<String, Option<String>> {
+    property_values(root)
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect()
+}
+
+/// Advice for one domain's [`LIMIT_DOMAIN_PROPERTIES`] (names in lower case).
+fn domain_limits(domain: &str, props: &BTreeMap<String, Option<String>>) -> Vec<String> {
+    let mut advice = Vec::new();
+    let mb = |kb: u64| kb.div_ceil(1024);
+    if let Some(kb) = positive(props, "d_usermailbox") {
+        advice.push(format!(
+            "{domain}: user mailboxes are limited to {} MB (D_UserMailbox): mail beyond it \
+             will be refused",
+            mb(kb)
+        ));
+    }
+    if let Some(kb) = positive(props, "d_diskquota") {
+        advice.push(format!(
+            "{domain}: the domain's storage is limited to {} MB (D_DiskQuota): mail beyond it \
+             will be refused",
+            mb(kb)
+        ));
+    }
+    if let Some(kb) = positive(props, "d_usermsg") {
+        if kb.saturating_mul(1024) < M365_MAX_MESSAGE {
+            advice.push(format!(
+                "{domain}: messages larger than {} MB are refused (D_UserMsg); Microsoft 365 \
+                 allows up to 150 MB",
+                mb(kb)
+            ));
+        }
+    }
+    if let Some(days) = positive(props, "d_spamdeleteolder") {
+        advice.push(format!(
+            "{domain}: spam older than {days} days is deleted from spam folders \
+             (D_SpamDeleteOlder): migrated Junk E-mail older than that will be deleted"
+        ));
+    }
+    if is(props, "d_disablelogin", "1") {
+        advice.push(format!(
+            "{domain}: login to this domain is disabled (D_DisableLogin): its accounts cannot \
+             log in to IMAP or WebDAV"
+        ));
+    }
+    for (property, name, what) in [
+        ("d_gwsupport", "D_GWSupport", "has no GroupWare support"),
+        (
+            "d_webdavsupport",
+            "D_WebDAVSupport",
+            "has no WebDAV support",
+        ),
+        ("d_calendar", "D_Calendar", "has the GroupWare policy off"),
+        ("d_webdav", "D_WebDAV", "has the WebDAV policy off"),
+    ] {
+        if is(props, property, "0") {
+            advice.push(format!(
+                "{domain}: the domain {what} ({name}): its calendars, contacts and tasks \
+                 cannot be written"
+            ));
+        }
+    }
+    advice
 }
 
 /// A numeric property's value, when set and positive.
@@ -1884,6 +2043,7 @@ mod tests {
             master_user: false,
             attempts: 3,
             session_idle: SESSION_IDLE,
+            account_quota_kb: None,
         };
         let ok = |url, allow| IceWarpClient::new(&settings(url, allow), Secret::new("p")).is_ok();
         assert!(ok("https://mail.example.com/icewarpapi/", false));

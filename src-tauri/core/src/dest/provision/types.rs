@@ -50,6 +50,15 @@ pub const PARSED_PATHS: &[(&str, &str)] = &[
         "query/result/item/propertyval/val/item",
     ),
     ("setaccountproperties", "query/result"),
+    (
+        "getdomainproperties",
+        "query/result/item/apiproperty/propname",
+    ),
+    (
+        "getdomainproperties",
+        "query/result/item/propertyval/classname",
+    ),
+    ("getdomainproperties", "query/result/item/propertyval/val"),
     ("getaccountfolderlist", "query/result/subfolders/item/name"),
     (
         "getaccountfolderlist",
