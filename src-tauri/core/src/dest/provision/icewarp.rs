@@ -254,14 +254,6 @@ impl std::fmt::Debug for IceWarpClient {
     }
 }
 
-fn is_loopback(host: &url::Host<&str>) -> bool {
-    match host {
-        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
-        url::Host::Ipv4(ip) => ip.is_loopback(),
-        url::Host::Ipv6(ip) => ip.is_loopback(),
-    }
-}
-
 impl IceWarpClient {
     /// A client for `settings.api_url`: HTTPS with certificate checks (plus `ca_file`), or
     /// plain HTTP to a loopback address when allowed. Nothing is sent yet.
@@ -270,16 +262,10 @@ impl IceWarpClient {
             url: settings.api_url.clone(),
             reason: reason.to_string(),
         };
-        let url = url::Url::parse(&settings.api_url).map_err(|e| bad(&e.to_string()))?;
-        let host = url.host().ok_or_else(|| bad("no host"))?;
-        match url.scheme() {
-            "https" => {}
-            "http" if settings.allow_plaintext_loopback && is_loopback(&host) => {}
-            "http" => return Err(bad(
-                "plain http is only allowed to a loopback address, with allow_plaintext_loopback",
-            )),
-            _ => return Err(bad("not an http(s) URL")),
-        }
+        // The one endpoint rule: https, or http only to a literal loopback address when allowed.
+        let url =
+            crate::config::check_endpoint(&settings.api_url, settings.allow_plaintext_loopback)
+                .map_err(|reason| bad(&reason))?;
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("m365-migrator/", env!("CARGO_PKG_VERSION")))
             // Every request carries the session or the administrator's password: a 307/308
@@ -1891,6 +1877,7 @@ mod tests {
         assert!(!ok("http://127.0.0.1:9/icewarpapi/", false));
         assert!(!ok("http://mail.example.com/icewarpapi/", true));
         assert!(!ok("ftp://mail.example.com/", true));
+        assert!(!ok("http://localhost:9/icewarpapi/", true));
     }
 }
 
