@@ -15,7 +15,9 @@ use std::collections::{HashMap, HashSet};
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use super::{signed_in_mailboxes, Destination, EngineError, RunOptions};
+use super::{
+    signed_in_mailboxes, Destination, EngineError, IceWarpDestination, ImapLogins, RunOptions,
+};
 use crate::config::SourceConfig;
 use crate::dest::dav::{DavAccount, DavLogin, DavSettings};
 use crate::dest::folder::{Folder, FolderStore};
@@ -84,10 +86,17 @@ pub async fn verify(
     options: &RunOptions,
 ) -> Result<Verification, EngineError> {
     let (client, mailboxes) = signed_in_mailboxes(source, secret, options).await?;
+    let icewarp_logins = match destination {
+        Destination::IceWarp(d) => Some(icewarp_logins(d, destination, &mailboxes).await?),
+        _ => None,
+    };
     let results: Vec<Result<UserVerification, EngineError>> = futures_util::stream::iter(mailboxes)
         .map(|user| {
             let client = &client;
-            async move { verify_user(client, journal, destination, options, &user).await }
+            let icewarp_logins = icewarp_logins.as_ref();
+            async move {
+                verify_user(client, journal, destination, icewarp_logins, options, &user).await
+            }
         })
         .buffer_unordered(options.parallel_mailboxes.max(1))
         .collect()
@@ -97,10 +106,31 @@ pub async fn verify(
     Ok(Verification { users })
 }
 
+/// The logins the run uses at IceWarp: each account's login name (`U_Login`, read from the
+/// admin API as the run reads it), so verification works under the username login policy.
+async fn icewarp_logins(
+    d: &IceWarpDestination,
+    destination: &Destination,
+    mailboxes: &[User],
+) -> Result<ImapLogins, EngineError> {
+    let provisioner = super::icewarp::connect(d).await?;
+    let addresses: Vec<String> = mailboxes
+        .iter()
+        .filter_map(|u| u.mail.as_deref())
+        .map(|mail| destination_address(destination, mail))
+        .collect();
+    let names = provisioner
+        .login_names(&addresses)
+        .await
+        .map_err(EngineError::Provision)?;
+    super::icewarp::logins(d, names, false)
+}
+
 async fn verify_user(
     client: &GraphClient,
     journal: &Journal,
     destination: &Destination,
+    icewarp_logins: Option<&ImapLogins>,
     options: &RunOptions,
     user: &User,
 ) -> Result<UserVerification, EngineError> {
@@ -114,7 +144,7 @@ async fn verify_user(
         .into_iter()
         .map(|r| (r.source_id.clone(), r))
         .collect();
-    let mut dest = match DestinationCheck::open(destination, &address).await {
+    let mut dest = match DestinationCheck::open(destination, icewarp_logins, &address).await {
         Ok(d) => d,
         Err(problem) => {
             result.problem = Some(problem);
@@ -215,8 +245,12 @@ enum DestinationCheck {
 }
 
 impl DestinationCheck {
-    async fn open(destination: &Destination, address: &str) -> Result<Self, String> {
-        let icewarp_logins;
+    /// `icewarp_logins`: the logins an IceWarp destination's run uses ([`icewarp_logins`]).
+    async fn open(
+        destination: &Destination,
+        icewarp_logins: Option<&ImapLogins>,
+        address: &str,
+    ) -> Result<Self, String> {
         let (settings, logins, dav) = match destination {
             Destination::Folder(root) => {
                 let mailbox = FolderStore::open(root)
@@ -234,9 +268,9 @@ impl DestinationCheck {
                 dav,
             } => (settings, logins, dav.as_ref()),
             Destination::IceWarp(d) => {
-                icewarp_logins = super::icewarp::logins(d, Default::default(), false)
-                    .map_err(|e| e.to_string())?;
-                (&d.imap, &icewarp_logins, Some(&d.dav))
+                let logins =
+                    icewarp_logins.ok_or("the IceWarp logins were not read (a bug)".to_string())?;
+                (&d.imap, logins, Some(&d.dav))
             }
         };
         let login = logins
@@ -246,7 +280,9 @@ impl DestinationCheck {
             .await
             .map_err(|e| format!("cannot log in to the destination: {e}"))?;
         let dav = match (dav, logins.own_password(address)) {
-            (Some(dav), Some(password)) => Some(Box::new(open_dav(dav, address, password).await?)),
+            (Some(dav), Some(password)) => Some(Box::new(
+                open_dav(dav, address, logins.login_name(address), password).await?,
+            )),
             _ => None,
         };
         Ok(DestinationCheck::Imap {
@@ -329,12 +365,14 @@ impl DestinationCheck {
     }
 }
 
+/// `login`: the name `address` logs in with (its login name at IceWarp, as in the run).
 async fn open_dav(
     settings: &DavSettings,
     address: &str,
+    login: String,
     password: Secret,
 ) -> Result<DavAccount, String> {
-    DavAccount::connect(settings, address, DavLogin::new(address, password))
+    DavAccount::connect(settings, address, DavLogin::new(login, password))
         .await
         .map_err(|e| format!("cannot log in to the CalDAV/CardDAV server: {e}"))
 }

@@ -50,7 +50,7 @@
 //! - **Folders:** [`IceWarpProvisioner::default_folders`] reads an account's default folder
 //!   names (`getaccountfolderlist`), which IceWarp lets administrators rename and localise.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -1124,6 +1124,26 @@ impl IceWarpProvisioner {
             None => ("not created".to_string(), ErrorClass::SkipItem),
         };
         Ok(AccountOutcome::failed(plan, reason, class))
+    }
+
+    /// The login names of the accounts `emails` where they are not the address, by
+    /// lower-case address (read-only: what `verify` logs in with, as the run did). One that
+    /// cannot be read is left out, so the address is used, and logged.
+    pub async fn login_names(
+        &self,
+        emails: &[String],
+    ) -> Result<HashMap<String, String>, IceWarpError> {
+        let mut names = HashMap::new();
+        for email in emails {
+            let mut notes = Vec::new();
+            if let Some(name) = self.login_of(email, &mut notes).await? {
+                names.insert(email.trim().to_lowercase(), name);
+            }
+            for note in notes {
+                tracing::warn!("IceWarp account {email}: {note}");
+            }
+        }
+        Ok(names)
     }
 
     /// The login name of the account `email` when it is not the address (`U_Login`, "string
