@@ -1,5 +1,8 @@
 //! Verification: does the destination hold what the source holds?
 //!
+//! The users checked are the run's selection: members with an Exchange mailbox (guests and
+//! users whose mailbox Graph cannot reach are left out, as the run leaves them out).
+//!
 //! Per user and mail folder, the source's messages (listed again from Graph: ids only, no
 //! content) are compared with the journal and the destination: a message is *present* when the
 //! journal records it as migrated and the destination still has that copy (the IMAP UID under
@@ -15,6 +18,7 @@ use std::collections::{HashMap, HashSet};
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use super::mailboxes::{read_facts, Mailbox};
 use super::{
     signed_in_mailboxes, Destination, EngineError, IceWarpDestination, ImapLogins, RunOptions,
 };
@@ -26,7 +30,6 @@ use crate::dest::DestRef;
 use crate::graph::client::GraphClient;
 use crate::graph::mail::{folder_tree, messages};
 use crate::graph::types::User;
-use crate::graph::Pacer;
 use crate::journal::{ItemRecord, ItemState, Journal};
 
 use crate::secrets::Secret;
@@ -85,17 +88,35 @@ pub async fn verify(
     journal: &Journal,
     options: &RunOptions,
 ) -> Result<Verification, EngineError> {
-    let (client, mailboxes) = signed_in_mailboxes(source, secret, options).await?;
+    let (client, members) = signed_in_mailboxes(source, secret, options).await?;
+    // The run's selection: members (no guests) with an Exchange mailbox; the others were
+    // reported as not migrated, not checked here.
+    let mailboxes: Vec<Mailbox> = read_facts(&client, &options.pacer, members)
+        .await
+        .into_iter()
+        .filter(|m| !m.facts.no_mailbox)
+        .collect();
     let icewarp_logins = match destination {
-        Destination::IceWarp(d) => Some(icewarp_logins(d, destination, &mailboxes).await?),
+        Destination::IceWarp(d) => {
+            let users: Vec<&User> = mailboxes.iter().map(|m| &m.user).collect();
+            Some(icewarp_logins(d, destination, &users).await?)
+        }
         _ => None,
     };
     let results: Vec<Result<UserVerification, EngineError>> = futures_util::stream::iter(mailboxes)
-        .map(|user| {
+        .map(|mailbox| {
             let client = &client;
             let icewarp_logins = icewarp_logins.as_ref();
             async move {
-                verify_user(client, journal, destination, icewarp_logins, options, &user).await
+                verify_user(
+                    client,
+                    journal,
+                    destination,
+                    icewarp_logins,
+                    options,
+                    &mailbox,
+                )
+                .await
             }
         })
         .buffer_unordered(options.parallel_mailboxes.max(1))
@@ -111,7 +132,7 @@ pub async fn verify(
 async fn icewarp_logins(
     d: &IceWarpDestination,
     destination: &Destination,
-    mailboxes: &[User],
+    mailboxes: &[&User],
 ) -> Result<ImapLogins, EngineError> {
     let provisioner = super::icewarp::connect(d).await?;
     let addresses: Vec<String> = mailboxes
@@ -132,8 +153,9 @@ async fn verify_user(
     destination: &Destination,
     icewarp_logins: Option<&ImapLogins>,
     options: &RunOptions,
-    user: &User,
+    mailbox: &Mailbox,
 ) -> Result<UserVerification, EngineError> {
+    let (user, pacer) = (&mailbox.user, &mailbox.pacer);
     let address = destination_address(destination, user.mail.as_deref().unwrap_or_default());
     let mut result = UserVerification {
         user: address.clone(),
@@ -152,8 +174,7 @@ async fn verify_user(
         }
     };
 
-    let pacer = Pacer::new(options.pacer.clone());
-    let nodes = match folder_tree(client, &pacer, &user.id, |_| {}).await {
+    let nodes = match folder_tree(client, pacer, &user.id, |_| {}).await {
         Ok((nodes, _bad)) => nodes,
         Err(e) => {
             result.problem = Some(format!("cannot list the source folders: {e}"));
@@ -166,7 +187,7 @@ async fn verify_user(
             folder: node.path.join("/"),
             ..FolderVerification::default()
         };
-        let mut pages = messages(client, &pacer, &user.id, &node.folder.id);
+        let mut pages = messages(client, pacer, &user.id, &node.folder.id);
         while let Some(page) = pages.next_page(|_| {}).await {
             let page = match page {
                 Ok(page) => page,
