@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use migrator_core::config::{check_endpoint, parse_date, DateLimits, UserSelection, Workload};
+use migrator_core::config::{
+    check_endpoint, check_icewarp_admin, parse_date, DateLimits, UserSelection, Workload,
+};
 use migrator_core::config::{
     is_guid, tenant_id_shape_ok, AccountRule, Cloud, DestinationConfig, ImapSecurity,
     MasterLoginStyle, SourceConfig,
@@ -376,10 +378,10 @@ impl DestinationSettings {
                         "Enter the IceWarp server's host name, such as mail.example.com (no https://).",
                     );
                 }
-                if !admin_email.trim().contains('@') {
+                if check_icewarp_admin(admin_email).is_err() {
                     push(
                         "adminEmail",
-                        "Enter the administrator's email address, such as admin@example.com.",
+                        "Enter the administrator's email address, such as admin@example.com, or its username when IceWarp logs in with usernames.",
                     );
                 }
                 if !std::path::Path::new(credentials_report.trim()).is_absolute() {

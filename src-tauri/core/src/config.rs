@@ -169,6 +169,18 @@ pub fn check_endpoint(url: &str, allow_plaintext_loopback: bool) -> Result<url::
     }
 }
 
+/// Checks IceWarp's administrator login (`admin_email`), for the config file and the app
+/// alike. A username is allowed: under IceWarp's username login policy the API wants the
+/// username (OpenAPI `/Authenticate`: "username or email address - depends on server login
+/// policy"); it must not be empty nor hold white space.
+pub fn check_icewarp_admin(admin: &str) -> Result<(), String> {
+    let trimmed = admin.trim();
+    if trimmed.is_empty() || trimmed.contains(char::is_whitespace) {
+        return Err(format!("'{admin}' is not an email address or a username"));
+    }
+    Ok(())
+}
+
 /// Why a credential may not travel unencrypted to a host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlaintextRefusal {
@@ -1027,16 +1039,8 @@ impl FileConfig {
                     format!("'{host}' is not a host name"),
                 ));
             }
-            // A username is allowed: under IceWarp's username login policy the API wants the
-            // username (OpenAPI `/Authenticate`: "username or email address - depends on
-            // server login policy").
-            let admin = admin_email.trim();
-            if admin.is_empty() || admin.contains(char::is_whitespace) {
-                return Err(invalid(
-                    "destination.admin_email",
-                    format!("'{admin_email}' is not an email address or a username"),
-                ));
-            }
+            check_icewarp_admin(admin_email)
+                .map_err(|message| invalid("destination.admin_email", message))?;
             for (key, url) in [
                 ("destination.api_url", api_url),
                 ("destination.webdav_url", webdav_url),
