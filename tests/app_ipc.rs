@@ -395,6 +395,70 @@ fn fields(errors: &Value) -> Vec<&str> {
 }
 
 #[test]
+fn an_api_url_or_dav_url_that_only_looks_like_loopback_is_refused() {
+    let app = TestApp::new();
+    let check = |destination: Value| {
+        let errors = app
+            .invoke(
+                "validate_destination",
+                json!({ "destination": destination }),
+            )
+            .unwrap();
+        fields(&errors)
+            .into_iter()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let icewarp = |url: &str| {
+        check(
+            json!({"kind": "iceWarp", "host": "mail.example.com", "adminEmail": "admin@example.com",
+                   "credentialsReport": "/root/new.csv", "apiUrl": url}),
+        )
+    };
+    let imap = |url: &str| {
+        check(
+            json!({"kind": "imap", "host": "imap.example.com", "accountsCsv": "/srv/a.csv",
+                   "davUrl": url}),
+        )
+    };
+    for url in [
+        "http://localhost.evil.example/icewarpapi/",
+        "http://127.0.0.1@evil.example/icewarpapi/",
+        "http://127.0.0.1.evil.example/icewarpapi/",
+        "http://localhost/icewarpapi/",
+    ] {
+        assert_eq!(icewarp(url), ["apiUrl"], "{url}");
+        assert_eq!(imap(url), ["davUrl"], "{url}");
+    }
+    assert!(icewarp("http://127.0.0.1:3200/icewarpapi/").is_empty());
+    assert!(imap("https://dav.example.com/").is_empty());
+}
+
+/// The app insisted on an email address for IceWarp's administrator while the core (and
+/// IceWarp's username login policy) accept a username: one rule, the core's.
+#[test]
+fn an_icewarp_admin_username_is_accepted_as_the_core_accepts_it() {
+    let app = TestApp::new();
+    let check = |admin: &str| {
+        let errors = app
+            .invoke(
+                "validate_destination",
+                json!({"destination": {"kind": "iceWarp", "host": "mail.example.com",
+                       "adminEmail": admin, "credentialsReport": "/root/new.csv"}}),
+            )
+            .unwrap();
+        fields(&errors)
+            .into_iter()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert!(check("admin").is_empty());
+    assert!(check("admin@example.com").is_empty());
+    assert_eq!(check("ad min"), ["adminEmail"]);
+    assert_eq!(check(" "), ["adminEmail"]);
+}
+
+#[test]
 fn validate_destination_names_each_bad_field_of_each_kind() {
     let app = TestApp::new();
     let check = |destination: Value| {
@@ -406,7 +470,7 @@ fn validate_destination_names_each_bad_field_of_each_kind() {
     };
     let icewarp = check(
         json!({"kind": "iceWarp", "host": "https://mail.example.com",
-                               "adminEmail": "admin", "credentialsReport": "new.csv",
+                               "adminEmail": "ad min", "credentialsReport": "new.csv",
                                "apiUrl": "http://mail.example.com/icewarpapi/"}),
     );
     assert_eq!(

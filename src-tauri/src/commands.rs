@@ -4,10 +4,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use migrator_core::config::{
+    check_endpoint, check_icewarp_admin, parse_date, DateLimits, UserSelection, Workload,
+};
+use migrator_core::config::{
     is_guid, tenant_id_shape_ok, AccountRule, Cloud, DestinationConfig, ImapSecurity,
     MasterLoginStyle, SourceConfig,
 };
-use migrator_core::config::{parse_date, DateLimits, UserSelection, Workload};
 use migrator_core::engine::{
     self, check_destination, run_to_folder_with, test_source, CheckVerdict, Destination,
     EndpointCheck, RunControl, RunOptions,
@@ -331,19 +333,6 @@ fn filled(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
-/// True for `https://host[:port][/path]`, or plain http to a loopback address.
-fn api_url_ok(url: &str) -> bool {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| {
-            url.strip_prefix("http://")
-                .filter(|r| r.starts_with("127.0.0.1") || r.starts_with("localhost"))
-        })
-        .unwrap_or("");
-    let host = rest.split(['/', ':']).next().unwrap_or("");
-    !host.is_empty() && !rest.contains(char::is_whitespace)
-}
-
 fn host_ok(host: &str) -> bool {
     !host.is_empty()
         && !host.contains("://")
@@ -389,10 +378,10 @@ impl DestinationSettings {
                         "Enter the IceWarp server's host name, such as mail.example.com (no https://).",
                     );
                 }
-                if !admin_email.trim().contains('@') {
+                if check_icewarp_admin(admin_email).is_err() {
                     push(
                         "adminEmail",
-                        "Enter the administrator's email address, such as admin@example.com.",
+                        "Enter the administrator's email address, such as admin@example.com, or its username when IceWarp logs in with usernames.",
                     );
                 }
                 if !std::path::Path::new(credentials_report.trim()).is_absolute() {
@@ -401,7 +390,9 @@ impl DestinationSettings {
                         "Enter the full path of the file for new accounts' passwords, such as /root/icewarp-new-accounts.csv.",
                     );
                 }
-                if filled(api_url).is_some_and(|url| !api_url_ok(url)) {
+                // The core's endpoint rule; the app allows plain http to a literal loopback
+                // API URL (see `config` below).
+                if filled(api_url).is_some_and(|url| check_endpoint(url, true).is_err()) {
                     push(
                         "apiUrl",
                         "The admin API URL must start with https:// (plain http only to 127.0.0.1).",
@@ -417,11 +408,8 @@ impl DestinationSettings {
                 ..
             } => {
                 if let Some(dav) = filled(dav_url) {
-                    let web = dav
-                        .strip_prefix("https://")
-                        .or_else(|| dav.strip_prefix("http://"))
-                        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
-                    if !web {
+                    // The core's endpoint rule; the app never allows plaintext to IMAP/DAV.
+                    if check_endpoint(dav, false).is_err() {
                         push(
                             "davUrl",
                             "Enter the CalDAV/CardDAV server's address, such as https://dav.example.com/, or leave it empty for mail only.",

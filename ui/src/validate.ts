@@ -82,7 +82,11 @@ export function checkDestination(f: DestinationFields, password: string, passwor
   };
   if (f.kind === "iceWarp") {
     if (!hostOk(f.iceWarpHost.trim())) errors.iceWarpHost = "Enter the IceWarp server's host name, such as mail.example.com (no https://).";
-    if (!f.adminEmail.includes("@")) errors.adminEmail = "Enter the administrator's email address, such as admin@example.com.";
+    // Its shape (an address, or a username under IceWarp's username login policy) is the
+    // core's rule, applied by validate_destination.
+    if (f.adminEmail.trim() === "") {
+      errors.adminEmail = "Enter the administrator's email address, such as admin@example.com, or its username when IceWarp logs in with usernames.";
+    }
     needPassword("adminPassword");
     if (!isAbsolutePath(f.credentialsReport.trim())) {
       errors.credentialsReport = "Enter the full path of the file for new accounts' passwords, such as /root/icewarp-new-accounts.csv.";

@@ -153,21 +153,60 @@ pub fn check_endpoint(url: &str, allow_plaintext_loopback: bool) -> Result<url::
             "'{url}' has a user name or password in it: leave them out"
         ));
     }
-    let loopback = match parsed.host() {
-        None => return Err(format!("'{url}' has no host")),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(_)) => false,
+    let Some(host) = parsed.host_str() else {
+        return Err(format!("'{url}' has no host"));
     };
+    let plaintext = check_plaintext_host(host, allow_plaintext_loopback);
     match parsed.scheme() {
         "https" => Ok(parsed),
-        "http" if loopback && allow_plaintext_loopback => Ok(parsed),
-        "http" if loopback => Err(format!(
+        "http" if plaintext.is_ok() => Ok(parsed),
+        "http" if plaintext == Err(PlaintextRefusal::NotAllowed) => Err(format!(
             "'{url}' is plain http: set allow_plaintext_loopback = true to allow it to a loopback address"
         )),
         _ => Err(format!(
             "'{url}' must be https:// (plain http only to a literal loopback address such as 127.0.0.1, with allow_plaintext_loopback = true)"
         )),
+    }
+}
+
+/// Checks IceWarp's administrator login (`admin_email`), for the config file and the app
+/// alike. A username is allowed: under IceWarp's username login policy the API wants the
+/// username (OpenAPI `/Authenticate`: "username or email address - depends on server login
+/// policy"); it must not be empty nor hold white space.
+pub fn check_icewarp_admin(admin: &str) -> Result<(), String> {
+    let trimmed = admin.trim();
+    if trimmed.is_empty() || trimmed.contains(char::is_whitespace) {
+        return Err(format!("'{admin}' is not an email address or a username"));
+    }
+    Ok(())
+}
+
+/// Why a credential may not travel unencrypted to a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaintextRefusal {
+    /// The host is not a literal loopback address.
+    NotLoopback,
+    /// The host is one, but `allow_plaintext_loopback` is not set.
+    NotAllowed,
+}
+
+/// The one plaintext rule for every destination and endpoint (HTTP URLs, IMAP, CalDAV/CardDAV,
+/// the IceWarp API): allowed only to a literal loopback address (`127.0.0.0/8` or `::1`,
+/// bracketed or not) and only with `allow_plaintext_loopback`. A name, `localhost` included,
+/// is refused: it is whatever the resolver (or a hosts file) says.
+pub fn check_plaintext_host(
+    host: &str,
+    allow_plaintext_loopback: bool,
+) -> Result<(), PlaintextRefusal> {
+    let bare = host.trim();
+    let bare = bare
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(bare);
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_loopback() && allow_plaintext_loopback => Ok(()),
+        Ok(ip) if ip.is_loopback() => Err(PlaintextRefusal::NotAllowed),
+        _ => Err(PlaintextRefusal::NotLoopback),
     }
 }
 
@@ -972,10 +1011,12 @@ impl FileConfig {
             if host.trim().is_empty() {
                 return Err(invalid("destination.host", "is empty".into()));
             }
-            if *security == ImapSecurity::Plain && !allow_plaintext_loopback {
+            if *security == ImapSecurity::Plain
+                && check_plaintext_host(host, *allow_plaintext_loopback).is_err()
+            {
                 return Err(invalid(
                     "destination.security",
-                    "\"plain\" sends passwords unencrypted: it needs allow_plaintext_loopback = true and a loopback host".into(),
+                    "\"plain\" sends passwords unencrypted: it needs allow_plaintext_loopback = true and a literal loopback host such as 127.0.0.1".into(),
                 ));
             }
             if master_user.is_some() == accounts_csv.is_some() {
@@ -985,15 +1026,8 @@ impl FileConfig {
                 ));
             }
             if let Some(url) = dav_url {
-                match url::Url::parse(url.trim()) {
-                    Ok(u) if matches!(u.scheme(), "https" | "http") => {}
-                    _ => {
-                        return Err(invalid(
-                            "destination.dav_url",
-                            format!("'{url}' is not an https:// URL"),
-                        ))
-                    }
-                }
+                check_endpoint(url, *allow_plaintext_loopback)
+                    .map_err(|message| invalid("destination.dav_url", message))?;
                 if accounts_csv.is_none() {
                     return Err(invalid(
                         "destination.dav_url",
@@ -1028,16 +1062,8 @@ impl FileConfig {
                     format!("'{host}' is not a host name"),
                 ));
             }
-            // A username is allowed: under IceWarp's username login policy the API wants the
-            // username (OpenAPI `/Authenticate`: "username or email address - depends on
-            // server login policy").
-            let admin = admin_email.trim();
-            if admin.is_empty() || admin.contains(char::is_whitespace) {
-                return Err(invalid(
-                    "destination.admin_email",
-                    format!("'{admin_email}' is not an email address or a username"),
-                ));
-            }
+            check_icewarp_admin(admin_email)
+                .map_err(|message| invalid("destination.admin_email", message))?;
             for (key, url) in [
                 ("destination.api_url", api_url),
                 ("destination.webdav_url", webdav_url),
@@ -1047,10 +1073,12 @@ impl FileConfig {
                         .map_err(|message| invalid(key, message))?;
                 }
             }
-            if *imap_security == ImapSecurity::Plain && !allow_plaintext_loopback {
+            if *imap_security == ImapSecurity::Plain
+                && check_plaintext_host(host, *allow_plaintext_loopback).is_err()
+            {
                 return Err(invalid(
                     "destination.imap_security",
-                    "\"plain\" sends passwords unencrypted: it needs allow_plaintext_loopback = true and a loopback host".into(),
+                    "\"plain\" sends passwords unencrypted: it needs allow_plaintext_loopback = true and a literal loopback host such as 127.0.0.1".into(),
                 ));
             }
             for (from, to) in domain_map {
@@ -1532,6 +1560,43 @@ exclude = ["Room-1@contoso.com"]
     }
 
     #[test]
+    fn imap_and_dav_plaintext_only_to_a_literal_loopback_address() {
+        let imap = |host: &str, extra: &str| {
+            GOOD.replace(
+                "kind = \"folder\"\npath = \"/srv/out\"",
+                &format!(
+                    "kind = \"imap\"\nhost = \"{host}\"\naccounts_csv = \"x.csv\"\nallow_plaintext_loopback = true\n{extra}"
+                ),
+            )
+        };
+        let refused = |text: String, key: &str| {
+            let e = FileConfig::parse(&text, Path::new("m.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{e}");
+        };
+        refused(
+            imap("localhost", "security = \"plain\""),
+            "destination.security",
+        );
+        for dav in [
+            "http://localhost.evil.example/",
+            "http://127.0.0.1@evil.example/",
+            "http://localhost:5232/",
+        ] {
+            refused(
+                imap("127.0.0.1", &format!("dav_url = \"{dav}\"")),
+                "destination.dav_url",
+            );
+        }
+        let ok = imap(
+            "127.0.0.1",
+            "security = \"plain\"\ndav_url = \"http://127.0.0.1:5232/\"",
+        );
+        FileConfig::parse(&ok, Path::new("m.toml")).unwrap();
+    }
+
+    #[test]
     fn login_and_graph_urls_that_only_look_like_loopback_are_refused() {
         let with = |source_lines: &str| {
             FileConfig::parse(
@@ -1835,7 +1900,9 @@ domain_map = { "contoso.onmicrosoft.com" = "contoso.com" }
         let local = ICEWARP.replace(
             "host =",
             "api_url = \"http://127.0.0.1:3200/icewarpapi\"\nwebdav_url = \"http://127.0.0.1:5232/dav\"\nallow_plaintext_loopback = true\nimap_security = \"plain\"\nimap_port = 1143\ndisabled_users = \"create\"\nhost =",
-        );
+        )
+        // Plain IMAP only to a literal loopback host.
+        .replace("\"mail.example.com\"", "\"127.0.0.1\"");
         let c = FileConfig::parse(&local, Path::new("m.toml")).unwrap();
         let e = c.destination.icewarp_endpoints().unwrap();
         assert_eq!(e.api_url, "http://127.0.0.1:3200/icewarpapi/");

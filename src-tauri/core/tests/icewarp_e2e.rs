@@ -7,9 +7,10 @@ use crate::support;
 
 use std::collections::HashMap;
 
-use migrator_core::config::FileConfig;
+use migrator_core::config::{FileConfig, Workload};
 use migrator_core::dest::dav::{CollectionKind, DavAccount, DavLogin};
-use migrator_core::engine::{preflight, run, Destination, RunControl, RunOptions};
+use migrator_core::engine::{preflight, run, verify, Destination, RunControl, RunOptions};
+use migrator_core::journal::Journal;
 use migrator_core::progress::RunSummary;
 use migrator_core::secrets::Secret;
 use migrator_sim::icewarp::{AccountSpec, IceWarpConfig, IceWarpSim};
@@ -30,6 +31,8 @@ struct Setup {
     existing: (String, String),
     /// The IMAP front that drops authorization identities, when there is one.
     _front: Option<tokio::task::JoinHandle<()>>,
+    /// What the runs move.
+    workloads: Vec<Workload>,
 }
 
 /// How the IMAP server answers a master login (SASL PLAIN with an authorization identity),
@@ -46,7 +49,25 @@ enum MasterAnswer {
 
 /// `destination`: more `[destination]` lines; `roles`: more permissions granted to the app.
 async fn setup(destination: &str, roles: &[&str]) -> Setup {
-    setup_with(destination, roles, MasterAnswer::Accepted, |_| {}).await
+    setup_with(
+        destination,
+        roles,
+        MasterAnswer::Accepted,
+        LoginPolicy::Email,
+        |_| {},
+    )
+    .await
+}
+
+/// IceWarp's login policy (`C_Accounts_Policies_Login_LoginSettings`, online help 282.htm).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LoginPolicy {
+    /// 1: services log in with the full address.
+    Email,
+    /// 0: with the account's username (`U_Login`): Dovecot knows each user by its local part,
+    /// and the runs move mail only (Radicale shows a user only the collections under its own
+    /// name, while IceWarp's WebDAV layout names the address).
+    Username,
 }
 
 /// [`setup`] with Dovecot accepting master logins or refusing them (Dovecot takes any password
@@ -56,6 +77,7 @@ async fn setup_with(
     destination: &str,
     roles: &[&str],
     master: MasterAnswer,
+    login_policy: LoginPolicy,
     sim: impl FnOnce(&mut SimConfig),
 ) -> Setup {
     let mut sim_config = SimConfig {
@@ -84,6 +106,12 @@ async fn setup_with(
         .await
         .expect("the simulator starts");
     let mut users = support::tenant_accounts(&sim);
+    if login_policy == LoginPolicy::Username {
+        for (user, _) in &mut users {
+            let local = user.split('@').next().unwrap_or_default().to_string();
+            *user = local;
+        }
+    }
     if master == MasterAnswer::AuthzidIgnored {
         // The administrator has a mailbox of its own, where an ignored authzid lands.
         users.push((MASTER_USER.into(), MASTER_PASSWORD.into()));
@@ -120,10 +148,21 @@ async fn setup_with(
             password: existing.1.clone(),
             aliases: Vec::new(),
         }],
+        properties: match login_policy {
+            LoginPolicy::Email => Vec::new(),
+            LoginPolicy::Username => {
+                vec![("C_Accounts_Policies_Login_LoginSettings".into(), "0".into())]
+            }
+        },
         ..IceWarpConfig::default()
     })
     .await
     .unwrap();
+    let admin = IceWarpConfig::default().admin_email;
+    let admin = match login_policy {
+        LoginPolicy::Email => admin,
+        LoginPolicy::Username => admin.split('@').next().unwrap_or_default().to_string(),
+    };
     let radicale = Radicale::start_with(radicale::Options {
         any_password: true,
         ..radicale::Options::default()
@@ -140,7 +179,7 @@ async fn setup_with(
              accounts_csv = \"{accounts}\"\n\
              {imap}webdav_url = \"{dav}\"\n{destination}",
             api = icewarp.api_url(),
-            admin = IceWarpConfig::default().admin_email,
+            admin = admin,
             ca = dovecot.ca_file.display(),
             report = dir.path().join("credentials.csv").display(),
             accounts = accounts_csv.display(),
@@ -156,6 +195,10 @@ async fn setup_with(
         config,
         existing,
         _front: front,
+        workloads: match login_policy {
+            LoginPolicy::Email => Workload::ALL.to_vec(),
+            LoginPolicy::Username => vec![Workload::Mail],
+        },
     }
 }
 
@@ -254,6 +297,7 @@ impl Setup {
             RunOptions {
                 state_dir: Some(self.dir.path().join("state")),
                 final_pass,
+                workloads: self.workloads.clone(),
                 ..RunOptions::default()
             },
         )
@@ -494,12 +538,18 @@ async fn group_read_all_is_required_only_with_the_groups_option() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_guest_or_a_mailbox_less_user_gets_no_account_or_domain_and_settings_reads_run_per_mailbox(
 ) {
-    let s = setup_with("", &[], MasterAnswer::Accepted, |config| {
-        config.tenant.guests = 2;
-        config.tenant.without_mailbox = 1;
-        // Every request waits a little, so reads sent together are seen together.
-        config.latency = std::time::Duration::from_millis(40);
-    })
+    let s = setup_with(
+        "",
+        &[],
+        MasterAnswer::Accepted,
+        LoginPolicy::Email,
+        |config| {
+            config.tenant.guests = 2;
+            config.tenant.without_mailbox = 1;
+            // Every request waits a little, so reads sent together are seen together.
+            config.latency = std::time::Duration::from_millis(40);
+        },
+    )
     .await;
     let (summary, failures) = s.run().await;
     assert_eq!(failures, Vec::<String>::new(), "{summary:?}");
@@ -586,7 +636,7 @@ async fn a_master_login_is_used_for_icewarp_only_once_proved() {
     let master = format!("master_user = \"{MASTER_USER}\"\n");
 
     for answer in [MasterAnswer::Refused, MasterAnswer::AuthzidIgnored] {
-        let s = setup_with(&master, &[], answer, |_| {}).await;
+        let s = setup_with(&master, &[], answer, LoginPolicy::Email, |_| {}).await;
         let err = s.try_run(false).await.0.unwrap_err();
         let message = err.to_string();
         assert!(
@@ -613,7 +663,14 @@ async fn a_master_login_is_used_for_icewarp_only_once_proved() {
         }
     }
 
-    let s = setup_with(&master, &[], MasterAnswer::Accepted, |_| {}).await;
+    let s = setup_with(
+        &master,
+        &[],
+        MasterAnswer::Accepted,
+        LoginPolicy::Email,
+        |_| {},
+    )
+    .await;
     let (summary, failures) = s.run().await;
     assert_eq!(failures, Vec::<String>::new(), "{summary:?}");
     let tenant = s.sim.tenant();
@@ -630,4 +687,65 @@ async fn a_master_login_is_used_for_icewarp_only_once_proved() {
             .keys()
             .all(|b| !String::from_utf8_lossy(b).contains("m365-migrator-probe")));
     }
+}
+
+/// Under IceWarp's username login policy the run logs in with each account's `U_Login`;
+/// `verify` logged in with the address, so every mailbox was "cannot be verified". It reads
+/// the login names as the run does: every message is found, none missing.
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_logs_in_with_the_icewarp_login_name_under_the_username_policy() {
+    let s = setup_with(
+        "",
+        &[],
+        MasterAnswer::Accepted,
+        LoginPolicy::Username,
+        |_| {},
+    )
+    .await;
+    let (summary, failures) = s.run().await;
+    assert_eq!(failures, Vec::<String>::new(), "{summary:?}");
+    assert!(summary.totals.messages > 0);
+
+    let destination =
+        Destination::from_config(&s.config.destination, Some(Secret::new(MASTER_PASSWORD)))
+            .unwrap();
+    let journal = Journal::open(&s.dir.path().join("state")).unwrap();
+    let result = verify(
+        &s.config.source_config(),
+        &Secret::new(s.sim.client_secret()),
+        &destination,
+        &journal,
+        &RunOptions::default(),
+    )
+    .await
+    .unwrap();
+    let problems: Vec<_> = result
+        .users
+        .iter()
+        .filter_map(|u| Some(format!("{}: {}", u.user, u.problem.as_ref()?)))
+        .collect();
+    // Only the disabled user, whom the default rule did not create, has no login.
+    let not_created: Vec<_> = s
+        .sim
+        .tenant()
+        .users
+        .iter()
+        .filter(|u| !u.account_enabled && u.purpose == "user")
+        .map(|u| format!("{0}: no destination password for {0}", u.mail))
+        .collect();
+    assert_eq!(problems, not_created);
+    let present: u64 = result
+        .users
+        .iter()
+        .flat_map(|u| &u.folders)
+        .map(|f| f.present)
+        .sum();
+    assert_eq!(present, summary.totals.messages);
+    let missing: usize = result
+        .users
+        .iter()
+        .flat_map(|u| &u.folders)
+        .map(|f| f.missing.len())
+        .sum();
+    assert_eq!(missing, 0);
 }

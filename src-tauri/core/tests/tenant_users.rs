@@ -8,7 +8,9 @@ use crate::support;
 use std::sync::{Arc, Mutex};
 
 use migrator_core::engine::report::Report;
-use migrator_core::engine::{plan, run, RunControl, RunOptions, GUEST, NO_MAILBOX, ONLINE_ARCHIVE};
+use migrator_core::engine::{
+    plan, run, verify, RunControl, RunOptions, GUEST, NO_MAILBOX, ONLINE_ARCHIVE,
+};
 use migrator_core::journal::Journal;
 use migrator_core::progress::ProgressEvent;
 use migrator_core::secrets::Secret;
@@ -292,4 +294,53 @@ async fn an_archive_that_cannot_be_asked_about_is_unknown_not_a_problem() {
         assert_eq!(row.problem, None, "{}", row.address);
         assert!(row.items > 0);
     }
+}
+
+/// `verify` listed a user without an Exchange mailbox as "cannot be verified" (Graph's 404
+/// `MailboxNotEnabledForRESTAPI` on its folders): it checks the run's selection, the members
+/// with a mailbox, and leaves guests and mailbox-less users out.
+#[tokio::test]
+async fn verify_leaves_out_guests_and_mailbox_less_users() {
+    let (sim, dovecot) = support::tenant_with_dovecot_config(tenant()).await;
+    let tenant = sim.tenant();
+    let mut people: Vec<String> = tenant
+        .users
+        .iter()
+        .filter(|u| u.has_mailbox)
+        .map(|u| u.mail.clone())
+        .collect();
+    people.sort();
+    assert!(
+        tenant.users.len() > people.len() + 1,
+        "guests and mailbox-less users"
+    );
+    let state = tempfile::tempdir().unwrap();
+    let options = RunOptions {
+        state_dir: Some(state.path().to_path_buf()),
+        ..RunOptions::default()
+    };
+    let (source, secret) = (
+        support::source_config(&sim),
+        Secret::new(sim.client_secret()),
+    );
+    let destination = master_destination(dovecot.tls_settings());
+    let summary = run(
+        &source,
+        &secret,
+        &destination,
+        Events::default().reporter(),
+        RunControl::new(),
+        options.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.totals.failed, 0, "{summary:?}");
+
+    let journal = Journal::open(state.path()).unwrap();
+    let result = verify(&source, &secret, &destination, &journal, &options)
+        .await
+        .unwrap();
+    let users: Vec<_> = result.users.iter().map(|u| u.user.clone()).collect();
+    assert_eq!(users, people);
+    assert!(result.is_clean(), "{result:?}");
 }

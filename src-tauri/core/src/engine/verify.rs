@@ -1,5 +1,8 @@
 //! Verification: does the destination hold what the source holds?
 //!
+//! The users checked are the run's selection: members with an Exchange mailbox (guests and
+//! users whose mailbox Graph cannot reach are left out, as the run leaves them out).
+//!
 //! Per user and mail folder, the source's messages (listed again from Graph: ids only, no
 //! content) are compared with the journal and the destination: a message is *present* when the
 //! journal records it as migrated and the destination still has that copy (the IMAP UID under
@@ -15,7 +18,10 @@ use std::collections::{HashMap, HashSet};
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use super::{signed_in_mailboxes, Destination, EngineError, RunOptions};
+use super::mailboxes::{read_facts, Mailbox};
+use super::{
+    signed_in_mailboxes, Destination, EngineError, IceWarpDestination, ImapLogins, RunOptions,
+};
 use crate::config::SourceConfig;
 use crate::dest::dav::{DavAccount, DavLogin, DavSettings};
 use crate::dest::folder::{Folder, FolderStore};
@@ -24,7 +30,6 @@ use crate::dest::DestRef;
 use crate::graph::client::GraphClient;
 use crate::graph::mail::{folder_tree, messages};
 use crate::graph::types::User;
-use crate::graph::Pacer;
 use crate::journal::{ItemRecord, ItemState, Journal};
 
 use crate::secrets::Secret;
@@ -83,11 +88,36 @@ pub async fn verify(
     journal: &Journal,
     options: &RunOptions,
 ) -> Result<Verification, EngineError> {
-    let (client, mailboxes) = signed_in_mailboxes(source, secret, options).await?;
+    let (client, members) = signed_in_mailboxes(source, secret, options).await?;
+    // The run's selection: members (no guests) with an Exchange mailbox; the others were
+    // reported as not migrated, not checked here.
+    let mailboxes: Vec<Mailbox> = read_facts(&client, &options.pacer, members)
+        .await
+        .into_iter()
+        .filter(|m| !m.facts.no_mailbox)
+        .collect();
+    let icewarp_logins = match destination {
+        Destination::IceWarp(d) => {
+            let users: Vec<&User> = mailboxes.iter().map(|m| &m.user).collect();
+            Some(icewarp_logins(d, destination, &users).await?)
+        }
+        _ => None,
+    };
     let results: Vec<Result<UserVerification, EngineError>> = futures_util::stream::iter(mailboxes)
-        .map(|user| {
+        .map(|mailbox| {
             let client = &client;
-            async move { verify_user(client, journal, destination, options, &user).await }
+            let icewarp_logins = icewarp_logins.as_ref();
+            async move {
+                verify_user(
+                    client,
+                    journal,
+                    destination,
+                    icewarp_logins,
+                    options,
+                    &mailbox,
+                )
+                .await
+            }
         })
         .buffer_unordered(options.parallel_mailboxes.max(1))
         .collect()
@@ -97,13 +127,35 @@ pub async fn verify(
     Ok(Verification { users })
 }
 
+/// The logins the run uses at IceWarp: each account's login name (`U_Login`, read from the
+/// admin API as the run reads it), so verification works under the username login policy.
+async fn icewarp_logins(
+    d: &IceWarpDestination,
+    destination: &Destination,
+    mailboxes: &[&User],
+) -> Result<ImapLogins, EngineError> {
+    let provisioner = super::icewarp::connect(d).await?;
+    let addresses: Vec<String> = mailboxes
+        .iter()
+        .filter_map(|u| u.mail.as_deref())
+        .map(|mail| destination_address(destination, mail))
+        .collect();
+    let names = provisioner
+        .login_names(&addresses)
+        .await
+        .map_err(EngineError::Provision)?;
+    super::icewarp::logins(d, names, false)
+}
+
 async fn verify_user(
     client: &GraphClient,
     journal: &Journal,
     destination: &Destination,
+    icewarp_logins: Option<&ImapLogins>,
     options: &RunOptions,
-    user: &User,
+    mailbox: &Mailbox,
 ) -> Result<UserVerification, EngineError> {
+    let (user, pacer) = (&mailbox.user, &mailbox.pacer);
     let address = destination_address(destination, user.mail.as_deref().unwrap_or_default());
     let mut result = UserVerification {
         user: address.clone(),
@@ -114,7 +166,7 @@ async fn verify_user(
         .into_iter()
         .map(|r| (r.source_id.clone(), r))
         .collect();
-    let mut dest = match DestinationCheck::open(destination, &address).await {
+    let mut dest = match DestinationCheck::open(destination, icewarp_logins, &address).await {
         Ok(d) => d,
         Err(problem) => {
             result.problem = Some(problem);
@@ -122,8 +174,7 @@ async fn verify_user(
         }
     };
 
-    let pacer = Pacer::new(options.pacer.clone());
-    let nodes = match folder_tree(client, &pacer, &user.id, |_| {}).await {
+    let nodes = match folder_tree(client, pacer, &user.id, |_| {}).await {
         Ok((nodes, _bad)) => nodes,
         Err(e) => {
             result.problem = Some(format!("cannot list the source folders: {e}"));
@@ -136,7 +187,7 @@ async fn verify_user(
             folder: node.path.join("/"),
             ..FolderVerification::default()
         };
-        let mut pages = messages(client, &pacer, &user.id, &node.folder.id);
+        let mut pages = messages(client, pacer, &user.id, &node.folder.id);
         while let Some(page) = pages.next_page(|_| {}).await {
             let page = match page {
                 Ok(page) => page,
@@ -215,8 +266,12 @@ enum DestinationCheck {
 }
 
 impl DestinationCheck {
-    async fn open(destination: &Destination, address: &str) -> Result<Self, String> {
-        let icewarp_logins;
+    /// `icewarp_logins`: the logins an IceWarp destination's run uses ([`icewarp_logins`]).
+    async fn open(
+        destination: &Destination,
+        icewarp_logins: Option<&ImapLogins>,
+        address: &str,
+    ) -> Result<Self, String> {
         let (settings, logins, dav) = match destination {
             Destination::Folder(root) => {
                 let mailbox = FolderStore::open(root)
@@ -234,9 +289,9 @@ impl DestinationCheck {
                 dav,
             } => (settings, logins, dav.as_ref()),
             Destination::IceWarp(d) => {
-                icewarp_logins = super::icewarp::logins(d, Default::default(), false)
-                    .map_err(|e| e.to_string())?;
-                (&d.imap, &icewarp_logins, Some(&d.dav))
+                let logins =
+                    icewarp_logins.ok_or("the IceWarp logins were not read (a bug)".to_string())?;
+                (&d.imap, logins, Some(&d.dav))
             }
         };
         let login = logins
@@ -246,7 +301,9 @@ impl DestinationCheck {
             .await
             .map_err(|e| format!("cannot log in to the destination: {e}"))?;
         let dav = match (dav, logins.own_password(address)) {
-            (Some(dav), Some(password)) => Some(Box::new(open_dav(dav, address, password).await?)),
+            (Some(dav), Some(password)) => Some(Box::new(
+                open_dav(dav, address, logins.login_name(address), password).await?,
+            )),
             _ => None,
         };
         Ok(DestinationCheck::Imap {
@@ -329,12 +386,14 @@ impl DestinationCheck {
     }
 }
 
+/// `login`: the name `address` logs in with (its login name at IceWarp, as in the run).
 async fn open_dav(
     settings: &DavSettings,
     address: &str,
+    login: String,
     password: Secret,
 ) -> Result<DavAccount, String> {
-    DavAccount::connect(settings, address, DavLogin::new(address, password))
+    DavAccount::connect(settings, address, DavLogin::new(login, password))
         .await
         .map_err(|e| format!("cannot log in to the CalDAV/CardDAV server: {e}"))
 }

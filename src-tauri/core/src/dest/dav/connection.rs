@@ -6,7 +6,8 @@
 //!   same trust as the IMAP destination). No redirect is followed implicitly: reqwest would
 //!   turn a redirected PROPFIND into a GET, so discovery follows them itself
 //!   ([`Http::send_following`]).
-//! - **Plaintext:** `http://` only when allowed and only to a loopback address; checked for
+//! - **Plaintext:** `http://` only when allowed and only to a literal loopback address (never
+//!   a name such as `localhost`: [`crate::config::check_endpoint`]); checked for
 //!   every URL before it is requested (servers hand out hrefs and redirects too).
 //! - **Secrets:** the password goes only into the `Authorization` header, and only to the
 //!   origins the configuration names (the base URL's, and those of absolute collection URL
@@ -127,34 +128,13 @@ impl Transport {
         })
     }
 
-    /// Checks the transport policy for `url` (see the module doc).
+    /// Checks the transport policy for `url` (see the module doc) by the one endpoint rule,
+    /// [`crate::config::check_endpoint`]: `https`, or `http` only when allowed and only to a
+    /// literal loopback address; no user name or password in the URL.
     pub fn check_url(&self, url: &Url) -> Result<(), DavError> {
-        match url.scheme() {
-            "https" => Ok(()),
-            "http" if self.allow_plaintext_loopback && is_loopback(url) => Ok(()),
-            "http" if self.allow_plaintext_loopback => Err(DavError::Config(format!(
-                "plaintext http is only allowed to a loopback address, and {} is not one",
-                url.host_str().unwrap_or("")
-            ))),
-            "http" => Err(DavError::Config(format!(
-                "plaintext http to {} is not allowed: use https \
-                 (plaintext is only possible for a loopback address when explicitly allowed)",
-                url.host_str().unwrap_or("")
-            ))),
-            other => Err(DavError::Config(format!(
-                "unsupported URL scheme {other:?} in {url}"
-            ))),
-        }
-    }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        // RFC 6761 §6.3: `localhost` names the loopback interface.
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
+        crate::config::check_endpoint(url.as_str(), self.allow_plaintext_loopback)
+            .map(drop)
+            .map_err(DavError::Config)
     }
 }
 
@@ -407,12 +387,30 @@ mod tests {
         let loose = transport(true);
         assert!(loose.check_url(&url("http://127.0.0.1:5232/")).is_ok());
         assert!(loose.check_url(&url("http://[::1]:5232/")).is_ok());
-        assert!(loose.check_url(&url("http://localhost/")).is_ok());
         assert!(loose.check_url(&url("http://dav.example.com/")).is_err());
         assert!(loose
             .check_url(&url("http://127.0.0.1.example.com/"))
             .is_err());
         assert!(loose.check_url(&url("ftp://127.0.0.1/")).is_err());
+    }
+
+    #[test]
+    fn dav_plaintext_to_names_that_only_look_like_loopback_is_refused() {
+        let url = |s: &str| Url::parse(s).unwrap();
+        let loose = transport(true);
+        for refused in [
+            "http://localhost.evil.example/",
+            "http://127.0.0.1@evil.example/",
+            // A name is whatever the resolver says, `localhost` too.
+            "http://localhost/",
+            "http://localhost:5232/dav/",
+        ] {
+            assert!(
+                matches!(loose.check_url(&url(refused)), Err(DavError::Config(_))),
+                "{refused}"
+            );
+        }
+        assert!(loose.check_url(&url("http://127.0.0.1:5232/")).is_ok());
     }
 
     #[test]

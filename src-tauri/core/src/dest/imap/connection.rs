@@ -30,6 +30,7 @@ use super::types::{
     Untagged,
 };
 use super::{ImapError, ImapLogin, ImapSettings, MasterStyle, Security};
+use crate::config::{self, PlaintextRefusal};
 
 /// The largest response the client accepts (a `BODY[]` fetched for verification).
 const MAX_RESPONSE: usize = 256 * 1024 * 1024;
@@ -136,26 +137,26 @@ fn system_roots() -> &'static rustls::RootCertStore {
     })
 }
 
-/// Checks the transport policy before anything is sent: plaintext only when the settings
-/// allow it and every address of the host is a loopback address.
-pub fn check_plaintext(settings: &ImapSettings, addrs: &[SocketAddr]) -> Result<(), ImapError> {
+/// Checks the transport policy before anything is sent, by the one plaintext rule
+/// ([`config::check_plaintext_host`]): plaintext only when the settings allow it and the host
+/// is a literal loopback address.
+pub fn check_plaintext(settings: &ImapSettings) -> Result<(), ImapError> {
     if settings.security != Security::Plain {
         return Ok(());
     }
-    if !settings.allow_plaintext_loopback {
-        return Err(ImapError::Config(format!(
+    match config::check_plaintext_host(&settings.host, settings.allow_plaintext_loopback) {
+        Ok(()) => Ok(()),
+        Err(PlaintextRefusal::NotAllowed) => Err(ImapError::Config(format!(
             "plaintext IMAP to {} is not allowed: use TLS or STARTTLS \
              (plaintext is only possible for a loopback address when explicitly allowed)",
             settings.host
-        )));
-    }
-    if addrs.is_empty() || addrs.iter().any(|a| !a.ip().is_loopback()) {
-        return Err(ImapError::Config(format!(
-            "plaintext IMAP is only allowed to a loopback address, and {} is not one",
+        ))),
+        Err(PlaintextRefusal::NotLoopback) => Err(ImapError::Config(format!(
+            "plaintext IMAP is only allowed to a literal loopback address such as 127.0.0.1, \
+             and {} is not one",
             settings.host
-        )));
+        ))),
     }
-    Ok(())
 }
 
 impl Connection {
@@ -171,28 +172,14 @@ impl Connection {
             port: settings.port,
             source,
         };
-        // Plaintext is judged before any lookup or connection: the host must be a loopback
-        // address, or `localhost`, whose addresses are checked once resolved below.
-        if settings.security == Security::Plain {
-            let literal = settings
-                .host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<std::net::IpAddr>()
-                .ok();
-            match literal {
-                Some(ip) => check_plaintext(settings, &[SocketAddr::new(ip, settings.port)])?,
-                None if settings.host.eq_ignore_ascii_case("localhost") => {}
-                None => check_plaintext(settings, &[])?,
-            }
-        }
+        // Plaintext is judged before any lookup or connection.
+        check_plaintext(settings)?;
         let lookup = tokio::net::lookup_host((settings.host.as_str(), settings.port));
         let addrs: Vec<SocketAddr> = tokio::time::timeout(settings.timeout, lookup)
             .await
             .map_err(|_| connect_err(std::io::ErrorKind::TimedOut.into()))?
             .map_err(connect_err)?
             .collect();
-        check_plaintext(settings, &addrs)?;
         let mut last_err = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
         let mut tcp = None;
         for addr in &addrs {
@@ -1253,21 +1240,34 @@ mod tests {
         script.await.unwrap();
     }
 
+    #[tokio::test]
+    async fn imap_plaintext_to_localhost_is_refused() {
+        let mut s = ImapSettings::new("localhost", 1, Security::Plain);
+        s.allow_plaintext_loopback = true;
+        // Refused before any lookup or connection: a name is whatever the resolver says.
+        match Connection::open(&s, None).await {
+            Err(ImapError::Config(reason)) => assert!(reason.contains("localhost"), "{reason}"),
+            other => panic!("expected a configuration error, got {:?}", other.err()),
+        }
+        s.host = "127.0.0.1".into();
+        assert!(check_plaintext(&s).is_ok());
+        s.host = "[::1]".into();
+        assert!(check_plaintext(&s).is_ok());
+        s.allow_plaintext_loopback = false;
+        assert!(matches!(check_plaintext(&s), Err(ImapError::Config(_))));
+    }
+
     #[test]
     fn plaintext_needs_permission_and_loopback() {
-        let mut s = ImapSettings::new("mail.example.com", 143, Security::Plain);
-        let remote: SocketAddr = "192.0.2.7:143".parse().unwrap();
-        let local: SocketAddr = "127.0.0.1:143".parse().unwrap();
-        let local6: SocketAddr = "[::1]:143".parse().unwrap();
-        assert!(matches!(
-            check_plaintext(&s, &[local]),
-            Err(ImapError::Config(_))
-        ));
+        let mut s = ImapSettings::new("127.0.0.1", 143, Security::Plain);
+        assert!(matches!(check_plaintext(&s), Err(ImapError::Config(_))));
         s.allow_plaintext_loopback = true;
-        assert!(check_plaintext(&s, &[local, local6]).is_ok());
-        assert!(check_plaintext(&s, &[local, remote]).is_err());
-        assert!(check_plaintext(&s, &[]).is_err());
+        assert!(check_plaintext(&s).is_ok());
+        for refused in ["mail.example.com", "192.0.2.7", "127.0.0.1.example.com"] {
+            s.host = refused.into();
+            assert!(check_plaintext(&s).is_err(), "{refused}");
+        }
         s.security = Security::Tls;
-        assert!(check_plaintext(&s, &[remote]).is_ok());
+        assert!(check_plaintext(&s).is_ok());
     }
 }

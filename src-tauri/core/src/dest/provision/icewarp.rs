@@ -50,7 +50,7 @@
 //! - **Folders:** [`IceWarpProvisioner::default_folders`] reads an account's default folder
 //!   names (`getaccountfolderlist`), which IceWarp lets administrators rename and localise.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -258,14 +258,6 @@ impl std::fmt::Debug for IceWarpClient {
     }
 }
 
-fn is_loopback(host: &url::Host<&str>) -> bool {
-    match host {
-        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
-        url::Host::Ipv4(ip) => ip.is_loopback(),
-        url::Host::Ipv6(ip) => ip.is_loopback(),
-    }
-}
-
 impl IceWarpClient {
     /// A client for `settings.api_url`: HTTPS with certificate checks (plus `ca_file`), or
     /// plain HTTP to a loopback address when allowed. Nothing is sent yet.
@@ -274,16 +266,10 @@ impl IceWarpClient {
             url: settings.api_url.clone(),
             reason: reason.to_string(),
         };
-        let url = url::Url::parse(&settings.api_url).map_err(|e| bad(&e.to_string()))?;
-        let host = url.host().ok_or_else(|| bad("no host"))?;
-        match url.scheme() {
-            "https" => {}
-            "http" if settings.allow_plaintext_loopback && is_loopback(&host) => {}
-            "http" => return Err(bad(
-                "plain http is only allowed to a loopback address, with allow_plaintext_loopback",
-            )),
-            _ => return Err(bad("not an http(s) URL")),
-        }
+        // The one endpoint rule: https, or http only to a literal loopback address when allowed.
+        let url =
+            crate::config::check_endpoint(&settings.api_url, settings.allow_plaintext_loopback)
+                .map_err(|reason| bad(&reason))?;
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("m365-migrator/", env!("CARGO_PKG_VERSION")))
             // Every request carries the session or the administrator's password: a 307/308
@@ -1161,6 +1147,26 @@ impl IceWarpProvisioner {
             None => ("not created".to_string(), ErrorClass::SkipItem),
         };
         Ok(AccountOutcome::failed(plan, reason, class))
+    }
+
+    /// The login names of the accounts `emails` where they are not the address, by
+    /// lower-case address (read-only: what `verify` logs in with, as the run did). One that
+    /// cannot be read is left out, so the address is used, and logged.
+    pub async fn login_names(
+        &self,
+        emails: &[String],
+    ) -> Result<HashMap<String, String>, IceWarpError> {
+        let mut names = HashMap::new();
+        for email in emails {
+            let mut notes = Vec::new();
+            if let Some(name) = self.login_of(email, &mut notes).await? {
+                names.insert(email.trim().to_lowercase(), name);
+            }
+            for note in notes {
+                tracing::warn!("IceWarp account {email}: {note}");
+            }
+        }
+        Ok(names)
     }
 
     /// The login name of the account `email` when it is not the address (`U_Login`, "string
@@ -2051,6 +2057,7 @@ mod tests {
         assert!(!ok("http://127.0.0.1:9/icewarpapi/", false));
         assert!(!ok("http://mail.example.com/icewarpapi/", true));
         assert!(!ok("ftp://mail.example.com/", true));
+        assert!(!ok("http://localhost:9/icewarpapi/", true));
     }
 }
 
