@@ -175,7 +175,7 @@ function renderPermissionResults(results: PermissionStatus[]): void {
     const granted = p.probeOk ?? p.inToken ?? false;
     const li = document.createElement("li");
     li.dataset.permission = p.name;
-    if (p.notUsed !== null) {
+    if (p.notUsed != null) {
       // Not used in this cloud (To Do in China): neither granted nor missing.
       li.className = "not-used";
       li.textContent = `– not used  ${p.name}: ${p.notUsed}`;
