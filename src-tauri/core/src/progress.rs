@@ -276,7 +276,7 @@ mod tests {
     fn cli_and_app_show_the_reports_folder_names_and_reasons() {
         let event = ProgressEvent::ItemFailed {
             user: "ann@contoso.com".into(),
-            folder: "P&AVkA7Q-lohy 100%25".into(),
+            folder: "P&AVkA7Q-lohy 100%".into(),
             item: "AAMk1".into(),
             reason: "message AAMk1: cannot append message to folder X: NO [TOOBIG] too big".into(),
         };

@@ -190,7 +190,9 @@ pub struct ReportFiles {
 pub const INTERRUPTED: &str = "interrupted";
 
 /// A destination folder's name as users see it: a mail folder's wire name has its modified
-/// UTF-7 (RFC 3501 §5.1.3) and escapes decoded; calendars and address books are named as is.
+/// UTF-7 (RFC 3501 §5.1.3) decoded (names are as typed since issue 15; a folder an earlier
+/// version named with `%XX` escapes keeps that name, which is what its users see); calendars
+/// and address books are named as is.
 fn folder_as_seen(kind: &str, dest_folder: &str) -> String {
     if kind == "mail" {
         decode_component(dest_folder)
@@ -937,7 +939,7 @@ mod tests {
         for (id, folder) in [
             ("m1", "INBOX/&2DzfiQ- Party"),
             ("m2", "P&AVkA7Q-lohy a &APoBDQ-ty"),
-            ("m3", "Reports 2024%2F25"),
+            ("m3", "Reports 2024&IhU-25"),
         ] {
             j.record_intent(
                 ItemTarget {
@@ -973,7 +975,11 @@ mod tests {
         let folders: Vec<_> = report.folders.iter().map(|f| f.folder.as_str()).collect();
         assert_eq!(
             folders,
-            ["INBOX/\u{1F389} Party", "Přílohy a účty", "Reports 2024/25"]
+            [
+                "INBOX/\u{1F389} Party",
+                "Přílohy a účty",
+                "Reports 2024\u{2215}25"
+            ]
         );
         let f = &report.failures[0];
         assert_eq!(
@@ -987,7 +993,7 @@ mod tests {
             ),
             (
                 Some("Q3 <budget>"),
-                "Reports 2024/25",
+                "Reports 2024\u{2215}25",
                 Some("2023-11-14T22:13:20Z"),
                 Some(5_000_000),
                 "The destination mailbox is full.",
@@ -1005,7 +1011,7 @@ mod tests {
         for shown in [
             "INBOX/\u{1F389} Party",
             "Přílohy a účty",
-            "Reports 2024/25",
+            "Reports 2024\u{2215}25",
             "Q3 &lt;budget&gt;",
             "The destination mailbox is full.",
             "<td>interrupted</td>",
