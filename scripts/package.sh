@@ -71,8 +71,12 @@ ensure_zigbuild() {
     "$venv/bin/pip" install -q cargo-zigbuild ziglang
     export PATH="$PWD/$venv/bin:$PATH"
   fi
+  # pip puts its scripts in the interpreter's scripts folder, which a pyenv shim only finds
+  # after a rehash: put the folder itself on PATH.
+  PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+  export PATH
   hash -r
-  command -v cargo-zigbuild >/dev/null || die "cargo-zigbuild is not on PATH after pip install (pyenv: run pyenv rehash)"
+  command -v cargo-zigbuild >/dev/null || die "cargo-zigbuild is not on PATH after pip install"
 }
 
 # Debian package names of the shared libraries the binary links; an unknown one is an error,
