@@ -11,7 +11,7 @@ use migrator_core::dest::dav::{
     CollectionKind, DavAccount, DavError, DavLogin, DavSettings, ItemRef,
 };
 use migrator_core::dest::imap::{ImapSettings, Security};
-use migrator_core::engine::{run, Destination, ImapLogins, RunControl, RunOptions};
+use migrator_core::engine::{Destination, ImapLogins, RunOptions};
 use migrator_core::error::{Classify, ErrorClass};
 use migrator_core::progress::RunSummary;
 use migrator_core::secrets::Secret;
@@ -44,23 +44,13 @@ async fn run_groupware(
     workloads: Vec<Workload>,
     mirror_deletions: bool,
 ) -> (RunSummary, Vec<String>) {
-    let failures = support::Failures::default();
-    let summary = run(
-        &support::source_config(sim),
-        &Secret::new(sim.client_secret()),
-        destination,
-        failures.reporter(),
-        RunControl::new(),
-        RunOptions {
-            state_dir: Some(state.join("state")),
-            workloads,
-            mirror_deletions,
-            ..RunOptions::default()
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("run failed: {e:?}"));
-    (summary, failures.list())
+    let options = RunOptions {
+        state_dir: Some(state.join("state")),
+        workloads,
+        mirror_deletions,
+        ..RunOptions::default()
+    };
+    support::run_with(sim, destination, options).await
 }
 
 /// An IceWarp destination at `icewarp`, configured as a user would (`source`: the

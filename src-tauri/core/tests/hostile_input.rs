@@ -11,7 +11,7 @@ use std::path::Path;
 
 use migrator_core::dest::dav::{CollectionKind, DavAccount, DavLogin};
 use migrator_core::dest::imap::MasterStyle;
-use migrator_core::engine::{run, Destination, ImapLogins, RunControl, RunOptions};
+use migrator_core::engine::{Destination, ImapLogins, RunOptions};
 use migrator_core::progress::RunSummary;
 use migrator_core::secrets::Secret;
 use migrator_sim::hostile::{
@@ -68,21 +68,11 @@ async fn run_once(
     destination: &Destination,
     state: &Path,
 ) -> (RunSummary, Vec<String>) {
-    let failures = support::Failures::default();
-    let summary = run(
-        &support::source_config(sim),
-        &Secret::new(sim.client_secret()),
-        destination,
-        failures.reporter(),
-        RunControl::new(),
-        RunOptions {
-            state_dir: Some(state.to_path_buf()),
-            ..RunOptions::default()
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("the run fails as a whole: {e}"));
-    (summary, failures.list())
+    let options = RunOptions {
+        state_dir: Some(state.to_path_buf()),
+        ..RunOptions::default()
+    };
+    support::run_with(sim, destination, options).await
 }
 
 /// The user's messages minus the zero-byte one, which must be a reported failure.

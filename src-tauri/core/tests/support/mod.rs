@@ -200,6 +200,27 @@ impl Failures {
     }
 }
 
+/// One run of the engine from `sim` into `destination`: its summary and the failed items
+/// (`user folder item: reason`). A run that fails as a whole fails the test.
+pub async fn run_with(
+    sim: &migrator_sim::SimServer,
+    destination: &migrator_core::engine::Destination,
+    options: migrator_core::engine::RunOptions,
+) -> (migrator_core::progress::RunSummary, Vec<String>) {
+    let failures = Failures::default();
+    let summary = migrator_core::engine::run(
+        &source_config(sim),
+        &migrator_core::secrets::Secret::new(sim.client_secret()),
+        destination,
+        failures.reporter(),
+        migrator_core::engine::RunControl::new(),
+        options,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the run fails as a whole: {e}"));
+    (summary, failures.list())
+}
+
 /// `(user, reason)` of every `NotMigrated` among `events`, sorted.
 pub fn not_migrated(events: &[migrator_core::progress::ProgressEvent]) -> Vec<(String, String)> {
     let mut out: Vec<_> = events
