@@ -50,6 +50,7 @@
 //! - **Folders:** [`IceWarpProvisioner::default_folders`] reads an account's default folder
 //!   names (`getaccountfolderlist`), which IceWarp lets administrators rename and localise.
 
+use futures_util::StreamExt;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -309,22 +310,32 @@ impl IceWarpClient {
     /// specification), so the answer is never read for words like "session". An error that
     /// comes back on a fresh session is the command's own.
     async fn send(&self, request: &Request) -> Result<Reply, IceWarpError> {
-        let mut session = self.sid.lock().await;
         let mut last = None;
+        let mut used: Option<String> = None;
         for relogin in [false, true] {
-            let stale = session
-                .as_ref()
-                .is_none_or(|s| s.last_used.elapsed() >= self.session_idle);
-            if stale || relogin {
-                *session = Some(Session::new(self.authenticate().await?));
-            }
-            let sid = session.as_ref().map(|s| s.sid.clone());
+            // The lock covers the session's state only, never a request: calls go out in
+            // parallel, and after an error envelope only the first caller to see it logs in
+            // again (the others find a session newer than the one they used).
+            let sid = {
+                let mut session = self.sid.lock().await;
+                let stale = session
+                    .as_ref()
+                    .is_none_or(|s| s.last_used.elapsed() >= self.session_idle);
+                let refused = relogin && session.as_ref().map(|s| &s.sid) == used.as_ref();
+                if stale || refused {
+                    *session = Some(Session::new(self.authenticate().await?));
+                }
+                session.as_mut().map(|s| {
+                    s.last_used = Instant::now();
+                    s.sid.clone()
+                })
+            };
             let reply = self.post(request, sid.as_deref()).await?;
-            if let Some(s) = session.as_mut() {
-                s.last_used = Instant::now();
-            }
             match reply {
-                Reply::Error(uid) => last = Some(uid),
+                Reply::Error(uid) => {
+                    last = Some(uid);
+                    used = sid;
+                }
                 reply => return Ok(reply),
             }
         }
@@ -1698,6 +1709,9 @@ const LIMIT_DOMAIN_PROPERTIES: [&str; 9] = [
     "D_WebDAV",
 ];
 
+/// Account limit reads in flight at once ([`IceWarpProvisioner::limits_advice`]).
+const LIMIT_READS: usize = 16;
+
 impl IceWarpProvisioner {
     /// What the server will refuse or delete later, read before any data moves: plain
     /// authentication switched off, spam clean-up by age, WebDAV limited to some domains or
@@ -1740,23 +1754,36 @@ impl IceWarpProvisioner {
                 advice.extend(domain_limits(domain, &lower_case_properties(&root)));
             }
         }
-        for email in accounts {
-            let request = properties_query(email, &LIMIT_ACCOUNT_PROPERTIES);
-            if let Ok(root) = self.client.call(&request, email).await {
-                advice.extend(account_limits(email, &lower_case_properties(&root)));
-            }
-        }
+        // One read per account, several at once (a run asks for every account it writes into),
+        // in the accounts' order. The futures are collected first: a stream holding the
+        // closure is not `Send` for every lifetime, which a spawned run needs.
+        let reads: Vec<_> = accounts
+            .iter()
+            .map(|e| self.account_limit_advice(e))
+            .collect();
+        let per_account: Vec<Vec<String>> = futures_util::stream::iter(reads)
+            .buffered(LIMIT_READS)
+            .collect()
+            .await;
+        advice.extend(per_account.into_iter().flatten());
         advice
     }
-}
 
-impl IceWarpProvisioner {
+    /// One account's limits as advice; nothing when its properties cannot be read.
+    async fn account_limit_advice(&self, email: &str) -> Vec<String> {
+        let request = properties_query(email, &LIMIT_ACCOUNT_PROPERTIES);
+        match self.client.call(&request, email).await {
+            Ok(root) => account_limits(email, &lower_case_properties(&root)),
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// When domains would have to be created (`domains` not on the server) and the
     /// administrator is a domain administrator, not a server administrator (its `U_Admin` is
     /// not 1 and its `U_DomainAdmin` is 1, apiconst), one line naming the missing domains
     /// (creating domains is a server administrator's task; IceWarp's API documents no answer
-    /// for a domain administrator's `createdomain`). `None` when nothing is missing, the administrator is a server administrator, or its
-    /// rights cannot be read.
+    /// for a domain administrator's `createdomain`). `None` when nothing is missing, the
+    /// administrator is a server administrator, or its rights cannot be read.
     pub async fn domain_admin_advice(&self, domains: &[String]) -> Option<String> {
         let admin = self.client.admin_email.clone();
         let request = properties_query(&admin, &["U_Admin", "U_DomainAdmin"]);
