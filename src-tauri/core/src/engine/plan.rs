@@ -67,6 +67,8 @@ pub struct Plan {
     pub without_mailbox: u64,
     /// Mailboxes with an online archive, which the run does not migrate.
     pub online_archives: u64,
+    /// Mailboxes whose counts an earlier plan took (kept in the state folder), not read now.
+    pub kept_counts: u64,
     /// The domains of the selected members' addresses (primary and aliases) that the tenant
     /// has verified (Graph's `/domains`; all of them when it cannot be read), sorted.
     pub domains: Vec<String>,
@@ -194,7 +196,7 @@ async fn counted_plan(
             ..listed(g)
         })
         .collect();
-    let mut users: Vec<PlanUser> = futures_util::stream::iter(selected.members)
+    let counted: Vec<(PlanUser, bool)> = futures_util::stream::iter(selected.members)
         .map(|user| {
             let client = &client;
             async move {
@@ -207,12 +209,13 @@ async fn counted_plan(
                 if let Some(kept) = kept {
                     // The counts as kept; who the user is, as listed now.
                     let now = listed(&user);
-                    return PlanUser {
+                    let row = PlanUser {
                         address: now.address,
                         user_principal_name: now.user_principal_name,
                         enabled: now.enabled,
                         ..kept
                     };
+                    return (row, true);
                 }
                 let planned = count_mailbox(client, settings, options, &user, listed(&user)).await;
                 counts.lock().unwrap_or_else(|p| p.into_inner()).keep(
@@ -221,12 +224,14 @@ async fn counted_plan(
                     &options.limits,
                     &planned,
                 );
-                planned
+                (planned, false)
             }
         })
         .buffer_unordered(options.parallel_mailboxes.max(1))
         .collect()
         .await;
+    let kept_counts = counted.iter().filter(|(_, kept)| *kept).count() as u64;
+    let mut users: Vec<PlanUser> = counted.into_iter().map(|(row, _)| row).collect();
     users.extend(guests);
     users.sort_by(|a, b| a.address.cmp(&b.address));
 
@@ -239,6 +244,7 @@ async fn counted_plan(
         guests: sum(|u| u64::from(u.not_migrated.as_deref() == Some(GUEST))),
         without_mailbox: sum(|u| u64::from(u.not_migrated.as_deref() == Some(NO_MAILBOX))),
         online_archives: sum(|u| u64::from(u.online_archive == Some(true))),
+        kept_counts,
         domains,
         folders: sum(|u| u.folders),
         items: sum(|u| u.items),
