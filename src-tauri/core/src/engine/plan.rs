@@ -282,7 +282,7 @@ async fn count_mailbox(
     let counter = Counter {
         client,
         pacer: &pacer,
-        user: &user,
+        user,
         limits: &options.limits,
     };
     let mut problems = Vec::new();

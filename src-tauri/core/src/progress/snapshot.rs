@@ -476,7 +476,7 @@ mod tests {
                     continue;
                 }
                 n += 1;
-                events.push(if n % 20 == 0 {
+                events.push(if n.is_multiple_of(20) {
                     failed(&users[*i], "AAMk")
                 } else {
                     ProgressEvent::ItemDone {
