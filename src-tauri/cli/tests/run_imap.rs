@@ -38,14 +38,17 @@ async fn check_then_run_then_rerun_into_dovecot() {
         out.contains("2 users") && out.contains("30 messages"),
         "{out}"
     );
-    let json = tokio::task::block_in_place(|| {
-        Command::new(env!("CARGO_BIN_EXE_m365-migrate"))
-            .args(["plan", "--json", "--config"])
-            .arg(&config)
-            .env("M365_CLIENT_SECRET", &secret)
-            .output()
-            .unwrap()
-    });
+    let plan_with = |option: &str| {
+        tokio::task::block_in_place(|| {
+            Command::new(env!("CARGO_BIN_EXE_m365-migrate"))
+                .args(["plan", option, "--config"])
+                .arg(&config)
+                .env("M365_CLIENT_SECRET", &secret)
+                .output()
+                .unwrap()
+        })
+    };
+    let json = plan_with("--json");
     let planned: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(planned["users"].as_array().map(Vec::len), Some(2));
     assert_eq!(planned["items"], 30);
@@ -60,14 +63,7 @@ async fn check_then_run_then_rerun_into_dovecot() {
         planned["keptCounts"], 2,
         "the second plan reads no mailbox again"
     );
-    let refreshed = tokio::task::block_in_place(|| {
-        Command::new(env!("CARGO_BIN_EXE_m365-migrate"))
-            .args(["plan", "--refresh", "--config"])
-            .arg(&config)
-            .env("M365_CLIENT_SECRET", &secret)
-            .output()
-            .unwrap()
-    });
+    let refreshed = plan_with("--refresh");
     let out = String::from_utf8_lossy(&refreshed.stdout);
     assert!(refreshed.status.success(), "{out}");
     assert!(out.contains("30 messages"), "{out}");

@@ -67,6 +67,14 @@ impl MailboxCounts {
         }
     }
 
+    /// The counts of user `id` taken within `limits` for at least `workloads`.
+    fn covering(&self, id: &str, workloads: &[Workload], limits: &DateLimits) -> Option<&Counted> {
+        let counted = self.file.mailboxes.get(id)?;
+        let covers = counted.limits == limits.fingerprint()
+            && workloads.iter().all(|w| counted.workloads.contains(w));
+        covers.then_some(counted)
+    }
+
     /// The counts of user `id` taken for exactly these workloads and limits.
     pub(super) fn for_plan(
         &self,
@@ -74,11 +82,8 @@ impl MailboxCounts {
         workloads: &[Workload],
         limits: &DateLimits,
     ) -> Option<PlanUser> {
-        let counted = self.file.mailboxes.get(id)?;
-        let same = counted.limits == limits.fingerprint()
-            && counted.workloads.len() == workloads.len()
-            && workloads.iter().all(|w| counted.workloads.contains(w));
-        same.then(|| counted.row.clone())
+        let counted = self.covering(id, workloads, limits)?;
+        (counted.workloads.len() == workloads.len()).then(|| counted.row.clone())
     }
 
     /// Items a run of `workloads` within `limits` will process in user `id`'s mailbox, when
@@ -89,14 +94,10 @@ impl MailboxCounts {
         workloads: &[Workload],
         limits: &DateLimits,
     ) -> Option<u64> {
-        let counted = self.file.mailboxes.get(id)?;
-        if counted.limits != limits.fingerprint()
-            || !workloads.iter().all(|w| counted.workloads.contains(w))
-            || counted.row.not_migrated.is_some()
-        {
+        let row = &self.covering(id, workloads, limits)?.row;
+        if row.not_migrated.is_some() {
             return None;
         }
-        let row = &counted.row;
         Some(
             workloads
                 .iter()
