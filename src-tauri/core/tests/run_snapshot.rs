@@ -44,8 +44,8 @@ fn mailbox_requests(sim: &SimServer, from: usize) -> BTreeMap<String, usize> {
     per
 }
 
-/// A run into a folder whose events go into one snapshot; the run's summary, the snapshot
-/// and the planned mailboxes.
+/// A run into a folder whose events go into one snapshot; the run's summary, the snapshot,
+/// the planned mailboxes and the mailboxes in the order they started.
 async fn run_with_snapshot(
     sim: &SimServer,
     out: &std::path::Path,
@@ -54,15 +54,14 @@ async fn run_with_snapshot(
     migrator_core::progress::RunSummary,
     RunSnapshot,
     Vec<PlannedMailbox>,
+    Vec<String>,
 ) {
     let snapshot = Arc::new(Mutex::new(RunSnapshot::default()));
-    let planned = Arc::new(Mutex::new(Vec::new()));
-    let (s, p) = (snapshot.clone(), planned.clone());
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let (s, seen) = (snapshot.clone(), events.clone());
     let reporter = Arc::new(move |e: ProgressEvent| {
-        if let ProgressEvent::RunPlanned { mailboxes } = &e {
-            p.lock().unwrap().extend(mailboxes.clone());
-        }
         s.lock().unwrap().apply(&e);
+        seen.lock().unwrap().push(e);
     });
     let summary = run_to_folder_with(
         &support::source_config(sim),
@@ -75,8 +74,20 @@ async fn run_with_snapshot(
     .await
     .unwrap();
     let snapshot = snapshot.lock().unwrap().clone();
-    let planned = planned.lock().unwrap().clone();
-    (summary, snapshot, planned)
+    let events = events.lock().unwrap().clone();
+    let planned = (events.iter())
+        .find_map(|e| match e {
+            ProgressEvent::RunPlanned { mailboxes } => Some(mailboxes.clone()),
+            _ => None,
+        })
+        .expect("the run announces its mailboxes");
+    let started = (events.iter())
+        .filter_map(|e| match e {
+            ProgressEvent::UserStarted { user, .. } => Some(user.clone()),
+            _ => None,
+        })
+        .collect();
+    (summary, snapshot, planned, started)
 }
 
 fn assert_snapshot_is_the_summary(
@@ -118,8 +129,21 @@ async fn a_run_ends_with_a_snapshot_whose_totals_equal_the_summarys() {
     let sim = sim(tenant(4, 6), Duration::ZERO).await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let (summary, snapshot, planned) =
-        run_with_snapshot(&sim, &out, options(&dir.path().join("state"))).await;
+    let one_at_a_time = RunOptions {
+        parallel_mailboxes: 1,
+        ..options(&dir.path().join("state"))
+    };
+    let (summary, snapshot, planned, started) = run_with_snapshot(&sim, &out, one_at_a_time).await;
+    let users: Vec<&str> = snapshot.mailboxes.iter().map(|m| m.user.as_str()).collect();
+    let announced: Vec<&str> = planned.iter().map(|p| p.user.as_str()).collect();
+    assert_eq!(users, announced, "the snapshot lists them as announced");
+    // One at a time, the run starts them in the announced order (the one without an
+    // Exchange mailbox never starts).
+    let in_order: Vec<&str> = (announced.iter().copied())
+        .filter(|u| started.iter().any(|s| s == u))
+        .collect();
+    assert_eq!(in_order, started);
+    assert_eq!(started.len(), 4);
     // Every member with a mail address is planned from the start, the one without an
     // Exchange mailbox too (it is found out when its turn comes); the guest is not.
     assert_eq!(planned.len(), 5);
@@ -143,7 +167,7 @@ async fn after_a_plan_the_runs_totals_are_known_before_the_first_copy() {
     )
     .await
     .unwrap();
-    let (summary, snapshot, planned) =
+    let (summary, snapshot, planned, _) =
         run_with_snapshot(&sim, &dir.path().join("out"), options(&state)).await;
     assert_snapshot_is_the_summary(&snapshot, &summary);
     for p in &planned {
