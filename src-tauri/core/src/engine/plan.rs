@@ -15,6 +15,11 @@
 //! masters (api/calendar-list-events.md), as the run writes them, minus those outside
 //! `calendar_since`; the flagged-mail task list is left out, as the run does.
 //!
+//! **Kept counts.** Each mailbox's counts go into the state folder as soon as they are taken
+//! (module `engine::counts`), so the next plan for the same workloads and date limits sends
+//! that mailbox no request unless asked to refresh, a cancelled plan keeps what it counted,
+//! and a run knows each mailbox's total before its first copy.
+//!
 //! **Estimate.** Graph allows each mailbox at most `max_in_flight` requests at once and
 //! `budget` requests per `window` (Exchange Online: 4, and 10,000 per 10 minutes,
 //! throttling-limits.md "Outlook service limits"; one budget per mailbox for every workload).
