@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 mod snapshot;
-pub use snapshot::{unix_ms, MailboxProgress, MailboxState, PlannedMailbox, RunSnapshot};
+pub use snapshot::{
+    unix_ms, MailboxProgress, MailboxState, PlannedMailbox, RunSnapshot, SnapshotReporter,
+};
 
 /// One thing that happened during a run. Serialized as `{"kind": "...", ...}` in camelCase.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]

@@ -8,11 +8,12 @@
 //! [`RATE_WINDOW_MS`] of processed items.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use super::ProgressEvent;
+use super::{ProgressEvent, Reporter};
 
 /// The span over which the rate is measured, in milliseconds.
 pub const RATE_WINDOW_MS: u64 = 60_000;
@@ -407,6 +408,40 @@ impl RunSnapshot {
     }
 }
 
+/// A reporter that keeps the run's snapshot and passes every event on to `inner`: what a
+/// front end holds to say where the run is at any moment (after a window reload too).
+pub struct SnapshotReporter<R> {
+    inner: R,
+    snapshot: Mutex<RunSnapshot>,
+}
+
+impl<R: Reporter> SnapshotReporter<R> {
+    pub fn new(inner: R) -> Self {
+        SnapshotReporter {
+            inner,
+            snapshot: Mutex::new(RunSnapshot::default()),
+        }
+    }
+
+    /// The run as of now (rate and ETA brought to this moment).
+    pub fn snapshot(&self) -> RunSnapshot {
+        let mut snapshot = self
+            .snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        snapshot.at(unix_ms());
+        snapshot
+    }
+}
+
+impl<R: Reporter> Reporter for SnapshotReporter<R> {
+    fn report(&self, event: ProgressEvent) {
+        (self.snapshot.lock().unwrap_or_else(|p| p.into_inner())).apply(&event);
+        self.inner.report(event);
+    }
+}
+
 /// A mailbox that reports work is running (unless it already finished).
 fn start(m: &mut MailboxProgress, now: u64) {
     if m.state == MailboxState::Queued {
@@ -666,6 +701,32 @@ mod tests {
         assert_eq!((s.mailboxes_failed, s.mailboxes_skipped), (2, 1));
         assert_eq!(s.items_failed, 2);
         assert_eq!(s.fraction, 1.0);
+    }
+
+    #[test]
+    fn a_snapshot_reporter_keeps_the_run_and_passes_every_event_on() {
+        let passed = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let seen = passed.clone();
+        let reporter = SnapshotReporter::new(move |e: ProgressEvent| {
+            seen.lock().unwrap().push(e);
+        });
+        let events = [
+            ProgressEvent::RunPlanned {
+                mailboxes: planned(|_| Some(2))[..2].to_vec(),
+            },
+            ProgressEvent::ItemDone {
+                user: "u001@contoso.com".into(),
+                bytes: 7,
+                skipped: false,
+            },
+        ];
+        for e in &events {
+            reporter.report(e.clone());
+        }
+        assert_eq!(*passed.lock().unwrap(), events);
+        let s = reporter.snapshot();
+        assert_eq!((s.mailboxes_total, s.mailboxes_running), (2, 1));
+        assert_eq!((s.items_total, s.items_done, s.bytes_done), (4, 1, 7));
     }
 
     #[test]
