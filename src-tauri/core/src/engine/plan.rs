@@ -140,7 +140,8 @@ pub struct PlanOptions {
     pub refresh: bool,
     /// Cancelling it stops the plan at once: no further request leaves, the mailboxes'
     /// pacers are dropped, and the plan ends with [`EngineError::PlanCancelled`]. Mailboxes
-    /// counted by then are kept for the next plan.
+    /// counted by then are kept for the next plan. A cancelled token stays cancelled: each
+    /// plan takes a new one.
     pub cancel: CancellationToken,
 }
 
