@@ -307,8 +307,12 @@ async fn cancelling_a_plan_mid_scan_stops_its_requests_at_once() {
         "{ended:?}"
     );
     assert_eq!(ended.unwrap_err().code(), "cancelled");
+    // A request written to the socket just before the cancel may still be read by the
+    // simulator; one that was not sent yet never is.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let at_cancel = sim.requests().len();
-    // Well past the simulator's latency: a request still queued in a pacer would have left.
+    // Well past the simulator's latency: a request still queued in a pacer would have left
+    // (a scan that goes on sends one about every 10 ms).
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_millis(40)).await;
         tokio::task::yield_now().await;
