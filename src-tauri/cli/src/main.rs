@@ -127,6 +127,10 @@ enum Command {
         /// Print the plan as JSON (for scripts) instead of a table.
         #[arg(long)]
         json: bool,
+        /// Count every mailbox again. Without it, a mailbox counted by an earlier plan (for
+        /// the same workloads and date limits, kept in the state folder) is not read again.
+        #[arg(long)]
+        refresh: bool,
     },
     /// Write the run report from the journal: JSON, CSV and a self-contained HTML page.
     ///
@@ -252,8 +256,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<RunSummary> {
         | Command::Man { .. } => {
             unreachable!("check, verify, completions and man are dispatched in main")
         }
-        Command::Plan { config, json } => {
-            print_plan(&config, json).await?;
+        Command::Plan {
+            config,
+            json,
+            refresh,
+        } => {
+            print_plan(&config, json, refresh).await?;
             Ok(RunSummary::default())
         }
         Command::Report { config, out } => {
@@ -366,9 +374,20 @@ fn open_journal(config_path: &Path, options: &RunOptions) -> anyhow::Result<Jour
 }
 
 /// `plan`: the table (or JSON) of what a run would do.
-async fn print_plan(path: &Path, json: bool) -> anyhow::Result<()> {
+async fn print_plan(path: &Path, json: bool, refresh: bool) -> anyhow::Result<()> {
     let (config, secret, options) = load_source(path)?;
-    let plan = engine::plan(&config.source_config(), &secret, &options).await?;
+    let how = engine::PlanOptions {
+        refresh,
+        ..engine::PlanOptions::default()
+    };
+    let cancel = how.cancel.clone();
+    // Ctrl-C stops the counting at once; what was counted is kept for the next plan.
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cancel.cancel();
+        }
+    });
+    let plan = engine::plan_with(&config.source_config(), &secret, &options, &how).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
         return Ok(());
@@ -429,6 +448,15 @@ async fn print_plan(path: &Path, json: bool) -> anyhow::Result<()> {
         plan.guests, plan.without_mailbox, plan.online_archives
     );
     println!("domains: {}", plan.domains.join(", "));
+    let oldest = plan.users.iter().filter_map(|u| u.counted_at).min();
+    if let (1.., Some(oldest)) = (plan.kept_counts, oldest) {
+        let now = migrator_core::progress::unix_ms() / 1000;
+        println!(
+            "{} mailboxes as counted by an earlier plan (the oldest {} ago); --refresh counts again",
+            plan.kept_counts,
+            HumanDuration(Duration::from_secs(now.saturating_sub(oldest)))
+        );
+    }
     println!(
         "estimated duration: {} with {} mailboxes in parallel (Microsoft's per-mailbox limits, \
          {} ms per request; the destination's speed is not included)",

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use migrator_core::config::show_duration;
-use migrator_core::progress::{ProgressEvent, Reporter, RunSummary};
+use migrator_core::progress::{ProgressEvent, Reporter, RunSnapshot, RunSummary};
 
 /// Draws the core's progress events.
 pub struct CliReporter {
@@ -27,8 +27,12 @@ enum Mode {
 #[derive(Default)]
 struct State {
     users: HashMap<String, ProgressBar>,
-    bytes: u64,
+    /// The whole run, from which the overall bar and the tally lines are drawn.
+    snapshot: RunSnapshot,
 }
+
+/// Steps of the overall bar, which shows [`RunSnapshot::fraction`].
+const BAR_STEPS: u64 = 1000;
 
 impl CliReporter {
     pub fn new(quiet: bool) -> Self {
@@ -36,13 +40,11 @@ impl CliReporter {
             Mode::Quiet
         } else if std::io::stderr().is_terminal() {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-            let overall = multi.add(ProgressBar::new(0));
+            let overall = multi.add(ProgressBar::new(BAR_STEPS));
             overall.set_style(
-                ProgressStyle::with_template(
-                    "{prefix:>8} [{bar:30}] {pos}/{len} messages  {msg}  {per_sec}  ETA {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+                ProgressStyle::with_template("{prefix:>8} [{bar:30}] {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
             );
             overall.set_prefix("overall");
             Mode::Bars { multi, overall }
@@ -83,19 +85,34 @@ impl CliReporter {
 impl Reporter for CliReporter {
     fn report(&self, event: ProgressEvent) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if !matches!(self.mode, Mode::Quiet) {
+            state.snapshot.apply(&event);
+        }
+        if let Mode::Bars { overall, .. } = &self.mode {
+            let snapshot = &state.snapshot;
+            overall.set_position((snapshot.fraction * BAR_STEPS as f64).round() as u64);
+            overall.set_message(format!(
+                "{}; {}",
+                tally(snapshot),
+                HumanBytes(snapshot.bytes_done)
+            ));
+        }
         // The report's names and wording (one function in the core).
         match (&self.mode, event.in_plain_words()) {
             (Mode::Quiet, _) => {}
             (Mode::Lines, ProgressEvent::RunStarted { users }) => {
                 eprintln!("signed in; migrating {users} mailboxes")
             }
-            (Mode::Lines, ProgressEvent::UserFinished { user, stats }) => eprintln!(
-                "{user}: {} messages ({}), {} already present, {} failed",
-                stats.messages,
-                HumanBytes(stats.bytes),
-                stats.skipped,
-                stats.failed
-            ),
+            (Mode::Lines, ProgressEvent::UserFinished { user, stats }) => {
+                eprintln!(
+                    "{user}: {} messages ({}), {} already present, {} failed",
+                    stats.messages,
+                    HumanBytes(stats.bytes),
+                    stats.skipped,
+                    stats.failed
+                );
+                eprintln!("{}", tally(&state.snapshot));
+            }
             (
                 Mode::Lines | Mode::Bars { .. },
                 ProgressEvent::ItemFailed {
@@ -136,9 +153,8 @@ impl Reporter for CliReporter {
                 )
             }
             (Mode::Lines, _) => {}
-            (Mode::Bars { multi, overall }, event) => match event {
+            (Mode::Bars { multi, .. }, event) => match event {
                 ProgressEvent::UserStarted { user, messages, .. } => {
-                    overall.inc_length(messages);
                     let bar = multi.add(ProgressBar::new(messages));
                     bar.set_style(
                         ProgressStyle::with_template("{prefix:>30} [{bar:30}] {pos}/{len} {msg}")
@@ -149,15 +165,11 @@ impl Reporter for CliReporter {
                     state.users.insert(user, bar);
                 }
                 ProgressEvent::ItemsListed { user, items } => {
-                    overall.inc_length(items);
                     if let Some(bar) = state.users.get(&user) {
                         bar.inc_length(items);
                     }
                 }
-                ProgressEvent::ItemDone { user, bytes, .. } => {
-                    overall.inc(1);
-                    state.bytes += bytes;
-                    overall.set_message(HumanBytes(state.bytes).to_string());
+                ProgressEvent::ItemDone { user, .. } => {
                     if let Some(bar) = state.users.get(&user) {
                         bar.inc(1);
                         // Items move again: a wait shown before is over.
@@ -198,6 +210,33 @@ impl Reporter for CliReporter {
     }
 }
 
+/// The run in one line: `37 of 200 mailboxes done, 8 running, 155 queued; 1234 of 5000
+/// items; ETA 2 h 5 min` (failed and skipped mailboxes, failed items and the ETA when there
+/// are any).
+pub fn tally(s: &RunSnapshot) -> String {
+    let mut line = format!(
+        "{} of {} mailboxes done, {} running, {} queued",
+        s.mailboxes_done, s.mailboxes_total, s.mailboxes_running, s.mailboxes_queued
+    );
+    if s.mailboxes_failed > 0 {
+        line += &format!(", {} failed", s.mailboxes_failed);
+    }
+    if s.mailboxes_skipped > 0 {
+        line += &format!(", {} without a mailbox", s.mailboxes_skipped);
+    }
+    line += &format!("; {} of {} items", s.items_done, s.items_total);
+    if s.items_failed > 0 {
+        line += &format!(" ({} failed)", s.items_failed);
+    }
+    if let Some(eta) = s
+        .eta_seconds
+        .and_then(|e| Duration::try_from_secs_f64(e).ok())
+    {
+        line += &format!("; ETA {}", show_duration(eta));
+    }
+    line
+}
+
 /// The line saying a mailbox waits for its destination.
 fn destination_down(user: &str, destination: &str, down_ms: u64, limit_ms: u64) -> String {
     format!(
@@ -205,4 +244,58 @@ fn destination_down(user: &str, destination: &str, down_ms: u64, limit_ms: u64) 
         show_duration(Duration::from_millis(down_ms)),
         show_duration(Duration::from_millis(limit_ms))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use migrator_core::progress::PlannedMailbox;
+
+    #[test]
+    fn the_tally_counts_every_mailbox_from_the_start() {
+        let planned: Vec<PlannedMailbox> = (0..200)
+            .map(|i| PlannedMailbox {
+                user: format!("u{i}@contoso.com"),
+                items: Some(10),
+            })
+            .collect();
+        let mut s = RunSnapshot::new(&planned, 1_000);
+        for (i, m) in planned.iter().enumerate().take(45) {
+            let user = m.user.clone();
+            s.apply_at(
+                &ProgressEvent::UserStarted {
+                    user: user.clone(),
+                    folders: 1,
+                    messages: 10,
+                },
+                1_000 + i as u64,
+            );
+            if i < 37 {
+                for k in 0..10 {
+                    s.apply_at(
+                        &ProgressEvent::ItemDone {
+                            user: user.clone(),
+                            bytes: 1,
+                            skipped: false,
+                        },
+                        2_000 + 100 * (i * 10 + k) as u64,
+                    );
+                }
+                s.apply_at(
+                    &ProgressEvent::UserFinished {
+                        user,
+                        stats: Default::default(),
+                    },
+                    40_000,
+                );
+            }
+        }
+        let line = tally(&s);
+        assert!(
+            line.starts_with(
+                "37 of 200 mailboxes done, 8 running, 155 queued; 370 of 2000 items; ETA "
+            ),
+            "{line}"
+        );
+    }
 }

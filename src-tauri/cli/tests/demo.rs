@@ -246,3 +246,48 @@ fn report_reads_the_journal_of_a_configuration_without_signing_in() {
         "report must not create state"
     );
 }
+
+/// Issue 16: totals grew as mailboxes started, so the progress covered only the started
+/// ones. Without a terminal, each finished mailbox is followed by the whole run's tally, every
+/// mailbox counted from the start.
+#[test]
+fn progress_lines_count_every_mailbox_from_the_start() {
+    let out = tempfile::tempdir().unwrap();
+    let run = migrate()
+        .args(["demo", "--users", "10", "--messages", "3", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let tallies: Vec<(u32, u32, u32, u32)> = stderr
+        .lines()
+        .filter_map(|l| {
+            // `3 of 10 mailboxes done, 6 running, 1 queued; 120 of 300 items; ETA 2 s`
+            let (done, rest) = l.split_once(" of 10 mailboxes done, ")?;
+            let (running, rest) = rest.split_once(" running, ")?;
+            let (queued, _) = rest.split_once(" queued")?;
+            Some((
+                done.parse().ok()?,
+                running.parse().ok()?,
+                queued.parse().ok()?,
+                10,
+            ))
+        })
+        .collect();
+    let done: Vec<u32> = tallies.iter().map(|t| t.0).collect();
+    assert_eq!(done, (1..=10).collect::<Vec<_>>(), "{stderr}");
+    for (done, running, queued, total) in &tallies {
+        assert_eq!(done + running + queued, *total, "{stderr}");
+    }
+    // 8 mailboxes at a time: when the first is done, at least two have not started.
+    assert!(tallies[0].2 >= 2, "{stderr}");
+    let last = stderr
+        .lines()
+        .rfind(|l| l.contains("mailboxes done"))
+        .unwrap_or_default();
+    assert!(
+        last.starts_with("10 of 10 mailboxes done, 0 running, 0 queued; "),
+        "{last}"
+    );
+}

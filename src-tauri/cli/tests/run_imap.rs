@@ -38,21 +38,45 @@ async fn check_then_run_then_rerun_into_dovecot() {
         out.contains("2 users") && out.contains("30 messages"),
         "{out}"
     );
-    let json = tokio::task::block_in_place(|| {
-        Command::new(env!("CARGO_BIN_EXE_m365-migrate"))
-            .args(["plan", "--json", "--config"])
-            .arg(&config)
-            .env("M365_CLIENT_SECRET", &secret)
-            .output()
-            .unwrap()
-    });
+    let plan_with = |option: &str| {
+        tokio::task::block_in_place(|| {
+            Command::new(env!("CARGO_BIN_EXE_m365-migrate"))
+                .args(["plan", option, "--config"])
+                .arg(&config)
+                .env("M365_CLIENT_SECRET", &secret)
+                .output()
+                .unwrap()
+        })
+    };
+    let json = plan_with("--json");
     let planned: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(planned["users"].as_array().map(Vec::len), Some(2));
     assert_eq!(planned["items"], 30);
     assert!(planned["estimatedSeconds"].as_f64().unwrap() > 0.0);
+    // A plan writes nothing but its counts, kept for the next plan and the run's progress.
+    let state: Vec<_> = std::fs::read_dir(dir.path().join("m365-migrator-state"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(state, [migrator_core::engine::COUNTS_FILE]);
+    assert_eq!(
+        planned["keptCounts"], 2,
+        "the second plan reads no mailbox again"
+    );
+    let refreshed = plan_with("--refresh");
+    let out = String::from_utf8_lossy(&refreshed.stdout);
+    assert!(refreshed.status.success(), "{out}");
+    assert!(out.contains("30 messages"), "{out}");
+    assert!(!out.contains("counted by an earlier plan"), "{out}");
     assert!(
-        !dir.path().join("m365-migrator-state").exists(),
-        "plan must not write anything"
+        !String::from_utf8_lossy(&plan.stdout).contains("earlier plan"),
+        "the first plan counted"
+    );
+    let again = tokio::task::block_in_place(|| migrate("plan"));
+    let out = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        out.contains("30 messages") && out.contains("2 mailboxes as counted by an earlier plan"),
+        "{out}"
     );
 
     let check = tokio::task::block_in_place(|| migrate("check"));

@@ -70,9 +70,13 @@
 //!   items, for exactly-once.
 //! - [`engine`]: runs a migration ([`engine::run`]) into a [`engine::Destination`] (mail and
 //!   groupware per mailbox, IceWarp provisioning first), the pre-run check
-//!   ([`engine::preflight`]), the plan ([`engine::plan()`]), the report ([`engine::report`]),
+//!   ([`engine::preflight`]), the plan ([`engine::plan()`], [`engine::plan_with`]: each
+//!   mailbox's counts kept in the state folder, recounted on request, cancellable), the report
+//!   ([`engine::report`]),
 //!   pause/resume/stop ([`engine::RunControl`]).
-//! - [`progress`]: the event stream, [`progress::Reporter`], counters.
+//! - [`progress`]: the event stream, [`progress::Reporter`], counters, and
+//!   [`progress::RunSnapshot`], the whole run at one moment (every mailbox from the start,
+//!   totals from the plan's counts, rate and ETA) that front ends show.
 //! - [`private_files`]: files and folders that hold passwords or mail: no symbolic link
 //!   followed, owned by the running user, private; directories synced after a rename.
 

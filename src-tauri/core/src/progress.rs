@@ -7,6 +7,11 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+mod snapshot;
+pub use snapshot::{
+    unix_ms, MailboxProgress, MailboxState, PlannedMailbox, RunSnapshot, SnapshotReporter,
+};
+
 /// One thing that happened during a run. Serialized as `{"kind": "...", ...}` in camelCase.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[serde(
@@ -18,6 +23,10 @@ use ts_rs::TS;
 pub enum ProgressEvent {
     /// The run has signed in and knows which mailboxes it will process.
     RunStarted { users: u32 },
+    /// Every mailbox the run will process, in the order it starts them, with the items a
+    /// plan counted for each (sent once, right after `RunStarted`): the totals of a
+    /// [`RunSnapshot`].
+    RunPlanned { mailboxes: Vec<PlannedMailbox> },
     /// A mailbox's folders are listed; `messages` and `bytes` are what it will process.
     UserStarted {
         user: String,

@@ -32,6 +32,7 @@ mod imap_dovecot;
 mod imap_lookup;
 mod preflight_endpoints;
 mod reliability;
+mod run_snapshot;
 mod selection;
 mod state_lock;
 mod tenant_users;

@@ -6,6 +6,7 @@
 //! make every further item fail (sign-in, an unwritable destination) stop it.
 
 mod control;
+mod counts;
 mod groupware;
 mod icewarp;
 mod mail;
@@ -18,8 +19,9 @@ mod spool;
 mod verify;
 
 pub use control::{Cancelled, RunControl};
+pub use counts::FILE_NAME as COUNTS_FILE;
 pub use mailboxes::{GUEST, NO_MAILBOX, ONLINE_ARCHIVE};
-pub use plan::{plan, Plan, PlanUser};
+pub use plan::{plan, plan_with, Plan, PlanOptions, PlanUser};
 pub use preflight::{
     check_destination, preflight, test_source, CheckVerdict, EndpointCheck, Preflight, ProbeUser,
 };
@@ -78,6 +80,9 @@ pub enum EngineError {
     /// locked.
     #[error(transparent)]
     StateLock(#[from] LockError),
+    /// The plan was cancelled ([`PlanOptions::cancel`]).
+    #[error("the plan was cancelled")]
+    PlanCancelled,
 }
 
 impl EngineError {
@@ -94,6 +99,7 @@ impl EngineError {
             EngineError::Selection(_) => "selection",
             EngineError::StateLock(LockError::Busy { .. }) => "busy",
             EngineError::StateLock(_) => "state",
+            EngineError::PlanCancelled => "cancelled",
         }
     }
 }
@@ -740,6 +746,12 @@ async fn run_locked(
     reporter.report(ProgressEvent::RunStarted {
         users: mailboxes.len() as u32,
     });
+    reporter.report(counts::run_planned(
+        options.state_dir.as_deref(),
+        &workloads,
+        &options.limits,
+        mailboxes.iter().map(|(u, _)| u),
+    ));
 
     let results: Vec<Result<Option<Stats>, EngineError>> = futures_util::stream::iter(mailboxes)
         .map(|(user, known)| {

@@ -15,6 +15,11 @@
 //! masters (api/calendar-list-events.md), as the run writes them, minus those outside
 //! `calendar_since`; the flagged-mail task list is left out, as the run does.
 //!
+//! **Kept counts.** Each mailbox's counts go into the state folder as soon as they are taken
+//! (module `engine::counts`), so the next plan for the same workloads and date limits sends
+//! that mailbox no request unless asked to refresh, a cancelled plan keeps what it counted,
+//! and a run knows each mailbox's total before its first copy.
+//!
 //! **Estimate.** Graph allows each mailbox at most `max_in_flight` requests at once and
 //! `budget` requests per `window` (Exchange Online: 4, and 10,000 per 10 minutes,
 //! throttling-limits.md "Outlook service limits"; one budget per mailbox for every workload).
@@ -33,7 +38,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
+use super::counts::MailboxCounts;
 use super::mailboxes::{verified_only, GUEST, NO_MAILBOX};
 use super::{event_in_limits, signed_in_users, EngineError, RunOptions};
 use crate::config::{DateLimits, SourceConfig, Workload};
@@ -65,6 +72,8 @@ pub struct Plan {
     pub without_mailbox: u64,
     /// Mailboxes with an online archive, which the run does not migrate.
     pub online_archives: u64,
+    /// Mailboxes whose counts an earlier plan took (kept in the state folder), not read now.
+    pub kept_counts: u64,
     /// The domains of the selected members' addresses (primary and aliases) that the tenant
     /// has verified (Graph's `/domains`; all of them when it cannot be read), sorted.
     pub domains: Vec<String>,
@@ -85,7 +94,7 @@ pub struct Plan {
 }
 
 /// One mailbox in the plan. Counts of workloads the run does not select are 0.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PlanUser {
     pub address: String,
@@ -117,14 +126,60 @@ pub struct PlanUser {
     /// `Some(true)`: the user has an online archive, which the run does not migrate (`has an
     /// online archive: not migrated, export it separately`); `None`: not known.
     pub online_archive: Option<bool>,
+    /// When these counts were taken (unix seconds): by this plan, or by an earlier one whose
+    /// counts were kept in the state folder ([`PlanOptions::refresh`]).
+    #[serde(default)]
+    pub counted_at: Option<u64>,
+}
+
+/// How a plan counts.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Count every mailbox again. Otherwise a mailbox counted before for the same workloads
+    /// and date limits (kept in [`RunOptions::state_dir`]) is not read at all.
+    pub refresh: bool,
+    /// Cancelling it stops the plan at once: no further request leaves, the mailboxes'
+    /// pacers are dropped, and the plan ends with [`EngineError::PlanCancelled`]. Mailboxes
+    /// counted by then are kept for the next plan. A cancelled token stays cancelled: each
+    /// plan takes a new one.
+    pub cancel: CancellationToken,
 }
 
 /// Discovers the selected mailboxes (batch included) with their folders and item counts for
-/// the selected workloads and date limits, and estimates the run.
+/// the selected workloads and date limits, and estimates the run. Counts kept by an earlier
+/// plan are reused ([`plan_with`] to recount or cancel).
 pub async fn plan(
     source: &SourceConfig,
     secret: &Secret,
     options: &RunOptions,
+) -> Result<Plan, EngineError> {
+    plan_with(source, secret, options, &PlanOptions::default()).await
+}
+
+/// [`plan`], counting as `how` says.
+pub async fn plan_with(
+    source: &SourceConfig,
+    secret: &Secret,
+    options: &RunOptions,
+    how: &PlanOptions,
+) -> Result<Plan, EngineError> {
+    let counts = std::sync::Mutex::new(MailboxCounts::load(options.state_dir.as_deref()));
+    let planned = tokio::select! {
+        biased;
+        _ = how.cancel.cancelled() => Err(EngineError::PlanCancelled),
+        planned = counted_plan(source, secret, options, how.refresh, &counts) => planned,
+    };
+    counts.lock().unwrap_or_else(|p| p.into_inner()).save();
+    planned
+}
+
+/// [`plan_with`] until cancelled; each mailbox counted goes into `counts` at once.
+async fn counted_plan(
+    source: &SourceConfig,
+    secret: &Secret,
+    options: &RunOptions,
+    refresh: bool,
+    counts: &std::sync::Mutex<MailboxCounts>,
 ) -> Result<Plan, EngineError> {
     let (client, selected) = signed_in_users(source, secret, options).await?;
     let verified = users::verified_domains(&client, &Pacer::new(options.pacer.clone()))
@@ -147,57 +202,42 @@ pub async fn plan(
             ..listed(g)
         })
         .collect();
-    let mut users: Vec<PlanUser> = futures_util::stream::iter(selected.members)
+    let counted: Vec<(PlanUser, bool)> = futures_util::stream::iter(selected.members)
         .map(|user| {
             let client = &client;
             async move {
-                let pacer = Pacer::new(settings.clone());
-                let mut planned = listed(&user);
-                let facts = users::mailbox_facts(client, &pacer, &user.id).await;
-                if facts.no_mailbox {
-                    planned.not_migrated = Some(NO_MAILBOX.to_string());
-                    return planned;
-                }
-                planned.online_archive = facts.online_archive;
-                // The run reads the same two: mailboxSettings and the Exchange settings.
-                planned.requests += 2;
-                let counter = Counter {
-                    client,
-                    pacer: &pacer,
-                    user: &user,
-                    limits: &options.limits,
-                };
-                let mut problems = Vec::new();
-                for workload in Workload::ALL {
-                    if !options.workloads.contains(&workload) {
-                        continue;
-                    }
-                    if workload == Workload::Tasks && !counter.client.serves_todo() {
-                        problems.push(TASKS_LEFT_OUT.to_string());
-                        continue;
-                    }
-                    let counted = match workload {
-                        Workload::Mail => counter.mail(&mut planned).await,
-                        Workload::Calendar => counter.calendars(&mut planned).await,
-                        Workload::Contacts => counter.contacts(&mut planned).await,
-                        Workload::Tasks => counter.tasks(&mut planned).await,
+                let kept = (!refresh)
+                    .then(|| {
+                        let counts = counts.lock().unwrap_or_else(|p| p.into_inner());
+                        counts.for_plan(&user.id, &options.workloads, &options.limits)
+                    })
+                    .flatten();
+                if let Some(kept) = kept {
+                    // The counts as kept; who the user is, as listed now.
+                    let now = listed(&user);
+                    let row = PlanUser {
+                        address: now.address,
+                        user_principal_name: now.user_principal_name,
+                        enabled: now.enabled,
+                        ..kept
                     };
-                    if let Err(e) = counted {
-                        problems.push(match workload {
-                            Workload::Mail => e.to_string(),
-                            other => format!("{}: {e}", format!("{other:?}").to_lowercase()),
-                        });
-                    }
+                    return (row, true);
                 }
-                planned.problem = (!problems.is_empty()).then(|| problems.join("; "));
-                planned.estimated_seconds =
-                    mailbox_seconds(planned.requests, settings, ASSUMED_LATENCY);
-                planned
+                let planned = count_mailbox(client, settings, options, &user, listed(&user)).await;
+                counts.lock().unwrap_or_else(|p| p.into_inner()).keep(
+                    &user.id,
+                    &options.workloads,
+                    &options.limits,
+                    &planned,
+                );
+                (planned, false)
             }
         })
         .buffer_unordered(options.parallel_mailboxes.max(1))
         .collect()
         .await;
+    let kept_counts = counted.iter().filter(|(_, kept)| *kept).count() as u64;
+    let mut users: Vec<PlanUser> = counted.into_iter().map(|(row, _)| row).collect();
     users.extend(guests);
     users.sort_by(|a, b| a.address.cmp(&b.address));
 
@@ -210,6 +250,7 @@ pub async fn plan(
         guests: sum(|u| u64::from(u.not_migrated.as_deref() == Some(GUEST))),
         without_mailbox: sum(|u| u64::from(u.not_migrated.as_deref() == Some(NO_MAILBOX))),
         online_archives: sum(|u| u64::from(u.online_archive == Some(true))),
+        kept_counts,
         domains,
         folders: sum(|u| u.folders),
         items: sum(|u| u.items),
@@ -223,6 +264,58 @@ pub async fn plan(
         parallel_mailboxes: options.parallel_mailboxes.max(1),
         assumed_latency_ms: ASSUMED_LATENCY.as_millis() as u64,
     })
+}
+
+/// Counts one mailbox (`planned`: the user as listed) with its own pacer: the requests its
+/// run would make, what its workloads hold, and why anything could not be counted.
+async fn count_mailbox(
+    client: &GraphClient,
+    settings: &PacerSettings,
+    options: &RunOptions,
+    user: &User,
+    mut planned: PlanUser,
+) -> PlanUser {
+    let pacer = Pacer::new(settings.clone());
+    planned.counted_at = Some(crate::progress::unix_ms() / 1000);
+    let facts = users::mailbox_facts(client, &pacer, &user.id).await;
+    if facts.no_mailbox {
+        planned.not_migrated = Some(NO_MAILBOX.to_string());
+        return planned;
+    }
+    planned.online_archive = facts.online_archive;
+    // The run reads the same two: mailboxSettings and the Exchange settings.
+    planned.requests += 2;
+    let counter = Counter {
+        client,
+        pacer: &pacer,
+        user,
+        limits: &options.limits,
+    };
+    let mut problems = Vec::new();
+    for workload in Workload::ALL {
+        if !options.workloads.contains(&workload) {
+            continue;
+        }
+        if workload == Workload::Tasks && !counter.client.serves_todo() {
+            problems.push(TASKS_LEFT_OUT.to_string());
+            continue;
+        }
+        let counted = match workload {
+            Workload::Mail => counter.mail(&mut planned).await,
+            Workload::Calendar => counter.calendars(&mut planned).await,
+            Workload::Contacts => counter.contacts(&mut planned).await,
+            Workload::Tasks => counter.tasks(&mut planned).await,
+        };
+        if let Err(e) = counted {
+            problems.push(match workload {
+                Workload::Mail => e.to_string(),
+                other => format!("{}: {e}", format!("{other:?}").to_lowercase()),
+            });
+        }
+    }
+    planned.problem = (!problems.is_empty()).then(|| problems.join("; "));
+    planned.estimated_seconds = mailbox_seconds(planned.requests, settings, ASSUMED_LATENCY);
+    planned
 }
 
 /// An item listed by id only.
