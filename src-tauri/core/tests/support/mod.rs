@@ -4,6 +4,7 @@
 
 pub mod dovecot;
 pub mod fault_proxy;
+pub mod postgres;
 pub mod radicale;
 
 use std::collections::HashMap;
