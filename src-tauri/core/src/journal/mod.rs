@@ -1083,6 +1083,8 @@ fn row_to_item(row: &Row) -> Result<ItemRecord, JournalError> {
     })
 }
 
+/// SQLite-only behaviour; the contract both backends keep is tested in
+/// `tests/journal_backends.rs`.
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1094,42 +1096,6 @@ mod tests {
             folder_id: "f1",
             dest_folder: ".Projects",
         }
-    }
-
-    #[test]
-    fn intent_then_done_survives_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state");
-        {
-            let j = Journal::open(&state).unwrap();
-            let run = j.begin_run().unwrap();
-            j.record_intent(target("m1"), run).unwrap();
-            j.record_intent(target("m2"), run).unwrap();
-            j.record_done("u1", "m1", "1700.Mab.m365:2,S", 42, Some("abc"))
-                .unwrap();
-            // A crash here leaves m2 pending.
-        }
-        let j = Journal::open(&state).unwrap();
-        let m1 = j.item("u1", "m1").unwrap().unwrap();
-        assert_eq!(m1.state, ItemState::Done);
-        assert_eq!(m1.size, Some(42));
-        assert_eq!(m1.dest_ref.as_deref(), Some("1700.Mab.m365:2,S"));
-        let pending = j.items_in_state("u1", ItemState::Pending).unwrap();
-        assert_eq!(pending.len(), 1);
-        assert_eq!(pending[0].source_id, "m2");
-
-        // A new intent never downgrades a done item.
-        let run = j.begin_run().unwrap();
-        j.record_intent(target("m1"), run).unwrap();
-        assert_eq!(j.item("u1", "m1").unwrap().unwrap().state, ItemState::Done);
-
-        j.record_failed("u1", "m2", "server said NO").unwrap();
-        let m2 = j.item("u1", "m2").unwrap().unwrap();
-        assert_eq!(
-            (m2.state, m2.reason.as_deref()),
-            (ItemState::Failed, Some("server said NO"))
-        );
-        assert_eq!(j.item("u1", "nope").unwrap(), None);
     }
 
     #[test]
@@ -1167,57 +1133,6 @@ mod tests {
         j.record_moved(target("m1"), "2", run).unwrap();
         assert_eq!(durable(), before + 3);
         assert_eq!(synchronous(&j), 1);
-    }
-
-    #[test]
-    fn delta_links_are_kept_per_folder() {
-        let dir = tempfile::tempdir().unwrap();
-        let j = Journal::open(dir.path()).unwrap();
-        j.set_folder("u1", "f1", ".A", Some("https://graph/delta?token=1"))
-            .unwrap();
-        j.set_folder("u1", "f1", ".A", None).unwrap();
-        assert_eq!(
-            j.delta_link("u1", "f1").unwrap().as_deref(),
-            Some("https://graph/delta?token=1")
-        );
-        assert_eq!(j.delta_link("u1", "f2").unwrap(), None);
-    }
-
-    #[test]
-    fn groupware_delta_links_stay_out_of_the_mail_folders_and_versions_are_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let j = Journal::open(dir.path()).unwrap();
-            j.set_folder("u1", "f1", ".A", Some("https://graph/mail"))
-                .unwrap();
-            j.set_folder_as(
-                "contact",
-                "u1",
-                "contacts",
-                "contacts",
-                Some("https://graph/c"),
-            )
-            .unwrap();
-            let run = j.begin_run().unwrap();
-            j.record_intent_as("contact", target("c1"), run).unwrap();
-            j.record_done("u1", "c1", "c1.vcf", 3, Some("h")).unwrap();
-            j.record_source_version("u1", "c1", Some("ck-1")).unwrap();
-        }
-        // Reopening an existing journal neither fails nor loses anything.
-        let j = Journal::open(dir.path()).unwrap();
-        assert_eq!(
-            j.folders_of("u1").unwrap(),
-            [("f1".to_string(), ".A".to_string())],
-            "the mail pass never forgets a groupware collection's link"
-        );
-        assert_eq!(
-            j.delta_link("u1", "contacts").unwrap().as_deref(),
-            Some("https://graph/c")
-        );
-        let c1 = j.item("u1", "c1").unwrap().unwrap();
-        assert_eq!(c1.source_version.as_deref(), Some("ck-1"));
-        j.clear_delta_link("u1", "contacts").unwrap();
-        assert_eq!(j.delta_link("u1", "contacts").unwrap(), None);
     }
 
     #[test]
@@ -1263,68 +1178,6 @@ mod tests {
         );
         drop(j);
         Journal::open(dir.path()).unwrap();
-    }
-
-    #[test]
-    fn gone_items_are_settled_by_the_folder_they_live_in() {
-        let dir = tempfile::tempdir().unwrap();
-        let j = Journal::open(dir.path()).unwrap();
-        let run = j.begin_run().unwrap();
-        for id in ["a", "b", "c"] {
-            j.record_intent(target(id), run).unwrap();
-            let details = MailDetails::default();
-            j.record_mail_done(
-                "u1",
-                id,
-                MailDone {
-                    dest_ref: "x",
-                    size: 1,
-                    hash: None,
-                    details: &details,
-                    created: true,
-                    run,
-                },
-            )
-            .unwrap();
-        }
-        // a: removed from f1 and added to f2 (a move), in either order.
-        j.mark_gone("u1", "a", "f1").unwrap();
-        let moved = ItemTarget {
-            folder_id: "f2",
-            dest_folder: ".Other",
-            ..target("a")
-        };
-        j.record_moved(moved, "y", run).unwrap();
-        j.mark_gone("u1", "a", "f1").unwrap();
-        // b: deleted. c: missing from a later full round.
-        j.mark_gone("u1", "b", "f1").unwrap();
-        let next = j.begin_run().unwrap();
-        j.mark_seen("u1", "a", next).unwrap();
-        j.mark_seen("u1", "b", next).unwrap();
-        assert_eq!(j.mark_unseen_gone("u1", "f1", next).unwrap(), 1);
-        let gone: Vec<String> = j
-            .gone_items("u1")
-            .unwrap()
-            .into_iter()
-            .map(|r| r.source_id)
-            .collect();
-        assert_eq!(gone, ["c"], "seen in the round clears b's mark; a moved");
-        // Another workload's item in the same table stays out of mail's bookkeeping.
-        let event = ItemTarget {
-            folder_id: "calendar-1",
-            dest_folder: "/dav/calendar/",
-            ..target("e1")
-        };
-        j.record_intent_as("event", event, next).unwrap();
-        j.record_done("u1", "e1", "/dav/calendar/e1.ics", 10, None)
-            .unwrap();
-        j.mark_folder_gone("u1", "calendar-1").unwrap();
-        let e1 = j.item("u1", "e1").unwrap().unwrap();
-        assert_eq!((e1.kind.as_str(), e1.gone_from), ("event", None));
-        j.record_removed("u1", "c").unwrap();
-        j.mark_seen("u1", "c", next).unwrap();
-        assert_eq!(j.item("u1", "c").unwrap().unwrap().state, ItemState::Done);
-        assert_eq!(j.item("u1", "a").unwrap().unwrap().dest_folder, ".Other");
     }
 
     #[test]
