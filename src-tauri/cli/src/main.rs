@@ -293,6 +293,7 @@ fn load_source(path: &Path) -> anyhow::Result<(FileConfig, Secret, RunOptions)> 
     })?;
     let mut options = RunOptions::from_settings(&config.run, &config.users);
     options.state_dir = Some(state_dir(path, &options));
+    options.journal = config.journal.postgres()?;
     Ok((config, secret, options))
 }
 
@@ -356,6 +357,9 @@ async fn verify(path: &Path, json: bool) -> anyhow::Result<bool> {
 /// The journal of a configuration's runs; an error when nothing was migrated yet.
 fn open_journal(config_path: &Path, options: &RunOptions) -> anyhow::Result<Journal> {
     let dir = state_dir(config_path, options);
+    if options.journal.is_some() {
+        return Ok(options.open_journal(&dir)?);
+    }
     if !dir.join(Journal::FILE_NAME).is_file() {
         anyhow::bail!(
             "no journal in {}: nothing has been migrated with this configuration yet",
@@ -579,6 +583,7 @@ async fn migrate(
     let control = RunControl::new();
     stop_on_ctrl_c(control.clone());
     let state_dir = options.state_dir.clone();
+    let report_journal = options.clone();
     let summary = engine::run(
         source,
         secret,
@@ -595,7 +600,8 @@ async fn migrate(
     };
     reporter.finish(&summary, &target);
     if let Some(dir) = state_dir {
-        let written = Journal::open(&dir)
+        let written = report_journal
+            .open_journal(&dir)
             .map_err(anyhow::Error::from)
             .and_then(|journal| save_report(&journal, &dir.join("report")));
         match written {
