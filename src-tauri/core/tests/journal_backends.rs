@@ -439,3 +439,78 @@ fn postgres_journal_with_a_wrong_password_names_the_server_and_not_the_password(
     );
     assert!(!text.contains("not-the-password-4711"), "{text}");
 }
+
+/// Items a run wrote (not those it found already there).
+fn written(summary: &migrator_core::progress::RunSummary) -> u64 {
+    let t = &summary.totals;
+    t.messages + t.events + t.contacts + t.tasks
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_journal_a_run_records_there_and_a_rerun_writes_nothing() {
+    use migrator_core::engine::{run_to_folder_with, RunControl, RunOptions};
+    use migrator_core::progress::{ProgressEvent, Reporter};
+    use std::sync::Arc;
+
+    let pg = support::postgres::Postgres::start_trusting();
+    let sim = migrator_sim::SimServer::start(migrator_sim::SimConfig {
+        tenant: migrator_sim::TenantSpec {
+            users: 2,
+            messages_per_user: 15,
+            ..migrator_sim::TenantSpec::default()
+        },
+        ..migrator_sim::SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (out, state) = (dir.path().join("out"), dir.path().join("state"));
+    let (source, secret) = (
+        support::source_config(&sim),
+        migrator_core::secrets::Secret::new(sim.client_secret()),
+    );
+    let options = RunOptions {
+        state_dir: Some(state.clone()),
+        journal: Some(PostgresSettings::parse(&pg.url()).unwrap()),
+        ..RunOptions::default()
+    };
+    let quiet = || -> Arc<dyn Reporter> { Arc::new(|_: ProgressEvent| {}) };
+    let first = run_to_folder_with(
+        &source,
+        &secret,
+        &out,
+        quiet(),
+        RunControl::new(),
+        options.clone(),
+    )
+    .await
+    .expect("the first run");
+    assert_eq!(first.totals.messages, 30, "{first:?}");
+    let second = run_to_folder_with(
+        &source,
+        &secret,
+        &out,
+        quiet(),
+        RunControl::new(),
+        options.clone(),
+    )
+    .await
+    .expect("the second run");
+    assert_eq!(written(&second), 0, "the rerun wrote again: {second:?}");
+
+    assert!(
+        !state.join(Journal::FILE_NAME).exists(),
+        "no SQLite journal beside the PostgreSQL one"
+    );
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM items WHERE kind = 'mail' AND state = 'done'"),
+        "30"
+    );
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM runs WHERE status = 'finished'"),
+        "2"
+    );
+    let journal = options.open_journal(&state).unwrap();
+    let report = migrator_core::engine::Report::from_journal(&journal).unwrap();
+    assert_eq!(report.users.len(), 2);
+}

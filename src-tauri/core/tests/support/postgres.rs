@@ -30,7 +30,18 @@ pub struct Postgres {
 }
 
 impl Postgres {
+    /// Password authentication ([`USER`], [`PASSWORD`]).
     pub fn start() -> Postgres {
+        Self::start_with(false)
+    }
+
+    /// `trust` authentication on loopback: any client connects as [`USER`] without a password
+    /// (for runs through the engine, which reads the password from the environment).
+    pub fn start_trusting() -> Postgres {
+        Self::start_with(true)
+    }
+
+    fn start_with(trust: bool) -> Postgres {
         let bin = find_bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("postgres-test-")
@@ -47,7 +58,12 @@ impl Postgres {
         let out = as_owner(Command::new(bin.join("initdb")), owner)
             .arg("-D")
             .arg(&data)
-            .args(["-U", USER, "--auth=scram-sha-256", "-E", "UTF8"])
+            .args(["-U", USER, "-E", "UTF8"])
+            .arg(if trust {
+                "--auth=trust"
+            } else {
+                "--auth=scram-sha-256"
+            })
             .arg(format!("--pwfile={}", dir.path().join("pwfile").display()))
             .args(["--no-sync", "--locale=C.UTF-8"])
             .output()
