@@ -440,12 +440,6 @@ fn postgres_journal_with_a_wrong_password_names_the_server_and_not_the_password(
     assert!(!text.contains("not-the-password-4711"), "{text}");
 }
 
-/// Items a run wrote (not those it found already there).
-fn written(summary: &migrator_core::progress::RunSummary) -> u64 {
-    let t = &summary.totals;
-    t.messages + t.events + t.contacts + t.tasks
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_journal_a_run_records_there_and_a_rerun_writes_nothing() {
     use migrator_core::engine::{run_to_folder_with, RunControl, RunOptions};
@@ -496,7 +490,11 @@ async fn postgres_journal_a_run_records_there_and_a_rerun_writes_nothing() {
     )
     .await
     .expect("the second run");
-    assert_eq!(written(&second), 0, "the rerun wrote again: {second:?}");
+    assert_eq!(
+        support::written(&second),
+        0,
+        "the rerun wrote again: {second:?}"
+    );
 
     assert!(
         !state.join(Journal::FILE_NAME).exists(),
