@@ -408,8 +408,8 @@ fn postgres_journal_workers_opening_together_apply_each_migration_once() {
         }
     });
     assert_eq!(
-        pg.psql("SELECT string_agg(version::text, ',') FROM schema_migrations"),
-        "1"
+        pg.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations"),
+        "1,2"
     );
 }
 
@@ -511,4 +511,144 @@ async fn postgres_journal_a_run_records_there_and_a_rerun_writes_nothing() {
     let journal = options.open_journal(&state).unwrap();
     let report = migrator_core::engine::Report::from_journal(&journal).unwrap();
     assert_eq!(report.users.len(), 2);
+}
+
+#[test]
+fn postgres_leases_workers_taking_at_once_never_get_the_same_mailbox() {
+    use std::time::Duration;
+    let pg = support::postgres::Postgres::start();
+    let settings = PostgresSettings::parse(&pg.url()).unwrap();
+    let open = || Journal::open_postgres(&settings, Some(&pg.password())).unwrap();
+    let setup = open();
+    const WORKERS: usize = 4;
+    const EACH: usize = 50;
+    let sizes: Vec<(String, u64)> = (0..(WORKERS * EACH) as u64)
+        .map(|i| (format!("user-{i:03}"), (i * 7919) % 1000))
+        .collect();
+    for (mailbox, size) in &sizes {
+        setup.enqueue_mailbox(mailbox, *size).unwrap();
+    }
+    // The workers take in lockstep (a barrier before each take), so every take races the
+    // others'.
+    let barrier = std::sync::Barrier::new(WORKERS);
+    let taken: Vec<Vec<(String, i64)>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|w| {
+                let name = format!("worker-{w}");
+                let journal = open();
+                let barrier = &barrier;
+                s.spawn(move || {
+                    let mut mine = Vec::new();
+                    // One round more than each worker's share: the last finds none.
+                    for _ in 0..=EACH {
+                        barrier.wait();
+                        let lease = journal
+                            .take_next_mailbox(&name, Duration::from_secs(600))
+                            .unwrap();
+                        if let Some(lease) = lease {
+                            assert_eq!(lease.worker, name);
+                            mine.push((lease.mailbox, lease.fencing_token));
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let mut all: Vec<&String> = taken.iter().flatten().map(|(m, _)| m).collect();
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(before, all.len(), "a mailbox was taken twice: {taken:?}");
+    assert_eq!(
+        all.len(),
+        WORKERS * EACH,
+        "every mailbox taken once: {taken:?}"
+    );
+    assert!(
+        taken.iter().all(|mine| mine.len() == EACH),
+        "takes at once get a mailbox each: {taken:?}"
+    );
+    let size = |m: &str| sizes.iter().find(|(n, _)| n == m).unwrap().1;
+    for mine in &taken {
+        assert!(
+            mine.windows(2).all(|w| size(&w[0].0) >= size(&w[1].0)),
+            "largest first: {mine:?}"
+        );
+    }
+    let mut tokens: Vec<i64> = taken.iter().flatten().map(|(_, t)| *t).collect();
+    tokens.sort();
+    tokens.dedup();
+    assert_eq!(
+        tokens.len(),
+        WORKERS * EACH,
+        "each take draws its own fencing token"
+    );
+    assert_eq!(
+        setup
+            .take_next_mailbox("worker-c", Duration::from_secs(600))
+            .unwrap(),
+        None,
+        "every lease is live"
+    );
+}
+
+#[test]
+fn postgres_leases_a_write_with_a_stale_fencing_token_is_refused() {
+    use std::time::Duration;
+    let pg = support::postgres::Postgres::start();
+    let settings = PostgresSettings::parse(&pg.url()).unwrap();
+    let j = Journal::open_postgres(&settings, Some(&pg.password())).unwrap();
+    let ttl = Duration::from_secs(600);
+    j.enqueue_mailbox("u1", 10).unwrap();
+    let run = j.begin_run().unwrap();
+    for id in ["m1", "m2"] {
+        j.record_intent(target(id), run).unwrap();
+    }
+    let a = j.take_next_mailbox("worker-a", ttl).unwrap().unwrap();
+    j.renew_lease(&a, ttl).unwrap();
+    j.record_done_under(&a, "m1", "1", 5, None).unwrap();
+    assert_eq!(j.item("u1", "m1").unwrap().unwrap().state, ItemState::Done);
+
+    // worker-a is paused past its lease (the expiry is set back rather than waited for).
+    pg.psql("UPDATE leases SET expires_at = now() - interval '1 second'");
+    let refused = j.record_done_under(&a, "m2", "2", 5, None).unwrap_err();
+    assert!(
+        matches!(refused, JournalError::LeaseLost { ref mailbox, ref worker } if mailbox == "u1" && worker == "worker-a"),
+        "an expired lease writes nothing: {refused:?}"
+    );
+    let b = j.take_next_mailbox("worker-b", ttl).unwrap().unwrap();
+    assert_eq!(b.mailbox, "u1");
+    assert!(b.fencing_token > a.fencing_token);
+    for refused in [
+        j.record_done_under(&a, "m2", "2", 5, None),
+        j.renew_lease(&a, ttl),
+        j.finish_mailbox(&a),
+    ] {
+        assert!(
+            matches!(refused, Err(JournalError::LeaseLost { .. })),
+            "{refused:?}"
+        );
+    }
+    let m2 = j.item("u1", "m2").unwrap().unwrap();
+    assert_eq!(
+        (m2.state, m2.dest_ref),
+        (ItemState::Pending, None),
+        "nothing of worker-a's stale writes was recorded"
+    );
+    j.record_done_under(&b, "m2", "2", 5, None).unwrap();
+    j.finish_mailbox(&b).unwrap();
+    assert_eq!(j.item("u1", "m2").unwrap().unwrap().state, ItemState::Done);
+    assert_eq!(j.take_next_mailbox("worker-c", ttl).unwrap(), None, "done");
+}
+
+#[test]
+fn sqlite_journal_has_no_leases() {
+    let store = Store::sqlite();
+    let j = store.open();
+    let err = j
+        .take_next_mailbox("w", std::time::Duration::from_secs(60))
+        .unwrap_err();
+    assert!(matches!(err, JournalError::NeedsPostgres), "{err:?}");
 }

@@ -26,11 +26,13 @@
 
 use std::path::{Path, PathBuf};
 
+mod lease;
 mod lock;
 pub mod postgres;
 mod report;
 pub(crate) mod sql;
 mod sqlite;
+pub use lease::Lease;
 pub use lock::{LockError, LockHolder, StateLock};
 pub use postgres::{JournalUrlError, PostgresSettings, SslMode, PASSWORD_VARIABLE};
 pub use report::{FailedItem, ItemGroup, MinuteCount, RunRecord, UserRecord, UserSpan};
@@ -188,6 +190,13 @@ pub enum JournalError {
     },
     #[error("{0}")]
     Settings(String),
+    /// Leases exist only in a shared (PostgreSQL) journal.
+    #[error("mailbox leases need the PostgreSQL journal ([journal] url)")]
+    NeedsPostgres,
+    /// The lease expired or another worker took the mailbox over: this worker must stop
+    /// writing for it (its fencing token is stale).
+    #[error("worker {worker} no longer holds the lease on mailbox {mailbox}: it expired or another worker took it over; nothing was recorded")]
+    LeaseLost { mailbox: String, worker: String },
     /// A write failed during a run ([`JournalError::in_state_folder`] of a `Write`).
     #[error("cannot write the journal in the state folder {path}: {reason}; make room (or make it writable) and run again: what was written meanwhile is found at the destination, not written twice")]
     WriteFailed {
@@ -299,6 +308,12 @@ pub struct ItemTarget<'a> {
     pub folder_id: &'a str,
     pub dest_folder: &'a str,
 }
+
+/// [`Journal::record_done`]'s statement: (user, source id, destination reference, size, hash,
+/// now).
+const RECORD_DONE: &str = "UPDATE items SET state = 'done', dest_ref = ?3, size = ?4, hash = ?5,
+                          reason = NULL, moved_from = NULL, updated_at = ?6
+     WHERE user_id = ?1 AND source_id = ?2";
 
 /// The journal of one state folder (SQLite) or of a shared PostgreSQL database. Share it
 /// behind an `Arc`.
@@ -582,9 +597,7 @@ impl Journal {
         hash: Option<&str>,
     ) -> Result<(), JournalError> {
         self.exec_durable(
-            "UPDATE items SET state = 'done', dest_ref = ?3, size = ?4, hash = ?5, reason = NULL,
-                              moved_from = NULL, updated_at = ?6
-             WHERE user_id = ?1 AND source_id = ?2",
+            RECORD_DONE,
             args![user_id, source_id, dest_ref, size as i64, hash, now()],
         )?;
         Ok(())

@@ -34,10 +34,13 @@ use crate::secrets::Secret;
 pub const PASSWORD_VARIABLE: &str = "M365_MIGRATOR_JOURNAL_PASSWORD";
 
 /// The migrations, in order: (version, SQL).
-const MIGRATIONS: [(i64, &str); 1] = [(
-    1,
-    include_str!("../../migrations/postgres/0001_journal.sql"),
-)];
+const MIGRATIONS: [(i64, &str); 2] = [
+    (
+        1,
+        include_str!("../../migrations/postgres/0001_journal.sql"),
+    ),
+    (2, include_str!("../../migrations/postgres/0002_leases.sql")),
+];
 
 /// Taken (per transaction) while migrations are applied; any fixed number of our own.
 const MIGRATION_LOCK: i64 = 0x6d33_3635_6a6e_6c01;
@@ -342,9 +345,12 @@ enum Request {
         Vec<Value>,
         mpsc::Sender<Result<Vec<Row>, tokio_postgres::Error>>,
     ),
+    /// Statements in one transaction, after a guard query that must find a row (else
+    /// nothing is written and the answer is `false`).
     Transaction(
+        Option<(String, Vec<Value>)>,
         Vec<(String, Vec<Value>)>,
-        mpsc::Sender<Result<(), tokio_postgres::Error>>,
+        mpsc::Sender<Result<bool, tokio_postgres::Error>>,
     ),
 }
 
@@ -369,13 +375,19 @@ async fn serve(client: &mut tokio_postgres::Client, request: Request) {
             let rows = client.query(&sql, &params(&args)).await;
             let _ = reply.send(rows.and_then(|rows| rows.iter().map(read_row).collect()));
         }
-        Request::Transaction(statements, reply) => {
+        Request::Transaction(guard, statements, reply) => {
             let result = async {
                 let tx = client.transaction().await?;
+                if let Some((sql, args)) = &guard {
+                    if tx.query(sql.as_str(), &params(args)).await?.is_empty() {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    }
+                }
                 for (sql, args) in &statements {
                     tx.execute(sql.as_str(), &params(args)).await?;
                 }
-                tx.commit().await
+                tx.commit().await.map(|()| true)
             };
             let _ = reply.send(result.await);
         }
@@ -529,11 +541,23 @@ impl PostgresStore {
     }
 
     pub fn transaction(&self, statements: &[(&str, Vec<Value>)]) -> Result<(), JournalError> {
+        self.guarded_transaction(None, statements).map(|_| ())
+    }
+
+    /// [`PostgresStore::transaction`] after `guard`, a query that must find a row (it should
+    /// lock it, `FOR UPDATE`, so what it checked holds until the commit). `false`: it found
+    /// none and nothing was written.
+    pub fn guarded_transaction(
+        &self,
+        guard: Option<(&str, Vec<Value>)>,
+        statements: &[(&str, Vec<Value>)],
+    ) -> Result<bool, JournalError> {
+        let guard = guard.map(|(sql, args)| (dollar_parameters(sql), args));
         let statements = statements
             .iter()
             .map(|(sql, args)| (dollar_parameters(sql), args.clone()))
             .collect();
-        self.ask(|reply| Request::Transaction(statements, reply))
+        self.ask(|reply| Request::Transaction(guard, statements, reply))
     }
 }
 
