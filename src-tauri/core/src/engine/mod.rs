@@ -436,7 +436,7 @@ impl RunOptions {
     /// from [`crate::journal::PASSWORD_VARIABLE`]), else SQLite in `state_dir`.
     pub fn open_journal(&self, state_dir: &Path) -> Result<Journal, JournalError> {
         let location = match &self.journal {
-            Some(settings) => JournalLocation::Postgres(settings.clone()),
+            Some(settings) => JournalLocation::Postgres(Box::new(settings.clone())),
             None => JournalLocation::StateFolder(state_dir.to_path_buf()),
         };
         Journal::open_at(&location)

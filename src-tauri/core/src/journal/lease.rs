@@ -52,7 +52,7 @@ impl Journal {
         self.postgres()?.execute(
             "INSERT INTO leases (mailbox, size_bytes) VALUES (?1, ?2)
              ON CONFLICT (mailbox) DO UPDATE SET size_bytes = EXCLUDED.size_bytes",
-            &args![mailbox, i64::try_from(size_bytes).unwrap_or(i64::MAX)],
+            args![mailbox, i64::try_from(size_bytes).unwrap_or(i64::MAX)],
         )?;
         Ok(())
     }
@@ -79,7 +79,7 @@ impl Journal {
                      LIMIT 1
                      FOR UPDATE SKIP LOCKED)
              RETURNING mailbox, fencing_token",
-            &args![worker, seconds(ttl)],
+            args![worker, seconds(ttl)],
         )?;
         rows.first()
             .map(|r| {

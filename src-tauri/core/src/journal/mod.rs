@@ -334,7 +334,7 @@ enum Backend {
 #[derive(Debug, Clone)]
 pub enum JournalLocation {
     StateFolder(PathBuf),
-    Postgres(PostgresSettings),
+    Postgres(Box<PostgresSettings>),
 }
 
 /// Writes (and removes) a probe file in the state folder, so a read-only file system or a
@@ -458,7 +458,7 @@ impl Journal {
     fn exec(&self, sql: &str, args: Vec<Value>) -> Result<u64, JournalError> {
         match &self.backend {
             Backend::Sqlite(s) => s.execute(sql, &args, false),
-            Backend::Postgres(p) => p.execute(sql, &args),
+            Backend::Postgres(p) => p.execute(sql, args),
         }
     }
 
@@ -468,14 +468,14 @@ impl Journal {
     fn exec_durable(&self, sql: &str, args: Vec<Value>) -> Result<u64, JournalError> {
         match &self.backend {
             Backend::Sqlite(s) => s.execute(sql, &args, true),
-            Backend::Postgres(p) => p.execute(sql, &args),
+            Backend::Postgres(p) => p.execute(sql, args),
         }
     }
 
     fn rows(&self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, JournalError> {
         match &self.backend {
             Backend::Sqlite(s) => s.query(sql, &args),
-            Backend::Postgres(p) => p.query(sql, &args),
+            Backend::Postgres(p) => p.query(sql, args),
         }
     }
 

@@ -530,14 +530,14 @@ impl PostgresStore {
             })
     }
 
-    pub fn execute(&self, sql: &str, args: &[Value]) -> Result<u64, JournalError> {
+    pub fn execute(&self, sql: &str, args: Vec<Value>) -> Result<u64, JournalError> {
         let sql = dollar_parameters(sql);
-        self.ask(|reply| Request::Execute(sql, args.to_vec(), reply))
+        self.ask(|reply| Request::Execute(sql, args, reply))
     }
 
-    pub fn query(&self, sql: &str, args: &[Value]) -> Result<Vec<Row>, JournalError> {
+    pub fn query(&self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, JournalError> {
         let sql = dollar_parameters(sql);
-        self.ask(|reply| Request::Query(sql, args.to_vec(), reply))
+        self.ask(|reply| Request::Query(sql, args, reply))
     }
 
     pub fn transaction(&self, statements: &[(&str, Vec<Value>)]) -> Result<(), JournalError> {
