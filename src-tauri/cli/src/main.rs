@@ -446,7 +446,8 @@ async fn print_plan(path: &Path, json: bool) -> anyhow::Result<()> {
 /// `report`: the journal's report into `out` (default `<state folder>/report`).
 fn write_report(config_path: &Path, out: Option<PathBuf>) -> anyhow::Result<()> {
     let config = FileConfig::load(config_path)?;
-    let options = RunOptions::from_settings(&config.run, &config.users);
+    let mut options = RunOptions::from_settings(&config.run, &config.users);
+    options.journal = config.journal.postgres()?;
     let dir = state_dir(config_path, &options);
     let journal = open_journal(config_path, &options)?;
     let files = save_report(&journal, &out.unwrap_or_else(|| dir.join("report")))?;
