@@ -14,6 +14,8 @@ APT_PACKAGES=(
   rpm
   # real destination servers used by the tests
   dovecot-imapd radicale
+  # the scale-out journal (issue 18): a private PostgreSQL started by the tests
+  postgresql
   # the benchmark's destination-leg comparison (make bench, and its smoke in make test) and
   # its throughput plot (SVG to PNG)
   isync librsvg2-bin

@@ -301,6 +301,7 @@ fn load_source(path: &Path) -> anyhow::Result<(FileConfig, Secret, RunOptions)> 
     })?;
     let mut options = RunOptions::from_settings(&config.run, &config.users);
     options.state_dir = Some(state_dir(path, &options));
+    options.journal = config.journal.postgres()?;
     Ok((config, secret, options))
 }
 
@@ -364,6 +365,9 @@ async fn verify(path: &Path, json: bool) -> anyhow::Result<bool> {
 /// The journal of a configuration's runs; an error when nothing was migrated yet.
 fn open_journal(config_path: &Path, options: &RunOptions) -> anyhow::Result<Journal> {
     let dir = state_dir(config_path, options);
+    if options.journal.is_some() {
+        return Ok(options.open_journal(&dir)?);
+    }
     if !dir.join(Journal::FILE_NAME).is_file() {
         anyhow::bail!(
             "no journal in {}: nothing has been migrated with this configuration yet",
@@ -470,7 +474,8 @@ async fn print_plan(path: &Path, json: bool, refresh: bool) -> anyhow::Result<()
 /// `report`: the journal's report into `out` (default `<state folder>/report`).
 fn write_report(config_path: &Path, out: Option<PathBuf>) -> anyhow::Result<()> {
     let config = FileConfig::load(config_path)?;
-    let options = RunOptions::from_settings(&config.run, &config.users);
+    let mut options = RunOptions::from_settings(&config.run, &config.users);
+    options.journal = config.journal.postgres()?;
     let dir = state_dir(config_path, &options);
     let journal = open_journal(config_path, &options)?;
     let files = save_report(&journal, &out.unwrap_or_else(|| dir.join("report")))?;
@@ -607,6 +612,7 @@ async fn migrate(
     let control = RunControl::new();
     stop_on_ctrl_c(control.clone());
     let state_dir = options.state_dir.clone();
+    let report_journal = options.clone();
     let summary = engine::run(
         source,
         secret,
@@ -623,7 +629,8 @@ async fn migrate(
     };
     reporter.finish(&summary, &target);
     if let Some(dir) = state_dir {
-        let written = Journal::open(&dir)
+        let written = report_journal
+            .open_journal(&dir)
             .map_err(anyhow::Error::from)
             .and_then(|journal| save_report(&journal, &dir.join("report")));
         match written {

@@ -7,6 +7,7 @@ mod support;
 mod crash;
 mod demo;
 mod packaging;
+mod pg_journal;
 mod preflight;
 mod run_imap;
 mod state_lock;

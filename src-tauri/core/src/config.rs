@@ -300,6 +300,10 @@ mod tests {
 /// # max_downloads = 128                    # message downloads at once, across all mailboxes
 /// # folder_separator_substitute = "∕"      # replaces the hierarchy separator in folder names
 /// state_dir = "/var/lib/m365-migrator"     # the journal; default: beside this file
+///
+/// [journal]                                # optional: a shared PostgreSQL journal
+/// url = "postgres://migrator@db.example.com:5432/m365?sslmode=verify-full"
+/// # the password: environment variable M365_MIGRATOR_JOURNAL_PASSWORD, never this file
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -310,6 +314,30 @@ pub struct FileConfig {
     pub users: UserSelection,
     #[serde(default)]
     pub run: RunSettings,
+    #[serde(default)]
+    pub journal: JournalSettings,
+}
+
+/// `[journal]`: where the journal lives. Absent: SQLite in the state folder.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalSettings {
+    /// A PostgreSQL URL as libpq reads it (`sslmode`, `sslrootcert`), without a password
+    /// ([`crate::journal::PASSWORD_VARIABLE`] holds it).
+    pub url: Option<String>,
+}
+
+impl JournalSettings {
+    /// The PostgreSQL journal's settings, `None` for SQLite. [`FileConfig::parse`] has
+    /// checked the URL.
+    pub fn postgres(
+        &self,
+    ) -> Result<Option<crate::journal::PostgresSettings>, crate::journal::JournalUrlError> {
+        self.url
+            .as_deref()
+            .map(crate::journal::PostgresSettings::parse)
+            .transpose()
+    }
 }
 
 /// `[source]`: the app registration.
@@ -1128,6 +1156,9 @@ impl FileConfig {
                 ));
             }
         }
+        if let Err(e) = config.journal.postgres() {
+            return Err(invalid("journal.url", e.to_string()));
+        }
         let run = &config.run;
         if run.parallel_mailboxes == 0 {
             return Err(invalid(
@@ -1356,6 +1387,46 @@ exclude = ["Room-1@contoso.com"]
             c.source_config().login_base(),
             "https://login.microsoftonline.us"
         );
+    }
+
+    #[test]
+    fn a_journal_url_picks_postgres_and_a_bad_one_is_one_clear_error() {
+        let c = FileConfig::parse(GOOD, Path::new("m.toml")).unwrap();
+        assert!(c.journal.postgres().unwrap().is_none(), "SQLite by default");
+        let with = |url: &str| format!("{GOOD}\n[journal]\nurl = \"{url}\"\n");
+        let c = FileConfig::parse(
+            &with("postgres://mig@db.example.com/m365?sslmode=verify-full"),
+            Path::new("m.toml"),
+        )
+        .unwrap();
+        let pg = c.journal.postgres().unwrap().unwrap();
+        assert_eq!(pg.ssl_mode, crate::journal::SslMode::VerifyFull);
+        for (url, says) in [
+            (
+                "postgres://mig:s3cret@db/m365",
+                "M365_MIGRATOR_JOURNAL_PASSWORD",
+            ),
+            (
+                "postgres://mig@db/m365?sslmode=sometimes",
+                "sslmode=sometimes",
+            ),
+            ("sqlite:///tmp/j", "postgres://"),
+            (
+                "postgres://mig@db/m365?sslmode=require&sslrootcert=/nonexistent/ca.pem",
+                "/nonexistent/ca.pem",
+            ),
+        ] {
+            let e = FileConfig::parse(&with(url), Path::new("m.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("journal.url") && e.contains(says), "{url}: {e}");
+            assert!(!e.contains("s3cret"), "{e}");
+        }
+        let typo = format!("{GOOD}\n[journal]\nuri = \"postgres://db/j\"\n");
+        let e = FileConfig::parse(&typo, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("uri"), "unknown keys stay errors: {e}");
     }
 
     #[test]

@@ -66,8 +66,9 @@
 //!   domains and accounts: the [`dest::provision::AccountProvisioner`] trait, IceWarp's admin
 //!   API).
 //! - [`http`]: HTTP response bodies read under a cap (Graph, DAV, IceWarp's API).
-//! - [`journal`]: SQLite record of runs, folders and groupware collections (delta links) and
-//!   items, for exactly-once.
+//! - [`journal`]: the record of runs, folders and groupware collections (delta links) and
+//!   items, for exactly-once: SQLite in the state folder, or a shared PostgreSQL database
+//!   (`[journal] url`, [`journal::postgres`]), one contract over both.
 //! - [`engine`]: runs a migration ([`engine::run`]) into a [`engine::Destination`] (mail and
 //!   groupware per mailbox, IceWarp provisioning first), the pre-run check
 //!   ([`engine::preflight`]), the plan ([`engine::plan()`], [`engine::plan_with`]: each

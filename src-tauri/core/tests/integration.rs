@@ -30,6 +30,7 @@ mod icewarp_e2e;
 mod icewarp_provision;
 mod imap_dovecot;
 mod imap_lookup;
+mod journal_backends;
 mod preflight_endpoints;
 mod reliability;
 mod run_snapshot;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use migrator_core::engine::{run_to_folder_with, Report, RunControl, RunOptions};
 use migrator_core::journal::Journal;
-use migrator_core::progress::{ProgressEvent, Reporter, RunSummary};
+use migrator_core::progress::{ProgressEvent, Reporter};
 use migrator_core::secrets::Secret;
 use migrator_sim::{SimConfig, SimServer};
 
@@ -19,12 +19,6 @@ fn options(state: &Path) -> RunOptions {
         state_dir: Some(state.to_path_buf()),
         ..RunOptions::default()
     }
-}
-
-/// Items a run wrote (not those it found already there).
-fn written(summary: &RunSummary) -> u64 {
-    let t = &summary.totals;
-    t.messages + t.events + t.contacts + t.tasks
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -137,7 +131,7 @@ async fn a_second_run_on_a_busy_state_folder_fails_at_once_and_the_first_writes_
     )
     .await
     .unwrap_or_else(|e| panic!("the run after the first failed: {e}"));
-    assert_eq!(written(&again), 0, "{again:?}");
+    assert_eq!(support::written(&again), 0, "{again:?}");
     assert_eq!(again.totals.failed, 0, "{again:?}");
     for user in &sim.tenant().users {
         let actual = support::maildir_bodies(&out.join(&user.mail));

@@ -47,7 +47,7 @@ use crate::dest::provision::ProvisionRules;
 use crate::graph::client::{http_client, GraphClient, GraphError};
 use crate::graph::types::User;
 use crate::graph::{users, AuthError, Pacer, PacerSettings};
-use crate::journal::{Journal, JournalError, LockError, StateLock};
+use crate::journal::{Journal, JournalError, JournalLocation, LockError, StateLock};
 use crate::progress::{ProgressEvent, Reporter, RunSummary, Stats};
 use crate::secrets::Secret;
 
@@ -433,9 +433,21 @@ pub struct RunOptions {
     /// What replaces the destination's hierarchy separator inside a folder name (`[run]
     /// folder_separator_substitute`, default `∕`).
     pub folder_separator_substitute: String,
+    /// A shared PostgreSQL journal (`[journal] url`) instead of SQLite in `state_dir`.
+    pub journal: Option<crate::journal::PostgresSettings>,
 }
 
 impl RunOptions {
+    /// The run's journal: the PostgreSQL one when [`RunOptions::journal`] is set (its password
+    /// from [`crate::journal::PASSWORD_VARIABLE`]), else SQLite in `state_dir`.
+    pub fn open_journal(&self, state_dir: &Path) -> Result<Journal, JournalError> {
+        let location = match &self.journal {
+            Some(settings) => JournalLocation::Postgres(Box::new(settings.clone())),
+            None => JournalLocation::StateFolder(state_dir.to_path_buf()),
+        };
+        Journal::open_at(&location)
+    }
+
     /// Options from a configuration file's `[run]` and `[users]` sections.
     pub fn from_settings(run: &RunSettings, users: &UserSelection) -> Self {
         RunOptions {
@@ -456,6 +468,7 @@ impl RunOptions {
             include_system_folders: run.include_system_folders,
             final_pass: false,
             folder_separator_substitute: run.folder_separator_substitute.clone(),
+            journal: None,
         }
     }
 }
@@ -476,6 +489,7 @@ impl Default for RunOptions {
             final_pass: false,
             folder_separator_substitute: crate::convert::folder_name::DEFAULT_SEPARATOR_SUBSTITUTE
                 .to_string(),
+            journal: None,
         }
     }
 }
@@ -612,7 +626,10 @@ async fn run_locked(
     // The state folder first: a full or read-only disk, or another run on it, stops the run
     // before any data moves. The lock is held until this function returns, on every path.
     let (_lock, journal) = match &options.state_dir {
-        Some(dir) => (Some(StateLock::acquire(dir)?), Some(Journal::open(dir)?)),
+        Some(dir) => (
+            Some(StateLock::acquire(dir)?),
+            Some(options.open_journal(dir)?),
+        ),
         None => (None, None),
     };
     let client = GraphClient::new(source, secret, http_client().map_err(EngineError::Http)?)?

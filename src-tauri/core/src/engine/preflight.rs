@@ -16,7 +16,6 @@ use crate::dest::imap::{
 use crate::graph::client::{http_client, GraphClient};
 use crate::graph::permissions::{self, PermissionStatus};
 use crate::graph::Pacer;
-use crate::journal::Journal;
 use crate::secrets::Secret;
 
 /// A user to probe with: a member with a mail address whose mailbox answers.
@@ -143,7 +142,7 @@ pub async fn preflight(
             .map(|c| c.advice.clone()),
     );
     if let Some(dir) = &options.state_dir {
-        if let Err(e) = Journal::open(dir) {
+        if let Err(e) = options.open_journal(dir) {
             problems.push(e.to_string());
         }
     }

@@ -287,9 +287,10 @@ impl Report {
         let last_run = records.last().map(|r| r.id);
         // A run that holds the state folder is running; one recorded as running without
         // holding it has died (the OS releases the lock with the process, see journal::lock).
+        // A PostgreSQL journal has no state folder: its runs are not told apart this way yet.
         let held = journal
             .path()
-            .parent()
+            .and_then(Path::parent)
             .is_some_and(|dir| StateLock::check_free(dir).is_err());
         let throughput_run = records
             .iter()

@@ -1,4 +1,12 @@
-//! The journal: an SQLite database in the state folder that remembers what every run did.
+//! The journal: a database that remembers what every run did. By default an SQLite file in
+//! the state folder ([`Journal::open`]); with `[journal] url` a shared PostgreSQL database
+//! ([`Journal::open_postgres`], see [`postgres`] for why its calls go through a connection
+//! thread), so many workers on many machines can share one journal (issue 18).
+//!
+//! **One contract, two backends.** [`Journal`]'s methods are the contract; each is written
+//! once as SQL both databases accept ([`sql`]) and runs on either backend. The backends only
+//! differ in how a statement reaches the database and how a record is made durable; the same
+//! test suite (`tests/journal_backends.rs`) runs against both.
 //!
 //! Tables: `runs`; `users`; `folders` (mail folders and groupware collections, by `kind`,
 //! with delta links for incremental passes); `items` (source id -> destination reference,
@@ -17,14 +25,18 @@
 //! The journal never holds secrets: ids, names, sizes, hashes and reasons only.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
-use rusqlite::{params, Connection, OptionalExtension};
-
+mod lease;
 mod lock;
+pub mod postgres;
 mod report;
+pub(crate) mod sql;
+mod sqlite;
+pub use lease::Lease;
 pub use lock::{LockError, LockHolder, StateLock};
+pub use postgres::{JournalUrlError, PostgresSettings, SslMode, PASSWORD_VARIABLE};
 pub use report::{FailedItem, ItemGroup, MinuteCount, RunRecord, UserRecord, UserSpan};
+use sql::{args, Row, Value};
 
 /// Schema version stored in `PRAGMA user_version`. Version 1 had no mail details in `items`
 /// and no `removed` state; [`Journal::open`] upgrades it in place. Columns added since
@@ -158,6 +170,33 @@ pub enum JournalError {
     NewerSchema { path: PathBuf, found: i32 },
     #[error("journal write failed")]
     Write(#[from] rusqlite::Error),
+    /// A row did not have the shape the journal wrote (a column missing or of another type).
+    #[error("the journal holds a record of an unexpected shape (column {index})")]
+    Column { index: usize },
+    #[error("the PostgreSQL journal {target} cannot be reached or written")]
+    Postgres {
+        target: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("the PostgreSQL journal {target} was migrated by a newer version (schema {found})")]
+    NewerPostgresSchema { target: String, found: i64 },
+    #[error("the PostgreSQL journal {target}'s connection stopped")]
+    Stopped { target: String },
+    #[error("cannot start the PostgreSQL journal's connection thread")]
+    Thread {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Settings(String),
+    /// Leases exist only in a shared (PostgreSQL) journal.
+    #[error("mailbox leases need the PostgreSQL journal ([journal] url)")]
+    NeedsPostgres,
+    /// The lease expired or another worker took the mailbox over: this worker must stop
+    /// writing for it (its fencing token is stale).
+    #[error("worker {worker} no longer holds the lease on mailbox {mailbox}: it expired or another worker took it over; nothing was recorded")]
+    LeaseLost { mailbox: String, worker: String },
     /// A write failed during a run ([`JournalError::in_state_folder`] of a `Write`).
     #[error("cannot write the journal in the state folder {path}: {reason}; make room (or make it writable) and run again: what was written meanwhile is found at the destination, not written twice")]
     WriteFailed {
@@ -270,35 +309,32 @@ pub struct ItemTarget<'a> {
     pub dest_folder: &'a str,
 }
 
-/// The journal of one state folder. Share it behind an `Arc`.
+/// [`Journal::record_done`]'s statement: (user, source id, destination reference, size, hash,
+/// now).
+const RECORD_DONE: &str = "UPDATE items SET state = 'done', dest_ref = ?3, size = ?4, hash = ?5,
+                          reason = NULL, moved_from = NULL, updated_at = ?6
+     WHERE user_id = ?1 AND source_id = ?2";
+
+/// The journal of one state folder (SQLite) or of a shared PostgreSQL database. Share it
+/// behind an `Arc`.
 #[derive(Debug)]
 pub struct Journal {
-    path: PathBuf,
-    conn: Mutex<Connection>,
-    /// Commits made through [`Journal::durable`], for the tests.
-    #[cfg(test)]
-    durable_commits: std::sync::atomic::AtomicUsize,
+    backend: Backend,
 }
 
-/// The connection, set to `synchronous = FULL` until dropped: in WAL mode NORMAL syncs only at
-/// checkpoints, so a power cut may drop the last commits
-/// (<https://www.sqlite.org/pragma.html#pragma_synchronous>); FULL syncs the WAL at commit.
-/// A lost "done" whose item the destination holds would make the next run re-check it at
-/// best; the destination synced its side first (see `private_files::sync_dir`).
-struct Durable<'a>(std::sync::MutexGuard<'a, Connection>);
-
-impl std::ops::Deref for Durable<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        &self.0
-    }
+/// Where the journal lives. Both run the same statements ([`sql`]); what differs is how a
+/// statement reaches the database and how a record is made durable.
+#[derive(Debug)]
+enum Backend {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PostgresStore),
 }
 
-impl Drop for Durable<'_> {
-    fn drop(&mut self) {
-        // Failing to go back to NORMAL only costs speed (each commit is then synced).
-        let _ = self.0.execute_batch("PRAGMA synchronous = NORMAL");
-    }
+/// Where to open the journal: `[journal] url` when set, else the state folder's SQLite file.
+#[derive(Debug, Clone)]
+pub enum JournalLocation {
+    StateFolder(PathBuf),
+    Postgres(Box<PostgresSettings>),
 }
 
 /// Writes (and removes) a probe file in the state folder, so a read-only file system or a
@@ -363,111 +399,112 @@ impl Journal {
     /// Checks integrity and that it can write, so a full or read-only disk is reported
     /// before anything is written to the destination.
     pub fn open(state_dir: &Path) -> Result<Self, JournalError> {
-        create_state_folder(state_dir)?;
-        check_writable(state_dir)?;
-        let path = state_dir.join(Self::FILE_NAME);
-        let open_err = |source| JournalError::Open {
-            path: path.clone(),
-            source,
-        };
-        let conn = Connection::open(&path).map_err(open_err)?;
-        // Another process (a run, while `report` or `verify` opens it) may be writing: wait.
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(open_err)?;
-        let check: Result<String, rusqlite::Error> =
-            conn.query_row("PRAGMA quick_check", [], |r| r.get(0));
-        match check {
-            Ok(ok) if ok == "ok" => {}
-            Ok(detail) => return Err(JournalError::Corrupt { path, detail }),
-            Err(e) => {
-                return Err(JournalError::Corrupt {
-                    path,
-                    detail: e.to_string(),
-                })
-            }
-        }
-        let version: i32 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(open_err)?;
-        if version > SCHEMA_VERSION {
-            return Err(JournalError::NewerSchema {
-                path,
-                found: version,
-            });
-        }
-        let items = if version == 1 {
-            format!("{MIGRATE_V1}{ITEMS_V2}{MIGRATE_V1_COPY}")
-        } else {
-            ITEMS_V2.to_string()
-        };
-        conn.execute_batch(&format!(
-            // IMMEDIATE: a deferred transaction that reads, then writes while a run commits,
-            // fails with SQLITE_BUSY_SNAPSHOT without waiting; this one waits for the lock.
-            // synchronous = NORMAL for most records; the ones that say an item is done commit
-            // with FULL ([`Journal::durable`]).
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-             BEGIN IMMEDIATE; {SCHEMA} {items} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-        ))
-        .map_err(open_err)?;
-        for (table, column, definition) in ADDED_COLUMNS {
-            let present: bool = conn
-                .query_row(
-                    &format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = ?1"),
-                    params![column],
-                    |r| r.get::<_, i64>(0),
-                )
-                .map_err(open_err)?
-                > 0;
-            if !present {
-                conn.execute_batch(&format!(
-                    "ALTER TABLE {table} ADD COLUMN {column} {definition};"
-                ))
-                .map_err(open_err)?;
-            }
-        }
         Ok(Journal {
-            path,
-            conn: Mutex::new(conn),
-            #[cfg(test)]
-            durable_commits: Default::default(),
+            backend: Backend::Sqlite(sqlite::SqliteStore::open(state_dir)?),
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Connects to a PostgreSQL journal and applies the schema migrations it lacks.
+    /// `password`: from [`PASSWORD_VARIABLE`] (never the configuration file).
+    pub fn open_postgres(
+        settings: &PostgresSettings,
+        password: Option<&crate::secrets::Secret>,
+    ) -> Result<Self, JournalError> {
+        Ok(Journal {
+            backend: Backend::Postgres(postgres::PostgresStore::open(settings, password)?),
+        })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        // A poisoned lock means a panic mid-call; SQLite rolled the statement back.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// Opens the journal at `location`; a PostgreSQL password is read from
+    /// [`PASSWORD_VARIABLE`] when set.
+    pub fn open_at(location: &JournalLocation) -> Result<Self, JournalError> {
+        match location {
+            JournalLocation::StateFolder(dir) => Self::open(dir),
+            JournalLocation::Postgres(settings) => {
+                let password = std::env::var(PASSWORD_VARIABLE)
+                    .ok()
+                    .filter(|p| !p.is_empty())
+                    .map(crate::secrets::Secret::new);
+                Self::open_postgres(settings, password.as_ref())
+            }
+        }
     }
 
-    /// The connection for a record that says an item is done: its commit is synced to disk
-    /// before the call returns ([`Durable`]).
-    fn durable(&self) -> Result<Durable<'_>, JournalError> {
-        let conn = self.conn();
-        conn.execute_batch("PRAGMA synchronous = FULL")?;
-        #[cfg(test)]
-        self.durable_commits
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(Durable(conn))
+    /// The SQLite file, or the PostgreSQL `user@host:port/db`, for messages.
+    pub fn location(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite(s) => s.path.display().to_string(),
+            Backend::Postgres(p) => p.target.clone(),
+        }
+    }
+
+    /// The SQLite journal's file (`None` for PostgreSQL).
+    pub fn path(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Sqlite(s) => Some(&s.path),
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    #[cfg(test)]
+    fn sqlite(&self) -> &sqlite::SqliteStore {
+        match &self.backend {
+            Backend::Sqlite(s) => s,
+            Backend::Postgres(_) => panic!("a SQLite journal"),
+        }
+    }
+
+    /// Runs one statement; returns the rows it changed.
+    fn exec(&self, sql: &str, args: Vec<Value>) -> Result<u64, JournalError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.execute(sql, &args, false),
+            Backend::Postgres(p) => p.execute(sql, args),
+        }
+    }
+
+    /// [`Journal::exec`] for a record that says an item is done at the destination: on disk
+    /// when the call returns (SQLite: `synchronous = FULL`; PostgreSQL's commits are durable
+    /// with its default `synchronous_commit = on`).
+    fn exec_durable(&self, sql: &str, args: Vec<Value>) -> Result<u64, JournalError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.execute(sql, &args, true),
+            Backend::Postgres(p) => p.execute(sql, args),
+        }
+    }
+
+    fn rows(&self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, JournalError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.query(sql, &args),
+            Backend::Postgres(p) => p.query(sql, args),
+        }
+    }
+
+    /// The first row's first column, if any row.
+    fn first(&self, sql: &str, args: Vec<Value>) -> Result<Option<Row>, JournalError> {
+        Ok(self.rows(sql, args)?.into_iter().next())
+    }
+
+    fn transaction(&self, statements: &[(&str, Vec<Value>)]) -> Result<(), JournalError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.transaction(statements),
+            Backend::Postgres(p) => p.transaction(statements),
+        }
     }
 
     /// Starts a run and returns its id.
     pub fn begin_run(&self) -> Result<i64, JournalError> {
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO runs (started_at, status) VALUES (?1, 'running')",
-            params![now()],
+        let row = self.first(
+            "INSERT INTO runs (started_at, status) VALUES (?1, 'running') RETURNING id",
+            args![now()],
         )?;
-        Ok(conn.last_insert_rowid())
+        row.ok_or(JournalError::Column { index: 0 })?.int(0)
     }
 
     /// Closes a run with its status (`finished`, `stopped`, `failed`) and summary JSON.
     pub fn finish_run(&self, run: i64, status: &str, summary: &str) -> Result<(), JournalError> {
-        self.conn().execute(
+        self.exec(
             "UPDATE runs SET finished_at = ?2, status = ?3, summary = ?4 WHERE id = ?1",
-            params![run, now(), status, summary],
+            args![run, now(), status, summary],
         )?;
         Ok(())
     }
@@ -479,10 +516,10 @@ impl Journal {
         address: &str,
         state: &str,
     ) -> Result<(), JournalError> {
-        self.conn().execute(
+        self.exec(
             "INSERT INTO users (user_id, address, state, updated_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (user_id) DO UPDATE SET address = ?2, state = ?3, updated_at = ?4",
-            params![user_id, address, state, now()],
+            args![user_id, address, state, now()],
         )?;
         Ok(())
     }
@@ -495,25 +532,23 @@ impl Journal {
         address: &str,
         note: Option<&str>,
     ) -> Result<(), JournalError> {
-        self.conn().execute(
+        self.exec(
             "INSERT INTO users (user_id, address, state, updated_at, note)
              VALUES (?1, ?2, 'pending', ?3, ?4)
              ON CONFLICT (user_id) DO UPDATE SET note = ?4",
-            params![user_id, address, now(), note],
+            args![user_id, address, now(), note],
         )?;
         Ok(())
     }
 
     /// The recorded state of one item, if any.
     pub fn item(&self, user_id: &str, source_id: &str) -> Result<Option<ItemRecord>, JournalError> {
-        Ok(self
-            .conn()
-            .query_row(
-                &format!("SELECT {ITEM_COLUMNS} FROM items WHERE user_id = ?1 AND source_id = ?2"),
-                params![user_id, source_id],
-                row_to_item,
-            )
-            .optional()?)
+        self.first(
+            &format!("SELECT {ITEM_COLUMNS} FROM items WHERE user_id = ?1 AND source_id = ?2"),
+            args![user_id, source_id],
+        )?
+        .map(|r| row_to_item(&r))
+        .transpose()
     }
 
     /// Records that `target` is about to be written. A `done` record is kept as it is unless the
@@ -531,7 +566,7 @@ impl Journal {
         target: ItemTarget<'_>,
         run: i64,
     ) -> Result<(), JournalError> {
-        self.conn().execute(
+        self.exec(
             "INSERT INTO items (user_id, source_id, kind, folder_id, dest_folder, state, run_id,
                                 updated_at)
              VALUES (?1, ?2, ?7, ?3, ?4, 'pending', ?5, ?6)
@@ -539,7 +574,7 @@ impl Journal {
                SET folder_id = ?3, dest_folder = ?4, state = 'pending', reason = NULL,
                    run_id = ?5, updated_at = ?6
                WHERE items.state != 'done' OR items.dest_folder != ?4",
-            params![
+            args![
                 target.user_id,
                 target.source_id,
                 target.folder_id,
@@ -561,11 +596,9 @@ impl Journal {
         size: u64,
         hash: Option<&str>,
     ) -> Result<(), JournalError> {
-        self.durable()?.execute(
-            "UPDATE items SET state = 'done', dest_ref = ?3, size = ?4, hash = ?5, reason = NULL,
-                              moved_from = NULL, updated_at = ?6
-             WHERE user_id = ?1 AND source_id = ?2",
-            params![user_id, source_id, dest_ref, size as i64, hash, now()],
+        self.exec_durable(
+            RECORD_DONE,
+            args![user_id, source_id, dest_ref, size as i64, hash, now()],
         )?;
         Ok(())
     }
@@ -579,9 +612,9 @@ impl Journal {
         moved_from: &MovedFrom,
     ) -> Result<(), JournalError> {
         let json = serde_json::to_string(moved_from).unwrap_or_default();
-        self.conn().execute(
+        self.exec(
             "UPDATE items SET moved_from = ?3 WHERE user_id = ?1 AND source_id = ?2",
-            params![user_id, source_id, json],
+            args![user_id, source_id, json],
         )?;
         Ok(())
     }
@@ -604,9 +637,9 @@ impl Journal {
         column: &'static str,
         value: Option<&str>,
     ) -> Result<(), JournalError> {
-        self.conn().execute(
+        self.exec(
             &format!("UPDATE items SET {column} = ?3 WHERE user_id = ?1 AND source_id = ?2"),
-            params![user_id, source_id, value],
+            args![user_id, source_id, value],
         )?;
         Ok(())
     }
@@ -628,15 +661,11 @@ impl Journal {
         user_id: &str,
         source_id: &str,
     ) -> Result<Option<String>, JournalError> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT no_photo_at FROM items WHERE user_id = ?1 AND source_id = ?2",
-                params![user_id, source_id],
-                |r| r.get::<_, Option<String>>(0),
-            )
-            .optional()?
-            .flatten())
+        self.first(
+            "SELECT no_photo_at FROM items WHERE user_id = ?1 AND source_id = ?2",
+            args![user_id, source_id],
+        )?
+        .map_or(Ok(None), |r| r.opt_text(0))
     }
 
     /// Records that the item could not be migrated, with the reason (retried on the next run).
@@ -646,10 +675,10 @@ impl Journal {
         source_id: &str,
         reason: &str,
     ) -> Result<(), JournalError> {
-        self.conn().execute(
+        self.exec(
             "UPDATE items SET state = 'failed', reason = ?3, updated_at = ?4
              WHERE user_id = ?1 AND source_id = ?2",
-            params![user_id, source_id, reason, now()],
+            args![user_id, source_id, reason, now()],
         )?;
         Ok(())
     }
@@ -665,11 +694,11 @@ impl Journal {
         date: Option<i64>,
         size: Option<u64>,
     ) -> Result<(), JournalError> {
-        self.conn().execute(
+        self.exec(
             "UPDATE items SET subject = COALESCE(?3, subject), received = COALESCE(?4, received),
                               size = COALESCE(?5, size)
              WHERE user_id = ?1 AND source_id = ?2",
-            params![user_id, source_id, subject, date, size.map(|s| s as i64)],
+            args![user_id, source_id, subject, date, size.map(|s| s as i64)],
         )?;
         Ok(())
     }
@@ -680,12 +709,10 @@ impl Journal {
         user_id: &str,
         state: ItemState,
     ) -> Result<Vec<ItemRecord>, JournalError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {ITEM_COLUMNS} FROM items WHERE user_id = ?1 AND state = ?2 ORDER BY source_id"
-        ))?;
-        let rows = stmt.query_map(params![user_id, state_name(&state)], row_to_item)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.select_items(
+            "WHERE user_id = ?1 AND state = ?2",
+            args![user_id, state_name(&state)],
+        )
     }
 
     /// Remembers a mail folder's destination name and delta link.
@@ -710,12 +737,12 @@ impl Journal {
         dest_name: &str,
         delta_link: Option<&str>,
     ) -> Result<(), JournalError> {
-        self.conn().execute(
+        self.exec(
             "INSERT INTO folders (user_id, folder_id, dest_name, delta_link, kind)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (user_id, folder_id) DO UPDATE
                SET dest_name = ?3, delta_link = COALESCE(?4, folders.delta_link), kind = ?5",
-            params![user_id, folder_id, dest_name, delta_link, kind],
+            args![user_id, folder_id, dest_name, delta_link, kind],
         )?;
         Ok(())
     }
@@ -726,15 +753,11 @@ impl Journal {
         user_id: &str,
         folder_id: &str,
     ) -> Result<Option<String>, JournalError> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT delta_link FROM folders WHERE user_id = ?1 AND folder_id = ?2",
-                params![user_id, folder_id],
-                |r| r.get::<_, Option<String>>(0),
-            )
-            .optional()?
-            .flatten())
+        self.first(
+            "SELECT delta_link FROM folders WHERE user_id = ?1 AND folder_id = ?2",
+            args![user_id, folder_id],
+        )?
+        .map_or(Ok(None), |r| r.opt_text(0))
     }
 }
 
@@ -761,22 +784,22 @@ impl Journal {
         done: MailDone<'_>,
     ) -> Result<(), JournalError> {
         let d = done.details;
-        self.durable()?.execute(
+        self.exec_durable(
             "UPDATE items SET state = 'done', dest_ref = ?3, size = ?4, hash = ?5, reason = NULL,
                               message_id = ?6, header_hash = ?7, received = ?8, flags = ?9,
                               created = ?10, gone_from = NULL, seen_run = ?11, updated_at = ?12
              WHERE user_id = ?1 AND source_id = ?2",
-            params![
+            args![
                 user_id,
                 source_id,
                 done.dest_ref,
                 done.size as i64,
                 done.hash,
-                d.message_id,
-                d.header_hash,
+                &d.message_id,
+                &d.header_hash,
                 d.received,
-                d.flags,
-                done.created,
+                &d.flags,
+                i64::from(done.created),
                 done.run,
                 now()
             ],
@@ -792,11 +815,11 @@ impl Journal {
         dest_ref: &str,
         run: i64,
     ) -> Result<(), JournalError> {
-        self.durable()?.execute(
+        self.exec_durable(
             "UPDATE items SET folder_id = ?3, dest_folder = ?4, dest_ref = ?5, state = 'done',
                               gone_from = NULL, seen_run = ?6, updated_at = ?7
              WHERE user_id = ?1 AND source_id = ?2",
-            params![
+            args![
                 target.user_id,
                 target.source_id,
                 target.folder_id,
@@ -817,10 +840,10 @@ impl Journal {
         flags: &str,
         dest_ref: &str,
     ) -> Result<(), JournalError> {
-        self.durable()?.execute(
+        self.exec_durable(
             "UPDATE items SET flags = ?3, dest_ref = ?4, updated_at = ?5
              WHERE user_id = ?1 AND source_id = ?2",
-            params![user_id, source_id, flags, dest_ref, now()],
+            args![user_id, source_id, flags, dest_ref, now()],
         )?;
         Ok(())
     }
@@ -828,11 +851,11 @@ impl Journal {
     /// Notes that a round of `run` listed the item in its folder: it is not gone (and an item
     /// recorded as removed at the source is migrated again).
     pub fn mark_seen(&self, user_id: &str, source_id: &str, run: i64) -> Result<(), JournalError> {
-        self.conn().execute(
+        self.exec(
             "UPDATE items SET seen_run = ?3, gone_from = NULL,
                               state = CASE state WHEN 'removed' THEN 'done' ELSE state END
              WHERE user_id = ?1 AND source_id = ?2",
-            params![user_id, source_id, run],
+            args![user_id, source_id, run],
         )?;
         Ok(())
     }
@@ -846,10 +869,10 @@ impl Journal {
         source_id: &str,
         folder_id: &str,
     ) -> Result<(), JournalError> {
-        self.conn().execute(
+        self.exec(
             "UPDATE items SET gone_from = ?3, updated_at = ?4
              WHERE user_id = ?1 AND source_id = ?2 AND folder_id = ?3",
-            params![user_id, source_id, folder_id, now()],
+            args![user_id, source_id, folder_id, now()],
         )?;
         Ok(())
     }
@@ -862,20 +885,21 @@ impl Journal {
         folder_id: &str,
         run: i64,
     ) -> Result<usize, JournalError> {
-        Ok(self.conn().execute(
+        let changed = self.exec(
             "UPDATE items SET gone_from = folder_id, updated_at = ?3
              WHERE user_id = ?1 AND folder_id = ?2 AND kind = 'mail'
-               AND state IN ('done', 'removed') AND seen_run IS NOT ?4",
-            params![user_id, folder_id, now(), run],
-        )?)
+               AND state IN ('done', 'removed') AND seen_run IS DISTINCT FROM ?4",
+            args![user_id, folder_id, now(), run],
+        )?;
+        Ok(changed as usize)
     }
 
     /// Marks every mail item of a source folder that no longer exists as gone.
     pub fn mark_folder_gone(&self, user_id: &str, folder_id: &str) -> Result<(), JournalError> {
-        self.conn().execute(
+        self.exec(
             "UPDATE items SET gone_from = folder_id, updated_at = ?3
              WHERE user_id = ?1 AND folder_id = ?2 AND kind = 'mail'",
-            params![user_id, folder_id, now()],
+            args![user_id, folder_id, now()],
         )?;
         Ok(())
     }
@@ -885,7 +909,7 @@ impl Journal {
         self.select_items(
             "WHERE user_id = ?1 AND kind = 'mail' AND gone_from IS NOT NULL
                AND gone_from = folder_id",
-            user_id,
+            args![user_id],
         )
     }
 
@@ -906,17 +930,10 @@ impl Journal {
         kind: &str,
         state: ItemState,
     ) -> Result<Vec<ItemRecord>, JournalError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {ITEM_COLUMNS} FROM items
-             WHERE user_id = ?1 AND folder_id = ?2 AND kind = ?3 AND state = ?4
-             ORDER BY source_id"
-        ))?;
-        let rows = stmt.query_map(
-            params![user_id, folder_id, kind, state_name(&state)],
-            row_to_item,
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.select_items(
+            "WHERE user_id = ?1 AND folder_id = ?2 AND kind = ?3 AND state = ?4",
+            args![user_id, folder_id, kind, state_name(&state)],
+        )
     }
 
     /// Records the ETag a DAV resource had right after the migrator wrote it (`None`: the
@@ -927,67 +944,70 @@ impl Journal {
         source_id: &str,
         etag: Option<&str>,
     ) -> Result<(), JournalError> {
-        self.conn().execute(
-            "UPDATE items SET etag = ?3 WHERE user_id = ?1 AND source_id = ?2",
-            params![user_id, source_id, etag],
-        )?;
-        Ok(())
+        self.set_item_text(user_id, source_id, "etag", etag)
     }
 
     /// Records that the item's destination copy existed before the migration (the write
     /// updated it): incremental passes never delete it.
     pub fn mark_found(&self, user_id: &str, source_id: &str) -> Result<(), JournalError> {
-        self.conn().execute(
+        self.exec(
             "UPDATE items SET created = 0 WHERE user_id = ?1 AND source_id = ?2",
-            params![user_id, source_id],
+            args![user_id, source_id],
         )?;
         Ok(())
     }
 
-    fn select_items(&self, filter: &str, user_id: &str) -> Result<Vec<ItemRecord>, JournalError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {ITEM_COLUMNS} FROM items {filter} ORDER BY source_id"
-        ))?;
-        let rows = stmt.query_map(params![user_id], row_to_item)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+    /// The items matching `filter` (a `WHERE` clause over `args`), by source id.
+    fn select_items(
+        &self,
+        filter: &str,
+        args: Vec<Value>,
+    ) -> Result<Vec<ItemRecord>, JournalError> {
+        self.rows(
+            &format!("SELECT {ITEM_COLUMNS} FROM items {filter} ORDER BY source_id"),
+            args,
+        )?
+        .iter()
+        .map(row_to_item)
+        .collect()
     }
 
     /// Records that the item was deleted at the source and its destination copy kept.
     pub fn record_removed(&self, user_id: &str, source_id: &str) -> Result<(), JournalError> {
-        self.conn().execute(
+        self.exec(
             "UPDATE items SET state = 'removed', gone_from = NULL, updated_at = ?3
              WHERE user_id = ?1 AND source_id = ?2",
-            params![user_id, source_id, now()],
+            args![user_id, source_id, now()],
         )?;
         Ok(())
     }
 
     /// Forgets an item (deleted at the source and at the destination).
     pub fn forget(&self, user_id: &str, source_id: &str) -> Result<(), JournalError> {
-        self.conn().execute(
+        self.exec(
             "DELETE FROM items WHERE user_id = ?1 AND source_id = ?2",
-            params![user_id, source_id],
+            args![user_id, source_id],
         )?;
         Ok(())
     }
 
     /// Every mail folder recorded for a user: (source folder id, destination name).
     pub fn folders_of(&self, user_id: &str) -> Result<Vec<(String, String)>, JournalError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
+        self.rows(
             "SELECT folder_id, dest_name FROM folders WHERE user_id = ?1 AND kind = 'mail'
              ORDER BY folder_id",
-        )?;
-        let rows = stmt.query_map(params![user_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            args![user_id],
+        )?
+        .iter()
+        .map(|r| Ok((r.text(0)?, r.text(1)?)))
+        .collect()
     }
 
     /// Forgets a folder that no longer exists at the source (and its delta link).
     pub fn forget_folder(&self, user_id: &str, folder_id: &str) -> Result<(), JournalError> {
-        self.conn().execute(
+        self.exec(
             "DELETE FROM folders WHERE user_id = ?1 AND folder_id = ?2",
-            params![user_id, folder_id],
+            args![user_id, folder_id],
         )?;
         Ok(())
     }
@@ -995,40 +1015,35 @@ impl Journal {
     /// The date limits (their [`crate::config::DateLimits::fingerprint`]) the user's mail
     /// delta links were taken under; `None` before the first pass.
     pub fn user_limits(&self, user_id: &str) -> Result<Option<String>, JournalError> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT limits FROM user_limits WHERE user_id = ?1",
-                params![user_id],
-                |r| r.get(0),
-            )
-            .optional()?)
+        self.first(
+            "SELECT limits FROM user_limits WHERE user_id = ?1",
+            args![user_id],
+        )?
+        .map_or(Ok(None), |r| r.opt_text(0))
     }
 
     /// Records new date limits for a user and drops the user's delta links in the same
     /// transaction: the next round of every folder is a full one, which lists what the new
     /// limits let in (a delta link would only bring what changed).
     pub fn set_user_limits(&self, user_id: &str, limits: &str) -> Result<(), JournalError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute(
-            "UPDATE folders SET delta_link = NULL WHERE user_id = ?1",
-            params![user_id],
-        )?;
-        tx.execute(
-            "INSERT INTO user_limits (user_id, limits) VALUES (?1, ?2)
-             ON CONFLICT (user_id) DO UPDATE SET limits = ?2",
-            params![user_id, limits],
-        )?;
-        tx.commit()?;
-        Ok(())
+        self.transaction(&[
+            (
+                "UPDATE folders SET delta_link = NULL WHERE user_id = ?1",
+                args![user_id],
+            ),
+            (
+                "INSERT INTO user_limits (user_id, limits) VALUES (?1, ?2)
+                 ON CONFLICT (user_id) DO UPDATE SET limits = ?2",
+                args![user_id, limits],
+            ),
+        ])
     }
 
     /// Drops a folder's delta link (Graph answered 410: the next round starts over).
     pub fn clear_delta_link(&self, user_id: &str, folder_id: &str) -> Result<(), JournalError> {
-        self.conn().execute(
+        self.exec(
             "UPDATE folders SET delta_link = NULL WHERE user_id = ?1 AND folder_id = ?2",
-            params![user_id, folder_id],
+            args![user_id, folder_id],
         )?;
         Ok(())
     }
@@ -1048,40 +1063,41 @@ const ITEM_COLUMNS: &str = "source_id, folder_id, dest_folder, state, dest_ref, 
      kind, message_id, header_hash, received, flags, created, gone_from, source_version,
      moved_from, etag";
 
-fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRecord> {
-    let state: String = row.get(3)?;
+fn row_to_item(row: &Row) -> Result<ItemRecord, JournalError> {
     Ok(ItemRecord {
-        source_id: row.get(0)?,
-        folder_id: row.get(1)?,
-        dest_folder: row.get(2)?,
-        state: match state.as_str() {
+        source_id: row.text(0)?,
+        folder_id: row.text(1)?,
+        dest_folder: row.text(2)?,
+        state: match row.text(3)?.as_str() {
             "done" => ItemState::Done,
             "failed" => ItemState::Failed,
             "removed" => ItemState::Removed,
             _ => ItemState::Pending,
         },
-        dest_ref: row.get(4)?,
-        size: row.get::<_, Option<i64>>(5)?.map(|s| s.max(0) as u64),
-        hash: row.get(6)?,
-        reason: row.get(7)?,
-        kind: row.get(8)?,
+        dest_ref: row.opt_text(4)?,
+        size: row.opt_int(5)?.map(|s| s.max(0) as u64),
+        hash: row.opt_text(6)?,
+        reason: row.opt_text(7)?,
+        kind: row.text(8)?,
         mail: MailDetails {
-            message_id: row.get(9)?,
-            header_hash: row.get(10)?,
-            received: row.get(11)?,
-            flags: row.get(12)?,
+            message_id: row.opt_text(9)?,
+            header_hash: row.opt_text(10)?,
+            received: row.opt_int(11)?,
+            flags: row.opt_text(12)?,
         },
-        created: row.get::<_, i64>(13)? != 0,
-        gone_from: row.get(14)?,
-        source_version: row.get(15)?,
+        created: row.int(13)? != 0,
+        gone_from: row.opt_text(14)?,
+        source_version: row.opt_text(15)?,
         // Unreadable JSON (not written by this version) is no move to finish.
         moved_from: row
-            .get::<_, Option<String>>(16)?
+            .opt_text(16)?
             .and_then(|json| serde_json::from_str(&json).ok()),
-        etag: row.get(17)?,
+        etag: row.opt_text(17)?,
     })
 }
 
+/// SQLite-only behaviour; the contract both backends keep is tested in
+/// `tests/journal_backends.rs`.
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1096,55 +1112,24 @@ mod tests {
     }
 
     #[test]
-    fn intent_then_done_survives_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state");
-        {
-            let j = Journal::open(&state).unwrap();
-            let run = j.begin_run().unwrap();
-            j.record_intent(target("m1"), run).unwrap();
-            j.record_intent(target("m2"), run).unwrap();
-            j.record_done("u1", "m1", "1700.Mab.m365:2,S", 42, Some("abc"))
-                .unwrap();
-            // A crash here leaves m2 pending.
-        }
-        let j = Journal::open(&state).unwrap();
-        let m1 = j.item("u1", "m1").unwrap().unwrap();
-        assert_eq!(m1.state, ItemState::Done);
-        assert_eq!(m1.size, Some(42));
-        assert_eq!(m1.dest_ref.as_deref(), Some("1700.Mab.m365:2,S"));
-        let pending = j.items_in_state("u1", ItemState::Pending).unwrap();
-        assert_eq!(pending.len(), 1);
-        assert_eq!(pending[0].source_id, "m2");
-
-        // A new intent never downgrades a done item.
-        let run = j.begin_run().unwrap();
-        j.record_intent(target("m1"), run).unwrap();
-        assert_eq!(j.item("u1", "m1").unwrap().unwrap().state, ItemState::Done);
-
-        j.record_failed("u1", "m2", "server said NO").unwrap();
-        let m2 = j.item("u1", "m2").unwrap().unwrap();
-        assert_eq!(
-            (m2.state, m2.reason.as_deref()),
-            (ItemState::Failed, Some("server said NO"))
-        );
-        assert_eq!(j.item("u1", "nope").unwrap(), None);
-    }
-
-    #[test]
     fn a_done_record_is_on_disk_when_the_call_returns() {
         // NORMAL in WAL mode syncs only at checkpoints: a power cut could drop "done" records
         // whose items the destination has. Those records commit with FULL, the rest NORMAL.
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::open(dir.path()).unwrap();
         let synchronous = |j: &Journal| -> i64 {
-            j.conn()
+            j.sqlite()
+                .conn()
                 .query_row("PRAGMA synchronous", [], |r| r.get(0))
                 .unwrap()
         };
-        let durable = || j.durable_commits.load(std::sync::atomic::Ordering::Relaxed);
+        let durable = || {
+            j.sqlite()
+                .durable_commits
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
         {
-            let conn = j.durable().unwrap();
+            let conn = j.sqlite().durable().unwrap();
             let inside: i64 = conn
                 .query_row("PRAGMA synchronous", [], |r| r.get(0))
                 .unwrap();
@@ -1164,61 +1149,10 @@ mod tests {
     }
 
     #[test]
-    fn delta_links_are_kept_per_folder() {
-        let dir = tempfile::tempdir().unwrap();
-        let j = Journal::open(dir.path()).unwrap();
-        j.set_folder("u1", "f1", ".A", Some("https://graph/delta?token=1"))
-            .unwrap();
-        j.set_folder("u1", "f1", ".A", None).unwrap();
-        assert_eq!(
-            j.delta_link("u1", "f1").unwrap().as_deref(),
-            Some("https://graph/delta?token=1")
-        );
-        assert_eq!(j.delta_link("u1", "f2").unwrap(), None);
-    }
-
-    #[test]
-    fn groupware_delta_links_stay_out_of_the_mail_folders_and_versions_are_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let j = Journal::open(dir.path()).unwrap();
-            j.set_folder("u1", "f1", ".A", Some("https://graph/mail"))
-                .unwrap();
-            j.set_folder_as(
-                "contact",
-                "u1",
-                "contacts",
-                "contacts",
-                Some("https://graph/c"),
-            )
-            .unwrap();
-            let run = j.begin_run().unwrap();
-            j.record_intent_as("contact", target("c1"), run).unwrap();
-            j.record_done("u1", "c1", "c1.vcf", 3, Some("h")).unwrap();
-            j.record_source_version("u1", "c1", Some("ck-1")).unwrap();
-        }
-        // Reopening an existing journal neither fails nor loses anything.
-        let j = Journal::open(dir.path()).unwrap();
-        assert_eq!(
-            j.folders_of("u1").unwrap(),
-            [("f1".to_string(), ".A".to_string())],
-            "the mail pass never forgets a groupware collection's link"
-        );
-        assert_eq!(
-            j.delta_link("u1", "contacts").unwrap().as_deref(),
-            Some("https://graph/c")
-        );
-        let c1 = j.item("u1", "c1").unwrap().unwrap();
-        assert_eq!(c1.source_version.as_deref(), Some("ck-1"));
-        j.clear_delta_link("u1", "contacts").unwrap();
-        assert_eq!(j.delta_link("u1", "contacts").unwrap(), None);
-    }
-
-    #[test]
     fn a_version_1_journal_is_upgraded_and_keeps_its_items() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let conn = Connection::open(dir.path().join(Journal::FILE_NAME)).unwrap();
+            let conn = rusqlite::Connection::open(dir.path().join(Journal::FILE_NAME)).unwrap();
             conn.execute_batch(
                 "CREATE TABLE folders (user_id TEXT NOT NULL, folder_id TEXT NOT NULL,
                      dest_name TEXT NOT NULL, delta_link TEXT, PRIMARY KEY (user_id, folder_id));
@@ -1244,6 +1178,7 @@ mod tests {
             "version-1 copies are never touched by mirroring"
         );
         let version: i32 = j
+            .sqlite()
             .conn()
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
@@ -1259,69 +1194,8 @@ mod tests {
     }
 
     #[test]
-    fn gone_items_are_settled_by_the_folder_they_live_in() {
-        let dir = tempfile::tempdir().unwrap();
-        let j = Journal::open(dir.path()).unwrap();
-        let run = j.begin_run().unwrap();
-        for id in ["a", "b", "c"] {
-            j.record_intent(target(id), run).unwrap();
-            let details = MailDetails::default();
-            j.record_mail_done(
-                "u1",
-                id,
-                MailDone {
-                    dest_ref: "x",
-                    size: 1,
-                    hash: None,
-                    details: &details,
-                    created: true,
-                    run,
-                },
-            )
-            .unwrap();
-        }
-        // a: removed from f1 and added to f2 (a move), in either order.
-        j.mark_gone("u1", "a", "f1").unwrap();
-        let moved = ItemTarget {
-            folder_id: "f2",
-            dest_folder: ".Other",
-            ..target("a")
-        };
-        j.record_moved(moved, "y", run).unwrap();
-        j.mark_gone("u1", "a", "f1").unwrap();
-        // b: deleted. c: missing from a later full round.
-        j.mark_gone("u1", "b", "f1").unwrap();
-        let next = j.begin_run().unwrap();
-        j.mark_seen("u1", "a", next).unwrap();
-        j.mark_seen("u1", "b", next).unwrap();
-        assert_eq!(j.mark_unseen_gone("u1", "f1", next).unwrap(), 1);
-        let gone: Vec<String> = j
-            .gone_items("u1")
-            .unwrap()
-            .into_iter()
-            .map(|r| r.source_id)
-            .collect();
-        assert_eq!(gone, ["c"], "seen in the round clears b's mark; a moved");
-        // Another workload's item in the same table stays out of mail's bookkeeping.
-        let event = ItemTarget {
-            folder_id: "calendar-1",
-            dest_folder: "/dav/calendar/",
-            ..target("e1")
-        };
-        j.record_intent_as("event", event, next).unwrap();
-        j.record_done("u1", "e1", "/dav/calendar/e1.ics", 10, None)
-            .unwrap();
-        j.mark_folder_gone("u1", "calendar-1").unwrap();
-        let e1 = j.item("u1", "e1").unwrap().unwrap();
-        assert_eq!((e1.kind.as_str(), e1.gone_from), ("event", None));
-        j.record_removed("u1", "c").unwrap();
-        j.mark_seen("u1", "c", next).unwrap();
-        assert_eq!(j.item("u1", "c").unwrap().unwrap().state, ItemState::Done);
-        assert_eq!(j.item("u1", "a").unwrap().unwrap().dest_folder, ".Other");
-    }
-
-    #[test]
-    fn a_journal_without_moved_from_opens_and_a_moves_old_copy_is_kept_until_done() {
+    fn a_journal_without_moved_from_opens_and_gains_the_column() {
+        // What a move does with the column is in the contract suite (tests/journal_backends.rs).
         let dir = tempfile::tempdir().unwrap();
         {
             let j = Journal::open(dir.path()).unwrap();
@@ -1329,7 +1203,8 @@ mod tests {
             j.record_intent_as("contact", target("c1"), run).unwrap();
             j.record_done("u1", "c1", "c1.vcf", 3, Some("h")).unwrap();
             // As the previous version left it: no such column.
-            j.conn()
+            j.sqlite()
+                .conn()
                 .execute_batch("ALTER TABLE items DROP COLUMN moved_from;")
                 .unwrap();
         }
@@ -1342,23 +1217,8 @@ mod tests {
             dest_ref: "c1.vcf".into(),
             etag: None,
         };
-        let moved = ItemTarget {
-            folder_id: "f2",
-            dest_folder: "contacts/Other",
-            ..target("c1")
-        };
-        let run = j.begin_run().unwrap();
-        j.record_intent_as("contact", moved, run).unwrap();
         j.record_moved_from("u1", "c1", &from).unwrap();
-        drop(j);
-        // A crash here: the next run still knows where the old copy is.
-        let j = Journal::open(dir.path()).unwrap();
-        let c1 = j.item("u1", "c1").unwrap().unwrap();
-        assert_eq!(c1.state, ItemState::Pending);
-        assert_eq!(c1.folder_id, "f2");
-        assert_eq!(c1.moved_from, Some(from));
-        j.record_done("u1", "c1", "c1.vcf", 3, Some("h")).unwrap();
-        assert_eq!(j.item("u1", "c1").unwrap().unwrap().moved_from, None);
+        assert_eq!(j.item("u1", "c1").unwrap().unwrap().moved_from, Some(from));
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! Read-only queries over the journal for reports and verification. They never change state.
 
-use rusqlite::params;
-
+use super::sql::args;
 use super::{Journal, JournalError};
 
 /// One run as recorded.
@@ -79,113 +78,124 @@ pub struct UserSpan {
 impl Journal {
     /// Every run, oldest first.
     pub fn runs(&self) -> Result<Vec<RunRecord>, JournalError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare("SELECT id, started_at, finished_at, status, summary FROM runs ORDER BY id")?;
-        let rows = stmt.query_map([], |r| {
+        self.rows(
+            "SELECT id, started_at, finished_at, status, summary FROM runs ORDER BY id",
+            args![],
+        )?
+        .iter()
+        .map(|r| {
             Ok(RunRecord {
-                id: r.get(0)?,
-                started_at: r.get(1)?,
-                finished_at: r.get(2)?,
-                status: r.get(3)?,
-                summary: r.get(4)?,
+                id: r.int(0)?,
+                started_at: r.int(1)?,
+                finished_at: r.opt_int(2)?,
+                status: r.text(3)?,
+                summary: r.opt_text(4)?,
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .collect()
     }
 
     /// Every user the journal knows, by address.
     pub fn users(&self) -> Result<Vec<UserRecord>, JournalError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare("SELECT user_id, address, state, note FROM users ORDER BY address, user_id")?;
-        let rows = stmt.query_map([], |r| {
+        self.rows(
+            "SELECT user_id, address, state, note FROM users ORDER BY address, user_id",
+            args![],
+        )?
+        .iter()
+        .map(|r| {
             Ok(UserRecord {
-                user_id: r.get(0)?,
-                address: r.get(1)?,
-                state: r.get(2)?,
-                note: r.get(3)?,
+                user_id: r.text(0)?,
+                address: r.text(1)?,
+                state: r.text(2)?,
+                note: r.opt_text(3)?,
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .collect()
     }
 
     /// Item counts and bytes per user, destination folder and state.
     pub fn item_groups(&self) -> Result<Vec<ItemGroup>, JournalError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
+        // Sums are cast: PostgreSQL's SUM of a BIGINT is a NUMERIC.
+        self.rows(
             "SELECT user_id, kind, dest_folder, state, COUNT(*),
-                    COALESCE(SUM(CASE WHEN state = 'done' THEN size END), 0) FROM items
+                    CAST(COALESCE(SUM(CASE WHEN state = 'done' THEN size END), 0) AS BIGINT)
+             FROM items
              WHERE state != 'removed'
              GROUP BY user_id, kind, dest_folder, state ORDER BY user_id, kind, dest_folder, state",
-        )?;
-        let rows = stmt.query_map([], |r| {
+            args![],
+        )?
+        .iter()
+        .map(|r| {
             Ok(ItemGroup {
-                user_id: r.get(0)?,
-                kind: r.get(1)?,
-                dest_folder: r.get(2)?,
-                state: r.get(3)?,
-                count: r.get::<_, i64>(4)?.max(0) as u64,
-                bytes: r.get::<_, i64>(5)?.max(0) as u64,
+                user_id: r.text(0)?,
+                kind: r.text(1)?,
+                dest_folder: r.text(2)?,
+                state: r.text(3)?,
+                count: r.count(4)?,
+                bytes: r.count(5)?,
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .collect()
     }
 
     /// Every item whose last attempt failed, with the reason.
     pub fn failed_items(&self) -> Result<Vec<FailedItem>, JournalError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
+        self.rows(
             "SELECT user_id, kind, dest_folder, source_id, COALESCE(reason, ''), subject,
                     received, size FROM items
              WHERE state = ?1 ORDER BY user_id, dest_folder, source_id",
-        )?;
-        let rows = stmt.query_map(params!["failed"], |r| {
+            args!["failed"],
+        )?
+        .iter()
+        .map(|r| {
             Ok(FailedItem {
-                user_id: r.get(0)?,
-                kind: r.get(1)?,
-                dest_folder: r.get(2)?,
-                source_id: r.get(3)?,
-                reason: r.get(4)?,
-                subject: r.get(5)?,
-                date: r.get(6)?,
-                size: r.get::<_, Option<i64>>(7)?.map(|s| s.max(0) as u64),
+                user_id: r.text(0)?,
+                kind: r.text(1)?,
+                dest_folder: r.text(2)?,
+                source_id: r.text(3)?,
+                reason: r.text(4)?,
+                subject: r.opt_text(5)?,
+                date: r.opt_int(6)?,
+                size: r.opt_int(7)?.map(|s| s.max(0) as u64),
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .collect()
     }
 
     /// Items of run `run` that reached the destination, per minute of their last update.
     pub fn done_per_minute(&self, run: i64) -> Result<Vec<MinuteCount>, JournalError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT (updated_at / 60) * 60 AS minute, COUNT(*), COALESCE(SUM(size), 0) FROM items
+        self.rows(
+            "SELECT (updated_at / 60) * 60 AS minute, COUNT(*),
+                    CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM items
              WHERE state = 'done' AND run_id = ?1 GROUP BY minute ORDER BY minute",
-        )?;
-        let rows = stmt.query_map(params![run], |r| {
+            args![run],
+        )?
+        .iter()
+        .map(|r| {
             Ok(MinuteCount {
-                minute: r.get(0)?,
-                items: r.get::<_, i64>(1)?.max(0) as u64,
-                bytes: r.get::<_, i64>(2)?.max(0) as u64,
+                minute: r.int(0)?,
+                items: r.count(1)?,
+                bytes: r.count(2)?,
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .collect()
     }
 
     /// Per user, when its migrated items were first and last written.
     pub fn user_spans(&self) -> Result<Vec<UserSpan>, JournalError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
+        self.rows(
             "SELECT user_id, MIN(updated_at), MAX(updated_at) FROM items WHERE state = 'done'
              GROUP BY user_id ORDER BY user_id",
-        )?;
-        let rows = stmt.query_map([], |r| {
+            args![],
+        )?
+        .iter()
+        .map(|r| {
             Ok(UserSpan {
-                user_id: r.get(0)?,
-                first: r.get(1)?,
-                last: r.get(2)?,
+                user_id: r.text(0)?,
+                first: r.int(1)?,
+                last: r.int(2)?,
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .collect()
     }
 }

@@ -4,12 +4,19 @@
 
 pub mod dovecot;
 pub mod fault_proxy;
+pub mod postgres;
 pub mod radicale;
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use migrator_core::dest::imap::{ImapMailbox, MasterStyle};
+
+/// Items a run wrote (not those it found already there).
+pub fn written(summary: &migrator_core::progress::RunSummary) -> u64 {
+    let t = &summary.totals;
+    t.messages + t.events + t.contacts + t.tasks
+}
 
 /// A simulated tenant and a Dovecot whose accounts are the tenant's users (password "pw").
 pub async fn tenant_with_dovecot(

@@ -1,0 +1,619 @@
+//! The shared backend: a PostgreSQL database, for many workers on many machines (issue 18).
+//!
+//! **Why a connection thread.** The journal's API is synchronous (the engine calls it between
+//! awaits, as it calls SQLite), and callers run inside Tokio runtimes of either flavour or
+//! none (`report`). So the PostgreSQL client (`tokio-postgres`) lives on one dedicated thread
+//! with its own current-thread runtime; each journal call sends its statement there and waits
+//! for the answer, as a SQLite call waits for its mutex and the disk. One connection serves
+//! one journal, like SQLite's one connection: no pool is needed for that.
+//!
+//! **Schema.** The migrations in `migrations/postgres/` (numbered, applied in order, each
+//! recorded in `schema_migrations`) run when the journal opens, under an advisory lock so
+//! workers starting together apply each one once.
+//!
+//! **Connection settings** follow libpq's: a `postgres://user@host:port/db` URL whose
+//! `sslmode` is `disable`, `prefer` (libpq's default), `require`, `verify-ca` or
+//! `verify-full`, and `sslrootcert` the CA file
+//! (<https://www.postgresql.org/docs/15/libpq-ssl.html#LIBPQ-SSL-PROTECTION>). The password
+//! never is in the URL: it comes from [`PASSWORD_VARIABLE`].
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use bytes::BytesMut;
+use tokio_postgres::types::{IsNull, ToSql, Type};
+use tokio_rustls::rustls;
+
+use super::sql::{Row, Value};
+use super::JournalError;
+use crate::secrets::Secret;
+
+/// The environment variable that holds the PostgreSQL journal's password.
+pub const PASSWORD_VARIABLE: &str = "M365_MIGRATOR_JOURNAL_PASSWORD";
+
+/// The migrations, in order: (version, SQL).
+const MIGRATIONS: [(i64, &str); 2] = [
+    (
+        1,
+        include_str!("../../migrations/postgres/0001_journal.sql"),
+    ),
+    (2, include_str!("../../migrations/postgres/0002_leases.sql")),
+];
+
+/// Taken (per transaction) while migrations are applied; any fixed number of our own.
+const MIGRATION_LOCK: i64 = 0x6d33_3635_6a6e_6c01;
+
+/// How to verify the server, as libpq's `sslmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    /// TLS when the server offers it, not verified (libpq's default).
+    Prefer,
+    /// TLS, not verified; with `sslrootcert`, verified as `verify-ca` (as libpq does).
+    Require,
+    /// TLS, the chain verified, not the host name.
+    VerifyCa,
+    /// TLS, the chain and the host name verified.
+    VerifyFull,
+}
+
+/// Why a `[journal] url` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalUrlError {
+    #[error("[journal] url must start with postgres:// or postgresql://")]
+    Scheme,
+    #[error("[journal] url is not a PostgreSQL URL: {0}")]
+    Syntax(String),
+    #[error("[journal] url must not hold a password: set it in the environment variable {PASSWORD_VARIABLE}")]
+    Password,
+    #[error("[journal] url names no host")]
+    NoHost,
+    #[error(
+        "[journal] url: sslmode={0} is not one of disable, prefer, require, verify-ca, verify-full"
+    )]
+    SslMode(String),
+    #[error("[journal] url: sslrootcert {} cannot be read", path.display())]
+    RootCert {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("[journal] url: sslrootcert {} holds no certificate", path.display())]
+    NoCertificate { path: PathBuf },
+}
+
+/// Where the PostgreSQL journal is and how to reach it (no password).
+#[derive(Debug, Clone)]
+pub struct PostgresSettings {
+    config: tokio_postgres::Config,
+    pub ssl_mode: SslMode,
+    pub root_cert: Option<PathBuf>,
+    /// `user@host:port/db`, for messages.
+    pub target: String,
+}
+
+impl PostgresSettings {
+    /// Parses a journal URL. Reads `sslrootcert` now, so a missing file is a configuration
+    /// error before any data moves.
+    pub fn parse(url: &str) -> Result<Self, JournalUrlError> {
+        let parsed = url::Url::parse(url).map_err(|e| JournalUrlError::Syntax(e.to_string()))?;
+        if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+            return Err(JournalUrlError::Scheme);
+        }
+        if parsed.password().is_some() {
+            return Err(JournalUrlError::Password);
+        }
+        let host = parsed.host_str().filter(|h| !h.is_empty());
+        let Some(host) = host else {
+            return Err(JournalUrlError::NoHost);
+        };
+        let mut ssl_mode = SslMode::Prefer;
+        let mut root_cert = None;
+        let mut rest = url::form_urlencoded::Serializer::new(String::new());
+        for (key, value) in parsed.query_pairs() {
+            match key.as_ref() {
+                "sslmode" => {
+                    ssl_mode = match value.as_ref() {
+                        "disable" => SslMode::Disable,
+                        "prefer" => SslMode::Prefer,
+                        "require" => SslMode::Require,
+                        "verify-ca" => SslMode::VerifyCa,
+                        "verify-full" => SslMode::VerifyFull,
+                        other => return Err(JournalUrlError::SslMode(other.to_string())),
+                    }
+                }
+                "sslrootcert" => root_cert = Some(PathBuf::from(value.as_ref())),
+                "password" => return Err(JournalUrlError::Password),
+                _ => {
+                    rest.append_pair(&key, &value);
+                }
+            }
+        }
+        let mut plain = parsed.clone();
+        let rest = rest.finish();
+        plain.set_query((!rest.is_empty()).then_some(rest.as_str()));
+        let mut config = tokio_postgres::Config::from_str(plain.as_str())
+            .map_err(|e| JournalUrlError::Syntax(e.to_string()))?;
+        config.ssl_mode(match ssl_mode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            _ => tokio_postgres::config::SslMode::Require,
+        });
+        config.application_name("m365-migrate");
+        let settings = PostgresSettings {
+            target: format!(
+                "{}@{host}:{}{}",
+                parsed.username(),
+                parsed.port().unwrap_or(5432),
+                parsed.path()
+            ),
+            config,
+            ssl_mode,
+            root_cert,
+        };
+        settings.tls_config()?;
+        Ok(settings)
+    }
+
+    /// The TLS client configuration for the mode (`None` for `disable`).
+    fn tls_config(&self) -> Result<Option<rustls::ClientConfig>, JournalUrlError> {
+        if self.ssl_mode == SslMode::Disable {
+            return Ok(None);
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        if let Some(path) = &self.root_cert {
+            use rustls_pki_types::pem::PemObject;
+            let pem = std::fs::read(path).map_err(|source| JournalUrlError::RootCert {
+                path: path.clone(),
+                source,
+            })?;
+            for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem).flatten() {
+                let _ = roots.add(cert);
+            }
+            if roots.is_empty() {
+                return Err(JournalUrlError::NoCertificate { path: path.clone() });
+            }
+        } else if matches!(self.ssl_mode, SslMode::VerifyCa | SslMode::VerifyFull) {
+            // libpq reads ~/.postgresql/root.crt; the system's CAs are this program's default.
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        }
+        let verify_chain = match self.ssl_mode {
+            SslMode::VerifyCa | SslMode::VerifyFull => true,
+            // "If a root CA file exists, the behavior of sslmode=require will be the same as
+            // that of verify-ca" (libpq-ssl.html, 34.19.1).
+            _ => self.root_cert.is_some(),
+        };
+        let chain = if verify_chain {
+            let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| JournalUrlError::Syntax(e.to_string()))?;
+            Some(verifier)
+        } else {
+            None
+        };
+        let verifier = LibpqVerifier {
+            chain,
+            check_name: self.ssl_mode == SslMode::VerifyFull,
+            provider: provider.clone(),
+        };
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| JournalUrlError::Syntax(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        Ok(Some(config))
+    }
+}
+
+/// Verifies a server certificate as libpq's `sslmode` says: not at all, the chain only, or
+/// the chain and the host name.
+#[derive(Debug)]
+struct LibpqVerifier {
+    chain: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    check_name: bool,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for LibpqVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls_pki_types::CertificateDer<'_>,
+        intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
+        let Some(chain) = &self.chain else {
+            return Ok(rustls::client::danger::ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(rustls::Error::InvalidCertificate(
+                NotValidForName | NotValidForNameContext { .. },
+            )) if !self.check_name => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+impl ToSql for Value {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Int(v) if *ty == Type::INT4 => i32::try_from(*v)?.to_sql(ty, out),
+            Value::Int(v) => v.to_sql(ty, out),
+            Value::Text(t) => t.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(
+            *ty,
+            Type::INT8 | Type::INT4 | Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME
+        )
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+/// The journal's SQL (`?N` parameters) as PostgreSQL writes it (`$N`).
+fn dollar_parameters(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '?' && chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+            out.push('$');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn read_row(row: &tokio_postgres::Row) -> Result<Row, tokio_postgres::Error> {
+    let mut values = Vec::with_capacity(row.len());
+    for (i, column) in row.columns().iter().enumerate() {
+        let ty = column.type_();
+        let value = if *ty == Type::INT8 {
+            row.try_get::<_, Option<i64>>(i)?.map(Value::Int)
+        } else if *ty == Type::INT4 {
+            row.try_get::<_, Option<i32>>(i)?
+                .map(|v| Value::Int(v.into()))
+        } else {
+            row.try_get::<_, Option<String>>(i)?.map(Value::Text)
+        };
+        values.push(value.unwrap_or(Value::Null));
+    }
+    Ok(Row(values))
+}
+
+enum Request {
+    Execute(
+        String,
+        Vec<Value>,
+        mpsc::Sender<Result<u64, tokio_postgres::Error>>,
+    ),
+    Query(
+        String,
+        Vec<Value>,
+        mpsc::Sender<Result<Vec<Row>, tokio_postgres::Error>>,
+    ),
+    /// Statements in one transaction, after a guard query that must find a row (else
+    /// nothing is written and the answer is `false`).
+    Transaction(
+        Option<(String, Vec<Value>)>,
+        Vec<(String, Vec<Value>)>,
+        mpsc::Sender<Result<bool, tokio_postgres::Error>>,
+    ),
+}
+
+/// The PostgreSQL journal's connection, served by its own thread.
+#[derive(Debug)]
+pub(super) struct PostgresStore {
+    requests: Mutex<mpsc::Sender<Request>>,
+    pub target: String,
+}
+
+fn params(args: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
+    args.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
+}
+
+async fn serve(client: &mut tokio_postgres::Client, request: Request) {
+    // A caller that stopped waiting is no reason to stop serving the others.
+    match request {
+        Request::Execute(sql, args, reply) => {
+            let _ = reply.send(client.execute(&sql, &params(&args)).await);
+        }
+        Request::Query(sql, args, reply) => {
+            let rows = client.query(&sql, &params(&args)).await;
+            let _ = reply.send(rows.and_then(|rows| rows.iter().map(read_row).collect()));
+        }
+        Request::Transaction(guard, statements, reply) => {
+            let result = async {
+                let tx = client.transaction().await?;
+                if let Some((sql, args)) = &guard {
+                    if tx.query(sql.as_str(), &params(args)).await?.is_empty() {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    }
+                }
+                for (sql, args) in &statements {
+                    tx.execute(sql.as_str(), &params(args)).await?;
+                }
+                tx.commit().await.map(|()| true)
+            };
+            let _ = reply.send(result.await);
+        }
+    }
+}
+
+/// Applies the migrations not yet recorded, one transaction each, under [`MIGRATION_LOCK`].
+async fn migrate(
+    client: &mut tokio_postgres::Client,
+) -> Result<Option<i64>, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    BIGINT PRIMARY KEY,
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+         )",
+    )
+    .await?;
+    let applied: i64 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .await?
+        .try_get(0)?;
+    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    if applied > known {
+        return Ok(Some(applied));
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > applied) {
+        tx.batch_execute(sql).await?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version) VALUES ($1)",
+            &[version],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(None)
+}
+
+impl PostgresStore {
+    /// Connects, applies the migrations, and starts the connection's thread.
+    pub fn open(
+        settings: &PostgresSettings,
+        password: Option<&Secret>,
+    ) -> Result<Self, JournalError> {
+        let target = settings.target.clone();
+        let mut config = settings.config.clone();
+        if let Some(password) = password {
+            config.password(password.expose());
+        }
+        let tls = settings
+            .tls_config()
+            .map_err(|e| JournalError::Settings(e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| JournalError::Thread { source })?;
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (requests, inbox) = mpsc::channel::<Request>();
+        let thread_target = target.clone();
+        std::thread::Builder::new()
+            .name("journal-postgres".into())
+            .spawn(move || {
+                let connected = runtime.block_on(async {
+                    let mut client = match tls {
+                        None => {
+                            let (client, connection) =
+                                config.connect(tokio_postgres::NoTls).await?;
+                            tokio::spawn(connection);
+                            client
+                        }
+                        Some(tls) => {
+                            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls);
+                            let (client, connection) = config.connect(tls).await?;
+                            tokio::spawn(connection);
+                            client
+                        }
+                    };
+                    let newer = migrate(&mut client).await?;
+                    Ok::<_, tokio_postgres::Error>((client, newer))
+                });
+                let mut client = match connected {
+                    Ok((client, None)) => {
+                        let _ = ready_tx.send(Ok(()));
+                        client
+                    }
+                    Ok((_, Some(found))) => {
+                        let _ = ready_tx.send(Err(JournalError::NewerPostgresSchema {
+                            target: thread_target,
+                            found,
+                        }));
+                        return;
+                    }
+                    Err(source) => {
+                        let _ = ready_tx.send(Err(JournalError::Postgres {
+                            target: thread_target,
+                            source,
+                        }));
+                        return;
+                    }
+                };
+                while let Ok(request) = inbox.recv() {
+                    runtime.block_on(serve(&mut client, request));
+                }
+            })
+            .map_err(|source| JournalError::Thread { source })?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(PostgresStore {
+                requests: Mutex::new(requests),
+                target,
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(JournalError::Stopped { target }),
+        }
+    }
+
+    fn ask<T>(
+        &self,
+        request: impl FnOnce(mpsc::Sender<Result<T, tokio_postgres::Error>>) -> Request,
+    ) -> Result<T, JournalError> {
+        let (reply, answer) = mpsc::channel();
+        let stopped = || JournalError::Stopped {
+            target: self.target.clone(),
+        };
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(request(reply))
+            .map_err(|_| stopped())?;
+        answer
+            .recv()
+            .map_err(|_| stopped())?
+            .map_err(|source| JournalError::Postgres {
+                target: self.target.clone(),
+                source,
+            })
+    }
+
+    pub fn execute(&self, sql: &str, args: Vec<Value>) -> Result<u64, JournalError> {
+        let sql = dollar_parameters(sql);
+        self.ask(|reply| Request::Execute(sql, args, reply))
+    }
+
+    pub fn query(&self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, JournalError> {
+        let sql = dollar_parameters(sql);
+        self.ask(|reply| Request::Query(sql, args, reply))
+    }
+
+    pub fn transaction(&self, statements: &[(&str, Vec<Value>)]) -> Result<(), JournalError> {
+        self.guarded_transaction(None, statements).map(|_| ())
+    }
+
+    /// [`PostgresStore::transaction`] after `guard`, a query that must find a row (it should
+    /// lock it, `FOR UPDATE`, so what it checked holds until the commit). `false`: it found
+    /// none and nothing was written.
+    pub fn guarded_transaction(
+        &self,
+        guard: Option<(&str, Vec<Value>)>,
+        statements: &[(&str, Vec<Value>)],
+    ) -> Result<bool, JournalError> {
+        let guard = guard.map(|(sql, args)| (dollar_parameters(sql), args));
+        let statements = statements
+            .iter()
+            .map(|(sql, args)| (dollar_parameters(sql), args.clone()))
+            .collect();
+        self.ask(|reply| Request::Transaction(guard, statements, reply))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_numbered_with_dollars() {
+        assert_eq!(
+            dollar_parameters("UPDATE t SET a = ?3 WHERE b = ?1 AND c = ?12 AND d = '?'"),
+            "UPDATE t SET a = $3 WHERE b = $1 AND c = $12 AND d = '?'"
+        );
+    }
+
+    #[test]
+    fn a_journal_url_keeps_the_password_out_and_knows_libpq_ssl_modes() {
+        let s = PostgresSettings::parse("postgres://mig@db.example:6432/journal?sslmode=require")
+            .unwrap();
+        assert_eq!(s.ssl_mode, SslMode::Require);
+        assert_eq!(s.target, "mig@db.example:6432/journal");
+        assert_eq!(
+            PostgresSettings::parse("postgres://db.example/j")
+                .unwrap()
+                .ssl_mode,
+            SslMode::Prefer,
+            "libpq's default"
+        );
+        assert!(matches!(
+            PostgresSettings::parse("postgres://mig:hunter2@db/j"),
+            Err(JournalUrlError::Password)
+        ));
+        assert!(matches!(
+            PostgresSettings::parse("postgres://mig@db/j?password=x"),
+            Err(JournalUrlError::Password)
+        ));
+        assert!(matches!(
+            PostgresSettings::parse("postgres://mig@db/j?sslmode=allow-ish"),
+            Err(JournalUrlError::SslMode(_))
+        ));
+        assert!(matches!(
+            PostgresSettings::parse("mysql://mig@db/j"),
+            Err(JournalUrlError::Scheme)
+        ));
+        assert!(matches!(
+            PostgresSettings::parse(
+                "postgres://mig@db/j?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem"
+            ),
+            Err(JournalUrlError::RootCert { .. })
+        ));
+        let text = PostgresSettings::parse("postgres://mig:hunter2@db/j")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !text.contains("hunter2") && text.contains(PASSWORD_VARIABLE),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,654 @@
+//! The journal's contract, run against both backends: the SQLite file in a state folder and a
+//! private PostgreSQL ([`support::postgres`]). Each case is a function of an opener ("open the
+//! same journal again", as a new process would) and runs twice: `<case>::sqlite` and
+//! `<case>::postgres`.
+
+use crate::support;
+
+use migrator_core::journal::{
+    ItemState, ItemTarget, Journal, JournalError, MailDetails, MailDone, MovedFrom,
+    PostgresSettings,
+};
+
+/// Where a case's journal lives; [`Store::open`] opens it again each time.
+enum Store {
+    Sqlite(tempfile::TempDir),
+    Postgres(support::postgres::Postgres),
+}
+
+impl Store {
+    fn sqlite() -> Store {
+        Store::Sqlite(tempfile::tempdir().expect("temp dir"))
+    }
+
+    fn postgres() -> Store {
+        Store::Postgres(support::postgres::Postgres::start())
+    }
+
+    fn open(&self) -> Journal {
+        match self {
+            Store::Sqlite(dir) => Journal::open(&dir.path().join("state")).expect("journal opens"),
+            Store::Postgres(pg) => {
+                let settings = PostgresSettings::parse(&pg.url()).expect("the test URL parses");
+                Journal::open_postgres(&settings, Some(&pg.password()))
+                    .unwrap_or_else(|e| panic!("journal opens: {e:?}\n{}", pg.log()))
+            }
+        }
+    }
+}
+
+/// Runs `case` against each backend, as `<name>::sqlite` and `<name>::postgres`.
+macro_rules! on_both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(&super::Store::sqlite());
+            }
+            #[test]
+            fn postgres() {
+                super::$name(&super::Store::postgres());
+            }
+        }
+    };
+}
+
+fn target(id: &str) -> ItemTarget<'_> {
+    ItemTarget {
+        user_id: "u1",
+        source_id: id,
+        folder_id: "f1",
+        dest_folder: ".Projects",
+    }
+}
+
+on_both_backends!(intent_then_done_survives_reopening);
+fn intent_then_done_survives_reopening(store: &Store) {
+    {
+        let j = store.open();
+        let run = j.begin_run().unwrap();
+        j.record_intent(target("m1"), run).unwrap();
+        j.record_intent(target("m2"), run).unwrap();
+        j.record_done("u1", "m1", "1700.Mab.m365:2,S", 42, Some("abc"))
+            .unwrap();
+        // A crash here leaves m2 pending.
+    }
+    let j = store.open();
+    let m1 = j.item("u1", "m1").unwrap().unwrap();
+    assert_eq!(m1.state, ItemState::Done);
+    assert_eq!(m1.size, Some(42));
+    assert_eq!(m1.hash.as_deref(), Some("abc"));
+    assert_eq!(m1.dest_ref.as_deref(), Some("1700.Mab.m365:2,S"));
+    let pending = j.items_in_state("u1", ItemState::Pending).unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].source_id, "m2");
+
+    // A new intent never downgrades a done item.
+    let run = j.begin_run().unwrap();
+    j.record_intent(target("m1"), run).unwrap();
+    assert_eq!(j.item("u1", "m1").unwrap().unwrap().state, ItemState::Done);
+
+    j.record_failed("u1", "m2", "server said NO").unwrap();
+    let m2 = j.item("u1", "m2").unwrap().unwrap();
+    assert_eq!(
+        (m2.state, m2.reason.as_deref()),
+        (ItemState::Failed, Some("server said NO"))
+    );
+    assert_eq!(j.item("u1", "nope").unwrap(), None);
+}
+
+on_both_backends!(delta_links_are_kept_per_folder);
+fn delta_links_are_kept_per_folder(store: &Store) {
+    let j = store.open();
+    j.set_folder("u1", "f1", ".A", Some("https://graph/delta?token=1"))
+        .unwrap();
+    j.set_folder("u1", "f1", ".A", None).unwrap();
+    assert_eq!(
+        j.delta_link("u1", "f1").unwrap().as_deref(),
+        Some("https://graph/delta?token=1")
+    );
+    assert_eq!(j.delta_link("u1", "f2").unwrap(), None);
+    j.forget_folder("u1", "f1").unwrap();
+    assert_eq!(j.delta_link("u1", "f1").unwrap(), None);
+}
+
+on_both_backends!(groupware_delta_links_stay_out_of_the_mail_folders_and_versions_are_kept);
+fn groupware_delta_links_stay_out_of_the_mail_folders_and_versions_are_kept(store: &Store) {
+    {
+        let j = store.open();
+        j.set_folder("u1", "f1", ".A", Some("https://graph/mail"))
+            .unwrap();
+        j.set_folder_as(
+            "contact",
+            "u1",
+            "contacts",
+            "contacts",
+            Some("https://graph/c"),
+        )
+        .unwrap();
+        let run = j.begin_run().unwrap();
+        j.record_intent_as("contact", target("c1"), run).unwrap();
+        j.record_done("u1", "c1", "c1.vcf", 3, Some("h")).unwrap();
+        j.record_source_version("u1", "c1", Some("ck-1")).unwrap();
+        j.record_etag("u1", "c1", Some("\"e1\"")).unwrap();
+        j.record_no_photo_at("u1", "c1", Some("ck-1")).unwrap();
+    }
+    // Reopening an existing journal neither fails nor loses anything.
+    let j = store.open();
+    assert_eq!(
+        j.folders_of("u1").unwrap(),
+        [("f1".to_string(), ".A".to_string())],
+        "the mail pass never forgets a groupware collection's link"
+    );
+    assert_eq!(
+        j.delta_link("u1", "contacts").unwrap().as_deref(),
+        Some("https://graph/c")
+    );
+    let c1 = j.item("u1", "c1").unwrap().unwrap();
+    assert_eq!(c1.source_version.as_deref(), Some("ck-1"));
+    assert_eq!(c1.etag.as_deref(), Some("\"e1\""));
+    assert_eq!(c1.kind, "contact");
+    assert_eq!(j.no_photo_at("u1", "c1").unwrap().as_deref(), Some("ck-1"));
+    assert_eq!(j.no_photo_at("u1", "nope").unwrap(), None);
+    j.clear_delta_link("u1", "contacts").unwrap();
+    assert_eq!(j.delta_link("u1", "contacts").unwrap(), None);
+    j.mark_found("u1", "c1").unwrap();
+    assert!(!j.item("u1", "c1").unwrap().unwrap().created);
+    j.forget("u1", "c1").unwrap();
+    assert_eq!(j.item("u1", "c1").unwrap(), None);
+}
+
+on_both_backends!(gone_items_are_settled_by_the_folder_they_live_in);
+fn gone_items_are_settled_by_the_folder_they_live_in(store: &Store) {
+    let j = store.open();
+    let run = j.begin_run().unwrap();
+    for id in ["a", "b", "c"] {
+        j.record_intent(target(id), run).unwrap();
+        let details = MailDetails {
+            message_id: Some(format!("<{id}@example.com>")),
+            header_hash: Some("hh".into()),
+            received: Some(1_700_000_000),
+            flags: Some("\\Seen".into()),
+        };
+        j.record_mail_done(
+            "u1",
+            id,
+            MailDone {
+                dest_ref: "x",
+                size: 1,
+                hash: None,
+                details: &details,
+                created: true,
+                run,
+            },
+        )
+        .unwrap();
+    }
+    let a = j.item("u1", "a").unwrap().unwrap();
+    assert_eq!(a.mail.message_id.as_deref(), Some("<a@example.com>"));
+    assert_eq!(a.mail.received, Some(1_700_000_000));
+    assert!(a.created);
+    // a: removed from f1 and added to f2 (a move), in either order.
+    j.mark_gone("u1", "a", "f1").unwrap();
+    let moved = ItemTarget {
+        folder_id: "f2",
+        dest_folder: ".Other",
+        ..target("a")
+    };
+    j.record_moved(moved, "y", run).unwrap();
+    j.mark_gone("u1", "a", "f1").unwrap();
+    // b: deleted. c: missing from a later full round.
+    j.mark_gone("u1", "b", "f1").unwrap();
+    let next = j.begin_run().unwrap();
+    assert!(next > run, "run ids grow");
+    j.mark_seen("u1", "a", next).unwrap();
+    j.mark_seen("u1", "b", next).unwrap();
+    assert_eq!(j.mark_unseen_gone("u1", "f1", next).unwrap(), 1);
+    let gone: Vec<String> = j
+        .gone_items("u1")
+        .unwrap()
+        .into_iter()
+        .map(|r| r.source_id)
+        .collect();
+    assert_eq!(gone, ["c"], "seen in the round clears b's mark; a moved");
+    // Another workload's item in the same table stays out of mail's bookkeeping.
+    let event = ItemTarget {
+        folder_id: "calendar-1",
+        dest_folder: "/dav/calendar/",
+        ..target("e1")
+    };
+    j.record_intent_as("event", event, next).unwrap();
+    j.record_done("u1", "e1", "/dav/calendar/e1.ics", 10, None)
+        .unwrap();
+    j.mark_folder_gone("u1", "calendar-1").unwrap();
+    let e1 = j.item("u1", "e1").unwrap().unwrap();
+    assert_eq!((e1.kind.as_str(), e1.gone_from), ("event", None));
+    j.record_removed("u1", "c").unwrap();
+    j.mark_seen("u1", "c", next).unwrap();
+    assert_eq!(j.item("u1", "c").unwrap().unwrap().state, ItemState::Done);
+    assert_eq!(j.item("u1", "a").unwrap().unwrap().dest_folder, ".Other");
+    let in_f2: Vec<String> = j
+        .items_in_folder("u1", "f2")
+        .unwrap()
+        .into_iter()
+        .map(|r| r.source_id)
+        .collect();
+    assert_eq!(in_f2, ["a"]);
+    j.record_flags("u1", "a", "\\Seen \\Flagged", "z").unwrap();
+    let a = j.item("u1", "a").unwrap().unwrap();
+    assert_eq!(
+        (a.mail.flags.as_deref(), a.dest_ref.as_deref()),
+        (Some("\\Seen \\Flagged"), Some("z"))
+    );
+}
+
+on_both_backends!(a_moves_old_copy_is_kept_until_done);
+fn a_moves_old_copy_is_kept_until_done(store: &Store) {
+    let from = MovedFrom {
+        folder_id: "f1".into(),
+        dest_folder: ".Projects".into(),
+        dest_ref: "c1.vcf".into(),
+        etag: Some("\"1\"".into()),
+    };
+    {
+        let j = store.open();
+        let run = j.begin_run().unwrap();
+        j.record_intent_as("contact", target("c1"), run).unwrap();
+        j.record_done("u1", "c1", "c1.vcf", 3, Some("h")).unwrap();
+        let moved = ItemTarget {
+            folder_id: "f2",
+            dest_folder: "contacts/Other",
+            ..target("c1")
+        };
+        let run = j.begin_run().unwrap();
+        j.record_intent_as("contact", moved, run).unwrap();
+        j.record_moved_from("u1", "c1", &from).unwrap();
+    }
+    // A crash here: the next run still knows where the old copy is.
+    let j = store.open();
+    let c1 = j.item("u1", "c1").unwrap().unwrap();
+    assert_eq!(c1.state, ItemState::Pending);
+    assert_eq!(c1.folder_id, "f2");
+    assert_eq!(c1.moved_from, Some(from));
+    let pending = j
+        .items_of_kind_in_folder("u1", "f2", "contact", ItemState::Pending)
+        .unwrap();
+    assert_eq!(pending.len(), 1);
+    j.record_done("u1", "c1", "c1.vcf", 3, Some("h")).unwrap();
+    assert_eq!(j.item("u1", "c1").unwrap().unwrap().moved_from, None);
+}
+
+on_both_backends!(runs_users_and_report_queries_read_what_was_recorded);
+fn runs_users_and_report_queries_read_what_was_recorded(store: &Store) {
+    let j = store.open();
+    let run = j.begin_run().unwrap();
+    j.set_user_state("u1", "ann@example.com", "started")
+        .unwrap();
+    j.set_user_note("u1", "ann@example.com", Some("online archive not migrated"))
+        .unwrap();
+    j.set_user_state("u1", "ann@example.com", "finished")
+        .unwrap();
+    j.set_user_note("u2", "bob@example.com", None).unwrap();
+    for (id, size) in [("m1", 10u64), ("m2", 32)] {
+        j.record_intent(target(id), run).unwrap();
+        j.record_done("u1", id, id, size, None).unwrap();
+    }
+    j.record_intent(target("m3"), run).unwrap();
+    j.record_failed("u1", "m3", "too large").unwrap();
+    j.record_failure_details("u1", "m3", Some("Budget"), Some(1_700_000_000), Some(99))
+        .unwrap();
+    j.record_failure_details("u1", "m3", None, None, None)
+        .unwrap();
+    j.finish_run(run, "finished", "{\"ok\":true}").unwrap();
+
+    let runs = j.runs().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        (
+            runs[0].id,
+            runs[0].status.as_str(),
+            runs[0].summary.as_deref()
+        ),
+        (run, "finished", Some("{\"ok\":true}"))
+    );
+    assert!(runs[0].finished_at.is_some());
+    let users = j.users().unwrap();
+    let shown: Vec<_> = users
+        .iter()
+        .map(|u| (u.address.as_str(), u.state.as_str(), u.note.as_deref()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (
+                "ann@example.com",
+                "finished",
+                Some("online archive not migrated")
+            ),
+            ("bob@example.com", "pending", None)
+        ]
+    );
+    let groups: Vec<_> = j
+        .item_groups()
+        .unwrap()
+        .into_iter()
+        .map(|g| (g.state, g.count, g.bytes))
+        .collect();
+    assert_eq!(
+        groups,
+        [("done".to_string(), 2, 42), ("failed".to_string(), 1, 0)]
+    );
+    let failed = j.failed_items().unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        (
+            failed[0].source_id.as_str(),
+            failed[0].reason.as_str(),
+            failed[0].subject.as_deref(),
+            failed[0].date,
+            failed[0].size
+        ),
+        (
+            "m3",
+            "too large",
+            Some("Budget"),
+            Some(1_700_000_000),
+            Some(99)
+        )
+    );
+    let minutes = j.done_per_minute(run).unwrap();
+    assert_eq!(
+        (
+            minutes.iter().map(|m| m.items).sum::<u64>(),
+            minutes.iter().map(|m| m.bytes).sum::<u64>()
+        ),
+        (2, 42)
+    );
+    assert!(minutes.iter().all(|m| m.minute % 60 == 0));
+    let spans = j.user_spans().unwrap();
+    assert_eq!(spans.len(), 1);
+    assert!(spans[0].first <= spans[0].last);
+}
+
+on_both_backends!(new_date_limits_drop_the_users_delta_links_together);
+fn new_date_limits_drop_the_users_delta_links_together(store: &Store) {
+    let j = store.open();
+    assert_eq!(j.user_limits("u1").unwrap(), None);
+    j.set_folder("u1", "f1", ".A", Some("https://graph/d1"))
+        .unwrap();
+    j.set_folder("u2", "f1", ".A", Some("https://graph/d2"))
+        .unwrap();
+    j.set_user_limits("u1", "after=2024-01-01").unwrap();
+    assert_eq!(
+        j.user_limits("u1").unwrap().as_deref(),
+        Some("after=2024-01-01")
+    );
+    assert_eq!(j.delta_link("u1", "f1").unwrap(), None);
+    assert_eq!(
+        j.delta_link("u2", "f1").unwrap().as_deref(),
+        Some("https://graph/d2"),
+        "another user's links stay"
+    );
+    j.set_user_limits("u1", "").unwrap();
+    assert_eq!(j.user_limits("u1").unwrap().as_deref(), Some(""));
+}
+
+#[test]
+fn postgres_journal_workers_opening_together_apply_each_migration_once() {
+    let pg = support::postgres::Postgres::start();
+    let settings = PostgresSettings::parse(&pg.url()).unwrap();
+    std::thread::scope(|s| {
+        let opens: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| Journal::open_postgres(&settings, Some(&pg.password()))))
+            .collect();
+        for open in opens {
+            open.join()
+                .unwrap()
+                .expect("every worker opens the journal");
+        }
+    });
+    assert_eq!(
+        pg.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations"),
+        "1,2"
+    );
+}
+
+#[test]
+fn postgres_journal_of_a_newer_version_is_refused() {
+    let pg = support::postgres::Postgres::start();
+    let settings = PostgresSettings::parse(&pg.url()).unwrap();
+    drop(Journal::open_postgres(&settings, Some(&pg.password())).unwrap());
+    pg.psql("INSERT INTO schema_migrations (version) VALUES (999)");
+    match Journal::open_postgres(&settings, Some(&pg.password())) {
+        Err(JournalError::NewerPostgresSchema { found, .. }) => assert_eq!(found, 999),
+        other => panic!("expected a newer schema, got {other:?}"),
+    }
+}
+
+#[test]
+fn postgres_journal_with_a_wrong_password_names_the_server_and_not_the_password() {
+    let pg = support::postgres::Postgres::start();
+    let settings = PostgresSettings::parse(&pg.url()).unwrap();
+    let wrong = migrator_core::secrets::Secret::new("not-the-password-4711");
+    let err = Journal::open_postgres(&settings, Some(&wrong)).unwrap_err();
+    let text = format!("{err} {err:?}");
+    assert!(matches!(err, JournalError::Postgres { .. }), "{err:?}");
+    assert!(
+        text.contains(&format!("127.0.0.1:{}", pg.port)),
+        "names the server: {text}"
+    );
+    assert!(!text.contains("not-the-password-4711"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_journal_a_run_records_there_and_a_rerun_writes_nothing() {
+    use migrator_core::engine::{run_to_folder_with, RunControl, RunOptions};
+    use migrator_core::progress::{ProgressEvent, Reporter};
+    use std::sync::Arc;
+
+    let pg = support::postgres::Postgres::start_trusting();
+    let sim = migrator_sim::SimServer::start(migrator_sim::SimConfig {
+        tenant: migrator_sim::TenantSpec {
+            users: 2,
+            messages_per_user: 15,
+            ..migrator_sim::TenantSpec::default()
+        },
+        ..migrator_sim::SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (out, state) = (dir.path().join("out"), dir.path().join("state"));
+    let (source, secret) = (
+        support::source_config(&sim),
+        migrator_core::secrets::Secret::new(sim.client_secret()),
+    );
+    let options = RunOptions {
+        state_dir: Some(state.clone()),
+        journal: Some(PostgresSettings::parse(&pg.url()).unwrap()),
+        ..RunOptions::default()
+    };
+    let quiet = || -> Arc<dyn Reporter> { Arc::new(|_: ProgressEvent| {}) };
+    let first = run_to_folder_with(
+        &source,
+        &secret,
+        &out,
+        quiet(),
+        RunControl::new(),
+        options.clone(),
+    )
+    .await
+    .expect("the first run");
+    assert_eq!(first.totals.messages, 30, "{first:?}");
+    let second = run_to_folder_with(
+        &source,
+        &secret,
+        &out,
+        quiet(),
+        RunControl::new(),
+        options.clone(),
+    )
+    .await
+    .expect("the second run");
+    assert_eq!(
+        support::written(&second),
+        0,
+        "the rerun wrote again: {second:?}"
+    );
+
+    assert!(
+        !state.join(Journal::FILE_NAME).exists(),
+        "no SQLite journal beside the PostgreSQL one"
+    );
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM items WHERE kind = 'mail' AND state = 'done'"),
+        "30"
+    );
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM runs WHERE status = 'finished'"),
+        "2"
+    );
+    let journal = options.open_journal(&state).unwrap();
+    let report = migrator_core::engine::Report::from_journal(&journal).unwrap();
+    assert_eq!(report.users.len(), 2);
+}
+
+#[test]
+fn postgres_leases_workers_taking_at_once_never_get_the_same_mailbox() {
+    use std::time::Duration;
+    let pg = support::postgres::Postgres::start();
+    let settings = PostgresSettings::parse(&pg.url()).unwrap();
+    let open = || Journal::open_postgres(&settings, Some(&pg.password())).unwrap();
+    let setup = open();
+    const WORKERS: usize = 4;
+    const EACH: usize = 50;
+    let sizes: Vec<(String, u64)> = (0..(WORKERS * EACH) as u64)
+        .map(|i| (format!("user-{i:03}"), (i * 7919) % 1000))
+        .collect();
+    for (mailbox, size) in &sizes {
+        setup.enqueue_mailbox(mailbox, *size).unwrap();
+    }
+    // The workers take in lockstep (a barrier before each take), so every take races the
+    // others'.
+    let barrier = std::sync::Barrier::new(WORKERS);
+    let taken: Vec<Vec<(String, i64)>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|w| {
+                let name = format!("worker-{w}");
+                let journal = open();
+                let barrier = &barrier;
+                s.spawn(move || {
+                    let mut mine = Vec::new();
+                    // One round more than each worker's share: the last finds none.
+                    for _ in 0..=EACH {
+                        barrier.wait();
+                        let lease = journal
+                            .take_next_mailbox(&name, Duration::from_secs(600))
+                            .unwrap();
+                        if let Some(lease) = lease {
+                            assert_eq!(lease.worker, name);
+                            mine.push((lease.mailbox, lease.fencing_token));
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let mut all: Vec<&String> = taken.iter().flatten().map(|(m, _)| m).collect();
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(before, all.len(), "a mailbox was taken twice: {taken:?}");
+    assert_eq!(
+        all.len(),
+        WORKERS * EACH,
+        "every mailbox taken once: {taken:?}"
+    );
+    assert!(
+        taken.iter().all(|mine| mine.len() == EACH),
+        "takes at once get a mailbox each: {taken:?}"
+    );
+    let size = |m: &str| sizes.iter().find(|(n, _)| n == m).unwrap().1;
+    for mine in &taken {
+        assert!(
+            mine.windows(2).all(|w| size(&w[0].0) >= size(&w[1].0)),
+            "largest first: {mine:?}"
+        );
+    }
+    let mut tokens: Vec<i64> = taken.iter().flatten().map(|(_, t)| *t).collect();
+    tokens.sort();
+    tokens.dedup();
+    assert_eq!(
+        tokens.len(),
+        WORKERS * EACH,
+        "each take draws its own fencing token"
+    );
+    assert_eq!(
+        setup
+            .take_next_mailbox("worker-c", Duration::from_secs(600))
+            .unwrap(),
+        None,
+        "every lease is live"
+    );
+}
+
+#[test]
+fn postgres_leases_a_write_with_a_stale_fencing_token_is_refused() {
+    use std::time::Duration;
+    let pg = support::postgres::Postgres::start();
+    let settings = PostgresSettings::parse(&pg.url()).unwrap();
+    let j = Journal::open_postgres(&settings, Some(&pg.password())).unwrap();
+    let ttl = Duration::from_secs(600);
+    j.enqueue_mailbox("u1", 10).unwrap();
+    let run = j.begin_run().unwrap();
+    for id in ["m1", "m2"] {
+        j.record_intent(target(id), run).unwrap();
+    }
+    let a = j.take_next_mailbox("worker-a", ttl).unwrap().unwrap();
+    j.renew_lease(&a, ttl).unwrap();
+    j.record_done_under(&a, "m1", "1", 5, None).unwrap();
+    assert_eq!(j.item("u1", "m1").unwrap().unwrap().state, ItemState::Done);
+
+    // worker-a is paused past its lease (the expiry is set back rather than waited for).
+    pg.psql("UPDATE leases SET expires_at = now() - interval '1 second'");
+    let refused = j.record_done_under(&a, "m2", "2", 5, None).unwrap_err();
+    assert!(
+        matches!(refused, JournalError::LeaseLost { ref mailbox, ref worker } if mailbox == "u1" && worker == "worker-a"),
+        "an expired lease writes nothing: {refused:?}"
+    );
+    let b = j.take_next_mailbox("worker-b", ttl).unwrap().unwrap();
+    assert_eq!(b.mailbox, "u1");
+    assert!(b.fencing_token > a.fencing_token);
+    for refused in [
+        j.record_done_under(&a, "m2", "2", 5, None),
+        j.renew_lease(&a, ttl),
+        j.finish_mailbox(&a),
+    ] {
+        assert!(
+            matches!(refused, Err(JournalError::LeaseLost { .. })),
+            "{refused:?}"
+        );
+    }
+    let m2 = j.item("u1", "m2").unwrap().unwrap();
+    assert_eq!(
+        (m2.state, m2.dest_ref),
+        (ItemState::Pending, None),
+        "nothing of worker-a's stale writes was recorded"
+    );
+    j.record_done_under(&b, "m2", "2", 5, None).unwrap();
+    j.finish_mailbox(&b).unwrap();
+    assert_eq!(j.item("u1", "m2").unwrap().unwrap().state, ItemState::Done);
+    assert_eq!(j.take_next_mailbox("worker-c", ttl).unwrap(), None, "done");
+}
+
+#[test]
+fn sqlite_journal_has_no_leases() {
+    let store = Store::sqlite();
+    let j = store.open();
+    let err = j
+        .take_next_mailbox("w", std::time::Duration::from_secs(60))
+        .unwrap_err();
+    assert!(matches!(err, JournalError::NeedsPostgres), "{err:?}");
+}
