@@ -14,7 +14,7 @@ use super::mailboxes::{GUEST, NO_MAILBOX, ONLINE_ARCHIVE};
 use crate::dest::imap::folders::decode_component;
 use crate::graph::permissions::PERMISSIONS;
 use crate::journal::{Journal, JournalError, StateLock};
-use crate::progress::{plain_reason, RunSummary};
+use crate::progress::{plain_reason, rfc3339, RunSummary};
 
 /// Why a report could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -199,16 +199,6 @@ fn folder_as_seen(kind: &str, dest_folder: &str) -> String {
     } else {
         dest_folder.to_string()
     }
-}
-
-fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| unix.to_string())
 }
 
 impl Report {

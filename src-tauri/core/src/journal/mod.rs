@@ -674,6 +674,17 @@ impl Journal {
         Ok(())
     }
 
+    /// [`Journal::record_failure_details`] of what people know the item by.
+    pub fn record_failure_name(
+        &self,
+        user_id: &str,
+        source_id: &str,
+        name: &crate::progress::ItemName,
+    ) -> Result<(), JournalError> {
+        let subject = name.subject.as_deref();
+        self.record_failure_details(user_id, source_id, subject, name.date, name.size)
+    }
+
     /// Items of a user in a given state.
     pub fn items_in_state(
         &self,

@@ -185,10 +185,15 @@ impl Failures {
                 user,
                 folder,
                 item,
+                subject,
                 reason,
+                ..
             } = e
             {
-                let line = format!("{user} {folder} {item}: {reason}");
+                let line = match subject {
+                    Some(subject) => format!("{user} {folder} {item} \"{subject}\": {reason}"),
+                    None => format!("{user} {folder} {item}: {reason}"),
+                };
                 seen.lock().unwrap().push(line);
             }
         })
