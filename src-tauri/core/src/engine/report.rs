@@ -112,6 +112,13 @@ pub struct UserLine {
     /// What was left out of this user by design (`has an online archive: not migrated,
     /// export it separately`).
     pub note: Option<String>,
+    /// What the mailbox is: `user`, `shared`, `room` or `equipment` (Graph's
+    /// `mailboxSettings.userPurpose`; a user mailbox when Graph does not say). `None` for a
+    /// user not migrated, or journaled before this was recorded.
+    pub kind: Option<String>,
+    /// What the migration made of it at the destination: `account created`, `merged into an
+    /// existing account` or `local folder`.
+    pub destination: Option<String>,
     #[serde(flatten)]
     pub counts: Counts,
     /// The counters per workload (`mail`, `event`, `contact`, `task`).
@@ -120,6 +127,16 @@ pub struct UserLine {
     pub seconds: Option<i64>,
     /// Migrated bytes per second over `seconds`.
     pub bytes_per_second: Option<u64>,
+}
+
+/// The workloads in the order the report shows them.
+const WORKLOADS: [&str; 4] = ["mail", "event", "contact", "task"];
+
+impl UserLine {
+    /// Items of `workload` migrated.
+    fn migrated(&self, workload: &str) -> u64 {
+        self.workloads.get(workload).map_or(0, |c| c.done)
+    }
 }
 
 /// How many users were not migrated, or not whole, by design.
@@ -252,6 +269,8 @@ impl Report {
                     user: u.address.clone(),
                     state: u.state.clone(),
                     note: u.note.clone(),
+                    kind: u.kind.clone(),
+                    destination: u.destination.clone(),
                     counts,
                     workloads: per_workload.remove(&u.address).unwrap_or_default(),
                     seconds,
@@ -267,6 +286,8 @@ impl Report {
                 user,
                 state: "unknown".into(),
                 note: None,
+                kind: None,
+                destination: None,
                 counts,
                 seconds,
                 bytes_per_second,
@@ -382,6 +403,12 @@ impl Report {
                 "note",
                 "seconds",
                 "bytes_per_second",
+                "kind",
+                "destination",
+                "mail",
+                "events",
+                "contacts",
+                "tasks",
             ],
             self.users.iter().map(|u| {
                 let mut row = vec![u.user.clone(), u.state.clone()];
@@ -393,6 +420,9 @@ impl Report {
                         .map(|s| s.to_string())
                         .unwrap_or_default(),
                 );
+                row.push(u.kind.clone().unwrap_or_default());
+                row.push(u.destination.clone().unwrap_or_default());
+                row.extend(WORKLOADS.map(|w| u.migrated(w).to_string()));
                 row
             }),
         )?;
@@ -507,17 +537,19 @@ impl Report {
                 None => u.state.clone(),
             })
             .collect();
-        h.push_str("<h2>Users</h2>\n<table><tr><th>User</th><th>State</th><th>Mail</th><th>Events</th><th>Contacts</th><th>Tasks</th><th>Failed</th><th>Pending</th><th>Size</th><th>Duration</th><th>Rate</th></tr>\n");
+        h.push_str("<h2>Users</h2>\n<table><tr><th>User</th><th>Kind</th><th>At the destination</th><th>State</th><th>Mail</th><th>Events</th><th>Contacts</th><th>Tasks</th><th>Failed</th><th>Pending</th><th>Size</th><th>Duration</th><th>Rate</th></tr>\n");
         for (u, state) in self.users.iter().zip(&states) {
-            let done = |kind: &str| u.workloads.get(kind).map_or(0, |c| c.done);
+            let [mail, events, contacts, tasks] = WORKLOADS.map(|w| u.migrated(w));
             h.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>\n",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>\n",
                 esc(&u.user),
+                esc(u.kind.as_deref().unwrap_or("")),
+                esc(u.destination.as_deref().unwrap_or("")),
                 esc(state),
-                done("mail"),
-                done("event"),
-                done("contact"),
-                done("task"),
+                mail,
+                events,
+                contacts,
+                tasks,
                 fail_cell(u.counts.failed),
                 u.counts.pending,
                 human_bytes(u.counts.bytes),
@@ -890,7 +922,7 @@ mod tests {
         let mut lines = users.lines();
         assert_eq!(
             lines.next(),
-            Some("user,state,done,failed,pending,bytes,note,seconds,bytes_per_second")
+            Some("user,state,done,failed,pending,bytes,note,seconds,bytes_per_second,kind,destination,mail,events,contacts,tasks")
         );
         // Then the duration and rate, which depend on the clock.
         assert!(lines
@@ -925,6 +957,8 @@ mod tests {
         // Its process died: recorded as running, and nobody holds the state folder.
         let killed = j.begin_run().unwrap();
         j.set_user_state("u1", "ann@contoso.com", "started")
+            .unwrap();
+        j.set_user_destination("u1", "ann@contoso.com", "shared", "local folder")
             .unwrap();
         for (id, folder) in [
             ("m1", "INBOX/&2DzfiQ- Party"),
@@ -1005,6 +1039,7 @@ mod tests {
             "Q3 &lt;budget&gt;",
             "The destination mailbox is full.",
             "<td>interrupted</td>",
+            "<td>ann@contoso.com</td><td>shared</td><td>local folder</td><td>started</td>",
             "aria-label=\"Items migrated per minute\"",
             "aria-label=\"Items migrated per user\"",
             "<polyline",
@@ -1025,6 +1060,13 @@ mod tests {
             "The destination mailbox is full."
         );
         assert_eq!(json["users"][0]["workloads"]["mail"]["done"], 2);
+        assert_eq!(json["users"][0]["kind"], "shared");
+        assert_eq!(json["users"][0]["destination"], "local folder");
+        let users = std::fs::read_to_string(&files.users_csv).unwrap();
+        assert!(
+            users.contains(",shared,local folder,2,0,0,0\n"),
+            "kind, destination and items per workload: {users}"
+        );
         assert_eq!(json["throughput"][0]["items"], 2);
     }
 

@@ -27,6 +27,11 @@ pub struct UserRecord {
     pub state: String,
     /// What the run leaves out of this user by design (an online archive).
     pub note: Option<String>,
+    /// What the mailbox is: `user`, `shared`, `room`, `equipment` (recorded since issue 15).
+    pub kind: Option<String>,
+    /// What the migration made of it at the destination: `account created`, `merged into an
+    /// existing account`, `local folder`.
+    pub destination: Option<String>,
 }
 
 /// Item counts of one (user, workload, destination folder, state) group.
@@ -97,14 +102,18 @@ impl Journal {
     /// Every user the journal knows, by address.
     pub fn users(&self) -> Result<Vec<UserRecord>, JournalError> {
         let conn = self.conn();
-        let mut stmt = conn
-            .prepare("SELECT user_id, address, state, note FROM users ORDER BY address, user_id")?;
+        let mut stmt = conn.prepare(
+            "SELECT user_id, address, state, note, kind, destination FROM users
+             ORDER BY address, user_id",
+        )?;
         let rows = stmt.query_map([], |r| {
             Ok(UserRecord {
                 user_id: r.get(0)?,
                 address: r.get(1)?,
                 state: r.get(2)?,
                 note: r.get(3)?,
+                kind: r.get(4)?,
+                destination: r.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
