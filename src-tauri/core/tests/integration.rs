@@ -32,6 +32,7 @@ mod imap_dovecot;
 mod imap_lookup;
 mod preflight_endpoints;
 mod reliability;
+mod report_html;
 mod selection;
 mod state_lock;
 mod tenant_users;

@@ -689,14 +689,26 @@ fn throughput_chart(minutes: &[MinuteLine]) -> String {
     } else {
         0.0
     };
-    let points: Vec<String> = minutes
+    let xy: Vec<(f64, u64)> = minutes
         .iter()
         .enumerate()
-        .map(|(i, m)| {
+        .map(|(i, m)| (40.0 + i as f64 * step, 10 + H - m.items * H / max))
+        .collect();
+    // One minute (a short run) is a level line across the chart: a polyline of one point
+    // draws nothing.
+    let line = match xy[..] {
+        [(_, y)] => vec![(40.0, y), ((40 + W) as f64, y)],
+        _ => xy.clone(),
+    };
+    let points: Vec<String> = line.iter().map(|(x, y)| format!("{x:.1},{y}")).collect();
+    let marks: String = xy
+        .iter()
+        .zip(minutes)
+        .map(|((x, y), m)| {
             format!(
-                "{:.1},{}",
-                40.0 + i as f64 * step,
-                10 + H - m.items * H / max
+                "<circle cx=\"{x:.1}\" cy=\"{y}\" r=\"3\" fill=\"#2f81f7\"><title>{}: {} items</title></circle>",
+                esc(&m.minute),
+                m.items
             )
         })
         .collect();
@@ -709,7 +721,7 @@ fn throughput_chart(minutes: &[MinuteLine]) -> String {
             "<line x1=\"40\" y1=\"{base}\" x2=\"{right}\" y2=\"{base}\" stroke=\"#8c959f\"/>",
             "<line x1=\"40\" y1=\"10\" x2=\"40\" y2=\"{base}\" stroke=\"#8c959f\"/>\n",
             "<text x=\"36\" y=\"20\" text-anchor=\"end\">{max}</text><text x=\"36\" y=\"{base}\" text-anchor=\"end\">0</text>\n",
-            "<polyline fill=\"none\" stroke=\"#2f81f7\" stroke-width=\"2\" points=\"{points}\"/>\n",
+            "<polyline fill=\"none\" stroke=\"#2f81f7\" stroke-width=\"2\" points=\"{points}\"/>{marks}\n",
             "<text x=\"40\" y=\"{label}\">{first}</text><text x=\"{right}\" y=\"{label}\" text-anchor=\"end\">{last}</text>\n",
             "</svg>\n<p>Items per minute (most: {max}).</p>\n"
         ),
@@ -720,6 +732,7 @@ fn throughput_chart(minutes: &[MinuteLine]) -> String {
         label = H + 32,
         max = max,
         points = points.join(" "),
+        marks = marks,
         first = esc(first),
         last = esc(last),
     )
@@ -1138,6 +1151,22 @@ mod tests {
             head.contains("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'\">"),
             "{head}"
         );
+    }
+
+    /// A run that wrote everything within one minute drew a polyline of one point: nothing.
+    #[test]
+    fn a_run_within_one_minute_still_draws_its_throughput() {
+        let one = [MinuteLine {
+            minute: "2026-12-06T18:29:00Z".into(),
+            items: 22,
+            bytes: 1000,
+        }];
+        let svg = throughput_chart(&one);
+        assert!(
+            svg.contains("points=\"40.0,10 640.0,10\""),
+            "a level line across the chart: {svg}"
+        );
+        assert!(svg.contains("<circle"), "{svg}");
     }
 
     #[test]
