@@ -181,8 +181,9 @@ pub struct FailureLine {
     pub folder: String,
     /// The source's id of the item.
     pub item: String,
+    /// A message's or event's subject, a contact's display name, a task's title.
     pub subject: Option<String>,
-    /// RFC 3339, UTC: when the message was received.
+    /// RFC 3339, UTC: when a message was received, an event starts, a task is due.
     pub date: Option<String>,
     pub size: Option<u64>,
     /// What happened, in plain words ([`plain_reason`]).
