@@ -55,19 +55,27 @@ pub(super) fn destinations(outcome: Option<&ProvisionOutcome>) -> HashMap<String
         .unwrap_or_default()
 }
 
-/// Records in the journal what `user`'s mailbox is (its purpose read from Graph, a user
-/// mailbox when unknown, as provisioning counts it) and what the migration made of it
-/// (`made`), for the report.
+/// Records in the journal what `user`'s mailbox is ([`kind_of`]) and what the migration made
+/// of it (`made`), for the report.
 pub(super) fn record_destination(
     journal: &Journal,
     user: &User,
     facts: &MailboxFacts,
     made: &str,
 ) -> Result<(), EngineError> {
-    let kind = facts.purpose.map_or(MailboxKind::User, MailboxKind::from);
     let address = user.mail.as_deref().unwrap_or_default();
-    journal.set_user_destination(&user.id, address, kind.label(), made)?;
+    journal.set_user_destination(&user.id, address, kind_of(facts), made)?;
     Ok(())
+}
+
+/// What a mailbox is, in the plan's and report's words (`user`, `shared`, `room`,
+/// `equipment`): its `mailboxSettings.userPurpose`, a user mailbox when Graph does not say
+/// (as provisioning counts it).
+pub(super) fn kind_of(facts: &MailboxFacts) -> &'static str {
+    facts
+        .purpose
+        .map_or(MailboxKind::User, MailboxKind::from)
+        .label()
 }
 
 /// Mailboxes whose facts are read at once at the start of a run (each on its own pacer, so

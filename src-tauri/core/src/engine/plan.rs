@@ -117,6 +117,9 @@ pub struct PlanUser {
     /// `Some(true)`: the user has an online archive, which the run does not migrate (`has an
     /// online archive: not migrated, export it separately`); `None`: not known.
     pub online_archive: Option<bool>,
+    /// What the mailbox is: `user`, `shared`, `room` or `equipment` (as the report says);
+    /// `None` for a user not migrated.
+    pub kind: Option<String>,
 }
 
 /// Discovers the selected mailboxes (batch included) with their folders and item counts for
@@ -159,6 +162,7 @@ pub async fn plan(
                     return planned;
                 }
                 planned.online_archive = facts.online_archive;
+                planned.kind = Some(super::mailboxes::kind_of(&facts).to_string());
                 // The run reads the same two: mailboxSettings and the Exchange settings.
                 planned.requests += 2;
                 let counter = Counter {
