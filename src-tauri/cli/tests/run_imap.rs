@@ -163,24 +163,14 @@ async fn the_live_output_names_a_refused_message_by_subject_and_gives_the_plain_
     .await
     .unwrap();
     let user = sim.tenant().users[0].clone();
-    let largest = user
-        .folders
-        .iter()
-        .flat_map(|f| &f.messages)
-        .map(|m| m.mime.as_ref().len())
-        .max()
-        .unwrap_or(0);
-    let limit_kib = largest as u64 / 1024 + 16;
-    let mut big =
-        b"Message-ID: <scans@example.com>\r\nSubject: Scans of the contract\r\n\r\n".to_vec();
-    big.resize(big.len() + (limit_kib as usize + 64) * 1024, b'x');
     let received = time::OffsetDateTime::from_unix_timestamp(1_709_287_200).unwrap();
-    let inbox = user.folders[0].id.clone();
-    assert!(sim.add_message(
-        &user.id,
-        &inbox,
-        migrator_sim::Message::from_mime("AAMkScans", big, received)
-    ));
+    let place = (user.id.as_str(), user.folders[0].id.as_str());
+    let limit_kib = support::add_too_big_message(
+        &sim,
+        place,
+        ("AAMkScans", "Scans of the contract"),
+        received,
+    );
     let dovecot = support::dovecot::Dovecot::start_with(support::dovecot::Options {
         users: support::tenant_accounts(&sim),
         max_mail_kib: Some(limit_kib),

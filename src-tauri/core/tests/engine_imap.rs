@@ -272,24 +272,11 @@ async fn refused_inside_a_batch(capability: Option<&str>) {
     .await
     .unwrap();
     let user = sim.tenant().users[0].clone();
-    let largest = user
-        .folders
-        .iter()
-        .flat_map(|f| &f.messages)
-        .map(|m| m.mime.as_ref().len())
-        .max()
-        .unwrap_or(0);
-    let limit_kib = largest as u64 / 1024 + 16;
     // Too big for the server, between ordinary messages of the same folder.
-    let mut big = b"Message-ID: <too-big@example.com>\r\nSubject: big\r\n\r\n".to_vec();
-    big.resize(big.len() + (limit_kib as usize + 64) * 1024, b'x');
     let inbox = &user.folders[0];
     let received = inbox.messages[inbox.messages.len() / 2].received;
-    assert!(sim.add_message(
-        &user.id,
-        &inbox.id,
-        migrator_sim::Message::from_mime("too-big", big, received)
-    ));
+    let limit_kib =
+        support::add_too_big_message(&sim, (&user.id, &inbox.id), ("too-big", "big"), received);
     let dovecot = Dovecot::start_with(support::dovecot::Options {
         users: vec![(user.mail.clone(), "pw".into())],
         max_mail_kib: Some(limit_kib),

@@ -23,6 +23,11 @@ const FOLDERS: [&str; 3] = ["Přílohy a účty", "会議メモ", "Party 🎉"];
 /// The subject of the message the destination refuses.
 const REFUSED: &str = "Invoice scans, too big to migrate";
 
+/// The id of the `i`th folder of [`FOLDERS`].
+fn folder_id(i: usize) -> String {
+    format!("AAMkAGI2TG93AAAuAAAAAAAreportfolder{i:02}AAA=")
+}
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -76,35 +81,15 @@ async fn report_html_shows_names_an_interrupted_run_failures_and_charts_in_chrom
     .await
     .expect("the simulator starts");
     let user = sim.tenant().users[0].clone();
-    let largest = sim
-        .tenant()
-        .users
-        .iter()
-        .flat_map(|u| &u.folders)
-        .flat_map(|f| &f.messages)
-        .map(|m| m.mime.as_ref().len())
-        .max()
-        .unwrap_or(0);
-    let limit_kib = largest as u64 / 1024 + 16;
     let at = time::OffsetDateTime::now_utc();
-    let mut big =
-        format!("Message-ID: <invoices@example.com>\r\nSubject: {REFUSED}\r\n\r\n").into_bytes();
-    big.resize(big.len() + (limit_kib as usize + 64) * 1024, b'x');
     sim.mutate(|t| {
         for (i, name) in FOLDERS.iter().enumerate() {
-            let mut messages = vec![
+            let messages = vec![
                 migrator_sim::sample_message(&user, 7000 + i as u64, at),
                 migrator_sim::sample_message(&user, 7100 + i as u64, at),
             ];
-            if i == 0 {
-                messages.push(migrator_sim::Message::from_mime(
-                    "invoices",
-                    big.clone(),
-                    at,
-                ));
-            }
             t.users[0].folders.push(migrator_sim::MailFolder {
-                id: format!("AAMkAGI2TG93AAAuAAAAAAAreportfolder{i:02}AAA="),
+                id: folder_id(i),
                 parent_id: None,
                 display_name: name.to_string(),
                 well_known_name: None,
@@ -114,6 +99,9 @@ async fn report_html_shows_names_an_interrupted_run_failures_and_charts_in_chrom
             });
         }
     });
+    let refused = folder_id(0);
+    let place = (user.id.as_str(), refused.as_str());
+    let limit_kib = support::add_too_big_message(&sim, place, ("invoices", REFUSED), at);
     let dovecot = Dovecot::start_with(Options {
         users: support::tenant_accounts(&sim),
         max_mail_kib: Some(limit_kib),
