@@ -165,12 +165,9 @@ async fn the_live_output_names_a_refused_message_by_subject_and_gives_the_plain_
     let user = sim.tenant().users[0].clone();
     let received = time::OffsetDateTime::from_unix_timestamp(1_709_287_200).unwrap();
     let place = (user.id.as_str(), user.folders[0].id.as_str());
-    let limit_kib = support::add_too_big_message(
-        &sim,
-        place,
-        ("AAMkScans", "Scans of the contract"),
-        received,
-    );
+    let (big, limit_kib) = support::too_big_message(&sim, "AAMkScans", "Scans of the contract");
+    let message = migrator_sim::Message::from_mime("AAMkScans", big, received);
+    assert!(sim.add_message(place.0, place.1, message));
     let dovecot = support::dovecot::Dovecot::start_with(support::dovecot::Options {
         users: support::tenant_accounts(&sim),
         max_mail_kib: Some(limit_kib),

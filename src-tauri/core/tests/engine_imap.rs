@@ -275,8 +275,9 @@ async fn refused_inside_a_batch(capability: Option<&str>) {
     // Too big for the server, between ordinary messages of the same folder.
     let inbox = &user.folders[0];
     let received = inbox.messages[inbox.messages.len() / 2].received;
-    let limit_kib =
-        support::add_too_big_message(&sim, (&user.id, &inbox.id), ("too-big", "big"), received);
+    let (big, limit_kib) = support::too_big_message(&sim, "too-big", "big");
+    let message = migrator_sim::Message::from_mime("too-big", big, received);
+    assert!(sim.add_message(&user.id, &inbox.id, message));
     let dovecot = Dovecot::start_with(support::dovecot::Options {
         users: vec![(user.mail.clone(), "pw".into())],
         max_mail_kib: Some(limit_kib),

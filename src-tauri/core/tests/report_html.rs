@@ -101,7 +101,9 @@ async fn report_html_shows_names_an_interrupted_run_failures_and_charts_in_chrom
     });
     let refused = folder_id(0);
     let place = (user.id.as_str(), refused.as_str());
-    let limit_kib = support::add_too_big_message(&sim, place, ("invoices", REFUSED), at);
+    let (big, limit_kib) = support::too_big_message(&sim, "invoices", REFUSED);
+    let message = migrator_sim::Message::from_mime("invoices", big, at);
+    assert!(sim.add_message(place.0, place.1, message));
     let dovecot = Dovecot::start_with(Options {
         users: support::tenant_accounts(&sim),
         max_mail_kib: Some(limit_kib),

@@ -41,15 +41,9 @@ pub async fn tenant_with_dovecot_config(
     (sim, dovecot)
 }
 
-/// Adds to folder `folder_id` of user `user_id` a message `id` with `subject`, received at
-/// `received`, too big for a Dovecot whose `max_mail_kib` is the returned limit, which every
-/// other message of the tenant fits under.
-pub fn add_too_big_message(
-    sim: &migrator_sim::SimServer,
-    (user_id, folder_id): (&str, &str),
-    (id, subject): (&str, &str),
-    received: time::OffsetDateTime,
-) -> u64 {
+/// A message `id` with `subject` too big for a Dovecot whose `max_mail_kib` is the returned
+/// limit, which every other message of `sim`'s tenant fits under: (its MIME, the limit).
+pub fn too_big_message(sim: &migrator_sim::SimServer, id: &str, subject: &str) -> (Vec<u8>, u64) {
     let largest = sim
         .tenant()
         .users
@@ -63,9 +57,7 @@ pub fn add_too_big_message(
     let mut big =
         format!("Message-ID: <{id}@example.com>\r\nSubject: {subject}\r\n\r\n").into_bytes();
     big.resize(big.len() + (limit_kib as usize + 64) * 1024, b'x');
-    let message = migrator_sim::Message::from_mime(id, big, received);
-    assert!(sim.add_message(user_id, folder_id, message), "{folder_id}");
-    limit_kib
+    (big, limit_kib)
 }
 
 /// Every user of `sim` as a destination account: (address, password "pw").
