@@ -358,6 +358,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn item_dates_read_graphs_offsets_and_its_zone_less_date_times() {
+        let at = |d: &str| ItemName::new(None, Some(d), None).date.map(rfc3339);
+        assert_eq!(
+            at("2024-03-01T09:00:00Z").as_deref(),
+            Some("2024-03-01T09:00:00Z")
+        );
+        assert_eq!(
+            at("2024-03-01T10:00:00+01:00").as_deref(),
+            Some("2024-03-01T09:00:00Z")
+        );
+        // dateTimeTimeZone's text (in UTC when read without `Prefer: outlook.timezone`).
+        assert_eq!(
+            at("2025-01-14T15:00:00.0000000").as_deref(),
+            Some("2025-01-14T15:00:00Z")
+        );
+        assert_eq!(at("not a date"), None);
+    }
+
+    #[test]
     fn cli_and_app_show_the_reports_folder_names_and_reasons() {
         let event = ItemName::default().failed(
             "ann@contoso.com",
