@@ -10,6 +10,8 @@ APT_PACKAGES=(
   # browser, screenshots, the keychain (Secret Service over libdbus)
   xvfb xauth x11-utils imagemagick chromium dbus-x11 gnome-keyring libsecret-tools
   xdotool python3-xlib libdbus-1-dev
+  # the report's screenshot shows Japanese and emoji folder names (Chromium has no fallback)
+  fonts-ipafont-gothic fonts-noto-color-emoji
   # bundles
   rpm
   # real destination servers used by the tests

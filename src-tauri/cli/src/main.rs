@@ -433,6 +433,9 @@ async fn print_plan(path: &Path, json: bool, refresh: bool) -> anyhow::Result<()
         if u.online_archive == Some(true) {
             println!("{:width$}  {}", "", engine::ONLINE_ARCHIVE);
         }
+        if let Some(kind) = u.kind.as_deref().filter(|k| *k != "user") {
+            println!("{:width$}  {kind} mailbox", "");
+        }
     }
     println!(
         "\n{} users, {} folders, {} messages, {} events, {} contacts, {} tasks, {} left out by the \

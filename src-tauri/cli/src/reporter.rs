@@ -82,6 +82,37 @@ impl CliReporter {
     }
 }
 
+/// A failed item as people know it, in the report's words and units: `failed:
+/// ann@contoso.com in Inbox: "Q3 budget" (2024-03-01T09:00:00Z, 5.0 MB): The destination
+/// mailbox is full. ...`; the source id only for an item whose subject is not known.
+fn failed_line(
+    user: &str,
+    folder: &str,
+    (item, subject, date, size): (&str, Option<String>, Option<String>, Option<u64>),
+    reason: &str,
+) -> String {
+    let name = match subject {
+        Some(s) if !s.trim().is_empty() => format!("\"{s}\""),
+        Some(_) => "(no subject)".to_string(),
+        None => item.to_string(),
+    };
+    let about: Vec<String> = date
+        .into_iter()
+        .chain(size.map(migrator_core::engine::report::human_bytes))
+        .collect();
+    let about = if about.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", about.join(", "))
+    };
+    let folder = if folder.is_empty() {
+        String::new()
+    } else {
+        format!(" in {folder}")
+    };
+    format!("failed: {user}{folder}: {name}{about}: {reason}")
+}
+
 impl Reporter for CliReporter {
     fn report(&self, event: ProgressEvent) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -119,10 +150,13 @@ impl Reporter for CliReporter {
                     user,
                     folder,
                     item,
+                    subject,
+                    date,
+                    size,
                     reason,
                 },
             ) => {
-                let line = format!("failed: {user} {folder} {item}: {reason}");
+                let line = failed_line(&user, &folder, (&item, subject, date, size), &reason);
                 match &self.mode {
                     Mode::Bars { multi, .. } => multi.suspend(|| eprintln!("{line}")),
                     _ => eprintln!("{line}"),
@@ -297,5 +331,41 @@ mod tests {
             ),
             "{line}"
         );
+    }
+
+    /// Issue 15.4: the CLI named failed items by their Graph id only.
+    #[test]
+    fn failed_items_are_named_by_subject_folder_date_and_size() {
+        let event = migrator_core::progress::ItemName::new(
+            Some("Q3 budget"),
+            Some("2024-03-01T09:00:00Z"),
+            Some(5_000_000),
+        )
+        .failed(
+            "ann@contoso.com",
+            "P&AVkA7Q-lohy",
+            "AAMk1",
+            "message AAMk1: cannot append message to folder X: NO [OVERQUOTA] full".into(),
+        );
+        let ProgressEvent::ItemFailed {
+            user,
+            folder,
+            item,
+            subject,
+            date,
+            size,
+            reason,
+        } = event.in_plain_words()
+        else {
+            panic!("an item failure");
+        };
+        let line = failed_line(&user, &folder, (&item, subject, date, size), &reason);
+        assert_eq!(
+            line,
+            "failed: ann@contoso.com in Přílohy: \"Q3 budget\" (2024-03-01T09:00:00Z, 5.0 MB): \
+             The destination mailbox is full. Raise the user's quota at the destination, then \
+             run again. (cannot append message to folder X: NO [OVERQUOTA] full)"
+        );
+        assert!(!line.contains("AAMk1"), "{line}");
     }
 }

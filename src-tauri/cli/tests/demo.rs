@@ -74,6 +74,14 @@ fn demo_writes_maildirs_and_a_rerun_writes_nothing() {
     assert_eq!(groupware_files(out.path(), "vcf"), groupware[1] as usize);
     assert_eq!(report["totals"]["failed"], 0);
     assert_eq!(report["users"].as_array().map(Vec::len), Some(2));
+    // Issue 15: what each mailbox is and what the migration made of it.
+    for user in report["users"].as_array().into_iter().flatten() {
+        assert_eq!(
+            (&user["kind"], &user["destination"]),
+            (&"user".into(), &"local folder".into()),
+            "{user}"
+        );
+    }
     let html =
         std::fs::read_to_string(out.path().join(".m365-migrator/report/report.html")).unwrap();
     assert!(html.contains(&format!("{items} items migrated")), "{html}");

@@ -170,3 +170,68 @@ async fn check_then_run_then_rerun_into_dovecot() {
     assert!(!journal.contains(&secret) && !journal.contains(MASTER_PASSWORD));
     sim.shutdown().await;
 }
+
+/// Issue 15.4: the CLI's live output named a failed message by its Graph id and the server's
+/// words; it names it by subject, folder as users see it, date and size, with the report's
+/// plain reason and what to do.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_live_output_names_a_refused_message_by_subject_and_gives_the_plain_reason() {
+    let sim = migrator_sim::SimServer::start(migrator_sim::SimConfig {
+        tenant: migrator_sim::TenantSpec {
+            users: 1,
+            messages_per_user: 6,
+            ..migrator_sim::TenantSpec::default()
+        },
+        ..migrator_sim::SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let user = sim.tenant().users[0].clone();
+    let received = time::OffsetDateTime::from_unix_timestamp(1_709_287_200).unwrap();
+    let place = (user.id.as_str(), user.folders[0].id.as_str());
+    let (big, limit_kib) = support::too_big_message(&sim, "AAMkScans", "Scans of the contract");
+    let message = migrator_sim::Message::from_mime("AAMkScans", big, received);
+    assert!(sim.add_message(place.0, place.1, message));
+    let dovecot = support::dovecot::Dovecot::start_with(support::dovecot::Options {
+        users: support::tenant_accounts(&sim),
+        max_mail_kib: Some(limit_kib),
+        ..support::dovecot::Options::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("migrate.toml");
+    std::fs::write(
+        &config,
+        support::source_toml(&sim) + &support::dovecot_toml(&dovecot),
+    )
+    .unwrap();
+    let run = tokio::task::block_in_place(|| {
+        Command::new(env!("CARGO_BIN_EXE_m365-migrate"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("M365_CLIENT_SECRET", sim.client_secret())
+            .env("DEST_ADMIN_PASSWORD", MASTER_PASSWORD)
+            .output()
+            .unwrap()
+    });
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "finished with a failed item: {stderr}"
+    );
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("failed: "))
+        .unwrap_or_else(|| panic!("no failure line: {stderr}"));
+    assert!(
+        line.starts_with(&format!(
+            "failed: {} in Inbox: \"Scans of the contract\" (2024-03-01T10:00:00Z, ",
+            user.mail
+        )) && line.contains(": The item is larger than the destination accepts. Raise the destination's message size limit"),
+        "{line}"
+    );
+    assert!(
+        !line.contains("AAMkScans"),
+        "named by subject, not by id: {line}"
+    );
+}

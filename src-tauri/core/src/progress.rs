@@ -49,11 +49,30 @@ pub enum ProgressEvent {
         bytes: u64,
         skipped: bool,
     },
-    /// One item could not be migrated; the run goes on.
+    /// One item could not be migrated; the run goes on. People know the item by `subject`,
+    /// `folder`, `date` and `size`; `item` is the source's id (or, for a failure of more than
+    /// one item, what failed: `(mailbox)`, `(folder)`), for support.
     ItemFailed {
         user: String,
+        /// The mail folder, calendar, address book or task list, as users see it (after
+        /// [`ProgressEvent::in_plain_words`]).
         folder: String,
+        /// The source's (Graph's) id of the item.
         item: String,
+        /// A message's or event's subject, a contact's display name, a task's title; `null`
+        /// where it is not known (the item could not be read).
+        #[serde(default)]
+        subject: Option<String>,
+        /// RFC 3339, UTC: when a message was received, an event starts, a task is due;
+        /// `null` where not known.
+        #[serde(default)]
+        date: Option<String>,
+        /// The item's size in bytes, where known.
+        #[serde(default)]
+        #[ts(type = "number | null")]
+        size: Option<u64>,
+        /// Why; after [`ProgressEvent::in_plain_words`], in plain words with what to do
+        /// ([`plain_reason`], the report's wording).
         reason: String,
     },
     /// Microsoft Graph asked this mailbox to wait; this is a status, not an error.
@@ -85,6 +104,66 @@ pub enum ProgressEvent {
     UserFinished { user: String, stats: Stats },
     /// The whole run is finished.
     RunFinished { summary: RunSummary },
+}
+
+/// What people know an item by: the fields of [`ProgressEvent::ItemFailed`] and of a failed
+/// item's journal record ([`crate::journal::Journal::record_failure_details`]), so the live
+/// progress and the report name an item alike.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ItemName {
+    /// A message's or event's subject, a contact's display name, a task's title.
+    pub subject: Option<String>,
+    /// Unix seconds: when a message was received, an event starts, a task is due.
+    pub date: Option<i64>,
+    /// Bytes.
+    pub size: Option<u64>,
+}
+
+impl ItemName {
+    /// A name from a subject and a Graph date-time (RFC 3339, or Graph's `dateTimeTimeZone`
+    /// text without an offset, read as UTC).
+    pub fn new(subject: Option<&str>, date: Option<&str>, size: Option<u64>) -> ItemName {
+        let date = date.and_then(|d| {
+            use time::format_description::well_known::Rfc3339;
+            time::OffsetDateTime::parse(d, &Rfc3339)
+                .or_else(|_| {
+                    // `2024-03-01T09:00:00.0000000` (dateTimeTimeZone): a date and time only.
+                    let head = d.get(..19).unwrap_or(d);
+                    time::OffsetDateTime::parse(&format!("{head}Z"), &Rfc3339)
+                })
+                .ok()
+                .map(|t| t.unix_timestamp())
+        });
+        ItemName {
+            subject: subject.map(str::to_string),
+            date,
+            size,
+        }
+    }
+
+    /// The failure event of item `item` of `user` in `folder`, named by this.
+    pub fn failed(&self, user: &str, folder: &str, item: &str, reason: String) -> ProgressEvent {
+        ProgressEvent::ItemFailed {
+            user: user.to_string(),
+            folder: folder.to_string(),
+            item: item.to_string(),
+            subject: self.subject.clone(),
+            date: self.date.map(rfc3339),
+            size: self.size,
+            reason,
+        }
+    }
+}
+
+/// Unix seconds as RFC 3339, UTC (the seconds themselves when out of range).
+pub fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
 }
 
 /// Counters for one mailbox or a whole run.
@@ -265,11 +344,17 @@ impl ProgressEvent {
                 user,
                 folder,
                 item,
+                subject,
+                date,
+                size,
                 reason,
             } => ProgressEvent::ItemFailed {
                 user,
                 folder: crate::dest::imap::folders::decode_component(&folder),
                 item,
+                subject,
+                date,
+                size,
                 reason: plain_reason(&reason).to_string(),
             },
             other => other,
@@ -282,13 +367,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn item_dates_read_graphs_offsets_and_its_zone_less_date_times() {
+        let at = |d: &str| ItemName::new(None, Some(d), None).date.map(rfc3339);
+        assert_eq!(
+            at("2024-03-01T09:00:00Z").as_deref(),
+            Some("2024-03-01T09:00:00Z")
+        );
+        assert_eq!(
+            at("2024-03-01T10:00:00+01:00").as_deref(),
+            Some("2024-03-01T09:00:00Z")
+        );
+        // dateTimeTimeZone's text (in UTC when read without `Prefer: outlook.timezone`).
+        assert_eq!(
+            at("2025-01-14T15:00:00.0000000").as_deref(),
+            Some("2025-01-14T15:00:00Z")
+        );
+        assert_eq!(at("not a date"), None);
+    }
+
+    #[test]
     fn cli_and_app_show_the_reports_folder_names_and_reasons() {
-        let event = ProgressEvent::ItemFailed {
-            user: "ann@contoso.com".into(),
-            folder: "P&AVkA7Q-lohy 100%".into(),
-            item: "AAMk1".into(),
-            reason: "message AAMk1: cannot append message to folder X: NO [TOOBIG] too big".into(),
-        };
+        let event = ItemName::default().failed(
+            "ann@contoso.com",
+            "P&AVkA7Q-lohy 100%",
+            "AAMk1",
+            "message AAMk1: cannot append message to folder X: NO [TOOBIG] too big".into(),
+        );
         let ProgressEvent::ItemFailed { folder, reason, .. } = event.in_plain_words() else {
             panic!("still an item failure");
         };

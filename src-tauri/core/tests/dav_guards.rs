@@ -263,6 +263,16 @@ async fn dav_changes_made_at_the_destination_are_never_overwritten_or_deleted() 
                 && f.contains("changed at the destination since the migration wrote it")),
             "{round}: {failures:?}"
         );
+        // Issue 15: the changed contact's conflict was named by its Graph id only. (The
+        // deleted one is gone at the source; its conflict names the destination resource.)
+        let changed = format!(
+            " {} \"{}\": conflict",
+            contacts[0].id, contacts[0].display_name
+        );
+        assert!(
+            failures.iter().any(|f| f.contains(&changed)),
+            "{round}: the conflict names the contact: {failures:?}"
+        );
         assert_eq!(summary.totals.contacts, 0, "{round}: nothing overwritten");
         let mut bodies = Vec::new();
         for book in account.collections(CollectionKind::Contacts).await.unwrap() {

@@ -50,6 +50,17 @@ impl Setup {
     /// A run into the server as `settings` reach it, with `options` (the journal is always
     /// this setup's).
     async fn run_into(&self, settings: ImapSettings, options: RunOptions) -> RunSummary {
+        self.run_reported(settings, options, Arc::new(NullReporter))
+            .await
+    }
+
+    /// [`Setup::run_into`], its progress going to `reporter`.
+    async fn run_reported(
+        &self,
+        settings: ImapSettings,
+        options: RunOptions,
+        reporter: Arc<dyn migrator_core::progress::Reporter>,
+    ) -> RunSummary {
         let source = support::source_config(&self.sim);
         let destination = support::dovecot::master_destination(settings);
         let options = RunOptions {
@@ -60,7 +71,7 @@ impl Setup {
             &source,
             &Secret::new(self.sim.client_secret()),
             &destination,
-            Arc::new(NullReporter),
+            reporter,
             RunControl::new(),
             options,
         )
@@ -261,24 +272,12 @@ async fn refused_inside_a_batch(capability: Option<&str>) {
     .await
     .unwrap();
     let user = sim.tenant().users[0].clone();
-    let largest = user
-        .folders
-        .iter()
-        .flat_map(|f| &f.messages)
-        .map(|m| m.mime.as_ref().len())
-        .max()
-        .unwrap_or(0);
-    let limit_kib = largest as u64 / 1024 + 16;
     // Too big for the server, between ordinary messages of the same folder.
-    let mut big = b"Message-ID: <too-big@example.com>\r\nSubject: big\r\n\r\n".to_vec();
-    big.resize(big.len() + (limit_kib as usize + 64) * 1024, b'x');
     let inbox = &user.folders[0];
     let received = inbox.messages[inbox.messages.len() / 2].received;
-    assert!(sim.add_message(
-        &user.id,
-        &inbox.id,
-        migrator_sim::Message::from_mime("too-big", big, received)
-    ));
+    let (big, limit_kib) = support::too_big_message(&sim, "too-big", "big");
+    let message = migrator_sim::Message::from_mime("too-big", big, received);
+    assert!(sim.add_message(&user.id, &inbox.id, message));
     let dovecot = Dovecot::start_with(support::dovecot::Options {
         users: vec![(user.mail.clone(), "pw".into())],
         max_mail_kib: Some(limit_kib),
@@ -290,7 +289,11 @@ async fn refused_inside_a_batch(capability: Option<&str>) {
         dovecot,
         state: tempfile::tempdir().unwrap(),
     };
-    let summary = s.run().await;
+    let failures = support::Failures::default();
+    let options = RunOptions::default();
+    let summary = s
+        .run_reported(s.dovecot.tls_settings(), options, failures.reporter())
+        .await;
     assert_eq!(summary.totals.failed, 1, "only the refused message fails");
     assert_eq!(summary.totals.messages, s.total() - 1);
     assert_every_message_once(&s, &["too-big"]).await;
@@ -303,6 +306,25 @@ async fn refused_inside_a_batch(capability: Option<&str>) {
         )
         .unwrap();
     assert_eq!(failed, 1, "the journal names the refused message");
+    // Issue 15: a refused APPEND was named by its Graph id only, live and in the report.
+    let failures = failures.list();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(
+        failures[0].contains(" Inbox too-big \"big\": "),
+        "the progress names the subject: {failures:?}"
+    );
+    let journal = migrator_core::journal::Journal::open(&s.state.path().join("state")).unwrap();
+    let report = migrator_core::engine::report::Report::from_journal(&journal).unwrap();
+    let f = &report.failures[0];
+    assert_eq!(
+        (f.subject.as_deref(), f.folder.as_str(), f.item.as_str()),
+        (Some("big"), "INBOX", "too-big")
+    );
+    assert_eq!(
+        f.date,
+        Some(migrator_core::progress::rfc3339(received.unix_timestamp()))
+    );
+    assert!(f.size.is_some_and(|n| n > limit_kib * 1024), "{f:?}");
 }
 
 /// Asserts \\Seen, \\Flagged and \\Draft at the server match the source message.

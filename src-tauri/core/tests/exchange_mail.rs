@@ -247,6 +247,16 @@ async fn regression_a_message_graph_cannot_export_is_rebuilt_once_and_its_folder
             && l.contains("received 2024-03-01T10:00:00Z")),
         "{reported:?}"
     );
+    // Issue 15: a rebuilt message's failure was named by its Graph id; now by its subject.
+    for named in [
+        " AAkALgSMIME0001 \"Geheim\": ",
+        " AAkALgLARGE0001 \"Quarterly numbers\": ",
+    ] {
+        assert!(
+            reported.iter().any(|l| l.contains(named)),
+            "{named}: {reported:?}"
+        );
+    }
     let bodies = support::account_bodies(&dovecot, &user.mail).await;
     let rebuilt: Vec<&Vec<u8>> = bodies
         .keys()

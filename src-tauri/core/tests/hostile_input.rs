@@ -242,6 +242,18 @@ async fn hostile_mail_into_the_local_folder_fails_only_the_empty_message_and_rer
     let destination = Destination::Folder(out.path().to_path_buf());
     let (_, failures) = run_once(&sim, &destination, state.path()).await;
     assert_only_the_empty_message_failed(&failures);
+    // Issue 15: a series that cannot be converted is named in the report by its subject and
+    // start, not by its Graph id alone.
+    let journal = migrator_core::journal::Journal::open(state.path()).unwrap();
+    let report = migrator_core::engine::report::Report::from_journal(&journal).unwrap();
+    for (id, _) in REFUSED_SERIES {
+        let f = report.failures.iter().find(|f| f.item == id).unwrap();
+        assert_eq!(f.workload, "event", "{f:?}");
+        assert!(
+            f.subject.as_deref().is_some_and(|s| !s.is_empty()) && f.date.is_some(),
+            "{f:?}"
+        );
+    }
     let first: HashMap<Vec<u8>, usize> = support::maildir_bodies(out.path());
     support::assert_exactly_once(&user_without_empty(&sim), &first, "in the folder");
     assert_groupware_repaired(&sim, &out.path().join(&sim.tenant().users[0].mail));

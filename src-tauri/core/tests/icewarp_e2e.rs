@@ -417,6 +417,35 @@ async fn domains_and_accounts_are_created_data_arrives_and_a_rerun_creates_and_w
         "a rerun writes nothing"
     );
     assert_eq!(std::fs::read_to_string(&report).unwrap(), text);
+
+    // Issue 15: the report said nothing of each mailbox's kind and of what the migration made
+    // of it. Read back from the journal, after a rerun that found every account there.
+    let journal = migrator_core::journal::Journal::open(&s.dir.path().join("state")).unwrap();
+    let report = migrator_core::engine::report::Report::from_journal(&journal).unwrap();
+    for user in &enabled {
+        let line = report.users.iter().find(|l| l.user == user.mail).unwrap();
+        let kind = match user.purpose.as_str() {
+            "shared" | "room" | "equipment" => user.purpose.as_str(),
+            _ => "user",
+        };
+        let made = if user.mail == s.existing.0 {
+            "merged into an existing account"
+        } else {
+            "account created"
+        };
+        assert_eq!(
+            (line.kind.as_deref(), line.destination.as_deref()),
+            (Some(kind), Some(made)),
+            "{}",
+            user.mail
+        );
+        let mail: u64 = user.folders.iter().map(|f| f.messages.len() as u64).sum();
+        assert_eq!(line.workloads.get("mail").map_or(0, |c| c.done), mail);
+    }
+    assert!(
+        enabled.iter().any(|u| u.purpose != "user"),
+        "the tenant has shared or room mailboxes"
+    );
 }
 
 /// With `groups = "by-kind"` every mail-enabled group ends as an IceWarp group (Microsoft 365

@@ -33,6 +33,7 @@ mod imap_lookup;
 mod journal_backends;
 mod preflight_endpoints;
 mod reliability;
+mod report_html;
 mod run_snapshot;
 mod selection;
 mod state_lock;

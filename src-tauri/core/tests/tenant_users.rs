@@ -109,6 +109,20 @@ async fn guests_and_mailbox_less_users_are_not_migrated_nor_failed_and_the_repor
     assert_eq!(line(&no_mailbox.mail).state, NO_MAILBOX);
     assert_eq!(line(&archived.mail).state, "finished");
     assert_eq!(line(&archived.mail).note.as_deref(), Some(ONLINE_ARCHIVE));
+    // Issue 15: into an IMAP server the accounts exist; the run merges into them.
+    for user in &people {
+        let l = line(&user.mail);
+        let kind = (l.kind.as_deref(), l.destination.as_deref());
+        assert_eq!(
+            kind,
+            (Some("user"), Some("merged into an existing account"))
+        );
+    }
+    assert_eq!(
+        line(&guest.mail).kind,
+        None,
+        "not migrated: no kind recorded"
+    );
     assert_eq!(
         (
             report.not_migrated.guests,
@@ -139,6 +153,16 @@ async fn plan_of(sim: &migrator_sim::SimServer) -> migrator_core::engine::Plan {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_plan_lists_guests_mailbox_less_users_and_online_archives_with_counts() {
     let sim = migrator_sim::SimServer::start(tenant()).await.unwrap();
+    // A shared mailbox among the people (`mailboxSettings.userPurpose`).
+    let shared = sim.mutate(|t| {
+        let u = t
+            .users
+            .iter_mut()
+            .find(|u| u.has_mailbox && u.user_type == "Member");
+        let u = u.unwrap();
+        u.purpose = "shared".into();
+        u.mail.clone()
+    });
     let tenant = sim.tenant();
     let planned = plan_of(&sim).await;
     assert_eq!(
@@ -173,6 +197,12 @@ async fn the_plan_lists_guests_mailbox_less_users_and_online_archives_with_count
                 user.mail
             );
             assert!(row.items > 0);
+            let kind = if user.mail == shared {
+                "shared"
+            } else {
+                "user"
+            };
+            assert_eq!(row.kind.as_deref(), Some(kind), "{}", user.mail);
         }
     }
     // Domains come from the verified ones: never the guest's outside domain.

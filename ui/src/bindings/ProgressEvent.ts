@@ -6,7 +6,35 @@ import type { Stats } from "./Stats";
 /**
  * One thing that happened during a run. Serialized as `{"kind": "...", ...}` in camelCase.
  */
-export type ProgressEvent = { "kind": "runStarted", users: number, } | { "kind": "runPlanned", mailboxes: Array<PlannedMailbox>, } | { "kind": "userStarted", user: string, folders: number, messages: number, } | { "kind": "itemsListed", user: string, items: number, } | { "kind": "itemDone", user: string, bytes: number, skipped: boolean, } | { "kind": "itemFailed", user: string, folder: string, item: string, reason: string, } | { "kind": "throttled", user: string, waitMs: number, } | { "kind": "destinationDown", user: string, 
+export type ProgressEvent = { "kind": "runStarted", users: number, } | { "kind": "runPlanned", mailboxes: Array<PlannedMailbox>, } | { "kind": "userStarted", user: string, folders: number, messages: number, } | { "kind": "itemsListed", user: string, items: number, } | { "kind": "itemDone", user: string, bytes: number, skipped: boolean, } | { "kind": "itemFailed", user: string, 
+/**
+ * The mail folder, calendar, address book or task list, as users see it (after
+ * [`ProgressEvent::in_plain_words`]).
+ */
+folder: string, 
+/**
+ * The source's (Graph's) id of the item.
+ */
+item: string, 
+/**
+ * A message's or event's subject, a contact's display name, a task's title; `null`
+ * where it is not known (the item could not be read).
+ */
+subject: string | null, 
+/**
+ * RFC 3339, UTC: when a message was received, an event starts, a task is due;
+ * `null` where not known.
+ */
+date: string | null, 
+/**
+ * The item's size in bytes, where known.
+ */
+size: number | null, 
+/**
+ * Why; after [`ProgressEvent::in_plain_words`], in plain words with what to do
+ * ([`plain_reason`], the report's wording).
+ */
+reason: string, } | { "kind": "throttled", user: string, waitMs: number, } | { "kind": "destinationDown", user: string, 
 /**
  * What is down, e.g. `IMAP server mail.example.com:993`.
  */

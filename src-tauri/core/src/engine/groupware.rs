@@ -54,10 +54,10 @@ use crate::error::{Classify, ErrorClass};
 use crate::graph::client::{GraphClient, GraphError};
 use crate::graph::pacer::{GaveUp, OutagePolicy, Verdict};
 use crate::graph::paging::{Delta, DeltaRound, Page, Pages};
-use crate::graph::types::{Contact, Event, TodoTask, User};
+use crate::graph::types::{Contact, DateTimeTimeZone, Event, TodoTask, User};
 use crate::graph::{calendar, contacts, todo, Pacer};
 use crate::journal::{ItemRecord, ItemState, ItemTarget, MovedFrom};
-use crate::progress::{ProgressEvent, Reporter, Stats};
+use crate::progress::{ItemName, ProgressEvent, Reporter, Stats};
 
 /// What a run knows of a contact's photo.
 enum Photo {
@@ -153,6 +153,24 @@ struct Resource {
     text: String,
     /// The source's version of the item (see [`source_version`]).
     version: Option<String>,
+}
+
+/// A Graph `dateTimeTimeZone` as a UTC date-time, when it is in UTC (Graph's default for
+/// events read without a `Prefer: outlook.timezone` header,
+/// <https://learn.microsoft.com/en-us/graph/api/user-list-events#request-headers>).
+fn utc_date_time(d: &Option<DateTimeTimeZone>) -> Option<&str> {
+    d.as_ref()
+        .filter(|d| {
+            d.time_zone
+                .as_deref()
+                .is_none_or(|z| z.eq_ignore_ascii_case("UTC"))
+        })
+        .map(|d| d.date_time.as_str())
+}
+
+/// What people know an event by: its subject and start.
+fn event_name(e: &Event) -> ItemName {
+    ItemName::new(e.subject.as_deref(), utc_date_time(&e.start), None)
 }
 
 /// An item of a delta round, to apply to its collection.
@@ -348,12 +366,8 @@ impl GroupwareRun<'_> {
 
     fn fail_user(&self, stats: &mut Stats, address: &str, reason: String) {
         stats.failed += 1;
-        self.reporter.report(ProgressEvent::ItemFailed {
-            user: address.to_string(),
-            folder: "(groupware)".into(),
-            item: "(account)".into(),
-            reason,
-        });
+        let event = ItemName::default().failed(address, "(groupware)", "(account)", reason);
+        self.reporter.report(event);
     }
 
     fn open_folder(&self, store: &FolderStore, address: &str) -> Result<Mailbox, EngineError> {
@@ -405,14 +419,15 @@ impl Ctx<'_, '_> {
     }
 
     fn fail(&mut self, folder: &str, item: &str, reason: String) {
+        self.fail_named(folder, item, &ItemName::default(), reason)
+    }
+
+    /// [`Ctx::fail`] of an item people know by `name`.
+    fn fail_named(&mut self, folder: &str, item: &str, name: &ItemName, reason: String) {
         self.failed_here = true;
         self.stats.failed += 1;
-        self.run.reporter.report(ProgressEvent::ItemFailed {
-            user: self.address.to_string(),
-            folder: folder.to_string(),
-            item: item.to_string(),
-            reason,
-        });
+        let event = name.failed(self.address, folder, item, reason);
+        self.run.reporter.report(event);
     }
 
     /// [`Ctx::open`], a collection that cannot be opened (`Skip`) reported as that
@@ -554,6 +569,7 @@ impl Ctx<'_, '_> {
                     return Ok(false);
                 }
                 let id = event.id.clone();
+                let name = event_name(&event);
                 if !super::event_in_limits(&self.run.limits, &event) {
                     self.left_out(id);
                     continue;
@@ -576,7 +592,7 @@ impl Ctx<'_, '_> {
                     Ok(event) => self.event_resource(event).await,
                     Err(e) => Err(graph_item_error(e)),
                 };
-                if self.write(account, open, &id, converted).await? {
+                if self.write(account, open, (&id, name), converted).await? {
                     self.stats.events += 1;
                 }
             }
@@ -864,7 +880,10 @@ impl Ctx<'_, '_> {
                         })
                     })
                     .map_err(ItemError::from);
-                let written = self.write(account, open, &contact.id, converted).await?;
+                let name = ItemName::new(contact.display_name.as_deref(), None, None);
+                let written = self
+                    .write(account, open, (&contact.id, name), converted)
+                    .await?;
                 if let Some(j) = self.run.journal {
                     let absent_at = match photo {
                         Photo::Absent => version.as_deref(),
@@ -891,24 +910,37 @@ impl Ctx<'_, '_> {
                         })
                     })
                     .map_err(ItemError::from);
-                if self.write(account, open, &task.id, converted).await? {
+                let due = utc_date_time(&task.due_date_time);
+                let name = ItemName::new(task.title.as_deref(), due, None);
+                if self
+                    .write(account, open, (&task.id, name), converted)
+                    .await?
+                {
                     self.stats.tasks += 1;
                 }
             }
             SourceItem::ChangedEvent(entry) => {
+                // The delta entry names the event only when read (`subject`, `start`).
+                let mut name = event_name(&entry);
                 let converted = match self.changed_event(&entry).await {
                     Ok(Some(event)) if !super::event_in_limits(&self.run.limits, &event) => {
                         self.left_out(entry.id);
                         return Ok(true);
                     }
-                    Ok(Some(event)) => self.event_resource(event).await,
+                    Ok(Some(event)) => {
+                        name = event_name(&event);
+                        self.event_resource(event).await
+                    }
                     Ok(None) => {
                         self.done(0, true);
                         return Ok(true);
                     }
                     Err(e) => Err(graph_item_error(e)),
                 };
-                if self.write(account, open, &entry.id, converted).await? {
+                if self
+                    .write(account, open, (&entry.id, name), converted)
+                    .await?
+                {
                     self.stats.events += 1;
                 }
             }
@@ -1126,7 +1158,7 @@ impl Ctx<'_, '_> {
         &mut self,
         account: &Account,
         open: &Open<'_>,
-        id: &str,
+        (id, name): (&str, ItemName),
         converted: Result<Option<Resource>, ItemError>,
     ) -> Result<bool, ItemError> {
         self.seen.insert(id.to_string());
@@ -1134,14 +1166,18 @@ impl Ctx<'_, '_> {
             Ok(Some(r)) => r,
             Ok(None) => return Ok(false),
             Err(ItemError::Skip(reason)) => {
-                self.record_failed(open, id, &reason)?;
-                self.fail(&open.label, id, reason);
+                self.record_failed(open, (id, &name), &reason)?;
+                self.fail_named(&open.label, id, &name, reason);
                 return Ok(false);
             }
             Err(fatal) => return Err(fatal),
         };
         let hash = hex::encode(Sha256::digest(resource.text.as_bytes()));
         let size = resource.text.len() as u64;
+        let name = ItemName {
+            size: Some(size),
+            ..name
+        };
         let user = &self.user.id;
         let mut first_write = true;
         let mut old_copy = None;
@@ -1201,8 +1237,8 @@ impl Ctx<'_, '_> {
                 Err(source) => {
                     // This item only (issue 19.4); the next run retries it.
                     let reason = format!("cannot write it in {}: {source}", dir.path().display());
-                    self.record_failed(open, &resource.source_id, &reason)?;
-                    self.fail(&open.label, &resource.source_id, reason);
+                    self.record_failed(open, (&resource.source_id, &name), &reason)?;
+                    self.fail_named(&open.label, &resource.source_id, &name, reason);
                     return Ok(false);
                 }
             },
@@ -1233,12 +1269,12 @@ impl Ctx<'_, '_> {
                     Err(ItemError::Skip(reason)) if written.is_some() => {
                         // Kept as the journal has it (done, the old version): every later
                         // run reports the conflict again and never overwrites the change.
-                        self.fail(&open.label, &resource.source_id, reason);
+                        self.fail_named(&open.label, &resource.source_id, &name, reason);
                         return Ok(false);
                     }
                     Err(ItemError::Skip(reason)) => {
-                        self.record_failed(open, &resource.source_id, &reason)?;
-                        self.fail(&open.label, &resource.source_id, reason);
+                        self.record_failed(open, (&resource.source_id, &name), &reason)?;
+                        self.fail_named(&open.label, &resource.source_id, &name, reason);
                         return Ok(false);
                     }
                     Err(other) => return Err(other),
@@ -1360,11 +1396,18 @@ impl Ctx<'_, '_> {
         }
     }
 
-    fn record_failed(&self, open: &Open<'_>, id: &str, reason: &str) -> Result<(), ItemError> {
+    /// Journals item `id` (known by `name`) as failed in `open` with `reason`.
+    fn record_failed(
+        &self,
+        open: &Open<'_>,
+        (id, name): (&str, &ItemName),
+        reason: &str,
+    ) -> Result<(), ItemError> {
         if let Some(j) = self.run.journal {
             j.journal
                 .record_intent_as(open.kind, self.target(open, id), j.run)
                 .and_then(|()| j.journal.record_failed(&self.user.id, id, reason))
+                .and_then(|()| j.journal.record_failure_name(&self.user.id, id, name))
                 .map_err(journal_error)?;
         }
         Ok(())

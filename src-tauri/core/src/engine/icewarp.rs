@@ -187,6 +187,9 @@ pub(super) async fn provision(
                     user: "(directory)".into(),
                     folder: "(groups)".into(),
                     item: "(provision)".into(),
+                    subject: None,
+                    date: None,
+                    size: None,
                     reason: format!(
                         "cannot read the tenant's groups (Group.Read.All is needed for `groups`): {e}"
                     ),
@@ -226,6 +229,9 @@ pub(super) async fn provision(
                     user: address,
                     folder: "(group)".into(),
                     item: "(provision)".into(),
+                    subject: None,
+                    date: None,
+                    size: None,
                     reason: format!(
                         "the IceWarp group or mailing list could not be set up: {reason}"
                     ),
@@ -268,6 +274,9 @@ pub(super) async fn provision(
                     user: source,
                     folder: "(account)".into(),
                     item: "(provision)".into(),
+                    subject: None,
+                    date: None,
+                    size: None,
                     reason: format!("the IceWarp account could not be set up: {reason}"),
                 });
             }
@@ -277,6 +286,9 @@ pub(super) async fn provision(
                     user: source,
                     folder: "(account)".into(),
                     item: "(provision)".into(),
+                    subject: None,
+                    date: None,
+                    size: None,
                     reason: "no destination address".into(),
                 });
             }

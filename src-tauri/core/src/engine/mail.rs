@@ -56,7 +56,7 @@ use crate::graph::mail::{
 use crate::graph::types::{MessageMeta, User};
 use crate::graph::{OutagePolicy, Pacer};
 use crate::journal::{ItemRecord, ItemState, ItemTarget, Journal, MailDetails, MailDone};
-use crate::progress::{ProgressEvent, Reporter, Stats};
+use crate::progress::{ItemName, ProgressEvent, Reporter, Stats};
 
 /// The journal of the current run.
 #[derive(Clone, Copy)]
@@ -92,8 +92,20 @@ type Outcome<'a> = (
     &'a mut Stats,
     &'a mut bool,
     &'a mut bool,
-    &'a mut HashSet<String>,
+    &'a mut HashMap<String, ItemName>,
 );
+
+/// One message's copy result, with what people know it by (for its failure).
+type CopyResult = (String, ItemName, Result<Copied, ItemError>);
+
+/// What people know a message by: its subject and when it was received.
+fn message_name(meta: &MessageMeta, size: Option<u64>) -> ItemName {
+    ItemName::new(
+        meta.subject.as_deref(),
+        meta.received_date_time.as_deref(),
+        size,
+    )
+}
 
 /// How one message ended when it did not arrive.
 enum ItemError {
@@ -252,6 +264,8 @@ struct Spooled {
     earlier_attempt: bool,
     /// See [`Copied::rebuilt`].
     rebuilt: Option<String>,
+    /// Subject, date and size, for a failure.
+    name: ItemName,
 }
 
 impl Spooled {
@@ -392,14 +406,13 @@ impl MailboxRun<'_> {
                 wait_ms: wait.as_millis() as u64,
             })
         };
+        let fail_named =
+            |stats: &mut Stats, folder: &str, item: &str, name: &ItemName, reason: String| {
+                stats.failed += 1;
+                reporter.report(name.failed(&address, folder, item, reason));
+            };
         let fail = |stats: &mut Stats, folder: &str, item: &str, reason: String| {
-            stats.failed += 1;
-            reporter.report(ProgressEvent::ItemFailed {
-                user: address.clone(),
-                folder: folder.to_string(),
-                item: item.to_string(),
-                reason,
-            });
+            fail_named(stats, folder, item, &ItemName::default(), reason)
         };
         let skipped = |stats: &mut Stats| {
             stats.skipped += 1;
@@ -532,7 +545,9 @@ impl MailboxRun<'_> {
                         if let Err(e) = relocated.await {
                             all_rounds_ok = false;
                             let failed = &mut mailbox_failed;
-                            if self.item_error(e, &mut stats, &folder_label, &fail, failed)? {
+                            let item = (r.source_id.as_str(), &ItemName::default());
+                            let outcome = (&mut stats, failed);
+                            if self.item_error(e, outcome, &folder_label, item, &fail_named)? {
                                 break 'folders;
                             }
                         }
@@ -578,7 +593,7 @@ impl MailboxRun<'_> {
                 let mut stop = false;
                 // Fed to the stage and not absorbed yet. Delta may list a message again in a
                 // later page: its first copy must be journaled before it is looked at again.
-                let mut in_flight: HashSet<String> = HashSet::new();
+                let mut in_flight: HashMap<String, ItemName> = HashMap::new();
                 // The next page is requested while this one's messages are copied (at most one
                 // page ahead), so downloads and appends do not stall at every page boundary.
                 let mut pending = round.next_page(&on_throttle).await;
@@ -644,7 +659,7 @@ impl MailboxRun<'_> {
                                 }
                             }
                         };
-                        while in_flight.contains(&meta.id) {
+                        while in_flight.contains_key(&meta.id) {
                             let Some(result) = copied_rx.recv().await else {
                                 break;
                             };
@@ -660,7 +675,7 @@ impl MailboxRun<'_> {
                                 [result],
                                 outcome,
                                 &folder_label,
-                                &fail,
+                                &fail_named,
                             )? {
                                 stop = true;
                                 break 'pages;
@@ -739,12 +754,13 @@ impl MailboxRun<'_> {
                             }
                             Err(e) => {
                                 round_ok = false;
+                                let item = (meta.id.as_str(), &message_name(&meta, None));
                                 if self.item_error(
                                     e,
-                                    &mut stats,
+                                    (&mut stats, &mut mailbox_failed),
                                     &folder_label,
-                                    &fail,
-                                    &mut mailbox_failed,
+                                    item,
+                                    &fail_named,
                                 )? {
                                     stop = true;
                                     break 'pages;
@@ -767,7 +783,8 @@ impl MailboxRun<'_> {
                                             if let Ok(copied) = &result {
                                                 done(copied);
                                             }
-                                            (meta.id, result)
+                                            let named = message_name(&meta, None);
+                                            (meta.id, named, result)
                                         }
                                     })
                                     .buffer_unordered(pacer.settings().max_in_flight.max(1))
@@ -777,10 +794,15 @@ impl MailboxRun<'_> {
                             Target::Imap(..) => {
                                 let mut results = Vec::new();
                                 for (meta, flags) in todo {
-                                    in_flight.insert(meta.id.clone());
+                                    in_flight.insert(meta.id.clone(), message_name(&meta, None));
                                     if let Err(refused) = feed.send((meta, flags)).await {
                                         // The stage has ended (it cannot before `feed` is closed).
-                                        results.push((refused.0 .0.id, Err(ItemError::Cancelled)));
+                                        let id = refused.0 .0.id;
+                                        results.push((
+                                            id,
+                                            ItemName::default(),
+                                            Err(ItemError::Cancelled),
+                                        ));
                                     }
                                 }
                                 results
@@ -802,7 +824,14 @@ impl MailboxRun<'_> {
                         &mut mailbox_failed,
                         &mut in_flight,
                     );
-                    if self.absorb(&mut target, name, results, outcome, &folder_label, &fail)? {
+                    if self.absorb(
+                        &mut target,
+                        name,
+                        results,
+                        outcome,
+                        &folder_label,
+                        &fail_named,
+                    )? {
                         stop = true;
                         break;
                     }
@@ -816,8 +845,14 @@ impl MailboxRun<'_> {
                         &mut mailbox_failed,
                         &mut in_flight,
                     );
-                    stop |=
-                        self.absorb(&mut target, name, [result], outcome, &folder_label, &fail)?;
+                    stop |= self.absorb(
+                        &mut target,
+                        name,
+                        [result],
+                        outcome,
+                        &folder_label,
+                        &fail_named,
+                    )?;
                 }
                 Ok::<bool, EngineError>(stop)
             };
@@ -846,7 +881,9 @@ impl MailboxRun<'_> {
             let graph = (pacer, &on_throttle);
             let settled = self.settle_removals(&mut target, &user.id, places, graph);
             if let Err(e) = settled.await {
-                self.item_error(e, &mut stats, "", &fail, &mut mailbox_failed)?;
+                let item = ("", &ItemName::default());
+                let outcome = (&mut stats, &mut mailbox_failed);
+                self.item_error(e, outcome, "", item, &fail_named)?;
             }
         }
         if let Target::Imap(writers, _) = target {
@@ -866,8 +903,6 @@ impl MailboxRun<'_> {
         Ok(stats)
     }
 
-    /// Reports a failed item. True when the mailbox must stop (cancelled, or its destination
-    /// failed: then `mailbox_failed` is set).
     /// Counts copy results of folder `name` (journaled and reported already) into the
     /// outcome and takes them out of its messages in flight. True when the mailbox must stop
     /// (see [`MailboxRun::item_error`]).
@@ -875,14 +910,20 @@ impl MailboxRun<'_> {
         &self,
         target: &mut Target,
         name: &str,
-        results: impl IntoIterator<Item = (String, Result<Copied, ItemError>)>,
+        results: impl IntoIterator<Item = CopyResult>,
         (stats, round_ok, mailbox_failed, in_flight): Outcome<'_>,
         folder: &str,
-        fail: &impl Fn(&mut Stats, &str, &str, String),
+        fail: &impl Fn(&mut Stats, &str, &str, &ItemName, String),
     ) -> Result<bool, EngineError> {
         let mut stop = false;
-        for (id, result) in results {
-            in_flight.remove(&id);
+        for (id, named, result) in results {
+            // The stage's name knows the size; the feed's at least the subject and date.
+            let fed = in_flight.remove(&id).unwrap_or_default();
+            let named = if named == ItemName::default() {
+                fed
+            } else {
+                named
+            };
             match result {
                 Ok(copied) => {
                     if let Target::Maildir(t) = target {
@@ -890,7 +931,11 @@ impl MailboxRun<'_> {
                     }
                     if let Some(reason) = copied.rebuilt {
                         // Migrated, but not as it was: counted and reported as a failure.
-                        fail(stats, folder, &id, reason);
+                        let named = ItemName {
+                            size: Some(copied.bytes),
+                            ..named
+                        };
+                        fail(stats, folder, &id, &named, reason);
                         continue;
                     }
                     // `ItemDone` was reported when it was journaled.
@@ -905,31 +950,34 @@ impl MailboxRun<'_> {
                     if !matches!(e, ItemError::Unavailable(_)) {
                         *round_ok = false;
                     }
-                    stop |= self.item_error(e, stats, folder, fail, mailbox_failed)?;
+                    let outcome = (&mut *stats, &mut *mailbox_failed);
+                    stop |= self.item_error(e, outcome, folder, (&id, &named), fail)?;
                 }
             }
         }
         Ok(stop)
     }
 
+    /// Reports a failed item (`item`: its id and name). True when the mailbox must stop
+    /// (cancelled, or its destination failed: then `mailbox_failed` is set).
     fn item_error(
         &self,
         e: ItemError,
-        stats: &mut Stats,
+        (stats, mailbox_failed): (&mut Stats, &mut bool),
         folder: &str,
-        fail: &impl Fn(&mut Stats, &str, &str, String),
-        mailbox_failed: &mut bool,
+        (id, name): (&str, &ItemName),
+        fail: &impl Fn(&mut Stats, &str, &str, &ItemName, String),
     ) -> Result<bool, EngineError> {
         match e {
             ItemError::Cancelled => Ok(true),
             ItemError::Skip(reason) | ItemError::Unavailable(reason) => {
-                fail(stats, folder, "", reason);
+                fail(stats, folder, id, name, reason);
                 Ok(false)
             }
             ItemError::Mailbox(reason) => {
                 // Reported once: the messages in flight with it failed for the same reason.
                 if !*mailbox_failed {
-                    fail(stats, folder, "(mailbox)", reason);
+                    fail(stats, folder, "(mailbox)", &ItemName::default(), reason);
                 }
                 *mailbox_failed = true;
                 Ok(true)
@@ -1329,44 +1377,21 @@ impl MailboxRun<'_> {
         Ok(earlier_attempt)
     }
 
-    /// Records that a copy failed (a skipped item with its reason) and returns the error, or
-    /// the journal's own failure.
-    fn journal_failed(&self, user_id: &str, source_id: &str, e: ItemError) -> ItemError {
-        self.end_copy(user_id, source_id, false, Err(e))
+    /// Records that a copy of message `meta` failed (a skipped item with its reason) and
+    /// returns the error, or the journal's own failure.
+    fn journal_failed(&self, user_id: &str, meta: &MessageMeta, e: ItemError) -> ItemError {
+        let name = message_name(meta, None);
+        self.end_copy((user_id, &meta.id), &name, false, Err(e))
             .err()
             .unwrap_or(ItemError::Cancelled)
     }
 
-    /// Records the subject and date of a message that failed, for the report (best effort:
-    /// the failure itself is already journaled).
-    fn journal_failure_details(&self, user_id: &str, meta: &MessageMeta) {
-        if let Some(j) = self.journal {
-            let date = meta
-                .received_date_time
-                .as_deref()
-                .and_then(|d| {
-                    time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339)
-                        .ok()
-                })
-                .map(|t| t.unix_timestamp());
-            let recorded = j.journal.record_failure_details(
-                user_id,
-                &meta.id,
-                meta.subject.as_deref(),
-                date,
-                None,
-            );
-            if let Err(e) = recorded {
-                tracing::warn!("cannot record the details of a failed message: {e}");
-            }
-        }
-    }
-
-    /// Records how a copy ended: the destination reference, or the reason it was skipped.
+    /// Records how a copy ended: the destination reference, or the reason it was skipped
+    /// with what people know the message by (`name`, for the report).
     fn end_copy(
         &self,
-        user_id: &str,
-        source_id: &str,
+        (user_id, source_id): (&str, &str),
+        name: &ItemName,
         earlier_attempt: bool,
         result: Result<Copied, ItemError>,
     ) -> Result<Copied, ItemError> {
@@ -1386,9 +1411,10 @@ impl MailboxRun<'_> {
                     run: j.run,
                 },
             ),
-            Err(ItemError::Skip(reason) | ItemError::Unavailable(reason)) => {
-                j.journal.record_failed(user_id, source_id, reason)
-            }
+            Err(ItemError::Skip(reason) | ItemError::Unavailable(reason)) => j
+                .journal
+                .record_failed(user_id, source_id, reason)
+                .and_then(|()| j.journal.record_failure_name(user_id, source_id, name)),
             Err(_) => Ok(()),
         };
         recorded.map_err(journal_failure)?;
@@ -1413,7 +1439,8 @@ impl MailboxRun<'_> {
             }
             None => Err(ItemError::Skip(format!("folder {name} is not open"))),
         };
-        self.end_copy(user_id, &meta.id, earlier_attempt, result)
+        let name = message_name(meta, None);
+        self.end_copy((user_id, &meta.id), &name, earlier_attempt, result)
     }
 
     /// After `$value` failed with `e`: when the message can never be downloaded
@@ -1560,7 +1587,7 @@ impl MailboxRun<'_> {
         user_id: &str,
         (node, name): (&FolderNode, &str),
         todo: tokio::sync::mpsc::Receiver<(MessageMeta, MailFlags)>,
-        results: tokio::sync::mpsc::UnboundedSender<(String, Result<Copied, ItemError>)>,
+        results: tokio::sync::mpsc::UnboundedSender<CopyResult>,
         done: &(impl Fn(&Copied) + Sync),
     ) {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Spooled>(BATCH_MESSAGES);
@@ -1583,11 +1610,12 @@ impl MailboxRun<'_> {
             while let Some((id, result)) = downloads.next().await {
                 match result {
                     Ok(spooled) => {
-                        if tx.send(spooled).await.is_err() {
-                            report((id, Err(ItemError::Cancelled)));
+                        if let Err(refused) = tx.send(spooled).await {
+                            let s = refused.0;
+                            report((id, s.name, Err(ItemError::Cancelled)));
                         }
                     }
-                    Err(e) => report((id, Err(e))),
+                    Err(e) => report((id, ItemName::default(), Err(e))),
                 }
             }
         };
@@ -1663,15 +1691,12 @@ impl MailboxRun<'_> {
                 hash,
                 earlier_attempt,
                 rebuilt,
+                name: message_name(meta, Some(len)),
             })
         };
         match spooled.await {
             Ok(s) => Ok(s),
-            Err(e) => {
-                let e = self.journal_failed(user_id, &meta.id, e);
-                self.journal_failure_details(user_id, meta);
-                Err(e)
-            }
+            Err(e) => Err(self.journal_failed(user_id, meta, e)),
         }
     }
 
@@ -1688,7 +1713,7 @@ impl MailboxRun<'_> {
         (folder, fresh): (&str, bool),
         batch: Vec<Spooled>,
         journaled: &(impl Fn(&Copied) + Sync),
-    ) -> Vec<(String, Result<Copied, ItemError>)> {
+    ) -> Vec<CopyResult> {
         let mut mailbox = writers.any().await;
         let (checked, direct): (Vec<Spooled>, Vec<Spooled>) =
             batch.into_iter().partition(|s| !fresh || s.earlier_attempt);
@@ -1764,11 +1789,12 @@ impl MailboxRun<'_> {
         drop(mailbox);
         done.into_iter()
             .map(|(s, result)| {
-                let result = self.end_copy(user_id, &s.id, s.earlier_attempt, result);
+                let ids = (user_id, s.id.as_str());
+                let result = self.end_copy(ids, &s.name, s.earlier_attempt, result);
                 if let Ok(copied) = &result {
                     journaled(copied);
                 }
-                (s.id, result)
+                (s.id, s.name, result)
             })
             .collect()
     }

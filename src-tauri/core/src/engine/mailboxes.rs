@@ -13,13 +13,16 @@
 //! mailbox's own pacer: Graph's limits are per app and mailbox (throttling-limits.md, "Outlook
 //! service limits"), so they are read many at once, not queued behind one tenant-wide pacer.
 
+use std::collections::HashMap;
+
 use futures_util::StreamExt;
 
 use super::EngineError;
+use crate::dest::provision::{AccountAction, MailboxKind, ProvisionOutcome};
 use crate::graph::types::User;
 use crate::graph::users::{self, MailboxFacts};
 use crate::graph::{GraphClient, Pacer, PacerSettings};
-use crate::journal::Journal;
+use crate::journal::{Journal, ACCOUNT_CREATED};
 use crate::progress::{ProgressEvent, Reporter};
 
 /// Why a guest is not migrated (plan, report and events).
@@ -28,6 +31,52 @@ pub const GUEST: &str = "guest, not migrated";
 pub const NO_MAILBOX: &str = "no Exchange mailbox";
 /// What is left out of a user with an online archive.
 pub const ONLINE_ARCHIVE: &str = "has an online archive: not migrated, export it separately";
+
+/// What the migration made of a mailbox at a destination whose account existed (any IMAP
+/// server; an IceWarp account found there), for the report.
+pub const MERGED: &str = "merged into an existing account";
+/// ... and in the local folder.
+pub const LOCAL_FOLDER: &str = "local folder";
+
+/// What IceWarp provisioning made of each mailbox, by Graph user id: [`ACCOUNT_CREATED`] or
+/// [`MERGED`] (other destinations have no provisioning: `None` gives an empty map).
+pub(super) fn destinations(outcome: Option<&ProvisionOutcome>) -> HashMap<String, &'static str> {
+    outcome
+        .map(|o| {
+            o.accounts
+                .iter()
+                .filter_map(|a| match a.action {
+                    AccountAction::Created => Some((a.user_id.clone(), ACCOUNT_CREATED)),
+                    AccountAction::Merged => Some((a.user_id.clone(), MERGED)),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Records in the journal what `user`'s mailbox is ([`kind_of`]) and what the migration made
+/// of it (`made`), for the report.
+pub(super) fn record_destination(
+    journal: &Journal,
+    user: &User,
+    facts: &MailboxFacts,
+    made: &str,
+) -> Result<(), EngineError> {
+    let address = user.mail.as_deref().unwrap_or_default();
+    journal.set_user_destination(&user.id, address, kind_of(facts), made)?;
+    Ok(())
+}
+
+/// What a mailbox is, in the plan's and report's words (`user`, `shared`, `room`,
+/// `equipment`): its `mailboxSettings.userPurpose`, a user mailbox when Graph does not say
+/// (as provisioning counts it).
+pub(super) fn kind_of(facts: &MailboxFacts) -> &'static str {
+    facts
+        .purpose
+        .map_or(MailboxKind::User, MailboxKind::from)
+        .label()
+}
 
 /// Mailboxes whose facts are read at once at the start of a run (each on its own pacer, so
 /// this bounds only the run's own connections).

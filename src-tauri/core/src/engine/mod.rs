@@ -769,6 +769,11 @@ async fn run_locked(
         &options.limits,
         mailboxes.iter().map(|(u, _)| u),
     ));
+    let made = mailboxes::destinations(provisioned.as_ref());
+    let made_elsewhere = match destination {
+        Destination::Folder(_) => mailboxes::LOCAL_FOLDER,
+        _ => mailboxes::MERGED,
+    };
 
     let results: Vec<Result<Option<Stats>, EngineError>> = futures_util::stream::iter(mailboxes)
         .map(|(user, known)| {
@@ -782,6 +787,7 @@ async fn run_locked(
                 Destination::Folder(_) => None,
             };
             let icewarp = provisioner.as_ref();
+            let made = &made;
             async move {
                 // One pacer per mailbox for every workload: Exchange's limits are per app and
                 // mailbox, whatever the data (throttling-limits.md, Outlook service limits).
@@ -814,6 +820,10 @@ async fn run_locked(
                         j.set_user_note(&user.id, user.mail.as_deref().unwrap_or_default(), None)?
                     }
                     _ => {}
+                }
+                if let Some(j) = journal_ref {
+                    let made = made.get(&user.id).copied().unwrap_or(made_elsewhere);
+                    mailboxes::record_destination(j, &user, &facts, made)?;
                 }
                 let address = user.mail.clone().unwrap_or_default();
                 let mut stats = if workloads.contains(&Workload::Mail) {

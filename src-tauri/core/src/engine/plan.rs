@@ -126,6 +126,10 @@ pub struct PlanUser {
     /// `Some(true)`: the user has an online archive, which the run does not migrate (`has an
     /// online archive: not migrated, export it separately`); `None`: not known.
     pub online_archive: Option<bool>,
+    /// What the mailbox is: `user`, `shared`, `room` or `equipment` (as the report says);
+    /// `None` for a user not migrated.
+    #[serde(default)]
+    pub kind: Option<String>,
     /// When these counts were taken (unix seconds): by this plan, or by an earlier one whose
     /// counts were kept in the state folder ([`PlanOptions::refresh`]).
     #[serde(default)]
@@ -283,6 +287,7 @@ async fn count_mailbox(
         return planned;
     }
     planned.online_archive = facts.online_archive;
+    planned.kind = Some(super::mailboxes::kind_of(&facts).to_string());
     // The run reads the same two: mailboxSettings and the Exchange settings.
     planned.requests += 2;
     let counter = Counter {

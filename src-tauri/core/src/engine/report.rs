@@ -14,7 +14,7 @@ use super::mailboxes::{GUEST, NO_MAILBOX, ONLINE_ARCHIVE};
 use crate::dest::imap::folders::decode_component;
 use crate::graph::permissions::PERMISSIONS;
 use crate::journal::{Journal, JournalError, StateLock};
-use crate::progress::{plain_reason, RunSummary};
+use crate::progress::{plain_reason, rfc3339, RunSummary};
 
 /// Why a report could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +112,13 @@ pub struct UserLine {
     /// What was left out of this user by design (`has an online archive: not migrated,
     /// export it separately`).
     pub note: Option<String>,
+    /// What the mailbox is: `user`, `shared`, `room` or `equipment` (Graph's
+    /// `mailboxSettings.userPurpose`; a user mailbox when Graph does not say). `None` for a
+    /// user not migrated, or journaled before this was recorded.
+    pub kind: Option<String>,
+    /// What the migration made of it at the destination: `account created`, `merged into an
+    /// existing account` or `local folder`.
+    pub destination: Option<String>,
     #[serde(flatten)]
     pub counts: Counts,
     /// The counters per workload (`mail`, `event`, `contact`, `task`).
@@ -120,6 +127,16 @@ pub struct UserLine {
     pub seconds: Option<i64>,
     /// Migrated bytes per second over `seconds`.
     pub bytes_per_second: Option<u64>,
+}
+
+/// The workloads in the order the report shows them.
+const WORKLOADS: [&str; 4] = ["mail", "event", "contact", "task"];
+
+impl UserLine {
+    /// Items of `workload` migrated.
+    fn migrated(&self, workload: &str) -> u64 {
+        self.workloads.get(workload).map_or(0, |c| c.done)
+    }
 }
 
 /// How many users were not migrated, or not whole, by design.
@@ -164,8 +181,9 @@ pub struct FailureLine {
     pub folder: String,
     /// The source's id of the item.
     pub item: String,
+    /// A message's or event's subject, a contact's display name, a task's title.
     pub subject: Option<String>,
-    /// RFC 3339, UTC: when the message was received.
+    /// RFC 3339, UTC: when a message was received, an event starts, a task is due.
     pub date: Option<String>,
     pub size: Option<u64>,
     /// What happened, in plain words ([`plain_reason`]).
@@ -199,16 +217,6 @@ fn folder_as_seen(kind: &str, dest_folder: &str) -> String {
     } else {
         dest_folder.to_string()
     }
-}
-
-fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| unix.to_string())
 }
 
 impl Report {
@@ -262,6 +270,8 @@ impl Report {
                     user: u.address.clone(),
                     state: u.state.clone(),
                     note: u.note.clone(),
+                    kind: u.kind.clone(),
+                    destination: u.destination.clone(),
                     counts,
                     workloads: per_workload.remove(&u.address).unwrap_or_default(),
                     seconds,
@@ -277,6 +287,8 @@ impl Report {
                 user,
                 state: "unknown".into(),
                 note: None,
+                kind: None,
+                destination: None,
                 counts,
                 seconds,
                 bytes_per_second,
@@ -393,6 +405,12 @@ impl Report {
                 "note",
                 "seconds",
                 "bytes_per_second",
+                "kind",
+                "destination",
+                "mail",
+                "events",
+                "contacts",
+                "tasks",
             ],
             self.users.iter().map(|u| {
                 let mut row = vec![u.user.clone(), u.state.clone()];
@@ -404,6 +422,9 @@ impl Report {
                         .map(|s| s.to_string())
                         .unwrap_or_default(),
                 );
+                row.push(u.kind.clone().unwrap_or_default());
+                row.push(u.destination.clone().unwrap_or_default());
+                row.extend(WORKLOADS.map(|w| u.migrated(w).to_string()));
                 row
             }),
         )?;
@@ -518,17 +539,19 @@ impl Report {
                 None => u.state.clone(),
             })
             .collect();
-        h.push_str("<h2>Users</h2>\n<table><tr><th>User</th><th>State</th><th>Mail</th><th>Events</th><th>Contacts</th><th>Tasks</th><th>Failed</th><th>Pending</th><th>Size</th><th>Duration</th><th>Rate</th></tr>\n");
+        h.push_str("<h2>Users</h2>\n<table><tr><th>User</th><th>Kind</th><th>At the destination</th><th>State</th><th>Mail</th><th>Events</th><th>Contacts</th><th>Tasks</th><th>Failed</th><th>Pending</th><th>Size</th><th>Duration</th><th>Rate</th></tr>\n");
         for (u, state) in self.users.iter().zip(&states) {
-            let done = |kind: &str| u.workloads.get(kind).map_or(0, |c| c.done);
+            let [mail, events, contacts, tasks] = WORKLOADS.map(|w| u.migrated(w));
             h.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>\n",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>\n",
                 esc(&u.user),
+                esc(u.kind.as_deref().unwrap_or("")),
+                esc(u.destination.as_deref().unwrap_or("")),
                 esc(state),
-                done("mail"),
-                done("event"),
-                done("contact"),
-                done("task"),
+                mail,
+                events,
+                contacts,
+                tasks,
                 fail_cell(u.counts.failed),
                 u.counts.pending,
                 human_bytes(u.counts.bytes),
@@ -668,14 +691,26 @@ fn throughput_chart(minutes: &[MinuteLine]) -> String {
     } else {
         0.0
     };
-    let points: Vec<String> = minutes
+    let xy: Vec<(f64, u64)> = minutes
         .iter()
         .enumerate()
-        .map(|(i, m)| {
+        .map(|(i, m)| (40.0 + i as f64 * step, 10 + H - m.items * H / max))
+        .collect();
+    // One minute (a short run) is a level line across the chart: a polyline of one point
+    // draws nothing.
+    let line = match xy[..] {
+        [(_, y)] => vec![(40.0, y), ((40 + W) as f64, y)],
+        _ => xy.clone(),
+    };
+    let points: Vec<String> = line.iter().map(|(x, y)| format!("{x:.1},{y}")).collect();
+    let marks: String = xy
+        .iter()
+        .zip(minutes)
+        .map(|((x, y), m)| {
             format!(
-                "{:.1},{}",
-                40.0 + i as f64 * step,
-                10 + H - m.items * H / max
+                "<circle cx=\"{x:.1}\" cy=\"{y}\" r=\"3\" fill=\"#2f81f7\"><title>{}: {} items</title></circle>",
+                esc(&m.minute),
+                m.items
             )
         })
         .collect();
@@ -688,7 +723,7 @@ fn throughput_chart(minutes: &[MinuteLine]) -> String {
             "<line x1=\"40\" y1=\"{base}\" x2=\"{right}\" y2=\"{base}\" stroke=\"#8c959f\"/>",
             "<line x1=\"40\" y1=\"10\" x2=\"40\" y2=\"{base}\" stroke=\"#8c959f\"/>\n",
             "<text x=\"36\" y=\"20\" text-anchor=\"end\">{max}</text><text x=\"36\" y=\"{base}\" text-anchor=\"end\">0</text>\n",
-            "<polyline fill=\"none\" stroke=\"#2f81f7\" stroke-width=\"2\" points=\"{points}\"/>\n",
+            "<polyline fill=\"none\" stroke=\"#2f81f7\" stroke-width=\"2\" points=\"{points}\"/>{marks}\n",
             "<text x=\"40\" y=\"{label}\">{first}</text><text x=\"{right}\" y=\"{label}\" text-anchor=\"end\">{last}</text>\n",
             "</svg>\n<p>Items per minute (most: {max}).</p>\n"
         ),
@@ -699,6 +734,7 @@ fn throughput_chart(minutes: &[MinuteLine]) -> String {
         label = H + 32,
         max = max,
         points = points.join(" "),
+        marks = marks,
         first = esc(first),
         last = esc(last),
     )
@@ -901,7 +937,7 @@ mod tests {
         let mut lines = users.lines();
         assert_eq!(
             lines.next(),
-            Some("user,state,done,failed,pending,bytes,note,seconds,bytes_per_second")
+            Some("user,state,done,failed,pending,bytes,note,seconds,bytes_per_second,kind,destination,mail,events,contacts,tasks")
         );
         // Then the duration and rate, which depend on the clock.
         assert!(lines
@@ -936,6 +972,8 @@ mod tests {
         // Its process died: recorded as running, and nobody holds the state folder.
         let killed = j.begin_run().unwrap();
         j.set_user_state("u1", "ann@contoso.com", "started")
+            .unwrap();
+        j.set_user_destination("u1", "ann@contoso.com", "shared", "local folder")
             .unwrap();
         for (id, folder) in [
             ("m1", "INBOX/&2DzfiQ- Party"),
@@ -1016,6 +1054,7 @@ mod tests {
             "Q3 &lt;budget&gt;",
             "The destination mailbox is full.",
             "<td>interrupted</td>",
+            "<td>ann@contoso.com</td><td>shared</td><td>local folder</td><td>started</td>",
             "aria-label=\"Items migrated per minute\"",
             "aria-label=\"Items migrated per user\"",
             "<polyline",
@@ -1036,6 +1075,13 @@ mod tests {
             "The destination mailbox is full."
         );
         assert_eq!(json["users"][0]["workloads"]["mail"]["done"], 2);
+        assert_eq!(json["users"][0]["kind"], "shared");
+        assert_eq!(json["users"][0]["destination"], "local folder");
+        let users = std::fs::read_to_string(&files.users_csv).unwrap();
+        assert!(
+            users.contains(",shared,local folder,2,0,0,0\n"),
+            "kind, destination and items per workload: {users}"
+        );
         assert_eq!(json["throughput"][0]["items"], 2);
     }
 
@@ -1107,6 +1153,22 @@ mod tests {
             head.contains("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'\">"),
             "{head}"
         );
+    }
+
+    /// A run that wrote everything within one minute drew a polyline of one point: nothing.
+    #[test]
+    fn a_run_within_one_minute_still_draws_its_throughput() {
+        let one = [MinuteLine {
+            minute: "2026-12-06T18:29:00Z".into(),
+            items: 22,
+            bytes: 1000,
+        }];
+        let svg = throughput_chart(&one);
+        assert!(
+            svg.contains("points=\"40.0,10 640.0,10\""),
+            "a level line across the chart: {svg}"
+        );
+        assert!(svg.contains("<circle"), "{svg}");
     }
 
     #[test]

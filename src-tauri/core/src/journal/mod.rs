@@ -45,7 +45,7 @@ use sql::{args, Row, Value};
 const SCHEMA_VERSION: i32 = 2;
 
 /// Columns added to version 2, as (table, column, definition).
-const ADDED_COLUMNS: [(&str, &str, &str); 7] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 9] = [
     // What a folder row is: `mail`, or a groupware collection's item kind (`event`,
     // `contact`, `task`) with that collection's delta link. The mail pass only sees `mail`.
     ("folders", "kind", "TEXT NOT NULL DEFAULT 'mail'"),
@@ -66,6 +66,10 @@ const ADDED_COLUMNS: [(&str, &str, &str); 7] = [
     // A contact's source version at which Graph answered that it has no photo (404): while
     // the contact is at that version its photo is not asked for again.
     ("items", "no_photo_at", "TEXT"),
+    // What a user's mailbox is (`user`, `shared`, `room`, `equipment`) and what the migration
+    // made of it at the destination ([`Journal::set_user_destination`]), for the report.
+    ("users", "kind", "TEXT"),
+    ("users", "destination", "TEXT"),
 ];
 
 const SCHEMA: &str = "
@@ -140,6 +144,10 @@ INSERT INTO items (user_id, source_id, folder_id, dest_folder, state, dest_ref, 
            run_id, updated_at, 0 FROM items_v1;
 DROP TABLE items_v1;
 ";
+
+/// A user's destination ([`Journal::set_user_destination`]) when the migration created its
+/// account.
+pub const ACCOUNT_CREATED: &str = "account created";
 
 /// Why the journal cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -541,6 +549,27 @@ impl Journal {
         Ok(())
     }
 
+    /// Records what `user_id`'s mailbox is (`kind`) and what the migration made of it at the
+    /// destination (`destination`, e.g. [`ACCOUNT_CREATED`]); a user not yet recorded is
+    /// recorded as `pending`. An account the migration created stays recorded as created
+    /// when a later run finds it there and merges into it.
+    pub fn set_user_destination(
+        &self,
+        user_id: &str,
+        address: &str,
+        kind: &str,
+        destination: &str,
+    ) -> Result<(), JournalError> {
+        self.exec(
+            "INSERT INTO users (user_id, address, state, updated_at, kind, destination)
+             VALUES (?1, ?2, 'pending', ?3, ?4, ?5)
+             ON CONFLICT (user_id) DO UPDATE SET kind = ?4,
+               destination = CASE WHEN users.destination = ?6 THEN users.destination ELSE ?5 END",
+            args![user_id, address, now(), kind, destination, ACCOUNT_CREATED],
+        )?;
+        Ok(())
+    }
+
     /// The recorded state of one item, if any.
     pub fn item(&self, user_id: &str, source_id: &str) -> Result<Option<ItemRecord>, JournalError> {
         self.first(
@@ -701,6 +730,17 @@ impl Journal {
             args![user_id, source_id, subject, date, size.map(|s| s as i64)],
         )?;
         Ok(())
+    }
+
+    /// [`Journal::record_failure_details`] of what people know the item by.
+    pub fn record_failure_name(
+        &self,
+        user_id: &str,
+        source_id: &str,
+        name: &crate::progress::ItemName,
+    ) -> Result<(), JournalError> {
+        let subject = name.subject.as_deref();
+        self.record_failure_details(user_id, source_id, subject, name.date, name.size)
     }
 
     /// Items of a user in a given state.

@@ -34,12 +34,16 @@ use crate::secrets::Secret;
 pub const PASSWORD_VARIABLE: &str = "M365_MIGRATOR_JOURNAL_PASSWORD";
 
 /// The migrations, in order: (version, SQL).
-const MIGRATIONS: [(i64, &str); 2] = [
+const MIGRATIONS: [(i64, &str); 3] = [
     (
         1,
         include_str!("../../migrations/postgres/0001_journal.sql"),
     ),
     (2, include_str!("../../migrations/postgres/0002_leases.sql")),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_user_destination.sql"),
+    ),
 ];
 
 /// Taken (per transaction) while migrations are applied; any fixed number of our own.

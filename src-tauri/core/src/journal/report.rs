@@ -26,6 +26,11 @@ pub struct UserRecord {
     pub state: String,
     /// What the run leaves out of this user by design (an online archive).
     pub note: Option<String>,
+    /// What the mailbox is: `user`, `shared`, `room`, `equipment` (recorded since issue 15).
+    pub kind: Option<String>,
+    /// What the migration made of it at the destination: `account created`, `merged into an
+    /// existing account`, `local folder`.
+    pub destination: Option<String>,
 }
 
 /// Item counts of one (user, workload, destination folder, state) group.
@@ -98,7 +103,8 @@ impl Journal {
     /// Every user the journal knows, by address.
     pub fn users(&self) -> Result<Vec<UserRecord>, JournalError> {
         self.rows(
-            "SELECT user_id, address, state, note FROM users ORDER BY address, user_id",
+            "SELECT user_id, address, state, note, kind, destination FROM users
+             ORDER BY address, user_id",
             args![],
         )?
         .iter()
@@ -108,6 +114,8 @@ impl Journal {
                 address: r.text(1)?,
                 state: r.text(2)?,
                 note: r.opt_text(3)?,
+                kind: r.opt_text(4)?,
+                destination: r.opt_text(5)?,
             })
         })
         .collect()

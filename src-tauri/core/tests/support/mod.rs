@@ -48,6 +48,25 @@ pub async fn tenant_with_dovecot_config(
     (sim, dovecot)
 }
 
+/// A message `id` with `subject` too big for a Dovecot whose `max_mail_kib` is the returned
+/// limit, which every other message of `sim`'s tenant fits under: (its MIME, the limit).
+pub fn too_big_message(sim: &migrator_sim::SimServer, id: &str, subject: &str) -> (Vec<u8>, u64) {
+    let largest = sim
+        .tenant()
+        .users
+        .iter()
+        .flat_map(|u| &u.folders)
+        .flat_map(|f| &f.messages)
+        .map(|m| m.mime.as_ref().len())
+        .max()
+        .unwrap_or(0);
+    let limit_kib = largest as u64 / 1024 + 16;
+    let mut big =
+        format!("Message-ID: <{id}@example.com>\r\nSubject: {subject}\r\n\r\n").into_bytes();
+    big.resize(big.len() + (limit_kib as usize + 64) * 1024, b'x');
+    (big, limit_kib)
+}
+
 /// Every user of `sim` as a destination account: (address, password "pw").
 pub fn tenant_accounts(sim: &migrator_sim::SimServer) -> Vec<(String, String)> {
     sim.tenant()
@@ -192,10 +211,15 @@ impl Failures {
                 user,
                 folder,
                 item,
+                subject,
                 reason,
+                ..
             } = e
             {
-                let line = format!("{user} {folder} {item}: {reason}");
+                let line = match subject {
+                    Some(subject) => format!("{user} {folder} {item} \"{subject}\": {reason}"),
+                    None => format!("{user} {folder} {item}: {reason}"),
+                };
                 seen.lock().unwrap().push(line);
             }
         })

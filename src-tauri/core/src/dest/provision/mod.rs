@@ -52,6 +52,18 @@ pub enum MailboxKind {
     Equipment,
 }
 
+impl MailboxKind {
+    /// The kind in the plan's and report's words: `user`, `shared`, `room`, `equipment`.
+    pub fn label(self) -> &'static str {
+        match self {
+            MailboxKind::User => "user",
+            MailboxKind::Shared => "shared",
+            MailboxKind::Room => "room",
+            MailboxKind::Equipment => "equipment",
+        }
+    }
+}
+
 impl From<UserPurpose> for MailboxKind {
     /// `linked` and `others` are mailboxes of a person or of no known kind: user mailboxes.
     fn from(p: UserPurpose) -> Self {
