@@ -43,6 +43,7 @@ use crate::dest::imap::{ConnectionLimit, ImapLogin, ImapSettings, MasterStyle, S
 use crate::dest::provision::icewarp::{IceWarpError, IceWarpSettings};
 use crate::dest::provision::ProvisionRules;
 use crate::graph::client::{http_client, GraphClient, GraphError};
+use crate::graph::pacer::{AppBudget, APP_BUDGET, APP_WINDOW};
 use crate::graph::types::User;
 use crate::graph::{users, AuthError, Pacer, PacerSettings};
 use crate::journal::{Journal, JournalError, LockError, StateLock};
@@ -438,6 +439,10 @@ impl RunOptions {
                 max_in_flight: run.max_in_flight,
                 budget: run.requests_per_window,
                 window: std::time::Duration::from_secs(run.window_seconds),
+                app: Some(AppBudget::new(
+                    run.app_requests_per_window,
+                    std::time::Duration::from_secs(run.app_window_seconds),
+                )),
                 ..PacerSettings::default()
             },
             state_dir: run.state_dir.clone(),
@@ -458,7 +463,10 @@ impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             parallel_mailboxes: 8,
-            pacer: PacerSettings::default(),
+            pacer: PacerSettings {
+                app: Some(AppBudget::new(APP_BUDGET, APP_WINDOW)),
+                ..PacerSettings::default()
+            },
             state_dir: None,
             users: UserSelection::default(),
             mirror_deletions: false,
