@@ -34,4 +34,5 @@ mod preflight_endpoints;
 mod reliability;
 mod selection;
 mod state_lock;
+mod tenant_scale;
 mod tenant_users;
