@@ -10,7 +10,7 @@ use migrator_core::config::Workload;
 use migrator_core::engine::{run, Destination, RunControl, RunOptions};
 use migrator_core::graph::pacer::AppBudget;
 use migrator_core::graph::PacerSettings;
-use migrator_core::progress::NullReporter;
+use migrator_core::progress::{NullReporter, ProgressEvent};
 use migrator_core::secrets::Secret;
 use migrator_sim::{AppLimit, MailboxLimits, SimConfig, SimServer, TenantSpec};
 
@@ -101,5 +101,72 @@ async fn many_mailboxes_in_parallel_stay_under_the_app_limit_across_the_tenant()
             let bodies = support::maildir_bodies(&out.path().join("out").join(&user.mail));
             support::assert_exactly_once(user, &bodies, "under the app limit");
         }
+    }
+}
+
+/// One big mailbox among small ones, listed after several of them: it starts first (its
+/// `UserStarted` comes before any other), and every message of every mailbox arrives once.
+/// Before, mailboxes started in userPrincipalName order, the big one when its turn came.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_largest_mailbox_starts_first() {
+    let sim = SimServer::start(SimConfig {
+        tenant: TenantSpec {
+            users: 10,
+            messages_per_user: 30,
+            ..TenantSpec::default()
+        },
+        limits: Some(MailboxLimits::default()),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut by_upn: Vec<_> = sim.tenant().users.clone();
+    by_upn.sort_by(|a, b| a.user_principal_name.cmp(&b.user_principal_name));
+    let big = by_upn[6].id.clone();
+    sim.mutate(|tenant| {
+        for user in tenant.users.iter_mut().filter(|u| u.id != big) {
+            for folder in &mut user.folders {
+                folder.messages.truncate(1);
+            }
+        }
+    });
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reporter = {
+        let events = events.clone();
+        Arc::new(move |e: ProgressEvent| events.lock().unwrap().push(e))
+    };
+    let out = tempfile::tempdir().unwrap();
+    let summary = run(
+        &support::source_config(&sim),
+        &Secret::new(sim.client_secret()),
+        &Destination::Folder(out.path().join("out")),
+        reporter,
+        RunControl::new(),
+        RunOptions {
+            parallel_mailboxes: 3,
+            workloads: vec![Workload::Mail],
+            ..RunOptions::default()
+        },
+    )
+    .await
+    .expect("the run completes");
+    assert_eq!(summary.totals.failed, 0, "{summary:?}");
+    let started: Vec<String> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            ProgressEvent::UserStarted { user, .. } => Some(user.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started.len(), 10, "{started:?}");
+    assert_eq!(
+        started[0], by_upn[6].mail,
+        "the big mailbox starts first: {started:?}"
+    );
+    for user in &sim.tenant().users {
+        let bodies = support::maildir_bodies(&out.path().join("out").join(&user.mail));
+        support::assert_exactly_once(user, &bodies, "largest first");
     }
 }

@@ -31,7 +31,7 @@ pub const ONLINE_ARCHIVE: &str = "has an online archive: not migrated, export it
 
 /// Mailboxes whose facts are read at once at the start of a run (each on its own pacer, so
 /// this bounds only the run's own connections).
-const FACT_READS: usize = 64;
+pub(super) const FACT_READS: usize = 64;
 
 /// A mailbox about to be migrated, with the pacer all of its requests go through.
 pub(super) struct Mailbox {

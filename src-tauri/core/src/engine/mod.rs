@@ -14,6 +14,7 @@ mod plan;
 mod preflight;
 mod rebuild;
 pub mod report;
+mod schedule;
 mod spool;
 mod verify;
 
@@ -30,8 +31,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
-
-use futures_util::StreamExt;
 
 use crate::config::{
     read_accounts_csv, ConfigError, DateLimits, DestinationConfig, EmptyBatch, ImapSecurity,
@@ -749,11 +748,34 @@ async fn run_locked(
         users: mailboxes.len() as u32,
     });
 
-    let results: Vec<Result<Option<Stats>, EngineError>> = futures_util::stream::iter(mailboxes)
-        .map(|(user, known)| {
+    // Largest first, each sized on its own pacer (which then migrates it) while others copy.
+    let size_one = |(user, known): (User, Option<mailboxes::Mailbox>)| {
+        let (client, workloads, limits) = (&client, &workloads, &options.pacer);
+        async move {
+            let (pacer, facts) = match known {
+                Some(m) => (m.pacer, Some(m.facts)),
+                None => (Pacer::new(limits.clone()), None),
+            };
+            let size = if workloads.contains(&Workload::Mail) {
+                // A mailbox that cannot be sized runs last; its own run reports why.
+                crate::graph::mail::top_level_items(client, &pacer, &user.id)
+                    .await
+                    .unwrap_or(0)
+            } else {
+                0
+            };
+            (size, (user, pacer, facts))
+        }
+    };
+    let results: Vec<Result<Option<Stats>, EngineError>> = schedule::largest_first(
+        mailboxes,
+        mailboxes::FACT_READS,
+        options.parallel_mailboxes,
+        size_one,
+        |(user, pacer, known): (User, Pacer, Option<users::MailboxFacts>)| {
             let (client, store, workloads) = (&client, &store, &workloads);
             let (reporter, control) = (reporter.clone(), control.clone());
-            let (limits, mirror_deletions) = (options.pacer.clone(), options.mirror_deletions);
+            let mirror_deletions = options.mirror_deletions;
             let separator_substitute = options.folder_separator_substitute.as_str();
             let dav = match destination {
                 Destination::Imap { dav, .. } => dav.as_ref(),
@@ -764,13 +786,9 @@ async fn run_locked(
             async move {
                 // One pacer per mailbox for every workload: Exchange's limits are per app and
                 // mailbox, whatever the data (throttling-limits.md, Outlook service limits).
-                let (pacer, facts) = match known {
-                    Some(m) => (m.pacer, m.facts),
-                    None => {
-                        let pacer = Pacer::new(limits);
-                        let facts = users::mailbox_facts(client, &pacer, &user.id).await;
-                        (pacer, facts)
-                    }
+                let facts = match known {
+                    Some(facts) => facts,
+                    None => users::mailbox_facts(client, &pacer, &user.id).await,
                 };
                 let journal_ref = journal.map(|j| j.journal);
                 if facts.no_mailbox {
@@ -839,10 +857,9 @@ async fn run_locked(
                 });
                 Ok(Some(stats))
             }
-        })
-        .buffer_unordered(options.parallel_mailboxes.max(1))
-        .collect()
-        .await;
+        },
+    )
+    .await;
 
     let mut totals = Stats {
         failed: not_provisioned,
