@@ -170,3 +170,73 @@ async fn the_largest_mailbox_starts_first() {
         support::assert_exactly_once(user, &bodies, "largest first");
     }
 }
+
+/// A mailbox Exchange keeps throttling while the run sizes mailboxes does not hold back the
+/// others: their messages are copied while it is still throttled (its sizing read gives up
+/// at the first 429 and the mailbox runs last, honouring the `Retry-After`). Before, the first
+/// copies waited until every mailbox of the first wave was sized, the throttled one too.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_throttled_mailbox_does_not_hold_back_the_first_copies() {
+    let tenant = migrator_sim::generate_tenant(&TenantSpec {
+        users: 5,
+        messages_per_user: 4,
+        ..TenantSpec::default()
+    });
+    let throttled = tenant.users[2].id.clone();
+    let sim = SimServer::start(SimConfig {
+        tenant: TenantSpec {
+            users: 5,
+            messages_per_user: 4,
+            ..TenantSpec::default()
+        },
+        limits: Some(MailboxLimits::default()),
+        faults: migrator_sim::Faults {
+            long_throttle: Some(migrator_sim::LongThrottle {
+                mailbox: throttled.clone(),
+                answers: 6,
+                retry_after: Duration::from_secs(1),
+            }),
+            ..migrator_sim::Faults::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        sim.tenant().users[2].id,
+        throttled,
+        "the same generated tenant"
+    );
+    let out = tempfile::tempdir().unwrap();
+    let (summary, failures) = support::run_with(
+        &sim,
+        &Destination::Folder(out.path().join("out")),
+        RunOptions {
+            parallel_mailboxes: 2,
+            workloads: vec![Workload::Mail],
+            ..RunOptions::default()
+        },
+    )
+    .await;
+    assert_eq!(summary.totals.failed, 0, "{failures:?}");
+    let log = sim.requests();
+    let throttle_over = log
+        .iter()
+        .filter(|r| r.mailbox.as_deref() == Some(throttled.as_str()) && r.status == 429)
+        .map(|r| r.finished)
+        .max()
+        .expect("the mailbox was throttled");
+    let copied_meanwhile = log
+        .iter()
+        .filter(|r| r.mailbox.as_deref() != Some(throttled.as_str()))
+        .filter(|r| r.path_and_query.ends_with("/$value") && r.at < throttle_over)
+        .count();
+    assert!(
+        copied_meanwhile > 0,
+        "no other mailbox's message was copied while one mailbox was throttled"
+    );
+    for user in &sim.tenant().users {
+        let bodies = support::maildir_bodies(&out.path().join("out").join(&user.mail));
+        support::assert_exactly_once(user, &bodies, "after a throttled mailbox");
+    }
+}

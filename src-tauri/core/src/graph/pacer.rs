@@ -414,6 +414,26 @@ impl Pacer {
         self.hold_while_paused().await;
     }
 
+    /// How long the pause (`Retry-After`) in force still lasts, if one is.
+    pub fn paused_for(&self) -> Option<Duration> {
+        let state = self.lock();
+        let now = Instant::now();
+        state
+            .blocked_until
+            .filter(|until| *until > now)
+            .map(|until| until - now)
+    }
+
+    /// Takes over what a request of this mailbox sent through another pacer (`other`, with
+    /// its own retry policy) left behind: its place in this mailbox's budget, and the pause
+    /// it was answered, so the mailbox's later requests still honour them.
+    pub async fn adopt(&self, other: &Pacer) {
+        if let Some(wait) = other.paused_for() {
+            self.block_for(wait);
+        }
+        self.wait_for_turn().await;
+    }
+
     fn block_for(&self, wait: Duration) {
         let until = Instant::now() + wait;
         let mut state = self.lock();
