@@ -10,13 +10,21 @@ use migrator_core::config::Workload;
 use migrator_core::engine::{run, Destination, RunControl, RunOptions};
 use migrator_core::graph::pacer::AppBudget;
 use migrator_core::graph::PacerSettings;
-use migrator_core::progress::{NullReporter, ProgressEvent};
+use migrator_core::progress::ProgressEvent;
 use migrator_core::secrets::Secret;
 use migrator_sim::{AppLimit, MailboxLimits, SimConfig, SimServer, TenantSpec};
 
 /// The app's budget in these tests: small, so many mailboxes reach it within a few seconds.
 const APP_BUDGET: u32 = 200;
 const APP_WINDOW: Duration = Duration::from_secs(2);
+
+/// Every message of every mailbox of `sim` is in the local folder `out` exactly once.
+fn every_message_once(sim: &SimServer, out: &std::path::Path, context: &str) {
+    for user in &sim.tenant().users {
+        let bodies = support::maildir_bodies(&out.join(&user.mail));
+        support::assert_exactly_once(user, &bodies, context);
+    }
+}
 
 /// Sixteen mailboxes in parallel, each far within its own limits, together reach the app's
 /// budget across the tenant: the run is never answered 429 for it (with and without the
@@ -44,12 +52,9 @@ async fn many_mailboxes_in_parallel_stay_under_the_app_limit_across_the_tenant()
         .await
         .unwrap();
         let out = tempfile::tempdir().unwrap();
-        let summary = run(
-            &support::source_config(&sim),
-            &Secret::new(sim.client_secret()),
+        let (summary, failures) = support::run_with(
+            &sim,
             &Destination::Folder(out.path().join("out")),
-            Arc::new(NullReporter),
-            RunControl::new(),
             RunOptions {
                 parallel_mailboxes: 16,
                 workloads: vec![Workload::Mail],
@@ -60,9 +65,8 @@ async fn many_mailboxes_in_parallel_stay_under_the_app_limit_across_the_tenant()
                 ..RunOptions::default()
             },
         )
-        .await
-        .expect("the run completes");
-        assert_eq!(summary.totals.failed, 0, "{summary:?}");
+        .await;
+        assert_eq!(summary.totals.failed, 0, "{failures:?}");
 
         let log = sim.requests();
         let graph: Vec<_> = log
@@ -97,10 +101,7 @@ async fn many_mailboxes_in_parallel_stay_under_the_app_limit_across_the_tenant()
             busiest >= APP_BUDGET as usize / 2 && busiest <= APP_BUDGET as usize,
             "announce={announce}: the busiest window held {busiest} requests"
         );
-        for user in &sim.tenant().users {
-            let bodies = support::maildir_bodies(&out.path().join("out").join(&user.mail));
-            support::assert_exactly_once(user, &bodies, "under the app limit");
-        }
+        every_message_once(&sim, &out.path().join("out"), "under the app limit");
     }
 }
 
@@ -165,10 +166,7 @@ async fn the_largest_mailbox_starts_first() {
         started[0], by_upn[6].mail,
         "the big mailbox starts first: {started:?}"
     );
-    for user in &sim.tenant().users {
-        let bodies = support::maildir_bodies(&out.path().join("out").join(&user.mail));
-        support::assert_exactly_once(user, &bodies, "largest first");
-    }
+    every_message_once(&sim, &out.path().join("out"), "largest first");
 }
 
 /// A mailbox Exchange keeps throttling while the run sizes mailboxes does not hold back the
@@ -235,8 +233,5 @@ async fn a_throttled_mailbox_does_not_hold_back_the_first_copies() {
         copied_meanwhile > 0,
         "no other mailbox's message was copied while one mailbox was throttled"
     );
-    for user in &sim.tenant().users {
-        let bodies = support::maildir_bodies(&out.path().join("out").join(&user.mail));
-        support::assert_exactly_once(user, &bodies, "after a throttled mailbox");
-    }
+    every_message_once(&sim, &out.path().join("out"), "after a throttled mailbox");
 }

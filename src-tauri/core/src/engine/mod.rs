@@ -757,12 +757,12 @@ async fn run_locked(
                 None => (Pacer::new(limits.clone()), None),
             };
             let size = if workloads.contains(&Workload::Mail) {
-                // One attempt, never waiting out throttling: a mailbox throttled for an hour
-                // must not hold back the first copies. The mailbox's own pacer then takes
-                // over the request's budget and any pause it was answered. A mailbox that
-                // cannot be sized runs last; its own run reports why.
+                // Never waiting out throttling (transient failures are still retried): a
+                // mailbox throttled for an hour must not hold back the first copies. The
+                // mailbox's own pacer then takes over the request's budget and any pause it
+                // was answered. A mailbox that cannot be sized runs last; its own run reports
+                // why.
                 let once = Pacer::new(PacerSettings {
-                    max_attempts: 1,
                     max_throttled: std::time::Duration::ZERO,
                     ..limits.clone()
                 });
