@@ -15,7 +15,7 @@ use migrator_core::secrets::Secret;
 use migrator_sim::{AppLimit, MailboxLimits, SimConfig, SimServer, TenantSpec};
 
 /// The app's budget in these tests: small, so many mailboxes reach it within a few seconds.
-const APP_BUDGET: u32 = 200;
+const APP_BUDGET: u32 = 100;
 const APP_WINDOW: Duration = Duration::from_secs(2);
 
 /// Every message of every mailbox of `sim` is in the local folder `out` exactly once.
@@ -37,7 +37,7 @@ async fn many_mailboxes_in_parallel_stay_under_the_app_limit_across_the_tenant()
         let sim = SimServer::start(SimConfig {
             tenant: TenantSpec {
                 users: 16,
-                messages_per_user: 12,
+                messages_per_user: 6,
                 ..TenantSpec::default()
             },
             latency: Duration::from_millis(2),
@@ -107,7 +107,9 @@ async fn many_mailboxes_in_parallel_stay_under_the_app_limit_across_the_tenant()
 
 /// One big mailbox among small ones, listed after several of them: it starts first (its
 /// `UserStarted` comes before any other), and every message of every mailbox arrives once.
-/// Before, mailboxes started in userPrincipalName order, the big one when its turn came.
+/// Before, mailboxes started in userPrincipalName order, the big one when its turn came. One
+/// slot: with more, the first few start together and each reports `UserStarted` after its
+/// own folder listing, in no fixed order (the unit test `engine::schedule` covers slots).
 #[tokio::test(flavor = "multi_thread")]
 async fn the_largest_mailbox_starts_first() {
     let sim = SimServer::start(SimConfig {
@@ -144,7 +146,7 @@ async fn the_largest_mailbox_starts_first() {
         reporter,
         RunControl::new(),
         RunOptions {
-            parallel_mailboxes: 3,
+            parallel_mailboxes: 1,
             workloads: vec![Workload::Mail],
             ..RunOptions::default()
         },
