@@ -310,6 +310,8 @@ pub struct RequestRecord {
     pub retry_after: Option<f64>,
     /// For a page of a collection (listing or delta round): what chose its size.
     pub page_size: Option<PageSizeBy>,
+    /// Answered 429 for the app's limit across the tenant ([`AppLimit`]), not a mailbox's.
+    pub app_throttled: bool,
 }
 
 /// What chose the size of a collection page: the request's `$top`, its `Prefer:

@@ -60,6 +60,10 @@ pub(crate) fn throttled(message: &str, retry_after: &str) -> Response {
     r
 }
 
+/// Marks a response 429 for the app's limit across the tenant (for the request log).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AppThrottled;
+
 /// Counts a Graph request against the app's limit across the tenant ([`crate::AppLimit`]), or
 /// answers 429 as Graph would. `Ok(Some(p))`: admitted, with `x-ms-throttle-limit-percentage:
 /// p` to announce.
@@ -94,6 +98,7 @@ pub(crate) fn admit_app(state: &State) -> Result<Option<f64>, Box<Response>> {
         if let Ok(v) = HeaderValue::from_str(&format!("{}", wait.as_secs_f64().ceil().max(1.0))) {
             r.headers_mut().insert(header::RETRY_AFTER, v);
         }
+        r.extensions_mut().insert(AppThrottled);
         if limit.announce {
             let scope = format!(
                 "Application/ReadWrite/{}/{}",

@@ -352,5 +352,7 @@ async fn the_app_limit_spans_every_mailbox_and_announces_only_when_asked() {
             vec![None; 5]
         };
         assert_eq!(percentages, expected, "announce={announce}");
+        let logged = s.sim.requests().iter().filter(|r| r.app_throttled).count();
+        assert_eq!(logged, 1, "the log names the app's 429");
     }
 }
