@@ -39,7 +39,8 @@
 //!   `Prefer: outlook.timezone`, calendarView and instances.
 //! - `delta`: the delta queries (messages, mail folders, beta calendar events, contacts,
 //!   contact folders, To Do lists and tasks) and the change log that feeds them.
-//! - `throttle`: Exchange Online's per-mailbox limits, injected faults, simulated latency.
+//! - `throttle`: Exchange Online's per-mailbox limits, Graph's limit per app across the tenant,
+//!   injected faults, simulated latency.
 //! - `server`: shared state, the router, the request log and request ids.
 
 pub mod attachments;

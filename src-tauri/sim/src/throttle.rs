@@ -1,4 +1,5 @@
-//! Exchange Online's per-mailbox limits, injected faults and simulated latency.
+//! Exchange Online's per-mailbox limits, Graph's limit per app across the tenant
+//! ([`admit_app`]), injected faults and simulated latency.
 //!
 //! Limits are per app and mailbox (Graph docs concepts/throttling-limits.md §Outlook service
 //! limits): at most `max_in_flight` requests in progress — one more is answered 429
