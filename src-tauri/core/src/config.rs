@@ -1484,6 +1484,32 @@ exclude = ["Room-1@contoso.com"]
         );
     }
 
+    #[test]
+    fn the_app_budget_defaults_to_graphs_global_limit_and_zero_is_refused() {
+        let read = |extra: &str| {
+            FileConfig::parse(&format!("{GOOD}\n[run]\n{extra}\n"), Path::new("m.toml"))
+        };
+        let run = read("").unwrap().run;
+        assert_eq!(
+            (run.app_requests_per_window, run.app_window_seconds),
+            (130_000, 10)
+        );
+        let run = read("app_requests_per_window = 5000\napp_window_seconds = 1")
+            .unwrap()
+            .run;
+        assert_eq!(
+            (run.app_requests_per_window, run.app_window_seconds),
+            (5_000, 1)
+        );
+        for zero in ["app_requests_per_window = 0", "app_window_seconds = 0"] {
+            let e = read(zero).unwrap_err().to_string();
+            assert!(
+                e.contains("run.app_requests_per_window") && e.contains("at least 1"),
+                "{e}"
+            );
+        }
+    }
+
     /// Writes `text` as an accounts file and reads it back.
     fn accounts(text: &[u8]) -> Result<std::collections::HashMap<String, String>, String> {
         let dir = tempfile::tempdir().unwrap();
