@@ -792,6 +792,11 @@ pub struct RunSettings {
     /// Requests per mailbox per `window_seconds` (Exchange Online: 10,000 per 600 s).
     pub requests_per_window: u32,
     pub window_seconds: u64,
+    /// Graph requests of the whole run (every mailbox and the directory) per
+    /// `app_window_seconds`: Graph's global limit per app is 130,000 per 10 s
+    /// (learn.microsoft.com/graph/throttling-limits).
+    pub app_requests_per_window: u32,
+    pub app_window_seconds: u64,
     pub state_dir: Option<std::path::PathBuf>,
     /// On a later (incremental) run, delete at the destination the messages deleted at the
     /// source since. Only copies the migrator made are deleted; default `false`: kept.
@@ -933,6 +938,8 @@ impl Default for RunSettings {
             max_in_flight: 4,
             requests_per_window: 10_000,
             window_seconds: 600,
+            app_requests_per_window: crate::graph::pacer::APP_BUDGET,
+            app_window_seconds: crate::graph::pacer::APP_WINDOW.as_secs(),
             state_dir: None,
             mirror_deletions: false,
             workloads: Workload::ALL.to_vec(),
@@ -1181,6 +1188,12 @@ impl FileConfig {
             return Err(invalid(
                 "run.requests_per_window",
                 "the request budget and window must be at least 1".into(),
+            ));
+        }
+        if run.app_requests_per_window == 0 || run.app_window_seconds == 0 {
+            return Err(invalid(
+                "run.app_requests_per_window",
+                "the app's request budget and window must be at least 1".into(),
             ));
         }
         Ok(config)
@@ -1540,6 +1553,32 @@ exclude = ["Room-1@contoso.com"]
             e.contains("run.max_downloads") && e.contains("at least 1"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_app_budget_defaults_to_graphs_global_limit_and_zero_is_refused() {
+        let read = |extra: &str| {
+            FileConfig::parse(&format!("{GOOD}\n[run]\n{extra}\n"), Path::new("m.toml"))
+        };
+        let run = read("").unwrap().run;
+        assert_eq!(
+            (run.app_requests_per_window, run.app_window_seconds),
+            (130_000, 10)
+        );
+        let run = read("app_requests_per_window = 5000\napp_window_seconds = 1")
+            .unwrap()
+            .run;
+        assert_eq!(
+            (run.app_requests_per_window, run.app_window_seconds),
+            (5_000, 1)
+        );
+        for zero in ["app_requests_per_window = 0", "app_window_seconds = 0"] {
+            let e = read(zero).unwrap_err().to_string();
+            assert!(
+                e.contains("run.app_requests_per_window") && e.contains("at least 1"),
+                "{e}"
+            );
+        }
     }
 
     /// Writes `text` as an accounts file and reads it back.

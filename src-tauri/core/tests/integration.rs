@@ -37,4 +37,5 @@ mod report_html;
 mod run_snapshot;
 mod selection;
 mod state_lock;
+mod tenant_scale;
 mod tenant_users;

@@ -440,8 +440,16 @@ pub(crate) async fn graph(
         (None, Some(raw)) if path[0] == "users" => Some(raw.clone()),
         _ => None,
     };
-    let (mut response, slot) =
-        answer(&state, &ids, &method, &uri, &headers, &path, &view, user).await;
+    // Graph's global limit per app comes before any service's own (throttling-limits.md).
+    let (mut response, slot) = match throttle::admit_app(&state) {
+        Ok(used) => {
+            let (mut response, slot) =
+                answer(&state, &ids, &method, &uri, &headers, &path, &view, user).await;
+            throttle::announce(&mut response, used);
+            (response, slot)
+        }
+        Err(response) => (*response, None),
+    };
     if let Some(m) = mailbox {
         response.extensions_mut().insert(MailboxKey(m));
     }

@@ -39,7 +39,8 @@
 //!   `Prefer: outlook.timezone`, calendarView and instances.
 //! - `delta`: the delta queries (messages, mail folders, beta calendar events, contacts,
 //!   contact folders, To Do lists and tasks) and the change log that feeds them.
-//! - `throttle`: Exchange Online's per-mailbox limits, injected faults, simulated latency.
+//! - `throttle`: Exchange Online's per-mailbox limits, Graph's limit per app across the tenant,
+//!   injected faults, simulated latency.
 //! - `server`: shared state, the router, the request log and request ids.
 
 pub mod attachments;
@@ -89,6 +90,33 @@ impl Default for MailboxLimits {
             max_in_flight: 4,
             budget: 10_000,
             window: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Graph's global limit per app across all tenants: "Any request: 130,000 requests per 10
+/// seconds", evaluated besides the service limits, the first limit reached throttling
+/// (learn.microsoft.com/graph/throttling-limits, global limits). Every Graph request counts,
+/// the throttled ones too ("usage keeps accruing", concepts/throttling.md). One more is
+/// answered 429 with `Retry-After` and throttling.md's sample body (code `TooManyRequests`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppLimit {
+    pub budget: u32,
+    pub window: Duration,
+    /// Announce the use of the limit with the headers Graph documents for its Identity
+    /// limits (throttling-limits.md, "Identity and access service limits"): a response sent
+    /// past 0.8 of the budget carries `x-ms-throttle-limit-percentage` (0.8 to 1.8), a
+    /// throttled one `x-ms-throttle-scope: Application/...`. Whether the global limit sends
+    /// them is not documented, so the tests run both ways and the client never needs them.
+    pub announce: bool,
+}
+
+impl Default for AppLimit {
+    fn default() -> Self {
+        AppLimit {
+            budget: 130_000,
+            window: Duration::from_secs(10),
+            announce: false,
         }
     }
 }
@@ -143,6 +171,8 @@ pub struct SimConfig {
     pub jitter: Duration,
     /// `None`: no throttling.
     pub limits: Option<MailboxLimits>,
+    /// `None`: no limit per app across the tenant.
+    pub app_limit: Option<AppLimit>,
     /// `expires_in` of issued tokens; Graph answers 401 once a token is older.
     pub token_lifetime: Duration,
     pub faults: Faults,
@@ -238,6 +268,7 @@ impl Default for SimConfig {
             latency: Duration::ZERO,
             jitter: Duration::ZERO,
             limits: None,
+            app_limit: None,
             token_lifetime: Duration::from_secs(3599),
             faults: Faults::default(),
             fractional_retry_after: false,
@@ -280,6 +311,8 @@ pub struct RequestRecord {
     pub retry_after: Option<f64>,
     /// For a page of a collection (listing or delta round): what chose its size.
     pub page_size: Option<PageSizeBy>,
+    /// Answered 429 for the app's limit across the tenant ([`AppLimit`]), not a mailbox's.
+    pub app_throttled: bool,
 }
 
 /// What chose the size of a collection page: the request's `$top`, its `Prefer:

@@ -260,6 +260,7 @@ async fn log(AxState(state): AxState<Arc<State>>, mut req: Request, next: Next) 
         status: 0,
         retry_after: None,
         page_size: None,
+        app_throttled: false,
     });
     let response = next.run(req).await;
     let (mut parts, body) = response.into_parts();
@@ -279,8 +280,13 @@ async fn log(AxState(state): AxState<Arc<State>>, mut req: Request, next: Next) 
         .and_then(|v| v.trim().parse::<f64>().ok());
     let mailbox = parts.extensions.get::<MailboxKey>().map(|m| m.0.clone());
     let page_size = parts.extensions.get::<crate::PageSizeBy>().copied();
+    let app_throttled = parts
+        .extensions
+        .get::<crate::throttle::AppThrottled>()
+        .is_some();
     state.log_update(index, |r| {
         r.page_size = page_size;
+        r.app_throttled = app_throttled;
         r.status = status;
         r.retry_after = retry_after;
         r.mailbox = mailbox;

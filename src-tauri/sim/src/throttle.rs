@@ -1,4 +1,5 @@
-//! Exchange Online's per-mailbox limits, injected faults and simulated latency.
+//! Exchange Online's per-mailbox limits, Graph's limit per app across the tenant
+//! ([`admit_app`]), injected faults and simulated latency.
 //!
 //! Limits are per app and mailbox (Graph docs concepts/throttling-limits.md §Outlook service
 //! limits): at most `max_in_flight` requests in progress — one more is answered 429
@@ -20,6 +21,8 @@ use crate::server::State;
 #[derive(Default)]
 pub(crate) struct Mailboxes {
     inner: Mutex<HashMap<String, MailboxUse>>,
+    /// Arrival times of the app's requests within [`crate::AppLimit::window`], oldest first.
+    app: Mutex<VecDeque<Instant>>,
 }
 
 #[derive(Default)]
@@ -56,6 +59,68 @@ pub(crate) fn throttled(message: &str, retry_after: &str) -> Response {
         r.headers_mut().insert(header::RETRY_AFTER, v);
     }
     r
+}
+
+/// Marks a response 429 for the app's limit across the tenant (for the request log).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AppThrottled;
+
+/// Counts a Graph request against the app's limit across the tenant ([`crate::AppLimit`]), or
+/// answers 429 as Graph would. `Ok(Some(p))`: admitted, with `x-ms-throttle-limit-percentage:
+/// p` to announce.
+pub(crate) fn admit_app(state: &State) -> Result<Option<f64>, Box<Response>> {
+    let Some(limit) = &state.config.app_limit else {
+        return Ok(None);
+    };
+    let Ok(mut sent) = state.mailboxes.app.lock() else {
+        return Ok(None);
+    };
+    let now = Instant::now();
+    while sent
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= limit.window)
+    {
+        sent.pop_front();
+    }
+    let budget = limit.budget.max(1) as usize;
+    let over = sent.len() >= budget;
+    // Throttled requests accrue too; capped so a storm cannot grow the deque without bound.
+    if sent.len() < budget.saturating_mul(2) {
+        sent.push_back(now);
+    }
+    let used = sent.len() as f64 / budget as f64;
+    if over {
+        let frees_at = sent.get(sent.len() - budget).copied().unwrap_or(now);
+        let wait = (frees_at + limit.window).saturating_duration_since(now);
+        // throttling.md's sample 429: code TooManyRequests, Retry-After in seconds.
+        let body =
+            json!({"error": {"code": "TooManyRequests", "message": "Please retry again later."}});
+        let mut r = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+        if let Ok(v) = HeaderValue::from_str(&format!("{}", wait.as_secs_f64().ceil().max(1.0))) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        r.extensions_mut().insert(AppThrottled);
+        if limit.announce {
+            let scope = format!(
+                "Application/ReadWrite/{}/{}",
+                state.client_id, state.tenant_id
+            );
+            if let Ok(v) = HeaderValue::from_str(&scope) {
+                r.headers_mut().insert("x-ms-throttle-scope", v);
+            }
+        }
+        return Err(Box::new(r));
+    }
+    Ok((limit.announce && used > 0.8).then_some(used.min(1.8)))
+}
+
+/// Adds `x-ms-throttle-limit-percentage` to an admitted response ([`admit_app`]).
+pub(crate) fn announce(response: &mut Response, used: Option<f64>) {
+    if let Some(v) = used.and_then(|u| HeaderValue::from_str(&format!("{u:.2}")).ok()) {
+        response
+            .headers_mut()
+            .insert("x-ms-throttle-limit-percentage", v);
+    }
 }
 
 /// Admits a request to `mailbox` (a user id), or answers 429 as Exchange Online would.

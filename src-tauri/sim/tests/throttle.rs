@@ -289,3 +289,70 @@ async fn the_request_log_has_every_request_in_order() {
         .iter()
         .all(|r| r.finished >= r.at && r.retry_after.is_none()));
 }
+
+/// The app's limit across the tenant (throttling-limits.md, global limits): requests to any
+/// mailboxes and the directory share it; one more in the window is 429 `TooManyRequests`
+/// with `Retry-After`; with `announce`, responses past 0.8 of it carry
+/// `x-ms-throttle-limit-percentage` and the 429 `x-ms-throttle-scope: Application/...`.
+#[tokio::test]
+async fn the_app_limit_spans_every_mailbox_and_announces_only_when_asked() {
+    for announce in [false, true] {
+        let s = common::start(SimConfig {
+            tenant: small(),
+            app_limit: Some(migrator_sim::AppLimit {
+                budget: 5,
+                window: Duration::from_secs(60),
+                announce,
+            }),
+            ..SimConfig::default()
+        })
+        .await;
+        let users = s.sim.tenant().users.clone();
+        let paths = [
+            format!("/v1.0/users/{}/mailFolders/inbox", users[0].id),
+            format!("/v1.0/users/{}/mailFolders/inbox", users[1].id),
+            "/v1.0/users".to_string(),
+            format!("/v1.0/users/{}/mailFolders", users[0].id),
+            format!("/v1.0/users/{}/mailFolders", users[1].id),
+            format!("/v1.0/users/{}/mailFolders/inbox", users[1].id),
+        ];
+        let mut percentages = Vec::new();
+        for (i, path) in paths.iter().enumerate() {
+            let r = s.get(path).send().await.unwrap();
+            let percentage = r
+                .headers()
+                .get("x-ms-throttle-limit-percentage")
+                .map(|v| v.to_str().unwrap().to_string());
+            if i < 5 {
+                assert_eq!(r.status(), 200, "{path}");
+                percentages.push(percentage);
+                continue;
+            }
+            assert_eq!(r.status(), 429, "the sixth request of the app");
+            let after: f64 = r.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(after > 0.0 && after <= 60.0, "{after}");
+            let scope = r
+                .headers()
+                .get("x-ms-throttle-scope")
+                .map(|v| v.to_str().unwrap().to_string());
+            assert_eq!(
+                scope.is_some_and(|s| s.starts_with("Application/")),
+                announce
+            );
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "TooManyRequests");
+        }
+        let expected: Vec<Option<String>> = if announce {
+            vec![None, None, None, None, Some("1.00".into())]
+        } else {
+            vec![None; 5]
+        };
+        assert_eq!(percentages, expected, "announce={announce}");
+        let logged = s.sim.requests().iter().filter(|r| r.app_throttled).count();
+        assert_eq!(logged, 1, "the log names the app's 429");
+    }
+}

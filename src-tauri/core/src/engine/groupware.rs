@@ -52,7 +52,7 @@ use crate::dest::provision::icewarp::IceWarpProvisioner;
 use crate::dest::{CollectionKind, DestRef};
 use crate::error::{Classify, ErrorClass};
 use crate::graph::client::{GraphClient, GraphError};
-use crate::graph::pacer::{GaveUp, OutagePolicy, Verdict};
+use crate::graph::pacer::{GaveUp, OutagePolicy, PacerSettings, Verdict};
 use crate::graph::paging::{Delta, DeltaRound, Page, Pages};
 use crate::graph::types::{Contact, DateTimeTimeZone, Event, TodoTask, User};
 use crate::graph::{calendar, contacts, todo, Pacer};
@@ -262,8 +262,12 @@ impl GroupwareRun<'_> {
                     None => dav,
                 };
                 let login = DavLogin::new(logins.login_name(&address), password);
-                // The DAV server has its own pace: its own pacer, same retry policy.
-                let dav_pacer = Pacer::new(pacer.settings().clone());
+                // The DAV server has its own pace: its own pacer, same retry policy, outside
+                // Graph's app budget.
+                let dav_pacer = Pacer::new(PacerSettings {
+                    app: None,
+                    ..pacer.settings().clone()
+                });
                 let outage = self.dav_outage(dav, &address);
                 let connected = dav_call(
                     &dav_pacer,

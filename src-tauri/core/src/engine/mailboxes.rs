@@ -80,7 +80,7 @@ pub(super) fn kind_of(facts: &MailboxFacts) -> &'static str {
 
 /// Mailboxes whose facts are read at once at the start of a run (each on its own pacer, so
 /// this bounds only the run's own connections).
-const FACT_READS: usize = 64;
+pub(super) const FACT_READS: usize = 64;
 
 /// A mailbox about to be migrated, with the pacer all of its requests go through.
 pub(super) struct Mailbox {

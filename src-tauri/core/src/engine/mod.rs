@@ -15,6 +15,7 @@ mod plan;
 mod preflight;
 mod rebuild;
 pub mod report;
+mod schedule;
 mod spool;
 mod verify;
 
@@ -33,8 +34,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::StreamExt;
-
 use crate::config::{
     read_accounts_csv, ConfigError, DateLimits, DestinationConfig, EmptyBatch, ImapSecurity,
     MasterLoginStyle, RunSettings, SourceConfig, UserSelection, Workload,
@@ -45,6 +44,7 @@ use crate::dest::imap::{ConnectionLimit, ImapLogin, ImapSettings, MasterStyle, S
 use crate::dest::provision::icewarp::{IceWarpError, IceWarpSettings};
 use crate::dest::provision::ProvisionRules;
 use crate::graph::client::{http_client, GraphClient, GraphError};
+use crate::graph::pacer::{AppBudget, APP_BUDGET, APP_WINDOW};
 use crate::graph::types::User;
 use crate::graph::{users, AuthError, Pacer, PacerSettings};
 use crate::journal::{Journal, JournalError, JournalLocation, LockError, StateLock};
@@ -456,6 +456,10 @@ impl RunOptions {
                 max_in_flight: run.max_in_flight,
                 budget: run.requests_per_window,
                 window: std::time::Duration::from_secs(run.window_seconds),
+                app: Some(AppBudget::new(
+                    run.app_requests_per_window,
+                    std::time::Duration::from_secs(run.app_window_seconds),
+                )),
                 ..PacerSettings::default()
             },
             state_dir: run.state_dir.clone(),
@@ -477,7 +481,10 @@ impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             parallel_mailboxes: 8,
-            pacer: PacerSettings::default(),
+            pacer: PacerSettings {
+                app: Some(AppBudget::new(APP_BUDGET, APP_WINDOW)),
+                ..PacerSettings::default()
+            },
             state_dir: None,
             users: UserSelection::default(),
             mirror_deletions: false,
@@ -775,11 +782,42 @@ async fn run_locked(
         _ => mailboxes::MERGED,
     };
 
-    let results: Vec<Result<Option<Stats>, EngineError>> = futures_util::stream::iter(mailboxes)
-        .map(|(user, known)| {
+    // Largest first, each sized on its own pacer (which then migrates it) while others copy.
+    let size_one = |(user, known): (User, Option<mailboxes::Mailbox>)| {
+        let (client, workloads, limits) = (&client, &workloads, &options.pacer);
+        async move {
+            let (pacer, facts) = match known {
+                Some(m) => (m.pacer, Some(m.facts)),
+                None => (Pacer::new(limits.clone()), None),
+            };
+            let size = if workloads.contains(&Workload::Mail) {
+                // Never waiting out throttling (transient failures are still retried): a
+                // mailbox throttled for an hour must not hold back the first copies. The
+                // mailbox's own pacer then takes over the request's budget and any pause it
+                // was answered. A mailbox that cannot be sized runs last; its own run reports
+                // why.
+                let once = Pacer::new(PacerSettings {
+                    max_throttled: std::time::Duration::ZERO,
+                    ..limits.clone()
+                });
+                let size = crate::graph::mail::top_level_items(client, &once, &user.id).await;
+                pacer.adopt(&once).await;
+                size.unwrap_or(0)
+            } else {
+                0
+            };
+            (size, (user, pacer, facts))
+        }
+    };
+    let results: Vec<Result<Option<Stats>, EngineError>> = schedule::largest_first(
+        mailboxes,
+        mailboxes::FACT_READS,
+        options.parallel_mailboxes,
+        size_one,
+        |(user, pacer, known): (User, Pacer, Option<users::MailboxFacts>)| {
             let (client, store, workloads) = (&client, &store, &workloads);
             let (reporter, control) = (reporter.clone(), control.clone());
-            let (limits, mirror_deletions) = (options.pacer.clone(), options.mirror_deletions);
+            let mirror_deletions = options.mirror_deletions;
             let separator_substitute = options.folder_separator_substitute.as_str();
             let dav = match destination {
                 Destination::Imap { dav, .. } => dav.as_ref(),
@@ -791,13 +829,9 @@ async fn run_locked(
             async move {
                 // One pacer per mailbox for every workload: Exchange's limits are per app and
                 // mailbox, whatever the data (throttling-limits.md, Outlook service limits).
-                let (pacer, facts) = match known {
-                    Some(m) => (m.pacer, m.facts),
-                    None => {
-                        let pacer = Pacer::new(limits);
-                        let facts = users::mailbox_facts(client, &pacer, &user.id).await;
-                        (pacer, facts)
-                    }
+                let facts = match known {
+                    Some(facts) => facts,
+                    None => users::mailbox_facts(client, &pacer, &user.id).await,
                 };
                 let journal_ref = journal.map(|j| j.journal);
                 if facts.no_mailbox {
@@ -870,10 +904,9 @@ async fn run_locked(
                 });
                 Ok(Some(stats))
             }
-        })
-        .buffer_unordered(options.parallel_mailboxes.max(1))
-        .collect()
-        .await;
+        },
+    )
+    .await;
 
     let mut totals = Stats {
         failed: not_provisioned,

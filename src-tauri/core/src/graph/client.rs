@@ -325,8 +325,9 @@ impl GraphClient {
             Err(e) => return Verdict::Fail(e.into()),
         };
         // Waiting for the token may have taken a while, during which another request of this
-        // mailbox may have been answered 429: check again at the last moment.
-        pacer.hold_while_paused().await;
+        // mailbox may have been answered 429: check again at the last moment (and take the
+        // app's budget then).
+        pacer.leave().await;
         let sent = self
             .http
             .get(url)

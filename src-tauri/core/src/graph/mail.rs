@@ -84,6 +84,28 @@ pub async fn folder_tree(
     folder_tree_with(client, pacer, user_id, false, on_throttle).await
 }
 
+/// How many items the top-level folders of a mailbox hold (their `totalItemCount`,
+/// learn.microsoft.com/graph/api/resources/mailfolder): one request, a cheap measure of the
+/// mailbox's size to schedule the largest first. Subfolders are not counted (a folder's
+/// count covers its own items only); the first page (250 folders) is enough to rank.
+pub async fn top_level_items(
+    client: &GraphClient,
+    pacer: &Pacer,
+    user_id: &str,
+) -> Result<u64, GraphError> {
+    #[derive(serde::Deserialize)]
+    struct Folders {
+        #[serde(default)]
+        value: Vec<MailFolder>,
+    }
+    let user = segment(user_id);
+    let url = client.url(&format!(
+        "/users/{user}/mailFolders?includeHiddenFolders=true&$top=250&$select=id,totalItemCount"
+    ));
+    let folders: Folders = client.get_json(pacer, &url, |_| {}).await?;
+    Ok(folders.value.iter().map(|f| f.total_item_count).sum())
+}
+
 /// The whole folder tree of a mailbox, hidden folders included and search folders left out
 /// (they hold no items of their own), parents before children; system folders
 /// ([`SYSTEM_WELL_KNOWN`], [`SYSTEM_HIDDEN_NAMES`]) and their subfolders only with
