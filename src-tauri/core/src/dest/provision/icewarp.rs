@@ -804,6 +804,9 @@ pub struct IceWarpProvisioner {
     /// Domains that had no account when first listed.
     empty_domains: Mutex<BTreeSet<String>>,
     policy: Mutex<Option<PasswordPolicy>>,
+    /// Each account's default folder names ([`IceWarpProvisioner::default_folders`]), read
+    /// once per account: the mail pass and the groupware pass both need them.
+    folder_names: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
 }
 
 impl IceWarpProvisioner {
@@ -826,6 +829,7 @@ impl IceWarpProvisioner {
             accounts: Mutex::new(BTreeMap::new()),
             empty_domains: Mutex::new(BTreeSet::new()),
             policy: Mutex::new(None),
+            folder_names: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -867,6 +871,10 @@ impl IceWarpProvisioner {
         &self,
         email: &str,
     ) -> Result<BTreeMap<String, String>, IceWarpError> {
+        let key = email.to_lowercase();
+        if let Some(names) = self.folder_names.lock().await.get(&key) {
+            return Ok(names.clone());
+        }
         let request = Request::new(
             "getaccountfolderlist",
             vec![
@@ -874,9 +882,9 @@ impl IceWarpProvisioner {
                 Param::text("onlydefault", "1"),
             ],
         );
-        Ok(well_known_folders(
-            &self.client.call(&request, email).await?,
-        ))
+        let names = well_known_folders(&self.client.call(&request, email).await?);
+        self.folder_names.lock().await.insert(key, names.clone());
+        Ok(names)
     }
 
     /// Forces a password change at the next login (`expireaccountpassword`, with
