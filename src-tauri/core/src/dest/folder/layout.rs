@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 #[cfg(test)]
 use crate::convert::folder_name::unescape;
+use crate::convert::folder_name::CaseFoldedNames;
 use crate::convert::folder_name::{
     decode_mutf7, encode_mutf7, escape, escape_lower, substitute_separator,
     DEFAULT_SEPARATOR_SUBSTITUTE,
@@ -122,7 +123,7 @@ fn folder_names(
         .map(|s| format!(".{}", s.to_lowercase()))
         .collect();
     let mut by_id: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
-    let mut taken: HashSet<String> = HashSet::new();
+    let mut taken = CaseFoldedNames::default();
     // Exact names given out: a second folder never shares one, even where it exists on disk
     // (`a/b` and `a∕b` both become `a∕b`; the first folder's directory is not the second's).
     let mut given: HashSet<String> = HashSet::new();
@@ -145,12 +146,12 @@ fn folder_names(
             .into_iter()
             .find(|e| *e != name && exists(e))
             .unwrap_or(name);
-        if given.contains(&name) || (!taken.insert(name.to_lowercase()) && !exists(&name)) {
+        if given.contains(&name) || (!taken.claim(&[&name]) && !exists(&name)) {
             name = fit(
                 format!("{name} ~{}", id_suffix(&node.folder.id)),
                 &node.folder.id,
             );
-            taken.insert(name.to_lowercase());
+            taken.hold(&[&name]);
         }
         given.insert(name.clone());
         by_id.insert(node.folder.id.as_str(), name.clone());

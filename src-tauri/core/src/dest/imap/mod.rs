@@ -898,7 +898,8 @@ impl ImapMailbox {
         server.hints = self.settings.server_folders.clone();
         server.reserved = self.settings.reserved_folders.clone();
         server.substitute = self.settings.separator_substitute.clone();
-        let placements = folders::plan(nodes, &server, &self.settings.special_folders);
+        let placements =
+            folders::plan_recorded(nodes, &server, &self.settings.special_folders, recorded);
         let mut results: Vec<Result<String, ImapError>> = Vec::with_capacity(nodes.len());
         for (i, placement) in placements.iter().enumerate() {
             let result = match placement {
