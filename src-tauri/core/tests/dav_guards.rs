@@ -487,6 +487,33 @@ async fn icewarp_check_names_the_limits_that_refuse_or_delete_migrated_data() {
     }
 }
 
+/// IceWarp's `C_System_Services_IMAP_CopyBWFunction` (apiconst: a copy or move from Inbox to
+/// Spam blacklists the sender, from Spam to Inbox whitelists it) turns the moves a later run
+/// mirrors into spam-filter training. `check` names it when it is on, and only then.
+#[tokio::test(flavor = "multi_thread")]
+async fn icewarp_check_names_spam_training_by_imap_moves_only_when_on() {
+    for (value, named) in [("1", true), ("0", false)] {
+        let icewarp = icewarp_with_jane(vec![(
+            "C_System_Services_IMAP_CopyBWFunction".into(),
+            value.into(),
+        )])
+        .await;
+        let advice = admin_api_advice(
+            &icewarp,
+            Some(&format!("{EXISTING},Jane-Pa55!\n")),
+            "",
+            None,
+        )
+        .await;
+        assert_eq!(
+            advice.contains("C_System_Services_IMAP_CopyBWFunction")
+                && advice.contains("blacklist or whitelist"),
+            named,
+            "CopyBWFunction = {value}: {advice}"
+        );
+    }
+}
+
 /// `check` names the limits of the domain an account is written into (`getdomainproperties`):
 /// its mailbox, storage and message size limits, spam clean-up by age, login switched off and
 /// GroupWare/WebDAV without support or with the policy off.

@@ -1684,10 +1684,11 @@ impl AccountProvisioner for IceWarpProvisioner {
 
 /// Server properties that make IceWarp refuse or later delete migrated data
 /// (icewarp-apiconst.txt).
-const LIMIT_SERVER_PROPERTIES: [&str; 3] = [
+const LIMIT_SERVER_PROPERTIES: [&str; 4] = [
     "C_Accounts_Policies_Auth_DisablePlain",
     "C_AS_DeleteSpamMailOlder",
     "C_WebDAV_ProcessingMode",
+    "C_System_Services_IMAP_CopyBWFunction",
 ];
 
 /// Account properties that make IceWarp refuse or later delete migrated data
@@ -1925,6 +1926,18 @@ fn server_limits(props: &BTreeMap<String, Option<String>>) -> Vec<String> {
             "WebDAV serves only some domains or accounts (C_WebDAV_ProcessingMode = {mode}): \
              calendars, contacts and tasks of the others cannot be written"
         ));
+    }
+    // apiconst: "Copy/Move from Inbox to Spam indexes e-mail to Blacklist, Copy/Move from Spam
+    // to Inbox indexes e-mail to WhiteList". Incremental runs mirror moves made at the source
+    // as IMAP moves (or COPY), which this setting takes as the user's verdict on the sender.
+    if is(props, "c_system_services_imap_copybwfunction", "1") {
+        advice.push(
+            "moving mail between Inbox and Spam over IMAP trains the spam filter \
+             (C_System_Services_IMAP_CopyBWFunction): moves a later run mirrors from Microsoft \
+             365 into or out of Junk E-mail add their senders to the blacklist or whitelist; \
+             turn it off for the migration"
+                .to_string(),
+        );
     }
     advice
 }
