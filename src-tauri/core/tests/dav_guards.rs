@@ -468,13 +468,7 @@ async fn icewarp_check_names_the_limits_that_refuse_or_delete_migrated_data() {
     ] {
         assert!(icewarp.set_account_property(EXISTING, name, value));
     }
-    let advice = admin_api_advice(
-        &icewarp,
-        Some(&format!("{EXISTING},Jane-Pa55!\n")),
-        "",
-        None,
-    )
-    .await;
+    let advice = advice_with_jane(&icewarp).await;
     for expected in [
         "C_Accounts_Policies_Auth_DisablePlain",
         "spam older than 30 days",
@@ -485,6 +479,11 @@ async fn icewarp_check_names_the_limits_that_refuse_or_delete_migrated_data() {
     ] {
         assert!(advice.contains(expected), "{expected}: {advice}");
     }
+}
+
+/// [`admin_api_advice`] with [`EXISTING`] and its password in the accounts CSV.
+async fn advice_with_jane(icewarp: &IceWarpSim) -> String {
+    admin_api_advice(icewarp, Some(&format!("{EXISTING},Jane-Pa55!\n")), "", None).await
 }
 
 /// IceWarp's `C_System_Services_IMAP_CopyBWFunction` (apiconst: a copy or move from Inbox to
@@ -498,13 +497,7 @@ async fn icewarp_check_names_spam_training_by_imap_moves_only_when_on() {
             value.into(),
         )])
         .await;
-        let advice = admin_api_advice(
-            &icewarp,
-            Some(&format!("{EXISTING},Jane-Pa55!\n")),
-            "",
-            None,
-        )
-        .await;
+        let advice = advice_with_jane(&icewarp).await;
         assert_eq!(
             advice.contains("C_System_Services_IMAP_CopyBWFunction")
                 && advice.contains("blacklist or whitelist"),
@@ -533,13 +526,7 @@ async fn icewarp_check_names_the_domain_limits_that_refuse_or_delete_migrated_da
     ] {
         assert!(icewarp.set_domain_property("contoso.com", name, value));
     }
-    let advice = admin_api_advice(
-        &icewarp,
-        Some(&format!("{EXISTING},Jane-Pa55!\n")),
-        "",
-        None,
-    )
-    .await;
+    let advice = advice_with_jane(&icewarp).await;
     for expected in [
         "contoso.com: user mailboxes are limited to 1024 MB (D_UserMailbox)",
         "contoso.com: the domain's storage is limited to 10240 MB (D_DiskQuota)",
