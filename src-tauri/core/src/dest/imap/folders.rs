@@ -27,13 +27,16 @@
 //!   moved, so a rerun finds what earlier runs wrote and duplicates nothing; new folders get
 //!   names as typed.
 //! - Two source folders never merge: siblings whose destination names are equal ignoring case
-//!   (servers may be case-insensitive; `a/b` and `a∕b` under a `/` separator), and top-level folders whose name equals `INBOX` or one of the
+//!   (every server is taken to compare names without case, as RFC 3501 §5.1 allows; `a/b` and
+//!   `a∕b` under a `/` separator; also the modified UTF-7 wire names, whose base64 is
+//!   case-significant: `&AMQ-` Ä and `&AmQ-` ɤ, see [`CaseFoldedNames`]), and top-level folders whose name equals `INBOX` or one of the
 //!   server's special or mapped folders, get a suffix ` ~` + 6 hex digits of the SHA-256 of the
 //!   folder id; so do top-level folders named like a folder the server keeps for itself
 //!   ([`super::ImapSettings::reserved_folders`], e.g. IceWarp's GroupWare folders). The
-//!   lowest folder id of a group keeps the plain name (so the choice does not
-//!   depend on listing order); a top-level folder that collides with a special one always
-//!   takes the suffix.
+//!   folder the journal holds under the plain name keeps it, else the lowest folder id of a
+//!   group (so the choice depends neither on listing order nor on a sibling that appears
+//!   later); a folder the journal holds under its suffixed name keeps that; a top-level folder
+//!   that collides with a special one always takes the suffix.
 //! - A name the server refuses as too long (Dovecot: `NO Mailbox name too long`, a limit of
 //!   255 bytes per level) is tried once more with its last component cut to
 //!   [`SHORT_COMPONENT_BYTES`] and suffixed ` ~` + 6 hex digits of the folder id's hash, the
