@@ -478,13 +478,7 @@ async fn icewarp_check_names_the_limits_that_refuse_or_delete_migrated_data() {
     ] {
         assert!(icewarp.set_account_property(EXISTING, name, value));
     }
-    let advice = admin_api_advice(
-        &icewarp,
-        Some(&format!("{EXISTING},Jane-Pa55!\n")),
-        "",
-        None,
-    )
-    .await;
+    let advice = advice_with_jane(&icewarp).await;
     for expected in [
         "C_Accounts_Policies_Auth_DisablePlain",
         "spam older than 30 days",
@@ -494,6 +488,32 @@ async fn icewarp_check_names_the_limits_that_refuse_or_delete_migrated_data() {
         "jane@contoso.com: U_WebDAV is off",
     ] {
         assert!(advice.contains(expected), "{expected}: {advice}");
+    }
+}
+
+/// [`admin_api_advice`] with [`EXISTING`] and its password in the accounts CSV.
+async fn advice_with_jane(icewarp: &IceWarpSim) -> String {
+    admin_api_advice(icewarp, Some(&format!("{EXISTING},Jane-Pa55!\n")), "", None).await
+}
+
+/// IceWarp's `C_System_Services_IMAP_CopyBWFunction` (apiconst: a copy or move from Inbox to
+/// Spam blacklists the sender, from Spam to Inbox whitelists it) turns the moves a later run
+/// mirrors into spam-filter training. `check` names it when it is on, and only then.
+#[tokio::test(flavor = "multi_thread")]
+async fn icewarp_check_names_spam_training_by_imap_moves_only_when_on() {
+    for (value, named) in [("1", true), ("0", false)] {
+        let icewarp = icewarp_with_jane(vec![(
+            "C_System_Services_IMAP_CopyBWFunction".into(),
+            value.into(),
+        )])
+        .await;
+        let advice = advice_with_jane(&icewarp).await;
+        assert_eq!(
+            advice.contains("C_System_Services_IMAP_CopyBWFunction")
+                && advice.contains("blacklist or whitelist"),
+            named,
+            "CopyBWFunction = {value}: {advice}"
+        );
     }
 }
 
@@ -516,13 +536,7 @@ async fn icewarp_check_names_the_domain_limits_that_refuse_or_delete_migrated_da
     ] {
         assert!(icewarp.set_domain_property("contoso.com", name, value));
     }
-    let advice = admin_api_advice(
-        &icewarp,
-        Some(&format!("{EXISTING},Jane-Pa55!\n")),
-        "",
-        None,
-    )
-    .await;
+    let advice = advice_with_jane(&icewarp).await;
     for expected in [
         "contoso.com: user mailboxes are limited to 1024 MB (D_UserMailbox)",
         "contoso.com: the domain's storage is limited to 10240 MB (D_DiskQuota)",

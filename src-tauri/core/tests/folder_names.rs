@@ -368,3 +368,76 @@ async fn local_folder_names_read_back_as_typed_through_a_maildir_reader() {
     assert_eq!(suffixed.len(), 1, "{folders:#?}");
     assert_eq!(folders[suffixed[0].as_str()], Some(1));
 }
+
+/// Regression (issue 19.4): siblings that differ only by case reach a server that may compare
+/// names without case as distinct folders. `projects` migrated first; `Projects` appears later
+/// with a lower folder id and took the plain name (a case-insensitive server merged it into
+/// `projects`, and the next message of `projects` went to a new suffixed folder); Ä and ɤ
+/// (`&AMQ-` and `&AmQ-` on the wire) folded together. Each keeps its own folder and messages,
+/// no two wire names are equal ignoring case, and a rerun changes nothing.
+#[tokio::test]
+async fn regression_siblings_differing_only_by_case_never_share_a_folder() {
+    let s = setup().await;
+    let user = s.sim.tenant().users[0].clone();
+    s.sim.mutate(|t| {
+        t.users[0]
+            .folders
+            .push(top_level_folder(&user, 60, "projects"));
+        t.users[0].folders.push(top_level_folder(&user, 62, "Ä"));
+    });
+    s.run().await;
+    let first = s.folders().await;
+    assert_eq!(first["projects"], ("projects".to_string(), 1), "{first:#?}");
+
+    // Later: `Projects` (a lower id than `projects`) and ɤ appear, and `projects` gets a second
+    // message.
+    s.sim.mutate(|t| {
+        t.users[0]
+            .folders
+            .push(top_level_folder(&user, 50, "Projects"));
+        t.users[0].folders.push(top_level_folder(&user, 51, "ɤ"));
+        let at = time::OffsetDateTime::now_utc();
+        let folder = t.users[0]
+            .folders
+            .iter_mut()
+            .find(|f| f.display_name == "projects")
+            .unwrap();
+        folder
+            .messages
+            .push(migrator_sim::sample_message(&user, 9500, at));
+    });
+    s.run().await;
+    let folders = s.folders().await;
+    assert_eq!(
+        folders["projects"],
+        ("projects".to_string(), 2),
+        "the existing folder keeps its name and gets its new message: {folders:#?}"
+    );
+    assert_eq!(
+        folders["Ä"].1, 1,
+        "the existing Ä keeps its name: {folders:#?}"
+    );
+    for (typed, other) in [("Projects", "projects"), ("ɤ", "Ä")] {
+        let own: Vec<_> = folders
+            .iter()
+            .filter(|(k, _)| k.starts_with(&format!("{typed} ~")))
+            .collect();
+        assert_eq!(own.len(), 1, "{typed} under a distinct name: {folders:#?}");
+        assert_eq!(own[0].1 .1, 1, "{typed}: its own message");
+        assert!(!folders.contains_key(typed), "{typed} beside {other}");
+    }
+    let mut folded: Vec<String> = folders.values().map(|(w, _)| w.to_lowercase()).collect();
+    folded.sort();
+    let all = folded.len();
+    folded.dedup();
+    assert_eq!(
+        folded.len(),
+        all,
+        "no two wire names equal ignoring case: {folders:#?}"
+    );
+    s.assert_each_message_once().await;
+
+    let again = s.run().await;
+    assert_eq!(again.totals.messages, 0, "a rerun writes nothing");
+    assert_eq!(s.folders().await, folders, "a rerun keeps every name");
+}

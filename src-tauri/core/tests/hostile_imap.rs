@@ -89,8 +89,23 @@ async fn endless_untagged_lines_end_the_command_with_a_protocol_error() {
     let mut mb = mailbox(port).await;
     let err = mb.uids("INBOX").await.unwrap_err();
     assert!(
-        matches!(&err, ImapError::Protocol(e) if e.reason.contains("more than 200000 untagged responses to one command")),
+        matches!(&err, ImapError::Oversized { reason, .. } if reason.contains("more than 200000 untagged responses to one command")),
         "{err:?}"
+    );
+    assert_skipped_not_retried(&err);
+}
+
+/// Regression (issue 19.7): an oversized response was a protocol error classed as retryable,
+/// so the item was tried again (and the server answered the same way each time). It is the
+/// item's (or the folder's) failure, with a plain reason naming the server and the bound.
+fn assert_skipped_not_retried(err: &ImapError) {
+    use migrator_core::error::{Classify, ErrorClass};
+    assert_eq!(err.class(), ErrorClass::SkipItem, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("IMAP server 127.0.0.1 sent more than the client reads for one command")
+            && text.ends_with("the item is not retried"),
+        "{text}"
     );
 }
 
@@ -102,7 +117,8 @@ async fn a_2_gib_literal_announced_ends_the_command_with_a_protocol_error() {
     let mut mb = mailbox(port).await;
     let err = mb.fetch("INBOX", 1).await.unwrap_err();
     assert!(
-        matches!(&err, ImapError::Protocol(e) if e.reason.contains("literal of 2147483648 bytes")),
+        matches!(&err, ImapError::Oversized { reason, .. } if reason.contains("literal of 2147483648 bytes")),
         "{err:?}"
     );
+    assert_skipped_not_retried(&err);
 }

@@ -778,3 +778,187 @@ async fn verify_logs_in_with_the_icewarp_login_name_under_the_username_policy() 
         .sum();
     assert_eq!(missing, 0);
 }
+
+/// IceWarp's GroupWare folders may have other names in each account (the rename setting takes
+/// a `where` scope). The IMAP check took the first account's names for every account, so the
+/// other account's mail folder named like its own GroupWare folder was merged into it (and a
+/// folder named like the first account's was renamed for nothing). Each account's own names
+/// are read, once per account, and the result is stable on a rerun.
+#[tokio::test(flavor = "multi_thread")]
+async fn icewarp_groupware_folder_names_are_read_per_account_for_imap() {
+    use migrator_core::dest::imap::ImapLogin;
+    use migrator_core::graph::mail::FolderNode;
+    use migrator_core::graph::types::MailFolder;
+    use migrator_sim::icewarp::DefaultFolderNames;
+
+    let sim = migrator_sim::SimServer::start(SimConfig {
+        tenant: TenantSpec {
+            users: 2,
+            messages_per_user: 1,
+            ..TenantSpec::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .expect("the simulator starts");
+    let tenant = sim.tenant();
+    let (czech, german) = (
+        DefaultFolderNames::czech(),
+        DefaultFolderNames {
+            events: "Kalender".into(),
+            ..DefaultFolderNames::english()
+        },
+    );
+    // Each user has a mail folder named like either account's calendar.
+    let at = time::OffsetDateTime::now_utc();
+    sim.mutate(|t| {
+        for (u, user) in t.users.iter_mut().enumerate() {
+            let copy = user.clone();
+            for (i, name) in [&czech.events, &german.events].into_iter().enumerate() {
+                user.folders.push(migrator_sim::MailFolder {
+                    id: format!("AAMkAGI2TG93AAAuAAAAAAAgwnames{u}{i}AAA="),
+                    parent_id: None,
+                    display_name: name.clone(),
+                    well_known_name: None,
+                    is_hidden: false,
+                    is_search_folder: false,
+                    messages: vec![migrator_sim::sample_message(&copy, 9100 + i as u64, at)],
+                });
+            }
+        }
+    });
+    let (first, second) = (tenant.users[0].mail.clone(), tenant.users[1].mail.clone());
+    let icewarp = IceWarpSim::start(IceWarpConfig {
+        account_folder_names: vec![
+            (first.clone(), czech.clone()),
+            (second.clone(), german.clone()),
+        ],
+        ..IceWarpConfig::default()
+    })
+    .await
+    .unwrap();
+    let dovecot = Dovecot::start_with(support::dovecot::Options {
+        users: support::tenant_accounts(&sim),
+        any_password: true,
+        ..support::dovecot::Options::default()
+    });
+    let login = |address: &str| ImapLogin::Password {
+        user: address.to_string(),
+        password: Secret::new("any"),
+    };
+    // What IceWarp shows over IMAP: each account's own GroupWare calendar.
+    for (address, calendar) in [(&first, &czech.events), (&second, &german.events)] {
+        let mut mailbox = migrator_core::dest::imap::ImapMailbox::connect(
+            &dovecot.tls_settings(),
+            &login(address),
+        )
+        .await
+        .unwrap();
+        let node = FolderNode {
+            folder: MailFolder {
+                id: "groupware".into(),
+                display_name: calendar.clone(),
+                parent_folder_id: None,
+                child_folder_count: 0,
+                total_item_count: 0,
+                is_hidden: false,
+                odata_type: None,
+            },
+            path: vec![calendar.clone()],
+            well_known: None,
+            under_well_known: None,
+        };
+        let created = mailbox.ensure_folders(&[node]).await.unwrap();
+        assert!(created[0].is_ok(), "{created:?}");
+        mailbox.logout().await;
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let toml = support::source_toml(&sim)
+        + &format!(
+            "[destination]\nkind = \"icewarp\"\nhost = \"127.0.0.1\"\napi_url = \"{api}\"\n\
+             admin_email = \"{admin}\"\nallow_plaintext_loopback = true\nca_file = \"{ca}\"\n\
+             credentials_report = \"{report}\"\nimap_port = {port}\n",
+            api = icewarp.api_url(),
+            admin = IceWarpConfig::default().admin_email,
+            ca = dovecot.ca_file.display(),
+            report = dir.path().join("credentials.csv").display(),
+            port = dovecot.imaps_port,
+        );
+    let config = FileConfig::parse(&toml, &dir.path().join("migrate.toml")).unwrap();
+    let destination = Destination::from_config(
+        &config.destination,
+        Some(Secret::new(IceWarpConfig::default().admin_password)),
+    )
+    .unwrap();
+    let options = || RunOptions {
+        state_dir: Some(dir.path().join("state")),
+        workloads: vec![Workload::Mail],
+        outage_wait: std::time::Duration::from_secs(5),
+        ..RunOptions::default()
+    };
+    let folders = |address: String| {
+        let settings = dovecot.tls_settings();
+        let login = login(&address);
+        async move {
+            let mut mailbox = migrator_core::dest::imap::ImapMailbox::connect(&settings, &login)
+                .await
+                .unwrap();
+            let mut out = std::collections::BTreeMap::new();
+            for f in mailbox.list_folders().await.unwrap() {
+                let count = mailbox.message_count(&f.wire).await.unwrap();
+                out.insert(f.path.join("/"), count);
+            }
+            mailbox.logout().await;
+            out
+        }
+    };
+
+    let (summary, failures) = support::run_with(&sim, &destination, options()).await;
+    assert_eq!(failures, Vec::<String>::new(), "{summary:?}");
+    let mut before = Vec::new();
+    for (address, own, other) in [
+        (&first, &czech.events, &german.events),
+        (&second, &german.events, &czech.events),
+    ] {
+        let listed = folders(address.clone()).await;
+        assert_eq!(
+            listed.get(own.as_str()),
+            Some(&0),
+            "{address}: nothing merged into its GroupWare folder {own}: {listed:?}"
+        );
+        let renamed: Vec<_> = listed
+            .iter()
+            .filter(|(name, _)| name.starts_with(&format!("{own} ~")))
+            .collect();
+        assert_eq!(
+            renamed.iter().map(|(_, n)| **n).collect::<Vec<_>>(),
+            vec![1],
+            "{address}: its mail folder {own} under a distinct name: {listed:?}"
+        );
+        assert_eq!(
+            listed.get(other.as_str()),
+            Some(&1),
+            "{address}: {other} is an ordinary mail folder in this account: {listed:?}"
+        );
+        before.push(listed);
+    }
+    let lists = requests_of(&icewarp, "getaccountfolderlist");
+    assert_eq!(lists, 2, "one folder list per account");
+
+    let (again, failures) = support::run_with(&sim, &destination, options()).await;
+    assert_eq!(failures, Vec::<String>::new(), "{again:?}");
+    assert_eq!(again.totals.messages, 0, "a rerun writes nothing");
+    for (address, listed) in [&first, &second].into_iter().zip(before) {
+        assert_eq!(folders(address.clone()).await, listed, "{address}");
+    }
+}
+
+/// How many requests of `command` the emulator answered.
+fn requests_of(icewarp: &IceWarpSim, command: &str) -> usize {
+    icewarp
+        .requests()
+        .iter()
+        .filter(|r| r.command.as_deref() == Some(command))
+        .count()
+}

@@ -190,6 +190,38 @@ pub fn decode_mutf7(encoded: &str) -> Option<String> {
     Some(out)
 }
 
+/// Sibling names as a destination that does not count case compares them (NTFS, APFS, and
+/// IMAP servers that store folders on such file systems or fold names; RFC 3501 §5.1 leaves
+/// name comparison to the server). A name is claimed under each of its forms, lower-cased:
+/// the display form (so `Projects` and `projects` fold) and, where the destination stores it
+/// so, the modified UTF-7 form (its base64 is case-significant: `&AMQ-` is Ä, `&AmQ-` is ɤ,
+/// and they fold together on such a server). The local folder and the IMAP plan both settle
+/// collisions here: a name whose forms are all free is the sibling's own, any other gets the
+/// folder id's suffix.
+#[derive(Debug, Default)]
+pub struct CaseFoldedNames {
+    taken: std::collections::HashSet<String>,
+}
+
+impl CaseFoldedNames {
+    /// Claims a name by its `forms`: true when none was taken, false (nothing claimed) when
+    /// another name folds together with it.
+    pub fn claim(&mut self, forms: &[&str]) -> bool {
+        let folded: Vec<String> = forms.iter().map(|f| f.to_lowercase()).collect();
+        if folded.iter().any(|f| self.taken.contains(f)) {
+            return false;
+        }
+        self.taken.extend(folded);
+        true
+    }
+
+    /// Marks `forms` taken whatever was there (a name the destination already holds, or a
+    /// suffixed one), so later names fold against it.
+    pub fn hold(&mut self, forms: &[&str]) {
+        self.taken.extend(forms.iter().map(|f| f.to_lowercase()));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

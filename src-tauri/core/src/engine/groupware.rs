@@ -230,6 +230,11 @@ impl GroupwareRun<'_> {
     /// that would fail every mailbox; anything else is reported per item and counted.
     pub(super) async fn migrate(&self, user: &User) -> Result<Stats, EngineError> {
         let mut stats = Stats::default();
+        if self.workloads.iter().all(|w| *w == Workload::Mail) {
+            // A mail-only run opens no groupware destination: a WebDAV server that is down or
+            // refuses the login is not this run's concern.
+            return Ok(stats);
+        }
         let address = user.mail.clone().unwrap_or_default();
         let pacer = self.pacer;
         let account = match (self.store, self.dav) {

@@ -295,16 +295,9 @@ pub(super) async fn provision(
         }
     }
 
-    let mut imap = d.imap.clone();
-    if let Some(first) = mailboxes.first().and_then(|u| u.mail.as_deref()) {
-        // IceWarp's default folder names are configurable and localised (getaccountfolderlist);
-        // the first account's names stand for the server's.
-        let names = provisioner.default_folders(first).await;
-        if let Err(e) = &names {
-            tracing::warn!("cannot read IceWarp's default folder names: {e}");
-        }
-        apply_folder_names(&mut imap, names.ok());
-    }
+    // Each account's own folder names are given to its IMAP writer when its mail pass opens
+    // it ([`account_folder_names`]).
+    let imap = d.imap.clone();
     // What the server will refuse or delete later, before any data moves: the accounts
     // written into and their domains.
     let addresses: Vec<String> = mailboxes.iter().filter_map(|u| u.mail.clone()).collect();
@@ -516,6 +509,22 @@ const GROUPWARE_FOLDERS: [&str; 7] = [
     "Documents",
     "Files",
 ];
+
+/// `imap` for the account `address`: with that account's own default folder names
+/// (`getaccountfolderlist`, read once per account and shared with its groupware pass). The
+/// names can differ between accounts: `C_System_Adv_Rename_Default_Folders` takes a `where`
+/// scope (apiconst: `where=*&sent=Odeslan`), so one account's names never stand for another's.
+pub(super) async fn account_folder_names(
+    provisioner: &IceWarpProvisioner,
+    imap: &mut ImapSettings,
+    address: &str,
+) {
+    let names = provisioner.default_folders(address).await;
+    if let Err(e) = &names {
+        tracing::warn!(%address, "cannot read IceWarp's default folder names: {e}");
+    }
+    apply_folder_names(imap, names.ok());
+}
 
 /// Gives the IMAP writer IceWarp's own folder names (`getaccountfolderlist`; `None`: they
 /// could not be read). The GroupWare folders (calendar, contacts, tasks, notes, journal,

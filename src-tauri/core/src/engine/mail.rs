@@ -46,6 +46,7 @@ use crate::dest::folder::{maildir_folder_names_in, Folder, Mailbox};
 use crate::dest::imap::{
     append_flags, ImapError, ImapLogin, ImapMailbox, ImapRef, ImapSettings, MessageFingerprint,
 };
+use crate::dest::provision::icewarp::IceWarpProvisioner;
 use crate::dest::DestRef;
 use crate::error::{Classify, ErrorClass};
 use crate::graph::client::{GraphClient, GraphError};
@@ -84,6 +85,9 @@ pub(super) struct MailboxRun<'a> {
     pub include_system_folders: bool,
     /// What replaces the separator inside a folder name (`[run] folder_separator_substitute`).
     pub separator_substitute: &'a str,
+    /// IceWarp's admin API, which names each account's GroupWare folders (kept apart from
+    /// mail folders over IMAP).
+    pub icewarp: Option<&'a IceWarpProvisioner>,
 }
 
 /// What copy results count into: the mailbox's stats, whether the round and the mailbox
@@ -1018,6 +1022,9 @@ impl MailboxRun<'_> {
                 let mut settings =
                     through_outages(settings, self.outage_wait, self.reporter.clone(), address);
                 settings.separator_substitute = self.separator_substitute.to_string();
+                if let Some(provisioner) = self.icewarp {
+                    super::icewarp::account_folder_names(provisioner, &mut settings, address).await;
+                }
                 let mut mailbox = match ImapMailbox::connect(&settings, &login).await {
                     Ok(m) => m,
                     Err(e) => return Ok(Err(format!("cannot open the destination mailbox: {e}"))),

@@ -873,6 +873,7 @@ async fn run_locked(
                         outage_wait: options.outage_wait,
                         include_system_folders: options.include_system_folders,
                         separator_substitute,
+                        icewarp,
                     };
                     mail.migrate(&user).await?
                 } else {

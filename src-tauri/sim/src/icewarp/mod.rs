@@ -67,6 +67,11 @@ pub struct IceWarpConfig {
     /// `C_Mail_SMTP_Delivery_MaxMsgSize`, `C_WebDAV_Active`, ...).
     pub properties: Vec<(String, String)>,
     pub folder_names: DefaultFolderNames,
+    /// Accounts whose default folders have names of their own (address, names), instead of
+    /// [`IceWarpConfig::folder_names`]. The rename setting takes a `where` scope (apiconst,
+    /// `C_System_Adv_Rename_Default_Folders`: "where=value1&events=value2...", e.g.
+    /// `where=*&sent=Odeslan`), so two accounts of one server may name them differently.
+    pub account_folder_names: Vec<(String, DefaultFolderNames)>,
     /// Licence limit: accounts the server may hold in all (`E_LICENSE` beyond).
     pub max_accounts: Option<usize>,
     /// Refuse requests that break their command's request schema (`schema_invalid`). Off:
@@ -106,6 +111,7 @@ impl Default for IceWarpConfig {
             policy: PasswordPolicy::default(),
             properties: Vec::new(),
             folder_names: DefaultFolderNames::english(),
+            account_folder_names: Vec::new(),
             max_accounts: None,
             strict_schema: true,
             page_limit: None,
@@ -988,20 +994,24 @@ fn folder_list(config: &IceWarpConfig, data: &Data, email: &str) -> Answer {
     let Some(i) = data.find_account(email) else {
         return Answer::Error("account_invalid".into(), format!("no account {email}"));
     };
-    let items =
-        config
-            .folder_names
-            .folders()
-            .into_iter()
-            .map(|(name, folder_type, default_type)| {
-                let prefix = if folder_type == "M" { '0' } else { '1' };
-                Node::new("item")
-                    .with(Node::leaf("name", name.clone()))
-                    .with(Node::leaf("id", format!("{prefix}{}", hex(&name))))
-                    .with(Node::leaf("foldertype", folder_type))
-                    .with(Node::leaf("defaulttype", default_type))
-                    .with(Node::new("subfolders"))
-            });
+    let email = data.accounts[i].email();
+    let names = config
+        .account_folder_names
+        .iter()
+        .find(|(address, _)| address.eq_ignore_ascii_case(&email))
+        .map_or(&config.folder_names, |(_, names)| names);
+    let items = names
+        .folders()
+        .into_iter()
+        .map(|(name, folder_type, default_type)| {
+            let prefix = if folder_type == "M" { '0' } else { '1' };
+            Node::new("item")
+                .with(Node::leaf("name", name.clone()))
+                .with(Node::leaf("id", format!("{prefix}{}", hex(&name))))
+                .with(Node::leaf("foldertype", folder_type))
+                .with(Node::leaf("defaulttype", default_type))
+                .with(Node::new("subfolders"))
+        });
     let result = Node::new("result")
         .with(Node::leaf("name", data.accounts[i].email()))
         .with(Node::leaf("id", "2"))

@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 #[cfg(test)]
 use crate::convert::folder_name::unescape;
+use crate::convert::folder_name::CaseFoldedNames;
 use crate::convert::folder_name::{
     decode_mutf7, encode_mutf7, escape, escape_lower, substitute_separator,
     DEFAULT_SEPARATOR_SUBSTITUTE,
@@ -87,7 +88,7 @@ fn legacy_component(name: &str) -> String {
 /// otherwise `.A.B`. `nodes` must list parents before children, as
 /// [`crate::graph::mail::folder_tree`] does. For a new tree; see [`maildir_folder_names_in`].
 pub fn maildir_folder_names(nodes: &[FolderNode]) -> Vec<String> {
-    folder_names(nodes, DEFAULT_SEPARATOR_SUBSTITUTE, |_| false)
+    folder_names(nodes, DEFAULT_SEPARATOR_SUBSTITUTE, &HashSet::new())
 }
 
 /// [`maildir_folder_names`] for the user's Maildir at `root`, with `/` in names replaced by
@@ -106,23 +107,27 @@ pub fn maildir_folder_names_in(
         .flatten()
         .filter_map(|e| e.file_name().into_string().ok())
         .collect();
-    folder_names(nodes, substitute, |name| listed.contains(name))
+    folder_names(nodes, substitute, &listed)
 }
 
 /// The names, each portable and distinct from every other even where case does not count
 /// (NTFS, APFS, and modified UTF-7's base64, whose case is significant: `&AMQ-` is Ä, `&AmQ-`
 /// is ɤ): a name that differs from an earlier one only by case gets the folder id's suffix.
-fn folder_names(
-    nodes: &[FolderNode],
-    substitute: &str,
-    exists: impl Fn(&str) -> bool,
-) -> Vec<String> {
+///
+/// `listed`: the names in the user's Maildir. Each holds its name before any is given out, so
+/// a sibling that appears later (first in the tree's order, or differing only by case) never
+/// takes the name of a folder that is there, which a case-insensitive file system would merge.
+fn folder_names(nodes: &[FolderNode], substitute: &str, listed: &HashSet<String>) -> Vec<String> {
+    let exists = |name: &str| listed.contains(name);
     let reserved: HashSet<String> = ["INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"]
         .iter()
         .map(|s| format!(".{}", s.to_lowercase()))
         .collect();
     let mut by_id: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
-    let mut taken: HashSet<String> = HashSet::new();
+    let mut taken = CaseFoldedNames::default();
+    for name in listed {
+        taken.hold(&[name]);
+    }
     // Exact names given out: a second folder never shares one, even where it exists on disk
     // (`a/b` and `a∕b` both become `a∕b`; the first folder's directory is not the second's).
     let mut given: HashSet<String> = HashSet::new();
@@ -145,12 +150,12 @@ fn folder_names(
             .into_iter()
             .find(|e| *e != name && exists(e))
             .unwrap_or(name);
-        if given.contains(&name) || (!taken.insert(name.to_lowercase()) && !exists(&name)) {
+        if given.contains(&name) || (!taken.claim(&[&name]) && !exists(&name)) {
             name = fit(
                 format!("{name} ~{}", id_suffix(&node.folder.id)),
                 &node.folder.id,
             );
-            taken.insert(name.to_lowercase());
+            taken.hold(&[&name]);
         }
         given.insert(name.clone());
         by_id.insert(node.folder.id.as_str(), name.clone());
@@ -316,6 +321,22 @@ mod tests {
         let names = maildir_folder_names_in(fresh.path(), &nodes, sub);
         assert_eq!(names[0], ".a%3ab");
         assert!(names[2].starts_with(".case ~"));
+    }
+
+    /// Regression (issue 19.4): a sibling differing only by case that appears after an
+    /// earlier run (first in the tree's order) took the plain name beside the existing folder:
+    /// on a case-insensitive file system the two are one directory.
+    #[test]
+    fn regression_a_later_sibling_differing_by_case_never_takes_an_existing_folders_name() {
+        let nodes = vec![
+            node("n", Some("root"), "Projects", None),
+            node("o", Some("root"), "projects", None),
+        ];
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join(".projects")).unwrap();
+        let names = maildir_folder_names_in(root.path(), &nodes, DEFAULT_SEPARATOR_SUBSTITUTE);
+        assert_eq!(names[1], ".projects");
+        assert!(names[0].starts_with(".Projects ~"), "{names:?}");
     }
 
     /// Regression (issue 15.1): `/` was stored as `%2F` and escapes in upper case, which

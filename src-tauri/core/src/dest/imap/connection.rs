@@ -788,7 +788,7 @@ impl Connection {
             Ok(Ok(raw)) => raw,
             Ok(Err(e)) => match Oversized::of(&e) {
                 // Not an outage: the same command would get the same answer again.
-                Some(what) => return Err(self.protocol(&what.to_string())),
+                Some(what) => return Err(self.oversized(what)),
                 None => return Err(self.io_error(e)),
             },
             Err(_) => return Err(self.timed_out()),
@@ -798,10 +798,10 @@ impl Connection {
             *count += 1;
             *bytes = bytes.saturating_add(raw.len());
             if *count > MAX_UNTAGGED {
-                return Err(self.protocol(&Oversized::UntaggedCount.to_string()));
+                return Err(self.oversized(Oversized::UntaggedCount));
             }
             if *bytes > MAX_RESPONSE {
-                return Err(self.protocol(&Oversized::UntaggedBytes.to_string()));
+                return Err(self.oversized(Oversized::UntaggedBytes));
             }
         }
         parse_response(&raw).map_err(|e| {
@@ -823,6 +823,15 @@ impl Connection {
         ImapError::Timeout {
             host: self.host.clone(),
             seconds: self.timeout.as_secs(),
+        }
+    }
+
+    /// The session is given up: what is left of the response is never read.
+    fn oversized(&mut self, what: Oversized) -> ImapError {
+        self.broken = true;
+        ImapError::Oversized {
+            host: self.host.clone(),
+            reason: what.to_string(),
         }
     }
 
@@ -1204,10 +1213,10 @@ mod tests {
             .await
             .unwrap();
         let err = conn.run(&[Arg::raw("UID FETCH 1 BODY.PEEK[]")]).await;
-        let Err(ImapError::Protocol(e)) = err else {
+        let Err(ImapError::Oversized { reason, .. }) = err else {
             panic!("{err:?}")
         };
-        assert!(e.reason.contains("literal of 2147483648 bytes"), "{e}");
+        assert!(reason.contains("literal of 2147483648 bytes"), "{reason}");
         assert!(!conn.is_usable());
     }
 
@@ -1228,12 +1237,12 @@ mod tests {
             let _ = server.get_mut().write_all(b"M0001 OK done\r\n").await;
         });
         let err = conn.run(&[Arg::raw("NOOP")]).await;
-        let Err(ImapError::Protocol(e)) = err else {
+        let Err(ImapError::Oversized { reason, .. }) = err else {
             panic!("{err:?}")
         };
         assert!(
-            e.reason.contains("untagged responses to one command"),
-            "{e}"
+            reason.contains("untagged responses to one command"),
+            "{reason}"
         );
         assert!(!conn.is_usable());
         drop(conn);

@@ -27,13 +27,16 @@
 //!   moved, so a rerun finds what earlier runs wrote and duplicates nothing; new folders get
 //!   names as typed.
 //! - Two source folders never merge: siblings whose destination names are equal ignoring case
-//!   (servers may be case-insensitive; `a/b` and `a∕b` under a `/` separator), and top-level folders whose name equals `INBOX` or one of the
+//!   (every server is taken to compare names without case, as RFC 3501 §5.1 allows; `a/b` and
+//!   `a∕b` under a `/` separator; also the modified UTF-7 wire names, whose base64 is
+//!   case-significant: `&AMQ-` Ä and `&AmQ-` ɤ, see [`CaseFoldedNames`]), and top-level folders whose name equals `INBOX` or one of the
 //!   server's special or mapped folders, get a suffix ` ~` + 6 hex digits of the SHA-256 of the
 //!   folder id; so do top-level folders named like a folder the server keeps for itself
 //!   ([`super::ImapSettings::reserved_folders`], e.g. IceWarp's GroupWare folders). The
-//!   lowest folder id of a group keeps the plain name (so the choice does not
-//!   depend on listing order); a top-level folder that collides with a special one always
-//!   takes the suffix.
+//!   folder the journal holds under the plain name keeps it, else the lowest folder id of a
+//!   group (so the choice depends neither on listing order nor on a sibling that appears
+//!   later); a folder the journal holds under its suffixed name keeps that; a top-level folder
+//!   that collides with a special one always takes the suffix.
 //! - A name the server refuses as too long (Dovecot: `NO Mailbox name too long`, a limit of
 //!   255 bytes per level) is tried once more with its last component cut to
 //!   [`SHORT_COMPONENT_BYTES`] and suffixed ` ~` + 6 hex digits of the folder id's hash, the
@@ -48,7 +51,7 @@ use sha2::{Digest, Sha256};
 
 use super::types::ListEntry;
 use crate::convert::folder_name::{
-    control_pictures, decode_mutf7, encode_mutf7, escape, substitute_separator,
+    control_pictures, decode_mutf7, encode_mutf7, escape, substitute_separator, CaseFoldedNames,
     DEFAULT_SEPARATOR_SUBSTITUTE,
 };
 use crate::graph::mail::FolderNode;
@@ -258,6 +261,21 @@ pub fn plan(
     server: &ServerFolders,
     overrides: &BTreeMap<String, String>,
 ) -> Vec<Placement> {
+    plan_recorded(nodes, server, overrides, &HashMap::new())
+}
+
+/// [`plan`] for a mailbox an earlier run wrote: `recorded` maps a folder id to the wire name
+/// the journal holds for it. Among siblings that fold together (case, or modified UTF-7's
+/// base64 case), the one the journal shows under the plain name keeps it, and one recorded
+/// under its suffixed name keeps that, whatever sibling appears later with a lower id: a rerun
+/// never gives an existing folder's name to a newcomer (which a case-insensitive server would
+/// merge into it).
+pub fn plan_recorded(
+    nodes: &[FolderNode],
+    server: &ServerFolders,
+    overrides: &BTreeMap<String, String>,
+    recorded: &HashMap<String, String>,
+) -> Vec<Placement> {
     let index_of: HashMap<&str, usize> = nodes
         .iter()
         .enumerate()
@@ -321,35 +339,51 @@ pub fn plan(
         });
         groups[g].1.push(i);
     }
+    // What the journal says a folder's last name component was (`None`: nothing recorded).
+    let recorded_component = |i: usize| {
+        let wire = recorded.get(&nodes[i].folder.id)?;
+        let wire = wire.strip_prefix(server.prefix.as_str()).unwrap_or(wire);
+        wire.rsplit(server.separator).next()
+    };
+    let is_form_of = |i: usize, suffix: &str| {
+        let name = &nodes[i].folder.display_name;
+        recorded_component(i).is_some_and(|r| {
+            r == server.component(name, suffix, false) || r == server.component(name, suffix, true)
+        })
+    };
     for (group, members) in &groups {
-        let mut by_name: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for &i in members {
-            by_name
-                .entry(server.collision_key(&nodes[i].folder.display_name))
-                .or_default()
-                .push(i);
-        }
-        for (key, mut same) in by_name {
-            same.sort_by(|&a, &b| nodes[a].folder.id.cmp(&nodes[b].folder.id));
-            let visible = |i: usize| server.visible(&nodes[i].folder.display_name).to_lowercase();
-            let taken = *group == Group::Top
-                && (reserved.contains(&key)
-                    || same.iter().any(|&i| reserved.contains(&visible(i))));
-            for (k, &i) in same.iter().enumerate() {
-                let suffix = if taken || k > 0 {
-                    id_suffix(&nodes[i].folder.id)
-                } else {
-                    String::new()
-                };
-                placements[i] = Some(Placement::Nested {
-                    parent: match group {
-                        Group::Top => None,
-                        Group::Under(p) => Some(*p),
-                    },
-                    name: nodes[i].folder.display_name.clone(),
-                    suffix,
-                });
+        let mut members = members.clone();
+        // Plain holders first (by the journal), then by folder id, so the choice depends on
+        // neither listing order nor a sibling that appears later.
+        members.sort_by_key(|&i| (!is_form_of(i, ""), nodes[i].folder.id.clone()));
+        let mut names = CaseFoldedNames::default();
+        for i in members {
+            let name = &nodes[i].folder.display_name;
+            let key = server.collision_key(name);
+            let visible = server.visible(name).to_lowercase();
+            // The wire form as a case-insensitive server compares it (modified UTF-7's
+            // base64 is case-significant; UTF-8 names fold with their display form).
+            let wire = server.encode(&server.strict(name));
+            let reserved_here =
+                *group == Group::Top && (reserved.contains(&key) || reserved.contains(&visible));
+            let suffix_recorded = is_form_of(i, &id_suffix(&nodes[i].folder.id));
+            let plain = !reserved_here && !suffix_recorded && names.claim(&[&key, &wire]);
+            let suffix = if plain {
+                String::new()
+            } else {
+                id_suffix(&nodes[i].folder.id)
+            };
+            if !plain {
+                names.hold(&[&format!("{key}{suffix}")]);
             }
+            placements[i] = Some(Placement::Nested {
+                parent: match group {
+                    Group::Top => None,
+                    Group::Under(p) => Some(*p),
+                },
+                name: name.clone(),
+                suffix,
+            });
         }
     }
     placements
@@ -563,6 +597,59 @@ mod tests {
         let q = plan(&reversed, &server, &BTreeMap::new());
         assert_eq!(wire_of(&q, &server, 2), "projects");
         assert_eq!(wire_of(&q, &server, 3), wires[2]);
+    }
+
+    /// Ä and ɤ are `&AMQ-` and `&AmQ-` in modified UTF-7: distinct names that a server
+    /// comparing names without case folds together, merging the two folders.
+    #[test]
+    fn regression_siblings_whose_modified_utf7_names_differ_only_by_case_stay_apart() {
+        let server = dovecot();
+        for nodes in [
+            vec![node("a", None, "Ä", None), node("b", None, "ɤ", None)],
+            vec![node("b", None, "ɤ", None), node("a", None, "Ä", None)],
+        ] {
+            let p = plan(&nodes, &server, &BTreeMap::new());
+            let wires: Vec<_> = (0..2).map(|i| wire_of(&p, &server, i)).collect();
+            assert_ne!(
+                wires[0].to_ascii_lowercase(),
+                wires[1].to_ascii_lowercase(),
+                "{wires:?}"
+            );
+            let a = nodes.iter().position(|n| n.folder.id == "a").unwrap_or(0);
+            assert_eq!(
+                wires[a],
+                encode_mutf7("Ä"),
+                "the lower id keeps the plain name"
+            );
+        }
+    }
+
+    /// A sibling differing only by case that appears after an earlier run (with a lower id)
+    /// took the plain name from the folder the journal holds under it: on a case-insensitive
+    /// server the newcomer was merged into the existing folder.
+    #[test]
+    fn regression_a_later_sibling_differing_by_case_never_takes_an_existing_folders_name() {
+        let mut server = dovecot();
+        server.entries.push(entry("projects", &[]));
+        let nodes = vec![
+            node("x9", None, "projects", None),
+            node("x1", None, "Projects", None),
+        ];
+        let recorded: HashMap<String, String> = [("x9".to_string(), "projects".to_string())].into();
+        let p = plan_recorded(&nodes, &server, &BTreeMap::new(), &recorded);
+        assert_eq!(wire_of(&p, &server, 0), "projects");
+        assert_eq!(
+            wire_of(&p, &server, 1),
+            format!("Projects{}", id_suffix("x1"))
+        );
+        // A folder the journal holds under its suffixed name keeps it when its sibling goes.
+        let recorded: HashMap<String, String> =
+            [("x1".to_string(), format!("Projects{}", id_suffix("x1")))].into();
+        let p = plan_recorded(&nodes[1..], &server, &BTreeMap::new(), &recorded);
+        assert_eq!(
+            wire_of(&p, &server, 0),
+            format!("Projects{}", id_suffix("x1"))
+        );
     }
 
     #[test]

@@ -336,6 +336,11 @@ pub enum ImapError {
     Bye { host: String, text: String },
     #[error(transparent)]
     Protocol(#[from] ParseError),
+    /// A response over the client's bounds (a literal, a line, or the untagged responses to
+    /// one command): the server is broken or hostile and would answer the same again, so the
+    /// item or folder fails at once instead of being retried.
+    #[error("IMAP server {host} sent more than the client reads for one command: {reason}; the item is not retried")]
+    Oversized { host: String, reason: String },
     #[error("IMAP login as {user} refused: {text}")]
     Auth { user: String, text: String },
     #[error("IMAP server {host} is temporarily unavailable: {text}")]
@@ -382,9 +387,10 @@ impl Classify for ImapError {
                 std::io::ErrorKind::InvalidData => ErrorClass::Fatal,
                 _ => ErrorClass::Retry,
             },
-            ImapError::Rejected { .. } | ImapError::ShortBody { .. } | ImapError::Folder { .. } => {
-                ErrorClass::SkipItem
-            }
+            ImapError::Rejected { .. }
+            | ImapError::ShortBody { .. }
+            | ImapError::Folder { .. }
+            | ImapError::Oversized { .. } => ErrorClass::SkipItem,
             // Already waited for as long as the run allows: this mailbox cannot go on.
             ImapError::Config(_)
             | ImapError::Auth { .. }
@@ -898,7 +904,8 @@ impl ImapMailbox {
         server.hints = self.settings.server_folders.clone();
         server.reserved = self.settings.reserved_folders.clone();
         server.substitute = self.settings.separator_substitute.clone();
-        let placements = folders::plan(nodes, &server, &self.settings.special_folders);
+        let placements =
+            folders::plan_recorded(nodes, &server, &self.settings.special_folders, recorded);
         let mut results: Vec<Result<String, ImapError>> = Vec::with_capacity(nodes.len());
         for (i, placement) in placements.iter().enumerate() {
             let result = match placement {

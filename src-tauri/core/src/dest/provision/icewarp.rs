@@ -804,6 +804,9 @@ pub struct IceWarpProvisioner {
     /// Domains that had no account when first listed.
     empty_domains: Mutex<BTreeSet<String>>,
     policy: Mutex<Option<PasswordPolicy>>,
+    /// Each account's default folder names ([`IceWarpProvisioner::default_folders`]), read
+    /// once per account: the mail pass and the groupware pass both need them.
+    folder_names: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
 }
 
 impl IceWarpProvisioner {
@@ -826,6 +829,7 @@ impl IceWarpProvisioner {
             accounts: Mutex::new(BTreeMap::new()),
             empty_domains: Mutex::new(BTreeSet::new()),
             policy: Mutex::new(None),
+            folder_names: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -867,6 +871,10 @@ impl IceWarpProvisioner {
         &self,
         email: &str,
     ) -> Result<BTreeMap<String, String>, IceWarpError> {
+        let key = email.to_lowercase();
+        if let Some(names) = self.folder_names.lock().await.get(&key) {
+            return Ok(names.clone());
+        }
         let request = Request::new(
             "getaccountfolderlist",
             vec![
@@ -874,9 +882,9 @@ impl IceWarpProvisioner {
                 Param::text("onlydefault", "1"),
             ],
         );
-        Ok(well_known_folders(
-            &self.client.call(&request, email).await?,
-        ))
+        let names = well_known_folders(&self.client.call(&request, email).await?);
+        self.folder_names.lock().await.insert(key, names.clone());
+        Ok(names)
     }
 
     /// Forces a password change at the next login (`expireaccountpassword`, with
@@ -1676,10 +1684,11 @@ impl AccountProvisioner for IceWarpProvisioner {
 
 /// Server properties that make IceWarp refuse or later delete migrated data
 /// (icewarp-apiconst.txt).
-const LIMIT_SERVER_PROPERTIES: [&str; 3] = [
+const LIMIT_SERVER_PROPERTIES: [&str; 4] = [
     "C_Accounts_Policies_Auth_DisablePlain",
     "C_AS_DeleteSpamMailOlder",
     "C_WebDAV_ProcessingMode",
+    "C_System_Services_IMAP_CopyBWFunction",
 ];
 
 /// Account properties that make IceWarp refuse or later delete migrated data
@@ -1917,6 +1926,18 @@ fn server_limits(props: &BTreeMap<String, Option<String>>) -> Vec<String> {
             "WebDAV serves only some domains or accounts (C_WebDAV_ProcessingMode = {mode}): \
              calendars, contacts and tasks of the others cannot be written"
         ));
+    }
+    // apiconst: "Copy/Move from Inbox to Spam indexes e-mail to Blacklist, Copy/Move from Spam
+    // to Inbox indexes e-mail to WhiteList". Incremental runs mirror moves made at the source
+    // as IMAP moves (or COPY), which this setting takes as the user's verdict on the sender.
+    if is(props, "c_system_services_imap_copybwfunction", "1") {
+        advice.push(
+            "moving mail between Inbox and Spam over IMAP trains the spam filter \
+             (C_System_Services_IMAP_CopyBWFunction): moves a later run mirrors from Microsoft \
+             365 into or out of Junk E-mail add their senders to the blacklist or whitelist; \
+             turn it off for the migration"
+                .to_string(),
+        );
     }
     advice
 }
