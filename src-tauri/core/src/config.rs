@@ -229,7 +229,7 @@ pub fn is_guid(s: &str) -> bool {
             .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-fn is_dns_name(s: &str) -> bool {
+pub(crate) fn is_dns_name(s: &str) -> bool {
     s.len() <= 253
         && s.contains('.')
         && s.split('.').all(|label| {
@@ -456,8 +456,9 @@ pub enum DestinationConfig {
 pub const MAX_ACCOUNT_QUOTA_MB: u64 = (i32::MAX as u64) / 1024;
 
 /// What becomes of a group of Microsoft 365 users at an IceWarp destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, TS)]
 #[serde(rename_all = "lowercase")]
+#[ts(export)]
 pub enum AccountRule {
     /// Create (or merge into) an account and migrate its data.
     Create,
@@ -468,8 +469,9 @@ pub enum AccountRule {
 /// What becomes of the tenant's mail-enabled groups at an IceWarp destination. IceWarp has two
 /// account types that hold members (`U_Type` 1 mailing list, 7 group; icewarp-apiconst.txt):
 /// a mailing list only distributes mail, a group also shares GroupWare folders.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, TS)]
 #[serde(rename_all = "kebab-case")]
+#[ts(export)]
 pub enum GroupRule {
     /// Groups are not read (Group.Read.All is not needed) and nothing is created.
     #[default]
@@ -484,16 +486,16 @@ pub enum GroupRule {
 }
 
 impl AccountRule {
-    fn skip() -> Self {
+    pub(crate) fn skip() -> Self {
         AccountRule::Skip
     }
 
-    fn create() -> Self {
+    pub(crate) fn create() -> Self {
         AccountRule::Create
     }
 }
 
-fn default_true() -> bool {
+pub(crate) fn default_true() -> bool {
     true
 }
 
@@ -879,9 +881,11 @@ impl RunSettings {
     }
 }
 
-/// One kind of data a run migrates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+/// One kind of data a run migrates (`WorkloadChoice` in the app's bindings: the permission
+/// list has a `Workload` of its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize, TS)]
 #[serde(rename_all = "lowercase")]
+#[ts(export, rename = "WorkloadChoice")]
 pub enum Workload {
     Mail,
     Calendar,

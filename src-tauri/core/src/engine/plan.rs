@@ -438,6 +438,88 @@ pub fn run_seconds(mailboxes: impl Iterator<Item = f64>, parallel: usize) -> f64
     workers.into_iter().map(|Reverse(l)| l).max().unwrap_or(0) as f64 / 1000.0
 }
 
+/// What a run does with one mailbox, from the destination and the account rules (the Plan
+/// shows it per mailbox).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+#[ts(export)]
+pub enum PlanAction {
+    /// An IceWarp account is created for it.
+    Create,
+    /// Its data goes into an IceWarp account that exists (its password is in the accounts CSV).
+    Merge,
+    /// Copied into an IMAP server or a local folder (no account is created).
+    Copy,
+    /// Left out, and why (the rule or the fact that decides it).
+    Skip { reason: String },
+}
+
+/// What kind of mailbox it is (`mailboxSettings.userPurpose`; guests are directory users of
+/// another organisation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub enum MailboxKind {
+    User,
+    Shared,
+    Room,
+    Equipment,
+    Guest,
+    Unknown,
+}
+
+impl MailboxKind {
+    /// The kind Graph's `userPurpose` names (`None`: not known).
+    pub fn from_purpose(purpose: Option<users::UserPurpose>) -> MailboxKind {
+        match purpose {
+            Some(users::UserPurpose::User | users::UserPurpose::Linked) => MailboxKind::User,
+            Some(users::UserPurpose::Shared) => MailboxKind::Shared,
+            Some(users::UserPurpose::Room) => MailboxKind::Room,
+            Some(users::UserPurpose::Equipment) => MailboxKind::Equipment,
+            _ => MailboxKind::Unknown,
+        }
+    }
+}
+
+/// The action for a mailbox of `kind`: `not_migrated` (a guest, no mailbox) is a skip; with
+/// IceWarp `rules`, the account rules decide (a disabled user, a shared or resource mailbox
+/// may be skipped) and an account `existing` at the destination is merged into, else created;
+/// without rules (IMAP, a folder) the mailbox is copied.
+pub fn plan_action(
+    kind: MailboxKind,
+    enabled: bool,
+    not_migrated: Option<&str>,
+    rules: Option<&crate::spec::AccountRules>,
+    existing: bool,
+) -> PlanAction {
+    use crate::config::AccountRule::Skip;
+    let skip = |reason: &str| PlanAction::Skip {
+        reason: reason.to_string(),
+    };
+    if let Some(reason) = not_migrated {
+        return skip(reason);
+    }
+    let Some(rules) = rules else {
+        return PlanAction::Copy;
+    };
+    if !enabled && rules.disabled_users == Skip {
+        return skip("sign-in blocked (rule: disabled users are skipped)");
+    }
+    if kind == MailboxKind::Shared && rules.shared_mailboxes == Skip {
+        return skip("shared mailbox (rule: shared mailboxes are skipped)");
+    }
+    if matches!(kind, MailboxKind::Room | MailboxKind::Equipment)
+        && rules.resource_mailboxes == Skip
+    {
+        return skip("room or equipment mailbox (rule: resource mailboxes are skipped)");
+    }
+    if existing {
+        PlanAction::Merge
+    } else {
+        PlanAction::Create
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
