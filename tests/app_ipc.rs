@@ -6,12 +6,11 @@ use std::sync::{Arc, Mutex};
 #[path = "../src-tauri/core/tests/support/mod.rs"]
 mod support;
 
-use m365_migrator_app::{
-    builder, demo, migrate, AppState, ChannelReporter, MigrationRequest, Opener,
-};
+use m365_migrator_app::{builder, demo, migrate, AppState, ChannelReporter, Opener, PathPicker};
 use migrator_core::engine::RunControl;
 use migrator_core::progress::ProgressEvent;
 use migrator_core::secrets::{KeyringStore, SecretStore};
+use migrator_core::spec::{MigrationSpec, PathPurpose};
 use serde_json::{json, Value};
 use tauri::ipc::{CallbackFn, Channel, InvokeBody};
 use tauri::test::{
@@ -27,6 +26,8 @@ struct TestApp {
     keychain: Arc<dyn SecretStore>,
     /// The app's data folder (journals of server destinations).
     data: tempfile::TempDir,
+    /// What the native dialogs answer next, per purpose (the page never sends a path).
+    answers: Arc<Mutex<Vec<(PathPurpose, std::path::PathBuf)>>>,
 }
 
 impl TestApp {
@@ -48,7 +49,16 @@ impl TestApp {
 
     fn with_state(state: AppState, keychain: Arc<dyn SecretStore>) -> Self {
         let data = tempfile::tempdir().expect("a data folder");
-        let state = state.with_data_dir(data.path().to_path_buf());
+        let answers = Arc::new(Mutex::new(Vec::<(PathPurpose, std::path::PathBuf)>::new()));
+        let dialog = answers.clone();
+        let picker: PathPicker = Arc::new(move |purpose| {
+            let mut answers = dialog.lock().unwrap();
+            let at = answers.iter().position(|(p, _)| *p == purpose)?;
+            Some(answers.remove(at).1)
+        });
+        let state = state
+            .with_data_dir(data.path().to_path_buf())
+            .with_picker(picker);
         let app = builder(mock_builder(), state)
             .build(mock_context(noop_assets()))
             .expect("the app builds on the mock runtime");
@@ -60,7 +70,41 @@ impl TestApp {
             webview,
             keychain,
             data,
+            answers,
         }
+    }
+
+    /// Answers the next native dialog for `purpose` with `path` (as if the user chose it).
+    fn answer(&self, purpose: PathPurpose, path: impl Into<std::path::PathBuf>) {
+        self.answers.lock().unwrap().push((purpose, path.into()));
+    }
+
+    /// Creates and opens a project with `source` and `destination`, its path fields chosen
+    /// through `pick_path` (the way the page gets them); returns the saved project.
+    fn project(&self, source: Value, destination: Value) -> Value {
+        let mut project = self
+            .invoke_blocking("create_project", json!({"name": "Test"}))
+            .expect("a project");
+        project["source"] = source;
+        project["destination"] = destination.clone();
+        self.invoke_blocking("save_project", json!({"project": project}))
+            .unwrap_or_else(|e| panic!("saved: {e}"));
+        for (field, purpose) in [
+            ("path", PathPurpose::DestinationFolder),
+            ("caFile", PathPurpose::CaFile),
+            ("credentialsReport", PathPurpose::CredentialsReport),
+            ("accountsCsv", PathPurpose::AccountsCsv),
+        ] {
+            if let Some(path) = destination[field].as_str() {
+                self.answer(purpose, path);
+                let picked = self
+                    .invoke_blocking("pick_path", json!({"purpose": purpose}))
+                    .unwrap_or_else(|e| panic!("picked {field}: {e}"));
+                assert_eq!(picked, json!(path));
+            }
+        }
+        self.invoke_blocking("open_project", json!({"id": project["id"]}))
+            .expect("reopened")
     }
 
     fn invoke(&self, cmd: &str, args: Value) -> Result<Value, Value> {
@@ -543,10 +587,14 @@ async fn test_destination_checks_a_folder_and_is_honest_about_icewarp() {
     let app = TestApp::new();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("export");
+    app.project(
+        json!({"tenantId": "", "clientId": ""}),
+        json!({"kind": "folder", "path": out}),
+    );
     let ok = app
         .invoke_blocking(
             "test_destination",
-            json!({"destination": {"kind": "folder", "path": out}}),
+            json!({"destination": {"kind": "folder", "path": "/etc/ignored"}}),
         )
         .unwrap();
     assert_eq!(ok["ok"], true, "{ok}");
@@ -554,6 +602,10 @@ async fn test_destination_checks_a_folder_and_is_honest_about_icewarp() {
 
     let file = dir.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
+    app.project(
+        json!({"tenantId": "", "clientId": ""}),
+        json!({"kind": "folder", "path": file.join("below")}),
+    );
     let bad = app
         .invoke_blocking(
             "test_destination",
@@ -622,10 +674,12 @@ fn app_for(sim: &migrator_sim::SimServer) -> (Value, TestApp) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn start_migration_moves_the_selected_mailboxes_into_a_folder() {
+async fn start_pass_moves_the_selected_mailboxes_into_a_folder() {
     let (sim, source, app) = tenant_app().await;
+    let out = tempfile::tempdir().unwrap();
+    let project = app.project(source, json!({"kind": "folder", "path": out.path()}));
     let plan = app
-        .invoke_blocking("plan_migration", json!({"source": source}))
+        .invoke_blocking("plan_migration", json!({"refresh": true}))
         .unwrap();
     let users = plan["users"].as_array().unwrap();
     let mails: Vec<&str> = users
@@ -647,13 +701,20 @@ async fn start_migration_moves_the_selected_mailboxes_into_a_folder() {
         "{plan}"
     );
 
-    let out = tempfile::tempdir().unwrap();
-    let request = json!({"source": source, "users": [mails[1]], "workloads": ["mail"],
-                         "destination": {"kind": "folder", "path": out.path()}});
+    // Folders copy every mailbox: no account rules apply.
+    assert!(
+        users.iter().all(|u| u["action"] == json!({"kind": "copy"})),
+        "{plan}"
+    );
+    let mut chosen = project.clone();
+    chosen["selection"] = json!({"users": [mails[1]]});
+    chosen["workloads"] = json!(["mail"]);
+    app.invoke_blocking("save_project", json!({"project": chosen}))
+        .unwrap();
     let summary = app
         .invoke_blocking(
-            "start_migration",
-            json!({"request": request, "onEvent": "__CHANNEL__:7"}),
+            "start_pass",
+            json!({"kind": "full", "onEvent": "__CHANNEL__:7"}),
         )
         .unwrap();
     assert_eq!(summary["users"], 1, "{summary}");
@@ -672,6 +733,14 @@ async fn start_migration_moves_the_selected_mailboxes_into_a_folder() {
         "only the selected mailbox is written"
     );
     assert!(out.path().join(".m365-migrator").is_dir(), "the journal");
+    // The pass is in the project's history, with its summary.
+    let reopened = app
+        .invoke_blocking("open_project", json!({"id": project["id"]}))
+        .unwrap();
+    assert_eq!(reopened["passes"].as_array().map(Vec::len), Some(1));
+    assert_eq!(reopened["passes"][0]["kind"], "full");
+    assert_eq!(reopened["passes"][0]["state"], "finished");
+    assert_eq!(reopened["passes"][0]["summary"], summary);
 
     // Once the run is over, the controls say so.
     let idle = app
@@ -691,11 +760,16 @@ async fn the_plan_follows_the_chosen_scope_and_names_a_bad_choice() {
         .map(|u| u.user_principal_name.to_lowercase())
         .collect();
     upns.sort();
-    // The second batch of two of the three mailboxes: the last by UPN, mail and contacts only.
-    let scope = json!({"users": [], "workloads": ["mail", "contacts"], "batchSize": 2, "batch": 2,
-                       "mailSince": "2000-01-01"});
+    // One hand-picked mailbox, mail and contacts only: the Plan reads the project's selection.
+    let out = tempfile::tempdir().unwrap();
+    let mut project = app.project(source, json!({"kind": "folder", "path": out.path()}));
+    project["selection"] = json!({"users": [upns[2]]});
+    project["workloads"] = json!(["mail", "contacts"]);
+    project["mailSince"] = json!("2000-01-01");
+    app.invoke_blocking("save_project", json!({"project": project}))
+        .unwrap();
     let plan = app
-        .invoke_blocking("plan_migration", json!({"source": source, "scope": scope}))
+        .invoke_blocking("plan_migration", json!({"refresh": false}))
         .unwrap();
     let users = plan["users"].as_array().unwrap();
     assert_eq!(users.len(), 1, "{plan}");
@@ -712,21 +786,14 @@ async fn the_plan_follows_the_chosen_scope_and_names_a_bad_choice() {
     assert!(plan["contacts"].as_u64().unwrap() > 0, "{plan}");
     assert!(plan["items"].as_u64().unwrap() > 0, "{plan}");
 
-    let bad = |scope: Value| {
-        app.invoke_blocking("plan_migration", json!({"source": source, "scope": scope}))
-            .unwrap_err()
-    };
-    let e = bad(json!({"users": [], "workloads": [], "mailSince": "2020-13-01"}));
+    // A bad date is refused when saved, naming its field.
+    project["mailSince"] = json!("2020-13-01");
+    let e = app
+        .invoke_blocking("save_project", json!({"project": project}))
+        .unwrap_err();
     assert_eq!(e["code"], "invalid", "{e}");
+    assert_eq!(e["fields"][0]["field"], "mailSince", "{e}");
     assert!(e["message"].as_str().unwrap().contains("mailSince"), "{e}");
-    let e = bad(json!({"users": [], "workloads": [], "batchSize": 2}));
-    assert_eq!(e["code"], "invalid", "{e}");
-    let e = bad(json!({"users": [], "workloads": [], "batchSize": 2, "batch": 3}));
-    assert_eq!(e["code"], "selection", "{e}");
-    assert!(
-        e["message"].as_str().unwrap().contains("batches 1 to 2"),
-        "{e}"
-    );
     sim.shutdown().await;
 }
 
@@ -739,14 +806,14 @@ async fn a_real_run_streams_its_events_and_no_secret_reaches_them() {
     };
     let (channel, events) = recording_channel::<Value>();
     let out = tempfile::tempdir().unwrap();
-    let request: MigrationRequest = serde_json::from_value(
+    let request: MigrationSpec = serde_json::from_value(
         json!({"source": source, "destination": {"kind": "folder", "path": out.path()}}),
     )
     .unwrap();
     let summary = migrate(
         places.clone(),
         out.path(),
-        request.clone(),
+        &request,
         Arc::new(ChannelReporter::new(channel)),
         RunControl::new(),
     )
@@ -768,7 +835,7 @@ async fn a_real_run_streams_its_events_and_no_secret_reaches_them() {
     let again = migrate(
         places.clone(),
         out.path(),
-        request.clone(),
+        &request,
         Arc::new(migrator_core::progress::NullReporter),
         RunControl::new(),
     )
@@ -782,7 +849,7 @@ async fn a_real_run_streams_its_events_and_no_secret_reaches_them() {
     let err = migrate(
         places,
         out.path(),
-        request,
+        &request,
         Arc::new(migrator_core::progress::NullReporter),
         RunControl::new(),
     )
@@ -794,18 +861,23 @@ async fn a_real_run_streams_its_events_and_no_secret_reaches_them() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn start_migration_needs_every_stored_secret_before_anything_moves() {
+async fn start_pass_needs_every_stored_secret_before_anything_moves() {
     let app = TestApp::new();
     let source = json!({"tenantId": "contoso.onmicrosoft.com",
                         "clientId": "00000000-0000-0000-0000-000000000001"});
     let out = tempfile::tempdir().unwrap();
-    let err = app
-        .invoke_blocking(
-            "start_migration",
-            json!({"request": {"source": source, "destination": {"kind": "folder", "path": out.path()}},
-                   "onEvent": "__CHANNEL__:1"}),
+    app.project(
+        source.clone(),
+        json!({"kind": "folder", "path": out.path()}),
+    );
+    let start = || {
+        app.invoke_blocking(
+            "start_pass",
+            json!({"kind": "full", "onEvent": "__CHANNEL__:1"}),
         )
-        .unwrap_err();
+        .unwrap_err()
+    };
+    let err = start();
     assert_eq!(err["code"], "secret.missing", "{err}");
     app.store(
         "graphClientSecret",
@@ -813,15 +885,12 @@ async fn start_migration_needs_every_stored_secret_before_anything_moves() {
         "x~y",
     );
     // The IceWarp administrator's password is not stored: refused before any connection.
-    let err = app
-        .invoke_blocking(
-            "start_migration",
-            json!({"request": {"source": source, "destination": {"kind": "iceWarp",
-                   "host": "mail.example.com", "adminEmail": "admin@example.com",
-                   "credentialsReport": out.path().join("new.csv")}},
-                   "onEvent": "__CHANNEL__:1"}),
-        )
-        .unwrap_err();
+    app.project(
+        source,
+        json!({"kind": "iceWarp", "host": "mail.example.com", "adminEmail": "admin@example.com",
+               "credentialsReport": out.path().join("new.csv")}),
+    );
+    let err = start();
     assert_eq!(err["code"], "secret.missing", "{err}");
     assert!(err.to_string().contains("administrator password"), "{err}");
     assert_eq!(maildir_messages(out.path()).len(), 0);
@@ -840,6 +909,7 @@ async fn an_imap_destination_is_tested_and_migrated_into_with_keychain_passwords
     let (sim, dovecot) = support::tenant_with_dovecot(2, 12).await;
     let (source, app) = app_for(&sim);
     let destination = dovecot_destination(&dovecot);
+    app.project(source.clone(), destination.clone());
     let master = json!({"kind": "destAdminPassword",
                         "account": format!("127.0.0.1/{}", support::dovecot::MASTER_USER)});
 
@@ -881,11 +951,10 @@ async fn an_imap_destination_is_tested_and_migrated_into_with_keychain_passwords
     assert_eq!(ok["ok"], true, "{ok}\n{}", dovecot.log());
     assert_eq!(ok["checks"][0]["verdict"], "ok", "{ok}");
 
-    let request = json!({"source": source, "destination": destination});
     let first = app
         .invoke_blocking(
-            "start_migration",
-            json!({"request": request, "onEvent": "__CHANNEL__:3"}),
+            "start_pass",
+            json!({"kind": "full", "onEvent": "__CHANNEL__:3"}),
         )
         .unwrap();
     assert_eq!(first["users"], 2, "{first}\n{}", dovecot.log());
@@ -896,8 +965,8 @@ async fn an_imap_destination_is_tested_and_migrated_into_with_keychain_passwords
     assert!(app.data.path().join("journal").is_dir());
     let second = app
         .invoke_blocking(
-            "start_migration",
-            json!({"request": request, "onEvent": "__CHANNEL__:4"}),
+            "start_pass",
+            json!({"kind": "incremental", "onEvent": "__CHANNEL__:4"}),
         )
         .unwrap();
     assert_eq!(second["totals"]["failed"], 0, "{second}");
@@ -927,7 +996,15 @@ async fn test_destination_logs_in_to_icewarp_and_reports_slow_settings() {
     let destination = json!({"kind": "iceWarp", "host": "127.0.0.1", "adminEmail": admin.admin_email,
                              "credentialsReport": dir.path().join("new-accounts.csv"),
                              "apiUrl": sim.api_url()});
-    let account = format!("127.0.0.1/{}", admin.admin_email);
+    app.project(json!({"tenantId": "", "clientId": ""}), destination.clone());
+    // With an API URL override the password is stored for that API host too.
+    let api_host = url::Url::parse(&sim.api_url()).unwrap();
+    let account = format!(
+        "127.0.0.1@{}:{}/{}",
+        api_host.host_str().unwrap(),
+        api_host.port().unwrap(),
+        admin.admin_email
+    );
     let missing = app
         .invoke_blocking("test_destination", json!({"destination": destination}))
         .unwrap_err();
@@ -1005,15 +1082,12 @@ async fn the_report_buttons_open_the_last_runs_files_and_nothing_else() {
     let status = app.invoke_blocking("run_status", json!({})).unwrap();
     assert_eq!(status, json!({"running": false, "last": null}));
 
-    let out = tempfile::tempdir().unwrap();
     let summary = app
-        .invoke_blocking(
-            "run_demo",
-            json!({"outDir": out.path(), "onEvent": "__CHANNEL__:7"}),
-        )
+        .invoke_blocking("run_demo", json!({"onEvent": "__CHANNEL__:7"}))
         .unwrap();
+    let out = app.data.path().join("projects").join("demo");
     let details = app.invoke_blocking("run_details", json!({})).unwrap();
-    let html = out.path().join(".m365-migrator/report/report.html");
+    let html = out.join(".m365-migrator/report/report.html");
     assert!(html.is_file(), "the run wrote its HTML report");
     assert_eq!(details["reportHtml"], json!(html), "{details}");
     assert_eq!(details["failuresTotal"], 0, "{details}");
@@ -1022,7 +1096,7 @@ async fn the_report_buttons_open_the_last_runs_files_and_nothing_else() {
     assert_eq!(status["last"]["summary"], summary, "{status}");
     assert_eq!(
         status["last"]["request"],
-        json!({"kind": "demo", "outDir": out.path()})
+        json!({"kind": "demo", "outDir": out})
     );
 
     app.invoke_blocking("open_run_file", json!({"file": "report"}))
@@ -1066,16 +1140,16 @@ async fn the_report_buttons_open_the_last_runs_files_and_nothing_else() {
 
 /// A demo run the app remembers as its last one, begun in the journal and never finished;
 /// returns its output folder and state folder.
-fn unfinished_demo_run(app: &TestApp) -> (tempfile::TempDir, std::path::PathBuf) {
-    let out = tempfile::tempdir().unwrap();
-    let state_dir = out.path().join(".m365-migrator");
+fn unfinished_demo_run(app: &TestApp) -> (std::path::PathBuf, std::path::PathBuf) {
+    let out = app.data.path().join("projects").join("demo");
+    let state_dir = out.join(".m365-migrator");
     migrator_core::journal::Journal::open(&state_dir)
         .unwrap()
         .begin_run()
         .unwrap();
     std::fs::write(
         app.data.path().join("last-run.json"),
-        serde_json::to_vec(&json!({"request": {"kind": "demo", "outDir": out.path()},
+        serde_json::to_vec(&json!({"request": {"kind": "demo", "outDir": out},
                                    "stateDir": state_dir}))
         .unwrap(),
     )
@@ -1094,14 +1168,13 @@ async fn an_interrupted_run_is_offered_again_and_resumes_without_duplicates() {
     assert_eq!(status["last"]["request"]["kind"], "demo");
 
     // Resuming runs the same request; a second pass writes nothing twice.
-    let request = status["last"]["request"].clone();
-    let args = json!({"outDir": request["outDir"], "onEvent": "__CHANNEL__:7"});
+    let args = json!({"onEvent": "__CHANNEL__:7"});
     let first = app.invoke_blocking("run_demo", args.clone()).unwrap();
-    let messages = maildir_messages(out.path()).len() as u64;
+    let messages = maildir_messages(&out).len() as u64;
     assert_eq!(first["totals"]["messages"].as_u64().unwrap(), messages);
     let again = app.invoke_blocking("run_demo", args).unwrap();
     assert_eq!(again["totals"]["messages"], 0, "{again}");
-    assert_eq!(maildir_messages(out.path()).len() as u64, messages);
+    assert_eq!(maildir_messages(&out).len() as u64, messages);
     let status = app.invoke_blocking("run_status", json!({})).unwrap();
     assert_eq!(status["last"]["state"], "finished", "{status}");
 }
@@ -1122,10 +1195,10 @@ async fn a_run_going_on_in_another_process_is_shown_as_such_and_not_resumed() {
         "{status}"
     );
     // Resuming anyway (an old page) is refused at once and writes nothing.
-    let args = json!({"outDir": out.path(), "onEvent": "__CHANNEL__:7"});
+    let args = json!({"onEvent": "__CHANNEL__:7"});
     let refused = app.invoke_blocking("run_demo", args.clone()).unwrap_err();
     assert_eq!(refused["code"], "busy", "{refused}");
-    assert_eq!(maildir_messages(out.path()).len(), 0);
+    assert_eq!(maildir_messages(&out).len(), 0);
     assert!(
         !state_dir.join("report").exists(),
         "the report is left to the run going on"

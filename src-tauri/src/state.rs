@@ -7,12 +7,17 @@ use std::sync::{Arc, Mutex};
 
 use migrator_core::engine::RunControl;
 use migrator_core::secrets::{KeyringStore, MemoryStore, Secret, SecretStore, SecretStoreError};
+use migrator_core::spec::PathPurpose;
 use tracing_appender::non_blocking::WorkerGuard;
 
 use crate::ChannelReporter;
 
 /// Opens a file or folder with the desktop's default application.
 pub type Opener = Arc<dyn Fn(&Path) -> Result<(), String> + Send + Sync>;
+
+/// Asks the user for a path (a native dialog); `None` when cancelled. Tests answer in its
+/// place; the page never sends a path.
+pub type PathPicker = Arc<dyn Fn(PathPurpose) -> Option<PathBuf> + Send + Sync>;
 
 /// Shared app state (managed by Tauri).
 pub struct AppState {
@@ -25,6 +30,13 @@ pub struct AppState {
     data_dir: Option<PathBuf>,
     /// Replaces the desktop's opener (tests record what would open).
     opener: Option<Opener>,
+    /// Replaces the native file dialogs (tests).
+    picker: Option<PathPicker>,
+    /// The project the commands act on (`open_project`).
+    project: Mutex<Option<String>>,
+    /// The mailbox addresses of the open project's last plan (the accounts CSV preview
+    /// matches against them).
+    plan_addresses: Mutex<Vec<String>>,
 }
 
 /// Where secrets live: the OS keychain (or why there is none) and the session-only store.
@@ -84,6 +96,9 @@ impl AppState {
             },
             data_dir: None,
             opener: None,
+            picker: None,
+            project: Mutex::new(None),
+            plan_addresses: Mutex::new(Vec::new()),
         }
     }
 
@@ -97,6 +112,44 @@ impl AppState {
     pub fn with_opener(mut self, opener: Opener) -> Self {
         self.opener = Some(opener);
         self
+    }
+
+    /// Answers path questions with `picker` instead of native dialogs.
+    pub fn with_picker(mut self, picker: PathPicker) -> Self {
+        self.picker = Some(picker);
+        self
+    }
+
+    pub fn picker(&self) -> Option<PathPicker> {
+        self.picker.clone()
+    }
+
+    /// The open project's id.
+    pub fn project(&self) -> Option<String> {
+        self.project
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Opens project `id` (or none); the last plan's addresses belonged to the one before.
+    pub fn set_project(&self, id: Option<String>) {
+        *self.project.lock().unwrap_or_else(|p| p.into_inner()) = id;
+        self.set_plan_addresses(Vec::new());
+    }
+
+    pub fn set_plan_addresses(&self, addresses: Vec<String>) {
+        *self
+            .plan_addresses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = addresses;
+    }
+
+    pub fn plan_addresses(&self) -> Vec<String> {
+        self.plan_addresses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn opener(&self) -> Option<Opener> {

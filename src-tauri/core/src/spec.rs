@@ -469,9 +469,12 @@ impl MigrationSpec {
     pub fn limits(&self) -> Result<DateLimits, FieldError> {
         let date = |field: &str, value: &Option<String>| match filled(value) {
             None => Ok(None),
-            Some(v) => parse_date(v)
-                .map(Some)
-                .ok_or_else(|| error(field, &format!("'{v}' is not a date such as 2020-01-01"))),
+            Some(v) => parse_date(v).map(Some).ok_or_else(|| {
+                error(
+                    field,
+                    &format!("{field}: '{v}' is not a date such as 2020-01-01"),
+                )
+            }),
         };
         let limits = DateLimits {
             mail_since: date("mailSince", &self.mail_since)?,
@@ -482,7 +485,7 @@ impl MigrationSpec {
             if until <= since {
                 return Err(error(
                     "mailUntil",
-                    &format!("{until} is not after mailSince ({since}): no mail would be migrated"),
+                    &format!("mailUntil: {until} is not after mailSince ({since}): no mail would be migrated"),
                 ));
             }
         }

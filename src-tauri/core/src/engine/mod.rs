@@ -19,7 +19,7 @@ mod verify;
 
 pub use control::{Cancelled, RunControl};
 pub use mailboxes::{GUEST, NO_MAILBOX, ONLINE_ARCHIVE};
-pub use plan::{plan, Plan, PlanUser};
+pub use plan::{plan, plan_action, MailboxKind, Plan, PlanAction, PlanUser};
 pub use preflight::{
     check_destination, preflight, test_source, CheckVerdict, EndpointCheck, Preflight, ProbeUser,
 };

@@ -117,6 +117,8 @@ pub struct PlanUser {
     /// `Some(true)`: the user has an online archive, which the run does not migrate (`has an
     /// online archive: not migrated, export it separately`); `None`: not known.
     pub online_archive: Option<bool>,
+    /// User, shared, room, equipment or guest (`mailboxSettings.userPurpose`).
+    pub kind: MailboxKind,
 }
 
 /// Discovers the selected mailboxes (batch included) with their folders and item counts for
@@ -144,6 +146,7 @@ pub async fn plan(
         .iter()
         .map(|g| PlanUser {
             not_migrated: Some(GUEST.to_string()),
+            kind: MailboxKind::Guest,
             ..listed(g)
         })
         .collect();
@@ -159,6 +162,7 @@ pub async fn plan(
                     return planned;
                 }
                 planned.online_archive = facts.online_archive;
+                planned.kind = MailboxKind::from_purpose(facts.purpose);
                 // The run reads the same two: mailboxSettings and the Exchange settings.
                 planned.requests += 2;
                 let counter = Counter {
@@ -456,7 +460,7 @@ pub enum PlanAction {
 
 /// What kind of mailbox it is (`mailboxSettings.userPurpose`; guests are directory users of
 /// another organisation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
 #[ts(export)]
 pub enum MailboxKind {
@@ -465,6 +469,7 @@ pub enum MailboxKind {
     Room,
     Equipment,
     Guest,
+    #[default]
     Unknown,
 }
 

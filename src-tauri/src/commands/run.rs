@@ -1,0 +1,342 @@
+//! The Run and Report screens: passes of the open project, the demo, pause/resume/stop, the
+//! last run's details and files.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use migrator_core::engine::{self, Destination, RunControl, RunOptions};
+use migrator_core::progress::{ProgressEvent, Reporter, RunSummary};
+use migrator_core::project::{unix_now, PassKind, PassRecord, PassState, DEMO_ID};
+use migrator_core::secrets::Secret;
+use migrator_core::spec::{Completeness, MigrationSpec};
+use serde::{Deserialize, Serialize};
+use tauri::ipc::Channel;
+use tauri::{AppHandle, Runtime, State};
+use ts_rs::TS;
+
+use super::destination::open_destination;
+use super::keychain::client_secret;
+use super::project::{current_project, store};
+use super::{blocking, data_dir};
+use crate::runs::{self, LastRun, RememberedRun, RunDetails, RunFile, RunRequest};
+use crate::state::SecretPlaces;
+use crate::{AppState, ChannelReporter, IpcError};
+
+/// A migration ready to start: the secrets read from the keychain, the destination opened.
+pub struct PreparedRun {
+    source: migrator_core::config::SourceConfig,
+    secret: Secret,
+    target: Destination,
+    options: RunOptions,
+}
+
+impl PreparedRun {
+    /// The folder of the run's journal and reports.
+    pub fn state_dir(&self) -> PathBuf {
+        self.options.state_dir.clone().unwrap_or_default()
+    }
+
+    /// Runs it (the core's engine), then writes the report files beside the journal.
+    pub async fn run(
+        self,
+        reporter: Arc<dyn Reporter>,
+        control: RunControl,
+    ) -> Result<RunSummary, IpcError> {
+        let state_dir = self.state_dir();
+        let result = engine::run(
+            &self.source,
+            &self.secret,
+            &self.target,
+            reporter,
+            control,
+            self.options,
+        )
+        .await;
+        runs::write_report(&state_dir);
+        Ok(result?)
+    }
+}
+
+/// Checks `spec` with the core's validation, reads its secrets and opens its destination;
+/// the journal goes beside a destination folder, or under `data_dir` for a server. The final
+/// pass mirrors deletions and runs the destination's cut-over actions.
+pub async fn prepare(
+    places: SecretPlaces,
+    data_dir: &Path,
+    spec: &MigrationSpec,
+    kind: PassKind,
+) -> Result<PreparedRun, IpcError> {
+    IpcError::refuse_fields(spec.field_errors(Completeness::Ready))?;
+    let secret = client_secret(places.clone(), &spec.source).await?;
+    let target = open_destination(places, &spec.destination, &spec.rules).await?;
+    // A server's journal lives in the app's data folder, one per tenant and server.
+    let server_dir = |settings: &migrator_core::dest::imap::ImapSettings| {
+        let name = format!(
+            "{}-{}-{}",
+            spec.source.tenant_id, settings.host, settings.port
+        );
+        let safe: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        data_dir.join("journal").join(safe)
+    };
+    let state_dir = match &target {
+        Destination::Folder(path) => path.join(".m365-migrator"),
+        Destination::Imap { settings, .. } => server_dir(settings),
+        Destination::IceWarp(d) => server_dir(&d.imap),
+    };
+    let options = spec
+        .run_options()
+        .map_err(|e| IpcError::refuse_fields(vec![e]).unwrap_err())?;
+    let final_pass = kind == PassKind::Final;
+    Ok(PreparedRun {
+        source: spec.source.clone(),
+        secret,
+        target,
+        options: RunOptions {
+            state_dir: Some(state_dir),
+            final_pass,
+            mirror_deletions: final_pass,
+            ..options
+        },
+    })
+}
+
+/// Runs a pass of `spec` ([`prepare`], then [`PreparedRun::run`]).
+pub async fn migrate(
+    places: SecretPlaces,
+    data_dir: &Path,
+    spec: &MigrationSpec,
+    reporter: Arc<dyn Reporter>,
+    control: RunControl,
+) -> Result<RunSummary, IpcError> {
+    prepare(places, data_dir, spec, PassKind::Full)
+        .await?
+        .run(reporter, control)
+        .await
+}
+
+/// Registers a run with its reporter, so Pause/Stop and a reloaded page reach it.
+fn begin(
+    state: &AppState,
+    on_event: Channel<ProgressEvent>,
+) -> Result<(RunControl, Arc<ChannelReporter>), IpcError> {
+    let control = state
+        .start_run()
+        .ok_or_else(|| IpcError::new("busy", "A migration is already running."))?;
+    let reporter = Arc::new(ChannelReporter::new(on_event));
+    state.set_reporter(reporter.clone());
+    Ok((control, reporter))
+}
+
+/// Runs a pass of the open project (`users`: only those), recorded in its history.
+async fn pass<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    kind: PassKind,
+    users: Option<Vec<String>>,
+    on_event: Channel<ProgressEvent>,
+) -> Result<RunSummary, IpcError> {
+    let data_dir = data_dir(&app, &state)?;
+    let mut project = current_project(&app, &state)?;
+    if project.id == DEMO_ID {
+        return Err(IpcError::new("invalid", "The demo runs with Run demo."));
+    }
+    let mut spec = project.spec.clone();
+    if let Some(users) = users {
+        spec.selection.users = users;
+    }
+    let (control, reporter) = begin(&state, on_event)?;
+    let result = async {
+        let prepared = prepare(state.secrets(), &data_dir, &spec, kind).await?;
+        RememberedRun {
+            request: RunRequest::Migration {
+                request: Box::new(spec.clone()),
+            },
+            state_dir: prepared.state_dir(),
+        }
+        .save(&data_dir)?;
+        project.passes.push(PassRecord {
+            kind,
+            started_at: unix_now(),
+            finished_at: None,
+            state: PassState::Running,
+            summary: None,
+        });
+        store(&app, &state)?.save(&project)?;
+        let ran = prepared.run(reporter, control.clone()).await;
+        if let Some(record) = project.passes.last_mut() {
+            record.finished_at = Some(unix_now());
+            record.state = match &ran {
+                Err(_) => PassState::Failed,
+                Ok(_) if control.is_cancelled() => PassState::Stopped,
+                Ok(_) => PassState::Finished,
+            };
+            record.summary = ran.as_ref().ok().cloned();
+        }
+        store(&app, &state)?.save(&project)?;
+        ran
+    }
+    .await;
+    state.finish_run();
+    result
+}
+
+/// Starts a pass of the open project (full, incremental, or the final cut-over pass) and
+/// records it in the project's history, streaming progress events over `on_event`.
+#[tauri::command]
+pub(crate) async fn start_pass<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    kind: PassKind,
+    on_event: Channel<ProgressEvent>,
+) -> Result<RunSummary, IpcError> {
+    pass(app, state, kind, None, on_event).await
+}
+
+/// Retries the failed items of one mailbox (`user`) or all: an incremental pass, since the
+/// journal retries every failed item on the next run.
+#[tauri::command]
+pub(crate) async fn retry_failed<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    user: Option<String>,
+    on_event: Channel<ProgressEvent>,
+) -> Result<RunSummary, IpcError> {
+    let users = user.filter(|u| !u.trim().is_empty()).map(|u| vec![u]);
+    pass(app, state, PassKind::Incremental, users, on_event).await
+}
+
+/// The running pass's snapshot: not kept yet (the core's `RunSnapshot` lands with the
+/// run-snapshot work); `null` until then.
+#[tauri::command]
+pub(crate) fn run_snapshot() -> Option<()> {
+    None
+}
+
+/// Runs the built-in demo: a simulated tenant on 127.0.0.1 into the demo project's own
+/// folder, streaming progress events over `on_event`.
+#[tauri::command]
+pub(crate) async fn run_demo<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    on_event: Channel<ProgressEvent>,
+) -> Result<RunSummary, IpcError> {
+    let data_dir = data_dir(&app, &state)?;
+    let out = store(&app, &state)?.project_dir(DEMO_ID)?;
+    let (control, reporter) = begin(&state, on_event)?;
+    let result = async {
+        RememberedRun {
+            request: RunRequest::Demo {
+                out_dir: out.display().to_string(),
+            },
+            state_dir: crate::demo_state_dir(&out),
+        }
+        .save(&data_dir)?;
+        crate::demo(&out, reporter, control).await
+    }
+    .await;
+    state.finish_run();
+    result
+}
+
+/// Whether a run is going on, and how the last one ended (to resume it or run it again).
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct RunStatus {
+    pub running: bool,
+    #[ts(optional)]
+    pub last: Option<LastRun>,
+}
+
+/// What the app shows when it opens: a run going on, or the last one from its journal.
+#[tauri::command]
+pub(crate) async fn run_status<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+) -> Result<RunStatus, IpcError> {
+    let data_dir = data_dir(&app, &state)?;
+    let running = state.current_run().is_some();
+    let last = blocking(move || Ok(runs::last_run(&data_dir, running))).await?;
+    Ok(RunStatus { running, last })
+}
+
+/// Sends the running migration's progress events to `on_event` from now on (a reloaded
+/// page); false when nothing runs.
+#[tauri::command]
+pub(crate) fn watch_run(state: State<'_, AppState>, on_event: Channel<ProgressEvent>) -> bool {
+    match state.current_reporter() {
+        Some(reporter) => {
+            reporter.retarget(on_event);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The Report screen's details of the last run: failures, report and log places, accounts.
+#[tauri::command]
+pub(crate) async fn run_details<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+) -> Result<RunDetails, IpcError> {
+    let data_dir = data_dir(&app, &state)?;
+    let log_dir = state.log_dir();
+    blocking(move || Ok(runs::run_details(&data_dir, log_dir.as_deref())))
+        .await?
+        .ok_or_else(|| IpcError::new("missing", "No migration has run yet."))
+}
+
+/// Opens the last run's HTML report or the log folder with the desktop's default
+/// application. The path is resolved here from the last run: the web view names which one,
+/// never a path (it has no opener permission of its own).
+#[tauri::command]
+pub(crate) fn open_run_file<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    file: RunFile,
+) -> Result<(), IpcError> {
+    let data_dir = data_dir(&app, &state)?;
+    let path = runs::resolve(file, &data_dir, state.log_dir().as_deref())?;
+    let opened = match state.opener() {
+        Some(open) => open(&path),
+        None => {
+            use tauri_plugin_opener::OpenerExt;
+            app.opener()
+                .open_path(path.display().to_string(), None::<&str>)
+                .map_err(|e| e.to_string())
+        }
+    };
+    opened.map_err(|e| IpcError::new("open", format!("cannot open {}: {e}", path.display())))
+}
+
+/// Pause, resume or stop the running migration.
+#[derive(Debug, Clone, Copy, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub enum RunAction {
+    Pause,
+    Resume,
+    Stop,
+}
+
+#[tauri::command]
+pub(crate) fn control_run(state: State<'_, AppState>, action: RunAction) -> Result<(), IpcError> {
+    let run = state
+        .current_run()
+        .ok_or_else(|| IpcError::new("idle", "No migration is running."))?;
+    match action {
+        RunAction::Pause => run.pause(),
+        RunAction::Resume => run.resume(),
+        RunAction::Stop => run.cancel(),
+    }
+    Ok(())
+}
