@@ -74,6 +74,44 @@ impl TestApp {
         }
     }
 
+    /// Starts a pass of the open project and waits for it to end; returns its record.
+    async fn pass(&self, kind: &str) -> Value {
+        let started = self.invoke_blocking("start_pass", json!({"kind": kind}));
+        assert_eq!(started, Ok(Value::Null), "the pass starts");
+        self.idle().await;
+        let project = self
+            .invoke_blocking("open_project", json!({"id": self.open_id()}))
+            .unwrap();
+        project["passes"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone()
+    }
+
+    /// Starts the demo and waits for it to end; returns the last run's summary.
+    async fn demo(&self) -> Value {
+        let started = self.invoke_blocking("run_demo", json!({}));
+        assert_eq!(started, Ok(Value::Null), "the demo starts");
+        self.idle().await;
+        let status = self.invoke_blocking("run_status", json!({})).unwrap();
+        status["last"]["summary"].clone()
+    }
+
+    /// Waits until no run goes on.
+    async fn idle(&self) {
+        tauri::Manager::state::<AppState>(&self.webview)
+            .wait_idle()
+            .await;
+    }
+
+    fn open_id(&self) -> String {
+        tauri::Manager::state::<AppState>(&self.webview)
+            .project()
+            .expect("an open project")
+    }
+
     /// Answers the next native dialog for `purpose` with `path` (as if the user chose it).
     fn answer(&self, purpose: PathPurpose, path: impl Into<std::path::PathBuf>) {
         self.answers.lock().unwrap().push((purpose, path.into()));
@@ -711,12 +749,9 @@ async fn start_pass_moves_the_selected_mailboxes_into_a_folder() {
     chosen["workloads"] = json!(["mail"]);
     app.invoke_blocking("save_project", json!({"project": chosen}))
         .unwrap();
-    let summary = app
-        .invoke_blocking(
-            "start_pass",
-            json!({"kind": "full", "onEvent": "__CHANNEL__:7"}),
-        )
-        .unwrap();
+    let record = app.pass("full").await;
+    assert_eq!(record["state"], "finished", "{record}");
+    let summary = record["summary"].clone();
     assert_eq!(summary["users"], 1, "{summary}");
     assert_eq!(summary["totals"]["failed"], 0);
     // Mail only, as chosen.
@@ -871,11 +906,8 @@ async fn start_pass_needs_every_stored_secret_before_anything_moves() {
         json!({"kind": "folder", "path": out.path()}),
     );
     let start = || {
-        app.invoke_blocking(
-            "start_pass",
-            json!({"kind": "full", "onEvent": "__CHANNEL__:1"}),
-        )
-        .unwrap_err()
+        app.invoke_blocking("start_pass", json!({"kind": "full"}))
+            .unwrap_err()
     };
     let err = start();
     assert_eq!(err["code"], "secret.missing", "{err}");
@@ -951,24 +983,14 @@ async fn an_imap_destination_is_tested_and_migrated_into_with_keychain_passwords
     assert_eq!(ok["ok"], true, "{ok}\n{}", dovecot.log());
     assert_eq!(ok["checks"][0]["verdict"], "ok", "{ok}");
 
-    let first = app
-        .invoke_blocking(
-            "start_pass",
-            json!({"kind": "full", "onEvent": "__CHANNEL__:3"}),
-        )
-        .unwrap();
+    let first = app.pass("full").await["summary"].clone();
     assert_eq!(first["users"], 2, "{first}\n{}", dovecot.log());
     assert_eq!(first["totals"]["failed"], 0, "{first}");
     let moved = first["totals"]["messages"].as_u64().unwrap();
     assert!(moved >= 24, "{first}");
     // The second run finds everything there (journal under the app's data folder).
     assert!(app.data.path().join("journal").is_dir());
-    let second = app
-        .invoke_blocking(
-            "start_pass",
-            json!({"kind": "incremental", "onEvent": "__CHANNEL__:4"}),
-        )
-        .unwrap();
+    let second = app.pass("incremental").await["summary"].clone();
     assert_eq!(second["totals"]["failed"], 0, "{second}");
     assert_eq!(
         second["totals"]["messages"].as_u64().unwrap(),
@@ -1082,9 +1104,7 @@ async fn the_report_buttons_open_the_last_runs_files_and_nothing_else() {
     let status = app.invoke_blocking("run_status", json!({})).unwrap();
     assert_eq!(status, json!({"running": false, "last": null}));
 
-    let summary = app
-        .invoke_blocking("run_demo", json!({"onEvent": "__CHANNEL__:7"}))
-        .unwrap();
+    let summary = app.demo().await;
     let out = app.data.path().join("projects").join("demo");
     let details = app.invoke_blocking("run_details", json!({})).unwrap();
     let html = out.join(".m365-migrator/report/report.html");
@@ -1168,11 +1188,10 @@ async fn an_interrupted_run_is_offered_again_and_resumes_without_duplicates() {
     assert_eq!(status["last"]["request"]["kind"], "demo");
 
     // Resuming runs the same request; a second pass writes nothing twice.
-    let args = json!({"onEvent": "__CHANNEL__:7"});
-    let first = app.invoke_blocking("run_demo", args.clone()).unwrap();
+    let first = app.demo().await;
     let messages = maildir_messages(&out).len() as u64;
     assert_eq!(first["totals"]["messages"].as_u64().unwrap(), messages);
-    let again = app.invoke_blocking("run_demo", args).unwrap();
+    let again = app.demo().await;
     assert_eq!(again["totals"]["messages"], 0, "{again}");
     assert_eq!(maildir_messages(&out).len() as u64, messages);
     let status = app.invoke_blocking("run_status", json!({})).unwrap();
@@ -1195,8 +1214,7 @@ async fn a_run_going_on_in_another_process_is_shown_as_such_and_not_resumed() {
         "{status}"
     );
     // Resuming anyway (an old page) is refused at once and writes nothing.
-    let args = json!({"onEvent": "__CHANNEL__:7"});
-    let refused = app.invoke_blocking("run_demo", args.clone()).unwrap_err();
+    let refused = app.invoke_blocking("run_demo", json!({})).unwrap_err();
     assert_eq!(refused["code"], "busy", "{refused}");
     assert_eq!(maildir_messages(&out).len(), 0);
     assert!(
@@ -1209,4 +1227,200 @@ async fn a_run_going_on_in_another_process_is_shown_as_such_and_not_resumed() {
     let status = app.invoke_blocking("run_status", json!({})).unwrap();
     assert_eq!(status["last"]["state"], "interrupted", "{status}");
     assert!(status["last"]["heldBy"].is_null(), "{status}");
+}
+
+/// A loopback port that records whether anything connected to it (the kernel completes a
+/// connection into the backlog, so a connect made before a command returned is seen).
+struct Tripwire(std::net::TcpListener);
+
+impl Tripwire {
+    fn new() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        Tripwire(listener)
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/", self.0.local_addr().unwrap())
+    }
+
+    fn touched(&self) -> bool {
+        self.0.accept().is_ok()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_sent_override_cannot_send_the_stored_secret_elsewhere() {
+    let (sim, source, app) = tenant_app().await;
+    // The client secret is stored for the simulator's login host. A Graph URL the page points
+    // elsewhere would receive its tokens: refused before anything is sent.
+    let elsewhere = Tripwire::new();
+    let mut redirected = source.clone();
+    redirected["graphUrl"] = json!(elsewhere.url());
+    let err = app
+        .invoke_blocking("test_connection", json!({"source": redirected}))
+        .unwrap_err();
+    assert_eq!(err["code"], "invalid", "{err}");
+    assert_eq!(err["fields"][0]["field"], "graphUrl", "{err}");
+    assert!(
+        !elsewhere.touched(),
+        "the token went to the page's Graph URL"
+    );
+    // The same settings in a project are refused when saved.
+    let mut project = app.project(source.clone(), json!({"kind": "folder", "path": "/tmp/x"}));
+    project["source"] = redirected;
+    let err = app
+        .invoke_blocking("save_project", json!({"project": project}))
+        .unwrap_err();
+    assert_eq!(err["fields"][0]["field"], "graphUrl", "{err}");
+
+    // A login URL the page changes names another keychain entry: nothing stored there.
+    let mut login = source.clone();
+    login["loginUrl"] = json!(elsewhere.url());
+    login["graphUrl"] = json!(elsewhere.url());
+    let err = app
+        .invoke_blocking("test_connection", json!({"source": login}))
+        .unwrap_err();
+    assert_eq!(err["code"], "secret.missing", "{err}");
+    assert!(
+        !elsewhere.touched(),
+        "the secret went to the page's login URL"
+    );
+
+    // IceWarp: the administrator's password stored for the server is not sent to an API URL
+    // the page adds; that URL has an entry of its own.
+    app.store(
+        "destAdminPassword",
+        "mail.example.com/admin@example.com",
+        "Adm1n-Pa55",
+    );
+    let mut destination = json!({"kind": "iceWarp", "host": "mail.example.com",
+                                 "adminEmail": "admin@example.com",
+                                 "credentialsReport": app.data.path().join("new.csv")});
+    app.project(source.clone(), destination.clone());
+    destination["apiUrl"] = json!(elsewhere.url());
+    let err = app
+        .invoke_blocking("test_destination", json!({"destination": destination}))
+        .unwrap_err();
+    assert_eq!(err["code"], "secret.missing", "{err}");
+    assert!(!err.to_string().contains("Adm1n-Pa55"));
+    assert!(
+        !elsewhere.touched(),
+        "the admin password went to the page's API URL"
+    );
+    sim.shutdown().await;
+}
+
+#[test]
+fn a_project_file_never_holds_a_secret_and_the_demo_keeps_its_own() {
+    let app = TestApp::new();
+    let source = json!({"tenantId": "contoso.onmicrosoft.com",
+                        "clientId": "00000000-0000-0000-0000-000000000001"});
+    app.store(
+        "graphClientSecret",
+        "contoso.onmicrosoft.com/00000000-0000-0000-0000-000000000001",
+        "Cl1ent~Secret.Value",
+    );
+    app.store(
+        "destAdminPassword",
+        "mail.example.com/admin@example.com",
+        "Adm1n-Pa55",
+    );
+    let csv = app.data.path().join("accounts.csv");
+    std::fs::write(&csv, "email,password\nadele@contoso.com,\"Us3r,Pa55\"\n").unwrap();
+    let project = app.project(
+        source,
+        json!({"kind": "iceWarp", "host": "mail.example.com", "adminEmail": "admin@example.com",
+               "accountsCsv": csv}),
+    );
+    let id = project["id"].as_str().unwrap();
+    let file = app.data.path().join("projects").join(format!("{id}.json"));
+    let text = std::fs::read_to_string(&file).unwrap();
+    for secret in ["Cl1ent~Secret.Value", "Adm1n-Pa55", "Us3r,Pa55"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // A second project sits beside the first; the list names both.
+    let second = app
+        .invoke_blocking("create_project", json!({"name": "Fabrikam"}))
+        .unwrap();
+    let list = app.invoke_blocking("list_projects", json!({})).unwrap();
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&id) && ids.contains(&second["id"].as_str().unwrap()));
+    // The demo's id cannot be taken by a saved project, and reopening the first gives it back
+    // as it was.
+    let mut fake = project.clone();
+    fake["id"] = json!("demo");
+    assert!(app
+        .invoke_blocking("save_project", json!({"project": fake}))
+        .is_err());
+    let reopened = app
+        .invoke_blocking("open_project", json!({"id": id}))
+        .unwrap();
+    assert_eq!(reopened, project);
+}
+
+#[test]
+fn paths_come_only_from_native_dialogs() {
+    let app = TestApp::new();
+    let source = json!({"tenantId": "", "clientId": ""});
+    let picked = app.data.path().join("export");
+    let mut project = app.project(source, json!({"kind": "folder", "path": picked}));
+    // A path the page sends is ignored: the one chosen in the dialog stays.
+    project["destination"] = json!({"kind": "folder", "path": "/etc"});
+    let saved = app
+        .invoke_blocking("save_project", json!({"project": project}))
+        .unwrap();
+    assert_eq!(saved["destination"]["path"], json!(picked), "{saved}");
+    // A cancelled dialog changes nothing.
+    let cancelled = app
+        .invoke_blocking("pick_path", json!({"purpose": "destinationFolder"}))
+        .unwrap();
+    assert_eq!(cancelled, Value::Null);
+    // The page cannot add a path to pick_path either.
+    app.answer(
+        PathPurpose::DestinationFolder,
+        app.data.path().join("chosen"),
+    );
+    let chosen = app
+        .invoke_blocking(
+            "pick_path",
+            json!({"purpose": "destinationFolder", "path": "/root"}),
+        )
+        .unwrap();
+    assert_eq!(chosen, json!(app.data.path().join("chosen")));
+
+    // Switching to IceWarp: the credentials report defaults into the user's folder, never
+    // under /root, and a page-sent one is ignored.
+    let mut project = app
+        .invoke_blocking("open_project", json!({"id": saved["id"]}))
+        .unwrap();
+    project["destination"] = json!({"kind": "iceWarp", "host": "mail.example.com",
+        "adminEmail": "admin@example.com", "credentialsReport": "/root/new-accounts.csv",
+        "accountsCsv": "/etc/shadow"});
+    let saved = app
+        .invoke_blocking("save_project", json!({"project": project}))
+        .unwrap();
+    let report = saved["destination"]["credentialsReport"].as_str().unwrap();
+    assert!(
+        report.starts_with(app.data.path().to_str().unwrap()),
+        "{saved}"
+    );
+    assert!(saved["destination"]["accountsCsv"].is_null(), "{saved}");
+    // A purpose the destination has no field for is refused.
+    app.answer(PathPurpose::DestinationFolder, "/srv/x");
+    let err = app
+        .invoke_blocking("pick_path", json!({"purpose": "destinationFolder"}))
+        .unwrap_err();
+    assert_eq!(err["code"], "invalid", "{err}");
 }

@@ -22,6 +22,8 @@ pub type PathPicker = Arc<dyn Fn(PathPurpose) -> Option<PathBuf> + Send + Sync>;
 /// Shared app state (managed by Tauri).
 pub struct AppState {
     run: Mutex<Option<RunControl>>,
+    /// `true` while a run goes on ([`AppState::wait_idle`]).
+    running: tokio::sync::watch::Sender<bool>,
     reporter: Mutex<Option<Arc<ChannelReporter>>>,
     log_dir: Mutex<Option<PathBuf>>,
     log_guard: Mutex<Option<WorkerGuard>>,
@@ -87,6 +89,7 @@ impl AppState {
     pub fn new(keychain: Result<Arc<dyn SecretStore>, String>) -> Self {
         AppState {
             run: Mutex::new(None),
+            running: tokio::sync::watch::Sender::new(false),
             reporter: Mutex::new(None),
             log_dir: Mutex::new(None),
             log_guard: Mutex::new(None),
@@ -180,12 +183,22 @@ impl AppState {
         }
         let control = RunControl::new();
         *run = Some(control.clone());
+        self.running.send_replace(true);
         Some(control)
     }
 
     pub fn finish_run(&self) {
         *self.run.lock().unwrap_or_else(|p| p.into_inner()) = None;
         *self.reporter.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.running.send_replace(false);
+    }
+
+    /// Returns once no run goes on (a pass runs in the background after its command returns;
+    /// quitting and tests wait for it here).
+    pub async fn wait_idle(&self) {
+        let mut running = self.running.subscribe();
+        // The sender lives as long as `self`: the wait ends only when the run does.
+        let _ = running.wait_for(|running| !running).await;
     }
 
     /// The running migration's reporter, whose Channel a reloaded page can take over.

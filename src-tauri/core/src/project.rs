@@ -55,6 +55,10 @@ pub struct PassRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub summary: Option<RunSummary>,
+    /// Why a `failed` pass stopped (never a secret: the engine's messages hold none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub error: Option<String>,
 }
 
 /// A saved migration (unix seconds). No secret is ever in it.
@@ -103,6 +107,19 @@ impl Project {
             spec: MigrationSpec::default(),
             passes: Vec::new(),
         }
+    }
+
+    /// Marks a pass still recorded as running as `interrupted` (call it when no run goes on:
+    /// the app quit or crashed before the pass ended). `true` when something changed.
+    pub fn settle_interrupted(&mut self) -> bool {
+        let mut changed = false;
+        for pass in &mut self.passes {
+            if pass.state == PassState::Running {
+                pass.state = PassState::Interrupted;
+                changed = true;
+            }
+        }
+        changed
     }
 
     pub fn summary(&self) -> ProjectSummary {

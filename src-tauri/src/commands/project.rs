@@ -76,10 +76,16 @@ pub(crate) fn list_projects<R: Runtime>(
     app: AppHandle<R>,
     state: State<'_, AppState>,
 ) -> Result<Vec<ProjectSummary>, IpcError> {
+    let idle = state.current_run().is_none();
     Ok(store(&app, &state)?
         .list()
-        .iter()
-        .map(Project::summary)
+        .into_iter()
+        .map(|mut p| {
+            if idle {
+                p.settle_interrupted();
+            }
+            p.summary()
+        })
         .collect())
 }
 
@@ -111,7 +117,11 @@ pub(crate) fn open_project<R: Runtime>(
     state: State<'_, AppState>,
     id: String,
 ) -> Result<Project, IpcError> {
-    let project = store(&app, &state)?.load(&id)?;
+    let store = store(&app, &state)?;
+    let mut project = store.load(&id)?;
+    if state.current_run().is_none() && project.settle_interrupted() {
+        store.save(&project)?;
+    }
     state.set_project(Some(project.id.clone()));
     Ok(project)
 }

@@ -11,7 +11,7 @@ use migrator_core::secrets::Secret;
 use migrator_core::spec::{Completeness, MigrationSpec};
 use serde::{Deserialize, Serialize};
 use tauri::ipc::Channel;
-use tauri::{AppHandle, Runtime, State};
+use tauri::{AppHandle, Manager, Runtime, State};
 use ts_rs::TS;
 
 use super::destination::open_destination;
@@ -123,27 +123,37 @@ pub async fn migrate(
         .await
 }
 
-/// Registers a run with its reporter, so Pause/Stop and a reloaded page reach it.
-fn begin(
-    state: &AppState,
-    on_event: Channel<ProgressEvent>,
-) -> Result<(RunControl, Arc<ChannelReporter>), IpcError> {
+/// Refuses a run whose state folder another process (the CLI, another copy of the app) runs
+/// on now: said before anything starts, as the engine would refuse it.
+fn check_free(state_dir: &Path) -> Result<(), IpcError> {
+    match migrator_core::journal::StateLock::check_free(state_dir) {
+        Err(e @ migrator_core::journal::LockError::Busy { .. }) => {
+            Err(IpcError::new("busy", crate::ipc_error::message_chain(&e)))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Registers a run with a reporter no page watches yet (`watch_run` attaches one), so
+/// Pause/Stop, `run_status` and a reloaded page reach it.
+fn begin(state: &AppState) -> Result<(RunControl, Arc<ChannelReporter>), IpcError> {
     let control = state
         .start_run()
         .ok_or_else(|| IpcError::new("busy", "A migration is already running."))?;
-    let reporter = Arc::new(ChannelReporter::new(on_event));
+    let reporter = Arc::new(ChannelReporter::unwatched());
     state.set_reporter(reporter.clone());
     Ok((control, reporter))
 }
 
-/// Runs a pass of the open project (`users`: only those), recorded in its history.
+/// Starts a pass of the open project (`users`: only those) in the background, recorded in
+/// its history; returns once it has started. Bad settings and missing secrets are refused
+/// before anything moves.
 async fn pass<R: Runtime>(
     app: AppHandle<R>,
     state: State<'_, AppState>,
     kind: PassKind,
     users: Option<Vec<String>>,
-    on_event: Channel<ProgressEvent>,
-) -> Result<RunSummary, IpcError> {
+) -> Result<(), IpcError> {
     let data_dir = data_dir(&app, &state)?;
     let mut project = current_project(&app, &state)?;
     if project.id == DEMO_ID {
@@ -153,9 +163,10 @@ async fn pass<R: Runtime>(
     if let Some(users) = users {
         spec.selection.users = users;
     }
-    let (control, reporter) = begin(&state, on_event)?;
-    let result = async {
+    let (control, reporter) = begin(&state)?;
+    let started = async {
         let prepared = prepare(state.secrets(), &data_dir, &spec, kind).await?;
+        check_free(&prepared.state_dir())?;
         RememberedRun {
             request: RunRequest::Migration {
                 request: Box::new(spec.clone()),
@@ -169,9 +180,22 @@ async fn pass<R: Runtime>(
             finished_at: None,
             state: PassState::Running,
             summary: None,
+            error: None,
         });
         store(&app, &state)?.save(&project)?;
+        Ok::<_, IpcError>(prepared)
+    }
+    .await;
+    let prepared = match started {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            state.finish_run();
+            return Err(e);
+        }
+    };
+    tauri::async_runtime::spawn(async move {
         let ran = prepared.run(reporter, control.clone()).await;
+        let state = app.state::<AppState>();
         if let Some(record) = project.passes.last_mut() {
             record.finished_at = Some(unix_now());
             record.state = match &ran {
@@ -180,25 +204,26 @@ async fn pass<R: Runtime>(
                 Ok(_) => PassState::Finished,
             };
             record.summary = ran.as_ref().ok().cloned();
+            record.error = ran.as_ref().err().map(|e| e.message.clone());
         }
-        store(&app, &state)?.save(&project)?;
-        ran
-    }
-    .await;
-    state.finish_run();
-    result
+        if let Err(e) = store(&app, &state).and_then(|s| Ok(s.save(&project)?)) {
+            tracing::warn!("cannot record the pass in the project: {}", e.message);
+        }
+        state.finish_run();
+    });
+    Ok(())
 }
 
-/// Starts a pass of the open project (full, incremental, or the final cut-over pass) and
-/// records it in the project's history, streaming progress events over `on_event`.
+/// Starts a pass of the open project (full, incremental, or the final cut-over pass) in the
+/// background; its progress is in `run_status`/`watch_run`, its result in the project's
+/// `passes` once it ends.
 #[tauri::command]
 pub(crate) async fn start_pass<R: Runtime>(
     app: AppHandle<R>,
     state: State<'_, AppState>,
     kind: PassKind,
-    on_event: Channel<ProgressEvent>,
-) -> Result<RunSummary, IpcError> {
-    pass(app, state, kind, None, on_event).await
+) -> Result<(), IpcError> {
+    pass(app, state, kind, None).await
 }
 
 /// Retries the failed items of one mailbox (`user`) or all: an incremental pass, since the
@@ -208,10 +233,9 @@ pub(crate) async fn retry_failed<R: Runtime>(
     app: AppHandle<R>,
     state: State<'_, AppState>,
     user: Option<String>,
-    on_event: Channel<ProgressEvent>,
-) -> Result<RunSummary, IpcError> {
+) -> Result<(), IpcError> {
     let users = user.filter(|u| !u.trim().is_empty()).map(|u| vec![u]);
-    pass(app, state, PassKind::Incremental, users, on_event).await
+    pass(app, state, PassKind::Incremental, users).await
 }
 
 /// The running pass's snapshot: not kept yet (the core's `RunSnapshot` lands with the
@@ -221,30 +245,35 @@ pub(crate) fn run_snapshot() -> Option<()> {
     None
 }
 
-/// Runs the built-in demo: a simulated tenant on 127.0.0.1 into the demo project's own
-/// folder, streaming progress events over `on_event`.
+/// Starts the built-in demo in the background: a simulated tenant on 127.0.0.1 into the
+/// demo project's own folder (never a real project's).
 #[tauri::command]
 pub(crate) async fn run_demo<R: Runtime>(
     app: AppHandle<R>,
     state: State<'_, AppState>,
-    on_event: Channel<ProgressEvent>,
-) -> Result<RunSummary, IpcError> {
+) -> Result<(), IpcError> {
     let data_dir = data_dir(&app, &state)?;
     let out = store(&app, &state)?.project_dir(DEMO_ID)?;
-    let (control, reporter) = begin(&state, on_event)?;
-    let result = async {
-        RememberedRun {
-            request: RunRequest::Demo {
-                out_dir: out.display().to_string(),
-            },
-            state_dir: crate::demo_state_dir(&out),
-        }
-        .save(&data_dir)?;
-        crate::demo(&out, reporter, control).await
+    check_free(&crate::demo_state_dir(&out))?;
+    let (control, reporter) = begin(&state)?;
+    let remembered = RememberedRun {
+        request: RunRequest::Demo {
+            out_dir: out.display().to_string(),
+        },
+        state_dir: crate::demo_state_dir(&out),
     }
-    .await;
-    state.finish_run();
-    result
+    .save(&data_dir);
+    if let Err(e) = remembered {
+        state.finish_run();
+        return Err(e);
+    }
+    tauri::async_runtime::spawn(async move {
+        if let Err(e) = crate::demo(&out, reporter, control).await {
+            tracing::warn!("the demo failed: {}", e.message);
+        }
+        app.state::<AppState>().finish_run();
+    });
+    Ok(())
 }
 
 /// Whether a run is going on, and how the last one ended (to resume it or run it again).

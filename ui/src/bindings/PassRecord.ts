@@ -6,4 +6,8 @@ import type { RunSummary } from "./RunSummary";
 /**
  * One pass of a project (unix seconds).
  */
-export type PassRecord = { kind: PassKind, startedAt: number, finishedAt?: number, state: PassState, summary?: RunSummary, };
+export type PassRecord = { kind: PassKind, startedAt: number, finishedAt?: number, state: PassState, summary?: RunSummary, 
+/**
+ * Why a `failed` pass stopped (never a secret: the engine's messages hold none).
+ */
+error?: string, };
