@@ -200,6 +200,8 @@ fn recording_channel<T: serde::de::DeserializeOwned + Send + 'static>(
 fn app_info_reports_the_version() {
     let info = invoke("app_info", json!({})).unwrap();
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    #[cfg(target_os = "linux")]
+    assert_eq!(info["os"], "linux");
 }
 
 #[test]

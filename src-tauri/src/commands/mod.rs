@@ -24,6 +24,10 @@ use crate::{AppState, IpcError};
 #[ts(export)]
 pub struct AppInfo {
     pub version: String,
+    /// `macos`, `windows` or `linux`: which secret store the page names (Keychain, Windows
+    /// Credential Manager, Secret Service).
+    #[ts(type = "\"macos\" | \"windows\" | \"linux\"")]
+    pub os: String,
     #[ts(optional)]
     pub log_dir: Option<String>,
 }
@@ -32,6 +36,12 @@ pub struct AppInfo {
 pub(crate) fn app_info(state: State<'_, AppState>) -> AppInfo {
     AppInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
+        os: match std::env::consts::OS {
+            "macos" => "macos",
+            "windows" => "windows",
+            _ => "linux",
+        }
+        .to_string(),
         log_dir: state.log_dir().map(|d| d.display().to_string()),
     }
 }
