@@ -221,7 +221,7 @@ impl DestinationSettings {
                 ..
             } => {
                 let host = host.trim().to_string();
-                let key = match filled(api_url).filter(|_| false) {
+                let key = match filled(api_url) {
                     Some(url) => format!("{host}@{}", url_host(url).unwrap_or_default()),
                     None => host,
                 };
