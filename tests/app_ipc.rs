@@ -1231,23 +1231,35 @@ async fn a_run_going_on_in_another_process_is_shown_as_such_and_not_resumed() {
     assert!(status["last"]["heldBy"].is_null(), "{status}");
 }
 
-/// A loopback port that records whether anything connected to it (the kernel completes a
-/// connection into the backlog, so a connect made before a command returned is seen).
-struct Tripwire(std::net::TcpListener);
+/// A loopback port that records whether anything connected to it. Each connection is
+/// recorded, then closed at once, so a client that reached it fails fast; the record is made
+/// before the close, so a command that returned after reaching it is always seen.
+struct Tripwire {
+    addr: std::net::SocketAddr,
+    touched: Arc<std::sync::atomic::AtomicBool>,
+}
 
 impl Tripwire {
     fn new() -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        Tripwire(listener)
+        let addr = listener.local_addr().unwrap();
+        let touched = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = touched.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        Tripwire { addr, touched }
     }
 
     fn url(&self) -> String {
-        format!("http://{}/", self.0.local_addr().unwrap())
+        format!("http://{}/", self.addr)
     }
 
     fn touched(&self) -> bool {
-        self.0.accept().is_ok()
+        self.touched.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
