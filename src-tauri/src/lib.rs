@@ -107,19 +107,12 @@ pub async fn demo(
     reporter: std::sync::Arc<dyn migrator_core::progress::Reporter>,
     control: migrator_core::engine::RunControl,
 ) -> Result<migrator_core::progress::RunSummary, IpcError> {
-    use migrator_core::config::{Cloud, SourceConfig};
+    use migrator_core::config::SourceConfig;
     use migrator_core::secrets::Secret;
     let sim = migrator_sim::SimServer::start(migrator_sim::SimConfig::demo())
         .await
         .map_err(|e| IpcError::new("internal", format!("cannot start the demo tenant: {e}")))?;
-    let source = SourceConfig {
-        tenant_id: sim.tenant_id().to_string(),
-        client_id: sim.client_id().to_string(),
-        cloud: Cloud::Global,
-        login_url: Some(sim.url()),
-        graph_url: Some(sim.url()),
-        allow_plaintext_loopback: Some(true),
-    };
+    let source = SourceConfig::on_loopback(sim.tenant_id(), sim.client_id(), &sim.url());
     let secret = Secret::new(sim.client_secret());
     let options = migrator_core::engine::RunOptions {
         state_dir: Some(demo_state_dir(out)),

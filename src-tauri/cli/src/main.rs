@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use futures_util::FutureExt;
 use indicatif::HumanDuration;
-use migrator_core::config::{Cloud, DestinationConfig, FileConfig, SourceConfig};
+use migrator_core::config::{DestinationConfig, FileConfig, SourceConfig};
 use migrator_core::engine::{
     self, CheckVerdict, Destination, EndpointCheck, Report, ReportFiles, RunControl, RunOptions,
 };
@@ -612,14 +612,7 @@ async fn demo(out: PathBuf, users: u32, messages: u32, quiet: bool) -> anyhow::R
     config.tenant.users = users as usize;
     config.tenant.messages_per_user = messages as usize;
     let sim = migrator_sim::SimServer::start(config).await?;
-    let source = SourceConfig {
-        tenant_id: sim.tenant_id().to_string(),
-        client_id: sim.client_id().to_string(),
-        cloud: Cloud::Global,
-        login_url: Some(sim.url()),
-        graph_url: Some(sim.url()),
-        allow_plaintext_loopback: Some(true),
-    };
+    let source = SourceConfig::on_loopback(sim.tenant_id(), sim.client_id(), &sim.url());
     let secret = Secret::new(sim.client_secret());
     let options = RunOptions {
         state_dir: Some(out.join(".m365-migrator")),

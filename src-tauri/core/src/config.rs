@@ -69,6 +69,19 @@ pub struct SourceConfig {
 }
 
 impl SourceConfig {
+    /// A tenant served from one loopback URL for both login and Graph (the simulator, an SSH
+    /// tunnel), plain http allowed to that literal loopback address.
+    pub fn on_loopback(tenant_id: &str, client_id: &str, url: &str) -> SourceConfig {
+        SourceConfig {
+            tenant_id: tenant_id.to_string(),
+            client_id: client_id.to_string(),
+            cloud: Cloud::Global,
+            login_url: Some(url.to_string()),
+            graph_url: Some(url.to_string()),
+            allow_plaintext_loopback: Some(true),
+        }
+    }
+
     /// The login host in effect, without a trailing slash.
     pub fn login_base(&self) -> String {
         trim(self.login_url.as_deref().unwrap_or(self.cloud.login_url()))
