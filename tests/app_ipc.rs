@@ -1438,3 +1438,73 @@ fn paths_come_only_from_native_dialogs() {
         .unwrap_err();
     assert_eq!(err["code"], "invalid", "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_plan_shows_each_mailboxs_action_and_the_accounts_csv_preview_matches_it() {
+    let (sim, source, app) = tenant_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    app.project(
+        source.clone(),
+        json!({"kind": "iceWarp", "host": "mail.example.com", "adminEmail": "admin@example.com",
+               "credentialsReport": dir.path().join("new.csv")}),
+    );
+    let plan = app
+        .invoke_blocking("plan_migration", json!({"refresh": true}))
+        .unwrap();
+    let rows = plan["users"].as_array().unwrap().clone();
+    let mails: Vec<String> = rows
+        .iter()
+        .map(|u| u["address"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(mails.len(), 3, "{plan}");
+    // Without an accounts CSV every kept mailbox becomes a new IceWarp account.
+    assert!(
+        rows.iter()
+            .all(|u| u["action"] == json!({"kind": "create"}) && u["kind"] != "guest"),
+        "{plan}"
+    );
+
+    // One existing account's password (quoted, with a comma) and an address not in the tenant.
+    let csv = dir.path().join("accounts.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "email,password\n{},\"Us3r,Pa55\"\nnobody@elsewhere.example,Other-Pa55\n",
+            mails[0].to_uppercase()
+        ),
+    )
+    .unwrap();
+    app.answer(PathPurpose::AccountsCsv, &csv);
+    app.invoke_blocking("pick_path", json!({"purpose": "accountsCsv"}))
+        .unwrap();
+    let preview = app
+        .invoke_blocking("preview_accounts_csv", json!({}))
+        .unwrap();
+    assert_eq!(
+        preview,
+        json!({"rows": 2, "matched": 1, "unmatched": ["nobody@elsewhere.example"],
+               "missing": 2, "errors": []})
+    );
+    let plan = app
+        .invoke_blocking("plan_migration", json!({"refresh": false}))
+        .unwrap();
+    let action = |mail: &str| {
+        plan["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["address"] == mail)
+            .map(|u| u["action"].clone())
+    };
+    assert_eq!(action(&mails[0]), Some(json!({"kind": "merge"})), "{plan}");
+    assert_eq!(action(&mails[1]), Some(json!({"kind": "create"})), "{plan}");
+    assert!(!plan.to_string().contains("Pa55") && !preview.to_string().contains("Pa55"));
+
+    // A CSV that cannot be read names its line, never a password.
+    std::fs::write(&csv, "email,password\nadele@contoso.com\n").unwrap();
+    let preview = app
+        .invoke_blocking("preview_accounts_csv", json!({}))
+        .unwrap();
+    assert_eq!(preview["errors"][0]["line"], 2, "{preview}");
+    sim.shutdown().await;
+}
