@@ -242,6 +242,35 @@ pub fn is_guid(s: &str) -> bool {
             .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
+/// A server's host name or address as a destination names it (`mail.example.com`,
+/// `127.0.0.1`, `[::1]`): not empty, no scheme, no path. The configuration file and the app
+/// apply this one rule.
+pub fn check_host(host: &str) -> Result<(), String> {
+    let host = host.trim();
+    let ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{host}' is not a host name such as mail.example.com (no scheme such as https://, no path)"
+        ))
+    }
+}
+
+/// Each `domain_map` entry must map a domain name to a domain name (the file and the app).
+pub fn check_domain_map(map: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
+    match map
+        .iter()
+        .find(|(from, to)| !is_dns_name(from.trim()) || !is_dns_name(to.trim()))
+    {
+        Some((from, to)) => Err(format!("'{from}' = '{to}': both must be domain names")),
+        None => Ok(()),
+    }
+}
+
 pub(crate) fn is_dns_name(s: &str) -> bool {
     s.len() <= 253
         && s.contains('.')
@@ -1025,9 +1054,7 @@ impl FileConfig {
                     return Err(invalid(key, "must be at least 1".into()));
                 }
             }
-            if host.trim().is_empty() {
-                return Err(invalid("destination.host", "is empty".into()));
-            }
+            check_host(host).map_err(|message| invalid("destination.host", message))?;
             if *security == ImapSecurity::Plain
                 && check_plaintext_host(host, *allow_plaintext_loopback).is_err()
             {
@@ -1073,12 +1100,7 @@ impl FileConfig {
                     ));
                 }
             }
-            if host.trim().is_empty() || host.contains('/') {
-                return Err(invalid(
-                    "destination.host",
-                    format!("'{host}' is not a host name"),
-                ));
-            }
+            check_host(host).map_err(|message| invalid("destination.host", message))?;
             check_icewarp_admin(admin_email)
                 .map_err(|message| invalid("destination.admin_email", message))?;
             for (key, url) in [
@@ -1098,14 +1120,8 @@ impl FileConfig {
                     "\"plain\" sends passwords unencrypted: it needs allow_plaintext_loopback = true and a literal loopback host such as 127.0.0.1".into(),
                 ));
             }
-            for (from, to) in domain_map {
-                if !is_dns_name(from.trim()) || !is_dns_name(to.trim()) {
-                    return Err(invalid(
-                        "destination.domain_map",
-                        format!("'{from}' = '{to}': both must be domain names"),
-                    ));
-                }
-            }
+            check_domain_map(domain_map)
+                .map_err(|message| invalid("destination.domain_map", message))?;
         }
         // Values that parse but make no sense: the message names the key and its line.
         let at = |table: &str, key: &'static str, message: &str| {

@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use crate::config::{
-    check_endpoint, check_icewarp_admin, is_dns_name, is_guid, parse_date, tenant_id_shape_ok,
-    AccountRule, DateLimits, DestinationConfig, GroupRule, ImapSecurity, MasterLoginStyle,
-    SourceConfig, UserSelection, Workload,
+    check_domain_map, check_endpoint, check_host, check_icewarp_admin, is_guid, parse_date,
+    tenant_id_shape_ok, AccountRule, DateLimits, DestinationConfig, GroupRule, ImapSecurity,
+    MasterLoginStyle, SourceConfig, UserSelection, Workload,
 };
 use crate::engine::RunOptions;
 
@@ -186,14 +186,6 @@ pub struct NoSuchPath(pub PathPurpose);
 
 fn filled(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
-}
-
-fn host_ok(host: &str) -> bool {
-    !host.is_empty()
-        && !host.contains("://")
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
 }
 
 /// `host[:port]` of a URL, lower-case (the part of a keychain entry that binds a secret to
@@ -452,16 +444,10 @@ impl MigrationSpec {
     }
 
     fn rule_errors(&self) -> Vec<FieldError> {
-        self.rules
-            .domain_map
-            .iter()
-            .filter(|(from, to)| !is_dns_name(from.trim()) || !is_dns_name(to.trim()))
-            .map(|(from, to)| {
-                error(
-                    "domainMap",
-                    &format!("'{from}' = '{to}': both must be domain names"),
-                )
-            })
+        check_domain_map(&self.rules.domain_map)
+            .err()
+            .map(|message| error("domainMap", &message))
+            .into_iter()
             .collect()
     }
 
@@ -578,7 +564,7 @@ pub fn destination_errors(
             accounts_csv,
             ..
         } => {
-            if !draft_empty(host) && !host_ok(host.trim()) {
+            if !draft_empty(host) && check_host(host).is_err() {
                 push(
                     "iceWarpHost",
                     "Enter the IceWarp server's host name, such as mail.example.com (no https://).",
@@ -629,7 +615,7 @@ pub fn destination_errors(
                     );
                 }
             }
-            if !draft_empty(host) && !host_ok(host.trim()) {
+            if !draft_empty(host) && check_host(host).is_err() {
                 push(
                     "host",
                     "Enter the IMAP server's host name, such as imap.example.com (no imap://).",
@@ -742,5 +728,61 @@ impl AccountsCsvPreview {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FileConfig;
+
+    fn file(destination: &str) -> Result<FileConfig, crate::config::ConfigError> {
+        let text = format!(
+            "[source]\ntenant_id = \"contoso.onmicrosoft.com\"\nclient_id = \"00000000-0000-0000-0000-000000000001\"\n\n[destination]\n{destination}\n"
+        );
+        FileConfig::parse(&text, Path::new("m.toml"))
+    }
+
+    #[test]
+    fn the_file_and_the_app_refuse_the_same_hosts_and_domain_maps() {
+        // An IMAP host with a scheme: the file used to take it while the app refused it.
+        let e = file("kind = \"imap\"\nhost = \"imap://mail.example.com\"\nmaster_user = \"a\"")
+            .expect_err("the file refuses it");
+        assert!(e.to_string().contains("destination.host"), "{e}");
+        let app = DestinationSettings::Imap {
+            host: "imap://mail.example.com".into(),
+            port: None,
+            security: ImapSecurityChoice::Tls,
+            ca_file: None,
+            master_user: Some("a".into()),
+            master_style: MasterStyleChoice::Authzid,
+            accounts_csv: None,
+            dav_url: None,
+        };
+        let fields: Vec<String> = destination_errors(&app, Completeness::Ready)
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["host"]);
+        // The same host is fine for both.
+        file("kind = \"imap\"\nhost = \"mail.example.com\"\nmaster_user = \"a\"")
+            .expect("the file takes it");
+
+        // A domain map onto something that is not a domain: one message for both.
+        let e = file(
+            "kind = \"icewarp\"\nhost = \"mail.example.com\"\nadmin_email = \"admin@example.com\"\ncredentials_report = \"/srv/new.csv\"\ndomain_map = { \"contoso.com\" = \"not a domain\" }",
+        )
+        .expect_err("the file refuses it");
+        let spec = MigrationSpec {
+            rules: AccountRules {
+                domain_map: [("contoso.com".to_string(), "not a domain".to_string())].into(),
+                ..AccountRules::default()
+            },
+            ..MigrationSpec::default()
+        };
+        let errors = spec.field_errors(Completeness::Draft);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "domainMap");
+        assert!(e.to_string().contains(&errors[0].message), "{e}");
     }
 }
