@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 #[path = "../src-tauri/core/tests/support/mod.rs"]
 mod support;
 
-use m365_migrator_app::{builder, demo, migrate, AppState, ChannelReporter, Opener, PathPicker};
+use m365_migrator_app::{
+    builder, demo, migrate, AppState, ChannelReporter, Notifier, Opener, PathPicker,
+};
 use migrator_core::engine::RunControl;
 use migrator_core::progress::ProgressEvent;
 use migrator_core::secrets::{KeyringStore, SecretStore};
@@ -28,6 +30,8 @@ struct TestApp {
     data: tempfile::TempDir,
     /// What the native dialogs answer next, per purpose (the page never sends a path).
     answers: Arc<Mutex<Vec<(PathPurpose, std::path::PathBuf)>>>,
+    /// Desktop notifications shown (title, body).
+    notes: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl TestApp {
@@ -56,9 +60,15 @@ impl TestApp {
             let at = answers.iter().position(|(p, _)| *p == purpose)?;
             Some(answers.remove(at).1)
         });
+        let notes = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
+        let shown = notes.clone();
+        let notifier: Notifier = Arc::new(move |title: &str, body: &str| {
+            shown.lock().unwrap().push((title.into(), body.into()));
+        });
         let state = state
             .with_data_dir(data.path().to_path_buf())
-            .with_picker(picker);
+            .with_picker(picker)
+            .with_notifier(notifier);
         let app = builder(mock_builder(), state)
             .build(mock_context(noop_assets()))
             .expect("the app builds on the mock runtime");
@@ -71,6 +81,7 @@ impl TestApp {
             keychain,
             data,
             answers,
+            notes,
         }
     }
 
@@ -778,6 +789,15 @@ async fn start_pass_moves_the_selected_mailboxes_into_a_folder() {
     assert_eq!(reopened["passes"][0]["kind"], "full");
     assert_eq!(reopened["passes"][0]["state"], "finished");
     assert_eq!(reopened["passes"][0]["summary"], summary);
+    // The desktop is told the pass ended, with what moved.
+    let notes = app.notes.lock().unwrap().clone();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].0, "Test: pass finished");
+    assert!(
+        notes[0].1.contains(&format!("{messages} messages")),
+        "{notes:?}"
+    );
+    assert!(!notes[0].1.contains(sim.client_secret()));
 
     // Once the run is over, the controls say so.
     let idle = app

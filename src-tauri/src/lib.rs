@@ -13,7 +13,7 @@ pub use commands::run::{migrate, prepare, PreparedRun};
 pub use ipc_error::IpcError;
 pub use reporter::ChannelReporter;
 pub use runs::{LastRun, LastRunState, RunDetails, RunFile, RunRequest};
-pub use state::{AppState, Opener, PathPicker, SecretPlaces};
+pub use state::{AppState, Notifier, Opener, PathPicker, SecretPlaces};
 
 use tauri::Manager;
 
@@ -68,6 +68,8 @@ pub fn builder<R: tauri::Runtime>(
         )
         // The dialogs serve `pick_path` only: the web view holds no dialog permission.
         .plugin(tauri_plugin_dialog::init())
+        // Notifications are sent from Rust when a pass ends; the web view holds no permission.
+        .plugin(tauri_plugin_notification::init())
         .manage(state)
         .invoke_handler(app_commands!())
 }

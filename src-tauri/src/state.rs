@@ -15,6 +15,9 @@ use crate::ChannelReporter;
 /// Opens a file or folder with the desktop's default application.
 pub type Opener = Arc<dyn Fn(&Path) -> Result<(), String> + Send + Sync>;
 
+/// Shows a desktop notification (title, body). Tests record them instead.
+pub type Notifier = Arc<dyn Fn(&str, &str) + Send + Sync>;
+
 /// Asks the user for a path (a native dialog); `None` when cancelled. Tests answer in its
 /// place; the page never sends a path.
 pub type PathPicker = Arc<dyn Fn(PathPurpose) -> Option<PathBuf> + Send + Sync>;
@@ -34,6 +37,8 @@ pub struct AppState {
     opener: Option<Opener>,
     /// Replaces the native file dialogs (tests).
     picker: Option<PathPicker>,
+    /// Replaces the desktop's notifications (tests).
+    notifier: Option<Notifier>,
     /// The project the commands act on (`open_project`).
     project: Mutex<Option<String>>,
     /// The mailbox addresses of the open project's last plan (the accounts CSV preview
@@ -100,6 +105,7 @@ impl AppState {
             data_dir: None,
             opener: None,
             picker: None,
+            notifier: None,
             project: Mutex::new(None),
             plan_addresses: Mutex::new(Vec::new()),
         }
@@ -121,6 +127,16 @@ impl AppState {
     pub fn with_picker(mut self, picker: PathPicker) -> Self {
         self.picker = Some(picker);
         self
+    }
+
+    /// Shows notifications through `notifier` instead of the desktop's.
+    pub fn with_notifier(mut self, notifier: Notifier) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    pub fn notifier(&self) -> Option<Notifier> {
+        self.notifier.clone()
     }
 
     pub fn picker(&self) -> Option<PathPicker> {

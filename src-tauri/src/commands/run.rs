@@ -123,6 +123,45 @@ pub async fn migrate(
         .await
 }
 
+/// Tells the desktop that a pass of `name` ended (the window may be hidden for hours): how,
+/// and what moved. Never a secret: counts and the engine's message only.
+fn notify_end<R: Runtime>(app: &AppHandle<R>, name: &str, record: &PassRecord) {
+    let how = match record.state {
+        PassState::Finished => "finished",
+        PassState::Stopped => "stopped",
+        _ => "failed",
+    };
+    let title = format!("{name}: pass {how}");
+    let body = match (&record.summary, &record.error) {
+        (Some(s), _) => format!(
+            "{} mailboxes, {} messages, {} events, {} contacts, {} tasks; {} failed",
+            s.users,
+            s.totals.messages,
+            s.totals.events,
+            s.totals.contacts,
+            s.totals.tasks,
+            s.totals.failed
+        ),
+        (None, Some(error)) => error.clone(),
+        (None, None) => String::new(),
+    };
+    match app.state::<AppState>().notifier() {
+        Some(notify) => notify(&title, &body),
+        None => {
+            use tauri_plugin_notification::NotificationExt;
+            if let Err(e) = app
+                .notification()
+                .builder()
+                .title(&title)
+                .body(&body)
+                .show()
+            {
+                tracing::info!("no desktop notification: {e}");
+            }
+        }
+    }
+}
+
 /// Refuses a run whose state folder another process (the CLI, another copy of the app) runs
 /// on now: said before anything starts, as the engine would refuse it.
 fn check_free(state_dir: &Path) -> Result<(), IpcError> {
@@ -208,6 +247,9 @@ async fn pass<R: Runtime>(
         }
         if let Err(e) = store(&app, &state).and_then(|s| Ok(s.save(&project)?)) {
             tracing::warn!("cannot record the pass in the project: {}", e.message);
+        }
+        if let Some(record) = project.passes.last() {
+            notify_end(&app, &project.name, record);
         }
         state.finish_run();
     });
