@@ -90,11 +90,29 @@ pub fn run() {
         }
         Ok(())
     })
-    .run(tauri::generate_context!());
-    if let Err(error) = app {
-        eprintln!("M365 Migrator could not start: {error}");
-        std::process::exit(1);
-    }
+    .build(tauri::generate_context!());
+    let app = match app {
+        Ok(app) => app,
+        Err(error) => {
+            eprintln!("M365 Migrator could not start: {error}");
+            std::process::exit(1);
+        }
+    };
+    app.run(|handle, event| {
+        // Quitting during a run (the page has asked and stopped it, or Cmd+Q): the process
+        // stays until the engine has stopped at a clean point (journal written), then exits.
+        if let tauri::RunEvent::ExitRequested { api, .. } = &event {
+            if let Some(run) = handle.state::<AppState>().current_run() {
+                api.prevent_exit();
+                run.cancel();
+                let handle = handle.clone();
+                tauri::async_runtime::spawn(async move {
+                    handle.state::<AppState>().wait_idle().await;
+                    handle.exit(0);
+                });
+            }
+        }
+    });
 }
 
 /// The demo's state folder: the journal beside the users' folders.
