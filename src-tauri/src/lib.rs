@@ -9,7 +9,7 @@ mod reporter;
 mod runs;
 mod state;
 
-pub use commands::run::{migrate, prepare, PreparedRun};
+pub use commands::pass::{migrate, prepare, PreparedRun};
 pub use ipc_error::IpcError;
 pub use reporter::ChannelReporter;
 pub use runs::{LastRun, LastRunState, RunDetails, RunFile, RunRequest};
@@ -39,8 +39,8 @@ macro_rules! app_commands {
             commands::project::preview_accounts_csv,
             commands::project::cutover_checklist,
             commands::plan::plan_migration,
-            commands::run::start_pass,
-            commands::run::retry_failed,
+            commands::pass::start_pass,
+            commands::pass::retry_failed,
             commands::run::run_snapshot,
             commands::run::run_demo,
             commands::run::control_run,

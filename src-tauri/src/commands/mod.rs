@@ -5,6 +5,7 @@
 
 pub(crate) mod destination;
 pub(crate) mod keychain;
+pub(crate) mod pass;
 pub(crate) mod plan;
 pub(crate) mod project;
 pub(crate) mod run;
