@@ -7,11 +7,12 @@ use std::sync::{Arc, Mutex};
 mod support;
 
 use m365_migrator_app::{
-    builder, demo, migrate, AppState, ChannelReporter, MigrationRequest, Opener,
+    builder, demo, migrate, AppState, ChannelReporter, Notifier, Opener, PathPicker,
 };
 use migrator_core::engine::RunControl;
 use migrator_core::progress::ProgressEvent;
 use migrator_core::secrets::{KeyringStore, SecretStore};
+use migrator_core::spec::{MigrationSpec, PathPurpose};
 use serde_json::{json, Value};
 use tauri::ipc::{CallbackFn, Channel, InvokeBody};
 use tauri::test::{
@@ -27,6 +28,10 @@ struct TestApp {
     keychain: Arc<dyn SecretStore>,
     /// The app's data folder (journals of server destinations).
     data: tempfile::TempDir,
+    /// What the native dialogs answer next, per purpose (the page never sends a path).
+    answers: Arc<Mutex<Vec<(PathPurpose, std::path::PathBuf)>>>,
+    /// Desktop notifications shown (title, body).
+    notes: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl TestApp {
@@ -48,7 +53,22 @@ impl TestApp {
 
     fn with_state(state: AppState, keychain: Arc<dyn SecretStore>) -> Self {
         let data = tempfile::tempdir().expect("a data folder");
-        let state = state.with_data_dir(data.path().to_path_buf());
+        let answers = Arc::new(Mutex::new(Vec::<(PathPurpose, std::path::PathBuf)>::new()));
+        let dialog = answers.clone();
+        let picker: PathPicker = Arc::new(move |purpose| {
+            let mut answers = dialog.lock().unwrap();
+            let at = answers.iter().position(|(p, _)| *p == purpose)?;
+            Some(answers.remove(at).1)
+        });
+        let notes = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
+        let shown = notes.clone();
+        let notifier: Notifier = Arc::new(move |title: &str, body: &str| {
+            shown.lock().unwrap().push((title.into(), body.into()));
+        });
+        let state = state
+            .with_data_dir(data.path().to_path_buf())
+            .with_picker(picker)
+            .with_notifier(notifier);
         let app = builder(mock_builder(), state)
             .build(mock_context(noop_assets()))
             .expect("the app builds on the mock runtime");
@@ -60,7 +80,80 @@ impl TestApp {
             webview,
             keychain,
             data,
+            answers,
+            notes,
         }
+    }
+
+    /// Starts a pass of the open project and waits for it to end; returns its record.
+    async fn pass(&self, kind: &str) -> Value {
+        let started = self.invoke_blocking("start_pass", json!({"kind": kind}));
+        assert_eq!(started, Ok(Value::Null), "the pass starts");
+        self.idle().await;
+        let project = self
+            .invoke_blocking("open_project", json!({"id": self.open_id()}))
+            .unwrap();
+        project["passes"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone()
+    }
+
+    /// Starts the demo and waits for it to end; returns the last run's summary.
+    async fn demo(&self) -> Value {
+        let started = self.invoke_blocking("run_demo", json!({}));
+        assert_eq!(started, Ok(Value::Null), "the demo starts");
+        self.idle().await;
+        let status = self.invoke_blocking("run_status", json!({})).unwrap();
+        status["last"]["summary"].clone()
+    }
+
+    /// Waits until no run goes on.
+    async fn idle(&self) {
+        tauri::Manager::state::<AppState>(&self.webview)
+            .wait_idle()
+            .await;
+    }
+
+    fn open_id(&self) -> String {
+        tauri::Manager::state::<AppState>(&self.webview)
+            .project()
+            .expect("an open project")
+    }
+
+    /// Answers the next native dialog for `purpose` with `path` (as if the user chose it).
+    fn answer(&self, purpose: PathPurpose, path: impl Into<std::path::PathBuf>) {
+        self.answers.lock().unwrap().push((purpose, path.into()));
+    }
+
+    /// Creates and opens a project with `source` and `destination`, its path fields chosen
+    /// through `pick_path` (the way the page gets them); returns the saved project.
+    fn project(&self, source: Value, destination: Value) -> Value {
+        let mut project = self
+            .invoke_blocking("create_project", json!({"name": "Test"}))
+            .expect("a project");
+        project["source"] = source;
+        project["destination"] = destination.clone();
+        self.invoke_blocking("save_project", json!({"project": project}))
+            .unwrap_or_else(|e| panic!("saved: {e}"));
+        for (field, purpose) in [
+            ("path", PathPurpose::DestinationFolder),
+            ("caFile", PathPurpose::CaFile),
+            ("credentialsReport", PathPurpose::CredentialsReport),
+            ("accountsCsv", PathPurpose::AccountsCsv),
+        ] {
+            if let Some(path) = destination[field].as_str() {
+                self.answer(purpose, path);
+                let picked = self
+                    .invoke_blocking("pick_path", json!({"purpose": purpose}))
+                    .unwrap_or_else(|e| panic!("picked {field}: {e}"));
+                assert_eq!(picked, json!(path));
+            }
+        }
+        self.invoke_blocking("open_project", json!({"id": project["id"]}))
+            .expect("reopened")
     }
 
     fn invoke(&self, cmd: &str, args: Value) -> Result<Value, Value> {
@@ -118,6 +211,8 @@ fn recording_channel<T: serde::de::DeserializeOwned + Send + 'static>(
 fn app_info_reports_the_version() {
     let info = invoke("app_info", json!({})).unwrap();
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    #[cfg(target_os = "linux")]
+    assert_eq!(info["os"], "linux");
 }
 
 #[test]
@@ -543,10 +638,14 @@ async fn test_destination_checks_a_folder_and_is_honest_about_icewarp() {
     let app = TestApp::new();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("export");
+    app.project(
+        json!({"tenantId": "", "clientId": ""}),
+        json!({"kind": "folder", "path": out}),
+    );
     let ok = app
         .invoke_blocking(
             "test_destination",
-            json!({"destination": {"kind": "folder", "path": out}}),
+            json!({"destination": {"kind": "folder", "path": "/etc/ignored"}}),
         )
         .unwrap();
     assert_eq!(ok["ok"], true, "{ok}");
@@ -554,6 +653,10 @@ async fn test_destination_checks_a_folder_and_is_honest_about_icewarp() {
 
     let file = dir.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
+    app.project(
+        json!({"tenantId": "", "clientId": ""}),
+        json!({"kind": "folder", "path": file.join("below")}),
+    );
     let bad = app
         .invoke_blocking(
             "test_destination",
@@ -622,10 +725,12 @@ fn app_for(sim: &migrator_sim::SimServer) -> (Value, TestApp) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn start_migration_moves_the_selected_mailboxes_into_a_folder() {
+async fn start_pass_moves_the_selected_mailboxes_into_a_folder() {
     let (sim, source, app) = tenant_app().await;
+    let out = tempfile::tempdir().unwrap();
+    let project = app.project(source, json!({"kind": "folder", "path": out.path()}));
     let plan = app
-        .invoke_blocking("plan_migration", json!({"source": source}))
+        .invoke_blocking("plan_migration", json!({"refresh": true}))
         .unwrap();
     let users = plan["users"].as_array().unwrap();
     let mails: Vec<&str> = users
@@ -647,15 +752,19 @@ async fn start_migration_moves_the_selected_mailboxes_into_a_folder() {
         "{plan}"
     );
 
-    let out = tempfile::tempdir().unwrap();
-    let request = json!({"source": source, "users": [mails[1]], "workloads": ["mail"],
-                         "destination": {"kind": "folder", "path": out.path()}});
-    let summary = app
-        .invoke_blocking(
-            "start_migration",
-            json!({"request": request, "onEvent": "__CHANNEL__:7"}),
-        )
+    // Folders copy every mailbox: no account rules apply.
+    assert!(
+        users.iter().all(|u| u["action"] == json!({"kind": "copy"})),
+        "{plan}"
+    );
+    let mut chosen = project.clone();
+    chosen["selection"] = json!({"users": [mails[1]]});
+    chosen["workloads"] = json!(["mail"]);
+    app.invoke_blocking("save_project", json!({"project": chosen}))
         .unwrap();
+    let record = app.pass("full").await;
+    assert_eq!(record["state"], "finished", "{record}");
+    let summary = record["summary"].clone();
     assert_eq!(summary["users"], 1, "{summary}");
     assert_eq!(summary["totals"]["failed"], 0);
     // Mail only, as chosen.
@@ -672,6 +781,23 @@ async fn start_migration_moves_the_selected_mailboxes_into_a_folder() {
         "only the selected mailbox is written"
     );
     assert!(out.path().join(".m365-migrator").is_dir(), "the journal");
+    // The pass is in the project's history, with its summary.
+    let reopened = app
+        .invoke_blocking("open_project", json!({"id": project["id"]}))
+        .unwrap();
+    assert_eq!(reopened["passes"].as_array().map(Vec::len), Some(1));
+    assert_eq!(reopened["passes"][0]["kind"], "full");
+    assert_eq!(reopened["passes"][0]["state"], "finished");
+    assert_eq!(reopened["passes"][0]["summary"], summary);
+    // The desktop is told the pass ended, with what moved.
+    let notes = app.notes.lock().unwrap().clone();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].0, "Test: pass finished");
+    assert!(
+        notes[0].1.contains(&format!("{messages} messages")),
+        "{notes:?}"
+    );
+    assert!(!notes[0].1.contains(sim.client_secret()));
 
     // Once the run is over, the controls say so.
     let idle = app
@@ -691,11 +817,16 @@ async fn the_plan_follows_the_chosen_scope_and_names_a_bad_choice() {
         .map(|u| u.user_principal_name.to_lowercase())
         .collect();
     upns.sort();
-    // The second batch of two of the three mailboxes: the last by UPN, mail and contacts only.
-    let scope = json!({"users": [], "workloads": ["mail", "contacts"], "batchSize": 2, "batch": 2,
-                       "mailSince": "2000-01-01"});
+    // One hand-picked mailbox, mail and contacts only: the Plan reads the project's selection.
+    let out = tempfile::tempdir().unwrap();
+    let mut project = app.project(source, json!({"kind": "folder", "path": out.path()}));
+    project["selection"] = json!({"users": [upns[2]]});
+    project["workloads"] = json!(["mail", "contacts"]);
+    project["mailSince"] = json!("2000-01-01");
+    app.invoke_blocking("save_project", json!({"project": project}))
+        .unwrap();
     let plan = app
-        .invoke_blocking("plan_migration", json!({"source": source, "scope": scope}))
+        .invoke_blocking("plan_migration", json!({"refresh": false}))
         .unwrap();
     let users = plan["users"].as_array().unwrap();
     assert_eq!(users.len(), 1, "{plan}");
@@ -712,21 +843,14 @@ async fn the_plan_follows_the_chosen_scope_and_names_a_bad_choice() {
     assert!(plan["contacts"].as_u64().unwrap() > 0, "{plan}");
     assert!(plan["items"].as_u64().unwrap() > 0, "{plan}");
 
-    let bad = |scope: Value| {
-        app.invoke_blocking("plan_migration", json!({"source": source, "scope": scope}))
-            .unwrap_err()
-    };
-    let e = bad(json!({"users": [], "workloads": [], "mailSince": "2020-13-01"}));
+    // A bad date is refused when saved, naming its field.
+    project["mailSince"] = json!("2020-13-01");
+    let e = app
+        .invoke_blocking("save_project", json!({"project": project}))
+        .unwrap_err();
     assert_eq!(e["code"], "invalid", "{e}");
+    assert_eq!(e["fields"][0]["field"], "mailSince", "{e}");
     assert!(e["message"].as_str().unwrap().contains("mailSince"), "{e}");
-    let e = bad(json!({"users": [], "workloads": [], "batchSize": 2}));
-    assert_eq!(e["code"], "invalid", "{e}");
-    let e = bad(json!({"users": [], "workloads": [], "batchSize": 2, "batch": 3}));
-    assert_eq!(e["code"], "selection", "{e}");
-    assert!(
-        e["message"].as_str().unwrap().contains("batches 1 to 2"),
-        "{e}"
-    );
     sim.shutdown().await;
 }
 
@@ -739,14 +863,14 @@ async fn a_real_run_streams_its_events_and_no_secret_reaches_them() {
     };
     let (channel, events) = recording_channel::<Value>();
     let out = tempfile::tempdir().unwrap();
-    let request: MigrationRequest = serde_json::from_value(
+    let request: MigrationSpec = serde_json::from_value(
         json!({"source": source, "destination": {"kind": "folder", "path": out.path()}}),
     )
     .unwrap();
     let summary = migrate(
         places.clone(),
         out.path(),
-        request.clone(),
+        &request,
         Arc::new(ChannelReporter::new(channel)),
         RunControl::new(),
     )
@@ -768,7 +892,7 @@ async fn a_real_run_streams_its_events_and_no_secret_reaches_them() {
     let again = migrate(
         places.clone(),
         out.path(),
-        request.clone(),
+        &request,
         Arc::new(migrator_core::progress::NullReporter),
         RunControl::new(),
     )
@@ -782,7 +906,7 @@ async fn a_real_run_streams_its_events_and_no_secret_reaches_them() {
     let err = migrate(
         places,
         out.path(),
-        request,
+        &request,
         Arc::new(migrator_core::progress::NullReporter),
         RunControl::new(),
     )
@@ -794,18 +918,20 @@ async fn a_real_run_streams_its_events_and_no_secret_reaches_them() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn start_migration_needs_every_stored_secret_before_anything_moves() {
+async fn start_pass_needs_every_stored_secret_before_anything_moves() {
     let app = TestApp::new();
     let source = json!({"tenantId": "contoso.onmicrosoft.com",
                         "clientId": "00000000-0000-0000-0000-000000000001"});
     let out = tempfile::tempdir().unwrap();
-    let err = app
-        .invoke_blocking(
-            "start_migration",
-            json!({"request": {"source": source, "destination": {"kind": "folder", "path": out.path()}},
-                   "onEvent": "__CHANNEL__:1"}),
-        )
-        .unwrap_err();
+    app.project(
+        source.clone(),
+        json!({"kind": "folder", "path": out.path()}),
+    );
+    let start = || {
+        app.invoke_blocking("start_pass", json!({"kind": "full"}))
+            .unwrap_err()
+    };
+    let err = start();
     assert_eq!(err["code"], "secret.missing", "{err}");
     app.store(
         "graphClientSecret",
@@ -813,15 +939,12 @@ async fn start_migration_needs_every_stored_secret_before_anything_moves() {
         "x~y",
     );
     // The IceWarp administrator's password is not stored: refused before any connection.
-    let err = app
-        .invoke_blocking(
-            "start_migration",
-            json!({"request": {"source": source, "destination": {"kind": "iceWarp",
-                   "host": "mail.example.com", "adminEmail": "admin@example.com",
-                   "credentialsReport": out.path().join("new.csv")}},
-                   "onEvent": "__CHANNEL__:1"}),
-        )
-        .unwrap_err();
+    app.project(
+        source,
+        json!({"kind": "iceWarp", "host": "mail.example.com", "adminEmail": "admin@example.com",
+               "credentialsReport": out.path().join("new.csv")}),
+    );
+    let err = start();
     assert_eq!(err["code"], "secret.missing", "{err}");
     assert!(err.to_string().contains("administrator password"), "{err}");
     assert_eq!(maildir_messages(out.path()).len(), 0);
@@ -840,6 +963,7 @@ async fn an_imap_destination_is_tested_and_migrated_into_with_keychain_passwords
     let (sim, dovecot) = support::tenant_with_dovecot(2, 12).await;
     let (source, app) = app_for(&sim);
     let destination = dovecot_destination(&dovecot);
+    app.project(source.clone(), destination.clone());
     let master = json!({"kind": "destAdminPassword",
                         "account": format!("127.0.0.1/{}", support::dovecot::MASTER_USER)});
 
@@ -881,25 +1005,14 @@ async fn an_imap_destination_is_tested_and_migrated_into_with_keychain_passwords
     assert_eq!(ok["ok"], true, "{ok}\n{}", dovecot.log());
     assert_eq!(ok["checks"][0]["verdict"], "ok", "{ok}");
 
-    let request = json!({"source": source, "destination": destination});
-    let first = app
-        .invoke_blocking(
-            "start_migration",
-            json!({"request": request, "onEvent": "__CHANNEL__:3"}),
-        )
-        .unwrap();
+    let first = app.pass("full").await["summary"].clone();
     assert_eq!(first["users"], 2, "{first}\n{}", dovecot.log());
     assert_eq!(first["totals"]["failed"], 0, "{first}");
     let moved = first["totals"]["messages"].as_u64().unwrap();
     assert!(moved >= 24, "{first}");
     // The second run finds everything there (journal under the app's data folder).
     assert!(app.data.path().join("journal").is_dir());
-    let second = app
-        .invoke_blocking(
-            "start_migration",
-            json!({"request": request, "onEvent": "__CHANNEL__:4"}),
-        )
-        .unwrap();
+    let second = app.pass("incremental").await["summary"].clone();
     assert_eq!(second["totals"]["failed"], 0, "{second}");
     assert_eq!(
         second["totals"]["messages"].as_u64().unwrap(),
@@ -927,7 +1040,15 @@ async fn test_destination_logs_in_to_icewarp_and_reports_slow_settings() {
     let destination = json!({"kind": "iceWarp", "host": "127.0.0.1", "adminEmail": admin.admin_email,
                              "credentialsReport": dir.path().join("new-accounts.csv"),
                              "apiUrl": sim.api_url()});
-    let account = format!("127.0.0.1/{}", admin.admin_email);
+    app.project(json!({"tenantId": "", "clientId": ""}), destination.clone());
+    // With an API URL override the password is stored for that API host too.
+    let api_host = url::Url::parse(&sim.api_url()).unwrap();
+    let account = format!(
+        "127.0.0.1@{}:{}/{}",
+        api_host.host_str().unwrap(),
+        api_host.port().unwrap(),
+        admin.admin_email
+    );
     let missing = app
         .invoke_blocking("test_destination", json!({"destination": destination}))
         .unwrap_err();
@@ -1005,15 +1126,10 @@ async fn the_report_buttons_open_the_last_runs_files_and_nothing_else() {
     let status = app.invoke_blocking("run_status", json!({})).unwrap();
     assert_eq!(status, json!({"running": false, "last": null}));
 
-    let out = tempfile::tempdir().unwrap();
-    let summary = app
-        .invoke_blocking(
-            "run_demo",
-            json!({"outDir": out.path(), "onEvent": "__CHANNEL__:7"}),
-        )
-        .unwrap();
+    let summary = app.demo().await;
+    let out = app.data.path().join("projects").join("demo");
     let details = app.invoke_blocking("run_details", json!({})).unwrap();
-    let html = out.path().join(".m365-migrator/report/report.html");
+    let html = out.join(".m365-migrator/report/report.html");
     assert!(html.is_file(), "the run wrote its HTML report");
     assert_eq!(details["reportHtml"], json!(html), "{details}");
     assert_eq!(details["failuresTotal"], 0, "{details}");
@@ -1022,7 +1138,7 @@ async fn the_report_buttons_open_the_last_runs_files_and_nothing_else() {
     assert_eq!(status["last"]["summary"], summary, "{status}");
     assert_eq!(
         status["last"]["request"],
-        json!({"kind": "demo", "outDir": out.path()})
+        json!({"kind": "demo", "outDir": out})
     );
 
     app.invoke_blocking("open_run_file", json!({"file": "report"}))
@@ -1066,16 +1182,16 @@ async fn the_report_buttons_open_the_last_runs_files_and_nothing_else() {
 
 /// A demo run the app remembers as its last one, begun in the journal and never finished;
 /// returns its output folder and state folder.
-fn unfinished_demo_run(app: &TestApp) -> (tempfile::TempDir, std::path::PathBuf) {
-    let out = tempfile::tempdir().unwrap();
-    let state_dir = out.path().join(".m365-migrator");
+fn unfinished_demo_run(app: &TestApp) -> (std::path::PathBuf, std::path::PathBuf) {
+    let out = app.data.path().join("projects").join("demo");
+    let state_dir = out.join(".m365-migrator");
     migrator_core::journal::Journal::open(&state_dir)
         .unwrap()
         .begin_run()
         .unwrap();
     std::fs::write(
         app.data.path().join("last-run.json"),
-        serde_json::to_vec(&json!({"request": {"kind": "demo", "outDir": out.path()},
+        serde_json::to_vec(&json!({"request": {"kind": "demo", "outDir": out},
                                    "stateDir": state_dir}))
         .unwrap(),
     )
@@ -1094,14 +1210,12 @@ async fn an_interrupted_run_is_offered_again_and_resumes_without_duplicates() {
     assert_eq!(status["last"]["request"]["kind"], "demo");
 
     // Resuming runs the same request; a second pass writes nothing twice.
-    let request = status["last"]["request"].clone();
-    let args = json!({"outDir": request["outDir"], "onEvent": "__CHANNEL__:7"});
-    let first = app.invoke_blocking("run_demo", args.clone()).unwrap();
-    let messages = maildir_messages(out.path()).len() as u64;
+    let first = app.demo().await;
+    let messages = maildir_messages(&out).len() as u64;
     assert_eq!(first["totals"]["messages"].as_u64().unwrap(), messages);
-    let again = app.invoke_blocking("run_demo", args).unwrap();
+    let again = app.demo().await;
     assert_eq!(again["totals"]["messages"], 0, "{again}");
-    assert_eq!(maildir_messages(out.path()).len() as u64, messages);
+    assert_eq!(maildir_messages(&out).len() as u64, messages);
     let status = app.invoke_blocking("run_status", json!({})).unwrap();
     assert_eq!(status["last"]["state"], "finished", "{status}");
 }
@@ -1122,10 +1236,9 @@ async fn a_run_going_on_in_another_process_is_shown_as_such_and_not_resumed() {
         "{status}"
     );
     // Resuming anyway (an old page) is refused at once and writes nothing.
-    let args = json!({"outDir": out.path(), "onEvent": "__CHANNEL__:7"});
-    let refused = app.invoke_blocking("run_demo", args.clone()).unwrap_err();
+    let refused = app.invoke_blocking("run_demo", json!({})).unwrap_err();
     assert_eq!(refused["code"], "busy", "{refused}");
-    assert_eq!(maildir_messages(out.path()).len(), 0);
+    assert_eq!(maildir_messages(&out).len(), 0);
     assert!(
         !state_dir.join("report").exists(),
         "the report is left to the run going on"
@@ -1136,4 +1249,282 @@ async fn a_run_going_on_in_another_process_is_shown_as_such_and_not_resumed() {
     let status = app.invoke_blocking("run_status", json!({})).unwrap();
     assert_eq!(status["last"]["state"], "interrupted", "{status}");
     assert!(status["last"]["heldBy"].is_null(), "{status}");
+}
+
+/// A loopback port that records whether anything connected to it. Each connection is
+/// recorded, then closed at once, so a client that reached it fails fast; the record is made
+/// before the close, so a command that returned after reaching it is always seen.
+struct Tripwire {
+    addr: std::net::SocketAddr,
+    touched: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Tripwire {
+    fn new() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let touched = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = touched.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        Tripwire { addr, touched }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    fn touched(&self) -> bool {
+        self.touched.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_sent_override_cannot_send_the_stored_secret_elsewhere() {
+    let (sim, source, app) = tenant_app().await;
+    // The client secret is stored for the simulator's login host. A Graph URL the page points
+    // elsewhere would receive its tokens: refused before anything is sent.
+    let elsewhere = Tripwire::new();
+    let mut redirected = source.clone();
+    redirected["graphUrl"] = json!(elsewhere.url());
+    let err = app
+        .invoke_blocking("test_connection", json!({"source": redirected}))
+        .unwrap_err();
+    assert_eq!(err["code"], "invalid", "{err}");
+    assert_eq!(err["fields"][0]["field"], "graphUrl", "{err}");
+    assert!(
+        !elsewhere.touched(),
+        "the token went to the page's Graph URL"
+    );
+    // The same settings in a project are refused when saved.
+    let mut project = app.project(source.clone(), json!({"kind": "folder", "path": "/tmp/x"}));
+    project["source"] = redirected;
+    let err = app
+        .invoke_blocking("save_project", json!({"project": project}))
+        .unwrap_err();
+    assert_eq!(err["fields"][0]["field"], "graphUrl", "{err}");
+
+    // A login URL the page changes names another keychain entry: nothing stored there.
+    let mut login = source.clone();
+    login["loginUrl"] = json!(elsewhere.url());
+    login["graphUrl"] = json!(elsewhere.url());
+    let err = app
+        .invoke_blocking("test_connection", json!({"source": login}))
+        .unwrap_err();
+    assert_eq!(err["code"], "secret.missing", "{err}");
+    assert!(
+        !elsewhere.touched(),
+        "the secret went to the page's login URL"
+    );
+
+    // IceWarp: the administrator's password stored for the server is not sent to an API URL
+    // the page adds; that URL has an entry of its own.
+    app.store(
+        "destAdminPassword",
+        "mail.example.com/admin@example.com",
+        "Adm1n-Pa55",
+    );
+    let mut destination = json!({"kind": "iceWarp", "host": "mail.example.com",
+                                 "adminEmail": "admin@example.com",
+                                 "credentialsReport": app.data.path().join("new.csv")});
+    app.project(source.clone(), destination.clone());
+    destination["apiUrl"] = json!(elsewhere.url());
+    let err = app
+        .invoke_blocking("test_destination", json!({"destination": destination}))
+        .unwrap_err();
+    assert_eq!(err["code"], "secret.missing", "{err}");
+    assert!(!err.to_string().contains("Adm1n-Pa55"));
+    assert!(
+        !elsewhere.touched(),
+        "the admin password went to the page's API URL"
+    );
+    sim.shutdown().await;
+}
+
+#[test]
+fn a_project_file_never_holds_a_secret_and_the_demo_keeps_its_own() {
+    let app = TestApp::new();
+    let source = json!({"tenantId": "contoso.onmicrosoft.com",
+                        "clientId": "00000000-0000-0000-0000-000000000001"});
+    app.store(
+        "graphClientSecret",
+        "contoso.onmicrosoft.com/00000000-0000-0000-0000-000000000001",
+        "Cl1ent~Secret.Value",
+    );
+    app.store(
+        "destAdminPassword",
+        "mail.example.com/admin@example.com",
+        "Adm1n-Pa55",
+    );
+    let csv = app.data.path().join("accounts.csv");
+    std::fs::write(&csv, "email,password\nadele@contoso.com,\"Us3r,Pa55\"\n").unwrap();
+    let project = app.project(
+        source,
+        json!({"kind": "iceWarp", "host": "mail.example.com", "adminEmail": "admin@example.com",
+               "accountsCsv": csv}),
+    );
+    let id = project["id"].as_str().unwrap();
+    let file = app.data.path().join("projects").join(format!("{id}.json"));
+    let text = std::fs::read_to_string(&file).unwrap();
+    for secret in ["Cl1ent~Secret.Value", "Adm1n-Pa55", "Us3r,Pa55"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // A second project sits beside the first; the list names both.
+    let second = app
+        .invoke_blocking("create_project", json!({"name": "Fabrikam"}))
+        .unwrap();
+    let list = app.invoke_blocking("list_projects", json!({})).unwrap();
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&id) && ids.contains(&second["id"].as_str().unwrap()));
+    // The demo's id cannot be taken by a saved project, and reopening the first gives it back
+    // as it was.
+    let mut fake = project.clone();
+    fake["id"] = json!("demo");
+    assert!(app
+        .invoke_blocking("save_project", json!({"project": fake}))
+        .is_err());
+    let reopened = app
+        .invoke_blocking("open_project", json!({"id": id}))
+        .unwrap();
+    assert_eq!(reopened, project);
+}
+
+#[test]
+fn paths_come_only_from_native_dialogs() {
+    let app = TestApp::new();
+    let source = json!({"tenantId": "", "clientId": ""});
+    let picked = app.data.path().join("export");
+    let mut project = app.project(source, json!({"kind": "folder", "path": picked}));
+    // A path the page sends is ignored: the one chosen in the dialog stays.
+    project["destination"] = json!({"kind": "folder", "path": "/etc"});
+    let saved = app
+        .invoke_blocking("save_project", json!({"project": project}))
+        .unwrap();
+    assert_eq!(saved["destination"]["path"], json!(picked), "{saved}");
+    // A cancelled dialog changes nothing.
+    let cancelled = app
+        .invoke_blocking("pick_path", json!({"purpose": "destinationFolder"}))
+        .unwrap();
+    assert_eq!(cancelled, Value::Null);
+    // The page cannot add a path to pick_path either.
+    app.answer(
+        PathPurpose::DestinationFolder,
+        app.data.path().join("chosen"),
+    );
+    let chosen = app
+        .invoke_blocking(
+            "pick_path",
+            json!({"purpose": "destinationFolder", "path": "/root"}),
+        )
+        .unwrap();
+    assert_eq!(chosen, json!(app.data.path().join("chosen")));
+
+    // Switching to IceWarp: the credentials report defaults into the user's folder, never
+    // under /root, and a page-sent one is ignored.
+    let mut project = app
+        .invoke_blocking("open_project", json!({"id": saved["id"]}))
+        .unwrap();
+    project["destination"] = json!({"kind": "iceWarp", "host": "mail.example.com",
+        "adminEmail": "admin@example.com", "credentialsReport": "/root/new-accounts.csv",
+        "accountsCsv": "/etc/shadow"});
+    let saved = app
+        .invoke_blocking("save_project", json!({"project": project}))
+        .unwrap();
+    let report = saved["destination"]["credentialsReport"].as_str().unwrap();
+    assert!(
+        report.starts_with(app.data.path().to_str().unwrap()),
+        "{saved}"
+    );
+    assert!(saved["destination"]["accountsCsv"].is_null(), "{saved}");
+    // A purpose the destination has no field for is refused.
+    app.answer(PathPurpose::DestinationFolder, "/srv/x");
+    let err = app
+        .invoke_blocking("pick_path", json!({"purpose": "destinationFolder"}))
+        .unwrap_err();
+    assert_eq!(err["code"], "invalid", "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_plan_shows_each_mailboxs_action_and_the_accounts_csv_preview_matches_it() {
+    let (sim, source, app) = tenant_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    app.project(
+        source.clone(),
+        json!({"kind": "iceWarp", "host": "mail.example.com", "adminEmail": "admin@example.com",
+               "credentialsReport": dir.path().join("new.csv")}),
+    );
+    let plan = app
+        .invoke_blocking("plan_migration", json!({"refresh": true}))
+        .unwrap();
+    let rows = plan["users"].as_array().unwrap().clone();
+    let mails: Vec<String> = rows
+        .iter()
+        .map(|u| u["address"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(mails.len(), 3, "{plan}");
+    // Without an accounts CSV every kept mailbox becomes a new IceWarp account.
+    assert!(
+        rows.iter()
+            .all(|u| u["action"] == json!({"kind": "create"}) && u["kind"] != "guest"),
+        "{plan}"
+    );
+
+    // One existing account's password (quoted, with a comma) and an address not in the tenant.
+    let csv = dir.path().join("accounts.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "email,password\n{},\"Us3r,Pa55\"\nnobody@elsewhere.example,Other-Pa55\n",
+            mails[0].to_uppercase()
+        ),
+    )
+    .unwrap();
+    app.answer(PathPurpose::AccountsCsv, &csv);
+    app.invoke_blocking("pick_path", json!({"purpose": "accountsCsv"}))
+        .unwrap();
+    let preview = app
+        .invoke_blocking("preview_accounts_csv", json!({}))
+        .unwrap();
+    assert_eq!(
+        preview,
+        json!({"rows": 2, "matched": 1, "unmatched": ["nobody@elsewhere.example"],
+               "missing": 2, "errors": []})
+    );
+    let plan = app
+        .invoke_blocking("plan_migration", json!({"refresh": false}))
+        .unwrap();
+    let action = |mail: &str| {
+        plan["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["address"] == mail)
+            .map(|u| u["action"].clone())
+    };
+    assert_eq!(action(&mails[0]), Some(json!({"kind": "merge"})), "{plan}");
+    assert_eq!(action(&mails[1]), Some(json!({"kind": "create"})), "{plan}");
+    assert!(!plan.to_string().contains("Pa55") && !preview.to_string().contains("Pa55"));
+
+    // A CSV that cannot be read names its line, never a password.
+    std::fs::write(&csv, "email,password\nadele@contoso.com\n").unwrap();
+    let preview = app
+        .invoke_blocking("preview_accounts_csv", json!({}))
+        .unwrap();
+    assert_eq!(preview["errors"][0]["line"], 2, "{preview}");
+    sim.shutdown().await;
 }

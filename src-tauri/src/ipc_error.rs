@@ -1,14 +1,20 @@
-//! Errors cross the IPC boundary as `{code, message}` (DESIGN.md, contracts).
+//! Errors cross the IPC boundary as `{code, message}` (DESIGN.md, contracts), with the fields
+//! at fault when the core's validation refused settings.
 
+use migrator_core::spec::FieldError;
 use serde::Serialize;
 use ts_rs::TS;
 
-/// An error the UI can show: a stable `code` to branch on and a readable `message`.
+/// An error the UI can show: a stable `code` to branch on, a readable `message`, and with
+/// code `invalid` the fields at fault (camelCase names of the form).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[ts(export)]
 pub struct IpcError {
     pub code: String,
     pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub fields: Option<Vec<FieldError>>,
 }
 
 impl IpcError {
@@ -16,10 +22,22 @@ impl IpcError {
         IpcError {
             code: code.to_string(),
             message: message.into(),
+            fields: None,
+        }
+    }
+
+    /// `Err(invalid)` naming the first problem and carrying all of them, when there are any.
+    pub fn refuse_fields(errors: Vec<FieldError>) -> Result<(), IpcError> {
+        match errors.first() {
+            None => Ok(()),
+            Some(first) => Err(IpcError {
+                code: "invalid".into(),
+                message: first.message.clone(),
+                fields: Some(errors),
+            }),
         }
     }
 }
-
 /// An error's message chain, outermost first: "cannot sign in: the client secret is wrong ...".
 pub(crate) fn message_chain(e: &dyn std::error::Error) -> String {
     let mut message = e.to_string();

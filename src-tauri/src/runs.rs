@@ -11,8 +11,8 @@ use migrator_core::progress::RunSummary;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::commands::{DestinationSettings, MigrationRequest};
 use crate::IpcError;
+use migrator_core::spec::{DestinationSettings, MigrationSpec};
 
 /// The file under the app's data folder that remembers the last run.
 const LAST_RUN_FILE: &str = "last-run.json";
@@ -30,8 +30,8 @@ const FAILURES_SHOWN: usize = 500;
 pub enum RunRequest {
     /// The built-in simulated tenant into a folder.
     Demo { out_dir: String },
-    /// A migration the wizard set up.
-    Migration { request: Box<MigrationRequest> },
+    /// A pass of a project.
+    Migration { request: Box<MigrationSpec> },
 }
 
 /// The remembered run: its request and its state folder (journal and reports).
@@ -335,7 +335,7 @@ mod tests {
             "adele@contoso.com,Xy7!first-pass\nalex@contoso.com,Qz9?second-pass\n",
         )
         .unwrap();
-        let request: MigrationRequest = serde_json::from_value(serde_json::json!({
+        let request: MigrationSpec = serde_json::from_value(serde_json::json!({
             "source": {"tenantId": "contoso.com", "clientId": "00000000-0000-0000-0000-000000000001", "cloud": "global"},
             "destination": {"kind": "iceWarp", "host": "mail.example.com", "adminEmail": "admin@example.com",
                             "credentialsReport": csv},

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use migrator_core::engine::RunControl;
 use migrator_core::secrets::{KeyringStore, MemoryStore, Secret, SecretStore, SecretStoreError};
+use migrator_core::spec::PathPurpose;
 use tracing_appender::non_blocking::WorkerGuard;
 
 use crate::ChannelReporter;
@@ -14,9 +15,18 @@ use crate::ChannelReporter;
 /// Opens a file or folder with the desktop's default application.
 pub type Opener = Arc<dyn Fn(&Path) -> Result<(), String> + Send + Sync>;
 
+/// Shows a desktop notification (title, body). Tests record them instead.
+pub type Notifier = Arc<dyn Fn(&str, &str) + Send + Sync>;
+
+/// Asks the user for a path (a native dialog); `None` when cancelled. Tests answer in its
+/// place; the page never sends a path.
+pub type PathPicker = Arc<dyn Fn(PathPurpose) -> Option<PathBuf> + Send + Sync>;
+
 /// Shared app state (managed by Tauri).
 pub struct AppState {
     run: Mutex<Option<RunControl>>,
+    /// `true` while a run goes on ([`AppState::wait_idle`]).
+    running: tokio::sync::watch::Sender<bool>,
     reporter: Mutex<Option<Arc<ChannelReporter>>>,
     log_dir: Mutex<Option<PathBuf>>,
     log_guard: Mutex<Option<WorkerGuard>>,
@@ -25,6 +35,15 @@ pub struct AppState {
     data_dir: Option<PathBuf>,
     /// Replaces the desktop's opener (tests record what would open).
     opener: Option<Opener>,
+    /// Replaces the native file dialogs (tests).
+    picker: Option<PathPicker>,
+    /// Replaces the desktop's notifications (tests).
+    notifier: Option<Notifier>,
+    /// The project the commands act on (`open_project`).
+    project: Mutex<Option<String>>,
+    /// The mailbox addresses of the open project's last plan (the accounts CSV preview
+    /// matches against them).
+    plan_addresses: Mutex<Vec<String>>,
 }
 
 /// Where secrets live: the OS keychain (or why there is none) and the session-only store.
@@ -75,6 +94,7 @@ impl AppState {
     pub fn new(keychain: Result<Arc<dyn SecretStore>, String>) -> Self {
         AppState {
             run: Mutex::new(None),
+            running: tokio::sync::watch::Sender::new(false),
             reporter: Mutex::new(None),
             log_dir: Mutex::new(None),
             log_guard: Mutex::new(None),
@@ -84,6 +104,10 @@ impl AppState {
             },
             data_dir: None,
             opener: None,
+            picker: None,
+            notifier: None,
+            project: Mutex::new(None),
+            plan_addresses: Mutex::new(Vec::new()),
         }
     }
 
@@ -97,6 +121,54 @@ impl AppState {
     pub fn with_opener(mut self, opener: Opener) -> Self {
         self.opener = Some(opener);
         self
+    }
+
+    /// Answers path questions with `picker` instead of native dialogs.
+    pub fn with_picker(mut self, picker: PathPicker) -> Self {
+        self.picker = Some(picker);
+        self
+    }
+
+    /// Shows notifications through `notifier` instead of the desktop's.
+    pub fn with_notifier(mut self, notifier: Notifier) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    pub fn notifier(&self) -> Option<Notifier> {
+        self.notifier.clone()
+    }
+
+    pub fn picker(&self) -> Option<PathPicker> {
+        self.picker.clone()
+    }
+
+    /// The open project's id.
+    pub fn project(&self) -> Option<String> {
+        self.project
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Opens project `id` (or none); the last plan's addresses belonged to the one before.
+    pub fn set_project(&self, id: Option<String>) {
+        *self.project.lock().unwrap_or_else(|p| p.into_inner()) = id;
+        self.set_plan_addresses(Vec::new());
+    }
+
+    pub fn set_plan_addresses(&self, addresses: Vec<String>) {
+        *self
+            .plan_addresses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = addresses;
+    }
+
+    pub fn plan_addresses(&self) -> Vec<String> {
+        self.plan_addresses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn opener(&self) -> Option<Opener> {
@@ -127,12 +199,22 @@ impl AppState {
         }
         let control = RunControl::new();
         *run = Some(control.clone());
+        self.running.send_replace(true);
         Some(control)
     }
 
     pub fn finish_run(&self) {
         *self.run.lock().unwrap_or_else(|p| p.into_inner()) = None;
         *self.reporter.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.running.send_replace(false);
+    }
+
+    /// Returns once no run goes on (a pass runs in the background after its command returns;
+    /// quitting and tests wait for it here).
+    pub async fn wait_idle(&self) {
+        let mut running = self.running.subscribe();
+        // The sender lives as long as `self`: the wait ends only when the run does.
+        let _ = running.wait_for(|running| !running).await;
     }
 
     /// The running migration's reporter, whose Channel a reloaded page can take over.

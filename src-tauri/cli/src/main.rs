@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use futures_util::FutureExt;
 use indicatif::HumanDuration;
-use migrator_core::config::{Cloud, DestinationConfig, FileConfig, SourceConfig};
+use migrator_core::config::{DestinationConfig, FileConfig, SourceConfig};
 use migrator_core::engine::{
     self, CheckVerdict, Destination, EndpointCheck, Report, ReportFiles, RunControl, RunOptions,
 };
@@ -433,8 +433,11 @@ async fn print_plan(path: &Path, json: bool, refresh: bool) -> anyhow::Result<()
         if u.online_archive == Some(true) {
             println!("{:width$}  {}", "", engine::ONLINE_ARCHIVE);
         }
-        if let Some(kind) = u.kind.as_deref().filter(|k| *k != "user") {
-            println!("{:width$}  {kind} mailbox", "");
+        if matches!(
+            u.kind,
+            engine::MailboxKind::Shared | engine::MailboxKind::Room | engine::MailboxKind::Equipment
+        ) {
+            println!("{:width$}  {} mailbox", "", u.kind.label());
         }
     }
     println!(
@@ -650,14 +653,7 @@ async fn demo(out: PathBuf, users: u32, messages: u32, quiet: bool) -> anyhow::R
     config.tenant.users = users as usize;
     config.tenant.messages_per_user = messages as usize;
     let sim = migrator_sim::SimServer::start(config).await?;
-    let source = SourceConfig {
-        tenant_id: sim.tenant_id().to_string(),
-        client_id: sim.client_id().to_string(),
-        cloud: Cloud::Global,
-        login_url: Some(sim.url()),
-        graph_url: Some(sim.url()),
-        allow_plaintext_loopback: Some(true),
-    };
+    let source = SourceConfig::on_loopback(sim.tenant_id(), sim.client_id(), &sim.url());
     let secret = Secret::new(sim.client_secret());
     let options = RunOptions {
         state_dir: Some(out.join(".m365-migrator")),

@@ -69,6 +69,19 @@ pub struct SourceConfig {
 }
 
 impl SourceConfig {
+    /// A tenant served from one loopback URL for both login and Graph (the simulator, an SSH
+    /// tunnel), plain http allowed to that literal loopback address.
+    pub fn on_loopback(tenant_id: &str, client_id: &str, url: &str) -> SourceConfig {
+        SourceConfig {
+            tenant_id: tenant_id.to_string(),
+            client_id: client_id.to_string(),
+            cloud: Cloud::Global,
+            login_url: Some(url.to_string()),
+            graph_url: Some(url.to_string()),
+            allow_plaintext_loopback: Some(true),
+        }
+    }
+
     /// The login host in effect, without a trailing slash.
     pub fn login_base(&self) -> String {
         trim(self.login_url.as_deref().unwrap_or(self.cloud.login_url()))
@@ -229,7 +242,36 @@ pub fn is_guid(s: &str) -> bool {
             .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
-fn is_dns_name(s: &str) -> bool {
+/// A server's host name or address as a destination names it (`mail.example.com`,
+/// `127.0.0.1`, `[::1]`): not empty, no scheme, no path. The configuration file and the app
+/// apply this one rule.
+pub fn check_host(host: &str) -> Result<(), String> {
+    let host = host.trim();
+    let ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{host}' is not a host name such as mail.example.com (no scheme such as https://, no path)"
+        ))
+    }
+}
+
+/// Each `domain_map` entry must map a domain name to a domain name (the file and the app).
+pub fn check_domain_map(map: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
+    match map
+        .iter()
+        .find(|(from, to)| !is_dns_name(from.trim()) || !is_dns_name(to.trim()))
+    {
+        Some((from, to)) => Err(format!("'{from}' = '{to}': both must be domain names")),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn is_dns_name(s: &str) -> bool {
     s.len() <= 253
         && s.contains('.')
         && s.split('.').all(|label| {
@@ -484,8 +526,9 @@ pub enum DestinationConfig {
 pub const MAX_ACCOUNT_QUOTA_MB: u64 = (i32::MAX as u64) / 1024;
 
 /// What becomes of a group of Microsoft 365 users at an IceWarp destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, TS)]
 #[serde(rename_all = "lowercase")]
+#[ts(export)]
 pub enum AccountRule {
     /// Create (or merge into) an account and migrate its data.
     Create,
@@ -496,8 +539,9 @@ pub enum AccountRule {
 /// What becomes of the tenant's mail-enabled groups at an IceWarp destination. IceWarp has two
 /// account types that hold members (`U_Type` 1 mailing list, 7 group; icewarp-apiconst.txt):
 /// a mailing list only distributes mail, a group also shares GroupWare folders.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, TS)]
 #[serde(rename_all = "kebab-case")]
+#[ts(export)]
 pub enum GroupRule {
     /// Groups are not read (Group.Read.All is not needed) and nothing is created.
     #[default]
@@ -512,16 +556,16 @@ pub enum GroupRule {
 }
 
 impl AccountRule {
-    fn skip() -> Self {
+    pub(crate) fn skip() -> Self {
         AccountRule::Skip
     }
 
-    fn create() -> Self {
+    pub(crate) fn create() -> Self {
         AccountRule::Create
     }
 }
 
-fn default_true() -> bool {
+pub(crate) fn default_true() -> bool {
     true
 }
 
@@ -912,9 +956,11 @@ impl RunSettings {
     }
 }
 
-/// One kind of data a run migrates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+/// One kind of data a run migrates (`WorkloadChoice` in the app's bindings: the permission
+/// list has a `Workload` of its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize, TS)]
 #[serde(rename_all = "lowercase")]
+#[ts(export, rename = "WorkloadChoice")]
 pub enum Workload {
     Mail,
     Calendar,
@@ -1043,9 +1089,7 @@ impl FileConfig {
                     return Err(invalid(key, "must be at least 1".into()));
                 }
             }
-            if host.trim().is_empty() {
-                return Err(invalid("destination.host", "is empty".into()));
-            }
+            check_host(host).map_err(|message| invalid("destination.host", message))?;
             if *security == ImapSecurity::Plain
                 && check_plaintext_host(host, *allow_plaintext_loopback).is_err()
             {
@@ -1091,12 +1135,7 @@ impl FileConfig {
                     ));
                 }
             }
-            if host.trim().is_empty() || host.contains('/') {
-                return Err(invalid(
-                    "destination.host",
-                    format!("'{host}' is not a host name"),
-                ));
-            }
+            check_host(host).map_err(|message| invalid("destination.host", message))?;
             check_icewarp_admin(admin_email)
                 .map_err(|message| invalid("destination.admin_email", message))?;
             for (key, url) in [
@@ -1116,14 +1155,8 @@ impl FileConfig {
                     "\"plain\" sends passwords unencrypted: it needs allow_plaintext_loopback = true and a literal loopback host such as 127.0.0.1".into(),
                 ));
             }
-            for (from, to) in domain_map {
-                if !is_dns_name(from.trim()) || !is_dns_name(to.trim()) {
-                    return Err(invalid(
-                        "destination.domain_map",
-                        format!("'{from}' = '{to}': both must be domain names"),
-                    ));
-                }
-            }
+            check_domain_map(domain_map)
+                .map_err(|message| invalid("destination.domain_map", message))?;
         }
         // Values that parse but make no sense: the message names the key and its line.
         let at = |table: &str, key: &'static str, message: &str| {

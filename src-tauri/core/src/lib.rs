@@ -55,6 +55,10 @@
 //! ## Layout
 //! - [`config`]: source settings, clouds, the TOML configuration file, input shape checks.
 //! - [`secrets`]: [`secrets::Secret`], a value that never prints.
+//! - [`spec`]: one description of a migration ([`spec::MigrationSpec`]) and its one validation,
+//!   used by the app.
+//! - [`project`]: saved migrations (a spec, a name, the history of passes) as private JSON
+//!   files, written atomically.
 //! - [`error`]: the three error classes (retry, skip the item, stop the run).
 //! - [`graph`]: the source: auth, client, pacer, paging, wire types, users, mail, calendars,
 //!   contacts, To Do, permissions.
@@ -93,4 +97,6 @@ pub mod http;
 pub mod journal;
 pub mod private_files;
 pub mod progress;
+pub mod project;
 pub mod secrets;
+pub mod spec;

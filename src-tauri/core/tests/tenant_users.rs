@@ -202,7 +202,7 @@ async fn the_plan_lists_guests_mailbox_less_users_and_online_archives_with_count
             } else {
                 "user"
             };
-            assert_eq!(row.kind.as_deref(), Some(kind), "{}", user.mail);
+            assert_eq!(row.kind.label(), kind, "{}", user.mail);
         }
     }
     // Domains come from the verified ones: never the guest's outside domain.

@@ -211,7 +211,7 @@ pub enum WeekIndex {
     Fourth,
     Last,
     /// Not one of Graph's values (recurrencepattern.md defines first…fourth and last): served
-    /// only by the hostile corpus ([`crate::hostile`]); the pattern then has the 5th such day.
+    /// only by the hostile corpus (the `hostile` module, feature `hostile`); the pattern then has the 5th such day.
     Fifth,
 }
 

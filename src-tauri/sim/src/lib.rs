@@ -46,6 +46,7 @@
 pub mod attachments;
 pub mod calendar;
 pub mod groupware;
+#[cfg(feature = "hostile")]
 pub mod hostile;
 pub mod icewarp;
 pub mod mime;

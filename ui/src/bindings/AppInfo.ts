@@ -3,4 +3,9 @@
 /**
  * What the About box and the log button need.
  */
-export type AppInfo = { version: string, logDir?: string, };
+export type AppInfo = { version: string, 
+/**
+ * `macos`, `windows` or `linux`: which secret store the page names (Keychain, Windows
+ * Credential Manager, Secret Service).
+ */
+os: "macos" | "windows" | "linux", logDir?: string, };

@@ -126,10 +126,9 @@ pub struct PlanUser {
     /// `Some(true)`: the user has an online archive, which the run does not migrate (`has an
     /// online archive: not migrated, export it separately`); `None`: not known.
     pub online_archive: Option<bool>,
-    /// What the mailbox is: `user`, `shared`, `room` or `equipment` (as the report says);
-    /// `None` for a user not migrated.
+    /// User, shared, room, equipment or guest (`mailboxSettings.userPurpose`).
     #[serde(default)]
-    pub kind: Option<String>,
+    pub kind: MailboxKind,
     /// When these counts were taken (unix seconds): by this plan, or by an earlier one whose
     /// counts were kept in the state folder ([`PlanOptions::refresh`]).
     #[serde(default)]
@@ -203,6 +202,7 @@ async fn counted_plan(
         .iter()
         .map(|g| PlanUser {
             not_migrated: Some(GUEST.to_string()),
+            kind: MailboxKind::Guest,
             ..listed(g)
         })
         .collect();
@@ -287,7 +287,7 @@ async fn count_mailbox(
         return planned;
     }
     planned.online_archive = facts.online_archive;
-    planned.kind = Some(super::mailboxes::kind_of(&facts).to_string());
+    planned.kind = MailboxKind::from_purpose(facts.purpose);
     // The run reads the same two: mailboxSettings and the Exchange settings.
     planned.requests += 2;
     let counter = Counter {
@@ -534,6 +534,101 @@ pub fn run_seconds(mailboxes: impl Iterator<Item = f64>, parallel: usize) -> f64
         }
     }
     workers.into_iter().map(|Reverse(l)| l).max().unwrap_or(0) as f64 / 1000.0
+}
+
+/// What a run does with one mailbox, from the destination and the account rules (the Plan
+/// shows it per mailbox).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+#[ts(export)]
+pub enum PlanAction {
+    /// An IceWarp account is created for it.
+    Create,
+    /// Its data goes into an IceWarp account that exists (its password is in the accounts CSV).
+    Merge,
+    /// Copied into an IMAP server or a local folder (no account is created).
+    Copy,
+    /// Left out, and why (the rule or the fact that decides it).
+    Skip { reason: String },
+}
+
+/// What kind of mailbox it is (`mailboxSettings.userPurpose`; guests are directory users of
+/// another organisation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub enum MailboxKind {
+    User,
+    Shared,
+    Room,
+    Equipment,
+    Guest,
+    #[default]
+    Unknown,
+}
+
+impl MailboxKind {
+    /// The kind in the plan's and report's words.
+    pub fn label(self) -> &'static str {
+        match self {
+            MailboxKind::User => "user",
+            MailboxKind::Shared => "shared",
+            MailboxKind::Room => "room",
+            MailboxKind::Equipment => "equipment",
+            MailboxKind::Guest => "guest",
+            MailboxKind::Unknown => "unknown",
+        }
+    }
+
+    /// The kind Graph's `userPurpose` names (`None`: not known).
+    pub fn from_purpose(purpose: Option<users::UserPurpose>) -> MailboxKind {
+        match purpose {
+            Some(users::UserPurpose::User | users::UserPurpose::Linked) => MailboxKind::User,
+            Some(users::UserPurpose::Shared) => MailboxKind::Shared,
+            Some(users::UserPurpose::Room) => MailboxKind::Room,
+            Some(users::UserPurpose::Equipment) => MailboxKind::Equipment,
+            _ => MailboxKind::Unknown,
+        }
+    }
+}
+
+/// The action for a mailbox of `kind`: `not_migrated` (a guest, no mailbox) is a skip; with
+/// IceWarp `rules`, the account rules decide (a disabled user, a shared or resource mailbox
+/// may be skipped) and an account `existing` at the destination is merged into, else created;
+/// without rules (IMAP, a folder) the mailbox is copied.
+pub fn plan_action(
+    kind: MailboxKind,
+    enabled: bool,
+    not_migrated: Option<&str>,
+    rules: Option<&crate::spec::AccountRules>,
+    existing: bool,
+) -> PlanAction {
+    use crate::config::AccountRule::Skip;
+    let skip = |reason: &str| PlanAction::Skip {
+        reason: reason.to_string(),
+    };
+    if let Some(reason) = not_migrated {
+        return skip(reason);
+    }
+    let Some(rules) = rules else {
+        return PlanAction::Copy;
+    };
+    if !enabled && rules.disabled_users == Skip {
+        return skip("sign-in blocked (rule: disabled users are skipped)");
+    }
+    if kind == MailboxKind::Shared && rules.shared_mailboxes == Skip {
+        return skip("shared mailbox (rule: shared mailboxes are skipped)");
+    }
+    if matches!(kind, MailboxKind::Room | MailboxKind::Equipment)
+        && rules.resource_mailboxes == Skip
+    {
+        return skip("room or equipment mailbox (rule: resource mailboxes are skipped)");
+    }
+    if existing {
+        PlanAction::Merge
+    } else {
+        PlanAction::Create
+    }
 }
 
 #[cfg(test)]

@@ -154,8 +154,9 @@ pub async fn preflight(
 }
 
 /// How a destination check came out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
+#[ts(export, rename = "CheckVerdictView")]
 pub enum CheckVerdict {
     Ok,
     /// The run can go on, but slower or with something left out.
@@ -166,7 +167,8 @@ pub enum CheckVerdict {
 
 /// One endpoint (or setting) of the destination, checked. `advice` names the URL or host and
 /// the setting to change; it never holds a secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[ts(export, rename = "CheckRow")]
 pub struct EndpointCheck {
     pub name: String,
     pub verdict: CheckVerdict,
