@@ -95,8 +95,10 @@ export class MailboxTable<T> {
   /** Renders the rows in view between two spacer rows that keep the scroll height. */
   paint(): void {
     const height = this.scroller.clientHeight || 400;
-    const first = Math.max(0, Math.floor(this.scroller.scrollTop / ROW_HEIGHT) - OVERSCAN);
-    const last = Math.min(this.sorted.length, Math.ceil((this.scroller.scrollTop + height) / ROW_HEIGHT) + OVERSCAN);
+    // After the rows shrank the browser clamps scrollTop only later: clamp it here.
+    const top = Math.max(0, Math.min(this.scroller.scrollTop, this.sorted.length * ROW_HEIGHT - height));
+    const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN);
+    const last = Math.min(this.sorted.length, Math.ceil((top + height) / ROW_HEIGHT) + OVERSCAN);
     const window = `${first}:${last}:${this.sorted.length}`;
     if (window === this.painted) return;
     this.painted = window;

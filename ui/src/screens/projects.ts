@@ -65,7 +65,9 @@ export async function loadProjects(): Promise<void> {
 
 /** Makes `project` the open one: every screen fills from it; then the Source screen shows. */
 export function projectOpened(project: Project, screen: "source" | null = "source"): void {
-  update({ project, plan: null, reached: ["projects", "source", "destination", "plan"] });
+  // The same project again (its pass history grew): the plan counted for it stays.
+  const same = getState().project?.id === project.id;
+  update({ project, plan: same ? getState().plan : null, reached: ["projects", "source", "destination", "plan"] });
   if (screen) show(screen);
   announce(`Project ${project.name} is open.`);
 }
