@@ -125,6 +125,7 @@ test("the Source screen checks its fields, stores the secret once and names the 
     assert.match(await page.textContent("#tenant-id-error"), /GUID, or a domain/);
     assert.match(await page.textContent("#client-secret-error"), /secret's ID/);
     assert.equal((await calls(page, "save_project")).length, 0, "nothing saved while the fields are wrong");
+    if (os === "linux") await screenshot(page, "source-errors", { docs: true });
     await fillSource(page);
     await page.click("#test-connection");
     await page.waitForSelector("#permission-results:not([hidden])");
@@ -136,6 +137,7 @@ test("the Source screen checks its fields, stores the secret once and names the 
     assert.equal(all.includes("Qx8Q"), false, "the secret only goes to store_secret");
     assert.equal(await page.evaluate(() => JSON.stringify(sessionStorage) + JSON.stringify(localStorage)).then((s) => s.includes("Qx8Q")), false);
     if (os === "linux") await screenshot(page, "test-connection", { docs: true });
+    if (os === "macos") await screenshot(page, "source-secret-stored", { docs: true });
     // Forget removes it; the field asks for it again.
     await page.click("#client-secret-forget");
     await page.waitForSelector("#client-secret:visible");
@@ -162,6 +164,7 @@ test("without a secret store the secret can be kept for the session", async () =
   await page.waitForSelector("#client-secret-session:not([hidden])");
   assert.match(await page.textContent("#client-secret-session"), /The Secret Service keyring is not available/);
   await page.fill("#client-secret", "Qx8Q~realValue.123");
+  await screenshot(page, "source-no-keychain", { docs: true });
   await page.click("#client-secret-session-only");
   await page.waitForSelector("#client-secret-stored:not([hidden])");
   assert.match(await page.textContent("#client-secret-stored"), /Kept for this session only/);
@@ -431,6 +434,10 @@ test("the demo runs as its own project; closing the window during a run asks fir
   await page.click("#close-confirm");
   await page.waitForFunction(() => window.__calls.some((c) => c.cmd === "control_run"));
   assert.deepEqual((await calls(page, "control_run")).map((c) => c.args), [{ action: "stop" }]);
+  // The demo ends on its report.
+  await page.evaluate(() => window.__finishRun());
+  await page.waitForSelector("#screen-report:not([hidden])");
+  assert.match(await page.textContent("#summary"), /^Migrated 3 mailboxes: 300 messages/);
 });
 
 test("the Plan table is usable at the window's minimum width", async () => {
@@ -439,4 +446,35 @@ test("the Plan table is usable at the window's minimum width", async () => {
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px`);
   await screenshot(page, "plan-narrow");
+});
+
+test("a folder destination is chosen in a native dialog; its Plan copies; counting can be cancelled", async () => {
+  const { page } = await openApp({ holdPlan: true, picks: { destinationFolder: "/srv/m365-export" } });
+  await createProject(page);
+  await fillSource(page);
+  await page.click("#source-next");
+  await page.check('input[name="dest-kind"][value="folder"]');
+  assert.equal(await page.isVisible("#rule-disabled"), true, "the rule that applies everywhere");
+  assert.equal(await page.isVisible("#rule-shared"), false, "IceWarp's account rules only for IceWarp");
+  await page.click("#dest-next");
+  assert.match(await page.textContent("#df-path-error"), /Choose the folder/);
+  await page.click('#screen-destination [data-kind="folder"] button.pick');
+  await page.waitForFunction(() => document.querySelector("#df-path").textContent === "/srv/m365-export");
+  await page.click("#test-destination");
+  await page.waitForSelector("#destination-results:not([hidden])");
+  assert.match(await page.textContent("#destination-results"), /\/srv\/m365-export is writable/);
+  await screenshot(page, "destination-folder", { docs: true });
+  await page.click("#dest-next");
+  await page.waitForSelector("#plan-cancel:not([hidden])");
+  assert.match(await page.textContent("#plan-status"), /Counting/);
+  await page.click("#plan-cancel");
+  await page.waitForFunction(() => /cancelled/.test(document.querySelector("#plan-status").textContent));
+  assert.equal((await calls(page, "cancel_plan")).length, 1);
+  assert.equal(await page.isVisible("#plan-cancel"), false);
+  // Counted again on request: this time it is let finish.
+  await page.click("#plan-refresh");
+  await page.evaluate(() => window.__releasePlan());
+  await page.waitForSelector('#plan-table tr[data-key="adele.vance@contoso.com"]');
+  assert.equal(await cell(page, "adele.vance@contoso.com", "action"), "copy");
+  assert.equal(await cell(page, "room-1@contoso.com", "action"), "copy");
 });

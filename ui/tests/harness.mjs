@@ -283,8 +283,11 @@ export function mockBackend(options = {}) {
             errors: [{ line: 7, message: "no password" }, { line: 19, message: "not an email address: adele" }, { line: 40, message: "duplicate address" }],
           };
         case "plan_migration":
+          // With `holdPlan`, counting goes on until the page cancels it (cancel_plan).
+          if (options.holdPlan) await new Promise((resolve) => (window.__releasePlan = resolve));
           return plan(current());
         case "cancel_plan":
+          window.__releasePlan?.();
           return null;
         case "start_pass":
           startRun(current(), args.kind);

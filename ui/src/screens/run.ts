@@ -114,7 +114,7 @@ function paintControls(running: boolean): void {
 let polling = false;
 
 /** Follows the running pass from its snapshot until it ends; then the failures and the history. */
-export async function follow(title: string): Promise<void> {
+export async function follow(title: string, then?: () => Promise<void>): Promise<void> {
   update({ running: true });
   show("migrate");
   el("migrate-title").textContent = title;
@@ -152,6 +152,7 @@ export async function follow(title: string): Promise<void> {
     }
   }
   void loadProjects();
+  await then?.();
 }
 
 /** Starts a pass of the open project and follows it. */
@@ -184,7 +185,12 @@ export async function startDemo(): Promise<void> {
     el("projects-status").textContent = `The demo could not start: ${errorText(e)}`;
     return;
   }
-  await follow("Migrating the demo tenant");
+  // The demo ends on its report, as a first look at what a run leaves.
+  await follow("Migrating the demo tenant", async () => {
+    const demo = getState().projects.find((p) => p.demo);
+    if (demo) projectOpened(await api.openProject(demo.id), null);
+    await showReport();
+  });
 }
 
 /** The Report screen: the last pass's summary and where its files are. */
