@@ -12,6 +12,9 @@ import type { FailedItem as BaseFailedItem } from "./bindings/FailedItem";
 import type { RunDetails as BaseRunDetails } from "./bindings/RunDetails";
 import type { IpcError as BaseIpcError } from "./bindings/IpcError";
 import type { FieldError } from "./bindings/FieldError";
+import type { MailboxState } from "./bindings/MailboxState";
+import type { MailboxProgress } from "./bindings/MailboxProgress";
+import type { RunSnapshot } from "./bindings/RunSnapshot";
 
 export type { SourceConfig, WorkloadChoice, RunSummary, FieldError };
 
@@ -89,34 +92,7 @@ export interface AccountsCsvPreview {
   errors: { line: number; message: string }[];
 }
 
-export type MailboxState = "queued" | "running" | "done" | "failed" | "skipped";
-
-export interface MailboxProgress {
-  user: string;
-  state: MailboxState;
-  itemsTotal: number;
-  itemsDone: number;
-  itemsFailed: number;
-  bytes: number;
-  startedAt?: number;
-  finishedAt?: number;
-}
-
-export interface RunSnapshot {
-  startedAt: number;
-  mailboxesTotal: number;
-  mailboxesDone: number;
-  mailboxesRunning: number;
-  mailboxesQueued: number;
-  mailboxesFailed: number;
-  itemsTotal: number;
-  itemsDone: number;
-  itemsFailed: number;
-  bytesDone: number;
-  itemsPerSecond: number;
-  etaSeconds?: number;
-  mailboxes: MailboxProgress[];
-}
+export type { MailboxState, MailboxProgress, RunSnapshot };
 
 export interface CutoverChecklist {
   domains: { domain: string; mx: string[]; error?: string }[];

@@ -43,7 +43,7 @@ let table: MailboxTable<MailboxProgress>;
 
 /** "37 of 200 mailboxes done, 8 running, 155 queued". */
 export function describeMailboxes(s: RunSnapshot): string {
-  const failed = s.mailboxesFailed > 0 ? `, ${s.mailboxesFailed} failed` : "";
+  const failed = (s.mailboxesFailed > 0 ? `, ${s.mailboxesFailed} failed` : "") + (s.mailboxesSkipped > 0 ? `, ${s.mailboxesSkipped} not migrated` : "");
   return `${s.mailboxesDone.toLocaleString("en")} of ${plural(s.mailboxesTotal, "mailbox", "mailboxes")} done, ${s.mailboxesRunning.toLocaleString("en")} running, ${s.mailboxesQueued.toLocaleString("en")} queued${failed}`;
 }
 
@@ -62,7 +62,8 @@ function paintSnapshot(s: RunSnapshot | null): void {
   if (!s) return;
   el("run-mailboxes").textContent = describeMailboxes(s);
   const ended = s.itemsDone + s.itemsFailed;
-  const fraction = s.itemsTotal > 0 ? Math.min(1, ended / s.itemsTotal) : s.mailboxesTotal > 0 ? (s.mailboxesDone + s.mailboxesFailed) / s.mailboxesTotal : 0;
+  // The core's fraction never goes back (items can be counted late).
+  const fraction = Math.min(1, Math.max(0, s.fraction));
   el("overall-bar").style.width = `${(fraction * 100).toFixed(1)}%`;
   el("overall").setAttribute("aria-valuenow", String(Math.round(fraction * 100)));
   const eta = getState().running && s.etaSeconds !== undefined ? ` · about ${formatDuration(s.etaSeconds)} left` : "";
