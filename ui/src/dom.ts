@@ -70,3 +70,19 @@ export function confirmDialog(title: string, body: string | Node, yes: string, n
     el("confirm-no").focus();
   });
 }
+
+/** Fills a list with one item per line of text; `none` (when given) stands in for no lines. */
+export function fillList(list: HTMLElement, lines: string[], none?: string): void {
+  const items = lines.map((text) => {
+    const li = document.createElement("li");
+    li.textContent = text;
+    return li;
+  });
+  if (items.length === 0 && none) {
+    const li = document.createElement("li");
+    li.className = "none";
+    li.textContent = none;
+    items.push(li);
+  }
+  list.replaceChildren(...items);
+}

@@ -3,7 +3,7 @@
 import { invoke } from "@tauri-apps/api/core";
 import { getCurrentWindow } from "@tauri-apps/api/window";
 import { api } from "./api";
-import { el, show, type Screen } from "./dom";
+import { confirmDialog, el, show, type Screen } from "./dom";
 import { getState, update } from "./store";
 import { loadProjects, wireProjects } from "./screens/projects";
 import { sourceConfig, wireSource } from "./screens/source";
@@ -11,28 +11,18 @@ import { wireDestination } from "./screens/destination";
 import { loadPlan, wirePlan } from "./screens/plan";
 import { follow, startDemo, startPass, wireRun } from "./screens/run";
 
-/** Asks in the page whether to stop the run and quit. */
-function confirmClose(): Promise<boolean> {
-  const dialog = el<HTMLDialogElement>("close-dialog");
-  return new Promise((resolve) => {
-    const done = (answer: boolean) => {
-      dialog.close();
-      el("close-cancel").onclick = el("close-confirm").onclick = null;
-      resolve(answer);
-    };
-    el("close-cancel").onclick = () => done(false);
-    el("close-confirm").onclick = () => done(true);
-    dialog.oncancel = () => done(false);
-    dialog.showModal();
-  });
-}
-
 /** Closing the window during a run asks first; "Stop and quit" stops the run safely. */
 async function guardClose(): Promise<void> {
   try {
     await getCurrentWindow().onCloseRequested(async (event) => {
       if (!getState().running) return;
-      if (await confirmClose()) {
+      const quit = await confirmDialog(
+        "A migration is running",
+        "Quit anyway? The run stops after the messages in flight, and the next pass resumes where it stopped without copying anything twice.",
+        "Stop and quit",
+        "Keep running",
+      );
+      if (quit) {
         await invoke("control_run", { action: "stop" }).catch(() => undefined);
       } else {
         event.preventDefault();

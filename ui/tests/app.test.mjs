@@ -426,12 +426,13 @@ test("the demo runs as its own project; closing the window during a run asks fir
   assert.deepEqual((await calls(page, "run_demo")).map((c) => c.args), [{}], "run_demo takes no path");
   await page.waitForFunction(() => /of 3 mailboxes done/.test(document.querySelector("#run-mailboxes").textContent));
   await page.evaluate(() => window.__emit("tauri://close-requested"));
-  await page.waitForSelector("#close-dialog[open]");
+  await page.waitForSelector("#confirm-dialog[open]");
+  assert.equal(await page.textContent("#confirm-title"), "A migration is running");
   await screenshot(page, "close-during-run", { docs: true });
-  await page.click("#close-cancel");
+  await page.click("#confirm-no");
   assert.equal((await calls(page, "control_run")).length, 0);
   await page.evaluate(() => window.__emit("tauri://close-requested"));
-  await page.click("#close-confirm");
+  await page.click("#confirm-yes");
   await page.waitForFunction(() => window.__calls.some((c) => c.cmd === "control_run"));
   assert.deepEqual((await calls(page, "control_run")).map((c) => c.args), [{ action: "stop" }]);
   // The demo ends on its report.

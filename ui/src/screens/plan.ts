@@ -1,7 +1,7 @@
 // The Plan screen: workloads and date limits, the mailbox table (search, sort, filter, the
 // per-mailbox action), one selection shared with Start, and the passes.
 import { api, errorText, type MailboxState, type PassKind, type PassRecord, type PlanRow, type Project, type WorkloadChoice } from "../api";
-import { announce, confirmDialog, el } from "../dom";
+import { announce, confirmDialog, el, fillList } from "../dom";
 import { csvCell, formatDuration, formatTime, plural } from "../format";
 import { getState, subscribe, update } from "../store";
 import { MailboxTable, type Column } from "../table";
@@ -260,14 +260,7 @@ function paintProject(p: Project): void {
   selected = new Set(p.selection.users);
   paintSelection();
   table.refresh();
-  const history = el("pass-history");
-  history.replaceChildren(
-    ...p.passes.map((pass) => {
-      const li = document.createElement("li");
-      li.textContent = describePassRecord(pass);
-      return li;
-    }),
-  );
+  fillList(el("pass-history"), p.passes.map(describePassRecord));
   el<HTMLButtonElement>("start-incremental").disabled = p.passes.length === 0;
   el<HTMLButtonElement>("start-final").disabled = p.passes.length === 0;
 }

@@ -1,7 +1,7 @@
 // The Migrate and Report screens, drawn from the core's RunSnapshot: the same after a window
 // reload, since the snapshot lives in the backend.
 import { api, errorText, type FailedItem, type MailboxProgress, type PassKind, type RunSnapshot, type RunSummary } from "../api";
-import { announce, el, show } from "../dom";
+import { announce, el, fillList, show } from "../dom";
 import { formatBytes, formatDuration, formatTime, plural } from "../format";
 import { getState, subscribe, update } from "../store";
 import { MailboxTable, type Column } from "../table";
@@ -86,14 +86,7 @@ async function paintFailures(): Promise<void> {
   try {
     const details = await api.runDetails();
     update({ details });
-    list.replaceChildren(
-      ...details.failures.map((f) => {
-        const li = document.createElement("li");
-        li.textContent = describeFailure(f);
-        return li;
-      }),
-    );
-    if (details.failures.length === 0) list.innerHTML = '<li class="none">None.</li>';
+    fillList(list, details.failures.map(describeFailure), "None.");
     el("failures-title").textContent =
       details.failuresTotal > details.failures.length
         ? `Failed items (the first ${details.failures.length} of ${details.failuresTotal}; the HTML report lists all)`
@@ -233,15 +226,7 @@ async function showReport(): Promise<void> {
       `${plural(details.accounts.count, "account")} created at the destination. Their passwords are in ` +
       `${details.accounts.credentialsReport} (readable by you only): hand them to the users. Later passes read this file: keep it until the cut-over, then delete it.`;
   }
-  const failures = el("report-failures");
-  failures.replaceChildren(
-    ...details.failures.map((f) => {
-      const li = document.createElement("li");
-      li.textContent = describeFailure(f);
-      return li;
-    }),
-  );
-  if (details.failures.length === 0) failures.innerHTML = '<li class="none">None.</li>';
+  fillList(el("report-failures"), details.failures.map(describeFailure), "None.");
 }
 
 export function wireRun(): void {
