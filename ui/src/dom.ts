@@ -25,6 +25,8 @@ export function show(screen: Screen): void {
     else li.removeAttribute("aria-current");
     if (reached.includes(step)) li.removeAttribute("aria-disabled");
     else li.setAttribute("aria-disabled", "true");
+    const button = li.querySelector("button");
+    if (button) button.disabled = !reached.includes(step);
   });
   const heading = el(`screen-${screen}`).querySelector<HTMLElement>("h2");
   if (heading) {

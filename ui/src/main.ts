@@ -3,7 +3,7 @@
 import { invoke } from "@tauri-apps/api/core";
 import { getCurrentWindow } from "@tauri-apps/api/window";
 import { api } from "./api";
-import { confirmDialog, el, show, type Screen } from "./dom";
+import { announce, confirmDialog, el, show, type Screen } from "./dom";
 import { getState, update } from "./store";
 import { loadProjects, wireProjects } from "./screens/projects";
 import { sourceConfig, wireSource } from "./screens/source";
@@ -33,22 +33,29 @@ async function guardClose(): Promise<void> {
   }
 }
 
-/** Steps already reached can be revisited by clicking them (or with Enter). */
+/** Steps already reached can be revisited (buttons: Tab and Enter reach them). */
 function wireSteps(): void {
-  document.querySelectorAll<HTMLLIElement>(".steps li").forEach((li) => {
-    li.tabIndex = 0;
-    const go = () => {
+  document.querySelectorAll<HTMLLIElement>(".steps li").forEach((li) =>
+    li.querySelector("button")?.addEventListener("click", () => {
       // No leaving the Migrate screen while a run is going on.
       if (li.getAttribute("aria-disabled") !== "true" && !getState().running) show(li.dataset.step as Screen);
-    };
-    li.addEventListener("click", go);
-    li.addEventListener("keydown", (e) => {
-      if (e.key === "Enter" || e.key === " ") {
-        e.preventDefault();
-        go();
-      }
-    });
+    }),
+  );
+}
+
+/**
+ * The page has one live region (#announcer): each status line marked `data-announce` is read
+ * through it when its text changes, so screen readers hear one voice, not ten regions.
+ */
+function forwardStatusLines(): void {
+  const observer = new MutationObserver((records) => {
+    const changed = new Set(records.map((r) => (r.target instanceof HTMLElement ? r.target : r.target.parentElement)));
+    for (const line of changed) {
+      const text = line?.closest("[data-announce]")?.textContent?.trim();
+      if (text) announce(text);
+    }
   });
+  document.querySelectorAll("[data-announce]").forEach((line) => observer.observe(line, { childList: true, characterData: true, subtree: true }));
 }
 
 async function start(): Promise<void> {
@@ -77,6 +84,7 @@ wireDestination(sourceConfig, () => {
 wirePlan((kind) => void startPass(kind));
 wireRun();
 wireSteps();
+forwardStatusLines();
 void guardClose();
 show("projects");
 void start();

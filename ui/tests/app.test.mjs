@@ -83,8 +83,13 @@ test("the Projects screen: version shown, the demo apart, create, open, delete o
   assert.equal(await focused(page), "source-title");
   assert.equal(await page.locator('.steps li[aria-current="step"]').textContent(), "1 Source");
   await page.waitForFunction(() => /Project Contoso to IceWarp is open/.test(document.querySelector("#announcer").textContent));
-  await page.click('.steps li[data-step="projects"]');
+  // The steps are buttons: Tab and Enter reach them.
+  await page.focus('.steps li[data-step="projects"] button');
+  await page.keyboard.press("Enter");
   await page.waitForSelector("#screen-projects:not([hidden])");
+  assert.equal(await page.isDisabled('.steps li[data-step="migrate"] button'), true, "a step not reached yet");
+  // One live region for announcements: the status lines speak through it.
+  assert.equal(await page.locator("[aria-live], [role=status], [role=alert], output").count(), 1);
   await page.waitForSelector('#project-list li[data-project="p1"]');
   assert.match(await page.textContent('#project-list li[data-project="p1"]'), /Contoso to IceWarp.*no pass yet/);
   assert.equal(await page.locator("#demo-list button", { hasText: "Delete" }).count(), 0, "the demo cannot be deleted");
@@ -123,6 +128,7 @@ test("the Source screen checks its fields, stores the secret once and names the 
     await page.fill("#client-secret", "6a3e4f0c-1b2d-4c5e-8f90-123456789abc");
     await page.click("#check-source");
     assert.match(await page.textContent("#tenant-id-error"), /GUID, or a domain/);
+  await page.waitForFunction(() => document.querySelector("#announcer").textContent === "Please correct the highlighted fields.");
     assert.match(await page.textContent("#client-secret-error"), /secret's ID/);
     assert.equal((await calls(page, "save_project")).length, 0, "nothing saved while the fields are wrong");
     if (os === "linux") await screenshot(page, "source-errors", { docs: true });
