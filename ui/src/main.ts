@@ -8,7 +8,7 @@ import { getState, update } from "./store";
 import { loadProjects, wireProjects } from "./screens/projects";
 import { sourceConfig, wireSource } from "./screens/source";
 import { wireDestination } from "./screens/destination";
-import { loadPlan, wirePlan } from "./screens/plan";
+import { wirePlan } from "./screens/plan";
 import { follow, startDemo, startPass, wireRun } from "./screens/run";
 
 /** Closing the window during a run asks first; "Stop and quit" stops the run safely. */
@@ -77,9 +77,10 @@ async function start(): Promise<void> {
 
 wireProjects(() => void startDemo());
 wireSource();
+// Saved destination settings and rules change the plan: it is counted again (from the cache).
 wireDestination(sourceConfig, () => {
+  update({ plan: null });
   show("plan");
-  void loadPlan(false);
 });
 wirePlan((kind) => void startPass(kind));
 wireRun();

@@ -116,6 +116,9 @@ test("the Projects screen: version shown, the demo apart, create, open, delete o
   await page.click('#project-list li[data-project="p2"] button:has-text("Open")');
   await page.waitForSelector("#screen-source:not([hidden])");
   assert.equal(await page.inputValue("#tenant-id"), "contoso.onmicrosoft.com");
+  // Its Plan is counted when the step is opened.
+  await page.click('.steps li[data-step="plan"] button');
+  await page.waitForSelector('#plan-table tr[data-key="adele.vance@contoso.com"]');
   assert.deepEqual(errors, []);
 });
 

@@ -326,6 +326,8 @@ export function wirePlan(start: (kind: PassKind) => void): void {
   el("start-incremental").addEventListener("click", () => start("incremental"));
   el("start-final").addEventListener("click", () => void finalPass(start));
   subscribe((state, previous) => {
+    // Arriving at the Plan without one (a project just opened, settings just saved): count.
+    if (state.screen === "plan" && previous.screen !== "plan" && !state.plan && !state.counting) void loadPlan(false);
     if (state.plan !== previous.plan) {
       paintSummary();
       paintTable();
