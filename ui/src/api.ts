@@ -1,121 +1,71 @@
-// The app contract of issue 16 (/work/briefs/app-contract.md) as the page uses it. Types the
-// shell has not generated yet are written here by hand, field for field; once ts-rs emits them
-// into bindings/ these become re-exports.
+// The app contract of issue 16 as the page uses it: the commands, typed, over the generated
+// bindings. The few fields the page reads beyond them (app_info's `os`, a failed item's subject,
+// date and size) are added here and optional, so an older backend still works.
 import { invoke } from "@tauri-apps/api/core";
 import type { SourceConfig } from "./bindings/SourceConfig";
-import type { DestinationSettings as BaseDestination } from "./bindings/DestinationSettings";
+import type { DestinationSettings } from "./bindings/DestinationSettings";
 import type { WorkloadChoice } from "./bindings/WorkloadChoice";
 import type { RunSummary } from "./bindings/RunSummary";
-import type { PlanRow as BasePlanRow } from "./bindings/PlanRow";
-import type { PlanView as BasePlanView } from "./bindings/PlanView";
+import type { PlanRow } from "./bindings/PlanRow";
+import type { PlanView } from "./bindings/PlanView";
+import type { AppInfo as BaseAppInfo } from "./bindings/AppInfo";
 import type { FailedItem as BaseFailedItem } from "./bindings/FailedItem";
 import type { RunDetails as BaseRunDetails } from "./bindings/RunDetails";
-import type { IpcError as BaseIpcError } from "./bindings/IpcError";
+import type { IpcError } from "./bindings/IpcError";
 import type { FieldError } from "./bindings/FieldError";
 import type { MailboxState } from "./bindings/MailboxState";
 import type { MailboxProgress } from "./bindings/MailboxProgress";
 import type { RunSnapshot } from "./bindings/RunSnapshot";
+import type { AccountRule } from "./bindings/AccountRule";
+import type { AccountRules } from "./bindings/AccountRules";
+import type { GroupRule } from "./bindings/GroupRule";
+import type { Selection } from "./bindings/Selection";
+import type { PassKind } from "./bindings/PassKind";
+import type { PassState } from "./bindings/PassState";
+import type { PassRecord } from "./bindings/PassRecord";
+import type { Project } from "./bindings/Project";
+import type { ProjectSummary } from "./bindings/ProjectSummary";
+import type { PlanAction } from "./bindings/PlanAction";
+import type { MailboxKind } from "./bindings/MailboxKind";
+import type { AccountsCsvPreview } from "./bindings/AccountsCsvPreview";
+import type { CutoverChecklist } from "./bindings/CutoverChecklist";
+import type { PathPurpose } from "./bindings/PathPurpose";
 
-export type { SourceConfig, WorkloadChoice, RunSummary, FieldError };
-
-/** IceWarp's variant gains the accounts CSV, set only through `pick_path`. */
-export type DestinationSettings =
-  | (Extract<BaseDestination, { kind: "iceWarp" }> & { accountsCsv?: string })
-  | Exclude<BaseDestination, { kind: "iceWarp" }>;
-
-export type AccountRule = "create" | "skip";
-export type GroupRule = "skip" | "by-kind" | "mailing-lists" | "groups";
-
-/** The core's IceWarp account rules (config.rs), as the project holds them. */
-export interface AccountRules {
-  disabledUsers: AccountRule;
-  sharedMailboxes: AccountRule;
-  resourceMailboxes: AccountRule;
-  skipOnmicrosoft: boolean;
-  groups: GroupRule;
-  domainMap: Record<string, string>;
-}
-
-/** Empty `users`: every mailbox the rules keep. */
-export interface Selection {
-  users: string[];
-}
-
-export type PassKind = "full" | "incremental" | "final";
-export type PassState = "running" | "finished" | "stopped" | "failed" | "interrupted";
-
-export interface PassRecord {
-  kind: PassKind;
-  startedAt: number;
-  finishedAt?: number;
-  state: PassState;
-  summary?: RunSummary;
-}
-
-export interface Project {
-  id: string;
-  name: string;
-  demo: boolean;
-  createdAt: number;
-  updatedAt: number;
-  source: SourceConfig;
-  destination: DestinationSettings;
-  rules: AccountRules;
-  selection: Selection;
-  workloads: WorkloadChoice[];
-  mailSince?: string;
-  mailUntil?: string;
-  calendarSince?: string;
-  passes: PassRecord[];
-}
-
-export interface ProjectSummary {
-  id: string;
-  name: string;
-  demo: boolean;
-  updatedAt: number;
-  lastPass?: PassRecord;
-}
-
-export type PlanAction = { kind: "create" } | { kind: "merge" } | { kind: "copy" } | { kind: "skip"; reason: string };
-export type MailboxKind = "user" | "shared" | "room" | "equipment" | "guest" | "unknown";
-export type PlanRow = BasePlanRow & { action: PlanAction; kind: MailboxKind };
-export type PlanView = Omit<BasePlanView, "users"> & { users: PlanRow[] };
-
-export interface AccountsCsvPreview {
-  rows: number;
-  matched: number;
-  /** The first 50 addresses of the CSV that are not in the tenant. */
-  unmatched: string[];
-  /** Tenant mailboxes without a CSV row. */
-  missing: number;
-  errors: { line: number; message: string }[];
-}
-
-export type { MailboxState, MailboxProgress, RunSnapshot };
-
-export interface CutoverChecklist {
-  domains: { domain: string; mx: string[]; error?: string }[];
-  lastPass?: PassRecord;
-  credentialsReport?: string;
-}
+export type {
+  SourceConfig,
+  DestinationSettings,
+  WorkloadChoice,
+  RunSummary,
+  FieldError,
+  IpcError,
+  MailboxState,
+  MailboxProgress,
+  RunSnapshot,
+  AccountRule,
+  AccountRules,
+  GroupRule,
+  Selection,
+  PassKind,
+  PassState,
+  PassRecord,
+  Project,
+  ProjectSummary,
+  PlanAction,
+  MailboxKind,
+  PlanRow,
+  PlanView,
+  AccountsCsvPreview,
+  CutoverChecklist,
+  PathPurpose,
+};
 
 /** Which secret store the OS has, for the wording (app-contract-changes.md: `os`). */
 export type Os = "macos" | "windows" | "linux";
-export interface AppInfo {
-  version: string;
-  logDir?: string;
-  os?: Os;
-}
+export type AppInfo = BaseAppInfo & { os?: Os };
 
 /** A failed item named as the user knows it (app-contract-changes.md: subject, received, size). */
 export type FailedItem = BaseFailedItem & { subject?: string; received?: string; size?: number };
 export type RunDetails = Omit<BaseRunDetails, "failures"> & { failures: FailedItem[] };
-
-/** An IPC error; `fields` when `save_project` found fields that are not right. */
-export type IpcError = BaseIpcError & { fields?: FieldError[] };
-
-export type PathPurpose = "accountsCsv" | "caFile" | "credentialsReport" | "destinationFolder";
 
 /** The message of anything a command threw. */
 export function errorText(e: unknown): string {

@@ -2,7 +2,7 @@
 import type { CheckVerdictView } from "./CheckVerdictView";
 
 /**
- * One endpoint's check: `warning` is a server setting that would slow the migration or
- * something left unchecked; `blocking` would stop a run. `advice` holds no secret.
+ * One endpoint (or setting) of the destination, checked. `advice` names the URL or host and
+ * the setting to change; it never holds a secret.
  */
 export type CheckRow = { name: string, verdict: CheckVerdictView, advice: string, };

@@ -3,8 +3,10 @@ import type { ImapSecurityChoice } from "./ImapSecurityChoice";
 import type { MasterStyleChoice } from "./MasterStyleChoice";
 
 /**
- * The Destination screen's settings. Passwords are not here: the admin or master password
- * lives in the keychain under [`SecretKind::DestAdminPassword`] for `<host>/<user>`.
+ * Where the migration writes. Passwords are not here: the admin or master password lives in
+ * the keychain under [`DestinationSettings::admin_account`]. Path fields (`caFile`,
+ * `credentialsReport`, `accountsCsv`, a folder's `path`) are set by the app only from a
+ * native dialog ([`PathPurpose`]), never from the page.
  */
 export type DestinationSettings = { "kind": "iceWarp", 
 /**
@@ -20,9 +22,15 @@ caFile?: string,
  */
 credentialsReport: string, 
 /**
- * Overrides `https://<host>/icewarpapi/` (plain http only to a loopback address).
+ * Overrides `https://<host>/icewarpapi/` (plain http only to a literal loopback
+ * address). The administrator's password is stored for this API host too
+ * ([`DestinationSettings::admin_account`]), so an override cannot send it elsewhere.
  */
-apiUrl?: string, } | { "kind": "imap", host: string, port?: number, security: ImapSecurityChoice, caFile?: string, 
+apiUrl?: string, 
+/**
+ * Passwords of accounts that already exist (`email,password`), to merge into them.
+ */
+accountsCsv?: string, } | { "kind": "imap", host: string, port?: number, security: ImapSecurityChoice, caFile?: string, 
 /**
  * An administrator who logs in for every user; or else `accounts_csv`.
  */

@@ -4,19 +4,7 @@ import type { PlanRow } from "./PlanRow";
 /**
  * What a run would do: the core's [`engine::plan`] for the Plan screen.
  */
-export type PlanView = { users: Array<PlanRow>, 
-/**
- * Guests listed in `users`: never migrated.
- */
-guests: number, 
-/**
- * Users without an Exchange Online mailbox: not migrated.
- */
-withoutMailbox: number, 
-/**
- * Mailboxes with an online archive, which is not migrated.
- */
-onlineArchives: number, 
+export type PlanView = { users: Array<PlanRow>, guests: number, withoutMailbox: number, onlineArchives: number, 
 /**
  * The domains of the users' addresses (accounts at the destination are in these).
  */

@@ -3,6 +3,7 @@
 /**
  * Which secret: an app registration's client secret (account `<tenant>/<client>`, or
  * `<tenant>/<client>@<host[:port]>` for an overriding login URL) or a destination
- * administrator's password (account `<host>/<user>`).
+ * administrator's password (account `<host>/<user>`, or `<host>@<api host[:port]>/<user>`
+ * for an overriding IceWarp API URL).
  */
 export type SecretKind = "graphClientSecret" | "destAdminPassword";
