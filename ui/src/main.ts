@@ -5,6 +5,7 @@ import { getCurrentWindow } from "@tauri-apps/api/window";
 import { api } from "./api";
 import { announce, confirmDialog, el, show, type Screen } from "./dom";
 import { getState, update } from "./store";
+import { secretStoreName } from "./format";
 import { loadProjects, wireProjects } from "./screens/projects";
 import { sourceConfig, wireSource } from "./screens/source";
 import { wireDestination } from "./screens/destination";
@@ -63,6 +64,7 @@ async function start(): Promise<void> {
     const appInfo = await api.appInfo();
     update({ appInfo });
     el("app-version").textContent = `version ${appInfo.version}`;
+    el("destination-lead").textContent = `Passwords go to ${secretStoreName(appInfo.os)}; the other settings are saved in the project.`;
   } catch {
     /* the version line stays empty */
   }

@@ -249,22 +249,22 @@ test("IceWarp destination: paths only from native pickers, the accounts CSV prev
 test("10,000 mailboxes: search, sort, filter and export with few rows in the DOM; a batch joins the selection", async () => {
   const { page, errors } = await openApp({ mailboxes: 10000, hostileName: true });
   await toPlan(page);
-  await page.waitForFunction(() => /10,004 mailboxes/.test(document.querySelector("#plan-shown").textContent));
+  await page.waitForFunction(() => /10,007 mailboxes/.test(document.querySelector("#plan-shown").textContent));
   assert.ok((await domRows(page)) < 60, `rows in the DOM: ${await domRows(page)}`);
-  // The scroll height is the whole table's: 10,004 rows of 34 px and the header.
-  assert.ok(await page.evaluate(() => document.querySelector("#plan-table").scrollHeight > 10004 * 34));
+  // The scroll height is the whole table's: 10,007 rows of 34 px and the header.
+  assert.ok(await page.evaluate(() => document.querySelector("#plan-table").scrollHeight > 10007 * 34));
 
   await page.fill("#plan-search", "user00042");
-  await page.waitForFunction(() => document.querySelector("#plan-shown").textContent.startsWith("1 of 10,004"));
+  await page.waitForFunction(() => document.querySelector("#plan-shown").textContent.startsWith("1 of 10,007"));
   assert.equal(await domRows(page), 1);
   await page.fill("#plan-search", "");
   await page.selectOption("#plan-filter", "guests");
-  await page.waitForFunction(() => document.querySelector("#plan-shown").textContent.startsWith("200 of 10,004"));
+  await page.waitForFunction(() => document.querySelector("#plan-shown").textContent.startsWith("200 of 10,007"));
   assert.ok((await domRows(page)) < 60);
   assert.equal(await page.locator('#plan-table td[data-col="kind"]', { hasText: "user" }).count(), 0);
   await page.selectOption("#plan-filter", "skipped");
   // The guests and Alex (sign-in blocked, skipped by default).
-  await page.waitForFunction(() => document.querySelector("#plan-shown").textContent.startsWith("201 of 10,004"));
+  await page.waitForFunction(() => document.querySelector("#plan-shown").textContent.startsWith("201 of 10,007"));
   await page.selectOption("#plan-filter", "all");
 
   // Sort by messages, most first; then scroll to the end: still few rows, the smallest last.
@@ -282,10 +282,15 @@ test("10,000 mailboxes: search, sort, filter and export with few rows in the DOM
   const [download] = await Promise.all([page.waitForEvent("download"), page.click("#plan-export")]);
   const csv = await readFile(await download.path(), "utf8");
   const lines = csv.trimEnd().split("\r\n");
-  assert.equal(lines.length, 10005);
+  assert.equal(lines.length, 10008);
   assert.equal(lines[0], "address,userPrincipalName,kind,action,folders,messages,events,contacts,tasks,estimatedSeconds,notes");
   const hostile = lines.find((l) => l.includes("HYPERLINK"));
   assert.ok(hostile.startsWith(`"'=HYPERLINK(""http://evil.example/"")@contoso.com"`), hostile);
+  for (const start of ["'@SUM(1+1)@contoso.com,", "'+1-555@contoso.com,", "'-2+3@contoso.com,"]) {
+    assert.equal(lines.filter((l) => l.startsWith(start)).length, 1, start);
+  }
+  // Numbers stay numbers (no apostrophe), text that merely contains = stays as it is.
+  assert.match(lines.find((l) => l.startsWith("user00042@")), /^user00042@contoso.com,user00042@contoso.com,user,create,12,1554,/);
   assert.deepEqual(await page.evaluate(() => window.__cspViolations), []);
 
   // A batch adds 500 to the hand-picked one; Start runs that selection.
@@ -487,4 +492,34 @@ test("a folder destination is chosen in a native dialog; its Plan copies; counti
   await page.waitForSelector('#plan-table tr[data-key="adele.vance@contoso.com"]');
   assert.equal(await cell(page, "adele.vance@contoso.com", "action"), "copy");
   assert.equal(await cell(page, "room-1@contoso.com", "action"), "copy");
+});
+
+test("an IMAP destination: master user or an accounts CSV from a picker, checked before anything is saved", async () => {
+  const { page } = await openApp({ picks: { accountsCsv: "/home/admin/accounts.csv" } });
+  await createProject(page);
+  await fillSource(page);
+  await page.click("#source-next");
+  await page.check('input[name="dest-kind"][value="imap"]');
+  assert.equal(await page.isVisible("#dw-host"), false, "only the chosen kind's fields");
+  await page.fill("#di-host", "imap://mail.example.com");
+  await page.fill("#di-port", "70000");
+  const saves = (await calls(page, "save_project")).length;
+  await page.click("#dest-next");
+  assert.match(await page.textContent("#di-host-error"), /no imap:\/\//);
+  assert.match(await page.textContent("#di-port-error"), /1 to 65535/);
+  assert.match(await page.textContent("#di-master-user-error"), /master user/);
+  await page.check('input[name="di-login"][value="csv"]');
+  assert.equal(await page.isVisible("#di-master-user"), false);
+  await page.fill("#di-host", "imap.example.com");
+  await page.fill("#di-port", "");
+  await page.click("#dest-next");
+  assert.match(await page.textContent("#di-accounts-csv-error"), /Choose the accounts CSV/);
+  assert.equal((await calls(page, "save_project")).length, saves, "nothing saved while fields are wrong");
+  await page.click('#screen-destination [data-login="csv"] button.pick');
+  await page.waitForFunction(() => document.querySelector("#di-accounts-csv").textContent === "/home/admin/accounts.csv");
+  await page.click("#dest-next");
+  await page.waitForSelector("#screen-plan:not([hidden])");
+  const saved = (await calls(page, "save_project")).at(-1).args.project.destination;
+  assert.deepEqual(saved, { kind: "imap", host: "imap.example.com", security: "tls", masterStyle: "authzid", accountsCsv: "/home/admin/accounts.csv" });
+  await screenshot(page, "plan-imap");
 });

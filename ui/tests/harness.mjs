@@ -110,7 +110,10 @@ export function mockBackend(options = {}) {
       u("room-1@contoso.com", "room", { items: 0 }),
     ];
     // A name a spreadsheet would run as a formula: the export must neutralise it.
-    if (options.hostileName) rows.push(u('=HYPERLINK("http://evil.example/")@contoso.com', "user"));
+    if (options.hostileName) {
+      rows.push(u('=HYPERLINK("http://evil.example/")@contoso.com', "user"));
+      rows.push(u("@SUM(1+1)@contoso.com", "user"), u("+1-555@contoso.com", "user"), u("-2+3@contoso.com", "user"));
+    }
     for (let i = 1; i <= (options.mailboxes ?? 0); i++) {
       const n = String(i).padStart(5, "0");
       const kind = i % 50 === 0 ? "guest" : i % 20 === 0 ? "shared" : "user";

@@ -198,7 +198,7 @@ function renderSummary(summary: RunSummary | undefined): void {
     `${summary.cancelled ? "Stopped after" : "Migrated"} ${plural(summary.users, "mailbox", "mailboxes")}: ${plural(t.messages, "message")} ` +
     `(${formatBytes(t.bytes)}), ${plural(t.events, "event")}, ${plural(t.contacts, "contact")} and ${plural(t.tasks, "task")} ` +
     `in ${plural(t.folders, "folder")}, in ${formatDuration(summary.seconds)}. ` +
-    `${t.skipped} were already there, ${t.failed} failed.` +
+    `${t.skipped} ${t.skipped === 1 ? "was" : "were"} already there, ${t.failed} failed.` +
     (t.outOfRange > 0 ? ` ${t.outOfRange} were left out by the date limits.` : "") +
     (summary.cancelled ? " Resume it with an incremental pass." : "");
 }
