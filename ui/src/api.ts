@@ -30,6 +30,7 @@ import type { MailboxKind } from "./bindings/MailboxKind";
 import type { AccountsCsvPreview } from "./bindings/AccountsCsvPreview";
 import type { CutoverChecklist } from "./bindings/CutoverChecklist";
 import type { PathPurpose } from "./bindings/PathPurpose";
+import type { RunStatus } from "./bindings/RunStatus";
 
 export type {
   SourceConfig,
@@ -57,6 +58,7 @@ export type {
   AccountsCsvPreview,
   CutoverChecklist,
   PathPurpose,
+  RunStatus,
 };
 
 /** Which secret store the OS has, for the wording (app-contract-changes.md: `os`). */
@@ -90,7 +92,7 @@ export const api = {
   cutoverChecklist: () => invoke<CutoverChecklist>("cutover_checklist"),
   runDemo: () => invoke<null>("run_demo"),
   runDetails: () => invoke<RunDetails>("run_details"),
-  runStatus: () => invoke<{ running: boolean }>("run_status"),
+  runStatus: () => invoke<RunStatus>("run_status"),
   openRunFile: (file: "report" | "logFolder") => invoke<null>("open_run_file", { file }),
   controlRun: (action: "pause" | "resume" | "stop") => invoke<null>("control_run", { action }),
 };

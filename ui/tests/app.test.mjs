@@ -523,3 +523,14 @@ test("an IMAP destination: master user or an accounts CSV from a picker, checked
   assert.deepEqual(saved, { kind: "imap", host: "imap.example.com", security: "tls", masterStyle: "authzid", accountsCsv: "/home/admin/accounts.csv" });
   await screenshot(page, "plan-imap");
 });
+
+test("a backend without run snapshots: the run screen shows the journal's counts", async () => {
+  const { page, errors } = await openApp({ noSnapshot: true });
+  await page.click("#try-demo");
+  await page.waitForSelector("#screen-migrate:not([hidden])");
+  await page.evaluate(() => window.__setRun({ done: 1, running: 1 }));
+  await page.waitForFunction(() => document.querySelector("#counters").textContent === "150 items written, 0 failed so far");
+  await page.evaluate(() => window.__finishRun());
+  await page.waitForSelector("#screen-report:not([hidden])");
+  assert.deepEqual(errors, []);
+});

@@ -311,9 +311,12 @@ export function mockBackend(options = {}) {
           return null;
         }
         case "run_snapshot":
-          return snapshot();
-        case "run_status":
-          return { running: !!db.run?.active };
+          return options.noSnapshot ? null : snapshot();
+        case "run_status": {
+          const s = snapshot();
+          const last = s && { request: { kind: "demo", outDir: "" }, state: db.run.active ? "running" : "finished", startedAt: db.run.startedAt, done: s.itemsDone, failed: s.itemsFailed, pending: 0 };
+          return { running: !!db.run?.active, last: last ?? undefined };
+        }
         case "cutover_checklist": {
           const p = current();
           return {

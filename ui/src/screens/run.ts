@@ -120,6 +120,11 @@ export async function follow(title: string, then?: () => Promise<void>): Promise
     for (;;) {
       const [snapshot, status] = await Promise.all([api.runSnapshot(), api.runStatus()]);
       if (snapshot) update({ snapshot });
+      else if (status.last) {
+        // A backend without snapshots: the journal's counts are all there is.
+        el("run-mailboxes").textContent = "Running.";
+        el("counters").textContent = `${plural(status.last.done, "item")} written, ${status.last.failed} failed so far`;
+      }
       if (!status.running) break;
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }
