@@ -161,7 +161,7 @@ test("the registration guide lists each permission; dark mode follows the system
   await createProject(page);
   await page.click("#guide summary");
   assert.equal(await page.locator("#permissions button.copy").count(), 7);
-  await screenshot(page, "source-dark", { docs: true });
+  await screenshot(page, "source-dark");
 });
 
 test("without a secret store the secret can be kept for the session", async () => {
