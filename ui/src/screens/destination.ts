@@ -63,7 +63,7 @@ function read(): DestinationFields {
 export function destinationSettings(): DestinationSettings {
   const f = read();
   if (f.kind === "iceWarp") {
-    const api = getState().project?.destination;
+    const stored = getState().project?.destination;
     return {
       kind: "iceWarp",
       host: f.iceWarpHost.trim(),
@@ -71,7 +71,7 @@ export function destinationSettings(): DestinationSettings {
       caFile: paths.caFile,
       credentialsReport: f.credentialsReport,
       accountsCsv: paths.accountsCsv,
-      apiUrl: api?.kind === "iceWarp" ? api.apiUrl : undefined,
+      apiUrl: stored?.kind === "iceWarp" ? stored.apiUrl : undefined,
     };
   }
   if (f.kind === "imap") {

@@ -334,7 +334,9 @@ export function wirePlan(start: (kind: PassKind) => void): void {
     }
     if (state.project && state.project !== previous.project) {
       const opened = state.project.id !== previous.project?.id;
-      if (opened || state.project.passes !== previous.project?.passes) paintProject(state.project);
+      // A save returns the project again: repaint only when it is another one or its passes grew.
+      const passes = (p: Project | null | undefined) => JSON.stringify(p?.passes ?? []);
+      if (opened || passes(state.project) !== passes(previous.project)) paintProject(state.project);
     }
     if (state.snapshot !== previous.snapshot && /failed|running/.test(el<HTMLSelectElement>("plan-filter").value)) paintTable();
   });
