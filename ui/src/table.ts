@@ -119,7 +119,10 @@ export class MailboxTable<T> {
         const td = document.createElement("td");
         td.dataset.col = c.key;
         if (c.numeric) td.className = "num";
-        td.append(c.cell(row));
+        const content = c.cell(row);
+        // Long text is cut with an ellipsis: the whole of it on hover.
+        if (typeof content === "string") td.title = content;
+        td.append(content);
         tr.append(td);
       }
       trs.push(tr);

@@ -71,7 +71,7 @@ const COLUMNS: Column<PlanRow>[] = [
 
 function actionCell(row: PlanRow): HTMLSpanElement {
   const span = document.createElement("span");
-  span.textContent = actionText(row);
+  span.textContent = span.title = actionText(row);
   span.className = `action-${row.action.kind}`;
   return span;
 }
