@@ -6,6 +6,13 @@ import type { IpcError } from "./bindings/IpcError";
 import type { SecretKind } from "./bindings/SecretKind";
 import type { SecretStatus } from "./bindings/SecretStatus";
 import { el as byId } from "./dom";
+import { secretStoreName } from "./format";
+import { getState } from "./store";
+
+/** "the Keychain" on macOS, "Windows Credential Manager", "the Secret Service keyring". */
+function store(): string {
+  return secretStoreName(getState().appInfo?.os);
+}
 
 export class SecretField {
   private status: SecretStatus | "unknown" = "unknown";
@@ -30,6 +37,7 @@ export class SecretField {
       this.input.focus();
     });
     byId(`${id}-session-only`).addEventListener("click", () => void this.store(true));
+    byId(`${id}-forget`).addEventListener("click", () => void this.forget());
   }
 
   /** True when the backend holds the secret (keychain or session). */
@@ -47,7 +55,7 @@ export class SecretField {
     this.input.hidden = showStored;
     byId(`${this.id}-stored`).hidden = !showStored;
     byId(`${this.id}-where`).textContent =
-      this.status === "session" ? "Kept for this session only" : "Stored in the keychain";
+      this.status === "session" ? "Kept for this session only" : `Stored in ${store()}`;
   }
 
   /** Asks the backend whether a secret is stored for the current account. */
@@ -68,10 +76,24 @@ export class SecretField {
     if (this.status === "unavailable") {
       // Said before anything is typed: where the secret would go, and the alternative.
       byId(`${this.id}-session-text`).textContent =
-        "No keychain (Secret Service) is available on this computer, so the secret cannot be stored. " +
+        `${store().replace(/^the /, "The ")} is not available on this computer, so the secret cannot be stored. ` +
         "Type it and keep it for this session only: it is forgotten when the app quits.";
       byId(`${this.id}-session`).hidden = false;
     }
+  }
+
+  /** Removes the stored secret (keychain or session); the field asks for it again. */
+  async forget(): Promise<void> {
+    const account = this.account();
+    if (!account) return;
+    try {
+      this.status = await invoke<SecretStatus>("forget_secret", { kind: this.kind, account });
+      this.replacing = false;
+      byId(`${this.id}-error`).textContent = "";
+    } catch (e) {
+      byId(`${this.id}-error`).textContent = `Could not forget it: ${(e as IpcError).message ?? String(e)}`;
+    }
+    this.paint();
   }
 
   /**

@@ -46,7 +46,10 @@ export function checkSource(f: SourceFields, secretStored = false): Record<strin
 
 // --- Destination ------------------------------------------------------------------------
 
-/** The Destination screen's fields as typed (passwords are separate: see SecretField). */
+/**
+ * The Destination screen's fields as typed (passwords are separate: see SecretField); the paths
+ * are the ones chosen in native dialogs, empty when none was chosen.
+ */
 export interface DestinationFields {
   kind: "iceWarp" | "imap" | "folder";
   iceWarpHost: string;
@@ -67,10 +70,6 @@ function hostOk(host: string): boolean {
   return host !== "" && !host.includes("://") && /^[A-Za-z0-9.\-:[\]]+$/.test(host);
 }
 
-function isAbsolutePath(p: string): boolean {
-  return p.startsWith("/") || /^[A-Za-z]:[\\/]/.test(p) || p.startsWith("\\\\");
-}
-
 /**
  * Field name -> message for each field that is not right; the backend applies the same rules
  * (validate_destination). `passwordStored`: the keychain already holds the admin password.
@@ -78,7 +77,7 @@ function isAbsolutePath(p: string): boolean {
 export function checkDestination(f: DestinationFields, password: string, passwordStored: boolean): Record<string, string> {
   const errors: Record<string, string> = {};
   const needPassword = (field: string) => {
-    if (password === "" && !passwordStored) errors[field] = "Enter the password; it will be kept in the keychain.";
+    if (password === "" && !passwordStored) errors[field] = "Enter the password; it will be kept in the system's secret store.";
   };
   if (f.kind === "iceWarp") {
     if (!hostOk(f.iceWarpHost.trim())) errors.iceWarpHost = "Enter the IceWarp server's host name, such as mail.example.com (no https://).";
@@ -88,8 +87,8 @@ export function checkDestination(f: DestinationFields, password: string, passwor
       errors.adminEmail = "Enter the administrator's email address, such as admin@example.com, or its username when IceWarp logs in with usernames.";
     }
     needPassword("adminPassword");
-    if (!isAbsolutePath(f.credentialsReport.trim())) {
-      errors.credentialsReport = "Enter the full path of the file for new accounts' passwords, such as /root/icewarp-new-accounts.csv.";
+    if (f.credentialsReport === "") {
+      errors.credentialsReport = "Choose where the new accounts' passwords are written (Choose where…).";
     }
   } else if (f.kind === "imap") {
     if (!hostOk(f.host.trim())) {
@@ -103,14 +102,14 @@ export function checkDestination(f: DestinationFields, password: string, passwor
       if (f.masterUser.trim() === "") errors.masterUser = "Enter the master user's login name.";
       else needPassword("masterPassword");
     } else {
-      if (!isAbsolutePath(f.accountsCsv.trim())) errors.accountsCsv = "Enter the full path of the accounts CSV file.";
+      if (f.accountsCsv === "") errors.accountsCsv = "Choose the accounts CSV file (Choose file…).";
       const dav = f.davUrl.trim();
       if (dav !== "" && !/^https?:\/\/[^\s/]+/.test(dav)) {
         errors.davUrl = "Enter the CalDAV/CardDAV server's address, such as https://dav.example.com/, or leave it empty for mail only.";
       }
     }
-  } else if (!isAbsolutePath(f.path.trim())) {
-    errors.path = "Enter the full path of a folder, such as /srv/m365-export.";
+  } else if (f.path === "") {
+    errors.path = "Choose the folder the mail goes to (Choose folder…).";
   }
   return errors;
 }

@@ -57,55 +57,147 @@ export async function launch() {
 }
 
 /**
- * The scripted backend, installed before the app's scripts run. `options.keychain`: false for
- * a desktop without a Secret Service.
+ * The scripted backend of the app contract (issue 16), installed before the app's scripts run.
+ * Its state (projects, the run) is kept in sessionStorage, so it survives a window reload as the
+ * Rust side does; secrets stay in memory and never reach storage. Options:
+ * - `keychain`: false for a desktop without a secret store; `os`: what app_info says;
+ * - `mailboxes`: how many tenant mailboxes beyond the three named ones (10,000 for the scale test);
+ * - `picks`: purpose -> the path the native dialog "chooses" (null: cancelled).
+ * The test drives a run with window.__setRun({ done, running, failed }) and window.__finishRun().
  */
 export function mockBackend(options = {}) {
   const calls = [];
-  // Anything the app's Content-Security-Policy blocks is recorded here.
   window.__cspViolations = [];
   document.addEventListener("securitypolicyviolation", (e) => window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
   const keychainAvailable = options.keychain !== false;
-  // entry -> { value, where: "stored" | "session" }; values stay here, never in __calls.
   const secrets = new Map();
   const entry = (args) => `${args.kind}:${args.account}`.toLowerCase();
   const status = (args) => secrets.get(entry(args))?.where ?? (keychainAvailable ? "missing" : "unavailable");
-  let finishDemo;
-  let endRun;
-  let lastRequest = null;
-  const listeners = new Map();
-  /**
-   * A scripted run on `channel`: two mailboxes, 4 messages counted ahead, 2 calendar events
-   * listed later; it waits for __finishDemo() with 4 of 6 items ended, and, with
-   * `options.holdEnd`, for __endRun() before runFinished.
-   */
-  async function script(channel) {
-    let index = 0;
-    const send = (message) => internals.runCallback(channel.id, { index: index++, message });
-    send({ kind: "runStarted", users: 2 });
-    if (options.fatal) throw { code: "auth.secret", message: "cannot sign in to Microsoft 365: the client secret has expired (AADSTS7000222)" };
-    send({ kind: "userStarted", user: "adele.vance@contoso.com", folders: 18, messages: 3 });
-    send({ kind: "userStarted", user: "alex.wilber@contoso.com", folders: 18, messages: 1 });
-    send({ kind: "itemDone", user: "adele.vance@contoso.com", bytes: 150000, skipped: false });
-    send({ kind: "itemDone", user: "adele.vance@contoso.com", bytes: 50000, skipped: false });
-    send({ kind: "itemDone", user: "alex.wilber@contoso.com", bytes: 30000, skipped: false });
-    send({ kind: "throttled", user: "adele.vance@contoso.com", waitMs: options.throttleMs ?? 2128 });
-    send({ kind: "itemFailed", user: "adele.vance@contoso.com", folder: "Inbox", item: "AAMk1", reason: "Graph answered HTTP 404" });
-    for (let i = 2; i <= (options.failures ?? 1); i++) {
-      send({ kind: "itemFailed", user: "adele.vance@contoso.com", folder: "Inbox", item: `AAMk${i}`, reason: "Graph answered HTTP 404" });
+  const now = () => 1_780_000_000 + calls.length;
+  const KEY = "__scriptedBackend";
+  const rules = () => ({ disabledUsers: "skip", sharedMailboxes: "create", resourceMailboxes: "create", skipOnmicrosoft: true, groups: "skip", domainMap: {} });
+  const newProject = (id, name, demo) => ({
+    id, name, demo, createdAt: 1_780_000_000, updatedAt: 1_780_000_000,
+    source: demo ? { tenantId: "demo.onmicrosoft.com", clientId: "00000000-0000-0000-0000-00000000de70", cloud: "global" } : { tenantId: "", clientId: "", cloud: "global" },
+    destination: demo ? { kind: "folder", path: "/home/admin/.local/share/com.m365migrator.app/demo/output" } : { kind: "iceWarp", host: "", adminEmail: "", credentialsReport: "" },
+    rules: rules(), selection: { users: [] }, workloads: [], passes: [],
+  });
+  const saved = JSON.parse(sessionStorage.getItem(KEY) ?? "null");
+  const db = saved ?? {
+    projects: { demo: newProject("demo", "Demo", true), ...(options.projects ?? {}) },
+    current: null,
+    paths: {},
+    run: null,
+    seq: 0,
+  };
+  const persist = () => sessionStorage.setItem(KEY, JSON.stringify(db));
+  const current = () => {
+    const p = db.projects[db.current];
+    if (!p) throw { code: "project.none", message: "No project is open." };
+    return p;
+  };
+  const summary = (p) => ({ id: p.id, name: p.name, demo: p.demo, updatedAt: p.updatedAt, lastPass: p.passes.at(-1) });
+
+  /** The tenant: three named mailboxes, then `options.mailboxes` generated ones. */
+  function tenant() {
+    const u = (address, kind, extra = {}) => ({
+      address, userPrincipalName: address, enabled: true, kind, folders: 12, items: 100, calendars: 1, events: 10,
+      contactFolders: 1, contacts: 5, taskLists: 1, tasks: 2, outOfRange: 0, estimatedSeconds: 10, onlineArchive: false, ...extra,
+    });
+    const rows = [
+      u("adele.vance@contoso.com", "user", { items: 1250, folders: 24, estimatedSeconds: 125 }),
+      u("alex.wilber@contoso.com", "user", { enabled: false, items: 310 }),
+      u("room-1@contoso.com", "room", { items: 0 }),
+    ];
+    // A name a spreadsheet would run as a formula: the export must neutralise it.
+    if (options.hostileName) {
+      rows.push(u('=HYPERLINK("http://evil.example/")@contoso.com', "user"));
+      rows.push(u("@SUM(1+1)@contoso.com", "user"), u("+1-555@contoso.com", "user"), u("-2+3@contoso.com", "user"));
     }
-    // Alex's calendar: a page of 2 events, not in the messages counted ahead.
-    send({ kind: "itemsListed", user: "alex.wilber@contoso.com", items: 2 });
-    await new Promise((resolve) => (finishDemo = resolve));
-    send({ kind: "itemDone", user: "alex.wilber@contoso.com", bytes: 0, skipped: false });
-    send({ kind: "itemDone", user: "alex.wilber@contoso.com", bytes: 0, skipped: false });
-    const stats = { folders: 36, messages: 3, events: 4, contacts: 2, tasks: 1, skipped: 0, failed: 1, bytes: 230000 };
-    send({ kind: "userFinished", user: "adele.vance@contoso.com", stats });
-    if (options.holdEnd) await new Promise((resolve) => (endRun = resolve));
-    const summary = { users: 2, totals: stats, seconds: 1.5, cancelled: false };
-    send({ kind: "runFinished", summary });
-    return summary;
+    for (let i = 1; i <= (options.mailboxes ?? 0); i++) {
+      const n = String(i).padStart(5, "0");
+      const kind = i % 50 === 0 ? "guest" : i % 20 === 0 ? "shared" : "user";
+      rows.push(u(kind === "guest" ? `guest${n}_fabrikam.com#EXT#@contoso.onmicrosoft.com` : `user${n}@contoso.com`, kind, { items: (i * 37) % 5000, estimatedSeconds: ((i * 37) % 5000) / 10 }));
+    }
+    return rows;
   }
+
+  /** The plan as the core would compute it from the project's rules and the accounts CSV. */
+  function plan(p) {
+    const d = p.destination;
+    const csv = d.kind === "iceWarp" && d.accountsCsv ? new Set(["adele.vance@contoso.com"]) : new Set();
+    const chosen = (w) => p.workloads.length === 0 || p.workloads.includes(w);
+    const users = tenant().map((row) => {
+      let action;
+      if (row.kind === "guest") action = { kind: "skip", reason: "guest" };
+      else if (d.kind !== "iceWarp") action = { kind: "copy" };
+      else if (!row.enabled && p.rules.disabledUsers === "skip") action = { kind: "skip", reason: "sign-in blocked (rule: disabled users)" };
+      else if ((row.kind === "room" || row.kind === "equipment") && p.rules.resourceMailboxes === "skip") action = { kind: "skip", reason: "resource mailbox (rule)" };
+      else if (row.kind === "shared" && p.rules.sharedMailboxes === "skip") action = { kind: "skip", reason: "shared mailbox (rule)" };
+      else action = csv.has(row.address) ? { kind: "merge" } : { kind: "create" };
+      return {
+        ...row, action,
+        items: chosen("mail") ? row.items : 0, events: chosen("calendar") ? row.events : 0,
+        contacts: chosen("contacts") ? row.contacts : 0, tasks: chosen("tasks") ? row.tasks : 0,
+      };
+    });
+    const sum = (f) => users.reduce((n, x) => n + x[f], 0);
+    return {
+      users, guests: users.filter((x) => x.kind === "guest").length, withoutMailbox: 0, onlineArchives: 0,
+      domains: ["contoso.com"], items: sum("items"), events: sum("events"), contacts: sum("contacts"), tasks: sum("tasks"),
+      outOfRange: 0, estimatedSeconds: 7200,
+    };
+  }
+
+  /** The snapshot of db.run: the first `done` mailboxes done, then `failed`, then `running`. */
+  function snapshot() {
+    const r = db.run;
+    if (!r) return null;
+    const mailboxes = r.users.map((user, i) => {
+      const retried = r.retried.includes(user);
+      let state = "queued";
+      if (i < r.done) state = "done";
+      else if (i < r.done + r.failed) state = retried ? "done" : "failed";
+      else if (i < r.done + r.failed + r.running) state = "running";
+      const itemsDone = state === "done" ? 100 : state === "failed" ? 98 : state === "running" ? 50 : 0;
+      return { user, state, itemsTotal: 100, itemsDone, itemsFailed: state === "failed" ? 2 : 0, bytes: itemsDone * 20_000, startedAt: state === "queued" ? undefined : r.startedAt };
+    });
+    const count = (s) => mailboxes.filter((m) => m.state === s).length;
+    const sum = (f) => mailboxes.reduce((n, m) => n + m[f], 0);
+    return {
+      startedAt: r.startedAt, mailboxesTotal: mailboxes.length, mailboxesDone: count("done"), mailboxesRunning: count("running"),
+      mailboxesQueued: count("queued"), mailboxesFailed: count("failed"), itemsTotal: sum("itemsTotal"), itemsDone: sum("itemsDone"),
+      itemsFailed: sum("itemsFailed"), bytesDone: sum("bytes"), itemsPerSecond: 12.5, etaSeconds: r.running > 0 ? 7200 : undefined,
+      mailboxesSkipped: 0, fraction: (sum("itemsDone") + sum("itemsFailed")) / Math.max(1, sum("itemsTotal")), mailboxes,
+    };
+  }
+
+  function startRun(p, kind) {
+    if (db.run?.active) throw { code: "run.running", message: "A pass is already running." };
+    const planned = plan(p).users.filter((u) => u.action.kind !== "skip" && (p.selection.users.length === 0 || p.selection.users.includes(u.address)));
+    db.run = { project: p.id, kind, users: planned.map((u) => u.address), done: 0, failed: 0, running: Math.min(8, planned.length), retried: [], active: true, startedAt: now() };
+    p.passes.push({ kind, startedAt: now(), state: "running" });
+    persist();
+  }
+
+  function finishRun() {
+    const r = db.run;
+    if (!r?.active) return;
+    r.done = r.users.length - r.failed;
+    r.running = 0;
+    r.active = false;
+    const p = db.projects[r.project];
+    const s = snapshot();
+    const pass = p.passes.at(-1);
+    pass.state = "finished";
+    pass.finishedAt = now();
+    pass.summary = {
+      users: s.mailboxesTotal, seconds: 7200, cancelled: false,
+      totals: { folders: 36, messages: s.itemsDone, events: 0, contacts: 0, tasks: 0, skipped: 0, failed: s.itemsFailed, bytes: s.bytesDone, outOfRange: 0 },
+    };
+    persist();
+  }
+
   const internals = {
     metadata: { currentWindow: { label: "main" }, currentWebview: { windowLabel: "main", label: "main" } },
     callbacks: new Map(),
@@ -121,16 +213,22 @@ export function mockBackend(options = {}) {
       const cb = internals.callbacks.get(id);
       if (cb) cb(data);
     },
+    /** As over real IPC, the page gets a copy: never the backend's own objects. */
     async invoke(cmd, args) {
-      calls.push({ cmd, args: JSON.parse(JSON.stringify(args ?? {}, (k, v) => (k === "onEvent" ? "<channel>" : k === "value" || k === "clientSecret" ? "<secret>" : v))) });
+      const answer = await internals.answer(cmd, args);
+      return answer === undefined || answer === null ? answer : JSON.parse(JSON.stringify(answer));
+    },
+    async answer(cmd, args) {
+      const quiet = cmd === "run_snapshot" || cmd === "run_status";
+      if (!quiet) calls.push({ cmd, args: JSON.parse(JSON.stringify(args ?? {}, (k, v) => (k === "value" ? "<secret>" : v))) });
       switch (cmd) {
         case "app_info":
-          return { version: "0.1.0", logDir: "/home/admin/.local/share/com.m365migrator.app/logs" };
+          return { version: "0.2.0", logDir: "/home/admin/.local/share/com.m365migrator.app/logs", os: options.os ?? "linux" };
         case "secret_status":
           return status(args);
         case "store_secret": {
           if (!args.sessionOnly && !keychainAvailable) {
-            throw { code: "keychain.unavailable", message: "No keychain is available on this computer (no Secret Service). The secret can be kept for this session only: it is then forgotten when the app quits." };
+            throw { code: "keychain.unavailable", message: "No secret store (Secret Service) is available on this computer. The secret can be kept for this session only: it is then forgotten when the app quits." };
           }
           const where = args.sessionOnly ? "session" : "stored";
           secrets.set(entry(args), { value: args.value, where });
@@ -139,25 +237,117 @@ export function mockBackend(options = {}) {
         case "forget_secret":
           secrets.delete(entry(args));
           return status(args);
-        case "validate_source": {
-          const errors = [];
-          const guid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-          if (!guid.test(args.source.clientId)) errors.push({ field: "clientId", message: "backend: not a GUID" });
-          return errors;
+        case "list_projects":
+          return Object.values(db.projects).map(summary);
+        case "create_project": {
+          const id = `p${++db.seq}`;
+          db.projects[id] = newProject(id, args.name, false);
+          db.current = id;
+          persist();
+          return db.projects[id];
+        }
+        case "open_project":
+          if (!db.projects[args.id]) throw { code: "project.missing", message: "No such project." };
+          db.current = args.id;
+          persist();
+          return db.projects[args.id];
+        case "delete_project":
+          delete db.projects[args.id];
+          persist();
+          return null;
+        case "save_project": {
+          const p = current();
+          const page = args.project;
+          const fields = [];
+          if (page.source.clientId && !/^[0-9a-f-]{36}$/i.test(page.source.clientId)) fields.push({ field: "source.client_id", message: "backend: not a GUID" });
+          if (fields.length > 0) throw { code: "project.invalid", message: "Some fields are not right.", fields };
+          // Paths are the backend's: the page's copies are ignored, the picked ones kept.
+          const d = { ...page.destination };
+          for (const k of ["accountsCsv", "caFile", "credentialsReport"]) {
+            if (k in d || db.paths[k]) d[k] = db.paths[k];
+            if (d[k] === undefined) delete d[k];
+          }
+          if (d.kind === "folder") d.path = db.paths.destinationFolder ?? (p.destination.kind === "folder" ? p.destination.path : "");
+          if (d.kind === "iceWarp") d.credentialsReport = db.paths.credentialsReport ?? "";
+          db.projects[p.id] = { ...page, id: p.id, demo: p.demo, passes: p.passes, destination: d, updatedAt: now() };
+          persist();
+          return db.projects[p.id];
+        }
+        case "pick_path": {
+          const chosen = options.picks?.[args.purpose] !== undefined ? options.picks[args.purpose] : `/home/admin/Documents/${args.purpose}`;
+          if (chosen === null) return null;
+          db.paths[args.purpose] = chosen;
+          persist();
+          return chosen;
+        }
+        case "preview_accounts_csv":
+          if (!db.paths.accountsCsv) throw { code: "csv.none", message: "No accounts CSV is chosen." };
+          return {
+            rows: 415, matched: 412, unmatched: ["old.user@contoso.com", "left@contoso.com"], missing: 8,
+            errors: [{ line: 7, message: "no password" }, { line: 19, message: "not an email address: adele" }, { line: 40, message: "duplicate address" }],
+          };
+        case "plan_migration":
+          // With `holdPlan`, counting goes on until the page cancels it (cancel_plan).
+          if (options.holdPlan) await new Promise((resolve) => (window.__releasePlan = resolve));
+          return plan(current());
+        case "cancel_plan":
+          window.__releasePlan?.();
+          return null;
+        case "start_pass":
+          startRun(current(), args.kind);
+          return null;
+        case "run_demo":
+          db.current = "demo";
+          startRun(db.projects.demo, "full");
+          return null;
+        case "retry_failed": {
+          const r = db.run;
+          if (!r || r.active) throw { code: "run.none", message: "Nothing to retry." };
+          r.retried = args.user ? [args.user] : [...r.users];
+          r.active = true;
+          const p = db.projects[r.project];
+          p.passes.push({ kind: "incremental", startedAt: now(), state: "running" });
+          persist();
+          return null;
+        }
+        case "run_snapshot":
+          return options.noSnapshot ? null : snapshot();
+        case "run_status": {
+          const s = snapshot();
+          const last = s && { request: { kind: "demo", outDir: "" }, state: db.run.active ? "running" : "finished", startedAt: db.run.startedAt, done: s.itemsDone, failed: s.itemsFailed, pending: 0 };
+          return { running: !!db.run?.active, last: last ?? undefined };
+        }
+        case "cutover_checklist": {
+          const p = current();
+          return {
+            domains: [
+              { domain: "contoso.com", mx: ["contoso-com.mail.protection.outlook.com"] },
+              { domain: "fabrikam.com", mx: [], error: "no answer (SERVFAIL)" },
+            ],
+            lastPass: p.passes.at(-1),
+            credentialsReport: p.destination.kind === "iceWarp" ? p.destination.credentialsReport : undefined,
+          };
+        }
+        case "run_details": {
+          const s = snapshot();
+          if (!s) throw { code: "missing", message: "No migration has run yet." };
+          const failed = s.mailboxes.filter((m) => m.state === "failed");
+          const stateDir = "/home/admin/.local/share/com.m365migrator.app/projects/p1/.m365-migrator";
+          return {
+            reportHtml: `${stateDir}/report/report.html`, stateDir, logDir: "/home/admin/.local/share/com.m365migrator.app/logs",
+            failures: failed.map((m) => ({ user: m.user, folder: "Inbox", item: "AAMkAGI2", subject: "Quarterly budget", received: "2026-11-03T09:12:00Z", size: 1258291, reason: "The destination mailbox is full." })),
+            failuresTotal: failed.length * 2,
+          };
         }
         case "control_run":
           return null;
         case "test_connection": {
           const stored = secrets.get(`graphClientSecret:${args.source.tenantId}/${args.source.clientId}`.toLowerCase());
           if (!stored) throw { code: "secret.missing", message: "The client secret is not stored yet." };
-          if (stored.value === "wrong") {
-            throw { code: "auth.secret", message: "cannot sign in to Microsoft 365: the client secret is wrong (AADSTS7000215): enter the secret's Value" };
-          }
-          const p = (name, required, ok) => ({ name, workload: "mail", required, inToken: ok, probeOk: ok, detail: ok ? null : "403" });
+          if (stored.value === "wrong") throw { code: "auth.secret", message: "cannot sign in to Microsoft 365: the client secret is wrong (AADSTS7000215): enter the secret's Value" };
+          const p = (name, required, ok) => ({ name, workload: "mail", required, inToken: ok, probeOk: ok, detail: ok ? null : "403", notUsed: null });
           return [p("User.Read.All", true, true), p("Mail.Read", true, false), p("Calendars.Read", false, true)];
         }
-        case "validate_destination":
-          return [];
         case "test_destination": {
           const d = args.destination;
           const row = (name, verdict, advice) => ({ name, verdict, advice });
@@ -167,103 +357,35 @@ export function mockBackend(options = {}) {
               checks: [
                 row("IceWarp admin API", "warning", "IMAP APPEND is slowed after 120 messages per minute (C_System_Services_IMAP_MaxAppendsPerMinute): set it to 0 (unlimited) for the migration"),
                 row("IMAP (mail)", "ok", `logged in to ${d.host}:993 for admin@example.com`),
-                row("CalDAV/CardDAV (calendars, contacts, tasks)", "ok", `admin@example.com can read https://${d.host}/webdav/admin%40example.com/Calendar/`),
               ],
             };
           }
           if (d.kind === "folder") return { ok: true, checks: [row("Destination folder", "ok", `${d.path} is writable`)] };
-          return {
-            ok: false,
-            checks: [
-              row("IMAP (mail)", "blocking", `the IMAP server at ${d.host}:${d.port ?? 993} refused the master user ${d.masterUser} logging in for adele.vance@contoso.com: check the master user and the administrator password`),
-            ],
-          };
-        }
-        case "plan_migration": {
-          // The scope as the backend would apply it: a mail date limit leaves out half the mail,
-          // a batch of 1 keeps only that mailbox, the workloads not chosen count 0.
-          const scope = args.scope ?? {};
-          const chosen = (w) => !scope.workloads?.length || scope.workloads.includes(w);
-          const half = scope.mailSince ? 2 : 1;
-          const u = (address, folders, items, events, contacts, tasks, extra = {}) => ({
-            address, userPrincipalName: address, enabled: true, folders,
-            items: chosen("mail") ? items / half : 0,
-            calendars: chosen("calendar") ? 1 : 0, events: chosen("calendar") ? events : 0,
-            contactFolders: chosen("contacts") ? 1 : 0, contacts: chosen("contacts") ? contacts : 0,
-            taskLists: chosen("tasks") ? 1 : 0, tasks: chosen("tasks") ? tasks : 0,
-            outOfRange: chosen("mail") ? items - items / half : 0,
-            estimatedSeconds: items / 10, ...extra,
-          });
-          let users = [
-            u("adele.vance@contoso.com", 24, 1250, 40, 120, 8),
-            u("alex.wilber@contoso.com", 18, 310, 12, 30, 0, { enabled: false }),
-            u("room-1@contoso.com", 0, 0, 0, 0, 0, { problem: "Graph answered HTTP 403 (an application access policy?)" }),
-          ];
-          if (scope.batchSize) users = users.slice((scope.batch - 1) * scope.batchSize, scope.batch * scope.batchSize);
-          const sum = (f) => users.reduce((n, x) => n + x[f], 0);
-          return {
-            users,
-            domains: ["contoso.com", "contoso.onmicrosoft.com"],
-            items: sum("items"),
-            events: sum("events"),
-            contacts: sum("contacts"),
-            tasks: sum("tasks"),
-            outOfRange: sum("outOfRange"),
-            estimatedSeconds: 125,
-          };
-        }
-        case "run_demo":
-        case "start_migration": {
-          lastRequest = cmd === "run_demo" ? { kind: "demo", outDir: args.outDir } : { kind: "migration", request: args.request };
-          return script(args.onEvent);
-        }
-        case "run_status":
-          if (options.running) return { running: true, last: { request: { kind: "demo", outDir: "" }, state: "running", startedAt: 0, done: 0, failed: 0, pending: 0 } };
-          return { running: false, last: options.lastRun ?? null };
-        case "watch_run":
-          if (!options.running) return false;
-          void script(args.onEvent);
-          return true;
-        case "run_details": {
-          const request = lastRequest ?? options.lastRun?.request;
-          if (!request) throw { code: "missing", message: "No migration has run yet." };
-          const stateDir = request.kind === "demo"
-            ? "/home/admin/.local/share/com.m365migrator.app/demo-output/.m365-migrator"
-            : `${request.request.destination.path ?? "/home/admin/.local/share/com.m365migrator.app/journal/contoso"}/.m365-migrator`;
-          const accounts = request.kind === "migration" && request.request.destination.kind === "iceWarp"
-            ? { count: 2, credentialsReport: request.request.destination.credentialsReport }
-            : undefined;
-          return {
-            reportHtml: `${stateDir}/report/report.html`,
-            stateDir,
-            logDir: "/home/admin/.local/share/com.m365migrator.app/logs",
-            failures: [{ user: "adele.vance@contoso.com", folder: "Inbox", item: "AAMk1", reason: "Graph answered HTTP 404" }],
-            failuresTotal: 1,
-            accounts,
-          };
+          return { ok: false, checks: [row("IMAP (mail)", "blocking", `the IMAP server at ${d.host}:${d.port ?? 993} refused the master user ${d.masterUser}`)] };
         }
         case "open_run_file":
-          if (args.file !== "report" && args.file !== "logFolder") throw { code: "invalid", message: `unknown variant ${args.file}` };
           return null;
         case "plugin:event|listen":
-          listeners.set(args.event, args.handler);
-          return listeners.size;
+          internals.listeners.set(args.event, args.handler);
+          return internals.listeners.size;
         case "plugin:event|unlisten":
-          return null;
         case "plugin:window|destroy":
           return null;
         default:
           throw { code: "unknown", message: `unknown command ${cmd}` };
       }
     },
+    listeners: new Map(),
   };
   window.__TAURI_INTERNALS__ = internals;
   window.__calls = calls;
   window.__secrets = secrets;
-  window.__finishDemo = () => finishDemo && finishDemo();
-  window.__endRun = () => endRun && endRun();
-  // Fires a Tauri event at the page's listener, as the window would (e.g. tauri://close-requested).
-  window.__emit = (event) => internals.runCallback(listeners.get(event), { event, id: 1, payload: null });
+  window.__setRun = (counts) => {
+    Object.assign(db.run, counts);
+    persist();
+  };
+  window.__finishRun = finishRun;
+  window.__emit = (event) => internals.runCallback(internals.listeners.get(event), { event, id: 1, payload: null });
 }
 
 /** Saves a screenshot as a test artifact, and for the README when asked. */
