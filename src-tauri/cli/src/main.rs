@@ -435,7 +435,9 @@ async fn print_plan(path: &Path, json: bool, refresh: bool) -> anyhow::Result<()
         }
         if matches!(
             u.kind,
-            engine::MailboxKind::Shared | engine::MailboxKind::Room | engine::MailboxKind::Equipment
+            engine::MailboxKind::Shared
+                | engine::MailboxKind::Room
+                | engine::MailboxKind::Equipment
         ) {
             println!("{:width$}  {} mailbox", "", u.kind.label());
         }
