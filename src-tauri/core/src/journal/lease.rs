@@ -11,7 +11,8 @@
 //!
 //! The SQLite journal has no leases (one machine, one run: [`super::StateLock`]).
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::sql::{args, Row, Value};
 use super::{Backend, Journal, JournalError, RECORD_DONE};
@@ -203,6 +204,15 @@ impl Journal {
         rows.first().map_or(Ok(0), |r| r.count(0))
     }
 
+    /// Leases alive now (held by a worker whose heartbeat keeps them).
+    pub fn live_leases(&self) -> Result<u64, JournalError> {
+        let rows = self.postgres()?.query(
+            "SELECT COUNT(*) FROM leases WHERE state = 'queued' AND expires_at > now()",
+            vec![],
+        )?;
+        rows.first().map_or(Ok(0), |r| r.count(0))
+    }
+
     /// Records `worker`'s heartbeat (and registers it on the first), adding what it finished
     /// since the last one.
     pub fn worker_heartbeat(
@@ -324,11 +334,54 @@ impl Journal {
     /// `lease` holds, else is refused with [`JournalError::LeaseLost`]: what a worker gives
     /// the engine for the leased mailbox, so a worker cut off past its lease cannot record
     /// anything after the takeover.
-    pub fn fenced(&self, lease: &Lease) -> Result<Journal, JournalError> {
+    ///
+    /// The handle also keeps the lease's deadline by this process's monotonic clock (from
+    /// now, then from each [`Journal::renew_fence`] call's start: never later than the
+    /// database's expiry), and refuses every call, reads too, once it has passed: a worker
+    /// that was paused (SIGSTOP, a frozen VM) past its lease stops at its next journal call
+    /// without asking the database.
+    pub fn fenced(&self, lease: &Lease, ttl: Duration) -> Result<Journal, JournalError> {
         self.postgres()?;
         Ok(Journal {
             backend: self.backend.clone(),
-            fence: Some(lease.clone()),
+            fence: Some(Fence {
+                lease: lease.clone(),
+                deadline: Arc::new(Mutex::new(Instant::now() + ttl)),
+            }),
         })
+    }
+
+    /// On a [`Journal::fenced`] handle: renews its lease by `ttl` ([`Journal::renew_lease`])
+    /// and moves its local deadline.
+    pub fn renew_fence(&self, ttl: Duration) -> Result<(), JournalError> {
+        let Some(fence) = &self.fence else {
+            return Ok(());
+        };
+        let sent = Instant::now();
+        self.renew_lease(fence.held()?, ttl)?;
+        *fence.deadline.lock().unwrap_or_else(|p| p.into_inner()) = sent + ttl;
+        Ok(())
+    }
+}
+
+/// A fenced handle's lease and its deadline by the local monotonic clock.
+#[derive(Debug)]
+pub(super) struct Fence {
+    lease: Lease,
+    deadline: Arc<Mutex<Instant>>,
+}
+
+impl Fence {
+    /// The lease, while its local deadline has not passed.
+    pub(super) fn held(&self) -> Result<&Lease, JournalError> {
+        let deadline = *self.deadline.lock().unwrap_or_else(|p| p.into_inner());
+        if Instant::now() < deadline {
+            Ok(&self.lease)
+        } else {
+            Err(JournalError::LeaseLost {
+                mailbox: self.lease.mailbox.clone(),
+                worker: self.lease.worker.clone(),
+            })
+        }
     }
 }

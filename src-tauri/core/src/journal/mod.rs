@@ -34,6 +34,7 @@ mod report;
 pub(crate) mod sql;
 mod sqlite;
 pub use lease::{Lease, QueueProgress, WorkerProgress, WorkerRecord};
+pub(crate) use lock::host_name;
 pub use lock::{LockError, LockHolder, StateLock};
 pub use postgres::{JournalUrlError, PostgresSettings, SslMode, PASSWORD_VARIABLE};
 pub use report::{FailedItem, ItemGroup, MinuteCount, RunRecord, UserRecord, UserSpan};
@@ -323,7 +324,7 @@ pub struct Journal {
     backend: Arc<Backend>,
     /// Set on a worker's handle for one leased mailbox ([`Journal::fenced`]): every write
     /// through it commits only while the lease holds.
-    fence: Option<Lease>,
+    fence: Option<lease::Fence>,
 }
 
 /// Where the journal lives. Both run the same statements ([`sql`]); what differs is how a
@@ -465,7 +466,9 @@ impl Journal {
     /// Runs one statement; returns the rows it changed.
     fn exec(&self, sql: &str, args: Vec<Value>) -> Result<u64, JournalError> {
         match (&*self.backend, &self.fence) {
-            (Backend::Postgres(_), Some(lease)) => Ok(self.under_lease(lease, &[(sql, args)])?.0),
+            (Backend::Postgres(_), Some(fence)) => {
+                Ok(self.under_lease(fence.held()?, &[(sql, args)])?.0)
+            }
             (Backend::Sqlite(s), _) => s.execute(sql, &args, false),
             (Backend::Postgres(p), None) => p.execute(sql, args),
         }
@@ -482,6 +485,11 @@ impl Journal {
     }
 
     fn rows(&self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, JournalError> {
+        if let Some(fence) = &self.fence {
+            // A worker that was paused past its lease learns it at its next read, before the
+            // write that read leads to.
+            fence.held()?;
+        }
         match &*self.backend {
             Backend::Sqlite(s) => s.query(sql, &args),
             Backend::Postgres(p) => p.query(sql, args),
@@ -495,7 +503,9 @@ impl Journal {
 
     fn transaction(&self, statements: &[(&str, Vec<Value>)]) -> Result<(), JournalError> {
         match (&*self.backend, &self.fence) {
-            (Backend::Postgres(_), Some(lease)) => self.under_lease(lease, statements).map(|_| ()),
+            (Backend::Postgres(_), Some(fence)) => {
+                self.under_lease(fence.held()?, statements).map(|_| ())
+            }
             (Backend::Sqlite(s), _) => s.transaction(statements),
             (Backend::Postgres(p), None) => p.transaction(statements),
         }
@@ -504,7 +514,7 @@ impl Journal {
     /// A write that returns rows (`RETURNING`), fenced like [`Journal::exec`].
     fn write_returning(&self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, JournalError> {
         match &self.fence {
-            Some(lease) => Ok(self.under_lease(lease, &[(sql, args)])?.1),
+            Some(fence) => Ok(self.under_lease(fence.held()?, &[(sql, args)])?.1),
             None => self.rows(sql, args),
         }
     }

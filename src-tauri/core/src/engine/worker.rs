@@ -1,0 +1,282 @@
+//! Workers: many `m365-migrate worker` processes, on many machines, sharing one PostgreSQL
+//! journal as their work queue (issue 18).
+//!
+//! [`work`] fills the queue from the tenant's user listing (every worker may: a mailbox
+//! already queued keeps its state; the order of takes is the plan's kept item counts,
+//! largest first, when the state folder has them), then runs `parallel_mailboxes` lease
+//! loops. Each takes the next mailbox ([`Journal::take_next_mailbox`]) and migrates it with
+//! the same engine ([`super::run`] for that one mailbox) through a journal handle fenced by
+//! the lease ([`Journal::fenced`]): every journal write of that mailbox, the intent before
+//! each destination write included, commits only while the lease holds. Meanwhile it renews
+//! the lease every third of its life, on a pacer's clock. When a renewal or a write finds
+//! the lease lost (it expired while the worker was cut off, and another worker took it
+//! over), the mailbox's migration is dropped at once, so nothing more is written to the
+//! destination for it, and the loss is reported ([`WorkerSummary::lost`]). The mailbox is
+//! then finished by the worker that holds it, from the journal, without duplicates.
+//!
+//! A loop with nothing to take waits while other workers hold live leases (one of them may
+//! have died: its mailbox is taken again once its lease expires) and ends when no mailbox is
+//! left. A mailbox whose migration stops with an error of its own (the source or the
+//! destination failing for it) is marked failed with its reason; errors that every mailbox
+//! would meet (sign-in, the journal gone past `outage_wait`) stop the worker.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::{counts, signed_in_mailboxes, Destination, EngineError, RunControl, RunOptions};
+use crate::config::{SourceConfig, UserSelection};
+use crate::graph::{Pacer, PacerSettings};
+use crate::journal::{Journal, JournalError, JournalLocation, Lease, WorkerProgress};
+use crate::progress::{Reporter, Stats};
+use crate::secrets::Secret;
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// This worker's name in the journal, unique among the workers (host and process id).
+    pub worker: String,
+    /// The machine it runs on, for `status`.
+    pub host: String,
+    /// A lease's life (`[journal] lease_seconds`); renewed every third of it.
+    pub lease: Duration,
+    /// How each leased mailbox is migrated; `journal` must be the PostgreSQL journal, and
+    /// `parallel_mailboxes` leases are held at once.
+    pub run: RunOptions,
+}
+
+/// What one worker did.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerSummary {
+    /// Mailboxes it finished.
+    pub mailboxes: u32,
+    pub totals: Stats,
+    /// Mailboxes whose lease it lost mid-migration (another worker finishes them).
+    pub lost: Vec<String>,
+    /// Mailboxes whose migration stopped with an error, with the error.
+    pub failed: Vec<(String, String)>,
+}
+
+/// The default worker name: `host:pid`.
+pub fn default_worker_name() -> (String, String) {
+    let host = crate::journal::host_name();
+    (format!("{host}:{}", std::process::id()), host)
+}
+
+/// Fills the queue, then migrates leased mailboxes until none is left (see the module doc).
+pub async fn work(
+    source: &SourceConfig,
+    secret: &Secret,
+    destination: &Destination,
+    reporter: Arc<dyn Reporter>,
+    control: RunControl,
+    options: WorkerOptions,
+) -> Result<WorkerSummary, EngineError> {
+    let Some(settings) = &options.run.journal else {
+        return Err(JournalError::NeedsPostgres.into());
+    };
+    let journal = Arc::new(Journal::open_at(&JournalLocation::Postgres(Box::new(
+        settings.clone(),
+    )))?);
+    journal.worker_heartbeat(&options.worker, &options.host, WorkerProgress::default())?;
+    fill_queue(source, secret, &options.run, &journal).await?;
+    let summary = Mutex::new(WorkerSummary::default());
+    let loops = (0..options.run.parallel_mailboxes.max(1)).map(|_| {
+        lease_loop(
+            source,
+            secret,
+            destination,
+            reporter.clone(),
+            &control,
+            &options,
+            &journal,
+            &summary,
+        )
+    });
+    for result in futures_util::future::join_all(loops).await {
+        result?;
+    }
+    Ok(summary.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Queues every selected mailbox (idempotent: one already queued, done or failed keeps its
+/// state), sized by the plan's kept item counts when there are any.
+async fn fill_queue(
+    source: &SourceConfig,
+    secret: &Secret,
+    options: &RunOptions,
+    journal: &Journal,
+) -> Result<(), EngineError> {
+    let (_, users) = signed_in_mailboxes(source, secret, options).await?;
+    let kept = counts::MailboxCounts::load(options.state_dir.as_deref());
+    for user in users {
+        let Some(address) = user.mail.as_deref() else {
+            continue;
+        };
+        let size = kept
+            .items_for_run(&user.id, &options.workloads, &options.limits)
+            .unwrap_or(0);
+        journal.enqueue_mailbox(address, size)?;
+    }
+    Ok(())
+}
+
+/// Waits `wait` on `pacer`'s clock (the pacer is the only place that waits).
+async fn pause(pacer: &Pacer, wait: Duration) {
+    pacer.pause(wait);
+    pacer.hold_while_paused().await;
+}
+
+/// One lease at a time until no mailbox is left.
+#[allow(clippy::too_many_arguments)]
+async fn lease_loop(
+    source: &SourceConfig,
+    secret: &Secret,
+    destination: &Destination,
+    reporter: Arc<dyn Reporter>,
+    control: &RunControl,
+    options: &WorkerOptions,
+    journal: &Journal,
+    summary: &Mutex<WorkerSummary>,
+) -> Result<(), EngineError> {
+    let pacer = Pacer::new(PacerSettings::default());
+    let beat = (options.lease / 3).max(Duration::from_millis(100));
+    while !control.is_cancelled() {
+        let Some(lease) = journal.take_next_mailbox(&options.worker, options.lease)? else {
+            if journal.mailboxes_left()? == 0 {
+                break;
+            }
+            // Others hold the rest; one of them may have died: its lease expires, and the
+            // mailbox is taken again.
+            pause(&pacer, beat).await;
+            journal.worker_heartbeat(&options.worker, &options.host, WorkerProgress::default())?;
+            continue;
+        };
+        tracing::info!(mailbox = %lease.mailbox, token = lease.fencing_token, "leased");
+        let outcome = migrate_leased(
+            source,
+            secret,
+            destination,
+            reporter.clone(),
+            control,
+            options,
+            journal,
+            &lease,
+            &pacer,
+        )
+        .await;
+        let mut done = WorkerProgress::default();
+        match outcome {
+            Ok(stats) if control.is_cancelled() => {
+                // Stopped: the lease expires and the mailbox is resumed from the journal.
+                summary
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .totals
+                    .add(&stats);
+            }
+            Ok(stats) => match journal.finish_mailbox(&lease) {
+                Ok(()) => {
+                    done = WorkerProgress {
+                        mailboxes: 1,
+                        messages: stats.messages,
+                        bytes: stats.bytes,
+                    };
+                    let mut s = summary.lock().unwrap_or_else(|p| p.into_inner());
+                    s.mailboxes += 1;
+                    s.totals.add(&stats);
+                }
+                Err(JournalError::LeaseLost { .. }) => lost(summary, &lease),
+                Err(e) => return Err(e.into()),
+            },
+            Err(EngineError::Journal(JournalError::LeaseLost { .. })) => lost(summary, &lease),
+            Err(e) if stops_the_worker(&e) => return Err(e),
+            Err(e) => {
+                let reason = e.to_string();
+                tracing::warn!(mailbox = %lease.mailbox, "the mailbox failed: {reason}");
+                match journal.fail_mailbox(&lease, &reason) {
+                    Ok(()) => {}
+                    Err(JournalError::LeaseLost { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                summary
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .failed
+                    .push((lease.mailbox.clone(), reason));
+            }
+        }
+        journal.worker_heartbeat(&options.worker, &options.host, done)?;
+    }
+    Ok(())
+}
+
+fn lost(summary: &Mutex<WorkerSummary>, lease: &Lease) {
+    tracing::warn!(
+        mailbox = %lease.mailbox,
+        "the lease was lost (it expired and another worker took the mailbox over): this worker stopped writing for it"
+    );
+    summary
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .lost
+        .push(lease.mailbox.clone());
+}
+
+/// Errors every further mailbox would meet too.
+fn stops_the_worker(e: &EngineError) -> bool {
+    matches!(
+        e,
+        EngineError::Auth(_) | EngineError::Http(_) | EngineError::Journal(_)
+    )
+}
+
+/// Migrates the leased mailbox while renewing the lease; a lost lease drops the migration
+/// at once (see the module doc).
+#[allow(clippy::too_many_arguments)]
+async fn migrate_leased(
+    source: &SourceConfig,
+    secret: &Secret,
+    destination: &Destination,
+    reporter: Arc<dyn Reporter>,
+    control: &RunControl,
+    options: &WorkerOptions,
+    journal: &Journal,
+    lease: &Lease,
+    pacer: &Pacer,
+) -> Result<Stats, EngineError> {
+    let fenced = Arc::new(journal.fenced(lease, options.lease)?);
+    let run_options = RunOptions {
+        users: UserSelection {
+            include: vec![lease.mailbox.clone()],
+            ..UserSelection::default()
+        },
+        parallel_mailboxes: 1,
+        leased_journal: Some(fenced.clone()),
+        ..options.run.clone()
+    };
+    let migrate = super::run(
+        source,
+        secret,
+        destination,
+        reporter,
+        control.clone(),
+        run_options,
+    );
+    let heartbeat = async {
+        loop {
+            pause(pacer, options.lease / 3).await;
+            if let Err(e) = fenced.renew_fence(options.lease) {
+                return e;
+            }
+            if let Err(e) =
+                journal.worker_heartbeat(&options.worker, &options.host, WorkerProgress::default())
+            {
+                tracing::warn!("cannot record the worker's heartbeat: {e}");
+            }
+        }
+    };
+    tokio::select! {
+        result = migrate => result.map(|summary| summary.totals),
+        lost = heartbeat => Err(EngineError::Journal(lost)),
+    }
+}
