@@ -351,6 +351,16 @@ impl Journal {
         })
     }
 
+    /// On a [`Journal::fenced`] handle: [`JournalError::LeaseLost`] once the lease's local
+    /// deadline has passed (no database call); `Ok` on any other handle. The engine asks right
+    /// before each write to the destination.
+    pub fn check_fence(&self) -> Result<(), JournalError> {
+        match &self.fence {
+            Some(fence) => fence.held().map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
     /// On a [`Journal::fenced`] handle: renews its lease by `ttl` ([`Journal::renew_lease`])
     /// and moves its local deadline.
     pub fn renew_fence(&self, ttl: Duration) -> Result<(), JournalError> {

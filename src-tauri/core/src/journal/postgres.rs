@@ -405,6 +405,18 @@ struct Connection {
 
 impl Connection {
     async fn connect(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let client = self.connect_only().await?;
+        // A worker paused (SIGSTOP, a frozen VM) inside one of the journal's short
+        // transactions would hold its row locks, and every other worker touching those rows
+        // would wait for it; the server ends such a session after this long, which releases
+        // them (<https://www.postgresql.org/docs/15/runtime-config-client.html>, 20.11.1).
+        client
+            .batch_execute("SET idle_in_transaction_session_timeout = '5s'")
+            .await?;
+        Ok(client)
+    }
+
+    async fn connect_only(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
         match &self.tls {
             None => {
                 let (client, connection) = self.config.connect(tokio_postgres::NoTls).await?;
