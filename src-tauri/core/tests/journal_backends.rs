@@ -409,7 +409,7 @@ fn postgres_journal_workers_opening_together_apply_each_migration_once() {
     });
     assert_eq!(
         pg.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations"),
-        "1,2"
+        "1,2,3"
     );
 }
 
