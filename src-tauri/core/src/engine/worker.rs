@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use super::{counts, signed_in_mailboxes, Destination, EngineError, RunControl, RunOptions};
 use crate::config::{SourceConfig, UserSelection};
+use crate::dest::imap::ConnectionLimit;
 use crate::graph::{Pacer, PacerSettings};
 use crate::journal::{Journal, JournalError, JournalLocation, Lease, WorkerProgress};
 use crate::progress::{Reporter, Stats};
@@ -244,6 +245,8 @@ async fn migrate_leased(
     lease: &Lease,
     pacer: &Pacer,
 ) -> Result<Stats, EngineError> {
+    let live = journal.live_workers(options.lease)?.max(1);
+    let destination = &with_share(destination, live, options.run.parallel_mailboxes);
     let fenced = Arc::new(journal.fenced(lease, options.lease)?);
     let run_options = RunOptions {
         users: UserSelection {
@@ -278,5 +281,56 @@ async fn migrate_leased(
     tokio::select! {
         result = migrate => result.map(|summary| summary.totals),
         lost = heartbeat => Err(EngineError::Journal(lost)),
+    }
+}
+
+/// `destination` with one leased mailbox's share of the destination's connection cap
+/// (`max_connections`, the whole fleet's): the cap over the live workers (heartbeats younger
+/// than a lease) and each worker's `parallel_mailboxes`, at least one connection.
+fn with_share(destination: &Destination, live_workers: u64, parallel: usize) -> Destination {
+    let slices = usize::try_from(live_workers)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(parallel.max(1));
+    let share = |limit: &mut ConnectionLimit| {
+        *limit = ConnectionLimit::new(limit.max() / slices.max(1));
+    };
+    let mut shared = destination.clone();
+    match &mut shared {
+        Destination::Imap { settings, .. } => share(&mut settings.connection_limit),
+        Destination::IceWarp(d) => share(&mut d.imap.connection_limit),
+        Destination::Folder(_) => {}
+    }
+    shared
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dest::imap::{ImapSettings, Security};
+
+    #[test]
+    fn each_leased_mailbox_gets_its_share_of_the_connection_cap() {
+        let mut settings = ImapSettings::new("imap.example", 993, Security::Tls);
+        settings.connection_limit = ConnectionLimit::new(24);
+        let imap = Destination::Imap {
+            settings,
+            logins: super::super::ImapLogins::Accounts(Default::default()),
+            dav: None,
+        };
+        let cap = |d: &Destination| match d {
+            Destination::Imap { settings, .. } => settings.connection_limit.max(),
+            _ => 0,
+        };
+        assert_eq!(
+            cap(&with_share(&imap, 3, 2)),
+            4,
+            "24 over 3 workers of 2 leases"
+        );
+        assert_eq!(
+            cap(&with_share(&imap, 1, 1)),
+            24,
+            "a lone worker with one lease"
+        );
+        assert_eq!(cap(&with_share(&imap, 100, 2)), 1, "never none");
     }
 }
