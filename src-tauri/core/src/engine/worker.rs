@@ -81,18 +81,16 @@ pub async fn work(
     journal.worker_heartbeat(&options.worker, &options.host, WorkerProgress::default())?;
     fill_queue(source, secret, &options.run, &journal).await?;
     let summary = Mutex::new(WorkerSummary::default());
-    let loops = (0..options.run.parallel_mailboxes.max(1)).map(|_| {
-        lease_loop(
-            source,
-            secret,
-            destination,
-            reporter.clone(),
-            &control,
-            &options,
-            &journal,
-            &summary,
-        )
-    });
+    let worker = Worker {
+        source,
+        secret,
+        destination,
+        reporter,
+        control: &control,
+        options: &options,
+        journal: &journal,
+    };
+    let loops = (0..options.run.parallel_mailboxes.max(1)).map(|_| worker.lease_loop(&summary));
     for result in futures_util::future::join_all(loops).await {
         result?;
     }
@@ -127,88 +125,130 @@ async fn pause(pacer: &Pacer, wait: Duration) {
     pacer.hold_while_paused().await;
 }
 
-/// One lease at a time until no mailbox is left.
-#[allow(clippy::too_many_arguments)]
-async fn lease_loop(
-    source: &SourceConfig,
-    secret: &Secret,
-    destination: &Destination,
+/// What every lease loop of one worker shares.
+struct Worker<'a> {
+    source: &'a SourceConfig,
+    secret: &'a Secret,
+    destination: &'a Destination,
     reporter: Arc<dyn Reporter>,
-    control: &RunControl,
-    options: &WorkerOptions,
-    journal: &Journal,
-    summary: &Mutex<WorkerSummary>,
-) -> Result<(), EngineError> {
-    let pacer = Pacer::new(PacerSettings::default());
-    let beat = (options.lease / 3).max(Duration::from_millis(100));
-    while !control.is_cancelled() {
-        let Some(lease) = journal.take_next_mailbox(&options.worker, options.lease)? else {
-            if journal.mailboxes_left()? == 0 {
-                break;
-            }
-            // Others hold the rest; one of them may have died: its lease expires, and the
-            // mailbox is taken again.
-            pause(&pacer, beat).await;
-            journal.worker_heartbeat(&options.worker, &options.host, WorkerProgress::default())?;
-            continue;
-        };
-        tracing::info!(mailbox = %lease.mailbox, token = lease.fencing_token, "leased");
-        let outcome = migrate_leased(
-            source,
-            secret,
-            destination,
-            reporter.clone(),
-            control,
-            options,
-            journal,
-            &lease,
-            &pacer,
-        )
-        .await;
-        let mut done = WorkerProgress::default();
-        match outcome {
-            Ok(stats) if control.is_cancelled() => {
-                // Stopped: the lease expires and the mailbox is resumed from the journal.
-                summary
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .totals
-                    .add(&stats);
-            }
-            Ok(stats) => match journal.finish_mailbox(&lease) {
-                Ok(()) => {
-                    done = WorkerProgress {
-                        mailboxes: 1,
-                        messages: stats.messages,
-                        bytes: stats.bytes,
-                    };
-                    let mut s = summary.lock().unwrap_or_else(|p| p.into_inner());
-                    s.mailboxes += 1;
-                    s.totals.add(&stats);
+    control: &'a RunControl,
+    options: &'a WorkerOptions,
+    journal: &'a Journal,
+}
+
+impl Worker<'_> {
+    /// One lease at a time until no mailbox is left.
+    async fn lease_loop(&self, summary: &Mutex<WorkerSummary>) -> Result<(), EngineError> {
+        let (control, options, journal) = (self.control, self.options, self.journal);
+        let pacer = Pacer::new(PacerSettings::default());
+        let beat = (options.lease / 3).max(Duration::from_millis(100));
+        while !control.is_cancelled() {
+            let Some(lease) = journal.take_next_mailbox(&options.worker, options.lease)? else {
+                if journal.mailboxes_left()? == 0 {
+                    break;
                 }
-                Err(JournalError::LeaseLost { .. }) => lost(summary, &lease),
-                Err(e) => return Err(e.into()),
-            },
-            Err(EngineError::Journal(JournalError::LeaseLost { .. })) => lost(summary, &lease),
-            Err(e) if stops_the_worker(&e) => return Err(e),
-            Err(e) => {
-                let reason = e.to_string();
-                tracing::warn!(mailbox = %lease.mailbox, "the mailbox failed: {reason}");
-                match journal.fail_mailbox(&lease, &reason) {
-                    Ok(()) => {}
-                    Err(JournalError::LeaseLost { .. }) => {}
+                // Others hold the rest; one of them may have died: its lease expires, and the
+                // mailbox is taken again.
+                pause(&pacer, beat).await;
+                journal.worker_heartbeat(
+                    &options.worker,
+                    &options.host,
+                    WorkerProgress::default(),
+                )?;
+                continue;
+            };
+            tracing::info!(mailbox = %lease.mailbox, token = lease.fencing_token, "leased");
+            let outcome = self.migrate_leased(&lease, &pacer).await;
+            let mut done = WorkerProgress::default();
+            match outcome {
+                Ok(stats) if control.is_cancelled() => {
+                    // Stopped: the lease expires and the mailbox is resumed from the journal.
+                    summary
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .totals
+                        .add(&stats);
+                }
+                Ok(stats) => match journal.finish_mailbox(&lease) {
+                    Ok(()) => {
+                        done = WorkerProgress {
+                            mailboxes: 1,
+                            messages: stats.messages,
+                            bytes: stats.bytes,
+                        };
+                        let mut s = summary.lock().unwrap_or_else(|p| p.into_inner());
+                        s.mailboxes += 1;
+                        s.totals.add(&stats);
+                    }
+                    Err(JournalError::LeaseLost { .. }) => lost(summary, &lease),
                     Err(e) => return Err(e.into()),
+                },
+                Err(EngineError::Journal(JournalError::LeaseLost { .. })) => lost(summary, &lease),
+                Err(e) if stops_the_worker(&e) => return Err(e),
+                Err(e) => {
+                    let reason = e.to_string();
+                    tracing::warn!(mailbox = %lease.mailbox, "the mailbox failed: {reason}");
+                    match journal.fail_mailbox(&lease, &reason) {
+                        Ok(()) => {}
+                        Err(JournalError::LeaseLost { .. }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    summary
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .failed
+                        .push((lease.mailbox.clone(), reason));
                 }
-                summary
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .failed
-                    .push((lease.mailbox.clone(), reason));
             }
+            journal.worker_heartbeat(&options.worker, &options.host, done)?;
         }
-        journal.worker_heartbeat(&options.worker, &options.host, done)?;
+        Ok(())
     }
-    Ok(())
+
+    /// Migrates the leased mailbox while renewing the lease; a lost lease drops the migration
+    /// at once (see the module doc).
+    async fn migrate_leased(&self, lease: &Lease, pacer: &Pacer) -> Result<Stats, EngineError> {
+        let (options, journal) = (self.options, self.journal);
+        let live = journal.live_workers(options.lease)?.max(1);
+        let destination = &with_share(self.destination, live, options.run.parallel_mailboxes);
+        let fenced = Arc::new(journal.fenced(lease, options.lease)?);
+        let run_options = RunOptions {
+            users: UserSelection {
+                include: vec![lease.mailbox.clone()],
+                ..UserSelection::default()
+            },
+            parallel_mailboxes: 1,
+            leased_journal: Some(fenced.clone()),
+            ..options.run.clone()
+        };
+        let migrate = super::run(
+            self.source,
+            self.secret,
+            destination,
+            self.reporter.clone(),
+            self.control.clone(),
+            run_options,
+        );
+        let heartbeat = async {
+            loop {
+                pause(pacer, options.lease / 3).await;
+                if let Err(e) = fenced.renew_fence(options.lease) {
+                    return e;
+                }
+                if let Err(e) = journal.worker_heartbeat(
+                    &options.worker,
+                    &options.host,
+                    WorkerProgress::default(),
+                ) {
+                    tracing::warn!("cannot record the worker's heartbeat: {e}");
+                }
+            }
+        };
+        tokio::select! {
+            result = migrate => result.map(|summary| summary.totals),
+            lost = heartbeat => Err(EngineError::Journal(lost)),
+        }
+    }
 }
 
 fn lost(summary: &Mutex<WorkerSummary>, lease: &Lease) {
@@ -229,59 +269,6 @@ fn stops_the_worker(e: &EngineError) -> bool {
         e,
         EngineError::Auth(_) | EngineError::Http(_) | EngineError::Journal(_)
     )
-}
-
-/// Migrates the leased mailbox while renewing the lease; a lost lease drops the migration
-/// at once (see the module doc).
-#[allow(clippy::too_many_arguments)]
-async fn migrate_leased(
-    source: &SourceConfig,
-    secret: &Secret,
-    destination: &Destination,
-    reporter: Arc<dyn Reporter>,
-    control: &RunControl,
-    options: &WorkerOptions,
-    journal: &Journal,
-    lease: &Lease,
-    pacer: &Pacer,
-) -> Result<Stats, EngineError> {
-    let live = journal.live_workers(options.lease)?.max(1);
-    let destination = &with_share(destination, live, options.run.parallel_mailboxes);
-    let fenced = Arc::new(journal.fenced(lease, options.lease)?);
-    let run_options = RunOptions {
-        users: UserSelection {
-            include: vec![lease.mailbox.clone()],
-            ..UserSelection::default()
-        },
-        parallel_mailboxes: 1,
-        leased_journal: Some(fenced.clone()),
-        ..options.run.clone()
-    };
-    let migrate = super::run(
-        source,
-        secret,
-        destination,
-        reporter,
-        control.clone(),
-        run_options,
-    );
-    let heartbeat = async {
-        loop {
-            pause(pacer, options.lease / 3).await;
-            if let Err(e) = fenced.renew_fence(options.lease) {
-                return e;
-            }
-            if let Err(e) =
-                journal.worker_heartbeat(&options.worker, &options.host, WorkerProgress::default())
-            {
-                tracing::warn!("cannot record the worker's heartbeat: {e}");
-            }
-        }
-    };
-    tokio::select! {
-        result = migrate => result.map(|summary| summary.totals),
-        lost = heartbeat => Err(EngineError::Journal(lost)),
-    }
 }
 
 /// `destination` with one leased mailbox's share of the destination's connection cap
