@@ -162,6 +162,25 @@ async fn three_workers_migrate_every_mailbox_exactly_once() {
         pg.psql("SELECT count(*), sum(mailboxes_done) FROM workers"),
         "3|7"
     );
+    let status = tokio::task::block_in_place(|| {
+        Command::new(env!("CARGO_BIN_EXE_m365-migrate"))
+            .args(["status", "--config"])
+            .arg(&config)
+            .env(
+                "M365_MIGRATOR_JOURNAL_PASSWORD",
+                support::postgres::PASSWORD,
+            )
+            .output()
+            .unwrap()
+    });
+    let shown = said(&status);
+    assert!(status.status.success(), "{shown}");
+    assert!(shown.contains("3 workers"), "{shown}");
+    assert_eq!(shown.matches("holding: none").count(), 3, "{shown}");
+    assert!(
+        shown.contains("mailboxes: 7 done, 0 being migrated, 0 waiting, 0 failed (of 7)"),
+        "{shown}"
+    );
     // For docs/scale-out.md: the journal's size per migrated item (tables and indexes).
     eprintln!(
         "journal size: items {} bytes for {} rows; database {} bytes",
