@@ -721,3 +721,26 @@ fn postgres_report_counts_a_run_as_running_while_a_lease_lives() {
     pg.psql("UPDATE leases SET expires_at = now() - interval '1 second'");
     assert_eq!(status(&j), "interrupted", "its worker died");
 }
+
+#[test]
+fn postgres_leases_a_worker_without_sizes_keeps_the_known_order() {
+    use std::time::Duration;
+    let pg = support::postgres::Postgres::start();
+    let settings = PostgresSettings::parse(&pg.url()).unwrap();
+    let j = Journal::open_postgres(&settings, Some(&pg.password())).unwrap();
+    // A worker with the plan's counts queues first; one without them (sizes 0) later.
+    j.enqueue_mailbox("z-big", 900).unwrap();
+    j.enqueue_mailbox("a-small", 10).unwrap();
+    j.enqueue_mailbox("z-big", 0).unwrap();
+    j.enqueue_mailbox("a-small", 0).unwrap();
+    let ttl = Duration::from_secs(600);
+    let first = j.take_next_mailbox("w", ttl).unwrap().unwrap();
+    assert_eq!(first.mailbox, "z-big", "largest first, as the counts said");
+    j.finish_mailbox(&first).unwrap();
+    j.enqueue_mailbox("z-big", 900).unwrap();
+    assert_eq!(
+        j.take_next_mailbox("w", ttl).unwrap().unwrap().mailbox,
+        "a-small",
+        "a finished mailbox queued again stays done"
+    );
+}

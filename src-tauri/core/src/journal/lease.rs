@@ -83,12 +83,14 @@ impl Journal {
         }
     }
 
-    /// Puts a mailbox in the queue (or updates its size, the order of takes: largest first).
-    /// A mailbox already done stays done.
+    /// Puts a mailbox in the queue (or updates its size, the order of takes: largest first;
+    /// a size of 0, unknown, keeps the one known: workers without the plan's counts do not
+    /// undo the order). A mailbox already done or failed keeps its state.
     pub fn enqueue_mailbox(&self, mailbox: &str, size_bytes: u64) -> Result<(), JournalError> {
         self.postgres()?.execute(
             "INSERT INTO leases (mailbox, size_bytes) VALUES (?1, ?2)
-             ON CONFLICT (mailbox) DO UPDATE SET size_bytes = EXCLUDED.size_bytes",
+             ON CONFLICT (mailbox) DO UPDATE SET size_bytes = EXCLUDED.size_bytes
+             WHERE EXCLUDED.size_bytes > 0 AND leases.size_bytes <> EXCLUDED.size_bytes",
             args![mailbox, i64::try_from(size_bytes).unwrap_or(i64::MAX)],
         )?;
         Ok(())
