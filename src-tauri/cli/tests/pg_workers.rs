@@ -162,6 +162,13 @@ async fn three_workers_migrate_every_mailbox_exactly_once() {
         pg.psql("SELECT count(*), sum(mailboxes_done) FROM workers"),
         "3|7"
     );
+    // Each worker listed the tenant once, to queue it; no leased mailbox listed it again.
+    let listings = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path_and_query.starts_with("/v1.0/users?"))
+        .count();
+    assert_eq!(listings, 3, "one user listing per worker");
     let status = tokio::task::block_in_place(|| {
         Command::new(env!("CARGO_BIN_EXE_m365-migrate"))
             .args(["status", "--config"])

@@ -440,6 +440,9 @@ pub struct RunOptions {
     /// A journal already open, used instead of opening one, and no state-folder lock taken:
     /// a worker's handle fenced by its lease on the one mailbox it runs ([`work`]).
     pub leased_journal: Option<Arc<Journal>>,
+    /// The users as already listed, used instead of listing the tenant again: a worker's
+    /// leased user, from the listing it queued the mailboxes from ([`work`]).
+    pub listed_users: Option<Vec<User>>,
 }
 
 impl RunOptions {
@@ -475,6 +478,7 @@ impl RunOptions {
             folder_separator_substitute: run.folder_separator_substitute.clone(),
             journal: None,
             leased_journal: None,
+            listed_users: None,
         }
     }
 }
@@ -497,6 +501,7 @@ impl Default for RunOptions {
                 .to_string(),
             journal: None,
             leased_journal: None,
+            listed_users: None,
         }
     }
 }
@@ -691,9 +696,16 @@ async fn run_locked(
 
     // Directory calls are throttled per tenant, not per mailbox (throttling-limits.md).
     let tenant_pacer = Pacer::new(options.pacer.clone());
-    let listed = users::list_users(&client, &tenant_pacer, |_| {})
-        .await
-        .map_err(EngineError::Source)?;
+    let listed = match &options.listed_users {
+        Some(users) => crate::graph::paging::Page {
+            items: users.clone(),
+            bad: Vec::new(),
+            delta_link: None,
+        },
+        None => users::list_users(&client, &tenant_pacer, |_| {})
+            .await
+            .map_err(EngineError::Source)?,
+    };
     for (id, reason) in &listed.bad {
         tracing::warn!(user = %id, %reason, "skipping a user entry Graph returned malformed");
     }

@@ -20,12 +20,14 @@
 //! destination failing for it) is marked failed with its reason; errors that every mailbox
 //! would meet (sign-in, the journal gone past `outage_wait`) stop the worker.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{counts, signed_in_mailboxes, Destination, EngineError, RunControl, RunOptions};
 use crate::config::{SourceConfig, UserSelection};
 use crate::dest::imap::ConnectionLimit;
+use crate::graph::types::User;
 use crate::graph::{Pacer, PacerSettings};
 use crate::journal::{Journal, JournalError, JournalLocation, Lease, WorkerProgress};
 use crate::progress::{Reporter, Stats};
@@ -79,7 +81,7 @@ pub async fn work(
         settings.clone(),
     )))?);
     journal.worker_heartbeat(&options.worker, &options.host, WorkerProgress::default())?;
-    fill_queue(source, secret, &options.run, &journal).await?;
+    let users = fill_queue(source, secret, &options.run, &journal).await?;
     let summary = Mutex::new(WorkerSummary::default());
     let worker = Worker {
         source,
@@ -89,6 +91,7 @@ pub async fn work(
         control: &control,
         options: &options,
         journal: &journal,
+        users,
     };
     let loops = (0..options.run.parallel_mailboxes.max(1)).map(|_| worker.lease_loop(&summary));
     for result in futures_util::future::join_all(loops).await {
@@ -98,15 +101,17 @@ pub async fn work(
 }
 
 /// Queues every selected mailbox (idempotent: one already queued, done or failed keeps its
-/// state), sized by the plan's kept item counts when there are any.
+/// state), sized by the plan's kept item counts when there are any. Returns the selected
+/// users by lower-case address, so each leased mailbox's run needs no listing of its own.
 async fn fill_queue(
     source: &SourceConfig,
     secret: &Secret,
     options: &RunOptions,
     journal: &Journal,
-) -> Result<(), EngineError> {
+) -> Result<HashMap<String, User>, EngineError> {
     let (_, users) = signed_in_mailboxes(source, secret, options).await?;
     let kept = counts::MailboxCounts::load(options.state_dir.as_deref());
+    let mut by_address = HashMap::new();
     for user in users {
         let Some(address) = user.mail.as_deref() else {
             continue;
@@ -115,8 +120,9 @@ async fn fill_queue(
             .items_for_run(&user.id, &options.workloads, &options.limits)
             .unwrap_or(0);
         journal.enqueue_mailbox(address, size)?;
+        by_address.insert(address.to_lowercase(), user);
     }
-    Ok(())
+    Ok(by_address)
 }
 
 /// Waits `wait` on `pacer`'s clock (the pacer is the only place that waits).
@@ -134,6 +140,8 @@ struct Worker<'a> {
     control: &'a RunControl,
     options: &'a WorkerOptions,
     journal: &'a Journal,
+    /// The tenant's selected users, by lower-case address (from the queue's listing).
+    users: HashMap<String, User>,
 }
 
 impl Worker<'_> {
@@ -219,6 +227,11 @@ impl Worker<'_> {
             },
             parallel_mailboxes: 1,
             leased_journal: Some(fenced.clone()),
+            // Queued by another worker from a listing this one did not see: listed again.
+            listed_users: self
+                .users
+                .get(&lease.mailbox.to_lowercase())
+                .map(|u| vec![u.clone()]),
             ..options.run.clone()
         };
         let migrate = super::run(
