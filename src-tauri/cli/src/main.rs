@@ -132,6 +132,22 @@ enum Command {
         #[arg(long)]
         refresh: bool,
     },
+    /// Work as one of many workers sharing the PostgreSQL journal ([journal] url): queue the
+    /// tenant's mailboxes (once, whoever comes first), then take one mailbox at a time
+    /// (largest first; [run] parallel_mailboxes at once) under a lease, migrate it, and
+    /// exit when no mailbox is left. Run it on as many machines as needed.
+    Worker {
+        /// The TOML configuration file; its [journal] url must be set.
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Show the workers sharing the PostgreSQL journal (host, mailboxes held, rate, last
+    /// heartbeat) and the tenant's progress, from the database.
+    Status {
+        /// The TOML configuration file; its [journal] url must be set.
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Write the run report from the journal: JSON, CSV and a self-contained HTML page.
     ///
     /// Reads only the journal in the state folder (no sign-in, no network), so it works at any
@@ -268,7 +284,112 @@ async fn dispatch(cli: Cli) -> anyhow::Result<RunSummary> {
             write_report(&config, out)?;
             Ok(RunSummary::default())
         }
+        Command::Worker { config } => work(&config, cli.quiet).await,
+        Command::Status { config } => {
+            print_status(&config)?;
+            Ok(RunSummary::default())
+        }
     }
+}
+
+/// `worker`: migrates leased mailboxes until none is left; the summary counts a mailbox that
+/// failed as a failed item.
+async fn work(path: &Path, quiet: bool) -> anyhow::Result<RunSummary> {
+    let (config, secret, destination, options) = load(path)?;
+    if options.journal.is_none() {
+        anyhow::bail!(
+            "`worker` needs the shared PostgreSQL journal: set [journal] url in {}",
+            path.display()
+        );
+    }
+    let (worker, host) = engine::default_worker_name();
+    let reporter = Arc::new(reporter::CliReporter::new(quiet));
+    let control = RunControl::new();
+    stop_on_ctrl_c(control.clone());
+    let started = std::time::Instant::now();
+    let done = engine::work(
+        &config.source_config(),
+        &secret,
+        &destination,
+        reporter,
+        control.clone(),
+        engine::WorkerOptions {
+            worker: worker.clone(),
+            host,
+            lease: config.journal.lease(),
+            run: options,
+        },
+    )
+    .await?;
+    for mailbox in &done.lost {
+        eprintln!("lease lost: {mailbox}: it expired while this worker was cut off, and another worker took the mailbox over; this worker wrote nothing more for it");
+    }
+    for (mailbox, reason) in &done.failed {
+        eprintln!("failed: {mailbox}: {reason}");
+    }
+    let mut totals = done.totals.clone();
+    totals.failed += done.failed.len() as u64;
+    eprintln!(
+        "worker {worker}: {} mailboxes finished, {} messages, {} lost leases, {} failed mailboxes",
+        done.mailboxes,
+        totals.messages,
+        done.lost.len(),
+        done.failed.len()
+    );
+    Ok(RunSummary {
+        users: done.mailboxes,
+        totals,
+        seconds: started.elapsed().as_secs_f64(),
+        cancelled: control.is_cancelled(),
+    })
+}
+
+/// `status`: the workers and the queue, from the PostgreSQL journal.
+fn print_status(path: &Path) -> anyhow::Result<()> {
+    let config = FileConfig::load(path)?;
+    let mut options = RunOptions::from_settings(&config.run, &config.users);
+    options.journal = config.journal.postgres()?;
+    if options.journal.is_none() {
+        anyhow::bail!(
+            "`status` reads the shared PostgreSQL journal: set [journal] url in {}",
+            path.display()
+        );
+    }
+    let journal = open_journal(path, &options)?;
+    let lease = config.journal.lease().as_secs();
+    let workers = journal.workers()?;
+    println!("{} workers", workers.len());
+    for w in &workers {
+        let alive = if w.seconds_since_heartbeat <= lease {
+            "live"
+        } else {
+            "gone"
+        };
+        println!(
+            "  {} on {}: {alive}, last heartbeat {} ago; {} mailboxes done, {} messages ({:.1}/s); holding: {}",
+            w.worker,
+            w.host,
+            HumanDuration(Duration::from_secs(w.seconds_since_heartbeat)),
+            w.mailboxes_done,
+            w.messages,
+            w.messages_per_second,
+            if w.holding.is_empty() {
+                "none".to_string()
+            } else {
+                w.holding.join(", ")
+            }
+        );
+    }
+    let q = journal.queue_progress()?;
+    println!(
+        "mailboxes: {} done, {} being migrated, {} waiting, {} failed (of {})",
+        q.done,
+        q.leased,
+        q.waiting,
+        q.failed,
+        q.done + q.leased + q.waiting + q.failed
+    );
+    Ok(())
 }
 
 /// Loads the configuration, the secrets, the destination and the default state folder.
@@ -301,7 +422,11 @@ fn load_source(path: &Path) -> anyhow::Result<(FileConfig, Secret, RunOptions)> 
     })?;
     let mut options = RunOptions::from_settings(&config.run, &config.users);
     options.state_dir = Some(state_dir(path, &options));
-    options.journal = config.journal.postgres()?;
+    options.journal = config.journal.postgres()?.map(|mut journal| {
+        // A PostgreSQL journal that goes away mid-run is waited for like a destination.
+        journal.outage_wait = config.run.outage_wait;
+        journal
+    });
     Ok((config, secret, options))
 }
 

@@ -8,6 +8,7 @@ mod crash;
 mod demo;
 mod packaging;
 mod pg_journal;
+mod pg_workers;
 mod preflight;
 mod run_imap;
 mod state_lock;

@@ -4,7 +4,9 @@
 use std::process::{Command, Output};
 
 /// The commands a user types; each must be completed and have its man page.
-const COMMANDS: [&str; 6] = ["demo", "run", "check", "verify", "plan", "report"];
+const COMMANDS: [&str; 8] = [
+    "demo", "run", "check", "verify", "plan", "report", "worker", "status",
+];
 
 fn migrate(args: &[&str]) -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_m365-migrate"))

@@ -367,9 +367,21 @@ pub struct JournalSettings {
     /// A PostgreSQL URL as libpq reads it (`sslmode`, `sslrootcert`), without a password
     /// ([`crate::journal::PASSWORD_VARIABLE`] holds it).
     pub url: Option<String>,
+    /// How long a worker's lease on a mailbox lives without a heartbeat (`m365-migrate
+    /// worker` renews it every third of it): a worker that died gives its mailbox up after
+    /// this long. Default [`DEFAULT_LEASE_SECONDS`], at least 3.
+    pub lease_seconds: Option<u64>,
 }
 
+/// The default of `[journal] lease_seconds`.
+pub const DEFAULT_LEASE_SECONDS: u64 = 120;
+
 impl JournalSettings {
+    /// A worker's lease life (`lease_seconds`).
+    pub fn lease(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.lease_seconds.unwrap_or(DEFAULT_LEASE_SECONDS))
+    }
+
     /// The PostgreSQL journal's settings, `None` for SQLite. [`FileConfig::parse`] has
     /// checked the URL.
     pub fn postgres(
@@ -1199,6 +1211,12 @@ impl FileConfig {
         if let Err(e) = config.journal.postgres() {
             return Err(invalid("journal.url", e.to_string()));
         }
+        if config.journal.lease_seconds.is_some_and(|s| s < 3) {
+            return Err(invalid(
+                "journal.lease_seconds",
+                "must be at least 3 (the lease is renewed every third of it)".to_string(),
+            ));
+        }
         let run = &config.run;
         if run.parallel_mailboxes == 0 {
             return Err(invalid(
@@ -1473,6 +1491,19 @@ exclude = ["Room-1@contoso.com"]
             .unwrap_err()
             .to_string();
         assert!(e.contains("uri"), "unknown keys stay errors: {e}");
+    }
+
+    #[test]
+    fn a_lease_of_less_than_three_seconds_is_a_config_error() {
+        let with = |extra: &str| format!("{GOOD}\n[journal]\nurl = \"postgres://m@db/j\"\n{extra}");
+        let c = FileConfig::parse(&with(""), Path::new("m.toml")).unwrap();
+        assert_eq!(c.journal.lease().as_secs(), DEFAULT_LEASE_SECONDS);
+        let c = FileConfig::parse(&with("lease_seconds = 9\n"), Path::new("m.toml")).unwrap();
+        assert_eq!(c.journal.lease().as_secs(), 9);
+        let e = FileConfig::parse(&with("lease_seconds = 2\n"), Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("journal.lease_seconds"), "{e}");
     }
 
     #[test]

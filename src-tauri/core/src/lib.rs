@@ -80,7 +80,8 @@
 //!   ([`engine::preflight`]), the plan ([`engine::plan()`], [`engine::plan_with`]: each
 //!   mailbox's counts kept in the state folder, recounted on request, cancellable), the report
 //!   ([`engine::report`]),
-//!   pause/resume/stop ([`engine::RunControl`]).
+//!   pause/resume/stop ([`engine::RunControl`]), and the workers that share a PostgreSQL
+//!   journal, one leased mailbox at a time ([`engine::work`]).
 //! - [`progress`]: the event stream, [`progress::Reporter`], counters, and
 //!   [`progress::RunSnapshot`], the whole run at one moment (every mailbox from the start,
 //!   totals from the plan's counts, rate and ETA) that front ends show.

@@ -409,7 +409,7 @@ fn postgres_journal_workers_opening_together_apply_each_migration_once() {
     });
     assert_eq!(
         pg.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations"),
-        "1,2,3"
+        "1,2,3,4"
     );
 }
 
@@ -651,4 +651,96 @@ fn sqlite_journal_has_no_leases() {
         .take_next_mailbox("w", std::time::Duration::from_secs(60))
         .unwrap_err();
     assert!(matches!(err, JournalError::NeedsPostgres), "{err:?}");
+}
+
+#[test]
+fn postgres_fenced_handle_refuses_every_write_after_the_lease_is_lost() {
+    use std::time::Duration;
+    let pg = support::postgres::Postgres::start();
+    let settings = PostgresSettings::parse(&pg.url()).unwrap();
+    let j = Journal::open_postgres(&settings, Some(&pg.password())).unwrap();
+    let ttl = Duration::from_secs(600);
+    j.enqueue_mailbox("u1", 10).unwrap();
+    let a = j.take_next_mailbox("worker-a", ttl).unwrap().unwrap();
+    let fenced = j.fenced(&a, ttl).unwrap();
+    let run = fenced.begin_run().unwrap();
+    fenced.record_intent(target("m1"), run).unwrap();
+    fenced.record_done("u1", "m1", "1", 5, None).unwrap();
+
+    // Taken over in the database: every write through the old handle is refused there.
+    pg.psql("UPDATE leases SET expires_at = now() - interval '1 second'");
+    let b = j.take_next_mailbox("worker-b", ttl).unwrap().unwrap();
+    let refused = [
+        fenced.record_intent(target("m2"), run).map(|_| ()),
+        fenced.begin_run().map(|_| ()),
+        fenced.finish_run(run, "finished", "{}"),
+        fenced.set_folder("u1", "inbox", "INBOX", Some("delta-2")),
+    ];
+    for r in refused {
+        assert!(matches!(r, Err(JournalError::LeaseLost { .. })), "{r:?}");
+    }
+    assert_eq!(j.item("u1", "m2").unwrap(), None, "no intent recorded");
+    assert_eq!(j.runs().unwrap().len(), 1, "no run begun");
+    assert_eq!(j.delta_link("u1", "inbox").unwrap(), None);
+
+    // A handle whose deadline has passed by the local clock refuses without asking the
+    // database, reads too: a worker paused past its lease stops at its next call.
+    let late = j.fenced(&b, Duration::ZERO).unwrap();
+    assert!(matches!(
+        late.check_fence(),
+        Err(JournalError::LeaseLost { .. })
+    ));
+    assert!(matches!(
+        late.item("u1", "m1"),
+        Err(JournalError::LeaseLost { .. })
+    ));
+    let live = j.fenced(&b, ttl).unwrap();
+    live.record_intent(target("m2"), run).unwrap();
+    live.renew_fence(ttl).unwrap();
+}
+
+#[test]
+fn postgres_report_counts_a_run_as_running_while_a_lease_lives() {
+    use std::time::Duration;
+    let pg = support::postgres::Postgres::start();
+    let settings = PostgresSettings::parse(&pg.url()).unwrap();
+    let j = Journal::open_postgres(&settings, Some(&pg.password())).unwrap();
+    j.enqueue_mailbox("u1", 10).unwrap();
+    j.begin_run().unwrap();
+    let status = |j: &Journal| {
+        migrator_core::engine::Report::from_journal(j).unwrap().runs[0]
+            .status
+            .clone()
+    };
+    assert_eq!(status(&j), "interrupted", "no worker holds a lease");
+    let _lease = j
+        .take_next_mailbox("worker-a", Duration::from_secs(600))
+        .unwrap()
+        .unwrap();
+    assert_eq!(status(&j), "running", "a worker holds a live lease");
+    pg.psql("UPDATE leases SET expires_at = now() - interval '1 second'");
+    assert_eq!(status(&j), "interrupted", "its worker died");
+}
+
+#[test]
+fn postgres_leases_a_worker_without_sizes_keeps_the_known_order() {
+    use std::time::Duration;
+    let pg = support::postgres::Postgres::start();
+    let settings = PostgresSettings::parse(&pg.url()).unwrap();
+    let j = Journal::open_postgres(&settings, Some(&pg.password())).unwrap();
+    // A worker with the plan's counts queues first; one without them (sizes 0) later.
+    j.enqueue_mailbox("z-big", 900).unwrap();
+    j.enqueue_mailbox("a-small", 10).unwrap();
+    j.enqueue_mailbox("z-big", 0).unwrap();
+    j.enqueue_mailbox("a-small", 0).unwrap();
+    let ttl = Duration::from_secs(600);
+    let first = j.take_next_mailbox("w", ttl).unwrap().unwrap();
+    assert_eq!(first.mailbox, "z-big", "largest first, as the counts said");
+    j.finish_mailbox(&first).unwrap();
+    j.enqueue_mailbox("z-big", 900).unwrap();
+    assert_eq!(
+        j.take_next_mailbox("w", ttl).unwrap().unwrap().mailbox,
+        "a-small",
+        "a finished mailbox queued again stays done"
+    );
 }

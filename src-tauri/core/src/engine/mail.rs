@@ -1384,6 +1384,16 @@ impl MailboxRun<'_> {
         Ok(earlier_attempt)
     }
 
+    /// `Err` once a worker's lease on this mailbox has run out by the local clock
+    /// ([`crate::journal::Journal::check_fence`]): checked right before each write to the
+    /// destination, so a worker that was paused past its lease writes nothing on resuming.
+    fn fence_held(&self) -> Result<(), ItemError> {
+        match self.journal {
+            Some(j) => j.journal.check_fence().map_err(journal_failure),
+            None => Ok(()),
+        }
+    }
+
     /// Records that a copy of message `meta` failed (a skipped item with its reason) and
     /// returns the error, or the journal's own failure.
     fn journal_failed(&self, user_id: &str, meta: &MessageMeta, e: ItemError) -> ItemError {
@@ -1553,6 +1563,10 @@ impl MailboxRun<'_> {
             .received()
             .unwrap_or_else(time::OffsetDateTime::now_utc)
             .unix_timestamp();
+        if let Err(e) = self.fence_held() {
+            delivery.abandon().await;
+            return Err(e);
+        }
         let dest = delivery
             .commit(flags, received)
             .await
@@ -1742,6 +1756,14 @@ impl MailboxRun<'_> {
             }
         }
         for mut group in groups {
+            // A worker paused past its lease (issue 18) sends nothing more.
+            if self.fence_held().is_err() {
+                for s in group {
+                    let lost = self.fence_held().err().unwrap_or(ItemError::Cancelled);
+                    done.push((s, Err(lost)));
+                }
+                continue;
+            }
             if group.len() == 1 {
                 for mut s in group {
                     let result = append_one(&mut mailbox, folder, &mut s, false).await;

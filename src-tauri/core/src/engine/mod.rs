@@ -18,6 +18,7 @@ pub mod report;
 mod schedule;
 mod spool;
 mod verify;
+mod worker;
 
 pub use control::{Cancelled, RunControl};
 pub use counts::FILE_NAME as COUNTS_FILE;
@@ -30,6 +31,7 @@ pub use preflight::{
 };
 pub use report::{Report, ReportError, ReportFiles};
 pub use verify::{verify, FolderVerification, UserVerification, Verification};
+pub use worker::{default_worker_name, work, WorkerOptions, WorkerSummary};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -437,6 +439,12 @@ pub struct RunOptions {
     pub folder_separator_substitute: String,
     /// A shared PostgreSQL journal (`[journal] url`) instead of SQLite in `state_dir`.
     pub journal: Option<crate::journal::PostgresSettings>,
+    /// A journal already open, used instead of opening one, and no state-folder lock taken:
+    /// a worker's handle fenced by its lease on the one mailbox it runs ([`work`]).
+    pub leased_journal: Option<Arc<Journal>>,
+    /// The users as already listed, used instead of listing the tenant again: a worker's
+    /// leased user, from the listing it queued the mailboxes from ([`work`]).
+    pub listed_users: Option<Vec<User>>,
 }
 
 impl RunOptions {
@@ -475,6 +483,8 @@ impl RunOptions {
             final_pass: false,
             folder_separator_substitute: run.folder_separator_substitute.clone(),
             journal: None,
+            leased_journal: None,
+            listed_users: None,
         }
     }
 }
@@ -499,6 +509,8 @@ impl Default for RunOptions {
             folder_separator_substitute: crate::convert::folder_name::DEFAULT_SEPARATOR_SUBSTITUTE
                 .to_string(),
             journal: None,
+            leased_journal: None,
+            listed_users: None,
         }
     }
 }
@@ -634,12 +646,13 @@ async fn run_locked(
     let started = Instant::now();
     // The state folder first: a full or read-only disk, or another run on it, stops the run
     // before any data moves. The lock is held until this function returns, on every path.
-    let (_lock, journal) = match &options.state_dir {
-        Some(dir) => (
+    let (_lock, journal) = match (&options.leased_journal, &options.state_dir) {
+        (Some(leased), _) => (None, Some(leased.clone())),
+        (None, Some(dir)) => (
             Some(StateLock::acquire(dir)?),
-            Some(options.open_journal(dir)?),
+            Some(Arc::new(options.open_journal(dir)?)),
         ),
-        None => (None, None),
+        (None, None) => (None, None),
     };
     let client = GraphClient::new(source, secret, http_client().map_err(EngineError::Http)?)?
         .with_download_limit(options.max_downloads);
@@ -692,9 +705,16 @@ async fn run_locked(
 
     // Directory calls are throttled per tenant, not per mailbox (throttling-limits.md).
     let tenant_pacer = Pacer::new(options.pacer.clone());
-    let listed = users::list_users(&client, &tenant_pacer, |_| {})
-        .await
-        .map_err(EngineError::Source)?;
+    let listed = match &options.listed_users {
+        Some(users) => crate::graph::paging::Page {
+            items: users.clone(),
+            bad: Vec::new(),
+            delta_link: None,
+        },
+        None => users::list_users(&client, &tenant_pacer, |_| {})
+            .await
+            .map_err(EngineError::Source)?,
+    };
     for (id, reason) in &listed.bad {
         tracing::warn!(user = %id, %reason, "skipping a user entry Graph returned malformed");
     }
@@ -704,7 +724,7 @@ async fn run_locked(
     } = select_mailboxes(listed.items, &options.users)?;
     for guest in &selected_guests {
         mailboxes::report_not_migrated(
-            journal.as_ref(),
+            journal.as_deref(),
             reporter.as_ref(),
             guest,
             mailboxes::GUEST,
@@ -725,7 +745,7 @@ async fn run_locked(
         for mailbox in mailboxes::read_facts(&client, &options.pacer, users).await {
             if mailbox.facts.no_mailbox {
                 mailboxes::report_not_migrated(
-                    journal.as_ref(),
+                    journal.as_deref(),
                     reporter.as_ref(),
                     &mailbox.user,
                     mailboxes::NO_MAILBOX,
@@ -766,7 +786,7 @@ async fn run_locked(
         None => None,
     };
     let journal = journal
-        .as_ref()
+        .as_deref()
         .zip(run_id)
         .map(|(journal, run)| mail::RunJournal { journal, run });
     reporter.report(ProgressEvent::RunStarted {

@@ -299,7 +299,11 @@ impl Report {
         let last_run = records.last().map(|r| r.id);
         // A run that holds the state folder is running; one recorded as running without
         // holding it has died (the OS releases the lock with the process, see journal::lock).
-        // A PostgreSQL journal has no state folder: its runs are not told apart this way yet.
+        // A PostgreSQL journal has no state folder: there a run recorded as running is
+        // running while any worker holds a live lease (its heartbeat renews it), since
+        // workers run at once (each leased mailbox is one run); with no live lease, every run
+        // still recorded as running was interrupted.
+        let live_workers = journal.path().is_none() && journal.live_leases().unwrap_or(0) > 0;
         let held = journal
             .path()
             .and_then(Path::parent)
@@ -316,7 +320,10 @@ impl Report {
                 started_at: rfc3339(r.started_at),
                 finished_at: r.finished_at.map(rfc3339),
                 seconds: r.finished_at.map(|f| f - r.started_at),
-                status: if r.status == "running" && !(held && Some(r.id) == last_run) {
+                status: if r.status == "running"
+                    && !(held && Some(r.id) == last_run)
+                    && !live_workers
+                {
                     INTERRUPTED.into()
                 } else {
                     r.status

@@ -11,9 +11,10 @@
 //!
 //! The SQLite journal has no leases (one machine, one run: [`super::StateLock`]).
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use super::sql::{args, Value};
+use super::sql::{args, Row, Value};
 use super::{Backend, Journal, JournalError, RECORD_DONE};
 
 /// A worker's hold on one mailbox.
@@ -23,6 +24,42 @@ pub struct Lease {
     pub worker: String,
     /// Drawn anew at each take: higher than every token given for this mailbox before.
     pub fencing_token: i64,
+}
+
+/// What a worker finished since its last heartbeat.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerProgress {
+    pub mailboxes: u64,
+    pub messages: u64,
+    pub bytes: u64,
+}
+
+/// One worker as `status` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerRecord {
+    pub worker: String,
+    pub host: String,
+    /// Unix seconds, by the database's clock.
+    pub last_heartbeat: i64,
+    pub seconds_since_heartbeat: u64,
+    /// The mailboxes it holds a live lease on.
+    pub holding: Vec<String>,
+    pub mailboxes_done: u64,
+    pub messages: u64,
+    pub bytes: u64,
+    /// Messages of finished mailboxes per second since it started.
+    pub messages_per_second: f64,
+}
+
+/// The queue of mailboxes by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueProgress {
+    /// Queued, no live lease.
+    pub waiting: u64,
+    /// Queued, held by a live lease.
+    pub leased: u64,
+    pub done: u64,
+    pub failed: u64,
 }
 
 /// Finds the lease row while `lease` still holds it, and locks it until the commit.
@@ -40,18 +77,20 @@ fn seconds(ttl: Duration) -> i64 {
 
 impl Journal {
     fn postgres(&self) -> Result<&super::postgres::PostgresStore, JournalError> {
-        match &self.backend {
+        match &*self.backend {
             Backend::Postgres(p) => Ok(p),
             Backend::Sqlite(_) => Err(JournalError::NeedsPostgres),
         }
     }
 
-    /// Puts a mailbox in the queue (or updates its size, the order of takes: largest first).
-    /// A mailbox already done stays done.
+    /// Puts a mailbox in the queue (or updates its size, the order of takes: largest first;
+    /// a size of 0, unknown, keeps the one known: workers without the plan's counts do not
+    /// undo the order). A mailbox already done or failed keeps its state.
     pub fn enqueue_mailbox(&self, mailbox: &str, size_bytes: u64) -> Result<(), JournalError> {
         self.postgres()?.execute(
             "INSERT INTO leases (mailbox, size_bytes) VALUES (?1, ?2)
-             ON CONFLICT (mailbox) DO UPDATE SET size_bytes = EXCLUDED.size_bytes",
+             ON CONFLICT (mailbox) DO UPDATE SET size_bytes = EXCLUDED.size_bytes
+             WHERE EXCLUDED.size_bytes > 0 AND leases.size_bytes <> EXCLUDED.size_bytes",
             args![mailbox, i64::try_from(size_bytes).unwrap_or(i64::MAX)],
         )?;
         Ok(())
@@ -95,7 +134,7 @@ impl Journal {
     /// Extends a lease by `ttl` from now (the heartbeat); [`JournalError::LeaseLost`] when it
     /// expired or was taken over.
     pub fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<(), JournalError> {
-        self.under_lease(
+        self.under_lease_unit(
             lease,
             &[(
                 "UPDATE leases SET expires_at = now() + make_interval(secs => CAST(?2 AS BIGINT))
@@ -108,7 +147,7 @@ impl Journal {
     /// Marks the leased mailbox done and releases the lease; refused as for
     /// [`Journal::renew_lease`].
     pub fn finish_mailbox(&self, lease: &Lease) -> Result<(), JournalError> {
-        self.under_lease(
+        self.under_lease_unit(
             lease,
             &[(
                 "UPDATE leases SET state = 'done', worker = NULL, expires_at = NULL
@@ -128,7 +167,7 @@ impl Journal {
         size: u64,
         hash: Option<&str>,
     ) -> Result<(), JournalError> {
-        self.under_lease(
+        self.under_lease_unit(
             lease,
             &[(
                 RECORD_DONE,
@@ -144,21 +183,216 @@ impl Journal {
         )
     }
 
-    /// Runs `statements` in one transaction that first checks and locks the lease.
-    fn under_lease(
+    /// Marks the leased mailbox failed with `reason` (its migration stopped with an error)
+    /// and releases the lease, so the workers do not take it again and again; `status` lists
+    /// it with its reason. Refused as [`Journal::renew_lease`].
+    pub fn fail_mailbox(&self, lease: &Lease, reason: &str) -> Result<(), JournalError> {
+        self.under_lease_unit(
+            lease,
+            &[(
+                "UPDATE leases SET state = 'failed', reason = ?2, worker = NULL, expires_at = NULL
+                 WHERE mailbox = ?1",
+                args![&lease.mailbox, reason],
+            )],
+        )
+    }
+
+    /// Mailboxes still to do: queued, leased or not (a worker waits for these before it
+    /// exits, so a mailbox whose worker died is finished after its lease expires).
+    pub fn mailboxes_left(&self) -> Result<u64, JournalError> {
+        let rows = self
+            .postgres()?
+            .query("SELECT COUNT(*) FROM leases WHERE state = 'queued'", vec![])?;
+        rows.first().map_or(Ok(0), |r| r.count(0))
+    }
+
+    /// Leases alive now (held by a worker whose heartbeat keeps them).
+    pub fn live_leases(&self) -> Result<u64, JournalError> {
+        let rows = self.postgres()?.query(
+            "SELECT COUNT(*) FROM leases WHERE state = 'queued' AND expires_at > now()",
+            vec![],
+        )?;
+        rows.first().map_or(Ok(0), |r| r.count(0))
+    }
+
+    /// Records `worker`'s heartbeat (and registers it on the first), adding what it finished
+    /// since the last one.
+    pub fn worker_heartbeat(
+        &self,
+        worker: &str,
+        host: &str,
+        finished: WorkerProgress,
+    ) -> Result<(), JournalError> {
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.postgres()?.execute(
+            "INSERT INTO workers (worker, host, mailboxes_done, messages, bytes)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (worker) DO UPDATE SET last_heartbeat = now(),
+                 mailboxes_done = workers.mailboxes_done + EXCLUDED.mailboxes_done,
+                 messages = workers.messages + EXCLUDED.messages,
+                 bytes = workers.bytes + EXCLUDED.bytes",
+            args![
+                worker,
+                host,
+                n(finished.mailboxes),
+                n(finished.messages),
+                n(finished.bytes)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Workers whose heartbeat is younger than `within` (this one included, once it beat).
+    pub fn live_workers(&self, within: Duration) -> Result<u64, JournalError> {
+        let rows = self.postgres()?.query(
+            "SELECT COUNT(*) FROM workers
+              WHERE last_heartbeat > now() - make_interval(secs => CAST(?1 AS BIGINT))",
+            args![seconds(within)],
+        )?;
+        rows.first().map_or(Ok(0), |r| r.count(0))
+    }
+
+    /// Every worker that ever beat, with the mailboxes it holds now, for `status`.
+    pub fn workers(&self) -> Result<Vec<WorkerRecord>, JournalError> {
+        let rows = self.postgres()?.query(
+            "SELECT w.worker, w.host,
+                    CAST(EXTRACT(EPOCH FROM w.started_at) AS BIGINT),
+                    CAST(EXTRACT(EPOCH FROM w.last_heartbeat) AS BIGINT),
+                    CAST(EXTRACT(EPOCH FROM now() - w.last_heartbeat) AS BIGINT),
+                    w.mailboxes_done, w.messages, w.bytes,
+                    COALESCE((SELECT string_agg(l.mailbox, ' ' ORDER BY l.mailbox) FROM leases l
+                               WHERE l.worker = w.worker AND l.state = 'queued'
+                                 AND l.expires_at > now()), '')
+               FROM workers w ORDER BY w.worker",
+            vec![],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let started = r.int(2)?;
+                let last = r.int(3)?;
+                let messages = r.count(6)?;
+                let seconds = (last - started).max(1) as f64;
+                Ok(WorkerRecord {
+                    worker: r.text(0)?,
+                    host: r.text(1)?,
+                    last_heartbeat: last,
+                    seconds_since_heartbeat: r.count(4)?,
+                    mailboxes_done: r.count(5)?,
+                    messages,
+                    bytes: r.count(7)?,
+                    messages_per_second: messages as f64 / seconds,
+                    holding: r.text(8)?.split_whitespace().map(str::to_string).collect(),
+                })
+            })
+            .collect()
+    }
+
+    /// The queue's mailboxes by state, for `status`.
+    pub fn queue_progress(&self) -> Result<QueueProgress, JournalError> {
+        let rows = self.postgres()?.query(
+            "SELECT
+                COUNT(*) FILTER (WHERE state = 'queued' AND (expires_at IS NULL OR expires_at < now())),
+                COUNT(*) FILTER (WHERE state = 'queued' AND expires_at >= now()),
+                COUNT(*) FILTER (WHERE state = 'done'),
+                COUNT(*) FILTER (WHERE state = 'failed')
+               FROM leases",
+            vec![],
+        )?;
+        let Some(r) = rows.first() else {
+            return Ok(QueueProgress::default());
+        };
+        Ok(QueueProgress {
+            waiting: r.count(0)?,
+            leased: r.count(1)?,
+            done: r.count(2)?,
+            failed: r.count(3)?,
+        })
+    }
+
+    fn under_lease_unit(
         &self,
         lease: &Lease,
         statements: &[(&str, Vec<Value>)],
     ) -> Result<(), JournalError> {
-        let applied = self
-            .postgres()?
-            .guarded_transaction(Some((LEASE_HELD, held(lease))), statements)?;
-        if applied {
-            Ok(())
-        } else {
-            Err(JournalError::LeaseLost {
+        self.under_lease(lease, statements).map(|_| ())
+    }
+
+    /// Runs `statements` in one transaction that first checks and locks the lease; the last
+    /// statement's changed-row count and `RETURNING` rows.
+    pub(super) fn under_lease(
+        &self,
+        lease: &Lease,
+        statements: &[(&str, Vec<Value>)],
+    ) -> Result<(u64, Vec<Row>), JournalError> {
+        self.postgres()?
+            .guarded_transaction(Some((LEASE_HELD, held(lease))), statements)?
+            .ok_or_else(|| JournalError::LeaseLost {
                 mailbox: lease.mailbox.clone(),
                 worker: lease.worker.clone(),
+            })
+    }
+
+    /// A handle on this journal (the same connection) whose every write commits only while
+    /// `lease` holds, else is refused with [`JournalError::LeaseLost`]: what a worker gives
+    /// the engine for the leased mailbox, so a worker cut off past its lease cannot record
+    /// anything after the takeover.
+    ///
+    /// The handle also keeps the lease's deadline by this process's monotonic clock (from
+    /// now, then from each [`Journal::renew_fence`] call's start: never later than the
+    /// database's expiry), and refuses every call, reads too, once it has passed: a worker
+    /// that was paused (SIGSTOP, a frozen VM) past its lease stops at its next journal call
+    /// without asking the database.
+    pub fn fenced(&self, lease: &Lease, ttl: Duration) -> Result<Journal, JournalError> {
+        self.postgres()?;
+        Ok(Journal {
+            backend: self.backend.clone(),
+            fence: Some(Fence {
+                lease: lease.clone(),
+                deadline: Arc::new(Mutex::new(Instant::now() + ttl)),
+            }),
+        })
+    }
+
+    /// On a [`Journal::fenced`] handle: [`JournalError::LeaseLost`] once the lease's local
+    /// deadline has passed (no database call); `Ok` on any other handle. The engine asks right
+    /// before each write to the destination.
+    pub fn check_fence(&self) -> Result<(), JournalError> {
+        match &self.fence {
+            Some(fence) => fence.held().map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    /// On a [`Journal::fenced`] handle: renews its lease by `ttl` ([`Journal::renew_lease`])
+    /// and moves its local deadline.
+    pub fn renew_fence(&self, ttl: Duration) -> Result<(), JournalError> {
+        let Some(fence) = &self.fence else {
+            return Ok(());
+        };
+        let sent = Instant::now();
+        self.renew_lease(fence.held()?, ttl)?;
+        *fence.deadline.lock().unwrap_or_else(|p| p.into_inner()) = sent + ttl;
+        Ok(())
+    }
+}
+
+/// A fenced handle's lease and its deadline by the local monotonic clock.
+#[derive(Debug)]
+pub(super) struct Fence {
+    lease: Lease,
+    deadline: Arc<Mutex<Instant>>,
+}
+
+impl Fence {
+    /// The lease, while its local deadline has not passed.
+    pub(super) fn held(&self) -> Result<&Lease, JournalError> {
+        let deadline = *self.deadline.lock().unwrap_or_else(|p| p.into_inner());
+        if Instant::now() < deadline {
+            Ok(&self.lease)
+        } else {
+            Err(JournalError::LeaseLost {
+                mailbox: self.lease.mailbox.clone(),
+                worker: self.lease.worker.clone(),
             })
         }
     }

@@ -99,7 +99,7 @@ impl LockHolder {
 }
 
 /// The machine's name, for telling which computer holds a state folder on a shared disk.
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     ["HOSTNAME", "COMPUTERNAME"]
         .iter()
         .find_map(|v| std::env::var(v).ok())

@@ -25,6 +25,7 @@
 //! The journal never holds secrets: ids, names, sizes, hashes and reasons only.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 mod lease;
 mod lock;
@@ -32,7 +33,8 @@ pub mod postgres;
 mod report;
 pub(crate) mod sql;
 mod sqlite;
-pub use lease::Lease;
+pub use lease::{Lease, QueueProgress, WorkerProgress, WorkerRecord};
+pub(crate) use lock::host_name;
 pub use lock::{LockError, LockHolder, StateLock};
 pub use postgres::{JournalUrlError, PostgresSettings, SslMode, PASSWORD_VARIABLE};
 pub use report::{FailedItem, ItemGroup, MinuteCount, RunRecord, UserRecord, UserSpan};
@@ -327,7 +329,10 @@ const RECORD_DONE: &str = "UPDATE items SET state = 'done', dest_ref = ?3, size 
 /// behind an `Arc`.
 #[derive(Debug)]
 pub struct Journal {
-    backend: Backend,
+    backend: Arc<Backend>,
+    /// Set on a worker's handle for one leased mailbox ([`Journal::fenced`]): every write
+    /// through it commits only while the lease holds.
+    fence: Option<lease::Fence>,
 }
 
 /// Where the journal lives. Both run the same statements ([`sql`]); what differs is how a
@@ -408,7 +413,8 @@ impl Journal {
     /// before anything is written to the destination.
     pub fn open(state_dir: &Path) -> Result<Self, JournalError> {
         Ok(Journal {
-            backend: Backend::Sqlite(sqlite::SqliteStore::open(state_dir)?),
+            backend: Arc::new(Backend::Sqlite(sqlite::SqliteStore::open(state_dir)?)),
+            fence: None,
         })
     }
 
@@ -419,7 +425,10 @@ impl Journal {
         password: Option<&crate::secrets::Secret>,
     ) -> Result<Self, JournalError> {
         Ok(Journal {
-            backend: Backend::Postgres(postgres::PostgresStore::open(settings, password)?),
+            backend: Arc::new(Backend::Postgres(postgres::PostgresStore::open(
+                settings, password,
+            )?)),
+            fence: None,
         })
     }
 
@@ -440,7 +449,7 @@ impl Journal {
 
     /// The SQLite file, or the PostgreSQL `user@host:port/db`, for messages.
     pub fn location(&self) -> String {
-        match &self.backend {
+        match &*self.backend {
             Backend::Sqlite(s) => s.path.display().to_string(),
             Backend::Postgres(p) => p.target.clone(),
         }
@@ -448,7 +457,7 @@ impl Journal {
 
     /// The SQLite journal's file (`None` for PostgreSQL).
     pub fn path(&self) -> Option<&Path> {
-        match &self.backend {
+        match &*self.backend {
             Backend::Sqlite(s) => Some(&s.path),
             Backend::Postgres(_) => None,
         }
@@ -456,7 +465,7 @@ impl Journal {
 
     #[cfg(test)]
     fn sqlite(&self) -> &sqlite::SqliteStore {
-        match &self.backend {
+        match &*self.backend {
             Backend::Sqlite(s) => s,
             Backend::Postgres(_) => panic!("a SQLite journal"),
         }
@@ -464,9 +473,12 @@ impl Journal {
 
     /// Runs one statement; returns the rows it changed.
     fn exec(&self, sql: &str, args: Vec<Value>) -> Result<u64, JournalError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.execute(sql, &args, false),
-            Backend::Postgres(p) => p.execute(sql, args),
+        match (&*self.backend, &self.fence) {
+            (Backend::Postgres(_), Some(fence)) => {
+                Ok(self.under_lease(fence.held()?, &[(sql, args)])?.0)
+            }
+            (Backend::Sqlite(s), _) => s.execute(sql, &args, false),
+            (Backend::Postgres(p), None) => p.execute(sql, args),
         }
     }
 
@@ -474,14 +486,19 @@ impl Journal {
     /// when the call returns (SQLite: `synchronous = FULL`; PostgreSQL's commits are durable
     /// with its default `synchronous_commit = on`).
     fn exec_durable(&self, sql: &str, args: Vec<Value>) -> Result<u64, JournalError> {
-        match &self.backend {
+        match &*self.backend {
             Backend::Sqlite(s) => s.execute(sql, &args, true),
-            Backend::Postgres(p) => p.execute(sql, args),
+            Backend::Postgres(_) => self.exec(sql, args),
         }
     }
 
     fn rows(&self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, JournalError> {
-        match &self.backend {
+        if let Some(fence) = &self.fence {
+            // A worker that was paused past its lease learns it at its next read, before the
+            // write that read leads to.
+            fence.held()?;
+        }
+        match &*self.backend {
             Backend::Sqlite(s) => s.query(sql, &args),
             Backend::Postgres(p) => p.query(sql, args),
         }
@@ -493,18 +510,32 @@ impl Journal {
     }
 
     fn transaction(&self, statements: &[(&str, Vec<Value>)]) -> Result<(), JournalError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.transaction(statements),
-            Backend::Postgres(p) => p.transaction(statements),
+        match (&*self.backend, &self.fence) {
+            (Backend::Postgres(_), Some(fence)) => {
+                self.under_lease(fence.held()?, statements).map(|_| ())
+            }
+            (Backend::Sqlite(s), _) => s.transaction(statements),
+            (Backend::Postgres(p), None) => p.transaction(statements),
+        }
+    }
+
+    /// A write that returns rows (`RETURNING`), fenced like [`Journal::exec`].
+    fn write_returning(&self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, JournalError> {
+        match &self.fence {
+            Some(fence) => Ok(self.under_lease(fence.held()?, &[(sql, args)])?.1),
+            None => self.rows(sql, args),
         }
     }
 
     /// Starts a run and returns its id.
     pub fn begin_run(&self) -> Result<i64, JournalError> {
-        let row = self.first(
-            "INSERT INTO runs (started_at, status) VALUES (?1, 'running') RETURNING id",
-            args![now()],
-        )?;
+        let row = self
+            .write_returning(
+                "INSERT INTO runs (started_at, status) VALUES (?1, 'running') RETURNING id",
+                args![now()],
+            )?
+            .into_iter()
+            .next();
         row.ok_or(JournalError::Column { index: 0 })?.int(0)
     }
 

@@ -34,7 +34,7 @@ use crate::secrets::Secret;
 pub const PASSWORD_VARIABLE: &str = "M365_MIGRATOR_JOURNAL_PASSWORD";
 
 /// The migrations, in order: (version, SQL).
-const MIGRATIONS: [(i64, &str); 3] = [
+const MIGRATIONS: [(i64, &str); 4] = [
     (
         1,
         include_str!("../../migrations/postgres/0001_journal.sql"),
@@ -43,6 +43,10 @@ const MIGRATIONS: [(i64, &str); 3] = [
     (
         3,
         include_str!("../../migrations/postgres/0003_user_destination.sql"),
+    ),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_workers.sql"),
     ),
 ];
 
@@ -96,6 +100,8 @@ pub struct PostgresSettings {
     pub root_cert: Option<PathBuf>,
     /// `user@host:port/db`, for messages.
     pub target: String,
+    /// How long a journal call waits for a server that went away (`[run] outage_wait`).
+    pub outage_wait: std::time::Duration,
 }
 
 impl PostgresSettings {
@@ -156,6 +162,7 @@ impl PostgresSettings {
             config,
             ssl_mode,
             root_cert,
+            outage_wait: crate::config::DEFAULT_OUTAGE_WAIT,
         };
         settings.tls_config()?;
         Ok(settings)
@@ -338,24 +345,26 @@ fn read_row(row: &tokio_postgres::Row) -> Result<Row, tokio_postgres::Error> {
     Ok(Row(values))
 }
 
-enum Request {
-    Execute(
-        String,
-        Vec<Value>,
-        mpsc::Sender<Result<u64, tokio_postgres::Error>>,
-    ),
-    Query(
-        String,
-        Vec<Value>,
-        mpsc::Sender<Result<Vec<Row>, tokio_postgres::Error>>,
-    ),
+/// What one journal call asks of the database.
+enum Work {
+    Execute(String, Vec<Value>),
+    Query(String, Vec<Value>),
     /// Statements in one transaction, after a guard query that must find a row (else
-    /// nothing is written and the answer is `false`).
-    Transaction(
-        Option<(String, Vec<Value>)>,
-        Vec<(String, Vec<Value>)>,
-        mpsc::Sender<Result<bool, tokio_postgres::Error>>,
-    ),
+    /// nothing is written and the answer is `None`); the answer holds the last statement's
+    /// changed-row count and its `RETURNING` rows.
+    Transaction(Option<(String, Vec<Value>)>, Vec<(String, Vec<Value>)>),
+}
+
+/// The database's answer to one [`Work`].
+enum Answer {
+    Count(u64),
+    Rows(Vec<Row>),
+    Applied(Option<(u64, Vec<Row>)>),
+}
+
+struct Request {
+    work: Work,
+    reply: mpsc::Sender<Result<Answer, tokio_postgres::Error>>,
 }
 
 /// The PostgreSQL journal's connection, served by its own thread.
@@ -369,31 +378,146 @@ fn params(args: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
     args.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
 }
 
-async fn serve(client: &mut tokio_postgres::Client, request: Request) {
-    // A caller that stopped waiting is no reason to stop serving the others.
-    match request {
-        Request::Execute(sql, args, reply) => {
-            let _ = reply.send(client.execute(&sql, &params(&args)).await);
+/// True when `e` says the server or the connection went away (the server stopped, restarted,
+/// or cannot be reached): the work is tried again once it is back. An error the server
+/// answered about the statement itself is not.
+fn connection_lost(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    match e.code() {
+        // 57P01 admin_shutdown (a fast or smart stop), 57P02 crash_shutdown, 57P03
+        // cannot_connect_now (starting up or shutting down): appendix A, Error Codes,
+        // <https://www.postgresql.org/docs/15/errcodes-appendix.html>.
+        Some(code) => [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+        ]
+        .contains(code),
+        None => true,
+    }
+}
+
+/// One connection that is made again when the server went away.
+struct Connection {
+    config: tokio_postgres::Config,
+    tls: Option<rustls::ClientConfig>,
+    client: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
+    /// Waits between reconnections, as for any server that is down.
+    pacer: crate::graph::Pacer,
+    outage: crate::graph::OutagePolicy,
+}
+
+impl Connection {
+    async fn connect(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let client = self.connect_only().await?;
+        // A worker paused (SIGSTOP, a frozen VM) inside one of the journal's short
+        // transactions would hold its row locks, and every other worker touching those rows
+        // would wait for it; the server ends such a session after this long, which releases
+        // them (<https://www.postgresql.org/docs/15/runtime-config-client.html>, 20.11.1).
+        client
+            .batch_execute("SET idle_in_transaction_session_timeout = '5s'")
+            .await?;
+        Ok(client)
+    }
+
+    async fn connect_only(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        match &self.tls {
+            None => {
+                let (client, connection) = self.config.connect(tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                Ok(client)
+            }
+            Some(tls) => {
+                let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls.clone());
+                let (client, connection) = self.config.connect(tls).await?;
+                tokio::spawn(connection);
+                Ok(client)
+            }
         }
-        Request::Query(sql, args, reply) => {
-            let rows = client.query(&sql, &params(&args)).await;
-            let _ = reply.send(rows.and_then(|rows| rows.iter().map(read_row).collect()));
-        }
-        Request::Transaction(guard, statements, reply) => {
-            let result = async {
-                let tx = client.transaction().await?;
-                if let Some((sql, args)) = &guard {
-                    if tx.query(sql.as_str(), &params(args)).await?.is_empty() {
-                        tx.rollback().await?;
-                        return Ok(false);
+    }
+
+    /// Does `work`; while the server is away, reconnects and does it again through the
+    /// pacer, up to the outage limit (`[run] outage_wait`). A transaction cut off before its
+    /// commit was rolled back by the server, so doing it again writes it once; every journal
+    /// statement is idempotent, except a run's `INSERT` (then one extra run row).
+    async fn serve(&self, work: &Work) -> Result<Answer, tokio_postgres::Error> {
+        use crate::graph::pacer::Verdict;
+        let result = self
+            .pacer
+            .call_within(
+                Some(&self.outage),
+                |_| async {
+                    let mut slot = self.client.lock().await;
+                    let mut client = match slot.take().filter(|c| !c.is_closed()) {
+                        Some(client) => client,
+                        None => match self.connect().await {
+                            Ok(client) => client,
+                            Err(error) => return Verdict::Down { after: None, error },
+                        },
+                    };
+                    let result = run_work(&mut client, work).await;
+                    match result {
+                        Ok(answer) => {
+                            *slot = Some(client);
+                            Verdict::Done(answer)
+                        }
+                        Err(error) if connection_lost(&error) => {
+                            tracing::warn!(
+                                "the PostgreSQL journal went away; waiting for it: {error}"
+                            );
+                            Verdict::Down { after: None, error }
+                        }
+                        Err(error) => {
+                            *slot = Some(client);
+                            Verdict::Fail(error)
+                        }
                     }
+                },
+                |_| {},
+            )
+            .await;
+        result.map_err(|gave_up| match gave_up {
+            crate::graph::GaveUp::Down { error, .. } | crate::graph::GaveUp::Failed(error) => error,
+        })
+    }
+}
+
+async fn run_work(
+    client: &mut tokio_postgres::Client,
+    work: &Work,
+) -> Result<Answer, tokio_postgres::Error> {
+    match work {
+        Work::Execute(sql, args) => client
+            .execute(sql.as_str(), &params(args))
+            .await
+            .map(Answer::Count),
+        Work::Query(sql, args) => {
+            let rows = client.query(sql.as_str(), &params(args)).await?;
+            rows.iter()
+                .map(read_row)
+                .collect::<Result<_, _>>()
+                .map(Answer::Rows)
+        }
+        Work::Transaction(guard, statements) => {
+            let tx = client.transaction().await?;
+            if let Some((sql, args)) = guard {
+                if tx.query(sql.as_str(), &params(args)).await?.is_empty() {
+                    tx.rollback().await?;
+                    return Ok(Answer::Applied(None));
                 }
-                for (sql, args) in &statements {
-                    tx.execute(sql.as_str(), &params(args)).await?;
-                }
-                tx.commit().await.map(|()| true)
-            };
-            let _ = reply.send(result.await);
+            }
+            let mut last = (0, Vec::new());
+            for (sql, args) in statements {
+                last = if sql.contains("RETURNING") {
+                    let rows = tx.query(sql.as_str(), &params(args)).await?;
+                    let rows: Vec<Row> = rows.iter().map(read_row).collect::<Result<_, _>>()?;
+                    (rows.len() as u64, rows)
+                } else {
+                    (tx.execute(sql.as_str(), &params(args)).await?, Vec::new())
+                };
+            }
+            tx.commit().await?;
+            Ok(Answer::Applied(Some(last)))
         }
     }
 }
@@ -436,7 +560,9 @@ async fn migrate(
 }
 
 impl PostgresStore {
-    /// Connects, applies the migrations, and starts the connection's thread.
+    /// Connects, applies the migrations, and starts the connection's thread. A server that
+    /// cannot be reached now is an error at once (before any data moves); one that goes away
+    /// later is waited for, up to `settings.outage_wait`.
     pub fn open(
         settings: &PostgresSettings,
         password: Option<&Secret>,
@@ -453,6 +579,17 @@ impl PostgresStore {
             .enable_all()
             .build()
             .map_err(|source| JournalError::Thread { source })?;
+        let connection = Connection {
+            config,
+            tls,
+            client: tokio::sync::Mutex::new(None),
+            pacer: crate::graph::Pacer::new(crate::graph::PacerSettings {
+                min_backoff: std::time::Duration::from_millis(200),
+                max_backoff: std::time::Duration::from_secs(5),
+                ..crate::graph::PacerSettings::default()
+            }),
+            outage: crate::graph::OutagePolicy::new(settings.outage_wait),
+        };
         let (ready_tx, ready_rx) = mpsc::channel();
         let (requests, inbox) = mpsc::channel::<Request>();
         let thread_target = target.clone();
@@ -460,27 +597,14 @@ impl PostgresStore {
             .name("journal-postgres".into())
             .spawn(move || {
                 let connected = runtime.block_on(async {
-                    let mut client = match tls {
-                        None => {
-                            let (client, connection) =
-                                config.connect(tokio_postgres::NoTls).await?;
-                            tokio::spawn(connection);
-                            client
-                        }
-                        Some(tls) => {
-                            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls);
-                            let (client, connection) = config.connect(tls).await?;
-                            tokio::spawn(connection);
-                            client
-                        }
-                    };
+                    let mut client = connection.connect().await?;
                     let newer = migrate(&mut client).await?;
                     Ok::<_, tokio_postgres::Error>((client, newer))
                 });
-                let mut client = match connected {
+                match connected {
                     Ok((client, None)) => {
+                        *connection.client.blocking_lock() = Some(client);
                         let _ = ready_tx.send(Ok(()));
-                        client
                     }
                     Ok((_, Some(found))) => {
                         let _ = ready_tx.send(Err(JournalError::NewerPostgresSchema {
@@ -497,8 +621,9 @@ impl PostgresStore {
                         return;
                     }
                 };
-                while let Ok(request) = inbox.recv() {
-                    runtime.block_on(serve(&mut client, request));
+                // A caller that stopped waiting is no reason to stop serving the others.
+                while let Ok(Request { work, reply }) = inbox.recv() {
+                    let _ = reply.send(runtime.block_on(connection.serve(&work)));
                 }
             })
             .map_err(|source| JournalError::Thread { source })?;
@@ -512,10 +637,7 @@ impl PostgresStore {
         }
     }
 
-    fn ask<T>(
-        &self,
-        request: impl FnOnce(mpsc::Sender<Result<T, tokio_postgres::Error>>) -> Request,
-    ) -> Result<T, JournalError> {
+    fn ask(&self, work: Work) -> Result<Answer, JournalError> {
         let (reply, answer) = mpsc::channel();
         let stopped = || JournalError::Stopped {
             target: self.target.clone(),
@@ -523,7 +645,7 @@ impl PostgresStore {
         self.requests
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .send(request(reply))
+            .send(Request { work, reply })
             .map_err(|_| stopped())?;
         answer
             .recv()
@@ -535,13 +657,17 @@ impl PostgresStore {
     }
 
     pub fn execute(&self, sql: &str, args: Vec<Value>) -> Result<u64, JournalError> {
-        let sql = dollar_parameters(sql);
-        self.ask(|reply| Request::Execute(sql, args, reply))
+        match self.ask(Work::Execute(dollar_parameters(sql), args))? {
+            Answer::Count(n) => Ok(n),
+            _ => Err(JournalError::Column { index: 0 }),
+        }
     }
 
     pub fn query(&self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, JournalError> {
-        let sql = dollar_parameters(sql);
-        self.ask(|reply| Request::Query(sql, args, reply))
+        match self.ask(Work::Query(dollar_parameters(sql), args))? {
+            Answer::Rows(rows) => Ok(rows),
+            _ => Err(JournalError::Column { index: 0 }),
+        }
     }
 
     pub fn transaction(&self, statements: &[(&str, Vec<Value>)]) -> Result<(), JournalError> {
@@ -549,19 +675,23 @@ impl PostgresStore {
     }
 
     /// [`PostgresStore::transaction`] after `guard`, a query that must find a row (it should
-    /// lock it, `FOR UPDATE`, so what it checked holds until the commit). `false`: it found
-    /// none and nothing was written.
+    /// lock it, `FOR UPDATE`, so what it checked holds until the commit). `None`: it found
+    /// none and nothing was written; else the last statement's changed-row count and
+    /// `RETURNING` rows.
     pub fn guarded_transaction(
         &self,
         guard: Option<(&str, Vec<Value>)>,
         statements: &[(&str, Vec<Value>)],
-    ) -> Result<bool, JournalError> {
+    ) -> Result<Option<(u64, Vec<Row>)>, JournalError> {
         let guard = guard.map(|(sql, args)| (dollar_parameters(sql), args));
         let statements = statements
             .iter()
             .map(|(sql, args)| (dollar_parameters(sql), args.clone()))
             .collect();
-        self.ask(|reply| Request::Transaction(guard, statements, reply))
+        match self.ask(Work::Transaction(guard, statements))? {
+            Answer::Applied(applied) => Ok(applied),
+            _ => Err(JournalError::Column { index: 0 }),
+        }
     }
 }
 

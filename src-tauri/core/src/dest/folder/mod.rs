@@ -147,8 +147,21 @@ impl Folder {
 
     /// Starts writing one message; nothing is visible until [`Delivery::commit`].
     pub async fn deliver(&self, key: &str) -> std::io::Result<Delivery> {
-        let tmp = self.dir.join("tmp").join(format!("M{key}.m365"));
-        let file = tokio::fs::File::create(&tmp).await?;
+        // A name no other writer uses, as Maildir asks of files in tmp/
+        // (<https://cr.yp.to/proto/maildir.html>): another process delivering the same
+        // message at once (a worker paused mid-delivery and resumed after another took its
+        // mailbox over, issue 18) never writes into, commits or removes this file.
+        static DELIVERIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = DELIVERIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = self
+            .dir
+            .join("tmp")
+            .join(format!("M{key}.{}_{n}.m365", std::process::id()));
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .await?;
         Ok(Delivery {
             file: tokio::io::BufWriter::with_capacity(64 * 1024, file),
             tmp,

@@ -1,0 +1,336 @@
+//! Workers: many `m365-migrate worker` processes, on many machines, sharing one PostgreSQL
+//! journal as their work queue (issue 18).
+//!
+//! [`work`] fills the queue from the tenant's user listing (every worker may: a mailbox
+//! already queued keeps its state; the order of takes is the plan's kept item counts,
+//! largest first, when the state folder has them), then runs `parallel_mailboxes` lease
+//! loops. Each takes the next mailbox ([`Journal::take_next_mailbox`]) and migrates it with
+//! the same engine ([`super::run`] for that one mailbox) through a journal handle fenced by
+//! the lease ([`Journal::fenced`]): every journal write of that mailbox, the intent before
+//! each destination write included, commits only while the lease holds. Meanwhile it renews
+//! the lease every third of its life, on a pacer's clock. When a renewal or a write finds
+//! the lease lost (it expired while the worker was cut off, and another worker took it
+//! over), the mailbox's migration is dropped at once, so nothing more is written to the
+//! destination for it, and the loss is reported ([`WorkerSummary::lost`]). The mailbox is
+//! then finished by the worker that holds it, from the journal, without duplicates.
+//!
+//! A loop with nothing to take waits while other workers hold live leases (one of them may
+//! have died: its mailbox is taken again once its lease expires) and ends when no mailbox is
+//! left. A mailbox whose migration stops with an error of its own (the source or the
+//! destination failing for it) is marked failed with its reason; errors that every mailbox
+//! would meet (sign-in, the journal gone past `outage_wait`) stop the worker.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::{counts, signed_in_mailboxes, Destination, EngineError, RunControl, RunOptions};
+use crate::config::{SourceConfig, UserSelection};
+use crate::dest::imap::ConnectionLimit;
+use crate::graph::types::User;
+use crate::graph::{Pacer, PacerSettings};
+use crate::journal::{Journal, JournalError, JournalLocation, Lease, WorkerProgress};
+use crate::progress::{Reporter, Stats};
+use crate::secrets::Secret;
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// This worker's name in the journal, unique among the workers (host and process id).
+    pub worker: String,
+    /// The machine it runs on, for `status`.
+    pub host: String,
+    /// A lease's life (`[journal] lease_seconds`); renewed every third of it.
+    pub lease: Duration,
+    /// How each leased mailbox is migrated; `journal` must be the PostgreSQL journal, and
+    /// `parallel_mailboxes` leases are held at once.
+    pub run: RunOptions,
+}
+
+/// What one worker did.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerSummary {
+    /// Mailboxes it finished.
+    pub mailboxes: u32,
+    pub totals: Stats,
+    /// Mailboxes whose lease it lost mid-migration (another worker finishes them).
+    pub lost: Vec<String>,
+    /// Mailboxes whose migration stopped with an error, with the error.
+    pub failed: Vec<(String, String)>,
+}
+
+/// The default worker name: `host:pid`.
+pub fn default_worker_name() -> (String, String) {
+    let host = crate::journal::host_name();
+    (format!("{host}:{}", std::process::id()), host)
+}
+
+/// Fills the queue, then migrates leased mailboxes until none is left (see the module doc).
+pub async fn work(
+    source: &SourceConfig,
+    secret: &Secret,
+    destination: &Destination,
+    reporter: Arc<dyn Reporter>,
+    control: RunControl,
+    options: WorkerOptions,
+) -> Result<WorkerSummary, EngineError> {
+    let Some(settings) = &options.run.journal else {
+        return Err(JournalError::NeedsPostgres.into());
+    };
+    let journal = Arc::new(Journal::open_at(&JournalLocation::Postgres(Box::new(
+        settings.clone(),
+    )))?);
+    journal.worker_heartbeat(&options.worker, &options.host, WorkerProgress::default())?;
+    let users = fill_queue(source, secret, &options.run, &journal).await?;
+    let summary = Mutex::new(WorkerSummary::default());
+    let worker = Worker {
+        source,
+        secret,
+        destination,
+        reporter,
+        control: &control,
+        options: &options,
+        journal: &journal,
+        users,
+    };
+    let loops = (0..options.run.parallel_mailboxes.max(1)).map(|_| worker.lease_loop(&summary));
+    for result in futures_util::future::join_all(loops).await {
+        result?;
+    }
+    Ok(summary.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Queues every selected mailbox (idempotent: one already queued, done or failed keeps its
+/// state), sized by the plan's kept item counts when there are any. Returns the selected
+/// users by lower-case address, so each leased mailbox's run needs no listing of its own.
+async fn fill_queue(
+    source: &SourceConfig,
+    secret: &Secret,
+    options: &RunOptions,
+    journal: &Journal,
+) -> Result<HashMap<String, User>, EngineError> {
+    let (_, users) = signed_in_mailboxes(source, secret, options).await?;
+    let kept = counts::MailboxCounts::load(options.state_dir.as_deref());
+    let mut by_address = HashMap::new();
+    for user in users {
+        let Some(address) = user.mail.as_deref() else {
+            continue;
+        };
+        let size = kept
+            .items_for_run(&user.id, &options.workloads, &options.limits)
+            .unwrap_or(0);
+        journal.enqueue_mailbox(address, size)?;
+        by_address.insert(address.to_lowercase(), user);
+    }
+    Ok(by_address)
+}
+
+/// Waits `wait` on `pacer`'s clock (the pacer is the only place that waits).
+async fn pause(pacer: &Pacer, wait: Duration) {
+    pacer.pause(wait);
+    pacer.hold_while_paused().await;
+}
+
+/// What every lease loop of one worker shares.
+struct Worker<'a> {
+    source: &'a SourceConfig,
+    secret: &'a Secret,
+    destination: &'a Destination,
+    reporter: Arc<dyn Reporter>,
+    control: &'a RunControl,
+    options: &'a WorkerOptions,
+    journal: &'a Journal,
+    /// The tenant's selected users, by lower-case address (from the queue's listing).
+    users: HashMap<String, User>,
+}
+
+impl Worker<'_> {
+    /// One lease at a time until no mailbox is left.
+    async fn lease_loop(&self, summary: &Mutex<WorkerSummary>) -> Result<(), EngineError> {
+        let (control, options, journal) = (self.control, self.options, self.journal);
+        let pacer = Pacer::new(PacerSettings::default());
+        let beat = (options.lease / 3).max(Duration::from_millis(100));
+        while !control.is_cancelled() {
+            let Some(lease) = journal.take_next_mailbox(&options.worker, options.lease)? else {
+                if journal.mailboxes_left()? == 0 {
+                    break;
+                }
+                // Others hold the rest; one of them may have died: its lease expires, and the
+                // mailbox is taken again.
+                pause(&pacer, beat).await;
+                journal.worker_heartbeat(
+                    &options.worker,
+                    &options.host,
+                    WorkerProgress::default(),
+                )?;
+                continue;
+            };
+            tracing::info!(mailbox = %lease.mailbox, token = lease.fencing_token, "leased");
+            let outcome = self.migrate_leased(&lease, &pacer).await;
+            let mut done = WorkerProgress::default();
+            match outcome {
+                Ok(stats) if control.is_cancelled() => {
+                    // Stopped: the lease expires and the mailbox is resumed from the journal.
+                    summary
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .totals
+                        .add(&stats);
+                }
+                Ok(stats) => match journal.finish_mailbox(&lease) {
+                    Ok(()) => {
+                        done = WorkerProgress {
+                            mailboxes: 1,
+                            messages: stats.messages,
+                            bytes: stats.bytes,
+                        };
+                        let mut s = summary.lock().unwrap_or_else(|p| p.into_inner());
+                        s.mailboxes += 1;
+                        s.totals.add(&stats);
+                    }
+                    Err(JournalError::LeaseLost { .. }) => lost(summary, &lease),
+                    Err(e) => return Err(e.into()),
+                },
+                Err(EngineError::Journal(JournalError::LeaseLost { .. })) => lost(summary, &lease),
+                Err(e) if stops_the_worker(&e) => return Err(e),
+                Err(e) => {
+                    let reason = e.to_string();
+                    tracing::warn!(mailbox = %lease.mailbox, "the mailbox failed: {reason}");
+                    match journal.fail_mailbox(&lease, &reason) {
+                        Ok(()) => {}
+                        Err(JournalError::LeaseLost { .. }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    summary
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .failed
+                        .push((lease.mailbox.clone(), reason));
+                }
+            }
+            journal.worker_heartbeat(&options.worker, &options.host, done)?;
+        }
+        Ok(())
+    }
+
+    /// Migrates the leased mailbox while renewing the lease; a lost lease drops the migration
+    /// at once (see the module doc).
+    async fn migrate_leased(&self, lease: &Lease, pacer: &Pacer) -> Result<Stats, EngineError> {
+        let (options, journal) = (self.options, self.journal);
+        let live = journal.live_workers(options.lease)?.max(1);
+        let destination = &with_share(self.destination, live, options.run.parallel_mailboxes);
+        let fenced = Arc::new(journal.fenced(lease, options.lease)?);
+        let run_options = RunOptions {
+            users: UserSelection {
+                include: vec![lease.mailbox.clone()],
+                ..UserSelection::default()
+            },
+            parallel_mailboxes: 1,
+            leased_journal: Some(fenced.clone()),
+            // Queued by another worker from a listing this one did not see: listed again.
+            listed_users: self
+                .users
+                .get(&lease.mailbox.to_lowercase())
+                .map(|u| vec![u.clone()]),
+            ..options.run.clone()
+        };
+        let migrate = super::run(
+            self.source,
+            self.secret,
+            destination,
+            self.reporter.clone(),
+            self.control.clone(),
+            run_options,
+        );
+        let heartbeat = async {
+            loop {
+                pause(pacer, options.lease / 3).await;
+                if let Err(e) = fenced.renew_fence(options.lease) {
+                    return e;
+                }
+                if let Err(e) = journal.worker_heartbeat(
+                    &options.worker,
+                    &options.host,
+                    WorkerProgress::default(),
+                ) {
+                    tracing::warn!("cannot record the worker's heartbeat: {e}");
+                }
+            }
+        };
+        tokio::select! {
+            result = migrate => result.map(|summary| summary.totals),
+            lost = heartbeat => Err(EngineError::Journal(lost)),
+        }
+    }
+}
+
+fn lost(summary: &Mutex<WorkerSummary>, lease: &Lease) {
+    tracing::warn!(
+        mailbox = %lease.mailbox,
+        "the lease was lost (it expired and another worker took the mailbox over): this worker stopped writing for it"
+    );
+    summary
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .lost
+        .push(lease.mailbox.clone());
+}
+
+/// Errors every further mailbox would meet too.
+fn stops_the_worker(e: &EngineError) -> bool {
+    matches!(
+        e,
+        EngineError::Auth(_) | EngineError::Http(_) | EngineError::Journal(_)
+    )
+}
+
+/// `destination` with one leased mailbox's share of the destination's connection cap
+/// (`max_connections`, the whole fleet's): the cap over the live workers (heartbeats younger
+/// than a lease) and each worker's `parallel_mailboxes`, at least one connection.
+fn with_share(destination: &Destination, live_workers: u64, parallel: usize) -> Destination {
+    let slices = usize::try_from(live_workers)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(parallel.max(1));
+    let share = |limit: &mut ConnectionLimit| {
+        *limit = ConnectionLimit::new(limit.max() / slices.max(1));
+    };
+    let mut shared = destination.clone();
+    match &mut shared {
+        Destination::Imap { settings, .. } => share(&mut settings.connection_limit),
+        Destination::IceWarp(d) => share(&mut d.imap.connection_limit),
+        Destination::Folder(_) => {}
+    }
+    shared
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dest::imap::{ImapSettings, Security};
+
+    #[test]
+    fn each_leased_mailbox_gets_its_share_of_the_connection_cap() {
+        let mut settings = ImapSettings::new("imap.example", 993, Security::Tls);
+        settings.connection_limit = ConnectionLimit::new(24);
+        let imap = Destination::Imap {
+            settings,
+            logins: super::super::ImapLogins::Accounts(Default::default()),
+            dav: None,
+        };
+        let cap = |d: &Destination| match d {
+            Destination::Imap { settings, .. } => settings.connection_limit.max(),
+            _ => 0,
+        };
+        assert_eq!(
+            cap(&with_share(&imap, 3, 2)),
+            4,
+            "24 over 3 workers of 2 leases"
+        );
+        assert_eq!(
+            cap(&with_share(&imap, 1, 1)),
+            24,
+            "a lone worker with one lease"
+        );
+        assert_eq!(cap(&with_share(&imap, 100, 2)), 1, "never none");
+    }
+}
