@@ -188,7 +188,10 @@ pub fn check_endpoint(url: &str, allow_plaintext_loopback: bool) -> Result<url::
 /// policy"); it must not be empty nor hold white space.
 pub fn check_icewarp_admin(admin: &str) -> Result<(), String> {
     let trimmed = admin.trim();
-    if trimmed.is_empty() || trimmed.contains(char::is_whitespace) {
+    if trimmed.is_empty() {
+        return Err("enter the administrator's email address, such as admin@example.com, or its username when IceWarp logs in with usernames".into());
+    }
+    if trimmed.contains(char::is_whitespace) {
         return Err(format!("'{admin}' is not an email address or a username"));
     }
     Ok(())
@@ -247,10 +250,12 @@ pub fn is_guid(s: &str) -> bool {
 /// apply this one rule.
 pub fn check_host(host: &str) -> Result<(), String> {
     let host = host.trim();
-    let ok = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if host.is_empty() {
+        return Err("enter the server's host name, such as mail.example.com".into());
+    }
+    let ok = host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
     if ok {
         Ok(())
     } else {

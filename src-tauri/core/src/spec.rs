@@ -1017,4 +1017,38 @@ mod tests {
             );
         }
     }
+
+    /// The core's answers to the settings the UI's browser tests type, recorded for the UI
+    /// harness's scripted `validate_source` / `validate_destination` (ui/tests/harness.mjs),
+    /// so the harness shows the core's field errors instead of a copy of its rules. Written
+    /// on every run, like the ts-rs bindings; commit the result.
+    #[test]
+    fn exports_the_field_errors_the_ui_tests_meet() {
+        let sources =
+            [serde_json::json!({"tenantId": "contoso", "clientId": "my-app", "cloud": "global"})];
+        let destinations = [
+            serde_json::json!({"kind": "iceWarp", "host": "", "adminEmail": "", "credentialsReport": ""}),
+            serde_json::json!({"kind": "folder", "path": ""}),
+            serde_json::json!({"kind": "imap", "host": "imap://mail.example.com", "port": 0, "security": "tls", "masterUser": "", "masterStyle": "authzid"}),
+            serde_json::json!({"kind": "imap", "host": "imap.example.com", "security": "tls", "accountsCsv": "", "masterStyle": "authzid"}),
+        ];
+        let mut cases = Vec::new();
+        for args in sources {
+            let source: SourceConfig = serde_json::from_value(args.clone()).expect("a source");
+            let errors = source_errors(&source, Completeness::Ready);
+            assert!(!errors.is_empty(), "{args}");
+            cases.push(serde_json::json!({"cmd": "validate_source", "args": {"source": args}, "errors": errors}));
+        }
+        for args in destinations {
+            let destination: DestinationSettings =
+                serde_json::from_value(args.clone()).expect("a destination");
+            let errors = destination_errors(&destination, Completeness::Ready);
+            assert!(!errors.is_empty(), "{args}");
+            cases.push(serde_json::json!({"cmd": "validate_destination", "args": {"destination": args}, "errors": errors}));
+        }
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui/tests/core-field-errors.json");
+        let text = serde_json::to_string_pretty(&cases).expect("JSON") + "\n";
+        std::fs::write(&path, text).expect("ui/tests/core-field-errors.json is writable");
+    }
 }
