@@ -1301,6 +1301,17 @@ impl FileConfig {
         }
     }
 
+    /// The keychain entry of the destination's admin or master password: the app's
+    /// ([`crate::spec::DestinationSettings::admin_account`]), so the CLI finds the password the
+    /// app stored, and a password stored for an IceWarp server's own API is never sent to an
+    /// `api_url` override.
+    pub fn admin_password_entry(&self) -> Option<String> {
+        self.spec()
+            .destination
+            .admin_account()
+            .map(|(host, user)| crate::secrets::dest_admin_password_entry(&host, &user))
+    }
+
     /// The source settings for the engine.
     pub fn source_config(&self) -> SourceConfig {
         SourceConfig {
@@ -2201,5 +2212,38 @@ domain_map = { "contoso.onmicrosoft.com" = "contoso.com" }
         }
         let quota = ICEWARP.replace("host =", "account_quota_mb = 2097151\nhost =");
         assert!(FileConfig::parse(&quota, Path::new("m.toml")).is_ok());
+    }
+
+    /// The CLI looked up an IceWarp admin password under `<host>/<admin>` even with an
+    /// `api_url` override, where the app stores it under `<host>@<api host>/<admin>`: the CLI
+    /// missed the app's password and could send the server's own to another API host.
+    #[test]
+    fn regression_the_cli_reads_the_admin_password_entry_the_app_stores() {
+        let with_api = ICEWARP.replace(
+            "host =",
+            "api_url = \"https://api.example.net:8443/icewarpapi/\"\nhost =",
+        );
+        let entry = |text: &str| {
+            FileConfig::parse(text, Path::new("m.toml"))
+                .expect("a good file")
+                .admin_password_entry()
+        };
+        assert_eq!(
+            entry(&with_api).as_deref(),
+            Some("dest-admin-password:mail.example.com@api.example.net:8443/admin@example.com")
+        );
+        assert_eq!(
+            entry(ICEWARP).as_deref(),
+            Some("dest-admin-password:mail.example.com/admin@example.com")
+        );
+        let imap = GOOD.replace(
+            "kind = \"folder\"\npath = \"/srv/out\"",
+            "kind = \"imap\"\nhost = \"Mail.Example.com\"\nmaster_user = \"Admin\"",
+        );
+        assert_eq!(
+            entry(&imap).as_deref(),
+            Some("dest-admin-password:mail.example.com/admin")
+        );
+        assert_eq!(entry(GOOD), None);
     }
 }
