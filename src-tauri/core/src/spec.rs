@@ -1,8 +1,10 @@
 //! One description of a migration: [`MigrationSpec`] (source, destination, account rules,
-//! selection, workloads, date limits) and its one validation, [`MigrationSpec::field_errors`].
-//! The app's projects hold it and the app's commands check it here; the rules it applies
-//! are the configuration file's ([`crate::config`]): the same endpoint, admin, domain and date
-//! checks, so the app and the file cannot disagree. No secret is ever in a spec: passwords
+//! selection, workloads, date limits) and its one validation, [`MigrationSpec::errors`]. The
+//! app's projects hold a spec and the app's commands check it here
+//! ([`MigrationSpec::field_errors`]); the configuration file is mapped onto a spec
+//! ([`crate::config::FileConfig::spec`]) and checked by the same function, its errors named
+//! by the file's keys ([`file_key`]), so the app and the file cannot disagree. Only what
+//! depends on where a spec comes from differs ([`Origin`]). No secret is ever in a spec: passwords
 //! live in the keychain under the entries [`DestinationSettings::admin_account`] and
 //! [`SourceConfig::client_secret_entry`] name.
 
