@@ -4,14 +4,16 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { serveDist, launch, mockBackend, screenshot } from "./harness.mjs";
+import { serveDist, launch, mockBackend, screenshot, coreFieldErrors } from "./harness.mjs";
 
 let server;
 let browser;
+let fieldErrors;
 
 before(async () => {
   server = await serveDist();
   browser = await launch();
+  fieldErrors = await coreFieldErrors();
 });
 
 after(async () => {
@@ -22,7 +24,7 @@ after(async () => {
 async function openApp(backend = {}, { colorScheme = "light", width = 1100 } = {}) {
   const page = await browser.newPage({ viewport: { width, height: 800 }, colorScheme, acceptDownloads: true });
   page.setDefaultTimeout(8000);
-  await page.addInitScript(mockBackend, backend);
+  await page.addInitScript(mockBackend, { fieldErrors, ...backend });
   const errors = [];
   page.on("pageerror", (e) => errors.push(e));
   await page.goto(server.url);
@@ -130,7 +132,8 @@ test("the Source screen checks its fields, stores the secret once and names the 
     await page.fill("#client-id", "my-app");
     await page.fill("#client-secret", "6a3e4f0c-1b2d-4c5e-8f90-123456789abc");
     await page.click("#check-source");
-    assert.match(await page.textContent("#tenant-id-error"), /GUID, or a domain/);
+    assert.match(await page.textContent("#tenant-id-error"), /GUID or a domain such as contoso.onmicrosoft.com, not 'contoso'/);
+    assert.match(await page.textContent("#client-id-error"), /not 'my-app'/);
   await page.waitForFunction(() => document.querySelector("#announcer").textContent === "Please correct the highlighted fields.");
     assert.match(await page.textContent("#client-secret-error"), /secret's ID/);
     assert.equal((await calls(page, "save_project")).length, 0, "nothing saved while the fields are wrong");
@@ -189,7 +192,7 @@ test("IceWarp destination: paths only from native pickers, the accounts CSV prev
   // No text field for any path.
   assert.equal(await page.locator("#destination-form input:not([type=radio]):not([type=checkbox]):not([type=password])").evaluateAll((xs) => xs.map((x) => x.id).filter((id) => /csv|file|report|path/.test(id)).length), 0);
   await page.click("#dest-next");
-  assert.match(await page.textContent("#dw-credentials-report-error"), /Choose where/);
+  assert.match(await page.textContent("#dw-credentials-report-error"), /choose the file new accounts' passwords are written to/);
 
   await page.fill("#dw-host", "mail.example.com");
   await page.fill("#dw-admin-email", "admin@example.com");
@@ -472,7 +475,7 @@ test("a folder destination is chosen in a native dialog; its Plan copies; counti
   assert.equal(await page.isVisible("#rule-disabled"), true, "the rule that applies everywhere");
   assert.equal(await page.isVisible("#rule-shared"), false, "IceWarp's account rules only for IceWarp");
   await page.click("#dest-next");
-  assert.match(await page.textContent("#df-path-error"), /Choose the folder/);
+  assert.match(await page.textContent("#df-path-error"), /choose a folder such as/);
   await page.click('#screen-destination [data-kind="folder"] button.pick');
   await page.waitForFunction(() => document.querySelector("#df-path").textContent === "/srv/m365-export");
   await page.click("#test-destination");
@@ -505,15 +508,15 @@ test("an IMAP destination: master user or an accounts CSV from a picker, checked
   await page.fill("#di-port", "70000");
   const saves = (await calls(page, "save_project")).length;
   await page.click("#dest-next");
-  assert.match(await page.textContent("#di-host-error"), /no imap:\/\//);
+  assert.match(await page.textContent("#di-host-error"), /is not a host name such as mail.example.com \(no scheme/);
   assert.match(await page.textContent("#di-port-error"), /1 to 65535/);
-  assert.match(await page.textContent("#di-master-user-error"), /master user/);
+  assert.match(await page.textContent("#di-login-error"), /a master user who logs in for every account/);
   await page.check('input[name="di-login"][value="csv"]');
   assert.equal(await page.isVisible("#di-master-user"), false);
   await page.fill("#di-host", "imap.example.com");
   await page.fill("#di-port", "");
   await page.click("#dest-next");
-  assert.match(await page.textContent("#di-accounts-csv-error"), /Choose the accounts CSV/);
+  assert.match(await page.textContent("#di-login-error"), /a CSV file of each account's password/);
   assert.equal((await calls(page, "save_project")).length, saves, "nothing saved while fields are wrong");
   await page.click('#screen-destination [data-login="csv"] button.pick');
   await page.waitForFunction(() => document.querySelector("#di-accounts-csv").textContent === "/home/admin/accounts.csv");

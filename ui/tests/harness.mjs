@@ -42,6 +42,11 @@ export async function serveDist() {
   return { url: `http://127.0.0.1:${port}/`, close: () => new Promise((r) => server.close(r)) };
 }
 
+/** The core's field errors for the inputs the tests type, as migrator-core recorded them. */
+export async function coreFieldErrors() {
+  return JSON.parse(await readFile(join(here, "core-field-errors.json"), "utf8"));
+}
+
 export async function launch() {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`Chromium not found at ${CHROMIUM}: install it with apt-get install chromium (or set CHROMIUM_PATH)`);
@@ -62,7 +67,9 @@ export async function launch() {
  * Rust side does; secrets stay in memory and never reach storage. Options:
  * - `keychain`: false for a desktop without a secret store; `os`: what app_info says;
  * - `mailboxes`: how many tenant mailboxes beyond the three named ones (10,000 for the scale test);
- * - `picks`: purpose -> the path the native dialog "chooses" (null: cancelled).
+ * - `picks`: purpose -> the path the native dialog "chooses" (null: cancelled);
+ * - `fieldErrors`: the core's recorded field errors ([`coreFieldErrors`]), which
+ *   validate_source and validate_destination answer with.
  * The test drives a run with window.__setRun({ done, running, failed }) and window.__finishRun().
  */
 export function mockBackend(options = {}) {
@@ -255,6 +262,20 @@ export function mockBackend(options = {}) {
           delete db.projects[args.id];
           persist();
           return null;
+        case "validate_source":
+        case "validate_destination": {
+          // The core's own answers for the inputs the tests type (core-field-errors.json,
+          // written by migrator-core's spec tests); anything else is taken.
+          const drop = (x) => JSON.parse(JSON.stringify(x, (_, v) => (v === null ? undefined : v)));
+          const same = (a, b) => {
+            if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return a === b;
+            const ka = Object.keys(a).sort();
+            const kb = Object.keys(b).sort();
+            return ka.length === kb.length && ka.every((k, i) => k === kb[i] && same(a[k], b[k]));
+          };
+          const known = (options.fieldErrors ?? []).find((c) => c.cmd === cmd && same(drop(c.args), drop(args)));
+          return known ? known.errors : [];
+        }
         case "save_project": {
           const p = current();
           const page = args.project;

@@ -12,13 +12,13 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use futures_util::FutureExt;
 use indicatif::HumanDuration;
-use migrator_core::config::{DestinationConfig, FileConfig, SourceConfig};
+use migrator_core::config::{FileConfig, SourceConfig};
 use migrator_core::engine::{
     self, CheckVerdict, Destination, EndpointCheck, Report, ReportFiles, RunControl, RunOptions,
 };
 use migrator_core::journal::Journal;
 use migrator_core::progress::RunSummary;
-use migrator_core::secrets::{dest_admin_password_entry, KeyringStore, Secret, SecretStore};
+use migrator_core::secrets::{KeyringStore, Secret, SecretStore};
 
 /// Exit codes: 0 success, 1 finished with failed items, 2 stopped by a fatal error, 3 another
 /// run holds the state folder (nothing was done: a scheduler may simply try again later).
@@ -395,17 +395,7 @@ fn print_status(path: &Path) -> anyhow::Result<()> {
 /// Loads the configuration, the secrets, the destination and the default state folder.
 fn load(path: &Path) -> anyhow::Result<(FileConfig, Secret, Destination, RunOptions)> {
     let (config, secret, options) = load_source(path)?;
-    let admin_entry = match &config.destination {
-        DestinationConfig::Imap {
-            host,
-            master_user: Some(user),
-            ..
-        } => Some(dest_admin_password_entry(host, user)),
-        DestinationConfig::IceWarp {
-            host, admin_email, ..
-        } => Some(dest_admin_password_entry(host, admin_email)),
-        _ => None,
-    };
+    let admin_entry = config.admin_password_entry();
     let admin_password = env_or_keychain(ADMIN_PASSWORD_ENV, admin_entry.as_deref());
     let destination = Destination::from_config(&config.destination, admin_password)?;
     Ok((config, secret, destination, options))

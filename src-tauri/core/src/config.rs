@@ -188,7 +188,10 @@ pub fn check_endpoint(url: &str, allow_plaintext_loopback: bool) -> Result<url::
 /// policy"); it must not be empty nor hold white space.
 pub fn check_icewarp_admin(admin: &str) -> Result<(), String> {
     let trimmed = admin.trim();
-    if trimmed.is_empty() || trimmed.contains(char::is_whitespace) {
+    if trimmed.is_empty() {
+        return Err("enter the administrator's email address, such as admin@example.com, or its username when IceWarp logs in with usernames".into());
+    }
+    if trimmed.contains(char::is_whitespace) {
         return Err(format!("'{admin}' is not an email address or a username"));
     }
     Ok(())
@@ -247,10 +250,12 @@ pub fn is_guid(s: &str) -> bool {
 /// apply this one rule.
 pub fn check_host(host: &str) -> Result<(), String> {
     let host = host.trim();
-    let ok = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if host.is_empty() {
+        return Err("enter the server's host name, such as mail.example.com".into());
+    }
+    let ok = host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
     if ok {
         Ok(())
     } else {
@@ -754,7 +759,17 @@ fn limit_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<time::Dat
     };
     parse_date(text.trim())
         .map(Some)
-        .ok_or_else(|| D::Error::custom(format!("'{text}' is not {expected}")))
+        .ok_or_else(|| D::Error::custom(not_a_date(&text)))
+}
+
+/// The message for a date limit that is not `YYYY-MM-DD` (the file and the app).
+pub fn not_a_date(text: &str) -> String {
+    format!("'{}' is not a date such as 2020-01-01", text.trim())
+}
+
+/// The message for a `mail_until` that is not after `mail_since` (the file and the app).
+pub fn until_not_after_since(since: time::Date, until: time::Date) -> String {
+    format!("the last day {until} is not after the first day {since}: no mail would be migrated")
 }
 
 /// Parses `YYYY-MM-DD`.
@@ -1056,35 +1071,42 @@ impl FileConfig {
             key,
             message,
         };
-        if !tenant_id_shape_ok(config.source.tenant_id.trim()) {
-            return Err(invalid(
-                "source.tenant_id",
-                format!(
-                    "'{}' is neither a GUID nor a domain name",
-                    config.source.tenant_id
-                ),
-            ));
-        }
-        if !is_guid(config.source.client_id.trim()) {
-            return Err(invalid(
-                "source.client_id",
-                format!("'{}' is not a GUID", config.source.client_id),
-            ));
-        }
-        if let Err(e) = config.source_config().check_endpoints() {
-            let key = match e.key {
-                "login_url" => "source.login_url",
-                _ => "source.graph_url",
+        // The spec's rules, written once in [`crate::spec`]; the file reports the first.
+        let plaintext = match &config.destination {
+            DestinationConfig::Imap {
+                allow_plaintext_loopback,
+                ..
+            }
+            | DestinationConfig::IceWarp {
+                allow_plaintext_loopback,
+                ..
+            } => *allow_plaintext_loopback,
+            DestinationConfig::Folder { .. } => false,
+        };
+        let origin = crate::spec::Origin::File {
+            allow_plaintext_loopback: plaintext,
+        };
+        if let Some(e) = config
+            .spec()
+            .errors(crate::spec::Completeness::Ready, origin)
+            .into_iter()
+            .next()
+        {
+            let key = crate::spec::file_key(&e.field);
+            let line = match key.split_once('.') {
+                Some(("run", name)) => key_line(text, "run", name),
+                _ => None,
             };
-            return Err(invalid(key, e.message));
+            let message = match line {
+                Some(n) => format!("line {n}: {}", e.message),
+                None => e.message,
+            };
+            return Err(invalid(key, message));
         }
         if let DestinationConfig::Imap {
             host,
             security,
             allow_plaintext_loopback,
-            master_user,
-            accounts_csv,
-            dav_url,
             connections_per_mailbox,
             max_connections,
             ..
@@ -1101,7 +1123,6 @@ impl FileConfig {
                     return Err(invalid(key, "must be at least 1".into()));
                 }
             }
-            check_host(host).map_err(|message| invalid("destination.host", message))?;
             if *security == ImapSecurity::Plain
                 && check_plaintext_host(host, *allow_plaintext_loopback).is_err()
             {
@@ -1110,29 +1131,10 @@ impl FileConfig {
                     "\"plain\" sends passwords unencrypted: it needs allow_plaintext_loopback = true and a literal loopback host such as 127.0.0.1".into(),
                 ));
             }
-            if master_user.is_some() == accounts_csv.is_some() {
-                return Err(invalid(
-                    "destination.master_user",
-                    "set exactly one of master_user (an administrator logs in for each user) or accounts_csv (each user's password)".into(),
-                ));
-            }
-            if let Some(url) = dav_url {
-                check_endpoint(url, *allow_plaintext_loopback)
-                    .map_err(|message| invalid("destination.dav_url", message))?;
-                if accounts_csv.is_none() {
-                    return Err(invalid(
-                        "destination.dav_url",
-                        "CalDAV/CardDAV logins need each user's password: set accounts_csv (a master user logs in to IMAP only)".into(),
-                    ));
-                }
-            }
         }
         if let DestinationConfig::IceWarp {
             host,
-            api_url,
-            admin_email,
             allow_plaintext_loopback,
-            domain_map,
             imap_security,
             webdav_url,
             account_quota_mb,
@@ -1147,17 +1149,9 @@ impl FileConfig {
                     ));
                 }
             }
-            check_host(host).map_err(|message| invalid("destination.host", message))?;
-            check_icewarp_admin(admin_email)
-                .map_err(|message| invalid("destination.admin_email", message))?;
-            for (key, url) in [
-                ("destination.api_url", api_url),
-                ("destination.webdav_url", webdav_url),
-            ] {
-                if let Some(url) = url {
-                    check_endpoint(url, *allow_plaintext_loopback)
-                        .map_err(|message| invalid(key, message))?;
-                }
+            if let Some(url) = webdav_url {
+                check_endpoint(url, *allow_plaintext_loopback)
+                    .map_err(|message| invalid("destination.webdav_url", message))?;
             }
             if *imap_security == ImapSecurity::Plain
                 && check_plaintext_host(host, *allow_plaintext_loopback).is_err()
@@ -1167,8 +1161,6 @@ impl FileConfig {
                     "\"plain\" sends passwords unencrypted: it needs allow_plaintext_loopback = true and a literal loopback host such as 127.0.0.1".into(),
                 ));
             }
-            check_domain_map(domain_map)
-                .map_err(|message| invalid("destination.domain_map", message))?;
         }
         // Values that parse but make no sense: the message names the key and its line.
         let at = |table: &str, key: &'static str, message: &str| {
@@ -1196,17 +1188,6 @@ impl FileConfig {
                 ))
             }
             _ => {}
-        }
-        if let (Some(since), Some(until)) = (config.run.mail_since, config.run.mail_until) {
-            if until <= since {
-                return Err(at(
-                    "run",
-                    "run.mail_until",
-                    &format!(
-                        "{until} is not after mail_since ({since}): no mail would be migrated"
-                    ),
-                ));
-            }
         }
         if let Err(e) = config.journal.postgres() {
             return Err(invalid("journal.url", e.to_string()));
@@ -1248,6 +1229,105 @@ impl FileConfig {
             ));
         }
         Ok(config)
+    }
+
+    /// The file's sections as the app's [`crate::spec::MigrationSpec`] (source, destination,
+    /// rules, selection, workloads, dates), for the one validation. Settings the app has no
+    /// field for (IMAP `security = "plain"`, `webdav_url`, quotas, `[run]` tuning, batches)
+    /// stay in the file's types and are checked there.
+    pub fn spec(&self) -> crate::spec::MigrationSpec {
+        use crate::spec::{
+            AccountRules, DestinationSettings, ImapSecurityChoice, MasterStyleChoice,
+            MigrationSpec, Selection,
+        };
+        let path = |p: &std::path::Path| p.display().to_string();
+        let mut rules = AccountRules::default();
+        let destination = match &self.destination {
+            DestinationConfig::Folder { path: p } => DestinationSettings::Folder { path: path(p) },
+            DestinationConfig::Imap {
+                host,
+                port,
+                security,
+                ca_file,
+                master_user,
+                master_style,
+                accounts_csv,
+                dav_url,
+                ..
+            } => DestinationSettings::Imap {
+                host: host.clone(),
+                port: *port,
+                security: match security {
+                    ImapSecurity::Starttls => ImapSecurityChoice::Starttls,
+                    // Plain is the file's own (checked in `parse`).
+                    ImapSecurity::Tls | ImapSecurity::Plain => ImapSecurityChoice::Tls,
+                },
+                ca_file: ca_file.as_deref().map(path),
+                master_user: master_user.clone(),
+                master_style: match master_style {
+                    MasterLoginStyle::Authzid => MasterStyleChoice::Authzid,
+                    MasterLoginStyle::Dovecot => MasterStyleChoice::Dovecot,
+                },
+                accounts_csv: accounts_csv.as_deref().map(path),
+                dav_url: dav_url.clone(),
+            },
+            DestinationConfig::IceWarp {
+                host,
+                api_url,
+                admin_email,
+                ca_file,
+                domain_map,
+                skip_onmicrosoft,
+                disabled_users,
+                shared_mailboxes,
+                resource_mailboxes,
+                groups,
+                credentials_report,
+                accounts_csv,
+                ..
+            } => {
+                rules = AccountRules {
+                    disabled_users: *disabled_users,
+                    shared_mailboxes: *shared_mailboxes,
+                    resource_mailboxes: *resource_mailboxes,
+                    skip_onmicrosoft: *skip_onmicrosoft,
+                    groups: *groups,
+                    domain_map: domain_map.clone(),
+                };
+                DestinationSettings::IceWarp {
+                    host: host.clone(),
+                    admin_email: admin_email.clone(),
+                    ca_file: ca_file.as_deref().map(path),
+                    credentials_report: path(credentials_report),
+                    api_url: api_url.clone(),
+                    accounts_csv: accounts_csv.as_deref().map(path),
+                }
+            }
+        };
+        let day = |d: Option<time::Date>| d.map(|d| d.to_string());
+        MigrationSpec {
+            source: self.source_config(),
+            destination,
+            rules,
+            selection: Selection {
+                users: self.users.include.clone(),
+            },
+            workloads: self.run.workloads.clone(),
+            mail_since: day(self.run.mail_since),
+            mail_until: day(self.run.mail_until),
+            calendar_since: day(self.run.calendar_since),
+        }
+    }
+
+    /// The keychain entry of the destination's admin or master password: the app's
+    /// ([`crate::spec::DestinationSettings::admin_account`]), so the CLI finds the password the
+    /// app stored, and a password stored for an IceWarp server's own API is never sent to an
+    /// `api_url` override.
+    pub fn admin_password_entry(&self) -> Option<String> {
+        self.spec()
+            .destination
+            .admin_account()
+            .map(|(host, user)| crate::secrets::dest_admin_password_entry(&host, &user))
     }
 
     /// The source settings for the engine.
@@ -1944,7 +2024,7 @@ exclude = ["Room-1@contoso.com"]
             (
                 "\"2020-01-01\"",
                 "2025-01-01",
-                "run.mail_until: line 18: 2025-01-01 is not after mail_since",
+                "run.mail_until: line 18: the last day 2025-01-01 is not after the first day 2025-01-01",
             ),
         ];
         for (from, to, want) in cases {
@@ -2163,5 +2243,38 @@ domain_map = { "contoso.onmicrosoft.com" = "contoso.com" }
         }
         let quota = ICEWARP.replace("host =", "account_quota_mb = 2097151\nhost =");
         assert!(FileConfig::parse(&quota, Path::new("m.toml")).is_ok());
+    }
+
+    /// The CLI looked up an IceWarp admin password under `<host>/<admin>` even with an
+    /// `api_url` override, where the app stores it under `<host>@<api host>/<admin>`: the CLI
+    /// missed the app's password and could send the server's own to another API host.
+    #[test]
+    fn regression_the_cli_reads_the_admin_password_entry_the_app_stores() {
+        let with_api = ICEWARP.replace(
+            "host =",
+            "api_url = \"https://api.example.net:8443/icewarpapi/\"\nhost =",
+        );
+        let entry = |text: &str| {
+            FileConfig::parse(text, Path::new("m.toml"))
+                .expect("a good file")
+                .admin_password_entry()
+        };
+        assert_eq!(
+            entry(&with_api).as_deref(),
+            Some("dest-admin-password:mail.example.com@api.example.net:8443/admin@example.com")
+        );
+        assert_eq!(
+            entry(ICEWARP).as_deref(),
+            Some("dest-admin-password:mail.example.com/admin@example.com")
+        );
+        let imap = GOOD.replace(
+            "kind = \"folder\"\npath = \"/srv/out\"",
+            "kind = \"imap\"\nhost = \"Mail.Example.com\"\nmaster_user = \"Admin\"",
+        );
+        assert_eq!(
+            entry(&imap).as_deref(),
+            Some("dest-admin-password:mail.example.com/admin")
+        );
+        assert_eq!(entry(GOOD), None);
     }
 }

@@ -56,7 +56,7 @@
 //! - [`config`]: source settings, clouds, the TOML configuration file, input shape checks.
 //! - [`secrets`]: [`secrets::Secret`], a value that never prints.
 //! - [`spec`]: one description of a migration ([`spec::MigrationSpec`]) and its one validation,
-//!   used by the app.
+//!   used by the app and by the configuration file (mapped onto the spec).
 //! - [`project`]: saved migrations (a spec, a name, the history of passes) as private JSON
 //!   files, written atomically.
 //! - [`error`]: the three error classes (retry, skip the item, stop the run).

@@ -1,8 +1,10 @@
 //! One description of a migration: [`MigrationSpec`] (source, destination, account rules,
-//! selection, workloads, date limits) and its one validation, [`MigrationSpec::field_errors`].
-//! The app's projects hold it and the app's commands check it here; the rules it applies
-//! are the configuration file's ([`crate::config`]): the same endpoint, admin, domain and date
-//! checks, so the app and the file cannot disagree. No secret is ever in a spec: passwords
+//! selection, workloads, date limits) and its one validation, [`MigrationSpec::errors`]. The
+//! app's projects hold a spec and the app's commands check it here
+//! ([`MigrationSpec::field_errors`]); the configuration file is mapped onto a spec
+//! ([`crate::config::FileConfig::spec`]) and checked by the same function, its errors named
+//! by the file's keys ([`file_key`]), so the app and the file cannot disagree. Only what
+//! depends on where a spec comes from differs ([`Origin`]). No secret is ever in a spec: passwords
 //! live in the keychain under the entries [`DestinationSettings::admin_account`] and
 //! [`SourceConfig::client_secret_entry`] name.
 
@@ -13,9 +15,10 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use crate::config::{
-    check_domain_map, check_endpoint, check_host, check_icewarp_admin, is_guid, parse_date,
-    tenant_id_shape_ok, AccountRule, DateLimits, DestinationConfig, GroupRule, ImapSecurity,
-    MasterLoginStyle, SourceConfig, UserSelection, Workload,
+    check_domain_map, check_endpoint, check_host, check_icewarp_admin, is_guid, not_a_date,
+    parse_date, tenant_id_shape_ok, until_not_after_since, AccountRule, DateLimits,
+    DestinationConfig, GroupRule, ImapSecurity, MasterLoginStyle, SourceConfig, UserSelection,
+    Workload,
 };
 use crate::engine::RunOptions;
 
@@ -434,10 +437,22 @@ impl Default for MigrationSpec {
 }
 
 impl MigrationSpec {
-    /// Every field that is not right (the one validation of the app's settings), in form order.
+    /// Every field that is not right in the app's spec, in form order ([`Origin::App`]).
     pub fn field_errors(&self, completeness: Completeness) -> Vec<FieldError> {
-        let mut errors = source_errors(&self.source, completeness);
-        errors.extend(destination_errors(&self.destination, completeness));
+        self.errors(completeness, Origin::App)
+    }
+
+    /// The one validation of a spec, whether the app's page or the configuration file wrote it
+    /// ([`crate::config::FileConfig::parse`] reports the first error under its file key,
+    /// [`file_key`]): each rule is written once here, `origin` only picks the policy that
+    /// depends on where a spec comes from.
+    pub fn errors(&self, completeness: Completeness, origin: Origin) -> Vec<FieldError> {
+        let mut errors = source_errors_from(&self.source, completeness, origin);
+        errors.extend(destination_errors_from(
+            &self.destination,
+            completeness,
+            origin,
+        ));
         errors.extend(self.rule_errors());
         errors.extend(self.limits().err());
         errors
@@ -455,12 +470,9 @@ impl MigrationSpec {
     pub fn limits(&self) -> Result<DateLimits, FieldError> {
         let date = |field: &str, value: &Option<String>| match filled(value) {
             None => Ok(None),
-            Some(v) => parse_date(v).map(Some).ok_or_else(|| {
-                error(
-                    field,
-                    &format!("{field}: '{v}' is not a date such as 2020-01-01"),
-                )
-            }),
+            Some(v) => parse_date(v)
+                .map(Some)
+                .ok_or_else(|| error(field, &not_a_date(v))),
         };
         let limits = DateLimits {
             mail_since: date("mailSince", &self.mail_since)?,
@@ -469,10 +481,7 @@ impl MigrationSpec {
         };
         if let (Some(since), Some(until)) = (limits.mail_since, limits.mail_until) {
             if until <= since {
-                return Err(error(
-                    "mailUntil",
-                    &format!("mailUntil: {until} is not after mailSince ({since}): no mail would be migrated"),
-                ));
+                return Err(error("mailUntil", &until_not_after_since(since, until)));
             }
         }
         Ok(limits)
@@ -507,23 +516,107 @@ fn error(field: &str, message: &str) -> FieldError {
     }
 }
 
-/// The source's fields, with the configuration file's rules. Whatever the app's page sends:
-/// a Graph URL override must be on the overriding login host, which is part of the client
-/// secret's keychain entry ([`SourceConfig::client_secret_entry`]), so neither the secret nor
-/// its tokens can be sent to a host the secret was not stored for.
+/// Where a spec comes from. The rules are the same; these few differ by origin, each for its
+/// reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The app's page, which may be hostile: paths come from native dialogs, so they are
+    /// absolute; a Graph URL override must be on the login override's host (the client
+    /// secret's keychain entry is bound to it); an IceWarp API URL override may be plain http
+    /// to a literal loopback address (its host is part of the admin password's keychain
+    /// entry), a CalDAV/CardDAV URL never.
+    App,
+    /// The configuration file, written by the administrator: a path may be relative (README's
+    /// `accounts_csv = "existing.csv"`), the Graph and login hosts may differ (README:
+    /// `graph_url = "https://graph.example"`), and plain http to a literal loopback address
+    /// follows the destination's `allow_plaintext_loopback`.
+    File { allow_plaintext_loopback: bool },
+}
+
+impl Origin {
+    fn plaintext_api(self) -> bool {
+        match self {
+            Origin::App => true,
+            Origin::File {
+                allow_plaintext_loopback,
+            } => allow_plaintext_loopback,
+        }
+    }
+
+    fn plaintext_dav(self) -> bool {
+        match self {
+            Origin::App => false,
+            Origin::File {
+                allow_plaintext_loopback,
+            } => allow_plaintext_loopback,
+        }
+    }
+}
+
+/// The configuration file's key of an app field (`tenantId` -> `source.tenant_id`), as the
+/// file's errors name it.
+pub fn file_key(field: &str) -> &'static str {
+    match field {
+        "tenantId" => "source.tenant_id",
+        "clientId" => "source.client_id",
+        "loginUrl" => "source.login_url",
+        "graphUrl" => "source.graph_url",
+        "iceWarpHost" | "host" => "destination.host",
+        "adminEmail" => "destination.admin_email",
+        "credentialsReport" => "destination.credentials_report",
+        "accountsCsv" => "destination.accounts_csv",
+        "apiUrl" => "destination.api_url",
+        "davUrl" => "destination.dav_url",
+        "port" => "destination.port",
+        "login" => "destination.master_user",
+        "path" => "destination.path",
+        "domainMap" => "destination.domain_map",
+        "mailSince" => "run.mail_since",
+        "mailUntil" => "run.mail_until",
+        "calendarSince" => "run.calendar_since",
+        _ => "spec",
+    }
+}
+
+/// A value that is shown in a message: quoted, or "empty".
+fn shown(value: &str) -> String {
+    match value.trim() {
+        "" => "empty".to_string(),
+        v => format!("'{v}'"),
+    }
+}
+
+/// The source's fields (the app's Source screen; the file's `[source]`) for the app. A Graph
+/// URL override must be on the overriding login host, which is part of the client secret's
+/// keychain entry ([`SourceConfig::client_secret_entry`]), so neither the secret nor its
+/// tokens can be sent to a host the secret was not stored for.
 pub fn source_errors(source: &SourceConfig, completeness: Completeness) -> Vec<FieldError> {
+    source_errors_from(source, completeness, Origin::App)
+}
+
+fn source_errors_from(
+    source: &SourceConfig,
+    completeness: Completeness,
+    origin: Origin,
+) -> Vec<FieldError> {
     let mut errors = Vec::new();
     let draft_empty = |v: &str| completeness == Completeness::Draft && v.trim().is_empty();
     if !draft_empty(&source.tenant_id) && !tenant_id_shape_ok(source.tenant_id.trim()) {
         errors.push(error(
             "tenantId",
-            "Enter the Directory (tenant) ID: a GUID, or a domain such as contoso.onmicrosoft.com.",
+            &format!(
+                "the Directory (tenant) ID is a GUID or a domain such as contoso.onmicrosoft.com, not {}",
+                shown(&source.tenant_id)
+            ),
         ));
     }
     if !draft_empty(&source.client_id) && !is_guid(source.client_id.trim()) {
         errors.push(error(
             "clientId",
-            "Enter the Application (client) ID: a GUID from the app registration's Overview page.",
+            &format!(
+                "the Application (client) ID is a GUID from the app registration's Overview page, not {}",
+                shown(&source.client_id)
+            ),
         ));
     }
     if let Err(e) = source.check_endpoints() {
@@ -533,7 +626,7 @@ pub fn source_errors(source: &SourceConfig, completeness: Completeness) -> Vec<F
             "graphUrl"
         };
         errors.push(error(field, &e.message));
-    } else if let Some(graph) = filled(&source.graph_url) {
+    } else if let (Origin::App, Some(graph)) = (origin, filled(&source.graph_url)) {
         let bound = source.login_host_override().is_some()
             && url_host(graph) == filled(&source.login_url).and_then(url_host);
         if !bound {
@@ -546,15 +639,41 @@ pub fn source_errors(source: &SourceConfig, completeness: Completeness) -> Vec<F
     errors
 }
 
-/// The destination's fields, with the configuration file's rules.
+/// The destination's fields (the app's Destination screen; the file's `[destination]`) for
+/// the app.
 pub fn destination_errors(
     destination: &DestinationSettings,
     completeness: Completeness,
 ) -> Vec<FieldError> {
+    destination_errors_from(destination, completeness, Origin::App)
+}
+
+const ONE_LOGIN: &str = "set exactly one: a master user who logs in for every account (master_user), or a CSV file of each account's password (accounts_csv)";
+
+fn destination_errors_from(
+    destination: &DestinationSettings,
+    completeness: Completeness,
+    origin: Origin,
+) -> Vec<FieldError> {
     let mut errors = Vec::new();
     let mut push = |field: &str, message: &str| errors.push(error(field, message));
     let draft_empty = |v: &str| completeness == Completeness::Draft && v.trim().is_empty();
-    let absolute = |v: &str| draft_empty(v) || Path::new(v.trim()).is_absolute();
+    // A path the run needs: chosen in the app's dialogs (absolute), any in the file.
+    let path_problem = |v: &str, what: &str| -> Option<String> {
+        if draft_empty(v) {
+            None
+        } else if v.trim().is_empty() {
+            Some(format!("choose {what}"))
+        } else if origin == Origin::App && !Path::new(v.trim()).is_absolute() {
+            Some(format!(
+                "choose {what} in the file dialog (an absolute path, not {})",
+                shown(v)
+            ))
+        } else {
+            None
+        }
+    };
+    let host_problem = |v: &str| (!draft_empty(v)).then(|| check_host(v).err()).flatten();
     match destination {
         DestinationSettings::IceWarp {
             host,
@@ -564,33 +683,29 @@ pub fn destination_errors(
             accounts_csv,
             ..
         } => {
-            if !draft_empty(host) && check_host(host).is_err() {
-                push(
-                    "iceWarpHost",
-                    "Enter the IceWarp server's host name, such as mail.example.com (no https://).",
-                );
+            if let Some(message) = host_problem(host) {
+                push("iceWarpHost", &message);
             }
-            if !draft_empty(admin_email) && check_icewarp_admin(admin_email).is_err() {
-                push(
-                    "adminEmail",
-                    "Enter the administrator's email address, such as admin@example.com, or its username when IceWarp logs in with usernames.",
-                );
+            if !draft_empty(admin_email) {
+                if let Err(message) = check_icewarp_admin(admin_email) {
+                    push("adminEmail", &message);
+                }
             }
-            if !absolute(credentials_report) {
-                push(
-                    "credentialsReport",
-                    "Choose the file for new accounts' passwords (Choose... opens a file dialog).",
-                );
+            if let Some(message) = path_problem(
+                credentials_report,
+                "the file new accounts' passwords are written to",
+            ) {
+                push("credentialsReport", &message);
             }
-            if filled(accounts_csv).is_some_and(|p| !absolute(p)) {
-                push("accountsCsv", "Choose the accounts CSV file.");
+            if let Some(message) =
+                filled(accounts_csv).and_then(|p| path_problem(p, "the accounts CSV file"))
+            {
+                push("accountsCsv", &message);
             }
-            // The core's endpoint rule; plain http only to a literal loopback API URL.
-            if filled(api_url).is_some_and(|url| check_endpoint(url, true).is_err()) {
-                push(
-                    "apiUrl",
-                    "The admin API URL must start with https:// (plain http only to 127.0.0.1).",
-                );
+            if let Some(url) = filled(api_url) {
+                if let Err(message) = check_endpoint(url, origin.plaintext_api()) {
+                    push("apiUrl", &message);
+                }
             }
         }
         DestinationSettings::Imap {
@@ -601,53 +716,41 @@ pub fn destination_errors(
             dav_url,
             ..
         } => {
-            if let Some(dav) = filled(dav_url) {
-                // The core's endpoint rule; the app never allows plaintext to IMAP/DAV.
-                if check_endpoint(dav, false).is_err() {
-                    push(
-                        "davUrl",
-                        "Enter the CalDAV/CardDAV server's address, such as https://dav.example.com/, or leave it empty for mail only.",
-                    );
-                } else if filled(master_user).is_some() {
-                    push(
-                        "davUrl",
-                        "Calendars, contacts and tasks need each account's own password: choose the accounts CSV.",
-                    );
-                }
-            }
-            if !draft_empty(host) && check_host(host).is_err() {
-                push(
-                    "host",
-                    "Enter the IMAP server's host name, such as imap.example.com (no imap://).",
-                );
+            if let Some(message) = host_problem(host) {
+                push("host", &message);
             }
             if *port == Some(0) {
                 push(
                     "port",
-                    "Enter a port from 1 to 65535 (993 for TLS, 143 for STARTTLS).",
+                    "the port is from 1 to 65535 (993 for TLS, 143 for STARTTLS)",
                 );
             }
             match (filled(master_user), filled(accounts_csv)) {
-                (Some(_), Some(_)) => push(
-                    "login",
-                    "Choose one: a master user who logs in for everyone, or a CSV file of each account's password.",
-                ),
-                (None, None) if completeness == Completeness::Ready => push(
-                    "login",
-                    "Choose one: a master user who logs in for everyone, or a CSV file of each account's password.",
-                ),
-                (None, Some(csv)) if !absolute(csv) => {
-                    push("accountsCsv", "Choose the accounts CSV file.")
+                (Some(_), Some(_)) => push("login", ONE_LOGIN),
+                (None, None) if completeness == Completeness::Ready => push("login", ONE_LOGIN),
+                (None, Some(csv)) => {
+                    if let Some(message) = path_problem(csv, "the accounts CSV file") {
+                        push("accountsCsv", &message);
+                    }
                 }
                 _ => {}
             }
+            if let Some(dav) = filled(dav_url) {
+                if let Err(message) = check_endpoint(dav, origin.plaintext_dav()) {
+                    push("davUrl", &message);
+                } else if filled(master_user).is_some()
+                    || (completeness == Completeness::Ready && filled(accounts_csv).is_none())
+                {
+                    push(
+                        "davUrl",
+                        "CalDAV/CardDAV logins need each account's own password from the accounts CSV: a master user logs in to IMAP only",
+                    );
+                }
+            }
         }
         DestinationSettings::Folder { path } => {
-            if !absolute(path) {
-                push(
-                    "path",
-                    "Choose a folder (Choose... opens a folder dialog), such as /srv/m365-export.",
-                );
+            if let Some(message) = path_problem(path, "a folder such as /srv/m365-export") {
+                push("path", &message);
             }
         }
     }
@@ -784,5 +887,170 @@ mod tests {
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert_eq!(errors[0].field, "domainMap");
         assert!(e.to_string().contains(&errors[0].message), "{e}");
+    }
+
+    /// Issue 16: the file's checks and the app's were written twice and disagreed (an IMAP
+    /// `port = 0`, an empty folder `path` or `credentials_report` passed the file; messages
+    /// differed). One table of bad inputs, through the file's path and the app's: the same
+    /// field and the same message.
+    #[test]
+    fn regression_the_file_and_the_app_report_the_same_field_and_message() {
+        const SOURCE: &str = "[source]\ntenant_id = \"contoso.onmicrosoft.com\"\nclient_id = \"00000000-0000-0000-0000-000000000001\"\n";
+        const ICEWARP: &str = "kind = \"icewarp\"\nhost = \"mail.example.com\"\nadmin_email = \"admin@example.com\"\ncredentials_report = \"/srv/new.csv\"";
+        const IMAP: &str =
+            "kind = \"imap\"\nhost = \"mail.example.com\"\naccounts_csv = \"/srv/a.csv\"";
+        let source = |from: &str, to: &str| SOURCE.replace(from, to);
+        // (source section, destination section, [run] lines, the app field)
+        let cases: Vec<(String, String, &str, &str)> = vec![
+            (
+                source("contoso.onmicrosoft.com", "contoso"),
+                ICEWARP.into(),
+                "",
+                "tenantId",
+            ),
+            (
+                source("00000000-0000-0000-0000-000000000001", "my-app"),
+                ICEWARP.into(),
+                "",
+                "clientId",
+            ),
+            (
+                source(
+                    "client_id",
+                    "login_url = \"http://login.example\"\nclient_id",
+                ),
+                ICEWARP.into(),
+                "",
+                "loginUrl",
+            ),
+            (
+                SOURCE.into(),
+                ICEWARP.replace("mail.example.com", "https://mail.example.com"),
+                "",
+                "iceWarpHost",
+            ),
+            (
+                SOURCE.into(),
+                ICEWARP.replace("admin@example.com", "ad min"),
+                "",
+                "adminEmail",
+            ),
+            (
+                SOURCE.into(),
+                ICEWARP.replace("/srv/new.csv", ""),
+                "",
+                "credentialsReport",
+            ),
+            (
+                SOURCE.into(),
+                format!("{ICEWARP}\napi_url = \"http://mail.example.com/icewarpapi/\""),
+                "",
+                "apiUrl",
+            ),
+            (
+                SOURCE.into(),
+                format!("{ICEWARP}\ndomain_map = {{ \"contoso.com\" = \"not a domain\" }}"),
+                "",
+                "domainMap",
+            ),
+            (
+                SOURCE.into(),
+                IMAP.replace("mail.example.com", "imap://mail.example.com"),
+                "",
+                "host",
+            ),
+            (SOURCE.into(), format!("{IMAP}\nport = 0"), "", "port"),
+            (
+                SOURCE.into(),
+                format!("{IMAP}\nmaster_user = \"admin\""),
+                "",
+                "login",
+            ),
+            (
+                SOURCE.into(),
+                IMAP.replace(
+                    "accounts_csv = \"/srv/a.csv\"",
+                    "master_user = \"admin\"\ndav_url = \"https://dav.example.com/\"",
+                ),
+                "",
+                "davUrl",
+            ),
+            (
+                SOURCE.into(),
+                format!("{IMAP}\ndav_url = \"ftp://dav.example.com/\""),
+                "",
+                "davUrl",
+            ),
+            (
+                SOURCE.into(),
+                "kind = \"folder\"\npath = \"\"".into(),
+                "",
+                "path",
+            ),
+            (
+                SOURCE.into(),
+                ICEWARP.into(),
+                "mail_since = \"2024-01-01\"\nmail_until = \"2020-01-01\"",
+                "mailUntil",
+            ),
+        ];
+        for (source, destination, run, field) in cases {
+            let text = format!("{source}\n[destination]\n{destination}\n\n[run]\n{run}\n");
+            // The app's path: the same sections as the app's spec.
+            let unchecked: FileConfig = toml::from_str(&text).expect("the file's types");
+            let app = unchecked.spec().field_errors(Completeness::Ready);
+            let first = app
+                .first()
+                .unwrap_or_else(|| panic!("{field}: the app takes {text}"));
+            assert_eq!(first.field, field, "{text}: {app:?}");
+            // The file's path: the same rule under the file's key, with the same message.
+            let e = FileConfig::parse(&text, Path::new("m.toml"))
+                .expect_err(field)
+                .to_string();
+            let key = file_key(field);
+            assert!(
+                e.starts_with(&format!("configuration file m.toml: {key}: ")),
+                "{field}: {e}"
+            );
+            assert!(
+                e.ends_with(&first.message),
+                "{field}: {e} / {}",
+                first.message
+            );
+        }
+    }
+
+    /// The core's answers to the settings the UI's browser tests type, recorded for the UI
+    /// harness's scripted `validate_source` / `validate_destination` (ui/tests/harness.mjs),
+    /// so the harness shows the core's field errors instead of a copy of its rules. Written
+    /// on every run, like the ts-rs bindings; commit the result.
+    #[test]
+    fn exports_the_field_errors_the_ui_tests_meet() {
+        let sources =
+            [serde_json::json!({"tenantId": "contoso", "clientId": "my-app", "cloud": "global"})];
+        let destinations = [
+            serde_json::json!({"kind": "iceWarp", "host": "", "adminEmail": "", "credentialsReport": ""}),
+            serde_json::json!({"kind": "folder", "path": ""}),
+            serde_json::json!({"kind": "imap", "host": "imap://mail.example.com", "port": 0, "security": "tls", "masterUser": "", "masterStyle": "authzid"}),
+            serde_json::json!({"kind": "imap", "host": "imap.example.com", "security": "tls", "accountsCsv": "", "masterStyle": "authzid"}),
+        ];
+        let mut cases = Vec::new();
+        for args in sources {
+            let source: SourceConfig = serde_json::from_value(args.clone()).expect("a source");
+            let errors = source_errors(&source, Completeness::Ready);
+            assert!(!errors.is_empty(), "{args}");
+            cases.push(serde_json::json!({"cmd": "validate_source", "args": {"source": args}, "errors": errors}));
+        }
+        for args in destinations {
+            let destination: DestinationSettings =
+                serde_json::from_value(args.clone()).expect("a destination");
+            let errors = destination_errors(&destination, Completeness::Ready);
+            assert!(!errors.is_empty(), "{args}");
+            cases.push(serde_json::json!({"cmd": "validate_destination", "args": {"destination": args}, "errors": errors}));
+        }
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui/tests/core-field-errors.json");
+        let text = serde_json::to_string_pretty(&cases).expect("JSON") + "\n";
+        std::fs::write(&path, text).expect("ui/tests/core-field-errors.json is writable");
     }
 }

@@ -17,7 +17,7 @@ import { announce, el, show, showFieldErrors } from "../dom";
 import { plural } from "../format";
 import { getState, subscribe } from "../store";
 import { SecretField } from "../secret-field";
-import { checkDestination, type DestinationFields } from "../validate";
+import { destinationErrors, passwordError, portValue, type FieldMessages } from "../validate";
 import { fieldErrors, isError, saveProject } from "./projects";
 
 const FIELD_IDS: Record<string, string> = {
@@ -41,6 +41,21 @@ let paths: Partial<Record<PathPurpose, string>> = {};
 
 const value = (id: string) => el<HTMLInputElement>(id).value;
 const optional = (id: string) => value(id).trim() || undefined;
+
+/** The Destination screen's fields as typed; paths are the ones chosen in native dialogs. */
+interface DestinationFields {
+  kind: "iceWarp" | "imap" | "folder";
+  iceWarpHost: string;
+  adminEmail: string;
+  credentialsReport: string;
+  host: string;
+  port: string;
+  login: "master" | "csv";
+  masterUser: string;
+  accountsCsv: string;
+  davUrl: string;
+  path: string;
+}
 
 function read(): DestinationFields {
   const checked = (name: string) => document.querySelector<HTMLInputElement>(`input[name="${name}"]:checked`)?.value;
@@ -75,11 +90,10 @@ export function destinationSettings(): DestinationSettings {
     };
   }
   if (f.kind === "imap") {
-    const port = f.port.trim();
     return {
       kind: "imap",
       host: f.host.trim(),
-      port: port === "" ? undefined : Number(port),
+      port: portValue(f.port),
       security: el<HTMLSelectElement>("di-security").value as "tls" | "starttls",
       caFile: paths.caFile,
       masterUser: f.login === "master" ? f.masterUser.trim() : undefined,
@@ -237,7 +251,15 @@ function fill(d: DestinationSettings, rules: AccountRules): void {
 async function checkAndStore(): Promise<boolean> {
   const f = read();
   const secret = passwordField(f);
-  const errors = checkDestination(f, secret?.typed ?? "", secret?.stored ?? false);
+  let errors: FieldMessages;
+  try {
+    errors = await destinationErrors(destinationSettings());
+  } catch (e) {
+    el("destination-status").textContent = `Could not check the fields: ${errorText(e)}`;
+    return false;
+  }
+  const password = secret && passwordError(secret.typed, secret.stored);
+  if (password && (f.kind === "iceWarp" || f.masterUser.trim())) errors[f.kind === "iceWarp" ? "adminPassword" : "masterPassword"] = password;
   const domainMap = readDomainMap();
   if (domainMap.error) errors.domainMap = domainMap.error;
   showFieldErrors(FIELD_IDS, errors);

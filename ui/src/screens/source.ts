@@ -3,7 +3,7 @@ import { invoke } from "@tauri-apps/api/core";
 import type { PermissionStatus } from "../bindings/PermissionStatus";
 import type { Cloud } from "../bindings/Cloud";
 import { errorText, type SourceConfig } from "../api";
-import { checkSource, isGuid, isTenantId } from "../validate";
+import { secretError, sourceErrors, type FieldMessages } from "../validate";
 import { SecretField } from "../secret-field";
 import { el, show, showFieldErrors as showErrors } from "../dom";
 import { subscribe } from "../store";
@@ -64,10 +64,18 @@ function readSource() {
   };
 }
 
-/** The keychain account of the app registration, once both IDs look right. */
+/** The keychain account of the app registration, once both IDs are filled in. */
 function sourceAccount(): string | null {
   const { tenantId, clientId } = readSource();
-  return isTenantId(tenantId) && isGuid(clientId) ? `${tenantId.trim()}/${clientId.trim()}` : null;
+  return tenantId.trim() && clientId.trim() ? `${tenantId.trim()}/${clientId.trim()}` : null;
+}
+
+/** The core's field errors, and the typed secret's (which the core never sees). */
+async function checkSource(): Promise<FieldMessages> {
+  const errors = await sourceErrors(sourceConfig());
+  const secret = secretError(readSource().clientSecret, clientSecret.stored);
+  if (secret) errors.clientSecret = secret;
+  return errors;
 }
 
 const clientSecret = new SecretField("client-secret", "graphClientSecret", sourceAccount);
@@ -94,7 +102,13 @@ function fill(source: SourceConfig): void {
  * typed secret to the keychain (the field is cleared); true when the source is ready.
  */
 async function sourceReady(): Promise<boolean> {
-  const errors = checkSource(readSource(), clientSecret.stored);
+  let errors: FieldMessages;
+  try {
+    errors = await checkSource();
+  } catch (e) {
+    el("source-status").textContent = `Could not check the fields: ${errorText(e)}`;
+    return false;
+  }
   showFieldErrors(errors);
   const status = el("source-status");
   if (Object.keys(errors).length > 0) {
@@ -168,8 +182,8 @@ export function wireSource(): void {
   });
   for (const id of ["tenant-id", "client-id"]) el(id).addEventListener("change", () => void clientSecret.refresh());
   for (const id of Object.values(FIELD_IDS)) {
-    el(id).addEventListener("blur", () => {
-      const errors = checkSource(readSource(), clientSecret.stored);
+    el(id).addEventListener("blur", async () => {
+      const errors = await checkSource().catch(() => ({}) as FieldMessages);
       const field = Object.entries(FIELD_IDS).find(([, v]) => v === id)?.[0] ?? "";
       const value = (el<HTMLInputElement>(id).value ?? "").trim();
       if (value !== "") {
