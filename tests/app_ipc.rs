@@ -157,20 +157,7 @@ impl TestApp {
     }
 
     fn invoke(&self, cmd: &str, args: Value) -> Result<Value, Value> {
-        get_ipc_response(
-            &self.webview,
-            InvokeRequest {
-                cmd: cmd.into(),
-                callback: CallbackFn(0),
-                error: CallbackFn(1),
-                // On Linux the app's own origin; http://tauri.localhost would be refused as remote.
-                url: "tauri://localhost".parse().expect("a valid URL"),
-                body: InvokeBody::Json(args),
-                headers: Default::default(),
-                invoke_key: INVOKE_KEY.to_string(),
-            },
-        )
-        .map(|body| body.deserialize::<Value>().expect("JSON"))
+        invoke_on(&self.webview, cmd, args)
     }
 
     /// Hands a secret to the app as the UI does (`store_secret`), expecting it stored.
@@ -188,6 +175,25 @@ impl TestApp {
     fn invoke_blocking(&self, cmd: &str, args: Value) -> Result<Value, Value> {
         tokio::task::block_in_place(|| self.invoke(cmd, args))
     }
+}
+
+/// Calls `cmd` as the page in `webview` does (the window can be shared with other threads,
+/// the app cannot).
+fn invoke_on(webview: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<Value, Value> {
+    get_ipc_response(
+        webview,
+        InvokeRequest {
+            cmd: cmd.into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            // On Linux the app's own origin; http://tauri.localhost would be refused as remote.
+            url: "tauri://localhost".parse().expect("a valid URL"),
+            body: InvokeBody::Json(args),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        },
+    )
+    .map(|body| body.deserialize::<Value>().expect("JSON"))
 }
 
 fn invoke(cmd: &str, args: Value) -> Result<Value, Value> {
@@ -1526,5 +1532,127 @@ async fn the_plan_shows_each_mailboxs_action_and_the_accounts_csv_preview_matche
         .invoke_blocking("preview_accounts_csv", json!({}))
         .unwrap();
     assert_eq!(preview["errors"][0]["line"], 2, "{preview}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_snapshot_was_null_and_now_totals_equal_the_summary() {
+    let app = TestApp::new();
+    assert_eq!(
+        app.invoke_blocking("run_snapshot", json!({})),
+        Ok(Value::Null)
+    );
+    let summary = app.demo().await;
+    let t = &summary["totals"];
+    let snapshot = app.invoke_blocking("run_snapshot", json!({})).unwrap();
+    assert_eq!(snapshot["mailboxesTotal"], summary["users"], "{snapshot}");
+    assert_eq!(snapshot["mailboxesDone"], summary["users"], "{snapshot}");
+    assert_eq!(snapshot["mailboxesRunning"], 0, "{snapshot}");
+    assert_eq!(snapshot["mailboxesQueued"], 0, "{snapshot}");
+    let items = ["messages", "events", "contacts", "tasks"]
+        .iter()
+        .map(|k| t[k].as_u64().unwrap())
+        .sum::<u64>();
+    assert!(items >= 300, "{summary}");
+    assert_eq!(snapshot["itemsDone"].as_u64(), Some(items), "{snapshot}");
+    assert_eq!(snapshot["itemsFailed"], t["failed"], "{snapshot}");
+    assert_eq!(snapshot["bytesDone"], t["bytes"], "{snapshot}");
+    assert_eq!(snapshot["fraction"], 1.0, "{snapshot}");
+    // A reloaded page reads the same run.
+    let again = app.invoke_blocking("run_snapshot", json!({})).unwrap();
+    assert_eq!(again["itemsDone"], snapshot["itemsDone"]);
+    assert_eq!(again["mailboxes"], snapshot["mailboxes"]);
+}
+
+/// Requests the simulator saw after the first `from` that read a user's mailbox.
+fn mailbox_reads(sim: &migrator_sim::SimServer, from: usize) -> Vec<String> {
+    let ids: Vec<String> = sim.tenant().users.iter().map(|u| u.id.clone()).collect();
+    sim.requests()[from..]
+        .iter()
+        .filter(|r| r.mailbox.as_ref().is_some_and(|m| ids.contains(m)))
+        .map(|r| r.path_and_query.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_plan_reads_no_counted_mailbox_and_refresh_reads_them_again() {
+    let (sim, source, app) = tenant_app().await;
+    let out = tempfile::tempdir().unwrap();
+    app.project(source, json!({"kind": "folder", "path": out.path()}));
+    let first = app
+        .invoke_blocking("plan_migration", json!({"refresh": false}))
+        .unwrap();
+    assert_eq!(first["items"].as_u64().map(|n| n >= 300), Some(true));
+    assert!(!mailbox_reads(&sim, 0).is_empty());
+    // The counts are kept in the project's own folder.
+    let kept = app
+        .data
+        .path()
+        .join("projects")
+        .join(app.open_id())
+        .join(migrator_core::engine::COUNTS_FILE);
+    assert!(kept.is_file(), "{}", kept.display());
+
+    let before = sim.requests().len();
+    let second = app
+        .invoke_blocking("plan_migration", json!({"refresh": false}))
+        .unwrap();
+    assert_eq!(mailbox_reads(&sim, before), Vec::<String>::new());
+    assert_eq!(second["items"], first["items"]);
+    assert_eq!(second["users"], first["users"]);
+
+    let before = sim.requests().len();
+    let refreshed = app
+        .invoke_blocking("plan_migration", json!({"refresh": true}))
+        .unwrap();
+    assert!(!mailbox_reads(&sim, before).is_empty(), "refresh recounts");
+    assert_eq!(refreshed["items"], first["items"]);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_plan_ends_the_plan_counting_and_a_new_plan_cancels_the_old() {
+    let mut config = migrator_sim::SimConfig::demo();
+    // Slow answers, so the plan is caught while it counts.
+    config.latency = std::time::Duration::from_millis(150);
+    let sim = migrator_sim::SimServer::start(config).await.unwrap();
+    let (source, app) = app_for(&sim);
+    let out = tempfile::tempdir().unwrap();
+    app.project(source, json!({"kind": "folder", "path": out.path()}));
+    assert_eq!(
+        app.invoke_blocking("cancel_plan", json!({})),
+        Ok(json!(false))
+    );
+    let webview = app.webview.clone();
+
+    let ended = tokio::task::block_in_place(|| {
+        std::thread::scope(|s| {
+            let plan = s.spawn(|| invoke_on(&webview, "plan_migration", json!({"refresh": true})));
+            // Test harness polling: until the plan is counting.
+            while !(app.invoke("cancel_plan", json!({})) == Ok(json!(true))) {
+                std::thread::yield_now();
+            }
+            plan.join().unwrap()
+        })
+    });
+    let err = ended.unwrap_err();
+    assert_eq!(err["code"], "cancelled", "{err}");
+
+    // A new plan while one counts: the old one is cancelled, the new one answers.
+    let (old, new) = tokio::task::block_in_place(|| {
+        std::thread::scope(|s| {
+            let before = sim.requests().len();
+            let old = s.spawn(|| invoke_on(&webview, "plan_migration", json!({"refresh": true})));
+            // Test harness polling: until the old plan reads a mailbox.
+            while mailbox_reads(&sim, before).is_empty() {
+                std::thread::yield_now();
+            }
+            let new = app.invoke("plan_migration", json!({"refresh": false}));
+            (old.join().unwrap(), new)
+        })
+    });
+    assert_eq!(old.unwrap_err()["code"], "cancelled");
+    let new = new.unwrap();
+    assert_eq!(new["users"].as_array().map(Vec::len), Some(3), "{new}");
     sim.shutdown().await;
 }

@@ -85,7 +85,8 @@ export const api = {
   pickPath: (purpose: PathPurpose) => invoke<string | null>("pick_path", { purpose }),
   previewAccountsCsv: () => invoke<AccountsCsvPreview>("preview_accounts_csv"),
   planMigration: (refresh: boolean) => invoke<PlanView>("plan_migration", { refresh }),
-  cancelPlan: () => invoke<null>("cancel_plan"),
+  /** False when no plan was counting. */
+  cancelPlan: () => invoke<boolean>("cancel_plan"),
   startPass: (kind: PassKind) => invoke<null>("start_pass", { kind }),
   retryFailed: (user?: string) => invoke<null>("retry_failed", user === undefined ? {} : { user }),
   runSnapshot: () => invoke<RunSnapshot | null>("run_snapshot"),
