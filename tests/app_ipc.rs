@@ -1656,3 +1656,69 @@ async fn cancel_plan_ends_the_plan_counting_and_a_new_plan_cancels_the_old() {
     assert_eq!(new["users"].as_array().map(Vec::len), Some(3), "{new}");
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_sent_dav_url_never_receives_the_accounts_csv_passwords() {
+    let app = TestApp::new();
+    let files = tempfile::tempdir().unwrap();
+    let csv = files.path().join("accounts.csv");
+    std::fs::write(&csv, "email,password\nadele@contoso.com,Csv-Pa55-adele\n").unwrap();
+    // An IMAP port nothing listens on: the IMAP check fails, the DAV check would still run.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let imap_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let destination = json!({"kind": "imap", "host": "127.0.0.1", "port": imap_port,
+                             "security": "tls", "accountsCsv": csv});
+    let source = json!({"tenantId": "contoso.com", "clientId": "00000000-0000-0000-0000-000000000001", "cloud": "global"});
+    let project = app.project(source, destination.clone());
+    assert_eq!(
+        project["destination"]["accountsCsv"],
+        json!(csv),
+        "{project}"
+    );
+
+    // The page adds a DAV URL of its own: test_destination does not log in there with a
+    // password of the accounts CSV.
+    let elsewhere = Tripwire::new();
+    let dav = format!("https://{}/", elsewhere.addr);
+    let mut redirected = destination.clone();
+    redirected["davUrl"] = json!(dav);
+    let tested = app.invoke_blocking("test_destination", json!({"destination": redirected}));
+    assert!(
+        !elsewhere.touched(),
+        "the DAV URL the page sent was reached"
+    );
+    assert!(!format!("{tested:?}").contains("Csv-Pa55"), "{tested:?}");
+
+    // Saved with it, the project no longer holds the accounts CSV: the user chooses the file
+    // again, in the native dialog, for the new servers.
+    let mut changed = project.clone();
+    changed["destination"]["davUrl"] = json!(dav);
+    let saved = app
+        .invoke_blocking("save_project", json!({"project": changed}))
+        .unwrap();
+    assert_eq!(saved["destination"]["accountsCsv"], Value::Null, "{saved}");
+    let pass = app.invoke_blocking("start_pass", json!({"kind": "full"}));
+    assert!(pass.is_err(), "{pass:?}");
+    assert!(
+        !elsewhere.touched(),
+        "the DAV URL the page sent was reached"
+    );
+
+    // The same host, written as the page may (case, spaces), keeps the file.
+    let mut same = saved.clone();
+    same["destination"]["davUrl"] = Value::Null;
+    app.invoke_blocking("save_project", json!({"project": same}))
+        .unwrap();
+    app.answer(PathPurpose::AccountsCsv, &csv);
+    app.invoke_blocking("pick_path", json!({"purpose": "accountsCsv"}))
+        .unwrap();
+    let mut cased = app
+        .invoke_blocking("open_project", json!({"id": project["id"]}))
+        .unwrap();
+    cased["destination"]["host"] = json!(" 127.0.0.1 ");
+    let kept = app
+        .invoke_blocking("save_project", json!({"project": cased}))
+        .unwrap();
+    assert_eq!(kept["destination"]["accountsCsv"], json!(csv), "{kept}");
+}
