@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The built desktop app in a real X server (Xvfb, WebKitGTK):
 #  1. its window comes up and renders the first screen (screenshot, accent-coloured buttons);
-#  2. "Try the demo" (clicked with xdotool) migrates the simulated tenant to completion: all
-#     300 messages land in the app's data folder and the Report screen shows (screenshot);
+#  2. "Try the demo" on the Projects screen (clicked with xdotool) migrates the simulated tenant to completion: all
+#     300 messages land in the demo project's folder and the Report screen shows (screenshot);
 #  3. "Open the HTML report" hands exactly the run's report.html to the desktop's opener
 #     (xdg-open, replaced by one that records what it was given);
 #  4. closing the window when nothing runs quits the app (WM_DELETE_WINDOW, as a window
@@ -59,9 +59,10 @@ xvfb-run -a -s "-screen 0 1280x800x24" bash -c '
   sleep 4
   import -window "$id" "$1"
 
-  # "Try the demo": the primary button of the third card (window 1100x760 at the origin).
-  xdotool mousemove 168 695 click 1
-  demo="$XDG_DATA_HOME/com.m365migrator.app/demo-output"
+  # "Try the demo" on the Projects screen with no project yet (window 1100x760 at the origin).
+  xdotool mousemove 168 479 click 1
+  # The demo has a folder of its own in the projects folder (never a real project one).
+  demo="$XDG_DATA_HOME/com.m365migrator.app/projects/demo"
   count() { find "$demo" -path "*/cur/*" -type f 2>/dev/null | wc -l; }
   for _ in $(seq 1 60); do
     [[ "$(count)" -ge 300 ]] && break
@@ -72,7 +73,7 @@ xvfb-run -a -s "-screen 0 1280x800x24" bash -c '
   import -window "$id" "$2"
 
   # "Open the HTML report": the first button of the Report screen.
-  xdotool mousemove 203 207 click 1
+  xdotool mousemove 202 152 click 1
   for _ in $(seq 1 20); do
     [[ -s "$HOME_FOR_APP/opened" ]] && break
     sleep 0.5
