@@ -768,10 +768,26 @@ async fn start_pass_moves_the_selected_mailboxes_into_a_folder() {
     chosen["workloads"] = json!(["mail"]);
     app.invoke_blocking("save_project", json!({"project": chosen}))
         .unwrap();
+    // The Plan counted again for the chosen mailbox and workloads: its counts go to the run.
+    let counted = app
+        .invoke_blocking("plan_migration", json!({"refresh": false}))
+        .unwrap();
     let record = app.pass("full").await;
     assert_eq!(record["state"], "finished", "{record}");
     let summary = record["summary"].clone();
     assert_eq!(summary["users"], 1, "{summary}");
+    // The run's totals came from the Plan (the engine reads the counts in its state folder).
+    let kept = app.data.path().join("projects").join(app.open_id());
+    let counts = |dir: &std::path::Path| {
+        std::fs::read(dir.join(migrator_core::engine::COUNTS_FILE)).unwrap_or_default()
+    };
+    assert!(!counts(&kept).is_empty());
+    assert_eq!(counts(&out.path().join(".m365-migrator")), counts(&kept));
+    let snapshot = app.invoke_blocking("run_snapshot", json!({})).unwrap();
+    assert_eq!(
+        snapshot["itemsTotal"], counted["items"],
+        "{snapshot} {counted}"
+    );
     assert_eq!(summary["totals"]["failed"], 0);
     // Mail only, as chosen.
     assert_eq!(summary["totals"]["events"], 0, "{summary}");

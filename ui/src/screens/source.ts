@@ -6,7 +6,7 @@ import { errorText, type SourceConfig } from "../api";
 import { checkSource, isGuid, isTenantId } from "../validate";
 import { SecretField } from "../secret-field";
 import { el, show, showFieldErrors as showErrors } from "../dom";
-import { subscribe } from "../store";
+import { getState, subscribe } from "../store";
 import { fieldErrors, isError, saveProject } from "./projects";
 
 const PERMISSIONS: Array<[string, string]> = [
@@ -64,17 +64,31 @@ function readSource() {
   };
 }
 
-/** The keychain account of the app registration, once both IDs look right. */
+/**
+ * The keychain account of the app registration, once both IDs look right: with the project's
+ * login URL override, bound to its host[:port] (`<tenant>/<client>@<host>`), as the backend
+ * looks it up, so the secret is only ever sent to that host.
+ */
 function sourceAccount(): string | null {
   const { tenantId, clientId } = readSource();
-  return isTenantId(tenantId) && isGuid(clientId) ? `${tenantId.trim()}/${clientId.trim()}` : null;
+  if (!isTenantId(tenantId) || !isGuid(clientId)) return null;
+  const account = `${tenantId.trim()}/${clientId.trim()}`;
+  const loginUrl = getState().project?.source.loginUrl?.trim();
+  if (!loginUrl) return account;
+  try {
+    return `${account}@${new URL(loginUrl).host.toLowerCase()}`;
+  } catch {
+    return account;
+  }
 }
 
 const clientSecret = new SecretField("client-secret", "graphClientSecret", sourceAccount);
 
 export function sourceConfig(): SourceConfig {
   const { tenantId, clientId } = readSource();
-  return { tenantId: tenantId.trim(), clientId: clientId.trim(), cloud: el<HTMLSelectElement>("cloud").value as Cloud };
+  // The project's URL overrides (set in its file, no field here) stay as they are.
+  const stored = getState().project?.source;
+  return { ...stored, tenantId: tenantId.trim(), clientId: clientId.trim(), cloud: el<HTMLSelectElement>("cloud").value as Cloud };
 }
 
 /** Fills the fields from the open project. */
