@@ -44,6 +44,24 @@ rm -f "$shot" "$report" "$quit"
 export HOME_FOR_APP
 HOME_FOR_APP="$(mktemp -d)"
 trap 'rm -rf "$HOME_FOR_APP"' EXIT
+# A close request to the app's window (WM_DELETE_WINDOW), as a window manager's close button
+# sends it.
+cat >"$HOME_FOR_APP/close.py" <<'PY'
+from Xlib import X, display, protocol
+d = display.Display()
+delete = d.intern_atom("WM_DELETE_WINDOW")
+def find(w):
+    if w.get_wm_name() == "M365 Migrator" and delete in (w.get_wm_protocols() or []):
+        return w
+    for child in w.query_tree().children:
+        found = find(child)
+        if found:
+            return found
+w = find(d.screen().root)
+w.send_event(protocol.event.ClientMessage(window=w, client_type=d.intern_atom("WM_PROTOCOLS"),
+             data=(32, [delete, X.CurrentTime, 0, 0, 0])), event_mask=X.NoEventMask)
+d.flush()
+PY
 
 # WebKitGTK under Xvfb without a GPU: software rendering, no sandbox helpers as root.
 xvfb-run -a -s "-screen 0 1280x800x24" bash -c '
@@ -95,22 +113,7 @@ xvfb-run -a -s "-screen 0 1280x800x24" bash -c '
   [[ -s "$opened" ]] || fail "the report $opened is missing or empty"
 
   # Nothing runs now: a close request quits the app.
-  /usr/bin/python3 - <<"PY"
-from Xlib import X, display, protocol
-d = display.Display()
-delete = d.intern_atom("WM_DELETE_WINDOW")
-def find(w):
-    if w.get_wm_name() == "M365 Migrator" and delete in (w.get_wm_protocols() or []):
-        return w
-    for child in w.query_tree().children:
-        found = find(child)
-        if found:
-            return found
-w = find(d.screen().root)
-w.send_event(protocol.event.ClientMessage(window=w, client_type=d.intern_atom("WM_PROTOCOLS"),
-             data=(32, [delete, X.CurrentTime, 0, 0, 0])), event_mask=X.NoEventMask)
-d.flush()
-PY
+  /usr/bin/python3 "$HOME_FOR_APP/close.py"
   for _ in $(seq 1 20); do
     kill -0 $app 2>/dev/null || exit 0
     sleep 0.5
@@ -206,24 +209,7 @@ open_and_start() {
   sleep 1
   xdotool mousemove "$1" "$2" click 1
 }
-close_window() {
-  /usr/bin/python3 - <<"PY"
-from Xlib import X, display, protocol
-d = display.Display()
-delete = d.intern_atom("WM_DELETE_WINDOW")
-def find(w):
-    if w.get_wm_name() == "M365 Migrator" and delete in (w.get_wm_protocols() or []):
-        return w
-    for child in w.query_tree().children:
-        found = find(child)
-        if found:
-            return found
-w = find(d.screen().root)
-w.send_event(protocol.event.ClientMessage(window=w, client_type=d.intern_atom("WM_PROTOCOLS"),
-             data=(32, [delete, X.CurrentTime, 0, 0, 0])), event_mask=X.NoEventMask)
-d.flush()
-PY
-}
+close_window() { /usr/bin/python3 "$HOME_FOR_APP/close.py"; }
 
 # 5. Quit during the pass, the question answered "Stop and quit".
 start_app
