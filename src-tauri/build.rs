@@ -21,6 +21,7 @@ const COMMANDS: &[&str] = &[
     "preview_accounts_csv",
     "cutover_checklist",
     "plan_migration",
+    "cancel_plan",
     "start_pass",
     "retry_failed",
     "run_snapshot",

@@ -157,20 +157,7 @@ impl TestApp {
     }
 
     fn invoke(&self, cmd: &str, args: Value) -> Result<Value, Value> {
-        get_ipc_response(
-            &self.webview,
-            InvokeRequest {
-                cmd: cmd.into(),
-                callback: CallbackFn(0),
-                error: CallbackFn(1),
-                // On Linux the app's own origin; http://tauri.localhost would be refused as remote.
-                url: "tauri://localhost".parse().expect("a valid URL"),
-                body: InvokeBody::Json(args),
-                headers: Default::default(),
-                invoke_key: INVOKE_KEY.to_string(),
-            },
-        )
-        .map(|body| body.deserialize::<Value>().expect("JSON"))
+        invoke_on(&self.webview, cmd, args)
     }
 
     /// Hands a secret to the app as the UI does (`store_secret`), expecting it stored.
@@ -188,6 +175,25 @@ impl TestApp {
     fn invoke_blocking(&self, cmd: &str, args: Value) -> Result<Value, Value> {
         tokio::task::block_in_place(|| self.invoke(cmd, args))
     }
+}
+
+/// Calls `cmd` as the page in `webview` does (the window can be shared with other threads,
+/// the app cannot).
+fn invoke_on(webview: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<Value, Value> {
+    get_ipc_response(
+        webview,
+        InvokeRequest {
+            cmd: cmd.into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            // On Linux the app's own origin; http://tauri.localhost would be refused as remote.
+            url: "tauri://localhost".parse().expect("a valid URL"),
+            body: InvokeBody::Json(args),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        },
+    )
+    .map(|body| body.deserialize::<Value>().expect("JSON"))
 }
 
 fn invoke(cmd: &str, args: Value) -> Result<Value, Value> {
@@ -762,10 +768,26 @@ async fn start_pass_moves_the_selected_mailboxes_into_a_folder() {
     chosen["workloads"] = json!(["mail"]);
     app.invoke_blocking("save_project", json!({"project": chosen}))
         .unwrap();
+    // The Plan counted again for the chosen mailbox and workloads: its counts go to the run.
+    let counted = app
+        .invoke_blocking("plan_migration", json!({"refresh": false}))
+        .unwrap();
     let record = app.pass("full").await;
     assert_eq!(record["state"], "finished", "{record}");
     let summary = record["summary"].clone();
     assert_eq!(summary["users"], 1, "{summary}");
+    // The run's totals came from the Plan (the engine reads the counts in its state folder).
+    let kept = app.data.path().join("projects").join(app.open_id());
+    let counts = |dir: &std::path::Path| {
+        std::fs::read(dir.join(migrator_core::engine::COUNTS_FILE)).unwrap_or_default()
+    };
+    assert!(!counts(&kept).is_empty());
+    assert_eq!(counts(&out.path().join(".m365-migrator")), counts(&kept));
+    let snapshot = app.invoke_blocking("run_snapshot", json!({})).unwrap();
+    assert_eq!(
+        snapshot["itemsTotal"], counted["items"],
+        "{snapshot} {counted}"
+    );
     assert_eq!(summary["totals"]["failed"], 0);
     // Mail only, as chosen.
     assert_eq!(summary["totals"]["events"], 0, "{summary}");
@@ -1533,4 +1555,192 @@ async fn the_plan_shows_each_mailboxs_action_and_the_accounts_csv_preview_matche
         .unwrap();
     assert_eq!(preview["errors"][0]["line"], 2, "{preview}");
     sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_snapshot_was_null_and_now_totals_equal_the_summary() {
+    let app = TestApp::new();
+    assert_eq!(
+        app.invoke_blocking("run_snapshot", json!({})),
+        Ok(Value::Null)
+    );
+    let summary = app.demo().await;
+    let t = &summary["totals"];
+    let snapshot = app.invoke_blocking("run_snapshot", json!({})).unwrap();
+    assert_eq!(snapshot["mailboxesTotal"], summary["users"], "{snapshot}");
+    assert_eq!(snapshot["mailboxesDone"], summary["users"], "{snapshot}");
+    assert_eq!(snapshot["mailboxesRunning"], 0, "{snapshot}");
+    assert_eq!(snapshot["mailboxesQueued"], 0, "{snapshot}");
+    let items = ["messages", "events", "contacts", "tasks"]
+        .iter()
+        .map(|k| t[k].as_u64().unwrap())
+        .sum::<u64>();
+    assert!(items >= 300, "{summary}");
+    assert_eq!(snapshot["itemsDone"].as_u64(), Some(items), "{snapshot}");
+    assert_eq!(snapshot["itemsFailed"], t["failed"], "{snapshot}");
+    assert_eq!(snapshot["bytesDone"], t["bytes"], "{snapshot}");
+    assert_eq!(snapshot["fraction"], 1.0, "{snapshot}");
+    // A reloaded page reads the same run.
+    let again = app.invoke_blocking("run_snapshot", json!({})).unwrap();
+    assert_eq!(again["itemsDone"], snapshot["itemsDone"]);
+    assert_eq!(again["mailboxes"], snapshot["mailboxes"]);
+}
+
+/// Requests the simulator saw after the first `from` that read a user's mailbox.
+fn mailbox_reads(sim: &migrator_sim::SimServer, from: usize) -> Vec<String> {
+    let ids: Vec<String> = sim.tenant().users.iter().map(|u| u.id.clone()).collect();
+    sim.requests()[from..]
+        .iter()
+        .filter(|r| r.mailbox.as_ref().is_some_and(|m| ids.contains(m)))
+        .map(|r| r.path_and_query.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_plan_reads_no_counted_mailbox_and_refresh_reads_them_again() {
+    let (sim, source, app) = tenant_app().await;
+    let out = tempfile::tempdir().unwrap();
+    app.project(source, json!({"kind": "folder", "path": out.path()}));
+    let first = app
+        .invoke_blocking("plan_migration", json!({"refresh": false}))
+        .unwrap();
+    assert_eq!(first["items"].as_u64().map(|n| n >= 300), Some(true));
+    assert!(!mailbox_reads(&sim, 0).is_empty());
+    // The counts are kept in the project's own folder.
+    let kept = app
+        .data
+        .path()
+        .join("projects")
+        .join(app.open_id())
+        .join(migrator_core::engine::COUNTS_FILE);
+    assert!(kept.is_file(), "{}", kept.display());
+
+    let before = sim.requests().len();
+    let second = app
+        .invoke_blocking("plan_migration", json!({"refresh": false}))
+        .unwrap();
+    assert_eq!(mailbox_reads(&sim, before), Vec::<String>::new());
+    assert_eq!(second["items"], first["items"]);
+    assert_eq!(second["users"], first["users"]);
+
+    let before = sim.requests().len();
+    let refreshed = app
+        .invoke_blocking("plan_migration", json!({"refresh": true}))
+        .unwrap();
+    assert!(!mailbox_reads(&sim, before).is_empty(), "refresh recounts");
+    assert_eq!(refreshed["items"], first["items"]);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_plan_ends_the_plan_counting_and_a_new_plan_cancels_the_old() {
+    let mut config = migrator_sim::SimConfig::demo();
+    // Slow answers, so the plan is caught while it counts.
+    config.latency = std::time::Duration::from_millis(150);
+    let sim = migrator_sim::SimServer::start(config).await.unwrap();
+    let (source, app) = app_for(&sim);
+    let out = tempfile::tempdir().unwrap();
+    app.project(source, json!({"kind": "folder", "path": out.path()}));
+    assert_eq!(
+        app.invoke_blocking("cancel_plan", json!({})),
+        Ok(json!(false))
+    );
+    let webview = app.webview.clone();
+
+    let ended = tokio::task::block_in_place(|| {
+        std::thread::scope(|s| {
+            let plan = s.spawn(|| invoke_on(&webview, "plan_migration", json!({"refresh": true})));
+            // Test harness polling: until the plan is counting.
+            while !(app.invoke("cancel_plan", json!({})) == Ok(json!(true))) {
+                std::thread::yield_now();
+            }
+            plan.join().unwrap()
+        })
+    });
+    let err = ended.unwrap_err();
+    assert_eq!(err["code"], "cancelled", "{err}");
+
+    // A new plan while one counts: the old one is cancelled, the new one answers.
+    let (old, new) = tokio::task::block_in_place(|| {
+        std::thread::scope(|s| {
+            let before = sim.requests().len();
+            let old = s.spawn(|| invoke_on(&webview, "plan_migration", json!({"refresh": true})));
+            // Test harness polling: until the old plan reads a mailbox.
+            while mailbox_reads(&sim, before).is_empty() {
+                std::thread::yield_now();
+            }
+            let new = app.invoke("plan_migration", json!({"refresh": false}));
+            (old.join().unwrap(), new)
+        })
+    });
+    assert_eq!(old.unwrap_err()["code"], "cancelled");
+    let new = new.unwrap();
+    assert_eq!(new["users"].as_array().map(Vec::len), Some(3), "{new}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_sent_dav_url_never_receives_the_accounts_csv_passwords() {
+    let app = TestApp::new();
+    let files = tempfile::tempdir().unwrap();
+    let csv = files.path().join("accounts.csv");
+    std::fs::write(&csv, "email,password\nadele@contoso.com,Csv-Pa55-adele\n").unwrap();
+    // An IMAP port nothing listens on: the IMAP check fails, the DAV check would still run.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let imap_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let destination = json!({"kind": "imap", "host": "127.0.0.1", "port": imap_port,
+                             "security": "tls", "accountsCsv": csv});
+    let source = json!({"tenantId": "contoso.com", "clientId": "00000000-0000-0000-0000-000000000001", "cloud": "global"});
+    let project = app.project(source, destination.clone());
+    assert_eq!(
+        project["destination"]["accountsCsv"],
+        json!(csv),
+        "{project}"
+    );
+
+    // The page adds a DAV URL of its own: test_destination does not log in there with a
+    // password of the accounts CSV.
+    let elsewhere = Tripwire::new();
+    let dav = format!("https://{}/", elsewhere.addr);
+    let mut redirected = destination.clone();
+    redirected["davUrl"] = json!(dav);
+    let tested = app.invoke_blocking("test_destination", json!({"destination": redirected}));
+    assert!(
+        !elsewhere.touched(),
+        "the DAV URL the page sent was reached"
+    );
+    assert!(!format!("{tested:?}").contains("Csv-Pa55"), "{tested:?}");
+
+    // Saved with it, the project no longer holds the accounts CSV: the user chooses the file
+    // again, in the native dialog, for the new servers.
+    let mut changed = project.clone();
+    changed["destination"]["davUrl"] = json!(dav);
+    let saved = app
+        .invoke_blocking("save_project", json!({"project": changed}))
+        .unwrap();
+    assert_eq!(saved["destination"]["accountsCsv"], Value::Null, "{saved}");
+    let pass = app.invoke_blocking("start_pass", json!({"kind": "full"}));
+    assert!(pass.is_err(), "{pass:?}");
+    assert!(
+        !elsewhere.touched(),
+        "the DAV URL the page sent was reached"
+    );
+
+    // The same host, written as the page may (case, spaces), keeps the file.
+    let mut same = saved.clone();
+    same["destination"]["davUrl"] = Value::Null;
+    app.invoke_blocking("save_project", json!({"project": same}))
+        .unwrap();
+    app.answer(PathPurpose::AccountsCsv, &csv);
+    app.invoke_blocking("pick_path", json!({"purpose": "accountsCsv"}))
+        .unwrap();
+    let mut cased = app
+        .invoke_blocking("open_project", json!({"id": project["id"]}))
+        .unwrap();
+    cased["destination"]["host"] = json!(" 127.0.0.1 ");
+    let kept = app
+        .invoke_blocking("save_project", json!({"project": cased}))
+        .unwrap();
+    assert_eq!(kept["destination"]["accountsCsv"], json!(csv), "{kept}");
 }

@@ -39,6 +39,7 @@ macro_rules! app_commands {
             commands::project::preview_accounts_csv,
             commands::project::cutover_checklist,
             commands::plan::plan_migration,
+            commands::plan::cancel_plan,
             commands::pass::start_pass,
             commands::pass::retry_failed,
             commands::run::run_snapshot,

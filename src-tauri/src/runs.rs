@@ -203,7 +203,8 @@ pub fn last_run(data_dir: &Path, running: bool) -> Option<LastRun> {
     Some(last)
 }
 
-/// One item that could not be migrated, with the reason.
+/// One item that could not be migrated, with the reason, named as people know it: subject,
+/// date and size where the journal recorded them (the Graph id only says which one).
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 #[ts(export)]
@@ -212,6 +213,18 @@ pub struct FailedItem {
     pub folder: String,
     pub item: String,
     pub reason: String,
+    /// A message's or event's subject, a contact's name, a task's title.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub subject: Option<String>,
+    /// RFC 3339, UTC: when a message was received, an event starts, a task is due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub received: Option<String>,
+    /// Bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional, type = "number")]
+    pub size: Option<u64>,
 }
 
 /// Accounts the migration created at the destination and where their passwords are.
@@ -269,6 +282,9 @@ pub fn run_details(data_dir: &Path, log_dir: Option<&Path>) -> Option<RunDetails
                 folder: f.folder,
                 item: f.item,
                 reason: f.reason,
+                subject: f.subject,
+                received: f.date,
+                size: f.size,
             })
             .collect();
     }
@@ -362,6 +378,66 @@ mod tests {
             !json.contains("first-pass") && !json.contains("second-pass"),
             "{json}"
         );
+    }
+
+    #[test]
+    fn failed_items_are_named_by_subject_date_and_size_in_run_details() {
+        use migrator_core::journal::ItemTarget;
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().join("state");
+        let journal = Journal::open(&state_dir).unwrap();
+        let run = journal.begin_run().unwrap();
+        for id in ["AAMkAGI2-named", "AAMkAGI2-unnamed"] {
+            let target = ItemTarget {
+                user_id: "adele@contoso.com",
+                source_id: id,
+                folder_id: "inbox",
+                dest_folder: "INBOX",
+            };
+            journal.record_intent(target, run).unwrap();
+            journal
+                .record_failed("adele@contoso.com", id, "message too large")
+                .unwrap();
+        }
+        journal
+            .record_failure_details(
+                "adele@contoso.com",
+                "AAMkAGI2-named",
+                Some("Invoice scans"),
+                Some(1_700_000_000),
+                Some(31_457_280),
+            )
+            .unwrap();
+        drop(journal);
+        RememberedRun {
+            request: RunRequest::Demo {
+                out_dir: dir.path().display().to_string(),
+            },
+            state_dir,
+        }
+        .save(dir.path())
+        .unwrap();
+        let details = run_details(dir.path(), None).expect("a remembered run");
+        assert_eq!(details.failures_total, 2);
+        let json = serde_json::to_value(&details.failures).unwrap();
+        let named = json
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["item"] == "AAMkAGI2-named")
+            .expect("the named failure");
+        assert_eq!(named["subject"], "Invoice scans", "{json}");
+        assert_eq!(named["received"], "2023-11-14T22:13:20Z", "{json}");
+        assert_eq!(named["size"], 31_457_280, "{json}");
+        let unnamed = json
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["item"] == "AAMkAGI2-unnamed")
+            .expect("the unnamed failure");
+        // Nothing recorded: the fields are absent, so the page shows the Graph id.
+        assert!(unnamed.get("subject").is_none(), "{json}");
+        assert!(unnamed.get("received").is_none(), "{json}");
     }
 
     #[test]

@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use migrator_core::engine::RunControl;
+use migrator_core::progress::RunSnapshot;
 use migrator_core::secrets::{KeyringStore, MemoryStore, Secret, SecretStore, SecretStoreError};
 use migrator_core::spec::PathPurpose;
+use tokio_util::sync::CancellationToken;
 use tracing_appender::non_blocking::WorkerGuard;
 
 use crate::ChannelReporter;
@@ -28,6 +30,13 @@ pub struct AppState {
     /// `true` while a run goes on ([`AppState::wait_idle`]).
     running: tokio::sync::watch::Sender<bool>,
     reporter: Mutex<Option<Arc<ChannelReporter>>>,
+    /// The reporter of the pass going on or of the last one (kept after it ends, so
+    /// `run_snapshot` tells its final state, after a window reload too).
+    last_reporter: Mutex<Option<Arc<ChannelReporter>>>,
+    /// Cancels the plan being counted now (a new plan or `cancel_plan`).
+    plan_cancel: Mutex<Option<(u64, CancellationToken)>>,
+    /// Numbers the plans, so a plan that ended forgets its own token only.
+    plans: std::sync::atomic::AtomicU64,
     log_dir: Mutex<Option<PathBuf>>,
     log_guard: Mutex<Option<WorkerGuard>>,
     secrets: SecretPlaces,
@@ -96,6 +105,9 @@ impl AppState {
             run: Mutex::new(None),
             running: tokio::sync::watch::Sender::new(false),
             reporter: Mutex::new(None),
+            last_reporter: Mutex::new(None),
+            plan_cancel: Mutex::new(None),
+            plans: std::sync::atomic::AtomicU64::new(0),
             log_dir: Mutex::new(None),
             log_guard: Mutex::new(None),
             secrets: SecretPlaces {
@@ -219,6 +231,7 @@ impl AppState {
 
     /// The running migration's reporter, whose Channel a reloaded page can take over.
     pub fn set_reporter(&self, reporter: Arc<ChannelReporter>) {
+        *self.last_reporter.lock().unwrap_or_else(|p| p.into_inner()) = Some(reporter.clone());
         *self.reporter.lock().unwrap_or_else(|p| p.into_inner()) = Some(reporter);
     }
 
@@ -227,6 +240,51 @@ impl AppState {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The snapshot of the pass going on, or of the last one since the app started.
+    pub fn run_snapshot(&self) -> Option<RunSnapshot> {
+        self.last_reporter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|r| r.snapshot())
+    }
+
+    /// A token for a new plan and its number; the plan counting before it (if any) is
+    /// cancelled.
+    pub fn begin_plan(&self) -> (u64, CancellationToken) {
+        let token = CancellationToken::new();
+        let number = self
+            .plans
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let old = self
+            .plan_cancel
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace((number, token.clone()));
+        if let Some((_, old)) = old {
+            old.cancel();
+        }
+        (number, token)
+    }
+
+    /// Cancels the plan being counted; `false` when none is.
+    pub fn cancel_plan(&self) -> bool {
+        let token = self
+            .plan_cancel
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        token.map(|(_, t)| t.cancel()).is_some()
+    }
+
+    /// Forgets plan `number`'s token once it ended (unless a newer plan replaced it).
+    pub fn end_plan(&self, number: u64) {
+        let mut current = self.plan_cancel.lock().unwrap_or_else(|p| p.into_inner());
+        if current.as_ref().is_some_and(|(n, _)| *n == number) {
+            *current = None;
+        }
     }
 
     pub fn current_run(&self) -> Option<RunControl> {

@@ -1,6 +1,6 @@
 // The app contract of issue 16 as the page uses it: the commands, typed, over the generated
-// bindings. The few fields the page reads beyond them (app_info's `os`, a failed item's subject,
-// date and size) are added here and optional, so an older backend still works.
+// bindings. The few fields the page reads beyond them (app_info's `os`) are added here and
+// optional, so an older backend still works.
 import { invoke } from "@tauri-apps/api/core";
 import type { SourceConfig } from "./bindings/SourceConfig";
 import type { DestinationSettings } from "./bindings/DestinationSettings";
@@ -9,8 +9,8 @@ import type { RunSummary } from "./bindings/RunSummary";
 import type { PlanRow } from "./bindings/PlanRow";
 import type { PlanView } from "./bindings/PlanView";
 import type { AppInfo as BaseAppInfo } from "./bindings/AppInfo";
-import type { FailedItem as BaseFailedItem } from "./bindings/FailedItem";
-import type { RunDetails as BaseRunDetails } from "./bindings/RunDetails";
+import type { FailedItem } from "./bindings/FailedItem";
+import type { RunDetails } from "./bindings/RunDetails";
 import type { IpcError } from "./bindings/IpcError";
 import type { FieldError } from "./bindings/FieldError";
 import type { MailboxState } from "./bindings/MailboxState";
@@ -59,15 +59,14 @@ export type {
   CutoverChecklist,
   PathPurpose,
   RunStatus,
+  FailedItem,
+  RunDetails,
 };
 
 /** Which secret store the OS has, for the wording (app-contract-changes.md: `os`). */
 export type Os = "macos" | "windows" | "linux";
 export type AppInfo = BaseAppInfo & { os?: Os };
 
-/** A failed item named as the user knows it (app-contract-changes.md: subject, received, size). */
-export type FailedItem = BaseFailedItem & { subject?: string; received?: string; size?: number };
-export type RunDetails = Omit<BaseRunDetails, "failures"> & { failures: FailedItem[] };
 
 /** The message of anything a command threw. */
 export function errorText(e: unknown): string {
@@ -85,7 +84,8 @@ export const api = {
   pickPath: (purpose: PathPurpose) => invoke<string | null>("pick_path", { purpose }),
   previewAccountsCsv: () => invoke<AccountsCsvPreview>("preview_accounts_csv"),
   planMigration: (refresh: boolean) => invoke<PlanView>("plan_migration", { refresh }),
-  cancelPlan: () => invoke<null>("cancel_plan"),
+  /** False when no plan was counting. */
+  cancelPlan: () => invoke<boolean>("cancel_plan"),
   startPass: (kind: PassKind) => invoke<null>("start_pass", { kind }),
   retryFailed: (user?: string) => invoke<null>("retry_failed", user === undefined ? {} : { user }),
   runSnapshot: () => invoke<RunSnapshot | null>("run_snapshot"),

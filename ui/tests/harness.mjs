@@ -312,8 +312,10 @@ export function mockBackend(options = {}) {
           if (options.holdPlan) await new Promise((resolve) => (window.__releasePlan = resolve));
           return plan(current());
         case "cancel_plan":
-          window.__releasePlan?.();
-          return null;
+          // True when a plan was counting (the backend's answer).
+          if (!window.__releasePlan) return false;
+          window.__releasePlan();
+          return true;
         case "start_pass":
           startRun(current(), args.kind);
           return null;

@@ -230,7 +230,11 @@ impl DestinationSettings {
     }
 
     /// The path fields of `self` replaced by `stored`'s (the same kind) or emptied: paths come
-    /// only from [`DestinationSettings::set_path`], never from the page's copy.
+    /// only from [`DestinationSettings::set_path`], never from the page's copy. The accounts
+    /// CSV is kept only while its passwords would go to the same servers
+    /// ([`DestinationSettings::password_receivers`]): a host, port or DAV URL the page changes
+    /// drops it, so the page cannot send the stored passwords elsewhere; the user chooses the
+    /// file again in the native dialog.
     pub fn with_paths_of(mut self, stored: &DestinationSettings) -> Self {
         let paths = |d: &DestinationSettings| -> [Option<String>; 4] {
             PATH_PURPOSES.map(|p| d.path(p).map(str::to_string))
@@ -240,10 +244,38 @@ impl DestinationSettings {
         } else {
             [None, None, None, None]
         };
+        let same_receivers = self.password_receivers() == stored.password_receivers();
         for (purpose, value) in PATH_PURPOSES.into_iter().zip(kept) {
+            let value = value.filter(|_| purpose != PathPurpose::AccountsCsv || same_receivers);
             let _ = self.put_path(purpose, value);
         }
         self
+    }
+
+    /// Where the accounts CSV's passwords are sent: the IMAP host and port (IceWarp's WebDAV
+    /// derives from its host), and an IMAP destination's CalDAV/CardDAV URL, as parsed
+    /// (lower-case host, default port filled in).
+    pub fn password_receivers(&self) -> Vec<String> {
+        let dav = |url: &Option<String>| {
+            filled(url).map(|u| match url::Url::parse(u.trim()) {
+                Ok(parsed) => parsed.to_string(),
+                Err(_) => u.trim().to_string(),
+            })
+        };
+        match self {
+            DestinationSettings::IceWarp { host, .. } => vec![host.trim().to_lowercase()],
+            DestinationSettings::Imap {
+                host,
+                port,
+                dav_url,
+                ..
+            } => {
+                let mut to = vec![format!("{}:{port:?}", host.trim().to_lowercase())];
+                to.extend(dav(dav_url));
+                to
+            }
+            DestinationSettings::Folder { .. } => Vec::new(),
+        }
     }
 
     /// The path set for `purpose`, if any.

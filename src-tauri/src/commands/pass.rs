@@ -171,6 +171,22 @@ pub(crate) fn check_free(state_dir: &Path) -> Result<(), IpcError> {
     }
 }
 
+/// Gives the run the Plan's counts: `plan_migration` keeps them in the project's folder, the
+/// engine reads them from the run's state folder for its `runPlanned` event (the snapshot's
+/// totals over the whole run from the start). Counts taken for other workloads or date
+/// limits are ignored by the engine; a copy that fails leaves the run without them (logged).
+fn hand_over_plan_counts(project_dir: &Path, state_dir: &Path) {
+    let kept = project_dir.join(engine::COUNTS_FILE);
+    if !kept.is_file() {
+        return;
+    }
+    let copied = std::fs::create_dir_all(state_dir)
+        .and_then(|()| std::fs::copy(&kept, state_dir.join(engine::COUNTS_FILE)));
+    if let Err(e) = copied {
+        tracing::warn!("the run starts without the Plan's counts: {e}");
+    }
+}
+
 /// Registers a run with a reporter no page watches yet (`watch_run` attaches one), so
 /// Pause/Stop, `run_status` and a reloaded page reach it.
 pub(crate) fn begin(state: &AppState) -> Result<(RunControl, Arc<ChannelReporter>), IpcError> {
@@ -204,6 +220,8 @@ async fn pass<R: Runtime>(
     let started = async {
         let prepared = prepare(state.secrets(), &data_dir, &spec, kind).await?;
         check_free(&prepared.state_dir())?;
+        let project_dir = store(&app, &state)?.project_dir(&project.id)?;
+        hand_over_plan_counts(&project_dir, &prepared.state_dir());
         RememberedRun {
             request: RunRequest::Migration {
                 request: Box::new(spec.clone()),

@@ -1,7 +1,7 @@
 //! The Run and Report screens: the demo, pause/resume/stop, the state of the run going on,
 //! the last run's details and files.
 
-use migrator_core::progress::ProgressEvent;
+use migrator_core::progress::{ProgressEvent, RunSnapshot};
 use migrator_core::project::DEMO_ID;
 use serde::{Deserialize, Serialize};
 use tauri::ipc::Channel;
@@ -14,11 +14,11 @@ use super::{blocking, data_dir};
 use crate::runs::{self, LastRun, RememberedRun, RunDetails, RunFile, RunRequest};
 use crate::{AppState, IpcError};
 
-/// The running pass's snapshot: not kept yet (the core's `RunSnapshot` lands with the
-/// run-snapshot work); `null` until then.
+/// The snapshot of the pass going on (totals from the plan, each mailbox's state, rate and
+/// ETA as of now), or of the last pass since the app started; `null` before any.
 #[tauri::command]
-pub(crate) fn run_snapshot() -> Option<()> {
-    None
+pub(crate) fn run_snapshot(state: State<'_, AppState>) -> Option<RunSnapshot> {
+    state.run_snapshot()
 }
 
 /// Starts the built-in demo in the background: a simulated tenant on 127.0.0.1 into the

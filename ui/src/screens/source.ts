@@ -6,7 +6,7 @@ import { errorText, type SourceConfig } from "../api";
 import { secretError, sourceErrors, type FieldMessages } from "../validate";
 import { SecretField } from "../secret-field";
 import { el, show, showFieldErrors as showErrors } from "../dom";
-import { subscribe } from "../store";
+import { getState, subscribe } from "../store";
 import { fieldErrors, isError, saveProject } from "./projects";
 
 const PERMISSIONS: Array<[string, string]> = [
@@ -64,10 +64,22 @@ function readSource() {
   };
 }
 
-/** The keychain account of the app registration, once both IDs are filled in. */
+/**
+ * The keychain account of the app registration, once both IDs are filled in: with the
+ * project's login URL override, bound to its host[:port] (`<tenant>/<client>@<host>`), as the
+ * backend looks it up, so the secret is only ever sent to that host.
+ */
 function sourceAccount(): string | null {
   const { tenantId, clientId } = readSource();
-  return tenantId.trim() && clientId.trim() ? `${tenantId.trim()}/${clientId.trim()}` : null;
+  if (!tenantId.trim() || !clientId.trim()) return null;
+  const account = `${tenantId.trim()}/${clientId.trim()}`;
+  const loginUrl = getState().project?.source.loginUrl?.trim();
+  if (!loginUrl) return account;
+  try {
+    return `${account}@${new URL(loginUrl).host.toLowerCase()}`;
+  } catch {
+    return account;
+  }
 }
 
 /** The core's field errors, and the typed secret's (which the core never sees). */
@@ -82,7 +94,9 @@ const clientSecret = new SecretField("client-secret", "graphClientSecret", sourc
 
 export function sourceConfig(): SourceConfig {
   const { tenantId, clientId } = readSource();
-  return { tenantId: tenantId.trim(), clientId: clientId.trim(), cloud: el<HTMLSelectElement>("cloud").value as Cloud };
+  // The project's URL overrides (set in its file, no field here) stay as they are.
+  const stored = getState().project?.source;
+  return { ...stored, tenantId: tenantId.trim(), clientId: clientId.trim(), cloud: el<HTMLSelectElement>("cloud").value as Cloud };
 }
 
 /** Fills the fields from the open project. */
