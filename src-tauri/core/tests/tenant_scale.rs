@@ -10,7 +10,7 @@ use migrator_core::config::Workload;
 use migrator_core::engine::{run, Destination, RunControl, RunOptions};
 use migrator_core::graph::pacer::AppBudget;
 use migrator_core::graph::PacerSettings;
-use migrator_core::progress::ProgressEvent;
+use migrator_core::progress::{ProgressEvent, RunSnapshot};
 use migrator_core::secrets::Secret;
 use migrator_sim::{AppLimit, MailboxLimits, SimConfig, SimServer, TenantSpec};
 
@@ -239,4 +239,69 @@ async fn a_throttled_mailbox_does_not_hold_back_the_first_copies() {
         "no other mailbox's message was copied while one mailbox was throttled"
     );
     every_message_once(&sim, &out.path().join("out"), "after a throttled mailbox");
+}
+
+/// A run stopped while its first mailbox copies: the mailboxes that never started stay
+/// queued (no `UserStarted`, no `UserFinished`), the stopped one is not reported finished,
+/// and neither is counted in `summary.users`; the snapshot shows no mailbox done. Before,
+/// every remaining mailbox was started after the stop, reported `UserFinished` and counted,
+/// so a stopped run looked finished.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_run_does_not_report_its_remaining_mailboxes_finished() {
+    let sim = SimServer::start(SimConfig {
+        tenant: TenantSpec {
+            users: 6,
+            messages_per_user: 8,
+            ..TenantSpec::default()
+        },
+        latency: Duration::from_millis(2),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let control = RunControl::new();
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let snapshot = Arc::new(std::sync::Mutex::new(RunSnapshot::default()));
+    let reporter = {
+        let (events, snapshot, control) = (events.clone(), snapshot.clone(), control.clone());
+        Arc::new(move |e: ProgressEvent| {
+            if matches!(e, ProgressEvent::ItemDone { .. }) {
+                control.cancel();
+            }
+            snapshot.lock().unwrap().apply(&e);
+            events.lock().unwrap().push(e);
+        })
+    };
+    let out = tempfile::tempdir().unwrap();
+    let summary = run(
+        &support::source_config(&sim),
+        &Secret::new(sim.client_secret()),
+        &Destination::Folder(out.path().join("out")),
+        reporter,
+        control,
+        RunOptions {
+            parallel_mailboxes: 1,
+            workloads: vec![Workload::Mail],
+            ..RunOptions::default()
+        },
+    )
+    .await
+    .expect("a stopped run ends with a summary");
+    assert!(summary.cancelled);
+    let events = events.lock().unwrap().clone();
+    let started = events
+        .iter()
+        .filter(|e| matches!(e, ProgressEvent::UserStarted { .. }))
+        .count();
+    let finished = events
+        .iter()
+        .filter(|e| matches!(e, ProgressEvent::UserFinished { .. }))
+        .count();
+    assert_eq!(started, 1, "only the mailbox running at the stop started");
+    assert_eq!(finished, 0, "no mailbox finished: {summary:?}");
+    assert_eq!(summary.users, 0, "{summary:?}");
+    assert!(summary.totals.messages >= 1, "what was copied is counted");
+    let snapshot = snapshot.lock().unwrap().clone();
+    assert_eq!(snapshot.mailboxes_done, 0, "{snapshot:?}");
+    assert_eq!(snapshot.mailboxes_queued, 5, "{snapshot:?}");
 }

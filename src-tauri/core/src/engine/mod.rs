@@ -599,6 +599,17 @@ fn event_in_limits(limits: &DateLimits, event: &crate::graph::types::Event) -> b
     )
 }
 
+/// How one mailbox's turn in a run ended.
+enum MailboxOutcome {
+    /// Every workload ran to its end (some items may have failed): counted in
+    /// [`RunSummary::users`].
+    Finished(Stats),
+    /// The run was stopped while it copied: its items count, the mailbox does not.
+    Stopped(Stats),
+    /// Not migrated: no Exchange mailbox, or its turn came after the run was stopped.
+    NotStarted,
+}
+
 /// Migrates every selected mailbox of the tenant into `destination`. Locks the state folder
 /// (one run at a time: a second one fails at once with [`EngineError::StateLock`], code
 /// `busy`), signs in and opens the journal and the destination before anything is written;
@@ -785,12 +796,14 @@ async fn run_locked(
     // Largest first, each sized on its own pacer (which then migrates it) while others copy.
     let size_one = |(user, known): (User, Option<mailboxes::Mailbox>)| {
         let (client, workloads, limits) = (&client, &workloads, &options.pacer);
+        let control = &control;
         async move {
             let (pacer, facts) = match known {
                 Some(m) => (m.pacer, Some(m.facts)),
                 None => (Pacer::new(limits.clone()), None),
             };
-            let size = if workloads.contains(&Workload::Mail) {
+            // A stopped run starts no mailbox, so it sizes none either.
+            let size = if workloads.contains(&Workload::Mail) && !control.is_cancelled() {
                 // Never waiting out throttling (transient failures are still retried): a
                 // mailbox throttled for an hour must not hold back the first copies. The
                 // mailbox's own pacer then takes over the request's budget and any pause it
@@ -809,7 +822,7 @@ async fn run_locked(
             (size, (user, pacer, facts))
         }
     };
-    let results: Vec<Result<Option<Stats>, EngineError>> = schedule::largest_first(
+    let results: Vec<Result<MailboxOutcome, EngineError>> = schedule::largest_first(
         mailboxes,
         mailboxes::FACT_READS,
         options.parallel_mailboxes,
@@ -827,6 +840,10 @@ async fn run_locked(
             let icewarp = provisioner.as_ref();
             let made = &made;
             async move {
+                // A mailbox whose turn comes after a stop stays queued: no event, not counted.
+                if control.is_cancelled() {
+                    return Ok(MailboxOutcome::NotStarted);
+                }
                 // One pacer per mailbox for every workload: Exchange's limits are per app and
                 // mailbox, whatever the data (throttling-limits.md, Outlook service limits).
                 let facts = match known {
@@ -841,7 +858,7 @@ async fn run_locked(
                         &user,
                         mailboxes::NO_MAILBOX,
                     )?;
-                    return Ok(None);
+                    return Ok(MailboxOutcome::NotStarted);
                 }
                 match (facts.online_archive, journal_ref) {
                     (Some(true), _) => mailboxes::report_not_migrated(
@@ -888,7 +905,7 @@ async fn run_locked(
                     store,
                     journal,
                     reporter: reporter.clone(),
-                    control,
+                    control: control.clone(),
                     pacer: &pacer,
                     workloads,
                     mirror_deletions,
@@ -898,11 +915,15 @@ async fn run_locked(
                     icewarp,
                 };
                 stats.add(&groupware.migrate(&user).await?);
+                if control.is_cancelled() {
+                    // Stopped part way: what it copied counts, the mailbox is not finished.
+                    return Ok(MailboxOutcome::Stopped(stats));
+                }
                 reporter.report(ProgressEvent::UserFinished {
                     user: address,
                     stats: stats.clone(),
                 });
-                Ok(Some(stats))
+                Ok(MailboxOutcome::Finished(stats))
             }
         },
     )
@@ -914,9 +935,13 @@ async fn run_locked(
     };
     let mut users_done = 0;
     for result in results {
-        if let Some(stats) = result? {
-            totals.add(&stats);
-            users_done += 1;
+        match result? {
+            MailboxOutcome::Finished(stats) => {
+                totals.add(&stats);
+                users_done += 1;
+            }
+            MailboxOutcome::Stopped(stats) => totals.add(&stats),
+            MailboxOutcome::NotStarted => {}
         }
     }
     if let (Destination::IceWarp(d), Some(provisioner), Some(outcome)) =
