@@ -781,8 +781,14 @@ async fn run_locked(
     reporter.report(ProgressEvent::RunStarted {
         users: mailboxes.len() as u32,
     });
+    // A plan's kept counts size the mailboxes without a request: the largest counted first
+    // (the scheduler's order, announced so), the uncounted after them in list order, each
+    // sized by its request when its turn to be sized comes.
+    let kept = counts::MailboxCounts::load(options.state_dir.as_deref());
+    let kept_size = |u: &User| kept.items_for_run(&u.id, &workloads, &options.limits);
+    mailboxes.sort_by_key(|(u, _)| std::cmp::Reverse(kept_size(u)));
     reporter.report(counts::run_planned(
-        options.state_dir.as_deref(),
+        &kept,
         &workloads,
         &options.limits,
         mailboxes.iter().map(|(u, _)| u),
@@ -797,13 +803,16 @@ async fn run_locked(
     let size_one = |(user, known): (User, Option<mailboxes::Mailbox>)| {
         let (client, workloads, limits) = (&client, &workloads, &options.pacer);
         let control = &control;
+        let counted = kept_size(&user);
         async move {
             let (pacer, facts) = match known {
                 Some(m) => (m.pacer, Some(m.facts)),
                 None => (Pacer::new(limits.clone()), None),
             };
             // A stopped run starts no mailbox, so it sizes none either.
-            let size = if workloads.contains(&Workload::Mail) && !control.is_cancelled() {
+            let size = if let Some(counted) = counted {
+                counted
+            } else if workloads.contains(&Workload::Mail) && !control.is_cancelled() {
                 // Never waiting out throttling (transient failures are still retried): a
                 // mailbox throttled for an hour must not hold back the first copies. The
                 // mailbox's own pacer then takes over the request's budget and any pause it
