@@ -92,11 +92,7 @@ fn main() -> ExitCode {
 /// Runs the chosen scenarios; `Ok(false)` when any of them failed.
 async fn bench(cli: Cli) -> anyhow::Result<bool> {
     let names: Vec<String> = if cli.quick {
-        vec![
-            "quick".into(),
-            "destleg-quick".into(),
-            "tenant-quick".into(),
-        ]
+        vec!["quick".into(), "destleg-quick".into()]
     } else if cli.scenario.is_empty() {
         [
             "small",
