@@ -42,7 +42,7 @@ pub fn scenarios() -> Vec<Scenario> {
         what,
         users,
         messages_per_user: smallest,
-        max_attachment: 1024 * 1024,
+        max_attachment: 256 * 1024,
         giant_every: None,
         latency_ms: 8,
         jitter_ms: 2,
@@ -54,19 +54,20 @@ pub fn scenarios() -> Vec<Scenario> {
     vec![
         base(
             "tenant",
-            "1,000 mailboxes, heavy-tailed (Pareto 1.2 from 10 messages, the largest 10,000), \
-             100 at once, Exchange's limits and latency time-scaled 10x, into the local folder",
-            1_000,
-            10,
-            Some(10_000),
+            "500 mailboxes, heavy-tailed (Pareto 1.2 from 5 messages, the largest 5,000), with \
+             calendars, contacts and tasks, 100 at once, Exchange's limits and latency \
+             time-scaled 10x, into the local folder",
+            500,
+            5,
+            Some(5_000),
             100,
         ),
         base(
             "tenant-memory",
-            "1,000 mailboxes x 20 messages, all 1,000 at once, limits and latency time-scaled \
-             10x, into the local folder: peak RSS",
+            "1,000 mailboxes x 5 messages with calendars, contacts and tasks, all 1,000 at \
+             once, limits and latency time-scaled 10x, into the local folder: peak RSS",
             1_000,
-            20,
+            5,
             None,
             1_000,
         ),
