@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use migrator_core::config::Workload;
-use migrator_core::engine::{run, Destination, RunControl, RunOptions};
+use migrator_core::engine::{run, Destination, EngineError, RunControl, RunOptions};
 use migrator_core::graph::pacer::AppBudget;
 use migrator_core::graph::PacerSettings;
-use migrator_core::progress::{ProgressEvent, RunSnapshot};
+use migrator_core::progress::{ProgressEvent, Reporter, RunSnapshot, RunSummary};
 use migrator_core::secrets::Secret;
 use migrator_sim::{AppLimit, MailboxLimits, SimConfig, SimServer, TenantSpec};
 
@@ -24,6 +24,28 @@ fn every_message_once(sim: &SimServer, out: &std::path::Path, context: &str) {
         let bodies = support::maildir_bodies(&out.join(&user.mail));
         support::assert_exactly_once(user, &bodies, context);
     }
+}
+
+/// The mail of every mailbox of `sim` into the local folder `out`, one mailbox at a time.
+async fn run_mail_in_one_slot(
+    sim: &SimServer,
+    out: &std::path::Path,
+    reporter: Arc<dyn Reporter>,
+    control: RunControl,
+) -> Result<RunSummary, EngineError> {
+    run(
+        &support::source_config(sim),
+        &Secret::new(sim.client_secret()),
+        &Destination::Folder(out.to_path_buf()),
+        reporter,
+        control,
+        RunOptions {
+            parallel_mailboxes: 1,
+            workloads: vec![Workload::Mail],
+            ..RunOptions::default()
+        },
+    )
+    .await
 }
 
 /// Sixteen mailboxes in parallel, each far within its own limits, together reach the app's
@@ -142,20 +164,9 @@ async fn the_largest_mailbox_starts_first() {
         Arc::new(move |e: ProgressEvent| events.lock().unwrap().push(e))
     };
     let out = tempfile::tempdir().unwrap();
-    let summary = run(
-        &support::source_config(&sim),
-        &Secret::new(sim.client_secret()),
-        &Destination::Folder(out.path().join("out")),
-        reporter,
-        RunControl::new(),
-        RunOptions {
-            parallel_mailboxes: 1,
-            workloads: vec![Workload::Mail],
-            ..RunOptions::default()
-        },
-    )
-    .await
-    .expect("the run completes");
+    let summary = run_mail_in_one_slot(&sim, &out.path().join("out"), reporter, RunControl::new())
+        .await
+        .expect("the run completes");
     assert_eq!(summary.totals.failed, 0, "{summary:?}");
     let started: Vec<String> = events
         .lock()
@@ -273,20 +284,9 @@ async fn a_stopped_run_does_not_report_its_remaining_mailboxes_finished() {
         })
     };
     let out = tempfile::tempdir().unwrap();
-    let summary = run(
-        &support::source_config(&sim),
-        &Secret::new(sim.client_secret()),
-        &Destination::Folder(out.path().join("out")),
-        reporter,
-        control,
-        RunOptions {
-            parallel_mailboxes: 1,
-            workloads: vec![Workload::Mail],
-            ..RunOptions::default()
-        },
-    )
-    .await
-    .expect("a stopped run ends with a summary");
+    let summary = run_mail_in_one_slot(&sim, &out.path().join("out"), reporter, control)
+        .await
+        .expect("a stopped run ends with a summary");
     assert!(summary.cancelled);
     let events = events.lock().unwrap().clone();
     let started = events
