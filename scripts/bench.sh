@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make bench: builds m365-bench in release and runs every scenario of issue 9, then writes
+# make bench: builds m365-bench in release and runs every scenario of issue 9 (and the tenant
+# scenarios of issue 17), then writes
 # the generated section of BENCHMARKS.md, benchmarks/results.json and the throughput plot
 # (benchmarks/throughput.svg, and .png when ImageMagick is there). Extra arguments go to
 # m365-bench, e.g. `scripts/bench.sh --scenario small,destleg`, or `scripts/bench.sh --reduced`
@@ -16,6 +17,11 @@ target_dir=${CARGO_TARGET_DIR:-target}
 
 status=0
 "$target_dir/release/m365-bench" --out benchmarks --markdown BENCHMARKS.md "$@" || status=$?
+# The tenant scenarios (issue 17.5) on their own: their numbers go to benchmarks/tenant/
+# (tenant.json) and into BENCHMARKS.md's tenant section by hand, not the generated section.
+if [[ $# -eq 0 ]]; then
+  "$target_dir/release/m365-bench" --out benchmarks/tenant --scenario tenant,tenant-memory || status=$?
+fi
 
 if [[ -f benchmarks/throughput.svg ]]; then
   # librsvg (apt-get install librsvg2-bin) first: ImageMagick needs an SVG delegate it often lacks.

@@ -349,3 +349,69 @@ async fn cancelling_a_plan_mid_scan_stops_its_requests_at_once() {
         "mailboxes not read before the cancel are read now"
     );
 }
+
+/// After a plan, a run lists its mailboxes in `RunPlanned` in the order it starts them:
+/// largest plan count first (the scheduler's order), and it sizes them from the kept counts
+/// without the sizing request (`totalItemCount` of the top-level folders). Before, the run
+/// announced them in userPrincipalName order while the scheduler started the largest first,
+/// and each mailbox cost one sizing request even when a plan had counted it.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_plan_the_run_announces_its_mailboxes_in_the_order_it_starts_them() {
+    let sim = sim(tenant(5, 12), Duration::ZERO).await;
+    let mut by_upn: Vec<_> = sim.tenant().users.clone();
+    by_upn.sort_by(|a, b| a.user_principal_name.cmp(&b.user_principal_name));
+    // The last by name is the largest, the first the smallest, the others between.
+    let keep: BTreeMap<String, usize> = (by_upn.iter().enumerate())
+        .map(|(i, u)| (u.id.clone(), 1 + i))
+        .collect();
+    sim.mutate(|t| {
+        for user in &mut t.users {
+            for folder in &mut user.folders {
+                folder.messages.truncate(keep[&user.id]);
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mail_only = RunOptions {
+        workloads: vec![Workload::Mail],
+        parallel_mailboxes: 1,
+        ..options(&state)
+    };
+    plan_with(
+        &support::source_config(&sim),
+        &Secret::new(sim.client_secret()),
+        &mail_only,
+        &PlanOptions::default(),
+    )
+    .await
+    .unwrap();
+    let before = sim.requests().len();
+    let (summary, _, planned, started) =
+        run_with_snapshot(&sim, &dir.path().join("out"), mail_only).await;
+    assert_eq!(summary.totals.failed, 0, "{summary:?}");
+    let counted: Vec<&PlannedMailbox> = planned.iter().filter(|p| p.items.is_some()).collect();
+    assert_eq!(counted.len(), started.len(), "{planned:?}");
+    let announced: Vec<&str> = counted.iter().map(|p| p.user.as_str()).collect();
+    assert_eq!(announced, started, "announced order is the start order");
+    assert!(
+        counted.windows(2).all(|w| w[0].items >= w[1].items),
+        "largest first: {counted:?}"
+    );
+    // The mailbox the plan found none of is not counted: it is sized by its request.
+    let ids: HashSet<String> = (sim.tenant().users.iter())
+        .filter(|u| announced.contains(&u.mail.as_str()))
+        .map(|u| u.id.clone())
+        .collect();
+    let sizing: Vec<_> = sim.requests()[before..]
+        .iter()
+        .filter(|r| r.mailbox.as_deref().is_some_and(|m| ids.contains(m)))
+        .filter(|r| r.path_and_query.contains("totalItemCount"))
+        .map(|r| r.path_and_query.clone())
+        .collect();
+    assert_eq!(
+        sizing,
+        Vec::<String>::new(),
+        "no sizing request after a plan"
+    );
+}

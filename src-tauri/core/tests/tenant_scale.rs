@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use migrator_core::config::Workload;
-use migrator_core::engine::{run, Destination, RunControl, RunOptions};
+use migrator_core::engine::{run, Destination, EngineError, RunControl, RunOptions};
 use migrator_core::graph::pacer::AppBudget;
 use migrator_core::graph::PacerSettings;
-use migrator_core::progress::ProgressEvent;
+use migrator_core::progress::{ProgressEvent, Reporter, RunSnapshot, RunSummary};
 use migrator_core::secrets::Secret;
 use migrator_sim::{AppLimit, MailboxLimits, SimConfig, SimServer, TenantSpec};
 
@@ -24,6 +24,28 @@ fn every_message_once(sim: &SimServer, out: &std::path::Path, context: &str) {
         let bodies = support::maildir_bodies(&out.join(&user.mail));
         support::assert_exactly_once(user, &bodies, context);
     }
+}
+
+/// The mail of every mailbox of `sim` into the local folder `out`, one mailbox at a time.
+async fn run_mail_in_one_slot(
+    sim: &SimServer,
+    out: &std::path::Path,
+    reporter: Arc<dyn Reporter>,
+    control: RunControl,
+) -> Result<RunSummary, EngineError> {
+    run(
+        &support::source_config(sim),
+        &Secret::new(sim.client_secret()),
+        &Destination::Folder(out.to_path_buf()),
+        reporter,
+        control,
+        RunOptions {
+            parallel_mailboxes: 1,
+            workloads: vec![Workload::Mail],
+            ..RunOptions::default()
+        },
+    )
+    .await
 }
 
 /// Sixteen mailboxes in parallel, each far within its own limits, together reach the app's
@@ -142,20 +164,9 @@ async fn the_largest_mailbox_starts_first() {
         Arc::new(move |e: ProgressEvent| events.lock().unwrap().push(e))
     };
     let out = tempfile::tempdir().unwrap();
-    let summary = run(
-        &support::source_config(&sim),
-        &Secret::new(sim.client_secret()),
-        &Destination::Folder(out.path().join("out")),
-        reporter,
-        RunControl::new(),
-        RunOptions {
-            parallel_mailboxes: 1,
-            workloads: vec![Workload::Mail],
-            ..RunOptions::default()
-        },
-    )
-    .await
-    .expect("the run completes");
+    let summary = run_mail_in_one_slot(&sim, &out.path().join("out"), reporter, RunControl::new())
+        .await
+        .expect("the run completes");
     assert_eq!(summary.totals.failed, 0, "{summary:?}");
     let started: Vec<String> = events
         .lock()
@@ -239,4 +250,58 @@ async fn a_throttled_mailbox_does_not_hold_back_the_first_copies() {
         "no other mailbox's message was copied while one mailbox was throttled"
     );
     every_message_once(&sim, &out.path().join("out"), "after a throttled mailbox");
+}
+
+/// A run stopped while its first mailbox copies: the mailboxes that never started stay
+/// queued (no `UserStarted`, no `UserFinished`), the stopped one is not reported finished,
+/// and neither is counted in `summary.users`; the snapshot shows no mailbox done. Before,
+/// every remaining mailbox was started after the stop, reported `UserFinished` and counted,
+/// so a stopped run looked finished.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_run_does_not_report_its_remaining_mailboxes_finished() {
+    let sim = SimServer::start(SimConfig {
+        tenant: TenantSpec {
+            users: 6,
+            messages_per_user: 8,
+            ..TenantSpec::default()
+        },
+        latency: Duration::from_millis(2),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let control = RunControl::new();
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let snapshot = Arc::new(std::sync::Mutex::new(RunSnapshot::default()));
+    let reporter = {
+        let (events, snapshot, control) = (events.clone(), snapshot.clone(), control.clone());
+        Arc::new(move |e: ProgressEvent| {
+            if matches!(e, ProgressEvent::ItemDone { .. }) {
+                control.cancel();
+            }
+            snapshot.lock().unwrap().apply(&e);
+            events.lock().unwrap().push(e);
+        })
+    };
+    let out = tempfile::tempdir().unwrap();
+    let summary = run_mail_in_one_slot(&sim, &out.path().join("out"), reporter, control)
+        .await
+        .expect("a stopped run ends with a summary");
+    assert!(summary.cancelled);
+    let events = events.lock().unwrap().clone();
+    let started = events
+        .iter()
+        .filter(|e| matches!(e, ProgressEvent::UserStarted { .. }))
+        .count();
+    let finished = events
+        .iter()
+        .filter(|e| matches!(e, ProgressEvent::UserFinished { .. }))
+        .count();
+    assert_eq!(started, 1, "only the mailbox running at the stop started");
+    assert_eq!(finished, 0, "no mailbox finished: {summary:?}");
+    assert_eq!(summary.users, 0, "{summary:?}");
+    assert!(summary.totals.messages >= 1, "what was copied is counted");
+    let snapshot = snapshot.lock().unwrap().clone();
+    assert_eq!(snapshot.mailboxes_done, 0, "{snapshot:?}");
+    assert_eq!(snapshot.mailboxes_queued, 5, "{snapshot:?}");
 }

@@ -71,7 +71,7 @@ pub use groupware::{
 pub use mime::Mime;
 pub use tenant::{
     generate_tenant, sample_message, system_folders, Domain, Group, GroupMember, MailFolder,
-    Message, SizeProfile, Tenant, TenantSpec, User,
+    MailboxSizes, Message, SizeProfile, Tenant, TenantSpec, User,
 };
 
 /// Exchange Online's per-app, per-mailbox limits (Graph docs, concepts/throttling-limits.md

@@ -54,6 +54,41 @@ pub struct TenantSpec {
     /// The first this many people have an online (In-Place) archive mailbox
     /// ([`User::online_archive`]).
     pub online_archives: usize,
+    /// How many messages each mailbox holds.
+    pub mailbox_sizes: MailboxSizes,
+}
+
+/// How many messages each mailbox holds. A benchmark's choice of tenant shape, not a Graph
+/// behaviour: no Microsoft source gives the distribution of mailbox sizes in a tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum MailboxSizes {
+    /// `messages_per_user` in every mailbox.
+    #[default]
+    Even,
+    /// Heavy-tailed (Pareto with shape `alpha` and minimum `messages_per_user`, capped at
+    /// `largest`): most mailboxes small, a few many times larger. The mailbox in the middle
+    /// of the list holds exactly `largest`, so the tenant surely has its big one and it is
+    /// not listed first.
+    HeavyTailed { alpha: f64, largest: usize },
+}
+
+impl TenantSpec {
+    /// Messages generated for mailbox `u` (people, shared mailboxes and rooms in order).
+    pub fn messages_of(&self, u: usize) -> usize {
+        match self.mailbox_sizes {
+            MailboxSizes::Even => self.messages_per_user,
+            MailboxSizes::HeavyTailed { alpha, largest } => {
+                if u == (self.users + self.shared_mailboxes + self.rooms) / 2 {
+                    return largest;
+                }
+                // Its own seed, so the messages of a mailbox do not depend on the draw.
+                let mut rng = StdRng::seed_from_u64(mix(self.seed ^ 0x5a5a_5a5a, u as u64 + 1));
+                let uniform: f64 = rng.random_range(f64::EPSILON..1.0);
+                let drawn = self.messages_per_user as f64 / uniform.powf(1.0 / alpha.max(0.1));
+                (drawn as usize).min(largest)
+            }
+        }
+    }
 }
 
 /// How message sizes are distributed.
@@ -88,6 +123,7 @@ impl Default for TenantSpec {
             guests: 0,
             without_mailbox: 0,
             online_archives: 0,
+            mailbox_sizes: MailboxSizes::Even,
         }
     }
 }
@@ -676,7 +712,7 @@ fn generate_user(spec: &TenantSpec, u: usize, verified: &[String], initial: &str
     }
     let total_weight: u32 = FOLDERS.iter().map(|f| f.5).sum();
     let me = format!("{display_name} <{mail}>");
-    for n in 0..spec.messages_per_user {
+    for n in 0..spec.messages_of(u) {
         let mut rng = StdRng::seed_from_u64(mix(mix(spec.seed, u as u64 + 1), n as u64 + 1));
         let mut pick = rng.random_range(0..total_weight);
         let folder = FOLDERS
@@ -995,6 +1031,32 @@ mod tests {
             other.users[0].folders[0].messages,
             a.users[0].folders[0].messages
         );
+    }
+
+    #[test]
+    fn heavy_tailed_mailboxes_are_mostly_small_with_the_largest_in_the_middle() {
+        let spec = TenantSpec {
+            users: 400,
+            messages_per_user: 2,
+            mailbox_sizes: MailboxSizes::HeavyTailed {
+                alpha: 1.2,
+                largest: 300,
+            },
+            ..TenantSpec::default()
+        };
+        let t = generate_tenant(&spec);
+        let mut counts: Vec<usize> = (t.users.iter())
+            .map(|u| u.folders.iter().map(|f| f.messages.len()).sum())
+            .collect();
+        assert_eq!(counts[200], 300, "the largest in the middle");
+        assert_eq!(
+            counts,
+            (0..400).map(|u| spec.messages_of(u)).collect::<Vec<_>>()
+        );
+        counts.sort_unstable();
+        assert!(counts[0] >= 2);
+        assert!(counts[200] < 6, "median {}", counts[200]);
+        assert_eq!(counts[399], 300);
     }
 
     #[test]

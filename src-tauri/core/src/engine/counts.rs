@@ -157,14 +157,13 @@ fn write_whole(path: &Path, file: &CountsFile) -> std::io::Result<()> {
 }
 
 /// The run's [`ProgressEvent::RunPlanned`]: `mailboxes` in the order the run starts them,
-/// each with the items a plan counted for the run's workloads and limits.
+/// each with the items a plan counted (`counts`) for the run's workloads and limits.
 pub(super) fn run_planned<'a>(
-    state_dir: Option<&Path>,
+    counts: &MailboxCounts,
     workloads: &[Workload],
     limits: &DateLimits,
     mailboxes: impl Iterator<Item = &'a User>,
 ) -> ProgressEvent {
-    let counts = MailboxCounts::load(state_dir);
     ProgressEvent::RunPlanned {
         mailboxes: mailboxes
             .map(|u| PlannedMailbox {

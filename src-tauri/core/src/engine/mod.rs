@@ -613,6 +613,17 @@ fn event_in_limits(limits: &DateLimits, event: &crate::graph::types::Event) -> b
     )
 }
 
+/// How one mailbox's turn in a run ended.
+enum MailboxOutcome {
+    /// Every workload ran to its end (some items may have failed): counted in
+    /// [`RunSummary::users`].
+    Finished(Stats),
+    /// The run was stopped while it copied: its items count, the mailbox does not.
+    Stopped(Stats),
+    /// Not migrated: no Exchange mailbox, or its turn came after the run was stopped.
+    NotStarted,
+}
+
 /// Migrates every selected mailbox of the tenant into `destination`. Locks the state folder
 /// (one run at a time: a second one fails at once with [`EngineError::StateLock`], code
 /// `busy`), signs in and opens the journal and the destination before anything is written;
@@ -792,8 +803,14 @@ async fn run_locked(
     reporter.report(ProgressEvent::RunStarted {
         users: mailboxes.len() as u32,
     });
+    // A plan's kept counts size the mailboxes without a request: the largest counted first
+    // (the scheduler's order, announced so), the uncounted after them in list order, each
+    // sized by its request when its turn to be sized comes.
+    let kept = counts::MailboxCounts::load(options.state_dir.as_deref());
+    let kept_size = |u: &User| kept.items_for_run(&u.id, &workloads, &options.limits);
+    mailboxes.sort_by_key(|(u, _)| std::cmp::Reverse(kept_size(u)));
     reporter.report(counts::run_planned(
-        options.state_dir.as_deref(),
+        &kept,
         &workloads,
         &options.limits,
         mailboxes.iter().map(|(u, _)| u),
@@ -807,12 +824,17 @@ async fn run_locked(
     // Largest first, each sized on its own pacer (which then migrates it) while others copy.
     let size_one = |(user, known): (User, Option<mailboxes::Mailbox>)| {
         let (client, workloads, limits) = (&client, &workloads, &options.pacer);
+        let control = &control;
+        let counted = kept_size(&user);
         async move {
             let (pacer, facts) = match known {
                 Some(m) => (m.pacer, Some(m.facts)),
                 None => (Pacer::new(limits.clone()), None),
             };
-            let size = if workloads.contains(&Workload::Mail) {
+            // A stopped run starts no mailbox, so it sizes none either.
+            let size = if let Some(counted) = counted {
+                counted
+            } else if workloads.contains(&Workload::Mail) && !control.is_cancelled() {
                 // Never waiting out throttling (transient failures are still retried): a
                 // mailbox throttled for an hour must not hold back the first copies. The
                 // mailbox's own pacer then takes over the request's budget and any pause it
@@ -831,7 +853,7 @@ async fn run_locked(
             (size, (user, pacer, facts))
         }
     };
-    let results: Vec<Result<Option<Stats>, EngineError>> = schedule::largest_first(
+    let results: Vec<Result<MailboxOutcome, EngineError>> = schedule::largest_first(
         mailboxes,
         mailboxes::FACT_READS,
         options.parallel_mailboxes,
@@ -849,6 +871,10 @@ async fn run_locked(
             let icewarp = provisioner.as_ref();
             let made = &made;
             async move {
+                // A mailbox whose turn comes after a stop stays queued: no event, not counted.
+                if control.is_cancelled() {
+                    return Ok(MailboxOutcome::NotStarted);
+                }
                 // One pacer per mailbox for every workload: Exchange's limits are per app and
                 // mailbox, whatever the data (throttling-limits.md, Outlook service limits).
                 let facts = match known {
@@ -863,7 +889,7 @@ async fn run_locked(
                         &user,
                         mailboxes::NO_MAILBOX,
                     )?;
-                    return Ok(None);
+                    return Ok(MailboxOutcome::NotStarted);
                 }
                 match (facts.online_archive, journal_ref) {
                     (Some(true), _) => mailboxes::report_not_migrated(
@@ -911,7 +937,7 @@ async fn run_locked(
                     store,
                     journal,
                     reporter: reporter.clone(),
-                    control,
+                    control: control.clone(),
                     pacer: &pacer,
                     workloads,
                     mirror_deletions,
@@ -921,11 +947,15 @@ async fn run_locked(
                     icewarp,
                 };
                 stats.add(&groupware.migrate(&user).await?);
+                if control.is_cancelled() {
+                    // Stopped part way: what it copied counts, the mailbox is not finished.
+                    return Ok(MailboxOutcome::Stopped(stats));
+                }
                 reporter.report(ProgressEvent::UserFinished {
                     user: address,
                     stats: stats.clone(),
                 });
-                Ok(Some(stats))
+                Ok(MailboxOutcome::Finished(stats))
             }
         },
     )
@@ -937,9 +967,13 @@ async fn run_locked(
     };
     let mut users_done = 0;
     for result in results {
-        if let Some(stats) = result? {
-            totals.add(&stats);
-            users_done += 1;
+        match result? {
+            MailboxOutcome::Finished(stats) => {
+                totals.add(&stats);
+                users_done += 1;
+            }
+            MailboxOutcome::Stopped(stats) => totals.add(&stats),
+            MailboxOutcome::NotStarted => {}
         }
     }
     if let (Destination::IceWarp(d), Some(provisioner), Some(outcome)) =

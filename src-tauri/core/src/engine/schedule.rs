@@ -2,9 +2,9 @@
 //! Online's per-mailbox limits (10,000 requests per 10 minutes, throttling-limits.md §Outlook
 //! service limits) a 100,000-message mailbox needs at least 100 minutes whatever else runs,
 //! so it must start first while the small ones fill the other slots. [`largest_first`] sizes
-//! mailboxes ahead of the copies (a cheap read per mailbox, many at once, overlapping the
-//! copies of mailboxes already running) and gives each free slot at once to the largest
-//! mailbox sized so far.
+//! mailboxes ahead of the copies (a plan's kept counts, else a cheap read per mailbox, many
+//! at once, overlapping the copies of mailboxes already running) and gives each free slot at
+//! once to the largest mailbox sized so far.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;

@@ -55,6 +55,8 @@ pub fn scenario(quick: bool) -> Scenario {
         jitter_ms: 0,
         limits: None,
         parallel_mailboxes: users,
+        heavy_tail: None,
+        app_limit: None,
     }
 }
 

@@ -13,6 +13,7 @@ mod dovecot;
 mod proc_stats;
 mod report;
 mod scenario;
+mod tenant;
 mod worker;
 
 use std::path::PathBuf;
@@ -26,8 +27,9 @@ use clap::{Parser, Subcommand};
     about = "Benchmarks of M365 Migrator (see BENCHMARKS.md)"
 )]
 struct Cli {
-    /// Scenarios to run, comma-separated: small, medium, wide, ceiling, mailbox-50k, destleg
-    /// (default: all of them).
+    /// Scenarios to run, comma-separated: small, medium, wide, ceiling, mailbox-50k, destleg,
+    /// tenant, tenant-memory (default: all but the tenant ones, whose results go to
+    /// tenant.json and are written into BENCHMARKS.md by hand).
     #[arg(long, value_delimiter = ',')]
     scenario: Vec<String>,
     /// The smoke run: a tiny tenant into a local folder and into Dovecot (seconds).
@@ -112,6 +114,7 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
             .filter_map(|name| {
                 let s = match name.as_str() {
                     "destleg" | "destleg-quick" => destleg::scenario(name == "destleg-quick"),
+                    other if other.starts_with("tenant") => return None,
                     other => scenario::find(other)?,
                 };
                 let s = if reduced { scenario::reduced(s) } else { s };
@@ -143,6 +146,7 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
     results.reduced = cli.reduced;
     results.note = cli.note.clone();
     let mut errors = Vec::new();
+    let mut tenants = Vec::new();
     let started = std::time::Instant::now();
     for name in &names {
         eprintln!("m365-bench: scenario {name}");
@@ -151,6 +155,14 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
             "destleg" | "destleg-quick" => destleg::run(name == "destleg-quick", work.path())
                 .await
                 .map(|d| results.destleg.push(d)),
+            other if other.starts_with("tenant") => match tenant::find(other) {
+                Some(s) => tenant::run(&s, work.path()).await.map(|(o, t)| {
+                    eprintln!("  {}", t.line());
+                    results.scenarios.push(o);
+                    tenants.push(t);
+                }),
+                None => Err(anyhow::anyhow!("no scenario named {other}")),
+            },
             other => match scenario::find(other) {
                 Some(s) => {
                     let s = if cli.reduced { scenario::reduced(s) } else { s };
@@ -172,8 +184,17 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
     results.errors = errors.clone();
     results.total_wall_seconds = started.elapsed().as_secs_f64();
     println!("{}", results.table());
+    for t in &tenants {
+        println!("{}", t.line());
+    }
     if let Some(dir) = &cli.out {
         results.write_files(dir)?;
+        if !tenants.is_empty() {
+            std::fs::write(
+                dir.join("tenant.json"),
+                serde_json::to_string_pretty(&tenants)?,
+            )?;
+        }
     }
     if let Some(md) = &cli.markdown {
         results.write_markdown(md)?;

@@ -6,7 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use migrator_sim::{MailboxLimits, SimConfig, SimServer, SizeProfile, TenantSpec};
+use migrator_sim::{
+    AppLimit, MailboxLimits, MailboxSizes, SimConfig, SimServer, SizeProfile, TenantSpec,
+};
 use serde::Serialize;
 
 use crate::dovecot::{Dovecot, MASTER_PASSWORD, MASTER_USER};
@@ -32,6 +34,12 @@ pub struct Scenario {
     /// Simulator's and pacer's per-mailbox limits: (in flight, budget, window seconds).
     pub limits: Option<(u32, u32, u64)>,
     pub parallel_mailboxes: usize,
+    /// Heavy-tailed mailbox sizes (Pareto shape, largest mailbox); `messages_per_user` is
+    /// then the smallest mailbox. `None`: every mailbox holds `messages_per_user`.
+    pub heavy_tail: Option<(f64, usize)>,
+    /// Graph's limit per app across the tenant on the simulator and the pacer: (budget,
+    /// window seconds).
+    pub app_limit: Option<(u32, u64)>,
 }
 
 const MB: usize = 1024 * 1024;
@@ -50,6 +58,8 @@ pub fn all() -> Vec<Scenario> {
         jitter_ms: 20,
         limits: EXCHANGE,
         parallel_mailboxes: users,
+        heavy_tail: None,
+        app_limit: None,
     };
     vec![
         Scenario {
@@ -248,6 +258,8 @@ pub struct Outcome {
     /// Median duration of a Graph request as the simulator served it.
     pub request_ms_median: f64,
     pub largest_message_bytes: u64,
+    /// Graph requests to the mailbox that needed the most (the tenant's lower bound).
+    pub largest_mailbox_requests: u64,
     pub samples: Vec<Sample>,
 }
 
@@ -292,6 +304,10 @@ pub fn tenant_spec(s: &Scenario) -> TenantSpec {
         sizes: SizeProfile::Realistic {
             giant_every: s.giant_every,
         },
+        mailbox_sizes: match s.heavy_tail {
+            Some((alpha, largest)) => MailboxSizes::HeavyTailed { alpha, largest },
+            None => MailboxSizes::Even,
+        },
         ..TenantSpec::default()
     }
 }
@@ -305,6 +321,11 @@ pub fn sim_config(s: &Scenario) -> SimConfig {
             max_in_flight: in_flight,
             budget,
             window: Duration::from_secs(window),
+        }),
+        app_limit: s.app_limit.map(|(budget, window)| AppLimit {
+            budget,
+            window: Duration::from_secs(window),
+            announce: false,
         }),
         ..SimConfig::default()
     }
@@ -350,6 +371,7 @@ pub async fn run_child(
         window_secs: window,
         state_dir: work.join("state"),
         max_connections,
+        app_limit: s.app_limit,
     };
     let exe = std::env::current_exe().context("cannot find this program")?;
     let json = serde_json::to_string(&job)?;
@@ -402,7 +424,7 @@ pub async fn run(s: &Scenario, work: &Path) -> anyhow::Result<Vec<Outcome>> {
     Ok(outcomes)
 }
 
-async fn run_into(s: &Scenario, into: &'static str, work: &Path) -> anyhow::Result<Outcome> {
+pub async fn run_into(s: &Scenario, into: &'static str, work: &Path) -> anyhow::Result<Outcome> {
     let started = std::time::Instant::now();
     let sim = SimServer::start(sim_config(s))
         .await
@@ -519,6 +541,7 @@ pub fn outcome(
         }
     }
     let (mut rates, mut efficiencies, mut in_flight) = (Vec::new(), Vec::new(), Vec::new());
+    let largest_mailbox_requests = per_mailbox.values().map(Vec::len).max().unwrap_or(0) as u64;
     for recs in per_mailbox.values() {
         let (Some(first), Some(last)) = (
             recs.iter().map(|r| r.at).min(),
@@ -612,6 +635,7 @@ pub fn outcome(
         mailbox_in_flight_median: median(&mut in_flight),
         request_ms_median: median(&mut durations),
         largest_message_bytes: largest,
+        largest_mailbox_requests,
         samples: thin(r.samples, 400),
     }
 }

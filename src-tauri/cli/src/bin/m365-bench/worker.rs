@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use migrator_core::config::{Cloud, SourceConfig};
 use migrator_core::dest::imap::{ConnectionLimit, ImapSettings, MasterStyle, Security};
 use migrator_core::engine::{self, Destination, ImapLogins, RunControl, RunOptions};
+use migrator_core::graph::pacer::AppBudget;
 use migrator_core::graph::PacerSettings;
 use migrator_core::progress::{ProgressEvent, RunSummary};
 use migrator_core::secrets::Secret;
@@ -38,6 +39,10 @@ pub struct Job {
     /// `[destination] max_connections` for an IMAP destination (the engine's default if unset).
     #[serde(default)]
     pub max_connections: Option<usize>,
+    /// The app's budget across the tenant (budget, window seconds); the engine's default if
+    /// unset.
+    #[serde(default)]
+    pub app_limit: Option<(u32, u64)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,6 +63,9 @@ pub struct Sample {
     pub messages: u64,
     pub bytes: u64,
     pub rss_kib: u64,
+    /// Mailboxes started and not finished.
+    #[serde(default)]
+    pub running: u64,
 }
 
 /// What the child measured.
@@ -79,6 +87,8 @@ struct Counters {
     messages: AtomicU64,
     bytes: AtomicU64,
     throttled: AtomicU64,
+    started: AtomicU64,
+    finished: AtomicU64,
     first: OnceLock<Instant>,
 }
 
@@ -135,6 +145,10 @@ async fn run(job: Job) -> anyhow::Result<WorkerResult> {
             max_in_flight: job.max_in_flight,
             budget: job.budget,
             window: Duration::from_secs(job.window_secs),
+            app: job
+                .app_limit
+                .map(|(budget, window)| AppBudget::new(budget, Duration::from_secs(window)))
+                .or(PacerSettings::default().app),
             ..PacerSettings::default()
         },
         state_dir: Some(job.state_dir.clone()),
@@ -156,6 +170,12 @@ async fn run(job: Job) -> anyhow::Result<WorkerResult> {
             ProgressEvent::Throttled { .. } => {
                 counters.throttled.fetch_add(1, Ordering::Relaxed);
             }
+            ProgressEvent::UserStarted { .. } => {
+                counters.started.fetch_add(1, Ordering::Relaxed);
+            }
+            ProgressEvent::UserFinished { .. } => {
+                counters.finished.fetch_add(1, Ordering::Relaxed);
+            }
             _ => {}
         }
     };
@@ -170,6 +190,10 @@ async fn run(job: Job) -> anyhow::Result<WorkerResult> {
                     messages: counters.messages.load(Ordering::Relaxed),
                     bytes: counters.bytes.load(Ordering::Relaxed),
                     rss_kib: rss_kib("VmRSS").unwrap_or(0),
+                    running: counters
+                        .started
+                        .load(Ordering::Relaxed)
+                        .saturating_sub(counters.finished.load(Ordering::Relaxed)),
                 });
             }
         }

@@ -1,0 +1,255 @@
+//! The tenant scenarios (issue 17.5): a generated tenant with heavy-tailed mailbox sizes
+//! under Exchange Online's per-mailbox limits and Graph's limit per app across the tenant,
+//! time-scaled so it fits minutes on 2 CPUs, into the local folder. Each reports its finish
+//! time against the lower bound the limits, the machine and the destination allow, the time
+//! to the first message and the migrator's peak RSS.
+//!
+//! **Time scale.** Every limit and latency is [`TIME_SCALE`] times faster than Exchange's
+//! (10,000 requests per 60 s instead of 600 s per mailbox, 130,000 per 1 s instead of 10 s per
+//! app, 8 +/- 2 ms instead of 80 +/- 20 ms per request), so one scaled second stands for ten
+//! real ones while the CPU and the disk run at their real speed: the scaled run is closer to
+//! CPU-bound than the real tenant would be, never further.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use futures_util::StreamExt as _;
+use migrator_core::convert::flags::MailFlags;
+use migrator_core::dest::folder::{Folder, FolderStore};
+use migrator_core::graph::client::ByteSink as _;
+use serde::Serialize;
+
+use crate::scenario::{self, Outcome, Scenario, INTO_FOLDER};
+
+/// How many times faster than Exchange Online's the scenario's limits and latency are.
+pub const TIME_SCALE: f64 = 10.0;
+
+/// Exchange Online's per-mailbox limits, time-scaled: 4 in flight, 10,000 per 60 s.
+const SCALED_EXCHANGE: Option<(u32, u32, u64)> = Some((4, 10_000, 60));
+/// Graph's global limit (130,000 per 10 s), time-scaled.
+const SCALED_APP: Option<(u32, u64)> = Some((130_000, 1));
+
+/// Messages written to measure the destination's rate before the run.
+const RATE_SAMPLE: usize = 2_000;
+
+/// The tenant scenarios: `tenant` (finish time against the lower bound), `tenant-memory`
+/// (1,000 mailboxes at once), `tenant-quick` (a smoke run, about 10 s in a debug build on a
+/// busy machine: too long for `--quick`).
+pub fn scenarios() -> Vec<Scenario> {
+    let base = |name, what, users, smallest, largest: Option<usize>, parallel| Scenario {
+        name,
+        what,
+        users,
+        messages_per_user: smallest,
+        max_attachment: 256 * 1024,
+        giant_every: None,
+        latency_ms: 8,
+        jitter_ms: 2,
+        limits: SCALED_EXCHANGE,
+        parallel_mailboxes: parallel,
+        heavy_tail: largest.map(|l| (1.2, l)),
+        app_limit: SCALED_APP,
+    };
+    vec![
+        base(
+            "tenant",
+            "500 mailboxes, heavy-tailed (Pareto 1.2 from 5 messages, the largest 5,000), with \
+             calendars, contacts and tasks, 100 at once, Exchange's limits and latency \
+             time-scaled 10x, into the local folder",
+            500,
+            5,
+            Some(5_000),
+            100,
+        ),
+        base(
+            "tenant-memory",
+            "1,000 mailboxes x 5 messages with calendars, contacts and tasks, all 1,000 at \
+             once, limits and latency time-scaled 10x, into the local folder: peak RSS",
+            1_000,
+            5,
+            None,
+            1_000,
+        ),
+        base(
+            "tenant-quick",
+            "smoke: 12 mailboxes, heavy-tailed (from 2 messages, the largest 60), all at once",
+            12,
+            2,
+            Some(60),
+            12,
+        ),
+    ]
+}
+
+pub fn find(name: &str) -> Option<Scenario> {
+    scenarios().into_iter().find(|s| s.name == name)
+}
+
+/// The lower bound's terms, in seconds of the scaled run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Bounds {
+    /// The largest mailbox's requests at its ceiling: the budget per window, or 4 in flight
+    /// at the median request time, whichever is slower.
+    pub largest_mailbox: f64,
+    /// Every request at the app's limit across the tenant.
+    pub app_limit: f64,
+    /// The CPU the migrator and the simulator used (both share the machine here), over the
+    /// machine's CPUs.
+    pub cpu: f64,
+    /// Every byte at the destination's rate measured before the run.
+    pub destination: f64,
+}
+
+impl Bounds {
+    /// The largest term and its name.
+    pub fn binding(&self) -> (&'static str, f64) {
+        [
+            ("largest mailbox", self.largest_mailbox),
+            ("app limit", self.app_limit),
+            ("CPU", self.cpu),
+            ("destination", self.destination),
+        ]
+        .into_iter()
+        .fold(("none", 0.0), |a, b| if b.1 > a.1 { b } else { a })
+    }
+}
+
+/// What a tenant scenario measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantOutcome {
+    pub name: &'static str,
+    pub time_scale: f64,
+    pub mailboxes: usize,
+    pub largest_mailbox_messages: usize,
+    pub messages: u64,
+    pub bytes: u64,
+    pub requests: u64,
+    pub requests_429: u64,
+    pub largest_mailbox_requests: u64,
+    pub wall_seconds: f64,
+    pub first_message_seconds: Option<f64>,
+    pub peak_rss_mib: f64,
+    /// Mailboxes running at once, at most (from the 250-ms samples).
+    pub peak_running: u64,
+    pub migrator_cpu_ms_per_message: f64,
+    pub simulator_cpu_ms_per_message: f64,
+    pub destination_bytes_per_second: f64,
+    pub bounds: Bounds,
+    pub lower_bound_seconds: f64,
+    pub binds: &'static str,
+    /// Finish time / lower bound.
+    pub ratio: f64,
+}
+
+impl TenantOutcome {
+    pub fn line(&self) -> String {
+        format!(
+            "{}: {} mailboxes, {} messages in {:.1} s, lower bound {:.1} s ({}: largest mailbox \
+             {:.1}, app {:.1}, CPU {:.1}, destination {:.1}), ratio {:.2}, first message {} s, \
+             peak RSS {:.0} MiB, {} running at most, CPU {:.2} ms/msg (+ simulator {:.2})",
+            self.name,
+            self.mailboxes,
+            self.messages,
+            self.wall_seconds,
+            self.lower_bound_seconds,
+            self.binds,
+            self.bounds.largest_mailbox,
+            self.bounds.app_limit,
+            self.bounds.cpu,
+            self.bounds.destination,
+            self.ratio,
+            self.first_message_seconds
+                .map_or("-".into(), |s| format!("{s:.2}")),
+            self.peak_rss_mib,
+            self.peak_running,
+            self.migrator_cpu_ms_per_message,
+            self.simulator_cpu_ms_per_message,
+        )
+    }
+}
+
+/// Runs tenant scenario `s` into the local folder under `work`: first the destination's
+/// rate, then the run (checked: every message once, none failed).
+pub async fn run(s: &Scenario, work: &Path) -> anyhow::Result<(Outcome, TenantOutcome)> {
+    let spec = scenario::tenant_spec(s);
+    let tenant = migrator_sim::generate_tenant(&spec);
+    let largest_mailbox_messages = (0..spec.users).map(|u| spec.messages_of(u)).max();
+    let rate = destination_rate(&tenant, &work.join("rate")).await?;
+    drop(tenant);
+    let o = scenario::run_into(s, INTO_FOLDER, &work.join("run")).await?;
+    let cpus = crate::proc_stats::machine_cpus().max(1) as f64;
+    let (in_flight, budget, window) = s.limits.unwrap_or((4, u32::MAX, 1));
+    let per_mailbox_rate = budget as f64 / window as f64;
+    let in_flight_rate = in_flight as f64 / (o.request_ms_median / 1000.0).max(1e-6);
+    let (app_budget, app_window) = s.app_limit.unwrap_or((u32::MAX, 1));
+    let bounds = Bounds {
+        largest_mailbox: o.largest_mailbox_requests as f64 / per_mailbox_rate.min(in_flight_rate),
+        app_limit: o.requests as f64 / (app_budget as f64 / app_window as f64),
+        cpu: (o.cpu_seconds + o.sim_cpu_seconds) / cpus,
+        destination: o.bytes as f64 / rate.max(1.0),
+    };
+    let (binds, lower) = bounds.binding();
+    let messages = o.messages.max(1) as f64;
+    let t = TenantOutcome {
+        name: s.name,
+        time_scale: TIME_SCALE,
+        mailboxes: s.users,
+        largest_mailbox_messages: largest_mailbox_messages.unwrap_or(0),
+        messages: o.messages,
+        bytes: o.bytes,
+        requests: o.requests,
+        requests_429: o.requests_429,
+        largest_mailbox_requests: o.largest_mailbox_requests,
+        wall_seconds: o.wall_seconds,
+        first_message_seconds: o.first_message_seconds,
+        peak_rss_mib: o.peak_rss_mib,
+        peak_running: o.samples.iter().map(|x| x.running).max().unwrap_or(0),
+        migrator_cpu_ms_per_message: o.cpu_seconds * 1000.0 / messages,
+        simulator_cpu_ms_per_message: o.sim_cpu_seconds * 1000.0 / messages,
+        destination_bytes_per_second: rate,
+        bounds,
+        lower_bound_seconds: lower,
+        binds,
+        ratio: o.wall_seconds / lower.max(1e-9),
+    };
+    Ok((o, t))
+}
+
+/// Bytes per second the local folder takes: the tenant's first [`RATE_SAMPLE`] messages
+/// (its size mix) written as the engine writes them (a file synced, renamed into `cur/`,
+/// the folder synced), 16 at once. Removed afterwards.
+async fn destination_rate(tenant: &migrator_sim::Tenant, dir: &Path) -> anyhow::Result<f64> {
+    let store = FolderStore::open(dir).context("cannot open the rate folder")?;
+    let mut folders = Vec::new();
+    let mut sample = Vec::new();
+    for (i, user) in tenant.users.iter().enumerate().take(64) {
+        let mailbox = store.mailbox(&user.mail)?;
+        folders.push(mailbox.folder("Inbox")?);
+        for m in user.folders.iter().flat_map(|f| &f.messages) {
+            if sample.len() < RATE_SAMPLE {
+                sample.push((i, m.id.clone(), m.mime.bytes()));
+            }
+        }
+    }
+    let total: u64 = sample.iter().map(|(_, _, b)| b.len() as u64).sum();
+    let started = Instant::now();
+    let folders = &folders;
+    let written: Vec<std::io::Result<()>> = futures_util::stream::iter(sample)
+        .map(|(i, id, bytes)| async move {
+            let folder: &Folder = &folders[i];
+            let mut delivery = folder.deliver(&Folder::key_for(&id)).await?;
+            delivery.write(&bytes).await?;
+            delivery.commit(&MailFlags::default(), 0).await?;
+            Ok(())
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let seconds = started.elapsed().as_secs_f64();
+    for w in written {
+        w.context("cannot write the rate sample")?;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(total as f64 / seconds.max(1e-9))
+}
