@@ -12,11 +12,16 @@ import { wireDestination } from "./screens/destination";
 import { wirePlan } from "./screens/plan";
 import { follow, startDemo, startPass, wireRun } from "./screens/run";
 
-/** Closing the window during a run asks first; "Stop and quit" stops the run safely. */
+/**
+ * Closing the window during a run asks first; "Stop and quit" stops the run safely. Whether a
+ * run is going on is the backend's answer: the page learns that a pass ended only at its next
+ * poll, and a close in between must not ask about a run that is over.
+ */
 async function guardClose(): Promise<void> {
   try {
     await getCurrentWindow().onCloseRequested(async (event) => {
-      if (!getState().running) return;
+      const status = await api.runStatus().catch(() => null);
+      if (!(status ? status.running : getState().running)) return;
       const quit = await confirmDialog(
         "A migration is running",
         "Quit anyway? The run stops after the messages in flight, and the next pass resumes where it stopped without copying anything twice.",

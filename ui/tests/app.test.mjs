@@ -458,6 +458,20 @@ test("the demo runs as its own project; closing the window during a run asks fir
   assert.match(await page.textContent("#summary"), /^Migrated 3 mailboxes: 300 messages/);
 });
 
+test("closing the window just after a pass ended quits without asking, before the page has seen it end", async () => {
+  const { page } = await openApp();
+  await page.click("#try-demo");
+  await page.waitForFunction(() => /of 3 mailboxes done/.test(document.querySelector("#run-mailboxes").textContent));
+  // The run ends and the close request comes before the page's next poll of the run.
+  await page.evaluate(() => {
+    window.__finishRun();
+    window.__emit("tauri://close-requested");
+  });
+  await page.waitForFunction(() => window.__calls.some((c) => c.cmd === "plugin:window|destroy"));
+  assert.equal(await page.isVisible("#confirm-dialog[open]"), false, "no question about a run that is over");
+  assert.equal((await calls(page, "control_run")).length, 0);
+});
+
 test("the Plan table is usable at the window's minimum width", async () => {
   const { page } = await openApp({}, { width: 820 });
   await toPlan(page);

@@ -264,10 +264,11 @@ async fn pass<R: Runtime>(
         if let Err(e) = store(&app, &state).and_then(|s| Ok(s.save(&project)?)) {
             tracing::warn!("cannot record the pass in the project: {}", e.message);
         }
+        // Idle as soon as the pass is on record: a window closed from now on quits at once.
+        state.finish_run();
         if let Some(record) = project.passes.last() {
             notify_end(&app, &project.name, record);
         }
-        state.finish_run();
     });
     Ok(())
 }
