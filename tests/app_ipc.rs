@@ -1744,3 +1744,36 @@ async fn a_page_sent_dav_url_never_receives_the_accounts_csv_passwords() {
         .unwrap();
     assert_eq!(kept["destination"]["accountsCsv"], json!(csv), "{kept}");
 }
+
+/// Issue 16 ("MX records of each domain, looked up"): the cut-over checklist answered "not
+/// looked up by this version" for every domain. It now asks DNS (here a loopback server that
+/// never answers) for each domain of the plan and of the domain map, and a silent server is a
+/// plain timeout reason within the checklist's budget, never a hang.
+#[tokio::test(flavor = "multi_thread")]
+async fn cutover_checklist_looks_up_each_domains_mx() {
+    // A bound socket nobody reads: the queries arrive and are never answered.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("a loopback socket");
+    let keychain: Arc<dyn SecretStore> = Arc::new(KeyringStore::new(
+        keyring_core::mock::Store::new().expect("a mock store"),
+    ));
+    let state = AppState::new(Ok(keychain.clone()))
+        .with_dns_servers(vec![silent.local_addr().expect("its address")]);
+    let app = TestApp::with_state(state, keychain);
+    let mut project = app
+        .invoke_blocking("create_project", json!({"name": "Cut-over"}))
+        .expect("a project");
+    project["rules"]["domainMap"] = json!({"Contoso.com": "contoso.com"});
+    app.invoke_blocking("save_project", json!({"project": project}))
+        .expect("saved");
+    let checklist = app
+        .invoke_blocking("cutover_checklist", json!({}))
+        .expect("the checklist");
+    assert_eq!(
+        checklist["domains"],
+        json!([{
+            "domain": "contoso.com",
+            "mx": [],
+            "error": "no answer from the DNS server within 4 s"
+        }])
+    );
+}

@@ -48,6 +48,8 @@ pub struct AppState {
     picker: Option<PathPicker>,
     /// Replaces the desktop's notifications (tests).
     notifier: Option<Notifier>,
+    /// Replaces the system's DNS servers for MX lookups (tests: a loopback responder).
+    dns_servers: Option<Vec<std::net::SocketAddr>>,
     /// The project the commands act on (`open_project`).
     project: Mutex<Option<String>>,
     /// The mailbox addresses of the open project's last plan (the accounts CSV preview
@@ -118,6 +120,7 @@ impl AppState {
             opener: None,
             picker: None,
             notifier: None,
+            dns_servers: None,
             project: Mutex::new(None),
             plan_addresses: Mutex::new(Vec::new()),
         }
@@ -139,6 +142,23 @@ impl AppState {
     pub fn with_picker(mut self, picker: PathPicker) -> Self {
         self.picker = Some(picker);
         self
+    }
+
+    /// Looks MX records up at `servers` instead of the system's DNS servers.
+    pub fn with_dns_servers(mut self, servers: Vec<std::net::SocketAddr>) -> Self {
+        self.dns_servers = Some(servers);
+        self
+    }
+
+    /// The MX lookup of the cut-over checklist: the system's resolver, or the test's servers.
+    pub fn mx_lookup(
+        &self,
+    ) -> Result<migrator_core::cutover::MxLookup, migrator_core::cutover::CutoverError> {
+        use migrator_core::cutover::{MxLookup, MX_LOOKUP_BUDGET};
+        match &self.dns_servers {
+            Some(servers) => MxLookup::with_servers(servers, MX_LOOKUP_BUDGET),
+            None => MxLookup::system(MX_LOOKUP_BUDGET),
+        }
     }
 
     /// Shows notifications through `notifier` instead of the desktop's.
