@@ -123,7 +123,7 @@ pub async fn migrate(
 
 /// Tells the desktop that a pass of `name` ended (the window may be hidden for hours): how,
 /// and what moved. Never a secret: counts and the engine's message only.
-fn notify_end<R: Runtime>(app: &AppHandle<R>, name: &str, record: &PassRecord) {
+pub(crate) fn notify_end<R: Runtime>(app: &AppHandle<R>, name: &str, record: &PassRecord) {
     let how = match record.state {
         PassState::Finished => "finished",
         PassState::Stopped => "stopped",
@@ -201,7 +201,7 @@ pub(crate) fn begin(state: &AppState) -> Result<(RunControl, Arc<ChannelReporter
 /// Starts a pass of the open project (`users`: only those) in the background, recorded in
 /// its history; returns once it has started. Bad settings and missing secrets are refused
 /// before anything moves.
-async fn pass<R: Runtime>(
+pub(crate) async fn pass<R: Runtime>(
     app: AppHandle<R>,
     state: State<'_, AppState>,
     kind: PassKind,
