@@ -1777,3 +1777,111 @@ async fn cutover_checklist_looks_up_each_domains_mx() {
         }])
     );
 }
+
+/// Moves the open project's schedule `hours` into the past in its file, as if the app had been
+/// closed that long since it was set.
+fn age_schedule(app: &TestApp, hours: u64) {
+    let file = app
+        .data
+        .path()
+        .join("projects")
+        .join(format!("{}.json", app.open_id()));
+    let mut project: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let since = project["schedule"]["since"].as_u64().expect("a schedule");
+    project["schedule"]["since"] = json!(since - hours * 3600);
+    std::fs::write(&file, serde_json::to_vec(&project).unwrap()).unwrap();
+}
+
+/// Issue 16 ("incremental passes on demand or on a schedule while the app runs"): a schedule
+/// set from the page persists in the project and says when it fires; not due, the timer starts
+/// nothing; three days of missed slots start one incremental pass, recorded like a manual one,
+/// and the next look starts no other.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_due_schedule_starts_one_incremental_pass_however_many_slots_were_missed() {
+    let (_sim, source, app) = tenant_app().await;
+    let out = tempfile::tempdir().unwrap();
+    app.project(source, json!({"kind": "folder", "path": out.path()}));
+    let handle = app._app.handle().clone();
+
+    let shown = app
+        .invoke_blocking("set_pass_schedule", json!({"everyHours": 6}))
+        .expect("set");
+    let project = app
+        .invoke_blocking("open_project", json!({"id": app.open_id()}))
+        .unwrap();
+    let since = project["schedule"]["since"].as_u64().expect("persisted");
+    assert_eq!(project["schedule"]["everyHours"], 6);
+    assert_eq!(
+        shown,
+        json!({"everyHours": 6, "nextAt": since + 6 * 3600}),
+        "{project}"
+    );
+    assert_eq!(app.invoke_blocking("pass_schedule", json!({})), Ok(shown));
+    assert!(!m365_migrator_app::scheduled_tick(&handle).await, "not due");
+
+    age_schedule(&app, 72);
+    assert!(m365_migrator_app::scheduled_tick(&handle).await, "due");
+    app.idle().await;
+    assert!(
+        !m365_migrator_app::scheduled_tick(&handle).await,
+        "one pass"
+    );
+    let project = app
+        .invoke_blocking("open_project", json!({"id": app.open_id()}))
+        .unwrap();
+    let passes = project["passes"].as_array().unwrap();
+    assert_eq!(passes.len(), 1, "{project}");
+    assert_eq!(passes[0]["kind"], "incremental");
+    assert_eq!(passes[0]["state"], "finished", "{project}");
+    assert!(passes[0]["summary"]["totals"]["messages"].as_u64().unwrap() > 0);
+    let next = app.invoke_blocking("pass_schedule", json!({})).unwrap();
+    assert_eq!(
+        next["nextAt"].as_u64(),
+        Some(passes[0]["startedAt"].as_u64().unwrap() + 6 * 3600),
+        "{next}"
+    );
+    assert_eq!(app.notes.lock().unwrap().len(), 1);
+
+    // Cleared: off, and gone from the file; out of range: refused.
+    assert_eq!(
+        app.invoke_blocking("set_pass_schedule", json!({"everyHours": null})),
+        Ok(Value::Null)
+    );
+    let project = app
+        .invoke_blocking("open_project", json!({"id": app.open_id()}))
+        .unwrap();
+    assert!(project.get("schedule").is_none(), "{project}");
+    let refused = app
+        .invoke_blocking("set_pass_schedule", json!({"everyHours": 0}))
+        .unwrap_err();
+    assert_eq!(refused["code"], "invalid", "{refused}");
+}
+
+/// A scheduled pass that cannot start (here the project has no source yet) is recorded as a
+/// failed pass with its reason and announced, and is not tried again at every look.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scheduled_pass_that_cannot_start_is_recorded_failed_once() {
+    let app = TestApp::new();
+    app.invoke_blocking("create_project", json!({"name": "Unfinished"}))
+        .expect("a project");
+    let handle = app._app.handle().clone();
+    app.invoke_blocking("set_pass_schedule", json!({"everyHours": 1}))
+        .expect("set");
+    age_schedule(&app, 2);
+    assert!(!m365_migrator_app::scheduled_tick(&handle).await);
+    assert!(!m365_migrator_app::scheduled_tick(&handle).await);
+    let project = app
+        .invoke_blocking("open_project", json!({"id": app.open_id()}))
+        .unwrap();
+    let passes = project["passes"].as_array().unwrap();
+    assert_eq!(passes.len(), 1, "{project}");
+    assert_eq!(passes[0]["kind"], "incremental");
+    assert_eq!(passes[0]["state"], "failed");
+    assert!(
+        !passes[0]["error"].as_str().unwrap_or_default().is_empty(),
+        "{project}"
+    );
+    let notes = app.notes.lock().unwrap().clone();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].0, "Unfinished: pass failed");
+}
