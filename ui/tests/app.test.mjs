@@ -423,7 +423,7 @@ test("passes: an incremental pass after the full one; the final pass shows the c
   await page.waitForSelector("#confirm-dialog[open]");
   const items = await page.locator("#cutover-checklist li").allTextContents();
   assert.equal(items[0], "MX of contoso.com points to contoso-com.mail.protection.outlook.com");
-  assert.equal(items[1], "MX of fabrikam.com: could not be looked up (no answer (SERVFAIL))");
+  assert.equal(items[1], "MX of fabrikam.com: could not be looked up (the DNS server failed to answer (SERVFAIL))");
   assert.match(items[2], /^The last pass: Incremental pass finished/);
   assert.equal(items[3], "Hand out the new accounts' passwords from /home/admin/Documents/credentialsReport, then delete the file after the cut-over.");
   assert.equal(await focused(page), "confirm-no", "the safe answer has the focus");
@@ -434,6 +434,45 @@ test("passes: an incremental pass after the full one; the final pass shows the c
   await page.click("#confirm-yes");
   await page.waitForSelector("#screen-migrate:not([hidden])");
   assert.deepEqual((await calls(page, "start_pass")).map((c) => c.args.kind), ["full", "incremental", "final"]);
+});
+
+test("a schedule persists in the project, shows the next time, and a due one starts an incremental pass", async () => {
+  const { page } = await openApp();
+  await toPlan(page);
+  await page.waitForFunction(() => /No schedule/.test(document.querySelector("#schedule-status").textContent));
+  await page.fill("#schedule-hours", "6");
+  await page.click("#schedule-set");
+  await page.waitForFunction(() => /^Next incremental pass: /.test(document.querySelector("#schedule-status").textContent));
+  const expected = await page.evaluate(() => {
+    const p = JSON.parse(sessionStorage.getItem("__scriptedBackend")).projects.p1;
+    return { schedule: p.schedule, next: new Date((p.schedule.since + 6 * 3600) * 1000).toLocaleString() };
+  });
+  assert.equal(expected.schedule.everyHours, 6, "persisted in the project");
+  assert.equal(await page.textContent("#schedule-status"), `Next incremental pass: ${expected.next} (every 6 hours)`);
+  assert.deepEqual((await calls(page, "set_pass_schedule")).map((c) => c.args), [{ everyHours: 6 }]);
+  // Reopened (a reload), the project still has it.
+  await page.reload();
+  await page.waitForSelector("#screen-projects:not([hidden])");
+  await page.click('#project-list li[data-project="p1"] button:has-text("Open")');
+  await page.waitForSelector("#screen-source:not([hidden])");
+  await page.click('.steps li[data-step="plan"] button');
+  await page.waitForFunction(() => /^Next incremental pass: /.test(document.querySelector("#schedule-status").textContent));
+  assert.equal(await page.isHidden("#schedule-clear"), false);
+
+  // The timer finds it due: the pass starts and the page follows it.
+  assert.equal(await page.evaluate(() => window.__fireSchedule()), true);
+  await page.waitForSelector("#screen-migrate:not([hidden])");
+  assert.equal(await page.textContent("#migrate-title"), "Scheduled incremental pass");
+  assert.equal(await page.evaluate(() => window.__fireSchedule()), false, "never two passes at once");
+  await page.evaluate(() => window.__finishRun());
+  await page.waitForSelector("#run-back:not([hidden])");
+  await page.click("#run-back");
+  await page.waitForFunction(() => document.querySelectorAll("#pass-history li").length === 1);
+  assert.match(await page.textContent("#pass-history li"), /^Incremental pass finished/);
+
+  await page.click("#schedule-clear");
+  await page.waitForFunction(() => /No schedule/.test(document.querySelector("#schedule-status").textContent));
+  assert.equal(await page.evaluate(() => "schedule" in JSON.parse(sessionStorage.getItem("__scriptedBackend")).projects.p1), false);
 });
 
 test("the demo runs as its own project; closing the window during a run asks first", async () => {

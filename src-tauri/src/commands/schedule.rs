@@ -14,6 +14,9 @@ use super::pass::{notify_end, pass};
 use super::project::{current_project, store};
 use crate::{AppState, IpcError};
 
+/// The event the page hears when the timer started a pass.
+pub const SCHEDULED_PASS_STARTED: &str = "scheduled-pass-started";
+
 /// How often the timer looks whether a pass is due.
 const TICK: Duration = Duration::from_secs(30);
 
@@ -77,7 +80,14 @@ pub async fn scheduled_tick<R: Runtime>(app: &AppHandle<R>) -> bool {
         return false;
     }
     match pass(app.clone(), state.clone(), PassKind::Incremental, None).await {
-        Ok(()) => true,
+        Ok(()) => {
+            use tauri::Emitter;
+            // The page follows it as a pass it started (ui/src/main.ts).
+            if let Err(e) = app.emit(SCHEDULED_PASS_STARTED, ()) {
+                tracing::info!("the page was not told of the scheduled pass: {e}");
+            }
+            true
+        }
         Err(e) if e.code == "busy" => false,
         Err(e) => {
             let record = PassRecord {
