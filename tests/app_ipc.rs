@@ -1885,3 +1885,71 @@ async fn a_scheduled_pass_that_cannot_start_is_recorded_failed_once() {
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert_eq!(notes[0].0, "Unfinished: pass failed");
 }
+
+/// The simulator's tenant and an app whose passes keep the computer awake through
+/// `inhibitor` (in place of the system's logind lock).
+async fn awake_app(
+    inhibitor: m365_migrator_app::Inhibitor,
+) -> (migrator_sim::SimServer, TestApp, tempfile::TempDir) {
+    let sim = migrator_sim::SimServer::start(migrator_sim::SimConfig::demo())
+        .await
+        .unwrap();
+    let source = json!({"tenantId": sim.tenant_id(), "clientId": sim.client_id(), "cloud": "global",
+                        "loginUrl": sim.url(), "graphUrl": sim.url(), "allowPlaintextLoopback": true});
+    let keychain: Arc<dyn SecretStore> = Arc::new(KeyringStore::new(
+        keyring_core::mock::Store::new().expect("a mock store"),
+    ));
+    let app = TestApp::with_state(
+        AppState::new(Ok(keychain.clone())).with_inhibitor(inhibitor),
+        keychain,
+    );
+    app.store("graphClientSecret", sim_account(&sim), sim.client_secret());
+    let out = tempfile::tempdir().unwrap();
+    app.project(source, json!({"kind": "folder", "path": out.path()}));
+    (sim, app, out)
+}
+
+/// Issue 16 ("the machine kept awake during a run (and said so)"): without a system bus the
+/// lock cannot be taken; the pass still runs to the end and `run_status` says why the
+/// computer may sleep.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pass_runs_when_the_computer_cannot_be_kept_awake_and_says_why() {
+    let refuse: m365_migrator_app::Inhibitor =
+        Arc::new(|| Err("no system bus (org.freedesktop.login1 unreachable)".to_string()));
+    let (_sim, app, _out) = awake_app(refuse).await;
+    let record = app.pass("full").await;
+    assert_eq!(record["state"], "finished", "{record}");
+    assert!(record["summary"]["totals"]["messages"].as_u64().unwrap() > 0);
+    let status = app.invoke_blocking("run_status", json!({})).unwrap();
+    assert_eq!(
+        status["awake"],
+        json!({"kept": false, "reason": "no system bus (org.freedesktop.login1 unreachable)"}),
+        "{status}"
+    );
+}
+
+/// The lock is taken for the pass and released when it ends (the guard is dropped), and
+/// `run_status` says the computer was kept awake.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_keep_awake_lock_is_held_for_the_pass_and_released_after() {
+    struct Lock(Arc<std::sync::atomic::AtomicUsize>);
+    impl Drop for Lock {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let released = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (t, r) = (taken.clone(), released.clone());
+    let lock: m365_migrator_app::Inhibitor = Arc::new(move || {
+        t.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Box::new(Lock(r.clone())) as Box<dyn Send>)
+    });
+    let (_sim, app, _out) = awake_app(lock).await;
+    let record = app.pass("full").await;
+    assert_eq!(record["state"], "finished", "{record}");
+    assert_eq!(taken.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(released.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let status = app.invoke_blocking("run_status", json!({})).unwrap();
+    assert_eq!(status["awake"], json!({"kept": true}), "{status}");
+}

@@ -3,12 +3,14 @@
 //! the UI through a Tauri Channel. The settings are the core's
 //! [`migrator_core::spec::MigrationSpec`], saved in projects ([`migrator_core::project`]).
 
+mod awake;
 mod commands;
 mod ipc_error;
 mod reporter;
 mod runs;
 mod state;
 
+pub use awake::{Inhibitor, KeptAwake};
 pub use commands::pass::{migrate, prepare, PreparedRun};
 pub use commands::schedule::scheduled_tick;
 pub use ipc_error::IpcError;

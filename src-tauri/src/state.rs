@@ -48,6 +48,12 @@ pub struct AppState {
     picker: Option<PathPicker>,
     /// Replaces the desktop's notifications (tests).
     notifier: Option<Notifier>,
+    /// Keeps the computer awake during a pass ([`crate::awake`]; tests give their own).
+    inhibitor: crate::awake::Inhibitor,
+    /// The lock held for the pass going on (dropped when it ends: released).
+    awake_guard: Mutex<Option<Box<dyn Send>>>,
+    /// Whether the pass going on (or the last one) keeps the computer awake.
+    awake: Mutex<Option<crate::awake::KeptAwake>>,
     /// Replaces the system's DNS servers for MX lookups (tests: a loopback responder).
     dns_servers: Option<Vec<std::net::SocketAddr>>,
     /// The project the commands act on (`open_project`).
@@ -121,6 +127,9 @@ impl AppState {
             picker: None,
             notifier: None,
             dns_servers: None,
+            inhibitor: crate::awake::system_inhibitor(),
+            awake_guard: Mutex::new(None),
+            awake: Mutex::new(None),
             project: Mutex::new(None),
             plan_addresses: Mutex::new(Vec::new()),
         }
@@ -142,6 +151,26 @@ impl AppState {
     pub fn with_picker(mut self, picker: PathPicker) -> Self {
         self.picker = Some(picker);
         self
+    }
+
+    /// Keeps the computer awake during passes through `inhibitor` instead of the system's.
+    pub fn with_inhibitor(mut self, inhibitor: crate::awake::Inhibitor) -> Self {
+        self.inhibitor = inhibitor;
+        self
+    }
+
+    /// Takes the keep-awake lock for the pass that just started (held until
+    /// [`AppState::finish_run`]); blocks on the system bus: call it from a blocking thread.
+    pub fn keep_awake(&self) -> crate::awake::KeptAwake {
+        let (kept, guard) = crate::awake::KeptAwake::take(&self.inhibitor);
+        *self.awake_guard.lock().unwrap_or_else(|p| p.into_inner()) = guard;
+        *self.awake.lock().unwrap_or_else(|p| p.into_inner()) = Some(kept.clone());
+        kept
+    }
+
+    /// Whether the pass going on (or the last one) keeps the computer awake.
+    pub fn kept_awake(&self) -> Option<crate::awake::KeptAwake> {
+        self.awake.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Looks MX records up at `servers` instead of the system's DNS servers.
@@ -236,6 +265,8 @@ impl AppState {
     }
 
     pub fn finish_run(&self) {
+        // The keep-awake lock goes with the pass (a closed descriptor releases logind's lock).
+        *self.awake_guard.lock().unwrap_or_else(|p| p.into_inner()) = None;
         *self.run.lock().unwrap_or_else(|p| p.into_inner()) = None;
         *self.reporter.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.running.send_replace(false);

@@ -12,10 +12,10 @@ use migrator_core::secrets::Secret;
 use migrator_core::spec::{Completeness, MigrationSpec};
 use tauri::{AppHandle, Manager, Runtime, State};
 
-use super::data_dir;
 use super::destination::open_destination;
 use super::keychain::client_secret;
 use super::project::{current_project, store};
+use super::{blocking, data_dir};
 use crate::runs::{self, RememberedRun, RunRequest};
 use crate::state::SecretPlaces;
 use crate::{AppState, ChannelReporter, IpcError};
@@ -218,6 +218,8 @@ pub(crate) async fn pass<R: Runtime>(
     }
     let (control, reporter) = begin(&state)?;
     let started = async {
+        let awake_app = app.clone();
+        blocking(move || Ok(awake_app.state::<AppState>().keep_awake())).await?;
         let prepared = prepare(state.secrets(), &data_dir, &spec, kind).await?;
         check_free(&prepared.state_dir())?;
         let project_dir = store(&app, &state)?.project_dir(&project.id)?;
