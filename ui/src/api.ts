@@ -32,6 +32,7 @@ import type { CutoverChecklist } from "./bindings/CutoverChecklist";
 import type { PathPurpose } from "./bindings/PathPurpose";
 import type { RunStatus } from "./bindings/RunStatus";
 import type { ScheduledPass } from "./bindings/ScheduledPass";
+import type { KeptAwake } from "./bindings/KeptAwake";
 
 export type {
   SourceConfig,
@@ -61,6 +62,7 @@ export type {
   PathPurpose,
   RunStatus,
   ScheduledPass,
+  KeptAwake,
   FailedItem,
   RunDetails,
 };

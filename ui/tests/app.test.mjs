@@ -329,6 +329,8 @@ test("a run shows the snapshot's totals, the same after a reload, then the pass 
   assert.equal(await page.textContent("#counters"), "4,100 of 20,000 items · 78.2 MiB · 12.5 items/s · about 2 h 0 min left");
   assert.equal(await page.getAttribute("#overall", "aria-valuenow"), String(Math.round((4100 / 20000) * 100)));
   assert.ok((await domRows(page, "#run-table")) < 60);
+  await page.waitForSelector("#run-awake:not([hidden])");
+  assert.equal(await page.textContent("#run-awake"), "This computer is kept awake while the pass runs.");
   await screenshot(page, "migrate", { docs: true });
 
   await page.reload();
@@ -341,11 +343,27 @@ test("a run shows the snapshot's totals, the same after a reload, then the pass 
 
   await page.evaluate(() => window.__finishRun());
   await page.waitForFunction(() => document.querySelector("#run-mailboxes").textContent === "200 of 200 mailboxes done, 0 running, 0 queued");
+  assert.equal(await page.isHidden("#run-awake"), true, "said only while the pass runs");
   assert.match(await page.textContent("#run-status"), /The pass has ended/);
   assert.equal(await page.getAttribute("#overall", "aria-valuenow"), "100");
   await page.click('.steps li[data-step="projects"]');
   await page.waitForSelector('#project-list li[data-project="p1"]');
   assert.match(await page.textContent('#project-list li[data-project="p1"]'), /full pass finished/);
+  assert.deepEqual(errors, []);
+});
+
+test("a computer that cannot be kept awake is said so on the Migrate screen, and the pass runs", async () => {
+  const { page, errors } = await openApp({ awake: { kept: false, reason: "no system bus: org.freedesktop.login1 unreachable" } });
+  await toPlan(page);
+  await page.click("#start-full");
+  await page.waitForSelector("#screen-migrate:not([hidden])");
+  await page.waitForSelector("#run-awake:not([hidden])");
+  assert.equal(
+    await page.textContent("#run-awake"),
+    "This computer may sleep during the pass: it could not be kept awake (no system bus: org.freedesktop.login1 unreachable). Keep it from sleeping in its power settings until the pass ends.",
+  );
+  await page.evaluate(() => window.__finishRun());
+  await page.waitForFunction(() => /The pass has ended/.test(document.querySelector("#run-status").textContent));
   assert.deepEqual(errors, []);
 });
 

@@ -68,6 +68,7 @@ export async function launch() {
  * - `keychain`: false for a desktop without a secret store; `os`: what app_info says;
  * - `mailboxes`: how many tenant mailboxes beyond the three named ones (10,000 for the scale test);
  * - `picks`: purpose -> the path the native dialog "chooses" (null: cancelled);
+ * - `awake`: run_status's keep-awake answer during a pass (default `{ kept: true }`);
  * - `fieldErrors`: the core's recorded field errors ([`coreFieldErrors`]), which
  *   validate_source and validate_destination answer with.
  * The test drives a run with window.__setRun({ done, running, failed }) and window.__finishRun(),
@@ -357,7 +358,9 @@ export function mockBackend(options = {}) {
         case "run_status": {
           const s = snapshot();
           const last = s && { request: { kind: "demo", outDir: "" }, state: db.run.active ? "running" : "finished", startedAt: db.run.startedAt, done: s.itemsDone, failed: s.itemsFailed, pending: 0 };
-          return { running: !!db.run?.active, last: last ?? undefined };
+          // While a pass runs, whether the computer is kept awake (`options.awake`; kept by default).
+          const awake = db.run?.active ? (options.awake ?? { kept: true }) : undefined;
+          return { running: !!db.run?.active, last: last ?? undefined, awake };
         }
         case "pass_schedule":
           return shownSchedule(current());
