@@ -90,9 +90,7 @@ impl TestApp {
         let started = self.invoke_blocking("start_pass", json!({"kind": kind}));
         assert_eq!(started, Ok(Value::Null), "the pass starts");
         self.idle().await;
-        let project = self
-            .invoke_blocking("open_project", json!({"id": self.open_id()}))
-            .unwrap();
+        let project = self.reopen();
         project["passes"]
             .as_array()
             .unwrap()
@@ -115,6 +113,12 @@ impl TestApp {
         tauri::Manager::state::<AppState>(&self.webview)
             .wait_idle()
             .await;
+    }
+
+    /// The open project as the backend has it now.
+    fn reopen(&self) -> Value {
+        self.invoke_blocking("open_project", json!({"id": self.open_id()}))
+            .expect("the open project")
     }
 
     fn open_id(&self) -> String {
@@ -1806,9 +1810,7 @@ async fn a_due_schedule_starts_one_incremental_pass_however_many_slots_were_miss
     let shown = app
         .invoke_blocking("set_pass_schedule", json!({"everyHours": 6}))
         .expect("set");
-    let project = app
-        .invoke_blocking("open_project", json!({"id": app.open_id()}))
-        .unwrap();
+    let project = app.reopen();
     let since = project["schedule"]["since"].as_u64().expect("persisted");
     assert_eq!(project["schedule"]["everyHours"], 6);
     assert_eq!(
@@ -1826,9 +1828,7 @@ async fn a_due_schedule_starts_one_incremental_pass_however_many_slots_were_miss
         !m365_migrator_app::scheduled_tick(&handle).await,
         "one pass"
     );
-    let project = app
-        .invoke_blocking("open_project", json!({"id": app.open_id()}))
-        .unwrap();
+    let project = app.reopen();
     let passes = project["passes"].as_array().unwrap();
     assert_eq!(passes.len(), 1, "{project}");
     assert_eq!(passes[0]["kind"], "incremental");
@@ -1847,9 +1847,7 @@ async fn a_due_schedule_starts_one_incremental_pass_however_many_slots_were_miss
         app.invoke_blocking("set_pass_schedule", json!({"everyHours": null})),
         Ok(Value::Null)
     );
-    let project = app
-        .invoke_blocking("open_project", json!({"id": app.open_id()}))
-        .unwrap();
+    let project = app.reopen();
     assert!(project.get("schedule").is_none(), "{project}");
     let refused = app
         .invoke_blocking("set_pass_schedule", json!({"everyHours": 0}))
@@ -1870,9 +1868,7 @@ async fn a_scheduled_pass_that_cannot_start_is_recorded_failed_once() {
     age_schedule(&app, 2);
     assert!(!m365_migrator_app::scheduled_tick(&handle).await);
     assert!(!m365_migrator_app::scheduled_tick(&handle).await);
-    let project = app
-        .invoke_blocking("open_project", json!({"id": app.open_id()}))
-        .unwrap();
+    let project = app.reopen();
     let passes = project["passes"].as_array().unwrap();
     assert_eq!(passes.len(), 1, "{project}");
     assert_eq!(passes[0]["kind"], "incremental");
