@@ -1822,6 +1822,14 @@ async fn a_due_schedule_starts_one_incremental_pass_however_many_slots_were_miss
     assert!(!m365_migrator_app::scheduled_tick(&handle).await, "not due");
 
     age_schedule(&app, 72);
+    // Due while another run goes on: nothing starts and the schedule is left due, so the
+    // first look after that run starts it.
+    let state = tauri::Manager::state::<AppState>(&app.webview);
+    let other = state.start_run().expect("another run");
+    assert!(!m365_migrator_app::scheduled_tick(&handle).await, "overlap");
+    assert_eq!(app.reopen()["passes"], json!([]));
+    drop(other);
+    state.finish_run();
     assert!(m365_migrator_app::scheduled_tick(&handle).await, "due");
     app.idle().await;
     assert!(
