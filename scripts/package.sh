@@ -106,7 +106,7 @@ stage_cli() {
   install -D -m 0644 "$gen/completions/m365-migrate.bash" "$root/usr/share/bash-completion/completions/m365-migrate"
   install -D -m 0644 "$gen/completions/_m365-migrate" "$root$zsh_dir/_m365-migrate"
   install -D -m 0644 "$gen/completions/m365-migrate.fish" "$root/usr/share/fish/vendor_completions.d/m365-migrate.fish"
-  install -D -m 0644 -t "$root/usr/lib/systemd/system" "$pkg/m365-migrate.service" "$pkg/m365-migrate.timer" "$pkg/m365-migrate-worker@.service"
+  install -D -m 0644 -t "$root/usr/lib/systemd/system" "$pkg/m365-migrate.service" "$pkg/m365-migrate.timer" "$pkg/m365-migrate-worker@.service" "$pkg/m365-migrate@.service" "$pkg/m365-migrate@.timer"
   install -D -m 0644 -t "$root/usr/share/doc/m365-migrate" "$pkg/README" "$pkg/migrate.toml.example" LICENSE
   install -d -m 0700 "$root/etc/m365-migrate"
   install -m 0600 "$pkg/secrets.env" "$root/etc/m365-migrate/secrets.env"
@@ -157,7 +157,7 @@ package_cli() {
   install -m 0644 LICENSE "$pkg/README" "$pkg/migrate.toml.example" "$tree/"
   install -m 0600 "$pkg/secrets.env" "$tree/secrets.env"
   cp -r "$gen/completions" "$gen/man" "$tree/"
-  install -D -m 0644 -t "$tree/systemd" "$pkg/m365-migrate.service" "$pkg/m365-migrate.timer" "$pkg/m365-migrate-worker@.service"
+  install -D -m 0644 -t "$tree/systemd" "$pkg/m365-migrate.service" "$pkg/m365-migrate.timer" "$pkg/m365-migrate-worker@.service" "$pkg/m365-migrate@.service" "$pkg/m365-migrate@.timer"
   local tarball=$CLI_OUT/$name.tar.gz
   tar -C "$work" --owner=0 --group=0 -czf "$tarball" "$name"
 
@@ -202,7 +202,8 @@ EOF
   for f in usr/bin/m365-migrate usr/share/man/man1/m365-migrate.1.gz usr/share/man/man1/m365-migrate-run.1.gz \
     usr/share/bash-completion/completions/m365-migrate usr/share/zsh/vendor-completions/_m365-migrate \
     usr/share/fish/vendor_completions.d/m365-migrate.fish usr/lib/systemd/system/m365-migrate.service \
-    usr/lib/systemd/system/m365-migrate.timer usr/share/doc/m365-migrate/migrate.toml.example; do
+    usr/lib/systemd/system/m365-migrate.timer usr/lib/systemd/system/m365-migrate@.service \
+    usr/lib/systemd/system/m365-migrate@.timer usr/share/doc/m365-migrate/migrate.toml.example; do
     grep -q " \./$f\$" <<<"$deb_files" || die "the CLI .deb has no /$f"
   done
   grep -q '^-rw------- root/root .* \./etc/m365-migrate/secrets\.env$' <<<"$deb_files" \
@@ -247,6 +248,8 @@ if [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi
 /usr/lib/systemd/system/m365-migrate.service
 /usr/lib/systemd/system/m365-migrate.timer
 /usr/lib/systemd/system/m365-migrate-worker@.service
+/usr/lib/systemd/system/m365-migrate@.service
+/usr/lib/systemd/system/m365-migrate@.timer
 %doc /usr/share/doc/m365-migrate
 %dir %attr(0700,root,root) /etc/m365-migrate
 %config(noreplace) %attr(0600,root,root) /etc/m365-migrate/secrets.env
@@ -269,7 +272,10 @@ EOF
     cp "$pkg/m365-migrate.timer" "$units/"
     # A template is verified as one of its instances.
     sed "s#/usr/bin/m365-migrate#$deb_root/usr/bin/m365-migrate#" "$pkg/m365-migrate-worker@.service" >"$units/m365-migrate-worker@1.service"
-    verify_units --man=no "$units/m365-migrate.service" "$units/m365-migrate.timer" "$units/m365-migrate-worker@1.service"
+    sed "s#/usr/bin/m365-migrate#$deb_root/usr/bin/m365-migrate#" "$pkg/m365-migrate@.service" >"$units/m365-migrate@contoso.service"
+    cp "$pkg/m365-migrate@.timer" "$units/m365-migrate@contoso.timer"
+    verify_units --man=no "$units/m365-migrate.service" "$units/m365-migrate.timer" "$units/m365-migrate-worker@1.service" \
+      "$units/m365-migrate@contoso.service" "$units/m365-migrate@contoso.timer"
   fi
 
   # 5. What installing the .deb would pull in, dependencies of dependencies included.

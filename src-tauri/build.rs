@@ -24,6 +24,8 @@ const COMMANDS: &[&str] = &[
     "cancel_plan",
     "start_pass",
     "retry_failed",
+    "pass_schedule",
+    "set_pass_schedule",
     "run_snapshot",
     "run_demo",
     "control_run",

@@ -90,9 +90,7 @@ impl TestApp {
         let started = self.invoke_blocking("start_pass", json!({"kind": kind}));
         assert_eq!(started, Ok(Value::Null), "the pass starts");
         self.idle().await;
-        let project = self
-            .invoke_blocking("open_project", json!({"id": self.open_id()}))
-            .unwrap();
+        let project = self.reopen();
         project["passes"]
             .as_array()
             .unwrap()
@@ -115,6 +113,12 @@ impl TestApp {
         tauri::Manager::state::<AppState>(&self.webview)
             .wait_idle()
             .await;
+    }
+
+    /// The open project as the backend has it now.
+    fn reopen(&self) -> Value {
+        self.invoke_blocking("open_project", json!({"id": self.open_id()}))
+            .expect("the open project")
     }
 
     fn open_id(&self) -> String {
@@ -1743,4 +1747,213 @@ async fn a_page_sent_dav_url_never_receives_the_accounts_csv_passwords() {
         .invoke_blocking("save_project", json!({"project": cased}))
         .unwrap();
     assert_eq!(kept["destination"]["accountsCsv"], json!(csv), "{kept}");
+}
+
+/// Issue 16 ("MX records of each domain, looked up"): the cut-over checklist answered "not
+/// looked up by this version" for every domain. It now asks DNS (here a loopback server that
+/// never answers) for each domain of the plan and of the domain map, and a silent server is a
+/// plain timeout reason within the checklist's budget, never a hang.
+#[tokio::test(flavor = "multi_thread")]
+async fn cutover_checklist_looks_up_each_domains_mx() {
+    // A bound socket nobody reads: the queries arrive and are never answered.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("a loopback socket");
+    let keychain: Arc<dyn SecretStore> = Arc::new(KeyringStore::new(
+        keyring_core::mock::Store::new().expect("a mock store"),
+    ));
+    let state = AppState::new(Ok(keychain.clone()))
+        .with_dns_servers(vec![silent.local_addr().expect("its address")]);
+    let app = TestApp::with_state(state, keychain);
+    let mut project = app
+        .invoke_blocking("create_project", json!({"name": "Cut-over"}))
+        .expect("a project");
+    project["rules"]["domainMap"] = json!({"Contoso.com": "contoso.com"});
+    app.invoke_blocking("save_project", json!({"project": project}))
+        .expect("saved");
+    let checklist = app
+        .invoke_blocking("cutover_checklist", json!({}))
+        .expect("the checklist");
+    assert_eq!(
+        checklist["domains"],
+        json!([{
+            "domain": "contoso.com",
+            "mx": [],
+            "error": "no answer from the DNS server within 4 s"
+        }])
+    );
+}
+
+/// Moves the open project's schedule `hours` into the past in its file, as if the app had been
+/// closed that long since it was set.
+fn age_schedule(app: &TestApp, hours: u64) {
+    let file = app
+        .data
+        .path()
+        .join("projects")
+        .join(format!("{}.json", app.open_id()));
+    let mut project: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let since = project["schedule"]["since"].as_u64().expect("a schedule");
+    project["schedule"]["since"] = json!(since - hours * 3600);
+    std::fs::write(&file, serde_json::to_vec(&project).unwrap()).unwrap();
+}
+
+/// Issue 16 ("incremental passes on demand or on a schedule while the app runs"): a schedule
+/// set from the page persists in the project and says when it fires; not due, the timer starts
+/// nothing; three days of missed slots start one incremental pass, recorded like a manual one,
+/// and the next look starts no other.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_due_schedule_starts_one_incremental_pass_however_many_slots_were_missed() {
+    let (_sim, source, app) = tenant_app().await;
+    let out = tempfile::tempdir().unwrap();
+    app.project(source, json!({"kind": "folder", "path": out.path()}));
+    let handle = app._app.handle().clone();
+
+    let shown = app
+        .invoke_blocking("set_pass_schedule", json!({"everyHours": 6}))
+        .expect("set");
+    let project = app.reopen();
+    let since = project["schedule"]["since"].as_u64().expect("persisted");
+    assert_eq!(project["schedule"]["everyHours"], 6);
+    assert_eq!(
+        shown,
+        json!({"everyHours": 6, "nextAt": since + 6 * 3600}),
+        "{project}"
+    );
+    assert_eq!(app.invoke_blocking("pass_schedule", json!({})), Ok(shown));
+    assert!(!m365_migrator_app::scheduled_tick(&handle).await, "not due");
+
+    age_schedule(&app, 72);
+    // Due while another run goes on: nothing starts and the schedule is left due, so the
+    // first look after that run starts it.
+    let state = tauri::Manager::state::<AppState>(&app.webview);
+    let other = state.start_run().expect("another run");
+    assert!(!m365_migrator_app::scheduled_tick(&handle).await, "overlap");
+    assert_eq!(app.reopen()["passes"], json!([]));
+    drop(other);
+    state.finish_run();
+    assert!(m365_migrator_app::scheduled_tick(&handle).await, "due");
+    app.idle().await;
+    assert!(
+        !m365_migrator_app::scheduled_tick(&handle).await,
+        "one pass"
+    );
+    let project = app.reopen();
+    let passes = project["passes"].as_array().unwrap();
+    assert_eq!(passes.len(), 1, "{project}");
+    assert_eq!(passes[0]["kind"], "incremental");
+    assert_eq!(passes[0]["state"], "finished", "{project}");
+    assert!(passes[0]["summary"]["totals"]["messages"].as_u64().unwrap() > 0);
+    let next = app.invoke_blocking("pass_schedule", json!({})).unwrap();
+    assert_eq!(
+        next["nextAt"].as_u64(),
+        Some(passes[0]["startedAt"].as_u64().unwrap() + 6 * 3600),
+        "{next}"
+    );
+    // (Its notification comes just after the pass goes idle: not counted here.)
+
+    // Cleared: off, and gone from the file; out of range: refused.
+    assert_eq!(
+        app.invoke_blocking("set_pass_schedule", json!({"everyHours": null})),
+        Ok(Value::Null)
+    );
+    let project = app.reopen();
+    assert!(project.get("schedule").is_none(), "{project}");
+    let refused = app
+        .invoke_blocking("set_pass_schedule", json!({"everyHours": 0}))
+        .unwrap_err();
+    assert_eq!(refused["code"], "invalid", "{refused}");
+}
+
+/// A scheduled pass that cannot start (here the project has no source yet) is recorded as a
+/// failed pass with its reason and announced, and is not tried again at every look.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scheduled_pass_that_cannot_start_is_recorded_failed_once() {
+    let app = TestApp::new();
+    app.invoke_blocking("create_project", json!({"name": "Unfinished"}))
+        .expect("a project");
+    let handle = app._app.handle().clone();
+    app.invoke_blocking("set_pass_schedule", json!({"everyHours": 1}))
+        .expect("set");
+    age_schedule(&app, 2);
+    assert!(!m365_migrator_app::scheduled_tick(&handle).await);
+    assert!(!m365_migrator_app::scheduled_tick(&handle).await);
+    let project = app.reopen();
+    let passes = project["passes"].as_array().unwrap();
+    assert_eq!(passes.len(), 1, "{project}");
+    assert_eq!(passes[0]["kind"], "incremental");
+    assert_eq!(passes[0]["state"], "failed");
+    assert!(
+        !passes[0]["error"].as_str().unwrap_or_default().is_empty(),
+        "{project}"
+    );
+    let notes = app.notes.lock().unwrap().clone();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].0, "Unfinished: pass failed");
+}
+
+/// The simulator's tenant and an app whose passes keep the computer awake through
+/// `inhibitor` (in place of the system's logind lock).
+async fn awake_app(
+    inhibitor: m365_migrator_app::Inhibitor,
+) -> (migrator_sim::SimServer, TestApp, tempfile::TempDir) {
+    let sim = migrator_sim::SimServer::start(migrator_sim::SimConfig::demo())
+        .await
+        .unwrap();
+    let source = json!({"tenantId": sim.tenant_id(), "clientId": sim.client_id(), "cloud": "global",
+                        "loginUrl": sim.url(), "graphUrl": sim.url(), "allowPlaintextLoopback": true});
+    let keychain: Arc<dyn SecretStore> = Arc::new(KeyringStore::new(
+        keyring_core::mock::Store::new().expect("a mock store"),
+    ));
+    let app = TestApp::with_state(
+        AppState::new(Ok(keychain.clone())).with_inhibitor(inhibitor),
+        keychain,
+    );
+    app.store("graphClientSecret", sim_account(&sim), sim.client_secret());
+    let out = tempfile::tempdir().unwrap();
+    app.project(source, json!({"kind": "folder", "path": out.path()}));
+    (sim, app, out)
+}
+
+/// Issue 16 ("the machine kept awake during a run (and said so)"): without a system bus the
+/// lock cannot be taken; the pass still runs to the end and `run_status` says why the
+/// computer may sleep.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pass_runs_when_the_computer_cannot_be_kept_awake_and_says_why() {
+    let refuse: m365_migrator_app::Inhibitor =
+        Arc::new(|| Err("no system bus (org.freedesktop.login1 unreachable)".to_string()));
+    let (_sim, app, _out) = awake_app(refuse).await;
+    let record = app.pass("full").await;
+    assert_eq!(record["state"], "finished", "{record}");
+    assert!(record["summary"]["totals"]["messages"].as_u64().unwrap() > 0);
+    let status = app.invoke_blocking("run_status", json!({})).unwrap();
+    assert_eq!(
+        status["awake"],
+        json!({"kept": false, "reason": "no system bus (org.freedesktop.login1 unreachable)"}),
+        "{status}"
+    );
+}
+
+/// The lock is taken for the pass and released when it ends (the guard is dropped), and
+/// `run_status` says the computer was kept awake.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_keep_awake_lock_is_held_for_the_pass_and_released_after() {
+    struct Lock(Arc<std::sync::atomic::AtomicUsize>);
+    impl Drop for Lock {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let released = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (t, r) = (taken.clone(), released.clone());
+    let lock: m365_migrator_app::Inhibitor = Arc::new(move || {
+        t.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Box::new(Lock(r.clone())) as Box<dyn Send>)
+    });
+    let (_sim, app, _out) = awake_app(lock).await;
+    let record = app.pass("full").await;
+    assert_eq!(record["state"], "finished", "{record}");
+    assert_eq!(taken.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(released.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let status = app.invoke_blocking("run_status", json!({})).unwrap();
+    assert_eq!(status["awake"], json!({"kept": true}), "{status}");
 }

@@ -3,13 +3,16 @@
 //! the UI through a Tauri Channel. The settings are the core's
 //! [`migrator_core::spec::MigrationSpec`], saved in projects ([`migrator_core::project`]).
 
+mod awake;
 mod commands;
 mod ipc_error;
 mod reporter;
 mod runs;
 mod state;
 
+pub use awake::{Inhibitor, KeptAwake};
 pub use commands::pass::{migrate, prepare, PreparedRun};
+pub use commands::schedule::scheduled_tick;
 pub use ipc_error::IpcError;
 pub use reporter::ChannelReporter;
 pub use runs::{LastRun, LastRunState, RunDetails, RunFile, RunRequest};
@@ -42,6 +45,8 @@ macro_rules! app_commands {
             commands::plan::cancel_plan,
             commands::pass::start_pass,
             commands::pass::retry_failed,
+            commands::schedule::pass_schedule,
+            commands::schedule::set_pass_schedule,
             commands::run::run_snapshot,
             commands::run::run_demo,
             commands::run::control_run,
@@ -89,6 +94,7 @@ pub fn run() {
         if let Err(e) = state.secrets().keychain() {
             tracing::warn!("{e}; secrets can be kept for this session only");
         }
+        tauri::async_runtime::spawn(commands::schedule::run_timer(app.handle().clone()));
         Ok(())
     })
     .build(tauri::generate_context!());

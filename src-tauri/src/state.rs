@@ -48,6 +48,14 @@ pub struct AppState {
     picker: Option<PathPicker>,
     /// Replaces the desktop's notifications (tests).
     notifier: Option<Notifier>,
+    /// Keeps the computer awake during a pass ([`crate::awake`]; tests give their own).
+    inhibitor: crate::awake::Inhibitor,
+    /// The lock held for the pass going on (dropped when it ends: released).
+    awake_guard: Mutex<Option<Box<dyn Send>>>,
+    /// Whether the pass going on (or the last one) keeps the computer awake.
+    awake: Mutex<Option<crate::awake::KeptAwake>>,
+    /// Replaces the system's DNS servers for MX lookups (tests: a loopback responder).
+    dns_servers: Option<Vec<std::net::SocketAddr>>,
     /// The project the commands act on (`open_project`).
     project: Mutex<Option<String>>,
     /// The mailbox addresses of the open project's last plan (the accounts CSV preview
@@ -118,6 +126,10 @@ impl AppState {
             opener: None,
             picker: None,
             notifier: None,
+            dns_servers: None,
+            inhibitor: crate::awake::system_inhibitor(),
+            awake_guard: Mutex::new(None),
+            awake: Mutex::new(None),
             project: Mutex::new(None),
             plan_addresses: Mutex::new(Vec::new()),
         }
@@ -139,6 +151,43 @@ impl AppState {
     pub fn with_picker(mut self, picker: PathPicker) -> Self {
         self.picker = Some(picker);
         self
+    }
+
+    /// Keeps the computer awake during passes through `inhibitor` instead of the system's.
+    pub fn with_inhibitor(mut self, inhibitor: crate::awake::Inhibitor) -> Self {
+        self.inhibitor = inhibitor;
+        self
+    }
+
+    /// Takes the keep-awake lock for the pass that just started (held until
+    /// [`AppState::finish_run`]); blocks on the system bus: call it from a blocking thread.
+    pub fn keep_awake(&self) -> crate::awake::KeptAwake {
+        let (kept, guard) = crate::awake::KeptAwake::take(&self.inhibitor);
+        *self.awake_guard.lock().unwrap_or_else(|p| p.into_inner()) = guard;
+        *self.awake.lock().unwrap_or_else(|p| p.into_inner()) = Some(kept.clone());
+        kept
+    }
+
+    /// Whether the pass going on (or the last one) keeps the computer awake.
+    pub fn kept_awake(&self) -> Option<crate::awake::KeptAwake> {
+        self.awake.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Looks MX records up at `servers` instead of the system's DNS servers.
+    pub fn with_dns_servers(mut self, servers: Vec<std::net::SocketAddr>) -> Self {
+        self.dns_servers = Some(servers);
+        self
+    }
+
+    /// The MX lookup of the cut-over checklist: the system's resolver, or the test's servers.
+    pub fn mx_lookup(
+        &self,
+    ) -> Result<migrator_core::cutover::MxLookup, migrator_core::cutover::CutoverError> {
+        use migrator_core::cutover::{MxLookup, MX_LOOKUP_BUDGET};
+        match &self.dns_servers {
+            Some(servers) => MxLookup::with_servers(servers, MX_LOOKUP_BUDGET),
+            None => MxLookup::system(MX_LOOKUP_BUDGET),
+        }
     }
 
     /// Shows notifications through `notifier` instead of the desktop's.
@@ -216,6 +265,8 @@ impl AppState {
     }
 
     pub fn finish_run(&self) {
+        // The keep-awake lock goes with the pass (a closed descriptor releases logind's lock).
+        *self.awake_guard.lock().unwrap_or_else(|p| p.into_inner()) = None;
         *self.run.lock().unwrap_or_else(|p| p.into_inner()) = None;
         *self.reporter.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.running.send_replace(false);

@@ -31,6 +31,8 @@ import type { AccountsCsvPreview } from "./bindings/AccountsCsvPreview";
 import type { CutoverChecklist } from "./bindings/CutoverChecklist";
 import type { PathPurpose } from "./bindings/PathPurpose";
 import type { RunStatus } from "./bindings/RunStatus";
+import type { ScheduledPass } from "./bindings/ScheduledPass";
+import type { KeptAwake } from "./bindings/KeptAwake";
 
 export type {
   SourceConfig,
@@ -59,6 +61,8 @@ export type {
   CutoverChecklist,
   PathPurpose,
   RunStatus,
+  ScheduledPass,
+  KeptAwake,
   FailedItem,
   RunDetails,
 };
@@ -89,6 +93,9 @@ export const api = {
   startPass: (kind: PassKind) => invoke<null>("start_pass", { kind }),
   retryFailed: (user?: string) => invoke<null>("retry_failed", user === undefined ? {} : { user }),
   runSnapshot: () => invoke<RunSnapshot | null>("run_snapshot"),
+  passSchedule: () => invoke<ScheduledPass | null>("pass_schedule"),
+  /** `null` clears the schedule. */
+  setPassSchedule: (everyHours: number | null) => invoke<ScheduledPass | null>("set_pass_schedule", { everyHours }),
   cutoverChecklist: () => invoke<CutoverChecklist>("cutover_checklist"),
   runDemo: () => invoke<null>("run_demo"),
   runDetails: () => invoke<RunDetails>("run_details"),

@@ -2,6 +2,7 @@
 // the running pass after a window reload).
 import { invoke } from "@tauri-apps/api/core";
 import { getCurrentWindow } from "@tauri-apps/api/window";
+import { listen } from "@tauri-apps/api/event";
 import { api } from "./api";
 import { announce, confirmDialog, el, show, type Screen } from "./dom";
 import { getState, update } from "./store";
@@ -36,6 +37,17 @@ async function guardClose(): Promise<void> {
     });
   } catch (e) {
     console.warn("close guard not installed", e);
+  }
+}
+
+/** The backend's schedule timer started a pass: follow it as one started here. */
+async function followScheduledPasses(): Promise<void> {
+  try {
+    await listen("scheduled-pass-started", () => {
+      if (!getState().running) void follow("Scheduled incremental pass");
+    });
+  } catch (e) {
+    console.warn("scheduled passes are not followed", e);
   }
 }
 
@@ -94,5 +106,6 @@ wireRun();
 wireSteps();
 forwardStatusLines();
 void guardClose();
+void followScheduledPasses();
 show("projects");
 void start();

@@ -329,6 +329,8 @@ test("a run shows the snapshot's totals, the same after a reload, then the pass 
   assert.equal(await page.textContent("#counters"), "4,100 of 20,000 items · 78.2 MiB · 12.5 items/s · about 2 h 0 min left");
   assert.equal(await page.getAttribute("#overall", "aria-valuenow"), String(Math.round((4100 / 20000) * 100)));
   assert.ok((await domRows(page, "#run-table")) < 60);
+  await page.waitForSelector("#run-awake:not([hidden])");
+  assert.equal(await page.textContent("#run-awake"), "This computer is kept awake while the pass runs.");
   await screenshot(page, "migrate", { docs: true });
 
   await page.reload();
@@ -341,11 +343,27 @@ test("a run shows the snapshot's totals, the same after a reload, then the pass 
 
   await page.evaluate(() => window.__finishRun());
   await page.waitForFunction(() => document.querySelector("#run-mailboxes").textContent === "200 of 200 mailboxes done, 0 running, 0 queued");
+  assert.equal(await page.isHidden("#run-awake"), true, "said only while the pass runs");
   assert.match(await page.textContent("#run-status"), /The pass has ended/);
   assert.equal(await page.getAttribute("#overall", "aria-valuenow"), "100");
   await page.click('.steps li[data-step="projects"]');
   await page.waitForSelector('#project-list li[data-project="p1"]');
   assert.match(await page.textContent('#project-list li[data-project="p1"]'), /full pass finished/);
+  assert.deepEqual(errors, []);
+});
+
+test("a computer that cannot be kept awake is said so on the Migrate screen, and the pass runs", async () => {
+  const { page, errors } = await openApp({ awake: { kept: false, reason: "no system bus: org.freedesktop.login1 unreachable" } });
+  await toPlan(page);
+  await page.click("#start-full");
+  await page.waitForSelector("#screen-migrate:not([hidden])");
+  await page.waitForSelector("#run-awake:not([hidden])");
+  assert.equal(
+    await page.textContent("#run-awake"),
+    "This computer may sleep during the pass: it could not be kept awake (no system bus: org.freedesktop.login1 unreachable). Keep it from sleeping in its power settings until the pass ends.",
+  );
+  await page.evaluate(() => window.__finishRun());
+  await page.waitForFunction(() => /The pass has ended/.test(document.querySelector("#run-status").textContent));
   assert.deepEqual(errors, []);
 });
 
@@ -423,7 +441,7 @@ test("passes: an incremental pass after the full one; the final pass shows the c
   await page.waitForSelector("#confirm-dialog[open]");
   const items = await page.locator("#cutover-checklist li").allTextContents();
   assert.equal(items[0], "MX of contoso.com points to contoso-com.mail.protection.outlook.com");
-  assert.equal(items[1], "MX of fabrikam.com: could not be looked up (no answer (SERVFAIL))");
+  assert.equal(items[1], "MX of fabrikam.com: could not be looked up (the DNS server failed to answer (SERVFAIL))");
   assert.match(items[2], /^The last pass: Incremental pass finished/);
   assert.equal(items[3], "Hand out the new accounts' passwords from /home/admin/Documents/credentialsReport, then delete the file after the cut-over.");
   assert.equal(await focused(page), "confirm-no", "the safe answer has the focus");
@@ -434,6 +452,45 @@ test("passes: an incremental pass after the full one; the final pass shows the c
   await page.click("#confirm-yes");
   await page.waitForSelector("#screen-migrate:not([hidden])");
   assert.deepEqual((await calls(page, "start_pass")).map((c) => c.args.kind), ["full", "incremental", "final"]);
+});
+
+test("a schedule persists in the project, shows the next time, and a due one starts an incremental pass", async () => {
+  const { page } = await openApp();
+  await toPlan(page);
+  await page.waitForFunction(() => /No schedule/.test(document.querySelector("#schedule-status").textContent));
+  await page.fill("#schedule-hours", "6");
+  await page.click("#schedule-set");
+  await page.waitForFunction(() => /^Next incremental pass: /.test(document.querySelector("#schedule-status").textContent));
+  const expected = await page.evaluate(() => {
+    const p = JSON.parse(sessionStorage.getItem("__scriptedBackend")).projects.p1;
+    return { schedule: p.schedule, next: new Date((p.schedule.since + 6 * 3600) * 1000).toLocaleString() };
+  });
+  assert.equal(expected.schedule.everyHours, 6, "persisted in the project");
+  assert.equal(await page.textContent("#schedule-status"), `Next incremental pass: ${expected.next} (every 6 hours)`);
+  assert.deepEqual((await calls(page, "set_pass_schedule")).map((c) => c.args), [{ everyHours: 6 }]);
+  // Reopened (a reload), the project still has it.
+  await page.reload();
+  await page.waitForSelector("#screen-projects:not([hidden])");
+  await page.click('#project-list li[data-project="p1"] button:has-text("Open")');
+  await page.waitForSelector("#screen-source:not([hidden])");
+  await page.click('.steps li[data-step="plan"] button');
+  await page.waitForFunction(() => /^Next incremental pass: /.test(document.querySelector("#schedule-status").textContent));
+  assert.equal(await page.isHidden("#schedule-clear"), false);
+
+  // The timer finds it due: the pass starts and the page follows it.
+  assert.equal(await page.evaluate(() => window.__fireSchedule()), true);
+  await page.waitForSelector("#screen-migrate:not([hidden])");
+  assert.equal(await page.textContent("#migrate-title"), "Scheduled incremental pass");
+  assert.equal(await page.evaluate(() => window.__fireSchedule()), false, "never two passes at once");
+  await page.evaluate(() => window.__finishRun());
+  await page.waitForSelector("#run-back:not([hidden])");
+  await page.click("#run-back");
+  await page.waitForFunction(() => document.querySelectorAll("#pass-history li").length === 1);
+  assert.match(await page.textContent("#pass-history li"), /^Incremental pass finished/);
+
+  await page.click("#schedule-clear");
+  await page.waitForFunction(() => /No schedule/.test(document.querySelector("#schedule-status").textContent));
+  assert.equal(await page.evaluate(() => "schedule" in JSON.parse(sessionStorage.getItem("__scriptedBackend")).projects.p1), false);
 });
 
 test("the demo runs as its own project; closing the window during a run asks first", async () => {

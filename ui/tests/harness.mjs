@@ -68,9 +68,11 @@ export async function launch() {
  * - `keychain`: false for a desktop without a secret store; `os`: what app_info says;
  * - `mailboxes`: how many tenant mailboxes beyond the three named ones (10,000 for the scale test);
  * - `picks`: purpose -> the path the native dialog "chooses" (null: cancelled);
+ * - `awake`: run_status's keep-awake answer during a pass (default `{ kept: true }`);
  * - `fieldErrors`: the core's recorded field errors ([`coreFieldErrors`]), which
  *   validate_source and validate_destination answer with.
- * The test drives a run with window.__setRun({ done, running, failed }) and window.__finishRun().
+ * The test drives a run with window.__setRun({ done, running, failed }) and window.__finishRun(),
+ * and fires the schedule timer with window.__fireSchedule().
  */
 export function mockBackend(options = {}) {
   const calls = [];
@@ -185,6 +187,24 @@ export function mockBackend(options = {}) {
     db.run = { project: p.id, kind, users: planned.map((u) => u.address), done: 0, failed: 0, running: Math.min(8, planned.length), retried: [], active: true, startedAt: now() };
     p.passes.push({ kind, startedAt: now(), state: "running" });
     persist();
+  }
+
+  /** The schedule as the core shows it (migrator-core `PassSchedule::shown`). */
+  function shownSchedule(p) {
+    const s = p.schedule;
+    if (!s) return null;
+    const last = Math.max(s.since, ...p.passes.map((x) => x.startedAt));
+    return { everyHours: s.everyHours, nextAt: Math.max(last + s.everyHours * 3600, now()) };
+  }
+
+  /** The shell's timer found the open project's schedule due: an incremental pass, announced. */
+  function fireSchedule() {
+    const p = db.projects[db.current];
+    if (!p?.schedule || db.run?.active) return false;
+    p.schedule.since = now();
+    startRun(p, "incremental");
+    internals.runCallback(internals.listeners.get("scheduled-pass-started"), { event: "scheduled-pass-started", id: 2, payload: null });
+    return true;
   }
 
   function finishRun() {
@@ -338,14 +358,27 @@ export function mockBackend(options = {}) {
         case "run_status": {
           const s = snapshot();
           const last = s && { request: { kind: "demo", outDir: "" }, state: db.run.active ? "running" : "finished", startedAt: db.run.startedAt, done: s.itemsDone, failed: s.itemsFailed, pending: 0 };
-          return { running: !!db.run?.active, last: last ?? undefined };
+          // While a pass runs, whether the computer is kept awake (`options.awake`; kept by default).
+          const awake = db.run?.active ? (options.awake ?? { kept: true }) : undefined;
+          return { running: !!db.run?.active, last: last ?? undefined, awake };
+        }
+        case "pass_schedule":
+          return shownSchedule(current());
+        case "set_pass_schedule": {
+          const p = current();
+          const h = args.everyHours;
+          if (h !== null && !(Number.isInteger(h) && h >= 1 && h <= 168)) throw { code: "invalid", message: `a pass every ${h} hours: choose 1 to 168 hours` };
+          if (h === null) delete p.schedule;
+          else p.schedule = { everyHours: h, since: now() };
+          persist();
+          return shownSchedule(p);
         }
         case "cutover_checklist": {
           const p = current();
           return {
             domains: [
               { domain: "contoso.com", mx: ["contoso-com.mail.protection.outlook.com"] },
-              { domain: "fabrikam.com", mx: [], error: "no answer (SERVFAIL)" },
+              { domain: "fabrikam.com", mx: [], error: "the DNS server failed to answer (SERVFAIL)" },
             ],
             lastPass: p.passes.at(-1),
             credentialsReport: p.destination.kind === "iceWarp" ? p.destination.credentialsReport : undefined,
@@ -408,6 +441,7 @@ export function mockBackend(options = {}) {
     persist();
   };
   window.__finishRun = finishRun;
+  window.__fireSchedule = fireSchedule;
   window.__emit = (event) => internals.runCallback(internals.listeners.get(event), { event, id: 1, payload: null });
 }
 

@@ -59,6 +59,8 @@
 //!   used by the app and by the configuration file (mapped onto the spec).
 //! - [`project`]: saved migrations (a spec, a name, the history of passes) as private JSON
 //!   files, written atomically.
+//! - [`cutover`]: before the cut-over: each domain's MX records, looked up in parallel under a
+//!   short budget, with a plain reason per domain when DNS has no answer.
 //! - [`error`]: the three error classes (retry, skip the item, stop the run).
 //! - [`graph`]: the source: auth, client, pacer, paging, wire types, users, mail, calendars,
 //!   contacts, To Do, permissions.
@@ -90,6 +92,7 @@
 
 pub mod config;
 pub mod convert;
+pub mod cutover;
 pub mod dest;
 pub mod engine;
 pub mod error;

@@ -78,6 +78,91 @@ pub struct Project {
     pub spec: MigrationSpec,
     #[serde(default)]
     pub passes: Vec<PassRecord>,
+    /// Incremental passes on a schedule while the app runs (none: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub schedule: Option<PassSchedule>,
+}
+
+/// The longest schedule: a week.
+pub const MAX_SCHEDULE_HOURS: u32 = 24 * 7;
+
+/// An incremental pass every `every_hours` hours, counted from the start of the last pass (or
+/// from `since`, when the schedule was set or last fired, if that is later). One model only:
+/// an interval, not a time of day, so a pass that ran long or late moves the next one too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct PassSchedule {
+    pub every_hours: u32,
+    /// When the schedule was set, or when it last fired (unix seconds).
+    #[ts(type = "number")]
+    pub since: u64,
+}
+
+/// A schedule and when it next fires, as the Migrate screen shows it (unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct ScheduledPass {
+    pub every_hours: u32,
+    #[ts(type = "number")]
+    pub next_at: u64,
+}
+
+/// Why a schedule was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ScheduleError {
+    #[error("a pass every {0} hours: choose 1 to {MAX_SCHEDULE_HOURS} hours")]
+    OutOfRange(u32),
+}
+
+impl PassSchedule {
+    /// A schedule set at `now`.
+    pub fn new(every_hours: u32, now: u64) -> Result<Self, ScheduleError> {
+        if every_hours == 0 || every_hours > MAX_SCHEDULE_HOURS {
+            return Err(ScheduleError::OutOfRange(every_hours));
+        }
+        Ok(PassSchedule {
+            every_hours,
+            since: now,
+        })
+    }
+
+    /// When the next pass is due: one interval after the later of `since` and the last
+    /// pass's start, and never before `now`. Slots missed while the app was closed (or while
+    /// another pass ran) come to one pass due `now`, not one per slot; once the timer fires it
+    /// records `since` ([`PassSchedule::fired`]) so the next is a whole interval later.
+    pub fn next_at(&self, passes: &[PassRecord], now: u64) -> u64 {
+        let last = passes.iter().map(|p| p.started_at).max().unwrap_or(0);
+        let due = self
+            .since
+            .max(last)
+            .saturating_add(u64::from(self.every_hours) * 3600);
+        due.max(now)
+    }
+
+    /// Whether a pass is due at `now`.
+    pub fn is_due(&self, passes: &[PassRecord], now: u64) -> bool {
+        self.next_at(passes, now) <= now
+    }
+
+    /// The schedule after it fired at `now` (whether the pass could start or not: a pass that
+    /// cannot start is tried again one interval later, not at every tick).
+    pub fn fired(self, now: u64) -> Self {
+        PassSchedule {
+            since: self.since.max(now),
+            ..self
+        }
+    }
+
+    /// As the Migrate screen shows it.
+    pub fn shown(&self, passes: &[PassRecord], now: u64) -> ScheduledPass {
+        ScheduledPass {
+            every_hours: self.every_hours,
+            next_at: self.next_at(passes, now),
+        }
+    }
 }
 
 /// What the project list shows.
@@ -106,6 +191,7 @@ impl Project {
             updated_at: now,
             spec: MigrationSpec::default(),
             passes: Vec::new(),
+            schedule: None,
         }
     }
 
@@ -320,6 +406,84 @@ pub fn default_credentials_report(documents: &Path, id: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const HOUR: u64 = 3600;
+
+    fn pass_at(started_at: u64) -> PassRecord {
+        PassRecord {
+            kind: PassKind::Incremental,
+            started_at,
+            finished_at: Some(started_at + 60),
+            state: PassState::Finished,
+            summary: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_schedule_is_due_one_interval_after_the_last_pass() {
+        let schedule = PassSchedule::new(6, 1_000).expect("6 h");
+        // No pass yet: one interval after it was set.
+        assert_eq!(schedule.next_at(&[], 1_000), 1_000 + 6 * HOUR);
+        assert!(!schedule.is_due(&[], 1_000 + 6 * HOUR - 1));
+        assert!(schedule.is_due(&[], 1_000 + 6 * HOUR));
+        // A manual pass after it was set moves the next one.
+        let passes = [pass_at(1_000), pass_at(1_000 + 2 * HOUR)];
+        assert_eq!(
+            schedule.next_at(&passes, 1_000 + 3 * HOUR),
+            1_000 + 8 * HOUR
+        );
+        assert!(!schedule.is_due(&passes, 1_000 + 6 * HOUR));
+    }
+
+    #[test]
+    fn slots_missed_while_the_app_was_closed_come_to_one_pass_due_now() {
+        let schedule = PassSchedule::new(1, 0).expect("1 h");
+        let passes = [pass_at(0)];
+        // Opened three days later: due now, not 72 times.
+        let now = 72 * HOUR + 17;
+        assert_eq!(schedule.next_at(&passes, now), now);
+        assert!(schedule.is_due(&passes, now));
+        // Once fired (and its pass recorded), the next is a whole interval later.
+        let fired = schedule.fired(now);
+        let passes = [pass_at(0), pass_at(now)];
+        assert_eq!(fired.next_at(&passes, now), now + HOUR);
+        assert!(!fired.is_due(&passes, now + 1));
+    }
+
+    #[test]
+    fn regression_a_pass_that_cannot_start_is_not_tried_again_at_every_tick() {
+        // The timer fires, the pass is refused (no pass recorded): the next try is an
+        // interval later, never in the past, so the timer does not loop.
+        let schedule = PassSchedule::new(2, 0).expect("2 h");
+        let now = 10 * HOUR;
+        assert!(schedule.is_due(&[], now));
+        let fired = schedule.fired(now);
+        for later in [now, now + 1, now + HOUR, now + 2 * HOUR - 1] {
+            assert!(!fired.is_due(&[], later), "due again at {later}");
+            assert!(fired.next_at(&[], later) >= later);
+        }
+        assert!(fired.is_due(&[], now + 2 * HOUR));
+    }
+
+    #[test]
+    fn a_schedule_outside_one_hour_to_a_week_is_refused() {
+        assert_eq!(PassSchedule::new(0, 5), Err(ScheduleError::OutOfRange(0)));
+        assert_eq!(
+            PassSchedule::new(MAX_SCHEDULE_HOURS + 1, 5),
+            Err(ScheduleError::OutOfRange(MAX_SCHEDULE_HOURS + 1))
+        );
+        assert!(PassSchedule::new(MAX_SCHEDULE_HOURS, 5).is_ok());
+    }
+
+    #[test]
+    fn an_old_project_file_without_a_schedule_reads_as_off() {
+        let mut json = serde_json::to_value(Project::new("Old", 1)).expect("json");
+        assert!(json.get("schedule").is_none());
+        json.as_object_mut().expect("object").remove("schedule");
+        let project: Project = serde_json::from_value(json).expect("reads");
+        assert_eq!(project.schedule, None);
+    }
 
     #[test]
     fn projects_sit_side_by_side_and_the_demo_never_overwrites_one() {

@@ -10,6 +10,7 @@ mod support;
 mod dav_front;
 
 mod convert_golden;
+mod cutover_mx;
 mod dav_guards;
 mod dav_radicale;
 mod engine_imap;

@@ -9,6 +9,7 @@ pub(crate) mod pass;
 pub(crate) mod plan;
 pub(crate) mod project;
 pub(crate) mod run;
+pub(crate) mod schedule;
 pub(crate) mod source;
 
 use std::path::PathBuf;

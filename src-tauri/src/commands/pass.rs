@@ -12,10 +12,10 @@ use migrator_core::secrets::Secret;
 use migrator_core::spec::{Completeness, MigrationSpec};
 use tauri::{AppHandle, Manager, Runtime, State};
 
-use super::data_dir;
 use super::destination::open_destination;
 use super::keychain::client_secret;
 use super::project::{current_project, store};
+use super::{blocking, data_dir};
 use crate::runs::{self, RememberedRun, RunRequest};
 use crate::state::SecretPlaces;
 use crate::{AppState, ChannelReporter, IpcError};
@@ -123,7 +123,7 @@ pub async fn migrate(
 
 /// Tells the desktop that a pass of `name` ended (the window may be hidden for hours): how,
 /// and what moved. Never a secret: counts and the engine's message only.
-fn notify_end<R: Runtime>(app: &AppHandle<R>, name: &str, record: &PassRecord) {
+pub(crate) fn notify_end<R: Runtime>(app: &AppHandle<R>, name: &str, record: &PassRecord) {
     let how = match record.state {
         PassState::Finished => "finished",
         PassState::Stopped => "stopped",
@@ -201,7 +201,7 @@ pub(crate) fn begin(state: &AppState) -> Result<(RunControl, Arc<ChannelReporter
 /// Starts a pass of the open project (`users`: only those) in the background, recorded in
 /// its history; returns once it has started. Bad settings and missing secrets are refused
 /// before anything moves.
-async fn pass<R: Runtime>(
+pub(crate) async fn pass<R: Runtime>(
     app: AppHandle<R>,
     state: State<'_, AppState>,
     kind: PassKind,
@@ -218,6 +218,8 @@ async fn pass<R: Runtime>(
     }
     let (control, reporter) = begin(&state)?;
     let started = async {
+        let awake_app = app.clone();
+        blocking(move || Ok(awake_app.state::<AppState>().keep_awake())).await?;
         let prepared = prepare(state.secrets(), &data_dir, &spec, kind).await?;
         check_free(&prepared.state_dir())?;
         let project_dir = store(&app, &state)?.project_dir(&project.id)?;

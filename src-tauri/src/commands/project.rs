@@ -4,9 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use migrator_core::cutover::{domains_to_check, mx_of};
 use migrator_core::project::{
-    default_credentials_report, unix_now, CutoverChecklist, DomainMx, Project, ProjectError,
-    ProjectStore, ProjectSummary, DEMO_ID,
+    default_credentials_report, unix_now, CutoverChecklist, Project, ProjectError, ProjectStore,
+    ProjectSummary, DEMO_ID,
 };
 use migrator_core::spec::{AccountsCsvPreview, Completeness, DestinationSettings, PathPurpose};
 use tauri::{AppHandle, Manager, Runtime, State};
@@ -253,30 +254,21 @@ pub(crate) async fn preview_accounts_csv<R: Runtime>(
     blocking(move || Ok(AccountsCsvPreview::of(&path, &tenant))).await
 }
 
-/// What to check before the cut-over: the domains of the last plan, the last pass, the
-/// credentials report. MX records are not looked up yet (`error` says so).
+/// What to check before the cut-over: where the MX records of each domain of the last plan
+/// (and of the domain map) point, looked up at once under a short budget; the last pass; the
+/// credentials report.
 #[tauri::command]
-pub(crate) fn cutover_checklist<R: Runtime>(
+pub(crate) async fn cutover_checklist<R: Runtime>(
     app: AppHandle<R>,
     state: State<'_, AppState>,
 ) -> Result<CutoverChecklist, IpcError> {
     let project = current_project(&app, &state)?;
-    let mut domains: Vec<String> = state
-        .plan_addresses()
-        .iter()
-        .filter_map(|a| a.rsplit_once('@').map(|(_, d)| d.to_lowercase()))
-        .collect();
-    domains.sort();
-    domains.dedup();
+    let domains = domains_to_check(
+        &state.plan_addresses(),
+        project.spec.rules.domain_map.keys(),
+    );
     Ok(CutoverChecklist {
-        domains: domains
-            .into_iter()
-            .map(|domain| DomainMx {
-                domain,
-                mx: Vec::new(),
-                error: Some("MX records are not looked up by this version: check them with your DNS provider".into()),
-            })
-            .collect(),
+        domains: mx_of(state.mx_lookup(), &domains).await,
         last_pass: project.passes.last().cloned(),
         credentials_report: project
             .spec

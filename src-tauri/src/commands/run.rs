@@ -60,6 +60,10 @@ pub struct RunStatus {
     pub running: bool,
     #[ts(optional)]
     pub last: Option<LastRun>,
+    /// Whether the pass going on (or the last pass) keeps the computer awake.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub awake: Option<crate::KeptAwake>,
 }
 
 /// What the app shows when it opens: a run going on, or the last one from its journal.
@@ -71,7 +75,11 @@ pub(crate) async fn run_status<R: Runtime>(
     let data_dir = data_dir(&app, &state)?;
     let running = state.current_run().is_some();
     let last = blocking(move || Ok(runs::last_run(&data_dir, running))).await?;
-    Ok(RunStatus { running, last })
+    Ok(RunStatus {
+        running,
+        last,
+        awake: state.kept_awake(),
+    })
 }
 
 /// Sends the running migration's progress events to `on_event` from now on (a reloaded

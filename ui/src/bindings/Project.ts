@@ -2,6 +2,7 @@
 import type { AccountRules } from "./AccountRules";
 import type { DestinationSettings } from "./DestinationSettings";
 import type { PassRecord } from "./PassRecord";
+import type { PassSchedule } from "./PassSchedule";
 import type { Selection } from "./Selection";
 import type { SourceConfig } from "./SourceConfig";
 import type { WorkloadChoice } from "./WorkloadChoice";
@@ -9,7 +10,11 @@ import type { WorkloadChoice } from "./WorkloadChoice";
 /**
  * A saved migration (unix seconds). No secret is ever in it.
  */
-export type Project = { id: string, name: string, demo: boolean, createdAt: number, updatedAt: number, passes: Array<PassRecord>, source: SourceConfig, destination: DestinationSettings, rules: AccountRules, selection: Selection, 
+export type Project = { id: string, name: string, demo: boolean, createdAt: number, updatedAt: number, passes: Array<PassRecord>, 
+/**
+ * Incremental passes on a schedule while the app runs (none: off).
+ */
+schedule?: PassSchedule, source: SourceConfig, destination: DestinationSettings, rules: AccountRules, selection: Selection, 
 /**
  * What to migrate; empty means everything.
  */

@@ -1,6 +1,6 @@
 // The Plan screen: workloads and date limits, the mailbox table (search, sort, filter, the
 // per-mailbox action), one selection shared with Start, and the passes.
-import { api, errorText, type MailboxState, type PassKind, type PassRecord, type PlanRow, type Project, type WorkloadChoice } from "../api";
+import { api, errorText, type MailboxState, type PassKind, type PassRecord, type PlanRow, type Project, type ScheduledPass, type WorkloadChoice } from "../api";
 import { announce, confirmDialog, el, fillList } from "../dom";
 import { csvCell, formatDuration, formatTime, plural } from "../format";
 import { getState, subscribe, update } from "../store";
@@ -263,6 +263,34 @@ function paintProject(p: Project): void {
   fillList(el("pass-history"), p.passes.map(describePassRecord));
   el<HTMLButtonElement>("start-incremental").disabled = p.passes.length === 0;
   el<HTMLButtonElement>("start-final").disabled = p.passes.length === 0;
+  void loadSchedule();
+}
+
+/** The schedule line: when the next incremental pass starts, or that none is set. */
+function paintSchedule(s: ScheduledPass | null): void {
+  el("schedule-status").textContent = s
+    ? `Next incremental pass: ${formatTime(s.nextAt)} (every ${plural(s.everyHours, "hour")})`
+    : "No schedule: incremental passes start when you ask.";
+  el("schedule-clear").hidden = !s;
+  if (s) el<HTMLInputElement>("schedule-hours").value = String(s.everyHours);
+}
+
+async function loadSchedule(): Promise<void> {
+  try {
+    paintSchedule(await api.passSchedule());
+  } catch (e) {
+    el("schedule-status").textContent = `The schedule could not be read: ${errorText(e)}`;
+  }
+}
+
+async function setSchedule(everyHours: number | null): Promise<void> {
+  try {
+    paintSchedule(await api.setPassSchedule(everyHours));
+  } catch (e) {
+    el("schedule-status").textContent = `The schedule was not set: ${errorText(e)}`;
+  }
+  // Said when the user changes it, not each time a project opens (its own announcement).
+  announce(el("schedule-status").textContent ?? "");
 }
 
 /** The final pass: the cut-over checklist, then a confirmation. */
@@ -325,6 +353,8 @@ export function wirePlan(start: (kind: PassKind) => void): void {
   el("start-full").addEventListener("click", () => start("full"));
   el("start-incremental").addEventListener("click", () => start("incremental"));
   el("start-final").addEventListener("click", () => void finalPass(start));
+  el("schedule-set").addEventListener("click", () => void setSchedule(el<HTMLInputElement>("schedule-hours").valueAsNumber || 0));
+  el("schedule-clear").addEventListener("click", () => void setSchedule(null));
   subscribe((state, previous) => {
     // Arriving at the Plan without one (a project just opened, settings just saved): count.
     if (state.screen === "plan" && previous.screen !== "plan" && !state.plan && !state.counting) void loadPlan(false);

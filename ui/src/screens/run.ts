@@ -1,6 +1,6 @@
 // The Migrate and Report screens, drawn from the core's RunSnapshot: the same after a window
 // reload, since the snapshot lives in the backend.
-import { api, errorText, type FailedItem, type MailboxProgress, type PassKind, type RunSnapshot, type RunSummary } from "../api";
+import { api, errorText, type FailedItem, type KeptAwake, type MailboxProgress, type PassKind, type RunSnapshot, type RunSummary } from "../api";
 import { announce, el, fillList, show } from "../dom";
 import { formatBytes, formatDuration, formatTime, plural } from "../format";
 import { getState, subscribe, update } from "../store";
@@ -105,6 +105,16 @@ function paintControls(running: boolean): void {
   el("run-back").hidden = running || !getState().project;
 }
 
+/** Whether the computer is kept awake during the pass, or why it may sleep (the backend's answer). */
+function paintAwake(awake: KeptAwake | undefined): void {
+  const line = el("run-awake");
+  line.hidden = !awake;
+  if (!awake) return;
+  line.textContent = awake.kept
+    ? "This computer is kept awake while the pass runs."
+    : `This computer may sleep during the pass: it could not be kept awake (${awake.reason ?? "no reason given"}). Keep it from sleeping in its power settings until the pass ends.`;
+}
+
 let polling = false;
 
 /** Follows the running pass from its snapshot until it ends; then the failures and the history. */
@@ -125,6 +135,7 @@ export async function follow(title: string, then?: () => Promise<void>): Promise
         el("run-mailboxes").textContent = "Running.";
         el("counters").textContent = `${plural(status.last.done, "item")} written, ${status.last.failed} failed so far`;
       }
+      paintAwake(status.running ? status.awake : undefined);
       if (!status.running) break;
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }
