@@ -115,6 +115,18 @@ impl TestApp {
             .await;
     }
 
+    /// The desktop notifications shown once there are `count` of them (a pass's notification
+    /// follows the moment it goes idle); what there is after 10 s otherwise.
+    async fn notifications(&self, count: usize) -> Vec<(String, String)> {
+        for _ in 0..500 {
+            if self.notes.lock().unwrap().len() >= count {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.notes.lock().unwrap().clone()
+    }
+
     /// The open project as the backend has it now.
     fn reopen(&self) -> Value {
         self.invoke_blocking("open_project", json!({"id": self.open_id()}))
@@ -816,7 +828,7 @@ async fn start_pass_moves_the_selected_mailboxes_into_a_folder() {
     assert_eq!(reopened["passes"][0]["state"], "finished");
     assert_eq!(reopened["passes"][0]["summary"], summary);
     // The desktop is told the pass ended, with what moved.
-    let notes = app.notes.lock().unwrap().clone();
+    let notes = app.notifications(1).await;
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert_eq!(notes[0].0, "Test: pass finished");
     assert!(
@@ -1885,7 +1897,7 @@ async fn a_scheduled_pass_that_cannot_start_is_recorded_failed_once() {
         !passes[0]["error"].as_str().unwrap_or_default().is_empty(),
         "{project}"
     );
-    let notes = app.notes.lock().unwrap().clone();
+    let notes = app.notifications(1).await;
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert_eq!(notes[0].0, "Unfinished: pass failed");
 }
