@@ -138,9 +138,12 @@ export function mockBackend(options = {}) {
       let action;
       if (row.kind === "guest") action = { kind: "skip", reason: "guest" };
       else if (d.kind !== "iceWarp") action = { kind: "copy" };
-      else if (!row.enabled && p.rules.disabledUsers === "skip") action = { kind: "skip", reason: "sign-in blocked (rule: disabled users)" };
+      // The core's order (provision::deciding_rule): a shared, room or equipment mailbox
+      // follows its kind's rule whatever its sign-in; the disabled users' rule is for the rest.
       else if ((row.kind === "room" || row.kind === "equipment") && p.rules.resourceMailboxes === "skip") action = { kind: "skip", reason: "resource mailbox (rule)" };
       else if (row.kind === "shared" && p.rules.sharedMailboxes === "skip") action = { kind: "skip", reason: "shared mailbox (rule)" };
+      else if (["room", "equipment", "shared"].includes(row.kind)) action = csv.has(row.address) ? { kind: "merge" } : { kind: "create" };
+      else if (!row.enabled && p.rules.disabledUsers === "skip") action = { kind: "skip", reason: "sign-in blocked (rule: disabled users)" };
       else action = csv.has(row.address) ? { kind: "merge" } : { kind: "create" };
       return {
         ...row, action,

@@ -48,6 +48,7 @@ use crate::graph::client::{GraphClient, GraphError, TASKS_LEFT_OUT};
 use crate::graph::mail::{folder_tree, segment, FolderNode};
 use crate::graph::paging::Pages;
 use crate::graph::types::{Event, User};
+use crate::graph::users::MailboxKind;
 use crate::graph::{calendar, contacts, todo, users, Pacer, PacerSettings};
 use crate::secrets::Secret;
 
@@ -552,46 +553,6 @@ pub enum PlanAction {
     Skip { reason: String },
 }
 
-/// What kind of mailbox it is (`mailboxSettings.userPurpose`; guests are directory users of
-/// another organisation).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
-#[serde(rename_all = "camelCase")]
-#[ts(export)]
-pub enum MailboxKind {
-    User,
-    Shared,
-    Room,
-    Equipment,
-    Guest,
-    #[default]
-    Unknown,
-}
-
-impl MailboxKind {
-    /// The kind in the plan's and report's words.
-    pub fn label(self) -> &'static str {
-        match self {
-            MailboxKind::User => "user",
-            MailboxKind::Shared => "shared",
-            MailboxKind::Room => "room",
-            MailboxKind::Equipment => "equipment",
-            MailboxKind::Guest => "guest",
-            MailboxKind::Unknown => "unknown",
-        }
-    }
-
-    /// The kind Graph's `userPurpose` names (`None`: not known).
-    pub fn from_purpose(purpose: Option<users::UserPurpose>) -> MailboxKind {
-        match purpose {
-            Some(users::UserPurpose::User | users::UserPurpose::Linked) => MailboxKind::User,
-            Some(users::UserPurpose::Shared) => MailboxKind::Shared,
-            Some(users::UserPurpose::Room) => MailboxKind::Room,
-            Some(users::UserPurpose::Equipment) => MailboxKind::Equipment,
-            _ => MailboxKind::Unknown,
-        }
-    }
-}
-
 /// The action for a mailbox of `kind`: `not_migrated` (a guest, no mailbox) is a skip; with
 /// IceWarp `rules`, the account rules decide (a disabled user, a shared or resource mailbox
 /// may be skipped) and an account `existing` at the destination is merged into, else created;
@@ -613,16 +574,21 @@ pub fn plan_action(
     let Some(rules) = rules else {
         return PlanAction::Copy;
     };
-    if !enabled && rules.disabled_users == Skip {
-        return skip("sign-in blocked (rule: disabled users are skipped)");
-    }
-    if kind == MailboxKind::Shared && rules.shared_mailboxes == Skip {
-        return skip("shared mailbox (rule: shared mailboxes are skipped)");
-    }
-    if matches!(kind, MailboxKind::Room | MailboxKind::Equipment)
-        && rules.resource_mailboxes == Skip
-    {
-        return skip("room or equipment mailbox (rule: resource mailboxes are skipped)");
+    use crate::dest::provision::{deciding_rule, RuleFor};
+    let skipped = match deciding_rule(kind, Some(enabled)) {
+        Some(RuleFor::DisabledUsers) if rules.disabled_users == Skip => {
+            Some("sign-in blocked (rule: disabled users are skipped)")
+        }
+        Some(RuleFor::SharedMailboxes) if rules.shared_mailboxes == Skip => {
+            Some("shared mailbox (rule: shared mailboxes are skipped)")
+        }
+        Some(RuleFor::ResourceMailboxes) if rules.resource_mailboxes == Skip => {
+            Some("room or equipment mailbox (rule: resource mailboxes are skipped)")
+        }
+        _ => None,
+    };
+    if let Some(reason) = skipped {
+        return skip(reason);
     }
     if existing {
         PlanAction::Merge
@@ -650,6 +616,67 @@ mod tests {
         let secret = Secret::new("s");
         let options = RunOptions::default();
         assert_send(&plan(&source, &secret, &options));
+    }
+
+    /// Regression: the Plan said "skip: sign-in blocked" for a shared mailbox whose sign-in is
+    /// blocked (as administrators commonly leave it) while provisioning, which follows the
+    /// shared mailboxes' rule, created its account. For every kind, sign-in and rule, the
+    /// Plan's action is provisioning's.
+    #[test]
+    fn plan_says_skip_for_a_blocked_shared_mailbox_that_provisioning_creates() {
+        use crate::config::AccountRule::{Create, Skip};
+        use crate::dest::provision::{self, DirectoryUser, ProvisionRules, TenantDomain};
+        let domains = [TenantDomain {
+            name: "contoso.com".into(),
+            is_verified: true,
+        }];
+        let kinds = [
+            MailboxKind::User,
+            MailboxKind::Shared,
+            MailboxKind::Room,
+            MailboxKind::Equipment,
+            MailboxKind::Unknown,
+        ];
+        for kind in kinds {
+            for enabled in [true, false] {
+                for (disabled, shared, resource) in [
+                    (Skip, Create, Create),
+                    (Create, Skip, Create),
+                    (Create, Create, Skip),
+                    (Skip, Skip, Skip),
+                    (Create, Create, Create),
+                ] {
+                    let rules = crate::spec::AccountRules {
+                        disabled_users: disabled,
+                        shared_mailboxes: shared,
+                        resource_mailboxes: resource,
+                        ..Default::default()
+                    };
+                    let provisioning = ProvisionRules {
+                        disabled_users: disabled,
+                        shared_mailboxes: shared,
+                        resource_mailboxes: resource,
+                        ..Default::default()
+                    };
+                    let user = DirectoryUser {
+                        id: "1".into(),
+                        user_principal_name: "box@contoso.com".into(),
+                        mail: Some("box@contoso.com".into()),
+                        display_name: None,
+                        account_enabled: Some(enabled),
+                        proxy_addresses: Vec::new(),
+                        kind: kind.or_user(),
+                    };
+                    let made = provision::plan(&[user], &[], &domains, &provisioning);
+                    let action = plan_action(kind, enabled, None, Some(&rules), false);
+                    assert_eq!(
+                        matches!(action, PlanAction::Skip { .. }),
+                        made.accounts.is_empty(),
+                        "{kind:?}, enabled {enabled}, rules {rules:?}: the plan says {action:?}, provisioning {made:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
