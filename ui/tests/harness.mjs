@@ -361,7 +361,7 @@ export function mockBackend(options = {}) {
           const stateDir = "/home/admin/.local/share/com.m365migrator.app/projects/p1/.m365-migrator";
           return {
             reportHtml: `${stateDir}/report/report.html`, stateDir, logDir: "/home/admin/.local/share/com.m365migrator.app/logs",
-            failures: failed.map((m) => ({ user: m.user, folder: "Inbox", item: "AAMkAGI2", subject: "Quarterly budget", received: "2026-11-03T09:12:00Z", size: 1258291, reason: "The destination mailbox is full." })),
+            failures: failed.map((m) => ({ user: m.user, workload: "mail", folder: "Inbox", item: "AAMkAGI2", subject: "Quarterly budget", date: "2026-11-03T09:12:00Z", size: 1258291, reason: "The destination mailbox is full.", advice: "Free space in the mailbox, then run again.", detail: "NO [OVERQUOTA] Quota exceeded" })),
             failuresTotal: failed.length * 2,
           };
         }

@@ -535,6 +535,24 @@ impl MigrationSpec {
         Ok(options)
     }
 
+    /// Gives each mailbox of `plan` what a pass of this spec does with it
+    /// ([`crate::engine::Plan::decide`]): IceWarp applies the account rules and merges into
+    /// the accounts its accounts CSV lists (an unreadable CSV lists none: the Destination
+    /// screen's preview names its problem); IMAP and folders copy every migrated mailbox.
+    pub fn decide(&self, plan: &mut crate::engine::Plan) {
+        let (rules, existing) = match &self.destination {
+            DestinationSettings::IceWarp { accounts_csv, .. } => {
+                let listed = filled(accounts_csv)
+                    .and_then(|p| crate::config::read_accounts_csv(p.as_ref()).ok())
+                    .map(|accounts| accounts.into_keys().collect())
+                    .unwrap_or_default();
+                (Some(&self.rules), listed)
+            }
+            _ => (None, Default::default()),
+        };
+        plan.decide(rules, &existing);
+    }
+
     /// The core's destination configuration.
     pub fn destination_config(&self) -> DestinationConfig {
         self.destination.config(&self.rules)

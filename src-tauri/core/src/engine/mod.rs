@@ -28,7 +28,7 @@ pub use plan::{plan, plan_action, plan_with, Plan, PlanAction, PlanOptions, Plan
 pub use preflight::{
     check_destination, preflight, test_source, CheckVerdict, EndpointCheck, Preflight, ProbeUser,
 };
-pub use report::{Report, ReportError, ReportFiles};
+pub use report::{FailureLine, Report, ReportError, ReportFiles};
 pub use verify::{verify, FolderVerification, UserVerification, Verification};
 pub use worker::{default_worker_name, work, WorkerOptions, WorkerSummary};
 

@@ -62,61 +62,86 @@ const FIXED_REQUESTS: u64 = 6;
 /// a few tens of kilobytes from Exchange Online.
 pub const ASSUMED_LATENCY: Duration = Duration::from_millis(250);
 
-/// What a run would do.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// What a run would do (the CLI's `plan --json`, the app's Plan screen).
+#[derive(Debug, Clone, Serialize, PartialEq, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
+#[ts(export)]
 pub struct Plan {
     pub users: Vec<PlanUser>,
     /// Guests among them ([`PlanUser::not_migrated`]): listed, never migrated.
+    #[ts(type = "number")]
     pub guests: u64,
     /// Users whose mailbox Graph cannot reach (`MailboxNotEnabledForRESTAPI`): not migrated.
+    #[ts(type = "number")]
     pub without_mailbox: u64,
     /// Mailboxes with an online archive, which the run does not migrate.
+    #[ts(type = "number")]
     pub online_archives: u64,
     /// Mailboxes whose counts an earlier plan took (kept in the state folder), not read now.
+    #[ts(type = "number")]
     pub kept_counts: u64,
     /// The domains of the selected members' addresses (primary and aliases) that the tenant
     /// has verified (Graph's `/domains`; all of them when it cannot be read), sorted.
     pub domains: Vec<String>,
     /// Mail folders.
+    #[ts(type = "number")]
     pub folders: u64,
     /// Messages (see [`PlanUser::items`]).
+    #[ts(type = "number")]
     pub items: u64,
+    #[ts(type = "number")]
     pub events: u64,
+    #[ts(type = "number")]
     pub contacts: u64,
+    #[ts(type = "number")]
     pub tasks: u64,
     /// Messages and events the date limits leave out.
+    #[ts(type = "number")]
     pub out_of_range: u64,
+    #[ts(type = "number")]
     pub requests: u64,
     /// The estimate of the whole run, in seconds, and what it assumes.
     pub estimated_seconds: f64,
+    #[ts(type = "number")]
     pub parallel_mailboxes: usize,
+    #[ts(type = "number")]
     pub assumed_latency_ms: u64,
 }
 
 /// One mailbox in the plan. Counts of workloads the run does not select are 0.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
+#[ts(export)]
 pub struct PlanUser {
     pub address: String,
     pub user_principal_name: String,
-    /// `false` for a disabled account (its mailbox is still migrated).
+    /// `false` for an account whose sign-in is blocked (what becomes of it: `action`).
     pub enabled: bool,
     /// Mail folders.
+    #[ts(type = "number")]
     pub folders: u64,
     /// Messages in the migrated folders: Graph's `totalItemCount` (every item type), or with
     /// mail date limits the messages inside them.
+    #[ts(type = "number")]
     pub items: u64,
+    #[ts(type = "number")]
     pub calendars: u64,
     /// Single events and series (a series is one item, as the run writes it).
+    #[ts(type = "number")]
     pub events: u64,
+    #[ts(type = "number")]
     pub contact_folders: u64,
+    #[ts(type = "number")]
     pub contacts: u64,
     /// To Do lists, the flagged-mail list left out.
+    #[ts(type = "number")]
     pub task_lists: u64,
+    #[ts(type = "number")]
     pub tasks: u64,
     /// Messages and events the date limits leave out.
+    #[ts(type = "number")]
     pub out_of_range: u64,
+    #[ts(type = "number")]
     pub requests: u64,
     pub estimated_seconds: f64,
     /// Why this mailbox, or one of its workloads, could not be read (e.g. an application
@@ -130,9 +155,14 @@ pub struct PlanUser {
     /// User, shared, room, equipment or guest (`mailboxSettings.userPurpose`).
     #[serde(default)]
     pub kind: MailboxKind,
+    /// What a run does with it: [`Plan::decide`] applies the destination and its account
+    /// rules; until then a listed mailbox is copied and one not migrated is skipped.
+    #[serde(default)]
+    pub action: PlanAction,
     /// When these counts were taken (unix seconds): by this plan, or by an earlier one whose
     /// counts were kept in the state folder ([`PlanOptions::refresh`]).
     #[serde(default)]
+    #[ts(type = "number | null")]
     pub counted_at: Option<u64>,
 }
 
@@ -245,6 +275,9 @@ async fn counted_plan(
     let mut users: Vec<PlanUser> = counted.into_iter().map(|(row, _)| row).collect();
     users.extend(guests);
     users.sort_by(|a, b| a.address.cmp(&b.address));
+    for u in &mut users {
+        u.action = plan_action(u.kind, u.enabled, u.not_migrated.as_deref(), None, false);
+    }
 
     let estimated_seconds = run_seconds(
         users.iter().map(|u| u.estimated_seconds),
@@ -539,7 +572,7 @@ pub fn run_seconds(mailboxes: impl Iterator<Item = f64>, parallel: usize) -> f64
 
 /// What a run does with one mailbox, from the destination and the account rules (the Plan
 /// shows it per mailbox).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 #[ts(export)]
 pub enum PlanAction {
@@ -548,9 +581,31 @@ pub enum PlanAction {
     /// Its data goes into an IceWarp account that exists (its password is in the accounts CSV).
     Merge,
     /// Copied into an IMAP server or a local folder (no account is created).
+    #[default]
     Copy,
     /// Left out, and why (the rule or the fact that decides it).
     Skip { reason: String },
+}
+
+impl Plan {
+    /// Gives each mailbox its action for a destination: with IceWarp's account `rules`, the
+    /// rules decide and an address in `existing` (the accounts CSV's, lower case) is merged
+    /// into; without rules (IMAP, a folder) every migrated mailbox is copied.
+    pub fn decide(
+        &mut self,
+        rules: Option<&crate::spec::AccountRules>,
+        existing: &BTreeSet<String>,
+    ) {
+        for u in &mut self.users {
+            u.action = plan_action(
+                u.kind,
+                u.enabled,
+                u.not_migrated.as_deref(),
+                rules,
+                existing.contains(&u.address.to_lowercase()),
+            );
+        }
+    }
 }
 
 /// The action for a mailbox of `kind`: `not_migrated` (a guest, no mailbox) is a skip; with
