@@ -95,13 +95,20 @@ impl SourceConfig {
     /// Checks `login_url` and `graph_url` (both receive the client secret or its tokens)
     /// with [`check_endpoint`]. The error names the key.
     pub fn check_endpoints(&self) -> Result<(), EndpointError> {
+        self.check_endpoints_for(PlaintextSetting::FileKey)
+    }
+
+    /// [`SourceConfig::check_endpoints`] with its messages for a front end that names the
+    /// plain-http setting `setting`'s way ([`check_endpoint_for`]).
+    pub fn check_endpoints_for(&self, setting: PlaintextSetting) -> Result<(), EndpointError> {
         let allow = self.allow_plaintext_loopback.unwrap_or(false);
         for (key, url) in [
             ("login_url", &self.login_url),
             ("graph_url", &self.graph_url),
         ] {
             if let Some(url) = url {
-                check_endpoint(url, allow).map_err(|message| EndpointError { key, message })?;
+                check_endpoint_for(url, allow, setting)
+                    .map_err(|message| EndpointError { key, message })?;
             }
         }
         Ok(())
@@ -160,6 +167,27 @@ pub struct EndpointError {
 /// `allow_plaintext_loopback` is set and the host is a literal loopback address (`127.0.0.0/8`
 /// or `[::1]`, not a name: a name is whatever the resolver says).
 pub fn check_endpoint(url: &str, allow_plaintext_loopback: bool) -> Result<url::Url, String> {
+    check_endpoint_for(url, allow_plaintext_loopback, PlaintextSetting::FileKey)
+}
+
+/// How a front end lets plain http to a loopback address through, which an endpoint's refusal
+/// tells the user to change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaintextSetting {
+    /// The configuration file's key: "set allow_plaintext_loopback = true".
+    FileKey,
+    /// The app has no such setting for the user to change: each of its URL fields allows
+    /// plain http to a literal loopback address or never does, so a refusal asks for https.
+    App,
+}
+
+/// [`check_endpoint`] with its refusals worded for `setting`'s front end: the same rules, the
+/// app's messages never name the file's key.
+pub fn check_endpoint_for(
+    url: &str,
+    allow_plaintext_loopback: bool,
+    setting: PlaintextSetting,
+) -> Result<url::Url, String> {
     let parsed = url::Url::parse(url.trim()).map_err(|e| format!("'{url}' is not a URL ({e})"))?;
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(format!(
@@ -170,14 +198,22 @@ pub fn check_endpoint(url: &str, allow_plaintext_loopback: bool) -> Result<url::
         return Err(format!("'{url}' has no host"));
     };
     let plaintext = check_plaintext_host(host, allow_plaintext_loopback);
-    match parsed.scheme() {
-        "https" => Ok(parsed),
-        "http" if plaintext.is_ok() => Ok(parsed),
-        "http" if plaintext == Err(PlaintextRefusal::NotAllowed) => Err(format!(
-            "'{url}' is plain http: set allow_plaintext_loopback = true to allow it to a loopback address"
-        )),
-        _ => Err(format!(
+    match (parsed.scheme(), setting) {
+        ("https", _) => Ok(parsed),
+        ("http", _) if plaintext.is_ok() => Ok(parsed),
+        ("http", PlaintextSetting::FileKey) if plaintext == Err(PlaintextRefusal::NotAllowed) => {
+            Err(format!(
+                "'{url}' is plain http: set allow_plaintext_loopback = true to allow it to a loopback address"
+            ))
+        }
+        (_, PlaintextSetting::FileKey) => Err(format!(
             "'{url}' must be https:// (plain http only to a literal loopback address such as 127.0.0.1, with allow_plaintext_loopback = true)"
+        )),
+        (_, PlaintextSetting::App) if allow_plaintext_loopback => Err(format!(
+            "'{url}' must be https:// (plain http only to a literal loopback address such as 127.0.0.1)"
+        )),
+        (_, PlaintextSetting::App) => Err(format!(
+            "'{url}' must be https://"
         )),
     }
 }
