@@ -609,9 +609,10 @@ impl Plan {
 }
 
 /// The action for a mailbox of `kind`: `not_migrated` (a guest, no mailbox) is a skip; with
-/// IceWarp `rules`, the account rules decide (a disabled user, a shared or resource mailbox
-/// may be skipped) and an account `existing` at the destination is merged into, else created;
-/// without rules (IMAP, a folder) the mailbox is copied.
+/// IceWarp `rules`, the account rule provisioning applies decides
+/// ([`crate::dest::provision::deciding_rule`]: a shared or resource mailbox follows its kind's
+/// rule, a blocked user the disabled users') and an account `existing` at the destination is
+/// merged into, else created; without rules (IMAP, a folder) the mailbox is copied.
 pub fn plan_action(
     kind: MailboxKind,
     enabled: bool,
@@ -620,6 +621,7 @@ pub fn plan_action(
     existing: bool,
 ) -> PlanAction {
     use crate::config::AccountRule::Skip;
+    use crate::dest::provision::{deciding_rule, RuleFor};
     let skip = |reason: &str| PlanAction::Skip {
         reason: reason.to_string(),
     };
@@ -629,7 +631,6 @@ pub fn plan_action(
     let Some(rules) = rules else {
         return PlanAction::Copy;
     };
-    use crate::dest::provision::{deciding_rule, RuleFor};
     let skipped = match deciding_rule(kind, Some(enabled)) {
         Some(RuleFor::DisabledUsers) if rules.disabled_users == Skip => {
             Some("sign-in blocked (rule: disabled users are skipped)")
