@@ -50,6 +50,11 @@ onlineArchive: boolean | null,
  */
 kind: MailboxKind, 
 /**
+ * Graph's `proxyAddresses` (`SMTP:` primary, `smtp:` aliases): with the address and the
+ * domain map, the account's address at an IceWarp destination ([`Plan::decide`]).
+ */
+proxyAddresses: Array<string>, 
+/**
  * What a run does with it: [`Plan::decide`] applies the destination and its account
  * rules; until then a listed mailbox is copied and one not migrated is skipped.
  */

@@ -24,7 +24,7 @@ pub use crate::graph::users::MailboxKind;
 pub use control::{Cancelled, RunControl};
 pub use counts::FILE_NAME as COUNTS_FILE;
 pub use mailboxes::{GUEST, NO_MAILBOX, ONLINE_ARCHIVE};
-pub use plan::{plan, plan_action, plan_with, Plan, PlanAction, PlanOptions, PlanUser};
+pub use plan::{plan, plan_with, Plan, PlanAction, PlanOptions, PlanUser};
 pub use preflight::{
     check_destination, preflight, test_source, CheckVerdict, EndpointCheck, Preflight, ProbeUser,
 };

@@ -155,6 +155,10 @@ pub struct PlanUser {
     /// User, shared, room, equipment or guest (`mailboxSettings.userPurpose`).
     #[serde(default)]
     pub kind: MailboxKind,
+    /// Graph's `proxyAddresses` (`SMTP:` primary, `smtp:` aliases): with the address and the
+    /// domain map, the account's address at an IceWarp destination ([`Plan::decide`]).
+    #[serde(default)]
+    pub proxy_addresses: Vec<String>,
     /// What a run does with it: [`Plan::decide`] applies the destination and its account
     /// rules; until then a listed mailbox is copied and one not migrated is skipped.
     #[serde(default)]
@@ -226,6 +230,7 @@ async fn counted_plan(
         address: user.mail.clone().unwrap_or_default(),
         user_principal_name: user.user_principal_name.clone(),
         enabled: user.account_enabled.unwrap_or(true),
+        proxy_addresses: user.proxy_addresses.clone(),
         ..PlanUser::default()
     };
     let guests: Vec<PlanUser> = selected
@@ -254,6 +259,7 @@ async fn counted_plan(
                         address: now.address,
                         user_principal_name: now.user_principal_name,
                         enabled: now.enabled,
+                        proxy_addresses: now.proxy_addresses,
                         ..kept
                     };
                     return (row, true);
@@ -276,7 +282,7 @@ async fn counted_plan(
     users.extend(guests);
     users.sort_by(|a, b| a.address.cmp(&b.address));
     for u in &mut users {
-        u.action = plan_action(u.kind, u.enabled, u.not_migrated.as_deref(), None, false);
+        u.action = undecided(u.not_migrated.as_deref());
     }
 
     let estimated_seconds = run_seconds(
@@ -588,68 +594,84 @@ pub enum PlanAction {
 }
 
 impl Plan {
-    /// Gives each mailbox its action for a destination: with IceWarp's account `rules`, the
-    /// rules decide and an address in `existing` (the accounts CSV's, lower case) is merged
-    /// into; without rules (IMAP, a folder) every migrated mailbox is copied.
+    /// Gives each mailbox its action for a destination: with IceWarp's account `rules`,
+    /// provisioning's own plan ([`crate::dest::provision::plan`]) decides, from each user's
+    /// kind, sign-in and addresses in the plan's domains, mapped and with `*.onmicrosoft.com`
+    /// left out as the rules say; an account whose address is in `existing` (the accounts
+    /// CSV's, lower case) is merged into, else created. Without rules (IMAP, a folder) every
+    /// migrated mailbox is copied.
     pub fn decide(
         &mut self,
         rules: Option<&crate::spec::AccountRules>,
         existing: &BTreeSet<String>,
     ) {
-        for u in &mut self.users {
-            u.action = plan_action(
-                u.kind,
-                u.enabled,
-                u.not_migrated.as_deref(),
-                rules,
-                existing.contains(&u.address.to_lowercase()),
-            );
+        use crate::dest::provision::{
+            self, AccountAction, DirectoryUser, ProvisionRules, TenantDomain,
+        };
+        let rules = match rules {
+            Some(rules) => ProvisionRules::from(rules),
+            None => {
+                for u in &mut self.users {
+                    u.action = undecided(u.not_migrated.as_deref());
+                }
+                return;
+            }
+        };
+        let domains: Vec<TenantDomain> = self
+            .domains
+            .iter()
+            .map(|d| TenantDomain {
+                name: d.clone(),
+                is_verified: true,
+            })
+            .collect();
+        // Each listed user by its index: provisioning names users by id.
+        let listed: Vec<DirectoryUser> = self
+            .users
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| u.not_migrated.is_none())
+            .map(|(i, u)| DirectoryUser {
+                id: i.to_string(),
+                user_principal_name: u.user_principal_name.clone(),
+                mail: Some(u.address.clone()).filter(|a| !a.is_empty()),
+                display_name: None,
+                account_enabled: Some(u.enabled),
+                proxy_addresses: u.proxy_addresses.clone(),
+                kind: u.kind.or_user(),
+            })
+            .collect();
+        let made = provision::plan(&listed, &[], &domains, &rules);
+        let mut actions = std::collections::HashMap::new();
+        for account in &made.accounts {
+            let action = if existing.contains(&account.address) {
+                PlanAction::Merge
+            } else {
+                PlanAction::Create
+            };
+            actions.insert(account.user_id.clone(), action);
+        }
+        for skipped in made.skipped {
+            if let AccountAction::Skipped { reason } = skipped.action {
+                actions.insert(skipped.user_id, PlanAction::Skip { reason });
+            }
+        }
+        for (i, u) in self.users.iter_mut().enumerate() {
+            u.action = actions
+                .remove(&i.to_string())
+                .unwrap_or_else(|| undecided(u.not_migrated.as_deref()));
         }
     }
 }
 
-/// The action for a mailbox of `kind`: `not_migrated` (a guest, no mailbox) is a skip; with
-/// IceWarp `rules`, the account rule provisioning applies decides
-/// ([`crate::dest::provision::deciding_rule`]: a shared or resource mailbox follows its kind's
-/// rule, a blocked user the disabled users') and an account `existing` at the destination is
-/// merged into, else created; without rules (IMAP, a folder) the mailbox is copied.
-pub fn plan_action(
-    kind: MailboxKind,
-    enabled: bool,
-    not_migrated: Option<&str>,
-    rules: Option<&crate::spec::AccountRules>,
-    existing: bool,
-) -> PlanAction {
-    use crate::config::AccountRule::Skip;
-    use crate::dest::provision::{deciding_rule, RuleFor};
-    let skip = |reason: &str| PlanAction::Skip {
-        reason: reason.to_string(),
-    };
-    if let Some(reason) = not_migrated {
-        return skip(reason);
-    }
-    let Some(rules) = rules else {
-        return PlanAction::Copy;
-    };
-    let skipped = match deciding_rule(kind, Some(enabled)) {
-        Some(RuleFor::DisabledUsers) if rules.disabled_users == Skip => {
-            Some("sign-in blocked (rule: disabled users are skipped)")
-        }
-        Some(RuleFor::SharedMailboxes) if rules.shared_mailboxes == Skip => {
-            Some("shared mailbox (rule: shared mailboxes are skipped)")
-        }
-        Some(RuleFor::ResourceMailboxes) if rules.resource_mailboxes == Skip => {
-            Some("room or equipment mailbox (rule: resource mailboxes are skipped)")
-        }
-        _ => None,
-    };
-    if let Some(reason) = skipped {
-        return skip(reason);
-    }
-    if existing {
-        PlanAction::Merge
-    } else {
-        PlanAction::Create
+/// The action for a mailbox before a destination decides ([`Plan::decide`]): one
+/// `not_migrated` (a guest, no mailbox) is skipped with that reason, any other copied.
+fn undecided(not_migrated: Option<&str>) -> PlanAction {
+    match not_migrated {
+        Some(reason) => PlanAction::Skip {
+            reason: reason.to_string(),
+        },
+        None => PlanAction::Copy,
     }
 }
 
@@ -724,7 +746,15 @@ mod tests {
                         kind: kind.or_user(),
                     };
                     let made = provision::plan(&[user], &[], &domains, &provisioning);
-                    let action = plan_action(kind, enabled, None, Some(&rules), false);
+                    let mut plan = one_user_plan(PlanUser {
+                        address: "box@contoso.com".into(),
+                        user_principal_name: "box@contoso.com".into(),
+                        enabled,
+                        kind,
+                        ..PlanUser::default()
+                    });
+                    plan.decide(Some(&rules), &BTreeSet::new());
+                    let action = plan.users[0].action.clone();
                     assert_eq!(
                         matches!(action, PlanAction::Skip { .. }),
                         made.accounts.is_empty(),
@@ -733,6 +763,84 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn one_user_plan(user: PlanUser) -> Plan {
+        Plan {
+            users: vec![user],
+            guests: 0,
+            without_mailbox: 0,
+            online_archives: 0,
+            kept_counts: 0,
+            domains: vec!["contoso.com".into(), "contoso.onmicrosoft.com".into()],
+            folders: 0,
+            items: 0,
+            events: 0,
+            contacts: 0,
+            tasks: 0,
+            out_of_range: 0,
+            requests: 0,
+            estimated_seconds: 0.0,
+            parallel_mailboxes: 1,
+            assumed_latency_ms: 250,
+        }
+    }
+
+    /// Regression: the Plan said "create" for a user whose only address is in
+    /// `*.onmicrosoft.com` (provisioning leaves it out: no address in a migrated domain), and
+    /// "create" for one whose account exists under its domain-mapped address (provisioning
+    /// merges into it).
+    #[test]
+    fn plan_says_create_for_an_onmicrosoft_only_user_and_a_domain_mapped_existing_account() {
+        let user = |address: &str, proxies: &[&str]| PlanUser {
+            address: address.into(),
+            user_principal_name: address.into(),
+            enabled: true,
+            kind: MailboxKind::User,
+            proxy_addresses: proxies.iter().map(|p| p.to_string()).collect(),
+            ..PlanUser::default()
+        };
+        let mut plan = one_user_plan(user("kiosk@contoso.onmicrosoft.com", &[]));
+        plan.users.push(user(
+            "adele@contoso.onmicrosoft.com",
+            &["SMTP:adele@contoso.onmicrosoft.com"],
+        ));
+        plan.users.push(user(
+            "megan@contoso.com",
+            &[
+                "SMTP:megan@contoso.com",
+                "smtp:megan@contoso.onmicrosoft.com",
+            ],
+        ));
+        let rules = crate::spec::AccountRules::default();
+        assert!(rules.skip_onmicrosoft, "the default leaves them out");
+        plan.decide(Some(&rules), &BTreeSet::new());
+        let actions: Vec<PlanAction> = plan.users.iter().map(|u| u.action.clone()).collect();
+        assert!(
+            matches!(&actions[0], PlanAction::Skip { reason } if reason.contains("no address")),
+            "{actions:?}"
+        );
+        assert!(
+            matches!(&actions[1], PlanAction::Skip { .. }),
+            "{actions:?}"
+        );
+        assert_eq!(actions[2], PlanAction::Create);
+        // Mapped onto contoso.com, Adele's account exists there (the accounts CSV lists it).
+        let mapped = crate::spec::AccountRules {
+            domain_map: [("Contoso.onmicrosoft.com".into(), "contoso.com".into())].into(),
+            ..Default::default()
+        };
+        let existing: BTreeSet<String> = ["adele@contoso.com".to_string()].into();
+        plan.decide(Some(&mapped), &existing);
+        let actions: Vec<PlanAction> = plan.users.iter().map(|u| u.action.clone()).collect();
+        assert_eq!(
+            actions,
+            [PlanAction::Create, PlanAction::Merge, PlanAction::Create],
+            "{actions:?}"
+        );
+        // Into IMAP or a folder every one is copied.
+        plan.decide(None, &existing);
+        assert!(plan.users.iter().all(|u| u.action == PlanAction::Copy));
     }
 
     #[test]

@@ -55,8 +55,8 @@ pub enum RuleFor {
 /// account is always made). A shared, room or equipment mailbox follows its kind's rule
 /// whether or not its sign-in is blocked (administrators commonly block it, as nobody signs
 /// in to such a mailbox); a user mailbox, or one of no known kind, with its sign-in blocked
-/// follows the disabled users' rule. [`plan`] and the Plan ([`crate::engine::plan_action`])
-/// both ask here, so the Plan shows what provisioning does.
+/// follows the disabled users' rule. The Plan shows what [`plan`] decides
+/// ([`crate::engine::Plan::decide`]).
 pub fn deciding_rule(kind: MailboxKind, account_enabled: Option<bool>) -> Option<RuleFor> {
     match (kind, account_enabled) {
         (MailboxKind::Shared, _) => Some(RuleFor::SharedMailboxes),
@@ -159,6 +159,25 @@ impl Default for ProvisionRules {
             shared_mailboxes: AccountRule::Create,
             resource_mailboxes: AccountRule::Create,
             groups: GroupRule::Skip,
+        }
+    }
+}
+
+impl From<&crate::spec::AccountRules> for ProvisionRules {
+    /// The app's and the file's account rules as provisioning applies them (domains compared
+    /// in lower case).
+    fn from(rules: &crate::spec::AccountRules) -> Self {
+        ProvisionRules {
+            domain_map: rules
+                .domain_map
+                .iter()
+                .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_lowercase()))
+                .collect(),
+            skip_onmicrosoft: rules.skip_onmicrosoft,
+            disabled_users: rules.disabled_users,
+            shared_mailboxes: rules.shared_mailboxes,
+            resource_mailboxes: rules.resource_mailboxes,
+            groups: rules.groups,
         }
     }
 }
