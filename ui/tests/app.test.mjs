@@ -263,7 +263,7 @@ test("IceWarp destination: paths only from native pickers, the accounts CSV prev
   await page.waitForSelector('#plan-table tr[data-key="room-1@contoso.com"]');
   assert.equal(await cell(page, "adele.vance@contoso.com", "action"), "merge into existing");
   assert.equal(await cell(page, "alex.wilber@contoso.com", "action"), "create");
-  assert.equal(await cell(page, "room-1@contoso.com", "action"), "skip: resource mailbox (rule)");
+  assert.equal(await cell(page, "room-1@contoso.com", "action"), "skip: a room mailbox (configured rule: skip)");
   assert.equal(await cell(page, "room-1@contoso.com", "kind"), "room");
   assert.match(await page.textContent("#plan-summary"), /3 mailboxes · 1,560 messages .* 1 skipped by the rules · estimated 2 h 0 min/);
   await screenshot(page, "plan", { docs: true });
@@ -272,7 +272,7 @@ test("IceWarp destination: paths only from native pickers, the accounts CSV prev
   await page.click('.steps li[data-step="destination"]');
   await page.selectOption("#rule-disabled", "skip");
   await page.click("#dest-next");
-  await page.waitForFunction(() => /skip: sign-in blocked/.test(document.querySelector('#plan-table tr[data-key="alex.wilber@contoso.com"] td[data-col="action"]')?.textContent ?? ""));
+  await page.waitForFunction(() => /skip: a disabled user/.test(document.querySelector('#plan-table tr[data-key="alex.wilber@contoso.com"] td[data-col="action"]')?.textContent ?? ""));
   assert.deepEqual((await calls(page, "plan_migration")).map((c) => c.args), [{ refresh: false }, { refresh: false }]);
   await page.click("#plan-refresh");
   await page.waitForFunction(() => window.__calls.filter((c) => c.cmd === "plan_migration").length === 3);

@@ -136,14 +136,16 @@ export function mockBackend(options = {}) {
     const chosen = (w) => p.workloads.length === 0 || p.workloads.includes(w);
     const users = tenant().map((row) => {
       let action;
-      if (row.kind === "guest") action = { kind: "skip", reason: "guest" };
+      if (row.kind === "guest") action = { kind: "skip", reason: "guest, not migrated" };
       else if (d.kind !== "iceWarp") action = { kind: "copy" };
-      // The core's order (provision::deciding_rule): a shared, room or equipment mailbox
-      // follows its kind's rule whatever its sign-in; the disabled users' rule is for the rest.
-      else if ((row.kind === "room" || row.kind === "equipment") && p.rules.resourceMailboxes === "skip") action = { kind: "skip", reason: "resource mailbox (rule)" };
-      else if (row.kind === "shared" && p.rules.sharedMailboxes === "skip") action = { kind: "skip", reason: "shared mailbox (rule)" };
+      // Provisioning's own plan decides (Plan::decide, provision::deciding_rule), in its words:
+      // a shared, room or equipment mailbox follows its kind's rule whatever its sign-in; the
+      // disabled users' rule is for the rest.
+      else if (row.kind === "room" && p.rules.resourceMailboxes === "skip") action = { kind: "skip", reason: "a room mailbox (configured rule: skip)" };
+      else if (row.kind === "equipment" && p.rules.resourceMailboxes === "skip") action = { kind: "skip", reason: "an equipment mailbox (configured rule: skip)" };
+      else if (row.kind === "shared" && p.rules.sharedMailboxes === "skip") action = { kind: "skip", reason: "a shared mailbox (configured rule: skip)" };
       else if (["room", "equipment", "shared"].includes(row.kind)) action = csv.has(row.address) ? { kind: "merge" } : { kind: "create" };
-      else if (!row.enabled && p.rules.disabledUsers === "skip") action = { kind: "skip", reason: "sign-in blocked (rule: disabled users)" };
+      else if (!row.enabled && p.rules.disabledUsers === "skip") action = { kind: "skip", reason: "a disabled user (configured rule: skip)" };
       else action = csv.has(row.address) ? { kind: "merge" } : { kind: "create" };
       return {
         ...row, action,
