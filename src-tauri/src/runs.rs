@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use migrator_core::config::read_accounts_csv;
-use migrator_core::engine::Report;
+use migrator_core::engine::{FailureLine, Report};
 use migrator_core::journal::{Journal, LockError, StateLock};
 use migrator_core::progress::RunSummary;
 use serde::{Deserialize, Serialize};
@@ -203,30 +203,6 @@ pub fn last_run(data_dir: &Path, running: bool) -> Option<LastRun> {
     Some(last)
 }
 
-/// One item that could not be migrated, with the reason, named as people know it: subject,
-/// date and size where the journal recorded them (the Graph id only says which one).
-#[derive(Debug, Clone, Serialize, TS)]
-#[serde(rename_all = "camelCase")]
-#[ts(export)]
-pub struct FailedItem {
-    pub user: String,
-    pub folder: String,
-    pub item: String,
-    pub reason: String,
-    /// A message's or event's subject, a contact's name, a task's title.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[ts(optional)]
-    pub subject: Option<String>,
-    /// RFC 3339, UTC: when a message was received, an event starts, a task is due.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[ts(optional)]
-    pub received: Option<String>,
-    /// Bytes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[ts(optional, type = "number")]
-    pub size: Option<u64>,
-}
-
 /// Accounts the migration created at the destination and where their passwords are.
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
@@ -249,7 +225,7 @@ pub struct RunDetails {
     #[ts(optional)]
     pub log_dir: Option<String>,
     /// The first failed items (all of them are in the HTML report and failures.csv).
-    pub failures: Vec<FailedItem>,
+    pub failures: Vec<FailureLine>,
     #[ts(type = "number")]
     pub failures_total: u64,
     #[ts(optional)]
@@ -273,20 +249,7 @@ pub fn run_details(data_dir: &Path, log_dir: Option<&Path>) -> Option<RunDetails
         .and_then(|j| Report::from_journal(&j).ok())
     {
         details.failures_total = report.failures.len() as u64;
-        details.failures = report
-            .failures
-            .into_iter()
-            .take(FAILURES_SHOWN)
-            .map(|f| FailedItem {
-                user: f.user,
-                folder: f.folder,
-                item: f.item,
-                reason: f.reason,
-                subject: f.subject,
-                received: f.date,
-                size: f.size,
-            })
-            .collect();
+        details.failures = report.failures.into_iter().take(FAILURES_SHOWN).collect();
     }
     if let RunRequest::Migration { request } = &remembered.request {
         if let DestinationSettings::IceWarp {
@@ -427,7 +390,7 @@ mod tests {
             .find(|f| f["item"] == "AAMkAGI2-named")
             .expect("the named failure");
         assert_eq!(named["subject"], "Invoice scans", "{json}");
-        assert_eq!(named["received"], "2023-11-14T22:13:20Z", "{json}");
+        assert_eq!(named["date"], "2023-11-14T22:13:20Z", "{json}");
         assert_eq!(named["size"], 31_457_280, "{json}");
         let unnamed = json
             .as_array()
@@ -435,9 +398,9 @@ mod tests {
             .iter()
             .find(|f| f["item"] == "AAMkAGI2-unnamed")
             .expect("the unnamed failure");
-        // Nothing recorded: the fields are absent, so the page shows the Graph id.
-        assert!(unnamed.get("subject").is_none(), "{json}");
-        assert!(unnamed.get("received").is_none(), "{json}");
+        // Nothing recorded: the fields are null, so the page shows the Graph id.
+        assert!(unnamed["subject"].is_null(), "{json}");
+        assert!(unnamed["date"].is_null(), "{json}");
     }
 
     #[test]

@@ -6,10 +6,10 @@ import type { SourceConfig } from "./bindings/SourceConfig";
 import type { DestinationSettings } from "./bindings/DestinationSettings";
 import type { WorkloadChoice } from "./bindings/WorkloadChoice";
 import type { RunSummary } from "./bindings/RunSummary";
-import type { PlanRow } from "./bindings/PlanRow";
-import type { PlanView } from "./bindings/PlanView";
+import type { PlanUser } from "./bindings/PlanUser";
+import type { Plan } from "./bindings/Plan";
 import type { AppInfo as BaseAppInfo } from "./bindings/AppInfo";
-import type { FailedItem } from "./bindings/FailedItem";
+import type { FailureLine } from "./bindings/FailureLine";
 import type { RunDetails } from "./bindings/RunDetails";
 import type { IpcError } from "./bindings/IpcError";
 import type { FieldError } from "./bindings/FieldError";
@@ -55,15 +55,15 @@ export type {
   ProjectSummary,
   PlanAction,
   MailboxKind,
-  PlanRow,
-  PlanView,
+  PlanUser,
+  Plan,
   AccountsCsvPreview,
   CutoverChecklist,
   PathPurpose,
   RunStatus,
   ScheduledPass,
   KeptAwake,
-  FailedItem,
+  FailureLine,
   RunDetails,
 };
 
@@ -87,7 +87,7 @@ export const api = {
   deleteProject: (id: string) => invoke<null>("delete_project", { id }),
   pickPath: (purpose: PathPurpose) => invoke<string | null>("pick_path", { purpose }),
   previewAccountsCsv: () => invoke<AccountsCsvPreview>("preview_accounts_csv"),
-  planMigration: (refresh: boolean) => invoke<PlanView>("plan_migration", { refresh }),
+  planMigration: (refresh: boolean) => invoke<Plan>("plan_migration", { refresh }),
   /** False when no plan was counting. */
   cancelPlan: () => invoke<boolean>("cancel_plan"),
   startPass: (kind: PassKind) => invoke<null>("start_pass", { kind }),

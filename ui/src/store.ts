@@ -1,6 +1,6 @@
 // The one typed store: every screen renders from this state and changes it only through
 // `update`, which then tells each subscriber.
-import type { AppInfo, Project, ProjectSummary, PlanView, RunSnapshot, RunDetails } from "./api";
+import type { AppInfo, Project, ProjectSummary, Plan, RunSnapshot, RunDetails } from "./api";
 
 export type Screen = "projects" | "source" | "destination" | "plan" | "migrate" | "report";
 
@@ -12,7 +12,7 @@ export interface State {
   projects: ProjectSummary[];
   /** The open project, as the backend last returned it. */
   project: Project | null;
-  plan: PlanView | null;
+  plan: Plan | null;
   /** True while `plan_migration` counts. */
   counting: boolean;
   snapshot: RunSnapshot | null;

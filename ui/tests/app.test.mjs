@@ -157,6 +157,37 @@ test("the Source screen checks its fields, stores the secret once and names the 
   }
 });
 
+test("regression: the scripted save_project refused client IDs by an old rule of its own; it answers as the backend does", async () => {
+  const { page } = await openApp();
+  await createProject(page);
+  const open = await page.evaluate(async () =>
+    (await window.__TAURI_INTERNALS__.invoke("list_projects", {})).find((p) => p.name === "Contoso to IceWarp").id);
+  const save = (change) =>
+    page.evaluate(async ([open, change]) => {
+      const ipc = window.__TAURI_INTERNALS__;
+      try {
+        const project = await ipc.invoke("open_project", { id: open });
+        return await ipc.invoke("save_project", { project: { ...project, ...change } });
+      } catch (e) {
+        return { refused: e };
+      }
+    }, [open, change]);
+  // The core's draft check (MigrationSpec::field_errors), keyed by the page's field names; the
+  // first field's message is the error's.
+  for (const part of ["source", "destination"]) {
+    const core = fieldErrors.find((c) => c.cmd === "save_project" && c.args[part]);
+    assert.ok(core, `core-field-errors.json records save_project's answer for a ${part}`);
+    const answer = await save({ [part]: core.args[part] });
+    assert.deepEqual(answer, { refused: { code: "invalid", message: core.errors[0].message, fields: core.errors } });
+  }
+  // A client ID the core takes is saved.
+  const good = { tenantId: "contoso.onmicrosoft.com", clientId: "6a3e4f0c-1b2d-4c5e-8f90-123456789abc", cloud: "global" };
+  assert.deepEqual((await save({ source: good })).source, good);
+  // Only the open project can be saved.
+  const other = await save({ id: "demo" });
+  assert.deepEqual(other, { refused: { code: "invalid", message: "Only the open project can be saved: open it first." } });
+});
+
 test("the registration guide lists each permission; dark mode follows the system", async () => {
   const { page } = await openApp({}, { colorScheme: "dark" });
   assert.equal(await page.evaluate(() => getComputedStyle(document.body).backgroundColor), "rgb(21, 24, 30)");
@@ -232,7 +263,7 @@ test("IceWarp destination: paths only from native pickers, the accounts CSV prev
   await page.waitForSelector('#plan-table tr[data-key="room-1@contoso.com"]');
   assert.equal(await cell(page, "adele.vance@contoso.com", "action"), "merge into existing");
   assert.equal(await cell(page, "alex.wilber@contoso.com", "action"), "create");
-  assert.equal(await cell(page, "room-1@contoso.com", "action"), "skip: resource mailbox (rule)");
+  assert.equal(await cell(page, "room-1@contoso.com", "action"), "skip: a room mailbox (configured rule: skip)");
   assert.equal(await cell(page, "room-1@contoso.com", "kind"), "room");
   assert.match(await page.textContent("#plan-summary"), /3 mailboxes · 1,560 messages .* 1 skipped by the rules · estimated 2 h 0 min/);
   await screenshot(page, "plan", { docs: true });
@@ -241,7 +272,7 @@ test("IceWarp destination: paths only from native pickers, the accounts CSV prev
   await page.click('.steps li[data-step="destination"]');
   await page.selectOption("#rule-disabled", "skip");
   await page.click("#dest-next");
-  await page.waitForFunction(() => /skip: sign-in blocked/.test(document.querySelector('#plan-table tr[data-key="alex.wilber@contoso.com"] td[data-col="action"]')?.textContent ?? ""));
+  await page.waitForFunction(() => /skip: a disabled user/.test(document.querySelector('#plan-table tr[data-key="alex.wilber@contoso.com"] td[data-col="action"]')?.textContent ?? ""));
   assert.deepEqual((await calls(page, "plan_migration")).map((c) => c.args), [{ refresh: false }, { refresh: false }]);
   await page.click("#plan-refresh");
   await page.waitForFunction(() => window.__calls.filter((c) => c.cmd === "plan_migration").length === 3);

@@ -138,11 +138,16 @@ export function mockBackend(options = {}) {
     const chosen = (w) => p.workloads.length === 0 || p.workloads.includes(w);
     const users = tenant().map((row) => {
       let action;
-      if (row.kind === "guest") action = { kind: "skip", reason: "guest" };
+      if (row.kind === "guest") action = { kind: "skip", reason: "guest, not migrated" };
       else if (d.kind !== "iceWarp") action = { kind: "copy" };
-      else if (!row.enabled && p.rules.disabledUsers === "skip") action = { kind: "skip", reason: "sign-in blocked (rule: disabled users)" };
-      else if ((row.kind === "room" || row.kind === "equipment") && p.rules.resourceMailboxes === "skip") action = { kind: "skip", reason: "resource mailbox (rule)" };
-      else if (row.kind === "shared" && p.rules.sharedMailboxes === "skip") action = { kind: "skip", reason: "shared mailbox (rule)" };
+      // Provisioning's own plan decides (Plan::decide, provision::deciding_rule), in its words:
+      // a shared, room or equipment mailbox follows its kind's rule whatever its sign-in; the
+      // disabled users' rule is for the rest.
+      else if (row.kind === "room" && p.rules.resourceMailboxes === "skip") action = { kind: "skip", reason: "a room mailbox (configured rule: skip)" };
+      else if (row.kind === "equipment" && p.rules.resourceMailboxes === "skip") action = { kind: "skip", reason: "an equipment mailbox (configured rule: skip)" };
+      else if (row.kind === "shared" && p.rules.sharedMailboxes === "skip") action = { kind: "skip", reason: "a shared mailbox (configured rule: skip)" };
+      else if (["room", "equipment", "shared"].includes(row.kind)) action = csv.has(row.address) ? { kind: "merge" } : { kind: "create" };
+      else if (!row.enabled && p.rules.disabledUsers === "skip") action = { kind: "skip", reason: "a disabled user (configured rule: skip)" };
       else action = csv.has(row.address) ? { kind: "merge" } : { kind: "create" };
       return {
         ...row, action,
@@ -246,6 +251,14 @@ export function mockBackend(options = {}) {
       return answer === undefined || answer === null ? answer : JSON.parse(JSON.stringify(answer));
     },
     async answer(cmd, args) {
+      // Inputs compared as the backend reads them (a null field is an absent one).
+      const drop = (x) => JSON.parse(JSON.stringify(x, (_, v) => (v === null ? undefined : v)));
+      const same = (a, b) => {
+        if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return a === b;
+        const ka = Object.keys(a).sort();
+        const kb = Object.keys(b).sort();
+        return ka.length === kb.length && ka.every((k, i) => k === kb[i] && same(a[k], b[k]));
+      };
       const quiet = cmd === "run_snapshot" || cmd === "run_status";
       if (!quiet) calls.push({ cmd, args: JSON.parse(JSON.stringify(args ?? {}, (k, v) => (k === "value" ? "<secret>" : v))) });
       switch (cmd) {
@@ -286,22 +299,19 @@ export function mockBackend(options = {}) {
         case "validate_destination": {
           // The core's own answers for the inputs the tests type (core-field-errors.json,
           // written by migrator-core's spec tests); anything else is taken.
-          const drop = (x) => JSON.parse(JSON.stringify(x, (_, v) => (v === null ? undefined : v)));
-          const same = (a, b) => {
-            if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return a === b;
-            const ka = Object.keys(a).sort();
-            const kb = Object.keys(b).sort();
-            return ka.length === kb.length && ka.every((k, i) => k === kb[i] && same(a[k], b[k]));
-          };
           const known = (options.fieldErrors ?? []).find((c) => c.cmd === cmd && same(drop(c.args), drop(args)));
           return known ? known.errors : [];
         }
         case "save_project": {
           const p = current();
           const page = args.project;
-          const fields = [];
-          if (page.source.clientId && !/^[0-9a-f-]{36}$/i.test(page.source.clientId)) fields.push({ field: "source.client_id", message: "backend: not a GUID" });
-          if (fields.length > 0) throw { code: "project.invalid", message: "Some fields are not right.", fields };
+          if (page.id !== p.id) throw { code: "invalid", message: "Only the open project can be saved: open it first." };
+          // The core's draft check of the spec (save_project: MigrationSpec::field_errors), as
+          // migrator-core recorded it for the source and destination the tests send; the
+          // backend refuses with the first field's message and every field, keyed as the page's.
+          const fields = ["source", "destination"].flatMap((part) =>
+            (options.fieldErrors ?? []).filter((c) => c.cmd === "save_project" && c.args[part] && same(drop(c.args[part]), drop(page[part]))).flatMap((c) => c.errors));
+          if (fields.length > 0) throw { code: "invalid", message: fields[0].message, fields };
           // Paths are the backend's: the page's copies are ignored, the picked ones kept.
           const d = { ...page.destination };
           for (const k of ["accountsCsv", "caFile", "credentialsReport"]) {
@@ -391,7 +401,7 @@ export function mockBackend(options = {}) {
           const stateDir = "/home/admin/.local/share/com.m365migrator.app/projects/p1/.m365-migrator";
           return {
             reportHtml: `${stateDir}/report/report.html`, stateDir, logDir: "/home/admin/.local/share/com.m365migrator.app/logs",
-            failures: failed.map((m) => ({ user: m.user, folder: "Inbox", item: "AAMkAGI2", subject: "Quarterly budget", received: "2026-11-03T09:12:00Z", size: 1258291, reason: "The destination mailbox is full." })),
+            failures: failed.map((m) => ({ user: m.user, workload: "mail", folder: "Inbox", item: "AAMkAGI2", subject: "Quarterly budget", date: "2026-11-03T09:12:00Z", size: 1258291, reason: "The destination mailbox is full.", advice: "Free space in the mailbox, then run again.", detail: "NO [OVERQUOTA] Quota exceeded" })),
             failuresTotal: failed.length * 2,
           };
         }

@@ -506,7 +506,8 @@ async fn print_plan(path: &Path, json: bool, refresh: bool) -> anyhow::Result<()
             cancel.cancel();
         }
     });
-    let plan = engine::plan_with(&config.source_config(), &secret, &options, &how).await?;
+    let mut plan = engine::plan_with(&config.source_config(), &secret, &options, &how).await?;
+    config.spec().decide(&mut plan);
     if json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
         return Ok(());

@@ -53,6 +53,15 @@ async fn check_then_run_then_rerun_into_dovecot() {
     assert_eq!(planned["users"].as_array().map(Vec::len), Some(2));
     assert_eq!(planned["items"], 30);
     assert!(planned["estimatedSeconds"].as_f64().unwrap() > 0.0);
+    // What a run does with each mailbox, as the app's Plan shows it: into IMAP, a copy.
+    assert!(
+        planned["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["action"] == serde_json::json!({"kind": "copy"})),
+        "{planned}"
+    );
     // A plan writes nothing but its counts, kept for the next plan and the run's progress.
     let state: Vec<_> = std::fs::read_dir(dir.path().join("m365-migrator-state"))
         .unwrap()

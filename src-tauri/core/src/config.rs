@@ -43,27 +43,32 @@ impl Cloud {
 
 /// Where to read from: one Entra app registration in one tenant. The secret is not here; it
 /// comes from the keychain or the environment as a [`crate::secrets::Secret`].
+///
+/// One type for the app's page (camelCase, the bindings) and the configuration file's
+/// `[source]` (its documented snake_case keys, as aliases); unknown keys are errors in both.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[ts(export)]
 pub struct SourceConfig {
     /// Directory (tenant) ID: a GUID or a verified domain such as `contoso.onmicrosoft.com`.
+    #[serde(alias = "tenant_id")]
     pub tenant_id: String,
     /// Application (client) ID of the app registration.
+    #[serde(alias = "client_id")]
     pub client_id: String,
     #[serde(default)]
     pub cloud: Cloud,
     /// Overrides the cloud's login host (a proxy, or the simulator in tests).
-    #[serde(default)]
+    #[serde(default, alias = "login_url")]
     #[ts(optional)]
     pub login_url: Option<String>,
     /// Overrides the cloud's Graph host.
-    #[serde(default)]
+    #[serde(default, alias = "graph_url")]
     #[ts(optional)]
     pub graph_url: Option<String>,
     /// Allows `http://` overrides to a literal loopback address (the simulator, an SSH
     /// tunnel); otherwise both hosts must be `https://`.
-    #[serde(default)]
+    #[serde(default, alias = "allow_plaintext_loopback")]
     #[ts(optional)]
     pub allow_plaintext_loopback: Option<bool>,
 }
@@ -95,13 +100,20 @@ impl SourceConfig {
     /// Checks `login_url` and `graph_url` (both receive the client secret or its tokens)
     /// with [`check_endpoint`]. The error names the key.
     pub fn check_endpoints(&self) -> Result<(), EndpointError> {
+        self.check_endpoints_for(PlaintextSetting::FileKey)
+    }
+
+    /// [`SourceConfig::check_endpoints`] with its messages for a front end that names the
+    /// plain-http setting `setting`'s way ([`check_endpoint_for`]).
+    pub fn check_endpoints_for(&self, setting: PlaintextSetting) -> Result<(), EndpointError> {
         let allow = self.allow_plaintext_loopback.unwrap_or(false);
         for (key, url) in [
             ("login_url", &self.login_url),
             ("graph_url", &self.graph_url),
         ] {
             if let Some(url) = url {
-                check_endpoint(url, allow).map_err(|message| EndpointError { key, message })?;
+                check_endpoint_for(url, allow, setting)
+                    .map_err(|message| EndpointError { key, message })?;
             }
         }
         Ok(())
@@ -160,6 +172,27 @@ pub struct EndpointError {
 /// `allow_plaintext_loopback` is set and the host is a literal loopback address (`127.0.0.0/8`
 /// or `[::1]`, not a name: a name is whatever the resolver says).
 pub fn check_endpoint(url: &str, allow_plaintext_loopback: bool) -> Result<url::Url, String> {
+    check_endpoint_for(url, allow_plaintext_loopback, PlaintextSetting::FileKey)
+}
+
+/// How a front end lets plain http to a loopback address through, which an endpoint's refusal
+/// tells the user to change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaintextSetting {
+    /// The configuration file's key: "set allow_plaintext_loopback = true".
+    FileKey,
+    /// The app has no such setting for the user to change: each of its URL fields allows
+    /// plain http to a literal loopback address or never does, so a refusal asks for https.
+    App,
+}
+
+/// [`check_endpoint`] with its refusals worded for `setting`'s front end: the same rules, the
+/// app's messages never name the file's key.
+pub fn check_endpoint_for(
+    url: &str,
+    allow_plaintext_loopback: bool,
+    setting: PlaintextSetting,
+) -> Result<url::Url, String> {
     let parsed = url::Url::parse(url.trim()).map_err(|e| format!("'{url}' is not a URL ({e})"))?;
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(format!(
@@ -170,14 +203,22 @@ pub fn check_endpoint(url: &str, allow_plaintext_loopback: bool) -> Result<url::
         return Err(format!("'{url}' has no host"));
     };
     let plaintext = check_plaintext_host(host, allow_plaintext_loopback);
-    match parsed.scheme() {
-        "https" => Ok(parsed),
-        "http" if plaintext.is_ok() => Ok(parsed),
-        "http" if plaintext == Err(PlaintextRefusal::NotAllowed) => Err(format!(
-            "'{url}' is plain http: set allow_plaintext_loopback = true to allow it to a loopback address"
-        )),
-        _ => Err(format!(
+    match (parsed.scheme(), setting) {
+        ("https", _) => Ok(parsed),
+        ("http", _) if plaintext.is_ok() => Ok(parsed),
+        ("http", PlaintextSetting::FileKey) if plaintext == Err(PlaintextRefusal::NotAllowed) => {
+            Err(format!(
+                "'{url}' is plain http: set allow_plaintext_loopback = true to allow it to a loopback address"
+            ))
+        }
+        (_, PlaintextSetting::FileKey) => Err(format!(
             "'{url}' must be https:// (plain http only to a literal loopback address such as 127.0.0.1, with allow_plaintext_loopback = true)"
+        )),
+        (_, PlaintextSetting::App) if allow_plaintext_loopback => Err(format!(
+            "'{url}' must be https:// (plain http only to a literal loopback address such as 127.0.0.1)"
+        )),
+        (_, PlaintextSetting::App) => Err(format!(
+            "'{url}' must be https://"
         )),
     }
 }
@@ -355,7 +396,8 @@ mod tests {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
-    pub source: FileSource,
+    /// `[source]`: the app registration, the app's own type.
+    pub source: SourceConfig,
     pub destination: DestinationConfig,
     #[serde(default)]
     pub users: UserSelection,
@@ -397,21 +439,6 @@ impl JournalSettings {
             .map(crate::journal::PostgresSettings::parse)
             .transpose()
     }
-}
-
-/// `[source]`: the app registration.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileSource {
-    pub tenant_id: String,
-    pub client_id: String,
-    #[serde(default)]
-    pub cloud: Cloud,
-    pub login_url: Option<String>,
-    pub graph_url: Option<String>,
-    /// Allows `http://` login and Graph URLs to a literal loopback address.
-    #[serde(default)]
-    pub allow_plaintext_loopback: bool,
 }
 
 /// `[destination]`, selected by `kind`.
@@ -1335,10 +1362,8 @@ impl FileConfig {
         SourceConfig {
             tenant_id: self.source.tenant_id.trim().to_string(),
             client_id: self.source.client_id.trim().to_string(),
-            cloud: self.source.cloud,
-            login_url: self.source.login_url.clone(),
-            graph_url: self.source.graph_url.clone(),
-            allow_plaintext_loopback: Some(self.source.allow_plaintext_loopback),
+            allow_plaintext_loopback: Some(self.source.allow_plaintext_loopback.unwrap_or(false)),
+            ..self.source.clone()
         }
     }
 }
@@ -1513,6 +1538,35 @@ path = "/srv/out"
 [users]
 exclude = ["Room-1@contoso.com"]
 "#;
+
+    /// The file's `[source]` and the app's page deserialize the one `SourceConfig`: the
+    /// documented snake_case keys in the file, camelCase from the page; an unknown key is an
+    /// error in both.
+    #[test]
+    fn the_file_and_the_page_deserialize_one_source_type() {
+        let file: SourceConfig = toml::from_str(
+            "tenant_id = \"contoso.onmicrosoft.com\"\nclient_id = \"00000000-0000-0000-0000-000000000001\"\ncloud = \"usGovHigh\"\nlogin_url = \"http://127.0.0.1:9/\"\ngraph_url = \"http://127.0.0.1:9/\"\nallow_plaintext_loopback = true\n",
+        )
+        .expect("the file's [source] keys");
+        let page: SourceConfig = serde_json::from_value(serde_json::json!({
+            "tenantId": "contoso.onmicrosoft.com",
+            "clientId": "00000000-0000-0000-0000-000000000001",
+            "cloud": "usGovHigh",
+            "loginUrl": "http://127.0.0.1:9/",
+            "graphUrl": "http://127.0.0.1:9/",
+            "allowPlaintextLoopback": true,
+        }))
+        .expect("the page's fields");
+        assert_eq!(file, page);
+        let unknown = toml::from_str::<SourceConfig>(
+            "tenant_id = \"t\"\nclient_id = \"c\"\nsecret = \"x\"\n",
+        )
+        .expect_err("an unknown key");
+        assert!(unknown.to_string().contains("secret"), "{unknown}");
+        let text = GOOD.replace("[source]", "[source]\nclient_secret = \"s\"");
+        let e = FileConfig::parse(&text, Path::new("m.toml")).expect_err("a secret in the file");
+        assert!(e.to_string().contains("client_secret"), "{e}");
+    }
 
     #[test]
     fn a_good_file_parses_with_defaults() {

@@ -15,10 +15,10 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use crate::config::{
-    check_domain_map, check_endpoint, check_host, check_icewarp_admin, is_guid, not_a_date,
+    check_domain_map, check_endpoint_for, check_host, check_icewarp_admin, is_guid, not_a_date,
     parse_date, tenant_id_shape_ok, until_not_after_since, AccountRule, DateLimits,
-    DestinationConfig, GroupRule, ImapSecurity, MasterLoginStyle, SourceConfig, UserSelection,
-    Workload,
+    DestinationConfig, GroupRule, ImapSecurity, MasterLoginStyle, PlaintextSetting, SourceConfig,
+    UserSelection, Workload,
 };
 use crate::engine::RunOptions;
 
@@ -535,6 +535,24 @@ impl MigrationSpec {
         Ok(options)
     }
 
+    /// Gives each mailbox of `plan` what a pass of this spec does with it
+    /// ([`crate::engine::Plan::decide`]): IceWarp applies the account rules and merges into
+    /// the accounts its accounts CSV lists (an unreadable CSV lists none: the Destination
+    /// screen's preview names its problem); IMAP and folders copy every migrated mailbox.
+    pub fn decide(&self, plan: &mut crate::engine::Plan) {
+        let (rules, existing) = match &self.destination {
+            DestinationSettings::IceWarp { accounts_csv, .. } => {
+                let listed = filled(accounts_csv)
+                    .and_then(|p| crate::config::read_accounts_csv(p.as_ref()).ok())
+                    .map(|accounts| accounts.into_keys().collect())
+                    .unwrap_or_default();
+                (Some(&self.rules), listed)
+            }
+            _ => (None, Default::default()),
+        };
+        plan.decide(rules, &existing);
+    }
+
     /// The core's destination configuration.
     pub fn destination_config(&self) -> DestinationConfig {
         self.destination.config(&self.rules)
@@ -572,6 +590,14 @@ impl Origin {
             Origin::File {
                 allow_plaintext_loopback,
             } => allow_plaintext_loopback,
+        }
+    }
+
+    /// How this origin's front end names the plain-http setting in a URL's refusal.
+    fn plaintext_setting(self) -> PlaintextSetting {
+        match self {
+            Origin::App => PlaintextSetting::App,
+            Origin::File { .. } => PlaintextSetting::FileKey,
         }
     }
 
@@ -651,7 +677,7 @@ fn source_errors_from(
             ),
         ));
     }
-    if let Err(e) = source.check_endpoints() {
+    if let Err(e) = source.check_endpoints_for(origin.plaintext_setting()) {
         let field = if e.key == "login_url" {
             "loginUrl"
         } else {
@@ -680,7 +706,14 @@ pub fn destination_errors(
     destination_errors_from(destination, completeness, Origin::App)
 }
 
-const ONE_LOGIN: &str = "set exactly one: a master user who logs in for every account (master_user), or a CSV file of each account's password (accounts_csv)";
+/// How an IMAP destination logs in to accounts, refused when both or neither is set: the file
+/// names its keys, the app its fields' labels.
+fn one_login(origin: Origin) -> &'static str {
+    match origin {
+        Origin::File { .. } => "set exactly one: a master user who logs in for every account (master_user), or a CSV file of each account's password (accounts_csv)",
+        Origin::App => "set exactly one: a master user who logs in for every account, or a CSV file of each account's password",
+    }
+}
 
 fn destination_errors_from(
     destination: &DestinationSettings,
@@ -735,7 +768,9 @@ fn destination_errors_from(
                 push("accountsCsv", &message);
             }
             if let Some(url) = filled(api_url) {
-                if let Err(message) = check_endpoint(url, origin.plaintext_api()) {
+                if let Err(message) =
+                    check_endpoint_for(url, origin.plaintext_api(), origin.plaintext_setting())
+                {
                     push("apiUrl", &message);
                 }
             }
@@ -758,8 +793,10 @@ fn destination_errors_from(
                 );
             }
             match (filled(master_user), filled(accounts_csv)) {
-                (Some(_), Some(_)) => push("login", ONE_LOGIN),
-                (None, None) if completeness == Completeness::Ready => push("login", ONE_LOGIN),
+                (Some(_), Some(_)) => push("login", one_login(origin)),
+                (None, None) if completeness == Completeness::Ready => {
+                    push("login", one_login(origin))
+                }
                 (None, Some(csv)) => {
                     if let Some(message) = path_problem(csv, "the accounts CSV file") {
                         push("accountsCsv", &message);
@@ -768,7 +805,9 @@ fn destination_errors_from(
                 _ => {}
             }
             if let Some(dav) = filled(dav_url) {
-                if let Err(message) = check_endpoint(dav, origin.plaintext_dav()) {
+                if let Err(message) =
+                    check_endpoint_for(dav, origin.plaintext_dav(), origin.plaintext_setting())
+                {
                     push("davUrl", &message);
                 } else if filled(master_user).is_some()
                     || (completeness == Completeness::Ready && filled(accounts_csv).is_none())
@@ -1044,12 +1083,99 @@ mod tests {
                 e.starts_with(&format!("configuration file m.toml: {key}: ")),
                 "{field}: {e}"
             );
+            // The same message, except that each names its own settings: the file its keys
+            // (`allow_plaintext_loopback`, `master_user`), the app none of them.
+            let file = unchecked.spec().errors(
+                Completeness::Ready,
+                // No case sets the destination's `allow_plaintext_loopback`.
+                Origin::File {
+                    allow_plaintext_loopback: false,
+                },
+            );
+            let file_message = &file[0].message;
+            assert!(e.ends_with(file_message.as_str()), "{field}: {e}");
+            if FILE_ONLY_WORDS.iter().any(|w| file_message.contains(w)) {
+                assert!(
+                    !FILE_ONLY_WORDS.iter().any(|w| first.message.contains(w)),
+                    "{field}: {}",
+                    first.message
+                );
+            } else {
+                assert_eq!(&first.message, file_message, "{field}");
+            }
+        }
+    }
+
+    /// The configuration file's keys, which the app's messages never name.
+    const FILE_ONLY_WORDS: [&str; 3] = ["allow_plaintext_loopback", "master_user", "accounts_csv"];
+
+    /// Regression: the app's URL fields were refused with "set allow_plaintext_loopback = true",
+    /// a key of the configuration file the app has no field for. The app's messages ask for
+    /// https (naming the loopback exception only where the field allows it); the file's keep
+    /// naming its key.
+    #[test]
+    fn app_url_error_names_the_toml_key_allow_plaintext_loopback() {
+        let icewarp = |api: &str| DestinationSettings::IceWarp {
+            host: "mail.example.com".into(),
+            admin_email: "admin@example.com".into(),
+            ca_file: None,
+            credentials_report: "/srv/new.csv".into(),
+            api_url: Some(api.into()),
+            accounts_csv: None,
+        };
+        let imap = |dav: &str| DestinationSettings::Imap {
+            host: "imap.example.com".into(),
+            port: None,
+            security: ImapSecurityChoice::default(),
+            ca_file: None,
+            master_user: None,
+            master_style: MasterStyleChoice::default(),
+            accounts_csv: Some("/srv/accounts.csv".into()),
+            dav_url: Some(dav.into()),
+        };
+        let source = |login: &str| SourceConfig {
+            tenant_id: "contoso.onmicrosoft.com".into(),
+            client_id: "00000000-0000-0000-0000-000000000001".into(),
+            cloud: Default::default(),
+            login_url: Some(login.into()),
+            graph_url: None,
+            allow_plaintext_loopback: None,
+        };
+        let mut app = destination_errors(
+            &icewarp("http://mail.example.com/icewarpapi/"),
+            Completeness::Ready,
+        );
+        app.extend(destination_errors(
+            &imap("http://127.0.0.1:5232/"),
+            Completeness::Ready,
+        ));
+        app.extend(source_errors(
+            &source("http://127.0.0.1:9/"),
+            Completeness::Ready,
+        ));
+        app.extend(source_errors(
+            &source("http://login.example/"),
+            Completeness::Ready,
+        ));
+        let fields: Vec<&str> = app.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["apiUrl", "davUrl", "loginUrl", "loginUrl"],
+            "{app:?}"
+        );
+        for e in &app {
+            assert!(e.message.contains("must be https://"), "{e:?}");
             assert!(
-                e.ends_with(&first.message),
-                "{field}: {e} / {}",
-                first.message
+                !FILE_ONLY_WORDS.iter().any(|w| e.message.contains(w)),
+                "{e:?}"
             );
         }
+        // The API URL field allows plain http to a loopback address; the DAV URL never does.
+        assert!(app[0].message.contains("127.0.0.1"), "{:?}", app[0]);
+        assert!(!app[1].message.contains("loopback"), "{:?}", app[1]);
+        // The file keeps naming its key, where the user can set it.
+        let file = crate::config::check_endpoint("http://127.0.0.1:5232/", false).unwrap_err();
+        assert!(file.contains("allow_plaintext_loopback = true"), "{file}");
     }
 
     /// The core's answers to the settings the UI's browser tests type, recorded for the UI
@@ -1060,6 +1186,7 @@ mod tests {
     fn exports_the_field_errors_the_ui_tests_meet() {
         let sources =
             [serde_json::json!({"tenantId": "contoso", "clientId": "my-app", "cloud": "global"})];
+        let sources_checked = sources.clone();
         let destinations = [
             serde_json::json!({"kind": "iceWarp", "host": "", "adminEmail": "", "credentialsReport": ""}),
             serde_json::json!({"kind": "folder", "path": ""}),
@@ -1067,18 +1194,38 @@ mod tests {
             serde_json::json!({"kind": "imap", "host": "imap.example.com", "security": "tls", "accountsCsv": "", "masterStyle": "authzid"}),
         ];
         let mut cases = Vec::new();
-        for args in sources {
+        for args in sources_checked {
             let source: SourceConfig = serde_json::from_value(args.clone()).expect("a source");
             let errors = source_errors(&source, Completeness::Ready);
             assert!(!errors.is_empty(), "{args}");
             cases.push(serde_json::json!({"cmd": "validate_source", "args": {"source": args}, "errors": errors}));
         }
-        for args in destinations {
+        for args in destinations.clone() {
             let destination: DestinationSettings =
                 serde_json::from_value(args.clone()).expect("a destination");
             let errors = destination_errors(&destination, Completeness::Ready);
             assert!(!errors.is_empty(), "{args}");
             cases.push(serde_json::json!({"cmd": "validate_destination", "args": {"destination": args}, "errors": errors}));
+        }
+        // `save_project` checks the whole spec as a draft (filled fields must be right): the
+        // answers for a project holding each of these, the rest of it left empty.
+        let drafts = [
+            ("source", sources[0].clone()),
+            ("destination", destinations[2].clone()),
+        ];
+        for (part, args) in drafts {
+            let mut spec = MigrationSpec::default();
+            match part {
+                "source" => spec.source = serde_json::from_value(args.clone()).expect("a source"),
+                _ => {
+                    spec.destination = serde_json::from_value(args.clone()).expect("a destination")
+                }
+            }
+            let errors = spec.field_errors(Completeness::Draft);
+            assert!(!errors.is_empty(), "{args}");
+            cases.push(
+                serde_json::json!({"cmd": "save_project", "args": {part: args}, "errors": errors}),
+            );
         }
         let path =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui/tests/core-field-errors.json");

@@ -4,6 +4,9 @@ import type { Cloud } from "./Cloud";
 /**
  * Where to read from: one Entra app registration in one tenant. The secret is not here; it
  * comes from the keychain or the environment as a [`crate::secrets::Secret`].
+ *
+ * One type for the app's page (camelCase, the bindings) and the configuration file's
+ * `[source]` (its documented snake_case keys, as aliases); unknown keys are errors in both.
  */
 export type SourceConfig = { 
 /**

@@ -1,6 +1,6 @@
 // The Plan screen: workloads and date limits, the mailbox table (search, sort, filter, the
 // per-mailbox action), one selection shared with Start, and the passes.
-import { api, errorText, type MailboxState, type PassKind, type PassRecord, type PlanRow, type Project, type ScheduledPass, type WorkloadChoice } from "../api";
+import { api, errorText, type MailboxState, type PassKind, type PassRecord, type PlanUser, type Project, type ScheduledPass, type WorkloadChoice } from "../api";
 import { announce, confirmDialog, el, fillList } from "../dom";
 import { csvCell, formatDuration, formatTime, plural } from "../format";
 import { getState, subscribe, update } from "../store";
@@ -8,7 +8,7 @@ import { MailboxTable, type Column } from "../table";
 import { isError, saveProject } from "./projects";
 
 /** What the action column says: "create", "merge into existing", "copy", "skip: reason". */
-export function actionText(row: PlanRow): string {
+export function actionText(row: PlanUser): string {
   switch (row.action.kind) {
     case "merge":
       return "merge into existing";
@@ -19,7 +19,7 @@ export function actionText(row: PlanRow): string {
   }
 }
 
-function notes(u: PlanRow): string {
+function notes(u: PlanUser): string {
   return [
     u.problem ? `cannot be read: ${u.problem}` : "",
     u.enabled ? "" : "sign-in blocked",
@@ -34,18 +34,18 @@ function runState(): Map<string, MailboxState> {
   return new Map((getState().snapshot?.mailboxes ?? []).map((m) => [m.user, m.state]));
 }
 
-const byNumber = (f: (r: PlanRow) => number) => (a: PlanRow, b: PlanRow) => f(a) - f(b);
-const byText = (f: (r: PlanRow) => string) => (a: PlanRow, b: PlanRow) => f(a).localeCompare(f(b));
+const byNumber = (f: (r: PlanUser) => number) => (a: PlanUser, b: PlanUser) => f(a) - f(b);
+const byText = (f: (r: PlanUser) => string) => (a: PlanUser, b: PlanUser) => f(a).localeCompare(f(b));
 
 /** Whether a mailbox is picked: every kept one while the selection is empty. */
-function picked(row: PlanRow, users: Set<string>): boolean {
+function picked(row: PlanUser, users: Set<string>): boolean {
   return users.size === 0 ? row.action.kind !== "skip" : users.has(row.address);
 }
 
-let table: MailboxTable<PlanRow>;
+let table: MailboxTable<PlanUser>;
 let selected = new Set<string>();
 
-function pickBox(row: PlanRow): HTMLInputElement {
+function pickBox(row: PlanUser): HTMLInputElement {
   const box = document.createElement("input");
   box.type = "checkbox";
   box.checked = picked(row, selected);
@@ -55,7 +55,7 @@ function pickBox(row: PlanRow): HTMLInputElement {
   return box;
 }
 
-const COLUMNS: Column<PlanRow>[] = [
+const COLUMNS: Column<PlanUser>[] = [
   { key: "pick", label: "Migrate", cell: pickBox },
   { key: "address", label: "Mailbox", cell: (r) => r.address, compare: byText((r) => r.address) },
   { key: "kind", label: "Kind", cell: (r) => r.kind, compare: byText((r) => r.kind) },
@@ -69,7 +69,7 @@ const COLUMNS: Column<PlanRow>[] = [
   { key: "notes", label: "Notes", cell: notes },
 ];
 
-function actionCell(row: PlanRow): HTMLSpanElement {
+function actionCell(row: PlanUser): HTMLSpanElement {
   const span = document.createElement("span");
   span.textContent = span.title = actionText(row);
   span.className = `action-${row.action.kind}`;
@@ -77,7 +77,7 @@ function actionCell(row: PlanRow): HTMLSpanElement {
 }
 
 /** The rows the search and the filter leave, from the latest plan. */
-function filtered(): PlanRow[] {
+function filtered(): PlanUser[] {
   const plan = getState().plan;
   if (!plan) return [];
   const query = el<HTMLInputElement>("plan-search").value.trim().toLowerCase();
@@ -134,7 +134,7 @@ async function saveSelection(): Promise<void> {
   if (isError(saved)) el("start-status").textContent = `The selection could not be saved: ${saved.message}`;
 }
 
-async function toggle(row: PlanRow, on: boolean): Promise<void> {
+async function toggle(row: PlanUser, on: boolean): Promise<void> {
   if (selected.size === 0) {
     // Leaving "every mailbox": the others stay picked by name.
     for (const r of getState().plan?.users ?? []) if (r.action.kind !== "skip") selected.add(r.address);

@@ -1,6 +1,6 @@
 // The Migrate and Report screens, drawn from the core's RunSnapshot: the same after a window
 // reload, since the snapshot lives in the backend.
-import { api, errorText, type FailedItem, type KeptAwake, type MailboxProgress, type PassKind, type RunSnapshot, type RunSummary } from "../api";
+import { api, errorText, type FailureLine, type KeptAwake, type MailboxProgress, type PassKind, type RunSnapshot, type RunSummary } from "../api";
 import { announce, el, fillList, show } from "../dom";
 import { formatBytes, formatDuration, formatTime, plural } from "../format";
 import { getState, subscribe, update } from "../store";
@@ -75,9 +75,9 @@ function paintSnapshot(s: RunSnapshot | null): void {
 }
 
 /** "Re: Budget 2026 — Inbox, 03/11/2026, 1.2 MiB: reason" (the Graph id only when no subject). */
-export function describeFailure(f: FailedItem): string {
+export function describeFailure(f: FailureLine): string {
   const what = f.subject ? `“${f.subject}”` : `item ${f.item}`;
-  const facts = [f.folder, f.received ? new Date(f.received).toLocaleString() : "", f.size !== undefined ? formatBytes(f.size) : ""].filter(Boolean);
+  const facts = [f.folder, f.date ? new Date(f.date).toLocaleString() : "", f.size != null ? formatBytes(f.size) : ""].filter(Boolean);
   return `${f.user}: ${what} in ${facts.join(", ")}: ${f.reason}`;
 }
 

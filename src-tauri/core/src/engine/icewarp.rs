@@ -87,7 +87,7 @@ impl Directory<'_> {
                     None => Ok(None),
                 };
                 match purpose {
-                    Ok(p) => directory.kind = p.map_or(MailboxKind::User, MailboxKind::from),
+                    Ok(p) => directory.kind = MailboxKind::from_purpose(p).or_user(),
                     Err(e) if e.status() == Some(403) => {
                         if !denied {
                             tracing::warn!(

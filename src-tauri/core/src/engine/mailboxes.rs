@@ -72,10 +72,7 @@ pub(super) fn record_destination(
 /// `equipment`): its `mailboxSettings.userPurpose`, a user mailbox when Graph does not say
 /// (as provisioning counts it).
 pub(super) fn kind_of(facts: &MailboxFacts) -> &'static str {
-    facts
-        .purpose
-        .map_or(MailboxKind::User, MailboxKind::from)
-        .label()
+    MailboxKind::from_purpose(facts.purpose).or_user().label()
 }
 
 /// Mailboxes whose facts are read at once at the start of a run (each on its own pacer, so

@@ -20,16 +20,15 @@ mod spool;
 mod verify;
 mod worker;
 
+pub use crate::graph::users::MailboxKind;
 pub use control::{Cancelled, RunControl};
 pub use counts::FILE_NAME as COUNTS_FILE;
 pub use mailboxes::{GUEST, NO_MAILBOX, ONLINE_ARCHIVE};
-pub use plan::{
-    plan, plan_action, plan_with, MailboxKind, Plan, PlanAction, PlanOptions, PlanUser,
-};
+pub use plan::{plan, plan_with, Plan, PlanAction, PlanOptions, PlanUser};
 pub use preflight::{
     check_destination, preflight, test_source, CheckVerdict, EndpointCheck, Preflight, ProbeUser,
 };
-pub use report::{Report, ReportError, ReportFiles};
+pub use report::{FailureLine, Report, ReportError, ReportFiles};
 pub use verify::{verify, FolderVerification, UserVerification, Verification};
 pub use worker::{default_worker_name, work, WorkerOptions, WorkerSummary};
 

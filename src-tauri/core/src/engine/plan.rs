@@ -48,6 +48,7 @@ use crate::graph::client::{GraphClient, GraphError, TASKS_LEFT_OUT};
 use crate::graph::mail::{folder_tree, segment, FolderNode};
 use crate::graph::paging::Pages;
 use crate::graph::types::{Event, User};
+use crate::graph::users::MailboxKind;
 use crate::graph::{calendar, contacts, todo, users, Pacer, PacerSettings};
 use crate::secrets::Secret;
 
@@ -61,61 +62,86 @@ const FIXED_REQUESTS: u64 = 6;
 /// a few tens of kilobytes from Exchange Online.
 pub const ASSUMED_LATENCY: Duration = Duration::from_millis(250);
 
-/// What a run would do.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// What a run would do (the CLI's `plan --json`, the app's Plan screen).
+#[derive(Debug, Clone, Serialize, PartialEq, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
+#[ts(export)]
 pub struct Plan {
     pub users: Vec<PlanUser>,
     /// Guests among them ([`PlanUser::not_migrated`]): listed, never migrated.
+    #[ts(type = "number")]
     pub guests: u64,
     /// Users whose mailbox Graph cannot reach (`MailboxNotEnabledForRESTAPI`): not migrated.
+    #[ts(type = "number")]
     pub without_mailbox: u64,
     /// Mailboxes with an online archive, which the run does not migrate.
+    #[ts(type = "number")]
     pub online_archives: u64,
     /// Mailboxes whose counts an earlier plan took (kept in the state folder), not read now.
+    #[ts(type = "number")]
     pub kept_counts: u64,
     /// The domains of the selected members' addresses (primary and aliases) that the tenant
     /// has verified (Graph's `/domains`; all of them when it cannot be read), sorted.
     pub domains: Vec<String>,
     /// Mail folders.
+    #[ts(type = "number")]
     pub folders: u64,
     /// Messages (see [`PlanUser::items`]).
+    #[ts(type = "number")]
     pub items: u64,
+    #[ts(type = "number")]
     pub events: u64,
+    #[ts(type = "number")]
     pub contacts: u64,
+    #[ts(type = "number")]
     pub tasks: u64,
     /// Messages and events the date limits leave out.
+    #[ts(type = "number")]
     pub out_of_range: u64,
+    #[ts(type = "number")]
     pub requests: u64,
     /// The estimate of the whole run, in seconds, and what it assumes.
     pub estimated_seconds: f64,
+    #[ts(type = "number")]
     pub parallel_mailboxes: usize,
+    #[ts(type = "number")]
     pub assumed_latency_ms: u64,
 }
 
 /// One mailbox in the plan. Counts of workloads the run does not select are 0.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
+#[ts(export)]
 pub struct PlanUser {
     pub address: String,
     pub user_principal_name: String,
-    /// `false` for a disabled account (its mailbox is still migrated).
+    /// `false` for an account whose sign-in is blocked (what becomes of it: `action`).
     pub enabled: bool,
     /// Mail folders.
+    #[ts(type = "number")]
     pub folders: u64,
     /// Messages in the migrated folders: Graph's `totalItemCount` (every item type), or with
     /// mail date limits the messages inside them.
+    #[ts(type = "number")]
     pub items: u64,
+    #[ts(type = "number")]
     pub calendars: u64,
     /// Single events and series (a series is one item, as the run writes it).
+    #[ts(type = "number")]
     pub events: u64,
+    #[ts(type = "number")]
     pub contact_folders: u64,
+    #[ts(type = "number")]
     pub contacts: u64,
     /// To Do lists, the flagged-mail list left out.
+    #[ts(type = "number")]
     pub task_lists: u64,
+    #[ts(type = "number")]
     pub tasks: u64,
     /// Messages and events the date limits leave out.
+    #[ts(type = "number")]
     pub out_of_range: u64,
+    #[ts(type = "number")]
     pub requests: u64,
     pub estimated_seconds: f64,
     /// Why this mailbox, or one of its workloads, could not be read (e.g. an application
@@ -129,9 +155,18 @@ pub struct PlanUser {
     /// User, shared, room, equipment or guest (`mailboxSettings.userPurpose`).
     #[serde(default)]
     pub kind: MailboxKind,
+    /// Graph's `proxyAddresses` (`SMTP:` primary, `smtp:` aliases): with the address and the
+    /// domain map, the account's address at an IceWarp destination ([`Plan::decide`]).
+    #[serde(default)]
+    pub proxy_addresses: Vec<String>,
+    /// What a run does with it: [`Plan::decide`] applies the destination and its account
+    /// rules; until then a listed mailbox is copied and one not migrated is skipped.
+    #[serde(default)]
+    pub action: PlanAction,
     /// When these counts were taken (unix seconds): by this plan, or by an earlier one whose
     /// counts were kept in the state folder ([`PlanOptions::refresh`]).
     #[serde(default)]
+    #[ts(type = "number | null")]
     pub counted_at: Option<u64>,
 }
 
@@ -195,6 +230,7 @@ async fn counted_plan(
         address: user.mail.clone().unwrap_or_default(),
         user_principal_name: user.user_principal_name.clone(),
         enabled: user.account_enabled.unwrap_or(true),
+        proxy_addresses: user.proxy_addresses.clone(),
         ..PlanUser::default()
     };
     let guests: Vec<PlanUser> = selected
@@ -223,6 +259,7 @@ async fn counted_plan(
                         address: now.address,
                         user_principal_name: now.user_principal_name,
                         enabled: now.enabled,
+                        proxy_addresses: now.proxy_addresses,
                         ..kept
                     };
                     return (row, true);
@@ -244,6 +281,9 @@ async fn counted_plan(
     let mut users: Vec<PlanUser> = counted.into_iter().map(|(row, _)| row).collect();
     users.extend(guests);
     users.sort_by(|a, b| a.address.cmp(&b.address));
+    for u in &mut users {
+        u.action = undecided(u.not_migrated.as_deref());
+    }
 
     let estimated_seconds = run_seconds(
         users.iter().map(|u| u.estimated_seconds),
@@ -538,7 +578,7 @@ pub fn run_seconds(mailboxes: impl Iterator<Item = f64>, parallel: usize) -> f64
 
 /// What a run does with one mailbox, from the destination and the account rules (the Plan
 /// shows it per mailbox).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 #[ts(export)]
 pub enum PlanAction {
@@ -547,87 +587,91 @@ pub enum PlanAction {
     /// Its data goes into an IceWarp account that exists (its password is in the accounts CSV).
     Merge,
     /// Copied into an IMAP server or a local folder (no account is created).
+    #[default]
     Copy,
     /// Left out, and why (the rule or the fact that decides it).
     Skip { reason: String },
 }
 
-/// What kind of mailbox it is (`mailboxSettings.userPurpose`; guests are directory users of
-/// another organisation).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
-#[serde(rename_all = "camelCase")]
-#[ts(export)]
-pub enum MailboxKind {
-    User,
-    Shared,
-    Room,
-    Equipment,
-    Guest,
-    #[default]
-    Unknown,
-}
-
-impl MailboxKind {
-    /// The kind in the plan's and report's words.
-    pub fn label(self) -> &'static str {
-        match self {
-            MailboxKind::User => "user",
-            MailboxKind::Shared => "shared",
-            MailboxKind::Room => "room",
-            MailboxKind::Equipment => "equipment",
-            MailboxKind::Guest => "guest",
-            MailboxKind::Unknown => "unknown",
+impl Plan {
+    /// Gives each mailbox its action for a destination: with IceWarp's account `rules`,
+    /// provisioning's own plan ([`crate::dest::provision::plan`]) decides, from each user's
+    /// kind, sign-in and addresses in the plan's domains, mapped and with `*.onmicrosoft.com`
+    /// left out as the rules say; an account whose address is in `existing` (the accounts
+    /// CSV's, lower case) is merged into, else created. Without rules (IMAP, a folder) every
+    /// migrated mailbox is copied.
+    pub fn decide(
+        &mut self,
+        rules: Option<&crate::spec::AccountRules>,
+        existing: &BTreeSet<String>,
+    ) {
+        use crate::dest::provision::{
+            self, AccountAction, DirectoryUser, ProvisionRules, TenantDomain,
+        };
+        let rules = match rules {
+            Some(rules) => ProvisionRules::from(rules),
+            None => {
+                for u in &mut self.users {
+                    u.action = undecided(u.not_migrated.as_deref());
+                }
+                return;
+            }
+        };
+        let domains: Vec<TenantDomain> = self
+            .domains
+            .iter()
+            .map(|d| TenantDomain {
+                name: d.clone(),
+                is_verified: true,
+            })
+            .collect();
+        // Each listed user by its index: provisioning names users by id.
+        let listed: Vec<DirectoryUser> = self
+            .users
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| u.not_migrated.is_none())
+            .map(|(i, u)| DirectoryUser {
+                id: i.to_string(),
+                user_principal_name: u.user_principal_name.clone(),
+                mail: Some(u.address.clone()).filter(|a| !a.is_empty()),
+                display_name: None,
+                account_enabled: Some(u.enabled),
+                proxy_addresses: u.proxy_addresses.clone(),
+                kind: u.kind.or_user(),
+            })
+            .collect();
+        let made = provision::plan(&listed, &[], &domains, &rules);
+        let mut actions = std::collections::HashMap::new();
+        for account in &made.accounts {
+            let action = if existing.contains(&account.address) {
+                PlanAction::Merge
+            } else {
+                PlanAction::Create
+            };
+            actions.insert(account.user_id.clone(), action);
+        }
+        for skipped in made.skipped {
+            if let AccountAction::Skipped { reason } = skipped.action {
+                actions.insert(skipped.user_id, PlanAction::Skip { reason });
+            }
+        }
+        for (i, u) in self.users.iter_mut().enumerate() {
+            u.action = actions
+                .remove(&i.to_string())
+                .unwrap_or_else(|| undecided(u.not_migrated.as_deref()));
         }
     }
-
-    /// The kind Graph's `userPurpose` names (`None`: not known).
-    pub fn from_purpose(purpose: Option<users::UserPurpose>) -> MailboxKind {
-        match purpose {
-            Some(users::UserPurpose::User | users::UserPurpose::Linked) => MailboxKind::User,
-            Some(users::UserPurpose::Shared) => MailboxKind::Shared,
-            Some(users::UserPurpose::Room) => MailboxKind::Room,
-            Some(users::UserPurpose::Equipment) => MailboxKind::Equipment,
-            _ => MailboxKind::Unknown,
-        }
-    }
 }
 
-/// The action for a mailbox of `kind`: `not_migrated` (a guest, no mailbox) is a skip; with
-/// IceWarp `rules`, the account rules decide (a disabled user, a shared or resource mailbox
-/// may be skipped) and an account `existing` at the destination is merged into, else created;
-/// without rules (IMAP, a folder) the mailbox is copied.
-pub fn plan_action(
-    kind: MailboxKind,
-    enabled: bool,
-    not_migrated: Option<&str>,
-    rules: Option<&crate::spec::AccountRules>,
-    existing: bool,
-) -> PlanAction {
-    use crate::config::AccountRule::Skip;
-    let skip = |reason: &str| PlanAction::Skip {
-        reason: reason.to_string(),
-    };
-    if let Some(reason) = not_migrated {
-        return skip(reason);
-    }
-    let Some(rules) = rules else {
-        return PlanAction::Copy;
-    };
-    if !enabled && rules.disabled_users == Skip {
-        return skip("sign-in blocked (rule: disabled users are skipped)");
-    }
-    if kind == MailboxKind::Shared && rules.shared_mailboxes == Skip {
-        return skip("shared mailbox (rule: shared mailboxes are skipped)");
-    }
-    if matches!(kind, MailboxKind::Room | MailboxKind::Equipment)
-        && rules.resource_mailboxes == Skip
-    {
-        return skip("room or equipment mailbox (rule: resource mailboxes are skipped)");
-    }
-    if existing {
-        PlanAction::Merge
-    } else {
-        PlanAction::Create
+/// The action for a mailbox before a destination decides ([`Plan::decide`]): one
+/// `not_migrated` (a guest, no mailbox) is skipped with that reason, any other copied.
+fn undecided(not_migrated: Option<&str>) -> PlanAction {
+    match not_migrated {
+        Some(reason) => PlanAction::Skip {
+            reason: reason.to_string(),
+        },
+        None => PlanAction::Copy,
     }
 }
 
@@ -650,6 +694,153 @@ mod tests {
         let secret = Secret::new("s");
         let options = RunOptions::default();
         assert_send(&plan(&source, &secret, &options));
+    }
+
+    /// Regression: the Plan said "skip: sign-in blocked" for a shared mailbox whose sign-in is
+    /// blocked (as administrators commonly leave it) while provisioning, which follows the
+    /// shared mailboxes' rule, created its account. For every kind, sign-in and rule, the
+    /// Plan's action is provisioning's.
+    #[test]
+    fn plan_says_skip_for_a_blocked_shared_mailbox_that_provisioning_creates() {
+        use crate::config::AccountRule::{Create, Skip};
+        use crate::dest::provision::{self, DirectoryUser, ProvisionRules, TenantDomain};
+        let domains = [TenantDomain {
+            name: "contoso.com".into(),
+            is_verified: true,
+        }];
+        let kinds = [
+            MailboxKind::User,
+            MailboxKind::Shared,
+            MailboxKind::Room,
+            MailboxKind::Equipment,
+            MailboxKind::Unknown,
+        ];
+        for kind in kinds {
+            for enabled in [true, false] {
+                for (disabled, shared, resource) in [
+                    (Skip, Create, Create),
+                    (Create, Skip, Create),
+                    (Create, Create, Skip),
+                    (Skip, Skip, Skip),
+                    (Create, Create, Create),
+                ] {
+                    let rules = crate::spec::AccountRules {
+                        disabled_users: disabled,
+                        shared_mailboxes: shared,
+                        resource_mailboxes: resource,
+                        ..Default::default()
+                    };
+                    let provisioning = ProvisionRules {
+                        disabled_users: disabled,
+                        shared_mailboxes: shared,
+                        resource_mailboxes: resource,
+                        ..Default::default()
+                    };
+                    let user = DirectoryUser {
+                        id: "1".into(),
+                        user_principal_name: "box@contoso.com".into(),
+                        mail: Some("box@contoso.com".into()),
+                        display_name: None,
+                        account_enabled: Some(enabled),
+                        proxy_addresses: Vec::new(),
+                        kind: kind.or_user(),
+                    };
+                    let made = provision::plan(&[user], &[], &domains, &provisioning);
+                    let mut plan = one_user_plan(PlanUser {
+                        address: "box@contoso.com".into(),
+                        user_principal_name: "box@contoso.com".into(),
+                        enabled,
+                        kind,
+                        ..PlanUser::default()
+                    });
+                    plan.decide(Some(&rules), &BTreeSet::new());
+                    let action = plan.users[0].action.clone();
+                    assert_eq!(
+                        matches!(action, PlanAction::Skip { .. }),
+                        made.accounts.is_empty(),
+                        "{kind:?}, enabled {enabled}, rules {rules:?}: the plan says {action:?}, provisioning {made:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    fn one_user_plan(user: PlanUser) -> Plan {
+        Plan {
+            users: vec![user],
+            guests: 0,
+            without_mailbox: 0,
+            online_archives: 0,
+            kept_counts: 0,
+            domains: vec!["contoso.com".into(), "contoso.onmicrosoft.com".into()],
+            folders: 0,
+            items: 0,
+            events: 0,
+            contacts: 0,
+            tasks: 0,
+            out_of_range: 0,
+            requests: 0,
+            estimated_seconds: 0.0,
+            parallel_mailboxes: 1,
+            assumed_latency_ms: 250,
+        }
+    }
+
+    /// Regression: the Plan said "create" for a user whose only address is in
+    /// `*.onmicrosoft.com` (provisioning leaves it out: no address in a migrated domain), and
+    /// "create" for one whose account exists under its domain-mapped address (provisioning
+    /// merges into it).
+    #[test]
+    fn plan_says_create_for_an_onmicrosoft_only_user_and_a_domain_mapped_existing_account() {
+        let user = |address: &str, proxies: &[&str]| PlanUser {
+            address: address.into(),
+            user_principal_name: address.into(),
+            enabled: true,
+            kind: MailboxKind::User,
+            proxy_addresses: proxies.iter().map(|p| p.to_string()).collect(),
+            ..PlanUser::default()
+        };
+        let mut plan = one_user_plan(user("kiosk@contoso.onmicrosoft.com", &[]));
+        plan.users.push(user(
+            "adele@contoso.onmicrosoft.com",
+            &["SMTP:adele@contoso.onmicrosoft.com"],
+        ));
+        plan.users.push(user(
+            "megan@contoso.com",
+            &[
+                "SMTP:megan@contoso.com",
+                "smtp:megan@contoso.onmicrosoft.com",
+            ],
+        ));
+        let rules = crate::spec::AccountRules::default();
+        assert!(rules.skip_onmicrosoft, "the default leaves them out");
+        plan.decide(Some(&rules), &BTreeSet::new());
+        let actions: Vec<PlanAction> = plan.users.iter().map(|u| u.action.clone()).collect();
+        assert!(
+            matches!(&actions[0], PlanAction::Skip { reason } if reason.contains("no address")),
+            "{actions:?}"
+        );
+        assert!(
+            matches!(&actions[1], PlanAction::Skip { .. }),
+            "{actions:?}"
+        );
+        assert_eq!(actions[2], PlanAction::Create);
+        // Mapped onto contoso.com, Adele's account exists there (the accounts CSV lists it).
+        let mapped = crate::spec::AccountRules {
+            domain_map: [("Contoso.onmicrosoft.com".into(), "contoso.com".into())].into(),
+            ..Default::default()
+        };
+        let existing: BTreeSet<String> = ["adele@contoso.com".to_string()].into();
+        plan.decide(Some(&mapped), &existing);
+        let actions: Vec<PlanAction> = plan.users.iter().map(|u| u.action.clone()).collect();
+        assert_eq!(
+            actions,
+            [PlanAction::Create, PlanAction::Merge, PlanAction::Create],
+            "{actions:?}"
+        );
+        // Into IMAP or a folder every one is copied.
+        plan.decide(None, &existing);
+        assert!(plan.users.iter().all(|u| u.action == PlanAction::Copy));
     }
 
     #[test]

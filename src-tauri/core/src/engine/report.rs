@@ -171,8 +171,12 @@ pub struct FolderLine {
     pub counts: Counts,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// One item that could not be migrated (report.json, failures.csv, the app's Report screen),
+/// named as people know it: subject, folder, date and size where the journal recorded them
+/// (the Graph id only says which one).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ts_rs::TS)]
 #[serde(rename_all = "camelCase")]
+#[ts(export)]
 pub struct FailureLine {
     pub user: String,
     /// `mail`, `event`, `contact` or `task`.
@@ -185,6 +189,8 @@ pub struct FailureLine {
     pub subject: Option<String>,
     /// RFC 3339, UTC: when a message was received, an event starts, a task is due.
     pub date: Option<String>,
+    /// Bytes.
+    #[ts(type = "number | null")]
     pub size: Option<u64>,
     /// What happened, in plain words ([`plain_reason`]).
     pub reason: String,

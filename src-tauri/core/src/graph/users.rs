@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::client::{GraphClient, GraphError};
 use super::mail::segment;
@@ -41,6 +41,59 @@ pub enum UserPurpose {
     /// `unknownFutureValue`, or a value added after this was written.
     #[serde(other)]
     Unknown,
+}
+
+/// What kind of mailbox a user has, in the plan's, the report's and provisioning's words: its
+/// `mailboxSettings.userPurpose` ([`MailboxKind::from_purpose`]), or a guest (a directory user
+/// of another organisation, `userType` `Guest`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub enum MailboxKind {
+    User,
+    Shared,
+    Room,
+    Equipment,
+    Guest,
+    /// Graph did not say (no `userPurpose`, `others`, or not read yet). Provisioning and the
+    /// account rules treat it as a user mailbox ([`MailboxKind::or_user`]).
+    #[default]
+    Unknown,
+}
+
+impl MailboxKind {
+    /// The kind in the plan's and report's words.
+    pub fn label(self) -> &'static str {
+        match self {
+            MailboxKind::User => "user",
+            MailboxKind::Shared => "shared",
+            MailboxKind::Room => "room",
+            MailboxKind::Equipment => "equipment",
+            MailboxKind::Guest => "guest",
+            MailboxKind::Unknown => "unknown",
+        }
+    }
+
+    /// The kind Graph's `userPurpose` names: `linked` is a person's mailbox; `others`, a value
+    /// added later, or `None` (not known) is [`MailboxKind::Unknown`].
+    pub fn from_purpose(purpose: Option<UserPurpose>) -> MailboxKind {
+        match purpose {
+            Some(UserPurpose::User | UserPurpose::Linked) => MailboxKind::User,
+            Some(UserPurpose::Shared) => MailboxKind::Shared,
+            Some(UserPurpose::Room) => MailboxKind::Room,
+            Some(UserPurpose::Equipment) => MailboxKind::Equipment,
+            _ => MailboxKind::Unknown,
+        }
+    }
+
+    /// The kind an account is made for: a mailbox of no known kind is a user mailbox (without
+    /// `userPurpose` every user counts as one).
+    pub fn or_user(self) -> MailboxKind {
+        match self {
+            MailboxKind::Unknown => MailboxKind::User,
+            kind => kind,
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{AccountRule, GroupRule};
 use crate::error::{Classify, ErrorClass};
-use crate::graph::users::{GroupKind, UserPurpose};
+use crate::graph::users::GroupKind;
+pub use crate::graph::users::MailboxKind;
 use crate::secrets::Secret;
 
 /// A Microsoft 365 user as provisioning sees it.
@@ -41,38 +42,29 @@ pub struct DirectoryUser {
     pub kind: MailboxKind,
 }
 
-/// What kind of mailbox a user has. Graph reports it in `mailboxSettings.userPurpose`
-/// (Graph docs resources/mailboxsettings.md); without it every user counts as a user mailbox.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum MailboxKind {
-    #[default]
-    User,
-    Shared,
-    Room,
-    Equipment,
+/// Which of the account rules decides whether a mailbox gets an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleFor {
+    DisabledUsers,
+    SharedMailboxes,
+    /// Room and equipment mailboxes.
+    ResourceMailboxes,
 }
 
-impl MailboxKind {
-    /// The kind in the plan's and report's words: `user`, `shared`, `room`, `equipment`.
-    pub fn label(self) -> &'static str {
-        match self {
-            MailboxKind::User => "user",
-            MailboxKind::Shared => "shared",
-            MailboxKind::Room => "room",
-            MailboxKind::Equipment => "equipment",
+/// The rule that decides a mailbox of `kind` whose sign-in is `account_enabled` (`None`: an
+/// account is always made). A shared, room or equipment mailbox follows its kind's rule
+/// whether or not its sign-in is blocked (administrators commonly block it, as nobody signs
+/// in to such a mailbox); a user mailbox, or one of no known kind, with its sign-in blocked
+/// follows the disabled users' rule. The Plan shows what [`plan`] decides
+/// ([`crate::engine::Plan::decide`]).
+pub fn deciding_rule(kind: MailboxKind, account_enabled: Option<bool>) -> Option<RuleFor> {
+    match (kind, account_enabled) {
+        (MailboxKind::Shared, _) => Some(RuleFor::SharedMailboxes),
+        (MailboxKind::Room | MailboxKind::Equipment, _) => Some(RuleFor::ResourceMailboxes),
+        (MailboxKind::User | MailboxKind::Guest | MailboxKind::Unknown, Some(false)) => {
+            Some(RuleFor::DisabledUsers)
         }
-    }
-}
-
-impl From<UserPurpose> for MailboxKind {
-    /// `linked` and `others` are mailboxes of a person or of no known kind: user mailboxes.
-    fn from(p: UserPurpose) -> Self {
-        match p {
-            UserPurpose::Shared => MailboxKind::Shared,
-            UserPurpose::Room => MailboxKind::Room,
-            UserPurpose::Equipment => MailboxKind::Equipment,
-            _ => MailboxKind::User,
-        }
+        (MailboxKind::User | MailboxKind::Guest | MailboxKind::Unknown, _) => None,
     }
 }
 
@@ -167,6 +159,25 @@ impl Default for ProvisionRules {
             shared_mailboxes: AccountRule::Create,
             resource_mailboxes: AccountRule::Create,
             groups: GroupRule::Skip,
+        }
+    }
+}
+
+impl From<&crate::spec::AccountRules> for ProvisionRules {
+    /// The app's and the file's account rules as provisioning applies them (domains compared
+    /// in lower case).
+    fn from(rules: &crate::spec::AccountRules) -> Self {
+        ProvisionRules {
+            domain_map: rules
+                .domain_map
+                .iter()
+                .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_lowercase()))
+                .collect(),
+            skip_onmicrosoft: rules.skip_onmicrosoft,
+            disabled_users: rules.disabled_users,
+            shared_mailboxes: rules.shared_mailboxes,
+            resource_mailboxes: rules.resource_mailboxes,
+            groups: rules.groups,
         }
     }
 }
@@ -616,12 +627,14 @@ pub fn plan(
     let mut plan = Plan::default();
     let mut claims = Claims::default();
     for user in users {
-        let rule = match (user.kind, user.account_enabled) {
-            (MailboxKind::Shared, _) => (rules.shared_mailboxes, "a shared mailbox"),
-            (MailboxKind::Room, _) => (rules.resource_mailboxes, "a room mailbox"),
-            (MailboxKind::Equipment, _) => (rules.resource_mailboxes, "an equipment mailbox"),
-            (MailboxKind::User, Some(false)) => (rules.disabled_users, "a disabled user"),
-            (MailboxKind::User, _) => (AccountRule::Create, ""),
+        let rule = match deciding_rule(user.kind, user.account_enabled) {
+            Some(RuleFor::SharedMailboxes) => (rules.shared_mailboxes, "a shared mailbox"),
+            Some(RuleFor::ResourceMailboxes) if user.kind == MailboxKind::Room => {
+                (rules.resource_mailboxes, "a room mailbox")
+            }
+            Some(RuleFor::ResourceMailboxes) => (rules.resource_mailboxes, "an equipment mailbox"),
+            Some(RuleFor::DisabledUsers) => (rules.disabled_users, "a disabled user"),
+            None => (AccountRule::Create, ""),
         };
         let addresses = destination_addresses(
             user.mail.as_deref(),
