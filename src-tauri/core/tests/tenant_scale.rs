@@ -304,4 +304,7 @@ async fn a_stopped_run_does_not_report_its_remaining_mailboxes_finished() {
     let snapshot = snapshot.lock().unwrap().clone();
     assert_eq!(snapshot.mailboxes_done, 0, "{snapshot:?}");
     assert_eq!(snapshot.mailboxes_queued, 5, "{snapshot:?}");
+    // The mailbox copying at the stop is shown stopped, not running, once the run ended.
+    assert_eq!(snapshot.mailboxes_running, 0, "{snapshot:?}");
+    assert_eq!(snapshot.mailboxes_stopped, 1, "{snapshot:?}");
 }
