@@ -400,3 +400,61 @@ async fn regression_a_mailbox_without_exchange_still_got_a_sizing_request() {
     );
     assert_eq!(asked.len(), 1, "its facts read only: {asked:?}");
 }
+
+/// When every download slot of the run (`max_downloads`) is taken, a freed one goes to the
+/// mailbox with the most left to copy: the largest mailbox's downloads are not queued behind
+/// eight small mailboxes' (one slot; of the 60 downloads after its first, at least half are
+/// its own; with first-come, first-served slots each mailbox got about one in nine), and
+/// every message of every mailbox still arrives once.
+#[tokio::test(flavor = "multi_thread")]
+async fn regression_the_largest_mailbox_waited_behind_small_ones_for_download_slots() {
+    let sim = SimServer::start(SimConfig {
+        tenant: TenantSpec {
+            users: 9,
+            messages_per_user: 150,
+            ..TenantSpec::default()
+        },
+        latency: Duration::from_millis(2),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let big = sim.tenant().users[4].id.clone();
+    sim.mutate(|tenant| {
+        for user in tenant.users.iter_mut().filter(|u| u.id != big) {
+            for folder in &mut user.folders {
+                folder.messages.truncate(20);
+            }
+        }
+    });
+    let out = tempfile::tempdir().unwrap();
+    let (summary, failures) = support::run_with(
+        &sim,
+        &Destination::Folder(out.path().join("out")),
+        RunOptions {
+            parallel_mailboxes: 9,
+            max_downloads: 1,
+            workloads: vec![Workload::Mail],
+            ..RunOptions::default()
+        },
+    )
+    .await;
+    assert_eq!(summary.totals.failed, 0, "{failures:?}");
+    let mut downloads: Vec<_> = (sim.requests().iter())
+        .filter(|r| r.path_and_query.ends_with("/$value"))
+        .map(|r| (r.at, r.mailbox.as_deref() == Some(big.as_str())))
+        .collect();
+    downloads.sort_by_key(|d| d.0);
+    let first = downloads
+        .iter()
+        .position(|d| d.1)
+        .expect("the big mailbox downloaded");
+    let next: Vec<bool> = downloads[first..].iter().take(60).map(|d| d.1).collect();
+    let own = next.iter().filter(|b| **b).count();
+    assert!(
+        own >= 30,
+        "{own} of the {} downloads after the big mailbox's first were its own",
+        next.len()
+    );
+    every_message_once(&sim, &out.path().join("out"), "with one download slot");
+}

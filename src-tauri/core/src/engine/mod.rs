@@ -867,6 +867,8 @@ async fn run_locked(
             } else {
                 0
             };
+            // Its downloads' place in the run's download lane: the largest first.
+            pacer.set_items_left(size);
             (size, (user, pacer, facts))
         }
     };
