@@ -659,21 +659,8 @@ impl Report {
                 gx + w,
                 gy + h + 14.0
             );
-            let path: Vec<String> = points
-                .iter()
-                .map(|(t, r)| {
-                    format!(
-                        "{:.1},{:.1}",
-                        gx + t / tmax * w,
-                        gy + h - (r / rmax * h).min(h)
-                    )
-                })
-                .collect();
-            let _ = writeln!(
-                s,
-                "<polyline fill=\"none\" stroke=\"#1f6feb\" stroke-width=\"1.5\" points=\"{}\"/>",
-                path.join(" ")
-            );
+            let frame = Frame { gx, gy, w, h, tmax };
+            let _ = writeln!(s, "{}", frame.polyline(&points, rmax, "#1f6feb"));
         }
         s.push_str("</svg>\n");
         s
@@ -728,27 +715,43 @@ impl Report {
                 gx + w,
                 gy + h + 14.0
             );
-            let line = |points: Vec<(f64, f64)>, max: f64, colour: &str| {
-                let points: Vec<String> = (points.iter())
-                    .map(|(t, v)| {
-                        format!(
-                            "{:.1},{:.1}",
-                            gx + t / tmax * w,
-                            gy + h - (v / max * h).min(h)
-                        )
-                    })
-                    .collect();
-                format!(
-                    "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\" points=\"{}\"/>",
-                    points.join(" ")
-                )
-            };
-            let running = o.samples.iter().map(|x| (x.t, x.running as f64)).collect();
-            let _ = writeln!(s, "{}", line(rates, rmax, "#1f6feb"));
-            let _ = writeln!(s, "{}", line(running, nmax, "#d9480f"));
+            let frame = Frame { gx, gy, w, h, tmax };
+            let running: Vec<_> = o.samples.iter().map(|x| (x.t, x.running as f64)).collect();
+            let _ = writeln!(s, "{}", frame.polyline(&rates, rmax, "#1f6feb"));
+            let _ = writeln!(s, "{}", frame.polyline(&running, nmax, "#d9480f"));
         }
         s.push_str("</svg>\n");
         s
+    }
+}
+
+/// A plot's area in the SVG (left, top, width, height) and the time its width spans.
+#[derive(Clone, Copy)]
+struct Frame {
+    gx: f64,
+    gy: f64,
+    w: f64,
+    h: f64,
+    tmax: f64,
+}
+
+impl Frame {
+    /// `points` (seconds, value) as a line of `colour`, `max` at the top.
+    fn polyline(&self, points: &[(f64, f64)], max: f64, colour: &str) -> String {
+        let Frame { gx, gy, w, h, tmax } = *self;
+        let points: Vec<String> = (points.iter())
+            .map(|(t, v)| {
+                format!(
+                    "{:.1},{:.1}",
+                    gx + t / tmax * w,
+                    gy + h - (v / max * h).min(h)
+                )
+            })
+            .collect();
+        format!(
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\" points=\"{}\"/>",
+            points.join(" ")
+        )
     }
 }
 
