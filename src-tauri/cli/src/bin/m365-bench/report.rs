@@ -645,21 +645,20 @@ impl Report {
                 o.messages_per_second,
                 o.wall_seconds
             );
-            let (gx, gy) = (left, y0 + 20.0);
+            let frame = Frame {
+                gx: left,
+                gy: y0 + 20.0,
+                w,
+                h,
+                tmax,
+            };
             let _ = writeln!(
                 s,
-                "<rect x=\"{gx}\" y=\"{gy}\" width=\"{w}\" height=\"{h}\" fill=\"none\" stroke=\"#999\"/>\n\
-                 <text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">{rmax:.0}</text>\
-                 <text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">0</text>\
-                 <text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">{tmax:.0} s</text>",
-                gx - 4.0,
-                gy + 10.0,
-                gx - 4.0,
-                gy + h,
-                gx + w,
-                gy + h + 14.0
+                "{}<text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">{rmax:.0}</text>",
+                frame.axes(),
+                frame.gx - 4.0,
+                frame.gy + 10.0,
             );
-            let frame = Frame { gx, gy, w, h, tmax };
             let _ = writeln!(s, "{}", frame.polyline(&points, rmax, "#1f6feb"));
         }
         s.push_str("</svg>\n");
@@ -687,6 +686,7 @@ impl Report {
             let (h, w) = (panel - 50.0, width - 2.0 * left);
             let (gx, gy) = (left, y0 + 20.0);
             let tmax = o.wall_seconds.max(1e-3);
+            let frame = Frame { gx, gy, w, h, tmax };
             let rates = rates(&o.samples);
             let rmax = rates.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1;
             let nmax =
@@ -694,11 +694,8 @@ impl Report {
             let _ = writeln!(
                 s,
                 "<text x=\"{left}\" y=\"{:.0}\">{} into {} ({} mailboxes, {} at once): {} messages in {:.1} s</text>\n\
-                 <rect x=\"{gx}\" y=\"{gy}\" width=\"{w}\" height=\"{h}\" fill=\"none\" stroke=\"#999\"/>\n\
-                 <text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\" fill=\"#1f6feb\">{rmax:.0}/s</text>\
-                 <text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"start\" fill=\"#d9480f\">{nmax:.0}</text>\
-                 <text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">0</text>\
-                 <text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">{tmax:.0} s</text>",
+                 {}<text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\" fill=\"#1f6feb\">{rmax:.0}/s</text>\
+                 <text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"start\" fill=\"#d9480f\">{nmax:.0}</text>",
                 y0 + 14.0,
                 o.scenario.name,
                 o.destination,
@@ -706,16 +703,12 @@ impl Report {
                 o.scenario.parallel_mailboxes,
                 o.messages,
                 o.wall_seconds,
+                frame.axes(),
                 gx - 4.0,
                 gy + 10.0,
                 gx + w + 4.0,
                 gy + 10.0,
-                gx - 4.0,
-                gy + h,
-                gx + w,
-                gy + h + 14.0
             );
-            let frame = Frame { gx, gy, w, h, tmax };
             let running: Vec<_> = o.samples.iter().map(|x| (x.t, x.running as f64)).collect();
             let _ = writeln!(s, "{}", frame.polyline(&rates, rmax, "#1f6feb"));
             let _ = writeln!(s, "{}", frame.polyline(&running, nmax, "#d9480f"));
@@ -736,6 +729,20 @@ struct Frame {
 }
 
 impl Frame {
+    /// The plot's box, its 0 and its time span.
+    fn axes(&self) -> String {
+        let Frame { gx, gy, w, h, tmax } = *self;
+        format!(
+            "<rect x=\"{gx}\" y=\"{gy}\" width=\"{w}\" height=\"{h}\" fill=\"none\" stroke=\"#999\"/>\n\
+             <text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">0</text>\
+             <text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">{tmax:.0} s</text>",
+            gx - 4.0,
+            gy + h,
+            gx + w,
+            gy + h + 14.0
+        )
+    }
+
     /// `points` (seconds, value) as a line of `colour`, `max` at the top.
     fn polyline(&self, points: &[(f64, f64)], max: f64, colour: &str) -> String {
         let Frame { gx, gy, w, h, tmax } = *self;
