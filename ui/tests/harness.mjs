@@ -182,7 +182,7 @@ export function mockBackend(options = {}) {
       startedAt: r.startedAt, mailboxesTotal: mailboxes.length, mailboxesDone: count("done"), mailboxesRunning: count("running"),
       mailboxesQueued: count("queued"), mailboxesFailed: count("failed"), itemsTotal: sum("itemsTotal"), itemsDone: sum("itemsDone"),
       itemsFailed: sum("itemsFailed"), bytesDone: sum("bytes"), itemsPerSecond: 12.5, etaSeconds: r.running > 0 ? 7200 : undefined,
-      mailboxesSkipped: 0, fraction: (sum("itemsDone") + sum("itemsFailed")) / Math.max(1, sum("itemsTotal")), mailboxes,
+      mailboxesSkipped: 0, mailboxesStopped: 0, fraction: (sum("itemsDone") + sum("itemsFailed")) / Math.max(1, sum("itemsTotal")), mailboxes,
     };
   }
 

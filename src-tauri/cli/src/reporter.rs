@@ -258,6 +258,9 @@ pub fn tally(s: &RunSnapshot) -> String {
     if s.mailboxes_skipped > 0 {
         line += &format!(", {} without a mailbox", s.mailboxes_skipped);
     }
+    if s.mailboxes_stopped > 0 {
+        line += &format!(", {} stopped part-way", s.mailboxes_stopped);
+    }
     line += &format!("; {} of {} items", s.items_done, s.items_total);
     if s.items_failed > 0 {
         line += &format!(" ({} failed)", s.items_failed);

@@ -29,7 +29,8 @@
 //! across delta pages: downloads spool ahead while MULTIAPPEND batches go out on the
 //! mailbox's pooled connections, under a run-wide connection cap that mailboxes share fairly;
 //! message downloads across all mailboxes are capped too (`[run] max_downloads`), so memory
-//! does not grow with the number of mailboxes. A destination that goes down is waited for up
+//! does not grow with the number of mailboxes; a freed download slot goes to the mailbox with
+//! the most items left ([`graph::lane`]), so the largest is never queued behind small ones. A destination that goes down is waited for up
 //! to `[run] outage_wait` (through the pacer, reported as `DestinationDown`), then only that
 //! mailbox fails. Messages migrated earlier are mirrored instead: moved,
 //! given their changed flags, and (only when the user opted in) deleted. The [`journal`]
@@ -62,8 +63,8 @@
 //! - [`cutover`]: before the cut-over: each domain's MX records, looked up in parallel under a
 //!   short budget, with a plain reason per domain when DNS has no answer.
 //! - [`error`]: the three error classes (retry, skip the item, stop the run).
-//! - [`graph`]: the source: auth, client, pacer, paging, wire types, users, mail, calendars,
-//!   contacts, To Do, permissions.
+//! - [`graph`]: the source: auth, client, pacer, download lane (largest mailbox first), paging,
+//!   wire types, users, mail, calendars, contacts, To Do, permissions.
 //! - [`convert`]: pure conversions: flags, folder names (modified UTF-7, the separator
 //!   substitute), a message rebuilt from its properties when Graph cannot export its MIME;
 //!   events to iCalendar (one resource per series, RRULE, overrides, EXDATE, VTIMEZONE), contacts to

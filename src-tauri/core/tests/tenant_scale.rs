@@ -304,4 +304,157 @@ async fn a_stopped_run_does_not_report_its_remaining_mailboxes_finished() {
     let snapshot = snapshot.lock().unwrap().clone();
     assert_eq!(snapshot.mailboxes_done, 0, "{snapshot:?}");
     assert_eq!(snapshot.mailboxes_queued, 5, "{snapshot:?}");
+    // The mailbox copying at the stop is shown stopped, not running, once the run ended.
+    assert_eq!(snapshot.mailboxes_running, 0, "{snapshot:?}");
+    assert_eq!(snapshot.mailboxes_stopped, 1, "{snapshot:?}");
+}
+
+/// Requests the simulator served for user `id`'s mailbox from request `from` on.
+fn requests_to(sim: &SimServer, id: &str, from: usize) -> Vec<String> {
+    sim.requests()[from..]
+        .iter()
+        .filter(|r| r.mailbox.as_deref() == Some(id))
+        .map(|r| r.path_and_query.clone())
+        .collect()
+}
+
+/// A member without an Exchange mailbox (Graph answers `MailboxNotEnabledForRESTAPI`) is
+/// asked once whether it has a mailbox and never sized: without a plan, the sizing read's
+/// 404 is that answer (no second request for its facts); after a plan that found it has
+/// none, no sizing request at all. Either way it is reported not migrated and nothing fails.
+/// Before: a sizing request, then a `mailboxSettings` read, in both runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn regression_a_mailbox_without_exchange_still_got_a_sizing_request() {
+    let sim = SimServer::start(SimConfig {
+        tenant: TenantSpec {
+            users: 3,
+            messages_per_user: 3,
+            without_mailbox: 1,
+            ..TenantSpec::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let none = (sim.tenant().users.iter())
+        .find(|u| !u.has_mailbox)
+        .expect("a member without a mailbox")
+        .clone();
+    let dir = tempfile::tempdir().unwrap();
+    let options = |state: &str| RunOptions {
+        workloads: vec![Workload::Mail],
+        state_dir: Some(dir.path().join(state)),
+        ..RunOptions::default()
+    };
+    let run_once = |state: &'static str| {
+        let (sim, out, options) = (&sim, dir.path().join(state).join("out"), options(state));
+        async move {
+            let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let seen = events.clone();
+            let reporter = Arc::new(move |e: ProgressEvent| seen.lock().unwrap().push(e));
+            let summary = run(
+                &support::source_config(sim),
+                &Secret::new(sim.client_secret()),
+                &Destination::Folder(out),
+                reporter,
+                RunControl::new(),
+                options,
+            )
+            .await
+            .expect("the run completes");
+            assert_eq!(summary.totals.failed, 0, "{summary:?}");
+            let events = events.lock().unwrap().clone();
+            support::not_migrated(&events)
+        }
+    };
+    let expected = vec![(
+        none.mail.clone(),
+        migrator_core::engine::NO_MAILBOX.to_string(),
+    )];
+
+    // Without a plan: one request, the sizing read, whose 404 says it all.
+    let before = sim.requests().len();
+    assert_eq!(run_once("unplanned").await, expected);
+    let asked = requests_to(&sim, &none.id, before);
+    assert_eq!(
+        asked.len(),
+        1,
+        "one request to learn it has no mailbox: {asked:?}"
+    );
+
+    // After a plan that found it has none: no sizing request.
+    migrator_core::engine::plan_with(
+        &support::source_config(&sim),
+        &Secret::new(sim.client_secret()),
+        &options("planned"),
+        &migrator_core::engine::PlanOptions::default(),
+    )
+    .await
+    .expect("the plan");
+    let before = sim.requests().len();
+    assert_eq!(run_once("planned").await, expected);
+    let asked = requests_to(&sim, &none.id, before);
+    assert!(
+        asked.iter().all(|r| !r.contains("totalItemCount")),
+        "no sizing request after a plan: {asked:?}"
+    );
+    assert_eq!(asked.len(), 1, "its facts read only: {asked:?}");
+}
+
+/// When every download slot of the run (`max_downloads`) is taken, a freed one goes to the
+/// mailbox with the most left to copy: the largest mailbox's downloads are not queued behind
+/// eight small mailboxes' (one slot; of the 60 downloads after its first, at least half are
+/// its own; with first-come, first-served slots each mailbox got about one in nine), and
+/// every message of every mailbox still arrives once.
+#[tokio::test(flavor = "multi_thread")]
+async fn regression_the_largest_mailbox_waited_behind_small_ones_for_download_slots() {
+    let sim = SimServer::start(SimConfig {
+        tenant: TenantSpec {
+            users: 9,
+            messages_per_user: 150,
+            ..TenantSpec::default()
+        },
+        latency: Duration::from_millis(2),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let big = sim.tenant().users[4].id.clone();
+    sim.mutate(|tenant| {
+        for user in tenant.users.iter_mut().filter(|u| u.id != big) {
+            for folder in &mut user.folders {
+                folder.messages.truncate(20);
+            }
+        }
+    });
+    let out = tempfile::tempdir().unwrap();
+    let (summary, failures) = support::run_with(
+        &sim,
+        &Destination::Folder(out.path().join("out")),
+        RunOptions {
+            parallel_mailboxes: 9,
+            max_downloads: 1,
+            workloads: vec![Workload::Mail],
+            ..RunOptions::default()
+        },
+    )
+    .await;
+    assert_eq!(summary.totals.failed, 0, "{failures:?}");
+    let mut downloads: Vec<_> = (sim.requests().iter())
+        .filter(|r| r.path_and_query.ends_with("/$value"))
+        .map(|r| (r.at, r.mailbox.as_deref() == Some(big.as_str())))
+        .collect();
+    downloads.sort_by_key(|d| d.0);
+    let first = downloads
+        .iter()
+        .position(|d| d.1)
+        .expect("the big mailbox downloaded");
+    let next: Vec<bool> = downloads[first..].iter().take(60).map(|d| d.1).collect();
+    let own = next.iter().filter(|b| **b).count();
+    assert!(
+        own >= 30,
+        "{own} of the {} downloads after the big mailbox's first were its own",
+        next.len()
+    );
+    every_message_once(&sim, &out.path().join("out"), "with one download slot");
 }

@@ -3,4 +3,4 @@
 /**
  * Where a mailbox is in the run.
  */
-export type MailboxState = "queued" | "running" | "done" | "failed" | "skipped";
+export type MailboxState = "queued" | "running" | "done" | "failed" | "skipped" | "stopped";

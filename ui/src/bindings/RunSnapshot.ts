@@ -8,7 +8,11 @@ export type RunSnapshot = { startedAt: number, mailboxesTotal: number, mailboxes
 /**
  * Mailboxes not migrated by design (`state: "skipped"`).
  */
-mailboxesSkipped: number, itemsTotal: number, itemsDone: number, itemsFailed: number, bytesDone: number, 
+mailboxesSkipped: number, 
+/**
+ * Mailboxes the run stopped part-way (`state: "stopped"`).
+ */
+mailboxesStopped: number, itemsTotal: number, itemsDone: number, itemsFailed: number, bytesDone: number, 
 /**
  * Items processed per second over the last minute; 0 while unknown.
  */

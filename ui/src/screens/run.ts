@@ -43,7 +43,7 @@ let table: MailboxTable<MailboxProgress>;
 
 /** "37 of 200 mailboxes done, 8 running, 155 queued". */
 export function describeMailboxes(s: RunSnapshot): string {
-  const failed = (s.mailboxesFailed > 0 ? `, ${s.mailboxesFailed} failed` : "") + (s.mailboxesSkipped > 0 ? `, ${s.mailboxesSkipped} not migrated` : "");
+  const failed = (s.mailboxesFailed > 0 ? `, ${s.mailboxesFailed} failed` : "") + (s.mailboxesSkipped > 0 ? `, ${s.mailboxesSkipped} not migrated` : "") + (s.mailboxesStopped > 0 ? `, ${s.mailboxesStopped} stopped part-way` : "");
   return `${s.mailboxesDone.toLocaleString("en")} of ${plural(s.mailboxesTotal, "mailbox", "mailboxes")} done, ${s.mailboxesRunning.toLocaleString("en")} running, ${s.mailboxesQueued.toLocaleString("en")} queued${failed}`;
 }
 

@@ -111,6 +111,13 @@ impl MailboxCounts {
         )
     }
 
+    /// True when a plan found that user `id` has no Exchange mailbox (whatever it counted
+    /// for): the run does not size it (its facts read still tells, should it have one now).
+    pub(super) fn has_no_mailbox(&self, id: &str) -> bool {
+        (self.file.mailboxes.get(id))
+            .is_some_and(|c| c.row.not_migrated.as_deref() == Some(super::NO_MAILBOX))
+    }
+
     /// Keeps `row`, counted for `workloads` and `limits`, for user `id`.
     pub(super) fn keep(
         &mut self,

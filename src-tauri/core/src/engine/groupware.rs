@@ -100,7 +100,7 @@ enum Account {
     Dir(Mailbox),
     /// With the pacer that retries this account's transient DAV failures, and how long it
     /// waits for the server when it is down.
-    Dav(Box<DavAccount>, Pacer, Box<DavOutage>),
+    Dav(Box<DavAccount>, Box<Pacer>, Box<DavOutage>),
 }
 
 /// How long a user's DAV requests wait for a server that is down, and which server it is.
@@ -282,7 +282,9 @@ impl GroupwareRun<'_> {
                 )
                 .await;
                 match connected {
-                    Ok(account) => Account::Dav(Box::new(account), dav_pacer, Box::new(outage)),
+                    Ok(account) => {
+                        Account::Dav(Box::new(account), Box::new(dav_pacer), Box::new(outage))
+                    }
                     Err(ItemError::User(reason) | ItemError::Skip(reason)) => {
                         self.fail_user(&mut stats, &address, reason);
                         return Ok(stats);

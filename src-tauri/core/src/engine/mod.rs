@@ -825,14 +825,20 @@ async fn run_locked(
         let (client, workloads, limits) = (&client, &workloads, &options.pacer);
         let control = &control;
         let counted = kept_size(&user);
+        // A mailbox without Exchange has nothing to size: its facts read (when its turn
+        // comes) reports it not migrated.
+        let no_mailbox =
+            kept.has_no_mailbox(&user.id) || known.as_ref().is_some_and(|m| m.facts.no_mailbox);
         async move {
-            let (pacer, facts) = match known {
+            let (pacer, mut facts) = match known {
                 Some(m) => (m.pacer, Some(m.facts)),
                 None => (Pacer::new(limits.clone()), None),
             };
             // A stopped run starts no mailbox, so it sizes none either.
             let size = if let Some(counted) = counted {
                 counted
+            } else if no_mailbox {
+                0
             } else if workloads.contains(&Workload::Mail) && !control.is_cancelled() {
                 // Never waiting out throttling (transient failures are still retried): a
                 // mailbox throttled for an hour must not hold back the first copies. The
@@ -845,10 +851,23 @@ async fn run_locked(
                 });
                 let size = crate::graph::mail::top_level_items(client, &once, &user.id).await;
                 pacer.adopt(&once).await;
-                size.unwrap_or(0)
+                match size {
+                    Ok(size) => size,
+                    // The answer a facts read would get: no second request to learn it.
+                    Err(e) if users::is_no_mailbox(&e) => {
+                        facts = Some(users::MailboxFacts {
+                            no_mailbox: true,
+                            ..users::MailboxFacts::default()
+                        });
+                        0
+                    }
+                    Err(_) => 0,
+                }
             } else {
                 0
             };
+            // Its downloads' place in the run's download lane: the largest first.
+            pacer.set_items_left(size);
             (size, (user, pacer, facts))
         }
     };

@@ -14,6 +14,7 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use super::auth::{AuthError, TokenSource};
+use super::lane::DownloadLane;
 use super::pacer::{Pacer, Verdict};
 use crate::config::{Cloud, SourceConfig};
 use crate::error::{Classify, ErrorClass};
@@ -137,7 +138,7 @@ pub struct GraphClient {
     /// [`GraphClient::message_delta_url`]).
     cloud: Cloud,
     /// Message downloads in flight across every mailbox of the run ([`Self::with_download_limit`]).
-    downloads: Arc<tokio::sync::Semaphore>,
+    downloads: DownloadLane,
 }
 
 /// The default of [`GraphClient::with_download_limit`] (`[run] max_downloads`).
@@ -162,17 +163,18 @@ impl GraphClient {
             base: format!("{}/{}", source.graph_base(), API_VERSION),
             beta: format!("{}/{}", source.graph_base(), BETA_VERSION),
             cloud: source.cloud,
-            downloads: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_DOWNLOADS)),
+            downloads: DownloadLane::new(DEFAULT_MAX_DOWNLOADS),
         })
     }
 
     /// At most `limit` (at least 1) message bodies stream at once across every clone of this
     /// client, whatever the number of mailboxes: each download holds HTTP buffers while it
     /// streams, so this bounds the run's memory. A mailbox's own limit (4 in flight) still
-    /// applies within it.
+    /// applies within it. When downloads wait for a slot, the mailbox with the most items
+    /// left ([`Pacer::items_left`]) gets the next ([`DownloadLane`]).
     pub fn with_download_limit(self, limit: usize) -> Self {
         GraphClient {
-            downloads: Arc::new(tokio::sync::Semaphore::new(limit.max(1))),
+            downloads: DownloadLane::new(limit),
             ..self
         }
     }
@@ -257,14 +259,14 @@ impl GraphClient {
         on_throttle: impl FnMut(Duration),
     ) -> Result<u64, GraphError> {
         let sink = tokio::sync::Mutex::new(sink);
-        pacer
+        let written = pacer
             .call(
                 |_| {
                     let sink = &sink;
                     async move {
                         // Held until the body is in the sink. Taken before the pacer's last
                         // check in `send`, so a pause that began meanwhile is still honoured.
-                        let _slot = self.downloads.acquire().await;
+                        let _slot = self.downloads.acquire(pacer.items_left()).await;
                         let response = match self.send(pacer, url).await.done() {
                             Ok(r) => r,
                             Err(verdict) => return verdict,
@@ -308,7 +310,11 @@ impl GraphClient {
                 },
                 on_throttle,
             )
-            .await
+            .await;
+        if written.is_ok() {
+            pacer.item_downloaded();
+        }
+        written
     }
 
     /// Sends one GET and classifies the answer's status. The request leaves only when no

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod calendar;
 pub mod client;
 pub mod contacts;
+pub mod lane;
 pub mod mail;
 pub mod pacer;
 pub mod paging;

@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -172,6 +173,9 @@ pub struct Pacer {
     settings: PacerSettings,
     slots: Semaphore,
     state: Mutex<State>,
+    /// Items the mailbox has left to copy, as far as known: its downloads' place in the
+    /// run's download lane ([`super::lane::DownloadLane`]).
+    items_left: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -261,7 +265,26 @@ impl Pacer {
                 blocked_until: None,
                 sent: Window::new(),
             }),
+            items_left: AtomicU64::new(0),
         }
+    }
+
+    /// The mailbox has `items` left to copy (its size when it is scheduled).
+    pub fn set_items_left(&self, items: u64) {
+        self.items_left.store(items, AtomicOrdering::Relaxed);
+    }
+
+    /// Items the mailbox has left to copy: its size, less the messages downloaded since.
+    pub fn items_left(&self) -> u64 {
+        self.items_left.load(AtomicOrdering::Relaxed)
+    }
+
+    /// One item of the mailbox was downloaded.
+    pub fn item_downloaded(&self) {
+        let _ =
+            (self.items_left).fetch_update(AtomicOrdering::Relaxed, AtomicOrdering::Relaxed, |n| {
+                n.checked_sub(1)
+            });
     }
 
     pub fn settings(&self) -> &PacerSettings {

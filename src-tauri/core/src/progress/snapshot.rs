@@ -56,6 +56,9 @@ pub enum MailboxState {
     Failed,
     /// Not migrated by design (no Exchange mailbox).
     Skipped,
+    /// Started, then the run stopped before it finished (Stop, or a run that ended while it
+    /// was copying): part of it is copied, the next pass resumes it.
+    Stopped,
 }
 
 impl MailboxState {
@@ -156,6 +159,8 @@ pub struct RunSnapshot {
     pub mailboxes_failed: u32,
     /// Mailboxes not migrated by design (`state: "skipped"`).
     pub mailboxes_skipped: u32,
+    /// Mailboxes the run stopped part-way (`state: "stopped"`).
+    pub mailboxes_stopped: u32,
     #[ts(type = "number")]
     pub items_total: u64,
     #[ts(type = "number")]
@@ -291,7 +296,15 @@ impl RunSnapshot {
                 m.started_at.get_or_insert(now);
                 m.finished_at = Some(now);
             }
-            ProgressEvent::RunFinished { .. } => self.finished = true,
+            ProgressEvent::RunFinished { .. } => {
+                self.finished = true;
+                // No mailbox runs once the run has ended: one not finished by then was stopped.
+                for m in &mut self.mailboxes {
+                    if m.state == MailboxState::Running {
+                        m.state = MailboxState::Stopped;
+                    }
+                }
+            }
             _ => {}
         }
         if !per_item || now_ms >= self.settled_ms + SETTLE_EVERY_MS {
@@ -362,6 +375,7 @@ impl RunSnapshot {
         self.mailboxes_queued = count(MailboxState::Queued);
         self.mailboxes_failed = count(MailboxState::Failed);
         self.mailboxes_skipped = count(MailboxState::Skipped);
+        self.mailboxes_stopped = count(MailboxState::Stopped);
         for m in &mut self.mailboxes {
             m.items_total = m.total();
         }
@@ -577,7 +591,8 @@ mod tests {
                     + snapshot.mailboxes_running
                     + snapshot.mailboxes_queued
                     + snapshot.mailboxes_failed
-                    + snapshot.mailboxes_skipped,
+                    + snapshot.mailboxes_skipped
+                    + snapshot.mailboxes_stopped,
                 200
             );
             assert!(snapshot.mailboxes_running <= 8, "at event {k}");
@@ -756,6 +771,76 @@ mod tests {
         assert_eq!((s.mailboxes_failed, s.mailboxes_skipped), (2, 1));
         assert_eq!(s.items_failed, 2);
         assert_eq!(s.fraction, 1.0);
+    }
+
+    /// A run stopped while a mailbox copied: after `RunFinished` that mailbox is `stopped`
+    /// (neither running nor done), its plan count stays its total (it is not complete), the
+    /// queued one stays queued and the bar stays short of the end. Before, it stayed
+    /// `running` after the run had ended.
+    #[test]
+    fn regression_a_mailbox_stopped_part_way_stays_running_after_the_run_finished() {
+        let mut s = RunSnapshot::new(&planned(|_| Some(10))[..3], START);
+        let user = |i: usize| format!("u{i:03}@contoso.com");
+        s.apply_at(
+            &ProgressEvent::UserStarted {
+                user: user(0),
+                folders: 1,
+                messages: 10,
+            },
+            START + 1,
+        );
+        s.apply_at(
+            &ProgressEvent::UserFinished {
+                user: user(0),
+                stats: Stats::default(),
+            },
+            START + 2,
+        );
+        s.apply_at(
+            &ProgressEvent::UserStarted {
+                user: user(1),
+                folders: 1,
+                messages: 10,
+            },
+            START + 3,
+        );
+        for k in 0..4 {
+            let done = ProgressEvent::ItemDone {
+                user: user(1),
+                bytes: 5,
+                skipped: false,
+            };
+            s.apply_at(&done, START + 4 + k);
+        }
+        let summary = crate::progress::RunSummary {
+            cancelled: true,
+            ..Default::default()
+        };
+        s.apply_at(&ProgressEvent::RunFinished { summary }, START + 10);
+        let states: Vec<MailboxState> = s.mailboxes.iter().map(|m| m.state).collect();
+        assert_eq!(
+            states,
+            [
+                MailboxState::Done,
+                MailboxState::Stopped,
+                MailboxState::Queued
+            ]
+        );
+        assert_eq!(
+            (
+                s.mailboxes_done,
+                s.mailboxes_running,
+                s.mailboxes_stopped,
+                s.mailboxes_queued
+            ),
+            (1, 0, 1, 1)
+        );
+        assert_eq!(
+            (s.mailboxes[1].items_done, s.mailboxes[1].items_total),
+            (4, 10)
+        );
+        assert!(s.fraction < 1.0, "{}", s.fraction);
+        assert_eq!(s.eta_seconds, None);
     }
 
     #[test]

@@ -47,6 +47,10 @@ struct Cli {
     /// Markdown file whose generated section (between the bench markers) is rewritten.
     #[arg(long, value_name = "FILE")]
     markdown: Option<PathBuf>,
+    /// The tenant scenarios with this many mailboxes at once instead of their own (to see
+    /// how the finish time depends on it on this machine).
+    #[arg(long, value_name = "N")]
+    parallel: Option<usize>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -156,11 +160,17 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
                 .await
                 .map(|d| results.destleg.push(d)),
             other if other.starts_with("tenant") => match tenant::find(other) {
-                Some(s) => tenant::run(&s, work.path()).await.map(|(o, t)| {
-                    eprintln!("  {}", t.line());
-                    results.scenarios.push(o);
-                    tenants.push(t);
-                }),
+                Some(s) => {
+                    let s = scenario::Scenario {
+                        parallel_mailboxes: cli.parallel.unwrap_or(s.parallel_mailboxes),
+                        ..s
+                    };
+                    tenant::run(&s, work.path()).await.map(|(o, t)| {
+                        eprintln!("  {}", t.line());
+                        results.scenarios.push(o);
+                        tenants.push(t);
+                    })
+                }
                 None => Err(anyhow::anyhow!("no scenario named {other}")),
             },
             other => match scenario::find(other) {
@@ -194,6 +204,7 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
                 dir.join("tenant.json"),
                 serde_json::to_string_pretty(&tenants)?,
             )?;
+            std::fs::write(dir.join("tenant.svg"), results.tenant_svg())?;
         }
     }
     if let Some(md) = &cli.markdown {

@@ -645,38 +645,120 @@ impl Report {
                 o.messages_per_second,
                 o.wall_seconds
             );
-            let (gx, gy) = (left, y0 + 20.0);
+            let frame = Frame {
+                gx: left,
+                gy: y0 + 20.0,
+                w,
+                h,
+                tmax,
+            };
             let _ = writeln!(
                 s,
-                "<rect x=\"{gx}\" y=\"{gy}\" width=\"{w}\" height=\"{h}\" fill=\"none\" stroke=\"#999\"/>\n\
-                 <text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">{rmax:.0}</text>\
-                 <text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">0</text>\
-                 <text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">{tmax:.0} s</text>",
-                gx - 4.0,
-                gy + 10.0,
-                gx - 4.0,
-                gy + h,
-                gx + w,
-                gy + h + 14.0
+                "{}<text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">{rmax:.0}</text>",
+                frame.axes(),
+                frame.gx - 4.0,
+                frame.gy + 10.0,
             );
-            let path: Vec<String> = points
-                .iter()
-                .map(|(t, r)| {
-                    format!(
-                        "{:.1},{:.1}",
-                        gx + t / tmax * w,
-                        gy + h - (r / rmax * h).min(h)
-                    )
-                })
-                .collect();
-            let _ = writeln!(
-                s,
-                "<polyline fill=\"none\" stroke=\"#1f6feb\" stroke-width=\"1.5\" points=\"{}\"/>",
-                path.join(" ")
-            );
+            let _ = writeln!(s, "{}", frame.polyline(&points, rmax, "#1f6feb"));
         }
         s.push_str("</svg>\n");
         s
+    }
+
+    /// The tenant scenarios over time, one panel each: items per second (1 s moving
+    /// window, left scale; every item written, as in `throughput.svg`) and mailboxes running
+    /// (right scale), from the 250-ms samples (`tenant.svg`).
+    pub fn tenant_svg(&self) -> String {
+        let tenants: Vec<&Outcome> = (self.scenarios.iter())
+            .filter(|o| o.scenario.name.starts_with("tenant"))
+            .collect();
+        let (width, panel, left, top) = (900.0, 190.0, 70.0, 30.0);
+        let height = top + panel * tenants.len().max(1) as f64 + 20.0;
+        let mut s = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
+             font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+             <text x=\"{left}\" y=\"18\" font-size=\"14\">Tenant runs, {}: <tspan fill=\"#1f6feb\">items per second</tspan> \
+             and <tspan fill=\"#d9480f\">mailboxes running</tspan> over time</text>\n",
+            self.date
+        );
+        for (i, o) in tenants.iter().enumerate() {
+            let y0 = top + panel * i as f64;
+            let (h, w) = (panel - 50.0, width - 2.0 * left);
+            let (gx, gy) = (left, y0 + 20.0);
+            let tmax = o.wall_seconds.max(1e-3);
+            let frame = Frame { gx, gy, w, h, tmax };
+            let rates = rates(&o.samples);
+            let rmax = rates.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1;
+            let nmax =
+                (o.samples.iter().map(|x| x.running).max().unwrap_or(0) as f64).max(1.0) * 1.1;
+            let _ = writeln!(
+                s,
+                "<text x=\"{left}\" y=\"{:.0}\">{} into {} ({} mailboxes, {} at once): {} messages in {:.1} s</text>\n\
+                 {}<text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\" fill=\"#1f6feb\">{rmax:.0}/s</text>\
+                 <text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"start\" fill=\"#d9480f\">{nmax:.0}</text>",
+                y0 + 14.0,
+                o.scenario.name,
+                o.destination,
+                o.scenario.users,
+                o.scenario.parallel_mailboxes,
+                o.messages,
+                o.wall_seconds,
+                frame.axes(),
+                gx - 4.0,
+                gy + 10.0,
+                gx + w + 4.0,
+                gy + 10.0,
+            );
+            let running: Vec<_> = o.samples.iter().map(|x| (x.t, x.running as f64)).collect();
+            let _ = writeln!(s, "{}", frame.polyline(&rates, rmax, "#1f6feb"));
+            let _ = writeln!(s, "{}", frame.polyline(&running, nmax, "#d9480f"));
+        }
+        s.push_str("</svg>\n");
+        s
+    }
+}
+
+/// A plot's area in the SVG (left, top, width, height) and the time its width spans.
+#[derive(Clone, Copy)]
+struct Frame {
+    gx: f64,
+    gy: f64,
+    w: f64,
+    h: f64,
+    tmax: f64,
+}
+
+impl Frame {
+    /// The plot's box, its 0 and its time span.
+    fn axes(&self) -> String {
+        let Frame { gx, gy, w, h, tmax } = *self;
+        format!(
+            "<rect x=\"{gx}\" y=\"{gy}\" width=\"{w}\" height=\"{h}\" fill=\"none\" stroke=\"#999\"/>\n\
+             <text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">0</text>\
+             <text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">{tmax:.0} s</text>",
+            gx - 4.0,
+            gy + h,
+            gx + w,
+            gy + h + 14.0
+        )
+    }
+
+    /// `points` (seconds, value) as a line of `colour`, `max` at the top.
+    fn polyline(&self, points: &[(f64, f64)], max: f64, colour: &str) -> String {
+        let Frame { gx, gy, w, h, tmax } = *self;
+        let points: Vec<String> = (points.iter())
+            .map(|(t, v)| {
+                format!(
+                    "{:.1},{:.1}",
+                    gx + t / tmax * w,
+                    gy + h - (v / max * h).min(h)
+                )
+            })
+            .collect();
+        format!(
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\" points=\"{}\"/>",
+            points.join(" ")
+        )
     }
 }
 
