@@ -31,12 +31,23 @@ fn config(
     pg: &Postgres,
     journal: &str,
 ) -> (PathBuf, PathBuf) {
+    config_with(dir, sim, pg, "", journal)
+}
+
+/// [`config`] with more `[run]` settings.
+fn config_with(
+    dir: &Path,
+    sim: &migrator_sim::SimServer,
+    pg: &Postgres,
+    run: &str,
+    journal: &str,
+) -> (PathBuf, PathBuf) {
     let path = dir.join("migrate.toml");
     let out = dir.join("out");
     std::fs::write(
         &path,
         format!(
-            "{}[destination]\nkind = \"folder\"\npath = {:?}\n\n[run]\nparallel_mailboxes = 1\n\n[journal]\nurl = \"{}\"\n{journal}",
+            "{}[destination]\nkind = \"folder\"\npath = {:?}\n\n[run]\nparallel_mailboxes = 1\n{run}\n[journal]\nurl = \"{}\"\n{journal}",
             support::source_toml(sim),
             out.display().to_string(),
             pg.url()
@@ -305,5 +316,60 @@ async fn postgres_restarted_mid_run_workers_wait_and_go_on() {
     assert_eq!(
         pg.psql("SELECT count(*) FROM items WHERE kind = 'mail' AND state = 'done'"),
         "480"
+    );
+}
+
+/// Regression (issue 18.3): each worker paced itself by the whole of `[run]
+/// app_requests_per_window`, so three workers together sent three times Graph's limit per app
+/// and were answered 429 for it. Each takes its share (the limit over the live workers).
+#[tokio::test(flavor = "multi_thread")]
+async fn workers_together_stay_under_the_app_limit_each_taking_its_share() {
+    let pg = Postgres::start();
+    let sim = migrator_sim::SimServer::start(migrator_sim::SimConfig {
+        tenant: migrator_sim::TenantSpec {
+            users: 6,
+            messages_per_user: 20,
+            ..migrator_sim::TenantSpec::default()
+        },
+        latency: Duration::from_millis(5),
+        app_limit: Some(migrator_sim::AppLimit {
+            budget: 40,
+            window: Duration::from_secs(2),
+            announce: false,
+        }),
+        ..migrator_sim::SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (config, out) = config_with(
+        dir.path(),
+        &sim,
+        &pg,
+        "workloads = [\"mail\"]\napp_requests_per_window = 40\napp_window_seconds = 2\n",
+        "lease_seconds = 3\n",
+    );
+    let workers: Vec<Child> = (0..3).map(|_| worker(&config, &sim)).collect();
+    for w in workers {
+        let o = finish(w);
+        assert!(o.status.success(), "{}", said(&o));
+    }
+    assert_every_message_once(&sim, &out, "after three workers under a low app limit");
+    let requests = sim.requests();
+    let t0 = requests.first().map(|r| r.at);
+    let throttled: Vec<_> = requests
+        .iter()
+        .filter(|r| r.app_throttled)
+        .map(|r| (t0.map(|t| r.at - t), &r.path_and_query))
+        .collect();
+    assert!(
+        throttled.is_empty(),
+        "{} of {} requests answered 429 for the app's limit (since the first request): {throttled:?}",
+        throttled.len(),
+        requests.len()
+    );
+    assert_eq!(
+        pg.psql("SELECT count(*), sum(mailboxes_done) FROM workers"),
+        "3|6"
     );
 }

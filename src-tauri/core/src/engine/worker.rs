@@ -81,6 +81,7 @@ pub async fn work(
         settings.clone(),
     )))?);
     journal.worker_heartbeat(&options.worker, &options.host, WorkerProgress::default())?;
+    share_app_budget(&journal, &options)?;
     let users = fill_queue(source, secret, &options.run, &journal).await?;
     let summary = Mutex::new(WorkerSummary::default());
     let worker = Worker {
@@ -163,6 +164,7 @@ impl Worker<'_> {
                     &options.host,
                     WorkerProgress::default(),
                 )?;
+                share_app_budget(journal, options)?;
                 continue;
             };
             tracing::info!(mailbox = %lease.mailbox, token = lease.fencing_token, "leased");
@@ -217,7 +219,7 @@ impl Worker<'_> {
     /// at once (see the module doc).
     async fn migrate_leased(&self, lease: &Lease, pacer: &Pacer) -> Result<Stats, EngineError> {
         let (options, journal) = (self.options, self.journal);
-        let live = journal.live_workers(options.lease)?.max(1);
+        let live = share_app_budget(journal, options)?;
         let destination = &with_share(self.destination, live, options.run.parallel_mailboxes);
         let fenced = Arc::new(journal.fenced(lease, options.lease)?);
         let run_options = RunOptions {
@@ -255,6 +257,9 @@ impl Worker<'_> {
                 ) {
                     tracing::warn!("cannot record the worker's heartbeat: {e}");
                 }
+                if let Err(e) = share_app_budget(journal, options) {
+                    tracing::warn!("cannot count the live workers: {e}");
+                }
             }
         };
         tokio::select! {
@@ -282,6 +287,18 @@ fn stops_the_worker(e: &EngineError) -> bool {
         e,
         EngineError::Auth(_) | EngineError::Http(_) | EngineError::Journal(_)
     )
+}
+
+/// Counts the live workers (heartbeats younger than a lease, this one included) and limits
+/// this worker to its share of the app's Graph budget across the tenant (`[run]
+/// app_requests_per_window` over them), so the fleet together stays under the limit Graph
+/// sets per app ([`crate::graph::pacer::AppBudget`]). Returns the count, at least one.
+fn share_app_budget(journal: &Journal, options: &WorkerOptions) -> Result<u64, JournalError> {
+    let live = journal.live_workers(options.lease)?.max(1);
+    if let Some(app) = &options.run.pacer.app {
+        app.share_among(live);
+    }
+    Ok(live)
 }
 
 /// `destination` with one leased mailbox's share of the destination's connection cap
