@@ -373,3 +373,26 @@ async fn workers_together_stay_under_the_app_limit_each_taking_its_share() {
         "3|6"
     );
 }
+
+/// Regression (issue 18): each leased mailbox's run signed in anew, one token request per
+/// mailbox. One worker signs in once and its token serves every mailbox it leases.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_worker_signs_in_once_for_all_its_mailboxes() {
+    let pg = Postgres::start();
+    let sim = tenant(5, 4, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (config, out) = config_with(dir.path(), &sim, &pg, "workloads = [\"mail\"]\n", "");
+    let o = finish(worker(&config, &sim));
+    assert!(o.status.success(), "{}", said(&o));
+    assert_every_message_once(&sim, &out, "after one worker");
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM leases WHERE state = 'done'"),
+        "5"
+    );
+    let sign_ins = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path_and_query.contains("/oauth2/v2.0/token"))
+        .count();
+    assert_eq!(sign_ins, 1, "one token request for 5 mailboxes");
+}

@@ -27,6 +27,7 @@ use std::time::Duration;
 use super::{counts, signed_in_mailboxes, Destination, EngineError, RunControl, RunOptions};
 use crate::config::{SourceConfig, UserSelection};
 use crate::dest::imap::ConnectionLimit;
+use crate::graph::client::GraphClient;
 use crate::graph::types::User;
 use crate::graph::{Pacer, PacerSettings};
 use crate::journal::{Journal, JournalError, JournalLocation, Lease, WorkerProgress};
@@ -82,7 +83,7 @@ pub async fn work(
     )))?);
     journal.worker_heartbeat(&options.worker, &options.host, WorkerProgress::default())?;
     share_app_budget(&journal, &options)?;
-    let users = fill_queue(source, secret, &options.run, &journal).await?;
+    let (client, users) = fill_queue(source, secret, &options.run, &journal).await?;
     let summary = Mutex::new(WorkerSummary::default());
     let worker = Worker {
         source,
@@ -93,6 +94,7 @@ pub async fn work(
         options: &options,
         journal: &journal,
         users,
+        client: client.with_download_limit(options.run.max_downloads),
     };
     let loops = (0..options.run.parallel_mailboxes.max(1)).map(|_| worker.lease_loop(&summary));
     for result in futures_util::future::join_all(loops).await {
@@ -102,15 +104,16 @@ pub async fn work(
 }
 
 /// Queues every selected mailbox (idempotent: one already queued, done or failed keeps its
-/// state), sized by the plan's kept item counts when there are any. Returns the selected
-/// users by lower-case address, so each leased mailbox's run needs no listing of its own.
+/// state), sized by the plan's kept item counts when there are any. Returns the signed-in
+/// client and the selected users by lower-case address, so each leased mailbox's run needs
+/// neither a sign-in nor a listing of its own.
 async fn fill_queue(
     source: &SourceConfig,
     secret: &Secret,
     options: &RunOptions,
     journal: &Journal,
-) -> Result<HashMap<String, User>, EngineError> {
-    let (_, users) = signed_in_mailboxes(source, secret, options).await?;
+) -> Result<(GraphClient, HashMap<String, User>), EngineError> {
+    let (client, users) = signed_in_mailboxes(source, secret, options).await?;
     let kept = counts::MailboxCounts::load(options.state_dir.as_deref());
     let mut by_address = HashMap::new();
     for user in users {
@@ -123,7 +126,7 @@ async fn fill_queue(
         journal.enqueue_mailbox(address, size)?;
         by_address.insert(address.to_lowercase(), user);
     }
-    Ok(by_address)
+    Ok((client, by_address))
 }
 
 /// Waits `wait` on `pacer`'s clock (the pacer is the only place that waits).
@@ -143,6 +146,9 @@ struct Worker<'a> {
     journal: &'a Journal,
     /// The tenant's selected users, by lower-case address (from the queue's listing).
     users: HashMap<String, User>,
+    /// Signed in once for the worker: every leased mailbox's run uses its token (one sign-in
+    /// per worker, not per mailbox) and its download cap (`[run] max_downloads`).
+    client: GraphClient,
 }
 
 impl Worker<'_> {
@@ -234,6 +240,7 @@ impl Worker<'_> {
                 .users
                 .get(&lease.mailbox.to_lowercase())
                 .map(|u| vec![u.clone()]),
+            signed_in: Some(self.client.clone()),
             ..options.run.clone()
         };
         let migrate = super::run(
