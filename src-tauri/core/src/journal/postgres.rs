@@ -67,6 +67,53 @@ pub enum SslMode {
     VerifyFull,
 }
 
+impl SslMode {
+    /// The mode as libpq spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// What is wrong with the server's certificate, when `e` is its refusal in the TLS handshake
+/// (the verifier's [`rustls::Error`], inside the I/O error tokio-postgres wraps it in).
+fn certificate_problem(e: &tokio_postgres::Error) -> Option<String> {
+    use rustls::CertificateError as C;
+    let mut source = std::error::Error::source(e);
+    let refusal = loop {
+        let s = source?;
+        let inner = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|i| i.downcast_ref::<rustls::Error>());
+        if let Some(r) = inner.or_else(|| s.downcast_ref::<rustls::Error>()) {
+            break r;
+        }
+        source = s.source();
+    };
+    let rustls::Error::InvalidCertificate(problem) = refusal else {
+        return None;
+    };
+    Some(match problem {
+        C::UnknownIssuer => "is not signed by a certificate authority of".to_string(),
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            "is not made out for the host the URL names, checked against".to_string()
+        }
+        C::Expired | C::ExpiredContext { .. } => "has expired, checked against".to_string(),
+        C::NotValidYet | C::NotValidYetContext { .. } => {
+            "is not valid yet, checked against".to_string()
+        }
+        C::Revoked => "was revoked, checked against".to_string(),
+        C::BadSignature => "has a bad signature, checked against".to_string(),
+        other => format!("is refused ({other:?}), checked against"),
+    })
+}
+
 /// Why a `[journal] url` cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalUrlError {
@@ -590,6 +637,11 @@ impl PostgresStore {
             }),
             outage: crate::graph::OutagePolicy::new(settings.outage_wait),
         };
+        let roots = match &settings.root_cert {
+            Some(path) => format!("sslrootcert {}", path.display()),
+            None => "the system's certificate authorities".to_string(),
+        };
+        let mode = settings.ssl_mode.as_str();
         let (ready_tx, ready_rx) = mpsc::channel();
         let (requests, inbox) = mpsc::channel::<Request>();
         let thread_target = target.clone();
@@ -614,9 +666,15 @@ impl PostgresStore {
                         return;
                     }
                     Err(source) => {
-                        let _ = ready_tx.send(Err(JournalError::Postgres {
-                            target: thread_target,
-                            source,
+                        let _ = ready_tx.send(Err(match certificate_problem(&source) {
+                            Some(problem) => JournalError::Certificate {
+                                target: thread_target,
+                                problem: format!("{problem} {roots} (sslmode={mode})"),
+                            },
+                            None => JournalError::Postgres {
+                                target: thread_target,
+                                source,
+                            },
                         }));
                         return;
                     }

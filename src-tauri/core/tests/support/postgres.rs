@@ -6,7 +6,12 @@
 //! PostgreSQL refuses to run as root; under root the server runs as the `postgres` account the
 //! Debian package creates, and the temp dir is handed to it.
 //!
-//! A missing PostgreSQL is a test failure that says how to install it, never a skip.
+//! [`Postgres::start_tls`] serves TLS with a certificate made for the test by `openssl` (a CA
+//! of its own, the server's certificate for 127.0.0.1 and `localhost`), optionally requiring
+//! it (`hostssl` lines only in `pg_hba.conf`).
+//!
+//! A missing PostgreSQL (or `openssl`, for TLS) is a test failure that says how to install
+//! it, never a skip.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -27,6 +32,27 @@ pub struct Postgres {
     pub port: u16,
     bin: PathBuf,
     owner: Option<(u32, u32)>,
+    /// `-c name=value` settings besides the usual ones (TLS).
+    settings: Vec<String>,
+}
+
+/// How [`Postgres::start_tls`] serves TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// Offered: a client may connect with or without it.
+    Offered,
+    /// Required: `pg_hba.conf` has only `hostssl` lines, so a connection without TLS is
+    /// refused (<https://www.postgresql.org/docs/15/auth-pg-hba-conf.html>).
+    Required,
+}
+
+/// The certificates [`Postgres::start_tls`] made, in its temp dir.
+#[derive(Debug, Clone)]
+pub struct TestCertificates {
+    /// The CA that signed the server's certificate: the right `sslrootcert`.
+    pub ca: PathBuf,
+    /// Another CA, which signed nothing the server has: a wrong `sslrootcert`.
+    pub other_ca: PathBuf,
 }
 
 impl Postgres {
@@ -41,13 +67,53 @@ impl Postgres {
         Self::start_with(true)
     }
 
-    fn start_with(trust: bool) -> Postgres {
-        let bin = find_bin_dir();
+    /// Password authentication with TLS on, its certificate for 127.0.0.1 signed by a CA made
+    /// for the test ([`TestCertificates`]).
+    pub fn start_tls(tls: Tls) -> (Postgres, TestCertificates) {
         let dir = tempfile::Builder::new()
             .prefix("postgres-test-")
             .tempdir()
             .expect("temp dir");
         let owner = server_account();
+        let certs = make_certificates(dir.path(), owner);
+        let settings = vec![
+            "ssl=on".to_string(),
+            format!("ssl_cert_file={}", dir.path().join("server.crt").display()),
+            format!("ssl_key_file={}", dir.path().join("server.key").display()),
+        ];
+        let pg = Self::start_in(dir, owner, false, settings, |data| {
+            if tls == Tls::Required {
+                let hba = data.join("pg_hba.conf");
+                let text = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+                let only_tls: String = text
+                    .lines()
+                    .map(|l| match l.strip_prefix("host ") {
+                        Some(rest) => format!("hostssl {rest}\n"),
+                        None => format!("{l}\n"),
+                    })
+                    .collect();
+                std::fs::write(&hba, only_tls).expect("pg_hba.conf written");
+            }
+        });
+        (pg, certs)
+    }
+
+    fn start_with(trust: bool) -> Postgres {
+        let dir = tempfile::Builder::new()
+            .prefix("postgres-test-")
+            .tempdir()
+            .expect("temp dir");
+        Self::start_in(dir, server_account(), trust, Vec::new(), |_| {})
+    }
+
+    fn start_in(
+        dir: tempfile::TempDir,
+        owner: Option<(u32, u32)>,
+        trust: bool,
+        settings: Vec<String>,
+        configure: impl FnOnce(&Path),
+    ) -> Postgres {
+        let bin = find_bin_dir();
         let data = dir.path().join("data");
         std::fs::write(dir.path().join("pwfile"), PASSWORD).expect("password file");
         if let Some((uid, gid)) = owner {
@@ -74,10 +140,11 @@ impl Postgres {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        configure(&data);
         let mut last_log = String::new();
         for _ in 0..5 {
             let port = free_port();
-            let (mut child, ready) = spawn(&bin, dir.path(), port, owner);
+            let (mut child, ready) = spawn(&bin, dir.path(), port, owner, &settings);
             if ready {
                 return Postgres {
                     dir,
@@ -85,6 +152,7 @@ impl Postgres {
                     port,
                     bin,
                     owner,
+                    settings,
                 };
             }
             let _ = child.kill();
@@ -104,6 +172,11 @@ impl Postgres {
             "postgres://{USER}@127.0.0.1:{}/postgres?sslmode=disable",
             self.port
         )
+    }
+
+    /// The journal URL of database `postgres` with `query` (`sslmode=...&sslrootcert=...`).
+    pub fn url_with(&self, query: &str) -> String {
+        format!("postgres://{USER}@127.0.0.1:{}/postgres?{query}", self.port)
     }
 
     pub fn password(&self) -> Secret {
@@ -151,7 +224,13 @@ impl Postgres {
 
     /// Starts the server again after [`Postgres::stop`] on the same port and data.
     pub fn start_again(&mut self) {
-        let (child, ready) = spawn(&self.bin, self.dir.path(), self.port, self.owner);
+        let (child, ready) = spawn(
+            &self.bin,
+            self.dir.path(),
+            self.port,
+            self.owner,
+            &self.settings,
+        );
         self.child = child;
         assert!(ready, "PostgreSQL did not start again:\n{}", self.log());
     }
@@ -179,7 +258,13 @@ fn stop(child: &mut Child) {
 
 /// Starts the server on `port`; true once it accepts connections (its log says so), false if
 /// it exited or 30 s passed.
-fn spawn(bin: &Path, root: &Path, port: u16, owner: Option<(u32, u32)>) -> (Child, bool) {
+fn spawn(
+    bin: &Path,
+    root: &Path,
+    port: u16,
+    owner: Option<(u32, u32)>,
+    settings: &[String],
+) -> (Child, bool) {
     let log_path = root.join("postgres.log");
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -198,6 +283,7 @@ fn spawn(bin: &Path, root: &Path, port: u16, owner: Option<(u32, u32)>) -> (Chil
         .arg(format!("port={port}"))
         .args(["-c", "unix_socket_directories="])
         .args(["-c", "fsync=off", "-c", "max_connections=50"])
+        .args(settings.iter().flat_map(|s| ["-c", s.as_str()]))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(log))
@@ -222,6 +308,90 @@ fn spawn(bin: &Path, root: &Path, port: u16, owner: Option<(u32, u32)>) -> (Chil
         std::thread::sleep(Duration::from_millis(25));
     };
     (child, ready)
+}
+
+/// Makes, in `dir`, a CA (`ca.crt`), the server's key and certificate for 127.0.0.1 and
+/// `localhost` signed by it (`server.key`, `server.crt`, the key private to the server's
+/// account as PostgreSQL demands), and another CA (`other-ca.crt`), with `openssl`.
+fn make_certificates(dir: &Path, owner: Option<(u32, u32)>) -> TestCertificates {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run openssl ({e}): apt-get install openssl (or run scripts/install-deps.sh)")
+            });
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // Extensions as RFC 5280 wants them: a CA's basicConstraints and keyCertSign (4.2.1.9,
+    // 4.2.1.3); the server's subjectAltName, which webpki checks the name against (4.2.1.6).
+    std::fs::write(
+        dir.join("ca.cnf"),
+        "[req]\ndistinguished_name = dn\nx509_extensions = ca\n[dn]\n[ca]\nbasicConstraints = critical, CA:TRUE\nkeyUsage = critical, keyCertSign, cRLSign\nsubjectKeyIdentifier = hash\n",
+    )
+    .expect("ca.cnf");
+    std::fs::write(
+        dir.join("server.cnf"),
+        "basicConstraints = CA:FALSE\nkeyUsage = critical, digitalSignature, keyEncipherment\nextendedKeyUsage = serverAuth\nsubjectAltName = IP:127.0.0.1, DNS:localhost\nauthorityKeyIdentifier = keyid\n",
+    )
+    .expect("server.cnf");
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    for (name, subject) in [
+        ("ca", "/CN=m365 test CA"),
+        ("other-ca", "/CN=m365 other CA"),
+    ] {
+        let (key, crt) = (format!("{name}.key"), format!("{name}.crt"));
+        let mut args = vec![
+            "req", "-x509", "-config", "ca.cnf", "-days", "2", "-subj", subject,
+        ];
+        args.extend(ec);
+        args.extend(["-keyout", &key, "-out", &crt]);
+        openssl(&args);
+    }
+    let mut args = vec!["req", "-new", "-subj", "/CN=127.0.0.1", "-config", "ca.cnf"];
+    args.extend(ec);
+    args.extend(["-keyout", "server.key", "-out", "server.csr"]);
+    openssl(&args);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.cnf",
+        "-out",
+        "server.crt",
+    ]);
+    use std::os::unix::fs::PermissionsExt;
+    let key = dir.join("server.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
+    if let Some((uid, gid)) = owner {
+        for f in ["server.key", "server.crt"] {
+            std::os::unix::fs::chown(dir.join(f), Some(uid), Some(gid)).expect("chown to postgres");
+        }
+    }
+    TestCertificates {
+        ca: dir.join("ca.crt"),
+        other_ca: dir.join("other-ca.crt"),
+    }
 }
 
 /// Under root, the command runs as the `postgres` account.
