@@ -34,7 +34,7 @@ fn config(
     config_with(dir, sim, pg, "", journal)
 }
 
-/// [`config`] with more `[run]` settings.
+/// [`config`] with more `[run]` settings (`parallel_mailboxes = 1` unless they set it).
 fn config_with(
     dir: &Path,
     sim: &migrator_sim::SimServer,
@@ -44,10 +44,15 @@ fn config_with(
 ) -> (PathBuf, PathBuf) {
     let path = dir.join("migrate.toml");
     let out = dir.join("out");
+    let parallel = if run.contains("parallel_mailboxes") {
+        ""
+    } else {
+        "parallel_mailboxes = 1\n"
+    };
     std::fs::write(
         &path,
         format!(
-            "{}[destination]\nkind = \"folder\"\npath = {:?}\n\n[run]\nparallel_mailboxes = 1\n{run}\n[journal]\nurl = \"{}\"\n{journal}",
+            "{}[destination]\nkind = \"folder\"\npath = {:?}\n\n[run]\n{parallel}{run}\n[journal]\nurl = \"{}\"\n{journal}",
             support::source_toml(sim),
             out.display().to_string(),
             pg.url()
@@ -395,4 +400,45 @@ async fn one_worker_signs_in_once_for_all_its_mailboxes() {
         .filter(|r| r.path_and_query.contains("/oauth2/v2.0/token"))
         .count();
     assert_eq!(sign_ins, 1, "one token request for 5 mailboxes");
+}
+
+/// Regression (issue 18, found by the coordination benchmark): a worker's lease loop with
+/// nothing left to take, while another loop of the same worker still migrated a mailbox,
+/// looked at the queue again only a third of a lease later, so the worker exited up to
+/// `lease_seconds / 3` after its last mailbox was done (40 s by default). Its idle loops now
+/// wake when another settles a mailbox. With a lease of 600 s the old wait is 200 s; the
+/// deadline below only guards against that hang, far from both outcomes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_exits_when_its_last_mailbox_is_done_not_a_heartbeat_later() {
+    let pg = Postgres::start();
+    let sim = tenant(4, 10, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (config, out) = config_with(
+        dir.path(),
+        &sim,
+        &pg,
+        "parallel_mailboxes = 3\nworkloads = [\"mail\"]\n",
+        "lease_seconds = 600\n",
+    );
+    let mut w = worker(&config, &sim);
+    let started = std::time::Instant::now();
+    while w.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(100) {
+            w.kill().unwrap();
+            let o = finish(w);
+            panic!(
+                "the worker was still running after its mailboxes were done ({} of 4): {}",
+                pg.psql("SELECT count(*) FROM leases WHERE state = 'done'"),
+                said(&o)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let o = finish(w);
+    assert!(o.status.success(), "{}", said(&o));
+    assert_every_message_once(&sim, &out, "after one worker of three loops");
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM leases WHERE state = 'done'"),
+        "4"
+    );
 }

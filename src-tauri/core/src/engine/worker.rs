@@ -95,6 +95,7 @@ pub async fn work(
         journal: &journal,
         users,
         client: client.with_download_limit(options.run.max_downloads),
+        settled: tokio::sync::Notify::new(),
     };
     let loops = (0..options.run.parallel_mailboxes.max(1)).map(|_| worker.lease_loop(&summary));
     for result in futures_util::future::join_all(loops).await {
@@ -149,6 +150,9 @@ struct Worker<'a> {
     /// Signed in once for the worker: every leased mailbox's run uses its token (one sign-in
     /// per worker, not per mailbox) and its download cap (`[run] max_downloads`).
     client: GraphClient,
+    /// Told whenever one of this worker's lease loops settles a mailbox (done, failed, lost),
+    /// so its idle loops look at the queue again at once instead of after a heartbeat.
+    settled: tokio::sync::Notify,
 }
 
 impl Worker<'_> {
@@ -158,13 +162,22 @@ impl Worker<'_> {
         let pacer = Pacer::new(PacerSettings::default());
         let beat = (options.lease / 3).max(Duration::from_millis(100));
         while !control.is_cancelled() {
+            // Registered before the queue is read, so a mailbox another loop of this worker
+            // settles meanwhile still ends the wait below.
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
             let Some(lease) = journal.take_next_mailbox(&options.worker, options.lease)? else {
                 if journal.mailboxes_left()? == 0 {
                     break;
                 }
                 // Others hold the rest; one of them may have died: its lease expires, and the
-                // mailbox is taken again.
-                pause(&pacer, beat).await;
+                // mailbox is taken again. When the one still held is this worker's own, its
+                // end ends the wait (the worker exits as soon as the queue is done).
+                tokio::select! {
+                    () = pause(&pacer, beat) => {}
+                    () = &mut settled => {}
+                }
                 journal.worker_heartbeat(
                     &options.worker,
                     &options.host,
@@ -216,6 +229,7 @@ impl Worker<'_> {
                         .push((lease.mailbox.clone(), reason));
                 }
             }
+            self.settled.notify_waiters();
             journal.worker_heartbeat(&options.worker, &options.host, done)?;
         }
         Ok(())
