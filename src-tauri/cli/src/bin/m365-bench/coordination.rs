@@ -45,6 +45,11 @@ pub struct CoordinationOutcome {
     /// Peak RSS, MiB (medians).
     pub sqlite_rss_mib: f64,
     pub postgres_rss_mib: f64,
+    /// Transactions PostgreSQL committed per run (each statement outside an explicit
+    /// transaction counts as one), from `pg_stat_database`.
+    pub postgres_commits: Vec<u64>,
+    /// Items (messages, events, contacts, tasks) the first SQLite run wrote.
+    pub items: u64,
     /// 429s answered by the simulator across all runs, per journal.
     pub sqlite_429: u64,
     pub postgres_429: u64,
@@ -60,7 +65,8 @@ impl CoordinationOutcome {
         };
         format!(
             "{} ({}): {} messages; run on SQLite {:.2} s ({}), one worker on PostgreSQL {:.2} s \
-             ({}): ratio {:.2}; peak RSS {:.0} / {:.0} MiB; 429s {} / {}",
+             ({}): ratio {:.2}; {} items, PostgreSQL commits {:?}; peak RSS {:.0} / {:.0} MiB; \
+             429s {} / {}",
             self.name,
             self.scenario,
             self.messages,
@@ -69,6 +75,8 @@ impl CoordinationOutcome {
             self.postgres_median,
             list(&self.postgres_seconds),
             self.ratio,
+            self.items,
+            self.postgres_commits,
             self.sqlite_rss_mib,
             self.postgres_rss_mib,
             self.sqlite_429,
@@ -87,7 +95,7 @@ pub async fn run(name: &str, work: &Path) -> anyhow::Result<CoordinationOutcome>
     let Some(s) = find(name) else {
         bail!("no scenario named {name}");
     };
-    let (mut sqlite, mut postgres) = (Vec::new(), Vec::new());
+    let (mut sqlite, mut postgres, mut commits) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..RUNS {
         eprintln!("  {name}: run {} of {RUNS}, SQLite then PostgreSQL", i + 1);
         sqlite.push(scenario::run_into(&s, INTO_FOLDER, &work.join(format!("sqlite-{i}"))).await?);
@@ -100,7 +108,10 @@ pub async fn run(name: &str, work: &Path) -> anyhow::Result<CoordinationOutcome>
         )
         .await;
         match with_pg {
-            Ok(o) => postgres.push(o),
+            Ok(o) => {
+                commits.push(pg.commits()?);
+                postgres.push(o)
+            }
             Err(e) => {
                 let log = std::fs::read_to_string(pg.dir().join("postgres.log"));
                 bail!("{e:#}\nPostgreSQL's log:\n{}", log.unwrap_or_default());
@@ -118,6 +129,11 @@ pub async fn run(name: &str, work: &Path) -> anyhow::Result<CoordinationOutcome>
         name: name.to_string(),
         scenario: s.name,
         messages: sqlite.first().map_or(0, |o| o.messages),
+        postgres_commits: commits,
+        items: sqlite
+            .first()
+            .and_then(|o| o.samples.last())
+            .map_or(0, |x| x.messages),
         sqlite_seconds,
         postgres_seconds,
         sqlite_median,

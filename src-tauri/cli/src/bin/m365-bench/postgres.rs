@@ -82,6 +82,33 @@ impl Postgres {
         )
     }
 
+    /// Transactions committed in database `postgres` so far (every statement outside an
+    /// explicit transaction is one), from `pg_stat_database`.
+    pub fn commits(&self) -> anyhow::Result<u64> {
+        let out = Command::new(find_bin_dir()?.join("psql"))
+            .args([
+                "-X",
+                "-A",
+                "-t",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                USER,
+                "-d",
+                "postgres",
+            ])
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg("-c")
+            .arg("SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'")
+            .output()
+            .context("cannot run psql")?;
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .with_context(|| format!("psql: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+
     /// Where the server's files are (for its log on failure).
     pub fn dir(&self) -> &Path {
         self.dir.path()
