@@ -336,7 +336,10 @@ async fn workers_together_stay_under_the_app_limit_each_taking_its_share() {
             messages_per_user: 20,
             ..migrator_sim::TenantSpec::default()
         },
-        latency: Duration::from_millis(5),
+        // The app's limit binds (20 requests per second for all), not the latency; a slow
+        // listing also leaves each worker time to count the others before its first take
+        // (a worker that joins later is counted at the others' next heartbeat).
+        latency: Duration::from_millis(100),
         app_limit: Some(migrator_sim::AppLimit {
             budget: 40,
             window: Duration::from_secs(2),
