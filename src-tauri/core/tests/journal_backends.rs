@@ -754,18 +754,6 @@ fn journal_session_ssl(pg: &support::postgres::Postgres) -> String {
     )
 }
 
-/// The whole error chain, as the CLI prints it.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 #[test]
 fn postgres_tls_verify_full_with_the_test_ca_connects_encrypted() {
     use support::postgres::{Postgres, Tls};
@@ -775,8 +763,13 @@ fn postgres_tls_verify_full_with_the_test_ca_connects_encrypted() {
         certs.ca.display()
     ));
     let settings = PostgresSettings::parse(&url).unwrap();
-    let journal = Journal::open_postgres(&settings, Some(&pg.password()))
-        .unwrap_or_else(|e| panic!("verify-full with the test CA: {}\n{}", chain(&e), pg.log()));
+    let journal = Journal::open_postgres(&settings, Some(&pg.password())).unwrap_or_else(|e| {
+        panic!(
+            "verify-full with the test CA: {}\n{}",
+            support::chain(&e),
+            pg.log()
+        )
+    });
     journal.begin_run().expect("a write over TLS");
     assert_eq!(journal_session_ssl(&pg), "true");
 }
@@ -787,7 +780,7 @@ fn postgres_tls_require_encrypts_the_session() {
     let (pg, _) = Postgres::start_tls(Tls::Offered);
     let settings = PostgresSettings::parse(&pg.url_with("sslmode=require")).unwrap();
     let journal = Journal::open_postgres(&settings, Some(&pg.password()))
-        .unwrap_or_else(|e| panic!("sslmode=require: {}\n{}", chain(&e), pg.log()));
+        .unwrap_or_else(|e| panic!("sslmode=require: {}\n{}", support::chain(&e), pg.log()));
     journal.begin_run().expect("a write over TLS");
     assert_eq!(journal_session_ssl(&pg), "true");
     drop(journal);
@@ -804,7 +797,7 @@ fn postgres_tls_disable_against_a_server_requiring_tls_fails_clearly() {
     let (pg, _) = Postgres::start_tls(Tls::Required);
     let settings = PostgresSettings::parse(&pg.url()).unwrap();
     let err = Journal::open_postgres(&settings, Some(&pg.password())).unwrap_err();
-    let text = chain(&err);
+    let text = support::chain(&err);
     assert!(matches!(err, JournalError::Postgres { .. }), "{err:?}");
     assert!(
         text.contains(&format!("127.0.0.1:{}", pg.port)) && text.contains("no encryption"),
@@ -834,9 +827,12 @@ async fn postgres_tls_a_wrong_root_certificate_is_refused_before_any_data_moves(
             && text.contains("certificate is not signed by")
             && text.contains(&certs.other_ca.display().to_string()),
         "names the server, the certificate problem and sslrootcert: {}",
-        chain(&err)
+        support::chain(&err)
     );
-    assert!(!chain(&err).contains(support::postgres::PASSWORD), "{text}");
+    assert!(
+        !support::chain(&err).contains(support::postgres::PASSWORD),
+        "{text}"
+    );
 
     // A run with it stops before it signs in or writes anything.
     let sim = migrator_sim::SimServer::start(migrator_sim::SimConfig::default())
@@ -855,7 +851,11 @@ async fn postgres_tls_a_wrong_root_certificate_is_refused_before_any_data_moves(
     let err = run_to_folder_with(&source, &secret, &out, quiet, RunControl::new(), options)
         .await
         .unwrap_err();
-    assert!(chain(&err).contains("certificate"), "{}", chain(&err));
+    assert!(
+        support::chain(&err).contains("certificate"),
+        "{}",
+        support::chain(&err)
+    );
     assert!(sim.requests().is_empty(), "the run reached Graph");
     assert!(support::files_under(&out).is_empty(), "the run wrote");
     assert_eq!(

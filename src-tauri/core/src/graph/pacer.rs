@@ -923,6 +923,21 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 4);
     }
 
+    /// Sends one request through `pacer` as a Graph call does (its turn, then
+    /// [`Pacer::leave`]) and returns when it left.
+    async fn sent_through(pacer: &Pacer) -> Instant {
+        pacer
+            .call(
+                |_| async {
+                    pacer.leave().await;
+                    Verdict::<_, ()>::Done(Instant::now())
+                },
+                |_| {},
+            )
+            .await
+            .unwrap()
+    }
+
     /// Many mailboxes, each well within its own budget, together stay within the app's
     /// budget across the tenant (throttling-limits.md, global limits) in every window.
     #[tokio::test(start_paused = true)]
@@ -939,17 +954,7 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 let mut times = Vec::new();
                 for _ in 0..6 {
-                    let t = pacer
-                        .call(
-                            |_| async {
-                                pacer.leave().await;
-                                Verdict::<_, ()>::Done(Instant::now())
-                            },
-                            |_| {},
-                        )
-                        .await
-                        .unwrap();
-                    times.push(t - start);
+                    times.push(sent_through(&pacer).await - start);
                 }
                 times
             }));
@@ -987,17 +992,7 @@ mod tests {
         let start = Instant::now();
         let mut times = Vec::new();
         for _ in 0..11 {
-            let t = pacer
-                .call(
-                    |_| async {
-                        pacer.leave().await;
-                        Verdict::<_, ()>::Done(Instant::now())
-                    },
-                    |_| {},
-                )
-                .await
-                .unwrap();
-            times.push(t - start);
+            times.push(sent_through(&pacer).await - start);
         }
         assert!(times[9] < Duration::from_secs(1), "{:?}", times[9]);
         assert!(times[10] >= Duration::from_secs(10), "{:?}", times[10]);

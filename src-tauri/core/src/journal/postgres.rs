@@ -109,7 +109,8 @@ fn certificate_problem(e: &tokio_postgres::Error) -> Option<String> {
             "is not valid yet, checked against".to_string()
         }
         C::Revoked => "was revoked, checked against".to_string(),
-        C::BadSignature => "has a bad signature, checked against".to_string(),
+        // The issuer's name found among the roots, its key not the one that signed.
+        C::BadSignature => "has a signature no certificate authority made of".to_string(),
         other => format!("is refused ({other:?}), checked against"),
     })
 }

@@ -7,7 +7,7 @@
 //! Debian package creates, and the temp dir is handed to it.
 //!
 //! [`Postgres::start_tls`] serves TLS with a certificate made for the test by `openssl` (a CA
-//! of its own, the server's certificate for 127.0.0.1 and `localhost`), optionally requiring
+//! of its own, the server's certificate for 127.0.0.1 and `localhost`, as Dovecot's), optionally requiring
 //! it (`hostssl` lines only in `pg_hba.conf`).
 //!
 //! A missing PostgreSQL (or `openssl`, for TLS) is a test failure that says how to install
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use migrator_core::secrets::Secret;
 
-use super::dovecot::free_port;
+use super::dovecot::{free_port, make_certificate, make_certificate_named};
 
 /// The superuser the tests connect as, and its password.
 pub const USER: &str = "migrator";
@@ -78,8 +78,8 @@ impl Postgres {
         let certs = make_certificates(dir.path(), owner);
         let settings = vec![
             "ssl=on".to_string(),
-            format!("ssl_cert_file={}", dir.path().join("server.crt").display()),
-            format!("ssl_key_file={}", dir.path().join("server.key").display()),
+            format!("ssl_cert_file={}", dir.path().join("cert.pem").display()),
+            format!("ssl_key_file={}", dir.path().join("key.pem").display()),
         ];
         let pg = Self::start_in(dir, owner, false, settings, |data| {
             if tls == Tls::Required {
@@ -310,87 +310,25 @@ fn spawn(
     (child, ready)
 }
 
-/// Makes, in `dir`, a CA (`ca.crt`), the server's key and certificate for 127.0.0.1 and
-/// `localhost` signed by it (`server.key`, `server.crt`, the key private to the server's
-/// account as PostgreSQL demands), and another CA (`other-ca.crt`), with `openssl`.
+/// Makes, in `dir`, a CA and the server's key and certificate for 127.0.0.1 and `localhost`
+/// signed by it (as for Dovecot: [`make_certificate`]; the key private to the server's
+/// account, as PostgreSQL demands), and in `dir/other` another CA.
 fn make_certificates(dir: &Path, owner: Option<(u32, u32)>) -> TestCertificates {
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run openssl ({e}): apt-get install openssl (or run scripts/install-deps.sh)")
-            });
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    // Extensions as RFC 5280 wants them: a CA's basicConstraints and keyCertSign (4.2.1.9,
-    // 4.2.1.3); the server's subjectAltName, which webpki checks the name against (4.2.1.6).
-    std::fs::write(
-        dir.join("ca.cnf"),
-        "[req]\ndistinguished_name = dn\nx509_extensions = ca\n[dn]\n[ca]\nbasicConstraints = critical, CA:TRUE\nkeyUsage = critical, keyCertSign, cRLSign\nsubjectKeyIdentifier = hash\n",
-    )
-    .expect("ca.cnf");
-    std::fs::write(
-        dir.join("server.cnf"),
-        "basicConstraints = CA:FALSE\nkeyUsage = critical, digitalSignature, keyEncipherment\nextendedKeyUsage = serverAuth\nsubjectAltName = IP:127.0.0.1, DNS:localhost\nauthorityKeyIdentifier = keyid\n",
-    )
-    .expect("server.cnf");
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    for (name, subject) in [
-        ("ca", "/CN=m365 test CA"),
-        ("other-ca", "/CN=m365 other CA"),
-    ] {
-        let (key, crt) = (format!("{name}.key"), format!("{name}.crt"));
-        let mut args = vec![
-            "req", "-x509", "-config", "ca.cnf", "-days", "2", "-subj", subject,
-        ];
-        args.extend(ec);
-        args.extend(["-keyout", &key, "-out", &crt]);
-        openssl(&args);
-    }
-    let mut args = vec!["req", "-new", "-subj", "/CN=127.0.0.1", "-config", "ca.cnf"];
-    args.extend(ec);
-    args.extend(["-keyout", "server.key", "-out", "server.csr"]);
-    openssl(&args);
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "server.cnf",
-        "-out",
-        "server.crt",
-    ]);
+    make_certificate(dir);
+    let other = dir.join("other");
+    std::fs::create_dir(&other).expect("a folder for the other CA");
+    make_certificate_named(&other, "Another Test CA");
     use std::os::unix::fs::PermissionsExt;
-    let key = dir.join("server.key");
+    let key = dir.join("key.pem");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
     if let Some((uid, gid)) = owner {
-        for f in ["server.key", "server.crt"] {
+        for f in ["key.pem", "cert.pem"] {
             std::os::unix::fs::chown(dir.join(f), Some(uid), Some(gid)).expect("chown to postgres");
         }
     }
     TestCertificates {
-        ca: dir.join("ca.crt"),
-        other_ca: dir.join("other-ca.crt"),
+        ca: dir.join("ca.pem"),
+        other_ca: other.join("ca.pem"),
     }
 }
 
