@@ -445,11 +445,43 @@ fn connection_lost(e: &tokio_postgres::Error) -> bool {
     }
 }
 
+/// A live connection and the statements prepared on it, by SQL text. tokio-postgres prepares
+/// a statement given as text before each run of it (a round trip of its own); the journal's
+/// SQL texts are a fixed set, so each is prepared once per connection.
+struct Session {
+    client: tokio_postgres::Client,
+    prepared: std::collections::HashMap<String, tokio_postgres::Statement>,
+}
+
+impl Session {
+    fn new(client: tokio_postgres::Client) -> Self {
+        Session {
+            client,
+            prepared: std::collections::HashMap::new(),
+        }
+    }
+}
+
+/// `sql` prepared on `client` (a connection or a transaction on it), from `prepared` when it
+/// was before.
+async fn prepared<C: tokio_postgres::GenericClient>(
+    client: &C,
+    prepared: &mut std::collections::HashMap<String, tokio_postgres::Statement>,
+    sql: &str,
+) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+    if let Some(statement) = prepared.get(sql) {
+        return Ok(statement.clone());
+    }
+    let statement = client.prepare(sql).await?;
+    prepared.insert(sql.to_string(), statement.clone());
+    Ok(statement)
+}
+
 /// One connection that is made again when the server went away.
 struct Connection {
     config: tokio_postgres::Config,
     tls: Option<rustls::ClientConfig>,
-    client: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
+    client: tokio::sync::Mutex<Option<Session>>,
     /// Waits between reconnections, as for any server that is down.
     pacer: crate::graph::Pacer,
     outage: crate::graph::OutagePolicy,
@@ -496,10 +528,10 @@ impl Connection {
                 Some(&self.outage),
                 |_| async {
                     let mut slot = self.client.lock().await;
-                    let mut client = match slot.take().filter(|c| !c.is_closed()) {
+                    let mut client = match slot.take().filter(|c| !c.client.is_closed()) {
                         Some(client) => client,
                         None => match self.connect().await {
-                            Ok(client) => client,
+                            Ok(client) => Session::new(client),
                             Err(error) => return Verdict::Down { after: None, error },
                         },
                     };
@@ -530,17 +562,22 @@ impl Connection {
     }
 }
 
-async fn run_work(
-    client: &mut tokio_postgres::Client,
-    work: &Work,
-) -> Result<Answer, tokio_postgres::Error> {
+async fn run_work(session: &mut Session, work: &Work) -> Result<Answer, tokio_postgres::Error> {
+    let Session {
+        client,
+        prepared: cache,
+    } = session;
     match work {
-        Work::Execute(sql, args) => client
-            .execute(sql.as_str(), &params(args))
-            .await
-            .map(Answer::Count),
+        Work::Execute(sql, args) => {
+            let statement = prepared(client, cache, sql).await?;
+            client
+                .execute(&statement, &params(args))
+                .await
+                .map(Answer::Count)
+        }
         Work::Query(sql, args) => {
-            let rows = client.query(sql.as_str(), &params(args)).await?;
+            let statement = prepared(client, cache, sql).await?;
+            let rows = client.query(&statement, &params(args)).await?;
             rows.iter()
                 .map(read_row)
                 .collect::<Result<_, _>>()
@@ -549,19 +586,21 @@ async fn run_work(
         Work::Transaction(guard, statements) => {
             let tx = client.transaction().await?;
             if let Some((sql, args)) = guard {
-                if tx.query(sql.as_str(), &params(args)).await?.is_empty() {
+                let statement = prepared(&tx, cache, sql).await?;
+                if tx.query(&statement, &params(args)).await?.is_empty() {
                     tx.rollback().await?;
                     return Ok(Answer::Applied(None));
                 }
             }
             let mut last = (0, Vec::new());
             for (sql, args) in statements {
+                let statement = prepared(&tx, cache, sql).await?;
                 last = if sql.contains("RETURNING") {
-                    let rows = tx.query(sql.as_str(), &params(args)).await?;
+                    let rows = tx.query(&statement, &params(args)).await?;
                     let rows: Vec<Row> = rows.iter().map(read_row).collect::<Result<_, _>>()?;
                     (rows.len() as u64, rows)
                 } else {
-                    (tx.execute(sql.as_str(), &params(args)).await?, Vec::new())
+                    (tx.execute(&statement, &params(args)).await?, Vec::new())
                 };
             }
             tx.commit().await?;
@@ -656,7 +695,7 @@ impl PostgresStore {
                 });
                 match connected {
                     Ok((client, None)) => {
-                        *connection.client.blocking_lock() = Some(client);
+                        *connection.client.blocking_lock() = Some(Session::new(client));
                         let _ = ready_tx.send(Ok(()));
                     }
                     Ok((_, Some(found))) => {
