@@ -863,3 +863,37 @@ async fn postgres_tls_a_wrong_root_certificate_is_refused_before_any_data_moves(
         "0"
     );
 }
+
+/// Regression (issue 18, found by the coordination benchmark): every journal statement was
+/// prepared anew before each run of it (tokio-postgres prepares a statement given as text, a
+/// round trip of its own, under a new name each time). Each SQL text is now prepared once per
+/// connection: 30 items journaled the same way run a handful of prepared statements, each
+/// many times (the server logs each execution with its statement's name).
+#[test]
+fn postgres_journal_prepares_each_statement_once_per_connection() {
+    let pg = support::postgres::Postgres::start_with_settings(&["log_statement=all"]);
+    let settings = PostgresSettings::parse(&pg.url()).unwrap();
+    let j = Journal::open_postgres(&settings, Some(&pg.password())).unwrap();
+    let run = j.begin_run().unwrap();
+    for i in 0..30 {
+        let id = format!("m{i}");
+        j.record_intent(target(&id), run).unwrap();
+        j.record_done("u1", &id, "1700.Mab.m365:2,S", 42, None)
+            .unwrap();
+    }
+    let log = pg.log();
+    // `LOG:  execute s12: INSERT INTO items ...`
+    let names: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split("execute ").nth(1)?.split(':').next())
+        .filter(|name| name.starts_with('s'))
+        .collect();
+    let distinct: std::collections::HashSet<&str> = names.iter().copied().collect();
+    assert!(names.len() >= 60, "{} executions logged", names.len());
+    assert!(
+        distinct.len() <= 10,
+        "{} statements prepared for {} executions",
+        distinct.len(),
+        names.len()
+    );
+}

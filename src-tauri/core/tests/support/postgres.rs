@@ -98,6 +98,17 @@ impl Postgres {
         (pg, certs)
     }
 
+    /// Password authentication with more server settings (`name=value`), such as
+    /// `log_statement=all` for a test that reads [`Postgres::log`].
+    pub fn start_with_settings(settings: &[&str]) -> Postgres {
+        let dir = tempfile::Builder::new()
+            .prefix("postgres-test-")
+            .tempdir()
+            .expect("temp dir");
+        let settings = settings.iter().map(|s| s.to_string()).collect();
+        Self::start_in(dir, server_account(), false, settings, |_| {})
+    }
+
     fn start_with(trust: bool) -> Postgres {
         let dir = tempfile::Builder::new()
             .prefix("postgres-test-")
