@@ -31,12 +31,28 @@ fn config(
     pg: &Postgres,
     journal: &str,
 ) -> (PathBuf, PathBuf) {
+    config_with(dir, sim, pg, "", journal)
+}
+
+/// [`config`] with more `[run]` settings (`parallel_mailboxes = 1` unless they set it).
+fn config_with(
+    dir: &Path,
+    sim: &migrator_sim::SimServer,
+    pg: &Postgres,
+    run: &str,
+    journal: &str,
+) -> (PathBuf, PathBuf) {
     let path = dir.join("migrate.toml");
     let out = dir.join("out");
+    let parallel = if run.contains("parallel_mailboxes") {
+        ""
+    } else {
+        "parallel_mailboxes = 1\n"
+    };
     std::fs::write(
         &path,
         format!(
-            "{}[destination]\nkind = \"folder\"\npath = {:?}\n\n[run]\nparallel_mailboxes = 1\n\n[journal]\nurl = \"{}\"\n{journal}",
+            "{}[destination]\nkind = \"folder\"\npath = {:?}\n\n[run]\n{parallel}{run}\n[journal]\nurl = \"{}\"\n{journal}",
             support::source_toml(sim),
             out.display().to_string(),
             pg.url()
@@ -305,5 +321,127 @@ async fn postgres_restarted_mid_run_workers_wait_and_go_on() {
     assert_eq!(
         pg.psql("SELECT count(*) FROM items WHERE kind = 'mail' AND state = 'done'"),
         "480"
+    );
+}
+
+/// Regression (issue 18.3): each worker paced itself by the whole of `[run]
+/// app_requests_per_window`, so three workers together sent three times Graph's limit per app
+/// and were answered 429 for it. Each takes its share (the limit over the live workers).
+#[tokio::test(flavor = "multi_thread")]
+async fn workers_together_stay_under_the_app_limit_each_taking_its_share() {
+    let pg = Postgres::start();
+    let sim = migrator_sim::SimServer::start(migrator_sim::SimConfig {
+        tenant: migrator_sim::TenantSpec {
+            users: 6,
+            messages_per_user: 20,
+            ..migrator_sim::TenantSpec::default()
+        },
+        // The app's limit binds (20 requests per second for all), not the latency; a slow
+        // listing also leaves each worker time to count the others before its first take
+        // (a worker that joins later is counted at the others' next heartbeat).
+        latency: Duration::from_millis(100),
+        app_limit: Some(migrator_sim::AppLimit {
+            budget: 40,
+            window: Duration::from_secs(2),
+            announce: false,
+        }),
+        ..migrator_sim::SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (config, out) = config_with(
+        dir.path(),
+        &sim,
+        &pg,
+        "workloads = [\"mail\"]\napp_requests_per_window = 40\napp_window_seconds = 2\n",
+        "lease_seconds = 3\n",
+    );
+    let workers: Vec<Child> = (0..3).map(|_| worker(&config, &sim)).collect();
+    for w in workers {
+        let o = finish(w);
+        assert!(o.status.success(), "{}", said(&o));
+    }
+    assert_every_message_once(&sim, &out, "after three workers under a low app limit");
+    let requests = sim.requests();
+    let t0 = requests.first().map(|r| r.at);
+    let throttled: Vec<_> = requests
+        .iter()
+        .filter(|r| r.app_throttled)
+        .map(|r| (t0.map(|t| r.at - t), &r.path_and_query))
+        .collect();
+    assert!(
+        throttled.is_empty(),
+        "{} of {} requests answered 429 for the app's limit (since the first request): {throttled:?}",
+        throttled.len(),
+        requests.len()
+    );
+    assert_eq!(
+        pg.psql("SELECT count(*), sum(mailboxes_done) FROM workers"),
+        "3|6"
+    );
+}
+
+/// Regression (issue 18): each leased mailbox's run signed in anew, one token request per
+/// mailbox. One worker signs in once and its token serves every mailbox it leases.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_worker_signs_in_once_for_all_its_mailboxes() {
+    let pg = Postgres::start();
+    let sim = tenant(5, 4, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (config, out) = config_with(dir.path(), &sim, &pg, "workloads = [\"mail\"]\n", "");
+    let o = finish(worker(&config, &sim));
+    assert!(o.status.success(), "{}", said(&o));
+    assert_every_message_once(&sim, &out, "after one worker");
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM leases WHERE state = 'done'"),
+        "5"
+    );
+    let sign_ins = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path_and_query.contains("/oauth2/v2.0/token"))
+        .count();
+    assert_eq!(sign_ins, 1, "one token request for 5 mailboxes");
+}
+
+/// Regression (issue 18, found by the coordination benchmark): a worker's lease loop with
+/// nothing left to take, while another loop of the same worker still migrated a mailbox,
+/// looked at the queue again only a third of a lease later, so the worker exited up to
+/// `lease_seconds / 3` after its last mailbox was done (40 s by default). Its idle loops now
+/// wake when another settles a mailbox. With a lease of 600 s the old wait is 200 s; the
+/// deadline below only guards against that hang, far from both outcomes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_exits_when_its_last_mailbox_is_done_not_a_heartbeat_later() {
+    let pg = Postgres::start();
+    let sim = tenant(4, 10, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (config, out) = config_with(
+        dir.path(),
+        &sim,
+        &pg,
+        "parallel_mailboxes = 3\nworkloads = [\"mail\"]\n",
+        "lease_seconds = 600\n",
+    );
+    let mut w = worker(&config, &sim);
+    let started = std::time::Instant::now();
+    while w.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(100) {
+            w.kill().unwrap();
+            let o = finish(w);
+            panic!(
+                "the worker was still running after its mailboxes were done ({} of 4): {}",
+                pg.psql("SELECT count(*) FROM leases WHERE state = 'done'"),
+                said(&o)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let o = finish(w);
+    assert!(o.status.success(), "{}", said(&o));
+    assert_every_message_once(&sim, &out, "after one worker of three loops");
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM leases WHERE state = 'done'"),
+        "4"
     );
 }

@@ -16,7 +16,8 @@
 //! its own [`graph::pacer::Pacer`], the only place that waits or retries, which keeps the mailbox under
 //! Exchange Online's limits (4 requests in flight, 10,000 per 10 minutes) and honours
 //! `Retry-After` exactly; all of a run's pacers share one count of Graph's limit per app across
-//! the tenant (130,000 requests per 10 s). For each folder of the tree ([`graph::mail`]; system folders such as
+//! the tenant (130,000 requests per 10 s; each of the workers sharing a PostgreSQL journal
+//! takes its share of it, the limit over the live workers). For each folder of the tree ([`graph::mail`]; system folders such as
 //! Outbox, Sync Issues or Teams' hidden Team Chat are left out unless asked for) the engine reads a
 //! delta round (every message the first time, then only what changed since the stored
 //! deltaLink), skips what the journal or the destination already holds, and streams each new

@@ -7,6 +7,7 @@
 
 use crate::dav_front::{DavFront, Refusal};
 use crate::support;
+use support::chain;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -46,18 +47,6 @@ impl Outcome {
             Err(e) => panic!("the run failed: {}", chain(e)),
         }
     }
-}
-
-/// An error and its sources, as a user reads them.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Runs from `sim` into `destination` with a journal in `state`.

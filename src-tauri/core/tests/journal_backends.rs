@@ -744,3 +744,156 @@ fn postgres_leases_a_worker_without_sizes_keeps_the_known_order() {
         "a finished mailbox queued again stays done"
     );
 }
+
+/// The TLS state of the journal's own session (`application_name` m365-migrate), as the
+/// server sees it (pg_stat_ssl, <https://www.postgresql.org/docs/15/monitoring-stats.html>).
+fn journal_session_ssl(pg: &support::postgres::Postgres) -> String {
+    pg.psql(
+        "SELECT string_agg(s.ssl::text, ',') FROM pg_stat_ssl s
+           JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'm365-migrate'",
+    )
+}
+
+#[test]
+fn postgres_tls_verify_full_with_the_test_ca_connects_encrypted() {
+    use support::postgres::{Postgres, Tls};
+    let (pg, certs) = Postgres::start_tls(Tls::Required);
+    let url = pg.url_with(&format!(
+        "sslmode=verify-full&sslrootcert={}",
+        certs.ca.display()
+    ));
+    let settings = PostgresSettings::parse(&url).unwrap();
+    let journal = Journal::open_postgres(&settings, Some(&pg.password())).unwrap_or_else(|e| {
+        panic!(
+            "verify-full with the test CA: {}\n{}",
+            support::chain(&e),
+            pg.log()
+        )
+    });
+    journal.begin_run().expect("a write over TLS");
+    assert_eq!(journal_session_ssl(&pg), "true");
+}
+
+#[test]
+fn postgres_tls_require_encrypts_the_session() {
+    use support::postgres::{Postgres, Tls};
+    let (pg, _) = Postgres::start_tls(Tls::Offered);
+    let settings = PostgresSettings::parse(&pg.url_with("sslmode=require")).unwrap();
+    let journal = Journal::open_postgres(&settings, Some(&pg.password()))
+        .unwrap_or_else(|e| panic!("sslmode=require: {}\n{}", support::chain(&e), pg.log()));
+    journal.begin_run().expect("a write over TLS");
+    assert_eq!(journal_session_ssl(&pg), "true");
+    drop(journal);
+    // The same server without TLS, to show the check tells them apart.
+    let settings = PostgresSettings::parse(&pg.url()).unwrap();
+    let journal = Journal::open_postgres(&settings, Some(&pg.password())).unwrap();
+    journal.begin_run().unwrap();
+    assert_eq!(journal_session_ssl(&pg), "false");
+}
+
+#[test]
+fn postgres_tls_disable_against_a_server_requiring_tls_fails_clearly() {
+    use support::postgres::{Postgres, Tls};
+    let (pg, _) = Postgres::start_tls(Tls::Required);
+    let settings = PostgresSettings::parse(&pg.url()).unwrap();
+    let err = Journal::open_postgres(&settings, Some(&pg.password())).unwrap_err();
+    let text = support::chain(&err);
+    assert!(matches!(err, JournalError::Postgres { .. }), "{err:?}");
+    assert!(
+        text.contains(&format!("127.0.0.1:{}", pg.port)) && text.contains("no encryption"),
+        "names the server and why it refused: {text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_tls_a_wrong_root_certificate_is_refused_before_any_data_moves() {
+    use migrator_core::engine::{run_to_folder_with, RunControl, RunOptions};
+    use migrator_core::progress::{ProgressEvent, Reporter};
+    use std::sync::Arc;
+    use support::postgres::{Postgres, Tls};
+
+    let (pg, certs) = Postgres::start_tls(Tls::Required);
+    let url = pg.url_with(&format!(
+        "sslmode=verify-full&sslrootcert={}",
+        certs.other_ca.display()
+    ));
+    let settings = PostgresSettings::parse(&url).unwrap();
+    let err = Journal::open_postgres(&settings, Some(&pg.password())).unwrap_err();
+    // The message itself (not only its causes) names the server, the problem and the file
+    // that did not vouch for the certificate.
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("127.0.0.1:{}", pg.port))
+            && text.contains("certificate is not signed by")
+            && text.contains(&certs.other_ca.display().to_string()),
+        "names the server, the certificate problem and sslrootcert: {}",
+        support::chain(&err)
+    );
+    assert!(
+        !support::chain(&err).contains(support::postgres::PASSWORD),
+        "{text}"
+    );
+
+    // A run with it stops before it signs in or writes anything.
+    let sim = migrator_sim::SimServer::start(migrator_sim::SimConfig::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let options = RunOptions {
+        state_dir: Some(dir.path().join("state")),
+        journal: Some(settings),
+        ..RunOptions::default()
+    };
+    let quiet: Arc<dyn Reporter> = Arc::new(|_: ProgressEvent| {});
+    let source = support::source_config(&sim);
+    let secret = migrator_core::secrets::Secret::new(sim.client_secret());
+    let err = run_to_folder_with(&source, &secret, &out, quiet, RunControl::new(), options)
+        .await
+        .unwrap_err();
+    assert!(
+        support::chain(&err).contains("certificate"),
+        "{}",
+        support::chain(&err)
+    );
+    assert!(sim.requests().is_empty(), "the run reached Graph");
+    assert!(support::files_under(&out).is_empty(), "the run wrote");
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'm365-migrate'"),
+        "0"
+    );
+}
+
+/// Regression (issue 18, found by the coordination benchmark): every journal statement was
+/// prepared anew before each run of it (tokio-postgres prepares a statement given as text, a
+/// round trip of its own, under a new name each time). Each SQL text is now prepared once per
+/// connection: 30 items journaled the same way run a handful of prepared statements, each
+/// many times (the server logs each execution with its statement's name).
+#[test]
+fn postgres_journal_prepares_each_statement_once_per_connection() {
+    let pg = support::postgres::Postgres::start_with_settings(&["log_statement=all"]);
+    let settings = PostgresSettings::parse(&pg.url()).unwrap();
+    let j = Journal::open_postgres(&settings, Some(&pg.password())).unwrap();
+    let run = j.begin_run().unwrap();
+    for i in 0..30 {
+        let id = format!("m{i}");
+        j.record_intent(target(&id), run).unwrap();
+        j.record_done("u1", &id, "1700.Mab.m365:2,S", 42, None)
+            .unwrap();
+    }
+    let log = pg.log();
+    // `LOG:  execute s12: INSERT INTO items ...`
+    let names: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split("execute ").nth(1)?.split(':').next())
+        .filter(|name| name.starts_with('s'))
+        .collect();
+    let distinct: std::collections::HashSet<&str> = names.iter().copied().collect();
+    assert!(names.len() >= 60, "{} executions logged", names.len());
+    assert!(
+        distinct.len() <= 10,
+        "{} statements prepared for {} executions",
+        distinct.len(),
+        names.len()
+    );
+}

@@ -444,6 +444,10 @@ pub struct RunOptions {
     /// The users as already listed, used instead of listing the tenant again: a worker's
     /// leased user, from the listing it queued the mailboxes from ([`work`]).
     pub listed_users: Option<Vec<User>>,
+    /// A Graph client already signed in, used instead of signing in again: a worker's, whose
+    /// token (cached until near its expiry, renewed after a 401) and download cap serve every
+    /// mailbox it leases ([`work`]).
+    pub signed_in: Option<GraphClient>,
 }
 
 impl RunOptions {
@@ -484,6 +488,7 @@ impl RunOptions {
             journal: None,
             leased_journal: None,
             listed_users: None,
+            signed_in: None,
         }
     }
 }
@@ -510,6 +515,7 @@ impl Default for RunOptions {
             journal: None,
             leased_journal: None,
             listed_users: None,
+            signed_in: None,
         }
     }
 }
@@ -664,8 +670,11 @@ async fn run_locked(
         ),
         (None, None) => (None, None),
     };
-    let client = GraphClient::new(source, secret, http_client().map_err(EngineError::Http)?)?
-        .with_download_limit(options.max_downloads);
+    let client = match &options.signed_in {
+        Some(client) => client.clone(),
+        None => GraphClient::new(source, secret, http_client().map_err(EngineError::Http)?)?
+            .with_download_limit(options.max_downloads),
+    };
     client.sign_in().await?;
     let provisioner = match destination {
         Destination::IceWarp(d) => Some(icewarp::connect(d).await?),

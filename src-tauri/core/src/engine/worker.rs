@@ -27,6 +27,7 @@ use std::time::Duration;
 use super::{counts, signed_in_mailboxes, Destination, EngineError, RunControl, RunOptions};
 use crate::config::{SourceConfig, UserSelection};
 use crate::dest::imap::ConnectionLimit;
+use crate::graph::client::GraphClient;
 use crate::graph::types::User;
 use crate::graph::{Pacer, PacerSettings};
 use crate::journal::{Journal, JournalError, JournalLocation, Lease, WorkerProgress};
@@ -81,7 +82,8 @@ pub async fn work(
         settings.clone(),
     )))?);
     journal.worker_heartbeat(&options.worker, &options.host, WorkerProgress::default())?;
-    let users = fill_queue(source, secret, &options.run, &journal).await?;
+    share_app_budget(&journal, &options)?;
+    let (client, users) = fill_queue(source, secret, &options.run, &journal).await?;
     let summary = Mutex::new(WorkerSummary::default());
     let worker = Worker {
         source,
@@ -92,6 +94,8 @@ pub async fn work(
         options: &options,
         journal: &journal,
         users,
+        client: client.with_download_limit(options.run.max_downloads),
+        settled: tokio::sync::Notify::new(),
     };
     let loops = (0..options.run.parallel_mailboxes.max(1)).map(|_| worker.lease_loop(&summary));
     for result in futures_util::future::join_all(loops).await {
@@ -101,15 +105,16 @@ pub async fn work(
 }
 
 /// Queues every selected mailbox (idempotent: one already queued, done or failed keeps its
-/// state), sized by the plan's kept item counts when there are any. Returns the selected
-/// users by lower-case address, so each leased mailbox's run needs no listing of its own.
+/// state), sized by the plan's kept item counts when there are any. Returns the signed-in
+/// client and the selected users by lower-case address, so each leased mailbox's run needs
+/// neither a sign-in nor a listing of its own.
 async fn fill_queue(
     source: &SourceConfig,
     secret: &Secret,
     options: &RunOptions,
     journal: &Journal,
-) -> Result<HashMap<String, User>, EngineError> {
-    let (_, users) = signed_in_mailboxes(source, secret, options).await?;
+) -> Result<(GraphClient, HashMap<String, User>), EngineError> {
+    let (client, users) = signed_in_mailboxes(source, secret, options).await?;
     let kept = counts::MailboxCounts::load(options.state_dir.as_deref());
     let mut by_address = HashMap::new();
     for user in users {
@@ -122,7 +127,7 @@ async fn fill_queue(
         journal.enqueue_mailbox(address, size)?;
         by_address.insert(address.to_lowercase(), user);
     }
-    Ok(by_address)
+    Ok((client, by_address))
 }
 
 /// Waits `wait` on `pacer`'s clock (the pacer is the only place that waits).
@@ -142,6 +147,12 @@ struct Worker<'a> {
     journal: &'a Journal,
     /// The tenant's selected users, by lower-case address (from the queue's listing).
     users: HashMap<String, User>,
+    /// Signed in once for the worker: every leased mailbox's run uses its token (one sign-in
+    /// per worker, not per mailbox) and its download cap (`[run] max_downloads`).
+    client: GraphClient,
+    /// Told whenever one of this worker's lease loops settles a mailbox (done, failed, lost),
+    /// so its idle loops look at the queue again at once instead of after a heartbeat.
+    settled: tokio::sync::Notify,
 }
 
 impl Worker<'_> {
@@ -151,18 +162,28 @@ impl Worker<'_> {
         let pacer = Pacer::new(PacerSettings::default());
         let beat = (options.lease / 3).max(Duration::from_millis(100));
         while !control.is_cancelled() {
+            // Registered before the queue is read, so a mailbox another loop of this worker
+            // settles meanwhile still ends the wait below.
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
             let Some(lease) = journal.take_next_mailbox(&options.worker, options.lease)? else {
                 if journal.mailboxes_left()? == 0 {
                     break;
                 }
                 // Others hold the rest; one of them may have died: its lease expires, and the
-                // mailbox is taken again.
-                pause(&pacer, beat).await;
+                // mailbox is taken again. When the one still held is this worker's own, its
+                // end ends the wait (the worker exits as soon as the queue is done).
+                tokio::select! {
+                    () = pause(&pacer, beat) => {}
+                    () = &mut settled => {}
+                }
                 journal.worker_heartbeat(
                     &options.worker,
                     &options.host,
                     WorkerProgress::default(),
                 )?;
+                share_app_budget(journal, options)?;
                 continue;
             };
             tracing::info!(mailbox = %lease.mailbox, token = lease.fencing_token, "leased");
@@ -208,6 +229,7 @@ impl Worker<'_> {
                         .push((lease.mailbox.clone(), reason));
                 }
             }
+            self.settled.notify_waiters();
             journal.worker_heartbeat(&options.worker, &options.host, done)?;
         }
         Ok(())
@@ -217,7 +239,7 @@ impl Worker<'_> {
     /// at once (see the module doc).
     async fn migrate_leased(&self, lease: &Lease, pacer: &Pacer) -> Result<Stats, EngineError> {
         let (options, journal) = (self.options, self.journal);
-        let live = journal.live_workers(options.lease)?.max(1);
+        let live = share_app_budget(journal, options)?;
         let destination = &with_share(self.destination, live, options.run.parallel_mailboxes);
         let fenced = Arc::new(journal.fenced(lease, options.lease)?);
         let run_options = RunOptions {
@@ -232,6 +254,7 @@ impl Worker<'_> {
                 .users
                 .get(&lease.mailbox.to_lowercase())
                 .map(|u| vec![u.clone()]),
+            signed_in: Some(self.client.clone()),
             ..options.run.clone()
         };
         let migrate = super::run(
@@ -254,6 +277,9 @@ impl Worker<'_> {
                     WorkerProgress::default(),
                 ) {
                     tracing::warn!("cannot record the worker's heartbeat: {e}");
+                }
+                if let Err(e) = share_app_budget(journal, options) {
+                    tracing::warn!("cannot count the live workers: {e}");
                 }
             }
         };
@@ -282,6 +308,18 @@ fn stops_the_worker(e: &EngineError) -> bool {
         e,
         EngineError::Auth(_) | EngineError::Http(_) | EngineError::Journal(_)
     )
+}
+
+/// Counts the live workers (heartbeats younger than a lease, this one included) and limits
+/// this worker to its share of the app's Graph budget across the tenant (`[run]
+/// app_requests_per_window` over them), so the fleet together stays under the limit Graph
+/// sets per app ([`crate::graph::pacer::AppBudget`]). Returns the count, at least one.
+fn share_app_budget(journal: &Journal, options: &WorkerOptions) -> Result<u64, JournalError> {
+    let live = journal.live_workers(options.lease)?.max(1);
+    if let Some(app) = &options.run.pacer.app {
+        app.share_among(live);
+    }
+    Ok(live)
 }
 
 /// `destination` with one leased mailbox's share of the destination's connection cap

@@ -27,6 +27,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -204,7 +205,11 @@ pub struct AppBudget(Arc<AppCount>);
 
 #[derive(Debug)]
 struct AppCount {
-    budget: u32,
+    /// The app's whole budget per window, as configured.
+    whole: u32,
+    /// What this process may send of it per window: `whole`, or its share
+    /// ([`AppBudget::share_among`]).
+    budget: AtomicU32,
     window: Duration,
     sent: Mutex<Window>,
 }
@@ -228,7 +233,8 @@ impl AppBudget {
     /// documented 10 s, of a limit a single machine does not reach).
     pub fn new(budget: u32, window: Duration) -> Self {
         AppBudget(Arc::new(AppCount {
-            budget: budget.max(1),
+            whole: budget.max(1),
+            budget: AtomicU32::new(budget.max(1)),
             window: window + APP_MARGIN,
             sent: Mutex::new(Window::new()),
         }))
@@ -239,13 +245,29 @@ impl AppBudget {
         loop {
             let wait = {
                 let mut sent = self.0.sent.lock().unwrap_or_else(|p| p.into_inner());
-                match sent.take(self.0.budget, self.0.window, Instant::now()) {
+                let budget = self.0.budget.load(Ordering::Relaxed);
+                match sent.take(budget, self.0.window, Instant::now()) {
                     None => return,
                     Some(wait) => wait,
                 }
             };
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Limits this process to its share of the app's budget when `parts` processes (the live
+    /// workers sharing one journal, this one included) send under the same app: the whole
+    /// budget over `parts`, at least one request per window. Takes effect at the next
+    /// request; those already counted stay counted. Call it again whenever `parts` changes.
+    pub fn share_among(&self, parts: u64) {
+        let share = u64::from(self.0.whole) / parts.max(1);
+        let share = u32::try_from(share).unwrap_or(u32::MAX).max(1);
+        self.0.budget.store(share, Ordering::Relaxed);
+    }
+
+    /// The requests per window this process may send now ([`AppBudget::share_among`]).
+    pub fn budget(&self) -> u32 {
+        self.0.budget.load(Ordering::Relaxed)
     }
 }
 
@@ -924,6 +946,21 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 4);
     }
 
+    /// Sends one request through `pacer` as a Graph call does (its turn, then
+    /// [`Pacer::leave`]) and returns when it left.
+    async fn sent_through(pacer: &Pacer) -> Instant {
+        pacer
+            .call(
+                |_| async {
+                    pacer.leave().await;
+                    Verdict::<_, ()>::Done(Instant::now())
+                },
+                |_| {},
+            )
+            .await
+            .unwrap()
+    }
+
     /// Many mailboxes, each well within its own budget, together stay within the app's
     /// budget across the tenant (throttling-limits.md, global limits) in every window.
     #[tokio::test(start_paused = true)]
@@ -940,17 +977,7 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 let mut times = Vec::new();
                 for _ in 0..6 {
-                    let t = pacer
-                        .call(
-                            |_| async {
-                                pacer.leave().await;
-                                Verdict::<_, ()>::Done(Instant::now())
-                            },
-                            |_| {},
-                        )
-                        .await
-                        .unwrap();
-                    times.push(t - start);
+                    times.push(sent_through(&pacer).await - start);
                 }
                 times
             }));
@@ -971,6 +998,33 @@ mod tests {
         // 120 requests at 30 per 10 s: the fourth window is reached, not much later.
         assert!(times[119] >= Duration::from_secs(30));
         assert!(times[119] < Duration::from_secs(32), "{:?}", times[119]);
+    }
+
+    /// A worker's share of the app's budget (the whole over the live workers) is what it
+    /// sends per window, recomputed when the number of workers changes; never below one.
+    #[tokio::test(start_paused = true)]
+    async fn a_share_of_the_app_budget_is_what_one_worker_sends_per_window() {
+        let app = AppBudget::new(30, Duration::from_secs(10));
+        app.share_among(3);
+        assert_eq!(app.budget(), 10);
+        let pacer = Pacer::new(PacerSettings {
+            budget: 1000,
+            app: Some(app.clone()),
+            ..settings()
+        });
+        let start = Instant::now();
+        let mut times = Vec::new();
+        for _ in 0..11 {
+            times.push(sent_through(&pacer).await - start);
+        }
+        assert!(times[9] < Duration::from_secs(1), "{:?}", times[9]);
+        assert!(times[10] >= Duration::from_secs(10), "{:?}", times[10]);
+        app.share_among(1);
+        assert_eq!(app.budget(), 30);
+        app.share_among(100);
+        assert_eq!(app.budget(), 1, "never none");
+        app.share_among(0);
+        assert_eq!(app.budget(), 30, "no worker counted yet: the whole");
     }
 
     /// The budget must not free a request's slot before a full window has passed since it was

@@ -189,6 +189,10 @@ pub enum JournalError {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// The server's TLS certificate was refused when the journal opened: nothing is read or
+    /// written.
+    #[error("the PostgreSQL journal {target} is refused: its TLS certificate {problem}")]
+    Certificate { target: String, problem: String },
     #[error("the PostgreSQL journal {target} was migrated by a newer version (schema {found})")]
     NewerPostgresSchema { target: String, found: i64 },
     #[error("the PostgreSQL journal {target}'s connection stopped")]

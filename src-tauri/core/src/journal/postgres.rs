@@ -67,6 +67,54 @@ pub enum SslMode {
     VerifyFull,
 }
 
+impl SslMode {
+    /// The mode as libpq spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// What is wrong with the server's certificate, when `e` is its refusal in the TLS handshake
+/// (the verifier's [`rustls::Error`], inside the I/O error tokio-postgres wraps it in).
+fn certificate_problem(e: &tokio_postgres::Error) -> Option<String> {
+    use rustls::CertificateError as C;
+    let mut source = std::error::Error::source(e);
+    let refusal = loop {
+        let s = source?;
+        let inner = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|i| i.downcast_ref::<rustls::Error>());
+        if let Some(r) = inner.or_else(|| s.downcast_ref::<rustls::Error>()) {
+            break r;
+        }
+        source = s.source();
+    };
+    let rustls::Error::InvalidCertificate(problem) = refusal else {
+        return None;
+    };
+    Some(match problem {
+        C::UnknownIssuer => "is not signed by a certificate authority of".to_string(),
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            "is not made out for the host the URL names, checked against".to_string()
+        }
+        C::Expired | C::ExpiredContext { .. } => "has expired, checked against".to_string(),
+        C::NotValidYet | C::NotValidYetContext { .. } => {
+            "is not valid yet, checked against".to_string()
+        }
+        C::Revoked => "was revoked, checked against".to_string(),
+        // The issuer's name found among the roots, its key not the one that signed.
+        C::BadSignature => "has a signature no certificate authority made of".to_string(),
+        other => format!("is refused ({other:?}), checked against"),
+    })
+}
+
 /// Why a `[journal] url` cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalUrlError {
@@ -397,11 +445,43 @@ fn connection_lost(e: &tokio_postgres::Error) -> bool {
     }
 }
 
+/// A live connection and the statements prepared on it, by SQL text. tokio-postgres prepares
+/// a statement given as text before each run of it (a round trip of its own); the journal's
+/// SQL texts are a fixed set, so each is prepared once per connection.
+struct Session {
+    client: tokio_postgres::Client,
+    prepared: std::collections::HashMap<String, tokio_postgres::Statement>,
+}
+
+impl Session {
+    fn new(client: tokio_postgres::Client) -> Self {
+        Session {
+            client,
+            prepared: std::collections::HashMap::new(),
+        }
+    }
+}
+
+/// `sql` prepared on `client` (a connection or a transaction on it), from `prepared` when it
+/// was before.
+async fn prepared<C: tokio_postgres::GenericClient>(
+    client: &C,
+    prepared: &mut std::collections::HashMap<String, tokio_postgres::Statement>,
+    sql: &str,
+) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+    if let Some(statement) = prepared.get(sql) {
+        return Ok(statement.clone());
+    }
+    let statement = client.prepare(sql).await?;
+    prepared.insert(sql.to_string(), statement.clone());
+    Ok(statement)
+}
+
 /// One connection that is made again when the server went away.
 struct Connection {
     config: tokio_postgres::Config,
     tls: Option<rustls::ClientConfig>,
-    client: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
+    client: tokio::sync::Mutex<Option<Session>>,
     /// Waits between reconnections, as for any server that is down.
     pacer: crate::graph::Pacer,
     outage: crate::graph::OutagePolicy,
@@ -448,10 +528,10 @@ impl Connection {
                 Some(&self.outage),
                 |_| async {
                     let mut slot = self.client.lock().await;
-                    let mut client = match slot.take().filter(|c| !c.is_closed()) {
+                    let mut client = match slot.take().filter(|c| !c.client.is_closed()) {
                         Some(client) => client,
                         None => match self.connect().await {
-                            Ok(client) => client,
+                            Ok(client) => Session::new(client),
                             Err(error) => return Verdict::Down { after: None, error },
                         },
                     };
@@ -482,17 +562,22 @@ impl Connection {
     }
 }
 
-async fn run_work(
-    client: &mut tokio_postgres::Client,
-    work: &Work,
-) -> Result<Answer, tokio_postgres::Error> {
+async fn run_work(session: &mut Session, work: &Work) -> Result<Answer, tokio_postgres::Error> {
+    let Session {
+        client,
+        prepared: cache,
+    } = session;
     match work {
-        Work::Execute(sql, args) => client
-            .execute(sql.as_str(), &params(args))
-            .await
-            .map(Answer::Count),
+        Work::Execute(sql, args) => {
+            let statement = prepared(client, cache, sql).await?;
+            client
+                .execute(&statement, &params(args))
+                .await
+                .map(Answer::Count)
+        }
         Work::Query(sql, args) => {
-            let rows = client.query(sql.as_str(), &params(args)).await?;
+            let statement = prepared(client, cache, sql).await?;
+            let rows = client.query(&statement, &params(args)).await?;
             rows.iter()
                 .map(read_row)
                 .collect::<Result<_, _>>()
@@ -501,19 +586,21 @@ async fn run_work(
         Work::Transaction(guard, statements) => {
             let tx = client.transaction().await?;
             if let Some((sql, args)) = guard {
-                if tx.query(sql.as_str(), &params(args)).await?.is_empty() {
+                let statement = prepared(&tx, cache, sql).await?;
+                if tx.query(&statement, &params(args)).await?.is_empty() {
                     tx.rollback().await?;
                     return Ok(Answer::Applied(None));
                 }
             }
             let mut last = (0, Vec::new());
             for (sql, args) in statements {
+                let statement = prepared(&tx, cache, sql).await?;
                 last = if sql.contains("RETURNING") {
-                    let rows = tx.query(sql.as_str(), &params(args)).await?;
+                    let rows = tx.query(&statement, &params(args)).await?;
                     let rows: Vec<Row> = rows.iter().map(read_row).collect::<Result<_, _>>()?;
                     (rows.len() as u64, rows)
                 } else {
-                    (tx.execute(sql.as_str(), &params(args)).await?, Vec::new())
+                    (tx.execute(&statement, &params(args)).await?, Vec::new())
                 };
             }
             tx.commit().await?;
@@ -590,6 +677,11 @@ impl PostgresStore {
             }),
             outage: crate::graph::OutagePolicy::new(settings.outage_wait),
         };
+        let roots = match &settings.root_cert {
+            Some(path) => format!("sslrootcert {}", path.display()),
+            None => "the system's certificate authorities".to_string(),
+        };
+        let mode = settings.ssl_mode.as_str();
         let (ready_tx, ready_rx) = mpsc::channel();
         let (requests, inbox) = mpsc::channel::<Request>();
         let thread_target = target.clone();
@@ -603,7 +695,7 @@ impl PostgresStore {
                 });
                 match connected {
                     Ok((client, None)) => {
-                        *connection.client.blocking_lock() = Some(client);
+                        *connection.client.blocking_lock() = Some(Session::new(client));
                         let _ = ready_tx.send(Ok(()));
                     }
                     Ok((_, Some(found))) => {
@@ -614,9 +706,15 @@ impl PostgresStore {
                         return;
                     }
                     Err(source) => {
-                        let _ = ready_tx.send(Err(JournalError::Postgres {
-                            target: thread_target,
-                            source,
+                        let _ = ready_tx.send(Err(match certificate_problem(&source) {
+                            Some(problem) => JournalError::Certificate {
+                                target: thread_target,
+                                problem: format!("{problem} {roots} (sslmode={mode})"),
+                            },
+                            None => JournalError::Postgres {
+                                target: thread_target,
+                                source,
+                            },
                         }));
                         return;
                     }

@@ -383,6 +383,12 @@ pub fn free_port() -> u16 {
 /// (`cert.pem`, `key.pem`). webpki refuses a CA certificate used as the server's own, so the
 /// test sets up what a private deployment has: a CA file and a leaf.
 pub fn make_certificate(root: &Path) {
+    make_certificate_named(root, "M365 Migrator Test CA");
+}
+
+/// [`make_certificate`] with a CA of this name (another CA than the usual one).
+pub fn make_certificate_named(root: &Path, ca_name: &str) {
+    let subject = format!("/CN={ca_name}");
     let openssl = |args: &[&str]| {
         let out = Command::new("openssl")
             .args(args)
@@ -397,19 +403,8 @@ pub fn make_certificate(root: &Path) {
         );
     };
     openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=M365 Migrator Test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &subject,
+        "-keyout", "ca.key", "-out", "ca.pem",
     ]);
     openssl(&[
         "req",

@@ -266,3 +266,15 @@ pub fn not_migrated(events: &[migrator_core::progress::ProgressEvent]) -> Vec<(S
     out.sort();
     out
 }
+
+/// An error and its sources, as a user reads them (the CLI prints the chain so).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -6,7 +6,12 @@
 //! PostgreSQL refuses to run as root; under root the server runs as the `postgres` account the
 //! Debian package creates, and the temp dir is handed to it.
 //!
-//! A missing PostgreSQL is a test failure that says how to install it, never a skip.
+//! [`Postgres::start_tls`] serves TLS with a certificate made for the test by `openssl` (a CA
+//! of its own, the server's certificate for 127.0.0.1 and `localhost`, as Dovecot's), optionally requiring
+//! it (`hostssl` lines only in `pg_hba.conf`).
+//!
+//! A missing PostgreSQL (or `openssl`, for TLS) is a test failure that says how to install
+//! it, never a skip.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -14,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use migrator_core::secrets::Secret;
 
-use super::dovecot::free_port;
+use super::dovecot::{free_port, make_certificate, make_certificate_named};
 
 /// The superuser the tests connect as, and its password.
 pub const USER: &str = "migrator";
@@ -27,6 +32,27 @@ pub struct Postgres {
     pub port: u16,
     bin: PathBuf,
     owner: Option<(u32, u32)>,
+    /// `-c name=value` settings besides the usual ones (TLS).
+    settings: Vec<String>,
+}
+
+/// How [`Postgres::start_tls`] serves TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// Offered: a client may connect with or without it.
+    Offered,
+    /// Required: `pg_hba.conf` has only `hostssl` lines, so a connection without TLS is
+    /// refused (<https://www.postgresql.org/docs/15/auth-pg-hba-conf.html>).
+    Required,
+}
+
+/// The certificates [`Postgres::start_tls`] made, in its temp dir.
+#[derive(Debug, Clone)]
+pub struct TestCertificates {
+    /// The CA that signed the server's certificate: the right `sslrootcert`.
+    pub ca: PathBuf,
+    /// Another CA, which signed nothing the server has: a wrong `sslrootcert`.
+    pub other_ca: PathBuf,
 }
 
 impl Postgres {
@@ -41,13 +67,64 @@ impl Postgres {
         Self::start_with(true)
     }
 
-    fn start_with(trust: bool) -> Postgres {
-        let bin = find_bin_dir();
+    /// Password authentication with TLS on, its certificate for 127.0.0.1 signed by a CA made
+    /// for the test ([`TestCertificates`]).
+    pub fn start_tls(tls: Tls) -> (Postgres, TestCertificates) {
         let dir = tempfile::Builder::new()
             .prefix("postgres-test-")
             .tempdir()
             .expect("temp dir");
         let owner = server_account();
+        let certs = make_certificates(dir.path(), owner);
+        let settings = vec![
+            "ssl=on".to_string(),
+            format!("ssl_cert_file={}", dir.path().join("cert.pem").display()),
+            format!("ssl_key_file={}", dir.path().join("key.pem").display()),
+        ];
+        let pg = Self::start_in(dir, owner, false, settings, |data| {
+            if tls == Tls::Required {
+                let hba = data.join("pg_hba.conf");
+                let text = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+                let only_tls: String = text
+                    .lines()
+                    .map(|l| match l.strip_prefix("host ") {
+                        Some(rest) => format!("hostssl {rest}\n"),
+                        None => format!("{l}\n"),
+                    })
+                    .collect();
+                std::fs::write(&hba, only_tls).expect("pg_hba.conf written");
+            }
+        });
+        (pg, certs)
+    }
+
+    /// Password authentication with more server settings (`name=value`), such as
+    /// `log_statement=all` for a test that reads [`Postgres::log`].
+    pub fn start_with_settings(settings: &[&str]) -> Postgres {
+        let dir = tempfile::Builder::new()
+            .prefix("postgres-test-")
+            .tempdir()
+            .expect("temp dir");
+        let settings = settings.iter().map(|s| s.to_string()).collect();
+        Self::start_in(dir, server_account(), false, settings, |_| {})
+    }
+
+    fn start_with(trust: bool) -> Postgres {
+        let dir = tempfile::Builder::new()
+            .prefix("postgres-test-")
+            .tempdir()
+            .expect("temp dir");
+        Self::start_in(dir, server_account(), trust, Vec::new(), |_| {})
+    }
+
+    fn start_in(
+        dir: tempfile::TempDir,
+        owner: Option<(u32, u32)>,
+        trust: bool,
+        settings: Vec<String>,
+        configure: impl FnOnce(&Path),
+    ) -> Postgres {
+        let bin = find_bin_dir();
         let data = dir.path().join("data");
         std::fs::write(dir.path().join("pwfile"), PASSWORD).expect("password file");
         if let Some((uid, gid)) = owner {
@@ -74,10 +151,11 @@ impl Postgres {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        configure(&data);
         let mut last_log = String::new();
         for _ in 0..5 {
             let port = free_port();
-            let (mut child, ready) = spawn(&bin, dir.path(), port, owner);
+            let (mut child, ready) = spawn(&bin, dir.path(), port, owner, &settings);
             if ready {
                 return Postgres {
                     dir,
@@ -85,6 +163,7 @@ impl Postgres {
                     port,
                     bin,
                     owner,
+                    settings,
                 };
             }
             let _ = child.kill();
@@ -104,6 +183,11 @@ impl Postgres {
             "postgres://{USER}@127.0.0.1:{}/postgres?sslmode=disable",
             self.port
         )
+    }
+
+    /// The journal URL of database `postgres` with `query` (`sslmode=...&sslrootcert=...`).
+    pub fn url_with(&self, query: &str) -> String {
+        format!("postgres://{USER}@127.0.0.1:{}/postgres?{query}", self.port)
     }
 
     pub fn password(&self) -> Secret {
@@ -151,7 +235,13 @@ impl Postgres {
 
     /// Starts the server again after [`Postgres::stop`] on the same port and data.
     pub fn start_again(&mut self) {
-        let (child, ready) = spawn(&self.bin, self.dir.path(), self.port, self.owner);
+        let (child, ready) = spawn(
+            &self.bin,
+            self.dir.path(),
+            self.port,
+            self.owner,
+            &self.settings,
+        );
         self.child = child;
         assert!(ready, "PostgreSQL did not start again:\n{}", self.log());
     }
@@ -179,7 +269,13 @@ fn stop(child: &mut Child) {
 
 /// Starts the server on `port`; true once it accepts connections (its log says so), false if
 /// it exited or 30 s passed.
-fn spawn(bin: &Path, root: &Path, port: u16, owner: Option<(u32, u32)>) -> (Child, bool) {
+fn spawn(
+    bin: &Path,
+    root: &Path,
+    port: u16,
+    owner: Option<(u32, u32)>,
+    settings: &[String],
+) -> (Child, bool) {
     let log_path = root.join("postgres.log");
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -198,6 +294,7 @@ fn spawn(bin: &Path, root: &Path, port: u16, owner: Option<(u32, u32)>) -> (Chil
         .arg(format!("port={port}"))
         .args(["-c", "unix_socket_directories="])
         .args(["-c", "fsync=off", "-c", "max_connections=50"])
+        .args(settings.iter().flat_map(|s| ["-c", s.as_str()]))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(log))
@@ -222,6 +319,28 @@ fn spawn(bin: &Path, root: &Path, port: u16, owner: Option<(u32, u32)>) -> (Chil
         std::thread::sleep(Duration::from_millis(25));
     };
     (child, ready)
+}
+
+/// Makes, in `dir`, a CA and the server's key and certificate for 127.0.0.1 and `localhost`
+/// signed by it (as for Dovecot: [`make_certificate`]; the key private to the server's
+/// account, as PostgreSQL demands), and in `dir/other` another CA.
+fn make_certificates(dir: &Path, owner: Option<(u32, u32)>) -> TestCertificates {
+    make_certificate(dir);
+    let other = dir.join("other");
+    std::fs::create_dir(&other).expect("a folder for the other CA");
+    make_certificate_named(&other, "Another Test CA");
+    use std::os::unix::fs::PermissionsExt;
+    let key = dir.join("key.pem");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
+    if let Some((uid, gid)) = owner {
+        for f in ["key.pem", "cert.pem"] {
+            std::os::unix::fs::chown(dir.join(f), Some(uid), Some(gid)).expect("chown to postgres");
+        }
+    }
+    TestCertificates {
+        ca: dir.join("ca.pem"),
+        other_ca: other.join("ca.pem"),
+    }
 }
 
 /// Under root, the command runs as the `postgres` account.

@@ -117,6 +117,7 @@ pub async fn run(quick: bool, work: &Path) -> anyhow::Result<DestLeg> {
             master_password: MASTER_PASSWORD.into(),
         },
         &work.join("imap"),
+        None,
     )
     .await?;
     let totals = &imap.summary.totals;
@@ -150,6 +151,7 @@ pub async fn run(quick: bool, work: &Path) -> anyhow::Result<DestLeg> {
         &s,
         JobDestination::Folder(work.join("folder-out")),
         &work.join("folder"),
+        None,
     )
     .await?;
     if folder.summary.totals.messages != expected {

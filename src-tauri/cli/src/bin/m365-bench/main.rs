@@ -8,8 +8,10 @@
 //! request rates and the 429s. Nothing is timed against a threshold here: the smoke run
 //! (`--quick`, in `make test`) fails only on errors or lost messages.
 
+mod coordination;
 mod destleg;
 mod dovecot;
+mod postgres;
 mod proc_stats;
 mod report;
 mod scenario;
@@ -28,8 +30,9 @@ use clap::{Parser, Subcommand};
 )]
 struct Cli {
     /// Scenarios to run, comma-separated: small, medium, wide, ceiling, mailbox-50k, destleg,
-    /// tenant, tenant-memory (default: all but the tenant ones, whose results go to
-    /// tenant.json and are written into BENCHMARKS.md by hand).
+    /// tenant, tenant-memory, coordination, coordination-ceiling (default: all but the tenant
+    /// and coordination ones, whose results go to tenant.json and coordination.json and are
+    /// written into BENCHMARKS.md by hand).
     #[arg(long, value_delimiter = ',')]
     scenario: Vec<String>,
     /// The smoke run: a tiny tenant into a local folder and into Dovecot (seconds).
@@ -118,7 +121,9 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
             .filter_map(|name| {
                 let s = match name.as_str() {
                     "destleg" | "destleg-quick" => destleg::scenario(name == "destleg-quick"),
-                    other if other.starts_with("tenant") => return None,
+                    other if other.starts_with("tenant") || other.starts_with("coordination") => {
+                        return None
+                    }
                     other => scenario::find(other)?,
                 };
                 let s = if reduced { scenario::reduced(s) } else { s };
@@ -151,6 +156,7 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
     results.note = cli.note.clone();
     let mut errors = Vec::new();
     let mut tenants = Vec::new();
+    let mut coordinations = Vec::new();
     let started = std::time::Instant::now();
     for name in &names {
         eprintln!("m365-bench: scenario {name}");
@@ -159,6 +165,12 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
             "destleg" | "destleg-quick" => destleg::run(name == "destleg-quick", work.path())
                 .await
                 .map(|d| results.destleg.push(d)),
+            other if other.starts_with("coordination") => {
+                coordination::run(other, work.path()).await.map(|c| {
+                    eprintln!("  {}", c.line());
+                    coordinations.push(c);
+                })
+            }
             other if other.starts_with("tenant") => match tenant::find(other) {
                 Some(s) => {
                     let s = scenario::Scenario {
@@ -197,6 +209,9 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
     for t in &tenants {
         println!("{}", t.line());
     }
+    for c in &coordinations {
+        println!("{}", c.line());
+    }
     if let Some(dir) = &cli.out {
         results.write_files(dir)?;
         if !tenants.is_empty() {
@@ -205,6 +220,12 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
                 serde_json::to_string_pretty(&tenants)?,
             )?;
             std::fs::write(dir.join("tenant.svg"), results.tenant_svg())?;
+        }
+        if !coordinations.is_empty() {
+            std::fs::write(
+                dir.join("coordination.json"),
+                serde_json::to_string_pretty(&coordinations)?,
+            )?;
         }
     }
     if let Some(md) = &cli.markdown {

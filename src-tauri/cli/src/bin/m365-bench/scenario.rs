@@ -354,6 +354,7 @@ pub async fn run_child(
     s: &Scenario,
     destination: JobDestination,
     work: &Path,
+    journal_url: Option<String>,
 ) -> anyhow::Result<WorkerResult> {
     let (in_flight, budget, window) = s.limits.unwrap_or((4, 10_000, 600));
     let max_connections =
@@ -372,6 +373,7 @@ pub async fn run_child(
         state_dir: work.join("state"),
         max_connections,
         app_limit: s.app_limit,
+        journal_url,
     };
     let exe = std::env::current_exe().context("cannot find this program")?;
     let json = serde_json::to_string(&job)?;
@@ -425,6 +427,16 @@ pub async fn run(s: &Scenario, work: &Path) -> anyhow::Result<Vec<Outcome>> {
 }
 
 pub async fn run_into(s: &Scenario, into: &'static str, work: &Path) -> anyhow::Result<Outcome> {
+    run_into_with(s, into, work, None).await
+}
+
+/// [`run_into`] with a PostgreSQL journal (`journal_url`): the child runs as one worker.
+pub async fn run_into_with(
+    s: &Scenario,
+    into: &'static str,
+    work: &Path,
+    journal_url: Option<String>,
+) -> anyhow::Result<Outcome> {
     let started = std::time::Instant::now();
     let sim = SimServer::start(sim_config(s))
         .await
@@ -465,7 +477,7 @@ pub async fn run_into(s: &Scenario, into: &'static str, work: &Path) -> anyhow::
     let dovecot_before = dovecot_cpu()?;
     let cpu_before = cpu_seconds()?;
     let machine_before = MachineCpu::now()?;
-    let result = run_child(&sim, s, destination, work).await?;
+    let result = run_child(&sim, s, destination, work, journal_url).await?;
     let machine = MachineCpu::now()?.since(machine_before);
     let sim_cpu_seconds = cpu_seconds()? - cpu_before;
     let dovecot_cpu_seconds = dovecot_cpu()?

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use migrator_core::config::{Cloud, SourceConfig};
 use migrator_core::dest::imap::{ConnectionLimit, ImapSettings, MasterStyle, Security};
-use migrator_core::engine::{self, Destination, ImapLogins, RunControl, RunOptions};
+use migrator_core::engine::{self, Destination, ImapLogins, RunControl, RunOptions, WorkerOptions};
 use migrator_core::graph::pacer::AppBudget;
 use migrator_core::graph::PacerSettings;
+use migrator_core::journal::PostgresSettings;
 use migrator_core::progress::{ProgressEvent, RunSummary};
 use migrator_core::secrets::Secret;
 use serde::{Deserialize, Serialize};
@@ -43,6 +44,10 @@ pub struct Job {
     /// unset.
     #[serde(default)]
     pub app_limit: Option<(u32, u64)>,
+    /// A PostgreSQL journal (`[journal] url`): the job runs as one `m365-migrate worker`
+    /// ([`engine::work`]) instead of `run` on SQLite in `state_dir`.
+    #[serde(default)]
+    pub journal_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -208,16 +213,54 @@ async fn run(job: Job) -> anyhow::Result<WorkerResult> {
             }
         })
     };
-    let summary = engine::run(
-        &source,
-        &Secret::new(job.client_secret.clone()),
-        &destination,
-        Arc::new(reporter),
-        RunControl::new(),
-        options,
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("the run stopped: {e} ({})", e.code()))?;
+    let secret = Secret::new(job.client_secret.clone());
+    let summary = match &job.journal_url {
+        None => engine::run(
+            &source,
+            &secret,
+            &destination,
+            Arc::new(reporter),
+            RunControl::new(),
+            options,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("the run stopped: {e} ({})", e.code()))?,
+        Some(url) => {
+            let (worker, host) = engine::default_worker_name();
+            let options = WorkerOptions {
+                worker,
+                host,
+                lease: Duration::from_secs(migrator_core::config::DEFAULT_LEASE_SECONDS),
+                run: RunOptions {
+                    journal: Some(PostgresSettings::parse(url)?),
+                    ..options
+                },
+            };
+            let done = engine::work(
+                &source,
+                &secret,
+                &destination,
+                Arc::new(reporter),
+                RunControl::new(),
+                options,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("the worker stopped: {e} ({})", e.code()))?;
+            if !done.lost.is_empty() || !done.failed.is_empty() {
+                anyhow::bail!(
+                    "the worker lost {:?} and failed {:?}",
+                    done.lost,
+                    done.failed
+                );
+            }
+            RunSummary {
+                users: done.mailboxes,
+                totals: done.totals,
+                seconds: started.elapsed().as_secs_f64(),
+                cancelled: false,
+            }
+        }
+    };
     let wall_seconds = started.elapsed().as_secs_f64();
     sampler.abort();
     sample();
