@@ -584,28 +584,138 @@ async fn run_work(session: &mut Session, work: &Work) -> Result<Answer, tokio_po
                 .map(Answer::Rows)
         }
         Work::Transaction(guard, statements) => {
-            let tx = client.transaction().await?;
-            if let Some((sql, args)) = guard {
-                let statement = prepared(&tx, cache, sql).await?;
-                if tx.query(&statement, &params(args)).await?.is_empty() {
-                    tx.rollback().await?;
-                    return Ok(Answer::Applied(None));
-                }
-            }
-            let mut last = (0, Vec::new());
-            for (sql, args) in statements {
-                let statement = prepared(&tx, cache, sql).await?;
-                last = if sql.contains("RETURNING") {
-                    let rows = tx.query(&statement, &params(args)).await?;
-                    let rows: Vec<Row> = rows.iter().map(read_row).collect::<Result<_, _>>()?;
-                    (rows.len() as u64, rows)
-                } else {
-                    (tx.execute(&statement, &params(args)).await?, Vec::new())
-                };
-            }
-            tx.commit().await?;
-            Ok(Answer::Applied(Some(last)))
+            pipelined_transaction(client, cache, guard.as_ref(), statements).await
         }
+    }
+}
+
+/// One step of a pipelined transaction.
+enum Step<'a> {
+    /// `BEGIN`, `COMMIT` or `ROLLBACK`, sent as a simple query.
+    Control(&'static str),
+    /// A prepared statement; `rows`: read its `RETURNING` rows, else count what it changed.
+    Statement {
+        statement: tokio_postgres::Statement,
+        args: &'a [Value],
+        rows: bool,
+    },
+}
+
+async fn run_step(
+    client: &tokio_postgres::Client,
+    step: Step<'_>,
+) -> Result<(u64, Vec<Row>), tokio_postgres::Error> {
+    match step {
+        Step::Control(sql) => client.batch_execute(sql).await.map(|()| (0, Vec::new())),
+        Step::Statement {
+            statement,
+            args,
+            rows: true,
+        } => {
+            let rows = client.query(&statement, &params(args)).await?;
+            let rows: Vec<Row> = rows.iter().map(read_row).collect::<Result<_, _>>()?;
+            Ok((rows.len() as u64, rows))
+        }
+        Step::Statement {
+            statement, args, ..
+        } => Ok((client.execute(&statement, &params(args)).await?, Vec::new())),
+    }
+}
+
+/// `guard` as a query that fails with `division_by_zero` when the guard finds no row (and
+/// still locks the rows it finds, `FOR UPDATE` in a subquery).
+fn failing_guard(guard: &str) -> String {
+    format!("SELECT 1 / COUNT(*)::int FROM ({guard}) AS guard")
+}
+
+/// `BEGIN`, the guard, the statements and `COMMIT` in one round trip: tokio-postgres sends a
+/// request when its future is first polled and pipelines the requests so sent
+/// (<https://docs.rs/tokio-postgres/0.7/tokio_postgres/#pipelining>). The guard fails when
+/// it finds no row; an error inside a transaction block aborts it, every later statement
+/// fails, and the `COMMIT` of an aborted transaction rolls it back ("the transaction is
+/// aborted ... COMMIT ... will be ROLLBACK", protocol-flow.html#PROTOCOL-FLOW-PIPELINING,
+/// <https://www.postgresql.org/docs/15/protocol-flow.html>), so nothing is written unless
+/// all of it is. A statement that fails before it is sent (a parameter it cannot encode) is
+/// seen before the last step, which is then `ROLLBACK`.
+async fn pipelined_transaction(
+    client: &tokio_postgres::Client,
+    cache: &mut std::collections::HashMap<String, tokio_postgres::Statement>,
+    guard: Option<&(String, Vec<Value>)>,
+    statements: &[(String, Vec<Value>)],
+) -> Result<Answer, tokio_postgres::Error> {
+    use futures_util::future::{maybe_done, MaybeDone};
+    use std::future::Future as _;
+    let guard_sql = guard.map(|(sql, _)| failing_guard(sql));
+    let mut steps = vec![Step::Control("BEGIN")];
+    if let (Some(sql), Some((_, args))) = (&guard_sql, guard) {
+        steps.push(Step::Statement {
+            statement: prepared(client, cache, sql).await?,
+            args,
+            rows: true,
+        });
+    }
+    for (sql, args) in statements {
+        steps.push(Step::Statement {
+            statement: prepared(client, cache, sql).await?,
+            args,
+            rows: sql.contains("RETURNING"),
+        });
+    }
+    let mut sent: Vec<_> = steps
+        .into_iter()
+        .map(|step| Box::pin(maybe_done(run_step(client, step))))
+        .collect();
+    // Each step's first poll queues its messages, in order; none is answered before this
+    // task yields (the connection is served by another task of this thread's runtime).
+    std::future::poll_fn(|cx| {
+        for step in sent.iter_mut() {
+            let _ = step.as_mut().poll(cx);
+        }
+        std::task::Poll::Ready(())
+    })
+    .await;
+    let refused = sent.iter().any(|s| matches!(&**s, MaybeDone::Done(Err(_))));
+    let mut end = Box::pin(maybe_done(run_step(
+        client,
+        Step::Control(if refused { "ROLLBACK" } else { "COMMIT" }),
+    )));
+    std::future::poll_fn(|cx| {
+        let _ = end.as_mut().poll(cx);
+        std::task::Poll::Ready(())
+    })
+    .await;
+    let mut results = Vec::with_capacity(sent.len());
+    for mut step in sent {
+        step.as_mut().await;
+        results.push(step.as_mut().take_output());
+    }
+    end.as_mut().await;
+    let end = end.as_mut().take_output();
+    let mut results = results.into_iter().flatten();
+    let mut last = (0, Vec::new());
+    let mut first_error = None;
+    for (i, result) in results.by_ref().enumerate() {
+        match result {
+            Err(e) if connection_lost(&e) => return Err(e),
+            Err(e)
+                if i == 1
+                    && guard.is_some()
+                    && e.code() == Some(&tokio_postgres::error::SqlState::DIVISION_BY_ZERO) =>
+            {
+                return Ok(Answer::Applied(None));
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+            Ok(answer) => last = answer,
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    match end {
+        Some(Err(e)) => Err(e),
+        _ => Ok(Answer::Applied(Some(last))),
     }
 }
 
