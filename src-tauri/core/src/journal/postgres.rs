@@ -632,9 +632,9 @@ fn failing_guard(guard: &str) -> String {
 /// request when its future is first polled and pipelines the requests so sent
 /// (<https://docs.rs/tokio-postgres/0.7/tokio_postgres/#pipelining>). The guard fails when
 /// it finds no row; an error inside a transaction block aborts it, every later statement
-/// fails, and the `COMMIT` of an aborted transaction rolls it back ("the transaction is
-/// aborted ... COMMIT ... will be ROLLBACK", protocol-flow.html#PROTOCOL-FLOW-PIPELINING,
-/// <https://www.postgresql.org/docs/15/protocol-flow.html>), so nothing is written unless
+/// fails, and "if the transaction is in an aborted state then no changes will be made and
+/// the effect of the COMMIT will be identical to that of ROLLBACK"
+/// (<https://www.postgresql.org/docs/current/sql-commit.html>), so nothing is written unless
 /// all of it is. A statement that fails before it is sent (a parameter it cannot encode) is
 /// seen before the last step, which is then `ROLLBACK`.
 async fn pipelined_transaction(
