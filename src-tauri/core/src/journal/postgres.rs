@@ -4,8 +4,9 @@
 //! awaits, as it calls SQLite), and callers run inside Tokio runtimes of either flavour or
 //! none (`report`). So the PostgreSQL client (`tokio-postgres`) lives on one dedicated thread
 //! with its own current-thread runtime; each journal call sends its statement there and waits
-//! for the answer, as a SQLite call waits for its mutex and the disk. One connection serves
-//! one journal, like SQLite's one connection: no pool is needed for that.
+//! for the answer, as a SQLite call waits for its mutex and the disk. A journal has
+//! [`PostgresSettings::connections`] such threads, each with its own connection, taking the
+//! calls in turn: a worker's lease loops do not queue behind one connection's round trips.
 //!
 //! **Schema.** The migrations in `migrations/postgres/` (numbered, applied in order, each
 //! recorded in `schema_migrations`) run when the journal opens, under an advisory lock so
@@ -150,7 +151,14 @@ pub struct PostgresSettings {
     pub target: String,
     /// How long a journal call waits for a server that went away (`[run] outage_wait`).
     pub outage_wait: std::time::Duration,
+    /// How many connections serve the journal's calls at once (at least 1; a worker opens
+    /// one per lease loop, up to [`MAX_CONNECTIONS`]).
+    pub connections: usize,
 }
+
+/// The most connections one journal opens: each is a server process on PostgreSQL's side
+/// (`max_connections`, 100 by default, is shared by the whole fleet).
+pub const MAX_CONNECTIONS: usize = 4;
 
 impl PostgresSettings {
     /// Parses a journal URL. Reads `sslrootcert` now, so a missing file is a configuration
@@ -211,6 +219,7 @@ impl PostgresSettings {
             ssl_mode,
             root_cert,
             outage_wait: crate::config::DEFAULT_OUTAGE_WAIT,
+            connections: 1,
         };
         settings.tls_config()?;
         Ok(settings)
@@ -719,6 +728,23 @@ async fn pipelined_transaction(
     }
 }
 
+/// Serves the journal's calls from `inbox` on `connection` until every sender is gone; the
+/// connections of one journal take turns at the one inbox, each call going to a free one.
+fn serve_requests(
+    runtime: &tokio::runtime::Runtime,
+    connection: &Connection,
+    inbox: &Mutex<mpsc::Receiver<Request>>,
+) {
+    loop {
+        let next = inbox.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        let Ok(Request { work, reply }) = next else {
+            return;
+        };
+        // A caller that stopped waiting is no reason to stop serving the others.
+        let _ = reply.send(runtime.block_on(connection.serve(&work)));
+    }
+}
+
 /// Applies the migrations not yet recorded, one transaction each, under [`MIGRATION_LOCK`].
 async fn migrate(
     client: &mut tokio_postgres::Client,
@@ -776,17 +802,19 @@ impl PostgresStore {
             .enable_all()
             .build()
             .map_err(|source| JournalError::Thread { source })?;
-        let connection = Connection {
-            config,
-            tls,
+        let outage_wait = settings.outage_wait;
+        let new_connection = move || Connection {
+            config: config.clone(),
+            tls: tls.clone(),
             client: tokio::sync::Mutex::new(None),
             pacer: crate::graph::Pacer::new(crate::graph::PacerSettings {
                 min_backoff: std::time::Duration::from_millis(200),
                 max_backoff: std::time::Duration::from_secs(5),
                 ..crate::graph::PacerSettings::default()
             }),
-            outage: crate::graph::OutagePolicy::new(settings.outage_wait),
+            outage: crate::graph::OutagePolicy::new(outage_wait),
         };
+        let connection = new_connection();
         let roots = match &settings.root_cert {
             Some(path) => format!("sslrootcert {}", path.display()),
             None => "the system's certificate authorities".to_string(),
@@ -794,6 +822,8 @@ impl PostgresStore {
         let mode = settings.ssl_mode.as_str();
         let (ready_tx, ready_rx) = mpsc::channel();
         let (requests, inbox) = mpsc::channel::<Request>();
+        let inbox = Arc::new(Mutex::new(inbox));
+        let first_inbox = inbox.clone();
         let thread_target = target.clone();
         std::thread::Builder::new()
             .name("journal-postgres".into())
@@ -829,17 +859,28 @@ impl PostgresStore {
                         return;
                     }
                 };
-                // A caller that stopped waiting is no reason to stop serving the others.
-                while let Ok(Request { work, reply }) = inbox.recv() {
-                    let _ = reply.send(runtime.block_on(connection.serve(&work)));
-                }
+                serve_requests(&runtime, &connection, &first_inbox);
             })
             .map_err(|source| JournalError::Thread { source })?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(PostgresStore {
-                requests: Mutex::new(requests),
-                target,
-            }),
+            Ok(Ok(())) => {
+                // The other connections are made on their first call (the schema is there).
+                for _ in 1..settings.connections.clamp(1, MAX_CONNECTIONS) {
+                    let (connection, inbox) = (new_connection(), inbox.clone());
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|source| JournalError::Thread { source })?;
+                    std::thread::Builder::new()
+                        .name("journal-postgres".into())
+                        .spawn(move || serve_requests(&runtime, &connection, &inbox))
+                        .map_err(|source| JournalError::Thread { source })?;
+                }
+                Ok(PostgresStore {
+                    requests: Mutex::new(requests),
+                    target,
+                })
+            }
             Ok(Err(e)) => Err(e),
             Err(_) => Err(JournalError::Stopped { target }),
         }
