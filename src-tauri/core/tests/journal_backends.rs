@@ -1012,3 +1012,59 @@ fn postgres_fenced_write_is_one_round_trip_not_four() {
         "nothing written under a lost lease"
     );
 }
+
+/// Issue 18: every call of a worker's journal went through one connection, so one lease
+/// loop's call waiting on the server (here: on a row lock another session holds) held up
+/// every other loop's calls. With a connection per lease loop another call is answered
+/// while the first still waits.
+#[test]
+fn postgres_journal_call_waiting_on_the_server_does_not_hold_up_another_loops_call() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+    let pg = Arc::new(support::postgres::Postgres::start());
+    let mut settings = PostgresSettings::parse(&pg.url()).unwrap();
+    settings.connections = 2;
+    let j = Journal::open_postgres(&settings, Some(&pg.password())).unwrap();
+    let ttl = Duration::from_secs(600);
+    j.enqueue_mailbox("u1", 10).unwrap();
+    let lease = j.take_next_mailbox("worker-a", ttl).unwrap().unwrap();
+    let fenced = j.fenced(&lease, ttl).unwrap();
+    let run = fenced.begin_run().unwrap();
+    fenced.record_intent(target("m0"), run).unwrap();
+
+    let count = |sql: &str| pg.psql(sql).trim().to_string();
+    // Another session holds the lease row's lock until it is cancelled.
+    let holder = {
+        let pg = pg.clone();
+        std::thread::spawn(move || {
+            pg.psql("BEGIN; SELECT 1 FROM leases FOR UPDATE; SELECT pg_sleep(600); COMMIT;")
+        })
+    };
+    while count("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'") != "1" {}
+    let written = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let written = written.clone();
+        std::thread::spawn(move || {
+            let r = fenced.record_done("u1", "m0", "1", 5, None);
+            written.store(true, Ordering::SeqCst);
+            r
+        })
+    };
+    while count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") != "1" {}
+
+    let read = j.item("u1", "m0").unwrap();
+    assert!(
+        !written.load(Ordering::SeqCst),
+        "the read waited for the blocked write"
+    );
+    assert_eq!(read.map(|r| r.state), Some(ItemState::Pending));
+
+    count("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'");
+    let _ = holder.join();
+    writer.join().unwrap().unwrap();
+    assert_eq!(
+        j.item("u1", "m0").unwrap().map(|r| r.state),
+        Some(ItemState::Done)
+    );
+}
