@@ -653,6 +653,17 @@ fn sqlite_journal_has_no_leases() {
     assert!(matches!(err, JournalError::NeedsPostgres), "{err:?}");
 }
 
+/// Mailbox `u1` queued and leased to `worker-a` for 600 s: the lease's fenced handle and a run
+/// begun through it.
+fn fenced_u1(j: &Journal) -> (Journal, i64) {
+    let ttl = std::time::Duration::from_secs(600);
+    j.enqueue_mailbox("u1", 10).unwrap();
+    let lease = j.take_next_mailbox("worker-a", ttl).unwrap().unwrap();
+    let fenced = j.fenced(&lease, ttl).unwrap();
+    let run = fenced.begin_run().unwrap();
+    (fenced, run)
+}
+
 #[test]
 fn postgres_fenced_handle_refuses_every_write_after_the_lease_is_lost() {
     use std::time::Duration;
@@ -660,10 +671,7 @@ fn postgres_fenced_handle_refuses_every_write_after_the_lease_is_lost() {
     let settings = PostgresSettings::parse(&pg.url()).unwrap();
     let j = Journal::open_postgres(&settings, Some(&pg.password())).unwrap();
     let ttl = Duration::from_secs(600);
-    j.enqueue_mailbox("u1", 10).unwrap();
-    let a = j.take_next_mailbox("worker-a", ttl).unwrap().unwrap();
-    let fenced = j.fenced(&a, ttl).unwrap();
-    let run = fenced.begin_run().unwrap();
+    let (fenced, run) = fenced_u1(&j);
     fenced.record_intent(target("m1"), run).unwrap();
     fenced.record_done("u1", "m1", "1", 5, None).unwrap();
 
@@ -961,7 +969,6 @@ impl RoundTripCounter {
 /// nothing.
 #[test]
 fn postgres_fenced_write_is_one_round_trip_not_four() {
-    use std::time::Duration;
     let pg = support::postgres::Postgres::start();
     let port: u16 = pg
         .url()
@@ -976,11 +983,7 @@ fn postgres_fenced_write_is_one_round_trip_not_four() {
         .replace(&format!(":{port}/"), &format!(":{}/", counter.port));
     let settings = PostgresSettings::parse(&url).unwrap();
     let j = Journal::open_postgres(&settings, Some(&pg.password())).unwrap();
-    let ttl = Duration::from_secs(600);
-    j.enqueue_mailbox("u1", 10).unwrap();
-    let lease = j.take_next_mailbox("worker-a", ttl).unwrap().unwrap();
-    let fenced = j.fenced(&lease, ttl).unwrap();
-    let run = fenced.begin_run().unwrap();
+    let (fenced, run) = fenced_u1(&j);
     // Each SQL text is prepared on its first use (a round trip of its own, once).
     fenced.record_intent(target("m0"), run).unwrap();
     fenced.record_done("u1", "m0", "0", 5, None).unwrap();
@@ -1021,16 +1024,11 @@ fn postgres_fenced_write_is_one_round_trip_not_four() {
 fn postgres_journal_call_waiting_on_the_server_does_not_hold_up_another_loops_call() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    use std::time::Duration;
     let pg = Arc::new(support::postgres::Postgres::start());
     let mut settings = PostgresSettings::parse(&pg.url()).unwrap();
     settings.connections = 2;
     let j = Journal::open_postgres(&settings, Some(&pg.password())).unwrap();
-    let ttl = Duration::from_secs(600);
-    j.enqueue_mailbox("u1", 10).unwrap();
-    let lease = j.take_next_mailbox("worker-a", ttl).unwrap().unwrap();
-    let fenced = j.fenced(&lease, ttl).unwrap();
-    let run = fenced.begin_run().unwrap();
+    let (fenced, run) = fenced_u1(&j);
     fenced.record_intent(target("m0"), run).unwrap();
 
     let count = |sql: &str| pg.psql(sql).trim().to_string();
