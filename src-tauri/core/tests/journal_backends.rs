@@ -653,6 +653,17 @@ fn sqlite_journal_has_no_leases() {
     assert!(matches!(err, JournalError::NeedsPostgres), "{err:?}");
 }
 
+/// Mailbox `u1` queued and leased to `worker-a` for 600 s: the lease's fenced handle and a run
+/// begun through it.
+fn fenced_u1(j: &Journal) -> (Journal, i64) {
+    let ttl = std::time::Duration::from_secs(600);
+    j.enqueue_mailbox("u1", 10).unwrap();
+    let lease = j.take_next_mailbox("worker-a", ttl).unwrap().unwrap();
+    let fenced = j.fenced(&lease, ttl).unwrap();
+    let run = fenced.begin_run().unwrap();
+    (fenced, run)
+}
+
 #[test]
 fn postgres_fenced_handle_refuses_every_write_after_the_lease_is_lost() {
     use std::time::Duration;
@@ -660,10 +671,7 @@ fn postgres_fenced_handle_refuses_every_write_after_the_lease_is_lost() {
     let settings = PostgresSettings::parse(&pg.url()).unwrap();
     let j = Journal::open_postgres(&settings, Some(&pg.password())).unwrap();
     let ttl = Duration::from_secs(600);
-    j.enqueue_mailbox("u1", 10).unwrap();
-    let a = j.take_next_mailbox("worker-a", ttl).unwrap().unwrap();
-    let fenced = j.fenced(&a, ttl).unwrap();
-    let run = fenced.begin_run().unwrap();
+    let (fenced, run) = fenced_u1(&j);
     fenced.record_intent(target("m1"), run).unwrap();
     fenced.record_done("u1", "m1", "1", 5, None).unwrap();
 
@@ -895,5 +903,166 @@ fn postgres_journal_prepares_each_statement_once_per_connection() {
         "{} statements prepared for {} executions",
         distinct.len(),
         names.len()
+    );
+}
+
+/// Counts the round trips between a client and a server: how often the client speaks again
+/// after the server answered. A plain TCP relay on 127.0.0.1, one thread per direction.
+struct RoundTripCounter {
+    port: u16,
+    /// (the server spoke last, round trips so far)
+    turns: std::sync::Arc<std::sync::Mutex<(bool, u64)>>,
+}
+
+impl RoundTripCounter {
+    fn start(server_port: u16) -> RoundTripCounter {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let turns = std::sync::Arc::new(std::sync::Mutex::new((true, 0u64)));
+        let shared = turns.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let server =
+                    std::net::TcpStream::connect(("127.0.0.1", server_port)).expect("server");
+                let _ = (client.set_nodelay(true), server.set_nodelay(true));
+                for (mut from, mut to, from_client) in [
+                    (
+                        client.try_clone().expect("clone"),
+                        server.try_clone().expect("clone"),
+                        true,
+                    ),
+                    (server, client, false),
+                ] {
+                    let turns = shared.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n @ 1..) = from.read(&mut buf) {
+                            {
+                                let mut t = turns.lock().unwrap_or_else(|p| p.into_inner());
+                                if from_client && t.0 {
+                                    t.1 += 1;
+                                }
+                                t.0 = !from_client;
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        RoundTripCounter { port, turns }
+    }
+
+    fn round_trips(&self) -> u64 {
+        self.turns.lock().unwrap_or_else(|p| p.into_inner()).1
+    }
+}
+
+/// Issue 18's coordination benchmark (one worker on PostgreSQL at 0.35 to 0.41 of `run` on
+/// SQLite): a fenced write was `BEGIN`, the lease check, the statement and `COMMIT`, each
+/// waited for in turn, 4 round trips. They are now sent as one pipeline: one round trip per
+/// fenced write, and a write refused because the lease was lost costs one too and writes
+/// nothing.
+#[test]
+fn postgres_fenced_write_is_one_round_trip_not_four() {
+    let pg = support::postgres::Postgres::start();
+    let port: u16 = pg
+        .url()
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .expect("the test server's port");
+    let counter = RoundTripCounter::start(port);
+    let url = pg
+        .url()
+        .replace(&format!(":{port}/"), &format!(":{}/", counter.port));
+    let settings = PostgresSettings::parse(&url).unwrap();
+    let j = Journal::open_postgres(&settings, Some(&pg.password())).unwrap();
+    let (fenced, run) = fenced_u1(&j);
+    // Each SQL text is prepared on its first use (a round trip of its own, once).
+    fenced.record_intent(target("m0"), run).unwrap();
+    fenced.record_done("u1", "m0", "0", 5, None).unwrap();
+
+    let before = counter.round_trips();
+    for i in 1..=20 {
+        fenced
+            .record_done("u1", "m0", &format!("{i}"), 5, None)
+            .unwrap();
+    }
+    let per_write = (counter.round_trips() - before) as f64 / 20.0;
+    assert!(per_write <= 1.5, "{per_write} round trips per fenced write");
+    assert_eq!(
+        j.item("u1", "m0").unwrap().and_then(|r| r.dest_ref),
+        Some("20".to_string())
+    );
+
+    pg.psql("UPDATE leases SET fencing_token = fencing_token + 1");
+    let before = counter.round_trips();
+    let refused = fenced.record_done("u1", "m0", "lost", 5, None);
+    assert!(
+        matches!(refused, Err(JournalError::LeaseLost { .. })),
+        "{refused:?}"
+    );
+    assert!(counter.round_trips() - before <= 1);
+    assert_eq!(
+        j.item("u1", "m0").unwrap().and_then(|r| r.dest_ref),
+        Some("20".to_string()),
+        "nothing written under a lost lease"
+    );
+}
+
+/// Issue 18: every call of a worker's journal went through one connection, so one lease
+/// loop's call waiting on the server (here: on a row lock another session holds) held up
+/// every other loop's calls. With a connection per lease loop another call is answered
+/// while the first still waits.
+#[test]
+fn postgres_journal_call_waiting_on_the_server_does_not_hold_up_another_loops_call() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let pg = Arc::new(support::postgres::Postgres::start());
+    let mut settings = PostgresSettings::parse(&pg.url()).unwrap();
+    settings.connections = 2;
+    let j = Journal::open_postgres(&settings, Some(&pg.password())).unwrap();
+    let (fenced, run) = fenced_u1(&j);
+    fenced.record_intent(target("m0"), run).unwrap();
+
+    let count = |sql: &str| pg.psql(sql).trim().to_string();
+    // Another session holds the lease row's lock until it is cancelled.
+    let holder = {
+        let pg = pg.clone();
+        std::thread::spawn(move || {
+            pg.psql("BEGIN; SELECT 1 FROM leases FOR UPDATE; SELECT pg_sleep(600); COMMIT;")
+        })
+    };
+    while count("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'") != "1" {}
+    let written = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let written = written.clone();
+        std::thread::spawn(move || {
+            let r = fenced.record_done("u1", "m0", "1", 5, None);
+            written.store(true, Ordering::SeqCst);
+            r
+        })
+    };
+    while count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") != "1" {}
+
+    let read = j.item("u1", "m0").unwrap();
+    assert!(
+        !written.load(Ordering::SeqCst),
+        "the read waited for the blocked write"
+    );
+    assert_eq!(read.map(|r| r.state), Some(ItemState::Pending));
+
+    count("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'");
+    let _ = holder.join();
+    writer.join().unwrap().unwrap();
+    assert_eq!(
+        j.item("u1", "m0").unwrap().map(|r| r.state),
+        Some(ItemState::Done)
     );
 }

@@ -78,8 +78,11 @@ pub async fn work(
     let Some(settings) = &options.run.journal else {
         return Err(JournalError::NeedsPostgres.into());
     };
+    // A connection per lease loop: one mailbox's journal calls do not wait behind another's.
+    let mut settings = settings.clone();
+    settings.connections = options.run.parallel_mailboxes.max(1);
     let journal = Arc::new(Journal::open_at(&JournalLocation::Postgres(Box::new(
-        settings.clone(),
+        settings,
     )))?);
     journal.worker_heartbeat(&options.worker, &options.host, WorkerProgress::default())?;
     share_app_budget(&journal, &options)?;

@@ -4,8 +4,9 @@
 //! awaits, as it calls SQLite), and callers run inside Tokio runtimes of either flavour or
 //! none (`report`). So the PostgreSQL client (`tokio-postgres`) lives on one dedicated thread
 //! with its own current-thread runtime; each journal call sends its statement there and waits
-//! for the answer, as a SQLite call waits for its mutex and the disk. One connection serves
-//! one journal, like SQLite's one connection: no pool is needed for that.
+//! for the answer, as a SQLite call waits for its mutex and the disk. A journal has
+//! [`PostgresSettings::connections`] such threads, each with its own connection, taking the
+//! calls in turn: a worker's lease loops do not queue behind one connection's round trips.
 //!
 //! **Schema.** The migrations in `migrations/postgres/` (numbered, applied in order, each
 //! recorded in `schema_migrations`) run when the journal opens, under an advisory lock so
@@ -150,7 +151,14 @@ pub struct PostgresSettings {
     pub target: String,
     /// How long a journal call waits for a server that went away (`[run] outage_wait`).
     pub outage_wait: std::time::Duration,
+    /// How many connections serve the journal's calls at once (at least 1; a worker opens
+    /// one per lease loop, up to [`MAX_CONNECTIONS`]).
+    pub connections: usize,
 }
+
+/// The most connections one journal opens: each is a server process on PostgreSQL's side
+/// (`max_connections`, 100 by default, is shared by the whole fleet).
+pub const MAX_CONNECTIONS: usize = 4;
 
 impl PostgresSettings {
     /// Parses a journal URL. Reads `sslrootcert` now, so a missing file is a configuration
@@ -211,6 +219,7 @@ impl PostgresSettings {
             ssl_mode,
             root_cert,
             outage_wait: crate::config::DEFAULT_OUTAGE_WAIT,
+            connections: 1,
         };
         settings.tls_config()?;
         Ok(settings)
@@ -584,28 +593,155 @@ async fn run_work(session: &mut Session, work: &Work) -> Result<Answer, tokio_po
                 .map(Answer::Rows)
         }
         Work::Transaction(guard, statements) => {
-            let tx = client.transaction().await?;
-            if let Some((sql, args)) = guard {
-                let statement = prepared(&tx, cache, sql).await?;
-                if tx.query(&statement, &params(args)).await?.is_empty() {
-                    tx.rollback().await?;
-                    return Ok(Answer::Applied(None));
-                }
-            }
-            let mut last = (0, Vec::new());
-            for (sql, args) in statements {
-                let statement = prepared(&tx, cache, sql).await?;
-                last = if sql.contains("RETURNING") {
-                    let rows = tx.query(&statement, &params(args)).await?;
-                    let rows: Vec<Row> = rows.iter().map(read_row).collect::<Result<_, _>>()?;
-                    (rows.len() as u64, rows)
-                } else {
-                    (tx.execute(&statement, &params(args)).await?, Vec::new())
-                };
-            }
-            tx.commit().await?;
-            Ok(Answer::Applied(Some(last)))
+            pipelined_transaction(client, cache, guard.as_ref(), statements).await
         }
+    }
+}
+
+/// One step of a pipelined transaction.
+enum Step<'a> {
+    /// `BEGIN`, `COMMIT` or `ROLLBACK`, sent as a simple query.
+    Control(&'static str),
+    /// A prepared statement; `rows`: read its `RETURNING` rows, else count what it changed.
+    Statement {
+        statement: tokio_postgres::Statement,
+        args: &'a [Value],
+        rows: bool,
+    },
+}
+
+async fn run_step(
+    client: &tokio_postgres::Client,
+    step: Step<'_>,
+) -> Result<(u64, Vec<Row>), tokio_postgres::Error> {
+    match step {
+        Step::Control(sql) => client.batch_execute(sql).await.map(|()| (0, Vec::new())),
+        Step::Statement {
+            statement,
+            args,
+            rows: true,
+        } => {
+            let rows = client.query(&statement, &params(args)).await?;
+            let rows: Vec<Row> = rows.iter().map(read_row).collect::<Result<_, _>>()?;
+            Ok((rows.len() as u64, rows))
+        }
+        Step::Statement {
+            statement, args, ..
+        } => Ok((client.execute(&statement, &params(args)).await?, Vec::new())),
+    }
+}
+
+/// `guard` as a query that fails with `division_by_zero` when the guard finds no row (and
+/// still locks the rows it finds, `FOR UPDATE` in a subquery).
+fn failing_guard(guard: &str) -> String {
+    format!("SELECT 1 / COUNT(*)::int FROM ({guard}) AS guard")
+}
+
+/// `BEGIN`, the guard, the statements and `COMMIT` in one round trip: tokio-postgres sends a
+/// request when its future is first polled and pipelines the requests so sent
+/// (<https://docs.rs/tokio-postgres/0.7/tokio_postgres/#pipelining>). The guard fails when
+/// it finds no row; an error inside a transaction block aborts it, every later statement
+/// fails, and "if the transaction is in an aborted state then no changes will be made and
+/// the effect of the COMMIT will be identical to that of ROLLBACK"
+/// (<https://www.postgresql.org/docs/current/sql-commit.html>), so nothing is written unless
+/// all of it is. A statement that fails before it is sent (a parameter it cannot encode) is
+/// seen before the last step, which is then `ROLLBACK`.
+async fn pipelined_transaction(
+    client: &tokio_postgres::Client,
+    cache: &mut std::collections::HashMap<String, tokio_postgres::Statement>,
+    guard: Option<&(String, Vec<Value>)>,
+    statements: &[(String, Vec<Value>)],
+) -> Result<Answer, tokio_postgres::Error> {
+    use futures_util::future::{maybe_done, MaybeDone};
+    use std::future::Future as _;
+    let guard_sql = guard.map(|(sql, _)| failing_guard(sql));
+    let mut steps = vec![Step::Control("BEGIN")];
+    if let (Some(sql), Some((_, args))) = (&guard_sql, guard) {
+        steps.push(Step::Statement {
+            statement: prepared(client, cache, sql).await?,
+            args,
+            rows: true,
+        });
+    }
+    for (sql, args) in statements {
+        steps.push(Step::Statement {
+            statement: prepared(client, cache, sql).await?,
+            args,
+            rows: sql.contains("RETURNING"),
+        });
+    }
+    let mut sent: Vec<_> = steps
+        .into_iter()
+        .map(|step| Box::pin(maybe_done(run_step(client, step))))
+        .collect();
+    // Each step's first poll queues its messages, in order; none is answered before this
+    // task yields (the connection is served by another task of this thread's runtime).
+    std::future::poll_fn(|cx| {
+        for step in sent.iter_mut() {
+            let _ = step.as_mut().poll(cx);
+        }
+        std::task::Poll::Ready(())
+    })
+    .await;
+    let refused = sent.iter().any(|s| matches!(&**s, MaybeDone::Done(Err(_))));
+    let mut end = Box::pin(maybe_done(run_step(
+        client,
+        Step::Control(if refused { "ROLLBACK" } else { "COMMIT" }),
+    )));
+    std::future::poll_fn(|cx| {
+        let _ = end.as_mut().poll(cx);
+        std::task::Poll::Ready(())
+    })
+    .await;
+    let mut results = Vec::with_capacity(sent.len());
+    for mut step in sent {
+        step.as_mut().await;
+        results.push(step.as_mut().take_output());
+    }
+    end.as_mut().await;
+    let end = end.as_mut().take_output();
+    let mut results = results.into_iter().flatten();
+    let mut last = (0, Vec::new());
+    let mut first_error = None;
+    for (i, result) in results.by_ref().enumerate() {
+        match result {
+            Err(e) if connection_lost(&e) => return Err(e),
+            Err(e)
+                if i == 1
+                    && guard.is_some()
+                    && e.code() == Some(&tokio_postgres::error::SqlState::DIVISION_BY_ZERO) =>
+            {
+                return Ok(Answer::Applied(None));
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+            Ok(answer) => last = answer,
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    match end {
+        Some(Err(e)) => Err(e),
+        _ => Ok(Answer::Applied(Some(last))),
+    }
+}
+
+/// Serves the journal's calls from `inbox` on `connection` until every sender is gone; the
+/// connections of one journal take turns at the one inbox, each call going to a free one.
+fn serve_requests(
+    runtime: &tokio::runtime::Runtime,
+    connection: &Connection,
+    inbox: &Mutex<mpsc::Receiver<Request>>,
+) {
+    loop {
+        let next = inbox.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        let Ok(Request { work, reply }) = next else {
+            return;
+        };
+        // A caller that stopped waiting is no reason to stop serving the others.
+        let _ = reply.send(runtime.block_on(connection.serve(&work)));
     }
 }
 
@@ -666,17 +802,19 @@ impl PostgresStore {
             .enable_all()
             .build()
             .map_err(|source| JournalError::Thread { source })?;
-        let connection = Connection {
-            config,
-            tls,
+        let outage_wait = settings.outage_wait;
+        let new_connection = move || Connection {
+            config: config.clone(),
+            tls: tls.clone(),
             client: tokio::sync::Mutex::new(None),
             pacer: crate::graph::Pacer::new(crate::graph::PacerSettings {
                 min_backoff: std::time::Duration::from_millis(200),
                 max_backoff: std::time::Duration::from_secs(5),
                 ..crate::graph::PacerSettings::default()
             }),
-            outage: crate::graph::OutagePolicy::new(settings.outage_wait),
+            outage: crate::graph::OutagePolicy::new(outage_wait),
         };
+        let connection = new_connection();
         let roots = match &settings.root_cert {
             Some(path) => format!("sslrootcert {}", path.display()),
             None => "the system's certificate authorities".to_string(),
@@ -684,6 +822,8 @@ impl PostgresStore {
         let mode = settings.ssl_mode.as_str();
         let (ready_tx, ready_rx) = mpsc::channel();
         let (requests, inbox) = mpsc::channel::<Request>();
+        let inbox = Arc::new(Mutex::new(inbox));
+        let first_inbox = inbox.clone();
         let thread_target = target.clone();
         std::thread::Builder::new()
             .name("journal-postgres".into())
@@ -719,17 +859,28 @@ impl PostgresStore {
                         return;
                     }
                 };
-                // A caller that stopped waiting is no reason to stop serving the others.
-                while let Ok(Request { work, reply }) = inbox.recv() {
-                    let _ = reply.send(runtime.block_on(connection.serve(&work)));
-                }
+                serve_requests(&runtime, &connection, &first_inbox);
             })
             .map_err(|source| JournalError::Thread { source })?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(PostgresStore {
-                requests: Mutex::new(requests),
-                target,
-            }),
+            Ok(Ok(())) => {
+                // The other connections are made on their first call (the schema is there).
+                for _ in 1..settings.connections.clamp(1, MAX_CONNECTIONS) {
+                    let (connection, inbox) = (new_connection(), inbox.clone());
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|source| JournalError::Thread { source })?;
+                    std::thread::Builder::new()
+                        .name("journal-postgres".into())
+                        .spawn(move || serve_requests(&runtime, &connection, &inbox))
+                        .map_err(|source| JournalError::Thread { source })?;
+                }
+                Ok(PostgresStore {
+                    requests: Mutex::new(requests),
+                    target,
+                })
+            }
             Ok(Err(e)) => Err(e),
             Err(_) => Err(JournalError::Stopped { target }),
         }
