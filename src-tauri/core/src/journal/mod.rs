@@ -18,9 +18,9 @@
 //! destination reference ([`Journal::record_done`]). An item left `pending` by a crash is
 //! reconciled on the next run by asking the destination whether it arrived, before anything is
 //! written again. Each call is its own transaction; SQLite's WAL journal makes it crash-safe.
-//! The records that say an item is done at the destination commit with `synchronous = FULL`,
-//! so they are on disk (power cuts too) before the call returns; each also syncs every record
-//! committed before it.
+//! The records that say an item is done at the destination are on disk (power cuts too)
+//! before the call returns, each with every record committed before it; on SQLite several
+//! share one sync of the WAL, made without the connection's lock (group commit).
 //!
 //! The journal never holds secrets: ids, names, sizes, hashes and reasons only.
 
@@ -487,7 +487,8 @@ impl Journal {
     }
 
     /// [`Journal::exec`] for a record that says an item is done at the destination: on disk
-    /// when the call returns (SQLite: `synchronous = FULL`; PostgreSQL's commits are durable
+    /// when the call returns (SQLite: its WAL synced after the commit, shared by concurrent
+    /// records; PostgreSQL's commits are durable
     /// with its default `synchronous_commit = on`).
     fn exec_durable(&self, sql: &str, args: Vec<Value>) -> Result<u64, JournalError> {
         match &*self.backend {
