@@ -18,9 +18,9 @@
 //! destination reference ([`Journal::record_done`]). An item left `pending` by a crash is
 //! reconciled on the next run by asking the destination whether it arrived, before anything is
 //! written again. Each call is its own transaction; SQLite's WAL journal makes it crash-safe.
-//! The records that say an item is done at the destination commit with `synchronous = FULL`,
-//! so they are on disk (power cuts too) before the call returns; each also syncs every record
-//! committed before it.
+//! The records that say an item is done at the destination are on disk (power cuts too)
+//! before the call returns, each with every record committed before it; on SQLite several
+//! share one sync of the WAL, made without the connection's lock (group commit).
 //!
 //! The journal never holds secrets: ids, names, sizes, hashes and reasons only.
 
@@ -487,7 +487,8 @@ impl Journal {
     }
 
     /// [`Journal::exec`] for a record that says an item is done at the destination: on disk
-    /// when the call returns (SQLite: `synchronous = FULL`; PostgreSQL's commits are durable
+    /// when the call returns (SQLite: its WAL synced after the commit, shared by concurrent
+    /// records; PostgreSQL's commits are durable
     /// with its default `synchronous_commit = on`).
     fn exec_durable(&self, sql: &str, args: Vec<Value>) -> Result<u64, JournalError> {
         match &*self.backend {
@@ -1189,38 +1190,73 @@ mod tests {
     #[test]
     fn a_done_record_is_on_disk_when_the_call_returns() {
         // NORMAL in WAL mode syncs only at checkpoints: a power cut could drop "done" records
-        // whose items the destination has. Those records commit with FULL, the rest NORMAL.
+        // whose items the destination has. Those records are synced before the call returns.
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::open(dir.path()).unwrap();
-        let synchronous = |j: &Journal| -> i64 {
-            j.sqlite()
-                .conn()
-                .query_row("PRAGMA synchronous", [], |r| r.get(0))
-                .unwrap()
-        };
-        let durable = || {
-            j.sqlite()
-                .durable_commits
-                .load(std::sync::atomic::Ordering::Relaxed)
-        };
-        {
-            let conn = j.sqlite().durable().unwrap();
-            let inside: i64 = conn
-                .query_row("PRAGMA synchronous", [], |r| r.get(0))
-                .unwrap();
-            assert_eq!(inside, 2, "2 is FULL");
-        }
-        assert_eq!(synchronous(&j), 1, "back to NORMAL");
-        let before = durable();
+        let count =
+            |c: &std::sync::atomic::AtomicUsize| c.load(std::sync::atomic::Ordering::Relaxed);
+        let durable = || count(&j.sqlite().durable_commits);
+        let syncs = || count(&j.sqlite().wal_syncs);
+        let before = (durable(), syncs());
         let run = j.begin_run().unwrap();
         j.record_intent(target("m1"), run).unwrap();
-        assert_eq!(durable(), before, "an intent need not be synced");
+        assert_eq!((durable(), syncs()), before, "an intent need not be synced");
         j.record_done("u1", "m1", "1", 10, None).unwrap();
-        assert_eq!(durable(), before + 1);
+        assert_eq!((durable(), syncs()), (before.0 + 1, before.1 + 1));
         j.record_flags("u1", "m1", "S", "1").unwrap();
         j.record_moved(target("m1"), "2", run).unwrap();
-        assert_eq!(durable(), before + 3);
-        assert_eq!(synchronous(&j), 1);
+        assert_eq!((durable(), syncs()), (before.0 + 3, before.1 + 3));
+        let synchronous: i64 = j
+            .sqlite()
+            .conn()
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(synchronous, 1, "NORMAL: the sync is the journal's own");
+    }
+
+    #[test]
+    fn regression_every_done_record_synced_while_holding_the_journal_lock() {
+        // Issue 17: each "done" committed with FULL, its fsync under the one connection's
+        // lock, so every item of a tenant run queued behind every other's disk sync.
+        let dir = tempfile::tempdir().unwrap();
+        let j = std::sync::Arc::new(Journal::open(dir.path()).unwrap());
+        let run = j.begin_run().unwrap();
+        j.record_intent(target("m0"), run).unwrap();
+        j.record_done("u1", "m0", "1", 10, None).unwrap();
+        // One thread: nothing else can hold the lock while its record is synced.
+        let free = j.sqlite().lock_free_while_syncing.lock().unwrap().clone();
+        assert_eq!(
+            free,
+            [true],
+            "the connection's lock was held during the sync"
+        );
+        // Concurrent records: every one done, never more syncs than records.
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let j = std::sync::Arc::clone(&j);
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        let id = format!("m{t}-{i}");
+                        j.record_intent(target(&id), run).unwrap();
+                        j.record_done("u1", &id, "1", 10, None).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let syncs = j
+            .sqlite()
+            .wal_syncs
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert!(syncs <= 101, "at most one sync per done record");
+        for t in 0..4 {
+            for i in 0..25 {
+                let item = j.item("u1", &format!("m{t}-{i}")).unwrap().unwrap();
+                assert_eq!(item.state, ItemState::Done);
+            }
+        }
     }
 
     #[test]

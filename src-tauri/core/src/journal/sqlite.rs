@@ -1,6 +1,6 @@
 //! The embedded backend: one SQLite file in the state folder, one connection behind a mutex.
 //! Each call is its own transaction; the WAL journal makes it crash-safe. Records that say an
-//! item is done commit with `synchronous = FULL` ([`Durable`]).
+//! item is done are synced to disk before their call returns, several per sync ([`GroupSync`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -18,30 +18,43 @@ use super::{
 pub(super) struct SqliteStore {
     pub path: PathBuf,
     conn: Mutex<Connection>,
-    /// Commits made through [`SqliteStore::durable`], for the tests.
+    group: GroupSync,
+    /// Commits made through [`SqliteStore::execute`] with `durable`, for the tests.
     #[cfg(test)]
     pub durable_commits: std::sync::atomic::AtomicUsize,
+    /// WAL syncs made for them, for the tests.
+    #[cfg(test)]
+    pub wal_syncs: std::sync::atomic::AtomicUsize,
+    /// Whether the connection's lock was free while each WAL sync ran, for the tests.
+    #[cfg(test)]
+    pub lock_free_while_syncing: Mutex<Vec<bool>>,
 }
 
-/// The connection, set to `synchronous = FULL` until dropped: in WAL mode NORMAL syncs only at
-/// checkpoints, so a power cut may drop the last commits
-/// (<https://www.sqlite.org/pragma.html#pragma_synchronous>); FULL syncs the WAL at commit.
-/// A lost "done" whose item the destination holds would make the next run re-check it at
-/// best; the destination synced its side first (see `private_files::sync_dir`).
-pub(super) struct Durable<'a>(std::sync::MutexGuard<'a, Connection>);
-
-impl std::ops::Deref for Durable<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        &self.0
-    }
+/// Group commit for records that say an item is done: each commits with `synchronous =
+/// NORMAL` under the connection's lock, then waits, without the lock, until the WAL file
+/// holding its commit has been synced. One sync covers every commit made before it started,
+/// so concurrent "done" records share one fsync instead of queueing one each behind the lock
+/// (issue 17: 42,742 items of a tenant run through one connection). A WAL's commits are
+/// replayed in order up to the last complete one
+/// (<https://www.sqlite.org/wal.html#the_wal_file>), so a record synced this way survives a
+/// power cut together with every record committed before it, as with FULL, which syncs the
+/// WAL at each commit (<https://www.sqlite.org/pragma.html#pragma_synchronous>). A lost
+/// "done" whose item the destination holds would make the next run re-check it at best; the
+/// destination synced its side first (see `private_files::sync_dir`).
+#[derive(Debug, Default)]
+struct GroupSync {
+    state: Mutex<SyncState>,
+    synced: std::sync::Condvar,
 }
 
-impl Drop for Durable<'_> {
-    fn drop(&mut self) {
-        // Failing to go back to NORMAL only costs speed (each commit is then synced).
-        let _ = self.0.execute_batch("PRAGMA synchronous = NORMAL");
-    }
+#[derive(Debug, Default)]
+struct SyncState {
+    /// Durable commits made, counted under the connection's lock.
+    committed: u64,
+    /// Commits known on disk.
+    synced: u64,
+    /// A sync is running (its leader syncs every commit counted when it started).
+    syncing: bool,
 }
 
 fn bind(args: &[Value]) -> Vec<rusqlite::types::Value> {
@@ -98,8 +111,8 @@ impl SqliteStore {
         conn.execute_batch(&format!(
             // IMMEDIATE: a deferred transaction that reads, then writes while a run commits,
             // fails with SQLITE_BUSY_SNAPSHOT without waiting; this one waits for the lock.
-            // synchronous = NORMAL for most records; the ones that say an item is done commit
-            // with FULL ([`SqliteStore::durable`]).
+            // synchronous = NORMAL; the records that say an item is done are synced after
+            // their commit ([`GroupSync`]).
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
              BEGIN IMMEDIATE; {SCHEMA} {items} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))
@@ -123,8 +136,13 @@ impl SqliteStore {
         Ok(SqliteStore {
             path,
             conn: Mutex::new(conn),
+            group: GroupSync::default(),
             #[cfg(test)]
             durable_commits: Default::default(),
+            #[cfg(test)]
+            wal_syncs: Default::default(),
+            #[cfg(test)]
+            lock_free_while_syncing: Default::default(),
         })
     }
 
@@ -133,26 +151,90 @@ impl SqliteStore {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The connection for a record that says an item is done: its commit is synced to disk
-    /// before the call returns ([`Durable`]).
-    pub fn durable(&self) -> Result<Durable<'_>, JournalError> {
-        let conn = self.conn();
-        conn.execute_batch("PRAGMA synchronous = FULL")?;
-        #[cfg(test)]
-        self.durable_commits
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(Durable(conn))
-    }
-
-    /// Runs one statement; `durable` as [`SqliteStore::durable`]. Returns the rows changed.
+    /// Runs one statement; with `durable` (a record that says an item is done) its commit is
+    /// on disk when the call returns ([`GroupSync`]). Returns the rows changed.
     pub fn execute(&self, sql: &str, args: &[Value], durable: bool) -> Result<u64, JournalError> {
         let args = rusqlite::params_from_iter(bind(args));
-        let changed = if durable {
-            self.durable()?.execute(sql, args)?
-        } else {
-            self.conn().execute(sql, args)?
-        };
+        let conn = self.conn();
+        let changed = conn.execute(sql, args)?;
+        if durable {
+            // Counted before the lock is released: a sync that starts later covers it.
+            let commit = {
+                let mut state = self.sync_state();
+                state.committed += 1;
+                state.committed
+            };
+            drop(conn);
+            #[cfg(test)]
+            self.durable_commits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.synced_through(commit)?;
+        }
         Ok(changed as u64)
+    }
+
+    fn sync_state(&self) -> std::sync::MutexGuard<'_, SyncState> {
+        self.group.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until durable commit number `commit` is on disk, syncing the WAL itself when no
+    /// sync covering it is running.
+    fn synced_through(&self, commit: u64) -> Result<(), JournalError> {
+        let mut state = self.sync_state();
+        loop {
+            if state.synced >= commit {
+                return Ok(());
+            }
+            if !state.syncing {
+                break;
+            }
+            state = self
+                .group
+                .synced
+                .wait(state)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        state.syncing = true;
+        let covers = state.committed;
+        drop(state);
+        let synced = self.sync_wal();
+        let mut state = self.sync_state();
+        state.syncing = false;
+        if synced.is_ok() {
+            state.synced = state.synced.max(covers);
+        }
+        drop(state);
+        // Waiters whose commit this did not cover (or after a failure) sync again themselves.
+        self.group.synced.notify_all();
+        synced
+    }
+
+    /// Syncs the WAL file (fsync is per file, whichever descriptor asks). No WAL file means
+    /// its commits were checkpointed into the database, which SQLite synced first.
+    fn sync_wal(&self) -> Result<(), JournalError> {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
+        let unwritable = |source: std::io::Error| JournalError::Unwritable {
+            path: wal.clone(),
+            reason: format!("cannot sync it to disk: {source}"),
+            source,
+        };
+        #[cfg(test)]
+        {
+            self.wal_syncs
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let free = self.conn.try_lock().is_ok();
+            self.lock_free_while_syncing
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(free);
+        }
+        match std::fs::File::open(&wal) {
+            Ok(file) => file.sync_all().map_err(unwritable),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(unwritable(e)),
+        }
     }
 
     pub fn query(&self, sql: &str, args: &[Value]) -> Result<Vec<Row>, JournalError> {

@@ -72,6 +72,16 @@ pub fn scenarios() -> Vec<Scenario> {
             1_000,
         ),
         base(
+            "tenant-largest",
+            "the tenant scenario's largest mailbox alone: 1 mailbox of 5,000 messages with \
+             calendars, contacts and tasks, limits and latency time-scaled 10x, into the local \
+             folder (what holds one big mailbox below its ceiling when nothing else runs)",
+            1,
+            5_000,
+            None,
+            1,
+        ),
+        base(
             "tenant-quick",
             "smoke: 12 mailboxes, heavy-tailed (from 2 messages, the largest 60), all at once",
             12,
@@ -132,6 +142,9 @@ pub struct TenantOutcome {
     pub peak_rss_mib: f64,
     /// Mailboxes running at once, at most (from the 250-ms samples).
     pub peak_running: u64,
+    /// Median over mailboxes of the mean number of Graph requests in flight (for one
+    /// mailbox: its own; 4 is its ceiling).
+    pub mailbox_in_flight_median: f64,
     pub migrator_cpu_ms_per_message: f64,
     pub simulator_cpu_ms_per_message: f64,
     pub destination_bytes_per_second: f64,
@@ -147,7 +160,8 @@ impl TenantOutcome {
         format!(
             "{}: {} mailboxes, {} messages in {:.1} s, lower bound {:.1} s ({}: largest mailbox \
              {:.1}, app {:.1}, CPU {:.1}, destination {:.1}), ratio {:.2}, first message {} s, \
-             peak RSS {:.0} MiB, {} running at most, CPU {:.2} ms/msg (+ simulator {:.2})",
+             peak RSS {:.0} MiB, {} running at most, CPU {:.2} ms/msg (+ simulator {:.2}), \
+             largest mailbox {} requests, {:.2} in flight on average",
             self.name,
             self.mailboxes,
             self.messages,
@@ -165,6 +179,8 @@ impl TenantOutcome {
             self.peak_running,
             self.migrator_cpu_ms_per_message,
             self.simulator_cpu_ms_per_message,
+            self.largest_mailbox_requests,
+            self.mailbox_in_flight_median,
         )
     }
 }
@@ -205,6 +221,7 @@ pub async fn run(s: &Scenario, work: &Path) -> anyhow::Result<(Outcome, TenantOu
         first_message_seconds: o.first_message_seconds,
         peak_rss_mib: o.peak_rss_mib,
         peak_running: o.samples.iter().map(|x| x.running).max().unwrap_or(0),
+        mailbox_in_flight_median: o.mailbox_in_flight_median,
         migrator_cpu_ms_per_message: o.cpu_seconds * 1000.0 / messages,
         simulator_cpu_ms_per_message: o.sim_cpu_seconds * 1000.0 / messages,
         destination_bytes_per_second: rate,
