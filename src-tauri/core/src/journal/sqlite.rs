@@ -230,7 +230,9 @@ impl SqliteStore {
                 .unwrap_or_else(|p| p.into_inner())
                 .push(free);
         }
-        match std::fs::File::open(&wal) {
+        // Opened for writing: Windows flushes a file only through a handle with write access
+        // (FlushFileBuffers, which `sync_all` calls); no truncation, no creation.
+        match std::fs::OpenOptions::new().write(true).open(&wal) {
             Ok(file) => file.sync_all().map_err(unwritable),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(unwritable(e)),
