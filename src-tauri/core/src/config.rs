@@ -749,10 +749,7 @@ impl UserSelection {
         mut selected: Vec<T>,
         upn: impl Fn(&T) -> String,
     ) -> Result<Vec<T>, EmptyBatch> {
-        selected.sort_by_cached_key(|u| {
-            let upn = upn(u);
-            (upn.to_lowercase(), upn)
-        });
+        selected.sort_by_cached_key(|u| selection_order(&upn(u)));
         let (Some(size), Some(batch)) = (self.batch_size, self.batch) else {
             return Ok(selected);
         };
@@ -768,6 +765,13 @@ impl UserSelection {
         }
         Ok(selected.into_iter().skip(start).take(size).collect())
     }
+}
+
+/// The one order a run walks its selected mailboxes in, keyed by userPrincipalName
+/// (case-insensitive, then as written): batches are cut in it, provisioning gives an address
+/// two users claim to the first, and the Plan decides in it ([`crate::engine::Plan::decide`]).
+pub fn selection_order(upn: &str) -> (String, String) {
+    (upn.to_lowercase(), upn.to_string())
 }
 
 /// A date limit as written in the file: `"2020-01-01"` or a bare TOML date `2020-01-01`.
