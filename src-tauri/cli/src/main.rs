@@ -347,7 +347,7 @@ async fn work(path: &Path, quiet: bool) -> anyhow::Result<RunSummary> {
 /// `status`: the workers and the queue, from the PostgreSQL journal.
 fn print_status(path: &Path) -> anyhow::Result<()> {
     let config = FileConfig::load(path)?;
-    let mut options = RunOptions::from_settings(&config.run, &config.users);
+    let mut options = config.run_options();
     options.journal = config.journal.postgres()?;
     if options.journal.is_none() {
         anyhow::bail!(
@@ -397,7 +397,7 @@ fn load(path: &Path) -> anyhow::Result<(FileConfig, Secret, Destination, RunOpti
     let (config, secret, options) = load_source(path)?;
     let admin_entry = config.admin_password_entry();
     let admin_password = env_or_keychain(ADMIN_PASSWORD_ENV, admin_entry.as_deref());
-    let destination = Destination::from_config(&config.destination, admin_password)?;
+    let destination = Destination::from_config(&config.destination(), admin_password)?;
     Ok((config, secret, destination, options))
 }
 
@@ -410,7 +410,7 @@ fn load_source(path: &Path) -> anyhow::Result<(FileConfig, Secret, RunOptions)> 
             "the client secret is not set: export {SECRET_ENV} or store it with the desktop app"
         )
     })?;
-    let mut options = RunOptions::from_settings(&config.run, &config.users);
+    let mut options = config.run_options();
     options.state_dir = Some(state_dir(path, &options));
     options.journal = config.journal.postgres()?.map(|mut journal| {
         // A PostgreSQL journal that goes away mid-run is waited for like a destination.
@@ -507,7 +507,7 @@ async fn print_plan(path: &Path, json: bool, refresh: bool) -> anyhow::Result<()
         }
     });
     let mut plan = engine::plan_with(&config.source_config(), &secret, &options, &how).await?;
-    config.spec().decide(&mut plan);
+    config.spec.decide(&mut plan);
     if json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
         return Ok(());
@@ -598,7 +598,7 @@ async fn print_plan(path: &Path, json: bool, refresh: bool) -> anyhow::Result<()
 /// `report`: the journal's report into `out` (default `<state folder>/report`).
 fn write_report(config_path: &Path, out: Option<PathBuf>) -> anyhow::Result<()> {
     let config = FileConfig::load(config_path)?;
-    let mut options = RunOptions::from_settings(&config.run, &config.users);
+    let mut options = config.run_options();
     options.journal = config.journal.postgres()?;
     let dir = state_dir(config_path, &options);
     let journal = open_journal(config_path, &options)?;
@@ -645,7 +645,7 @@ async fn check(path: &Path) -> anyhow::Result<bool> {
     let (config, secret, destination, options) = load(path)?;
     let report =
         engine::preflight(&config.source_config(), &secret, &destination, &options).await?;
-    println!("signed in to tenant {}", config.source.tenant_id);
+    println!("signed in to tenant {}", config.spec.source.tenant_id);
     for p in &report.permissions {
         if let Some(why) = &p.not_used {
             println!("  {:8} {:22} ({why})", "n/a", p.name);

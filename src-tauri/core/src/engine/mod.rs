@@ -461,7 +461,8 @@ impl RunOptions {
         Journal::open_at(&location)
     }
 
-    /// Options from a configuration file's `[run]` and `[users]` sections.
+    /// Options from a configuration file's `[run]` tuning and `users` selection, every workload
+    /// and no date limit ([`crate::config::FileConfig::run_options`] adds the spec's).
     pub fn from_settings(run: &RunSettings, users: &UserSelection) -> Self {
         RunOptions {
             parallel_mailboxes: run.parallel_mailboxes,
@@ -478,8 +479,8 @@ impl RunOptions {
             state_dir: run.state_dir.clone(),
             users: users.clone(),
             mirror_deletions: run.mirror_deletions,
-            workloads: run.workloads.clone(),
-            limits: run.limits(),
+            workloads: Workload::ALL.to_vec(),
+            limits: DateLimits::default(),
             outage_wait: run.outage_wait,
             max_downloads: run.max_downloads,
             include_system_folders: run.include_system_folders,

@@ -2052,7 +2052,7 @@ mod tests {
         );
         let config =
             crate::config::FileConfig::parse(&text, std::path::Path::new("m.toml")).unwrap();
-        let (settings, rules) = IceWarpSettings::from_config(&config.destination)
+        let (settings, rules) = IceWarpSettings::from_config(&config.destination())
             .unwrap()
             .unwrap();
         assert_eq!(settings.api_url, "https://mail.example.com/icewarpapi/");
@@ -2074,7 +2074,7 @@ mod tests {
             std::path::Path::new("m.toml"),
         )
         .unwrap();
-        let (_, rules) = IceWarpSettings::from_config(&defaults.destination)
+        let (_, rules) = IceWarpSettings::from_config(&defaults.destination())
             .unwrap()
             .unwrap();
         assert_eq!(rules.groups, crate::config::GroupRule::Skip);
