@@ -70,6 +70,21 @@ impl Default for AccountRules {
     }
 }
 
+impl AccountRules {
+    /// The rules as provisioning applies them: `domain_map`'s domains trimmed and in lower
+    /// case (domain names compare without case, RFC 4343).
+    pub fn normalized(&self) -> AccountRules {
+        AccountRules {
+            domain_map: self
+                .domain_map
+                .iter()
+                .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_lowercase()))
+                .collect(),
+            ..self.clone()
+        }
+    }
+}
+
 /// The mailboxes a plan and a run take: `users` by address or userPrincipalName; empty means
 /// every mailbox the rules keep. The Plan and every pass read the same selection.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]

@@ -45,7 +45,6 @@ use crate::dest::dav::{CollectionTemplates, DavSettings};
 use crate::dest::folder::FolderStore;
 use crate::dest::imap::{ConnectionLimit, ImapLogin, ImapSettings, MasterStyle, Security};
 use crate::dest::provision::icewarp::{IceWarpError, IceWarpSettings};
-use crate::dest::provision::ProvisionRules;
 use crate::graph::client::{http_client, GraphClient, GraphError};
 use crate::graph::pacer::{AppBudget, APP_BUDGET, APP_WINDOW};
 use crate::graph::types::User;
@@ -53,6 +52,7 @@ use crate::graph::{users, AuthError, Pacer, PacerSettings};
 use crate::journal::{Journal, JournalError, JournalLocation, LockError, StateLock};
 use crate::progress::{ProgressEvent, Reporter, RunSummary, Stats};
 use crate::secrets::Secret;
+use crate::spec::AccountRules;
 
 /// Why a run stopped before finishing.
 #[derive(Debug, thiserror::Error)]
@@ -130,7 +130,7 @@ pub enum Destination {
 #[derive(Debug, Clone)]
 pub struct IceWarpDestination {
     pub api: IceWarpSettings,
-    pub rules: ProvisionRules,
+    pub rules: AccountRules,
     /// The administrator's password, for the admin API and, with `master_user`, for IMAP.
     pub admin_password: Secret,
     pub imap: ImapSettings,

@@ -605,11 +605,9 @@ impl Plan {
         rules: Option<&crate::spec::AccountRules>,
         existing: &BTreeSet<String>,
     ) {
-        use crate::dest::provision::{
-            self, AccountAction, DirectoryUser, ProvisionRules, TenantDomain,
-        };
+        use crate::dest::provision::{self, AccountAction, DirectoryUser, TenantDomain};
         let rules = match rules {
-            Some(rules) => ProvisionRules::from(rules),
+            Some(rules) => rules.normalized(),
             None => {
                 for u in &mut self.users {
                     u.action = undecided(u.not_migrated.as_deref());
@@ -709,7 +707,7 @@ mod tests {
     #[test]
     fn plan_says_skip_for_a_blocked_shared_mailbox_that_provisioning_creates() {
         use crate::config::AccountRule::{Create, Skip};
-        use crate::dest::provision::{self, DirectoryUser, ProvisionRules, TenantDomain};
+        use crate::dest::provision::{self, DirectoryUser, TenantDomain};
         let domains = [TenantDomain {
             name: "contoso.com".into(),
             is_verified: true,
@@ -736,7 +734,7 @@ mod tests {
                         resource_mailboxes: resource,
                         ..Default::default()
                     };
-                    let provisioning = ProvisionRules {
+                    let provisioning = crate::spec::AccountRules {
                         disabled_users: disabled,
                         shared_mailboxes: shared,
                         resource_mailboxes: resource,
@@ -798,7 +796,7 @@ mod tests {
     /// belongs to another user" about different users. Both name the same loser now.
     #[test]
     fn regression_plan_and_provisioning_name_different_losers_of_a_contested_address() {
-        use crate::dest::provision::{self, DirectoryUser, ProvisionRules, TenantDomain};
+        use crate::dest::provision::{self, DirectoryUser, TenantDomain};
         use crate::graph::types::User;
         let user = |id: &str, upn: &str, mail: &str| User {
             id: id.into(),
@@ -834,7 +832,7 @@ mod tests {
         .expect("no batch");
         let directory: Vec<DirectoryUser> =
             selected.members.iter().map(DirectoryUser::from).collect();
-        let made = provision::plan(&directory, &[], &domains, &ProvisionRules::from(&rules));
+        let made = provision::plan(&directory, &[], &domains, &rules.normalized());
         let run_losers: Vec<String> = made
             .skipped
             .iter()

@@ -61,12 +61,12 @@ use super::password::PasswordPolicy;
 use super::types::{property_values, Element, Param, Reply, Request};
 use super::{
     AccountAction, AccountOutcome, AccountPlan, AccountProvisioner, CredentialsReport,
-    DomainAction, ListKind, ListOutcome, ListPlan, LoginRoute, ProvisionOutcome, ProvisionRules,
-    ReportError,
+    DomainAction, ListKind, ListOutcome, ListPlan, LoginRoute, ProvisionOutcome, ReportError,
 };
 use crate::config::{ConfigError, DestinationConfig};
 use crate::error::{Classify, ErrorClass};
 use crate::secrets::Secret;
+use crate::spec::AccountRules;
 
 /// How to reach and use an IceWarp server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +99,7 @@ impl IceWarpSettings {
     /// the accounts CSV, if configured, for the addresses it knows passwords of.
     pub fn from_config(
         dest: &DestinationConfig,
-    ) -> Result<Option<(IceWarpSettings, ProvisionRules)>, ConfigError> {
+    ) -> Result<Option<(IceWarpSettings, AccountRules)>, ConfigError> {
         let Some(endpoints) = dest.icewarp_endpoints() else {
             return Ok(None);
         };
@@ -140,17 +140,15 @@ impl IceWarpSettings {
             session_idle: SESSION_IDLE,
             account_quota_kb: account_quota_mb.map(|mb| mb * 1024),
         };
-        let rules = ProvisionRules {
-            domain_map: domain_map
-                .iter()
-                .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_lowercase()))
-                .collect(),
+        let rules = crate::spec::AccountRules {
+            domain_map: domain_map.clone(),
             skip_onmicrosoft: *skip_onmicrosoft,
             disabled_users: *disabled_users,
             shared_mailboxes: *shared_mailboxes,
             resource_mailboxes: *resource_mailboxes,
             groups: *groups,
-        };
+        }
+        .normalized();
         Ok(Some((settings, rules)))
     }
 }
