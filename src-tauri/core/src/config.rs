@@ -591,25 +591,12 @@ pub enum DestinationConfig {
         ca_file: Option<std::path::PathBuf>,
         /// Allows unencrypted `http://` and IMAP to a loopback address (tests, SSH tunnels).
         allow_plaintext_loopback: bool,
-        /// Renames or merges Microsoft 365 domains, e.g. `"contoso.onmicrosoft.com" =
-        /// "contoso.com"`: addresses in the key's domain get the value's domain instead.
-        domain_map: std::collections::BTreeMap<String, String>,
-        /// Leaves out `*.onmicrosoft.com` domains and addresses unless `domain_map` maps them
-        /// (default true: they are Microsoft's routing domains, not the organisation's).
-        skip_onmicrosoft: bool,
-        /// What becomes of users whose Microsoft 365 sign-in is blocked (default `skip`).
-        disabled_users: AccountRule,
-        /// What becomes of shared mailboxes (default `create`: an ordinary account holding the
-        /// mailbox's data, to which the administrator then grants access).
-        shared_mailboxes: AccountRule,
-        /// What becomes of room and equipment mailboxes (`mailboxSettings.userPurpose` `room`
-        /// or `equipment`; default `create`: an ordinary account holding the resource's
-        /// calendar and mail, which counts against the IceWarp licence like any account).
-        resource_mailboxes: AccountRule,
-        /// Whether and how mail-enabled Microsoft 365 groups, distribution lists and
-        /// mail-enabled security groups become IceWarp groups or mailing lists with their
-        /// members (default `skip`; anything else needs the Group.Read.All permission).
-        groups: GroupRule,
+        /// Which users become accounts and under which domains: `domain_map` (renames or
+        /// merges Microsoft 365 domains), `skip_onmicrosoft`, `disabled_users`,
+        /// `shared_mailboxes`, `resource_mailboxes` (rooms and equipment, which count against
+        /// the IceWarp licence like any account) and `groups` (anything but `skip` needs the
+        /// Group.Read.All permission).
+        rules: crate::spec::AccountRules,
         /// After the data is written, force a password change at the next login of every
         /// account the run created (`expireaccountpassword`).
         expire_passwords: bool,
@@ -1954,8 +1941,12 @@ parallel_mailboxes = 3
             expire_passwords: true,
             imap_security: ImapSecurity::Plain,
             account_quota_mb: Some(2048),
-            skip_onmicrosoft: false,
-            groups: GroupRule::ByKind,
+            rules:
+                crate::spec::AccountRules {
+                    skip_onmicrosoft: false,
+                    groups: GroupRule::ByKind,
+                    ..
+                },
             ..
         } = c.destination()
         else {
@@ -2637,20 +2628,17 @@ domain_map = { "contoso.onmicrosoft.com" = "contoso.com" }
     fn an_icewarp_destination_derives_its_endpoints_and_rules() {
         let c = FileConfig::parse(ICEWARP, Path::new("m.toml")).unwrap();
         let DestinationConfig::IceWarp {
-            skip_onmicrosoft,
-            disabled_users,
-            shared_mailboxes,
             expire_passwords,
-            ref domain_map,
+            ref rules,
             ..
         } = c.destination()
         else {
             panic!("{:?}", c.destination());
         };
-        assert!(skip_onmicrosoft && !expire_passwords);
-        assert_eq!(disabled_users, AccountRule::Skip);
-        assert_eq!(shared_mailboxes, AccountRule::Create);
-        assert_eq!(domain_map["contoso.onmicrosoft.com"], "contoso.com");
+        assert!(rules.skip_onmicrosoft && !expire_passwords);
+        assert_eq!(rules.disabled_users, AccountRule::Skip);
+        assert_eq!(rules.shared_mailboxes, AccountRule::Create);
+        assert_eq!(rules.domain_map["contoso.onmicrosoft.com"], "contoso.com");
         assert_eq!(
             c.destination().icewarp_endpoints().unwrap(),
             IceWarpEndpoints {
@@ -2680,7 +2668,10 @@ domain_map = { "contoso.onmicrosoft.com" = "contoso.com" }
         assert!(matches!(
             c.destination(),
             DestinationConfig::IceWarp {
-                disabled_users: AccountRule::Create,
+                rules: crate::spec::AccountRules {
+                    disabled_users: AccountRule::Create,
+                    ..
+                },
                 ..
             }
         ));

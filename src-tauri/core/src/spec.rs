@@ -359,12 +359,7 @@ impl DestinationSettings {
                 ca_file: path(ca_file),
                 // Only an explicit loopback API URL can be plain http (the client checks it).
                 allow_plaintext_loopback: filled(api_url).is_some(),
-                domain_map: rules.domain_map.clone(),
-                skip_onmicrosoft: rules.skip_onmicrosoft,
-                disabled_users: rules.disabled_users,
-                shared_mailboxes: rules.shared_mailboxes,
-                resource_mailboxes: rules.resource_mailboxes,
-                groups: rules.groups,
+                rules: rules.clone(),
                 expire_passwords: false,
                 credentials_report: PathBuf::from(credentials_report.trim()),
                 accounts_csv: path(accounts_csv),

@@ -107,12 +107,7 @@ impl IceWarpSettings {
             admin_email,
             ca_file,
             allow_plaintext_loopback,
-            domain_map,
-            skip_onmicrosoft,
-            disabled_users,
-            shared_mailboxes,
-            resource_mailboxes,
-            groups,
+            rules,
             credentials_report,
             accounts_csv,
             master_user,
@@ -140,15 +135,7 @@ impl IceWarpSettings {
             session_idle: SESSION_IDLE,
             account_quota_kb: account_quota_mb.map(|mb| mb * 1024),
         };
-        let rules = crate::spec::AccountRules {
-            domain_map: domain_map.clone(),
-            skip_onmicrosoft: *skip_onmicrosoft,
-            disabled_users: *disabled_users,
-            shared_mailboxes: *shared_mailboxes,
-            resource_mailboxes: *resource_mailboxes,
-            groups: *groups,
-        }
-        .normalized();
+        let rules = rules.normalized();
         Ok(Some((settings, rules)))
     }
 }
