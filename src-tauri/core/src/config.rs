@@ -1553,7 +1553,6 @@ impl<'i> FileLayout<'i> {
         for (name, value) in run {
             let span = value.span();
             let value = match value.into_inner() {
-                DeValue::Table(t) => DeValue::Table(t),
                 other if name == "workloads" => other,
                 other => DeValue::String(limit_text(&name, other).map_err(|m| (span.clone(), m))?),
             };
