@@ -1383,7 +1383,7 @@ impl FileConfig {
         })?;
         let spec =
             crate::spec::MigrationSpec::deserialize(toml::de::Deserializer::from(layout.spec))
-                .map_err(toml_error)?;
+                .map_err(|e| syntax(in_file_words(&toml_message(text, &e))))?;
         let file =
             FileOnly::deserialize(toml::de::Deserializer::from(layout.file)).map_err(toml_error)?;
         Ok(FileConfig {
@@ -1463,6 +1463,21 @@ fn camel_case(key: &str) -> String {
             }
             c => out.push(c),
         }
+    }
+    out
+}
+
+/// A message about the spec's deserialization in the file's words: the spec's names of the
+/// keys moved into it (`adminEmail`, `iceWarp`) as the file spells them.
+fn in_file_words(message: &str) -> String {
+    let mut out = message.replace("`iceWarp`", "`icewarp`");
+    let keys = ["folder", "imap", "icewarp"]
+        .iter()
+        .flat_map(|kind| spec_destination_keys(kind).iter())
+        .chain(RULE_KEYS.iter())
+        .chain(LIMIT_KEYS.iter());
+    for key in keys {
+        out = out.replace(&format!("`{}`", camel_case(key)), &format!("`{key}`"));
     }
     out
 }
@@ -2013,6 +2028,32 @@ parallel_mailboxes = 3
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown field `sources`"), "{e}");
+    }
+
+    /// The spec's names never reach a message about the file: a missing or wrong key of a
+    /// kind is named as the file spells it.
+    #[test]
+    fn messages_name_the_file_keys_not_the_spec_fields() {
+        let base = "[source]\ntenant_id = \"contoso.onmicrosoft.com\"\nclient_id = \"00000000-0000-0000-0000-000000000001\"\n\n[destination]\n";
+        for (destination, want) in [
+            (
+                "kind = \"icewarp\"\nhost = \"mail.example.com\"\ncredentials_report = \"/x\"",
+                "missing field `admin_email`",
+            ),
+            (
+                "kind = \"ftp\"",
+                "kind: unknown variant `ftp`, expected one of `icewarp`, `imap`, `folder`",
+            ),
+            (
+                "kind = \"imap\"\nmaster_user = \"a\"",
+                "missing field `host`",
+            ),
+        ] {
+            let e = FileConfig::parse(&format!("{base}{destination}\n"), Path::new("m.toml"))
+                .expect_err(want)
+                .to_string();
+            assert!(e.contains(want), "{want}: {e}");
+        }
     }
 
     #[test]
