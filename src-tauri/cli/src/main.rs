@@ -91,11 +91,16 @@ enum Command {
     /// certificate, login; CalDAV/CardDAV: an authenticated PROPFIND; IceWarp: also the admin
     /// API and the settings that would slow a run), each printed as ok, warning or BLOCKING
     /// with advice, and that the state folder is writable. Exits 2 when anything would stop a
-    /// run. Moves no data.
+    /// run. Moves no data. Last, where the MX records of each domain whose mail moves point
+    /// (for the cut-over; they do not change the exit code).
     Check {
         /// The TOML configuration file.
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
+        /// Ask this DNS server (`IP:PORT`, repeatable) for the MX records instead of the
+        /// system's resolver, e.g. a public one when the local DNS answers differently.
+        #[arg(long, value_name = "IP:PORT")]
+        dns_server: Vec<std::net::SocketAddr>,
     },
     /// Compare the source with the destination: is everything there?
     ///
@@ -205,10 +210,10 @@ fn main() -> ExitCode {
     }
     // Commands whose answer is yes or no: a "no" exits with its own code.
     let verdict = match &cli.command {
-        Command::Check { config } => {
-            let config = config.clone();
+        Command::Check { config, dns_server } => {
+            let (config, dns) = (config.clone(), dns_server.clone());
             Some((
-                async move { check(&config).await }.boxed(),
+                async move { check(&config, &dns).await }.boxed(),
                 EXIT_CHECK_FAILED,
             ))
         }
@@ -641,7 +646,7 @@ fn print_checks(checks: &[EndpointCheck]) {
 }
 
 /// Prints what would stop a run; `Ok(false)` when something would.
-async fn check(path: &Path) -> anyhow::Result<bool> {
+async fn check(path: &Path, dns_servers: &[std::net::SocketAddr]) -> anyhow::Result<bool> {
     let (config, secret, destination, options) = load(path)?;
     let report =
         engine::preflight(&config.source_config(), &secret, &destination, &options).await?;
@@ -689,7 +694,40 @@ async fn check(path: &Path) -> anyhow::Result<bool> {
             "not ready: fix the problems above"
         }
     );
+    print_mx(&config, &secret, &options, dns_servers).await;
     Ok(ok)
+}
+
+/// Where the MX records of each domain whose mail moves point (the app's cut-over checklist
+/// does the same lookups), or why they could not be read.
+async fn print_mx(
+    config: &FileConfig,
+    secret: &Secret,
+    options: &RunOptions,
+    dns_servers: &[std::net::SocketAddr],
+) {
+    use migrator_core::cutover::{mx_of, MxLookup, MX_LOOKUP_BUDGET};
+    let mapped: Vec<String> = config.spec.rules.domain_map.keys().cloned().collect();
+    let domains =
+        match engine::mail_domains(&config.source_config(), secret, options, &mapped).await {
+            Ok(domains) => domains,
+            Err(e) => {
+                println!("MX records: cannot list the mailboxes' domains: {e}");
+                return;
+            }
+        };
+    let lookup = if dns_servers.is_empty() {
+        MxLookup::system(MX_LOOKUP_BUDGET)
+    } else {
+        MxLookup::with_servers(dns_servers, MX_LOOKUP_BUDGET)
+    };
+    println!("MX records (where each domain's mail is delivered now):");
+    for d in mx_of(lookup, &domains).await {
+        match d.error {
+            Some(why) => println!("  {:24} {why}", d.domain),
+            None => println!("  {:24} {}", d.domain, d.mx.join(", ")),
+        }
+    }
 }
 
 async fn run_config(path: PathBuf, final_pass: bool, quiet: bool) -> anyhow::Result<RunSummary> {

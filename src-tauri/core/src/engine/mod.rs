@@ -580,6 +580,25 @@ async fn signed_in_users(
     Ok((client, select_mailboxes(listed.items, &options.users)?))
 }
 
+/// The domains whose mail moves at the cut-over, for their MX lookups
+/// ([`crate::cutover::mx_of`]): those of the selected mailboxes' addresses and `mapped` (the
+/// domain map's Microsoft 365 side), as the app's checklist takes them
+/// ([`crate::cutover::domains_to_check`]).
+pub async fn mail_domains(
+    source: &SourceConfig,
+    secret: &Secret,
+    options: &RunOptions,
+    mapped: &[String],
+) -> Result<Vec<String>, EngineError> {
+    let (_, selected) = signed_in_users(source, secret, options).await?;
+    let addresses: Vec<String> = selected
+        .members
+        .iter()
+        .filter_map(|u| u.mail.clone())
+        .collect();
+    Ok(crate::cutover::domains_to_check(&addresses, mapped))
+}
+
 /// The users a selection names, sorted out.
 struct Selected {
     /// Members with a `mail` address, in userPrincipalName order, cut to the batch.
