@@ -463,7 +463,7 @@ impl RunOptions {
 
     /// Options from a configuration file's `[run]` tuning and `users` selection, every workload
     /// and no date limit ([`crate::config::FileConfig::run_options`] adds the spec's).
-    pub fn from_settings(run: &RunSettings, users: &UserSelection) -> Self {
+    pub(crate) fn from_settings(run: &RunSettings, users: &UserSelection) -> Self {
         RunOptions {
             parallel_mailboxes: run.parallel_mailboxes,
             pacer: PacerSettings {
