@@ -91,11 +91,16 @@ enum Command {
     /// certificate, login; CalDAV/CardDAV: an authenticated PROPFIND; IceWarp: also the admin
     /// API and the settings that would slow a run), each printed as ok, warning or BLOCKING
     /// with advice, and that the state folder is writable. Exits 2 when anything would stop a
-    /// run. Moves no data.
+    /// run. Moves no data. Last, where the MX records of each domain whose mail moves point
+    /// (for the cut-over; they do not change the exit code).
     Check {
         /// The TOML configuration file.
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
+        /// Ask this DNS server (`IP:PORT`, repeatable) for the MX records instead of the
+        /// system's resolver, e.g. a public one when the local DNS answers differently.
+        #[arg(long, value_name = "IP:PORT")]
+        dns_server: Vec<std::net::SocketAddr>,
     },
     /// Compare the source with the destination: is everything there?
     ///
@@ -205,10 +210,10 @@ fn main() -> ExitCode {
     }
     // Commands whose answer is yes or no: a "no" exits with its own code.
     let verdict = match &cli.command {
-        Command::Check { config } => {
-            let config = config.clone();
+        Command::Check { config, dns_server } => {
+            let (config, dns) = (config.clone(), dns_server.clone());
             Some((
-                async move { check(&config).await }.boxed(),
+                async move { check(&config, &dns).await }.boxed(),
                 EXIT_CHECK_FAILED,
             ))
         }
@@ -347,7 +352,7 @@ async fn work(path: &Path, quiet: bool) -> anyhow::Result<RunSummary> {
 /// `status`: the workers and the queue, from the PostgreSQL journal.
 fn print_status(path: &Path) -> anyhow::Result<()> {
     let config = FileConfig::load(path)?;
-    let mut options = RunOptions::from_settings(&config.run, &config.users);
+    let mut options = config.run_options();
     options.journal = config.journal.postgres()?;
     if options.journal.is_none() {
         anyhow::bail!(
@@ -397,7 +402,7 @@ fn load(path: &Path) -> anyhow::Result<(FileConfig, Secret, Destination, RunOpti
     let (config, secret, options) = load_source(path)?;
     let admin_entry = config.admin_password_entry();
     let admin_password = env_or_keychain(ADMIN_PASSWORD_ENV, admin_entry.as_deref());
-    let destination = Destination::from_config(&config.destination, admin_password)?;
+    let destination = Destination::from_config(&config.destination(), admin_password)?;
     Ok((config, secret, destination, options))
 }
 
@@ -410,7 +415,7 @@ fn load_source(path: &Path) -> anyhow::Result<(FileConfig, Secret, RunOptions)> 
             "the client secret is not set: export {SECRET_ENV} or store it with the desktop app"
         )
     })?;
-    let mut options = RunOptions::from_settings(&config.run, &config.users);
+    let mut options = config.run_options();
     options.state_dir = Some(state_dir(path, &options));
     options.journal = config.journal.postgres()?.map(|mut journal| {
         // A PostgreSQL journal that goes away mid-run is waited for like a destination.
@@ -507,7 +512,7 @@ async fn print_plan(path: &Path, json: bool, refresh: bool) -> anyhow::Result<()
         }
     });
     let mut plan = engine::plan_with(&config.source_config(), &secret, &options, &how).await?;
-    config.spec().decide(&mut plan);
+    config.spec.decide(&mut plan);
     if json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
         return Ok(());
@@ -598,7 +603,7 @@ async fn print_plan(path: &Path, json: bool, refresh: bool) -> anyhow::Result<()
 /// `report`: the journal's report into `out` (default `<state folder>/report`).
 fn write_report(config_path: &Path, out: Option<PathBuf>) -> anyhow::Result<()> {
     let config = FileConfig::load(config_path)?;
-    let mut options = RunOptions::from_settings(&config.run, &config.users);
+    let mut options = config.run_options();
     options.journal = config.journal.postgres()?;
     let dir = state_dir(config_path, &options);
     let journal = open_journal(config_path, &options)?;
@@ -641,11 +646,11 @@ fn print_checks(checks: &[EndpointCheck]) {
 }
 
 /// Prints what would stop a run; `Ok(false)` when something would.
-async fn check(path: &Path) -> anyhow::Result<bool> {
+async fn check(path: &Path, dns_servers: &[std::net::SocketAddr]) -> anyhow::Result<bool> {
     let (config, secret, destination, options) = load(path)?;
     let report =
         engine::preflight(&config.source_config(), &secret, &destination, &options).await?;
-    println!("signed in to tenant {}", config.source.tenant_id);
+    println!("signed in to tenant {}", config.spec.source.tenant_id);
     for p in &report.permissions {
         if let Some(why) = &p.not_used {
             println!("  {:8} {:22} ({why})", "n/a", p.name);
@@ -689,7 +694,40 @@ async fn check(path: &Path) -> anyhow::Result<bool> {
             "not ready: fix the problems above"
         }
     );
+    print_mx(&config, &secret, &options, dns_servers).await;
     Ok(ok)
+}
+
+/// Where the MX records of each domain whose mail moves point (the app's cut-over checklist
+/// does the same lookups), or why they could not be read.
+async fn print_mx(
+    config: &FileConfig,
+    secret: &Secret,
+    options: &RunOptions,
+    dns_servers: &[std::net::SocketAddr],
+) {
+    use migrator_core::cutover::{mx_of, MxLookup, MX_LOOKUP_BUDGET};
+    let mapped: Vec<String> = config.spec.rules.domain_map.keys().cloned().collect();
+    let domains =
+        match engine::mail_domains(&config.source_config(), secret, options, &mapped).await {
+            Ok(domains) => domains,
+            Err(e) => {
+                println!("MX records: cannot list the mailboxes' domains: {e}");
+                return;
+            }
+        };
+    let lookup = if dns_servers.is_empty() {
+        MxLookup::system(MX_LOOKUP_BUDGET)
+    } else {
+        MxLookup::with_servers(dns_servers, MX_LOOKUP_BUDGET)
+    };
+    println!("MX records (where each domain's mail is delivered now):");
+    for d in mx_of(lookup, &domains).await {
+        match d.error {
+            Some(why) => println!("  {:24} {why}", d.domain),
+            None => println!("  {:24} {}", d.domain, d.mx.join(", ")),
+        }
+    }
 }
 
 async fn run_config(path: PathBuf, final_pass: bool, quiet: bool) -> anyhow::Result<RunSummary> {

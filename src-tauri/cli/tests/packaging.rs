@@ -87,7 +87,7 @@ fn example_config_shipped_in_the_packages_is_valid() {
     let config = migrator_core::config::FileConfig::load(&path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     // The service's StateDirectory= is /var/lib/m365-migrate: the journal must go there.
-    let options = migrator_core::engine::RunOptions::from_settings(&config.run, &config.users);
+    let options = config.run_options();
     assert_eq!(
         options.state_dir.as_deref(),
         Some(std::path::Path::new("/var/lib/m365-migrate"))

@@ -68,3 +68,56 @@ async fn run_with_a_wrong_imap_port_stops_quickly_and_writes_nothing() {
     );
     assert!(stdout.contains("not ready"), "{stdout}");
 }
+
+/// `check` ends with where each migrated domain's MX records point, as the app's cut-over
+/// checklist shows them: asked of the DNS server `--dns-server` names (here a responder on
+/// 127.0.0.1), sorted by preference.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_lists_where_each_domain_mx_records_point() {
+    use support::dns::{responder, Answer};
+    let (sim, dovecot) = support::tenant_with_dovecot(2, 1).await;
+    let domain = sim
+        .tenant()
+        .users
+        .iter()
+        .find_map(|u| u.mail.rsplit_once('@').map(|(_, d)| d.to_lowercase()))
+        .expect("a user with an address");
+    let zone_domain: &'static str = Box::leak(domain.clone().into_boxed_str());
+    let dns = responder(std::collections::HashMap::from([(
+        zone_domain,
+        Answer::Mx(vec![
+            (20, "backup.example.net"),
+            (10, "primary.example.net"),
+        ]),
+    )]))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("migrate.toml");
+    std::fs::write(
+        &config,
+        support::source_toml(&sim) + &support::dovecot_toml(&dovecot),
+    )
+    .unwrap();
+    let secret = sim.client_secret().to_string();
+    let out = tokio::task::block_in_place(|| {
+        Command::new(env!("CARGO_BIN_EXE_m365-migrate"))
+            .args(["check", "--dns-server", &dns.to_string(), "--config"])
+            .arg(&config)
+            .env("M365_CLIENT_SECRET", &secret)
+            .env("DEST_ADMIN_PASSWORD", MASTER_PASSWORD)
+            .output()
+            .unwrap()
+    });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mx: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("MX records"))
+        .skip(1)
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        mx,
+        [format!("{domain:24} primary.example.net, backup.example.net").as_str()],
+        "{stdout}"
+    );
+}

@@ -393,18 +393,100 @@ mod tests {
 /// url = "postgres://migrator@db.example.com:5432/m365?sslmode=verify-full"
 /// # the password: environment variable M365_MIGRATOR_JOURNAL_PASSWORD, never this file
 /// ```
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+///
+/// The parts of a migration the app's page also describes are read into the app's own types,
+/// [`crate::spec::MigrationSpec`]: `[source]`, the documented keys of `[destination]` (its
+/// account rules under `[destination]` become the spec's `rules`), `[users] include` (the
+/// spec's `selection`) and `[run]`'s `workloads` and date limits. Whatever the page must never
+/// set stays beside it, in the file's own fields ([`FileDestination`], batches, `[run]`
+/// tuning, `[journal]`). [`FileConfig::parse`] moves each documented key to its place and
+/// deserializes both halves with their unknown keys refused, so the file's layout stays as
+/// documented while the spec is the one the app sends.
+#[derive(Debug, Clone, PartialEq)]
 pub struct FileConfig {
-    /// `[source]`: the app registration, the app's own type.
-    pub source: SourceConfig,
-    pub destination: DestinationConfig,
-    #[serde(default)]
+    /// The migration in the app's types, checked by the one validation
+    /// ([`crate::spec::MigrationSpec::errors`]).
+    pub spec: crate::spec::MigrationSpec,
+    /// `[destination]`'s keys the app has no field for.
+    pub destination_file: FileDestination,
+    /// `[users]`' `exclude` and batches (`include` is the spec's selection).
     pub users: UserSelection,
-    #[serde(default)]
+    /// `[run]`'s tuning (`workloads` and the date limits are the spec's).
     pub run: RunSettings,
-    #[serde(default)]
     pub journal: JournalSettings,
+}
+
+/// The half of the file the spec does not hold ([`FileConfig`]): unknown keys land here and
+/// are refused.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileOnly {
+    destination: FileDestination,
+    #[serde(default)]
+    users: UserSelection,
+    #[serde(default)]
+    run: RunSettings,
+    #[serde(default)]
+    journal: JournalSettings,
+}
+
+/// `[destination]`'s keys only the configuration file sets (the app's page never does), by
+/// `kind`; the others are the spec's [`crate::spec::DestinationSettings`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum FileDestination {
+    Folder {},
+    Imap {
+        /// Needed for `security = "plain"`, which is only allowed to a loopback address.
+        #[serde(default)]
+        allow_plaintext_loopback: bool,
+        /// Only `"plain"` lands here: `tls` and `starttls` are the spec's `security`.
+        #[serde(default)]
+        security: Option<ImapSecurity>,
+        /// Destination folder names for well-known folders (`sentitems`, `drafts`,
+        /// `deleteditems`, `junkemail`, `archive`), when SPECIAL-USE is not enough.
+        #[serde(default)]
+        special_folders: std::collections::BTreeMap<String, String>,
+        /// IMAP connections one user's mail may use at once (default 2).
+        connections_per_mailbox: Option<usize>,
+        /// The most IMAP connections open to the server at once (default 16).
+        max_connections: Option<usize>,
+    },
+    #[serde(rename = "icewarp")]
+    IceWarp {
+        /// Allows unencrypted `http://` and IMAP to a loopback address (tests, SSH tunnels).
+        #[serde(default)]
+        allow_plaintext_loopback: bool,
+        /// Force a password change at the next login of every account the run created.
+        #[serde(default)]
+        expire_passwords: bool,
+        /// An IMAP master user for existing accounts without a password in `accounts_csv`.
+        master_user: Option<String>,
+        imap_port: Option<u16>,
+        #[serde(default)]
+        imap_security: ImapSecurity,
+        /// Overrides the WebDAV base (default `https://<host>/webdav/`).
+        webdav_url: Option<String>,
+        /// A mailbox size limit in MB set on each user account the run creates.
+        account_quota_mb: Option<u64>,
+    },
+}
+
+impl FileDestination {
+    /// `allow_plaintext_loopback` of `[destination]`.
+    fn allows_plaintext_loopback(&self) -> bool {
+        match self {
+            FileDestination::Folder {} => false,
+            FileDestination::Imap {
+                allow_plaintext_loopback,
+                ..
+            }
+            | FileDestination::IceWarp {
+                allow_plaintext_loopback,
+                ..
+            } => *allow_plaintext_loopback,
+        }
+    }
 }
 
 /// `[journal]`: where the journal lives. Absent: SQLite in the state folder.
@@ -441,9 +523,11 @@ impl JournalSettings {
     }
 }
 
-/// `[destination]`, selected by `kind`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+/// The destination a run writes to, every setting resolved: the spec's
+/// [`crate::spec::DestinationSettings`] ([`crate::spec::DestinationSettings::config`]) with the
+/// configuration file's own keys ([`FileConfig::destination`]). Not deserialized: the file
+/// and the app describe a destination with the spec's types.
+#[derive(Debug, Clone, PartialEq)]
 pub enum DestinationConfig {
     /// One Maildir++ tree per user under `path`.
     Folder { path: std::path::PathBuf },
@@ -454,20 +538,16 @@ pub enum DestinationConfig {
         host: String,
         /// Default: 993 with `tls`, 143 otherwise.
         port: Option<u16>,
-        #[serde(default)]
         security: ImapSecurity,
         /// Extra CA certificates (PEM) to trust, e.g. a private CA.
         ca_file: Option<std::path::PathBuf>,
         /// Needed for `security = "plain"`, which is only allowed to a loopback address.
-        #[serde(default)]
         allow_plaintext_loopback: bool,
         master_user: Option<String>,
-        #[serde(default)]
         master_style: MasterLoginStyle,
         accounts_csv: Option<std::path::PathBuf>,
         /// Destination folder names for well-known folders (`sentitems`, `drafts`,
         /// `deleteditems`, `junkemail`, `archive`), when SPECIAL-USE is not enough.
-        #[serde(default)]
         special_folders: std::collections::BTreeMap<String, String>,
         /// The CalDAV/CardDAV server for calendars, contacts and tasks (discovery starts here,
         /// RFC 6764). Needs each user's password (`accounts_csv`): a master user logs in to
@@ -499,7 +579,6 @@ pub enum DestinationConfig {
     /// groups = "skip"                  # or "by-kind", "mailing-lists", "groups" (needs Group.Read.All)
     /// expire_passwords = true          # users must change the generated password at first login
     /// ```
-    #[serde(rename = "icewarp")]
     IceWarp {
         /// The IceWarp server's host name; the API, IMAP and WebDAV endpoints derive from it.
         host: String,
@@ -511,36 +590,15 @@ pub enum DestinationConfig {
         /// Extra CA certificates (PEM) to trust for the API, IMAP and WebDAV, e.g. a private CA.
         ca_file: Option<std::path::PathBuf>,
         /// Allows unencrypted `http://` and IMAP to a loopback address (tests, SSH tunnels).
-        #[serde(default)]
         allow_plaintext_loopback: bool,
-        /// Renames or merges Microsoft 365 domains, e.g. `"contoso.onmicrosoft.com" =
-        /// "contoso.com"`: addresses in the key's domain get the value's domain instead.
-        #[serde(default)]
-        domain_map: std::collections::BTreeMap<String, String>,
-        /// Leaves out `*.onmicrosoft.com` domains and addresses unless `domain_map` maps them
-        /// (default true: they are Microsoft's routing domains, not the organisation's).
-        #[serde(default = "default_true")]
-        skip_onmicrosoft: bool,
-        /// What becomes of users whose Microsoft 365 sign-in is blocked (default `skip`).
-        #[serde(default = "AccountRule::skip")]
-        disabled_users: AccountRule,
-        /// What becomes of shared mailboxes (default `create`: an ordinary account holding the
-        /// mailbox's data, to which the administrator then grants access).
-        #[serde(default = "AccountRule::create")]
-        shared_mailboxes: AccountRule,
-        /// What becomes of room and equipment mailboxes (`mailboxSettings.userPurpose` `room`
-        /// or `equipment`; default `create`: an ordinary account holding the resource's
-        /// calendar and mail, which counts against the IceWarp licence like any account).
-        #[serde(default = "AccountRule::create")]
-        resource_mailboxes: AccountRule,
-        /// Whether and how mail-enabled Microsoft 365 groups, distribution lists and
-        /// mail-enabled security groups become IceWarp groups or mailing lists with their
-        /// members (default `skip`; anything else needs the Group.Read.All permission).
-        #[serde(default)]
-        groups: GroupRule,
+        /// Which users become accounts and under which domains: `domain_map` (renames or
+        /// merges Microsoft 365 domains), `skip_onmicrosoft`, `disabled_users`,
+        /// `shared_mailboxes`, `resource_mailboxes` (rooms and equipment, which count against
+        /// the IceWarp licence like any account) and `groups` (anything but `skip` needs the
+        /// Group.Read.All permission).
+        rules: crate::spec::AccountRules,
         /// After the data is written, force a password change at the next login of every
         /// account the run created (`expireaccountpassword`).
-        #[serde(default)]
         expire_passwords: bool,
         /// The CSV (`address,password`, file mode 0600) the generated passwords of new accounts
         /// are written to, and nowhere else. It doubles as an `accounts_csv` for later runs.
@@ -553,7 +611,6 @@ pub enum DestinationConfig {
         master_user: Option<String>,
         /// Default: 993 with `tls`, 143 otherwise.
         imap_port: Option<u16>,
-        #[serde(default)]
         imap_security: ImapSecurity,
         /// Overrides the WebDAV base (default `https://<host>/webdav/`); each account's data is
         /// below `<base><email>/`.
@@ -749,10 +806,7 @@ impl UserSelection {
         mut selected: Vec<T>,
         upn: impl Fn(&T) -> String,
     ) -> Result<Vec<T>, EmptyBatch> {
-        selected.sort_by_cached_key(|u| {
-            let upn = upn(u);
-            (upn.to_lowercase(), upn)
-        });
+        selected.sort_by_cached_key(|u| selection_order(&upn(u)));
         let (Some(size), Some(batch)) = (self.batch_size, self.batch) else {
             return Ok(selected);
         };
@@ -770,23 +824,11 @@ impl UserSelection {
     }
 }
 
-/// A date limit as written in the file: `"2020-01-01"` or a bare TOML date `2020-01-01`.
-fn limit_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<time::Date>, D::Error> {
-    use serde::de::Error as _;
-    let expected = "a date such as \"2020-01-01\"";
-    let text = match toml::Value::deserialize(d)? {
-        toml::Value::String(s) => s,
-        toml::Value::Datetime(dt) if dt.time.is_none() && dt.offset.is_none() => dt.to_string(),
-        other => {
-            return Err(D::Error::custom(format!(
-                "invalid value (a {}): expected {expected}",
-                other.type_str()
-            )))
-        }
-    };
-    parse_date(text.trim())
-        .map(Some)
-        .ok_or_else(|| D::Error::custom(not_a_date(&text)))
+/// The one order a run walks its selected mailboxes in, keyed by userPrincipalName
+/// (case-insensitive, then as written): batches are cut in it, provisioning gives an address
+/// two users claim to the first, and the Plan decides in it ([`crate::engine::Plan::decide`]).
+pub fn selection_order(upn: &str) -> (String, String) {
+    (upn.to_lowercase(), upn.to_string())
 }
 
 /// The message for a date limit that is not `YYYY-MM-DD` (the file and the app).
@@ -880,7 +922,7 @@ impl DateLimits {
     }
 }
 
-/// `[run]`: tuning. The defaults suit Exchange Online's documented limits.
+/// `[run]`: tuning (its `workloads` and date limits are the spec's). The defaults suit Exchange Online's documented limits.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunSettings {
@@ -899,17 +941,6 @@ pub struct RunSettings {
     /// On a later (incremental) run, delete at the destination the messages deleted at the
     /// source since. Only copies the migrator made are deleted; default `false`: kept.
     pub mirror_deletions: bool,
-    /// What to migrate; default: everything.
-    pub workloads: Vec<Workload>,
-    /// Mail received before this day is left out (see [`DateLimits`]).
-    #[serde(deserialize_with = "limit_date")]
-    pub mail_since: Option<time::Date>,
-    /// Mail received on or after this day is left out.
-    #[serde(deserialize_with = "limit_date")]
-    pub mail_until: Option<time::Date>,
-    /// Events that ended before this day are left out.
-    #[serde(deserialize_with = "limit_date")]
-    pub calendar_since: Option<time::Date>,
     /// How long the run waits for a destination server that is down (connections refused or
     /// cut, or it answers that it is unavailable) before it fails the mailbox it was writing:
     /// seconds, or a duration such as `"10m"`, `"90s"`, `"1h 30m"` (default 10 minutes, at
@@ -999,17 +1030,6 @@ pub fn show_duration(d: std::time::Duration) -> String {
     }
 }
 
-impl RunSettings {
-    /// The date limits of `[run]`.
-    pub fn limits(&self) -> DateLimits {
-        DateLimits {
-            mail_since: self.mail_since,
-            mail_until: self.mail_until,
-            calendar_since: self.calendar_since,
-        }
-    }
-}
-
 /// One kind of data a run migrates (`WorkloadChoice` in the app's bindings: the permission
 /// list has a `Workload` of its own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize, TS)]
@@ -1042,10 +1062,6 @@ impl Default for RunSettings {
             app_window_seconds: crate::graph::pacer::APP_WINDOW.as_secs(),
             state_dir: None,
             mirror_deletions: false,
-            workloads: Workload::ALL.to_vec(),
-            mail_since: None,
-            mail_until: None,
-            calendar_since: None,
             outage_wait: DEFAULT_OUTAGE_WAIT,
             max_downloads: crate::graph::client::DEFAULT_MAX_DOWNLOADS,
             include_system_folders: false,
@@ -1089,32 +1105,18 @@ impl FileConfig {
 
     /// Parses and validates `text`; `path` is only used in messages.
     pub fn parse(text: &str, path: &std::path::Path) -> Result<Self, ConfigError> {
-        let config: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: path.to_path_buf(),
-            message: toml_message(text, &e),
-        })?;
+        let config = Self::read(text, path)?;
         let invalid = |key, message: String| ConfigError::Invalid {
             path: path.to_path_buf(),
             key,
             message,
         };
         // The spec's rules, written once in [`crate::spec`]; the file reports the first.
-        let plaintext = match &config.destination {
-            DestinationConfig::Imap {
-                allow_plaintext_loopback,
-                ..
-            }
-            | DestinationConfig::IceWarp {
-                allow_plaintext_loopback,
-                ..
-            } => *allow_plaintext_loopback,
-            DestinationConfig::Folder { .. } => false,
-        };
         let origin = crate::spec::Origin::File {
-            allow_plaintext_loopback: plaintext,
+            allow_plaintext_loopback: config.destination_file.allows_plaintext_loopback(),
         };
         if let Some(e) = config
-            .spec()
+            .spec
             .errors(crate::spec::Completeness::Ready, origin)
             .into_iter()
             .next()
@@ -1130,14 +1132,18 @@ impl FileConfig {
             };
             return Err(invalid(key, message));
         }
-        if let DestinationConfig::Imap {
-            host,
+        let host = match &config.spec.destination {
+            crate::spec::DestinationSettings::Imap { host, .. }
+            | crate::spec::DestinationSettings::IceWarp { host, .. } => host.as_str(),
+            crate::spec::DestinationSettings::Folder { .. } => "",
+        };
+        if let FileDestination::Imap {
             security,
             allow_plaintext_loopback,
             connections_per_mailbox,
             max_connections,
             ..
-        } = &config.destination
+        } = &config.destination_file
         {
             for (key, value) in [
                 (
@@ -1150,7 +1156,7 @@ impl FileConfig {
                     return Err(invalid(key, "must be at least 1".into()));
                 }
             }
-            if *security == ImapSecurity::Plain
+            if *security == Some(ImapSecurity::Plain)
                 && check_plaintext_host(host, *allow_plaintext_loopback).is_err()
             {
                 return Err(invalid(
@@ -1159,14 +1165,13 @@ impl FileConfig {
                 ));
             }
         }
-        if let DestinationConfig::IceWarp {
-            host,
+        if let FileDestination::IceWarp {
             allow_plaintext_loopback,
             imap_security,
             webdav_url,
             account_quota_mb,
             ..
-        } = &config.destination
+        } = &config.destination_file
         {
             if let Some(mb) = account_quota_mb {
                 if !(1..=MAX_ACCOUNT_QUOTA_MB).contains(mb) {
@@ -1258,100 +1263,12 @@ impl FileConfig {
         Ok(config)
     }
 
-    /// The file's sections as the app's [`crate::spec::MigrationSpec`] (source, destination,
-    /// rules, selection, workloads, dates), for the one validation. Settings the app has no
-    /// field for (IMAP `security = "plain"`, `webdav_url`, quotas, `[run]` tuning, batches)
-    /// stay in the file's types and are checked there.
-    pub fn spec(&self) -> crate::spec::MigrationSpec {
-        use crate::spec::{
-            AccountRules, DestinationSettings, ImapSecurityChoice, MasterStyleChoice,
-            MigrationSpec, Selection,
-        };
-        let path = |p: &std::path::Path| p.display().to_string();
-        let mut rules = AccountRules::default();
-        let destination = match &self.destination {
-            DestinationConfig::Folder { path: p } => DestinationSettings::Folder { path: path(p) },
-            DestinationConfig::Imap {
-                host,
-                port,
-                security,
-                ca_file,
-                master_user,
-                master_style,
-                accounts_csv,
-                dav_url,
-                ..
-            } => DestinationSettings::Imap {
-                host: host.clone(),
-                port: *port,
-                security: match security {
-                    ImapSecurity::Starttls => ImapSecurityChoice::Starttls,
-                    // Plain is the file's own (checked in `parse`).
-                    ImapSecurity::Tls | ImapSecurity::Plain => ImapSecurityChoice::Tls,
-                },
-                ca_file: ca_file.as_deref().map(path),
-                master_user: master_user.clone(),
-                master_style: match master_style {
-                    MasterLoginStyle::Authzid => MasterStyleChoice::Authzid,
-                    MasterLoginStyle::Dovecot => MasterStyleChoice::Dovecot,
-                },
-                accounts_csv: accounts_csv.as_deref().map(path),
-                dav_url: dav_url.clone(),
-            },
-            DestinationConfig::IceWarp {
-                host,
-                api_url,
-                admin_email,
-                ca_file,
-                domain_map,
-                skip_onmicrosoft,
-                disabled_users,
-                shared_mailboxes,
-                resource_mailboxes,
-                groups,
-                credentials_report,
-                accounts_csv,
-                ..
-            } => {
-                rules = AccountRules {
-                    disabled_users: *disabled_users,
-                    shared_mailboxes: *shared_mailboxes,
-                    resource_mailboxes: *resource_mailboxes,
-                    skip_onmicrosoft: *skip_onmicrosoft,
-                    groups: *groups,
-                    domain_map: domain_map.clone(),
-                };
-                DestinationSettings::IceWarp {
-                    host: host.clone(),
-                    admin_email: admin_email.clone(),
-                    ca_file: ca_file.as_deref().map(path),
-                    credentials_report: path(credentials_report),
-                    api_url: api_url.clone(),
-                    accounts_csv: accounts_csv.as_deref().map(path),
-                }
-            }
-        };
-        let day = |d: Option<time::Date>| d.map(|d| d.to_string());
-        MigrationSpec {
-            source: self.source_config(),
-            destination,
-            rules,
-            selection: Selection {
-                users: self.users.include.clone(),
-            },
-            workloads: self.run.workloads.clone(),
-            mail_since: day(self.run.mail_since),
-            mail_until: day(self.run.mail_until),
-            calendar_since: day(self.run.calendar_since),
-        }
-    }
-
     /// The keychain entry of the destination's admin or master password: the app's
     /// ([`crate::spec::DestinationSettings::admin_account`]), so the CLI finds the password the
     /// app stored, and a password stored for an IceWarp server's own API is never sent to an
     /// `api_url` override.
     pub fn admin_password_entry(&self) -> Option<String> {
-        self.spec()
+        self.spec
             .destination
             .admin_account()
             .map(|(host, user)| crate::secrets::dest_admin_password_entry(&host, &user))
@@ -1359,13 +1276,385 @@ impl FileConfig {
 
     /// The source settings for the engine.
     pub fn source_config(&self) -> SourceConfig {
+        let source = &self.spec.source;
         SourceConfig {
-            tenant_id: self.source.tenant_id.trim().to_string(),
-            client_id: self.source.client_id.trim().to_string(),
-            allow_plaintext_loopback: Some(self.source.allow_plaintext_loopback.unwrap_or(false)),
-            ..self.source.clone()
+            tenant_id: source.tenant_id.trim().to_string(),
+            client_id: source.client_id.trim().to_string(),
+            allow_plaintext_loopback: Some(source.allow_plaintext_loopback.unwrap_or(false)),
+            ..source.clone()
         }
     }
+
+    /// The destination the engine writes to: the spec's
+    /// ([`crate::spec::MigrationSpec::destination_config`]) with `[destination]`'s own keys.
+    pub fn destination(&self) -> DestinationConfig {
+        let mut config = self.spec.destination_config();
+        match (&mut config, &self.destination_file) {
+            (
+                DestinationConfig::Imap {
+                    allow_plaintext_loopback,
+                    security,
+                    special_folders,
+                    connections_per_mailbox,
+                    max_connections,
+                    ..
+                },
+                FileDestination::Imap {
+                    allow_plaintext_loopback: allow,
+                    security: plain,
+                    special_folders: folders,
+                    connections_per_mailbox: per_mailbox,
+                    max_connections: most,
+                },
+            ) => {
+                *allow_plaintext_loopback = *allow;
+                if let Some(plain) = plain {
+                    *security = *plain;
+                }
+                special_folders.clone_from(folders);
+                *connections_per_mailbox = *per_mailbox;
+                *max_connections = *most;
+            }
+            (
+                DestinationConfig::IceWarp {
+                    allow_plaintext_loopback,
+                    expire_passwords,
+                    master_user,
+                    imap_port,
+                    imap_security,
+                    webdav_url,
+                    account_quota_mb,
+                    ..
+                },
+                FileDestination::IceWarp {
+                    allow_plaintext_loopback: allow,
+                    expire_passwords: expire,
+                    master_user: master,
+                    imap_port: port,
+                    imap_security: security,
+                    webdav_url: webdav,
+                    account_quota_mb: quota,
+                },
+            ) => {
+                *allow_plaintext_loopback = *allow;
+                *expire_passwords = *expire;
+                master_user.clone_from(master);
+                *imap_port = *port;
+                *imap_security = *security;
+                webdav_url.clone_from(webdav);
+                *account_quota_mb = *quota;
+            }
+            _ => {}
+        }
+        config
+    }
+
+    /// `[users]`: the spec's `include` with the file's `exclude` and batch.
+    pub fn selection(&self) -> UserSelection {
+        UserSelection {
+            include: self.spec.selection.users.clone(),
+            ..self.users.clone()
+        }
+    }
+
+    /// The run options of this file: `[run]`'s tuning, the selection ([`Self::selection`]),
+    /// and the spec's workloads and date limits ([`FileConfig::parse`] checked them).
+    pub fn run_options(&self) -> crate::engine::RunOptions {
+        let mut options = crate::engine::RunOptions::from_settings(&self.run, &self.selection());
+        if !self.spec.workloads.is_empty() {
+            options.workloads = self.spec.workloads.clone();
+        }
+        options.limits = self.spec.limits().unwrap_or_default();
+        options
+    }
+
+    /// Reads `text` into the spec and the file's own settings, unchecked: each documented key
+    /// is moved to where the spec or the file's settings hold it ([`FileLayout::split`]), then both
+    /// are deserialized, unknown keys refused with their line.
+    pub(crate) fn read(text: &str, path: &std::path::Path) -> Result<Self, ConfigError> {
+        let syntax = |message: String| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message,
+        };
+        let toml_error = |e: toml::de::Error| syntax(toml_message(text, &e));
+        let root = toml::de::DeTable::parse(text).map_err(toml_error)?;
+        let layout = FileLayout::split(root).map_err(|(span, message)| {
+            syntax(format!("line {}: {message}", line_at(text, span.start)))
+        })?;
+        let spec =
+            crate::spec::MigrationSpec::deserialize(toml::de::Deserializer::from(layout.spec))
+                .map_err(|e| syntax(in_file_words(&toml_message(text, &e))))?;
+        let file =
+            FileOnly::deserialize(toml::de::Deserializer::from(layout.file)).map_err(toml_error)?;
+        Ok(FileConfig {
+            spec,
+            destination_file: file.destination,
+            users: file.users,
+            run: file.run,
+            journal: file.journal,
+        })
+    }
+}
+
+type Spanned<T> = toml::Spanned<T>;
+type DeTable<'i> = toml::de::DeTable<'i>;
+type DeValue<'i> = toml::de::DeValue<'i>;
+
+/// The configuration file's text split into the spec's shape and the file's own settings,
+/// each key keeping its place in the text (for the line in a message).
+struct FileLayout<'i> {
+    /// `source`, `destination` (the spec's keys, camelCase), `rules`, `selection`,
+    /// `workloads`, `mailSince`, `mailUntil`, `calendarSince`.
+    spec: Spanned<DeTable<'i>>,
+    /// Everything else: `destination` (the file's keys of its kind), `users`, `run`,
+    /// `journal` and any unknown key.
+    file: Spanned<DeTable<'i>>,
+}
+
+/// `[destination]` keys the spec's [`crate::spec::DestinationSettings`] holds, by `kind`.
+fn spec_destination_keys(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "folder" => &["path"],
+        "imap" => &[
+            "host",
+            "port",
+            "security",
+            "ca_file",
+            "master_user",
+            "master_style",
+            "accounts_csv",
+            "dav_url",
+        ],
+        "icewarp" => &[
+            "host",
+            "admin_email",
+            "ca_file",
+            "credentials_report",
+            "api_url",
+            "accounts_csv",
+        ],
+        _ => &[],
+    }
+}
+
+/// The IceWarp `[destination]` keys that are the spec's [`crate::spec::AccountRules`].
+const RULE_KEYS: [&str; 6] = [
+    "disabled_users",
+    "shared_mailboxes",
+    "resource_mailboxes",
+    "skip_onmicrosoft",
+    "groups",
+    "domain_map",
+];
+
+/// `[run]`'s date limits, which are the spec's.
+const LIMIT_KEYS: [&str; 3] = ["mail_since", "mail_until", "calendar_since"];
+
+/// The spec's (serde's camelCase) name of a file key: `admin_email` -> `adminEmail`.
+fn camel_case(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut upper = false;
+    for c in key.chars() {
+        match c {
+            '_' => upper = true,
+            c if upper => {
+                out.extend(c.to_uppercase());
+                upper = false;
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A message about the spec's deserialization in the file's words: the spec's names of the
+/// keys moved into it (`adminEmail`, `iceWarp`) as the file spells them.
+fn in_file_words(message: &str) -> String {
+    let mut out = message.replace("`iceWarp`", "`icewarp`");
+    let keys = ["folder", "imap", "icewarp"]
+        .iter()
+        .flat_map(|kind| spec_destination_keys(kind).iter())
+        .chain(RULE_KEYS.iter())
+        .chain(LIMIT_KEYS.iter());
+    for key in keys {
+        out = out.replace(&format!("`{}`", camel_case(key)), &format!("`{key}`"));
+    }
+    out
+}
+
+/// The 1-based line of byte `offset` of `text`.
+fn line_at(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map_or(0, |before| before.matches('\n').count())
+        + 1
+}
+
+impl<'i> FileLayout<'i> {
+    /// Moves each documented key to where it belongs. A date limit that is not a date is
+    /// refused here, at its place in the text (the spec holds dates as text).
+    fn split(root: Spanned<DeTable<'i>>) -> Result<Self, (std::ops::Range<usize>, String)> {
+        let root_span = root.span();
+        let mut file = root.into_inner();
+        let mut spec = DeTable::new();
+        let key = |name: &str, span: std::ops::Range<usize>| {
+            Spanned::new(span, std::borrow::Cow::Owned(name.to_string()))
+        };
+        if let Some((k, v)) = file.remove_entry("source") {
+            spec.insert(k, v);
+        }
+        if let Some((k, v)) = file.remove_entry("destination") {
+            let span = v.span();
+            match v.into_inner() {
+                DeValue::Table(table) => {
+                    let (destination, rules, own) = split_destination(table);
+                    spec.insert(
+                        key("destination", k.span()),
+                        Spanned::new(span.clone(), DeValue::Table(destination)),
+                    );
+                    if !rules.is_empty() {
+                        spec.insert(
+                            key("rules", k.span()),
+                            Spanned::new(span.clone(), DeValue::Table(rules)),
+                        );
+                    }
+                    file.insert(k, Spanned::new(span, DeValue::Table(own)));
+                }
+                // Not a table: the file's half says so.
+                other => {
+                    file.insert(k, Spanned::new(span, other));
+                }
+            }
+        }
+        let mut take = |section: &str,
+                        moved: &dyn Fn(&str) -> Option<String>|
+         -> Result<Vec<(String, Spanned<DeValue<'i>>)>, _> {
+            let Some((k, v)) = file.remove_entry(section) else {
+                return Ok(Vec::new());
+            };
+            let span = v.span();
+            let DeValue::Table(table) = v.into_inner() else {
+                return Err((span, format!("{section}: expected a table")));
+            };
+            let mut out = Vec::new();
+            let mut own = DeTable::new();
+            for (name, value) in table {
+                match moved(name.get_ref()) {
+                    Some(to) => out.push((to, value)),
+                    None => {
+                        own.insert(name, value);
+                    }
+                }
+            }
+            file.insert(k, Spanned::new(span, DeValue::Table(own)));
+            Ok(out)
+        };
+        let users = take("users", &|name: &str| {
+            (name == "include").then(|| "users".to_string())
+        })?;
+        if !users.is_empty() {
+            let span = users[0].1.span();
+            let selection: DeTable = users
+                .into_iter()
+                .map(|(name, value)| (key(&name, value.span()), value))
+                .collect();
+            spec.insert(
+                key("selection", span.clone()),
+                Spanned::new(span, DeValue::Table(selection)),
+            );
+        }
+        let run = take("run", &|name: &str| {
+            (name == "workloads" || LIMIT_KEYS.contains(&name)).then(|| camel_case(name))
+        })?;
+        for (name, value) in run {
+            let span = value.span();
+            let value = match value.into_inner() {
+                other if name == "workloads" => other,
+                other => DeValue::String(limit_text(&name, other).map_err(|m| (span.clone(), m))?),
+            };
+            spec.insert(key(&name, span.clone()), Spanned::new(span, value));
+        }
+        Ok(FileLayout {
+            spec: Spanned::new(root_span.clone(), spec),
+            file: Spanned::new(root_span, file),
+        })
+    }
+}
+
+/// A date limit as written in the file, as the spec's text: `"2020-01-01"` or a bare TOML
+/// date `2020-01-01`; anything else is refused naming the key (`mail_since: ...`).
+fn limit_text<'i>(
+    spec_name: &str,
+    value: DeValue<'i>,
+) -> Result<std::borrow::Cow<'i, str>, String> {
+    let name = LIMIT_KEYS
+        .iter()
+        .find(|k| camel_case(k) == spec_name)
+        .copied()
+        .unwrap_or(spec_name);
+    let expected = "a date such as \"2020-01-01\"";
+    let text = match value {
+        DeValue::String(s) => s,
+        DeValue::Datetime(dt) if dt.time.is_none() && dt.offset.is_none() => {
+            std::borrow::Cow::Owned(dt.to_string())
+        }
+        other => {
+            let kind = match other {
+                DeValue::Integer(_) => "integer",
+                DeValue::Float(_) => "float",
+                DeValue::Boolean(_) => "boolean",
+                DeValue::Datetime(_) => "datetime",
+                DeValue::Array(_) => "array",
+                _ => "table",
+            };
+            return Err(format!(
+                "{name}: invalid value (a {kind}): expected {expected}"
+            ));
+        }
+    };
+    match parse_date(text.trim()) {
+        Some(_) => Ok(text),
+        None => Err(format!("{name}: {}", not_a_date(&text))),
+    }
+}
+
+/// `[destination]` split into the spec's destination (camelCase keys, `kind` as the spec
+/// names it), the spec's account rules (IceWarp only) and the file's own keys with `kind`.
+fn split_destination<'i>(table: DeTable<'i>) -> (DeTable<'i>, DeTable<'i>, DeTable<'i>) {
+    let kind = match table.get("kind").map(|v| v.get_ref()) {
+        Some(DeValue::String(kind)) => kind.to_string(),
+        _ => String::new(),
+    };
+    let spec_keys = spec_destination_keys(&kind);
+    let (mut destination, mut rules, mut own) = (DeTable::new(), DeTable::new(), DeTable::new());
+    for (name, value) in table {
+        let renamed = |name: &Spanned<toml::de::DeString<'i>>| {
+            Spanned::new(
+                name.span(),
+                std::borrow::Cow::Owned(camel_case(name.get_ref())),
+            )
+        };
+        let plain = matches!(value.get_ref(), DeValue::String(s) if s.as_ref() == "plain");
+        if name.get_ref() == "kind" {
+            // The spec's tag is camelCase (`iceWarp`); the file's is as documented.
+            let spec_kind = match value.get_ref() {
+                DeValue::String(k) if k.as_ref() == "icewarp" => {
+                    DeValue::String(std::borrow::Cow::Borrowed("iceWarp"))
+                }
+                other => other.clone(),
+            };
+            destination.insert(name.clone(), Spanned::new(value.span(), spec_kind));
+            own.insert(name, value);
+        } else if spec_keys.contains(&name.get_ref().as_ref())
+            && !(name.get_ref() == "security" && plain)
+        {
+            destination.insert(renamed(&name), value);
+        } else if kind == "icewarp" && RULE_KEYS.contains(&name.get_ref().as_ref()) {
+            rules.insert(renamed(&name), value);
+        } else {
+            own.insert(name, value);
+        }
+    }
+    (destination, rules, own)
 }
 
 /// Header names of the address column in an accounts file (compared without case), as the
@@ -1568,13 +1857,212 @@ exclude = ["Room-1@contoso.com"]
         assert!(e.to_string().contains("client_secret"), "{e}");
     }
 
+    /// Issue 16: the file's `[destination]`, `[users]` and `[run]` were types of their own,
+    /// mapped onto the app's spec field by field (`FileConfig::spec`) and back
+    /// (`DestinationSettings::config`). The file now deserializes the spec's own types: a file
+    /// and the page's JSON saying the same give one equal `MigrationSpec`, and the file's own
+    /// keys (quota, WebDAV URL, plain IMAP, batches, tuning) stay beside it, never in it.
+    #[test]
+    fn the_file_and_the_page_deserialize_one_migration_spec() {
+        let text = r#"
+[source]
+tenant_id = "contoso.onmicrosoft.com"
+client_id = "00000000-0000-0000-0000-000000000001"
+
+[destination]
+kind = "icewarp"
+host = "127.0.0.1"
+admin_email = "admin@example.com"
+credentials_report = "/srv/new.csv"
+accounts_csv = "/srv/existing.csv"
+api_url = "http://127.0.0.1:3200/icewarpapi/"
+allow_plaintext_loopback = true
+imap_security = "plain"
+webdav_url = "http://127.0.0.1:5232/dav/"
+account_quota_mb = 2048
+expire_passwords = true
+disabled_users = "create"
+resource_mailboxes = "skip"
+skip_onmicrosoft = false
+groups = "by-kind"
+domain_map = { "contoso.onmicrosoft.com" = "contoso.com" }
+
+[users]
+include = ["adele@contoso.com", "alex@contoso.com"]
+exclude = ["alex@contoso.com"]
+batch_size = 10
+batch = 1
+
+[run]
+workloads = ["mail", "calendar"]
+mail_since = 2020-01-01
+mail_until = "2025-01-01"
+parallel_mailboxes = 3
+"#;
+        let c = FileConfig::parse(text, Path::new("m.toml")).expect("a good file");
+        let page: crate::spec::MigrationSpec = serde_json::from_value(serde_json::json!({
+            "source": {
+                "tenantId": "contoso.onmicrosoft.com",
+                "clientId": "00000000-0000-0000-0000-000000000001",
+            },
+            "destination": {
+                "kind": "iceWarp",
+                "host": "127.0.0.1",
+                "adminEmail": "admin@example.com",
+                "credentialsReport": "/srv/new.csv",
+                "accountsCsv": "/srv/existing.csv",
+                "apiUrl": "http://127.0.0.1:3200/icewarpapi/",
+            },
+            "rules": {
+                "disabledUsers": "create",
+                "sharedMailboxes": "create",
+                "resourceMailboxes": "skip",
+                "skipOnmicrosoft": false,
+                "groups": "by-kind",
+                "domainMap": {"contoso.onmicrosoft.com": "contoso.com"},
+            },
+            "selection": {"users": ["adele@contoso.com", "alex@contoso.com"]},
+            "workloads": ["mail", "calendar"],
+            "mailSince": "2020-01-01",
+            "mailUntil": "2025-01-01",
+        }))
+        .expect("the page's spec");
+        assert_eq!(c.spec, page);
+        // The file's own keys, beside the spec.
+        assert_eq!(
+            c.destination_file,
+            FileDestination::IceWarp {
+                allow_plaintext_loopback: true,
+                expire_passwords: true,
+                master_user: None,
+                imap_port: None,
+                imap_security: ImapSecurity::Plain,
+                webdav_url: Some("http://127.0.0.1:5232/dav/".into()),
+                account_quota_mb: Some(2048),
+            }
+        );
+        assert_eq!((c.users.batch_size, c.users.batch), (Some(10), Some(1)));
+        assert_eq!(c.run.parallel_mailboxes, 3);
+        // What the engine runs with: both halves.
+        let options = c.run_options();
+        assert_eq!(options.workloads, [Workload::Mail, Workload::Calendar]);
+        assert_eq!(options.limits.mail_since, parse_date("2020-01-01"));
+        assert!(options.users.selects(&["adele@contoso.com"]));
+        assert!(!options.users.selects(&["alex@contoso.com"]));
+        assert_eq!(options.parallel_mailboxes, 3);
+        let DestinationConfig::IceWarp {
+            allow_plaintext_loopback: true,
+            expire_passwords: true,
+            imap_security: ImapSecurity::Plain,
+            account_quota_mb: Some(2048),
+            rules:
+                crate::spec::AccountRules {
+                    skip_onmicrosoft: false,
+                    groups: GroupRule::ByKind,
+                    ..
+                },
+            ..
+        } = c.destination()
+        else {
+            panic!("{:?}", c.destination());
+        };
+        // The page cannot send a file-only key, nor the file's spelling of a spec key.
+        for (key, value) in [
+            ("webdavUrl", serde_json::json!("http://127.0.0.1:5232/dav/")),
+            ("allowPlaintextLoopback", serde_json::json!(true)),
+            ("expirePasswords", serde_json::json!(true)),
+            ("admin_email", serde_json::json!("admin@example.com")),
+        ] {
+            let mut destination = serde_json::to_value(&page.destination).expect("JSON");
+            destination[key] = value;
+            let e = serde_json::from_value::<crate::spec::DestinationSettings>(destination)
+                .expect_err(key);
+            assert!(e.to_string().contains(key), "{key}: {e}");
+        }
+    }
+
+    /// The file is split between the spec and the file's own settings before it is
+    /// deserialized: a key unknown in its section (or known only to another kind of
+    /// destination) is still refused by name, with its line.
+    #[test]
+    fn unknown_keys_are_refused_with_their_line_after_the_split() {
+        // (a key put before `host`, on line 8 of ICEWARP)
+        let cases = [
+            "special_folders = {}",
+            "admin_emial = \"a@b.c\"",
+            "path = \"/srv\"",
+            "dav_url = \"https://d.example/\"",
+        ];
+        for line in cases {
+            let name = line.split(' ').next().unwrap_or_default();
+            let want = format!("line 8: unknown field `{name}`");
+            let text = ICEWARP.replace("host =", &format!("{line}\nhost ="));
+            let e = FileConfig::parse(&text, Path::new("m.toml"))
+                .expect_err(line)
+                .to_string();
+            assert!(e.contains(&want), "{want}: {e}");
+        }
+        let folder = GOOD.replace(
+            "path = \"/srv/out\"",
+            "path = \"/srv/out\"\ndomain_map = {}",
+        );
+        let e = FileConfig::parse(&folder, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 10: unknown field `domain_map`"), "{e}");
+        let users = format!("{GOOD}includes = [\"adele@contoso.com\"]\n");
+        let e = FileConfig::parse(&users, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 13: unknown field `includes`"), "{e}");
+        let run = format!("{GOOD}\n[run]\nworkload = [\"mail\"]\n");
+        let e = FileConfig::parse(&run, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 15") && e.contains("unknown field `workload`"),
+            "{e}"
+        );
+        let top = format!("{GOOD}\n[sources]\ntenant_id = \"x\"\n");
+        let e = FileConfig::parse(&top, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `sources`"), "{e}");
+    }
+
+    /// The spec's names never reach a message about the file: a missing or wrong key of a
+    /// kind is named as the file spells it.
+    #[test]
+    fn messages_name_the_file_keys_not_the_spec_fields() {
+        let base = "[source]\ntenant_id = \"contoso.onmicrosoft.com\"\nclient_id = \"00000000-0000-0000-0000-000000000001\"\n\n[destination]\n";
+        for (destination, want) in [
+            (
+                "kind = \"icewarp\"\nhost = \"mail.example.com\"\ncredentials_report = \"/x\"",
+                "missing field `admin_email`",
+            ),
+            (
+                "kind = \"ftp\"",
+                "kind: unknown variant `ftp`, expected one of `icewarp`, `imap`, `folder`",
+            ),
+            (
+                "kind = \"imap\"\nmaster_user = \"a\"",
+                "missing field `host`",
+            ),
+        ] {
+            let e = FileConfig::parse(&format!("{base}{destination}\n"), Path::new("m.toml"))
+                .expect_err(want)
+                .to_string();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+    }
+
     #[test]
     fn a_good_file_parses_with_defaults() {
         let c = FileConfig::parse(GOOD, Path::new("m.toml")).unwrap();
-        assert_eq!(c.source.cloud, Cloud::UsGovHigh);
+        assert_eq!(c.spec.source.cloud, Cloud::UsGovHigh);
         assert_eq!(c.run, RunSettings::default());
         assert_eq!(
-            c.destination,
+            c.destination(),
             DestinationConfig::Folder {
                 path: "/srv/out".into()
             }
@@ -1672,7 +2160,7 @@ exclude = ["Room-1@contoso.com"]
         );
         let c = FileConfig::parse(&imap, Path::new("m.toml")).unwrap();
         assert!(matches!(
-            c.destination,
+            c.destination(),
             DestinationConfig::Imap {
                 security: ImapSecurity::Tls,
                 port: None,
@@ -1703,7 +2191,7 @@ exclude = ["Room-1@contoso.com"]
         );
         let c = FileConfig::parse(&imap, Path::new("m.toml")).unwrap();
         assert!(matches!(
-            c.destination,
+            c.destination(),
             DestinationConfig::Imap {
                 connections_per_mailbox: Some(3),
                 max_connections: Some(40),
@@ -2037,7 +2525,7 @@ exclude = ["Room-1@contoso.com"]
         );
         let c = FileConfig::parse(&file, Path::new("m.toml")).unwrap();
         assert_eq!((c.users.batch_size, c.users.batch), (Some(500), Some(2)));
-        let limits = c.run.limits();
+        let limits = c.spec.limits().unwrap();
         assert_eq!(limits.mail_since, parse_date("2020-01-01"));
         assert_eq!(limits.mail_until, parse_date("2025-01-01"));
         assert_eq!(limits.calendar_since, parse_date("2024-06-30"));
@@ -2180,22 +2668,19 @@ domain_map = { "contoso.onmicrosoft.com" = "contoso.com" }
     fn an_icewarp_destination_derives_its_endpoints_and_rules() {
         let c = FileConfig::parse(ICEWARP, Path::new("m.toml")).unwrap();
         let DestinationConfig::IceWarp {
-            skip_onmicrosoft,
-            disabled_users,
-            shared_mailboxes,
             expire_passwords,
-            ref domain_map,
+            ref rules,
             ..
-        } = c.destination
+        } = c.destination()
         else {
-            panic!("{:?}", c.destination);
+            panic!("{:?}", c.destination());
         };
-        assert!(skip_onmicrosoft && !expire_passwords);
-        assert_eq!(disabled_users, AccountRule::Skip);
-        assert_eq!(shared_mailboxes, AccountRule::Create);
-        assert_eq!(domain_map["contoso.onmicrosoft.com"], "contoso.com");
+        assert!(rules.skip_onmicrosoft && !expire_passwords);
+        assert_eq!(rules.disabled_users, AccountRule::Skip);
+        assert_eq!(rules.shared_mailboxes, AccountRule::Create);
+        assert_eq!(rules.domain_map["contoso.onmicrosoft.com"], "contoso.com");
         assert_eq!(
-            c.destination.icewarp_endpoints().unwrap(),
+            c.destination().icewarp_endpoints().unwrap(),
             IceWarpEndpoints {
                 api_url: "https://mail.example.com/icewarpapi/".into(),
                 imap_host: "mail.example.com".into(),
@@ -2212,7 +2697,7 @@ domain_map = { "contoso.onmicrosoft.com" = "contoso.com" }
         // Plain IMAP only to a literal loopback host.
         .replace("\"mail.example.com\"", "\"127.0.0.1\"");
         let c = FileConfig::parse(&local, Path::new("m.toml")).unwrap();
-        let e = c.destination.icewarp_endpoints().unwrap();
+        let e = c.destination().icewarp_endpoints().unwrap();
         assert_eq!(e.api_url, "http://127.0.0.1:3200/icewarpapi/");
         assert_eq!(e.webdav_base, "http://127.0.0.1:5232/dav/");
         assert_eq!((e.imap_port, e.imap_security), (1143, ImapSecurity::Plain));
@@ -2221,16 +2706,19 @@ domain_map = { "contoso.onmicrosoft.com" = "contoso.com" }
             "http://127.0.0.1:5232/dav/adele@contoso.com/"
         );
         assert!(matches!(
-            c.destination,
+            c.destination(),
             DestinationConfig::IceWarp {
-                disabled_users: AccountRule::Create,
+                rules: crate::spec::AccountRules {
+                    disabled_users: AccountRule::Create,
+                    ..
+                },
                 ..
             }
         ));
         assert_eq!(
             FileConfig::parse(GOOD, Path::new("m.toml"))
                 .unwrap()
-                .destination
+                .destination()
                 .icewarp_endpoints(),
             None
         );

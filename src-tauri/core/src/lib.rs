@@ -58,7 +58,8 @@
 //! - [`config`]: source settings, clouds, the TOML configuration file, input shape checks.
 //! - [`secrets`]: [`secrets::Secret`], a value that never prints.
 //! - [`spec`]: one description of a migration ([`spec::MigrationSpec`]) and its one validation,
-//!   used by the app and by the configuration file (mapped onto the spec).
+//!   used by the app and by the configuration file (which deserializes the spec's own types,
+//!   its file-only settings beside them: [`config::FileConfig`]).
 //! - [`project`]: saved migrations (a spec, a name, the history of passes) as private JSON
 //!   files, written atomically.
 //! - [`cutover`]: before the cut-over: each domain's MX records, looked up in parallel under a

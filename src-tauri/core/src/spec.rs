@@ -1,12 +1,12 @@
 //! One description of a migration: [`MigrationSpec`] (source, destination, account rules,
 //! selection, workloads, date limits) and its one validation, [`MigrationSpec::errors`]. The
 //! app's projects hold a spec and the app's commands check it here
-//! ([`MigrationSpec::field_errors`]); the configuration file is mapped onto a spec
-//! ([`crate::config::FileConfig::spec`]) and checked by the same function, its errors named
-//! by the file's keys ([`file_key`]), so the app and the file cannot disagree. Only what
-//! depends on where a spec comes from differs ([`Origin`]). No secret is ever in a spec: passwords
-//! live in the keychain under the entries [`DestinationSettings::admin_account`] and
-//! [`SourceConfig::client_secret_entry`] name.
+//! ([`MigrationSpec::field_errors`]); the configuration file deserializes the same types
+//! ([`crate::config::FileConfig::spec`], its file-only keys beside it) and is checked by the
+//! same function, its errors named by the file's keys ([`file_key`]), so the app and the file
+//! cannot disagree. Only what depends on where a spec comes from differs ([`Origin`]). No
+//! secret is ever in a spec: passwords live in the keychain under the entries
+//! [`DestinationSettings::admin_account`] and [`SourceConfig::client_secret_entry`] name.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -66,6 +66,21 @@ impl Default for AccountRules {
             skip_onmicrosoft: true,
             groups: GroupRule::default(),
             domain_map: BTreeMap::new(),
+        }
+    }
+}
+
+impl AccountRules {
+    /// The rules as provisioning applies them: `domain_map`'s domains trimmed and in lower
+    /// case (domain names compare without case, RFC 4343).
+    pub fn normalized(&self) -> AccountRules {
+        AccountRules {
+            domain_map: self
+                .domain_map
+                .iter()
+                .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_lowercase()))
+                .collect(),
+            ..self.clone()
         }
     }
 }
@@ -344,12 +359,7 @@ impl DestinationSettings {
                 ca_file: path(ca_file),
                 // Only an explicit loopback API URL can be plain http (the client checks it).
                 allow_plaintext_loopback: filled(api_url).is_some(),
-                domain_map: rules.domain_map.clone(),
-                skip_onmicrosoft: rules.skip_onmicrosoft,
-                disabled_users: rules.disabled_users,
-                shared_mailboxes: rules.shared_mailboxes,
-                resource_mailboxes: rules.resource_mailboxes,
-                groups: rules.groups,
+                rules: rules.clone(),
                 expire_passwords: false,
                 credentials_report: PathBuf::from(credentials_report.trim()),
                 accounts_csv: path(accounts_csv),
@@ -1068,8 +1078,8 @@ mod tests {
         for (source, destination, run, field) in cases {
             let text = format!("{source}\n[destination]\n{destination}\n\n[run]\n{run}\n");
             // The app's path: the same sections as the app's spec.
-            let unchecked: FileConfig = toml::from_str(&text).expect("the file's types");
-            let app = unchecked.spec().field_errors(Completeness::Ready);
+            let unchecked = FileConfig::read(&text, Path::new("m.toml")).expect("the file's types");
+            let app = unchecked.spec.field_errors(Completeness::Ready);
             let first = app
                 .first()
                 .unwrap_or_else(|| panic!("{field}: the app takes {text}"));
@@ -1085,7 +1095,7 @@ mod tests {
             );
             // The same message, except that each names its own settings: the file its keys
             // (`allow_plaintext_loopback`, `master_user`), the app none of them.
-            let file = unchecked.spec().errors(
+            let file = unchecked.spec.errors(
                 Completeness::Ready,
                 // No case sets the destination's `allow_plaintext_loopback`.
                 Origin::File {

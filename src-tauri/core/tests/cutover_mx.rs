@@ -4,76 +4,15 @@
 //! could (RFC 1035 §4.1.1 response codes): records, NXDOMAIN, SERVFAIL, an empty answer, or
 //! nothing at all.
 
+use crate::support;
+
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_proto::op::{Message, MessageType, ResponseCode};
-use hickory_proto::rr::rdata::MX;
-use hickory_proto::rr::{Name, RData, Record};
+use hickory_proto::op::ResponseCode;
 use migrator_core::cutover::MxLookup;
 use migrator_core::project::DomainMx;
-use tokio::net::UdpSocket;
-
-/// How the responder treats a query for one domain.
-#[derive(Clone)]
-enum Answer {
-    Mx(Vec<(u16, &'static str)>),
-    Code(ResponseCode),
-    /// The query is read and never answered.
-    Silence,
-}
-
-/// A UDP DNS responder on an ephemeral loopback port; a domain it does not know is NXDOMAIN.
-async fn responder(zone: HashMap<&'static str, Answer>) -> SocketAddr {
-    let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind udp"));
-    let addr = socket.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 4096];
-        loop {
-            let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
-                return;
-            };
-            let Ok(query) = Message::from_vec(&buf[..n]) else {
-                continue;
-            };
-            let Some(q) = query.queries.first().cloned() else {
-                continue;
-            };
-            let asked = q.name().to_ascii().trim_end_matches('.').to_lowercase();
-            let answer = zone
-                .get(asked.as_str())
-                .cloned()
-                .unwrap_or(Answer::Code(ResponseCode::NXDomain));
-            let mut reply = Message::new(
-                query.metadata.id,
-                MessageType::Response,
-                query.metadata.op_code,
-            );
-            reply.metadata.recursion_desired = query.metadata.recursion_desired;
-            reply.metadata.recursion_available = true;
-            reply.add_query(q.clone());
-            match answer {
-                Answer::Silence => continue,
-                Answer::Code(code) => reply.metadata.response_code = code,
-                Answer::Mx(records) => {
-                    for (preference, host) in records {
-                        let exchange = Name::from_ascii(format!("{host}.")).expect("name");
-                        reply.add_answer(Record::from_rdata(
-                            q.name().clone(),
-                            300,
-                            RData::MX(MX::new(preference, exchange)),
-                        ));
-                    }
-                }
-            }
-            let bytes = reply.to_vec().expect("encode");
-            let _ = socket.send_to(&bytes, peer).await;
-        }
-    });
-    addr
-}
+use support::dns::{responder, Answer};
 
 fn zone() -> HashMap<&'static str, Answer> {
     HashMap::from([
@@ -173,7 +112,9 @@ async fn each_domain_gets_its_own_plain_reason_and_none_holds_up_the_others() {
 #[tokio::test]
 async fn a_server_that_never_answers_is_a_timeout_not_a_hang() {
     // A bound socket nobody reads: queries arrive and are never answered.
-    let silent = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let silent = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = silent.local_addr().expect("addr");
     let lookup = MxLookup::with_servers(&[addr], Duration::from_secs(1)).expect("resolver");
     let got = lookup.domain("contoso.com").await;

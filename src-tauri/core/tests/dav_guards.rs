@@ -72,7 +72,7 @@ fn icewarp_destination(
     );
     let config = FileConfig::parse(&toml, &dir.join("migrate.toml")).expect("the configuration");
     Destination::from_config(
-        &config.destination,
+        &config.destination(),
         Some(Secret::new(IceWarpConfig::default().admin_password)),
     )
     .expect("an IceWarp destination")

@@ -284,9 +284,11 @@ impl Setup {
         Result<RunSummary, migrator_core::engine::EngineError>,
         Vec<String>,
     ) {
-        let destination =
-            Destination::from_config(&self.config.destination, Some(Secret::new(MASTER_PASSWORD)))
-                .unwrap();
+        let destination = Destination::from_config(
+            &self.config.destination(),
+            Some(Secret::new(MASTER_PASSWORD)),
+        )
+        .unwrap();
         let failures = support::Failures::default();
         let summary = run(
             &self.config.source_config(),
@@ -538,7 +540,7 @@ async fn group_read_all_is_required_only_with_the_groups_option() {
     for (lines, required) in [("", false), ("groups = \"mailing-lists\"\n", true)] {
         let s = setup(lines, &[]).await;
         let destination =
-            Destination::from_config(&s.config.destination, Some(Secret::new(MASTER_PASSWORD)))
+            Destination::from_config(&s.config.destination(), Some(Secret::new(MASTER_PASSWORD)))
                 .unwrap();
         let report = preflight(
             &s.config.source_config(),
@@ -736,7 +738,7 @@ async fn verify_logs_in_with_the_icewarp_login_name_under_the_username_policy() 
     assert!(summary.totals.messages > 0);
 
     let destination =
-        Destination::from_config(&s.config.destination, Some(Secret::new(MASTER_PASSWORD)))
+        Destination::from_config(&s.config.destination(), Some(Secret::new(MASTER_PASSWORD)))
             .unwrap();
     let journal = Journal::open(&s.dir.path().join("state")).unwrap();
     let result = verify(
@@ -887,7 +889,7 @@ async fn icewarp_groupware_folder_names_are_read_per_account_for_imap() {
         );
     let config = FileConfig::parse(&toml, &dir.path().join("migrate.toml")).unwrap();
     let destination = Destination::from_config(
-        &config.destination,
+        &config.destination(),
         Some(Secret::new(IceWarpConfig::default().admin_password)),
     )
     .unwrap();

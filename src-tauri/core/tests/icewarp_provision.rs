@@ -12,11 +12,12 @@ use migrator_core::dest::provision::icewarp::{
 use migrator_core::dest::provision::types::PARSED_PATHS;
 use migrator_core::dest::provision::{
     AccountAction, AccountPlan, AccountProvisioner, DirectoryGroup, DirectoryMember, DirectoryUser,
-    DomainAction, LoginRoute, MailboxKind, ProvisionOutcome, ProvisionRules, TenantDomain,
+    DomainAction, LoginRoute, MailboxKind, ProvisionOutcome, TenantDomain,
 };
 use migrator_core::error::{Classify, ErrorClass};
 use migrator_core::graph::users::Group;
 use migrator_core::secrets::Secret;
+use migrator_core::spec::AccountRules;
 use migrator_sim::icewarp::spec::REPLY_EXTRAS;
 use migrator_sim::icewarp::xml::Node;
 use migrator_sim::icewarp::{
@@ -186,9 +187,9 @@ async fn provision_with(
         IceWarpProvisioner::connect(&settings(sim, report, &known), Secret::new(ADMIN_PASSWORD))
             .await
             .unwrap();
-    let rules = ProvisionRules {
+    let rules = AccountRules {
         groups: rule,
-        ..ProvisionRules::default()
+        ..AccountRules::default()
     };
     let outcome = p.provision(users, groups, domains, &rules).await.unwrap();
     (p, outcome)
@@ -1344,7 +1345,7 @@ async fn account_quota_is_set_on_created_accounts_only() {
         .await
         .unwrap();
     let outcome = p
-        .provision(&users, &[], &domains, &ProvisionRules::default())
+        .provision(&users, &[], &domains, &AccountRules::default())
         .await
         .unwrap();
     let created: Vec<String> = outcome

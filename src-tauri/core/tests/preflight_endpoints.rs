@@ -220,7 +220,8 @@ async fn icewarp(
     );
     let config = FileConfig::parse(&toml, &dir.path().join("migrate.toml")).unwrap();
     let destination =
-        Destination::from_config(&config.destination, Some(Secret::new(MASTER_PASSWORD))).unwrap();
+        Destination::from_config(&config.destination(), Some(Secret::new(MASTER_PASSWORD)))
+            .unwrap();
     (sim, dir, destination)
 }
 

@@ -45,7 +45,6 @@ use crate::dest::dav::{CollectionTemplates, DavSettings};
 use crate::dest::folder::FolderStore;
 use crate::dest::imap::{ConnectionLimit, ImapLogin, ImapSettings, MasterStyle, Security};
 use crate::dest::provision::icewarp::{IceWarpError, IceWarpSettings};
-use crate::dest::provision::ProvisionRules;
 use crate::graph::client::{http_client, GraphClient, GraphError};
 use crate::graph::pacer::{AppBudget, APP_BUDGET, APP_WINDOW};
 use crate::graph::types::User;
@@ -53,6 +52,7 @@ use crate::graph::{users, AuthError, Pacer, PacerSettings};
 use crate::journal::{Journal, JournalError, JournalLocation, LockError, StateLock};
 use crate::progress::{ProgressEvent, Reporter, RunSummary, Stats};
 use crate::secrets::Secret;
+use crate::spec::AccountRules;
 
 /// Why a run stopped before finishing.
 #[derive(Debug, thiserror::Error)]
@@ -130,7 +130,7 @@ pub enum Destination {
 #[derive(Debug, Clone)]
 pub struct IceWarpDestination {
     pub api: IceWarpSettings,
-    pub rules: ProvisionRules,
+    pub rules: AccountRules,
     /// The administrator's password, for the admin API and, with `master_user`, for IMAP.
     pub admin_password: Secret,
     pub imap: ImapSettings,
@@ -461,8 +461,9 @@ impl RunOptions {
         Journal::open_at(&location)
     }
 
-    /// Options from a configuration file's `[run]` and `[users]` sections.
-    pub fn from_settings(run: &RunSettings, users: &UserSelection) -> Self {
+    /// Options from a configuration file's `[run]` tuning and `users` selection, every workload
+    /// and no date limit ([`crate::config::FileConfig::run_options`] adds the spec's).
+    pub(crate) fn from_settings(run: &RunSettings, users: &UserSelection) -> Self {
         RunOptions {
             parallel_mailboxes: run.parallel_mailboxes,
             pacer: PacerSettings {
@@ -478,8 +479,8 @@ impl RunOptions {
             state_dir: run.state_dir.clone(),
             users: users.clone(),
             mirror_deletions: run.mirror_deletions,
-            workloads: run.workloads.clone(),
-            limits: run.limits(),
+            workloads: Workload::ALL.to_vec(),
+            limits: DateLimits::default(),
             outage_wait: run.outage_wait,
             max_downloads: run.max_downloads,
             include_system_folders: run.include_system_folders,
@@ -577,6 +578,25 @@ async fn signed_in_users(
         .await
         .map_err(EngineError::Source)?;
     Ok((client, select_mailboxes(listed.items, &options.users)?))
+}
+
+/// The domains whose mail moves at the cut-over, for their MX lookups
+/// ([`crate::cutover::mx_of`]): those of the selected mailboxes' addresses and `mapped` (the
+/// domain map's Microsoft 365 side), as the app's checklist takes them
+/// ([`crate::cutover::domains_to_check`]).
+pub async fn mail_domains(
+    source: &SourceConfig,
+    secret: &Secret,
+    options: &RunOptions,
+    mapped: &[String],
+) -> Result<Vec<String>, EngineError> {
+    let (_, selected) = signed_in_users(source, secret, options).await?;
+    let addresses: Vec<String> = selected
+        .members
+        .iter()
+        .filter_map(|u| u.mail.clone())
+        .collect();
+    Ok(crate::cutover::domains_to_check(&addresses, mapped))
 }
 
 /// The users a selection names, sorted out.

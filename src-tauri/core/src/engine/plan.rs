@@ -605,11 +605,9 @@ impl Plan {
         rules: Option<&crate::spec::AccountRules>,
         existing: &BTreeSet<String>,
     ) {
-        use crate::dest::provision::{
-            self, AccountAction, DirectoryUser, ProvisionRules, TenantDomain,
-        };
+        use crate::dest::provision::{self, AccountAction, DirectoryUser, TenantDomain};
         let rules = match rules {
-            Some(rules) => ProvisionRules::from(rules),
+            Some(rules) => rules.normalized(),
             None => {
                 for u in &mut self.users {
                     u.action = undecided(u.not_migrated.as_deref());
@@ -625,13 +623,19 @@ impl Plan {
                 is_verified: true,
             })
             .collect();
-        // Each listed user by its index: provisioning names users by id.
-        let listed: Vec<DirectoryUser> = self
+        // Each listed user by its index: provisioning names users by id. In the run's order
+        // (not the Plan's, by address): a contested address goes to the same user in both.
+        let mut listed: Vec<(&PlanUser, usize)> = self
             .users
             .iter()
             .enumerate()
             .filter(|(_, u)| u.not_migrated.is_none())
-            .map(|(i, u)| DirectoryUser {
+            .map(|(i, u)| (u, i))
+            .collect();
+        listed.sort_by_cached_key(|(u, _)| crate::config::selection_order(&u.user_principal_name));
+        let listed: Vec<DirectoryUser> = listed
+            .into_iter()
+            .map(|(u, i)| DirectoryUser {
                 id: i.to_string(),
                 user_principal_name: u.user_principal_name.clone(),
                 mail: Some(u.address.clone()).filter(|a| !a.is_empty()),
@@ -703,7 +707,7 @@ mod tests {
     #[test]
     fn plan_says_skip_for_a_blocked_shared_mailbox_that_provisioning_creates() {
         use crate::config::AccountRule::{Create, Skip};
-        use crate::dest::provision::{self, DirectoryUser, ProvisionRules, TenantDomain};
+        use crate::dest::provision::{self, DirectoryUser, TenantDomain};
         let domains = [TenantDomain {
             name: "contoso.com".into(),
             is_verified: true,
@@ -730,7 +734,7 @@ mod tests {
                         resource_mailboxes: resource,
                         ..Default::default()
                     };
-                    let provisioning = ProvisionRules {
+                    let provisioning = crate::spec::AccountRules {
                         disabled_users: disabled,
                         shared_mailboxes: shared,
                         resource_mailboxes: resource,
@@ -784,6 +788,80 @@ mod tests {
             parallel_mailboxes: 1,
             assumed_latency_ms: 250,
         }
+    }
+
+    /// Regression: the Plan walked its users in address order while the run provisions them
+    /// in the selection's order (userPrincipalName, [`crate::config::selection_order`]), so
+    /// when two users claim one destination address the Plan and the run said "already
+    /// belongs to another user" about different users. Both name the same loser now.
+    #[test]
+    fn regression_plan_and_provisioning_name_different_losers_of_a_contested_address() {
+        use crate::dest::provision::{self, DirectoryUser, TenantDomain};
+        use crate::graph::types::User;
+        let user = |id: &str, upn: &str, mail: &str| User {
+            id: id.into(),
+            user_principal_name: upn.into(),
+            mail: Some(mail.into()),
+            display_name: None,
+            account_enabled: Some(true),
+            proxy_addresses: vec![format!("SMTP:{mail}")],
+            user_type: None,
+        };
+        // Both become a@contoso.com through the domain map; address order and
+        // userPrincipalName order disagree.
+        let listed = vec![
+            user("x", "zed@contoso.com", "a@contoso.com"),
+            user("y", "amy@contoso.com", "a@contoso.onmicrosoft.com"),
+        ];
+        let rules = crate::spec::AccountRules {
+            domain_map: [("contoso.onmicrosoft.com".into(), "contoso.com".into())].into(),
+            ..Default::default()
+        };
+        let domains: Vec<TenantDomain> = ["contoso.com", "contoso.onmicrosoft.com"]
+            .map(|name| TenantDomain {
+                name: name.into(),
+                is_verified: true,
+            })
+            .to_vec();
+
+        // The run: the selection's members, provisioned in the order it gives them.
+        let selected = super::super::select_mailboxes(
+            listed.clone(),
+            &crate::config::UserSelection::default(),
+        )
+        .expect("no batch");
+        let directory: Vec<DirectoryUser> =
+            selected.members.iter().map(DirectoryUser::from).collect();
+        let made = provision::plan(&directory, &[], &domains, &rules.normalized());
+        let run_losers: Vec<String> = made
+            .skipped
+            .iter()
+            .filter_map(|s| listed.iter().find(|u| u.id == s.user_id))
+            .map(|u| u.user_principal_name.clone())
+            .collect();
+
+        // The Plan: its rows as a plan lists them (by address), then decided.
+        let mut plan = one_user_plan(PlanUser::default());
+        plan.users = listed
+            .iter()
+            .map(|u| PlanUser {
+                address: u.mail.clone().unwrap_or_default(),
+                user_principal_name: u.user_principal_name.clone(),
+                enabled: true,
+                proxy_addresses: u.proxy_addresses.clone(),
+                ..PlanUser::default()
+            })
+            .collect();
+        plan.users.sort_by(|a, b| a.address.cmp(&b.address));
+        plan.decide(Some(&rules), &BTreeSet::new());
+        let plan_losers: Vec<String> = plan
+            .users
+            .iter()
+            .filter(|u| matches!(&u.action, PlanAction::Skip { reason } if reason.contains("already belongs")))
+            .map(|u| u.user_principal_name.clone())
+            .collect();
+        assert_eq!(run_losers, ["zed@contoso.com"], "{made:?}");
+        assert_eq!(plan_losers, run_losers, "{:?}", plan.users);
     }
 
     /// Regression: the Plan said "create" for a user whose only address is in

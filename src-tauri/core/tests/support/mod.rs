@@ -2,6 +2,7 @@
 //! when dropped. Every test binary that needs one declares `mod support;`.
 #![allow(dead_code)]
 
+pub mod dns;
 pub mod dovecot;
 pub mod fault_proxy;
 pub mod postgres;

@@ -61,12 +61,12 @@ use super::password::PasswordPolicy;
 use super::types::{property_values, Element, Param, Reply, Request};
 use super::{
     AccountAction, AccountOutcome, AccountPlan, AccountProvisioner, CredentialsReport,
-    DomainAction, ListKind, ListOutcome, ListPlan, LoginRoute, ProvisionOutcome, ProvisionRules,
-    ReportError,
+    DomainAction, ListKind, ListOutcome, ListPlan, LoginRoute, ProvisionOutcome, ReportError,
 };
 use crate::config::{ConfigError, DestinationConfig};
 use crate::error::{Classify, ErrorClass};
 use crate::secrets::Secret;
+use crate::spec::AccountRules;
 
 /// How to reach and use an IceWarp server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +99,7 @@ impl IceWarpSettings {
     /// the accounts CSV, if configured, for the addresses it knows passwords of.
     pub fn from_config(
         dest: &DestinationConfig,
-    ) -> Result<Option<(IceWarpSettings, ProvisionRules)>, ConfigError> {
+    ) -> Result<Option<(IceWarpSettings, AccountRules)>, ConfigError> {
         let Some(endpoints) = dest.icewarp_endpoints() else {
             return Ok(None);
         };
@@ -107,12 +107,7 @@ impl IceWarpSettings {
             admin_email,
             ca_file,
             allow_plaintext_loopback,
-            domain_map,
-            skip_onmicrosoft,
-            disabled_users,
-            shared_mailboxes,
-            resource_mailboxes,
-            groups,
+            rules,
             credentials_report,
             accounts_csv,
             master_user,
@@ -140,17 +135,7 @@ impl IceWarpSettings {
             session_idle: SESSION_IDLE,
             account_quota_kb: account_quota_mb.map(|mb| mb * 1024),
         };
-        let rules = ProvisionRules {
-            domain_map: domain_map
-                .iter()
-                .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_lowercase()))
-                .collect(),
-            skip_onmicrosoft: *skip_onmicrosoft,
-            disabled_users: *disabled_users,
-            shared_mailboxes: *shared_mailboxes,
-            resource_mailboxes: *resource_mailboxes,
-            groups: *groups,
-        };
+        let rules = rules.normalized();
         Ok(Some((settings, rules)))
     }
 }
@@ -2052,7 +2037,7 @@ mod tests {
         );
         let config =
             crate::config::FileConfig::parse(&text, std::path::Path::new("m.toml")).unwrap();
-        let (settings, rules) = IceWarpSettings::from_config(&config.destination)
+        let (settings, rules) = IceWarpSettings::from_config(&config.destination())
             .unwrap()
             .unwrap();
         assert_eq!(settings.api_url, "https://mail.example.com/icewarpapi/");
@@ -2074,7 +2059,7 @@ mod tests {
             std::path::Path::new("m.toml"),
         )
         .unwrap();
-        let (_, rules) = IceWarpSettings::from_config(&defaults.destination)
+        let (_, rules) = IceWarpSettings::from_config(&defaults.destination())
             .unwrap()
             .unwrap();
         assert_eq!(rules.groups, crate::config::GroupRule::Skip);

@@ -24,6 +24,7 @@ use crate::error::{Classify, ErrorClass};
 use crate::graph::users::GroupKind;
 pub use crate::graph::users::MailboxKind;
 use crate::secrets::Secret;
+use crate::spec::AccountRules;
 
 /// A Microsoft 365 user as provisioning sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,52 +137,6 @@ pub struct TenantDomain {
     pub is_verified: bool,
 }
 
-/// Which domains and users end up at the destination.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProvisionRules {
-    /// Source domain → destination domain (lower case).
-    pub domain_map: BTreeMap<String, String>,
-    /// Leave out `*.onmicrosoft.com` unless `domain_map` maps it.
-    pub skip_onmicrosoft: bool,
-    pub disabled_users: AccountRule,
-    pub shared_mailboxes: AccountRule,
-    /// Room and equipment mailboxes.
-    pub resource_mailboxes: AccountRule,
-    pub groups: GroupRule,
-}
-
-impl Default for ProvisionRules {
-    fn default() -> Self {
-        ProvisionRules {
-            domain_map: BTreeMap::new(),
-            skip_onmicrosoft: true,
-            disabled_users: AccountRule::Skip,
-            shared_mailboxes: AccountRule::Create,
-            resource_mailboxes: AccountRule::Create,
-            groups: GroupRule::Skip,
-        }
-    }
-}
-
-impl From<&crate::spec::AccountRules> for ProvisionRules {
-    /// The app's and the file's account rules as provisioning applies them (domains compared
-    /// in lower case).
-    fn from(rules: &crate::spec::AccountRules) -> Self {
-        ProvisionRules {
-            domain_map: rules
-                .domain_map
-                .iter()
-                .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_lowercase()))
-                .collect(),
-            skip_onmicrosoft: rules.skip_onmicrosoft,
-            disabled_users: rules.disabled_users,
-            shared_mailboxes: rules.shared_mailboxes,
-            resource_mailboxes: rules.resource_mailboxes,
-            groups: rules.groups,
-        }
-    }
-}
-
 /// One account the destination should have.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountPlan {
@@ -260,7 +215,7 @@ pub struct Plan {
     pub accounts: Vec<AccountPlan>,
     /// Users left out, with the reason.
     pub skipped: Vec<AccountOutcome>,
-    /// Groups to create or merge (none unless `ProvisionRules::groups` asks for them).
+    /// Groups to create or merge (none unless `AccountRules::groups` asks for them).
     pub lists: Vec<ListPlan>,
     /// Groups left out, with the reason.
     pub skipped_lists: Vec<ListOutcome>,
@@ -412,7 +367,7 @@ pub trait AccountProvisioner {
         users: &[DirectoryUser],
         groups: &[DirectoryGroup],
         domains: &[TenantDomain],
-        rules: &ProvisionRules,
+        rules: &AccountRules,
     ) -> impl Future<Output = Result<ProvisionOutcome, Self::Error>> + Send
     where
         Self: Sync,
@@ -516,7 +471,7 @@ fn smtp_addresses(mail: Option<&str>, proxies: &[String], fallback: Option<&str>
 }
 
 /// Where a source domain goes: `Some(destination domain)` or `None` (left out).
-fn map_domain(domain: &str, verified: &BTreeSet<String>, rules: &ProvisionRules) -> Option<String> {
+fn map_domain(domain: &str, verified: &BTreeSet<String>, rules: &AccountRules) -> Option<String> {
     if let Some(to) = rules
         .domain_map
         .iter()
@@ -541,7 +496,7 @@ fn destination_addresses(
     proxies: &[String],
     fallback: Option<&str>,
     verified: &BTreeSet<String>,
-    rules: &ProvisionRules,
+    rules: &AccountRules,
 ) -> Vec<String> {
     smtp_addresses(mail, proxies, fallback)
         .into_iter()
@@ -617,7 +572,7 @@ pub fn plan(
     users: &[DirectoryUser],
     groups: &[DirectoryGroup],
     domains: &[TenantDomain],
-    rules: &ProvisionRules,
+    rules: &AccountRules,
 ) -> Plan {
     let verified: BTreeSet<String> = domains
         .iter()
@@ -854,7 +809,7 @@ mod tests {
                 ..user("4", "", &[])
             },
         ];
-        let p = plan(&users, &[], &domains(), &ProvisionRules::default());
+        let p = plan(&users, &[], &domains(), &AccountRules::default());
         assert_eq!(p.domains, ["contoso.com", "fabrikam.com"]);
         let addresses: Vec<&str> = p.accounts.iter().map(|a| a.address.as_str()).collect();
         // The UPN is an address only for a user without any other.
@@ -868,13 +823,13 @@ mod tests {
             matches!(&p.skipped[0].action, AccountAction::Skipped { reason } if reason.contains("no address"))
         );
 
-        let rules = ProvisionRules {
+        let rules = AccountRules {
             domain_map: [(
                 "contoso.onmicrosoft.com".to_string(),
                 "contoso.com".to_string(),
             )]
             .into(),
-            ..ProvisionRules::default()
+            ..AccountRules::default()
         };
         let p = plan(&users, &[], &domains(), &rules);
         assert_eq!(p.accounts.len(), 4);
@@ -892,7 +847,7 @@ mod tests {
         shared.kind = MailboxKind::Shared;
         let twin = user("t", "info@contoso.com", &[]);
         let users = vec![disabled, shared, twin];
-        let p = plan(&users, &[], &domains(), &ProvisionRules::default());
+        let p = plan(&users, &[], &domains(), &AccountRules::default());
         let ids: Vec<&str> = p.accounts.iter().map(|a| a.user_id.as_str()).collect();
         assert_eq!(ids, ["s"]);
         assert_eq!(p.skipped.len(), 2);
@@ -906,12 +861,12 @@ mod tests {
         beamer.account_enabled = Some(false);
         beamer.kind = MailboxKind::Equipment;
         let resources = vec![room, beamer];
-        let p = plan(&resources, &[], &domains(), &ProvisionRules::default());
+        let p = plan(&resources, &[], &domains(), &AccountRules::default());
         assert_eq!(p.accounts.len(), 2);
-        let rules = ProvisionRules {
+        let rules = AccountRules {
             resource_mailboxes: AccountRule::Skip,
             disabled_users: AccountRule::Create,
-            ..ProvisionRules::default()
+            ..AccountRules::default()
         };
         let p = plan(&resources, &[], &domains(), &rules);
         assert!(p.accounts.is_empty());
@@ -919,10 +874,10 @@ mod tests {
             |s| matches!(&s.action, AccountAction::Skipped { reason } if reason.contains("room"))
         ));
         assert!(p.skipped.iter().any(|s| matches!(&s.action, AccountAction::Skipped { reason } if reason.contains("equipment"))));
-        let rules = ProvisionRules {
+        let rules = AccountRules {
             disabled_users: AccountRule::Create,
             shared_mailboxes: AccountRule::Skip,
-            ..ProvisionRules::default()
+            ..AccountRules::default()
         };
         let p = plan(&users, &[], &domains(), &rules);
         let ids: Vec<&str> = p.accounts.iter().map(|a| a.user_id.as_str()).collect();
@@ -990,9 +945,9 @@ mod tests {
             // Its address is a user's: the user keeps it.
             group("clash", "bob@fabrikam.com", GroupKind::Distribution, vec![]),
         ];
-        let rules = |groups| ProvisionRules {
+        let rules = |groups| AccountRules {
             groups,
-            ..ProvisionRules::default()
+            ..AccountRules::default()
         };
         let p = plan(&users, &groups, &domains(), &rules(GroupRule::Skip));
         assert!(p.lists.is_empty() && p.skipped_lists.is_empty());
