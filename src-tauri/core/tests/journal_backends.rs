@@ -1066,3 +1066,98 @@ fn postgres_journal_call_waiting_on_the_server_does_not_hold_up_another_loops_ca
         Some(ItemState::Done)
     );
 }
+
+/// What a first pass of one mailbox's `workload` cost on a PostgreSQL journal: (items
+/// written, round trips the journal made during the run, the journal's statements by kind
+/// with how often each ran, from the server's log). One mailbox, a local folder as the
+/// destination, the journal reached through a [`RoundTripCounter`].
+async fn first_pass_on_postgres(
+    workload: migrator_core::config::Workload,
+    messages: usize,
+) -> (u64, u64, Vec<(usize, String)>) {
+    use migrator_core::engine::{run_to_folder_with, RunControl, RunOptions};
+    use migrator_core::progress::{ProgressEvent, Reporter};
+    use std::sync::Arc;
+
+    let pg = support::postgres::Postgres::start_with_settings(&["log_statement=all"]);
+    let port: u16 = pg
+        .url()
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .expect("the test server's port");
+    let counter = RoundTripCounter::start(port);
+    let url = pg
+        .url()
+        .replace(&format!(":{port}/"), &format!(":{}/", counter.port));
+    let sim = migrator_sim::SimServer::start(migrator_sim::SimConfig {
+        tenant: migrator_sim::TenantSpec {
+            users: 1,
+            messages_per_user: messages,
+            ..migrator_sim::TenantSpec::default()
+        },
+        ..migrator_sim::SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (out, state) = (dir.path().join("out"), dir.path().join("state"));
+    let source = support::source_config(&sim);
+    let secret = migrator_core::secrets::Secret::new(sim.client_secret());
+    let mut settings = PostgresSettings::parse(&url).unwrap();
+    settings.connections = 1;
+    // The schema is made before the count starts.
+    drop(Journal::open_postgres(&settings, Some(&pg.password())).unwrap());
+    let before = counter.round_trips();
+    let log_before = pg.log().len();
+    let options = RunOptions {
+        state_dir: Some(state),
+        journal: Some(settings),
+        workloads: vec![workload],
+        ..RunOptions::default()
+    };
+    std::env::set_var(
+        migrator_core::journal::PASSWORD_VARIABLE,
+        pg.password().expose(),
+    );
+    let quiet: Arc<dyn Reporter> = Arc::new(|_: ProgressEvent| {});
+    let summary = run_to_folder_with(&source, &secret, &out, quiet, RunControl::new(), options)
+        .await
+        .expect("the first pass");
+    let round_trips = counter.round_trips() - before;
+    let log = pg.log();
+    let mut calls = std::collections::BTreeMap::<String, usize>::new();
+    for line in log[log_before..].lines() {
+        let Some(sql) = line
+            .split("LOG:  execute ")
+            .nth(1)
+            .and_then(|rest| rest.split_once(": ").map(|(_, sql)| sql))
+            .or_else(|| line.split("LOG:  statement: ").nth(1))
+        else {
+            continue;
+        };
+        let words: Vec<&str> = sql.split_whitespace().take(7).collect();
+        *calls.entry(words.join(" ")).or_default() += 1;
+    }
+    let mut calls: Vec<(usize, String)> = calls.into_iter().map(|(k, v)| (v, k)).collect();
+    calls.sort_by(|a, b| b.cmp(a));
+    (support::written(&summary), round_trips, calls)
+}
+
+/// Issue 18 (the coordination benchmark: about 7.5 commits per item on PostgreSQL, each a
+/// round trip the engine waits for): what a first pass costs per item, per workload.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_first_pass_round_trips_per_item() {
+    use migrator_core::config::Workload;
+    for workload in Workload::ALL {
+        let (items, round_trips, calls) = first_pass_on_postgres(workload, 40).await;
+        eprintln!(
+            "{workload:?}: {items} items, {round_trips} round trips ({:.2} per item)",
+            round_trips as f64 / items.max(1) as f64
+        );
+        for (n, sql) in &calls {
+            eprintln!("  {n:5}  {sql}");
+        }
+    }
+}
