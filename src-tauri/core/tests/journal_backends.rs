@@ -1198,3 +1198,121 @@ async fn postgres_first_pass_reads_each_page_once_and_records_its_intents_togeth
         eprintln!("{workload:?}: {items} items, {round_trips} round trips:\n{calls}");
     }
 }
+
+/// Issue 18: "done" records of concurrent items coalesce on PostgreSQL as they do on SQLite
+/// (group commit): the records that arrive while a transaction of records under the same
+/// lease is in flight share the next one, and each call returns once its own record is
+/// committed. Before, each was a transaction of its own (9 records, 9 commits). A shared
+/// transaction is still fenced: when the lease is lost while records wait, none of them
+/// commits.
+#[test]
+fn postgres_done_records_arriving_together_share_one_fenced_transaction() {
+    use std::sync::Arc;
+    let pg = Arc::new(support::postgres::Postgres::start_with_settings(&[
+        "log_statement=all",
+    ]));
+    let mut settings = PostgresSettings::parse(&pg.url()).unwrap();
+    settings.connections = 2;
+    let j = Journal::open_postgres(&settings, Some(&pg.password())).unwrap();
+    let (fenced, run) = fenced_u1(&j);
+    let fenced = Arc::new(fenced);
+    let ids: Vec<String> = (0..9).map(|i| format!("m{i}")).collect();
+    let targets: Vec<ItemTarget<'_>> = ids.iter().map(|id| target(id)).collect();
+    fenced.record_intents("mail", &targets, run).unwrap();
+    let count = |sql: &str| pg.psql(sql).trim().to_string();
+    let lock_waits = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'";
+    let sleeping = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'";
+    // The first record waits on the lease row (another session holds its lock) while the
+    // other eight arrive; then the lock is let go. `dest_ref`: what each record says.
+    let record_all_while_held = |dest_ref: &'static str, let_go: &dyn Fn()| {
+        let before = count(lock_waits).parse::<u32>().unwrap_or(0);
+        let first = {
+            let fenced = fenced.clone();
+            std::thread::spawn(move || fenced.record_done("u1", "m0", dest_ref, 5, None))
+        };
+        while count(lock_waits).parse::<u32>().unwrap_or(0) <= before {}
+        let others: Vec<_> = (1..9)
+            .map(|i| {
+                let fenced = fenced.clone();
+                std::thread::spawn(move || {
+                    fenced.record_done("u1", &format!("m{i}"), dest_ref, 5, None)
+                })
+            })
+            .collect();
+        // Until the 8 wait for the next shared transaction, or (each record its own
+        // transaction, as before) another one waits on the lease row too.
+        while j.done_records_waiting() != 8
+            && count(lock_waits).parse::<u32>().unwrap_or(0) < before + 2
+        {}
+        let_go();
+        std::iter::once(first)
+            .chain(others)
+            .map(|t| t.join().unwrap())
+            .collect::<Vec<_>>()
+    };
+
+    let holder = {
+        let pg = pg.clone();
+        std::thread::spawn(move || {
+            pg.psql("BEGIN; SELECT 1 FROM leases FOR UPDATE; SELECT pg_sleep(600); COMMIT;")
+        })
+    };
+    while count(sleeping) != "1" {}
+    let log_start = pg.log().len();
+    let results = record_all_while_held("1", &|| {
+        count("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'");
+    });
+    let _ = holder.join();
+    for r in &results {
+        assert!(r.is_ok(), "{r:?}");
+    }
+    let log = pg.log();
+    let commits = log[log_start..]
+        .lines()
+        .filter(|l| l.ends_with("statement: COMMIT"))
+        .count();
+    assert_eq!(
+        commits, 2,
+        "the first record's transaction, then one for the other 8"
+    );
+    for id in &ids {
+        let item = j.item("u1", id).unwrap().unwrap();
+        assert_eq!(
+            (item.state, item.dest_ref),
+            (ItemState::Done, Some("1".into()))
+        );
+    }
+
+    // The lease is taken over (its fencing token drawn anew, committed by the session that
+    // held the row) while the records wait: none of them commits.
+    let advisory = {
+        let pg = pg.clone();
+        std::thread::spawn(move || pg.psql("SELECT pg_advisory_lock(18), pg_sleep(600)"))
+    };
+    while count(sleeping) != "1" {}
+    let takeover = {
+        let pg = pg.clone();
+        std::thread::spawn(move || {
+            pg.psql(
+                "BEGIN; UPDATE leases SET fencing_token = fencing_token + 1;
+                 SELECT pg_advisory_xact_lock(18); COMMIT;",
+            )
+        })
+    };
+    while count(lock_waits) != "1" {}
+    let results = record_all_while_held("after the takeover", &|| {
+        count("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'");
+    });
+    let _ = (advisory.join(), takeover.join());
+    for r in &results {
+        assert!(matches!(r, Err(JournalError::LeaseLost { .. })), "{r:?}");
+    }
+    for id in &ids {
+        let item = j.item("u1", id).unwrap().unwrap();
+        assert_eq!(
+            item.dest_ref,
+            Some("1".into()),
+            "{id}: written after the lease was lost"
+        );
+    }
+}

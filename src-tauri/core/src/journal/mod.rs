@@ -503,13 +503,27 @@ impl Journal {
     }
 
     /// [`Journal::exec`] for a record that says an item is done at the destination: on disk
-    /// when the call returns (SQLite: its WAL synced after the commit, shared by concurrent
-    /// records; PostgreSQL's commits are durable
-    /// with its default `synchronous_commit = on`).
-    fn exec_durable(&self, sql: &str, args: Vec<Value>) -> Result<u64, JournalError> {
+    /// when the call returns, concurrent records sharing the work (SQLite: its WAL synced
+    /// after the commit, one sync for the records committed meanwhile; PostgreSQL: one
+    /// transaction for the records that arrived while one was in flight, under the same
+    /// lease, its commits durable with the default `synchronous_commit = on`).
+    fn exec_durable(&self, sql: &str, args: Vec<Value>) -> Result<(), JournalError> {
+        match (&*self.backend, &self.fence) {
+            (Backend::Sqlite(s), _) => s.execute(sql, &args, true).map(|_| ()),
+            (Backend::Postgres(_), Some(fence)) => {
+                self.durable_under_lease(fence.held()?, sql, args)
+            }
+            (Backend::Postgres(p), None) => p.durable(None, sql, args).map(|_| ()),
+        }
+    }
+
+    /// Records waiting to share a PostgreSQL transaction of "done" records under way (0 on
+    /// SQLite), for tests.
+    #[doc(hidden)]
+    pub fn done_records_waiting(&self) -> usize {
         match &*self.backend {
-            Backend::Sqlite(s) => s.execute(sql, &args, true),
-            Backend::Postgres(_) => self.exec(sql, args),
+            Backend::Sqlite(_) => 0,
+            Backend::Postgres(p) => p.durable_waiting(),
         }
     }
 
