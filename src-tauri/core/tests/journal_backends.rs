@@ -459,6 +459,20 @@ fn postgres_journal_with_a_wrong_password_names_the_server_and_not_the_password(
     assert!(!text.contains("not-the-password-4711"), "{text}");
 }
 
+/// The simulated tenant of `users` mailboxes with `messages` messages each.
+async fn sim_tenant(users: usize, messages: usize) -> migrator_sim::SimServer {
+    migrator_sim::SimServer::start(migrator_sim::SimConfig {
+        tenant: migrator_sim::TenantSpec {
+            users,
+            messages_per_user: messages,
+            ..migrator_sim::TenantSpec::default()
+        },
+        ..migrator_sim::SimConfig::default()
+    })
+    .await
+    .expect("the simulator starts")
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_journal_a_run_records_there_and_a_rerun_writes_nothing() {
     use migrator_core::engine::{run_to_folder_with, RunControl, RunOptions};
@@ -466,16 +480,7 @@ async fn postgres_journal_a_run_records_there_and_a_rerun_writes_nothing() {
     use std::sync::Arc;
 
     let pg = support::postgres::Postgres::start_trusting();
-    let sim = migrator_sim::SimServer::start(migrator_sim::SimConfig {
-        tenant: migrator_sim::TenantSpec {
-            users: 2,
-            messages_per_user: 15,
-            ..migrator_sim::TenantSpec::default()
-        },
-        ..migrator_sim::SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = sim_tenant(2, 15).await;
     let dir = tempfile::tempdir().unwrap();
     let (out, state) = (dir.path().join("out"), dir.path().join("state"));
     let (source, secret) = (
@@ -976,6 +981,22 @@ impl RoundTripCounter {
         RoundTripCounter { port, turns }
     }
 
+    /// A counter relaying to `pg`, and the URL that reaches `pg` through it.
+    fn in_front_of(pg: &support::postgres::Postgres) -> (RoundTripCounter, String) {
+        let port: u16 = pg
+            .url()
+            .split("127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|p| p.parse().ok())
+            .expect("the test server's port");
+        let counter = RoundTripCounter::start(port);
+        let url = pg
+            .url()
+            .replace(&format!(":{port}/"), &format!(":{}/", counter.port));
+        (counter, url)
+    }
+
     fn round_trips(&self) -> u64 {
         self.turns.lock().unwrap_or_else(|p| p.into_inner()).1
     }
@@ -989,17 +1010,7 @@ impl RoundTripCounter {
 #[test]
 fn postgres_fenced_write_is_one_round_trip_not_four() {
     let pg = support::postgres::Postgres::start();
-    let port: u16 = pg
-        .url()
-        .split("127.0.0.1:")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|p| p.parse().ok())
-        .expect("the test server's port");
-    let counter = RoundTripCounter::start(port);
-    let url = pg
-        .url()
-        .replace(&format!(":{port}/"), &format!(":{}/", counter.port));
+    let (counter, url) = RoundTripCounter::in_front_of(&pg);
     let settings = PostgresSettings::parse(&url).unwrap();
     let j = Journal::open_postgres(&settings, Some(&pg.password())).unwrap();
     let (fenced, run) = fenced_u1(&j);
@@ -1099,27 +1110,8 @@ async fn first_pass_on_postgres(
     use std::sync::Arc;
 
     let pg = support::postgres::Postgres::start_with_settings(&["log_statement=all"]);
-    let port: u16 = pg
-        .url()
-        .split("127.0.0.1:")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|p| p.parse().ok())
-        .expect("the test server's port");
-    let counter = RoundTripCounter::start(port);
-    let url = pg
-        .url()
-        .replace(&format!(":{port}/"), &format!(":{}/", counter.port));
-    let sim = migrator_sim::SimServer::start(migrator_sim::SimConfig {
-        tenant: migrator_sim::TenantSpec {
-            users: 1,
-            messages_per_user: messages,
-            ..migrator_sim::TenantSpec::default()
-        },
-        ..migrator_sim::SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let (counter, url) = RoundTripCounter::in_front_of(&pg);
+    let sim = sim_tenant(1, messages).await;
     let dir = tempfile::tempdir().unwrap();
     let (out, state) = (dir.path().join("out"), dir.path().join("state"));
     let source = support::source_config(&sim);
