@@ -20,7 +20,11 @@
 //! written again. Each call is its own transaction; SQLite's WAL journal makes it crash-safe.
 //! The records that say an item is done at the destination are on disk (power cuts too)
 //! before the call returns, each with every record committed before it; on SQLite several
-//! share one sync of the WAL, made without the connection's lock (group commit).
+//! share one sync of the WAL, made without the connection's lock, and on PostgreSQL those
+//! that arrive while one is in flight share the next transaction (group commit). The engine
+//! reads a page's records in one call ([`Journal::items_by_id`]) and records a page's
+//! intents in one transaction ([`Journal::record_intents`]) before any of its items is
+//! written: on PostgreSQL each call is a round trip the engine waits for.
 //!
 //! The journal never holds secrets: ids, names, sizes, hashes and reasons only.
 
