@@ -181,6 +181,16 @@ enum SourceItem {
     ChangedEvent(Box<Event>),
 }
 
+impl SourceItem {
+    fn id(&self) -> &str {
+        match self {
+            SourceItem::Contact(c) => &c.id,
+            SourceItem::Task(t) => &t.id,
+            SourceItem::ChangedEvent(e) => &e.id,
+        }
+    }
+}
+
 impl From<Contact> for SourceItem {
     fn from(c: Contact) -> Self {
         SourceItem::Contact(Box::new(c))
@@ -307,6 +317,7 @@ impl GroupwareRun<'_> {
             failed_here: false,
             opened: HashMap::new(),
             moved: Vec::new(),
+            page_records: HashMap::new(),
         };
         for workload in self.workloads {
             if self.control.checkpoint().await.is_err() {
@@ -411,6 +422,10 @@ struct Ctx<'r, 'a> {
     /// Old copies of moved items whose collection was not opened yet when the item arrived
     /// in its new one: deleted when the workload ends ([`Ctx::settle_moves`]).
     moved: Vec<OldCopy>,
+    /// The journal's records of the current page's items, read at once
+    /// ([`Ctx::look_up_page`]; `None`: not recorded). An item's entry is dropped when it is
+    /// written, so what is here is what the journal holds.
+    page_records: HashMap<String, Option<ItemRecord>>,
 }
 
 /// Where the migrator wrote an item before it moved to another collection at the source.
@@ -426,6 +441,34 @@ impl Ctx<'_, '_> {
                 user: self.address.to_string(),
                 wait_ms: wait.as_millis() as u64,
             })
+        }
+    }
+
+    /// Reads the journal's records of a page's items in one call (issue 18: one lookup per
+    /// item was a round trip each on PostgreSQL).
+    fn look_up_page(&mut self, ids: &[&str]) -> Result<(), ItemError> {
+        self.page_records.clear();
+        let Some(j) = self.run.journal else {
+            return Ok(());
+        };
+        let mut found = j
+            .journal
+            .items_by_id(&self.user.id, ids)
+            .map_err(journal_error)?;
+        for id in ids {
+            self.page_records.insert(id.to_string(), found.remove(*id));
+        }
+        Ok(())
+    }
+
+    /// The journal's record of item `id`: from the page's lookup, else read.
+    fn known(&self, id: &str) -> Result<Option<ItemRecord>, ItemError> {
+        if let Some(record) = self.page_records.get(id) {
+            return Ok(record.clone());
+        }
+        match self.run.journal {
+            Some(j) => j.journal.item(&self.user.id, id).map_err(journal_error),
+            None => Ok(None),
         }
     }
 
@@ -575,6 +618,8 @@ impl Ctx<'_, '_> {
     ) -> Result<bool, ItemError> {
         let mut pages = calendar::events(self.run.client, self.pacer, &self.user.id, calendar_id);
         while let Some(page) = self.next_page(&mut pages, &open.label).await? {
+            let ids: Vec<&str> = page.iter().map(|e| e.id.as_str()).collect();
+            self.look_up_page(&ids)?;
             for event in page {
                 if self.run.control.checkpoint().await.is_err() {
                     return Ok(false);
@@ -777,6 +822,7 @@ impl Ctx<'_, '_> {
         self.opened.insert(key, open.target.clone());
         self.seen.clear();
         self.removed.clear();
+        self.page_records.clear();
         self.incomplete = false;
         self.failed_here = false;
         self.stats.folders += 1;
@@ -840,6 +886,23 @@ impl Ctx<'_, '_> {
             let Some(entries) = self.take_page(next, &open.label, finishes)? else {
                 return Ok(RoundEnd::Read);
             };
+            let entries: Vec<Delta<SourceItem>> = entries
+                .into_iter()
+                .map(|entry| match entry {
+                    Delta::Upsert(item) => Delta::Upsert(item.into()),
+                    Delta::Removed { id } => Delta::Removed { id },
+                })
+                .collect();
+            if !ids_only {
+                let ids: Vec<&str> = entries
+                    .iter()
+                    .filter_map(|entry| match entry {
+                        Delta::Upsert(item) => Some(item.id()),
+                        Delta::Removed { .. } => None,
+                    })
+                    .collect();
+                self.look_up_page(&ids)?;
+            }
             for entry in entries {
                 match entry {
                     Delta::Removed { id } => {
@@ -847,7 +910,7 @@ impl Ctx<'_, '_> {
                     }
                     Delta::Upsert(_) if ids_only => {}
                     Delta::Upsert(item) => {
-                        if !self.apply(account, open, item.into()).await? {
+                        if !self.apply(account, open, item).await? {
                             return Ok(RoundEnd::Stopped);
                         }
                     }
@@ -892,14 +955,20 @@ impl Ctx<'_, '_> {
                     })
                     .map_err(ItemError::from);
                 let name = ItemName::new(contact.display_name.as_deref(), None, None);
+                let recorded = match self.run.journal {
+                    Some(_) => self.known(&contact.id)?.and_then(|r| r.no_photo_at),
+                    None => None,
+                };
                 let written = self
                     .write(account, open, (&contact.id, name), converted)
                     .await?;
-                if let Some(j) = self.run.journal {
-                    let absent_at = match photo {
-                        Photo::Absent => version.as_deref(),
-                        Photo::Present(_) | Photo::LeftOut => None,
-                    };
+                let absent_at = match photo {
+                    Photo::Absent => version.as_deref(),
+                    Photo::Present(_) | Photo::LeftOut => None,
+                };
+                // Written only when it changes: a first pass of contacts with photos writes
+                // nothing here.
+                if let (Some(j), true) = (self.run.journal, recorded.as_deref() != absent_at) {
                     j.journal
                         .record_no_photo_at(&self.user.id, &contact.id, absent_at)
                         .map_err(journal_error)?;
@@ -963,9 +1032,9 @@ impl Ctx<'_, '_> {
     /// Graph answered 404 at this very version; one that cannot be read is left out (the
     /// contact is worth more than its picture: it is migrated without).
     async fn photo(&self, contact_id: &str, version: Option<&str>) -> Result<Photo, ItemError> {
-        if let (Some(j), Some(version)) = (self.run.journal, version) {
-            let absent_at = j.journal.no_photo_at(&self.user.id, contact_id);
-            if absent_at.map_err(journal_error)?.as_deref() == Some(version) {
+        if let (Some(_), Some(version)) = (self.run.journal, version) {
+            let absent_at = self.known(contact_id)?.and_then(|r| r.no_photo_at);
+            if absent_at.as_deref() == Some(version) {
                 return Ok(Photo::Absent);
             }
         }
@@ -991,10 +1060,10 @@ impl Ctx<'_, '_> {
         id: &str,
         version: Option<&str>,
     ) -> Result<bool, ItemError> {
-        let (Some(j), Some(version)) = (self.run.journal, version) else {
+        let (Some(_), Some(version)) = (self.run.journal, version) else {
             return Ok(false);
         };
-        let known = j.journal.item(&self.user.id, id).map_err(journal_error)?;
+        let known = self.known(id)?;
         let same = known.is_some_and(|r| {
             r.state == ItemState::Done
                 && r.kind == open.kind
@@ -1173,6 +1242,8 @@ impl Ctx<'_, '_> {
         converted: Result<Option<Resource>, ItemError>,
     ) -> Result<bool, ItemError> {
         self.seen.insert(id.to_string());
+        // The record is about to change: later reads go to the journal.
+        let looked_up = self.page_records.remove(id);
         let resource = match converted {
             Ok(Some(r)) => r,
             Ok(None) => return Ok(false),
@@ -1196,10 +1267,13 @@ impl Ctx<'_, '_> {
         // version (`If-Match`), so a change made at the destination is never overwritten.
         let mut written: Option<dav::ItemRef> = None;
         if let Some(j) = self.run.journal {
-            let known = j
-                .journal
-                .item(user, &resource.source_id)
-                .map_err(journal_error)?;
+            let known = match looked_up.filter(|_| resource.source_id == id) {
+                Some(known) => known,
+                None => j
+                    .journal
+                    .item(user, &resource.source_id)
+                    .map_err(journal_error)?,
+            };
             first_write = !known.as_ref().is_some_and(|r| r.state == ItemState::Done);
             written = known.as_ref().and_then(|r| {
                 let ours = r.state == ItemState::Done && r.dest_folder == open.label;
@@ -1302,13 +1376,10 @@ impl Ctx<'_, '_> {
             self.remove_old_copy(account, old, &dest).await?;
         }
         if let Some(j) = self.run.journal {
+            let written = (dest.0.as_str(), size, Some(hash.as_str()));
+            let version = resource.version.as_deref();
             j.journal
-                .record_done(user, &resource.source_id, &dest.0, size, Some(&hash))
-                .and_then(|()| {
-                    let version = resource.version.as_deref();
-                    j.journal
-                        .record_source_version(user, &resource.source_id, version)
-                })
+                .record_done_at_version(user, &resource.source_id, written, version)
                 .map_err(journal_error)?;
         }
         self.stats.bytes += size;

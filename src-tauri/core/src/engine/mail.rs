@@ -577,8 +577,7 @@ impl MailboxRun<'_> {
                     let writers = Arc::clone(writers);
                     let (graph, user_id, done) = ((pacer, &on_throttle), user.id.as_str(), &done);
                     Some(async move {
-                        let place = (node, name);
-                        self.copy_to_imap(&writers, graph, user_id, place, feed_rx, copied_tx, done)
+                        self.copy_to_imap(&writers, graph, user_id, name, feed_rx, copied_tx, done)
                             .await
                     })
                 }
@@ -627,6 +626,26 @@ impl MailboxRun<'_> {
                     let more = page.delta_link.is_none();
                     let mut seen_in_page = HashSet::new();
                     let mut todo = Vec::new();
+                    // The page's records, asked for at once (issue 18: one lookup per item was
+                    // a round trip each on PostgreSQL). A message still in flight from an
+                    // earlier page is journaled meanwhile: its record is read after it lands.
+                    let listed: Vec<&str> = page
+                        .items
+                        .iter()
+                        .filter_map(|e| match e {
+                            DeltaEntry::Upsert { meta, .. } => Some(meta.id.as_str()),
+                            DeltaEntry::Removed { .. } => None,
+                        })
+                        .collect();
+                    let in_flight_at_lookup: HashSet<String> = listed
+                        .iter()
+                        .filter(|id| in_flight.contains_key(**id))
+                        .map(|id| id.to_string())
+                        .collect();
+                    let mut page_records = match self.journal {
+                        Some(j) => j.journal.items_by_id(&user.id, &listed)?,
+                        None => HashMap::new(),
+                    };
                     for entry in page.items {
                         let (meta, complete) = match entry {
                             DeltaEntry::Removed { id } => {
@@ -686,9 +705,17 @@ impl MailboxRun<'_> {
                             }
                         }
                         let record = match self.journal {
-                            Some(j) => j.journal.item(&user.id, &meta.id)?,
+                            Some(j) if in_flight_at_lookup.contains(&meta.id) => {
+                                j.journal.item(&user.id, &meta.id)?
+                            }
+                            Some(_) => page_records.remove(&meta.id),
                             None => None,
                         };
+                        // The journal held an unconfirmed attempt of an earlier run (what the
+                        // server has is probably ours).
+                        let earlier_attempt = record
+                            .as_ref()
+                            .is_some_and(|r| r.state != ItemState::Done && r.dest_folder == name);
                         let migrated = record.filter(|r| {
                             r.dest_ref.is_some()
                                 && matches!(r.state, ItemState::Done | ItemState::Removed)
@@ -745,7 +772,7 @@ impl MailboxRun<'_> {
                             }
                         };
                         match outcome {
-                            Ok(Mirrored::NeedsCopy) => todo.push((meta, flags)),
+                            Ok(Mirrored::NeedsCopy) => todo.push((meta, flags, earlier_attempt)),
                             Ok(_) => {
                                 // A message kept as removed that the source lists again is back.
                                 let revived = migrated
@@ -772,15 +799,29 @@ impl MailboxRun<'_> {
                             }
                         }
                     }
+                    if let Some(j) = self.journal {
+                        // Every intent of the page in one transaction, before any of
+                        // its messages is written (what makes a crash reconcilable).
+                        let targets: Vec<ItemTarget<'_>> = todo
+                            .iter()
+                            .map(|(meta, _, _)| ItemTarget {
+                                user_id: &user.id,
+                                source_id: &meta.id,
+                                folder_id: &node.folder.id,
+                                dest_folder: name,
+                            })
+                            .collect();
+                        j.journal.record_intents("mail", &targets, j.run)?;
+                    }
                     let copying = async {
                         match &target {
                             Target::Maildir(t) => {
                                 futures_util::stream::iter(todo)
-                                    .map(|(meta, flags)| {
+                                    .map(|(meta, flags, earlier_attempt)| {
                                         let (pacer, on_throttle, done) =
                                             (&pacer, &on_throttle, &done);
                                         async move {
-                                            let item = (node, name, &meta, &flags);
+                                            let item = (name, &meta, &flags, earlier_attempt);
                                             let result = self
                                                 .copy(t, pacer, &user.id, item, on_throttle)
                                                 .await;
@@ -797,9 +838,11 @@ impl MailboxRun<'_> {
                             }
                             Target::Imap(..) => {
                                 let mut results = Vec::new();
-                                for (meta, flags) in todo {
+                                for (meta, flags, earlier_attempt) in todo {
                                     in_flight.insert(meta.id.clone(), message_name(&meta, None));
-                                    if let Err(refused) = feed.send((meta, flags)).await {
+                                    if let Err(refused) =
+                                        feed.send((meta, flags, earlier_attempt)).await
+                                    {
                                         // The stage has ended (it cannot before `feed` is closed).
                                         let id = refused.0 .0.id;
                                         results.push((
@@ -1350,38 +1393,13 @@ impl MailboxRun<'_> {
         Ok(())
     }
 
-    /// Before a message is written: a checkpoint, then the intent in the journal. True when
-    /// the journal held an unconfirmed attempt of an earlier run (what the server has is
-    /// probably ours).
-    async fn begin_copy(
-        &self,
-        user_id: &str,
-        node: &FolderNode,
-        name: &str,
-        source_id: &str,
-    ) -> Result<bool, ItemError> {
+    /// Before a message is written (its intent is journaled already, with its page's): a
+    /// checkpoint.
+    async fn begin_copy(&self) -> Result<(), ItemError> {
         self.control
             .checkpoint()
             .await
-            .map_err(|_| ItemError::Cancelled)?;
-        let Some(j) = self.journal else {
-            return Ok(false);
-        };
-        let earlier_attempt = j
-            .journal
-            .item(user_id, source_id)
-            .map_err(journal_failure)?
-            .is_some_and(|r| r.state != ItemState::Done && r.dest_folder == name);
-        let item = ItemTarget {
-            user_id,
-            source_id,
-            folder_id: &node.folder.id,
-            dest_folder: name,
-        };
-        j.journal
-            .record_intent(item, j.run)
-            .map_err(journal_failure)?;
-        Ok(earlier_attempt)
+            .map_err(|_| ItemError::Cancelled)
     }
 
     /// `Err` once a worker's lease on this mailbox has run out by the local clock
@@ -1438,17 +1456,18 @@ impl MailboxRun<'_> {
         result
     }
 
-    /// Copies one message with `flags` into Maildir folder `name` (of source folder `node`):
-    /// intent, write, result in the journal.
+    /// Copies one message with `flags` into Maildir folder `name` (its intent journaled):
+    /// write, result in the journal. `earlier_attempt`: the journal held an unconfirmed
+    /// attempt of an earlier run.
     async fn copy(
         &self,
         target: &MaildirTarget,
         pacer: &Pacer,
         user_id: &str,
-        (node, name, meta, flags): (&FolderNode, &str, &MessageMeta, &MailFlags),
+        (name, meta, flags, earlier_attempt): (&str, &MessageMeta, &MailFlags, bool),
         on_throttle: &(impl Fn(Duration) + Sync),
     ) -> Result<Copied, ItemError> {
-        let earlier_attempt = self.begin_copy(user_id, node, name, &meta.id).await?;
+        self.begin_copy().await?;
         let result = match target.open.get(name) {
             Some(folder) => {
                 self.copy_to_maildir(pacer, folder, user_id, meta, flags, on_throttle)
@@ -1606,8 +1625,8 @@ impl MailboxRun<'_> {
         writers: &ImapWriters,
         (pacer, on_throttle): (&Pacer, &(impl Fn(Duration) + Sync)),
         user_id: &str,
-        (node, name): (&FolderNode, &str),
-        todo: tokio::sync::mpsc::Receiver<(MessageMeta, MailFlags)>,
+        name: &str,
+        todo: tokio::sync::mpsc::Receiver<(MessageMeta, MailFlags, bool)>,
         results: tokio::sync::mpsc::UnboundedSender<CopyResult>,
         done: &(impl Fn(&Copied) + Sync),
     ) {
@@ -1621,9 +1640,9 @@ impl MailboxRun<'_> {
             let tx = tx;
             let mut todo = todo;
             let mut downloads = futures_util::stream::poll_fn(move |cx| todo.poll_recv(cx))
-                .map(|(meta, flags)| async move {
+                .map(|(meta, flags, earlier_attempt)| async move {
                     let result = self
-                        .spool_message(pacer, user_id, (node, name), (&meta, flags), on_throttle)
+                        .spool_message(pacer, user_id, (&meta, flags, earlier_attempt), on_throttle)
                         .await;
                     (meta.id, result)
                 })
@@ -1664,17 +1683,16 @@ impl MailboxRun<'_> {
         tokio::join!(produce, consume);
     }
 
-    /// Records the intent and downloads one message into a spool file. A failure is
+    /// Downloads one message (its intent journaled) into a spool file. A failure is
     /// journaled here.
     async fn spool_message(
         &self,
         pacer: &Pacer,
         user_id: &str,
-        (node, name): (&FolderNode, &str),
-        (meta, flags): (&MessageMeta, MailFlags),
+        (meta, flags, earlier_attempt): (&MessageMeta, MailFlags, bool),
         on_throttle: &(impl Fn(Duration) + Sync),
     ) -> Result<Spooled, ItemError> {
-        let earlier_attempt = self.begin_copy(user_id, node, name, &meta.id).await?;
+        self.begin_copy().await?;
         let skip = |what: String| ItemError::Skip(format!("message {}: {what}", meta.id));
         let spool_error =
             |e: std::io::Error| ItemError::Fatal(dest_error(&std::env::temp_dir(), e));

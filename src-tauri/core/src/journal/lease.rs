@@ -71,6 +71,14 @@ fn held(lease: &Lease) -> Vec<Value> {
     args![&lease.mailbox, &lease.worker, lease.fencing_token]
 }
 
+/// The refusal of a write under `lease` once it is lost.
+fn lost(lease: &Lease) -> JournalError {
+    JournalError::LeaseLost {
+        mailbox: lease.mailbox.clone(),
+        worker: lease.worker.clone(),
+    }
+}
+
 fn seconds(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX).max(1)
 }
@@ -317,6 +325,20 @@ impl Journal {
         self.under_lease(lease, statements).map(|_| ())
     }
 
+    /// A durable record under `lease` ([`super::postgres::PostgresStore::durable`]: shared
+    /// with the records under the same lease that arrive meanwhile), refused as
+    /// [`Journal::under_lease`].
+    pub(super) fn durable_under_lease(
+        &self,
+        lease: &Lease,
+        sql: &str,
+        args: Vec<Value>,
+    ) -> Result<(), JournalError> {
+        self.postgres()?
+            .durable(Some((LEASE_HELD, held(lease))), sql, args)?
+            .ok_or_else(|| lost(lease))
+    }
+
     /// Runs `statements` in one transaction that first checks and locks the lease; the last
     /// statement's changed-row count and `RETURNING` rows.
     pub(super) fn under_lease(
@@ -326,10 +348,7 @@ impl Journal {
     ) -> Result<(u64, Vec<Row>), JournalError> {
         self.postgres()?
             .guarded_transaction(Some((LEASE_HELD, held(lease))), statements)?
-            .ok_or_else(|| JournalError::LeaseLost {
-                mailbox: lease.mailbox.clone(),
-                worker: lease.worker.clone(),
-            })
+            .ok_or_else(|| lost(lease))
     }
 
     /// A handle on this journal (the same connection) whose every write commits only while
@@ -390,10 +409,7 @@ impl Fence {
         if Instant::now() < deadline {
             Ok(&self.lease)
         } else {
-            Err(JournalError::LeaseLost {
-                mailbox: self.lease.mailbox.clone(),
-                worker: self.lease.worker.clone(),
-            })
+            Err(lost(&self.lease))
         }
     }
 }

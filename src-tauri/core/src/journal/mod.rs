@@ -20,7 +20,11 @@
 //! written again. Each call is its own transaction; SQLite's WAL journal makes it crash-safe.
 //! The records that say an item is done at the destination are on disk (power cuts too)
 //! before the call returns, each with every record committed before it; on SQLite several
-//! share one sync of the WAL, made without the connection's lock (group commit).
+//! share one sync of the WAL, made without the connection's lock, and on PostgreSQL those
+//! that arrive while one is in flight share the next transaction (group commit). The engine
+//! reads a page's records in one call ([`Journal::items_by_id`]) and records a page's
+//! intents in one transaction ([`Journal::record_intents`]) before any of its items is
+//! written: on PostgreSQL each call is a round trip the engine waits for.
 //!
 //! The journal never holds secrets: ids, names, sizes, hashes and reasons only.
 
@@ -286,6 +290,8 @@ pub struct ItemRecord {
     pub moved_from: Option<MovedFrom>,
     /// A DAV resource's ETag when the migrator last wrote it ([`Journal::record_etag`]).
     pub etag: Option<String>,
+    /// A contact's source version at which it had no photo ([`Journal::record_no_photo_at`]).
+    pub no_photo_at: Option<String>,
 }
 
 /// Where the migrator's copy of a moved groupware item is in the collection it left.
@@ -328,6 +334,20 @@ pub struct ItemTarget<'a> {
 const RECORD_DONE: &str = "UPDATE items SET state = 'done', dest_ref = ?3, size = ?4, hash = ?5,
                           reason = NULL, moved_from = NULL, updated_at = ?6
      WHERE user_id = ?1 AND source_id = ?2";
+
+/// [`Journal::record_intents`]' statement: (user, source id, folder, destination folder, run,
+/// now, kind).
+const RECORD_INTENT: &str = "INSERT INTO items (user_id, source_id, kind, folder_id, dest_folder,
+                                state, run_id, updated_at)
+     VALUES (?1, ?2, ?7, ?3, ?4, 'pending', ?5, ?6)
+     ON CONFLICT (user_id, source_id) DO UPDATE
+       SET folder_id = ?3, dest_folder = ?4, state = 'pending', reason = NULL,
+           run_id = ?5, updated_at = ?6
+       WHERE items.state != 'done' OR items.dest_folder != ?4";
+
+/// How many source ids one [`Journal::items_by_id`] statement asks for: one SQL text (so
+/// one prepared statement), its unused places given an id no item has.
+const IDS_PER_LOOKUP: usize = 50;
 
 /// The journal of one state folder (SQLite) or of a shared PostgreSQL database. Share it
 /// behind an `Arc`.
@@ -487,13 +507,27 @@ impl Journal {
     }
 
     /// [`Journal::exec`] for a record that says an item is done at the destination: on disk
-    /// when the call returns (SQLite: its WAL synced after the commit, shared by concurrent
-    /// records; PostgreSQL's commits are durable
-    /// with its default `synchronous_commit = on`).
-    fn exec_durable(&self, sql: &str, args: Vec<Value>) -> Result<u64, JournalError> {
+    /// when the call returns, concurrent records sharing the work (SQLite: its WAL synced
+    /// after the commit, one sync for the records committed meanwhile; PostgreSQL: one
+    /// transaction for the records that arrived while one was in flight, under the same
+    /// lease, its commits durable with the default `synchronous_commit = on`).
+    fn exec_durable(&self, sql: &str, args: Vec<Value>) -> Result<(), JournalError> {
+        match (&*self.backend, &self.fence) {
+            (Backend::Sqlite(s), _) => s.execute(sql, &args, true).map(|_| ()),
+            (Backend::Postgres(_), Some(fence)) => {
+                self.durable_under_lease(fence.held()?, sql, args)
+            }
+            (Backend::Postgres(p), None) => p.durable(None, sql, args).map(|_| ()),
+        }
+    }
+
+    /// Records waiting to share a PostgreSQL transaction of "done" records under way (0 on
+    /// SQLite), for tests.
+    #[doc(hidden)]
+    pub fn done_records_waiting(&self) -> usize {
         match &*self.backend {
-            Backend::Sqlite(s) => s.execute(sql, &args, true),
-            Backend::Postgres(_) => self.exec(sql, args),
+            Backend::Sqlite(_) => 0,
+            Backend::Postgres(p) => p.durable_waiting(),
         }
     }
 
@@ -616,6 +650,31 @@ impl Journal {
         .transpose()
     }
 
+    /// The recorded items among `source_ids` of one user, by source id (one statement per
+    /// [`IDS_PER_LOOKUP`] ids): what a page of listed items needs to know, asked once.
+    pub fn items_by_id(
+        &self,
+        user_id: &str,
+        source_ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, ItemRecord>, JournalError> {
+        let places: Vec<String> = (2..IDS_PER_LOOKUP + 2).map(|i| format!("?{i}")).collect();
+        let filter = format!(
+            "WHERE user_id = ?1 AND source_id IN ({})",
+            places.join(", ")
+        );
+        let mut found = std::collections::HashMap::new();
+        for chunk in source_ids.chunks(IDS_PER_LOOKUP) {
+            let mut args = args![user_id];
+            args.extend(chunk.iter().map(|id| Value::from(*id)));
+            // No source id is empty (Graph's ids never are).
+            args.resize(IDS_PER_LOOKUP + 1, Value::from(""));
+            for item in self.select_items(&filter, args)? {
+                found.insert(item.source_id.clone(), item);
+            }
+        }
+        Ok(found)
+    }
+
     /// Records that `target` is about to be written. A `done` record is kept as it is unless the
     /// item now goes to another destination folder (it was moved at the source).
     pub fn record_intent(&self, target: ItemTarget<'_>, run: i64) -> Result<(), JournalError> {
@@ -631,25 +690,39 @@ impl Journal {
         target: ItemTarget<'_>,
         run: i64,
     ) -> Result<(), JournalError> {
-        self.exec(
-            "INSERT INTO items (user_id, source_id, kind, folder_id, dest_folder, state, run_id,
-                                updated_at)
-             VALUES (?1, ?2, ?7, ?3, ?4, 'pending', ?5, ?6)
-             ON CONFLICT (user_id, source_id) DO UPDATE
-               SET folder_id = ?3, dest_folder = ?4, state = 'pending', reason = NULL,
-                   run_id = ?5, updated_at = ?6
-               WHERE items.state != 'done' OR items.dest_folder != ?4",
-            args![
-                target.user_id,
-                target.source_id,
-                target.folder_id,
-                target.dest_folder,
-                run,
-                now(),
-                kind
-            ],
-        )?;
-        Ok(())
+        self.record_intents(kind, &[target], run)
+    }
+
+    /// [`Journal::record_intent_as`] for several items (a page of them) in one transaction:
+    /// every intent is recorded when the call returns, so each item may then be written. On
+    /// PostgreSQL that is one round trip, whatever the number of items.
+    pub fn record_intents(
+        &self,
+        kind: &str,
+        targets: &[ItemTarget<'_>],
+        run: i64,
+    ) -> Result<(), JournalError> {
+        let at = now();
+        let statements: Vec<(&str, Vec<Value>)> = targets
+            .iter()
+            .map(|target| {
+                let args = args![
+                    target.user_id,
+                    target.source_id,
+                    target.folder_id,
+                    target.dest_folder,
+                    run,
+                    at,
+                    kind
+                ];
+                (RECORD_INTENT, args)
+            })
+            .collect();
+        match statements.as_slice() {
+            [] => Ok(()),
+            [(sql, args)] => self.exec(sql, args.clone()).map(|_| ()),
+            _ => self.transaction(&statements),
+        }
     }
 
     /// Records that the destination confirmed the write.
@@ -664,6 +737,33 @@ impl Journal {
         self.exec_durable(
             RECORD_DONE,
             args![user_id, source_id, dest_ref, size as i64, hash, now()],
+        )?;
+        Ok(())
+    }
+
+    /// [`Journal::record_done`] of a groupware item written from source version `version`
+    /// (see [`ItemRecord::source_version`]), in the same statement.
+    pub fn record_done_at_version(
+        &self,
+        user_id: &str,
+        source_id: &str,
+        (dest_ref, size, hash): (&str, u64, Option<&str>),
+        version: Option<&str>,
+    ) -> Result<(), JournalError> {
+        self.exec_durable(
+            "UPDATE items SET state = 'done', dest_ref = ?3, size = ?4, hash = ?5,
+                              reason = NULL, moved_from = NULL, updated_at = ?6,
+                              source_version = ?7
+             WHERE user_id = ?1 AND source_id = ?2",
+            args![
+                user_id,
+                source_id,
+                dest_ref,
+                size as i64,
+                hash,
+                now(),
+                version
+            ],
         )?;
         Ok(())
     }
@@ -1137,7 +1237,7 @@ fn state_name(state: &ItemState) -> &'static str {
 /// The columns [`row_to_item`] reads, in its order.
 const ITEM_COLUMNS: &str = "source_id, folder_id, dest_folder, state, dest_ref, size, hash, reason,
      kind, message_id, header_hash, received, flags, created, gone_from, source_version,
-     moved_from, etag";
+     moved_from, etag, no_photo_at";
 
 fn row_to_item(row: &Row) -> Result<ItemRecord, JournalError> {
     Ok(ItemRecord {
@@ -1169,6 +1269,7 @@ fn row_to_item(row: &Row) -> Result<ItemRecord, JournalError> {
             .opt_text(16)?
             .and_then(|json| serde_json::from_str(&json).ok()),
         etag: row.opt_text(17)?,
+        no_photo_at: row.opt_text(18)?,
     })
 }
 

@@ -429,6 +429,48 @@ struct Request {
 pub(super) struct PostgresStore {
     requests: Mutex<mpsc::Sender<Request>>,
     pub target: String,
+    group: GroupCommit,
+}
+
+/// A guard query and its arguments ([`PostgresStore::guarded_transaction`]), as sent.
+type Guard = Option<(String, Vec<Value>)>;
+
+/// Records that say an item is done, committed together ([`PostgresStore::durable`]): while a
+/// transaction of records under one guard (one lease, or none) is in flight, the records under
+/// that guard that arrive wait and share the next one, as SQLite's group commit shares one
+/// sync of its WAL.
+#[derive(Debug, Default)]
+struct GroupCommit {
+    state: Mutex<GroupState>,
+    settled: std::sync::Condvar,
+}
+
+#[derive(Debug, Default)]
+struct GroupState {
+    next_ticket: u64,
+    /// Records not yet taken into a transaction.
+    waiting: Vec<Queued>,
+    /// The guards whose shared transaction is in flight.
+    in_flight: Vec<Guard>,
+    /// How the shared transaction of each record ended, by ticket.
+    settled: std::collections::HashMap<u64, Shared>,
+}
+
+#[derive(Debug)]
+struct Queued {
+    ticket: u64,
+    guard: Guard,
+    statement: (String, Vec<Value>),
+}
+
+/// How a shared transaction ended for each of its records.
+#[derive(Debug, Clone, Copy)]
+enum Shared {
+    Committed,
+    /// The guard found no row: nothing was written.
+    Refused,
+    /// It failed: each record is sent again on its own, for its own answer.
+    Failed,
 }
 
 fn params(args: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
@@ -879,6 +921,7 @@ impl PostgresStore {
                 Ok(PostgresStore {
                     requests: Mutex::new(requests),
                     target,
+                    group: GroupCommit::default(),
                 })
             }
             Ok(Err(e)) => Err(e),
@@ -937,10 +980,90 @@ impl PostgresStore {
             .iter()
             .map(|(sql, args)| (dollar_parameters(sql), args.clone()))
             .collect();
-        match self.ask(Work::Transaction(guard, statements))? {
+        self.applied(Work::Transaction(guard, statements))
+    }
+
+    fn applied(&self, work: Work) -> Result<Option<(u64, Vec<Row>)>, JournalError> {
+        match self.ask(work)? {
             Answer::Applied(applied) => Ok(applied),
             _ => Err(JournalError::Column { index: 0 }),
         }
+    }
+
+    /// Runs `sql` after `guard` (as [`PostgresStore::guarded_transaction`]) in one transaction
+    /// with the other records under the same guard that arrived while one of theirs was in
+    /// flight (a group commit); returns once this record is committed. `None`: the guard found
+    /// no row and nothing was written. Every shared transaction runs the guard, so under a
+    /// lease nothing commits once the lease is lost.
+    pub fn durable(
+        &self,
+        guard: Option<(&str, Vec<Value>)>,
+        sql: &str,
+        args: Vec<Value>,
+    ) -> Result<Option<()>, JournalError> {
+        let guard: Guard = guard.map(|(sql, args)| (dollar_parameters(sql), args));
+        let statement = (dollar_parameters(sql), args);
+        let lock = || self.group.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = lock();
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        state.waiting.push(Queued {
+            ticket,
+            guard: guard.clone(),
+            statement: statement.clone(),
+        });
+        loop {
+            if let Some(shared) = state.settled.remove(&ticket) {
+                drop(state);
+                return match shared {
+                    Shared::Committed => Ok(Some(())),
+                    Shared::Refused => Ok(None),
+                    Shared::Failed => self
+                        .applied(Work::Transaction(guard, vec![statement]))
+                        .map(|applied| applied.map(|_| ())),
+                };
+            }
+            if state.in_flight.contains(&guard) {
+                state = self
+                    .group
+                    .settled
+                    .wait(state)
+                    .unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            // This record leads: it takes every waiting record under its guard (its own among
+            // them: no transaction of this guard is in flight, so none took it).
+            state.in_flight.push(guard.clone());
+            let (batch, rest): (Vec<Queued>, Vec<Queued>) = std::mem::take(&mut state.waiting)
+                .into_iter()
+                .partition(|q| q.guard == guard);
+            state.waiting = rest;
+            drop(state);
+            let statements = batch.iter().map(|q| q.statement.clone()).collect();
+            let answer = self.applied(Work::Transaction(guard.clone(), statements));
+            state = lock();
+            state.in_flight.retain(|g| *g != guard);
+            let shared = match &answer {
+                Ok(Some(_)) => Shared::Committed,
+                Ok(None) => Shared::Refused,
+                Err(_) => Shared::Failed,
+            };
+            for q in &batch {
+                state.settled.insert(q.ticket, shared);
+            }
+            self.group.settled.notify_all();
+            if let [only] = batch.as_slice() {
+                // Its own transaction: its own answer, errors included.
+                state.settled.remove(&only.ticket);
+                return answer.map(|applied| applied.map(|_| ()));
+            }
+        }
+    }
+
+    /// Records waiting for a transaction of [`PostgresStore::durable`] under way.
+    pub fn durable_waiting(&self) -> usize {
+        let state = self.group.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.waiting.len()
     }
 }
 
