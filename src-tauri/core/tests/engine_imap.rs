@@ -716,6 +716,64 @@ async fn a_crash_between_append_and_journal_write_leaves_no_duplicate_on_the_nex
     assert_mirrors(&s.sim.tenant().users[0], &s.snapshot(&user.mail).await, &[]);
 }
 
+/// Regression (issue 18, page-wide intents): a run that stopped after recording a page's
+/// intents but before writing one of its messages left that message `pending`; the user's
+/// own copy of it, at the destination before the migration, was then taken for the
+/// migrator's and deleted by mirror deletions once the message was deleted at the source.
+#[tokio::test]
+async fn regression_a_copy_found_for_an_intent_planned_with_its_page_is_never_taken_as_the_migrators(
+) {
+    let s = setup(1, 20).await;
+    let user = s.sim.tenant().users[0].clone();
+    let inbox = folder_by_name(&user, "Inbox").clone();
+    let own = inbox.messages[3].clone();
+    // The user's own copy, there before the migration.
+    {
+        let mut mailbox = s.mailbox(&user.mail).await;
+        let flags = migrator_core::convert::flags::MailFlags::default();
+        let at = time::OffsetDateTime::from_unix_timestamp(1_600_000_000).unwrap();
+        let body = own.mime.as_ref();
+        mailbox
+            .append("INBOX", body, body.len() as u64, &flags, at)
+            .await
+            .unwrap();
+        mailbox.logout().await;
+    }
+    // An earlier run recorded the Inbox page's intents and stopped before writing this one.
+    {
+        let journal = migrator_core::journal::Journal::open(&s.state.path().join("state")).unwrap();
+        let run = journal.begin_run().unwrap();
+        let target = migrator_core::journal::ItemTarget {
+            user_id: &user.id,
+            source_id: &own.id,
+            folder_id: &inbox.id,
+            dest_folder: "INBOX",
+        };
+        journal.record_intents("mail", &[target], run).unwrap();
+    }
+    let first = s.run().await;
+    assert_eq!(first.totals.failed, 0);
+    let found: i64 = s
+        .journal_db()
+        .query_row(
+            "SELECT created FROM items WHERE source_id = ?1 AND state = 'done' AND dest_folder = 'INBOX'",
+            [&own.id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(found, 0, "the copy at the destination was found, not made");
+
+    assert!(s.sim.delete_message(&user.id, &own.id));
+    let second = s.run_with(true).await;
+    assert_eq!(second.totals.failed, 0);
+    let held = s.server_messages(&user.mail).await;
+    assert_eq!(
+        held.get(own.mime.as_ref()).map(Vec::len),
+        Some(1),
+        "the user's own copy is still there, once"
+    );
+}
+
 #[tokio::test]
 async fn after_a_uidvalidity_change_the_message_is_found_again_by_its_fingerprint() {
     let s = setup(1, 20).await;

@@ -712,10 +712,11 @@ impl MailboxRun<'_> {
                             None => None,
                         };
                         // The journal held an unconfirmed attempt of an earlier run (what the
-                        // server has is probably ours).
-                        let earlier_attempt = record
-                            .as_ref()
-                            .is_some_and(|r| r.state != ItemState::Done && r.dest_folder == name);
+                        // server has is probably ours). A record planned with its page
+                        // (`created` false) does not say its write began.
+                        let earlier_attempt = record.as_ref().is_some_and(|r| {
+                            r.state != ItemState::Done && r.dest_folder == name && r.created
+                        });
                         let migrated = record.filter(|r| {
                             r.dest_ref.is_some()
                                 && matches!(r.state, ItemState::Done | ItemState::Removed)

@@ -345,6 +345,19 @@ const RECORD_INTENT: &str = "INSERT INTO items (user_id, source_id, kind, folder
            run_id = ?5, updated_at = ?6
        WHERE items.state != 'done' OR items.dest_folder != ?4";
 
+/// [`RECORD_INTENT`] for an item planned with its page ([`Journal::record_intents`]): its
+/// write may never have started, so a copy found at the destination later is not known to be
+/// the migrator's (`created = 0`) unless an earlier single intent said it was about to be
+/// written (a `pending` record keeps its `created`).
+const RECORD_PLANNED_INTENT: &str = "INSERT INTO items (user_id, source_id, kind, folder_id,
+                                dest_folder, state, run_id, updated_at, created)
+     VALUES (?1, ?2, ?7, ?3, ?4, 'pending', ?5, ?6, 0)
+     ON CONFLICT (user_id, source_id) DO UPDATE
+       SET folder_id = ?3, dest_folder = ?4, state = 'pending', reason = NULL,
+           run_id = ?5, updated_at = ?6,
+           created = CASE WHEN items.state = 'pending' THEN items.created ELSE 0 END
+       WHERE items.state != 'done' OR items.dest_folder != ?4";
+
 /// How many source ids one [`Journal::items_by_id`] statement asks for: one SQL text (so
 /// one prepared statement), its unused places given an id no item has.
 const IDS_PER_LOOKUP: usize = 50;
@@ -690,14 +703,27 @@ impl Journal {
         target: ItemTarget<'_>,
         run: i64,
     ) -> Result<(), JournalError> {
-        self.record_intents(kind, &[target], run)
+        self.intents(RECORD_INTENT, kind, &[target], run)
     }
 
     /// [`Journal::record_intent_as`] for several items (a page of them) in one transaction:
     /// every intent is recorded when the call returns, so each item may then be written. On
-    /// PostgreSQL that is one round trip, whatever the number of items.
+    /// PostgreSQL that is one round trip, whatever the number of items. Unlike a single
+    /// intent, a planned one does not say the write began: a copy found at the destination
+    /// after a crash counts as found, never as the migrator's ([`ItemRecord::created`]
+    /// false), so mirror deletions never remove mail that may predate the migration.
     pub fn record_intents(
         &self,
+        kind: &str,
+        targets: &[ItemTarget<'_>],
+        run: i64,
+    ) -> Result<(), JournalError> {
+        self.intents(RECORD_PLANNED_INTENT, kind, targets, run)
+    }
+
+    fn intents(
+        &self,
+        sql: &'static str,
         kind: &str,
         targets: &[ItemTarget<'_>],
         run: i64,
@@ -715,7 +741,7 @@ impl Journal {
                     at,
                     kind
                 ];
-                (RECORD_INTENT, args)
+                (sql, args)
             })
             .collect();
         match statements.as_slice() {
