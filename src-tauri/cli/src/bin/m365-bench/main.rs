@@ -30,7 +30,7 @@ use clap::{Parser, Subcommand};
 )]
 struct Cli {
     /// Scenarios to run, comma-separated: small, medium, wide, ceiling, mailbox-50k, destleg,
-    /// tenant, tenant-memory, coordination, coordination-ceiling (default: all but the tenant
+    /// tenant, tenant-memory, tenant-startup, coordination, coordination-ceiling (default: all but the tenant
     /// and coordination ones, whose results go to tenant.json and coordination.json and are
     /// written into BENCHMARKS.md by hand).
     #[arg(long, value_delimiter = ',')]
@@ -54,6 +54,11 @@ struct Cli {
     /// how the finish time depends on it on this machine).
     #[arg(long, value_name = "N")]
     parallel: Option<usize>,
+    /// Before each tenant scenario, sync the filesystem and wait this many seconds, so files
+    /// deleted by an earlier run no longer slow this one's file creation (see
+    /// `tenant::SETTLE`, its default; 0 skips it).
+    #[arg(long, value_name = "SECONDS")]
+    settle: Option<u64>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -156,6 +161,8 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
     results.note = cli.note.clone();
     let mut errors = Vec::new();
     let mut tenants = Vec::new();
+    let mut startups = Vec::new();
+    let settle = std::time::Duration::from_secs(cli.settle.unwrap_or(tenant::SETTLE.as_secs()));
     let mut coordinations = Vec::new();
     let started = std::time::Instant::now();
     for name in &names {
@@ -172,12 +179,22 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
                 })
             }
             other if other.starts_with("tenant") => match tenant::find(other) {
+                Some(s) if other == "tenant-startup" => {
+                    let s = scenario::Scenario {
+                        parallel_mailboxes: cli.parallel.unwrap_or(s.parallel_mailboxes),
+                        ..s
+                    };
+                    tenant::startup(&s, work.path(), settle).await.map(|t| {
+                        eprintln!("  {}", t.line());
+                        startups.push(t);
+                    })
+                }
                 Some(s) => {
                     let s = scenario::Scenario {
                         parallel_mailboxes: cli.parallel.unwrap_or(s.parallel_mailboxes),
                         ..s
                     };
-                    tenant::run(&s, work.path()).await.map(|(o, t)| {
+                    tenant::run(&s, work.path(), settle).await.map(|(o, t)| {
                         eprintln!("  {}", t.line());
                         results.scenarios.push(o);
                         tenants.push(t);
@@ -209,6 +226,9 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
     for t in &tenants {
         println!("{}", t.line());
     }
+    for t in &startups {
+        println!("{}", t.line());
+    }
     for c in &coordinations {
         println!("{}", c.line());
     }
@@ -220,6 +240,12 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
                 serde_json::to_string_pretty(&tenants)?,
             )?;
             std::fs::write(dir.join("tenant.svg"), results.tenant_svg())?;
+        }
+        if !startups.is_empty() {
+            std::fs::write(
+                dir.join("tenant-startup.json"),
+                serde_json::to_string_pretty(&startups)?,
+            )?;
         }
         if !coordinations.is_empty() {
             std::fs::write(

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::dovecot::{Dovecot, MASTER_PASSWORD, MASTER_USER};
 use crate::proc_stats::{cpu_seconds, load_average, tree_cpu_seconds, MachineCpu};
-use crate::worker::{Job, JobDestination, Sample, WorkerResult, JOB_ENV};
+use crate::worker::{Job, JobDestination, Sample, StopAt, WorkerResult, JOB_ENV};
 
 /// Exchange Online's per-mailbox ceiling: 10,000 requests per 600 s.
 pub const CEILING_RPS: f64 = 10_000.0 / 600.0;
@@ -356,6 +356,20 @@ pub async fn run_child(
     work: &Path,
     journal_url: Option<String>,
 ) -> anyhow::Result<WorkerResult> {
+    run_child_stopping(sim, s, destination, work, journal_url, None, false).await
+}
+
+/// [`run_child`], stopped through the engine's cancel at `stop` (if any), mail only if
+/// `mail_only`.
+pub async fn run_child_stopping(
+    sim: &SimServer,
+    s: &Scenario,
+    destination: JobDestination,
+    work: &Path,
+    journal_url: Option<String>,
+    stop: Option<StopAt>,
+    mail_only: bool,
+) -> anyhow::Result<WorkerResult> {
     let (in_flight, budget, window) = s.limits.unwrap_or((4, 10_000, 600));
     let max_connections =
         matches!(destination, JobDestination::Imap { .. }).then_some(DOVECOT_MAX_CONNECTIONS);
@@ -374,6 +388,8 @@ pub async fn run_child(
         max_connections,
         app_limit: s.app_limit,
         journal_url,
+        stop,
+        mail_only,
     };
     let exe = std::env::current_exe().context("cannot find this program")?;
     let json = serde_json::to_string(&job)?;

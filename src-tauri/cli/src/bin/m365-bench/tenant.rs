@@ -11,7 +11,7 @@
 //! CPU-bound than the real tenant would be, never further.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures_util::StreamExt as _;
@@ -21,6 +21,7 @@ use migrator_core::graph::client::ByteSink as _;
 use serde::Serialize;
 
 use crate::scenario::{self, Outcome, Scenario, INTO_FOLDER};
+use crate::worker::{JobDestination, StopAt};
 
 /// How many times faster than Exchange Online's the scenario's limits and latency are.
 pub const TIME_SCALE: f64 = 10.0;
@@ -80,6 +81,16 @@ pub fn scenarios() -> Vec<Scenario> {
             5_000,
             None,
             1,
+        ),
+        base(
+            "tenant-startup",
+            "start-up: 10,000 mailboxes, heavy-tailed (Pareto 1.2 from 5 messages, the largest \
+             5,000), mail only, 100 at once, limits and latency time-scaled 10x, into the local \
+             folder; stopped once 1,000 mailboxes finished or after 60 s",
+            10_000,
+            5,
+            Some(5_000),
+            100,
         ),
         base(
             "tenant-quick",
@@ -185,15 +196,55 @@ impl TenantOutcome {
     }
 }
 
-/// Runs tenant scenario `s` into the local folder under `work`: first the destination's
-/// rate, then the run (checked: every message once, none failed).
-pub async fn run(s: &Scenario, work: &Path) -> anyhow::Result<(Outcome, TenantOutcome)> {
+/// How long [`settle`] waits by default: ext4 without a journal does not reuse an inode
+/// deleted less than 60 s ago (`RECENTCY_MIN` in Linux's fs/ext4/ialloc.c,
+/// `recently_deleted()`; 300 s more while the inode table block is dirty, hence the sync
+/// first), and every inode it allocates meanwhile first skips, one by one, each such inode
+/// of its block group (`find_inode_bit()`). A run that starts right after an earlier one's
+/// tens of thousands of files were removed pays that in system CPU on every file and
+/// directory it creates: the drift from run to run in BENCHMARKS.md (2026-12-07).
+pub const SETTLE: Duration = Duration::from_secs(61);
+
+/// Makes a run start on a filesystem as a fresh destination would find it: syncs the
+/// filesystem holding `work` (`sync -f`, syncfs(2)), then waits `wait`, so inodes deleted
+/// before (by an earlier run's clean-up) are out of ext4's no-journal reuse window.
+pub fn settle(work: &Path, wait: Duration) -> anyhow::Result<()> {
+    if wait.is_zero() {
+        return Ok(());
+    }
+    let status = std::process::Command::new("sync")
+        .arg("-f")
+        .arg(work)
+        .status()
+        .context("cannot run sync -f")?;
+    if !status.success() {
+        anyhow::bail!("sync -f {} failed ({status})", work.display());
+    }
+    eprintln!(
+        "  settling: synced, waiting {} s for deleted inodes to leave ext4's reuse window",
+        wait.as_secs()
+    );
+    std::thread::sleep(wait);
+    Ok(())
+}
+
+/// Runs tenant scenario `s` into the local folder under `work`: first [`settle`] (`settle_for`),
+/// the destination's rate, then the run (checked: every message once, none failed). The rate
+/// sample stays on disk until the run has finished: removing its files just before the run
+/// would slow the run's own file creation (see [`SETTLE`]).
+pub async fn run(
+    s: &Scenario,
+    work: &Path,
+    settle_for: Duration,
+) -> anyhow::Result<(Outcome, TenantOutcome)> {
+    settle(work, settle_for)?;
     let spec = scenario::tenant_spec(s);
     let tenant = migrator_sim::generate_tenant(&spec);
     let largest_mailbox_messages = (0..spec.users).map(|u| spec.messages_of(u)).max();
     let rate = destination_rate(&tenant, &work.join("rate")).await?;
     drop(tenant);
     let o = scenario::run_into(s, INTO_FOLDER, &work.join("run")).await?;
+    let _ = std::fs::remove_dir_all(work.join("rate"));
     let cpus = crate::proc_stats::machine_cpus().max(1) as f64;
     let (in_flight, budget, window) = s.limits.unwrap_or((4, u32::MAX, 1));
     let per_mailbox_rate = budget as f64 / window as f64;
@@ -235,7 +286,7 @@ pub async fn run(s: &Scenario, work: &Path) -> anyhow::Result<(Outcome, TenantOu
 
 /// Bytes per second the local folder takes: the tenant's first [`RATE_SAMPLE`] messages
 /// (its size mix) written as the engine writes them (a file synced, renamed into `cur/`,
-/// the folder synced), 16 at once. Removed afterwards.
+/// the folder synced), 16 at once. Left on disk for the caller to remove after the run.
 async fn destination_rate(tenant: &migrator_sim::Tenant, dir: &Path) -> anyhow::Result<f64> {
     let store = FolderStore::open(dir).context("cannot open the rate folder")?;
     let mut folders = Vec::new();
@@ -267,6 +318,156 @@ async fn destination_rate(tenant: &migrator_sim::Tenant, dir: &Path) -> anyhow::
     for w in written {
         w.context("cannot write the rate sample")?;
     }
-    let _ = std::fs::remove_dir_all(dir);
     Ok(total as f64 / seconds.max(1e-9))
+}
+
+/// When `tenant-startup` stops (through the engine's cancel): once 1,000 mailboxes finished,
+/// or 60 s after the start, so the scenario stays around two minutes.
+pub const STARTUP_STOP: StopAt = StopAt {
+    mailboxes_finished: 1_000,
+    seconds: 60.0,
+};
+
+/// What `tenant-startup` measured: how soon a 10,000-user tenant starts copying (issue 17.2).
+#[derive(Debug, Clone, Serialize)]
+pub struct StartupOutcome {
+    pub name: &'static str,
+    pub time_scale: f64,
+    pub mailboxes: usize,
+    pub parallel_mailboxes: usize,
+    /// Generating the tenant and starting the simulator (not part of the run).
+    pub generate_seconds: f64,
+    /// From the start of the run to the first message written.
+    pub first_message_seconds: Option<f64>,
+    /// From the start of the run until `parallel_mailboxes` were running at once.
+    pub all_running_seconds: Option<f64>,
+    /// `GET /users` requests, and those answered with a page (200).
+    pub user_requests: u64,
+    pub user_pages: u64,
+    /// From the run's first request: the last user page requested, and the first message's
+    /// bytes answered (`$value`): copying overlapped the listing if the second comes first.
+    pub last_user_page_seconds: Option<f64>,
+    pub first_fetch_seconds: Option<f64>,
+    pub mailboxes_finished: u64,
+    pub messages: u64,
+    pub wall_seconds: f64,
+    pub peak_rss_mib: f64,
+    pub requests: u64,
+    pub requests_429: u64,
+}
+
+impl StartupOutcome {
+    pub fn line(&self) -> String {
+        let s = |x: Option<f64>| x.map_or("-".into(), |s| format!("{s:.2}"));
+        format!(
+            "{}: {} mailboxes, {} at once: first message {} s, all {} running {} s, users \
+             listed in {} pages ({} requests, the last requested at {} s; first message \
+             fetched at {} s), stopped after {:.1} s with {} mailboxes and {} messages done, \
+             peak RSS {:.0} MiB, {} requests, {} answered 429 (tenant generated in {:.1} s)",
+            self.name,
+            self.mailboxes,
+            self.parallel_mailboxes,
+            s(self.first_message_seconds),
+            self.parallel_mailboxes,
+            s(self.all_running_seconds),
+            self.user_pages,
+            self.user_requests,
+            s(self.last_user_page_seconds),
+            s(self.first_fetch_seconds),
+            self.wall_seconds,
+            self.mailboxes_finished,
+            self.messages,
+            self.peak_rss_mib,
+            self.requests,
+            self.requests_429,
+            self.generate_seconds,
+        )
+    }
+}
+
+/// True for a request of the user listing (`GET /users`, any page).
+fn is_user_listing(path_and_query: &str) -> bool {
+    path_and_query
+        .split('?')
+        .next()
+        .is_some_and(|path| path.ends_with("/users"))
+}
+
+/// Runs `tenant-startup` into the local folder under `work`: a mail-only tenant, the run
+/// stopped at [`STARTUP_STOP`]; checked: nothing failed, every message reported written is on
+/// disk once.
+pub async fn startup(
+    s: &Scenario,
+    work: &Path,
+    settle_for: Duration,
+) -> anyhow::Result<StartupOutcome> {
+    settle(work, settle_for)?;
+    let mut config = scenario::sim_config(s);
+    config.tenant.groupware = migrator_sim::GroupwareSpec::none();
+    let generating = Instant::now();
+    let sim = migrator_sim::SimServer::start(config)
+        .await
+        .context("cannot start the simulator")?;
+    let generate_seconds = generating.elapsed().as_secs_f64();
+    eprintln!("  {}: tenant generated in {generate_seconds:.1} s", s.name);
+    let out = work.join("out");
+    let r = scenario::run_child_stopping(
+        &sim,
+        s,
+        JobDestination::Folder(out.clone()),
+        work,
+        None,
+        Some(STARTUP_STOP),
+        true,
+    )
+    .await?;
+    let log = sim.requests();
+    sim.shutdown().await;
+    let totals = &r.summary.totals;
+    if totals.failed > 0 {
+        anyhow::bail!("{}: {} messages failed", s.name, totals.failed);
+    }
+    let stored = scenario::count_maildir_messages(&out);
+    if stored != totals.messages {
+        anyhow::bail!(
+            "{}: {} messages reported written, {stored} on disk",
+            s.name,
+            totals.messages
+        );
+    }
+    let _ = std::fs::remove_dir_all(&out);
+    let first_request = log.iter().map(|x| x.at).min();
+    let since = |t: Option<Instant>| {
+        first_request
+            .zip(t)
+            .map(|(a, b)| b.saturating_duration_since(a).as_secs_f64())
+    };
+    let listing: Vec<_> = log
+        .iter()
+        .filter(|x| x.mailbox.is_none() && is_user_listing(&x.path_and_query))
+        .collect();
+    let first_fetch = log
+        .iter()
+        .filter(|x| x.status == 200 && x.path_and_query.ends_with("/$value"))
+        .map(|x| x.finished)
+        .min();
+    Ok(StartupOutcome {
+        name: s.name,
+        time_scale: TIME_SCALE,
+        mailboxes: s.users,
+        parallel_mailboxes: s.parallel_mailboxes,
+        generate_seconds,
+        first_message_seconds: r.first_message_seconds,
+        all_running_seconds: r.all_running_seconds,
+        user_requests: listing.len() as u64,
+        user_pages: listing.iter().filter(|x| x.status == 200).count() as u64,
+        last_user_page_seconds: since(listing.iter().map(|x| x.at).max()),
+        first_fetch_seconds: since(first_fetch),
+        mailboxes_finished: r.mailboxes_finished,
+        messages: totals.messages,
+        wall_seconds: r.wall_seconds,
+        peak_rss_mib: r.peak_rss_kib as f64 / 1024.0,
+        requests: log.len() as u64,
+        requests_429: log.iter().filter(|x| x.status == 429).count() as u64,
+    })
 }
