@@ -805,6 +805,8 @@ mod tests {
             cpu_seconds: (busy - others) * capacity,
             samples: Vec::new(),
             throttled_events: 0,
+            all_running_seconds: None,
+            mailboxes_finished: 0,
         };
         let mut o = crate::scenario::outcome(&s, r, &[], 0.0, 0);
         o.destination = into;
