@@ -56,7 +56,7 @@ struct Cli {
     parallel: Option<usize>,
     /// Before each tenant scenario, sync the filesystem and wait this many seconds, so files
     /// deleted by an earlier run no longer slow this one's file creation (see
-    /// `tenant::SETTLE`, its default; 0 skips it).
+    /// `tenant::SETTLE`, its default; `tenant-quick` does not wait unless given; 0 skips it).
     #[arg(long, value_name = "SECONDS")]
     settle: Option<u64>,
     #[command(subcommand)]
@@ -162,7 +162,12 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
     let mut errors = Vec::new();
     let mut tenants = Vec::new();
     let mut startups = Vec::new();
-    let settle = std::time::Duration::from_secs(cli.settle.unwrap_or(tenant::SETTLE.as_secs()));
+    // The smoke run is not measured: it does not wait.
+    let settle_for = |name: &str| match cli.settle {
+        Some(seconds) => std::time::Duration::from_secs(seconds),
+        None if name == "tenant-quick" => std::time::Duration::ZERO,
+        None => tenant::SETTLE,
+    };
     let mut coordinations = Vec::new();
     let started = std::time::Instant::now();
     for name in &names {
@@ -184,21 +189,25 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
                         parallel_mailboxes: cli.parallel.unwrap_or(s.parallel_mailboxes),
                         ..s
                     };
-                    tenant::startup(&s, work.path(), settle).await.map(|t| {
-                        eprintln!("  {}", t.line());
-                        startups.push(t);
-                    })
+                    tenant::startup(&s, work.path(), settle_for(other))
+                        .await
+                        .map(|t| {
+                            eprintln!("  {}", t.line());
+                            startups.push(t);
+                        })
                 }
                 Some(s) => {
                     let s = scenario::Scenario {
                         parallel_mailboxes: cli.parallel.unwrap_or(s.parallel_mailboxes),
                         ..s
                     };
-                    tenant::run(&s, work.path(), settle).await.map(|(o, t)| {
-                        eprintln!("  {}", t.line());
-                        results.scenarios.push(o);
-                        tenants.push(t);
-                    })
+                    tenant::run(&s, work.path(), settle_for(other))
+                        .await
+                        .map(|(o, t)| {
+                            eprintln!("  {}", t.line());
+                            results.scenarios.push(o);
+                            tenants.push(t);
+                        })
                 }
                 None => Err(anyhow::anyhow!("no scenario named {other}")),
             },
