@@ -19,8 +19,7 @@ status=0
 "$target_dir/release/m365-bench" --out benchmarks --markdown BENCHMARKS.md "$@" || status=$?
 # The tenant scenarios (issue 17.5) on their own: their numbers go to benchmarks/tenant/
 # (tenant.json, tenant-startup.json) and into BENCHMARKS.md's tenant section by hand, not the
-# generated section. Each first syncs the disk and waits 61 s (m365-bench --settle), so the
-# files earlier scenarios deleted do not slow its own (BENCHMARKS.md, 2026-12-07).
+# generated section.
 if [[ $# -eq 0 ]]; then
   "$target_dir/release/m365-bench" --out benchmarks/tenant --scenario tenant,tenant-memory,tenant-startup || status=$?
 fi

@@ -54,11 +54,6 @@ struct Cli {
     /// how the finish time depends on it on this machine).
     #[arg(long, value_name = "N")]
     parallel: Option<usize>,
-    /// Before each tenant scenario, sync the filesystem and wait this many seconds, so files
-    /// deleted by an earlier run no longer slow this one's file creation (see
-    /// `tenant::SETTLE`, its default; `tenant-quick` does not wait unless given; 0 skips it).
-    #[arg(long, value_name = "SECONDS")]
-    settle: Option<u64>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -162,12 +157,6 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
     let mut errors = Vec::new();
     let mut tenants = Vec::new();
     let mut startups = Vec::new();
-    // The smoke run is not measured: it does not wait.
-    let settle_for = |name: &str| match cli.settle {
-        Some(seconds) => std::time::Duration::from_secs(seconds),
-        None if name == "tenant-quick" => std::time::Duration::ZERO,
-        None => tenant::SETTLE,
-    };
     let mut coordinations = Vec::new();
     let started = std::time::Instant::now();
     for name in &names {
@@ -189,25 +178,21 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
                         parallel_mailboxes: cli.parallel.unwrap_or(s.parallel_mailboxes),
                         ..s
                     };
-                    tenant::startup(&s, work.path(), settle_for(other))
-                        .await
-                        .map(|t| {
-                            eprintln!("  {}", t.line());
-                            startups.push(t);
-                        })
+                    tenant::startup(&s, work.path()).await.map(|t| {
+                        eprintln!("  {}", t.line());
+                        startups.push(t);
+                    })
                 }
                 Some(s) => {
                     let s = scenario::Scenario {
                         parallel_mailboxes: cli.parallel.unwrap_or(s.parallel_mailboxes),
                         ..s
                     };
-                    tenant::run(&s, work.path(), settle_for(other))
-                        .await
-                        .map(|(o, t)| {
-                            eprintln!("  {}", t.line());
-                            results.scenarios.push(o);
-                            tenants.push(t);
-                        })
+                    tenant::run(&s, work.path()).await.map(|(o, t)| {
+                        eprintln!("  {}", t.line());
+                        results.scenarios.push(o);
+                        tenants.push(t);
+                    })
                 }
                 None => Err(anyhow::anyhow!("no scenario named {other}")),
             },

@@ -11,7 +11,7 @@
 //! CPU-bound than the real tenant would be, never further.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context as _;
 use futures_util::StreamExt as _;
@@ -196,53 +196,57 @@ impl TenantOutcome {
     }
 }
 
-/// How long [`settle`] waits by default: ext4 without a journal does not reuse an inode
-/// deleted less than 60 s ago (`RECENTCY_MIN` in Linux's fs/ext4/ialloc.c,
-/// `recently_deleted()`; 300 s more while the inode table block is dirty, hence the sync
-/// first), and every inode it allocates meanwhile first skips, one by one, each such inode
-/// of its block group (`find_inode_bit()`). A run that starts right after an earlier one's
-/// tens of thousands of files were removed pays that in system CPU on every file and
-/// directory it creates: the drift from run to run in BENCHMARKS.md (2026-12-07).
-pub const SETTLE: Duration = Duration::from_secs(61);
-
-/// Makes a run start on a filesystem as a fresh destination would find it: syncs the
-/// filesystem holding `work` (`sync -f`, syncfs(2)), then waits `wait`, so inodes deleted
-/// before (by an earlier run's clean-up) are out of ext4's no-journal reuse window.
-pub fn settle(work: &Path, wait: Duration) -> anyhow::Result<()> {
-    if wait.is_zero() {
-        return Ok(());
-    }
+/// Makes `dir` a destination root as a fresh filesystem would hold it. On ext4 without a
+/// journal (this machine's disk), every inode allocated in a block group first skips, one by
+/// one, each inode of the group deleted less than 60 s ago, or 360 s while its inode table
+/// block is dirty, which the new inodes next to it make it (Linux fs/ext4/ialloc.c,
+/// `find_inode_bit()`, `recently_deleted()`, `RECENTCY_MIN`/`RECENTCY_DIRTY`). Files go to
+/// their parent directory's group, so a run that starts within minutes of an earlier one's
+/// tens of thousands of deleted files (its own clean-up, other programs' temporary files)
+/// pays for them in system CPU on every file and directory it creates, more each run: the
+/// drift in BENCHMARKS.md (2026-12-07). Syncing and waiting a minute does not help (measured:
+/// the window is the dirty one). So `dir` gets the "top of directory hierarchy" attribute
+/// (`chattr +T`, `FS_TOPDIR_FL`): ext4 then places each mailbox folder made in it in a block
+/// group of its own choosing (the Orlov allocator) instead of next to the others. The
+/// filesystem is synced first, so earlier runs' write-back does not run during this one.
+/// Where the attribute is not supported (not ext2/3/4), the run goes on without it.
+pub fn fresh_destination(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let status = std::process::Command::new("sync")
         .arg("-f")
-        .arg(work)
+        .arg(dir)
         .status()
         .context("cannot run sync -f")?;
     if !status.success() {
-        anyhow::bail!("sync -f {} failed ({status})", work.display());
+        anyhow::bail!("sync -f {} failed ({status})", dir.display());
     }
-    eprintln!(
-        "  settling: synced, waiting {} s for deleted inodes to leave ext4's reuse window",
-        wait.as_secs()
-    );
-    std::thread::sleep(wait);
+    let spread = std::process::Command::new("chattr")
+        .arg("+T")
+        .arg(dir)
+        .stderr(std::process::Stdio::null())
+        .status();
+    if !spread.is_ok_and(|s| s.success()) {
+        eprintln!(
+            "  {}: chattr +T not applied (not ext4?): deleted files nearby may slow the run",
+            dir.display()
+        );
+    }
     Ok(())
 }
 
-/// Runs tenant scenario `s` into the local folder under `work`: first [`settle`] (`settle_for`),
-/// the destination's rate, then the run (checked: every message once, none failed). The rate
-/// sample stays on disk until the run has finished: removing its files just before the run
-/// would slow the run's own file creation (see [`SETTLE`]).
-pub async fn run(
-    s: &Scenario,
-    work: &Path,
-    settle_for: Duration,
-) -> anyhow::Result<(Outcome, TenantOutcome)> {
-    settle(work, settle_for)?;
+/// Runs tenant scenario `s` into the local folder under `work`: first the destination's
+/// rate, then the run (checked: every message once, none failed), each into a
+/// [`fresh_destination`]. The rate sample stays on disk until the run has finished: removing
+/// its files just before the run would slow the run's own file creation.
+pub async fn run(s: &Scenario, work: &Path) -> anyhow::Result<(Outcome, TenantOutcome)> {
     let spec = scenario::tenant_spec(s);
     let tenant = migrator_sim::generate_tenant(&spec);
     let largest_mailbox_messages = (0..spec.users).map(|u| spec.messages_of(u)).max();
+    fresh_destination(&work.join("rate"))?;
     let rate = destination_rate(&tenant, &work.join("rate")).await?;
     drop(tenant);
+    // `run_into` writes into `<its work>/out`.
+    fresh_destination(&work.join("run").join("out"))?;
     let o = scenario::run_into(s, INTO_FOLDER, &work.join("run")).await?;
     let _ = std::fs::remove_dir_all(work.join("rate"));
     let cpus = crate::proc_stats::machine_cpus().max(1) as f64;
@@ -393,15 +397,10 @@ fn is_user_listing(path_and_query: &str) -> bool {
         .is_some_and(|path| path.ends_with("/users"))
 }
 
-/// Runs `tenant-startup` into the local folder under `work`: a mail-only tenant, the run
-/// stopped at [`STARTUP_STOP`]; checked: nothing failed, every message reported written is on
-/// disk once.
-pub async fn startup(
-    s: &Scenario,
-    work: &Path,
-    settle_for: Duration,
-) -> anyhow::Result<StartupOutcome> {
-    settle(work, settle_for)?;
+/// Runs `tenant-startup` into a [`fresh_destination`] under `work`: a mail-only tenant, the
+/// run stopped at [`STARTUP_STOP`]; checked: nothing failed, every message reported written is
+/// on disk once.
+pub async fn startup(s: &Scenario, work: &Path) -> anyhow::Result<StartupOutcome> {
     let mut config = scenario::sim_config(s);
     config.tenant.groupware = migrator_sim::GroupwareSpec::none();
     let generating = Instant::now();
@@ -411,6 +410,7 @@ pub async fn startup(
     let generate_seconds = generating.elapsed().as_secs_f64();
     eprintln!("  {}: tenant generated in {generate_seconds:.1} s", s.name);
     let out = work.join("out");
+    fresh_destination(&out)?;
     let r = scenario::run_child_stopping(
         &sim,
         s,
