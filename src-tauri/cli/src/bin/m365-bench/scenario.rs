@@ -611,11 +611,7 @@ pub fn outcome(
     let end = r.samples.last().map_or(0, |x| x.rss_kib);
     let wall = r.wall_seconds.max(1e-9);
     let first_request = log.iter().map(|x| x.at).min();
-    let first_fetch = log
-        .iter()
-        .filter(|x| x.status == 200 && x.path_and_query.ends_with("/$value"))
-        .map(|x| x.finished)
-        .min();
+    let first_fetch = first_fetch(log);
     let first_fetch_seconds = first_request
         .zip(first_fetch)
         .map(|(a, b)| b.saturating_duration_since(a).as_secs_f64());
@@ -666,6 +662,14 @@ pub fn outcome(
         largest_mailbox_requests,
         samples: thin(r.samples, 400),
     }
+}
+
+/// When the first message's bytes (`$value`) were answered in full, in the simulator's log.
+pub fn first_fetch(log: &[migrator_sim::RequestRecord]) -> Option<std::time::Instant> {
+    log.iter()
+        .filter(|x| x.status == 200 && x.path_and_query.ends_with("/$value"))
+        .map(|x| x.finished)
+        .min()
 }
 
 /// At most `max` samples, evenly spaced (the last one kept).

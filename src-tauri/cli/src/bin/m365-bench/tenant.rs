@@ -446,11 +446,7 @@ pub async fn startup(s: &Scenario, work: &Path) -> anyhow::Result<StartupOutcome
         .iter()
         .filter(|x| x.mailbox.is_none() && is_user_listing(&x.path_and_query))
         .collect();
-    let first_fetch = log
-        .iter()
-        .filter(|x| x.status == 200 && x.path_and_query.ends_with("/$value"))
-        .map(|x| x.finished)
-        .min();
+    let first_fetch = scenario::first_fetch(&log);
     Ok(StartupOutcome {
         name: s.name,
         time_scale: TIME_SCALE,
