@@ -803,6 +803,7 @@ mod tests {
             first_message_seconds: None,
             peak_rss_kib: 0,
             cpu_seconds: (busy - others) * capacity,
+            cpu_system_seconds: 0.0,
             samples: Vec::new(),
             throttled_events: 0,
             all_running_seconds: None,

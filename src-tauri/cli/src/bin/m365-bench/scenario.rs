@@ -220,6 +220,8 @@ pub struct Outcome {
     pub rss_half_mib: f64,
     pub rss_end_mib: f64,
     pub cpu_seconds: f64,
+    /// The part of `cpu_seconds` spent in the kernel.
+    pub cpu_system_seconds: f64,
     pub cpu_seconds_per_1000: f64,
     /// The simulator's CPU (this process) during the run, for the bottleneck analysis.
     pub sim_cpu_seconds: f64,
@@ -632,6 +634,7 @@ pub fn outcome(
         rss_half_mib: half as f64 / 1024.0,
         rss_end_mib: end as f64 / 1024.0,
         cpu_seconds: r.cpu_seconds,
+        cpu_system_seconds: r.cpu_system_seconds,
         cpu_seconds_per_1000: r.cpu_seconds * 1000.0 / (messages.max(1) as f64),
         sim_cpu_seconds,
         dovecot_cpu_seconds: None,

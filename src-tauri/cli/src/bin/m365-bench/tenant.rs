@@ -157,6 +157,8 @@ pub struct TenantOutcome {
     /// mailbox: its own; 4 is its ceiling).
     pub mailbox_in_flight_median: f64,
     pub migrator_cpu_ms_per_message: f64,
+    /// The kernel's part of it (file creation, fsyncs, sockets).
+    pub migrator_system_cpu_ms_per_message: f64,
     pub simulator_cpu_ms_per_message: f64,
     pub destination_bytes_per_second: f64,
     pub bounds: Bounds,
@@ -171,7 +173,8 @@ impl TenantOutcome {
         format!(
             "{}: {} mailboxes, {} messages in {:.1} s, lower bound {:.1} s ({}: largest mailbox \
              {:.1}, app {:.1}, CPU {:.1}, destination {:.1}), ratio {:.2}, first message {} s, \
-             peak RSS {:.0} MiB, {} running at most, CPU {:.2} ms/msg (+ simulator {:.2}), \
+             peak RSS {:.0} MiB, {} running at most, CPU {:.2} ms/msg ({:.2} of it in the \
+             kernel; + simulator {:.2}), \
              largest mailbox {} requests, {:.2} in flight on average",
             self.name,
             self.mailboxes,
@@ -189,6 +192,7 @@ impl TenantOutcome {
             self.peak_rss_mib,
             self.peak_running,
             self.migrator_cpu_ms_per_message,
+            self.migrator_system_cpu_ms_per_message,
             self.simulator_cpu_ms_per_message,
             self.largest_mailbox_requests,
             self.mailbox_in_flight_median,
@@ -278,6 +282,7 @@ pub async fn run(s: &Scenario, work: &Path) -> anyhow::Result<(Outcome, TenantOu
         peak_running: o.samples.iter().map(|x| x.running).max().unwrap_or(0),
         mailbox_in_flight_median: o.mailbox_in_flight_median,
         migrator_cpu_ms_per_message: o.cpu_seconds * 1000.0 / messages,
+        migrator_system_cpu_ms_per_message: o.cpu_system_seconds * 1000.0 / messages,
         simulator_cpu_ms_per_message: o.sim_cpu_seconds * 1000.0 / messages,
         destination_bytes_per_second: rate,
         bounds,

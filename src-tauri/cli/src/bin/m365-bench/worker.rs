@@ -19,7 +19,7 @@ use migrator_core::progress::{ProgressEvent, RunSummary};
 use migrator_core::secrets::Secret;
 use serde::{Deserialize, Serialize};
 
-use crate::proc_stats::{cpu_seconds, rss_kib};
+use crate::proc_stats::{cpu_seconds, rss_kib, system_cpu_seconds};
 
 /// Environment variable carrying the job (JSON) to the child.
 pub const JOB_ENV: &str = "M365_BENCH_JOB";
@@ -97,6 +97,9 @@ pub struct WorkerResult {
     pub first_message_seconds: Option<f64>,
     pub peak_rss_kib: u64,
     pub cpu_seconds: f64,
+    /// The part of `cpu_seconds` spent in the kernel.
+    #[serde(default)]
+    pub cpu_system_seconds: f64,
     /// Every 250 ms: messages and bytes written so far, resident memory.
     pub samples: Vec<Sample>,
     pub throttled_events: u64,
@@ -334,6 +337,7 @@ async fn run(job: Job) -> anyhow::Result<WorkerResult> {
             .map(|t| t.duration_since(started).as_secs_f64()),
         peak_rss_kib: rss_kib("VmHWM")?,
         cpu_seconds: cpu_seconds()?,
+        cpu_system_seconds: system_cpu_seconds()?,
         samples,
         throttled_events: counters.throttled.load(Ordering::Relaxed),
         all_running_seconds: counters
