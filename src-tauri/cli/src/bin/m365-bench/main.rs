@@ -54,6 +54,10 @@ struct Cli {
     /// how the finish time depends on it on this machine).
     #[arg(long, value_name = "N")]
     parallel: Option<usize>,
+    /// Starts a tenant scenario at once even if an earlier one's files were deleted less than
+    /// 361 s ago (they then slow its file creation on a journal-less ext4: `tenant::REUSE_WINDOW`).
+    #[arg(long)]
+    no_settle: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -178,21 +182,25 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
                         parallel_mailboxes: cli.parallel.unwrap_or(s.parallel_mailboxes),
                         ..s
                     };
-                    tenant::startup(&s, work.path()).await.map(|t| {
-                        eprintln!("  {}", t.line());
-                        startups.push(t);
-                    })
+                    tenant::startup(&s, work.path(), !cli.no_settle)
+                        .await
+                        .map(|t| {
+                            eprintln!("  {}", t.line());
+                            startups.push(t);
+                        })
                 }
                 Some(s) => {
                     let s = scenario::Scenario {
                         parallel_mailboxes: cli.parallel.unwrap_or(s.parallel_mailboxes),
                         ..s
                     };
-                    tenant::run(&s, work.path()).await.map(|(o, t)| {
-                        eprintln!("  {}", t.line());
-                        results.scenarios.push(o);
-                        tenants.push(t);
-                    })
+                    tenant::run(&s, work.path(), !cli.no_settle && other != "tenant-quick")
+                        .await
+                        .map(|(o, t)| {
+                            eprintln!("  {}", t.line());
+                            results.scenarios.push(o);
+                            tenants.push(t);
+                        })
                 }
                 None => Err(anyhow::anyhow!("no scenario named {other}")),
             },

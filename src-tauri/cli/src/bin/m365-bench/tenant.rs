@@ -10,8 +10,8 @@
 //! real ones while the CPU and the disk run at their real speed: the scaled run is closer to
 //! CPU-bound than the real tenant would be, never further.
 
-use std::path::Path;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures_util::StreamExt as _;
@@ -200,59 +200,88 @@ impl TenantOutcome {
     }
 }
 
-/// Makes `dir` a destination root as a fresh filesystem would hold it. On ext4 without a
-/// journal (this machine's disk), every inode allocated in a block group first skips, one by
-/// one, each inode of the group deleted less than 60 s ago, or 360 s while its inode table
-/// block is dirty, which the new inodes next to it make it (Linux fs/ext4/ialloc.c,
-/// `find_inode_bit()`, `recently_deleted()`, `RECENTCY_MIN`/`RECENTCY_DIRTY`). Files go to
-/// their parent directory's group, so a run that starts within minutes of an earlier one's
-/// tens of thousands of deleted files (its own clean-up, other programs' temporary files)
-/// pays for them in system CPU on every file and directory it creates, more each run: the
-/// drift in BENCHMARKS.md (2026-12-07). Syncing and waiting a minute does not help (measured:
-/// the window is the dirty one). So `dir` gets the "top of directory hierarchy" attribute
-/// (`chattr +T`, `FS_TOPDIR_FL`): ext4 then places each mailbox folder made in it in a block
-/// group of its own choosing (the Orlov allocator) instead of next to the others. The
-/// filesystem is synced first, so earlier runs' write-back does not run during this one.
-/// Where the attribute is not supported (not ext2/3/4), the run goes on without it.
-pub fn fresh_destination(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+/// How long after a tenant run's outputs were deleted the next one waits (`--no-settle`
+/// skips it). On ext4 without a journal (this machine's disk), every inode allocated in a
+/// block group first skips, one by one, each inode of the group deleted less than 60 s ago,
+/// or 360 s while its inode table block is dirty, which the new inodes next to it make it
+/// (Linux fs/ext4/ialloc.c, `find_inode_bit()`, `recently_deleted()`, `RECENTCY_MIN`,
+/// `RECENTCY_DIRTY`). A run that starts within minutes of an earlier one's clean-up (~80,000
+/// files and folders) pays for them in system CPU on every file and folder it creates, more
+/// each run: the drift in BENCHMARKS.md (2026-12-07). Measured there: a sync and 61 s do not
+/// help (the dirty window), nor reliably does `chattr +T` on the destination root (ext4's
+/// Orlov allocator then prefers the groups the clean-up just emptied).
+pub const REUSE_WINDOW: Duration = Duration::from_secs(361);
+
+/// Where the time of the last tenant run's clean-up is kept between runs of this program.
+fn deleted_at_path() -> PathBuf {
+    std::env::temp_dir().join("m365-bench-tenant-deleted-at")
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Removes a run's output `dirs` and notes when, for the next run's [`settle`].
+fn remove_outputs(dirs: &[PathBuf]) {
+    for dir in dirs {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let _ = std::fs::write(deleted_at_path(), unix_now().to_string());
+}
+
+/// Makes a run start on a disk as a fresh destination finds it: syncs the filesystem holding
+/// `work` (`sync -f`, so earlier runs' write-back does not run during this one), then, if
+/// `wait`, waits until [`REUSE_WINDOW`] has passed since the last tenant run's clean-up
+/// (other programs' deletions are not covered).
+pub fn settle(work: &Path, wait: bool) -> anyhow::Result<()> {
     let status = std::process::Command::new("sync")
         .arg("-f")
-        .arg(dir)
+        .arg(work)
         .status()
         .context("cannot run sync -f")?;
     if !status.success() {
-        anyhow::bail!("sync -f {} failed ({status})", dir.display());
+        anyhow::bail!("sync -f {} failed ({status})", work.display());
     }
-    let spread = std::process::Command::new("chattr")
-        .arg("+T")
-        .arg(dir)
-        .stderr(std::process::Stdio::null())
-        .status();
-    if !spread.is_ok_and(|s| s.success()) {
-        eprintln!(
-            "  {}: chattr +T not applied (not ext4?): deleted files nearby may slow the run",
-            dir.display()
-        );
+    let deleted_at = std::fs::read_to_string(deleted_at_path())
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok());
+    let ago = deleted_at.map(|t| unix_now().saturating_sub(t));
+    if let (true, Some(ago)) = (wait, ago) {
+        let left = REUSE_WINDOW.saturating_sub(Duration::from_secs(ago));
+        if !left.is_zero() {
+            eprintln!(
+                "  settling: an earlier run's files were deleted {ago} s ago; waiting {} s more \
+                 (ext4's reuse window; --no-settle skips it)",
+                left.as_secs()
+            );
+            std::thread::sleep(left);
+        }
     }
     Ok(())
 }
 
-/// Runs tenant scenario `s` into the local folder under `work`: first the destination's
-/// rate, then the run (checked: every message once, none failed), each into a
-/// [`fresh_destination`]. The rate sample stays on disk until the run has finished: removing
-/// its files just before the run would slow the run's own file creation.
-pub async fn run(s: &Scenario, work: &Path) -> anyhow::Result<(Outcome, TenantOutcome)> {
+/// Runs tenant scenario `s` into the local folder under `work`: [`settle`] (`wait`), the
+/// destination's rate, then the run (checked: every message once, none failed). The rate
+/// sample stays on disk until the run has finished: removing its files just before the run
+/// would slow the run's own file creation (see [`REUSE_WINDOW`]).
+pub async fn run(
+    s: &Scenario,
+    work: &Path,
+    wait: bool,
+) -> anyhow::Result<(Outcome, TenantOutcome)> {
+    settle(work, wait)?;
     let spec = scenario::tenant_spec(s);
     let tenant = migrator_sim::generate_tenant(&spec);
     let largest_mailbox_messages = (0..spec.users).map(|u| spec.messages_of(u)).max();
-    fresh_destination(&work.join("rate"))?;
     let rate = destination_rate(&tenant, &work.join("rate")).await?;
     drop(tenant);
-    // `run_into` writes into `<its work>/out`.
-    fresh_destination(&work.join("run").join("out"))?;
-    let o = scenario::run_into(s, INTO_FOLDER, &work.join("run")).await?;
-    let _ = std::fs::remove_dir_all(work.join("rate"));
+    let run = work.join("run");
+    let o = scenario::run_into(s, INTO_FOLDER, &run).await;
+    // `run_into` removed its output once checked; the rest of the run's folders go too.
+    remove_outputs(&[work.join("rate"), run]);
+    let o = o?;
     let cpus = crate::proc_stats::machine_cpus().max(1) as f64;
     let (in_flight, budget, window) = s.limits.unwrap_or((4, u32::MAX, 1));
     let per_mailbox_rate = budget as f64 / window as f64;
@@ -402,10 +431,11 @@ fn is_user_listing(path_and_query: &str) -> bool {
         .is_some_and(|path| path.ends_with("/users"))
 }
 
-/// Runs `tenant-startup` into a [`fresh_destination`] under `work`: a mail-only tenant, the
-/// run stopped at [`STARTUP_STOP`]; checked: nothing failed, every message reported written is
-/// on disk once.
-pub async fn startup(s: &Scenario, work: &Path) -> anyhow::Result<StartupOutcome> {
+/// Runs `tenant-startup` into the local folder under `work` after [`settle`] (`wait`): a
+/// mail-only tenant, the run stopped at [`STARTUP_STOP`]; checked: nothing failed, every
+/// message reported written is on disk once.
+pub async fn startup(s: &Scenario, work: &Path, wait: bool) -> anyhow::Result<StartupOutcome> {
+    settle(work, wait)?;
     let mut config = scenario::sim_config(s);
     config.tenant.groupware = migrator_sim::GroupwareSpec::none();
     let generating = Instant::now();
@@ -415,7 +445,6 @@ pub async fn startup(s: &Scenario, work: &Path) -> anyhow::Result<StartupOutcome
     let generate_seconds = generating.elapsed().as_secs_f64();
     eprintln!("  {}: tenant generated in {generate_seconds:.1} s", s.name);
     let out = work.join("out");
-    fresh_destination(&out)?;
     let r = scenario::run_child_stopping(
         &sim,
         s,
@@ -440,7 +469,7 @@ pub async fn startup(s: &Scenario, work: &Path) -> anyhow::Result<StartupOutcome
             totals.messages
         );
     }
-    let _ = std::fs::remove_dir_all(&out);
+    remove_outputs(&[out]);
     let first_request = log.iter().map(|x| x.at).min();
     let since = |t: Option<Instant>| {
         first_request

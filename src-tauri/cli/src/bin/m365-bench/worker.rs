@@ -8,8 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use migrator_core::config::Workload;
-use migrator_core::config::{Cloud, SourceConfig};
+use migrator_core::config::{Cloud, SourceConfig, Workload};
 use migrator_core::dest::imap::{ConnectionLimit, ImapSettings, MasterStyle, Security};
 use migrator_core::engine::{self, Destination, ImapLogins, RunControl, RunOptions, WorkerOptions};
 use migrator_core::graph::pacer::AppBudget;
