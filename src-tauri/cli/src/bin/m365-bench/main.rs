@@ -30,7 +30,7 @@ use clap::{Parser, Subcommand};
 )]
 struct Cli {
     /// Scenarios to run, comma-separated: small, medium, wide, ceiling, mailbox-50k, destleg,
-    /// tenant, tenant-memory, coordination, coordination-ceiling (default: all but the tenant
+    /// tenant, tenant-memory, tenant-startup, coordination, coordination-ceiling (default: all but the tenant
     /// and coordination ones, whose results go to tenant.json and coordination.json and are
     /// written into BENCHMARKS.md by hand).
     #[arg(long, value_delimiter = ',')]
@@ -54,6 +54,10 @@ struct Cli {
     /// how the finish time depends on it on this machine).
     #[arg(long, value_name = "N")]
     parallel: Option<usize>,
+    /// Starts a tenant scenario at once even if an earlier one's files were deleted less than
+    /// 361 s ago (they then slow its file creation on a journal-less ext4: `tenant::REUSE_WINDOW`).
+    #[arg(long)]
+    no_settle: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -156,6 +160,7 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
     results.note = cli.note.clone();
     let mut errors = Vec::new();
     let mut tenants = Vec::new();
+    let mut startups = Vec::new();
     let mut coordinations = Vec::new();
     let started = std::time::Instant::now();
     for name in &names {
@@ -172,16 +177,30 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
                 })
             }
             other if other.starts_with("tenant") => match tenant::find(other) {
+                Some(s) if other == "tenant-startup" => {
+                    let s = scenario::Scenario {
+                        parallel_mailboxes: cli.parallel.unwrap_or(s.parallel_mailboxes),
+                        ..s
+                    };
+                    tenant::startup(&s, work.path(), !cli.no_settle)
+                        .await
+                        .map(|t| {
+                            eprintln!("  {}", t.line());
+                            startups.push(t);
+                        })
+                }
                 Some(s) => {
                     let s = scenario::Scenario {
                         parallel_mailboxes: cli.parallel.unwrap_or(s.parallel_mailboxes),
                         ..s
                     };
-                    tenant::run(&s, work.path()).await.map(|(o, t)| {
-                        eprintln!("  {}", t.line());
-                        results.scenarios.push(o);
-                        tenants.push(t);
-                    })
+                    tenant::run(&s, work.path(), !cli.no_settle && other != "tenant-quick")
+                        .await
+                        .map(|(o, t)| {
+                            eprintln!("  {}", t.line());
+                            results.scenarios.push(o);
+                            tenants.push(t);
+                        })
                 }
                 None => Err(anyhow::anyhow!("no scenario named {other}")),
             },
@@ -209,6 +228,9 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
     for t in &tenants {
         println!("{}", t.line());
     }
+    for t in &startups {
+        println!("{}", t.line());
+    }
     for c in &coordinations {
         println!("{}", c.line());
     }
@@ -220,6 +242,12 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
                 serde_json::to_string_pretty(&tenants)?,
             )?;
             std::fs::write(dir.join("tenant.svg"), results.tenant_svg())?;
+        }
+        if !startups.is_empty() {
+            std::fs::write(
+                dir.join("tenant-startup.json"),
+                serde_json::to_string_pretty(&startups)?,
+            )?;
         }
         if !coordinations.is_empty() {
             std::fs::write(

@@ -37,6 +37,15 @@ pub fn cpu_seconds() -> anyhow::Result<f64> {
     Ok(ticks_to_seconds(ticks(14)? + ticks(15)?))
 }
 
+/// System (kernel) CPU seconds used by this process so far (/proc/self/stat field 15): where
+/// the filesystem's own work on the migrator's behalf shows.
+pub fn system_cpu_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").context("cannot read /proc")?;
+    let fields = stat_fields(&stat).context("unexpected /proc/self/stat")?;
+    let ticks = stat_field(&fields, 15).context("unexpected /proc/self/stat")?;
+    Ok(ticks_to_seconds(ticks))
+}
+
 /// CPU seconds used so far by the process `root` and every process descending from it: the
 /// live ones' utime + stime (proc(5) fields 14, 15), found by walking /proc for processes whose
 /// parent chain (field 4) reaches `root`, plus `root`'s cutime + cstime (fields 16, 17: its

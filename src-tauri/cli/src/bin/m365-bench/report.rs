@@ -803,8 +803,11 @@ mod tests {
             first_message_seconds: None,
             peak_rss_kib: 0,
             cpu_seconds: (busy - others) * capacity,
+            cpu_system_seconds: 0.0,
             samples: Vec::new(),
             throttled_events: 0,
+            all_running_seconds: None,
+            mailboxes_finished: 0,
         };
         let mut o = crate::scenario::outcome(&s, r, &[], 0.0, 0);
         o.destination = into;

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::dovecot::{Dovecot, MASTER_PASSWORD, MASTER_USER};
 use crate::proc_stats::{cpu_seconds, load_average, tree_cpu_seconds, MachineCpu};
-use crate::worker::{Job, JobDestination, Sample, WorkerResult, JOB_ENV};
+use crate::worker::{Job, JobDestination, Sample, StopAt, WorkerResult, JOB_ENV};
 
 /// Exchange Online's per-mailbox ceiling: 10,000 requests per 600 s.
 pub const CEILING_RPS: f64 = 10_000.0 / 600.0;
@@ -220,6 +220,8 @@ pub struct Outcome {
     pub rss_half_mib: f64,
     pub rss_end_mib: f64,
     pub cpu_seconds: f64,
+    /// The part of `cpu_seconds` spent in the kernel.
+    pub cpu_system_seconds: f64,
     pub cpu_seconds_per_1000: f64,
     /// The simulator's CPU (this process) during the run, for the bottleneck analysis.
     pub sim_cpu_seconds: f64,
@@ -356,6 +358,20 @@ pub async fn run_child(
     work: &Path,
     journal_url: Option<String>,
 ) -> anyhow::Result<WorkerResult> {
+    run_child_stopping(sim, s, destination, work, journal_url, None, false).await
+}
+
+/// [`run_child`], stopped through the engine's cancel at `stop` (if any), mail only if
+/// `mail_only`.
+pub async fn run_child_stopping(
+    sim: &SimServer,
+    s: &Scenario,
+    destination: JobDestination,
+    work: &Path,
+    journal_url: Option<String>,
+    stop: Option<StopAt>,
+    mail_only: bool,
+) -> anyhow::Result<WorkerResult> {
     let (in_flight, budget, window) = s.limits.unwrap_or((4, 10_000, 600));
     let max_connections =
         matches!(destination, JobDestination::Imap { .. }).then_some(DOVECOT_MAX_CONNECTIONS);
@@ -374,6 +390,8 @@ pub async fn run_child(
         max_connections,
         app_limit: s.app_limit,
         journal_url,
+        stop,
+        mail_only,
     };
     let exe = std::env::current_exe().context("cannot find this program")?;
     let json = serde_json::to_string(&job)?;
@@ -595,11 +613,7 @@ pub fn outcome(
     let end = r.samples.last().map_or(0, |x| x.rss_kib);
     let wall = r.wall_seconds.max(1e-9);
     let first_request = log.iter().map(|x| x.at).min();
-    let first_fetch = log
-        .iter()
-        .filter(|x| x.status == 200 && x.path_and_query.ends_with("/$value"))
-        .map(|x| x.finished)
-        .min();
+    let first_fetch = first_fetch(log);
     let first_fetch_seconds = first_request
         .zip(first_fetch)
         .map(|(a, b)| b.saturating_duration_since(a).as_secs_f64());
@@ -620,6 +634,7 @@ pub fn outcome(
         rss_half_mib: half as f64 / 1024.0,
         rss_end_mib: end as f64 / 1024.0,
         cpu_seconds: r.cpu_seconds,
+        cpu_system_seconds: r.cpu_system_seconds,
         cpu_seconds_per_1000: r.cpu_seconds * 1000.0 / (messages.max(1) as f64),
         sim_cpu_seconds,
         dovecot_cpu_seconds: None,
@@ -650,6 +665,14 @@ pub fn outcome(
         largest_mailbox_requests,
         samples: thin(r.samples, 400),
     }
+}
+
+/// When the first message's bytes (`$value`) were answered in full, in the simulator's log.
+pub fn first_fetch(log: &[migrator_sim::RequestRecord]) -> Option<std::time::Instant> {
+    log.iter()
+        .filter(|x| x.status == 200 && x.path_and_query.ends_with("/$value"))
+        .map(|x| x.finished)
+        .min()
 }
 
 /// At most `max` samples, evenly spaced (the last one kept).

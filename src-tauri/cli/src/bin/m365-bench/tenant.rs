@@ -10,8 +10,8 @@
 //! real ones while the CPU and the disk run at their real speed: the scaled run is closer to
 //! CPU-bound than the real tenant would be, never further.
 
-use std::path::Path;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures_util::StreamExt as _;
@@ -21,6 +21,7 @@ use migrator_core::graph::client::ByteSink as _;
 use serde::Serialize;
 
 use crate::scenario::{self, Outcome, Scenario, INTO_FOLDER};
+use crate::worker::{JobDestination, StopAt};
 
 /// How many times faster than Exchange Online's the scenario's limits and latency are.
 pub const TIME_SCALE: f64 = 10.0;
@@ -80,6 +81,16 @@ pub fn scenarios() -> Vec<Scenario> {
             5_000,
             None,
             1,
+        ),
+        base(
+            "tenant-startup",
+            "start-up: 10,000 mailboxes, heavy-tailed (Pareto 1.2 from 5 messages, the largest \
+             5,000), mail only, 100 at once, limits and latency time-scaled 10x, into the local \
+             folder; stopped once 1,000 mailboxes finished or after 60 s",
+            10_000,
+            5,
+            Some(5_000),
+            100,
         ),
         base(
             "tenant-quick",
@@ -146,6 +157,8 @@ pub struct TenantOutcome {
     /// mailbox: its own; 4 is its ceiling).
     pub mailbox_in_flight_median: f64,
     pub migrator_cpu_ms_per_message: f64,
+    /// The kernel's part of it (file creation, fsyncs, sockets).
+    pub migrator_system_cpu_ms_per_message: f64,
     pub simulator_cpu_ms_per_message: f64,
     pub destination_bytes_per_second: f64,
     pub bounds: Bounds,
@@ -160,7 +173,8 @@ impl TenantOutcome {
         format!(
             "{}: {} mailboxes, {} messages in {:.1} s, lower bound {:.1} s ({}: largest mailbox \
              {:.1}, app {:.1}, CPU {:.1}, destination {:.1}), ratio {:.2}, first message {} s, \
-             peak RSS {:.0} MiB, {} running at most, CPU {:.2} ms/msg (+ simulator {:.2}), \
+             peak RSS {:.0} MiB, {} running at most, CPU {:.2} ms/msg ({:.2} of it in the \
+             kernel; + simulator {:.2}), \
              largest mailbox {} requests, {:.2} in flight on average",
             self.name,
             self.mailboxes,
@@ -178,6 +192,7 @@ impl TenantOutcome {
             self.peak_rss_mib,
             self.peak_running,
             self.migrator_cpu_ms_per_message,
+            self.migrator_system_cpu_ms_per_message,
             self.simulator_cpu_ms_per_message,
             self.largest_mailbox_requests,
             self.mailbox_in_flight_median,
@@ -185,15 +200,88 @@ impl TenantOutcome {
     }
 }
 
-/// Runs tenant scenario `s` into the local folder under `work`: first the destination's
-/// rate, then the run (checked: every message once, none failed).
-pub async fn run(s: &Scenario, work: &Path) -> anyhow::Result<(Outcome, TenantOutcome)> {
+/// How long after a tenant run's outputs were deleted the next one waits (`--no-settle`
+/// skips it). On ext4 without a journal (this machine's disk), every inode allocated in a
+/// block group first skips, one by one, each inode of the group deleted less than 60 s ago,
+/// or 360 s while its inode table block is dirty, which the new inodes next to it make it
+/// (Linux fs/ext4/ialloc.c, `find_inode_bit()`, `recently_deleted()`, `RECENTCY_MIN`,
+/// `RECENTCY_DIRTY`). A run that starts within minutes of an earlier one's clean-up (~80,000
+/// files and folders) pays for them in system CPU on every file and folder it creates, more
+/// each run: the drift in BENCHMARKS.md (2026-12-07). Measured there: a sync and 61 s do not
+/// help (the dirty window), nor reliably does `chattr +T` on the destination root (ext4's
+/// Orlov allocator then prefers the groups the clean-up just emptied).
+pub const REUSE_WINDOW: Duration = Duration::from_secs(361);
+
+/// Where the time of the last tenant run's clean-up is kept between runs of this program.
+fn deleted_at_path() -> PathBuf {
+    std::env::temp_dir().join("m365-bench-tenant-deleted-at")
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Removes a run's output `dirs` and notes when, for the next run's [`settle`].
+fn remove_outputs(dirs: &[PathBuf]) {
+    for dir in dirs {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let _ = std::fs::write(deleted_at_path(), unix_now().to_string());
+}
+
+/// Makes a run start on a disk as a fresh destination finds it: syncs the filesystem holding
+/// `work` (`sync -f`, so earlier runs' write-back does not run during this one), then, if
+/// `wait`, waits until [`REUSE_WINDOW`] has passed since the last tenant run's clean-up
+/// (other programs' deletions are not covered).
+pub fn settle(work: &Path, wait: bool) -> anyhow::Result<()> {
+    let status = std::process::Command::new("sync")
+        .arg("-f")
+        .arg(work)
+        .status()
+        .context("cannot run sync -f")?;
+    if !status.success() {
+        anyhow::bail!("sync -f {} failed ({status})", work.display());
+    }
+    let deleted_at = std::fs::read_to_string(deleted_at_path())
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok());
+    let ago = deleted_at.map(|t| unix_now().saturating_sub(t));
+    if let (true, Some(ago)) = (wait, ago) {
+        let left = REUSE_WINDOW.saturating_sub(Duration::from_secs(ago));
+        if !left.is_zero() {
+            eprintln!(
+                "  settling: an earlier run's files were deleted {ago} s ago; waiting {} s more \
+                 (ext4's reuse window; --no-settle skips it)",
+                left.as_secs()
+            );
+            std::thread::sleep(left);
+        }
+    }
+    Ok(())
+}
+
+/// Runs tenant scenario `s` into the local folder under `work`: [`settle`] (`wait`), the
+/// destination's rate, then the run (checked: every message once, none failed). The rate
+/// sample stays on disk until the run has finished: removing its files just before the run
+/// would slow the run's own file creation (see [`REUSE_WINDOW`]).
+pub async fn run(
+    s: &Scenario,
+    work: &Path,
+    wait: bool,
+) -> anyhow::Result<(Outcome, TenantOutcome)> {
+    settle(work, wait)?;
     let spec = scenario::tenant_spec(s);
     let tenant = migrator_sim::generate_tenant(&spec);
     let largest_mailbox_messages = (0..spec.users).map(|u| spec.messages_of(u)).max();
     let rate = destination_rate(&tenant, &work.join("rate")).await?;
     drop(tenant);
-    let o = scenario::run_into(s, INTO_FOLDER, &work.join("run")).await?;
+    let run = work.join("run");
+    let o = scenario::run_into(s, INTO_FOLDER, &run).await;
+    // `run_into` removed its output once checked; the rest of the run's folders go too.
+    remove_outputs(&[work.join("rate"), run]);
+    let o = o?;
     let cpus = crate::proc_stats::machine_cpus().max(1) as f64;
     let (in_flight, budget, window) = s.limits.unwrap_or((4, u32::MAX, 1));
     let per_mailbox_rate = budget as f64 / window as f64;
@@ -223,6 +311,7 @@ pub async fn run(s: &Scenario, work: &Path) -> anyhow::Result<(Outcome, TenantOu
         peak_running: o.samples.iter().map(|x| x.running).max().unwrap_or(0),
         mailbox_in_flight_median: o.mailbox_in_flight_median,
         migrator_cpu_ms_per_message: o.cpu_seconds * 1000.0 / messages,
+        migrator_system_cpu_ms_per_message: o.cpu_system_seconds * 1000.0 / messages,
         simulator_cpu_ms_per_message: o.sim_cpu_seconds * 1000.0 / messages,
         destination_bytes_per_second: rate,
         bounds,
@@ -235,7 +324,7 @@ pub async fn run(s: &Scenario, work: &Path) -> anyhow::Result<(Outcome, TenantOu
 
 /// Bytes per second the local folder takes: the tenant's first [`RATE_SAMPLE`] messages
 /// (its size mix) written as the engine writes them (a file synced, renamed into `cur/`,
-/// the folder synced), 16 at once. Removed afterwards.
+/// the folder synced), 16 at once. Left on disk for the caller to remove after the run.
 async fn destination_rate(tenant: &migrator_sim::Tenant, dir: &Path) -> anyhow::Result<f64> {
     let store = FolderStore::open(dir).context("cannot open the rate folder")?;
     let mut folders = Vec::new();
@@ -267,6 +356,148 @@ async fn destination_rate(tenant: &migrator_sim::Tenant, dir: &Path) -> anyhow::
     for w in written {
         w.context("cannot write the rate sample")?;
     }
-    let _ = std::fs::remove_dir_all(dir);
     Ok(total as f64 / seconds.max(1e-9))
+}
+
+/// When `tenant-startup` stops (through the engine's cancel): once 1,000 mailboxes finished,
+/// or 60 s after the start, so the scenario stays around two minutes.
+pub const STARTUP_STOP: StopAt = StopAt {
+    mailboxes_finished: 1_000,
+    seconds: 60.0,
+};
+
+/// What `tenant-startup` measured: how soon a 10,000-user tenant starts copying (issue 17.2).
+#[derive(Debug, Clone, Serialize)]
+pub struct StartupOutcome {
+    pub name: &'static str,
+    pub time_scale: f64,
+    pub mailboxes: usize,
+    pub parallel_mailboxes: usize,
+    /// Generating the tenant and starting the simulator (not part of the run).
+    pub generate_seconds: f64,
+    /// From the start of the run to the first message written.
+    pub first_message_seconds: Option<f64>,
+    /// From the start of the run until `parallel_mailboxes` were running at once.
+    pub all_running_seconds: Option<f64>,
+    /// `GET /users` requests, and those answered with a page (200).
+    pub user_requests: u64,
+    pub user_pages: u64,
+    /// From the run's first request: the last user page requested, and the first message's
+    /// bytes answered (`$value`): copying overlapped the listing if the second comes first.
+    pub last_user_page_seconds: Option<f64>,
+    pub first_fetch_seconds: Option<f64>,
+    pub mailboxes_finished: u64,
+    pub messages: u64,
+    pub wall_seconds: f64,
+    pub peak_rss_mib: f64,
+    pub requests: u64,
+    pub requests_429: u64,
+}
+
+impl StartupOutcome {
+    pub fn line(&self) -> String {
+        let s = |x: Option<f64>| x.map_or("-".into(), |s| format!("{s:.2}"));
+        format!(
+            "{}: {} mailboxes, {} at once: first message {} s, all {} running {} s, users \
+             listed in {} pages ({} requests, the last requested at {} s; first message \
+             fetched at {} s), stopped after {:.1} s with {} mailboxes and {} messages done, \
+             peak RSS {:.0} MiB, {} requests, {} answered 429 (tenant generated in {:.1} s)",
+            self.name,
+            self.mailboxes,
+            self.parallel_mailboxes,
+            s(self.first_message_seconds),
+            self.parallel_mailboxes,
+            s(self.all_running_seconds),
+            self.user_pages,
+            self.user_requests,
+            s(self.last_user_page_seconds),
+            s(self.first_fetch_seconds),
+            self.wall_seconds,
+            self.mailboxes_finished,
+            self.messages,
+            self.peak_rss_mib,
+            self.requests,
+            self.requests_429,
+            self.generate_seconds,
+        )
+    }
+}
+
+/// True for a request of the user listing (`GET /users`, any page).
+fn is_user_listing(path_and_query: &str) -> bool {
+    path_and_query
+        .split('?')
+        .next()
+        .is_some_and(|path| path.ends_with("/users"))
+}
+
+/// Runs `tenant-startup` into the local folder under `work` after [`settle`] (`wait`): a
+/// mail-only tenant, the run stopped at [`STARTUP_STOP`]; checked: nothing failed, every
+/// message reported written is on disk once.
+pub async fn startup(s: &Scenario, work: &Path, wait: bool) -> anyhow::Result<StartupOutcome> {
+    settle(work, wait)?;
+    let mut config = scenario::sim_config(s);
+    config.tenant.groupware = migrator_sim::GroupwareSpec::none();
+    let generating = Instant::now();
+    let sim = migrator_sim::SimServer::start(config)
+        .await
+        .context("cannot start the simulator")?;
+    let generate_seconds = generating.elapsed().as_secs_f64();
+    eprintln!("  {}: tenant generated in {generate_seconds:.1} s", s.name);
+    let out = work.join("out");
+    let r = scenario::run_child_stopping(
+        &sim,
+        s,
+        JobDestination::Folder(out.clone()),
+        work,
+        None,
+        Some(STARTUP_STOP),
+        true,
+    )
+    .await?;
+    let log = sim.requests();
+    sim.shutdown().await;
+    let totals = &r.summary.totals;
+    if totals.failed > 0 {
+        anyhow::bail!("{}: {} messages failed", s.name, totals.failed);
+    }
+    let stored = scenario::count_maildir_messages(&out);
+    if stored != totals.messages {
+        anyhow::bail!(
+            "{}: {} messages reported written, {stored} on disk",
+            s.name,
+            totals.messages
+        );
+    }
+    remove_outputs(&[out]);
+    let first_request = log.iter().map(|x| x.at).min();
+    let since = |t: Option<Instant>| {
+        first_request
+            .zip(t)
+            .map(|(a, b)| b.saturating_duration_since(a).as_secs_f64())
+    };
+    let listing: Vec<_> = log
+        .iter()
+        .filter(|x| x.mailbox.is_none() && is_user_listing(&x.path_and_query))
+        .collect();
+    let first_fetch = scenario::first_fetch(&log);
+    Ok(StartupOutcome {
+        name: s.name,
+        time_scale: TIME_SCALE,
+        mailboxes: s.users,
+        parallel_mailboxes: s.parallel_mailboxes,
+        generate_seconds,
+        first_message_seconds: r.first_message_seconds,
+        all_running_seconds: r.all_running_seconds,
+        user_requests: listing.len() as u64,
+        user_pages: listing.iter().filter(|x| x.status == 200).count() as u64,
+        last_user_page_seconds: since(listing.iter().map(|x| x.at).max()),
+        first_fetch_seconds: since(first_fetch),
+        mailboxes_finished: r.mailboxes_finished,
+        messages: totals.messages,
+        wall_seconds: r.wall_seconds,
+        peak_rss_mib: r.peak_rss_kib as f64 / 1024.0,
+        requests: log.len() as u64,
+        requests_429: log.iter().filter(|x| x.status == 429).count() as u64,
+    })
 }

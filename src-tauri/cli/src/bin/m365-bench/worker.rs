@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use migrator_core::config::{Cloud, SourceConfig};
+use migrator_core::config::{Cloud, SourceConfig, Workload};
 use migrator_core::dest::imap::{ConnectionLimit, ImapSettings, MasterStyle, Security};
 use migrator_core::engine::{self, Destination, ImapLogins, RunControl, RunOptions, WorkerOptions};
 use migrator_core::graph::pacer::AppBudget;
@@ -18,7 +18,7 @@ use migrator_core::progress::{ProgressEvent, RunSummary};
 use migrator_core::secrets::Secret;
 use serde::{Deserialize, Serialize};
 
-use crate::proc_stats::{cpu_seconds, rss_kib};
+use crate::proc_stats::{cpu_seconds, rss_kib, system_cpu_seconds};
 
 /// Environment variable carrying the job (JSON) to the child.
 pub const JOB_ENV: &str = "M365_BENCH_JOB";
@@ -48,6 +48,20 @@ pub struct Job {
     /// ([`engine::work`]) instead of `run` on SQLite in `state_dir`.
     #[serde(default)]
     pub journal_url: Option<String>,
+    /// Stops the run through the engine's cancel once this many mailboxes finished, or this
+    /// many seconds after the start, whichever comes first (a bounded start-up measurement).
+    #[serde(default)]
+    pub stop: Option<StopAt>,
+    /// Migrates mail only (`RunOptions::workloads`), for a tenant generated without groupware.
+    #[serde(default)]
+    pub mail_only: bool,
+}
+
+/// When a bounded run is stopped.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct StopAt {
+    pub mailboxes_finished: u64,
+    pub seconds: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,9 +96,19 @@ pub struct WorkerResult {
     pub first_message_seconds: Option<f64>,
     pub peak_rss_kib: u64,
     pub cpu_seconds: f64,
+    /// The part of `cpu_seconds` spent in the kernel.
+    #[serde(default)]
+    pub cpu_system_seconds: f64,
     /// Every 250 ms: messages and bytes written so far, resident memory.
     pub samples: Vec<Sample>,
     pub throttled_events: u64,
+    /// From the start of the run to the moment `parallel_mailboxes` mailboxes (or all, if
+    /// fewer) were running at once, counted from `UserStarted` to `UserFinished`.
+    #[serde(default)]
+    pub all_running_seconds: Option<f64>,
+    /// Mailboxes that reported `UserFinished`.
+    #[serde(default)]
+    pub mailboxes_finished: u64,
 }
 
 #[derive(Default)]
@@ -94,7 +118,10 @@ struct Counters {
     throttled: AtomicU64,
     started: AtomicU64,
     finished: AtomicU64,
+    /// `parallel_mailboxes`, capped at the mailboxes of the run once it announced them.
+    slots: AtomicU64,
     first: OnceLock<Instant>,
+    all_running: OnceLock<Instant>,
 }
 
 /// Runs the job from the environment and prints the result on stdout.
@@ -159,10 +186,27 @@ async fn run(job: Job) -> anyhow::Result<WorkerResult> {
         state_dir: Some(job.state_dir.clone()),
         ..RunOptions::default()
     };
+    let options = if job.mail_only {
+        RunOptions {
+            workloads: vec![Workload::Mail],
+            ..options
+        }
+    } else {
+        options
+    };
     let counters = Arc::new(Counters::default());
+    let control = RunControl::new();
+    // Every slot taken: `parallel_mailboxes` running, or every mailbox if there are fewer.
+    let slots = job.parallel_mailboxes.max(1) as u64;
     let reporter = {
         let counters = counters.clone();
+        let (control, stop) = (control.clone(), job.stop);
         move |event: ProgressEvent| match event {
+            ProgressEvent::RunStarted { users } => {
+                counters
+                    .slots
+                    .store(slots.min(u64::from(users).max(1)), Ordering::Relaxed);
+            }
             ProgressEvent::ItemDone {
                 bytes,
                 skipped: false,
@@ -176,15 +220,30 @@ async fn run(job: Job) -> anyhow::Result<WorkerResult> {
                 counters.throttled.fetch_add(1, Ordering::Relaxed);
             }
             ProgressEvent::UserStarted { .. } => {
-                counters.started.fetch_add(1, Ordering::Relaxed);
+                let started = counters.started.fetch_add(1, Ordering::Relaxed) + 1;
+                let running = started.saturating_sub(counters.finished.load(Ordering::Relaxed));
+                if running >= counters.slots.load(Ordering::Relaxed) {
+                    let _ = counters.all_running.set(Instant::now());
+                }
             }
             ProgressEvent::UserFinished { .. } => {
-                counters.finished.fetch_add(1, Ordering::Relaxed);
+                let finished = counters.finished.fetch_add(1, Ordering::Relaxed) + 1;
+                if stop.is_some_and(|s| finished >= s.mailboxes_finished) {
+                    control.cancel();
+                }
             }
             _ => {}
         }
     };
+    counters.slots.store(slots, Ordering::Relaxed);
     let started = Instant::now();
+    let stopper = job.stop.map(|stop| {
+        let control = control.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs_f64(stop.seconds)).await;
+            control.cancel();
+        })
+    });
     let samples = Arc::new(Mutex::new(Vec::new()));
     let sample = {
         let (counters, samples) = (counters.clone(), samples.clone());
@@ -220,7 +279,7 @@ async fn run(job: Job) -> anyhow::Result<WorkerResult> {
             &secret,
             &destination,
             Arc::new(reporter),
-            RunControl::new(),
+            control.clone(),
             options,
         )
         .await
@@ -263,6 +322,9 @@ async fn run(job: Job) -> anyhow::Result<WorkerResult> {
     };
     let wall_seconds = started.elapsed().as_secs_f64();
     sampler.abort();
+    if let Some(stopper) = stopper {
+        stopper.abort();
+    }
     sample();
     let samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
     Ok(WorkerResult {
@@ -274,7 +336,13 @@ async fn run(job: Job) -> anyhow::Result<WorkerResult> {
             .map(|t| t.duration_since(started).as_secs_f64()),
         peak_rss_kib: rss_kib("VmHWM")?,
         cpu_seconds: cpu_seconds()?,
+        cpu_system_seconds: system_cpu_seconds()?,
         samples,
         throttled_events: counters.throttled.load(Ordering::Relaxed),
+        all_running_seconds: counters
+            .all_running
+            .get()
+            .map(|t| t.duration_since(started).as_secs_f64()),
+        mailboxes_finished: counters.finished.load(Ordering::Relaxed),
     })
 }
