@@ -8,21 +8,34 @@
 //! request rates and the 429s. Nothing is timed against a threshold here: the smoke run
 //! (`--quick`, in `make test`) fails only on errors or lost messages.
 
+#[cfg(unix)]
 mod coordination;
+#[cfg(unix)]
 mod destleg;
+#[cfg(unix)]
 mod dovecot;
+#[cfg(unix)]
 mod postgres;
+#[cfg(unix)]
 mod proc_stats;
+#[cfg(unix)]
 mod report;
+#[cfg(unix)]
 mod scenario;
+#[cfg(unix)]
 mod tenant;
+#[cfg(unix)]
 mod worker;
 
+#[cfg(unix)]
 use std::path::PathBuf;
+#[cfg(unix)]
 use std::process::ExitCode;
 
+#[cfg(unix)]
 use clap::{Parser, Subcommand};
 
+#[cfg(unix)]
 #[derive(Parser)]
 #[command(
     name = "m365-bench",
@@ -62,6 +75,7 @@ struct Cli {
     command: Option<Command>,
 }
 
+#[cfg(unix)]
 #[derive(Subcommand)]
 enum Command {
     /// Internal: run one migration job from the environment and print its measurements.
@@ -69,6 +83,7 @@ enum Command {
     Worker,
 }
 
+#[cfg(unix)]
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Worker) = cli.command {
@@ -101,6 +116,7 @@ fn main() -> ExitCode {
 }
 
 /// Runs the chosen scenarios; `Ok(false)` when any of them failed.
+#[cfg(unix)]
 async fn bench(cli: Cli) -> anyhow::Result<bool> {
     let names: Vec<String> = if cli.quick {
         vec!["quick".into(), "destleg-quick".into()]
@@ -263,4 +279,12 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
         eprintln!("m365-bench: FAILED {e}");
     }
     Ok(errors.is_empty())
+}
+
+/// The benchmarks read `/proc`, start Dovecot and PostgreSQL and use Unix process groups:
+/// they run on Linux only.
+#[cfg(not(unix))]
+fn main() -> std::process::ExitCode {
+    eprintln!("m365-bench runs on Linux only (it reads /proc and starts Dovecot and PostgreSQL)");
+    std::process::ExitCode::FAILURE
 }
