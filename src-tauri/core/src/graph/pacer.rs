@@ -269,6 +269,21 @@ impl AppBudget {
     pub fn budget(&self) -> u32 {
         self.0.budget.load(Ordering::Relaxed)
     }
+
+    /// How many holders share this count: every live [`Pacer`] of the run holds one (through
+    /// its settings), so a run's live pacers are this less the run's own settings.
+    pub fn holders(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
+}
+
+/// What the requests of a mailbox sent through a pacer leave for the pacer that later takes
+/// the mailbox over ([`Pacer::debt`], [`Pacer::take_over`]): the pause it was answered and
+/// the requests it counted. A few bytes, so a queued mailbox keeps this, not a pacer.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Debt {
+    paused_until: Option<Instant>,
+    sent: u32,
 }
 
 impl PartialEq for AppBudget {
@@ -473,10 +488,29 @@ impl Pacer {
     /// its own retry policy) left behind: its place in this mailbox's budget, and the pause
     /// it was answered, so the mailbox's later requests still honour them.
     pub async fn adopt(&self, other: &Pacer) {
-        if let Some(wait) = other.paused_for() {
-            self.block_for(wait);
+        self.take_over(other.debt()).await;
+    }
+
+    /// The pause in force and the requests counted in this pacer's window, for a pacer that
+    /// takes the mailbox over later ([`Pacer::take_over`]).
+    pub fn debt(&self) -> Debt {
+        let state = self.lock();
+        Debt {
+            paused_until: state.blocked_until.filter(|until| *until > Instant::now()),
+            sent: state.sent.sent_total,
         }
-        self.wait_for_turn().await;
+    }
+
+    /// Honours what another pacer of this mailbox left ([`Pacer::debt`]): its pause, and its
+    /// requests counted again now, so they stay in this mailbox's window at least as long as
+    /// they really do.
+    pub async fn take_over(&self, debt: Debt) {
+        if let Some(until) = debt.paused_until {
+            self.block_for(until.saturating_duration_since(Instant::now()));
+        }
+        for _ in 0..debt.sent {
+            self.wait_for_turn().await;
+        }
     }
 
     fn block_for(&self, wait: Duration) {
