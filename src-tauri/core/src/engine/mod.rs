@@ -772,7 +772,8 @@ async fn run_locked(
     // Each mailbox with its facts, and what their reads left its pacer, when they were read
     // before provisioning; the others read theirs when their turn comes, so a large tenant
     // starts at once.
-    let mut mailboxes: Vec<(User, Option<(users::MailboxFacts, Debt)>)> =
+    // Boxed: a mailbox without them (every one outside IceWarp) pays a pointer, not their size.
+    let mut mailboxes: Vec<(User, Option<Box<(users::MailboxFacts, Debt)>>)> =
         members.into_iter().map(|u| (u, None)).collect();
     let mut not_provisioned = 0;
     let mut provisioned = None;
@@ -815,7 +816,9 @@ async fn run_locked(
             .into_iter()
             .map(|u| {
                 // A queued mailbox keeps no pacer (issue 17.3): it makes its own when it starts.
-                let mailbox = known.remove(&u.id).map(|m| (m.facts, m.pacer.debt()));
+                let mailbox = known
+                    .remove(&u.id)
+                    .map(|m| Box::new((m.facts, m.pacer.debt())));
                 (u, mailbox)
             })
             .collect();
@@ -852,17 +855,17 @@ async fn run_locked(
     };
 
     // Largest first, each sized on its own pacer (which then migrates it) while others copy.
-    let size_one = |(user, known): (User, Option<(users::MailboxFacts, Debt)>)| {
+    let size_one = |(user, known): (User, Option<Box<(users::MailboxFacts, Debt)>>)| {
         let (client, workloads, limits) = (&client, &workloads, &options.pacer);
         let control = &control;
         let counted = kept_size(&user);
         // A mailbox without Exchange has nothing to size: its facts read (when its turn
         // comes) reports it not migrated.
         let no_mailbox =
-            kept.has_no_mailbox(&user.id) || known.as_ref().is_some_and(|(f, _)| f.no_mailbox);
+            kept.has_no_mailbox(&user.id) || known.as_ref().is_some_and(|m| m.0.no_mailbox);
         async move {
             let (mut facts, mut debt) = match known {
-                Some((facts, debt)) => (Some(facts), debt),
+                Some(known) => (Some(Box::new(known.0)), known.1),
                 None => (None, Debt::default()),
             };
             // A stopped run starts no mailbox, so it sizes none either.
@@ -886,10 +889,10 @@ async fn run_locked(
                     Ok(size) => size,
                     // The answer a facts read would get: no second request to learn it.
                     Err(e) if users::is_no_mailbox(&e) => {
-                        facts = Some(users::MailboxFacts {
+                        facts = Some(Box::new(users::MailboxFacts {
                             no_mailbox: true,
                             ..users::MailboxFacts::default()
-                        });
+                        }));
                         0
                     }
                     Err(_) => 0,
@@ -905,7 +908,7 @@ async fn run_locked(
         mailboxes::FACT_READS,
         options.parallel_mailboxes,
         size_one,
-        |(user, size, debt, known): (User, u64, Debt, Option<users::MailboxFacts>)| {
+        |(user, size, debt, known): (User, u64, Debt, Option<Box<users::MailboxFacts>>)| {
             let (client, store, workloads) = (&client, &store, &workloads);
             let (reporter, control) = (reporter.clone(), control.clone());
             let limits = &options.pacer;
@@ -932,7 +935,7 @@ async fn run_locked(
                 // Its downloads' place in the run's download lane: the largest first.
                 pacer.set_items_left(size);
                 let facts = match known {
-                    Some(facts) => facts,
+                    Some(facts) => *facts,
                     None => users::mailbox_facts(client, &pacer, &user.id).await,
                 };
                 let journal_ref = journal.map(|j| j.journal);
