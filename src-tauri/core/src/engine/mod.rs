@@ -773,8 +773,8 @@ async fn run_locked(
     // before provisioning; the others read theirs when their turn comes, so a large tenant
     // starts at once.
     // Boxed: a mailbox without them (every one outside IceWarp) pays a pointer, not their size.
-    let mut mailboxes: Vec<(User, Option<Box<(users::MailboxFacts, Debt)>>)> =
-        members.into_iter().map(|u| (u, None)).collect();
+    type Known = Option<Box<(users::MailboxFacts, Debt)>>;
+    let mut mailboxes: Vec<(User, Known)> = members.into_iter().map(|u| (u, None)).collect();
     let mut not_provisioned = 0;
     let mut provisioned = None;
     if let (Destination::IceWarp(d), Some(provisioner)) = (destination, &provisioner) {
@@ -855,7 +855,7 @@ async fn run_locked(
     };
 
     // Largest first, each sized on its own pacer (which then migrates it) while others copy.
-    let size_one = |(user, known): (User, Option<Box<(users::MailboxFacts, Debt)>>)| {
+    let size_one = |(user, known): (User, Known)| {
         let (client, workloads, limits) = (&client, &workloads, &options.pacer);
         let control = &control;
         let counted = kept_size(&user);
