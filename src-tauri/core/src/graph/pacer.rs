@@ -484,15 +484,9 @@ impl Pacer {
             .map(|until| until - now)
     }
 
-    /// Takes over what a request of this mailbox sent through another pacer (`other`, with
-    /// its own retry policy) left behind: its place in this mailbox's budget, and the pause
-    /// it was answered, so the mailbox's later requests still honour them.
-    pub async fn adopt(&self, other: &Pacer) {
-        self.take_over(other.debt()).await;
-    }
-
     /// The pause in force and the requests counted in this pacer's window, for a pacer that
-    /// takes the mailbox over later ([`Pacer::take_over`]).
+    /// takes the mailbox over later ([`Pacer::take_over`]): a request of the mailbox sent
+    /// through another pacer (with its own retry policy), or before the mailbox's turn.
     pub fn debt(&self) -> Debt {
         let state = self.lock();
         Debt {
@@ -613,6 +607,26 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
+
+    /// A mailbox's requests sent through one pacer (its sizing read) still bind the pacer that
+    /// takes the mailbox over when it starts: the pause it was answered is waited out and its
+    /// requests count in the new pacer's window, though the first pacer is gone (issue 17.3).
+    #[tokio::test(start_paused = true)]
+    async fn a_pacer_taking_over_a_mailbox_honours_the_pause_and_requests_before_it() {
+        let t0 = Instant::now();
+        let before = Pacer::new(settings());
+        for _ in 0..3 {
+            before.wait_for_turn().await;
+        }
+        before.pause(Duration::from_secs(30));
+        let debt = before.debt();
+        drop(before);
+        let after = Pacer::new(settings());
+        after.take_over(debt).await;
+        assert_eq!(Instant::now() - t0, Duration::from_secs(30), "the pause");
+        assert_eq!(after.lock().sent.sent_total, 3, "the requests before");
+        assert_eq!(Pacer::new(settings()).debt(), Debt::default());
+    }
 
     fn settings() -> PacerSettings {
         PacerSettings {
