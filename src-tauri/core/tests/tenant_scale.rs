@@ -458,3 +458,68 @@ async fn regression_the_largest_mailbox_waited_behind_small_ones_for_download_sl
     );
     every_message_once(&sim, &out.path().join("out"), "with one download slot");
 }
+
+/// Issue 17.3: a queued mailbox keeps only what orders it (its user, size and what its
+/// sizing read left its pacer), never a pacer of its own. Before, every sized mailbox held
+/// its pacer (with its semaphore, window and settings) while it waited, so memory grew with
+/// the queue: 10,000 queued mailboxes held 10,000 pacers. Each pacer of a run holds a share
+/// of the run's app budget, so its holders count the live pacers: while 40 mailboxes are
+/// queued and 2 run, at most the 2 running ones (and the run's own few) are alive.
+#[tokio::test(flavor = "multi_thread")]
+async fn regression_every_queued_mailbox_kept_its_pacer() {
+    const MAILBOXES: usize = 40;
+    const PARALLEL: usize = 2;
+    let sim = SimServer::start(SimConfig {
+        tenant: TenantSpec {
+            users: MAILBOXES,
+            messages_per_user: 2,
+            ..TenantSpec::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let app = AppBudget::new(100_000, Duration::from_secs(10));
+    // Live holders of the app budget each time a mailbox starts.
+    let holders = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reporter = {
+        let (holders, app) = (holders.clone(), app.clone());
+        Arc::new(move |e: ProgressEvent| {
+            if let ProgressEvent::UserStarted { .. } = e {
+                holders.lock().unwrap().push(app.holders());
+            }
+        })
+    };
+    let out = tempfile::tempdir().unwrap();
+    let summary = run(
+        &support::source_config(&sim),
+        &Secret::new(sim.client_secret()),
+        &Destination::Folder(out.path().join("out")),
+        reporter,
+        RunControl::new(),
+        RunOptions {
+            parallel_mailboxes: PARALLEL,
+            workloads: vec![Workload::Mail],
+            pacer: PacerSettings {
+                app: Some(app.clone()),
+                ..PacerSettings::default()
+            },
+            ..RunOptions::default()
+        },
+    )
+    .await
+    .expect("the run completes");
+    assert_eq!(summary.totals.failed, 0, "{summary:?}");
+    every_message_once(&sim, &out.path().join("out"), "queued mailboxes");
+    let holders = holders.lock().unwrap().clone();
+    assert_eq!(holders.len(), MAILBOXES, "each mailbox started once");
+    // The holders besides the mailboxes' pacers: this test's own `app`, the reporter's
+    // clone, the run's settings and its tenant-wide pacer.
+    let own = 4;
+    let most = holders.iter().copied().max().unwrap_or_default();
+    assert!(
+        most <= own + PARALLEL,
+        "{most} holders of the app budget with {PARALLEL} mailboxes running: the queued \
+         mailboxes keep pacers ({holders:?})"
+    );
+}

@@ -46,7 +46,7 @@ use crate::dest::folder::FolderStore;
 use crate::dest::imap::{ConnectionLimit, ImapLogin, ImapSettings, MasterStyle, Security};
 use crate::dest::provision::icewarp::{IceWarpError, IceWarpSettings};
 use crate::graph::client::{http_client, GraphClient, GraphError};
-use crate::graph::pacer::{AppBudget, APP_BUDGET, APP_WINDOW};
+use crate::graph::pacer::{AppBudget, Debt, APP_BUDGET, APP_WINDOW};
 use crate::graph::types::User;
 use crate::graph::{users, AuthError, Pacer, PacerSettings};
 use crate::journal::{Journal, JournalError, JournalLocation, LockError, StateLock};
@@ -769,10 +769,12 @@ async fn run_locked(
             mailboxes::GUEST,
         )?;
     }
-    // Each mailbox with its pacer and facts when they were read before provisioning; the
-    // others read theirs when their turn comes, so a large tenant starts at once.
-    let mut mailboxes: Vec<(User, Option<mailboxes::Mailbox>)> =
-        members.into_iter().map(|u| (u, None)).collect();
+    // Each mailbox with its facts, and what their reads left its pacer, when they were read
+    // before provisioning; the others read theirs when their turn comes, so a large tenant
+    // starts at once.
+    // Boxed: a mailbox without them (every one outside IceWarp) pays a pointer, not their size.
+    type Known = Option<Box<(users::MailboxFacts, Debt)>>;
+    let mut mailboxes: Vec<(User, Known)> = members.into_iter().map(|u| (u, None)).collect();
     let mut not_provisioned = 0;
     let mut provisioned = None;
     if let (Destination::IceWarp(d), Some(provisioner)) = (destination, &provisioner) {
@@ -813,7 +815,10 @@ async fn run_locked(
             .mailboxes
             .into_iter()
             .map(|u| {
-                let mailbox = known.remove(&u.id);
+                // A queued mailbox keeps no pacer (issue 17.3): it makes its own when it starts.
+                let mailbox = known
+                    .remove(&u.id)
+                    .map(|m| Box::new((m.facts, m.pacer.debt())));
                 (u, mailbox)
             })
             .collect();
@@ -850,18 +855,18 @@ async fn run_locked(
     };
 
     // Largest first, each sized on its own pacer (which then migrates it) while others copy.
-    let size_one = |(user, known): (User, Option<mailboxes::Mailbox>)| {
+    let size_one = |(user, known): (User, Known)| {
         let (client, workloads, limits) = (&client, &workloads, &options.pacer);
         let control = &control;
         let counted = kept_size(&user);
         // A mailbox without Exchange has nothing to size: its facts read (when its turn
         // comes) reports it not migrated.
         let no_mailbox =
-            kept.has_no_mailbox(&user.id) || known.as_ref().is_some_and(|m| m.facts.no_mailbox);
+            kept.has_no_mailbox(&user.id) || known.as_ref().is_some_and(|m| m.0.no_mailbox);
         async move {
-            let (pacer, mut facts) = match known {
-                Some(m) => (m.pacer, Some(m.facts)),
-                None => (Pacer::new(limits.clone()), None),
+            let (mut facts, mut debt) = match known {
+                Some(known) => (Some(Box::new(known.0)), known.1),
+                None => (None, Debt::default()),
             };
             // A stopped run starts no mailbox, so it sizes none either.
             let size = if let Some(counted) = counted {
@@ -871,23 +876,23 @@ async fn run_locked(
             } else if workloads.contains(&Workload::Mail) && !control.is_cancelled() {
                 // Never waiting out throttling (transient failures are still retried): a
                 // mailbox throttled for an hour must not hold back the first copies. The
-                // mailbox's own pacer then takes over the request's budget and any pause it
-                // was answered. A mailbox that cannot be sized runs last; its own run reports
-                // why.
+                // mailbox's own pacer, made when it starts, then takes over the request's
+                // budget and any pause it was answered. A mailbox that cannot be sized runs
+                // last; its own run reports why.
                 let once = Pacer::new(PacerSettings {
                     max_throttled: std::time::Duration::ZERO,
                     ..limits.clone()
                 });
                 let size = crate::graph::mail::top_level_items(client, &once, &user.id).await;
-                pacer.adopt(&once).await;
+                debt = once.debt();
                 match size {
                     Ok(size) => size,
                     // The answer a facts read would get: no second request to learn it.
                     Err(e) if users::is_no_mailbox(&e) => {
-                        facts = Some(users::MailboxFacts {
+                        facts = Some(Box::new(users::MailboxFacts {
                             no_mailbox: true,
                             ..users::MailboxFacts::default()
-                        });
+                        }));
                         0
                     }
                     Err(_) => 0,
@@ -895,9 +900,7 @@ async fn run_locked(
             } else {
                 0
             };
-            // Its downloads' place in the run's download lane: the largest first.
-            pacer.set_items_left(size);
-            (size, (user, pacer, facts))
+            (size, (user, size, debt, facts))
         }
     };
     let results: Vec<Result<MailboxOutcome, EngineError>> = schedule::largest_first(
@@ -905,9 +908,10 @@ async fn run_locked(
         mailboxes::FACT_READS,
         options.parallel_mailboxes,
         size_one,
-        |(user, pacer, known): (User, Pacer, Option<users::MailboxFacts>)| {
+        |(user, size, debt, known): (User, u64, Debt, Option<Box<users::MailboxFacts>>)| {
             let (client, store, workloads) = (&client, &store, &workloads);
             let (reporter, control) = (reporter.clone(), control.clone());
+            let limits = &options.pacer;
             let mirror_deletions = options.mirror_deletions;
             let separator_substitute = options.folder_separator_substitute.as_str();
             let dav = match destination {
@@ -924,8 +928,14 @@ async fn run_locked(
                 }
                 // One pacer per mailbox for every workload: Exchange's limits are per app and
                 // mailbox, whatever the data (throttling-limits.md, Outlook service limits).
+                // Made now, not while queued, so memory does not grow with the queue (issue
+                // 17.3), and dropped when the mailbox ends.
+                let pacer = Pacer::new(limits.clone());
+                pacer.take_over(debt).await;
+                // Its downloads' place in the run's download lane: the largest first.
+                pacer.set_items_left(size);
                 let facts = match known {
-                    Some(facts) => facts,
+                    Some(facts) => *facts,
                     None => users::mailbox_facts(client, &pacer, &user.id).await,
                 };
                 let journal_ref = journal.map(|j| j.journal);

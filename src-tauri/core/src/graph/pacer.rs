@@ -269,6 +269,21 @@ impl AppBudget {
     pub fn budget(&self) -> u32 {
         self.0.budget.load(Ordering::Relaxed)
     }
+
+    /// How many holders share this count: every live [`Pacer`] of the run holds one (through
+    /// its settings), so a run's live pacers are this less the run's own settings.
+    pub fn holders(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
+}
+
+/// What the requests of a mailbox sent through a pacer leave for the pacer that later takes
+/// the mailbox over ([`Pacer::debt`], [`Pacer::take_over`]): the pause it was answered and
+/// the requests it counted. A few bytes, so a queued mailbox keeps this, not a pacer.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Debt {
+    paused_until: Option<Instant>,
+    sent: u32,
 }
 
 impl PartialEq for AppBudget {
@@ -469,14 +484,27 @@ impl Pacer {
             .map(|until| until - now)
     }
 
-    /// Takes over what a request of this mailbox sent through another pacer (`other`, with
-    /// its own retry policy) left behind: its place in this mailbox's budget, and the pause
-    /// it was answered, so the mailbox's later requests still honour them.
-    pub async fn adopt(&self, other: &Pacer) {
-        if let Some(wait) = other.paused_for() {
-            self.block_for(wait);
+    /// The pause in force and the requests counted in this pacer's window, for a pacer that
+    /// takes the mailbox over later ([`Pacer::take_over`]): a request of the mailbox sent
+    /// through another pacer (with its own retry policy), or before the mailbox's turn.
+    pub fn debt(&self) -> Debt {
+        let state = self.lock();
+        Debt {
+            paused_until: state.blocked_until.filter(|until| *until > Instant::now()),
+            sent: state.sent.sent_total,
         }
-        self.wait_for_turn().await;
+    }
+
+    /// Honours what another pacer of this mailbox left ([`Pacer::debt`]): its pause, and its
+    /// requests counted again now, so they stay in this mailbox's window at least as long as
+    /// they really do.
+    pub async fn take_over(&self, debt: Debt) {
+        if let Some(until) = debt.paused_until {
+            self.block_for(until.saturating_duration_since(Instant::now()));
+        }
+        for _ in 0..debt.sent {
+            self.wait_for_turn().await;
+        }
     }
 
     fn block_for(&self, wait: Duration) {
@@ -579,6 +607,26 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
+
+    /// A mailbox's requests sent through one pacer (its sizing read) still bind the pacer that
+    /// takes the mailbox over when it starts: the pause it was answered is waited out and its
+    /// requests count in the new pacer's window, though the first pacer is gone (issue 17.3).
+    #[tokio::test(start_paused = true)]
+    async fn a_pacer_taking_over_a_mailbox_honours_the_pause_and_requests_before_it() {
+        let t0 = Instant::now();
+        let before = Pacer::new(settings());
+        for _ in 0..3 {
+            before.wait_for_turn().await;
+        }
+        before.pause(Duration::from_secs(30));
+        let debt = before.debt();
+        drop(before);
+        let after = Pacer::new(settings());
+        after.take_over(debt).await;
+        assert_eq!(Instant::now() - t0, Duration::from_secs(30), "the pause");
+        assert_eq!(after.lock().sent.sent_total, 3, "the requests before");
+        assert_eq!(Pacer::new(settings()).debt(), Debt::default());
+    }
 
     fn settings() -> PacerSettings {
         PacerSettings {
