@@ -84,7 +84,7 @@ export function mockBackend(options = {}) {
   const status = (args) => secrets.get(entry(args))?.where ?? (keychainAvailable ? "missing" : "unavailable");
   const now = () => 1_780_000_000 + calls.length;
   const KEY = "__scriptedBackend";
-  const rules = () => ({ disabledUsers: "skip", sharedMailboxes: "create", resourceMailboxes: "create", skipOnmicrosoft: true, groups: "skip", domainMap: {} });
+  const rules = () => ({ disabledUsers: "skip", sharedMailboxes: "create", resourceMailboxes: "create", resourcesAs: "resource", skipOnmicrosoft: true, groups: "skip", domainMap: {} });
   const newProject = (id, name, demo) => ({
     id, name, demo, createdAt: 1_780_000_000, updatedAt: 1_780_000_000,
     source: demo ? { tenantId: "demo.onmicrosoft.com", clientId: "00000000-0000-0000-0000-00000000de70", cloud: "global" } : { tenantId: "", clientId: "", cloud: "global" },

@@ -276,7 +276,12 @@ impl RunSnapshot {
                 }
             }
             ProgressEvent::NotMigrated { user, reason }
-                if [crate::engine::NO_MAILBOX, crate::engine::GUEST].contains(&reason.as_str()) =>
+                if [
+                    crate::engine::NO_MAILBOX,
+                    crate::engine::GUEST,
+                    crate::dest::provision::icewarp::RESOURCE_LOGIN_REFUSED,
+                ]
+                .contains(&reason.as_str()) =>
             {
                 if let Some(&i) = self.index.get(user) {
                     let m = &mut self.mailboxes[i];
