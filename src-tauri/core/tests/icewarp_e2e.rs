@@ -12,7 +12,7 @@ use migrator_core::config::{FileConfig, Workload};
 use migrator_core::dest::dav::{CollectionKind, DavAccount, DavLogin};
 use migrator_core::engine::{preflight, run, verify, Destination, RunControl, RunOptions};
 use migrator_core::journal::Journal;
-use migrator_core::progress::RunSummary;
+use migrator_core::progress::{ProgressEvent, Reporter, RunSummary};
 use migrator_core::secrets::Secret;
 use migrator_sim::icewarp::{AccountSpec, IceWarpConfig, IceWarpSim};
 use migrator_sim::{GroupMember, GroupwareSpec, SimConfig, TenantSpec, ROLES};
@@ -34,6 +34,8 @@ struct Setup {
     _front: Option<tokio::task::JoinHandle<()>>,
     /// The WebDAV front before Radicale (refuses resource logins when asked).
     _dav_front: DavFront,
+    /// What the runs reported not migrated (user, reason).
+    not_migrated: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
     /// What the runs move.
     workloads: Vec<Workload>,
 }
@@ -103,6 +105,8 @@ enum ResourceLogin {
     Accepted,
     /// Refuses it, over IMAP (a Dovecot `deny` passdb) and WebDAV (401 from a front).
     Refused,
+    /// Accepts it over IMAP, refuses it over WebDAV.
+    WebDavRefused,
 }
 
 /// [`setup_with`] with resource accounts' logins answered by `resource_login`.
@@ -162,8 +166,8 @@ async fn setup_resources(
         master_logins: master != MasterAnswer::Refused,
         any_password: true,
         denied: match resource_login {
-            ResourceLogin::Accepted => Vec::new(),
             ResourceLogin::Refused => resources.clone(),
+            _ => Vec::new(),
         },
         ..support::dovecot::Options::default()
     });
@@ -213,7 +217,7 @@ async fn setup_resources(
         ..radicale::Options::default()
     });
     let dav_front = DavFront::start(&radicale.base_url(), Vec::new()).await;
-    if resource_login == ResourceLogin::Refused {
+    if resource_login != ResourceLogin::Accepted {
         for resource in &resources {
             dav_front.refuse_login(resource);
         }
@@ -247,6 +251,7 @@ async fn setup_resources(
         existing,
         _front: front,
         _dav_front: dav_front,
+        not_migrated: Default::default(),
         workloads: match login_policy {
             LoginPolicy::Email => Workload::ALL.to_vec(),
             LoginPolicy::Username => vec![Workload::Mail],
@@ -328,6 +333,11 @@ impl Setup {
         (summary, failures)
     }
 
+    /// The mailboxes (or parts) the runs so far reported not migrated: (user, reason).
+    fn not_migrated(&self) -> Vec<(String, String)> {
+        self.not_migrated.lock().unwrap().clone()
+    }
+
     /// A run that may stop with an error, and the failures it reported.
     async fn try_run(
         &self,
@@ -342,11 +352,20 @@ impl Setup {
         )
         .unwrap();
         let failures = support::Failures::default();
+        let seen = failures.reporter();
+        let said = self.not_migrated.clone();
+        let reporter: std::sync::Arc<dyn Reporter> =
+            std::sync::Arc::new(move |e: ProgressEvent| {
+                if let ProgressEvent::NotMigrated { user, reason } = &e {
+                    said.lock().unwrap().push((user.clone(), reason.clone()));
+                }
+                seen.report(e);
+            });
         let summary = run(
             &self.config.source_config(),
             &Secret::new(self.sim.client_secret()),
             &destination,
-            failures.reporter(),
+            reporter,
             RunControl::new(),
             RunOptions {
                 state_dir: Some(self.dir.path().join("state")),
@@ -1082,44 +1101,15 @@ async fn a_refused_login_as_a_resource_leaves_it_not_migrated_and_the_others_com
         |_| {},
     )
     .await;
-    let not_migrated = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (summary, failures) = {
-        let destination =
-            Destination::from_config(&s.config.destination(), Some(Secret::new(MASTER_PASSWORD)))
-                .unwrap();
-        let failures = support::Failures::default();
-        let seen = failures.reporter();
-        let said = not_migrated.clone();
-        let reporter: std::sync::Arc<dyn migrator_core::progress::Reporter> =
-            std::sync::Arc::new(move |e: migrator_core::progress::ProgressEvent| {
-                if let migrator_core::progress::ProgressEvent::NotMigrated { user, reason } = &e {
-                    said.lock().unwrap().push((user.clone(), reason.clone()));
-                }
-                seen.report(e);
-            });
-        let summary = run(
-            &s.config.source_config(),
-            &Secret::new(s.sim.client_secret()),
-            &destination,
-            reporter,
-            RunControl::new(),
-            RunOptions {
-                state_dir: Some(s.dir.path().join("state")),
-                workloads: s.workloads.clone(),
-                ..RunOptions::default()
-            },
-        )
-        .await
-        .expect("the run completes");
-        (summary, failures.list())
-    };
+    let (summary, failures) = s.run().await;
+    let not_migrated = s.not_migrated();
     assert_eq!(failures, Vec::<String>::new(), "{summary:?}");
     assert_eq!(summary.totals.failed, 0);
     let tenant = s.sim.tenant();
     let room = tenant.users.iter().find(|u| u.purpose == "room").unwrap();
     assert_eq!(s.icewarp.account(&room.mail).unwrap().account_type, 8);
     assert_eq!(
-        not_migrated.lock().unwrap().clone(),
+        not_migrated,
         [(
             room.mail.clone(),
             migrator_core::dest::provision::icewarp::RESOURCE_LOGIN_REFUSED.to_string()
@@ -1154,4 +1144,37 @@ async fn a_refused_login_as_a_resource_leaves_it_not_migrated_and_the_others_com
         let expected: usize = user.calendars.iter().map(|c| c.events.len()).sum();
         assert_eq!(dav_events(&s, &user.mail).await, expected, "{}", user.mail);
     }
+}
+
+/// Issue 14.5, only the WebDAV login refused: the room's mail is migrated, its bookings,
+/// contacts and tasks are not (the report's note says why and what to change), no failure.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_webdav_login_as_a_resource_leaves_its_bookings_not_migrated() {
+    let s = setup_resources(
+        "",
+        &[],
+        MasterAnswer::Accepted,
+        LoginPolicy::Email,
+        ResourceLogin::WebDavRefused,
+        |_| {},
+    )
+    .await;
+    let (summary, failures) = s.run().await;
+    let not_migrated = s.not_migrated();
+    assert_eq!(failures, Vec::<String>::new(), "{summary:?}");
+    let tenant = s.sim.tenant();
+    let room = tenant.users.iter().find(|u| u.purpose == "room").unwrap();
+    let said = migrator_core::dest::provision::icewarp::RESOURCE_DAV_LOGIN_REFUSED;
+    assert_eq!(not_migrated, [(room.mail.clone(), said.to_string())]);
+    let mail: usize = room.folders.iter().map(|f| f.messages.len()).sum();
+    let bodies = support::account_bodies(&s.dovecot, &room.mail).await;
+    assert_eq!(bodies.values().sum::<usize>(), mail, "its mail arrived");
+    assert_eq!(dav_events(&s, &room.mail).await, 0);
+    let journal = Journal::open(&s.dir.path().join("state")).unwrap();
+    let report = migrator_core::engine::report::Report::from_journal(&journal).unwrap();
+    let line = report.users.iter().find(|l| l.user == room.mail).unwrap();
+    assert_eq!(
+        (line.state.as_str(), line.note.as_deref()),
+        ("finished", Some(said))
+    );
 }
