@@ -2139,6 +2139,32 @@ mod tests {
         assert!(IceWarpSettings::from_config(&folder).unwrap().is_none());
     }
 
+    /// `resources_as` is a rule of the IceWarp destination: "resource" by default, "user" the
+    /// escape hatch; any other value is an error naming the file's key before data moves.
+    #[test]
+    fn resources_as_comes_from_the_file_and_an_unknown_value_is_an_error() {
+        let text = "[source]\ntenant_id = \"contoso.com\"\n\
+                    client_id = \"00000000-0000-0000-0000-000000000001\"\n[destination]\n\
+                    kind = \"icewarp\"\nhost = \"mail.example.com\"\n\
+                    admin_email = \"admin@example.com\"\ncredentials_report = \"new.csv\"\n";
+        let rules = |extra: &str| {
+            let config = crate::config::FileConfig::parse(
+                &format!("{text}{extra}"),
+                std::path::Path::new("m.toml"),
+            )?;
+            let settings = IceWarpSettings::from_config(&config.destination());
+            Ok::<_, crate::config::ConfigError>(settings?.map(|(_, rules)| rules.resources_as))
+        };
+        use crate::config::ResourcesAs;
+        assert_eq!(rules("").unwrap(), Some(ResourcesAs::Resource));
+        assert_eq!(
+            rules("resources_as = \"user\"\n").unwrap(),
+            Some(ResourcesAs::User)
+        );
+        let e = rules("resources_as = \"room\"\n").unwrap_err().to_string();
+        assert!(e.contains("resources_as"), "{e}");
+    }
+
     #[test]
     fn plain_http_only_to_loopback_when_allowed() {
         let settings = |url: &str, allow| IceWarpSettings {
