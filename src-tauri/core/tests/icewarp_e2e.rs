@@ -1087,20 +1087,18 @@ async fn a_room_becomes_an_icewarp_resource_and_its_bookings_arrive_exactly_once
     assert_eq!(dav_events(&s, &room.mail).await, expected, "exactly once");
 }
 
+/// The default tenant and servers with resource logins answered by `login`.
+async fn resource_setup(login: ResourceLogin) -> Setup {
+    let (master, policy) = (MasterAnswer::Accepted, LoginPolicy::Email);
+    setup_resources("", &[], master, policy, login, |_| {}).await
+}
+
 /// Issue 14.5, login refused: IceWarp documents no login as a resource account. When IMAP
 /// and WebDAV refuse it, the room's data is not migrated, with the reason naming the cause
 /// and the fix, never as a failure; every other mailbox completes.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_login_as_a_resource_leaves_it_not_migrated_and_the_others_complete() {
-    let s = setup_resources(
-        "",
-        &[],
-        MasterAnswer::Accepted,
-        LoginPolicy::Email,
-        ResourceLogin::Refused,
-        |_| {},
-    )
-    .await;
+    let s = resource_setup(ResourceLogin::Refused).await;
     let (summary, failures) = s.run().await;
     let not_migrated = s.not_migrated();
     assert_eq!(failures, Vec::<String>::new(), "{summary:?}");
@@ -1150,15 +1148,7 @@ async fn a_refused_login_as_a_resource_leaves_it_not_migrated_and_the_others_com
 /// contacts and tasks are not (the report's note says why and what to change), no failure.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_webdav_login_as_a_resource_leaves_its_bookings_not_migrated() {
-    let s = setup_resources(
-        "",
-        &[],
-        MasterAnswer::Accepted,
-        LoginPolicy::Email,
-        ResourceLogin::WebDavRefused,
-        |_| {},
-    )
-    .await;
+    let s = resource_setup(ResourceLogin::WebDavRefused).await;
     let (summary, failures) = s.run().await;
     let not_migrated = s.not_migrated();
     assert_eq!(failures, Vec::<String>::new(), "{summary:?}");

@@ -896,6 +896,22 @@ fn account_plan(user: &str, address: &str, aliases: &[&str]) -> AccountPlan {
     }
 }
 
+/// The emulator started with `config` (the administrator's password and the test's password
+/// policy set), and a provisioner connected to it whose credentials report is in the returned
+/// temporary folder.
+async fn connected(config: IceWarpConfig) -> (IceWarpSim, IceWarpProvisioner, tempfile::TempDir) {
+    let sim = IceWarpSim::start(IceWarpConfig {
+        admin_password: ADMIN_PASSWORD.into(),
+        policy: policy(),
+        ..config
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = connect(&sim, &dir.path().join("r.csv")).await;
+    (sim, p, dir)
+}
+
 async fn connect(sim: &IceWarpSim, report: &Path) -> IceWarpProvisioner {
     IceWarpProvisioner::connect(&settings(sim, report, &[]), Secret::new(ADMIN_PASSWORD))
         .await
@@ -1041,8 +1057,7 @@ async fn an_account_created_by_a_try_whose_answer_was_lost_keeps_its_recorded_pa
 /// written; a user whose *alias* is another account's address was merged into that account.
 #[tokio::test]
 async fn a_user_is_merged_only_into_an_account_that_is_its_own() {
-    let sim = IceWarpSim::start(IceWarpConfig {
-        admin_password: ADMIN_PASSWORD.into(),
+    let (sim, p, _dir) = connected(IceWarpConfig {
         accounts: vec![
             existing_account("info@contoso.com", "Info-pass-1", &[]),
             AccountSpec {
@@ -1060,14 +1075,9 @@ async fn a_user_is_merged_only_into_an_account_that_is_its_own() {
             members: vec!["info@contoso.com".into()],
         }],
         alias_patterns: vec![("support_aliases".into(), vec!["support".into()])],
-        policy: policy(),
         ..IceWarpConfig::default()
     })
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("r.csv");
-    let p = connect(&sim, &report).await;
+    .await;
     let before = sim.accounts();
 
     // The address is a mailing list's.
@@ -1480,8 +1490,7 @@ async fn rooms_and_equipment_are_created_as_icewarp_resources() {
 /// resource: a conflict, nothing written.
 #[tokio::test]
 async fn a_room_merges_into_an_existing_resource_and_a_person_does_not() {
-    let sim = IceWarpSim::start(IceWarpConfig {
-        admin_password: ADMIN_PASSWORD.into(),
+    let (sim, p, _dir) = connected(IceWarpConfig {
         resources: vec![ResourceSpec {
             email: "boardroom@contoso.com".into(),
             name: "Board room".into(),
@@ -1489,14 +1498,9 @@ async fn a_room_merges_into_an_existing_resource_and_a_person_does_not() {
             aliases: vec!["board".into()],
             s_type: 0,
         }],
-        policy: policy(),
         ..IceWarpConfig::default()
     })
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("r.csv");
-    let p = connect(&sim, &report).await;
+    .await;
 
     let person = p
         .ensure_account(&account_plan("u", "board@contoso.com", &[]))
