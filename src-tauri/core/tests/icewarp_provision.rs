@@ -1561,3 +1561,37 @@ async fn resources_as_user_creates_rooms_and_equipment_as_user_accounts() {
         );
     }
 }
+
+/// A resource's `createaccount` whose answer was lost: the account list is asked, as for a
+/// user, and the password recorded before the call is the resource's; nothing is created
+/// twice.
+#[tokio::test]
+async fn a_resource_created_by_a_try_whose_answer_was_lost_keeps_its_recorded_password() {
+    let (sim, p, dir) = connected(IceWarpConfig::default()).await;
+    p.ensure_domains(&["fabrikam.com".to_string()])
+        .await
+        .unwrap();
+    sim.inject(Fault::LostReply, 1, Some("createaccount"));
+    let outcome = p
+        .ensure_account(&AccountPlan {
+            resource: Some(ResourceKind::Equipment),
+            ..account_plan("e", "beamer@fabrikam.com", &[])
+        })
+        .await
+        .unwrap();
+    assert_eq!(outcome.action, AccountAction::Created, "{outcome:?}");
+    let account = sim.account("beamer@fabrikam.com").unwrap();
+    assert_eq!(
+        (
+            account.account_type,
+            account.properties.get("s_type").map(String::as_str)
+        ),
+        (8, Some("1"))
+    );
+    let recorded: Vec<String> = csv_rows(&dir.path().join("r.csv"))
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(recorded, [account.password]);
+    assert_eq!(sim.accounts().len(), 1);
+}
