@@ -778,6 +778,29 @@ mod tests {
         assert_eq!(s.fraction, 1.0);
     }
 
+    /// Issue 14.5: an IceWarp resource whose login the server refused is left out, not done:
+    /// `skipped` after its `UserFinished`, as a mailbox without Exchange.
+    #[test]
+    fn a_resource_whose_login_was_refused_is_skipped_not_done() {
+        let mut s = RunSnapshot::new(&planned(|_| Some(1))[..1], START);
+        s.apply_at(
+            &ProgressEvent::NotMigrated {
+                user: "u000@contoso.com".into(),
+                reason: crate::dest::provision::icewarp::RESOURCE_LOGIN_REFUSED.into(),
+            },
+            START + 1,
+        );
+        s.apply_at(
+            &ProgressEvent::UserFinished {
+                user: "u000@contoso.com".into(),
+                stats: Stats::default(),
+            },
+            START + 2,
+        );
+        assert_eq!(s.mailboxes[0].state, MailboxState::Skipped);
+        assert_eq!(s.mailboxes_skipped, 1);
+    }
+
     /// A run stopped while a mailbox copied: after `RunFinished` that mailbox is `stopped`
     /// (neither running nor done), its plan count stays its total (it is not complete), the
     /// queued one stays queued and the bar stays short of the end. Before, it stayed
