@@ -24,23 +24,23 @@
 //!   address (IceWarp resolves aliases) reads `U_Alias`, `U_Type` and `U_Login` of the account
 //!   that answers to it. The user is merged only into a user account (`U_Type` 0), or for a
 //!   room or equipment mailbox also a resource (`U_Type` 8), whose own `U_Alias` holds the
-//!   address literally: missing aliases are appended with
-//!   `setaccountproperties u_alias` (within 255 characters; the rest are reported), nothing
-//!   else changes. Any other holder (a list, a pattern alias, a domain alias) is a conflict:
-//!   nothing is written. Other users get `createaccount` with `u_type` 0, `u_accounttype` 1
-//!   (IMAP & POP3), `u_mailbox`, `u_alias` (`;`-separated local names, primary first, within
-//!   255 characters), `u_name` and a generated `u_password` that satisfies the server's policy;
+//!   address literally: missing aliases are appended with `setaccountproperties u_alias`
+//!   (within 255 characters; the rest are reported), nothing else changes. Any other holder (a
+//!   list, a pattern alias, a domain alias, a resource for a person) is a conflict: nothing is
+//!   written. Other users get `createaccount` with `u_type` 0, `u_accounttype` 1 (IMAP &
+//!   POP3), `u_mailbox`, `u_alias` (`;`-separated local names, primary first, within 255
+//!   characters), `u_name` and a generated `u_password` that satisfies the server's policy;
 //!   the password goes to the credentials report, before `createaccount`, and nowhere else. A
 //!   room or equipment mailbox gets the same with `u_type` 8 (resource) and `s_type` 0 (room)
 //!   or 1 (equipment) instead (apiconst `U_Type`, `S_Type`; IceWarp KB "Resource Management":
 //!   a resource account's calendar takes the reservations), unless `resources_as = "user"`.
 //!   `S_Manager` is not set: Graph's app-only API gives no reliable list of a room's
-//!   delegates. If
-//!   IceWarp keeps refusing, the account is tried once more without its extra aliases (a
-//!   taken alias must not cost the user the mailbox). IceWarp aliases are names within the
-//!   account's domain, so aliases in other domains are reported, not set. After a `0` or a
-//!   transport error the account list is asked before trying `createaccount` again. Each
-//!   account's `U_Login` is its login name for IMAP and WebDAV.
+//!   delegates. If IceWarp keeps refusing, the account is tried once more without its extra
+//!   aliases (a taken alias must not cost the user the mailbox). IceWarp aliases are names
+//!   within the account's domain, so aliases in other domains are reported, not set. After a
+//!   `0` or a transport error the account list is asked before trying `createaccount` again.
+//!   Each account's `U_Login` is its login name for IMAP and WebDAV. A refused login as a
+//!   resource leaves that mailbox's data out ([`IceWarpProvisioner::resource_login_refused`]).
 //! - **Groups and mailing lists:** a list is an account of `U_Type` 1 (mailing list) or 7
 //!   (group) (icewarp-apiconst.txt). One found in the account lists (whose `accounttype`
 //!   says its type) or by alias is merged: its members are read with
@@ -966,8 +966,9 @@ impl IceWarpProvisioner {
     /// primary it is, from the account lists, or the account IceWarp resolves it to
     /// (`getaccountproperties`, which answers for any alias). Such an account is the user's
     /// only when it is a user account (`U_Type` 0), or a resource (`U_Type` 8) for a plan that
-    /// is one, and its own `U_Alias` holds the address's local name literally: a pattern alias (`[name]`, online help 282.htm), a domain alias or
-    /// a group or mailing list is a [`Found::Conflict`].
+    /// is one, and its own `U_Alias` holds the address's local name literally: a pattern alias
+    /// (`[name]`, online help 282.htm), a domain alias, a group or mailing list, or a resource
+    /// for a person's mailbox is a [`Found::Conflict`].
     async fn existing(&self, plan: &AccountPlan) -> Result<Found, IceWarpError> {
         let address = &plan.address;
         let listed = self
