@@ -19,6 +19,7 @@ import type { RunSnapshot } from "./bindings/RunSnapshot";
 import type { AccountRule } from "./bindings/AccountRule";
 import type { AccountRules } from "./bindings/AccountRules";
 import type { GroupRule } from "./bindings/GroupRule";
+import type { ResourcesAs } from "./bindings/ResourcesAs";
 import type { Selection } from "./bindings/Selection";
 import type { PassKind } from "./bindings/PassKind";
 import type { PassState } from "./bindings/PassState";
@@ -47,6 +48,7 @@ export type {
   AccountRule,
   AccountRules,
   GroupRule,
+  ResourcesAs,
   Selection,
   PassKind,
   PassState,

@@ -240,7 +240,7 @@ test("IceWarp destination: paths only from native pickers, the accounts CSV prev
   assert.deepEqual(picks, ["credentialsReport", "accountsCsv"]);
 
   // Every rule is shown and editable; change two.
-  for (const id of ["#rule-disabled", "#rule-shared", "#rule-resource", "#rule-onmicrosoft", "#rule-groups", "#rule-domain-map"]) {
+  for (const id of ["#rule-disabled", "#rule-shared", "#rule-resource", "#rule-resources-as", "#rule-onmicrosoft", "#rule-groups", "#rule-domain-map"]) {
     assert.equal(await page.isVisible(id), true, id);
   }
   assert.equal(await page.inputValue("#rule-disabled"), "skip");
@@ -256,7 +256,7 @@ test("IceWarp destination: paths only from native pickers, the accounts CSV prev
   await page.click("#dest-next");
   await page.waitForSelector("#screen-plan:not([hidden])");
   const saved = (await calls(page, "save_project")).at(-1).args.project;
-  assert.deepEqual(saved.rules, { disabledUsers: "create", sharedMailboxes: "create", resourceMailboxes: "skip", skipOnmicrosoft: true, groups: "skip", domainMap: { "contoso.onmicrosoft.com": "contoso.com" } });
+  assert.deepEqual(saved.rules, { disabledUsers: "create", sharedMailboxes: "create", resourceMailboxes: "skip", resourcesAs: "resource", skipOnmicrosoft: true, groups: "skip", domainMap: { "contoso.onmicrosoft.com": "contoso.com" } });
   assert.equal(JSON.stringify(await page.evaluate(() => window.__calls.filter((c) => c.cmd !== "store_secret"))).includes("adm1n"), false);
 
   // The rules' effect, per mailbox.

@@ -84,7 +84,7 @@ export function mockBackend(options = {}) {
   const status = (args) => secrets.get(entry(args))?.where ?? (keychainAvailable ? "missing" : "unavailable");
   const now = () => 1_780_000_000 + calls.length;
   const KEY = "__scriptedBackend";
-  const rules = () => ({ disabledUsers: "skip", sharedMailboxes: "create", resourceMailboxes: "create", skipOnmicrosoft: true, groups: "skip", domainMap: {} });
+  const rules = () => ({ disabledUsers: "skip", sharedMailboxes: "create", resourceMailboxes: "create", resourcesAs: "resource", skipOnmicrosoft: true, groups: "skip", domainMap: {} });
   const newProject = (id, name, demo) => ({
     id, name, demo, createdAt: 1_780_000_000, updatedAt: 1_780_000_000,
     source: demo ? { tenantId: "demo.onmicrosoft.com", clientId: "00000000-0000-0000-0000-00000000de70", cloud: "global" } : { tenantId: "", clientId: "", cloud: "global" },
@@ -146,6 +146,7 @@ export function mockBackend(options = {}) {
       else if (row.kind === "room" && p.rules.resourceMailboxes === "skip") action = { kind: "skip", reason: "a room mailbox (configured rule: skip)" };
       else if (row.kind === "equipment" && p.rules.resourceMailboxes === "skip") action = { kind: "skip", reason: "an equipment mailbox (configured rule: skip)" };
       else if (row.kind === "shared" && p.rules.sharedMailboxes === "skip") action = { kind: "skip", reason: "a shared mailbox (configured rule: skip)" };
+      else if (["room", "equipment"].includes(row.kind) && !csv.has(row.address) && p.rules.resourcesAs !== "user") action = { kind: "createResource", resource: row.kind };
       else if (["room", "equipment", "shared"].includes(row.kind)) action = csv.has(row.address) ? { kind: "merge" } : { kind: "create" };
       else if (!row.enabled && p.rules.disabledUsers === "skip") action = { kind: "skip", reason: "a disabled user (configured rule: skip)" };
       else action = csv.has(row.address) ? { kind: "merge" } : { kind: "create" };

@@ -562,6 +562,15 @@ async fn print_plan(path: &Path, json: bool, refresh: bool) -> anyhow::Result<()
         ) {
             println!("{:width$}  {} mailbox", "", u.kind.label());
         }
+        if let engine::PlanAction::CreateResource { resource } = &u.action {
+            // IceWarp documents no login as a resource account: the run reports it if refused.
+            println!(
+                "{:width$}  create resource ({}); if IceWarp refuses a login as it, its data \
+                 stays in Microsoft 365 (resources_as = \"user\" makes it an ordinary account)",
+                "",
+                resource.label()
+            );
+        }
     }
     println!(
         "\n{} users, {} folders, {} messages, {} events, {} contacts, {} tasks, {} left out by the \

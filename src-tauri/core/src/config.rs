@@ -576,6 +576,7 @@ pub enum DestinationConfig {
     /// disabled_users = "skip"          # or "create"
     /// shared_mailboxes = "create"      # or "skip"
     /// resource_mailboxes = "create"    # rooms and equipment; or "skip"
+    /// resources_as = "resource"        # rooms and equipment as IceWarp resources; or "user"
     /// groups = "skip"                  # or "by-kind", "mailing-lists", "groups" (needs Group.Read.All)
     /// expire_passwords = true          # users must change the generated password at first login
     /// ```
@@ -594,8 +595,8 @@ pub enum DestinationConfig {
         /// Which users become accounts and under which domains: `domain_map` (renames or
         /// merges Microsoft 365 domains), `skip_onmicrosoft`, `disabled_users`,
         /// `shared_mailboxes`, `resource_mailboxes` (rooms and equipment, which count against
-        /// the IceWarp licence like any account) and `groups` (anything but `skip` needs the
-        /// Group.Read.All permission).
+        /// the IceWarp licence like any account), `resources_as` (IceWarp resources or user
+        /// accounts) and `groups` (anything but `skip` needs the Group.Read.All permission).
         rules: crate::spec::AccountRules,
         /// After the data is written, force a password change at the next login of every
         /// account the run created (`expireaccountpassword`).
@@ -654,6 +655,21 @@ pub enum GroupRule {
     MailingLists,
     /// Every mail-enabled group becomes an IceWarp group.
     Groups,
+}
+
+/// What account a room or equipment mailbox gets at an IceWarp destination
+/// (`resources_as`), when `resource_mailboxes` creates one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, TS)]
+#[serde(rename_all = "lowercase")]
+#[ts(export)]
+pub enum ResourcesAs {
+    /// An IceWarp resource (`U_Type` 8, `S_Type` room or equipment; icewarp-apiconst.txt),
+    /// whose calendar takes reservations (IceWarp KB "Resource Management").
+    #[default]
+    Resource,
+    /// An ordinary user account, as before resources were supported: for a server that
+    /// refuses logins as a resource account.
+    User,
 }
 
 impl AccountRule {
@@ -1438,10 +1454,11 @@ fn spec_destination_keys(kind: &str) -> &'static [&'static str] {
 }
 
 /// The IceWarp `[destination]` keys that are the spec's [`crate::spec::AccountRules`].
-const RULE_KEYS: [&str; 6] = [
+const RULE_KEYS: [&str; 7] = [
     "disabled_users",
     "shared_mailboxes",
     "resource_mailboxes",
+    "resources_as",
     "skip_onmicrosoft",
     "groups",
     "domain_map",

@@ -17,8 +17,8 @@ use ts_rs::TS;
 use crate::config::{
     check_domain_map, check_endpoint_for, check_host, check_icewarp_admin, is_guid, not_a_date,
     parse_date, tenant_id_shape_ok, until_not_after_since, AccountRule, DateLimits,
-    DestinationConfig, GroupRule, ImapSecurity, MasterLoginStyle, PlaintextSetting, SourceConfig,
-    UserSelection, Workload,
+    DestinationConfig, GroupRule, ImapSecurity, MasterLoginStyle, PlaintextSetting, ResourcesAs,
+    SourceConfig, UserSelection, Workload,
 };
 use crate::engine::RunOptions;
 
@@ -33,7 +33,8 @@ pub struct FieldError {
 
 /// Which users become accounts at the destination, and under which domains: the IceWarp
 /// destination's rules of the configuration file (`disabled_users`, `shared_mailboxes`,
-/// `resource_mailboxes`, `skip_onmicrosoft`, `groups`, `domain_map`), with its defaults.
+/// `resource_mailboxes`, `resources_as`, `skip_onmicrosoft`, `groups`, `domain_map`), with its
+/// defaults.
 /// Other destinations apply none of them: every selected mailbox is copied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -47,6 +48,9 @@ pub struct AccountRules {
     /// Room and equipment mailboxes.
     #[serde(default = "AccountRule::create")]
     pub resource_mailboxes: AccountRule,
+    /// What account a created room or equipment mailbox gets (default an IceWarp resource).
+    #[serde(default)]
+    pub resources_as: ResourcesAs,
     /// Leaves out `*.onmicrosoft.com` addresses unless `domain_map` maps them (default true).
     #[serde(default = "crate::config::default_true")]
     pub skip_onmicrosoft: bool,
@@ -63,6 +67,7 @@ impl Default for AccountRules {
             disabled_users: AccountRule::skip(),
             shared_mailboxes: AccountRule::create(),
             resource_mailboxes: AccountRule::create(),
+            resources_as: ResourcesAs::default(),
             skip_onmicrosoft: true,
             groups: GroupRule::default(),
             domain_map: BTreeMap::new(),

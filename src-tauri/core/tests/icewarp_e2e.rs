@@ -3,6 +3,7 @@
 //! IceWarp's IMAP (the administrator logs in for each account) and a real Radicale for its
 //! WebDAV, at IceWarp's URL layout. The tenant has shared mailboxes and a room besides people.
 
+use crate::dav_front::DavFront;
 use crate::support;
 
 use std::collections::HashMap;
@@ -11,7 +12,7 @@ use migrator_core::config::{FileConfig, Workload};
 use migrator_core::dest::dav::{CollectionKind, DavAccount, DavLogin};
 use migrator_core::engine::{preflight, run, verify, Destination, RunControl, RunOptions};
 use migrator_core::journal::Journal;
-use migrator_core::progress::RunSummary;
+use migrator_core::progress::{ProgressEvent, Reporter, RunSummary};
 use migrator_core::secrets::Secret;
 use migrator_sim::icewarp::{AccountSpec, IceWarpConfig, IceWarpSim};
 use migrator_sim::{GroupMember, GroupwareSpec, SimConfig, TenantSpec, ROLES};
@@ -31,6 +32,10 @@ struct Setup {
     existing: (String, String),
     /// The IMAP front that drops authorization identities, when there is one.
     _front: Option<tokio::task::JoinHandle<()>>,
+    /// The WebDAV front before Radicale (refuses resource logins when asked).
+    _dav_front: DavFront,
+    /// What the runs reported not migrated (user, reason).
+    not_migrated: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
     /// What the runs move.
     workloads: Vec<Workload>,
 }
@@ -80,6 +85,39 @@ async fn setup_with(
     login_policy: LoginPolicy,
     sim: impl FnOnce(&mut SimConfig),
 ) -> Setup {
+    setup_resources(
+        destination,
+        roles,
+        master,
+        login_policy,
+        ResourceLogin::Accepted,
+        sim,
+    )
+    .await
+}
+
+/// How IMAP and WebDAV answer a login as a resource account (`U_Type` 8), which IceWarp does
+/// not document (its KB "Resource Management" names only the Manager's access to the
+/// resource's calendar).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResourceLogin {
+    /// Logs in like any account.
+    Accepted,
+    /// Refuses it, over IMAP (a Dovecot `deny` passdb) and WebDAV (401 from a front).
+    Refused,
+    /// Accepts it over IMAP, refuses it over WebDAV.
+    WebDavRefused,
+}
+
+/// [`setup_with`] with resource accounts' logins answered by `resource_login`.
+async fn setup_resources(
+    destination: &str,
+    roles: &[&str],
+    master: MasterAnswer,
+    login_policy: LoginPolicy,
+    resource_login: ResourceLogin,
+    sim: impl FnOnce(&mut SimConfig),
+) -> Setup {
     let mut sim_config = SimConfig {
         tenant: TenantSpec {
             // The eleventh user is disabled in Microsoft 365; two shared mailboxes and a room
@@ -116,10 +154,21 @@ async fn setup_with(
         // The administrator has a mailbox of its own, where an ignored authzid lands.
         users.push((MASTER_USER.into(), MASTER_PASSWORD.into()));
     }
+    let resources: Vec<String> = sim
+        .tenant()
+        .users
+        .iter()
+        .filter(|u| matches!(u.purpose.as_str(), "room" | "equipment"))
+        .map(|u| u.mail.clone())
+        .collect();
     let dovecot = Dovecot::start_with(support::dovecot::Options {
         users,
         master_logins: master != MasterAnswer::Refused,
         any_password: true,
+        denied: match resource_login {
+            ResourceLogin::Refused => resources.clone(),
+            _ => Vec::new(),
+        },
         ..support::dovecot::Options::default()
     });
     let (imap, front) = match master {
@@ -167,6 +216,12 @@ async fn setup_with(
         any_password: true,
         ..radicale::Options::default()
     });
+    let dav_front = DavFront::start(&radicale.base_url(), Vec::new()).await;
+    if resource_login != ResourceLogin::Accepted {
+        for resource in &resources {
+            dav_front.refuse_login(resource);
+        }
+    }
     let dir = tempfile::tempdir().unwrap();
     // The existing account's own password, for what has no master login (WebDAV).
     let accounts_csv = dir.path().join("accounts.csv");
@@ -183,7 +238,7 @@ async fn setup_with(
             ca = dovecot.ca_file.display(),
             report = dir.path().join("credentials.csv").display(),
             accounts = accounts_csv.display(),
-            dav = radicale.base_url(),
+            dav = dav_front.base_url(),
         );
     let config = FileConfig::parse(&toml, &dir.path().join("migrate.toml")).unwrap();
     Setup {
@@ -195,6 +250,8 @@ async fn setup_with(
         config,
         existing,
         _front: front,
+        _dav_front: dav_front,
+        not_migrated: Default::default(),
         workloads: match login_policy {
             LoginPolicy::Email => Workload::ALL.to_vec(),
             LoginPolicy::Username => vec![Workload::Mail],
@@ -276,6 +333,11 @@ impl Setup {
         (summary, failures)
     }
 
+    /// The mailboxes (or parts) the runs so far reported not migrated: (user, reason).
+    fn not_migrated(&self) -> Vec<(String, String)> {
+        self.not_migrated.lock().unwrap().clone()
+    }
+
     /// A run that may stop with an error, and the failures it reported.
     async fn try_run(
         &self,
@@ -290,11 +352,20 @@ impl Setup {
         )
         .unwrap();
         let failures = support::Failures::default();
+        let seen = failures.reporter();
+        let said = self.not_migrated.clone();
+        let reporter: std::sync::Arc<dyn Reporter> =
+            std::sync::Arc::new(move |e: ProgressEvent| {
+                if let ProgressEvent::NotMigrated { user, reason } = &e {
+                    said.lock().unwrap().push((user.clone(), reason.clone()));
+                }
+                seen.report(e);
+            });
         let summary = run(
             &self.config.source_config(),
             &Secret::new(self.sim.client_secret()),
             &destination,
-            failures.reporter(),
+            reporter,
             RunControl::new(),
             RunOptions {
                 state_dir: Some(self.dir.path().join("state")),
@@ -329,7 +400,10 @@ async fn domains_and_accounts_are_created_data_arrives_and_a_rerun_creates_and_w
         "the tenant has a disabled user"
     );
     assert!(
-        s.icewarp.accounts().iter().all(|a| a.account_type == 0),
+        s.icewarp
+            .accounts()
+            .iter()
+            .all(|a| !matches!(a.account_type, 1 | 7)),
         "no group or mailing list without the groups option"
     );
     for domain in DOMAINS {
@@ -963,4 +1037,134 @@ fn requests_of(icewarp: &IceWarpSim, command: &str) -> usize {
         .iter()
         .filter(|r| r.command.as_deref() == Some(command))
         .count()
+}
+
+/// The events `address` holds in Radicale, over all its calendars (read past the
+/// WebDAV front, which may refuse the room's login).
+async fn dav_events(s: &Setup, address: &str) -> usize {
+    let dav = DavAccount::connect(
+        &s.radicale.settings(),
+        address,
+        DavLogin::new(address.to_string(), Secret::new("any")),
+    )
+    .await
+    .unwrap();
+    let mut events = 0;
+    for calendar in dav.collections(CollectionKind::Events).await.unwrap() {
+        events += dav.list(&calendar).await.unwrap().len();
+    }
+    events
+}
+
+/// Issue 14.5, login accepted: the room becomes an IceWarp resource (`U_Type` 8, `S_Type` 0)
+/// and the run migrates it with the account's own login: its bookings arrive, exactly once
+/// (a rerun writes nothing).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_room_becomes_an_icewarp_resource_and_its_bookings_arrive_exactly_once() {
+    let s = setup("", &[]).await;
+    let (first, failures) = s.run().await;
+    assert_eq!(failures, Vec::<String>::new(), "{first:?}");
+    let tenant = s.sim.tenant();
+    let room = tenant.users.iter().find(|u| u.purpose == "room").unwrap();
+    let account = s.icewarp.account(&room.mail).unwrap();
+    assert_eq!(
+        (
+            account.account_type,
+            account.properties.get("s_type").map(String::as_str)
+        ),
+        (8, Some("0"))
+    );
+    let expected: usize = room.calendars.iter().map(|c| c.events.len()).sum();
+    assert!(expected > 0, "the room has bookings");
+    assert_eq!(dav_events(&s, &room.mail).await, expected);
+    let mail: usize = room.folders.iter().map(|f| f.messages.len()).sum();
+    let bodies = support::account_bodies(&s.dovecot, &room.mail).await;
+    assert_eq!(bodies.values().sum::<usize>(), mail);
+
+    let (second, failures) = s.run().await;
+    assert_eq!(failures, Vec::<String>::new());
+    assert_eq!((second.totals.events, second.totals.messages), (0, 0));
+    assert_eq!(dav_events(&s, &room.mail).await, expected, "exactly once");
+}
+
+/// The default tenant and servers with resource logins answered by `login`.
+async fn resource_setup(login: ResourceLogin) -> Setup {
+    let (master, policy) = (MasterAnswer::Accepted, LoginPolicy::Email);
+    setup_resources("", &[], master, policy, login, |_| {}).await
+}
+
+/// Issue 14.5, login refused: IceWarp documents no login as a resource account. When IMAP
+/// and WebDAV refuse it, the room's data is not migrated, with the reason naming the cause
+/// and the fix, never as a failure; every other mailbox completes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_login_as_a_resource_leaves_it_not_migrated_and_the_others_complete() {
+    let s = resource_setup(ResourceLogin::Refused).await;
+    let (summary, failures) = s.run().await;
+    let not_migrated = s.not_migrated();
+    assert_eq!(failures, Vec::<String>::new(), "{summary:?}");
+    assert_eq!(summary.totals.failed, 0);
+    let tenant = s.sim.tenant();
+    let room = tenant.users.iter().find(|u| u.purpose == "room").unwrap();
+    assert_eq!(s.icewarp.account(&room.mail).unwrap().account_type, 8);
+    assert_eq!(
+        not_migrated,
+        [(
+            room.mail.clone(),
+            migrator_core::dest::provision::icewarp::RESOURCE_LOGIN_REFUSED.to_string()
+        )],
+        "reported once, with the cause and the fix"
+    );
+    assert_eq!(dav_events(&s, &room.mail).await, 0);
+
+    let journal = Journal::open(&s.dir.path().join("state")).unwrap();
+    let report = migrator_core::engine::report::Report::from_journal(&journal).unwrap();
+    let line = report.users.iter().find(|l| l.user == room.mail).unwrap();
+    assert_eq!(
+        line.state,
+        migrator_core::dest::provision::icewarp::RESOURCE_LOGIN_REFUSED
+    );
+    assert!(
+        line.state.contains("resources_as = \"user\""),
+        "{}",
+        line.state
+    );
+    // The people and the shared mailboxes complete.
+    for user in tenant
+        .users
+        .iter()
+        .filter(|u| u.purpose != "room" && (u.account_enabled || u.purpose == "shared"))
+    {
+        let line = report.users.iter().find(|l| l.user == user.mail).unwrap();
+        assert_eq!(line.state, "finished", "{}", user.mail);
+        let mail: usize = user.folders.iter().map(|f| f.messages.len()).sum();
+        let bodies = support::account_bodies(&s.dovecot, &user.mail).await;
+        assert_eq!(bodies.values().sum::<usize>(), mail, "{}", user.mail);
+        let expected: usize = user.calendars.iter().map(|c| c.events.len()).sum();
+        assert_eq!(dav_events(&s, &user.mail).await, expected, "{}", user.mail);
+    }
+}
+
+/// Issue 14.5, only the WebDAV login refused: the room's mail is migrated, its bookings,
+/// contacts and tasks are not (the report's note says why and what to change), no failure.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_webdav_login_as_a_resource_leaves_its_bookings_not_migrated() {
+    let s = resource_setup(ResourceLogin::WebDavRefused).await;
+    let (summary, failures) = s.run().await;
+    let not_migrated = s.not_migrated();
+    assert_eq!(failures, Vec::<String>::new(), "{summary:?}");
+    let tenant = s.sim.tenant();
+    let room = tenant.users.iter().find(|u| u.purpose == "room").unwrap();
+    let said = migrator_core::dest::provision::icewarp::RESOURCE_DAV_LOGIN_REFUSED;
+    assert_eq!(not_migrated, [(room.mail.clone(), said.to_string())]);
+    let mail: usize = room.folders.iter().map(|f| f.messages.len()).sum();
+    let bodies = support::account_bodies(&s.dovecot, &room.mail).await;
+    assert_eq!(bodies.values().sum::<usize>(), mail, "its mail arrived");
+    assert_eq!(dav_events(&s, &room.mail).await, 0);
+    let journal = Journal::open(&s.dir.path().join("state")).unwrap();
+    let report = migrator_core::engine::report::Report::from_journal(&journal).unwrap();
+    let line = report.users.iter().find(|l| l.user == room.mail).unwrap();
+    assert_eq!(
+        (line.state.as_str(), line.note.as_deref()),
+        ("finished", Some(said))
+    );
 }

@@ -5,14 +5,14 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use migrator_core::config::GroupRule;
+use migrator_core::config::{GroupRule, ResourcesAs};
 use migrator_core::dest::provision::icewarp::{
     IceWarpError, IceWarpProvisioner, IceWarpSettings, FIXTURE_PATHS, SESSION_IDLE,
 };
 use migrator_core::dest::provision::types::PARSED_PATHS;
 use migrator_core::dest::provision::{
     AccountAction, AccountPlan, AccountProvisioner, DirectoryGroup, DirectoryMember, DirectoryUser,
-    DomainAction, LoginRoute, MailboxKind, ProvisionOutcome, TenantDomain,
+    DomainAction, LoginRoute, MailboxKind, ProvisionOutcome, ResourceKind, TenantDomain,
 };
 use migrator_core::error::{Classify, ErrorClass};
 use migrator_core::graph::users::Group;
@@ -22,7 +22,7 @@ use migrator_sim::icewarp::spec::REPLY_EXTRAS;
 use migrator_sim::icewarp::xml::Node;
 use migrator_sim::icewarp::{
     api_spec, AccountSpec, AliasOverflow, DefaultFolderNames, Fault, IceWarpConfig, IceWarpSim,
-    ListSpec, PasswordPolicy,
+    ListSpec, PasswordPolicy, ResourceSpec,
 };
 use migrator_sim::{generate_tenant, GroupMember, Tenant, TenantSpec};
 
@@ -892,7 +892,24 @@ fn account_plan(user: &str, address: &str, aliases: &[&str]) -> AccountPlan {
         address: address.into(),
         display_name: format!("User {user}"),
         aliases: aliases.iter().map(|a| a.to_string()).collect(),
+        resource: None,
     }
+}
+
+/// The emulator started with `config` (the administrator's password and the test's password
+/// policy set), and a provisioner connected to it whose credentials report is in the returned
+/// temporary folder.
+async fn connected(config: IceWarpConfig) -> (IceWarpSim, IceWarpProvisioner, tempfile::TempDir) {
+    let sim = IceWarpSim::start(IceWarpConfig {
+        admin_password: ADMIN_PASSWORD.into(),
+        policy: policy(),
+        ..config
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = connect(&sim, &dir.path().join("r.csv")).await;
+    (sim, p, dir)
 }
 
 async fn connect(sim: &IceWarpSim, report: &Path) -> IceWarpProvisioner {
@@ -1040,8 +1057,7 @@ async fn an_account_created_by_a_try_whose_answer_was_lost_keeps_its_recorded_pa
 /// written; a user whose *alias* is another account's address was merged into that account.
 #[tokio::test]
 async fn a_user_is_merged_only_into_an_account_that_is_its_own() {
-    let sim = IceWarpSim::start(IceWarpConfig {
-        admin_password: ADMIN_PASSWORD.into(),
+    let (sim, p, _dir) = connected(IceWarpConfig {
         accounts: vec![
             existing_account("info@contoso.com", "Info-pass-1", &[]),
             AccountSpec {
@@ -1059,14 +1075,9 @@ async fn a_user_is_merged_only_into_an_account_that_is_its_own() {
             members: vec!["info@contoso.com".into()],
         }],
         alias_patterns: vec![("support_aliases".into(), vec!["support".into()])],
-        policy: policy(),
         ..IceWarpConfig::default()
     })
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("r.csv");
-    let p = connect(&sim, &report).await;
+    .await;
     let before = sim.accounts();
 
     // The address is a mailing list's.
@@ -1380,4 +1391,207 @@ async fn account_quota_is_set_on_created_accounts_only() {
         }),
         "no quota written to an existing account"
     );
+}
+
+/// The tenant with user 1 a room mailbox and user 2 an equipment mailbox (their sign-in
+/// blocked, as Exchange makes them).
+fn tenant_with_resources() -> (Vec<DirectoryUser>, Vec<TenantDomain>) {
+    let (mut users, domains) = tenant();
+    for (user, kind) in users[1..3]
+        .iter_mut()
+        .zip([MailboxKind::Room, MailboxKind::Equipment])
+    {
+        user.kind = kind;
+        user.account_enabled = Some(false);
+    }
+    (users, domains)
+}
+
+/// `U_Type` and `S_Type` of an emulated account.
+fn resource_type(sim: &IceWarpSim, address: &str) -> (u32, Option<String>) {
+    let account = sim.account(address).unwrap_or_else(|| panic!("{address}"));
+    (
+        account.account_type,
+        account.properties.get("s_type").cloned(),
+    )
+}
+
+/// Issue 14.5: rooms and equipment became ordinary user accounts (`U_Type` 0). They are
+/// IceWarp resources (`U_Type` 8, apiconst) with `S_Type` 0 (room) or 1 (equipment), their
+/// generated password recorded before `createaccount` as for users; a rerun merges into them
+/// and creates nothing.
+#[tokio::test]
+async fn rooms_and_equipment_are_created_as_icewarp_resources() {
+    let (users, domains) = tenant_with_resources();
+    let sim = emulator(&users, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("new-accounts.csv");
+    let (_, outcome) = provision(&sim, &report, &users, &domains).await;
+    let room = users[1].mail.clone().unwrap();
+    let equipment = users[2].mail.clone().unwrap();
+    assert_eq!(resource_type(&sim, &room), (8, Some("0".into())));
+    assert_eq!(resource_type(&sim, &equipment), (8, Some("1".into())));
+    for address in [&room, &equipment] {
+        let o = outcome
+            .accounts
+            .iter()
+            .find(|a| a.address.as_ref() == Some(address))
+            .unwrap();
+        assert_eq!(
+            (&o.action, o.login),
+            (&AccountAction::Created, LoginRoute::GeneratedPassword)
+        );
+        let recorded: Vec<String> = csv_rows(&report)
+            .into_iter()
+            .filter(|(a, _)| a == address)
+            .map(|(_, p)| p)
+            .collect();
+        assert_eq!(
+            recorded,
+            [sim.account(address).unwrap().password],
+            "{address}"
+        );
+    }
+    // The people are user accounts, without S_Type.
+    for user in users
+        .iter()
+        .skip(3)
+        .filter_map(|u| sim.account(u.mail.as_deref()?))
+    {
+        assert_eq!(
+            (user.account_type, user.properties.get("s_type")),
+            (0, None)
+        );
+    }
+    assert!(sim
+        .requests()
+        .iter()
+        .all(|r| r.schema_violations.is_empty()));
+
+    let creates = count(&sim, "createaccount");
+    let (_, again) = provision(&sim, &report, &users, &domains).await;
+    assert_eq!(
+        count(&sim, "createaccount"),
+        creates,
+        "a rerun creates nothing"
+    );
+    for address in [&room, &equipment] {
+        let o = again
+            .accounts
+            .iter()
+            .find(|a| a.address.as_ref() == Some(address))
+            .unwrap();
+        assert_eq!(o.action, AccountAction::Merged, "{o:?}");
+    }
+}
+
+/// A room mailbox merges into an existing resource whose own aliases name its address
+/// (missing aliases added, nothing else written); a person's mailbox never merges into a
+/// resource: a conflict, nothing written.
+#[tokio::test]
+async fn a_room_merges_into_an_existing_resource_and_a_person_does_not() {
+    let (sim, p, _dir) = connected(IceWarpConfig {
+        resources: vec![ResourceSpec {
+            email: "boardroom@contoso.com".into(),
+            name: "Board room".into(),
+            password: "Board-pass-1".into(),
+            aliases: vec!["board".into()],
+            s_type: 0,
+        }],
+        ..IceWarpConfig::default()
+    })
+    .await;
+
+    let person = p
+        .ensure_account(&account_plan("u", "board@contoso.com", &[]))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&person.action, AccountAction::Failed { reason, class: ErrorClass::SkipItem }
+            if reason.contains("a resource (U_Type 8)") && reason.contains("nothing was written")),
+        "{person:?}"
+    );
+    assert_eq!(count(&sim, "setaccountproperties"), 0);
+
+    let room = p
+        .ensure_account(&AccountPlan {
+            resource: Some(ResourceKind::Room),
+            ..account_plan("r", "boardroom@contoso.com", &["meeting@contoso.com"])
+        })
+        .await
+        .unwrap();
+    assert_eq!(room.action, AccountAction::Merged, "{room:?}");
+    assert_eq!(room.aliases_added, ["meeting@contoso.com"]);
+    let account = sim.account("boardroom@contoso.com").unwrap();
+    assert_eq!(
+        (
+            account.account_type,
+            account.password.as_str(),
+            account.aliases.clone()
+        ),
+        (
+            8,
+            "Board-pass-1",
+            vec!["boardroom".into(), "board".into(), "meeting".into()]
+        )
+    );
+    assert_eq!(count(&sim, "createaccount"), 0);
+}
+
+/// The administrators' escape hatch: with `resources_as = "user"` rooms and equipment are
+/// ordinary user accounts, as before resources were supported.
+#[tokio::test]
+async fn resources_as_user_creates_rooms_and_equipment_as_user_accounts() {
+    let (users, domains) = tenant_with_resources();
+    let sim = emulator(&users, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("new-accounts.csv");
+    let p = IceWarpProvisioner::connect(&settings(&sim, &report, &[]), Secret::new(ADMIN_PASSWORD))
+        .await
+        .unwrap();
+    let rules = AccountRules {
+        resources_as: ResourcesAs::User,
+        ..AccountRules::default()
+    };
+    p.provision(&users, &[], &domains, &rules).await.unwrap();
+    for user in &users[1..3] {
+        assert_eq!(
+            resource_type(&sim, user.mail.as_deref().unwrap()),
+            (0, None)
+        );
+    }
+}
+
+/// A resource's `createaccount` whose answer was lost: the account list is asked, as for a
+/// user, and the password recorded before the call is the resource's; nothing is created
+/// twice.
+#[tokio::test]
+async fn a_resource_created_by_a_try_whose_answer_was_lost_keeps_its_recorded_password() {
+    let (sim, p, dir) = connected(IceWarpConfig::default()).await;
+    p.ensure_domains(&["fabrikam.com".to_string()])
+        .await
+        .unwrap();
+    sim.inject(Fault::LostReply, 1, Some("createaccount"));
+    let outcome = p
+        .ensure_account(&AccountPlan {
+            resource: Some(ResourceKind::Equipment),
+            ..account_plan("e", "beamer@fabrikam.com", &[])
+        })
+        .await
+        .unwrap();
+    assert_eq!(outcome.action, AccountAction::Created, "{outcome:?}");
+    let account = sim.account("beamer@fabrikam.com").unwrap();
+    assert_eq!(
+        (
+            account.account_type,
+            account.properties.get("s_type").map(String::as_str)
+        ),
+        (8, Some("1"))
+    );
+    let recorded: Vec<String> = csv_rows(&dir.path().join("r.csv"))
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(recorded, [account.password]);
+    assert_eq!(sim.accounts().len(), 1);
 }

@@ -11,6 +11,7 @@ import {
   type DestinationSettings,
   type GroupRule,
   type PathPurpose,
+  type ResourcesAs,
   type SourceConfig,
 } from "../api";
 import { announce, el, show, showFieldErrors } from "../dom";
@@ -124,6 +125,7 @@ function readRules(map: Record<string, string>): AccountRules {
     disabledUsers: select("rule-disabled") as AccountRule,
     sharedMailboxes: select("rule-shared") as AccountRule,
     resourceMailboxes: select("rule-resource") as AccountRule,
+    resourcesAs: select("rule-resources-as") as ResourcesAs,
     skipOnmicrosoft: el<HTMLInputElement>("rule-onmicrosoft").checked,
     groups: select("rule-groups") as GroupRule,
     domainMap: map,
@@ -233,6 +235,7 @@ function fill(d: DestinationSettings, rules: AccountRules): void {
   el<HTMLSelectElement>("rule-disabled").value = rules.disabledUsers;
   el<HTMLSelectElement>("rule-shared").value = rules.sharedMailboxes;
   el<HTMLSelectElement>("rule-resource").value = rules.resourceMailboxes;
+  el<HTMLSelectElement>("rule-resources-as").value = rules.resourcesAs;
   el<HTMLInputElement>("rule-onmicrosoft").checked = rules.skipOnmicrosoft;
   el<HTMLSelectElement>("rule-groups").value = rules.groups;
   el<HTMLTextAreaElement>("rule-domain-map").value = Object.entries(rules.domainMap)

@@ -7,9 +7,12 @@ import { getState, subscribe, update } from "../store";
 import { MailboxTable, type Column } from "../table";
 import { isError, saveProject } from "./projects";
 
-/** What the action column says: "create", "merge into existing", "copy", "skip: reason". */
+/** What the action column says: "create", "create resource (room)", "merge into existing",
+ * "copy", "skip: reason". */
 export function actionText(row: PlanUser): string {
   switch (row.action.kind) {
+    case "createResource":
+      return `create resource (${row.action.resource})`;
     case "merge":
       return "merge into existing";
     case "skip":

@@ -48,7 +48,7 @@ use crate::convert::task::to_vtodo;
 use crate::convert::ConvertError;
 use crate::dest::dav::{self, CollectionTemplates, DavAccount, DavError, DavLogin, DavSettings};
 use crate::dest::folder::{CollectionDir, FolderStore, Mailbox};
-use crate::dest::provision::icewarp::IceWarpProvisioner;
+use crate::dest::provision::icewarp::{IceWarpProvisioner, RESOURCE_DAV_LOGIN_REFUSED};
 use crate::dest::{CollectionKind, DestRef};
 use crate::error::{Classify, ErrorClass};
 use crate::graph::client::{GraphClient, GraphError};
@@ -250,6 +250,12 @@ impl GroupwareRun<'_> {
         let account = match (self.store, self.dav) {
             (Store::Folder(store), _) => Account::Dir(self.open_folder(store, &address)?),
             (Store::Imap { logins, .. }, Some(dav)) => {
+                if let Some(provisioner) = self.icewarp {
+                    if provisioner.resource_left_out(&address).await {
+                        // Its IMAP login was refused: reported once, by the mail pass.
+                        return Ok(stats);
+                    }
+                }
                 // A master user logs in to IMAP only; CalDAV/CardDAV have no such login.
                 let password = logins.own_password(&address);
                 let Some(password) = password else {
@@ -284,16 +290,40 @@ impl GroupwareRun<'_> {
                     ..pacer.settings().clone()
                 });
                 let outage = self.dav_outage(dav, &address);
+                let refused = std::sync::atomic::AtomicBool::new(false);
                 let connected = dav_call(
                     &dav_pacer,
                     &outage,
                     |_| {},
-                    || DavAccount::connect(dav, &address, login.clone()),
+                    || {
+                        let connecting = DavAccount::connect(dav, &address, login.clone());
+                        let refused = &refused;
+                        async move {
+                            let connected = connecting.await;
+                            if matches!(connected, Err(DavError::Auth { .. })) {
+                                refused.store(true, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            connected
+                        }
+                    },
                 )
                 .await;
+                let refused = refused.load(std::sync::atomic::Ordering::Relaxed);
                 match connected {
                     Ok(account) => {
                         Account::Dav(Box::new(account), Box::new(dav_pacer), Box::new(outage))
+                    }
+                    Err(_) if refused && self.resource_login_refused(&address).await => {
+                        // Left out by the server's answer, not failed; its mail was written.
+                        let journal = self.journal.as_ref().map(|j| j.journal);
+                        let reason = RESOURCE_DAV_LOGIN_REFUSED;
+                        super::mailboxes::report_not_migrated(
+                            journal,
+                            &*self.reporter,
+                            user,
+                            reason,
+                        )?;
+                        return Ok(stats);
                     }
                     Err(ItemError::User(reason) | ItemError::Skip(reason)) => {
                         self.fail_user(&mut stats, &address, reason);
@@ -384,6 +414,15 @@ impl GroupwareRun<'_> {
             })
         });
         DavOutage { policy, server }
+    }
+
+    /// True when `address` is an IceWarp resource account, whose refused login leaves its
+    /// data out ([`IceWarpProvisioner::resource_login_refused`]).
+    async fn resource_login_refused(&self, address: &str) -> bool {
+        match self.icewarp {
+            Some(provisioner) => provisioner.resource_login_refused(address).await,
+            None => false,
+        }
     }
 
     fn fail_user(&self, stats: &mut Stats, address: &str, reason: String) {

@@ -46,7 +46,7 @@ use crate::dest::folder::{maildir_folder_names_in, Folder, Mailbox};
 use crate::dest::imap::{
     append_flags, ImapError, ImapLogin, ImapMailbox, ImapRef, ImapSettings, MessageFingerprint,
 };
-use crate::dest::provision::icewarp::IceWarpProvisioner;
+use crate::dest::provision::icewarp::{IceWarpProvisioner, RESOURCE_LOGIN_REFUSED};
 use crate::dest::DestRef;
 use crate::error::{Classify, ErrorClass};
 use crate::graph::client::{GraphClient, GraphError};
@@ -475,6 +475,12 @@ impl MailboxRun<'_> {
         };
         let mut target = match self.open_target(&address, &nodes, &known_folders).await? {
             Ok(target) => target,
+            Err(reason) if reason == RESOURCE_LOGIN_REFUSED => {
+                // Left out by the server's answer, not failed: nothing of it is written.
+                let journal = self.journal.as_ref().map(|j| j.journal);
+                super::mailboxes::report_not_migrated(journal, &**reporter, user, &reason)?;
+                return Ok(stats);
+            }
             Err(reason) => {
                 fail(&mut stats, "", "(mailbox)", reason);
                 finish("failed")?;
@@ -1071,6 +1077,14 @@ impl MailboxRun<'_> {
                 }
                 let mut mailbox = match ImapMailbox::connect(&settings, &login).await {
                     Ok(m) => m,
+                    Err(ImapError::Auth { .. })
+                        if match self.icewarp {
+                            Some(p) => p.resource_login_refused(address).await,
+                            None => false,
+                        } =>
+                    {
+                        return Ok(Err(RESOURCE_LOGIN_REFUSED.to_string()))
+                    }
                     Err(e) => return Ok(Err(format!("cannot open the destination mailbox: {e}"))),
                 };
                 // A lost connection is tried again (the mailbox reconnects through its pacer);

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use futures_util::StreamExt;
 
 use super::EngineError;
+use crate::dest::provision::icewarp::RESOURCE_DAV_LOGIN_REFUSED;
 use crate::dest::provision::{AccountAction, MailboxKind, ProvisionOutcome};
 use crate::graph::types::User;
 use crate::graph::users::{self, MailboxFacts};
@@ -118,7 +119,7 @@ pub(super) fn report_not_migrated(
         .clone()
         .unwrap_or_else(|| user.user_principal_name.clone());
     if let Some(journal) = journal {
-        if reason == ONLINE_ARCHIVE {
+        if [ONLINE_ARCHIVE, RESOURCE_DAV_LOGIN_REFUSED].contains(&reason) {
             journal.set_user_note(&user.id, &address, Some(reason))?;
         } else {
             journal.set_user_state(&user.id, &address, reason)?;

@@ -584,6 +584,11 @@ pub fn run_seconds(mailboxes: impl Iterator<Item = f64>, parallel: usize) -> f64
 pub enum PlanAction {
     /// An IceWarp account is created for it.
     Create,
+    /// An IceWarp resource account (a room or equipment, `resources_as = "resource"`) is
+    /// created for it: "create resource (room)".
+    CreateResource {
+        resource: crate::dest::provision::ResourceKind,
+    },
     /// Its data goes into an IceWarp account that exists (its password is in the accounts CSV).
     Merge,
     /// Copied into an IMAP server or a local folder (no account is created).
@@ -648,10 +653,10 @@ impl Plan {
         let made = provision::plan(&listed, &[], &domains, &rules);
         let mut actions = std::collections::HashMap::new();
         for account in &made.accounts {
-            let action = if existing.contains(&account.address) {
-                PlanAction::Merge
-            } else {
-                PlanAction::Create
+            let action = match account.resource {
+                _ if existing.contains(&account.address) => PlanAction::Merge,
+                Some(resource) => PlanAction::CreateResource { resource },
+                None => PlanAction::Create,
             };
             actions.insert(account.user_id.clone(), action);
         }
@@ -766,6 +771,51 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// Issue 14.5: the Plan said "create" for a room or equipment mailbox, which IceWarp now
+    /// gets as a resource account; with `resources_as = "user"` it is an ordinary account.
+    #[test]
+    fn the_plan_says_create_resource_for_rooms_and_equipment() {
+        use crate::config::ResourcesAs;
+        use crate::dest::provision::ResourceKind;
+        for (resources_as, kind, expected) in [
+            (
+                ResourcesAs::Resource,
+                MailboxKind::Room,
+                PlanAction::CreateResource {
+                    resource: ResourceKind::Room,
+                },
+            ),
+            (
+                ResourcesAs::Resource,
+                MailboxKind::Equipment,
+                PlanAction::CreateResource {
+                    resource: ResourceKind::Equipment,
+                },
+            ),
+            (ResourcesAs::Resource, MailboxKind::User, PlanAction::Create),
+            (ResourcesAs::User, MailboxKind::Room, PlanAction::Create),
+            (
+                ResourcesAs::User,
+                MailboxKind::Equipment,
+                PlanAction::Create,
+            ),
+        ] {
+            let mut plan = one_user_plan(PlanUser {
+                address: "box@contoso.com".into(),
+                user_principal_name: "box@contoso.com".into(),
+                enabled: kind == MailboxKind::User,
+                kind,
+                ..PlanUser::default()
+            });
+            let rules = crate::spec::AccountRules {
+                resources_as,
+                ..Default::default()
+            };
+            plan.decide(Some(&rules), &BTreeSet::new());
+            assert_eq!(plan.users[0].action, expected, "{kind:?}, {resources_as:?}");
         }
     }
 

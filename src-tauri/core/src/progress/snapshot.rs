@@ -276,7 +276,12 @@ impl RunSnapshot {
                 }
             }
             ProgressEvent::NotMigrated { user, reason }
-                if [crate::engine::NO_MAILBOX, crate::engine::GUEST].contains(&reason.as_str()) =>
+                if [
+                    crate::engine::NO_MAILBOX,
+                    crate::engine::GUEST,
+                    crate::dest::provision::icewarp::RESOURCE_LOGIN_REFUSED,
+                ]
+                .contains(&reason.as_str()) =>
             {
                 if let Some(&i) = self.index.get(user) {
                     let m = &mut self.mailboxes[i];
@@ -771,6 +776,29 @@ mod tests {
         assert_eq!((s.mailboxes_failed, s.mailboxes_skipped), (2, 1));
         assert_eq!(s.items_failed, 2);
         assert_eq!(s.fraction, 1.0);
+    }
+
+    /// Issue 14.5: an IceWarp resource whose login the server refused is left out, not done:
+    /// `skipped` after its `UserFinished`, as a mailbox without Exchange.
+    #[test]
+    fn a_resource_whose_login_was_refused_is_skipped_not_done() {
+        let mut s = RunSnapshot::new(&planned(|_| Some(1))[..1], START);
+        s.apply_at(
+            &ProgressEvent::NotMigrated {
+                user: "u000@contoso.com".into(),
+                reason: crate::dest::provision::icewarp::RESOURCE_LOGIN_REFUSED.into(),
+            },
+            START + 1,
+        );
+        s.apply_at(
+            &ProgressEvent::UserFinished {
+                user: "u000@contoso.com".into(),
+                stats: Stats::default(),
+            },
+            START + 2,
+        );
+        assert_eq!(s.mailboxes[0].state, MailboxState::Skipped);
+        assert_eq!(s.mailboxes_skipped, 1);
     }
 
     /// A run stopped while a mailbox copied: after `RunFinished` that mailbox is `stopped`

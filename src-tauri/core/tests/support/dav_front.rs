@@ -31,6 +31,8 @@ struct Shared {
     redirects: Vec<(String, String)>,
     /// (method, path, carried an `Authorization` header) of every request.
     seen: Vec<(String, String, bool)>,
+    /// Basic login names answered `401 Unauthorized` (RFC 9110 §15.5.2) without forwarding.
+    refused_logins: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -100,6 +102,12 @@ impl DavFront {
             .push((path.to_string(), location.to_string()));
     }
 
+    /// Answers every request that logs in as `user` (HTTP Basic, RFC 7617) with 401 from now
+    /// on: a server that refuses a login as an account it holds.
+    pub fn refuse_login(&self, user: &str) {
+        self.lock().refused_logins.push(user.to_string());
+    }
+
     /// (method, path, carried credentials) of every request seen.
     pub fn seen(&self) -> Vec<(String, String, bool)> {
         self.lock().seen.clone()
@@ -108,6 +116,19 @@ impl DavFront {
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
         self.shared.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The user name of an HTTP Basic `Authorization` header (RFC 7617 §2: base64 of
+/// `user:password`).
+fn basic_user(headers: &axum::http::HeaderMap) -> Option<String> {
+    use base64::Engine;
+    let value = headers.get("authorization")?.to_str().ok()?;
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    Some(text.split_once(':')?.0.to_string())
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) and those the client library sets itself.
@@ -131,6 +152,13 @@ async fn forward(State(front): State<Front>, request: Request) -> Response<Body>
         shared
             .seen
             .push((parts.method.to_string(), path.clone(), authorized));
+        if basic_user(&parts.headers).is_some_and(|u| shared.refused_logins.contains(&u)) {
+            return Response::builder()
+                .status(StatusCode::UNAUTHORIZED)
+                .header("www-authenticate", "Basic realm=\"front\"")
+                .body(Body::empty())
+                .unwrap_or_default();
+        }
         if let Some((_, location)) = shared.redirects.iter().find(|(p, _)| *p == path) {
             return Response::builder()
                 .status(StatusCode::MOVED_PERMANENTLY)

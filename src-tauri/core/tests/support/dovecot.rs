@@ -66,6 +66,10 @@ pub struct Options {
     /// listescape's escape character (`listescape_char`, default `\\`); `%` reads the local
     /// folder's on-disk escapes.
     pub listescape_char: Option<char>,
+    /// Users whose logins are refused whatever the password (a `deny = yes` passdb, Dovecot
+    /// docs authentication/password_databases_(passdb), "deny"): a server that refuses a login
+    /// as an account it holds.
+    pub denied: Vec<String>,
 }
 
 impl Default for Options {
@@ -83,6 +87,7 @@ impl Default for Options {
             any_password: false,
             listescape: false,
             listescape_char: None,
+            denied: Vec::new(),
         }
     }
 }
@@ -506,6 +511,13 @@ fn config(root: &Path, o: &Options, run_as: &RunAs, imaps: u16, imap: u16) -> St
     } else {
         String::new()
     };
+    let denied = if o.denied.is_empty() {
+        String::new()
+    } else {
+        let names: String = o.denied.iter().map(|u| format!("{u}\n")).collect();
+        std::fs::write(format!("{r}/denied"), names).expect("write the denied users");
+        format!("passdb {{\n  driver = passwd-file\n  args = {r}/denied\n  deny = yes\n}}\n")
+    };
     let users = if o.any_password {
         "driver = static\n  args = nopassword=y".to_string()
     } else {
@@ -548,7 +560,7 @@ auth_mechanisms = plain login
 auth_master_user_separator = *
 mail_location = maildir:~/Maildir
 {quota}{listescape}{capability}
-{masters}passdb {{
+{denied}{masters}passdb {{
   {users}
 }}
 userdb {{

@@ -7,7 +7,9 @@
 //! `createdomain`, `getaccountsinfolist`, `createaccount`, `getaccountproperties`,
 //! `setaccountproperties`, `getdomainproperties`, `getaccountfolderlist`, `expireaccountpassword`,
 //! `addaccountmembers` and `getaccountmemberinfolist` (members of `U_Type` 1 mailing lists
-//! and 7 groups). Any other command of the specification answers the error envelope
+//! and 7 groups). `createaccount` makes users, lists, groups and resources (`U_Type` 8 with
+//! `S_Type` 0 room, 1 equipment, 2 car; apiconst), whose type `getaccountproperties`
+//! (`u_type`, `s_type`) and `getaccountsinfolist` (`accounttype`) answer. Any other command of the specification answers the error envelope
 //! `not_implemented`.
 //!
 //! Envelopes (shared reference `icewarp.md` §2): a result is `<iq type="result"
@@ -46,7 +48,7 @@ pub use spec::{api_spec, ApiSpec};
 use state::{mask_matches, valid_domain, valid_local_name, Data};
 pub use state::{
     Account, AccountSpec, AliasOverflow, DefaultFolderNames, Fault, IceWarpRequest, ListSpec,
-    PasswordPolicy,
+    PasswordPolicy, ResourceSpec,
 };
 use xml::Node;
 
@@ -62,6 +64,8 @@ pub struct IceWarpConfig {
     pub accounts: Vec<AccountSpec>,
     /// Groups and mailing lists that exist at start (their domains are created).
     pub lists: Vec<ListSpec>,
+    /// Resources (`U_Type` 8) that exist at start (their domains are created).
+    pub resources: Vec<ResourceSpec>,
     pub policy: PasswordPolicy,
     /// More server properties, or overrides (`C_System_Services_IMAP_MaxAppendsPerMinute`,
     /// `C_Mail_SMTP_Delivery_MaxMsgSize`, `C_WebDAV_Active`, ...).
@@ -108,6 +112,7 @@ impl Default for IceWarpConfig {
             domains: Vec::new(),
             accounts: Vec::new(),
             lists: Vec::new(),
+            resources: Vec::new(),
             policy: PasswordPolicy::default(),
             properties: Vec::new(),
             folder_names: DefaultFolderNames::english(),
@@ -207,7 +212,19 @@ impl IceWarpSim {
                 &[][..],
             )
         });
-        for (email, name, password, extra, account_type, members) in accounts.chain(lists) {
+        let resources = config.resources.iter().map(|r| {
+            (
+                &r.email,
+                &r.name,
+                r.password.as_str(),
+                &r.aliases[..],
+                RESOURCE_TYPE,
+                &[][..],
+            )
+        });
+        for (email, name, password, extra, account_type, members) in
+            accounts.chain(lists).chain(resources)
+        {
             let (local, domain) = email.rsplit_once('@').unwrap_or((email, ""));
             data.domains.entry(domain.to_ascii_lowercase()).or_default();
             let mut aliases = vec![local.to_string()];
@@ -221,7 +238,12 @@ impl IceWarpSim {
                 account_type,
                 password_expired: false,
                 members: members.to_vec(),
-                properties: Default::default(),
+                properties: config
+                    .resources
+                    .iter()
+                    .find(|r| &r.email == email)
+                    .map(|r| [("s_type".to_string(), r.s_type.to_string())].into())
+                    .unwrap_or_default(),
             });
         }
         let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port)).await?;
@@ -763,6 +785,19 @@ fn create_account(config: &IceWarpConfig, data: &mut Data, params: &Node) -> Ans
         .unwrap_or_default();
     let password = take("u_password").unwrap_or_default();
     let account_type = take("u_type").and_then(|t| t.parse().ok()).unwrap_or(0);
+    if account_type > RESOURCE_TYPE {
+        return Answer::Zero(format!("E_INVALID: U_Type {account_type}"));
+    }
+    // `S_Type` "Int (rtRoom, rtEquipment,rtCar)" (apiconst, Resource group): a Delphi
+    // enumeration, 0 to 2. A value outside it is refused as other invalid values are
+    // (`E_INVALID`, apiconst's result codes); it is kept only on a resource (`U_Type` 8).
+    if let Some(s_type) = props.iter().find(|(n, _)| n == "s_type").map(|(_, v)| v) {
+        if account_type != RESOURCE_TYPE || !matches!(s_type.trim(), "0" | "1" | "2") {
+            return Answer::Zero(format!(
+                "E_INVALID: S_Type {s_type} for an account of U_Type {account_type}"
+            ));
+        }
+    }
     let email = format!("{}@{domain}", aliases[0]);
     if config
         .max_accounts
@@ -783,8 +818,9 @@ fn create_account(config: &IceWarpConfig, data: &mut Data, params: &Node) -> Ans
     if let Some(why) = name_conflict(data, &domain, &names, None) {
         return Answer::Zero(why);
     }
-    // The password policy is for accounts people log in to; lists and groups have none.
-    if account_type == 0 {
+    // The password policy is for accounts with a password (users and resources); lists and
+    // groups have none.
+    if matches!(account_type, 0 | RESOURCE_TYPE) {
         if let Some(why) = data.policy().violation(&password, &names) {
             return Answer::Zero(format!("E_PASSWORD: {why}"));
         }
@@ -802,6 +838,9 @@ fn create_account(config: &IceWarpConfig, data: &mut Data, params: &Node) -> Ans
     });
     ok()
 }
+
+/// `U_Type` 8: a resource (apiconst: "Enum values=(0 - User, ... 7 - Group, 8 - Resource)").
+const RESOURCE_TYPE: u32 = 8;
 
 /// True for the account types that hold members (`U_Type` 1 mailing list, 7 group; the
 /// specification's AddAccountMembers: "Available for groups and mailing lists").
@@ -1144,6 +1183,74 @@ mod tests {
             .iter()
             .filter(|r| r.command.is_some())
             .all(|r| r.schema_violations.is_empty()));
+    }
+
+    /// `createaccount` makes a resource (`U_Type` 8) with its `S_Type` (apiconst: rtRoom,
+    /// rtEquipment, rtCar), answers both back, and refuses an `S_Type` outside 0..2 or on an
+    /// account that is not a resource.
+    #[tokio::test]
+    async fn resources_are_created_with_their_s_type_and_a_bad_one_is_refused() {
+        let sim = IceWarpSim::start(config()).await.unwrap();
+        let sid = login(&sim).await;
+        let resource = |mailbox: &str, u_type: &str, s_type: &str| {
+            create(mailbox, mailbox, "Str0ng-Pa55!word")
+                .replace("<val>0</val>", &format!("<val>{u_type}</val>"))
+                .replace(
+                    "</accountproperties>",
+                    &format!(
+                        "<item><apiproperty><propname>s_type</propname></apiproperty>\
+                         <propertyval><classname>tpropertystring</classname>\
+                         <val>{s_type}</val></propertyval></item></accountproperties>"
+                    ),
+                )
+        };
+        for (mailbox, u_type, s_type, result) in [
+            ("room", "8", "0", "1"),
+            ("beamer", "8", "1", "1"),
+            ("van", "8", "3", "0"),
+            ("person", "0", "1", "0"),
+            ("odd", "9", "0", "0"),
+        ] {
+            let (_, iq) = post(
+                &sim,
+                request(
+                    Some(&sid),
+                    "createaccount",
+                    &resource(mailbox, u_type, s_type),
+                ),
+            )
+            .await;
+            assert_eq!(iq.text_at("query/result"), Some(result), "{mailbox}");
+        }
+        let props = "<accountemail>beamer@contoso.com</accountemail><accountpropertylist>\
+                     <item><propname>u_type</propname></item><item><propname>s_type</propname>\
+                     </item></accountpropertylist>";
+        let (_, iq) = post(&sim, request(Some(&sid), "getaccountproperties", props)).await;
+        let values: Vec<&str> = iq
+            .child("query")
+            .and_then(|q| q.child("result"))
+            .into_iter()
+            .flat_map(|r| r.children_named("item"))
+            .filter_map(|i| i.text_at("propertyval/val"))
+            .collect();
+        assert_eq!(values, ["8", "1"]);
+        let list = "<domainstr>contoso.com</domainstr><offset>0</offset><count>10</count>";
+        let (_, iq) = post(&sim, request(Some(&sid), "getaccountsinfolist", list)).await;
+        let types: Vec<(&str, &str)> = iq
+            .child("query")
+            .and_then(|q| q.child("result"))
+            .into_iter()
+            .flat_map(|r| r.children_named("item"))
+            .filter_map(|i| Some((i.text_at("email")?, i.text_at("accounttype")?)))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                ("old@contoso.com", "0"),
+                ("room@contoso.com", "8"),
+                ("beamer@contoso.com", "8")
+            ]
+        );
     }
 
     #[tokio::test]

@@ -205,6 +205,19 @@ pub struct ListSpec {
     pub members: Vec<String>,
 }
 
+/// A resource (`U_Type` 8, apiconst) that exists before the client arrives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceSpec {
+    /// `local@domain`; the domain is created when missing.
+    pub email: String,
+    pub name: String,
+    pub password: String,
+    /// More local names (the primary comes first by itself).
+    pub aliases: Vec<String>,
+    /// `S_Type`: 0 room, 1 equipment, 2 car (apiconst "rtRoom, rtEquipment,rtCar").
+    pub s_type: u32,
+}
+
 /// An account as the emulator holds it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Account {

@@ -22,19 +22,25 @@
 //! - **Accounts:** `getaccountsinfolist` per domain, without a filter (as IceWarp.Net's
 //!   NoFilter fixture), lists existing accounts; `getaccountproperties` of the user's primary
 //!   address (IceWarp resolves aliases) reads `U_Alias`, `U_Type` and `U_Login` of the account
-//!   that answers to it. The user is merged only into a user account (`U_Type` 0) whose own
-//!   `U_Alias` holds the address literally: missing aliases are appended with
-//!   `setaccountproperties u_alias` (within 255 characters; the rest are reported), nothing
-//!   else changes. Any other holder (a list, a pattern alias, a domain alias) is a conflict:
-//!   nothing is written. Other users get `createaccount` with `u_type` 0, `u_accounttype` 1
-//!   (IMAP & POP3), `u_mailbox`, `u_alias` (`;`-separated local names, primary first, within
-//!   255 characters), `u_name` and a generated `u_password` that satisfies the server's policy;
-//!   the password goes to the credentials report, before `createaccount`, and nowhere else. If
-//!   IceWarp keeps refusing, the account is tried once more without its extra aliases (a
-//!   taken alias must not cost the user the mailbox). IceWarp aliases are names within the
-//!   account's domain, so aliases in other domains are reported, not set. After a `0` or a
-//!   transport error the account list is asked before trying `createaccount` again. Each
-//!   account's `U_Login` is its login name for IMAP and WebDAV.
+//!   that answers to it. The user is merged only into a user account (`U_Type` 0), or for a
+//!   room or equipment mailbox also a resource (`U_Type` 8), whose own `U_Alias` holds the
+//!   address literally: missing aliases are appended with `setaccountproperties u_alias`
+//!   (within 255 characters; the rest are reported), nothing else changes. Any other holder (a
+//!   list, a pattern alias, a domain alias, a resource for a person) is a conflict: nothing is
+//!   written. Other users get `createaccount` with `u_type` 0, `u_accounttype` 1 (IMAP &
+//!   POP3), `u_mailbox`, `u_alias` (`;`-separated local names, primary first, within 255
+//!   characters), `u_name` and a generated `u_password` that satisfies the server's policy;
+//!   the password goes to the credentials report, before `createaccount`, and nowhere else. A
+//!   room or equipment mailbox gets the same with `u_type` 8 (resource) and `s_type` 0 (room)
+//!   or 1 (equipment) instead (apiconst `U_Type`, `S_Type`; IceWarp KB "Resource Management":
+//!   a resource account's calendar takes the reservations), unless `resources_as = "user"`.
+//!   `S_Manager` is not set: Graph's app-only API gives no reliable list of a room's
+//!   delegates. If IceWarp keeps refusing, the account is tried once more without its extra
+//!   aliases (a taken alias must not cost the user the mailbox). IceWarp aliases are names
+//!   within the account's domain, so aliases in other domains are reported, not set. After a
+//!   `0` or a transport error the account list is asked before trying `createaccount` again.
+//!   Each account's `U_Login` is its login name for IMAP and WebDAV. A refused login as a
+//!   resource leaves that mailbox's data out ([`IceWarpProvisioner::resource_login_refused`]).
 //! - **Groups and mailing lists:** a list is an account of `U_Type` 1 (mailing list) or 7
 //!   (group) (icewarp-apiconst.txt). One found in the account lists (whose `accounttype`
 //!   says its type) or by alias is merged: its members are read with
@@ -792,6 +798,10 @@ pub struct IceWarpProvisioner {
     /// Each account's default folder names ([`IceWarpProvisioner::default_folders`]), read
     /// once per account: the mail pass and the groupware pass both need them.
     folder_names: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    /// Resource accounts (`U_Type` 8) this run created or merged into, by address.
+    resources: Mutex<BTreeSet<String>>,
+    /// Resource accounts whose login the destination refused in this run.
+    refused_resources: Mutex<BTreeSet<String>>,
 }
 
 impl IceWarpProvisioner {
@@ -815,7 +825,32 @@ impl IceWarpProvisioner {
             empty_domains: Mutex::new(BTreeSet::new()),
             policy: Mutex::new(None),
             folder_names: Mutex::new(BTreeMap::new()),
+            resources: Mutex::new(BTreeSet::new()),
+            refused_resources: Mutex::new(BTreeSet::new()),
         })
+    }
+
+    /// Notes that the destination (IMAP or WebDAV) refused a login as `address`. True when it
+    /// is a resource account this run created or merged into: IceWarp documents no login as a
+    /// resource (only its Manager's access to the resource's calendar, KB "Resource
+    /// Management"), so the refusal is the server's answer, not a wrong password, and the
+    /// account's data is left out ([`RESOURCE_LOGIN_REFUSED`]).
+    pub async fn resource_login_refused(&self, address: &str) -> bool {
+        let address = address.trim().to_lowercase();
+        if !self.resources.lock().await.contains(&address) {
+            return false;
+        }
+        self.refused_resources.lock().await.insert(address);
+        true
+    }
+
+    /// True once a login as the resource account `address` was refused in this run: its
+    /// other workloads are left out too, without trying again.
+    pub async fn resource_left_out(&self, address: &str) -> bool {
+        self.refused_resources
+            .lock()
+            .await
+            .contains(&address.trim().to_lowercase())
     }
 
     pub fn client(&self) -> &IceWarpClient {
@@ -930,9 +965,10 @@ impl IceWarpProvisioner {
     /// (an alias of the user held by another account never merges the two): an account whose
     /// primary it is, from the account lists, or the account IceWarp resolves it to
     /// (`getaccountproperties`, which answers for any alias). Such an account is the user's
-    /// only when it is a user account (`U_Type` 0) and its own `U_Alias` holds the address's
-    /// local name literally: a pattern alias (`[name]`, online help 282.htm), a domain alias or
-    /// a group or mailing list is a [`Found::Conflict`].
+    /// only when it is a user account (`U_Type` 0), or a resource (`U_Type` 8) for a plan that
+    /// is one, and its own `U_Alias` holds the address's local name literally: a pattern alias
+    /// (`[name]`, online help 282.htm), a domain alias, a group or mailing list, or a resource
+    /// for a person's mailbox is a [`Found::Conflict`].
     async fn existing(&self, plan: &AccountPlan) -> Result<Found, IceWarpError> {
         let address = &plan.address;
         let listed = self
@@ -965,7 +1001,8 @@ impl IceWarpProvisioner {
                  remove it there, or map the user elsewhere, then run again)"
             )))
         };
-        if account_type != USER_TYPE {
+        let resource = account_type == RESOURCE_TYPE && plan.resource.is_some();
+        if account_type != USER_TYPE && !resource {
             return conflict(format!(
                 "{email} is {} (U_Type {account_type}), not a user account",
                 type_name(account_type)
@@ -986,6 +1023,7 @@ impl IceWarpProvisioner {
             email,
             aliases,
             login,
+            resource,
         })
     }
 
@@ -1095,6 +1133,14 @@ impl IceWarpProvisioner {
             // A taken or odd alias must not cost the user the account.
             tries.push(Vec::new());
         }
+        // `U_Type` 0 user, or 8 resource with its `S_Type` (icewarp-apiconst.txt).
+        let account_kind = match plan.resource {
+            Some(kind) => vec![
+                Param::string_property("u_type", RESOURCE_TYPE.to_string()),
+                Param::string_property("s_type", kind.s_type().to_string()),
+            ],
+            None => vec![Param::string_property("u_type", USER_TYPE.to_string())],
+        };
         let mut last = None;
         for aliases in tries {
             let alias_list = std::iter::once(local.clone())
@@ -1107,26 +1153,33 @@ impl IceWarpProvisioner {
                     Param::text("domainstr", domain.clone()),
                     Param::Group(
                         "accountproperties",
-                        vec![
-                            Param::string_property("u_type", "0"),
-                            Param::string_property("u_mailbox", local.clone()),
-                            Param::string_property("u_alias", alias_list),
-                            Param::string_property("u_name", plan.display_name.clone()),
-                            Param::string_property("u_password", password.expose()),
-                            // IMAP & POP3: a POP3 account breaks ActiveSync and Outlook Sync
-                            // (IceWarp's account Options help), and the server's default
-                            // type is not documented.
-                            Param::string_property("u_accounttype", IMAP_AND_POP3),
-                        ]
-                        .into_iter()
-                        .chain(self.quota_properties())
-                        .collect(),
+                        account_kind
+                            .clone()
+                            .into_iter()
+                            .chain([
+                                Param::string_property("u_mailbox", local.clone()),
+                                Param::string_property("u_alias", alias_list),
+                                Param::string_property("u_name", plan.display_name.clone()),
+                                Param::string_property("u_password", password.expose()),
+                                // IMAP & POP3: a POP3 account breaks ActiveSync and Outlook Sync
+                                // (IceWarp's account Options help), and the server's default
+                                // type is not documented.
+                                Param::string_property("u_accounttype", IMAP_AND_POP3),
+                            ])
+                            .chain(self.quota_properties())
+                            .collect(),
                     ),
                 ],
             );
             match self.create_once(&request, &plan.address).await {
                 Ok(()) => {
-                    self.remember(&plan.address, USER_TYPE).await;
+                    match plan.resource {
+                        Some(_) => {
+                            self.remember(&plan.address, RESOURCE_TYPE).await;
+                            self.resources.lock().await.insert(plan.address.clone());
+                        }
+                        None => self.remember(&plan.address, USER_TYPE).await,
+                    }
                     outcome.login_name = self.login_of(&plan.address, &mut outcome.notes).await?;
                     outcome.aliases_added =
                         aliases.iter().map(|l| format!("{l}@{domain}")).collect();
@@ -1384,10 +1437,22 @@ impl IceWarpProvisioner {
     }
 }
 
-/// `U_Type` values (icewarp-apiconst.txt): 0 user, 1 mailing list, 7 group.
+/// `U_Type` values (icewarp-apiconst.txt): 0 user, 1 mailing list, 7 group, 8 resource.
 const USER_TYPE: u32 = 0;
 const MAILING_LIST_TYPE: u32 = 1;
 const GROUP_TYPE: u32 = 7;
+const RESOURCE_TYPE: u32 = 8;
+
+/// Why a resource account's data is not migrated when IceWarp refuses a login as it (IMAP:
+/// nothing of it is written).
+pub const RESOURCE_LOGIN_REFUSED: &str = "IceWarp refused a login as the resource account \
+     (IceWarp documents none); its mail and bookings stay in Microsoft 365; set resources_as = \
+     \"user\" to migrate them into an ordinary account";
+
+/// ... when only its WebDAV login is refused (its mail was written).
+pub const RESOURCE_DAV_LOGIN_REFUSED: &str = "IceWarp refused a WebDAV login as the resource \
+     account (IceWarp documents none); its bookings, contacts and tasks stay in Microsoft 365; \
+     set resources_as = \"user\" to migrate them into an ordinary account";
 
 /// `U_AccountType` 1: IMAP & POP3 (icewarp-apiconst.txt: 0 POP3, 1 IMAP & POP3, 2 IMAP).
 const IMAP_AND_POP3: &str = "1";
@@ -1446,12 +1511,13 @@ fn account_type(root: &Element) -> Option<u32> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Found {
     None,
-    /// The account's primary address, its `U_Alias` (split) and its login name when it is
-    /// not the address.
+    /// The account's primary address, its `U_Alias` (split), its login name when it is
+    /// not the address, and whether it is a resource (`U_Type` 8).
     Account {
         email: String,
         aliases: Vec<String>,
         login: Option<String>,
+        resource: bool,
     },
     /// The address is taken by something the user must not be merged into: why.
     Conflict(String),
@@ -1619,7 +1685,11 @@ impl AccountProvisioner for IceWarpProvisioner {
                 email,
                 aliases,
                 login,
+                resource,
             } => {
+                if resource {
+                    self.resources.lock().await.insert(email.clone());
+                }
                 let mut outcome = self.merge(plan, &email, &aliases).await;
                 if let Ok(o) = &mut outcome {
                     o.login_name = login;
@@ -2068,6 +2138,32 @@ mod tests {
         assert!(crate::config::FileConfig::parse(&bad, std::path::Path::new("m.toml")).is_err());
         let folder = crate::config::DestinationConfig::Folder { path: "x".into() };
         assert!(IceWarpSettings::from_config(&folder).unwrap().is_none());
+    }
+
+    /// `resources_as` is a rule of the IceWarp destination: "resource" by default, "user" the
+    /// escape hatch; any other value is an error naming the file's key before data moves.
+    #[test]
+    fn resources_as_comes_from_the_file_and_an_unknown_value_is_an_error() {
+        let text = "[source]\ntenant_id = \"contoso.com\"\n\
+                    client_id = \"00000000-0000-0000-0000-000000000001\"\n[destination]\n\
+                    kind = \"icewarp\"\nhost = \"mail.example.com\"\n\
+                    admin_email = \"admin@example.com\"\ncredentials_report = \"new.csv\"\n";
+        let rules = |extra: &str| {
+            let config = crate::config::FileConfig::parse(
+                &format!("{text}{extra}"),
+                std::path::Path::new("m.toml"),
+            )?;
+            let settings = IceWarpSettings::from_config(&config.destination());
+            Ok::<_, crate::config::ConfigError>(settings?.map(|(_, rules)| rules.resources_as))
+        };
+        use crate::config::ResourcesAs;
+        assert_eq!(rules("").unwrap(), Some(ResourcesAs::Resource));
+        assert_eq!(
+            rules("resources_as = \"user\"\n").unwrap(),
+            Some(ResourcesAs::User)
+        );
+        let e = rules("resources_as = \"room\"\n").unwrap_err().to_string();
+        assert!(e.contains("resources_as"), "{e}");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::config::{AccountRule, GroupRule};
+use crate::config::{AccountRule, GroupRule, ResourcesAs};
 use crate::error::{Classify, ErrorClass};
 use crate::graph::users::GroupKind;
 pub use crate::graph::users::MailboxKind;
@@ -66,6 +66,44 @@ pub fn deciding_rule(kind: MailboxKind, account_enabled: Option<bool>) -> Option
             Some(RuleFor::DisabledUsers)
         }
         (MailboxKind::User | MailboxKind::Guest | MailboxKind::Unknown, _) => None,
+    }
+}
+
+/// What an IceWarp resource account stands for: `S_Type` (icewarp-apiconst.txt: "Int (rtRoom,
+/// rtEquipment, rtCar)", a Delphi enumeration: 0 room, 1 equipment, 2 car). Microsoft 365 has
+/// room and equipment mailboxes only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "lowercase")]
+#[ts(export)]
+pub enum ResourceKind {
+    Room,
+    Equipment,
+}
+
+impl ResourceKind {
+    /// The resource a mailbox of `kind` becomes under `resources_as` (`None`: an ordinary
+    /// account).
+    pub fn of(kind: MailboxKind, resources_as: ResourcesAs) -> Option<ResourceKind> {
+        match (resources_as, kind) {
+            (ResourcesAs::Resource, MailboxKind::Room) => Some(ResourceKind::Room),
+            (ResourcesAs::Resource, MailboxKind::Equipment) => Some(ResourceKind::Equipment),
+            _ => None,
+        }
+    }
+
+    /// `S_Type`'s value.
+    pub fn s_type(self) -> u32 {
+        match self {
+            ResourceKind::Room => 0,
+            ResourceKind::Equipment => 1,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ResourceKind::Room => "room",
+            ResourceKind::Equipment => "equipment",
+        }
     }
 }
 
@@ -146,6 +184,9 @@ pub struct AccountPlan {
     pub display_name: String,
     /// Other addresses of the user, mapped, without the primary, in source order.
     pub aliases: Vec<String>,
+    /// A room or equipment mailbox that becomes a resource account (`resources_as`); `None`:
+    /// an ordinary user account.
+    pub resource: Option<ResourceKind>,
 }
 
 impl AccountPlan {
@@ -561,7 +602,8 @@ fn name_or(name: Option<&String>, address: &str) -> String {
 ///   out); the others become aliases.
 /// - Shared mailboxes follow `rules.shared_mailboxes`, room and equipment mailboxes
 ///   `rules.resource_mailboxes` (whether or not their sign-in is blocked, as it usually is),
-///   other users with a blocked sign-in `rules.disabled_users`.
+///   other users with a blocked sign-in `rules.disabled_users`. A room or equipment account
+///   is a resource unless `rules.resources_as` says `user` ([`ResourceKind::of`]).
 /// - A user with no kept address, or whose address another user already took, is skipped.
 /// - Groups become lists per `rules.groups` ([`ListKind::for_group`]), addressed the same
 ///   way after the users (an address a user holds is not given to a group). Their members
@@ -611,6 +653,7 @@ pub fn plan(
                 display_name: name_or(user.display_name.as_ref(), &address),
                 address,
                 aliases,
+                resource: ResourceKind::of(user.kind, rules.resources_as),
             }),
             Err(reason) => plan.skipped.push(AccountOutcome::skipped(
                 &user.id,
