@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures_util::StreamExt as _;
+use migrator_core::config::Workload;
 use migrator_core::convert::flags::MailFlags;
 use migrator_core::dest::folder::{Folder, FolderStore};
 use migrator_core::engine::estimate::{
@@ -326,7 +327,7 @@ pub async fn run(
         cpu_seconds_per_item: cpu / messages,
         destination_bytes_per_second: rate,
     };
-    let latency = Duration::from_secs_f64(o.request_ms_median.max(0.0) / 1000.0);
+    let latency = Duration::try_from_secs_f64(o.request_ms_median / 1000.0).unwrap_or_default();
     let bounds = Estimate::of(&work, &scenario_limits(s, latency), &machine);
     let (binds, lower) = bounds.lower_bound();
     let t = TenantOutcome {
@@ -395,10 +396,17 @@ async fn plan_estimate(
         .await
         .context("cannot start the simulator for the plan")?;
     let (in_flight, budget, window) = s.limits.unwrap_or((4, u32::MAX, 1));
+    // Into Dovecot the run writes mail only (the worker gives its IMAP destination no DAV
+    // server), so the plan counts what the run copies.
+    let workloads = match into {
+        INTO_DOVECOT => vec![Workload::Mail],
+        _ => Workload::ALL.to_vec(),
+    };
     let options = RunOptions {
         parallel_mailboxes: s.parallel_mailboxes,
         pacer: crate::worker::pacer_settings(in_flight as usize, budget, window, s.app_limit),
         state_dir: Some(work.join("plan")),
+        workloads,
         ..RunOptions::default()
     };
     let source = crate::worker::sim_source(&sim.url(), sim.tenant_id(), sim.client_id());
