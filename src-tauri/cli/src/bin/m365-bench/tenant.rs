@@ -66,7 +66,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "tenant",
             "500 mailboxes, heavy-tailed (Pareto 1.2 from 5 messages, the largest 5,000), with \
              calendars, contacts and tasks, 100 at once, Exchange's limits and latency \
-             time-scaled 10x, into the local folder",
+             time-scaled 10x, into the local folder and into Dovecot (mail only there)",
             500,
             5,
             Some(5_000),
@@ -103,7 +103,8 @@ pub fn scenarios() -> Vec<Scenario> {
         ),
         base(
             "tenant-quick",
-            "smoke: 12 mailboxes, heavy-tailed (from 2 messages, the largest 60), all at once",
+            "smoke: 12 mailboxes, heavy-tailed (from 2 messages, the largest 60), all at once, \
+             into the local folder and into Dovecot",
             12,
             2,
             Some(60),
