@@ -19,7 +19,8 @@ status=0
 "$target_dir/release/m365-bench" --out benchmarks --markdown BENCHMARKS.md "$@" || status=$?
 # The tenant scenarios (issue 17.5) on their own: their numbers go to benchmarks/tenant/
 # (tenant.json, tenant-startup.json) and into BENCHMARKS.md's tenant section by hand, not the
-# generated section. Each waits until 361 s after the previous one's files were deleted (on a
+# generated section (`tenant` into the local folder and into Dovecot). Each run waits until
+# 361 s after the previous one's files were deleted (on a
 # journal-less ext4 they would slow its file creation: m365-bench's tenant::REUSE_WINDOW).
 if [[ $# -eq 0 ]]; then
   "$target_dir/release/m365-bench" --out benchmarks/tenant --scenario tenant,tenant-memory,tenant-startup || status=$?

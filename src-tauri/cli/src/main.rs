@@ -600,11 +600,17 @@ async fn print_plan(path: &Path, json: bool, refresh: bool) -> anyhow::Result<()
         );
     }
     println!(
-        "estimated duration: {} with {} mailboxes in parallel (Microsoft's per-mailbox limits, \
-         {} ms per request; the destination's speed is not included)",
+        "estimated duration: {} with {} mailboxes in parallel (bound by {}: the mailboxes at \
+         Microsoft's per-mailbox limits and {} ms per request {:.0} s, the app's limit across \
+         the tenant {:.0} s, this machine's CPU {:.0} s, the destination {:.0} s)",
         HumanDuration(Duration::from_secs_f64(plan.estimated_seconds)),
         plan.parallel_mailboxes,
-        plan.assumed_latency_ms
+        plan.estimate_binds,
+        plan.assumed_latency_ms,
+        plan.estimate_terms.mailboxes,
+        plan.estimate_terms.app_limit,
+        plan.estimate_terms.cpu,
+        plan.estimate_terms.destination,
     );
     Ok(())
 }

@@ -83,7 +83,10 @@
 //! - [`engine`]: runs a migration ([`engine::run`]) into a [`engine::Destination`] (mail and
 //!   groupware per mailbox, IceWarp provisioning first), the pre-run check
 //!   ([`engine::preflight`]), the plan ([`engine::plan()`], [`engine::plan_with`]: each
-//!   mailbox's counts kept in the state folder, recounted on request, cancellable), the report
+//!   mailbox's counts kept in the state folder, recounted on request, cancellable), the tenant
+//!   model its estimate and the tenant benchmark's lower bound share ([`engine::estimate`]:
+//!   mailboxes at their ceilings largest first, the app limit, the CPU, the destination), the
+//!   report
 //!   ([`engine::report`]),
 //!   pause/resume/stop ([`engine::RunControl`]), and the workers that share a PostgreSQL
 //!   journal, one leased mailbox at a time ([`engine::work`]).

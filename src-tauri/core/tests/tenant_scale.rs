@@ -523,3 +523,80 @@ async fn regression_every_queued_mailbox_kept_its_pacer() {
          mailboxes keep pacers ({holders:?})"
     );
 }
+
+/// The Plan's estimate is the tenant model's (`engine::estimate`), from the plan's own counts:
+/// with eight mailboxes under an app limit of 50 requests per second, the app limit binds
+/// (the eight, four at a time at 4 in flight and 250 ms a request, need about 5 s; their
+/// ~300 requests at the app limit about 6 s) and the estimate is at least every request at
+/// that limit. Before: the estimate was the mailboxes'
+/// schedule alone, which ignored the app limit, the CPU and the destination.
+#[tokio::test(flavor = "multi_thread")]
+async fn regression_the_plans_estimate_ignored_the_app_limit_and_the_cpu() {
+    use migrator_core::engine::estimate::{
+        Estimate, Limits, Machine, MailboxWork, ASSUMED_LATENCY, ASSUMED_MESSAGE_BYTES,
+    };
+    let sim = SimServer::start(SimConfig {
+        tenant: TenantSpec {
+            users: 8,
+            messages_per_user: 6,
+            ..TenantSpec::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (budget, window) = (50, Duration::from_secs(1));
+    let options = RunOptions {
+        workloads: vec![Workload::Mail],
+        state_dir: Some(dir.path().to_path_buf()),
+        parallel_mailboxes: 4,
+        pacer: PacerSettings {
+            app: Some(AppBudget::new(budget, window)),
+            ..PacerSettings::default()
+        },
+        ..RunOptions::default()
+    };
+    let plan = migrator_core::engine::plan(
+        &support::source_config(&sim),
+        &Secret::new(sim.client_secret()),
+        &options,
+    )
+    .await
+    .expect("the plan");
+    assert!(plan.requests > 0 && plan.items == 8 * 6, "{plan:?}");
+
+    let at_app_limit = plan.requests as f64 * window.as_secs_f64() / f64::from(budget);
+    assert!(
+        plan.estimated_seconds >= at_app_limit - 1e-9,
+        "{} requests at {budget} per {window:?} take at least {at_app_limit} s; the plan says {} s",
+        plan.requests,
+        plan.estimated_seconds
+    );
+    // The model, from the plan's counts, the run's limits and this machine.
+    let work: Vec<MailboxWork> = plan
+        .users
+        .iter()
+        .map(|u| MailboxWork {
+            requests: u.requests,
+            items: u.items + u.events + u.contacts + u.tasks,
+            bytes: u.items * ASSUMED_MESSAGE_BYTES,
+        })
+        .collect();
+    let limits = Limits {
+        max_in_flight: 4,
+        budget: 10_000,
+        window: Duration::from_secs(600),
+        app: Some((budget, window)),
+        latency: ASSUMED_LATENCY,
+        parallel_mailboxes: 4,
+    };
+    let model = Estimate::of(&work, &limits, &Machine::default());
+    assert_eq!(plan.estimate_terms, model);
+    assert_eq!(model.seconds(), ("app limit", at_app_limit));
+    assert_eq!(plan.estimate_binds, "app limit");
+    assert!(
+        (plan.estimated_seconds - at_app_limit).abs() < 1e-9,
+        "{plan:?}"
+    );
+}

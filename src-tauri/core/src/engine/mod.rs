@@ -7,6 +7,7 @@
 
 mod control;
 mod counts;
+pub mod estimate;
 mod groupware;
 mod icewarp;
 mod mail;

@@ -25,15 +25,14 @@
 //! throttling-limits.md "Outlook service limits"; one budget per mailbox for every workload).
 //! A mailbox needs one request per message (its `$value`), one per contact (its photo), one
 //! per series (its exceptions, beta) and per event with attachments, plus the listing pages.
-//! Its time is bounded below by both `requests x latency / max_in_flight` and, past the first
-//! window's budget, `window x (requests / budget - 1)`. Mailboxes run `parallel_mailboxes` at a
-//! time, longest first. Destination speed and bandwidth are not modelled: the estimate is the
-//! time Microsoft's limits allow, the floor of any real run (BENCHMARKS.md measures how close
-//! runs come to it).
+//! The run's estimate is the tenant model of [`super::estimate`], the one the tenant benchmark
+//! measures its lower bound with ([`Plan::estimate`]): the mailboxes at their ceilings largest
+//! first over `parallel_mailboxes`, every request at the app's limit across the tenant, every
+//! item's CPU over this machine's cores, every message's bytes (assumed
+//! [`super::estimate::ASSUMED_MESSAGE_BYTES`]) at an IMAP server's measured rate; the largest
+//! of them. Each mailbox's own estimate is its time at its ceiling.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap};
-use std::time::Duration;
+use std::collections::BTreeSet;
 
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
@@ -41,6 +40,9 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::counts::MailboxCounts;
+use super::estimate::{
+    mailbox_seconds, Estimate, Limits, Machine, MailboxWork, ASSUMED_LATENCY, ASSUMED_MESSAGE_BYTES,
+};
 use super::mailboxes::{verified_only, GUEST, NO_MAILBOX};
 use super::{event_in_limits, signed_in_users, EngineError, RunOptions};
 use crate::config::{DateLimits, SourceConfig, Workload};
@@ -58,9 +60,6 @@ const PAGE_SIZE: u64 = 500;
 const GROUPWARE_PAGE: u64 = 100;
 /// Requests a mailbox spends before its messages: the well-known folder lookups.
 const FIXED_REQUESTS: u64 = 6;
-/// Mean time of one Graph request assumed by the estimate: a `$value` of a typical message of
-/// a few tens of kilobytes from Exchange Online.
-pub const ASSUMED_LATENCY: Duration = Duration::from_millis(250);
 
 /// What a run would do (the CLI's `plan --json`, the app's Plan screen).
 #[derive(Debug, Clone, Serialize, PartialEq, ts_rs::TS)]
@@ -100,8 +99,13 @@ pub struct Plan {
     pub out_of_range: u64,
     #[ts(type = "number")]
     pub requests: u64,
-    /// The estimate of the whole run, in seconds, and what it assumes.
+    /// The estimate of the whole run, in seconds (the largest of `estimate_terms`), and what
+    /// it assumes.
     pub estimated_seconds: f64,
+    /// The tenant model's terms ([`Plan::estimate`]).
+    pub estimate_terms: Estimate,
+    /// The term that binds: `mailboxes`, `app limit`, `CPU` or `destination`.
+    pub estimate_binds: String,
     #[ts(type = "number")]
     pub parallel_mailboxes: usize,
     #[ts(type = "number")]
@@ -285,12 +289,8 @@ async fn counted_plan(
         u.action = undecided(u.not_migrated.as_deref());
     }
 
-    let estimated_seconds = run_seconds(
-        users.iter().map(|u| u.estimated_seconds),
-        options.parallel_mailboxes,
-    );
     let sum = |f: fn(&PlanUser) -> u64| users.iter().map(f).sum::<u64>();
-    Ok(Plan {
+    let mut plan = Plan {
         guests: sum(|u| u64::from(u.not_migrated.as_deref() == Some(GUEST))),
         without_mailbox: sum(|u| u64::from(u.not_migrated.as_deref() == Some(NO_MAILBOX))),
         online_archives: sum(|u| u64::from(u.online_archive == Some(true))),
@@ -304,10 +304,18 @@ async fn counted_plan(
         out_of_range: sum(|u| u.out_of_range),
         requests: sum(|u| u.requests),
         users,
-        estimated_seconds,
+        estimated_seconds: 0.0,
+        estimate_terms: Estimate::default(),
+        estimate_binds: String::new(),
         parallel_mailboxes: options.parallel_mailboxes.max(1),
         assumed_latency_ms: ASSUMED_LATENCY.as_millis() as u64,
-    })
+    };
+    let limits = Limits::of_run(&options.pacer, plan.parallel_mailboxes, ASSUMED_LATENCY);
+    plan.estimate_terms = plan.estimate(&limits, &Machine::default());
+    let (binds, seconds) = plan.estimate_terms.seconds();
+    plan.estimated_seconds = seconds;
+    plan.estimate_binds = binds.to_string();
+    Ok(plan)
 }
 
 /// Counts one mailbox (`planned`: the user as listed) with its own pacer: the requests its
@@ -359,7 +367,8 @@ async fn count_mailbox(
         }
     }
     planned.problem = (!problems.is_empty()).then(|| problems.join("; "));
-    planned.estimated_seconds = mailbox_seconds(planned.requests, settings, ASSUMED_LATENCY);
+    let limits = Limits::of_run(settings, options.parallel_mailboxes, ASSUMED_LATENCY);
+    planned.estimated_seconds = mailbox_seconds(planned.requests, &limits);
     planned
 }
 
@@ -552,30 +561,6 @@ fn mailbox_requests(nodes: &[FolderNode], in_range: &[u64]) -> u64 {
             .sum::<u64>()
 }
 
-/// The shortest time the per-mailbox limits allow for `requests` requests (module doc).
-pub fn mailbox_seconds(requests: u64, limits: &PacerSettings, latency: Duration) -> f64 {
-    let by_flight = requests as f64 * latency.as_secs_f64() / limits.max_in_flight.max(1) as f64;
-    let budget = f64::from(limits.budget.max(1));
-    let by_budget = limits.window.as_secs_f64() * (requests as f64 / budget - 1.0);
-    by_flight.max(by_budget).max(0.0)
-}
-
-/// The time `parallel` workers need for mailboxes of the given durations, longest first onto
-/// the least loaded worker.
-pub fn run_seconds(mailboxes: impl Iterator<Item = f64>, parallel: usize) -> f64 {
-    let mut jobs: Vec<f64> = mailboxes.filter(|s| s.is_finite() && *s > 0.0).collect();
-    jobs.sort_by(|a, b| b.total_cmp(a));
-    // Loads in milliseconds, as integers, so the heap has a total order.
-    let mut workers: BinaryHeap<Reverse<u64>> =
-        std::iter::repeat_n(Reverse(0), parallel.max(1)).collect();
-    for job in jobs {
-        if let Some(Reverse(load)) = workers.pop() {
-            workers.push(Reverse(load + (job * 1000.0).round() as u64));
-        }
-    }
-    workers.into_iter().map(|Reverse(l)| l).max().unwrap_or(0) as f64 / 1000.0
-}
-
 /// What a run does with one mailbox, from the destination and the account rules (the Plan
 /// shows it per mailbox).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
@@ -599,6 +584,23 @@ pub enum PlanAction {
 }
 
 impl Plan {
+    /// The tenant model's terms for the mailboxes this plan migrates (every one listed and
+    /// not `not_migrated`): its counts, its requests, each message at
+    /// [`ASSUMED_MESSAGE_BYTES`].
+    pub fn estimate(&self, limits: &Limits, machine: &Machine) -> Estimate {
+        let work: Vec<MailboxWork> = self
+            .users
+            .iter()
+            .filter(|u| u.not_migrated.is_none())
+            .map(|u| MailboxWork {
+                requests: u.requests,
+                items: u.items + u.events + u.contacts + u.tasks,
+                bytes: u.items * ASSUMED_MESSAGE_BYTES,
+            })
+            .collect();
+        Estimate::of(&work, limits, machine)
+    }
+
     /// Gives each mailbox its action for a destination: with IceWarp's account `rules`,
     /// provisioning's own plan ([`crate::dest::provision::plan`]) decides, from each user's
     /// kind, sign-in and addresses in the plan's domains, mapped and with `*.onmicrosoft.com`
@@ -835,6 +837,8 @@ mod tests {
             out_of_range: 0,
             requests: 0,
             estimated_seconds: 0.0,
+            estimate_terms: Estimate::default(),
+            estimate_binds: String::new(),
             parallel_mailboxes: 1,
             assumed_latency_ms: 250,
         }
@@ -969,34 +973,6 @@ mod tests {
         // Into IMAP or a folder every one is copied.
         plan.decide(None, &existing);
         assert!(plan.users.iter().all(|u| u.action == PlanAction::Copy));
-    }
-
-    #[test]
-    fn a_small_mailbox_is_bound_by_requests_in_flight() {
-        let limits = PacerSettings::default();
-        // 4,000 requests of 250 ms, 4 at a time: 250 s; well inside the first window's budget.
-        let s = mailbox_seconds(4_000, &limits, Duration::from_millis(250));
-        assert!((s - 250.0).abs() < 1e-9, "{s}");
-    }
-
-    #[test]
-    fn a_big_mailbox_is_bound_by_the_ten_minute_budget() {
-        let limits = PacerSettings::default();
-        // 100,000 requests: 10,000 in the first window, then 10,000 per 600 s: 9 more windows.
-        // At 100 ms, 4 in flight would allow 40 per second, far above the budget's 16.7.
-        let s = mailbox_seconds(100_000, &limits, Duration::from_millis(100));
-        assert!((s - 5_400.0).abs() < 1e-6, "{s}");
-        // At 250 ms, 4 in flight is 16 per second: slower than the budget, so it binds.
-        let s = mailbox_seconds(100_000, &limits, Duration::from_millis(250));
-        assert!((s - 6_250.0).abs() < 1e-6, "{s}");
-    }
-
-    #[test]
-    fn mailboxes_are_packed_longest_first_onto_parallel_workers() {
-        assert_eq!(run_seconds([10.0, 10.0, 10.0, 10.0].into_iter(), 2), 20.0);
-        assert_eq!(run_seconds([30.0, 10.0, 10.0, 10.0].into_iter(), 2), 30.0);
-        assert_eq!(run_seconds([5.0, 7.0].into_iter(), 8), 7.0);
-        assert_eq!(run_seconds(std::iter::empty(), 4), 0.0);
     }
 
     #[test]

@@ -265,6 +265,11 @@ impl AppBudget {
         self.0.budget.store(share, Ordering::Relaxed);
     }
 
+    /// The app's whole budget and its window, as configured (without [`APP_MARGIN`]).
+    pub fn limit(&self) -> (u32, Duration) {
+        (self.0.whole, self.0.window.saturating_sub(APP_MARGIN))
+    }
+
     /// The requests per window this process may send now ([`AppBudget::share_among`]).
     pub fn budget(&self) -> u32 {
         self.0.budget.load(Ordering::Relaxed)

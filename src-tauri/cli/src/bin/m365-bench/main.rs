@@ -210,13 +210,22 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
                         parallel_mailboxes: cli.parallel.unwrap_or(s.parallel_mailboxes),
                         ..s
                     };
-                    tenant::run(&s, work.path(), !cli.no_settle && other != "tenant-quick")
-                        .await
-                        .map(|(o, t)| {
-                            eprintln!("  {}", t.line());
-                            results.scenarios.push(o);
-                            tenants.push(t);
-                        })
+                    let mut ran = Ok(());
+                    for into in tenant::destinations(other) {
+                        let wait = !cli.no_settle && other != "tenant-quick";
+                        match tenant::run(&s, into, work.path(), wait).await {
+                            Ok((o, t)) => {
+                                eprintln!("  {}", t.line());
+                                results.scenarios.push(o);
+                                tenants.push(t);
+                            }
+                            Err(e) => {
+                                ran = Err(e);
+                                break;
+                            }
+                        }
+                    }
+                    ran
                 }
                 None => Err(anyhow::anyhow!("no scenario named {other}")),
             },

@@ -262,6 +262,9 @@ pub struct Outcome {
     pub largest_message_bytes: u64,
     /// Graph requests to the mailbox that needed the most (the tenant's lower bound).
     pub largest_mailbox_requests: u64,
+    /// Each mailbox's requests, from the simulator's log (for the tenant model).
+    #[serde(skip)]
+    pub mailbox_requests: Vec<u64>,
     pub samples: Vec<Sample>,
 }
 
@@ -663,6 +666,7 @@ pub fn outcome(
         request_ms_median: median(&mut durations),
         largest_message_bytes: largest,
         largest_mailbox_requests,
+        mailbox_requests: per_mailbox.values().map(|r| r.len() as u64).collect(),
         samples: thin(r.samples, 400),
     }
 }

@@ -1,8 +1,10 @@
 //! The tenant scenarios (issue 17.5): a generated tenant with heavy-tailed mailbox sizes
 //! under Exchange Online's per-mailbox limits and Graph's limit per app across the tenant,
-//! time-scaled so it fits minutes on 2 CPUs, into the local folder. Each reports its finish
-//! time against the lower bound the limits, the machine and the destination allow, the time
-//! to the first message and the migrator's peak RSS.
+//! time-scaled so it fits minutes on 2 CPUs, into the local folder (`tenant` and `tenant-quick`
+//! into Dovecot too). Each reports its finish time against the lower bound the limits, the
+//! machine and the destination allow, the Plan's estimate for the same tenant, the time to the
+//! first message and the migrator's peak RSS. The lower bound and the Plan's estimate are one
+//! model, the core's `engine::estimate`.
 //!
 //! **Time scale.** Every limit and latency is [`TIME_SCALE`] times faster than Exchange's
 //! (10,000 requests per 60 s instead of 600 s per mailbox, 130,000 per 1 s instead of 10 s per
@@ -15,12 +17,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures_util::StreamExt as _;
+use migrator_core::config::Workload;
 use migrator_core::convert::flags::MailFlags;
 use migrator_core::dest::folder::{Folder, FolderStore};
+use migrator_core::engine::estimate::{
+    Estimate, Limits, Machine, MailboxWork, CPU_SECONDS_PER_ITEM, FOLDER_BYTES_PER_SECOND,
+    IMAP_BYTES_PER_SECOND,
+};
+use migrator_core::engine::RunOptions;
 use migrator_core::graph::client::ByteSink as _;
+use migrator_core::secrets::Secret;
 use serde::Serialize;
 
-use crate::scenario::{self, Outcome, Scenario, INTO_FOLDER};
+use crate::scenario::{self, Outcome, Scenario, INTO_DOVECOT, INTO_FOLDER};
 use crate::worker::{JobDestination, StopAt};
 
 /// How many times faster than Exchange Online's the scenario's limits and latency are.
@@ -57,7 +66,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "tenant",
             "500 mailboxes, heavy-tailed (Pareto 1.2 from 5 messages, the largest 5,000), with \
              calendars, contacts and tasks, 100 at once, Exchange's limits and latency \
-             time-scaled 10x, into the local folder",
+             time-scaled 10x, into the local folder and into Dovecot (mail only there)",
             500,
             5,
             Some(5_000),
@@ -94,7 +103,8 @@ pub fn scenarios() -> Vec<Scenario> {
         ),
         base(
             "tenant-quick",
-            "smoke: 12 mailboxes, heavy-tailed (from 2 messages, the largest 60), all at once",
+            "smoke: 12 mailboxes, heavy-tailed (from 2 messages, the largest 60), all at once, \
+             into the local folder and into Dovecot",
             12,
             2,
             Some(60),
@@ -107,32 +117,12 @@ pub fn find(name: &str) -> Option<Scenario> {
     scenarios().into_iter().find(|s| s.name == name)
 }
 
-/// The lower bound's terms, in seconds of the scaled run.
-#[derive(Debug, Clone, Serialize)]
-pub struct Bounds {
-    /// The largest mailbox's requests at its ceiling: the budget per window, or 4 in flight
-    /// at the median request time, whichever is slower.
-    pub largest_mailbox: f64,
-    /// Every request at the app's limit across the tenant.
-    pub app_limit: f64,
-    /// The CPU the migrator and the simulator used (both share the machine here), over the
-    /// machine's CPUs.
-    pub cpu: f64,
-    /// Every byte at the destination's rate measured before the run.
-    pub destination: f64,
-}
-
-impl Bounds {
-    /// The largest term and its name.
-    pub fn binding(&self) -> (&'static str, f64) {
-        [
-            ("largest mailbox", self.largest_mailbox),
-            ("app limit", self.app_limit),
-            ("CPU", self.cpu),
-            ("destination", self.destination),
-        ]
-        .into_iter()
-        .fold(("none", 0.0), |a, b| if b.1 > a.1 { b } else { a })
+/// Where tenant scenario `name` writes: `tenant` and `tenant-quick` into the local folder and
+/// into Dovecot, the others into the local folder.
+pub fn destinations(name: &str) -> &'static [&'static str] {
+    match name {
+        "tenant" | "tenant-quick" => &[INTO_FOLDER, INTO_DOVECOT],
+        _ => &[INTO_FOLDER],
     }
 }
 
@@ -140,6 +130,7 @@ impl Bounds {
 #[derive(Debug, Clone, Serialize)]
 pub struct TenantOutcome {
     pub name: &'static str,
+    pub destination: &'static str,
     pub time_scale: f64,
     pub mailboxes: usize,
     pub largest_mailbox_messages: usize,
@@ -161,22 +152,37 @@ pub struct TenantOutcome {
     pub migrator_system_cpu_ms_per_message: f64,
     pub simulator_cpu_ms_per_message: f64,
     pub destination_bytes_per_second: f64,
-    pub bounds: Bounds,
+    /// `true`: measured before the run (the local folder); `false`: the model's measured
+    /// constant for an IMAP server (Dovecot).
+    pub destination_rate_measured: bool,
+    /// The tenant model with what this run measured: each mailbox's requests at its ceiling
+    /// at the median request time, the CPU the migrator, the simulator and Dovecot used, the
+    /// bytes at the destination's rate. Seconds of the scaled run.
+    pub bounds: Estimate,
     pub lower_bound_seconds: f64,
     pub binds: &'static str,
     /// Finish time / lower bound.
     pub ratio: f64,
+    /// The Plan's estimate for the same tenant, before the run: [`plan_estimate`].
+    pub plan: Estimate,
+    pub plan_seconds: f64,
+    pub plan_binds: &'static str,
+    /// The Plan's estimate / finish time (the target: within 20%, 0.8 to 1.2).
+    pub plan_ratio: f64,
 }
 
 impl TenantOutcome {
     pub fn line(&self) -> String {
         format!(
-            "{}: {} mailboxes, {} messages in {:.1} s, lower bound {:.1} s ({}: largest mailbox \
-             {:.1}, app {:.1}, CPU {:.1}, destination {:.1}), ratio {:.2}, first message {} s, \
+            "{} into {}: {} mailboxes, {} messages in {:.1} s, lower bound {:.1} s ({}: \
+             largest mailbox {:.1}, app {:.1}, CPU {:.1}, destination {:.1}{}), ratio {:.2}, \
+             plan's estimate {:.1} s ({}: mailboxes {:.1}, app {:.1}, CPU {:.1}, destination \
+             {:.1}) = {:.2} of the finish, first message {} s, \
              peak RSS {:.0} MiB, {} running at most, CPU {:.2} ms/msg ({:.2} of it in the \
              kernel; + simulator {:.2}), \
              largest mailbox {} requests, {:.2} in flight on average",
             self.name,
+            self.destination,
             self.mailboxes,
             self.messages,
             self.wall_seconds,
@@ -186,7 +192,19 @@ impl TenantOutcome {
             self.bounds.app_limit,
             self.bounds.cpu,
             self.bounds.destination,
+            if self.destination_rate_measured {
+                ""
+            } else {
+                " at the assumed rate"
+            },
             self.ratio,
+            self.plan_seconds,
+            self.plan_binds,
+            self.plan.mailboxes,
+            self.plan.app_limit,
+            self.plan.cpu,
+            self.plan.destination,
+            self.plan_ratio,
             self.first_message_seconds
                 .map_or("-".into(), |s| format!("{s:.2}")),
             self.peak_rss_mib,
@@ -262,41 +280,60 @@ pub fn settle(work: &Path, wait: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs tenant scenario `s` into the local folder under `work`: [`settle`] (`wait`), the
-/// destination's rate, then the run (checked: every message once, none failed). The rate
-/// sample stays on disk until the run has finished: removing its files just before the run
-/// would slow the run's own file creation (see [`REUSE_WINDOW`]).
+/// Runs tenant scenario `s` into `into` (the local folder or Dovecot) under `work`: [`settle`]
+/// (`wait`), the Plan's estimate, the local folder's rate (Dovecot's is the model's
+/// [`IMAP_BYTES_PER_SECOND`]), then the run (checked: every message once, none failed). The
+/// rate sample stays on disk until the run has finished: removing its files just before the
+/// run would slow the run's own file creation (see [`REUSE_WINDOW`]).
 pub async fn run(
     s: &Scenario,
+    into: &'static str,
     work: &Path,
     wait: bool,
 ) -> anyhow::Result<(Outcome, TenantOutcome)> {
     settle(work, wait)?;
+    let cpus = crate::proc_stats::machine_cpus().max(1);
+    let (plan, plan_binds, plan_seconds) = plan_estimate(s, into, work, cpus).await?;
     let spec = scenario::tenant_spec(s);
     let tenant = migrator_sim::generate_tenant(&spec);
     let largest_mailbox_messages = (0..spec.users).map(|u| spec.messages_of(u)).max();
-    let rate = destination_rate(&tenant, &work.join("rate")).await?;
+    let (rate, measured) = if into == INTO_FOLDER {
+        (destination_rate(&tenant, &work.join("rate")).await?, true)
+    } else {
+        (IMAP_BYTES_PER_SECOND, false)
+    };
     drop(tenant);
     let run = work.join("run");
-    let o = scenario::run_into(s, INTO_FOLDER, &run).await;
+    let o = scenario::run_into(s, into, &run).await;
     // `run_into` removed its output once checked; the rest of the run's folders go too.
     remove_outputs(&[work.join("rate"), run]);
     let o = o?;
-    let cpus = crate::proc_stats::machine_cpus().max(1) as f64;
-    let (in_flight, budget, window) = s.limits.unwrap_or((4, u32::MAX, 1));
-    let per_mailbox_rate = budget as f64 / window as f64;
-    let in_flight_rate = in_flight as f64 / (o.request_ms_median / 1000.0).max(1e-6);
-    let (app_budget, app_window) = s.app_limit.unwrap_or((u32::MAX, 1));
-    let bounds = Bounds {
-        largest_mailbox: o.largest_mailbox_requests as f64 / per_mailbox_rate.min(in_flight_rate),
-        app_limit: o.requests as f64 / (app_budget as f64 / app_window as f64),
-        cpu: (o.cpu_seconds + o.sim_cpu_seconds) / cpus,
-        destination: o.bytes as f64 / rate.max(1.0),
-    };
-    let (binds, lower) = bounds.binding();
+    // The model with what the run measured: the CPU per message of everything that ran.
     let messages = o.messages.max(1) as f64;
+    let cpu = o.cpu_seconds + o.sim_cpu_seconds + o.dovecot_cpu_seconds.unwrap_or(0.0);
+    let mut work: Vec<MailboxWork> = (o.mailbox_requests.iter())
+        .map(|&requests| MailboxWork {
+            requests,
+            ..MailboxWork::default()
+        })
+        .collect();
+    // The totals (the CPU and destination terms are sums over the tenant).
+    work.push(MailboxWork {
+        requests: 0,
+        items: o.messages,
+        bytes: o.bytes,
+    });
+    let machine = Machine {
+        cpus,
+        cpu_seconds_per_item: cpu / messages,
+        destination_bytes_per_second: rate,
+    };
+    let latency = Duration::try_from_secs_f64(o.request_ms_median / 1000.0).unwrap_or_default();
+    let bounds = Estimate::of(&work, &scenario_limits(s, latency), &machine);
+    let (binds, lower) = bounds.lower_bound();
     let t = TenantOutcome {
         name: s.name,
+        destination: into,
         time_scale: TIME_SCALE,
         mailboxes: s.users,
         largest_mailbox_messages: largest_mailbox_messages.unwrap_or(0),
@@ -314,12 +351,84 @@ pub async fn run(
         migrator_system_cpu_ms_per_message: o.cpu_system_seconds * 1000.0 / messages,
         simulator_cpu_ms_per_message: o.sim_cpu_seconds * 1000.0 / messages,
         destination_bytes_per_second: rate,
+        destination_rate_measured: measured,
         bounds,
         lower_bound_seconds: lower,
         binds,
         ratio: o.wall_seconds / lower.max(1e-9),
+        plan,
+        plan_seconds,
+        plan_binds,
+        plan_ratio: plan_seconds / o.wall_seconds.max(1e-9),
     };
     Ok((o, t))
+}
+
+/// The model's limits for scenario `s` (its scaled per-mailbox and app limits) at `latency`
+/// per request.
+fn scenario_limits(s: &Scenario, latency: Duration) -> Limits {
+    let (in_flight, budget, window) = s.limits.unwrap_or((4, u32::MAX, 1));
+    Limits {
+        max_in_flight: in_flight as usize,
+        budget,
+        window: Duration::from_secs(window),
+        app: s
+            .app_limit
+            .map(|(budget, window)| (budget, Duration::from_secs(window))),
+        latency,
+        parallel_mailboxes: s.parallel_mailboxes,
+    }
+}
+
+/// What the Plan says beforehand of scenario `s` into `into`: `engine::plan` against the
+/// same generated tenant (a simulator of its own, so the plan's requests are not the run's),
+/// with the run's limits, then [`migrator_core::engine::Plan::estimate`] at the scenario's
+/// mean latency (the Plan assumes Exchange's 250 ms; the scenario's is time-scaled) on this
+/// machine's `cpus` with the model's constants: [`CPU_SECONDS_PER_ITEM`] (the migrator's alone:
+/// the Plan does not know of the simulator or a local Dovecot) and the destination's measured
+/// rate constant. Returns the terms, the binding one and the estimate.
+async fn plan_estimate(
+    s: &Scenario,
+    into: &str,
+    work: &Path,
+    cpus: usize,
+) -> anyhow::Result<(Estimate, &'static str, f64)> {
+    let sim = migrator_sim::SimServer::start(scenario::sim_config(s))
+        .await
+        .context("cannot start the simulator for the plan")?;
+    let (in_flight, budget, window) = s.limits.unwrap_or((4, u32::MAX, 1));
+    // Into Dovecot the run writes mail only (the worker gives its IMAP destination no DAV
+    // server), so the plan counts what the run copies.
+    let workloads = match into {
+        INTO_DOVECOT => vec![Workload::Mail],
+        _ => Workload::ALL.to_vec(),
+    };
+    let options = RunOptions {
+        parallel_mailboxes: s.parallel_mailboxes,
+        pacer: crate::worker::pacer_settings(in_flight as usize, budget, window, s.app_limit),
+        state_dir: Some(work.join("plan")),
+        workloads,
+        ..RunOptions::default()
+    };
+    let source = crate::worker::sim_source(&sim.url(), sim.tenant_id(), sim.client_id());
+    let plan =
+        migrator_core::engine::plan(&source, &Secret::new(sim.client_secret()), &options).await;
+    sim.shutdown().await;
+    let _ = std::fs::remove_dir_all(work.join("plan"));
+    let plan = plan.context("the plan failed")?;
+    let machine = Machine {
+        cpus,
+        cpu_seconds_per_item: CPU_SECONDS_PER_ITEM,
+        destination_bytes_per_second: if into == INTO_FOLDER {
+            FOLDER_BYTES_PER_SECOND
+        } else {
+            IMAP_BYTES_PER_SECOND
+        },
+    };
+    let latency = Duration::from_millis(s.latency_ms);
+    let estimate = plan.estimate(&scenario_limits(s, latency), &machine);
+    let (binds, seconds) = estimate.seconds();
+    Ok((estimate, binds, seconds))
 }
 
 /// Bytes per second the local folder takes: the tenant's first [`RATE_SAMPLE`] messages

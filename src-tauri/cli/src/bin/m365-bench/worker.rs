@@ -139,15 +139,39 @@ pub fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(job: Job) -> anyhow::Result<WorkerResult> {
-    let source = SourceConfig {
-        tenant_id: job.tenant_id.clone(),
-        client_id: job.client_id.clone(),
+/// The source settings for the simulator at `url`.
+pub fn sim_source(url: &str, tenant_id: &str, client_id: &str) -> SourceConfig {
+    SourceConfig {
+        tenant_id: tenant_id.into(),
+        client_id: client_id.into(),
         cloud: Cloud::Global,
-        login_url: Some(job.url.clone()),
-        graph_url: Some(job.url.clone()),
+        login_url: Some(url.into()),
+        graph_url: Some(url.into()),
         allow_plaintext_loopback: Some(true),
-    };
+    }
+}
+
+/// A run's pacer settings: `max_in_flight` and `budget` per `window_secs` per mailbox, and the
+/// app's limit across the tenant, (budget, window seconds) (Graph's documented one if `None`).
+pub fn pacer_settings(
+    max_in_flight: usize,
+    budget: u32,
+    window_secs: u64,
+    app_limit: Option<(u32, u64)>,
+) -> PacerSettings {
+    PacerSettings {
+        max_in_flight,
+        budget,
+        window: Duration::from_secs(window_secs),
+        app: app_limit
+            .map(|(budget, window)| AppBudget::new(budget, Duration::from_secs(window)))
+            .or(PacerSettings::default().app),
+        ..PacerSettings::default()
+    }
+}
+
+async fn run(job: Job) -> anyhow::Result<WorkerResult> {
+    let source = sim_source(&job.url, &job.tenant_id, &job.client_id);
     let destination = match &job.destination {
         JobDestination::Folder(path) => Destination::Folder(path.clone()),
         JobDestination::Imap {
@@ -173,16 +197,12 @@ async fn run(job: Job) -> anyhow::Result<WorkerResult> {
     };
     let options = RunOptions {
         parallel_mailboxes: job.parallel_mailboxes,
-        pacer: PacerSettings {
-            max_in_flight: job.max_in_flight,
-            budget: job.budget,
-            window: Duration::from_secs(job.window_secs),
-            app: job
-                .app_limit
-                .map(|(budget, window)| AppBudget::new(budget, Duration::from_secs(window)))
-                .or(PacerSettings::default().app),
-            ..PacerSettings::default()
-        },
+        pacer: pacer_settings(
+            job.max_in_flight,
+            job.budget,
+            job.window_secs,
+            job.app_limit,
+        ),
         state_dir: Some(job.state_dir.clone()),
         ..RunOptions::default()
     };

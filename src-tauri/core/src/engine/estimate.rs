@@ -1,0 +1,343 @@
+//! How long a tenant's migration takes at best: one model for the Plan's estimate and for the
+//! tenant benchmark's lower bound (issue 17.5). Pure arithmetic, no I/O.
+//!
+//! Four terms, each a time no run can beat, and the largest binds:
+//! - **mailboxes**: each mailbox's requests at its own ceiling ([`mailbox_seconds`]), the
+//!   mailboxes scheduled largest first onto `parallel_mailboxes` slots ([`run_seconds`]); the
+//!   benchmark's lower bound takes only the largest mailbox (any schedule waits for it);
+//! - **app limit**: every request of the tenant at Graph's limit per app across the tenant
+//!   (130,000 per 10 s, learn.microsoft.com/graph/throttling-limits, global limits);
+//! - **CPU**: every item's CPU over the machine's cores;
+//! - **destination**: every byte at the destination's rate.
+//!
+//! The CPU per item and the destination rates are measurements of this program on the test
+//! machine (BENCHMARKS.md), not Graph's facts: [`Machine::default`] documents each, and the
+//! benchmark overrides them with what it measured in the run.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::graph::PacerSettings;
+
+/// Mean time of one Graph request assumed by the Plan: a `$value` of a typical message of a
+/// few tens of kilobytes from Exchange Online.
+pub const ASSUMED_LATENCY: Duration = Duration::from_millis(250);
+
+/// The migrator's CPU per item written (messages, events, contacts and tasks alike), in
+/// seconds: BENCHMARKS.md, "Tenant scale", the quiet-machine runs 15-17 of 2026-12-07 (into
+/// the local folder): 1.90-2.50 ms per message over 15,742 messages is 30-39 s for 42,742
+/// items, 0.70-0.92 ms per item; the upper end.
+pub const CPU_SECONDS_PER_ITEM: f64 = 0.000_92;
+
+/// A local folder's rate, bytes per second: BENCHMARKS.md, "Tenant scale" (2026-12-06), 2,000
+/// of the tenant's messages written as the engine writes them (a file synced, renamed, the
+/// folder synced), 16 at once: 31-54 MB/s; the lower end.
+pub const FOLDER_BYTES_PER_SECOND: f64 = 31e6;
+
+/// An IMAP server's rate, bytes per second: BENCHMARKS.md, "Results", the destination leg
+/// (the migrator into Dovecot on the same machine, 2 mailboxes x 3,000 messages): 50.1 MB/s.
+/// Also assumed for IceWarp, whose mail goes in by IMAP as well.
+pub const IMAP_BYTES_PER_SECOND: f64 = 50e6;
+
+/// Mean bytes of a message, for the destination term (Graph does not give a folder's size in
+/// v1.0: reference/graph.md, GD21): BENCHMARKS.md, "Results", `small`, 1,340 MB in 20,000
+/// messages of the realistic size profile.
+pub const ASSUMED_MESSAGE_BYTES: u64 = 67_000;
+
+/// What the source allows one mailbox and the tenant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Requests of one mailbox in flight at once (Exchange Online: 4).
+    pub max_in_flight: usize,
+    /// Requests of one mailbox per `window` (Exchange Online: 10,000 per 10 minutes).
+    pub budget: u32,
+    pub window: Duration,
+    /// Requests of the whole tenant per window (Graph's limit per app): `None`, none.
+    pub app: Option<(u32, Duration)>,
+    /// Mean time of one request.
+    pub latency: Duration,
+    /// Mailboxes at once.
+    pub parallel_mailboxes: usize,
+}
+
+impl Limits {
+    /// The limits a run with these pacer settings keeps, at `latency` per request.
+    pub fn of_run(pacer: &PacerSettings, parallel_mailboxes: usize, latency: Duration) -> Self {
+        Limits {
+            max_in_flight: pacer.max_in_flight,
+            budget: pacer.budget,
+            window: pacer.window,
+            app: pacer.app.as_ref().map(|a| a.limit()),
+            latency,
+            parallel_mailboxes,
+        }
+    }
+}
+
+/// What the machine and the destination do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Machine {
+    pub cpus: usize,
+    /// CPU seconds per item written.
+    pub cpu_seconds_per_item: f64,
+    /// Bytes per second the destination takes.
+    pub destination_bytes_per_second: f64,
+}
+
+impl Default for Machine {
+    /// This machine's CPUs, [`CPU_SECONDS_PER_ITEM`], an IMAP server's rate (the slower
+    /// destination measured).
+    fn default() -> Self {
+        Machine {
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu_seconds_per_item: CPU_SECONDS_PER_ITEM,
+            destination_bytes_per_second: IMAP_BYTES_PER_SECOND,
+        }
+    }
+}
+
+/// One mailbox's work.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MailboxWork {
+    /// Graph requests.
+    pub requests: u64,
+    /// Items written (messages, events, contacts, tasks).
+    pub items: u64,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// The model's terms for one tenant, in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct Estimate {
+    /// The mailboxes at their ceilings, largest first onto the parallel slots.
+    pub mailboxes: f64,
+    /// The largest mailbox alone at its ceiling.
+    pub largest_mailbox: f64,
+    /// Every request at the app's limit.
+    pub app_limit: f64,
+    /// Every item's CPU over the cores.
+    pub cpu: f64,
+    /// Every byte at the destination's rate.
+    pub destination: f64,
+}
+
+impl Estimate {
+    /// The tenant's terms under `limits` on `machine`.
+    pub fn of(mailboxes: &[MailboxWork], limits: &Limits, machine: &Machine) -> Self {
+        let each: Vec<f64> = mailboxes
+            .iter()
+            .map(|m| mailbox_seconds(m.requests, limits))
+            .collect();
+        let requests: u64 = mailboxes.iter().map(|m| m.requests).sum();
+        let items: u64 = mailboxes.iter().map(|m| m.items).sum();
+        let bytes: u64 = mailboxes.iter().map(|m| m.bytes).sum();
+        Estimate {
+            largest_mailbox: each.iter().copied().fold(0.0, f64::max),
+            mailboxes: run_seconds(each.into_iter(), limits.parallel_mailboxes),
+            app_limit: limits.app.map_or(0.0, |(budget, window)| {
+                requests as f64 * window.as_secs_f64() / f64::from(budget.max(1))
+            }),
+            cpu: items as f64 * machine.cpu_seconds_per_item / machine.cpus.max(1) as f64,
+            destination: bytes as f64 / machine.destination_bytes_per_second.max(1.0),
+        }
+    }
+
+    /// The estimate of the run: its largest term, the schedule of mailboxes included, and
+    /// that term's name.
+    pub fn seconds(&self) -> (&'static str, f64) {
+        largest([
+            ("mailboxes", self.mailboxes),
+            ("app limit", self.app_limit),
+            ("CPU", self.cpu),
+            ("destination", self.destination),
+        ])
+    }
+
+    /// The lower bound no run can beat: the largest term with the largest mailbox alone in
+    /// place of the schedule, and that term's name.
+    pub fn lower_bound(&self) -> (&'static str, f64) {
+        largest([
+            ("largest mailbox", self.largest_mailbox),
+            ("app limit", self.app_limit),
+            ("CPU", self.cpu),
+            ("destination", self.destination),
+        ])
+    }
+}
+
+fn largest(terms: [(&'static str, f64); 4]) -> (&'static str, f64) {
+    terms
+        .into_iter()
+        .fold(("none", 0.0), |a, b| if b.1 > a.1 { b } else { a })
+}
+
+/// The shortest time the per-mailbox limits allow for `requests` requests: bounded below by
+/// both `requests x latency / max_in_flight` and, past the first window's budget, `window x
+/// (requests / budget - 1)` (Graph counts requests per window; the first window's budget can
+/// be spent at once).
+pub fn mailbox_seconds(requests: u64, limits: &Limits) -> f64 {
+    let by_flight =
+        requests as f64 * limits.latency.as_secs_f64() / limits.max_in_flight.max(1) as f64;
+    let budget = f64::from(limits.budget.max(1));
+    let by_budget = limits.window.as_secs_f64() * (requests as f64 / budget - 1.0);
+    by_flight.max(by_budget).max(0.0)
+}
+
+/// The time `parallel` slots need for mailboxes of the given durations, longest first onto
+/// the least loaded slot (as the run schedules them).
+pub fn run_seconds(mailboxes: impl Iterator<Item = f64>, parallel: usize) -> f64 {
+    let mut jobs: Vec<f64> = mailboxes.filter(|s| s.is_finite() && *s > 0.0).collect();
+    jobs.sort_by(|a, b| b.total_cmp(a));
+    // Loads in milliseconds, as integers, so the heap has a total order.
+    let mut workers: BinaryHeap<Reverse<u64>> =
+        std::iter::repeat_n(Reverse(0), parallel.max(1)).collect();
+    for job in jobs {
+        if let Some(Reverse(load)) = workers.pop() {
+            workers.push(Reverse(load + (job * 1000.0).round() as u64));
+        }
+    }
+    workers.into_iter().map(|Reverse(l)| l).max().unwrap_or(0) as f64 / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exchange(latency_ms: u64, parallel: usize) -> Limits {
+        Limits {
+            max_in_flight: 4,
+            budget: 10_000,
+            window: Duration::from_secs(600),
+            app: Some((130_000, Duration::from_secs(10))),
+            latency: Duration::from_millis(latency_ms),
+            parallel_mailboxes: parallel,
+        }
+    }
+
+    fn machine(cpus: usize, ms_per_item: f64, mb_per_second: f64) -> Machine {
+        Machine {
+            cpus,
+            cpu_seconds_per_item: ms_per_item / 1000.0,
+            destination_bytes_per_second: mb_per_second * 1e6,
+        }
+    }
+
+    /// `got` is term `name` of about `seconds`.
+    fn assert_binds(got: (&str, f64), name: &str, seconds: f64) {
+        assert_eq!(got.0, name, "{got:?}");
+        assert!(
+            (got.1 - seconds).abs() < 1e-6,
+            "{got:?}, expected {seconds}"
+        );
+    }
+
+    fn mailbox(requests: u64, items: u64, bytes: u64) -> MailboxWork {
+        MailboxWork {
+            requests,
+            items,
+            bytes,
+        }
+    }
+
+    #[test]
+    fn a_small_mailbox_is_bound_by_requests_in_flight() {
+        // 4,000 requests of 250 ms, 4 at a time: 250 s; well inside the first window's budget.
+        let s = mailbox_seconds(4_000, &exchange(250, 1));
+        assert!((s - 250.0).abs() < 1e-9, "{s}");
+    }
+
+    #[test]
+    fn a_big_mailbox_is_bound_by_the_ten_minute_budget() {
+        // 100,000 requests: 10,000 in the first window, then 10,000 per 600 s: 9 more windows.
+        // At 100 ms, 4 in flight would allow 40 per second, far above the budget's 16.7.
+        let s = mailbox_seconds(100_000, &exchange(100, 1));
+        assert!((s - 5_400.0).abs() < 1e-6, "{s}");
+        // At 250 ms, 4 in flight is 16 per second: slower than the budget, so it binds.
+        let s = mailbox_seconds(100_000, &exchange(250, 1));
+        assert!((s - 6_250.0).abs() < 1e-6, "{s}");
+    }
+
+    #[test]
+    fn mailboxes_are_packed_longest_first_onto_parallel_slots() {
+        assert_eq!(run_seconds([10.0, 10.0, 10.0, 10.0].into_iter(), 2), 20.0);
+        assert_eq!(run_seconds([30.0, 10.0, 10.0, 10.0].into_iter(), 2), 30.0);
+        assert_eq!(run_seconds([5.0, 7.0].into_iter(), 8), 7.0);
+        assert_eq!(run_seconds(std::iter::empty(), 4), 0.0);
+    }
+
+    /// Golden numbers: each term binds in turn.
+    #[test]
+    fn the_largest_mailbox_binds_a_tenant_with_one_huge_mailbox() {
+        // 100,000 requests at 100 ms: 5,400 s; 99 small ones of 1,000 requests (25 s each).
+        let mut tenant = vec![mailbox(100_000, 99_000, 99_000 * 50_000)];
+        tenant.extend(std::iter::repeat_n(mailbox(1_000, 900, 900 * 50_000), 99));
+        let e = Estimate::of(&tenant, &exchange(100, 10), &machine(8, 1.0, 50.0));
+        assert!((e.largest_mailbox - 5_400.0).abs() < 1e-6, "{e:?}");
+        assert!((e.mailboxes - 5_400.0).abs() < 1e-6, "{e:?}");
+        // 199,000 requests at 13,000 per second; 188,100 items x 1 ms over 8 CPUs; 9.405 GB at
+        // 50 MB/s.
+        assert!((e.app_limit - 199_000.0 / 13_000.0).abs() < 1e-9, "{e:?}");
+        assert!((e.cpu - 23.5125).abs() < 1e-9, "{e:?}");
+        assert!((e.destination - 188.1).abs() < 1e-9, "{e:?}");
+        assert_binds(e.seconds(), "mailboxes", e.mailboxes);
+        assert_binds(e.lower_bound(), "largest mailbox", 5_400.0);
+    }
+
+    #[test]
+    fn the_schedule_binds_many_equal_mailboxes_on_few_slots() {
+        // 40 mailboxes of 4,000 requests at 250 ms (250 s each), 10 at once: 4 rounds.
+        let tenant = vec![mailbox(4_000, 3_900, 0); 40];
+        let e = Estimate::of(&tenant, &exchange(250, 10), &machine(8, 1.0, 50.0));
+        assert!((e.mailboxes - 1_000.0).abs() < 1e-6, "{e:?}");
+        assert_binds(e.seconds(), "mailboxes", 1_000.0);
+        // The lower bound does not assume the schedule: one mailbox, or the CPU.
+        assert_binds(e.lower_bound(), "largest mailbox", 250.0);
+    }
+
+    #[test]
+    fn the_app_limit_binds_thousands_of_mailboxes_at_once() {
+        // 10,000 mailboxes of 5,000 requests at 80 ms (100 s each), all at once: 50 million
+        // requests at 13,000 per second.
+        let tenant = vec![mailbox(5_000, 10, 0); 10_000];
+        let e = Estimate::of(&tenant, &exchange(80, 10_000), &machine(1_000, 1.0, 50.0));
+        assert!((e.mailboxes - 100.0).abs() < 1e-6, "{e:?}");
+        let app = 50_000_000.0 / 13_000.0;
+        assert_binds(e.seconds(), "app limit", app);
+        assert_binds(e.lower_bound(), "app limit", app);
+    }
+
+    #[test]
+    fn the_cpu_binds_many_small_items_on_two_cores() {
+        // 100 mailboxes of 1,000 requests at 8 ms (2 s each), all at once; 100,000 items at
+        // 2 ms over 2 CPUs: 100 s.
+        let tenant = vec![mailbox(1_000, 1_000, 1_000); 100];
+        let e = Estimate::of(&tenant, &exchange(8, 100), &machine(2, 2.0, 50.0));
+        assert_binds(e.seconds(), "CPU", 100.0);
+        assert_binds(e.lower_bound(), "CPU", 100.0);
+    }
+
+    #[test]
+    fn the_destination_binds_large_messages_into_a_slow_server() {
+        // 10 mailboxes of 100 requests at 8 ms; 10 x 100 MB at 10 MB/s: 100 s.
+        let tenant = vec![mailbox(100, 100, 100_000_000); 10];
+        let e = Estimate::of(&tenant, &exchange(8, 10), &machine(2, 1.0, 10.0));
+        assert_binds(e.seconds(), "destination", 100.0);
+        assert_binds(e.lower_bound(), "destination", 100.0);
+    }
+
+    #[test]
+    fn without_an_app_limit_its_term_is_zero() {
+        let limits = Limits {
+            app: None,
+            ..exchange(8, 1)
+        };
+        let e = Estimate::of(&[mailbox(1_000_000, 1, 1)], &limits, &machine(2, 1.0, 10.0));
+        assert_eq!(e.app_limit, 0.0);
+    }
+}
