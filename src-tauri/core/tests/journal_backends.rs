@@ -1308,3 +1308,130 @@ fn postgres_done_records_arriving_together_share_one_fenced_transaction() {
         );
     }
 }
+
+/// Issue 18's coordination benchmark (one worker on PostgreSQL at 0.70 of `run` on SQLite):
+/// a journal call on PostgreSQL held the runtime worker thread of the task that made it until
+/// the server answered, so on a runtime of 2 worker threads (one per CPU) two calls in flight
+/// stopped every other task of the run (its other mailboxes' downloads and writes). The
+/// engine's calls per item (a page's records, its intents, "done" records) are now awaited:
+/// here two "done" records wait on the lease row (another session holds its lock), one in the
+/// server, one for the next shared transaction, and another task still runs meanwhile. The
+/// wait for it is bounded only so that the old behaviour (it never runs) fails, not hangs.
+#[test]
+fn postgres_journal_calls_in_flight_leave_the_runtime_threads_to_other_tasks() {
+    use std::sync::Arc;
+    use std::time::Duration;
+    let pg = Arc::new(support::postgres::Postgres::start());
+    let mut settings = PostgresSettings::parse(&pg.url()).unwrap();
+    settings.connections = 2;
+    let j = Journal::open_postgres(&settings, Some(&pg.password())).unwrap();
+    let (fenced, run) = fenced_u1(&j);
+    let fenced = Arc::new(fenced);
+    fenced
+        .record_intents("mail", &[target("m0"), target("m1")], run)
+        .unwrap();
+    let count = |sql: &str| pg.psql(sql).trim().to_string();
+    let holder = {
+        let pg = pg.clone();
+        std::thread::spawn(move || {
+            pg.psql("BEGIN; SELECT 1 FROM leases FOR UPDATE; SELECT pg_sleep(600); COMMIT;")
+        })
+    };
+    while count("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'") != "1" {}
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let record = |id: &'static str| {
+        let fenced = fenced.clone();
+        runtime.spawn(async move {
+            fenced
+                .record_done_at_version_async("u1", id, ("1", 5, None), Some("v1"))
+                .await
+        })
+    };
+    let first = record("m0");
+    while count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") != "1" {}
+    let second = record("m1");
+    while j.done_records_waiting() != 1 {}
+
+    let (ran, heard) = std::sync::mpsc::channel();
+    runtime.spawn(async move {
+        let _ = ran.send(());
+    });
+    let other_task_ran = heard.recv_timeout(Duration::from_secs(60)).is_ok();
+    count("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'");
+    let _ = holder.join();
+    assert!(
+        other_task_ran,
+        "no other task ran while two journal calls were in flight"
+    );
+    for write in [first, second] {
+        runtime.block_on(write).unwrap().unwrap();
+    }
+    for id in ["m0", "m1"] {
+        let item = j.item("u1", id).unwrap().unwrap();
+        assert_eq!(
+            (item.state, item.dest_ref, item.source_version),
+            (ItemState::Done, Some("1".into()), Some("v1".into()))
+        );
+    }
+}
+
+/// The group commit's records are awaited (issue 18), so a caller may go away while its
+/// record leads a shared transaction (its task aborted): the records that arrived meanwhile
+/// still commit, each once, and none waits for the leader that is gone.
+#[test]
+fn postgres_done_records_still_commit_when_the_leading_callers_task_is_aborted() {
+    use std::sync::Arc;
+    let pg = Arc::new(support::postgres::Postgres::start());
+    let mut settings = PostgresSettings::parse(&pg.url()).unwrap();
+    settings.connections = 2;
+    let j = Journal::open_postgres(&settings, Some(&pg.password())).unwrap();
+    let (fenced, run) = fenced_u1(&j);
+    let fenced = Arc::new(fenced);
+    let ids = ["m0", "m1", "m2"];
+    let targets: Vec<ItemTarget<'_>> = ids.iter().map(|id| target(id)).collect();
+    fenced.record_intents("mail", &targets, run).unwrap();
+    let count = |sql: &str| pg.psql(sql).trim().to_string();
+    let holder = {
+        let pg = pg.clone();
+        std::thread::spawn(move || {
+            pg.psql("BEGIN; SELECT 1 FROM leases FOR UPDATE; SELECT pg_sleep(600); COMMIT;")
+        })
+    };
+    while count("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'") != "1" {}
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let record = |id: &'static str| {
+        let fenced = fenced.clone();
+        runtime.spawn(async move {
+            fenced
+                .record_done_at_version_async("u1", id, ("1", 5, None), None)
+                .await
+        })
+    };
+    let leader = record("m0");
+    while count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") != "1" {}
+    let waiting = [record("m1"), record("m2")];
+    while j.done_records_waiting() != 2 {}
+    leader.abort();
+    let _ = runtime.block_on(leader);
+    count("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'");
+    let _ = holder.join();
+    for write in waiting {
+        runtime.block_on(write).unwrap().unwrap();
+    }
+    for id in ["m1", "m2"] {
+        let item = j.item("u1", id).unwrap().unwrap();
+        assert_eq!(
+            (item.state, item.dest_ref),
+            (ItemState::Done, Some("1".into()))
+        );
+    }
+}

@@ -445,15 +445,16 @@ impl Ctx<'_, '_> {
     }
 
     /// Reads the journal's records of a page's items in one call (issue 18: one lookup per
-    /// item was a round trip each on PostgreSQL).
-    fn look_up_page(&mut self, ids: &[&str]) -> Result<(), ItemError> {
+    /// item was a round trip each on PostgreSQL), awaited.
+    async fn look_up_page(&mut self, ids: &[&str]) -> Result<(), ItemError> {
         self.page_records.clear();
         let Some(j) = self.run.journal else {
             return Ok(());
         };
         let mut found = j
             .journal
-            .items_by_id(&self.user.id, ids)
+            .items_by_id_async(&self.user.id, ids)
+            .await
             .map_err(journal_error)?;
         for id in ids {
             self.page_records.insert(id.to_string(), found.remove(*id));
@@ -619,7 +620,7 @@ impl Ctx<'_, '_> {
         let mut pages = calendar::events(self.run.client, self.pacer, &self.user.id, calendar_id);
         while let Some(page) = self.next_page(&mut pages, &open.label).await? {
             let ids: Vec<&str> = page.iter().map(|e| e.id.as_str()).collect();
-            self.look_up_page(&ids)?;
+            self.look_up_page(&ids).await?;
             for event in page {
                 if self.run.control.checkpoint().await.is_err() {
                     return Ok(false);
@@ -901,7 +902,7 @@ impl Ctx<'_, '_> {
                         Delta::Removed { .. } => None,
                     })
                     .collect();
-                self.look_up_page(&ids)?;
+                self.look_up_page(&ids).await?;
             }
             for entry in entries {
                 match entry {
@@ -1306,7 +1307,8 @@ impl Ctx<'_, '_> {
                 return Ok(false);
             }
             j.journal
-                .record_intent_as(open.kind, self.target(open, &resource.source_id), j.run)
+                .record_intent_as_async(open.kind, self.target(open, &resource.source_id), j.run)
+                .await
                 .map_err(journal_error)?;
             if let Some(old) = &old_copy {
                 // Journaled before the write: a crash before the old copy is deleted leaves
@@ -1379,7 +1381,8 @@ impl Ctx<'_, '_> {
             let written = (dest.0.as_str(), size, Some(hash.as_str()));
             let version = resource.version.as_deref();
             j.journal
-                .record_done_at_version(user, &resource.source_id, written, version)
+                .record_done_at_version_async(user, &resource.source_id, written, version)
+                .await
                 .map_err(journal_error)?;
         }
         self.stats.bytes += size;

@@ -18,10 +18,15 @@
 //! (<https://www.postgresql.org/docs/15/libpq-ssl.html#LIBPQ-SSL-PROTECTION>). The password
 //! never is in the URL: it comes from [`PASSWORD_VARIABLE`].
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
 
 use bytes::BytesMut;
 use tokio_postgres::types::{IsNull, ToSql, Type};
@@ -421,7 +426,7 @@ enum Answer {
 
 struct Request {
     work: Work,
-    reply: mpsc::Sender<Result<Answer, tokio_postgres::Error>>,
+    reply: oneshot::Sender<Result<Answer, tokio_postgres::Error>>,
 }
 
 /// The PostgreSQL journal's connection, served by its own thread.
@@ -438,29 +443,41 @@ type Guard = Option<(String, Vec<Value>)>;
 /// Records that say an item is done, committed together ([`PostgresStore::durable`]): while a
 /// transaction of records under one guard (one lease, or none) is in flight, the records under
 /// that guard that arrive wait and share the next one, as SQLite's group commit shares one
-/// sync of its WAL.
+/// sync of its WAL. Each waiting record is told how its transaction ended, or that it leads
+/// the next one; a waiting caller that went away (a dropped future) is passed over.
 #[derive(Debug, Default)]
 struct GroupCommit {
     state: Mutex<GroupState>,
-    settled: std::sync::Condvar,
 }
 
 #[derive(Debug, Default)]
 struct GroupState {
-    next_ticket: u64,
-    /// Records not yet taken into a transaction.
+    /// Records waiting for the transaction under their guard in flight to end.
     waiting: Vec<Queued>,
     /// The guards whose shared transaction is in flight.
     in_flight: Vec<Guard>,
-    /// How the shared transaction of each record ended, by ticket.
-    settled: std::collections::HashMap<u64, Shared>,
+}
+
+impl GroupCommit {
+    fn lock(&self) -> std::sync::MutexGuard<'_, GroupState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 #[derive(Debug)]
 struct Queued {
-    ticket: u64,
     guard: Guard,
     statement: (String, Vec<Value>),
+    told: oneshot::Sender<Told>,
+}
+
+/// What a waiting record is told.
+#[derive(Debug)]
+enum Told {
+    /// Its shared transaction ended so.
+    Settled(Shared),
+    /// It leads the next transaction under its guard, with these records besides its own.
+    Lead(Vec<Queued>),
 }
 
 /// How a shared transaction ended for each of its records.
@@ -471,6 +488,141 @@ enum Shared {
     Refused,
     /// It failed: each record is sent again on its own, for its own answer.
     Failed,
+}
+
+/// The leader of a shared transaction. When it ends (also when the leader's caller goes
+/// away mid-flight) it tells the records it carried how the transaction ended
+/// ([`Shared::Failed`] unless told otherwise) and hands its guard to the records that arrived
+/// meanwhile, so no record waits for a leader that is gone.
+struct Lead<'a> {
+    group: &'a GroupCommit,
+    guard: Guard,
+    others: Vec<Queued>,
+    ended: Shared,
+}
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        WAITS.record_share(self.others.len());
+        for q in self.others.drain(..) {
+            let _ = q.told.send(Told::Settled(self.ended));
+        }
+        let mut state = self.group.lock();
+        loop {
+            let (mine, rest): (Vec<Queued>, Vec<Queued>) = std::mem::take(&mut state.waiting)
+                .into_iter()
+                .partition(|q| q.guard == self.guard);
+            state.waiting = rest;
+            let mut mine = mine.into_iter();
+            let Some(next) = mine.next() else {
+                state.in_flight.retain(|g| *g != self.guard);
+                return;
+            };
+            match next.told.send(Told::Lead(mine.collect())) {
+                Ok(()) => return,
+                // Its caller went away: the next one leads.
+                Err(Told::Lead(back)) => state.waiting.extend(back),
+                Err(Told::Settled(_)) => {}
+            }
+        }
+    }
+}
+
+/// How long the journal's callers waited for PostgreSQL, for the whole process (issue 18's
+/// coordination benchmark reads it: [`call_waits`]).
+struct Waits {
+    calls: AtomicU64,
+    answered_nanos: AtomicU64,
+    blocked_calls: AtomicU64,
+    blocked_nanos: AtomicU64,
+    shared_transactions: AtomicU64,
+    shared_records: AtomicU64,
+    largest_share: AtomicU64,
+}
+
+static WAITS: Waits = Waits {
+    calls: AtomicU64::new(0),
+    answered_nanos: AtomicU64::new(0),
+    blocked_calls: AtomicU64::new(0),
+    blocked_nanos: AtomicU64::new(0),
+    shared_transactions: AtomicU64::new(0),
+    shared_records: AtomicU64::new(0),
+    largest_share: AtomicU64::new(0),
+};
+
+impl Waits {
+    fn record_share(&self, records: usize) {
+        let records = records as u64 + 1;
+        self.shared_transactions.fetch_add(1, Ordering::Relaxed);
+        self.shared_records.fetch_add(records, Ordering::Relaxed);
+        self.largest_share.fetch_max(records, Ordering::Relaxed);
+    }
+}
+
+/// What the PostgreSQL journal's callers waited for in this process so far.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+pub struct CallWaits {
+    /// Calls sent to a connection thread, and their time from sending to the answer.
+    pub calls: u64,
+    pub answered_seconds: f64,
+    /// Synchronous calls that parked their thread (a runtime worker thread when called from
+    /// a task), and how long in all.
+    pub blocked_calls: u64,
+    pub blocked_seconds: f64,
+    /// Transactions of "done" records ([`PostgresStore::durable`]), the records in them, and
+    /// the most in one.
+    pub shared_transactions: u64,
+    pub shared_records: u64,
+    pub largest_share: u64,
+}
+
+/// [`CallWaits`] of this process so far.
+pub fn call_waits() -> CallWaits {
+    let seconds = |n: &AtomicU64| Duration::from_nanos(n.load(Ordering::Relaxed)).as_secs_f64();
+    CallWaits {
+        calls: WAITS.calls.load(Ordering::Relaxed),
+        answered_seconds: seconds(&WAITS.answered_nanos),
+        blocked_calls: WAITS.blocked_calls.load(Ordering::Relaxed),
+        blocked_seconds: seconds(&WAITS.blocked_nanos),
+        shared_transactions: WAITS.shared_transactions.load(Ordering::Relaxed),
+        shared_records: WAITS.shared_records.load(Ordering::Relaxed),
+        largest_share: WAITS.largest_share.load(Ordering::Relaxed),
+    }
+}
+
+fn add_nanos(counter: &AtomicU64, since: Instant) {
+    let nanos = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    counter.fetch_add(nanos, Ordering::Relaxed);
+}
+
+/// Runs `call` to its end on this thread, parked while it waits: how the journal's
+/// synchronous methods run their asynchronous forms. The journal's futures wait only for a
+/// connection thread's answer or another caller's (never for this thread's runtime), so they
+/// end from any context: a task of either runtime flavour, or none. Tokio's cooperative
+/// budget is not consulted (`unconstrained`): a task that spent it would otherwise be told
+/// to yield, which it cannot do here, and spin.
+pub(super) fn block_on<F: Future>(call: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut call = std::pin::pin!(tokio::task::unconstrained(call));
+    let mut parked: Option<Instant> = None;
+    loop {
+        if let std::task::Poll::Ready(out) = call.as_mut().poll(&mut cx) {
+            if let Some(since) = parked {
+                WAITS.blocked_calls.fetch_add(1, Ordering::Relaxed);
+                add_nanos(&WAITS.blocked_nanos, since);
+            }
+            return out;
+        }
+        parked.get_or_insert_with(Instant::now);
+        std::thread::park();
+    }
 }
 
 fn params(args: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
@@ -929,18 +1081,23 @@ impl PostgresStore {
         }
     }
 
-    fn ask(&self, work: Work) -> Result<Answer, JournalError> {
-        let (reply, answer) = mpsc::channel();
+    /// Sends `work` to a connection thread and awaits its answer, without holding the
+    /// calling thread.
+    async fn ask(&self, work: Work) -> Result<Answer, JournalError> {
+        let (reply, answer) = oneshot::channel();
         let stopped = || JournalError::Stopped {
             target: self.target.clone(),
         };
+        let sent = Instant::now();
         self.requests
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .send(Request { work, reply })
             .map_err(|_| stopped())?;
+        let answer = answer.await;
+        WAITS.calls.fetch_add(1, Ordering::Relaxed);
+        add_nanos(&WAITS.answered_nanos, sent);
         answer
-            .recv()
             .map_err(|_| stopped())?
             .map_err(|source| JournalError::Postgres {
                 target: self.target.clone(),
@@ -949,28 +1106,42 @@ impl PostgresStore {
     }
 
     pub fn execute(&self, sql: &str, args: Vec<Value>) -> Result<u64, JournalError> {
-        match self.ask(Work::Execute(dollar_parameters(sql), args))? {
+        block_on(self.execute_async(sql, args))
+    }
+
+    /// [`PostgresStore::execute`], awaited.
+    pub async fn execute_async(&self, sql: &str, args: Vec<Value>) -> Result<u64, JournalError> {
+        match self
+            .ask(Work::Execute(dollar_parameters(sql), args))
+            .await?
+        {
             Answer::Count(n) => Ok(n),
             _ => Err(JournalError::Column { index: 0 }),
         }
     }
 
     pub fn query(&self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, JournalError> {
-        match self.ask(Work::Query(dollar_parameters(sql), args))? {
+        block_on(self.query_async(sql, args))
+    }
+
+    /// [`PostgresStore::query`], awaited.
+    pub async fn query_async(&self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, JournalError> {
+        match self.ask(Work::Query(dollar_parameters(sql), args)).await? {
             Answer::Rows(rows) => Ok(rows),
             _ => Err(JournalError::Column { index: 0 }),
         }
     }
 
-    pub fn transaction(&self, statements: &[(&str, Vec<Value>)]) -> Result<(), JournalError> {
-        self.guarded_transaction(None, statements).map(|_| ())
+    /// `statements` in one transaction, awaited.
+    pub async fn transaction(&self, statements: &[(&str, Vec<Value>)]) -> Result<(), JournalError> {
+        self.guarded_transaction(None, statements).await.map(|_| ())
     }
 
     /// [`PostgresStore::transaction`] after `guard`, a query that must find a row (it should
     /// lock it, `FOR UPDATE`, so what it checked holds until the commit). `None`: it found
     /// none and nothing was written; else the last statement's changed-row count and
-    /// `RETURNING` rows.
-    pub fn guarded_transaction(
+    /// `RETURNING` rows. Awaited.
+    pub async fn guarded_transaction(
         &self,
         guard: Option<(&str, Vec<Value>)>,
         statements: &[(&str, Vec<Value>)],
@@ -980,11 +1151,11 @@ impl PostgresStore {
             .iter()
             .map(|(sql, args)| (dollar_parameters(sql), args.clone()))
             .collect();
-        self.applied(Work::Transaction(guard, statements))
+        self.applied(Work::Transaction(guard, statements)).await
     }
 
-    fn applied(&self, work: Work) -> Result<Option<(u64, Vec<Row>)>, JournalError> {
-        match self.ask(work)? {
+    async fn applied(&self, work: Work) -> Result<Option<(u64, Vec<Row>)>, JournalError> {
+        match self.ask(work).await? {
             Answer::Applied(applied) => Ok(applied),
             _ => Err(JournalError::Column { index: 0 }),
         }
@@ -994,8 +1165,9 @@ impl PostgresStore {
     /// with the other records under the same guard that arrived while one of theirs was in
     /// flight (a group commit); returns once this record is committed. `None`: the guard found
     /// no row and nothing was written. Every shared transaction runs the guard, so under a
-    /// lease nothing commits once the lease is lost.
-    pub fn durable(
+    /// lease nothing commits once the lease is lost. Awaited: a caller waiting for its
+    /// transaction, or for the one in flight before it, holds no thread.
+    pub async fn durable(
         &self,
         guard: Option<(&str, Vec<Value>)>,
         sql: &str,
@@ -1003,67 +1175,65 @@ impl PostgresStore {
     ) -> Result<Option<()>, JournalError> {
         let guard: Guard = guard.map(|(sql, args)| (dollar_parameters(sql), args));
         let statement = (dollar_parameters(sql), args);
-        let lock = || self.group.state.lock().unwrap_or_else(|p| p.into_inner());
-        let mut state = lock();
-        let ticket = state.next_ticket;
-        state.next_ticket += 1;
-        state.waiting.push(Queued {
-            ticket,
-            guard: guard.clone(),
-            statement: statement.clone(),
-        });
-        loop {
-            if let Some(shared) = state.settled.remove(&ticket) {
-                drop(state);
-                return match shared {
-                    Shared::Committed => Ok(Some(())),
-                    Shared::Refused => Ok(None),
-                    Shared::Failed => self
-                        .applied(Work::Transaction(guard, vec![statement]))
-                        .map(|applied| applied.map(|_| ())),
-                };
-            }
+        let alone = |guard: Guard, statement| async move {
+            let applied = self
+                .applied(Work::Transaction(guard, vec![statement]))
+                .await;
+            applied.map(|applied| applied.map(|_| ()))
+        };
+        let heard = {
+            let mut state = self.group.lock();
             if state.in_flight.contains(&guard) {
-                state = self
-                    .group
-                    .settled
-                    .wait(state)
-                    .unwrap_or_else(|p| p.into_inner());
-                continue;
+                let (told, heard) = oneshot::channel();
+                state.waiting.push(Queued {
+                    guard: guard.clone(),
+                    statement: statement.clone(),
+                    told,
+                });
+                Some(heard)
+            } else {
+                state.in_flight.push(guard.clone());
+                None
             }
-            // This record leads: it takes every waiting record under its guard (its own among
-            // them: no transaction of this guard is in flight, so none took it).
-            state.in_flight.push(guard.clone());
-            let (batch, rest): (Vec<Queued>, Vec<Queued>) = std::mem::take(&mut state.waiting)
-                .into_iter()
-                .partition(|q| q.guard == guard);
-            state.waiting = rest;
-            drop(state);
-            let statements = batch.iter().map(|q| q.statement.clone()).collect();
-            let answer = self.applied(Work::Transaction(guard.clone(), statements));
-            state = lock();
-            state.in_flight.retain(|g| *g != guard);
-            let shared = match &answer {
-                Ok(Some(_)) => Shared::Committed,
-                Ok(None) => Shared::Refused,
-                Err(_) => Shared::Failed,
-            };
-            for q in &batch {
-                state.settled.insert(q.ticket, shared);
-            }
-            self.group.settled.notify_all();
-            if let [only] = batch.as_slice() {
-                // Its own transaction: its own answer, errors included.
-                state.settled.remove(&only.ticket);
-                return answer.map(|applied| applied.map(|_| ()));
-            }
+        };
+        let others = match heard {
+            None => Vec::new(),
+            Some(heard) => match heard.await {
+                Ok(Told::Lead(others)) => others,
+                Ok(Told::Settled(Shared::Committed)) => return Ok(Some(())),
+                Ok(Told::Settled(Shared::Refused)) => return Ok(None),
+                Ok(Told::Settled(Shared::Failed)) | Err(_) => return alone(guard, statement).await,
+            },
+        };
+        let mut lead = Lead {
+            group: &self.group,
+            guard: guard.clone(),
+            others,
+            ended: Shared::Failed,
+        };
+        let statements = std::iter::once(statement.clone())
+            .chain(lead.others.iter().map(|q| q.statement.clone()))
+            .collect();
+        let answer = self
+            .applied(Work::Transaction(guard.clone(), statements))
+            .await;
+        lead.ended = match &answer {
+            Ok(Some(_)) => Shared::Committed,
+            Ok(None) => Shared::Refused,
+            Err(_) => Shared::Failed,
+        };
+        let shared = !lead.others.is_empty();
+        drop(lead);
+        match answer {
+            // A shared transaction failed: this record again on its own, for its own answer.
+            Err(_) if shared => alone(guard, statement).await,
+            answer => answer.map(|applied| applied.map(|_| ())),
         }
     }
 
     /// Records waiting for a transaction of [`PostgresStore::durable`] under way.
     pub fn durable_waiting(&self) -> usize {
-        let state = self.group.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.waiting.len()
+        self.group.lock().waiting.len()
     }
 }
 
