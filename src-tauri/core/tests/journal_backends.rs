@@ -1309,6 +1309,15 @@ fn postgres_done_records_arriving_together_share_one_fenced_transaction() {
     }
 }
 
+/// Waits until `done` holds; a test that waited 60 s for it fails (it would hang) naming
+/// `what`. A bound on a wait that should end at once, not a timed assertion.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+    }
+}
+
 /// Issue 18's coordination benchmark (one worker on PostgreSQL at 0.70 of `run` on SQLite):
 /// a journal call on PostgreSQL held the runtime worker thread of the task that made it until
 /// the server answered, so on a runtime of 2 worker threads (one per CPU) two calls in flight
@@ -1353,9 +1362,13 @@ fn postgres_journal_calls_in_flight_leave_the_runtime_threads_to_other_tasks() {
         })
     };
     let first = record("m0");
-    while count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") != "1" {}
+    wait_until("the first record waits on the lease row", || {
+        count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") == "1"
+    });
     let second = record("m1");
-    while j.done_records_waiting() != 1 {}
+    wait_until("the second record waits for the next transaction", || {
+        j.done_records_waiting() == 1
+    });
 
     let (ran, heard) = std::sync::mpsc::channel();
     runtime.spawn(async move {
@@ -1417,9 +1430,13 @@ fn postgres_done_records_still_commit_when_the_leading_callers_task_is_aborted()
         })
     };
     let leader = record("m0");
-    while count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") != "1" {}
+    wait_until("the leading record waits on the lease row", || {
+        count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") == "1"
+    });
     let waiting = [record("m1"), record("m2")];
-    while j.done_records_waiting() != 2 {}
+    wait_until("two records wait for the next transaction", || {
+        j.done_records_waiting() == 2
+    });
     leader.abort();
     let _ = runtime.block_on(leader);
     count("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'");
