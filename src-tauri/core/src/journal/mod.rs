@@ -24,7 +24,9 @@
 //! that arrive while one is in flight share the next transaction (group commit). The engine
 //! reads a page's records in one call ([`Journal::items_by_id`]) and records a page's
 //! intents in one transaction ([`Journal::record_intents`]) before any of its items is
-//! written: on PostgreSQL each call is a round trip the engine waits for.
+//! written: on PostgreSQL each call is a round trip. Those per-item calls have awaitable
+//! forms (`*_async`: the same statements, the same guarantees when they return) that the
+//! engine uses, so a round trip holds no runtime thread; SQLite answers them at once.
 //!
 //! The journal never holds secrets: ids, names, sizes, hashes and reasons only.
 

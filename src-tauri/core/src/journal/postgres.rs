@@ -1,10 +1,13 @@
 //! The shared backend: a PostgreSQL database, for many workers on many machines (issue 18).
 //!
-//! **Why a connection thread.** The journal's API is synchronous (the engine calls it between
-//! awaits, as it calls SQLite), and callers run inside Tokio runtimes of either flavour or
-//! none (`report`). So the PostgreSQL client (`tokio-postgres`) lives on one dedicated thread
-//! with its own current-thread runtime; each journal call sends its statement there and waits
-//! for the answer, as a SQLite call waits for its mutex and the disk. A journal has
+//! **Why a connection thread.** The journal's callers run inside Tokio runtimes of either
+//! flavour or none (`report`). So the PostgreSQL client (`tokio-postgres`) lives on one
+//! dedicated thread with its own current-thread runtime; each journal call sends its
+//! statement there and awaits the answer on a oneshot channel. The engine's calls per item
+//! (`*_async` on [`super::Journal`]) await it, so the runtime thread runs other tasks during
+//! the round trip (issue 18: on a runtime of one thread per CPU, two blocked calls stopped the
+//! whole run); the other calls are synchronous and park their thread until the answer
+//! ([`block_on`]), as a SQLite call waits for its mutex and the disk. A journal has
 //! [`PostgresSettings::connections`] such threads, each with its own connection, taking the
 //! calls in turn: a worker's lease loops do not queue behind one connection's round trips.
 //!
