@@ -1394,8 +1394,8 @@ fn postgres_journal_calls_in_flight_leave_the_runtime_threads_to_other_tasks() {
 }
 
 /// The group commit's records are awaited (issue 18), so a caller may go away while its
-/// record leads a shared transaction (its task aborted): the records that arrived meanwhile
-/// still commit, each once, and none waits for the leader that is gone.
+/// record's transaction is in flight (its task aborted): the records that arrived meanwhile
+/// still commit, each once, and none waits for the caller that is gone.
 #[test]
 fn postgres_done_records_still_commit_when_the_leading_callers_task_is_aborted() {
     use std::sync::Arc;
@@ -1445,6 +1445,83 @@ fn postgres_done_records_still_commit_when_the_leading_callers_task_is_aborted()
         runtime.block_on(write).unwrap().unwrap();
     }
     for id in ["m1", "m2"] {
+        let item = j.item("u1", id).unwrap().unwrap();
+        assert_eq!(
+            (item.state, item.dest_ref),
+            (ItemState::Done, Some("1".into()))
+        );
+    }
+}
+
+/// A synchronous journal call (most of the journal's API; it parks its thread until the
+/// answer) made on the thread of a current-thread runtime (tests, `report`) while an awaited
+/// "done" record of a task of that runtime is in flight: the synchronous record waits for the
+/// next shared transaction. That transaction is sent by the connection thread that committed
+/// the first one, not by the first record's task (which cannot run while its thread is
+/// parked), so both commit. The wait for them is bounded so that a deadlock fails, not hangs.
+#[test]
+fn postgres_a_blocking_done_record_never_waits_for_a_task_of_the_thread_it_parks() {
+    use std::sync::Arc;
+    use std::time::Duration;
+    let pg = Arc::new(support::postgres::Postgres::start());
+    let mut settings = PostgresSettings::parse(&pg.url()).unwrap();
+    settings.connections = 2;
+    let j = Journal::open_postgres(&settings, Some(&pg.password())).unwrap();
+    let (fenced, run) = fenced_u1(&j);
+    let fenced = Arc::new(fenced);
+    fenced
+        .record_intents("mail", &[target("m0"), target("m1")], run)
+        .unwrap();
+    let lock_waits = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'";
+    let count = |sql: &str| pg.psql(sql).trim().to_string();
+    let holder = {
+        let pg = pg.clone();
+        std::thread::spawn(move || {
+            pg.psql("BEGIN; SELECT 1 FROM leases FOR UPDATE; SELECT pg_sleep(600); COMMIT;")
+        })
+    };
+    wait_until("another session holds the lease row", || {
+        count("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'") == "1"
+    });
+    let (ended, heard) = std::sync::mpsc::channel();
+    {
+        let (fenced, pg) = (fenced.clone(), pg.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let both = runtime.block_on(async {
+                let first = tokio::spawn({
+                    let fenced = fenced.clone();
+                    async move {
+                        fenced
+                            .record_done_at_version_async("u1", "m0", ("1", 5, None), None)
+                            .await
+                    }
+                });
+                // The first record's task sends it, then waits.
+                tokio::task::yield_now().await;
+                wait_until("the first record waits on the lease row", || {
+                    pg.psql(lock_waits).trim() == "1"
+                });
+                let second = fenced.record_done("u1", "m1", "1", 5, None);
+                (first.await, second)
+            });
+            let _ = ended.send(both);
+        });
+    }
+    wait_until("the second record waits for the next transaction", || {
+        j.done_records_waiting() == 1
+    });
+    count("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'");
+    let _ = holder.join();
+    let (first, second) = heard
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the blocking record waited for a task of the thread it parks");
+    first.unwrap().unwrap();
+    second.unwrap();
+    for id in ["m0", "m1"] {
         let item = j.item("u1", id).unwrap().unwrap();
         assert_eq!(
             (item.state, item.dest_ref),

@@ -427,9 +427,15 @@ enum Answer {
     Applied(Option<(u64, Vec<Row>)>),
 }
 
-struct Request {
-    work: Work,
-    reply: oneshot::Sender<Result<Answer, tokio_postgres::Error>>,
+enum Request {
+    /// One call, answered on `reply`.
+    Call {
+        work: Work,
+        reply: oneshot::Sender<Result<Answer, tokio_postgres::Error>>,
+    },
+    /// Records under one guard to commit together ([`PostgresStore::durable`]), each told
+    /// how it ended.
+    Durable { guard: Guard, batch: Vec<Queued> },
 }
 
 /// The PostgreSQL journal's connection, served by its own thread.
@@ -437,7 +443,7 @@ struct Request {
 pub(super) struct PostgresStore {
     requests: Mutex<mpsc::Sender<Request>>,
     pub target: String,
-    group: GroupCommit,
+    group: Arc<GroupCommit>,
 }
 
 /// A guard query and its arguments ([`PostgresStore::guarded_transaction`]), as sent.
@@ -446,8 +452,9 @@ type Guard = Option<(String, Vec<Value>)>;
 /// Records that say an item is done, committed together ([`PostgresStore::durable`]): while a
 /// transaction of records under one guard (one lease, or none) is in flight, the records under
 /// that guard that arrive wait and share the next one, as SQLite's group commit shares one
-/// sync of its WAL. Each waiting record is told how its transaction ended, or that it leads
-/// the next one; a waiting caller that went away (a dropped future) is passed over.
+/// sync of its WAL. The connection thread that committed a transaction sends the next one
+/// ([`commit_together`]): no caller leads, so a waiting record depends on no other caller's
+/// thread or task (one that is blocked, or went away).
 #[derive(Debug, Default)]
 struct GroupCommit {
     state: Mutex<GroupState>,
@@ -474,60 +481,53 @@ struct Queued {
     told: oneshot::Sender<Told>,
 }
 
-/// What a waiting record is told.
-#[derive(Debug)]
-enum Told {
-    /// Its shared transaction ended so.
-    Settled(Shared),
-    /// It leads the next transaction under its guard, with these records besides its own.
-    Lead(Vec<Queued>),
-}
+/// How a record's shared transaction ended: `Some(())` committed, `None` the guard found no
+/// row (nothing was written); `Err` it failed, with the error when the record was alone in
+/// it, else `None`: the record is sent again on its own, for its own answer.
+type Told = Result<Option<()>, Option<tokio_postgres::Error>>;
 
-/// How a shared transaction ended for each of its records.
-#[derive(Debug, Clone, Copy)]
-enum Shared {
-    Committed,
-    /// The guard found no row: nothing was written.
-    Refused,
-    /// It failed: each record is sent again on its own, for its own answer.
-    Failed,
-}
-
-/// The leader of a shared transaction. When it ends (also when the leader's caller goes
-/// away mid-flight) it tells the records it carried how the transaction ended
-/// ([`Shared::Failed`] unless told otherwise) and hands its guard to the records that arrived
-/// meanwhile, so no record waits for a leader that is gone.
-struct Lead<'a> {
-    group: &'a GroupCommit,
+/// Commits `batch` (records under `guard`) in one transaction on `connection`, tells each
+/// record how it ended, then does the same with the records under `guard` that arrived
+/// meanwhile, until none did.
+fn commit_together(
+    runtime: &tokio::runtime::Runtime,
+    connection: &Connection,
+    group: &GroupCommit,
     guard: Guard,
-    others: Vec<Queued>,
-    ended: Shared,
-}
-
-impl Drop for Lead<'_> {
-    fn drop(&mut self) {
-        WAITS.record_share(self.others.len());
-        for q in self.others.drain(..) {
-            let _ = q.told.send(Told::Settled(self.ended));
-        }
-        let mut state = self.group.lock();
-        loop {
-            let (mine, rest): (Vec<Queued>, Vec<Queued>) = std::mem::take(&mut state.waiting)
-                .into_iter()
-                .partition(|q| q.guard == self.guard);
-            state.waiting = rest;
-            let mut mine = mine.into_iter();
-            let Some(next) = mine.next() else {
-                state.in_flight.retain(|g| *g != self.guard);
-                return;
-            };
-            match next.told.send(Told::Lead(mine.collect())) {
-                Ok(()) => return,
-                // Its caller went away: the next one leads.
-                Err(Told::Lead(back)) => state.waiting.extend(back),
-                Err(Told::Settled(_)) => {}
+    mut batch: Vec<Queued>,
+) {
+    loop {
+        let statements = batch.iter().map(|q| q.statement.clone()).collect();
+        let work = Work::Transaction(guard.clone(), statements);
+        let answer = runtime.block_on(connection.serve(&work));
+        WAITS.record_share(batch.len());
+        match answer {
+            Ok(Answer::Applied(applied)) => {
+                for q in batch {
+                    let _ = q.told.send(Ok(applied.as_ref().map(|_| ())));
+                }
+            }
+            Err(e) if batch.len() == 1 => {
+                if let Some(q) = batch.into_iter().next() {
+                    let _ = q.told.send(Err(Some(e)));
+                }
+            }
+            _ => {
+                for q in batch {
+                    let _ = q.told.send(Err(None));
+                }
             }
         }
+        let mut state = group.lock();
+        let (next, rest): (Vec<Queued>, Vec<Queued>) = std::mem::take(&mut state.waiting)
+            .into_iter()
+            .partition(|q| q.guard == guard);
+        state.waiting = rest;
+        if next.is_empty() {
+            state.in_flight.retain(|g| *g != guard);
+            return;
+        }
+        batch = next;
     }
 }
 
@@ -555,7 +555,7 @@ static WAITS: Waits = Waits {
 
 impl Waits {
     fn record_share(&self, records: usize) {
-        let records = records as u64 + 1;
+        let records = records as u64;
         self.shared_transactions.fetch_add(1, Ordering::Relaxed);
         self.shared_records.fetch_add(records, Ordering::Relaxed);
         self.largest_share.fetch_max(records, Ordering::Relaxed);
@@ -931,14 +931,20 @@ fn serve_requests(
     runtime: &tokio::runtime::Runtime,
     connection: &Connection,
     inbox: &Mutex<mpsc::Receiver<Request>>,
+    group: &GroupCommit,
 ) {
     loop {
         let next = inbox.lock().unwrap_or_else(|p| p.into_inner()).recv();
-        let Ok(Request { work, reply }) = next else {
-            return;
-        };
-        // A caller that stopped waiting is no reason to stop serving the others.
-        let _ = reply.send(runtime.block_on(connection.serve(&work)));
+        match next {
+            Err(_) => return,
+            // A caller that stopped waiting is no reason to stop serving the others.
+            Ok(Request::Call { work, reply }) => {
+                let _ = reply.send(runtime.block_on(connection.serve(&work)));
+            }
+            Ok(Request::Durable { guard, batch }) => {
+                commit_together(runtime, connection, group, guard, batch)
+            }
+        }
     }
 }
 
@@ -1021,6 +1027,8 @@ impl PostgresStore {
         let (requests, inbox) = mpsc::channel::<Request>();
         let inbox = Arc::new(Mutex::new(inbox));
         let first_inbox = inbox.clone();
+        let group = Arc::new(GroupCommit::default());
+        let first_group = group.clone();
         let thread_target = target.clone();
         std::thread::Builder::new()
             .name("journal-postgres".into())
@@ -1056,27 +1064,28 @@ impl PostgresStore {
                         return;
                     }
                 };
-                serve_requests(&runtime, &connection, &first_inbox);
+                serve_requests(&runtime, &connection, &first_inbox, &first_group);
             })
             .map_err(|source| JournalError::Thread { source })?;
         match ready_rx.recv() {
             Ok(Ok(())) => {
                 // The other connections are made on their first call (the schema is there).
                 for _ in 1..settings.connections.clamp(1, MAX_CONNECTIONS) {
-                    let (connection, inbox) = (new_connection(), inbox.clone());
+                    let (connection, inbox, group) =
+                        (new_connection(), inbox.clone(), group.clone());
                     let runtime = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
                         .map_err(|source| JournalError::Thread { source })?;
                     std::thread::Builder::new()
                         .name("journal-postgres".into())
-                        .spawn(move || serve_requests(&runtime, &connection, &inbox))
+                        .spawn(move || serve_requests(&runtime, &connection, &inbox, &group))
                         .map_err(|source| JournalError::Thread { source })?;
                 }
                 Ok(PostgresStore {
                     requests: Mutex::new(requests),
                     target,
-                    group: GroupCommit::default(),
+                    group,
                 })
             }
             Ok(Err(e)) => Err(e),
@@ -1095,7 +1104,7 @@ impl PostgresStore {
         self.requests
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .send(Request { work, reply })
+            .send(Request::Call { work, reply })
             .map_err(|_| stopped())?;
         let answer = answer.await;
         WAITS.calls.fetch_add(1, Ordering::Relaxed);
@@ -1166,10 +1175,10 @@ impl PostgresStore {
 
     /// Runs `sql` after `guard` (as [`PostgresStore::guarded_transaction`]) in one transaction
     /// with the other records under the same guard that arrived while one of theirs was in
-    /// flight (a group commit); returns once this record is committed. `None`: the guard found
-    /// no row and nothing was written. Every shared transaction runs the guard, so under a
-    /// lease nothing commits once the lease is lost. Awaited: a caller waiting for its
-    /// transaction, or for the one in flight before it, holds no thread.
+    /// flight (a group commit, [`GroupCommit`]); returns once this record is committed.
+    /// `None`: the guard found no row and nothing was written. Every shared transaction runs
+    /// the guard, so under a lease nothing commits once the lease is lost. Awaited: a caller
+    /// waiting for its transaction, or for the one in flight before it, holds no thread.
     pub async fn durable(
         &self,
         guard: Option<(&str, Vec<Value>)>,
@@ -1178,59 +1187,59 @@ impl PostgresStore {
     ) -> Result<Option<()>, JournalError> {
         let guard: Guard = guard.map(|(sql, args)| (dollar_parameters(sql), args));
         let statement = (dollar_parameters(sql), args);
-        let alone = |guard: Guard, statement| async move {
-            let applied = self
-                .applied(Work::Transaction(guard, vec![statement]))
-                .await;
-            applied.map(|applied| applied.map(|_| ()))
+        let stopped = || JournalError::Stopped {
+            target: self.target.clone(),
         };
-        let heard = {
+        let sent = Instant::now();
+        let (told, heard) = oneshot::channel();
+        let queued = Queued {
+            guard: guard.clone(),
+            statement: statement.clone(),
+            told,
+        };
+        let first = {
             let mut state = self.group.lock();
             if state.in_flight.contains(&guard) {
-                let (told, heard) = oneshot::channel();
-                state.waiting.push(Queued {
-                    guard: guard.clone(),
-                    statement: statement.clone(),
-                    told,
-                });
-                Some(heard)
+                state.waiting.push(queued);
+                None
             } else {
                 state.in_flight.push(guard.clone());
-                None
+                Some(queued)
             }
         };
-        let others = match heard {
-            None => Vec::new(),
-            Some(heard) => match heard.await {
-                Ok(Told::Lead(others)) => others,
-                Ok(Told::Settled(Shared::Committed)) => return Ok(Some(())),
-                Ok(Told::Settled(Shared::Refused)) => return Ok(None),
-                Ok(Told::Settled(Shared::Failed)) | Err(_) => return alone(guard, statement).await,
-            },
-        };
-        let mut lead = Lead {
-            group: &self.group,
-            guard: guard.clone(),
-            others,
-            ended: Shared::Failed,
-        };
-        let statements = std::iter::once(statement.clone())
-            .chain(lead.others.iter().map(|q| q.statement.clone()))
-            .collect();
-        let answer = self
-            .applied(Work::Transaction(guard.clone(), statements))
-            .await;
-        lead.ended = match &answer {
-            Ok(Some(_)) => Shared::Committed,
-            Ok(None) => Shared::Refused,
-            Err(_) => Shared::Failed,
-        };
-        let shared = !lead.others.is_empty();
-        drop(lead);
-        match answer {
-            // A shared transaction failed: this record again on its own, for its own answer.
-            Err(_) if shared => alone(guard, statement).await,
-            answer => answer.map(|applied| applied.map(|_| ())),
+        if let Some(first) = first {
+            let request = Request::Durable {
+                guard: guard.clone(),
+                batch: vec![first],
+            };
+            let refused = self
+                .requests
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .send(request);
+            if refused.is_err() {
+                // No connection thread is left: every record under this guard hears so.
+                let mut state = self.group.lock();
+                state.in_flight.retain(|g| *g != guard);
+                state.waiting.retain(|q| q.guard != guard);
+            }
+        }
+        let told = heard.await;
+        WAITS.calls.fetch_add(1, Ordering::Relaxed);
+        add_nanos(&WAITS.answered_nanos, sent);
+        match told {
+            Ok(Ok(applied)) => Ok(applied),
+            Ok(Err(Some(source))) => Err(JournalError::Postgres {
+                target: self.target.clone(),
+                source,
+            }),
+            Ok(Err(None)) => {
+                let applied = self
+                    .applied(Work::Transaction(guard, vec![statement]))
+                    .await;
+                applied.map(|applied| applied.map(|_| ()))
+            }
+            Err(_) => Err(stopped()),
         }
     }
 
