@@ -587,7 +587,7 @@ impl Ctx<'_, '_> {
                 target,
             };
             self.begin(&open);
-            let stored = self.stored_link(&open)?;
+            let stored = self.stored_link(&open).await?;
             let mut round =
                 calendar::events_delta(client, self.pacer, &self.user.id, &cal.id, stored);
             let end = self.apply_round(account, &open, &mut round).await?;
@@ -766,7 +766,7 @@ impl Ctx<'_, '_> {
                 self.finish(account, &open, true, None).await?;
                 continue;
             };
-            let stored = self.stored_link(&open)?;
+            let stored = self.stored_link(&open).await?;
             let mut round =
                 contacts::contacts_delta(client, self.pacer, &self.user.id, graph_id, stored);
             if self.apply_round(account, &open, &mut round).await? == RoundEnd::Stopped {
@@ -806,7 +806,7 @@ impl Ctx<'_, '_> {
                 target,
             };
             self.begin(&open);
-            let stored = self.stored_link(&open)?;
+            let stored = self.stored_link(&open).await?;
             let mut round = todo::tasks_delta(client, self.pacer, &self.user.id, &list.id, stored);
             if self.apply_round(account, &open, &mut round).await? == RoundEnd::Stopped {
                 return Ok(());
@@ -830,11 +830,12 @@ impl Ctx<'_, '_> {
     }
 
     /// The collection's delta link stored by the previous run, if any.
-    fn stored_link(&self, open: &Open<'_>) -> Result<Option<String>, ItemError> {
+    async fn stored_link(&self, open: &Open<'_>) -> Result<Option<String>, ItemError> {
         match self.run.journal {
             Some(j) => j
                 .journal
-                .delta_link(&self.user.id, open.source_id)
+                .delta_link_async(&self.user.id, open.source_id)
+                .await
                 .map_err(journal_error),
             None => Ok(None),
         }
@@ -1098,13 +1099,14 @@ impl Ctx<'_, '_> {
             (self.run.journal, link, self.incomplete, self.failed_here)
         {
             j.journal
-                .set_folder_as(
+                .set_folder_as_async(
                     open.kind,
                     &self.user.id,
                     open.source_id,
                     &open.label,
                     Some(link),
                 )
+                .await
                 .map_err(journal_error)?;
         }
         Ok(())
@@ -1129,7 +1131,8 @@ impl Ctx<'_, '_> {
         let user = &self.user.id;
         let mut gone: Vec<_> = j
             .journal
-            .items_of_kind_in_folder(user, open.source_id, open.kind, ItemState::Done)
+            .items_of_kind_in_folder_async(user, open.source_id, open.kind, ItemState::Done)
+            .await
             .map_err(journal_error)?
             .into_iter()
             .filter(|i| {
@@ -1140,7 +1143,13 @@ impl Ctx<'_, '_> {
             // Copies kept by earlier runs go too, now that the user asks for it.
             gone.extend(
                 j.journal
-                    .items_of_kind_in_folder(user, open.source_id, open.kind, ItemState::Removed)
+                    .items_of_kind_in_folder_async(
+                        user,
+                        open.source_id,
+                        open.kind,
+                        ItemState::Removed,
+                    )
+                    .await
                     .map_err(journal_error)?,
             );
         }

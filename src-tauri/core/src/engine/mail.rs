@@ -558,8 +558,12 @@ impl MailboxRun<'_> {
                     }
                 }
                 j.journal
-                    .set_folder(&user.id, &node.folder.id, name, None)?;
-                link = j.journal.delta_link(&user.id, &node.folder.id)?;
+                    .set_folder_async(&user.id, &node.folder.id, name, None)
+                    .await?;
+                link = j
+                    .journal
+                    .delta_link_async(&user.id, &node.folder.id)
+                    .await?;
             }
             stats.folders += 1;
             let mut round = delta_round(self.client, pacer, &user.id, &node.folder.id, link);
@@ -918,11 +922,13 @@ impl MailboxRun<'_> {
             if let Some(j) = self.journal {
                 if round.is_full() {
                     j.journal
-                        .mark_unseen_gone(&user.id, &node.folder.id, j.run)?;
+                        .mark_unseen_gone_async(&user.id, &node.folder.id, j.run)
+                        .await?;
                 }
                 if let Some(link) = round.delta_link() {
                     j.journal
-                        .set_folder(&user.id, &node.folder.id, name, Some(link))?;
+                        .set_folder_async(&user.id, &node.folder.id, name, Some(link))
+                        .await?;
                 }
             }
         }

@@ -997,6 +997,18 @@ impl Journal {
         self.set_folder_as("mail", user_id, folder_id, dest_name, delta_link)
     }
 
+    /// [`Journal::set_folder`], awaited, as [`Journal::record_mail_done_async`].
+    pub async fn set_folder_async(
+        &self,
+        user_id: &str,
+        folder_id: &str,
+        dest_name: &str,
+        delta_link: Option<&str>,
+    ) -> Result<(), JournalError> {
+        self.set_folder_as_async("mail", user_id, folder_id, dest_name, delta_link)
+            .await
+    }
+
     /// [`Journal::set_folder`] for a groupware collection: `kind` is its items' kind
     /// (`event`, `contact`, `task`), `folder_id` the collection's id in the items' records.
     /// [`Journal::delta_link`] and [`Journal::clear_delta_link`] serve both.
@@ -1008,13 +1020,27 @@ impl Journal {
         dest_name: &str,
         delta_link: Option<&str>,
     ) -> Result<(), JournalError> {
-        self.exec(
+        let recorded = self.set_folder_as_async(kind, user_id, folder_id, dest_name, delta_link);
+        postgres::block_on(recorded)
+    }
+
+    /// [`Journal::set_folder_as`], awaited, as [`Journal::record_mail_done_async`].
+    pub async fn set_folder_as_async(
+        &self,
+        kind: &str,
+        user_id: &str,
+        folder_id: &str,
+        dest_name: &str,
+        delta_link: Option<&str>,
+    ) -> Result<(), JournalError> {
+        self.exec_async(
             "INSERT INTO folders (user_id, folder_id, dest_name, delta_link, kind)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (user_id, folder_id) DO UPDATE
                SET dest_name = ?3, delta_link = COALESCE(?4, folders.delta_link), kind = ?5",
             args![user_id, folder_id, dest_name, delta_link, kind],
-        )?;
+        )
+        .await?;
         Ok(())
     }
 
@@ -1024,11 +1050,22 @@ impl Journal {
         user_id: &str,
         folder_id: &str,
     ) -> Result<Option<String>, JournalError> {
-        self.first(
-            "SELECT delta_link FROM folders WHERE user_id = ?1 AND folder_id = ?2",
-            args![user_id, folder_id],
-        )?
-        .map_or(Ok(None), |r| r.opt_text(0))
+        postgres::block_on(self.delta_link_async(user_id, folder_id))
+    }
+
+    /// [`Journal::delta_link`], awaited, as [`Journal::record_mail_done_async`].
+    pub async fn delta_link_async(
+        &self,
+        user_id: &str,
+        folder_id: &str,
+    ) -> Result<Option<String>, JournalError> {
+        let rows = self
+            .rows_async(
+                "SELECT delta_link FROM folders WHERE user_id = ?1 AND folder_id = ?2",
+                args![user_id, folder_id],
+            )
+            .await?;
+        rows.first().map_or(Ok(None), |r| r.opt_text(0))
     }
 }
 
@@ -1168,12 +1205,24 @@ impl Journal {
         folder_id: &str,
         run: i64,
     ) -> Result<usize, JournalError> {
-        let changed = self.exec(
-            "UPDATE items SET gone_from = folder_id, updated_at = ?3
+        postgres::block_on(self.mark_unseen_gone_async(user_id, folder_id, run))
+    }
+
+    /// [`Journal::mark_unseen_gone`], awaited, as [`Journal::record_mail_done_async`].
+    pub async fn mark_unseen_gone_async(
+        &self,
+        user_id: &str,
+        folder_id: &str,
+        run: i64,
+    ) -> Result<usize, JournalError> {
+        let changed = self
+            .exec_async(
+                "UPDATE items SET gone_from = folder_id, updated_at = ?3
              WHERE user_id = ?1 AND folder_id = ?2 AND kind = 'mail'
                AND state IN ('done', 'removed') AND seen_run IS DISTINCT FROM ?4",
-            args![user_id, folder_id, now(), run],
-        )?;
+                args![user_id, folder_id, now(), run],
+            )
+            .await?;
         Ok(changed as usize)
     }
 
@@ -1213,10 +1262,22 @@ impl Journal {
         kind: &str,
         state: ItemState,
     ) -> Result<Vec<ItemRecord>, JournalError> {
-        self.select_items(
+        postgres::block_on(self.items_of_kind_in_folder_async(user_id, folder_id, kind, state))
+    }
+
+    /// [`Journal::items_of_kind_in_folder`], awaited, as [`Journal::record_mail_done_async`].
+    pub async fn items_of_kind_in_folder_async(
+        &self,
+        user_id: &str,
+        folder_id: &str,
+        kind: &str,
+        state: ItemState,
+    ) -> Result<Vec<ItemRecord>, JournalError> {
+        self.select_items_async(
             "WHERE user_id = ?1 AND folder_id = ?2 AND kind = ?3 AND state = ?4",
             args![user_id, folder_id, kind, state_name(&state)],
         )
+        .await
     }
 
     /// Records the ETag a DAV resource had right after the migrator wrote it (`None`: the
