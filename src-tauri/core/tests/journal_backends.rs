@@ -1308,3 +1308,230 @@ fn postgres_done_records_arriving_together_share_one_fenced_transaction() {
         );
     }
 }
+
+/// Waits until `done` holds; a test that waited 60 s for it fails (it would hang) naming
+/// `what`. A bound on a wait that should end at once, not a timed assertion.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+    }
+}
+
+/// A journal on a private PostgreSQL (2 connections) with mailbox `u1` leased and the intents
+/// of `m0`, `m1`, `m2` recorded, while another session holds the lease row's lock: every
+/// fenced write waits on it in the server until [`LeaseRowHeld::let_go`].
+struct LeaseRowHeld {
+    pg: std::sync::Arc<support::postgres::Postgres>,
+    journal: Journal,
+    fenced: std::sync::Arc<Journal>,
+    holder: Option<std::thread::JoinHandle<String>>,
+}
+
+impl LeaseRowHeld {
+    fn start() -> LeaseRowHeld {
+        let pg = std::sync::Arc::new(support::postgres::Postgres::start());
+        let mut settings = PostgresSettings::parse(&pg.url()).unwrap();
+        settings.connections = 2;
+        let journal = Journal::open_postgres(&settings, Some(&pg.password())).unwrap();
+        let (fenced, run) = fenced_u1(&journal);
+        fenced
+            .record_intents("mail", &[target("m0"), target("m1"), target("m2")], run)
+            .unwrap();
+        let holder = {
+            let pg = pg.clone();
+            std::thread::spawn(move || {
+                pg.psql("BEGIN; SELECT 1 FROM leases FOR UPDATE; SELECT pg_sleep(600); COMMIT;")
+            })
+        };
+        let held = LeaseRowHeld {
+            pg,
+            journal,
+            fenced: std::sync::Arc::new(fenced),
+            holder: Some(holder),
+        };
+        wait_until("another session holds the lease row", || {
+            held.count("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'") == "1"
+        });
+        held
+    }
+
+    fn count(&self, sql: &str) -> String {
+        self.pg.psql(sql).trim().to_string()
+    }
+
+    /// Waits until a fenced write waits on the lease row.
+    fn wait_for_a_write_on_the_row(&self) {
+        wait_for_a_write_on_the_row(&self.pg);
+    }
+
+    /// Waits until `n` "done" records wait for the next shared transaction.
+    fn wait_for_records_waiting(&self, n: usize) {
+        wait_until("records wait for the next transaction", || {
+            self.journal.done_records_waiting() == n
+        });
+    }
+
+    fn record_in_task(
+        &self,
+        runtime: &tokio::runtime::Runtime,
+        id: &'static str,
+    ) -> tokio::task::JoinHandle<Result<(), JournalError>> {
+        record_in_task(&self.fenced, runtime, id)
+    }
+
+    /// The other session lets go of the lease row.
+    fn let_go(&mut self) {
+        self.count(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'",
+        );
+        if let Some(holder) = self.holder.take() {
+            let _ = holder.join();
+        }
+    }
+
+    /// Asserts that each of `ids` is recorded done at destination reference `1`.
+    fn assert_done(&self, ids: &[&str]) {
+        for id in ids {
+            let item = self.journal.item("u1", id).unwrap().unwrap();
+            assert_eq!(
+                (item.state, item.dest_ref),
+                (ItemState::Done, Some("1".into())),
+                "{id}"
+            );
+        }
+    }
+}
+
+/// Waits until a write waits on a row lock in `pg` (the lease row, in these tests).
+fn wait_for_a_write_on_the_row(pg: &support::postgres::Postgres) {
+    let lock_waits = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'";
+    wait_until("a write waits on the lease row", || {
+        pg.psql(lock_waits).trim() == "1"
+    });
+}
+
+/// A "done" record of `id` through `fenced` at source version `v1`, awaited in a task of
+/// `runtime`.
+fn record_in_task(
+    fenced: &std::sync::Arc<Journal>,
+    runtime: &tokio::runtime::Runtime,
+    id: &'static str,
+) -> tokio::task::JoinHandle<Result<(), JournalError>> {
+    let fenced = fenced.clone();
+    runtime.spawn(async move {
+        fenced
+            .record_done_at_version_async("u1", id, ("1", 5, None), Some("v1"))
+            .await
+    })
+}
+
+fn two_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Issue 18's coordination benchmark (one worker on PostgreSQL at 0.70 of `run` on SQLite):
+/// a journal call on PostgreSQL held the thread of the task that made it until the server
+/// answered, so on a runtime of 2 worker threads (one per CPU) two calls in flight stopped
+/// every other task of the run (its other mailboxes' downloads and writes). The engine's
+/// calls per item (a page's records, its intents, "done" records) are now awaited: here two
+/// "done" records wait on the lease row, one in the server, one for the next shared
+/// transaction, and another task still runs meanwhile. The wait for it is bounded only so
+/// that the old behaviour (it never runs) fails, not hangs.
+#[test]
+fn postgres_journal_calls_in_flight_leave_the_runtime_threads_to_other_tasks() {
+    let mut held = LeaseRowHeld::start();
+    let runtime = two_thread_runtime();
+    let first = held.record_in_task(&runtime, "m0");
+    held.wait_for_a_write_on_the_row();
+    let second = held.record_in_task(&runtime, "m1");
+    held.wait_for_records_waiting(1);
+
+    let (ran, heard) = std::sync::mpsc::channel();
+    runtime.spawn(async move {
+        let _ = ran.send(());
+    });
+    let other_task_ran = heard
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .is_ok();
+    held.let_go();
+    assert!(
+        other_task_ran,
+        "no other task ran while two journal calls were in flight"
+    );
+    for write in [first, second] {
+        runtime.block_on(write).unwrap().unwrap();
+    }
+    held.assert_done(&["m0", "m1"]);
+    let version = held
+        .journal
+        .item("u1", "m1")
+        .unwrap()
+        .unwrap()
+        .source_version;
+    assert_eq!(version.as_deref(), Some("v1"));
+}
+
+/// The group commit's records are awaited (issue 18), so a caller may go away while its
+/// record's transaction is in flight (its task aborted): the records that arrived meanwhile
+/// still commit, each once, and none waits for the caller that is gone.
+#[test]
+fn postgres_done_records_still_commit_when_the_leading_callers_task_is_aborted() {
+    let mut held = LeaseRowHeld::start();
+    let runtime = two_thread_runtime();
+    let leader = held.record_in_task(&runtime, "m0");
+    held.wait_for_a_write_on_the_row();
+    let waiting = [
+        held.record_in_task(&runtime, "m1"),
+        held.record_in_task(&runtime, "m2"),
+    ];
+    held.wait_for_records_waiting(2);
+    leader.abort();
+    let _ = runtime.block_on(leader);
+    held.let_go();
+    for write in waiting {
+        runtime.block_on(write).unwrap().unwrap();
+    }
+    held.assert_done(&["m1", "m2"]);
+}
+
+/// A synchronous journal call (most of the journal's API; it parks its thread until the
+/// answer) made on the thread of a current-thread runtime (tests, `report`) while an awaited
+/// "done" record of a task of that runtime is in flight: the synchronous record waits for the
+/// next shared transaction. That transaction is sent by the connection thread that committed
+/// the first one, not by the first record's task (which cannot run while its thread is
+/// parked), so both commit. The wait for them is bounded so that a deadlock fails, not hangs.
+#[test]
+fn postgres_a_blocking_done_record_never_waits_for_a_task_of_the_thread_it_parks() {
+    let mut held = LeaseRowHeld::start();
+    let (fenced, pg) = (held.fenced.clone(), held.pg.clone());
+    let (ended, heard) = std::sync::mpsc::channel();
+    // Not scoped: if it deadlocks, the test still ends (below).
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let first = record_in_task(&fenced, &runtime, "m0");
+        let both = runtime.block_on(async {
+            // The first record's task sends it, then waits.
+            tokio::task::yield_now().await;
+            wait_for_a_write_on_the_row(&pg);
+            let second = fenced.record_done("u1", "m1", "1", 5, None);
+            (first.await, second)
+        });
+        let _ = ended.send(both);
+    });
+    held.wait_for_records_waiting(1);
+    held.let_go();
+    let (first, second) = heard
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the blocking record waited for a task of the thread it parks");
+    first.unwrap().unwrap();
+    second.unwrap();
+    held.assert_done(&["m0", "m1"]);
+}

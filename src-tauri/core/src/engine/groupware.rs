@@ -484,15 +484,16 @@ impl Ctx<'_, '_> {
     }
 
     /// Reads the journal's records of a page's items in one call (issue 18: one lookup per
-    /// item was a round trip each on PostgreSQL).
-    fn look_up_page(&mut self, ids: &[&str]) -> Result<(), ItemError> {
+    /// item was a round trip each on PostgreSQL), awaited.
+    async fn look_up_page(&mut self, ids: &[&str]) -> Result<(), ItemError> {
         self.page_records.clear();
         let Some(j) = self.run.journal else {
             return Ok(());
         };
         let mut found = j
             .journal
-            .items_by_id(&self.user.id, ids)
+            .items_by_id_async(&self.user.id, ids)
+            .await
             .map_err(journal_error)?;
         for id in ids {
             self.page_records.insert(id.to_string(), found.remove(*id));
@@ -625,7 +626,7 @@ impl Ctx<'_, '_> {
                 target,
             };
             self.begin(&open);
-            let stored = self.stored_link(&open)?;
+            let stored = self.stored_link(&open).await?;
             let mut round =
                 calendar::events_delta(client, self.pacer, &self.user.id, &cal.id, stored);
             let end = self.apply_round(account, &open, &mut round).await?;
@@ -658,7 +659,7 @@ impl Ctx<'_, '_> {
         let mut pages = calendar::events(self.run.client, self.pacer, &self.user.id, calendar_id);
         while let Some(page) = self.next_page(&mut pages, &open.label).await? {
             let ids: Vec<&str> = page.iter().map(|e| e.id.as_str()).collect();
-            self.look_up_page(&ids)?;
+            self.look_up_page(&ids).await?;
             for event in page {
                 if self.run.control.checkpoint().await.is_err() {
                     return Ok(false);
@@ -804,7 +805,7 @@ impl Ctx<'_, '_> {
                 self.finish(account, &open, true, None).await?;
                 continue;
             };
-            let stored = self.stored_link(&open)?;
+            let stored = self.stored_link(&open).await?;
             let mut round =
                 contacts::contacts_delta(client, self.pacer, &self.user.id, graph_id, stored);
             if self.apply_round(account, &open, &mut round).await? == RoundEnd::Stopped {
@@ -844,7 +845,7 @@ impl Ctx<'_, '_> {
                 target,
             };
             self.begin(&open);
-            let stored = self.stored_link(&open)?;
+            let stored = self.stored_link(&open).await?;
             let mut round = todo::tasks_delta(client, self.pacer, &self.user.id, &list.id, stored);
             if self.apply_round(account, &open, &mut round).await? == RoundEnd::Stopped {
                 return Ok(());
@@ -868,11 +869,12 @@ impl Ctx<'_, '_> {
     }
 
     /// The collection's delta link stored by the previous run, if any.
-    fn stored_link(&self, open: &Open<'_>) -> Result<Option<String>, ItemError> {
+    async fn stored_link(&self, open: &Open<'_>) -> Result<Option<String>, ItemError> {
         match self.run.journal {
             Some(j) => j
                 .journal
-                .delta_link(&self.user.id, open.source_id)
+                .delta_link_async(&self.user.id, open.source_id)
+                .await
                 .map_err(journal_error),
             None => Ok(None),
         }
@@ -940,7 +942,7 @@ impl Ctx<'_, '_> {
                         Delta::Removed { .. } => None,
                     })
                     .collect();
-                self.look_up_page(&ids)?;
+                self.look_up_page(&ids).await?;
             }
             for entry in entries {
                 match entry {
@@ -1136,13 +1138,14 @@ impl Ctx<'_, '_> {
             (self.run.journal, link, self.incomplete, self.failed_here)
         {
             j.journal
-                .set_folder_as(
+                .set_folder_as_async(
                     open.kind,
                     &self.user.id,
                     open.source_id,
                     &open.label,
                     Some(link),
                 )
+                .await
                 .map_err(journal_error)?;
         }
         Ok(())
@@ -1167,7 +1170,8 @@ impl Ctx<'_, '_> {
         let user = &self.user.id;
         let mut gone: Vec<_> = j
             .journal
-            .items_of_kind_in_folder(user, open.source_id, open.kind, ItemState::Done)
+            .items_of_kind_in_folder_async(user, open.source_id, open.kind, ItemState::Done)
+            .await
             .map_err(journal_error)?
             .into_iter()
             .filter(|i| {
@@ -1178,7 +1182,13 @@ impl Ctx<'_, '_> {
             // Copies kept by earlier runs go too, now that the user asks for it.
             gone.extend(
                 j.journal
-                    .items_of_kind_in_folder(user, open.source_id, open.kind, ItemState::Removed)
+                    .items_of_kind_in_folder_async(
+                        user,
+                        open.source_id,
+                        open.kind,
+                        ItemState::Removed,
+                    )
+                    .await
                     .map_err(journal_error)?,
             );
         }
@@ -1345,7 +1355,8 @@ impl Ctx<'_, '_> {
                 return Ok(false);
             }
             j.journal
-                .record_intent_as(open.kind, self.target(open, &resource.source_id), j.run)
+                .record_intent_as_async(open.kind, self.target(open, &resource.source_id), j.run)
+                .await
                 .map_err(journal_error)?;
             if let Some(old) = &old_copy {
                 // Journaled before the write: a crash before the old copy is deleted leaves
@@ -1418,7 +1429,8 @@ impl Ctx<'_, '_> {
             let written = (dest.0.as_str(), size, Some(hash.as_str()));
             let version = resource.version.as_deref();
             j.journal
-                .record_done_at_version(user, &resource.source_id, written, version)
+                .record_done_at_version_async(user, &resource.source_id, written, version)
+                .await
                 .map_err(journal_error)?;
         }
         self.stats.bytes += size;

@@ -564,8 +564,12 @@ impl MailboxRun<'_> {
                     }
                 }
                 j.journal
-                    .set_folder(&user.id, &node.folder.id, name, None)?;
-                link = j.journal.delta_link(&user.id, &node.folder.id)?;
+                    .set_folder_async(&user.id, &node.folder.id, name, None)
+                    .await?;
+                link = j
+                    .journal
+                    .delta_link_async(&user.id, &node.folder.id)
+                    .await?;
             }
             stats.folders += 1;
             let mut round = delta_round(self.client, pacer, &user.id, &node.folder.id, link);
@@ -649,7 +653,7 @@ impl MailboxRun<'_> {
                         .map(|id| id.to_string())
                         .collect();
                     let mut page_records = match self.journal {
-                        Some(j) => j.journal.items_by_id(&user.id, &listed)?,
+                        Some(j) => j.journal.items_by_id_async(&user.id, &listed).await?,
                         None => HashMap::new(),
                     };
                     for entry in page.items {
@@ -818,7 +822,9 @@ impl MailboxRun<'_> {
                                 dest_folder: name,
                             })
                             .collect();
-                        j.journal.record_intents("mail", &targets, j.run)?;
+                        j.journal
+                            .record_intents_async("mail", &targets, j.run)
+                            .await?;
                     }
                     let copying = async {
                         match &target {
@@ -922,11 +928,13 @@ impl MailboxRun<'_> {
             if let Some(j) = self.journal {
                 if round.is_full() {
                     j.journal
-                        .mark_unseen_gone(&user.id, &node.folder.id, j.run)?;
+                        .mark_unseen_gone_async(&user.id, &node.folder.id, j.run)
+                        .await?;
                 }
                 if let Some(link) = round.delta_link() {
                     j.journal
-                        .set_folder(&user.id, &node.folder.id, name, Some(link))?;
+                        .set_folder_async(&user.id, &node.folder.id, name, Some(link))
+                        .await?;
                 }
             }
         }
@@ -1429,16 +1437,18 @@ impl MailboxRun<'_> {
 
     /// Records that a copy of message `meta` failed (a skipped item with its reason) and
     /// returns the error, or the journal's own failure.
-    fn journal_failed(&self, user_id: &str, meta: &MessageMeta, e: ItemError) -> ItemError {
+    async fn journal_failed(&self, user_id: &str, meta: &MessageMeta, e: ItemError) -> ItemError {
         let name = message_name(meta, None);
         self.end_copy((user_id, &meta.id), &name, false, Err(e))
+            .await
             .err()
             .unwrap_or(ItemError::Cancelled)
     }
 
     /// Records how a copy ended: the destination reference, or the reason it was skipped
-    /// with what people know the message by (`name`, for the report).
-    fn end_copy(
+    /// with what people know the message by (`name`, for the report). The "done" record is
+    /// awaited (issue 18: on PostgreSQL a round trip that holds no runtime thread).
+    async fn end_copy(
         &self,
         (user_id, source_id): (&str, &str),
         name: &ItemName,
@@ -1449,18 +1459,22 @@ impl MailboxRun<'_> {
             return result;
         };
         let recorded = match &result {
-            Ok(c) => j.journal.record_mail_done(
-                user_id,
-                source_id,
-                MailDone {
-                    dest_ref: &c.dest.0,
-                    size: c.bytes,
-                    hash: c.hash.as_deref(),
-                    details: &c.details,
-                    created: c.created || earlier_attempt,
-                    run: j.run,
-                },
-            ),
+            Ok(c) => {
+                j.journal
+                    .record_mail_done_async(
+                        user_id,
+                        source_id,
+                        MailDone {
+                            dest_ref: &c.dest.0,
+                            size: c.bytes,
+                            hash: c.hash.as_deref(),
+                            details: &c.details,
+                            created: c.created || earlier_attempt,
+                            run: j.run,
+                        },
+                    )
+                    .await
+            }
             Err(ItemError::Skip(reason) | ItemError::Unavailable(reason)) => j
                 .journal
                 .record_failed(user_id, source_id, reason)
@@ -1492,6 +1506,7 @@ impl MailboxRun<'_> {
         };
         let name = message_name(meta, None);
         self.end_copy((user_id, &meta.id), &name, earlier_attempt, result)
+            .await
     }
 
     /// After `$value` failed with `e`: when the message can never be downloaded
@@ -1750,7 +1765,7 @@ impl MailboxRun<'_> {
         };
         match spooled.await {
             Ok(s) => Ok(s),
-            Err(e) => Err(self.journal_failed(user_id, meta, e)),
+            Err(e) => Err(self.journal_failed(user_id, meta, e).await),
         }
     }
 
@@ -1849,10 +1864,16 @@ impl MailboxRun<'_> {
             done.push((s, result));
         }
         drop(mailbox);
-        done.into_iter()
+        // Recorded together: on PostgreSQL the batch's "done" records share transactions.
+        let ended = futures_util::future::join_all(done.into_iter().map(|(s, result)| async {
+            let ids = (user_id, s.id.as_str());
+            let result = self.end_copy(ids, &s.name, s.earlier_attempt, result).await;
+            (s, result)
+        }))
+        .await;
+        ended
+            .into_iter()
             .map(|(s, result)| {
-                let ids = (user_id, s.id.as_str());
-                let result = self.end_copy(ids, &s.name, s.earlier_attempt, result);
                 if let Ok(copied) = &result {
                     journaled(copied);
                 }

@@ -322,32 +322,34 @@ impl Journal {
         lease: &Lease,
         statements: &[(&str, Vec<Value>)],
     ) -> Result<(), JournalError> {
-        self.under_lease(lease, statements).map(|_| ())
+        super::postgres::block_on(self.under_lease(lease, statements)).map(|_| ())
     }
 
     /// A durable record under `lease` ([`super::postgres::PostgresStore::durable`]: shared
     /// with the records under the same lease that arrive meanwhile), refused as
     /// [`Journal::under_lease`].
-    pub(super) fn durable_under_lease(
+    pub(super) async fn durable_under_lease(
         &self,
         lease: &Lease,
         sql: &str,
         args: Vec<Value>,
     ) -> Result<(), JournalError> {
         self.postgres()?
-            .durable(Some((LEASE_HELD, held(lease))), sql, args)?
+            .durable(Some((LEASE_HELD, held(lease))), sql, args)
+            .await?
             .ok_or_else(|| lost(lease))
     }
 
     /// Runs `statements` in one transaction that first checks and locks the lease; the last
     /// statement's changed-row count and `RETURNING` rows.
-    pub(super) fn under_lease(
+    pub(super) async fn under_lease(
         &self,
         lease: &Lease,
         statements: &[(&str, Vec<Value>)],
     ) -> Result<(u64, Vec<Row>), JournalError> {
         self.postgres()?
-            .guarded_transaction(Some((LEASE_HELD, held(lease))), statements)?
+            .guarded_transaction(Some((LEASE_HELD, held(lease))), statements)
+            .await?
             .ok_or_else(|| lost(lease))
     }
 

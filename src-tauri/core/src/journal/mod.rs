@@ -24,7 +24,9 @@
 //! that arrive while one is in flight share the next transaction (group commit). The engine
 //! reads a page's records in one call ([`Journal::items_by_id`]) and records a page's
 //! intents in one transaction ([`Journal::record_intents`]) before any of its items is
-//! written: on PostgreSQL each call is a round trip the engine waits for.
+//! written: on PostgreSQL each call is a round trip. Those per-item calls have awaitable
+//! forms (`*_async`: the same statements, the same guarantees when they return) that the
+//! engine uses, so a round trip holds no runtime thread; SQLite answers them at once.
 //!
 //! The journal never holds secrets: ids, names, sizes, hashes and reasons only.
 
@@ -510,12 +512,18 @@ impl Journal {
 
     /// Runs one statement; returns the rows it changed.
     fn exec(&self, sql: &str, args: Vec<Value>) -> Result<u64, JournalError> {
+        postgres::block_on(self.exec_async(sql, args))
+    }
+
+    /// [`Journal::exec`], awaited: on PostgreSQL the caller holds no thread while the
+    /// statement is under way (issue 18); on SQLite it is answered at once.
+    async fn exec_async(&self, sql: &str, args: Vec<Value>) -> Result<u64, JournalError> {
         match (&*self.backend, &self.fence) {
             (Backend::Postgres(_), Some(fence)) => {
-                Ok(self.under_lease(fence.held()?, &[(sql, args)])?.0)
+                Ok(self.under_lease(fence.held()?, &[(sql, args)]).await?.0)
             }
             (Backend::Sqlite(s), _) => s.execute(sql, &args, false),
-            (Backend::Postgres(p), None) => p.execute(sql, args),
+            (Backend::Postgres(p), None) => p.execute_async(sql, args).await,
         }
     }
 
@@ -523,14 +531,15 @@ impl Journal {
     /// when the call returns, concurrent records sharing the work (SQLite: its WAL synced
     /// after the commit, one sync for the records committed meanwhile; PostgreSQL: one
     /// transaction for the records that arrived while one was in flight, under the same
-    /// lease, its commits durable with the default `synchronous_commit = on`).
-    fn exec_durable(&self, sql: &str, args: Vec<Value>) -> Result<(), JournalError> {
+    /// lease, its commits durable with the default `synchronous_commit = on`). Awaited, as
+    /// [`Journal::exec_async`].
+    async fn exec_durable(&self, sql: &str, args: Vec<Value>) -> Result<(), JournalError> {
         match (&*self.backend, &self.fence) {
             (Backend::Sqlite(s), _) => s.execute(sql, &args, true).map(|_| ()),
             (Backend::Postgres(_), Some(fence)) => {
-                self.durable_under_lease(fence.held()?, sql, args)
+                self.durable_under_lease(fence.held()?, sql, args).await
             }
-            (Backend::Postgres(p), None) => p.durable(None, sql, args).map(|_| ()),
+            (Backend::Postgres(p), None) => p.durable(None, sql, args).await.map(|_| ()),
         }
     }
 
@@ -545,6 +554,11 @@ impl Journal {
     }
 
     fn rows(&self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, JournalError> {
+        postgres::block_on(self.rows_async(sql, args))
+    }
+
+    /// [`Journal::rows`], awaited, as [`Journal::exec_async`].
+    async fn rows_async(&self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, JournalError> {
         if let Some(fence) = &self.fence {
             // A worker that was paused past its lease learns it at its next read, before the
             // write that read leads to.
@@ -552,7 +566,7 @@ impl Journal {
         }
         match &*self.backend {
             Backend::Sqlite(s) => s.query(sql, &args),
-            Backend::Postgres(p) => p.query(sql, args),
+            Backend::Postgres(p) => p.query_async(sql, args).await,
         }
     }
 
@@ -562,19 +576,30 @@ impl Journal {
     }
 
     fn transaction(&self, statements: &[(&str, Vec<Value>)]) -> Result<(), JournalError> {
+        postgres::block_on(self.transaction_async(statements))
+    }
+
+    /// [`Journal::transaction`], awaited, as [`Journal::exec_async`].
+    async fn transaction_async(
+        &self,
+        statements: &[(&str, Vec<Value>)],
+    ) -> Result<(), JournalError> {
         match (&*self.backend, &self.fence) {
-            (Backend::Postgres(_), Some(fence)) => {
-                self.under_lease(fence.held()?, statements).map(|_| ())
-            }
+            (Backend::Postgres(_), Some(fence)) => self
+                .under_lease(fence.held()?, statements)
+                .await
+                .map(|_| ()),
             (Backend::Sqlite(s), _) => s.transaction(statements),
-            (Backend::Postgres(p), None) => p.transaction(statements),
+            (Backend::Postgres(p), None) => p.transaction(statements).await,
         }
     }
 
     /// A write that returns rows (`RETURNING`), fenced like [`Journal::exec`].
     fn write_returning(&self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, JournalError> {
         match &self.fence {
-            Some(fence) => Ok(self.under_lease(fence.held()?, &[(sql, args)])?.1),
+            Some(fence) => {
+                Ok(postgres::block_on(self.under_lease(fence.held()?, &[(sql, args)]))?.1)
+            }
             None => self.rows(sql, args),
         }
     }
@@ -670,6 +695,15 @@ impl Journal {
         user_id: &str,
         source_ids: &[&str],
     ) -> Result<std::collections::HashMap<String, ItemRecord>, JournalError> {
+        postgres::block_on(self.items_by_id_async(user_id, source_ids))
+    }
+
+    /// [`Journal::items_by_id`], awaited, as [`Journal::record_mail_done_async`].
+    pub async fn items_by_id_async(
+        &self,
+        user_id: &str,
+        source_ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, ItemRecord>, JournalError> {
         let places: Vec<String> = (2..IDS_PER_LOOKUP + 2).map(|i| format!("?{i}")).collect();
         let filter = format!(
             "WHERE user_id = ?1 AND source_id IN ({})",
@@ -681,7 +715,7 @@ impl Journal {
             args.extend(chunk.iter().map(|id| Value::from(*id)));
             // No source id is empty (Graph's ids never are).
             args.resize(IDS_PER_LOOKUP + 1, Value::from(""));
-            for item in self.select_items(&filter, args)? {
+            for item in self.select_items_async(&filter, args).await? {
                 found.insert(item.source_id.clone(), item);
             }
         }
@@ -703,7 +737,18 @@ impl Journal {
         target: ItemTarget<'_>,
         run: i64,
     ) -> Result<(), JournalError> {
-        self.intents(RECORD_INTENT, kind, &[target], run)
+        postgres::block_on(self.record_intent_as_async(kind, target, run))
+    }
+
+    /// [`Journal::record_intent_as`], awaited, as [`Journal::record_mail_done_async`]: the
+    /// intent is recorded when it returns.
+    pub async fn record_intent_as_async(
+        &self,
+        kind: &str,
+        target: ItemTarget<'_>,
+        run: i64,
+    ) -> Result<(), JournalError> {
+        self.intents(RECORD_INTENT, kind, &[target], run).await
     }
 
     /// [`Journal::record_intent_as`] for several items (a page of them) in one transaction:
@@ -718,10 +763,22 @@ impl Journal {
         targets: &[ItemTarget<'_>],
         run: i64,
     ) -> Result<(), JournalError> {
-        self.intents(RECORD_PLANNED_INTENT, kind, targets, run)
+        postgres::block_on(self.record_intents_async(kind, targets, run))
     }
 
-    fn intents(
+    /// [`Journal::record_intents`], awaited, as [`Journal::record_mail_done_async`]: every
+    /// intent is recorded when it returns.
+    pub async fn record_intents_async(
+        &self,
+        kind: &str,
+        targets: &[ItemTarget<'_>],
+        run: i64,
+    ) -> Result<(), JournalError> {
+        self.intents(RECORD_PLANNED_INTENT, kind, targets, run)
+            .await
+    }
+
+    async fn intents(
         &self,
         sql: &'static str,
         kind: &str,
@@ -746,8 +803,8 @@ impl Journal {
             .collect();
         match statements.as_slice() {
             [] => Ok(()),
-            [(sql, args)] => self.exec(sql, args.clone()).map(|_| ()),
-            _ => self.transaction(&statements),
+            [(sql, args)] => self.exec_async(sql, args.clone()).await.map(|_| ()),
+            _ => self.transaction_async(&statements).await,
         }
     }
 
@@ -760,16 +817,27 @@ impl Journal {
         size: u64,
         hash: Option<&str>,
     ) -> Result<(), JournalError> {
-        self.exec_durable(
+        postgres::block_on(self.exec_durable(
             RECORD_DONE,
             args![user_id, source_id, dest_ref, size as i64, hash, now()],
-        )?;
+        ))?;
         Ok(())
     }
 
     /// [`Journal::record_done`] of a groupware item written from source version `version`
     /// (see [`ItemRecord::source_version`]), in the same statement.
     pub fn record_done_at_version(
+        &self,
+        user_id: &str,
+        source_id: &str,
+        written: (&str, u64, Option<&str>),
+        version: Option<&str>,
+    ) -> Result<(), JournalError> {
+        postgres::block_on(self.record_done_at_version_async(user_id, source_id, written, version))
+    }
+
+    /// [`Journal::record_done_at_version`], awaited, as [`Journal::record_mail_done_async`].
+    pub async fn record_done_at_version_async(
         &self,
         user_id: &str,
         source_id: &str,
@@ -790,7 +858,8 @@ impl Journal {
                 now(),
                 version
             ],
-        )?;
+        )
+        .await?;
         Ok(())
     }
 
@@ -928,6 +997,18 @@ impl Journal {
         self.set_folder_as("mail", user_id, folder_id, dest_name, delta_link)
     }
 
+    /// [`Journal::set_folder`], awaited, as [`Journal::record_mail_done_async`].
+    pub async fn set_folder_async(
+        &self,
+        user_id: &str,
+        folder_id: &str,
+        dest_name: &str,
+        delta_link: Option<&str>,
+    ) -> Result<(), JournalError> {
+        self.set_folder_as_async("mail", user_id, folder_id, dest_name, delta_link)
+            .await
+    }
+
     /// [`Journal::set_folder`] for a groupware collection: `kind` is its items' kind
     /// (`event`, `contact`, `task`), `folder_id` the collection's id in the items' records.
     /// [`Journal::delta_link`] and [`Journal::clear_delta_link`] serve both.
@@ -939,13 +1020,27 @@ impl Journal {
         dest_name: &str,
         delta_link: Option<&str>,
     ) -> Result<(), JournalError> {
-        self.exec(
+        let recorded = self.set_folder_as_async(kind, user_id, folder_id, dest_name, delta_link);
+        postgres::block_on(recorded)
+    }
+
+    /// [`Journal::set_folder_as`], awaited, as [`Journal::record_mail_done_async`].
+    pub async fn set_folder_as_async(
+        &self,
+        kind: &str,
+        user_id: &str,
+        folder_id: &str,
+        dest_name: &str,
+        delta_link: Option<&str>,
+    ) -> Result<(), JournalError> {
+        self.exec_async(
             "INSERT INTO folders (user_id, folder_id, dest_name, delta_link, kind)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (user_id, folder_id) DO UPDATE
                SET dest_name = ?3, delta_link = COALESCE(?4, folders.delta_link), kind = ?5",
             args![user_id, folder_id, dest_name, delta_link, kind],
-        )?;
+        )
+        .await?;
         Ok(())
     }
 
@@ -955,11 +1050,22 @@ impl Journal {
         user_id: &str,
         folder_id: &str,
     ) -> Result<Option<String>, JournalError> {
-        self.first(
-            "SELECT delta_link FROM folders WHERE user_id = ?1 AND folder_id = ?2",
-            args![user_id, folder_id],
-        )?
-        .map_or(Ok(None), |r| r.opt_text(0))
+        postgres::block_on(self.delta_link_async(user_id, folder_id))
+    }
+
+    /// [`Journal::delta_link`], awaited, as [`Journal::record_mail_done_async`].
+    pub async fn delta_link_async(
+        &self,
+        user_id: &str,
+        folder_id: &str,
+    ) -> Result<Option<String>, JournalError> {
+        let rows = self
+            .rows_async(
+                "SELECT delta_link FROM folders WHERE user_id = ?1 AND folder_id = ?2",
+                args![user_id, folder_id],
+            )
+            .await?;
+        rows.first().map_or(Ok(None), |r| r.opt_text(0))
     }
 }
 
@@ -985,6 +1091,17 @@ impl Journal {
         source_id: &str,
         done: MailDone<'_>,
     ) -> Result<(), JournalError> {
+        postgres::block_on(self.record_mail_done_async(user_id, source_id, done))
+    }
+
+    /// [`Journal::record_mail_done`], awaited: on PostgreSQL the caller holds no thread
+    /// until the record is committed (issue 18).
+    pub async fn record_mail_done_async(
+        &self,
+        user_id: &str,
+        source_id: &str,
+        done: MailDone<'_>,
+    ) -> Result<(), JournalError> {
         let d = done.details;
         self.exec_durable(
             "UPDATE items SET state = 'done', dest_ref = ?3, size = ?4, hash = ?5, reason = NULL,
@@ -1005,7 +1122,8 @@ impl Journal {
                 done.run,
                 now()
             ],
-        )?;
+        )
+        .await?;
         Ok(())
     }
 
@@ -1017,7 +1135,7 @@ impl Journal {
         dest_ref: &str,
         run: i64,
     ) -> Result<(), JournalError> {
-        self.exec_durable(
+        postgres::block_on(self.exec_durable(
             "UPDATE items SET folder_id = ?3, dest_folder = ?4, dest_ref = ?5, state = 'done',
                               gone_from = NULL, seen_run = ?6, updated_at = ?7
              WHERE user_id = ?1 AND source_id = ?2",
@@ -1030,7 +1148,7 @@ impl Journal {
                 run,
                 now()
             ],
-        )?;
+        ))?;
         Ok(())
     }
 
@@ -1042,11 +1160,11 @@ impl Journal {
         flags: &str,
         dest_ref: &str,
     ) -> Result<(), JournalError> {
-        self.exec_durable(
+        postgres::block_on(self.exec_durable(
             "UPDATE items SET flags = ?3, dest_ref = ?4, updated_at = ?5
              WHERE user_id = ?1 AND source_id = ?2",
             args![user_id, source_id, flags, dest_ref, now()],
-        )?;
+        ))?;
         Ok(())
     }
 
@@ -1087,12 +1205,24 @@ impl Journal {
         folder_id: &str,
         run: i64,
     ) -> Result<usize, JournalError> {
-        let changed = self.exec(
-            "UPDATE items SET gone_from = folder_id, updated_at = ?3
+        postgres::block_on(self.mark_unseen_gone_async(user_id, folder_id, run))
+    }
+
+    /// [`Journal::mark_unseen_gone`], awaited, as [`Journal::record_mail_done_async`].
+    pub async fn mark_unseen_gone_async(
+        &self,
+        user_id: &str,
+        folder_id: &str,
+        run: i64,
+    ) -> Result<usize, JournalError> {
+        let changed = self
+            .exec_async(
+                "UPDATE items SET gone_from = folder_id, updated_at = ?3
              WHERE user_id = ?1 AND folder_id = ?2 AND kind = 'mail'
                AND state IN ('done', 'removed') AND seen_run IS DISTINCT FROM ?4",
-            args![user_id, folder_id, now(), run],
-        )?;
+                args![user_id, folder_id, now(), run],
+            )
+            .await?;
         Ok(changed as usize)
     }
 
@@ -1132,10 +1262,22 @@ impl Journal {
         kind: &str,
         state: ItemState,
     ) -> Result<Vec<ItemRecord>, JournalError> {
-        self.select_items(
+        postgres::block_on(self.items_of_kind_in_folder_async(user_id, folder_id, kind, state))
+    }
+
+    /// [`Journal::items_of_kind_in_folder`], awaited, as [`Journal::record_mail_done_async`].
+    pub async fn items_of_kind_in_folder_async(
+        &self,
+        user_id: &str,
+        folder_id: &str,
+        kind: &str,
+        state: ItemState,
+    ) -> Result<Vec<ItemRecord>, JournalError> {
+        self.select_items_async(
             "WHERE user_id = ?1 AND folder_id = ?2 AND kind = ?3 AND state = ?4",
             args![user_id, folder_id, kind, state_name(&state)],
         )
+        .await
     }
 
     /// Records the ETag a DAV resource had right after the migrator wrote it (`None`: the
@@ -1165,10 +1307,20 @@ impl Journal {
         filter: &str,
         args: Vec<Value>,
     ) -> Result<Vec<ItemRecord>, JournalError> {
-        self.rows(
+        postgres::block_on(self.select_items_async(filter, args))
+    }
+
+    /// [`Journal::select_items`], awaited.
+    async fn select_items_async(
+        &self,
+        filter: &str,
+        args: Vec<Value>,
+    ) -> Result<Vec<ItemRecord>, JournalError> {
+        self.rows_async(
             &format!("SELECT {ITEM_COLUMNS} FROM items {filter} ORDER BY source_id"),
             args,
-        )?
+        )
+        .await?
         .iter()
         .map(row_to_item)
         .collect()

@@ -1,10 +1,13 @@
 //! The shared backend: a PostgreSQL database, for many workers on many machines (issue 18).
 //!
-//! **Why a connection thread.** The journal's API is synchronous (the engine calls it between
-//! awaits, as it calls SQLite), and callers run inside Tokio runtimes of either flavour or
-//! none (`report`). So the PostgreSQL client (`tokio-postgres`) lives on one dedicated thread
-//! with its own current-thread runtime; each journal call sends its statement there and waits
-//! for the answer, as a SQLite call waits for its mutex and the disk. A journal has
+//! **Why a connection thread.** The journal's callers run inside Tokio runtimes of either
+//! flavour or none (`report`). So the PostgreSQL client (`tokio-postgres`) lives on one
+//! dedicated thread with its own current-thread runtime; each journal call sends its
+//! statement there and awaits the answer on a oneshot channel. The engine's calls per item
+//! (`*_async` on [`super::Journal`]) await it, so the runtime thread runs other tasks during
+//! the round trip (issue 18: on a runtime of one thread per CPU, two blocked calls stopped the
+//! whole run); the other calls are synchronous and park their thread until the answer
+//! ([`block_on`]), as a SQLite call waits for its mutex and the disk. A journal has
 //! [`PostgresSettings::connections`] such threads, each with its own connection, taking the
 //! calls in turn: a worker's lease loops do not queue behind one connection's round trips.
 //!
@@ -18,10 +21,15 @@
 //! (<https://www.postgresql.org/docs/15/libpq-ssl.html#LIBPQ-SSL-PROTECTION>). The password
 //! never is in the URL: it comes from [`PASSWORD_VARIABLE`].
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
 
 use bytes::BytesMut;
 use tokio_postgres::types::{IsNull, ToSql, Type};
@@ -419,9 +427,15 @@ enum Answer {
     Applied(Option<(u64, Vec<Row>)>),
 }
 
-struct Request {
-    work: Work,
-    reply: mpsc::Sender<Result<Answer, tokio_postgres::Error>>,
+enum Request {
+    /// One call, answered on `reply`.
+    Call {
+        work: Work,
+        reply: oneshot::Sender<Result<Answer, tokio_postgres::Error>>,
+    },
+    /// Records under one guard to commit together ([`PostgresStore::durable`]), each told
+    /// how it ended.
+    Durable { guard: Guard, batch: Vec<Queued> },
 }
 
 /// The PostgreSQL journal's connection, served by its own thread.
@@ -429,7 +443,7 @@ struct Request {
 pub(super) struct PostgresStore {
     requests: Mutex<mpsc::Sender<Request>>,
     pub target: String,
-    group: GroupCommit,
+    group: Arc<GroupCommit>,
 }
 
 /// A guard query and its arguments ([`PostgresStore::guarded_transaction`]), as sent.
@@ -438,39 +452,180 @@ type Guard = Option<(String, Vec<Value>)>;
 /// Records that say an item is done, committed together ([`PostgresStore::durable`]): while a
 /// transaction of records under one guard (one lease, or none) is in flight, the records under
 /// that guard that arrive wait and share the next one, as SQLite's group commit shares one
-/// sync of its WAL.
+/// sync of its WAL. The connection thread that committed a transaction sends the next one
+/// ([`commit_together`]): no caller leads, so a waiting record depends on no other caller's
+/// thread or task (one that is blocked, or went away).
 #[derive(Debug, Default)]
 struct GroupCommit {
     state: Mutex<GroupState>,
-    settled: std::sync::Condvar,
 }
 
 #[derive(Debug, Default)]
 struct GroupState {
-    next_ticket: u64,
-    /// Records not yet taken into a transaction.
+    /// Records waiting for the transaction under their guard in flight to end.
     waiting: Vec<Queued>,
     /// The guards whose shared transaction is in flight.
     in_flight: Vec<Guard>,
-    /// How the shared transaction of each record ended, by ticket.
-    settled: std::collections::HashMap<u64, Shared>,
+}
+
+impl GroupCommit {
+    fn lock(&self) -> std::sync::MutexGuard<'_, GroupState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 #[derive(Debug)]
 struct Queued {
-    ticket: u64,
     guard: Guard,
     statement: (String, Vec<Value>),
+    told: oneshot::Sender<Told>,
 }
 
-/// How a shared transaction ended for each of its records.
-#[derive(Debug, Clone, Copy)]
-enum Shared {
-    Committed,
-    /// The guard found no row: nothing was written.
-    Refused,
-    /// It failed: each record is sent again on its own, for its own answer.
-    Failed,
+/// How a record's shared transaction ended: `Some(())` committed, `None` the guard found no
+/// row (nothing was written); `Err` it failed, with the error when the record was alone in
+/// it, else `None`: the record is sent again on its own, for its own answer.
+type Told = Result<Option<()>, Option<tokio_postgres::Error>>;
+
+/// Commits `batch` (records under `guard`) in one transaction on `connection`, tells each
+/// record how it ended, then does the same with the records under `guard` that arrived
+/// meanwhile, until none did.
+fn commit_together(
+    runtime: &tokio::runtime::Runtime,
+    connection: &Connection,
+    group: &GroupCommit,
+    guard: Guard,
+    mut batch: Vec<Queued>,
+) {
+    loop {
+        let statements = batch.iter().map(|q| q.statement.clone()).collect();
+        let work = Work::Transaction(guard.clone(), statements);
+        let answer = runtime.block_on(connection.serve(&work));
+        WAITS.record_share(batch.len());
+        match answer {
+            Ok(Answer::Applied(applied)) => {
+                for q in batch {
+                    let _ = q.told.send(Ok(applied.as_ref().map(|_| ())));
+                }
+            }
+            Err(e) if batch.len() == 1 => {
+                if let Some(q) = batch.into_iter().next() {
+                    let _ = q.told.send(Err(Some(e)));
+                }
+            }
+            _ => {
+                for q in batch {
+                    let _ = q.told.send(Err(None));
+                }
+            }
+        }
+        let mut state = group.lock();
+        let (next, rest): (Vec<Queued>, Vec<Queued>) = std::mem::take(&mut state.waiting)
+            .into_iter()
+            .partition(|q| q.guard == guard);
+        state.waiting = rest;
+        if next.is_empty() {
+            state.in_flight.retain(|g| *g != guard);
+            return;
+        }
+        batch = next;
+    }
+}
+
+/// How long the journal's callers waited for PostgreSQL, for the whole process (issue 18's
+/// coordination benchmark reads it: [`call_waits`]).
+struct Waits {
+    calls: AtomicU64,
+    answered_nanos: AtomicU64,
+    blocked_calls: AtomicU64,
+    blocked_nanos: AtomicU64,
+    shared_transactions: AtomicU64,
+    shared_records: AtomicU64,
+    largest_share: AtomicU64,
+}
+
+static WAITS: Waits = Waits {
+    calls: AtomicU64::new(0),
+    answered_nanos: AtomicU64::new(0),
+    blocked_calls: AtomicU64::new(0),
+    blocked_nanos: AtomicU64::new(0),
+    shared_transactions: AtomicU64::new(0),
+    shared_records: AtomicU64::new(0),
+    largest_share: AtomicU64::new(0),
+};
+
+impl Waits {
+    fn record_share(&self, records: usize) {
+        let records = records as u64;
+        self.shared_transactions.fetch_add(1, Ordering::Relaxed);
+        self.shared_records.fetch_add(records, Ordering::Relaxed);
+        self.largest_share.fetch_max(records, Ordering::Relaxed);
+    }
+}
+
+/// What the PostgreSQL journal's callers waited for in this process so far.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+pub struct CallWaits {
+    /// Calls sent to a connection thread, and their time from sending to the answer.
+    pub calls: u64,
+    pub answered_seconds: f64,
+    /// Synchronous calls that parked their thread (a runtime worker thread when called from
+    /// a task), and how long in all.
+    pub blocked_calls: u64,
+    pub blocked_seconds: f64,
+    /// Transactions of "done" records ([`PostgresStore::durable`]), the records in them, and
+    /// the most in one.
+    pub shared_transactions: u64,
+    pub shared_records: u64,
+    pub largest_share: u64,
+}
+
+/// [`CallWaits`] of this process so far.
+pub fn call_waits() -> CallWaits {
+    let seconds = |n: &AtomicU64| Duration::from_nanos(n.load(Ordering::Relaxed)).as_secs_f64();
+    CallWaits {
+        calls: WAITS.calls.load(Ordering::Relaxed),
+        answered_seconds: seconds(&WAITS.answered_nanos),
+        blocked_calls: WAITS.blocked_calls.load(Ordering::Relaxed),
+        blocked_seconds: seconds(&WAITS.blocked_nanos),
+        shared_transactions: WAITS.shared_transactions.load(Ordering::Relaxed),
+        shared_records: WAITS.shared_records.load(Ordering::Relaxed),
+        largest_share: WAITS.largest_share.load(Ordering::Relaxed),
+    }
+}
+
+fn add_nanos(counter: &AtomicU64, since: Instant) {
+    let nanos = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    counter.fetch_add(nanos, Ordering::Relaxed);
+}
+
+/// Runs `call` to its end on this thread, parked while it waits: how the journal's
+/// synchronous methods run their asynchronous forms. The journal's futures wait only for a
+/// connection thread's answer or another caller's (never for this thread's runtime), so they
+/// end from any context: a task of either runtime flavour, or none. Tokio's cooperative
+/// budget is not consulted (`unconstrained`): a task that spent it would otherwise be told
+/// to yield, which it cannot do here, and spin.
+pub(super) fn block_on<F: Future>(call: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut call = std::pin::pin!(tokio::task::unconstrained(call));
+    let mut parked: Option<Instant> = None;
+    loop {
+        if let std::task::Poll::Ready(out) = call.as_mut().poll(&mut cx) {
+            if let Some(since) = parked {
+                WAITS.blocked_calls.fetch_add(1, Ordering::Relaxed);
+                add_nanos(&WAITS.blocked_nanos, since);
+            }
+            return out;
+        }
+        parked.get_or_insert_with(Instant::now);
+        std::thread::park();
+    }
 }
 
 fn params(args: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
@@ -776,14 +931,20 @@ fn serve_requests(
     runtime: &tokio::runtime::Runtime,
     connection: &Connection,
     inbox: &Mutex<mpsc::Receiver<Request>>,
+    group: &GroupCommit,
 ) {
     loop {
         let next = inbox.lock().unwrap_or_else(|p| p.into_inner()).recv();
-        let Ok(Request { work, reply }) = next else {
-            return;
-        };
-        // A caller that stopped waiting is no reason to stop serving the others.
-        let _ = reply.send(runtime.block_on(connection.serve(&work)));
+        match next {
+            Err(_) => return,
+            // A caller that stopped waiting is no reason to stop serving the others.
+            Ok(Request::Call { work, reply }) => {
+                let _ = reply.send(runtime.block_on(connection.serve(&work)));
+            }
+            Ok(Request::Durable { guard, batch }) => {
+                commit_together(runtime, connection, group, guard, batch)
+            }
+        }
     }
 }
 
@@ -866,6 +1027,8 @@ impl PostgresStore {
         let (requests, inbox) = mpsc::channel::<Request>();
         let inbox = Arc::new(Mutex::new(inbox));
         let first_inbox = inbox.clone();
+        let group = Arc::new(GroupCommit::default());
+        let first_group = group.clone();
         let thread_target = target.clone();
         std::thread::Builder::new()
             .name("journal-postgres".into())
@@ -901,27 +1064,28 @@ impl PostgresStore {
                         return;
                     }
                 };
-                serve_requests(&runtime, &connection, &first_inbox);
+                serve_requests(&runtime, &connection, &first_inbox, &first_group);
             })
             .map_err(|source| JournalError::Thread { source })?;
         match ready_rx.recv() {
             Ok(Ok(())) => {
                 // The other connections are made on their first call (the schema is there).
                 for _ in 1..settings.connections.clamp(1, MAX_CONNECTIONS) {
-                    let (connection, inbox) = (new_connection(), inbox.clone());
+                    let (connection, inbox, group) =
+                        (new_connection(), inbox.clone(), group.clone());
                     let runtime = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
                         .map_err(|source| JournalError::Thread { source })?;
                     std::thread::Builder::new()
                         .name("journal-postgres".into())
-                        .spawn(move || serve_requests(&runtime, &connection, &inbox))
+                        .spawn(move || serve_requests(&runtime, &connection, &inbox, &group))
                         .map_err(|source| JournalError::Thread { source })?;
                 }
                 Ok(PostgresStore {
                     requests: Mutex::new(requests),
                     target,
-                    group: GroupCommit::default(),
+                    group,
                 })
             }
             Ok(Err(e)) => Err(e),
@@ -929,18 +1093,23 @@ impl PostgresStore {
         }
     }
 
-    fn ask(&self, work: Work) -> Result<Answer, JournalError> {
-        let (reply, answer) = mpsc::channel();
+    /// Sends `work` to a connection thread and awaits its answer, without holding the
+    /// calling thread.
+    async fn ask(&self, work: Work) -> Result<Answer, JournalError> {
+        let (reply, answer) = oneshot::channel();
         let stopped = || JournalError::Stopped {
             target: self.target.clone(),
         };
+        let sent = Instant::now();
         self.requests
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .send(Request { work, reply })
+            .send(Request::Call { work, reply })
             .map_err(|_| stopped())?;
+        let answer = answer.await;
+        WAITS.calls.fetch_add(1, Ordering::Relaxed);
+        add_nanos(&WAITS.answered_nanos, sent);
         answer
-            .recv()
             .map_err(|_| stopped())?
             .map_err(|source| JournalError::Postgres {
                 target: self.target.clone(),
@@ -949,28 +1118,42 @@ impl PostgresStore {
     }
 
     pub fn execute(&self, sql: &str, args: Vec<Value>) -> Result<u64, JournalError> {
-        match self.ask(Work::Execute(dollar_parameters(sql), args))? {
+        block_on(self.execute_async(sql, args))
+    }
+
+    /// [`PostgresStore::execute`], awaited.
+    pub async fn execute_async(&self, sql: &str, args: Vec<Value>) -> Result<u64, JournalError> {
+        match self
+            .ask(Work::Execute(dollar_parameters(sql), args))
+            .await?
+        {
             Answer::Count(n) => Ok(n),
             _ => Err(JournalError::Column { index: 0 }),
         }
     }
 
     pub fn query(&self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, JournalError> {
-        match self.ask(Work::Query(dollar_parameters(sql), args))? {
+        block_on(self.query_async(sql, args))
+    }
+
+    /// [`PostgresStore::query`], awaited.
+    pub async fn query_async(&self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, JournalError> {
+        match self.ask(Work::Query(dollar_parameters(sql), args)).await? {
             Answer::Rows(rows) => Ok(rows),
             _ => Err(JournalError::Column { index: 0 }),
         }
     }
 
-    pub fn transaction(&self, statements: &[(&str, Vec<Value>)]) -> Result<(), JournalError> {
-        self.guarded_transaction(None, statements).map(|_| ())
+    /// `statements` in one transaction, awaited.
+    pub async fn transaction(&self, statements: &[(&str, Vec<Value>)]) -> Result<(), JournalError> {
+        self.guarded_transaction(None, statements).await.map(|_| ())
     }
 
     /// [`PostgresStore::transaction`] after `guard`, a query that must find a row (it should
     /// lock it, `FOR UPDATE`, so what it checked holds until the commit). `None`: it found
     /// none and nothing was written; else the last statement's changed-row count and
-    /// `RETURNING` rows.
-    pub fn guarded_transaction(
+    /// `RETURNING` rows. Awaited.
+    pub async fn guarded_transaction(
         &self,
         guard: Option<(&str, Vec<Value>)>,
         statements: &[(&str, Vec<Value>)],
@@ -980,11 +1163,11 @@ impl PostgresStore {
             .iter()
             .map(|(sql, args)| (dollar_parameters(sql), args.clone()))
             .collect();
-        self.applied(Work::Transaction(guard, statements))
+        self.applied(Work::Transaction(guard, statements)).await
     }
 
-    fn applied(&self, work: Work) -> Result<Option<(u64, Vec<Row>)>, JournalError> {
-        match self.ask(work)? {
+    async fn applied(&self, work: Work) -> Result<Option<(u64, Vec<Row>)>, JournalError> {
+        match self.ask(work).await? {
             Answer::Applied(applied) => Ok(applied),
             _ => Err(JournalError::Column { index: 0 }),
         }
@@ -992,10 +1175,11 @@ impl PostgresStore {
 
     /// Runs `sql` after `guard` (as [`PostgresStore::guarded_transaction`]) in one transaction
     /// with the other records under the same guard that arrived while one of theirs was in
-    /// flight (a group commit); returns once this record is committed. `None`: the guard found
-    /// no row and nothing was written. Every shared transaction runs the guard, so under a
-    /// lease nothing commits once the lease is lost.
-    pub fn durable(
+    /// flight (a group commit, [`GroupCommit`]); returns once this record is committed.
+    /// `None`: the guard found no row and nothing was written. Every shared transaction runs
+    /// the guard, so under a lease nothing commits once the lease is lost. Awaited: a caller
+    /// waiting for its transaction, or for the one in flight before it, holds no thread.
+    pub async fn durable(
         &self,
         guard: Option<(&str, Vec<Value>)>,
         sql: &str,
@@ -1003,67 +1187,65 @@ impl PostgresStore {
     ) -> Result<Option<()>, JournalError> {
         let guard: Guard = guard.map(|(sql, args)| (dollar_parameters(sql), args));
         let statement = (dollar_parameters(sql), args);
-        let lock = || self.group.state.lock().unwrap_or_else(|p| p.into_inner());
-        let mut state = lock();
-        let ticket = state.next_ticket;
-        state.next_ticket += 1;
-        state.waiting.push(Queued {
-            ticket,
+        let stopped = || JournalError::Stopped {
+            target: self.target.clone(),
+        };
+        let sent = Instant::now();
+        let (told, heard) = oneshot::channel();
+        let queued = Queued {
             guard: guard.clone(),
             statement: statement.clone(),
-        });
-        loop {
-            if let Some(shared) = state.settled.remove(&ticket) {
-                drop(state);
-                return match shared {
-                    Shared::Committed => Ok(Some(())),
-                    Shared::Refused => Ok(None),
-                    Shared::Failed => self
-                        .applied(Work::Transaction(guard, vec![statement]))
-                        .map(|applied| applied.map(|_| ())),
-                };
-            }
+            told,
+        };
+        let first = {
+            let mut state = self.group.lock();
             if state.in_flight.contains(&guard) {
-                state = self
-                    .group
-                    .settled
-                    .wait(state)
-                    .unwrap_or_else(|p| p.into_inner());
-                continue;
+                state.waiting.push(queued);
+                None
+            } else {
+                state.in_flight.push(guard.clone());
+                Some(queued)
             }
-            // This record leads: it takes every waiting record under its guard (its own among
-            // them: no transaction of this guard is in flight, so none took it).
-            state.in_flight.push(guard.clone());
-            let (batch, rest): (Vec<Queued>, Vec<Queued>) = std::mem::take(&mut state.waiting)
-                .into_iter()
-                .partition(|q| q.guard == guard);
-            state.waiting = rest;
-            drop(state);
-            let statements = batch.iter().map(|q| q.statement.clone()).collect();
-            let answer = self.applied(Work::Transaction(guard.clone(), statements));
-            state = lock();
-            state.in_flight.retain(|g| *g != guard);
-            let shared = match &answer {
-                Ok(Some(_)) => Shared::Committed,
-                Ok(None) => Shared::Refused,
-                Err(_) => Shared::Failed,
+        };
+        if let Some(first) = first {
+            let request = Request::Durable {
+                guard: guard.clone(),
+                batch: vec![first],
             };
-            for q in &batch {
-                state.settled.insert(q.ticket, shared);
+            let refused = self
+                .requests
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .send(request);
+            if refused.is_err() {
+                // No connection thread is left: every record under this guard hears so.
+                let mut state = self.group.lock();
+                state.in_flight.retain(|g| *g != guard);
+                state.waiting.retain(|q| q.guard != guard);
             }
-            self.group.settled.notify_all();
-            if let [only] = batch.as_slice() {
-                // Its own transaction: its own answer, errors included.
-                state.settled.remove(&only.ticket);
-                return answer.map(|applied| applied.map(|_| ()));
+        }
+        let told = heard.await;
+        WAITS.calls.fetch_add(1, Ordering::Relaxed);
+        add_nanos(&WAITS.answered_nanos, sent);
+        match told {
+            Ok(Ok(applied)) => Ok(applied),
+            Ok(Err(Some(source))) => Err(JournalError::Postgres {
+                target: self.target.clone(),
+                source,
+            }),
+            Ok(Err(None)) => {
+                let applied = self
+                    .applied(Work::Transaction(guard, vec![statement]))
+                    .await;
+                applied.map(|applied| applied.map(|_| ()))
             }
+            Err(_) => Err(stopped()),
         }
     }
 
     /// Records waiting for a transaction of [`PostgresStore::durable`] under way.
     pub fn durable_waiting(&self) -> usize {
-        let state = self.group.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.waiting.len()
+        self.group.lock().waiting.len()
     }
 }
 

@@ -341,6 +341,27 @@ async fn run(job: Job) -> anyhow::Result<WorkerResult> {
         }
     };
     let wall_seconds = started.elapsed().as_secs_f64();
+    // Issue 18: where the runtime's worker threads went (busy includes a call blocking one),
+    // and what the PostgreSQL journal's callers waited for.
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let busy: f64 = (0..metrics.num_workers())
+        .map(|w| metrics.worker_total_busy_duration(w).as_secs_f64())
+        .sum();
+    let waits = migrator_core::journal::postgres::call_waits();
+    eprintln!(
+        "  worker: {wall_seconds:.2} s on {} runtime threads, busy {:.0}%; journal on \
+         PostgreSQL: {} calls answered in {:.2} s, {} blocked a thread for {:.2} s in all, \
+         {} shared transactions of done records holding {} (at most {})",
+        metrics.num_workers(),
+        100.0 * busy / (wall_seconds * metrics.num_workers() as f64).max(1e-9),
+        waits.calls,
+        waits.answered_seconds,
+        waits.blocked_calls,
+        waits.blocked_seconds,
+        waits.shared_transactions,
+        waits.shared_records,
+        waits.largest_share,
+    );
     sampler.abort();
     if let Some(stopper) = stopper {
         stopper.abort();
