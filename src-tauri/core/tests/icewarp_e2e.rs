@@ -333,6 +333,25 @@ impl Setup {
         (summary, failures)
     }
 
+    /// `verify` over the runs so far.
+    async fn verify(&self) -> migrator_core::engine::Verification {
+        let destination = Destination::from_config(
+            &self.config.destination(),
+            Some(Secret::new(MASTER_PASSWORD)),
+        )
+        .unwrap();
+        let journal = Journal::open(&self.dir.path().join("state")).unwrap();
+        verify(
+            &self.config.source_config(),
+            &Secret::new(self.sim.client_secret()),
+            &destination,
+            &journal,
+            &RunOptions::default(),
+        )
+        .await
+        .unwrap()
+    }
+
     /// The mailboxes (or parts) the runs so far reported not migrated: (user, reason).
     fn not_migrated(&self) -> Vec<(String, String)> {
         self.not_migrated.lock().unwrap().clone()
@@ -811,19 +830,7 @@ async fn verify_logs_in_with_the_icewarp_login_name_under_the_username_policy() 
     assert_eq!(failures, Vec::<String>::new(), "{summary:?}");
     assert!(summary.totals.messages > 0);
 
-    let destination =
-        Destination::from_config(&s.config.destination(), Some(Secret::new(MASTER_PASSWORD)))
-            .unwrap();
-    let journal = Journal::open(&s.dir.path().join("state")).unwrap();
-    let result = verify(
-        &s.config.source_config(),
-        &Secret::new(s.sim.client_secret()),
-        &destination,
-        &journal,
-        &RunOptions::default(),
-    )
-    .await
-    .unwrap();
+    let result = s.verify().await;
     let problems: Vec<_> = result
         .users
         .iter()
@@ -1167,4 +1174,71 @@ async fn a_refused_webdav_login_as_a_resource_leaves_its_bookings_not_migrated()
         (line.state.as_str(), line.note.as_deref()),
         ("finished", Some(said))
     );
+}
+
+/// Issue 14, verify after a refused login as a resource: `verify` reported that it could not
+/// log in to the room's account (a verification failure, and one more refused login). It
+/// reports the runs' not-migrated reason instead, compares nothing for the room, and the
+/// other mailboxes are verified as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_reports_a_resource_whose_login_was_refused_as_not_migrated() {
+    let s = resource_setup(ResourceLogin::Refused).await;
+    let (summary, failures) = s.run().await;
+    assert_eq!(failures, Vec::<String>::new(), "{summary:?}");
+    let tenant = s.sim.tenant();
+    let room = tenant.users.iter().find(|u| u.purpose == "room").unwrap();
+    let result = s.verify().await;
+    let line = result.users.iter().find(|u| u.user == room.mail).unwrap();
+    let said = migrator_core::dest::provision::icewarp::RESOURCE_LOGIN_REFUSED;
+    assert_eq!(
+        (line.problem.as_deref(), line.not_migrated.as_deref()),
+        (None, Some(said))
+    );
+    assert_eq!(line.folders, Vec::new(), "nothing compared");
+    let present: u64 = result
+        .users
+        .iter()
+        .flat_map(|u| &u.folders)
+        .map(|f| f.present)
+        .sum();
+    assert_eq!(
+        present,
+        summary.totals.messages
+            + summary.totals.events
+            + summary.totals.contacts
+            + summary.totals.tasks
+    );
+    let missing: usize = result
+        .users
+        .iter()
+        .flat_map(|u| &u.folders)
+        .map(|f| f.missing.len())
+        .sum();
+    assert_eq!(missing, 0);
+}
+
+/// Issue 14, verify after a refused WebDAV login as a resource: `verify` logged in to the
+/// room's WebDAV again and reported the whole room as not verifiable. Its mail is verified,
+/// its bookings carry the runs' not-migrated reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_checks_the_mail_of_a_resource_whose_webdav_login_was_refused() {
+    let s = resource_setup(ResourceLogin::WebDavRefused).await;
+    let (summary, failures) = s.run().await;
+    assert_eq!(failures, Vec::<String>::new(), "{summary:?}");
+    let tenant = s.sim.tenant();
+    let room = tenant.users.iter().find(|u| u.purpose == "room").unwrap();
+    let result = s.verify().await;
+    let line = result.users.iter().find(|u| u.user == room.mail).unwrap();
+    let said = migrator_core::dest::provision::icewarp::RESOURCE_DAV_LOGIN_REFUSED;
+    assert_eq!(
+        (line.problem.as_deref(), line.not_migrated.as_deref()),
+        (None, Some(said))
+    );
+    let mail: usize = room.folders.iter().map(|f| f.messages.len()).sum();
+    let present: u64 = line.folders.iter().map(|f| f.present).sum();
+    assert_eq!(present, mail as u64, "its mail is verified");
+    assert!(line
+        .folders
+        .iter()
+        .all(|f| f.missing.is_empty() && f.not_migrated.is_empty()));
 }
