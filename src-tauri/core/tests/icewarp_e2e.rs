@@ -1242,3 +1242,78 @@ async fn verify_checks_the_mail_of_a_resource_whose_webdav_login_was_refused() {
         .iter()
         .all(|f| f.missing.is_empty() && f.not_migrated.is_empty()));
 }
+
+/// Issue 14, the check before a run said nothing about resources: an administrator learnt
+/// only from the run's "not migrated" lines that rooms become IceWarp resources, whose login
+/// IceWarp does not document. The check names how many, once (not per mailbox), and the
+/// escape hatch, before any data moves; with `resources_as = "user"` it says nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_names_the_rooms_that_become_icewarp_resources_once_before_any_data_moves() {
+    for (lines, expected) in [("", true), ("resources_as = \"user\"\n", false)] {
+        let s = setup(lines, &[]).await;
+        let rooms = s
+            .sim
+            .tenant()
+            .users
+            .iter()
+            .filter(|u| u.purpose == "room")
+            .count();
+        assert_eq!(rooms, 1);
+        let destination =
+            Destination::from_config(&s.config.destination(), Some(Secret::new(MASTER_PASSWORD)))
+                .unwrap();
+        let report = preflight(
+            &s.config.source_config(),
+            &Secret::new(s.sim.client_secret()),
+            &destination,
+            &RunOptions::default(),
+        )
+        .await
+        .unwrap();
+        let said: Vec<_> = report
+            .checks
+            .iter()
+            .filter(|c| c.advice.contains("resource"))
+            .collect();
+        if expected {
+            assert_eq!(said.len(), 1, "one line per check: {said:#?}");
+            let row = said[0];
+            assert_eq!(
+                (row.name.as_str(), row.verdict),
+                (
+                    "IceWarp resources",
+                    migrator_core::engine::CheckVerdict::Warning
+                )
+            );
+            assert!(
+                row.advice
+                    .starts_with("1 room becomes an IceWarp resource account ("),
+                "{}",
+                row.advice
+            );
+            for part in [
+                "documents no IMAP or WebDAV login",
+                "\"not migrated\"",
+                "resources_as = \"user\"",
+            ] {
+                assert!(row.advice.contains(part), "{part}: {}", row.advice);
+            }
+            assert!(!row.blocks(), "the run may go on");
+        } else {
+            assert_eq!(
+                said,
+                Vec::<&migrator_core::engine::EndpointCheck>::new(),
+                "{lines}"
+            );
+        }
+        assert!(report.problems.iter().all(|p| !p.contains("resource")));
+        let writes: Vec<_> = s
+            .icewarp
+            .requests()
+            .iter()
+            .filter_map(|r| r.command.clone())
+            .filter(|c| c.starts_with("create") || c.starts_with("set") || c.starts_with("add"))
+            .collect();
+        assert_eq!(writes, Vec::<String>::new(), "nothing written by the check");
+    }
+}
