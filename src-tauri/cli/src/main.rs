@@ -454,6 +454,9 @@ async fn verify(path: &Path, json: bool) -> anyhow::Result<bool> {
         if let Some(problem) = &user.problem {
             println!("{}: cannot be verified: {problem}", user.user);
         }
+        if let Some(reason) = &user.not_migrated {
+            println!("{}: not migrated: {reason}", user.user);
+        }
         for f in &user.folders {
             present += f.present;
             missing += f.missing.len();

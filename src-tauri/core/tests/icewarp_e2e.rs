@@ -333,6 +333,42 @@ impl Setup {
         (summary, failures)
     }
 
+    /// The check before a run (`m365-migrate check`).
+    async fn preflight(&self) -> migrator_core::engine::Preflight {
+        let destination = Destination::from_config(
+            &self.config.destination(),
+            Some(Secret::new(MASTER_PASSWORD)),
+        )
+        .unwrap();
+        preflight(
+            &self.config.source_config(),
+            &Secret::new(self.sim.client_secret()),
+            &destination,
+            &RunOptions::default(),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// `verify` over the runs so far.
+    async fn verify(&self) -> migrator_core::engine::Verification {
+        let destination = Destination::from_config(
+            &self.config.destination(),
+            Some(Secret::new(MASTER_PASSWORD)),
+        )
+        .unwrap();
+        let journal = Journal::open(&self.dir.path().join("state")).unwrap();
+        verify(
+            &self.config.source_config(),
+            &Secret::new(self.sim.client_secret()),
+            &destination,
+            &journal,
+            &RunOptions::default(),
+        )
+        .await
+        .unwrap()
+    }
+
     /// The mailboxes (or parts) the runs so far reported not migrated: (user, reason).
     fn not_migrated(&self) -> Vec<(String, String)> {
         self.not_migrated.lock().unwrap().clone()
@@ -613,17 +649,7 @@ async fn groups_and_room_rules_apply_and_a_rerun_changes_nothing() {
 async fn group_read_all_is_required_only_with_the_groups_option() {
     for (lines, required) in [("", false), ("groups = \"mailing-lists\"\n", true)] {
         let s = setup(lines, &[]).await;
-        let destination =
-            Destination::from_config(&s.config.destination(), Some(Secret::new(MASTER_PASSWORD)))
-                .unwrap();
-        let report = preflight(
-            &s.config.source_config(),
-            &Secret::new(s.sim.client_secret()),
-            &destination,
-            &RunOptions::default(),
-        )
-        .await
-        .unwrap();
+        let report = s.preflight().await;
         let status = report
             .permissions
             .iter()
@@ -811,19 +837,7 @@ async fn verify_logs_in_with_the_icewarp_login_name_under_the_username_policy() 
     assert_eq!(failures, Vec::<String>::new(), "{summary:?}");
     assert!(summary.totals.messages > 0);
 
-    let destination =
-        Destination::from_config(&s.config.destination(), Some(Secret::new(MASTER_PASSWORD)))
-            .unwrap();
-    let journal = Journal::open(&s.dir.path().join("state")).unwrap();
-    let result = verify(
-        &s.config.source_config(),
-        &Secret::new(s.sim.client_secret()),
-        &destination,
-        &journal,
-        &RunOptions::default(),
-    )
-    .await
-    .unwrap();
+    let result = s.verify().await;
     let problems: Vec<_> = result
         .users
         .iter()
@@ -839,20 +853,16 @@ async fn verify_logs_in_with_the_icewarp_login_name_under_the_username_policy() 
         .map(|u| format!("{0}: no destination password for {0}", u.mail))
         .collect();
     assert_eq!(problems, not_created);
-    let present: u64 = result
-        .users
-        .iter()
-        .flat_map(|u| &u.folders)
-        .map(|f| f.present)
-        .sum();
-    assert_eq!(present, summary.totals.messages);
-    let missing: usize = result
-        .users
-        .iter()
-        .flat_map(|u| &u.folders)
-        .map(|f| f.missing.len())
-        .sum();
-    assert_eq!(missing, 0);
+    assert_eq!(present_and_missing(&result), (summary.totals.messages, 0));
+}
+
+/// Items verification found present and missing, over every user and folder.
+fn present_and_missing(result: &migrator_core::engine::Verification) -> (u64, usize) {
+    let folders = || result.users.iter().flat_map(|u| &u.folders);
+    (
+        folders().map(|f| f.present).sum(),
+        folders().map(|f| f.missing.len()).sum(),
+    )
 }
 
 /// IceWarp's GroupWare folders may have other names in each account (the rename setting takes
@@ -1167,4 +1177,131 @@ async fn a_refused_webdav_login_as_a_resource_leaves_its_bookings_not_migrated()
         (line.state.as_str(), line.note.as_deref()),
         ("finished", Some(said))
     );
+}
+
+/// A run with resource logins answered by `login`, then `verify`: the run's totals, the
+/// verification, and the room's line in it, which must carry `said` as its not-migrated
+/// reason and no problem.
+async fn verified_after_refused_room(
+    login: ResourceLogin,
+    said: &str,
+) -> (
+    RunSummary,
+    migrator_core::engine::Verification,
+    migrator_core::engine::UserVerification,
+    migrator_sim::User,
+) {
+    let s = resource_setup(login).await;
+    let (summary, failures) = s.run().await;
+    assert_eq!(failures, Vec::<String>::new(), "{summary:?}");
+    let tenant = s.sim.tenant();
+    let room = tenant.users.iter().find(|u| u.purpose == "room").unwrap();
+    let result = s.verify().await;
+    let line = result.users.iter().find(|u| u.user == room.mail).unwrap();
+    assert_eq!(
+        (line.problem.as_deref(), line.not_migrated.as_deref()),
+        (None, Some(said))
+    );
+    let line = line.clone();
+    (summary, result, line, room.clone())
+}
+
+/// Issue 14, verify after a refused login as a resource: `verify` reported that it could not
+/// log in to the room's account (a verification failure, and one more refused login). It
+/// reports the runs' not-migrated reason instead, compares nothing for the room, and the
+/// other mailboxes are verified as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_reports_a_resource_whose_login_was_refused_as_not_migrated() {
+    let said = migrator_core::dest::provision::icewarp::RESOURCE_LOGIN_REFUSED;
+    let (summary, result, line, _) =
+        verified_after_refused_room(ResourceLogin::Refused, said).await;
+    assert_eq!(line.folders, Vec::new(), "nothing compared");
+    let t = &summary.totals;
+    let written = t.messages + t.events + t.contacts + t.tasks;
+    assert_eq!(
+        present_and_missing(&result),
+        (written, 0),
+        "the others verified"
+    );
+}
+
+/// Issue 14, verify after a refused WebDAV login as a resource: `verify` logged in to the
+/// room's WebDAV again and reported the whole room as not verifiable. Its mail is verified,
+/// its bookings carry the runs' not-migrated reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_checks_the_mail_of_a_resource_whose_webdav_login_was_refused() {
+    let said = migrator_core::dest::provision::icewarp::RESOURCE_DAV_LOGIN_REFUSED;
+    let (_, _, line, room) = verified_after_refused_room(ResourceLogin::WebDavRefused, said).await;
+    let mail: usize = room.folders.iter().map(|f| f.messages.len()).sum();
+    let present: u64 = line.folders.iter().map(|f| f.present).sum();
+    assert_eq!(present, mail as u64, "its mail is verified");
+    assert!(line
+        .folders
+        .iter()
+        .all(|f| f.missing.is_empty() && f.not_migrated.is_empty()));
+}
+
+/// Issue 14, the check before a run said nothing about resources: an administrator learnt
+/// only from the run's "not migrated" lines that rooms become IceWarp resources, whose login
+/// IceWarp does not document. The check names how many, once (not per mailbox), and the
+/// escape hatch, before any data moves; with `resources_as = "user"` it says nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_names_the_rooms_that_become_icewarp_resources_once_before_any_data_moves() {
+    for (lines, expected) in [("", true), ("resources_as = \"user\"\n", false)] {
+        let s = setup(lines, &[]).await;
+        let rooms = s
+            .sim
+            .tenant()
+            .users
+            .iter()
+            .filter(|u| u.purpose == "room")
+            .count();
+        assert_eq!(rooms, 1);
+        let report = s.preflight().await;
+        let said: Vec<_> = report
+            .checks
+            .iter()
+            .filter(|c| c.advice.contains("resource"))
+            .collect();
+        if expected {
+            assert_eq!(said.len(), 1, "one line per check: {said:#?}");
+            let row = said[0];
+            assert_eq!(
+                (row.name.as_str(), row.verdict),
+                (
+                    "IceWarp resources",
+                    migrator_core::engine::CheckVerdict::Warning
+                )
+            );
+            assert!(
+                row.advice
+                    .starts_with("1 room becomes an IceWarp resource account ("),
+                "{}",
+                row.advice
+            );
+            for part in [
+                "documents no IMAP or WebDAV login",
+                "\"not migrated\"",
+                "resources_as = \"user\"",
+            ] {
+                assert!(row.advice.contains(part), "{part}: {}", row.advice);
+            }
+            assert!(!row.blocks(), "the run may go on");
+        } else {
+            assert_eq!(
+                said,
+                Vec::<&migrator_core::engine::EndpointCheck>::new(),
+                "{lines}"
+            );
+        }
+        assert!(report.problems.iter().all(|p| !p.contains("resource")));
+        let writes: Vec<_> = s
+            .icewarp
+            .requests()
+            .iter()
+            .filter_map(|r| r.command.clone())
+            .filter(|c| c.starts_with("create") || c.starts_with("set") || c.starts_with("add"))
+            .collect();
+        assert_eq!(writes, Vec::<String>::new(), "nothing written by the check");
+    }
 }

@@ -23,7 +23,7 @@ use crate::dest::imap::{ImapLogin, ImapMailbox, ImapSettings, MessageFingerprint
 use crate::dest::provision::icewarp::IceWarpProvisioner;
 use crate::dest::provision::{
     AccountAction, AccountProvisioner, DirectoryGroup, DirectoryMember, DirectoryUser, MailboxKind,
-    ProvisionOutcome, TenantDomain,
+    ProvisionOutcome, ResourceKind, TenantDomain,
 };
 use crate::graph::types::User;
 use crate::graph::users;
@@ -165,6 +165,76 @@ fn group_domains(groups: &[DirectoryGroup]) -> BTreeSet<String> {
         .collect()
 }
 
+/// The domains of members' and groups' addresses that Graph's /domains says are `verified`
+/// (a guest's or an outside contact's domain never is); when /domains cannot be read, the
+/// members' own (guests are not among the users here).
+fn tenant_domains(
+    users: &[User],
+    groups: &[DirectoryGroup],
+    verified: Option<&[String]>,
+) -> Vec<TenantDomain> {
+    let mut names: BTreeSet<String> = domains_of(users).into_iter().collect();
+    names.extend(group_domains(groups));
+    verified_only(names.into_iter().collect(), verified)
+        .into_iter()
+        .map(|name| TenantDomain {
+            name,
+            is_verified: true,
+        })
+        .collect()
+}
+
+/// The check's one line on resources ([`super::preflight`]): how many of `users` (the
+/// selected mailboxes, in the selection's order) the run makes IceWarp resource accounts
+/// (created, or merged into the resource at their address), by provisioning's own plan, and
+/// that IceWarp documents no login as one. `None` when there are none (e.g. `resources_as =
+/// "user"`).
+pub(super) fn resources_advice(
+    d: &IceWarpDestination,
+    graph: &Directory<'_>,
+    users: &[User],
+) -> Option<String> {
+    let planned = crate::dest::provision::plan(
+        &graph.users(users),
+        &[],
+        &tenant_domains(users, &[], graph.verified),
+        &d.rules,
+    );
+    let (mut rooms, mut equipment) = (0, 0);
+    for account in &planned.accounts {
+        match account.resource {
+            Some(ResourceKind::Room) => rooms += 1,
+            Some(ResourceKind::Equipment) => equipment += 1,
+            None => {}
+        }
+    }
+    if rooms + equipment == 0 {
+        return None;
+    }
+    let plural = |n: usize, one: &str, many: &str| {
+        (n > 0).then(|| format!("{n} {}", if n == 1 { one } else { many }))
+    };
+    let counted: Vec<String> = [
+        plural(rooms, "room", "rooms"),
+        plural(equipment, "equipment mailbox", "equipment mailboxes"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    Some(format!(
+        "{} {} (created, or merged into the resource already at the same address); \
+         IceWarp documents no IMAP or WebDAV login as a resource, so if it refuses one, that resource's mail and bookings are reported \"not migrated\" and \
+         stay in Microsoft 365; set resources_as = \"user\" in [destination] to migrate them \
+         into ordinary accounts instead",
+        counted.join(" and "),
+        if rooms + equipment == 1 {
+            "becomes an IceWarp resource account"
+        } else {
+            "become IceWarp resource accounts"
+        },
+    ))
+}
+
 /// Creates or merges every selected user's account (and, when asked, the groups and mailing
 /// lists) and prepares the logins.
 pub(super) async fn provision(
@@ -198,18 +268,7 @@ pub(super) async fn provision(
             }
         }
     };
-    // The domains of members' and groups' addresses that Graph's /domains says are verified
-    // (a guest's or an outside contact's domain never is); when /domains cannot be read, the
-    // members' own (guests are not among the users here).
-    let mut names: BTreeSet<String> = domains_of(&users).into_iter().collect();
-    names.extend(group_domains(&groups));
-    let domains: Vec<TenantDomain> = verified_only(names.into_iter().collect(), graph.verified)
-        .into_iter()
-        .map(|name| TenantDomain {
-            name,
-            is_verified: true,
-        })
-        .collect();
+    let domains = tenant_domains(&users, &groups, graph.verified);
     let outcome = provisioner
         .provision(&directory, &groups, &domains, &d.rules)
         .await

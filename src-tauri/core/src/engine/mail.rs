@@ -170,6 +170,15 @@ impl MaildirTarget {
     }
 }
 
+/// Why one mailbox's destination could not be opened ([`MailboxRun::open_target`]).
+enum Unopened {
+    /// IceWarp refused a login as the resource account: the mailbox is not migrated
+    /// ([`RESOURCE_LOGIN_REFUSED`]), not failed.
+    ResourceLoginRefused,
+    /// The mailbox fails with this reason.
+    Failed(String),
+}
+
 /// The user's destination, opened.
 enum Target {
     Maildir(MaildirTarget),
@@ -475,13 +484,14 @@ impl MailboxRun<'_> {
         };
         let mut target = match self.open_target(&address, &nodes, &known_folders).await? {
             Ok(target) => target,
-            Err(reason) if reason == RESOURCE_LOGIN_REFUSED => {
+            Err(Unopened::ResourceLoginRefused) => {
                 // Left out by the server's answer, not failed: nothing of it is written.
                 let journal = self.journal.as_ref().map(|j| j.journal);
-                super::mailboxes::report_not_migrated(journal, &**reporter, user, &reason)?;
+                let reason = RESOURCE_LOGIN_REFUSED;
+                super::mailboxes::report_not_migrated(journal, &**reporter, user, reason)?;
                 return Ok(stats);
             }
-            Err(reason) => {
+            Err(Unopened::Failed(reason)) => {
                 fail(&mut stats, "", "(mailbox)", reason);
                 finish("failed")?;
                 return Ok(stats);
@@ -1048,14 +1058,14 @@ impl MailboxRun<'_> {
         }
     }
 
-    /// Opens the user's destination and maps the folder tree onto it. The inner `Err` is a
-    /// reason this mailbox alone cannot be migrated.
+    /// Opens the user's destination and maps the folder tree onto it. The inner `Err` is why
+    /// this mailbox alone cannot be migrated.
     async fn open_target(
         &self,
         address: &str,
         nodes: &[FolderNode],
         recorded: &HashMap<String, String>,
-    ) -> Result<Result<Target, String>, EngineError> {
+    ) -> Result<Result<Target, Unopened>, EngineError> {
         match self.store {
             Store::Folder(store) => {
                 let mailbox = store
@@ -1073,9 +1083,9 @@ impl MailboxRun<'_> {
             }
             Store::Imap { settings, logins } => {
                 let Some(login) = logins.login_for(address) else {
-                    return Ok(Err(format!(
+                    return Ok(Err(Unopened::Failed(format!(
                         "no destination password for {address} in the accounts file"
-                    )));
+                    ))));
                 };
                 let mut settings =
                     through_outages(settings, self.outage_wait, self.reporter.clone(), address);
@@ -1091,9 +1101,12 @@ impl MailboxRun<'_> {
                             None => false,
                         } =>
                     {
-                        return Ok(Err(RESOURCE_LOGIN_REFUSED.to_string()))
+                        return Ok(Err(Unopened::ResourceLoginRefused))
                     }
-                    Err(e) => return Ok(Err(format!("cannot open the destination mailbox: {e}"))),
+                    Err(e) => {
+                        let reason = format!("cannot open the destination mailbox: {e}");
+                        return Ok(Err(Unopened::Failed(reason)));
+                    }
                 };
                 // A lost connection is tried again (the mailbox reconnects through its pacer);
                 // a folder that already exists counts as created, so nothing is made twice.
@@ -1103,7 +1116,10 @@ impl MailboxRun<'_> {
                     match mailbox.ensure_folders_recorded(nodes, recorded).await {
                         Ok(names) => break names,
                         Err(e) if e.class() == ErrorClass::Retry && attempts < IMAP_ATTEMPTS => {}
-                        Err(e) => return Ok(Err(format!("cannot create the folders: {e}"))),
+                        Err(e) => {
+                            let reason = format!("cannot create the folders: {e}");
+                            return Ok(Err(Unopened::Failed(reason)));
+                        }
                     }
                 };
                 let names = names

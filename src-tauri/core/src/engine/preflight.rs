@@ -4,8 +4,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::HashMap;
+
+use super::icewarp::{resources_advice, Directory};
+use super::mailboxes::read_facts;
 use super::ImapLogins;
-use super::{Destination, EngineError, RunOptions};
+use super::{signed_in_mailboxes, Destination, EngineError, IceWarpDestination, RunOptions};
 use crate::config::SourceConfig;
 use crate::dest::dav::{DavAccount, DavError, DavLogin, DavSettings};
 use crate::dest::folder::FolderStore;
@@ -15,6 +19,7 @@ use crate::dest::imap::{
 };
 use crate::graph::client::{http_client, GraphClient};
 use crate::graph::permissions::{self, PermissionStatus};
+use crate::graph::users;
 use crate::graph::Pacer;
 use crate::secrets::Secret;
 
@@ -81,8 +86,9 @@ pub struct Preflight {
 
 /// Signs in (a failure is the `Err`), checks permissions with probe calls against the first
 /// user that has a mailbox, and checks that the destination is usable (a folder is writable;
-/// an IMAP server accepts that user's login) and the state folder too. Creates folders if
-/// missing, but writes no mail.
+/// an IMAP server accepts that user's login) and the state folder too; for IceWarp, says how
+/// many rooms and equipment mailboxes become resource accounts. Creates folders if missing,
+/// but writes no mail.
 pub async fn preflight(
     source: &SourceConfig,
     secret: &Secret,
@@ -134,7 +140,10 @@ pub async fn preflight(
         ));
     }
     let probe = first.as_ref().and_then(|p| p.mail.as_deref());
-    let checks = check_destination(destination, probe).await;
+    let mut checks = check_destination(destination, probe).await;
+    if let Destination::IceWarp(d) = destination {
+        checks.extend(resources_check(d, source, secret, options).await);
+    }
     problems.extend(
         checks
             .iter()
@@ -151,6 +160,43 @@ pub async fn preflight(
         problems,
         checks,
     })
+}
+
+/// The check's row on the rooms and equipment an IceWarp run makes resource accounts of
+/// ([`super::icewarp::resources_advice`]), one per check: a warning, as the run goes on but
+/// may leave their data out. Each mailbox's kind is read as the run reads it.
+async fn resources_check(
+    d: &IceWarpDestination,
+    source: &SourceConfig,
+    secret: &Secret,
+    options: &RunOptions,
+) -> Option<EndpointCheck> {
+    const NAME: &str = "IceWarp resources";
+    let (client, members) = match signed_in_mailboxes(source, secret, options).await {
+        Ok(listed) => listed,
+        Err(e) => {
+            let advice = format!("cannot count the rooms and equipment mailboxes: {e}");
+            return Some(EndpointCheck::new(NAME, CheckVerdict::Warning, advice));
+        }
+    };
+    let tenant_pacer = Pacer::new(options.pacer.clone());
+    let mut known = HashMap::new();
+    let mut ordered = Vec::new();
+    for mailbox in read_facts(&client, &options.pacer, members).await {
+        if !mailbox.facts.no_mailbox {
+            ordered.push(mailbox.user.clone());
+            known.insert(mailbox.user.id.clone(), mailbox);
+        }
+    }
+    let verified = users::verified_domains(&client, &tenant_pacer).await.ok();
+    let graph = Directory {
+        client: &client,
+        pacer: &tenant_pacer,
+        facts: &known,
+        verified: verified.as_deref(),
+    };
+    resources_advice(d, &graph, &ordered)
+        .map(|advice| EndpointCheck::new(NAME, CheckVerdict::Warning, advice))
 }
 
 /// How a destination check came out.

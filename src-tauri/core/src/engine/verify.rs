@@ -11,6 +11,10 @@
 //! has no completed copy. Calendar, contact and task items the journal records as written are
 //! checked at the destination the same way (the file, or the CalDAV/CardDAV resource).
 //!
+//! A mailbox, or part of one, that the runs reported not migrated by IceWarp's answer (a
+//! refused login as a resource account) carries the runs' reason and is not logged in to for
+//! that part: nothing of it was written, so it is neither verified nor a failure.
+//!
 //! Verification reads only; it never writes to the destination or the journal.
 
 use std::collections::{HashMap, HashSet};
@@ -26,11 +30,12 @@ use crate::config::SourceConfig;
 use crate::dest::dav::{DavAccount, DavLogin, DavSettings};
 use crate::dest::folder::{Folder, FolderStore};
 use crate::dest::imap::{ImapMailbox, ImapRef};
+use crate::dest::provision::icewarp::{RESOURCE_DAV_LOGIN_REFUSED, RESOURCE_LOGIN_REFUSED};
 use crate::dest::DestRef;
 use crate::graph::client::GraphClient;
 use crate::graph::mail::{folder_tree, messages};
 use crate::graph::types::User;
-use crate::journal::{ItemRecord, ItemState, Journal};
+use crate::journal::{ItemRecord, ItemState, Journal, UserRecord};
 
 use crate::secrets::Secret;
 
@@ -61,6 +66,10 @@ pub struct UserVerification {
     pub folders: Vec<FolderVerification>,
     /// Why this user could not be verified (the source or the destination could not be read).
     pub problem: Option<String>,
+    /// Why the runs left this mailbox, or a part of it, out by the server's answer (as they
+    /// reported it): nothing of that part was written, so there is nothing to compare, and it
+    /// is not a verification failure.
+    pub not_migrated: Option<String>,
 }
 
 /// One folder or collection's result.
@@ -103,16 +112,23 @@ pub async fn verify(
         }
         _ => None,
     };
+    // What the runs recorded as left out, by user id.
+    let left_out: HashMap<String, LeftOut> = journal
+        .users()?
+        .into_iter()
+        .filter_map(|u| Some((u.user_id.clone(), LeftOut::of(&u)?)))
+        .collect();
     let results: Vec<Result<UserVerification, EngineError>> = futures_util::stream::iter(mailboxes)
         .map(|mailbox| {
             let client = &client;
             let icewarp_logins = icewarp_logins.as_ref();
+            let left_out = left_out.get(&mailbox.user.id).copied();
             async move {
                 verify_user(
                     client,
                     journal,
                     destination,
-                    icewarp_logins,
+                    (icewarp_logins, left_out),
                     options,
                     &mailbox,
                 )
@@ -147,11 +163,41 @@ async fn icewarp_logins(
     super::icewarp::logins(d, names, false)
 }
 
+/// What the runs left out of a mailbox by IceWarp's answer (the journal's record of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LeftOut {
+    /// The whole mailbox: a login as the resource account was refused.
+    Mailbox,
+    /// Its calendars, contacts and tasks: a WebDAV login as the resource was refused.
+    Groupware,
+}
+
+impl LeftOut {
+    fn of(user: &UserRecord) -> Option<Self> {
+        if user.state == RESOURCE_LOGIN_REFUSED {
+            Some(LeftOut::Mailbox)
+        } else if user.note.as_deref() == Some(RESOURCE_DAV_LOGIN_REFUSED) {
+            Some(LeftOut::Groupware)
+        } else {
+            None
+        }
+    }
+
+    fn reason(self) -> &'static str {
+        match self {
+            LeftOut::Mailbox => RESOURCE_LOGIN_REFUSED,
+            LeftOut::Groupware => RESOURCE_DAV_LOGIN_REFUSED,
+        }
+    }
+}
+
+/// `left_out`: what the runs left out of this mailbox; it is not logged in to for that part
+/// (a refused login again proves nothing, and failed logins count towards a lockout).
 async fn verify_user(
     client: &GraphClient,
     journal: &Journal,
     destination: &Destination,
-    icewarp_logins: Option<&ImapLogins>,
+    (icewarp_logins, left_out): (Option<&ImapLogins>, Option<LeftOut>),
     options: &RunOptions,
     mailbox: &Mailbox,
 ) -> Result<UserVerification, EngineError> {
@@ -159,14 +205,20 @@ async fn verify_user(
     let address = destination_address(destination, user.mail.as_deref().unwrap_or_default());
     let mut result = UserVerification {
         user: address.clone(),
+        not_migrated: left_out.map(|l| l.reason().to_string()),
         ..UserVerification::default()
     };
+    if left_out == Some(LeftOut::Mailbox) {
+        return Ok(result);
+    }
+    let with_dav = left_out != Some(LeftOut::Groupware);
     let done: HashMap<String, ItemRecord> = journal
         .items_in_state(&user.id, ItemState::Done)?
         .into_iter()
         .map(|r| (r.source_id.clone(), r))
         .collect();
-    let mut dest = match DestinationCheck::open(destination, icewarp_logins, &address).await {
+    let opened = DestinationCheck::open(destination, icewarp_logins, &address, with_dav).await;
+    let mut dest = match opened {
         Ok(d) => d,
         Err(problem) => {
             result.problem = Some(problem);
@@ -266,11 +318,13 @@ enum DestinationCheck {
 }
 
 impl DestinationCheck {
-    /// `icewarp_logins`: the logins an IceWarp destination's run uses ([`icewarp_logins`]).
+    /// `icewarp_logins`: the logins an IceWarp destination's run uses ([`icewarp_logins`]);
+    /// `with_dav`: whether to log in to its CalDAV/CardDAV server too.
     async fn open(
         destination: &Destination,
         icewarp_logins: Option<&ImapLogins>,
         address: &str,
+        with_dav: bool,
     ) -> Result<Self, String> {
         let (settings, logins, dav) = match destination {
             Destination::Folder(root) => {
@@ -300,7 +354,7 @@ impl DestinationCheck {
         let mailbox = ImapMailbox::connect(settings, &login)
             .await
             .map_err(|e| format!("cannot log in to the destination: {e}"))?;
-        let dav = match (dav, logins.own_password(address)) {
+        let dav = match (dav.filter(|_| with_dav), logins.own_password(address)) {
             (Some(dav), Some(password)) => Some(Box::new(
                 open_dav(dav, address, logins.login_name(address), password).await?,
             )),
