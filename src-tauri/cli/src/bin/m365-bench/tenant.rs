@@ -21,8 +21,7 @@ use migrator_core::config::Workload;
 use migrator_core::convert::flags::MailFlags;
 use migrator_core::dest::folder::{Folder, FolderStore};
 use migrator_core::engine::estimate::{
-    Estimate, Limits, Machine, MailboxWork, CPU_SECONDS_PER_ITEM, FOLDER_BYTES_PER_SECOND,
-    IMAP_BYTES_PER_SECOND,
+    DestinationKind, Estimate, Limits, Machine, MailboxWork, IMAP_BYTES_PER_SECOND,
 };
 use migrator_core::engine::RunOptions;
 use migrator_core::graph::client::ByteSink as _;
@@ -384,9 +383,10 @@ fn scenario_limits(s: &Scenario, latency: Duration) -> Limits {
 /// same generated tenant (a simulator of its own, so the plan's requests are not the run's),
 /// with the run's limits, then [`migrator_core::engine::Plan::estimate`] at the scenario's
 /// mean latency (the Plan assumes Exchange's 250 ms; the scenario's is time-scaled) on this
-/// machine's `cpus` with the model's constants: [`CPU_SECONDS_PER_ITEM`] (the migrator's alone:
-/// the Plan does not know of the simulator or a local Dovecot) and the destination's measured
-/// rate constant. Returns the terms, the binding one and the estimate.
+/// machine's `cpus` with the model's constants ([`Machine::writing_to`] the destination): the
+/// CPU per item is the migrator's alone (the Plan does not know of the simulator or a local
+/// Dovecot), the destination's rate its measured constant. Returns the terms, the binding one
+/// and the estimate.
 async fn plan_estimate(
     s: &Scenario,
     into: &str,
@@ -416,14 +416,14 @@ async fn plan_estimate(
     sim.shutdown().await;
     let _ = std::fs::remove_dir_all(work.join("plan"));
     let plan = plan.context("the plan failed")?;
+    let destination = if into == INTO_FOLDER {
+        DestinationKind::Folder
+    } else {
+        DestinationKind::Imap
+    };
     let machine = Machine {
         cpus,
-        cpu_seconds_per_item: CPU_SECONDS_PER_ITEM,
-        destination_bytes_per_second: if into == INTO_FOLDER {
-            FOLDER_BYTES_PER_SECOND
-        } else {
-            IMAP_BYTES_PER_SECOND
-        },
+        ..Machine::writing_to(destination)
     };
     let latency = Duration::from_millis(s.latency_ms);
     let estimate = plan.estimate(&scenario_limits(s, latency), &machine);
