@@ -524,6 +524,20 @@ async fn regression_every_queued_mailbox_kept_its_pacer() {
     );
 }
 
+/// A simulated tenant of 8 mailboxes of 6 messages (48 messages), for the Plan's estimate.
+async fn eight_mailboxes_of_six_messages() -> SimServer {
+    SimServer::start(SimConfig {
+        tenant: TenantSpec {
+            users: 8,
+            messages_per_user: 6,
+            ..TenantSpec::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .expect("the simulator starts")
+}
+
 /// The Plan's estimate is the tenant model's (`engine::estimate`), from the plan's own counts:
 /// with eight mailboxes under an app limit of 50 requests per second, the app limit binds
 /// (the eight, four at a time at 4 in flight and 250 ms a request, need about 5 s; their
@@ -535,16 +549,7 @@ async fn regression_the_plans_estimate_ignored_the_app_limit_and_the_cpu() {
     use migrator_core::engine::estimate::{
         Estimate, Limits, Machine, MailboxWork, ASSUMED_LATENCY, ASSUMED_MESSAGE_BYTES,
     };
-    let sim = SimServer::start(SimConfig {
-        tenant: TenantSpec {
-            users: 8,
-            messages_per_user: 6,
-            ..TenantSpec::default()
-        },
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = eight_mailboxes_of_six_messages().await;
     let dir = tempfile::tempdir().unwrap();
     let (budget, window) = (50, Duration::from_secs(1));
     let options = RunOptions {
@@ -609,16 +614,7 @@ async fn regression_the_plans_estimate_ignored_the_app_limit_and_the_cpu() {
 async fn regression_the_plans_estimate_assumed_an_imap_server_for_a_local_folder() {
     use migrator_core::engine::estimate::DestinationKind;
     use migrator_core::engine::PlanOptions;
-    let sim = SimServer::start(SimConfig {
-        tenant: TenantSpec {
-            users: 8,
-            messages_per_user: 6,
-            ..TenantSpec::default()
-        },
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = eight_mailboxes_of_six_messages().await;
     let options = RunOptions {
         workloads: vec![Workload::Mail],
         ..RunOptions::default()
