@@ -505,6 +505,7 @@ async fn print_plan(path: &Path, json: bool, refresh: bool) -> anyhow::Result<()
     let (config, secret, options) = load_source(path)?;
     let how = engine::PlanOptions {
         refresh,
+        destination: engine::estimate::DestinationKind::of(&config.destination()),
         ..engine::PlanOptions::default()
     };
     let cancel = how.cancel.clone();

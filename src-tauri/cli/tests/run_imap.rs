@@ -53,6 +53,32 @@ async fn check_then_run_then_rerun_into_dovecot() {
     assert_eq!(planned["users"].as_array().map(Vec::len), Some(2));
     assert_eq!(planned["items"], 30);
     assert!(planned["estimatedSeconds"].as_f64().unwrap() > 0.0);
+    // The destination term at an IMAP server's rate: 30 messages x 67,000 bytes at 50 MB/s.
+    let destination_term = |plan: &serde_json::Value| plan["estimateTerms"]["destination"].as_f64();
+    assert_eq!(destination_term(&planned), Some(30.0 * 67_000.0 / 50e6));
+    // The same tenant planned into a local folder: at a local folder's rate, 31 MB/s.
+    let folder_dir = tempfile::tempdir().unwrap();
+    let folder_config = folder_dir.path().join("migrate.toml");
+    std::fs::write(
+        &folder_config,
+        support::source_toml(&sim)
+            + &format!(
+                "[destination]\nkind = \"folder\"\npath = {:?}\n",
+                folder_dir.path().join("out")
+            ),
+    )
+    .unwrap();
+    let into_folder = tokio::task::block_in_place(|| {
+        Command::new(env!("CARGO_BIN_EXE_m365-migrate"))
+            .args(["plan", "--json", "--config"])
+            .arg(&folder_config)
+            .env("M365_CLIENT_SECRET", &secret)
+            .output()
+            .unwrap()
+    });
+    let into_folder: serde_json::Value = serde_json::from_slice(&into_folder.stdout).unwrap();
+    assert_eq!(into_folder["items"], 30);
+    assert_eq!(destination_term(&into_folder), Some(30.0 * 67_000.0 / 31e6));
     // What a run does with each mailbox, as the app's Plan shows it: into IMAP, a copy.
     assert!(
         planned["users"]

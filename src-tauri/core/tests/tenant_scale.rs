@@ -524,6 +524,20 @@ async fn regression_every_queued_mailbox_kept_its_pacer() {
     );
 }
 
+/// A simulated tenant of 8 mailboxes of 6 messages (48 messages), for the Plan's estimate.
+async fn eight_mailboxes_of_six_messages() -> SimServer {
+    SimServer::start(SimConfig {
+        tenant: TenantSpec {
+            users: 8,
+            messages_per_user: 6,
+            ..TenantSpec::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .expect("the simulator starts")
+}
+
 /// The Plan's estimate is the tenant model's (`engine::estimate`), from the plan's own counts:
 /// with eight mailboxes under an app limit of 50 requests per second, the app limit binds
 /// (the eight, four at a time at 4 in flight and 250 ms a request, need about 5 s; their
@@ -535,16 +549,7 @@ async fn regression_the_plans_estimate_ignored_the_app_limit_and_the_cpu() {
     use migrator_core::engine::estimate::{
         Estimate, Limits, Machine, MailboxWork, ASSUMED_LATENCY, ASSUMED_MESSAGE_BYTES,
     };
-    let sim = SimServer::start(SimConfig {
-        tenant: TenantSpec {
-            users: 8,
-            messages_per_user: 6,
-            ..TenantSpec::default()
-        },
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let sim = eight_mailboxes_of_six_messages().await;
     let dir = tempfile::tempdir().unwrap();
     let (budget, window) = (50, Duration::from_secs(1));
     let options = RunOptions {
@@ -599,4 +604,50 @@ async fn regression_the_plans_estimate_ignored_the_app_limit_and_the_cpu() {
         (plan.estimated_seconds - at_app_limit).abs() < 1e-9,
         "{plan:?}"
     );
+}
+
+/// The Plan's destination term takes the rate of the run's destination: 48 messages at the
+/// assumed 67,000 bytes (3,216,000 bytes) take 0.10374 s at a local folder's 31 MB/s and
+/// 0.06432 s at an IMAP server's 50 MB/s. Before: the Plan did not know its destination and
+/// always assumed the IMAP rate, also into a local folder.
+#[tokio::test(flavor = "multi_thread")]
+async fn regression_the_plans_estimate_assumed_an_imap_server_for_a_local_folder() {
+    use migrator_core::engine::estimate::DestinationKind;
+    use migrator_core::engine::PlanOptions;
+    let sim = eight_mailboxes_of_six_messages().await;
+    let options = RunOptions {
+        workloads: vec![Workload::Mail],
+        ..RunOptions::default()
+    };
+    let plan_into = |destination: DestinationKind| {
+        let source = support::source_config(&sim);
+        let secret = Secret::new(sim.client_secret());
+        let options = options.clone();
+        async move {
+            let how = PlanOptions {
+                destination,
+                ..PlanOptions::default()
+            };
+            migrator_core::engine::plan_with(&source, &secret, &options, &how)
+                .await
+                .expect("the plan")
+        }
+    };
+    let folder = plan_into(DestinationKind::Folder).await;
+    let imap = plan_into(DestinationKind::Imap).await;
+    assert_eq!((folder.items, imap.items), (48, 48));
+    let (folder_term, imap_term) = (
+        folder.estimate_terms.destination,
+        imap.estimate_terms.destination,
+    );
+    assert!(
+        (folder_term - 3_216_000.0 / 31e6).abs() < 1e-12,
+        "into a local folder at 31 MB/s: {folder_term} s"
+    );
+    assert!(
+        (imap_term - 0.064_32).abs() < 1e-12,
+        "into an IMAP server at 50 MB/s: {imap_term} s"
+    );
+    // What a plan is not told is an IMAP server, as before.
+    assert_eq!(PlanOptions::default().destination, DestinationKind::Imap);
 }

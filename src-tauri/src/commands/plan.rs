@@ -1,5 +1,6 @@
 //! The Plan screen: what a pass of the current project would do, mailbox by mailbox.
 
+use migrator_core::engine::estimate::DestinationKind;
 use migrator_core::engine::{self, Plan, PlanOptions, RunOptions};
 use migrator_core::spec::Completeness;
 use tauri::{AppHandle, Runtime, State};
@@ -38,6 +39,7 @@ pub(crate) async fn plan_migration<R: Runtime>(
     let how = PlanOptions {
         refresh: refresh.unwrap_or(false),
         cancel,
+        destination: DestinationKind::of(&spec.destination_config()),
     };
     let plan = engine::plan_with(&spec.source, &secret, &options, &how).await;
     state.end_plan(number);

@@ -87,14 +87,53 @@ pub struct Machine {
     pub destination_bytes_per_second: f64,
 }
 
-impl Default for Machine {
-    /// This machine's CPUs, [`CPU_SECONDS_PER_ITEM`], an IMAP server's rate (the slower
-    /// destination measured).
-    fn default() -> Self {
+impl Machine {
+    /// This machine's CPUs, [`CPU_SECONDS_PER_ITEM`] and `destination`'s measured rate.
+    pub fn writing_to(destination: DestinationKind) -> Self {
         Machine {
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             cpu_seconds_per_item: CPU_SECONDS_PER_ITEM,
-            destination_bytes_per_second: IMAP_BYTES_PER_SECOND,
+            destination_bytes_per_second: destination.bytes_per_second(),
+        }
+    }
+}
+
+impl Default for Machine {
+    /// [`Machine::writing_to`] an IMAP server (the slower destination measured).
+    fn default() -> Self {
+        Machine::writing_to(DestinationKind::Imap)
+    }
+}
+
+/// Where a run writes, as the destination term sees it. The CPU term is the migrator's own
+/// CPU in both: a local folder's writes are the migrator's work (in [`CPU_SECONDS_PER_ITEM`],
+/// measured into the folder); an IMAP server's work is on the server's CPUs, inside its rate,
+/// not on this machine's cores.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DestinationKind {
+    /// A local folder (Maildir++): [`FOLDER_BYTES_PER_SECOND`].
+    Folder,
+    /// An IMAP server, IceWarp included (its mail goes in by IMAP): [`IMAP_BYTES_PER_SECOND`].
+    /// The default, for a plan that is not told its destination.
+    #[default]
+    Imap,
+}
+
+impl DestinationKind {
+    /// The destination of a run with this configuration.
+    pub fn of(destination: &crate::config::DestinationConfig) -> Self {
+        match destination {
+            crate::config::DestinationConfig::Folder { .. } => DestinationKind::Folder,
+            crate::config::DestinationConfig::Imap { .. }
+            | crate::config::DestinationConfig::IceWarp { .. } => DestinationKind::Imap,
+        }
+    }
+
+    /// The measured rate of this kind of destination, bytes per second.
+    pub fn bytes_per_second(self) -> f64 {
+        match self {
+            DestinationKind::Folder => FOLDER_BYTES_PER_SECOND,
+            DestinationKind::Imap => IMAP_BYTES_PER_SECOND,
         }
     }
 }

@@ -28,9 +28,10 @@
 //! The run's estimate is the tenant model of [`super::estimate`], the one the tenant benchmark
 //! measures its lower bound with ([`Plan::estimate`]): the mailboxes at their ceilings largest
 //! first over `parallel_mailboxes`, every request at the app's limit across the tenant, every
-//! item's CPU over this machine's cores, every message's bytes (assumed
-//! [`super::estimate::ASSUMED_MESSAGE_BYTES`]) at an IMAP server's measured rate; the largest
-//! of them. Each mailbox's own estimate is its time at its ceiling.
+//! item's CPU over this machine's cores (the migrator's own: an IMAP server's CPU is its own),
+//! every message's bytes (assumed [`super::estimate::ASSUMED_MESSAGE_BYTES`]) at the measured
+//! rate of the run's destination ([`PlanOptions::destination`]: a local folder's or an IMAP
+//! server's); the largest of them. Each mailbox's own estimate is its time at its ceiling.
 
 use std::collections::BTreeSet;
 
@@ -41,7 +42,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::counts::MailboxCounts;
 use super::estimate::{
-    mailbox_seconds, Estimate, Limits, Machine, MailboxWork, ASSUMED_LATENCY, ASSUMED_MESSAGE_BYTES,
+    mailbox_seconds, DestinationKind, Estimate, Limits, Machine, MailboxWork, ASSUMED_LATENCY,
+    ASSUMED_MESSAGE_BYTES,
 };
 use super::mailboxes::{verified_only, GUEST, NO_MAILBOX};
 use super::{event_in_limits, signed_in_users, EngineError, RunOptions};
@@ -185,6 +187,9 @@ pub struct PlanOptions {
     /// counted by then are kept for the next plan. A cancelled token stays cancelled: each
     /// plan takes a new one.
     pub cancel: CancellationToken,
+    /// Where the run writes: the estimate's destination term takes its rate
+    /// ([`DestinationKind::bytes_per_second`]). Default: an IMAP server.
+    pub destination: DestinationKind,
 }
 
 /// Discovers the selected mailboxes (batch included) with their folders and item counts for
@@ -209,7 +214,7 @@ pub async fn plan_with(
     let planned = tokio::select! {
         biased;
         _ = how.cancel.cancelled() => Err(EngineError::PlanCancelled),
-        planned = counted_plan(source, secret, options, how.refresh, &counts) => planned,
+        planned = counted_plan(source, secret, options, how, &counts) => planned,
     };
     counts.lock().unwrap_or_else(|p| p.into_inner()).save();
     planned
@@ -220,9 +225,10 @@ async fn counted_plan(
     source: &SourceConfig,
     secret: &Secret,
     options: &RunOptions,
-    refresh: bool,
+    how: &PlanOptions,
     counts: &std::sync::Mutex<MailboxCounts>,
 ) -> Result<Plan, EngineError> {
+    let refresh = how.refresh;
     let (client, selected) = signed_in_users(source, secret, options).await?;
     let verified = users::verified_domains(&client, &Pacer::new(options.pacer.clone()))
         .await
@@ -311,7 +317,7 @@ async fn counted_plan(
         assumed_latency_ms: ASSUMED_LATENCY.as_millis() as u64,
     };
     let limits = Limits::of_run(&options.pacer, plan.parallel_mailboxes, ASSUMED_LATENCY);
-    plan.estimate_terms = plan.estimate(&limits, &Machine::default());
+    plan.estimate_terms = plan.estimate(&limits, &Machine::writing_to(how.destination));
     let (binds, seconds) = plan.estimate_terms.seconds();
     plan.estimated_seconds = seconds;
     plan.estimate_binds = binds.to_string();

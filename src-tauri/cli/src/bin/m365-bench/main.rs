@@ -161,15 +161,7 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
             .collect()
     };
     let planned = estimate(cli.reduced);
-    eprintln!(
-        "m365-bench: estimated {:.0} s on {cpus} CPUs ({})",
-        planned.iter().map(|(_, s)| s).sum::<f64>(),
-        planned
-            .iter()
-            .map(|(n, s)| format!("{n} {s:.0} s"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    eprintln!("{}", estimate_line(&planned, cpus));
     let mut results = report::Report::new();
     results.estimated_full_seconds = estimate(false);
     results.reduced = cli.reduced;
@@ -288,6 +280,48 @@ async fn bench(cli: Cli) -> anyhow::Result<bool> {
         eprintln!("m365-bench: FAILED {e}");
     }
     Ok(errors.is_empty())
+}
+
+/// The line announcing how long the selected scenarios are estimated to take (`planned`: each
+/// estimated scenario and its seconds). Tenant and coordination scenarios have no estimate
+/// beforehand (their reports give a lower bound): with only those selected, the line says so.
+#[cfg(unix)]
+fn estimate_line(planned: &[(String, f64)], cpus: usize) -> String {
+    if planned.is_empty() {
+        return "m365-bench: no estimate beforehand for these scenarios (tenant and \
+                coordination scenarios report their lower bound after the run)"
+            .to_string();
+    }
+    let total = report::total_seconds(planned);
+    format!(
+        "m365-bench: estimated {total:.0} s on {cpus} CPUs ({})",
+        planned
+            .iter()
+            .map(|(n, s)| format!("{n} {s:.0} s"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::estimate_line;
+
+    #[test]
+    fn regression_only_tenant_scenarios_printed_estimated_minus_zero() {
+        let line = estimate_line(&[], 2);
+        assert!(!line.contains("-0"), "{line}");
+        assert_eq!(
+            line,
+            "m365-bench: no estimate beforehand for these scenarios (tenant and coordination \
+             scenarios report their lower bound after the run)"
+        );
+        let planned = [("small".to_string(), 129.4), ("ceiling".to_string(), 125.0)];
+        assert_eq!(
+            estimate_line(&planned, 2),
+            "m365-bench: estimated 254 s on 2 CPUs (small 129 s, ceiling 125 s)"
+        );
+    }
 }
 
 /// The benchmarks read `/proc`, start Dovecot and PostgreSQL and use Unix process groups:

@@ -56,6 +56,12 @@ pub const CPU_BY_OTHERS: &str = "CPU, taken by other programs";
 /// Aggregate throughput at this share of linear scaling counts as linear.
 pub const LINEAR_ENOUGH: f64 = 0.9;
 
+/// The sum of the scenarios' estimated seconds; 0 for none (a sum of `f64` starts at -0.0,
+/// which printed "-0 s").
+pub fn total_seconds(estimated: &[(String, f64)]) -> f64 {
+    estimated.iter().fold(0.0, |sum, (_, s)| sum + s)
+}
+
 fn machine() -> Machine {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let mem_kib: f64 = meminfo
@@ -262,20 +268,28 @@ impl Report {
                 SHARED_OTHERS_FRACTION * 100.0
             );
         }
-        let full: f64 = self.estimated_full_seconds.iter().map(|(_, s)| s).sum();
+        let full = total_seconds(&self.estimated_full_seconds);
+        let estimated = if self.estimated_full_seconds.is_empty() {
+            "these scenarios have no estimate beforehand (a tenant or coordination scenario \
+             reports its lower bound)"
+                .to_string()
+        } else {
+            format!(
+                "at full size these scenarios are estimated at {:.0} s ({:.1} min: {})",
+                full,
+                full / 60.0,
+                self.estimated_full_seconds
+                    .iter()
+                    .map(|(n, s)| format!("{n} {s:.0} s"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
         let _ = writeln!(
             s,
-            "The whole run took {:.0} s ({:.1} min), every scenario and destination; at full size \
-             these scenarios are estimated at {:.0} s ({:.1} min: {}).\n",
+            "The whole run took {:.0} s ({:.1} min), every scenario and destination; {estimated}.\n",
             self.total_wall_seconds,
             self.total_wall_seconds / 60.0,
-            full,
-            full / 60.0,
-            self.estimated_full_seconds
-                .iter()
-                .map(|(n, s)| format!("{n} {s:.0} s"))
-                .collect::<Vec<_>>()
-                .join(", ")
         );
         let rows = self.scenario_rows();
         let _ = writeln!(s, "| {} |", Self::HEADERS.join(" | "));
