@@ -651,3 +651,78 @@ async fn regression_the_plans_estimate_assumed_an_imap_server_for_a_local_folder
     // What a plan is not told is an IMAP server, as before.
     assert_eq!(PlanOptions::default().destination, DestinationKind::Imap);
 }
+
+/// Holds the thread that reports a mailbox's `UserStarted` until both mailboxes have started
+/// (at most 20 s), as a mailbox's CPU work holds its thread, and remembers whether each saw
+/// the other start on another thread.
+#[derive(Default)]
+struct HoldsItsThread {
+    started: std::sync::Mutex<Vec<std::thread::ThreadId>>,
+    changed: std::sync::Condvar,
+    together: std::sync::Mutex<Vec<bool>>,
+}
+
+impl Reporter for HoldsItsThread {
+    fn report(&self, event: ProgressEvent) {
+        if !matches!(event, ProgressEvent::UserStarted { .. }) {
+            return;
+        }
+        let mut started = self.started.lock().unwrap();
+        started.push(std::thread::current().id());
+        self.changed.notify_all();
+        let (started, _) = self
+            .changed
+            .wait_timeout_while(started, Duration::from_secs(20), |s| s.len() < 2)
+            .unwrap();
+        let together = started.len() == 2 && started[0] != started[1];
+        self.together.lock().unwrap().push(together);
+    }
+}
+
+/// Issue 17: the whole run was one future polled by one thread, so on a 2-core machine the
+/// mailboxes' CPU work (MIME, conversion, journal, progress) used one core. Each mailbox now
+/// runs as its own task: on a 2-worker runtime two mailboxes whose work holds their thread
+/// both go on, each on its own thread, and every message arrives once.
+#[test]
+fn regression_every_mailbox_ran_on_the_one_thread_polling_the_run() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let sim = SimServer::start(SimConfig {
+            tenant: TenantSpec {
+                users: 2,
+                messages_per_user: 3,
+                ..TenantSpec::default()
+            },
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let reporter = Arc::new(HoldsItsThread::default());
+        let summary = run(
+            &support::source_config(&sim),
+            &Secret::new(sim.client_secret()),
+            &Destination::Folder(out.path().to_path_buf()),
+            reporter.clone(),
+            RunControl::new(),
+            RunOptions {
+                parallel_mailboxes: 2,
+                workloads: vec![Workload::Mail],
+                ..RunOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            *reporter.together.lock().unwrap(),
+            vec![true, true],
+            "each mailbox saw the other start on another thread"
+        );
+        assert_eq!((summary.users, summary.totals.failed), (2, 0));
+        every_message_once(&sim, out.path(), "two mailboxes on two threads");
+    });
+}

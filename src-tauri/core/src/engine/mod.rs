@@ -1014,9 +1014,33 @@ async fn run_locked(
         _ => mailboxes::MERGED,
     };
 
+    // What every mailbox's task shares: owned, so each mailbox runs as its own task on the
+    // runtime's threads (issue 17), not as one future polled by one thread.
+    let shared = Arc::new(MailboxShared {
+        client: client.clone(),
+        store,
+        journal: shared_journal,
+        reporter: reporter.clone(),
+        control: control.clone(),
+        workloads: workloads.clone(),
+        pacer: options.pacer,
+        mirror_deletions: options.mirror_deletions,
+        limits: options.limits,
+        outage_wait: options.outage_wait,
+        include_system_folders: options.include_system_folders,
+        separator_substitute: options.folder_separator_substitute.clone(),
+        dav: match destination {
+            Destination::Imap { dav, .. } => dav.clone(),
+            Destination::IceWarp(d) => Some(d.dav.clone()),
+            Destination::Folder(_) => None,
+        },
+        icewarp: provisioner.clone(),
+        made,
+        made_elsewhere,
+    });
     // Largest first, each sized on its own pacer (which then migrates it) while others copy.
     let size_one = |(user, known): (User, Known)| {
-        let (client, workloads, limits) = (&client, &workloads, &options.pacer);
+        let (client, workloads, limits) = (&client, &workloads, &shared.pacer);
         let control = &control;
         let counted = kept_size(&user);
         // A mailbox without Exchange has nothing to size: its facts read (when its turn
@@ -1063,30 +1087,6 @@ async fn run_locked(
             (size, (user, size, debt, facts))
         }
     };
-    // What every mailbox's task shares: owned, so each mailbox runs as its own task on the
-    // runtime's threads (issue 17), not as one future polled by one thread.
-    let shared = Arc::new(MailboxShared {
-        client: client.clone(),
-        store,
-        journal: shared_journal,
-        reporter: reporter.clone(),
-        control: control.clone(),
-        workloads: workloads.clone(),
-        pacer: options.pacer.clone(),
-        mirror_deletions: options.mirror_deletions,
-        limits: options.limits,
-        outage_wait: options.outage_wait,
-        include_system_folders: options.include_system_folders,
-        separator_substitute: options.folder_separator_substitute.clone(),
-        dav: match destination {
-            Destination::Imap { dav, .. } => dav.clone(),
-            Destination::IceWarp(d) => Some(d.dav.clone()),
-            Destination::Folder(_) => None,
-        },
-        icewarp: provisioner.clone(),
-        made,
-        made_elsewhere,
-    });
     let results = schedule::largest_first(
         mailboxes,
         mailboxes::FACT_READS,
