@@ -652,77 +652,75 @@ async fn regression_the_plans_estimate_assumed_an_imap_server_for_a_local_folder
     assert_eq!(PlanOptions::default().destination, DestinationKind::Imap);
 }
 
-/// Holds the thread that reports a mailbox's `UserStarted` until both mailboxes have started
-/// (at most 20 s), as a mailbox's CPU work holds its thread, and remembers whether each saw
-/// the other start on another thread.
-#[derive(Default)]
-struct HoldsItsThread {
-    started: std::sync::Mutex<Vec<std::thread::ThreadId>>,
-    changed: std::sync::Condvar,
-    together: std::sync::Mutex<Vec<bool>>,
-}
-
-impl Reporter for HoldsItsThread {
-    fn report(&self, event: ProgressEvent) {
-        if !matches!(event, ProgressEvent::UserStarted { .. }) {
-            return;
-        }
-        let mut started = self.started.lock().unwrap();
-        started.push(std::thread::current().id());
-        self.changed.notify_all();
-        let (started, _) = self
-            .changed
-            .wait_timeout_while(started, Duration::from_secs(20), |s| s.len() < 2)
-            .unwrap();
-        let together = started.len() == 2 && started[0] != started[1];
-        self.together.lock().unwrap().push(together);
-    }
-}
-
-/// Issue 17: the whole run was one future polled by one thread, so on a 2-core machine the
-/// mailboxes' CPU work (MIME, conversion, journal, progress) used one core. Each mailbox now
-/// runs as its own task: on a 2-worker runtime two mailboxes whose work holds their thread
-/// both go on, each on its own thread, and every message arrives once.
-#[test]
-fn regression_every_mailbox_ran_on_the_one_thread_polling_the_run() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let sim = SimServer::start(SimConfig {
-            tenant: TenantSpec {
-                users: 2,
-                messages_per_user: 3,
-                ..TenantSpec::default()
-            },
-            ..SimConfig::default()
+/// A mailbox whose migration panics (here: the reporter, on its `UserStarted`) is that
+/// mailbox's one failure, named with the panic's message; the other mailbox is migrated and
+/// the run ends with its summary. Before, the panic unwound through the run: no summary, no
+/// `RunFinished`, and the front end's process went down with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_panicking_mailbox_took_the_whole_run_down() {
+    let sim = SimServer::start(SimConfig {
+        tenant: TenantSpec {
+            users: 2,
+            messages_per_user: 3,
+            ..TenantSpec::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let broken = sim.tenant().users[0].mail.clone();
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reporter = {
+        let (events, broken) = (events.clone(), broken.clone());
+        Arc::new(move |e: ProgressEvent| {
+            if matches!(&e, ProgressEvent::UserStarted { user, .. } if *user == broken) {
+                panic!("the reporter broke on {broken}");
+            }
+            events.lock().unwrap().push(e);
         })
-        .await
-        .unwrap();
-        let out = tempfile::tempdir().unwrap();
-        let reporter = Arc::new(HoldsItsThread::default());
-        let summary = run(
-            &support::source_config(&sim),
-            &Secret::new(sim.client_secret()),
-            &Destination::Folder(out.path().to_path_buf()),
-            reporter.clone(),
-            RunControl::new(),
-            RunOptions {
-                parallel_mailboxes: 2,
-                workloads: vec![Workload::Mail],
-                ..RunOptions::default()
-            },
-        )
-        .await
-        .unwrap();
-        assert_eq!(
-            *reporter.together.lock().unwrap(),
-            vec![true, true],
-            "each mailbox saw the other start on another thread"
-        );
-        assert_eq!((summary.users, summary.totals.failed), (2, 0));
-        every_message_once(&sim, out.path(), "two mailboxes on two threads");
-    });
+    };
+    let out = tempfile::tempdir().unwrap();
+    let summary = run(
+        &support::source_config(&sim),
+        &Secret::new(sim.client_secret()),
+        &Destination::Folder(out.path().to_path_buf()),
+        reporter,
+        RunControl::new(),
+        RunOptions {
+            parallel_mailboxes: 2,
+            workloads: vec![Workload::Mail],
+            ..RunOptions::default()
+        },
+    )
+    .await
+    .expect("the run ends with its summary");
+    assert_eq!(
+        (summary.users, summary.totals.failed),
+        (1, 1),
+        "{summary:?}"
+    );
+    let events = events.lock().unwrap();
+    let failures: Vec<(&str, &str, &str)> = events
+        .iter()
+        .filter_map(|e| match e {
+            ProgressEvent::ItemFailed {
+                user, item, reason, ..
+            } => Some((user.as_str(), item.as_str(), reason.as_str())),
+            _ => None,
+        })
+        .collect();
+    let expected = format!(
+        "the migrator stopped on an internal error in this mailbox: the reporter broke on {broken}"
+    );
+    assert_eq!(
+        failures,
+        vec![(broken.as_str(), "(mailbox)", expected.as_str())]
+    );
+    assert!(matches!(
+        events.last(),
+        Some(ProgressEvent::RunFinished { .. })
+    ));
+    let other = &sim.tenant().users[1];
+    let bodies = support::maildir_bodies(&out.path().join(&other.mail));
+    support::assert_exactly_once(other, &bodies, "the mailbox beside the one that panicked");
 }
