@@ -651,3 +651,76 @@ async fn regression_the_plans_estimate_assumed_an_imap_server_for_a_local_folder
     // What a plan is not told is an IMAP server, as before.
     assert_eq!(PlanOptions::default().destination, DestinationKind::Imap);
 }
+
+/// A mailbox whose migration panics (here: the reporter, on its `UserStarted`) is that
+/// mailbox's one failure, named with the panic's message; the other mailbox is migrated and
+/// the run ends with its summary. Before, the panic unwound through the run: no summary, no
+/// `RunFinished`, and the front end's process went down with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_panicking_mailbox_took_the_whole_run_down() {
+    let sim = SimServer::start(SimConfig {
+        tenant: TenantSpec {
+            users: 2,
+            messages_per_user: 3,
+            ..TenantSpec::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let broken = sim.tenant().users[0].mail.clone();
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reporter = {
+        let (events, broken) = (events.clone(), broken.clone());
+        Arc::new(move |e: ProgressEvent| {
+            if matches!(&e, ProgressEvent::UserStarted { user, .. } if *user == broken) {
+                panic!("the reporter broke on {broken}");
+            }
+            events.lock().unwrap().push(e);
+        })
+    };
+    let out = tempfile::tempdir().unwrap();
+    let summary = run(
+        &support::source_config(&sim),
+        &Secret::new(sim.client_secret()),
+        &Destination::Folder(out.path().to_path_buf()),
+        reporter,
+        RunControl::new(),
+        RunOptions {
+            parallel_mailboxes: 2,
+            workloads: vec![Workload::Mail],
+            ..RunOptions::default()
+        },
+    )
+    .await
+    .expect("the run ends with its summary");
+    assert_eq!(
+        (summary.users, summary.totals.failed),
+        (1, 1),
+        "{summary:?}"
+    );
+    let events = events.lock().unwrap();
+    let failures: Vec<(&str, &str, &str)> = events
+        .iter()
+        .filter_map(|e| match e {
+            ProgressEvent::ItemFailed {
+                user, item, reason, ..
+            } => Some((user.as_str(), item.as_str(), reason.as_str())),
+            _ => None,
+        })
+        .collect();
+    let expected = format!(
+        "the migrator stopped on an internal error in this mailbox: the reporter broke on {broken}"
+    );
+    assert_eq!(
+        failures,
+        vec![(broken.as_str(), "(mailbox)", expected.as_str())]
+    );
+    assert!(matches!(
+        events.last(),
+        Some(ProgressEvent::RunFinished { .. })
+    ));
+    let other = &sim.tenant().users[1];
+    let bodies = support::maildir_bodies(&out.path().join(&other.mail));
+    support::assert_exactly_once(other, &bodies, "the mailbox beside the one that panicked");
+}

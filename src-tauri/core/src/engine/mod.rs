@@ -639,6 +639,164 @@ fn event_in_limits(limits: &DateLimits, event: &crate::graph::types::Event) -> b
     )
 }
 
+/// What every mailbox of a run shares, owned so each mailbox runs as its own task.
+struct MailboxShared {
+    client: GraphClient,
+    store: Store,
+    /// The journal and this run's id in it.
+    journal: Option<(Arc<Journal>, i64)>,
+    reporter: Arc<dyn Reporter>,
+    control: RunControl,
+    workloads: Vec<Workload>,
+    /// Each mailbox's Graph limits (every mailbox makes its own pacer from them).
+    pacer: PacerSettings,
+    mirror_deletions: bool,
+    limits: DateLimits,
+    outage_wait: std::time::Duration,
+    include_system_folders: bool,
+    separator_substitute: String,
+    dav: Option<DavSettings>,
+    icewarp: Option<Arc<crate::dest::provision::icewarp::IceWarpProvisioner>>,
+    /// How each mailbox's destination account came to be ([`mailboxes::destinations`]).
+    made: HashMap<String, &'static str>,
+    /// Where a mailbox without a provisioning outcome goes.
+    made_elsewhere: &'static str,
+}
+
+/// One mailbox's whole migration, mail then groupware, once its slot is free: `size` and
+/// `debt` are what sizing it learned and spent, `known` its facts if already read.
+async fn migrate_mailbox(
+    shared: Arc<MailboxShared>,
+    user: User,
+    size: u64,
+    debt: Debt,
+    known: Option<Box<users::MailboxFacts>>,
+) -> Result<MailboxOutcome, EngineError> {
+    let MailboxShared {
+        client,
+        store,
+        reporter,
+        control,
+        workloads,
+        made,
+        ..
+    } = &*shared;
+    let journal = shared
+        .journal
+        .as_ref()
+        .map(|(journal, run)| mail::RunJournal { journal, run: *run });
+    let icewarp = shared.icewarp.as_deref();
+    // A mailbox whose turn comes after a stop stays queued: no event, not counted.
+    if control.is_cancelled() {
+        return Ok(MailboxOutcome::NotStarted);
+    }
+    // One pacer per mailbox for every workload: Exchange's limits are per app and
+    // mailbox, whatever the data (throttling-limits.md, Outlook service limits).
+    // Made now, not while queued, so memory does not grow with the queue (issue
+    // 17.3), and dropped when the mailbox ends.
+    let pacer = Pacer::new(shared.pacer.clone());
+    pacer.take_over(debt).await;
+    // Its downloads' place in the run's download lane: the largest first.
+    pacer.set_items_left(size);
+    let facts = match known {
+        Some(facts) => *facts,
+        None => users::mailbox_facts(client, &pacer, &user.id).await,
+    };
+    let journal_ref = journal.map(|j| j.journal);
+    if facts.no_mailbox {
+        mailboxes::report_not_migrated(
+            journal_ref,
+            reporter.as_ref(),
+            &user,
+            mailboxes::NO_MAILBOX,
+        )?;
+        return Ok(MailboxOutcome::NotStarted);
+    }
+    match (facts.online_archive, journal_ref) {
+        (Some(true), _) => mailboxes::report_not_migrated(
+            journal_ref,
+            reporter.as_ref(),
+            &user,
+            mailboxes::ONLINE_ARCHIVE,
+        )?,
+        (Some(false), Some(j)) => {
+            j.set_user_note(&user.id, user.mail.as_deref().unwrap_or_default(), None)?
+        }
+        _ => {}
+    }
+    if let Some(j) = journal_ref {
+        let made = made.get(&user.id).copied().unwrap_or(shared.made_elsewhere);
+        mailboxes::record_destination(j, &user, &facts, made)?;
+    }
+    let address = user.mail.clone().unwrap_or_default();
+    let mut stats = if workloads.contains(&Workload::Mail) {
+        let mail = mail::MailboxRun {
+            client,
+            store,
+            journal,
+            reporter: reporter.clone(),
+            control: control.clone(),
+            pacer: &pacer,
+            mirror_deletions: shared.mirror_deletions,
+            limits: shared.limits,
+            outage_wait: shared.outage_wait,
+            include_system_folders: shared.include_system_folders,
+            separator_substitute: &shared.separator_substitute,
+            icewarp,
+        };
+        mail.migrate(&user).await?
+    } else {
+        reporter.report(ProgressEvent::UserStarted {
+            user: address.clone(),
+            folders: 0,
+            messages: 0,
+        });
+        Stats::default()
+    };
+    let groupware = groupware::GroupwareRun {
+        client,
+        store,
+        journal,
+        reporter: reporter.clone(),
+        control: control.clone(),
+        pacer: &pacer,
+        workloads,
+        mirror_deletions: shared.mirror_deletions,
+        dav: shared.dav.as_ref(),
+        limits: shared.limits,
+        outage_wait: shared.outage_wait,
+        icewarp,
+    };
+    stats.add(&groupware.migrate(&user).await?);
+    if control.is_cancelled() {
+        // Stopped part way: what it copied counts, the mailbox is not finished.
+        return Ok(MailboxOutcome::Stopped(stats));
+    }
+    reporter.report(ProgressEvent::UserFinished {
+        user: address,
+        stats: stats.clone(),
+    });
+    Ok(MailboxOutcome::Finished(stats))
+}
+
+/// A mailbox whose task panicked: one failure of that mailbox (`(mailbox)`, with the panic's
+/// message), recorded as failed in the journal; the run goes on.
+fn mailbox_crashed(shared: &MailboxShared, user: &User, reason: &str) -> Result<(), EngineError> {
+    let address = user.mail.clone().unwrap_or_default();
+    if let Some((journal, _)) = &shared.journal {
+        journal.set_user_state(&user.id, &address, "failed")?;
+    }
+    shared
+        .reporter
+        .report(crate::progress::ItemName::default().failed(
+            &address,
+            "",
+            "(mailbox)",
+            format!("the migrator stopped on an internal error in this mailbox: {reason}"),
+        ));
+    Ok(())
+}
+
 /// How one mailbox's turn in a run ended.
 enum MailboxOutcome {
     /// Every workload ran to its end (some items may have failed): counted in
@@ -698,7 +856,7 @@ async fn run_locked(
     };
     client.sign_in().await?;
     let provisioner = match destination {
-        Destination::IceWarp(d) => Some(icewarp::connect(d).await?),
+        Destination::IceWarp(d) => Some(Arc::new(icewarp::connect(d).await?)),
         _ => None,
     };
     let mut store = match destination {
@@ -830,6 +988,7 @@ async fn run_locked(
         Some(j) => Some(j.begin_run()?),
         None => None,
     };
+    let shared_journal = journal.clone().zip(run_id);
     let journal = journal
         .as_deref()
         .zip(run_id)
@@ -855,9 +1014,33 @@ async fn run_locked(
         _ => mailboxes::MERGED,
     };
 
+    // What every mailbox's task shares: owned, so each mailbox runs as its own task on the
+    // runtime's threads (issue 17), not as one future polled by one thread.
+    let shared = Arc::new(MailboxShared {
+        client: client.clone(),
+        store,
+        journal: shared_journal,
+        reporter: reporter.clone(),
+        control: control.clone(),
+        workloads: workloads.clone(),
+        pacer: options.pacer,
+        mirror_deletions: options.mirror_deletions,
+        limits: options.limits,
+        outage_wait: options.outage_wait,
+        include_system_folders: options.include_system_folders,
+        separator_substitute: options.folder_separator_substitute.clone(),
+        dav: match destination {
+            Destination::Imap { dav, .. } => dav.clone(),
+            Destination::IceWarp(d) => Some(d.dav.clone()),
+            Destination::Folder(_) => None,
+        },
+        icewarp: provisioner.clone(),
+        made,
+        made_elsewhere,
+    });
     // Largest first, each sized on its own pacer (which then migrates it) while others copy.
     let size_one = |(user, known): (User, Known)| {
-        let (client, workloads, limits) = (&client, &workloads, &options.pacer);
+        let (client, workloads, limits) = (&client, &workloads, &shared.pacer);
         let control = &control;
         let counted = kept_size(&user);
         // A mailbox without Exchange has nothing to size: its facts read (when its turn
@@ -904,117 +1087,17 @@ async fn run_locked(
             (size, (user, size, debt, facts))
         }
     };
-    let results: Vec<Result<MailboxOutcome, EngineError>> = schedule::largest_first(
+    let results = schedule::largest_first(
         mailboxes,
         mailboxes::FACT_READS,
         options.parallel_mailboxes,
         size_one,
         |(user, size, debt, known): (User, u64, Debt, Option<Box<users::MailboxFacts>>)| {
-            let (client, store, workloads) = (&client, &store, &workloads);
-            let (reporter, control) = (reporter.clone(), control.clone());
-            let limits = &options.pacer;
-            let mirror_deletions = options.mirror_deletions;
-            let separator_substitute = options.folder_separator_substitute.as_str();
-            let dav = match destination {
-                Destination::Imap { dav, .. } => dav.as_ref(),
-                Destination::IceWarp(d) => Some(&d.dav),
-                Destination::Folder(_) => None,
-            };
-            let icewarp = provisioner.as_ref();
-            let made = &made;
-            async move {
-                // A mailbox whose turn comes after a stop stays queued: no event, not counted.
-                if control.is_cancelled() {
-                    return Ok(MailboxOutcome::NotStarted);
-                }
-                // One pacer per mailbox for every workload: Exchange's limits are per app and
-                // mailbox, whatever the data (throttling-limits.md, Outlook service limits).
-                // Made now, not while queued, so memory does not grow with the queue (issue
-                // 17.3), and dropped when the mailbox ends.
-                let pacer = Pacer::new(limits.clone());
-                pacer.take_over(debt).await;
-                // Its downloads' place in the run's download lane: the largest first.
-                pacer.set_items_left(size);
-                let facts = match known {
-                    Some(facts) => *facts,
-                    None => users::mailbox_facts(client, &pacer, &user.id).await,
-                };
-                let journal_ref = journal.map(|j| j.journal);
-                if facts.no_mailbox {
-                    mailboxes::report_not_migrated(
-                        journal_ref,
-                        reporter.as_ref(),
-                        &user,
-                        mailboxes::NO_MAILBOX,
-                    )?;
-                    return Ok(MailboxOutcome::NotStarted);
-                }
-                match (facts.online_archive, journal_ref) {
-                    (Some(true), _) => mailboxes::report_not_migrated(
-                        journal_ref,
-                        reporter.as_ref(),
-                        &user,
-                        mailboxes::ONLINE_ARCHIVE,
-                    )?,
-                    (Some(false), Some(j)) => {
-                        j.set_user_note(&user.id, user.mail.as_deref().unwrap_or_default(), None)?
-                    }
-                    _ => {}
-                }
-                if let Some(j) = journal_ref {
-                    let made = made.get(&user.id).copied().unwrap_or(made_elsewhere);
-                    mailboxes::record_destination(j, &user, &facts, made)?;
-                }
-                let address = user.mail.clone().unwrap_or_default();
-                let mut stats = if workloads.contains(&Workload::Mail) {
-                    let mail = mail::MailboxRun {
-                        client,
-                        store,
-                        journal,
-                        reporter: reporter.clone(),
-                        control: control.clone(),
-                        pacer: &pacer,
-                        mirror_deletions,
-                        limits: options.limits,
-                        outage_wait: options.outage_wait,
-                        include_system_folders: options.include_system_folders,
-                        separator_substitute,
-                        icewarp,
-                    };
-                    mail.migrate(&user).await?
-                } else {
-                    reporter.report(ProgressEvent::UserStarted {
-                        user: address.clone(),
-                        folders: 0,
-                        messages: 0,
-                    });
-                    Stats::default()
-                };
-                let groupware = groupware::GroupwareRun {
-                    client,
-                    store,
-                    journal,
-                    reporter: reporter.clone(),
-                    control: control.clone(),
-                    pacer: &pacer,
-                    workloads,
-                    mirror_deletions,
-                    dav,
-                    limits: options.limits,
-                    outage_wait: options.outage_wait,
-                    icewarp,
-                };
-                stats.add(&groupware.migrate(&user).await?);
-                if control.is_cancelled() {
-                    // Stopped part way: what it copied counts, the mailbox is not finished.
-                    return Ok(MailboxOutcome::Stopped(stats));
-                }
-                reporter.report(ProgressEvent::UserFinished {
-                    user: address,
-                    stats: stats.clone(),
-                });
-                Ok(MailboxOutcome::Finished(stats))
-            }
+            let key = user.clone();
+            (
+                key,
+                migrate_mailbox(shared.clone(), user, size, debt, known),
+            )
         },
     )
     .await;
@@ -1025,7 +1108,15 @@ async fn run_locked(
     };
     let mut users_done = 0;
     for result in results {
-        match result? {
+        let outcome = match result {
+            Ok(outcome) => outcome?,
+            Err(crashed) => {
+                mailbox_crashed(&shared, &crashed.key, &crashed.reason)?;
+                totals.failed += 1;
+                continue;
+            }
+        };
+        match outcome {
             MailboxOutcome::Finished(stats) => {
                 totals.add(&stats);
                 users_done += 1;

@@ -4,14 +4,46 @@
 //! so it must start first while the small ones fill the other slots. [`largest_first`] sizes
 //! mailboxes ahead of the copies (a plan's kept counts, else a cheap read per mailbox, many
 //! at once, overlapping the copies of mailboxes already running) and gives each free slot at
-//! once to the largest mailbox sized so far.
+//! once to the largest mailbox sized so far. Each started mailbox is its own task on the
+//! runtime, so on a multi-thread runtime mailboxes use every core (issue 17).
 
+use std::any::Any;
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::future::Future;
 
-use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
+use tokio::task::{JoinError, JoinSet};
+
+/// A started item whose task ended without a result: it panicked (or was aborted).
+#[derive(Debug)]
+pub(super) struct Crashed<K> {
+    /// What [`largest_first`]'s `migrate` named the item.
+    pub key: K,
+    /// The panic's message, where it has one.
+    pub reason: String,
+}
+
+impl<K> Crashed<K> {
+    fn new(key: K, error: JoinError) -> Self {
+        let reason = match error.try_into_panic() {
+            Ok(panic) => panic_message(panic),
+            Err(_) => "the task was cancelled".to_string(),
+        };
+        Crashed { key, reason }
+    }
+}
+
+/// The text a `panic!` carries (a `&str` or a `String` payload).
+fn panic_message(panic: Box<dyn Any + Send>) -> String {
+    match panic.downcast::<String>() {
+        Ok(text) => *text,
+        Err(panic) => match panic.downcast::<&'static str>() {
+            Ok(text) => (*text).to_string(),
+            Err(_) => "a panic without a message".to_string(),
+        },
+    }
+}
 
 /// A mailbox waiting for a slot: the largest first, then the earliest listed.
 struct Queued<T> {
@@ -48,18 +80,23 @@ impl<T> Eq for Queued<T> {}
 /// starts once the first `lookahead` items (or all, if fewer) are sized, so the largest of
 /// them goes first, and from then on a slot that frees is given at once to the largest item
 /// sized and not yet started. Results come in the order the copies finish.
-pub(super) async fn largest_first<T, U, R, S, SF, M, MF>(
+///
+/// `migrate` names the item (`K`) and gives its copy, which is spawned as its own task: a
+/// copy that panics is that item's [`Crashed`] result, never the caller's panic. Dropping
+/// the returned future aborts the copies still running, as dropping their futures did.
+pub(super) async fn largest_first<T, U, K, R, S, SF, M, MF>(
     items: Vec<T>,
     lookahead: usize,
     slots: usize,
     size_of: S,
     mut migrate: M,
-) -> Vec<R>
+) -> Vec<Result<R, Crashed<K>>>
 where
     S: Fn(T) -> SF,
     SF: Future<Output = (u64, U)>,
-    M: FnMut(U) -> MF,
-    MF: Future<Output = R>,
+    M: FnMut(U) -> (K, MF),
+    MF: Future<Output = R> + Send + 'static,
+    R: Send + 'static,
 {
     let total = items.len();
     let first_wave = lookahead.max(1).min(total);
@@ -75,13 +112,18 @@ where
         .buffer_unordered(lookahead.max(1));
     let mut queue: BinaryHeap<Queued<U>> = BinaryHeap::new();
     let mut sized = 0;
-    let mut running = FuturesUnordered::new();
+    // A JoinSet aborts its tasks when dropped: a dropped run stops its copies.
+    let mut running = JoinSet::new();
+    let mut names = HashMap::new();
     let mut results = Vec::with_capacity(total);
     loop {
         if sized >= first_wave {
             while running.len() < slots {
                 match queue.pop() {
-                    Some(next) => running.push(migrate(next.item)),
+                    Some(next) => {
+                        let (key, copy) = migrate(next.item);
+                        names.insert(running.spawn(copy).id(), key);
+                    }
                     None => break,
                 }
             }
@@ -91,7 +133,19 @@ where
                 queue.push(next);
                 sized += 1;
             }
-            Some(result) = running.next(), if !running.is_empty() => results.push(result),
+            Some(ended) = running.join_next_with_id(), if !running.is_empty() => {
+                match ended {
+                    Ok((id, result)) => {
+                        names.remove(&id);
+                        results.push(Ok(result));
+                    }
+                    Err(error) => {
+                        if let Some(key) = names.remove(&error.id()) {
+                            results.push(Err(Crashed::new(key, error)));
+                        }
+                    }
+                }
+            }
             else => break,
         }
     }
@@ -128,19 +182,20 @@ mod tests {
             },
             |(i, size)| {
                 let (started, spans) = (started.clone(), spans.clone());
-                async move {
+                let copy = async move {
                     started.lock().unwrap().push(i);
                     let start = Instant::now() - t0;
                     tokio::time::sleep(Duration::from_millis(size)).await;
                     spans.lock().unwrap().push((start, Instant::now() - t0));
                     i
-                }
+                };
+                (i, copy)
             },
         )
         .await;
         let started = started.lock().unwrap().clone();
         assert_eq!(started[0], 23, "the big mailbox first: {started:?}");
-        let mut all = done.clone();
+        let mut all: Vec<usize> = done.into_iter().map(|r| r.unwrap()).collect();
         all.sort();
         assert_eq!(all, (0..40).collect::<Vec<_>>(), "each mailbox once");
         // The first four start together once the first wave is sized; every later start is at
@@ -159,5 +214,83 @@ mod tests {
             Instant::now() - t0,
             starts[0] + Duration::from_millis(1_000)
         );
+    }
+
+    /// Issue 17: the whole run was one future, so every mailbox's CPU work shared one thread
+    /// and a 2-core machine used one. Two mailboxes that each hold their thread until the
+    /// other has been seen running (a copy's CPU work, in the extreme) both finish on a
+    /// 2-worker runtime: each copy runs on its own thread. Before, the first held the only
+    /// thread polling the copies and the second never started (each waits at most 20 s, then
+    /// reports that it ran alone).
+    #[test]
+    fn mailboxes_run_on_separate_threads_of_a_multi_thread_runtime() {
+        use std::sync::{Condvar, Mutex};
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        // The copies seen running, and the threads they ran on.
+        let seen = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let done = runtime.block_on(largest_first(
+            vec![0usize, 1],
+            2,
+            2,
+            |i| async move { (10, i) },
+            |i| {
+                let seen = seen.clone();
+                let copy = async move {
+                    let (lock, changed) = &*seen;
+                    let mut running = lock.lock().unwrap();
+                    running.push(std::thread::current().id());
+                    changed.notify_all();
+                    let (running, _) = changed
+                        .wait_timeout_while(running, Duration::from_secs(20), |r| r.len() < 2)
+                        .unwrap();
+                    running.len() == 2 && running[0] != running[1]
+                };
+                (i, copy)
+            },
+        ));
+        let together: Vec<bool> = done.into_iter().map(|r| r.unwrap()).collect();
+        assert_eq!(
+            together,
+            vec![true, true],
+            "each copy saw the other running on another thread"
+        );
+    }
+
+    /// A copy that panics is its mailbox's failure: the other copies run to their end and
+    /// the scheduler returns, naming the one that crashed and why.
+    #[tokio::test]
+    async fn a_panicking_mailbox_is_its_own_failure_not_the_runs() {
+        let done = largest_first(
+            vec![0usize, 1, 2],
+            3,
+            2,
+            |i| async move { (i as u64, i) },
+            |i| {
+                let copy = async move {
+                    if i == 1 {
+                        panic!("mailbox {i} broke");
+                    }
+                    i
+                };
+                (format!("user{i}"), copy)
+            },
+        )
+        .await;
+        let mut finished: Vec<usize> = done
+            .iter()
+            .filter_map(|r| r.as_ref().ok().copied())
+            .collect();
+        finished.sort();
+        assert_eq!(finished, vec![0, 2]);
+        let crashed: Vec<(&str, &str)> = done
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .map(|c| (c.key.as_str(), c.reason.as_str()))
+            .collect();
+        assert_eq!(crashed, vec![("user1", "mailbox 1 broke")]);
     }
 }
