@@ -317,7 +317,7 @@ impl GroupwareRun<'_> {
                         // Left out by the server's answer, not failed; its mail was written.
                         let journal = self.journal.as_ref().map(|j| j.journal);
                         let reason = RESOURCE_DAV_LOGIN_REFUSED;
-                        super::mailboxes::report_not_migrated(
+                        super::mailboxes::report_part_not_migrated(
                             journal,
                             &*self.reporter,
                             user,

@@ -18,7 +18,6 @@ use std::collections::HashMap;
 use futures_util::StreamExt;
 
 use super::EngineError;
-use crate::dest::provision::icewarp::RESOURCE_DAV_LOGIN_REFUSED;
 use crate::dest::provision::{AccountAction, MailboxKind, ProvisionOutcome};
 use crate::graph::types::User;
 use crate::graph::users::{self, MailboxFacts};
@@ -105,25 +104,44 @@ pub(super) async fn read_facts(
         .await
 }
 
-/// Reports once that `user` is not migrated, or that part of it is not (`reason`), and
-/// records it in the journal: as the user's state when the whole user is left out, as its note
-/// otherwise.
+/// Reports once that `user` is not migrated (`reason`) and records it as the user's state in
+/// the journal.
 pub(super) fn report_not_migrated(
     journal: Option<&Journal>,
     reporter: &dyn Reporter,
     user: &User,
     reason: &str,
 ) -> Result<(), EngineError> {
+    report_left_out(journal, reporter, user, reason, false)
+}
+
+/// Reports once that part of `user` is not migrated (`reason`: an online archive, bookings a
+/// resource's refused WebDAV login kept out) and records it as the user's journal note; the
+/// user's state stays what the run makes it.
+pub(super) fn report_part_not_migrated(
+    journal: Option<&Journal>,
+    reporter: &dyn Reporter,
+    user: &User,
+    reason: &str,
+) -> Result<(), EngineError> {
+    report_left_out(journal, reporter, user, reason, true)
+}
+
+fn report_left_out(
+    journal: Option<&Journal>,
+    reporter: &dyn Reporter,
+    user: &User,
+    reason: &str,
+    part: bool,
+) -> Result<(), EngineError> {
     let address = user
         .mail
         .clone()
         .unwrap_or_else(|| user.user_principal_name.clone());
-    if let Some(journal) = journal {
-        if [ONLINE_ARCHIVE, RESOURCE_DAV_LOGIN_REFUSED].contains(&reason) {
-            journal.set_user_note(&user.id, &address, Some(reason))?;
-        } else {
-            journal.set_user_state(&user.id, &address, reason)?;
-        }
+    match (journal, part) {
+        (Some(journal), true) => journal.set_user_note(&user.id, &address, Some(reason))?,
+        (Some(journal), false) => journal.set_user_state(&user.id, &address, reason)?,
+        (None, _) => {}
     }
     reporter.report(ProgressEvent::NotMigrated {
         user: address,

@@ -713,7 +713,7 @@ async fn migrate_mailbox(
         return Ok(MailboxOutcome::NotStarted);
     }
     match (facts.online_archive, journal_ref) {
-        (Some(true), _) => mailboxes::report_not_migrated(
+        (Some(true), _) => mailboxes::report_part_not_migrated(
             journal_ref,
             reporter.as_ref(),
             &user,
