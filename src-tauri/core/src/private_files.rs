@@ -166,23 +166,31 @@ pub(crate) mod synced {
     use std::path::{Path, PathBuf};
     use std::sync::Mutex;
 
-    static SYNCED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    use std::thread::ThreadId;
+
+    static SYNCED: Mutex<Vec<(PathBuf, ThreadId)>> = Mutex::new(Vec::new());
 
     pub(super) fn record(dir: &Path) {
         SYNCED
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(dir.to_path_buf());
+            .push((dir.to_path_buf(), std::thread::current().id()));
     }
 
     /// How often `dir` was synced so far.
     pub(crate) fn count(dir: &Path) -> usize {
+        threads(dir).len()
+    }
+
+    /// The thread of each sync of `dir` so far.
+    pub(crate) fn threads(dir: &Path) -> Vec<ThreadId> {
         SYNCED
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .filter(|d| d.as_path() == dir)
-            .count()
+            .filter(|(d, _)| d.as_path() == dir)
+            .map(|(_, thread)| *thread)
+            .collect()
     }
 }
 

@@ -1367,7 +1367,10 @@ impl Ctx<'_, '_> {
             }
         }
         let dest: DestRef = match (&open.target, account) {
-            (Collection::Dir(dir), _) => match dir.put(&resource.uid, resource.text.as_bytes()) {
+            (Collection::Dir(dir), _) => match dir
+                .put_async(&resource.uid, resource.text.clone().into_bytes())
+                .await
+            {
                 Ok(dest) => dest,
                 Err(source) => {
                     // This item only (issue 19.4); the next run retries it.

@@ -535,12 +535,34 @@ impl Journal {
     /// [`Journal::exec_async`].
     async fn exec_durable(&self, sql: &str, args: Vec<Value>) -> Result<(), JournalError> {
         match (&*self.backend, &self.fence) {
-            (Backend::Sqlite(s), _) => s.execute(sql, &args, true).map(|_| ()),
+            (Backend::Sqlite(s), _) => {
+                let (_, commit) = s.commit_durable(sql, &args)?;
+                self.sqlite_synced_through(commit).await
+            }
             (Backend::Postgres(_), Some(fence)) => {
                 self.durable_under_lease(fence.held()?, sql, args).await
             }
             (Backend::Postgres(p), None) => p.durable(None, sql, args).await.map(|_| ()),
         }
+    }
+
+    /// Waits until SQLite commit `commit` is on disk. Inside a Tokio runtime the WAL sync
+    /// (or the wait for another caller's) holds a blocking-pool thread, not the caller's: a
+    /// runtime worker parked on a disk flush stalls every mailbox queued on it (issue 17).
+    /// Without a runtime it waits here.
+    async fn sqlite_synced_through(&self, commit: u64) -> Result<(), JournalError> {
+        let sync = move |backend: &Backend| match backend {
+            Backend::Sqlite(s) => s.synced_through(commit),
+            Backend::Postgres(_) => Ok(()),
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let backend = Arc::clone(&self.backend);
+            if let Ok(synced) = runtime.spawn_blocking(move || sync(&backend)).await {
+                return synced;
+            }
+            // Not run (the runtime is shutting down): synced here instead.
+        }
+        sync(&self.backend)
     }
 
     /// Records waiting to share a PostgreSQL transaction of "done" records under way (0 on
@@ -1491,6 +1513,34 @@ mod tests {
             .query_row("PRAGMA synchronous", [], |r| r.get(0))
             .unwrap();
         assert_eq!(synchronous, 1, "NORMAL: the sync is the journal's own");
+    }
+
+    #[test]
+    fn regression_a_done_record_synced_on_the_runtime_thread_that_awaits_it() {
+        // Issue 17: the WAL sync (or the wait for another caller's) ran on the runtime worker
+        // awaiting the record, so each disk flush stalled every mailbox queued on that worker.
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let run = j.begin_run().unwrap();
+        j.record_intent(target("m1"), run).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(j.record_done_at_version_async("u1", "m1", ("1", 10, None), None))
+            .unwrap();
+        let threads = j.sqlite().sync_threads.lock().unwrap().clone();
+        assert_eq!(
+            threads.len(),
+            1,
+            "the record is synced before the call returns"
+        );
+        assert_ne!(threads[0], std::thread::current().id());
+        let item = j.item("u1", "m1").unwrap().unwrap();
+        assert_eq!(
+            (item.state, item.dest_ref.as_deref()),
+            (ItemState::Done, Some("1"))
+        );
     }
 
     #[test]

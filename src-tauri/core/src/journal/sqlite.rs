@@ -28,6 +28,9 @@ pub(super) struct SqliteStore {
     /// Whether the connection's lock was free while each WAL sync ran, for the tests.
     #[cfg(test)]
     pub lock_free_while_syncing: Mutex<Vec<bool>>,
+    /// The thread each WAL sync ran on, for the tests.
+    #[cfg(test)]
+    pub sync_threads: Mutex<Vec<std::thread::ThreadId>>,
 }
 
 /// Group commit for records that say an item is done: each commits with `synchronous =
@@ -143,6 +146,8 @@ impl SqliteStore {
             wal_syncs: Default::default(),
             #[cfg(test)]
             lock_free_while_syncing: Default::default(),
+            #[cfg(test)]
+            sync_threads: Default::default(),
         })
     }
 
@@ -151,26 +156,35 @@ impl SqliteStore {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs one statement; with `durable` (a record that says an item is done) its commit is
-    /// on disk when the call returns ([`GroupSync`]). Returns the rows changed.
+    /// Runs one statement; returns the rows changed. With `durable` (a record that says an
+    /// item is done) its commit is on disk when the call returns ([`GroupSync`]).
     pub fn execute(&self, sql: &str, args: &[Value], durable: bool) -> Result<u64, JournalError> {
-        let args = rusqlite::params_from_iter(bind(args));
-        let conn = self.conn();
-        let changed = conn.execute(sql, args)?;
         if durable {
-            // Counted before the lock is released: a sync that starts later covers it.
-            let commit = {
-                let mut state = self.sync_state();
-                state.committed += 1;
-                state.committed
-            };
-            drop(conn);
-            #[cfg(test)]
-            self.durable_commits
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (changed, commit) = self.commit_durable(sql, args)?;
             self.synced_through(commit)?;
+            return Ok(changed);
         }
-        Ok(changed as u64)
+        let conn = self.conn();
+        Ok(conn.execute(sql, rusqlite::params_from_iter(bind(args)))? as u64)
+    }
+
+    /// Commits a record that says an item is done without waiting for the disk: returns the
+    /// rows changed and the commit's number, durable once [`SqliteStore::synced_through`] it
+    /// returns.
+    pub fn commit_durable(&self, sql: &str, args: &[Value]) -> Result<(u64, u64), JournalError> {
+        let conn = self.conn();
+        let changed = conn.execute(sql, rusqlite::params_from_iter(bind(args)))?;
+        // Counted before the lock is released: a sync that starts later covers it.
+        let commit = {
+            let mut state = self.sync_state();
+            state.committed += 1;
+            state.committed
+        };
+        drop(conn);
+        #[cfg(test)]
+        self.durable_commits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok((changed as u64, commit))
     }
 
     fn sync_state(&self) -> std::sync::MutexGuard<'_, SyncState> {
@@ -179,7 +193,7 @@ impl SqliteStore {
 
     /// Waits until durable commit number `commit` is on disk, syncing the WAL itself when no
     /// sync covering it is running.
-    fn synced_through(&self, commit: u64) -> Result<(), JournalError> {
+    pub fn synced_through(&self, commit: u64) -> Result<(), JournalError> {
         let mut state = self.sync_state();
         loop {
             if state.synced >= commit {
@@ -229,6 +243,10 @@ impl SqliteStore {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(free);
+            self.sync_threads
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(std::thread::current().id());
         }
         // Opened for writing: Windows flushes a file only through a handle with write access
         // (FlushFileBuffers, which `sync_all` calls); no truncation, no creation.

@@ -15,6 +15,24 @@ use sha2::{Digest, Sha256};
 use super::{create_private_dir, sync_dir, Mailbox};
 use crate::dest::{CollectionKind, DestRef};
 
+/// Writes `text` as `dir/name` through a synced temporary file and a rename, then syncs `dir`,
+/// so the item is on disk before the caller journals it done and a crash leaves either the
+/// old or the new version.
+fn write_item(dir: &Path, name: &str, text: &[u8]) -> std::io::Result<()> {
+    let target = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(text)?;
+    file.sync_all()?;
+    drop(file);
+    if let Err(e) = std::fs::rename(&tmp, &target) {
+        // Nothing half-written stays behind.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(dir)
+}
+
 /// The longest file or folder name written, in bytes (common file systems allow 255).
 const MAX_NAME: usize = 120;
 
@@ -86,27 +104,32 @@ impl CollectionDir {
 
     /// Writes (or replaces) the item with this UID. Returns the file name as its reference.
     pub fn put(&self, uid: &str, text: &[u8]) -> std::io::Result<DestRef> {
+        let name = self.file_name(uid);
+        write_item(&self.dir, &name, text)?;
+        Ok(DestRef(name))
+    }
+
+    /// [`CollectionDir::put`] on Tokio's blocking pool: its two syncs wait for the disk,
+    /// which on a runtime worker would stall every mailbox queued on that worker (issue 17).
+    pub async fn put_async(&self, uid: &str, text: Vec<u8>) -> std::io::Result<DestRef> {
+        let name = self.file_name(uid);
+        let dir = self.dir.clone();
+        let written = name.clone();
+        tokio::task::spawn_blocking(move || write_item(&dir, &written, &text))
+            .await
+            .map_err(std::io::Error::other)??;
+        Ok(DestRef(name))
+    }
+
+    /// The file an item with this UID has: its legacy name when the folder already held that.
+    fn file_name(&self, uid: &str) -> String {
         let name = format!("{}.{}", item_name(uid), self.extension);
         let legacy = format!("{}.{}", legacy_item_name(uid), self.extension);
-        let name = if legacy != name && self.listed.contains(&legacy) {
+        if legacy != name && self.listed.contains(&legacy) {
             legacy
         } else {
             name
-        };
-        let target = self.dir.join(&name);
-        let tmp = self.dir.join(format!(".{name}.tmp"));
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(text)?;
-        file.sync_all()?;
-        drop(file);
-        if let Err(e) = std::fs::rename(&tmp, &target) {
-            // Nothing half-written stays behind.
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
         }
-        // The directory too, so the item is on disk before the caller journals it done.
-        sync_dir(&self.dir)?;
-        Ok(DestRef(name))
     }
 
     /// Removes an item written earlier (by its reference). Missing is not an error.
@@ -328,6 +351,33 @@ mod tests {
             assert!(!reserved_on_windows(&part), "{inside:?}");
             assert!(!part.ends_with(['.', ' ']), "{inside:?}");
         }
+    }
+
+    #[test]
+    fn regression_an_item_synced_on_the_runtime_thread_that_writes_it() {
+        // Issue 17: each calendar, contact and task file was synced (twice) on the runtime
+        // worker writing it, which stalled every mailbox queued on that worker meanwhile.
+        let (_dir, mailbox) = mailbox();
+        let cal = mailbox
+            .collection(CollectionKind::Events, &["Calendar".into()], "cal")
+            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let written = runtime
+            .block_on(cal.put_async("uid-1@contoso.com", b"BEGIN:VCALENDAR\r\n".to_vec()))
+            .unwrap();
+        assert_eq!(
+            std::fs::read(cal.path().join(&written.0)).unwrap(),
+            b"BEGIN:VCALENDAR\r\n"
+        );
+        let threads = crate::private_files::synced::threads(cal.path());
+        assert_eq!(
+            threads.len(),
+            1,
+            "the directory is synced before the call returns"
+        );
+        assert_ne!(threads[0], std::thread::current().id());
     }
 
     #[test]
