@@ -1529,7 +1529,14 @@ mod tests {
         runtime
             .block_on(j.record_done_at_version_async("u1", "m1", ("1", 10, None), None))
             .unwrap();
-        let threads = j.sqlite().sync_threads.lock().unwrap().clone();
+        let threads: Vec<_> = j
+            .sqlite()
+            .syncs_seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.1)
+            .collect();
         assert_eq!(
             threads.len(),
             1,
@@ -1553,7 +1560,14 @@ mod tests {
         j.record_intent(target("m0"), run).unwrap();
         j.record_done("u1", "m0", "1", 10, None).unwrap();
         // One thread: nothing else can hold the lock while its record is synced.
-        let free = j.sqlite().lock_free_while_syncing.lock().unwrap().clone();
+        let free: Vec<_> = j
+            .sqlite()
+            .syncs_seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.0)
+            .collect();
         assert_eq!(
             free,
             [true],

@@ -25,12 +25,10 @@ pub(super) struct SqliteStore {
     /// WAL syncs made for them, for the tests.
     #[cfg(test)]
     pub wal_syncs: std::sync::atomic::AtomicUsize,
-    /// Whether the connection's lock was free while each WAL sync ran, for the tests.
+    /// Each WAL sync: whether the connection's lock was free meanwhile, and its thread, for
+    /// the tests.
     #[cfg(test)]
-    pub lock_free_while_syncing: Mutex<Vec<bool>>,
-    /// The thread each WAL sync ran on, for the tests.
-    #[cfg(test)]
-    pub sync_threads: Mutex<Vec<std::thread::ThreadId>>,
+    pub syncs_seen: Mutex<Vec<(bool, std::thread::ThreadId)>>,
 }
 
 /// Group commit for records that say an item is done: each commits with `synchronous =
@@ -145,9 +143,7 @@ impl SqliteStore {
             #[cfg(test)]
             wal_syncs: Default::default(),
             #[cfg(test)]
-            lock_free_while_syncing: Default::default(),
-            #[cfg(test)]
-            sync_threads: Default::default(),
+            syncs_seen: Default::default(),
         })
     }
 
@@ -239,14 +235,10 @@ impl SqliteStore {
             self.wal_syncs
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let free = self.conn.try_lock().is_ok();
-            self.lock_free_while_syncing
+            self.syncs_seen
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push(free);
-            self.sync_threads
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(std::thread::current().id());
+                .push((free, std::thread::current().id()));
         }
         // Opened for writing: Windows flushes a file only through a handle with write access
         // (FlushFileBuffers, which `sync_all` calls); no truncation, no creation.
