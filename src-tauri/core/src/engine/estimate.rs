@@ -37,8 +37,9 @@ pub const CPU_SECONDS_PER_ITEM: f64 = 0.000_92;
 /// A destination server's CPU per item it stores, in seconds, counted when it runs on this
 /// machine: Dovecot's, measured by the tenant benchmark ("Dovecot CPU", its master and all
 /// its processes): BENCHMARKS.md, "Tenant scale", 2026-12-07 05:30 UTC (3.14 ms per message)
-/// and the 07:00 note (3.65 ms, the run of 06:13); the upper end. Also assumed for a CalDAV/
-/// CardDAV server and for IceWarp on this machine, whose own CPU per item is not measured.
+/// and 07:00 UTC (3.65 ms in the run of 06:13); the upper end of the quiet runs. IceWarp's
+/// own CPU per item is not measured: the same figure is assumed for it and for a CalDAV/
+/// CardDAV server on this machine.
 pub const DESTINATION_CPU_SECONDS_PER_ITEM: f64 = 0.003_65;
 
 /// A local folder's rate, bytes per second: BENCHMARKS.md, "Tenant scale" (2026-12-06), 2,000
