@@ -607,6 +607,25 @@ async fn regression_the_plans_estimate_ignored_the_app_limit_and_the_cpu() {
     );
 }
 
+/// The Plan of `sim`'s mail for a run into `destination`.
+async fn mail_plan_into(
+    sim: &SimServer,
+    destination: migrator_core::engine::estimate::DestinationKind,
+) -> migrator_core::engine::Plan {
+    let options = RunOptions {
+        workloads: vec![Workload::Mail],
+        ..RunOptions::default()
+    };
+    let how = migrator_core::engine::PlanOptions {
+        destination,
+        ..migrator_core::engine::PlanOptions::default()
+    };
+    let secret = Secret::new(sim.client_secret());
+    migrator_core::engine::plan_with(&support::source_config(sim), &secret, &options, &how)
+        .await
+        .expect("the plan")
+}
+
 /// The Plan's destination term takes the rate of the run's destination: 48 messages at the
 /// assumed 67,000 bytes (3,216,000 bytes) take 0.10374 s at a local folder's 31 MB/s and
 /// 0.06432 s at an IMAP server's 50 MB/s. Before: the Plan did not know its destination and
@@ -616,26 +635,8 @@ async fn regression_the_plans_estimate_assumed_an_imap_server_for_a_local_folder
     use migrator_core::engine::estimate::DestinationKind;
     use migrator_core::engine::PlanOptions;
     let sim = eight_mailboxes_of_six_messages().await;
-    let options = RunOptions {
-        workloads: vec![Workload::Mail],
-        ..RunOptions::default()
-    };
-    let plan_into = |destination: DestinationKind| {
-        let source = support::source_config(&sim);
-        let secret = Secret::new(sim.client_secret());
-        let options = options.clone();
-        async move {
-            let how = PlanOptions {
-                destination,
-                ..PlanOptions::default()
-            };
-            migrator_core::engine::plan_with(&source, &secret, &options, &how)
-                .await
-                .expect("the plan")
-        }
-    };
-    let folder = plan_into(DestinationKind::Folder).await;
-    let imap = plan_into(DestinationKind::default()).await;
+    let folder = mail_plan_into(&sim, DestinationKind::Folder).await;
+    let imap = mail_plan_into(&sim, DestinationKind::default()).await;
     assert_eq!((folder.items, imap.items), (48, 48));
     let (folder_term, imap_term) = (
         folder.estimate_terms.destination,
@@ -671,12 +672,7 @@ async fn regression_the_plans_estimate_left_out_a_destination_servers_cpu_on_thi
     use migrator_core::engine::estimate::{
         DestinationKind, CPU_SECONDS_PER_ITEM, DESTINATION_CPU_SECONDS_PER_ITEM,
     };
-    use migrator_core::engine::PlanOptions;
     let sim = eight_mailboxes_of_six_messages().await;
-    let options = RunOptions {
-        workloads: vec![Workload::Mail],
-        ..RunOptions::default()
-    };
     let plan_into = |host: &str| {
         let file = format!(
             "[source]\ntenant_id = \"contoso.onmicrosoft.com\"\n\
@@ -684,19 +680,7 @@ async fn regression_the_plans_estimate_left_out_a_destination_servers_cpu_on_thi
              [destination]\nkind = \"imap\"\nhost = \"{host}\"\nmaster_user = \"admin\"\n"
         );
         let config = FileConfig::parse(&file, std::path::Path::new("m.toml")).expect("the file");
-        let destination = DestinationKind::of(&config.destination());
-        let source = support::source_config(&sim);
-        let secret = Secret::new(sim.client_secret());
-        let options = options.clone();
-        async move {
-            let how = PlanOptions {
-                destination,
-                ..PlanOptions::default()
-            };
-            migrator_core::engine::plan_with(&source, &secret, &options, &how)
-                .await
-                .expect("the plan")
-        }
+        mail_plan_into(&sim, DestinationKind::of(&config.destination()))
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let migrators = 48.0 * CPU_SECONDS_PER_ITEM / cpus;
