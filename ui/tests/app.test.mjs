@@ -265,7 +265,7 @@ test("IceWarp destination: paths only from native pickers, the accounts CSV prev
   assert.equal(await cell(page, "alex.wilber@contoso.com", "action"), "create");
   assert.equal(await cell(page, "room-1@contoso.com", "action"), "skip: a room mailbox (configured rule: skip)");
   assert.equal(await cell(page, "room-1@contoso.com", "kind"), "room");
-  assert.match(await page.textContent("#plan-summary"), /3 mailboxes · 1,560 messages .* 1 skipped by the rules · estimated 2 h 0 min/);
+  assert.match(await page.textContent("#plan-summary"), /3 mailboxes · 1,560 messages .* 1 skipped by the rules · estimated 2 h 0 min · /);
   await screenshot(page, "plan", { docs: true });
 
   // Back, blocked sign-ins skipped again: the Plan says so.
@@ -277,6 +277,18 @@ test("IceWarp destination: paths only from native pickers, the accounts CSV prev
   await page.click("#plan-refresh");
   await page.waitForFunction(() => window.__calls.filter((c) => c.cmd === "plan_migration").length === 3);
   assert.deepEqual((await calls(page, "plan_migration")).at(-1).args, { refresh: true });
+
+  // A server on this machine: the Plan says its CPU is counted.
+  await page.click('.steps li[data-step="destination"]');
+  await page.fill("#dw-host", "localhost");
+  await page.dispatchEvent("#dw-host", "change");
+  await page.fill("#dw-admin-password", "adm1n-pa55");
+  await page.click("#dest-next");
+  await page.waitForFunction(() => /runs on this machine/.test(document.querySelector("#plan-summary").textContent));
+  assert.match(
+    await page.textContent("#plan-summary"),
+    /estimated 2 h 0 min \(the destination runs on this machine: its CPU is counted\) · /,
+  );
   assert.deepEqual(errors, []);
 });
 

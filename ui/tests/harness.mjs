@@ -160,7 +160,13 @@ export function mockBackend(options = {}) {
     return {
       users, guests: users.filter((x) => x.kind === "guest").length, withoutMailbox: 0, onlineArchives: 0,
       domains: ["contoso.com"], items: sum("items"), events: sum("events"), contacts: sum("contacts"), tasks: sum("tasks"),
-      outOfRange: 0, estimatedSeconds: 7200,
+      outOfRange: 0, estimatedSeconds: 7200, estimateBinds: "mailboxes",
+      estimateTerms: {
+        mailboxes: 7200, largestMailbox: 7200, appLimit: 0, cpu: 0, destination: 0, destinationCpu: 0,
+        // engine::estimate::DestinationKind::of: a server whose host is a loopback address or
+        // `localhost` (estimate::is_this_machine) runs on this machine.
+        destinationCpuCounted: d.kind !== "folder" && /^(localhost|.*\.localhost|127(\.\d+){3}|\[?::1\]?)\.?$/i.test(d.host ?? ""),
+      },
     };
   }
 

@@ -616,6 +616,12 @@ async fn print_plan(path: &Path, json: bool, refresh: bool) -> anyhow::Result<()
         plan.estimate_terms.cpu,
         plan.estimate_terms.destination,
     );
+    if plan.estimate_terms.destination_cpu_counted {
+        println!(
+            "the destination runs on this machine: its CPU is counted ({:.0} s of the CPU's {:.0} s)",
+            plan.estimate_terms.destination_cpu, plan.estimate_terms.cpu,
+        );
+    }
     Ok(())
 }
 

@@ -38,6 +38,11 @@ async fn check_then_run_then_rerun_into_dovecot() {
         out.contains("2 users") && out.contains("30 messages"),
         "{out}"
     );
+    // Dovecot here listens on 127.0.0.1: the Plan counts its CPU and says so.
+    assert!(
+        out.contains("the destination runs on this machine: its CPU is counted"),
+        "{out}"
+    );
     let plan_with = |option: &str| {
         tokio::task::block_in_place(|| {
             Command::new(env!("CARGO_BIN_EXE_m365-migrate"))
@@ -79,6 +84,9 @@ async fn check_then_run_then_rerun_into_dovecot() {
     let into_folder: serde_json::Value = serde_json::from_slice(&into_folder.stdout).unwrap();
     assert_eq!(into_folder["items"], 30);
     assert_eq!(destination_term(&into_folder), Some(30.0 * 67_000.0 / 31e6));
+    let counted = |plan: &serde_json::Value| plan["estimateTerms"]["destinationCpuCounted"].clone();
+    assert_eq!(counted(&planned), serde_json::json!(true));
+    assert_eq!(counted(&into_folder), serde_json::json!(false));
     // What a run does with each mailbox, as the app's Plan shows it: into IMAP, a copy.
     assert!(
         planned["users"]

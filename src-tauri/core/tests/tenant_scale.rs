@@ -585,6 +585,7 @@ async fn regression_the_plans_estimate_ignored_the_app_limit_and_the_cpu() {
         .map(|u| MailboxWork {
             requests: u.requests,
             items: u.items + u.events + u.contacts + u.tasks,
+            messages: u.items,
             bytes: u.items * ASSUMED_MESSAGE_BYTES,
         })
         .collect();
@@ -606,6 +607,25 @@ async fn regression_the_plans_estimate_ignored_the_app_limit_and_the_cpu() {
     );
 }
 
+/// The Plan of `sim`'s mail for a run into `destination`.
+async fn mail_plan_into(
+    sim: &SimServer,
+    destination: migrator_core::engine::estimate::DestinationKind,
+) -> migrator_core::engine::Plan {
+    let options = RunOptions {
+        workloads: vec![Workload::Mail],
+        ..RunOptions::default()
+    };
+    let how = migrator_core::engine::PlanOptions {
+        destination,
+        ..migrator_core::engine::PlanOptions::default()
+    };
+    let secret = Secret::new(sim.client_secret());
+    migrator_core::engine::plan_with(&support::source_config(sim), &secret, &options, &how)
+        .await
+        .expect("the plan")
+}
+
 /// The Plan's destination term takes the rate of the run's destination: 48 messages at the
 /// assumed 67,000 bytes (3,216,000 bytes) take 0.10374 s at a local folder's 31 MB/s and
 /// 0.06432 s at an IMAP server's 50 MB/s. Before: the Plan did not know its destination and
@@ -615,26 +635,8 @@ async fn regression_the_plans_estimate_assumed_an_imap_server_for_a_local_folder
     use migrator_core::engine::estimate::DestinationKind;
     use migrator_core::engine::PlanOptions;
     let sim = eight_mailboxes_of_six_messages().await;
-    let options = RunOptions {
-        workloads: vec![Workload::Mail],
-        ..RunOptions::default()
-    };
-    let plan_into = |destination: DestinationKind| {
-        let source = support::source_config(&sim);
-        let secret = Secret::new(sim.client_secret());
-        let options = options.clone();
-        async move {
-            let how = PlanOptions {
-                destination,
-                ..PlanOptions::default()
-            };
-            migrator_core::engine::plan_with(&source, &secret, &options, &how)
-                .await
-                .expect("the plan")
-        }
-    };
-    let folder = plan_into(DestinationKind::Folder).await;
-    let imap = plan_into(DestinationKind::Imap).await;
+    let folder = mail_plan_into(&sim, DestinationKind::Folder).await;
+    let imap = mail_plan_into(&sim, DestinationKind::default()).await;
     assert_eq!((folder.items, imap.items), (48, 48));
     let (folder_term, imap_term) = (
         folder.estimate_terms.destination,
@@ -649,7 +651,65 @@ async fn regression_the_plans_estimate_assumed_an_imap_server_for_a_local_folder
         "into an IMAP server at 50 MB/s: {imap_term} s"
     );
     // What a plan is not told is an IMAP server, as before.
-    assert_eq!(PlanOptions::default().destination, DestinationKind::Imap);
+    assert_eq!(
+        PlanOptions::default().destination,
+        DestinationKind::Imap {
+            mail_here: false,
+            dav_here: false
+        }
+    );
+}
+
+/// A destination server on this machine shares its CPUs with the migrator, so the Plan's CPU
+/// term counts the server's CPU per message (`DESTINATION_CPU_SECONDS_PER_ITEM`, Dovecot's as
+/// measured) when the configured IMAP host is a loopback address or `localhost`, and not
+/// when it is another host; the Plan's JSON says which (`estimateTerms.destinationCpuCounted`).
+/// Before: the CPU term was the migrator's alone, so into Dovecot on the same machine the
+/// estimate was half the finish (BENCHMARKS.md, "Tenant scale", 05:30 UTC).
+#[tokio::test(flavor = "multi_thread")]
+async fn regression_the_plans_estimate_left_out_a_destination_servers_cpu_on_this_machine() {
+    use migrator_core::config::FileConfig;
+    use migrator_core::engine::estimate::{
+        DestinationKind, CPU_SECONDS_PER_ITEM, DESTINATION_CPU_SECONDS_PER_ITEM,
+    };
+    let sim = eight_mailboxes_of_six_messages().await;
+    let plan_into = |host: &str| {
+        let file = format!(
+            "[source]\ntenant_id = \"contoso.onmicrosoft.com\"\n\
+             client_id = \"00000000-0000-0000-0000-000000000001\"\n\n\
+             [destination]\nkind = \"imap\"\nhost = \"{host}\"\nmaster_user = \"admin\"\n"
+        );
+        let config = FileConfig::parse(&file, std::path::Path::new("m.toml")).expect("the file");
+        mail_plan_into(&sim, DestinationKind::of(&config.destination()))
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let migrators = 48.0 * CPU_SECONDS_PER_ITEM / cpus;
+    let servers = 48.0 * DESTINATION_CPU_SECONDS_PER_ITEM / cpus;
+    for host in ["127.0.0.1", "localhost", "[::1]"] {
+        let plan = plan_into(host).await;
+        assert_eq!(plan.items, 48, "{host}");
+        let terms = plan.estimate_terms;
+        assert!(terms.destination_cpu_counted, "{host}: {terms:?}");
+        assert!(
+            (terms.destination_cpu - servers).abs() < 1e-12,
+            "{host}: 48 messages at {DESTINATION_CPU_SECONDS_PER_ITEM} s over {cpus} CPUs: {terms:?}"
+        );
+        assert!(
+            (terms.cpu - (migrators + servers)).abs() < 1e-12,
+            "{host}: {terms:?}"
+        );
+        let json = serde_json::to_value(&plan).expect("the plan's JSON");
+        assert_eq!(
+            json["estimateTerms"]["destinationCpuCounted"],
+            serde_json::json!(true),
+            "{host}"
+        );
+    }
+    let remote = plan_into("mail.example.com").await;
+    let terms = remote.estimate_terms;
+    assert!(!terms.destination_cpu_counted, "{terms:?}");
+    assert_eq!(terms.destination_cpu, 0.0);
+    assert!((terms.cpu - migrators).abs() < 1e-12, "{terms:?}");
 }
 
 /// A mailbox whose migration panics (here: the reporter, on its `UserStarted`) is that

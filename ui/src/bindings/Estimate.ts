@@ -17,9 +17,17 @@ largestMailbox: number,
  */
 appLimit: number, 
 /**
- * Every item's CPU over the cores.
+ * Every item's CPU over the cores, the destination server's on this machine included.
  */
 cpu: number, 
+/**
+ * Of `cpu`, the destination server's (0 when it runs elsewhere).
+ */
+destinationCpu: number, 
+/**
+ * The destination server runs on this machine: its CPU is counted in `cpu`.
+ */
+destinationCpuCounted: boolean, 
 /**
  * Every byte at the destination's rate.
  */

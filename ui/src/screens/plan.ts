@@ -124,9 +124,10 @@ function paintSummary(): void {
   const skipped = plan.users.filter((u) => u.action.kind === "skip").length;
   const leftOut =
     (plan.outOfRange > 0 ? ` · ${plan.outOfRange} left out by the date limits` : "") + (skipped > 0 ? ` · ${skipped} skipped by the rules` : "");
+  const destinationHere = plan.estimateTerms.destinationCpuCounted ? " (the destination runs on this machine: its CPU is counted)" : "";
   el("plan-summary").textContent =
     `${plural(plan.users.length, "mailbox", "mailboxes")} · ${plural(plan.items, "message")} · ${plural(plan.events, "event")} · ` +
-    `${plural(plan.contacts, "contact")} · ${plural(plan.tasks, "task")}${leftOut} · estimated ${formatDuration(plan.estimatedSeconds)} · ` +
+    `${plural(plan.contacts, "contact")} · ${plural(plan.tasks, "task")}${leftOut} · estimated ${formatDuration(plan.estimatedSeconds)}${destinationHere} · ` +
     `domains: ${plan.domains.join(", ")}`;
 }
 

@@ -28,7 +28,8 @@
 //! The run's estimate is the tenant model of [`super::estimate`], the one the tenant benchmark
 //! measures its lower bound with ([`Plan::estimate`]): the mailboxes at their ceilings largest
 //! first over `parallel_mailboxes`, every request at the app's limit across the tenant, every
-//! item's CPU over this machine's cores (the migrator's own: an IMAP server's CPU is its own),
+//! item's CPU over this machine's cores (the migrator's, and the destination server's when it
+//! runs on this machine: a loopback address or `localhost`; a server elsewhere has its own),
 //! every message's bytes (assumed [`super::estimate::ASSUMED_MESSAGE_BYTES`]) at the measured
 //! rate of the run's destination ([`PlanOptions::destination`]: a local folder's or an IMAP
 //! server's); the largest of them. Each mailbox's own estimate is its time at its ceiling.
@@ -188,7 +189,9 @@ pub struct PlanOptions {
     /// plan takes a new one.
     pub cancel: CancellationToken,
     /// Where the run writes: the estimate's destination term takes its rate
-    /// ([`DestinationKind::bytes_per_second`]). Default: an IMAP server.
+    /// ([`DestinationKind::bytes_per_second`]), and its CPU term the server's CPU when the
+    /// server runs on this machine ([`DestinationKind::of`]). Default: an IMAP server
+    /// elsewhere.
     pub destination: DestinationKind,
 }
 
@@ -601,6 +604,7 @@ impl Plan {
             .map(|u| MailboxWork {
                 requests: u.requests,
                 items: u.items + u.events + u.contacts + u.tasks,
+                messages: u.items,
                 bytes: u.items * ASSUMED_MESSAGE_BYTES,
             })
             .collect();

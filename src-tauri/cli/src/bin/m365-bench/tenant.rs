@@ -21,7 +21,7 @@ use migrator_core::config::Workload;
 use migrator_core::convert::flags::MailFlags;
 use migrator_core::dest::folder::{Folder, FolderStore};
 use migrator_core::engine::estimate::{
-    DestinationKind, Estimate, Limits, Machine, MailboxWork, IMAP_BYTES_PER_SECOND,
+    is_this_machine, DestinationKind, Estimate, Limits, Machine, MailboxWork, IMAP_BYTES_PER_SECOND,
 };
 use migrator_core::engine::RunOptions;
 use migrator_core::graph::client::ByteSink as _;
@@ -319,12 +319,16 @@ pub async fn run(
     work.push(MailboxWork {
         requests: 0,
         items: o.messages,
+        messages: o.messages,
         bytes: o.bytes,
     });
+    // Dovecot's CPU is measured into `cpu`, so no destination server's CPU is added.
     let machine = Machine {
         cpus,
         cpu_seconds_per_item: cpu / messages,
         destination_bytes_per_second: rate,
+        mail_server_cpu_seconds_per_message: 0.0,
+        dav_server_cpu_seconds_per_item: 0.0,
     };
     let latency = Duration::try_from_secs_f64(o.request_ms_median / 1000.0).unwrap_or_default();
     let bounds = Estimate::of(&work, &scenario_limits(s, latency), &machine);
@@ -382,9 +386,10 @@ fn scenario_limits(s: &Scenario, latency: Duration) -> Limits {
 /// with the run's limits, then [`migrator_core::engine::Plan::estimate`] at the scenario's
 /// mean latency (the Plan assumes Exchange's 250 ms; the scenario's is time-scaled) on this
 /// machine's `cpus` with the model's constants ([`Machine::writing_to`] the destination): the
-/// CPU per item is the migrator's alone (the Plan does not know of the simulator or a local
-/// Dovecot), the destination's rate its measured constant. Returns the terms, the binding one
-/// and the estimate.
+/// CPU per item is the migrator's and, into Dovecot (on [`crate::dovecot::HOST`], a loopback
+/// address, so on this machine), Dovecot's (the Plan does not know of the simulator); the
+/// destination's rate its measured constant. Returns the terms, the binding one and the
+/// estimate.
 async fn plan_estimate(
     s: &Scenario,
     into: &str,
@@ -417,7 +422,10 @@ async fn plan_estimate(
     let destination = if into == INTO_FOLDER {
         DestinationKind::Folder
     } else {
-        DestinationKind::Imap
+        DestinationKind::Imap {
+            mail_here: is_this_machine(crate::dovecot::HOST),
+            dav_here: false,
+        }
     };
     let machine = Machine {
         cpus,

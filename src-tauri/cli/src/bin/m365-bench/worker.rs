@@ -179,7 +179,7 @@ async fn run(job: Job) -> anyhow::Result<WorkerResult> {
             master_user,
             master_password,
         } => {
-            let mut settings = ImapSettings::new("127.0.0.1", *port, Security::Plain);
+            let mut settings = ImapSettings::new(crate::dovecot::HOST, *port, Security::Plain);
             settings.allow_plaintext_loopback = true;
             if let Some(max) = job.max_connections {
                 settings.connection_limit = ConnectionLimit::new(max);
