@@ -254,3 +254,107 @@ async fn a_calendar_already_holding_an_event_with_the_same_uid_ends_with_one_cop
     let mine = account.get(&own.href).await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&mine.body).contains("SUMMARY:mine"));
 }
+
+/// Regression (issue 18: a groupware item cost several PostgreSQL round trips in a row): after
+/// each CalDAV/CardDAV write the ETag was recorded in a statement of its own, and a copy the
+/// calendar already held was marked found in another, each before the "done" record; both
+/// are only meaningful with "done" and now go in its statement. Counted on a PostgreSQL
+/// journal for the events of one calendar that already holds one of them (the user's copy,
+/// updated in place): before, one ETag statement per event and one "found" statement.
+#[tokio::test(flavor = "multi_thread")]
+async fn regression_postgres_a_dav_write_records_its_etag_and_found_state_with_its_done_record() {
+    use migrator_core::config::Workload;
+    let s = setup().await;
+    let pg = support::postgres::Postgres::start_with_settings(&["log_statement=all"]);
+    let tenant = s.sim.tenant();
+    let user = &tenant.users[0];
+    let calendar = &user.calendars[0];
+    let event = &calendar.events[0];
+    let account = s.account(&user.mail).await;
+    let existing = account
+        .ensure_collection(CollectionKind::Events, &calendar.name, None)
+        .await
+        .unwrap();
+    let old = format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:{}\r\n\
+         DTSTAMP:20240101T000000Z\r\nDTSTART:20240102T100000Z\r\nSUMMARY:an old copy\r\n\
+         END:VEVENT\r\nEND:VCALENDAR\r\n",
+        event.uid
+    );
+    account
+        .put(&existing, &event.uid, old.as_bytes())
+        .await
+        .unwrap();
+
+    let accounts: HashMap<String, Secret> = tenant
+        .users
+        .iter()
+        .map(|u| (u.mail.to_lowercase(), Secret::new("pw")))
+        .collect();
+    let destination = Destination::Imap {
+        settings: s.dovecot.tls_settings(),
+        logins: ImapLogins::Accounts(accounts),
+        dav: Some(s.radicale.settings()),
+    };
+    std::env::set_var(
+        migrator_core::journal::PASSWORD_VARIABLE,
+        pg.password().expose(),
+    );
+    let options = RunOptions {
+        state_dir: Some(s.state.path().join("state")),
+        journal: Some(migrator_core::journal::PostgresSettings::parse(&pg.url()).unwrap()),
+        workloads: vec![Workload::Calendar],
+        ..RunOptions::default()
+    };
+    let failures = support::Failures::default();
+    let log_start = pg.log().len();
+    let summary = run(
+        &support::source_config(&s.sim),
+        &Secret::new(s.sim.client_secret()),
+        &destination,
+        failures.reporter(),
+        RunControl::new(),
+        options,
+    )
+    .await
+    .unwrap();
+    assert_eq!(failures.list(), Vec::<String>::new(), "{summary:?}");
+    let events: usize = tenant
+        .users
+        .iter()
+        .flat_map(|u| &u.calendars)
+        .map(|c| c.events.len())
+        .sum();
+    assert_eq!(summary.totals.events as usize, events);
+
+    let log = pg.log();
+    let statements = |start: &str| {
+        log[log_start..]
+            .lines()
+            .filter(|l| l.contains(&format!(": {start}")))
+            .count()
+    };
+    assert_eq!(
+        statements("UPDATE items SET etag"),
+        0,
+        "ETags recorded alone"
+    );
+    assert_eq!(statements("UPDATE items SET created = 0"), 0, "found alone");
+    assert_eq!(statements("UPDATE items SET state = 'done'"), events);
+    let psql = |sql: &str| pg.psql(sql).trim().to_string();
+    let source_id = &event.id;
+    assert_eq!(
+        psql(&format!(
+            "SELECT created, etag IS NOT NULL FROM items WHERE source_id = '{source_id}'"
+        )),
+        "0|t",
+        "the user's copy is marked found, its ETag kept"
+    );
+    assert_eq!(
+        psql(
+            "SELECT count(*) FROM items WHERE state = 'done' AND created = 1 AND etag IS NOT NULL"
+        ),
+        (events - 1).to_string(),
+        "every other event is the migrator's, its ETag kept"
+    );
+}

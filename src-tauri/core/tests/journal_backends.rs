@@ -7,7 +7,7 @@ use crate::support;
 
 use migrator_core::journal::{
     GroupwareDone, ItemState, ItemTarget, Journal, JournalError, MailDetails, MailDone, MovedFrom,
-    PostgresSettings,
+    PageRecords, PostgresSettings,
 };
 
 /// Where a case's journal lives; [`Store::open`] opens it again each time.
@@ -295,6 +295,94 @@ fn a_moves_old_copy_is_kept_until_done(store: &Store) {
     assert_eq!(pending.len(), 1);
     j.record_done("u1", "c1", "c1.vcf", 3, Some("h")).unwrap();
     assert_eq!(j.item("u1", "c1").unwrap().unwrap().moved_from, None);
+}
+
+on_both_backends!(a_groupware_page_is_recorded_together_and_its_done_records_carry_etag_and_found);
+fn a_groupware_page_is_recorded_together_and_its_done_records_carry_etag_and_found(store: &Store) {
+    let from = MovedFrom {
+        folder_id: "f0".into(),
+        dest_folder: "contacts/Old".into(),
+        dest_ref: "c1.vcf".into(),
+        etag: None,
+    };
+    let run = {
+        let j = store.open();
+        let run = j.begin_run().unwrap();
+        j.record_intent_as("contact", target("c0"), run).unwrap();
+        let done = GroupwareDone {
+            dest_ref: "c0.vcf",
+            size: 3,
+            version: Some("v1"),
+            etag: Some("\"e0\""),
+            ..GroupwareDone::default()
+        };
+        j.record_done_at_version("u1", "c0", &done).unwrap();
+        let page = PageRecords {
+            user_id: "u1",
+            intents: vec![(target("c1"), Some(&from)), (target("c2"), None)],
+            versions: vec![("c0", Some("v2"))],
+            no_photo_at: vec![("c0", Some("v2")), ("c2", Some("v9"))],
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(j.record_page_async("contact", &page, run))
+            .unwrap();
+        run
+    };
+    // A crash here: every intent of the page is recorded, with where the moved item was.
+    let j = store.open();
+    let found = j.items_by_id("u1", &["c0", "c1", "c2"]).unwrap();
+    assert_eq!(found["c1"].state, ItemState::Pending);
+    assert_eq!(found["c1"].kind, "contact");
+    assert_eq!(found["c1"].moved_from, Some(from));
+    assert_eq!(found["c2"].state, ItemState::Pending);
+    assert_eq!(found["c2"].no_photo_at.as_deref(), Some("v9"));
+    let c0 = &found["c0"];
+    assert_eq!(
+        (
+            c0.state.clone(),
+            c0.source_version.as_deref(),
+            c0.no_photo_at.as_deref()
+        ),
+        (ItemState::Done, Some("v2"), Some("v2")),
+        "an unchanged item keeps its done record, at its new version"
+    );
+    assert_eq!(c0.etag.as_deref(), Some("\"e0\""));
+    assert!(c0.created);
+
+    // The user's copy found at the destination; ours written with its ETag.
+    let c1 = GroupwareDone {
+        dest_ref: "c1.vcf",
+        size: 4,
+        etag: Some("\"e1\""),
+        found: true,
+        ..GroupwareDone::default()
+    };
+    j.record_done_at_version("u1", "c1", &c1).unwrap();
+    let c2 = GroupwareDone {
+        dest_ref: "c2.vcf",
+        size: 5,
+        ..GroupwareDone::default()
+    };
+    j.record_done_at_version("u1", "c2", &c2).unwrap();
+    let found = j.items_by_id("u1", &["c1", "c2"]).unwrap();
+    let state = |id: &str| {
+        let r = &found[id];
+        (
+            r.state.clone(),
+            r.created,
+            r.etag.clone(),
+            r.moved_from.clone(),
+        )
+    };
+    assert_eq!(
+        state("c1"),
+        (ItemState::Done, false, Some("\"e1\"".into()), None)
+    );
+    assert_eq!(state("c2"), (ItemState::Done, true, None, None));
+    let _ = run;
 }
 
 on_both_backends!(runs_users_and_report_queries_read_what_was_recorded);
