@@ -45,6 +45,11 @@ async fn setup() -> Setup {
 impl Setup {
     /// Runs the migration; returns its summary and the reason of every failed item.
     async fn run(&self) -> (RunSummary, Vec<String>) {
+        self.run_with(RunOptions::default()).await
+    }
+
+    /// [`Setup::run`] with `options` (its state folder set here).
+    async fn run_with(&self, options: RunOptions) -> (RunSummary, Vec<String>) {
         let source = support::source_config(&self.sim);
         let accounts: HashMap<String, Secret> = self
             .sim
@@ -60,7 +65,7 @@ impl Setup {
         };
         let options = RunOptions {
             state_dir: Some(self.state.path().join("state")),
-            ..RunOptions::default()
+            ..options
         };
         let failures = support::Failures::default();
         let summary = run(
@@ -75,6 +80,25 @@ impl Setup {
         .unwrap_or_else(|e| panic!("run failed: {e:?}\n{}", self.radicale.log()));
         let failures = failures.list();
         (summary, failures)
+    }
+
+    /// The first user's first calendar at the destination, holding `uid` already: (the
+    /// user's DAV account, the collection).
+    async fn calendar_holding(
+        &self,
+        uid: &str,
+    ) -> (DavAccount, migrator_core::dest::dav::Collection) {
+        let tenant = self.sim.tenant();
+        let user = &tenant.users[0];
+        let calendar = &user.calendars[0];
+        let account = self.account(&user.mail).await;
+        let existing = account
+            .ensure_collection(CollectionKind::Events, &calendar.name, None)
+            .await
+            .unwrap();
+        let old = vevent(uid, "an old copy");
+        account.put(&existing, uid, old.as_bytes()).await.unwrap();
+        (account, existing)
     }
 
     async fn account(&self, address: &str) -> DavAccount {
@@ -201,26 +225,7 @@ async fn a_calendar_already_holding_an_event_with_the_same_uid_ends_with_one_cop
     let user = &tenant.users[0];
     let calendar = &user.calendars[0];
     let event = &calendar.events[0];
-    let account = s.account(&user.mail).await;
-    let existing = account
-        .ensure_collection(CollectionKind::Events, &calendar.name, None)
-        .await
-        .unwrap();
-    let vevent = |uid: &str, summary: &str| {
-        format!(
-            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\n\
-             DTSTAMP:20240101T000000Z\r\nDTSTART:20240102T100000Z\r\nDTEND:20240102T110000Z\r\n\
-             SUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
-        )
-    };
-    account
-        .put(
-            &existing,
-            &event.uid,
-            vevent(&event.uid, "an old copy").as_bytes(),
-        )
-        .await
-        .unwrap();
+    let (account, existing) = s.calendar_holding(&event.uid).await;
     let own = account
         .put(
             &existing,
@@ -267,58 +272,20 @@ async fn regression_postgres_a_dav_write_records_its_etag_and_found_state_with_i
     let s = setup().await;
     let pg = support::postgres::Postgres::start_with_settings(&["log_statement=all"]);
     let tenant = s.sim.tenant();
-    let user = &tenant.users[0];
-    let calendar = &user.calendars[0];
-    let event = &calendar.events[0];
-    let account = s.account(&user.mail).await;
-    let existing = account
-        .ensure_collection(CollectionKind::Events, &calendar.name, None)
-        .await
-        .unwrap();
-    let old = format!(
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:{}\r\n\
-         DTSTAMP:20240101T000000Z\r\nDTSTART:20240102T100000Z\r\nSUMMARY:an old copy\r\n\
-         END:VEVENT\r\nEND:VCALENDAR\r\n",
-        event.uid
-    );
-    account
-        .put(&existing, &event.uid, old.as_bytes())
-        .await
-        .unwrap();
-
-    let accounts: HashMap<String, Secret> = tenant
-        .users
-        .iter()
-        .map(|u| (u.mail.to_lowercase(), Secret::new("pw")))
-        .collect();
-    let destination = Destination::Imap {
-        settings: s.dovecot.tls_settings(),
-        logins: ImapLogins::Accounts(accounts),
-        dav: Some(s.radicale.settings()),
-    };
+    let event = &tenant.users[0].calendars[0].events[0];
+    s.calendar_holding(&event.uid).await;
     std::env::set_var(
         migrator_core::journal::PASSWORD_VARIABLE,
         pg.password().expose(),
     );
     let options = RunOptions {
-        state_dir: Some(s.state.path().join("state")),
         journal: Some(migrator_core::journal::PostgresSettings::parse(&pg.url()).unwrap()),
         workloads: vec![Workload::Calendar],
         ..RunOptions::default()
     };
-    let failures = support::Failures::default();
     let log_start = pg.log().len();
-    let summary = run(
-        &support::source_config(&s.sim),
-        &Secret::new(s.sim.client_secret()),
-        &destination,
-        failures.reporter(),
-        RunControl::new(),
-        options,
-    )
-    .await
-    .unwrap();
-    assert_eq!(failures.list(), Vec::<String>::new(), "{summary:?}");
+    let (summary, failures) = s.run_with(options).await;
+    assert_eq!(failures, Vec::<String>::new(), "{summary:?}");
     let events: usize = tenant
         .users
         .iter()
@@ -357,4 +324,13 @@ async fn regression_postgres_a_dav_write_records_its_etag_and_found_state_with_i
         (events - 1).to_string(),
         "every other event is the migrator's, its ETag kept"
     );
+}
+
+/// A one-event calendar resource.
+fn vevent(uid: &str, summary: &str) -> String {
+    format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\n\
+         DTSTAMP:20240101T000000Z\r\nDTSTART:20240102T100000Z\r\nDTEND:20240102T110000Z\r\n\
+         SUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
 }

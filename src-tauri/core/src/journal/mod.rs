@@ -847,23 +847,17 @@ impl Journal {
         let at = now();
         let statements: Vec<(&str, Vec<Value>)> = targets
             .iter()
-            .map(|target| {
-                let args = args![
-                    target.user_id,
-                    target.source_id,
-                    target.folder_id,
-                    target.dest_folder,
-                    run,
-                    at,
-                    kind
-                ];
-                (sql, args)
-            })
+            .map(|target| (sql, intent_args(target, kind, run, at)))
             .collect();
-        match statements.as_slice() {
+        self.together_async(&statements).await
+    }
+
+    /// `statements` in one transaction (a single one alone, none not at all), awaited.
+    async fn together_async(&self, statements: &[(&str, Vec<Value>)]) -> Result<(), JournalError> {
+        match statements {
             [] => Ok(()),
             [(sql, args)] => self.exec_async(sql, args.clone()).await.map(|_| ()),
-            _ => self.transaction_async(&statements).await,
+            _ => self.transaction_async(statements).await,
         }
     }
 
@@ -936,16 +930,7 @@ impl Journal {
         let at = now();
         let mut statements: Vec<(&str, Vec<Value>)> = Vec::new();
         for (target, _) in &page.intents {
-            let args = args![
-                target.user_id,
-                target.source_id,
-                target.folder_id,
-                target.dest_folder,
-                run,
-                at,
-                kind
-            ];
-            statements.push((RECORD_INTENT, args));
+            statements.push((RECORD_INTENT, intent_args(target, kind, run, at)));
         }
         // After the intents: an item's row exists for the updates below.
         for (target, moved_from) in &page.intents {
@@ -965,11 +950,7 @@ impl Journal {
             let sql = "UPDATE items SET no_photo_at = ?3 WHERE user_id = ?1 AND source_id = ?2";
             statements.push((sql, args![page.user_id, *source_id, *absent_at]));
         }
-        match statements.as_slice() {
-            [] => Ok(()),
-            [(sql, args)] => self.exec_async(sql, args.clone()).await.map(|_| ()),
-            _ => self.transaction_async(&statements).await,
-        }
+        self.together_async(&statements).await
     }
 
     /// Records where a moved item's old copy is (see [`ItemRecord::moved_from`]), before the
@@ -1507,6 +1488,19 @@ impl Journal {
         )?;
         Ok(())
     }
+}
+
+/// The arguments of [`RECORD_INTENT`] and [`RECORD_PLANNED_INTENT`] for `target`.
+fn intent_args(target: &ItemTarget<'_>, kind: &str, run: i64, at: i64) -> Vec<Value> {
+    args![
+        target.user_id,
+        target.source_id,
+        target.folder_id,
+        target.dest_folder,
+        run,
+        at,
+        kind
+    ]
 }
 
 fn state_name(state: &ItemState) -> &'static str {
