@@ -29,7 +29,9 @@
 //! version at which Graph answered that it has none (404, journaled). Otherwise the
 //! converted text's SHA-256 is compared with the journal's; an unchanged item is skipped, a
 //! new or changed one is written (replacing the earlier version under the same UID, so a
-//! rerun never duplicates) and journaled.
+//! rerun never duplicates) and journaled. A page's items are converted first, then their
+//! intents recorded in one journal call before any of them is written ([`Ctx::flush`]; on
+//! PostgreSQL one round trip per page, not per item).
 //! Converters are deterministic (no wall-clock stamps), so an item that did not change at the
 //! source is not rewritten.
 

@@ -23,8 +23,10 @@
 //! share one sync of the WAL, made without the connection's lock, and on PostgreSQL those
 //! that arrive while one is in flight share the next transaction (group commit). The engine
 //! reads a page's records in one call ([`Journal::items_by_id`]) and records a page's
-//! intents in one transaction ([`Journal::record_intents`]) before any of its items is
-//! written: on PostgreSQL each call is a round trip. Those per-item calls have awaitable
+//! intents in one transaction (mail: [`Journal::record_intents`]; groupware, with moves,
+//! unchanged items' versions and photo states: [`Journal::record_page_async`]) before any of
+//! its items is written; a groupware item's ETag and found state go with its "done" record
+//! ([`GroupwareDone`]): on PostgreSQL each call is a round trip. Those per-item calls have awaitable
 //! forms (`*_async`: the same statements, the same guarantees when they return) that the
 //! engine uses, so a round trip holds no runtime thread; SQLite answers them at once.
 //!
