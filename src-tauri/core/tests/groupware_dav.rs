@@ -45,6 +45,11 @@ async fn setup() -> Setup {
 impl Setup {
     /// Runs the migration; returns its summary and the reason of every failed item.
     async fn run(&self) -> (RunSummary, Vec<String>) {
+        self.run_with(RunOptions::default()).await
+    }
+
+    /// [`Setup::run`] with `options` (its state folder set here).
+    async fn run_with(&self, options: RunOptions) -> (RunSummary, Vec<String>) {
         let source = support::source_config(&self.sim);
         let accounts: HashMap<String, Secret> = self
             .sim
@@ -60,7 +65,7 @@ impl Setup {
         };
         let options = RunOptions {
             state_dir: Some(self.state.path().join("state")),
-            ..RunOptions::default()
+            ..options
         };
         let failures = support::Failures::default();
         let summary = run(
@@ -75,6 +80,25 @@ impl Setup {
         .unwrap_or_else(|e| panic!("run failed: {e:?}\n{}", self.radicale.log()));
         let failures = failures.list();
         (summary, failures)
+    }
+
+    /// The first user's first calendar at the destination, holding `uid` already: (the
+    /// user's DAV account, the collection).
+    async fn calendar_holding(
+        &self,
+        uid: &str,
+    ) -> (DavAccount, migrator_core::dest::dav::Collection) {
+        let tenant = self.sim.tenant();
+        let user = &tenant.users[0];
+        let calendar = &user.calendars[0];
+        let account = self.account(&user.mail).await;
+        let existing = account
+            .ensure_collection(CollectionKind::Events, &calendar.name, None)
+            .await
+            .unwrap();
+        let old = vevent(uid, "an old copy");
+        account.put(&existing, uid, old.as_bytes()).await.unwrap();
+        (account, existing)
     }
 
     async fn account(&self, address: &str) -> DavAccount {
@@ -201,26 +225,7 @@ async fn a_calendar_already_holding_an_event_with_the_same_uid_ends_with_one_cop
     let user = &tenant.users[0];
     let calendar = &user.calendars[0];
     let event = &calendar.events[0];
-    let account = s.account(&user.mail).await;
-    let existing = account
-        .ensure_collection(CollectionKind::Events, &calendar.name, None)
-        .await
-        .unwrap();
-    let vevent = |uid: &str, summary: &str| {
-        format!(
-            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\n\
-             DTSTAMP:20240101T000000Z\r\nDTSTART:20240102T100000Z\r\nDTEND:20240102T110000Z\r\n\
-             SUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
-        )
-    };
-    account
-        .put(
-            &existing,
-            &event.uid,
-            vevent(&event.uid, "an old copy").as_bytes(),
-        )
-        .await
-        .unwrap();
+    let (account, existing) = s.calendar_holding(&event.uid).await;
     let own = account
         .put(
             &existing,
@@ -253,4 +258,79 @@ async fn a_calendar_already_holding_an_event_with_the_same_uid_ends_with_one_cop
     assert_eq!(with_uid, 1);
     let mine = account.get(&own.href).await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&mine.body).contains("SUMMARY:mine"));
+}
+
+/// Regression (issue 18: a groupware item cost several PostgreSQL round trips in a row): after
+/// each CalDAV/CardDAV write the ETag was recorded in a statement of its own, and a copy the
+/// calendar already held was marked found in another, each before the "done" record; both
+/// are only meaningful with "done" and now go in its statement. Counted on a PostgreSQL
+/// journal for the events of one calendar that already holds one of them (the user's copy,
+/// updated in place): before, one ETag statement per event and one "found" statement.
+#[tokio::test(flavor = "multi_thread")]
+async fn regression_postgres_a_dav_write_records_its_etag_and_found_state_with_its_done_record() {
+    use migrator_core::config::Workload;
+    let s = setup().await;
+    let pg = support::postgres::Postgres::start_with_settings(&["log_statement=all"]);
+    let tenant = s.sim.tenant();
+    let event = &tenant.users[0].calendars[0].events[0];
+    s.calendar_holding(&event.uid).await;
+    std::env::set_var(
+        migrator_core::journal::PASSWORD_VARIABLE,
+        pg.password().expose(),
+    );
+    let options = RunOptions {
+        journal: Some(migrator_core::journal::PostgresSettings::parse(&pg.url()).unwrap()),
+        workloads: vec![Workload::Calendar],
+        ..RunOptions::default()
+    };
+    let log_start = pg.log().len();
+    let (summary, failures) = s.run_with(options).await;
+    assert_eq!(failures, Vec::<String>::new(), "{summary:?}");
+    let events: usize = tenant
+        .users
+        .iter()
+        .flat_map(|u| &u.calendars)
+        .map(|c| c.events.len())
+        .sum();
+    assert_eq!(summary.totals.events as usize, events);
+
+    let log = pg.log();
+    let statements = |start: &str| {
+        log[log_start..]
+            .lines()
+            .filter(|l| l.contains(&format!(": {start}")))
+            .count()
+    };
+    assert_eq!(
+        statements("UPDATE items SET etag"),
+        0,
+        "ETags recorded alone"
+    );
+    assert_eq!(statements("UPDATE items SET created = 0"), 0, "found alone");
+    assert_eq!(statements("UPDATE items SET state = 'done'"), events);
+    let psql = |sql: &str| pg.psql(sql).trim().to_string();
+    let source_id = &event.id;
+    assert_eq!(
+        psql(&format!(
+            "SELECT created, etag IS NOT NULL FROM items WHERE source_id = '{source_id}'"
+        )),
+        "0|t",
+        "the user's copy is marked found, its ETag kept"
+    );
+    assert_eq!(
+        psql(
+            "SELECT count(*) FROM items WHERE state = 'done' AND created = 1 AND etag IS NOT NULL"
+        ),
+        (events - 1).to_string(),
+        "every other event is the migrator's, its ETag kept"
+    );
+}
+
+/// A one-event calendar resource.
+fn vevent(uid: &str, summary: &str) -> String {
+    format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\n\
+         DTSTAMP:20240101T000000Z\r\nDTSTART:20240102T100000Z\r\nDTEND:20240102T110000Z\r\n\
+         SUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
 }

@@ -29,7 +29,9 @@
 //! version at which Graph answered that it has none (404, journaled). Otherwise the
 //! converted text's SHA-256 is compared with the journal's; an unchanged item is skipped, a
 //! new or changed one is written (replacing the earlier version under the same UID, so a
-//! rerun never duplicates) and journaled.
+//! rerun never duplicates) and journaled. A page's items are converted first, then their
+//! intents recorded in one journal call before any of them is written ([`Ctx::flush`]; on
+//! PostgreSQL one round trip per page, not per item).
 //! Converters are deterministic (no wall-clock stamps), so an item that did not change at the
 //! source is not rewritten.
 
@@ -348,6 +350,7 @@ impl GroupwareRun<'_> {
             opened: HashMap::new(),
             moved: Vec::new(),
             page_records: HashMap::new(),
+            batch: PageBatch::default(),
         };
         for workload in self.workloads {
             if self.control.checkpoint().await.is_err() {
@@ -465,6 +468,53 @@ struct Ctx<'r, 'a> {
     /// ([`Ctx::look_up_page`]; `None`: not recorded). An item's entry is dropped when it is
     /// written, so what is here is what the journal holds.
     page_records: HashMap<String, Option<ItemRecord>>,
+    /// The current page's items converted and not written yet ([`Ctx::flush`]).
+    batch: PageBatch,
+}
+
+/// How many bytes of converted items a page holds before its intents are recorded and its
+/// items written ([`Ctx::flush`]): a page of large events is written in parts, so memory
+/// stays bounded whatever the page size (Graph's pages hold up to 500 items).
+const BATCH_BYTES: usize = 4 << 20;
+
+/// A page's items between their conversion and their write (issue 18: each item's intent
+/// was a PostgreSQL transaction of its own). Their intents, and the versions of the page's
+/// unchanged items, are recorded in one call before any of them is written.
+#[derive(Default)]
+struct PageBatch {
+    planned: Vec<Planned>,
+    /// Items found unchanged, by source id: the source version to record.
+    versions: Vec<(String, Option<String>)>,
+    /// Contacts whose no-photo version changed, by source id.
+    no_photo_at: Vec<(String, Option<String>)>,
+    /// The converted text held in `planned`.
+    bytes: usize,
+}
+
+impl PageBatch {
+    /// True when `source_id` is already waiting here: its record is about to change, so the
+    /// batch is written before the item is looked at again.
+    fn holds(&self, source_id: &str) -> bool {
+        self.planned
+            .iter()
+            .any(|p| p.resource.source_id == source_id)
+            || self.versions.iter().any(|(id, _)| id == source_id)
+    }
+}
+
+/// An item converted and checked against the journal, to be written once its page's
+/// intents are recorded.
+struct Planned {
+    resource: Resource,
+    name: ItemName,
+    hash: String,
+    /// The journal held no "done" record of it.
+    first_write: bool,
+    /// The migrator's own copy in this collection, as it wrote it: updated only in that
+    /// version (`If-Match`), so a change made at the destination is never overwritten.
+    written: Option<dav::ItemRef>,
+    /// Its copy in the collection it left at the source, deleted once it is written here.
+    old_copy: Option<OldCopy>,
 }
 
 /// Where the migrator wrote an item before it moved to another collection at the source.
@@ -688,9 +738,10 @@ impl Ctx<'_, '_> {
                     Ok(event) => self.event_resource(event).await,
                     Err(e) => Err(graph_item_error(e)),
                 };
-                if self.write(account, open, (&id, name), converted).await? {
-                    self.stats.events += 1;
-                }
+                self.plan(account, open, (&id, name), converted).await?;
+            }
+            if !self.flush(account, open).await? {
+                return Ok(false);
             }
         }
         Ok(true)
@@ -796,10 +847,15 @@ impl Ctx<'_, '_> {
                 // The default folder holds no contact (its id comes from one): nothing to track.
                 let mut pages = contacts::contacts(client, self.pacer, &self.user.id, None);
                 while let Some(page) = self.next_page(&mut pages, &open.label).await? {
+                    let ids: Vec<&str> = page.iter().map(|c| c.id.as_str()).collect();
+                    self.look_up_page(&ids).await?;
                     for contact in page {
                         if !self.apply(account, &open, contact.into()).await? {
                             return Ok(());
                         }
+                    }
+                    if !self.flush(account, &open).await? {
+                        return Ok(());
                     }
                 }
                 self.finish(account, &open, true, None).await?;
@@ -863,6 +919,7 @@ impl Ctx<'_, '_> {
         self.seen.clear();
         self.removed.clear();
         self.page_records.clear();
+        self.batch = PageBatch::default();
         self.incomplete = false;
         self.failed_here = false;
         self.stats.folders += 1;
@@ -957,6 +1014,9 @@ impl Ctx<'_, '_> {
                     }
                 }
             }
+            if !self.flush(account, open).await? {
+                return Ok(RoundEnd::Stopped);
+            }
         }
     }
 
@@ -1000,22 +1060,16 @@ impl Ctx<'_, '_> {
                     Some(_) => self.known(&contact.id)?.and_then(|r| r.no_photo_at),
                     None => None,
                 };
-                let written = self
-                    .write(account, open, (&contact.id, name), converted)
+                self.plan(account, open, (&contact.id, name), converted)
                     .await?;
                 let absent_at = match photo {
-                    Photo::Absent => version.as_deref(),
+                    Photo::Absent => version,
                     Photo::Present(_) | Photo::LeftOut => None,
                 };
-                // Written only when it changes: a first pass of contacts with photos writes
-                // nothing here.
-                if let (Some(j), true) = (self.run.journal, recorded.as_deref() != absent_at) {
-                    j.journal
-                        .record_no_photo_at(&self.user.id, &contact.id, absent_at)
-                        .map_err(journal_error)?;
-                }
-                if written {
-                    self.stats.contacts += 1;
+                // Recorded with the page, only when it changes: a first pass of contacts
+                // with photos records nothing.
+                if self.run.journal.is_some() && recorded != absent_at {
+                    self.batch.no_photo_at.push((contact.id.clone(), absent_at));
                 }
             }
             SourceItem::Task(task) => {
@@ -1033,12 +1087,8 @@ impl Ctx<'_, '_> {
                     .map_err(ItemError::from);
                 let due = utc_date_time(&task.due_date_time);
                 let name = ItemName::new(task.title.as_deref(), due, None);
-                if self
-                    .write(account, open, (&task.id, name), converted)
-                    .await?
-                {
-                    self.stats.tasks += 1;
-                }
+                self.plan(account, open, (&task.id, name), converted)
+                    .await?;
             }
             SourceItem::ChangedEvent(entry) => {
                 // The delta entry names the event only when read (`subject`, `start`).
@@ -1058,12 +1108,8 @@ impl Ctx<'_, '_> {
                     }
                     Err(e) => Err(graph_item_error(e)),
                 };
-                if self
-                    .write(account, open, (&entry.id, name), converted)
-                    .await?
-                {
-                    self.stats.events += 1;
-                }
+                self.plan(account, open, (&entry.id, name), converted)
+                    .await?;
             }
         }
         Ok(true)
@@ -1280,51 +1326,61 @@ impl Ctx<'_, '_> {
         }
     }
 
-    /// Writes one converted item unless the journal says this exact version is there; true
-    /// when it was written. Per-item problems are reported and counted; only destination-wide
-    /// ones are `Err`.
-    async fn write(
+    /// Takes one converted item into the page's batch unless the journal says this exact
+    /// content is there (then only its new source version is noted); [`Ctx::flush`] writes
+    /// it. Per-item problems are reported and counted; only destination-wide ones are `Err`.
+    async fn plan(
         &mut self,
         account: &Account,
         open: &Open<'_>,
         (id, name): (&str, ItemName),
         converted: Result<Option<Resource>, ItemError>,
-    ) -> Result<bool, ItemError> {
+    ) -> Result<(), ItemError> {
         self.seen.insert(id.to_string());
         // The record is about to change: later reads go to the journal.
         let looked_up = self.page_records.remove(id);
         let resource = match converted {
             Ok(Some(r)) => r,
-            Ok(None) => return Ok(false),
+            Ok(None) => return Ok(()),
             Err(ItemError::Skip(reason)) => {
                 self.record_failed(open, (id, &name), &reason)?;
                 self.fail_named(&open.label, id, &name, reason);
-                return Ok(false);
+                return Ok(());
             }
             Err(fatal) => return Err(fatal),
         };
+        if self.batch.holds(&resource.source_id) {
+            // Listed twice (or an occurrence with its series): the first is written first,
+            // and this one is looked at against what that wrote.
+            self.flush(account, open).await?;
+        }
         let hash = hex::encode(Sha256::digest(resource.text.as_bytes()));
         let size = resource.text.len() as u64;
         let name = ItemName {
             size: Some(size),
             ..name
         };
-        let user = &self.user.id;
-        let mut first_write = true;
-        let mut old_copy = None;
-        // The migrator's own copy in this collection, as it wrote it: updated only in that
-        // version (`If-Match`), so a change made at the destination is never overwritten.
-        let mut written: Option<dav::ItemRef> = None;
+        let mut planned = Planned {
+            resource,
+            name,
+            hash,
+            first_write: true,
+            written: None,
+            old_copy: None,
+        };
         if let Some(j) = self.run.journal {
-            let known = match looked_up.filter(|_| resource.source_id == id) {
+            let source_id = planned.resource.source_id.as_str();
+            let known = match looked_up.filter(|_| source_id == id) {
                 Some(known) => known,
                 None => j
                     .journal
-                    .item(user, &resource.source_id)
-                    .map_err(journal_error)?,
+                    .items_by_id_async(&self.user.id, &[source_id])
+                    .await
+                    .map_err(journal_error)?
+                    .remove(source_id),
             };
-            first_write = !known.as_ref().is_some_and(|r| r.state == ItemState::Done);
-            written = known.as_ref().and_then(|r| {
+            planned.first_write = !known.as_ref().is_some_and(|r| r.state == ItemState::Done);
+            planned.written = known.as_ref().and_then(|r| {
                 let ours = r.state == ItemState::Done && r.dest_folder == open.label;
                 match (ours, &r.dest_ref, &r.etag) {
                     (true, Some(href), Some(etag)) => Some(dav::ItemRef {
@@ -1335,37 +1391,102 @@ impl Ctx<'_, '_> {
                 }
             });
             // A move a crash interrupted is finished first.
-            old_copy = known.as_ref().and_then(|r| match &r.moved_from {
+            planned.old_copy = known.as_ref().and_then(|r| match &r.moved_from {
                 Some(from) => Some(OldCopy {
                     source_id: r.source_id.clone(),
                     from: from.clone(),
                 }),
                 None => moved_copy(r, open),
             });
-            if known.is_some_and(|r| {
+            if let Some(r) = known.filter(|r| {
                 r.state == ItemState::Done
-                    && r.hash.as_deref() == Some(hash.as_str())
+                    && r.hash.as_deref() == Some(planned.hash.as_str())
                     && r.dest_folder == open.label
             }) {
-                j.journal
-                    .record_source_version(user, &resource.source_id, resource.version.as_deref())
-                    .map_err(journal_error)?;
+                let version = planned.resource.version;
+                if r.source_version != version {
+                    let id = planned.resource.source_id;
+                    self.batch.versions.push((id, version));
+                }
                 self.stats.skipped += 1;
                 self.done(0, true);
-                return Ok(false);
-            }
-            j.journal
-                .record_intent_as_async(open.kind, self.target(open, &resource.source_id), j.run)
-                .await
-                .map_err(journal_error)?;
-            if let Some(old) = &old_copy {
-                // Journaled before the write: a crash before the old copy is deleted leaves
-                // the next run to delete it.
-                j.journal
-                    .record_moved_from(user, &resource.source_id, &old.from)
-                    .map_err(journal_error)?;
+                return Ok(());
             }
         }
+        self.batch.bytes += planned.resource.text.len();
+        self.batch.planned.push(planned);
+        if self.batch.bytes > BATCH_BYTES {
+            self.flush(account, open).await?;
+        }
+        Ok(())
+    }
+
+    /// Records the batch's intents (and its unchanged items' versions) in one call, then
+    /// writes its items one by one. False when the run was stopped (what is left of the
+    /// batch stays pending: the next run writes it).
+    async fn flush(&mut self, account: &Account, open: &Open<'_>) -> Result<bool, ItemError> {
+        let batch = std::mem::take(&mut self.batch);
+        if let Some(j) = self.run.journal {
+            let page = crate::journal::PageRecords {
+                user_id: &self.user.id,
+                intents: batch
+                    .planned
+                    .iter()
+                    .map(|p| {
+                        let from = p.old_copy.as_ref().map(|old| &old.from);
+                        (self.target(open, &p.resource.source_id), from)
+                    })
+                    .collect(),
+                versions: batch
+                    .versions
+                    .iter()
+                    .map(|(id, v)| (id.as_str(), v.as_deref()))
+                    .collect(),
+                no_photo_at: batch
+                    .no_photo_at
+                    .iter()
+                    .map(|(id, v)| (id.as_str(), v.as_deref()))
+                    .collect(),
+            };
+            j.journal
+                .record_page_async(open.kind, &page, j.run)
+                .await
+                .map_err(journal_error)?;
+        }
+        for planned in batch.planned {
+            if self.run.control.checkpoint().await.is_err() {
+                return Ok(false);
+            }
+            if self.put(account, open, planned).await? {
+                match open.kind {
+                    "event" => self.stats.events += 1,
+                    "contact" => self.stats.contacts += 1,
+                    _ => self.stats.tasks += 1,
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Writes one planned item, its intent recorded; true when it was written.
+    async fn put(
+        &mut self,
+        account: &Account,
+        open: &Open<'_>,
+        planned: Planned,
+    ) -> Result<bool, ItemError> {
+        let Planned {
+            resource,
+            name,
+            hash,
+            first_write,
+            written,
+            old_copy,
+        } = planned;
+        let size = resource.text.len() as u64;
+        // What the DAV server said: the resource's ETag, and whether it held it already.
+        let mut etag = None;
+        let mut found = false;
         let dest: DestRef = match (&open.target, account) {
             (Collection::Dir(dir), _) => match dir
                 .put_async(&resource.uid, resource.text.clone().into_bytes())
@@ -1391,17 +1512,9 @@ impl Ctx<'_, '_> {
                 .await;
                 match put {
                     Ok(outcome) => {
-                        if let Some(j) = self.run.journal {
-                            if !outcome.created && first_write {
-                                // The destination already held this UID: it is the user's.
-                                j.journal
-                                    .mark_found(user, &resource.source_id)
-                                    .map_err(journal_error)?;
-                            }
-                            j.journal
-                                .record_etag(user, &resource.source_id, outcome.etag.as_deref())
-                                .map_err(journal_error)?;
-                        }
+                        // The destination already held this UID: it is the user's.
+                        found = !outcome.created && first_write;
+                        etag = outcome.etag;
                         outcome.href
                     }
                     Err(ItemError::Skip(reason)) if written.is_some() => {
@@ -1429,10 +1542,16 @@ impl Ctx<'_, '_> {
             self.remove_old_copy(account, old, &dest).await?;
         }
         if let Some(j) = self.run.journal {
-            let written = (dest.0.as_str(), size, Some(hash.as_str()));
-            let version = resource.version.as_deref();
+            let done = crate::journal::GroupwareDone {
+                dest_ref: &dest.0,
+                size,
+                hash: Some(&hash),
+                version: resource.version.as_deref(),
+                etag: etag.as_deref(),
+                found,
+            };
             j.journal
-                .record_done_at_version_async(user, &resource.source_id, written, version)
+                .record_done_at_version_async(&self.user.id, &resource.source_id, &done)
                 .await
                 .map_err(journal_error)?;
         }

@@ -23,8 +23,10 @@
 //! share one sync of the WAL, made without the connection's lock, and on PostgreSQL those
 //! that arrive while one is in flight share the next transaction (group commit). The engine
 //! reads a page's records in one call ([`Journal::items_by_id`]) and records a page's
-//! intents in one transaction ([`Journal::record_intents`]) before any of its items is
-//! written: on PostgreSQL each call is a round trip. Those per-item calls have awaitable
+//! intents in one transaction (mail: [`Journal::record_intents`]; groupware, with moves,
+//! unchanged items' versions and photo states: [`Journal::record_page_async`]) before any of
+//! its items is written; a groupware item's ETag and found state go with its "done" record
+//! ([`GroupwareDone`]): on PostgreSQL each call is a round trip. Those per-item calls have awaitable
 //! forms (`*_async`: the same statements, the same guarantees when they return) that the
 //! engine uses, so a round trip holds no runtime thread; SQLite answers them at once.
 //!
@@ -360,6 +362,43 @@ const RECORD_PLANNED_INTENT: &str = "INSERT INTO items (user_id, source_id, kind
            created = CASE WHEN items.state = 'pending' THEN items.created ELSE 0 END
        WHERE items.state != 'done' OR items.dest_folder != ?4";
 
+/// [`Journal::record_moved_from`]'s statement: (user, source id, [`MovedFrom`] as JSON).
+const RECORD_MOVED_FROM: &str =
+    "UPDATE items SET moved_from = ?3 WHERE user_id = ?1 AND source_id = ?2";
+
+/// What a page of groupware items records before any of them is written
+/// ([`Journal::record_page_async`]), all of one user.
+#[derive(Debug, Default)]
+pub struct PageRecords<'a> {
+    pub user_id: &'a str,
+    /// The items about to be written: each intent as [`Journal::record_intent_as`] records it
+    /// (a write is about to start), and for an item moved at the source where its old copy
+    /// is ([`Journal::record_moved_from`]).
+    pub intents: Vec<(ItemTarget<'a>, Option<&'a MovedFrom>)>,
+    /// Items found unchanged at a source version other than the recorded one, by source id:
+    /// that version ([`Journal::record_source_version`]).
+    pub versions: Vec<(&'a str, Option<&'a str>)>,
+    /// Contacts whose no-photo version changed ([`Journal::record_no_photo_at`]).
+    pub no_photo_at: Vec<(&'a str, Option<&'a str>)>,
+}
+
+/// A groupware item the destination confirmed ([`Journal::record_done_at_version`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GroupwareDone<'a> {
+    pub dest_ref: &'a str,
+    pub size: u64,
+    /// SHA-256 (hex) of the resource as written.
+    pub hash: Option<&'a str>,
+    /// The source version it was written from ([`ItemRecord::source_version`]).
+    pub version: Option<&'a str>,
+    /// The DAV resource's ETag right after the write ([`Journal::record_etag`]; `None`: the
+    /// server gave none, or a file).
+    pub etag: Option<&'a str>,
+    /// The destination already held the item on its first write: it is the user's
+    /// ([`Journal::mark_found`]).
+    pub found: bool,
+}
+
 /// How many source ids one [`Journal::items_by_id`] statement asks for: one SQL text (so
 /// one prepared statement), its unused places given an id no item has.
 const IDS_PER_LOOKUP: usize = 50;
@@ -377,6 +416,8 @@ pub struct Journal {
 /// Where the journal lives. Both run the same statements ([`sql`]); what differs is how a
 /// statement reaches the database and how a record is made durable.
 #[derive(Debug)]
+// The SQLite store's test-only counters make its variant large; one per journal.
+#[cfg_attr(test, allow(clippy::large_enum_variant))]
 enum Backend {
     Sqlite(sqlite::SqliteStore),
     Postgres(postgres::PostgresStore),
@@ -810,23 +851,17 @@ impl Journal {
         let at = now();
         let statements: Vec<(&str, Vec<Value>)> = targets
             .iter()
-            .map(|target| {
-                let args = args![
-                    target.user_id,
-                    target.source_id,
-                    target.folder_id,
-                    target.dest_folder,
-                    run,
-                    at,
-                    kind
-                ];
-                (sql, args)
-            })
+            .map(|target| (sql, intent_args(target, kind, run, at)))
             .collect();
-        match statements.as_slice() {
+        self.together_async(&statements).await
+    }
+
+    /// `statements` in one transaction (a single one alone, none not at all), awaited.
+    async fn together_async(&self, statements: &[(&str, Vec<Value>)]) -> Result<(), JournalError> {
+        match statements {
             [] => Ok(()),
             [(sql, args)] => self.exec_async(sql, args.clone()).await.map(|_| ()),
-            _ => self.transaction_async(&statements).await,
+            _ => self.transaction_async(statements).await,
         }
     }
 
@@ -846,16 +881,16 @@ impl Journal {
         Ok(())
     }
 
-    /// [`Journal::record_done`] of a groupware item written from source version `version`
-    /// (see [`ItemRecord::source_version`]), in the same statement.
+    /// [`Journal::record_done`] of a groupware item (see [`GroupwareDone`]), in one
+    /// statement: its source version, its ETag and whether its copy was found at the
+    /// destination are only meaningful together with "done".
     pub fn record_done_at_version(
         &self,
         user_id: &str,
         source_id: &str,
-        written: (&str, u64, Option<&str>),
-        version: Option<&str>,
+        done: &GroupwareDone<'_>,
     ) -> Result<(), JournalError> {
-        postgres::block_on(self.record_done_at_version_async(user_id, source_id, written, version))
+        postgres::block_on(self.record_done_at_version_async(user_id, source_id, done))
     }
 
     /// [`Journal::record_done_at_version`], awaited, as [`Journal::record_mail_done_async`].
@@ -863,26 +898,63 @@ impl Journal {
         &self,
         user_id: &str,
         source_id: &str,
-        (dest_ref, size, hash): (&str, u64, Option<&str>),
-        version: Option<&str>,
+        done: &GroupwareDone<'_>,
     ) -> Result<(), JournalError> {
         self.exec_durable(
             "UPDATE items SET state = 'done', dest_ref = ?3, size = ?4, hash = ?5,
                               reason = NULL, moved_from = NULL, updated_at = ?6,
-                              source_version = ?7
+                              source_version = ?7, etag = ?8,
+                              created = CASE WHEN ?9 = 1 THEN 0 ELSE created END
              WHERE user_id = ?1 AND source_id = ?2",
             args![
                 user_id,
                 source_id,
-                dest_ref,
-                size as i64,
-                hash,
+                done.dest_ref,
+                done.size as i64,
+                done.hash,
                 now(),
-                version
+                done.version,
+                done.etag,
+                i64::from(done.found)
             ],
         )
         .await?;
         Ok(())
+    }
+
+    /// Records, in one transaction (on PostgreSQL one round trip), what a page of groupware
+    /// items of `kind` needs before any of its items is written (see [`PageRecords`]): when
+    /// it returns, each intent is recorded, so each of those items may be written.
+    pub async fn record_page_async(
+        &self,
+        kind: &str,
+        page: &PageRecords<'_>,
+        run: i64,
+    ) -> Result<(), JournalError> {
+        let at = now();
+        let mut statements: Vec<(&str, Vec<Value>)> = Vec::new();
+        for (target, _) in &page.intents {
+            statements.push((RECORD_INTENT, intent_args(target, kind, run, at)));
+        }
+        // After the intents: an item's row exists for the updates below.
+        for (target, moved_from) in &page.intents {
+            if let Some(from) = moved_from {
+                let json = serde_json::to_string(from).unwrap_or_default();
+                statements.push((
+                    RECORD_MOVED_FROM,
+                    args![target.user_id, target.source_id, json],
+                ));
+            }
+        }
+        for (source_id, version) in &page.versions {
+            let sql = "UPDATE items SET source_version = ?3 WHERE user_id = ?1 AND source_id = ?2";
+            statements.push((sql, args![page.user_id, *source_id, *version]));
+        }
+        for (source_id, absent_at) in &page.no_photo_at {
+            let sql = "UPDATE items SET no_photo_at = ?3 WHERE user_id = ?1 AND source_id = ?2";
+            statements.push((sql, args![page.user_id, *source_id, *absent_at]));
+        }
+        self.together_async(&statements).await
     }
 
     /// Records where a moved item's old copy is (see [`ItemRecord::moved_from`]), before the
@@ -894,10 +966,7 @@ impl Journal {
         moved_from: &MovedFrom,
     ) -> Result<(), JournalError> {
         let json = serde_json::to_string(moved_from).unwrap_or_default();
-        self.exec(
-            "UPDATE items SET moved_from = ?3 WHERE user_id = ?1 AND source_id = ?2",
-            args![user_id, source_id, json],
-        )?;
+        self.exec(RECORD_MOVED_FROM, args![user_id, source_id, json])?;
         Ok(())
     }
 
@@ -1425,6 +1494,19 @@ impl Journal {
     }
 }
 
+/// The arguments of [`RECORD_INTENT`] and [`RECORD_PLANNED_INTENT`] for `target`.
+fn intent_args(target: &ItemTarget<'_>, kind: &str, run: i64, at: i64) -> Vec<Value> {
+    args![
+        target.user_id,
+        target.source_id,
+        target.folder_id,
+        target.dest_folder,
+        run,
+        at,
+        kind
+    ]
+}
+
 fn state_name(state: &ItemState) -> &'static str {
     match state {
         ItemState::Pending => "pending",
@@ -1526,8 +1608,13 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
+        let done = GroupwareDone {
+            dest_ref: "1",
+            size: 10,
+            ..GroupwareDone::default()
+        };
         runtime
-            .block_on(j.record_done_at_version_async("u1", "m1", ("1", 10, None), None))
+            .block_on(j.record_done_at_version_async("u1", "m1", &done))
             .unwrap();
         let threads: Vec<_> = j
             .sqlite()
