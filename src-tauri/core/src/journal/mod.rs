@@ -416,8 +416,6 @@ pub struct Journal {
 /// Where the journal lives. Both run the same statements ([`sql`]); what differs is how a
 /// statement reaches the database and how a record is made durable.
 #[derive(Debug)]
-// The SQLite store's test-only counters make its variant large; one per journal.
-#[cfg_attr(test, allow(clippy::large_enum_variant))]
 enum Backend {
     Sqlite(sqlite::SqliteStore),
     Postgres(postgres::PostgresStore),
