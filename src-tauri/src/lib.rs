@@ -91,6 +91,7 @@ pub fn run() {
         let guard = state::init_logging(&log_dir)?;
         let state = app.state::<AppState>();
         state.set_logging(log_dir, guard);
+        migrator_core::open_files::raise_soft_limit();
         if let Err(e) = state.secrets().keychain() {
             tracing::warn!("{e}; secrets can be kept for this session only");
         }

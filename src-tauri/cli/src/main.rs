@@ -192,6 +192,7 @@ const ADMIN_PASSWORD_ENV: &str = "DEST_ADMIN_PASSWORD";
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    migrator_core::open_files::raise_soft_limit();
     // Generated from the clap definition: no runtime, no configuration.
     let generated = match &cli.command {
         Command::Completions { shell } => Some(Ok(packaging::completions(*shell))),

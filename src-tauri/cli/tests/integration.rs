@@ -6,6 +6,7 @@ mod support;
 
 mod crash;
 mod demo;
+mod open_files;
 mod packaging;
 mod pg_journal;
 mod pg_workers;

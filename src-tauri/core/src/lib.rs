@@ -93,6 +93,8 @@
 //! - [`progress`]: the event stream, [`progress::Reporter`], counters, and
 //!   [`progress::RunSnapshot`], the whole run at one moment (every mailbox from the start,
 //!   totals from the plan's counts, rate and ETA) that front ends show.
+//! - [`open_files`]: the process's open-file limit, raised towards its hard limit by the front
+//!   ends at start (a thousand mailboxes at once need thousands of descriptors).
 //! - [`private_files`]: files and folders that hold passwords or mail: no symbolic link
 //!   followed, owned by the running user, private; directories synced after a rename.
 
@@ -105,6 +107,7 @@ pub mod error;
 pub mod graph;
 pub mod http;
 pub mod journal;
+pub mod open_files;
 pub mod private_files;
 pub mod progress;
 pub mod project;
