@@ -561,7 +561,7 @@ impl Journal {
             (Backend::Postgres(_), Some(fence)) => {
                 Ok(self.under_lease(fence.held()?, &[(sql, args)]).await?.0)
             }
-            (Backend::Sqlite(s), _) => s.execute(sql, &args, false),
+            (Backend::Sqlite(s), _) => s.execute(sql, &args),
             (Backend::Postgres(p), None) => p.execute_async(sql, args).await,
         }
     }

@@ -152,21 +152,16 @@ impl SqliteStore {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs one statement; returns the rows changed. With `durable` (a record that says an
-    /// item is done) its commit is on disk when the call returns ([`GroupSync`]).
-    pub fn execute(&self, sql: &str, args: &[Value], durable: bool) -> Result<u64, JournalError> {
-        if durable {
-            let (changed, commit) = self.commit_durable(sql, args)?;
-            self.synced_through(commit)?;
-            return Ok(changed);
-        }
+    /// Runs one statement; returns the rows changed. A record that says an item is done goes
+    /// through [`SqliteStore::commit_durable`] instead.
+    pub fn execute(&self, sql: &str, args: &[Value]) -> Result<u64, JournalError> {
         let conn = self.conn();
         Ok(conn.execute(sql, rusqlite::params_from_iter(bind(args)))? as u64)
     }
 
     /// Commits a record that says an item is done without waiting for the disk: returns the
-    /// rows changed and the commit's number, durable once [`SqliteStore::synced_through`] it
-    /// returns.
+    /// rows changed and the commit's number, on disk once [`SqliteStore::synced_through`] it
+    /// returns ([`GroupSync`]).
     pub fn commit_durable(&self, sql: &str, args: &[Value]) -> Result<(u64, u64), JournalError> {
         let conn = self.conn();
         let changed = conn.execute(sql, rusqlite::params_from_iter(bind(args)))?;
