@@ -366,6 +366,17 @@ const RECORD_PLANNED_INTENT: &str = "INSERT INTO items (user_id, source_id, kind
 const RECORD_MOVED_FROM: &str =
     "UPDATE items SET moved_from = ?3 WHERE user_id = ?1 AND source_id = ?2";
 
+/// [`Journal::record_source_version`]'s statement: (user, source id, version).
+const RECORD_SOURCE_VERSION: &str =
+    "UPDATE items SET source_version = ?3 WHERE user_id = ?1 AND source_id = ?2";
+
+/// [`Journal::record_no_photo_at`]'s statement: (user, source id, version).
+const RECORD_NO_PHOTO_AT: &str =
+    "UPDATE items SET no_photo_at = ?3 WHERE user_id = ?1 AND source_id = ?2";
+
+/// [`Journal::record_etag`]'s statement: (user, source id, ETag).
+const RECORD_ETAG: &str = "UPDATE items SET etag = ?3 WHERE user_id = ?1 AND source_id = ?2";
+
 /// What a page of groupware items records before any of them is written
 /// ([`Journal::record_page_async`]), all of one user.
 #[derive(Debug, Default)]
@@ -945,12 +956,12 @@ impl Journal {
             }
         }
         for (source_id, version) in &page.versions {
-            let sql = "UPDATE items SET source_version = ?3 WHERE user_id = ?1 AND source_id = ?2";
-            statements.push((sql, args![page.user_id, *source_id, *version]));
+            let args = args![page.user_id, *source_id, *version];
+            statements.push((RECORD_SOURCE_VERSION, args));
         }
         for (source_id, absent_at) in &page.no_photo_at {
-            let sql = "UPDATE items SET no_photo_at = ?3 WHERE user_id = ?1 AND source_id = ?2";
-            statements.push((sql, args![page.user_id, *source_id, *absent_at]));
+            let args = args![page.user_id, *source_id, *absent_at];
+            statements.push((RECORD_NO_PHOTO_AT, args));
         }
         self.together_async(&statements).await
     }
@@ -975,21 +986,19 @@ impl Journal {
         source_id: &str,
         version: Option<&str>,
     ) -> Result<(), JournalError> {
-        self.set_item_text(user_id, source_id, "source_version", version)
+        self.set_item_text(RECORD_SOURCE_VERSION, user_id, source_id, version)
     }
 
-    /// Sets one text column of an item's record; `column` is one of this file's names.
+    /// Sets one text column of an item's record with `sql` (one of this file's statements
+    /// taking user, source id and the value).
     fn set_item_text(
         &self,
+        sql: &'static str,
         user_id: &str,
         source_id: &str,
-        column: &'static str,
         value: Option<&str>,
     ) -> Result<(), JournalError> {
-        self.exec(
-            &format!("UPDATE items SET {column} = ?3 WHERE user_id = ?1 AND source_id = ?2"),
-            args![user_id, source_id, value],
-        )?;
+        self.exec(sql, args![user_id, source_id, value])?;
         Ok(())
     }
 
@@ -1001,7 +1010,7 @@ impl Journal {
         source_id: &str,
         version: Option<&str>,
     ) -> Result<(), JournalError> {
-        self.set_item_text(user_id, source_id, "no_photo_at", version)
+        self.set_item_text(RECORD_NO_PHOTO_AT, user_id, source_id, version)
     }
 
     /// The source version at which the contact had no photo ([`Journal::record_no_photo_at`]).
@@ -1377,7 +1386,7 @@ impl Journal {
         source_id: &str,
         etag: Option<&str>,
     ) -> Result<(), JournalError> {
-        self.set_item_text(user_id, source_id, "etag", etag)
+        self.set_item_text(RECORD_ETAG, user_id, source_id, etag)
     }
 
     /// Records that the item's destination copy existed before the migration (the write
