@@ -489,16 +489,28 @@ struct PageBatch {
     no_photo_at: Vec<(String, Option<String>)>,
     /// The converted text held in `planned`.
     bytes: usize,
+    /// The source ids in `planned` and `versions`.
+    held: HashSet<String>,
 }
 
 impl PageBatch {
     /// True when `source_id` is already waiting here: its record is about to change, so the
     /// batch is written before the item is looked at again.
     fn holds(&self, source_id: &str) -> bool {
-        self.planned
-            .iter()
-            .any(|p| p.resource.source_id == source_id)
-            || self.versions.iter().any(|(id, _)| id == source_id)
+        self.held.contains(source_id)
+    }
+
+    /// Adds an item to write.
+    fn plan(&mut self, planned: Planned) {
+        self.bytes += planned.resource.text.len();
+        self.held.insert(planned.resource.source_id.clone());
+        self.planned.push(planned);
+    }
+
+    /// Adds an unchanged item's new source version to record.
+    fn keep_version(&mut self, source_id: String, version: Option<String>) {
+        self.held.insert(source_id.clone());
+        self.versions.push((source_id, version));
     }
 }
 
@@ -1405,16 +1417,14 @@ impl Ctx<'_, '_> {
             }) {
                 let version = planned.resource.version;
                 if r.source_version != version {
-                    let id = planned.resource.source_id;
-                    self.batch.versions.push((id, version));
+                    self.batch.keep_version(planned.resource.source_id, version);
                 }
                 self.stats.skipped += 1;
                 self.done(0, true);
                 return Ok(());
             }
         }
-        self.batch.bytes += planned.resource.text.len();
-        self.batch.planned.push(planned);
+        self.batch.plan(planned);
         if self.batch.bytes > BATCH_BYTES {
             self.flush(account, open).await?;
         }
@@ -1823,6 +1833,36 @@ where
 mod tests {
     use super::*;
     use crate::graph::types::Calendar;
+
+    /// An item already waiting in the page's batch, to write or with a version to record,
+    /// is known as held (the batch is written before it is looked at again); others are not.
+    #[test]
+    fn a_page_batch_holds_what_it_plans_and_the_versions_it_keeps() {
+        let mut batch = PageBatch::default();
+        batch.plan(Planned {
+            resource: Resource {
+                source_id: "written".into(),
+                uid: "uid-1".into(),
+                text: "BEGIN:VCALENDAR".into(),
+                version: None,
+            },
+            name: ItemName::default(),
+            hash: String::new(),
+            first_write: true,
+            written: None,
+            old_copy: None,
+        });
+        batch.keep_version("unchanged".into(), Some("v2".into()));
+        assert!(batch.holds("written"));
+        assert!(batch.holds("unchanged"));
+        assert!(!batch.holds("uid-1"), "held by source id, not by UID");
+        assert!(!batch.holds("other"));
+        assert_eq!(batch.bytes, "BEGIN:VCALENDAR".len());
+        assert_eq!(
+            batch.versions,
+            [("unchanged".to_string(), Some("v2".to_string()))]
+        );
+    }
 
     fn grouped(id: &str, name: &str, group: Option<&str>) -> calendar::GroupedCalendar {
         calendar::GroupedCalendar {
