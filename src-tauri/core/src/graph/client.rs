@@ -163,7 +163,7 @@ impl GraphClient {
             base: format!("{}/{}", source.graph_base(), API_VERSION),
             beta: format!("{}/{}", source.graph_base(), BETA_VERSION),
             cloud: source.cloud,
-            downloads: DownloadLane::new(DEFAULT_MAX_DOWNLOADS),
+            downloads: DownloadLane::adaptive(DEFAULT_MAX_DOWNLOADS),
         })
     }
 
@@ -174,7 +174,7 @@ impl GraphClient {
     /// left ([`Pacer::items_left`]) gets the next ([`DownloadLane`]).
     pub fn with_download_limit(self, limit: usize) -> Self {
         GraphClient {
-            downloads: DownloadLane::new(limit),
+            downloads: DownloadLane::adaptive(limit),
             ..self
         }
     }
