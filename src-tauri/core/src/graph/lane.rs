@@ -99,7 +99,7 @@ impl DownloadLane {
 
     /// At most `cap` downloads at once (at least one), fewer while the machine is saturated
     /// (never under [`LANE_FLOOR`], or `cap` if that is lower). The probe starts with the
-    /// first download and ends when the lane's last clone is dropped.
+    /// first download and ends when the lane is idle or its last clone is dropped.
     pub fn adaptive(cap: usize) -> Self {
         let controller = LaneController::new(LANE_FLOOR, cap.max(1));
         Self::with(controller.limit(), Some(controller))
@@ -197,8 +197,8 @@ impl DownloadLane {
     }
 
     /// Samples the runtime's scheduling delay every [`PROBE_PERIOD`] and sizes the lane by
-    /// it, until the lane is gone. Outside a runtime (which `acquire` never is) nothing runs
-    /// and the lane keeps its size.
+    /// it, until the lane is gone or idle (no slot held, nobody waiting). Outside a runtime
+    /// (which `acquire` never is) nothing runs and the lane keeps its size.
     fn start_probe(&self) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
@@ -213,6 +213,12 @@ impl DownloadLane {
                 let resized = {
                     let mut slots = lane.lock();
                     let waiting = !slots.waiting.is_empty();
+                    if slots.held == 0 && !waiting {
+                        // Idle (between runs of a long-lived client): the next download
+                        // starts the probe again, with the controller as it was.
+                        slots.probing = false;
+                        return;
+                    }
                     let Some(controller) = slots.controller.as_mut() else {
                         return;
                     };
@@ -551,5 +557,23 @@ mod tests {
         assert_eq!(lane.lock().held, LANE_FLOOR + 30);
         drop((held, granted));
         assert_eq!(lane.lock().held, 0, "every slot came back");
+    }
+
+    /// An idle lane (no slot held, nobody waiting: a long-lived client between runs) stops
+    /// its probe; the next download starts it again.
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_lane_stops_its_probe_until_the_next_download() {
+        let lane = DownloadLane::adaptive(64);
+        let slot = lane.acquire(1).await;
+        tokio::time::sleep(PROBE_PERIOD * 3).await;
+        assert!(lane.lock().probing, "probing while a slot is held");
+        drop(slot);
+        tokio::time::sleep(PROBE_PERIOD * 3).await;
+        assert!(
+            !lane.lock().probing,
+            "the probe ran on while the lane was idle"
+        );
+        let _slot = lane.acquire(1).await;
+        assert!(lane.lock().probing);
     }
 }
