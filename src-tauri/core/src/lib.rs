@@ -31,7 +31,12 @@
 //! mailbox's pooled connections, under a run-wide connection cap that mailboxes share fairly;
 //! message downloads across all mailboxes are capped too (`[run] max_downloads`), so memory
 //! does not grow with the number of mailboxes; a freed download slot goes to the mailbox with
-//! the most items left ([`graph::lane`]), so the largest is never queued behind small ones. A destination that goes down is waited for up
+//! the most items left ([`graph::lane`]), so the largest is never queued behind small ones,
+//! and the number of slots adapts to the machine: it shrinks (to 16) while the runtime's
+//! scheduling delay says the CPU is saturated, where every extra download would only dilute
+//! the largest mailbox's share, and grows back (to `max_downloads`) while it is not and
+//! downloads wait; Graph's response time is not the signal, so slow responses keep their
+//! slots. A destination that goes down is waited for up
 //! to `[run] outage_wait` (through the pacer, reported as `DestinationDown`), then only that
 //! mailbox fails. Messages migrated earlier are mirrored instead: moved,
 //! given their changed flags, and (only when the user opted in) deleted. The [`journal`]
@@ -65,7 +70,8 @@
 //! - [`cutover`]: before the cut-over: each domain's MX records, looked up in parallel under a
 //!   short budget, with a plain reason per domain when DNS has no answer.
 //! - [`error`]: the three error classes (retry, skip the item, stop the run).
-//! - [`graph`]: the source: auth, client, pacer, download lane (largest mailbox first), paging,
+//! - [`graph`]: the source: auth, client, pacer, download lane (largest mailbox first, sized
+//!   by the machine's saturation), paging,
 //!   wire types, users, mail, calendars, contacts, To Do, permissions.
 //! - [`convert`]: pure conversions: flags, folder names (modified UTF-7, the separator
 //!   substitute), a message rebuilt from its properties when Graph cannot export its MIME;

@@ -55,7 +55,7 @@ use crate::graph::mail::{
     undownloadable, DeltaEntry, FolderNode, LastVerb, MessageLocation,
 };
 use crate::graph::types::{MessageMeta, User};
-use crate::graph::{OutagePolicy, Pacer};
+use crate::graph::{OutagePolicy, Pacer, PacerSettings};
 use crate::journal::{ItemRecord, ItemState, ItemTarget, Journal, MailDetails, MailDone};
 use crate::progress::{ItemName, ProgressEvent, Reporter, Stats};
 
@@ -103,6 +103,16 @@ type Outcome<'a> = (
 type CopyResult = (String, ItemName, Result<Copied, ItemError>);
 
 /// What people know a message by: its subject and when it was received.
+/// Messages of one mailbox copied into a Maildir at once: twice its requests in flight
+/// ([`PacerSettings::max_in_flight`]), so while some of its messages are written and synced
+/// (file, folder, journal) the others keep the mailbox's request slots busy. The pacer still
+/// holds Graph's requests to `max_in_flight`; when the run's download lane is narrow (a
+/// saturated machine, [`crate::graph::lane`]) the mailbox with the most left then keeps its
+/// downloads and its writes overlapped instead of idling its slots during each sync.
+fn maildir_copy_width(settings: &PacerSettings) -> usize {
+    settings.max_in_flight.max(1) * 2
+}
+
 fn message_name(meta: &MessageMeta, size: Option<u64>) -> ItemName {
     ItemName::new(
         meta.subject.as_deref(),
@@ -855,7 +865,7 @@ impl MailboxRun<'_> {
                                             (meta.id, named, result)
                                         }
                                     })
-                                    .buffer_unordered(pacer.settings().max_in_flight.max(1))
+                                    .buffer_unordered(maildir_copy_width(pacer.settings()))
                                     .collect()
                                     .await
                             }

@@ -163,18 +163,19 @@ impl GraphClient {
             base: format!("{}/{}", source.graph_base(), API_VERSION),
             beta: format!("{}/{}", source.graph_base(), BETA_VERSION),
             cloud: source.cloud,
-            downloads: DownloadLane::new(DEFAULT_MAX_DOWNLOADS),
+            downloads: DownloadLane::adaptive(DEFAULT_MAX_DOWNLOADS),
         })
     }
 
     /// At most `limit` (at least 1) message bodies stream at once across every clone of this
     /// client, whatever the number of mailboxes: each download holds HTTP buffers while it
-    /// streams, so this bounds the run's memory. A mailbox's own limit (4 in flight) still
-    /// applies within it. When downloads wait for a slot, the mailbox with the most items
-    /// left ([`Pacer::items_left`]) gets the next ([`DownloadLane`]).
+    /// streams, so this bounds the run's memory. Fewer while the machine is saturated
+    /// ([`DownloadLane::adaptive`], not under [`super::lane::LANE_FLOOR`]). A mailbox's own
+    /// limit (4 in flight) still applies within it. When downloads wait for a slot, the
+    /// mailbox with the most items left ([`Pacer::items_left`]) gets the next.
     pub fn with_download_limit(self, limit: usize) -> Self {
         GraphClient {
-            downloads: DownloadLane::new(limit),
+            downloads: DownloadLane::adaptive(limit),
             ..self
         }
     }

@@ -561,6 +561,16 @@ impl Pacer {
     }
 }
 
+/// Waits `period` and returns how much later than that the caller ran again: the time it
+/// waited for a CPU after its timer fired. Near zero on a machine with room (the timer's
+/// 1 ms resolution); on a saturated one, the runtime's queue and the OS's run queue make it
+/// late. The download lane's saturation probe ([`super::lane::DownloadLane::adaptive`]).
+pub async fn lateness_after(period: Duration) -> Duration {
+    let due = Instant::now() + period;
+    tokio::time::sleep_until(due).await;
+    Instant::now().saturating_duration_since(due)
+}
+
 impl Window {
     fn new() -> Self {
         Window {
