@@ -102,7 +102,6 @@ type Outcome<'a> = (
 /// One message's copy result, with what people know it by (for its failure).
 type CopyResult = (String, ItemName, Result<Copied, ItemError>);
 
-/// What people know a message by: its subject and when it was received.
 /// Messages of one mailbox copied into a Maildir at once: twice its requests in flight
 /// ([`PacerSettings::max_in_flight`]), so while some of its messages are written and synced
 /// (file, folder, journal) the others keep the mailbox's request slots busy. The pacer still
@@ -113,6 +112,7 @@ fn maildir_copy_width(settings: &PacerSettings) -> usize {
     settings.max_in_flight.max(1) * 2
 }
 
+/// What people know a message by: its subject and when it was received.
 fn message_name(meta: &MessageMeta, size: Option<u64>) -> ItemName {
     ItemName::new(
         meta.subject.as_deref(),

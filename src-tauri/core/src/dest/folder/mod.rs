@@ -163,7 +163,7 @@ impl Folder {
             .open(&tmp)
             .await?;
         Ok(Delivery {
-            file: tokio::io::BufWriter::with_capacity(64 * 1024, file),
+            file: TmpFile::new(file),
             tmp,
             key: key.to_string(),
             cur: self.dir.join("cur"),
@@ -252,23 +252,64 @@ impl Folder {
 
 /// A message being written into `tmp/`.
 pub struct Delivery {
-    file: tokio::io::BufWriter<tokio::fs::File>,
+    file: TmpFile,
     tmp: PathBuf,
     key: String,
     cur: PathBuf,
 }
 
+/// A delivery's file in `tmp/`, created at once (so a folder that cannot be written fails
+/// the message before its download), buffered from its first byte on: the copies of a
+/// mailbox waiting for their downloads hold no buffer (issue 17: 1,000 mailboxes at once).
+/// One of the two is there.
+struct TmpFile {
+    waiting: Option<tokio::fs::File>,
+    writing: Option<tokio::io::BufWriter<tokio::fs::File>>,
+}
+
+impl TmpFile {
+    fn new(file: tokio::fs::File) -> Self {
+        TmpFile {
+            waiting: Some(file),
+            writing: None,
+        }
+    }
+
+    /// The buffered writer, made on first use.
+    fn writer(&mut self) -> std::io::Result<&mut tokio::io::BufWriter<tokio::fs::File>> {
+        if let Some(file) = self.waiting.take() {
+            self.writing = Some(tokio::io::BufWriter::with_capacity(64 * 1024, file));
+        }
+        self.writing.as_mut().ok_or_else(lost_file)
+    }
+
+    /// The file with everything written so far flushed into it.
+    async fn into_file(mut self) -> std::io::Result<tokio::fs::File> {
+        if let Some(file) = self.waiting.take() {
+            return Ok(file);
+        }
+        let mut writer = self.writing.take().ok_or_else(lost_file)?;
+        writer.flush().await?;
+        Ok(writer.into_inner())
+    }
+}
+
+fn lost_file() -> std::io::Error {
+    std::io::Error::other("internal: a delivery lost its file")
+}
+
 impl ByteSink for Delivery {
     async fn reset(&mut self) -> std::io::Result<()> {
-        self.file.flush().await?;
-        let file = self.file.get_mut();
+        let writer = self.file.writer()?;
+        writer.flush().await?;
+        let file = writer.get_mut();
         file.set_len(0).await?;
         file.rewind().await?;
         Ok(())
     }
 
     async fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
-        self.file.write_all(chunk).await
+        self.file.writer()?.write_all(chunk).await
     }
 }
 
@@ -276,9 +317,8 @@ impl Delivery {
     /// Makes the message visible in `cur/` with its flags, and the received date (Unix seconds)
     /// as its modification time. The file is synced first, so a crash leaves it whole or absent,
     /// and `cur/` after the rename, so the message is on disk before the caller journals it done.
-    pub async fn commit(mut self, flags: &MailFlags, received: i64) -> std::io::Result<DestRef> {
-        self.file.flush().await?;
-        let file = self.file.into_inner().into_std().await;
+    pub async fn commit(self, flags: &MailFlags, received: i64) -> std::io::Result<DestRef> {
+        let file = self.file.into_file().await?.into_std().await;
         let name = format!(
             "{}.M{}.m365{INFO_SEPARATOR}{}",
             received.max(0),
@@ -338,6 +378,24 @@ fn key_of_file_name(name: &str) -> Option<&str> {
 mod tests {
     use super::*;
     use crate::graph::client::ByteSink;
+
+    /// A delivery waiting for its download holds its file but no write buffer (1,000
+    /// mailboxes at once each wait with several); the buffer comes with the first byte, and a
+    /// reset before any byte (a retried download) leaves the file empty.
+    #[tokio::test]
+    async fn a_waiting_delivery_holds_no_buffer_until_its_first_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FolderStore::open(dir.path()).unwrap();
+        let folder = store.mailbox("a@b.c").unwrap().folder(".Inbox").unwrap();
+        let mut d = folder.deliver(&Folder::key_for("m1")).await.unwrap();
+        assert!(d.file.writing.is_none() && d.file.waiting.is_some());
+        d.reset().await.unwrap();
+        d.write(b"Subject: x\r\n\r\n").await.unwrap();
+        assert!(d.file.writing.is_some() && d.file.waiting.is_none());
+        let dest = d.commit(&MailFlags::default(), 0).await.unwrap();
+        let path = dir.path().join("a@b.c/.Inbox/cur").join(&dest.0);
+        assert_eq!(std::fs::read(path).unwrap(), b"Subject: x\r\n\r\n");
+    }
 
     #[tokio::test]
     async fn delivery_is_atomic_flagged_dated_and_remembered() {
