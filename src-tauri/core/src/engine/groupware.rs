@@ -914,6 +914,7 @@ impl Ctx<'_, '_> {
 
     /// Starts the bookkeeping of one collection.
     fn begin(&mut self, open: &Open<'_>) {
+        tracing::debug!(target: "timeline", user = %self.address, collection = %open.label, "collection begins");
         let key = (open.source_id.to_string(), open.label.clone());
         self.opened.insert(key, open.target.clone());
         self.seen.clear();
@@ -1194,6 +1195,7 @@ impl Ctx<'_, '_> {
                 .await
                 .map_err(journal_error)?;
         }
+        tracing::debug!(target: "timeline", user = %self.address, collection = %open.label, "collection ends");
         Ok(())
     }
 

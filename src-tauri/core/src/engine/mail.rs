@@ -518,6 +518,7 @@ impl MailboxRun<'_> {
                 j.journal.forget_folder(&user.id, folder_id)?;
             }
         }
+        tracing::debug!(target: "timeline", user = %address, "mail folders listed");
         reporter.report(ProgressEvent::UserStarted {
             user: address.clone(),
             folders: nodes.len() as u32,

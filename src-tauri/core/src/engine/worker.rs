@@ -191,6 +191,7 @@ impl Worker<'_> {
             };
             tracing::info!(mailbox = %lease.mailbox, token = lease.fencing_token, "leased");
             let outcome = self.migrate_leased(&lease, &pacer).await;
+            tracing::debug!(target: "timeline", user = %lease.mailbox, "migrated");
             let mut done = WorkerProgress::default();
             match outcome {
                 Ok(stats) if control.is_cancelled() => {
@@ -203,6 +204,7 @@ impl Worker<'_> {
                 }
                 Ok(stats) => match journal.finish_mailbox(&lease) {
                     Ok(()) => {
+                        tracing::debug!(target: "timeline", user = %lease.mailbox, "mailbox finished");
                         done = WorkerProgress {
                             mailboxes: 1,
                             messages: stats.messages,
