@@ -1660,18 +1660,22 @@ async fn pass_on_postgres(
         .await
         .expect("the pass");
     let log = pg.log();
-    let (mut transactions, mut open) = (0, false);
+    // A transaction of "done" records only is not counted: the records that arrive while one
+    // is in flight share the next one (the group commit), so their number depends on timing;
+    // the records themselves are counted as statements in `items`.
+    let done_record = "UPDATE items SET state";
+    let (mut transactions, mut open, mut only_done) = (0, false, true);
     let mut items = std::collections::BTreeMap::<String, usize>::new();
     for line in log[log_before..].lines() {
         if let Some(simple) = line.split("LOG:  statement: ").nth(1) {
             match simple.trim() {
-                "BEGIN" | "START TRANSACTION" => open = true,
+                "BEGIN" | "START TRANSACTION" => (open, only_done) = (true, true),
                 "COMMIT" | "ROLLBACK" => {
                     open = false;
-                    transactions += 1;
+                    transactions += usize::from(!only_done);
                 }
                 _ if !open => transactions += 1,
-                _ => {}
+                _ => only_done = false,
             }
             continue;
         }
@@ -1682,11 +1686,14 @@ async fn pass_on_postgres(
         else {
             continue;
         };
-        if !open {
-            transactions += 1;
-        }
         let words: Vec<&str> = sql.split_whitespace().take(4).collect();
         let words = words.join(" ");
+        if !open && words != done_record {
+            transactions += 1;
+        }
+        if open && words != done_record {
+            only_done = false;
+        }
         if words.contains(" items") && !words.starts_with("SELECT") {
             *items.entry(words).or_default() += 1;
         }
@@ -1704,7 +1711,10 @@ async fn pass_on_postgres(
 /// lists; contacts: 12 in 5 folders; events: 28 in 5 calendars), every transaction of the
 /// pass (the mailbox's and collections' bookkeeping included): before, a first pass committed
 /// tasks 42, contacts 54, calendar 82 transactions, and a full rerun of tasks (their delta
-/// links expired) 30.
+/// links expired) 30. The "done" records' transactions are not counted (their number depends
+/// on how many arrive together, see [`pass_on_postgres`]): a first pass's were one per item
+/// before the records were pipelined (tasks 14, contacts 12, calendar 28 of the 30, 43, 59
+/// transactions then).
 #[tokio::test(flavor = "multi_thread")]
 async fn regression_postgres_groupware_page_intents_one_transaction_per_page() {
     use migrator_core::config::Workload;
@@ -1738,18 +1748,18 @@ async fn regression_postgres_groupware_page_intents_one_transaction_per_page() {
     let (intent, done) = ("INSERT INTO items (user_id,", "UPDATE items SET state");
     let photo = "UPDATE items SET no_photo_at";
     let expected: Vec<(String, u64, usize, String)> = [
-        ("Tasks first", 14, 30, format!("14 {intent}; 14 {done}")),
+        ("Tasks first", 14, 16, format!("14 {intent}; 14 {done}")),
         ("Tasks rerun", 0, 12, String::new()),
         ("Tasks full rerun", 0, 16, String::new()),
         (
             "Contacts first",
             12,
-            43,
+            31,
             format!("12 {intent}; 4 {photo}; 12 {done}"),
         ),
         ("Contacts rerun", 0, 21, String::new()),
         ("Contacts full rerun", 0, 31, String::new()),
-        ("Calendar first", 28, 59, format!("28 {intent}; 28 {done}")),
+        ("Calendar first", 28, 31, format!("28 {intent}; 28 {done}")),
         ("Calendar rerun", 0, 21, String::new()),
         ("Calendar full rerun", 0, 31, String::new()),
     ]
