@@ -843,6 +843,7 @@ async fn run_locked(
     options: RunOptions,
 ) -> Result<RunSummary, EngineError> {
     let started = Instant::now();
+    tracing::debug!(target: "timeline", user = "", "engine starts");
     // The state folder first: a full or read-only disk, or another run on it, stops the run
     // before any data moves. The lock is held until this function returns, on every path.
     let (_lock, journal) = match (&options.leased_journal, &options.state_dir) {
@@ -988,10 +989,12 @@ async fn run_locked(
         not_provisioned = done.failed;
         provisioned = Some(done.outcome);
     }
+    tracing::debug!(target: "timeline", user = "", "run begins");
     let run_id = match &journal {
         Some(j) => Some(j.begin_run()?),
         None => None,
     };
+    tracing::debug!(target: "timeline", user = "", "run begun");
     let shared_journal = journal.clone().zip(run_id);
     let journal = journal
         .as_deref()

@@ -78,15 +78,18 @@ pub async fn work(
     let Some(settings) = &options.run.journal else {
         return Err(JournalError::NeedsPostgres.into());
     };
+    tracing::debug!(target: "timeline", user = "", "worker starts");
     // A connection per lease loop: one mailbox's journal calls do not wait behind another's.
     let mut settings = settings.clone();
     settings.connections = options.run.parallel_mailboxes.max(1);
     let journal = Arc::new(Journal::open_at(&JournalLocation::Postgres(Box::new(
         settings,
     )))?);
+    tracing::debug!(target: "timeline", user = "", "journal opened");
     journal.worker_heartbeat(&options.worker, &options.host, WorkerProgress::default())?;
     share_app_budget(&journal, &options)?;
     let (client, users) = fill_queue(source, secret, &options.run, &journal).await?;
+    tracing::debug!(target: "timeline", user = "", "queue filled");
     let summary = Mutex::new(WorkerSummary::default());
     let worker = Worker {
         source,
@@ -118,6 +121,7 @@ async fn fill_queue(
     journal: &Journal,
 ) -> Result<(GraphClient, HashMap<String, User>), EngineError> {
     let (client, users) = signed_in_mailboxes(source, secret, options).await?;
+    tracing::debug!(target: "timeline", user = "", "users listed");
     let kept = counts::MailboxCounts::load(options.state_dir.as_deref());
     let mut by_address = HashMap::new();
     for user in users {
