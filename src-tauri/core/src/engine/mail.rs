@@ -574,12 +574,9 @@ impl MailboxRun<'_> {
                         }
                     }
                 }
-                j.journal
-                    .set_folder_async(&user.id, &node.folder.id, name, None)
-                    .await?;
                 link = j
                     .journal
-                    .delta_link_async(&user.id, &node.folder.id)
+                    .set_folder_reading_link_async(&user.id, &node.folder.id, name)
                     .await?;
             }
             stats.folders += 1;
@@ -937,16 +934,10 @@ impl MailboxRun<'_> {
                 continue;
             }
             if let Some(j) = self.journal {
-                if round.is_full() {
-                    j.journal
-                        .mark_unseen_gone_async(&user.id, &node.folder.id, j.run)
-                        .await?;
-                }
-                if let Some(link) = round.delta_link() {
-                    j.journal
-                        .set_folder_async(&user.id, &node.folder.id, name, Some(link))
-                        .await?;
-                }
+                let folder = (user.id.as_str(), node.folder.id.as_str(), name);
+                j.journal
+                    .end_folder_round_async(folder, j.run, round.is_full(), round.delta_link())
+                    .await?;
             }
         }
         if all_rounds_ok && !mailbox_failed && !self.control.is_cancelled() {
