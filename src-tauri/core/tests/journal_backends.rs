@@ -1809,42 +1809,53 @@ async fn regression_postgres_groupware_page_intents_one_transaction_per_page() {
     assert_eq!(counted, expected);
 }
 
-/// Files named `*.ics` under `dir`, at any depth (written items; a write in progress is a
-/// hidden `.tmp` file).
-fn ics_files(dir: &std::path::Path) -> usize {
+/// Files under `dir` at any depth that `counts` (by name and parent folder's name).
+fn files_under(dir: &std::path::Path, counts: &dyn Fn(&str, &str) -> bool) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
+    let parent = dir.file_name().map(|n| n.to_string_lossy().to_string());
     entries
         .flatten()
         .map(|e| {
             let path = e.path();
-            let name = e.file_name().to_string_lossy().to_string();
             if path.is_dir() {
-                ics_files(&path)
+                files_under(&path, counts)
             } else {
-                usize::from(name.ends_with(".ics") && !name.starts_with('.'))
+                let name = e.file_name().to_string_lossy().to_string();
+                usize::from(counts(&name, parent.as_deref().unwrap_or_default()))
             }
         })
         .sum()
 }
 
-/// Regression (issue 18, the coordination benchmark at 0.85 on a quiet machine: the run is
-/// latency-bound, the largest mailbox's groupware items one after another): each groupware
-/// item waited for its "done" record's commit (a round trip of ~1 ms on PostgreSQL) before
-/// the next item was written. Now the record is sent and the next item written meanwhile
-/// (at most 16 records in flight, all answered before the collection's delta link is
-/// stored). Here a trigger holds every "done" record in the server (on an advisory lock the
-/// test holds) while one mailbox's tasks (14 in 2 lists) go to a local folder: a second
-/// task is written while the first one's record waits (before: never, the run waited on
-/// it). Then the lock is let go: every task written once and recorded done, and a rerun
-/// writes nothing.
-#[tokio::test(flavor = "multi_thread")]
-async fn regression_postgres_groupware_items_are_written_while_earlier_done_records_commit() {
-    use migrator_core::config::Workload;
+/// Written tasks or events (a write in progress is a hidden `.tmp` file).
+fn ics_files(dir: &std::path::Path) -> usize {
+    files_under(dir, &|name, _| {
+        name.ends_with(".ics") && !name.starts_with('.')
+    })
+}
+
+/// Written messages (Maildir's `cur` and `new`).
+fn maildir_messages(dir: &std::path::Path) -> usize {
+    files_under(dir, &|_, parent| parent == "cur" || parent == "new")
+}
+
+/// One mailbox's `workload` (`messages` messages in the tenant) into a local folder on a
+/// private PostgreSQL, while a trigger holds every "done" record in the server (on an
+/// advisory lock the test holds) until `written` counts `while_held` items written (or 60 s
+/// passed: the wait is bounded only so that the old behaviour fails, not hangs). Returns
+/// (items counted then, "done" records committed then, the pass's items written, items
+/// counted after it, items recorded done after it, a rerun's items written).
+async fn pass_with_done_records_held(
+    workload: migrator_core::config::Workload,
+    messages: usize,
+    written: fn(&std::path::Path) -> usize,
+    while_held: usize,
+) -> (usize, String, u64, usize, String, u64) {
     use std::sync::Arc;
     let pg = Arc::new(support::postgres::Postgres::start());
-    let sim = sim_tenant(1, 40).await;
+    let sim = sim_tenant(1, messages).await;
     let dir = tempfile::tempdir().unwrap();
     let (out, state) = (dir.path().join("out"), dir.path().join("state"));
     let mut settings = PostgresSettings::parse(&pg.url()).unwrap();
@@ -1854,7 +1865,7 @@ async fn regression_postgres_groupware_items_are_written_while_earlier_done_reco
         "CREATE FUNCTION hold_done() RETURNS trigger LANGUAGE plpgsql AS
            $$ BEGIN PERFORM pg_advisory_xact_lock_shared(18); RETURN NEW; END $$;
          CREATE TRIGGER hold_done BEFORE UPDATE ON items FOR EACH ROW
-           WHEN (NEW.state = 'done') EXECUTE FUNCTION hold_done();",
+           WHEN (NEW.state = 'done' AND OLD.state <> 'done') EXECUTE FUNCTION hold_done();",
     );
     let sleeping = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'";
     let holder = {
@@ -1863,35 +1874,75 @@ async fn regression_postgres_groupware_items_are_written_while_earlier_done_reco
     };
     wait_until("the lock is held", || pg.psql(sleeping).trim() == "1");
     let done = "SELECT count(*) FROM items WHERE state = 'done'";
-    // Sees the second task written (or gives up after 60 s: the old behaviour never writes
-    // it), then lets the records go on every path, so the run below always ends.
+    // Lets the records go on every path, so the pass below always ends.
     let watcher = {
         let (pg, out) = (pg.clone(), out.clone());
         std::thread::spawn(move || {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-            while ics_files(&out) < 2 && std::time::Instant::now() < deadline {}
-            let seen = (ics_files(&out), pg.psql(done).trim().to_string());
+            while written(&out) < while_held && std::time::Instant::now() < deadline {}
+            let seen = (written(&out), pg.psql(done).trim().to_string());
             pg.psql(
                 "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'",
             );
             seen
         })
     };
-    let (written, _, _) =
-        pass_on_postgres(&pg, &sim, &settings, (&out, &state), Workload::Tasks).await;
-    let (files_while_held, done_while_held) = watcher.join().unwrap();
+    let (first, _, _) = pass_on_postgres(&pg, &sim, &settings, (&out, &state), workload).await;
+    let (seen, done_then) = watcher.join().unwrap();
     let _ = holder.join();
+    let (after, done_after) = (written(&out), pg.psql(done).trim().to_string());
+    let (again, _, _) = pass_on_postgres(&pg, &sim, &settings, (&out, &state), workload).await;
+    (seen, done_then, first, after, done_after, again)
+}
+
+/// Regression (issue 18, the coordination benchmark at 0.85 on a quiet machine: the run is
+/// latency-bound, the largest mailbox's groupware items one after another): each groupware
+/// item waited for its "done" record's commit (a round trip of ~1 ms on PostgreSQL) before
+/// the next item was written. Now the record is sent and the next item written meanwhile
+/// (at most 16 records in flight, all answered before the collection's delta link is
+/// stored). Here every "done" record is held in the server while one mailbox's tasks (14 in
+/// 2 lists) go to a local folder: a second task is written while the first one's record
+/// waits (before: never, the run waited on it). Then the records go on: every task written
+/// once and recorded done, and a rerun writes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn regression_postgres_groupware_items_are_written_while_earlier_done_records_commit() {
+    use migrator_core::config::Workload;
+    let (seen, done_then, first, after, done_after, again) =
+        pass_with_done_records_held(Workload::Tasks, 40, ics_files, 2).await;
     assert!(
-        files_while_held >= 2 && done_while_held == "0",
-        "tasks written while the first one's \"done\" record waited: {files_while_held}, \
-         recorded done meanwhile: {done_while_held}"
+        seen >= 2 && done_then == "0",
+        "tasks written while the first one's \"done\" record waited: {seen}, recorded done \
+         meanwhile: {done_then}"
     );
-    assert_eq!(written, 14);
-    assert_eq!(ics_files(&out), 14, "every task once");
-    assert_eq!(pg.psql(done).trim(), "14", "every task recorded done");
-    let (again, _, _) =
-        pass_on_postgres(&pg, &sim, &settings, (&out, &state), Workload::Tasks).await;
-    assert_eq!((again, ics_files(&out)), (0, 14), "a rerun writes nothing");
+    assert_eq!(
+        (first, after, done_after.as_str()),
+        (14, 14, "14"),
+        "every task once, done"
+    );
+    assert_eq!(again, 0, "a rerun writes nothing");
+}
+
+/// Regression (issue 18, as above, for mail into a local folder): a message's "done" record
+/// held its place among the `max_in_flight` (4) messages being copied until it committed, so
+/// with the records held in the server at most 4 messages were written. Now a message's
+/// place goes to the next one once it is written, while its record commits (all of a page's
+/// records answered before the page ends): more than 4 are written while none is recorded.
+#[tokio::test(flavor = "multi_thread")]
+async fn regression_postgres_messages_are_written_while_earlier_done_records_commit() {
+    use migrator_core::config::Workload;
+    let (seen, done_then, first, after, done_after, again) =
+        pass_with_done_records_held(Workload::Mail, 40, maildir_messages, 5).await;
+    assert!(
+        seen >= 5 && done_then == "0",
+        "messages written while their \"done\" records waited: {seen}, recorded done \
+         meanwhile: {done_then}"
+    );
+    assert_eq!(
+        (first, after, done_after.as_str()),
+        (40, 40, "40"),
+        "every message once, done"
+    );
+    assert_eq!(again, 0, "a rerun writes nothing");
 }
 
 /// Regression (issue 18, the coordination benchmark: the largest mailbox's mail folders one

@@ -47,7 +47,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 use sha2::{Digest, Sha256};
 
-use super::mail::RunJournal;
+use super::mail::{RunJournal, DONE_RECORDS_IN_FLIGHT};
 use super::{EngineError, RunControl, Store};
 use crate::config::Workload;
 use crate::convert::contact::{to_vcard, VCardVersion};
@@ -482,11 +482,6 @@ struct Ctx<'r, 'a> {
     /// "Done" records of written items, sent and not answered yet.
     done_records: DoneRecords<'a>,
 }
-
-/// How many "done" records of one mailbox's groupware are under way at once (issue 18: each
-/// item waited for its record's commit, ~1 ms on PostgreSQL, before the next was written; the
-/// records that arrive while one is in flight share its next transaction).
-const DONE_RECORDS_IN_FLIGHT: usize = 16;
 
 /// "Done" records sent and not answered yet, with their items' source ids. A record is sent
 /// when pushed (its journal call is queued on the first poll), so it commits while the next
