@@ -1844,15 +1844,15 @@ fn maildir_messages(dir: &std::path::Path) -> usize {
 /// One mailbox's `workload` (`messages` messages in the tenant) into a local folder on a
 /// private PostgreSQL, while a trigger holds every "done" record in the server (on an
 /// advisory lock the test holds) until `written` counts `while_held` items written (or 60 s
-/// passed: the wait is bounded only so that the old behaviour fails, not hangs). Returns
-/// (items counted then, "done" records committed then, the pass's items written, items
-/// counted after it, items recorded done after it, a rerun's items written).
+/// passed: the wait is bounded only so that the old behaviour fails, not hangs). Asserts
+/// that they were written while no record was committed, then that the pass wrote `items`
+/// once each, all recorded done, and that a rerun writes nothing.
 async fn pass_with_done_records_held(
     workload: migrator_core::config::Workload,
     messages: usize,
-    written: fn(&std::path::Path) -> usize,
-    while_held: usize,
-) -> (usize, String, u64, usize, String, u64) {
+    (written, while_held): (fn(&std::path::Path) -> usize, usize),
+    items: usize,
+) {
     use std::sync::Arc;
     let pg = Arc::new(support::postgres::Postgres::start());
     let sim = sim_tenant(1, messages).await;
@@ -1890,9 +1890,20 @@ async fn pass_with_done_records_held(
     let (first, _, _) = pass_on_postgres(&pg, &sim, &settings, (&out, &state), workload).await;
     let (seen, done_then) = watcher.join().unwrap();
     let _ = holder.join();
+    assert!(
+        seen >= while_held && done_then == "0",
+        "{workload:?}: written while the first \"done\" records waited: {seen} (expected at \
+         least {while_held}), recorded done meanwhile: {done_then}"
+    );
     let (after, done_after) = (written(&out), pg.psql(done).trim().to_string());
+    let items_text = items.to_string();
+    assert_eq!(
+        (first, after, done_after.as_str()),
+        (items as u64, items, items_text.as_str()),
+        "{workload:?}: every item once, recorded done"
+    );
     let (again, _, _) = pass_on_postgres(&pg, &sim, &settings, (&out, &state), workload).await;
-    (seen, done_then, first, after, done_after, again)
+    assert_eq!(again, 0, "{workload:?}: a rerun writes nothing");
 }
 
 /// Regression (issue 18, the coordination benchmark at 0.85 on a quiet machine: the run is
@@ -1907,19 +1918,7 @@ async fn pass_with_done_records_held(
 #[tokio::test(flavor = "multi_thread")]
 async fn regression_postgres_groupware_items_are_written_while_earlier_done_records_commit() {
     use migrator_core::config::Workload;
-    let (seen, done_then, first, after, done_after, again) =
-        pass_with_done_records_held(Workload::Tasks, 40, ics_files, 2).await;
-    assert!(
-        seen >= 2 && done_then == "0",
-        "tasks written while the first one's \"done\" record waited: {seen}, recorded done \
-         meanwhile: {done_then}"
-    );
-    assert_eq!(
-        (first, after, done_after.as_str()),
-        (14, 14, "14"),
-        "every task once, done"
-    );
-    assert_eq!(again, 0, "a rerun writes nothing");
+    pass_with_done_records_held(Workload::Tasks, 40, (ics_files, 2), 14).await;
 }
 
 /// Regression (issue 18, as above, for mail into a local folder): a message's "done" record
@@ -1930,19 +1929,7 @@ async fn regression_postgres_groupware_items_are_written_while_earlier_done_reco
 #[tokio::test(flavor = "multi_thread")]
 async fn regression_postgres_messages_are_written_while_earlier_done_records_commit() {
     use migrator_core::config::Workload;
-    let (seen, done_then, first, after, done_after, again) =
-        pass_with_done_records_held(Workload::Mail, 40, maildir_messages, 5).await;
-    assert!(
-        seen >= 5 && done_then == "0",
-        "messages written while their \"done\" records waited: {seen}, recorded done \
-         meanwhile: {done_then}"
-    );
-    assert_eq!(
-        (first, after, done_after.as_str()),
-        (40, 40, "40"),
-        "every message once, done"
-    );
-    assert_eq!(again, 0, "a rerun writes nothing");
+    pass_with_done_records_held(Workload::Mail, 40, (maildir_messages, 5), 40).await;
 }
 
 /// Regression (issue 18, the coordination benchmark: the largest mailbox's mail folders one
