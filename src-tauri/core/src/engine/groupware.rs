@@ -31,7 +31,10 @@
 //! new or changed one is written (replacing the earlier version under the same UID, so a
 //! rerun never duplicates) and journaled. A page's items are converted first, then their
 //! intents recorded in one journal call before any of them is written ([`Ctx::flush`]; on
-//! PostgreSQL one round trip per page, not per item).
+//! PostgreSQL one round trip per page, not per item). An item's "done" record is sent after
+//! its write and not waited for before the next item is written ([`DoneRecords`]): up to
+//! [`DONE_RECORDS_IN_FLIGHT`] are under way at once, all answered before the collection's
+//! delta link is stored, before its items are read back, and before the workload ends.
 //! Converters are deterministic (no wall-clock stamps), so an item that did not change at the
 //! source is not rewritten.
 
@@ -39,9 +42,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::FutureExt;
 use sha2::{Digest, Sha256};
 
-use super::mail::RunJournal;
+use super::mail::{RunJournal, DONE_RECORDS_IN_FLIGHT};
 use super::{EngineError, RunControl, Store};
 use crate::config::Workload;
 use crate::convert::contact::{to_vcard, VCardVersion};
@@ -58,7 +64,7 @@ use crate::graph::pacer::{GaveUp, OutagePolicy, PacerSettings, Verdict};
 use crate::graph::paging::{Delta, DeltaRound, Page, Pages};
 use crate::graph::types::{Contact, DateTimeTimeZone, Event, TodoTask, User};
 use crate::graph::{calendar, contacts, todo, Pacer};
-use crate::journal::{ItemRecord, ItemState, ItemTarget, MovedFrom};
+use crate::journal::{ItemRecord, ItemState, ItemTarget, JournalError, MovedFrom};
 use crate::progress::{ItemName, ProgressEvent, Reporter, Stats};
 
 /// What a run knows of a contact's photo.
@@ -351,6 +357,7 @@ impl GroupwareRun<'_> {
             moved: Vec::new(),
             page_records: HashMap::new(),
             batch: PageBatch::default(),
+            done_records: DoneRecords::default(),
         };
         for workload in self.workloads {
             if self.control.checkpoint().await.is_err() {
@@ -371,7 +378,9 @@ impl GroupwareRun<'_> {
                 }
                 Workload::Tasks => ctx.tasks(&account).await,
             };
-            let result = match result {
+            // Every record of the workload answered, on every path (a stop, an error).
+            let settled = ctx.done_records.settle().await.map_err(journal_error);
+            let result = match result.and(settled) {
                 Ok(()) => ctx.settle_moves(),
                 failed => failed,
             };
@@ -470,6 +479,82 @@ struct Ctx<'r, 'a> {
     page_records: HashMap<String, Option<ItemRecord>>,
     /// The current page's items converted and not written yet ([`Ctx::flush`]).
     batch: PageBatch,
+    /// "Done" records of written items, sent and not answered yet.
+    done_records: DoneRecords<'a>,
+}
+
+/// "Done" records sent and not answered yet, with their items' source ids. A record is sent
+/// when pushed (its journal call is queued on the first poll), so it commits while the next
+/// items are written. Each item's intent was durable before its write, so a crash with
+/// records in flight leaves those items pending, the state of a crash between a write and
+/// its record: the next run writes them again under the same UID (an idempotent PUT or file
+/// write). A record's failure (a lost lease, the journal gone) is returned by the next call
+/// here, before anything more is written.
+#[derive(Default)]
+struct DoneRecords<'a> {
+    /// In a mutex only so that the mailbox's future is `Send` (the records are not `Sync`):
+    /// reached through `&mut self` ([`DoneRecords::records`]), never locked.
+    in_flight: std::sync::Mutex<FuturesUnordered<DoneRecord<'a>>>,
+    ids: HashSet<String>,
+}
+
+/// A "done" record under way, answering with its item's source id.
+type DoneRecord<'a> = BoxFuture<'a, (String, Result<(), JournalError>)>;
+
+impl<'a> DoneRecords<'a> {
+    fn records(&mut self) -> &mut FuturesUnordered<DoneRecord<'a>> {
+        self.in_flight
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sends `record` (of item `source_id`) and takes in the answers already there.
+    fn send(&mut self, source_id: String, record: DoneRecord<'a>) -> Result<(), JournalError> {
+        self.ids.insert(source_id);
+        self.records().push(record);
+        self.answered()
+    }
+
+    /// Takes in the answers already there without waiting; the first failure, if any.
+    fn answered(&mut self) -> Result<(), JournalError> {
+        while let Some(Some((id, result))) = self.records().next().now_or_never() {
+            self.ids.remove(&id);
+            result?;
+        }
+        Ok(())
+    }
+
+    /// Waits until fewer than [`DONE_RECORDS_IN_FLIGHT`] are under way.
+    async fn make_room(&mut self) -> Result<(), JournalError> {
+        while self.records().len() >= DONE_RECORDS_IN_FLIGHT {
+            if let Some((id, result)) = self.records().next().await {
+                self.ids.remove(&id);
+                result?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for every answer; the first failure, if any (the others are waited for too, so
+    /// nothing is left under way).
+    async fn settle(&mut self) -> Result<(), JournalError> {
+        let mut first = Ok(());
+        while let Some((id, result)) = self.records().next().await {
+            self.ids.remove(&id);
+            if first.is_ok() {
+                first = result;
+            }
+        }
+        first
+    }
+
+    /// [`DoneRecords::settle`] when one of `ids` is under way (its record is about to be read).
+    async fn settle_any_of(&mut self, ids: &[&str]) -> Result<(), JournalError> {
+        if ids.iter().any(|id| self.ids.contains(*id)) {
+            self.settle().await?;
+        }
+        Ok(())
+    }
 }
 
 /// How many bytes of converted items a page holds before its intents are recorded and its
@@ -552,6 +637,11 @@ impl Ctx<'_, '_> {
         let Some(j) = self.run.journal else {
             return Ok(());
         };
+        // An item listed again while its record is under way is read as recorded.
+        self.done_records
+            .settle_any_of(ids)
+            .await
+            .map_err(journal_error)?;
         let mut found = j
             .journal
             .items_by_id_async(&self.user.id, ids)
@@ -926,6 +1016,7 @@ impl Ctx<'_, '_> {
 
     /// Starts the bookkeeping of one collection.
     fn begin(&mut self, open: &Open<'_>) {
+        tracing::debug!(target: "timeline", user = %self.address, collection = %open.label, "collection begins");
         let key = (open.source_id.to_string(), open.label.clone());
         self.opened.insert(key, open.target.clone());
         self.seen.clear();
@@ -1043,6 +1134,11 @@ impl Ctx<'_, '_> {
         if self.run.control.checkpoint().await.is_err() {
             return Ok(false);
         }
+        // Its record is read below ([`Ctx::known`]): as recorded, not while under way.
+        self.done_records
+            .settle_any_of(&[item.id()])
+            .await
+            .map_err(journal_error)?;
         match item {
             SourceItem::Contact(contact) => {
                 let version = source_version(&contact.change_key, &contact.last_modified_date_time);
@@ -1188,6 +1284,8 @@ impl Ctx<'_, '_> {
         full: bool,
         link: Option<&str>,
     ) -> Result<(), ItemError> {
+        // The collection's items are read back, and its link stored, once each is recorded.
+        self.done_records.settle().await.map_err(journal_error)?;
         if self.run.control.is_cancelled() {
             return Ok(());
         }
@@ -1206,6 +1304,7 @@ impl Ctx<'_, '_> {
                 .await
                 .map_err(journal_error)?;
         }
+        tracing::debug!(target: "timeline", user = %self.address, collection = %open.label, "collection ends");
         Ok(())
     }
 
@@ -1384,12 +1483,17 @@ impl Ctx<'_, '_> {
             let source_id = planned.resource.source_id.as_str();
             let known = match looked_up.filter(|_| source_id == id) {
                 Some(known) => known,
-                None => j
-                    .journal
-                    .items_by_id_async(&self.user.id, &[source_id])
-                    .await
-                    .map_err(journal_error)?
-                    .remove(source_id),
+                None => {
+                    self.done_records
+                        .settle_any_of(&[source_id])
+                        .await
+                        .map_err(journal_error)?;
+                    j.journal
+                        .items_by_id_async(&self.user.id, &[source_id])
+                        .await
+                        .map_err(journal_error)?
+                        .remove(source_id)
+                }
             };
             planned.first_write = !known.as_ref().is_some_and(|r| r.state == ItemState::Done);
             planned.written = known.as_ref().and_then(|r| {
@@ -1494,6 +1598,13 @@ impl Ctx<'_, '_> {
             old_copy,
         } = planned;
         let size = resource.text.len() as u64;
+        if let Some(j) = self.run.journal {
+            // A record that failed (a lost lease) stops the writes before this one; a worker
+            // paused past its lease writes nothing more (its local clock, no round trip).
+            self.done_records.answered().map_err(journal_error)?;
+            self.done_records.make_room().await.map_err(journal_error)?;
+            j.journal.check_fence().map_err(journal_error)?;
+        }
         // What the DAV server said: the resource's ETag, and whether it held it already.
         let mut etag = None;
         let mut found = false;
@@ -1552,17 +1663,24 @@ impl Ctx<'_, '_> {
             self.remove_old_copy(account, old, &dest).await?;
         }
         if let Some(j) = self.run.journal {
-            let done = crate::journal::GroupwareDone {
-                dest_ref: &dest.0,
-                size,
-                hash: Some(&hash),
-                version: resource.version.as_deref(),
-                etag: etag.as_deref(),
-                found,
+            let (journal, user_id) = (j.journal, self.user.id.clone());
+            let (source_id, version) = (resource.source_id.clone(), resource.version);
+            let record = async move {
+                let done = crate::journal::GroupwareDone {
+                    dest_ref: &dest.0,
+                    size,
+                    hash: Some(&hash),
+                    version: version.as_deref(),
+                    etag: etag.as_deref(),
+                    found,
+                };
+                let result = journal
+                    .record_done_at_version_async(&user_id, &source_id, &done)
+                    .await;
+                (source_id, result)
             };
-            j.journal
-                .record_done_at_version_async(&self.user.id, &resource.source_id, &done)
-                .await
+            self.done_records
+                .send(resource.source_id, Box::pin(record))
                 .map_err(journal_error)?;
         }
         self.stats.bytes += size;

@@ -59,6 +59,12 @@ use crate::graph::{OutagePolicy, Pacer, PacerSettings};
 use crate::journal::{ItemRecord, ItemState, ItemTarget, Journal, MailDetails, MailDone};
 use crate::progress::{ItemName, ProgressEvent, Reporter, Stats};
 
+/// How many "done" records of one mailbox are under way at once, besides the items being
+/// written (issue 18): a message's or a groupware item's record, ~1 ms on PostgreSQL, does not
+/// hold up the next write (on PostgreSQL the records that arrive while one is in flight share
+/// its next transaction).
+pub(super) const DONE_RECORDS_IN_FLIGHT: usize = 16;
+
 /// The journal of the current run.
 #[derive(Clone, Copy)]
 pub(super) struct RunJournal<'a> {
@@ -104,7 +110,7 @@ type CopyResult = (String, ItemName, Result<Copied, ItemError>);
 
 /// Messages of one mailbox copied into a Maildir at once: twice its requests in flight
 /// ([`PacerSettings::max_in_flight`]), so while some of its messages are written and synced
-/// (file, folder, journal) the others keep the mailbox's request slots busy. The pacer still
+/// (file and folder) the others keep the mailbox's request slots busy. The pacer still
 /// holds Graph's requests to `max_in_flight`; when the run's download lane is narrow (a
 /// saturated machine, [`crate::graph::lane`]) the mailbox with the most left then keeps its
 /// downloads and its writes overlapped instead of idling its slots during each sync.
@@ -528,6 +534,7 @@ impl MailboxRun<'_> {
                 j.journal.forget_folder(&user.id, folder_id)?;
             }
         }
+        tracing::debug!(target: "timeline", user = %address, "mail folders listed");
         reporter.report(ProgressEvent::UserStarted {
             user: address.clone(),
             folders: nodes.len() as u32,
@@ -583,12 +590,9 @@ impl MailboxRun<'_> {
                         }
                     }
                 }
-                j.journal
-                    .set_folder_async(&user.id, &node.folder.id, name, None)
-                    .await?;
                 link = j
                     .journal
-                    .delta_link_async(&user.id, &node.folder.id)
+                    .set_folder_reading_link_async(&user.id, &node.folder.id, name)
                     .await?;
             }
             stats.folders += 1;
@@ -848,24 +852,44 @@ impl MailboxRun<'_> {
                     }
                     let copying = async {
                         match &target {
+                            // Written `maildir_copy_width` at a time; each result is then recorded
+                            // while the next messages are written (issue 18: a "done" record
+                            // held its write's place until it committed, a round trip on
+                            // PostgreSQL). Every record is answered before the page ends.
                             Target::Maildir(t) => {
                                 futures_util::stream::iter(todo)
                                     .map(|(meta, flags, earlier_attempt)| {
-                                        let (pacer, on_throttle, done) =
-                                            (&pacer, &on_throttle, &done);
+                                        let (pacer, on_throttle) = (&pacer, &on_throttle);
                                         async move {
-                                            let item = (name, &meta, &flags, earlier_attempt);
+                                            let item = (name, &meta, &flags);
                                             let result = self
-                                                .copy(t, pacer, &user.id, item, on_throttle)
+                                                .write_to_maildir(
+                                                    t,
+                                                    pacer,
+                                                    &user.id,
+                                                    item,
+                                                    on_throttle,
+                                                )
+                                                .await;
+                                            (meta, earlier_attempt, result)
+                                        }
+                                    })
+                                    .buffer_unordered(maildir_copy_width(pacer.settings()))
+                                    .map(|(meta, earlier_attempt, result)| {
+                                        let done = &done;
+                                        async move {
+                                            let named = message_name(&meta, None);
+                                            let ids = (user.id.as_str(), meta.id.as_str());
+                                            let result = self
+                                                .end_copy(ids, &named, earlier_attempt, result)
                                                 .await;
                                             if let Ok(copied) = &result {
                                                 done(copied);
                                             }
-                                            let named = message_name(&meta, None);
                                             (meta.id, named, result)
                                         }
                                     })
-                                    .buffer_unordered(maildir_copy_width(pacer.settings()))
+                                    .buffer_unordered(DONE_RECORDS_IN_FLIGHT)
                                     .collect()
                                     .await
                             }
@@ -946,16 +970,10 @@ impl MailboxRun<'_> {
                 continue;
             }
             if let Some(j) = self.journal {
-                if round.is_full() {
-                    j.journal
-                        .mark_unseen_gone_async(&user.id, &node.folder.id, j.run)
-                        .await?;
-                }
-                if let Some(link) = round.delta_link() {
-                    j.journal
-                        .set_folder_async(&user.id, &node.folder.id, name, Some(link))
-                        .await?;
-                }
+                let folder = (user.id.as_str(), node.folder.id.as_str(), name);
+                j.journal
+                    .end_folder_round_async(folder, j.run, round.is_full(), round.delta_link())
+                    .await?;
             }
         }
         if all_rounds_ok && !mailbox_failed && !self.control.is_cancelled() {
@@ -1511,28 +1529,24 @@ impl MailboxRun<'_> {
         result
     }
 
-    /// Copies one message with `flags` into Maildir folder `name` (its intent journaled):
-    /// write, result in the journal. `earlier_attempt`: the journal held an unconfirmed
-    /// attempt of an earlier run.
-    async fn copy(
+    /// Writes one message with `flags` into Maildir folder `name` (its intent journaled);
+    /// [`MailboxRun::end_copy`] records the result.
+    async fn write_to_maildir(
         &self,
         target: &MaildirTarget,
         pacer: &Pacer,
         user_id: &str,
-        (name, meta, flags, earlier_attempt): (&str, &MessageMeta, &MailFlags, bool),
+        (name, meta, flags): (&str, &MessageMeta, &MailFlags),
         on_throttle: &(impl Fn(Duration) + Sync),
     ) -> Result<Copied, ItemError> {
         self.begin_copy().await?;
-        let result = match target.open.get(name) {
+        match target.open.get(name) {
             Some(folder) => {
                 self.copy_to_maildir(pacer, folder, user_id, meta, flags, on_throttle)
                     .await
             }
             None => Err(ItemError::Skip(format!("folder {name} is not open"))),
-        };
-        let name = message_name(meta, None);
-        self.end_copy((user_id, &meta.id), &name, earlier_attempt, result)
-            .await
+        }
     }
 
     /// After `$value` failed with `e`: when the message can never be downloaded

@@ -695,6 +695,7 @@ async fn migrate_mailbox(
     // Made now, not while queued, so memory does not grow with the queue (issue
     // 17.3), and dropped when the mailbox ends.
     let pacer = Pacer::new(shared.pacer.clone());
+    tracing::debug!(target: "timeline", user = %user.mail.as_deref().unwrap_or_default(), "mailbox begins");
     pacer.take_over(debt).await;
     // Its downloads' place in the run's download lane: the largest first.
     pacer.set_items_left(size);
@@ -729,6 +730,7 @@ async fn migrate_mailbox(
         mailboxes::record_destination(j, &user, &facts, made)?;
     }
     let address = user.mail.clone().unwrap_or_default();
+    tracing::debug!(target: "timeline", user = %address, "mail begins");
     let mut stats = if workloads.contains(&Workload::Mail) {
         let mail = mail::MailboxRun {
             client,
@@ -753,6 +755,7 @@ async fn migrate_mailbox(
         });
         Stats::default()
     };
+    tracing::debug!(target: "timeline", user = %address, "groupware begins");
     let groupware = groupware::GroupwareRun {
         client,
         store,
@@ -768,6 +771,7 @@ async fn migrate_mailbox(
         icewarp,
     };
     stats.add(&groupware.migrate(&user).await?);
+    tracing::debug!(target: "timeline", user = %address, "groupware ends");
     if control.is_cancelled() {
         // Stopped part way: what it copied counts, the mailbox is not finished.
         return Ok(MailboxOutcome::Stopped(stats));
@@ -839,6 +843,7 @@ async fn run_locked(
     options: RunOptions,
 ) -> Result<RunSummary, EngineError> {
     let started = Instant::now();
+    tracing::debug!(target: "timeline", user = "", "engine starts");
     // The state folder first: a full or read-only disk, or another run on it, stops the run
     // before any data moves. The lock is held until this function returns, on every path.
     let (_lock, journal) = match (&options.leased_journal, &options.state_dir) {
@@ -984,10 +989,12 @@ async fn run_locked(
         not_provisioned = done.failed;
         provisioned = Some(done.outcome);
     }
+    tracing::debug!(target: "timeline", user = "", "run begins");
     let run_id = match &journal {
         Some(j) => Some(j.begin_run()?),
         None => None,
     };
+    tracing::debug!(target: "timeline", user = "", "run begun");
     let shared_journal = journal.clone().zip(run_id);
     let journal = journal
         .as_deref()

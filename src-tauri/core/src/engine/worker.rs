@@ -78,15 +78,18 @@ pub async fn work(
     let Some(settings) = &options.run.journal else {
         return Err(JournalError::NeedsPostgres.into());
     };
+    tracing::debug!(target: "timeline", user = "", "worker starts");
     // A connection per lease loop: one mailbox's journal calls do not wait behind another's.
     let mut settings = settings.clone();
     settings.connections = options.run.parallel_mailboxes.max(1);
     let journal = Arc::new(Journal::open_at(&JournalLocation::Postgres(Box::new(
         settings,
     )))?);
+    tracing::debug!(target: "timeline", user = "", "journal opened");
     journal.worker_heartbeat(&options.worker, &options.host, WorkerProgress::default())?;
     share_app_budget(&journal, &options)?;
     let (client, users) = fill_queue(source, secret, &options.run, &journal).await?;
+    tracing::debug!(target: "timeline", user = "", "queue filled");
     let summary = Mutex::new(WorkerSummary::default());
     let worker = Worker {
         source,
@@ -118,6 +121,7 @@ async fn fill_queue(
     journal: &Journal,
 ) -> Result<(GraphClient, HashMap<String, User>), EngineError> {
     let (client, users) = signed_in_mailboxes(source, secret, options).await?;
+    tracing::debug!(target: "timeline", user = "", "users listed");
     let kept = counts::MailboxCounts::load(options.state_dir.as_deref());
     let mut by_address = HashMap::new();
     for user in users {
@@ -191,6 +195,7 @@ impl Worker<'_> {
             };
             tracing::info!(mailbox = %lease.mailbox, token = lease.fencing_token, "leased");
             let outcome = self.migrate_leased(&lease, &pacer).await;
+            tracing::debug!(target: "timeline", user = %lease.mailbox, "migrated");
             let mut done = WorkerProgress::default();
             match outcome {
                 Ok(stats) if control.is_cancelled() => {
@@ -203,6 +208,7 @@ impl Worker<'_> {
                 }
                 Ok(stats) => match journal.finish_mailbox(&lease) {
                     Ok(()) => {
+                        tracing::debug!(target: "timeline", user = %lease.mailbox, "mailbox finished");
                         done = WorkerProgress {
                             mailboxes: 1,
                             messages: stats.messages,

@@ -668,11 +668,18 @@ impl Journal {
 
     /// A write that returns rows (`RETURNING`), fenced like [`Journal::exec`].
     fn write_returning(&self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, JournalError> {
+        postgres::block_on(self.write_returning_async(sql, args))
+    }
+
+    /// [`Journal::write_returning`], awaited, as [`Journal::exec_async`].
+    async fn write_returning_async(
+        &self,
+        sql: &str,
+        args: Vec<Value>,
+    ) -> Result<Vec<Row>, JournalError> {
         match &self.fence {
-            Some(fence) => {
-                Ok(postgres::block_on(self.under_lease(fence.held()?, &[(sql, args)]))?.1)
-            }
-            None => self.rows(sql, args),
+            Some(fence) => Ok(self.under_lease(fence.held()?, &[(sql, args)]).await?.1),
+            None => self.rows_async(sql, args).await,
         }
     }
 
@@ -1132,14 +1139,49 @@ impl Journal {
         delta_link: Option<&str>,
     ) -> Result<(), JournalError> {
         self.exec_async(
-            "INSERT INTO folders (user_id, folder_id, dest_name, delta_link, kind)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (user_id, folder_id) DO UPDATE
-               SET dest_name = ?3, delta_link = COALESCE(?4, folders.delta_link), kind = ?5",
+            SET_FOLDER,
             args![user_id, folder_id, dest_name, delta_link, kind],
         )
         .await?;
         Ok(())
+    }
+
+    /// [`Journal::set_folder`] without a new link, returning the folder's stored delta link
+    /// ([`Journal::delta_link`]) in the same statement: a mail folder's round begins with one
+    /// round trip, not two (issue 18).
+    pub async fn set_folder_reading_link_async(
+        &self,
+        user_id: &str,
+        folder_id: &str,
+        dest_name: &str,
+    ) -> Result<Option<String>, JournalError> {
+        let sql = format!("{SET_FOLDER} RETURNING delta_link");
+        let none: Option<&str> = None;
+        let rows = self
+            .write_returning_async(&sql, args![user_id, folder_id, dest_name, none, "mail"])
+            .await?;
+        rows.first().map_or(Ok(None), |r| r.opt_text(0))
+    }
+
+    /// Ends a complete round of mail folder `folder_id` in `run`, in one transaction: after a
+    /// full round, its items the round did not list are gone ([`Journal::mark_unseen_gone`]);
+    /// the round's delta link, if any, is stored ([`Journal::set_folder`]).
+    pub async fn end_folder_round_async(
+        &self,
+        (user_id, folder_id, dest_name): (&str, &str, &str),
+        run: i64,
+        full: bool,
+        delta_link: Option<&str>,
+    ) -> Result<(), JournalError> {
+        let mut statements = Vec::new();
+        if full {
+            statements.push((MARK_UNSEEN_GONE, args![user_id, folder_id, now(), run]));
+        }
+        if let Some(link) = delta_link {
+            let args = args![user_id, folder_id, dest_name, link, "mail"];
+            statements.push((SET_FOLDER, args));
+        }
+        self.together_async(&statements).await
     }
 
     /// A folder's stored delta link, for the next incremental pass.
@@ -1166,6 +1208,17 @@ impl Journal {
         rows.first().map_or(Ok(None), |r| r.opt_text(0))
     }
 }
+
+/// Records a folder's destination name, kind and delta link (`NULL` keeps the stored one).
+const SET_FOLDER: &str = "INSERT INTO folders (user_id, folder_id, dest_name, delta_link, kind)
+     VALUES (?1, ?2, ?3, ?4, ?5)
+     ON CONFLICT (user_id, folder_id) DO UPDATE
+       SET dest_name = ?3, delta_link = COALESCE(?4, folders.delta_link), kind = ?5";
+
+/// Marks the mail items of a folder not seen in a run as gone from it.
+const MARK_UNSEEN_GONE: &str = "UPDATE items SET gone_from = folder_id, updated_at = ?3
+     WHERE user_id = ?1 AND folder_id = ?2 AND kind = 'mail'
+       AND state IN ('done', 'removed') AND seen_run IS DISTINCT FROM ?4";
 
 /// A message the destination confirmed, with what later passes need to mirror changes.
 #[derive(Debug, Clone, Copy)]
@@ -1314,12 +1367,7 @@ impl Journal {
         run: i64,
     ) -> Result<usize, JournalError> {
         let changed = self
-            .exec_async(
-                "UPDATE items SET gone_from = folder_id, updated_at = ?3
-             WHERE user_id = ?1 AND folder_id = ?2 AND kind = 'mail'
-               AND state IN ('done', 'removed') AND seen_run IS DISTINCT FROM ?4",
-                args![user_id, folder_id, now(), run],
-            )
+            .exec_async(MARK_UNSEEN_GONE, args![user_id, folder_id, now(), run])
             .await?;
         Ok(changed as usize)
     }

@@ -23,6 +23,9 @@ use crate::proc_stats::{cpu_seconds, rss_kib, system_cpu_seconds};
 /// Environment variable carrying the job (JSON) to the child.
 pub const JOB_ENV: &str = "M365_BENCH_JOB";
 
+/// Environment variable: a `tracing` filter for the child's log on stderr (unset: no log).
+pub const TIMELINE_ENV: &str = "M365_BENCH_TIMELINE";
+
 /// What the child runs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Job {
@@ -130,6 +133,14 @@ pub fn main() -> anyhow::Result<()> {
         &std::env::var(JOB_ENV).with_context(|| format!("{JOB_ENV} is not set"))?,
     )
     .context("the job is not valid JSON")?;
+    // Issue 18: where a run's time goes, from the engine's `timeline` events (the variable's
+    // value is the filter, e.g. `timeline=debug`), on stderr with their times.
+    if let Ok(filter) = std::env::var(TIMELINE_ENV) {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
