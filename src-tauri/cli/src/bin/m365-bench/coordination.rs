@@ -48,6 +48,11 @@ pub struct CoordinationOutcome {
     /// Transactions PostgreSQL committed per run (each statement outside an explicit
     /// transaction counts as one), from `pg_stat_database`.
     pub postgres_commits: Vec<u64>,
+    /// CPU seconds per run, medians: the migrator's (the `run` process, the worker process)
+    /// and the PostgreSQL server's (postmaster and backends), which shares the machine.
+    pub sqlite_migrator_cpu_seconds: f64,
+    pub postgres_migrator_cpu_seconds: f64,
+    pub postgres_server_cpu_seconds: f64,
     /// Items (messages, events, contacts, tasks) the first SQLite run wrote.
     pub items: u64,
     /// 429s answered by the simulator across all runs, per journal.
@@ -65,8 +70,8 @@ impl CoordinationOutcome {
         };
         format!(
             "{} ({}): {} messages; run on SQLite {:.2} s ({}), one worker on PostgreSQL {:.2} s \
-             ({}): ratio {:.2}; {} items, PostgreSQL commits {:?}; peak RSS {:.0} / {:.0} MiB; \
-             429s {} / {}",
+             ({}): ratio {:.2}; {} items, PostgreSQL commits {:?}; CPU s per run: migrator \
+             {:.2} / {:.2}, PostgreSQL server {:.2}; peak RSS {:.0} / {:.0} MiB; 429s {} / {}",
             self.name,
             self.scenario,
             self.messages,
@@ -77,6 +82,9 @@ impl CoordinationOutcome {
             self.ratio,
             self.items,
             self.postgres_commits,
+            self.sqlite_migrator_cpu_seconds,
+            self.postgres_migrator_cpu_seconds,
+            self.postgres_server_cpu_seconds,
             self.sqlite_rss_mib,
             self.postgres_rss_mib,
             self.sqlite_429,
@@ -96,6 +104,7 @@ pub async fn run(name: &str, work: &Path) -> anyhow::Result<CoordinationOutcome>
         bail!("no scenario named {name}");
     };
     let (mut sqlite, mut postgres, mut commits) = (Vec::new(), Vec::new(), Vec::new());
+    let mut server_cpu = Vec::new();
     for i in 0..RUNS {
         eprintln!("  {name}: run {} of {RUNS}, SQLite then PostgreSQL", i + 1);
         sqlite.push(scenario::run_into(&s, INTO_FOLDER, &work.join(format!("sqlite-{i}"))).await?);
@@ -110,6 +119,7 @@ pub async fn run(name: &str, work: &Path) -> anyhow::Result<CoordinationOutcome>
         match with_pg {
             Ok(o) => {
                 commits.push(pg.commits()?);
+                server_cpu.push(pg.cpu_seconds()?);
                 postgres.push(o)
             }
             Err(e) => {
@@ -139,6 +149,9 @@ pub async fn run(name: &str, work: &Path) -> anyhow::Result<CoordinationOutcome>
         sqlite_median,
         postgres_median,
         ratio: sqlite_median / postgres_median.max(1e-9),
+        sqlite_migrator_cpu_seconds: median(sqlite.iter().map(|o| o.cpu_seconds).collect()),
+        postgres_migrator_cpu_seconds: median(postgres.iter().map(|o| o.cpu_seconds).collect()),
+        postgres_server_cpu_seconds: median(server_cpu),
         sqlite_rss_mib: rss(&sqlite),
         postgres_rss_mib: rss(&postgres),
         sqlite_429: sqlite.iter().map(|o| o.requests_429).sum(),

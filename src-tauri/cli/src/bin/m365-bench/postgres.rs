@@ -109,6 +109,13 @@ impl Postgres {
             .with_context(|| format!("psql: {}", String::from_utf8_lossy(&out.stderr)))
     }
 
+    /// CPU seconds the server has used so far: its postmaster's and every backend's, live or
+    /// exited ([`crate::proc_stats::tree_cpu_seconds`]; a backend counts once its connection
+    /// closed and the postmaster waited for it, so read it after the worker has ended).
+    pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        crate::proc_stats::tree_cpu_seconds(self.child.id())
+    }
+
     /// Where the server's files are (for its log on failure).
     pub fn dir(&self) -> &Path {
         self.dir.path()
