@@ -32,11 +32,9 @@
 //! message downloads across all mailboxes are capped too (`[run] max_downloads`), so memory
 //! does not grow with the number of mailboxes; a freed download slot goes to the mailbox with
 //! the most items left ([`graph::lane`]), so the largest is never queued behind small ones,
-//! and the number of slots adapts to the machine: it shrinks (to 16) while the runtime's
-//! scheduling delay says the CPU is saturated, where every extra download would only dilute
-//! the largest mailbox's share, and grows back (to `max_downloads`) while it is not and
-//! downloads wait; Graph's response time is not the signal, so slow responses keep their
-//! slots. A destination that goes down is waited for up
+//! (the lane's slots are fixed; an adaptive lane that shrinks while the runtime's scheduling
+//! delay says the CPU is saturated is built, `DownloadLane::adaptive`, but not used: with
+//! a floor of 16 slots it throttled a CPU-bound run at Exchange's real latency). A destination that goes down is waited for up
 //! to `[run] outage_wait` (through the pacer, reported as `DestinationDown`), then only that
 //! mailbox fails. Messages migrated earlier are mirrored instead: moved,
 //! given their changed flags, and (only when the user opted in) deleted. The [`journal`]

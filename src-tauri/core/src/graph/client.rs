@@ -163,19 +163,21 @@ impl GraphClient {
             base: format!("{}/{}", source.graph_base(), API_VERSION),
             beta: format!("{}/{}", source.graph_base(), BETA_VERSION),
             cloud: source.cloud,
-            downloads: DownloadLane::adaptive(DEFAULT_MAX_DOWNLOADS),
+            downloads: DownloadLane::new(DEFAULT_MAX_DOWNLOADS),
         })
     }
 
     /// At most `limit` (at least 1) message bodies stream at once across every clone of this
     /// client, whatever the number of mailboxes: each download holds HTTP buffers while it
-    /// streams, so this bounds the run's memory. Fewer while the machine is saturated
-    /// ([`DownloadLane::adaptive`], not under [`super::lane::LANE_FLOOR`]). A mailbox's own
-    /// limit (4 in flight) still applies within it. When downloads wait for a slot, the
-    /// mailbox with the most items left ([`Pacer::items_left`]) gets the next.
+    /// streams, so this bounds the run's memory. A mailbox's own limit (4 in flight) still
+    /// applies within it. When downloads wait for a slot, the mailbox with the most items
+    /// left ([`Pacer::items_left`]) gets the next ([`DownloadLane`]). The lane is fixed: the
+    /// adaptive one ([`DownloadLane::adaptive`]) throttled a CPU-bound run at Exchange's
+    /// real latency (BENCHMARKS.md, 2026-12-07 11:29), so it is not used until its floor
+    /// follows the latency.
     pub fn with_download_limit(self, limit: usize) -> Self {
         GraphClient {
-            downloads: DownloadLane::adaptive(limit),
+            downloads: DownloadLane::new(limit),
             ..self
         }
     }

@@ -4,7 +4,9 @@
 //! the most left to copy, so the mailbox that bounds the finish is never queued behind small
 //! ones. With room to spare nobody waits and the order does not matter.
 //!
-//! The number of slots adapts to the machine ([`LaneController`]): between a floor
+//! An adaptive lane ([`DownloadLane::adaptive`], not used by the client yet: with its fixed
+//! floor it throttled a CPU-bound run at Exchange's real latency, see
+//! [`super::client::GraphClient::with_download_limit`]) sizes itself ([`LaneController`]): between a floor
 //! ([`LANE_FLOOR`]) and `[run] max_downloads` (the cap, which bounds memory), it shrinks while
 //! the machine is saturated and grows back while it is not and downloads wait. On a
 //! saturated machine every download in flight takes an even share of the CPU, so a wide lane
