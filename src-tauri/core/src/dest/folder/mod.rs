@@ -300,6 +300,10 @@ fn lost_file() -> std::io::Error {
 
 impl ByteSink for Delivery {
     async fn reset(&mut self) -> std::io::Result<()> {
+        if self.file.waiting.is_some() {
+            // Nothing written yet: the file is as `create_new` made it, empty.
+            return Ok(());
+        }
         let writer = self.file.writer()?;
         writer.flush().await?;
         let file = writer.get_mut();
@@ -390,6 +394,10 @@ mod tests {
         let mut d = folder.deliver(&Folder::key_for("m1")).await.unwrap();
         assert!(d.file.writing.is_none() && d.file.waiting.is_some());
         d.reset().await.unwrap();
+        assert!(
+            d.file.writing.is_none(),
+            "a reset before any byte makes no buffer"
+        );
         d.write(b"Subject: x\r\n\r\n").await.unwrap();
         assert!(d.file.writing.is_some() && d.file.waiting.is_none());
         let dest = d.commit(&MailFlags::default(), 0).await.unwrap();
