@@ -789,9 +789,81 @@ async fn run_work(session: &mut Session, work: &Work) -> Result<Answer, tokio_po
                 .collect::<Result<_, _>>()
                 .map(Answer::Rows)
         }
-        Work::Transaction(guard, statements) => {
-            pipelined_transaction(client, cache, guard.as_ref(), statements).await
+        Work::Transaction(guard, statements) => match statements.as_slice() {
+            [(sql, args)] if !returns_rows(sql) => {
+                single_statement(client, cache, guard.as_ref(), sql, args).await
+            }
+            _ => pipelined_transaction(client, cache, guard.as_ref(), statements).await,
+        },
+    }
+}
+
+/// True when `sql` reads back rows it wrote (`RETURNING`).
+fn returns_rows(sql: &str) -> bool {
+    sql.contains("RETURNING")
+}
+
+/// `sql` with each `$N` parameter numbered `$(N + by)`.
+fn shift_parameters(sql: &str, by: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + by).to_string()),
+            Err(_) => out.push_str(&rest[..digits]),
         }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// One write that changes no row it reads back, after `guard`, as one statement: PostgreSQL
+/// runs a single statement as its own transaction, so this is the transaction of
+/// [`pipelined_transaction`] in one message instead of four (`BEGIN`, the guard, the write,
+/// `COMMIT`, each answered on its own). The guard and the write are the `WITH` queries of one
+/// statement that selects the guard's row: the guard query is read, so it runs (and fails
+/// with `division_by_zero` when it finds no row, as in [`failing_guard`]); the write, a
+/// data-modifying `WITH` query, "is executed exactly once, and always to completion"
+/// (<https://www.postgresql.org/docs/15/queries-with.html#QUERIES-WITH-MODIFYING>); an error
+/// in either undoes both, and the guard's row lock is held until the statement commits.
+/// On this machine's coordination benchmark most journal transactions are one write under a
+/// lease (issue 18: the "done" records).
+async fn single_statement(
+    client: &tokio_postgres::Client,
+    cache: &mut std::collections::HashMap<String, tokio_postgres::Statement>,
+    guard: Option<&(String, Vec<Value>)>,
+    sql: &str,
+    args: &[Value],
+) -> Result<Answer, tokio_postgres::Error> {
+    let Some((guard_sql, guard_args)) = guard else {
+        let statement = prepared(client, cache, sql).await?;
+        let changed = client.execute(&statement, &params(args)).await?;
+        return Ok(Answer::Applied(Some((changed, Vec::new()))));
+    };
+    let combined = format!(
+        "WITH fence AS ({}), written AS ({} RETURNING 1) \
+         SELECT fence.ok, (SELECT COUNT(*) FROM written) FROM fence",
+        failing_guard(guard_sql),
+        shift_parameters(sql.trim_end().trim_end_matches(';'), guard_args.len()),
+    );
+    let statement = prepared(client, cache, &combined).await?;
+    let all: Vec<Value> = guard_args.iter().chain(args).cloned().collect();
+    match client.query_one(&statement, &params(&all)).await {
+        Ok(row) => {
+            let changed: i64 = row.try_get(1)?;
+            Ok(Answer::Applied(Some((
+                u64::try_from(changed).unwrap_or(0),
+                Vec::new(),
+            ))))
+        }
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DIVISION_BY_ZERO) => {
+            Ok(Answer::Applied(None))
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -831,7 +903,7 @@ async fn run_step(
 /// `guard` as a query that fails with `division_by_zero` when the guard finds no row (and
 /// still locks the rows it finds, `FOR UPDATE` in a subquery).
 fn failing_guard(guard: &str) -> String {
-    format!("SELECT 1 / COUNT(*)::int FROM ({guard}) AS guard")
+    format!("SELECT 1 / COUNT(*)::int AS ok FROM ({guard}) AS guard")
 }
 
 /// `BEGIN`, the guard, the statements and `COMMIT` in one round trip: tokio-postgres sends a
@@ -864,7 +936,7 @@ async fn pipelined_transaction(
         steps.push(Step::Statement {
             statement: prepared(client, cache, sql).await?,
             args,
-            rows: sql.contains("RETURNING"),
+            rows: returns_rows(sql),
         });
     }
     let mut sent: Vec<_> = steps
@@ -1252,6 +1324,17 @@ impl PostgresStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_statements_parameters_are_numbered_after_its_guards() {
+        assert_eq!(
+            shift_parameters(
+                "UPDATE t SET a = $3 WHERE b = $1 AND c = $12 AND d = '$'",
+                4
+            ),
+            "UPDATE t SET a = $7 WHERE b = $5 AND c = $16 AND d = '$'"
+        );
+    }
 
     #[test]
     fn parameters_are_numbered_with_dollars() {

@@ -120,6 +120,12 @@ pub async fn run(name: &str, work: &Path) -> anyhow::Result<CoordinationOutcome>
             Ok(o) => {
                 commits.push(pg.commits()?);
                 server_cpu.push(pg.cpu_seconds()?);
+                if let Some(statements) = pg.statements()? {
+                    eprintln!(
+                        "  statements of run {} (calls|ms|rows|text):\n{statements}",
+                        i + 1
+                    );
+                }
                 postgres.push(o)
             }
             Err(e) => {

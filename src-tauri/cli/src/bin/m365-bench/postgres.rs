@@ -12,6 +12,11 @@ use anyhow::{bail, Context as _};
 
 const USER: &str = "bench";
 
+/// When set (to anything), the server loads `pg_stat_statements` and the coordination
+/// benchmark prints each run's statements by total time ([`Postgres::statements`]). Off by
+/// default: the extension's own bookkeeping costs CPU per statement.
+pub const STATEMENTS_ENV: &str = "M365_BENCH_PG_STATEMENTS";
+
 pub struct Postgres {
     dir: tempfile::TempDir,
     child: Child,
@@ -48,12 +53,17 @@ impl Postgres {
         if let Some((uid, gid)) = owner {
             std::os::unix::fs::chown(&log_path, Some(uid), Some(gid))?;
         }
-        let child = as_owner(Command::new(bin.join("postgres")), owner)
+        let mut server = as_owner(Command::new(bin.join("postgres")), owner);
+        server
             .arg("-D")
             .arg(&data)
             .args(["-c", "listen_addresses=127.0.0.1", "-c"])
             .arg(format!("port={port}"))
-            .args(["-c", "unix_socket_directories="])
+            .args(["-c", "unix_socket_directories="]);
+        if std::env::var_os(STATEMENTS_ENV).is_some() {
+            server.args(["-c", "shared_preload_libraries=pg_stat_statements"]);
+        }
+        let child = server
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
@@ -82,9 +92,8 @@ impl Postgres {
         )
     }
 
-    /// Transactions committed in database `postgres` so far (every statement outside an
-    /// explicit transaction is one), from `pg_stat_database`.
-    pub fn commits(&self) -> anyhow::Result<u64> {
+    /// Runs `sql` in database `postgres` with psql; its unaligned, tuples-only output.
+    fn psql(&self, sql: &str) -> anyhow::Result<String> {
         let out = Command::new(find_bin_dir()?.join("psql"))
             .args([
                 "-X",
@@ -100,13 +109,38 @@ impl Postgres {
             .arg("-p")
             .arg(self.port.to_string())
             .arg("-c")
-            .arg("SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'")
+            .arg(sql)
             .output()
             .context("cannot run psql")?;
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
+        if !out.status.success() {
+            bail!("psql: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// With [`STATEMENTS_ENV`] set: the statements run so far, by total execution time (calls,
+    /// total ms, rows, the text's first 110 characters), one per line; else `None`.
+    pub fn statements(&self) -> anyhow::Result<Option<String>> {
+        if std::env::var_os(STATEMENTS_ENV).is_none() {
+            return Ok(None);
+        }
+        self.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")?;
+        let rows = self.psql(
+            "SELECT calls, round(total_exec_time::numeric, 1), rows, \
+             left(regexp_replace(query, '\\s+', ' ', 'g'), 110) \
+             FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 40",
+        )?;
+        Ok(Some(rows))
+    }
+
+    /// Transactions committed in database `postgres` so far (every statement outside an
+    /// explicit transaction is one), from `pg_stat_database`.
+    pub fn commits(&self) -> anyhow::Result<u64> {
+        let out =
+            self.psql("SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'")?;
+        out.trim()
             .parse()
-            .with_context(|| format!("psql: {}", String::from_utf8_lossy(&out.stderr)))
+            .with_context(|| format!("psql answered {out:?}"))
     }
 
     /// CPU seconds the server has used so far: its postmaster's and every backend's, live or
