@@ -445,3 +445,54 @@ async fn a_worker_exits_when_its_last_mailbox_is_done_not_a_heartbeat_later() {
         "4"
     );
 }
+
+/// Regression (issue 18): without a plan's counts a worker queued every mailbox with size 0,
+/// so mailboxes were taken by name and a tenant's largest could start last (the coordination
+/// benchmark's largest was taken 7th of 12). The worker now sizes them first, as `run` does.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_without_a_plan_takes_the_largest_mailbox_first() {
+    let pg = Postgres::start();
+    let sim = migrator_sim::SimServer::start(migrator_sim::SimConfig {
+        tenant: migrator_sim::TenantSpec {
+            users: 7,
+            messages_per_user: 2,
+            mailbox_sizes: migrator_sim::MailboxSizes::HeavyTailed {
+                alpha: 1.5,
+                largest: 40,
+            },
+            ..migrator_sim::TenantSpec::default()
+        },
+        ..migrator_sim::SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let largest = sim
+        .tenant()
+        .users
+        .iter()
+        .max_by_key(|u| u.folders.iter().map(|f| f.messages.len()).sum::<usize>())
+        .map(|u| u.mail.clone())
+        .unwrap();
+    let first_by_name = sim
+        .tenant()
+        .users
+        .iter()
+        .map(|u| u.mail.clone())
+        .min()
+        .unwrap();
+    assert_ne!(
+        largest, first_by_name,
+        "the test needs the largest not first by name"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (config, out) = config_with(dir.path(), &sim, &pg, "workloads = [\"mail\"]\n", "");
+    let o = finish(worker(&config, &sim));
+    assert!(o.status.success(), "{}", said(&o));
+    assert_every_message_once(&sim, &out, "after one worker");
+    let order = pg.psql("SELECT string_agg(mailbox, ',' ORDER BY fencing_token) FROM leases");
+    assert_eq!(
+        order.split(',').next(),
+        Some(largest.as_str()),
+        "the largest mailbox is taken first: {order}"
+    );
+}

@@ -663,6 +663,23 @@ struct MailboxShared {
     made_elsewhere: &'static str,
 }
 
+/// A mailbox's size for the order mailboxes run in (issue 17): the item count of its
+/// top-level mail folders, one request that never waits out throttling (transient failures
+/// are still retried): a mailbox throttled for an hour must not hold back the first copies.
+/// Returns the read and the request budget it spent ([`Pacer::debt`]).
+pub(super) async fn read_mailbox_size(
+    client: &GraphClient,
+    limits: &PacerSettings,
+    user_id: &str,
+) -> (Result<u64, crate::graph::GraphError>, Debt) {
+    let once = Pacer::new(PacerSettings {
+        max_throttled: std::time::Duration::ZERO,
+        ..limits.clone()
+    });
+    let size = crate::graph::mail::top_level_items(client, &once, user_id).await;
+    (size, once.debt())
+}
+
 /// One mailbox's whole migration, mail then groupware, once its slot is free: `size` and
 /// `debt` are what sizing it learned and spent, `known` its facts if already read.
 async fn migrate_mailbox(
@@ -1065,17 +1082,11 @@ async fn run_locked(
             } else if no_mailbox {
                 0
             } else if workloads.contains(&Workload::Mail) && !control.is_cancelled() {
-                // Never waiting out throttling (transient failures are still retried): a
-                // mailbox throttled for an hour must not hold back the first copies. The
-                // mailbox's own pacer, made when it starts, then takes over the request's
+                // The mailbox's own pacer, made when it starts, then takes over the request's
                 // budget and any pause it was answered. A mailbox that cannot be sized runs
                 // last; its own run reports why.
-                let once = Pacer::new(PacerSettings {
-                    max_throttled: std::time::Duration::ZERO,
-                    ..limits.clone()
-                });
-                let size = crate::graph::mail::top_level_items(client, &once, &user.id).await;
-                debt = once.debt();
+                let size;
+                (size, debt) = read_mailbox_size(client, limits, &user.id).await;
                 match size {
                     Ok(size) => size,
                     // The answer a facts read would get: no second request to learn it.

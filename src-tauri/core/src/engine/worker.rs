@@ -2,9 +2,10 @@
 //! journal as their work queue (issue 18).
 //!
 //! [`work`] fills the queue from the tenant's user listing (every worker may: a mailbox
-//! already queued keeps its state; the order of takes is the plan's kept item counts,
-//! largest first, when the state folder has them), then runs `parallel_mailboxes` lease
-//! loops. Each takes the next mailbox ([`Journal::take_next_mailbox`]) and migrates it with
+//! already queued keeps its state; the order of takes is largest first: by the plan's kept
+//! item counts when the state folder has them, else by one read per mailbox as `run` sizes
+//! its own, the first of which are sized before the first take and the rest while mailboxes
+//! are migrated), then runs `parallel_mailboxes` lease loops. Each takes the next mailbox ([`Journal::take_next_mailbox`]) and migrates it with
 //! the same engine ([`super::run`] for that one mailbox) through a journal handle fenced by
 //! the lease ([`Journal::fenced`]): every journal write of that mailbox, the intent before
 //! each destination write included, commits only while the lease holds. Meanwhile it renews
@@ -24,7 +25,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{counts, signed_in_mailboxes, Destination, EngineError, RunControl, RunOptions};
+use super::{
+    counts, signed_in_mailboxes, Destination, EngineError, RunControl, RunOptions, Workload,
+};
 use crate::config::{SourceConfig, UserSelection};
 use crate::dest::imap::ConnectionLimit;
 use crate::graph::client::GraphClient;
@@ -103,10 +106,25 @@ pub async fn work(
         client: client.with_download_limit(options.run.max_downloads),
         settled: tokio::sync::Notify::new(),
     };
-    let loops = (0..options.run.parallel_mailboxes.max(1)).map(|_| worker.lease_loop(&summary));
-    for result in futures_util::future::join_all(loops).await {
+    let not_sized = if options.run.workloads.contains(&Workload::Mail) {
+        journal.unsized_mailboxes()?
+    } else {
+        Vec::new()
+    };
+    let (first_wave, sized_first_wave) = tokio::sync::oneshot::channel();
+    let sizing = worker.size_queue(not_sized, first_wave);
+    let leasing = async {
+        // As `run`'s first copy waits for its first sizes: the first take is the largest of
+        // them. A sizing that stopped early (its sender dropped) holds nothing back.
+        let _ = sized_first_wave.await;
+        let loops = (0..options.run.parallel_mailboxes.max(1)).map(|_| worker.lease_loop(&summary));
+        futures_util::future::join_all(loops).await
+    };
+    let (sized, results) = tokio::join!(sizing, leasing);
+    for result in results {
         result?;
     }
+    sized?;
     Ok(summary.into_inner().unwrap_or_else(|p| p.into_inner()))
 }
 
@@ -163,6 +181,57 @@ struct Worker<'a> {
 }
 
 impl Worker<'_> {
+    /// Sizes the queued mailboxes of unknown size (no plan's count, `not_sized`) as `run` sizes
+    /// its own ([`super::read_mailbox_size`], [`super::mailboxes::FACT_READS`] at once), so
+    /// takes go largest first without a plan (issue 18: a worker took mailboxes by name, and
+    /// a tenant's largest could start last). Sends `first_wave` once the first
+    /// `FACT_READS` (or all) are sized; the rest are sized while mailboxes are migrated. A
+    /// mailbox that cannot be sized keeps size 0 and is taken after the sized ones; its own
+    /// run reports why. The read is not charged to the mailbox's pacer when it runs (perhaps
+    /// on another worker): one request of its 10,000 per 10 minutes.
+    async fn size_queue(
+        &self,
+        not_sized: Vec<String>,
+        first_wave: tokio::sync::oneshot::Sender<()>,
+    ) -> Result<(), EngineError> {
+        use futures_util::StreamExt;
+        let wave = not_sized.len().min(super::mailboxes::FACT_READS);
+        let mut first_wave = Some(first_wave);
+        let mut sized = futures_util::stream::iter(not_sized)
+            .map(|mailbox| async move {
+                let user = self.users.get(&mailbox.to_lowercase());
+                let size = match user {
+                    Some(user) if !self.control.is_cancelled() => {
+                        let limits = &self.options.run.pacer;
+                        let (size, _) =
+                            super::read_mailbox_size(&self.client, limits, &user.id).await;
+                        size.unwrap_or(0)
+                    }
+                    _ => 0,
+                };
+                (mailbox, size)
+            })
+            .buffer_unordered(super::mailboxes::FACT_READS);
+        let mut done = 0;
+        if wave == 0 {
+            if let Some(f) = first_wave.take() {
+                let _ = f.send(());
+            }
+        }
+        while let Some((mailbox, size)) = sized.next().await {
+            if size > 0 {
+                self.journal.size_mailbox_async(&mailbox, size).await?;
+            }
+            done += 1;
+            if done >= wave {
+                if let Some(f) = first_wave.take() {
+                    let _ = f.send(());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// One lease at a time until no mailbox is left.
     async fn lease_loop(&self, summary: &Mutex<WorkerSummary>) -> Result<(), EngineError> {
         let (control, options, journal) = (self.control, self.options, self.journal);

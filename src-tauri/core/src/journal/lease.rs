@@ -62,6 +62,11 @@ pub struct QueueProgress {
     pub failed: u64,
 }
 
+/// Queues a mailbox or updates its size (a size of 0, unknown, keeps the one known).
+const ENQUEUE: &str = "INSERT INTO leases (mailbox, size_bytes) VALUES (?1, ?2)
+     ON CONFLICT (mailbox) DO UPDATE SET size_bytes = EXCLUDED.size_bytes
+     WHERE EXCLUDED.size_bytes > 0 AND leases.size_bytes <> EXCLUDED.size_bytes";
+
 /// Finds the lease row while `lease` still holds it, and locks it until the commit.
 const LEASE_HELD: &str = "SELECT 1 FROM leases
      WHERE mailbox = ?1 AND worker = ?2 AND fencing_token = ?3 AND expires_at > now()
@@ -96,11 +101,34 @@ impl Journal {
     /// undo the order). A mailbox already done or failed keeps its state.
     pub fn enqueue_mailbox(&self, mailbox: &str, size_bytes: u64) -> Result<(), JournalError> {
         self.postgres()?.execute(
-            "INSERT INTO leases (mailbox, size_bytes) VALUES (?1, ?2)
-             ON CONFLICT (mailbox) DO UPDATE SET size_bytes = EXCLUDED.size_bytes
-             WHERE EXCLUDED.size_bytes > 0 AND leases.size_bytes <> EXCLUDED.size_bytes",
+            ENQUEUE,
             args![mailbox, i64::try_from(size_bytes).unwrap_or(i64::MAX)],
         )?;
+        Ok(())
+    }
+
+    /// The queued mailboxes of unknown size (0: no plan's count, not sized yet), by name.
+    pub fn unsized_mailboxes(&self) -> Result<Vec<String>, JournalError> {
+        self.postgres()?
+            .query(
+                "SELECT mailbox FROM leases WHERE state = 'queued' AND size_bytes = 0
+                 ORDER BY mailbox",
+                Vec::new(),
+            )?
+            .iter()
+            .map(|r| r.text(0))
+            .collect()
+    }
+
+    /// [`Journal::enqueue_mailbox`] with a size, awaited (a worker sizes many mailboxes while
+    /// its lease loops run).
+    pub async fn size_mailbox_async(&self, mailbox: &str, size: u64) -> Result<(), JournalError> {
+        self.postgres()?
+            .execute_async(
+                ENQUEUE,
+                args![mailbox, i64::try_from(size).unwrap_or(i64::MAX)],
+            )
+            .await?;
         Ok(())
     }
 
