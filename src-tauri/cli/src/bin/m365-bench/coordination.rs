@@ -14,6 +14,13 @@ use serde::Serialize;
 use crate::postgres::Postgres;
 use crate::scenario::{self, Scenario, INTO_FOLDER};
 
+/// `coordination` with PostgreSQL on a CPU of its own: the server on the last CPU, the
+/// benchmark (the simulator and the migrator, in both legs) on the others, as when the
+/// database has a machine of its own (README, "Many workers on many machines"). On a shared
+/// machine the server's CPU per statement is taken from the migrator's; this leg shows what
+/// the coordination costs without that: the round trips, the leases, the fencing.
+pub const OWN_CPU: &str = "coordination-own-cpu";
+
 /// Side-by-side runs of each journal.
 pub const RUNS: usize = 3;
 
@@ -22,7 +29,7 @@ pub const RUNS: usize = 3;
 /// scenario (one mailbox of 2,000 messages held at its request budget).
 pub fn find(name: &str) -> Option<Scenario> {
     match name {
-        "coordination" => crate::tenant::find("tenant-quick"),
+        "coordination" | OWN_CPU => crate::tenant::find("tenant-quick"),
         "coordination-ceiling" => scenario::find("ceiling"),
         _ => None,
     }
@@ -103,12 +110,18 @@ pub async fn run(name: &str, work: &Path) -> anyhow::Result<CoordinationOutcome>
     let Some(s) = find(name) else {
         bail!("no scenario named {name}");
     };
+    let pinned = if name == OWN_CPU {
+        Some(Pinned::split()?)
+    } else {
+        None
+    };
+    let server_cpu_list = pinned.as_ref().map(|p| p.server.clone());
     let (mut sqlite, mut postgres, mut commits) = (Vec::new(), Vec::new(), Vec::new());
     let mut server_cpu = Vec::new();
     for i in 0..RUNS {
         eprintln!("  {name}: run {} of {RUNS}, SQLite then PostgreSQL", i + 1);
         sqlite.push(scenario::run_into(&s, INTO_FOLDER, &work.join(format!("sqlite-{i}"))).await?);
-        let pg = Postgres::start()?;
+        let pg = Postgres::start_on(server_cpu_list.as_deref())?;
         let with_pg = scenario::run_into_with(
             &s,
             INTO_FOLDER,
@@ -163,4 +176,53 @@ pub async fn run(name: &str, work: &Path) -> anyhow::Result<CoordinationOutcome>
         sqlite_429: sqlite.iter().map(|o| o.requests_429).sum(),
         postgres_429: postgres.iter().map(|o| o.requests_429).sum(),
     })
+}
+
+/// This process (every thread, and so the processes and threads it starts) pinned to all
+/// CPUs but the last, which is the PostgreSQL server's, until dropped.
+struct Pinned {
+    all: String,
+    /// The server's CPU, as `taskset -c` takes it.
+    server: String,
+}
+
+impl Pinned {
+    fn split() -> anyhow::Result<Pinned> {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cpus < 2 {
+            bail!("{OWN_CPU} needs 2 CPUs or more: this machine has {cpus}");
+        }
+        let pinned = Pinned {
+            all: format!("0-{}", cpus - 1),
+            server: (cpus - 1).to_string(),
+        };
+        let rest = if cpus == 2 {
+            "0".to_string()
+        } else {
+            format!("0-{}", cpus - 2)
+        };
+        taskset(&rest)?;
+        Ok(pinned)
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        let _ = taskset(&self.all);
+    }
+}
+
+/// Sets every thread of this process to `cpus` (`taskset -a -p -c`, util-linux).
+fn taskset(cpus: &str) -> anyhow::Result<()> {
+    let status = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &std::process::id().to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| {
+            anyhow::anyhow!("{OWN_CPU} needs taskset (apt-get install util-linux): {e}")
+        })?;
+    if !status.success() {
+        bail!("taskset -a -p -c {cpus} failed: {status}");
+    }
+    Ok(())
 }

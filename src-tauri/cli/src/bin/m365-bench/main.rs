@@ -43,7 +43,7 @@ use clap::{Parser, Subcommand};
 )]
 struct Cli {
     /// Scenarios to run, comma-separated: small, medium, wide, ceiling, mailbox-50k, destleg,
-    /// tenant, tenant-memory, tenant-startup, coordination, coordination-ceiling (default: all but the tenant
+    /// tenant, tenant-memory, tenant-startup, coordination, coordination-own-cpu (PostgreSQL on a CPU of its own), coordination-ceiling (default: all but the tenant
     /// and coordination ones, whose results go to tenant.json and coordination.json and are
     /// written into BENCHMARKS.md by hand).
     #[arg(long, value_delimiter = ',')]

@@ -12,11 +12,6 @@ use anyhow::{bail, Context as _};
 
 const USER: &str = "bench";
 
-/// When set, the CPUs the server runs on (`taskset -c`'s list, e.g. `1`): with the benchmark
-/// itself started on the others (`taskset -c 0 m365-bench ...`), PostgreSQL's work is not
-/// taken from the migrator's CPUs, as on a database server of its own.
-pub const CPUS_ENV: &str = "M365_BENCH_PG_CPUS";
-
 /// When set (to anything), the server loads `pg_stat_statements` and the coordination
 /// benchmark prints each run's statements by total time ([`Postgres::statements`]). Off by
 /// default: the extension's own bookkeeping costs CPU per statement.
@@ -29,7 +24,8 @@ pub struct Postgres {
 }
 
 impl Postgres {
-    pub fn start() -> anyhow::Result<Postgres> {
+    /// Starts the server on `cpus` (`taskset -c`'s list, e.g. `1`), or on any.
+    pub fn start_on(cpus: Option<&str>) -> anyhow::Result<Postgres> {
         let bin = find_bin_dir()?;
         let dir = tempfile::Builder::new()
             .prefix("m365-bench-postgres-")
@@ -58,13 +54,13 @@ impl Postgres {
         if let Some((uid, gid)) = owner {
             std::os::unix::fs::chown(&log_path, Some(uid), Some(gid))?;
         }
-        let mut server = match std::env::var(CPUS_ENV) {
-            Ok(cpus) => {
+        let mut server = match cpus {
+            Some(cpus) => {
                 let mut pinned = as_owner(Command::new("taskset"), owner);
-                pinned.args(["-c", &cpus]).arg(bin.join("postgres"));
+                pinned.args(["-c", cpus]).arg(bin.join("postgres"));
                 pinned
             }
-            Err(_) => as_owner(Command::new(bin.join("postgres")), owner),
+            None => as_owner(Command::new(bin.join("postgres")), owner),
         };
         server
             .arg("-D")
