@@ -59,11 +59,13 @@ struct Head {
 /// items left over the highest rate the run has had, i.e. with the machine full): it then
 /// bounds the finish, and every second it
 /// runs under its ceiling is a second added at the end. A head whose smoothed rate is under
-/// half its ceiling lags. While the head lags and the machine is saturated
+/// 3/4 of its ceiling lags (the ceiling is from its fastest request, which a loaded machine
+/// seldom repeats). While the head lags and the machine is saturated
 /// ([`Saturation::saturated`]) the slots are [`Admission::FLOOR`]: the mailboxes running go
-/// on, none starts until fewer than that run, so each one that ends frees the CPU it used;
-/// while it lags and the machine has room they grow to [`Admission::GROWTH`] over those
-/// running a sample; with no head or a head at its pace they are `cap` at once. Always within `[FLOOR, cap]` (or `cap` if
+/// on, none starts until fewer than that run, so each one that ends frees the CPU it used.
+/// While the head keeps its pace, or lags on a machine with room, the slots grow to
+/// [`Admission::GROWTH`] over those running a sample (the crowd comes back gradually, not
+/// all at once into saturation); with no head they are `cap` at once. Always within `[FLOOR, cap]` (or `cap` if
 /// lower); it starts at `cap`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Admission {
@@ -106,20 +108,21 @@ impl Admission {
         self.limit
     }
 
-    /// Whether the head (if there is one) runs under half its ceiling, as of the last sample.
-    pub fn head_lags(&self, largest: Option<&Pace>, items_left: u64) -> bool {
+    /// The head as of the last sample: `None` when no running mailbox bounds the finish,
+    /// else whether it lags (runs under 3/4 of its ceiling).
+    fn head_lags(&self, largest: Option<&Pace>, items_left: u64) -> Option<bool> {
         let (Some(head), Some(pace)) = (self.head, largest) else {
-            return false;
+            return None;
         };
         let (Some(rate), Some(ceiling)) = (head.rate, burst_rate(pace)) else {
-            return false;
+            return None;
         };
         if self.capacity <= 0.0 {
-            return false;
+            return None;
         }
         let run_left = items_left as f64 / self.capacity;
         let bounds = time_at_ceiling(pace).is_some_and(|t| t * 4.0 >= run_left * 3.0);
-        bounds && rate < ceiling / 2.0
+        bounds.then_some(rate * 4.0 < ceiling * 3.0)
     }
 
     /// One sample; returns the slots.
@@ -135,13 +138,14 @@ impl Admission {
         self.follow(sample.largest, seconds);
         let largest = sample.largest.map(|(_, pace)| pace);
         let floor = Self::FLOOR.min(self.cap);
-        if !self.head_lags(largest.as_ref(), sample.items_left) {
-            self.limit = self.cap;
-        } else if self.saturation.saturated() {
+        let grown = (self.limit.max(sample.running) + Self::GROWTH).min(self.cap);
+        match self.head_lags(largest.as_ref(), sample.items_left) {
+            None => self.limit = self.cap,
+            Some(false) => self.limit = grown,
             // No mailbox running is stopped: the slots only stay taken until they end.
-            self.limit = floor;
-        } else if self.saturation.has_room() {
-            self.limit = (self.limit.max(sample.running) + Self::GROWTH).min(self.cap);
+            Some(true) if self.saturation.saturated() => self.limit = floor,
+            Some(true) if self.saturation.has_room() => self.limit = grown,
+            Some(true) => {}
         }
         self.limit
     }
@@ -330,8 +334,8 @@ mod tests {
         assert_eq!(*slots.last().unwrap(), Admission::FLOOR, "{slots:?}");
     }
 
-    /// The head catches up (400 a second of its 500): the slots are back at the cap at once,
-    /// though the machine stays saturated.
+    /// The head catches up (450 a second of its 500): the slots grow back to the cap,
+    /// gradually, though the machine stays saturated.
     #[test]
     fn fills_again_when_the_head_keeps_its_pace() {
         let mut run = Run::new(100, 10_000, 5_000);
@@ -339,11 +343,13 @@ mod tests {
             run.tick(LATE, 1_000, 50, 20);
         }
         assert_eq!(run.admission.limit(), Admission::FLOOR);
-        let mut slots = 0;
-        for _ in 0..40 {
-            slots = run.tick(LATE, 1_000, 400, 20);
+        let mut slots = Vec::new();
+        for _ in 0..80 {
+            slots.push(run.tick(LATE, 1_000, 450, 20));
         }
-        assert_eq!(slots, 100);
+        assert!(slots.windows(2).all(|w| w[1] >= w[0]), "{slots:?}");
+        assert!(slots.iter().any(|s| *s > 20 && *s < 100), "{slots:?}");
+        assert_eq!(*slots.last().unwrap(), 100, "back at the cap, not over it");
     }
 
     /// The head still lags but the machine has room (its samples on time): the slots grow
