@@ -5,7 +5,10 @@
 //! mailboxes ahead of the copies (a plan's kept counts, else a cheap read per mailbox, many
 //! at once, overlapping the copies of mailboxes already running) and gives each free slot at
 //! once to the largest mailbox sized so far. Each started mailbox is its own task on the
-//! runtime, so on a multi-thread runtime mailboxes use every core (issue 17).
+//! runtime, so on a multi-thread runtime mailboxes use every core (issue 17). While the
+//! mailbox that bounds the finish runs under its Graph ceiling on a saturated machine, freed
+//! slots are not given out at all ([`super::admission`]): the crowd of small mailboxes
+//! shrinks and leaves it the CPU.
 
 use std::any::Any;
 use std::cmp::Ordering;
