@@ -334,40 +334,33 @@ mod tests {
         assert_eq!(*slots.last().unwrap(), Admission::FLOOR, "{slots:?}");
     }
 
-    /// The head catches up (450 a second of its 500): the slots grow back to the cap,
-    /// gradually, though the machine stays saturated.
-    #[test]
-    fn fills_again_when_the_head_keeps_its_pace() {
+    /// Holds a run with the head lagging on a saturated machine (20 mailboxes running),
+    /// then feeds it `samples` ticks of `late` with the head at `head_rate`: the slots grow
+    /// back gradually (never falling, some between 20 and the cap) to the cap, not over it.
+    fn fills_again_after_a_hold(late: Duration, head_rate: u64, samples: usize) {
         let mut run = Run::new(100, 10_000, 5_000);
         for _ in 0..40 {
             run.tick(LATE, 1_000, 50, 20);
         }
         assert_eq!(run.admission.limit(), Admission::FLOOR);
-        let mut slots = Vec::new();
-        for _ in 0..80 {
-            slots.push(run.tick(LATE, 1_000, 450, 20));
-        }
+        let slots: Vec<usize> = (0..samples)
+            .map(|_| run.tick(late, 1_000, head_rate, 20))
+            .collect();
         assert!(slots.windows(2).all(|w| w[1] >= w[0]), "{slots:?}");
         assert!(slots.iter().any(|s| *s > 20 && *s < 100), "{slots:?}");
         assert_eq!(*slots.last().unwrap(), 100, "back at the cap, not over it");
     }
 
-    /// The head still lags but the machine has room (its samples on time): the slots grow
-    /// back a little a sample, up to the cap and not over it.
+    /// The head catches up (450 a second of its 500), though the machine stays saturated.
+    #[test]
+    fn fills_again_when_the_head_keeps_its_pace() {
+        fills_again_after_a_hold(LATE, 450, 80);
+    }
+
+    /// The head still lags but the machine has room (its samples on time).
     #[test]
     fn fills_again_gradually_when_the_machine_has_room() {
-        let mut run = Run::new(100, 10_000, 5_000);
-        for _ in 0..40 {
-            run.tick(LATE, 1_000, 50, 20);
-        }
-        assert_eq!(run.admission.limit(), Admission::FLOOR);
-        let mut slots = Vec::new();
-        for _ in 0..100 {
-            slots.push(run.tick(ON_TIME, 1_000, 50, 20));
-        }
-        assert!(slots.windows(2).all(|w| w[1] >= w[0]), "{slots:?}");
-        assert!(slots.iter().any(|s| *s > 20 && *s < 100), "{slots:?}");
-        assert_eq!(*slots.last().unwrap(), 100, "back at the cap, not over it");
+        fills_again_after_a_hold(ON_TIME, 50, 100);
     }
 
     /// One late sample among on-time ones (a page fault, one long poll) holds nothing.
