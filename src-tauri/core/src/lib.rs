@@ -12,7 +12,9 @@
 //! admin API ([`dest::provision`]; each account then logs in with its own password and login
 //! name, a master login only once proved to open the user's mailbox), and migrates many
 //! mailboxes in parallel, the largest first (each sized by one read while others copy, a
-//! freed slot taken at once). Each mailbox has
+//! freed slot taken at once, except while the mailbox that bounds the finish runs under its
+//! Graph ceiling on a saturated machine: then no new one starts until it keeps its pace or
+//! the machine has room, `engine::admission`). Each mailbox has
 //! its own [`graph::pacer::Pacer`], the only place that waits or retries, which keeps the mailbox under
 //! Exchange Online's limits (4 requests in flight, 10,000 per 10 minutes) and honours
 //! `Retry-After` exactly; all of a run's pacers share one count of Graph's limit per app across
@@ -92,7 +94,9 @@
 //!   mailboxes at their ceilings largest first, the app limit, the CPU, the destination), the
 //!   report
 //!   ([`engine::report`]),
-//!   pause/resume/stop ([`engine::RunControl`]), and the workers that share a PostgreSQL
+//!   pause/resume/stop ([`engine::RunControl`]), the mailboxes' order and admission
+//!   (`schedule`: largest first; `admission`: no new start while the mailbox that bounds the
+//!   finish lags on a saturated machine), and the workers that share a PostgreSQL
 //!   journal, one leased mailbox at a time ([`engine::work`]).
 //! - [`progress`]: the event stream, [`progress::Reporter`], counters, and
 //!   [`progress::RunSnapshot`], the whole run at one moment (every mailbox from the start,

@@ -5,6 +5,7 @@
 //! into a local folder. Per-item failures are reported and the run goes on; only failures that
 //! make every further item fail (sign-in, an unwritable destination) stop it.
 
+mod admission;
 mod control;
 mod counts;
 pub mod estimate;
@@ -659,6 +660,8 @@ struct MailboxShared {
     icewarp: Option<Arc<crate::dest::provision::icewarp::IceWarpProvisioner>>,
     /// How each mailbox's destination account came to be ([`mailboxes::destinations`]).
     made: HashMap<String, &'static str>,
+    /// The running mailboxes' pacers, which the run's admission reads ([`admission`]).
+    running: Arc<admission::Running>,
     /// Where a mailbox without a provisioning outcome goes.
     made_elsewhere: &'static str,
 }
@@ -711,7 +714,8 @@ async fn migrate_mailbox(
     // mailbox, whatever the data (throttling-limits.md, Outlook service limits).
     // Made now, not while queued, so memory does not grow with the queue (issue
     // 17.3), and dropped when the mailbox ends.
-    let pacer = Pacer::new(shared.pacer.clone());
+    let pacer = Arc::new(Pacer::new(shared.pacer.clone()));
+    shared.running.enter(&pacer);
     tracing::debug!(target: "timeline", user = %user.mail.as_deref().unwrap_or_default(), "mailbox begins");
     pacer.take_over(debt).await;
     // Its downloads' place in the run's download lane: the largest first.
@@ -1061,6 +1065,7 @@ async fn run_locked(
         icewarp: provisioner.clone(),
         made,
         made_elsewhere,
+        running: Arc::new(admission::Running::default()),
     });
     // Largest first, each sized on its own pacer (which then migrates it) while others copy.
     let size_one = |(user, known): (User, Known)| {
@@ -1109,6 +1114,11 @@ async fn run_locked(
         mailboxes,
         mailboxes::FACT_READS,
         options.parallel_mailboxes,
+        Some(schedule::Admitting {
+            admission: admission::Admission::new(options.parallel_mailboxes),
+            samples: admission::probe(),
+            running: shared.running.clone(),
+        }),
         size_one,
         |(user, size, debt, known): (User, u64, Debt, Option<Box<users::MailboxFacts>>)| {
             let key = user.clone();

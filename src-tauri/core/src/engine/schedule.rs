@@ -5,15 +5,23 @@
 //! mailboxes ahead of the copies (a plan's kept counts, else a cheap read per mailbox, many
 //! at once, overlapping the copies of mailboxes already running) and gives each free slot at
 //! once to the largest mailbox sized so far. Each started mailbox is its own task on the
-//! runtime, so on a multi-thread runtime mailboxes use every core (issue 17).
+//! runtime, so on a multi-thread runtime mailboxes use every core (issue 17). While the
+//! mailbox that bounds the finish runs under its Graph ceiling on a saturated machine, freed
+//! slots are not given out at all ([`super::admission`]): the crowd of small mailboxes
+//! shrinks and leaves it the CPU.
 
 use std::any::Any;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt;
+use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinSet};
+
+use super::admission::{Admission, Running, Sample};
 
 /// A started item whose task ended without a result: it panicked (or was aborted).
 #[derive(Debug)]
@@ -42,6 +50,22 @@ fn panic_message(panic: Box<dyn Any + Send>) -> String {
             Ok(text) => (*text).to_string(),
             Err(_) => "a panic without a message".to_string(),
         },
+    }
+}
+
+/// What [`largest_first`] admits by: the controller, the saturation probe's samples and the
+/// running mailboxes' pacers (which the copies enter).
+pub(super) struct Admitting {
+    pub admission: Admission,
+    pub samples: mpsc::Receiver<Duration>,
+    pub running: Arc<Running>,
+}
+
+/// The next saturation sample; never, without an admission.
+async fn next_sample(admitting: &mut Option<Admitting>) -> Option<Duration> {
+    match admitting {
+        Some(a) => a.samples.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -84,10 +108,15 @@ impl<T> Eq for Queued<T> {}
 /// `migrate` names the item (`K`) and gives its copy, which is spawned as its own task: a
 /// copy that panics is that item's [`Crashed`] result, never the caller's panic. Dropping
 /// the returned future aborts the copies still running, as dropping their futures did.
+///
+/// With `admitting`, fewer than `slots` may run while items wait: at each saturation sample
+/// its [`Admission`] is fed the running items' pacers ([`Running`]) and the items queued,
+/// and no item starts while as many run as it allows (it never stops one that runs).
 pub(super) async fn largest_first<T, U, K, R, S, SF, M, MF>(
     items: Vec<T>,
     lookahead: usize,
     slots: usize,
+    mut admitting: Option<Admitting>,
     size_of: S,
     mut migrate: M,
 ) -> Vec<Result<R, Crashed<K>>>
@@ -116,11 +145,22 @@ where
     let mut running = JoinSet::new();
     let mut names = HashMap::new();
     let mut results = Vec::with_capacity(total);
+    // Items of the mailboxes sized and not started.
+    let mut queued_items = 0u64;
+    let mut last_sample = tokio::time::Instant::now();
     loop {
+        if sized >= total && queue.is_empty() {
+            // Nothing left to start: the probe stops with its receiver.
+            admitting = None;
+        }
+        let limit = admitting
+            .as_ref()
+            .map_or(slots, |a| a.admission.limit().min(slots));
         if sized >= first_wave {
-            while running.len() < slots {
+            while running.len() < limit {
                 match queue.pop() {
                     Some(next) => {
+                        queued_items = queued_items.saturating_sub(next.size);
                         let (key, copy) = migrate(next.item);
                         names.insert(running.spawn(copy).id(), key);
                     }
@@ -129,7 +169,26 @@ where
             }
         }
         tokio::select! {
+            Some(late) = next_sample(&mut admitting), if admitting.is_some() => {
+                if let Some(a) = admitting.as_mut() {
+                    let now = tokio::time::Instant::now();
+                    let (running_items, largest) = a.running.read();
+                    let before = a.admission.limit();
+                    let after = a.admission.observe(Sample {
+                        elapsed: now - last_sample,
+                        late,
+                        running: running.len(),
+                        items_left: running_items.saturating_add(queued_items),
+                        largest,
+                    });
+                    last_sample = now;
+                    if before != after {
+                        tracing::debug!(target: "timeline", slots = after, running = running.len(), "mailbox admission");
+                    }
+                }
+            }
             Some(next) = sizing.next(), if sized < total => {
+                queued_items = queued_items.saturating_add(next.size);
                 queue.push(next);
                 sized += 1;
             }
@@ -175,6 +234,7 @@ mod tests {
             items,
             64,
             4,
+            None,
             |(i, size)| async move {
                 // A sizing read takes a moment, some a little longer.
                 tokio::time::sleep(Duration::from_millis(1 + i as u64 % 3)).await;
@@ -216,6 +276,142 @@ mod tests {
         );
     }
 
+    /// Issue 17: with 100 mailboxes on 2 saturated CPUs every mailbox got an even share, so
+    /// the largest ran far under its Graph ceiling while the crowd ran, then alone at the end
+    /// with the machine half idle. Here the largest (5,000 items, 20 ms a request with 4 in
+    /// flight: 25 s at its ceiling) makes one request every 100 ms, 40 small ones (10 items,
+    /// 20 ms each) keep 9 other slots busy, and the probe says the machine is saturated: new
+    /// starts are held until only the head and one small mailbox run, and while the machine
+    /// stays saturated no more than that run. Once the probe says it has room, the rest start
+    /// and every mailbox runs once. (Without the hold all 40 had started after 0.8 s.)
+    #[tokio::test(start_paused = true)]
+    async fn regression_the_crowd_took_the_cpu_while_the_largest_mailbox_lagged() {
+        use crate::graph::pacer::{Pacer, PacerSettings, Verdict};
+        use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+        let settings = PacerSettings {
+            max_in_flight: 4,
+            budget: 10_000,
+            window: Duration::from_secs(60),
+            ..PacerSettings::default()
+        };
+        let running_paces = Arc::new(Running::default());
+        let late_ms = Arc::new(AtomicU64::new(30));
+        let (feed, samples) = mpsc::channel(16);
+        let feeder = {
+            let late_ms = late_ms.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    let late = Duration::from_millis(late_ms.load(Ordering::Relaxed));
+                    if feed.send(late).await.is_err() {
+                        return;
+                    }
+                }
+            })
+        };
+        let small_started = Arc::new(AtomicUsize::new(0));
+        let small_running = Arc::new(AtomicUsize::new(0));
+        let most_small_running_while_held = Arc::new(AtomicUsize::new(0));
+        let held = Arc::new(AtomicBool::new(false));
+        let head_done = Arc::new(AtomicBool::new(false));
+        let mut sizes = vec![10u64; 41];
+        sizes[5] = 5_000;
+        let items: Vec<(usize, u64)> = sizes.into_iter().enumerate().collect();
+        let scheduler = {
+            let (running_paces, small_started, small_running) = (
+                running_paces.clone(),
+                small_started.clone(),
+                small_running.clone(),
+            );
+            let (most, held, head_done) = (
+                most_small_running_while_held.clone(),
+                held.clone(),
+                head_done.clone(),
+            );
+            let admitting = Admitting {
+                admission: Admission::new(10),
+                samples,
+                running: running_paces.clone(),
+            };
+            tokio::spawn(largest_first(
+                items,
+                64,
+                10,
+                Some(admitting),
+                |(i, size)| async move { (size, (i, size)) },
+                move |(i, size)| {
+                    let pacer = Arc::new(Pacer::new(settings.clone()));
+                    running_paces.enter(&pacer);
+                    pacer.set_items_left(size);
+                    let (small_started, small_running) =
+                        (small_started.clone(), small_running.clone());
+                    let (most, held, head_done) = (most.clone(), held.clone(), head_done.clone());
+                    let copy = async move {
+                        let request = |ms| {
+                            pacer.call(
+                                move |_| async move {
+                                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                                    Verdict::<(), ()>::Done(())
+                                },
+                                |_| {},
+                            )
+                        };
+                        if size > 10 {
+                            // The head: its requests at its latency (so its ceiling is
+                            // known), one every 100 ms, until the test ends it.
+                            while !head_done.load(Ordering::Relaxed) {
+                                let _ = request(20).await;
+                                pacer.item_downloaded();
+                                tokio::time::sleep(Duration::from_millis(80)).await;
+                            }
+                            return i;
+                        }
+                        small_started.fetch_add(1, Ordering::Relaxed);
+                        let now = small_running.fetch_add(1, Ordering::Relaxed) + 1;
+                        if held.load(Ordering::Relaxed) {
+                            most.fetch_max(now, Ordering::Relaxed);
+                        }
+                        for _ in 0..size {
+                            let _ = request(20).await;
+                            pacer.item_downloaded();
+                        }
+                        small_running.fetch_sub(1, Ordering::Relaxed);
+                        i
+                    };
+                    (i, copy)
+                },
+            ))
+        };
+        // Saturated: within a second the crowd is down to one small mailbox beside the head.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(
+            small_started.load(Ordering::Relaxed) < 20,
+            "every small mailbox started while the largest lagged on a saturated machine"
+        );
+        assert!(small_running.load(Ordering::Relaxed) <= 1);
+        held.store(true, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let started_while_held = small_started.load(Ordering::Relaxed);
+        assert!(started_while_held < 30, "{started_while_held} started");
+        assert_eq!(
+            most_small_running_while_held.load(Ordering::Relaxed),
+            1,
+            "more than one small mailbox ran beside the head while held"
+        );
+        // The machine has room: the slots fill again and the rest start.
+        late_ms.store(0, Ordering::Relaxed);
+        held.store(false, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(small_started.load(Ordering::Relaxed), 40);
+        head_done.store(true, Ordering::Relaxed);
+        let done = scheduler.await.unwrap();
+        let mut all: Vec<usize> = done.into_iter().map(|r| r.unwrap()).collect();
+        all.sort();
+        assert_eq!(all, (0..41).collect::<Vec<_>>(), "each mailbox once");
+        feeder.abort();
+    }
+
     /// Issue 17: the whole run was one future, so every mailbox's CPU work shared one thread
     /// and a 2-core machine used one. Two mailboxes that each hold their thread until the
     /// other has been seen running (a copy's CPU work, in the extreme) both finish on a
@@ -236,6 +432,7 @@ mod tests {
             vec![0usize, 1],
             2,
             2,
+            None,
             |i| async move { (10, i) },
             |i| {
                 let seen = seen.clone();
@@ -268,6 +465,7 @@ mod tests {
             vec![0usize, 1, 2],
             3,
             2,
+            None,
             |i| async move { (i as u64, i) },
             |i| {
                 let copy = async move {

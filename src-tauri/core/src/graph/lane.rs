@@ -242,31 +242,24 @@ impl DownloadLane {
 }
 
 /// Sizes the download lane from samples of the machine's saturation (pure: fed samples, it
-/// answers the new limit). Each sample is late or on time (over [`LaneController::LATE`] or
-/// not); the controller keeps the share of recent samples that were late (an average with a
-/// weight of 1/8 for the newest). While that share is over a quarter the limit shrinks by a
-/// quarter per sample; while it is under a tenth and downloads wait for a slot, it grows by
-/// [`LaneController::GROWTH`] per sample; in between it holds. One late sample (a page
-/// fault, one long poll) moves the share to 1/8 only, so it changes nothing; a saturated
-/// machine makes every second sample or more late (measured: 40-80 % over 2 ms in the tenant
-/// benchmark, 0-2 % once it was quiet). Always within `[floor, cap]`; it starts at the cap, so a
-/// machine with room never waits for it to grow.
+/// answers the new limit; [`pacer::Saturation`] reads them). While the machine is saturated
+/// the limit shrinks by a quarter per sample; while it has room and downloads wait for a
+/// slot, it grows by [`LaneController::GROWTH`] per sample; in between it holds. Always
+/// within `[floor, cap]`; it starts at the cap, so a machine with room never waits for it to
+/// grow.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LaneController {
     floor: usize,
     cap: usize,
     limit: usize,
-    /// Share of recent samples that were late, in 1/65,536ths.
-    late_share: u32,
+    saturation: pacer::Saturation,
 }
 
 impl LaneController {
-    /// A sample later than this was late: runnable tasks waited that long for a CPU. An idle
-    /// runtime wakes within its 1 ms timer resolution.
-    pub const LATE: Duration = Duration::from_millis(2);
+    /// A sample later than this was late ([`pacer::Saturation::LATE`]).
+    pub const LATE: Duration = pacer::Saturation::LATE;
     /// Slots added per quiet sample while downloads wait.
     pub const GROWTH: usize = 2;
-    const ONE: u32 = 1 << 16;
 
     /// A controller between `floor` and `cap` (the floor no higher than the cap, both at
     /// least 1), starting at the cap.
@@ -276,7 +269,7 @@ impl LaneController {
             floor: floor.clamp(1, cap),
             cap,
             limit: cap,
-            late_share: 0,
+            saturation: pacer::Saturation::default(),
         }
     }
 
@@ -288,11 +281,10 @@ impl LaneController {
     /// One sample: the probe woke `late` after it asked to, and downloads were `waiting`
     /// for a slot or not. Returns the new limit.
     pub fn observe(&mut self, late: Duration, waiting: bool) -> usize {
-        let sample = if late > Self::LATE { Self::ONE } else { 0 };
-        self.late_share = self.late_share - self.late_share / 8 + sample / 8;
-        if self.late_share > Self::ONE / 4 {
+        self.saturation.observe(late);
+        if self.saturation.saturated() {
             self.limit = (self.limit - (self.limit / 4).max(1)).max(self.floor);
-        } else if self.late_share < Self::ONE / 10 && waiting {
+        } else if self.saturation.has_room() && waiting {
             self.limit = (self.limit + Self::GROWTH).min(self.cap);
         }
         self.limit

@@ -36,6 +36,23 @@ use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+/// A mailbox's progress and limits at one moment ([`Pacer::pace`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pace {
+    /// Items it has left to copy ([`Pacer::items_left`]).
+    pub items_left: u64,
+    /// Requests answered so far (the attempt of each call that was done).
+    pub requests_done: u64,
+    /// Its fastest answered request, from its turn to its answer's end: the latency it
+    /// meets when nothing else slows it. `None` before its first answer.
+    pub fastest: Option<Duration>,
+    pub max_in_flight: usize,
+    /// Requests its budget's window still has room for now.
+    pub room: u32,
+    pub budget: u32,
+    pub window: Duration,
+}
+
 /// Limits and retry policy for one mailbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PacerSettings {
@@ -177,6 +194,10 @@ pub struct Pacer {
     /// Items the mailbox has left to copy, as far as known: its downloads' place in the
     /// run's download lane ([`super::lane::DownloadLane`]).
     items_left: AtomicU64,
+    /// Requests answered (done) so far, and the fastest of them in microseconds
+    /// (`u64::MAX`: none yet): the mailbox's pace against its ceiling ([`Pacer::pace`]).
+    done: AtomicU64,
+    fastest_micros: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -308,7 +329,34 @@ impl Pacer {
                 sent: Window::new(),
             }),
             items_left: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            fastest_micros: AtomicU64::new(u64::MAX),
         }
+    }
+
+    /// What this mailbox has done and may do now, for the run's admission of mailboxes
+    /// (`engine::admission`): its requests answered so far, its fastest, and the room left in
+    /// its budget's window.
+    pub fn pace(&self) -> Pace {
+        let fastest = self.fastest_micros.load(AtomicOrdering::Relaxed);
+        let sent = self.lock().sent.count(self.settings.window, Instant::now());
+        Pace {
+            items_left: self.items_left(),
+            requests_done: self.done.load(AtomicOrdering::Relaxed),
+            fastest: (fastest != u64::MAX).then(|| Duration::from_micros(fastest)),
+            max_in_flight: self.settings.max_in_flight.max(1),
+            room: self.settings.budget.saturating_sub(sent),
+            budget: self.settings.budget,
+            window: self.settings.window,
+        }
+    }
+
+    /// One request answered after `took` (from its turn to its answer's end).
+    fn answered(&self, took: Duration) {
+        self.done.fetch_add(1, AtomicOrdering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX - 1);
+        self.fastest_micros
+            .fetch_min(micros, AtomicOrdering::Relaxed);
     }
 
     /// The mailbox has `items` left to copy (its size when it is scheduled).
@@ -376,14 +424,18 @@ impl Pacer {
         let mut throttled_since: Option<Instant> = None;
         loop {
             number += 1;
-            let verdict = {
+            let (verdict, took) = {
                 // The semaphore is never closed, so acquire cannot fail; treat it as a free slot.
                 let _permit = self.slots.acquire().await.ok();
                 self.wait_for_turn().await;
-                attempt(number).await
+                let turn = Instant::now();
+                (attempt(number).await, turn.elapsed())
             };
             let (after, error, down) = match verdict {
-                Verdict::Done(value) => return Ok(value),
+                Verdict::Done(value) => {
+                    self.answered(took);
+                    return Ok(value);
+                }
                 Verdict::Fail(error) => return Err(GaveUp::Failed(error)),
                 Verdict::Retry { after, error } => (after, error, false),
                 Verdict::Down { after, error } => (after, error, outage.is_some()),
@@ -564,11 +616,47 @@ impl Pacer {
 /// Waits `period` and returns how much later than that the caller ran again: the time it
 /// waited for a CPU after its timer fired. Near zero on a machine with room (the timer's
 /// 1 ms resolution); on a saturated one, the runtime's queue and the OS's run queue make it
-/// late. The download lane's saturation probe ([`super::lane::DownloadLane::adaptive`]).
+/// late. The saturation probe ([`Saturation`]) of the download lane
+/// ([`super::lane::DownloadLane::adaptive`]) and of the run's admission of mailboxes.
 pub async fn lateness_after(period: Duration) -> Duration {
     let due = Instant::now() + period;
     tokio::time::sleep_until(due).await;
     Instant::now().saturating_duration_since(due)
+}
+
+/// The machine's saturation, read from samples of [`lateness_after`]: the share of recent
+/// samples that were late (over [`Saturation::LATE`]), an average with a weight of 1/8 for
+/// the newest. One late sample (a page fault, one long poll) moves the share to 1/8 only; a
+/// saturated machine makes every second sample or more late (measured: 40-80 % over 2 ms in
+/// the tenant benchmark while 100 mailboxes ran on 2 CPUs, 0-2 % once one ran; BENCHMARKS.md,
+/// "2026-12-07, 09:32-10:39 UTC").
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Saturation {
+    /// Share of recent samples that were late, in 1/65,536ths.
+    late_share: u32,
+}
+
+impl Saturation {
+    /// A sample later than this was late: runnable tasks waited that long for a CPU. An idle
+    /// runtime wakes within its 1 ms timer resolution.
+    pub const LATE: Duration = Duration::from_millis(2);
+    const ONE: u32 = 1 << 16;
+
+    /// One sample: the probe woke `late` after it asked to.
+    pub fn observe(&mut self, late: Duration) {
+        let sample = if late > Self::LATE { Self::ONE } else { 0 };
+        self.late_share = self.late_share - self.late_share / 8 + sample / 8;
+    }
+
+    /// Over a quarter of recent samples were late.
+    pub fn saturated(&self) -> bool {
+        self.late_share > Self::ONE / 4
+    }
+
+    /// Under a tenth of recent samples were late.
+    pub fn has_room(&self) -> bool {
+        self.late_share < Self::ONE / 10
+    }
 }
 
 impl Window {
@@ -586,19 +674,7 @@ impl Window {
     /// window is never below the true one. (Expiring it from the bucket's start let a request
     /// through up to one bucket early; the benchmark's `ceiling` scenario got 429s for it.)
     fn take(&mut self, budget: u32, window: Duration, now: Instant) -> Option<Duration> {
-        let width = (window / BUCKETS).max(Duration::from_millis(1));
-        let epoch = self.epoch;
-        let bucket_of = |t: Instant| (t.duration_since(epoch).as_nanos() / width.as_nanos()) as u64;
-        let current = bucket_of(now);
-        let buckets = window.as_nanos().div_ceil(width.as_nanos()) as u64;
-        while let Some(&(b, n)) = self.sent.front() {
-            if b + buckets < current {
-                self.sent.pop_front();
-                self.sent_total -= n;
-            } else {
-                break;
-            }
-        }
+        let (width, current, buckets) = self.expire(window, now);
         if self.sent_total >= budget.max(1) {
             let oldest = self.sent.front().map_or(current, |&(b, _)| b);
             let frees_at = self.epoch + width * (oldest + buckets + 1) as u32;
@@ -614,6 +690,31 @@ impl Window {
         }
         self.sent_total += 1;
         None
+    }
+
+    /// The requests counted in the window at `now`.
+    fn count(&mut self, window: Duration, now: Instant) -> u32 {
+        self.expire(window, now);
+        self.sent_total
+    }
+
+    /// Drops the buckets that left the window at `now`; returns the bucket width, the
+    /// current bucket and the window's length in buckets.
+    fn expire(&mut self, window: Duration, now: Instant) -> (Duration, u64, u64) {
+        let width = (window / BUCKETS).max(Duration::from_millis(1));
+        let epoch = self.epoch;
+        let bucket_of = |t: Instant| (t.duration_since(epoch).as_nanos() / width.as_nanos()) as u64;
+        let current = bucket_of(now);
+        let buckets = window.as_nanos().div_ceil(width.as_nanos()) as u64;
+        while let Some(&(b, n)) = self.sent.front() {
+            if b + buckets < current {
+                self.sent.pop_front();
+                self.sent_total -= n;
+            } else {
+                break;
+            }
+        }
+        (width, current, buckets)
     }
 }
 
