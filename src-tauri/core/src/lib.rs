@@ -33,10 +33,9 @@
 //! mailbox's pooled connections, under a run-wide connection cap that mailboxes share fairly;
 //! message downloads across all mailboxes are capped too (`[run] max_downloads`), so memory
 //! does not grow with the number of mailboxes; a freed download slot goes to the mailbox with
-//! the most items left ([`graph::lane`]), so the largest is never queued behind small ones,
-//! (the lane's slots are fixed; an adaptive lane that shrinks while the runtime's scheduling
-//! delay says the CPU is saturated is built, `DownloadLane::adaptive`, but not used: with
-//! a floor of 16 slots it throttled a CPU-bound run at Exchange's real latency). A destination that goes down is waited for up
+//! the most items left ([`graph::lane`]), so the largest is never queued behind small ones
+//! (the lane's slots are fixed: a lane that shrank while the CPU was saturated throttled a
+//! CPU-bound run at Exchange's real latency and was removed). A destination that goes down is waited for up
 //! to `[run] outage_wait` (through the pacer, reported as `DestinationDown`), then only that
 //! mailbox fails. Messages migrated earlier are mirrored instead: moved,
 //! given their changed flags, and (only when the user opted in) deleted. The [`journal`]

@@ -171,10 +171,7 @@ impl GraphClient {
     /// client, whatever the number of mailboxes: each download holds HTTP buffers while it
     /// streams, so this bounds the run's memory. A mailbox's own limit (4 in flight) still
     /// applies within it. When downloads wait for a slot, the mailbox with the most items
-    /// left ([`Pacer::items_left`]) gets the next ([`DownloadLane`]). The lane is fixed: the
-    /// adaptive one ([`DownloadLane::adaptive`]) throttled a CPU-bound run at Exchange's
-    /// real latency (BENCHMARKS.md, 2026-12-07 11:29), so it is not used until its floor
-    /// follows the latency.
+    /// left ([`Pacer::items_left`]) gets the next ([`DownloadLane`]).
     pub fn with_download_limit(self, limit: usize) -> Self {
         GraphClient {
             downloads: DownloadLane::new(limit),

@@ -616,8 +616,7 @@ impl Pacer {
 /// Waits `period` and returns how much later than that the caller ran again: the time it
 /// waited for a CPU after its timer fired. Near zero on a machine with room (the timer's
 /// 1 ms resolution); on a saturated one, the runtime's queue and the OS's run queue make it
-/// late. The saturation probe ([`Saturation`]) of the download lane
-/// ([`super::lane::DownloadLane::adaptive`]) and of the run's admission of mailboxes.
+/// late. The saturation probe ([`Saturation`]) of the run's admission of mailboxes.
 pub async fn lateness_after(period: Duration) -> Duration {
     let due = Instant::now() + period;
     tokio::time::sleep_until(due).await;
