@@ -1225,6 +1225,68 @@ fn regression_postgres_a_fenced_write_was_four_statements_on_the_server() {
     );
 }
 
+/// Issue 18: a worker's start queued the tenant one mailbox per round trip (10,000 round
+/// trips for a 10,000-user tenant before its first take). The queue is now filled
+/// [`ENQUEUE_BATCH`] mailboxes to a round trip, with the semantics of one at a time: a
+/// mailbox already queued gets its new size, a size of 0 keeps the one known, and a mailbox
+/// done keeps its state.
+#[test]
+fn regression_postgres_a_workers_queue_was_filled_one_mailbox_per_round_trip() {
+    use migrator_core::journal::ENQUEUE_BATCH;
+    use std::time::Duration;
+    let pg = support::postgres::Postgres::start();
+    let (counter, url) = RoundTripCounter::in_front_of(&pg);
+    let settings = PostgresSettings::parse(&url).unwrap();
+    let j = Journal::open_postgres(&settings, Some(&pg.password())).unwrap();
+    j.enqueue_mailbox("done@x", 5).unwrap();
+    let lease = j
+        .take_next_mailbox("w", Duration::from_secs(60))
+        .unwrap()
+        .unwrap();
+    j.finish_mailbox(&lease).unwrap();
+    j.enqueue_mailbox("known@x", 70).unwrap();
+
+    let names: Vec<String> = (0..ENQUEUE_BATCH + 100)
+        .map(|i| format!("m{i:04}@x"))
+        .collect();
+    let mut queue: Vec<(&str, u64)> = names.iter().map(|n| (n.as_str(), 1)).collect();
+    queue[7].1 = 900;
+    queue.push(("done@x", 800));
+    queue.push(("known@x", 0));
+    let before = counter.round_trips();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(j.enqueue_mailboxes(&queue)).unwrap();
+    let trips = counter.round_trips() - before;
+    assert!(
+        trips <= 3,
+        "{trips} round trips for {} mailboxes",
+        queue.len()
+    );
+
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM leases WHERE state = 'queued'"),
+        (ENQUEUE_BATCH + 101).to_string()
+    );
+    assert_eq!(
+        pg.psql("SELECT state FROM leases WHERE mailbox = 'done@x'"),
+        "done",
+        "a mailbox done stays done"
+    );
+    assert_eq!(
+        pg.psql("SELECT size_bytes FROM leases WHERE mailbox = 'known@x'"),
+        "70",
+        "a size of 0 keeps the one known"
+    );
+    let first = j
+        .take_next_mailbox("w", Duration::from_secs(60))
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.mailbox, "m0007@x", "largest first");
+}
+
 /// Issue 18: every call of a worker's journal went through one connection, so one lease
 /// loop's call waiting on the server (here: on a row lock another session holds) held up
 /// every other loop's calls. With a connection per lease loop another call is answered

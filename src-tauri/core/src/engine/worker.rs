@@ -141,17 +141,21 @@ async fn fill_queue(
     let (client, users) = signed_in_mailboxes(source, secret, options).await?;
     tracing::debug!(target: "timeline", user = "", "users listed");
     let kept = counts::MailboxCounts::load(options.state_dir.as_deref());
-    let mut by_address = HashMap::new();
-    for user in users {
+    let mut queue = Vec::with_capacity(users.len());
+    for user in &users {
         let Some(address) = user.mail.as_deref() else {
             continue;
         };
         let size = kept
             .items_for_run(&user.id, &options.workloads, &options.limits)
             .unwrap_or(0);
-        journal.enqueue_mailbox(address, size)?;
-        by_address.insert(address.to_lowercase(), user);
+        queue.push((address, size));
     }
+    journal.enqueue_mailboxes(&queue).await?;
+    let by_address = users
+        .into_iter()
+        .filter_map(|u| Some((u.mail.as_deref()?.to_lowercase(), u)))
+        .collect();
     Ok((client, by_address))
 }
 

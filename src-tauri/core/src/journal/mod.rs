@@ -41,7 +41,7 @@ pub mod postgres;
 mod report;
 pub(crate) mod sql;
 mod sqlite;
-pub use lease::{Lease, QueueProgress, WorkerProgress, WorkerRecord};
+pub use lease::{Lease, QueueProgress, WorkerProgress, WorkerRecord, ENQUEUE_BATCH};
 pub(crate) use lock::host_name;
 pub use lock::{LockError, LockHolder, StateLock};
 pub use postgres::{JournalUrlError, PostgresSettings, SslMode, PASSWORD_VARIABLE};
