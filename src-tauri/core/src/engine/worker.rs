@@ -5,7 +5,8 @@
 //! already queued keeps its state; the order of takes is largest first: by the plan's kept
 //! item counts when the state folder has them, else by one read per mailbox as `run` sizes
 //! its own, the first of which are sized before the first take and the rest while mailboxes
-//! are migrated), then runs `parallel_mailboxes` lease loops. Each takes the next mailbox ([`Journal::take_next_mailbox`]) and migrates it with
+//! are migrated), then runs `parallel_mailboxes` lease loops. Each takes the next mailbox
+//! ([`Journal::take_next_mailbox`]) and migrates it with
 //! the same engine ([`super::run`] for that one mailbox) through a journal handle fenced by
 //! the lease ([`Journal::fenced`]): every journal write of that mailbox, the intent before
 //! each destination write included, commits only while the lease holds. Meanwhile it renews
@@ -216,22 +217,19 @@ impl Worker<'_> {
                 (mailbox, size)
             })
             .buffer_unordered(super::mailboxes::FACT_READS);
-        let mut done = 0;
-        if wave == 0 {
-            if let Some(f) = first_wave.take() {
-                let _ = f.send(());
+        let mut release = |done: usize| {
+            if done >= wave {
+                first_wave.take().map(|f| f.send(()));
             }
-        }
+        };
+        release(0);
+        let mut done = 0;
         while let Some((mailbox, size)) = sized.next().await {
             if size > 0 {
-                self.journal.size_mailbox_async(&mailbox, size).await?;
+                self.journal.enqueue_mailboxes(&[(&mailbox, size)]).await?;
             }
             done += 1;
-            if done >= wave {
-                if let Some(f) = first_wave.take() {
-                    let _ = f.send(());
-                }
-            }
+            release(done);
         }
         Ok(())
     }

@@ -103,11 +103,7 @@ impl Journal {
     /// a size of 0, unknown, keeps the one known: workers without the plan's counts do not
     /// undo the order). A mailbox already done or failed keeps its state.
     pub fn enqueue_mailbox(&self, mailbox: &str, size_bytes: u64) -> Result<(), JournalError> {
-        self.postgres()?.execute(
-            ENQUEUE,
-            args![mailbox, i64::try_from(size_bytes).unwrap_or(i64::MAX)],
-        )?;
-        Ok(())
+        super::postgres::block_on(self.enqueue_mailboxes(&[(mailbox, size_bytes)]))
     }
 
     /// [`Journal::enqueue_mailbox`] for many mailboxes, [`ENQUEUE_BATCH`] to a transaction of
@@ -139,18 +135,6 @@ impl Journal {
             .iter()
             .map(|r| r.text(0))
             .collect()
-    }
-
-    /// [`Journal::enqueue_mailbox`] with a size, awaited (a worker sizes many mailboxes while
-    /// its lease loops run).
-    pub async fn size_mailbox_async(&self, mailbox: &str, size: u64) -> Result<(), JournalError> {
-        self.postgres()?
-            .execute_async(
-                ENQUEUE,
-                args![mailbox, i64::try_from(size).unwrap_or(i64::MAX)],
-            )
-            .await?;
-        Ok(())
     }
 
     /// Leases the largest queued mailbox that no live lease holds to `worker` for `ttl`;
