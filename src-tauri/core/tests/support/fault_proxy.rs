@@ -100,6 +100,9 @@ struct Shared {
     fired: Vec<Fault>,
     stats: ProxyStats,
     search: SearchAnswer,
+    /// Until when a connection accepted is dropped at once (an outage began before the
+    /// listener could be closed).
+    refusing_until: Option<tokio::time::Instant>,
 }
 
 /// A running proxy; stops accepting (and cuts its connections) when dropped.
@@ -176,8 +179,14 @@ impl FaultProxy {
     /// Cuts every live connection and refuses new ones (the port is closed: connection
     /// refused) for `period`: what clients see while a server restarts.
     pub fn outage(&self, period: Duration) {
+        // Under the lock the accept loop takes: a connection it accepts from now on is
+        // dropped, and one accepted before is cut (its relay compares generations), however
+        // late the loop closes the listener.
+        let mut shared = self.lock();
+        shared.refusing_until = Some(tokio::time::Instant::now() + period);
         self.cut_all.send_modify(|g| *g += 1);
         self.refuse.send_replace(Some(period));
+        drop(shared);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
@@ -199,12 +208,17 @@ async fn accept_loop(
         tokio::select! {
             accepted = l.accept() => {
                 let Ok((client, _)) = accepted else { continue };
-                let fault = {
+                let (fault, generation) = {
                     let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
+                    if s.refusing_until.is_some_and(|t| tokio::time::Instant::now() < t) {
+                        continue;
+                    }
+                    let generation = *cut_all.borrow();
                     s.stats.connections += 1;
                     s.stats.open += 1;
                     s.stats.peak = s.stats.peak.max(s.stats.open);
-                    take(&mut s, |a| matches!(a.fault, Fault::AfterClientBytes(_)))
+                    let fault = take(&mut s, |a| matches!(a.fault, Fault::AfterClientBytes(_)));
+                    (fault, generation)
                 };
                 let limit = match fault {
                     Some(Fault::AfterClientBytes(n)) => Some(n),
@@ -213,7 +227,7 @@ async fn accept_loop(
                 let shared = shared.clone();
                 let cut_all = cut_all.clone();
                 tokio::spawn(async move {
-                    relay(client, target, shared.clone(), cut_all, limit).await;
+                    relay(client, target, shared.clone(), (cut_all, generation), limit).await;
                     shared.lock().unwrap_or_else(|p| p.into_inner()).stats.open -= 1;
                 });
             }
@@ -261,10 +275,9 @@ async fn relay(
     mut client: TcpStream,
     target: SocketAddr,
     shared: Arc<Mutex<Shared>>,
-    mut cut_all: watch::Receiver<u64>,
+    (mut cut_all, generation): (watch::Receiver<u64>, u64),
     limit: Option<u64>,
 ) {
-    cut_all.borrow_and_update();
     let Ok(mut server) = TcpStream::connect(target).await else {
         return;
     };
@@ -298,7 +311,8 @@ async fn relay(
     tokio::select! {
         _ = upstream => {}
         _ = downstream => {}
-        _ = cut_all.changed() => {}
+        // Cut when the generation moved on since the accept, even before this task ran.
+        _ = cut_all.wait_for(|g| *g != generation) => {}
     }
     // Both sockets close here: the server sees the client vanish, the client the server.
 }
