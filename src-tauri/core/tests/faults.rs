@@ -141,12 +141,26 @@ async fn run_through_faults(users: usize, messages: usize, faults: &[Fault], out
         UserSelection::default(),
     )
     .await;
+    // A command the proxy still holds for the server is delivered before the mail is counted.
+    let late = faults
+        .iter()
+        .filter(|f| matches!(f, Fault::LateCommit { .. }))
+        .count() as u64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while proxy.stats().late_commits < late && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let summary = outcome.summary();
     assert_eq!(
         outcome.failures,
         Vec::<String>::new(),
         "{summary:?}\n{}",
         dovecot.log()
+    );
+    assert_eq!(
+        proxy.stats().late_commits,
+        late,
+        "held commands were delivered"
     );
     // Each armed fault fires at most once.
     assert_eq!(
@@ -171,6 +185,24 @@ async fn imap_connections_cut_mid_append_and_during_login_lose_and_duplicate_not
             Fault::MidAppend { nth: 7 },
             Fault::MidAppend { nth: 15 },
         ],
+        Duration::ZERO,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn regression_an_append_the_server_stores_after_the_client_reconnected_is_not_written_twice()
+{
+    // The connection breaks once an APPEND was sent whole; the server is still busy with it and
+    // stores the message(s) 700 ms later, when the migrator has long reconnected: its lookup
+    // must not run before the server could have finished.
+    run_through_faults(
+        1,
+        12,
+        &[Fault::LateCommit {
+            nth: 2,
+            delay_ms: 700,
+        }],
         Duration::ZERO,
     )
     .await;

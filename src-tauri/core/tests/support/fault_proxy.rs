@@ -27,6 +27,11 @@ pub enum Fault {
     /// The next connection that sends LOGIN or AUTHENTICATE is cut right after that command
     /// line reached the server, before its answer.
     DuringLogin,
+    /// The connection carrying the `nth` APPEND seen from now on is cut on the client's side
+    /// once the whole command was sent, and the server gets the command's last line `delay`
+    /// later: a server still busy with a command when its client's connection broke, which
+    /// stores the message after the client has reconnected.
+    LateCommit { nth: u64, delay_ms: u64 },
 }
 
 /// How the server behind the proxy answers the migrator's duplicate lookups (`UID SEARCH`
@@ -85,6 +90,8 @@ pub struct ProxyStats {
     /// APPEND commands (a MULTIAPPEND counts once).
     pub appends: u64,
     pub logins: u64,
+    /// `LateCommit` commands the server has been given (and answered, or not within 5 s).
+    pub late_commits: u64,
 }
 
 #[derive(Debug)]
@@ -156,7 +163,7 @@ impl FaultProxy {
     pub fn arm(&self, fault: Fault) {
         let mut shared = self.lock();
         let at_append = match fault {
-            Fault::MidAppend { nth } => shared.stats.appends + nth,
+            Fault::MidAppend { nth } | Fault::LateCommit { nth, .. } => shared.stats.appends + nth,
             _ => 0,
         };
         shared.armed.push(Armed { fault, at_append });
@@ -291,7 +298,7 @@ async fn relay(
         let mut buf = vec![0u8; 16 * 1024];
         loop {
             let n = match client_read.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
+                Ok(0) | Err(_) => return None,
                 Ok(n) => n,
             };
             let (forward, cut) = {
@@ -299,22 +306,41 @@ async fn relay(
                 scanner.scan(&buf[..n], &mut s)
             };
             if server_write.write_all(&forward).await.is_err() {
-                return;
+                return None;
             }
-            if cut {
-                let _ = server_write.flush().await;
-                return;
+            match cut {
+                Cut::No => {}
+                Cut::Now => {
+                    let _ = server_write.flush().await;
+                    return None;
+                }
+                Cut::Late(tail, delay) => return Some((tail, delay)),
             }
         }
     };
     let downstream = tokio::io::copy(&mut server_read, &mut client_write);
-    tokio::select! {
-        _ = upstream => {}
-        _ = downstream => {}
+    let late = tokio::select! {
+        late = upstream => late,
+        _ = downstream => None,
         // Cut when the generation moved on since the accept, even before this task ran.
-        _ = cut_all.wait_for(|g| *g != generation) => {}
+        _ = cut_all.wait_for(|g| *g != generation) => None,
+    };
+    // The client's socket closes here: it sees the server vanish.
+    drop(client);
+    if let Some((tail, delay)) = late {
+        tokio::time::sleep(delay).await;
+        if server.write_all(&tail).await.is_ok() {
+            // Until the server answered (it has stored the message) or gave up.
+            let mut answer = [0u8; 4096];
+            let _ = tokio::time::timeout(Duration::from_secs(5), server.read(&mut answer)).await;
+        }
+        shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stats
+            .late_commits += 1;
     }
-    // Both sockets close here: the server sees the client vanish, the client the server.
+    // The server's socket closes here: it sees the client vanish.
 }
 
 /// Reads the client's side of an IMAP session: command lines and the literals they announce.
@@ -330,24 +356,35 @@ struct Scanner {
     /// Bytes from the client so far, and the most to forward.
     sent: u64,
     limit: Option<u64>,
+    /// The current APPEND's last line goes to the server this much later (a `LateCommit`).
+    late: Option<Duration>,
+}
+
+/// What the relay does after forwarding a chunk's bytes.
+#[derive(Debug, PartialEq, Eq)]
+enum Cut {
+    No,
+    Now,
+    /// Cut the client now; give the server these bytes after the delay.
+    Late(Vec<u8>, Duration),
 }
 
 impl Scanner {
     /// What to forward of `chunk` (a command line goes once it is complete, rewritten by the
     /// proxy's [`SearchAnswer`]), and whether to cut the connection after it.
-    fn scan(&mut self, chunk: &[u8], shared: &mut Shared) -> (Vec<u8>, bool) {
+    fn scan(&mut self, chunk: &[u8], shared: &mut Shared) -> (Vec<u8>, Cut) {
         let mut out = Vec::with_capacity(chunk.len());
         for &byte in chunk {
             if self.limit.is_some_and(|l| self.sent >= l) {
                 out.append(&mut self.line);
-                return (out, true);
+                return (out, Cut::Now);
             }
             self.sent += 1;
             if self.literal_left > 0 {
                 out.push(byte);
                 self.literal_left -= 1;
                 if self.cut_at_left == Some(self.literal_left) {
-                    return (out, true);
+                    return (out, Cut::Now);
                 }
                 continue;
             }
@@ -356,12 +393,18 @@ impl Scanner {
                 continue;
             }
             let line = std::mem::take(&mut self.line);
+            let literal = literal_length(&line);
+            if self.continues && literal.is_none() {
+                if let Some(delay) = self.late.take() {
+                    self.continues = false;
+                    return (out, Cut::Late(line, delay));
+                }
+            }
             if !self.continues {
                 out.extend_from_slice(&shared.search.rewrite(&line));
             } else {
                 out.extend_from_slice(&line);
             }
-            let literal = literal_length(&line);
             // The first line of a command names it: `tag COMMAND ...`. A line that follows a
             // literal continues the same command and starts with no tag.
             let command = if self.continues {
@@ -386,21 +429,26 @@ impl Scanner {
                         {
                             self.cut_at_left = Some(n - n / 2);
                             if n == 0 {
-                                return (out, true);
+                                return (out, Cut::Now);
                             }
+                        }
+                        if let Some(Fault::LateCommit { delay_ms, .. }) = take(shared, |a| {
+                            matches!(a.fault, Fault::LateCommit { .. }) && a.at_append == count
+                        }) {
+                            self.late = Some(Duration::from_millis(delay_ms));
                         }
                     }
                 }
                 "LOGIN" | "AUTHENTICATE" => {
                     shared.stats.logins += 1;
                     if take(shared, |a| a.fault == Fault::DuringLogin).is_some() {
-                        return (out, true);
+                        return (out, Cut::Now);
                     }
                 }
                 _ => {}
             }
         }
-        (out, false)
+        (out, Cut::No)
     }
 }
 

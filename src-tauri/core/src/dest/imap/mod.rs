@@ -18,7 +18,8 @@
 //!   date, and returns a [`DestRef`] that names the folder and, when the server has UIDPLUS
 //!   (RFC 4315), the UIDVALIDITY and UID ([`ImapRef`]). A message the server refuses is
 //!   [`ErrorClass::SkipItem`] with the server's text; a lost connection is
-//!   [`ErrorClass::Retry`], and the next call reconnects.
+//!   [`ErrorClass::Retry`], and the next call reconnects, no sooner than 2 s after the cut
+//!   (`CUT_APPEND_SETTLE`, so the server has finished the command if it had it whole).
 //! - **Exactly once:** `append` itself is not idempotent (IMAP has no such APPEND). Before
 //!   appending a message that may already be there — the journal holds an unfinished intent
 //!   for it, the previous `append` ended in a `Retry` error (the server may have stored it
@@ -640,6 +641,12 @@ struct Selected {
     exists: u32,
 }
 
+/// How long after an APPEND was cut off the mailbox waits before it reconnects or looks for
+/// the message: a server that had received the whole command may still store it after the
+/// connection broke (busy, or unaware of the break), and a lookup before that finds nothing
+/// and appends a second copy.
+const CUT_APPEND_SETTLE: Duration = Duration::from_secs(2);
+
 /// One user's mailbox on an IMAP server, over one connection. See the module doc.
 pub struct ImapMailbox {
     settings: ImapSettings,
@@ -1075,7 +1082,10 @@ impl ImapMailbox {
         let count = messages.len();
         let parts = append_parts(messages);
         let conn = self.connection().await?;
-        let done = conn.append(folder, parts).await?;
+        let done = conn
+            .append(folder, parts)
+            .await
+            .inspect_err(|_| self.reconnect.pause(CUT_APPEND_SETTLE))?;
         self.appended(folder, done, count)
     }
 
@@ -1090,7 +1100,10 @@ impl ImapMailbox {
     ) -> Result<Vec<Result<DestRef, ImapError>>, ImapError> {
         let parts = append_parts(messages);
         let conn = self.connection().await?;
-        let done = conn.append_pipelined(folder, parts).await?;
+        let done = conn
+            .append_pipelined(folder, parts)
+            .await
+            .inspect_err(|_| self.reconnect.pause(CUT_APPEND_SETTLE))?;
         Ok(done
             .into_iter()
             .map(|d| {
@@ -1330,6 +1343,8 @@ impl ImapMailbox {
         folder: &str,
         fingerprint: &MessageFingerprint,
     ) -> Result<Option<u32>, ImapError> {
+        // Not before an APPEND that was cut off could have been stored.
+        self.reconnect.hold_while_paused().await;
         let uid_validity = self.examine(folder).await?;
         let exists = self.selected.as_ref().map_or(0, |s| s.exists);
         let indexed = self
