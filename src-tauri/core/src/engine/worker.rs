@@ -90,8 +90,11 @@ pub async fn work(
         settings,
     )))?);
     tracing::debug!(target: "timeline", user = "", "journal opened");
-    journal.worker_heartbeat(&options.worker, &options.host, WorkerProgress::default())?;
-    share_app_budget(&journal, &options)?;
+    let beat = WorkerProgress::default();
+    journal
+        .worker_heartbeat_async(&options.worker, &options.host, beat)
+        .await?;
+    share_app_budget(&journal, &options).await?;
     let (client, users) = fill_queue(source, secret, &options.run, &journal).await?;
     tracing::debug!(target: "timeline", user = "", "queue filled");
     let summary = Mutex::new(WorkerSummary::default());
@@ -245,23 +248,32 @@ impl Worker<'_> {
             let settled = self.settled.notified();
             tokio::pin!(settled);
             settled.as_mut().enable();
-            let Some(lease) = journal.take_next_mailbox(&options.worker, options.lease)? else {
-                if journal.mailboxes_left()? == 0 {
+            let taken = journal
+                .take_next_mailbox_async(&options.worker, options.lease)
+                .await?;
+            let Some(lease) = taken else {
+                if journal.mailboxes_left_async().await? == 0 {
                     break;
                 }
                 // Others hold the rest; one of them may have died: its lease expires, and the
                 // mailbox is taken again. When the one still held is this worker's own, its
                 // end ends the wait (the worker exits as soon as the queue is done).
-                tokio::select! {
-                    () = pause(&pacer, beat) => {}
-                    () = &mut settled => {}
+                let beat_due = tokio::select! {
+                    () = pause(&pacer, beat) => true,
+                    () = &mut settled => false,
+                };
+                // A mailbox that settled woke every idle loop: the loop that settled it has
+                // just beaten for the worker, so the others only look at the queue again.
+                if beat_due {
+                    journal
+                        .worker_heartbeat_async(
+                            &options.worker,
+                            &options.host,
+                            WorkerProgress::default(),
+                        )
+                        .await?;
+                    share_app_budget(journal, options).await?;
                 }
-                journal.worker_heartbeat(
-                    &options.worker,
-                    &options.host,
-                    WorkerProgress::default(),
-                )?;
-                share_app_budget(journal, options)?;
                 continue;
             };
             tracing::info!(mailbox = %lease.mailbox, token = lease.fencing_token, "leased");
@@ -277,7 +289,7 @@ impl Worker<'_> {
                         .totals
                         .add(&stats);
                 }
-                Ok(stats) => match journal.finish_mailbox(&lease) {
+                Ok(stats) => match journal.finish_mailbox_async(&lease).await {
                     Ok(()) => {
                         tracing::debug!(target: "timeline", user = %lease.mailbox, "mailbox finished");
                         done = WorkerProgress {
@@ -297,7 +309,7 @@ impl Worker<'_> {
                 Err(e) => {
                     let reason = e.to_string();
                     tracing::warn!(mailbox = %lease.mailbox, "the mailbox failed: {reason}");
-                    match journal.fail_mailbox(&lease, &reason) {
+                    match journal.fail_mailbox_async(&lease, &reason).await {
                         Ok(()) => {}
                         Err(JournalError::LeaseLost { .. }) => {}
                         Err(e) => return Err(e.into()),
@@ -309,8 +321,10 @@ impl Worker<'_> {
                         .push((lease.mailbox.clone(), reason));
                 }
             }
+            journal
+                .worker_heartbeat_async(&options.worker, &options.host, done)
+                .await?;
             self.settled.notify_waiters();
-            journal.worker_heartbeat(&options.worker, &options.host, done)?;
         }
         Ok(())
     }
@@ -319,7 +333,7 @@ impl Worker<'_> {
     /// at once (see the module doc).
     async fn migrate_leased(&self, lease: &Lease, pacer: &Pacer) -> Result<Stats, EngineError> {
         let (options, journal) = (self.options, self.journal);
-        let live = share_app_budget(journal, options)?;
+        let live = share_app_budget(journal, options).await?;
         let destination = &with_share(self.destination, live, options.run.parallel_mailboxes);
         let fenced = Arc::new(journal.fenced(lease, options.lease)?);
         let run_options = RunOptions {
@@ -351,14 +365,12 @@ impl Worker<'_> {
                 if let Err(e) = fenced.renew_fence(options.lease) {
                     return e;
                 }
-                if let Err(e) = journal.worker_heartbeat(
-                    &options.worker,
-                    &options.host,
-                    WorkerProgress::default(),
-                ) {
+                let beat = WorkerProgress::default();
+                let beat = journal.worker_heartbeat_async(&options.worker, &options.host, beat);
+                if let Err(e) = beat.await {
                     tracing::warn!("cannot record the worker's heartbeat: {e}");
                 }
-                if let Err(e) = share_app_budget(journal, options) {
+                if let Err(e) = share_app_budget(journal, options).await {
                     tracing::warn!("cannot count the live workers: {e}");
                 }
             }
@@ -394,8 +406,8 @@ fn stops_the_worker(e: &EngineError) -> bool {
 /// this worker to its share of the app's Graph budget across the tenant (`[run]
 /// app_requests_per_window` over them), so the fleet together stays under the limit Graph
 /// sets per app ([`crate::graph::pacer::AppBudget`]). Returns the count, at least one.
-fn share_app_budget(journal: &Journal, options: &WorkerOptions) -> Result<u64, JournalError> {
-    let live = journal.live_workers(options.lease)?.max(1);
+async fn share_app_budget(journal: &Journal, options: &WorkerOptions) -> Result<u64, JournalError> {
+    let live = journal.live_workers_async(options.lease).await?.max(1);
     if let Some(app) = &options.run.pacer.app {
         app.share_among(live);
     }

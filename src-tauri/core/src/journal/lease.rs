@@ -144,12 +144,24 @@ impl Journal {
         worker: &str,
         ttl: Duration,
     ) -> Result<Option<Lease>, JournalError> {
+        super::postgres::block_on(self.take_next_mailbox_async(worker, ttl))
+    }
+
+    /// [`Journal::take_next_mailbox`], awaited (a worker's lease loops run on the engine's
+    /// runtime: a blocked call would hold one of its threads).
+    pub async fn take_next_mailbox_async(
+        &self,
+        worker: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, JournalError> {
         // SKIP LOCKED: rows another taker has locked are passed over, not waited for
         // (<https://www.postgresql.org/docs/15/sql-select.html#SQL-FOR-UPDATE-SHARE>). A row
         // leased by a taker that committed meanwhile is re-checked in its new version and
         // passed over too: its expires_at is no longer in the past.
-        let rows = self.postgres()?.query(
-            "UPDATE leases
+        let rows = self
+            .postgres()?
+            .query_async(
+                "UPDATE leases
                 SET worker = ?1, expires_at = now() + make_interval(secs => CAST(?2 AS BIGINT)),
                     fencing_token = nextval('lease_fencing_tokens')
               WHERE mailbox = (
@@ -159,8 +171,9 @@ impl Journal {
                      LIMIT 1
                      FOR UPDATE SKIP LOCKED)
              RETURNING mailbox, fencing_token",
-            args![worker, seconds(ttl)],
-        )?;
+                args![worker, seconds(ttl)],
+            )
+            .await?;
         rows.first()
             .map(|r| {
                 Ok(Lease {
@@ -188,14 +201,17 @@ impl Journal {
     /// Marks the leased mailbox done and releases the lease; refused as for
     /// [`Journal::renew_lease`].
     pub fn finish_mailbox(&self, lease: &Lease) -> Result<(), JournalError> {
-        self.under_lease_unit(
-            lease,
-            &[(
-                "UPDATE leases SET state = 'done', worker = NULL, expires_at = NULL
-                 WHERE mailbox = ?1",
-                args![&lease.mailbox],
-            )],
-        )
+        super::postgres::block_on(self.finish_mailbox_async(lease))
+    }
+
+    /// [`Journal::finish_mailbox`], awaited.
+    pub async fn finish_mailbox_async(&self, lease: &Lease) -> Result<(), JournalError> {
+        let release = (
+            "UPDATE leases SET state = 'done', worker = NULL, expires_at = NULL
+             WHERE mailbox = ?1",
+            args![&lease.mailbox],
+        );
+        self.under_lease(lease, &[release]).await.map(|_| ())
     }
 
     /// [`Journal::record_done`] under a lease: refused with [`JournalError::LeaseLost`], and
@@ -228,22 +244,35 @@ impl Journal {
     /// and releases the lease, so the workers do not take it again and again; `status` lists
     /// it with its reason. Refused as [`Journal::renew_lease`].
     pub fn fail_mailbox(&self, lease: &Lease, reason: &str) -> Result<(), JournalError> {
-        self.under_lease_unit(
-            lease,
-            &[(
-                "UPDATE leases SET state = 'failed', reason = ?2, worker = NULL, expires_at = NULL
-                 WHERE mailbox = ?1",
-                args![&lease.mailbox, reason],
-            )],
-        )
+        super::postgres::block_on(self.fail_mailbox_async(lease, reason))
+    }
+
+    /// [`Journal::fail_mailbox`], awaited.
+    pub async fn fail_mailbox_async(
+        &self,
+        lease: &Lease,
+        reason: &str,
+    ) -> Result<(), JournalError> {
+        let release = (
+            "UPDATE leases SET state = 'failed', reason = ?2, worker = NULL, expires_at = NULL
+             WHERE mailbox = ?1",
+            args![&lease.mailbox, reason],
+        );
+        self.under_lease(lease, &[release]).await.map(|_| ())
     }
 
     /// Mailboxes still to do: queued, leased or not (a worker waits for these before it
     /// exits, so a mailbox whose worker died is finished after its lease expires).
     pub fn mailboxes_left(&self) -> Result<u64, JournalError> {
+        super::postgres::block_on(self.mailboxes_left_async())
+    }
+
+    /// [`Journal::mailboxes_left`], awaited.
+    pub async fn mailboxes_left_async(&self) -> Result<u64, JournalError> {
         let rows = self
             .postgres()?
-            .query("SELECT COUNT(*) FROM leases WHERE state = 'queued'", vec![])?;
+            .query_async("SELECT COUNT(*) FROM leases WHERE state = 'queued'", vec![])
+            .await?;
         rows.first().map_or(Ok(0), |r| r.count(0))
     }
 
@@ -264,32 +293,52 @@ impl Journal {
         host: &str,
         finished: WorkerProgress,
     ) -> Result<(), JournalError> {
+        super::postgres::block_on(self.worker_heartbeat_async(worker, host, finished))
+    }
+
+    /// [`Journal::worker_heartbeat`], awaited.
+    pub async fn worker_heartbeat_async(
+        &self,
+        worker: &str,
+        host: &str,
+        finished: WorkerProgress,
+    ) -> Result<(), JournalError> {
         let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        self.postgres()?.execute(
-            "INSERT INTO workers (worker, host, mailboxes_done, messages, bytes)
+        self.postgres()?
+            .execute_async(
+                "INSERT INTO workers (worker, host, mailboxes_done, messages, bytes)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (worker) DO UPDATE SET last_heartbeat = now(),
                  mailboxes_done = workers.mailboxes_done + EXCLUDED.mailboxes_done,
                  messages = workers.messages + EXCLUDED.messages,
                  bytes = workers.bytes + EXCLUDED.bytes",
-            args![
-                worker,
-                host,
-                n(finished.mailboxes),
-                n(finished.messages),
-                n(finished.bytes)
-            ],
-        )?;
+                args![
+                    worker,
+                    host,
+                    n(finished.mailboxes),
+                    n(finished.messages),
+                    n(finished.bytes)
+                ],
+            )
+            .await?;
         Ok(())
     }
 
     /// Workers whose heartbeat is younger than `within` (this one included, once it beat).
     pub fn live_workers(&self, within: Duration) -> Result<u64, JournalError> {
-        let rows = self.postgres()?.query(
-            "SELECT COUNT(*) FROM workers
+        super::postgres::block_on(self.live_workers_async(within))
+    }
+
+    /// [`Journal::live_workers`], awaited.
+    pub async fn live_workers_async(&self, within: Duration) -> Result<u64, JournalError> {
+        let rows = self
+            .postgres()?
+            .query_async(
+                "SELECT COUNT(*) FROM workers
               WHERE last_heartbeat > now() - make_interval(secs => CAST(?1 AS BIGINT))",
-            args![seconds(within)],
-        )?;
+                args![seconds(within)],
+            )
+            .await?;
         rows.first().map_or(Ok(0), |r| r.count(0))
     }
 

@@ -1189,11 +1189,7 @@ impl PostgresStore {
             })
     }
 
-    pub fn execute(&self, sql: &str, args: Vec<Value>) -> Result<u64, JournalError> {
-        block_on(self.execute_async(sql, args))
-    }
-
-    /// [`PostgresStore::execute`], awaited.
+    /// Runs one statement; the rows it changed.
     pub async fn execute_async(&self, sql: &str, args: Vec<Value>) -> Result<u64, JournalError> {
         match self
             .ask(Work::Execute(dollar_parameters(sql), args))
