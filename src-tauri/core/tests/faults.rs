@@ -194,14 +194,14 @@ async fn imap_connections_cut_mid_append_and_during_login_lose_and_duplicate_not
 async fn regression_an_append_the_server_stores_after_the_client_reconnected_is_not_written_twice()
 {
     // The connection breaks once an APPEND was sent whole; the server is still busy with it and
-    // stores the message(s) 700 ms later, when the migrator has long reconnected: its lookup
+    // stores the message(s) 300 ms later, when the migrator has long reconnected: its lookup
     // must not run before the server could have finished.
     run_through_faults(
         1,
         12,
         &[Fault::LateCommit {
             nth: 2,
-            delay_ms: 700,
+            delay_ms: 300,
         }],
         Duration::ZERO,
     )
