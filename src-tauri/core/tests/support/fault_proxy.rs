@@ -28,8 +28,8 @@ pub enum Fault {
     /// line reached the server, before its answer.
     DuringLogin,
     /// The connection carrying the `nth` APPEND seen from now on is cut on the client's side
-    /// once the whole command was sent, and the server gets the command's last line `delay`
-    /// later: a server still busy with a command when its client's connection broke, which
+    /// once the whole command was sent, and the server gets the command's last line `delay_ms`
+    /// ms later: a server still busy with a command when its client's connection broke, which
     /// stores the message after the client has reconnected.
     LateCommit { nth: u64, delay_ms: u64 },
 }
@@ -371,7 +371,7 @@ enum Cut {
 
 impl Scanner {
     /// What to forward of `chunk` (a command line goes once it is complete, rewritten by the
-    /// proxy's [`SearchAnswer`]), and whether to cut the connection after it.
+    /// proxy's [`SearchAnswer`]), and whether and how to cut the connection after it.
     fn scan(&mut self, chunk: &[u8], shared: &mut Shared) -> (Vec<u8>, Cut) {
         let mut out = Vec::with_capacity(chunk.len());
         for &byte in chunk {
