@@ -685,12 +685,37 @@ pub(super) async fn read_mailbox_size(
 
 /// One mailbox's whole migration, mail then groupware, once its slot is free: `size` and
 /// `debt` are what sizing it learned and spent, `known` its facts if already read.
-async fn migrate_mailbox(
+///
+/// Its pacer is made and counted among the running ([`admission::Running`]), with its
+/// `size` left, when this is called: the scheduler has just stopped counting it as queued,
+/// and its task may wait a while for a thread on a saturated runtime. Meanwhile its items
+/// must not look done: the admission would take the drop for work done, overrate the
+/// run's pace, and then no mailbox would look like bounding the finish.
+fn migrate_mailbox(
     shared: Arc<MailboxShared>,
     user: User,
     size: u64,
     debt: Debt,
     known: Option<Box<users::MailboxFacts>>,
+) -> impl std::future::Future<Output = Result<MailboxOutcome, EngineError>> + Send + 'static {
+    // One pacer per mailbox for every workload: Exchange's limits are per app and
+    // mailbox, whatever the data (throttling-limits.md, Outlook service limits).
+    // Made now, not while queued, so memory does not grow with the queue (issue
+    // 17.3), and dropped when the mailbox ends.
+    let pacer = Arc::new(Pacer::new(shared.pacer.clone()));
+    shared.running.enter(&pacer);
+    // Its downloads' place in the run's download lane: the largest first.
+    pacer.set_items_left(size);
+    mailbox_run(shared, user, debt, known, pacer)
+}
+
+/// [`migrate_mailbox`]'s task.
+async fn mailbox_run(
+    shared: Arc<MailboxShared>,
+    user: User,
+    debt: Debt,
+    known: Option<Box<users::MailboxFacts>>,
+    pacer: Arc<Pacer>,
 ) -> Result<MailboxOutcome, EngineError> {
     let MailboxShared {
         client,
@@ -710,16 +735,8 @@ async fn migrate_mailbox(
     if control.is_cancelled() {
         return Ok(MailboxOutcome::NotStarted);
     }
-    // One pacer per mailbox for every workload: Exchange's limits are per app and
-    // mailbox, whatever the data (throttling-limits.md, Outlook service limits).
-    // Made now, not while queued, so memory does not grow with the queue (issue
-    // 17.3), and dropped when the mailbox ends.
-    let pacer = Arc::new(Pacer::new(shared.pacer.clone()));
-    shared.running.enter(&pacer);
     tracing::debug!(target: "timeline", user = %user.mail.as_deref().unwrap_or_default(), "mailbox begins");
     pacer.take_over(debt).await;
-    // Its downloads' place in the run's download lane: the largest first.
-    pacer.set_items_left(size);
     let facts = match known {
         Some(facts) => *facts,
         None => users::mailbox_facts(client, &pacer, &user.id).await,
@@ -1177,4 +1194,60 @@ async fn run_locked(
         summary: summary.clone(),
     });
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (issue 17): the scheduler stops counting a mailbox as queued when it starts
+    /// it, and its task may wait for a thread a while on a saturated runtime. Its items must
+    /// count among the running from the start, not from its task's first poll: meanwhile
+    /// they looked done, the admission measured a pace of hundreds of thousands of items a
+    /// second, and no mailbox ever looked like bounding the finish (nothing was held).
+    #[test]
+    fn a_started_mailbox_counts_its_items_before_its_task_runs() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let source = SourceConfig::on_loopback(
+            "contoso.onmicrosoft.com",
+            "00000000-0000-0000-0000-000000000001",
+            "http://127.0.0.1:9",
+        );
+        let client = GraphClient::new(&source, &Secret::new("s"), http_client().expect("http"))
+            .expect("client");
+        let shared = Arc::new(MailboxShared {
+            client,
+            store: Store::Folder(FolderStore::open(dir.path()).expect("folder")),
+            journal: None,
+            reporter: Arc::new(crate::progress::NullReporter),
+            control: RunControl::new(),
+            workloads: vec![Workload::Mail],
+            pacer: PacerSettings::default(),
+            mirror_deletions: false,
+            limits: DateLimits::default(),
+            outage_wait: std::time::Duration::from_secs(1),
+            include_system_folders: false,
+            separator_substitute: "_".into(),
+            dav: None,
+            icewarp: None,
+            made: HashMap::new(),
+            running: Arc::new(admission::Running::default()),
+            made_elsewhere: mailboxes::LOCAL_FOLDER,
+        });
+        let user = User {
+            id: "u1".into(),
+            user_principal_name: "u1@contoso.com".into(),
+            mail: Some("u1@contoso.com".into()),
+            display_name: None,
+            account_enabled: Some(true),
+            proxy_addresses: Vec::new(),
+            user_type: None,
+        };
+        let task = migrate_mailbox(shared.clone(), user, 5_000, Debt::default(), None);
+        let (left, largest) = shared.running.read();
+        assert_eq!(left, 5_000, "counted as running before the task is polled");
+        assert_eq!(largest.map(|(_, pace)| pace.items_left), Some(5_000));
+        drop(task);
+        assert_eq!(shared.running.read().0, 0, "gone with its task");
+    }
 }
