@@ -435,6 +435,20 @@ impl Journal {
             .ok_or_else(|| lost(lease))
     }
 
+    /// [`Journal::under_lease`] for statements that touch different rows and read nothing
+    /// another writes, as one statement ([`super::postgres::PostgresStore::guarded_at_once`]).
+    pub(super) async fn at_once_under_lease(
+        &self,
+        lease: &Lease,
+        statements: &[(&str, Vec<Value>)],
+    ) -> Result<(), JournalError> {
+        self.postgres()?
+            .guarded_at_once(Some((LEASE_HELD, held(lease))), statements)
+            .await?
+            .map(|_| ())
+            .ok_or_else(|| lost(lease))
+    }
+
     /// A handle on this journal (the same connection) whose every write commits only while
     /// `lease` holds, else is refused with [`JournalError::LeaseLost`]: what a worker gives
     /// the engine for the leased mailbox, so a worker cut off past its lease cannot record

@@ -881,6 +881,22 @@ impl Journal {
         }
     }
 
+    /// [`Journal::together_async`] for statements that touch different rows and read nothing
+    /// another writes: on PostgreSQL one statement, one message to the server instead of one
+    /// per statement plus `BEGIN`, the lease's guard and `COMMIT` (issue 18).
+    async fn at_once_async(&self, statements: &[(&str, Vec<Value>)]) -> Result<(), JournalError> {
+        if statements.is_empty() {
+            return Ok(());
+        }
+        match (&*self.backend, &self.fence) {
+            (Backend::Postgres(_), Some(fence)) => {
+                self.at_once_under_lease(fence.held()?, statements).await
+            }
+            (Backend::Postgres(p), None) => p.guarded_at_once(None, statements).await.map(|_| ()),
+            (Backend::Sqlite(_), _) => self.together_async(statements).await,
+        }
+    }
+
     /// Records that the destination confirmed the write.
     pub fn record_done(
         &self,
@@ -1181,7 +1197,8 @@ impl Journal {
             let args = args![user_id, folder_id, dest_name, link, "mail"];
             statements.push((SET_FOLDER, args));
         }
-        self.together_async(&statements).await
+        // The folder's row and its items' rows: different rows, different tables.
+        self.at_once_async(&statements).await
     }
 
     /// A folder's stored delta link, for the next incremental pass.

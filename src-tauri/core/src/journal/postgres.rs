@@ -394,8 +394,13 @@ fn dollar_parameters(sql: &str) -> String {
 }
 
 fn read_row(row: &tokio_postgres::Row) -> Result<Row, tokio_postgres::Error> {
+    read_row_from(row, 0)
+}
+
+/// A row's columns from the `first`.
+fn read_row_from(row: &tokio_postgres::Row, first: usize) -> Result<Row, tokio_postgres::Error> {
     let mut values = Vec::with_capacity(row.len());
-    for (i, column) in row.columns().iter().enumerate() {
+    for (i, column) in row.columns().iter().enumerate().skip(first) {
         let ty = column.type_();
         let value = if *ty == Type::INT8 {
             row.try_get::<_, Option<i64>>(i)?.map(Value::Int)
@@ -417,7 +422,11 @@ enum Work {
     /// Statements in one transaction, after a guard query that must find a row (else
     /// nothing is written and the answer is `None`); the answer holds the last statement's
     /// changed-row count and its `RETURNING` rows.
-    Transaction(Option<(String, Vec<Value>)>, Vec<(String, Vec<Value>)>),
+    Transaction(Guard, Statements),
+    /// As `Transaction`, for statements that touch different rows and read nothing another
+    /// writes: run as one statement ([`one_statement`]); the answer holds the sum of their
+    /// changed-row counts, and a lone statement's `RETURNING` rows.
+    AtOnce(Guard, Statements),
 }
 
 /// The database's answer to one [`Work`].
@@ -448,6 +457,9 @@ pub(super) struct PostgresStore {
 
 /// A guard query and its arguments ([`PostgresStore::guarded_transaction`]), as sent.
 type Guard = Option<(String, Vec<Value>)>;
+
+/// Statements and their arguments, as sent.
+type Statements = Vec<(String, Vec<Value>)>;
 
 /// Records that say an item is done, committed together ([`PostgresStore::durable`]): while a
 /// transaction of records under one guard (one lease, or none) is in flight, the records under
@@ -789,12 +801,12 @@ async fn run_work(session: &mut Session, work: &Work) -> Result<Answer, tokio_po
                 .collect::<Result<_, _>>()
                 .map(Answer::Rows)
         }
-        Work::Transaction(guard, statements) => match statements.as_slice() {
-            [(sql, args)] if !returns_rows(sql) => {
-                single_statement(client, cache, guard.as_ref(), sql, args).await
-            }
-            _ => pipelined_transaction(client, cache, guard.as_ref(), statements).await,
-        },
+        Work::Transaction(guard, statements) if statements.len() != 1 => {
+            pipelined_transaction(client, cache, guard.as_ref(), statements).await
+        }
+        Work::Transaction(guard, statements) | Work::AtOnce(guard, statements) => {
+            one_statement(client, cache, guard.as_ref(), statements).await
+        }
     }
 }
 
@@ -821,46 +833,100 @@ fn shift_parameters(sql: &str, by: usize) -> String {
     out
 }
 
-/// One write that changes no row it reads back, after `guard`, as one statement: PostgreSQL
-/// runs a single statement as its own transaction, so this is the transaction of
-/// [`pipelined_transaction`] in one message instead of four (`BEGIN`, the guard, the write,
-/// `COMMIT`, each answered on its own). The guard and the write are the `WITH` queries of one
-/// statement that selects the guard's row: the guard query is read, so it runs (and fails
-/// with `division_by_zero` when it finds no row, as in [`failing_guard`]); the write, a
-/// data-modifying `WITH` query, "is executed exactly once, and always to completion"
+/// Writes after `guard` as one statement: PostgreSQL runs a single statement as its own
+/// transaction, so this is the transaction of [`pipelined_transaction`] in one message
+/// instead of one per statement plus `BEGIN`, the guard and `COMMIT`, each answered on its
+/// own. The guard and the writes are the `WITH` queries of one statement that selects the
+/// guard's row: the guard query is read, so it runs (and fails with `division_by_zero` when
+/// it finds no row, as in [`failing_guard`]); each write, a data-modifying `WITH` query, "is
+/// executed exactly once, and always to completion"
 /// (<https://www.postgresql.org/docs/15/queries-with.html#QUERIES-WITH-MODIFYING>); an error
-/// in either undoes both, and the guard's row lock is held until the statement commits.
-/// On this machine's coordination benchmark most journal transactions are one write under a
-/// lease (issue 18: the "done" records).
-async fn single_statement(
+/// in any undoes all, and the guard's row lock is held until the statement commits. The
+/// writes share one snapshot and run in no set order, hence more than one only when they
+/// touch different rows and none reads what another writes ([`Work::AtOnce`]). A lone write's
+/// `RETURNING` rows are read back through a left join on the guard's row, so the guard runs
+/// whether or not the write returns any. Most of a worker's journal transactions are one
+/// write under its lease (issue 18: the "done" records, a folder's round).
+async fn one_statement(
     client: &tokio_postgres::Client,
     cache: &mut std::collections::HashMap<String, tokio_postgres::Statement>,
     guard: Option<&(String, Vec<Value>)>,
-    sql: &str,
-    args: &[Value],
+    statements: &[(String, Vec<Value>)],
 ) -> Result<Answer, tokio_postgres::Error> {
-    let Some((guard_sql, guard_args)) = guard else {
-        let statement = prepared(client, cache, sql).await?;
-        let changed = client.execute(&statement, &params(args)).await?;
-        return Ok(Answer::Applied(Some((changed, Vec::new()))));
+    let returning = match statements {
+        [(sql, _)] => returns_rows(sql),
+        _ => false,
     };
-    let combined = format!(
-        "WITH fence AS ({}), written AS ({} RETURNING 1) \
-         SELECT fence.ok, (SELECT COUNT(*) FROM written) FROM fence",
-        failing_guard(guard_sql),
-        shift_parameters(sql.trim_end().trim_end_matches(';'), guard_args.len()),
-    );
+    if let (None, [(sql, args)]) = (guard, statements) {
+        let statement = prepared(client, cache, sql).await?;
+        return if returning {
+            let rows = client.query(&statement, &params(args)).await?;
+            let rows: Vec<Row> = rows.iter().map(read_row).collect::<Result<_, _>>()?;
+            Ok(Answer::Applied(Some((rows.len() as u64, rows))))
+        } else {
+            let changed = client.execute(&statement, &params(args)).await?;
+            Ok(Answer::Applied(Some((changed, Vec::new()))))
+        };
+    }
+    if guard.is_none() && statements.is_empty() {
+        return Ok(Answer::Applied(Some((0, Vec::new()))));
+    }
+    let mut queries = Vec::with_capacity(statements.len() + 1);
+    let mut all: Vec<Value> = Vec::new();
+    if let Some((guard_sql, guard_args)) = guard {
+        queries.push(format!("fence AS ({})", failing_guard(guard_sql)));
+        all.extend(guard_args.iter().cloned());
+    }
+    let mut counts = Vec::with_capacity(statements.len());
+    for (i, (sql, args)) in statements.iter().enumerate() {
+        let body = shift_parameters(sql.trim_end().trim_end_matches(';'), all.len());
+        let marker = if returning { "" } else { " RETURNING 1" };
+        queries.push(format!("w{i} AS ({body}{marker})"));
+        counts.push(format!("(SELECT COUNT(*) FROM w{i})"));
+        all.extend(args.iter().cloned());
+    }
+    let ok = if guard.is_some() { "fence.ok" } else { "1" };
+    let from = if guard.is_some() { " FROM fence" } else { "" };
+    let select = if returning {
+        format!(
+            "SELECT {ok}, w.* FROM fence LEFT JOIN (SELECT 1 AS present, * FROM w0) AS w ON true"
+        )
+    } else {
+        let sum = if counts.is_empty() {
+            "0".to_string()
+        } else {
+            counts.join(" + ")
+        };
+        format!("SELECT {ok}, {sum}{from}")
+    };
+    let combined = format!("WITH {} {select}", queries.join(", "));
     let statement = prepared(client, cache, &combined).await?;
-    let all: Vec<Value> = guard_args.iter().chain(args).cloned().collect();
-    match client.query_one(&statement, &params(&all)).await {
-        Ok(row) => {
-            let changed: i64 = row.try_get(1)?;
+    match client.query(&statement, &params(&all)).await {
+        Ok(rows) if returning => {
+            // Columns: the guard's, the marker (NULL when the write returned no row), the
+            // write's.
+            let present = rows
+                .iter()
+                .filter(|row| matches!(row.try_get::<_, Option<i32>>(1), Ok(Some(_))));
+            let rows: Vec<Row> = present
+                .map(|row| read_row_from(row, 2))
+                .collect::<Result<_, _>>()?;
+            Ok(Answer::Applied(Some((rows.len() as u64, rows))))
+        }
+        Ok(rows) => {
+            let changed: i64 = match rows.first() {
+                Some(row) => row.try_get(1)?,
+                None => 0,
+            };
             Ok(Answer::Applied(Some((
                 u64::try_from(changed).unwrap_or(0),
                 Vec::new(),
             ))))
         }
-        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DIVISION_BY_ZERO) => {
+        Err(e)
+            if guard.is_some()
+                && e.code() == Some(&tokio_postgres::error::SqlState::DIVISION_BY_ZERO) =>
+        {
             Ok(Answer::Applied(None))
         }
         Err(e) => Err(e),
@@ -1226,12 +1292,32 @@ impl PostgresStore {
         guard: Option<(&str, Vec<Value>)>,
         statements: &[(&str, Vec<Value>)],
     ) -> Result<Option<(u64, Vec<Row>)>, JournalError> {
+        self.guarded(Work::Transaction, guard, statements).await
+    }
+
+    /// [`PostgresStore::guarded_transaction`] for statements that touch different rows and
+    /// read nothing another writes, as one statement ([`Work::AtOnce`]); `Some` holds the sum
+    /// of their changed-row counts.
+    pub async fn guarded_at_once(
+        &self,
+        guard: Option<(&str, Vec<Value>)>,
+        statements: &[(&str, Vec<Value>)],
+    ) -> Result<Option<(u64, Vec<Row>)>, JournalError> {
+        self.guarded(Work::AtOnce, guard, statements).await
+    }
+
+    async fn guarded(
+        &self,
+        work: fn(Guard, Statements) -> Work,
+        guard: Option<(&str, Vec<Value>)>,
+        statements: &[(&str, Vec<Value>)],
+    ) -> Result<Option<(u64, Vec<Row>)>, JournalError> {
         let guard = guard.map(|(sql, args)| (dollar_parameters(sql), args));
         let statements = statements
             .iter()
             .map(|(sql, args)| (dollar_parameters(sql), args.clone()))
             .collect();
-        self.applied(Work::Transaction(guard, statements)).await
+        self.applied(work(guard, statements)).await
     }
 
     async fn applied(&self, work: Work) -> Result<Option<(u64, Vec<Row>)>, JournalError> {

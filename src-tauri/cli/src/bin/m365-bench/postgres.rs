@@ -17,6 +17,10 @@ const USER: &str = "bench";
 /// default: the extension's own bookkeeping costs CPU per statement.
 pub const STATEMENTS_ENV: &str = "M365_BENCH_PG_STATEMENTS";
 
+/// Server settings for experiments, `name=value` separated by spaces (each passed as `-c`),
+/// e.g. `synchronous_commit=off`; none by default.
+pub const SETTINGS_ENV: &str = "M365_BENCH_PG_SETTINGS";
+
 pub struct Postgres {
     dir: tempfile::TempDir,
     child: Child,
@@ -70,6 +74,10 @@ impl Postgres {
             .args(["-c", "unix_socket_directories="]);
         if std::env::var_os(STATEMENTS_ENV).is_some() {
             server.args(["-c", "shared_preload_libraries=pg_stat_statements"]);
+        }
+        let settings = std::env::var(SETTINGS_ENV).unwrap_or_default();
+        for setting in settings.split_whitespace() {
+            server.args(["-c", setting]);
         }
         let child = server
             .stdin(Stdio::null())
