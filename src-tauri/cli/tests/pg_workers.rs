@@ -446,6 +446,31 @@ async fn a_worker_exits_when_its_last_mailbox_is_done_not_a_heartbeat_later() {
     );
 }
 
+/// Regression (issue 18, the coordination benchmark's start-up): a worker sized each queued
+/// mailbox to take the largest first, then the run of each leased mailbox read its size again
+/// before starting it, a second request on the mailbox's path to its first copy. The lease
+/// now carries the size the queue holds, and the run starts with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn regression_a_leased_mailbox_was_sized_twice() {
+    let pg = Postgres::start();
+    let sim = tenant(4, 3, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (config, out) = config_with(dir.path(), &sim, &pg, "workloads = [\"mail\"]\n", "");
+    let o = finish(worker(&config, &sim));
+    assert!(o.status.success(), "{}", said(&o));
+    assert_every_message_once(&sim, &out, "after one worker");
+    let sizings = sim
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.path_and_query.contains(
+                "/mailFolders?includeHiddenFolders=true&$top=250&$select=id,totalItemCount",
+            )
+        })
+        .count();
+    assert_eq!(sizings, 4, "each of 4 mailboxes sized once");
+}
+
 /// Regression (issue 18): without a plan's counts a worker queued every mailbox with size 0,
 /// so mailboxes were taken by name and a tenant's largest could start last (the coordination
 /// benchmark's largest was taken 7th of 12). The worker now sizes them first, as `run` does.

@@ -464,9 +464,11 @@ impl MailboxRun<'_> {
             })
         };
         // The run reports `UserFinished` once the mailbox's other workloads are done too.
-        let finish = |state: &str| -> Result<(), EngineError> {
+        let finish = async |state: &str| -> Result<(), EngineError> {
             if let Some(j) = self.journal {
-                j.journal.set_user_state(&user.id, &address, state)?;
+                j.journal
+                    .set_user_state_async(&user.id, &address, state)
+                    .await?;
             }
             Ok(())
         };
@@ -480,7 +482,7 @@ impl MailboxRun<'_> {
             Err(e) => {
                 // E.g. a mailbox excluded by an application access policy: this user only.
                 fail(&mut stats, "", "(mailbox)", e.to_string());
-                finish("failed")?;
+                finish("failed").await?;
                 return Ok(stats);
             }
         };
@@ -495,7 +497,12 @@ impl MailboxRun<'_> {
         // Folders recorded by an earlier pass: their destination names (kept where an earlier
         // version named them), and which are gone.
         let known_folders: HashMap<String, String> = match self.journal {
-            Some(j) => j.journal.folders_of(&user.id)?.into_iter().collect(),
+            Some(j) => j
+                .journal
+                .folders_of_async(&user.id)
+                .await?
+                .into_iter()
+                .collect(),
             None => HashMap::new(),
         };
         let mut target = match self.open_target(&address, &nodes, &known_folders).await? {
@@ -509,7 +516,7 @@ impl MailboxRun<'_> {
             }
             Err(Unopened::Failed(reason)) => {
                 fail(&mut stats, "", "(mailbox)", reason);
-                finish("failed")?;
+                finish("failed").await?;
                 return Ok(stats);
             }
         };
@@ -519,13 +526,15 @@ impl MailboxRun<'_> {
             Target::Imap(_, names) => names.iter().map(|n| n.clone().ok()).collect(),
         };
         if let Some(j) = self.journal {
-            j.journal.set_user_state(&user.id, &address, "started")?;
+            j.journal
+                .set_user_state_async(&user.id, &address, "started")
+                .await?;
             // Changed date limits: full rounds, so mail a wider limit lets in is listed again
             // (delta links only bring changes). A narrower one removes nothing migrated.
             let limits = self.limits.fingerprint();
-            let before = j.journal.user_limits(&user.id)?;
+            let before = j.journal.user_limits_async(&user.id).await?;
             if before.unwrap_or_else(|| DateLimits::default().fingerprint()) != limits {
-                j.journal.set_user_limits(&user.id, &limits)?;
+                j.journal.set_user_limits_async(&user.id, &limits).await?;
             }
             let live: HashSet<&str> = nodes.iter().map(|n| n.folder.id.as_str()).collect();
             for folder_id in known_folders.keys().filter(|f| !live.contains(f.as_str())) {
@@ -999,7 +1008,7 @@ impl MailboxRun<'_> {
         } else {
             "finished"
         };
-        finish(state)?;
+        finish(state).await?;
         Ok(stats)
     }
 

@@ -57,14 +57,16 @@ pub(super) fn destinations(outcome: Option<&ProvisionOutcome>) -> HashMap<String
 
 /// Records in the journal what `user`'s mailbox is ([`kind_of`]) and what the migration made
 /// of it (`made`), for the report.
-pub(super) fn record_destination(
+pub(super) async fn record_destination(
     journal: &Journal,
     user: &User,
     facts: &MailboxFacts,
     made: &str,
 ) -> Result<(), EngineError> {
     let address = user.mail.as_deref().unwrap_or_default();
-    journal.set_user_destination(&user.id, address, kind_of(facts), made)?;
+    journal
+        .set_user_destination_async(&user.id, address, kind_of(facts), made)
+        .await?;
     Ok(())
 }
 

@@ -450,6 +450,9 @@ pub struct RunOptions {
     /// token (cached until near its expiry, renewed after a 401) and download cap serve every
     /// mailbox it leases ([`work`]).
     pub signed_in: Option<GraphClient>,
+    /// The size of the one mailbox a worker leased, as its queue holds it (items; 0: not
+    /// known), used instead of reading it again ([`work`]).
+    pub leased_size: Option<u64>,
 }
 
 impl RunOptions {
@@ -492,6 +495,7 @@ impl RunOptions {
             leased_journal: None,
             listed_users: None,
             signed_in: None,
+            leased_size: None,
         }
     }
 }
@@ -519,6 +523,7 @@ impl Default for RunOptions {
             leased_journal: None,
             listed_users: None,
             signed_in: None,
+            leased_size: None,
         }
     }
 }
@@ -759,13 +764,14 @@ async fn mailbox_run(
             mailboxes::ONLINE_ARCHIVE,
         )?,
         (Some(false), Some(j)) => {
-            j.set_user_note(&user.id, user.mail.as_deref().unwrap_or_default(), None)?
+            let address = user.mail.as_deref().unwrap_or_default();
+            j.set_user_note_async(&user.id, address, None).await?
         }
         _ => {}
     }
     if let Some(j) = journal_ref {
         let made = made.get(&user.id).copied().unwrap_or(shared.made_elsewhere);
-        mailboxes::record_destination(j, &user, &facts, made)?;
+        mailboxes::record_destination(j, &user, &facts, made).await?;
     }
     let address = user.mail.clone().unwrap_or_default();
     tracing::debug!(target: "timeline", user = %address, "mail begins");
@@ -1029,7 +1035,7 @@ async fn run_locked(
     }
     tracing::debug!(target: "timeline", user = "", "run begins");
     let run_id = match &journal {
-        Some(j) => Some(j.begin_run()?),
+        Some(j) => Some(j.begin_run_async().await?),
         None => None,
     };
     tracing::debug!(target: "timeline", user = "", "run begun");
@@ -1088,7 +1094,7 @@ async fn run_locked(
     let size_one = |(user, known): (User, Known)| {
         let (client, workloads, limits) = (&client, &workloads, &shared.pacer);
         let control = &control;
-        let counted = kept_size(&user);
+        let counted = kept_size(&user).or(options.leased_size.filter(|size| *size > 0));
         // A mailbox without Exchange has nothing to size: its facts read (when its turn
         // comes) reports it not migrated.
         let no_mailbox =
@@ -1188,7 +1194,7 @@ async fn run_locked(
             "finished"
         };
         let json = serde_json::to_string(&summary).unwrap_or_default();
-        j.journal.finish_run(j.run, status, &json)?;
+        j.journal.finish_run_async(j.run, status, &json).await?;
     }
     reporter.report(ProgressEvent::RunFinished {
         summary: summary.clone(),

@@ -86,16 +86,35 @@ pub async fn work(
     // A connection per lease loop: one mailbox's journal calls do not wait behind another's.
     let mut settings = settings.clone();
     settings.connections = options.run.parallel_mailboxes.max(1);
-    let journal = Arc::new(Journal::open_at(&JournalLocation::Postgres(Box::new(
-        settings,
-    )))?);
-    tracing::debug!(target: "timeline", user = "", "journal opened");
+    // The journal opens (its connections, its migrations) while the tenant's mailboxes are
+    // listed: neither needs the other, and both are round trips.
+    let location = JournalLocation::Postgres(Box::new(settings));
+    let opening = {
+        let location = location.clone();
+        tokio::task::spawn_blocking(move || Journal::open_at(&location))
+    };
+    let (opened, listed) = tokio::join!(
+        async {
+            let opened = match opening.await {
+                Ok(opened) => opened,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // Not run (the runtime is shutting down): opened here instead.
+                Err(_) => Journal::open_at(&location),
+            };
+            tracing::debug!(target: "timeline", user = "", "journal opened");
+            opened
+        },
+        signed_in_mailboxes(source, secret, &options.run)
+    );
+    let journal = Arc::new(opened?);
+    let (client, users) = listed?;
+    tracing::debug!(target: "timeline", user = "", "users listed");
     let beat = WorkerProgress::default();
     journal
         .worker_heartbeat_async(&options.worker, &options.host, beat)
         .await?;
     share_app_budget(&journal, &options).await?;
-    let (client, users) = fill_queue(source, secret, &options.run, &journal).await?;
+    let users = fill_queue(users, &options.run, &journal).await?;
     tracing::debug!(target: "timeline", user = "", "queue filled");
     let summary = Mutex::new(WorkerSummary::default());
     let worker = Worker {
@@ -132,18 +151,14 @@ pub async fn work(
     Ok(summary.into_inner().unwrap_or_else(|p| p.into_inner()))
 }
 
-/// Queues every selected mailbox (idempotent: one already queued, done or failed keeps its
-/// state), sized by the plan's kept item counts when there are any. Returns the signed-in
-/// client and the selected users by lower-case address, so each leased mailbox's run needs
-/// neither a sign-in nor a listing of its own.
+/// Queues every selected mailbox of `users` (idempotent: one already queued, done or failed
+/// keeps its state), sized by the plan's kept item counts when there are any. Returns the
+/// users by lower-case address, so each leased mailbox's run needs no listing of its own.
 async fn fill_queue(
-    source: &SourceConfig,
-    secret: &Secret,
+    users: Vec<User>,
     options: &RunOptions,
     journal: &Journal,
-) -> Result<(GraphClient, HashMap<String, User>), EngineError> {
-    let (client, users) = signed_in_mailboxes(source, secret, options).await?;
-    tracing::debug!(target: "timeline", user = "", "users listed");
+) -> Result<HashMap<String, User>, EngineError> {
     let kept = counts::MailboxCounts::load(options.state_dir.as_deref());
     let mut queue = Vec::with_capacity(users.len());
     for user in &users {
@@ -160,7 +175,7 @@ async fn fill_queue(
         .into_iter()
         .filter_map(|u| Some((u.mail.as_deref()?.to_lowercase(), u)))
         .collect();
-    Ok((client, by_address))
+    Ok(by_address)
 }
 
 /// Waits `wait` on `pacer`'s clock (the pacer is the only place that waits).
@@ -220,19 +235,24 @@ impl Worker<'_> {
                 (mailbox, size)
             })
             .buffer_unordered(super::mailboxes::FACT_READS);
-        let mut release = |done: usize| {
-            if done >= wave {
-                first_wave.take().map(|f| f.send(()));
-            }
-        };
-        release(0);
+        if wave == 0 {
+            first_wave.take().map(|f| f.send(()));
+        }
+        // The first wave's sizes are queued in one call, then each as it is read.
+        let mut first: Vec<(String, u64)> = Vec::with_capacity(wave);
         let mut done = 0;
         while let Some((mailbox, size)) = sized.next().await {
-            if size > 0 {
-                self.journal.enqueue_mailboxes(&[(&mailbox, size)]).await?;
-            }
             done += 1;
-            release(done);
+            if size > 0 {
+                first.push((mailbox, size));
+            }
+            if done < wave {
+                continue;
+            }
+            let queue: Vec<(&str, u64)> = first.iter().map(|(m, s)| (m.as_str(), *s)).collect();
+            self.journal.enqueue_mailboxes(&queue).await?;
+            first.clear();
+            first_wave.take().map(|f| f.send(()));
         }
         Ok(())
     }
@@ -349,6 +369,7 @@ impl Worker<'_> {
                 .get(&lease.mailbox.to_lowercase())
                 .map(|u| vec![u.clone()]),
             signed_in: Some(self.client.clone()),
+            leased_size: Some(lease.size),
             ..options.run.clone()
         };
         let migrate = super::run(

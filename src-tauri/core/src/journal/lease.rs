@@ -24,6 +24,8 @@ pub struct Lease {
     pub worker: String,
     /// Drawn anew at each take: higher than every token given for this mailbox before.
     pub fencing_token: i64,
+    /// Its size in the queue (items, as a plan counted or a worker read them; 0: not known).
+    pub size: u64,
 }
 
 /// What a worker finished since its last heartbeat.
@@ -170,7 +172,7 @@ impl Journal {
                      ORDER BY size_bytes DESC, mailbox
                      LIMIT 1
                      FOR UPDATE SKIP LOCKED)
-             RETURNING mailbox, fencing_token",
+             RETURNING mailbox, fencing_token, size_bytes",
                 args![worker, seconds(ttl)],
             )
             .await?;
@@ -180,6 +182,7 @@ impl Journal {
                     mailbox: r.text(0)?,
                     worker: worker.to_string(),
                     fencing_token: r.int(1)?,
+                    size: u64::try_from(r.int(2)?).unwrap_or(0),
                 })
             })
             .transpose()

@@ -647,11 +647,7 @@ impl Journal {
         Ok(self.rows(sql, args)?.into_iter().next())
     }
 
-    fn transaction(&self, statements: &[(&str, Vec<Value>)]) -> Result<(), JournalError> {
-        postgres::block_on(self.transaction_async(statements))
-    }
-
-    /// [`Journal::transaction`], awaited, as [`Journal::exec_async`].
+    /// `statements` in one transaction, in order; awaited, as [`Journal::exec_async`].
     async fn transaction_async(
         &self,
         statements: &[(&str, Vec<Value>)],
@@ -666,12 +662,8 @@ impl Journal {
         }
     }
 
-    /// A write that returns rows (`RETURNING`), fenced like [`Journal::exec`].
-    fn write_returning(&self, sql: &str, args: Vec<Value>) -> Result<Vec<Row>, JournalError> {
-        postgres::block_on(self.write_returning_async(sql, args))
-    }
-
-    /// [`Journal::write_returning`], awaited, as [`Journal::exec_async`].
+    /// A write that returns rows (`RETURNING`), fenced like [`Journal::exec`]; awaited, as
+    /// [`Journal::exec_async`].
     async fn write_returning_async(
         &self,
         sql: &str,
@@ -685,11 +677,17 @@ impl Journal {
 
     /// Starts a run and returns its id.
     pub fn begin_run(&self) -> Result<i64, JournalError> {
+        postgres::block_on(self.begin_run_async())
+    }
+
+    /// [`Journal::begin_run`], awaited, as [`Journal::record_mail_done_async`].
+    pub async fn begin_run_async(&self) -> Result<i64, JournalError> {
         let row = self
-            .write_returning(
+            .write_returning_async(
                 "INSERT INTO runs (started_at, status) VALUES (?1, 'running') RETURNING id",
                 args![now()],
-            )?
+            )
+            .await?
             .into_iter()
             .next();
         row.ok_or(JournalError::Column { index: 0 })?.int(0)
@@ -697,10 +695,21 @@ impl Journal {
 
     /// Closes a run with its status (`finished`, `stopped`, `failed`) and summary JSON.
     pub fn finish_run(&self, run: i64, status: &str, summary: &str) -> Result<(), JournalError> {
-        self.exec(
+        postgres::block_on(self.finish_run_async(run, status, summary))
+    }
+
+    /// [`Journal::finish_run`], awaited, as [`Journal::record_mail_done_async`].
+    pub async fn finish_run_async(
+        &self,
+        run: i64,
+        status: &str,
+        summary: &str,
+    ) -> Result<(), JournalError> {
+        self.exec_async(
             "UPDATE runs SET finished_at = ?2, status = ?3, summary = ?4 WHERE id = ?1",
             args![run, now(), status, summary],
-        )?;
+        )
+        .await?;
         Ok(())
     }
 
@@ -711,11 +720,22 @@ impl Journal {
         address: &str,
         state: &str,
     ) -> Result<(), JournalError> {
-        self.exec(
+        postgres::block_on(self.set_user_state_async(user_id, address, state))
+    }
+
+    /// [`Journal::set_user_state`], awaited, as [`Journal::record_mail_done_async`].
+    pub async fn set_user_state_async(
+        &self,
+        user_id: &str,
+        address: &str,
+        state: &str,
+    ) -> Result<(), JournalError> {
+        self.exec_async(
             "INSERT INTO users (user_id, address, state, updated_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (user_id) DO UPDATE SET address = ?2, state = ?3, updated_at = ?4",
             args![user_id, address, state, now()],
-        )?;
+        )
+        .await?;
         Ok(())
     }
 
@@ -727,12 +747,23 @@ impl Journal {
         address: &str,
         note: Option<&str>,
     ) -> Result<(), JournalError> {
-        self.exec(
+        postgres::block_on(self.set_user_note_async(user_id, address, note))
+    }
+
+    /// [`Journal::set_user_note`], awaited, as [`Journal::record_mail_done_async`].
+    pub async fn set_user_note_async(
+        &self,
+        user_id: &str,
+        address: &str,
+        note: Option<&str>,
+    ) -> Result<(), JournalError> {
+        self.exec_async(
             "INSERT INTO users (user_id, address, state, updated_at, note)
              VALUES (?1, ?2, 'pending', ?3, ?4)
              ON CONFLICT (user_id) DO UPDATE SET note = ?4",
             args![user_id, address, now(), note],
-        )?;
+        )
+        .await?;
         Ok(())
     }
 
@@ -747,13 +778,26 @@ impl Journal {
         kind: &str,
         destination: &str,
     ) -> Result<(), JournalError> {
-        self.exec(
+        let recorded = self.set_user_destination_async(user_id, address, kind, destination);
+        postgres::block_on(recorded)
+    }
+
+    /// [`Journal::set_user_destination`], awaited, as [`Journal::record_mail_done_async`].
+    pub async fn set_user_destination_async(
+        &self,
+        user_id: &str,
+        address: &str,
+        kind: &str,
+        destination: &str,
+    ) -> Result<(), JournalError> {
+        self.exec_async(
             "INSERT INTO users (user_id, address, state, updated_at, kind, destination)
              VALUES (?1, ?2, 'pending', ?3, ?4, ?5)
              ON CONFLICT (user_id) DO UPDATE SET kind = ?4,
                destination = CASE WHEN users.destination = ?6 THEN users.destination ELSE ?5 END",
             args![user_id, address, now(), kind, destination, ACCOUNT_CREATED],
-        )?;
+        )
+        .await?;
         Ok(())
     }
 
@@ -1510,11 +1554,20 @@ impl Journal {
 
     /// Every mail folder recorded for a user: (source folder id, destination name).
     pub fn folders_of(&self, user_id: &str) -> Result<Vec<(String, String)>, JournalError> {
-        self.rows(
+        postgres::block_on(self.folders_of_async(user_id))
+    }
+
+    /// [`Journal::folders_of`], awaited, as [`Journal::record_mail_done_async`].
+    pub async fn folders_of_async(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<(String, String)>, JournalError> {
+        self.rows_async(
             "SELECT folder_id, dest_name FROM folders WHERE user_id = ?1 AND kind = 'mail'
              ORDER BY folder_id",
             args![user_id],
-        )?
+        )
+        .await?
         .iter()
         .map(|r| Ok((r.text(0)?, r.text(1)?)))
         .collect()
@@ -1532,18 +1585,35 @@ impl Journal {
     /// The date limits (their [`crate::config::DateLimits::fingerprint`]) the user's mail
     /// delta links were taken under; `None` before the first pass.
     pub fn user_limits(&self, user_id: &str) -> Result<Option<String>, JournalError> {
-        self.first(
-            "SELECT limits FROM user_limits WHERE user_id = ?1",
-            args![user_id],
-        )?
-        .map_or(Ok(None), |r| r.opt_text(0))
+        postgres::block_on(self.user_limits_async(user_id))
+    }
+
+    /// [`Journal::user_limits`], awaited, as [`Journal::record_mail_done_async`].
+    pub async fn user_limits_async(&self, user_id: &str) -> Result<Option<String>, JournalError> {
+        let rows = self
+            .rows_async(
+                "SELECT limits FROM user_limits WHERE user_id = ?1",
+                args![user_id],
+            )
+            .await?;
+        rows.first().map_or(Ok(None), |r| r.opt_text(0))
     }
 
     /// Records new date limits for a user and drops the user's delta links in the same
     /// transaction: the next round of every folder is a full one, which lists what the new
     /// limits let in (a delta link would only bring what changed).
     pub fn set_user_limits(&self, user_id: &str, limits: &str) -> Result<(), JournalError> {
-        self.transaction(&[
+        postgres::block_on(self.set_user_limits_async(user_id, limits))
+    }
+
+    /// [`Journal::set_user_limits`], awaited, as [`Journal::record_mail_done_async`].
+    pub async fn set_user_limits_async(
+        &self,
+        user_id: &str,
+        limits: &str,
+    ) -> Result<(), JournalError> {
+        // The user's folders' rows and the user's limits' row: different tables.
+        self.at_once_async(&[
             (
                 "UPDATE folders SET delta_link = NULL WHERE user_id = ?1",
                 args![user_id],
@@ -1554,6 +1624,7 @@ impl Journal {
                 args![user_id, limits],
             ),
         ])
+        .await
     }
 
     /// Drops a folder's delta link (Graph answered 410: the next round starts over).
