@@ -358,6 +358,7 @@ impl GroupwareRun<'_> {
             page_records: HashMap::new(),
             batch: PageBatch::default(),
             done_records: DoneRecords::default(),
+            links: None,
         };
         for workload in self.workloads {
             if self.control.checkpoint().await.is_err() {
@@ -481,6 +482,18 @@ struct Ctx<'r, 'a> {
     batch: PageBatch,
     /// "Done" records of written items, sent and not answered yet.
     done_records: DoneRecords<'a>,
+    /// The delta links the journal held for the user's collections, read in one call at the
+    /// first collection ([`Ctx::stored_link`]), each taken once.
+    links: Option<StoredLinks>,
+}
+
+/// The delta links of a user's collections as the journal held them when read, by id
+/// ([`crate::journal::Journal::delta_links_async`]), and the collections whose link was
+/// taken: read again, it may be one this pass stored or cleared since.
+#[derive(Default)]
+struct StoredLinks {
+    links: HashMap<String, String>,
+    taken: HashSet<String>,
 }
 
 /// "Done" records sent and not answered yet, with their items' source ids. A record is sent
@@ -1028,16 +1041,30 @@ impl Ctx<'_, '_> {
         self.stats.folders += 1;
     }
 
-    /// The collection's delta link stored by the previous run, if any.
-    async fn stored_link(&self, open: &Open<'_>) -> Result<Option<String>, ItemError> {
-        match self.run.journal {
-            Some(j) => j
-                .journal
-                .delta_link_async(&self.user.id, open.source_id)
-                .await
-                .map_err(journal_error),
-            None => Ok(None),
+    /// The collection's delta link stored by the previous run, if any: the user's links are
+    /// read in one call at the first collection (issue 18: one round trip per collection
+    /// before), a collection's read again from the journal.
+    async fn stored_link(&mut self, open: &Open<'_>) -> Result<Option<String>, ItemError> {
+        let Some(j) = self.run.journal else {
+            return Ok(None);
+        };
+        if self.links.is_none() {
+            let links = j.journal.delta_links_async(&self.user.id).await;
+            let links = links.map_err(journal_error)?.into_iter().collect();
+            self.links = Some(StoredLinks {
+                links,
+                taken: HashSet::new(),
+            });
         }
+        if let Some(stored) = &mut self.links {
+            if stored.taken.insert(open.source_id.to_string()) {
+                return Ok(stored.links.remove(open.source_id));
+            }
+        }
+        j.journal
+            .delta_link_async(&self.user.id, open.source_id)
+            .await
+            .map_err(journal_error)
     }
 
     /// Reads a delta round page by page and applies its entries: `@removed` ids are noted for

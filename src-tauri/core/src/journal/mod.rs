@@ -1245,6 +1245,24 @@ impl Journal {
         self.at_once_async(&statements).await
     }
 
+    /// The stored delta links of `user_id`'s folders and collections, by id, in one call
+    /// ([`Journal::delta_link`] of each). Whatever their kind: a journal from before kinds
+    /// were recorded holds its collections' links as `mail`.
+    pub async fn delta_links_async(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<(String, String)>, JournalError> {
+        self.rows_async(
+            "SELECT folder_id, delta_link FROM folders
+             WHERE user_id = ?1 AND delta_link IS NOT NULL",
+            args![user_id],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok((r.text(0)?, r.text(1)?)))
+        .collect()
+    }
+
     /// A folder's stored delta link, for the next incremental pass.
     pub fn delta_link(
         &self,
