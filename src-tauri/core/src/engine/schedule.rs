@@ -103,9 +103,7 @@ impl<T> Eq for Queued<T> {}
 /// while copies run); the first copy
 /// starts once the first `lookahead` items (or all, if fewer) are sized, so the largest of
 /// them goes first, and from then on a slot that frees is given at once to the largest item
-/// sized and not yet started. While items are still being sized, one slot is kept for an item
-/// larger than every one started (it starts the moment it is sized, the admission's limit
-/// notwithstanding); the others fill the rest. Results come in the order the copies finish.
+/// sized and not yet started. Results come in the order the copies finish.
 ///
 /// `migrate` names the item (`K`) and gives its copy, which is spawned as its own task: a
 /// copy that panics is that item's [`Crashed`] result, never the caller's panic. Dropping
@@ -149,8 +147,6 @@ where
     let mut results = Vec::with_capacity(total);
     // Items of the mailboxes sized and not started.
     let mut queued_items = 0u64;
-    // The size of the largest item started so far.
-    let mut largest_started: Option<u64> = None;
     let mut last_sample = tokio::time::Instant::now();
     loop {
         if sized >= total && queue.is_empty() {
@@ -161,25 +157,15 @@ where
             .as_ref()
             .map_or(slots, |a| a.admission.limit().min(slots));
         if sized >= first_wave {
-            // While mailboxes are still being sized, the last slot is kept for one larger
-            // than any started: the largest of a tenant may be sized only after the first
-            // wave filled the slots, and would otherwise wait for a slot to free.
-            let reserve = usize::from(sized < total && slots > 1);
-            while let Some(next) = queue.peek() {
-                let new_largest = largest_started.is_none_or(|largest| next.size > largest);
-                let room = if new_largest {
-                    running.len() < slots
-                } else {
-                    running.len() < limit.min(slots - reserve)
-                };
-                if !room {
-                    break;
+            while running.len() < limit {
+                match queue.pop() {
+                    Some(next) => {
+                        queued_items = queued_items.saturating_sub(next.size);
+                        let (key, copy) = migrate(next.item);
+                        names.insert(running.spawn(copy).id(), key);
+                    }
+                    None => break,
                 }
-                let Some(next) = queue.pop() else { break };
-                queued_items = queued_items.saturating_sub(next.size);
-                largest_started = Some(largest_started.map_or(next.size, |l| l.max(next.size)));
-                let (key, copy) = migrate(next.item);
-                names.insert(running.spawn(copy).id(), key);
             }
         }
         tokio::select! {
@@ -288,67 +274,6 @@ mod tests {
             Instant::now() - t0,
             starts[0] + Duration::from_millis(1_000)
         );
-    }
-
-    /// Regression (issue 17): in the tenant benchmark the largest mailbox was sized after the
-    /// first wave had filled every slot, and started 2.7 s into a 21 s run, when the first
-    /// slot freed. Here 100 mailboxes are sized 4 at once (1 ms each) and each small copy
-    /// takes a second: the large one (listed 61st) starts the moment it is sized, never more
-    /// than 4 run at once, and every mailbox runs once. (Without the kept slot it started
-    /// after 1 s.)
-    #[tokio::test(start_paused = true)]
-    async fn regression_the_largest_mailbox_sized_after_the_slots_filled_waited_for_one() {
-        let mut sizes = vec![10u64; 100];
-        sizes[60] = 5_000;
-        let t0 = Instant::now();
-        let sized_at = Arc::new(Mutex::new(None));
-        let started_at = Arc::new(Mutex::new(None));
-        let (now_running, most_running) = (
-            Arc::new(std::sync::atomic::AtomicUsize::new(0)),
-            Arc::new(std::sync::atomic::AtomicUsize::new(0)),
-        );
-        let items: Vec<(usize, u64)> = sizes.into_iter().enumerate().collect();
-        let done = largest_first(
-            items,
-            4,
-            4,
-            None,
-            |(i, size)| {
-                let sized_at = sized_at.clone();
-                async move {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                    if size > 10 {
-                        *sized_at.lock().unwrap() = Some(Instant::now() - t0);
-                    }
-                    (size, (i, size))
-                }
-            },
-            |(i, size)| {
-                let started_at = started_at.clone();
-                let (now_running, most_running) = (now_running.clone(), most_running.clone());
-                let copy = async move {
-                    use std::sync::atomic::Ordering::Relaxed;
-                    let now = now_running.fetch_add(1, Relaxed) + 1;
-                    most_running.fetch_max(now, Relaxed);
-                    if size > 10 {
-                        *started_at.lock().unwrap() = Some(Instant::now() - t0);
-                    }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    now_running.fetch_sub(1, Relaxed);
-                    i
-                };
-                (i, copy)
-            },
-        )
-        .await;
-        let sized_at = sized_at.lock().unwrap().expect("the large one was sized");
-        let started_at = started_at.lock().unwrap().expect("the large one started");
-        assert_eq!(started_at, sized_at, "the largest waited for a slot");
-        assert!(started_at < Duration::from_millis(100), "{started_at:?}");
-        assert_eq!(most_running.load(std::sync::atomic::Ordering::Relaxed), 4);
-        let mut all: Vec<usize> = done.into_iter().map(|r| r.unwrap()).collect();
-        all.sort();
-        assert_eq!(all, (0..100).collect::<Vec<_>>(), "each mailbox once");
     }
 
     /// Issue 17: with 100 mailboxes on 2 saturated CPUs every mailbox got an even share, so
