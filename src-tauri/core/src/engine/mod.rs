@@ -1137,6 +1137,7 @@ async fn run_locked(
         mailboxes,
         mailboxes::FACT_READS,
         options.parallel_mailboxes,
+        schedule::START_SPACING,
         Some(schedule::Admitting {
             admission: admission::Admission::new(options.parallel_mailboxes),
             samples: admission::probe(),
