@@ -94,8 +94,9 @@
 //!   report
 //!   ([`engine::report`]),
 //!   pause/resume/stop ([`engine::RunControl`]), the mailboxes' order and admission
-//!   (`schedule`: largest first; `admission`: no new start while the mailbox that bounds the
-//!   finish lags on a saturated machine), and the workers that share a PostgreSQL
+//!   (`schedule`: largest first, starts spaced 10 ms apart so waves of mailboxes do not
+//!   run in step; `admission`: no new start while the mailbox that bounds the finish lags on
+//!   a saturated machine), and the workers that share a PostgreSQL
 //!   journal, one leased mailbox at a time ([`engine::work`]).
 //! - [`progress`]: the event stream, [`progress::Reporter`], counters, and
 //!   [`progress::RunSnapshot`], the whole run at one moment (every mailbox from the start,

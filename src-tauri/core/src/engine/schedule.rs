@@ -3,8 +3,8 @@
 //! service limits) a 100,000-message mailbox needs at least 100 minutes whatever else runs,
 //! so it must start first while the small ones fill the other slots. [`largest_first`] sizes
 //! mailboxes ahead of the copies (a plan's kept counts, else a cheap read per mailbox, many
-//! at once, overlapping the copies of mailboxes already running) and gives each free slot at
-//! once to the largest mailbox sized so far. Each started mailbox is its own task on the
+//! at once, overlapping the copies of mailboxes already running) and gives each free slot to
+//! the largest mailbox sized so far, one start at most every [`START_SPACING`]. Each started mailbox is its own task on the
 //! runtime, so on a multi-thread runtime mailboxes use every core (issue 17). While the
 //! mailbox that bounds the finish runs under its Graph ceiling on a saturated machine, freed
 //! slots are not given out at all ([`super::admission`]): the crowd of small mailboxes
