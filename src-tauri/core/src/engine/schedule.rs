@@ -67,8 +67,8 @@ pub(super) struct Admitting {
 /// the next wave began; the largest mailbox, sized after the first wave took every slot,
 /// waited for that wave to end. Spaced, the waves spread, and the largest, sized while the
 /// first wave starts, starts before the rest of it. In the tenant benchmark (100 slots):
-/// the largest began at 0.1 s instead of 2.1-2.3 s and the run finished 4-5 % sooner
-/// (BENCHMARKS.md, 2026-12-08 02:00). 100 starts take a second: nothing at Exchange's
+/// the largest began at 0.1 s instead of 2.0-2.3 s and the run finished 1-8 % sooner into a
+/// local folder, about as soon into Dovecot (BENCHMARKS.md, 2026-12-08, D). 100 starts take a second: nothing at Exchange's
 /// latency, where a mailbox takes minutes to hours.
 pub(super) const START_SPACING: Duration = Duration::from_millis(10);
 
