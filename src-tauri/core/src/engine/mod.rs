@@ -1104,12 +1104,15 @@ async fn run_locked(
                 Some(known) => (Some(Box::new(known.0)), known.1),
                 None => (None, Debt::default()),
             };
-            // A stopped run starts no mailbox, so it sizes none either.
-            let size = if let Some(counted) = counted {
+            // A stopped run starts no mailbox, so it sizes none either (size 0: its queue
+            // drains without the starts' spacing).
+            let size = if control.is_cancelled() {
+                0
+            } else if let Some(counted) = counted {
                 counted
             } else if no_mailbox {
                 0
-            } else if workloads.contains(&Workload::Mail) && !control.is_cancelled() {
+            } else if workloads.contains(&Workload::Mail) {
                 // The mailbox's own pacer, made when it starts, then takes over the request's
                 // budget and any pause it was answered. A mailbox that cannot be sized runs
                 // last; its own run reports why.

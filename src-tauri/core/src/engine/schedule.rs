@@ -4,8 +4,9 @@
 //! so it must start first while the small ones fill the other slots. [`largest_first`] sizes
 //! mailboxes ahead of the copies (a plan's kept counts, else a cheap read per mailbox, many
 //! at once, overlapping the copies of mailboxes already running) and gives each free slot to
-//! the largest mailbox sized so far, one start at most every [`START_SPACING`]. Each started mailbox is its own task on the
-//! runtime, so on a multi-thread runtime mailboxes use every core (issue 17). While the
+//! the largest mailbox sized so far, one start at most every [`START_SPACING`]. Each started
+//! mailbox is its own task on the runtime, so on a multi-thread runtime mailboxes use every
+//! core (issue 17). While the
 //! mailbox that bounds the finish runs under its Graph ceiling on a saturated machine, freed
 //! slots are not given out at all ([`super::admission`]): the crowd of small mailboxes
 //! shrinks and leaves it the CPU.
@@ -68,8 +69,9 @@ pub(super) struct Admitting {
 /// waited for that wave to end. Spaced, the waves spread, and the largest, sized while the
 /// first wave starts, starts before the rest of it. In the tenant benchmark (100 slots):
 /// the largest began at 0.1 s instead of 2.0-2.3 s and the run finished 1-8 % sooner into a
-/// local folder, about as soon into Dovecot (BENCHMARKS.md, 2026-12-08, D). 100 starts take a second: nothing at Exchange's
-/// latency, where a mailbox takes minutes to hours.
+/// local folder, about as soon into Dovecot (BENCHMARKS.md, 2026-12-08, D). 100 starts take
+/// a second: nothing at Exchange's latency, where a mailbox takes minutes to hours. Mailboxes
+/// of size 0 are not spaced: a stopped run sizes none, and its queue drains at once.
 pub(super) const START_SPACING: Duration = Duration::from_millis(10);
 
 /// The next saturation sample; never, without an admission.
@@ -115,7 +117,8 @@ impl<T> Eq for Queued<T> {}
 /// starts once the first `lookahead` items (or all, if fewer) are sized, so the largest of
 /// them goes first, and from then on a slot that frees is given at once to the largest item
 /// sized and not yet started, but never sooner than `spacing` after the previous start
-/// ([`START_SPACING`]). Results come in the order the copies finish.
+/// ([`START_SPACING`]); an item of size 0 (empty, or not sized: a stopped run sizes none)
+/// starts without waiting. Results come in the order the copies finish.
 ///
 /// `migrate` names the item (`K`) and gives its copy, which is spawned as its own task: a
 /// copy that panics is that item's [`Crashed`] result, never the caller's panic. Dropping
@@ -173,13 +176,18 @@ where
         // When the next start is due, while one waits for it.
         let mut spaced = None;
         if sized >= first_wave {
-            while running.len() < limit && !queue.is_empty() {
-                let now = tokio::time::Instant::now();
-                if now < next_start {
-                    spaced = Some(next_start);
+            while running.len() < limit {
+                let Some(sized_next) = queue.peek().map(|next| next.size > 0) else {
                     break;
+                };
+                let now = tokio::time::Instant::now();
+                if sized_next {
+                    if now < next_start {
+                        spaced = Some(next_start);
+                        break;
+                    }
+                    next_start = now + spacing;
                 }
-                next_start = now + spacing;
                 match queue.pop() {
                     Some(next) => {
                         queued_items = queued_items.saturating_sub(next.size);
@@ -354,6 +362,30 @@ mod tests {
         let mut all: Vec<usize> = done.into_iter().map(|r| r.unwrap()).collect();
         all.sort();
         assert_eq!(all, (0..60).collect::<Vec<_>>(), "each mailbox once");
+    }
+
+    /// Items of size 0 (a stopped run sizes none) are not spaced: 1,000 of them on 10 slots
+    /// all start within a millisecond of virtual time, where spaced they would take 10 s
+    /// (a stop would then wait 10 ms for each mailbox still queued).
+    #[tokio::test(start_paused = true)]
+    async fn items_of_size_zero_start_without_spacing() {
+        let t0 = Instant::now();
+        let done = largest_first(
+            (0..1_000usize).collect(),
+            64,
+            10,
+            START_SPACING,
+            None,
+            |i| async move { (0, i) },
+            |i| (i, async move { i }),
+        )
+        .await;
+        assert_eq!(done.len(), 1_000);
+        assert!(
+            Instant::now() - t0 < Duration::from_millis(1),
+            "{:?}",
+            Instant::now() - t0
+        );
     }
 
     /// Issue 17: with 100 mailboxes on 2 saturated CPUs every mailbox got an even share, so
