@@ -1104,15 +1104,12 @@ async fn run_locked(
                 Some(known) => (Some(Box::new(known.0)), known.1),
                 None => (None, Debt::default()),
             };
-            // A stopped run starts no mailbox, so it sizes none either (size 0: its queue
-            // drains without the starts' spacing).
-            let size = if control.is_cancelled() {
-                0
-            } else if let Some(counted) = counted {
+            // A stopped run starts no mailbox, so it sizes none either.
+            let size = if let Some(counted) = counted {
                 counted
             } else if no_mailbox {
                 0
-            } else if workloads.contains(&Workload::Mail) {
+            } else if workloads.contains(&Workload::Mail) && !control.is_cancelled() {
                 // The mailbox's own pacer, made when it starts, then takes over the request's
                 // budget and any pause it was answered. A mailbox that cannot be sized runs
                 // last; its own run reports why.
@@ -1140,7 +1137,10 @@ async fn run_locked(
         mailboxes,
         mailboxes::FACT_READS,
         options.parallel_mailboxes,
-        schedule::START_SPACING,
+        schedule::Spacing {
+            every: schedule::START_SPACING,
+            stopped: || control.is_cancelled(),
+        },
         Some(schedule::Admitting {
             admission: admission::Admission::new(options.parallel_mailboxes),
             samples: admission::probe(),

@@ -74,6 +74,22 @@ pub(super) struct Admitting {
 /// of size 0 are not spaced: a stopped run sizes none, and its queue drains at once.
 pub(super) const START_SPACING: Duration = Duration::from_millis(10);
 
+/// How [`largest_first`] spaces its starts: `every` apart, except once `stopped` (a stopped
+/// run's queued items each end at once, and its queue drains without waiting).
+pub(super) struct Spacing<F> {
+    pub every: Duration,
+    pub stopped: F,
+}
+
+/// No spacing.
+#[cfg(test)]
+fn unspaced() -> Spacing<fn() -> bool> {
+    Spacing {
+        every: Duration::ZERO,
+        stopped: || false,
+    }
+}
+
 /// The next saturation sample; never, without an admission.
 async fn next_sample(admitting: &mut Option<Admitting>) -> Option<Duration> {
     match admitting {
@@ -116,9 +132,10 @@ impl<T> Eq for Queued<T> {}
 /// while copies run); the first copy
 /// starts once the first `lookahead` items (or all, if fewer) are sized, so the largest of
 /// them goes first, and from then on a slot that frees is given at once to the largest item
-/// sized and not yet started, but never sooner than `spacing` after the previous start
-/// ([`START_SPACING`]); an item of size 0 (empty, or not sized: a stopped run sizes none)
-/// starts without waiting. Results come in the order the copies finish.
+/// sized and not yet started, but never sooner than `spacing.every` after the previous start
+/// ([`START_SPACING`]); an item of size 0 (empty, or not sized), and every item once
+/// `spacing.stopped` says so, starts without waiting. Results come in the order the copies
+/// finish.
 ///
 /// `migrate` names the item (`K`) and gives its copy, which is spawned as its own task: a
 /// copy that panics is that item's [`Crashed`] result, never the caller's panic. Dropping
@@ -127,11 +144,11 @@ impl<T> Eq for Queued<T> {}
 /// With `admitting`, fewer than `slots` may run while items wait: at each saturation sample
 /// its [`Admission`] is fed the running items' pacers ([`Running`]) and the items queued,
 /// and no item starts while as many run as it allows (it never stops one that runs).
-pub(super) async fn largest_first<T, U, K, R, S, SF, M, MF>(
+pub(super) async fn largest_first<T, U, K, R, S, SF, M, MF, X>(
     items: Vec<T>,
     lookahead: usize,
     slots: usize,
-    spacing: Duration,
+    spacing: Spacing<X>,
     mut admitting: Option<Admitting>,
     size_of: S,
     mut migrate: M,
@@ -142,6 +159,7 @@ where
     M: FnMut(U) -> (K, MF),
     MF: Future<Output = R> + Send + 'static,
     R: Send + 'static,
+    X: Fn() -> bool,
 {
     let total = items.len();
     let first_wave = lookahead.max(1).min(total);
@@ -181,12 +199,12 @@ where
                     break;
                 };
                 let now = tokio::time::Instant::now();
-                if sized_next {
+                if sized_next && !(spacing.stopped)() {
                     if now < next_start {
                         spaced = Some(next_start);
                         break;
                     }
-                    next_start = now + spacing;
+                    next_start = now + spacing.every;
                 }
                 match queue.pop() {
                     Some(next) => {
@@ -265,7 +283,7 @@ mod tests {
             items,
             64,
             4,
-            Duration::ZERO,
+            unspaced(),
             None,
             |(i, size)| async move {
                 // A sizing read takes a moment, some a little longer.
@@ -328,7 +346,10 @@ mod tests {
             items,
             4,
             20,
-            START_SPACING,
+            Spacing {
+                every: START_SPACING,
+                stopped: || false,
+            },
             None,
             |(i, size)| async move {
                 tokio::time::sleep(Duration::from_millis(1)).await;
@@ -364,28 +385,31 @@ mod tests {
         assert_eq!(all, (0..60).collect::<Vec<_>>(), "each mailbox once");
     }
 
-    /// Items of size 0 (a stopped run sizes none) are not spaced: 1,000 of them on 10 slots
-    /// all start within a millisecond of virtual time, where spaced they would take 10 s
-    /// (a stop would then wait 10 ms for each mailbox still queued).
+    /// Items of size 0 (empty, or not sized), and every item once the run is stopped, start
+    /// without spacing: 1,000 of either on 10 slots all start within a millisecond of
+    /// virtual time, where spaced they would take 10 s (a stop would wait 10 ms for each
+    /// mailbox still queued).
     #[tokio::test(start_paused = true)]
-    async fn items_of_size_zero_start_without_spacing() {
-        let t0 = Instant::now();
-        let done = largest_first(
-            (0..1_000usize).collect(),
-            64,
-            10,
-            START_SPACING,
-            None,
-            |i| async move { (0, i) },
-            |i| (i, async move { i }),
-        )
-        .await;
-        assert_eq!(done.len(), 1_000);
-        assert!(
-            Instant::now() - t0 < Duration::from_millis(1),
-            "{:?}",
-            Instant::now() - t0
-        );
+    async fn items_of_size_zero_and_a_stopped_runs_start_without_spacing() {
+        for (size, stopped) in [(0u64, false), (500, true)] {
+            let t0 = Instant::now();
+            let done = largest_first(
+                (0..1_000usize).collect(),
+                64,
+                10,
+                Spacing {
+                    every: START_SPACING,
+                    stopped: move || stopped,
+                },
+                None,
+                move |i| async move { (size, i) },
+                |i| (i, async move { i }),
+            )
+            .await;
+            assert_eq!(done.len(), 1_000);
+            let took = Instant::now() - t0;
+            assert!(took < Duration::from_millis(1), "size {size}: {took:?}");
+        }
     }
 
     /// Issue 17: with 100 mailboxes on 2 saturated CPUs every mailbox got an even share, so
@@ -450,7 +474,7 @@ mod tests {
                 items,
                 64,
                 10,
-                Duration::ZERO,
+                unspaced(),
                 Some(admitting),
                 |(i, size)| async move { (size, (i, size)) },
                 move |(i, size)| {
@@ -545,7 +569,7 @@ mod tests {
             vec![0usize, 1],
             2,
             2,
-            Duration::ZERO,
+            unspaced(),
             None,
             |i| async move { (10, i) },
             |i| {
@@ -579,7 +603,7 @@ mod tests {
             vec![0usize, 1, 2],
             3,
             2,
-            Duration::ZERO,
+            unspaced(),
             None,
             |i| async move { (i as u64, i) },
             |i| {
