@@ -70,8 +70,8 @@ pub(super) struct Admitting {
 /// first wave starts, starts before the rest of it. In the tenant benchmark (100 slots):
 /// the largest began at 0.1 s instead of 2.0-2.3 s and the run finished 1-8 % sooner into a
 /// local folder, about as soon into Dovecot (BENCHMARKS.md, 2026-12-08, D). 100 starts take
-/// a second: nothing at Exchange's latency, where a mailbox takes minutes to hours. Mailboxes
-/// of size 0 are not spaced: a stopped run sizes none, and its queue drains at once.
+/// a second: nothing at Exchange's latency, where a mailbox takes minutes to hours. Empty
+/// (or unsized) mailboxes are not spaced, nor any once the run is stopped ([`Spacing`]).
 pub(super) const START_SPACING: Duration = Duration::from_millis(10);
 
 /// How [`largest_first`] spaces its starts: `every` apart, except once `stopped` (a stopped
