@@ -191,8 +191,8 @@ where
         let limit = admitting
             .as_ref()
             .map_or(slots, |a| a.admission.limit().min(slots));
-        // When the next start is due, while one waits for it.
-        let mut spaced = None;
+        // A start waits for `next_start`.
+        let mut spaced = false;
         if sized >= first_wave {
             while running.len() < limit {
                 let Some(sized_next) = queue.peek().map(|next| next.size > 0) else {
@@ -201,23 +201,19 @@ where
                 let now = tokio::time::Instant::now();
                 if sized_next && !(spacing.stopped)() {
                     if now < next_start {
-                        spaced = Some(next_start);
+                        spaced = true;
                         break;
                     }
                     next_start = now + spacing.every;
                 }
-                match queue.pop() {
-                    Some(next) => {
-                        queued_items = queued_items.saturating_sub(next.size);
-                        let (key, copy) = migrate(next.item);
-                        names.insert(running.spawn(copy).id(), key);
-                    }
-                    None => break,
-                }
+                let Some(next) = queue.pop() else { break };
+                queued_items = queued_items.saturating_sub(next.size);
+                let (key, copy) = migrate(next.item);
+                names.insert(running.spawn(copy).id(), key);
             }
         }
         tokio::select! {
-            () = tokio::time::sleep_until(spaced.unwrap_or(next_start)), if spaced.is_some() => {}
+            () = tokio::time::sleep_until(next_start), if spaced => {}
             Some(late) = next_sample(&mut admitting), if admitting.is_some() => {
                 if let Some(a) = admitting.as_mut() {
                     let now = tokio::time::Instant::now();
